@@ -1,0 +1,19 @@
+"""``xorj dev ...``: the local development environment (cluster, database, chain, whole demo)."""
+
+from __future__ import annotations
+
+import click
+
+from xorj.cli import LazyGroup
+
+DEV_COMMANDS: dict[str, str] = {
+    "toolchain": "xorj.commands.dev_toolchain:toolchain",
+    "cluster": "xorj.commands.dev_cluster:cluster",
+    "db": "xorj.commands.dev_db:db",
+    "chain": "xorj.commands.dev_chain:chain",
+}
+
+
+@click.group(cls=LazyGroup, lazy_commands=DEV_COMMANDS)
+def dev() -> None:
+    """Run the local environment: Kubernetes from upstream components, Postgres, a LiteSVM chain."""

@@ -1,0 +1,38 @@
+"""One exception hierarchy for the whole package.
+
+Every error the project raises on purpose derives from :class:`XorjError`, so entry points can turn
+any of them into one clear line (CLI) or a reason code (executor) without catching bare exceptions.
+"""
+
+from __future__ import annotations
+
+
+class XorjError(Exception):
+    """Base of every deliberate xorj error."""
+
+
+class InvalidInputError(XorjError, ValueError):
+    """Input broke a documented rule. The message names the field (and row, for files) and the rule."""
+
+
+class IllegalTransitionError(XorjError):
+    """A trade state change that the state machine does not allow."""
+
+
+class LedgerError(XorjError):
+    """The ledger refused or could not perform an operation."""
+
+
+class LedgerUnavailableError(LedgerError):
+    """The connection to Postgres was lost or could not be made (reason code LEDGER_UNAVAILABLE).
+
+    Raised instead of retrying silently: a retried write could be applied twice.
+    """
+
+
+class ChainError(XorjError):
+    """A Solana RPC or swap-API call failed; carries a reason code."""
+
+
+class EnvironmentSetupError(XorjError):
+    """The local development environment (toolchain, cluster, database, chain) could not be set up."""
