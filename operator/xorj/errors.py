@@ -36,3 +36,18 @@ class ChainError(XorjError):
 
 class EnvironmentSetupError(XorjError):
     """The local development environment (toolchain, cluster, database, chain) could not be set up."""
+
+
+class LeaseLostError(LedgerError):
+    """An executor wrote to a trade whose lease it no longer holds (expired or taken over).
+
+    The write changed nothing (fencing): the executor must stop working on that trade.
+    """
+
+
+class LedgerConstraintError(LedgerError):
+    """A write broke a ledger constraint; the message names the constraint and the field."""
+
+
+class TradeNotFoundError(LedgerError):
+    """No trade (or attempt) matches the id, key or signature given."""

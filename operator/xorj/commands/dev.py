@@ -11,6 +11,8 @@ DEV_COMMANDS: dict[str, str] = {
     "cluster": "xorj.commands.dev_cluster:cluster",
     "db": "xorj.commands.dev_db:db",
     "chain": "xorj.commands.dev_chain:chain",
+    "up": "xorj.commands.dev_up:up",
+    "down": "xorj.commands.dev_down:down",
 }
 
 

@@ -6,9 +6,14 @@ ledger writes is first checked here. (Contract shared by ledger, executor and op
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
 
-from xorj.errors import IllegalTransitionError
+from xorj.errors import IllegalTransitionError, InvalidInputError
 
 
 class TradeState(str, enum.Enum):
@@ -65,3 +70,415 @@ def check_transition(current: TradeState, target: TradeState) -> None:
     """Raise :class:`IllegalTransitionError` unless ``current -> target`` exists."""
     if target not in ALLOWED_TRANSITIONS[current]:
         raise IllegalTransitionError(f"illegal trade transition {current.value} -> {target.value}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Typed models and pure transitions. Everything below returns new objects; nothing mutates.
+# --------------------------------------------------------------------------------------------------
+
+# A slippage bound is a share of the quoted output: 10,000 bps is 100 %, beyond which it means nothing.
+MAX_BPS = 10_000
+
+# Outcomes after which a new attempt may be signed: the earlier transaction can no longer land
+# (EXPIRED, NOT_SENT) or landed with an error that left the swap undone (FAILED_ON_CHAIN).
+RETRYABLE_OUTCOMES = frozenset(
+    {AttemptOutcome.EXPIRED, AttemptOutcome.FAILED_ON_CHAIN, AttemptOutcome.NOT_SENT}
+)
+
+# Which reasons may explain which attempt outcome. LANDED needs none. An expired blockhash has exactly
+# one explanation. FAILED_ON_CHAIN is what the program said. NOT_SENT may be anything that stopped us
+# before the broadcast -- but never use it after a send whose fate is unknown (an RPC timeout on
+# sendTransaction does NOT mean not sent): such an attempt stays PENDING until it lands or expires.
+ATTEMPT_REASONS: dict[AttemptOutcome, frozenset[ReasonCode]] = {
+    AttemptOutcome.PENDING: frozenset(),
+    AttemptOutcome.LANDED: frozenset(),
+    AttemptOutcome.EXPIRED: frozenset({ReasonCode.BLOCKHASH_EXPIRED}),
+    AttemptOutcome.FAILED_ON_CHAIN: frozenset(
+        {ReasonCode.SLIPPAGE_EXCEEDED, ReasonCode.PROGRAM_ERROR, ReasonCode.INSUFFICIENT_FUNDS}
+    ),
+    AttemptOutcome.NOT_SENT: frozenset(ReasonCode) - {ReasonCode.BLOCKHASH_EXPIRED},
+}
+
+
+def _require_aware(name: str, value: datetime | None) -> None:
+    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+        raise InvalidInputError(f"{name}: must be a timezone-aware datetime (UTC), got naive {value!r}")
+
+
+def _require_text(name: str, value: object) -> None:
+    if not isinstance(value, str) or not value or value != value.strip():
+        raise InvalidInputError(
+            f"{name}: must be a non-empty string without surrounding whitespace, got {value!r}"
+        )
+
+
+def _require_int(name: str, value: object, *, minimum: int, maximum: int | None = None) -> None:
+    # bool is an int in Python; a True amount is a bug, not one base unit.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"{name}: must be an integer, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise InvalidInputError(f"{name}: must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise InvalidInputError(f"{name}: must be <= {maximum}, got {value}")
+
+
+class IdempotencyKey(NamedTuple):
+    """What makes two copy intents the same trade: the ledger's UNIQUE key."""
+
+    strategy: str
+    vault: str
+    lead_signature: str
+
+    def __str__(self) -> str:
+        # ':' is refused inside components, so this text form is unambiguous (injective).
+        return f"{self.strategy}:{self.vault}:{self.lead_signature}"
+
+
+def idempotency_key(strategy: str, vault: str, lead_signature: str) -> IdempotencyKey:
+    """The key under which a lead trade is copied at most once per (strategy, vault).
+
+    Components are taken verbatim (base58 is case-sensitive) and refused, not normalised, when they
+    carry whitespace or ':': silently trimming on one path and not another would make duplicates.
+    """
+    for name, value in (("strategy", strategy), ("vault", vault), ("lead_signature", lead_signature)):
+        _require_text(name, value)
+        if ":" in value or any(ch.isspace() for ch in value):
+            raise InvalidInputError(f"{name}: must not contain ':' or whitespace, got {value!r}")
+    return IdempotencyKey(strategy, vault, lead_signature)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One signed transaction for a trade. Its signature is known before the first send."""
+
+    number: int  # 1-based, consecutive within a trade
+    signature: str
+    slippage_bps: int
+    last_valid_block_height: int
+    outcome: AttemptOutcome = AttemptOutcome.PENDING
+    reason: ReasonCode | None = None
+    reason_detail: str | None = None
+    created_at: datetime | None = None
+    resolved_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        _require_int("attempt.number", self.number, minimum=1)
+        _require_text("attempt.signature", self.signature)
+        _require_int("attempt.slippage_bps", self.slippage_bps, minimum=1, maximum=MAX_BPS)
+        _require_int("attempt.last_valid_block_height", self.last_valid_block_height, minimum=0)
+        if not isinstance(self.outcome, AttemptOutcome):
+            raise InvalidInputError(f"attempt.outcome: must be an AttemptOutcome, got {self.outcome!r}")
+        if self.reason is not None and not isinstance(self.reason, ReasonCode):
+            raise InvalidInputError(f"attempt.reason: must be a ReasonCode or None, got {self.reason!r}")
+        allowed = ATTEMPT_REASONS[self.outcome]
+        if allowed and self.reason is None:
+            raise InvalidInputError(f"attempt.reason: required when outcome is {self.outcome.value}")
+        if not allowed and self.reason is not None:
+            raise InvalidInputError(
+                f"attempt.reason: must be empty when outcome is {self.outcome.value}, got {self.reason.value}"
+            )
+        if self.reason is not None and self.reason not in allowed:
+            raise InvalidInputError(
+                f"attempt.reason: {self.reason.value} cannot explain outcome {self.outcome.value} "
+                f"(allowed: {', '.join(sorted(r.value for r in allowed))})"
+            )
+        _require_aware("attempt.created_at", self.created_at)
+        _require_aware("attempt.resolved_at", self.resolved_at)
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.outcome is not AttemptOutcome.PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One copy of one lead trade into one vault. Construction checks every invariant, so a Trade
+    rebuilt from ledger rows is either consistent or refused with the broken rule named."""
+
+    id: str
+    strategy: str
+    vault: str
+    lead_trader: str
+    lead_signature: str
+    input_mint: str
+    output_mint: str
+    amount_in: int  # base units of input_mint (lamports for SOL, 10^-decimals of an SPL token)
+    max_slippage_bps: int
+    state: TradeState = TradeState.PENDING
+    reason: ReasonCode | None = None
+    reason_detail: str | None = None
+    attempts: tuple[Attempt, ...] = ()
+    final_signature: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    submitted_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("id", "strategy", "vault", "lead_trader", "lead_signature", "input_mint", "output_mint"):
+            _require_text(f"trade.{name}", getattr(self, name))
+        if self.input_mint == self.output_mint:
+            raise InvalidInputError(f"trade.output_mint: must differ from input_mint ({self.input_mint})")
+        _require_int("trade.amount_in", self.amount_in, minimum=1)
+        _require_int("trade.max_slippage_bps", self.max_slippage_bps, minimum=1, maximum=MAX_BPS)
+        if not isinstance(self.state, TradeState):
+            raise InvalidInputError(f"trade.state: must be a TradeState, got {self.state!r}")
+        if self.reason is not None and not isinstance(self.reason, ReasonCode):
+            raise InvalidInputError(f"trade.reason: must be a ReasonCode or None, got {self.reason!r}")
+        if not isinstance(self.attempts, tuple):
+            # A list would make the frozen trade mutable through the back door.
+            object.__setattr__(self, "attempts", tuple(self.attempts))
+        for ts in ("created_at", "updated_at", "submitted_at", "finished_at"):
+            _require_aware(f"trade.{ts}", getattr(self, ts))
+        violation = invariant_violation(self)
+        if violation is not None:
+            raise InvalidInputError(violation)
+
+    @property
+    def key(self) -> IdempotencyKey:
+        return idempotency_key(self.strategy, self.vault, self.lead_signature)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state.is_terminal
+
+    @property
+    def last_attempt(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    @property
+    def pending_attempt(self) -> Attempt | None:
+        """The one attempt whose fate is still open, if any (there is never more than one)."""
+        last = self.last_attempt
+        return last if last is not None and not last.is_resolved else None
+
+    def attempt_by_signature(self, signature: str) -> Attempt | None:
+        return next((a for a in self.attempts if a.signature == signature), None)
+
+
+def invariant_violation(trade: Trade) -> str | None:
+    """The first broken trade invariant as a sentence naming the field and rule, or None.
+
+    The invariants (DESIGN.md): attempts numbered 1..n with distinct signatures; at most one
+    unresolved attempt, and only as the last; at most one LANDED attempt; PENDING has no attempts;
+    SUBMITTED has at least one; CONFIRMED has exactly one LANDED attempt, the last, whose signature
+    is final; FAILED has a reason and no unresolved or LANDED attempt; only terminal trades carry a
+    finish time, and only FAILED trades a reason.
+    """
+    attempts = trade.attempts
+    for index, attempt in enumerate(attempts, start=1):
+        if not isinstance(attempt, Attempt):
+            return f"trade.attempts[{index - 1}]: must be an Attempt, got {type(attempt).__name__}"
+        if attempt.number != index:
+            return f"trade.attempts: numbers must run 1..n in order, found {attempt.number} at position {index}"
+    signatures = [a.signature for a in attempts]
+    if len(set(signatures)) != len(signatures):
+        return "trade.attempts: signatures must be distinct"
+    if any(not a.is_resolved for a in attempts[:-1]):
+        return "trade.attempts: only the last attempt may be unresolved (at most one in flight)"
+    landed = [a for a in attempts if a.outcome is AttemptOutcome.LANDED]
+    if len(landed) > 1:
+        return f"trade.attempts: at most one LANDED attempt, found {len(landed)}"
+    if landed and landed[0] is not attempts[-1]:
+        return "trade.attempts: no attempt may follow a LANDED attempt"
+    if trade.state is TradeState.PENDING and attempts:
+        return "trade.attempts: a PENDING trade has no attempts"
+    if trade.state is not TradeState.PENDING and trade.state is not TradeState.FAILED and not attempts:
+        return f"trade.attempts: a {trade.state.value} trade has at least one attempt"
+    if trade.state is TradeState.CONFIRMED:
+        if not landed:
+            return "trade.state: CONFIRMED requires exactly one LANDED attempt"
+        if trade.final_signature != landed[0].signature:
+            return "trade.final_signature: must be the signature of the LANDED attempt"
+    elif trade.final_signature is not None:
+        return f"trade.final_signature: only a CONFIRMED trade has one (state {trade.state.value})"
+    if trade.state is TradeState.FAILED:
+        if trade.reason is None:
+            return "trade.reason: a FAILED trade must have a reason"
+        if trade.pending_attempt is not None:
+            return "trade.state: a trade with an unresolved attempt cannot be FAILED (it may still land)"
+        if landed:
+            return "trade.state: a trade with a LANDED attempt cannot be FAILED (it must be CONFIRMED)"
+    elif trade.reason is not None:
+        return f"trade.reason: only a FAILED trade has a reason (state {trade.state.value})"
+    if trade.finished_at is not None and not trade.state.is_terminal:
+        return f"trade.finished_at: only a CONFIRMED or FAILED trade has one (state {trade.state.value})"
+    return None
+
+
+def new_trade(
+    *,
+    id: str,  # noqa: A002 - the field's name in the ledger and the CR
+    strategy: str,
+    vault: str,
+    lead_trader: str,
+    lead_signature: str,
+    input_mint: str,
+    output_mint: str,
+    amount_in: int,
+    max_slippage_bps: int,
+    at: datetime,
+) -> Trade:
+    """A PENDING trade created at ``at``."""
+    _require_aware("at", at)
+    idempotency_key(strategy, vault, lead_signature)  # same component rules as the ledger key
+    return Trade(
+        id=id,
+        strategy=strategy,
+        vault=vault,
+        lead_trader=lead_trader,
+        lead_signature=lead_signature,
+        input_mint=input_mint,
+        output_mint=output_mint,
+        amount_in=amount_in,
+        max_slippage_bps=max_slippage_bps,
+        created_at=at,
+        updated_at=at,
+    )
+
+
+def _refuse(trade: Trade, action: str, rule: str) -> IllegalTransitionError:
+    return IllegalTransitionError(f"trade {trade.id}: cannot {action} in state {trade.state.value}: {rule}")
+
+
+def submit(trade: Trade, attempt: Attempt, *, at: datetime, max_attempts: int | None = None) -> Trade:
+    """Record a freshly signed attempt (before its first send): PENDING -> SUBMITTED, or a new attempt
+    while SUBMITTED once the previous one is resolved EXPIRED / FAILED_ON_CHAIN / NOT_SENT.
+
+    ``attempt`` must be unresolved, numbered ``len(trade.attempts) + 1``, with a signature new to the
+    trade and slippage within ``trade.max_slippage_bps``; ``max_attempts`` (the policy's) if given.
+    """
+    _require_aware("at", at)
+    if trade.state.is_terminal:
+        raise _refuse(trade, "submit an attempt", "terminal states are absorbing")
+    if trade.state is TradeState.PENDING:
+        check_transition(trade.state, TradeState.SUBMITTED)
+    else:
+        last = trade.last_attempt
+        assert last is not None  # invariant: SUBMITTED has an attempt
+        if not last.is_resolved:
+            raise _refuse(trade, "submit an attempt", f"attempt {last.number} is still unresolved")
+        if last.outcome not in RETRYABLE_OUTCOMES:
+            raise _refuse(
+                trade, "submit an attempt", f"attempt {last.number} is {last.outcome.value}, confirm it instead"
+            )
+    if attempt.is_resolved:
+        raise InvalidInputError(f"attempt.outcome: a new attempt must be PENDING, got {attempt.outcome.value}")
+    expected = len(trade.attempts) + 1
+    if attempt.number != expected:
+        raise InvalidInputError(f"attempt.number: must be {expected} (next in sequence), got {attempt.number}")
+    if max_attempts is not None and attempt.number > max_attempts:
+        raise _refuse(trade, "submit an attempt", f"attempt {attempt.number} exceeds max_attempts {max_attempts}")
+    if trade.attempt_by_signature(attempt.signature) is not None:
+        raise InvalidInputError(f"attempt.signature: {attempt.signature} is already an attempt of this trade")
+    if attempt.slippage_bps > trade.max_slippage_bps:
+        raise InvalidInputError(
+            f"attempt.slippage_bps: {attempt.slippage_bps} exceeds trade max_slippage_bps {trade.max_slippage_bps}"
+        )
+    recorded = dataclasses.replace(attempt, created_at=attempt.created_at or at, resolved_at=None)
+    return dataclasses.replace(
+        trade,
+        state=TradeState.SUBMITTED,
+        attempts=(*trade.attempts, recorded),
+        updated_at=at,
+        submitted_at=trade.submitted_at or at,
+    )
+
+
+def resolve_attempt(
+    trade: Trade,
+    signature: str,
+    outcome: AttemptOutcome,
+    reason: ReasonCode | None = None,
+    detail: str | None = None,
+    *,
+    at: datetime,
+) -> Trade:
+    """Record what became of the unresolved attempt ``signature``. The trade stays SUBMITTED: a LANDED
+    attempt is then confirmed with :func:`confirm`, a failed one retried or failed by the caller.
+    EXPIRED defaults its reason to BLOCKHASH_EXPIRED. A resolved attempt is never resolved again."""
+    _require_aware("at", at)
+    if trade.state is not TradeState.SUBMITTED:
+        raise _refuse(trade, "resolve an attempt", "only a SUBMITTED trade has an unresolved attempt")
+    attempt = trade.attempt_by_signature(signature)
+    if attempt is None:
+        raise InvalidInputError(f"signature: {signature} is not an attempt of trade {trade.id}")
+    if attempt.is_resolved:
+        raise _refuse(
+            trade, "resolve an attempt", f"attempt {attempt.number} is already {attempt.outcome.value}"
+        )
+    if not isinstance(outcome, AttemptOutcome) or outcome is AttemptOutcome.PENDING:
+        raise InvalidInputError(f"outcome: must be a resolved AttemptOutcome, got {outcome!r}")
+    if outcome is AttemptOutcome.EXPIRED and reason is None:
+        reason = ReasonCode.BLOCKHASH_EXPIRED
+    resolved = dataclasses.replace(attempt, outcome=outcome, reason=reason, reason_detail=detail, resolved_at=at)
+    return dataclasses.replace(trade, attempts=(*trade.attempts[:-1], resolved), updated_at=at)
+
+
+def confirm(trade: Trade, signature: str, *, at: datetime) -> Trade:
+    """SUBMITTED -> CONFIRMED by the LANDED attempt ``signature``, which becomes the final signature."""
+    _require_aware("at", at)
+    if trade.state is not TradeState.SUBMITTED:
+        raise _refuse(trade, "confirm", "only a SUBMITTED trade can be confirmed")
+    attempt = trade.attempt_by_signature(signature)
+    if attempt is None or attempt.outcome is not AttemptOutcome.LANDED:
+        raise _refuse(trade, "confirm", f"no LANDED attempt with signature {signature}")
+    check_transition(trade.state, TradeState.CONFIRMED)
+    return dataclasses.replace(
+        trade, state=TradeState.CONFIRMED, final_signature=signature, updated_at=at, finished_at=at
+    )
+
+
+def land(trade: Trade, signature: str, *, at: datetime) -> Trade:
+    """Resolve the unresolved attempt ``signature`` as LANDED and confirm the trade: one ledger write."""
+    return confirm(resolve_attempt(trade, signature, AttemptOutcome.LANDED, at=at), signature, at=at)
+
+
+def fail(trade: Trade, reason: ReasonCode, detail: str | None = None, *, at: datetime) -> Trade:
+    """PENDING or SUBMITTED -> FAILED with ``reason`` (and e.g. the risk rule that refused, as detail).
+
+    Refused while an attempt is unresolved (it may still land: wait for LANDED or EXPIRED) or after an
+    attempt LANDED (the swap happened: confirm it)."""
+    _require_aware("at", at)
+    if not isinstance(reason, ReasonCode):
+        raise InvalidInputError(f"reason: must be a ReasonCode, got {reason!r}")
+    if trade.state.is_terminal:
+        raise _refuse(trade, "fail", "terminal states are absorbing")
+    check_transition(trade.state, TradeState.FAILED)
+    last = trade.last_attempt
+    if last is not None and not last.is_resolved:
+        raise _refuse(trade, "fail", f"attempt {last.number} is unresolved and may still land")
+    if last is not None and last.outcome is AttemptOutcome.LANDED:
+        raise _refuse(trade, "fail", f"attempt {last.number} LANDED; confirm it instead")
+    return dataclasses.replace(
+        trade, state=TradeState.FAILED, reason=reason, reason_detail=detail, updated_at=at, finished_at=at
+    )
+
+
+def landed_attempts(attempts: Sequence[Attempt]) -> tuple[Attempt, ...]:
+    return tuple(a for a in attempts if a.outcome is AttemptOutcome.LANDED)
+
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "ATTEMPT_REASONS",
+    "Attempt",
+    "AttemptOutcome",
+    "IdempotencyKey",
+    "MAX_BPS",
+    "RETRYABLE_OUTCOMES",
+    "ReasonCode",
+    "TERMINAL_STATES",
+    "Trade",
+    "TradeState",
+    "check_transition",
+    "confirm",
+    "fail",
+    "idempotency_key",
+    "invariant_violation",
+    "land",
+    "landed_attempts",
+    "new_trade",
+    "resolve_attempt",
+    "submit",
+]

@@ -1,0 +1,45 @@
+"""The Postgres ledger: source of truth for trades, attempts, alerts and trader scores.
+
+Entry point: ``Ledger.connect(dsn)`` (applies migrations under an advisory lock, opens a pool).
+See :mod:`xorj.ledger.repository` for the operations and their guarantees.
+"""
+
+from xorj.ledger.migrate import migrate
+from xorj.ledger.notify import AsyncTradeListener, TradeListener
+from xorj.ledger.records import (
+    AdmitResult,
+    Alert,
+    AlertSeverity,
+    Attempt,
+    NewAlert,
+    Trade,
+    TradeEvent,
+    TradeIntent,
+    TradeKey,
+    TradeNotification,
+    TradeOutcome,
+    TraderScore,
+    VaultActivity,
+)
+from xorj.ledger.repository import DEFAULT_LEASE_SECONDS, Ledger
+
+__all__ = [
+    "DEFAULT_LEASE_SECONDS",
+    "AdmitResult",
+    "Alert",
+    "AlertSeverity",
+    "AsyncTradeListener",
+    "Attempt",
+    "Ledger",
+    "NewAlert",
+    "Trade",
+    "TradeEvent",
+    "TradeIntent",
+    "TradeKey",
+    "TradeListener",
+    "TradeNotification",
+    "TradeOutcome",
+    "TraderScore",
+    "VaultActivity",
+    "migrate",
+]

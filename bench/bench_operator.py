@@ -1,0 +1,147 @@
+"""Benchmark: 1,000 CopyTrades through the operator on the local cluster and a real Postgres.
+
+Prints: the time from the first apply until every CopyTrade's status shows a terminal phase that
+equals the ledger's; the operator's peak RSS; Kubernetes API requests per trade (the operator's own
+requests exactly, from its metrics, and all requests on trading.xorj.io and Events seen by the API
+server, from its /metrics).
+
+The executor's part is played by a thread that claims and confirms trades through the real ledger
+as soon as they are admitted (the chain's speed is bench_executor's subject, not this one's), so
+the figure is the operator's: admission, mirroring and status writes.
+
+    python bench/bench_operator.py [--count 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.e2e.operator.conftest import OperatorProcess  # noqa: E402
+from tests.e2e.operator.ledger_driver import LedgerDriver  # noqa: E402
+from tests.e2e.operator.manifests import copytrade, signature, strategy  # noqa: E402
+from xorj.devenv.cluster import LocalCluster  # noqa: E402
+from xorj.devenv.postgres import PostgresServer  # noqa: E402
+from xorj.ledger import Ledger  # noqa: E402
+
+
+def say(msg: str) -> None:
+    print(f"[bench_operator] {msg}", file=sys.stderr, flush=True)
+
+
+def apiserver_requests(cluster: LocalCluster) -> dict[str, float]:
+    text = cluster.kubectl("get", "--raw", "/metrics").stdout
+    out: dict[str, float] = {"xorj": 0.0, "events": 0.0}
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        value = float(line.rsplit(" ", 1)[1])
+        if 'group="trading.xorj.io"' in line:
+            out["xorj"] += value
+        elif re.search(r'resource="events"', line):
+            out["events"] += value
+    return out
+
+
+def peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--chunk", type=int, default=100)
+    args = parser.parse_args()
+
+    cluster = LocalCluster()
+    say("cluster up")
+    cluster.up(progress=say)
+    os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
+    for path in sorted((REPO / "crds").glob("*.yaml")):
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+    namespace = f"bench-{os.getpid()}"
+    cluster.kubectl("create", "namespace", namespace)
+
+    server = PostgresServer.temporary()
+    server.start()
+    dsn = server.create_database("bench_ledger")
+    ledger = Ledger.connect(dsn, max_size=8)
+    op = OperatorProcess(namespace=namespace, dsn=dsn, log_path=Path(f"/tmp/bench-operator-{os.getpid()}.log"),
+                         extra_env={"XORJ_OPERATOR_COPYTRADE_RESYNC_SECONDS": "30"})
+    stop = threading.Event()
+    try:
+        op.wait_started()
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(strategy("bench")))
+        driver = LedgerDriver(ledger, f"{namespace}/bench")
+
+        def executor() -> None:
+            while not stop.is_set():
+                trades = driver.claim_all()
+                for t in trades:
+                    driver.confirm(t.trade_id, driver.submit(t.trade_id))
+                if not trades:
+                    time.sleep(0.1)
+
+        threading.Thread(target=executor, daemon=True).start()
+        before = apiserver_requests(cluster)
+        own_before = op.metric("xorj_operator_kube_requests_total")
+        start = time.monotonic()
+        for offset in range(0, args.count, args.chunk):
+            items = [copytrade(f"b-{i}", "bench", signature(f"bench-{os.getpid()}-{i}"))
+                     for i in range(offset, min(args.count, offset + args.chunk))]
+            cluster.kubectl("apply", "-n", namespace, "-f", "-",
+                            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+        applied = time.monotonic() - start
+        say(f"applied {args.count} CopyTrades in {applied:.1f}s")
+        peak = 0
+        while True:
+            peak = max(peak, peak_rss_kib(op.proc.pid))
+            items = json.loads(cluster.kubectl("get", "copytrades", "-n", namespace, "-o", "json",
+                                               timeout=120).stdout)["items"]
+            done = sum(1 for o in items if (o.get("status") or {}).get("phase") == "CONFIRMED")
+            if done == args.count:
+                break
+            if time.monotonic() - start > 1800:
+                raise SystemExit(f"only {done}/{args.count} terminal after 30 minutes")
+            time.sleep(2)
+        elapsed = time.monotonic() - start
+        counts = ledger.counts_by_state()
+        after = apiserver_requests(cluster)
+        own = op.metric("xorj_operator_kube_requests_total") - own_before
+        bench_own = 2 * args.count / args.chunk + elapsed / 2  # this script's applies and polls, roughly
+        print(f"copytrades: {args.count}")
+        print(f"ledger counts: { {k.value: v for k, v in counts.items()} }")
+        print(f"time to all terminal and mirrored: {elapsed:.1f} s ({args.count / elapsed:.1f} trades/s)")
+        print(f"operator peak RSS: {peak / 1024:.1f} MiB")
+        print(f"operator's own API requests per trade (status PATCH, GET, DELETE): {own / args.count:.2f}")
+        print(f"API server requests on trading.xorj.io per trade (all clients, incl. the bench's "
+              f"{args.count} applies and watches): {(after['xorj'] - before['xorj'] - bench_own) / args.count:.2f}")
+        print(f"Event requests per trade: {(after['events'] - before['events']) / args.count:.2f}")
+    finally:
+        stop.set()
+        op.stop()
+        for kind in ("copytrades", "tradingstrategies"):
+            names = cluster.kubectl("get", kind, "-n", namespace, "-o", "name", check=False).stdout.split()
+            for name in names:
+                cluster.kubectl("patch", "-n", namespace, name, "--type=merge",
+                                "-p", '{"metadata":{"finalizers":null}}', check=False)
+        ledger.close()
+        server.destroy()
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+{{/* Names, labels and shared snippets. */}}
+
+{{- define "xorj.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* <release> when it already says xorj (release "xorj" gives xorj-operator, xorj-ledger, ...). */}}
+{{- define "xorj.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else if contains "xorj" .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-xorj" .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "xorj.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "xorj.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: xorj-operator
+{{- end -}}
+
+{{/* Selector labels of one component: include with (dict "ctx" $ "component" "operator"). */}}
+{{- define "xorj.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "xorj.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Labels the operator puts on executor pods (see xorj.controller); the policies select them. */}}
+{{- define "xorj.executorPodSelector" -}}
+app.kubernetes.io/component: executor
+app.kubernetes.io/part-of: xorj-operator
+{{- end -}}
+
+{{- define "xorj.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+
+{{- define "xorj.operatorServiceAccount" -}}
+{{- default (printf "%s-operator" (include "xorj.fullname" .)) .Values.operator.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "xorj.executorServiceAccount" -}}
+{{- default (printf "%s-executor" (include "xorj.fullname" .)) .Values.executor.serviceAccount.name -}}
+{{- end -}}
+
+{{/* The namespaces the operator watches, as a list (JSON-encoded for include). */}}
+{{- define "xorj.watchNamespaces" -}}
+{{- if .Values.watchNamespaces -}}
+{{- .Values.watchNamespaces | uniq | toJson -}}
+{{- else -}}
+{{- list .Release.Namespace | toJson -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "xorj.postgresqlName" -}}
+{{- printf "%s-postgresql" (include "xorj.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The Secret and key holding the ledger DSN. */}}
+{{- define "xorj.ledgerSecretName" -}}
+{{- if .Values.postgresql.enabled -}}
+{{- printf "%s-ledger" (include "xorj.fullname" .) -}}
+{{- else -}}
+{{- required "ledger.existingSecret is required when postgresql.enabled is false (a Secret holding the ledger DSN)" .Values.ledger.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "xorj.ledgerSecretKey" -}}
+{{- if .Values.postgresql.enabled -}}dsn{{- else -}}{{ .Values.ledger.existingSecretKey }}{{- end -}}
+{{- end -}}
+
+{{- define "xorj.podSecurityContext" -}}
+{{- toYaml .Values.podSecurityContext -}}
+{{- end -}}
+
+{{- define "xorj.containerSecurityContext" -}}
+{{- toYaml .Values.containerSecurityContext -}}
+{{- end -}}

@@ -1,0 +1,267 @@
+"""Solana JSON-RPC client: the `solana` package's AsyncClient with the executor's rules applied.
+
+* Every call has an explicit timeout (``asyncio.timeout`` around the request; cancelling the
+  request is safe because the caller decides what a timeout means).
+* The client's own transport retries are OFF (``max_transport_retries=0``): solana-py otherwise
+  re-POSTs on any transport error, ReadTimeout included, which for sendTransaction would be a
+  retry the executor does not know about. The executor owns every retry.
+* Preflight is explicit: ``skip_preflight`` and ``preflight_commitment`` are always passed (TxOpts
+  defaults preflight to *finalized* whatever the client's commitment).
+* Failures become typed :mod:`xorj.chain.errors` exceptions carrying a reason code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Sequence
+from urllib.parse import urlsplit
+
+import httpx2
+from solana.exceptions import SolanaRpcException
+from solana.rpc.async_api import AsyncClient
+from solana.rpc.commitment import Commitment, Confirmed, Finalized, Processed
+from solana.rpc.core import RPCException
+from solana.rpc.models import TxOpts
+from solders.hash import Hash
+from solders.pubkey import Pubkey
+from solders.rpc.responses import (
+    GetBalanceResp,
+    GetBlockHeightResp,
+    GetLatestBlockhashResp,
+    GetSignatureStatusesResp,
+    GetTokenAccountBalanceResp,
+    GetTransactionResp,
+    SendTransactionResp,
+)
+from solders.signature import Signature
+
+from xorj.chain.classify import TxFailure, classify_tx_failure, tx_failure_from_solders
+from xorj.chain.errors import (
+    ChainCallError,
+    MalformedAnswerError,
+    RpcRequestError,
+    RpcTimeoutError,
+    RpcTransportError,
+)
+from xorj.domain.trades import ReasonCode
+
+log = logging.getLogger(__name__)
+
+COMMITMENT_RANK = {"processed": 0, "confirmed": 1, "finalized": 2}
+_COMMITMENTS: dict[str, Commitment] = {"processed": Processed, "confirmed": Confirmed, "finalized": Finalized}
+
+
+@dataclass(frozen=True)
+class RpcTimeouts:
+    """Seconds allowed per call class. ``send`` is short on purpose: a slow send is rebroadcast."""
+
+    read: float = 5.0
+    send: float = 5.0
+
+
+@dataclass(frozen=True)
+class PreflightSettings:
+    """Preflight, always explicit. The default skips it: a preflight rejection is never proof that
+    the bytes cannot land (an earlier broadcast may be in flight), while a landed failure is a
+    definitive on-chain answer the algorithm can act on (e.g. Jupiter's slippage error)."""
+
+    skip_preflight: bool = True
+    preflight_commitment: str = "confirmed"
+    # The node must not re-forward on its own: the executor rebroadcasts the same bytes itself.
+    max_retries: int | None = 0
+
+
+@dataclass(frozen=True)
+class SignatureStatus:
+    """One getSignatureStatuses entry. ``failure`` is the transaction error when it landed failed."""
+
+    slot: int
+    confirmation: str  # processed | confirmed | finalized
+    failure: TxFailure | None
+    raw_err: Any = None
+
+    def at_least(self, commitment: str) -> bool:
+        return COMMITMENT_RANK[self.confirmation] >= COMMITMENT_RANK[commitment]
+
+
+@dataclass(frozen=True)
+class LatestBlockhash:
+    blockhash: Hash
+    last_valid_block_height: int
+
+
+class SolanaRpc:
+    """The executor's view of a Solana JSON-RPC node."""
+
+    def __init__(self, url: str, *, timeouts: RpcTimeouts = RpcTimeouts(),
+                 preflight: PreflightSettings = PreflightSettings(), commitment: str = "confirmed") -> None:
+        if commitment not in _COMMITMENTS:
+            raise ValueError(f"commitment must be one of {sorted(_COMMITMENTS)}, got {commitment!r}")
+        self.url = url
+        self._host = urlsplit(url).netloc or url
+        self.timeouts = timeouts
+        self.preflight = preflight
+        self._client = AsyncClient(
+            url,
+            commitment=_COMMITMENTS[commitment],
+            # A backstop under the per-call asyncio timeout; the per-call one is what callers rely on.
+            timeout=max(timeouts.read, timeouts.send) + 5.0,
+            max_transport_retries=0,
+            http2=False,
+        )
+        self._tx_opts = TxOpts(
+            skip_confirmation=True,
+            skip_preflight=preflight.skip_preflight,
+            preflight_commitment=_COMMITMENTS[preflight.preflight_commitment],
+            max_retries=preflight.max_retries,
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def __aenter__(self) -> "SolanaRpc":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ---- calls -------------------------------------------------------------------------------
+
+    async def latest_blockhash(self, commitment: str = "confirmed", *, timeout: float | None = None) -> LatestBlockhash:
+        resp = await self._call("getLatestBlockhash", self._client.get_latest_blockhash(_COMMITMENTS[commitment]),
+                                GetLatestBlockhashResp, timeout)
+        return LatestBlockhash(resp.value.blockhash, int(resp.value.last_valid_block_height))
+
+    async def block_height(self, commitment: str = "finalized", *, timeout: float | None = None) -> int:
+        resp = await self._call("getBlockHeight", self._client.get_block_height(_COMMITMENTS[commitment]),
+                                GetBlockHeightResp, timeout)
+        return int(resp.value)
+
+    async def send_raw(self, tx_bytes: bytes, *, program_ids: Sequence[str] = (),
+                       timeout: float | None = None) -> Signature:
+        """Broadcast signed bytes. A JSON-RPC error about the transaction carries ``tx_failure``."""
+        try:
+            resp = await self._call("sendTransaction", self._client.send_raw_transaction(tx_bytes, self._tx_opts),
+                                    SendTransactionResp, timeout if timeout is not None else self.timeouts.send,
+                                    program_ids=program_ids)
+        except RpcRequestError:
+            raise
+        return resp.value
+
+    async def signature_statuses(self, signatures: Sequence[Signature], *, program_ids: Sequence[str] = (),
+                                 timeout: float | None = None) -> list[SignatureStatus | None]:
+        """Statuses, searching the whole transaction history (a status older than the recent
+        cache is still an answer; without the search it would look like 'unknown')."""
+        resp = await self._call("getSignatureStatuses",
+                                self._client.get_signature_statuses(list(signatures), search_transaction_history=True),
+                                GetSignatureStatusesResp, timeout)
+        if len(resp.value) != len(signatures):
+            raise MalformedAnswerError(f"getSignatureStatuses from {self._host}: {len(resp.value)} entries for "
+                                       f"{len(signatures)} signatures", method="getSignatureStatuses")
+        out: list[SignatureStatus | None] = []
+        for status in resp.value:
+            if status is None:
+                out.append(None)
+                continue
+            level = status.confirmation_status
+            confirmation = ("processed", "confirmed", "finalized")[int(level)] if level is not None else (
+                "finalized" if status.confirmations is None else "confirmed")
+            failure = None
+            if status.err is not None:
+                failure = tx_failure_from_solders(status.err, program_ids=program_ids)
+            out.append(SignatureStatus(slot=int(status.slot), confirmation=confirmation, failure=failure,
+                                       raw_err=status.err))
+        return out
+
+    async def transaction_logs(self, signature: Signature, *, timeout: float | None = None) -> list[str] | None:
+        """The log messages of a landed transaction (None when the node does not have it)."""
+        resp = await self._call("getTransaction",
+                                self._client.get_transaction(signature, "json", Confirmed, max_supported_transaction_version=0),
+                                GetTransactionResp, timeout)
+        if resp.value is None or resp.value.transaction.meta is None:
+            return None
+        return list(resp.value.transaction.meta.log_messages or [])
+
+    async def balance(self, pubkey: Pubkey, commitment: str = "confirmed", *, timeout: float | None = None) -> int:
+        resp = await self._call("getBalance", self._client.get_balance(pubkey, _COMMITMENTS[commitment]),
+                                GetBalanceResp, timeout)
+        return int(resp.value)
+
+    async def token_balance(self, account: Pubkey, commitment: str = "confirmed", *,
+                            timeout: float | None = None) -> int:
+        resp = await self._call("getTokenAccountBalance",
+                                self._client.get_token_account_balance(account, _COMMITMENTS[commitment]),
+                                GetTokenAccountBalanceResp, timeout)
+        return int(resp.value.amount)
+
+    # ---- plumbing ----------------------------------------------------------------------------
+
+    async def _call(self, method: str, request: Any, expected: type, timeout: float | None,
+                    *, program_ids: Sequence[str] = ()) -> Any:
+        limit = self.timeouts.read if timeout is None else timeout
+        try:
+            async with asyncio.timeout(limit):
+                resp = await request
+        except TimeoutError:
+            raise RpcTimeoutError(f"{method} to {self._host}: no answer within {limit:g}s", method=method) from None
+        except RPCException as exc:
+            raise _request_error(method, self._host, exc.args[0] if exc.args else exc, program_ids) from None
+        except SolanaRpcException as exc:
+            cause = exc.__cause__
+            if isinstance(cause, httpx2.TimeoutException):
+                raise RpcTimeoutError(f"{method} to {self._host}: transport timeout", method=method) from None
+            if isinstance(cause, httpx2.HTTPStatusError):
+                raise RpcTransportError(f"{method} to {self._host}: HTTP {cause.response.status_code}",
+                                        method=method) from None
+            raise RpcTransportError(f"{method} to {self._host}: {type(cause).__name__ if cause else 'transport error'}",
+                                    method=method) from None
+        except (httpx2.TimeoutException,) as exc:
+            raise RpcTimeoutError(f"{method} to {self._host}: transport timeout", method=method) from exc
+        except httpx2.HTTPError as exc:
+            raise RpcTransportError(f"{method} to {self._host}: {type(exc).__name__}", method=method) from None
+        except ChainCallError:
+            raise
+        except (ValueError, TypeError) as exc:  # solders parse errors (SerdeJSONError is a ValueError)
+            raise MalformedAnswerError(f"{method} from {self._host}: answer does not parse ({str(exc)[:200]})",
+                                       method=method) from None
+        except Exception as exc:
+            if type(exc).__name__ == "SerdeJSONError":
+                raise MalformedAnswerError(f"{method} from {self._host}: answer does not parse ({str(exc)[:200]})",
+                                           method=method) from None
+            raise
+        if not isinstance(resp, expected):
+            # solana-py hands back un-modelled JSON-RPC errors (e.g. code -32000) as the bare code
+            raise RpcRequestError(f"{method} to {self._host}: JSON-RPC error {resp!r}"[:300], method=method,
+                                  code=resp if isinstance(resp, int) else None)
+        return resp
+
+
+def _request_error(method: str, host: str, err: Any, program_ids: Sequence[str]) -> RpcRequestError:
+    """Turn a solders JSON-RPC error into a typed error; transaction errors keep their TxFailure."""
+    message = getattr(err, "message", None) or str(err)
+    data = getattr(err, "data", None)
+    tx_err = getattr(data, "err", None) if data is not None else None
+    if tx_err is not None:
+        logs = list(getattr(data, "logs", None) or [])
+        failure = tx_failure_from_solders(tx_err, program_ids=program_ids, logs=logs)
+        reason = classify_tx_failure(failure)
+        if reason is ReasonCode.PROGRAM_ERROR and failure.kind == "AlreadyProcessed":
+            reason = ReasonCode.RPC_ERROR
+        return RpcRequestError(f"{method} to {host}: {message} [{failure.describe()}]"[:500], method=method,
+                               reason=reason, tx_failure=failure)
+    name = type(err).__name__
+    text = str(message)
+    lowered = text.lower()
+    if "blockhash not found" in lowered or "BlockhashNotFound" in text:
+        return RpcRequestError(f"{method} to {host}: {text}"[:500], method=method,
+                               reason=ReasonCode.BLOCKHASH_EXPIRED, tx_failure=TxFailure(kind="BlockhashNotFound"))
+    if "already processed" in lowered or "AlreadyProcessed" in text:
+        return RpcRequestError(f"{method} to {host}: {text}"[:500], method=method,
+                               reason=ReasonCode.RPC_ERROR, tx_failure=TxFailure(kind="AlreadyProcessed"))
+    if "insufficient funds" in lowered or "InsufficientFunds" in text:
+        return RpcRequestError(f"{method} to {host}: {text}"[:500], method=method,
+                               reason=ReasonCode.INSUFFICIENT_FUNDS,
+                               tx_failure=TxFailure(kind="InsufficientFundsForFee"))
+    return RpcRequestError(f"{method} to {host}: {name}: {text}"[:500], method=method, reason=ReasonCode.RPC_ERROR)

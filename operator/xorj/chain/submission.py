@@ -1,0 +1,419 @@
+"""The exactly-once submission algorithm (DESIGN.md invariant 1).
+
+For one claimed trade, until it is CONFIRMED or FAILED:
+
+1. If an attempt is PENDING in the ledger (a restart, a takeover, or our own last step), follow it
+   from its STORED bytes: never rebuild it.
+2. Otherwise decide the next attempt's slippage with the policy (first attempt: initial; after a
+   slippage failure: raised by the step up to the cap; after expiry: the same; anything else, or
+   max attempts reached: FAIL with the reason).
+3. Quote, check the risk limits (a refusal FAILs with RISK_LIMIT and the rule), get the swap
+   transaction, check it and sign it with the vault key.
+4. COMMIT the attempt (signature, raw bytes, lastValidBlockHeight, slippage) to the ledger. Only a
+   committed attempt is ever sent: a crash before the commit leaves signed bytes nobody sent.
+5. Send; rebroadcast the same bytes periodically. Poll getSignatureStatuses with
+   searchTransactionHistory, reading the FINALIZED block height BEFORE the status: a status read
+   first could be older than the height and make a live transaction look expired.
+6. Landed ok at the required depth -> attempt LANDED and trade CONFIRMED (one ledger write).
+   Landed failed (at least confirmed) -> attempt FAILED_ON_CHAIN with its reason; go to 2.
+   Unknown while finalized height > lastValidBlockHeight -> attempt EXPIRED; go to 2.
+
+A send that times out is not "not sent": its fate is only known from the chain (status or expiry).
+The ledger fences every write with our lease; losing it (LeaseLostError) stops work on the trade
+at once. A ledger outage (LedgerUnavailableError) stops work too, before any send whose attempt
+is not known to be committed; the caller resumes from the ledger when it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Awaitable, Callable, Protocol, Sequence
+
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
+
+from xorj.chain.classify import TxFailure, classify_tx_failure
+from xorj.chain.errors import ChainCallError, MalformedAnswerError, QuoteUnavailableError, RpcRequestError
+from xorj.chain.jupiter import JupiterClient, Quote, SignedSwap
+from xorj.chain.keys import VaultKey
+from xorj.chain.rpc import SignatureStatus, SolanaRpc
+from xorj.domain.risk import RiskDecision
+from xorj.domain.slippage import SlippageAction, SlippagePolicy, next_slippage
+from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
+from xorj.errors import LedgerConstraintError
+from xorj.ledger.records import Attempt, Trade
+
+log = logging.getLogger(__name__)
+
+# The steps a test hook may stop the process after (in the order they happen).
+STEPS = ("quoted", "signed", "committed", "sent", "landed", "resolved", "confirmed", "failed")
+
+
+class TradeLedger(Protocol):
+    """The ledger operations the algorithm needs, fenced by the executor's lease (async)."""
+
+    async def load(self, trade_id: int) -> Trade: ...
+
+    async def record_attempt(self, trade_id: int, *, attempt_no: int, signature: str, raw_tx: bytes,
+                             last_valid_block_height: int, slippage_bps: int,
+                             quote_out_amount: int | None) -> None: ...
+
+    async def resolve_attempt(self, trade_id: int, signature: str, outcome: AttemptOutcome,
+                              reason: ReasonCode | None, detail: str | None) -> None: ...
+
+    async def confirm(self, trade_id: int, signature: str) -> None: ...
+
+    async def fail(self, trade_id: int, reason: ReasonCode, detail: str) -> None: ...
+
+
+class RiskGate(Protocol):
+    async def check(self, trade: Trade, quote: Quote, *, first_attempt: bool) -> RiskDecision: ...
+
+
+class Observer(Protocol):
+    """What the algorithm reports (metrics, structured logs). All methods must be cheap and safe."""
+
+    def first_send(self, trade: Trade) -> None: ...
+
+    def attempt_finished(self, outcome: AttemptOutcome, reason: ReasonCode | None, seconds: float) -> None: ...
+
+    def rpc_error(self, method: str, reason: ReasonCode) -> None: ...
+
+    def trade_finished(self, trade_id: int, state: TradeState, reason: ReasonCode | None) -> None: ...
+
+
+class NullObserver:
+    def first_send(self, trade: Trade) -> None: ...
+
+    def attempt_finished(self, outcome: AttemptOutcome, reason: ReasonCode | None, seconds: float) -> None: ...
+
+    def rpc_error(self, method: str, reason: ReasonCode) -> None: ...
+
+    def trade_finished(self, trade_id: int, state: TradeState, reason: ReasonCode | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class ConfirmationPolicy:
+    """How deep a landed swap must be before the trade is CONFIRMED. Larger trades wait for
+    finality (a confirmed block can in principle still be rolled back; a finalized one cannot)."""
+
+    default: str = "confirmed"
+    finalized_from_usd: Decimal | None = None  # notional at or above which "finalized" is required
+    finalized_from_amount: int | None = None  # same, in input base units (when no notional is known)
+
+    def required(self, trade: Trade) -> str:
+        if self.finalized_from_usd is not None and trade.notional_usd is not None and (
+                trade.notional_usd >= self.finalized_from_usd):
+            return "finalized"
+        if self.finalized_from_amount is not None and trade.amount >= self.finalized_from_amount:
+            return "finalized"
+        return self.default
+
+
+@dataclass(frozen=True)
+class SubmissionSettings:
+    poll_interval: float = 0.4  # between status polls
+    rebroadcast_interval: float = 2.0  # between sends of the same bytes while unknown
+    backoff_max: float = 5.0  # cap of the back-off after RPC errors while following an attempt
+    prepare_retries: int = 3  # quote/swap tries before an attempt exists (safe: nothing was sent)
+    confirmation: ConfirmationPolicy = field(default_factory=ConfirmationPolicy)
+
+
+@dataclass
+class _Follow:
+    """What following one attempt found."""
+
+    outcome: AttemptOutcome
+    reason: ReasonCode | None = None
+    detail: str | None = None
+
+
+StepHook = Callable[[str], None]
+
+
+def _no_hook(step: str) -> None:  # noqa: ARG001
+    return None
+
+
+def program_ids_of(raw_tx: bytes) -> tuple[str, ...]:
+    """The program of each top-level instruction of signed bytes (for error classification)."""
+    message = VersionedTransaction.from_bytes(raw_tx).message
+    keys = list(message.account_keys)
+    return tuple(str(keys[ix.program_id_index]) if ix.program_id_index < len(keys) else "?"
+                 for ix in message.instructions)
+
+
+class Submitter:
+    """Runs the algorithm for trades of one vault. One instance serves many concurrent trades."""
+
+    def __init__(self, *, rpc: SolanaRpc, swap_api: JupiterClient, key: VaultKey, ledger: TradeLedger,
+                 policy: SlippagePolicy, risk: RiskGate, settings: SubmissionSettings = SubmissionSettings(),
+                 observer: Observer | None = None, hook: StepHook = _no_hook,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.rpc = rpc
+        self.swap_api = swap_api
+        self.key = key
+        self.ledger = ledger
+        self.policy = policy
+        self.risk = risk
+        self.settings = settings
+        self.observer = observer or NullObserver()
+        self.hook = hook
+        self._sleep = sleep
+
+    # ---- the trade loop ----------------------------------------------------------------------
+
+    async def run(self, trade_id: int) -> Trade:
+        """Drive the trade to CONFIRMED or FAILED. Raises LeaseLostError / LedgerUnavailableError
+        (stop; resume later from the ledger) and nothing else on the normal failure paths."""
+        fresh_signature: str | None = None
+        while True:
+            trade = await self.ledger.load(trade_id)
+            if trade.is_terminal:
+                return trade
+            pending = trade.pending_attempt
+            if pending is not None:
+                await self._settle(trade, pending, fresh=pending.signature == fresh_signature)
+                fresh_signature = None
+                continue
+            last = trade.attempts[-1] if trade.attempts else None
+            if last is not None and last.outcome is AttemptOutcome.LANDED:
+                # a crash between resolving and confirming: the swap happened, confirm it
+                await self.ledger.confirm(trade.trade_id, last.signature)
+                self._finished(trade, TradeState.CONFIRMED, None)
+                continue
+            policy = self.policy.bounded_by(trade.max_slippage_bps) if trade.max_slippage_bps else self.policy
+            if last is None:
+                slippage = policy.initial_bps
+            else:
+                decision = next_slippage(policy, last.attempt_no, _retry_reason(last), last.slippage_bps)
+                if decision.action is SlippageAction.GIVE_UP:
+                    reason = decision.reason or ReasonCode.PROGRAM_ERROR
+                    await self._fail(trade, reason, f"{decision.detail}; last attempt: {last.detail or '-'}")
+                    continue
+                assert decision.slippage_bps is not None
+                slippage = decision.slippage_bps
+            fresh_signature = await self._new_attempt(trade, slippage, first=last is None)
+
+    async def _new_attempt(self, trade: Trade, slippage_bps: int, *, first: bool) -> str | None:
+        """Quote, check risk, sign, commit. Returns the committed signature (None if the trade failed)."""
+        attempt_no = len(trade.attempts) + 1
+        signed: SignedSwap | None = None
+        error: ChainCallError | None = None
+        for tries in range(1, self.settings.prepare_retries + 1):
+            try:
+                quote = await self.swap_api.quote(input_mint=trade.input_mint, output_mint=trade.output_mint,
+                                                  amount=trade.amount, slippage_bps=slippage_bps)
+                self.hook("quoted")
+                decision = await self.risk.check(trade, quote, first_attempt=first)
+                if not decision.allowed:
+                    await self._fail(trade, ReasonCode.RISK_LIMIT, decision.message)
+                    return None
+                signed = await self.swap_api.signed_swap(quote, self.key)
+                self.hook("signed")
+                break
+            except (QuoteUnavailableError, MalformedAnswerError) as exc:
+                error = exc
+                break  # the API said no (or answered nonsense): asking again the same way will not help
+            except ChainCallError as exc:
+                error = exc
+                self.observer.rpc_error(exc.method or "swap-api", exc.reason)
+                await self._sleep(min(self.settings.backoff_max, 0.25 * 2 ** tries))
+        if signed is None:
+            assert error is not None
+            await self._fail(trade, error.reason, f"attempt {attempt_no} could not be prepared: {error}")
+            return None
+        # The write-ahead: after this commit the bytes may be sent (and re-sent) by whoever owns the trade.
+        try:
+            await self.ledger.record_attempt(
+                trade.trade_id, attempt_no=attempt_no, signature=str(signed.signature), raw_tx=signed.tx_bytes,
+                last_valid_block_height=signed.last_valid_block_height, slippage_bps=slippage_bps,
+                quote_out_amount=signed.quote.model.out_amount or None)
+        except LedgerConstraintError as exc:
+            if "attempts_signature_unique" not in str(exc):
+                raise
+            # Two trades with the same pair and amount, quoted in the same block, get byte-identical
+            # swap transactions: one signature, one possible fill. The ledger refused the second;
+            # wait for a newer blockhash (a new transaction) and prepare again. Nothing was sent.
+            log.info("identical transaction already belongs to another attempt; preparing a new one",
+                     extra={"trade_id": trade.trade_id, "signature": str(signed.signature)})
+            await self._sleep(self.settings.poll_interval)
+            return None
+        self.hook("committed")
+        log.info("attempt committed", extra={"trade_id": trade.trade_id, "attempt_no": attempt_no,
+                                             "signature": str(signed.signature), "slippage_bps": slippage_bps,
+                                             "last_valid_block_height": signed.last_valid_block_height})
+        return str(signed.signature)
+
+    async def _settle(self, trade: Trade, attempt: Attempt, *, fresh: bool) -> None:
+        started = time.monotonic()
+        result = await self.follow(trade, attempt, fresh=fresh)
+        self.observer.attempt_finished(result.outcome, result.reason, time.monotonic() - started)
+        if result.outcome is AttemptOutcome.LANDED:
+            self.hook("landed")
+            await self.ledger.confirm(trade.trade_id, attempt.signature)
+            self.hook("confirmed")
+            self._finished(trade, TradeState.CONFIRMED, None)
+            log.info("trade confirmed", extra={"trade_id": trade.trade_id, "signature": attempt.signature})
+            return
+        await self.ledger.resolve_attempt(trade.trade_id, attempt.signature, result.outcome, result.reason,
+                                          result.detail)
+        self.hook("resolved")
+        log.info("attempt resolved", extra={"trade_id": trade.trade_id, "signature": attempt.signature,
+                                            "outcome": result.outcome.value,
+                                            "reason": result.reason.value if result.reason else None,
+                                            "detail": result.detail})
+
+    # ---- following one attempt ---------------------------------------------------------------
+
+    async def follow(self, trade: Trade, attempt: Attempt, *, fresh: bool = False) -> _Follow:
+        """Send/rebroadcast the stored bytes and watch the chain until the attempt's fate is known."""
+        raw = attempt.raw_tx
+        signature = Signature.from_string(attempt.signature)
+        try:
+            programs = program_ids_of(raw)
+        except Exception:  # stored bytes that do not parse cannot land either; let expiry decide
+            programs = ()
+        required = self.settings.confirmation.required(trade)
+        send_failures: dict[ReasonCode, int] = {}
+        accepted = 0
+        last_send_error: RpcRequestError | None = None
+        next_send = 0.0  # monotonic time of the next (re)broadcast
+        errors_in_a_row = 0
+        first = True
+
+        async def send() -> None:
+            nonlocal accepted, last_send_error
+            try:
+                await self.rpc.send_raw(raw, program_ids=programs)
+                accepted += 1
+            except RpcRequestError as exc:
+                if exc.tx_failure is not None and exc.tx_failure.kind == "AlreadyProcessed":
+                    accepted += 1  # it landed before: the status will say how
+                    return
+                send_failures[exc.reason] = send_failures.get(exc.reason, 0) + 1
+                last_send_error = exc
+                self.observer.rpc_error("sendTransaction", exc.reason)
+            except ChainCallError as exc:
+                # a timeout may hide a processed send: the status or expiry decides, never this error
+                send_failures[exc.reason] = send_failures.get(exc.reason, 0) + 1
+                self.observer.rpc_error("sendTransaction", exc.reason)
+
+        if fresh:
+            self.observer.first_send(trade)
+            await send()
+            self.hook("sent")
+            next_send = time.monotonic() + self.settings.rebroadcast_interval
+            first = False
+
+        while True:
+            try:
+                finalized_height = await self.rpc.block_height("finalized")  # BEFORE the status
+                status = (await self.rpc.signature_statuses([signature], program_ids=programs))[0]
+                errors_in_a_row = 0
+            except ChainCallError as exc:
+                errors_in_a_row += 1
+                self.observer.rpc_error(exc.method or "rpc", exc.reason)
+                await self._sleep(min(self.settings.backoff_max, self.settings.poll_interval * 2 ** errors_in_a_row))
+                continue
+            if status is not None:
+                decided = await self._decide_landed(signature, status, required, programs)
+                if decided is not None:
+                    return decided
+                await self._sleep(self.settings.poll_interval)
+                continue
+            if finalized_height > attempt.last_valid_block_height:
+                return self._expired(attempt, finalized_height, accepted, send_failures, last_send_error)
+            now = time.monotonic()
+            if now >= next_send:
+                if first:
+                    self.observer.first_send(trade)
+                await send()
+                if first:
+                    self.hook("sent")
+                    first = False
+                next_send = time.monotonic() + self.settings.rebroadcast_interval
+            await self._sleep(self.settings.poll_interval)
+
+    async def _decide_landed(self, signature: Signature, status: SignatureStatus, required: str,
+                             programs: Sequence[str]) -> _Follow | None:
+        if status.failure is None:
+            if status.at_least(required):
+                return _Follow(AttemptOutcome.LANDED)
+            return None
+        # A failed transaction is acted on once confirmed: a processed-only failure could still be
+        # dropped with its fork, and the bytes land again (successfully) elsewhere.
+        if not status.at_least("confirmed"):
+            return None
+        failure = status.failure
+        try:
+            logs = await self.rpc.transaction_logs(signature)
+        except ChainCallError:
+            logs = None
+        if logs:
+            failure = _with_logs(failure, logs, programs)
+        reason = classify_tx_failure(failure)
+        if reason is ReasonCode.BLOCKHASH_EXPIRED:  # a landed error is never an expiry; keep the code honest
+            reason = ReasonCode.PROGRAM_ERROR
+        return _Follow(AttemptOutcome.FAILED_ON_CHAIN, reason, f"landed failed: {failure.describe()}")
+
+    @staticmethod
+    def _expired(attempt: Attempt, height: int, accepted: int, send_failures: dict[ReasonCode, int],
+                 last_send_error: RpcRequestError | None) -> _Follow:
+        # The detail starts with the dominant send failure (when no send was accepted), so a later
+        # decision -- possibly by another executor after a takeover -- can tell "the RPC never took
+        # it" (RPC_TIMEOUT / INSUFFICIENT_FUNDS / ...) from a plain expiry.
+        if accepted == 0 and send_failures:
+            cause = max(send_failures, key=lambda r: send_failures[r])
+            if last_send_error is not None and last_send_error.reason is cause:
+                why = str(last_send_error)[:200]
+            else:
+                why = f"{send_failures[cause]} send(s) failed"
+            detail = f"{cause.value}: never accepted ({why}); finalized height {height} > last valid {attempt.last_valid_block_height}"
+        else:
+            detail = (f"unseen after expiry: finalized height {height} > last valid "
+                      f"{attempt.last_valid_block_height} ({accepted} send(s) accepted)")
+        return _Follow(AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED, detail)
+
+    async def _fail(self, trade: Trade, reason: ReasonCode, detail: str) -> None:
+        await self.ledger.fail(trade.trade_id, reason, detail[:1000])
+        self.hook("failed")
+        self._finished(trade, TradeState.FAILED, reason)
+        log.info("trade failed", extra={"trade_id": trade.trade_id, "reason": reason.value, "detail": detail[:300]})
+
+    def _finished(self, trade: Trade, state: TradeState, reason: ReasonCode | None) -> None:
+        self.observer.trade_finished(trade.trade_id, state, reason)
+
+
+def _with_logs(failure: TxFailure, logs: Sequence[str], programs: Sequence[str]) -> TxFailure:
+    from xorj.chain.classify import tx_failure_from_json
+
+    if failure.kind != "InstructionError" or failure.instruction_index is None:
+        return failure
+    inner = {"Custom": failure.custom_code} if failure.custom_code is not None else (failure.instruction_error or "Unknown")
+    return tx_failure_from_json({"InstructionError": [failure.instruction_index, inner]}, program_ids=programs,
+                                logs=logs)
+
+
+_SEND_CAUSES = {ReasonCode.RPC_TIMEOUT, ReasonCode.RPC_ERROR, ReasonCode.INSUFFICIENT_FUNDS,
+                ReasonCode.SLIPPAGE_EXCEEDED, ReasonCode.PROGRAM_ERROR}
+
+
+def _retry_reason(attempt: Attempt) -> ReasonCode:
+    """The reason the policy decides on. An expired attempt that the RPC never accepted is judged
+    by why it was refused: a persistent timeout gives up as RPC_TIMEOUT, a preflight slippage
+    failure raises slippage, insufficient funds gives up at once."""
+    reason = attempt.reason or ReasonCode.PROGRAM_ERROR
+    if attempt.outcome is AttemptOutcome.EXPIRED and attempt.detail:
+        head = attempt.detail.split(":", 1)[0]
+        try:
+            cause = ReasonCode(head)
+        except ValueError:
+            return reason
+        if cause in _SEND_CAUSES:
+            return cause
+    return reason

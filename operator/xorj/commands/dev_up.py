@@ -1,0 +1,29 @@
+"""``xorj dev up``: the whole demo on the local environment, ending with CopyTrades CONFIRMED."""
+
+from __future__ import annotations
+
+import click
+
+from xorj.errors import EnvironmentSetupError
+
+
+def _progress(message: str) -> None:
+    click.echo(f"[dev up] {message}", err=True)
+
+
+@click.command()
+def up() -> None:
+    """Build what is missing, start the cluster, Postgres, the chain, the operator and executors,
+    apply the example TradingStrategy and CopyTrades, and show them CONFIRMED."""
+    from xorj.devenv.demo import Demo
+
+    demo = Demo(progress=_progress)
+    try:
+        view = demo.up()
+    except EnvironmentSetupError as exc:
+        raise click.ClickException(f"{exc}\n(`xorj dev down` stops whatever was started)") from exc
+    click.echo(view.rstrip())
+    click.echo("")
+    click.echo("See it again with:")
+    click.echo(f"  {demo.kubectl_hint()}")
+    click.echo(f"State and logs: {demo.root}   Stop everything: xorj dev down")

@@ -1,0 +1,58 @@
+"""``xorj executor``: run the exactly-once executor of one strategy (settings from ``XORJ_*``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import click
+
+
+def _configure_logging(level: str) -> None:
+    from pythonjsonlogger.json import JsonFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("httpx", "httpx2", "httpcore", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@click.command("executor")
+@click.option("--check-config", is_flag=True, help="Validate the settings and the vault keypair file, then exit.")
+def executor(check_config: bool) -> None:
+    """Claim this strategy's trades from the ledger and execute them exactly once on Solana.
+
+    Settings come from the environment (XORJ_LEDGER_DSN, XORJ_STRATEGY, XORJ_RPC_URL,
+    XORJ_SWAP_API_URL, XORJ_VAULT_KEYPAIR_FILE, XORJ_CONCURRENCY, XORJ_LEASE_SECONDS, slippage
+    policy and risk limits; see xorj.executor.settings). Serves /metrics and /healthz. SIGTERM:
+    finish in-flight trades within the grace period, hand back the rest.
+    """
+    from xorj.chain.keys import load_vault_key
+    from xorj.errors import XorjError
+    from xorj.executor.settings import load_settings
+
+    try:
+        settings = load_settings()
+        _configure_logging(settings.log_level)
+        key = load_vault_key(settings.vault_keypair_file)
+    except XorjError as exc:
+        raise click.ClickException(str(exc)) from None
+    if check_config:
+        click.echo(f"settings ok: strategy {settings.strategy}, vault {key.pubkey}, "
+                   f"concurrency {settings.concurrency}")
+        return
+
+    from xorj.executor.service import ExecutorService
+
+    async def main() -> None:
+        service = ExecutorService(settings, key=key)
+        await service.run()
+
+    try:
+        asyncio.run(main())
+    except XorjError as exc:
+        raise click.ClickException(str(exc)) from None

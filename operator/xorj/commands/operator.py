@@ -1,0 +1,64 @@
+"""``xorj operator``: run the kopf operator (in a pod with its ServiceAccount, or with a kubeconfig)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import click
+
+
+@click.command()
+@click.option("-n", "--namespace", "namespaces", multiple=True,
+              help="Serve only these namespaces (repeatable). Default: the whole cluster.")
+@click.option("--priority", type=int, default=None, envvar="XORJ_OPERATOR_PRIORITY",
+              help="Peering priority: the highest alive operator acts, the others wait. Give "
+                   "replicas different priorities (equal ones freeze each other).")
+@click.option("--peering-name", default=None, envvar="XORJ_OPERATOR_PEERING_NAME", help="Peering object name.")
+@click.option("--standalone", is_flag=True, default=False, help="No peering (one operator only).")
+@click.option("--health-port", type=int, default=None, envvar="XORJ_OPERATOR_HEALTH_PORT",
+              help="Port of /healthz (fails when watches go stale).")
+@click.option("--metrics-port", type=int, default=None, envvar="XORJ_OPERATOR_METRICS_PORT", help="Port of /metrics.")
+@click.option("--log-format", type=click.Choice(["json", "plain"]), default="json", show_default=True)
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def operator(namespaces: tuple[str, ...], priority: int | None, peering_name: str | None, standalone: bool,
+             health_port: int | None, metrics_port: int | None, log_format: str, verbose: bool) -> None:
+    """Run the operator: reconcile TradingStrategies and CopyTrades until SIGTERM.
+
+    Settings come from XORJ_OPERATOR_* variables (XORJ_LEDGER_DSN is required); options override them.
+    """
+    import kopf
+
+    # the handlers read their settings from the environment at start-up
+    overrides = {
+        "XORJ_OPERATOR_PRIORITY": priority,
+        "XORJ_OPERATOR_PEERING_NAME": peering_name,
+        "XORJ_OPERATOR_HEALTH_PORT": health_port,
+        "XORJ_OPERATOR_METRICS_PORT": metrics_port,
+    }
+    for key, value in overrides.items():
+        if value is not None:
+            os.environ[key] = str(value)
+    if standalone:
+        os.environ["XORJ_OPERATOR_STANDALONE"] = "true"
+    if not os.environ.get("XORJ_LEDGER_DSN"):
+        raise click.ClickException("XORJ_LEDGER_DSN is not set: the operator needs the ledger's DSN")
+
+    from xorj.controller import handlers  # noqa: F401 - registers the handlers
+    from xorj.controller.settings import OperatorSettings
+
+    cfg = OperatorSettings()
+    kopf.configure(
+        verbose=verbose,
+        log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL,
+    )
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not namespaces,
+            namespaces=list(namespaces),
+            priority=cfg.priority,
+            peering_name=cfg.peering_name,
+            standalone=cfg.standalone,
+            memo=kopf.Memo(namespaces=list(namespaces)),
+        )
+    )

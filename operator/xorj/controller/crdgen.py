@@ -1,0 +1,238 @@
+"""Generate the CustomResourceDefinitions (apiextensions.k8s.io/v1) from the pydantic models.
+
+Pure: models in, dicts/YAML text out. The API server wants a *structural* OpenAPI v3 schema, which
+differs from pydantic's JSON Schema: no $ref, no anyOf-with-null for optionals, no titles, boolean
+exclusiveMinimum, no ``additionalProperties: false`` beside ``properties``. :func:`structural` does
+that translation; CEL rules declared on the models arrive as ``x-kubernetes-validations``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from xorj.controller import models
+
+@dataclass(frozen=True)
+class KindInfo:
+    kind: str
+    plural: str
+    singular: str
+    short_names: tuple[str, ...]
+    spec_model: type[BaseModel]
+    status_model: type[BaseModel]
+    printer_columns: tuple[dict[str, Any], ...]
+    description: str
+
+
+TRADING_STRATEGY = KindInfo(
+    kind="TradingStrategy",
+    plural="tradingstrategies",
+    singular="tradingstrategy",
+    short_names=("ts", "strat"),
+    spec_model=models.TradingStrategySpec,
+    status_model=models.TradingStrategyStatus,
+    printer_columns=(
+        {
+            "name": "Ready",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+        },
+        {
+            "name": "Executors",
+            "type": "string",
+            "jsonPath": ".status.executors",
+            "description": "ready/desired executor replicas",
+        },
+        {
+            "name": "Traders",
+            "type": "integer",
+            "jsonPath": ".status.followedTraderCount",
+            "description": "followed lead traders",
+        },
+        {
+            "name": "Trades",
+            "type": "string",
+            "jsonPath": ".status.tradesSummary",
+            "description": "trades pending/submitted/confirmed/failed",
+        },
+        {
+            "name": "Paused",
+            "type": "boolean",
+            "jsonPath": ".spec.paused",
+            "priority": 1,
+        },
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ),
+    description="Which lead traders a vault follows, how it sizes and limits trades, and its "
+    "executors.",
+)
+
+COPY_TRADE = KindInfo(
+    kind="CopyTrade",
+    plural="copytrades",
+    singular="copytrade",
+    short_names=("ct",),
+    spec_model=models.CopyTradeSpec,
+    status_model=models.CopyTradeStatus,
+    printer_columns=(
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Strategy", "type": "string", "jsonPath": ".spec.strategy"},
+        {"name": "Attempts", "type": "integer", "jsonPath": ".status.attemptCount"},
+        {"name": "Signature", "type": "string", "jsonPath": ".status.finalSignature"},
+        {"name": "Reason", "type": "string", "jsonPath": ".status.errorReason", "priority": 1},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ),
+    description="One lead trade to mirror; its status mirrors the ledger's trade state machine.",
+)
+
+KINDS: tuple[KindInfo, ...] = (TRADING_STRATEGY, COPY_TRADE)
+
+
+def _resolve(node: Any, defs: dict[str, Any]) -> Any:
+    """Inline every $ref (our models are not recursive, so this terminates)."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            target = copy.deepcopy(defs[node["$ref"].rsplit("/", 1)[-1]])
+            extra = {k: v for k, v in node.items() if k != "$ref"}
+            target.update(extra)
+            return _resolve(target, defs)
+        return {k: _resolve(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve(v, defs) for v in node]
+    return node
+
+
+def _structural(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_structural(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    node = dict(node)
+    any_of = node.get("anyOf")
+    if any_of is not None:
+        non_null = [s for s in any_of if s.get("type") != "null"]
+        if len(non_null) == 1 and len(non_null) < len(any_of):
+            del node["anyOf"]
+            merged = dict(non_null[0])
+            merged.update({k: v for k, v in node.items() if k != "default" or v is not None})
+            node = merged
+    if node.get("default", 0) is None:
+        del node["default"]
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
+    for key in ("exclusiveMinimum", "exclusiveMaximum"):
+        value = node.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            node["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            node[key] = True
+    if node.get("additionalProperties") is False:
+        del node["additionalProperties"]
+    for key in ("title",):
+        node.pop(key, None)
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("properties", "patternProperties"):
+            out[key] = {k: _structural(v) for k, v in value.items()}
+        elif key in ("items", "additionalProperties") and isinstance(value, dict):
+            out[key] = _structural(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _default_empty_objects(schema: dict[str, Any]) -> None:
+    """Give optional sub-objects whose fields all have defaults ``default: {}``, so the API server
+    fills them in (and evaluates their CEL rules) even when the user leaves them out."""
+    props = schema.get("properties", {})
+    required = set(schema.get("required", ()))
+    for name, prop in props.items():
+        if prop.get("type") == "object" and "properties" in prop:
+            _default_empty_objects(prop)
+            if name not in required and "default" not in prop and not prop.get("required"):
+                prop["default"] = {}
+
+
+def structural(model: type[BaseModel], *, default_objects: bool) -> dict[str, Any]:
+    """The structural OpenAPI v3 schema of ``model`` (camelCase, CEL rules included)."""
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    defs = raw.pop("$defs", {})
+    schema = _structural(_resolve(raw, defs))
+    if default_objects:
+        _default_empty_objects(schema)
+    # conditions: a map keyed by type, so server-side apply merges them the Kubernetes way
+    conditions = schema.get("properties", {}).get("conditions")
+    if conditions is not None:
+        conditions["x-kubernetes-list-type"] = "map"
+        conditions["x-kubernetes-list-map-keys"] = ["type"]
+    return schema
+
+
+def crd(kind: KindInfo) -> dict[str, Any]:
+    """The CustomResourceDefinition of one kind, as a dict ready for YAML or the API."""
+    spec_schema = structural(kind.spec_model, default_objects=True)
+    status_schema = structural(kind.status_model, default_objects=False)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{kind.plural}.{models.GROUP}",
+            "labels": {"app.kubernetes.io/part-of": "xorj-operator"},
+        },
+        "spec": {
+            "group": models.GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind.kind,
+                "listKind": f"{kind.kind}List",
+                "plural": kind.plural,
+                "singular": kind.singular,
+                "shortNames": list(kind.short_names),
+                "categories": [models.CATEGORY],
+            },
+            "versions": [
+                {
+                    "name": models.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [dict(c) for c in kind.printer_columns],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": kind.description,
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema,
+                                "status": status_schema,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+HEADER = "# Generated by `xorj crds` from xorj.controller.models. Do not edit by hand.\n"
+
+
+def render(kind: KindInfo) -> str:
+    """The YAML text of one CRD file (stable: sorted keys off, insertion order kept)."""
+    return HEADER + yaml.safe_dump(crd(kind), sort_keys=False, width=100)
+
+
+def file_name(kind: KindInfo) -> str:
+    return f"{models.GROUP}_{kind.plural}.yaml"
+
+
+def rendered_files() -> dict[str, str]:
+    """file name -> YAML text, for every kind."""
+    return {file_name(k): render(k) for k in KINDS}

@@ -1,0 +1,253 @@
+"""Desired state of a TradingStrategy's children: executor Deployment, ConfigMap, Service, PDB.
+
+Pure: a validated spec in, Kubernetes object dicts out; no I/O, no clock. The handlers apply what these
+builders return (server-side apply), so "what should exist" is tested here without a cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from xorj.controller.models import API_VERSION, GROUP, TradingStrategySpec
+
+CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
+STRATEGY_LABEL = f"{GROUP}/strategy"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+EXECUTOR_COMPONENT = "executor"
+MANAGED_BY = "xorj-operator"
+VAULT_MOUNT_DIR = "/var/run/xorj/vault"
+EXECUTOR_CONTAINER = "executor"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The TradingStrategy that owns the children (garbage collection deletes them with it)."""
+
+    name: str
+    uid: str
+    kind: str = "TradingStrategy"
+    api_version: str = API_VERSION
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+@dataclass(frozen=True)
+class ExecutorDefaults:
+    """Operator-wide settings every executor gets (not part of any one strategy's spec)."""
+
+    ledger_secret_name: str = "xorj-ledger"
+    ledger_secret_key: str = "dsn"
+    metrics_port: int = 9102
+    service_account: str | None = None
+    log_level: str = "INFO"
+
+
+def names(strategy: str) -> dict[str, str]:
+    base = f"{strategy}-executor"
+    return {"deployment": base, "configmap": f"{base}-config", "service": base, "pdb": base}
+
+
+def selector_labels(strategy: str) -> dict[str, str]:
+    return {STRATEGY_LABEL: strategy, COMPONENT_LABEL: EXECUTOR_COMPONENT}
+
+
+def labels(strategy: str) -> dict[str, str]:
+    return {
+        **selector_labels(strategy),
+        "app.kubernetes.io/name": "xorj-executor",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/part-of": "xorj-operator",
+    }
+
+
+def _meta(name: str, namespace: str, owner: Owner) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": labels(owner.name),
+        "ownerReferences": [owner.reference()],
+    }
+
+
+def executor_environment(
+    strategy: str, namespace: str, spec: TradingStrategySpec, defaults: ExecutorDefaults
+) -> dict[str, str]:
+    """The executor's non-secret settings (XORJ_* variables), which go into the ConfigMap."""
+    s = spec.slippage
+    r = spec.risk
+    env = {
+        # the ledger's strategy key is namespaced: equal names in two namespaces never share trades
+        "XORJ_STRATEGY": f"{namespace}/{strategy}",
+        "XORJ_NAMESPACE": namespace,
+        "XORJ_VAULT_PUBKEY": spec.vault.public_key,
+        "XORJ_VAULT_KEYPAIR_FILE": f"{VAULT_MOUNT_DIR}/{spec.vault.secret_key}",
+        "XORJ_RPC_URL": spec.endpoints.rpc_url,
+        "XORJ_SWAP_API_URL": spec.endpoints.swap_api_url,
+        "XORJ_CONCURRENCY": str(spec.executor.concurrency),
+        "XORJ_PAUSED": "true" if spec.paused else "false",
+        "XORJ_SLIPPAGE_INITIAL_BPS": str(s.initial_bps),
+        "XORJ_SLIPPAGE_STEP_BPS": str(s.step_bps),
+        "XORJ_SLIPPAGE_CAP_BPS": str(s.cap_bps),
+        "XORJ_SLIPPAGE_MAX_ATTEMPTS": str(s.max_attempts),
+        "XORJ_MAX_TRADE_NOTIONAL_USD": repr(r.max_trade_notional_usd),
+        "XORJ_MAX_DAILY_VOLUME_USD": repr(r.max_daily_volume_usd),
+        "XORJ_MAX_DAILY_TRADES": str(r.max_daily_trades),
+        "XORJ_MAX_POSITION_SHARE": repr(r.max_position_share),
+        "XORJ_MAX_PRICE_IMPACT": repr(r.max_price_impact_bps / 10_000),
+        "XORJ_HTTP_PORT": str(defaults.metrics_port),
+        "XORJ_LOG_LEVEL": defaults.log_level,
+    }
+    return env
+
+
+def config_map(
+    owner: Owner, namespace: str, spec: TradingStrategySpec, defaults: ExecutorDefaults
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(names(owner.name)["configmap"], namespace, owner),
+        "data": executor_environment(owner.name, namespace, spec, defaults),
+    }
+
+
+def config_hash(spec: TradingStrategySpec, defaults: ExecutorDefaults) -> str:
+    """A digest of everything an executor reads at start: when it changes, executors must roll.
+
+    ``paused`` and ``replicas`` are left out: pausing scales to zero, it needs no new pods.
+    """
+    relevant = spec.to_wire()
+    relevant.pop("paused", None)
+    relevant.get("executor", {}).pop("replicas", None)
+    payload = json.dumps({"spec": relevant, "defaults": defaults.__dict__}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def desired_replicas(spec: TradingStrategySpec) -> int:
+    return 0 if spec.paused else spec.executor.replicas
+
+
+def deployment(
+    owner: Owner, namespace: str, spec: TradingStrategySpec, defaults: ExecutorDefaults
+) -> dict[str, Any]:
+    n = names(owner.name)
+    pod_labels = labels(owner.name)
+    container: dict[str, Any] = {
+        "name": EXECUTOR_CONTAINER,
+        "image": spec.executor.image,
+        "imagePullPolicy": spec.executor.image_pull_policy,
+        "command": ["xorj", "executor"],
+        "envFrom": [{"configMapRef": {"name": n["configmap"]}}],
+        "env": [
+            {
+                "name": "XORJ_LEDGER_DSN",
+                "valueFrom": {
+                    "secretKeyRef": {
+                        "name": defaults.ledger_secret_name,
+                        "key": defaults.ledger_secret_key,
+                    }
+                },
+            },
+            {"name": "XORJ_EXECUTOR_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        ],
+        "ports": [{"name": "metrics", "containerPort": defaults.metrics_port, "protocol": "TCP"}],
+        "volumeMounts": [{"name": "vault", "mountPath": VAULT_MOUNT_DIR, "readOnly": True}],
+        "resources": {"requests": dict(spec.executor.requests), "limits": dict(spec.executor.limits)},
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": "metrics"},
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },
+        "readinessProbe": {
+            "httpGet": {"path": "/healthz", "port": "metrics"},
+            "periodSeconds": 5,
+        },
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    pod_spec: dict[str, Any] = {
+        "containers": [container],
+        # executors hand back their leases on SIGTERM; give them time to finish in-flight sends
+        "terminationGracePeriodSeconds": 60,
+        "volumes": [
+            {
+                "name": "vault",
+                "secret": {
+                    "secretName": spec.vault.secret_name,
+                    "defaultMode": 0o400,
+                    "items": [{"key": spec.vault.secret_key, "path": spec.vault.secret_key}],
+                },
+            }
+        ],
+    }
+    if defaults.service_account:
+        pod_spec["serviceAccountName"] = defaults.service_account
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(n["deployment"], namespace, owner),
+        "spec": {
+            "replicas": desired_replicas(spec),
+            "selector": {"matchLabels": selector_labels(owner.name)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": {CONFIG_HASH_ANNOTATION: config_hash(spec, defaults)},
+                },
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def service(owner: Owner, namespace: str, defaults: ExecutorDefaults) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(names(owner.name)["service"], namespace, owner),
+        "spec": {
+            "selector": selector_labels(owner.name),
+            "ports": [
+                {"name": "metrics", "port": defaults.metrics_port, "targetPort": "metrics"}
+            ],
+        },
+    }
+
+
+def pod_disruption_budget(owner: Owner, namespace: str) -> dict[str, Any]:
+    # maxUnavailable rather than minAvailable: a paused strategy (0 replicas) must not block drains
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(names(owner.name)["pdb"], namespace, owner),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(owner.name)}},
+    }
+
+
+def children(
+    owner: Owner, namespace: str, spec: TradingStrategySpec, defaults: ExecutorDefaults
+) -> list[dict[str, Any]]:
+    """Everything a strategy owns, in apply order (the ConfigMap before the pods that read it)."""
+    return [
+        config_map(owner, namespace, spec, defaults),
+        service(owner, namespace, defaults),
+        pod_disruption_budget(owner, namespace),
+        deployment(owner, namespace, spec, defaults),
+    ]

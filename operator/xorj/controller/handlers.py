@@ -1,0 +1,185 @@
+"""kopf handlers: thin routing into :mod:`xorj.controller.reconcile`.
+
+Per kind there is ONE reconcile function (kopf issue 1178: several handlers per kind have lost
+events under load; sub-handlers break consistency, issue 641):
+
+- TradingStrategy: ``reconcile_strategy``, for create/update/resume and the periodic resync timer
+  (level-triggered: it always converges to the spec, whatever woke it), plus its finalizer.
+- CopyTrade: one daemon per object, ``mirror_copytrade`` (admission, then the status mirror, then
+  the TTL), plus its finalizer.
+- A watch-freshness index per kind (it stores nothing; it tells the liveness probe the watch is alive).
+
+Progress, diff-base and the finalizer use our own ``trading.xorj.io`` prefix, so another kopf
+operator on the same objects never reads or overwrites our state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+import kopf
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from xorj.controller import metrics, reconcile
+from xorj.controller.freshness import WatchFreshness
+from xorj.controller.kube import Kube, load_config
+from xorj.controller.models import GROUP, VERSION
+from xorj.controller.runtime import Runtime
+from xorj.controller.settings import OperatorSettings
+from xorj.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = reconcile.STRATEGIES
+COPYTRADES = reconcile.COPYTRADES
+# Decorator arguments are fixed at import, so these two come straight from the environment.
+_STRATEGY_RESYNC = float(os.environ.get("XORJ_OPERATOR_STRATEGY_RESYNC_SECONDS", "10"))
+_FINALIZER = f"{GROUP}/finalizer"
+
+
+def _rt(memo: kopf.Memo) -> Runtime:
+    return memo["runtime"]
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, **_: Any) -> None:
+    cfg = OperatorSettings()
+    settings.persistence.finalizer = _FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.watching.server_timeout = cfg.watch_server_timeout
+    settings.watching.client_timeout = cfg.watch_client_timeout
+    settings.watching.connect_timeout = 10
+    settings.watching.inactivity_timeout = cfg.watch_inactivity_timeout
+    # Our own Events are explicit; kopf's "Handler succeeded" log-Events would double the API load.
+    settings.posting.level = logging.WARNING
+    settings.networking.request_timeout = 30
+    settings.peering.priority = cfg.priority
+    settings.peering.name = cfg.peering_name
+    settings.peering.standalone = cfg.standalone
+    settings.peering.lifetime = cfg.peering_lifetime
+
+    freshness = WatchFreshness(stale_after=cfg.watch_stale_seconds)
+    kube = Kube(await asyncio.to_thread(load_config), cfg.api_workers, freshness)
+    dsn = cfg.ledger_dsn.get_secret_value()
+    # the ledger may be down at start: the operator still starts, LedgerReachable says False
+    ledger = await asyncio.to_thread(Ledger.connect, dsn, max_size=8, acquire_timeout=5.0, name="xorj-operator")
+    identity = f"{socket.gethostname()}/{os.getpid()}"
+    rt = Runtime(settings=cfg, kube=kube, ledger=ledger, freshness=freshness, identity=identity)
+    memo["runtime"] = rt
+    memo["listener"] = asyncio.create_task(rt.listen_forever(), name="xorj-ledger-listener")
+    memo["health"] = await _start_health_server(rt, cfg.health_host, cfg.health_port, cfg.metrics_port)
+    if not cfg.standalone:
+        await _ensure_peering_objects(kube, cfg.peering_name, memo.get("namespaces") or [])
+    logger.info("operator started", extra={"identity": identity, "priority": cfg.priority})
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, logger: Any, **_: Any) -> None:
+    """Graceful shutdown: kopf has stopped the daemons; close what startup opened."""
+    task = memo.get("listener")
+    if task is not None:
+        task.cancel()
+    for runner in memo.get("health") or ():
+        await runner.cleanup()
+    rt: Runtime | None = memo.get("runtime")
+    if rt is not None:
+        await asyncio.to_thread(rt.ledger.close)
+        rt.kube.close()
+    logger.info("operator stopped")
+
+
+# -- TradingStrategy ---------------------------------------------------------------------------------
+
+
+@kopf.on.resume(GROUP, VERSION, STRATEGIES, id="reconcile")
+@kopf.on.create(GROUP, VERSION, STRATEGIES, id="reconcile")
+@kopf.on.update(GROUP, VERSION, STRATEGIES, id="reconcile", field="spec")
+@kopf.timer(GROUP, VERSION, STRATEGIES, id="resync", interval=_STRATEGY_RESYNC, initial_delay=_STRATEGY_RESYNC,
+            idle=None)
+async def strategy(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
+    await reconcile.reconcile_strategy(_rt(memo), body, logger)
+
+
+@kopf.on.delete(GROUP, VERSION, STRATEGIES, id="finalize")
+async def strategy_deleted(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
+    await reconcile.finalize_strategy(_rt(memo), body, logger)
+
+
+@kopf.index(GROUP, VERSION, STRATEGIES, id="freshness")
+def strategy_seen(uid: str, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
+    rt: Runtime | None = memo.get("runtime")
+    if rt is not None:
+        rt.freshness.observed(uid, meta.get("resourceVersion"), time.monotonic())
+
+
+# -- CopyTrade -----------------------------------------------------------------------------------------
+
+
+@kopf.daemon(GROUP, VERSION, COPYTRADES, id="mirror", cancellation_timeout=1.0, backoff=5.0)
+async def copytrade(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
+    await reconcile.mirror_copytrade(_rt(memo), body, logger)
+
+
+@kopf.on.delete(GROUP, VERSION, COPYTRADES, id="finalize")
+async def copytrade_deleted(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
+    await reconcile.finalize_copytrade(_rt(memo), body, logger)
+
+
+@kopf.index(GROUP, VERSION, COPYTRADES, id="freshness")
+def copytrade_seen(uid: str, meta: kopf.Meta, memo: kopf.Memo, event: Any = None, **_: Any) -> None:
+    rt: Runtime | None = memo.get("runtime")
+    if rt is not None:
+        rt.freshness.observed(uid, meta.get("resourceVersion"), time.monotonic())
+
+
+# -- health and metrics --------------------------------------------------------------------------------
+
+
+async def _start_health_server(rt: Runtime, host: str, health_port: int, metrics_port: int) -> list[web.AppRunner]:
+    async def healthz(_: web.Request) -> web.Response:
+        stale = rt.freshness.stale(time.monotonic())
+        metrics.WATCH_STALE.set(1 if stale else 0)
+        if stale:
+            return web.json_response({"status": "stale", "unseenWrites": len(stale)}, status=503)
+        return web.json_response({"status": "ok"})
+
+    async def metrics_view(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    runners = []
+    apps: dict[int, web.Application] = {}
+    for port, route in ((health_port, ("/healthz", healthz)), (metrics_port, ("/metrics", metrics_view))):
+        app = apps.setdefault(port, web.Application())
+        app.router.add_get(*route)
+    for port, app in apps.items():
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        runners.append(runner)
+    return runners
+
+
+async def _ensure_peering_objects(kube: Kube, name: str, namespaces: list[str]) -> None:
+    """kopf's peering needs its KopfPeering (per namespace) or ClusterKopfPeering object to exist."""
+    from kubernetes.client.exceptions import ApiException
+
+    targets = [f"/apis/kopf.dev/v1/namespaces/{ns}/kopfpeerings" for ns in namespaces] or [
+        "/apis/kopf.dev/v1/clusterkopfpeerings"
+    ]
+    for path in targets:
+        kind = "KopfPeering" if "/namespaces/" in path else "ClusterKopfPeering"
+        body = {"apiVersion": "kopf.dev/v1", "kind": kind, "metadata": {"name": name}}
+        try:
+            await kube.run(kube._call, "create", "peerings", "POST", path, body)
+        except ApiException as exc:
+            if exc.status != 409:  # already there: fine
+                raise

@@ -1,0 +1,30 @@
+"""Prometheus metrics of the operator (served on XORJ_METRICS_PORT)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RECONCILES = Counter(
+    "xorj_operator_reconciles_total", "Reconciliations by kind and result.", ["kind", "result"]
+)
+ADMISSIONS = Counter(
+    "xorj_operator_admissions_total", "CopyTrade admissions into the ledger.", ["result"]
+)
+STATUS_PATCHES = Counter("xorj_operator_status_patches_total", "Status PATCHes sent.", ["kind"])
+KUBE_REQUESTS = Counter(
+    "xorj_operator_kube_requests_total", "Kubernetes API requests made by the operator's own code.",
+    ["verb", "resource"],
+)
+LEDGER_ERRORS = Counter("xorj_operator_ledger_errors_total", "Ledger calls that failed.", ["operation"])
+NOTIFICATIONS = Counter("xorj_operator_ledger_notifications_total", "NOTIFYs received from the ledger.")
+MIRROR_LATENCY = Histogram(
+    "xorj_operator_mirror_latency_seconds",
+    "From a ledger NOTIFY to the CopyTrade status PATCH that shows it.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+COPYTRADES_TERMINAL = Counter(
+    "xorj_operator_copytrades_terminal_total", "CopyTrades seen reaching a terminal phase.", ["phase"]
+)
+TTL_DELETIONS = Counter("xorj_operator_ttl_deletions_total", "Terminal CopyTrades deleted by TTL.")
+WATCH_STALE = Gauge("xorj_operator_watch_stale", "1 while the watch has not delivered our own writes.")
+LISTENER_CONNECTED = Gauge("xorj_operator_ledger_listener_connected", "1 while LISTEN is connected.")

@@ -1,0 +1,421 @@
+"""Reconciliation of both kinds: read, decide with the pure modules, write once.
+
+The kopf handlers (handlers.py) only route to these functions. Here: the I/O around
+:mod:`xorj.controller.desired` (children) and :mod:`xorj.controller.status` (status), with Events for
+what a person cares about. Every status write is one merge PATCH, and only when something changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from xorj.controller import desired, metrics
+from xorj.controller import status as st
+from xorj.controller.models import (
+    CopyTradeSpec,
+    CopyTradeStatus,
+    TradingStrategySpec,
+    TradingStrategyStatus,
+)
+from xorj.controller.runtime import Runtime
+from xorj.domain.trades import TradeState
+from xorj.errors import LedgerError
+from xorj.ledger import Trade, TradeIntent, TradeKey
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = "tradingstrategies"
+COPYTRADES = "copytrades"
+# Re-apply unchanged children at most this often: heals hand edits without a PATCH every resync.
+REAPPLY_SECONDS = 300.0
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def strategy_key(namespace: str, name: str) -> str:
+    """The ledger's strategy column: namespaced, so equal names in two namespaces never mix."""
+    return f"{namespace}/{name}"
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        parts.append(f"spec.{where}: {err['msg']}" if where else err["msg"])
+    return "; ".join(parts)
+
+
+def _status_model(model: type, raw: Any) -> Any:
+    try:
+        return model.model_validate(dict(raw or {}))
+    except ValidationError:
+        return None  # unreadable (e.g. written by an older version): recomputed from scratch
+
+
+def _condition_events(body: Any, before: list[st.Condition], after: list[st.Condition]) -> None:
+    """An Event for each condition whose status changed (the transitions a person cares about)."""
+    old = {c.type: c.status for c in before}
+    for cond in after:
+        if old.get(cond.type) != cond.status and (cond.type in old or cond.status.value == "True"):
+            warn = (cond.type != st.PAUSED) and cond.status.value != "True"
+            kopf.event(
+                body,
+                type="Warning" if warn else "Normal",
+                reason=f"{cond.type}{cond.status.value}",
+                message=cond.message,
+            )
+
+
+# --------------------------------------------------------------------------------------------------
+# TradingStrategy
+
+
+async def reconcile_strategy(rt: Runtime, body: Any, logger: logging.Logger | logging.LoggerAdapter) -> None:
+    meta = body["metadata"]
+    namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+    generation = meta.get("generation")
+    previous = _status_model(TradingStrategyStatus, body.get("status"))
+    try:
+        spec = TradingStrategySpec.model_validate(dict(body["spec"]))
+    except ValidationError as exc:
+        # The API server validates the same rules; reaching this means the CRD is older than the
+        # operator. Say so and stop: retrying cannot fix a spec.
+        message = _validation_message(exc)
+        kopf.event(body, type="Warning", reason="InvalidSpec", message=message)
+        metrics.RECONCILES.labels("TradingStrategy", "invalid").inc()
+        raise kopf.PermanentError(message) from exc
+
+    defaults = rt.settings.executor_defaults()
+    owner = desired.Owner(name=name, uid=uid)
+    children = desired.children(owner, namespace, spec, defaults)
+    digest = hashlib.sha256(json.dumps(children, sort_keys=True).encode()).hexdigest()
+    last = rt.applied.get(uid)
+    deployment_obj: dict[str, Any] | None = None
+    dep_name = desired.names(name)["deployment"]
+    must_apply = last is None or last[0] != digest or time.monotonic() - last[1] > REAPPLY_SECONDS
+    if not must_apply:
+        deployment_obj = await rt.kube.get_child("Deployment", namespace, dep_name)
+        want = next(c for c in children if c["kind"] == "Deployment")
+        must_apply = _deployment_drifted(deployment_obj, want)
+        if must_apply:
+            logger.info("executor Deployment drifted from the spec; re-applying", extra={"strategy": name})
+    if must_apply:
+        for child in children:
+            applied = await rt.kube.apply(child)
+            if child["kind"] == "Deployment":
+                deployment_obj = applied
+        rt.applied[uid] = (digest, time.monotonic())
+        if last is not None and last[0] != digest:
+            logger.info("executors reconfigured", extra={"strategy": name, "digest": digest[:12]})
+
+    replicas = desired.desired_replicas(spec)
+    if deployment_obj is None:
+        observation = st.DeploymentObservation(desired=replicas, absent=True)
+    else:
+        observation = st.DeploymentObservation.from_status(replicas, deployment_obj.get("status"))
+
+    ledger_error: str | None = None
+    counts = followed = None
+    try:
+        raw_counts = await rt.ledger_call("counts_by_state", rt.ledger.counts_by_state, strategy_key(namespace, name))
+        scores = await rt.ledger_call("list_trader_scores", rt.ledger.list_trader_scores)
+        counts = st.trade_counts(raw_counts)
+        followed = st.followed_traders(spec, scores)
+    except LedgerError as exc:
+        ledger_error = f"ledger unavailable: {type(exc).__name__}"
+
+    new_status = st.strategy_status(
+        spec=spec,
+        generation=generation,
+        deployment=observation,
+        ledger_error=ledger_error,
+        counts=counts,
+        followed=followed,
+        previous=previous,
+        config_hash=desired.config_hash(spec, defaults),
+        now=now(),
+    )
+    if previous is None or new_status != previous:
+        await rt.kube.patch_status(namespace, STRATEGIES, name, new_status.to_wire())
+        _condition_events(body, previous.conditions if previous else [], new_status.conditions)
+    metrics.RECONCILES.labels("TradingStrategy", "ok").inc()
+
+
+def _deployment_drifted(actual: dict[str, Any] | None, want: dict[str, Any]) -> bool:
+    """Someone deleted, scaled or edited the executor Deployment by hand (cheap checks only; the
+    periodic full re-apply catches the rest)."""
+    if actual is None:
+        return True
+    annotations = ((actual["spec"]["template"].get("metadata") or {}).get("annotations") or {})
+    return (
+        actual["spec"].get("replicas") != want["spec"]["replicas"]
+        or annotations.get(desired.CONFIG_HASH_ANNOTATION)
+        != want["spec"]["template"]["metadata"]["annotations"][desired.CONFIG_HASH_ANNOTATION]
+    )
+
+
+async def finalize_strategy(rt: Runtime, body: Any, logger: logging.Logger | logging.LoggerAdapter) -> None:
+    """Hold the strategy (and so its executors) until its in-flight trades are finished.
+
+    SUBMITTED trades have a transaction out: their executors must see them through. PENDING ones are
+    drained by the same executors. A paused strategy has no executors: only SUBMITTED ones are waited
+    for. After ``strategy_drain_seconds`` the strategy is let go with a Warning (the ledger keeps the
+    trades; an executor of a re-created strategy of the same name takes them over).
+    """
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    rt.freshness.forget(meta["uid"])  # the watch may never show our last write of a vanishing object
+    try:
+        counts = await rt.ledger_call("counts_by_state", rt.ledger.counts_by_state, strategy_key(namespace, name))
+    except LedgerError as exc:
+        raise kopf.TemporaryError(f"ledger unavailable ({type(exc).__name__}); retrying", delay=5) from exc
+    paused = bool((body.get("spec") or {}).get("paused"))
+    in_flight = counts[TradeState.SUBMITTED] + (0 if paused else counts[TradeState.PENDING])
+    if in_flight == 0:
+        rt.applied.pop(meta["uid"], None)
+        return
+    deleted_at = meta.get("deletionTimestamp")
+    waited = (now() - datetime.fromisoformat(deleted_at.replace("Z", "+00:00"))).total_seconds() if deleted_at else 0
+    if waited >= rt.settings.strategy_drain_seconds:
+        kopf.event(body, type="Warning", reason="DrainTimeout",
+                   message=f"{in_flight} trade(s) still in flight after {int(waited)}s; "
+                           "released, the ledger keeps them")
+        rt.applied.pop(meta["uid"], None)
+        return
+    raise kopf.TemporaryError(f"waiting for {in_flight} in-flight trade(s) to finish", delay=3)
+
+
+# --------------------------------------------------------------------------------------------------
+# CopyTrade
+
+
+def copytrade_ref(namespace: str, name: str) -> str:
+    return f"{namespace}/{name}"
+
+
+async def _strategy_spec(rt: Runtime, namespace: str, name: str) -> TradingStrategySpec | None:
+    obj = await rt.kube.get_cr(namespace, STRATEGIES, name)
+    if obj is None:
+        return None
+    return TradingStrategySpec.model_validate(obj["spec"])
+
+
+def _created_before(trade: Trade, body: Any) -> bool:
+    """Did the trade exist before this CopyTrade object? Then this object is a duplicate (a
+    re-creation or a second CopyTrade for the same lead trade), not the one that admitted it."""
+    stamp = body["metadata"].get("creationTimestamp")
+    if not stamp:
+        return False
+    created = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    # creationTimestamp has 1 s resolution: a trade admitted by this object is never older than it
+    return trade.created_at < created
+
+
+async def admit_copytrade(rt: Runtime, body: Any, spec: CopyTradeSpec, logger: Any) -> Trade | None:
+    """Admit the trade into the ledger (idempotent). None while the strategy does not exist."""
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    strategy = await _strategy_spec(rt, namespace, spec.strategy)
+    previous = _status_model(CopyTradeStatus, body.get("status")) or CopyTradeStatus()
+    if strategy is None:
+        cond = st.set_condition(
+            previous.conditions, st.ADMITTED, st.ConditionStatus.FALSE, "StrategyNotFound",
+            f"TradingStrategy {spec.strategy!r} not found in {namespace}; waiting for it",
+            now=now(), generation=meta.get("generation"),
+        )
+        if not any(c.type == st.ADMITTED and c.reason == "StrategyNotFound" for c in previous.conditions):
+            kopf.event(body, type="Warning", reason="StrategyNotFound", message=cond.message)
+            await rt.kube.patch_status(namespace, COPYTRADES, name, {"conditions": [cond.to_wire()]})
+        return None
+    intent = TradeIntent(
+        strategy=strategy_key(namespace, spec.strategy),
+        vault=strategy.vault.public_key,
+        lead_signature=spec.lead_signature,
+        lead_trader=spec.lead_trader,
+        input_mint=spec.input_mint,
+        output_mint=spec.output_mint,
+        amount=spec.amount,
+        max_slippage_bps=spec.max_slippage_bps,
+        notional_usd=Decimal(str(spec.notional_usd)) if spec.notional_usd is not None else None,
+        copytrade=copytrade_ref(namespace, name),
+    )
+    result = await rt.ledger_call("admit_trade", rt.ledger.admit_trade, intent, actor=f"operator/{rt.identity}")
+    trade = await rt.ledger_call("get_trade", rt.ledger.get_trade, result.trade_id)
+    duplicate = (not result.created) and (
+        trade.copytrade != copytrade_ref(namespace, name) or _created_before(trade, body)
+    )
+    if result.created or not duplicate:
+        fields = {"admission": "Admitted", "admissionMessage": f"trade {result.trade_id} admitted"}
+        metrics.ADMISSIONS.labels("admitted").inc()
+        if result.created:
+            kopf.event(body, type="Normal", reason="Admitted", message=f"trade {result.trade_id} admitted (PENDING)")
+    else:
+        fields = st.admission_fields(result, copytrade_ref(namespace, name), trade.copytrade)
+        metrics.ADMISSIONS.labels("duplicate").inc()
+        kopf.event(body, type="Normal", reason="DuplicateTrade", message=fields["admissionMessage"])
+        logger.info("duplicate CopyTrade: no new trade", extra={"trade_id": result.trade_id})
+    seeded = previous.model_copy(update={
+        "trade_id": str(result.trade_id),
+        "admission": fields["admission"],
+        "admission_message": fields["admissionMessage"],
+    })
+    status = st.copytrade_status(trade=trade, previous=seeded, generation=meta.get("generation"), now=now())
+    await rt.kube.patch_status(namespace, COPYTRADES, name, status.to_wire())
+    return trade
+
+
+async def mirror_copytrade(rt: Runtime, body: Any, logger: Any) -> None:
+    """The daemon of one CopyTrade: admit it, then keep its status equal to the ledger's trade until
+    it is terminal; then, if it has a TTL, delete it when the TTL runs out.
+
+    Woken by NOTIFY for low latency; re-reads the ledger every ``copytrade_resync_seconds`` anyway, so
+    a lost notification delays a status, never loses it. kopf cancels this coroutine when the object
+    is deleted or the operator stops or is paused by a higher-priority peer.
+    """
+    meta = body["metadata"]
+    namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+    try:
+        spec = CopyTradeSpec.model_validate(dict(body["spec"]))
+    except ValidationError as exc:
+        kopf.event(body, type="Warning", reason="InvalidSpec", message=_validation_message(exc))
+        return
+    status = _status_model(CopyTradeStatus, body.get("status")) or CopyTradeStatus()
+    resync = rt.settings.copytrade_resync_seconds
+    trade_id = int(status.trade_id) if status.trade_id else None
+
+    while trade_id is None:
+        try:
+            trade = await admit_copytrade(rt, body, spec, logger)
+        except LedgerError as exc:
+            logger.warning("admission failed, will retry", extra={"error": type(exc).__name__})
+            trade = None
+        if trade is not None:
+            trade_id = trade.trade_id
+            fresh = await rt.kube.get_cr(namespace, COPYTRADES, name)
+            if fresh is None:
+                return
+            status = _status_model(CopyTradeStatus, fresh.get("status")) or status
+        else:
+            await asyncio.sleep(min(resync, 5.0))
+
+    wake = rt.wakeups.register(trade_id)
+    try:
+        while True:
+            wake.clear()  # cleared before reading: a NOTIFY during the read re-wakes us
+            try:
+                trade = await rt.ledger_call("get_trade", rt.ledger.get_trade, trade_id)
+            except LedgerError as exc:
+                logger.warning("ledger read failed", extra={"error": type(exc).__name__})
+                await asyncio.sleep(min(resync, 5.0))
+                continue
+            new_status = st.copytrade_status(
+                trade=trade, previous=status, generation=meta.get("generation"), now=now()
+            )
+            if new_status != status:
+                await rt.kube.patch_status(namespace, COPYTRADES, name, new_status.to_wire())
+                notified = rt.wakeups.take_notified_at(trade_id)
+                if notified is not None:
+                    metrics.MIRROR_LATENCY.observe(time.monotonic() - notified)
+                _phase_events(body, status, new_status)
+                status = new_status
+            if trade.is_terminal:
+                break
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=resync)
+            except TimeoutError:
+                pass
+    finally:
+        rt.wakeups.unregister(trade_id, wake)
+
+    remaining = st.ttl_remaining(status.finished_at, spec.ttl_seconds_after_finished, now())
+    if remaining is None:
+        return
+    await asyncio.sleep(remaining)
+    if await rt.kube.delete_cr(namespace, COPYTRADES, name, uid=uid):
+        metrics.TTL_DELETIONS.inc()
+        logger.info("terminal CopyTrade deleted after its TTL", extra={"trade_id": trade_id})
+
+
+def _phase_events(body: Any, before: CopyTradeStatus, after: CopyTradeStatus) -> None:
+    if before.phase == after.phase and before.attempt_count == after.attempt_count:
+        return
+    if after.phase is TradeState.CONFIRMED and before.phase is not TradeState.CONFIRMED:
+        metrics.COPYTRADES_TERMINAL.labels("CONFIRMED").inc()
+        kopf.event(body, type="Normal", reason="Confirmed",
+                   message=f"trade {after.trade_id} confirmed by {after.final_signature} "
+                           f"after {after.attempt_count} attempt(s)")
+    elif after.phase is TradeState.FAILED and before.phase is not TradeState.FAILED:
+        metrics.COPYTRADES_TERMINAL.labels("FAILED").inc()
+        kopf.event(body, type="Warning", reason="Failed",
+                   message=f"trade {after.trade_id} failed: {after.error_reason}"
+                           + (f" ({after.error_message})" if after.error_message else ""))
+    elif after.attempt_count > before.attempt_count and after.attempts:
+        last = after.attempts[-1]
+        kopf.event(body, type="Normal", reason="Submitted",
+                   message=f"attempt {last.number} signed at {last.slippage_bps} bps slippage: {last.signature}")
+
+
+async def finalize_copytrade(rt: Runtime, body: Any, logger: Any) -> None:
+    """Let a CopyTrade go only when its trade cannot be orphaned.
+
+    - no trade, a terminal one, or this object is a duplicate: go;
+    - PENDING and this object admitted it: cancel it (FAILED, CANCELLED), then go;
+    - SUBMITTED: a transaction is out; hold (TemporaryError) until it is terminal. If the strategy no
+      longer exists at all, there is nobody to finish it and nothing to wait for: go with a Warning
+      (the ledger keeps the trade; the strategy's re-creation takes it over). A strategy that is
+      being deleted still exists, and its own finalizer keeps its executors until they are done, so
+      the two finalizers never wait for each other.
+    """
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    rt.freshness.forget(meta["uid"])  # the watch may never show our last write of a vanishing object
+    status = _status_model(CopyTradeStatus, body.get("status")) or CopyTradeStatus()
+    spec = CopyTradeSpec.model_validate(dict(body["spec"]))
+    try:
+        trade: Trade | None
+        if status.trade_id:
+            trade = await rt.ledger_call("get_trade", rt.ledger.get_trade, int(status.trade_id))
+        else:
+            # admitted, but the status write may have been lost to a crash: look it up by key
+            strategy = await _strategy_spec(rt, namespace, spec.strategy)
+            if strategy is None:
+                return
+            key = TradeKey(strategy_key(namespace, spec.strategy), strategy.vault.public_key, spec.lead_signature)
+            trade = await rt.ledger_call("find_trade", rt.ledger.find_trade, key)
+        if trade is None or trade.is_terminal:
+            return
+        if trade.copytrade != copytrade_ref(namespace, name) or status.admission == "Duplicate":
+            return  # the trade belongs to another CopyTrade; deleting a duplicate changes nothing
+        if trade.state is TradeState.PENDING:
+            try:
+                await rt.ledger_call("cancel_trade", rt.ledger.cancel_trade, trade.trade_id,
+                                     f"CopyTrade {namespace}/{name} deleted", actor=f"operator/{rt.identity}")
+                kopf.event(body, type="Normal", reason="Cancelled",
+                           message=f"trade {trade.trade_id} cancelled before any send")
+                return
+            except LedgerError:
+                trade = await rt.ledger_call("get_trade", rt.ledger.get_trade, trade.trade_id)
+                if trade.is_terminal:
+                    return
+    except LedgerError as exc:
+        raise kopf.TemporaryError(f"ledger unavailable ({type(exc).__name__}); retrying", delay=5) from exc
+    if await rt.kube.get_cr(namespace, STRATEGIES, spec.strategy) is None:
+        kopf.event(body, type="Warning", reason="StrategyGone",
+                   message=f"trade {trade.trade_id} is {trade.state.value} and its strategy is gone; "
+                           "released, the ledger keeps the trade")
+        return
+    raise kopf.TemporaryError(
+        f"trade {trade.trade_id} is {trade.state.value}: waiting until it is terminal", delay=2
+    )

@@ -1,0 +1,109 @@
+"""What the handlers share for the life of the operator process: clients, settings, wake-ups.
+
+Built in the kopf startup handler and kept in kopf's ``memo``; torn down in the cleanup handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from xorj.controller import metrics
+from xorj.controller.freshness import WatchFreshness
+from xorj.controller.kube import Kube
+from xorj.controller.settings import OperatorSettings
+from xorj.errors import LedgerError
+from xorj.ledger import AsyncTradeListener, Ledger
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class Wakeups:
+    """trade id -> the mirror loops waiting for news of that trade (a NOTIFY, or a resync)."""
+
+    def __init__(self) -> None:
+        self._events: dict[int, set[asyncio.Event]] = defaultdict(set)
+        self._notified_at: dict[int, float] = {}
+
+    def register(self, trade_id: int) -> asyncio.Event:
+        event = asyncio.Event()
+        self._events[trade_id].add(event)
+        return event
+
+    def unregister(self, trade_id: int, event: asyncio.Event) -> None:
+        waiting = self._events.get(trade_id)
+        if waiting is not None:
+            waiting.discard(event)
+            if not waiting:
+                del self._events[trade_id]
+                self._notified_at.pop(trade_id, None)
+
+    def wake(self, trade_id: int, at: float) -> None:
+        waiting = self._events.get(trade_id)
+        if waiting:
+            self._notified_at.setdefault(trade_id, at)
+            for event in waiting:
+                event.set()
+
+    def wake_all(self) -> None:
+        for waiting in self._events.values():
+            for event in waiting:
+                event.set()
+
+    def take_notified_at(self, trade_id: int) -> float | None:
+        return self._notified_at.pop(trade_id, None)
+
+
+@dataclass
+class Runtime:
+    settings: OperatorSettings
+    kube: Kube
+    ledger: Ledger
+    freshness: WatchFreshness
+    identity: str
+    wakeups: Wakeups = field(default_factory=Wakeups)
+    applied: dict[str, tuple[str, float]] = field(default_factory=dict)  # strategy uid -> digest, when
+
+    async def ledger_call(self, operation: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A ledger call off the event loop; failures are counted and re-raised (typed LedgerError)."""
+        try:
+            return await self.kube.run(fn, *args, **kwargs)
+        except LedgerError:
+            metrics.LEDGER_ERRORS.labels(operation).inc()
+            raise
+
+    async def listen_forever(self) -> None:
+        """LISTEN on the ledger's channel and wake the mirror loop of each changed trade.
+
+        On (re)connection every loop is woken, so whatever changed while the listener was down is
+        read at once instead of at the next periodic resync.
+        """
+        dsn = self.settings.ledger_dsn.get_secret_value()
+        backoff = 0.5
+        while True:
+            try:
+                async with AsyncTradeListener(dsn) as listener:
+                    metrics.LISTENER_CONNECTED.set(1)
+                    backoff = 0.5
+                    self.wakeups.wake_all()
+                    log.info("listening for ledger notifications")
+                    async for note in listener:
+                        metrics.NOTIFICATIONS.inc()
+                        self.wakeups.wake(note.trade_id, time.monotonic())
+            except asyncio.CancelledError:
+                raise
+            except (LedgerError, OSError) as exc:
+                # the message of a LedgerError never carries the DSN (the ledger redacts it)
+                log.warning("ledger listener lost: %s; reconnecting", type(exc).__name__,
+                            extra={"retry_in": backoff})
+            except Exception:  # noqa: BLE001 - a listener must never die for good
+                log.exception("ledger listener failed; reconnecting")
+            metrics.LISTENER_CONNECTED.set(0)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)

@@ -1,0 +1,56 @@
+"""Operator settings from the environment: XORJ_LEDGER_DSN and XORJ_OPERATOR_* (e.g.
+XORJ_OPERATOR_PRIORITY); the CLI's options override them."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from xorj.controller.desired import ExecutorDefaults
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="XORJ_OPERATOR_", extra="ignore", populate_by_name=True)
+
+    ledger_dsn: SecretStr = Field(
+        validation_alias="XORJ_LEDGER_DSN", description="Postgres DSN of the ledger (never logged)."
+    )
+    # Executors read the DSN from this Secret (the operator's own DSN never reaches a pod spec).
+    executor_ledger_secret: str = "xorj-ledger"
+    executor_ledger_secret_key: str = "dsn"
+    executor_metrics_port: int = 9102
+    executor_service_account: str | None = None
+    executor_log_level: str = "INFO"
+
+    # Resync: NOTIFY gives low latency; these bound how stale a status may get if a NOTIFY is lost.
+    copytrade_resync_seconds: float = Field(default=30.0, gt=0)
+    strategy_resync_seconds: float = Field(default=10.0, gt=0)
+    # Deleting a strategy waits this long for its SUBMITTED trades to finish before letting go.
+    strategy_drain_seconds: float = Field(default=300.0, ge=0)
+
+    # Watches: the API server ends each watch after server_timeout; a watch silent for longer than
+    # inactivity_timeout is restarted by kopf; the probe fails when our own writes are not seen back
+    # on the watch within watch_stale_seconds.
+    watch_server_timeout: int = Field(default=300, gt=0)
+    watch_client_timeout: int = Field(default=330, gt=0)
+    watch_inactivity_timeout: int = Field(default=600, gt=0)
+    watch_stale_seconds: float = Field(default=60.0, gt=0)
+
+    health_host: str = "0.0.0.0"
+    health_port: int = 8080
+    metrics_port: int = 9101
+    peering_name: str = "xorj-operator"
+    # how long a silent peer is still considered alive (kopf's default is 60 s)
+    peering_lifetime: int = Field(default=60, ge=5)
+    priority: int = 0
+    standalone: bool = False
+    api_workers: int = Field(default=16, ge=1, description="Threads for Kubernetes and ledger calls.")
+
+    def executor_defaults(self) -> ExecutorDefaults:
+        return ExecutorDefaults(
+            ledger_secret_name=self.executor_ledger_secret,
+            ledger_secret_key=self.executor_ledger_secret_key,
+            metrics_port=self.executor_metrics_port,
+            service_account=self.executor_service_account,
+            log_level=self.executor_log_level,
+        )

@@ -1,0 +1,301 @@
+"""Status of both kinds, computed from what was observed. Pure: no I/O; the clock is a parameter.
+
+Conditions follow the Kubernetes convention: ``lastTransitionTime`` changes only when ``status``
+changes, so a resync that finds nothing new writes an identical status (and the handler skips the
+PATCH entirely).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from xorj.controller.models import (
+    AttemptStatus,
+    Condition,
+    ConditionStatus,
+    CopyTradeStatus,
+    FollowedTrader,
+    TopNSelection,
+    TradeCounts,
+    TradingStrategySpec,
+    TradingStrategyStatus,
+)
+from xorj.domain.trades import TradeState
+from xorj.ledger.records import AdmitResult, Trade, TraderScore
+
+# condition types
+READY = "Ready"
+EXECUTORS_AVAILABLE = "ExecutorsAvailable"
+LEDGER_REACHABLE = "LedgerReachable"
+PAUSED = "Paused"
+ADMITTED = "Admitted"
+TERMINAL = "Terminal"
+STRATEGY_FOUND = "StrategyFound"
+
+
+def _bool(value: bool) -> ConditionStatus:
+    return ConditionStatus.TRUE if value else ConditionStatus.FALSE
+
+
+def set_condition(
+    previous: Sequence[Condition],
+    type_: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    *,
+    now: datetime,
+    generation: int | None,
+) -> Condition:
+    """The new condition, keeping the old lastTransitionTime when its status did not change."""
+    old = next((c for c in previous if c.type == type_), None)
+    since = old.last_transition_time if old is not None and old.status == status else now
+    return Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
+    )
+
+
+def parse_conditions(raw: Iterable[Mapping[str, Any]] | None) -> list[Condition]:
+    out: list[Condition] = []
+    for item in raw or ():
+        try:
+            out.append(Condition.model_validate(item))
+        except ValueError:
+            continue  # a condition someone else wrote badly: we rewrite ours anyway
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# TradingStrategy
+
+
+@dataclass(frozen=True)
+class DeploymentObservation:
+    """What the executor Deployment reports (its .status), or absent=True when it does not exist."""
+
+    desired: int = 0
+    replicas: int = 0
+    ready: int = 0
+    available: int = 0
+    updated: int = 0
+    absent: bool = False
+
+    @classmethod
+    def from_status(cls, desired: int, status: Mapping[str, Any] | None) -> DeploymentObservation:
+        status = status or {}
+        return cls(
+            desired=desired,
+            replicas=int(status.get("replicas") or 0),
+            ready=int(status.get("readyReplicas") or 0),
+            available=int(status.get("availableReplicas") or 0),
+            updated=int(status.get("updatedReplicas") or 0),
+        )
+
+
+def followed_traders(
+    spec: TradingStrategySpec, scores: Sequence[TraderScore]
+) -> list[FollowedTrader]:
+    """Explicit traders with whatever score the ledger has for them, or the top N above the threshold."""
+    by_wallet = {s.wallet: s for s in scores}
+    if spec.traders is not None:
+        out = []
+        for wallet in spec.traders:
+            score = by_wallet.get(wallet)
+            out.append(
+                FollowedTrader(
+                    wallet=wallet,
+                    trust_score=score.score if score else None,
+                    status=score.status if score else "NO_DATA",
+                )
+            )
+        return out
+    selection: TopNSelection = spec.top_n  # type: ignore[assignment]  # the XOR rule guarantees it
+    eligible = [
+        s
+        for s in scores
+        if s.status == "ELIGIBLE"
+        and s.score >= selection.min_trust_score
+        and (s.normalization is None or s.normalization == selection.normalization.value)
+    ]
+    eligible.sort(key=lambda s: (-s.score, s.wallet))
+    return [
+        FollowedTrader(wallet=s.wallet, trust_score=s.score, status=s.status)
+        for s in eligible[: selection.count]
+    ]
+
+
+def trade_counts(counts: Mapping[TradeState, int] | Mapping[str, int]) -> TradeCounts:
+    def get(state: TradeState) -> int:
+        return int(counts.get(state, counts.get(state.value, 0)))  # type: ignore[call-overload]
+
+    return TradeCounts(
+        pending=get(TradeState.PENDING),
+        submitted=get(TradeState.SUBMITTED),
+        confirmed=get(TradeState.CONFIRMED),
+        failed=get(TradeState.FAILED),
+    )
+
+
+def strategy_status(
+    *,
+    spec: TradingStrategySpec,
+    generation: int | None,
+    deployment: DeploymentObservation,
+    ledger_error: str | None,
+    counts: TradeCounts | None,
+    followed: Sequence[FollowedTrader] | None,
+    previous: TradingStrategyStatus | None,
+    config_hash: str,
+    now: datetime,
+) -> TradingStrategyStatus:
+    """The full status of a strategy. ``counts``/``followed`` None means: keep the previous values
+    (the ledger could not be read, and stale figures beat zeros that look like facts)."""
+    prev = previous or TradingStrategyStatus()
+    conds = prev.conditions
+
+    def cond(type_: str, ok: bool, reason: str, message: str) -> Condition:
+        return set_condition(
+            conds, type_, _bool(ok), reason, message, now=now, generation=generation
+        )
+
+    paused = cond(
+        PAUSED,
+        spec.paused,
+        "PausedBySpec" if spec.paused else "Running",
+        "spec.paused is true: executors scaled to zero"
+        if spec.paused
+        else "executors run",
+    )
+    if deployment.absent:
+        exec_ok, exec_reason, exec_msg = False, "DeploymentMissing", "executor Deployment not found"
+    elif spec.paused:
+        exec_ok = deployment.replicas == 0
+        exec_reason = "ScaledToZero" if exec_ok else "ScalingDown"
+        exec_msg = f"{deployment.replicas} executor(s) still running" if not exec_ok else "paused"
+    else:
+        exec_ok = deployment.available >= deployment.desired and deployment.updated >= deployment.desired
+        exec_reason = "MinimumReplicasAvailable" if exec_ok else "ReplicasUnavailable"
+        exec_msg = f"{deployment.available}/{deployment.desired} executor(s) available"
+    executors = cond(EXECUTORS_AVAILABLE, exec_ok, exec_reason, exec_msg)
+    ledger = cond(
+        LEDGER_REACHABLE,
+        ledger_error is None,
+        "Connected" if ledger_error is None else "LedgerUnavailable",
+        "ledger answered" if ledger_error is None else ledger_error,
+    )
+    ready_ok = exec_ok and ledger_error is None
+    if ready_ok:
+        ready_reason, ready_msg = ("Paused", "paused by spec") if spec.paused else ("Ready", "ready")
+    elif ledger_error is not None:
+        ready_reason, ready_msg = "LedgerUnavailable", "the ledger cannot be reached"
+    else:
+        ready_reason, ready_msg = exec_reason, exec_msg
+    ready = cond(READY, ready_ok, ready_reason, ready_msg)
+
+    counts = counts if counts is not None else prev.trades
+    followed_list = list(followed) if followed is not None else list(prev.followed_traders)
+    return TradingStrategyStatus(
+        observed_generation=generation,
+        conditions=[ready, executors, ledger, paused],
+        replicas=deployment.replicas,
+        ready_replicas=deployment.ready,
+        available_replicas=deployment.available,
+        executors=f"{deployment.ready}/{deployment.desired}",
+        followed_traders=followed_list,
+        followed_trader_count=len(followed_list),
+        trades=counts,
+        trades_summary=counts.summary(),
+        config_hash=config_hash,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# CopyTrade
+
+
+def admission_fields(result: AdmitResult, copytrade: str, owner: str | None) -> dict[str, str]:
+    """status.admission/admissionMessage for an admission result. ``owner`` is the CopyTrade
+    ("namespace/name") the ledger recorded for the trade, when it is not this one."""
+    if result.created:
+        return {"admission": "Admitted", "admissionMessage": result.describe()}
+    if owner and owner != copytrade:
+        msg = f"duplicate of {owner}: {result.describe()}"
+    else:
+        msg = result.describe()
+    return {"admission": "Duplicate", "admissionMessage": msg}
+
+
+def copytrade_status(
+    *,
+    trade: Trade,
+    previous: CopyTradeStatus | None,
+    generation: int | None,
+    now: datetime,
+) -> CopyTradeStatus:
+    """The CopyTrade's status mirroring its ledger trade. Admission fields are carried over."""
+    prev = previous or CopyTradeStatus()
+    attempts = [
+        AttemptStatus(
+            number=a.attempt_no,
+            signature=a.signature,
+            slippage_bps=a.slippage_bps,
+            outcome=a.outcome,
+            reason=a.reason.value if a.reason else None,
+            created_at=a.created_at,
+        )
+        for a in trade.attempts
+    ]
+    conds = prev.conditions
+    admitted = set_condition(
+        conds,
+        ADMITTED,
+        ConditionStatus.TRUE,
+        prev.admission or "Admitted",
+        prev.admission_message or f"trade {trade.trade_id} in the ledger",
+        now=now,
+        generation=generation,
+    )
+    terminal = trade.state.is_terminal
+    if trade.state is TradeState.CONFIRMED:
+        t_reason, t_msg = "Confirmed", f"confirmed by {trade.final_signature}"
+    elif trade.state is TradeState.FAILED:
+        reason = trade.reason.value if trade.reason else "Unknown"
+        t_reason, t_msg = "Failed", f"failed: {reason}" + (f" ({trade.detail})" if trade.detail else "")
+    else:
+        t_reason, t_msg = "InProgress", f"trade is {trade.state.value}"
+    terminal_cond = set_condition(
+        conds, TERMINAL, _bool(terminal), t_reason, t_msg, now=now, generation=generation
+    )
+    return CopyTradeStatus(
+        phase=trade.state,
+        trade_id=str(trade.trade_id),
+        admission=prev.admission,
+        admission_message=prev.admission_message,
+        attempts=attempts,
+        attempt_count=len(attempts),
+        final_signature=trade.final_signature,
+        error_reason=trade.reason.value if trade.reason else None,
+        error_message=trade.detail if trade.state is TradeState.FAILED else None,
+        created_at=trade.created_at,
+        submitted_at=trade.submitted_at,
+        finished_at=trade.finished_at,
+        observed_generation=generation,
+        conditions=[admitted, terminal_cond],
+    )
+
+
+def ttl_remaining(
+    finished_at: datetime | None, ttl_seconds: int | None, now: datetime
+) -> float | None:
+    """Seconds until a terminal CopyTrade may be deleted; None when it never expires."""
+    if finished_at is None or ttl_seconds is None:
+        return None
+    return max(0.0, ttl_seconds - (now - finished_at).total_seconds())

@@ -1,0 +1,121 @@
+"""Seed and run the local chain: mints, a market with liquidity, funded vaults, and the state file.
+
+``serve()`` is what ``xorj dev chain serve`` runs. The state directory it fills is the contract with
+everything else (fixtures, the demo, the executor's local settings):
+
+  DIR/chain.json                 rpc_url, swap_api_url, admin_url, mints, vaults, market, pid
+  DIR/vaults/<pubkey>.json       each vault's keypair, Solana CLI format (JSON array of 64 bytes), 0600
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from aiohttp import web
+from solders.keypair import Keypair
+
+from xorj.devenv.chain.faults import FaultEngine
+from xorj.devenv.chain.market import Market
+from xorj.devenv.chain.node import LocalNode, NodeConfig
+from xorj.devenv.chain.rpc_server import ADMIN_PREFIX, SWAP_API_PREFIX, ChainServer
+from xorj.errors import InvalidInputError
+
+LAMPORTS_PER_SOL = 10**9
+
+
+@dataclass(frozen=True)
+class SeedConfig:
+    vaults: int = 4
+    vault_sol: float = 10.0  # native SOL for fees
+    vault_usdc: int = 100_000  # whole USDC-like tokens per vault
+    pool_sol: int = 100_000  # whole SOL-like tokens in the pool
+    pool_usdc: int = 10_000_000  # whole USDC-like tokens in the pool (price 100)
+    fee_bps: int = 25
+    seed: str = "default"
+
+    def validate(self) -> None:
+        if not 0 <= self.vaults <= 1000:
+            raise InvalidInputError(f"vaults must be between 0 and 1000, got {self.vaults}")
+        for name in ("pool_sol", "pool_usdc"):
+            if getattr(self, name) <= 0:
+                raise InvalidInputError(f"{name} must be positive")
+        if not 0 <= self.fee_bps < 10_000:
+            raise InvalidInputError(f"fee_bps must be between 0 and 9999, got {self.fee_bps}")
+
+
+def build(seed: SeedConfig, node_config: NodeConfig, slot_ms: int, fault_seed: int | None = None) -> ChainServer:
+    seed.validate()
+    if slot_ms < 10:
+        raise InvalidInputError(f"slot_ms must be at least 10, got {slot_ms}")
+    node = LocalNode(node_config)
+    market = Market(node, seed=seed.seed, fee_bps=seed.fee_bps)
+    usdc = market.add_mint("USDC", 6)
+    sol = market.add_mint("SOL", 9)
+    market.seed_pool("SOL", "USDC", seed.pool_sol * 10**sol.decimals, seed.pool_usdc * 10**usdc.decimals)
+    for _ in range(seed.vaults):
+        market.add_vault(int(seed.vault_sol * LAMPORTS_PER_SOL), {"USDC": seed.vault_usdc * 10**usdc.decimals})
+    return ChainServer(node, market, slot_ms=slot_ms, faults=FaultEngine(seed=fault_seed))
+
+
+def write_keypair(path: Path, keypair: Keypair) -> None:
+    """Solana CLI keypair file: a JSON array of the 64 secret-key bytes, readable by the owner only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(list(bytes(keypair)), handle)
+    os.chmod(path, 0o600)
+
+
+def write_state(state_dir: Path, server: ChainServer, base_url: str) -> dict[str, Any]:
+    vault_dir = state_dir / "vaults"
+    vault_dir.mkdir(parents=True, exist_ok=True)
+    vaults = {}
+    for pubkey, keypair in server.market.vaults.items():
+        path = vault_dir / f"{pubkey}.json"
+        write_keypair(path, keypair)
+        vaults[pubkey] = str(path)
+    market = server.market
+    state = {
+        "rpc_url": base_url + "/",
+        "swap_api_url": base_url + SWAP_API_PREFIX,
+        "admin_url": base_url + ADMIN_PREFIX,
+        "mints": {symbol: {"address": str(info.address), "decimals": info.decimals}
+                  for symbol, info in market.mints.items()},
+        "vaults": vaults,
+        "market": {"base": market.base_mint.symbol, "quote": market.quote_mint.symbol,
+                   "fee_bps": market.fee_bps, "amm_key": str(market.amm_key),
+                   "pool_authority": str(market.pool_authority.pubkey())},
+        "jupiter_program_id": "JUP6LkbZbjS1jKKwapdHNy74zcZ3tLUZoi5QNyVTaV4",
+        "slot_ms": server.slot_ms,
+        "pid": os.getpid(),
+    }
+    tmp = state_dir / "chain.json.tmp"
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(state_dir / "chain.json")  # readers never see a half-written file
+    return state
+
+
+async def serve(server: ChainServer, host: str, port: int, state_dir: Path,
+                on_ready: Callable[[dict[str, Any]], None]) -> None:
+    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+    bound_port = sockets[0].getsockname()[1]
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state = write_state(state_dir, server, f"http://{host}:{bound_port}")
+    on_ready(state)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,299 @@
+"""The local chain's HTTP server: Solana JSON-RPC, Jupiter swap API v1 and an admin API, on one port.
+
+Stands in for three real services a trading client talks to:
+- a Solana RPC node (``POST /`` JSON-RPC 2.0, ``GET /health``), over LiteSVM (``node``/``rpc_methods``);
+- Jupiter's hosted swap API v1 (``GET /swap/v1/quote``, ``POST /swap/v1/swap``) over a local
+  constant-product market (``market``);
+- nothing real: ``/admin/...`` lets tests and chaos probes inject faults (``faults``), move prices,
+  produce or pause blocks and count the swaps each vault filled on chain.
+
+Every LiteSVM call runs on the event loop thread, so transactions are processed one at a time in
+arrival order, as a single leader would; blocks are produced by a clock task every ``slot_ms``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from xorj.devenv.chain.faults import Decision, FaultEngine, FaultSpec
+from xorj.devenv.chain.market import Market, SwapApiError
+from xorj.devenv.chain.node import MAX_PROCESSING_AGE, LocalNode, RpcError
+from xorj.devenv.chain.rpc_methods import RpcMethods
+from xorj.errors import InvalidInputError
+
+log = logging.getLogger("xorj.devenv.chain")
+
+SWAP_API_PREFIX = "/swap/v1"
+ADMIN_PREFIX = "/admin"
+
+
+@dataclass
+class ChainServer:
+    node: LocalNode
+    market: Market
+    slot_ms: int = 400
+    faults: FaultEngine = field(default_factory=FaultEngine)
+    paused: bool = False
+
+    def __post_init__(self) -> None:
+        self.rpc = RpcMethods(self.node)
+        self._clock_task: asyncio.Task[None] | None = None
+        self.requests: dict[str, int] = {}
+
+    # ---- app --------------------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=4 * 1024 * 1024)
+        app.router.add_post("/", self.handle_rpc)
+        app.router.add_get("/health", self.handle_health)
+        app.router.add_get(f"{SWAP_API_PREFIX}/quote", self.handle_quote)
+        app.router.add_post(f"{SWAP_API_PREFIX}/swap", self.handle_swap)
+        app.router.add_get(f"{ADMIN_PREFIX}/state", self.admin_state)
+        app.router.add_post(f"{ADMIN_PREFIX}/faults", self.admin_add_fault)
+        app.router.add_get(f"{ADMIN_PREFIX}/faults", self.admin_list_faults)
+        app.router.add_delete(f"{ADMIN_PREFIX}/faults", self.admin_clear_faults)
+        app.router.add_post(f"{ADMIN_PREFIX}/reset", self.admin_reset)
+        app.router.add_post(f"{ADMIN_PREFIX}/price", self.admin_price)
+        app.router.add_post(f"{ADMIN_PREFIX}/blocks", self.admin_blocks)
+        app.router.add_post(f"{ADMIN_PREFIX}/expire", self.admin_expire)
+        app.router.add_post(f"{ADMIN_PREFIX}/pause", self.admin_pause)
+        app.router.add_get(f"{ADMIN_PREFIX}/swaps", self.admin_swaps)
+        app.on_startup.append(self._start_clock)
+        app.on_cleanup.append(self._stop_clock)
+        return app
+
+    async def _start_clock(self, app: web.Application) -> None:
+        self._clock_task = asyncio.create_task(self._clock())
+
+    async def _stop_clock(self, app: web.Application) -> None:
+        if self._clock_task:
+            self._clock_task.cancel()
+            try:
+                await self._clock_task
+            except asyncio.CancelledError:
+                pass
+
+    async def _clock(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.slot_ms / 1000
+        deadline = loop.time()
+        while True:
+            deadline += interval
+            await asyncio.sleep(max(0.0, deadline - loop.time()))
+            if loop.time() - deadline > 10 * interval:
+                deadline = loop.time()  # the process was stopped for a while: no burst of blocks
+            if not self.paused:
+                self.node.advance(1)
+
+    # ---- fault plumbing ---------------------------------------------------------------------------
+    async def _with_faults(self, request: web.Request, method: str,
+                           work: Callable[[], web.StreamResponse],
+                           error_answer: Callable[[FaultSpec], web.StreamResponse]) -> web.StreamResponse:
+        self.requests[method] = self.requests.get(method, 0) + 1
+        decision: Decision = self.faults.decide(method)
+        if decision.delay_ms:
+            await asyncio.sleep(decision.delay_ms / 1000)
+        fault = decision.fault
+        if fault is None:
+            return work()
+        log.info("fault fired", extra={"fault_kind": fault.kind, "method": method})
+        if fault.kind == "timeout":
+            return await self._hang_and_drop(request, fault.hang_s)
+        if fault.kind == "error":
+            return error_answer(fault)
+        if fault.kind == "http_error":
+            return web.Response(status=fault.status, text=f"{fault.status} injected fault\n")
+        if fault.kind == "malformed":
+            return web.Response(status=200, content_type="application/json", text='{"jsonrpc":"2.0","result":{"va')
+        # drop_after_process: the work is done (a transaction lands), only the answer is lost
+        work()
+        if fault.answer == "timeout":
+            return await self._hang_and_drop(request, fault.hang_s)
+        if fault.answer == "close":
+            return self._drop(request)
+        if fault.answer == "error":
+            return error_answer(fault)
+        return web.Response(status=fault.status, text=f"{fault.status} injected fault\n")
+
+    async def _hang_and_drop(self, request: web.Request, seconds: float) -> web.StreamResponse:
+        await asyncio.sleep(seconds)
+        return self._drop(request)
+
+    def _drop(self, request: web.Request) -> web.StreamResponse:
+        if request.transport is not None:
+            request.transport.abort()
+        raise asyncio.CancelledError  # aiohttp ends the handler quietly; the client sees a reset
+
+    # ---- JSON-RPC ---------------------------------------------------------------------------------
+    def _dispatch(self, call: Any) -> dict[str, Any]:
+        if not isinstance(call, dict) or call.get("jsonrpc") != "2.0" or not isinstance(call.get("method"), str):
+            return {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"},
+                    "id": call.get("id") if isinstance(call, dict) else None}
+        try:
+            result = self.rpc.call(call["method"], call.get("params"))
+            return {"jsonrpc": "2.0", "result": result, "id": call.get("id")}
+        except RpcError as exc:
+            return {"jsonrpc": "2.0", "error": exc.to_json(), "id": call.get("id")}
+        except InvalidInputError as exc:
+            return {"jsonrpc": "2.0", "error": {"code": -32602, "message": str(exc)}, "id": call.get("id")}
+
+    async def handle_rpc(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return web.json_response({"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"},
+                                      "id": None})
+        if isinstance(body, list):
+            method = body[0].get("method", "") if body and isinstance(body[0], dict) else ""
+            call_id = None
+            work = lambda: web.json_response([self._dispatch(call) for call in body])  # noqa: E731
+        else:
+            method = body.get("method", "") if isinstance(body, dict) else ""
+            call_id = body.get("id") if isinstance(body, dict) else None
+            work = lambda: web.json_response(self._dispatch(body))  # noqa: E731
+
+        def rpc_error(fault: FaultSpec) -> web.StreamResponse:
+            error: dict[str, Any] = {"code": fault.code, "message": fault.message}
+            if fault.code == -32005:
+                error["data"] = {"numSlotsBehind": 42}
+            return web.json_response({"jsonrpc": "2.0", "error": error, "id": call_id})
+
+        return await self._with_faults(request, method, work, rpc_error)
+
+    async def handle_health(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(text="ok")
+
+    # ---- Jupiter swap API -------------------------------------------------------------------------
+    @staticmethod
+    def _swap_api_error(fault: FaultSpec) -> web.StreamResponse:
+        return web.json_response({"error": fault.message, "errorCode": "INJECTED_FAULT"}, status=500)
+
+    def _swap_api(self, produce: Callable[[], dict[str, Any]]) -> web.StreamResponse:
+        try:
+            return web.json_response(produce())
+        except SwapApiError as exc:
+            return web.json_response(exc.to_json(), status=exc.status)
+
+    async def handle_quote(self, request: web.Request) -> web.StreamResponse:
+        params = dict(request.query)
+        return await self._with_faults(request, "quote", lambda: self._swap_api(lambda: self.market.quote(params)),
+                                       self._swap_api_error)
+
+    async def handle_swap(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "Request body must be valid JSON", "errorCode": "INVALID_REQUEST"},
+                                     status=400)
+        return await self._with_faults(request, "swap", lambda: self._swap_api(lambda: self.market.swap(body)),
+                                       self._swap_api_error)
+
+    # ---- admin ------------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        node, market = self.node, self.market
+        return {
+            "slot": node.slot,
+            "blockHeight": node.blocks[node.slot].height,
+            "finalizedSlot": node.slot_at("finalized"),
+            "paused": self.paused,
+            "slotMs": self.slot_ms,
+            "maxProcessingAge": MAX_PROCESSING_AGE,
+            "transactions": len(node.records),
+            "price": market.price(),
+            "reserves": {market.base_mint.symbol: market.reserves(market.base_mint.address,
+                                                                   market.quote_mint.address)[0],
+                         market.quote_mint.symbol: market.reserves(market.quote_mint.address,
+                                                                    market.base_mint.address)[0]},
+            "faults": self.faults.to_json(),
+            "faultsFired": dict(self.faults.fired_total),
+            "requests": dict(self.requests),
+        }
+
+    async def _json_body(self, request: web.Request) -> Any:
+        raw = await request.read()
+        if not raw:
+            return {}
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise InvalidInputError("request body must be valid JSON") from None
+
+    async def _admin(self, request: web.Request, action: Callable[[Any], Any] | Callable[[Any], Awaitable[Any]],
+                     ) -> web.StreamResponse:
+        try:
+            body = await self._json_body(request)
+            result = action(body)
+            if asyncio.iscoroutine(result):
+                result = await result
+            return web.json_response(result)
+        except (InvalidInputError, ValueError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+
+    async def admin_state(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.state())
+
+    async def admin_add_fault(self, request: web.Request) -> web.StreamResponse:
+        def add(body: Any) -> Any:
+            fault_id = self.faults.add(FaultSpec.from_json(body))
+            log.info("fault added", extra={"fault_id": fault_id, "fault": body})
+            return {"id": fault_id}
+        return await self._admin(request, add)
+
+    async def admin_list_faults(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"faults": self.faults.to_json(), "fired": dict(self.faults.fired_total)})
+
+    async def admin_clear_faults(self, request: web.Request) -> web.StreamResponse:
+        self.faults.reset()
+        return web.json_response({"faults": []})
+
+    async def admin_reset(self, request: web.Request) -> web.StreamResponse:
+        self.faults.reset()
+        self.paused = False
+        return web.json_response(self.state())
+
+    async def admin_price(self, request: web.Request) -> web.StreamResponse:
+        def move(body: Any) -> Any:
+            bps = body.get("bps") if isinstance(body, dict) else None
+            if not isinstance(bps, int) or bps <= -10_000:
+                raise InvalidInputError("price.bps must be an integer greater than -10000 (basis points)")
+            return {"price": self.market.move_price(bps)}
+        return await self._admin(request, move)
+
+    async def admin_blocks(self, request: web.Request) -> web.StreamResponse:
+        def advance(body: Any) -> Any:
+            count = body.get("count", 1) if isinstance(body, dict) else None
+            if not isinstance(count, int) or not 1 <= count <= 100_000:
+                raise InvalidInputError("blocks.count must be an integer between 1 and 100000")
+            self.node.advance(count)
+            return {"slot": self.node.slot}
+        return await self._admin(request, advance)
+
+    async def admin_expire(self, request: web.Request) -> web.StreamResponse:
+        """Forced blockhash expiry: produce enough blocks that every blockhash handed out so far is too old."""
+        self.node.advance(MAX_PROCESSING_AGE + 1)
+        return web.json_response({"slot": self.node.slot})
+
+    async def admin_pause(self, request: web.Request) -> web.StreamResponse:
+        def pause(body: Any) -> Any:
+            paused = body.get("paused", True) if isinstance(body, dict) else None
+            if not isinstance(paused, bool):
+                raise InvalidInputError("pause.paused must be true or false")
+            self.paused = paused
+            return {"paused": self.paused, "slot": self.node.slot}
+        return await self._admin(request, pause)
+
+    async def admin_swaps(self, request: web.Request) -> web.StreamResponse:
+        vault = request.query.get("vault")
+        vaults = [vault] if vault else list(self.market.vaults)
+        out = {}
+        for pubkey in vaults:
+            swaps = self.market.swaps_of(pubkey)
+            out[pubkey] = {"swaps": swaps, "filled": [s["signature"] for s in swaps if s["filled"]],
+                           "failed": [s["signature"] for s in swaps if not s["filled"]]}
+        return web.json_response({"vaults": out})

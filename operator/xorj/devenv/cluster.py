@@ -1,0 +1,361 @@
+"""A local Kubernetes cluster from the toolchain's own binaries, without a container engine.
+
+kwokctl's binary runtime starts etcd, kube-apiserver (authorization RBAC,Node and the default
+admission plugins on), kube-controller-manager (all default controllers: garbage collector,
+namespace, service accounts, deployments, disruption budgets, ...), kube-scheduler and
+kwok-controller as plain processes on free loopback ports. kwok stands in for kubelets: it marks
+its fake nodes Ready and moves the pods scheduled onto them to Running.
+
+State lives under ``${XORJ_CACHE_DIR:-~/.cache/xorj}/kwok`` (kwokctl's work dir), never in the work
+tree. ``up`` is idempotent; ``down`` stops every process of the cluster and removes its state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xorj.devenv.toolchain import Toolchain, cache_root
+from xorj.errors import EnvironmentSetupError
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+DEFAULT_NAME = "xorj"
+DEFAULT_NODES = 2
+UP_TIMEOUT_SECONDS = 180.0
+# kwok-controller manages the nodes carrying this annotation (kwokctl's default selector).
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller")
+
+
+def _silent(_: str) -> None:
+    return None
+
+
+class KubectlError(subprocess.CalledProcessError):
+    """kubectl exited non-zero; the message carries kubectl's own explanation."""
+
+    def __str__(self) -> str:
+        return f"{' '.join(map(str, self.cmd[3:]))} failed (exit {self.returncode}): {(self.stderr or '').strip()}"
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    name: str
+    running: bool
+    kubeconfig: Path
+    server: str | None = None
+    version: str | None = None
+    processes: dict[str, bool] = field(default_factory=dict)
+    nodes_ready: int = 0
+    nodes_total: int = 0
+    problem: str | None = None
+
+
+def node_manifest(name: str) -> str:
+    """A kwok node: no taints, so ordinary workloads schedule onto it."""
+    return f"""apiVersion: v1
+kind: Node
+metadata:
+  name: {name}
+  annotations:
+    {KWOK_NODE_ANNOTATION}: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    kubernetes.io/arch: amd64
+    kubernetes.io/hostname: {name}
+    kubernetes.io/os: linux
+    kubernetes.io/role: agent
+    node-role.kubernetes.io/agent: ""
+    type: kwok
+status:
+  allocatable: {{cpu: "32", memory: 256Gi, pods: "110"}}
+  capacity: {{cpu: "32", memory: 256Gi, pods: "110"}}
+  nodeInfo:
+    architecture: amd64
+    operatingSystem: linux
+    kubeletVersion: fake
+    kubeProxyVersion: fake
+"""
+
+
+class LocalCluster:
+    """One named local cluster. Every method is safe to call whatever state the cluster is in."""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        toolchain: Toolchain | None = None,
+        workdir: Path | None = None,
+        nodes: int = DEFAULT_NODES,
+    ) -> None:
+        self.name = name or os.environ.get("XORJ_CLUSTER_NAME", DEFAULT_NAME)
+        self.toolchain = toolchain or Toolchain()
+        self.workdir = workdir or cache_root() / "kwok"
+        self.nodes = nodes
+        self.cluster_dir = self.workdir / "clusters" / self.name
+        self.kubeconfig = self.cluster_dir / "kubeconfig.yaml"
+
+    # -- commands -----------------------------------------------------------------------------
+
+    def _env(self) -> dict[str, str]:
+        bin_dir = self.toolchain.bin_dir
+        env = dict(os.environ)
+        env["KWOK_WORKDIR"] = str(self.workdir)
+        env["KWOK_KUBECTL_BINARY"] = str(bin_dir / "kubectl")
+        env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+        env.pop("KUBECONFIG", None)  # kwokctl must never touch a user's kubeconfig
+        return env
+
+    def kwokctl(self, *args: str, timeout: float = UP_TIMEOUT_SECONDS) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.toolchain.path("kwokctl")), "--name", self.name, *args],
+            env=self._env(), capture_output=True, text=True, timeout=timeout,
+        )
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120.0
+    ) -> subprocess.CompletedProcess[str]:
+        """kubectl against this cluster; with check, a failure raises with kubectl's own message."""
+        command = [str(self.toolchain.path("kubectl")), "--kubeconfig", str(self.kubeconfig), *args]
+        result = subprocess.run(command, input=input, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise KubectlError(result.returncode, command, result.stdout, result.stderr)
+        return result
+
+    # -- state --------------------------------------------------------------------------------
+
+    def pids(self) -> dict[str, int]:
+        """Process ids kwokctl recorded for this cluster's components."""
+        found: dict[str, int] = {}
+        pid_dir = self.cluster_dir / "pids"
+        if pid_dir.is_dir():
+            for pid_file in pid_dir.glob("*.pid"):
+                with contextlib.suppress(ValueError, OSError):
+                    found[pid_file.stem] = int(pid_file.read_text().strip())
+        return found
+
+    def status(self) -> ClusterStatus:
+        processes = {name: _alive(pid) for name, pid in self.pids().items()}
+        if not self.kubeconfig.is_file():
+            return ClusterStatus(self.name, False, self.kubeconfig, processes=processes, problem="not created")
+        try:
+            ready = self.kubectl("get", "--raw", "/readyz", check=False, timeout=10)
+        except (subprocess.TimeoutExpired, KeyError, FileNotFoundError, OSError) as exc:
+            return ClusterStatus(self.name, False, self.kubeconfig, processes=processes, problem=str(exc))
+        if ready.returncode != 0 or ready.stdout.strip() != "ok":
+            problem = (ready.stderr or ready.stdout).strip().splitlines()[-1:] or ["not ready"]
+            return ClusterStatus(self.name, False, self.kubeconfig, processes=processes, problem=problem[0])
+        server = self.kubectl("config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}",
+                              check=False).stdout.strip() or None
+        version = _server_version(self)
+        total, ready_nodes = _node_counts(self)
+        dead = sorted(name for name, alive in processes.items() if not alive)
+        return ClusterStatus(
+            self.name, not dead, self.kubeconfig, server, version, processes, ready_nodes, total,
+            problem=f"stopped: {', '.join(dead)}" if dead else None,
+        )
+
+    def is_running(self) -> bool:
+        status = self.status()
+        return status.running and status.nodes_ready >= 1
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def up(self, progress: Progress = _silent) -> ClusterStatus:
+        """Start the cluster, or confirm the one already up; returns its status."""
+        started = time.monotonic()
+        self.toolchain.build(progress=progress)
+        with self._lock():
+            status = self.status()
+            if status.running:
+                self._ensure_nodes(progress)
+                self._wait_ready(progress, deadline=started + UP_TIMEOUT_SECONDS)
+                return self.status()
+            if self.cluster_dir.exists():
+                progress(f"cluster {self.name} is not healthy ({status.problem}); recreating it")
+                self._delete(progress)
+            progress(f"starting cluster {self.name} (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
+            self._create(progress)
+            self._ensure_nodes(progress)
+            self._wait_ready(progress, deadline=started + UP_TIMEOUT_SECONDS)
+        status = self.status()
+        progress(f"cluster {self.name} up in {time.monotonic() - started:.1f}s at {status.server}")
+        log.info("cluster up", extra={"cluster": self.name, "seconds": round(time.monotonic() - started, 1)})
+        return status
+
+    def down(self, progress: Progress = _silent) -> None:
+        """Stop every process of the cluster and remove its state; a no-op when it is not there."""
+        with self._lock():
+            if not self.cluster_dir.exists():
+                return
+            progress(f"stopping cluster {self.name}")
+            self._delete(progress)
+
+    def _create(self, progress: Progress) -> None:
+        tc = self.toolchain
+        version = str(tc.pins.kubernetes)
+        args = [
+            "create", "cluster",
+            "--runtime", "binary",
+            "--kube-version", version,
+            "--kube-authorization",  # --authorization-mode=Node,RBAC
+            "--kube-admission",  # default admission plugins (ServiceAccount, NamespaceLifecycle, ...)
+            "--kubeconfig", "",  # leave the user's ~/.kube/config alone
+            "--kube-apiserver-binary", str(tc.path("kube-apiserver")),
+            "--kube-controller-manager-binary", str(tc.path("kube-controller-manager")),
+            "--kube-scheduler-binary", str(tc.path("kube-scheduler")),
+            "--kwok-controller-binary", str(tc.path("kwok")),
+            "--etcd-binary", str(tc.path("etcd")),
+            "--timeout", f"{int(UP_TIMEOUT_SECONDS)}s",
+            "--wait", "60s",
+        ]
+        result = self.kwokctl(*args, timeout=UP_TIMEOUT_SECONDS + 30)
+        if result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip()[-3000:]
+            self._delete(_silent)  # do not leave half a cluster running
+            raise EnvironmentSetupError(f"kwokctl could not create cluster {self.name}: {detail}")
+
+    def _delete(self, progress: Progress) -> None:
+        pids = self.pids()
+        if self.cluster_dir.exists():
+            result = self.kwokctl("delete", "cluster", timeout=120)
+            if result.returncode != 0:
+                progress(f"kwokctl delete failed ({result.stderr.strip()[-300:]}); stopping processes directly")
+        for name, pid in pids.items():
+            _terminate(pid, name, progress)
+        if self.cluster_dir.exists():
+            shutil.rmtree(self.cluster_dir, ignore_errors=True)
+
+    def _ensure_nodes(self, progress: Progress) -> None:
+        manifests = "---\n".join(node_manifest(f"kwok-node-{i}") for i in range(self.nodes))
+        try:
+            self.kubectl("apply", "-f", "-", input=manifests)
+        except KubectlError as exc:
+            raise EnvironmentSetupError(f"could not register the kwok nodes: {exc}") from exc
+
+    def _wait_ready(self, progress: Progress, deadline: float) -> None:
+        """Ready means: API ready, every node Ready, and the default ServiceAccount minted
+        (which proves kube-controller-manager is running its controllers)."""
+        waiting_for = "the API server"
+        while time.monotonic() < deadline:
+            status = self.status()
+            if status.running and status.nodes_total >= self.nodes and status.nodes_ready == status.nodes_total:
+                sa = self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False)
+                if sa.returncode == 0:
+                    return
+                waiting_for = "the default ServiceAccount (kube-controller-manager)"
+            elif status.running:
+                waiting_for = f"nodes ({status.nodes_ready}/{self.nodes} Ready)"
+            else:
+                waiting_for = f"the API server ({status.problem})"
+            time.sleep(0.5)
+        raise EnvironmentSetupError(f"cluster {self.name} did not become ready: still waiting for {waiting_for}")
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Serialises up/down of one cluster across processes (parallel test sessions)."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.workdir / f"{self.name}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[Callable[[], bool]]:
+        """A shared hold on the cluster for the life of a test session.
+
+        Yields a function telling whether this holder is the only one left, so a session that
+        started the cluster does not stop it under another session still using it.
+        """
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.workdir / f"{self.name}.lease", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH)
+
+            def sole_holder() -> bool:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return False
+                return True
+
+            try:
+                yield sole_holder
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _server_version(cluster: LocalCluster) -> str | None:
+    result = cluster.kubectl("get", "--raw", "/version", check=False, timeout=10)
+    if result.returncode != 0:
+        return None
+    return json.loads(result.stdout).get("gitVersion")
+
+
+def _node_counts(cluster: LocalCluster) -> tuple[int, int]:
+    result = cluster.kubectl(
+        "get", "nodes", "-o",
+        'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
+        check=False, timeout=10,
+    )
+    if result.returncode != 0:
+        return 0, 0
+    lines = [line for line in result.stdout.splitlines() if line is not None]
+    return len(lines), sum(1 for line in lines if line.strip() == "True")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped) is not running.
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
+            return False
+    return True
+
+
+def _terminate(pid: int, name: str, progress: Progress, grace: float = 10.0) -> None:
+    """Stop one recorded component process that kwokctl left behind."""
+    if not _alive(pid):
+        return
+    progress(f"stopping leftover {name} (pid {pid})")
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def format_status(status: ClusterStatus) -> Sequence[str]:
+    lines = [f"cluster {status.name}: {'running' if status.running else 'not running'}"]
+    if status.problem:
+        lines.append(f"  problem: {status.problem}")
+    if status.server:
+        lines.append(f"  server: {status.server} ({status.version})")
+    if status.processes:
+        lines.append("  processes: " + ", ".join(
+            f"{name} {'up' if alive else 'DOWN'}" for name, alive in sorted(status.processes.items())))
+    if status.running:
+        lines.append(f"  nodes: {status.nodes_ready}/{status.nodes_total} Ready")
+    lines.append(f"  kubeconfig: {status.kubeconfig}")
+    return lines

@@ -1,0 +1,508 @@
+"""The whole local environment in one command: `xorj dev up` / `xorj dev down`.
+
+``up`` builds what is missing (the Kubernetes toolchain), starts the local cluster, a Postgres server
+with the ledger's schema, the local chain and market, installs the chart's CRDs, ServiceAccounts and
+RBAC (``operator.enabled=false``), runs the operator as a local process under the chart's operator
+ServiceAccount (a token for it, so the demo proves the chart's RBAC is enough), starts the development
+pod runtime that backs each executor pod with a real ``xorj executor`` process, applies the example
+TradingStrategy and a few CopyTrades, and waits until they are CONFIRMED.
+
+Every background process is started in its own session, recorded in ``demo.json`` under the state
+directory (``$XORJ_DEMO_STATE_DIR`` or ``<cache>/demo``, never the work tree) and stopped by ``down``,
+which also stops the cluster and Postgres. ``up`` is idempotent: what already runs is kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from xorj.errors import EnvironmentSetupError
+
+Progress = Callable[[str], None]
+
+REPO = Path(__file__).resolve().parents[3]
+CHART = REPO / "charts" / "xorj-operator"
+EXAMPLES = REPO / "examples"
+NAMESPACE = "xorj"
+RELEASE = "xorj"
+OPERATOR_ACCOUNT = "xorj-operator"
+EXECUTOR_ACCOUNT = "xorj-executor"
+LEDGER_SECRET = "xorj-ledger"
+LEDGER_DATABASE = "xorj"
+VAULT_SECRET = "demo-vault"
+STRATEGY = "demo"
+COPYTRADES = 3
+CONFIRM_TIMEOUT_SECONDS = 240.0
+PROCESS_NAMES = ("pod-runtime", "operator", "chain")  # stop order for `down`
+
+
+def _silent(_: str) -> None:
+    return None
+
+
+def state_root() -> Path:
+    configured = os.environ.get("XORJ_DEMO_STATE_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    from xorj.devenv.toolchain import cache_root
+
+    return cache_root() / "demo"
+
+
+@dataclass
+class ChainInfo:
+    """What the local chain tells its clients: endpoints, seeded mints and a funded vault."""
+
+    rpc_url: str
+    swap_api_url: str
+    input_mint: str
+    output_mint: str
+    vault_public_key: str
+    vault_keypair: bytes  # the JSON keypair file's content; never printed
+
+
+class DemoState:
+    """demo.json: the processes `up` started and the facts `down` and the user need."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.path = root / "demo.json"
+
+    def load(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {"processes": {}}
+
+    def save(self, data: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+        tmp.replace(self.path)
+
+
+# -- processes --------------------------------------------------------------------------------------
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def process_alive(record: dict[str, Any] | None) -> bool:
+    """Whether the recorded process still runs (and is ours: its command line still matches)."""
+    if not record:
+        return False
+    cmdline = _cmdline(int(record["pid"]))
+    return bool(cmdline) and record["marker"] in cmdline and "<defunct>" not in cmdline
+
+
+def start_process(name: str, argv: list[str], env: dict[str, str], log_path: Path, marker: str) -> dict[str, Any]:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True, cwd=log_path.parent)
+    return {"pid": process.pid, "marker": marker, "log": str(log_path), "name": name}
+
+
+def stop_process(record: dict[str, Any], grace: float = 40.0) -> None:
+    """SIGTERM the process group, then SIGKILL after ``grace`` seconds."""
+    if not process_alive(record):
+        return
+    pid = int(record["pid"])
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and process_alive(record):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.2)
+    if process_alive(record):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, record: dict[str, Any] | None = None,
+             interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        if record is not None and not process_alive(record):
+            raise EnvironmentSetupError(f"{what}: the process exited; see {record['log']}:\n{_tail(record['log'])}")
+        time.sleep(interval)
+    raise EnvironmentSetupError(f"{what}: not ready after {timeout:.0f}s"
+                                + (f"; see {record['log']}:\n{_tail(record['log'])}" if record else ""))
+
+
+def _tail(path: str, lines: int = 15) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+def xorj_program() -> str:
+    installed = Path(sys.executable).parent / "xorj"
+    return str(installed) if installed.exists() else shutil.which("xorj") or "xorj"
+
+
+# -- the chain ----------------------------------------------------------------------------------------
+
+def read_chain_info(state_dir: Path) -> ChainInfo | None:
+    """The local chain's ``chain.json`` (written by ``xorj dev chain serve --state-dir``), or None."""
+    path = state_dir / "chain.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    try:
+        mints = data["mints"]
+        public_key, keypair_path = next(iter(data["vaults"].items()))
+        return ChainInfo(
+            rpc_url=data["rpc_url"].rstrip("/"),
+            swap_api_url=data["swap_api_url"].rstrip("/"),
+            # the vaults are funded with USDC: the demo's copy trades buy SOL with it
+            input_mint=_mint_address(mints["USDC"]),
+            output_mint=_mint_address(mints["SOL"]),
+            vault_public_key=public_key,
+            vault_keypair=Path(keypair_path).read_bytes(),
+        )
+    except (KeyError, StopIteration, TypeError, OSError) as exc:
+        raise EnvironmentSetupError(f"{path} lacks what the demo needs (rpc_url, swap_api_url, mints USDC and "
+                                    f"SOL, a vault keypair): {exc!r}") from exc
+
+
+def _mint_address(entry: Any) -> str:
+    return entry if isinstance(entry, str) else entry["address"]
+
+
+# -- the demo -----------------------------------------------------------------------------------------
+
+class Demo:
+    def __init__(self, root: Path | None = None, progress: Progress = _silent, namespace: str | None = None) -> None:
+        self.root = root or state_root()
+        self.namespace = namespace or os.environ.get("XORJ_DEMO_NAMESPACE", NAMESPACE)
+        self.state = DemoState(self.root)
+        self.say = progress
+        from xorj.devenv.cluster import LocalCluster
+        from xorj.devenv.toolchain import Toolchain
+
+        self.toolchain = Toolchain()
+        self.cluster = LocalCluster()
+
+    # -- up ---------------------------------------------------------------------------------------
+
+    def up(self) -> str:
+        """Bring everything up and return the `kubectl get copytrades` view once all are CONFIRMED."""
+        started = time.monotonic()
+        self.root.mkdir(parents=True, exist_ok=True)
+        data = self.state.load()
+        data.setdefault("processes", {})
+
+        self.say("1/8 toolchain: building what is missing (first run: tens of minutes)")
+        self.toolchain.build(progress=lambda m: self.say(f"    {m}"))
+        self.say("2/8 cluster: starting the local Kubernetes cluster")
+        if not data.get("cluster_started_by_demo") and not self.cluster.is_running():
+            data["cluster_started_by_demo"] = True  # so `down` stops it, and only then
+        self.cluster.up(progress=lambda m: self.say(f"    {m}"))
+        data["kubeconfig"] = str(self.cluster.kubeconfig)
+        self.state.save(data)
+
+        self.say("3/8 ledger: starting Postgres and migrating the schema")
+        dsn = self._postgres(data)
+        self.say("4/8 chain: starting the local Solana chain and market")
+        chain = self._chain(data)
+        self.say("5/8 chart: installing CRDs, ServiceAccounts, RBAC and policies (helm)")
+        self._install_chart(dsn, chain)
+        self.say("6/8 operator: running `xorj operator` as the chart's ServiceAccount")
+        self._operator(data, dsn)
+        self.say("7/8 executors: starting the pod runtime (one `xorj executor` per executor pod)")
+        self._pod_runtime(data)
+        self.say("8/8 trades: applying the example TradingStrategy and CopyTrades")
+        names = self._apply_examples(chain)
+        self._wait_confirmed(names)
+        view = self.kubectl("get", "copytrades", "-n", self.namespace).stdout
+        self.say(f"demo up in {time.monotonic() - started:.0f}s")
+        return view
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.cluster.kubectl(*args, input=input, check=check)
+
+    def kubectl_hint(self) -> str:
+        return f"{self.toolchain.path('kubectl')} --kubeconfig {self.cluster.kubeconfig} -n {self.namespace} get copytrades"
+
+    def _postgres(self, data: dict[str, Any]) -> str:
+        from xorj.devenv.postgres import PostgresServer, service_user_can_write
+        from xorj.ledger.migrate import migrate
+
+        pg_root = Path(data.get("postgres_root") or "")
+        if not data.get("postgres_root"):
+            pg_root = self.root / "postgres"
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not service_user_can_write(self.root):
+                # Postgres runs as its own system user, who cannot enter /root: keep its data in /var/tmp
+                base = Path("/var/tmp") if Path("/var/tmp").is_dir() else Path(tempfile.gettempdir())
+                digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:8]
+                pg_root = base / f"xorj-demo-postgres-{digest}"
+            pg_root.mkdir(parents=True, exist_ok=True)
+            from xorj.devenv import postgres as pg
+
+            pg._chown_to_service_user(pg_root)
+            data["postgres_root"] = str(pg_root)
+        server = PostgresServer(pg_root / "data", data.get("postgres_port"), log_path=pg_root / "postgres.log")
+        if not server.is_running():
+            server.start()
+        data["postgres_port"] = server.port
+        self.state.save(data)
+        server.create_database(LEDGER_DATABASE, exist_ok=True)
+        dsn = server.dsn_for(LEDGER_DATABASE)
+        migrate(dsn)
+        self.say(f"    ledger at 127.0.0.1:{server.port}/{LEDGER_DATABASE}")
+        return dsn
+
+    def _chain(self, data: dict[str, Any]) -> ChainInfo:
+        chain_dir = self.root / "chain"
+        record = data["processes"].get("chain")
+        if not process_alive(record):
+            chain_dir.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                (chain_dir / "chain.json").unlink()
+            argv = [xorj_program(), "dev", "chain", "serve", "--state-dir", str(chain_dir), "--vaults", "1"]
+            record = start_process("chain", argv, dict(os.environ), self.root / "logs" / "chain.log",
+                                   marker=str(chain_dir))
+            data["processes"]["chain"] = record
+            self.state.save(data)
+        info = wait_for("the local chain", lambda: read_chain_info(chain_dir), 120, record)
+        self.say(f"    RPC {info.rpc_url}, swap API {info.swap_api_url}")
+        return info
+
+    def _helm(self, *args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(self.toolchain.path("helm")), "--kubeconfig", str(self.cluster.kubeconfig), *args]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        if result.returncode != 0:
+            raise EnvironmentSetupError(f"helm {args[0]} failed: {result.stderr.strip()}")
+        return result
+
+    def _install_chart(self, dsn: str, chain: ChainInfo) -> None:
+        self.kubectl("create", "namespace", self.namespace, check=False)
+        # The ledger DSN and the vault keypair as Secrets, as a user would create them.
+        self._apply_secret(LEDGER_SECRET, {"dsn": dsn.encode()})
+        self._apply_secret(VAULT_SECRET, {"keypair.json": chain.vault_keypair})
+        self._helm("upgrade", "--install", RELEASE, str(CHART), "--namespace", self.namespace, "--wait",
+                   "--set", "operator.enabled=false", "--set", "postgresql.enabled=false",
+                   "--set", f"ledger.existingSecret={LEDGER_SECRET}", "--set", "ledger.existingSecretKey=dsn")
+        # helm never updates CRDs on upgrade: keep them current with the chart's copy
+        self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
+
+    def _apply_secret(self, name: str, data: dict[str, bytes]) -> None:
+        manifest = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                    "metadata": {"name": name, "namespace": self.namespace},
+                    "data": {k: base64.b64encode(v).decode() for k, v in data.items()}}
+        self.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+    def _operator_kubeconfig(self) -> Path:
+        """A kubeconfig that authenticates as the chart's operator ServiceAccount (a bound token)."""
+        token = self.kubectl("create", "token", OPERATOR_ACCOUNT, "-n", self.namespace, "--duration=24h").stdout.strip()
+        admin = yaml.safe_load(self.cluster.kubeconfig.read_text())
+        context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
+        cluster = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
+        config = {
+            "apiVersion": "v1", "kind": "Config", "current-context": "operator",
+            "clusters": [{"name": "local", "cluster": cluster["cluster"]}],
+            "users": [{"name": OPERATOR_ACCOUNT, "user": {"token": token}}],
+            "contexts": [{"name": "operator", "context": {"cluster": "local", "user": OPERATOR_ACCOUNT,
+                                                           "namespace": self.namespace}}],
+        }
+        path = self.root / "operator.kubeconfig"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            yaml.safe_dump(config, handle)
+        return path
+
+    def _operator(self, data: dict[str, Any], dsn: str) -> None:
+        if process_alive(data["processes"].get("operator")):
+            self.say("    already running")
+            return
+        from xorj.devenv.postgres import free_port
+
+        kubeconfig = self._operator_kubeconfig()
+        health, metrics = free_port(), free_port()
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig), "XORJ_LEDGER_DSN": dsn,
+               "XORJ_EXECUTOR_SERVICE_ACCOUNT": EXECUTOR_ACCOUNT, "XORJ_EXECUTOR_LEDGER_SECRET": LEDGER_SECRET,
+               "XORJ_EXECUTOR_LEDGER_SECRET_KEY": "dsn"}
+        argv = [xorj_program(), "operator", f"--namespace={self.namespace}", "--standalone",
+                f"--health-port={health}", f"--metrics-port={metrics}", "--log-format=json"]
+        record = start_process("operator", argv, env, self.root / "logs" / "operator.log", marker="operator")
+        record.update(health_port=health, metrics_port=metrics)
+        data["processes"]["operator"] = record
+        self.state.save(data)
+        wait_for("the operator's /healthz", lambda: _http_ok(f"http://127.0.0.1:{health}/healthz"), 90, record)
+        self.say(f"    operator pid {record['pid']}, health :{health}, metrics :{metrics}")
+
+    def _pod_runtime(self, data: dict[str, Any]) -> None:
+        if process_alive(data["processes"].get("pod-runtime")):
+            self.say("    already running")
+            return
+        runtime_dir = self.root / "pod-runtime"
+        argv = [sys.executable, "-m", "xorj.devenv.pod_runtime", "--kubeconfig", str(self.cluster.kubeconfig),
+                "--state-dir", str(runtime_dir), "--namespace", self.namespace]
+        record = start_process("pod-runtime", argv, dict(os.environ), self.root / "logs" / "pod-runtime.log",
+                               marker="xorj.devenv.pod_runtime")
+        data["processes"]["pod-runtime"] = record
+        self.state.save(data)
+
+    def _apply_examples(self, chain: ChainInfo) -> list[str]:
+        """examples/tradingstrategy.yaml pointed at the local chain and vault, and CopyTrades shaped
+        like examples/copytrades.yaml that buy the local SOL with the vault's USDC."""
+        from xorj.controller.models import CopyTrade, TradingStrategy
+
+        strategy = _example_strategy()
+        name = strategy.get("metadata", {}).get("name") or STRATEGY
+        strategy["metadata"] = {"name": name, "namespace": self.namespace}
+        spec = strategy["spec"]
+        spec["vault"] = {"publicKey": chain.vault_public_key, "secretName": VAULT_SECRET, "secretKey": "keypair.json"}
+        spec["endpoints"] = {"rpcUrl": chain.rpc_url, "swapApiUrl": chain.swap_api_url}
+        spec["paused"] = False
+        TradingStrategy.model_validate(strategy)  # the same rules the API server and operator apply
+        self.kubectl("apply", "-f", "-", input=json.dumps(strategy))
+        self.say(f"    TradingStrategy {name} (from examples/tradingstrategy.yaml)")
+        lead = (spec.get("traders") or ["7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"])[0]
+        names = []
+        for i in range(COPYTRADES):
+            trade_name = f"{name}-demo-{i + 1}"
+            trade = {"apiVersion": "trading.xorj.io/v1alpha1", "kind": "CopyTrade",
+                     "metadata": {"name": trade_name, "namespace": self.namespace},
+                     "spec": {"strategy": name, "leadTrader": lead, "leadSignature": _fake_lead_signature(),
+                              "inputMint": chain.input_mint, "outputMint": chain.output_mint,
+                              "amount": 1_000_000 * (i + 1)}}  # 1, 2 and 3 USDC
+            CopyTrade.model_validate(trade)
+            # a CopyTrade's spec is immutable: keep one that exists (re-running `up` is idempotent)
+            if self.kubectl("get", "copytrade", trade_name, "-n", self.namespace, check=False).returncode != 0:
+                self.kubectl("create", "-f", "-", input=json.dumps(trade))
+            names.append(trade_name)
+        self.say(f"    CopyTrades {', '.join(names)}")
+        return names
+
+    def _wait_confirmed(self, names: list[str]) -> None:
+        last = ""
+
+        def phases() -> dict[str, str]:
+            out = self.kubectl("get", "copytrades", "-n", self.namespace, "-o", "json").stdout
+            return {i["metadata"]["name"]: (i.get("status") or {}).get("phase") or "-"
+                    for i in json.loads(out)["items"] if i["metadata"]["name"] in names}
+
+        deadline = time.monotonic() + CONFIRM_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            current = phases()
+            line = ", ".join(f"{n} {p}" for n, p in sorted(current.items()))
+            if line != last:
+                self.say(f"    {line}")
+                last = line
+            if current and all(p in ("CONFIRMED", "FAILED") for p in current.values()):
+                failed = [n for n, p in current.items() if p != "CONFIRMED"]
+                if failed:
+                    raise EnvironmentSetupError(f"CopyTrades ended FAILED: {', '.join(failed)} "
+                                                f"(kubectl describe copytrade -n {self.namespace} {failed[0]})")
+                return
+            time.sleep(1)
+        raise EnvironmentSetupError(f"CopyTrades not CONFIRMED after {CONFIRM_TIMEOUT_SECONDS:.0f}s: {last}; logs in "
+                                    f"{self.root / 'logs'} and {self.root / 'pod-runtime' / 'pods'}")
+
+    # -- down -------------------------------------------------------------------------------------
+
+    def down(self) -> None:
+        data = self.state.load()
+        processes = data.get("processes", {})
+        if not data.get("cluster_started_by_demo") and self.cluster.cluster_dir.exists():
+            self._remove_from_shared_cluster()
+        for name in PROCESS_NAMES:
+            record = processes.get(name)
+            if process_alive(record):
+                self.say(f"stopping {name} (pid {record['pid']})")
+                stop_process(record)
+        # executors outlive nothing: the runtime stops them; this catches a runtime killed with -9
+        pods_file = self.root / "pod-runtime" / "pods.json"
+        with contextlib.suppress(OSError, ValueError):
+            for key, pod in json.loads(pods_file.read_text()).items():
+                if pod.get("pid") and "executor" in _cmdline(int(pod["pid"])):
+                    self.say(f"stopping executor of {key} (pid {pod['pid']})")
+                    stop_process({"pid": pod["pid"], "marker": "executor", "log": ""}, grace=10)
+        if data.get("postgres_root"):
+            from xorj.devenv.postgres import PostgresServer
+
+            root = Path(data["postgres_root"])
+            server = PostgresServer(root / "data", data.get("postgres_port"), log_path=root / "postgres.log")
+            if server.is_running():
+                self.say("stopping Postgres")
+                server.stop()
+        if data.get("cluster_started_by_demo"):
+            self.say("stopping the cluster")
+            self.cluster.down(progress=lambda m: self.say(f"    {m}"))
+        elif self.cluster.cluster_dir.exists():
+            self.say(f"leaving cluster {self.cluster.name} running: it was up before `xorj dev up` "
+                     "(`xorj dev cluster down` stops it)")
+        data["processes"] = {}
+        data.pop("cluster_started_by_demo", None)
+        self.state.save(data)
+
+    def _remove_from_shared_cluster(self) -> None:
+        """The cluster stays up (it was running before the demo): remove what the demo put in it.
+        The demo's ledger goes away with it, so the CRs' finalizers have nothing left to wait for."""
+        if not self.cluster.is_running():
+            return
+        self.say(f"removing namespace {self.namespace} from cluster {self.cluster.name}")
+        for kind in ("copytrades.trading.xorj.io", "tradingstrategies.trading.xorj.io"):
+            names = self.kubectl("get", kind, "-n", self.namespace, "-o", "name", check=False).stdout.split()
+            for name in names:
+                self.kubectl("patch", name, "-n", self.namespace, "--type=merge",
+                             "-p", '{"metadata":{"finalizers":null}}', check=False)
+        with contextlib.suppress(EnvironmentSetupError, subprocess.TimeoutExpired):
+            self._helm("uninstall", RELEASE, "--namespace", self.namespace, "--ignore-not-found")
+        self.kubectl("delete", "namespace", self.namespace, "--ignore-not-found", "--wait=false", check=False)
+
+
+def _example_strategy() -> dict[str, Any]:
+    """The first TradingStrategy in examples/ (the one a new user reads), or a minimal one."""
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            if isinstance(document, dict) and document.get("kind") == "TradingStrategy":
+                return document
+    from solders.keypair import Keypair
+
+    return {"apiVersion": "trading.xorj.io/v1alpha1", "kind": "TradingStrategy",
+            "spec": {"traders": [str(Keypair().pubkey())], "executor": {"replicas": 2}}}
+
+
+def _fake_lead_signature() -> str:
+    """A well-formed signature standing for a lead trader's swap on the public chain (not reachable here)."""
+    from solders.signature import Signature
+
+    return str(Signature.from_bytes(secrets.token_bytes(64)))
+
+
+def _http_ok(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+            return response.status == 200
+    except OSError:
+        return False

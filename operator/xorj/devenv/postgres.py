@@ -1,0 +1,342 @@
+"""A real local PostgreSQL server for the tests and the demo (Debian's packages; no container engine).
+
+``PostgresServer(data_dir, port)`` runs ``initdb`` once, then ``postgres`` on 127.0.0.1 only, with TCP
+and no Unix socket. Postgres refuses to run as root: when we are root both run as the ``postgres``
+system user (``setpriv``, which execs, so the process we start *is* the postmaster), and the data
+directory must be reachable by that user: /root is not, so test servers live in a temporary directory
+under /tmp owned by ``postgres`` (:meth:`PostgresServer.temporary`).
+
+Settings are for disposable development data: ``fsync=off`` and ``full_page_writes=off`` (default)
+make the tests fast, and are safe against the server process crashing or being killed (the OS still
+holds every write), but not against the machine losing power. ``synchronous_commit`` stays on, so a
+COMMIT that returned survives ``kill -9`` of the server: the restart tests rely on that. Authentication
+is ``trust`` on the loopback address: nothing else can reach the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import logging
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from xorj.errors import EnvironmentSetupError
+
+log = logging.getLogger(__name__)
+
+SERVICE_USER = "postgres"  # the system user Debian's package creates
+SUPERUSER = "postgres"  # the database role initdb creates
+
+
+def find_bin_dir() -> Path:
+    """The newest ``/usr/lib/postgresql/<major>/bin`` with a ``postgres`` binary."""
+    override = os.environ.get("XORJ_PG_BIN_DIR")
+    if override:
+        return Path(override)
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(Path(p).parent.parent.name)
+    )
+    if not candidates:
+        raise EnvironmentSetupError(
+            "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin: run scripts/bootstrap "
+            "(it installs Debian's postgresql package)"
+        )
+    return Path(candidates[-1]).parent
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _running_as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _as_service_user(argv: list[str]) -> list[str]:
+    """``argv`` run as the postgres system user when we are root (postgres refuses root)."""
+    if not _running_as_root():
+        return argv
+    return ["setpriv", f"--reuid={SERVICE_USER}", f"--regid={SERVICE_USER}", "--init-groups", "--", *argv]
+
+
+def _chown_to_service_user(path: Path) -> None:
+    if _running_as_root():
+        entry = pwd.getpwnam(SERVICE_USER)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def service_user_can_write(directory: Path) -> bool:
+    """Whether the user postgres runs as can create files in ``directory`` (checks every parent's x bit)."""
+    if not _running_as_root():
+        return os.access(directory, os.W_OK | os.X_OK)
+    result = subprocess.run(_as_service_user(["test", "-w", str(directory)]), capture_output=True)
+    return result.returncode == 0
+
+
+class PostgresServer:
+    """One PostgreSQL server process on 127.0.0.1:``port`` over ``data_dir``.
+
+    ``port=None`` picks a free port at the first start and keeps it across restarts (clients
+    reconnect to the same address). The server process is started in its own session, so it outlives
+    the Python process that started it until :meth:`stop` (the ``xorj dev db`` commands rely on that).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        port: int | None = None,
+        *,
+        host: str = "127.0.0.1",
+        fsync: bool = False,
+        max_connections: int = 200,
+        log_path: Path | str | None = None,
+        bin_dir: Path | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.port = port
+        self.host = host
+        self.fsync = fsync
+        self.max_connections = max_connections
+        self.log_path = Path(log_path) if log_path else self.data_dir.parent / f"{self.data_dir.name}.log"
+        self._bin_dir = bin_dir
+        self._process: subprocess.Popen | None = None
+        self._temporary_root: Path | None = None
+
+    @classmethod
+    def temporary(cls, port: int | None = None, **kwargs) -> PostgresServer:
+        """A server over a fresh data directory in /tmp (owned by the postgres user), removed by
+        :meth:`destroy`."""
+        root = Path(tempfile.mkdtemp(prefix="xorj-pg-"))
+        _chown_to_service_user(root)
+        server = cls(root / "data", port, log_path=root / "postgres.log", **kwargs)
+        server._temporary_root = root
+        return server
+
+    # -- addresses -----------------------------------------------------------------------------------
+
+    @property
+    def dsn(self) -> str:
+        """DSN of the ``postgres`` maintenance database (as superuser)."""
+        return self.dsn_for("postgres")
+
+    def dsn_for(self, dbname: str) -> str:
+        if self.port is None:
+            raise EnvironmentSetupError("the Postgres server has no port yet: start it first")
+        return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/{dbname}"
+
+    @property
+    def bin_dir(self) -> Path:
+        if self._bin_dir is None:
+            self._bin_dir = find_bin_dir()
+        return self._bin_dir
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's pid from ``postmaster.pid`` if that process is alive, else None."""
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        if self._process is not None and self._process.pid == pid and self._process.poll() is not None:
+            return None  # our child exited (a zombie would still answer kill(pid, 0))
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return pid
+
+    def is_running(self) -> bool:
+        return self.pid is not None
+
+    def initdb(self) -> None:
+        """Create the cluster in ``data_dir`` unless one is there already."""
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        _chown_to_service_user(self.data_dir)
+        os.chmod(self.data_dir, 0o700)
+        argv = [
+            str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "--username", SUPERUSER,
+            "--auth", "trust", "--encoding", "UTF8", "--locale", "C", "--no-sync", "--no-instructions",
+        ]
+        result = subprocess.run(_as_service_user(argv), capture_output=True, text=True)
+        if result.returncode != 0:
+            raise EnvironmentSetupError(f"initdb failed in {self.data_dir}: {result.stderr.strip()[-2000:]}")
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the server (running initdb first if needed) and wait until it accepts connections."""
+        if self.is_running():
+            if self.port is None:
+                self.port = self._port_from_pid_file()
+            return
+        self.initdb()
+        pick_port = self.port is None
+        for _ in range(5 if pick_port else 1):
+            if pick_port:
+                self.port = free_port(self.host)
+            if self._start_once(timeout):
+                log.info("postgres started", extra={"port": self.port, "data_dir": str(self.data_dir)})
+                return
+            if not pick_port or "could not bind" not in self._log_tail():
+                break
+        raise EnvironmentSetupError(
+            f"Postgres did not start on {self.host}:{self.port} (data {self.data_dir}); log tail:\n{self._log_tail()}"
+        )
+
+    def _start_once(self, timeout: float) -> bool:
+        argv = [
+            str(self.bin_dir / "postgres"), "-D", str(self.data_dir),
+            "-c", f"listen_addresses={self.host}", "-c", f"port={self.port}",
+            "-c", "unix_socket_directories=", "-c", f"max_connections={self.max_connections}",
+            "-c", f"fsync={'on' if self.fsync else 'off'}",
+            "-c", f"full_page_writes={'on' if self.fsync else 'off'}",
+            "-c", "synchronous_commit=on",  # a returned COMMIT survives kill -9 of the server
+            "-c", "logging_collector=off", "-c", "log_min_messages=warning", "-c", "timezone=UTC",
+        ]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log_file:
+            self._process = subprocess.Popen(
+                _as_service_user(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: kill() takes the backends too
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                return False
+            try:
+                with psycopg.connect(self.dsn, connect_timeout=2):
+                    return True
+            except psycopg.OperationalError:
+                time.sleep(0.1)
+        self.kill()
+        return False
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Fast shutdown (SIGINT: abort sessions, checkpoint); SIGKILL if it takes longer than ``timeout``."""
+        pid = self.pid
+        if pid is None:
+            self._reap()
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)
+        if not self._wait_gone(pid, timeout):
+            log.warning("postgres did not stop in time; killing it", extra={"pid": pid})
+            self.kill()
+        self._reap()
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster and its backends at once: a crash. The next start runs WAL recovery."""
+        pid = self.pid or (self._process.pid if self._process else None)
+        if pid is None:
+            return
+        # The postmaster leads its own process group (start_new_session), backends included.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        self._wait_gone(pid, 10.0)
+        self._wait_group_gone(pid, 10.0)
+        self._reap()
+
+    def restart(self, timeout: float = 60.0) -> None:
+        self.stop()
+        self.start(timeout=timeout)
+
+    def destroy(self) -> None:
+        """Stop the server and remove its data (only the temporary directory it was given)."""
+        self.stop()
+        if self._temporary_root is not None:
+            shutil.rmtree(self._temporary_root, ignore_errors=True)
+
+    # -- databases -----------------------------------------------------------------------------------
+
+    def create_database(self, name: str, *, template: str | None = None, exist_ok: bool = False) -> str:
+        """Create database ``name`` (optionally as a copy of ``template``); returns its DSN."""
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            if exists and exist_ok:
+                return self.dsn_for(name)
+            query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+            if template:
+                query = sql.SQL("{} TEMPLATE {}").format(query, sql.Identifier(template))
+            conn.execute(query)
+        return self.dsn_for(name)
+
+    def drop_database(self, name: str) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+    # -- internals -----------------------------------------------------------------------------------
+
+    def _port_from_pid_file(self) -> int | None:
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().splitlines()[3])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def _wait_gone(self, pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.pid == pid:
+                if self._process.poll() is not None:
+                    return True
+            else:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    return True
+            time.sleep(0.05)
+        return False
+
+    @staticmethod
+    def _wait_group_gone(pgid: int, timeout: float) -> None:
+        """Wait until no process of group ``pgid`` is left (a live backend keeps the shared memory
+        segment, and a new postmaster would refuse to start over it)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            alive = False
+            for proc in Path("/proc").iterdir():
+                if not proc.name.isdigit():
+                    continue
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    stat = (proc / "stat").read_text()
+                    fields = stat[stat.rindex(")") + 2 :].split()
+                    if int(fields[2]) == pgid and fields[0] != "Z":
+                        alive = True
+                        break
+            if not alive:
+                return
+            time.sleep(0.05)
+
+    def _reap(self) -> None:
+        if self._process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=5)
+            self._process = None
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"

@@ -1,0 +1,104 @@
+"""What each toolchain component is built from and how: the inputs whose digest names the cache.
+
+Pure: the caller hands in the wrapper files' bytes. A component's key changes exactly when one of
+its inputs does (its pin, its wrapper go.mod/go.sum, its linker flags or package list, or the
+RECIPE_REVISION below), and only then is it rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from xorj.devenv.toolchain.gomod import (
+    helm_ldflags,
+    kubernetes_ldflags,
+    kubernetes_packages,
+    kwok_ldflags,
+)
+from xorj.devenv.toolchain.pins import ETCD_MODULE, HELM_MODULE, KUBERNETES_COMMANDS, KWOK_MODULE, Pins
+
+# Bump when the way binaries are built changes in a way the inputs below do not capture.
+RECIPE_REVISION = 1
+
+BUILD_FLAGS: tuple[str, ...] = ("-trimpath",)
+
+
+@dataclass(frozen=True)
+class Component:
+    """One ``go build`` or ``go install`` invocation and the binaries it produces."""
+
+    name: str
+    how: str  # "wrapper": go build inside a wrapper module dir; "install": go install pkg@version
+    wrapper_dir: str | None  # package-data directory of the wrapper module ("k8s", "etcd")
+    packages: tuple[str, ...]  # build targets (with @version for "install")
+    binaries: tuple[str, ...]
+    ldflags: str
+    output_name: str | None = None  # for a single main package whose path does not end in its name
+    inputs: tuple[tuple[str, str], ...] = ()
+
+    def key(self, wrapper_files: dict[str, bytes]) -> str:
+        """Digest of everything that decides this component's binaries."""
+        payload = {
+            "revision": RECIPE_REVISION,
+            "name": self.name,
+            "how": self.how,
+            "packages": list(self.packages),
+            "binaries": list(self.binaries),
+            "ldflags": self.ldflags,
+            "flags": list(BUILD_FLAGS),
+            "inputs": [list(item) for item in self.inputs],
+            "files": {
+                name: hashlib.sha256(content).hexdigest() for name, content in sorted(wrapper_files.items())
+            },
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def components(pins: Pins) -> tuple[Component, ...]:
+    return (
+        Component(
+            name="kubernetes",
+            how="wrapper",
+            wrapper_dir="k8s",
+            packages=tuple(kubernetes_packages()),
+            binaries=KUBERNETES_COMMANDS,
+            ldflags=kubernetes_ldflags(pins),
+            inputs=(("kubernetes", str(pins.kubernetes)),),
+        ),
+        Component(
+            name="etcd",
+            how="wrapper",
+            wrapper_dir="etcd",
+            packages=(ETCD_MODULE,),
+            binaries=("etcd",),
+            ldflags="-s -w",
+            output_name="etcd",
+            inputs=(("etcd", str(pins.etcd)),),
+        ),
+        Component(
+            name="kwok",
+            how="install",
+            wrapper_dir=None,
+            packages=(f"{KWOK_MODULE}/cmd/kwok@{pins.kwok}", f"{KWOK_MODULE}/cmd/kwokctl@{pins.kwok}"),
+            binaries=("kwok", "kwokctl"),
+            ldflags=kwok_ldflags(pins),
+            inputs=(("kwok", str(pins.kwok)),),
+        ),
+        Component(
+            name="helm",
+            how="install",
+            wrapper_dir=None,
+            packages=(f"{HELM_MODULE}/cmd/helm@{pins.helm}",),
+            binaries=("helm",),
+            ldflags=helm_ldflags(pins),
+            inputs=(("helm", str(pins.helm)),),
+        ),
+    )
+
+
+def toolchain_digest(component_keys: dict[str, str]) -> str:
+    """Names the toolchain directory: changes when any component's key does."""
+    text = json.dumps(dict(sorted(component_keys.items())), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,334 @@
+"""The executor service: claims its strategy's trades, runs the exactly-once algorithm on each with
+bounded concurrency, heartbeats the leases, serves /metrics and /healthz, and on SIGTERM finishes
+its work within a grace period or hands it back (releases the leases; the next owner resumes the
+stored attempts from their stored bytes)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from xorj.chain.jupiter import DEFAULT_ALLOWED_PROGRAMS, JupiterClient
+from xorj.chain.keys import VaultKey, load_vault_key
+from xorj.chain.rpc import PreflightSettings, RpcTimeouts, SolanaRpc
+from xorj.chain.submission import STEPS, ConfirmationPolicy, Submitter, SubmissionSettings
+from xorj.domain.risk import BreakerStatus, KillSwitch, RiskLimits
+from xorj.domain.slippage import SlippagePolicy
+from xorj.errors import InvalidInputError, LeaseLostError, LedgerError, LedgerUnavailableError
+from xorj.executor.adapters import LedgerRiskGate, OwnedLedger, breaker_from
+from xorj.executor.metrics import ExecutorMetrics
+from xorj.executor.settings import ExecutorSettings
+from xorj.ledger.records import Trade
+from xorj.ledger.repository import Ledger
+
+log = logging.getLogger("xorj.executor")
+
+
+class SigkillHook:
+    """Test-only: ``XORJ_TEST_SIGKILL_AFTER=step[:n]`` kills this process with SIGKILL right after
+    the n-th time (default 1st) the algorithm completes ``step``. Nothing is flushed or cleaned up:
+    that is the point."""
+
+    def __init__(self, spec: str | None) -> None:
+        self.step: str | None = None
+        self.nth = 1
+        self.seen = 0
+        if spec:
+            step, _, nth = spec.partition(":")
+            if step not in STEPS:
+                raise InvalidInputError(f"XORJ_TEST_SIGKILL_AFTER: step must be one of {', '.join(STEPS)}, got {step!r}")
+            self.step = step
+            self.nth = int(nth) if nth else 1
+
+    def __call__(self, step: str) -> None:
+        if step == self.step:
+            self.seen += 1
+            if self.seen >= self.nth:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class _Work:
+    trade_id: int
+    task: asyncio.Task
+    claimed_at: float = field(default_factory=time.monotonic)
+
+
+class ExecutorService:
+    def __init__(self, settings: ExecutorSettings, *, key: VaultKey | None = None, ledger: Ledger | None = None) -> None:
+        self.settings = settings
+        self.owner = settings.executor_id
+        self.key = key or load_vault_key(settings.vault_keypair_file)
+        self._own_ledger = ledger is None
+        self.ledger = ledger or Ledger.connect(settings.ledger_dsn.get_secret_value(), name=f"xorj-executor")
+        self.metrics = ExecutorMetrics(settings.strategy)
+        self.rpc = SolanaRpc(settings.rpc_url,
+                             timeouts=RpcTimeouts(read=settings.rpc_timeout_seconds, send=settings.send_timeout_seconds),
+                             preflight=PreflightSettings(skip_preflight=settings.skip_preflight,
+                                                         preflight_commitment=settings.preflight_commitment))
+        self.swap_api = JupiterClient(
+            settings.swap_api_url, timeout=settings.swap_api_timeout_seconds,
+            api_key=settings.swap_api_key.get_secret_value() if settings.swap_api_key else None,
+            allowed_programs=DEFAULT_ALLOWED_PROGRAMS | set(settings.allowed_programs))
+        policy = SlippagePolicy(initial_bps=settings.slippage_initial_bps, step_bps=settings.slippage_step_bps,
+                                cap_bps=settings.effective_slippage_cap_bps,
+                                max_attempts=settings.slippage_max_attempts)
+        self.risk = LedgerRiskGate(
+            self.ledger, strategy=settings.strategy,
+            limits=RiskLimits(max_trade_notional_usd=settings.max_trade_notional_usd,
+                              max_daily_volume_usd=settings.max_daily_volume_usd,
+                              max_daily_trades=settings.max_daily_trades,
+                              max_position_share=settings.max_position_share,
+                              max_price_impact=settings.max_price_impact),
+            kill_switch=KillSwitch(global_halt=settings.global_halt, strategy_paused=settings.paused),
+            breaker=breaker_from(settings.breaker_failures_in_window, settings.breaker_window_seconds,
+                                 settings.breaker_failures_in_a_row, settings.breaker_open_seconds),
+            usd_prices=settings.usd_prices, vault_value_usd=settings.vault_value_usd,
+            on_breaker=self._breaker_changed)
+        self.port = OwnedLedger(self.ledger, self.owner, on_result=self._ledger_result)
+        self.submitter = Submitter(
+            rpc=self.rpc, swap_api=self.swap_api, key=self.key, ledger=self.port, policy=policy, risk=self.risk,
+            settings=SubmissionSettings(
+                poll_interval=settings.poll_interval_seconds,
+                rebroadcast_interval=settings.rebroadcast_interval_seconds,
+                confirmation=ConfirmationPolicy(default=settings.confirmation_commitment,
+                                                finalized_from_usd=settings.finalized_from_usd)),
+            observer=self.metrics, hook=SigkillHook(settings.test_sigkill_after))
+        self._work: dict[int, _Work] = {}
+        self._stopping = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._last_ledger_ok = time.monotonic()
+        self._last_loop_tick = time.monotonic()
+        self._runner: web.AppRunner | None = None
+        self.bound_port: int | None = None
+
+    # ---- callbacks ---------------------------------------------------------------------------
+
+    def _ledger_result(self, ok: bool) -> None:
+        self.metrics.ledger_ok(ok)
+        if ok:
+            self._last_ledger_ok = time.monotonic()
+
+    def _breaker_changed(self, status: BreakerStatus) -> None:
+        self.metrics.set_breaker(status.state)
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        if not self._stopping.is_set():
+            log.info("stop requested: no new claims; finishing in-flight trades",
+                     extra={"in_flight": len(self._work), "grace_seconds": self.settings.shutdown_grace_seconds})
+        self._stopping.set()
+
+    async def run(self, *, install_signal_handlers: bool = True) -> None:
+        loop = asyncio.get_running_loop()
+        if install_signal_handlers:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, self.request_stop)
+        await self._start_http()
+        log.info("executor started", extra={"strategy": self.settings.strategy, "executor_id": self.owner,
+                                            "vault": str(self.key.pubkey), "concurrency": self.settings.concurrency,
+                                            "http_port": self.bound_port})
+        background = [asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+                      asyncio.create_task(self._ledger_counts_loop(), name="ledger-counts")]
+        try:
+            await self._claim_loop()
+            await self._drain()
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await self.close()
+        log.info("executor stopped", extra={"executor_id": self.owner})
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.rpc.close()
+        await self.swap_api.close()
+        if self._own_ledger:
+            await asyncio.to_thread(self.ledger.close)
+
+    # ---- claiming ----------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        backoff = self.settings.claim_interval_seconds
+        while not self._stopping.is_set():
+            self._last_loop_tick = time.monotonic()
+            free = self.settings.concurrency - len(self._work)
+            if free > 0:
+                try:
+                    trades = await asyncio.to_thread(self.ledger.claim_trades, self.settings.strategy, self.owner,
+                                                     free, self.settings.lease_seconds)
+                    self._ledger_result(True)
+                    backoff = self.settings.claim_interval_seconds
+                except LedgerError as exc:
+                    self._ledger_result(False)
+                    log.warning("claim failed", extra={"error": str(exc)})
+                    trades = []
+                    backoff = min(5.0, backoff * 2)
+                for trade in trades:
+                    if self._stopping.is_set():
+                        # claimed while stopping: hand back at once
+                        await self._release(trade.trade_id)
+                        continue
+                    self._start(trade)
+                if trades and len(trades) == free:
+                    continue  # there may be more: ask again at once
+            self._slot_freed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                stop = asyncio.ensure_future(self._stopping.wait())
+                freed = asyncio.ensure_future(self._slot_freed.wait())
+                try:
+                    await asyncio.wait({stop, freed}, timeout=backoff, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stop.cancel()
+                    freed.cancel()
+
+    def _start(self, trade: Trade) -> None:
+        self.metrics.trade_claimed(trade.trade_id)
+        task = asyncio.create_task(self._handle(trade), name=f"trade-{trade.trade_id}")
+        self._work[trade.trade_id] = _Work(trade.trade_id, task)
+        self.metrics.set_in_flight(len(self._work))
+        log.info("trade claimed", extra={"trade_id": trade.trade_id, "state": trade.state.value,
+                                         "attempts": len(trade.attempts)})
+
+    async def _handle(self, trade: Trade) -> None:
+        backoff = 0.5
+        try:
+            while True:
+                try:
+                    await self.submitter.run(trade.trade_id)
+                    return
+                except LeaseLostError as exc:
+                    self.metrics.leases_lost.labels(self.settings.strategy).inc()
+                    log.warning("lease lost: dropping trade", extra={"trade_id": trade.trade_id, "error": str(exc)})
+                    return
+                except LedgerUnavailableError as exc:
+                    # Nothing is sent unless its attempt is known committed: wait for the ledger and
+                    # resume from what it says (our lease, if it ran out meanwhile, fences us).
+                    log.warning("ledger unavailable mid-trade; will resume from the ledger",
+                                extra={"trade_id": trade.trade_id, "error": str(exc)})
+                    await asyncio.sleep(backoff)
+                    backoff = min(5.0, backoff * 2)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("trade handler crashed; handing the trade back", extra={"trade_id": trade.trade_id})
+            await self._release(trade.trade_id)
+        finally:
+            self._work.pop(trade.trade_id, None)
+            self.metrics.trade_released(trade.trade_id)
+            self.metrics.set_in_flight(len(self._work))
+            self._slot_freed.set()
+
+    async def _release(self, trade_id: int) -> None:
+        try:
+            await asyncio.to_thread(self.ledger.release, trade_id, self.owner)
+        except LedgerError as exc:
+            log.warning("could not release lease (it will expire)", extra={"trade_id": trade_id, "error": str(exc)})
+
+    async def _drain(self) -> None:
+        """After stop: let in-flight trades finish within the grace period, then hand back the rest."""
+        deadline = time.monotonic() + self.settings.shutdown_grace_seconds
+        while self._work and time.monotonic() < deadline:
+            await asyncio.wait([w.task for w in self._work.values()], timeout=max(0.0, deadline - time.monotonic()))
+        remaining = list(self._work.values())
+        for work in remaining:
+            work.task.cancel()
+        await asyncio.gather(*(w.task for w in remaining), return_exceptions=True)
+        for work in remaining:
+            await self._release(work.trade_id)
+        if remaining:
+            log.info("handed back unfinished trades", extra={"trade_ids": [w.trade_id for w in remaining]})
+
+    # ---- leases ------------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.settings.lease_seconds / 3
+        last_ok = time.monotonic()
+        while True:
+            await asyncio.sleep(interval)
+            ids = list(self._work)
+            if not ids:
+                last_ok = time.monotonic()
+                continue
+            try:
+                held = await asyncio.to_thread(self.ledger.heartbeat, ids, self.owner, self.settings.lease_seconds)
+                self._ledger_result(True)
+                last_ok = time.monotonic()
+            except LedgerError as exc:
+                self._ledger_result(False)
+                log.warning("heartbeat failed", extra={"error": str(exc)})
+                if time.monotonic() - last_ok < self.settings.lease_seconds:
+                    continue
+                held = set()  # our leases have run out by now: assume every trade was taken over
+            for trade_id in ids:
+                work = self._work.get(trade_id)
+                if trade_id not in held and work is not None and not work.task.done():
+                    self.metrics.leases_lost.labels(self.settings.strategy).inc()
+                    log.warning("lease lost: stopping work on trade", extra={"trade_id": trade_id})
+                    work.task.cancel()
+
+    async def _ledger_counts_loop(self) -> None:
+        while True:
+            try:
+                counts = await asyncio.to_thread(self.ledger.counts_by_state, self.settings.strategy)
+                self.metrics.set_ledger_counts(counts)
+                self._ledger_result(True)
+                with contextlib.suppress(LedgerError):
+                    await self.risk.breaker_status()
+            except LedgerError:
+                self._ledger_result(False)
+            await asyncio.sleep(5.0)
+
+    # ---- HTTP --------------------------------------------------------------------------------
+
+    def health(self) -> tuple[bool, dict]:
+        now = time.monotonic()
+        ledger_age = now - self._last_ledger_ok
+        loop_age = now - self._last_loop_tick
+        checks = {
+            "ledger": ledger_age < max(3 * self.settings.lease_seconds, 30.0),
+            "claim_loop": self._stopping.is_set() or loop_age < 30.0,
+        }
+        body = {"ok": all(checks.values()), "checks": checks, "in_flight": len(self._work),
+                "stopping": self._stopping.is_set(), "executor_id": self.owner, "strategy": self.settings.strategy,
+                "seconds_since_ledger_ok": round(ledger_age, 3)}
+        return body["ok"], body
+
+    async def _start_http(self) -> None:
+        app = web.Application()
+
+        async def metrics(_: web.Request) -> web.Response:
+            return web.Response(body=generate_latest(self.metrics.registry),
+                                headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        async def healthz(_: web.Request) -> web.Response:
+            ok, body = self.health()
+            return web.Response(status=200 if ok else 503, text=json.dumps(body), content_type="application/json")
+
+        app.router.add_get("/metrics", metrics)
+        app.router.add_get("/healthz", healthz)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
+        await site.start()
+        server = site._server  # noqa: SLF001 - aiohttp does not expose the bound port otherwise
+        sockets = getattr(server, "sockets", None) or []
+        self.bound_port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
+        if self.settings.http_port_file is not None:
+            tmp = self.settings.http_port_file.with_suffix(".tmp")
+            tmp.write_text(str(self.bound_port))
+            tmp.replace(self.settings.http_port_file)

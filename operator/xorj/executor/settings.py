@@ -1,0 +1,124 @@
+"""Executor settings, from the environment (prefix ``XORJ_``), validated with pydantic-settings.
+
+Secrets: the ledger DSN (it may hold a password) and the swap-API key are ``SecretStr`` (shown as
+``**********``); the vault keypair is never a setting, only the PATH of its file (a mounted Secret).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from xorj.domain.slippage import (
+    ABSOLUTE_CAP_BPS,
+    DEFAULT_INITIAL_BPS,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_STEP_BPS,
+    PROFILE_CAP_BPS,
+    RiskProfile,
+)
+from xorj.errors import InvalidInputError
+
+Commitment = Literal["processed", "confirmed", "finalized"]
+
+
+def _default_executor_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class ExecutorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="XORJ_", extra="ignore", frozen=True, hide_input_in_errors=True)
+
+    # where
+    ledger_dsn: SecretStr
+    strategy: str = Field(min_length=1)
+    rpc_url: str = Field(min_length=1)
+    swap_api_url: str = Field(min_length=1)
+    swap_api_key: SecretStr | None = None
+    vault_keypair_file: Path
+    executor_id: str = Field(default_factory=_default_executor_id, min_length=1)
+
+    # work
+    concurrency: int = Field(default=4, ge=1, le=256)
+    lease_seconds: float = Field(default=30.0, ge=3.0, le=3600.0)
+    claim_interval_seconds: float = Field(default=0.25, gt=0, le=60)
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=600)
+
+    # chain
+    rpc_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    send_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    swap_api_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    poll_interval_seconds: float = Field(default=0.4, gt=0, le=30)
+    rebroadcast_interval_seconds: float = Field(default=2.0, gt=0, le=60)
+    skip_preflight: bool = True
+    preflight_commitment: Commitment = "confirmed"
+    confirmation_commitment: Commitment = "confirmed"
+    finalized_from_usd: Decimal | None = Field(default=None, gt=0)
+    allowed_programs: list[str] = Field(default_factory=list)  # added to the default allow-list
+
+    # slippage policy
+    slippage_profile: RiskProfile = RiskProfile.MODERATE
+    slippage_initial_bps: int = Field(default=DEFAULT_INITIAL_BPS, ge=1, le=ABSOLUTE_CAP_BPS)
+    slippage_step_bps: int = Field(default=DEFAULT_STEP_BPS, ge=1, le=ABSOLUTE_CAP_BPS)
+    slippage_cap_bps: int | None = Field(default=None, ge=1, le=ABSOLUTE_CAP_BPS)
+    slippage_max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=20)
+
+    # risk limits (xorj.domain.risk)
+    max_trade_notional_usd: Decimal = Field(default=Decimal("10000"), gt=0)
+    max_daily_volume_usd: Decimal = Field(default=Decimal("100000"), gt=0)
+    max_daily_trades: int = Field(default=500, ge=1)
+    max_position_share: Decimal = Field(default=Decimal("0.5"), gt=0, le=1)
+    max_price_impact: Decimal = Field(default=Decimal("0.01"), gt=0, le=1)
+    vault_value_usd: Decimal | None = Field(default=None, gt=0)  # enables the position-share rule
+    usd_prices: dict[str, Decimal] = Field(default_factory=dict)  # mint -> USD per base unit
+    paused: bool = False
+    global_halt: bool = False
+    breaker_failures_in_window: int = Field(default=5, ge=1)
+    breaker_window_seconds: float = Field(default=600, gt=0)
+    breaker_failures_in_a_row: int = Field(default=3, ge=1)
+    breaker_open_seconds: float = Field(default=1800, gt=0)
+
+    # serving
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    http_port_file: Path | None = None  # where to write the bound port (useful with port 0)
+    log_level: str = "INFO"
+
+    # test-only: SIGKILL this process right after a step of the algorithm ("committed", "sent:3", ...)
+    test_sigkill_after: str | None = None
+
+    @field_validator("strategy", "executor_id")
+    @classmethod
+    def _no_space(cls, v: str) -> str:
+        if v != v.strip():
+            raise ValueError("must not have surrounding whitespace")
+        return v
+
+    @model_validator(mode="after")
+    def _slippage_consistent(self) -> "ExecutorSettings":
+        cap = self.effective_slippage_cap_bps
+        if self.slippage_initial_bps > cap:
+            raise ValueError(f"slippage_initial_bps ({self.slippage_initial_bps}) must be <= the cap ({cap})")
+        return self
+
+    @property
+    def effective_slippage_cap_bps(self) -> int:
+        return self.slippage_cap_bps if self.slippage_cap_bps is not None else PROFILE_CAP_BPS[self.slippage_profile]
+
+
+def load_settings(**overrides: object) -> ExecutorSettings:
+    """Settings from the environment; a clear :class:`InvalidInputError` naming each bad field.
+    Input values are not echoed (one of them may be a secret)."""
+    try:
+        return ExecutorSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"XORJ_{'.'.join(str(p) for p in err['loc']).upper() or '?'}: {err['msg']}" for err in exc.errors()
+        )
+        raise InvalidInputError(f"executor settings: {problems}") from None

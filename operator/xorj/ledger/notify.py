@@ -1,0 +1,118 @@
+"""LISTEN/NOTIFY on trade changes.
+
+A trigger on ``trades`` sends ``{"trade_id", "strategy", "state"}`` on channel ``xorj_trades`` for every
+admission and state change; Postgres delivers it only when the writing transaction commits. Each
+listener holds one dedicated connection (not a pooled one: LISTEN is per session).
+
+Notifications are a wake-up call, not the record: one sent while a listener was disconnected is lost,
+so consumers re-read the ledger (claim_trades, get_trade) after reconnecting rather than trusting that
+they saw every change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator
+
+import psycopg
+from psycopg import sql
+
+from xorj.domain.trades import TradeState
+from xorj.errors import LedgerError
+from xorj.ledger.pool import translated_errors
+from xorj.ledger.records import TradeNotification
+
+log = logging.getLogger(__name__)
+
+TRADES_CHANNEL = "xorj_trades"
+ALERTS_CHANNEL = "xorj_alerts"
+
+
+def parse_trade_notification(payload: str) -> TradeNotification:
+    try:
+        data = json.loads(payload)
+        return TradeNotification(
+            trade_id=int(data["trade_id"]), strategy=str(data["strategy"]), state=TradeState(data["state"])
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LedgerError(f"malformed {TRADES_CHANNEL} payload {payload[:200]!r}: {exc}") from exc
+
+
+class TradeListener:
+    """Blocking listener: ``with TradeListener(dsn) as l: for n in l.wait(timeout=5): ...``.
+
+    ``strategy`` filters notifications to one strategy (the executor's).
+    """
+
+    def __init__(self, dsn: str, *, strategy: str | None = None, channel: str = TRADES_CHANNEL) -> None:
+        self.strategy = strategy
+        with translated_errors():
+            self._conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+            self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+
+    def wait(self, timeout: float, max_count: int | None = None) -> list[TradeNotification]:
+        """Notifications received within ``timeout`` seconds (returns early once ``max_count`` arrived)."""
+        received: list[TradeNotification] = []
+        with translated_errors():
+            for notify in self._conn.notifies(timeout=timeout, stop_after=max_count):
+                note = parse_trade_notification(notify.payload)
+                if self.strategy is None or note.strategy == self.strategy:
+                    received.append(note)
+        return received
+
+    def __iter__(self) -> Iterator[TradeNotification]:
+        """Forever, one notification at a time (a lost connection raises LedgerUnavailableError)."""
+        with translated_errors():
+            for notify in self._conn.notifies():
+                note = parse_trade_notification(notify.payload)
+                if self.strategy is None or note.strategy == self.strategy:
+                    yield note
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> TradeListener:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncTradeListener:
+    """asyncio listener: ``async with AsyncTradeListener(dsn) as l: async for n in l: ...``."""
+
+    def __init__(self, dsn: str, *, strategy: str | None = None, channel: str = TRADES_CHANNEL) -> None:
+        self._dsn = dsn
+        self._channel = channel
+        self.strategy = strategy
+        self._conn: psycopg.AsyncConnection | None = None
+
+    async def __aenter__(self) -> AsyncTradeListener:
+        with translated_errors():
+            self._conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True, connect_timeout=10)
+            await self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+
+    async def wait(self, timeout: float, max_count: int | None = None) -> list[TradeNotification]:
+        """Notifications received within ``timeout`` seconds (returns early once ``max_count`` arrived)."""
+        assert self._conn is not None, "use 'async with AsyncTradeListener(...)'"
+        received: list[TradeNotification] = []
+        with translated_errors():
+            async for notify in self._conn.notifies(timeout=timeout, stop_after=max_count):
+                note = parse_trade_notification(notify.payload)
+                if self.strategy is None or note.strategy == self.strategy:
+                    received.append(note)
+        return received
+
+    async def __aiter__(self) -> AsyncIterator[TradeNotification]:
+        assert self._conn is not None, "use 'async with AsyncTradeListener(...)'"
+        with translated_errors():
+            async for notify in self._conn.notifies():
+                note = parse_trade_notification(notify.payload)
+                if self.strategy is None or note.strategy == self.strategy:
+                    yield note

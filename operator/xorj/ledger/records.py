@@ -1,0 +1,211 @@
+"""Typed values the ledger takes and returns. Plain frozen dataclasses: no I/O, no SQL.
+
+Amounts are integers in the mint's base units (u64 fits: the columns are numeric(20,0)); notional
+values are USD as :class:`~decimal.Decimal`. Timestamps are timezone-aware UTC datetimes taken from the
+database clock, so every executor agrees on lease expiry whatever its own clock says.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
+
+from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
+
+
+@dataclass(frozen=True)
+class TradeKey:
+    """The idempotency key: one trade per (strategy, vault, lead transaction signature)."""
+
+    strategy: str
+    vault: str
+    lead_signature: str
+
+
+@dataclass(frozen=True)
+class TradeIntent:
+    """A lead trader's swap, sized for one follower vault: what :meth:`Ledger.admit_trade` stores."""
+
+    strategy: str
+    vault: str
+    lead_signature: str
+    lead_trader: str
+    input_mint: str
+    output_mint: str
+    amount: int  # input amount in base units; the ledger enforces > 0
+    max_slippage_bps: int | None = None  # the CopyTrade's slippage bound, if it set one
+    notional_usd: Decimal | None = None  # USD value at admission, for risk limits (daily volume)
+    copytrade: str | None = None  # "namespace/name" of the CopyTrade resource mirroring this trade
+
+    @property
+    def key(self) -> TradeKey:
+        return TradeKey(self.strategy, self.vault, self.lead_signature)
+
+
+@dataclass(frozen=True)
+class AdmitResult:
+    """Outcome of :meth:`Ledger.admit_trade`. ``created`` is False for a replay, which changed nothing."""
+
+    trade_id: int
+    created: bool
+    existing_state: TradeState | None  # the state the trade already had, for a replay; None if created
+
+    def describe(self) -> str:
+        if self.created:
+            return f"trade {self.trade_id} admitted (PENDING)"
+        state = self.existing_state.value if self.existing_state else "?"
+        return f"replay of trade {self.trade_id}: already admitted, state {state}; nothing changed"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One signed transaction of a trade, stored before its first send (write-ahead)."""
+
+    attempt_id: int
+    trade_id: int
+    attempt_no: int  # 1-based
+    signature: str
+    raw_tx: bytes  # the exact signed bytes: recovery rebroadcasts these, never rebuilt ones
+    last_valid_block_height: int
+    slippage_bps: int
+    quote_out_amount: int | None
+    outcome: AttemptOutcome
+    reason: ReasonCode | None
+    detail: str | None
+    created_at: datetime
+    resolved_at: datetime | None
+
+    @property
+    def is_pending(self) -> bool:
+        return self.outcome is AttemptOutcome.PENDING
+
+
+@dataclass(frozen=True)
+class Trade:
+    """A trade with its attempts (oldest first)."""
+
+    trade_id: int
+    strategy: str
+    vault: str
+    lead_signature: str
+    lead_trader: str
+    input_mint: str
+    output_mint: str
+    amount: int
+    max_slippage_bps: int | None
+    notional_usd: Decimal | None
+    copytrade: str | None
+    state: TradeState
+    reason: ReasonCode | None
+    detail: str | None
+    final_signature: str | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    submitted_at: datetime | None
+    finished_at: datetime | None
+    attempts: tuple[Attempt, ...] = field(default=())
+
+    @property
+    def key(self) -> TradeKey:
+        return TradeKey(self.strategy, self.vault, self.lead_signature)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state.is_terminal
+
+    @property
+    def pending_attempt(self) -> Attempt | None:
+        """The attempt whose fate is still unknown (at most one exists: a unique index says so)."""
+        return next((a for a in self.attempts if a.is_pending), None)
+
+
+class VaultActivity(NamedTuple):
+    """Sent trades of a vault since a time: what daily volume / count risk limits compare against."""
+
+    volume_usd: Decimal  # sum of notional_usd (trades admitted without a notional count as 0)
+    trade_count: int
+
+
+@dataclass(frozen=True)
+class TradeOutcome:
+    """A trade reaching a terminal state: what circuit breakers count."""
+
+    trade_id: int
+    state: TradeState  # CONFIRMED or FAILED
+    reason: ReasonCode | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class TradeEvent:
+    """One row of the audit trail: a state change (from_state is None for admission)."""
+
+    event_id: int
+    trade_id: int
+    from_state: TradeState | None
+    to_state: TradeState
+    reason: ReasonCode | None
+    detail: str | None
+    actor: str | None
+    attempt_signature: str | None
+    at: datetime
+
+
+class AlertSeverity(str, enum.Enum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    """An alert to put in the outbox (kind e.g. RPC_FAILURE, LEDGER_UNAVAILABLE, ONCHAIN_FAILURE,
+    BREAKER_OPEN)."""
+
+    kind: str
+    severity: AlertSeverity
+    message: str
+    strategy: str | None = None
+    trade_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Alert:
+    alert_id: int
+    kind: str
+    severity: AlertSeverity
+    message: str
+    strategy: str | None
+    trade_id: int | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TraderScore:
+    """The latest Trust Score of one trader (one row per wallet; a recompute replaces it)."""
+
+    wallet: str
+    score: float  # 0..100, one decimal
+    status: str  # ELIGIBLE or an ineligibility status (INSUFFICIENT_HISTORY, ...)
+    rank: int | None = None
+    sharpe: float | None = None
+    roi_pct: float | None = None
+    max_drawdown_pct: float | None = None
+    trades: int | None = None
+    normalization: str | None = None  # "fixed" or "cohort"
+    computed_at: datetime | None = None  # None when writing: the database clock fills it
+
+
+@dataclass(frozen=True)
+class TradeNotification:
+    """Payload of a NOTIFY on channel ``xorj_trades``: sent when a trade is admitted or changes state."""
+
+    trade_id: int
+    strategy: str
+    state: TradeState

@@ -1,0 +1,492 @@
+"""The ledger: every operation the executor and the operator perform on trades, attempts, alerts and
+scores. Each method is one transaction; each state change is checked with
+:func:`xorj.domain.trades.check_transition`, written together with its audit row in ``trade_events``,
+and announced by a NOTIFY on ``xorj_trades`` (a trigger, so it is sent only if the transaction commits).
+
+Executor writes are fenced: they name the ``owner`` that claimed the trade and raise
+:class:`LeaseLostError` (changing nothing) unless that owner still holds a live lease. Repeating a
+write that already took effect (same attempt signature, same final signature, same failure reason) is
+a no-op returning the current record, so a caller that lost its connection during COMMIT can simply
+ask again once the ledger is back.
+
+Errors: :class:`LedgerUnavailableError` for a lost connection (never retried here),
+:class:`LedgerConstraintError` naming the constraint, :class:`TradeNotFoundError`,
+:class:`IllegalTransitionError` for a transition the state machine does not allow.
+
+The API is synchronous (psycopg's blocking driver under a thread-safe pool); asyncio callers use
+``await asyncio.to_thread(ledger.method, ...)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import psycopg
+import psycopg_pool
+from psycopg.rows import dict_row
+
+from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState, check_transition
+from xorj.errors import InvalidInputError, LedgerError, TradeNotFoundError
+from xorj.ledger import outbox, queue, scores
+from xorj.ledger.migrate import migrate
+from xorj.ledger.pool import open_pool, translated_errors
+from xorj.ledger.records import (
+    AdmitResult,
+    Alert,
+    AlertSeverity,
+    Attempt,
+    NewAlert,
+    Trade,
+    TradeEvent,
+    TradeIntent,
+    TradeKey,
+    TradeOutcome,
+    TraderScore,
+    VaultActivity,
+)
+from xorj.ledger.rows import ATTEMPT_COLUMNS, TRADE_COLUMNS, Row, attempt_from_row, event_from_row
+
+DEFAULT_LEASE_SECONDS = 30.0
+
+
+class Ledger:
+    """The Postgres ledger behind a connection pool. Thread-safe; one per process is enough."""
+
+    def __init__(self, pool: psycopg_pool.ConnectionPool, *, owns_pool: bool = True) -> None:
+        self._pool = pool
+        self._owns_pool = owns_pool
+
+    @classmethod
+    def connect(
+        cls,
+        dsn: str,
+        *,
+        apply_migrations: bool = True,
+        min_size: int = 1,
+        max_size: int = 4,
+        acquire_timeout: float = 5.0,
+        name: str = "xorj-ledger",
+    ) -> Ledger:
+        """Migrate (under the advisory lock) unless told not to, then open a pool on ``dsn``."""
+        if apply_migrations:
+            migrate(dsn)
+        return cls(open_pool(dsn, min_size=min_size, max_size=max_size, acquire_timeout=acquire_timeout, name=name))
+
+    def close(self) -> None:
+        if self._owns_pool:
+            self._pool.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[psycopg.Cursor]:
+        """One transaction on a pooled connection: committed on success, rolled back on any error."""
+        with translated_errors(), self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            yield cur
+
+    def ping(self) -> bool:
+        """True when the ledger answers a query now (the LedgerReachable condition)."""
+        try:
+            with self._transaction() as cur:
+                cur.execute("SELECT 1")
+            return True
+        except LedgerError:
+            return False
+
+    # -- admission -----------------------------------------------------------------------------------
+
+    def admit_trade(self, intent: TradeIntent, *, actor: str | None = None) -> AdmitResult:
+        """Store a new PENDING trade, or, for a replay of the same key, change nothing and say so."""
+        with self._transaction() as cur:
+            row = cur.execute(
+                """INSERT INTO trades (strategy, vault, lead_signature, lead_trader, input_mint, output_mint,
+                                       amount, max_slippage_bps, notional_usd, copytrade)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                   ON CONFLICT ON CONSTRAINT trades_idempotency_key DO NOTHING
+                   RETURNING id""",
+                (
+                    intent.strategy, intent.vault, intent.lead_signature, intent.lead_trader, intent.input_mint,
+                    intent.output_mint, intent.amount, intent.max_slippage_bps, intent.notional_usd,
+                    intent.copytrade,
+                ),
+            ).fetchone()
+            if row is not None:
+                _event(cur, row["id"], intent.strategy, None, TradeState.PENDING, actor=actor)
+                return AdmitResult(trade_id=row["id"], created=True, existing_state=None)
+            # A replay: the row exists (committed before our snapshot or by a racing admit we waited on).
+            existing = cur.execute(
+                "SELECT id, state FROM trades WHERE strategy = %s AND vault = %s AND lead_signature = %s",
+                (intent.strategy, intent.vault, intent.lead_signature),
+            ).fetchone()
+            if existing is None:  # cannot happen: ON CONFLICT saw a committed row with this key
+                raise LedgerError(f"trade {intent.key} conflicted but cannot be read back")
+            return AdmitResult(trade_id=existing["id"], created=False, existing_state=TradeState(existing["state"]))
+
+    def cancel_trade(self, trade_id: int, detail: str, *, actor: str = "operator") -> Trade:
+        """Fail a PENDING trade with CANCELLED, whoever holds its lease (nothing was sent for it yet: the
+        write-ahead attempt record moves a trade to SUBMITTED before any send). The lease is cleared, so
+        the executor's next write on it is fenced."""
+        with self._transaction() as cur:
+            row, _ = queue.lock_for_owner(cur, trade_id, None)
+            state = TradeState(row["state"])
+            if state is TradeState.FAILED and row["reason"] == ReasonCode.CANCELLED.value:
+                return self._load(cur, row)
+            if state is not TradeState.PENDING:
+                raise LedgerError(
+                    f"trade {trade_id} cannot be cancelled: it is {state.value}; only PENDING trades can be"
+                )
+            return self._fail(cur, row, ReasonCode.CANCELLED, detail, actor, alert=None)
+
+    # -- work queue ----------------------------------------------------------------------------------
+
+    def claim_trades(
+        self, strategy: str, owner: str, limit: int = 10, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> list[Trade]:
+        """Lease up to ``limit`` PENDING/SUBMITTED trades of ``strategy`` with no live lease, oldest first,
+        with their attempts (raw signed bytes included, so recovery resumes the stored attempts)."""
+        with self._transaction() as cur:
+            return queue.claim(cur, strategy, owner, limit, lease_seconds)
+
+    def heartbeat(
+        self, trade_ids: Sequence[int], owner: str, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> set[int]:
+        """Extend ``owner``'s live leases among ``trade_ids``; return the ids it still holds."""
+        with self._transaction() as cur:
+            return queue.heartbeat(cur, trade_ids, owner, lease_seconds)
+
+    def release(self, trade_id: int, owner: str) -> bool:
+        """Hand a trade back to the queue now. False if ``owner`` did not hold a live lease on it."""
+        with self._transaction() as cur:
+            return queue.release(cur, trade_id, owner)
+
+    # -- executor writes (fenced) --------------------------------------------------------------------
+
+    def record_attempt(
+        self,
+        trade_id: int,
+        owner: str,
+        signature: str,
+        raw_tx: bytes,
+        last_valid_block_height: int,
+        slippage_bps: int,
+        quote_out_amount: int | None = None,
+    ) -> Attempt:
+        """The write-ahead record of a signed transaction: COMMIT this before the first send.
+
+        Moves a PENDING trade to SUBMITTED in the same transaction. Recording the same signature and
+        bytes again is a no-op returning the stored attempt.
+        """
+        with self._transaction() as cur:
+            row, held = queue.lock_for_owner(cur, trade_id, owner)
+            same = cur.execute(
+                f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE signature = %s", (signature,)
+            ).fetchone()
+            if same is not None and same["trade_id"] == trade_id and bytes(same["raw_tx"]) == bytes(raw_tx):
+                return attempt_from_row(same)
+            if not held:
+                raise queue.lease_lost(row, owner, "record_attempt")
+            state = TradeState(row["state"])
+            if state is not TradeState.SUBMITTED:
+                check_transition(state, TradeState.SUBMITTED)
+            attempt = attempt_from_row(
+                cur.execute(
+                    f"""INSERT INTO attempts (trade_id, attempt_no, signature, raw_tx, last_valid_block_height,
+                                              slippage_bps, quote_out_amount)
+                        VALUES (%s, (SELECT coalesce(max(attempt_no), 0) + 1 FROM attempts WHERE trade_id = %s),
+                                %s, %s, %s, %s, %s)
+                        RETURNING {ATTEMPT_COLUMNS}""",
+                    (trade_id, trade_id, signature, raw_tx, last_valid_block_height, slippage_bps, quote_out_amount),
+                ).fetchone()
+            )
+            if state is TradeState.PENDING:
+                cur.execute(
+                    "UPDATE trades SET state = 'SUBMITTED', submitted_at = now(), updated_at = now() WHERE id = %s",
+                    (trade_id,),
+                )
+                _event(cur, trade_id, row["strategy"], state, TradeState.SUBMITTED, actor=owner, signature=signature)
+            return attempt
+
+    def resolve_attempt(
+        self,
+        signature: str,
+        owner: str,
+        outcome: AttemptOutcome,
+        reason: ReasonCode | None = None,
+        detail: str | None = None,
+    ) -> Attempt:
+        """Record the fate of an attempt (FAILED_ON_CHAIN, EXPIRED, NOT_SENT; LANDED also confirms the
+        trade, as :meth:`confirm_trade`). The trade stays SUBMITTED otherwise: the caller then records a
+        new attempt or fails the trade. Resolving again with the same outcome is a no-op."""
+        outcome = AttemptOutcome(outcome)
+        if outcome is AttemptOutcome.PENDING:
+            raise InvalidInputError("outcome: an attempt is resolved to LANDED, FAILED_ON_CHAIN, EXPIRED or NOT_SENT")
+        reason = None if reason is None else ReasonCode(reason)
+        with self._transaction() as cur:
+            found = cur.execute("SELECT trade_id FROM attempts WHERE signature = %s", (signature,)).fetchone()
+            if found is None:
+                raise TradeNotFoundError(f"no attempt with signature {signature}")
+            row, held = queue.lock_for_owner(cur, found["trade_id"], owner)
+            attempt = attempt_from_row(
+                cur.execute(f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE signature = %s", (signature,)).fetchone()
+            )
+            if attempt.outcome is outcome:
+                return attempt
+            if not held:
+                raise queue.lease_lost(row, owner, "resolve_attempt")
+            if not attempt.is_pending:
+                raise LedgerError(
+                    f"attempt {signature} of trade {attempt.trade_id} is already {attempt.outcome.value}; "
+                    f"it cannot become {outcome.value}"
+                )
+            if outcome is AttemptOutcome.LANDED:
+                self._confirm(cur, row, attempt, owner)
+            else:
+                cur.execute(
+                    "UPDATE attempts SET outcome = %s, reason = %s, detail = %s, resolved_at = now() WHERE id = %s",
+                    (outcome.value, reason.value if reason else None, detail, attempt.attempt_id),
+                )
+                cur.execute("UPDATE trades SET updated_at = now() WHERE id = %s", (attempt.trade_id,))
+            return attempt_from_row(
+                cur.execute(f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = %s", (attempt.attempt_id,)).fetchone()
+            )
+
+    def confirm_trade(self, trade_id: int, owner: str, signature: str) -> Trade:
+        """SUBMITTED -> CONFIRMED by the attempt ``signature`` (marked LANDED); the lease is cleared.
+        Confirming again with the same signature is a no-op."""
+        with self._transaction() as cur:
+            row, held = queue.lock_for_owner(cur, trade_id, owner)
+            if row["state"] == TradeState.CONFIRMED.value and row["final_signature"] == signature:
+                return self._load(cur, row)
+            if not held:
+                raise queue.lease_lost(row, owner, "confirm_trade")
+            check_transition(TradeState(row["state"]), TradeState.CONFIRMED)
+            found = cur.execute(
+                f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE signature = %s AND trade_id = %s", (signature, trade_id)
+            ).fetchone()
+            if found is None:
+                raise TradeNotFoundError(f"trade {trade_id} has no attempt with signature {signature}")
+            attempt = attempt_from_row(found)
+            if attempt.outcome not in (AttemptOutcome.PENDING, AttemptOutcome.LANDED):
+                raise LedgerError(
+                    f"attempt {signature} of trade {trade_id} was recorded {attempt.outcome.value}; "
+                    "it cannot confirm the trade"
+                )
+            self._confirm(cur, row, attempt, owner)
+            return self._load(cur, trade_id)
+
+    def fail_trade(
+        self,
+        trade_id: int,
+        owner: str,
+        reason: ReasonCode,
+        detail: str | None = None,
+        *,
+        alert: NewAlert | None = None,
+    ) -> Trade:
+        """PENDING|SUBMITTED -> FAILED with ``reason`` (e.g. RISK_LIMIT with the refusing rule in
+        ``detail``); the lease is cleared and ``alert``, if given, goes to the outbox in the same
+        transaction. Refused while an attempt's fate is unknown: resolve it first. Failing again with
+        the same reason is a no-op."""
+        reason = ReasonCode(reason)
+        with self._transaction() as cur:
+            row, held = queue.lock_for_owner(cur, trade_id, owner)
+            if row["state"] == TradeState.FAILED.value and row["reason"] == reason.value:
+                return self._load(cur, row)
+            if not held:
+                raise queue.lease_lost(row, owner, "fail_trade")
+            return self._fail(cur, row, reason, detail, owner, alert)
+
+    # -- reads ---------------------------------------------------------------------------------------
+
+    def get_trade(self, ref: int | TradeKey) -> Trade:
+        """The trade with its attempts, by id or idempotency key; :class:`TradeNotFoundError` if none."""
+        trade = self.find_trade(ref)
+        if trade is None:
+            raise TradeNotFoundError(f"no trade {ref}")
+        return trade
+
+    def find_trade(self, ref: int | TradeKey) -> Trade | None:
+        with self._transaction() as cur:
+            if isinstance(ref, TradeKey):
+                row = cur.execute(
+                    f"SELECT {TRADE_COLUMNS} FROM trades WHERE strategy = %s AND vault = %s AND lead_signature = %s",
+                    (ref.strategy, ref.vault, ref.lead_signature),
+                ).fetchone()
+            else:
+                row = cur.execute(f"SELECT {TRADE_COLUMNS} FROM trades WHERE id = %s", (int(ref),)).fetchone()
+            return None if row is None else queue.with_attempts(cur, [row])[0]
+
+    def trade_events(self, trade_id: int) -> list[TradeEvent]:
+        """The audit trail of one trade, oldest first."""
+        with self._transaction() as cur:
+            rows = cur.execute(
+                """SELECT id, trade_id, from_state, to_state, reason, detail, actor, attempt_signature, at
+                     FROM trade_events WHERE trade_id = %s ORDER BY id""",
+                (trade_id,),
+            ).fetchall()
+            return [event_from_row(r) for r in rows]
+
+    def counts_by_state(self, strategy: str | None = None) -> dict[TradeState, int]:
+        """Trades per state (every state present, zeros included); all strategies when ``strategy`` is None."""
+        counts = {state: 0 for state in TradeState}
+        with self._transaction() as cur:
+            for row in cur.execute(
+                "SELECT state, count(*) AS n FROM trades WHERE (%(s)s::text IS NULL OR strategy = %(s)s) GROUP BY state",
+                {"s": strategy},
+            ):
+                counts[TradeState(row["state"])] = row["n"]
+        return counts
+
+    def vault_activity(self, vault: str, since: datetime) -> VaultActivity:
+        """Trades of ``vault`` sent (SUBMITTED or CONFIRMED, or FAILED after a send) since ``since``:
+        their summed notional and count, for daily volume and trade-count limits."""
+        with self._transaction() as cur:
+            row = cur.execute(
+                """SELECT coalesce(sum(notional_usd), 0) AS volume, count(*) AS n FROM trades
+                    WHERE vault = %s AND submitted_at >= %s""",
+                (vault, since),
+            ).fetchone()
+            return VaultActivity(volume_usd=Decimal(row["volume"]), trade_count=row["n"])
+
+    def recent_outcomes(self, strategy: str, since: datetime) -> list[TradeOutcome]:
+        """Trades of ``strategy`` that became CONFIRMED or FAILED since ``since``, oldest first."""
+        with self._transaction() as cur:
+            rows = cur.execute(
+                """SELECT trade_id, to_state, reason, at FROM trade_events
+                    WHERE strategy = %s AND to_state IN ('CONFIRMED', 'FAILED') AND at >= %s
+                    ORDER BY at, id""",
+                (strategy, since),
+            ).fetchall()
+        return [
+            TradeOutcome(
+                trade_id=r["trade_id"],
+                state=TradeState(r["to_state"]),
+                reason=None if r["reason"] is None else ReasonCode(r["reason"]),
+                at=r["at"],
+            )
+            for r in rows
+        ]
+
+    def find_stale(
+        self,
+        now: datetime | None = None,
+        grace: timedelta = timedelta(seconds=60),
+        strategy: str | None = None,
+    ) -> list[Trade]:
+        """Orphan candidates: non-terminal trades with no live lease, unowned for longer than ``grace``
+        (``now`` defaults to the database clock)."""
+        with self._transaction() as cur:
+            return queue.find_stale(cur, now, grace, strategy)
+
+    # -- alerts (outbox) -----------------------------------------------------------------------------
+
+    def raise_alert(
+        self,
+        kind: str,
+        severity: AlertSeverity | str,
+        message: str,
+        *,
+        strategy: str | None = None,
+        trade_id: int | None = None,
+    ) -> Alert:
+        with self._transaction() as cur:
+            return outbox.insert(cur, NewAlert(kind, severity, message, strategy, trade_id))  # type: ignore[arg-type]
+
+    def pending_alerts(self, limit: int = 100) -> list[Alert]:
+        """Undelivered alerts, oldest first."""
+        with self._transaction() as cur:
+            return outbox.pending(cur, limit)
+
+    def mark_delivered(self, alert_ids: Sequence[int]) -> int:
+        with self._transaction() as cur:
+            return outbox.mark_delivered(cur, alert_ids)
+
+    # -- trader scores -------------------------------------------------------------------------------
+
+    def upsert_trader_scores(self, trader_scores: Iterable[TraderScore]) -> int:
+        """Replace the stored score of each wallet given (one transaction); returns how many."""
+        with self._transaction() as cur:
+            return scores.upsert(cur, trader_scores)
+
+    def list_trader_scores(
+        self, *, min_score: float | None = None, status: str | None = None, limit: int | None = None
+    ) -> list[TraderScore]:
+        """Stored scores, best first."""
+        with self._transaction() as cur:
+            return scores.list_scores(cur, min_score, status, limit)
+
+    # -- internals -----------------------------------------------------------------------------------
+
+    def _load(self, cur: psycopg.Cursor, ref: Row | int) -> Trade:
+        trade_id = ref if isinstance(ref, int) else ref["id"]
+        row = cur.execute(f"SELECT {TRADE_COLUMNS} FROM trades WHERE id = %s", (trade_id,)).fetchone()
+        return queue.with_attempts(cur, [row])[0]
+
+    def _confirm(self, cur: psycopg.Cursor, row: Row, attempt: Attempt, owner: str) -> None:
+        state = TradeState(row["state"])
+        check_transition(state, TradeState.CONFIRMED)
+        if attempt.is_pending:
+            cur.execute(
+                "UPDATE attempts SET outcome = 'LANDED', resolved_at = now() WHERE id = %s", (attempt.attempt_id,)
+            )
+        cur.execute(
+            """UPDATE trades SET state = 'CONFIRMED', final_signature = %s, finished_at = now(), updated_at = now(),
+                                 lease_owner = NULL, lease_expires_at = NULL
+                WHERE id = %s""",
+            (attempt.signature, row["id"]),
+        )
+        _event(cur, row["id"], row["strategy"], state, TradeState.CONFIRMED, actor=owner, signature=attempt.signature)
+
+    def _fail(
+        self, cur: psycopg.Cursor, row: Row, reason: ReasonCode, detail: str | None, actor: str, alert: NewAlert | None
+    ) -> Trade:
+        state = TradeState(row["state"])
+        check_transition(state, TradeState.FAILED)
+        unresolved = cur.execute(
+            "SELECT signature FROM attempts WHERE trade_id = %s AND outcome = 'PENDING'", (row["id"],)
+        ).fetchone()
+        if unresolved is not None:
+            raise LedgerError(
+                f"trade {row['id']} cannot fail while attempt {unresolved['signature']} may still land; "
+                "resolve that attempt (EXPIRED, FAILED_ON_CHAIN or NOT_SENT) first"
+            )
+        cur.execute(
+            """UPDATE trades SET state = 'FAILED', reason = %s, detail = %s, finished_at = now(), updated_at = now(),
+                                 lease_owner = NULL, lease_expires_at = NULL
+                WHERE id = %s""",
+            (reason.value, detail, row["id"]),
+        )
+        _event(cur, row["id"], row["strategy"], state, TradeState.FAILED, actor=actor, reason=reason, detail=detail)
+        if alert is not None:
+            outbox.insert(cur, alert)
+        return self._load(cur, row)
+
+
+def _event(
+    cur: psycopg.Cursor,
+    trade_id: int,
+    strategy: str,
+    from_state: TradeState | None,
+    to_state: TradeState,
+    *,
+    actor: str | None = None,
+    reason: ReasonCode | None = None,
+    detail: str | None = None,
+    signature: str | None = None,
+) -> None:
+    """The audit row of a transition, in the transaction making it."""
+    cur.execute(
+        """INSERT INTO trade_events (trade_id, strategy, from_state, to_state, reason, detail, actor, attempt_signature)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
+        (
+            trade_id, strategy, None if from_state is None else from_state.value, to_state.value,
+            None if reason is None else reason.value, detail, actor, signature,
+        ),
+    )

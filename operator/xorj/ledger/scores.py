@@ -1,0 +1,51 @@
+"""Trader scores: the latest Trust Score per wallet, replaced by each recompute.
+
+Functions here run inside a transaction the caller opened (a cursor with ``dict_row``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import psycopg
+
+from xorj.ledger.records import TraderScore
+from xorj.ledger.rows import score_from_row
+
+_COLUMNS = "wallet, score, status, rank, sharpe, roi_pct, max_drawdown_pct, trades, normalization, computed_at"
+
+
+def upsert(cur: psycopg.Cursor, scores: Iterable[TraderScore]) -> int:
+    rows = [
+        (s.wallet, round(float(s.score), 1), s.status, s.rank, s.sharpe, s.roi_pct, s.max_drawdown_pct,
+         s.trades, s.normalization, s.computed_at)
+        for s in scores
+    ]
+    if not rows:
+        return 0
+    cur.executemany(
+        """INSERT INTO trader_scores
+               (wallet, score, status, rank, sharpe, roi_pct, max_drawdown_pct, trades, normalization, computed_at)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()))
+           ON CONFLICT (wallet) DO UPDATE SET
+               score = EXCLUDED.score, status = EXCLUDED.status, rank = EXCLUDED.rank,
+               sharpe = EXCLUDED.sharpe, roi_pct = EXCLUDED.roi_pct,
+               max_drawdown_pct = EXCLUDED.max_drawdown_pct, trades = EXCLUDED.trades,
+               normalization = EXCLUDED.normalization, computed_at = EXCLUDED.computed_at""",
+        rows,
+    )
+    return len(rows)
+
+
+def list_scores(
+    cur: psycopg.Cursor, min_score: float | None, status: str | None, limit: int | None
+) -> list[TraderScore]:
+    rows = cur.execute(
+        f"""SELECT {_COLUMNS} FROM trader_scores
+             WHERE (%(min)s::numeric IS NULL OR score >= %(min)s)
+               AND (%(status)s::text IS NULL OR status = %(status)s)
+             ORDER BY score DESC, wallet
+             LIMIT %(limit)s""",
+        {"min": min_score, "status": status, "limit": limit},
+    ).fetchall()
+    return [score_from_row(row) for row in rows]

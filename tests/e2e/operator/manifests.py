@@ -1,0 +1,56 @@
+"""Manifests for the operator's e2e tests."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, PUBKEY_C, VAULT
+
+_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def b58(data: bytes) -> str:
+    n = int.from_bytes(data, "big")
+    out = ""
+    while n:
+        n, r = divmod(n, 58)
+        out = _ALPHABET[r] + out
+    return "1" * (len(data) - len(data.lstrip(b"\0"))) + out
+
+
+def signature(seed: str) -> str:
+    """A well-formed (64-byte, base58) transaction signature derived from ``seed``."""
+    digest = hashlib.sha512(seed.encode()).digest()
+    return b58(digest)
+
+
+def strategy(name: str, **spec_overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "traders": [PUBKEY_A],
+        "vault": {"publicKey": VAULT, "secretName": "vault-keypair"},
+        "endpoints": {"rpcUrl": "http://127.0.0.1:8899", "swapApiUrl": "http://127.0.0.1:8080"},
+    }
+    spec.update(spec_overrides)
+    return {"apiVersion": "trading.xorj.io/v1alpha1", "kind": "TradingStrategy",
+            "metadata": {"name": name}, "spec": spec}
+
+
+def copytrade(name: str, strategy_name: str, lead_sig: str, **spec_overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "strategy": strategy_name,
+        "leadTrader": PUBKEY_A,
+        "leadSignature": lead_sig,
+        "inputMint": PUBKEY_B,
+        "outputMint": PUBKEY_C,
+        "amount": 1000,
+    }
+    spec.update(spec_overrides)
+    return {"apiVersion": "trading.xorj.io/v1alpha1", "kind": "CopyTrade",
+            "metadata": {"name": name}, "spec": spec}
+
+
+def secret(name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}

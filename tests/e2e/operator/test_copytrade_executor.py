@@ -1,0 +1,101 @@
+"""CopyTrades to CONFIRMED and to FAILED with the real executor on the local chain.
+
+kwok runs no containers, so the executor Deployment's pod is played by a local ``xorj executor``
+process started with the environment the Deployment gives its container: the ConfigMap (envFrom),
+the ledger DSN from the Secret (secretKeyRef), and the vault keypair file (the mounted Secret, here
+its local path). Everything else is real: cluster, operator, Postgres ledger, LiteSVM chain.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xorj.controller.desired import VAULT_MOUNT_DIR
+
+from .conftest import Kubectl, wait_for
+from .manifests import copytrade, secret, signature, strategy
+
+pytestmark = [pytest.mark.cluster, pytest.mark.postgres, pytest.mark.chain]
+
+
+def executor_env_from_deployment(kube: Kubectl, deployment: str, keypair_file: Path) -> dict[str, str]:
+    """The container environment the Deployment defines, resolved the way a kubelet would."""
+    dep = kube.get("deployment", deployment)
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(kube.get("configmap", source["configMapRef"]["name"])["data"])
+    for item in container.get("env", []):
+        ref = item.get("valueFrom", {})
+        if "secretKeyRef" in ref:
+            sec = kube.get("secret", ref["secretKeyRef"]["name"])
+            env[item["name"]] = base64.b64decode(sec["data"][ref["secretKeyRef"]["key"]]).decode()
+        elif "fieldRef" in ref:
+            env[item["name"]] = f"{deployment}-local-{os.getpid()}"
+        else:
+            env[item["name"]] = item["value"]
+    # the Secret volume's mount path, mapped to where the file is on this machine
+    assert env["XORJ_VAULT_KEYPAIR_FILE"].startswith(VAULT_MOUNT_DIR + "/")
+    env["XORJ_VAULT_KEYPAIR_FILE"] = str(keypair_file)
+    env["XORJ_HTTP_HOST"] = "127.0.0.1"
+    env["XORJ_HTTP_PORT"] = "0"
+    return env
+
+
+def test_copytrades_confirmed_and_failed_with_the_real_executor(
+    kube: Kubectl, operators, local_chain, ledger_dsn: str, tmp_path: Path
+) -> None:
+    vault, keypair_file = next(iter(local_chain.vaults.items()))
+    usdc, sol = local_chain.mints["USDC"], local_chain.mints["SOL"]
+    kube.apply(secret("xorj-ledger", {"dsn": ledger_dsn}))
+    kube.apply(secret("vault-keypair", {"keypair.json": keypair_file.read_text()}))
+    operators()
+    kube.apply(strategy(
+        "live",
+        vault={"publicKey": vault, "secretName": "vault-keypair"},
+        endpoints={"rpcUrl": local_chain.rpc_url, "swapApiUrl": local_chain.swap_api_url},
+        risk={"maxTradeNotionalUsd": 100},
+    ))
+    wait_for(lambda: kube.get("deployment", "live-executor"), 60, "the executor Deployment")
+    env = executor_env_from_deployment(kube, "live-executor", keypair_file)
+    log_path = tmp_path / "executor.log"
+    with open(log_path, "ab") as log:
+        executor = subprocess.Popen([sys.executable, "-c", "from xorj.cli import main; main()", "executor"],
+                                    env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        try:
+            one_usdc = 10 ** local_chain.mint_decimals["USDC"]
+            kube.apply(copytrade("buy", "live", signature("live-buy"), inputMint=usdc, outputMint=sol,
+                                 amount=one_usdc, notionalUsd=1.0))
+            # refused by the risk limits before any send: 1000 USD > maxTradeNotionalUsd 100
+            kube.apply(copytrade("too-big", "live", signature("live-too-big"), inputMint=usdc, outputMint=sol,
+                                 amount=one_usdc, notionalUsd=1000.0))
+
+            def phase(name: str) -> str | None:
+                obj = kube.get("copytrade", name)
+                return (obj.get("status") or {}).get("phase") if obj else None
+
+            wait_for(lambda: phase("buy") == "CONFIRMED", 120, "buy CONFIRMED")
+            wait_for(lambda: phase("too-big") == "FAILED", 120, "too-big FAILED")
+        finally:
+            executor.terminate()
+            executor.wait(30)
+    buy = kube.get("copytrade", "buy")["status"]
+    assert buy["attemptCount"] >= 1
+    assert buy["attempts"][-1]["outcome"] == "LANDED"
+    assert buy["finalSignature"] == buy["attempts"][-1]["signature"]
+    # the chain agrees: the final signature is a filled swap of this vault
+    wait_for(lambda: buy["finalSignature"] in local_chain.swap_signatures(vault), 30, "the fill on chain")
+    too_big = kube.get("copytrade", "too-big")["status"]
+    assert too_big["errorReason"] == "RISK_LIMIT"
+    assert too_big["attemptCount"] == 0
+    assert "Confirmed" in {e["reason"] for e in kube.events("buy")}
+    assert "Failed" in {e["reason"] for e in kube.events("too-big")}
+    wait_for(lambda: (kube.get("tradingstrategy", "live")["status"]["trades"]
+                      == {"pending": 0, "submitted": 0, "confirmed": 1, "failed": 1}), 30, "strategy trade counts")

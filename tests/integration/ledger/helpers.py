@@ -1,0 +1,82 @@
+"""Helpers for the ledger tests, importable by worker processes started with the 'spawn' method."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from xorj.errors import LedgerUnavailableError
+from xorj.ledger import Ledger, TradeIntent, migrate
+
+
+def intent(n: int = 1, *, strategy: str = "alpha", vault: str = "vault-1", amount: int = 1_000_000,
+           notional_usd: Decimal | None = Decimal("10")) -> TradeIntent:
+    return TradeIntent(
+        strategy=strategy,
+        vault=vault,
+        lead_signature=f"leadsig-{n}",
+        lead_trader="LeadTrader1111",
+        input_mint="So11111111111111111111111111111111111111112",
+        output_mint="EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v",
+        amount=amount,
+        max_slippage_bps=100,
+        notional_usd=notional_usd,
+        copytrade=f"default/ct-{n}",
+    )
+
+
+def raw_tx(tag: str) -> bytes:
+    """Stand-in signed transaction bytes (the ledger stores them opaquely)."""
+    return b"\x01signed:" + tag.encode()
+
+
+def claim_and_finish_worker(dsn: str, strategy: str, owner: str, start_at: float, out_path: str) -> None:
+    """Claim trades until none is left; for each, write-ahead an attempt then confirm it. Writes the
+    claimed ids, one per line, to ``out_path``."""
+    claimed: list[int] = []
+    with Ledger.connect(dsn, apply_migrations=False, max_size=1) as ledger:
+        while time.time() < start_at:
+            time.sleep(0.001)
+        idle_rounds = 0
+        while idle_rounds < 3:
+            trades = ledger.claim_trades(strategy, owner, limit=3, lease_seconds=120)
+            if not trades:
+                idle_rounds += 1
+                time.sleep(0.02)
+                continue
+            idle_rounds = 0
+            for trade in trades:
+                claimed.append(trade.trade_id)
+                signature = f"tx-{trade.trade_id}-{owner}"
+                ledger.record_attempt(trade.trade_id, owner, signature, raw_tx(signature), 1000, 100)
+                ledger.confirm_trade(trade.trade_id, owner, signature)
+    Path(out_path).write_text("".join(f"{i}\n" for i in claimed))
+
+
+def claim_once_worker(dsn: str, strategy: str, owner: str, start_at: float, out_path: str) -> None:
+    """One claim call at ``start_at``; writes the claimed ids to ``out_path``."""
+    with Ledger.connect(dsn, apply_migrations=False, max_size=1) as ledger:
+        ledger.ping()
+        while time.time() < start_at:
+            time.sleep(0.0005)
+        trades = ledger.claim_trades(strategy, owner, limit=10, lease_seconds=60)
+    Path(out_path).write_text("".join(f"{t.trade_id}\n" for t in trades))
+
+
+def migrate_worker(dsn: str, directory: str | None, start_at: float, out_path: str) -> None:
+    """Run the migrations at ``start_at``; writes the versions this process applied to ``out_path``."""
+    while time.time() < start_at:
+        time.sleep(0.0005)
+    applied = migrate(dsn, directory=Path(directory)) if directory else migrate(dsn)
+    Path(out_path).write_text(",".join(str(v) for v in applied))
+
+
+def wait_until_available(ledger: Ledger, timeout: float = 30.0) -> float:
+    """Seconds until the ledger answers again (raises if it does not within ``timeout``)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if ledger.ping():
+            return time.monotonic() - start
+        time.sleep(0.1)
+    raise LedgerUnavailableError(f"ledger still unavailable after {timeout}s")

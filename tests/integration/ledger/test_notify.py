@@ -1,0 +1,45 @@
+"""LISTEN/NOTIFY: admissions and transitions are announced on xorj_trades at commit, and only then."""
+
+from __future__ import annotations
+
+import pytest
+
+from xorj.domain.trades import ReasonCode, TradeState
+from xorj.errors import LeaseLostError
+from xorj.ledger import AsyncTradeListener, Ledger, TradeListener, TradeNotification
+
+from .helpers import intent, raw_tx
+
+
+def test_listener_receives_every_transition_in_order(ledger: Ledger, ledger_dsn):
+    with TradeListener(ledger_dsn, strategy="alpha") as listener:
+        trade_id = ledger.admit_trade(intent(1)).trade_id
+        ledger.admit_trade(intent(1))  # replay: no change, no notification
+        ledger.admit_trade(intent(2, strategy="beta"))  # filtered out by strategy
+        ledger.claim_trades("alpha", "ex", limit=1)  # a lease is not a state change
+        ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 1, 1)
+        ledger.confirm_trade(trade_id, "ex", "sig-1")
+        received = listener.wait(timeout=5, max_count=3)
+        received += listener.wait(timeout=0.5)
+    assert received == [
+        TradeNotification(trade_id, "alpha", TradeState.PENDING),
+        TradeNotification(trade_id, "alpha", TradeState.SUBMITTED),
+        TradeNotification(trade_id, "alpha", TradeState.CONFIRMED),
+    ]
+
+
+def test_a_rolled_back_write_notifies_nothing(ledger: Ledger, ledger_dsn):
+    trade_id = ledger.admit_trade(intent(1)).trade_id
+    with TradeListener(ledger_dsn) as listener:
+        with pytest.raises(LeaseLostError):
+            ledger.fail_trade(trade_id, "not-the-owner", ReasonCode.RPC_TIMEOUT)
+        assert listener.wait(timeout=0.5) == []
+
+
+async def test_async_listener(ledger: Ledger, ledger_dsn):
+    async with AsyncTradeListener(ledger_dsn, strategy="alpha") as listener:
+        trade_id = ledger.admit_trade(intent(1)).trade_id
+        ledger.claim_trades("alpha", "ex", limit=1)
+        ledger.fail_trade(trade_id, "ex", ReasonCode.RISK_LIMIT, "kill switch")
+        received = await listener.wait(timeout=5, max_count=2)
+    assert [(n.trade_id, n.state) for n in received] == [(trade_id, TradeState.PENDING), (trade_id, TradeState.FAILED)]

@@ -1,0 +1,139 @@
+"""Transitions: one transaction each, audited, with the write-ahead attempt record; alerts outbox;
+the reads risk limits and circuit breakers use."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
+from xorj.errors import InvalidInputError, LedgerError
+from xorj.ledger import AlertSeverity, Ledger, NewAlert
+
+from .helpers import intent, raw_tx
+
+
+def _claimed(ledger: Ledger, n: int = 1, owner: str = "ex", **kwargs) -> int:
+    trade_id = ledger.admit_trade(intent(n, **kwargs)).trade_id
+    assert trade_id in {t.trade_id for t in ledger.claim_trades(intent(n, **kwargs).strategy, owner, limit=100)}
+    return trade_id
+
+
+def test_write_ahead_attempt_moves_pending_to_submitted_once(ledger: Ledger):
+    trade_id = _claimed(ledger)
+    first = ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 1_000, 100, quote_out_amount=42)
+    assert (first.attempt_no, first.outcome, first.raw_tx, first.quote_out_amount) == (1, AttemptOutcome.PENDING, raw_tx("1"), 42)
+    trade = ledger.get_trade(trade_id)
+    assert trade.state is TradeState.SUBMITTED and trade.submitted_at is not None
+    assert trade.pending_attempt == first
+
+    # Repeating the same record (e.g. after a COMMIT whose answer was lost) returns the stored attempt.
+    assert ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 1_000, 100, quote_out_amount=42) == first
+
+    expired = ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED, "height 1001")
+    assert (expired.outcome, expired.reason, expired.detail) == (AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED, "height 1001")
+    assert expired.resolved_at is not None
+    assert ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.EXPIRED) == expired  # no-op
+    with pytest.raises(LedgerError, match="already EXPIRED; it cannot become FAILED_ON_CHAIN"):
+        ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.FAILED_ON_CHAIN, ReasonCode.PROGRAM_ERROR)
+
+    second = ledger.record_attempt(trade_id, "ex", "sig-2", raw_tx("2"), 1_200, 150)
+    assert second.attempt_no == 2
+    confirmed = ledger.confirm_trade(trade_id, "ex", "sig-2")
+    assert confirmed.state is TradeState.CONFIRMED and confirmed.final_signature == "sig-2"
+    assert [a.outcome for a in confirmed.attempts] == [AttemptOutcome.EXPIRED, AttemptOutcome.LANDED]
+    assert confirmed.lease_owner is None and confirmed.finished_at is not None
+
+    events = ledger.trade_events(trade_id)
+    assert [(e.from_state, e.to_state) for e in events] == [
+        (None, TradeState.PENDING),
+        (TradeState.PENDING, TradeState.SUBMITTED),
+        (TradeState.SUBMITTED, TradeState.CONFIRMED),
+    ]
+    assert events[1].attempt_signature == "sig-1" and events[2].attempt_signature == "sig-2"
+    assert events[2].actor == "ex"
+
+
+def test_landed_resolution_confirms_the_trade(ledger: Ledger):
+    trade_id = _claimed(ledger)
+    ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 10, 100)
+    landed = ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.LANDED)
+    assert landed.outcome is AttemptOutcome.LANDED
+    assert ledger.get_trade(trade_id).state is TradeState.CONFIRMED
+
+
+def test_a_trade_cannot_fail_while_an_attempt_may_still_land(ledger: Ledger):
+    trade_id = _claimed(ledger)
+    ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 10, 100)
+    with pytest.raises(LedgerError, match="attempt sig-1 may still land"):
+        ledger.fail_trade(trade_id, "ex", ReasonCode.RPC_TIMEOUT)
+    assert ledger.get_trade(trade_id).state is TradeState.SUBMITTED
+    ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.FAILED_ON_CHAIN, ReasonCode.SLIPPAGE_EXCEEDED, "0x1771")
+    failed = ledger.fail_trade(trade_id, "ex", ReasonCode.SLIPPAGE_EXCEEDED, "cap reached")
+    assert (failed.state, failed.reason) == (TradeState.FAILED, ReasonCode.SLIPPAGE_EXCEEDED)
+    assert ledger.fail_trade(trade_id, "ex", ReasonCode.SLIPPAGE_EXCEEDED).state is TradeState.FAILED  # no-op
+
+
+def test_resolving_to_pending_is_refused(ledger: Ledger):
+    with pytest.raises(InvalidInputError, match="outcome"):
+        ledger.resolve_attempt("sig", "ex", AttemptOutcome.PENDING)
+
+
+def test_failure_and_its_alert_commit_together(ledger: Ledger):
+    trade_id = _claimed(ledger)
+    alert = NewAlert("RISK_REFUSAL", AlertSeverity.WARNING, "daily volume limit reached", "alpha", trade_id)
+    ledger.fail_trade(trade_id, "ex", ReasonCode.RISK_LIMIT, "daily_volume_usd: 1200 > 1000", alert=alert)
+    [stored] = ledger.pending_alerts()
+    assert (stored.kind, stored.severity, stored.trade_id, stored.strategy) == ("RISK_REFUSAL", AlertSeverity.WARNING, trade_id, "alpha")
+
+    # A refused failure leaves no alert behind either.
+    other = _claimed(ledger, 2)
+    ledger.record_attempt(other, "ex", "sig-x", raw_tx("x"), 1, 1)
+    with pytest.raises(LedgerError):
+        ledger.fail_trade(other, "ex", ReasonCode.RPC_TIMEOUT, alert=alert)
+    assert len(ledger.pending_alerts()) == 1
+
+
+def test_alert_outbox_delivers_each_alert_once(ledger: Ledger):
+    a = ledger.raise_alert("RPC_FAILURE", AlertSeverity.CRITICAL, "RPC unreachable for 60s", strategy="alpha")
+    b = ledger.raise_alert("BREAKER_OPEN", "warning", "5 failures in 10 min", strategy="alpha")
+    assert [x.alert_id for x in ledger.pending_alerts()] == [a.alert_id, b.alert_id]
+    assert ledger.mark_delivered([a.alert_id]) == 1
+    assert ledger.mark_delivered([a.alert_id]) == 0
+    assert [x.alert_id for x in ledger.pending_alerts()] == [b.alert_id]
+    with pytest.raises(InvalidInputError, match="severity"):
+        ledger.raise_alert("X", "loud", "message")
+    with pytest.raises(LedgerError, match="alerts_message_not_empty"):
+        ledger.raise_alert("X", "info", "")
+
+
+def test_vault_activity_counts_sent_trades_since_a_time(ledger: Ledger):
+    since = datetime.now(timezone.utc) - timedelta(minutes=1)
+    sent = _claimed(ledger, 1, notional_usd=Decimal("120.5"))
+    ledger.record_attempt(sent, "ex", "sig-1", raw_tx("1"), 1, 1)
+    also_sent = _claimed(ledger, 2, notional_usd=Decimal("30"))
+    ledger.record_attempt(also_sent, "ex", "sig-2", raw_tx("2"), 1, 1)
+    _claimed(ledger, 3, notional_usd=Decimal("999"))  # PENDING, never sent
+    _claimed(ledger, 4, vault="vault-2", notional_usd=Decimal("5"))
+    activity = ledger.vault_activity("vault-1", since)
+    assert activity == (Decimal("150.5"), 2)
+    assert activity.volume_usd == Decimal("150.5") and activity.trade_count == 2
+    assert ledger.vault_activity("vault-1", datetime.now(timezone.utc) + timedelta(minutes=1)) == (Decimal(0), 0)
+
+
+def test_recent_outcomes_list_terminal_trades_oldest_first(ledger: Ledger):
+    since = datetime.now(timezone.utc) - timedelta(minutes=1)
+    ok = _claimed(ledger, 1)
+    ledger.record_attempt(ok, "ex", "sig-1", raw_tx("1"), 1, 1)
+    ledger.confirm_trade(ok, "ex", "sig-1")
+    bad = _claimed(ledger, 2)
+    ledger.fail_trade(bad, "ex", ReasonCode.PROGRAM_ERROR, "custom program error 0x1")
+    _claimed(ledger, 3)  # still PENDING: not an outcome
+    outcomes = ledger.recent_outcomes("alpha", since)
+    assert [(o.trade_id, o.state, o.reason) for o in outcomes] == [
+        (ok, TradeState.CONFIRMED, None),
+        (bad, TradeState.FAILED, ReasonCode.PROGRAM_ERROR),
+    ]
+    assert ledger.recent_outcomes("beta", since) == []

@@ -1,0 +1,68 @@
+"""NetworkPolicies: executors reach only DNS, the ledger, the RPC and the swap API."""
+
+from __future__ import annotations
+
+from tests.unit.chart.helm import named, of_kind, render
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def executor_pod_labels() -> dict:
+    from xorj.controller import desired
+
+    return desired.labels("demo")
+
+
+def test_executor_policy_selects_the_operators_executor_pods() -> None:
+    policy = named(render(), "NetworkPolicy", "xorj-executors")
+    assert selects(policy["spec"]["podSelector"], executor_pod_labels())
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+
+
+def test_executor_egress_is_dns_ledger_rpc_and_swap_api_only() -> None:
+    documents = render("networkPolicy.rpc.cidrs={198.51.100.0/24}", "networkPolicy.rpc.ports={8899}",
+                       "networkPolicy.swapApi.cidrs={203.0.113.7/32}", "networkPolicy.swapApi.ports={8080}")
+    egress = named(documents, "NetworkPolicy", "xorj-executors")["spec"]["egress"]
+    assert len(egress) == 4
+    dns, ledger, rpc, swap = egress
+    assert {(p["protocol"], p["port"]) for p in dns["ports"]} == {("UDP", 53), ("TCP", 53)}
+    ledger_pod = named(documents, "StatefulSet", "xorj-postgresql")["spec"]["template"]["metadata"]["labels"]
+    assert selects(ledger["to"][0]["podSelector"], ledger_pod)
+    assert ledger["ports"] == [{"protocol": "TCP", "port": 5432}]
+    assert rpc == {"to": [{"ipBlock": {"cidr": "198.51.100.0/24"}}], "ports": [{"protocol": "TCP", "port": 8899}]}
+    assert swap == {"to": [{"ipBlock": {"cidr": "203.0.113.7/32"}}], "ports": [{"protocol": "TCP", "port": 8080}]}
+    for rule in egress:
+        assert rule.get("to"), "an egress rule without `to` would allow every destination"
+
+
+def test_external_ledger_peers_come_from_values() -> None:
+    documents = render("postgresql.enabled=false", "ledger.existingSecret=pg-app",
+                       "ledger.podSelector.cnpg\\.io/cluster=pg", "ledger.namespaceSelector.team=db")
+    ledger = named(documents, "NetworkPolicy", "xorj-executors")["spec"]["egress"][1]
+    assert ledger["to"] == [{"podSelector": {"matchLabels": {"cnpg.io/cluster": "pg"}},
+                             "namespaceSelector": {"matchLabels": {"team": "db"}}}]
+    assert not [p for p in of_kind(documents, "NetworkPolicy") if p["metadata"]["name"] == "xorj-ledger"]
+
+
+def test_ledger_accepts_only_the_operator_and_executors() -> None:
+    documents = render("watchNamespaces={a,b}")
+    policy = named(documents, "NetworkPolicy", "xorj-ledger")
+    assert policy["spec"]["egress"] == []
+    (rule,) = policy["spec"]["ingress"]
+    operator_pod = named(documents, "Deployment", "xorj-operator")["spec"]["template"]["metadata"]["labels"]
+    peers = rule["from"]
+    assert selects(peers[0]["podSelector"], operator_pod)
+    assert [p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in peers[1:]] == ["a", "b"]
+    assert all(selects(p["podSelector"], executor_pod_labels()) for p in peers[1:])
+
+
+def test_every_watched_namespace_gets_an_executor_policy() -> None:
+    documents = render("watchNamespaces={a,b}")
+    assert {p["metadata"]["namespace"] for p in of_kind(documents, "NetworkPolicy")
+            if p["metadata"]["name"] == "xorj-executors"} == {"a", "b"}
+
+
+def test_policies_can_be_turned_off() -> None:
+    assert not of_kind(render("networkPolicy.enabled=false"), "NetworkPolicy")

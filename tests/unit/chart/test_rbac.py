@@ -1,0 +1,77 @@
+"""Least privilege: namespaced Roles only, no wildcards, nothing the operator does not use."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.chart.helm import of_kind, render
+
+DANGEROUS_VERBS = {"*", "escalate", "bind", "impersonate", "deletecollection"}
+FORBIDDEN_RESOURCES = {"secrets", "pods/exec", "pods/attach", "serviceaccounts/token", "roles",
+                       "rolebindings", "clusterroles", "clusterrolebindings", "nodes", "*"}
+
+
+def rules_of(documents) -> list[dict]:
+    return [r for role in of_kind(documents, "Role") for r in role["rules"]]
+
+
+def grants(rules) -> set[tuple[str, str, str]]:
+    return {(g, res, v) for r in rules for g in r["apiGroups"] for res in r["resources"] for v in r["verbs"]}
+
+
+@pytest.mark.parametrize("sets", [(), ("watchNamespaces={a,b}",), ("operator.enabled=false",)])
+def test_no_cluster_wide_grants_and_no_wildcards(sets) -> None:
+    documents = render(*sets)
+    assert not of_kind(documents, "ClusterRole") and not of_kind(documents, "ClusterRoleBinding")
+    for group, resource, verb in grants(rules_of(documents)):
+        assert group != "*" and resource not in FORBIDDEN_RESOURCES and verb not in DANGEROUS_VERBS, (
+            group, resource, verb)
+    for rule in rules_of(documents):
+        assert "resourceNames" not in rule or rule["resourceNames"]
+
+
+def test_a_role_per_watched_namespace_bound_to_the_operator_only() -> None:
+    documents = render("watchNamespaces={a,b}")
+    assert {r["metadata"]["namespace"] for r in of_kind(documents, "Role")} == {"a", "b"}
+    for binding in of_kind(documents, "RoleBinding"):
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                      "name": "xorj-operator"}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "xorj-operator",
+                                        "namespace": "xorj"}]
+
+
+def test_executors_are_bound_to_nothing() -> None:
+    documents = render("watchNamespaces={a,b}")
+    for binding in of_kind(documents, "RoleBinding"):
+        assert all(s["name"] != "xorj-executor" for s in binding["subjects"])
+
+
+def test_operator_may_apply_every_child_of_a_strategy() -> None:
+    """Server-side apply of each object xorj.controller.desired builds needs create and patch."""
+    from xorj.controller import desired
+    from xorj.controller.models import TradingStrategySpec
+
+    spec = TradingStrategySpec.model_validate({
+        "traders": ["7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"],
+        "vault": {"publicKey": "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM", "secretName": "vault"},
+        "endpoints": {"rpcUrl": "https://rpc.example", "swapApiUrl": "https://swap.example"},
+    })
+    children = desired.children(desired.Owner("s", "u"), "xorj", spec, desired.ExecutorDefaults())
+    granted = grants(rules_of(render()))
+    plural = {"ConfigMap": "configmaps", "Service": "services", "Deployment": "deployments",
+              "PodDisruptionBudget": "poddisruptionbudgets"}
+    for child in children:
+        group = child["apiVersion"].rpartition("/")[0]
+        for verb in ("get", "create", "patch"):
+            assert (group, plural[child["kind"]], verb) in granted, (child["kind"], verb)
+
+
+def test_operator_may_mirror_status_and_post_events() -> None:
+    granted = grants(rules_of(render()))
+    for resource in ("tradingstrategies", "copytrades"):
+        for verb in ("list", "watch", "patch"):
+            assert ("trading.xorj.io", resource, verb) in granted
+        assert ("trading.xorj.io", f"{resource}/status", "patch") in granted
+    assert ("", "events", "create") in granted
+    assert ("kopf.dev", "kopfpeerings", "patch") in granted
+    assert ("kopf.dev", "kopfpeerings", "patch") not in grants(rules_of(render("operator.peering=")))

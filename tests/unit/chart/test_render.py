@@ -1,0 +1,131 @@
+"""helm lint and helm template: clean for every supported shape of the values."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+
+from tests.unit.chart.helm import CHART, KUBE_VERSION, helm, named, of_kind, render, template
+
+VARIANTS = {
+    "defaults": (),
+    "external-ledger": ("postgresql.enabled=false", "ledger.existingSecret=pg-app",
+                        "ledger.podSelector.cnpg\\.io/cluster=pg"),
+    "monitoring": ("metrics.prometheusRule.enabled=true", "metrics.serviceMonitor.enabled=true"),
+    "multi-namespace": ("watchNamespaces={team-a,team-b}",),
+    "operator-off": ("operator.enabled=false",),
+    "standalone": ("operator.peering=", "networkPolicy.enabled=false"),
+}
+
+
+@pytest.mark.parametrize("sets", VARIANTS.values(), ids=VARIANTS.keys())
+def test_lint_is_clean(sets: tuple[str, ...]) -> None:
+    args = [a for s in sets for a in ("--set", s)]
+    result = helm("lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART), *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[ERROR]" not in result.stdout and "[WARNING]" not in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("sets", VARIANTS.values(), ids=VARIANTS.keys())
+def test_template_renders_valid_objects(sets: tuple[str, ...]) -> None:
+    documents = render(*sets)
+    assert documents
+    for d in documents:
+        assert d.get("apiVersion") and d.get("kind"), d
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", d["metadata"]["name"]), d["metadata"]
+        assert len(d["metadata"]["name"]) <= 63
+        assert d["metadata"].get("namespace"), f"{d['kind']} {d['metadata']['name']} has no namespace"
+
+
+def test_operator_deployment_is_recreate_for_kopf_peering() -> None:
+    deployment = named(render(), "Deployment", "xorj-operator")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[0] == "operator" and "--namespace=xorj" in args
+    assert "--peering-name=xorj-operator" in args and "--standalone" not in args
+
+
+def test_standalone_when_peering_is_off() -> None:
+    documents = render("operator.peering=")
+    args = named(documents, "Deployment", "xorj-operator")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--standalone" in args and not any(a.startswith("--peering") for a in args)
+    assert not of_kind(documents, "KopfPeering")
+
+
+def test_operator_disabled_still_installs_rbac_and_accounts() -> None:
+    documents = render("operator.enabled=false")
+    assert not of_kind(documents, "Deployment")
+    assert of_kind(documents, "Role") and of_kind(documents, "RoleBinding")
+    assert {d["metadata"]["name"] for d in of_kind(documents, "ServiceAccount")} == {
+        "xorj-operator", "xorj-executor"}
+
+
+def test_executor_defaults_reach_the_operator() -> None:
+    documents = render("executor.metricsPort=9200", "image.repository=reg.local/xorj", "image.tag=1.2.3")
+    container = named(documents, "Deployment", "xorj-operator")["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "reg.local/xorj:1.2.3"
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["XORJ_EXECUTOR_SERVICE_ACCOUNT"] == "xorj-executor"
+    assert env["XORJ_EXECUTOR_METRICS_PORT"] == "9200"
+    assert env["XORJ_EXECUTOR_LEDGER_SECRET"] == "xorj-ledger"
+    assert env["XORJ_LEDGER_DSN"] == {"secretKeyRef": {"name": "xorj-ledger", "key": "dsn"}}
+
+
+def test_bundled_ledger_secret_has_a_dsn_in_every_namespace_that_needs_it() -> None:
+    documents = render("watchNamespaces={team-a}")
+    secrets = {d["metadata"]["namespace"]: d for d in of_kind(documents, "Secret")}
+    assert set(secrets) == {"xorj", "team-a"}
+    dsn = base64.b64decode(secrets["team-a"]["data"]["dsn"]).decode()
+    password = base64.b64decode(secrets["team-a"]["data"]["password"]).decode()
+    assert len(password) == 32
+    assert dsn == f"postgresql://xorj:{password}@xorj-postgresql.xorj.svc:5432/xorj"
+    assert secrets["xorj"]["data"] == secrets["team-a"]["data"]
+
+
+def test_bundled_ledger_is_a_statefulset_with_a_volume_claim() -> None:
+    documents = render("postgresql.persistence.size=20Gi", "postgresql.persistence.storageClass=fast")
+    statefulset = named(documents, "StatefulSet", "xorj-postgresql")
+    (claim,) = statefulset["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "20Gi"
+    assert claim["spec"]["storageClassName"] == "fast"
+    mounts = {m["mountPath"] for m in statefulset["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
+    assert "/var/lib/postgresql/data" in mounts
+
+
+def test_external_ledger_uses_the_given_secret_and_no_statefulset() -> None:
+    documents = render("postgresql.enabled=false", "ledger.existingSecret=pg-app")
+    assert not of_kind(documents, "StatefulSet") and not of_kind(documents, "Secret")
+    container = named(documents, "Deployment", "xorj-operator")["spec"]["template"]["spec"]["containers"][0]
+    dsn = next(e for e in container["env"] if e["name"] == "XORJ_LEDGER_DSN")
+    assert dsn["valueFrom"]["secretKeyRef"] == {"name": "pg-app", "key": "uri"}
+
+
+def test_external_ledger_without_a_secret_is_refused_with_its_name() -> None:
+    result = template("postgresql.enabled=false")
+    assert result.returncode != 0
+    assert "ledger.existingSecret is required" in result.stderr
+
+
+def test_every_setting_the_chart_passes_is_one_the_operator_reads() -> None:
+    from xorj.controller.settings import OperatorSettings
+
+    container = named(render(), "Deployment", "xorj-operator")["spec"]["template"]["spec"]["containers"][0]
+    read = {f"XORJ_{name.upper()}" for name in OperatorSettings.model_fields}
+    passed = {e["name"] for e in container["env"] if e["name"].startswith("XORJ_")}
+    assert passed <= read, f"the operator does not read {sorted(passed - read)}"
+    port_names = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert f"--metrics-port={port_names['metrics']}" in container["args"]
+    assert f"--health-port={port_names['health']}" in container["args"]
+
+
+def test_every_option_the_chart_passes_is_one_xorj_operator_takes() -> None:
+    from xorj.commands.operator import operator
+
+    options = {opt for param in operator.params for opt in getattr(param, "opts", [])}
+    for variant in ((), ("operator.peering=",), ("watchNamespaces={a,b}",)):
+        container = named(render(*variant), "Deployment", "xorj-operator")["spec"]["template"]["spec"]["containers"][0]
+        assert container["args"][0] == "operator"
+        for arg in container["args"][1:]:
+            assert arg.split("=", 1)[0] in options, f"xorj operator has no option {arg}"

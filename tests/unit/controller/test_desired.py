@@ -1,0 +1,109 @@
+"""Desired children of a TradingStrategy: owned, wired together, rolled on spec change, paused to 0."""
+
+from __future__ import annotations
+
+from xorj.controller import desired
+from xorj.controller.models import TradingStrategySpec
+
+from .factories import strategy_spec
+
+OWNER = desired.Owner(name="alpha", uid="1234-uid")
+DEFAULTS = desired.ExecutorDefaults()
+
+
+def _spec(**overrides) -> TradingStrategySpec:
+    return TradingStrategySpec.model_validate(strategy_spec(**overrides))
+
+
+def _by_kind(spec: TradingStrategySpec) -> dict[str, dict]:
+    return {c["kind"]: c for c in desired.children(OWNER, "ns1", spec, DEFAULTS)}
+
+
+def test_all_four_children_owned_by_the_strategy() -> None:
+    kids = _by_kind(_spec())
+    assert set(kids) == {"ConfigMap", "Service", "PodDisruptionBudget", "Deployment"}
+    for child in kids.values():
+        refs = child["metadata"]["ownerReferences"]
+        assert refs == [
+            {
+                "apiVersion": "trading.xorj.io/v1alpha1",
+                "kind": "TradingStrategy",
+                "name": "alpha",
+                "uid": "1234-uid",
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+        assert child["metadata"]["namespace"] == "ns1"
+
+
+def test_deployment_runs_executor_with_configmap_env_and_vault_file() -> None:
+    kids = _by_kind(_spec())
+    dep = kids["Deployment"]
+    pod = dep["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"] == ["xorj", "executor"]
+    assert container["envFrom"] == [{"configMapRef": {"name": kids["ConfigMap"]["metadata"]["name"]}}]
+    dsn = next(e for e in container["env"] if e["name"] == "XORJ_LEDGER_DSN")
+    assert dsn["valueFrom"]["secretKeyRef"] == {"name": "xorj-ledger", "key": "dsn"}
+    vault_volume = next(v for v in pod["volumes"] if v["name"] == "vault")
+    assert vault_volume["secret"]["secretName"] == "vault-keypair"
+    mount = container["volumeMounts"][0]
+    keypair_path = kids["ConfigMap"]["data"]["XORJ_VAULT_KEYPAIR_FILE"]
+    assert keypair_path.startswith(mount["mountPath"] + "/")
+    # the keypair itself never travels through the ConfigMap
+    assert all("secret" not in k.lower() or k == "XORJ_VAULT_KEYPAIR_FILE" for k in kids["ConfigMap"]["data"])
+    assert dep["spec"]["selector"]["matchLabels"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    assert kids["Service"]["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
+    assert kids["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+
+
+def test_spec_change_rolls_executors_but_pause_and_scale_do_not() -> None:
+    def hash_of(spec: TradingStrategySpec) -> str:
+        return _by_kind(spec)["Deployment"]["spec"]["template"]["metadata"]["annotations"][
+            desired.CONFIG_HASH_ANNOTATION
+        ]
+
+    base = hash_of(_spec())
+    assert hash_of(_spec()) == base  # deterministic
+    assert hash_of(_spec(slippage={"initialBps": 150})) != base
+    assert hash_of(_spec(endpoints={"rpcUrl": "http://127.0.0.1:9", "swapApiUrl": "http://127.0.0.1:8080"})) != base
+    assert hash_of(_spec(paused=True)) == base
+    assert hash_of(_spec(executor={"replicas": 3})) == base
+
+
+def test_paused_scales_to_zero() -> None:
+    assert _by_kind(_spec(executor={"replicas": 3}))["Deployment"]["spec"]["replicas"] == 3
+    assert _by_kind(_spec(executor={"replicas": 3}, paused=True))["Deployment"]["spec"]["replicas"] == 0
+    assert _by_kind(_spec(paused=True))["ConfigMap"]["data"]["XORJ_PAUSED"] == "true"
+
+
+def test_configmap_carries_the_policy() -> None:
+    data = _by_kind(_spec(slippage={"initialBps": 120, "stepBps": 40, "capBps": 300}))["ConfigMap"]["data"]
+    assert data["XORJ_STRATEGY"] == "ns1/alpha"
+    assert data["XORJ_SLIPPAGE_INITIAL_BPS"] == "120"
+    assert data["XORJ_SLIPPAGE_STEP_BPS"] == "40"
+    assert data["XORJ_SLIPPAGE_CAP_BPS"] == "300"
+    assert all(isinstance(v, str) for v in data.values())
+
+
+def test_the_real_executor_accepts_the_configmap(monkeypatch) -> None:
+    """Contract with xorj.executor.settings: every variable we set parses, and means what we meant."""
+    from xorj.executor.settings import load_settings
+
+    spec = _spec(slippage={"initialBps": 120, "stepBps": 40, "capBps": 300, "maxAttempts": 4},
+                 risk={"maxPriceImpactBps": 150, "maxDailyTrades": 7}, executor={"concurrency": 9})
+    kids = _by_kind(spec)
+    for key, value in kids["ConfigMap"]["data"].items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("XORJ_LEDGER_DSN", "postgresql://u@127.0.0.1/x")
+    settings = load_settings()
+    assert settings.strategy == "ns1/alpha"
+    assert settings.slippage_initial_bps == 120 and settings.slippage_step_bps == 40
+    assert settings.effective_slippage_cap_bps == 300 and settings.slippage_max_attempts == 4
+    assert settings.concurrency == 9 and settings.max_daily_trades == 7
+    assert float(settings.max_price_impact) == 0.015
+    assert settings.http_port == DEFAULTS.metrics_port
+    assert str(settings.vault_keypair_file).endswith("/keypair.json")
+    env_names = {e["name"] for e in kids["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env_names == {"XORJ_LEDGER_DSN", "XORJ_EXECUTOR_ID"}

@@ -1,0 +1,35 @@
+"""The watch-freshness tracker behind the liveness probe."""
+
+from __future__ import annotations
+
+from xorj.controller.freshness import WatchFreshness
+
+
+def test_write_seen_back_in_time_is_fresh() -> None:
+    f = WatchFreshness(stale_after=10)
+    f.wrote("u1", "100", now=0)
+    f.observed("u1", "100", now=1)
+    assert f.stale(now=100) == []
+
+
+def test_write_never_seen_goes_stale_after_threshold() -> None:
+    f = WatchFreshness(stale_after=10)
+    f.wrote("u1", "100", now=0)
+    f.observed("u1", "99", now=1)  # an older version does not count
+    assert f.stale(now=9) == []
+    assert f.stale(now=11) == ["u1"]
+    f.observed("u1", "105", now=12)  # a later version implies ours was applied
+    assert f.stale(now=13) == []
+
+
+def test_idle_operator_is_never_stale_and_races_are_handled() -> None:
+    f = WatchFreshness(stale_after=10)
+    assert f.stale(now=1000) == []
+    f.observed("u2", "50", now=0)  # the watch was faster than the write's response
+    f.wrote("u2", "50", now=1)
+    assert f.stale(now=100) == []
+    f.wrote("u3", "7", now=0)
+    f.wrote("u3", "9", now=5)  # a second write keeps the first deadline
+    assert f.stale(now=11) == ["u3"]
+    f.forget("u3")
+    assert f.stale(now=11) == []

@@ -1,0 +1,146 @@
+"""Status computation: conditions keep their transition time, ledger records map onto CopyTrade status."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from xorj.controller import status as st
+from xorj.controller.models import ConditionStatus, TradingStrategySpec
+from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
+from xorj.ledger.records import AdmitResult, Attempt, Trade, TraderScore
+
+from .factories import PUBKEY_A, PUBKEY_B, PUBKEY_C, SIGNATURE, VAULT, strategy_spec
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _strategy_status(spec, deployment, previous=None, now=T0, ledger_error=None):
+    return st.strategy_status(
+        spec=spec,
+        generation=2,
+        deployment=deployment,
+        ledger_error=ledger_error,
+        counts=st.trade_counts({TradeState.CONFIRMED: 3, "FAILED": 1}),
+        followed=[],
+        previous=previous,
+        config_hash="abc",
+        now=now,
+    )
+
+
+def _cond(status, type_):
+    return next(c for c in status.conditions if c.type == type_)
+
+
+def test_strategy_ready_when_executors_available_and_ledger_up() -> None:
+    spec = TradingStrategySpec.model_validate(strategy_spec(executor={"replicas": 2}))
+    s = _strategy_status(spec, st.DeploymentObservation(desired=2, replicas=2, ready=2, available=2, updated=2))
+    assert _cond(s, st.READY).status is ConditionStatus.TRUE
+    assert _cond(s, st.PAUSED).status is ConditionStatus.FALSE
+    assert s.executors == "2/2"
+    assert s.trades_summary == "0/0/3/1"
+    assert {c.type for c in s.conditions} == {"Ready", "ExecutorsAvailable", "LedgerReachable", "Paused"}
+    assert all(c.observed_generation == 2 for c in s.conditions)
+
+
+def test_transition_time_kept_until_status_changes() -> None:
+    spec = TradingStrategySpec.model_validate(strategy_spec())
+    up = st.DeploymentObservation(desired=1, replicas=1, ready=1, available=1, updated=1)
+    first = _strategy_status(spec, up)
+    again = _strategy_status(spec, up, previous=first, now=T0 + timedelta(minutes=5))
+    assert _cond(again, st.READY).last_transition_time == T0
+    assert again == first
+    down = _strategy_status(spec, up, previous=again, now=T0 + timedelta(minutes=6), ledger_error="connection refused")
+    assert _cond(down, st.READY).status is ConditionStatus.FALSE
+    assert _cond(down, st.READY).last_transition_time == T0 + timedelta(minutes=6)
+    assert _cond(down, st.LEDGER_REACHABLE).message == "connection refused"
+    assert _cond(down, st.EXECUTORS_AVAILABLE).last_transition_time == T0
+
+
+def test_paused_condition() -> None:
+    spec = TradingStrategySpec.model_validate(strategy_spec(paused=True))
+    s = _strategy_status(spec, st.DeploymentObservation(desired=0))
+    assert _cond(s, st.PAUSED).status is ConditionStatus.TRUE
+    assert _cond(s, st.EXECUTORS_AVAILABLE).reason == "ScaledToZero"
+    still = _strategy_status(spec, st.DeploymentObservation(desired=0, replicas=1))
+    assert _cond(still, st.EXECUTORS_AVAILABLE).status is ConditionStatus.FALSE
+
+
+def test_followed_traders_explicit_and_top_n() -> None:
+    scores = [
+        TraderScore(wallet=PUBKEY_A, score=80.0, status="ELIGIBLE", normalization="fixed"),
+        TraderScore(wallet=PUBKEY_B, score=90.0, status="ELIGIBLE", normalization="fixed"),
+        TraderScore(wallet=PUBKEY_C, score=0.0, status="INSUFFICIENT_TRADES", normalization="fixed"),
+        TraderScore(wallet=VAULT, score=40.0, status="ELIGIBLE", normalization="fixed"),
+    ]
+    explicit = TradingStrategySpec.model_validate(strategy_spec(traders=[PUBKEY_A, SIGNATURE[:44]]))
+    out = st.followed_traders(explicit, scores)
+    assert [(f.wallet, f.trust_score, f.status) for f in out] == [
+        (PUBKEY_A, 80.0, "ELIGIBLE"),
+        (SIGNATURE[:44], None, "NO_DATA"),
+    ]
+    spec = strategy_spec(topN={"count": 2, "minTrustScore": 50})
+    spec.pop("traders")
+    top = st.followed_traders(TradingStrategySpec.model_validate(spec), scores)
+    assert [f.wallet for f in top] == [PUBKEY_B, PUBKEY_A]
+
+
+def _trade(state: TradeState, attempts=(), **kw) -> Trade:
+    base = dict(
+        trade_id=7, strategy="ns/alpha", vault=VAULT, lead_signature=SIGNATURE, lead_trader=PUBKEY_A,
+        input_mint=PUBKEY_B, output_mint=PUBKEY_C, amount=10, max_slippage_bps=None, notional_usd=None,
+        copytrade="ns/ct1", state=state, reason=None, detail=None, final_signature=None, lease_owner=None,
+        lease_expires_at=None, created_at=T0, updated_at=T0, submitted_at=None, finished_at=None,
+        attempts=tuple(attempts),
+    )
+    base.update(kw)
+    return Trade(**base)
+
+
+def _attempt(no: int, outcome: AttemptOutcome, reason=None) -> Attempt:
+    return Attempt(
+        attempt_id=no, trade_id=7, attempt_no=no, signature=f"sig{no}", raw_tx=b"x", last_valid_block_height=5,
+        slippage_bps=100 * no, quote_out_amount=None, outcome=outcome, reason=reason, detail=None,
+        created_at=T0, resolved_at=None,
+    )
+
+
+def test_copytrade_status_mirrors_attempts_and_outcome() -> None:
+    attempts = [
+        _attempt(1, AttemptOutcome.FAILED_ON_CHAIN, ReasonCode.SLIPPAGE_EXCEEDED),
+        _attempt(2, AttemptOutcome.LANDED),
+    ]
+    trade = _trade(TradeState.CONFIRMED, attempts, final_signature="sig2", submitted_at=T0, finished_at=T0)
+    s = st.copytrade_status(trade=trade, previous=None, generation=1, now=T0)
+    wire = s.to_wire()
+    assert wire["phase"] == "CONFIRMED"
+    assert wire["attemptCount"] == 2
+    assert wire["attempts"][0] == {
+        "number": 1, "signature": "sig1", "slippageBps": 100, "outcome": "FAILED_ON_CHAIN",
+        "reason": "SLIPPAGE_EXCEEDED", "createdAt": "2026-01-01T00:00:00Z",
+    }
+    assert wire["finalSignature"] == "sig2"
+    assert _cond(s, st.TERMINAL).status is ConditionStatus.TRUE
+
+
+def test_copytrade_failed_carries_reason() -> None:
+    trade = _trade(TradeState.FAILED, reason=ReasonCode.RISK_LIMIT, detail="max trade notional", finished_at=T0)
+    s = st.copytrade_status(trade=trade, previous=None, generation=1, now=T0)
+    assert s.error_reason == "RISK_LIMIT" and s.error_message == "max trade notional"
+    assert _cond(s, st.TERMINAL).reason == "Failed"
+
+
+def test_duplicate_admission_names_the_owner() -> None:
+    replay = AdmitResult(trade_id=7, created=False, existing_state=TradeState.SUBMITTED)
+    fields = st.admission_fields(replay, "ns/ct2", owner="ns/ct1")
+    assert fields["admission"] == "Duplicate"
+    assert "ns/ct1" in fields["admissionMessage"]
+    fresh = AdmitResult(trade_id=8, created=True, existing_state=None)
+    assert st.admission_fields(fresh, "ns/ct2", owner="ns/ct2")["admission"] == "Admitted"
+
+
+def test_ttl_remaining() -> None:
+    assert st.ttl_remaining(None, 10, T0) is None
+    assert st.ttl_remaining(T0, None, T0) is None
+    assert st.ttl_remaining(T0, 10, T0 + timedelta(seconds=4)) == 6
+    assert st.ttl_remaining(T0, 10, T0 + timedelta(seconds=40)) == 0
