@@ -12,6 +12,9 @@ Timestamps are unix seconds (a plain number, fractions allowed) or ISO-8601 (``2
 ``2024-05-01 12:00:00+02:00``, ``2024-05-01``); an ISO time without an offset is UTC. A bare number is
 always unix seconds, so ``20240501`` is a time in 1970, not a date.
 
+Numbers must be finite and within the domain's accepted ranges
+(:data:`xorj.domain.scoring.VALUE_LIMITS`: e.g. volume 1e-6..1e15 USD, drawdown 0..100 %).
+
 Row numbers in errors are line numbers of the file, counting the header as row 1 (what a spreadsheet
 shows). Blank lines are skipped. Every error is an :class:`~xorj.errors.InvalidInputError` whose message
 names the source, the row, the field and the rule, e.g.
@@ -23,20 +26,17 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
-from xorj.domain.scoring import TradeHistory, TraderSummaries
+from xorj.domain.scoring import VALUE_LIMITS, TradeHistory, TraderSummaries, describe_limits, within_limits
 from xorj.errors import InvalidInputError
 
 SUMMARY_COLUMNS = ("wallet", "trades", "roi_pct", "max_drawdown_pct")
 HISTORY_COLUMNS = ("wallet", "timestamp", "profit_usd", "volume_usd")
-
-# Times outside this range cannot be shown as dates, and no trade happened before 1970.
-EARLIEST_TIME = 0.0
-LATEST_TIME = 253_402_300_799.0  # 9999-12-31T23:59:59Z
 
 _T = TypeVar("_T")
 
@@ -46,11 +46,13 @@ class _CsvReader(Protocol):
 
     line_num: int
 
+    def __iter__(self) -> _CsvReader: ...
+
     def __next__(self) -> list[str]: ...
 
 
 def parse_number(text: str, field: str) -> float:
-    """A finite decimal number, or InvalidInputError naming ``field``."""
+    """A finite decimal number within ``VALUE_LIMITS[field]``, or InvalidInputError naming ``field``."""
     value = text.strip()
     if not value:
         raise InvalidInputError(f"field '{field}' is missing")
@@ -60,6 +62,8 @@ def parse_number(text: str, field: str) -> float:
         raise InvalidInputError(f"field '{field}' must be a number, got {text!r}") from None
     if not math.isfinite(number):
         raise InvalidInputError(f"field '{field}' must be a finite number, got {text!r}")
+    if field in VALUE_LIMITS and not within_limits(field, number):
+        raise InvalidInputError(f"field '{field}' must be {describe_limits(field)}, got {text!r}")
     return number
 
 
@@ -74,6 +78,8 @@ def parse_whole_number(text: str, field: str) -> int:
         raise InvalidInputError(f"field '{field}' must be a whole number >= 0, got {text!r}") from None
     if number < 0:
         raise InvalidInputError(f"field '{field}' must be a whole number >= 0, got {text!r}")
+    if field in VALUE_LIMITS and not within_limits(field, number):
+        raise InvalidInputError(f"field '{field}' must be {describe_limits(field)}, got {text!r}")
     return number
 
 
@@ -87,10 +93,8 @@ def parse_timestamp(text: str, field: str = "timestamp") -> float:
     except ValueError:
         pass
     else:
-        if not (math.isfinite(number) and EARLIEST_TIME <= number <= LATEST_TIME):
-            raise InvalidInputError(
-                f"field '{field}' must be a time between 1970-01-01 and 9999-12-31, got {text!r}"
-            )
+        if not (math.isfinite(number) and within_limits("timestamp", number)):
+            raise InvalidInputError(f"field '{field}' must be {describe_limits('timestamp')}, got {text!r}")
         return number
     try:
         moment = datetime.fromisoformat(value)
@@ -99,13 +103,13 @@ def parse_timestamp(text: str, field: str = "timestamp") -> float:
             f"field '{field}' must be ISO-8601 (e.g. 2024-05-01T12:00:00Z) or unix seconds, got {text!r}"
         ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     try:
         seconds = moment.timestamp()
     except (OverflowError, ValueError):  # e.g. 0001-01-01 with a positive offset
         seconds = float("nan")
-    if not EARLIEST_TIME <= seconds <= LATEST_TIME:
-        raise InvalidInputError(f"field '{field}' must be a time between 1970-01-01 and 9999-12-31, got {text!r}")
+    if not within_limits("timestamp", seconds):  # NaN fails too
+        raise InvalidInputError(f"field '{field}' must be {describe_limits('timestamp')}, got {text!r}")
     return seconds
 
 
@@ -128,12 +132,13 @@ def _read_header(reader: _CsvReader, source: str) -> list[str]:
     for row in _rows(reader, source):
         return row
     raise InvalidInputError(
-        f"{source}: file is empty; expected a header {','.join(SUMMARY_COLUMNS)!r} or {','.join(HISTORY_COLUMNS)!r}"
+        f"{source}: file is empty; expected a header "
+        f"{','.join(SUMMARY_COLUMNS)!r} or {','.join(HISTORY_COLUMNS)!r}"
     )
 
 
 def _rows(reader: _CsvReader, source: str) -> Iterable[list[str]]:
-    """Non-blank rows; csv's own errors (e.g. a NUL byte) become InvalidInputError with the row."""
+    """Non-blank rows; csv's own errors (e.g. an oversized field) become InvalidInputError with the row."""
     while True:
         try:
             row = next(reader)
@@ -141,7 +146,7 @@ def _rows(reader: _CsvReader, source: str) -> Iterable[list[str]]:
             return
         except csv.Error as exc:
             raise InvalidInputError(f"{source} row {reader.line_num}: not valid CSV: {exc}") from None
-        if row and any(cell.strip() for cell in row):
+        if row and (len(row) > 1 or row[0].strip()):  # skip blank lines; ",,," is a row of empty fields
             yield row
 
 
@@ -184,10 +189,7 @@ def _read_summaries(reader: _CsvReader, source: str, columns: tuple[str, ...]) -
         wallets.append(wallet)
         trades.append(_field(row, at["trades"], "trades", parse_whole_number, where))
         roi.append(_field(row, at["roi_pct"], "roi_pct", parse_number, where))
-        dd = _field(row, at["max_drawdown_pct"], "max_drawdown_pct", parse_number, where)
-        if not 0.0 <= dd <= 100.0:
-            raise InvalidInputError(f"{where}: field 'max_drawdown_pct' must be between 0 and 100, got {dd:g}")
-        drawdown.append(dd)
+        drawdown.append(_field(row, at["max_drawdown_pct"], "max_drawdown_pct", parse_number, where))
     return TraderSummaries(
         wallets=tuple(wallets),
         trades=np.array(trades, dtype=np.int64),
@@ -197,34 +199,87 @@ def _read_summaries(reader: _CsvReader, source: str, columns: tuple[str, ...]) -
 
 
 def _read_history(reader: _CsvReader, source: str, columns: tuple[str, ...]) -> TradeHistory:
+    """Column-wise for speed (a million rows): collect each column's text, convert a whole column at
+    once, and only when that fails go back through it to name the first bad row. Of several problems,
+    the one in the earliest row is reported."""
     at = {name: columns.index(name) for name in HISTORY_COLUMNS}
-    wallet_numbers: dict[str, int] = {}
-    wallet_index: list[int] = []
-    timestamps: list[float] = []
-    profits: list[float] = []
-    volumes: list[float] = []
+    wallet_at, time_at, profit_at, volume_at = (at[name] for name in HISTORY_COLUMNS)
     width = len(columns)
-    for row in _rows(reader, source):
-        # The hot loop (a million rows): build the location string only when something is wrong.
-        try:
+    wallet_text: list[str] = []
+    time_text: list[str] = []
+    profit_text: list[str] = []
+    volume_text: list[str] = []
+    line_numbers: list[int] = []
+    width_problem: str | None = None
+    try:
+        for row in reader:  # not through _rows(): this loop is the hot path
             if len(row) != width:
-                raise InvalidInputError(f"expected {width} fields, got {len(row)}")
-            wallet = row[at["wallet"]].strip()
-            if not wallet:
-                raise InvalidInputError("field 'wallet' is missing")
-            timestamps.append(parse_timestamp(row[at["timestamp"]]))
-            profits.append(parse_number(row[at["profit_usd"]], "profit_usd"))
-            volume = parse_number(row[at["volume_usd"]], "volume_usd")
-            if volume <= 0:
-                raise InvalidInputError(f"field 'volume_usd' must be greater than 0, got {volume:g}")
-        except InvalidInputError as exc:
-            raise InvalidInputError(f"{source} row {reader.line_num}: {exc}") from None
-        volumes.append(volume)
-        wallet_index.append(wallet_numbers.setdefault(wallet, len(wallet_numbers)))
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue  # a blank line
+                width_problem = f"{source} row {reader.line_num}: expected {width} fields, got {len(row)}"
+                break  # rows before it may still hold an earlier problem: checked below
+            wallet_text.append(row[wallet_at])
+            time_text.append(row[time_at])
+            profit_text.append(row[profit_at])
+            volume_text.append(row[volume_at])
+            line_numbers.append(reader.line_num)
+    except csv.Error as exc:
+        width_problem = f"{source} row {reader.line_num}: not valid CSV: {exc}"
+
+    wallet_numbers, wallet_index, wallet_problem = _wallet_column(wallet_text)
+    timestamps, time_problem = _number_column(time_text, "timestamp", parse_timestamp)
+    profits, profit_problem = _number_column(profit_text, "profit_usd", parse_number)
+    volumes, volume_problem = _number_column(volume_text, "volume_usd", parse_number)
+    problems = [p for p in (wallet_problem, time_problem, profit_problem, volume_problem) if p is not None]
+    if problems:
+        position, message = min(problems, key=lambda problem: problem[0])
+        raise InvalidInputError(f"{source} row {line_numbers[position]}: {message}")
+    if width_problem is not None:
+        raise InvalidInputError(width_problem)
     return TradeHistory(
         wallets=tuple(wallet_numbers),
-        wallet_index=np.array(wallet_index, dtype=np.int64),
-        timestamp=np.array(timestamps, dtype=np.float64),
-        profit_usd=np.array(profits, dtype=np.float64),
-        volume_usd=np.array(volumes, dtype=np.float64),
+        wallet_index=wallet_index,
+        timestamp=timestamps,
+        profit_usd=profits,
+        volume_usd=volumes,
     )
+
+
+_Problem = tuple[int, str]  # (position in the column, message without the row)
+
+
+def _wallet_column(texts: list[str]) -> tuple[dict[str, int], npt.NDArray[np.int64], _Problem | None]:
+    names = [text.strip() for text in texts]
+    numbers: dict[str, int] = {}
+    index = np.array([numbers.setdefault(name, len(numbers)) for name in names], dtype=np.int64)
+    if "" in numbers:
+        return numbers, index, (names.index(""), "field 'wallet' is missing")
+    return numbers, index, None
+
+
+def _number_column(
+    texts: list[str], field: str, parse: Callable[[str, str], float]
+) -> tuple[npt.NDArray[np.float64], _Problem | None]:
+    """All of a column through float() at once; ``parse`` (the row-by-row rules) only to find and word
+    the first value that breaks them (not a number, not finite, outside VALUE_LIMITS)."""
+    try:
+        values = np.array(list(map(float, texts)), dtype=np.float64)
+    except ValueError:
+        values = None
+    if values is not None:
+        low, high = VALUE_LIMITS[field]
+        bad = np.flatnonzero(~((values >= low) & (values <= high)))  # NaN fails both comparisons
+        if not bad.size:
+            return values, None
+        start = int(bad[0])  # every value before it passed
+    else:
+        start = 0
+    parsed = np.empty(len(texts), dtype=np.float64)
+    for position in range(start, len(texts)):
+        try:
+            parsed[position] = parse(texts[position], field)
+        except InvalidInputError as exc:
+            return parsed, (position, str(exc))
+    if values is None:  # e.g. ISO-8601 timestamps: float() refuses them, parse() reads them all
+        return parsed, None
+    raise AssertionError(f"field {field!r}: float() and {parse.__name__} disagree")  # pragma: no cover

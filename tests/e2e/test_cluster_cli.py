@@ -13,7 +13,7 @@ pytestmark = pytest.mark.cluster
 def _xorj(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from xorj.cli import main; main()", *args],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, check=False,
     )
 
 

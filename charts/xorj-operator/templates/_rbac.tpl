@@ -1,6 +1,10 @@
-{{/* The operator's rules in a watched namespace. Keep in step with xorj.controller. */}}
+{{/*
+The operator's rules in a watched namespace: exactly the calls xorj.controller and kopf make, as
+recorded by tests/e2e/chart (a proxy in front of the API server while the operator runs under this
+Role). Children are written by server-side apply: PATCH, plus create when the apply creates them.
+*/}}
 {{- define "xorj.operatorRules" -}}
-# The two custom resources: watched, annotated/finalized by kopf, status mirrored from the ledger.
+# The two custom resources: watched by kopf, annotated/finalized by it, status mirrored from the ledger.
 - apiGroups: [trading.xorj.io]
   resources: [tradingstrategies, copytrades]
   verbs: [get, list, watch, patch]
@@ -11,24 +15,25 @@
 - apiGroups: [trading.xorj.io]
   resources: [copytrades]
   verbs: [delete]
-# What a TradingStrategy is reconciled into (owned by it; garbage-collected with it).
+# What a TradingStrategy is reconciled into (owned by it; garbage-collected with it). The
+# Deployment is read back for its replica counts.
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, watch, create, patch]
+  verbs: [get, create, patch]
 - apiGroups: [""]
   resources: [configmaps, services]
-  verbs: [get, list, watch, create, patch]
+  verbs: [create, patch]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
-  verbs: [get, list, watch, create, patch]
+  verbs: [create, patch]
 # Kubernetes Events for every transition a person cares about.
-- apiGroups: ["", events.k8s.io]
+- apiGroups: [""]
   resources: [events]
   verbs: [create]
 {{- if .Values.operator.peering }}
-# kopf peering: one active operator among the replicas.
+# kopf peering: one active operator among the replicas; the operator creates its KopfPeering at start.
 - apiGroups: [kopf.dev]
   resources: [kopfpeerings]
-  verbs: [get, list, watch, patch]
+  verbs: [list, watch, create, patch]
 {{- end }}
 {{- end -}}

@@ -59,3 +59,9 @@ def load_vault_key(path: str | Path, *, field: str = "vault_keypair_file") -> Va
     finally:
         del values, text
     return VaultKey(keypair)
+
+
+def check_vault_pubkey(key: VaultKey, expected: str | None, *, field: str = "XORJ_VAULT_PUBKEY") -> None:
+    """Refuse to run with another vault's key than the strategy names (a mis-mounted Secret)."""
+    if expected is not None and str(key.pubkey) != expected:
+        raise InvalidInputError(f"{field}: the keypair file holds the key of {key.pubkey}, not of {expected}")

@@ -13,7 +13,8 @@ For one claimed trade, until it is CONFIRMED or FAILED:
    committed attempt is ever sent: a crash before the commit leaves signed bytes nobody sent.
 5. Send; rebroadcast the same bytes periodically. Poll getSignatureStatuses with
    searchTransactionHistory, reading the FINALIZED block height BEFORE the status: a status read
-   first could be older than the height and make a live transaction look expired.
+   first could be older than the height and make a live transaction look expired. (One poll serves
+   every attempt in flight: :mod:`xorj.chain.status_batch`.)
 6. Landed ok at the required depth -> attempt LANDED and trade CONFIRMED (one ledger write).
    Landed failed (at least confirmed) -> attempt FAILED_ON_CHAIN with its reason; go to 2.
    Unknown while finalized height > lastValidBlockHeight -> attempt EXPIRED; go to 2.
@@ -27,6 +28,7 @@ is not known to be committed; the caller resumes from the ledger when it is back
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -36,11 +38,12 @@ from typing import Awaitable, Callable, Protocol, Sequence
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from xorj.chain.classify import TxFailure, classify_tx_failure
+from xorj.chain.classify import TxFailure, classify_tx_failure, tx_failure_from_solders
 from xorj.chain.errors import ChainCallError, MalformedAnswerError, QuoteUnavailableError, RpcRequestError
 from xorj.chain.jupiter import JupiterClient, Quote, SignedSwap
 from xorj.chain.keys import VaultKey
 from xorj.chain.rpc import SignatureStatus, SolanaRpc
+from xorj.chain.status_batch import StatusBatcher
 from xorj.domain.risk import RiskDecision
 from xorj.domain.slippage import SlippageAction, SlippagePolicy, next_slippage
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
@@ -164,6 +167,7 @@ class Submitter:
         self.observer = observer or NullObserver()
         self.hook = hook
         self._sleep = sleep
+        self.statuses = StatusBatcher(rpc)
 
     # ---- the trade loop ----------------------------------------------------------------------
 
@@ -312,8 +316,12 @@ class Submitter:
 
         while True:
             try:
-                finalized_height = await self.rpc.block_height("finalized")  # BEFORE the status
-                status = (await self.rpc.signature_statuses([signature], program_ids=programs))[0]
+                reading = await self.statuses.read(signature)  # finalized height read BEFORE the status
+                finalized_height = reading.finalized_height
+                status = reading.status
+                if status is not None and status.raw_err is not None:
+                    status = dataclasses.replace(status, failure=tx_failure_from_solders(status.raw_err,
+                                                                                         program_ids=programs))
                 errors_in_a_row = 0
             except ChainCallError as exc:
                 errors_in_a_row += 1

@@ -17,6 +17,18 @@ import click
 from xorj.errors import EnvironmentSetupError, InvalidInputError
 
 
+def _configure_logging() -> None:
+    """JSON lines on stderr: faults fired and admin actions, for tests and chaos runs to read."""
+    from pythonjsonlogger.json import JsonFormatter
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logger = logging.getLogger("xorj.devenv.chain")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 @click.group()
 def chain() -> None:
     """Local Solana chain: LiteSVM behind a Solana JSON-RPC server and a Jupiter-compatible swap API."""
@@ -37,21 +49,29 @@ def chain() -> None:
 @click.option("--fault-seed", default=None, type=int, help="Seed of the fault injector's random draws.")
 @click.option("--vault-usdc", default=100_000, show_default=True, type=int,
               help="Whole USDC-like tokens per vault.")
+@click.option("--parent-pid", default=None, type=int,
+              help="Exit when this process is gone (test fixtures pass their own pid).")
+@click.option("--vault-keypair", "vault_keypairs", multiple=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Also fund this existing vault (Solana CLI keypair file); repeatable.")
 def serve(host: str, port: int, state_dir: Path, vaults: int, slot_ms: int, finalize_depth: int,
-          confirm_depth: int, seed: str, fault_seed: int | None, vault_usdc: int) -> None:
+          confirm_depth: int, seed: str, fault_seed: int | None, vault_usdc: int,
+          vault_keypairs: tuple[Path, ...], parent_pid: int | None) -> None:
     """Seed mints, a market and funded vaults, then serve until SIGTERM/SIGINT."""
-    from xorj.devenv.chain.environment import SeedConfig, build, serve as serve_chain
-    from xorj.devenv.chain.node import NodeConfig
-
     if not host.startswith("127.") and host != "localhost":
         raise click.BadParameter("must be a loopback address (127.0.0.0/8)", param_hint="--host")
     if not 0 < confirm_depth <= finalize_depth:
         raise click.BadParameter("must be positive and at most --finalize-depth", param_hint="--confirm-depth")
-    logging.basicConfig(level=logging.WARNING)
+    from xorj.devenv.chain.environment import SeedConfig, build, read_keypair
+    from xorj.devenv.chain.environment import serve as serve_chain
+    from xorj.devenv.chain.node import NodeConfig
+
+    _configure_logging()
     try:
+        extra = [read_keypair(path) for path in vault_keypairs]
         server = build(SeedConfig(vaults=vaults, seed=seed, vault_usdc=vault_usdc),
                        NodeConfig(confirm_depth=confirm_depth, finalize_depth=finalize_depth),
-                       slot_ms=slot_ms, fault_seed=fault_seed)
+                       slot_ms=slot_ms, fault_seed=fault_seed, extra_vaults=extra)
     except InvalidInputError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -60,7 +80,10 @@ def serve(host: str, port: int, state_dir: Path, vaults: int, slot_ms: int, fina
                    f"admin_url={state['admin_url']} state={state_dir / 'chain.json'}")
         sys.stdout.flush()
 
-    asyncio.run(serve_chain(server, host, port, state_dir, ready))
+    try:
+        asyncio.run(serve_chain(server, host, port, state_dir, ready, parent_pid=parent_pid))
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve on {host}:{port} or write {state_dir}: {exc}") from None
 
 
 # ---- fault injection on a running chain --------------------------------------------------------------

@@ -43,10 +43,11 @@ def up(name: str | None) -> None:
 
 @cluster.command()
 @name_option
-def down(name: str | None) -> None:
+@click.option("--force", is_flag=True, help="Stop it even while a test session is using it.")
+def down(name: str | None, force: bool) -> None:
     """Stop every process of the cluster and delete its state."""
     try:
-        _cluster(name).down(progress=_progress)
+        _cluster(name).down(progress=_progress, force=force)
     except EnvironmentSetupError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -29,7 +29,11 @@ def build(force: bool) -> None:
     if chain.is_complete() and not force:
         return
     started = time.monotonic()
-    _progress(f"building toolchain {chain.digest} into {chain.directory} (cold: tens of minutes)")
+    todo = [c.name for c in (chain.components if force else chain.missing_components())]
+    _progress(
+        f"toolchain {chain.digest} -> {chain.directory}; to build: {', '.join(todo) or 'nothing (linking cached parts)'}"
+        + (" (a cold Kubernetes build takes several minutes to tens of minutes)" if "kubernetes" in todo else "")
+    )
     try:
         bin_dir = chain.build(progress=_progress, force=force)
     except EnvironmentSetupError as exc:
@@ -67,6 +71,15 @@ def status(as_json: bool) -> None:
         if state.manifest:
             click.echo(f"built {state.manifest.get('built_at')} with {state.manifest.get('go')}")
     raise SystemExit(0 if state.complete else 1)
+
+
+@toolchain.command()
+def prune() -> None:
+    """Delete cached toolchains and parts that the current pins no longer use."""
+    from xorj.devenv.toolchain import Toolchain
+
+    for removed in Toolchain().prune():
+        _progress(f"removed {removed}")
 
 
 @toolchain.command()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import click
 
 from xorj.errors import EnvironmentSetupError
@@ -20,7 +22,7 @@ def up() -> None:
     demo = Demo(progress=_progress)
     try:
         view = demo.up()
-    except EnvironmentSetupError as exc:
+    except (EnvironmentSetupError, subprocess.CalledProcessError) as exc:
         raise click.ClickException(f"{exc}\n(`xorj dev down` stops whatever was started)") from exc
     click.echo(view.rstrip())
     click.echo("")

@@ -31,7 +31,7 @@ def executor(check_config: bool) -> None:
     policy and risk limits; see xorj.executor.settings). Serves /metrics and /healthz. SIGTERM:
     finish in-flight trades within the grace period, hand back the rest.
     """
-    from xorj.chain.keys import load_vault_key
+    from xorj.chain.keys import check_vault_pubkey, load_vault_key
     from xorj.errors import XorjError
     from xorj.executor.settings import load_settings
 
@@ -39,6 +39,7 @@ def executor(check_config: bool) -> None:
         settings = load_settings()
         _configure_logging(settings.log_level)
         key = load_vault_key(settings.vault_keypair_file)
+        check_vault_pubkey(key, settings.vault_pubkey)
     except XorjError as exc:
         raise click.ClickException(str(exc)) from None
     if check_config:

@@ -56,8 +56,11 @@ def operator(namespaces: tuple[str, ...], priority: int | None, peering_name: st
         kopf.operator(
             clusterwide=not namespaces,
             namespaces=list(namespaces),
-            priority=cfg.priority,
-            peering_name=cfg.peering_name,
+            # kopf makes peering mandatory when given a peering name, and a mandatory peering with
+            # standalone on pauses every watch forever ("peering CRD is missing"): name it only when
+            # peering is really wanted
+            priority=None if cfg.standalone else cfg.priority,
+            peering_name=None if cfg.standalone else cfg.peering_name,
             standalone=cfg.standalone,
             memo=kopf.Memo(namespaces=list(namespaces)),
         )

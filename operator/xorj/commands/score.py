@@ -8,9 +8,10 @@ input ends the command with exit status 1 and one line on stderr:
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import click
@@ -18,9 +19,9 @@ import click
 from xorj.domain.scoring import (
     EligibilityStatus,
     Normalization,
-    ScoreBoard,
     TradeHistory,
     TraderScore,
+    TraderSummaries,
     default_as_of,
     score_history,
     score_summaries,
@@ -77,23 +78,29 @@ def score(file: str, normalization: str, output: str, as_of: str | None) -> None
         if isinstance(data, TradeHistory):
             when = default_as_of(data) if as_of_seconds is None else as_of_seconds
             board = score_history(data, normalization, as_of=when)
-            window_end: float | None = when if data.timestamp.size or as_of_seconds is not None else None
+            footer = _history_footer(when if data.timestamp.size or as_of_seconds is not None else None)
         else:
             if as_of_seconds is not None:
-                _fail(f"--as-of applies to trade-history input only; {source} is a summary ({','.join(SUMMARY_COLUMNS)})")
+                _fail(
+                    f"--as-of applies to trade-history input only; "
+                    f"{source} is a summary ({','.join(SUMMARY_COLUMNS)})"
+                )
             board = score_summaries(data, normalization)
-            window_end = None
+            footer = f"summary input ({','.join(SUMMARY_COLUMNS)}): eligibility by trade count only"
     except XorjError as exc:
         _fail(str(exc))
     ranked = board.ranked()
     if output == "json":
-        click.echo(json.dumps([_as_json(trader) for trader in ranked], indent=2))
+        click.echo(json.dumps([_as_json(trader) for trader in ranked], indent=2, allow_nan=False))
     else:
         click.echo(render_table(ranked))
-        click.echo(_footer(board, ranked, window_end))
+        eligible = sum(1 for t in ranked if t.status is EligibilityStatus.ELIGIBLE)
+        click.echo(
+            f"{len(ranked)} traders, {eligible} eligible; normalization {board.normalization.value}; {footer}"
+        )
 
 
-def _read(file: str, source: str) -> Any:
+def _read(file: str, source: str) -> TraderSummaries | TradeHistory:
     try:
         if file == "-":
             return read_scoring_csv(click.get_text_stream("stdin"), source)
@@ -112,7 +119,10 @@ def _read(file: str, source: str) -> Any:
 
 
 def _round(value: float | None, decimals: int) -> float | None:
-    return None if value is None else round(value, decimals) + 0.0
+    """Rounded for reading; None (JSON null) where undefined. JSON has no NaN or Infinity."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value, decimals) + 0.0
 
 
 def _as_json(trader: TraderScore) -> dict[str, Any]:
@@ -156,12 +166,8 @@ def render_table(ranked: Sequence[TraderScore]) -> str:
     return "\n".join([line([title for title, _, _ in _COLUMNS])] + [line(row) for row in cells])
 
 
-def _footer(board: ScoreBoard, ranked: Sequence[TraderScore], window_end: float | None) -> str:
-    eligible = sum(1 for t in ranked if t.status is EligibilityStatus.ELIGIBLE)
-    text = f"{len(ranked)} traders, {eligible} eligible; normalization {board.normalization.value}"
-    if window_end is not None:
-        end = datetime.fromtimestamp(window_end, tz=timezone.utc).isoformat().replace("+00:00", "Z")
-        text += f"; 90-day window ending {end}"
-    else:
-        text += f"; summary input ({','.join(SUMMARY_COLUMNS)}): eligibility by trade count only"
-    return text
+def _history_footer(window_end: float | None) -> str:
+    if window_end is None:
+        return "trade history: no trades"
+    end = datetime.fromtimestamp(window_end, tz=UTC).isoformat().replace("+00:00", "Z")
+    return f"trade history: 90-day window ending {end}"

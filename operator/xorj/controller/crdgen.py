@@ -146,15 +146,18 @@ def _structural(node: Any) -> Any:
 
 
 def _default_empty_objects(schema: dict[str, Any]) -> None:
-    """Give optional sub-objects whose fields all have defaults ``default: {}``, so the API server
-    fills them in (and evaluates their CEL rules) even when the user leaves them out."""
+    """Give optional sub-objects whose fields all have defaults a default of those defaults, so the
+    API server fills them in even when the user leaves them out. (Not ``{}``: the API server checks
+    a default against the CEL rules as written, before defaulting inside it.)"""
     props = schema.get("properties", {})
     required = set(schema.get("required", ()))
     for name, prop in props.items():
         if prop.get("type") == "object" and "properties" in prop:
             _default_empty_objects(prop)
             if name not in required and "default" not in prop and not prop.get("required"):
-                prop["default"] = {}
+                prop["default"] = {
+                    key: sub["default"] for key, sub in prop["properties"].items() if "default" in sub
+                }
 
 
 def structural(model: type[BaseModel], *, default_objects: bool) -> dict[str, Any]:

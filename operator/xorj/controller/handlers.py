@@ -32,6 +32,7 @@ from xorj.controller.kube import Kube, load_config
 from xorj.controller.models import GROUP, VERSION
 from xorj.controller.runtime import Runtime
 from xorj.controller.settings import OperatorSettings
+from xorj.errors import LedgerUnavailableError
 from xorj.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -65,13 +66,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
     settings.peering.priority = cfg.priority
     settings.peering.name = cfg.peering_name
     settings.peering.standalone = cfg.standalone
+    settings.peering.mandatory = not cfg.standalone
     settings.peering.lifetime = cfg.peering_lifetime
 
     freshness = WatchFreshness(stale_after=cfg.watch_stale_seconds)
     kube = Kube(await asyncio.to_thread(load_config), cfg.api_workers, freshness)
     dsn = cfg.ledger_dsn.get_secret_value()
-    # the ledger may be down at start: the operator still starts, LedgerReachable says False
-    ledger = await asyncio.to_thread(Ledger.connect, dsn, max_size=8, acquire_timeout=5.0, name="xorj-operator")
+    ledger = await asyncio.to_thread(_connect_ledger, dsn, logger)
     identity = f"{socket.gethostname()}/{os.getpid()}"
     rt = Runtime(settings=cfg, kube=kube, ledger=ledger, freshness=freshness, identity=identity)
     memo["runtime"] = rt
@@ -80,6 +81,17 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
     if not cfg.standalone:
         await _ensure_peering_objects(kube, cfg.peering_name, memo.get("namespaces") or [])
     logger.info("operator started", extra={"identity": identity, "priority": cfg.priority})
+
+
+def _connect_ledger(dsn: str, logger: Any) -> Ledger:
+    """Migrate and connect; if the ledger is down, start anyway with a pool that keeps reconnecting
+    (the strategies then say LedgerReachable=False, and CopyTrades wait), instead of crash-looping."""
+    try:
+        return Ledger.connect(dsn, max_size=8, acquire_timeout=5.0, name="xorj-operator")
+    except LedgerUnavailableError as exc:
+        logger.warning("ledger unreachable at start; running without it until it is back",
+                       extra={"error": type(exc).__name__})
+        return Ledger.connect(dsn, apply_migrations=False, max_size=8, acquire_timeout=5.0, name="xorj-operator")
 
 
 @kopf.on.cleanup()

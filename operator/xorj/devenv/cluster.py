@@ -22,7 +22,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from xorj.devenv.toolchain import Toolchain, cache_root
@@ -37,6 +37,15 @@ UP_TIMEOUT_SECONDS = 180.0
 # kwok-controller manages the nodes carrying this annotation (kwokctl's default selector).
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller")
+
+
+# Options kwokctl takes only from a configuration file: every component listens on loopback only
+# (kwokctl's default is 0.0.0.0).
+KWOKCTL_CONFIG = """apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  bindAddress: 127.0.0.1
+"""
 
 
 def _silent(_: str) -> None:
@@ -114,6 +123,9 @@ class LocalCluster:
         env = dict(os.environ)
         env["KWOK_WORKDIR"] = str(self.workdir)
         env["KWOK_KUBECTL_BINARY"] = str(bin_dir / "kubectl")
+        # kwokctl picks each component's flags by release; it reads the real one from the binaries
+        # too, this only replaces its compiled-in default.
+        env["KWOK_KUBE_VERSION"] = str(self.toolchain.pins.kubernetes)
         env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
         env.pop("KUBECONFIG", None)  # kwokctl must never touch a user's kubeconfig
         return env
@@ -121,7 +133,7 @@ class LocalCluster:
     def kwokctl(self, *args: str, timeout: float = UP_TIMEOUT_SECONDS) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(self.toolchain.path("kwokctl")), "--name", self.name, *args],
-            env=self._env(), capture_output=True, text=True, timeout=timeout,
+            env=self._env(), capture_output=True, text=True, timeout=timeout, check=False,
         )
 
     def kubectl(
@@ -129,7 +141,7 @@ class LocalCluster:
     ) -> subprocess.CompletedProcess[str]:
         """kubectl against this cluster; with check, a failure raises with kubectl's own message."""
         command = [str(self.toolchain.path("kubectl")), "--kubeconfig", str(self.kubeconfig), *args]
-        result = subprocess.run(command, input=input, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(command, input=input, capture_output=True, text=True, timeout=timeout, check=False)
         if check and result.returncode != 0:
             raise KubectlError(result.returncode, command, result.stdout, result.stderr)
         return result
@@ -147,7 +159,7 @@ class LocalCluster:
         return found
 
     def status(self) -> ClusterStatus:
-        processes = {name: _alive(pid) for name, pid in self.pids().items()}
+        processes = {name: process_running(pid) for name, pid in self.pids().items()}
         if not self.kubeconfig.is_file():
             return ClusterStatus(self.name, False, self.kubeconfig, processes=processes, problem="not created")
         try:
@@ -173,13 +185,23 @@ class LocalCluster:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def up(self, progress: Progress = _silent) -> ClusterStatus:
-        """Start the cluster, or confirm the one already up; returns its status."""
+    def up(self, progress: Progress = _silent, for_tests: bool = False) -> ClusterStatus:
+        """Start the cluster, or confirm the one already up; returns its status.
+
+        ``for_tests``: if this call creates the cluster, the last test session to finish stops
+        it; a cluster that was already up (e.g. from ``xorj dev cluster up``) is left running.
+        """
         started = time.monotonic()
         self.toolchain.build(progress=progress)
         with self._lock():
             status = self.status()
+            wanted = str(self.toolchain.pins.kubernetes)
+            if status.running and status.version != wanted:
+                progress(f"cluster {self.name} runs {status.version}, the pins say {wanted}: recreating it")
+                status = replace(status, running=False, problem=f"runs {status.version}, not {wanted}")
             if status.running:
+                if status.nodes_total >= self.nodes and status.nodes_ready == status.nodes_total:
+                    return status
                 self._ensure_nodes(progress)
                 self._wait_ready(progress, deadline=started + UP_TIMEOUT_SECONDS)
                 return self.status()
@@ -188,6 +210,8 @@ class LocalCluster:
                 self._delete(progress)
             progress(f"starting cluster {self.name} (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
             self._create(progress)
+            if for_tests:
+                self._test_marker.write_text("started by a test session; the last session stops it\n")
             self._ensure_nodes(progress)
             self._wait_ready(progress, deadline=started + UP_TIMEOUT_SECONDS)
         status = self.status()
@@ -195,8 +219,15 @@ class LocalCluster:
         log.info("cluster up", extra={"cluster": self.name, "seconds": round(time.monotonic() - started, 1)})
         return status
 
-    def down(self, progress: Progress = _silent) -> None:
-        """Stop every process of the cluster and remove its state; a no-op when it is not there."""
+    def down(self, progress: Progress = _silent, force: bool = False) -> None:
+        """Stop every process of the cluster and remove its state; a no-op when it is not there.
+
+        Refuses while a test session holds the cluster (see :meth:`lease`) unless forced.
+        """
+        if not force and self.in_use_by_test_sessions():
+            raise EnvironmentSetupError(
+                f"cluster {self.name} is in use by a running test session; stop it first or use --force"
+            )
         with self._lock():
             if not self.cluster_dir.exists():
                 return
@@ -205,11 +236,12 @@ class LocalCluster:
 
     def _create(self, progress: Progress) -> None:
         tc = self.toolchain
-        version = str(tc.pins.kubernetes)
+        config = self.workdir / f"{self.name}.kwokctl.yaml"
+        config.write_text(KWOKCTL_CONFIG)
         args = [
+            "--config", str(config),
             "create", "cluster",
             "--runtime", "binary",
-            "--kube-version", version,
             "--kube-authorization",  # --authorization-mode=Node,RBAC
             "--kube-admission",  # default admission plugins (ServiceAccount, NamespaceLifecycle, ...)
             "--kubeconfig", "",  # leave the user's ~/.kube/config alone
@@ -234,7 +266,10 @@ class LocalCluster:
             if result.returncode != 0:
                 progress(f"kwokctl delete failed ({result.stderr.strip()[-300:]}); stopping processes directly")
         for name, pid in pids.items():
-            _terminate(pid, name, progress)
+            # A pid file can outlive its process (reboot) and the number be reused: only stop a
+            # process that is running one of this cluster's binaries.
+            if str(self.cluster_dir) in _cmdline(pid):
+                _terminate(pid, name, progress)
         if self.cluster_dir.exists():
             shutil.rmtree(self.cluster_dir, ignore_errors=True)
 
@@ -274,12 +309,31 @@ class LocalCluster:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    @property
+    def _test_marker(self) -> Path:
+        return self.cluster_dir / "started-for-tests"
+
+    def started_for_tests(self) -> bool:
+        return self._test_marker.is_file()
+
+    def in_use_by_test_sessions(self) -> bool:
+        lease_path = self.workdir / f"{self.name}.lease"
+        if not lease_path.exists():
+            return False
+        with open(lease_path) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
     @contextlib.contextmanager
     def lease(self) -> Iterator[Callable[[], bool]]:
         """A shared hold on the cluster for the life of a test session.
 
-        Yields a function telling whether this holder is the only one left, so a session that
-        started the cluster does not stop it under another session still using it.
+        Yields a function telling whether this holder is the only one left (and if so, keeping
+        the others out until the lease ends), so no session stops the cluster under another.
         """
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.workdir / f"{self.name}.lease", "w") as handle:
@@ -317,7 +371,8 @@ def _node_counts(cluster: LocalCluster) -> tuple[int, int]:
     return len(lines), sum(1 for line in lines if line.strip() == "True")
 
 
-def _alive(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """True while the process exists and is not a zombie waiting to be reaped."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -331,17 +386,24 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def _terminate(pid: int, name: str, progress: Progress, grace: float = 10.0) -> None:
     """Stop one recorded component process that kwokctl left behind."""
-    if not _alive(pid):
+    if not process_running(pid):
         return
     progress(f"stopping leftover {name} (pid {pid})")
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and process_running(pid):
         time.sleep(0.1)
-    if _alive(pid):
+    if process_running(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 

@@ -346,8 +346,8 @@ class Demo:
         kubeconfig = self._operator_kubeconfig()
         health, metrics = free_port(), free_port()
         env = {**os.environ, "KUBECONFIG": str(kubeconfig), "XORJ_LEDGER_DSN": dsn,
-               "XORJ_EXECUTOR_SERVICE_ACCOUNT": EXECUTOR_ACCOUNT, "XORJ_EXECUTOR_LEDGER_SECRET": LEDGER_SECRET,
-               "XORJ_EXECUTOR_LEDGER_SECRET_KEY": "dsn"}
+               "XORJ_OPERATOR_EXECUTOR_SERVICE_ACCOUNT": EXECUTOR_ACCOUNT, "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET": LEDGER_SECRET,
+               "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET_KEY": "dsn"}
         argv = [xorj_program(), "operator", f"--namespace={self.namespace}", "--standalone",
                 f"--health-port={health}", f"--metrics-port={metrics}", "--log-format=json"]
         record = start_process("operator", argv, env, self.root / "logs" / "operator.log", marker="operator")
@@ -431,8 +431,6 @@ class Demo:
     def down(self) -> None:
         data = self.state.load()
         processes = data.get("processes", {})
-        if not data.get("cluster_started_by_demo") and self.cluster.cluster_dir.exists():
-            self._remove_from_shared_cluster()
         for name in PROCESS_NAMES:
             record = processes.get(name)
             if process_alive(record):
@@ -445,6 +443,8 @@ class Demo:
                 if pod.get("pid") and "executor" in _cmdline(int(pod["pid"])):
                     self.say(f"stopping executor of {key} (pid {pod['pid']})")
                     stop_process({"pid": pod["pid"], "marker": "executor", "log": ""}, grace=10)
+        if data.get("kubeconfig") and not data.get("cluster_started_by_demo") and self.cluster.cluster_dir.exists():
+            self._remove_from_shared_cluster()  # after the operator stopped: it would re-add finalizers
         if data.get("postgres_root"):
             from xorj.devenv.postgres import PostgresServer
 
@@ -461,6 +461,7 @@ class Demo:
                      "(`xorj dev cluster down` stops it)")
         data["processes"] = {}
         data.pop("cluster_started_by_demo", None)
+        data.pop("kubeconfig", None)
         self.state.save(data)
 
     def _remove_from_shared_cluster(self) -> None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
+import json
 import logging
 import os
 import pwd
@@ -72,17 +74,21 @@ def _as_service_user(argv: list[str]) -> list[str]:
     return ["setpriv", f"--reuid={SERVICE_USER}", f"--regid={SERVICE_USER}", "--init-groups", "--", *argv]
 
 
-def _chown_to_service_user(path: Path) -> None:
+def chown_to_service_user(path: Path) -> None:
+    """Give ``path`` to the user postgres runs as (a no-op unless we are root)."""
     if _running_as_root():
         entry = pwd.getpwnam(SERVICE_USER)
         os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+_chown_to_service_user = chown_to_service_user  # older name, kept for callers
 
 
 def service_user_can_write(directory: Path) -> bool:
     """Whether the user postgres runs as can create files in ``directory`` (checks every parent's x bit)."""
     if not _running_as_root():
         return os.access(directory, os.W_OK | os.X_OK)
-    result = subprocess.run(_as_service_user(["test", "-w", str(directory)]), capture_output=True)
+    result = subprocess.run(_as_service_user(["test", "-w", str(directory)]), capture_output=True, check=False)
     return result.returncode == 0
 
 
@@ -177,7 +183,7 @@ class PostgresServer:
             str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "--username", SUPERUSER,
             "--auth", "trust", "--encoding", "UTF8", "--locale", "C", "--no-sync", "--no-instructions",
         ]
-        result = subprocess.run(_as_service_user(argv), capture_output=True, text=True)
+        result = subprocess.run(_as_service_user(argv), capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise EnvironmentSetupError(f"initdb failed in {self.data_dir}: {result.stderr.strip()[-2000:]}")
 
@@ -340,3 +346,79 @@ class PostgresServer:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XORJ_CACHE_DIR") or Path.home() / ".cache" / "xorj")
+
+
+class DevDatabase:
+    """The long-lived development server behind ``xorj dev db``: data kept between runs, database
+    ``xorj`` migrated on ``up``.
+
+    Its state (data root and port) is recorded in ``<cache>/postgres.json``. The data lives in
+    ``<cache>/postgres`` when the postgres user can write there; as root the cache is under /root,
+    which that user cannot enter, so the data goes to ``/var/tmp/xorj-postgres-<hash of the cache
+    path>`` (survives reboots, unlike /tmp).
+    """
+
+    DATABASE = "xorj"
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.state_file = cache_dir() / "postgres.json"
+        state = self._load_state()
+        self.root = root or (Path(state["root"]) if state.get("root") else None) or self._default_root()
+        self.port: int | None = state.get("port") if state.get("root") == str(self.root) else None
+
+    def _load_state(self) -> dict:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _save_state(self) -> None:
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(json.dumps({"root": str(self.root), "port": self.port}))
+
+    @staticmethod
+    def _default_root() -> Path:
+        preferred = cache_dir() / "postgres"
+        preferred.mkdir(parents=True, exist_ok=True)
+        chown_to_service_user(preferred)
+        if service_user_can_write(preferred):
+            return preferred
+        preferred.rmdir()
+        digest = hashlib.sha256(str(cache_dir()).encode()).hexdigest()[:8]
+        return Path("/var/tmp") / f"xorj-postgres-{digest}"
+
+    @property
+    def server(self) -> PostgresServer:
+        return PostgresServer(self.root / "data", self.port, log_path=self.root / "postgres.log")
+
+    def up(self) -> str:
+        """Start the server if needed, create and migrate database ``xorj``; returns its DSN."""
+        from xorj.ledger.migrate import migrate
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        chown_to_service_user(self.root)
+        server = self.server
+        server.start()
+        self.port = server.port
+        self._save_state()
+        dsn = server.create_database(self.DATABASE, exist_ok=True)
+        migrate(dsn)
+        return dsn
+
+    def down(self, *, purge: bool = False) -> None:
+        """Stop the server; with ``purge`` also delete its data and recorded state."""
+        self.server.stop()
+        if purge:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.state_file.unlink(missing_ok=True)
+
+    def is_running(self) -> bool:
+        return self.port is not None and self.server.is_running()
+
+    @property
+    def dsn(self) -> str:
+        return self.server.dsn_for(self.DATABASE)

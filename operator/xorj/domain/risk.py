@@ -11,14 +11,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation, localcontext
 
 from xorj.domain.trades import ReasonCode
 from xorj.errors import InvalidInputError
 
-DEFAULT_MAX_TRADE_NOTIONAL_USD = Decimal("1000")
-DEFAULT_MAX_DAILY_VOLUME_USD = Decimal("10000")
+DEFAULT_MAX_TRADE_NOTIONAL_USD = Decimal(1000)
+DEFAULT_MAX_DAILY_VOLUME_USD = Decimal(10000)
 DEFAULT_MAX_DAILY_TRADES = 100
 DEFAULT_MAX_POSITION_SHARE = Decimal("0.50")
 DEFAULT_MAX_PRICE_IMPACT = Decimal("0.01")
@@ -28,7 +28,7 @@ _CENT = Decimal("0.01")
 
 def to_decimal(name: str, value: object) -> Decimal:
     """``value`` as a finite Decimal. Floats are refused: a binary float is not an amount of money."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise InvalidInputError(
             f"{name}: must be a Decimal, an int or a decimal string, not {type(value).__name__} {value!r}"
         )
@@ -129,8 +129,8 @@ def utc_day_start(now: datetime) -> datetime:
     """Midnight UTC of ``now``'s UTC day: the start of the "daily" window of the limits."""
     if now.tzinfo is None:
         raise InvalidInputError(f"now: must be timezone-aware, got naive {now!r}")
-    day = now.astimezone(timezone.utc).date()
-    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+    day = now.astimezone(UTC).date()
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 def daily_usage(trades: Iterable[tuple[datetime, Decimal]], now: datetime) -> DailyUsage:

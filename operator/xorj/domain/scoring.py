@@ -15,13 +15,17 @@ Normalisations
     exactly as in ``fixed``. The cohort minimum of every metric maps to 0, so a lone eligible trader (or
     a cohort of identical traders) scores 0; the 0.001 floor keeps a near-identical cohort from being
     blown up into 0..1. Ineligible traders never move the cohort's bounds.
+    Cohort scores are relative: a trader at the top of every metric scores 0.40 + 0.15 - 0.45 = 0.10,
+    whatever its drawdown. Were Gambler (20 trades) eligible, a cohort of just the three reference
+    profiles would rank it first (10.0 vs Pro 3.4); the trades rule excludes it, and in any wider cohort
+    Pro > Safe Bet holds (see the tests).
 
 Metrics from a trade history (``wallet, timestamp, profit_usd, volume_usd``)
     * ``as_of`` (unix seconds, UTC) ends a rolling window of 90 days: trades with
       ``as_of - 90 d < timestamp <= as_of`` count. Trades after ``as_of`` are ignored entirely. By
       default ``as_of`` is the latest timestamp in the whole data set (not per wallet), so a trader who
       went quiet is measured over the same window as everyone else.
-    * ROI % = 100 x sum(profit) / sum(volume) over the window. Every trade's volume must be > 0.
+    * ROI % = 100 x sum(profit) / sum(volume) over the window (every trade's volume is > 0).
     * Sharpe = mean / stdev of per-trade profit (risk-free rate 0; population stdev). The stdev is
       floored at 1 basis point of the wallet's mean trade volume: without a floor, zero variance divides
       by zero and a nearly constant profit series jumps between huge positive and negative Sharpe values.
@@ -32,6 +36,8 @@ Metrics from a trade history (``wallet, timestamp, profit_usd, volume_usd``)
       (a stand-in for the capital at risk, which a history does not carry): taken literally, "over the
       peak" divides by zero for a trader whose first trade loses a cent, a cliff from 0% to 100%.
       Whenever the peak exceeds one typical trade, this is the literal peak-to-trough over peak.
+    * Trades are ordered by timestamp within a wallet; trades at the same instant (or within about a
+      millisecond) have no defined order between them.
 
 Eligibility of a trade history (first failing rule wins, in this order)
     1. NO_DATA: no trade inside the window.
@@ -52,7 +58,13 @@ Summary input (``wallet, trades, roi_pct, max_drawdown_pct``)
       INSUFFICIENT_TRADES, otherwise ELIGIBLE. INSUFFICIENT_HISTORY and EXTREME_ROI_SPIKE are never
       produced from summaries.
     * Rules on values: trades a whole number >= 0; roi_pct finite (negative allowed); max_drawdown_pct
-      within 0..100; wallets unique.
+      within 0..100; wallets unique (and the limits below).
+
+Accepted values (:data:`VALUE_LIMITS`)
+    Every number must be finite and within its range (volume 1e-6..1e15 USD, |profit| <= 1e15 USD,
+    |roi_pct| <= 1e9, times 1970..9999, trades <= 1e9): beyond those bounds float64 sums and ratios can
+    overflow, and a metric would become inf or NaN. Breaking a rule raises InvalidInputError naming the
+    field, the rule and the offending entry.
 
 Continuity
     Apart from the eligibility thresholds DESIGN.md prescribes (a trade count, 90 days, the 0.5 daily
@@ -119,11 +131,46 @@ def _as_float_array(values: Any, field: str) -> FloatArray:
     return array
 
 
-def _check_finite(array: FloatArray, field: str, label: str) -> None:
+# Accepted range of every input value. Beyond the obvious (drawdown 0..100 %, times that are dates),
+# the bounds keep every sum, ratio and square finite in float64, so no metric can overflow to inf or
+# NaN: a trade moves at most 10^15 USD, volume is at least a micro-dollar, ROI at most 10^9 %.
+VALUE_LIMITS: dict[str, tuple[float, float]] = {
+    "timestamp": (0.0, 253_402_300_799.0),  # 1970-01-01 .. 9999-12-31T23:59:59Z, unix seconds
+    "profit_usd": (-1e15, 1e15),
+    "volume_usd": (1e-6, 1e15),
+    "trades": (0, 1e9),
+    "roi_pct": (-1e9, 1e9),
+    "max_drawdown_pct": (0.0, 100.0),
+}
+
+
+def describe_limits(field: str) -> str:
+    """The rule for ``field`` in words, e.g. ``between 0 and 100``."""
+    if field == "timestamp":
+        return "a time between 1970-01-01 and 9999-12-31"
+    low, high = VALUE_LIMITS[field]
+    return f"between {low:g} and {high:g}"
+
+
+def within_limits(field: str, value: float) -> bool:
+    low, high = VALUE_LIMITS[field]
+    return low <= value <= high
+
+
+def _check_values(array: FloatArray, field: str, label: str) -> None:
+    """Finite and within VALUE_LIMITS, else InvalidInputError naming the first bad entry."""
     bad = np.flatnonzero(~np.isfinite(array))
     if bad.size:
         raise InvalidInputError(
-            f"{label} {bad[0] + 1}: field '{field}' must be a finite number, got {array[bad[0]]!r}"
+            f"{label} {bad[0] + 1}: field '{field}' must be a finite number, got {float(array[bad[0]])!r}"
+        )
+    low, high = VALUE_LIMITS[field]
+    bad = np.flatnonzero((array < low) | (array > high))
+    if bad.size:
+        value = float(array[bad[0]])
+        shown = repr(int(value)) if value.is_integer() and abs(value) < 1e18 else repr(value)
+        raise InvalidInputError(
+            f"{label} {bad[0] + 1}: field '{field}' must be {describe_limits(field)}, got {shown}"
         )
 
 
@@ -163,13 +210,7 @@ class TradeHistory:
                 f"got {self.wallet_index[i]}"
             )
         for field in ("timestamp", "profit_usd", "volume_usd"):
-            _check_finite(getattr(self, field), field, "trade")
-        not_positive = np.flatnonzero(~(self.volume_usd > 0))
-        if not_positive.size:
-            i = not_positive[0]
-            raise InvalidInputError(
-                f"trade {i + 1}: field 'volume_usd' must be greater than 0, got {self.volume_usd[i]!r}"
-            )
+            _check_values(getattr(self, field), field, "trade")
 
 
 @dataclass(frozen=True)
@@ -193,24 +234,13 @@ class TraderSummaries:
         for field in ("trades", "roi_pct", "max_drawdown_pct"):
             if getattr(self, field).size != size:
                 raise InvalidInputError(
-                    f"field '{field}' has {getattr(self, field).size} values, expected {size} (one per wallet)"
+                    f"field '{field}' has {getattr(self, field).size} values, "
+                    f"expected {size} (one per wallet)"
                 )
         _check_unique_wallets(self.wallets)
-        negative = np.flatnonzero(self.trades < 0)
-        if negative.size:
-            i = negative[0]
-            raise InvalidInputError(
-                f"wallet {i + 1}: field 'trades' must be a whole number >= 0, got {self.trades[i]}"
-            )
+        _check_values(self.trades.astype(np.float64), "trades", "wallet")
         for field in ("roi_pct", "max_drawdown_pct"):
-            _check_finite(getattr(self, field), field, "wallet")
-        outside = np.flatnonzero((self.max_drawdown_pct < 0) | (self.max_drawdown_pct > 100))
-        if outside.size:
-            i = outside[0]
-            raise InvalidInputError(
-                f"wallet {i + 1}: field 'max_drawdown_pct' must be between 0 and 100, "
-                f"got {self.max_drawdown_pct[i]!r}"
-            )
+            _check_values(getattr(self, field), field, "wallet")
 
 
 def _check_unique_wallets(wallets: Sequence[str]) -> None:
@@ -246,7 +276,8 @@ class TraderMetrics:
 
     @property
     def eligible(self) -> npt.NDArray[np.bool_]:
-        return self.status_code == _CODE[EligibilityStatus.ELIGIBLE]
+        eligible: npt.NDArray[np.bool_] = self.status_code == _CODE[EligibilityStatus.ELIGIBLE]
+        return eligible
 
 
 @dataclass(frozen=True)
@@ -360,7 +391,8 @@ def _segmented_running_max(values: FloatArray, starts: IntArray, counts: IntArra
     lifted = (values - low_r) / span_r + offset_r
     running = np.maximum.accumulate(lifted)
     # Mapping back can round a hair below the value itself; the running max is never below it.
-    return np.maximum((running - offset_r) * span_r + low_r, values)
+    restored: FloatArray = np.maximum((running - offset_r) * span_r + low_r, values)
+    return restored
 
 
 def metrics_from_history(history: TradeHistory, *, as_of: float | None = None) -> TraderMetrics:
@@ -496,16 +528,28 @@ def combine(n_sharpe: FloatArray, n_roi: FloatArray, n_drawdown: FloatArray) -> 
     return np.clip(weighted * 100.0, 0.0, 100.0)
 
 
-def score_metrics(metrics: TraderMetrics, normalization: Normalization | str = Normalization.FIXED) -> ScoreBoard:
+def score_metrics(
+    metrics: TraderMetrics, normalization: Normalization | str = Normalization.FIXED
+) -> ScoreBoard:
     """Trust Score of every wallet; ineligible wallets score 0."""
     try:
         normalization = Normalization(normalization)
     except ValueError:
         choices = ", ".join(n.value for n in Normalization)
-        raise InvalidInputError(f"field 'normalization' must be one of {choices}, got {normalization!r}") from None
+        raise InvalidInputError(
+            f"field 'normalization' must be one of {choices}, got {normalization!r}"
+        ) from None
+    eligible = metrics.eligible
+    for name, values in zip(("sharpe", "roi_pct", "max_drawdown_pct"), _metric_arrays(metrics), strict=True):
+        bad = np.flatnonzero(eligible & ~np.isfinite(values))
+        if bad.size:  # only reachable with hand-built TraderMetrics; ours are finite when eligible
+            wallet = metrics.wallets[bad[0]]
+            raise InvalidInputError(
+                f"wallet {wallet!r}: field '{name}' must be finite for an eligible trader"
+            )
     normalize = normalize_fixed if normalization is Normalization.FIXED else normalize_cohort
-    raw = np.where(metrics.eligible, combine(*normalize(metrics)), 0.0)
-    rounded = np.round(raw, 1) + 0.0  # + 0.0 turns a -0.0 into 0.0
+    raw: FloatArray = np.where(metrics.eligible, combine(*normalize(metrics)), 0.0)
+    rounded: FloatArray = np.round(raw, 1).astype(np.float64) + 0.0  # + 0.0 turns a -0.0 into 0.0
     return ScoreBoard(metrics=metrics, normalization=normalization, raw_score=raw, score=rounded)
 
 

@@ -24,7 +24,7 @@ from fractions import Fraction
 from xorj.domain.risk import to_decimal
 from xorj.errors import InvalidInputError
 
-DEFAULT_MIN_NOTIONAL_USD = Decimal("1")
+DEFAULT_MIN_NOTIONAL_USD = Decimal(1)
 MAX_TOKEN_DECIMALS = 18  # SPL tokens use 0..9; 18 leaves room for bridged assets
 
 

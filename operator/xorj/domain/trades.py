@@ -308,7 +308,7 @@ def invariant_violation(trade: Trade) -> str | None:
 
 def new_trade(
     *,
-    id: str,  # noqa: A002 - the field's name in the ledger and the CR
+    id: str,  # shadows the builtin on purpose: the field's name in the ledger and the CR
     strategy: str,
     vault: str,
     lead_trader: str,
@@ -462,13 +462,13 @@ def landed_attempts(attempts: Sequence[Attempt]) -> tuple[Attempt, ...]:
 __all__ = [
     "ALLOWED_TRANSITIONS",
     "ATTEMPT_REASONS",
+    "MAX_BPS",
+    "RETRYABLE_OUTCOMES",
+    "TERMINAL_STATES",
     "Attempt",
     "AttemptOutcome",
     "IdempotencyKey",
-    "MAX_BPS",
-    "RETRYABLE_OUTCOMES",
     "ReasonCode",
-    "TERMINAL_STATES",
     "Trade",
     "TradeState",
     "check_transition",

@@ -26,7 +26,7 @@ from xorj.domain.risk import (
 )
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 from xorj.errors import LedgerUnavailableError
-from xorj.ledger.records import Trade
+from xorj.ledger.records import AlertSeverity, NewAlert, Trade
 from xorj.ledger.repository import Ledger
 
 # Outcomes that say something about the system's health (what breakers count). Refusals and
@@ -34,12 +34,26 @@ from xorj.ledger.repository import Ledger
 NOT_SYSTEM_FAILURES = frozenset({ReasonCode.RISK_LIMIT, ReasonCode.CANCELLED})
 
 
+# Which trade failures also go to the alert outbox (written in the same transaction as the failure).
+FAILURE_ALERTS: dict[ReasonCode, tuple[str, AlertSeverity]] = {
+    ReasonCode.SLIPPAGE_EXCEEDED: ("ONCHAIN_FAILURE", AlertSeverity.WARNING),
+    ReasonCode.PROGRAM_ERROR: ("ONCHAIN_FAILURE", AlertSeverity.CRITICAL),
+    ReasonCode.INSUFFICIENT_FUNDS: ("ONCHAIN_FAILURE", AlertSeverity.CRITICAL),
+    ReasonCode.RPC_TIMEOUT: ("RPC_FAILURE", AlertSeverity.WARNING),
+    ReasonCode.RPC_ERROR: ("RPC_FAILURE", AlertSeverity.WARNING),
+    ReasonCode.MALFORMED_RESPONSE: ("RPC_FAILURE", AlertSeverity.CRITICAL),
+    ReasonCode.QUOTE_UNAVAILABLE: ("RPC_FAILURE", AlertSeverity.WARNING),
+}
+
+
 class OwnedLedger:
     """The ledger as one executor (``owner``) sees it: async, every write fenced by its lease."""
 
-    def __init__(self, ledger: Ledger, owner: str, on_result: Callable[[bool], None] | None = None) -> None:
+    def __init__(self, ledger: Ledger, owner: str, on_result: Callable[[bool], None] | None = None,
+                 strategy: str | None = None) -> None:
         self.ledger = ledger
         self.owner = owner
+        self.strategy = strategy
         self._on_result = on_result or (lambda ok: None)
 
     async def _call(self, fn, *args, **kwargs):
@@ -69,7 +83,12 @@ class OwnedLedger:
         await self._call(self.ledger.confirm_trade, trade_id, self.owner, signature)
 
     async def fail(self, trade_id: int, reason: ReasonCode, detail: str) -> None:
-        await self._call(self.ledger.fail_trade, trade_id, self.owner, reason, detail)
+        alert = None
+        if reason in FAILURE_ALERTS:
+            kind, severity = FAILURE_ALERTS[reason]
+            alert = NewAlert(kind, severity, f"trade {trade_id} FAILED {reason.value}: {detail}"[:1000],
+                             strategy=self.strategy, trade_id=trade_id)
+        await self._call(self.ledger.fail_trade, trade_id, self.owner, reason, detail, alert=alert)
 
 
 class LedgerRiskGate:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -9,6 +10,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from xorj.domain.risk import BreakerState
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 from xorj.ledger.records import Trade
+
+log = logging.getLogger("xorj.executor.timing")
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
 
@@ -48,7 +51,7 @@ class ExecutorMetrics:
         self.leases_lost = Counter("xorj_executor_leases_lost", "Trades dropped because the lease was lost",
                                    ["strategy"], registry=r)
         self._claimed_at: dict[int, float] = {}
-        self._first_sent: set[int] = set()
+        self._first_sent: dict[int, float] = {}
         self.set_breaker(BreakerState.CLOSED)
         self.ledger_up.labels(strategy).set(1)
         self.in_flight.labels(strategy).set(0)
@@ -61,7 +64,7 @@ class ExecutorMetrics:
 
     def trade_released(self, trade_id: int) -> None:
         self._claimed_at.pop(trade_id, None)
-        self._first_sent.discard(trade_id)
+        self._first_sent.pop(trade_id, None)
 
     def set_in_flight(self, n: int) -> None:
         self.in_flight.labels(self.strategy).set(n)
@@ -84,10 +87,11 @@ class ExecutorMetrics:
     def first_send(self, trade: Trade) -> None:
         if trade.trade_id in self._first_sent:
             return
-        self._first_sent.add(trade.trade_id)
+        now = time.monotonic()
+        self._first_sent[trade.trade_id] = now
         claimed = self._claimed_at.get(trade.trade_id)
         if claimed is not None:
-            self.claim_to_first_send.labels(self.strategy).observe(time.monotonic() - claimed)
+            self.claim_to_first_send.labels(self.strategy).observe(now - claimed)
 
     def attempt_finished(self, outcome: AttemptOutcome, reason: ReasonCode | None, seconds: float) -> None:
         self.attempt_seconds.labels(self.strategy, outcome.value, reason.value if reason else "").observe(seconds)
@@ -99,4 +103,11 @@ class ExecutorMetrics:
         self.trades_finished.labels(self.strategy, state.value, reason.value if reason else "").inc()
         claimed = self._claimed_at.get(trade_id)
         if claimed is not None:
-            self.claim_to_final.labels(self.strategy, state.value).observe(time.monotonic() - claimed)
+            now = time.monotonic()
+            self.claim_to_final.labels(self.strategy, state.value).observe(now - claimed)
+            first = self._first_sent.get(trade_id)
+            # one line per finished trade: what the benchmark (and a person) reads latencies from
+            log.info("trade timing", extra={"trade_id": trade_id, "state": state.value,
+                                            "reason": reason.value if reason else None,
+                                            "claim_to_first_send_s": None if first is None else round(first - claimed, 6),
+                                            "claim_to_final_s": round(now - claimed, 6)})

@@ -18,16 +18,16 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from xorj.chain.jupiter import DEFAULT_ALLOWED_PROGRAMS, JupiterClient
-from xorj.chain.keys import VaultKey, load_vault_key
+from xorj.chain.keys import VaultKey, check_vault_pubkey, load_vault_key
 from xorj.chain.rpc import PreflightSettings, RpcTimeouts, SolanaRpc
 from xorj.chain.submission import STEPS, ConfirmationPolicy, Submitter, SubmissionSettings
-from xorj.domain.risk import BreakerStatus, KillSwitch, RiskLimits
+from xorj.domain.risk import BreakerState, BreakerStatus, KillSwitch, RiskLimits
 from xorj.domain.slippage import SlippagePolicy
 from xorj.errors import InvalidInputError, LeaseLostError, LedgerError, LedgerUnavailableError
 from xorj.executor.adapters import LedgerRiskGate, OwnedLedger, breaker_from
 from xorj.executor.metrics import ExecutorMetrics
 from xorj.executor.settings import ExecutorSettings
-from xorj.ledger.records import Trade
+from xorj.ledger.records import AlertSeverity, Trade
 from xorj.ledger.repository import Ledger
 
 log = logging.getLogger("xorj.executor")
@@ -68,6 +68,7 @@ class ExecutorService:
         self.settings = settings
         self.owner = settings.executor_id
         self.key = key or load_vault_key(settings.vault_keypair_file)
+        check_vault_pubkey(self.key, settings.vault_pubkey)
         self._own_ledger = ledger is None
         self.ledger = ledger or Ledger.connect(settings.ledger_dsn.get_secret_value(), name=f"xorj-executor")
         self.metrics = ExecutorMetrics(settings.strategy)
@@ -94,7 +95,7 @@ class ExecutorService:
                                  settings.breaker_failures_in_a_row, settings.breaker_open_seconds),
             usd_prices=settings.usd_prices, vault_value_usd=settings.vault_value_usd,
             on_breaker=self._breaker_changed)
-        self.port = OwnedLedger(self.ledger, self.owner, on_result=self._ledger_result)
+        self.port = OwnedLedger(self.ledger, self.owner, on_result=self._ledger_result, strategy=settings.strategy)
         self.submitter = Submitter(
             rpc=self.rpc, swap_api=self.swap_api, key=self.key, ledger=self.port, policy=policy, risk=self.risk,
             settings=SubmissionSettings(
@@ -110,16 +111,46 @@ class ExecutorService:
         self._last_loop_tick = time.monotonic()
         self._runner: web.AppRunner | None = None
         self.bound_port: int | None = None
+        self._ledger_down_since: float | None = None
+        self._breaker_opened_at = None
+        self._background: set[asyncio.Task] = set()
 
     # ---- callbacks ---------------------------------------------------------------------------
 
     def _ledger_result(self, ok: bool) -> None:
         self.metrics.ledger_ok(ok)
-        if ok:
-            self._last_ledger_ok = time.monotonic()
+        now = time.monotonic()
+        if not ok:
+            if self._ledger_down_since is None:
+                self._ledger_down_since = now
+            return
+        self._last_ledger_ok = now
+        if self._ledger_down_since is not None:
+            outage = now - self._ledger_down_since
+            self._ledger_down_since = None
+            # written once the ledger is back (it cannot be written while it is away)
+            self._alert("LEDGER_UNAVAILABLE", AlertSeverity.CRITICAL,
+                        f"executor {self.owner} lost the ledger for {outage:.1f}s; work resumed from the ledger")
 
     def _breaker_changed(self, status: BreakerStatus) -> None:
         self.metrics.set_breaker(status.state)
+        if status.state is BreakerState.OPEN and self._breaker_opened_at != status.opened_at:
+            self._breaker_opened_at = status.opened_at
+            self._alert("BREAKER_OPEN", AlertSeverity.CRITICAL,
+                        f"circuit breaker open ({status.trip}); new trades refused until "
+                        f"{status.reopens_at.isoformat() if status.reopens_at else '?'}")
+
+    def _alert(self, kind: str, severity: AlertSeverity, message: str) -> None:
+        async def write() -> None:
+            try:
+                await asyncio.to_thread(self.ledger.raise_alert, kind, severity, message,
+                                        strategy=self.settings.strategy)
+            except LedgerError as exc:
+                log.warning("could not write alert", extra={"kind": kind, "error": str(exc)})
+        log.warning("alert", extra={"kind": kind, "alert_message": message})
+        task = asyncio.create_task(write())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -276,10 +307,20 @@ class ExecutorService:
                 held = set()  # our leases have run out by now: assume every trade was taken over
             for trade_id in ids:
                 work = self._work.get(trade_id)
-                if trade_id not in held and work is not None and not work.task.done():
-                    self.metrics.leases_lost.labels(self.settings.strategy).inc()
-                    log.warning("lease lost: stopping work on trade", extra={"trade_id": trade_id})
-                    work.task.cancel()
+                if trade_id in held or work is None or work.task.done():
+                    continue
+                if await self._finished_in_ledger(trade_id):
+                    continue  # it just became terminal (which ends the lease): its task is wrapping up
+                self.metrics.leases_lost.labels(self.settings.strategy).inc()
+                log.warning("lease lost: stopping work on trade", extra={"trade_id": trade_id})
+                work.task.cancel()
+
+    async def _finished_in_ledger(self, trade_id: int) -> bool:
+        try:
+            trade = await asyncio.to_thread(self.ledger.get_trade, trade_id)
+        except LedgerError:
+            return False
+        return trade.state.is_terminal
 
     async def _ledger_counts_loop(self) -> None:
         while True:

@@ -42,6 +42,7 @@ class ExecutorSettings(BaseSettings):
     swap_api_url: str = Field(min_length=1)
     swap_api_key: SecretStr | None = None
     vault_keypair_file: Path
+    vault_pubkey: str | None = None  # when set, the keypair file must hold exactly this vault's key
     executor_id: str = Field(default_factory=_default_executor_id, min_length=1)
 
     # work

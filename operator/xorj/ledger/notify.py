@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
+from typing import Self
 
 import psycopg
 from psycopg import sql
@@ -72,7 +73,7 @@ class TradeListener:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> TradeListener:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -88,7 +89,7 @@ class AsyncTradeListener:
         self.strategy = strategy
         self._conn: psycopg.AsyncConnection | None = None
 
-    async def __aenter__(self) -> AsyncTradeListener:
+    async def __aenter__(self) -> Self:
         with translated_errors():
             self._conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True, connect_timeout=10)
             await self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))

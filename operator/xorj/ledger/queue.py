@@ -22,7 +22,13 @@ import psycopg
 
 from xorj.errors import InvalidInputError, LeaseLostError, TradeNotFoundError
 from xorj.ledger.records import Trade
-from xorj.ledger.rows import ATTEMPT_COLUMNS, TRADE_COLUMNS, Row, attempt_from_row, trade_from_row
+from xorj.ledger.rows import (
+    ATTEMPT_COLUMNS,
+    TRADE_COLUMNS,
+    Row,
+    attempt_from_row,
+    trade_from_row,
+)
 
 _CLAIM = f"""
 WITH candidates AS (
@@ -67,8 +73,12 @@ def with_attempts(cur: psycopg.Cursor, rows: Sequence[Row]) -> list[Trade]:
     """Trades for ``rows`` with all their attempts (raw bytes included), in one extra query."""
     if not rows:
         return []
-    ids = [row["id"] for row in rows]
-    by_trade: dict[int, list] = {i: [] for i in ids}
+    by_trade: dict[int, list] = {row["id"]: [] for row in rows}
+    # A PENDING trade has no attempts (the first attempt's record moves it to SUBMITTED in the same
+    # transaction), so the common claim of fresh work costs no second query.
+    ids = [row["id"] for row in rows if row["state"] != "PENDING"]
+    if not ids:
+        return [trade_from_row(row) for row in rows]
     for attempt_row in cur.execute(
         f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE trade_id = ANY(%s) ORDER BY trade_id, attempt_no", (ids,)
     ):
@@ -109,13 +119,23 @@ def release(cur: psycopg.Cursor, trade_id: int, owner: str) -> bool:
     return row is not None
 
 
-def lock_for_owner(cur: psycopg.Cursor, trade_id: int, owner: str | None) -> tuple[Row, bool]:
-    """Lock the trade row for a write; return (row, whether ``owner`` holds a live lease on it)."""
+def lock_for_owner(
+    cur: psycopg.Cursor, trade_id: int, owner: str | None, *, recorded: tuple[str, bytes] | None = None
+) -> tuple[Row, bool]:
+    """Lock the trade row for a write; return (row, whether ``owner`` holds a live lease on it).
+
+    With ``recorded=(signature, raw_tx)`` the row also carries ``recorded_attempt_id``: the id of this
+    trade's attempt with exactly that signature and those bytes, if one is stored (same round trip).
+    """
+    signature, raw = recorded if recorded else (None, None)
     row = cur.execute(
         f"""SELECT {TRADE_COLUMNS},
-                   (lease_owner IS NOT DISTINCT FROM %s AND lease_expires_at > now()) AS lease_held
+                   (lease_owner IS NOT DISTINCT FROM %s AND lease_expires_at > now()) AS lease_held,
+                   (SELECT a.id FROM attempts a
+                     WHERE %s::text IS NOT NULL AND a.signature = %s AND a.trade_id = trades.id
+                       AND a.raw_tx = %s::bytea) AS recorded_attempt_id
               FROM trades WHERE id = %s FOR UPDATE""",
-        (owner, trade_id),
+        (owner, signature, signature, raw, trade_id),
     ).fetchone()
     if row is None:
         raise TradeNotFoundError(f"trade {trade_id} does not exist")
@@ -127,7 +147,7 @@ def lease_lost(row: Row, owner: str, action: str) -> LeaseLostError:
     if row["state"] in ("CONFIRMED", "FAILED"):
         why = f"the trade is already {row['state']}"
     elif holder and holder != owner:
-        why = f"the lease belongs to another executor"
+        why = "the lease belongs to another executor"
     else:
         why = "its lease expired or was released"
     return LeaseLostError(f"{action} on trade {row['id']} refused for {owner!r}: {why}; nothing was written")

@@ -23,6 +23,7 @@ import contextlib
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Self
 
 import psycopg
 import psycopg_pool
@@ -47,7 +48,13 @@ from xorj.ledger.records import (
     TraderScore,
     VaultActivity,
 )
-from xorj.ledger.rows import ATTEMPT_COLUMNS, TRADE_COLUMNS, Row, attempt_from_row, event_from_row
+from xorj.ledger.rows import (
+    ATTEMPT_COLUMNS,
+    TRADE_COLUMNS,
+    Row,
+    attempt_from_row,
+    event_from_row,
+)
 
 DEFAULT_LEASE_SECONDS = 30.0
 
@@ -79,7 +86,7 @@ class Ledger:
         if self._owns_pool:
             self._pool.close()
 
-    def __enter__(self) -> Ledger:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -184,12 +191,13 @@ class Ledger:
         bytes again is a no-op returning the stored attempt.
         """
         with self._transaction() as cur:
-            row, held = queue.lock_for_owner(cur, trade_id, owner)
-            same = cur.execute(
-                f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE signature = %s", (signature,)
-            ).fetchone()
-            if same is not None and same["trade_id"] == trade_id and bytes(same["raw_tx"]) == bytes(raw_tx):
-                return attempt_from_row(same)
+            row, held = queue.lock_for_owner(cur, trade_id, owner, recorded=(signature, bytes(raw_tx)))
+            if row["recorded_attempt_id"] is not None:  # already recorded: a repeat changes nothing
+                return attempt_from_row(
+                    cur.execute(
+                        f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = %s", (row["recorded_attempt_id"],)
+                    ).fetchone()
+                )
             if not held:
                 raise queue.lease_lost(row, owner, "record_attempt")
             state = TradeState(row["state"])
@@ -206,11 +214,9 @@ class Ledger:
                 ).fetchone()
             )
             if state is TradeState.PENDING:
-                cur.execute(
-                    "UPDATE trades SET state = 'SUBMITTED', submitted_at = now(), updated_at = now() WHERE id = %s",
-                    (trade_id,),
+                _transition(
+                    cur, row, TradeState.SUBMITTED, "submitted_at = now()", (), actor=owner, signature=signature
                 )
-                _event(cur, trade_id, row["strategy"], state, TradeState.SUBMITTED, actor=owner, signature=signature)
             return attempt
 
     def resolve_attempt(
@@ -436,13 +442,11 @@ class Ledger:
             cur.execute(
                 "UPDATE attempts SET outcome = 'LANDED', resolved_at = now() WHERE id = %s", (attempt.attempt_id,)
             )
-        cur.execute(
-            """UPDATE trades SET state = 'CONFIRMED', final_signature = %s, finished_at = now(), updated_at = now(),
-                                 lease_owner = NULL, lease_expires_at = NULL
-                WHERE id = %s""",
-            (attempt.signature, row["id"]),
+        _transition(
+            cur, row, TradeState.CONFIRMED,
+            "final_signature = %s, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL",
+            (attempt.signature,), actor=owner, signature=attempt.signature,
         )
-        _event(cur, row["id"], row["strategy"], state, TradeState.CONFIRMED, actor=owner, signature=attempt.signature)
 
     def _fail(
         self, cur: psycopg.Cursor, row: Row, reason: ReasonCode, detail: str | None, actor: str, alert: NewAlert | None
@@ -457,16 +461,46 @@ class Ledger:
                 f"trade {row['id']} cannot fail while attempt {unresolved['signature']} may still land; "
                 "resolve that attempt (EXPIRED, FAILED_ON_CHAIN or NOT_SENT) first"
             )
-        cur.execute(
-            """UPDATE trades SET state = 'FAILED', reason = %s, detail = %s, finished_at = now(), updated_at = now(),
-                                 lease_owner = NULL, lease_expires_at = NULL
-                WHERE id = %s""",
-            (reason.value, detail, row["id"]),
+        _transition(
+            cur, row, TradeState.FAILED,
+            "reason = %s, detail = %s, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL",
+            (reason.value, detail), actor=actor, reason=reason, detail=detail,
         )
-        _event(cur, row["id"], row["strategy"], state, TradeState.FAILED, actor=actor, reason=reason, detail=detail)
         if alert is not None:
             outbox.insert(cur, alert)
         return self._load(cur, row)
+
+
+def _transition(
+    cur: psycopg.Cursor,
+    row: Row,
+    to_state: TradeState,
+    assignments: str,
+    params: tuple,
+    *,
+    actor: str | None,
+    reason: ReasonCode | None = None,
+    detail: str | None = None,
+    signature: str | None = None,
+) -> None:
+    """Move the locked trade ``row`` to ``to_state`` (also setting ``assignments``) and write its audit
+    row, in one statement. The caller has checked the transition with check_transition."""
+    from_state = TradeState(row["state"])
+    check_transition(from_state, to_state)
+    cur.execute(
+        f"""WITH changed AS (
+                UPDATE trades SET state = %s, updated_at = now(), {assignments}
+                 WHERE id = %s AND state = %s
+                RETURNING id, strategy)
+            INSERT INTO trade_events (trade_id, strategy, from_state, to_state, reason, detail, actor, attempt_signature)
+            SELECT id, strategy, %s, %s, %s, %s, %s, %s FROM changed""",
+        (
+            to_state.value, *params, row["id"], from_state.value,
+            from_state.value, to_state.value, None if reason is None else reason.value, detail, actor, signature,
+        ),
+    )
+    if cur.rowcount != 1:  # cannot happen under the row lock; refuse rather than write half
+        raise LedgerError(f"trade {row['id']} was not in state {from_state.value} when moving it to {to_state.value}")
 
 
 def _event(

@@ -7,7 +7,14 @@ from decimal import Decimal
 from typing import Any
 
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
-from xorj.ledger.records import Alert, AlertSeverity, Attempt, Trade, TradeEvent, TraderScore
+from xorj.ledger.records import (
+    Alert,
+    AlertSeverity,
+    Attempt,
+    Trade,
+    TradeEvent,
+    TraderScore,
+)
 
 Row = Mapping[str, Any]
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import csv
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-END = datetime(2024, 6, 30, 12, 0, tzinfo=timezone.utc)
+END = datetime(2024, 6, 30, 12, 0, tzinfo=UTC)
 
 
 def trades(rng, wallet, n, days, mean, sd, volume=250.0):

@@ -25,7 +25,9 @@ def install(k8s_cluster, namespace: str, *sets: str, action: str = "install"):
     args = [action, "xorj", str(CHART), "--namespace", namespace]
     for s in sets:
         args += ["--set", s]
-    return k8s_cluster.helm(*args)
+    result = k8s_cluster.helm(*args, check=False)
+    assert result.returncode == 0, f"helm {action} failed: {result.stderr}"
+    return result
 
 
 def get_json(k8s_cluster, *args: str) -> dict:
@@ -65,7 +67,6 @@ def test_install_upgrade_uninstall(k8s_cluster, k8s_namespace) -> None:
     secret = get_json(k8s_cluster, "secret", "xorj-ledger", "-n", ns)
     password = base64.b64decode(secret["data"]["password"]).decode()
     assert len(password) == 32
-    assert get_json(k8s_cluster, "kopfpeering", "xorj-operator", "-n", ns)
     policies = {p["metadata"]["name"] for p in get_json(k8s_cluster, "networkpolicies", "-n", ns)["items"]}
     assert policies == {"xorj-executors", "xorj-operator", "xorj-ledger"}
 
@@ -153,6 +154,12 @@ def chart_operator_grants(k8s_cluster, namespace: str) -> set[tuple[str, str, st
             for v in rule["verbs"]}
 
 
+# kopf's optional cluster-wide scans (settings.scanning): with explicit --namespace the operator
+# needs neither; kopf logs that it lacks the permission and goes on. Granting them would mean a
+# ClusterRole for nothing. (kopf stops trying when the operator sets settings.scanning.disabled.)
+OPTIONAL_SCANS = {("GET", "/api/v1/namespaces"),
+                  ("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")}
+
 # Grants the scenario below cannot exercise, each with the code path that needs it.
 NOT_EXERCISED: dict[tuple[str, str, str], str] = {
     # none yet: every grant must be used by the scenario, or listed here with its reason
@@ -177,9 +184,9 @@ def test_operator_runs_under_the_charts_service_account(k8s_cluster, k8s_namespa
     kubeconfig = service_account_kubeconfig(k8s_cluster, ns, OPERATOR_SA, tmp_path / "operator.kubeconfig",
                                             server=recorder.url)
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "XORJ_LEDGER_DSN": ledger_dsn,
-           "XORJ_EXECUTOR_SERVICE_ACCOUNT": EXECUTOR_SA, "XORJ_EXECUTOR_LEDGER_SECRET": "ledger",
-           "XORJ_EXECUTOR_LEDGER_SECRET_KEY": "dsn", "XORJ_COPYTRADE_RESYNC_SECONDS": "1",
-           "XORJ_STRATEGY_RESYNC_SECONDS": "2"}
+           "XORJ_OPERATOR_EXECUTOR_SERVICE_ACCOUNT": EXECUTOR_SA, "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET": "ledger",
+           "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET_KEY": "dsn", "XORJ_OPERATOR_COPYTRADE_RESYNC_SECONDS": "1",
+           "XORJ_OPERATOR_STRATEGY_RESYNC_SECONDS": "2"}
     log_path = tmp_path / "operator.log"
     xorj = str(Path(sys.executable).parent / "xorj")
     with open(log_path, "wb") as log:
@@ -242,7 +249,7 @@ def test_operator_runs_under_the_charts_service_account(k8s_cluster, k8s_namespa
         process.wait(timeout=40)
         recorder.stop()
 
-    refused = sorted({(c.method, c.path) for c in recorder.calls if c.status == 403})
+    refused = sorted({(c.method, c.path) for c in recorder.calls if c.status == 403} - OPTIONAL_SCANS)
     assert not refused, f"the chart's RBAC refused the operator: {refused}\n{log_path.read_text()[-2000:]}"
     used = rbac_calls(recorder.calls)
     granted = chart_operator_grants(k8s_cluster, ns)

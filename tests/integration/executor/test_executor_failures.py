@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -19,6 +20,7 @@ from tests.integration.executor.harness import (
     admit,
     assert_chain_matches_ledger,
     executor_env,
+    rpc,
     successful_fills,
     vault_transactions,
     wait_terminal,
@@ -104,28 +106,35 @@ def test_rpc_that_never_answers_sends_fails_with_rpc_timeout_and_nothing_lands(l
     assert trade.state is TradeState.FAILED and trade.reason is ReasonCode.RPC_TIMEOUT, trade
     assert [a.outcome for a in trade.attempts] == [AttemptOutcome.EXPIRED] * 2
     assert all(a.detail.startswith("RPC_TIMEOUT: never accepted") for a in trade.attempts)
+    assert any(a.kind == "RPC_FAILURE" and a.trade_id == trade.trade_id for a in ledger.pending_alerts())
     assert successful_fills(local_chain.rpc_url, scenario.vault) == fills_before
     assert_chain_matches_ledger(local_chain.rpc_url, scenario, trades, fills_before, balances_before)
 
 
 def test_expired_attempt_is_resigned_only_after_finalized_expiry(local_chain, ledger, ledger_dsn, scenario,
                                                                  chain_before):
-    """Sends are answered but the transaction never lands (dropped: the node is given the bytes but
-    an error comes back without processing). After expiry the executor signs ONE new attempt."""
+    """The node refuses every send (error answer, nothing processed) until the first attempt has
+    expired at finalized height; only then is ONE new attempt signed, and it lands."""
     fills_before, balances_before = chain_before
-    local_chain.set_fault(kind="error", method="sendTransaction", count=3)
+    local_chain.set_fault(kind="error", method="sendTransaction")
     ids = _admit_distinct(ledger, scenario, 1)
     stop = threading.Event()
     with InProcessExecutor(_env(local_chain, ledger_dsn, scenario, rebroadcast_interval_seconds=0.3)):
-        _expire_quickly(local_chain, stop)
-        try:
-            trades = wait_terminal(ledger, ids, 120)
-        finally:
-            stop.set()
+        deadline = time.monotonic() + 30
+        while not any(a.outcome is AttemptOutcome.EXPIRED for a in ledger.get_trade(ids[0]).attempts):
+            assert time.monotonic() < deadline, "attempt 1 never expired"
+            trade = ledger.get_trade(ids[0])
+            assert len(trade.attempts) <= 1, "re-signed before expiry"
+            local_chain.advance_blocks(40)
+            time.sleep(0.2)
+        local_chain.reset_faults()
+        trades = wait_terminal(ledger, ids, 60)
+    stop.set()
     trade = trades[0]
     assert trade.state is TradeState.CONFIRMED, trade
-    assert [a.outcome for a in trade.attempts][-1] is AttemptOutcome.LANDED
-    assert all(a.outcome is AttemptOutcome.EXPIRED for a in trade.attempts[:-1]) and len(trade.attempts) >= 2
+    first, second = trade.attempts
+    assert first.outcome is AttemptOutcome.EXPIRED and first.detail.startswith("RPC_ERROR: never accepted")
+    assert second.outcome is AttemptOutcome.LANDED and second.slippage_bps == first.slippage_bps
     assert_chain_matches_ledger(local_chain.rpc_url, scenario, trades, fills_before, balances_before)
 
 
@@ -186,6 +195,7 @@ def test_slippage_failures_past_the_cap_fail_the_trade(local_chain, ledger, ledg
     assert trade.state is TradeState.FAILED and trade.reason is ReasonCode.SLIPPAGE_EXCEEDED, trade
     assert [a.slippage_bps for a in trade.attempts] == [100, 150, 200]
     assert all(a.outcome is AttemptOutcome.FAILED_ON_CHAIN for a in trade.attempts)
+    assert any(a.kind == "ONCHAIN_FAILURE" and a.trade_id == trade.trade_id for a in ledger.pending_alerts())
     assert_chain_matches_ledger(local_chain.rpc_url, scenario, trades, fills_before, balances_before)
 
 
@@ -226,6 +236,7 @@ def test_ledger_connections_killed_mid_trade_leave_no_orphan_and_no_duplicate(lo
         ledger_errors = sum(s.value for m in ex.service.metrics.ledger_errors.collect() for s in m.samples
                             if s.name.endswith("_total"))
     assert ledger_errors > 0, "the killer never hit the executor: the test proved nothing"
+    assert any(a.kind == "LEDGER_UNAVAILABLE" for a in ledger.pending_alerts())
     assert all(t.state.is_terminal for t in trades)
     assert all(t.lease_owner is None for t in trades)
     assert_chain_matches_ledger(local_chain.rpc_url, scenario, trades, fills_before, balances_before)
@@ -248,8 +259,50 @@ def test_ledger_server_restart_mid_trade(local_chain, disposable_postgres_server
             time.sleep(3)
             disposable_postgres_server.start()
             trades = wait_terminal(ledger, ids, 180)
-            ledger_errors = sum(s.value for m in ex.service.metrics.ledger_errors.collect() for s in m.samples
-                                if s.name.endswith("_total"))
-    assert ledger_errors > 0
+            felt = sum(s.value for c in (ex.service.metrics.ledger_errors, ex.service.metrics.leases_lost)
+                       for m in c.collect() for s in m.samples if s.name.endswith("_total"))
+    assert felt > 0, "the executor never noticed the outage: the test proved nothing"
     assert all(t.state.is_terminal for t in trades)
     assert_chain_matches_ledger(local_chain.rpc_url, scenario, trades, fills_before, balances_before)
+
+
+def test_confirmation_depth_scales_with_trade_size(local_chain, ledger, ledger_dsn, scenario, chain_before):
+    """Trades at or above XORJ_FINALIZED_FROM_USD are CONFIRMED only once their swap is finalized on
+    chain; smaller ones at confirmed depth (1 slot here, finality 32 slots)."""
+    fills_before, balances_before = chain_before
+    small = admit(ledger, scenario, 1, AMOUNT + 11, notional_usd=Decimal("10"))[0]
+    large = admit(ledger, scenario, 1, AMOUNT + 22, notional_usd=Decimal("5000"))[0]
+    seen: dict[int, str] = {}
+    with InProcessExecutor(_env(local_chain, ledger_dsn, scenario, finalized_from_usd="1000")):
+        deadline = time.monotonic() + 60
+        while len(seen) < 2 and time.monotonic() < deadline:
+            for trade_id in (small, large):
+                trade = ledger.get_trade(trade_id)
+                if trade_id not in seen and trade.state is TradeState.CONFIRMED:
+                    status = rpc(local_chain.rpc_url, "getSignatureStatuses",
+                                 [[trade.final_signature], {"searchTransactionHistory": True}])["value"][0]
+                    seen[trade_id] = status["confirmationStatus"]
+            time.sleep(0.01)
+        trades = wait_terminal(ledger, [small, large], 60)
+    assert seen[large] == "finalized"
+    assert seen[small] == "confirmed"  # it did not wait 32 slots for finality
+    assert_chain_matches_ledger(local_chain.rpc_url, scenario, trades, fills_before, balances_before)
+
+
+def test_circuit_breaker_opens_on_repeated_failures_and_refuses_new_trades(local_chain, ledger, ledger_dsn, scenario,
+                                                                         chain_before):
+    fills_before, balances_before = chain_before
+    local_chain.set_fault(kind="http_error", method="quote", status=503)
+    failing = _admit_distinct(ledger, scenario, 2)
+    with InProcessExecutor(_env(local_chain, ledger_dsn, scenario, breaker_failures_in_a_row=2, concurrency=1)) as ex:
+        failed = wait_terminal(ledger, failing, 60)
+        local_chain.reset_faults()
+        time.sleep(1.2)  # the breaker's state is cached for a second
+        refused = wait_terminal(ledger, admit(ledger, scenario, 1, AMOUNT + 77), 60)[0]
+        breaker_open = ex.service.metrics.breaker_state.labels(scenario.strategy, "OPEN")._value.get()
+    assert [t.reason for t in failed] == [ReasonCode.RPC_ERROR] * 2
+    assert refused.state is TradeState.FAILED and refused.reason is ReasonCode.RISK_LIMIT
+    assert refused.detail.startswith("circuit_breaker") and refused.attempts == ()
+    assert breaker_open == 1
+    assert any(a.kind == "BREAKER_OPEN" for a in ledger.pending_alerts())
+    assert_chain_matches_ledger(local_chain.rpc_url, scenario, failed + [refused], fills_before, balances_before)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
+
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -48,7 +51,7 @@ def _wait_exit(proc: ExecutorProcess, timeout: float) -> int | None:
 
 
 def test_sigkill_after_every_step_many_times_keeps_exactly_once(local_chain, ledger, ledger_dsn, scenario,
-                                                                chain_before, tmp_path):
+                                                                chain_before, price_mover, tmp_path):
     """For each step of the algorithm, executors are killed (SIGKILL, by the test hook) right after
     that step, again and again, while others take over from the ledger. Every trade still ends
     CONFIRMED or FAILED and the fills on the chain are exactly the confirmed trades."""
@@ -56,24 +59,40 @@ def test_sigkill_after_every_step_many_times_keeps_exactly_once(local_chain, led
     rng = random.Random(7)
     ids: list[int] = []
     kills = {step: 0 for step in STEPS}
-    # The price keeps moving 1.5% against us after every swap transaction built: attempts at 100
-    # bps fail on chain (slippage), so the "resolved" and "failed" steps happen too.
-    local_chain.move_price_after_next_swap(bps=-150, count=10_000, input_mint=scenario.input_mint)
+    # The price swings 1.5% up and back every 0.2 s while sends are delayed 0.3 s: many attempts at
+    # 100 bps fail on chain (slippage), so the "resolved" and "failed" steps happen too.
+    local_chain.set_fault(kind="latency", method="sendTransaction", delay_ms=300)
+    stop = threading.Event()
+
+    def swing() -> None:
+        while not stop.is_set():
+            price_mover.against(150)
+            stop.wait(0.2)
+            price_mover.restore()
+            stop.wait(0.2)
+
+    swinger = threading.Thread(target=swing, daemon=True)
+    swinger.start()
     for round_no in range(2):
         for step in STEPS:
             ids += _admit(ledger, scenario, 2, rng)
+            # and one the risk limits refuse (max notional): the "failed" step happens every round
+            ids += admit(ledger, scenario, 1, AMOUNT + rng.randrange(1, 10**6), notional_usd=Decimal("20000"))
             env = _env(local_chain, ledger_dsn, scenario, concurrency=2, slippage_cap_bps=200,
-                       max_price_impact="0.05", test_sigkill_after=f"{step}:{rng.randint(1, 2)}")
+                       max_price_impact="0.05",
+                       test_sigkill_after=f"{step}:{1 if step == 'resolved' else rng.randint(1, 2)}")
             proc = ExecutorProcess({**env, "XORJ_EXECUTOR_ID": f"victim-{round_no}-{step}"},
                                    tmp_path / f"victim-{round_no}-{step}.log")
             try:
-                code = _wait_exit(proc, 15)
+                code = _wait_exit(proc, 30 if step == "resolved" else 15)
                 if code == -9:
                     kills[step] += 1
             finally:
                 proc.close()
-    assert all(kills[step] >= 1 for step in STEPS), kills
+    stop.set()
+    swinger.join()
     local_chain.reset_faults()
+    assert all(kills[step] >= 1 for step in STEPS), str(kills)
     # A healthy executor finishes whatever the victims left (after their leases run out).
     with executors(1, _env(local_chain, ledger_dsn, scenario, concurrency=4, slippage_cap_bps=200,
                            max_price_impact="0.05"), tmp_path, "finisher"):

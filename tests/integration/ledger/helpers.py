@@ -11,7 +11,7 @@ from xorj.ledger import Ledger, TradeIntent, migrate
 
 
 def intent(n: int = 1, *, strategy: str = "alpha", vault: str = "vault-1", amount: int = 1_000_000,
-           notional_usd: Decimal | None = Decimal("10")) -> TradeIntent:
+           notional_usd: Decimal | None = Decimal(10)) -> TradeIntent:
     return TradeIntent(
         strategy=strategy,
         vault=vault,

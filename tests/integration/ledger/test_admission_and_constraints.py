@@ -7,9 +7,13 @@ import threading
 
 import psycopg
 import pytest
-
 from xorj.domain.trades import ReasonCode, TradeState
-from xorj.errors import IllegalTransitionError, LedgerConstraintError, LedgerError, TradeNotFoundError
+from xorj.errors import (
+    IllegalTransitionError,
+    LedgerConstraintError,
+    LedgerError,
+    TradeNotFoundError,
+)
 from xorj.ledger import Ledger, TraderScore
 
 from .helpers import intent, raw_tx

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
-
 from xorj.domain.trades import ReasonCode, TradeState
-from xorj.errors import LeaseLostError
+from xorj.errors import LeaseLostError, LedgerUnavailableError
 from xorj.ledger import AsyncTradeListener, Ledger, TradeListener, TradeNotification
 
 from .helpers import intent, raw_tx
@@ -43,3 +43,13 @@ async def test_async_listener(ledger: Ledger, ledger_dsn):
         ledger.fail_trade(trade_id, "ex", ReasonCode.RISK_LIMIT, "kill switch")
         received = await listener.wait(timeout=5, max_count=2)
     assert [(n.trade_id, n.state) for n in received] == [(trade_id, TradeState.PENDING), (trade_id, TradeState.FAILED)]
+
+
+def test_a_listener_whose_connection_dies_raises_ledger_unavailable(ledger_dsn):
+    with TradeListener(ledger_dsn) as listener, psycopg.connect(ledger_dsn, autocommit=True) as admin:
+        admin.execute(
+            """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                WHERE datname = current_database() AND query LIKE 'LISTEN%%' AND pid <> pg_backend_pid()"""
+        )
+        with pytest.raises(LedgerUnavailableError):
+            listener.wait(timeout=5)

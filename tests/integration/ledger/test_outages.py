@@ -8,7 +8,6 @@ import time
 
 import psycopg
 import pytest
-
 from xorj.domain.trades import TradeState
 from xorj.errors import LedgerUnavailableError
 from xorj.ledger import Ledger, migrate
@@ -27,6 +26,7 @@ class Writers:
         self.ledger = ledger
         self.acked: dict[int, tuple[int, str]] = {}  # lead number -> (trade id, last acknowledged step)
         self.unavailable_errors = 0
+        self.slowest_failure = 0.0  # seconds a call took to give up during the outage
         self.acked_times: list[float] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -51,6 +51,7 @@ class Writers:
         owner = f"writer-{index}"
         while not self._stop.is_set():
             n += 1
+            began = time.monotonic()
             try:
                 trade_id = self.ledger.admit_trade(intent(n, strategy=owner)).trade_id
                 self._ack(n, trade_id, "admitted")
@@ -64,6 +65,7 @@ class Writers:
             except LedgerUnavailableError:
                 with self._lock:
                     self.unavailable_errors += 1
+                    self.slowest_failure = max(self.slowest_failure, time.monotonic() - began)
                 time.sleep(0.05)
                 # The abandoned trade may hold a lease; a fresh strategy name keeps claims unambiguous.
                 owner = f"writer-{index}-{n}"
@@ -95,6 +97,10 @@ def test_server_restart_mid_run_loses_nothing_committed_and_the_pool_recovers(di
         assert writers.unavailable_errors > 0, "the outage was not noticed by the writers"
         assert any(t > down_at + 1.0 for t in writers.acked_times), "no write succeeded after the restart"
         assert recovery < 30
+        # Calls fail fast with the typed error (acquire timeout 2 s) instead of hanging.
+        assert writers.slowest_failure < 15, writers.slowest_failure
+        print(f"{how}: {writers.unavailable_errors} LedgerUnavailableError, slowest {writers.slowest_failure:.1f}s, "
+              f"ledger answering {recovery:.1f}s after the server was started again")
         lost = []
         for n, (trade_id, step) in writers.acked.items():
             trade = ledger.get_trade(trade_id)

@@ -3,11 +3,10 @@ the reads risk limits and circuit breakers use."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 from xorj.errors import InvalidInputError, LedgerError
 from xorj.ledger import AlertSeverity, Ledger, NewAlert
@@ -110,21 +109,21 @@ def test_alert_outbox_delivers_each_alert_once(ledger: Ledger):
 
 
 def test_vault_activity_counts_sent_trades_since_a_time(ledger: Ledger):
-    since = datetime.now(timezone.utc) - timedelta(minutes=1)
+    since = datetime.now(UTC) - timedelta(minutes=1)
     sent = _claimed(ledger, 1, notional_usd=Decimal("120.5"))
     ledger.record_attempt(sent, "ex", "sig-1", raw_tx("1"), 1, 1)
-    also_sent = _claimed(ledger, 2, notional_usd=Decimal("30"))
+    also_sent = _claimed(ledger, 2, notional_usd=Decimal(30))
     ledger.record_attempt(also_sent, "ex", "sig-2", raw_tx("2"), 1, 1)
-    _claimed(ledger, 3, notional_usd=Decimal("999"))  # PENDING, never sent
-    _claimed(ledger, 4, vault="vault-2", notional_usd=Decimal("5"))
+    _claimed(ledger, 3, notional_usd=Decimal(999))  # PENDING, never sent
+    _claimed(ledger, 4, vault="vault-2", notional_usd=Decimal(5))
     activity = ledger.vault_activity("vault-1", since)
     assert activity == (Decimal("150.5"), 2)
     assert activity.volume_usd == Decimal("150.5") and activity.trade_count == 2
-    assert ledger.vault_activity("vault-1", datetime.now(timezone.utc) + timedelta(minutes=1)) == (Decimal(0), 0)
+    assert ledger.vault_activity("vault-1", datetime.now(UTC) + timedelta(minutes=1)) == (Decimal(0), 0)
 
 
 def test_recent_outcomes_list_terminal_trades_oldest_first(ledger: Ledger):
-    since = datetime.now(timezone.utc) - timedelta(minutes=1)
+    since = datetime.now(UTC) - timedelta(minutes=1)
     ok = _claimed(ledger, 1)
     ledger.record_attempt(ok, "ex", "sig-1", raw_tx("1"), 1, 1)
     ledger.confirm_trade(ok, "ex", "sig-1")

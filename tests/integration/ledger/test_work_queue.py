@@ -10,7 +10,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 from xorj.errors import InvalidInputError, LeaseLostError
 from xorj.ledger import Ledger
@@ -69,7 +68,7 @@ def test_claims_are_oldest_first_and_skip_live_leases(ledger: Ledger):
 
 def test_expired_lease_hands_the_trade_over_exactly_once_and_fences_the_old_owner(ledger: Ledger, ledger_dsn, tmp_path):
     trade_id = ledger.admit_trade(intent(1)).trade_id
-    [claimed] = ledger.claim_trades("alpha", "old-owner", limit=1, lease_seconds=1.0)
+    [_claimed] = ledger.claim_trades("alpha", "old-owner", limit=1, lease_seconds=1.0)
     ledger.record_attempt(trade_id, "old-owner", "sig-1", raw_tx("1"), 777, 100, quote_out_amount=5000)
     time.sleep(1.3)  # the old owner stops heartbeating (paused, partitioned or dead)
     before = ledger.get_trade(trade_id)

@@ -56,3 +56,16 @@ def test_mismatched_public_half_is_refused_without_echoing_bytes(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(InvalidInputError, match="does not exist"):
         load_vault_key(tmp_path / "nope.json")
+
+
+def test_vault_pubkey_must_match_the_keypair(tmp_path):
+    from xorj.chain.keys import check_vault_pubkey
+
+    kp, other = Keypair(), Keypair()
+    path = tmp_path / "vault.json"
+    path.write_text(json.dumps(list(bytes(kp))))
+    key = load_vault_key(path)
+    check_vault_pubkey(key, str(kp.pubkey()))
+    check_vault_pubkey(key, None)
+    with pytest.raises(InvalidInputError, match="XORJ_VAULT_PUBKEY"):
+        check_vault_pubkey(key, str(other.pubkey()))

@@ -67,9 +67,9 @@ def test_executor_defaults_reach_the_operator() -> None:
     container = named(documents, "Deployment", "xorj-operator")["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "reg.local/xorj:1.2.3"
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
-    assert env["XORJ_EXECUTOR_SERVICE_ACCOUNT"] == "xorj-executor"
-    assert env["XORJ_EXECUTOR_METRICS_PORT"] == "9200"
-    assert env["XORJ_EXECUTOR_LEDGER_SECRET"] == "xorj-ledger"
+    assert env["XORJ_OPERATOR_EXECUTOR_SERVICE_ACCOUNT"] == "xorj-executor"
+    assert env["XORJ_OPERATOR_EXECUTOR_METRICS_PORT"] == "9200"
+    assert env["XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET"] == "xorj-ledger"
     assert env["XORJ_LEDGER_DSN"] == {"secretKeyRef": {"name": "xorj-ledger", "key": "dsn"}}
 
 
@@ -112,7 +112,9 @@ def test_every_setting_the_chart_passes_is_one_the_operator_reads() -> None:
     from xorj.controller.settings import OperatorSettings
 
     container = named(render(), "Deployment", "xorj-operator")["spec"]["template"]["spec"]["containers"][0]
-    read = {f"XORJ_{name.upper()}" for name in OperatorSettings.model_fields}
+    prefix = OperatorSettings.model_config.get("env_prefix", "")
+    read = {field.validation_alias if isinstance(field.validation_alias, str) else f"{prefix}{name}".upper()
+            for name, field in OperatorSettings.model_fields.items()}
     passed = {e["name"] for e in container["env"] if e["name"].startswith("XORJ_")}
     assert passed <= read, f"the operator does not read {sorted(passed - read)}"
     port_names = {p["name"]: p["containerPort"] for p in container["ports"]}

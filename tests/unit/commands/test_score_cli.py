@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from xorj.cli import cli
 from xorj.domain.scoring import score_history, score_summaries
 from xorj.scoring_io import read_scoring_csv
@@ -94,7 +93,9 @@ def test_history_json_reports_each_status_and_matches_the_domain():
     assert rows[0]["wallet"] == "steady" and rows[0]["score"] > 0
     assert all(row["score"] == 0 for row in rows if row["status"] != "ELIGIBLE")
     history = read_scoring_csv(HISTORY.read_text().splitlines(), "h")
-    assert [(r["wallet"], r["score"]) for r in rows] == [(t.wallet, t.score) for t in score_history(history).ranked()]
+    assert [(r["wallet"], r["score"]) for r in rows] == [
+        (t.wallet, t.score) for t in score_history(history).ranked()
+    ]
 
 
 def test_as_of_moves_the_window_and_accepts_iso_or_unix_seconds():
@@ -128,7 +129,7 @@ def test_table_columns_are_aligned(path):
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     header, rows, footer = lines[0], lines[1:-1], lines[-1]
-    assert header.split() [:3] == ["RANK", "WALLET", "SCORE"]
+    assert header.split()[:3] == ["RANK", "WALLET", "SCORE"]
     assert len(rows) == len(read_scoring_csv(path.read_text().splitlines(), "x").wallets)
     # Numbers are right-aligned under their titles, text left-aligned.
     for title in ("RANK", "SCORE", "SHARPE", "TRADES"):
@@ -165,7 +166,9 @@ def write(tmp_path: Path, name: str, text: str | bytes) -> str:
 
 def test_bad_row_names_file_row_and_field(tmp_path):
     rows = "".join(f"w{i},100,10,5\n" for i in range(5))
-    path = write(tmp_path, "traders.csv", "wallet,trades,roi_pct,max_drawdown_pct\n" + rows + "w9,100,abc,5\n")
+    path = write(
+        tmp_path, "traders.csv", "wallet,trades,roi_pct,max_drawdown_pct\n" + rows + "w9,100,abc,5\n"
+    )
     result = run(path)
     assert_one_line_error(result, "traders.csv row 7: field 'roi_pct' must be a number, got 'abc'")
 
@@ -191,7 +194,9 @@ def test_missing_file_and_directory_fail_with_one_line(tmp_path):
 
 def test_bad_as_of_fails_with_one_line():
     assert_one_line_error(run(str(HISTORY), "--as-of", "last tuesday"), "field '--as-of' must be ISO-8601")
-    assert_one_line_error(run(str(SUMMARY), "--as-of", "2024-01-01"), "--as-of applies to trade-history input only")
+    assert_one_line_error(
+        run(str(SUMMARY), "--as-of", "2024-01-01"), "--as-of applies to trade-history input only"
+    )
 
 
 # --- a real process --------------------------------------------------------------------------------
@@ -208,7 +213,9 @@ def test_console_script_in_a_subprocess(tmp_path):
     xorj = _console_script()
     done = subprocess.run(
         [xorj, "score", str(EXAMPLE), "--output", "json", "--normalization", "cohort"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     order = [row["wallet"] for row in json.loads(done.stdout)]

@@ -111,7 +111,8 @@ def test_defaults_let_the_api_server_fill_nested_objects() -> None:
     spec = crdgen.crd(crdgen.TRADING_STRATEGY)["spec"]["versions"][0]["schema"]["openAPIV3Schema"][
         "properties"
     ]["spec"]
-    assert spec["properties"]["slippage"]["default"] == {}
+    assert spec["properties"]["slippage"]["default"] == {
+        "initialBps": 100, "stepBps": 50, "capBps": 200, "absoluteCapBps": 500, "maxAttempts": 3}
     assert spec["properties"]["slippage"]["properties"]["initialBps"]["default"] == 100
     assert "default" not in spec["properties"]["vault"]  # has required fields: no silent default
     assert set(spec["required"]) == {"vault", "endpoints"}

@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from xorj.devenv.toolchain.pins import Version, parse_pins
 from xorj.errors import InvalidInputError
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-
 from xorj.domain.risk import (
     BreakerEvent,
     BreakerState,
@@ -24,7 +23,7 @@ from xorj.domain.trades import ReasonCode
 from xorj.errors import InvalidInputError
 
 D = Decimal
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LIMITS = RiskLimits(
     max_trade_notional_usd=D("1000"),
     max_daily_volume_usd=D("5000"),
@@ -128,12 +127,12 @@ def test_limits_accept_strings_and_ints_as_in_a_spec() -> None:
 
 def test_daily_usage_counts_the_utc_day_up_to_now() -> None:
     now = datetime(2026, 3, 1, 1, 0, tzinfo=timezone(timedelta(hours=5)))  # 20:00 UTC the day before
-    assert utc_day_start(now) == datetime(2026, 2, 28, tzinfo=timezone.utc)
+    assert utc_day_start(now) == datetime(2026, 2, 28, tzinfo=UTC)
     trades = [
-        (datetime(2026, 2, 27, 23, 59, 59, tzinfo=timezone.utc), D("1")),  # yesterday
-        (datetime(2026, 2, 28, 0, 0, tzinfo=timezone.utc), D("10")),
-        (datetime(2026, 2, 28, 19, 59, tzinfo=timezone.utc), D("20.5")),
-        (datetime(2026, 2, 28, 20, 1, tzinfo=timezone.utc), D("100")),  # after now
+        (datetime(2026, 2, 27, 23, 59, 59, tzinfo=UTC), D("1")),  # yesterday
+        (datetime(2026, 2, 28, 0, 0, tzinfo=UTC), D("10")),
+        (datetime(2026, 2, 28, 19, 59, tzinfo=UTC), D("20.5")),
+        (datetime(2026, 2, 28, 20, 1, tzinfo=UTC), D("100")),  # after now
     ]
     assert daily_usage(trades, now) == DailyUsage(D("30.5"), 2)
     with pytest.raises(InvalidInputError, match="now: must be timezone-aware"):

@@ -7,14 +7,13 @@ structural properties that hold whatever the implementation.
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from xorj.domain.risk import BreakerEvent, BreakerState, CircuitBreaker
 
-T0 = datetime(2026, 5, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 1, tzinfo=UTC)
 
 breakers = st.builds(
     CircuitBreaker,

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from xorj.domain.scoring import TradeHistory, TraderSummaries
 from xorj.errors import InvalidInputError
 from xorj.scoring_io import parse_timestamp, read_scoring_csv
@@ -84,25 +83,67 @@ def test_timestamps_are_unix_seconds_or_iso_8601(text, timestamp):
             "wallet,trades,roi_pct,max_drawdown_pct\nPro,100,90,10\nA,1,2,3\n\nB,5,6,7\nC,5,6,7\nD,5,6,7\nE,1,abc,3\n",
             "traders.csv row 8: field 'roi_pct' must be a number, got 'abc'",
         ),
-        ("wallet,trades,roi_pct,max_drawdown_pct\nPro,100,,10\n", "traders.csv row 2: field 'roi_pct' is missing"),
-        ("wallet,trades,roi_pct,max_drawdown_pct\nPro,100,nan,10\n", "row 2: field 'roi_pct' must be a finite number, got 'nan'"),
-        ("wallet,trades,roi_pct,max_drawdown_pct\nPro,100,inf,10\n", "row 2: field 'roi_pct' must be a finite number"),
-        ("wallet,trades,roi_pct,max_drawdown_pct\nPro,1.5,9,10\n", "row 2: field 'trades' must be a whole number >= 0, got '1.5'"),
-        ("wallet,trades,roi_pct,max_drawdown_pct\nPro,-3,9,10\n", "row 2: field 'trades' must be a whole number >= 0, got '-3'"),
-        ("wallet,trades,roi_pct,max_drawdown_pct\nPro,100,9,120\n", "row 2: field 'max_drawdown_pct' must be between 0 and 100, got 120"),
-        ("wallet,trades,roi_pct,max_drawdown_pct\nPro,100,9\n", "traders.csv row 2: expected 4 fields, got 3"),
-        ("wallet,trades,roi_pct,max_drawdown_pct\n,100,9,1\n", "traders.csv row 2: field 'wallet' is missing"),
+        (
+            "wallet,trades,roi_pct,max_drawdown_pct\nPro,100,,10\n",
+            "traders.csv row 2: field 'roi_pct' is missing",
+        ),
+        (
+            "wallet,trades,roi_pct,max_drawdown_pct\nPro,100,nan,10\n",
+            "row 2: field 'roi_pct' must be a finite number, got 'nan'",
+        ),
+        (
+            "wallet,trades,roi_pct,max_drawdown_pct\nPro,100,inf,10\n",
+            "row 2: field 'roi_pct' must be a finite number",
+        ),
+        (
+            "wallet,trades,roi_pct,max_drawdown_pct\nPro,1.5,9,10\n",
+            "row 2: field 'trades' must be a whole number >= 0, got '1.5'",
+        ),
+        (
+            "wallet,trades,roi_pct,max_drawdown_pct\nPro,-3,9,10\n",
+            "row 2: field 'trades' must be a whole number >= 0, got '-3'",
+        ),
+        (
+            "wallet,trades,roi_pct,max_drawdown_pct\nPro,100,9,120\n",
+            "row 2: field 'max_drawdown_pct' must be between 0 and 100, got '120'",
+        ),
+        (
+            "wallet,trades,roi_pct,max_drawdown_pct\nPro,100,9\n",
+            "traders.csv row 2: expected 4 fields, got 3",
+        ),
+        (
+            "wallet,trades,roi_pct,max_drawdown_pct\n,100,9,1\n",
+            "traders.csv row 2: field 'wallet' is missing",
+        ),
         (
             "wallet,trades,roi_pct,max_drawdown_pct\nPro,100,9,1\nPro,50,1,1\n",
             "traders.csv row 3: field 'wallet' 'Pro' already appeared in row 2",
         ),
-        ("wallet,timestamp,profit_usd,volume_usd\nw,1700000000,1,0\n", "row 2: field 'volume_usd' must be greater than 0, got 0"),
-        ("wallet,timestamp,profit_usd,volume_usd\nw,1700000000,1,-5\n", "row 2: field 'volume_usd' must be greater than 0"),
-        ("wallet,timestamp,profit_usd,volume_usd\nw,yesterday,1,5\n", "row 2: field 'timestamp' must be ISO-8601"),
+        (
+            "wallet,timestamp,profit_usd,volume_usd\nw,1700000000,1,0\n",
+            "row 2: field 'volume_usd' must be between 1e-06 and 1e+15, got '0'",
+        ),
+        (
+            "wallet,timestamp,profit_usd,volume_usd\nw,1700000000,1,-5\n",
+            "row 2: field 'volume_usd' must be between 1e-06 and 1e+15",
+        ),
+        (
+            "wallet,timestamp,profit_usd,volume_usd\nw,yesterday,1,5\n",
+            "row 2: field 'timestamp' must be ISO-8601",
+        ),
         ("wallet,timestamp,profit_usd,volume_usd\nw,,1,5\n", "row 2: field 'timestamp' is missing"),
-        ("wallet,timestamp,profit_usd,volume_usd\nw,1e30,1,5\n", "row 2: field 'timestamp' must be a time between 1970-01-01 and 9999-12-31"),
-        ("wallet,timestamp,profit_usd,volume_usd\nw,-5,1,5\n", "row 2: field 'timestamp' must be a time between"),
-        ("wallet,timestamp,profit_usd,volume_usd\nw,1700000000,x1,5\n", "row 2: field 'profit_usd' must be a number, got 'x1'"),
+        (
+            "wallet,timestamp,profit_usd,volume_usd\nw,1e30,1,5\n",
+            "row 2: field 'timestamp' must be a time between 1970-01-01 and 9999-12-31",
+        ),
+        (
+            "wallet,timestamp,profit_usd,volume_usd\nw,-5,1,5\n",
+            "row 2: field 'timestamp' must be a time between",
+        ),
+        (
+            "wallet,timestamp,profit_usd,volume_usd\nw,1700000000,x1,5\n",
+            "row 2: field 'profit_usd' must be a number, got 'x1'",
+        ),
         ("wallet,timestamp,profit_usd,volume_usd\nw,1700000000,1,5,6\n", "row 2: expected 4 fields, got 5"),
         (
             "wallet,timestamp,profit_usd,volume_usd\nw,1700000000,1," + "9" * 200_000 + "\n",
@@ -124,3 +165,49 @@ def test_sample_files_parse():
     assert isinstance(history, TradeHistory)
     assert set(history.wallets) == {"steady", "volatile", "newcomer", "dabbler", "spiker"}
     assert np.all(history.volume_usd > 0)
+
+
+HISTORY_HEADER = "wallet,timestamp,profit_usd,volume_usd\n"
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        # several problems in different columns: the earliest row is reported
+        (
+            ["a,1700000000,1,5", "a,1700000001,1,0", "a,1700000002,1,5", "a,soon,1,5"],
+            "traders.csv row 3: field 'volume_usd' must be between",
+        ),
+        (
+            ["a,1700000000,1,5", "a,soon,1,5", "a,1700000002,1,0"],
+            "traders.csv row 3: field 'timestamp' must be ISO-8601",
+        ),
+        (["a,1700000000,1,5", ",1700000001,nan,5"], "traders.csv row 3: field 'wallet' is missing"),
+        # a row of the wrong width stops reading, but an earlier bad value is still the first problem
+        (
+            ["a,1700000000,1,5", "a,1700000001,x,5", "a,1"],
+            "traders.csv row 3: field 'profit_usd' must be a number",
+        ),
+        (["a,1700000000,1,5", "a,1700000001,2,5", "a,1"], "traders.csv row 4: expected 4 fields, got 2"),
+        (
+            ["a,1700000000,1,5", "a,1700000001,nan,5"],
+            "traders.csv row 3: field 'profit_usd' must be a finite",
+        ),
+        (
+            ["a,1700000000,1,5", "a,2024-01-01,1,5", "a,2024-13-01,1,5"],
+            "row 4: field 'timestamp' must be ISO-8601",
+        ),
+        (["a,1700000000,1,5", ",,,"], "traders.csv row 3: field 'wallet' is missing"),
+    ],
+)
+def test_history_errors_name_the_earliest_bad_row(rows, message):
+    with pytest.raises(InvalidInputError) as caught:
+        read(HISTORY_HEADER + "\n".join(rows) + "\n")
+    assert message in str(caught.value)
+
+
+def test_history_mixes_iso_and_unix_timestamps_row_by_row():
+    data = read(HISTORY_HEADER + "a,1700000000,1,5\nb,2023-11-14T22:13:21Z,2,5\na,1700000002.5,3,5\n")
+    assert isinstance(data, TradeHistory)
+    assert data.timestamp.tolist() == [1_700_000_000.0, 1_700_000_001.0, 1_700_000_002.5]
+    assert data.wallet_index.tolist() == [0, 1, 0]

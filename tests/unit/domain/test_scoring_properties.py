@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from xorj.domain.scoring import (
     MAX_DAILY_ABS_ROI,
     MIN_HISTORY_DAYS,
     MIN_TRADES,
     SECONDS_PER_DAY,
     SHARPE_STDEV_FLOOR_OF_MEAN_VOLUME,
+    VALUE_LIMITS,
     WINDOW_DAYS,
     EligibilityStatus,
     Normalization,
@@ -201,11 +201,70 @@ def test_summary_scores_are_finite_within_bounds_and_ranked(rows, normalization)
     assert_sane(score_summaries(summaries_of(rows), normalization))
 
 
+@st.composite
+def extreme_histories(draw) -> TradeHistory:
+    """Trades at and near the accepted limits (VALUE_LIMITS): dust volumes next to 10^15 USD profits."""
+    n = draw(st.integers(1, 60))
+    low_v, high_v = VALUE_LIMITS["volume_usd"]
+    low_p, high_p = VALUE_LIMITS["profit_usd"]
+    volume = st.one_of(st.sampled_from([low_v, high_v, 1.0]), st.floats(low_v, high_v))
+    profit = st.one_of(st.sampled_from([low_p, high_p, 0.0, -1e-300, 5e-324]), st.floats(low_p, high_p))
+    time = st.one_of(
+        st.floats(AS_OF - 120 * DAY, AS_OF), st.sampled_from([0.0, VALUE_LIMITS["timestamp"][1]])
+    )
+    rows = draw(st.lists(st.tuples(st.integers(0, 2), time, profit, volume), min_size=n, max_size=n))
+    return TradeHistory(
+        wallets=("a", "b", "c"),
+        wallet_index=np.array([r[0] for r in rows], dtype=np.int64),
+        timestamp=np.array([r[1] for r in rows]),
+        profit_usd=np.array([r[2] for r in rows]),
+        volume_usd=np.array([r[3] for r in rows]),
+    )
+
+
+@PROPERTY
+@given(extreme_histories(), st.sampled_from(list(Normalization)), st.sampled_from([None, AS_OF]))
+def test_values_at_the_limits_never_overflow(h: TradeHistory, normalization, as_of):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow or invalid-value RuntimeWarning fails the test
+        board = score_history(h, normalization, as_of=as_of)
+    assert_sane(board)
+    has_trades = board.metrics.trades > 0
+    for metric in (board.metrics.sharpe, board.metrics.roi_pct, board.metrics.max_drawdown_pct):
+        assert np.all(np.isfinite(metric[has_trades]))
+
+
+@PROPERTY
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0, 1, 50, 10**9]),
+            st.sampled_from([-1e9, 1e9, 0.0, 5e-324, -5e-324]),
+            st.sampled_from([0.0, 5e-324, 1.0, 100.0]),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.sampled_from(list(Normalization)),
+)
+def test_summary_values_at_the_limits_never_overflow(rows, normalization):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        board = score_summaries(summaries_of(rows), normalization)
+    assert_sane(board)
+
+
 @PROPERTY
 @given(histories(max_wallets=4), st.integers(0, 2**32 - 1))
 def test_row_order_does_not_matter(h: TradeHistory, seed: int):
     order = np.random.default_rng(seed).permutation(h.wallet_index.size)
-    shuffled = TradeHistory(h.wallets, h.wallet_index[order], h.timestamp[order], h.profit_usd[order], h.volume_usd[order])
+    shuffled = TradeHistory(
+        h.wallets, h.wallet_index[order], h.timestamp[order], h.profit_usd[order], h.volume_usd[order]
+    )
     for normalization in Normalization:
         a = score_history(h, normalization, as_of=AS_OF)
         b = score_history(shuffled, normalization, as_of=AS_OF)
@@ -213,9 +272,7 @@ def test_row_order_does_not_matter(h: TradeHistory, seed: int):
 
 
 @PROPERTY
-@given(
-    st.lists(st.lists(st.floats(-1e9, 1e9), min_size=1, max_size=30), min_size=1, max_size=20)
-)
+@given(st.lists(st.lists(st.floats(-1e9, 1e9), min_size=1, max_size=30), min_size=1, max_size=20))
 def test_segmented_running_max_restarts_at_every_group(groups):
     values = np.array([x for g in groups for x in g], dtype=np.float64)
     counts = np.array([len(g) for g in groups])

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from xorj.domain.slippage import (
     ABSOLUTE_CAP_BPS,
     RiskProfile,
@@ -18,10 +17,10 @@ from xorj.domain.slippage import (
     ladder_bps,
     next_slippage,
 )
-from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, new_trade, resolve_attempt, submit
+from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, confirm, fail, new_trade, resolve_attempt, submit
 from xorj.errors import InvalidInputError
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_reference_defaults() -> None:
@@ -160,3 +159,45 @@ def test_bounding_by_a_trade_never_loosens_the_policy(policy: SlippagePolicy, bo
     assert bounded.cap_bps <= min(policy.cap_bps, bound)
     assert bounded.initial_bps <= bounded.cap_bps
     assert (bounded.step_bps, bounded.max_attempts) == (policy.step_bps, policy.max_attempts)
+
+
+chain_results = st.sampled_from(
+    [
+        (AttemptOutcome.LANDED, None),
+        (AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED),
+        (AttemptOutcome.FAILED_ON_CHAIN, ReasonCode.SLIPPAGE_EXCEEDED),
+        (AttemptOutcome.FAILED_ON_CHAIN, ReasonCode.PROGRAM_ERROR),
+        (AttemptOutcome.NOT_SENT, ReasonCode.INSUFFICIENT_FUNDS),
+        (AttemptOutcome.NOT_SENT, ReasonCode.RPC_ERROR),
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(policy=policies, bound=st.integers(min_value=1, max_value=600), results=st.lists(chain_results, min_size=8, max_size=8))
+def test_an_executor_loop_over_the_policy_always_ends_within_the_limits(
+    policy: SlippagePolicy, bound: int, results: list[tuple[AttemptOutcome, ReasonCode | None]]
+) -> None:
+    """Drive a trade with the policy as the executor does, the chain answering at random: the trade
+    always ends terminal, within max_attempts, under every cap, with at most one landing."""
+    trade = new_trade(id="t", strategy="s", vault="v", lead_trader="l", lead_signature="x",
+                      input_mint="A", output_mint="B", amount_in=5, max_slippage_bps=bound, at=T0)
+    bps = policy.bounded_by(bound).initial_bps
+    for number, (outcome, reason) in enumerate(results, start=1):
+        signature = f"s{number}"
+        trade = submit(trade, Attempt(number, signature, bps, 100), at=T0, max_attempts=policy.max_attempts)
+        trade = resolve_attempt(trade, signature, outcome, reason, at=T0)
+        if outcome is AttemptOutcome.LANDED:
+            trade = confirm(trade, signature, at=T0)
+            break
+        decision = decide_retry(policy, trade)
+        if not decision.retry:
+            assert decision.reason is not None
+            trade = fail(trade, decision.reason, decision.detail, at=T0)
+            break
+        assert decision.slippage_bps is not None
+        bps = decision.slippage_bps
+    assert trade.state.is_terminal
+    assert len(trade.attempts) <= policy.max_attempts
+    assert all(a.slippage_bps <= min(policy.cap_bps, bound, ABSOLUTE_CAP_BPS) for a in trade.attempts)
+    assert sum(a.outcome is AttemptOutcome.LANDED for a in trade.attempts) <= 1

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from xorj.domain.trades import (
     ALLOWED_TRANSITIONS,
     Attempt,
@@ -26,7 +25,7 @@ from xorj.domain.trades import (
 )
 from xorj.errors import IllegalTransitionError, InvalidInputError
 
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
 def at(seconds: int) -> datetime:

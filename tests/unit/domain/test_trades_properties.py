@@ -7,12 +7,11 @@ ones raise and change nothing), then asserts the DESIGN.md invariants on the res
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-
 from xorj.domain.trades import (
     ALLOWED_TRANSITIONS,
     Attempt,
@@ -29,7 +28,7 @@ from xorj.domain.trades import (
 )
 from xorj.errors import IllegalTransitionError, InvalidInputError
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 MAX_SLIPPAGE = 300
 
 # outcome -> reasons the oracle considers valid for it (FAILED_ON_CHAIN: what a program can say)

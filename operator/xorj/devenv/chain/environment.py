@@ -13,9 +13,10 @@ import asyncio
 import json
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import web
 from solders.keypair import Keypair
@@ -49,7 +50,17 @@ class SeedConfig:
             raise InvalidInputError(f"fee_bps must be between 0 and 9999, got {self.fee_bps}")
 
 
-def build(seed: SeedConfig, node_config: NodeConfig, slot_ms: int, fault_seed: int | None = None) -> ChainServer:
+def read_keypair(path: Path) -> Keypair:
+    """A Solana CLI keypair file; the error names the file, never its content."""
+    try:
+        return Keypair.from_bytes(bytes(json.loads(path.read_text())))
+    except (OSError, ValueError, TypeError) as exc:
+        raise InvalidInputError(f"{path}: not a Solana CLI keypair file (JSON array of 64 bytes): "
+                                f"{type(exc).__name__}") from None
+
+
+def build(seed: SeedConfig, node_config: NodeConfig, slot_ms: int, fault_seed: int | None = None,
+          extra_vaults: list[Keypair] | None = None) -> ChainServer:
     seed.validate()
     if slot_ms < 10:
         raise InvalidInputError(f"slot_ms must be at least 10, got {slot_ms}")
@@ -58,8 +69,11 @@ def build(seed: SeedConfig, node_config: NodeConfig, slot_ms: int, fault_seed: i
     usdc = market.add_mint("USDC", 6)
     sol = market.add_mint("SOL", 9)
     market.seed_pool("SOL", "USDC", seed.pool_sol * 10**sol.decimals, seed.pool_usdc * 10**usdc.decimals)
+    funding = {"USDC": seed.vault_usdc * 10**usdc.decimals}
+    for keypair in extra_vaults or []:  # known identities first, e.g. a vault a Secret already holds
+        market.add_vault(int(seed.vault_sol * LAMPORTS_PER_SOL), funding, keypair)
     for _ in range(seed.vaults):
-        market.add_vault(int(seed.vault_sol * LAMPORTS_PER_SOL), {"USDC": seed.vault_usdc * 10**usdc.decimals})
+        market.add_vault(int(seed.vault_sol * LAMPORTS_PER_SOL), funding)
     return ChainServer(node, market, slot_ms=slot_ms, faults=FaultEngine(seed=fault_seed))
 
 
@@ -74,6 +88,9 @@ def write_keypair(path: Path, keypair: Keypair) -> None:
 def write_state(state_dir: Path, server: ChainServer, base_url: str) -> dict[str, Any]:
     vault_dir = state_dir / "vaults"
     vault_dir.mkdir(parents=True, exist_ok=True)
+    for stale in vault_dir.glob("*.json"):  # keys of an earlier run's chain, whose state is gone
+        if stale.stem not in server.market.vaults:
+            stale.unlink()
     vaults = {}
     for pubkey, keypair in server.market.vaults.items():
         path = vault_dir / f"{pubkey}.json"
@@ -100,11 +117,25 @@ def write_state(state_dir: Path, server: ChainServer, base_url: str) -> dict[str
     return state
 
 
+async def _watch_parent(pid: int, stop: asyncio.Event) -> None:
+    """Stop when the process that started us is gone (a killed test run must not leave a chain behind)."""
+    while not stop.is_set():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            stop.set()
+            return
+        except PermissionError:
+            pass  # exists, owned by someone else
+        await asyncio.sleep(1.0)
+
+
 async def serve(server: ChainServer, host: str, port: int, state_dir: Path,
-                on_ready: Callable[[dict[str, Any]], None]) -> None:
+                on_ready: Callable[[dict[str, Any]], None], parent_pid: int | None = None) -> None:
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    # requests held by timeout faults must not delay shutdown for long
+    site = web.TCPSite(runner, host, port, shutdown_timeout=2.0)
     await site.start()
     sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
     bound_port = sockets[0].getsockname()[1]
@@ -115,7 +146,10 @@ async def serve(server: ChainServer, host: str, port: int, state_dir: Path,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    watcher = asyncio.create_task(_watch_parent(parent_pid, stop)) if parent_pid else None
     try:
         await stop.wait()
     finally:
+        if watcher:
+            watcher.cancel()
         await runner.cleanup()

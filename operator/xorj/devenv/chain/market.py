@@ -22,6 +22,7 @@ Differences from the real service, on purpose:
 
 from __future__ import annotations
 
+import base64
 import math
 import struct
 import time
@@ -280,8 +281,6 @@ class Market:
         signatures = [Signature.default()] * len(signers)
         signatures[signers.index(pool)] = self.pool_authority.sign_message(to_bytes_versioned(message))
         tx = VersionedTransaction.populate(message, signatures)
-        import base64
-
         return {
             "swapTransaction": base64.b64encode(bytes(tx)).decode(),
             "lastValidBlockHeight": block.last_valid_block_height,

@@ -4,13 +4,15 @@ Stands in for a Solana validator + RPC node (what a real cluster's RPC endpoint 
 blocks: it only has one "latest blockhash" and ``expire_blockhash()`` invalidates every earlier one at
 once. This module adds what an RPC client relies on:
 
-- blocks produced on a clock (one per ``advance()``; the server calls it every slot interval), with
-  block height == slot (no skipped slots);
+- blocks produced on a clock (one per ``advance()``; the server calls it every slot interval). Slots
+  and block heights are different numbers, as on a real cluster where skipped slots make the slot run
+  ahead: here slots start at ``initial_slot`` (1000) and heights at 1, so a client comparing a slot
+  with ``lastValidBlockHeight`` is caught at once;
 - a window of the last ``max_processing_age`` (150) blockhashes, each valid until its
   ``lastValidBlockHeight`` = height + 150, checked here (LiteSVM's own check is turned off because
   it only knows the latest hash);
-- commitment levels: processed = the working slot, confirmed = ``confirm_depth`` slots back,
-  finalized = ``finalize_depth`` slots back;
+- commitment levels: processed = the working block, confirmed = ``confirm_depth`` blocks back,
+  finalized = ``finalize_depth`` blocks back;
 - a record of every transaction that landed (successful or failed with a fee charged), with its slot,
   error, logs, balances and token balances, used by getSignatureStatuses / getTransaction /
   getSignaturesForAddress. Transactions that never land (expired blockhash, duplicate, no fee payer
@@ -25,6 +27,7 @@ the blockhash/height returned, which is all the executor reads at other commitme
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 import time
@@ -37,10 +40,10 @@ from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
 from solders.message import MessageV0
-from solders.system_program import TransferParams, transfer
 from solders.pubkey import Pubkey
 from solders.rpc.responses import RpcSimulateTransactionResult
 from solders.signature import Signature
+from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata
 from spl.token.constants import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
@@ -93,6 +96,9 @@ def error_message(err_json: Any) -> str:
     """Display text of a TransactionError, as agave formats it in preflight failure messages."""
     if isinstance(err_json, str):
         return _FIELDLESS_MESSAGES.get(err_json, err_json)
+    if isinstance(err_json, dict) and "InsufficientFundsForRent" in err_json:
+        index = err_json["InsufficientFundsForRent"].get("account_index")
+        return f"Transaction results in an account ({index}) with insufficient funds for rent"
     if isinstance(err_json, dict) and "InstructionError" in err_json:
         index, inner = err_json["InstructionError"]
         if isinstance(inner, dict) and "Custom" in inner:
@@ -106,12 +112,9 @@ def error_message(err_json: Any) -> str:
 @dataclass(frozen=True)
 class Block:
     slot: int
+    height: int
     blockhash: str
     block_time: int
-
-    @property
-    def height(self) -> int:
-        return self.slot
 
     @property
     def last_valid_block_height(self) -> int:
@@ -122,6 +125,7 @@ class Block:
 class TxRecord:
     signature: str
     slot: int
+    height: int
     index_in_block: int
     block_time: int
     transaction: VersionedTransaction
@@ -149,7 +153,7 @@ class SubmitOutcome:
 class NodeConfig:
     confirm_depth: int = 1
     finalize_depth: int = 32
-    initial_slot: int = 1
+    initial_slot: int = 1000
 
 
 @dataclass
@@ -161,49 +165,56 @@ class LocalNode:
         # latest hash, so it is off and the 150-block window is enforced here instead.
         self.svm = LiteSVM().with_blockhash_check(False)
         self.slot = self.config.initial_slot
+        self.height = 1
         self.svm.warp_to_slot(self.slot)
-        self.blocks: OrderedDict[int, Block] = OrderedDict()
-        self.blockhash_slot: dict[str, int] = {}
+        self.blocks: OrderedDict[int, Block] = OrderedDict()  # by height
+        self.blockhash_height: dict[str, int] = {}
         self.records: dict[str, TxRecord] = {}
         self.by_address: dict[str, list[str]] = {}
         self._index_in_slot = 0
         self._new_block()
+        self.genesis_hash = self.blocks[self.height].blockhash
         self.faucet = Keypair()
         self.svm.set_account(self.faucet.pubkey(), Account(FAUCET_LAMPORTS, b"", SYSTEM_PROGRAM_ID, False))
 
     # ---- blocks -------------------------------------------------------------------------------
     def _new_block(self) -> None:
-        block = Block(self.slot, str(self.svm.latest_blockhash()), int(time.time()))
-        self.blocks[self.slot] = block
-        self.blockhash_slot[block.blockhash] = self.slot
+        block = Block(self.slot, self.height, str(self.svm.latest_blockhash()), int(time.time()))
+        self.blocks[self.height] = block
+        self.blockhash_height[block.blockhash] = self.height
         keep = MAX_PROCESSING_AGE + self.config.finalize_depth + MAX_RECENT_STATUS_SLOTS
         while len(self.blocks) > keep:
             _, old = self.blocks.popitem(last=False)
-            self.blockhash_slot.pop(old.blockhash, None)
+            self.blockhash_height.pop(old.blockhash, None)
 
     def advance(self, count: int = 1) -> None:
         """Produce ``count`` blocks: each gets a fresh blockhash, and older ones age by one."""
         for _ in range(count):
             self.svm.expire_blockhash()
             self.slot += 1
+            self.height += 1
             self.svm.warp_to_slot(self.slot)
             self._index_in_slot = 0
             self._new_block()
 
-    def slot_at(self, commitment: str | None) -> int:
+    def block_at(self, commitment: str | None) -> Block:
         commitment = commitment or "finalized"
         if commitment not in COMMITMENTS:
             raise invalid_params(f"Invalid params: unknown commitment {commitment!r}")
         depth = {"processed": 0, "confirmed": self.config.confirm_depth,
                  "finalized": self.config.finalize_depth}[commitment]
-        return max(self.config.initial_slot, self.slot - depth)
+        return self.blocks[max(1, self.height - depth)]
 
-    def block_at(self, commitment: str | None) -> Block:
-        return self.blocks[self.slot_at(commitment)]
+    def slot_at(self, commitment: str | None) -> int:
+        return self.block_at(commitment).slot
+
+    @property
+    def current(self) -> Block:
+        return self.blocks[self.height]
 
     def blockhash_valid(self, blockhash: str) -> bool:
-        slot = self.blockhash_slot.get(blockhash)
-        return slot is not None and self.slot <= slot + MAX_PROCESSING_AGE
+        height = self.blockhash_height.get(blockhash)
+        return height is not None and self.height <= height + MAX_PROCESSING_AGE
 
     # ---- transactions -------------------------------------------------------------------------
     def _snapshot(self, tx: VersionedTransaction) -> tuple[list[int], list[dict[str, Any]]]:
@@ -235,12 +246,12 @@ class LocalNode:
         return account.data[44]
 
     def precheck(self, tx: VersionedTransaction) -> Any:
-        """The checks a bank makes before executing: duplicate, blockhash age. Returns err JSON or None."""
-        signature = str(tx.signatures[0])
-        if signature in self.records:
-            return "AlreadyProcessed"
+        """The checks a bank makes before executing, in agave's order (check_age, then the status
+        cache): an old duplicate reports BlockhashNotFound. Returns the err JSON or None."""
         if not self.blockhash_valid(str(tx.message.recent_blockhash)):
             return "BlockhashNotFound"
+        if str(tx.signatures[0]) in self.records:
+            return "AlreadyProcessed"
         return None
 
     def simulate(self, tx: VersionedTransaction, sig_verify: bool = False) -> dict[str, Any]:
@@ -262,8 +273,6 @@ class LocalNode:
         return_data = meta.return_data()
         rd = None
         if return_data is not None and bytes(return_data.data):
-            import base64
-
             rd = {"programId": str(return_data.program_id),
                   "data": [base64.b64encode(bytes(return_data.data)).decode(), "base64"]}
         return {"err": err, "logs": list(meta.logs()), "unitsConsumed": meta.compute_units_consumed(),
@@ -284,9 +293,9 @@ class LocalNode:
         meta = result.meta() if isinstance(result, FailedTransactionMetadata) else result
         err = error_json(result.err()) if isinstance(result, FailedTransactionMetadata) else None
         post_balances, post_tokens = self._snapshot(tx)
-        block = self.blocks[self.slot]
+        block = self.current
         record = TxRecord(
-            signature=signature, slot=self.slot, index_in_block=self._index_in_slot,
+            signature=signature, slot=self.slot, height=self.height, index_in_block=self._index_in_slot,
             block_time=block.block_time, transaction=tx, err=err, logs=list(meta.logs()),
             fee=meta.fee(), compute_units=meta.compute_units_consumed(),
             pre_balances=pre_balances, post_balances=post_balances,
@@ -299,7 +308,7 @@ class LocalNode:
         return SubmitOutcome(signature, landed=True, err=err)
 
     def confirmation_status(self, record: TxRecord) -> tuple[str, int | None]:
-        depth = self.slot - record.slot
+        depth = self.height - record.height
         if depth >= self.config.finalize_depth:
             return "finalized", None
         if depth >= self.config.confirm_depth:
@@ -307,14 +316,18 @@ class LocalNode:
         return "processed", depth
 
     def meets(self, record: TxRecord, commitment: str | None) -> bool:
-        return record.slot <= self.slot_at(commitment)
+        return record.height <= self.block_at(commitment).height
+
+    def in_status_cache(self, record: TxRecord) -> bool:
+        """Whether getSignatureStatuses finds it without searchTransactionHistory."""
+        return record.height >= self.height - MAX_RECENT_STATUS_SLOTS
 
     def airdrop(self, pubkey: Pubkey, lamports: int) -> str:
         """requestAirdrop: a real system transfer from the faucet, recorded like any transaction."""
         message = MessageV0.try_compile(
             self.faucet.pubkey(),
             [transfer(TransferParams(from_pubkey=self.faucet.pubkey(), to_pubkey=pubkey, lamports=lamports))],
-            [], Hash.from_string(self.blocks[self.slot].blockhash))
+            [], Hash.from_string(self.current.blockhash))
         outcome = self.process(VersionedTransaction(message, [self.faucet]))
         if not outcome.landed or outcome.err is not None:
             raise RpcError(-32603, "Internal error: airdrop failed")

@@ -7,15 +7,17 @@ Each method takes the JSON ``params`` array and returns the JSON ``result`` or r
 from __future__ import annotations
 
 import base64
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
+from solders.hash import Hash
+from solders.message import Message, MessageV0, from_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
 from xorj.devenv.chain.b58 import b58decode, b58encode
 from xorj.devenv.chain.node import (
     COMMITMENTS,
-    MAX_RECENT_STATUS_SLOTS,
     TOKEN_2022_PROGRAM_ID,
     TOKEN_PROGRAM_ID,
     LocalNode,
@@ -151,8 +153,9 @@ class RpcMethods:
         return slot
 
     def get_epoch_info(self, params: list[Any]) -> Any:
-        slot = self.node.slot_at(_commitment(_config(params, 0)))
-        return {"absoluteSlot": slot, "blockHeight": slot, "epoch": 0, "slotIndex": slot,
+        block = self.node.block_at(_commitment(_config(params, 0)))
+        slot = block.slot
+        return {"absoluteSlot": slot, "blockHeight": block.height, "epoch": 0, "slotIndex": slot,
                 "slotsInEpoch": 432000, "transactionCount": len(self.node.records)}
 
     def is_blockhash_valid(self, params: list[Any]) -> Any:
@@ -162,11 +165,9 @@ class RpcMethods:
         return self._context(slot, self.node.blockhash_valid(str(blockhash)))
 
     def get_genesis_hash(self, params: list[Any]) -> Any:
-        return next(iter(self.node.blocks.values())).blockhash
+        return self.node.genesis_hash
 
     def get_fee_for_message(self, params: list[Any]) -> Any:
-        from solders.message import from_bytes_versioned
-
         data = _arg(params, 0, "message")
         config = _config(params, 1)
         slot = self.node.slot_at(_commitment(config))
@@ -220,10 +221,7 @@ class RpcMethods:
         slot = self.node.slot_at(_commitment(config))
         replacement = None
         if replace:
-            from solders.hash import Hash
-            from solders.message import Message, MessageV0
-
-            block = self.node.blocks[self.node.slot]
+            block = self.node.current
             msg = tx.message
             blockhash = Hash.from_string(block.blockhash)
             if isinstance(msg, MessageV0):
@@ -258,7 +256,7 @@ class RpcMethods:
         for text in signatures:
             signature = str(parse_signature(text))
             record = self.node.records.get(signature)
-            if record is None or (not search_history and record.slot < self.node.slot - MAX_RECENT_STATUS_SLOTS):
+            if record is None or (not search_history and not self.node.in_status_cache(record)):
                 values.append(None)
             else:
                 values.append(self._status(record))

@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -199,7 +200,7 @@ class ChainServer:
         node, market = self.node, self.market
         return {
             "slot": node.slot,
-            "blockHeight": node.blocks[node.slot].height,
+            "blockHeight": node.height,
             "finalizedSlot": node.slot_at("finalized"),
             "paused": self.paused,
             "slotMs": self.slot_ms,
@@ -260,9 +261,11 @@ class ChainServer:
     async def admin_price(self, request: web.Request) -> web.StreamResponse:
         def move(body: Any) -> Any:
             bps = body.get("bps") if isinstance(body, dict) else None
-            if not isinstance(bps, int) or bps <= -10_000:
+            if not isinstance(bps, int) or isinstance(bps, bool) or bps <= -10_000:
                 raise InvalidInputError("price.bps must be an integer greater than -10000 (basis points)")
-            return {"price": self.market.move_price(bps)}
+            price = self.market.move_price(bps)
+            log.info("price moved", extra={"bps": bps, "price": price})
+            return {"price": price}
         return await self._admin(request, move)
 
     async def admin_blocks(self, request: web.Request) -> web.StreamResponse:
@@ -271,13 +274,14 @@ class ChainServer:
             if not isinstance(count, int) or not 1 <= count <= 100_000:
                 raise InvalidInputError("blocks.count must be an integer between 1 and 100000")
             self.node.advance(count)
-            return {"slot": self.node.slot}
+            return {"slot": self.node.slot, "blockHeight": self.node.height}
         return await self._admin(request, advance)
 
     async def admin_expire(self, request: web.Request) -> web.StreamResponse:
         """Forced blockhash expiry: produce enough blocks that every blockhash handed out so far is too old."""
         self.node.advance(MAX_PROCESSING_AGE + 1)
-        return web.json_response({"slot": self.node.slot})
+        log.info("blockhashes expired", extra={"slot": self.node.slot})
+        return web.json_response({"slot": self.node.slot, "blockHeight": self.node.height})
 
     async def admin_pause(self, request: web.Request) -> web.StreamResponse:
         def pause(body: Any) -> Any:

@@ -25,6 +25,9 @@ The input region layout read here is the runtime's aligned serialization (loader
   then u64 instruction_data_len, instruction data, 32 program id.
 """
 
+# One line per short instruction group reads like assembly listings do.
+# ruff: noqa: E702
+
 from __future__ import annotations
 
 import hashlib

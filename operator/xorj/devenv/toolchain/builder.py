@@ -27,7 +27,12 @@ from pathlib import Path
 
 from xorj.devenv.toolchain import gomod
 from xorj.devenv.toolchain.pins import KUBERNETES_MODULE, Pins, parse_pins
-from xorj.devenv.toolchain.recipe import BUILD_FLAGS, Component, components, toolchain_digest
+from xorj.devenv.toolchain.recipe import (
+    BUILD_FLAGS,
+    Component,
+    components,
+    toolchain_digest,
+)
 from xorj.errors import EnvironmentSetupError
 
 log = logging.getLogger(__name__)
@@ -126,6 +131,20 @@ class Toolchain:
             binaries=binaries,
             manifest=manifest,
         )
+
+    def prune(self) -> list[Path]:
+        """Remove toolchain directories and parts of other pins (a running cluster started from
+        them keeps running; only restarting it needs its binaries)."""
+        keep = {self.directory, *(self.part_dir(c) for c in self.components)}
+        removed: list[Path] = []
+        with _exclusive(self.root / ".lock", _silent):
+            candidates = [*self.root.glob("*/manifest.json"), *(self.root / "parts").glob("*/")]
+            for path in candidates:
+                directory = path.parent if path.name == "manifest.json" else path
+                if directory not in keep and directory.is_dir():
+                    shutil.rmtree(directory, ignore_errors=True)
+                    removed.append(directory)
+        return removed
 
     # -- building -----------------------------------------------------------------------------
 
@@ -258,7 +277,7 @@ def _go_env() -> dict[str, str]:
 
 
 def _run(command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd)
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, check=False)
     if result.returncode != 0:
         raise EnvironmentSetupError(f"`{' '.join(command[:4])} ...` failed: {result.stderr.strip()[-2000:]}")
     return result.stdout
@@ -266,7 +285,9 @@ def _run(command: list[str], env: dict[str, str] | None = None, cwd: Path | None
 
 def _count_packages(go: str, cwd: Path, env: dict[str, str], packages: tuple[str, ...]) -> int | None:
     """How many packages the build compiles at most (the denominator of the progress line)."""
-    result = subprocess.run([go, "list", "-deps", *packages], capture_output=True, text=True, env=env, cwd=cwd)
+    result = subprocess.run(
+        [go, "list", "-deps", *packages], capture_output=True, text=True, env=env, cwd=cwd, check=False
+    )
     return len(result.stdout.split()) if result.returncode == 0 else None
 
 
@@ -282,9 +303,11 @@ def _run_with_progress(
     compiled = 0
     downloads = 0
     tail: list[str] = []
+    nice = shutil.which("nice")
+    if nice:  # a long build must not starve the tests sharing the machine
+        command = [nice, "-n", "10", *command]
     with subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        preexec_fn=lambda: os.nice(10),  # a background build must not starve the tests sharing the machine
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as process:
         assert process.stdout is not None
         for line in process.stdout:

@@ -11,8 +11,22 @@ import json
 from pathlib import Path
 
 from xorj.devenv.toolchain import gomod
-from xorj.devenv.toolchain.builder import PACKAGE_DIR, Progress, _find_go, _go_env, _run, _silent, upstream_go_mod
-from xorj.devenv.toolchain.pins import ETCD_MODULE, KUBERNETES_MODULE, Pins, Version, parse_pins
+from xorj.devenv.toolchain.builder import (
+    PACKAGE_DIR,
+    Progress,
+    _find_go,
+    _go_env,
+    _run,
+    _silent,
+    upstream_go_mod,
+)
+from xorj.devenv.toolchain.pins import (
+    ETCD_MODULE,
+    KUBERNETES_MODULE,
+    Pins,
+    Version,
+    parse_pins,
+)
 
 
 def repin(changes: dict[str, str], package_dir: Path = PACKAGE_DIR, progress: Progress = _silent) -> Pins:

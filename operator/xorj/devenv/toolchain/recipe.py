@@ -17,7 +17,13 @@ from xorj.devenv.toolchain.gomod import (
     kubernetes_packages,
     kwok_ldflags,
 )
-from xorj.devenv.toolchain.pins import ETCD_MODULE, HELM_MODULE, KUBERNETES_COMMANDS, KWOK_MODULE, Pins
+from xorj.devenv.toolchain.pins import (
+    ETCD_MODULE,
+    HELM_MODULE,
+    KUBERNETES_COMMANDS,
+    KWOK_MODULE,
+    Pins,
+)
 
 # Bump when the way binaries are built changes in a way the inputs below do not capture.
 RECIPE_REVISION = 1

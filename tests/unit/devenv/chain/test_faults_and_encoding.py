@@ -1,0 +1,89 @@
+"""Pure parts of the local chain: fault decisions, base-58, the sBPF assembler."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from xorj.devenv.chain.b58 import b58decode, b58encode
+from xorj.devenv.chain.faults import FaultEngine, FaultSpec
+from xorj.devenv.chain.sbpf import EXIT, JA, MOV64_IMM, Assembler
+from xorj.errors import InvalidInputError
+
+
+def test_count_limits_firings_and_latency_adds_up() -> None:
+    engine = FaultEngine(seed=1)
+    engine.add(FaultSpec(kind="latency", method="sendTransaction", delay_ms=100))
+    engine.add(FaultSpec(kind="latency", method="*", delay_ms=50))
+    engine.add(FaultSpec(kind="error", method="sendTransaction", count=2))
+    decisions = [engine.decide("sendTransaction") for _ in range(3)]
+    assert [d.delay_ms for d in decisions] == [150, 150, 150]
+    assert [d.fault.kind if d.fault else None for d in decisions] == ["error", "error", None]
+    assert engine.fired_total["error:sendTransaction"] == 2
+
+
+def test_first_disruptive_fault_wins_and_scopes_apply() -> None:
+    engine = FaultEngine(seed=1)
+    engine.add(FaultSpec(kind="timeout", method="getSlot"))
+    engine.add(FaultSpec(kind="http_error", method="*"))
+    engine.add(FaultSpec(kind="malformed", method="jupiter"))
+    assert engine.decide("getSlot").fault.kind == "timeout"
+    assert engine.decide("getBalance").fault.kind == "http_error"
+    assert engine.decide("quote").fault.kind == "malformed"  # "*" covers JSON-RPC only
+    assert engine.decide("swap").fault.kind == "malformed"
+    engine.reset()
+    assert engine.decide("getSlot").fault is None
+
+
+def test_probability_is_seeded_and_roughly_honoured() -> None:
+    def fired(seed: int) -> list[bool]:
+        engine = FaultEngine(seed=seed)
+        engine.add(FaultSpec(kind="error", probability=0.3))
+        return [engine.decide("getSlot").fault is not None for _ in range(1000)]
+
+    assert fired(7) == fired(7)
+    assert 200 < sum(fired(7)) < 400
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"kind": "boom"}, "kind"),
+    ({"kind": "error", "probability": -0.1}, "probability"),
+    ({"kind": "error", "count": 0}, "count"),
+    ({"kind": "latency", "delay_ms": -1}, "delay_ms"),
+    ({"kind": "drop_after_process", "answer": "maybe"}, "answer"),
+    ({"kind": "http_error", "status": 302}, "status"),
+    ({"kind": "error", "colour": 1}, "colour"),
+    ("error", "JSON object"),
+])
+def test_bad_fault_specs_name_the_field(body: object, field: str) -> None:
+    with pytest.raises(InvalidInputError, match=field):
+        FaultSpec.from_json(body)
+
+
+@given(st.binary(max_size=80))
+def test_base58_round_trip(data: bytes) -> None:
+    assert b58decode(b58encode(data)) == data
+
+
+def test_base58_known_vectors() -> None:
+    assert b58encode(b"") == ""
+    assert b58encode(b"\0\0\x01") == "112"
+    assert b58encode(bytes(32)) == "1" * 32
+    with pytest.raises(ValueError):
+        b58decode("0OIl")
+
+
+def test_assembler_resolves_labels_relative_to_the_next_instruction() -> None:
+    asm = Assembler()
+    asm.emit(JA, off="end")
+    asm.emit(MOV64_IMM, 0, imm=1)
+    asm.label("end")
+    asm.emit(EXIT)
+    code = asm.assemble()
+    assert len(code) == 24
+    opcode, regs, offset, imm = struct.unpack_from("<BBhi", code, 0)
+    assert (opcode, offset) == (JA, 1)
+    with pytest.raises(ValueError):
+        asm.emit(MOV64_IMM, 11)
