@@ -228,6 +228,11 @@ class ExecutorService:
                     freed.cancel()
 
     def _start(self, trade: Trade) -> None:
+        current = self._work.get(trade.trade_id)
+        if current is not None and not current.task.done():
+            # our own lease ran out (ledger outage) and we claimed the trade back: the running task
+            # carries on under the renewed lease; a second one would race it under the same owner
+            return
         self.metrics.trade_claimed(trade.trade_id)
         task = asyncio.create_task(self._handle(trade), name=f"trade-{trade.trade_id}")
         self._work[trade.trade_id] = _Work(trade.trade_id, task)
