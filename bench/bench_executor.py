@@ -17,6 +17,7 @@ import argparse
 import cProfile
 import io
 import json
+import os
 import pstats
 import statistics
 import sys
@@ -44,6 +45,30 @@ from xorj.devenv.postgres import PostgresServer  # noqa: E402
 from xorj.domain.trades import TradeState  # noqa: E402
 from xorj.ledger import Ledger, migrate  # noqa: E402
 from xorj.ledger.records import TradeIntent  # noqa: E402
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU of one process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def with_children(pid: int) -> list[int]:
+    """``pid`` and its direct children (Postgres: the postmaster and its backends)."""
+    out = [pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -96,10 +121,24 @@ def run(chain, pg: PostgresServer, vault: str, keypair: str, n_trades: int, n_ex
         try:
             for p in procs:
                 p.port(60)  # started and serving: the clock starts when trades become visible
+            chain_pid, pg_pids = chain.process.pid, with_children(pg.pid)
+            cpu_before = (cpu_seconds(chain_pid), sum(cpu_seconds(q) for q in pg_pids),
+                          sum(cpu_seconds(p.pid) for p in procs))
             started = time.monotonic()
             ids = admit(ledger, scenario, n_trades)
-            trades = wait_terminal(ledger, ids, 60 + n_trades * 2.0)
+            deadline = started + 60 + n_trades * 2.0
+            while True:  # one cheap count per poll, so the bench itself does not load the ledger
+                counts = ledger.counts_by_state(scenario.strategy)
+                if counts[TradeState.PENDING] + counts[TradeState.SUBMITTED] == 0:
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"trades not finished in time: {counts}")
+                time.sleep(0.05)
             elapsed = time.monotonic() - started
+            trades = [ledger.get_trade(i) for i in ids]
+            pg_pids = with_children(pg.pid)
+            cpu = (cpu_seconds(chain_pid) - cpu_before[0], sum(cpu_seconds(q) for q in pg_pids) - cpu_before[1],
+                   sum(cpu_seconds(p.pid) for p in procs) - cpu_before[2])
         finally:
             for p in procs:
                 if p.proc.poll() is None:
@@ -111,7 +150,8 @@ def run(chain, pg: PostgresServer, vault: str, keypair: str, n_trades: int, n_ex
     return {"executors": n_executors, "trades": n_trades, "confirmed": confirmed, "seconds": elapsed,
             "trades_per_s": n_trades / elapsed,
             "first_send_p50": percentile(first, 50), "first_send_p99": percentile(first, 99),
-            "confirm_p50": percentile(final, 50), "confirm_p99": percentile(final, 99)}
+            "confirm_p50": percentile(final, 50), "confirm_p99": percentile(final, 99),
+            "cpu_chain": cpu[0], "cpu_postgres": cpu[1], "cpu_executors": cpu[2]}
 
 
 def profile(chain, pg: PostgresServer, vault: str, keypair: str, n_trades: int, concurrency: int) -> str:
@@ -181,6 +221,12 @@ def main() -> None:
                   f"{r['trades_per_s']:>9.2f} {r['first_send_p50'] * 1000:>10.1f}ms {r['first_send_p99'] * 1000:>5.0f}ms "
                   f"{r['confirm_p50'] * 1000:>9.1f}ms {r['confirm_p99'] * 1000:>5.0f}ms")
         print("(exactly-once verified on chain for every run: fills == confirmed trades, balances moved exactly)")
+        print()
+        print(f"CPU seconds during each run ({os.cpu_count()} cores; wall x cores is the machine's budget):")
+        print(f"{'executors':>9} {'wall':>6} {'chain':>7} {'postgres':>9} {'executors':>10} {'ms CPU/trade (exec)':>20}")
+        for r in results:
+            print(f"{r['executors']:>9} {r['seconds']:>6.2f} {r['cpu_chain']:>7.2f} {r['cpu_postgres']:>9.2f} "
+                  f"{r['cpu_executors']:>10.2f} {1000 * r['cpu_executors'] / r['trades']:>20.1f}")
         if not args.no_profile:
             print()
             print(profile(chain, pg, vault, str(keypair), min(args.trades, 100), args.concurrency))

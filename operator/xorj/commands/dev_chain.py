@@ -147,7 +147,8 @@ def fault() -> None:
 @fault.command("add")
 @_with_target
 @click.option("--kind", required=True,
-              type=click.Choice(["latency", "timeout", "drop_after_process", "error", "http_error", "malformed"]))
+              type=click.Choice(["latency", "timeout", "drop_after_process", "error", "http_error", "malformed",
+                                 "status_lag"]))
 @click.option("--method", default="*", show_default=True,
               help="JSON-RPC method, 'quote', 'swap', 'jupiter' (both) or '*' (every JSON-RPC method).")
 @click.option("--probability", default=1.0, show_default=True, type=float)
@@ -159,6 +160,7 @@ def fault() -> None:
 @click.option("--code", default=-32005, type=int, help="error: JSON-RPC error code.")
 @click.option("--message", default="Node is unhealthy", help="error: JSON-RPC error message.")
 @click.option("--status", default=503, type=int, help="http_error: HTTP status.")
+@click.option("--blocks", default=0, type=int, help="status_lag: how many blocks the node's statuses lag.")
 def fault_add(state_dir: Path | None, admin_url: str | None, **spec: Any) -> None:
     """Add a fault."""
     _run(state_dir, admin_url, "POST", "/faults", spec)

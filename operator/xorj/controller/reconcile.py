@@ -223,8 +223,11 @@ def _created_before(trade: Trade, body: Any) -> bool:
     return trade.created_at < created
 
 
-async def admit_copytrade(rt: Runtime, body: Any, spec: CopyTradeSpec, logger: Any) -> Trade | None:
-    """Admit the trade into the ledger (idempotent). None while the strategy does not exist."""
+async def admit_copytrade(
+    rt: Runtime, body: Any, spec: CopyTradeSpec, logger: Any
+) -> tuple[Trade | None, CopyTradeStatus | None]:
+    """Admit the trade into the ledger (idempotent) and write the status that says so.
+    (None, None) while the strategy does not exist."""
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     strategy = await _strategy_spec(rt, namespace, spec.strategy)
@@ -238,7 +241,7 @@ async def admit_copytrade(rt: Runtime, body: Any, spec: CopyTradeSpec, logger: A
         if not any(c.type == st.ADMITTED and c.reason == "StrategyNotFound" for c in previous.conditions):
             kopf.event(body, type="Warning", reason="StrategyNotFound", message=cond.message)
             await rt.kube.patch_status(namespace, COPYTRADES, name, {"conditions": [cond.to_wire()]})
-        return None
+        return None, None
     intent = TradeIntent(
         strategy=strategy_key(namespace, spec.strategy),
         vault=strategy.vault.public_key,
@@ -272,8 +275,9 @@ async def admit_copytrade(rt: Runtime, body: Any, spec: CopyTradeSpec, logger: A
         "admission_message": fields["admissionMessage"],
     })
     status = st.copytrade_status(trade=trade, previous=seeded, generation=meta.get("generation"), now=now())
-    await rt.kube.patch_status(namespace, COPYTRADES, name, status.to_wire())
-    return trade
+    if await rt.kube.patch_status(namespace, COPYTRADES, name, status.to_wire()) is None:
+        return None, None  # deleted meanwhile
+    return trade, status
 
 
 async def mirror_copytrade(rt: Runtime, body: Any, logger: Any) -> None:
@@ -297,16 +301,12 @@ async def mirror_copytrade(rt: Runtime, body: Any, logger: Any) -> None:
 
     while trade_id is None:
         try:
-            trade = await admit_copytrade(rt, body, spec, logger)
+            trade, admitted = await admit_copytrade(rt, body, spec, logger)
         except LedgerError as exc:
             logger.warning("admission failed, will retry", extra={"error": type(exc).__name__})
-            trade = None
-        if trade is not None:
-            trade_id = trade.trade_id
-            fresh = await rt.kube.get_cr(namespace, COPYTRADES, name)
-            if fresh is None:
-                return
-            status = _status_model(CopyTradeStatus, fresh.get("status")) or status
+            trade = admitted = None
+        if trade is not None and admitted is not None:
+            trade_id, status = trade.trade_id, admitted
         else:
             await asyncio.sleep(min(resync, 5.0))
 

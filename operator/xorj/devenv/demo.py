@@ -392,7 +392,9 @@ class Demo:
                      "metadata": {"name": trade_name, "namespace": self.namespace},
                      "spec": {"strategy": name, "leadTrader": lead, "leadSignature": _fake_lead_signature(),
                               "inputMint": chain.input_mint, "outputMint": chain.output_mint,
-                              "amount": 1_000_000 * (i + 1)}}  # 1, 2 and 3 USDC
+                              "amount": 1_000_000 * (i + 1),  # 1, 2 and 3 USDC (6 decimals)
+                              # as the watcher would: the lead trade's USD value, for the risk limits
+                              "notionalUsd": float(i + 1)}}
             CopyTrade.model_validate(trade)
             # a CopyTrade's spec is immutable: keep one that exists (re-running `up` is idempotent)
             if self.kubectl("get", "copytrade", trade_name, "-n", self.namespace, check=False).returncode != 0:

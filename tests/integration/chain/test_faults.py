@@ -196,3 +196,18 @@ async def test_fault_cli_against_the_running_chain(client: ChainClient) -> None:
     assert client.chain.state()["faults"] == []
     bad = _cli("fault", "add", "--state-dir", state_dir, "--kind", "latency", "--probability", "7")
     assert bad.returncode != 0 and "probability" in bad.stderr
+
+
+async def test_status_lag_hides_recent_transactions_but_not_the_height(client: ChainClient) -> None:
+    vault = client.chain.take_vault()
+    tx, _, _ = await client.signed_swap(vault, amount=10**6)
+    signature = (await client.send(tx))["result"]
+    client.chain.pause_blocks()
+    client.chain.set_fault(kind="status_lag", method="getSignatureStatuses", blocks=10, count=1)
+    height = await client.result("getBlockHeight", {"commitment": "processed"})
+    assert await client.status(signature) is None  # a lagging node has not seen it yet
+    assert await client.result("getBlockHeight", {"commitment": "processed"}) == height
+    assert (await client.status(signature))["err"] is None  # count=1: the next answer is current
+    client.chain.set_fault(kind="status_lag", method="getSignatureStatuses", blocks=10, count=1)
+    client.chain.advance_blocks(11)
+    assert (await client.status(signature)) is not None  # older than the lag: visible

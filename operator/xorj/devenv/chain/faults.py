@@ -12,6 +12,9 @@ or ``*`` for every JSON-RPC method; fires with ``probability`` at most ``count``
 - ``error``: answer a JSON-RPC error without processing (default -32005 "Node is unhealthy").
 - ``http_error``: answer HTTP ``status`` (default 503) without processing.
 - ``malformed``: answer HTTP 200 with a body that is not valid JSON, without processing.
+- ``status_lag``: answer getSignatureStatuses / getTransaction as a node ``blocks`` behind would:
+  transactions of the last ``blocks`` blocks are not found (null), while block heights are current.
+  This is the lagging-RPC hazard: read the block height first, or a live transaction looks expired.
 
 Several latency faults add up; of the other kinds the first one that fires decides.
 """
@@ -24,7 +27,7 @@ from typing import Any
 
 from xorj.errors import InvalidInputError
 
-KINDS = ("latency", "timeout", "drop_after_process", "error", "http_error", "malformed")
+KINDS = ("latency", "timeout", "drop_after_process", "error", "http_error", "malformed", "status_lag")
 ANSWERS = ("timeout", "close", "error", "http_error")
 JUPITER_METHODS = ("quote", "swap")
 
@@ -41,6 +44,7 @@ class FaultSpec:
     code: int = -32005
     message: str = "Node is unhealthy"
     status: int = 503
+    blocks: int = 0
 
     @classmethod
     def from_json(cls, body: Any) -> FaultSpec:
@@ -74,6 +78,10 @@ class FaultSpec:
             raise InvalidInputError(f"fault.answer must be one of {', '.join(ANSWERS)}, got {self.answer!r}")
         if not isinstance(self.status, int) or not 400 <= self.status <= 599:
             raise InvalidInputError(f"fault.status must be an HTTP error status 400-599, got {self.status!r}")
+        if not isinstance(self.blocks, int) or self.blocks < 0:
+            raise InvalidInputError(f"fault.blocks must be a non-negative integer, got {self.blocks!r}")
+        if self.kind == "status_lag" and self.blocks < 1:
+            raise InvalidInputError("fault.blocks must be at least 1 for a status_lag fault")
         if not isinstance(self.code, int):
             raise InvalidInputError(f"fault.code must be an integer JSON-RPC error code, got {self.code!r}")
 

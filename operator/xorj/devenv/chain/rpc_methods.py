@@ -92,6 +92,7 @@ def decode_transaction(data: Any, encoding: str) -> VersionedTransaction:
 class RpcMethods:
     def __init__(self, node: LocalNode):
         self.node = node
+        self.status_lag_blocks = 0  # set for one call by a status_lag fault
         self.table: dict[str, Callable[[list[Any]], Any]] = {
             "getLatestBlockhash": self.get_latest_blockhash,
             "getBlockHeight": self.get_block_height,
@@ -239,6 +240,9 @@ class RpcMethods:
                  "replacementBlockhash": replacement}
         return self._context(slot, value)
 
+    def _lagging(self, record: TxRecord) -> bool:
+        return self.status_lag_blocks > 0 and record.height > self.node.height - self.status_lag_blocks
+
     def _status(self, record: TxRecord) -> dict[str, Any]:
         status, confirmations = self.node.confirmation_status(record)
         return {"slot": record.slot, "confirmations": confirmations, "err": record.err,
@@ -256,7 +260,8 @@ class RpcMethods:
         for text in signatures:
             signature = str(parse_signature(text))
             record = self.node.records.get(signature)
-            if record is None or (not search_history and not self.node.in_status_cache(record)):
+            if record is None or (not search_history and not self.node.in_status_cache(record)) \
+                    or self._lagging(record):
                 values.append(None)
             else:
                 values.append(self._status(record))
@@ -300,7 +305,7 @@ class RpcMethods:
         if encoding not in ("json", "base64", "base58"):
             raise invalid_params(f"Invalid params: unsupported encoding {encoding!r} (json, base64, base58)")
         record = self.node.records.get(signature)
-        if record is None or not self.node.meets(record, commitment):
+        if record is None or not self.node.meets(record, commitment) or self._lagging(record):
             return None
         tx = record.transaction
         is_legacy = str(tx.version()).endswith("Legacy")

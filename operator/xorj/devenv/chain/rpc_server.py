@@ -109,6 +109,12 @@ class ChainServer:
             return error_answer(fault)
         if fault.kind == "http_error":
             return web.Response(status=fault.status, text=f"{fault.status} injected fault\n")
+        if fault.kind == "status_lag":
+            self.rpc.status_lag_blocks = fault.blocks  # the loop is single-threaded: only this call sees it
+            try:
+                return work()
+            finally:
+                self.rpc.status_lag_blocks = 0
         if fault.kind == "malformed":
             return web.Response(status=200, content_type="application/json", text='{"jsonrpc":"2.0","result":{"va')
         # drop_after_process: the work is done (a transaction lands), only the answer is lost

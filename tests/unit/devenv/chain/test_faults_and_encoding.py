@@ -55,6 +55,7 @@ def test_probability_is_seeded_and_roughly_honoured() -> None:
     ({"kind": "drop_after_process", "answer": "maybe"}, "answer"),
     ({"kind": "http_error", "status": 302}, "status"),
     ({"kind": "error", "colour": 1}, "colour"),
+    ({"kind": "status_lag"}, "blocks"),
     ("error", "JSON object"),
 ])
 def test_bad_fault_specs_name_the_field(body: object, field: str) -> None:
