@@ -34,6 +34,7 @@ ENV PATH=/opt/xorj/bin:$PATH \
 # A numeric, non-root user: Kubernetes' runAsNonRoot can only verify a numeric UID.
 USER 10001:10001
 WORKDIR /tmp
-EXPOSE 8080
+# operator: health 8080, metrics 9101; executor: health and metrics 9102 (as the operator configures it)
+EXPOSE 8080 9101 9102
 ENTRYPOINT ["xorj"]
 CMD ["operator"]

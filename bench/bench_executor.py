@@ -19,7 +19,6 @@ import io
 import json
 import os
 import pstats
-import statistics
 import sys
 import tempfile
 import time
@@ -30,8 +29,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fixtures.chain import start_local_chain, stop_local_chain  # noqa: E402
-from tests.integration.executor.harness import (  # noqa: E402
+from xorj.devenv.postgres import PostgresServer
+from xorj.domain.trades import TradeState
+from xorj.ledger import Ledger, migrate
+from xorj.ledger.records import TradeIntent
+
+from tests.fixtures.chain import start_local_chain, stop_local_chain
+from tests.integration.executor.harness import (
     ExecutorProcess,
     InProcessExecutor,
     Scenario,
@@ -41,11 +45,6 @@ from tests.integration.executor.harness import (  # noqa: E402
     successful_fills,
     wait_terminal,
 )
-from xorj.devenv.postgres import PostgresServer  # noqa: E402
-from xorj.domain.trades import TradeState  # noqa: E402
-from xorj.ledger import Ledger, migrate  # noqa: E402
-from xorj.ledger.records import TradeIntent  # noqa: E402
-
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -86,7 +85,7 @@ def admit(ledger: Ledger, scenario: Scenario, n: int) -> list[int]:
         result = ledger.admit_trade(TradeIntent(
             strategy=scenario.strategy, vault=scenario.vault, lead_signature=f"bench-{uuid.uuid4().hex}",
             lead_trader="BenchLead111111111111111111111111111111111", input_mint=scenario.input_mint,
-            output_mint=scenario.output_mint, amount=1_000_000 + 137 * i, notional_usd=Decimal("1")))
+            output_mint=scenario.output_mint, amount=1_000_000 + 137 * i, notional_usd=Decimal(1)))
         ids.append(result.trade_id)
     return ids
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from xorj.domain.trades import ReasonCode
 from xorj.errors import ChainError
@@ -189,7 +190,9 @@ def failure_class(reason: ReasonCode) -> FailureClass:
 
 def classify_exception(exc: BaseException) -> ReasonCode:
     """The reason code of a client exception (anything from :mod:`xorj.chain.errors`)."""
-    from xorj.chain.errors import ChainCallError  # local: errors imports nothing from here
+    from xorj.chain.errors import (
+        ChainCallError,  # local: errors imports nothing from here
+    )
 
     if isinstance(exc, ChainCallError):
         return exc.reason

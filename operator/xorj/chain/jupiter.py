@@ -14,8 +14,9 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -33,7 +34,12 @@ from xorj.chain.classify import (
     TOKEN_2022_PROGRAM_ID,
     TOKEN_PROGRAM_ID,
 )
-from xorj.chain.errors import MalformedAnswerError, QuoteUnavailableError, RpcTimeoutError, RpcTransportError
+from xorj.chain.errors import (
+    MalformedAnswerError,
+    QuoteUnavailableError,
+    RpcTimeoutError,
+    RpcTransportError,
+)
 from xorj.chain.keys import VaultKey
 
 log = logging.getLogger(__name__)
@@ -52,7 +58,7 @@ class _Wire(BaseModel):
 
 def _to_int(value: Any) -> int:
     if isinstance(value, bool):
-        raise ValueError("must be an integer amount")
+        raise ValueError("must be an integer amount")  # noqa: TRY004 - pydantic wants ValueError
     if isinstance(value, int):
         return value
     if isinstance(value, str) and value.isdigit():
@@ -271,7 +277,7 @@ def sign_swap_transaction(answer: SwapResponse, quote: Quote, key: VaultKey,
     except (binascii.Error, ValueError) as exc:
         raise MalformedAnswerError(f"swap: swapTransaction is not a base64 VersionedTransaction "
                                    f"({type(exc).__name__})", method="swap") from None
-    except Exception as exc:  # solders raises its own parse error types
+    except Exception as exc:  # noqa: BLE001 - solders raises its own parse error types
         raise MalformedAnswerError(f"swap: swapTransaction does not decode ({type(exc).__name__})",
                                    method="swap") from None
     vault_index, programs = check_swap_transaction(tx, key.pubkey, allowed_programs)

@@ -53,7 +53,7 @@ def load_vault_key(path: str | Path, *, field: str = "vault_keypair_file") -> Va
         raise InvalidInputError(f"{field}: file {file} must hold a JSON array of 64 integers 0..255")
     try:
         keypair = Keypair.from_bytes(bytes(values))
-    except Exception:
+    except Exception:  # noqa: BLE001 - solders has no public error type for a bad key
         raise InvalidInputError(f"{field}: file {file} does not hold a valid ed25519 keypair "
                                 f"(the last 32 bytes must be the public key of the first 32)") from None
     finally:

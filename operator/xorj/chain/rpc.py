@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
@@ -121,7 +122,7 @@ class SolanaRpc:
     async def close(self) -> None:
         await self._client.close()
 
-    async def __aenter__(self) -> "SolanaRpc":
+    async def __aenter__(self) -> SolanaRpc:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -142,12 +143,9 @@ class SolanaRpc:
     async def send_raw(self, tx_bytes: bytes, *, program_ids: Sequence[str] = (),
                        timeout: float | None = None) -> Signature:
         """Broadcast signed bytes. A JSON-RPC error about the transaction carries ``tx_failure``."""
-        try:
-            resp = await self._call("sendTransaction", self._client.send_raw_transaction(tx_bytes, self._tx_opts),
-                                    SendTransactionResp, timeout if timeout is not None else self.timeouts.send,
-                                    program_ids=program_ids)
-        except RpcRequestError:
-            raise
+        resp = await self._call("sendTransaction", self._client.send_raw_transaction(tx_bytes, self._tx_opts),
+                                SendTransactionResp, timeout if timeout is not None else self.timeouts.send,
+                                program_ids=program_ids)
         return resp.value
 
     async def signature_statuses(self, signatures: Sequence[Signature], *, program_ids: Sequence[str] = (),
@@ -217,7 +215,7 @@ class SolanaRpc:
                                         method=method) from None
             raise RpcTransportError(f"{method} to {self._host}: {type(cause).__name__ if cause else 'transport error'}",
                                     method=method) from None
-        except (httpx2.TimeoutException,) as exc:
+        except httpx2.TimeoutException as exc:
             raise RpcTimeoutError(f"{method} to {self._host}: transport timeout", method=method) from exc
         except httpx2.HTTPError as exc:
             raise RpcTransportError(f"{method} to {self._host}: {type(exc).__name__}", method=method) from None

@@ -31,15 +31,21 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Awaitable, Callable, Protocol, Sequence
+from typing import Protocol
 
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from xorj.chain.classify import TxFailure, classify_tx_failure, tx_failure_from_solders
-from xorj.chain.errors import ChainCallError, MalformedAnswerError, QuoteUnavailableError, RpcRequestError
+from xorj.chain.errors import (
+    ChainCallError,
+    MalformedAnswerError,
+    QuoteUnavailableError,
+    RpcRequestError,
+)
 from xorj.chain.jupiter import JupiterClient, Quote, SignedSwap
 from xorj.chain.keys import VaultKey
 from xorj.chain.rpc import SignatureStatus, SolanaRpc
@@ -138,7 +144,7 @@ class _Follow:
 StepHook = Callable[[str], None]
 
 
-def _no_hook(step: str) -> None:  # noqa: ARG001
+def _no_hook(step: str) -> None:
     return None
 
 
@@ -280,7 +286,7 @@ class Submitter:
         signature = Signature.from_string(attempt.signature)
         try:
             programs = program_ids_of(raw)
-        except Exception:  # stored bytes that do not parse cannot land either; let expiry decide
+        except Exception:  # noqa: BLE001 - stored bytes that do not parse cannot land either; let expiry decide
             programs = ()
         required = self.settings.confirmation.required(trade)
         send_failures: dict[ReasonCode, int] = {}

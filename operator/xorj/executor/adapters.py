@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Callable
 
 from xorj.chain.jupiter import Quote
 from xorj.domain.risk import (
@@ -119,7 +119,7 @@ class LedgerRiskGate:
         now_mono = time.monotonic()
         if self._breaker_cache is not None and now_mono - self._breaker_cache[0] < 1.0:
             return self._breaker_cache[1]
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         since = now - self.breaker.window - self.breaker.open_for
         outcomes = await asyncio.to_thread(self.ledger.recent_outcomes, self.strategy, since)
         events = [BreakerEvent(o.at, o.state is TradeState.CONFIRMED) for o in outcomes
@@ -138,7 +138,7 @@ class LedgerRiskGate:
                                 "trading unchecked")
         breaker = await self.breaker_status()
         if first_attempt:
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             activity = await asyncio.to_thread(self.ledger.vault_activity, trade.vault, utc_day_start(now))
             usage = DailyUsage(activity.volume_usd, activity.trade_count)
         else:

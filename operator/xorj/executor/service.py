@@ -20,10 +20,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from xorj.chain.jupiter import DEFAULT_ALLOWED_PROGRAMS, JupiterClient
 from xorj.chain.keys import VaultKey, check_vault_pubkey, load_vault_key
 from xorj.chain.rpc import PreflightSettings, RpcTimeouts, SolanaRpc
-from xorj.chain.submission import STEPS, ConfirmationPolicy, Submitter, SubmissionSettings
+from xorj.chain.submission import (
+    STEPS,
+    ConfirmationPolicy,
+    SubmissionSettings,
+    Submitter,
+)
 from xorj.domain.risk import BreakerState, BreakerStatus, KillSwitch, RiskLimits
 from xorj.domain.slippage import SlippagePolicy
-from xorj.errors import InvalidInputError, LeaseLostError, LedgerError, LedgerUnavailableError
+from xorj.errors import (
+    InvalidInputError,
+    LeaseLostError,
+    LedgerError,
+    LedgerUnavailableError,
+)
 from xorj.executor.adapters import LedgerRiskGate, OwnedLedger, breaker_from
 from xorj.executor.metrics import ExecutorMetrics
 from xorj.executor.settings import ExecutorSettings
@@ -70,7 +80,7 @@ class ExecutorService:
         self.key = key or load_vault_key(settings.vault_keypair_file)
         check_vault_pubkey(self.key, settings.vault_pubkey)
         self._own_ledger = ledger is None
-        self.ledger = ledger or Ledger.connect(settings.ledger_dsn.get_secret_value(), name=f"xorj-executor")
+        self.ledger = ledger or Ledger.connect(settings.ledger_dsn.get_secret_value(), name="xorj-executor")
         self.metrics = ExecutorMetrics(settings.strategy)
         self.rpc = SolanaRpc(settings.rpc_url,
                              timeouts=RpcTimeouts(read=settings.rpc_timeout_seconds, send=settings.send_timeout_seconds),
@@ -197,6 +207,7 @@ class ExecutorService:
         backoff = self.settings.claim_interval_seconds
         while not self._stopping.is_set():
             self._last_loop_tick = time.monotonic()
+            self._slot_freed.clear()  # before claiming: a slot freed from now on wakes the wait below
             free = self.settings.concurrency - len(self._work)
             if free > 0:
                 try:
@@ -217,7 +228,6 @@ class ExecutorService:
                     self._start(trade)
                 if trades and len(trades) == free:
                     continue  # there may be more: ask again at once
-            self._slot_freed.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 stop = asyncio.ensure_future(self._stopping.wait())
                 freed = asyncio.ensure_future(self._slot_freed.wait())
@@ -371,7 +381,7 @@ class ExecutorService:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
         await site.start()
-        server = site._server  # noqa: SLF001 - aiohttp does not expose the bound port otherwise
+        server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.bound_port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
         if self.settings.http_port_file is not None:

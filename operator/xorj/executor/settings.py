@@ -71,8 +71,8 @@ class ExecutorSettings(BaseSettings):
     slippage_max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=20)
 
     # risk limits (xorj.domain.risk)
-    max_trade_notional_usd: Decimal = Field(default=Decimal("10000"), gt=0)
-    max_daily_volume_usd: Decimal = Field(default=Decimal("100000"), gt=0)
+    max_trade_notional_usd: Decimal = Field(default=Decimal(10000), gt=0)
+    max_daily_volume_usd: Decimal = Field(default=Decimal(100000), gt=0)
     max_daily_trades: int = Field(default=500, ge=1)
     max_position_share: Decimal = Field(default=Decimal("0.5"), gt=0, le=1)
     max_price_impact: Decimal = Field(default=Decimal("0.01"), gt=0, le=1)
@@ -102,7 +102,7 @@ class ExecutorSettings(BaseSettings):
         return v
 
     @model_validator(mode="after")
-    def _slippage_consistent(self) -> "ExecutorSettings":
+    def _slippage_consistent(self) -> ExecutorSettings:
         cap = self.effective_slippage_cap_bps
         if self.slippage_initial_bps > cap:
             raise ValueError(f"slippage_initial_bps ({self.slippage_initial_bps}) must be <= the cap ({cap})")

@@ -5,22 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 from solders.pubkey import Pubkey
 from spl.token.instructions import get_associated_token_address
-
 from xorj.domain.trades import TradeState
 from xorj.ledger.records import Trade, TradeIntent
 from xorj.ledger.repository import Ledger
@@ -85,7 +84,7 @@ class Scenario:
     output_mint: str
 
 
-def admit(ledger: Ledger, scenario: Scenario, n: int, amount: int, *, notional_usd: Decimal = Decimal("10"),
+def admit(ledger: Ledger, scenario: Scenario, n: int, amount: int, *, notional_usd: Decimal = Decimal(10),
           max_slippage_bps: int | None = None) -> list[int]:
     ids = []
     for _ in range(n):
@@ -237,7 +236,7 @@ class InProcessExecutor:
         finally:
             self._ready.set()
 
-    def __enter__(self) -> "InProcessExecutor":
+    def __enter__(self) -> InProcessExecutor:
         self._thread.start()
         self._ready.wait(30)
         if self.error:

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import psycopg
 import pytest
+from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 
 from tests.integration.executor.harness import (
     InProcessExecutor,
@@ -25,7 +26,6 @@ from tests.integration.executor.harness import (
     vault_transactions,
     wait_terminal,
 )
-from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 
 pytestmark = [pytest.mark.chain, pytest.mark.postgres]
 
@@ -138,12 +138,14 @@ def test_expired_attempt_is_resigned_only_after_finalized_expiry(local_chain, le
     assert_chain_matches_ledger(local_chain.rpc_url, scenario, trades, fills_before, balances_before)
 
 
+@pytest.mark.parametrize("answer", ["timeout", "close", "error", "http_error"])
 def test_answer_lost_after_processing_gives_no_second_transaction(local_chain, ledger, ledger_dsn, scenario,
-                                                                 chain_before):
-    """The dangerous case: the node processes the transaction and the answer is lost. The executor
-    must find it by signature, not send a new one."""
+                                                                 chain_before, answer):
+    """The dangerous case: the node processes the transaction and the answer is lost (hangs, the
+    connection drops, or an error comes back). The executor must find it by signature, never sign
+    a new one."""
     fills_before, balances_before = chain_before
-    local_chain.set_fault(kind="drop_after_process", method="sendTransaction", answer="timeout", hang_s=3, count=3)
+    local_chain.set_fault(kind="drop_after_process", method="sendTransaction", answer=answer, hang_s=3, count=3)
     ids = _admit_distinct(ledger, scenario, 3)
     with InProcessExecutor(_env(local_chain, ledger_dsn, scenario, send_timeout_seconds=1)):
         trades = wait_terminal(ledger, ids, 120)
@@ -154,8 +156,39 @@ def test_answer_lost_after_processing_gives_no_second_transaction(local_chain, l
     assert_chain_matches_ledger(local_chain.rpc_url, scenario, trades, fills_before, balances_before)
 
 
-SLIPPAGE_ENV = dict(slippage_initial_bps=100, slippage_step_bps=50, slippage_cap_bps=200, slippage_max_attempts=3,
-                   max_price_impact="0.05")
+def test_flaky_status_polling_and_block_height_still_exactly_once(local_chain, ledger, ledger_dsn, scenario,
+                                                                  chain_before):
+    """Half the status/height reads fail or hang: the executor backs off and keeps following the
+    same attempts; nothing is re-signed on a read error."""
+    fills_before, balances_before = chain_before
+    local_chain.set_fault(kind="error", method="getSignatureStatuses", probability=0.5)
+    local_chain.set_fault(kind="timeout", method="getBlockHeight", probability=0.3, hang_s=2.5)
+    ids = _admit_distinct(ledger, scenario, 4)
+    with InProcessExecutor(_env(local_chain, ledger_dsn, scenario, concurrency=4)) as ex:
+        trades = wait_terminal(ledger, ids, 120)
+        errors = sum(s.value for m in ex.service.metrics.rpc_errors.collect() for s in m.samples
+                     if s.name.endswith("_total"))
+    assert errors > 0
+    assert [t.state for t in trades] == [TradeState.CONFIRMED] * 4
+    assert all(len(t.attempts) == 1 for t in trades)
+    assert_chain_matches_ledger(local_chain.rpc_url, scenario, trades, fills_before, balances_before)
+
+
+def test_malformed_swap_api_answer_fails_the_trade_without_sending(local_chain, ledger, ledger_dsn, scenario,
+                                                                    chain_before):
+    fills_before, balances_before = chain_before
+    local_chain.set_fault(kind="malformed", method="quote")
+    ids = _admit_distinct(ledger, scenario, 1)
+    with InProcessExecutor(_env(local_chain, ledger_dsn, scenario)):
+        trades = wait_terminal(ledger, ids, 60)
+    trade = trades[0]
+    assert trade.state is TradeState.FAILED and trade.reason is ReasonCode.MALFORMED_RESPONSE, trade
+    assert trade.attempts == ()
+    assert_chain_matches_ledger(local_chain.rpc_url, scenario, trades, fills_before, balances_before)
+
+
+SLIPPAGE_ENV = {"slippage_initial_bps": 100, "slippage_step_bps": 50, "slippage_cap_bps": 200,
+                "slippage_max_attempts": 3, "max_price_impact": "0.05"}
 
 
 def test_slippage_failure_is_retried_with_raised_slippage_and_confirmed(local_chain, ledger, ledger_dsn, scenario,
@@ -270,8 +303,8 @@ def test_confirmation_depth_scales_with_trade_size(local_chain, ledger, ledger_d
     """Trades at or above XORJ_FINALIZED_FROM_USD are CONFIRMED only once their swap is finalized on
     chain; smaller ones at confirmed depth (1 slot here, finality 32 slots)."""
     fills_before, balances_before = chain_before
-    small = admit(ledger, scenario, 1, AMOUNT + 11, notional_usd=Decimal("10"))[0]
-    large = admit(ledger, scenario, 1, AMOUNT + 22, notional_usd=Decimal("5000"))[0]
+    small = admit(ledger, scenario, 1, AMOUNT + 11, notional_usd=Decimal(10))[0]
+    large = admit(ledger, scenario, 1, AMOUNT + 22, notional_usd=Decimal(5000))[0]
     seen: dict[int, str] = {}
     with InProcessExecutor(_env(local_chain, ledger_dsn, scenario, finalized_from_usd="1000")):
         deadline = time.monotonic() + 60

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
 import threading
 import time
-
 from decimal import Decimal
 
 import httpx
 import pytest
 from solders.keypair import Keypair
+from xorj.chain.submission import STEPS
+from xorj.domain.trades import TradeState
 
 from tests.integration.executor.harness import (
     ExecutorProcess,
@@ -23,8 +25,6 @@ from tests.integration.executor.harness import (
     logs_of,
     wait_terminal,
 )
-from xorj.chain.submission import STEPS
-from xorj.domain.trades import TradeState
 
 pytestmark = [pytest.mark.chain, pytest.mark.postgres, pytest.mark.slow]
 
@@ -46,7 +46,7 @@ def _admit(ledger, scenario, n, rng):
 def _wait_exit(proc: ExecutorProcess, timeout: float) -> int | None:
     try:
         return proc.proc.wait(timeout)
-    except Exception:
+    except subprocess.TimeoutExpired:
         return None
 
 
@@ -77,7 +77,7 @@ def test_sigkill_after_every_step_many_times_keeps_exactly_once(local_chain, led
         for step in STEPS:
             ids += _admit(ledger, scenario, 2, rng)
             # and one the risk limits refuse (max notional): the "failed" step happens every round
-            ids += admit(ledger, scenario, 1, AMOUNT + rng.randrange(1, 10**6), notional_usd=Decimal("20000"))
+            ids += admit(ledger, scenario, 1, AMOUNT + rng.randrange(1, 10**6), notional_usd=Decimal(20000))
             env = _env(local_chain, ledger_dsn, scenario, concurrency=2, slippage_cap_bps=200,
                        max_price_impact="0.05",
                        test_sigkill_after=f"{step}:{1 if step == 'resolved' else rng.randint(1, 2)}")

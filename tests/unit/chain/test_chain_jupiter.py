@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+from pydantic import ValidationError
 from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
@@ -12,7 +13,6 @@ from solders.message import MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
-
 from xorj.chain.classify import JUPITER_PROGRAM_ID, TOKEN_PROGRAM_ID
 from xorj.chain.errors import MalformedAnswerError
 from xorj.chain.jupiter import (
@@ -52,12 +52,15 @@ def test_quote_model_parses_jupiter_json_and_keeps_unknown_fields():
 @pytest.mark.parametrize("field, value", [("inAmount", "-5"), ("inAmount", 1.5), ("routePlan", []),
                                           ("slippageBps", 20000), ("swapMode", "Sideways")])
 def test_quote_model_refuses_bad_fields(field, value):
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         QuoteResponse.model_validate({**QUOTE_JSON, field: value})
 
 
-def _swap_answer(payer: Pubkey, *, cosigner: Keypair | None = None, program: Pubkey = Pubkey.from_string(
-        JUPITER_PROGRAM_ID), sign_cosigner: bool = True, lvbh: int = 345) -> SwapResponse:
+JUPITER = Pubkey.from_string(JUPITER_PROGRAM_ID)
+
+
+def _swap_answer(payer: Pubkey, *, cosigner: Keypair | None = None, program: Pubkey = JUPITER,
+                 sign_cosigner: bool = True, lvbh: int = 345) -> SwapResponse:
     accounts = [AccountMeta(payer, True, True)]
     if cosigner is not None:
         accounts.append(AccountMeta(cosigner.pubkey(), True, False))
@@ -123,5 +126,5 @@ def test_refuses_garbage_transaction_bytes():
                                          "lastValidBlockHeight": 1})
     with pytest.raises(MalformedAnswerError, match="swapTransaction"):
         sign_swap_transaction(answer, _quote(), VaultKey(vault))
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         SwapResponse.model_validate({"swapTransaction": "", "lastValidBlockHeight": 1})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from xorj.chain.submission import _retry_reason
 from xorj.domain.trades import AttemptOutcome, ReasonCode
 from xorj.errors import InvalidInputError

@@ -1,0 +1,67 @@
+"""Pure parts of the submission algorithm: confirmation depth by size, expiry records, program ids."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from solders.hash import Hash
+from solders.instruction import AccountMeta, Instruction
+from solders.keypair import Keypair
+from solders.message import MessageV0
+from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
+
+from xorj.chain.classify import JUPITER_PROGRAM_ID, TOKEN_PROGRAM_ID
+from xorj.chain.errors import RpcRequestError
+from xorj.chain.submission import ConfirmationPolicy, Submitter, _retry_reason, program_ids_of
+from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
+from xorj.ledger.records import Attempt, Trade
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def _trade(amount: int = 1_000, notional: Decimal | None = Decimal("10")) -> Trade:
+    return Trade(trade_id=1, strategy="s", vault="v", lead_signature="l", lead_trader="t", input_mint="a",
+                 output_mint="b", amount=amount, max_slippage_bps=None, notional_usd=notional, copytrade=None,
+                 state=TradeState.PENDING, reason=None, detail=None, final_signature=None, lease_owner=None,
+                 lease_expires_at=None, created_at=NOW, updated_at=NOW, submitted_at=None, finished_at=None)
+
+
+def _attempt(lvbh: int = 100) -> Attempt:
+    return Attempt(attempt_id=1, trade_id=1, attempt_no=1, signature="sig", raw_tx=b"x", last_valid_block_height=lvbh,
+                   slippage_bps=100, quote_out_amount=5, outcome=AttemptOutcome.PENDING, reason=None, detail=None,
+                   created_at=NOW, resolved_at=None)
+
+
+def test_confirmation_depth_scales_with_size():
+    policy = ConfirmationPolicy(default="confirmed", finalized_from_usd=Decimal("1000"), finalized_from_amount=10**9)
+    assert policy.required(_trade(notional=Decimal("999.99"))) == "confirmed"
+    assert policy.required(_trade(notional=Decimal("1000"))) == "finalized"
+    assert policy.required(_trade(amount=10**9, notional=None)) == "finalized"
+    assert ConfirmationPolicy().required(_trade(notional=Decimal("10") ** 9)) == "confirmed"
+
+
+def test_expiry_record_names_why_the_rpc_never_took_the_transaction():
+    timed_out = Submitter._expired(_attempt(), 151, 0, {ReasonCode.RPC_TIMEOUT: 4}, None)
+    assert timed_out.outcome is AttemptOutcome.EXPIRED and timed_out.reason is ReasonCode.BLOCKHASH_EXPIRED
+    assert timed_out.detail.startswith("RPC_TIMEOUT: never accepted")
+    resolved = Attempt(**{**_attempt().__dict__, "outcome": AttemptOutcome.EXPIRED,
+                          "reason": ReasonCode.BLOCKHASH_EXPIRED, "detail": timed_out.detail})
+    assert _retry_reason(resolved) is ReasonCode.RPC_TIMEOUT
+
+    refused = RpcRequestError("no funds", reason=ReasonCode.INSUFFICIENT_FUNDS)
+    funds = Submitter._expired(_attempt(), 151, 0, {ReasonCode.INSUFFICIENT_FUNDS: 2}, refused)
+    assert funds.detail.startswith("INSUFFICIENT_FUNDS: never accepted (no funds)")
+
+    # once a send was accepted, the expiry is a plain one: the transaction may have been seen
+    plain = Submitter._expired(_attempt(), 151, 1, {ReasonCode.RPC_TIMEOUT: 3}, None)
+    assert plain.detail.startswith("unseen after expiry")
+
+
+def test_program_ids_of_signed_bytes():
+    payer = Keypair()
+    ixs = [Instruction(Pubkey.from_string(JUPITER_PROGRAM_ID), b"", [AccountMeta(payer.pubkey(), True, True)]),
+           Instruction(Pubkey.from_string(TOKEN_PROGRAM_ID), b"", [])]
+    tx = VersionedTransaction(MessageV0.try_compile(payer.pubkey(), ixs, [], Hash.new_unique()), [payer])
+    assert program_ids_of(bytes(tx)) == (JUPITER_PROGRAM_ID, TOKEN_PROGRAM_ID)
