@@ -60,6 +60,20 @@ def peak_rss_kib(pid: int) -> int:
     return 0
 
 
+def histogram_quantiles(metrics_text: str, name: str, quantiles: tuple[float, ...]) -> dict[float, float]:
+    """Upper bucket bounds holding each quantile of a Prometheus histogram."""
+    buckets = []
+    for line in metrics_text.splitlines():
+        if line.startswith(f"{name}_bucket{{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float("inf") if bound == "+Inf" else float(bound), float(line.rsplit(" ", 1)[1])))
+    total = buckets[-1][1] if buckets else 0
+    out = {}
+    for q in quantiles:
+        out[q] = next((b for b, c in buckets if total and c >= q * total), float("nan"))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=1000)
@@ -134,6 +148,11 @@ def main() -> None:
         xorj_requests = after["xorj"] - before["xorj"] - bench_own
         print(f"API server requests on trading.xorj.io per trade (all clients but the bench's own "
               f"creates and polls): {xorj_requests / args.count:.2f}")
+        import urllib.request
+
+        text = urllib.request.urlopen(f"http://127.0.0.1:{op.metrics_port}/metrics", timeout=5).read().decode()
+        q = histogram_quantiles(text, "xorj_operator_mirror_latency_seconds", (0.5, 0.99))
+        print(f"ledger NOTIFY -> CopyTrade status PATCH latency: p50 <= {q[0.5]} s, p99 <= {q[0.99]} s")
         print(f"Event requests per trade: {(after['events'] - before['events']) / args.count:.2f}")
     finally:
         stop.set()

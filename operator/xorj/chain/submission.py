@@ -177,12 +177,16 @@ class Submitter:
 
     # ---- the trade loop ----------------------------------------------------------------------
 
-    async def run(self, trade_id: int) -> Trade:
+    async def run(self, trade_id: int, claimed: Trade | None = None) -> Trade:
         """Drive the trade to CONFIRMED or FAILED. Raises LeaseLostError / LedgerUnavailableError
-        (stop; resume later from the ledger) and nothing else on the normal failure paths."""
+        (stop; resume later from the ledger) and nothing else on the normal failure paths.
+        ``claimed`` is the trade as the claim returned it (saves one read); later rounds re-read."""
         fresh_signature: str | None = None
         while True:
-            trade = await self.ledger.load(trade_id)
+            if claimed is not None:
+                trade, claimed = claimed, None
+            else:
+                trade = await self.ledger.load(trade_id)
             if trade.is_terminal:
                 return trade
             pending = trade.pending_attempt

@@ -7,7 +7,8 @@ events under load; sub-handlers break consistency, issue 641):
   (level-triggered: it always converges to the spec, whatever woke it), plus its finalizer.
 - CopyTrade: one daemon per object, ``mirror_copytrade`` (admission, then the status mirror, then
   the TTL), plus its finalizer.
-- A watch-freshness index per kind (it stores nothing; it tells the liveness probe the watch is alive).
+- An index per kind, fed by the watch: the strategies' vault keys, and evidence for the liveness
+  probe that the watch is alive.
 
 Progress, diff-base and the finalizer use our own ``trading.xorj.io`` prefix, so another kopf
 operator on the same objects never reads or overwrites our state.
@@ -63,12 +64,17 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
     # Our own Events are explicit; kopf's "Handler succeeded" log-Events would double the API load.
     settings.posting.level = logging.WARNING
     settings.networking.request_timeout = 30
+    # The CRDs are installed before the operator and the namespaces are given: kopf's cluster-wide
+    # scans of CRDs and namespaces would need a ClusterRole, and when refused (the chart grants none)
+    # kopf retries them for about a minute before starting to watch.
+    settings.scanning.disabled = True
     settings.peering.priority = cfg.priority
     settings.peering.name = cfg.peering_name
     settings.peering.standalone = cfg.standalone
     settings.peering.mandatory = not cfg.standalone
     settings.peering.lifetime = cfg.peering_lifetime
 
+    logging.getLogger("kopf.objects").addFilter(_quiet_indexers)
     freshness = WatchFreshness(stale_after=cfg.watch_stale_seconds)
     kube = Kube(await asyncio.to_thread(load_config), cfg.api_workers, freshness)
     dsn = cfg.ledger_dsn.get_secret_value()
@@ -81,6 +87,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
     if not cfg.standalone:
         await _ensure_peering_objects(kube, cfg.peering_name, memo.get("namespaces") or [])
     logger.info("operator started", extra={"identity": identity, "priority": cfg.priority})
+
+
+def _quiet_indexers(record: logging.LogRecord) -> bool:
+    """Drop kopf's per-event "Indexer ... succeeded." lines: one per watch event is noise."""
+    return not (record.levelno <= logging.INFO and record.getMessage().startswith("Indexer "))
 
 
 def _connect_ledger(dsn: str, logger: Any) -> Ledger:
@@ -126,19 +137,27 @@ async def strategy_deleted(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: A
     await reconcile.finalize_strategy(_rt(memo), body, logger)
 
 
-@kopf.index(GROUP, VERSION, STRATEGIES, id="freshness")
-def strategy_seen(uid: str, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
+@kopf.index(GROUP, VERSION, STRATEGIES, id="strategy_vaults")
+def strategy_vaults(uid: str, meta: kopf.Meta, spec: kopf.Spec, namespace: str, name: str,
+                    memo: kopf.Memo, **_: Any) -> dict[tuple[str, str], str] | None:
+    """Fed by the watch: each strategy's vault key (admission needs it: no GET per CopyTrade), and
+    the freshness tracker's evidence that the watch is alive."""
     rt: Runtime | None = memo.get("runtime")
     if rt is not None:
         rt.freshness.observed(uid, meta.get("resourceVersion"), time.monotonic())
+    vault = (spec.get("vault") or {}).get("publicKey")
+    return {(namespace, name): vault} if vault else None
 
 
 # -- CopyTrade -----------------------------------------------------------------------------------------
 
 
 @kopf.daemon(GROUP, VERSION, COPYTRADES, id="mirror", cancellation_timeout=1.0, backoff=5.0)
-async def copytrade(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
-    await reconcile.mirror_copytrade(_rt(memo), body, logger)
+async def copytrade(body: kopf.Body, memo: kopf.Memo, logger: Any, strategy_vaults: kopf.Index, **_: Any) -> None:
+    def vault_of(namespace: str, name: str) -> str | None:
+        return next(iter(strategy_vaults.get((namespace, name), ())), None)
+
+    await reconcile.mirror_copytrade(_rt(memo), body, logger, vault_of)
 
 
 @kopf.on.delete(GROUP, VERSION, COPYTRADES, id="finalize")

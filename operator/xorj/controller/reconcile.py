@@ -14,6 +14,7 @@ import logging
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -205,11 +206,23 @@ def copytrade_ref(namespace: str, name: str) -> str:
     return f"{namespace}/{name}"
 
 
-async def _strategy_spec(rt: Runtime, namespace: str, name: str) -> TradingStrategySpec | None:
+VaultLookup = Callable[[str, str], "str | None"]
+
+
+def _no_index(namespace: str, name: str) -> str | None:
+    return None
+
+
+async def _strategy_vault(rt: Runtime, namespace: str, name: str, vaults: VaultLookup) -> str | None:
+    """The vault public key of a strategy: from the watch-fed index (no API request), else a GET
+    (a strategy created a moment ago may not be indexed yet). None if the strategy does not exist."""
+    vault = vaults(namespace, name)
+    if vault is not None:
+        return vault
     obj = await rt.kube.get_cr(namespace, STRATEGIES, name)
     if obj is None:
         return None
-    return TradingStrategySpec.model_validate(obj["spec"])
+    return TradingStrategySpec.model_validate(obj["spec"]).vault.public_key
 
 
 def _created_before(trade: Trade, body: Any) -> bool:
@@ -224,15 +237,15 @@ def _created_before(trade: Trade, body: Any) -> bool:
 
 
 async def admit_copytrade(
-    rt: Runtime, body: Any, spec: CopyTradeSpec, logger: Any
+    rt: Runtime, body: Any, spec: CopyTradeSpec, logger: Any, vaults: VaultLookup = _no_index
 ) -> tuple[Trade | None, CopyTradeStatus | None]:
     """Admit the trade into the ledger (idempotent) and write the status that says so.
     (None, None) while the strategy does not exist."""
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
-    strategy = await _strategy_spec(rt, namespace, spec.strategy)
+    vault = await _strategy_vault(rt, namespace, spec.strategy, vaults)
     previous = _status_model(CopyTradeStatus, body.get("status")) or CopyTradeStatus()
-    if strategy is None:
+    if vault is None:
         cond = st.set_condition(
             previous.conditions, st.ADMITTED, st.ConditionStatus.FALSE, "StrategyNotFound",
             f"TradingStrategy {spec.strategy!r} not found in {namespace}; waiting for it",
@@ -244,7 +257,7 @@ async def admit_copytrade(
         return None, None
     intent = TradeIntent(
         strategy=strategy_key(namespace, spec.strategy),
-        vault=strategy.vault.public_key,
+        vault=vault,
         lead_signature=spec.lead_signature,
         lead_trader=spec.lead_trader,
         input_mint=spec.input_mint,
@@ -264,6 +277,7 @@ async def admit_copytrade(
         metrics.ADMISSIONS.labels("admitted").inc()
         if result.created:
             kopf.event(body, type="Normal", reason="Admitted", message=f"trade {result.trade_id} admitted (PENDING)")
+            logger.info("trade admitted", extra={"trade_id": result.trade_id})
     else:
         fields = st.admission_fields(result, copytrade_ref(namespace, name), trade.copytrade)
         metrics.ADMISSIONS.labels("duplicate").inc()
@@ -280,7 +294,7 @@ async def admit_copytrade(
     return trade, status
 
 
-async def mirror_copytrade(rt: Runtime, body: Any, logger: Any) -> None:
+async def mirror_copytrade(rt: Runtime, body: Any, logger: Any, vaults: VaultLookup = _no_index) -> None:
     """The daemon of one CopyTrade: admit it, then keep its status equal to the ledger's trade until
     it is terminal; then, if it has a TTL, delete it when the TTL runs out.
 
@@ -301,7 +315,7 @@ async def mirror_copytrade(rt: Runtime, body: Any, logger: Any) -> None:
 
     while trade_id is None:
         try:
-            trade, admitted = await admit_copytrade(rt, body, spec, logger)
+            trade, admitted = await admit_copytrade(rt, body, spec, logger, vaults)
         except LedgerError as exc:
             logger.warning("admission failed, will retry", extra={"error": type(exc).__name__})
             trade = admitted = None
@@ -389,10 +403,10 @@ async def finalize_copytrade(rt: Runtime, body: Any, logger: Any) -> None:
             trade = await rt.ledger_call("get_trade", rt.ledger.get_trade, int(status.trade_id))
         else:
             # admitted, but the status write may have been lost to a crash: look it up by key
-            strategy = await _strategy_spec(rt, namespace, spec.strategy)
-            if strategy is None:
+            vault = await _strategy_vault(rt, namespace, spec.strategy, _no_index)
+            if vault is None:
                 return
-            key = TradeKey(strategy_key(namespace, spec.strategy), strategy.vault.public_key, spec.lead_signature)
+            key = TradeKey(strategy_key(namespace, spec.strategy), vault, spec.lead_signature)
             trade = await rt.ledger_call("find_trade", rt.ledger.find_trade, key)
         if trade is None or trade.is_terminal:
             return

@@ -23,7 +23,7 @@ class OperatorSettings(BaseSettings):
     executor_log_level: str = "INFO"
 
     # Resync: NOTIFY gives low latency; these bound how stale a status may get if a NOTIFY is lost.
-    copytrade_resync_seconds: float = Field(default=30.0, gt=0)
+    copytrade_resync_seconds: float = Field(default=10.0, gt=0)
     strategy_resync_seconds: float = Field(default=10.0, gt=0)
     # Deleting a strategy waits this long for its SUBMITTED trades to finish before letting go.
     strategy_drain_seconds: float = Field(default=300.0, ge=0)

@@ -8,8 +8,12 @@ pod runtime that backs each executor pod with a real ``xorj executor`` process, 
 TradingStrategy and a few CopyTrades, and waits until they are CONFIRMED.
 
 Every background process is started in its own session, recorded in ``demo.json`` under the state
-directory (``$XORJ_DEMO_STATE_DIR`` or ``<cache>/demo``, never the work tree) and stopped by ``down``,
-which also stops the cluster and Postgres. ``up`` is idempotent: what already runs is kept.
+directory (``$XORJ_DEMO_STATE_DIR`` or ``<cache>/demo``, never the work tree; logs in ``logs/`` and
+``pod-runtime/pods/``) and stopped by ``down``, which also stops Postgres (removing the demo ledger:
+the chain starts afresh with every ``up``) and the cluster if ``up`` started it (a cluster that was
+already running, e.g. the tests', keeps running; only the demo's namespace is removed from it).
+``up`` is idempotent: what already runs is kept. ``$XORJ_DEMO_NAMESPACE`` (default ``xorj``) and
+``$XORJ_CLUSTER_NAME`` choose where it runs.
 """
 
 from __future__ import annotations
@@ -217,7 +221,7 @@ class Demo:
         data = self.state.load()
         data.setdefault("processes", {})
 
-        self.say("1/8 toolchain: building what is missing (first run: tens of minutes)")
+        self.say("1/8 toolchain: building what is missing (a first build takes tens of minutes)")
         self.toolchain.build(progress=lambda m: self.say(f"    {m}"))
         self.say("2/8 cluster: starting the local Kubernetes cluster")
         if not data.get("cluster_started_by_demo") and not self.cluster.is_running():
@@ -455,10 +459,15 @@ class Demo:
             if server.is_running():
                 self.say("stopping Postgres")
                 server.stop()
+            # the chain starts afresh with every `up`: a ledger of trades on a chain that is gone
+            # would only confuse the next demo
+            shutil.rmtree(root, ignore_errors=True)
+            data.pop("postgres_root", None)
+            data.pop("postgres_port", None)
         if data.get("cluster_started_by_demo"):
             self.say("stopping the cluster")
             self.cluster.down(progress=lambda m: self.say(f"    {m}"))
-        elif self.cluster.cluster_dir.exists():
+        elif data.get("kubeconfig") and self.cluster.cluster_dir.exists():
             self.say(f"leaving cluster {self.cluster.name} running: it was up before `xorj dev up` "
                      "(`xorj dev cluster down` stops it)")
         data["processes"] = {}

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,6 @@ class PodProcess:
     restarts: int = 0
     next_start: float = 0.0
     log_path: Path | None = None
-    started: list[float] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -268,7 +267,6 @@ class PodRuntime:
         with open(entry.log_path, "ab") as out:
             entry.process = subprocess.Popen(argv, env=full_env, stdout=out, stderr=subprocess.STDOUT,
                                              stdin=subprocess.DEVNULL, cwd=pod_dir, start_new_session=True)
-        entry.started.append(time.time())
         log.info("executor process started", extra={"pod": entry.key, "pid": entry.process.pid,
                                                      "command": " ".join(argv[:2]), "log": str(entry.log_path)})
 

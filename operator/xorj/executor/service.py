@@ -252,10 +252,11 @@ class ExecutorService:
 
     async def _handle(self, trade: Trade) -> None:
         backoff = 0.5
+        claimed: Trade | None = trade  # fresh from the claim's transaction; a retry re-reads
         try:
             while True:
                 try:
-                    await self.submitter.run(trade.trade_id)
+                    await self.submitter.run(trade.trade_id, claimed)
                     return
                 except LeaseLostError as exc:
                     self.metrics.leases_lost.labels(self.settings.strategy).inc()
@@ -264,6 +265,7 @@ class ExecutorService:
                 except LedgerUnavailableError as exc:
                     # Nothing is sent unless its attempt is known committed: wait for the ledger and
                     # resume from what it says (our lease, if it ran out meanwhile, fences us).
+                    claimed = None
                     log.warning("ledger unavailable mid-trade; will resume from the ledger",
                                 extra={"trade_id": trade.trade_id, "error": str(exc)})
                     await asyncio.sleep(backoff)

@@ -67,9 +67,12 @@ class ApiRecorder:
             response = web.StreamResponse(status=upstream.status, headers={
                 k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP})
             await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-            await response.write_eof()
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+                await response.write_eof()
+            except (ConnectionResetError, aiohttp.ClientError):
+                pass  # the client (or, at stop, the upstream session) went away mid-stream: a watch ended
             return response
 
     def start(self) -> ApiRecorder:

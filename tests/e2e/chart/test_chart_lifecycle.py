@@ -154,15 +154,11 @@ def chart_operator_grants(k8s_cluster, namespace: str) -> set[tuple[str, str, st
             for v in rule["verbs"]}
 
 
-# kopf's optional cluster-wide scans (settings.scanning): with explicit --namespace the operator
-# needs neither; kopf logs that it lacks the permission and goes on. Granting them would mean a
-# ClusterRole for nothing. (kopf stops trying when the operator sets settings.scanning.disabled.)
-OPTIONAL_SCANS = {("GET", "/api/v1/namespaces"),
-                  ("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")}
-
 # Grants the scenario below cannot exercise, each with the code path that needs it.
 NOT_EXERCISED: dict[tuple[str, str, str], str] = {
-    # none yet: every grant must be used by the scenario, or listed here with its reason
+    ("trading.xorj.io", "copytrades", "get"):
+        "reconcile.mirror_copytrade re-reads a CopyTrade right after admitting it; a daemon that "
+        "starts with status.tradeId already set skips that read, so a run may or may not make it",
 }
 
 
@@ -218,6 +214,9 @@ def test_operator_runs_under_the_charts_service_account(k8s_cluster, k8s_namespa
             return all(names.values()) and status.get("conditions") and names
 
         wait_until(reconciled, timeout=90, what="the strategy reconciled by the operator")
+        # the periodic resync reads the Deployment back to check for drift
+        wait_until(lambda: alive() and ("apps", "deployments", "get") in rbac_calls(recorder.calls),
+                   timeout=90, what="the resync's drift check")
         deployment = get_json(k8s_cluster, "deployment", "rbac-proof-executor", "-n", ns)
         assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == EXECUTOR_SA
         k8s_cluster.kubectl("patch", "tradingstrategy", "rbac-proof", "-n", ns, "--type=merge",
@@ -249,7 +248,9 @@ def test_operator_runs_under_the_charts_service_account(k8s_cluster, k8s_namespa
         process.wait(timeout=40)
         recorder.stop()
 
-    refused = sorted({(c.method, c.path) for c in recorder.calls if c.status == 403} - OPTIONAL_SCANS)
+    # Nothing refused, kopf's cluster-wide scans included: refused, kopf retries them for about a
+    # minute before it starts watching (the operator sets settings.scanning.disabled).
+    refused = sorted({(c.method, c.path) for c in recorder.calls if c.status == 403})
     assert not refused, f"the chart's RBAC refused the operator: {refused}\n{log_path.read_text()[-2000:]}"
     used = rbac_calls(recorder.calls)
     granted = chart_operator_grants(k8s_cluster, ns)

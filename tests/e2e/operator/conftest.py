@@ -195,3 +195,4 @@ def operators(tmp_path: Path, kube: Kubectl, ledger_dsn: str) -> Iterator[Callab
     for op in started:
         text = op.log_text()
         assert "Traceback" not in text, f"operator log has a traceback:\n{text[-6000:]}"
+        assert ledger_dsn not in text, "the ledger DSN (a secret) appeared in the operator's log"

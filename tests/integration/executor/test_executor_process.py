@@ -73,7 +73,7 @@ def test_sigkill_after_every_step_many_times_keeps_exactly_once(local_chain, led
 
     swinger = threading.Thread(target=swing, daemon=True)
     swinger.start()
-    for round_no in range(2):
+    for round_no in range(3):
         for step in STEPS:
             ids += _admit(ledger, scenario, 2, rng)
             # and one the risk limits refuse (max notional): the "failed" step happens every round

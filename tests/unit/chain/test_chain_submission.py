@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from solders.hash import Hash
@@ -11,17 +11,21 @@ from solders.keypair import Keypair
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
-
 from xorj.chain.classify import JUPITER_PROGRAM_ID, TOKEN_PROGRAM_ID
 from xorj.chain.errors import RpcRequestError
-from xorj.chain.submission import ConfirmationPolicy, Submitter, _retry_reason, program_ids_of
+from xorj.chain.submission import (
+    ConfirmationPolicy,
+    Submitter,
+    _retry_reason,
+    program_ids_of,
+)
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 from xorj.ledger.records import Attempt, Trade
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def _trade(amount: int = 1_000, notional: Decimal | None = Decimal("10")) -> Trade:
+def _trade(amount: int = 1_000, notional: Decimal | None = Decimal(10)) -> Trade:
     return Trade(trade_id=1, strategy="s", vault="v", lead_signature="l", lead_trader="t", input_mint="a",
                  output_mint="b", amount=amount, max_slippage_bps=None, notional_usd=notional, copytrade=None,
                  state=TradeState.PENDING, reason=None, detail=None, final_signature=None, lease_owner=None,
@@ -35,11 +39,11 @@ def _attempt(lvbh: int = 100) -> Attempt:
 
 
 def test_confirmation_depth_scales_with_size():
-    policy = ConfirmationPolicy(default="confirmed", finalized_from_usd=Decimal("1000"), finalized_from_amount=10**9)
+    policy = ConfirmationPolicy(default="confirmed", finalized_from_usd=Decimal(1000), finalized_from_amount=10**9)
     assert policy.required(_trade(notional=Decimal("999.99"))) == "confirmed"
-    assert policy.required(_trade(notional=Decimal("1000"))) == "finalized"
+    assert policy.required(_trade(notional=Decimal(1000))) == "finalized"
     assert policy.required(_trade(amount=10**9, notional=None)) == "finalized"
-    assert ConfirmationPolicy().required(_trade(notional=Decimal("10") ** 9)) == "confirmed"
+    assert ConfirmationPolicy().required(_trade(notional=Decimal(10) ** 9)) == "confirmed"
 
 
 def test_expiry_record_names_why_the_rpc_never_took_the_transaction():

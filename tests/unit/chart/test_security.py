@@ -16,7 +16,6 @@ def effective(pod: dict, container: dict, key: str):
 
 def assert_restricted(workload: str, pod: dict) -> None:
     containers = pod.get("initContainers", []) + pod["containers"]
-    mounts_by_container = {c["name"]: {m["mountPath"] for m in c.get("volumeMounts", [])} for c in containers}
     for c in containers:
         where = f"{workload} container {c['name']}"
         sc = c.get("securityContext", {})

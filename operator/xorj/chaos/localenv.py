@@ -1,0 +1,205 @@
+"""The local chaos environment: the parts the ledger/chain/executor scenarios act on, as real
+processes, without Kubernetes (for CI; the cluster scenarios run on ``xorj dev up`` or kind).
+
+``up`` starts a Postgres server with the ledger schema, the local chain (``xorj dev chain serve``),
+a cuttable TCP proxy in front of Postgres (:mod:`xorj.chaos.proxy`) and an executor pool
+(:mod:`xorj.chaos.supervisor`, replicas of ``xorj executor`` whose DSN goes through the proxy). It
+writes ``env.json`` (pids, ports, paths and the ``target`` the probes read) and ``down`` stops it all.
+``XORJ_CHAOS_ENV=<dir>/env.json`` points experiments at it.
+
+The executors' settings can be overridden while it runs (the kill switch): ``executor.env.json``
+in the same directory is read by the pool each time it starts a replica.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from xorj.errors import EnvironmentSetupError
+
+STRATEGY = "chaos"
+DATABASE = "xorj"
+
+# Short bounds so faults resolve within an experiment: leases of 4 s, client timeouts of 2-3 s, a
+# breaker that reopens after 20 s (production defaults are longer; the algorithm is the same).
+EXECUTOR_SETTINGS: dict[str, str] = {
+    "XORJ_LEASE_SECONDS": "4", "XORJ_POLL_INTERVAL_SECONDS": "0.2", "XORJ_REBROADCAST_INTERVAL_SECONDS": "1.0",
+    "XORJ_RPC_TIMEOUT_SECONDS": "2", "XORJ_SEND_TIMEOUT_SECONDS": "2", "XORJ_SWAP_API_TIMEOUT_SECONDS": "3",
+    "XORJ_SHUTDOWN_GRACE_SECONDS": "5", "XORJ_CLAIM_INTERVAL_SECONDS": "0.1", "XORJ_CONCURRENCY": "4",
+    "XORJ_HTTP_HOST": "127.0.0.1", "XORJ_MAX_PRICE_IMPACT": "0.05", "XORJ_SLIPPAGE_CAP_BPS": "300",
+    "XORJ_BREAKER_FAILURES_IN_A_ROW": "3", "XORJ_BREAKER_FAILURES_IN_WINDOW": "5",
+    "XORJ_BREAKER_WINDOW_SECONDS": "30", "XORJ_BREAKER_OPEN_SECONDS": "20", "XORJ_MAX_DAILY_TRADES": "100000",
+    "XORJ_MAX_DAILY_VOLUME_USD": "100000000",
+}
+
+
+def _start(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> int:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env=env or dict(os.environ), start_new_session=True)
+    return process.pid
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait_file(path: Path, what: str, pid: int, timeout: float, log: Path) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            return json.loads(path.read_text())
+        if not _alive(pid):
+            raise EnvironmentSetupError(f"{what} exited during start-up; log {log}:\n{_tail(log)}")
+        time.sleep(0.1)
+    raise EnvironmentSetupError(f"{what} not ready after {timeout:.0f}s; log {log}:\n{_tail(log)}")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+def stop_pid(pid: int | None, grace: float = 20.0) -> None:
+    """SIGTERM the process group of ``pid`` (started in its own session), SIGKILL after ``grace``."""
+    if not _alive(pid):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _alive(pid):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+class LocalChaosEnv:
+    def __init__(self, root: Path, progress: Callable[[str], None] = lambda _: None) -> None:
+        self.root = root
+        self.path = root / "env.json"
+        self.say = progress
+
+    def load(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _save(self, state: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.path)
+
+    def up(self, replicas: int = 2) -> dict[str, Any]:
+        from xorj.devenv.postgres import PostgresServer
+        from xorj.ledger.migrate import migrate
+
+        if self.load().get("running"):
+            raise EnvironmentSetupError(f"a chaos environment already runs in {self.root}: `xorj chaos env down` first")
+        self.root.mkdir(parents=True, exist_ok=True)
+        logs = self.root / "logs"
+        state: dict[str, Any] = {"running": True, "processes": {}}
+        self._save(state)
+        try:
+            self.say("ledger: starting Postgres")
+            server = PostgresServer.temporary()
+            server.start()
+            state["postgres"] = {"data_dir": str(server.data_dir), "port": server.port,
+                                 "log": str(server.log_path), "root": str(server.data_dir.parent)}
+            self._save(state)
+            dsn = server.create_database(DATABASE, exist_ok=True)
+            migrate(dsn)
+
+            self.say("chain: starting the local chain")
+            chain_dir = self.root / "chain"
+            with contextlib.suppress(FileNotFoundError):
+                (chain_dir / "chain.json").unlink()
+            pid = _start([sys.executable, "-c", "from xorj.cli import main; main()", "dev", "chain", "serve",
+                          "--state-dir", str(chain_dir), "--vaults", "2", "--slot-ms", "100"], logs / "chain.log")
+            state["processes"]["chain"] = pid
+            self._save(state)
+            chain = _wait_file(chain_dir / "chain.json", "the local chain", pid, 120, logs / "chain.log")
+
+            self.say("proxy: starting the cuttable TCP proxy in front of Postgres")
+            proxy_file = self.root / "proxy.json"
+            with contextlib.suppress(FileNotFoundError):
+                proxy_file.unlink()
+            pid = _start([sys.executable, "-m", "xorj.chaos.proxy", "--target", f"127.0.0.1:{server.port}",
+                          "--state-file", str(proxy_file)], logs / "proxy.log")
+            state["processes"]["proxy"] = pid
+            proxy = _wait_file(proxy_file, "the TCP proxy", pid, 30, logs / "proxy.log")
+            state["proxy"] = {"control_url": f"http://127.0.0.1:{proxy['control_port']}",
+                              "listen_port": proxy["listen_port"]}
+
+            vault, keypair_file = next(iter(chain["vaults"].items()))
+            executor_env = {
+                **os.environ, **EXECUTOR_SETTINGS,
+                "XORJ_LEDGER_DSN": f"postgresql://postgres@127.0.0.1:{proxy['listen_port']}/{DATABASE}",
+                "XORJ_STRATEGY": STRATEGY, "XORJ_RPC_URL": chain["rpc_url"], "XORJ_SWAP_API_URL": chain["swap_api_url"],
+                "XORJ_VAULT_KEYPAIR_FILE": keypair_file, "XORJ_VAULT_PUBKEY": vault,
+                "XORJ_CHAOS_EXECUTOR_OVERRIDES": str(self.root / "executor.env.json"),
+            }
+            self.say(f"executors: starting {replicas} `xorj executor` replicas")
+            pool_file = self.root / "executors.json"
+            with contextlib.suppress(FileNotFoundError):
+                pool_file.unlink()
+            pid = _start([sys.executable, "-m", "xorj.chaos.supervisor", "--replicas", str(replicas),
+                          "--state-file", str(pool_file), "--log-dir", str(logs / "executors")],
+                         logs / "supervisor.log", env=executor_env)
+            state["processes"]["executors"] = pid
+            state["executors_file"] = str(pool_file)
+            _wait_file(pool_file, "the executor pool", pid, 30, logs / "supervisor.log")
+            state["target"] = {
+                "ledger_dsn": dsn, "chain_admin_url": chain["admin_url"], "strategy": STRATEGY, "vault": vault,
+                "input_mint": chain["mints"]["USDC"]["address"], "output_mint": chain["mints"]["SOL"]["address"],
+            }
+            state["replicas"] = replicas
+            self._save(state)
+        except BaseException:
+            self.down()
+            raise
+        self.say(f"chaos environment up: XORJ_CHAOS_ENV={self.path}")
+        return state
+
+    def down(self) -> None:
+        from xorj.devenv.postgres import PostgresServer
+
+        state = self.load()
+        for name in ("executors", "proxy", "chain"):
+            pid = state.get("processes", {}).get(name)
+            if _alive(pid):
+                self.say(f"stopping {name} (pid {pid})")
+                stop_pid(pid)
+        pg = state.get("postgres")
+        if pg:
+            server = PostgresServer(Path(pg["data_dir"]), pg["port"], log_path=Path(pg["log"]))
+            if server.is_running():
+                self.say("stopping Postgres")
+                server.stop()
+            shutil.rmtree(pg["root"], ignore_errors=True)
+        if state:
+            state.update(running=False, processes={})
+            state.pop("postgres", None)
+            self._save(state)

@@ -1,0 +1,236 @@
+"""Chaos Toolkit probes: the invariants of DESIGN.md measured on the real ledger, the real chain and
+the real API server. Each returns a plain value (int or dict) that the experiment's tolerance checks;
+none of them decides success by itself, and none hides a failure to measure (an unreachable ledger
+raises, which fails the hypothesis).
+
+- :func:`no_duplicate_trades` (ledger): more than one trade per idempotency key, or more than one
+  LANDED attempt per trade. Tolerance ``0``.
+- :func:`no_duplicate_onchain_transactions` (chain, via its admin API, against the ledger): swaps
+  filled on chain per trade, fills no trade explains, fills of FAILED trades, CONFIRMED trades with
+  no fill. Tolerance jsonpath ``$.violations`` = 0.
+- :func:`no_orphans`: PENDING/SUBMITTED trades with no live lease for longer than the bound.
+- :func:`all_trades_terminal_within`: this run's trades all CONFIRMED/FAILED within a bound (waits);
+  also reports counts and the time to recover after the faults were cleared.
+- :func:`copytrade_status_matches_ledger`: each CopyTrade's status.phase equals its ledger state.
+- :func:`alert_raised`: an alert of ``kind`` in the outbox since that fault class was injected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from xorj.chaos import marks
+from xorj.chaos.target import Target, resolve
+
+TERMINAL = ("CONFIRMED", "FAILED")
+
+
+@contextlib.contextmanager
+def _db(target: Target) -> Iterator[psycopg.Cursor]:
+    # the probes' own eyes: a direct connection (never through the cuttable proxy), short timeouts
+    with psycopg.connect(target.ledger_dsn, connect_timeout=5, autocommit=True) as conn, \
+            conn.cursor(row_factory=dict_row) as cur:
+        cur.execute("SET statement_timeout = '10s'")
+        yield cur
+
+
+def run_filter(target: Target) -> tuple[str, dict[str, Any]]:
+    """SQL condition selecting the trades this experiment run submitted (see actions.load)."""
+    return ("(lead_signature LIKE %(run_prefix)s OR copytrade LIKE %(copytrade_prefix)s)",
+            {"run_prefix": f"chaos-{target.run_id}-%", "copytrade_prefix": f"%/chaos-{target.run_id}-%"})
+
+
+def ledger_reachable(configuration: dict[str, Any] | None = None) -> bool:
+    target = resolve(configuration)
+    try:
+        with _db(target) as cur:
+            cur.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+def count_duplicate_trades(cur: psycopg.Cursor) -> int:
+    keyed = cur.execute(
+        """SELECT coalesce(sum(n - 1), 0) AS extra FROM (
+               SELECT count(*) AS n FROM trades GROUP BY strategy, vault, lead_signature HAVING count(*) > 1) d"""
+    ).fetchone()["extra"]
+    landed = cur.execute(
+        """SELECT coalesce(sum(n - 1), 0) AS extra FROM (
+               SELECT count(*) AS n FROM attempts WHERE outcome = 'LANDED' GROUP BY trade_id HAVING count(*) > 1) d"""
+    ).fetchone()["extra"]
+    return int(keyed) + int(landed)
+
+
+def no_duplicate_trades(configuration: dict[str, Any] | None = None) -> int:
+    """Extra trades per idempotency key plus extra LANDED attempts per trade (0 when exactly-once held)."""
+    with _db(resolve(configuration)) as cur:
+        return count_duplicate_trades(cur)
+
+
+def chain_fills(target: Target) -> dict[str, list[str]]:
+    """The vault's swaps on chain, from the local chain's admin API: filled and failed signatures."""
+    from xorj.chaos.actions import chain_admin
+
+    vault = target.require("vault")
+    answer = chain_admin(target, "GET", f"/swaps?vault={vault}")
+    entry = answer["vaults"].get(vault) or {"filled": [], "failed": []}
+    return {"filled": list(entry["filled"]), "failed": list(entry["failed"])}
+
+
+def compare_chain_with_ledger(cur: psycopg.Cursor, vault: str, filled: list[str]) -> dict[str, Any]:
+    """Swaps filled on chain against the ledger's trades of ``vault`` (every strategy using it)."""
+    attempts = cur.execute(
+        """SELECT a.signature, a.trade_id, t.state, t.final_signature FROM attempts a JOIN trades t ON t.id = a.trade_id
+            WHERE t.vault = %s""", (vault,)).fetchall()
+    by_signature = {a["signature"]: a for a in attempts}
+    confirmed = cur.execute(
+        "SELECT id, final_signature FROM trades WHERE vault = %s AND state = 'CONFIRMED'", (vault,)).fetchall()
+    fills_per_trade: dict[int, int] = {}
+    unexplained, failed_but_filled, wrong_final = [], [], []
+    for signature in filled:
+        attempt = by_signature.get(signature)
+        if attempt is None:
+            unexplained.append(signature)
+            continue
+        fills_per_trade[attempt["trade_id"]] = fills_per_trade.get(attempt["trade_id"], 0) + 1
+        if attempt["state"] == "FAILED":
+            failed_but_filled.append(attempt["trade_id"])
+        elif attempt["state"] == "CONFIRMED" and attempt["final_signature"] != signature:
+            wrong_final.append(attempt["trade_id"])
+    filled_set = set(filled)
+    not_on_chain = [t["id"] for t in confirmed if t["final_signature"] not in filled_set]
+    duplicates = sum(n - 1 for n in fills_per_trade.values() if n > 1)
+    violations = duplicates + len(unexplained) + len(failed_but_filled) + len(wrong_final) + len(not_on_chain)
+    return {"violations": violations, "fills": len(filled), "confirmed_trades": len(confirmed),
+            "duplicate_fills": duplicates, "unexplained_fills": unexplained[:10],
+            "failed_but_filled": failed_but_filled[:10], "confirmed_not_final_fill": wrong_final[:10],
+            "confirmed_not_on_chain": not_on_chain[:10]}
+
+
+def no_duplicate_onchain_transactions(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Counted on the chain: each trade has at most one filled swap, every fill belongs to a trade that
+    is not FAILED, and each CONFIRMED trade's final signature is a fill. ``violations`` must be 0."""
+    target = resolve(configuration)
+    fills = chain_fills(target)
+    with _db(target) as cur:
+        return compare_chain_with_ledger(cur, target.require("vault"), fills["filled"])
+
+
+def count_orphans(cur: psycopg.Cursor, grace_seconds: float) -> list[int]:
+    rows = cur.execute(
+        """SELECT id FROM trades
+            WHERE state IN ('PENDING', 'SUBMITTED')
+              AND (lease_expires_at IS NULL OR lease_expires_at <= now())
+              AND coalesce(lease_expires_at, created_at) < now() - %s
+            ORDER BY id""", (timedelta(seconds=grace_seconds),)).fetchall()
+    return [r["id"] for r in rows]
+
+
+def no_orphans(grace_seconds: float = 30.0, configuration: dict[str, Any] | None = None) -> int:
+    """Trades PENDING or SUBMITTED with no live lease for longer than ``grace_seconds`` (the same rule as
+    Ledger.find_stale): work nobody owns. 0 when every open trade is held or was just released."""
+    with _db(resolve(configuration)) as cur:
+        return len(count_orphans(cur, float(grace_seconds)))
+
+
+def run_counts(cur: psycopg.Cursor, target: Target) -> dict[str, Any]:
+    condition, params = run_filter(target)
+    row = cur.execute(
+        f"""SELECT count(*) AS trades,
+                   count(*) FILTER (WHERE state = 'CONFIRMED') AS confirmed,
+                   count(*) FILTER (WHERE state = 'FAILED') AS failed,
+                   count(*) FILTER (WHERE state IN ('PENDING', 'SUBMITTED')) AS open,
+                   extract(epoch FROM max(finished_at)) AS last_finished
+              FROM trades WHERE {condition}""", params).fetchone()
+    reasons = cur.execute(
+        f"SELECT reason, count(*) AS n FROM trades WHERE {condition} AND state = 'FAILED' GROUP BY reason", params
+    ).fetchall()
+    return {"trades": row["trades"], "confirmed": row["confirmed"], "failed": row["failed"], "open": row["open"],
+            "last_finished": float(row["last_finished"]) if row["last_finished"] is not None else None,
+            "failed_reasons": {r["reason"]: r["n"] for r in reasons}}
+
+
+def all_trades_terminal_within(seconds: float = 120.0, min_trades: int = 0,
+                               configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Wait up to ``seconds`` for every trade of this run to be CONFIRMED or FAILED. ``ok`` is True when
+    they are (and there are at least ``min_trades``); ``recovered_after_s`` is the time from the moment
+    the faults were cleared (or the last fault, or the load) to the last trade finishing."""
+    target = resolve(configuration)
+    deadline = time.monotonic() + float(seconds)
+    started = time.monotonic()
+    while True:
+        with _db(target) as cur:
+            counts = run_counts(cur, target)
+        done = counts["open"] == 0
+        if done or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    run_marks = marks.read(target)
+    since = run_marks.get("cleared") or run_marks.get("fault:last") or run_marks.get("load")
+    recovered = None
+    if done and since and counts["last_finished"]:
+        recovered = round(max(0.0, counts["last_finished"] - since), 1)
+    return {**counts, "ok": done and counts["trades"] >= int(min_trades), "waited_s": round(time.monotonic() - started, 1),
+            "recovered_after_s": recovered}
+
+
+def alert_raised(kind: str, configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An alert of ``kind`` (RPC_FAILURE, LEDGER_UNAVAILABLE, ONCHAIN_FAILURE, BREAKER_OPEN, ...) in the
+    ledger's outbox since a fault of that class was injected in this run. Before any such fault,
+    ``raised`` is vacuously True (``injected`` False): there was nothing to alert about yet."""
+    target = resolve(configuration)
+    injected_at = marks.read(target).get(f"fault:{kind}")
+    if injected_at is None:
+        return {"raised": True, "injected": False, "count": 0}
+    with _db(target) as cur:
+        count = cur.execute("SELECT count(*) AS n FROM alerts WHERE kind = %s AND created_at >= to_timestamp(%s)",
+                            (kind, injected_at - 1.0)).fetchone()["n"]
+    return {"raised": count > 0, "injected": True, "count": count}
+
+
+def _custom_objects(target: Target):
+    from kubernetes import client, config
+
+    config.load_kube_config(config_file=target.kubeconfig)
+    return client.CustomObjectsApi()
+
+
+def copytrade_status_matches_ledger(within_seconds: float = 60.0,
+                                    configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every CopyTrade in the namespace whose ledger trade exists has ``status.phase`` equal to the
+    ledger state (waiting up to ``within_seconds`` for the status to catch up). ``mismatches`` must be 0."""
+    target = resolve(configuration)
+    namespace = target.require("namespace")
+    api = _custom_objects(target)
+    deadline = time.monotonic() + float(within_seconds)
+    while True:
+        items = api.list_namespaced_custom_object("trading.xorj.io", "v1alpha1", namespace, "copytrades")["items"]
+        names = [f"{namespace}/{i['metadata']['name']}" for i in items]
+        with _db(target) as cur:
+            rows = cur.execute("SELECT copytrade, state FROM trades WHERE copytrade = ANY(%s)", (names,)).fetchall()
+        ledger_state = {r["copytrade"]: r["state"] for r in rows}
+        mismatched = []
+        for item in items:
+            key = f"{namespace}/{item['metadata']['name']}"
+            if key in ledger_state:
+                phase = (item.get("status") or {}).get("phase")
+                if phase != ledger_state[key]:
+                    mismatched.append({"copytrade": key, "phase": phase, "ledger": ledger_state[key]})
+        if not mismatched or time.monotonic() >= deadline:
+            return {"checked": len(ledger_state), "mismatches": len(mismatched), "examples": mismatched[:5]}
+        time.sleep(1.0)
+
+
+def executor_replicas_alive(configuration: dict[str, Any] | None = None) -> int:
+    """Local environment: executor processes running now (the Deployment's available replicas)."""
+    from xorj.chaos.actions import executor_pids
+
+    return len(executor_pids(resolve(configuration)))

@@ -1,0 +1,117 @@
+"""A stand-in for the executor Deployment on the local chaos environment: keeps ``--replicas`` real
+``xorj executor`` processes running, replacing each one that dies (as a ReplicaSet replaces a
+terminated pod), and records their pids in ``--state-file`` for chaos actions to kill.
+
+Executor settings come from this process's environment (``XORJ_*``); each replica gets its own
+``XORJ_EXECUTOR_ID`` (``<prefix>-<generation>``) and a log under ``--log-dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESTART_DELAY_SECONDS = 1.0  # a replacement pod also takes a moment to be scheduled and start
+
+
+def _overrides() -> dict[str, str]:
+    """Settings changed while the pool runs (e.g. the kill switch), as a Deployment's new pod
+    template would carry them: ``$XORJ_CHAOS_EXECUTOR_OVERRIDES`` is a JSON object of XORJ_* values."""
+    path = os.environ.get("XORJ_CHAOS_EXECUTOR_OVERRIDES")
+    if not path:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items() if str(k).startswith("XORJ_")}
+
+
+class Pool:
+    def __init__(self, replicas: int, state_file: Path, log_dir: Path, prefix: str) -> None:
+        self.replicas = replicas
+        self.state_file = state_file
+        self.log_dir = log_dir
+        self.prefix = prefix
+        self.generation = 0
+        self.children: dict[str, subprocess.Popen] = {}
+        self.restarts = 0
+        self.stopping = False
+
+    def spawn(self) -> None:
+        self.generation += 1
+        name = f"{self.prefix}-{self.generation}"
+        env = {**os.environ, **_overrides(), "XORJ_EXECUTOR_ID": name, "XORJ_HTTP_PORT": "0",
+               "XORJ_HTTP_PORT_FILE": str(self.log_dir / f"{name}.port")}
+        log = open(self.log_dir / f"{name}.log", "ab")
+        self.children[name] = subprocess.Popen(
+            [sys.executable, "-c", "from xorj.cli import main; main()", "executor"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+
+    def write_state(self) -> None:
+        state = {"pid": os.getpid(), "replicas": self.replicas, "restarts": self.restarts,
+                 "executors": {name: p.pid for name, p in self.children.items() if p.poll() is None}}
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(self.state_file)
+
+    def run(self) -> None:
+        while not self.stopping:
+            for name, child in list(self.children.items()):
+                if child.poll() is not None:
+                    del self.children[name]
+                    self.restarts += 1
+            missing = self.replicas - len(self.children)
+            if missing > 0 and self.restarts:
+                time.sleep(RESTART_DELAY_SECONDS)
+            for _ in range(max(0, missing)):
+                self.spawn()
+            self.write_state()
+            time.sleep(0.2)
+        self.stop_all()
+
+    def stop_all(self) -> None:
+        for child in self.children.values():
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for child in self.children.values():
+            try:
+                child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(5)
+        self.children.clear()
+        self.write_state()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--state-file", type=Path, required=True)
+    parser.add_argument("--log-dir", type=Path, required=True)
+    parser.add_argument("--prefix", default="executor")
+    args = parser.parse_args(argv)
+    if not 1 <= args.replicas <= 16:
+        parser.error("--replicas must be between 1 and 16")
+    args.log_dir.mkdir(parents=True, exist_ok=True)
+    pool = Pool(args.replicas, args.state_file, args.log_dir, args.prefix)
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        pool.stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    pool.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Pieces of `xorj dev up` that need no services: reading the chain's state, owning processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from xorj.devenv.demo import process_alive, read_chain_info, start_process, stop_process
+from xorj.errors import EnvironmentSetupError
+
+
+def write_chain_state(directory: Path, **overrides) -> None:
+    (directory / "vaults").mkdir(parents=True)
+    keypair = directory / "vaults" / "V.json"
+    keypair.write_text("[1, 2, 3]")
+    state = {"rpc_url": "http://127.0.0.1:1/", "swap_api_url": "http://127.0.0.1:1/swap/v1",
+             "mints": {"USDC": {"address": "U" * 43, "decimals": 6}, "SOL": {"address": "S" * 43, "decimals": 9}},
+             "vaults": {"V" * 43: str(keypair)}}
+    state.update(overrides)
+    (directory / "chain.json").write_text(json.dumps(state))
+
+
+def test_chain_state_gives_endpoints_mints_and_the_vault(tmp_path: Path) -> None:
+    assert read_chain_info(tmp_path) is None  # not written yet: keep waiting
+    write_chain_state(tmp_path)
+    info = read_chain_info(tmp_path)
+    assert info.rpc_url == "http://127.0.0.1:1" and info.swap_api_url == "http://127.0.0.1:1/swap/v1"
+    assert (info.input_mint, info.output_mint) == ("U" * 43, "S" * 43)  # the vaults hold USDC
+    assert info.vault_public_key == "V" * 43 and info.vault_keypair == b"[1, 2, 3]"
+    assert "1, 2, 3" not in repr(info.vault_public_key)
+
+
+def test_incomplete_chain_state_is_a_clear_error(tmp_path: Path) -> None:
+    write_chain_state(tmp_path, vaults={})
+    with pytest.raises(EnvironmentSetupError, match="vault keypair"):
+        read_chain_info(tmp_path)
+
+
+def test_processes_are_recognised_and_stopped_with_their_group(tmp_path: Path) -> None:
+    child_pid_file = tmp_path / "child.pid"
+    sleeper = [sys.executable, "-c", "import pathlib, subprocess, sys, time; "
+               "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); "
+               f"pathlib.Path({str(child_pid_file)!r}).write_text(str(c.pid)); time.sleep(600)"]
+    record = start_process("sleeper", sleeper, dict(os.environ), tmp_path / "sleeper.log", marker="import pathlib")
+    deadline = time.monotonic() + 20
+    while not child_pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = {"pid": int(child_pid_file.read_text()), "marker": "time.sleep(600)"}
+    assert process_alive(record) and process_alive(child)
+    assert not process_alive({**record, "marker": "something else"}), "a reused pid is not ours"
+    stop_process(record, grace=5)
+    assert not process_alive(record)
+    deadline = time.monotonic() + 5
+    while process_alive(child) and time.monotonic() < deadline:  # reaped by init, not by us
+        time.sleep(0.05)
+    assert not process_alive(child), "the whole process group is stopped"
+    assert not process_alive(None)
