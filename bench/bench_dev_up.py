@@ -32,14 +32,12 @@ def main() -> None:
             if result.returncode != 0:
                 print(result.stderr[-3000:], file=sys.stderr)
                 raise SystemExit("xorj dev up failed")
-            confirmed_lines = [line for line in result.stderr.splitlines() if "CONFIRMED" in line]
             second, result = timed([xorj, "dev", "up"], env)
         finally:
             down, _ = timed([xorj, "dev", "down"], env)
     print(f"xorj dev up, cluster started, to all demo CopyTrades CONFIRMED: {first:6.1f} s")
     print(f"xorj dev up again (everything running):                        {second:6.1f} s")
     print(f"xorj dev down:                                                 {down:6.1f} s")
-    print(f"progress lines seen with CONFIRMED: {len(confirmed_lines)}")
 
 
 if __name__ == "__main__":

@@ -4,17 +4,18 @@ recorded by tests/e2e/chart (a proxy in front of the API server while the operat
 Role). Children are written by server-side apply: PATCH, plus create when the apply creates them.
 */}}
 {{- define "xorj.operatorRules" -}}
-# The two custom resources: watched by kopf, annotated/finalized by it, status mirrored from the ledger.
+# The two custom resources: watched by kopf, annotated/finalized by it, status mirrored from the
+# ledger. A strategy is read directly when the watch-fed index has not seen it yet.
 - apiGroups: [trading.xorj.io]
-  resources: [tradingstrategies, copytrades]
+  resources: [tradingstrategies]
   verbs: [get, list, watch, patch]
-- apiGroups: [trading.xorj.io]
-  resources: [tradingstrategies/status, copytrades/status]
-  verbs: [patch]
 # Terminal CopyTrades are deleted after ttlSecondsAfterFinished.
 - apiGroups: [trading.xorj.io]
   resources: [copytrades]
-  verbs: [delete]
+  verbs: [list, watch, patch, delete]
+- apiGroups: [trading.xorj.io]
+  resources: [tradingstrategies/status, copytrades/status]
+  verbs: [patch]
 # What a TradingStrategy is reconciled into (owned by it; garbage-collected with it). The
 # Deployment is read back for its replica counts.
 - apiGroups: [apps]

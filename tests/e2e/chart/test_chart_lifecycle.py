@@ -156,9 +156,10 @@ def chart_operator_grants(k8s_cluster, namespace: str) -> set[tuple[str, str, st
 
 # Grants the scenario below cannot exercise, each with the code path that needs it.
 NOT_EXERCISED: dict[tuple[str, str, str], str] = {
-    ("trading.xorj.io", "copytrades", "get"):
-        "reconcile.mirror_copytrade re-reads a CopyTrade right after admitting it; a daemon that "
-        "starts with status.tradeId already set skips that read, so a run may or may not make it",
+    ("trading.xorj.io", "tradingstrategies", "get"):
+        "reconcile._strategy_vault GETs a strategy only when the watch-fed index has not seen it yet "
+        "(a CopyTrade applied right after its strategy), and finalize_copytrade only when a "
+        "non-terminal CopyTrade is deleted: a run may or may not make either",
 }
 
 

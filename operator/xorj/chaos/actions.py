@@ -1,0 +1,360 @@
+"""Chaos Toolkit actions: load and faults, each acting on the real part it names.
+
+Local environment (``xorj chaos env up``): chain faults through the chain's admin API, Postgres
+backends terminated and the server restarted, the executors' path to Postgres cut at the TCP proxy,
+executor processes killed (the pool replaces them, as a ReplicaSet would), the kill switch set in the
+executors' settings. ``xorj dev up`` / kind: the same ledger and chain actions; pods, the operator and
+the API server through their own actions (chaostoolkit-kubernetes for pods and NetworkPolicy).
+Every fault action records its fault class (:mod:`xorj.chaos.marks`) so alert probes know what to expect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+import urllib.error
+import urllib.request
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from xorj.chaos import marks
+from xorj.chaos.target import Target, resolve
+from xorj.errors import EnvironmentSetupError, InvalidInputError
+
+
+def _http(url: str, method: str = "GET", body: Any = None, timeout: float = 10.0) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback only
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        raise EnvironmentSetupError(f"{method} {url}: HTTP {exc.code}: {exc.read().decode(errors='replace')}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise EnvironmentSetupError(f"{method} {url}: unreachable: {exc}") from None
+
+
+def chain_admin(target: Target, method: str, path: str, body: Any = None) -> Any:
+    return _http(target.require("chain_admin_url").rstrip("/") + path, method, body)
+
+
+# -- run bookkeeping --------------------------------------------------------------------------------
+
+def begin_run(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """First activity of every method: forget marks of an earlier run with the same id."""
+    target = resolve(configuration)
+    marks.reset(target)
+    marks.write(target, "begin")
+    return {"run_id": target.run_id}
+
+
+# -- load -------------------------------------------------------------------------------------------
+
+def load(count: int = 30, min_amount: int = 1_000_000, max_amount: int = 3_000_000, spread_seconds: float = 0.0,
+         via: str = "ledger", configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Submit ``count`` copy trades (USDC -> SOL, random amounts) for the target strategy, spread over
+    ``spread_seconds``: admitted to the ledger as the operator admits them (``via=ledger``) or as
+    CopyTrade resources (``via=copytrades``, through the API server and the operator)."""
+    from xorj.ledger.records import TradeIntent
+    from xorj.ledger.repository import Ledger
+
+    count = int(count)
+    if not 1 <= count <= 10_000:
+        raise InvalidInputError(f"load.count must be between 1 and 10000, got {count}")
+    if via not in ("ledger", "copytrades"):
+        raise InvalidInputError(f"load.via must be 'ledger' or 'copytrades', got {via!r}")
+    target = resolve(configuration)
+    rng = random.Random()
+    marks.write(target, "load")
+    gap = float(spread_seconds) / count
+    created = 0
+    if via == "copytrades":
+        api = _custom_objects(target)
+        for i in range(count):
+            name = f"chaos-{target.run_id}-{i}-{uuid.uuid4().hex[:4]}"
+            api.create_namespaced_custom_object("trading.xorj.io", "v1alpha1", target.require("namespace"),
+                                                "copytrades", _copytrade(target, name, rng.randint(min_amount, max_amount)))
+            created += 1
+            time.sleep(gap)
+        return {"submitted": created, "via": via}
+    with Ledger.connect(target.ledger_dsn, apply_migrations=False, max_size=1) as ledger:
+        for _ in range(count):
+            result = ledger.admit_trade(TradeIntent(
+                strategy=target.require("strategy"), vault=target.require("vault"),
+                lead_signature=f"chaos-{target.run_id}-{uuid.uuid4().hex}",
+                lead_trader="LeadTrader1111111111111111111111111111111111",
+                input_mint=target.require("input_mint"), output_mint=target.require("output_mint"),
+                amount=rng.randint(int(min_amount), int(max_amount)), notional_usd=Decimal(2)), actor="chaos-load")
+            created += int(result.created)
+            time.sleep(gap)
+    return {"submitted": created, "via": via}
+
+
+def _copytrade(target: Target, name: str, amount: int, lead_signature: str | None = None) -> dict[str, Any]:
+    from solders.signature import Signature
+
+    return {"apiVersion": "trading.xorj.io/v1alpha1", "kind": "CopyTrade",
+            "metadata": {"name": name, "namespace": target.require("namespace"), "labels": {"xorj.io/chaos-run": target.run_id}},
+            "spec": {"strategy": target.require("strategy"), "leadTrader": "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU",
+                     "leadSignature": lead_signature or str(Signature.from_bytes(os.urandom(64))),
+                     "inputMint": target.require("input_mint"), "outputMint": target.require("output_mint"),
+                     "amount": amount, "notionalUsd": 2.0}}
+
+
+def replay_trades(count: int = 10, configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The same lead trades delivered again (a webhook retried, a backfill overlapping): admit ``count``
+    of this run's trades a second time with the same idempotency key. ``created`` must stay 0."""
+    from xorj.ledger.records import TradeIntent
+    from xorj.ledger.repository import Ledger
+
+    target = resolve(configuration)
+    with psycopg.connect(target.ledger_dsn, connect_timeout=5) as conn:
+        rows = conn.execute(
+            """SELECT strategy, vault, lead_signature, lead_trader, input_mint, output_mint, amount FROM trades
+                WHERE lead_signature LIKE %s ORDER BY random() LIMIT %s""",
+            (f"chaos-{target.run_id}-%", int(count))).fetchall()
+    created = 0
+    with Ledger.connect(target.ledger_dsn, apply_migrations=False, max_size=1) as ledger:
+        for strategy, vault, lead, trader, imint, omint, amount in rows:
+            result = ledger.admit_trade(TradeIntent(strategy, vault, lead, trader, imint, omint, int(amount)),
+                                        actor="chaos-replay")
+            created += int(result.created)
+    return {"replayed": len(rows), "created": created}
+
+
+# -- chain faults -----------------------------------------------------------------------------------
+
+def chain_fault(kind: str, method: str = "*", probability: float = 1.0, count: int | None = None,
+                delay_ms: int = 0, hang_s: float = 30.0, answer: str = "timeout", alert_kind: str = "RPC_FAILURE",
+                configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Inject one fault into the local chain (see xorj.devenv.chain.faults for the kinds)."""
+    target = resolve(configuration)
+    spec: dict[str, Any] = {"kind": kind, "method": method, "probability": probability, "delay_ms": int(delay_ms),
+                            "hang_s": hang_s, "answer": answer}
+    if count is not None:
+        spec["count"] = int(count)
+    fault_id = chain_admin(target, "POST", "/faults", spec)["id"]
+    marks.fault(target, alert_kind)
+    return {"fault_id": fault_id, **spec}
+
+
+def clear_chain_faults(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    target = resolve(configuration)
+    fired = chain_admin(target, "GET", "/faults").get("fired", {})
+    chain_admin(target, "DELETE", "/faults")
+    marks.write(target, "cleared")
+    return {"cleared": True, "fired": fired}
+
+
+def move_price(bps: int, configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Move the market price (positive: SOL dearer, against the USDC -> SOL copies)."""
+    target = resolve(configuration)
+    marks.fault(target, "ONCHAIN_FAILURE")
+    return chain_admin(target, "POST", "/price", {"bps": int(bps)})
+
+
+def price_swings(bps: int = 250, period_s: float = 0.3, duration_s: float = 10.0,
+                 configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Other traders moving the price up and back every ``period_s`` for ``duration_s`` (slippage)."""
+    target = resolve(configuration)
+    marks.fault(target, "ONCHAIN_FAILURE")
+    swings = 0
+    deadline = time.monotonic() + float(duration_s)
+    while time.monotonic() < deadline:
+        chain_admin(target, "POST", "/price", {"bps": int(bps)})
+        time.sleep(float(period_s))
+        chain_admin(target, "POST", "/price", {"bps": round((10_000 / (10_000 + int(bps)) - 1) * 10_000)})
+        time.sleep(float(period_s))
+        swings += 1
+    marks.write(target, "cleared")
+    return {"swings": swings}
+
+
+# -- ledger faults ----------------------------------------------------------------------------------
+
+def terminate_ledger_backends(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """pg_terminate_backend on every other session of the ledger database (the executors' pools)."""
+    target = resolve(configuration)
+    with psycopg.connect(target.ledger_dsn, connect_timeout=5, autocommit=True) as conn:
+        rows = conn.execute("""SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                                WHERE datname = current_database() AND pid <> pg_backend_pid()""").fetchall()
+    marks.fault(target, "LEDGER_UNAVAILABLE")
+    return {"terminated": sum(1 for (ok,) in rows if ok)}
+
+
+def _postgres_server(target: Target):
+    from xorj.devenv.postgres import PostgresServer
+
+    state = target.state
+    if "postgres" in state:  # xorj chaos env
+        pg = state["postgres"]
+        return PostgresServer(Path(pg["data_dir"]), pg["port"], log_path=Path(pg["log"]))
+    if state.get("postgres_root"):  # xorj dev up
+        root = Path(state["postgres_root"])
+        return PostgresServer(root / "data", state.get("postgres_port"), log_path=root / "postgres.log")
+    raise InvalidInputError("restart_postgres: the target has no local Postgres server (XORJ_CHAOS_ENV not set)")
+
+
+def restart_postgres(down_seconds: float = 3.0, mode: str = "stop",
+                     configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Stop Postgres (``mode=stop``: fast shutdown; ``kill``: SIGKILL, crash recovery), keep it down
+    ``down_seconds``, start it again on the same port."""
+    target = resolve(configuration)
+    server = _postgres_server(target)
+    marks.fault(target, "LEDGER_UNAVAILABLE")
+    started = time.monotonic()
+    if mode == "kill":
+        server.kill()
+    else:
+        server.stop()
+    time.sleep(float(down_seconds))
+    server.start()
+    marks.write(target, "cleared")
+    return {"restarted": True, "mode": mode, "down_s": round(time.monotonic() - started, 1)}
+
+
+def _proxy_url(target: Target) -> str:
+    proxy = target.state.get("proxy")
+    if not proxy:
+        raise InvalidInputError("ledger path cut: the target has no TCP proxy (local chaos environment only; "
+                                "on kind use chaosk8s.networking.actions.deny_all_egress)")
+    return proxy["control_url"]
+
+
+def cut_ledger_path(mode: str = "reset", configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Partition the executors from Postgres at the proxy (``reset``: refused; ``blackhole``: silent)."""
+    target = resolve(configuration)
+    state = _http(_proxy_url(target) + "/cut", "POST", {"mode": mode})
+    marks.fault(target, "LEDGER_UNAVAILABLE")
+    return state
+
+
+def restore_ledger_path(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    target = resolve(configuration)
+    state = _http(_proxy_url(target) + "/restore", "POST", {})
+    marks.write(target, "cleared")
+    return state
+
+
+# -- processes --------------------------------------------------------------------------------------
+
+def executor_pids(target: Target) -> dict[str, int]:
+    path = target.state.get("executors_file")
+    if not path:
+        raise InvalidInputError("kill_executors: no local executor pool (on a cluster use chaosk8s terminate_pods)")
+    try:
+        return dict(json.loads(Path(path).read_text())["executors"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise EnvironmentSetupError(f"executor pool state {path} unreadable: {exc}") from None
+
+
+def kill_executors(count: int = 1, sig: str = "SIGKILL", configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Kill ``count`` executor processes (SIGKILL: no clean-up, in-flight trades mid-way)."""
+    target = resolve(configuration)
+    pids = executor_pids(target)
+    chosen = random.sample(sorted(pids.items()), min(int(count), len(pids)))
+    signum = getattr(signal, sig)
+    for _, pid in chosen:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+    marks.write(target, "fault:last")
+    return {"killed": [name for name, _ in chosen], "signal": sig}
+
+
+def set_kill_switch(paused: bool = True, configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The strategy's kill switch. Cluster: patch TradingStrategy spec.paused (the operator rolls the
+    executors). Local: the pool's settings override, then a rolling SIGTERM of the executors."""
+    target = resolve(configuration)
+    if "executors_file" not in target.state:
+        api = _custom_objects(target)
+        api.patch_namespaced_custom_object("trading.xorj.io", "v1alpha1", target.require("namespace"),
+                                           "tradingstrategies", target.require("strategy"),
+                                           {"spec": {"paused": bool(paused)}})
+        return {"paused": bool(paused), "via": "TradingStrategy"}
+    overrides = Path(target.env_file.parent / "executor.env.json")  # type: ignore[union-attr]
+    overrides.write_text(json.dumps({"XORJ_PAUSED": "true" if paused else "false"}))
+    for pid in executor_pids(target).values():
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    if not paused:
+        marks.write(target, "cleared")
+    return {"paused": bool(paused), "via": "executor settings"}
+
+
+def kill_operator(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """SIGKILL the operator process of ``xorj dev up`` (demo.json); on kind use terminate_pods."""
+    target = resolve(configuration)
+    record = target.state.get("processes", {}).get("operator")
+    if not record:
+        raise InvalidInputError("kill_operator: no local operator process in XORJ_CHAOS_ENV (demo.json)")
+    try:
+        os.killpg(int(record["pid"]), signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    marks.write(target, "fault:last")
+    return {"killed": int(record["pid"])}
+
+
+def start_operator(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Start the demo's operator again (what the Deployment's controller does for a killed pod)."""
+    from xorj.devenv.demo import Demo
+
+    target = resolve(configuration)
+    demo = Demo(root=target.env_file.parent)  # type: ignore[union-attr]
+    data = demo.state.load()
+    demo._operator(data, target.ledger_dsn)
+    marks.write(target, "cleared")
+    return {"started": data["processes"]["operator"]["pid"]}
+
+
+def restart_kube_apiserver(down_seconds: float = 5.0, configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Restart the local cluster's kube-apiserver: SIGTERM the process kwokctl started, keep it down,
+    start the same command line again (kind: `docker restart <control-plane>` does the same)."""
+    import subprocess
+
+    from xorj.devenv.cluster import LocalCluster
+
+    target = resolve(configuration)
+    cluster = LocalCluster()
+    pids = cluster.pids()
+    pid = pids.get("kube-apiserver")
+    if not pid:
+        raise EnvironmentSetupError(f"no kube-apiserver pid recorded for cluster {cluster.name}")
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    cwd = os.readlink(f"/proc/{pid}/cwd")
+    environ = dict(line.split(b"=", 1) for line in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if b"=" in line)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.2)
+    marks.write(target, "fault:last")
+    time.sleep(float(down_seconds))
+    log = open(Path(cwd) / "kube-apiserver.chaos.log", "ab")
+    process = subprocess.Popen([a.decode() for a in argv], cwd=cwd, env={k.decode(): v.decode() for k, v in environ.items()},
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    (cluster.cluster_dir / "pids" / "kube-apiserver.pid").write_text(str(process.pid))
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if cluster.kubectl("get", "--raw", "/readyz", check=False, timeout=10).stdout.strip() == "ok":
+            marks.write(target, "cleared")
+            return {"restarted": True, "pid": process.pid}
+        time.sleep(1)
+    raise EnvironmentSetupError("kube-apiserver not ready 90 s after its restart")
+
+
+def _custom_objects(target: Target):
+    from kubernetes import client, config
+
+    config.load_kube_config(config_file=target.kubeconfig)
+    return client.CustomObjectsApi()

@@ -1,0 +1,121 @@
+"""Chaos journals -> a results table (Markdown, and HTML for a browser).
+
+One row per journal: scenario, status, trades, confirmed, failed, duplicates (ledger + on chain),
+orphans, time to recover. Every figure is read from the journal's own probe outputs (the last
+run of each probe: the hypothesis after the method), never computed or assumed here.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Row:
+    scenario: str
+    title: str
+    status: str
+    deviated: bool
+    trades: int | None
+    confirmed: int | None
+    failed: int | None
+    duplicates: int | None
+    orphans: int | None
+    recover_s: float | None
+    duration_s: float | None
+    failed_reasons: dict[str, int]
+    notes: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "completed" and not self.deviated
+
+
+def _outputs(journal: dict[str, Any]) -> dict[str, Any]:
+    """name -> output of the LAST run of each probe/action (hypothesis after, then method, order)."""
+    found: dict[str, Any] = {}
+    for run in journal.get("run") or []:
+        found[run["activity"]["name"]] = run.get("output")
+    after = journal.get("steady_states", {}).get("after") or {}
+    for probe in after.get("probes") or []:
+        found[probe["activity"]["name"]] = probe.get("output")
+    return found
+
+
+def row_from_journal(path: Path) -> Row:
+    journal = json.loads(path.read_text())
+    out = _outputs(journal)
+    terminal = out.get("all-trades-terminal") or out.get("trades-after-recovery") or {}
+    onchain = out.get("no-duplicate-onchain-transactions") or {}
+    ledger_dups = out.get("no-duplicate-trades")
+    duplicates = None
+    if isinstance(ledger_dups, int) or isinstance(onchain, dict) and "duplicate_fills" in onchain:
+        duplicates = (ledger_dups or 0) + (onchain.get("duplicate_fills", 0) if isinstance(onchain, dict) else 0)
+    notes = []
+    if isinstance(onchain, dict) and onchain.get("violations"):
+        notes.append(f"on-chain violations {onchain['violations']}")
+    for name, value in out.items():
+        if name.startswith("alert-raised") and isinstance(value, dict):
+            notes.append(f"{name.removeprefix('alert-raised-')}: {value.get('count', 0)} alert(s)")
+        if name == "copytrade-status-matches-ledger" and isinstance(value, dict):
+            notes.append(f"CopyTrade status mismatches {value.get('mismatches')}/{value.get('checked')}")
+    return Row(
+        scenario=path.stem, title=journal.get("experiment", {}).get("title", path.stem),
+        status=journal.get("status", "?"), deviated=bool(journal.get("deviated")),
+        trades=terminal.get("trades"), confirmed=terminal.get("confirmed"), failed=terminal.get("failed"),
+        duplicates=duplicates, orphans=out.get("no-orphans") if isinstance(out.get("no-orphans"), int) else None,
+        recover_s=terminal.get("recovered_after_s"), duration_s=journal.get("duration"),
+        failed_reasons=terminal.get("failed_reasons") or {}, notes="; ".join(notes),
+    )
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+HEADER = ["scenario", "result", "trades", "confirmed", "failed", "duplicates", "orphans", "time to recover (s)",
+          "failed reasons", "notes"]
+
+
+def cells(row: Row) -> list[str]:
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(row.failed_reasons.items())) or "-"
+    result = "passed" if row.passed else ("DEVIATED" if row.deviated else row.status.upper())
+    return [row.scenario, result, _cell(row.trades), _cell(row.confirmed), _cell(row.failed), _cell(row.duplicates),
+            _cell(row.orphans), _cell(row.recover_s), reasons, row.notes or "-"]
+
+
+def markdown(rows: list[Row], preamble: str = "") -> str:
+    lines = [preamble.rstrip(), ""] if preamble else []
+    lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(c.replace("|", "/") for c in cells(r)) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def html_report(rows: list[Row], title: str = "xorj chaos results") -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
+    body = "".join(
+        "<tr class='{}'>".format("ok" if r.passed else "bad") + "".join(f"<td>{html.escape(c)}</td>" for c in cells(r)) + "</tr>"
+        for r in rows)
+    return (f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            "<style>td,th{border:1px solid #ccc;padding:4px 8px}tr.bad{background:#fdd}tr.ok{background:#efe}</style>"
+            f"<h1>{html.escape(title)}</h1><table><tr>{head}</tr>{body}</table>\n")
+
+
+def build(journal_dir: Path) -> list[Row]:
+    return [row_from_journal(p) for p in sorted(journal_dir.glob("*.json"))]
+
+
+def write(journal_dir: Path, out_dir: Path, preamble: str = "") -> list[Row]:
+    rows = build(journal_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.md").write_text(markdown(rows, preamble))
+    (out_dir / "report.html").write_text(html_report(rows))
+    return rows

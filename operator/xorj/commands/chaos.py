@@ -1,0 +1,161 @@
+"""``xorj chaos``: the chaos suite (Chaos Toolkit experiments in experiments/).
+
+``xorj chaos run [NAME ...]`` runs the named experiments (default: those tagged ``ci``; ``--all``:
+every local one; cluster ones need ``--env`` pointing at ``xorj dev up``'s demo.json or kind's
+settings in XORJ_CHAOS_* variables), each with ``chaos run --rollback-strategy=always``, writing
+``journals/NAME.json`` and ``report.md``/``report.html`` in ``--out``. Without ``--env`` it starts the
+local chaos environment for the run and stops it afterwards. Exit status 1 if any experiment failed
+or deviated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+EXPERIMENTS = Path(__file__).resolve().parents[3] / "experiments"
+
+
+def _experiments(directory: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))}
+
+
+def _say(message: str) -> None:
+    click.echo(f"[chaos] {message}", err=True)
+
+
+@click.group()
+def chaos() -> None:
+    """Chaos experiments against the local environment or a cluster, and their report."""
+
+
+@chaos.command("list")
+@click.option("--experiments", "directory", type=click.Path(file_okay=False, path_type=Path), default=EXPERIMENTS)
+def list_(directory: Path) -> None:
+    """The experiments, their tags and titles."""
+    for name, doc in _experiments(directory).items():
+        click.echo(f"{name:32} [{','.join(t for t in doc.get('tags', []) if t != 'xorj')}] {doc.get('title', '')}")
+
+
+@chaos.command()
+@click.argument("names", nargs=-1)
+@click.option("--all", "run_all", is_flag=True, help="Every experiment runnable on the target (not only `ci`).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("chaos-results"),
+              show_default=True, help="Journals, logs and the report go here.")
+@click.option("--env", "env_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A running environment: the chaos env's env.json or `xorj dev up`'s demo.json.")
+@click.option("--replicas", default=2, show_default=True, help="Executor replicas of a local environment.")
+@click.option("--experiments", "directory", type=click.Path(file_okay=False, path_type=Path), default=EXPERIMENTS)
+def run(names: tuple[str, ...], run_all: bool, out: Path, env_file: Path | None, replicas: int, directory: Path) -> None:
+    """Run experiments (default: those tagged `ci`) and write journals and a report."""
+    from xorj.chaos import report
+    from xorj.chaos.localenv import LocalChaosEnv
+
+    available = _experiments(directory)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise click.BadParameter(f"unknown experiment(s) {', '.join(unknown)}; `xorj chaos list` shows them",
+                                 param_hint="NAMES")
+    env_file = env_file or (Path(os.environ["XORJ_CHAOS_ENV"]) if os.environ.get("XORJ_CHAOS_ENV") else None)
+    cluster_target = env_file is not None and env_file.name == "demo.json" or bool(os.environ.get("XORJ_CHAOS_NAMESPACE"))
+    if names:
+        chosen = list(names)
+    else:
+        def wanted(tags: list[str]) -> bool:
+            if "cluster" in tags and not cluster_target:
+                return False
+            return run_all or "ci" in tags or ("cluster" in tags and cluster_target)
+        chosen = [n for n, d in available.items() if wanted(d.get("tags", []))]
+    if not chosen:
+        raise click.UsageError("no experiment selected")
+    chaos_bin = shutil.which("chaos")
+    if chaos_bin is None:
+        raise click.ClickException("the `chaos` command (chaostoolkit) is not installed: pip install 'xorj-operator[chaos]'")
+    out.mkdir(parents=True, exist_ok=True)
+    journals = out / "journals"
+    journals.mkdir(exist_ok=True)
+    local_env = None
+    if env_file is None:
+        local_env = LocalChaosEnv(out.resolve() / "env", progress=_say)
+        local_env.up(replicas=replicas)
+        env_file = local_env.path
+    failures = []
+    try:
+        for index, name in enumerate(chosen, 1):
+            run_id = f"{name}-{int(time.time())}"
+            env = {**os.environ, "XORJ_CHAOS_ENV": str(env_file.resolve()), "XORJ_CHAOS_RUN_ID": run_id}
+            _say(f"{index}/{len(chosen)} {name}")
+            started = time.monotonic()
+            with open(out / f"{name}.log", "wb") as log:
+                code = subprocess.run([chaos_bin, "--no-version-check", "--log-file", str(out / f"{name}.chaostoolkit.log"),
+                                       "run", str(directory / f"{name}.json"), "--journal-path", str(journals / f"{name}.json"),
+                                       "--rollback-strategy=always"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                      check=False).returncode
+            row = report.row_from_journal(journals / f"{name}.json") if (journals / f"{name}.json").exists() else None
+            verdict = "passed" if code == 0 else "FAILED"
+            _say(f"    {verdict} in {time.monotonic() - started:.0f}s"
+                 + (f": trades {row.trades}, confirmed {row.confirmed}, failed {row.failed}, duplicates {row.duplicates}, "
+                    f"orphans {row.orphans}, recovered after {row.recover_s}s" if row else ""))
+            if code != 0:
+                failures.append(name)
+    finally:
+        if local_env is not None:
+            local_env.down()
+    rows = report.write(journals, out)
+    click.echo(report.markdown(rows))
+    click.echo(f"journals in {journals}, report in {out / 'report.md'} and {out / 'report.html'}")
+    if failures:
+        raise click.ClickException(f"{len(failures)} experiment(s) failed or deviated: {', '.join(failures)}")
+
+
+@chaos.command("report")
+@click.argument("journal_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the table to this file (e.g. docs/chaos-results.md).")
+def report_(journal_dir: Path, markdown_path: Path | None) -> None:
+    """Rebuild the report from a directory of journals."""
+    from xorj.chaos import report
+
+    rows = report.write(journal_dir, journal_dir.parent)
+    text = report.markdown(rows)
+    if markdown_path:
+        markdown_path.write_text(text)
+    click.echo(text)
+
+
+@chaos.group()
+def env() -> None:
+    """The local chaos environment (Postgres, chain, TCP proxy, executor pool) for manual runs."""
+
+
+@env.command("up")
+@click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path), default=Path("chaos-env"), show_default=True)
+@click.option("--replicas", default=2, show_default=True)
+def env_up(root: Path, replicas: int) -> None:
+    from xorj.chaos.localenv import LocalChaosEnv
+    from xorj.errors import XorjError
+
+    try:
+        LocalChaosEnv(root.resolve(), progress=_say).up(replicas=replicas)
+    except XorjError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"export XORJ_CHAOS_ENV={(root / 'env.json').resolve()}")
+
+
+@env.command("down")
+@click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path), default=Path("chaos-env"), show_default=True)
+def env_down(root: Path) -> None:
+    from xorj.chaos.localenv import LocalChaosEnv
+
+    LocalChaosEnv(root.resolve(), progress=_say).down()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(chaos())

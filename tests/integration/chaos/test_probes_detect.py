@@ -1,0 +1,152 @@
+"""The chaos probes fail when the system misbehaves: each invariant violation is planted in a scratch
+ledger (a real Postgres database of its own) and the probe must return the failing value; a real
+experiment run against it must exit 1. A clean ledger passes the same probes and the same run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+from xorj.chaos import probes
+from xorj.ledger.records import TradeIntent
+
+REPO = Path(__file__).resolve().parents[3]
+pytestmark = [pytest.mark.postgres, pytest.mark.chain]
+
+
+@pytest.fixture
+def target(ledger_dsn, local_chain, tmp_path):
+    """An env.json naming the scratch ledger and an untouched vault of the session chain."""
+    vault = local_chain.take_vault()
+    env = tmp_path / "env.json"
+    env.write_text(json.dumps({"target": {
+        "ledger_dsn": ledger_dsn, "chain_admin_url": local_chain.admin_url, "strategy": "probe-test",
+        "vault": vault, "input_mint": local_chain.mints["USDC"], "output_mint": local_chain.mints["SOL"]}}))
+    return {"xorj_env": str(env), "run_id": f"probe-{uuid.uuid4().hex[:8]}"}
+
+
+def _confirmed_trade(ledger, vault: str, run_id: str) -> int:
+    trade_id = ledger.admit_trade(TradeIntent("probe-test", vault, f"chaos-{run_id}-{uuid.uuid4().hex}", "lead",
+                                              "in", "out", 10, notional_usd=Decimal(1))).trade_id
+    ledger.claim_trades("probe-test", "probe-owner", limit=1)
+    signature = f"sig-{uuid.uuid4().hex}"
+    ledger.record_attempt(trade_id, "probe-owner", signature, b"raw", 100, 50)
+    ledger.confirm_trade(trade_id, "probe-owner", signature)
+    return trade_id
+
+
+def _vault(configuration) -> str:
+    return json.loads(Path(configuration["xorj_env"]).read_text())["target"]["vault"]
+
+
+def test_clean_ledger_passes_every_probe(ledger, target):
+    _confirmed_trade(ledger, _vault(target), target["run_id"])
+    assert probes.no_duplicate_trades(configuration=target) == 0
+    assert probes.no_orphans(grace_seconds=20, configuration=target) == 0
+    terminal = probes.all_trades_terminal_within(seconds=1, configuration=target)
+    assert terminal["ok"] is True and terminal["trades"] == 1 and terminal["confirmed"] == 1
+
+
+def test_planted_second_landed_attempt_is_a_duplicate(ledger, ledger_dsn, target):
+    trade_id = _confirmed_trade(ledger, _vault(target), target["run_id"])
+    with psycopg.connect(ledger_dsn, autocommit=True) as conn:
+        conn.execute("""INSERT INTO attempts (trade_id, attempt_no, signature, raw_tx, last_valid_block_height,
+                                              slippage_bps, outcome, resolved_at)
+                        VALUES (%s, 2, %s, 'raw2', 100, 50, 'LANDED', now())""", (trade_id, f"dup-{uuid.uuid4().hex}"))
+    assert probes.no_duplicate_trades(configuration=target) == 1
+
+
+def test_planted_duplicate_idempotency_key_is_a_duplicate(ledger, ledger_dsn, target):
+    vault = _vault(target)
+    lead = f"chaos-{target['run_id']}-same"
+    ledger.admit_trade(TradeIntent("probe-test", vault, lead, "lead", "in", "out", 10))
+    with psycopg.connect(ledger_dsn, autocommit=True) as conn:
+        # only a broken writer (or a lost constraint) could do this: the scratch ledger loses it on purpose
+        conn.execute("ALTER TABLE trades DROP CONSTRAINT trades_idempotency_key")
+        conn.execute("""INSERT INTO trades (strategy, vault, lead_signature, lead_trader, input_mint, output_mint, amount)
+                        VALUES ('probe-test', %s, %s, 'lead', 'in', 'out', 10)""", (vault, lead))
+    assert probes.no_duplicate_trades(configuration=target) == 1
+
+
+def test_planted_stale_lease_is_an_orphan(ledger, ledger_dsn, target):
+    trade_id = ledger.admit_trade(TradeIntent("probe-test", _vault(target), f"chaos-{target['run_id']}-x", "lead",
+                                              "in", "out", 10)).trade_id
+    ledger.claim_trades("probe-test", "dead-executor", limit=1)
+    assert probes.no_orphans(grace_seconds=20, configuration=target) == 0  # held by a live lease
+    with psycopg.connect(ledger_dsn, autocommit=True) as conn:
+        conn.execute("UPDATE trades SET lease_expires_at = now() - interval '5 minutes' WHERE id = %s", (trade_id,))
+    assert probes.no_orphans(grace_seconds=20, configuration=target) == 1
+    terminal = probes.all_trades_terminal_within(seconds=1, configuration=target)
+    assert terminal["ok"] is False and terminal["open"] == 1
+
+
+def test_fills_are_compared_with_the_ledger(ledger, ledger_dsn, target):
+    """Two fills of one trade, a fill nobody explains, a fill of a FAILED trade, a confirmed trade
+    with no fill: each is a violation the on-chain probe counts."""
+    vault = _vault(target)
+    confirmed = _confirmed_trade(ledger, vault, target["run_id"])
+    final = ledger.get_trade(confirmed).final_signature
+    with psycopg.connect(ledger_dsn, autocommit=True) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        assert probes.compare_chain_with_ledger(cur, vault, [final])["violations"] == 0
+        assert probes.compare_chain_with_ledger(cur, vault, [])["confirmed_not_on_chain"] == [confirmed]
+        assert probes.compare_chain_with_ledger(cur, vault, [final, "stranger"])["unexplained_fills"] == ["stranger"]
+        second = f"second-{uuid.uuid4().hex}"
+        conn.execute("""INSERT INTO attempts (trade_id, attempt_no, signature, raw_tx, last_valid_block_height,
+                                              slippage_bps, outcome, reason, resolved_at)
+                        VALUES (%s, 2, %s, 'raw2', 100, 50, 'EXPIRED', 'BLOCKHASH_EXPIRED', now())""", (confirmed, second))
+        result = probes.compare_chain_with_ledger(cur, vault, [final, second])
+        assert result["duplicate_fills"] == 1 and result["violations"] == 2  # a second fill, not the final one
+
+
+def test_onchain_probe_reads_the_real_chain(ledger, target):
+    """The vault taken for this test has no swaps on the session chain: nothing to explain."""
+    result = probes.no_duplicate_onchain_transactions(configuration=target)
+    assert result == {**result, "violations": 0, "fills": 0, "confirmed_trades": 0}
+    _confirmed_trade(ledger, _vault(target), target["run_id"])
+    # a CONFIRMED trade whose final signature never landed on chain: the ledger claims a fill that is not there
+    assert probes.no_duplicate_onchain_transactions(configuration=target)["confirmed_not_on_chain"]
+
+
+def _chaos_run(configuration, experiment: Path, tmp_path: Path) -> tuple[int, dict]:
+    journal = tmp_path / "journal.json"
+    env = {"PATH": __import__("os").environ["PATH"], "HOME": str(tmp_path),
+           "XORJ_CHAOS_ENV": configuration["xorj_env"], "XORJ_CHAOS_RUN_ID": configuration["run_id"]}
+    code = subprocess.run([shutil.which("chaos"), "--no-version-check", "run", str(experiment), "--journal-path",
+                           str(journal), "--rollback-strategy=always"], env=env, capture_output=True, timeout=300,
+                          check=False).returncode
+    return code, json.loads(journal.read_text())
+
+
+def test_experiment_run_exits_1_on_a_planted_orphan_and_0_when_clean(ledger, ledger_dsn, target, tmp_path):
+    """A real experiment file (its hypothesis is checked before the method) against the scratch ledger."""
+    experiment = REPO / "experiments" / "lead-trade-delivered-twice.json"
+    doc = json.loads(experiment.read_text())
+    doc["method"] = [m for m in doc["method"] if m["name"] == "begin-run"]  # no executors here: check the hypothesis only
+    clean = tmp_path / "clean.json"
+    clean.write_text(json.dumps(doc))
+    _confirmed_trade(ledger, _vault(target), target["run_id"])
+    # the confirmed trade's fill is not on the chain: first prove the run fails on that ...
+    code, journal = _chaos_run(target, clean, tmp_path)
+    assert code == 1 and journal["status"] == "failed"
+    failing = [p["activity"]["name"] for p in journal["steady_states"]["before"]["probes"] if not p["tolerance_met"]]
+    assert failing == ["no-duplicate-onchain-transactions"]
+    # ... then take that trade away (a clean ledger) and plant only an orphan
+    with psycopg.connect(ledger_dsn, autocommit=True) as conn:
+        conn.execute("DELETE FROM trade_events; DELETE FROM attempts; DELETE FROM trades")
+    code, journal = _chaos_run(target, clean, tmp_path)
+    assert code == 0, json.dumps(journal["steady_states"], indent=1)[:3000]
+    # not one of this run's trades (those are waited for): an older trade nobody ever claimed
+    trade_id = ledger.admit_trade(TradeIntent("probe-test", _vault(target), "lead-of-an-earlier-run", "lead",
+                                              "in", "out", 10)).trade_id
+    with psycopg.connect(ledger_dsn, autocommit=True) as conn:
+        conn.execute("UPDATE trades SET created_at = now() - interval '5 minutes' WHERE id = %s", (trade_id,))
+    code, journal = _chaos_run(target, clean, tmp_path)
+    assert code == 1 and journal["status"] == "failed"
+    failing = [p["activity"]["name"] for p in journal["steady_states"]["before"]["probes"] if not p["tolerance_met"]]
+    assert failing == ["no-orphans"]
