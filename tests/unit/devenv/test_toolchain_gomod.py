@@ -121,3 +121,13 @@ def test_ldflags_stamp_the_release_into_both_version_packages():
 def test_go_version_parsing():
     assert gomod.parse_go_version("go1.26.8") == (1, 26)
     assert gomod.parse_go_version("1.25.0") == (1, 25)
+
+
+def test_helm_is_stamped_with_the_pinned_kubernetes_version():
+    # Without these, `helm template` and `helm lint` assume Kubernetes v1.20 when no cluster is
+    # given and refuse charts that require a current version.
+    flags = gomod.helm_ldflags(PINS)
+    for package in ("helm.sh/helm/v3/pkg/chartutil", "helm.sh/helm/v3/pkg/lint/rules"):
+        assert f"-X {package}.k8sVersionMajor=1" in flags
+        assert f"-X {package}.k8sVersionMinor=34" in flags
+    assert "-X helm.sh/helm/v3/internal/version.version=v3.22.0" in flags

@@ -194,8 +194,14 @@ def kubernetes_ldflags(pins: Pins) -> str:
 
 
 def helm_ldflags(pins: Pins) -> str:
-    # Helm's source only carries "vMAJOR.MINOR"; its release builds stamp the full version.
-    return f"-s -w -X helm.sh/helm/v3/internal/version.version={pins.helm}"
+    # Helm's source only carries "vMAJOR.MINOR"; its release builds stamp the full version, and the
+    # Kubernetes version that `helm template` and `helm lint` assume without a cluster (else v1.20,
+    # which fails any chart's kubeVersion >= 1.27). We stamp the pinned cluster's version.
+    major, minor = pins.kubernetes.major, pins.kubernetes.minor
+    flags = ["-s", "-w", f"-X helm.sh/helm/v3/internal/version.version={pins.helm}"]
+    for package in ("helm.sh/helm/v3/pkg/chartutil", "helm.sh/helm/v3/pkg/lint/rules"):
+        flags += [f"-X {package}.k8sVersionMajor={major}", f"-X {package}.k8sVersionMinor={minor}"]
+    return " ".join(flags)
 
 
 def kwok_ldflags(pins: Pins) -> str:
