@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -27,12 +26,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.e2e.operator.conftest import OperatorProcess  # noqa: E402
-from tests.e2e.operator.ledger_driver import LedgerDriver  # noqa: E402
-from tests.e2e.operator.manifests import copytrade, signature, strategy  # noqa: E402
-from xorj.devenv.cluster import LocalCluster  # noqa: E402
-from xorj.devenv.postgres import PostgresServer  # noqa: E402
-from xorj.ledger import Ledger  # noqa: E402
+from xorj.devenv.cluster import LocalCluster
+from xorj.devenv.postgres import PostgresServer
+from xorj.ledger import Ledger
+
+from tests.e2e.operator.conftest import OperatorProcess
+from tests.e2e.operator.ledger_driver import LedgerDriver
+from tests.e2e.operator.manifests import copytrade, signature, strategy
 
 
 def say(msg: str) -> None:

@@ -84,17 +84,32 @@ def load(count: int = 30, min_amount: int = 1_000_000, max_amount: int = 3_000_0
             created += 1
             time.sleep(gap)
         return {"submitted": created, "via": via}
+    from xorj.errors import LedgerError
+
+    retries = 0
     with Ledger.connect(target.ledger_dsn, apply_migrations=False, max_size=1) as ledger:
         for _ in range(count):
-            result = ledger.admit_trade(TradeIntent(
+            intent = TradeIntent(
                 strategy=target.require("strategy"), vault=target.require("vault"),
                 lead_signature=f"chaos-{target.run_id}-{uuid.uuid4().hex}",
                 lead_trader="LeadTrader1111111111111111111111111111111111",
                 input_mint=target.require("input_mint"), output_mint=target.require("output_mint"),
-                amount=rng.randint(int(min_amount), int(max_amount)), notional_usd=Decimal(2)), actor="chaos-load")
-            created += int(result.created)
+                amount=rng.randint(int(min_amount), int(max_amount)), notional_usd=Decimal(2))
+            # as the operator admits: retried while the ledger is away (the faults here are ledger
+            # faults too); safe, the idempotency key makes a repeat of a committed admit a no-op
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    ledger.admit_trade(intent, actor="chaos-load")
+                    break
+                except LedgerError:
+                    if time.monotonic() > deadline:
+                        raise
+                    retries += 1
+                    time.sleep(0.5)
+            created += 1
             time.sleep(gap)
-    return {"submitted": created, "via": via}
+    return {"submitted": created, "via": via, "admit_retries": retries}
 
 
 def _copytrade(target: Target, name: str, amount: int, lead_signature: str | None = None) -> dict[str, Any]:
@@ -146,11 +161,12 @@ def chain_fault(kind: str, method: str = "*", probability: float = 1.0, count: i
 
 
 def clear_chain_faults(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Remove every chain fault; returns how often each one fired (proof the fault really happened)."""
     target = resolve(configuration)
-    fired = chain_admin(target, "GET", "/faults").get("fired", {})
+    active = chain_admin(target, "GET", "/faults").get("faults", [])
     chain_admin(target, "DELETE", "/faults")
     marks.write(target, "cleared")
-    return {"cleared": True, "fired": fired}
+    return {"cleared": True, "fired": {f"{f['kind']}:{f['method']}": f["fired"] for f in active}}
 
 
 def move_price(bps: int, configuration: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -202,20 +218,36 @@ def _postgres_server(target: Target):
     raise InvalidInputError("restart_postgres: the target has no local Postgres server (XORJ_CHAOS_ENV not set)")
 
 
+def postgres_control(operation: str, data_dir: str, port: int, log: str) -> None:
+    """Start/stop/kill the server from a short-lived helper process: the postmaster must not be a child
+    of a long-lived process (a chaos run, the runner), or once stopped it stays a zombie that the
+    next stop waits for in vain."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from xorj.devenv.postgres import PostgresServer; "
+            "s = PostgresServer(Path(sys.argv[1]), int(sys.argv[2]), log_path=Path(sys.argv[3])); "
+            f"s.{operation}()")
+    result = subprocess.run([sys.executable, "-c", code, data_dir, str(port), log], capture_output=True, text=True,
+                            timeout=120, check=False)
+    if result.returncode != 0:
+        raise EnvironmentSetupError(f"postgres {operation} failed: {result.stderr.strip()[-1000:]}")
+
+
 def restart_postgres(down_seconds: float = 3.0, mode: str = "stop",
                      configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """Stop Postgres (``mode=stop``: fast shutdown; ``kill``: SIGKILL, crash recovery), keep it down
     ``down_seconds``, start it again on the same port."""
+    if mode not in ("stop", "kill"):
+        raise InvalidInputError(f"restart_postgres.mode must be 'stop' or 'kill', got {mode!r}")
     target = resolve(configuration)
     server = _postgres_server(target)
+    args = (str(server.data_dir), int(server.port), str(server.log_path))
     marks.fault(target, "LEDGER_UNAVAILABLE")
     started = time.monotonic()
-    if mode == "kill":
-        server.kill()
-    else:
-        server.stop()
+    postgres_control(mode, *args)
     time.sleep(float(down_seconds))
-    server.start()
+    postgres_control("start", *args)
     marks.write(target, "cleared")
     return {"restarted": True, "mode": mode, "down_s": round(time.monotonic() - started, 1)}
 

@@ -113,7 +113,8 @@ class LocalChaosEnv:
         tmp.replace(self.path)
 
     def up(self, replicas: int = 2) -> dict[str, Any]:
-        from xorj.devenv.postgres import PostgresServer
+        from xorj.chaos.actions import postgres_control
+        from xorj.devenv.postgres import PostgresServer, free_port
         from xorj.ledger.migrate import migrate
 
         if self.load().get("running"):
@@ -125,7 +126,13 @@ class LocalChaosEnv:
         try:
             self.say("ledger: starting Postgres")
             server = PostgresServer.temporary()
-            server.start()
+            server.port = free_port()
+            state["postgres"] = {"data_dir": str(server.data_dir), "port": server.port,
+                                 "log": str(server.log_path), "root": str(server.data_dir.parent)}
+            self._save(state)
+            server.initdb()
+            # started from a helper process: the postmaster is nobody's long-lived child (see postgres_control)
+            postgres_control("start", str(server.data_dir), server.port, str(server.log_path))
             state["postgres"] = {"data_dir": str(server.data_dir), "port": server.port,
                                  "log": str(server.log_path), "root": str(server.data_dir.parent)}
             self._save(state)
@@ -184,6 +191,7 @@ class LocalChaosEnv:
         return state
 
     def down(self) -> None:
+        from xorj.chaos.actions import postgres_control
         from xorj.devenv.postgres import PostgresServer
 
         state = self.load()
@@ -197,7 +205,7 @@ class LocalChaosEnv:
             server = PostgresServer(Path(pg["data_dir"]), pg["port"], log_path=Path(pg["log"]))
             if server.is_running():
                 self.say("stopping Postgres")
-                server.stop()
+                postgres_control("stop", pg["data_dir"], pg["port"], pg["log"])
             shutil.rmtree(pg["root"], ignore_errors=True)
         if state:
             state.update(running=False, processes={})

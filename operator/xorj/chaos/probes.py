@@ -178,22 +178,30 @@ def all_trades_terminal_within(seconds: float = 120.0, min_trades: int = 0,
     recovered = None
     if done and since and counts["last_finished"]:
         recovered = round(max(0.0, counts["last_finished"] - since), 1)
-    return {**counts, "ok": done and counts["trades"] >= int(min_trades), "waited_s": round(time.monotonic() - started, 1),
+    # ``min_trades`` holds once this run loaded (before the method there is nothing to count)
+    enough = counts["trades"] >= int(min_trades) if "load" in run_marks else True
+    return {**counts, "ok": done and enough, "waited_s": round(time.monotonic() - started, 1),
             "recovered_after_s": recovered}
 
 
-def alert_raised(kind: str, configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+def alert_raised(kind: str, within_seconds: float = 30.0,
+                 configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """An alert of ``kind`` (RPC_FAILURE, LEDGER_UNAVAILABLE, ONCHAIN_FAILURE, BREAKER_OPEN, ...) in the
-    ledger's outbox since a fault of that class was injected in this run. Before any such fault,
-    ``raised`` is vacuously True (``injected`` False): there was nothing to alert about yet."""
+    ledger's outbox since a fault of that class was injected in this run, waiting up to
+    ``within_seconds`` for it (a ledger-loss alert can only be written once the ledger is back).
+    Before any such fault, ``raised`` is vacuously True (``injected`` False): nothing to alert about."""
     target = resolve(configuration)
     injected_at = marks.read(target).get(f"fault:{kind}")
     if injected_at is None:
         return {"raised": True, "injected": False, "count": 0}
-    with _db(target) as cur:
-        count = cur.execute("SELECT count(*) AS n FROM alerts WHERE kind = %s AND created_at >= to_timestamp(%s)",
-                            (kind, injected_at - 1.0)).fetchone()["n"]
-    return {"raised": count > 0, "injected": True, "count": count}
+    deadline = time.monotonic() + float(within_seconds)
+    while True:
+        with _db(target) as cur:
+            count = cur.execute("SELECT count(*) AS n FROM alerts WHERE kind = %s AND created_at >= to_timestamp(%s)",
+                                (kind, injected_at - 1.0)).fetchone()["n"]
+        if count > 0 or time.monotonic() >= deadline:
+            return {"raised": count > 0, "injected": True, "count": count}
+        time.sleep(0.5)
 
 
 def _custom_objects(target: Target):
@@ -234,3 +242,29 @@ def executor_replicas_alive(configuration: dict[str, Any] | None = None) -> int:
     from xorj.chaos.actions import executor_pids
 
     return len(executor_pids(resolve(configuration)))
+
+
+def slippage_retried(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """After an on-chain slippage fault: attempts of this run's trades failed on chain with
+    SLIPPAGE_EXCEEDED and were retried with a fresh quote at a higher slippage bound, never equal or
+    lower (DESIGN invariant 4). ``ok`` is vacuously True before any such fault was injected."""
+    target = resolve(configuration)
+    if marks.read(target).get("fault:ONCHAIN_FAILURE") is None:
+        return {"ok": True, "injected": False}
+    condition, params = run_filter(target)
+    with _db(target) as cur:
+        rows = cur.execute(
+            f"""SELECT a.trade_id, a.attempt_no, a.slippage_bps, a.reason FROM attempts a
+                 WHERE a.trade_id IN (SELECT id FROM trades WHERE {condition}) ORDER BY a.trade_id, a.attempt_no""",
+            params).fetchall()
+    by_trade: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_trade.setdefault(row["trade_id"], []).append(row)
+    slippage_failures = sum(1 for r in rows if r["reason"] == "SLIPPAGE_EXCEEDED")
+    retried = [t for t, attempts in by_trade.items()
+               if any(a["reason"] == "SLIPPAGE_EXCEEDED" for a in attempts[:-1])]
+    not_raised = [t for t in retried
+                  if any(b["slippage_bps"] <= a["slippage_bps"] for a, b in zip(by_trade[t], by_trade[t][1:])
+                         if a["reason"] == "SLIPPAGE_EXCEEDED")]
+    return {"ok": slippage_failures > 0 and bool(retried) and not not_raised, "injected": True,
+            "slippage_failures": slippage_failures, "retried_trades": len(retried), "not_raised": not_raised[:10]}

@@ -28,11 +28,16 @@ class Row:
     recover_s: float | None
     duration_s: float | None
     failed_reasons: dict[str, int]
+    before_met: bool | None = None
+    after_met: bool | None = None
     notes: str = ""
 
     @property
     def passed(self) -> bool:
-        return self.status == "completed" and not self.deviated
+        """Completed, not deviated, and BOTH hypotheses met (chaostoolkit itself reports a run whose
+        hypothesis failed before the method as "completed" and exits 0)."""
+        return (self.status == "completed" and not self.deviated and self.before_met is True
+                and self.after_met is True)
 
 
 def _outputs(journal: dict[str, Any]) -> dict[str, Any]:
@@ -56,6 +61,21 @@ def row_from_journal(path: Path) -> Row:
     if isinstance(ledger_dups, int) or isinstance(onchain, dict) and "duplicate_fills" in onchain:
         duplicates = (ledger_dups or 0) + (onchain.get("duplicate_fills", 0) if isinstance(onchain, dict) else 0)
     notes = []
+    fired = (out.get("clear-chain-faults") or {}).get("fired") if isinstance(out.get("clear-chain-faults"), dict) else None
+    if fired:
+        notes.append("faults fired: " + ", ".join(f"{k} x{v}" for k, v in sorted(fired.items())))
+    for run in journal.get("run") or []:
+        output = run.get("output")
+        if isinstance(output, dict) and "killed" in output:
+            notes.append(f"{run['activity']['name']}: killed {output['killed']}")
+        if isinstance(output, dict) and "terminated" in output:
+            notes.append(f"{run['activity']['name']}: {output['terminated']} backends terminated")
+        if isinstance(output, dict) and output.get("restarted") and "down_s" in output:
+            notes.append(f"Postgres down {output['down_s']}s")
+        if isinstance(output, dict) and output.get("mode") in ("reset", "blackhole"):
+            notes.append(f"ledger path cut ({output['mode']})")
+        if isinstance(output, dict) and "replayed" in output:
+            notes.append(f"{run['activity']['name']}: {output['replayed']} replays, {output['created']} created")
     if isinstance(onchain, dict) and onchain.get("violations"):
         notes.append(f"on-chain violations {onchain['violations']}")
     for name, value in out.items():
@@ -70,6 +90,8 @@ def row_from_journal(path: Path) -> Row:
         duplicates=duplicates, orphans=out.get("no-orphans") if isinstance(out.get("no-orphans"), int) else None,
         recover_s=terminal.get("recovered_after_s"), duration_s=journal.get("duration"),
         failed_reasons=terminal.get("failed_reasons") or {}, notes="; ".join(notes),
+        before_met=(journal.get("steady_states", {}).get("before") or {}).get("steady_state_met"),
+        after_met=(journal.get("steady_states", {}).get("after") or {}).get("steady_state_met"),
     )
 
 
@@ -87,7 +109,14 @@ HEADER = ["scenario", "result", "trades", "confirmed", "failed", "duplicates", "
 
 def cells(row: Row) -> list[str]:
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(row.failed_reasons.items())) or "-"
-    result = "passed" if row.passed else ("DEVIATED" if row.deviated else row.status.upper())
+    if row.passed:
+        result = "passed"
+    elif row.deviated:
+        result = "DEVIATED"
+    elif row.before_met is False:
+        result = "NOT STEADY BEFORE"
+    else:
+        result = row.status.upper()
     return [row.scenario, result, _cell(row.trades), _cell(row.confirmed), _cell(row.failed), _cell(row.duplicates),
             _cell(row.orphans), _cell(row.recover_s), reasons, row.notes or "-"]
 

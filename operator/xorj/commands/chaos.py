@@ -88,9 +88,18 @@ def run(names: tuple[str, ...], run_all: bool, out: Path, env_file: Path | None,
         env_file = local_env.path
     failures = []
     try:
+        from xorj.chaos.target import resolve
+
+        # chaostoolkit-kubernetes activities read ${namespace} and KUBECONFIG from the environment
+        base_env = {**os.environ, "XORJ_CHAOS_ENV": str(env_file.resolve())}
+        target = resolve({"xorj_env": str(env_file.resolve())})
+        if target.namespace and not base_env.get("XORJ_CHAOS_NAMESPACE"):
+            base_env["XORJ_CHAOS_NAMESPACE"] = target.namespace
+        if target.kubeconfig and not base_env.get("KUBECONFIG"):
+            base_env["KUBECONFIG"] = target.kubeconfig
         for index, name in enumerate(chosen, 1):
             run_id = f"{name}-{int(time.time())}"
-            env = {**os.environ, "XORJ_CHAOS_ENV": str(env_file.resolve()), "XORJ_CHAOS_RUN_ID": run_id}
+            env = {**base_env, "XORJ_CHAOS_RUN_ID": run_id}
             _say(f"{index}/{len(chosen)} {name}")
             started = time.monotonic()
             with open(out / f"{name}.log", "wb") as log:
@@ -98,7 +107,12 @@ def run(names: tuple[str, ...], run_all: bool, out: Path, env_file: Path | None,
                                        "run", str(directory / f"{name}.json"), "--journal-path", str(journals / f"{name}.json"),
                                        "--rollback-strategy=always"], env=env, stdout=log, stderr=subprocess.STDOUT,
                                       check=False).returncode
-            row = report.row_from_journal(journals / f"{name}.json") if (journals / f"{name}.json").exists() else None
+            journal_path = journals / f"{name}.json"
+            row = report.row_from_journal(journal_path) if journal_path.exists() else None
+            # chaostoolkit exits 0 when the hypothesis BEFORE the method is not met (status "completed",
+            # not deviated): a system already broken would pass. Judge from the journal as well.
+            if code == 0 and (row is None or not row.passed):
+                code = 1
             verdict = "passed" if code == 0 else "FAILED"
             _say(f"    {verdict} in {time.monotonic() - started:.0f}s"
                  + (f": trades {row.trades}, confirmed {row.confirmed}, failed {row.failed}, duplicates {row.duplicates}, "

@@ -29,25 +29,17 @@ def operator(namespaces: tuple[str, ...], priority: int | None, peering_name: st
     """
     import kopf
 
-    # the handlers read their settings from the environment at start-up
-    overrides = {
-        "XORJ_OPERATOR_PRIORITY": priority,
-        "XORJ_OPERATOR_PEERING_NAME": peering_name,
-        "XORJ_OPERATOR_HEALTH_PORT": health_port,
-        "XORJ_OPERATOR_METRICS_PORT": metrics_port,
-    }
-    for key, value in overrides.items():
-        if value is not None:
-            os.environ[key] = str(value)
-    if standalone:
-        os.environ["XORJ_OPERATOR_STANDALONE"] = "true"
     if not os.environ.get("XORJ_LEDGER_DSN"):
         raise click.ClickException("XORJ_LEDGER_DSN is not set: the operator needs the ledger's DSN")
 
     from xorj.controller import handlers  # noqa: F401 - registers the handlers
     from xorj.controller.settings import OperatorSettings
 
-    cfg = OperatorSettings()
+    # options override the environment; the settings reach the handlers through kopf's memo
+    overrides = {"priority": priority, "peering_name": peering_name, "health_port": health_port,
+                 "metrics_port": metrics_port}
+    cfg = OperatorSettings(**{k: v for k, v in overrides.items() if v is not None},
+                           **({"standalone": True} if standalone else {}))
     kopf.configure(
         verbose=verbose,
         log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL,
@@ -62,6 +54,6 @@ def operator(namespaces: tuple[str, ...], priority: int | None, peering_name: st
             priority=None if cfg.standalone else cfg.priority,
             peering_name=None if cfg.standalone else cfg.peering_name,
             standalone=cfg.standalone,
-            memo=kopf.Memo(namespaces=list(namespaces)),
+            memo=kopf.Memo(namespaces=list(namespaces), settings=cfg),
         )
     )

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from xorj.controller import models
 
+
 @dataclass(frozen=True)
 class KindInfo:
     kind: str

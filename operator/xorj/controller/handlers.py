@@ -51,7 +51,7 @@ def _rt(memo: kopf.Memo) -> Runtime:
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, **_: Any) -> None:
-    cfg = OperatorSettings()
+    cfg: OperatorSettings = memo.get("settings") or OperatorSettings()  # `kopf run` has no memo
     settings.persistence.finalizer = _FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(

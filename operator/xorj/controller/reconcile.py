@@ -12,9 +12,9 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -188,7 +188,7 @@ async def finalize_strategy(rt: Runtime, body: Any, logger: logging.Logger | log
         rt.applied.pop(meta["uid"], None)
         return
     deleted_at = meta.get("deletionTimestamp")
-    waited = (now() - datetime.fromisoformat(deleted_at.replace("Z", "+00:00"))).total_seconds() if deleted_at else 0
+    waited = (now() - datetime.fromisoformat(deleted_at)).total_seconds() if deleted_at else 0
     if waited >= rt.settings.strategy_drain_seconds:
         kopf.event(body, type="Warning", reason="DrainTimeout",
                    message=f"{in_flight} trade(s) still in flight after {int(waited)}s; "
@@ -231,7 +231,7 @@ def _created_before(trade: Trade, body: Any) -> bool:
     stamp = body["metadata"].get("creationTimestamp")
     if not stamp:
         return False
-    created = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    created = datetime.fromisoformat(stamp)
     # creationTimestamp has 1 s resolution: a trade admitted by this object is never older than it
     return trade.created_at < created
 

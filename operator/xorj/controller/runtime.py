@@ -102,7 +102,7 @@ class Runtime:
                 # the message of a LedgerError never carries the DSN (the ledger redacts it)
                 log.warning("ledger listener lost: %s; reconnecting", type(exc).__name__,
                             extra={"retry_in": backoff})
-            except Exception:  # noqa: BLE001 - a listener must never die for good
+            except Exception:
                 log.exception("ledger listener failed; reconnecting")
             metrics.LISTENER_CONNECTED.set(0)
             await asyncio.sleep(backoff)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from xorj.controller import crdgen
 
 REPO = Path(__file__).resolve().parents[3]

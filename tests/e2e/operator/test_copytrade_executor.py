@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from xorj.controller.desired import VAULT_MOUNT_DIR
 
 from .conftest import Kubectl, wait_for

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from xorj.domain.trades import TradeState
 from xorj.ledger import Ledger
 
@@ -43,7 +42,7 @@ def test_operator_killed_mid_flight_loses_and_duplicates_nothing(kube: Kubectl, 
     for _ in range(3):
         op = operators()
         before = op.log_text().count("trade admitted")
-        wait_for(lambda: op.log_text().count("trade admitted") > before or admitted() == N, 60,
+        wait_for(lambda o=op, b=before: o.log_text().count("trade admitted") > b or admitted() == N, 60,
                  "an admission", interval=0.02)
         op.kill()
         kills.append(admitted())
@@ -76,7 +75,7 @@ def test_operator_killed_mid_flight_loses_and_duplicates_nothing(kube: Kubectl, 
 
 
 def test_two_peered_operators_never_both_act(kube: Kubectl, operators, ledger: Ledger) -> None:
-    env = {"XORJ_OPERATOR_PEERING_LIFETIME": "10"}
+    env = {"XORJ_OPERATOR_PEERING_LIFETIME": "20"}
     low = operators(priority=10, standalone=False, extra_env=env)
     high = operators(priority=20, standalone=False, extra_env=env)
     wait_for(lambda: "Pausing operations in favour of" in low.log_text(), 30, "the low-priority operator to pause")

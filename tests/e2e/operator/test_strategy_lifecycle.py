@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from xorj.controller.desired import CONFIG_HASH_ANNOTATION
 
 from .conftest import Kubectl, wait_for
@@ -107,7 +106,7 @@ def test_hand_edited_executors_are_put_back_in_process(kube: Kubectl, ledger_dsn
     }.items():
         monkeypatch.setenv(key, value)
     args = ["run", "--standalone", "--namespace", kube.namespace, "-m", "xorj.controller.handlers"]
-    with KopfRunner(args, timeout=120) as runner:
+    with KopfRunner(args, timeout=300) as runner:
         kube.apply(strategy("alpha", executor={"replicas": 2}))
         wait_for(_status_is(kube, "alpha", Ready="True"), 90, "Ready")
         kube.run("scale", "deployment", "alpha-executor", "--replicas=5")
@@ -119,3 +118,30 @@ def test_hand_edited_executors_are_put_back_in_process(kube: Kubectl, ledger_dsn
     assert runner.exception is None, runner.exception
     assert runner.exit_code == 0, runner.output[-3000:]
     assert "Traceback" not in runner.output, runner.output[-6000:]
+
+
+def test_top_n_strategy_follows_the_best_scored_traders(kube: Kubectl, operators, ledger) -> None:
+    """Followed traders and their Trust Scores come from the ledger's trader_scores, re-read on resync."""
+    from xorj.ledger import TraderScore
+
+    from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, PUBKEY_C
+
+    operators()
+    obj = strategy("topn")
+    del obj["spec"]["traders"]
+    obj["spec"]["topN"] = {"count": 2, "minTrustScore": 50}
+    kube.apply(obj)
+    wait_for(lambda: ((kube.get("ts", "topn") or {}).get("status") or {}).get("followedTraderCount") == 0, 60,
+             "an empty selection before any score exists")
+    ledger.upsert_trader_scores([
+        TraderScore(wallet=PUBKEY_A, score=71.5, status="ELIGIBLE", normalization="fixed"),
+        TraderScore(wallet=PUBKEY_B, score=88.0, status="ELIGIBLE", normalization="fixed"),
+        TraderScore(wallet=PUBKEY_C, score=64.0, status="ELIGIBLE", normalization="fixed"),
+    ])
+
+    def followed():
+        status = (kube.get("ts", "topn") or {}).get("status") or {}
+        return status.get("followedTraders") if status.get("followedTraderCount") == 2 else None
+
+    top = wait_for(followed, 60, "the top 2 traders")
+    assert [(t["wallet"], t["trustScore"]) for t in top] == [(PUBKEY_B, 88.0), (PUBKEY_A, 71.5)]

@@ -5,6 +5,7 @@ experiment run against it must exit 1. A clean ledger passes the same probes and
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import uuid
@@ -114,8 +115,8 @@ def test_onchain_probe_reads_the_real_chain(ledger, target):
 
 
 def _chaos_run(configuration, experiment: Path, tmp_path: Path) -> tuple[int, dict]:
-    journal = tmp_path / "journal.json"
-    env = {"PATH": __import__("os").environ["PATH"], "HOME": str(tmp_path),
+    journal = tmp_path / f"journal-{uuid.uuid4().hex[:6]}.json"
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": str(REPO),
            "XORJ_CHAOS_ENV": configuration["xorj_env"], "XORJ_CHAOS_RUN_ID": configuration["run_id"]}
     code = subprocess.run([shutil.which("chaos"), "--no-version-check", "run", str(experiment), "--journal-path",
                            str(journal), "--rollback-strategy=always"], env=env, capture_output=True, timeout=300,
@@ -123,30 +124,50 @@ def _chaos_run(configuration, experiment: Path, tmp_path: Path) -> tuple[int, di
     return code, json.loads(journal.read_text())
 
 
-def test_experiment_run_exits_1_on_a_planted_orphan_and_0_when_clean(ledger, ledger_dsn, target, tmp_path):
-    """A real experiment file (its hypothesis is checked before the method) against the scratch ledger."""
-    experiment = REPO / "experiments" / "lead-trade-delivered-twice.json"
-    doc = json.loads(experiment.read_text())
-    doc["method"] = [m for m in doc["method"] if m["name"] == "begin-run"]  # no executors here: check the hypothesis only
-    clean = tmp_path / "clean.json"
-    clean.write_text(json.dumps(doc))
-    _confirmed_trade(ledger, _vault(target), target["run_id"])
-    # the confirmed trade's fill is not on the chain: first prove the run fails on that ...
-    code, journal = _chaos_run(target, clean, tmp_path)
-    assert code == 1 and journal["status"] == "failed"
-    failing = [p["activity"]["name"] for p in journal["steady_states"]["before"]["probes"] if not p["tolerance_met"]]
-    assert failing == ["no-duplicate-onchain-transactions"]
-    # ... then take that trade away (a clean ledger) and plant only an orphan
-    with psycopg.connect(ledger_dsn, autocommit=True) as conn:
-        conn.execute("DELETE FROM trade_events; DELETE FROM attempts; DELETE FROM trades")
-    code, journal = _chaos_run(target, clean, tmp_path)
+def _experiment(tmp_path: Path, plant: str | None) -> Path:
+    """A real experiment of the suite, its method replaced by the planting of one misbehaviour (no
+    executors run here: the hypothesis after the method must catch what was planted)."""
+    doc = json.loads((REPO / "experiments" / "lead-trade-delivered-twice.json").read_text())
+    doc["method"] = [m for m in doc["method"] if m["name"] == "begin-run"]
+    if plant:
+        doc["method"].append({"type": "action", "name": f"plant-{plant}", "provider": {
+            "type": "python", "module": "tests.integration.chaos.plant", "func": plant}})
+    path = tmp_path / f"{plant or 'clean'}.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _failing_after(journal: dict) -> list[str]:
+    return [p["activity"]["name"] for p in journal["steady_states"]["after"]["probes"] if not p["tolerance_met"]]
+
+
+def test_chaos_run_passes_on_a_clean_system(ledger, target, tmp_path):
+    code, journal = _chaos_run(target, _experiment(tmp_path, None), tmp_path)
     assert code == 0, json.dumps(journal["steady_states"], indent=1)[:3000]
-    # not one of this run's trades (those are waited for): an older trade nobody ever claimed
-    trade_id = ledger.admit_trade(TradeIntent("probe-test", _vault(target), "lead-of-an-earlier-run", "lead",
-                                              "in", "out", 10)).trade_id
-    with psycopg.connect(ledger_dsn, autocommit=True) as conn:
-        conn.execute("UPDATE trades SET created_at = now() - interval '5 minutes' WHERE id = %s", (trade_id,))
-    code, journal = _chaos_run(target, clean, tmp_path)
-    assert code == 1 and journal["status"] == "failed"
-    failing = [p["activity"]["name"] for p in journal["steady_states"]["before"]["probes"] if not p["tolerance_met"]]
-    assert failing == ["no-orphans"]
+    assert journal["steady_states"]["after"]["steady_state_met"] is True
+
+
+@pytest.mark.parametrize(("plant", "probe"), [("orphan", "no-orphans"),
+                                              ("second_landed_attempt", "no-duplicate-trades")])
+def test_chaos_run_exits_1_when_the_method_leaves_a_violation(ledger, target, tmp_path, plant, probe):
+    code, journal = _chaos_run(target, _experiment(tmp_path, plant), tmp_path)
+    assert code == 1
+    assert journal["deviated"] is True
+    assert _failing_after(journal) == [probe]
+
+
+def test_xorj_chaos_run_fails_when_the_system_is_broken_before_the_method(ledger, target, tmp_path):
+    """chaostoolkit exits 0 when the hypothesis is not met BEFORE the method (status "completed", not
+    deviated); `xorj chaos run` reads the journal and fails."""
+    _confirmed_trade(ledger, _vault(target), target["run_id"])  # CONFIRMED, but no such fill on chain
+    experiments = tmp_path / "experiments"
+    experiments.mkdir()
+    shutil.copy(_experiment(tmp_path, None), experiments / "broken-before.json")
+    code, journal = _chaos_run(target, experiments / "broken-before.json", tmp_path)
+    assert code == 0 and journal["steady_states"]["before"]["steady_state_met"] is False  # the upstream behaviour
+    result = subprocess.run(["xorj", "chaos", "run", "broken-before", "--experiments", str(experiments),
+                             "--env", target["xorj_env"], "--out", str(tmp_path / "out")],
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "| broken-before | NOT STEADY BEFORE |" in result.stdout

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
-
 from xorj.controller.models import CopyTradeSpec, TradingStrategySpec
 
 from .factories import SIGNATURE, copytrade_spec, strategy_spec

@@ -5,10 +5,13 @@ from __future__ import annotations
 import copy
 
 from pydantic import ValidationError
-
 from xorj.controller import desired
 from xorj.controller.models import TradingStrategySpec
-from xorj.controller.reconcile import _deployment_drifted, _validation_message, strategy_key
+from xorj.controller.reconcile import (
+    _deployment_drifted,
+    _validation_message,
+    strategy_key,
+)
 
 from .factories import strategy_spec
 

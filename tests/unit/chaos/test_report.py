@@ -1,0 +1,61 @@
+"""The report reads every figure from the journal's own probe outputs, and a run whose hypothesis was
+not met before the method is not a pass (chaostoolkit calls it "completed")."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from xorj.chaos import report
+
+
+def _journal(tmp_path: Path, name: str, *, before_met: bool = True, after_met: bool = True, deviated: bool = False,
+             duplicates: int = 0, duplicate_fills: int = 0, orphans: int = 0) -> Path:
+    terminal = {"trades": 40, "confirmed": 37, "failed": 3, "open": 0, "ok": True, "recovered_after_s": 4.2,
+                "failed_reasons": {"SLIPPAGE_EXCEEDED": 3}}
+
+    def probe(name: str, output: object) -> dict:
+        return {"activity": {"name": name}, "output": output, "tolerance_met": True, "status": "succeeded"}
+
+    journal = {
+        "experiment": {"title": "A scenario"}, "status": "completed", "deviated": deviated, "duration": 12.5,
+        "steady_states": {
+            "before": {"steady_state_met": before_met, "probes": []},
+            "after": {"steady_state_met": after_met, "probes": [
+                probe("no-duplicate-trades", duplicates),
+                probe("no-duplicate-onchain-transactions", {"violations": duplicate_fills, "duplicate_fills": duplicate_fills}),
+                probe("all-trades-terminal", terminal), probe("no-orphans", orphans),
+                probe("alert-raised-ledger-unavailable", {"raised": True, "count": 2})]},
+        },
+        "run": [{"activity": {"name": "trades-after-recovery"}, "output": {**terminal, "trades": 1}}],
+    }
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(journal))
+    return path
+
+
+def test_row_figures_come_from_the_hypothesis_after_the_method(tmp_path):
+    row = report.row_from_journal(_journal(tmp_path, "slippage", duplicates=1, duplicate_fills=2, orphans=3,
+                                           after_met=False, deviated=True))
+    assert (row.trades, row.confirmed, row.failed, row.duplicates, row.orphans, row.recover_s) == (40, 37, 3, 3, 3, 4.2)
+    assert not row.passed
+    assert "| slippage | DEVIATED | 40 | 37 | 3 | 3 | 3 | 4.2 | SLIPPAGE_EXCEEDED 3 |" in report.markdown([row])
+    assert "ledger-unavailable: 2 alert(s)" in row.notes
+
+
+def test_not_steady_before_is_not_a_pass(tmp_path):
+    row = report.row_from_journal(_journal(tmp_path, "broken", before_met=False))
+    assert not row.passed
+    assert "| broken | NOT STEADY BEFORE |" in report.markdown([row])
+    ok = report.row_from_journal(_journal(tmp_path, "fine"))
+    assert ok.passed
+
+
+def test_write_produces_markdown_and_html(tmp_path):
+    journals = tmp_path / "journals"
+    journals.mkdir()
+    _journal(journals, "a")
+    rows = report.write(journals, tmp_path)
+    assert len(rows) == 1
+    assert (tmp_path / "report.md").read_text().startswith("| scenario |")
+    assert "<table>" in (tmp_path / "report.html").read_text()
