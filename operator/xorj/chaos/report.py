@@ -74,6 +74,8 @@ def row_from_journal(path: Path) -> Row:
             notes.append(f"Postgres down {output['down_s']}s")
         if isinstance(output, dict) and output.get("mode") in ("reset", "blackhole"):
             notes.append(f"ledger path cut ({output['mode']})")
+        if run["activity"]["name"].startswith("terminate-") and isinstance(output, list):
+            notes.append(f"{run['activity']['name']}: {', '.join(map(str, output))}")
         if isinstance(output, dict) and "replayed" in output:
             notes.append(f"{run['activity']['name']}: {output['replayed']} replays, {output['created']} created")
     if isinstance(onchain, dict) and onchain.get("violations"):
@@ -81,6 +83,9 @@ def row_from_journal(path: Path) -> Row:
     for name, value in out.items():
         if name.startswith("alert-raised") and isinstance(value, dict):
             notes.append(f"{name.removeprefix('alert-raised-')}: {value.get('count', 0)} alert(s)")
+        if name.startswith("slippage-failures-retried") and isinstance(value, dict) and value.get("injected"):
+            notes.append(f"{value.get('slippage_failures')} slippage failures on chain, "
+                         f"{value.get('retried_trades')} trades retried at a raised bound")
         if name == "copytrade-status-matches-ledger" and isinstance(value, dict):
             notes.append(f"CopyTrade status mismatches {value.get('mismatches')}/{value.get('checked')}")
     return Row(

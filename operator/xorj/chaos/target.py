@@ -88,8 +88,9 @@ def _from_demo(state: dict[str, Any], root: Path) -> dict[str, Any]:
     """The fields of ``xorj dev up``'s demo.json (its chain state and the demo's strategy)."""
     from xorj.devenv import demo
 
+    strategy = (demo._example_strategy().get("metadata") or {}).get("name") or demo.STRATEGY  # as Demo.up names it
     out: dict[str, Any] = {"namespace": os.environ.get("XORJ_DEMO_NAMESPACE", demo.NAMESPACE),
-                           "strategy": demo.STRATEGY, "kubeconfig": state.get("kubeconfig")}
+                           "strategy": strategy, "kubeconfig": state.get("kubeconfig")}
     if state.get("postgres_port"):
         out["ledger_dsn"] = f"postgresql://postgres@127.0.0.1:{state['postgres_port']}/{demo.LEDGER_DATABASE}"
     chain_file = root / "chain" / "chain.json"

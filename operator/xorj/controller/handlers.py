@@ -29,7 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from xorj.controller import metrics, reconcile
 from xorj.controller.freshness import WatchFreshness
-from xorj.controller.kube import Kube, load_config
+from xorj.controller.kube import Kube, load_config, load_configuration
 from xorj.controller.models import GROUP, VERSION
 from xorj.controller.runtime import Runtime
 from xorj.controller.settings import OperatorSettings
@@ -47,6 +47,28 @@ _FINALIZER = f"{GROUP}/finalizer"
 
 def _rt(memo: kopf.Memo) -> Runtime:
     return memo["runtime"]
+
+
+@kopf.on.login()
+def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    """The same credentials our own client uses (in-cluster, else KUBECONFIG read at login time:
+    kopf's built-in login reads the kubeconfig path the client froze when first imported)."""
+    config = load_configuration()
+    header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix("authorization")
+    parts = header.split(" ", 1) if header else []
+    scheme, token = (None, None) if not parts else (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+    return kopf.ConnectionInfo(
+        server=config.host,
+        ca_path=config.ssl_ca_cert,
+        insecure=not config.verify_ssl,
+        username=config.username or None,
+        password=config.password or None,
+        scheme=scheme,
+        token=token,
+        certificate_path=config.cert_file,
+        private_key_path=config.key_file,
+        trust_env=settings.networking.trust_env,
+    )
 
 
 @kopf.on.startup()

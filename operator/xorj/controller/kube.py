@@ -38,6 +38,10 @@ _CHILD_PATHS: dict[str, tuple[str, str]] = {
 
 def load_config() -> kubernetes.client.ApiClient:
     """In-cluster when running in a pod, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+    return kubernetes.client.ApiClient(load_configuration())
+
+
+def load_configuration() -> kubernetes.client.Configuration:
     configuration = kubernetes.client.Configuration()
     try:
         kubernetes.config.load_incluster_config(client_configuration=configuration)
@@ -46,7 +50,7 @@ def load_config() -> kubernetes.client.ApiClient:
         kubernetes.config.load_kube_config(
             config_file=os.environ.get("KUBECONFIG") or None, client_configuration=configuration
         )
-    return kubernetes.client.ApiClient(configuration)
+    return configuration
 
 
 def is_not_found(exc: BaseException) -> bool:

@@ -1,0 +1,211 @@
+"""Container images without a registry: a Debian base made with debootstrap, the project's
+Dockerfile built on it with buildah, the result pushed to an OCI archive and imported into the
+node's containerd.
+
+    from xorj.devenv.image import ImageBuilder
+    result = ImageBuilder().build_project(progress=print)     # cached by content hash
+    ImageBuilder().import_into(result.archive, containerd_socket)
+
+The base rootfs is cached by (suite, packages); the project image by the hash of the Dockerfile,
+pyproject.toml, README.md and every file under operator/. buildah keeps its storage under the
+xorj cache, never in /var/lib/containers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from xorj.devenv.toolchain import cache_root
+from xorj.errors import EnvironmentSetupError
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+BASE_SUITE = "bookworm"
+BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
+BASE_IMAGE = "localhost/xorj-base:bookworm"
+PROJECT_IMAGE = "localhost/xorj-operator"
+SOURCES = ("Dockerfile", "pyproject.toml", "README.md")
+SOURCE_DIRS = ("operator",)
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def _silent(_: str) -> None:
+    return None
+
+
+def project_root() -> Path:
+    return Path(__file__).resolve().parents[3]
+
+
+def source_hash(root: Path) -> str:
+    """Hash of everything the Dockerfile copies, plus the Dockerfile itself."""
+    digest = hashlib.sha256()
+    files = [root / name for name in SOURCES]
+    for directory in SOURCE_DIRS:
+        files.extend(sorted(p for p in (root / directory).rglob("*")
+                            if p.is_file() and "__pycache__" not in p.parts and not p.name.endswith(".pyc")))
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"<missing>")
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def debian_mirror() -> str:
+    """The Debian mirror this machine's apt already uses (no host is written into the project)."""
+    for path in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
+        if not path.is_file() or path.suffix not in (".list", ".sources", ""):
+            continue
+        text = path.read_text()
+        for match in re.finditer(r"^URIs:\s*(\S+)", text, re.M):
+            if "security" not in match.group(1):
+                return match.group(1)
+        for match in re.finditer(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+\S+", text, re.M):
+            if "security" not in match.group(1):
+                return match.group(1)
+    raise EnvironmentSetupError("no Debian mirror found in /etc/apt/sources.list(.d): debootstrap needs one")
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    reference: str
+    archive: Path
+    cached: bool
+    seconds: float
+
+
+class ImageBuilder:
+    def __init__(self, cache_dir: Path | None = None, root: Path | None = None) -> None:
+        self.cache_dir = cache_dir or cache_root() / "image"
+        self.root = root or project_root()
+
+    # -- buildah -------------------------------------------------------------------------------
+
+    def buildah(self, *args: str, timeout: float = 1800) -> str:
+        command = ["buildah", "--root", str(self.cache_dir / "storage"),
+                   "--runroot", str(self.cache_dir / "run"), "--storage-driver", "overlay", *args]
+        if shutil.which("buildah") is None:
+            raise EnvironmentSetupError("buildah is not installed (Debian package buildah)")
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        if result.returncode != 0:
+            raise EnvironmentSetupError(f"buildah {' '.join(args[:2])} failed: {result.stderr.strip()[-3000:]}")
+        return result.stdout.strip()
+
+    def image_exists(self, reference: str) -> bool:
+        try:
+            self.buildah("inspect", "--type", "image", reference, timeout=60)
+        except EnvironmentSetupError:
+            return False
+        return True
+
+    def from_rootfs(self, rootfs: Path, reference: str, config: list[str]) -> None:
+        """``buildah from scratch``, copy a folder in as the root filesystem, commit."""
+        container = self.buildah("from", "scratch")
+        try:
+            self.buildah("copy", container, f"{rootfs}/", "/")
+            if config:
+                self.buildah("config", *config, container)
+            self.buildah("commit", "--rm", container, reference)
+        except BaseException:
+            subprocess.run(["buildah", "--root", str(self.cache_dir / "storage"), "--runroot",
+                            str(self.cache_dir / "run"), "rm", container], capture_output=True, check=False)
+            raise
+
+    def push_archive(self, reference: str, archive: Path) -> Path:
+        """An OCI archive whose index names the image by its full reference (what ctr imports by)."""
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        partial = archive.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        self.buildah("push", reference, f"oci-archive:{partial}:{reference}")
+        partial.rename(archive)
+        return archive
+
+    # -- base image ------------------------------------------------------------------------
+
+    def base_rootfs(self, progress: Progress = _silent) -> Path:
+        key = hashlib.sha256(f"{BASE_SUITE}:{','.join(BASE_PACKAGES)}".encode()).hexdigest()[:12]
+        rootfs = self.cache_dir / f"rootfs-{key}"
+        if (rootfs / ".complete").exists():
+            return rootfs
+        shutil.rmtree(rootfs, ignore_errors=True)
+        if shutil.which("debootstrap") is None:
+            raise EnvironmentSetupError("debootstrap is not installed (Debian package debootstrap)")
+        progress(f"debootstrap {BASE_SUITE} ({', '.join(BASE_PACKAGES)})")
+        result = subprocess.run(
+            ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", BASE_SUITE,
+             str(rootfs), debian_mirror()],
+            capture_output=True, text=True, timeout=1800, check=False,
+        )
+        if result.returncode != 0:
+            raise EnvironmentSetupError(f"debootstrap failed: {(result.stderr or result.stdout).strip()[-2000:]}")
+        # Trim what an image does not need: apt lists and caches, docs.
+        for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man"):
+            shutil.rmtree(rootfs / junk, ignore_errors=True)
+            (rootfs / junk).mkdir(parents=True, exist_ok=True)
+        (rootfs / ".complete").touch()
+        return rootfs
+
+    def build_base(self, progress: Progress = _silent) -> str:
+        # The base trusts what this machine trusts: package registries may be reached through a
+        # TLS-inspecting proxy whose CA only the host's bundle carries (pip in the build needs it).
+        host_bundle = HOST_CA_BUNDLE.read_bytes() if HOST_CA_BUNDLE.is_file() else b""
+        stamp = self.cache_dir / "base.stamp"
+        wanted = hashlib.sha256(host_bundle + ",".join(BASE_PACKAGES).encode()).hexdigest()[:16]
+        current = stamp.read_text().strip() if stamp.is_file() else ""
+        if current != wanted or not self.image_exists(BASE_IMAGE):
+            rootfs = self.base_rootfs(progress)
+            progress(f"committing {BASE_IMAGE}")
+            staged = self.cache_dir / "base-stage"
+            # .complete is our marker, not part of the image.
+            shutil.rmtree(staged, ignore_errors=True)
+            subprocess.run(["cp", "-a", str(rootfs), str(staged)], check=True)
+            (staged / ".complete").unlink(missing_ok=True)
+            if host_bundle:
+                (staged / "etc/ssl/certs/ca-certificates.crt").write_bytes(host_bundle)
+            try:
+                self.from_rootfs(staged, BASE_IMAGE, ["--cmd", "/usr/bin/python3", "--env",
+                                                      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
+            finally:
+                shutil.rmtree(staged, ignore_errors=True)
+            stamp.write_text(wanted + "\n")
+        return BASE_IMAGE
+
+    # -- the project image -----------------------------------------------------------------
+
+    def build_project(self, progress: Progress = _silent, force: bool = False) -> BuiltImage:
+        started = time.monotonic()
+        tag = source_hash(self.root)
+        reference = f"{PROJECT_IMAGE}:{tag}"
+        archive = self.cache_dir / "archives" / f"xorj-operator-{tag}.oci.tar"
+        if archive.is_file() and not force:
+            return BuiltImage(reference, archive, True, time.monotonic() - started)
+        base = self.build_base(progress)
+        progress(f"buildah build {reference} (FROM {base})")
+        self.buildah(
+            "build", "--layers", "--network", "host", "--isolation", "chroot",
+            "--build-arg", f"BASE_IMAGE={base}", "-f", str(self.root / "Dockerfile"),
+            "-t", reference, str(self.root),
+        )
+        progress(f"pushing {reference} to {archive}")
+        self.push_archive(reference, archive)
+        seconds = time.monotonic() - started
+        log.info("image built", extra={"image": reference, "seconds": round(seconds, 1)})
+        return BuiltImage(reference, archive, False, seconds)
+
+    @staticmethod
+    def import_into(archive: Path, containerd_socket: Path) -> None:
+        result = subprocess.run(
+            ["ctr", "--address", str(containerd_socket), "-n", "k8s.io", "images", "import", str(archive)],
+            capture_output=True, text=True, timeout=600, check=False,
+        )
+        if result.returncode != 0:
+            raise EnvironmentSetupError(f"ctr images import {archive.name} failed: {result.stderr.strip()}")

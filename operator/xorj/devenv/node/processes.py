@@ -1,0 +1,68 @@
+"""Long-running processes of the node, recorded by pid file so ``down`` stops exactly those."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from xorj.devenv.cluster import process_running
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def start(name: str, command: list[str], pids_dir: Path, logs_dir: Path,
+          env: dict[str, str] | None = None) -> int:
+    """Start ``command`` detached from our session, logging to ``logs_dir/name.log``."""
+    pids_dir.mkdir(parents=True, exist_ok=True)
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    with open(logs_dir / f"{name}.log", "ab") as log_file:
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            start_new_session=True, env=env, close_fds=True,
+        )
+    (pids_dir / f"{name}.pid").write_text(f"{process.pid}\n")
+    return process.pid
+
+
+def recorded(name: str, pids_dir: Path) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        return int((pids_dir / f"{name}.pid").read_text().strip())
+    return None
+
+
+def alive(name: str, pids_dir: Path, marker: str) -> bool:
+    """Running, and still the process we started (its command line carries ``marker``)."""
+    pid = recorded(name, pids_dir)
+    return pid is not None and process_running(pid) and marker in cmdline(pid)
+
+
+def stop_pid(pid: int, grace: float = 10.0) -> None:
+    if not process_running(pid):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and process_running(pid):
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and process_running(pid):
+        time.sleep(0.05)
+
+
+def stop(name: str, pids_dir: Path, marker: str, grace: float = 10.0) -> None:
+    pid = recorded(name, pids_dir)
+    if pid is not None and marker in cmdline(pid):
+        stop_pid(pid, grace)
+    with contextlib.suppress(FileNotFoundError):
+        (pids_dir / f"{name}.pid").unlink()
