@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from xorj.domain.trades import ReasonCode, TradeState
+from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 from xorj.errors import LeaseLostError, LedgerUnavailableError
 from xorj.ledger import AsyncTradeListener, Ledger, TradeListener, TradeNotification
 
@@ -53,3 +53,23 @@ def test_a_listener_whose_connection_dies_raises_ledger_unavailable(ledger_dsn):
         )
         with pytest.raises(LedgerUnavailableError):
             listener.wait(timeout=5)
+
+
+def test_attempt_changes_inside_submitted_are_announced_without_duplicates(ledger: Ledger, ledger_dsn):
+    trade_id = ledger.admit_trade(intent(1)).trade_id
+    ledger.claim_trades("alpha", "ex", limit=1)
+    ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 1, 100)
+    with TradeListener(ledger_dsn, strategy="alpha") as listener:
+        # Neither is a state change: the trade stays SUBMITTED, but its attempts changed.
+        ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED)
+        ledger.record_attempt(trade_id, "ex", "sig-2", raw_tx("2"), 2, 150)
+        received = listener.wait(timeout=5, max_count=2)
+        # Landing resolves the attempt and confirms the trade in one transaction: one notification.
+        ledger.resolve_attempt("sig-2", "ex", AttemptOutcome.LANDED)
+        received += listener.wait(timeout=5, max_count=1)
+        received += listener.wait(timeout=0.5)
+    assert received == [
+        TradeNotification(trade_id, "alpha", TradeState.SUBMITTED),
+        TradeNotification(trade_id, "alpha", TradeState.SUBMITTED),
+        TradeNotification(trade_id, "alpha", TradeState.CONFIRMED),
+    ]
