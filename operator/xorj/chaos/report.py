@@ -70,6 +70,10 @@ def row_from_journal(path: Path) -> Row:
             notes.append(f"{run['activity']['name']}: killed {output['killed']}")
         if isinstance(output, dict) and "terminated" in output:
             notes.append(f"{run['activity']['name']}: {output['terminated']} backends terminated")
+        if isinstance(output, dict) and "components_restarted" in output:
+            took = (f"API server ready {output['ready_after_s']}s after SIGTERM" if "ready_after_s" in output
+                    else f"restart action {output.get('outage_s')}s (incl. 20s watching the other components)")
+            notes.append(f"{took}; restarted with it: {', '.join(output['components_restarted']) or 'none'}")
         if isinstance(output, dict) and output.get("restarted") and "down_s" in output:
             notes.append(f"Postgres down {output['down_s']}s")
         if isinstance(output, dict) and output.get("mode") in ("reset", "blackhole"):

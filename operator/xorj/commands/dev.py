@@ -13,6 +13,8 @@ DEV_COMMANDS: dict[str, str] = {
     "chain": "xorj.commands.dev_chain:chain",
     "up": "xorj.commands.dev_up:up",
     "down": "xorj.commands.dev_down:down",
+    "node": "xorj.commands.dev_node:node",
+    "image": "xorj.commands.dev_image:image",
 }
 
 

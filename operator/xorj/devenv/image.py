@@ -191,7 +191,7 @@ class ImageBuilder:
         base = self.build_base(progress)
         progress(f"buildah build {reference} (FROM {base})")
         self.buildah(
-            "build", "--layers", "--network", "host", "--isolation", "chroot",
+            "build", "--layers", *(["--no-cache"] if force else []), "--network", "host", "--isolation", "chroot",
             "--build-arg", f"BASE_IMAGE={base}", "-f", str(self.root / "Dockerfile"),
             "-t", reference, str(self.root),
         )

@@ -116,6 +116,9 @@ oom_score = 0
   stream_server_port = "0"
   enable_selinux = false
   netns_mounts_under_state_dir = true
+  # The sandbox's bounding set lacks CAP_SYS_RESOURCE, so runc cannot lower oom_score_adj (the
+  # kubelet asks -998 for sandboxes): "can't get final child's PID from pipe: EOF". Clamp instead.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"

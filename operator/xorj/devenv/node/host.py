@@ -64,6 +64,13 @@ class NodeHost:
 
     def create_network(self) -> None:
         lay = self.layout
+        holders = run("ip", "-o", "-4", "addr", "show", "to", f"{lay.host_ip}/32").stdout.split()
+        other = holders[1] if len(holders) > 1 else None
+        if other and other != lay.host_veth:
+            # One real node per machine: its host end takes the API server's advertised address.
+            raise EnvironmentSetupError(
+                f"{lay.host_ip} is already held by interface {other} (another real node?); "
+                f"remove that node first (xorj dev node down --cluster ...)")
         if not self.netns_path.exists():
             run("ip", "netns", "add", lay.netns)
         if run("ip", "link", "show", lay.host_veth, check=False).returncode != 0:

@@ -1,16 +1,45 @@
-"""A TCP relay from an address on the node's veth to a service on the host's loopback.
+"""A TCP relay from an address inside the node's network namespace to a service on the host's
+loopback.
 
 The control plane, Postgres and the local chain listen on 127.0.0.1 only. The node lives in its own
-network namespace, joined to the host by one veth pair, so it reaches them through this relay: it
-listens on the host end of the veth (an address only the node can reach) and forwards every
-connection to the same service on 127.0.0.1. Nothing else is needed on the host: no NAT rule, no
-sysctl. Run as ``python -m xorj.devenv.node.relay LISTEN_HOST:PORT TARGET_HOST:PORT``.
+network namespace, so it reaches them through this relay: its listening socket is made inside the
+node's namespace (setns, then back), on the address the node uses for "the host"; each accepted
+connection is forwarded to the same port on the host's 127.0.0.1. Nothing is added to the host's
+network: no listener on a host interface, no route, no NAT rule.
+Run as ``python -m xorj.devenv.node.relay NETNS_PATH LISTEN_HOST:PORT TARGET_HOST:PORT``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import os
+import socket
 import sys
+
+CLONE_NEWNET = 0x40000000
+
+
+def listen_in_netns(netns_path: str, address: tuple[str, int]) -> socket.socket:
+    """A listening socket that belongs to another network namespace (it keeps it for life)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    own = os.open("/proc/self/ns/net", os.O_RDONLY)
+    target = os.open(netns_path, os.O_RDONLY)
+    try:
+        if libc.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {netns_path}")
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(128)
+        finally:
+            if libc.setns(own, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back to the host namespace")
+    finally:
+        os.close(own)
+        os.close(target)
+    return sock
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -27,7 +56,7 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             pass
 
 
-async def serve(listen: tuple[str, int], target: tuple[str, int]) -> None:
+async def serve(listener: socket.socket, target: tuple[str, int]) -> None:
     async def handle(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*target)
@@ -36,7 +65,7 @@ async def serve(listen: tuple[str, int], target: tuple[str, int]) -> None:
             return
         await asyncio.gather(_pump(client_reader, upstream_writer), _pump(upstream_reader, client_writer))
 
-    server = await asyncio.start_server(handle, *listen, reuse_address=True)
+    server = await asyncio.start_server(handle, sock=listener)
     async with server:
         await server.serve_forever()
 
@@ -48,9 +77,10 @@ def _address(text: str) -> tuple[str, int]:
 
 def main(argv: list[str] | None = None) -> None:
     args = argv if argv is not None else sys.argv[1:]
-    if len(args) != 2:
-        raise SystemExit("usage: python -m xorj.devenv.node.relay LISTEN_HOST:PORT TARGET_HOST:PORT")
-    asyncio.run(serve(_address(args[0]), _address(args[1])))
+    if len(args) != 3:
+        raise SystemExit("usage: python -m xorj.devenv.node.relay NETNS_PATH LISTEN_HOST:PORT TARGET_HOST:PORT")
+    listener = listen_in_netns(args[0], _address(args[1]))
+    asyncio.run(serve(listener, _address(args[2])))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,119 @@
+"""A real node: pods from the project's image run, connect to each other, to Services and to
+host services, die with their pod, and outlive a kubelet restart; ``down`` leaves nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from xorj.devenv.node import LocalNode
+from xorj.devenv.node.cluster import RealNodeCluster
+from xorj.devenv.node.host import NodeHost
+from xorj.devenv.node.processes import cmdline
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+BASE = "localhost/xorj-base:bookworm"
+
+
+def test_node_registers_with_kubelet_and_containerd(node_cluster: RealNodeCluster, real_node: LocalNode) -> None:
+    node = json.loads(node_cluster.kubectl("get", "node", real_node.name, "-o", "json").stdout)
+    info = node["status"]["nodeInfo"]
+    assert info["kubeletVersion"] == str(node_cluster.toolchain.pins.kubernetes)
+    assert info["containerRuntimeVersion"].startswith("containerd://")
+    ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}["Ready"]
+    assert ready == "True"
+    assert real_node.status().running
+
+
+def test_project_image_runs_and_logs(project_image: str, pods) -> None:
+    name = pods.run("xorj-version", project_image, args=["--version"])
+    pod = pods.wait_phase(name, ("Succeeded", "Failed"))
+    assert pod["status"]["phase"] == "Succeeded"
+    from xorj import __version__
+
+    assert f"version {__version__}" in pods.logs(name)
+
+
+def test_pod_to_pod_service_and_host(project_image: str, pods, node_cluster: RealNodeCluster,
+                                     real_node: LocalNode) -> None:
+    server = pods.run("web", BASE, command=["python3", "-m", "http.server", "8000"], labels={"app": "xorj-web"},
+                      restart="Always")
+    server_ip = pods.wait_phase(server, ("Running",))["status"]["podIP"]
+    node_cluster.kubectl("create", "service", "clusterip", server, "--tcp=80:8000")
+    node_cluster.kubectl("set", "selector", "service", server, "app=xorj-web")
+    service_ip = node_cluster.kubectl("get", "service", server, "-o", "jsonpath={.spec.clusterIP}").stdout
+    # A host service on 127.0.0.1 only, as Postgres and the local chain are.
+    host_server = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = host_server.stdout.readline()  # "Serving HTTP on 127.0.0.1 port N ..."
+        host_port = int(line.split(" port ")[1].split()[0])
+        host_address = real_node.expose_host_port(host_port)
+        urls = [f"http://{server_ip}:8000/", f"http://{service_ip}/", f"http://{host_address}/"]
+        script = ("import urllib.request as u\n"
+                  f"for url in {urls!r}:\n"
+                  "    try: print(url, u.urlopen(url, timeout=5).status)\n"
+                  "    except Exception as e: print(url, 'ERR', e)\n")
+        client = pods.run("client", BASE, command=["python3", "-c", script])
+        pods.wait_phase(client, ("Succeeded", "Failed"))
+        output = pods.logs(client)
+    finally:
+        host_server.kill()
+    for url in urls:
+        assert f"{url} 200" in output, output
+
+
+def _host_pids_with(marker: str) -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and marker in cmdline(int(p.name))]
+
+
+def test_deleting_a_pod_kills_its_container(project_image: str, pods, node_cluster: RealNodeCluster) -> None:
+    marker = f"xorj-marker-{os.getpid()}-{time.monotonic_ns()}"
+    name = pods.run("sleeper", BASE, command=["python3", "-c", "import time; time.sleep(3600)", marker])
+    pods.wait_phase(name, ("Running",))
+    assert _host_pids_with(marker), "the container's process is not running on the host"
+    node_cluster.kubectl("delete", "pod", name, "--wait=true", "--timeout=60s")
+    deadline = time.monotonic() + 20
+    while _host_pids_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _host_pids_with(marker)
+
+
+def test_pods_survive_a_kubelet_restart(project_image: str, pods, real_node: LocalNode) -> None:
+    name = pods.run("survivor", BASE, command=["python3", "-c", "import time; time.sleep(3600)"], restart="Always")
+    before = pods.wait_phase(name, ("Running",))["status"]["containerStatuses"][0]
+    from xorj.devenv.node import processes
+
+    layout = real_node.layout()
+    processes.stop("kubelet", layout.pids_dir, str(layout.state_dir))
+    assert not real_node.status().processes["kubelet"]
+    real_node.up()
+    time.sleep(5)  # a few kubelet sync loops
+    after = pods.wait_phase(name, ("Running",))["status"]["containerStatuses"][0]
+    assert after["containerID"] == before["containerID"]
+    assert after["restartCount"] == 0
+
+
+def test_down_removes_everything_it_made(real_node: LocalNode, node_cluster: RealNodeCluster) -> None:
+    layout = real_node.layout()
+    host = NodeHost(layout)
+    real_node.down()
+    assert not host.netns_path.exists()
+    assert subprocess.run(["ip", "link", "show", layout.host_veth], capture_output=True).returncode != 0
+    assert not any((h / layout.cgroup_root.lstrip("/")).exists() for h in host_cgroups())
+    assert str(layout.state_dir) not in Path("/proc/self/mountinfo").read_text()
+    assert not _host_pids_with(str(layout.state_dir))
+    assert not layout.state_dir.exists()
+    real_node.up()  # the session fixture's teardown expects a node to remove
+
+
+def host_cgroups() -> list[Path]:
+    from xorj.devenv.node.host import cgroup_hierarchies
+
+    return cgroup_hierarchies()
