@@ -33,7 +33,7 @@ def _http(url: str, method: str = "GET", body: Any = None, timeout: float = 10.0
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         raise EnvironmentSetupError(f"{method} {url}: HTTP {exc.code}: {exc.read().decode(errors='replace')}") from None
@@ -117,7 +117,7 @@ def _copytrade(target: Target, name: str, amount: int, lead_signature: str | Non
 
     return {"apiVersion": "trading.xorj.io/v1alpha1", "kind": "CopyTrade",
             "metadata": {"name": name, "namespace": target.require("namespace"), "labels": {"xorj.io/chaos-run": target.run_id}},
-            "spec": {"strategy": target.require("strategy"), "leadTrader": "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU",
+            "spec": {"strategy": target.require("strategy_name"), "leadTrader": "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU",
                      "leadSignature": lead_signature or str(Signature.from_bytes(os.urandom(64))),
                      "inputMint": target.require("input_mint"), "outputMint": target.require("output_mint"),
                      "amount": amount, "notionalUsd": 2.0}}
@@ -306,10 +306,15 @@ def set_kill_switch(paused: bool = True, configuration: dict[str, Any] | None = 
     """The strategy's kill switch. Cluster: patch TradingStrategy spec.paused (the operator rolls the
     executors). Local: the pool's settings override, then a rolling SIGTERM of the executors."""
     target = resolve(configuration)
+    if paused:
+        marks.write(target, "paused")
+        marks.write(target, "fault:last")
+    else:
+        marks.write(target, "unpaused")
     if "executors_file" not in target.state:
         api = _custom_objects(target)
         api.patch_namespaced_custom_object("trading.xorj.io", "v1alpha1", target.require("namespace"),
-                                           "tradingstrategies", target.require("strategy"),
+                                           "tradingstrategies", target.require("strategy_name"),
                                            {"spec": {"paused": bool(paused)}})
         return {"paused": bool(paused), "via": "TradingStrategy"}
     overrides = Path(target.env_file.parent / "executor.env.json")  # type: ignore[union-attr]

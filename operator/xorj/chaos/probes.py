@@ -268,3 +268,19 @@ def slippage_retried(configuration: dict[str, Any] | None = None) -> dict[str, A
                          if a["reason"] == "SLIPPAGE_EXCEEDED")]
     return {"ok": slippage_failures > 0 and bool(retried) and not not_raised, "injected": True,
             "slippage_failures": slippage_failures, "retried_trades": len(retried), "not_raised": not_raised[:10]}
+
+
+def sent_while_paused(grace_seconds: float = 3.0, configuration: dict[str, Any] | None = None) -> int:
+    """Attempts (signed transactions) created while the kill switch was on, from ``grace_seconds``
+    after it was set until it was released: must be 0. Before any pause: 0 (nothing to check)."""
+    target = resolve(configuration)
+    run_marks = marks.read(target)
+    paused_at = run_marks.get("paused")
+    if paused_at is None:
+        return 0
+    until = run_marks.get("unpaused") or time.time()
+    with _db(target) as cur:
+        return cur.execute(
+            """SELECT count(*) AS n FROM attempts a JOIN trades t ON t.id = a.trade_id
+                WHERE t.strategy = %s AND a.created_at >= to_timestamp(%s) AND a.created_at < to_timestamp(%s)""",
+            (target.require("strategy"), paused_at + float(grace_seconds), until)).fetchone()["n"]

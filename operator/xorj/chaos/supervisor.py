@@ -50,11 +50,10 @@ class Pool:
         name = f"{self.prefix}-{self.generation}"
         env = {**os.environ, **_overrides(), "XORJ_EXECUTOR_ID": name, "XORJ_HTTP_PORT": "0",
                "XORJ_HTTP_PORT_FILE": str(self.log_dir / f"{name}.port")}
-        log = open(self.log_dir / f"{name}.log", "ab")
-        self.children[name] = subprocess.Popen(
-            [sys.executable, "-c", "from xorj.cli import main; main()", "executor"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
+        with open(self.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own descriptor
+            self.children[name] = subprocess.Popen(
+                [sys.executable, "-c", "from xorj.cli import main; main()", "executor"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
     def write_state(self) -> None:
         state = {"pid": os.getpid(), "replicas": self.replicas, "restarts": self.restarts,

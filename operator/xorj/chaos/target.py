@@ -7,7 +7,8 @@ unchanged against the local chaos environment, ``xorj dev up`` or a kind cluster
   of ``demo.json`` (``xorj dev up``); every field below defaults from it;
 - ``XORJ_CHAOS_LEDGER_DSN``: the ledger as the probes read it (directly, never through the proxy);
 - ``XORJ_CHAOS_CHAIN_ADMIN_URL``: the local chain's admin API (fault injection, swap counts);
-- ``XORJ_CHAOS_STRATEGY``, ``XORJ_CHAOS_VAULT``, ``XORJ_CHAOS_INPUT_MINT``, ``XORJ_CHAOS_OUTPUT_MINT``;
+- ``XORJ_CHAOS_STRATEGY`` (the ledger's key: ``namespace/name`` of the TradingStrategy on a
+  cluster), ``XORJ_CHAOS_VAULT``, ``XORJ_CHAOS_INPUT_MINT``, ``XORJ_CHAOS_OUTPUT_MINT``;
 - ``XORJ_CHAOS_NAMESPACE``, ``KUBECONFIG``: the cluster side (CopyTrades, pods);
 - ``XORJ_CHAOS_RUN_ID``: tags the trades an experiment run submits (``xorj chaos run`` sets it).
 
@@ -50,6 +51,7 @@ class Target:
     namespace: str | None = None
     kubeconfig: str | None = None
     run_id: str = "manual"
+    strategy_name: str | None = None  # the TradingStrategy's name (``strategy`` is the ledger's key, ns/name)
     env_file: Path | None = None
     state: dict[str, Any] = field(default_factory=dict, repr=False)  # the env/demo state file's content
 
@@ -88,9 +90,11 @@ def _from_demo(state: dict[str, Any], root: Path) -> dict[str, Any]:
     """The fields of ``xorj dev up``'s demo.json (its chain state and the demo's strategy)."""
     from xorj.devenv import demo
 
-    strategy = (demo._example_strategy().get("metadata") or {}).get("name") or demo.STRATEGY  # as Demo.up names it
-    out: dict[str, Any] = {"namespace": os.environ.get("XORJ_DEMO_NAMESPACE", demo.NAMESPACE),
-                           "strategy": strategy, "kubeconfig": state.get("kubeconfig")}
+    namespace = os.environ.get("XORJ_DEMO_NAMESPACE", demo.NAMESPACE)
+    name = (demo._example_strategy().get("metadata") or {}).get("name") or demo.STRATEGY  # as Demo.up names it
+    # the ledger keys trades by "namespace/name" of their TradingStrategy
+    out: dict[str, Any] = {"namespace": namespace, "strategy": f"{namespace}/{name}", "strategy_name": name,
+                           "kubeconfig": state.get("kubeconfig")}
     if state.get("postgres_port"):
         out["ledger_dsn"] = f"postgresql://postgres@127.0.0.1:{state['postgres_port']}/{demo.LEDGER_DATABASE}"
     chain_file = root / "chain" / "chain.json"
@@ -113,11 +117,12 @@ def resolve(configuration: dict[str, Any] | None = None) -> Target:
         state = _load_state(path)
         base = dict(state.get("target", {})) if "target" in state else _from_demo(state, path.parent)
     values = {key: _value(configuration, key) or base.get(key) for key in CONFIG_KEYS if key != "xorj_env"}
+    strategy_name = base.get("strategy_name") or (values["strategy"] or "").rpartition("/")[2] or None
     if not values["ledger_dsn"]:
         raise InvalidInputError("chaos target: ledger_dsn is not configured (set XORJ_CHAOS_LEDGER_DSN or XORJ_CHAOS_ENV)")
     return Target(
         ledger_dsn=values["ledger_dsn"], chain_admin_url=values["chain_admin_url"], strategy=values["strategy"],
         vault=values["vault"], input_mint=values["input_mint"], output_mint=values["output_mint"],
         namespace=values["namespace"], kubeconfig=os.environ.get("KUBECONFIG") or base.get("kubeconfig"),
-        run_id=values["run_id"] or "manual", env_file=path, state=state,
+        run_id=values["run_id"] or "manual", env_file=path, state=state, strategy_name=strategy_name,
     )

@@ -69,6 +69,35 @@ def test_pod_to_pod_service_and_host(project_image: str, pods, node_cluster: Rea
         assert f"{url} 200" in output, output
 
 
+def test_network_policy_denies_ingress(project_image: str, pods, node_cluster: RealNodeCluster) -> None:
+    label = f"xorj-np-{time.monotonic_ns()}"
+    server = pods.run("np-web", BASE, command=["python3", "-m", "http.server", "8000"], labels={"app": label},
+                      restart="Always")
+    server_ip = pods.wait_phase(server, ("Running",))["status"]["podIP"]
+    script = ("import urllib.request as u\n"
+              f"try: print('status', u.urlopen('http://{server_ip}:8000/', timeout=4).status)\n"
+              "except Exception as e: print('ERR', e)\n")
+
+    def probe() -> str:
+        client = pods.run("np-client", BASE, command=["python3", "-c", script])
+        pods.wait_phase(client, ("Succeeded", "Failed"))
+        return pods.logs(client)
+
+    assert "status 200" in probe()
+    policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+              "metadata": {"name": label},
+              "spec": {"podSelector": {"matchLabels": {"app": label}}, "policyTypes": ["Ingress"]}}
+    node_cluster.kubectl("apply", "-f", "-", input=json.dumps(policy))
+    deadline = time.monotonic() + 30
+    denied = ""
+    while time.monotonic() < deadline:
+        denied = probe()
+        if "ERR" in denied:
+            break
+    assert "ERR" in denied and "status 200" not in denied, denied
+    node_cluster.kubectl("delete", "networkpolicy", label)
+
+
 def _host_pids_with(marker: str) -> list[int]:
     return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and marker in cmdline(int(p.name))]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 
 import psycopg
-
 from xorj.chaos.target import resolve
 
 

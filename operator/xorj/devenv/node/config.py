@@ -32,8 +32,9 @@ class NodeLayout:
 
     name: str  # node name, netns name and cgroup root all start with "xorj"
     state_dir: Path
-    host_ip: str  # host end of the veth: the API server's advertised address
-    node_ip: str  # node end of the veth: the node's InternalIP
+    host_ip: str  # the API server's advertised address: inside the node it stands for the host (relays)
+    link_ip: str  # host end of the veth (a TEST-NET-2 address no host route uses)
+    node_ip: str  # node end of the veth: the node's InternalIP, where the API server reaches the kubelet
     api_port: int
     kubelet_port: int
     service_cidr: str = "10.0.0.0/24"
@@ -144,7 +145,7 @@ def cni_conflist(layout: NodeLayout) -> str:
                 "type": "bridge",
                 "bridge": BRIDGE,
                 "isGateway": True,
-                "ipMasq": False,  # masquerading is done once, on the veth to the host (host.py)
+                "ipMasq": False,  # nothing leaves the node: pods reach the host only through the relays
                 "hairpinMode": True,
                 "ipam": {
                     "type": "host-local",

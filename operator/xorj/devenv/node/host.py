@@ -3,8 +3,9 @@
 Everything the node changes lives in these, so the shared host is left as it was:
 - network namespace ``<name>``: the pods' bridge, their veths, kube-proxy's and the CNI plugins'
   iptables rules, ip_forward and bridge-netfilter sysctls. It joins the host by one veth pair
-  (``<name>-h`` on the host, holding the API server's advertised address; ``<name>-n`` inside);
-  the only route out of it is that /30, so nothing a pod sends can leave the machine.
+  (``<name>-h`` on the host, ``<name>-n`` inside, on a TEST-NET-2 /30 that no host route uses),
+  only so the API server can reach the kubelet. The node has no default route: nothing a pod sends
+  can leave the machine.
 - mount namespace (held open by a ``holder`` process): container root filesystems, volumes and
   pod netns mounts, and the kubelet's kernel tunables, which are global to the machine: the node
   sees files holding the values the kubelet wants instead of the host's ``/proc/sys`` entries.
@@ -64,21 +65,20 @@ class NodeHost:
 
     def create_network(self) -> None:
         lay = self.layout
-        holders = run("ip", "-o", "-4", "addr", "show", "to", f"{lay.host_ip}/32").stdout.split()
-        other = holders[1] if len(holders) > 1 else None
-        if other and other != lay.host_veth:
-            # One real node per machine: its host end takes the API server's advertised address.
-            raise EnvironmentSetupError(
-                f"{lay.host_ip} is already held by interface {other} (another real node?); "
-                f"remove that node first (xorj dev node down --cluster ...)")
+        self._check_link_free()
         if not self.netns_path.exists():
             run("ip", "netns", "add", lay.netns)
         if run("ip", "link", "show", lay.host_veth, check=False).returncode != 0:
             run("ip", "link", "add", lay.host_veth, "type", "veth", "peer", "name", lay.node_veth,
                 "netns", lay.netns)
-            run("ip", "addr", "add", f"{lay.host_ip}/30", "dev", lay.host_veth)
+            run("ip", "addr", "add", f"{lay.link_ip}/30", "dev", lay.host_veth)
             run("ip", "link", "set", lay.host_veth, "up")
         self.in_netns("ip", "link", "set", "lo", "up")
+        # Inside the node, the API server's advertised address (the host's own address) is local:
+        # the relays listen on it, so the kubelet, kube-proxy and pods (through the 'kubernetes'
+        # Service) reach the host's loopback services without any packet leaving the namespace.
+        if f" {lay.host_ip}/32" not in self.in_netns("ip", "-4", "addr", "show", "dev", "lo").stdout:
+            self.in_netns("ip", "addr", "add", f"{lay.host_ip}/32", "dev", "lo")
         if lay.node_ip not in self.in_netns("ip", "-4", "addr", "show", lay.node_veth).stdout:
             self.in_netns("ip", "addr", "add", f"{lay.node_ip}/30", "dev", lay.node_veth)
         self.in_netns("ip", "link", "set", lay.node_veth, "up")
@@ -87,12 +87,20 @@ class NodeHost:
         for key, value in (("net.ipv4.ip_forward", "1"), ("net.bridge.bridge-nf-call-iptables", "1"),
                            ("net.ipv4.conf.all.route_localnet", "1")):
             self.in_netns("sysctl", "-q", "-w", f"{key}={value}")
-        # Pods reach the host's relays (API server, Postgres, chain) with the node's address, so the
-        # host never needs a route to the pod network.
-        rule = ["-s", POD_SUBNET, "-o", lay.node_veth, "-m", "comment", "--comment", "xorj-node-egress",
-                "-j", "MASQUERADE"]
-        if self.in_netns("iptables", "-t", "nat", "-C", "POSTROUTING", *rule, check=False).returncode != 0:
-            self.in_netns("iptables", "-t", "nat", "-A", "POSTROUTING", *rule)
+
+    def _check_link_free(self) -> None:
+        """The veth's /30 must not shadow anything the host routes (its gateway above all)."""
+        lay = self.layout
+        if run("ip", "link", "show", lay.host_veth, check=False).returncode == 0:
+            return
+        route = run("ip", "-4", "route", "get", lay.node_ip).stdout
+        if "via" not in route.split(lay.node_ip, 1)[1].split("\n")[0] and "dev lo" not in route:
+            raise EnvironmentSetupError(f"{lay.node_ip} is on a network this host already uses ({route.strip()}); "
+                                        "refusing to add a route that would shadow it")
+        owned = run("ip", "-o", "-4", "addr", "show").stdout
+        for address in (lay.link_ip, lay.node_ip):
+            if f" {address}/" in owned:
+                raise EnvironmentSetupError(f"{address} is already assigned on this host (another real node?)")
 
     def delete_network(self) -> None:
         if self.netns_path.exists():

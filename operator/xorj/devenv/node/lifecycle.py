@@ -24,6 +24,7 @@ from xorj.devenv.cluster import LocalCluster
 from xorj.devenv.image import ImageBuilder
 from xorj.devenv.node import config, processes
 from xorj.devenv.node.host import NodeHost
+from xorj.devenv.node.netpol import kube_router_binary, kube_router_command
 from xorj.devenv.node.pause import pause_archive
 from xorj.devenv.toolchain import cache_root
 from xorj.errors import EnvironmentSetupError
@@ -32,7 +33,10 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 DEFAULT_NODE_NAME = "xorj-node"
 READY_TIMEOUT = 120.0
-DAEMONS = ("containerd", "kubelet", "kube-proxy")
+DAEMONS = ("containerd", "kubelet", "kube-proxy", "kube-router")
+# The veth between host and node (TEST-NET-2, documentation-only addresses: routed nowhere else).
+LINK_HOST_IP = "198.51.100.1"
+LINK_NODE_IP = "198.51.100.2"
 
 
 def _silent(_: str) -> None:
@@ -75,14 +79,9 @@ class LocalNode:
             data = json.loads(saved.read_text())
             return config.NodeLayout(state_dir=self.state_dir, **data)
         host_ip, api_port = self._api_endpoint()
-        octets = host_ip.split(".")
-        last = int(octets[3])
-        # the other usable address of host_ip's /30
-        base = last - last % 4
-        node_last = base + 1 if last != base + 1 else base + 2
-        node_ip = ".".join([*octets[:3], str(node_last)])
+        link_ip, node_ip = LINK_HOST_IP, LINK_NODE_IP
         service_cidr = "10.0.0.0/24"
-        data = {"name": self.name, "host_ip": host_ip, "node_ip": node_ip, "api_port": api_port,
+        data = {"name": self.name, "host_ip": host_ip, "link_ip": link_ip, "node_ip": node_ip, "api_port": api_port,
                 "kubelet_port": 10250, "service_cidr": service_cidr}
         self.state_dir.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps(data))
@@ -99,7 +98,7 @@ class LocalNode:
         host = NodeHost(lay)
         for directory in (lay.cni_conf_dir, lay.manifests_dir, lay.kubelet_dir, lay.logs_dir, lay.pids_dir):
             directory.mkdir(parents=True, exist_ok=True)
-        progress(f"node {self.name}: network namespace, veth {lay.host_veth} ({lay.host_ip}) <-> {lay.node_ip}")
+        progress(f"node {self.name}: network namespace, veth {lay.host_veth} ({lay.link_ip}) <-> {lay.node_ip}")
         host.create_network()
         host.create_cgroups()
         host.start_holder()
@@ -132,7 +131,16 @@ class LocalNode:
             processes.start("kube-proxy", [*enter, str(tc.path("kube-proxy")),
                                            f"--config={lay.state_dir / 'kube-proxy.yaml'}", "--v=1"],
                             lay.pids_dir, lay.logs_dir)
-        self._wait(lambda: self.status().ready, f"node {self.name} Ready", READY_TIMEOUT)
+        self._wait(self._node_ready, f"node {self.name} Ready", READY_TIMEOUT)
+        # kube-router finds its Node object at start-up: only once the kubelet has registered it.
+        if not processes.alive("kube-router", lay.pids_dir, str(lay.state_dir)):
+            progress("starting kube-router (NetworkPolicy)")
+            command = kube_router_command(kube_router_binary(progress), lay.kubeconfig, self.name)
+            processes.start("kube-router", [*enter, *command], lay.pids_dir, lay.logs_dir)
+            time.sleep(2)  # it exits at once when it cannot start
+        status = self.status()
+        if not status.ready:
+            raise EnvironmentSetupError(f"node {self.name} is not ready: {status.problem} (logs in {lay.logs_dir})")
         seconds = time.monotonic() - started
         progress(f"node {self.name} Ready in {seconds:.1f}s")
         log.info("node up", extra={"node": self.name, "seconds": round(seconds, 1)})
@@ -145,6 +153,7 @@ class LocalNode:
         lay = self.layout()
         host = NodeHost(lay)
         progress(f"stopping node {self.name}")
+        processes.stop("kube-router", lay.pids_dir, str(lay.state_dir))
         processes.stop("kube-proxy", lay.pids_dir, str(lay.state_dir))
         processes.stop("kubelet", lay.pids_dir, str(lay.state_dir))
         host.kill_cgroup_processes()  # containers (and pause processes)
@@ -162,6 +171,12 @@ class LocalNode:
                 self.cluster.kubectl("delete", "node", self.name, "--ignore-not-found", "--wait=false", check=False)
         host.remove_state()
 
+    def _node_ready(self) -> bool:
+        result = self.cluster.kubectl(
+            "get", "node", self.name, "-o",
+            'jsonpath={.status.conditions[?(@.type=="Ready")].status}', check=False, timeout=10)
+        return result.returncode == 0 and result.stdout.strip() == "True"
+
     def status(self) -> NodeStatus:
         if not (self.state_dir / "layout.json").is_file():
             return NodeStatus(self.name, {}, False, None, problem="not created")
@@ -170,11 +185,9 @@ class LocalNode:
             "containerd": processes.alive("containerd", lay.pids_dir, str(lay.containerd_config)),
             "kubelet": processes.alive("kubelet", lay.pids_dir, str(lay.state_dir)),
             "kube-proxy": processes.alive("kube-proxy", lay.pids_dir, str(lay.state_dir)),
+            "kube-router": processes.alive("kube-router", lay.pids_dir, str(lay.state_dir)),
         }
-        result = self.cluster.kubectl(
-            "get", "node", self.name, "-o",
-            'jsonpath={.status.conditions[?(@.type=="Ready")].status}', check=False, timeout=10)
-        ready = result.returncode == 0 and result.stdout.strip() == "True"
+        ready = self._node_ready()
         dead = [name for name, up in alive.items() if not up]
         problem = f"stopped: {', '.join(dead)}" if dead else (None if ready else "node not Ready")
         return NodeStatus(self.name, alive, ready and not dead, lay.node_ip, problem)
@@ -195,8 +208,16 @@ class LocalNode:
             return
         import sys
 
-        processes.start(name, [sys.executable, "-m", "xorj.devenv.node.relay", f"{lay.host_ip}:{port}",
-                               f"127.0.0.1:{port}"], lay.pids_dir, lay.logs_dir)
+        processes.start(name, [sys.executable, "-m", "xorj.devenv.node.relay", f"/run/netns/{lay.netns}",
+                               f"{lay.host_ip}:{port}", f"127.0.0.1:{port}"], lay.pids_dir, lay.logs_dir)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and processes.alive(name, lay.pids_dir, "xorj.devenv.node.relay"):
+            probe = NodeHost(lay).in_netns("ss", "-ltnH", f"src {lay.host_ip}:{port}", check=False).stdout
+            if probe.strip():
+                return
+            time.sleep(0.1)
+        log_tail = (lay.logs_dir / f"{name}.log").read_text()[-800:] if (lay.logs_dir / f"{name}.log").exists() else ""
+        raise EnvironmentSetupError(f"relay for port {port} did not start: {log_tail}")
 
     def _ctr(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["ctr", "--address", str(self.layout().containerd_socket), *args],

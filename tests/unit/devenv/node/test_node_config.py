@@ -15,7 +15,7 @@ from xorj.devenv.node.cluster import KWOK_SPARES_REAL_NODES
 
 @pytest.fixture
 def layout(tmp_path: Path) -> config.NodeLayout:
-    return config.NodeLayout(name="xorj-node", state_dir=tmp_path, host_ip="192.0.2.2", node_ip="192.0.2.1",
+    return config.NodeLayout(name="xorj-node", state_dir=tmp_path, host_ip="192.0.2.2", link_ip="198.51.100.1", node_ip="198.51.100.2",
                              api_port=32758, kubelet_port=10250)
 
 
