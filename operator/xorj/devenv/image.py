@@ -66,10 +66,10 @@ def debian_mirror() -> str:
         if not path.is_file() or path.suffix not in (".list", ".sources", ""):
             continue
         text = path.read_text()
-        for match in re.finditer(r"^URIs:\s*(\S+)", text, re.M):
+        for match in re.finditer(r"^URIs:\s*(\S+)", text, re.MULTILINE):
             if "security" not in match.group(1):
                 return match.group(1)
-        for match in re.finditer(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+\S+", text, re.M):
+        for match in re.finditer(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+\S+", text, re.MULTILINE):
             if "security" not in match.group(1):
                 return match.group(1)
     raise EnvironmentSetupError("no Debian mirror found in /etc/apt/sources.list(.d): debootstrap needs one")

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-
 from xorj.devenv.image import ImageBuilder
 from xorj.devenv.node import LocalNode
 from xorj.devenv.node.cluster import RealNodeCluster

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from xorj.devenv.node import processes
-from xorj.devenv.node.config import KUBELET_KERNEL_TUNABLES, POD_SUBNET, NodeLayout
+from xorj.devenv.node.config import KUBELET_KERNEL_TUNABLES, NodeLayout
 from xorj.errors import EnvironmentSetupError
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from xorj.devenv.image import source_hash
 from xorj.devenv.node import config
 from xorj.devenv.node.cluster import KWOK_SPARES_REAL_NODES
