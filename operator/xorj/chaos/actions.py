@@ -361,7 +361,8 @@ def restart_kube_apiserver(down_seconds: float = 5.0, configuration: dict[str, A
     and also every control-plane component that exited meanwhile: kube-controller-manager and
     kube-scheduler exit when they lose their leader lease to an API-server outage, and on a real node
     the kubelet restarts them (static pods). On kind: `docker restart <cluster>-control-plane`."""
-    from xorj.devenv.cluster import LocalCluster, process_running
+    from xorj.devenv.cluster import LocalCluster
+    from xorj.devenv.processes import process_running, terminate
 
     target = resolve(configuration)
     cluster = LocalCluster()
@@ -369,12 +370,7 @@ def restart_kube_apiserver(down_seconds: float = 5.0, configuration: dict[str, A
     if not pid or not process_running(pid):
         raise EnvironmentSetupError(f"no running kube-apiserver recorded for cluster {cluster.name}")
     started = time.monotonic()
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and process_running(pid):
-        time.sleep(0.2)
-    if process_running(pid):
-        os.kill(pid, signal.SIGKILL)
+    terminate(pid, grace=20, poll=0.2)
     marks.write(target, "fault:last")
     time.sleep(float(down_seconds))
     restarts: list[str] = []

@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from xorj.devenv.processes import process_running, terminate
 from xorj.errors import EnvironmentSetupError
 
 STRATEGY = "chaos"
@@ -51,22 +51,12 @@ def _start(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -
     return process.pid
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def _wait_file(path: Path, what: str, pid: int, timeout: float, log: Path) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError, ValueError):
             return json.loads(path.read_text())
-        if not _alive(pid):
+        if not process_running(pid):
             raise EnvironmentSetupError(f"{what} exited during start-up; log {log}:\n{_tail(log)}")
         time.sleep(0.1)
     raise EnvironmentSetupError(f"{what} not ready after {timeout:.0f}s; log {log}:\n{_tail(log)}")
@@ -80,18 +70,7 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 def stop_pid(pid: int | None, grace: float = 20.0) -> None:
     """SIGTERM the process group of ``pid`` (started in its own session), SIGKILL after ``grace``."""
-    if not _alive(pid):
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _alive(pid):
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.1)
-    if _alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+    terminate(pid, grace=grace, group=True)
 
 
 class LocalChaosEnv:
@@ -197,7 +176,7 @@ class LocalChaosEnv:
         state = self.load()
         for name in ("executors", "proxy", "chain"):
             pid = state.get("processes", {}).get(name)
-            if _alive(pid):
+            if process_running(pid):
                 self.say(f"stopping {name} (pid {pid})")
                 stop_pid(pid)
         pg = state.get("postgres")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from xorj.devenv.toolchain import Toolchain, cache_root
+from xorj.devenv.processes import process_running
 from xorj.errors import EnvironmentSetupError
 
 log = logging.getLogger(__name__)
@@ -369,21 +370,6 @@ def _node_counts(cluster: LocalCluster) -> tuple[int, int]:
         return 0, 0
     lines = [line for line in result.stdout.splitlines() if line is not None]
     return len(lines), sum(1 for line in lines if line.strip() == "True")
-
-
-def process_running(pid: int) -> bool:
-    """True while the process exists and is not a zombie waiting to be reaped."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped) is not running.
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
-            return False
-    return True
 
 
 def _cmdline(pid: int) -> str:

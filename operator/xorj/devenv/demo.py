@@ -25,7 +25,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from xorj.devenv.processes import terminate
 from xorj.errors import EnvironmentSetupError
 
 Progress = Callable[[str], None]
@@ -129,19 +129,7 @@ def start_process(name: str, argv: list[str], env: dict[str, str], log_path: Pat
 
 def stop_process(record: dict[str, Any], grace: float = 40.0) -> None:
     """SIGTERM the process group, then SIGKILL after ``grace`` seconds."""
-    if not process_alive(record):
-        return
-    pid = int(record["pid"])
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and process_alive(record):
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.2)
-    if process_alive(record):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+    terminate(int(record["pid"]), grace=grace, group=True, running=lambda: process_alive(record), poll=0.2)
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, record: dict[str, Any] | None = None,

@@ -50,7 +50,8 @@ def executor_env_from_deployment(kube: Kubectl, deployment: str, keypair_file: P
 def test_copytrades_confirmed_and_failed_with_the_real_executor(
     kube: Kubectl, operators, local_chain, ledger_dsn: str, tmp_path: Path
 ) -> None:
-    vault, keypair_file = next(iter(local_chain.vaults.items()))
+    vault = local_chain.take_vault()  # its own: other suites assert this session chain's fills per vault
+    keypair_file = local_chain.vaults[vault]
     usdc, sol = local_chain.mints["USDC"], local_chain.mints["SOL"]
     kube.apply(secret("xorj-ledger", {"dsn": ledger_dsn}))
     kube.apply(secret("vault-keypair", {"keypair.json": keypair_file.read_text()}))

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
-from xorj.devenv.cluster import process_running
+from xorj.devenv.processes import process_running, terminate
 
 
 def cmdline(pid: int) -> str:
@@ -46,18 +43,7 @@ def alive(name: str, pids_dir: Path, marker: str) -> bool:
 
 
 def stop_pid(pid: int, grace: float = 10.0) -> None:
-    if not process_running(pid):
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and process_running(pid):
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and process_running(pid):
-        time.sleep(0.05)
+    terminate(pid, grace=grace)
 
 
 def stop(name: str, pids_dir: Path, marker: str, grace: float = 10.0) -> None:
