@@ -51,43 +51,47 @@ class _CsvReader(Protocol):
     def __next__(self) -> list[str]: ...
 
 
-def parse_number(text: str, field: str) -> float:
-    """A finite decimal number within ``VALUE_LIMITS[field]``, or InvalidInputError naming ``field``."""
+def _present(text: str, field: str) -> str:
+    """The stripped value, or InvalidInputError when the field is empty."""
     value = text.strip()
     if not value:
         raise InvalidInputError(f"field '{field}' is missing")
+    return value
+
+
+def _within_limits(number: float, text: str, field: str) -> float:
+    if field in VALUE_LIMITS and not within_limits(field, number):
+        raise InvalidInputError(f"field '{field}' must be {describe_limits(field)}, got {text!r}")
+    return number
+
+
+def parse_number(text: str, field: str) -> float:
+    """A finite decimal number within ``VALUE_LIMITS[field]``, or InvalidInputError naming ``field``."""
+    value = _present(text, field)
     try:
         number = float(value)
     except ValueError:
         raise InvalidInputError(f"field '{field}' must be a number, got {text!r}") from None
     if not math.isfinite(number):
         raise InvalidInputError(f"field '{field}' must be a finite number, got {text!r}")
-    if field in VALUE_LIMITS and not within_limits(field, number):
-        raise InvalidInputError(f"field '{field}' must be {describe_limits(field)}, got {text!r}")
-    return number
+    return _within_limits(number, text, field)
 
 
 def parse_whole_number(text: str, field: str) -> int:
     """A whole number >= 0 written without a fraction (``100``, not ``100.0``)."""
-    value = text.strip()
-    if not value:
-        raise InvalidInputError(f"field '{field}' is missing")
+    value = _present(text, field)
     try:
         number = int(value)
     except ValueError:
         raise InvalidInputError(f"field '{field}' must be a whole number >= 0, got {text!r}") from None
     if number < 0:
         raise InvalidInputError(f"field '{field}' must be a whole number >= 0, got {text!r}")
-    if field in VALUE_LIMITS and not within_limits(field, number):
-        raise InvalidInputError(f"field '{field}' must be {describe_limits(field)}, got {text!r}")
-    return number
+    return _within_limits(number, text, field)
 
 
 def parse_timestamp(text: str, field: str = "timestamp") -> float:
     """Unix seconds from unix seconds or ISO-8601 text (no offset means UTC)."""
-    value = text.strip()
-    if not value:
-        raise InvalidInputError(f"field '{field}' is missing")
+    value = _present(text, field)
     try:
         number = float(value)
     except ValueError:
