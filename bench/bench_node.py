@@ -14,7 +14,7 @@ import time
 
 from xorj.devenv.image import BASE_IMAGE, ImageBuilder
 from xorj.devenv.node import LocalNode
-from xorj.devenv.node.cluster import RealNodeCluster
+from xorj.devenv.cluster import LocalCluster
 
 
 def timed(label: str, action):
@@ -37,7 +37,7 @@ def main() -> None:
         timed("base image (debootstrap + buildah commit), cold", lambda: builder.build_base())
     timed("project image, cold (buildah build --no-cache, base cached)", lambda: builder.build_project(force=True))
     timed("project image, cached (sources unchanged)", lambda: builder.build_project())
-    cluster = RealNodeCluster(name=args.cluster, nodes=1)
+    cluster = LocalCluster(name=args.cluster, nodes=1)
     node = LocalNode(cluster)
     try:
         timed("cluster up", lambda: cluster.up())

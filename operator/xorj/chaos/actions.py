@@ -256,7 +256,7 @@ def _proxy_url(target: Target) -> str:
     proxy = target.state.get("proxy")
     if not proxy:
         raise InvalidInputError("ledger path cut: the target has no TCP proxy (local chaos environment only; "
-                                "on kind use chaosk8s.networking.actions.deny_all_egress)")
+                                "on a cluster use cut_ledger_egress, the NetworkPolicy form)")
     return proxy["control_url"]
 
 
@@ -273,6 +273,114 @@ def restore_ledger_path(configuration: dict[str, Any] | None = None) -> dict[str
     state = _http(_proxy_url(target) + "/restore", "POST", {})
     marks.write(target, "cleared")
     return state
+
+
+def _networking(target: Target):
+    from kubernetes import client, config
+
+    config.load_kube_config(config_file=target.kubeconfig)
+    return client.NetworkingV1Api()
+
+
+def _executor_sessions(target: Target, terminate: bool) -> int:
+    """The executors' ledger sessions (their pools' application_name), ended when ``terminate``."""
+    from xorj.executor.service import LEDGER_APPLICATION_NAME
+
+    with psycopg.connect(target.ledger_dsn, connect_timeout=5, autocommit=True) as conn:
+        rows = conn.execute(
+            f"""SELECT {'pg_terminate_backend(pid)' if terminate else 'pid'} FROM pg_stat_activity
+                 WHERE datname = current_database() AND application_name = %s AND pid <> pg_backend_pid()""",
+            (LEDGER_APPLICATION_NAME,)).fetchall()
+    return len(rows)
+
+
+def cut_ledger_egress(ledger_port: int | None = None, ledger_ip: str | None = None, settle_seconds: float = 30.0,
+                      configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Partition the executor pods from Postgres with NetworkPolicy (on a cluster whose network plugin
+    enforces it: kind, or the local real node's kube-router), then end their ledger sessions, which
+    the policy cannot (established connections pass). Every policy that lets executors reach
+    ``ledger_port`` (default: the ledger DSN's port) is narrowed; if none limits their egress, a policy
+    allowing all but ``ledger_ip`` is added. Fails unless the executors stay without a ledger session
+    (the cut is real) within ``settle_seconds``. :func:`restore_ledger_egress` undoes it."""
+    from urllib.parse import urlsplit
+
+    from xorj.chaos import netpol
+    from xorj.controller.desired import labels
+
+    target = resolve(configuration)
+    namespace = target.require("namespace")
+    port = int(ledger_port or urlsplit(target.ledger_dsn).port or 5432)
+    api = _networking(target)
+    executor_labels = labels(target.require("strategy_name"))
+    saved_path = target.state_dir / "ledger-cut-policies.json"
+    saved: dict[str, Any] = json.loads(saved_path.read_text()) if saved_path.exists() else {}
+    narrowed = []
+    for policy in api.list_namespaced_network_policy(namespace).items:
+        spec = api.api_client.sanitize_for_serialization(policy.spec)
+        name = policy.metadata.name
+        if name == netpol.CHAOS_POLICY_NAME or not netpol.limits_egress(spec):
+            continue
+        if not netpol.selects(spec.get("podSelector") or {}, executor_labels):
+            continue
+        saved.setdefault(name, spec)  # the original, kept across a repeated cut
+        api.patch_namespaced_network_policy(name, namespace, {"spec": netpol.without_ledger(spec, port)})
+        narrowed.append(name)
+    saved_path.write_text(json.dumps(saved))
+    added = None
+    if not narrowed:
+        if not ledger_ip:
+            raise InvalidInputError("cut_ledger_egress: no NetworkPolicy limits the executors' egress; give "
+                                    "ledger_ip (the ledger's address as the pods reach it) to add one")
+        policy = netpol.cut_policy(executor_labels, ledger_ip)
+        api.create_namespaced_network_policy(namespace, policy)
+        added = policy["metadata"]["name"]
+    marks.fault(target, "LEDGER_UNAVAILABLE")
+    # The policy holds new connections back; end the open ones until none comes back.
+    started = time.monotonic()
+    terminated, quiet_since = 0, None
+    while True:
+        sessions = _executor_sessions(target, terminate=True)
+        terminated += sessions
+        now = time.monotonic()
+        if sessions:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since >= 3.0:
+            break
+        if now - started > float(settle_seconds):
+            raise EnvironmentSetupError(
+                f"cut_ledger_egress: executors still reach the ledger {settle_seconds:.0f}s after the cut "
+                f"(policies narrowed: {narrowed or '-'}, added: {added or '-'}); is a NetworkPolicy agent enforcing?")
+        time.sleep(0.5)
+    return {"narrowed": narrowed, "added": added, "ledger_port": port, "sessions_ended": terminated,
+            "cut_held_after_s": round(time.monotonic() - started, 1)}
+
+
+def restore_ledger_egress(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Put back the policies :func:`cut_ledger_egress` narrowed and remove the one it added (idempotent)."""
+    from kubernetes.client.exceptions import ApiException
+
+    from xorj.chaos import netpol
+
+    target = resolve(configuration)
+    namespace = target.require("namespace")
+    api = _networking(target)
+    saved_path = target.state_dir / "ledger-cut-policies.json"
+    saved: dict[str, Any] = json.loads(saved_path.read_text()) if saved_path.exists() else {}
+    for name, spec in saved.items():
+        # a JSON merge patch cannot empty a list it does not name: replace the egress rules whole
+        api.patch_namespaced_network_policy(name, namespace, [{"op": "replace", "path": "/spec", "value": spec}])
+    try:
+        api.delete_namespaced_network_policy(netpol.CHAOS_POLICY_NAME, namespace)
+        removed = True
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        removed = False
+    saved_path.unlink(missing_ok=True)
+    marks.write(target, "cleared")
+    return {"restored": sorted(saved), "removed_added_policy": removed}
 
 
 # -- processes --------------------------------------------------------------------------------------

@@ -34,16 +34,16 @@ def build(force: bool) -> None:
 
 
 @image.command()
-@click.option("--cluster", "cluster_name", default="xorj-node", show_default=True, help="the real node's cluster")
+@click.option("--cluster", "cluster_name", default=None, help="the real node's cluster [default: $XORJ_CLUSTER_NAME or xorj]")
 def load(cluster_name: str) -> None:
     """Build if needed, then import the image into the real node's containerd."""
     from xorj.devenv.image import ImageBuilder
     from xorj.devenv.node import LocalNode
-    from xorj.devenv.node.cluster import RealNodeCluster
+    from xorj.devenv.cluster import LocalCluster
 
     try:
         built = ImageBuilder().build_project(progress=_progress)
-        LocalNode(RealNodeCluster(name=cluster_name)).load_image(built.archive)
+        LocalNode(LocalCluster(name=cluster_name)).load_image(built.archive)
     except EnvironmentSetupError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -8,14 +8,15 @@ import click
 
 from xorj.errors import EnvironmentSetupError
 
-CLUSTER_HELP = "the local cluster to join (created with the settings a real node needs when not running)"
+CLUSTER_HELP = ("the local cluster to join, started when not running [default: $XORJ_CLUSTER_NAME or xorj, "
+                "the cluster of `xorj dev cluster up` and `xorj dev up`]")
 
 
 def _node(cluster_name: str):
     from xorj.devenv.node import LocalNode
-    from xorj.devenv.node.cluster import RealNodeCluster
+    from xorj.devenv.cluster import LocalCluster
 
-    return LocalNode(RealNodeCluster(name=cluster_name, nodes=1))
+    return LocalNode(LocalCluster(name=cluster_name, nodes=1))
 
 
 def _progress(message: str) -> None:
@@ -28,22 +29,15 @@ def node() -> None:
 
 
 @node.command()
-@click.option("--cluster", "cluster_name", default="xorj-node", show_default=True, help=CLUSTER_HELP)
+@click.option("--cluster", "cluster_name", default=None, help=CLUSTER_HELP)
 @click.option("--image/--no-image", default=True, show_default=True,
               help="build (cached) and load the project's image into the node")
 def up(cluster_name: str, image: bool) -> None:
     """Start the node (and its cluster if needed); idempotent."""
-    from xorj.devenv.node.cluster import incompatibilities
-
     local = _node(cluster_name)
     try:
         if not local.cluster.status().running:
             local.cluster.up(progress=_progress)
-        problems = incompatibilities(local.cluster)
-        if problems:
-            raise EnvironmentSetupError(
-                f"cluster {cluster_name} cannot host a real node: {'; '.join(problems)}. "
-                "Use a cluster started by `xorj dev node up --cluster NEW-NAME`.")
         status = local.up(progress=_progress)
         if image:
             from xorj.devenv.image import ImageBuilder
@@ -58,7 +52,7 @@ def up(cluster_name: str, image: bool) -> None:
 
 
 @node.command()
-@click.option("--cluster", "cluster_name", default="xorj-node", show_default=True, help=CLUSTER_HELP)
+@click.option("--cluster", "cluster_name", default=None, help=CLUSTER_HELP)
 @click.option("--with-cluster", is_flag=True, help="also stop the cluster")
 def down(cluster_name: str, with_cluster: bool) -> None:
     """Remove the node: containers, mounts, namespaces, interfaces, cgroups, state."""
@@ -70,7 +64,7 @@ def down(cluster_name: str, with_cluster: bool) -> None:
 
 
 @node.command()
-@click.option("--cluster", "cluster_name", default="xorj-node", show_default=True, help=CLUSTER_HELP)
+@click.option("--cluster", "cluster_name", default=None, help=CLUSTER_HELP)
 def status(cluster_name: str) -> None:
     """Processes and readiness of the node."""
     st = _node(cluster_name).status()

@@ -14,13 +14,16 @@ def _progress(message: str) -> None:
 
 
 @click.command()
-def up() -> None:
-    """Build what is missing, start the cluster, Postgres, the chain, the operator and executors,
-    apply the example TradingStrategy and CopyTrades, and show them CONFIRMED."""
+@click.option("--executors", type=click.Choice(["pods", "processes"]), default=None,
+              help="pods: real pods from the project's image on a real node (needs root); processes: one "
+                   "local `xorj executor` per pod on the kwok nodes  [default: $XORJ_DEMO_EXECUTORS or pods]")
+def up(executors: str | None) -> None:
+    """Build what is missing, start the cluster, Postgres, the chain, a real node, the operator and
+    executors, apply the example TradingStrategy and CopyTrades, and show them CONFIRMED."""
     from xorj.devenv.demo import Demo
 
-    demo = Demo(progress=_progress)
     try:
+        demo = Demo(progress=_progress, executors=executors)
         view = demo.up()
     except (EnvironmentSetupError, subprocess.CalledProcessError) as exc:
         raise click.ClickException(f"{exc}\n(`xorj dev down` stops whatever was started)") from exc

@@ -20,6 +20,9 @@ EXECUTOR_COMPONENT = "executor"
 MANAGED_BY = "xorj-operator"
 VAULT_MOUNT_DIR = "/var/run/xorj/vault"
 EXECUTOR_CONTAINER = "executor"
+# The image's unprivileged user (Dockerfile USER). The vault Secret's files belong to this group
+# (fsGroup) with mode 0440: the executor can read its key, no other user in the pod can.
+EXECUTOR_UID = 10001
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,9 @@ class ExecutorDefaults:
     metrics_port: int = 9102
     service_account: str | None = None
     log_level: str = "INFO"
+    # Where executor pods may run (e.g. the nodes that may hold vault keys); empty: anywhere.
+    node_selector: tuple[tuple[str, str], ...] = ()
+    tolerations: tuple[str, ...] = ()  # each a JSON object, so the dataclass stays hashable
 
 
 def names(strategy: str) -> dict[str, str]:
@@ -183,6 +189,7 @@ def deployment(
     }
     pod_spec: dict[str, Any] = {
         "containers": [container],
+        "securityContext": {"runAsUser": EXECUTOR_UID, "runAsGroup": EXECUTOR_UID, "fsGroup": EXECUTOR_UID},
         # executors hand back their leases on SIGTERM; give them time to finish in-flight sends
         "terminationGracePeriodSeconds": 60,
         "volumes": [
@@ -190,7 +197,7 @@ def deployment(
                 "name": "vault",
                 "secret": {
                     "secretName": spec.vault.secret_name,
-                    "defaultMode": 0o400,
+                    "defaultMode": 0o440,
                     "items": [{"key": spec.vault.secret_key, "path": spec.vault.secret_key}],
                 },
             }
@@ -198,6 +205,10 @@ def deployment(
     }
     if defaults.service_account:
         pod_spec["serviceAccountName"] = defaults.service_account
+    if defaults.node_selector:
+        pod_spec["nodeSelector"] = dict(defaults.node_selector)
+    if defaults.tolerations:
+        pod_spec["tolerations"] = [json.loads(t) for t in defaults.tolerations]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -3,6 +3,9 @@ XORJ_OPERATOR_PRIORITY); the CLI's options override them."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -21,6 +24,9 @@ class OperatorSettings(BaseSettings):
     executor_metrics_port: int = 9102
     executor_service_account: str | None = None
     executor_log_level: str = "INFO"
+    # JSON in the environment, e.g. XORJ_OPERATOR_EXECUTOR_NODE_SELECTOR='{"xorj.dev/node": "real"}'
+    executor_node_selector: dict[str, str] = Field(default_factory=dict)
+    executor_tolerations: list[dict[str, Any]] = Field(default_factory=list)
 
     # Resync: NOTIFY gives low latency; these bound how stale a status may get if a NOTIFY is lost.
     copytrade_resync_seconds: float = Field(default=10.0, gt=0)
@@ -53,4 +59,6 @@ class OperatorSettings(BaseSettings):
             metrics_port=self.executor_metrics_port,
             service_account=self.executor_service_account,
             log_level=self.executor_log_level,
+            node_selector=tuple(sorted(self.executor_node_selector.items())),
+            tolerations=tuple(json.dumps(t, sort_keys=True) for t in self.executor_tolerations),
         )

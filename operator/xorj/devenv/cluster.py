@@ -40,12 +40,29 @@ KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller")
 
 
-# Options kwokctl takes only from a configuration file: every component listens on loopback only
-# (kwokctl's default is 0.0.0.0).
-KWOKCTL_CONFIG = """apiVersion: config.kwok.x-k8s.io/v1alpha1
+# Options kwokctl takes only from a configuration file. Every component listens on loopback only
+# (kwokctl's default is 0.0.0.0). So that a real node (xorj.devenv.node) can join any local cluster:
+# kwok-controller manages only the nodes carrying kwok's annotation (all of ours do; kwokctl's binary
+# runtime would otherwise run it with --manage-all-nodes=true and fake a real node's pods and
+# heartbeats), and the API server reaches kubelets by InternalIP (its default tries the node's
+# hostname first, which nothing resolves here: "dial tcp: lookup xorj-node ... no such host" on
+# `kubectl logs`).
+KWOKCTL_CONFIG = f"""apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
 options:
   bindAddress: 127.0.0.1
+componentsPatches:
+- name: kwok-controller
+  extraArgs:
+  - key: manage-all-nodes
+    value: "false"
+    override: true
+  - key: manage-nodes-with-annotation-selector
+    value: {KWOK_NODE_ANNOTATION}=fake
+- name: kube-apiserver
+  extraArgs:
+  - key: kubelet-preferred-address-types
+    value: InternalIP,Hostname
 """
 
 

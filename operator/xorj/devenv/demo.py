@@ -1,11 +1,18 @@
 """The whole local environment in one command: `xorj dev up` / `xorj dev down`.
 
 ``up`` builds what is missing (the Kubernetes toolchain), starts the local cluster, a Postgres server
-with the ledger's schema, the local chain and market, installs the chart's CRDs, ServiceAccounts and
-RBAC (``operator.enabled=false``), runs the operator as a local process under the chart's operator
-ServiceAccount (a token for it, so the demo proves the chart's RBAC is enough), starts the development
-pod runtime that backs each executor pod with a real ``xorj executor`` process, applies the example
-TradingStrategy and a few CopyTrades, and waits until they are CONFIRMED.
+with the ledger's schema, the local chain and market, a real node (containerd, kubelet, kube-proxy and
+kube-router, xorj.devenv.node) with the project's image built and loaded into it, installs the chart's
+CRDs, ServiceAccounts, RBAC and NetworkPolicies (``operator.enabled=false``), runs the operator as a
+local process under the chart's operator ServiceAccount (a token for it, so the demo proves the chart's
+RBAC is enough), applies the example TradingStrategy, whose executor Deployment runs as real pods from
+the image on the real node (tainted for them alone), then a few CopyTrades, and waits until they are
+CONFIRMED. The pods reach Postgres and the chain, which run on the host, through the node's relays;
+the chart's NetworkPolicies, enforced by kube-router, allow exactly those addresses and ports.
+
+``$XORJ_DEMO_EXECUTORS=processes`` (``xorj dev up --executors processes``) runs no node: the
+development pod runtime backs each executor pod on the kwok nodes with a local ``xorj executor``
+process instead (for machines where a node cannot run: it needs root, network namespaces and cgroups).
 
 Every background process is started in its own session, recorded in ``demo.json`` under the state
 directory (``$XORJ_DEMO_STATE_DIR`` or ``<cache>/demo``, never the work tree; logs in ``logs/`` and
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -33,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -54,7 +63,11 @@ VAULT_SECRET = "demo-vault"
 STRATEGY = "demo"
 COPYTRADES = 3
 CONFIRM_TIMEOUT_SECONDS = 240.0
+EXECUTORS_READY_TIMEOUT_SECONDS = 180.0
 PROCESS_NAMES = ("pod-runtime", "operator", "chain")  # stop order for `down`
+EXECUTOR_MODES = ("pods", "processes")
+# The real node is for executors, which hold vault keys: other pods stay off it.
+EXECUTOR_NODE_TAINT = {"key": "xorj.dev/executors", "value": "true", "effect": "NoSchedule"}
 
 
 def _silent(_: str) -> None:
@@ -188,10 +201,46 @@ def _mint_address(entry: Any) -> str:
 
 # -- the demo -----------------------------------------------------------------------------------------
 
+def rehost(url: str, address: str) -> str:
+    """``url`` (an HTTP URL or a postgresql:// DSN) with its host:port replaced by ``address``."""
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{address}" if userinfo else address))
+
+
+def url_port(url: str) -> int:
+    parts = urlsplit(url)
+    if parts.port is None:
+        raise EnvironmentSetupError(f"{url}: the demo needs an explicit port to relay it to the node")
+    return parts.port
+
+
+@dataclass(frozen=True)
+class PodEndpoints:
+    """The host's services as the executor pods on the real node reach them (through its relays)."""
+
+    dsn: str
+    chain: ChainInfo
+    host_ip: str
+    ports: dict[str, int]  # ledger, rpc, swapApi
+
+    def chart_values(self) -> list[str]:
+        """--set values that open the chart's executor NetworkPolicy to exactly these endpoints."""
+        cidr = f"{self.host_ip}/32"
+        return ["--set", f"ledger.cidrs={{{cidr}}}", "--set", f"ledger.port={self.ports['ledger']}",
+                "--set", f"networkPolicy.rpc.cidrs={{{cidr}}}", "--set", f"networkPolicy.rpc.ports={{{self.ports['rpc']}}}",
+                "--set", f"networkPolicy.swapApi.cidrs={{{cidr}}}",
+                "--set", f"networkPolicy.swapApi.ports={{{self.ports['swapApi']}}}"]
+
+
 class Demo:
-    def __init__(self, root: Path | None = None, progress: Progress = _silent, namespace: str | None = None) -> None:
+    def __init__(self, root: Path | None = None, progress: Progress = _silent, namespace: str | None = None,
+                 executors: str | None = None) -> None:
         self.root = root or state_root()
         self.namespace = namespace or os.environ.get("XORJ_DEMO_NAMESPACE", NAMESPACE)
+        self.executors = executors or os.environ.get("XORJ_DEMO_EXECUTORS") or "pods"
+        if self.executors not in EXECUTOR_MODES:
+            raise EnvironmentSetupError(f"executors: {self.executors!r} is not one of {', '.join(EXECUTOR_MODES)}")
         self.state = DemoState(self.root)
         self.say = progress
         from xorj.devenv.cluster import LocalCluster
@@ -209,27 +258,40 @@ class Demo:
         data = self.state.load()
         data.setdefault("processes", {})
 
-        self.say("1/8 toolchain: building what is missing (a first build takes tens of minutes)")
+        self.say("1/9 toolchain: building what is missing (a first build takes tens of minutes)")
         self.toolchain.build(progress=lambda m: self.say(f"    {m}"))
-        self.say("2/8 cluster: starting the local Kubernetes cluster")
+        self.say("2/9 cluster: starting the local Kubernetes cluster")
         if not data.get("cluster_started_by_demo") and not self.cluster.is_running():
             data["cluster_started_by_demo"] = True  # so `down` stops it, and only then
         self.cluster.up(progress=lambda m: self.say(f"    {m}"))
         data["kubeconfig"] = str(self.cluster.kubeconfig)
         self.state.save(data)
 
-        self.say("3/8 ledger: starting Postgres and migrating the schema")
+        self.say("3/9 ledger: starting Postgres and migrating the schema")
         dsn = self._postgres(data)
-        self.say("4/8 chain: starting the local Solana chain and market")
+        self.say("4/9 chain: starting the local Solana chain and market")
         chain = self._chain(data)
-        self.say("5/8 chart: installing CRDs, ServiceAccounts, RBAC and policies (helm)")
-        self._install_chart(dsn, chain)
-        self.say("6/8 operator: running `xorj operator` as the chart's ServiceAccount")
+        endpoints = None
+        if self.executors == "pods":
+            self.say("5/9 node: a real node (containerd, kubelet, kube-proxy, kube-router) and the project's image")
+            endpoints = self._real_node(data, dsn, chain)
+        else:
+            self.say("5/9 node: none (executors run as local processes)")
+        self.say("6/9 chart: installing CRDs, ServiceAccounts, RBAC and NetworkPolicies (helm)")
+        self._install_chart(endpoints.dsn if endpoints else dsn, chain,
+                            endpoints.chart_values() if endpoints else [])
+        self.say("7/9 operator: running `xorj operator` as the chart's ServiceAccount")
         self._operator(data, dsn)
-        self.say("7/8 executors: starting the pod runtime (one `xorj executor` per executor pod)")
-        self._pod_runtime(data)
-        self.say("8/8 trades: applying the example TradingStrategy and CopyTrades")
-        names = self._apply_examples(chain)
+        if endpoints:
+            self.say("8/9 executors: the example TradingStrategy; its executor pods run on the real node")
+            strategy = self._apply_strategy(endpoints.chain, data["image"])
+            self._wait_executor_pods(strategy)
+        else:
+            self.say("8/9 executors: the example TradingStrategy; the pod runtime runs one `xorj executor` per pod")
+            self._pod_runtime(data)
+            strategy = self._apply_strategy(chain, None)
+        self.say("9/9 trades: applying CopyTrades")
+        names = self._apply_copytrades(strategy, chain)
         self._wait_confirmed(names)
         view = self.kubectl("get", "copytrades", "-n", self.namespace).stdout
         self.say(f"demo up in {time.monotonic() - started:.0f}s")
@@ -293,14 +355,43 @@ class Demo:
             raise EnvironmentSetupError(f"helm {args[0]} failed: {result.stderr.strip()}")
         return result
 
-    def _install_chart(self, dsn: str, chain: ChainInfo) -> None:
+    def _real_node(self, data: dict[str, Any], dsn: str, chain: ChainInfo) -> PodEndpoints:
+        """Start the node (kept if running), load the image, relay Postgres and the chain to pods."""
+        from xorj.devenv.image import ImageBuilder
+
+        node = self._local_node()
+        if not node.status().running and not data.get("node_started_by_demo"):
+            data["node_started_by_demo"] = True  # so `down` removes it, and only then
+            self.state.save(data)
+        node.up(progress=lambda m: self.say(f"    {m}"))
+        built = ImageBuilder().build_project(progress=lambda m: self.say(f"    {m}"))
+        node.load_image(built.archive)
+        data["image"] = built.reference
+        self.state.save(data)
+        self.say(f"    image {built.reference} loaded ({'cached' if built.cached else f'built in {built.seconds:.0f}s'})")
+        ports = {"ledger": url_port(dsn), "rpc": url_port(chain.rpc_url), "swapApi": url_port(chain.swap_api_url)}
+        exposed = {name: node.expose_host_port(port) for name, port in ports.items()}
+        host_ip = exposed["ledger"].rsplit(":", 1)[0]
+        pod_chain = dataclasses.replace(chain, rpc_url=rehost(chain.rpc_url, exposed["rpc"]),
+                                        swap_api_url=rehost(chain.swap_api_url, exposed["swapApi"]))
+        self.say(f"    pods reach the ledger at {exposed['ledger']}, RPC {pod_chain.rpc_url}, "
+                 f"swap API {pod_chain.swap_api_url}")
+        return PodEndpoints(rehost(dsn, exposed["ledger"]), pod_chain, host_ip, ports)
+
+    def _local_node(self):
+        from xorj.devenv.node import LocalNode
+
+        taint = f"{EXECUTOR_NODE_TAINT['key']}={EXECUTOR_NODE_TAINT['value']}:{EXECUTOR_NODE_TAINT['effect']}"
+        return LocalNode(self.cluster, taints=(taint,))
+
+    def _install_chart(self, dsn: str, chain: ChainInfo, values: list[str]) -> None:
         self.kubectl("create", "namespace", self.namespace, check=False)
         # The ledger DSN and the vault keypair as Secrets, as a user would create them.
         self._apply_secret(LEDGER_SECRET, {"dsn": dsn.encode()})
         self._apply_secret(VAULT_SECRET, {"keypair.json": chain.vault_keypair})
         self._helm("upgrade", "--install", RELEASE, str(CHART), "--namespace", self.namespace, "--wait",
                    "--set", "operator.enabled=false", "--set", "postgresql.enabled=false",
-                   "--set", f"ledger.existingSecret={LEDGER_SECRET}", "--set", "ledger.existingSecretKey=dsn")
+                   "--set", f"ledger.existingSecret={LEDGER_SECRET}", "--set", "ledger.existingSecretKey=dsn", *values)
         # helm never updates CRDs on upgrade: keep them current with the chart's copy
         self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
 
@@ -340,6 +431,11 @@ class Demo:
         env = {**os.environ, "KUBECONFIG": str(kubeconfig), "XORJ_LEDGER_DSN": dsn,
                "XORJ_OPERATOR_EXECUTOR_SERVICE_ACCOUNT": EXECUTOR_ACCOUNT, "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET": LEDGER_SECRET,
                "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET_KEY": "dsn"}
+        if self.executors == "pods":
+            from xorj.devenv.node import REAL_NODE_LABEL
+
+            env["XORJ_OPERATOR_EXECUTOR_NODE_SELECTOR"] = json.dumps({REAL_NODE_LABEL: "real"})
+            env["XORJ_OPERATOR_EXECUTOR_TOLERATIONS"] = json.dumps([{**EXECUTOR_NODE_TAINT, "operator": "Equal"}])
         argv = [xorj_program(), "operator", f"--namespace={self.namespace}", "--standalone",
                 f"--health-port={health}", f"--metrics-port={metrics}", "--log-format=json"]
         record = start_process("operator", argv, env, self.root / "logs" / "operator.log", marker="operator")
@@ -361,10 +457,10 @@ class Demo:
         data["processes"]["pod-runtime"] = record
         self.state.save(data)
 
-    def _apply_examples(self, chain: ChainInfo) -> list[str]:
-        """examples/tradingstrategy.yaml pointed at the local chain and vault, and CopyTrades shaped
-        like examples/copytrades.yaml that buy the local SOL with the vault's USDC."""
-        from xorj.controller.models import CopyTrade, TradingStrategy
+    def _apply_strategy(self, chain: ChainInfo, image: str | None) -> dict[str, Any]:
+        """examples/tradingstrategy.yaml pointed at the local chain and vault (as its executors reach
+        them) and, with a real node, at the image loaded into it."""
+        from xorj.controller.models import TradingStrategy
 
         strategy = _example_strategy()
         name = strategy.get("metadata", {}).get("name") or STRATEGY
@@ -373,10 +469,41 @@ class Demo:
         spec["vault"] = {"publicKey": chain.vault_public_key, "secretName": VAULT_SECRET, "secretKey": "keypair.json"}
         spec["endpoints"] = {"rpcUrl": chain.rpc_url, "swapApiUrl": chain.swap_api_url}
         spec["paused"] = False
+        if image:
+            spec.setdefault("executor", {}).update(image=image, imagePullPolicy="Never")  # no registry here
         TradingStrategy.model_validate(strategy)  # the same rules the API server and operator apply
         self.kubectl("apply", "-f", "-", input=json.dumps(strategy))
         self.say(f"    TradingStrategy {name} (from examples/tradingstrategy.yaml)")
-        lead = (spec.get("traders") or ["7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"])[0]
+        return strategy
+
+    def _wait_executor_pods(self, strategy: dict[str, Any]) -> None:
+        from xorj.controller.desired import selector_labels
+
+        name = strategy["metadata"]["name"]
+        replicas = strategy["spec"].get("executor", {}).get("replicas", 1)
+        selector = ",".join(f"{k}={v}" for k, v in selector_labels(name).items())
+
+        def ready() -> list[str]:
+            out = self.kubectl("get", "pods", "-n", self.namespace, "-l", selector, "-o", "json").stdout
+            pods = [p for p in json.loads(out)["items"] if not p["metadata"].get("deletionTimestamp")]
+            up = [f"{p['metadata']['name']} on {p['spec'].get('nodeName')}" for p in pods
+                  if any(c.get("ready") for c in p.get("status", {}).get("containerStatuses", []))]
+            return up if len(up) >= replicas else []
+
+        try:
+            up = wait_for("the executor pods", ready, EXECUTORS_READY_TIMEOUT_SECONDS)
+        except EnvironmentSetupError as exc:
+            pods = self.kubectl("get", "pods", "-n", self.namespace, "-l", selector, "-o", "wide", check=False).stdout
+            raise EnvironmentSetupError(f"{exc}:\n{pods}(kubectl describe pod -n {self.namespace} ...; node logs in "
+                                        f"{self._local_node().state_dir / 'logs'})") from exc
+        self.say(f"    executor pods Ready: {', '.join(up)}")
+
+    def _apply_copytrades(self, strategy: dict[str, Any], chain: ChainInfo) -> list[str]:
+        """CopyTrades shaped like examples/copytrades.yaml that buy the local SOL with the vault's USDC."""
+        from xorj.controller.models import CopyTrade
+
+        name = strategy["metadata"]["name"]
+        lead = (strategy["spec"].get("traders") or ["7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"])[0]
         names = []
         for i in range(COPYTRADES):
             trade_name = f"{name}-demo-{i + 1}"
@@ -439,6 +566,10 @@ class Demo:
                     stop_process({"pid": pod["pid"], "marker": "executor", "log": ""}, grace=10)
         if data.get("kubeconfig") and not data.get("cluster_started_by_demo") and self.cluster.cluster_dir.exists():
             self._remove_from_shared_cluster()  # after the operator stopped: it would re-add finalizers
+        if data.get("node_started_by_demo"):
+            self.say("removing the real node (its containers, mounts, namespaces and interfaces)")
+            self._local_node().down(progress=lambda m: self.say(f"    {m}"))
+            data.pop("node_started_by_demo", None)
         if data.get("postgres_root"):
             from xorj.devenv.postgres import PostgresServer
 

@@ -41,6 +41,8 @@ from xorj.ledger.records import AlertSeverity, Trade
 from xorj.ledger.repository import Ledger
 
 log = logging.getLogger("xorj.executor")
+# the ledger sessions of executors carry this application_name (chaos actions find them by it)
+LEDGER_APPLICATION_NAME = "xorj-executor"
 
 
 class SigkillHook:
@@ -80,7 +82,7 @@ class ExecutorService:
         self.key = key or load_vault_key(settings.vault_keypair_file)
         check_vault_pubkey(self.key, settings.vault_pubkey)
         self._own_ledger = ledger is None
-        self.ledger = ledger or Ledger.connect(settings.ledger_dsn.get_secret_value(), name="xorj-executor")
+        self.ledger = ledger or Ledger.connect(settings.ledger_dsn.get_secret_value(), name=LEDGER_APPLICATION_NAME)
         self.metrics = ExecutorMetrics(settings.strategy)
         self.rpc = SolanaRpc(settings.rpc_url,
                              timeouts=RpcTimeouts(read=settings.rpc_timeout_seconds, send=settings.send_timeout_seconds),

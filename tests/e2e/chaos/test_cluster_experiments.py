@@ -15,7 +15,7 @@ import pytest
 
 pytestmark = [pytest.mark.cluster, pytest.mark.chain, pytest.mark.postgres, pytest.mark.slow]
 
-CLUSTER_EXPERIMENTS = ("executor-pods-terminated", "operator-killed")
+CLUSTER_EXPERIMENTS = ("executor-pods-terminated", "operator-killed", "ledger-partition-networkpolicy")
 
 
 def test_kubernetes_chaos_experiments_pass_on_the_demo(k8s_cluster, tmp_path: Path) -> None:

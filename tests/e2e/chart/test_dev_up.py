@@ -1,8 +1,9 @@
 """`xorj dev up` / `xorj dev down` end to end on the local cluster, Postgres and chain.
 
 The demo runs in its own namespace and state directory on the session's cluster (which it then does
-not stop). It must end with every demo CopyTrade CONFIRMED, back each executor pod with one real
-process, end a pod's process when the pod is deleted, and leave nothing running after `down`.
+not stop). It must end with every demo CopyTrade CONFIRMED, with the executors as real pods from the
+project's image on a real node (or, in `--executors processes` mode, one local process per pod), end
+a pod's process when the pod is deleted, and leave nothing running after `down`.
 """
 
 from __future__ import annotations
@@ -38,10 +39,92 @@ def wait_until(check, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_dev_up_confirms_trades_and_dev_down_stops_everything(k8s_cluster, tmp_path: Path) -> None:
+def executor_processes(pod_name: str) -> list[int]:
+    """Host pids of `xorj executor` processes started for the pod (its XORJ_EXECUTOR_ID)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if b"executor" not in (proc / "cmdline").read_bytes():
+                continue
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"XORJ_EXECUTOR_ID={pod_name}".encode() in environ and alive(int(proc.name)):
+            found.append(int(proc.name))
+    return found
+
+
+def uid_of(pid: int) -> int:
+    line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("Uid:"))
+    return int(line.split()[1])
+
+
+def test_dev_up_runs_executors_as_real_pods_on_a_real_node(k8s_cluster, tmp_path: Path) -> None:
+    from xorj.controller.desired import EXECUTOR_UID
+    from xorj.devenv.node.lifecycle import DEFAULT_NODE_NAME
+
     namespace = f"demo-{secrets.token_hex(3)}"
     state = tmp_path / "demo"
-    env = {**os.environ, "XORJ_DEMO_STATE_DIR": str(state), "XORJ_DEMO_NAMESPACE": namespace}
+    env = {**os.environ, "XORJ_DEMO_STATE_DIR": str(state), "XORJ_DEMO_NAMESPACE": namespace,
+           "XORJ_DEMO_EXECUTORS": "pods"}
+    xorj = str(Path(sys.executable).parent / "xorj")
+    pids: list[int] = []
+    try:
+        up = subprocess.run([xorj, "dev", "up"], env=env, capture_output=True, text=True, timeout=1200)
+        assert up.returncode == 0, f"{up.stdout}\n{up.stderr[-6000:]}"
+        lines = [line for line in up.stdout.splitlines() if "-demo-" in line]
+        assert len(lines) == 3 and all("CONFIRMED" in line for line in lines), up.stdout
+        image = json.loads((state / "demo.json").read_text())["image"]
+
+        def executor_pods() -> list[dict]:
+            out = k8s_cluster.kubectl("get", "pods", "-n", namespace, "-l", "app.kubernetes.io/component=executor",
+                                      "-o", "json").stdout
+            return [p for p in json.loads(out)["items"] if not p["metadata"].get("deletionTimestamp")]
+
+        pods = executor_pods()
+        assert len(pods) == 2, [p["metadata"]["name"] for p in pods]  # examples/tradingstrategy.yaml: replicas 2
+        for pod in pods:
+            name = pod["metadata"]["name"]
+            assert pod["spec"]["nodeName"] == DEFAULT_NODE_NAME, f"{name} is not on the real node"
+            (status,) = pod["status"]["containerStatuses"]
+            assert status["ready"] and status["image"].endswith(image.split("/")[-1]), status
+            # a real container: one process on this machine, started for this pod, as the image's user
+            (pid,) = executor_processes(name)
+            assert uid_of(pid) == EXECUTOR_UID
+            pids.append(pid)
+            logs = k8s_cluster.kubectl("logs", name, "-n", namespace).stdout
+            assert "executor started" in logs and name in logs, logs[-2000:]
+
+        # deleting a pod kills its container; the Deployment's replacement runs on the node
+        victim = pods[0]["metadata"]["name"]
+        k8s_cluster.kubectl("delete", "pod", victim, "-n", namespace, "--wait=false")
+        wait_until(lambda: not executor_processes(victim), 90, "the deleted pod's executor process to end")
+
+        def replaced() -> list[int]:
+            current = [p for p in executor_pods() if p["metadata"]["name"] != victim]
+            ready = [p for p in current if p["spec"].get("nodeName") == DEFAULT_NODE_NAME
+                     and all(c.get("ready") for c in p["status"].get("containerStatuses", [{}]))]
+            return [pid for p in ready for pid in executor_processes(p["metadata"]["name"])] if len(ready) == 2 else []
+
+        pids += wait_until(replaced, 120, "a Ready replacement pod with its own executor process")
+    finally:
+        down = subprocess.run([xorj, "dev", "down"], env=env, capture_output=True, text=True, timeout=300)
+    assert down.returncode == 0, down.stderr
+    still = [pid for pid in pids if alive(pid)]
+    assert not still, f"executors left running after `xorj dev down`: {still}"
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert DEFAULT_NODE_NAME not in netns, "the demo's node must go with `down` (it started it)"
+    assert k8s_cluster.local.is_running(), "down must not stop a cluster it did not start"
+
+
+def test_dev_up_with_executor_processes_confirms_trades_and_dev_down_stops_everything(
+        k8s_cluster, tmp_path: Path) -> None:
+    namespace = f"demo-{secrets.token_hex(3)}"
+    state = tmp_path / "demo"
+    env = {**os.environ, "XORJ_DEMO_STATE_DIR": str(state), "XORJ_DEMO_NAMESPACE": namespace,
+           "XORJ_DEMO_EXECUTORS": "processes"}
     xorj = str(Path(sys.executable).parent / "xorj")
     try:
         up = subprocess.run([xorj, "dev", "up"], env=env, capture_output=True, text=True, timeout=900)
@@ -50,7 +133,7 @@ def test_dev_up_confirms_trades_and_dev_down_stops_everything(k8s_cluster, tmp_p
         lines = [line for line in up.stdout.splitlines() if "-demo-" in line]
         assert len(lines) == 3 and all("CONFIRMED" in line for line in lines), up.stdout
         assert f"-n {namespace} get copytrades" in up.stdout
-        for step in ("toolchain", "cluster", "ledger", "chain", "chart", "operator", "executors", "trades"):
+        for step in ("toolchain", "cluster", "ledger", "chain", "node", "chart", "operator", "executors", "trades"):
             assert step in up.stderr, f"no progress line for {step}"
 
         # each executor pod is backed by one live local process

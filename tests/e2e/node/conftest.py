@@ -1,6 +1,6 @@
 """A real node (containerd, runc, kubelet, CNI, kube-proxy) beside its own local control plane.
 
-The module-scoped cluster is this package's own (name ``xorj-node-e2e``), so the shared test
+The cluster is this package's own (name ``xorj-node-e2e``), so the shared test
 cluster and other sessions are left alone; the node is torn down at the end, and the last test
 checks that nothing it made is left on the machine.
 """
@@ -15,21 +15,21 @@ from collections.abc import Iterator
 import pytest
 from xorj.devenv.image import ImageBuilder
 from xorj.devenv.node import LocalNode
-from xorj.devenv.node.cluster import RealNodeCluster
+from xorj.devenv.cluster import LocalCluster
 
 CLUSTER_NAME = "xorj-node-e2e"
 
 
-@pytest.fixture(scope="session")
-def node_cluster() -> Iterator[RealNodeCluster]:
-    cluster = RealNodeCluster(name=CLUSTER_NAME, nodes=1)
+@pytest.fixture(scope="module")
+def node_cluster() -> Iterator[LocalCluster]:
+    cluster = LocalCluster(name=CLUSTER_NAME, nodes=1)
     cluster.up(progress=print)
     yield cluster
     cluster.down(force=True)
 
 
-@pytest.fixture(scope="session")
-def real_node(node_cluster: RealNodeCluster) -> Iterator[LocalNode]:
+@pytest.fixture(scope="module")
+def real_node(node_cluster: LocalCluster) -> Iterator[LocalNode]:
     node = LocalNode(node_cluster)
     node.down()  # a node left by an interrupted run
     node.up(progress=print)
@@ -37,7 +37,7 @@ def real_node(node_cluster: RealNodeCluster) -> Iterator[LocalNode]:
     node.down()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def project_image(real_node: LocalNode) -> str:
     built = ImageBuilder().build_project(progress=print)
     real_node.load_image(built.archive)
@@ -49,7 +49,7 @@ def project_image(real_node: LocalNode) -> str:
 class Pods:
     """kubectl helpers for pods pinned to the real node."""
 
-    def __init__(self, cluster: RealNodeCluster, node: LocalNode) -> None:
+    def __init__(self, cluster: LocalCluster, node: LocalNode) -> None:
         self.cluster = cluster
         self.node = node
 
@@ -87,6 +87,6 @@ class Pods:
         return self.cluster.kubectl("logs", name).stdout
 
 
-@pytest.fixture(scope="session")
-def pods(node_cluster: RealNodeCluster, real_node: LocalNode) -> Pods:
+@pytest.fixture(scope="module")
+def pods(node_cluster: LocalCluster, real_node: LocalNode) -> Pods:
     return Pods(node_cluster, real_node)

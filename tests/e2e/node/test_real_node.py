@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from xorj.devenv.node import LocalNode
-from xorj.devenv.node.cluster import RealNodeCluster
+from xorj.devenv.cluster import LocalCluster
 from xorj.devenv.node.host import NodeHost
 from xorj.devenv.node.processes import cmdline
 
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 BASE = "localhost/xorj-base:bookworm"
 
 
-def test_node_registers_with_kubelet_and_containerd(node_cluster: RealNodeCluster, real_node: LocalNode) -> None:
+def test_node_registers_with_kubelet_and_containerd(node_cluster: LocalCluster, real_node: LocalNode) -> None:
     node = json.loads(node_cluster.kubectl("get", "node", real_node.name, "-o", "json").stdout)
     info = node["status"]["nodeInfo"]
     assert info["kubeletVersion"] == str(node_cluster.toolchain.pins.kubernetes)
@@ -39,7 +39,7 @@ def test_project_image_runs_and_logs(project_image: str, pods) -> None:
     assert f"version {__version__}" in pods.logs(name)
 
 
-def test_pod_to_pod_service_and_host(project_image: str, pods, node_cluster: RealNodeCluster,
+def test_pod_to_pod_service_and_host(project_image: str, pods, node_cluster: LocalCluster,
                                      real_node: LocalNode) -> None:
     server = pods.run("web", BASE, command=["python3", "-m", "http.server", "8000"], labels={"app": "xorj-web"},
                       restart="Always")
@@ -68,7 +68,7 @@ def test_pod_to_pod_service_and_host(project_image: str, pods, node_cluster: Rea
         assert f"{url} 200" in output, output
 
 
-def test_network_policy_denies_ingress(project_image: str, pods, node_cluster: RealNodeCluster) -> None:
+def test_network_policy_denies_ingress(project_image: str, pods, node_cluster: LocalCluster) -> None:
     label = f"xorj-np-{time.monotonic_ns()}"
     server = pods.run("np-web", BASE, command=["python3", "-m", "http.server", "8000"], labels={"app": label},
                       restart="Always")
@@ -101,7 +101,7 @@ def _host_pids_with(marker: str) -> list[int]:
     return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and marker in cmdline(int(p.name))]
 
 
-def test_deleting_a_pod_kills_its_container(project_image: str, pods, node_cluster: RealNodeCluster) -> None:
+def test_deleting_a_pod_kills_its_container(project_image: str, pods, node_cluster: LocalCluster) -> None:
     marker = f"xorj-marker-{os.getpid()}-{time.monotonic_ns()}"
     name = pods.run("sleeper", BASE, command=["python3", "-c", "import time; time.sleep(3600)", marker])
     pods.wait_phase(name, ("Running",))
@@ -128,7 +128,7 @@ def test_pods_survive_a_kubelet_restart(project_image: str, pods, real_node: Loc
     assert after["restartCount"] == 0
 
 
-def test_down_removes_everything_it_made(real_node: LocalNode, node_cluster: RealNodeCluster) -> None:
+def test_down_removes_everything_it_made(real_node: LocalNode, node_cluster: LocalCluster) -> None:
     layout = real_node.layout()
     host = NodeHost(layout)
     real_node.down()

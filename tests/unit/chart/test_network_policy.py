@@ -66,3 +66,18 @@ def test_every_watched_namespace_gets_an_executor_policy() -> None:
 
 def test_policies_can_be_turned_off() -> None:
     assert not of_kind(render("networkPolicy.enabled=false"), "NetworkPolicy")
+
+
+def test_the_demo_opens_executor_egress_to_exactly_its_relayed_endpoints() -> None:
+    from xorj.devenv.demo import ChainInfo, PodEndpoints
+
+    chain = ChainInfo("http://198.51.100.9:8899", "http://198.51.100.9:8080/swap/v1", "U", "S", "V", b"[]")
+    endpoints = PodEndpoints("postgresql://postgres@198.51.100.9:5433/xorj", chain, "198.51.100.9",
+                             {"ledger": 5433, "rpc": 8899, "swapApi": 8080})
+    values = endpoints.chart_values()[1::2]  # without the "--set"s
+    documents = render("postgresql.enabled=false", "ledger.existingSecret=xorj-ledger", *values)
+    _, ledger, rpc, swap = named(documents, "NetworkPolicy", "xorj-executors")["spec"]["egress"]
+    host = [{"ipBlock": {"cidr": "198.51.100.9/32"}}]
+    assert ledger == {"to": host, "ports": [{"protocol": "TCP", "port": 5433}]}
+    assert rpc == {"to": host, "ports": [{"protocol": "TCP", "port": 8899}]}
+    assert swap == {"to": host, "ports": [{"protocol": "TCP", "port": 8080}]}

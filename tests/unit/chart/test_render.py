@@ -71,6 +71,22 @@ def test_executor_defaults_reach_the_operator() -> None:
     assert env["XORJ_OPERATOR_EXECUTOR_METRICS_PORT"] == "9200"
     assert env["XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET"] == "xorj-ledger"
     assert env["XORJ_LEDGER_DSN"] == {"secretKeyRef": {"name": "xorj-ledger", "key": "dsn"}}
+    assert "XORJ_OPERATOR_EXECUTOR_NODE_SELECTOR" not in env  # unset: executors may run anywhere
+
+
+def test_executor_placement_reaches_the_operator_as_json(monkeypatch) -> None:
+    from xorj.controller.settings import OperatorSettings
+
+    documents = render("executor.nodeSelector.pool=vaults", "executor.tolerations[0].key=vaults",
+                       "executor.tolerations[0].operator=Exists")
+    container = named(documents, "Deployment", "xorj-operator")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    monkeypatch.setenv("XORJ_LEDGER_DSN", "postgresql://x@h/db")
+    for name in ("XORJ_OPERATOR_EXECUTOR_NODE_SELECTOR", "XORJ_OPERATOR_EXECUTOR_TOLERATIONS"):
+        monkeypatch.setenv(name, env[name])
+    settings = OperatorSettings()  # parsed as the operator parses its environment
+    assert settings.executor_node_selector == {"pool": "vaults"}
+    assert settings.executor_tolerations == [{"key": "vaults", "operator": "Exists"}]
 
 
 def test_bundled_ledger_secret_has_a_dsn_in_every_namespace_that_needs_it() -> None:

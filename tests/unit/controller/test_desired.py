@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from xorj.controller import desired
+from xorj.controller.settings import OperatorSettings
 from xorj.controller.models import TradingStrategySpec
 
 from .factories import strategy_spec
@@ -56,6 +59,40 @@ def test_deployment_runs_executor_with_configmap_env_and_vault_file() -> None:
     assert dep["spec"]["selector"]["matchLabels"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
     assert kids["Service"]["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
     assert kids["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+
+
+def test_vault_key_is_readable_by_the_executor_user_only() -> None:
+    pod = _by_kind(_spec())["Deployment"]["spec"]["template"]["spec"]
+    # a kubelet writes Secret files as root: without fsGroup and group read the non-root executor
+    # could not open its own key
+    assert pod["securityContext"]["runAsUser"] == desired.EXECUTOR_UID
+    assert pod["securityContext"]["fsGroup"] == desired.EXECUTOR_UID
+    vault_volume = next(v for v in pod["volumes"] if v["name"] == "vault")
+    assert vault_volume["secret"]["defaultMode"] == 0o440
+    assert pod["containers"][0]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_executors_land_where_the_operator_is_told() -> None:
+    anywhere = _by_kind(_spec())["Deployment"]["spec"]["template"]["spec"]
+    assert "nodeSelector" not in anywhere and "tolerations" not in anywhere
+    settings = OperatorSettings(
+        XORJ_LEDGER_DSN="postgresql://x@h/db",
+        executor_node_selector={"xorj.dev/node": "real"},
+        executor_tolerations=[{"key": "vaults", "operator": "Exists", "effect": "NoSchedule"}],
+    )
+    pinned = desired.deployment(OWNER, "ns1", _spec(), settings.executor_defaults())["spec"]["template"]["spec"]
+    assert pinned["nodeSelector"] == {"xorj.dev/node": "real"}
+    assert pinned["tolerations"] == [{"effect": "NoSchedule", "key": "vaults", "operator": "Exists"}]
+
+
+def test_node_selector_and_tolerations_come_from_the_environment_as_json(monkeypatch) -> None:
+    monkeypatch.setenv("XORJ_LEDGER_DSN", "postgresql://x@h/db")
+    monkeypatch.setenv("XORJ_OPERATOR_EXECUTOR_NODE_SELECTOR", '{"disktype": "ssd"}')
+    monkeypatch.setenv("XORJ_OPERATOR_EXECUTOR_TOLERATIONS", '[{"key": "k", "operator": "Exists"}]')
+    defaults = OperatorSettings().executor_defaults()
+    assert defaults.node_selector == (("disktype", "ssd"),)
+    assert [json.loads(t) for t in defaults.tolerations] == [{"key": "k", "operator": "Exists"}]
+    hash(defaults)  # the defaults stay a value: usable as a cache key
 
 
 def test_spec_change_rolls_executors_but_pause_and_scale_do_not() -> None:

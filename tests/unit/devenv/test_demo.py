@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from xorj.devenv.demo import process_alive, read_chain_info, start_process, stop_process
+from xorj.devenv.demo import Demo, process_alive, read_chain_info, rehost, start_process, stop_process, url_port
 from xorj.errors import EnvironmentSetupError
 
 
@@ -60,3 +60,20 @@ def test_processes_are_recognised_and_stopped_with_their_group(tmp_path: Path) -
         time.sleep(0.05)
     assert not process_alive(child), "the whole process group is stopped"
     assert not process_alive(None)
+
+
+def test_rehost_moves_urls_and_dsns_to_the_relayed_address_keeping_the_rest() -> None:
+    assert rehost("http://127.0.0.1:8899", "198.51.100.9:8899") == "http://198.51.100.9:8899"
+    assert rehost("http://127.0.0.1:8080/swap/v1", "10.0.0.1:18080") == "http://10.0.0.1:18080/swap/v1"
+    assert (rehost("postgresql://postgres@127.0.0.1:5433/xorj?sslmode=disable", "198.51.100.9:5433")
+            == "postgresql://postgres@198.51.100.9:5433/xorj?sslmode=disable")
+    assert rehost("postgresql://u:p%40ss@localhost:5432/db", "h:1") == "postgresql://u:p%40ss@h:1/db"
+    assert url_port("postgresql://postgres@127.0.0.1:5433/xorj") == 5433
+    with pytest.raises(EnvironmentSetupError, match="explicit port"):
+        url_port("https://rpc.example")
+
+
+def test_executor_mode_is_checked_by_name(monkeypatch) -> None:
+    monkeypatch.setenv("XORJ_DEMO_EXECUTORS", "containers")
+    with pytest.raises(EnvironmentSetupError, match="executors: 'containers' is not one of pods, processes"):
+        Demo()

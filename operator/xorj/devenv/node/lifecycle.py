@@ -23,6 +23,7 @@ from pathlib import Path
 from xorj.devenv.cluster import LocalCluster
 from xorj.devenv.image import ImageBuilder
 from xorj.devenv.node import config, processes
+from xorj.devenv.node.cluster import incompatibilities
 from xorj.devenv.node.host import NodeHost
 from xorj.devenv.node.netpol import kube_router_binary, kube_router_command
 from xorj.devenv.node.pause import pause_archive
@@ -32,6 +33,7 @@ from xorj.errors import EnvironmentSetupError
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 DEFAULT_NODE_NAME = "xorj-node"
+REAL_NODE_LABEL = "xorj.dev/node"  # value "real": what sets this node apart from the kwok nodes
 READY_TIMEOUT = 120.0
 DAEMONS = ("containerd", "kubelet", "kube-proxy", "kube-router")
 # The veth between host and node (TEST-NET-2, documentation-only addresses: routed nowhere else).
@@ -57,11 +59,15 @@ class NodeStatus:
 
 
 class LocalNode:
-    def __init__(self, cluster: LocalCluster, name: str = DEFAULT_NODE_NAME, state_dir: Path | None = None) -> None:
+    def __init__(self, cluster: LocalCluster, name: str = DEFAULT_NODE_NAME, state_dir: Path | None = None,
+                 taints: tuple[str, ...] = ()) -> None:
+        """``taints`` (``key=value:Effect``) are registered with the node when the kubelet first
+        creates its Node object: pods without a matching toleration stay off it."""
         if not name.startswith("xorj"):
             raise ValueError(f"node name {name!r}: must start with 'xorj' (everything it creates carries the name)")
         self.cluster = cluster
         self.name = name
+        self.taints = taints
         self.state_dir = state_dir or cache_root() / "node" / name
         self.images = ImageBuilder()
 
@@ -93,6 +99,11 @@ class LocalNode:
         started = time.monotonic()
         if not self.cluster.status().running:
             raise EnvironmentSetupError(f"cluster {self.cluster.name} is not running: start it first")
+        problems = incompatibilities(self.cluster)
+        if problems:
+            raise EnvironmentSetupError(
+                f"cluster {self.cluster.name} cannot host a real node: {'; '.join(problems)}. It was started by "
+                "an older version: recreate it (`xorj dev cluster down && xorj dev cluster up`).")
         tc = self.cluster.toolchain
         lay = self.layout()
         host = NodeHost(lay)
@@ -124,7 +135,8 @@ class LocalNode:
                 f"--config={lay.state_dir / 'kubelet.yaml'}", f"--kubeconfig={lay.kubeconfig}",
                 f"--root-dir={lay.kubelet_dir}", f"--cert-dir={lay.kubelet_dir / 'pki'}",
                 f"--hostname-override={self.name}", f"--node-ip={lay.node_ip}",
-                "--node-labels=xorj.dev/node=real", "--v=1",
+                f"--node-labels={REAL_NODE_LABEL}=real", "--v=1",
+                *([f"--register-with-taints={','.join(self.taints)}"] if self.taints else []),
             ], lay.pids_dir, lay.logs_dir)
         if not processes.alive("kube-proxy", lay.pids_dir, str(lay.state_dir)):
             progress("starting kube-proxy")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from xorj.devenv.image import source_hash
 from xorj.devenv.node import config
-from xorj.devenv.node.cluster import KWOK_SPARES_REAL_NODES
+from xorj.devenv.cluster import KWOKCTL_CONFIG
 
 
 @pytest.fixture
@@ -55,9 +55,9 @@ def test_kube_proxy_leaves_global_conntrack_settings_alone(layout: config.NodeLa
 
 
 def test_kwok_is_restricted_to_annotated_nodes() -> None:
-    assert 'value: "false"' in KWOK_SPARES_REAL_NODES
-    assert "manage-nodes-with-annotation-selector" in KWOK_SPARES_REAL_NODES
-    assert "kubelet-preferred-address-types" in KWOK_SPARES_REAL_NODES
+    assert 'value: "false"' in KWOKCTL_CONFIG
+    assert "manage-nodes-with-annotation-selector" in KWOKCTL_CONFIG
+    assert "kubelet-preferred-address-types" in KWOKCTL_CONFIG
 
 
 def test_image_source_hash_changes_with_the_dockerfile(tmp_path: Path) -> None:
