@@ -7,8 +7,9 @@ For one claimed trade, until it is CONFIRMED or FAILED:
 2. Otherwise decide the next attempt's slippage with the policy (first attempt: initial; after a
    slippage failure: raised by the step up to the cap; after expiry: the same; anything else, or
    max attempts reached: FAIL with the reason).
-3. Quote, check the risk limits (a refusal FAILs with RISK_LIMIT and the rule), get the swap
-   transaction, check it and sign it with the vault key.
+3. Quote, check the risk limits (a refusal FAILs with RISK_LIMIT and the rule; an approval counts
+   the trade against its vault's daily limits, once per trade), get the swap transaction, check it
+   and sign it with the vault key.
 4. COMMIT the attempt (signature, raw bytes, lastValidBlockHeight, slippage) to the ledger. Only a
    committed attempt is ever sent: a crash before the commit leaves signed bytes nobody sent.
 5. Send; rebroadcast the same bytes periodically. Poll getSignatureStatuses with
@@ -80,7 +81,11 @@ class TradeLedger(Protocol):
 
 
 class RiskGate(Protocol):
-    async def check(self, trade: Trade, quote: Quote, *, first_attempt: bool) -> RiskDecision: ...
+    """Allows or refuses the next attempt of a trade. An allowed trade is counted against its vault's
+    daily limits atomically with the check (concurrent checks of one vault must not all take the last
+    slot), and only once: checking the same trade again (a retry, a takeover) counts nothing new."""
+
+    async def check(self, trade: Trade, quote: Quote) -> RiskDecision: ...
 
 
 class Observer(Protocol):
@@ -211,9 +216,9 @@ class Submitter:
                     continue
                 assert decision.slippage_bps is not None
                 slippage = decision.slippage_bps
-            fresh_signature = await self._new_attempt(trade, slippage, first=last is None)
+            fresh_signature = await self._new_attempt(trade, slippage)
 
-    async def _new_attempt(self, trade: Trade, slippage_bps: int, *, first: bool) -> str | None:
+    async def _new_attempt(self, trade: Trade, slippage_bps: int) -> str | None:
         """Quote, check risk, sign, commit. Returns the committed signature (None if the trade failed)."""
         attempt_no = len(trade.attempts) + 1
         signed: SignedSwap | None = None
@@ -223,7 +228,7 @@ class Submitter:
                 quote = await self.swap_api.quote(input_mint=trade.input_mint, output_mint=trade.output_mint,
                                                   amount=trade.amount, slippage_bps=slippage_bps)
                 self.hook("quoted")
-                decision = await self.risk.check(trade, quote, first_attempt=first)
+                decision = await self.risk.check(trade, quote)
                 if not decision.allowed:
                     await self._fail(trade, ReasonCode.RISK_LIMIT, decision.message)
                     return None

@@ -1,6 +1,6 @@
 """Adapters between the submission algorithm's ports and the real parts: the (synchronous) Postgres
 ledger run in worker threads, and the risk gate over :mod:`xorj.domain.risk` with the ledger's
-counts."""
+counts (checked and reserved atomically per vault by the ledger)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from xorj.domain.risk import (
     RiskRule,
     TradeRisk,
     check_trade,
-    utc_day_start,
 )
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 from xorj.errors import LedgerUnavailableError
@@ -93,14 +92,19 @@ class OwnedLedger:
 
 class LedgerRiskGate:
     """Risk limits before any send: kill switches, breaker, notional, daily volume/count, position
-    share (when the vault's value is configured), price impact of the quote."""
+    share (when the vault's value is configured), price impact of the quote.
 
-    def __init__(self, ledger: Ledger, *, strategy: str, limits: RiskLimits, kill_switch: KillSwitch,
+    An allowed trade is counted against its vault's daily limits in the same ledger transaction that
+    read them (:meth:`Ledger.reserve_daily_share`, fenced by ``owner``'s lease), so executors checking
+    trades of one vault at once cannot all take the last slot."""
+
+    def __init__(self, ledger: Ledger, *, strategy: str, owner: str, limits: RiskLimits, kill_switch: KillSwitch,
                  breaker: CircuitBreaker, usd_prices: dict[str, Decimal] | None = None,
                  vault_value_usd: Decimal | None = None,
                  on_breaker: Callable[[BreakerStatus], None] | None = None) -> None:
         self.ledger = ledger
         self.strategy = strategy
+        self.owner = owner
         self.limits = limits
         self.kill_switch = kill_switch
         self.breaker = breaker
@@ -129,7 +133,7 @@ class LedgerRiskGate:
         self._on_breaker(status)
         return status
 
-    async def check(self, trade: Trade, quote: Quote, *, first_attempt: bool) -> RiskDecision:
+    async def check(self, trade: Trade, quote: Quote) -> RiskDecision:
         notional = self.notional_usd(trade)
         if notional is None:
             return RiskDecision(False, RiskRule.MAX_TRADE_NOTIONAL,
@@ -137,19 +141,17 @@ class LedgerRiskGate:
                                 f"(no notional_usd and no price for {trade.input_mint}); refusing rather than "
                                 "trading unchecked")
         breaker = await self.breaker_status()
-        if first_attempt:
-            now = datetime.now(UTC)
-            activity = await asyncio.to_thread(self.ledger.vault_activity, trade.vault, utc_day_start(now))
-            usage = DailyUsage(activity.volume_usd, activity.trade_count)
-        else:
-            usage = DailyUsage()  # a retry of a trade already counted today is not a new trade
         position = None
         vault_value = self.vault_value_usd if self.vault_value_usd is not None else Decimal(0)
         if self.vault_value_usd is not None:
             position = Decimal(0)
         risk = TradeRisk(notional_usd=notional, vault_value_usd=vault_value,
                          price_impact=Decimal(str(quote.model.price_impact_pct)), output_position_usd=position)
-        return check_trade(self.limits, risk, usage, kill_switch=self.kill_switch, breaker=breaker)
+
+        def decide(usage: DailyUsage) -> RiskDecision:
+            return check_trade(self.limits, risk, usage, kill_switch=self.kill_switch, breaker=breaker)
+
+        return await asyncio.to_thread(self.ledger.reserve_daily_share, trade.trade_id, self.owner, notional, decide)
 
 
 def breaker_from(failures_in_window: int, window_s: float, failures_in_a_row: int, open_s: float) -> CircuitBreaker:

@@ -96,7 +96,7 @@ class ExecutorService:
                                 cap_bps=settings.effective_slippage_cap_bps,
                                 max_attempts=settings.slippage_max_attempts)
         self.risk = LedgerRiskGate(
-            self.ledger, strategy=settings.strategy,
+            self.ledger, strategy=settings.strategy, owner=self.owner,
             limits=RiskLimits(max_trade_notional_usd=settings.max_trade_notional_usd,
                               max_daily_volume_usd=settings.max_daily_volume_usd,
                               max_daily_trades=settings.max_daily_trades,

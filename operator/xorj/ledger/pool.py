@@ -37,6 +37,8 @@ CONSTRAINT_RULES: dict[str, str] = {
     "trades_confirmed_has_final_signature": "a CONFIRMED trade must have a final_signature",
     "trades_lease_complete": "trades.lease_owner and lease_expires_at are set together",
     "trades_terminal_not_leased": "a terminal trade cannot hold a lease",
+    "trades_risk_reserved_usd_not_negative": "trades.risk_reserved_usd must be >= 0",
+    "trades_risk_reservation_complete": "trades.risk_reserved_at and risk_reserved_usd are set together",
     "trades_legal_transition": "trades.state may only move PENDING->SUBMITTED|FAILED, SUBMITTED->CONFIRMED|FAILED",
     "attempts_signature_unique": "attempts.signature must be unique (this signed transaction is already recorded)",
     "attempts_one_pending_per_trade": "a trade may have at most one PENDING attempt (resolve the last one first)",

@@ -109,6 +109,9 @@ class Trade:
     submitted_at: datetime | None
     finished_at: datetime | None
     attempts: tuple[Attempt, ...] = field(default=())
+    # When the risk gate approved the trade and counted it against its vault's daily limits (None:
+    # not yet approved, or sent before approvals were recorded).
+    risk_reserved_at: datetime | None = None
 
     @property
     def key(self) -> TradeKey:
@@ -125,9 +128,10 @@ class Trade:
 
 
 class VaultActivity(NamedTuple):
-    """Sent trades of a vault since a time: what daily volume / count risk limits compare against."""
+    """A vault's trades counted against its daily limits since a time: approved by the risk gate (and
+    not failed before any send) or sent. What daily volume / count risk limits compare against."""
 
-    volume_usd: Decimal  # sum of notional_usd (trades admitted without a notional count as 0)
+    volume_usd: Decimal  # the notional each was approved at, else notional_usd (none counts as 0)
     trade_count: int
 
 

@@ -29,9 +29,11 @@ import psycopg
 import psycopg_pool
 from psycopg.rows import dict_row
 
+from xorj.domain.risk import RiskDecision
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState, check_transition
 from xorj.errors import InvalidInputError, LedgerError, TradeNotFoundError
-from xorj.ledger import outbox, queue, scores
+from xorj.ledger import daily_limits, outbox, queue, scores
+from xorj.ledger.daily_limits import RiskCheck
 from xorj.ledger.migrate import migrate
 from xorj.ledger.pool import open_pool, translated_errors
 from xorj.ledger.records import (
@@ -174,6 +176,23 @@ class Ledger:
             return queue.release(cur, trade_id, owner)
 
     # -- executor writes (fenced) --------------------------------------------------------------------
+
+    def reserve_daily_share(
+        self, trade_id: int, owner: str, notional_usd: Decimal, decide: RiskCheck
+    ) -> RiskDecision:
+        """The risk gate's check and count, atomic per vault: ``decide`` (the pure risk check) is given
+        the vault's usage today and, if it allows the trade, the trade is counted against the vault's
+        daily limits at ``notional_usd`` in the same transaction, serialised with every other check of
+        the vault (:mod:`xorj.ledger.daily_limits`). Returns the decision; a refusal changes nothing.
+
+        A trade already counted (approved earlier, or sent) is checked with no new usage: its next
+        attempt, or a takeover by another executor, is not another trade.
+        """
+        with self._transaction() as cur:
+            row, held = queue.lock_for_owner(cur, trade_id, owner)
+            if not held:
+                raise queue.lease_lost(row, owner, "reserve_daily_share")
+            return daily_limits.reserve(cur, row, notional_usd, decide)
 
     def record_attempt(
         self,
@@ -351,15 +370,11 @@ class Ledger:
         return counts
 
     def vault_activity(self, vault: str, since: datetime) -> VaultActivity:
-        """Trades of ``vault`` sent (SUBMITTED or CONFIRMED, or FAILED after a send) since ``since``:
-        their summed notional and count, for daily volume and trade-count limits."""
+        """Trades of ``vault`` counted against its daily limits since ``since`` (approved by the risk
+        gate and not failed before a send, or sent): their summed notional and count. A snapshot for
+        reading: deciding on it races other executors; :meth:`reserve_daily_share` does not."""
         with self._transaction() as cur:
-            row = cur.execute(
-                """SELECT coalesce(sum(notional_usd), 0) AS volume, count(*) AS n FROM trades
-                    WHERE vault = %s AND submitted_at >= %s""",
-                (vault, since),
-            ).fetchone()
-            return VaultActivity(volume_usd=Decimal(row["volume"]), trade_count=row["n"])
+            return daily_limits.activity(cur, vault, since)
 
     def recent_outcomes(self, strategy: str, since: datetime) -> list[TradeOutcome]:
         """Trades of ``strategy`` that became CONFIRMED or FAILED since ``since``, oldest first."""

@@ -26,6 +26,14 @@ def intent(n: int = 1, *, strategy: str = "alpha", vault: str = "vault-1", amoun
     )
 
 
+def claimed(ledger: Ledger, n: int = 1, owner: str = "ex", **kwargs) -> int:
+    """Admit trade ``n`` (:func:`intent` with ``kwargs``) and lease it to ``owner``; its id."""
+    trade = intent(n, **kwargs)
+    trade_id = ledger.admit_trade(trade).trade_id
+    assert trade_id in {t.trade_id for t in ledger.claim_trades(trade.strategy, owner, limit=100)}
+    return trade_id
+
+
 def raw_tx(tag: str) -> bytes:
     """Stand-in signed transaction bytes (the ledger stores them opaquely)."""
     return b"\x01signed:" + tag.encode()

@@ -11,17 +11,11 @@ from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 from xorj.errors import InvalidInputError, LedgerError
 from xorj.ledger import AlertSeverity, Ledger, NewAlert
 
-from .helpers import intent, raw_tx
-
-
-def _claimed(ledger: Ledger, n: int = 1, owner: str = "ex", **kwargs) -> int:
-    trade_id = ledger.admit_trade(intent(n, **kwargs)).trade_id
-    assert trade_id in {t.trade_id for t in ledger.claim_trades(intent(n, **kwargs).strategy, owner, limit=100)}
-    return trade_id
+from .helpers import claimed, raw_tx
 
 
 def test_write_ahead_attempt_moves_pending_to_submitted_once(ledger: Ledger):
-    trade_id = _claimed(ledger)
+    trade_id = claimed(ledger)
     first = ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 1_000, 100, quote_out_amount=42)
     assert (first.attempt_no, first.outcome, first.raw_tx, first.quote_out_amount) == (1, AttemptOutcome.PENDING, raw_tx("1"), 42)
     trade = ledger.get_trade(trade_id)
@@ -56,7 +50,7 @@ def test_write_ahead_attempt_moves_pending_to_submitted_once(ledger: Ledger):
 
 
 def test_landed_resolution_confirms_the_trade(ledger: Ledger):
-    trade_id = _claimed(ledger)
+    trade_id = claimed(ledger)
     ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 10, 100)
     landed = ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.LANDED)
     assert landed.outcome is AttemptOutcome.LANDED
@@ -64,7 +58,7 @@ def test_landed_resolution_confirms_the_trade(ledger: Ledger):
 
 
 def test_a_trade_cannot_fail_while_an_attempt_may_still_land(ledger: Ledger):
-    trade_id = _claimed(ledger)
+    trade_id = claimed(ledger)
     ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 10, 100)
     with pytest.raises(LedgerError, match="attempt sig-1 may still land"):
         ledger.fail_trade(trade_id, "ex", ReasonCode.RPC_TIMEOUT)
@@ -81,14 +75,14 @@ def test_resolving_to_pending_is_refused(ledger: Ledger):
 
 
 def test_failure_and_its_alert_commit_together(ledger: Ledger):
-    trade_id = _claimed(ledger)
+    trade_id = claimed(ledger)
     alert = NewAlert("RISK_REFUSAL", AlertSeverity.WARNING, "daily volume limit reached", "alpha", trade_id)
     ledger.fail_trade(trade_id, "ex", ReasonCode.RISK_LIMIT, "daily_volume_usd: 1200 > 1000", alert=alert)
     [stored] = ledger.pending_alerts()
     assert (stored.kind, stored.severity, stored.trade_id, stored.strategy) == ("RISK_REFUSAL", AlertSeverity.WARNING, trade_id, "alpha")
 
     # A refused failure leaves no alert behind either.
-    other = _claimed(ledger, 2)
+    other = claimed(ledger, 2)
     ledger.record_attempt(other, "ex", "sig-x", raw_tx("x"), 1, 1)
     with pytest.raises(LedgerError):
         ledger.fail_trade(other, "ex", ReasonCode.RPC_TIMEOUT, alert=alert)
@@ -110,12 +104,12 @@ def test_alert_outbox_delivers_each_alert_once(ledger: Ledger):
 
 def test_vault_activity_counts_sent_trades_since_a_time(ledger: Ledger):
     since = datetime.now(UTC) - timedelta(minutes=1)
-    sent = _claimed(ledger, 1, notional_usd=Decimal("120.5"))
+    sent = claimed(ledger, 1, notional_usd=Decimal("120.5"))
     ledger.record_attempt(sent, "ex", "sig-1", raw_tx("1"), 1, 1)
-    also_sent = _claimed(ledger, 2, notional_usd=Decimal(30))
+    also_sent = claimed(ledger, 2, notional_usd=Decimal(30))
     ledger.record_attempt(also_sent, "ex", "sig-2", raw_tx("2"), 1, 1)
-    _claimed(ledger, 3, notional_usd=Decimal(999))  # PENDING, never sent
-    _claimed(ledger, 4, vault="vault-2", notional_usd=Decimal(5))
+    claimed(ledger, 3, notional_usd=Decimal(999))  # PENDING, never sent
+    claimed(ledger, 4, vault="vault-2", notional_usd=Decimal(5))
     activity = ledger.vault_activity("vault-1", since)
     assert activity == (Decimal("150.5"), 2)
     assert activity.volume_usd == Decimal("150.5") and activity.trade_count == 2
@@ -124,12 +118,12 @@ def test_vault_activity_counts_sent_trades_since_a_time(ledger: Ledger):
 
 def test_recent_outcomes_list_terminal_trades_oldest_first(ledger: Ledger):
     since = datetime.now(UTC) - timedelta(minutes=1)
-    ok = _claimed(ledger, 1)
+    ok = claimed(ledger, 1)
     ledger.record_attempt(ok, "ex", "sig-1", raw_tx("1"), 1, 1)
     ledger.confirm_trade(ok, "ex", "sig-1")
-    bad = _claimed(ledger, 2)
+    bad = claimed(ledger, 2)
     ledger.fail_trade(bad, "ex", ReasonCode.PROGRAM_ERROR, "custom program error 0x1")
-    _claimed(ledger, 3)  # still PENDING: not an outcome
+    claimed(ledger, 3)  # still PENDING: not an outcome
     outcomes = ledger.recent_outcomes("alpha", since)
     assert [(o.trade_id, o.state, o.reason) for o in outcomes] == [
         (ok, TradeState.CONFIRMED, None),

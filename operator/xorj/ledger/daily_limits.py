@@ -1,0 +1,67 @@
+"""Daily risk limits in the ledger: which trades count against a vault's daily volume and trade count,
+and the check-and-reserve that approves a trade and counts it in one step.
+
+A trade counts from the moment the risk gate approves it (``risk_reserved_at``), not from its first
+send: otherwise two executors (or two workers of one) both read the usage just below a limit, both
+pass, and both send. It stops counting if it fails before any send, as nothing was traded. Trades sent
+before approvals were recorded count from their first send.
+
+A check-and-reserve is serialised per vault by a transaction-scoped advisory lock keyed on the vault,
+taken before usage is read: under READ COMMITTED the read then sees every reservation committed by
+earlier holders, and the lock is only released by the COMMIT that makes this one visible. Different
+vaults do not wait for each other (unless their keys collide, which costs only a short wait).
+
+Functions here run inside a transaction the caller opened (a cursor with ``dict_row``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+
+import psycopg
+
+from xorj.domain.risk import DailyUsage, RiskDecision, utc_day_start
+from xorj.ledger.records import VaultActivity
+from xorj.ledger.rows import Row
+
+# The pure risk check with everything but the vault's usage already bound (see xorj.domain.risk).
+RiskCheck = Callable[[DailyUsage], RiskDecision]
+
+# First key of every per-vault lock (the two-int advisory key space, apart from the migration lock's).
+VAULT_LOCK_SPACE = 0x786F726A  # "xorj"
+
+_COUNTED_SINCE = """
+SELECT coalesce(sum(coalesce(risk_reserved_usd, notional_usd)), 0) AS volume, count(*) AS n
+  FROM trades
+ WHERE vault = %(vault)s
+   AND (risk_reserved_at >= %(since)s OR (risk_reserved_at IS NULL AND submitted_at >= %(since)s))
+   AND (state = 'PENDING' OR submitted_at IS NOT NULL)
+"""
+
+
+def activity(cur: psycopg.Cursor, vault: str, since: datetime) -> VaultActivity:
+    """What ``vault``'s counted trades since ``since`` add up to."""
+    row = cur.execute(_COUNTED_SINCE, {"vault": vault, "since": since}).fetchone()
+    return VaultActivity(volume_usd=Decimal(row["volume"]), trade_count=row["n"])
+
+
+def reserve(cur: psycopg.Cursor, trade: Row, notional_usd: Decimal, decide: RiskCheck) -> RiskDecision:
+    """Decide on the locked, lease-checked ``trade`` with its vault's usage today and, if allowed,
+    count it at ``notional_usd``."""
+    if trade["risk_reserved_at"] is not None or trade["submitted_at"] is not None:
+        # Already counted: its next attempt, or another executor taking it over, is not a new trade.
+        return decide(DailyUsage())
+    # The transaction's clock is the database's: every executor agrees on which day it is.
+    now = cur.execute(
+        "SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s)), now() AS now", (VAULT_LOCK_SPACE, trade["vault"])
+    ).fetchone()["now"]
+    counted = activity(cur, trade["vault"], utc_day_start(now))
+    decision = decide(DailyUsage(counted.volume_usd, counted.trade_count))
+    if decision.allowed:
+        cur.execute(
+            "UPDATE trades SET risk_reserved_at = now(), risk_reserved_usd = %s, updated_at = now() WHERE id = %s",
+            (notional_usd, trade["id"]),
+        )
+    return decision

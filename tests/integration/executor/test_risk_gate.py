@@ -1,0 +1,59 @@
+"""The executor's risk gate on the real ledger: workers checking trades of one vault at the same time
+take no more than the vault's daily limits allow, and a trade's next attempt is not counted again.
+(No chain: the gate runs before any swap is signed.)"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from xorj.chain.jupiter import Quote, QuoteResponse
+from xorj.domain.risk import CircuitBreaker, KillSwitch, RiskLimits, RiskRule
+from xorj.domain.trades import AttemptOutcome, ReasonCode
+from xorj.executor.adapters import LedgerRiskGate
+from xorj.ledger import Ledger
+
+from tests.integration.ledger.helpers import intent, raw_tx
+
+_QUOTE_JSON = {
+    "inputMint": "So11111111111111111111111111111111111111112", "inAmount": "1000000",
+    "outputMint": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v", "outAmount": "150000",
+    "otherAmountThreshold": "148500", "swapMode": "ExactIn", "slippageBps": 100, "priceImpactPct": "0.0012",
+    "routePlan": [{"swapInfo": {"ammKey": "Amm1111", "inputMint": "So11111111111111111111111111111111111111112",
+                                "outputMint": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v",
+                                "inAmount": "1000000", "outAmount": "150000"}, "percent": 100}],
+}
+QUOTE = Quote(QuoteResponse.model_validate(_QUOTE_JSON), _QUOTE_JSON)
+WORKERS = 6
+DAILY_TRADES = 3
+
+
+def _gate(ledger: Ledger, owner: str) -> LedgerRiskGate:
+    return LedgerRiskGate(ledger, strategy="alpha", owner=owner, limits=RiskLimits(max_daily_trades=DAILY_TRADES),
+                          kill_switch=KillSwitch(), breaker=CircuitBreaker())
+
+
+def test_concurrent_workers_of_one_vault_stay_within_its_daily_trade_limit(ledger: Ledger):
+    for n in range(WORKERS):
+        ledger.admit_trade(intent(n))
+    trades = ledger.claim_trades("alpha", "ex", limit=WORKERS)
+    gate = _gate(ledger, "ex")
+
+    async def every_worker_checks_at_once():
+        return await asyncio.gather(*(gate.check(trade, QUOTE) for trade in trades))
+
+    decisions = asyncio.run(every_worker_checks_at_once())
+    approved = [trade for trade, decision in zip(trades, decisions) if decision.allowed]
+    assert len(approved) == DAILY_TRADES, [d.message for d in decisions]
+    assert {d.rule for d in decisions if not d.allowed} == {RiskRule.MAX_DAILY_TRADES}
+
+    # The approved ones are sent; one's transaction expires and its next attempt is checked again.
+    for trade in approved:
+        signature = f"sig-{trade.trade_id}"
+        ledger.record_attempt(trade.trade_id, "ex", signature, raw_tx(signature), 1, 100)
+    retried = approved[0]
+    ledger.resolve_attempt(f"sig-{retried.trade_id}", "ex", AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED)
+    assert asyncio.run(gate.check(ledger.get_trade(retried.trade_id), QUOTE)).allowed
+    since = datetime.now(UTC) - timedelta(hours=1)
+    assert ledger.vault_activity("vault-1", since) == (Decimal(10) * DAILY_TRADES, DAILY_TRADES)
