@@ -83,6 +83,7 @@ def load(count: int = 30, min_amount: int = 1_000_000, max_amount: int = 3_000_0
                                                 "copytrades", _copytrade(target, name, rng.randint(min_amount, max_amount)))
             created += 1
             time.sleep(gap)
+        marks.add(target, "loaded", created)
         return {"submitted": created, "via": via}
     from xorj.errors import LedgerError
 
@@ -109,6 +110,7 @@ def load(count: int = 30, min_amount: int = 1_000_000, max_amount: int = 3_000_0
                     time.sleep(0.5)
             created += 1
             time.sleep(gap)
+    marks.add(target, "loaded", created)
     return {"submitted": created, "via": via, "admit_retries": retries}
 
 

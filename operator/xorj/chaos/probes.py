@@ -160,27 +160,31 @@ def run_counts(cur: psycopg.Cursor, target: Target) -> dict[str, Any]:
 
 def all_trades_terminal_within(seconds: float = 120.0, min_trades: int = 0,
                                configuration: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Wait up to ``seconds`` for every trade of this run to be CONFIRMED or FAILED. ``ok`` is True when
-    they are (and there are at least ``min_trades``); ``recovered_after_s`` is the time from the moment
-    the faults were cleared (or the last fault, or the load) to the last trade finishing."""
+    """Wait up to ``seconds`` for every trade of this run to be in the ledger and CONFIRMED or FAILED.
+
+    Every trade the run's loads submitted must arrive: a CopyTrade created while the operator is down
+    is admitted only once it is back, and one never admitted is a lost trade (``expected`` counts
+    them, at least ``min_trades``). ``ok`` is True when all expected trades are in and none is open;
+    ``recovered_after_s`` is the time from the moment the faults were cleared (or the last fault, or
+    the load) to the last trade finishing."""
     target = resolve(configuration)
     deadline = time.monotonic() + float(seconds)
     started = time.monotonic()
     while True:
+        run_marks = marks.read(target)
+        # before the method there is nothing to count; after it, what the loads submitted
+        expected = max(int(min_trades), int(run_marks.get("loaded", 0))) if "load" in run_marks else 0
         with _db(target) as cur:
             counts = run_counts(cur, target)
-        done = counts["open"] == 0
+        done = counts["open"] == 0 and counts["trades"] >= expected
         if done or time.monotonic() >= deadline:
             break
         time.sleep(0.5)
-    run_marks = marks.read(target)
     since = run_marks.get("cleared") or run_marks.get("fault:last") or run_marks.get("load")
     recovered = None
     if done and since and counts["last_finished"]:
         recovered = round(max(0.0, counts["last_finished"] - since), 1)
-    # ``min_trades`` holds once this run loaded (before the method there is nothing to count)
-    enough = counts["trades"] >= int(min_trades) if "load" in run_marks else True
-    return {**counts, "ok": done and enough, "waited_s": round(time.monotonic() - started, 1),
+    return {**counts, "expected": expected, "ok": done, "waited_s": round(time.monotonic() - started, 1),
             "recovered_after_s": recovered}
 
 

@@ -171,27 +171,41 @@ async def finalize_strategy(rt: Runtime, body: Any, logger: logging.Logger | log
     """Hold the strategy (and so its executors) until its in-flight trades are finished.
 
     SUBMITTED trades have a transaction out: their executors must see them through. PENDING ones are
-    drained by the same executors. A paused strategy has no executors: only SUBMITTED ones are waited
-    for. After ``strategy_drain_seconds`` the strategy is let go with a Warning (the ledger keeps the
-    trades; an executor of a re-created strategy of the same name takes them over).
+    drained by the same executors. A paused strategy has no executors: its PENDING trades are
+    cancelled (nothing was sent for them) and only SUBMITTED ones are waited for. After
+    ``strategy_drain_seconds`` the strategy is let go with a Warning: PENDING trades left are cancelled,
+    SUBMITTED ones stay in the ledger for an executor of a re-created strategy of the same name to
+    settle. A PENDING trade is never left to run later under a strategy someone re-creates with
+    another vault or other limits.
     """
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
+    key = strategy_key(namespace, name)
     rt.freshness.forget(meta["uid"])  # the watch may never show our last write of a vanishing object
+    deleted_at = meta.get("deletionTimestamp")
+    waited = (now() - datetime.fromisoformat(deleted_at)).total_seconds() if deleted_at else 0
+    timed_out = waited >= rt.settings.strategy_drain_seconds
+    paused = bool((body.get("spec") or {}).get("paused"))
     try:
-        counts = await rt.ledger_call("counts_by_state", rt.ledger.counts_by_state, strategy_key(namespace, name))
+        cancelled = []
+        if paused or timed_out:
+            cancelled = await rt.ledger_call("cancel_pending", rt.ledger.cancel_pending, key,
+                                             f"TradingStrategy {key} deleted before the trade was sent",
+                                             actor=f"operator/{rt.identity}")
+        counts = await rt.ledger_call("counts_by_state", rt.ledger.counts_by_state, key)
     except LedgerError as exc:
         raise kopf.TemporaryError(f"ledger unavailable ({type(exc).__name__}); retrying", delay=5) from exc
-    paused = bool((body.get("spec") or {}).get("paused"))
-    in_flight = counts[TradeState.SUBMITTED] + (0 if paused else counts[TradeState.PENDING])
+    if cancelled:
+        kopf.event(body, type="Normal", reason="TradesCancelled",
+                   message=f"{len(cancelled)} pending trade(s) cancelled: the strategy is deleted "
+                           f"{'while paused' if paused else 'and its drain time is over'}")
+    in_flight = counts[TradeState.SUBMITTED] + counts[TradeState.PENDING]
     if in_flight == 0:
         rt.applied.pop(meta["uid"], None)
         return
-    deleted_at = meta.get("deletionTimestamp")
-    waited = (now() - datetime.fromisoformat(deleted_at)).total_seconds() if deleted_at else 0
-    if waited >= rt.settings.strategy_drain_seconds:
+    if timed_out:
         kopf.event(body, type="Warning", reason="DrainTimeout",
-                   message=f"{in_flight} trade(s) still in flight after {int(waited)}s; "
+                   message=f"{in_flight} submitted trade(s) still unsettled after {int(waited)}s; "
                            "released, the ledger keeps them")
         rt.applied.pop(meta["uid"], None)
         return

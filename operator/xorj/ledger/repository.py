@@ -153,6 +153,20 @@ class Ledger:
                 )
             return self._fail(cur, row, ReasonCode.CANCELLED, detail, actor, alert=None)
 
+    def cancel_pending(self, strategy: str, detail: str, *, actor: str = "operator") -> list[int]:
+        """Cancel every PENDING trade of ``strategy`` (as :meth:`cancel_trade` does one); returns their
+        ids. SUBMITTED trades are left alone: a transaction may be out, only an executor can settle them."""
+        with self._transaction() as cur:
+            ids = [r["id"] for r in cur.execute(
+                "SELECT id FROM trades WHERE strategy = %s AND state = 'PENDING' ORDER BY id", (strategy,)).fetchall()]
+            cancelled = []
+            for trade_id in ids:
+                row, _ = queue.lock_for_owner(cur, trade_id, None)
+                if row["state"] == TradeState.PENDING.value:  # an executor may have sent it meanwhile
+                    self._fail(cur, row, ReasonCode.CANCELLED, detail, actor, alert=None)
+                    cancelled.append(trade_id)
+            return cancelled
+
     # -- work queue ----------------------------------------------------------------------------------
 
     def claim_trades(

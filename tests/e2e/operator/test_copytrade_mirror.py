@@ -146,3 +146,24 @@ def test_deleting_strategy_and_submitted_copytrade_together_never_deadlocks(
     assert {"DrainTimeout", "StrategyGone"} <= reasons, reasons
     # the ledger still has the trade, SUBMITTED, for a re-created strategy to take over
     assert ledger.get_trade(int(obj["status"]["tradeId"])).state is TradeState.SUBMITTED
+
+
+def test_deleting_a_paused_strategy_cancels_its_pending_trades(kube: Kubectl, operators, ledger: Ledger) -> None:
+    operators()
+    kube.apply(strategy("alpha", paused=True))
+    names = ("wait-1", "wait-2")
+    for name in names:
+        kube.apply(copytrade(name, "alpha", signature(f"lead-{name}")))
+    ids = [int(wait_for(_phase(kube, n, "PENDING"), 60, f"{n} admitted")["status"]["tradeId"]) for n in names]
+    # paused: no executor will ever run them; deleting the strategy must not leave them PENDING (a
+    # strategy re-created under the same name, perhaps with another vault, would run them later)
+    kube.run("delete", "tradingstrategy", "alpha", "--wait=false")
+    wait_for(lambda: kube.get("tradingstrategy", "alpha") is None, 60, "the paused strategy to go")
+    for trade_id in ids:
+        trade = ledger.get_trade(trade_id)
+        assert trade.state is TradeState.FAILED and trade.reason is ReasonCode.CANCELLED, trade
+    assert "TradesCancelled" in {e["reason"] for e in kube.events("alpha")}
+    # the CopyTrades' statuses follow the ledger
+    for name in names:
+        obj = wait_for(_phase(kube, name, "FAILED"), 30, f"{name} FAILED")
+        assert obj["status"]["errorReason"] == "CANCELLED"

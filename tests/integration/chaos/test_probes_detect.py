@@ -54,6 +54,21 @@ def test_clean_ledger_passes_every_probe(ledger, target):
     assert terminal["ok"] is True and terminal["trades"] == 1 and terminal["confirmed"] == 1
 
 
+def test_a_loaded_trade_that_never_reaches_the_ledger_is_lost(ledger, target):
+    from xorj.chaos import marks
+    from xorj.chaos.target import resolve
+
+    _confirmed_trade(ledger, _vault(target), target["run_id"])
+    run = resolve(target)
+    marks.write(run, "load")
+    marks.add(run, "loaded", 2)  # the run submitted two; only one was ever admitted
+    lost = probes.all_trades_terminal_within(seconds=2, configuration=target)
+    assert lost["ok"] is False and lost["open"] == 0 and (lost["trades"], lost["expected"]) == (1, 2)
+    assert lost["waited_s"] >= 2, "it waits for late admissions (an operator coming back) before judging"
+    _confirmed_trade(ledger, _vault(target), target["run_id"])  # the late one arrives and finishes
+    assert probes.all_trades_terminal_within(seconds=2, configuration=target)["ok"] is True
+
+
 def test_planted_second_landed_attempt_is_a_duplicate(ledger, ledger_dsn, target):
     trade_id = _confirmed_trade(ledger, _vault(target), target["run_id"])
     with psycopg.connect(ledger_dsn, autocommit=True) as conn:

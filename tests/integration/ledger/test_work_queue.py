@@ -174,6 +174,27 @@ def test_cancel_fences_the_executor_holding_a_pending_trade(ledger: Ledger):
     assert ledger.cancel_trade(trade_id, "again").state is TradeState.FAILED  # idempotent
 
 
+def test_cancel_pending_takes_a_strategys_unsent_trades_only(ledger: Ledger):
+    pending = [ledger.admit_trade(intent(n)).trade_id for n in range(3)]
+    leased = ledger.admit_trade(intent(10)).trade_id
+    sent = ledger.admit_trade(intent(11)).trade_id
+    other = ledger.admit_trade(intent(12, strategy="other")).trade_id
+    ledger.claim_trades("alpha", "ex", limit=10)  # every alpha trade leased to one executor
+    ledger.record_attempt(sent, "ex", "sig-sent", raw_tx("sent"), 1, 1)  # SUBMITTED: a transaction is out
+
+    cancelled = ledger.cancel_pending("alpha", "strategy deleted")
+
+    assert sorted(cancelled) == sorted([*pending, leased])
+    for trade_id in cancelled:
+        trade = ledger.get_trade(trade_id)
+        assert (trade.state, trade.reason, trade.lease_owner) == (TradeState.FAILED, ReasonCode.CANCELLED, None)
+    with pytest.raises(LeaseLostError, match="already FAILED"):  # the executor holding one is fenced
+        ledger.record_attempt(leased, "ex", "sig-late", raw_tx("late"), 1, 1)
+    assert ledger.get_trade(sent).state is TradeState.SUBMITTED
+    assert ledger.get_trade(other).state is TradeState.PENDING
+    assert ledger.cancel_pending("alpha", "again") == []
+
+
 def test_concurrent_claiming_threads_in_one_process(ledger: Ledger):
     ids = {ledger.admit_trade(intent(n)).trade_id for n in range(60)}
     got: list[int] = []
