@@ -78,6 +78,10 @@ def row_from_journal(path: Path) -> Row:
             notes.append(f"Postgres down {output['down_s']}s")
         if isinstance(output, dict) and output.get("mode") in ("reset", "blackhole"):
             notes.append(f"ledger path cut ({output['mode']})")
+        if isinstance(output, dict) and "cut_held_after_s" in output:
+            policies = ", ".join(output.get("narrowed") or []) or f"added {output.get('added')}"
+            notes.append(f"NetworkPolicy cut ({policies}): {output['sessions_ended']} executor sessions ended, "
+                         f"none back for 3s after {output['cut_held_after_s']}s")
         if run["activity"]["name"].startswith("terminate-") and isinstance(output, list):
             notes.append(f"{run['activity']['name']}: {', '.join(map(str, output))}")
         if isinstance(output, dict) and "replayed" in output:

@@ -59,3 +59,14 @@ def test_write_produces_markdown_and_html(tmp_path):
     assert len(rows) == 1
     assert (tmp_path / "report.md").read_text().startswith("| scenario |")
     assert "<table>" in (tmp_path / "report.html").read_text()
+
+
+def test_the_networkpolicy_cut_says_what_it_narrowed_and_that_it_held(tmp_path):
+    path = _journal(tmp_path, "ledger-partition-networkpolicy")
+    journal = json.loads(path.read_text())
+    journal["run"].insert(0, {"activity": {"name": "cut-ledger-egress"}, "output": {
+        "narrowed": ["xorj-executors"], "added": None, "ledger_port": 5433, "sessions_ended": 8,
+        "cut_held_after_s": 4.0}})
+    path.write_text(json.dumps(journal))
+    row = report.row_from_journal(path)
+    assert "NetworkPolicy cut (xorj-executors): 8 executor sessions ended, none back for 3s after 4.0s" in row.notes
