@@ -26,7 +26,7 @@ def test_kubernetes_chaos_experiments_pass_on_the_demo(k8s_cluster, tmp_path: Pa
     env = {**os.environ, "XORJ_DEMO_STATE_DIR": str(state), "XORJ_DEMO_NAMESPACE": namespace}
     xorj = str(Path(sys.executable).parent / "xorj")
     try:
-        up = subprocess.run([xorj, "dev", "up"], env=env, capture_output=True, text=True, timeout=900)
+        up = subprocess.run([xorj, "dev", "up"], env=env, capture_output=True, text=True, timeout=1500)
         assert up.returncode == 0, f"{up.stdout}\n{up.stderr[-4000:]}"
         # Three experiments' load is more trades than the example strategy's daily limit allows the
         # vault (50): raise it, or the risk gate rightly refuses most of the last run's trades and

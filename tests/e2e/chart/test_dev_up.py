@@ -127,7 +127,7 @@ def test_dev_up_with_executor_processes_confirms_trades_and_dev_down_stops_every
            "XORJ_DEMO_EXECUTORS": "processes"}
     xorj = str(Path(sys.executable).parent / "xorj")
     try:
-        up = subprocess.run([xorj, "dev", "up"], env=env, capture_output=True, text=True, timeout=900)
+        up = subprocess.run([xorj, "dev", "up"], env=env, capture_output=True, text=True, timeout=1500)
         assert up.returncode == 0, f"{up.stdout}\n{up.stderr[-4000:]}"
         # the kubectl view, every demo trade CONFIRMED, and how to see it again
         lines = [line for line in up.stdout.splitlines() if "-demo-" in line]
