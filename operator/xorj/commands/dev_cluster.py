@@ -29,27 +29,46 @@ def cluster() -> None:
 
 @cluster.command()
 @name_option
-def up(name: str | None) -> None:
-    """Start the cluster (building the toolchain first if needed); a no-op when it is up."""
+@click.option("--node/--no-node", default=True, show_default=True,
+              help="Also a real node (containerd, kubelet, kube-proxy, kube-router; needs root) beside the kwok "
+                   "nodes, as kind has; one per machine.")
+def up(name: str | None, node: bool) -> None:
+    """Start the cluster (building the toolchain first if needed) and its real node; a no-op for
+    what is up."""
     from xorj.devenv.cluster import format_status
 
+    local = _cluster(name)
     try:
-        status = _cluster(name).up(progress=_progress)
+        status = local.up(progress=_progress)
+        node_status = _node(local).up(progress=_progress) if node else None
     except EnvironmentSetupError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(f"{exc}" + ("\n(`--no-node` starts the control plane and kwok nodes only)"
+                                                if node else "")) from exc
     for line in format_status(status):
         click.echo(line)
+    if node_status is not None:
+        click.echo(f"  real node {node_status.name}: Ready (InternalIP {node_status.node_ip})")
 
 
 @cluster.command()
 @name_option
 @click.option("--force", is_flag=True, help="Stop it even while a test session is using it.")
 def down(name: str | None, force: bool) -> None:
-    """Stop every process of the cluster and delete its state."""
+    """Remove the cluster's real node, stop every process of the cluster and delete its state."""
+    local = _cluster(name)
     try:
-        _cluster(name).down(progress=_progress, force=force)
+        local.down(progress=_progress, force=force)  # refuses first if a test session is using it
+        real = _node(local)
+        if real.joined() == local.name:
+            real.down(progress=_progress)
     except EnvironmentSetupError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _node(local):
+    from xorj.devenv.node import LocalNode
+
+    return LocalNode(local)
 
 
 @cluster.command()

@@ -8,9 +8,12 @@ checks that nothing it made is left on the machine.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from xorj.devenv.image import ImageBuilder
@@ -20,21 +23,26 @@ from xorj.devenv.cluster import LocalCluster
 CLUSTER_NAME = "xorj-node-e2e"
 
 
+def xorj(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(Path(sys.executable).parent / "xorj"), *args], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
 @pytest.fixture(scope="module")
 def node_cluster() -> Iterator[LocalCluster]:
-    cluster = LocalCluster(name=CLUSTER_NAME, nodes=1)
-    cluster.up(progress=print)
+    """The cluster and its real node, started and stopped as a user does: `xorj dev cluster up|down`."""
+    cluster = LocalCluster(name=CLUSTER_NAME)
+    LocalNode(cluster).down()  # a node left by an interrupted run
+    up = xorj("dev", "cluster", "up", "--name", CLUSTER_NAME)
+    assert up.returncode == 0, up.stdout + up.stderr[-3000:]
+    assert "real node xorj-node: Ready" in up.stdout, up.stdout
     yield cluster
-    cluster.down(force=True)
+    xorj("dev", "cluster", "down", "--name", CLUSTER_NAME, "--force")
 
 
 @pytest.fixture(scope="module")
-def real_node(node_cluster: LocalCluster) -> Iterator[LocalNode]:
-    node = LocalNode(node_cluster)
-    node.down()  # a node left by an interrupted run
-    node.up(progress=print)
-    yield node
-    node.down()
+def real_node(node_cluster: LocalCluster) -> LocalNode:
+    return LocalNode(node_cluster)  # the node `xorj dev cluster up` started (its state is on disk)
 
 
 @pytest.fixture(scope="module")

@@ -128,17 +128,22 @@ def test_pods_survive_a_kubelet_restart(project_image: str, pods, real_node: Loc
     assert after["restartCount"] == 0
 
 
-def test_down_removes_everything_it_made(real_node: LocalNode, node_cluster: LocalCluster) -> None:
+def test_cluster_down_removes_the_node_and_everything_it_made(real_node: LocalNode, node_cluster: LocalCluster) -> None:
+    from .conftest import CLUSTER_NAME, xorj
+
     layout = real_node.layout()
     host = NodeHost(layout)
-    real_node.down()
+    assert real_node.joined() == CLUSTER_NAME
+    down = xorj("dev", "cluster", "down", "--name", CLUSTER_NAME, "--force")
+    assert down.returncode == 0, down.stderr[-3000:]
+    assert not node_cluster.status().running
     assert not host.netns_path.exists()
     assert subprocess.run(["ip", "link", "show", layout.host_veth], check=False, capture_output=True).returncode != 0
     assert not any((h / layout.cgroup_root.lstrip("/")).exists() for h in host_cgroups())
     assert str(layout.state_dir) not in Path("/proc/self/mountinfo").read_text()
     assert not _host_pids_with(str(layout.state_dir))
     assert not layout.state_dir.exists()
-    real_node.up()  # the session fixture's teardown expects a node to remove
+    assert real_node.joined() is None
 
 
 def host_cgroups() -> list[Path]:

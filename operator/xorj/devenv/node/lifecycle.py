@@ -110,6 +110,7 @@ class LocalNode:
         for directory in (lay.cni_conf_dir, lay.manifests_dir, lay.kubelet_dir, lay.logs_dir, lay.pids_dir):
             directory.mkdir(parents=True, exist_ok=True)
         progress(f"node {self.name}: network namespace, veth {lay.host_veth} ({lay.link_ip}) <-> {lay.node_ip}")
+        (self.state_dir / "cluster").write_text(self.cluster.name)  # which cluster's `down` removes it
         host.create_network()
         host.create_cgroups()
         host.start_holder()
@@ -182,6 +183,13 @@ class LocalNode:
             if self.cluster.kubeconfig.is_file():
                 self.cluster.kubectl("delete", "node", self.name, "--ignore-not-found", "--wait=false", check=False)
         host.remove_state()
+
+    def joined(self) -> str | None:
+        """The name of the cluster this node was brought up for (None when there is no node)."""
+        try:
+            return (self.state_dir / "cluster").read_text().strip() or None
+        except OSError:
+            return None
 
     def _node_ready(self) -> bool:
         result = self.cluster.kubectl(
