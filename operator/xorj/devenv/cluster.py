@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from xorj.devenv.toolchain import Toolchain, cache_root
-from xorj.devenv.processes import process_running
+from xorj.devenv.processes import process_running, terminate
 from xorj.errors import EnvironmentSetupError
 
 log = logging.getLogger(__name__)
@@ -278,16 +277,19 @@ class LocalCluster:
             raise EnvironmentSetupError(f"kwokctl could not create cluster {self.name}: {detail}")
 
     def _delete(self, progress: Progress) -> None:
-        pids = self.pids()
+        # A pid file can outlive its process (reboot) and the number be reused: only a process running
+        # one of this cluster's binaries is ours. Decided before kwokctl signals them: an exiting
+        # process's command line reads empty while it still runs its last moments.
+        ours = {name: pid for name, pid in self.pids().items() if str(self.cluster_dir) in _cmdline(pid)}
         if self.cluster_dir.exists():
             result = self.kwokctl("delete", "cluster", timeout=120)
             if result.returncode != 0:
                 progress(f"kwokctl delete failed ({result.stderr.strip()[-300:]}); stopping processes directly")
-        for name, pid in pids.items():
-            # A pid file can outlive its process (reboot) and the number be reused: only stop a
-            # process that is running one of this cluster's binaries.
-            if str(self.cluster_dir) in _cmdline(pid):
-                _terminate(pid, name, progress)
+        for name, pid in ours.items():
+            # kwokctl only signals them: wait for each to be gone (SIGKILL after a grace period)
+            if process_running(pid):
+                progress(f"waiting for {name} (pid {pid}) to exit")
+                terminate(pid, grace=10.0)
         if self.cluster_dir.exists():
             shutil.rmtree(self.cluster_dir, ignore_errors=True)
 
@@ -394,21 +396,6 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
-
-
-def _terminate(pid: int, name: str, progress: Progress, grace: float = 10.0) -> None:
-    """Stop one recorded component process that kwokctl left behind."""
-    if not process_running(pid):
-        return
-    progress(f"stopping leftover {name} (pid {pid})")
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and process_running(pid):
-        time.sleep(0.1)
-    if process_running(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
 
 
 def format_status(status: ClusterStatus) -> Sequence[str]:

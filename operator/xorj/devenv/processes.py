@@ -16,7 +16,11 @@ from pathlib import Path
 
 
 def process_running(pid: int | None) -> bool:
-    """True while the process exists and is not a zombie waiting to be reaped."""
+    """True while the process exists and is not a zombie waiting to be reaped.
+
+    A multi-threaded process (every Go binary) that exits shows its leader as a zombie while its
+    other threads are still being torn down ("Z" with Threads > 1): it is not gone yet.
+    """
     if not pid:
         return False
     try:
@@ -25,9 +29,11 @@ def process_running(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, IndexError, ValueError):
         if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return False
+            status = Path(f"/proc/{pid}/status").read_text()
+            threads = int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
+            return threads > 1
     return True
 
 

@@ -19,6 +19,31 @@ def test_an_exited_unreaped_child_is_not_running():
     assert not process_running(None)
 
 
+LEADER_EXITS_FIRST = ("import ctypes, threading, time; threading.Thread(target=time.sleep, args=(60,)).start(); "
+                      "ctypes.CDLL(None).pthread_exit(None)")
+
+
+def test_a_zombie_leader_with_live_threads_is_still_running():
+    """What an exiting Go binary looks like for a moment: its leader thread a zombie, other threads
+    still there. It has not exited, and must not be taken for gone."""
+    from pathlib import Path
+
+    child = subprocess.Popen([sys.executable, "-c", LEADER_EXITS_FIRST])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the leader thread never became a zombie")
+        assert process_running(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert not process_running(child.pid)
+
+
 def test_terminate_stops_a_process_that_exits_on_sigterm():
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
     started = time.monotonic()
