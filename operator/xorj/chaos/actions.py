@@ -197,14 +197,23 @@ def price_swings(bps: int = 250, period_s: float = 0.3, duration_s: float = 10.0
 
 # -- ledger faults ----------------------------------------------------------------------------------
 
+def _terminate_sessions(target: Target, application_name: str | None = None) -> int:
+    """pg_terminate_backend on every other session of the ledger database, or only on those with
+    ``application_name``; returns how many were ended."""
+    only = "" if application_name is None else "AND application_name = %(name)s"
+    with psycopg.connect(target.ledger_dsn, connect_timeout=5, autocommit=True) as conn:
+        rows = conn.execute(f"""SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                                 WHERE datname = current_database() AND pid <> pg_backend_pid() {only}""",
+                            {"name": application_name}).fetchall()
+    return sum(1 for (ok,) in rows if ok)
+
+
 def terminate_ledger_backends(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """pg_terminate_backend on every other session of the ledger database (the executors' pools)."""
     target = resolve(configuration)
-    with psycopg.connect(target.ledger_dsn, connect_timeout=5, autocommit=True) as conn:
-        rows = conn.execute("""SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                                WHERE datname = current_database() AND pid <> pg_backend_pid()""").fetchall()
+    terminated = _terminate_sessions(target)
     marks.fault(target, "LEDGER_UNAVAILABLE")
-    return {"terminated": sum(1 for (ok,) in rows if ok)}
+    return {"terminated": terminated}
 
 
 def _postgres_server(target: Target):
@@ -284,16 +293,10 @@ def _networking(target: Target):
     return client.NetworkingV1Api()
 
 
-def _executor_sessions(target: Target, terminate: bool) -> int:
-    """The executors' ledger sessions (their pools' application_name), ended when ``terminate``."""
-    from xorj.executor.service import LEDGER_APPLICATION_NAME
-
-    with psycopg.connect(target.ledger_dsn, connect_timeout=5, autocommit=True) as conn:
-        rows = conn.execute(
-            f"""SELECT {'pg_terminate_backend(pid)' if terminate else 'pid'} FROM pg_stat_activity
-                 WHERE datname = current_database() AND application_name = %s AND pid <> pg_backend_pid()""",
-            (LEDGER_APPLICATION_NAME,)).fetchall()
-    return len(rows)
+def _cut_policies(target: Target) -> tuple[Path, dict[str, Any]]:
+    """Where :func:`cut_ledger_egress` keeps the specs it narrowed, and those specs."""
+    path = target.state_dir / "ledger-cut-policies.json"
+    return path, json.loads(path.read_text()) if path.exists() else {}
 
 
 def cut_ledger_egress(ledger_port: int | None = None, ledger_ip: str | None = None, settle_seconds: float = 30.0,
@@ -308,14 +311,14 @@ def cut_ledger_egress(ledger_port: int | None = None, ledger_ip: str | None = No
 
     from xorj.chaos import netpol
     from xorj.controller.desired import labels
+    from xorj.executor.service import LEDGER_APPLICATION_NAME
 
     target = resolve(configuration)
     namespace = target.require("namespace")
     port = int(ledger_port or urlsplit(target.ledger_dsn).port or 5432)
     api = _networking(target)
     executor_labels = labels(target.require("strategy_name"))
-    saved_path = target.state_dir / "ledger-cut-policies.json"
-    saved: dict[str, Any] = json.loads(saved_path.read_text()) if saved_path.exists() else {}
+    saved_path, saved = _cut_policies(target)
     narrowed = []
     for policy in api.list_namespaced_network_policy(namespace).items:
         spec = api.api_client.sanitize_for_serialization(policy.spec)
@@ -341,7 +344,7 @@ def cut_ledger_egress(ledger_port: int | None = None, ledger_ip: str | None = No
     started = time.monotonic()
     terminated, quiet_since = 0, None
     while True:
-        sessions = _executor_sessions(target, terminate=True)
+        sessions = _terminate_sessions(target, LEDGER_APPLICATION_NAME)
         terminated += sessions
         now = time.monotonic()
         if sessions:
@@ -368,8 +371,7 @@ def restore_ledger_egress(configuration: dict[str, Any] | None = None) -> dict[s
     target = resolve(configuration)
     namespace = target.require("namespace")
     api = _networking(target)
-    saved_path = target.state_dir / "ledger-cut-policies.json"
-    saved: dict[str, Any] = json.loads(saved_path.read_text()) if saved_path.exists() else {}
+    saved_path, saved = _cut_policies(target)
     for name, spec in saved.items():
         # a JSON merge patch cannot empty a list it does not name: replace the egress rules whole
         api.patch_namespaced_network_policy(name, namespace, [{"op": "replace", "path": "/spec", "value": spec}])

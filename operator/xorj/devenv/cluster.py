@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from xorj.devenv.toolchain import Toolchain, cache_root
-from xorj.devenv.processes import process_running, terminate
+from xorj.devenv.processes import cmdline, process_running, terminate
 from xorj.errors import EnvironmentSetupError
 
 log = logging.getLogger(__name__)
@@ -280,7 +280,7 @@ class LocalCluster:
         # A pid file can outlive its process (reboot) and the number be reused: only a process running
         # one of this cluster's binaries is ours. Decided before kwokctl signals them: an exiting
         # process's command line reads empty while it still runs its last moments.
-        ours = {name: pid for name, pid in self.pids().items() if str(self.cluster_dir) in _cmdline(pid)}
+        ours = {name: pid for name, pid in self.pids().items() if str(self.cluster_dir) in cmdline(pid)}
         if self.cluster_dir.exists():
             result = self.kwokctl("delete", "cluster", timeout=120)
             if result.returncode != 0:
@@ -389,13 +389,6 @@ def _node_counts(cluster: LocalCluster) -> tuple[int, int]:
         return 0, 0
     lines = [line for line in result.stdout.splitlines() if line is not None]
     return len(lines), sum(1 for line in lines if line.strip() == "True")
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def format_status(status: ClusterStatus) -> Sequence[str]:

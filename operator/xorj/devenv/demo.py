@@ -45,7 +45,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from xorj.devenv.processes import terminate
+from xorj.devenv.processes import cmdline, terminate
 from xorj.errors import EnvironmentSetupError
 
 Progress = Callable[[str], None]
@@ -117,19 +117,12 @@ class DemoState:
 
 # -- processes --------------------------------------------------------------------------------------
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def process_alive(record: dict[str, Any] | None) -> bool:
     """Whether the recorded process still runs (and is ours: its command line still matches)."""
     if not record:
         return False
-    cmdline = _cmdline(int(record["pid"]))
-    return bool(cmdline) and record["marker"] in cmdline and "<defunct>" not in cmdline
+    command = cmdline(int(record["pid"]))
+    return bool(command) and record["marker"] in command and "<defunct>" not in command
 
 
 def start_process(name: str, argv: list[str], env: dict[str, str], log_path: Path, marker: str) -> dict[str, Any]:
@@ -221,16 +214,17 @@ class PodEndpoints:
 
     dsn: str
     chain: ChainInfo
-    host_ip: str
-    ports: dict[str, int]  # ledger, rpc, swapApi
 
     def chart_values(self) -> list[str]:
         """--set values that open the chart's executor NetworkPolicy to exactly these endpoints."""
-        cidr = f"{self.host_ip}/32"
-        return ["--set", f"ledger.cidrs={{{cidr}}}", "--set", f"ledger.port={self.ports['ledger']}",
-                "--set", f"networkPolicy.rpc.cidrs={{{cidr}}}", "--set", f"networkPolicy.rpc.ports={{{self.ports['rpc']}}}",
-                "--set", f"networkPolicy.swapApi.cidrs={{{cidr}}}",
-                "--set", f"networkPolicy.swapApi.ports={{{self.ports['swapApi']}}}"]
+        def cidrs(url: str) -> str:
+            return f"{{{urlsplit(url).hostname}/32}}"
+
+        rpc, swap = self.chain.rpc_url, self.chain.swap_api_url
+        return ["--set", f"ledger.cidrs={cidrs(self.dsn)}", "--set", f"ledger.port={url_port(self.dsn)}",
+                "--set", f"networkPolicy.rpc.cidrs={cidrs(rpc)}", "--set", f"networkPolicy.rpc.ports={{{url_port(rpc)}}}",
+                "--set", f"networkPolicy.swapApi.cidrs={cidrs(swap)}",
+                "--set", f"networkPolicy.swapApi.ports={{{url_port(swap)}}}"]
 
 
 class Demo:
@@ -371,12 +365,11 @@ class Demo:
         self.say(f"    image {built.reference} loaded ({'cached' if built.cached else f'built in {built.seconds:.0f}s'})")
         ports = {"ledger": url_port(dsn), "rpc": url_port(chain.rpc_url), "swapApi": url_port(chain.swap_api_url)}
         exposed = {name: node.expose_host_port(port) for name, port in ports.items()}
-        host_ip = exposed["ledger"].rsplit(":", 1)[0]
         pod_chain = dataclasses.replace(chain, rpc_url=rehost(chain.rpc_url, exposed["rpc"]),
                                         swap_api_url=rehost(chain.swap_api_url, exposed["swapApi"]))
         self.say(f"    pods reach the ledger at {exposed['ledger']}, RPC {pod_chain.rpc_url}, "
                  f"swap API {pod_chain.swap_api_url}")
-        return PodEndpoints(rehost(dsn, exposed["ledger"]), pod_chain, host_ip, ports)
+        return PodEndpoints(rehost(dsn, exposed["ledger"]), pod_chain)
 
     def _local_node(self):
         from xorj.devenv.node import LocalNode
@@ -561,7 +554,7 @@ class Demo:
         pods_file = self.root / "pod-runtime" / "pods.json"
         with contextlib.suppress(OSError, ValueError):
             for key, pod in json.loads(pods_file.read_text()).items():
-                if pod.get("pid") and "executor" in _cmdline(int(pod["pid"])):
+                if pod.get("pid") and "executor" in cmdline(int(pod["pid"])):
                     self.say(f"stopping executor of {key} (pid {pod['pid']})")
                     stop_process({"pid": pod["pid"], "marker": "executor", "log": ""}, grace=10)
         if data.get("kubeconfig") and not data.get("cluster_started_by_demo") and self.cluster.cluster_dir.exists():

@@ -15,6 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def cmdline(pid: int) -> str:
+    """The process's command line, arguments joined by spaces ("" once it is gone or exiting)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def process_running(pid: int | None) -> bool:
     """True while the process exists and is not a zombie waiting to be reaped.
 

@@ -157,15 +157,13 @@ class Ledger:
         """Cancel every PENDING trade of ``strategy`` (as :meth:`cancel_trade` does one); returns their
         ids. SUBMITTED trades are left alone: a transaction may be out, only an executor can settle them."""
         with self._transaction() as cur:
-            ids = [r["id"] for r in cur.execute(
-                "SELECT id FROM trades WHERE strategy = %s AND state = 'PENDING' ORDER BY id", (strategy,)).fetchall()]
-            cancelled = []
-            for trade_id in ids:
-                row, _ = queue.lock_for_owner(cur, trade_id, None)
-                if row["state"] == TradeState.PENDING.value:  # an executor may have sent it meanwhile
-                    self._fail(cur, row, ReasonCode.CANCELLED, detail, actor, alert=None)
-                    cancelled.append(trade_id)
-            return cancelled
+            # FOR UPDATE re-checks the state of a row it had to wait for: a trade an executor moved to
+            # SUBMITTED meanwhile drops out
+            rows = cur.execute(f"""SELECT {TRADE_COLUMNS} FROM trades WHERE strategy = %s AND state = 'PENDING'
+                                    ORDER BY id FOR UPDATE""", (strategy,)).fetchall()
+            for row in rows:
+                self._fail(cur, row, ReasonCode.CANCELLED, detail, actor, alert=None)
+            return [row["id"] for row in rows]
 
     # -- work queue ----------------------------------------------------------------------------------
 

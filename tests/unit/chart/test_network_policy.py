@@ -72,8 +72,7 @@ def test_the_demo_opens_executor_egress_to_exactly_its_relayed_endpoints() -> No
     from xorj.devenv.demo import ChainInfo, PodEndpoints
 
     chain = ChainInfo("http://198.51.100.9:8899", "http://198.51.100.9:8080/swap/v1", "U", "S", "V", b"[]")
-    endpoints = PodEndpoints("postgresql://postgres@198.51.100.9:5433/xorj", chain, "198.51.100.9",
-                             {"ledger": 5433, "rpc": 8899, "swapApi": 8080})
+    endpoints = PodEndpoints("postgresql://postgres@198.51.100.9:5433/xorj", chain)
     values = endpoints.chart_values()[1::2]  # without the "--set"s
     documents = render("postgresql.enabled=false", "ledger.existingSecret=xorj-ledger", *values)
     _, ledger, rpc, swap = named(documents, "NetworkPolicy", "xorj-executors")["spec"]["egress"]

@@ -6,14 +6,9 @@ import contextlib
 import subprocess
 from pathlib import Path
 
-from xorj.devenv.processes import process_running, terminate
+from xorj.devenv.processes import cmdline, process_running, terminate
 
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
+__all__ = ["cmdline", "start", "recorded", "alive", "stop", "stop_pid"]
 
 
 def start(name: str, command: list[str], pids_dir: Path, logs_dir: Path,
