@@ -54,6 +54,18 @@ class ReasonCode(str, enum.Enum):
     MALFORMED_RESPONSE = "MALFORMED_RESPONSE"
     QUOTE_UNAVAILABLE = "QUOTE_UNAVAILABLE"
     CANCELLED = "CANCELLED"
+    # The swap API's transaction does something the trade does not need (drains, approves, hands
+    # over authority, wrong mint or amount, excess fees, a validity window the RPC disputes): never signed.
+    SWAP_REJECTED = "SWAP_REJECTED"
+    # The quote itself is unusable for this trade (non-finite numbers, a minimum out below the
+    # slippage bound, a price impact past the limit).
+    QUOTE_REJECTED = "QUOTE_REJECTED"
+    # The trade's vault is not the one whose key this executor holds.
+    VAULT_MISMATCH = "VAULT_MISMATCH"
+    # Processing the trade raised unexpectedly too many times: failed instead of reclaimed forever.
+    POISON_TRADE = "POISON_TRADE"
+    # The trade's lead trader is not one the strategy follows.
+    LEADER_NOT_FOLLOWED = "LEADER_NOT_FOLLOWED"
 
 
 class AttemptOutcome(str, enum.Enum):
