@@ -43,18 +43,19 @@ def _worker(dsn: str, owner: str, barrier, results) -> None:
     with Ledger.connect(dsn, apply_migrations=False, max_size=1) as ledger:
         ledger.ping()
         barrier.wait()
-        claimed: list[int] = []
+        claimed: dict[int, int] = {}  # trade id -> fencing token
         claim_start = time.time()
         while batch := ledger.claim_trades(STRATEGY, owner, limit=1, lease_seconds=600):
-            claimed.extend(t.trade_id for t in batch)
+            claimed.update({t.trade_id: t.fencing_token for t in batch})
         claim_end = time.time()
         results.put(("claims", owner, claim_start, claim_end, len(claimed)))
         barrier.wait()  # the second phase starts for everyone together too: the phases never overlap
         transition_start = time.time()
-        for trade_id in claimed:
+        for trade_id, token in claimed.items():
             signature = f"sig-{trade_id}"
-            ledger.record_attempt(trade_id, owner, signature, b"\x01" + signature.encode(), 1000, 100)
-            ledger.confirm_trade(trade_id, owner, signature)
+            ledger.record_attempt(trade_id, owner, signature, b"\x01" + signature.encode(), 1000, 100,
+                                  fencing_token=token)
+            ledger.confirm_trade(trade_id, owner, signature, fencing_token=token)
         transition_end = time.time()
         results.put(("transitions", owner, transition_start, transition_end, 2 * len(claimed)))
 

@@ -29,6 +29,7 @@ is not known to be committed; the caller resumes from the ledger when it is back
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import logging
 import time
@@ -179,6 +180,13 @@ class Submitter:
         self.hook = hook
         self._sleep = sleep
         self.statuses = StatusBatcher(rpc)
+
+    def with_ports(self, *, ledger: TradeLedger, risk: RiskGate) -> Submitter:
+        """This submitter writing through other ledger and risk ports (the executor's ports of one claim,
+        which carry its fencing token); the RPC client, swap API, key, hook and status batcher stay shared."""
+        clone = copy.copy(self)
+        clone.ledger, clone.risk = ledger, risk
+        return clone
 
     # ---- the trade loop ----------------------------------------------------------------------
 

@@ -1,6 +1,14 @@
 """Adapters between the submission algorithm's ports and the real parts: the (synchronous) Postgres
 ledger run in worker threads, and the risk gate over :mod:`xorj.domain.risk` with the ledger's
-counts (checked and reserved atomically per vault by the ledger)."""
+counts (checked and reserved atomically per vault by the ledger).
+
+Fencing: the algorithm works on one claim of one trade at a time. The ports it is given for that work
+(:meth:`OwnedLedger.for_claim`, :meth:`LedgerRiskGate.for_claim`) carry that claim's fencing token and
+present it with every write, so a task that outlived its claim (a pause past its lease, then a
+re-claim, even by this same executor) has every write refused with :class:`LeaseLostError`. The token
+is bound when the work starts, never taken from a trade read later: a fresh read carries the newest
+claim's token, which would let the stale task through.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +32,7 @@ from xorj.domain.risk import (
     check_trade,
 )
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
-from xorj.errors import LedgerUnavailableError
+from xorj.errors import LeaseLostError, LedgerUnavailableError
 from xorj.ledger.records import AlertSeverity, NewAlert, Trade
 from xorj.ledger.repository import Ledger
 
@@ -46,7 +54,8 @@ FAILURE_ALERTS: dict[ReasonCode, tuple[str, AlertSeverity]] = {
 
 
 class OwnedLedger:
-    """The ledger as one executor (``owner``) sees it: async, every write fenced by its lease."""
+    """The ledger as one executor (``owner``) sees it; :meth:`for_claim` gives the algorithm's port
+    for one claim of one trade."""
 
     def __init__(self, ledger: Ledger, owner: str, on_result: Callable[[bool], None] | None = None,
                  strategy: str | None = None) -> None:
@@ -55,7 +64,11 @@ class OwnedLedger:
         self.strategy = strategy
         self._on_result = on_result or (lambda ok: None)
 
-    async def _call(self, fn, *args, **kwargs):
+    def for_claim(self, trade_id: int, fencing_token: int) -> ClaimedTradeLedger:
+        return ClaimedTradeLedger(self, trade_id, fencing_token)
+
+    async def call(self, fn, *args, **kwargs):
+        """``fn`` in a worker thread, reporting whether the ledger answered."""
         try:
             result = await asyncio.to_thread(fn, *args, **kwargs)
         except LedgerUnavailableError:
@@ -64,30 +77,67 @@ class OwnedLedger:
         self._on_result(True)
         return result
 
+
+class NoClaimPorts:
+    """The ports of the executor's template submitter, which only :meth:`Submitter.with_ports` copies
+    run: work on a trade always runs with the ports of its claim, so any call here is a bug."""
+
+    def __getattr__(self, name: str):
+        raise AttributeError(f"{name}: no claim is bound; run the algorithm with the ports of a claim (for_claim)")
+
+
+class ClaimedTradeLedger:
+    """The algorithm's ledger port (:class:`xorj.chain.submission.TradeLedger`) for one claim of one
+    trade: async, and every write fenced by the owner's lease AND the claim's fencing token."""
+
+    def __init__(self, owned: OwnedLedger, trade_id: int, fencing_token: int) -> None:
+        self.owned = owned
+        self.trade_id = trade_id
+        self.fencing_token = fencing_token
+
+    def _check(self, trade_id: int) -> None:
+        if trade_id != self.trade_id:  # a programming error: this port serves one trade only
+            raise ValueError(f"trade_id: this ledger port serves trade {self.trade_id}'s claim, not trade {trade_id}")
+
     async def load(self, trade_id: int) -> Trade:
-        return await self._call(self.ledger.get_trade, trade_id)
+        """The trade as the ledger has it now. Refuses (LeaseLostError) once the trade is claimed again
+        and still open: the work under this claim must stop before deciding anything from it."""
+        self._check(trade_id)
+        trade = await self.owned.call(self.owned.ledger.get_trade, trade_id)
+        if not trade.is_terminal and trade.fencing_token != self.fencing_token:
+            raise LeaseLostError(
+                f"load of trade {trade_id} refused for {self.owned.owner!r} (fencing token {self.fencing_token}): "
+                f"the trade was claimed again since (current token {trade.fencing_token}); nothing was written")
+        return trade
 
     async def record_attempt(self, trade_id: int, *, attempt_no: int, signature: str, raw_tx: bytes,
                              last_valid_block_height: int, slippage_bps: int, quote_out_amount: int | None) -> None:
+        self._check(trade_id)
         del attempt_no  # the ledger numbers attempts itself (max + 1, under the row lock)
-        await self._call(self.ledger.record_attempt, trade_id, self.owner, signature, raw_tx,
-                         last_valid_block_height, slippage_bps, quote_out_amount)
+        await self.owned.call(self.owned.ledger.record_attempt, trade_id, self.owned.owner, signature, raw_tx,
+                              last_valid_block_height, slippage_bps, quote_out_amount,
+                              fencing_token=self.fencing_token)
 
     async def resolve_attempt(self, trade_id: int, signature: str, outcome: AttemptOutcome,
                               reason: ReasonCode | None, detail: str | None) -> None:
-        del trade_id
-        await self._call(self.ledger.resolve_attempt, signature, self.owner, outcome, reason, detail)
+        self._check(trade_id)
+        await self.owned.call(self.owned.ledger.resolve_attempt, signature, self.owned.owner, outcome, reason, detail,
+                              fencing_token=self.fencing_token)
 
     async def confirm(self, trade_id: int, signature: str) -> None:
-        await self._call(self.ledger.confirm_trade, trade_id, self.owner, signature)
+        self._check(trade_id)
+        await self.owned.call(self.owned.ledger.confirm_trade, trade_id, self.owned.owner, signature,
+                              fencing_token=self.fencing_token)
 
     async def fail(self, trade_id: int, reason: ReasonCode, detail: str) -> None:
+        self._check(trade_id)
         alert = None
         if reason in FAILURE_ALERTS:
             kind, severity = FAILURE_ALERTS[reason]
             alert = NewAlert(kind, severity, f"trade {trade_id} FAILED {reason.value}: {detail}"[:1000],
-                             strategy=self.strategy, trade_id=trade_id)
-        await self._call(self.ledger.fail_trade, trade_id, self.owner, reason, detail, alert=alert)
+                             strategy=self.owned.strategy, trade_id=trade_id)
+        await self.owned.call(self.owned.ledger.fail_trade, trade_id, self.owned.owner, reason, detail,
+                              fencing_token=self.fencing_token, alert=alert)
 
 
 class LedgerRiskGate:
@@ -95,8 +145,9 @@ class LedgerRiskGate:
     share (when the vault's value is configured), price impact of the quote.
 
     An allowed trade is counted against its vault's daily limits in the same ledger transaction that
-    read them (:meth:`Ledger.reserve_daily_share`, fenced by ``owner``'s lease), so executors checking
-    trades of one vault at once cannot all take the last slot."""
+    read them (:meth:`Ledger.reserve_daily_share`, fenced by ``owner``'s lease and the claim's fencing
+    token), so executors checking trades of one vault at once cannot all take the last slot. The
+    algorithm gets the gate of one claim from :meth:`for_claim`."""
 
     def __init__(self, ledger: Ledger, *, strategy: str, owner: str, limits: RiskLimits, kill_switch: KillSwitch,
                  breaker: CircuitBreaker, usd_prices: dict[str, Decimal] | None = None,
@@ -133,7 +184,11 @@ class LedgerRiskGate:
         self._on_breaker(status)
         return status
 
-    async def check(self, trade: Trade, quote: Quote) -> RiskDecision:
+    def for_claim(self, fencing_token: int) -> ClaimRiskGate:
+        return ClaimRiskGate(self, fencing_token)
+
+    async def check(self, trade: Trade, quote: Quote, *, fencing_token: int) -> RiskDecision:
+        """Decide on ``trade`` and, if allowed, count it, under the claim with ``fencing_token``."""
         notional = self.notional_usd(trade)
         if notional is None:
             return RiskDecision(False, RiskRule.MAX_TRADE_NOTIONAL,
@@ -151,7 +206,20 @@ class LedgerRiskGate:
         def decide(usage: DailyUsage) -> RiskDecision:
             return check_trade(self.limits, risk, usage, kill_switch=self.kill_switch, breaker=breaker)
 
-        return await asyncio.to_thread(self.ledger.reserve_daily_share, trade.trade_id, self.owner, notional, decide)
+        return await asyncio.to_thread(self.ledger.reserve_daily_share, trade.trade_id, self.owner, notional, decide,
+                                       fencing_token=fencing_token)
+
+
+class ClaimRiskGate:
+    """The algorithm's risk gate (:class:`xorj.chain.submission.RiskGate`) for one claim: the daily-limit
+    reservation presents the claim's fencing token (never the one of a trade read later)."""
+
+    def __init__(self, gate: LedgerRiskGate, fencing_token: int) -> None:
+        self.gate = gate
+        self.fencing_token = fencing_token
+
+    async def check(self, trade: Trade, quote: Quote) -> RiskDecision:
+        return await self.gate.check(trade, quote, fencing_token=self.fencing_token)
 
 
 def breaker_from(failures_in_window: int, window_s: float, failures_in_a_row: int, open_s: float) -> CircuitBreaker:

@@ -34,7 +34,7 @@ from xorj.errors import (
     LedgerError,
     LedgerUnavailableError,
 )
-from xorj.executor.adapters import LedgerRiskGate, OwnedLedger, breaker_from
+from xorj.executor.adapters import LedgerRiskGate, NoClaimPorts, OwnedLedger, breaker_from
 from xorj.executor.metrics import ExecutorMetrics
 from xorj.executor.settings import ExecutorSettings
 from xorj.ledger.records import AlertSeverity, Trade
@@ -71,6 +71,7 @@ class SigkillHook:
 @dataclass
 class _Work:
     trade_id: int
+    fencing_token: int  # of the claim this work runs under; every write presents it
     task: asyncio.Task
     claimed_at: float = field(default_factory=time.monotonic)
 
@@ -108,8 +109,10 @@ class ExecutorService:
             usd_prices=settings.usd_prices, vault_value_usd=settings.vault_value_usd,
             on_breaker=self._breaker_changed)
         self.port = OwnedLedger(self.ledger, self.owner, on_result=self._ledger_result, strategy=settings.strategy)
+        # A template: each trade's work runs a copy with the ports of its claim (see _handle).
         self.submitter = Submitter(
-            rpc=self.rpc, swap_api=self.swap_api, key=self.key, ledger=self.port, policy=policy, risk=self.risk,
+            rpc=self.rpc, swap_api=self.swap_api, key=self.key, ledger=NoClaimPorts(), policy=policy,
+            risk=NoClaimPorts(),
             settings=SubmissionSettings(
                 poll_interval=settings.poll_interval_seconds,
                 rebroadcast_interval=settings.rebroadcast_interval_seconds,
@@ -225,7 +228,7 @@ class ExecutorService:
                 for trade in trades:
                     if self._stopping.is_set():
                         # claimed while stopping: hand back at once
-                        await self._release(trade.trade_id)
+                        await self._release(trade.trade_id, trade.fencing_token)
                         continue
                     self._start(trade)
                 if trades and len(trades) == free:
@@ -240,14 +243,19 @@ class ExecutorService:
                     freed.cancel()
 
     def _start(self, trade: Trade) -> None:
+        assert trade.fencing_token is not None, "a claimed trade carries its claim's fencing token"
         current = self._work.get(trade.trade_id)
         if current is not None and not current.task.done():
-            # our own lease ran out (ledger outage) and we claimed the trade back: the running task
-            # carries on under the renewed lease; a second one would race it under the same owner
-            return
+            # Our own lease ran out (a pause, a ledger outage) and we claimed the trade again: the
+            # running task works under the old claim, whose writes the ledger now refuses. Stop it and
+            # resume from the ledger under the new claim (everything it may have sent is write-ahead).
+            log.warning("trade claimed again while its old work was running: restarting it under the new claim",
+                        extra={"trade_id": trade.trade_id, "old_fencing_token": current.fencing_token,
+                               "fencing_token": trade.fencing_token})
+            current.task.cancel()
         self.metrics.trade_claimed(trade.trade_id)
         task = asyncio.create_task(self._handle(trade), name=f"trade-{trade.trade_id}")
-        self._work[trade.trade_id] = _Work(trade.trade_id, task)
+        self._work[trade.trade_id] = _Work(trade.trade_id, trade.fencing_token, task)
         self.metrics.set_in_flight(len(self._work))
         log.info("trade claimed", extra={"trade_id": trade.trade_id, "state": trade.state.value,
                                          "attempts": len(trade.attempts)})
@@ -255,10 +263,16 @@ class ExecutorService:
     async def _handle(self, trade: Trade) -> None:
         backoff = 0.5
         claimed: Trade | None = trade  # fresh from the claim's transaction; a retry re-reads
+        token = trade.fencing_token
+        assert token is not None
+        # The algorithm's ports for this claim: every write presents this claim's fencing token.
+        submitter = self.submitter.with_ports(ledger=self.port.for_claim(trade.trade_id, token),
+                                              risk=self.risk.for_claim(token))
+        this_task = asyncio.current_task()
         try:
             while True:
                 try:
-                    await self.submitter.run(trade.trade_id, claimed)
+                    await submitter.run(trade.trade_id, claimed)
                     return
                 except LeaseLostError as exc:
                     self.metrics.leases_lost.labels(self.settings.strategy).inc()
@@ -276,16 +290,18 @@ class ExecutorService:
             raise
         except Exception:
             log.exception("trade handler crashed; handing the trade back", extra={"trade_id": trade.trade_id})
-            await self._release(trade.trade_id)
+            await self._release(trade.trade_id, token)
         finally:
-            self._work.pop(trade.trade_id, None)
-            self.metrics.trade_released(trade.trade_id)
+            work = self._work.get(trade.trade_id)
+            if work is not None and work.task is this_task:  # not the work of a newer claim
+                del self._work[trade.trade_id]
+                self.metrics.trade_released(trade.trade_id)
             self.metrics.set_in_flight(len(self._work))
             self._slot_freed.set()
 
-    async def _release(self, trade_id: int) -> None:
+    async def _release(self, trade_id: int, fencing_token: int) -> None:
         try:
-            await asyncio.to_thread(self.ledger.release, trade_id, self.owner)
+            await asyncio.to_thread(self.ledger.release, trade_id, self.owner, fencing_token=fencing_token)
         except LedgerError as exc:
             log.warning("could not release lease (it will expire)", extra={"trade_id": trade_id, "error": str(exc)})
 
@@ -299,7 +315,7 @@ class ExecutorService:
             work.task.cancel()
         await asyncio.gather(*(w.task for w in remaining), return_exceptions=True)
         for work in remaining:
-            await self._release(work.trade_id)
+            await self._release(work.trade_id, work.fencing_token)
         if remaining:
             log.info("handed back unfinished trades", extra={"trade_ids": [w.trade_id for w in remaining]})
 
@@ -310,12 +326,13 @@ class ExecutorService:
         last_ok = time.monotonic()
         while True:
             await asyncio.sleep(interval)
-            ids = list(self._work)
+            leases = {trade_id: work.fencing_token for trade_id, work in self._work.items()}
+            ids = list(leases)
             if not ids:
                 last_ok = time.monotonic()
                 continue
             try:
-                held = await asyncio.to_thread(self.ledger.heartbeat, ids, self.owner, self.settings.lease_seconds)
+                held = await asyncio.to_thread(self.ledger.heartbeat, leases, self.owner, self.settings.lease_seconds)
                 self._ledger_result(True)
                 last_ok = time.monotonic()
             except LedgerError as exc:
@@ -326,7 +343,7 @@ class ExecutorService:
                 held = set()  # our leases have run out by now: assume every trade was taken over
             for trade_id in ids:
                 work = self._work.get(trade_id)
-                if trade_id in held or work is None or work.task.done():
+                if trade_id in held or work is None or work.task.done() or work.fencing_token != leases[trade_id]:
                     continue
                 if await self._finished_in_ledger(trade_id):
                     continue  # it just became terminal (which ends the lease): its task is wrapping up

@@ -1,12 +1,16 @@
 """The work queue: leases on non-terminal trades, taken with ``FOR UPDATE SKIP LOCKED``.
 
-A lease is (lease_owner, lease_expires_at) on the trade row, timed by the database clock. A trade is
-claimable while it is PENDING or SUBMITTED and its lease is absent or expired, so a dead executor's
-trades are taken over once its lease runs out. Releasing a lease expires it at once (the owner's name
-stays as "last owner"); reaching a terminal state clears it.
+A lease is (lease_owner, lease_expires_at, fencing_token) on the trade row, timed by the database
+clock. A trade is claimable while it is PENDING or SUBMITTED and its lease is absent or expired, so a
+dead executor's trades are taken over once its lease runs out. Every claim draws a new fencing token
+from a sequence (larger than any the trade had) and returns it with the trade. Releasing a lease
+expires it at once (the owner's name stays as "last owner"); reaching a terminal state clears it.
 
-Fencing: every executor write goes through :func:`lock_for_owner`, which locks the row and checks the
-caller still holds a live lease in the same transaction as the write. Concurrent claimers never block
+Fencing: every executor write goes through :func:`lock_for_owner`, which locks the row and checks, in
+the same transaction as the write, that the caller's lease is live and that its token is the trade's
+current one. The owner's name alone cannot fence: a task that outlived a pause past its lease, or an
+executor restarted under the same identity, names the same owner as the claim that replaced it; only
+the token tells the two claims apart. Heartbeats and releases are fenced the same way. Concurrent claimers never block
 one another: SKIP LOCKED passes over rows another transaction is claiming, and Postgres re-checks the
 lease condition on the newest row version, so a trade is never handed to two claimers at once.
 
@@ -15,7 +19,7 @@ Functions here run inside a transaction the caller opened (a cursor with ``dict_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 import psycopg
@@ -43,6 +47,7 @@ WITH candidates AS (
 UPDATE trades AS t
    SET lease_owner = %(owner)s,
        lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
+       fencing_token = nextval('trades_fencing_token_seq'),
        claim_count = t.claim_count + 1
   FROM candidates
  WHERE t.id = candidates.id
@@ -58,7 +63,8 @@ def validate_lease_args(owner: str, lease_seconds: float) -> None:
 
 
 def claim(cur: psycopg.Cursor, strategy: str, owner: str, limit: int, lease_seconds: float) -> list[Trade]:
-    """Lease up to ``limit`` claimable trades of ``strategy``, oldest first, with their attempts."""
+    """Lease up to ``limit`` claimable trades of ``strategy``, oldest first, with their attempts; each
+    carries the new claim's ``fencing_token``, which every write under this claim must present."""
     validate_lease_args(owner, lease_seconds)
     if limit < 1:
         raise InvalidInputError(f"limit: must be >= 1 (got {limit!r})")
@@ -86,71 +92,104 @@ def with_attempts(cur: psycopg.Cursor, rows: Sequence[Row]) -> list[Trade]:
     return [trade_from_row(row, by_trade[row["id"]]) for row in rows]
 
 
-def heartbeat(cur: psycopg.Cursor, trade_ids: Sequence[int], owner: str, lease_seconds: float) -> set[int]:
-    """Extend the leases ``owner`` still holds among ``trade_ids``; return those ids."""
+def validate_fencing_token(fencing_token: int) -> None:
+    if isinstance(fencing_token, bool) or not isinstance(fencing_token, int) or fencing_token < 1:
+        raise InvalidInputError(
+            f"fencing_token: must be the positive integer token the claim returned (got {fencing_token!r})"
+        )
+
+
+def heartbeat(cur: psycopg.Cursor, leases: Mapping[int, int], owner: str, lease_seconds: float) -> set[int]:
+    """Extend the leases ``owner`` still holds among ``leases`` (trade id -> the fencing token of the
+    claim it works under); return the ids whose lease was extended. A trade claimed again since (a
+    newer token) is not extended, even for the same owner name."""
     validate_lease_args(owner, lease_seconds)
-    if not trade_ids:
+    if not leases:
         return set()
+    for token in leases.values():
+        validate_fencing_token(token)
+    ids = sorted(leases)
     # Lock in id order so two heartbeats over overlapping ids cannot deadlock.
     rows = cur.execute(
         """
         WITH held AS (
-            SELECT id FROM trades
-             WHERE id = ANY(%(ids)s) AND lease_owner = %(owner)s AND lease_expires_at > now()
-             ORDER BY id FOR UPDATE
+            SELECT t.id FROM trades t
+              JOIN unnest(%(ids)s::bigint[], %(tokens)s::bigint[]) AS lease(id, token) ON t.id = lease.id
+             WHERE t.lease_owner = %(owner)s AND t.lease_expires_at > now() AND t.fencing_token = lease.token
+             ORDER BY t.id FOR UPDATE OF t
         )
         UPDATE trades AS t SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
           FROM held WHERE t.id = held.id
         RETURNING t.id
         """,
-        {"ids": list(trade_ids), "owner": owner, "lease_seconds": float(lease_seconds)},
+        {"ids": ids, "tokens": [leases[i] for i in ids], "owner": owner, "lease_seconds": float(lease_seconds)},
     ).fetchall()
     return {row["id"] for row in rows}
 
 
-def release(cur: psycopg.Cursor, trade_id: int, owner: str) -> bool:
-    """Give up ``owner``'s live lease on a trade so another executor can claim it now."""
+def release(cur: psycopg.Cursor, trade_id: int, owner: str, fencing_token: int) -> bool:
+    """Give up ``owner``'s live lease on a trade (the claim with ``fencing_token``) so another executor
+    can claim it now. A stale holder cannot release the lease of the claim that replaced it."""
+    validate_fencing_token(fencing_token)
     row = cur.execute(
         """UPDATE trades SET lease_expires_at = now()
-            WHERE id = %s AND lease_owner = %s AND lease_expires_at > now()
+            WHERE id = %s AND lease_owner = %s AND lease_expires_at > now() AND fencing_token = %s
             RETURNING id""",
-        (trade_id, owner),
+        (trade_id, owner, fencing_token),
     ).fetchone()
     return row is not None
 
 
 def lock_for_owner(
-    cur: psycopg.Cursor, trade_id: int, owner: str | None, *, recorded: tuple[str, bytes] | None = None
+    cur: psycopg.Cursor,
+    trade_id: int,
+    owner: str | None,
+    fencing_token: int | None,
+    *,
+    recorded: tuple[str, bytes] | None = None,
 ) -> tuple[Row, bool]:
-    """Lock the trade row for a write; return (row, whether ``owner`` holds a live lease on it).
+    """Lock the trade row for a write; return (row, whether ``owner`` holds a live lease on it under the
+    claim with ``fencing_token``, the trade's current token). The caller writes in the same
+    transaction, under this row lock, so no claim can slip in between the check and the write.
+    (``owner=None, fencing_token=None``: an unfenced operator write, e.g. a cancel; never "held".)
 
     With ``recorded=(signature, raw_tx)`` the row also carries ``recorded_attempt_id``: the id of this
     trade's attempt with exactly that signature and those bytes, if one is stored (same round trip).
     """
+    if owner is not None:
+        validate_fencing_token(fencing_token)  # type: ignore[arg-type]
     signature, raw = recorded if recorded else (None, None)
     row = cur.execute(
         f"""SELECT {TRADE_COLUMNS},
-                   (lease_owner IS NOT DISTINCT FROM %s AND lease_expires_at > now()) AS lease_held,
+                   (lease_owner IS NOT DISTINCT FROM %s AND lease_expires_at > now()
+                    AND fencing_token = %s) AS lease_held,
                    (SELECT a.id FROM attempts a
                      WHERE %s::text IS NOT NULL AND a.signature = %s AND a.trade_id = trades.id
                        AND a.raw_tx = %s::bytea) AS recorded_attempt_id
               FROM trades WHERE id = %s FOR UPDATE""",
-        (owner, signature, signature, raw, trade_id),
+        (owner, fencing_token, signature, signature, raw, trade_id),
     ).fetchone()
     if row is None:
         raise TradeNotFoundError(f"trade {trade_id} does not exist")
     return row, bool(row["lease_held"])
 
 
-def lease_lost(row: Row, owner: str, action: str) -> LeaseLostError:
+def lease_lost(row: Row, owner: str, fencing_token: int, action: str) -> LeaseLostError:
     holder = row["lease_owner"]
+    current = row["fencing_token"]
     if row["state"] in ("CONFIRMED", "FAILED"):
         why = f"the trade is already {row['state']}"
     elif holder and holder != owner:
         why = "the lease belongs to another executor"
+    elif current is not None and current != fencing_token:
+        why = (f"fencing token {fencing_token} is stale: the trade was claimed again since "
+               f"(current token {current})")
     else:
         why = "its lease expired or was released"
-    return LeaseLostError(f"{action} on trade {row['id']} refused for {owner!r}: {why}; nothing was written")
+    return LeaseLostError(
+        f"{action} on trade {row['id']} refused for {owner!r} (fencing token {fencing_token}): {why}; "
+        "nothing was written"
+    )
 
 
 def find_stale(

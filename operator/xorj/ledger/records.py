@@ -112,6 +112,10 @@ class Trade:
     # When the risk gate approved the trade and counted it against its vault's daily limits (None:
     # not yet approved, or sent before approvals were recorded).
     risk_reserved_at: datetime | None = None
+    # The token of the trade's latest claim (None: never claimed). Every executor write on the trade
+    # must present it: a claim or takeover issues a larger one, which fences out the earlier holder
+    # even when it has the same owner name.
+    fencing_token: int | None = None
 
     @property
     def key(self) -> TradeKey:

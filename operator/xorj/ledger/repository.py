@@ -3,8 +3,10 @@ scores. Each method is one transaction; each state change is checked with
 :func:`xorj.domain.trades.check_transition`, written together with its audit row in ``trade_events``,
 and announced by a NOTIFY on ``xorj_trades`` (a trigger, so it is sent only if the transaction commits).
 
-Executor writes are fenced: they name the ``owner`` that claimed the trade and raise
-:class:`LeaseLostError` (changing nothing) unless that owner still holds a live lease. Repeating a
+Executor writes are fenced: they name the ``owner`` that claimed the trade and the ``fencing_token``
+its claim returned, and raise :class:`LeaseLostError` (changing nothing) unless that owner still holds
+a live lease under that very claim: a newer claim of the trade, even by the same owner name, has a
+larger token and fences out every earlier one. Repeating a
 write that already took effect (same attempt signature, same final signature, same failure reason) is
 a no-op returning the current record, so a caller that lost its connection during COMMIT can simply
 ask again once the ledger is back.
@@ -20,7 +22,7 @@ The API is synchronous (psycopg's blocking driver under a thread-safe pool); asy
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Self
@@ -143,7 +145,7 @@ class Ledger:
         write-ahead attempt record moves a trade to SUBMITTED before any send). The lease is cleared, so
         the executor's next write on it is fenced."""
         with self._transaction() as cur:
-            row, _ = queue.lock_for_owner(cur, trade_id, None)
+            row, _ = queue.lock_for_owner(cur, trade_id, None, None)
             state = TradeState(row["state"])
             if state is TradeState.FAILED and row["reason"] == ReasonCode.CANCELLED.value:
                 return self._load(cur, row)
@@ -171,26 +173,29 @@ class Ledger:
         self, strategy: str, owner: str, limit: int = 10, lease_seconds: float = DEFAULT_LEASE_SECONDS
     ) -> list[Trade]:
         """Lease up to ``limit`` PENDING/SUBMITTED trades of ``strategy`` with no live lease, oldest first,
-        with their attempts (raw signed bytes included, so recovery resumes the stored attempts)."""
+        with their attempts (raw signed bytes included, so recovery resumes the stored attempts). Each
+        trade's ``fencing_token`` is the new claim's: pass it with every write under this claim."""
         with self._transaction() as cur:
             return queue.claim(cur, strategy, owner, limit, lease_seconds)
 
     def heartbeat(
-        self, trade_ids: Sequence[int], owner: str, lease_seconds: float = DEFAULT_LEASE_SECONDS
+        self, leases: Mapping[int, int], owner: str, lease_seconds: float = DEFAULT_LEASE_SECONDS
     ) -> set[int]:
-        """Extend ``owner``'s live leases among ``trade_ids``; return the ids it still holds."""
+        """Extend ``owner``'s live leases among ``leases`` (trade id -> fencing token of the claim it
+        works under); return the ids it still holds under those claims."""
         with self._transaction() as cur:
-            return queue.heartbeat(cur, trade_ids, owner, lease_seconds)
+            return queue.heartbeat(cur, leases, owner, lease_seconds)
 
-    def release(self, trade_id: int, owner: str) -> bool:
-        """Hand a trade back to the queue now. False if ``owner`` did not hold a live lease on it."""
+    def release(self, trade_id: int, owner: str, *, fencing_token: int) -> bool:
+        """Hand a trade back to the queue now. False if ``owner`` did not hold a live lease on it under
+        the claim with ``fencing_token``."""
         with self._transaction() as cur:
-            return queue.release(cur, trade_id, owner)
+            return queue.release(cur, trade_id, owner, fencing_token)
 
     # -- executor writes (fenced) --------------------------------------------------------------------
 
     def reserve_daily_share(
-        self, trade_id: int, owner: str, notional_usd: Decimal, decide: RiskCheck
+        self, trade_id: int, owner: str, notional_usd: Decimal, decide: RiskCheck, *, fencing_token: int
     ) -> RiskDecision:
         """The risk gate's check and count, atomic per vault: ``decide`` (the pure risk check) is given
         the vault's usage today and, if it allows the trade, the trade is counted against the vault's
@@ -201,9 +206,9 @@ class Ledger:
         attempt, or a takeover by another executor, is not another trade.
         """
         with self._transaction() as cur:
-            row, held = queue.lock_for_owner(cur, trade_id, owner)
+            row, held = queue.lock_for_owner(cur, trade_id, owner, fencing_token)
             if not held:
-                raise queue.lease_lost(row, owner, "reserve_daily_share")
+                raise queue.lease_lost(row, owner, fencing_token, "reserve_daily_share")
             return daily_limits.reserve(cur, row, notional_usd, decide)
 
     def record_attempt(
@@ -215,6 +220,8 @@ class Ledger:
         last_valid_block_height: int,
         slippage_bps: int,
         quote_out_amount: int | None = None,
+        *,
+        fencing_token: int,
     ) -> Attempt:
         """The write-ahead record of a signed transaction: COMMIT this before the first send.
 
@@ -222,7 +229,7 @@ class Ledger:
         bytes again is a no-op returning the stored attempt.
         """
         with self._transaction() as cur:
-            row, held = queue.lock_for_owner(cur, trade_id, owner, recorded=(signature, bytes(raw_tx)))
+            row, held = queue.lock_for_owner(cur, trade_id, owner, fencing_token, recorded=(signature, bytes(raw_tx)))
             if row["recorded_attempt_id"] is not None:  # already recorded: a repeat changes nothing
                 return attempt_from_row(
                     cur.execute(
@@ -230,7 +237,7 @@ class Ledger:
                     ).fetchone()
                 )
             if not held:
-                raise queue.lease_lost(row, owner, "record_attempt")
+                raise queue.lease_lost(row, owner, fencing_token, "record_attempt")
             state = TradeState(row["state"])
             if state is not TradeState.SUBMITTED:
                 check_transition(state, TradeState.SUBMITTED)
@@ -257,6 +264,8 @@ class Ledger:
         outcome: AttemptOutcome,
         reason: ReasonCode | None = None,
         detail: str | None = None,
+        *,
+        fencing_token: int,
     ) -> Attempt:
         """Record the fate of an attempt (FAILED_ON_CHAIN, EXPIRED, NOT_SENT; LANDED also confirms the
         trade, as :meth:`confirm_trade`). The trade stays SUBMITTED otherwise: the caller then records a
@@ -269,14 +278,14 @@ class Ledger:
             found = cur.execute("SELECT trade_id FROM attempts WHERE signature = %s", (signature,)).fetchone()
             if found is None:
                 raise TradeNotFoundError(f"no attempt with signature {signature}")
-            row, held = queue.lock_for_owner(cur, found["trade_id"], owner)
+            row, held = queue.lock_for_owner(cur, found["trade_id"], owner, fencing_token)
             attempt = attempt_from_row(
                 cur.execute(f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE signature = %s", (signature,)).fetchone()
             )
             if attempt.outcome is outcome:
                 return attempt
             if not held:
-                raise queue.lease_lost(row, owner, "resolve_attempt")
+                raise queue.lease_lost(row, owner, fencing_token, "resolve_attempt")
             if not attempt.is_pending:
                 raise LedgerError(
                     f"attempt {signature} of trade {attempt.trade_id} is already {attempt.outcome.value}; "
@@ -294,15 +303,15 @@ class Ledger:
                 cur.execute(f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = %s", (attempt.attempt_id,)).fetchone()
             )
 
-    def confirm_trade(self, trade_id: int, owner: str, signature: str) -> Trade:
+    def confirm_trade(self, trade_id: int, owner: str, signature: str, *, fencing_token: int) -> Trade:
         """SUBMITTED -> CONFIRMED by the attempt ``signature`` (marked LANDED); the lease is cleared.
         Confirming again with the same signature is a no-op."""
         with self._transaction() as cur:
-            row, held = queue.lock_for_owner(cur, trade_id, owner)
+            row, held = queue.lock_for_owner(cur, trade_id, owner, fencing_token)
             if row["state"] == TradeState.CONFIRMED.value and row["final_signature"] == signature:
                 return self._load(cur, row)
             if not held:
-                raise queue.lease_lost(row, owner, "confirm_trade")
+                raise queue.lease_lost(row, owner, fencing_token, "confirm_trade")
             check_transition(TradeState(row["state"]), TradeState.CONFIRMED)
             found = cur.execute(
                 f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE signature = %s AND trade_id = %s", (signature, trade_id)
@@ -325,6 +334,7 @@ class Ledger:
         reason: ReasonCode,
         detail: str | None = None,
         *,
+        fencing_token: int,
         alert: NewAlert | None = None,
     ) -> Trade:
         """PENDING|SUBMITTED -> FAILED with ``reason`` (e.g. RISK_LIMIT with the refusing rule in
@@ -333,11 +343,11 @@ class Ledger:
         the same reason is a no-op."""
         reason = ReasonCode(reason)
         with self._transaction() as cur:
-            row, held = queue.lock_for_owner(cur, trade_id, owner)
+            row, held = queue.lock_for_owner(cur, trade_id, owner, fencing_token)
             if row["state"] == TradeState.FAILED.value and row["reason"] == reason.value:
                 return self._load(cur, row)
             if not held:
-                raise queue.lease_lost(row, owner, "fail_trade")
+                raise queue.lease_lost(row, owner, fencing_token, "fail_trade")
             return self._fail(cur, row, reason, detail, owner, alert)
 
     # -- reads ---------------------------------------------------------------------------------------

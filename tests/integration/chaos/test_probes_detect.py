@@ -35,10 +35,10 @@ def target(ledger_dsn, local_chain, tmp_path):
 def _confirmed_trade(ledger, vault: str, run_id: str) -> int:
     trade_id = ledger.admit_trade(TradeIntent("probe-test", vault, f"chaos-{run_id}-{uuid.uuid4().hex}", "lead",
                                               "in", "out", 10, notional_usd=Decimal(1))).trade_id
-    ledger.claim_trades("probe-test", "probe-owner", limit=1)
+    [claim] = ledger.claim_trades("probe-test", "probe-owner", limit=1)
     signature = f"sig-{uuid.uuid4().hex}"
-    ledger.record_attempt(trade_id, "probe-owner", signature, b"raw", 100, 50)
-    ledger.confirm_trade(trade_id, "probe-owner", signature)
+    ledger.record_attempt(trade_id, "probe-owner", signature, b"raw", 100, 50, fencing_token=claim.fencing_token)
+    ledger.confirm_trade(trade_id, "probe-owner", signature, fencing_token=claim.fencing_token)
     return trade_id
 
 

@@ -41,7 +41,8 @@ def test_concurrent_workers_of_one_vault_stay_within_its_daily_trade_limit(ledge
     gate = _gate(ledger, "ex")
 
     async def every_worker_checks_at_once():
-        return await asyncio.gather(*(gate.check(trade, QUOTE) for trade in trades))
+        return await asyncio.gather(*(gate.check(trade, QUOTE, fencing_token=trade.fencing_token)
+                                       for trade in trades))
 
     decisions = asyncio.run(every_worker_checks_at_once())
     approved = [trade for trade, decision in zip(trades, decisions) if decision.allowed]
@@ -51,9 +52,9 @@ def test_concurrent_workers_of_one_vault_stay_within_its_daily_trade_limit(ledge
     # The approved ones are sent; one's transaction expires and its next attempt is checked again.
     for trade in approved:
         signature = f"sig-{trade.trade_id}"
-        ledger.record_attempt(trade.trade_id, "ex", signature, raw_tx(signature), 1, 100)
+        ledger.record_attempt(trade.trade_id, "ex", signature, raw_tx(signature), 1, 100, fencing_token=trade.fencing_token)
     retried = approved[0]
-    ledger.resolve_attempt(f"sig-{retried.trade_id}", "ex", AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED)
-    assert asyncio.run(gate.check(ledger.get_trade(retried.trade_id), QUOTE)).allowed
+    ledger.resolve_attempt(f"sig-{retried.trade_id}", "ex", AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED, fencing_token=retried.fencing_token)
+    assert asyncio.run(gate.check(ledger.get_trade(retried.trade_id), QUOTE, fencing_token=retried.fencing_token)).allowed
     since = datetime.now(UTC) - timedelta(hours=1)
     assert ledger.vault_activity("vault-1", since) == (Decimal(10) * DAILY_TRADES, DAILY_TRADES)

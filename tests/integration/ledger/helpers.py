@@ -34,6 +34,13 @@ def claimed(ledger: Ledger, n: int = 1, owner: str = "ex", **kwargs) -> int:
     return trade_id
 
 
+def current_token(ledger: Ledger, trade_id: int) -> int:
+    """The fencing token of the trade's latest claim: what its current holder presents with each write."""
+    token = ledger.get_trade(trade_id).fencing_token
+    assert token is not None, f"trade {trade_id} was never claimed"
+    return token
+
+
 def raw_tx(tag: str) -> bytes:
     """Stand-in signed transaction bytes (the ledger stores them opaquely)."""
     return b"\x01signed:" + tag.encode()
@@ -57,8 +64,9 @@ def claim_and_finish_worker(dsn: str, strategy: str, owner: str, start_at: float
             for trade in trades:
                 claimed.append(trade.trade_id)
                 signature = f"tx-{trade.trade_id}-{owner}"
-                ledger.record_attempt(trade.trade_id, owner, signature, raw_tx(signature), 1000, 100)
-                ledger.confirm_trade(trade.trade_id, owner, signature)
+                ledger.record_attempt(trade.trade_id, owner, signature, raw_tx(signature), 1000, 100,
+                                      fencing_token=trade.fencing_token)
+                ledger.confirm_trade(trade.trade_id, owner, signature, fencing_token=trade.fencing_token)
     Path(out_path).write_text("".join(f"{i}\n" for i in claimed))
 
 

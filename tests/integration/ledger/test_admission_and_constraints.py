@@ -16,7 +16,7 @@ from xorj.errors import (
 )
 from xorj.ledger import Ledger, TraderScore
 
-from .helpers import intent, raw_tx
+from .helpers import current_token, intent, raw_tx
 
 
 def test_admission_creates_a_pending_trade_with_its_audit_row(ledger: Ledger):
@@ -33,7 +33,7 @@ def test_admission_creates_a_pending_trade_with_its_audit_row(ledger: Ledger):
 def test_a_replayed_intent_is_a_no_op_that_says_so(ledger: Ledger):
     first = ledger.admit_trade(intent(7))
     trade = ledger.claim_trades("alpha", "ex-1", limit=1)[0]
-    ledger.record_attempt(trade.trade_id, "ex-1", "sig-a", raw_tx("a"), 500, 100)
+    ledger.record_attempt(trade.trade_id, "ex-1", "sig-a", raw_tx("a"), 500, 100, fencing_token=trade.fencing_token)
 
     replay = ledger.admit_trade(dataclasses.replace(intent(7), amount=999))  # same key, other fields differ
     assert replay.trade_id == first.trade_id
@@ -93,16 +93,16 @@ def test_attempt_constraints_are_clear_errors(ledger: Ledger):
     one = ledger.admit_trade(intent(1)).trade_id
     two = ledger.admit_trade(intent(2)).trade_id
     ledger.claim_trades("alpha", "ex", limit=2)
-    ledger.record_attempt(one, "ex", "sig-1", raw_tx("1"), 100, 50)
+    ledger.record_attempt(one, "ex", "sig-1", raw_tx("1"), 100, 50, fencing_token=current_token(ledger, one))
 
     with pytest.raises(LedgerConstraintError, match="attempts_signature_unique.*already recorded"):
-        ledger.record_attempt(two, "ex", "sig-1", raw_tx("other bytes"), 100, 50)
+        ledger.record_attempt(two, "ex", "sig-1", raw_tx("other bytes"), 100, 50, fencing_token=current_token(ledger, two))
     with pytest.raises(LedgerConstraintError, match="attempts_one_pending_per_trade"):
-        ledger.record_attempt(one, "ex", "sig-2", raw_tx("2"), 100, 50)
+        ledger.record_attempt(one, "ex", "sig-2", raw_tx("2"), 100, 50, fencing_token=current_token(ledger, one))
     with pytest.raises(LedgerConstraintError, match="attempts_slippage_bps_range.*slippage_bps"):
-        ledger.record_attempt(two, "ex", "sig-3", raw_tx("3"), 100, -1)
+        ledger.record_attempt(two, "ex", "sig-3", raw_tx("3"), 100, -1, fencing_token=current_token(ledger, two))
     with pytest.raises(LedgerConstraintError, match="attempts_raw_tx_not_empty.*raw_tx"):
-        ledger.record_attempt(two, "ex", "sig-4", b"", 100, 50)
+        ledger.record_attempt(two, "ex", "sig-4", b"", 100, 50, fencing_token=current_token(ledger, two))
     # Nothing of the refused writes remains: trade two is still PENDING without attempts.
     assert ledger.get_trade(two).state is TradeState.PENDING and ledger.get_trade(two).attempts == ()
 
@@ -126,7 +126,7 @@ def test_sql_refuses_illegal_states_and_transitions_even_bypassing_the_repositor
 def test_repository_refuses_transitions_the_state_machine_does_not_allow(ledger: Ledger):
     trade_id = ledger.admit_trade(intent(1)).trade_id
     ledger.claim_trades("alpha", "ex", limit=1)
-    ledger.fail_trade(trade_id, "ex", ReasonCode.RISK_LIMIT, "max_trade_notional: 10 > 5")
+    ledger.fail_trade(trade_id, "ex", ReasonCode.RISK_LIMIT, "max_trade_notional: 10 > 5", fencing_token=current_token(ledger, trade_id))
     trade = ledger.get_trade(trade_id)
     assert (trade.state, trade.reason, trade.detail) == (TradeState.FAILED, ReasonCode.RISK_LIMIT, "max_trade_notional: 10 > 5")
     assert trade.lease_owner is None
@@ -136,7 +136,7 @@ def test_repository_refuses_transitions_the_state_machine_does_not_allow(ledger:
     pending = ledger.admit_trade(intent(2)).trade_id
     ledger.claim_trades("alpha", "ex", limit=1)
     with pytest.raises(IllegalTransitionError, match="PENDING -> CONFIRMED"):
-        ledger.confirm_trade(pending, "ex", "sig-never-recorded")
+        ledger.confirm_trade(pending, "ex", "sig-never-recorded", fencing_token=current_token(ledger, pending))
     assert ledger.get_trade(pending).state is TradeState.PENDING
 
 
@@ -144,7 +144,7 @@ def test_unknown_ids_are_not_found(ledger: Ledger):
     with pytest.raises(TradeNotFoundError):
         ledger.get_trade(12345)
     with pytest.raises(TradeNotFoundError):
-        ledger.resolve_attempt("no-such-signature", "ex", "EXPIRED")
+        ledger.resolve_attempt("no-such-signature", "ex", "EXPIRED", fencing_token=1)
 
 
 def test_trader_scores_are_upserted_and_range_checked(ledger: Ledger):

@@ -15,7 +15,7 @@ from xorj.domain.trades import AttemptOutcome, ReasonCode
 from xorj.errors import LeaseLostError
 from xorj.ledger import Ledger
 
-from .helpers import claimed, intent, raw_tx
+from .helpers import claimed, current_token, intent, raw_tx
 
 RACERS = 8
 # How long each racer's decision takes: longer than it takes every racer to read the usage, so
@@ -69,7 +69,7 @@ def test_racing_executors_approve_exactly_what_the_daily_limit_allows(
             executors[i].ping()
             start.wait()
             decisions[trade.trade_id] = executors[i].reserve_daily_share(
-                trade.trade_id, f"executor-{i}", notional, _decide(limits, notional, seconds=DECISION_SECONDS)
+                trade.trade_id, f"executor-{i}", notional, _decide(limits, notional, seconds=DECISION_SECONDS), fencing_token=current_token(executors[i], trade.trade_id)
             )
 
         threads = [threading.Thread(target=race, args=(i,)) for i in range(RACERS)]
@@ -95,19 +95,19 @@ def test_a_trade_is_counted_once_however_often_it_is_checked(ledger: Ledger):
     decide = _decide(limits, Decimal(10))
     first, second, third = (claimed(ledger, n) for n in range(3))
 
-    assert ledger.reserve_daily_share(first, "ex", Decimal(10), decide).allowed
+    assert ledger.reserve_daily_share(first, "ex", Decimal(10), decide, fencing_token=current_token(ledger, first)).allowed
     reserved_at = ledger.get_trade(first).risk_reserved_at
     # Checked again before any send (its swap could not be prepared), then after a send whose
     # transaction expired: the same trade each time, not a new one.
-    assert ledger.reserve_daily_share(first, "ex", Decimal(10), decide).allowed
-    ledger.record_attempt(first, "ex", "sig-1", raw_tx("1"), 1, 100)
-    ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED)
-    assert ledger.reserve_daily_share(first, "ex", Decimal(10), decide).allowed
+    assert ledger.reserve_daily_share(first, "ex", Decimal(10), decide, fencing_token=current_token(ledger, first)).allowed
+    ledger.record_attempt(first, "ex", "sig-1", raw_tx("1"), 1, 100, fencing_token=current_token(ledger, first))
+    ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED, fencing_token=current_token(ledger, first))
+    assert ledger.reserve_daily_share(first, "ex", Decimal(10), decide, fencing_token=current_token(ledger, first)).allowed
     assert ledger.get_trade(first).risk_reserved_at == reserved_at
     assert ledger.vault_activity("vault-1", _today()) == (Decimal(10), 1)
 
-    assert ledger.reserve_daily_share(second, "ex", Decimal(10), decide).allowed
-    refusal = ledger.reserve_daily_share(third, "ex", Decimal(10), decide)
+    assert ledger.reserve_daily_share(second, "ex", Decimal(10), decide, fencing_token=current_token(ledger, second)).allowed
+    refusal = ledger.reserve_daily_share(third, "ex", Decimal(10), decide, fencing_token=current_token(ledger, third))
     assert (refusal.allowed, refusal.rule) == (False, RiskRule.MAX_DAILY_TRADES)
     assert refusal.message == "max_daily_trades: 3 trades today > limit 2"
     assert ledger.get_trade(third).risk_reserved_at is None
@@ -116,19 +116,21 @@ def test_a_trade_is_counted_once_however_often_it_is_checked(ledger: Ledger):
 def test_an_approved_trade_that_fails_before_any_send_frees_its_slot(ledger: Ledger):
     decide = _decide(RiskLimits(max_daily_trades=1), Decimal(10))
     unsent, waiting = claimed(ledger, 1), claimed(ledger, 2)
-    assert ledger.reserve_daily_share(unsent, "ex", Decimal(10), decide).allowed
-    assert not ledger.reserve_daily_share(waiting, "ex", Decimal(10), decide).allowed
-    ledger.fail_trade(unsent, "ex", ReasonCode.QUOTE_UNAVAILABLE, "no route")
-    assert ledger.reserve_daily_share(waiting, "ex", Decimal(10), decide).allowed
+    assert ledger.reserve_daily_share(unsent, "ex", Decimal(10), decide, fencing_token=current_token(ledger, unsent)).allowed
+    assert not ledger.reserve_daily_share(waiting, "ex", Decimal(10), decide, fencing_token=current_token(ledger, waiting)).allowed
+    ledger.fail_trade(unsent, "ex", ReasonCode.QUOTE_UNAVAILABLE, "no route", fencing_token=current_token(ledger, unsent))
+    assert ledger.reserve_daily_share(waiting, "ex", Decimal(10), decide, fencing_token=current_token(ledger, waiting)).allowed
 
 
 def test_volume_counts_the_notional_the_trade_was_approved_at(ledger: Ledger):
     # Admitted without a notional: the executor priced it, and that price is what the day used up.
     priced = claimed(ledger, 1, notional_usd=None)
     limits = RiskLimits(max_daily_volume_usd=Decimal(500))
-    assert ledger.reserve_daily_share(priced, "ex", Decimal(300), _decide(limits, Decimal(300))).allowed
+    assert ledger.reserve_daily_share(priced, "ex", Decimal(300), _decide(limits, Decimal(300)), fencing_token=current_token(ledger, priced)).allowed
     assert ledger.vault_activity("vault-1", _today()) == (Decimal(300), 1)
-    refusal = ledger.reserve_daily_share(claimed(ledger, 2), "ex", Decimal(300), _decide(limits, Decimal(300)))
+    second = claimed(ledger, 2)
+    refusal = ledger.reserve_daily_share(second, "ex", Decimal(300), _decide(limits, Decimal(300)),
+                                         fencing_token=current_token(ledger, second))
     assert refusal.rule is RiskRule.MAX_DAILY_VOLUME
 
 
@@ -144,13 +146,13 @@ def test_vaults_are_serialised_separately(ledger: Ledger):
         return _decide(limits, Decimal(10))(usage)
 
     holding, holder_decision = _in_thread(lambda: ledger.reserve_daily_share(holder, "ex", Decimal(10),
-                                                                             decide_when_released))
+                                                                             decide_when_released, fencing_token=current_token(ledger, holder)))
     assert deciding.wait(30)  # the holder is inside its vault-1 check-and-reserve
     waiting, waiter_decision = _in_thread(lambda: ledger.reserve_daily_share(waiter, "ex", Decimal(10),
-                                                                             _decide(limits, Decimal(10))))
+                                                                             _decide(limits, Decimal(10)), fencing_token=current_token(ledger, waiter)))
     # Another vault's check neither waits for vault-1's nor sees its usage.
     started = time.monotonic()
-    assert ledger.reserve_daily_share(other_vault, "ex", Decimal(10), _decide(limits, Decimal(10))).allowed
+    assert ledger.reserve_daily_share(other_vault, "ex", Decimal(10), _decide(limits, Decimal(10)), fencing_token=current_token(ledger, other_vault)).allowed
     assert time.monotonic() - started < 5
     waiting.join(0.5)
     assert waiting.is_alive(), "a second check of vault-1 must wait for the first to commit"
@@ -167,6 +169,6 @@ def test_vaults_are_serialised_separately(ledger: Ledger):
 def test_only_the_lease_holder_can_reserve(ledger: Ledger):
     trade_id = claimed(ledger, 1, owner="holder")
     with pytest.raises(LeaseLostError, match="reserve_daily_share on trade .* another executor"):
-        ledger.reserve_daily_share(trade_id, "intruder", Decimal(10), _decide(RiskLimits(), Decimal(10)))
+        ledger.reserve_daily_share(trade_id, "intruder", Decimal(10), _decide(RiskLimits(), Decimal(10)), fencing_token=current_token(ledger, trade_id))
     assert ledger.get_trade(trade_id).risk_reserved_at is None
     assert ledger.vault_activity("vault-1", _today()) == (Decimal(0), 0)

@@ -8,7 +8,7 @@ from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 from xorj.errors import LeaseLostError, LedgerUnavailableError
 from xorj.ledger import AsyncTradeListener, Ledger, TradeListener, TradeNotification
 
-from .helpers import intent, raw_tx
+from .helpers import current_token, intent, raw_tx
 
 
 def test_listener_receives_every_transition_in_order(ledger: Ledger, ledger_dsn):
@@ -17,8 +17,8 @@ def test_listener_receives_every_transition_in_order(ledger: Ledger, ledger_dsn)
         ledger.admit_trade(intent(1))  # replay: no change, no notification
         ledger.admit_trade(intent(2, strategy="beta"))  # filtered out by strategy
         ledger.claim_trades("alpha", "ex", limit=1)  # a lease is not a state change
-        ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 1, 1)
-        ledger.confirm_trade(trade_id, "ex", "sig-1")
+        ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 1, 1, fencing_token=current_token(ledger, trade_id))
+        ledger.confirm_trade(trade_id, "ex", "sig-1", fencing_token=current_token(ledger, trade_id))
         received = listener.wait(timeout=5, max_count=3)
         received += listener.wait(timeout=0.5)
     assert received == [
@@ -32,7 +32,7 @@ def test_a_rolled_back_write_notifies_nothing(ledger: Ledger, ledger_dsn):
     trade_id = ledger.admit_trade(intent(1)).trade_id
     with TradeListener(ledger_dsn) as listener:
         with pytest.raises(LeaseLostError):
-            ledger.fail_trade(trade_id, "not-the-owner", ReasonCode.RPC_TIMEOUT)
+            ledger.fail_trade(trade_id, "not-the-owner", ReasonCode.RPC_TIMEOUT, fencing_token=1)
         assert listener.wait(timeout=0.5) == []
 
 
@@ -40,7 +40,7 @@ async def test_async_listener(ledger: Ledger, ledger_dsn):
     async with AsyncTradeListener(ledger_dsn, strategy="alpha") as listener:
         trade_id = ledger.admit_trade(intent(1)).trade_id
         ledger.claim_trades("alpha", "ex", limit=1)
-        ledger.fail_trade(trade_id, "ex", ReasonCode.RISK_LIMIT, "kill switch")
+        ledger.fail_trade(trade_id, "ex", ReasonCode.RISK_LIMIT, "kill switch", fencing_token=current_token(ledger, trade_id))
         received = await listener.wait(timeout=5, max_count=2)
     assert [(n.trade_id, n.state) for n in received] == [(trade_id, TradeState.PENDING), (trade_id, TradeState.FAILED)]
 
@@ -58,14 +58,14 @@ def test_a_listener_whose_connection_dies_raises_ledger_unavailable(ledger_dsn):
 def test_attempt_changes_inside_submitted_are_announced_without_duplicates(ledger: Ledger, ledger_dsn):
     trade_id = ledger.admit_trade(intent(1)).trade_id
     ledger.claim_trades("alpha", "ex", limit=1)
-    ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 1, 100)
+    ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 1, 100, fencing_token=current_token(ledger, trade_id))
     with TradeListener(ledger_dsn, strategy="alpha") as listener:
         # Neither is a state change: the trade stays SUBMITTED, but its attempts changed.
-        ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED)
-        ledger.record_attempt(trade_id, "ex", "sig-2", raw_tx("2"), 2, 150)
+        ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED, fencing_token=current_token(ledger, trade_id))
+        ledger.record_attempt(trade_id, "ex", "sig-2", raw_tx("2"), 2, 150, fencing_token=current_token(ledger, trade_id))
         received = listener.wait(timeout=5, max_count=2)
         # Landing resolves the attempt and confirms the trade in one transaction: one notification.
-        ledger.resolve_attempt("sig-2", "ex", AttemptOutcome.LANDED)
+        ledger.resolve_attempt("sig-2", "ex", AttemptOutcome.LANDED, fencing_token=current_token(ledger, trade_id))
         received += listener.wait(timeout=5, max_count=1)
         received += listener.wait(timeout=0.5)
     assert received == [

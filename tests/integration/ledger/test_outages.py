@@ -58,9 +58,10 @@ class Writers:
                 [claimed] = self.ledger.claim_trades(owner, owner, limit=1, lease_seconds=600)
                 assert claimed.trade_id == trade_id
                 signature = f"sig-{n}"
-                self.ledger.record_attempt(trade_id, owner, signature, raw_tx(signature), 100, 50)
+                self.ledger.record_attempt(trade_id, owner, signature, raw_tx(signature), 100, 50,
+                                           fencing_token=claimed.fencing_token)
                 self._ack(n, trade_id, "submitted")
-                self.ledger.confirm_trade(trade_id, owner, signature)
+                self.ledger.confirm_trade(trade_id, owner, signature, fencing_token=claimed.fencing_token)
                 self._ack(n, trade_id, "confirmed")
             except LedgerUnavailableError:
                 with self._lock:
@@ -131,7 +132,7 @@ def _blocked_backend_pid(conn: psycopg.Connection, timeout: float = 10.0) -> int
 @pytest.mark.parametrize("operation", ["admit", "record_attempt"])
 def test_backend_terminated_mid_transaction_is_unavailable_and_writes_nothing(ledger: Ledger, ledger_dsn, operation):
     trade_id = ledger.admit_trade(intent(1)).trade_id
-    ledger.claim_trades("alpha", "ex", limit=1)
+    [claim] = ledger.claim_trades("alpha", "ex", limit=1)
     events_before = ledger.trade_events(trade_id)
 
     with psycopg.connect(ledger_dsn, autocommit=True) as blocker, psycopg.connect(ledger_dsn, autocommit=True) as admin:
@@ -146,7 +147,8 @@ def test_backend_terminated_mid_transaction_is_unavailable_and_writes_nothing(le
                 if operation == "admit":
                     outcome.append(ledger.admit_trade(intent(2)))
                 else:
-                    outcome.append(ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 10, 100))
+                    outcome.append(ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 10, 100,
+                                                         fencing_token=claim.fencing_token))
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                 outcome.append(exc)
 

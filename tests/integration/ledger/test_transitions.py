@@ -11,30 +11,30 @@ from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 from xorj.errors import InvalidInputError, LedgerError
 from xorj.ledger import AlertSeverity, Ledger, NewAlert
 
-from .helpers import claimed, raw_tx
+from .helpers import claimed, current_token, raw_tx
 
 
 def test_write_ahead_attempt_moves_pending_to_submitted_once(ledger: Ledger):
     trade_id = claimed(ledger)
-    first = ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 1_000, 100, quote_out_amount=42)
+    first = ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 1_000, 100, quote_out_amount=42, fencing_token=current_token(ledger, trade_id))
     assert (first.attempt_no, first.outcome, first.raw_tx, first.quote_out_amount) == (1, AttemptOutcome.PENDING, raw_tx("1"), 42)
     trade = ledger.get_trade(trade_id)
     assert trade.state is TradeState.SUBMITTED and trade.submitted_at is not None
     assert trade.pending_attempt == first
 
     # Repeating the same record (e.g. after a COMMIT whose answer was lost) returns the stored attempt.
-    assert ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 1_000, 100, quote_out_amount=42) == first
+    assert ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 1_000, 100, quote_out_amount=42, fencing_token=current_token(ledger, trade_id)) == first
 
-    expired = ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED, "height 1001")
+    expired = ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED, "height 1001", fencing_token=current_token(ledger, trade_id))
     assert (expired.outcome, expired.reason, expired.detail) == (AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED, "height 1001")
     assert expired.resolved_at is not None
-    assert ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.EXPIRED) == expired  # no-op
+    assert ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.EXPIRED, fencing_token=current_token(ledger, trade_id)) == expired  # no-op
     with pytest.raises(LedgerError, match="already EXPIRED; it cannot become FAILED_ON_CHAIN"):
-        ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.FAILED_ON_CHAIN, ReasonCode.PROGRAM_ERROR)
+        ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.FAILED_ON_CHAIN, ReasonCode.PROGRAM_ERROR, fencing_token=current_token(ledger, trade_id))
 
-    second = ledger.record_attempt(trade_id, "ex", "sig-2", raw_tx("2"), 1_200, 150)
+    second = ledger.record_attempt(trade_id, "ex", "sig-2", raw_tx("2"), 1_200, 150, fencing_token=current_token(ledger, trade_id))
     assert second.attempt_no == 2
-    confirmed = ledger.confirm_trade(trade_id, "ex", "sig-2")
+    confirmed = ledger.confirm_trade(trade_id, "ex", "sig-2", fencing_token=current_token(ledger, trade_id))
     assert confirmed.state is TradeState.CONFIRMED and confirmed.final_signature == "sig-2"
     assert [a.outcome for a in confirmed.attempts] == [AttemptOutcome.EXPIRED, AttemptOutcome.LANDED]
     assert confirmed.lease_owner is None and confirmed.finished_at is not None
@@ -51,41 +51,41 @@ def test_write_ahead_attempt_moves_pending_to_submitted_once(ledger: Ledger):
 
 def test_landed_resolution_confirms_the_trade(ledger: Ledger):
     trade_id = claimed(ledger)
-    ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 10, 100)
-    landed = ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.LANDED)
+    ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 10, 100, fencing_token=current_token(ledger, trade_id))
+    landed = ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.LANDED, fencing_token=current_token(ledger, trade_id))
     assert landed.outcome is AttemptOutcome.LANDED
     assert ledger.get_trade(trade_id).state is TradeState.CONFIRMED
 
 
 def test_a_trade_cannot_fail_while_an_attempt_may_still_land(ledger: Ledger):
     trade_id = claimed(ledger)
-    ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 10, 100)
+    ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 10, 100, fencing_token=current_token(ledger, trade_id))
     with pytest.raises(LedgerError, match="attempt sig-1 may still land"):
-        ledger.fail_trade(trade_id, "ex", ReasonCode.RPC_TIMEOUT)
+        ledger.fail_trade(trade_id, "ex", ReasonCode.RPC_TIMEOUT, fencing_token=current_token(ledger, trade_id))
     assert ledger.get_trade(trade_id).state is TradeState.SUBMITTED
-    ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.FAILED_ON_CHAIN, ReasonCode.SLIPPAGE_EXCEEDED, "0x1771")
-    failed = ledger.fail_trade(trade_id, "ex", ReasonCode.SLIPPAGE_EXCEEDED, "cap reached")
+    ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.FAILED_ON_CHAIN, ReasonCode.SLIPPAGE_EXCEEDED, "0x1771", fencing_token=current_token(ledger, trade_id))
+    failed = ledger.fail_trade(trade_id, "ex", ReasonCode.SLIPPAGE_EXCEEDED, "cap reached", fencing_token=current_token(ledger, trade_id))
     assert (failed.state, failed.reason) == (TradeState.FAILED, ReasonCode.SLIPPAGE_EXCEEDED)
-    assert ledger.fail_trade(trade_id, "ex", ReasonCode.SLIPPAGE_EXCEEDED).state is TradeState.FAILED  # no-op
+    assert ledger.fail_trade(trade_id, "ex", ReasonCode.SLIPPAGE_EXCEEDED, fencing_token=current_token(ledger, trade_id)).state is TradeState.FAILED  # no-op
 
 
 def test_resolving_to_pending_is_refused(ledger: Ledger):
     with pytest.raises(InvalidInputError, match="outcome"):
-        ledger.resolve_attempt("sig", "ex", AttemptOutcome.PENDING)
+        ledger.resolve_attempt("sig", "ex", AttemptOutcome.PENDING, fencing_token=1)
 
 
 def test_failure_and_its_alert_commit_together(ledger: Ledger):
     trade_id = claimed(ledger)
     alert = NewAlert("RISK_REFUSAL", AlertSeverity.WARNING, "daily volume limit reached", "alpha", trade_id)
-    ledger.fail_trade(trade_id, "ex", ReasonCode.RISK_LIMIT, "daily_volume_usd: 1200 > 1000", alert=alert)
+    ledger.fail_trade(trade_id, "ex", ReasonCode.RISK_LIMIT, "daily_volume_usd: 1200 > 1000", alert=alert, fencing_token=current_token(ledger, trade_id))
     [stored] = ledger.pending_alerts()
     assert (stored.kind, stored.severity, stored.trade_id, stored.strategy) == ("RISK_REFUSAL", AlertSeverity.WARNING, trade_id, "alpha")
 
     # A refused failure leaves no alert behind either.
     other = claimed(ledger, 2)
-    ledger.record_attempt(other, "ex", "sig-x", raw_tx("x"), 1, 1)
+    ledger.record_attempt(other, "ex", "sig-x", raw_tx("x"), 1, 1, fencing_token=current_token(ledger, other))
     with pytest.raises(LedgerError):
-        ledger.fail_trade(other, "ex", ReasonCode.RPC_TIMEOUT, alert=alert)
+        ledger.fail_trade(other, "ex", ReasonCode.RPC_TIMEOUT, alert=alert, fencing_token=current_token(ledger, other))
     assert len(ledger.pending_alerts()) == 1
 
 
@@ -105,9 +105,9 @@ def test_alert_outbox_delivers_each_alert_once(ledger: Ledger):
 def test_vault_activity_counts_sent_trades_since_a_time(ledger: Ledger):
     since = datetime.now(UTC) - timedelta(minutes=1)
     sent = claimed(ledger, 1, notional_usd=Decimal("120.5"))
-    ledger.record_attempt(sent, "ex", "sig-1", raw_tx("1"), 1, 1)
+    ledger.record_attempt(sent, "ex", "sig-1", raw_tx("1"), 1, 1, fencing_token=current_token(ledger, sent))
     also_sent = claimed(ledger, 2, notional_usd=Decimal(30))
-    ledger.record_attempt(also_sent, "ex", "sig-2", raw_tx("2"), 1, 1)
+    ledger.record_attempt(also_sent, "ex", "sig-2", raw_tx("2"), 1, 1, fencing_token=current_token(ledger, also_sent))
     claimed(ledger, 3, notional_usd=Decimal(999))  # PENDING, never sent
     claimed(ledger, 4, vault="vault-2", notional_usd=Decimal(5))
     activity = ledger.vault_activity("vault-1", since)
@@ -119,10 +119,10 @@ def test_vault_activity_counts_sent_trades_since_a_time(ledger: Ledger):
 def test_recent_outcomes_list_terminal_trades_oldest_first(ledger: Ledger):
     since = datetime.now(UTC) - timedelta(minutes=1)
     ok = claimed(ledger, 1)
-    ledger.record_attempt(ok, "ex", "sig-1", raw_tx("1"), 1, 1)
-    ledger.confirm_trade(ok, "ex", "sig-1")
+    ledger.record_attempt(ok, "ex", "sig-1", raw_tx("1"), 1, 1, fencing_token=current_token(ledger, ok))
+    ledger.confirm_trade(ok, "ex", "sig-1", fencing_token=current_token(ledger, ok))
     bad = claimed(ledger, 2)
-    ledger.fail_trade(bad, "ex", ReasonCode.PROGRAM_ERROR, "custom program error 0x1")
+    ledger.fail_trade(bad, "ex", ReasonCode.PROGRAM_ERROR, "custom program error 0x1", fencing_token=current_token(ledger, bad))
     claimed(ledger, 3)  # still PENDING: not an outcome
     outcomes = ledger.recent_outcomes("alpha", since)
     assert [(o.trade_id, o.state, o.reason) for o in outcomes] == [

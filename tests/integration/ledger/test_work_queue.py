@@ -14,7 +14,7 @@ from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 from xorj.errors import InvalidInputError, LeaseLostError
 from xorj.ledger import Ledger
 
-from .helpers import claim_and_finish_worker, claim_once_worker, intent, raw_tx
+from .helpers import claim_and_finish_worker, claim_once_worker, current_token, intent, raw_tx
 
 CLAIMER_PROCESSES = 8
 
@@ -68,8 +68,10 @@ def test_claims_are_oldest_first_and_skip_live_leases(ledger: Ledger):
 
 def test_expired_lease_hands_the_trade_over_exactly_once_and_fences_the_old_owner(ledger: Ledger, ledger_dsn, tmp_path):
     trade_id = ledger.admit_trade(intent(1)).trade_id
-    [_claimed] = ledger.claim_trades("alpha", "old-owner", limit=1, lease_seconds=1.0)
-    ledger.record_attempt(trade_id, "old-owner", "sig-1", raw_tx("1"), 777, 100, quote_out_amount=5000)
+    [claim] = ledger.claim_trades("alpha", "old-owner", limit=1, lease_seconds=1.0)
+    old_token = claim.fencing_token
+    ledger.record_attempt(trade_id, "old-owner", "sig-1", raw_tx("1"), 777, 100, quote_out_amount=5000,
+                          fencing_token=old_token)
     time.sleep(1.3)  # the old owner stops heartbeating (paused, partitioned or dead)
     before = ledger.get_trade(trade_id)
     events_before = ledger.trade_events(trade_id)
@@ -90,28 +92,28 @@ def test_expired_lease_hands_the_trade_over_exactly_once_and_fences_the_old_owne
     assert attempt.quote_out_amount == 5000 and attempt.outcome is AttemptOutcome.PENDING
 
     # Every write of the old owner is fenced and changes nothing.
-    assert ledger.heartbeat([trade_id], "old-owner") == set()
+    assert ledger.heartbeat({trade_id: old_token}, "old-owner") == set()
     with pytest.raises(LeaseLostError, match="another executor"):
-        ledger.resolve_attempt("sig-1", "old-owner", AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED)
+        ledger.resolve_attempt("sig-1", "old-owner", AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED, fencing_token=old_token)
     with pytest.raises(LeaseLostError):
-        ledger.confirm_trade(trade_id, "old-owner", "sig-1")
+        ledger.confirm_trade(trade_id, "old-owner", "sig-1", fencing_token=old_token)
     with pytest.raises(LeaseLostError):
-        ledger.fail_trade(trade_id, "old-owner", ReasonCode.RPC_TIMEOUT)
+        ledger.fail_trade(trade_id, "old-owner", ReasonCode.RPC_TIMEOUT, fencing_token=old_token)
     with pytest.raises(LeaseLostError):
-        ledger.record_attempt(trade_id, "old-owner", "sig-2", raw_tx("2"), 900, 150)
-    assert ledger.release(trade_id, "old-owner") is False
+        ledger.record_attempt(trade_id, "old-owner", "sig-2", raw_tx("2"), 900, 150, fencing_token=old_token)
+    assert ledger.release(trade_id, "old-owner", fencing_token=old_token) is False
     after = ledger.get_trade(trade_id)
     assert (after.state, after.attempts, after.lease_owner) == (before.state, before.attempts, new_owner)
     assert ledger.trade_events(trade_id) == events_before
 
     # The new owner finishes it with the stored attempt.
-    confirmed = ledger.confirm_trade(trade_id, new_owner, "sig-1")
+    confirmed = ledger.confirm_trade(trade_id, new_owner, "sig-1", fencing_token=current_token(ledger, trade_id))
     assert confirmed.state is TradeState.CONFIRMED and confirmed.final_signature == "sig-1"
     assert confirmed.attempts[0].outcome is AttemptOutcome.LANDED
     # The old owner repeating the same confirmation is a harmless no-op; anything else stays fenced.
-    assert ledger.confirm_trade(trade_id, "old-owner", "sig-1").state is TradeState.CONFIRMED
+    assert ledger.confirm_trade(trade_id, "old-owner", "sig-1", fencing_token=old_token).state is TradeState.CONFIRMED
     with pytest.raises(LeaseLostError, match="already CONFIRMED"):
-        ledger.fail_trade(trade_id, "old-owner", ReasonCode.RPC_TIMEOUT)
+        ledger.fail_trade(trade_id, "old-owner", ReasonCode.RPC_TIMEOUT, fencing_token=old_token)
 
 
 def test_a_write_after_the_lease_expired_is_fenced_even_without_a_new_owner(ledger: Ledger):
@@ -119,22 +121,23 @@ def test_a_write_after_the_lease_expired_is_fenced_even_without_a_new_owner(ledg
     ledger.claim_trades("alpha", "slow", limit=1, lease_seconds=0.5)
     time.sleep(0.7)
     with pytest.raises(LeaseLostError, match="expired or was released"):
-        ledger.record_attempt(trade_id, "slow", "sig-1", raw_tx("1"), 1, 1)
+        ledger.record_attempt(trade_id, "slow", "sig-1", raw_tx("1"), 1, 1, fencing_token=current_token(ledger, trade_id))
     assert ledger.get_trade(trade_id).attempts == ()
 
 
 def test_heartbeats_keep_the_lease_and_release_hands_it_back(ledger: Ledger):
     a = ledger.admit_trade(intent(1)).trade_id
     b = ledger.admit_trade(intent(2)).trade_id
-    ledger.claim_trades("alpha", "ex", limit=2, lease_seconds=1.0)
+    leases = {t.trade_id: t.fencing_token for t in ledger.claim_trades("alpha", "ex", limit=2, lease_seconds=1.0)}
+    assert sorted(leases) == sorted([a, b])
     for _ in range(3):
         time.sleep(0.5)
-        assert ledger.heartbeat([a, b], "ex", lease_seconds=1.0) == {a, b}
+        assert ledger.heartbeat(leases, "ex", lease_seconds=1.0) == {a, b}
     assert ledger.claim_trades("alpha", "other", limit=5) == []
-    assert ledger.heartbeat([a, b], "intruder") == set()
+    assert ledger.heartbeat(leases, "intruder") == set()
 
-    assert ledger.release(a, "ex") is True
-    assert ledger.heartbeat([a, b], "ex", lease_seconds=1.0) == {b}
+    assert ledger.release(a, "ex", fencing_token=leases[a]) is True
+    assert ledger.heartbeat(leases, "ex", lease_seconds=1.0) == {b}
     assert [t.trade_id for t in ledger.claim_trades("alpha", "other", limit=5)] == [a]
 
 
@@ -153,9 +156,9 @@ def test_find_stale_reports_unowned_non_terminal_trades(ledger: Ledger):
     live = ledger.admit_trade(intent(3)).trade_id
     done = ledger.admit_trade(intent(4)).trade_id
     ledger.claim_trades("alpha", "ex", limit=4, lease_seconds=60)
-    ledger.release(expired, "ex")
-    ledger.fail_trade(done, "ex", ReasonCode.RISK_LIMIT, "kill switch")
-    ledger.release(never_claimed, "ex")
+    ledger.release(expired, "ex", fencing_token=current_token(ledger, expired))
+    ledger.fail_trade(done, "ex", ReasonCode.RISK_LIMIT, "kill switch", fencing_token=current_token(ledger, done))
+    ledger.release(never_claimed, "ex", fencing_token=current_token(ledger, never_claimed))
 
     assert ledger.find_stale(grace=timedelta(minutes=5)) == []  # all became unowned just now
     stale = ledger.find_stale(grace=timedelta(0))
@@ -170,7 +173,7 @@ def test_cancel_fences_the_executor_holding_a_pending_trade(ledger: Ledger):
     cancelled = ledger.cancel_trade(trade_id, "CopyTrade deleted")
     assert (cancelled.state, cancelled.reason, cancelled.lease_owner) == (TradeState.FAILED, ReasonCode.CANCELLED, None)
     with pytest.raises(LeaseLostError, match="already FAILED"):
-        ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 1, 1)
+        ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 1, 1, fencing_token=current_token(ledger, trade_id))
     assert ledger.cancel_trade(trade_id, "again").state is TradeState.FAILED  # idempotent
 
 
@@ -180,7 +183,7 @@ def test_cancel_pending_takes_a_strategys_unsent_trades_only(ledger: Ledger):
     sent = ledger.admit_trade(intent(11)).trade_id
     other = ledger.admit_trade(intent(12, strategy="other")).trade_id
     ledger.claim_trades("alpha", "ex", limit=10)  # every alpha trade leased to one executor
-    ledger.record_attempt(sent, "ex", "sig-sent", raw_tx("sent"), 1, 1)  # SUBMITTED: a transaction is out
+    ledger.record_attempt(sent, "ex", "sig-sent", raw_tx("sent"), 1, 1, fencing_token=current_token(ledger, sent))  # SUBMITTED: a transaction is out
 
     cancelled = ledger.cancel_pending("alpha", "strategy deleted")
 
@@ -189,7 +192,7 @@ def test_cancel_pending_takes_a_strategys_unsent_trades_only(ledger: Ledger):
         trade = ledger.get_trade(trade_id)
         assert (trade.state, trade.reason, trade.lease_owner) == (TradeState.FAILED, ReasonCode.CANCELLED, None)
     with pytest.raises(LeaseLostError, match="already FAILED"):  # the executor holding one is fenced
-        ledger.record_attempt(leased, "ex", "sig-late", raw_tx("late"), 1, 1)
+        ledger.record_attempt(leased, "ex", "sig-late", raw_tx("late"), 1, 1, fencing_token=current_token(ledger, leased))
     assert ledger.get_trade(sent).state is TradeState.SUBMITTED
     assert ledger.get_trade(other).state is TradeState.PENDING
     assert ledger.cancel_pending("alpha", "again") == []
