@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 from xorj.devenv.image import ImageBuilder
-from xorj.devenv.node import LocalNode
 from xorj.devenv.cluster import LocalCluster
+from xorj.devenv.node import LocalNode
+from xorj.devenv.node.host import NodeHost
 
 CLUSTER_NAME = "xorj-node-e2e"
 
@@ -62,13 +63,17 @@ class Pods:
         self.node = node
 
     def run(self, name: str, image: str, command: list[str] | None = None, args: list[str] | None = None,
-            labels: dict[str, str] | None = None, restart: str = "Never") -> str:
+            labels: dict[str, str] | None = None, restart: str = "Never", ready_on_port: int | None = None) -> str:
+        """Start a pod on the real node. With ``ready_on_port`` it is Ready (and so a ready endpoint of
+        its Services) only once something accepts TCP connections on that port."""
         name = f"{name}-{uuid.uuid4().hex[:6]}"
         container: dict[str, object] = {"name": "main", "image": image, "imagePullPolicy": "Never"}
         if command:
             container["command"] = command
         if args:
             container["args"] = args
+        if ready_on_port is not None:
+            container["readinessProbe"] = {"tcpSocket": {"port": ready_on_port}, "periodSeconds": 1}
         manifest = {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "labels": labels or {}},
@@ -91,8 +96,64 @@ class Pods:
             time.sleep(0.5)
         raise AssertionError(f"pod {name} not in {phases} after {timeout}s: {json.dumps(pod.get('status'))[:1500]}")
 
+    def wait_ready(self, name: str, timeout: float = 90) -> dict:
+        """The pod once its Ready condition is True (its readiness probe, if any, passed)."""
+        deadline = time.monotonic() + timeout
+        pod: dict = {}
+        while time.monotonic() < deadline:
+            pod = self.get(name)
+            conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
+            if conditions.get("Ready") == "True":
+                return pod
+            time.sleep(0.5)
+        raise AssertionError(f"pod {name} not Ready after {timeout}s: {json.dumps(pod.get('status'))[:1500]}")
+
     def logs(self, name: str) -> str:
         return self.cluster.kubectl("logs", name).stdout
+
+
+def wait_service_routed(cluster: LocalCluster, node: LocalNode, service: str, pod_ip: str, target_port: int,
+                        timeout: float = 90) -> None:
+    """Wait until a pod on ``node`` can reach ``pod_ip:target_port`` through ``service``'s cluster IP.
+
+    A new Service is not usable at once. The EndpointSlice controller must first list the pod as a
+    ready endpoint. Then kube-proxy on the node must see that slice and rewrite its rules. Until it
+    does, its rule for a Service without endpoints REJECTs connections to the cluster IP, so a client
+    gets "Connection refused". Both steps are checked: the slice in the API, then kube-proxy's
+    iptables rules in the node's namespaces (the DNAT to the pod is in, the REJECT is out).
+    """
+    svc = json.loads(cluster.kubectl("get", "service", service, "-o", "json").stdout)
+    namespace, cluster_ip = svc["metadata"]["namespace"], svc["spec"]["clusterIP"]
+    enter = NodeHost(node.layout()).enter()
+    destination = f"--to-destination {pod_ip}:{target_port}"
+    deadline = time.monotonic() + timeout
+    waiting_for = f"EndpointSlice of {namespace}/{service} with ready endpoint {pod_ip}:{target_port}"
+    seen = ""
+    while time.monotonic() < deadline:
+        slices = json.loads(cluster.kubectl("get", "endpointslices", "-n", namespace, "-l",
+                                            f"kubernetes.io/service-name={service}", "-o", "json").stdout)["items"]
+        ready = any(
+            pod_ip in endpoint.get("addresses", []) and endpoint.get("conditions", {}).get("ready")
+            and any(port.get("port") == target_port for port in item.get("ports") or [])
+            for item in slices for endpoint in item.get("endpoints") or []
+        )
+        if not ready:
+            seen = json.dumps([item.get("endpoints") for item in slices])[:1500]
+            time.sleep(0.3)
+            continue
+        waiting_for = f"kube-proxy's rules on {node.name} routing {cluster_ip} ({namespace}/{service}) to {pod_ip}"
+        nat = subprocess.run([*enter, "iptables-save", "-t", "nat"], capture_output=True, text=True, timeout=30)
+        filt = subprocess.run([*enter, "iptables-save", "-t", "filter"], capture_output=True, text=True, timeout=30)
+        dnat = [line for line in nat.stdout.splitlines()
+                if f"{namespace}/{service}" in line and destination in line and "DNAT" in line]
+        reject = [line for line in filt.stdout.splitlines() if f"-d {cluster_ip}/32" in line and "REJECT" in line]
+        if dnat and not reject:
+            return
+        seen = "\n".join(dnat + reject) or (nat.stderr + filt.stderr)[-1500:] or "no rule for it yet"
+        time.sleep(0.3)
+    proxy_log = node.layout().logs_dir / "kube-proxy.log"
+    tail = proxy_log.read_text(errors="replace")[-3000:] if proxy_log.exists() else "(no kube-proxy log)"
+    raise AssertionError(f"waited {timeout}s for {waiting_for}; last seen:\n{seen}\nkube-proxy log:\n{tail}")
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,8 @@ from xorj.devenv.cluster import LocalCluster
 from xorj.devenv.node.host import NodeHost
 from xorj.devenv.node.processes import cmdline
 
+from tests.e2e.node.conftest import wait_service_routed
+
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 BASE = "localhost/xorj-base:bookworm"
 
@@ -41,12 +43,17 @@ def test_project_image_runs_and_logs(project_image: str, pods) -> None:
 
 def test_pod_to_pod_service_and_host(project_image: str, pods, node_cluster: LocalCluster,
                                      real_node: LocalNode) -> None:
-    server = pods.run("web", BASE, command=["python3", "-m", "http.server", "8000"], labels={"app": "xorj-web"},
-                      restart="Always")
-    server_ip = pods.wait_phase(server, ("Running",))["status"]["podIP"]
-    node_cluster.kubectl("create", "service", "clusterip", server, "--tcp=80:8000")
-    node_cluster.kubectl("set", "selector", "service", server, "app=xorj-web")
+    label = f"xorj-web-{time.monotonic_ns()}"  # this test's server only, not a leftover of an earlier run
+    server = pods.run("web", BASE, command=["python3", "-m", "http.server", "8000"], labels={"app": label},
+                      restart="Always", ready_on_port=8000)
+    server_ip = pods.wait_ready(server)["status"]["podIP"]
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": server},
+               "spec": {"selector": {"app": label}, "ports": [{"port": 80, "targetPort": 8000, "protocol": "TCP"}]}}
+    node_cluster.kubectl("apply", "-f", "-", input=json.dumps(service))
     service_ip = node_cluster.kubectl("get", "service", server, "-o", "jsonpath={.spec.clusterIP}").stdout
+    # What the client below depends on: the pod is a ready endpoint and kube-proxy has routed the new
+    # cluster IP to it (until then kube-proxy REJECTs it: "Connection refused").
+    wait_service_routed(node_cluster, real_node, server, server_ip, 8000)
     # A host service on 127.0.0.1 only, as Postgres and the local chain are.
     host_server = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1"],
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -71,8 +78,8 @@ def test_pod_to_pod_service_and_host(project_image: str, pods, node_cluster: Loc
 def test_network_policy_denies_ingress(project_image: str, pods, node_cluster: LocalCluster) -> None:
     label = f"xorj-np-{time.monotonic_ns()}"
     server = pods.run("np-web", BASE, command=["python3", "-m", "http.server", "8000"], labels={"app": label},
-                      restart="Always")
-    server_ip = pods.wait_phase(server, ("Running",))["status"]["podIP"]
+                      restart="Always", ready_on_port=8000)
+    server_ip = pods.wait_ready(server)["status"]["podIP"]  # listening: the first probe must get 200
     script = ("import urllib.request as u\n"
               f"try: print('status', u.urlopen('http://{server_ip}:8000/', timeout=4).status)\n"
               "except Exception as e: print('ERR', e)\n")
