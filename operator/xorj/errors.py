@@ -39,7 +39,8 @@ class EnvironmentSetupError(XorjError):
 
 
 class LeaseLostError(LedgerError):
-    """An executor wrote to a trade whose lease it no longer holds (expired or taken over).
+    """An executor wrote to a trade whose lease it no longer holds: expired, taken over by another
+    executor, or replaced by a newer claim (a larger fencing token) even under the same owner name.
 
     The write changed nothing (fencing): the executor must stop working on that trade.
     """
