@@ -7,6 +7,7 @@ Every test ends with the exactly-once check against the chain."""
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 
 import pytest
@@ -18,6 +19,7 @@ from tests.integration.executor.harness import (
     assert_chain_matches_ledger,
     executor_env,
     executors,
+    rpc,
     wait_terminal,
 )
 
@@ -129,4 +131,26 @@ def test_a_trade_that_keeps_crashing_the_executor_is_failed_as_poison(local_chai
     assert trade.crash_count == 3 and "RuntimeError" in trade.detail
     assert trade.attempts == ()
     assert any(a.kind == "POISON_TRADE" and a.trade_id == trade.trade_id for a in ledger.pending_alerts())
+    assert_chain_matches_ledger(local_chain.rpc_url, scenario, trades, fills_before, balances_before)
+
+
+def test_confirmation_depth_follows_the_computed_notional_not_the_stated_one(
+        local_chain, ledger, ledger_dsn, scenario, chain_before):
+    """1 500 USDC stated as 1 USD: with XORJ_FINALIZED_FROM_USD=1000 the trade is CONFIRMED only once
+    its swap is finalized on chain (a stated notional cannot lower the depth a large trade waits for)."""
+    fills_before, balances_before = chain_before
+    trade_id = admit(ledger, scenario, 1, 1_500 * USDC + 300, notional_usd=Decimal(1))[0]
+    seen = None
+    with InProcessExecutor(_env(local_chain, ledger_dsn, scenario, finalized_from_usd="1000",
+                                max_trade_notional_usd="100000")):
+        deadline = time.monotonic() + 60
+        while seen is None and time.monotonic() < deadline:
+            trade = ledger.get_trade(trade_id)
+            if trade.state is TradeState.CONFIRMED:
+                seen = rpc(local_chain.rpc_url, "getSignatureStatuses",
+                           [[trade.final_signature], {"searchTransactionHistory": True}])["value"][0]
+            time.sleep(0.01)
+        trades = wait_terminal(ledger, [trade_id], 60)
+    assert trades[0].state is TradeState.CONFIRMED, trades[0]
+    assert seen is not None and seen["confirmationStatus"] == "finalized", seen
     assert_chain_matches_ledger(local_chain.rpc_url, scenario, trades, fills_before, balances_before)
