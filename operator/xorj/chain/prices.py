@@ -93,8 +93,8 @@ def parse_price_answer(text: str, requested: Iterable[str]) -> dict[str, TokenPr
                                        method="price")
         decimals = entry.get("decimals")
         if decimals is not None:
-            if isinstance(decimals, bool) or not isinstance(decimals, Decimal) or decimals != decimals.to_integral_value() \
-                    or not 0 <= decimals <= MAX_DECIMALS:
+            if isinstance(decimals, bool) or not isinstance(decimals, Decimal) \
+                    or decimals != decimals.to_integral_value() or not 0 <= decimals <= MAX_DECIMALS:
                 raise MalformedAnswerError(f"price: decimals of {mint} must be an integer in 0..{MAX_DECIMALS}, "
                                            f"got {str(decimals)[:40]}", method="price")
             decimals = int(decimals)
