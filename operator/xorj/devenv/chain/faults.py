@@ -12,9 +12,18 @@ or ``*`` for every JSON-RPC method; fires with ``probability`` at most ``count``
 - ``error``: answer a JSON-RPC error without processing (default -32005 "Node is unhealthy").
 - ``http_error``: answer HTTP ``status`` (default 503) without processing.
 - ``malformed``: answer HTTP 200 with a body that is not valid JSON, without processing.
-- ``status_lag``: answer getSignatureStatuses / getTransaction as a node ``blocks`` behind would:
-  transactions of the last ``blocks`` blocks are not found (null), while block heights are current.
-  This is the lagging-RPC hazard: read the block height first, or a live transaction looks expired.
+- ``status_lag``: answer the request as an RPC node ``blocks`` behind would (a load balancer that
+  routes it to a lagging backend). Everything the answer reads is as of that node's head, ``blocks``
+  blocks back: the context slot of every answer that has one (getSignatureStatuses included), slots
+  and block heights (getSlot, getBlockHeight, getEpochInfo, getLatestBlockhash, at each commitment
+  counted back from the lagging head), transactions (getSignatureStatuses, getTransaction and
+  getSignaturesForAddress do not find those of the last ``blocks`` blocks, and report confirmation
+  depth from the lagging head). Not lagged, because the local chain keeps only its latest state:
+  account data and balances (only their context slot lags), and sendTransaction, which is processed
+  as a lagging node would forward it to the current leader. Scope it to getSignatureStatuses to get
+  the hazard of issue 12: the finalized height from a current node says an attempt's window is over,
+  while the status from the lagging node does not know the attempt that landed in the window's last
+  blocks; only the status answer's context slot (older than the finalized slot) shows it is stale.
 
 Several latency faults add up; of the other kinds the first one that fires decides.
 """
@@ -133,6 +142,12 @@ class FaultEngine:
 
     def reset(self) -> None:
         self.faults.clear()
+
+    def remove(self, fault_id: int) -> bool:
+        """Remove one fault (the others keep firing); False when no active fault has that id."""
+        before = len(self.faults)
+        self.faults = [fault for fault in self.faults if fault.id != fault_id]
+        return len(self.faults) < before
 
     def decide(self, method: str) -> Decision:
         decision = Decision()

@@ -58,6 +58,7 @@ class ChainServer:
         app.router.add_post(f"{ADMIN_PREFIX}/faults", self.admin_add_fault)
         app.router.add_get(f"{ADMIN_PREFIX}/faults", self.admin_list_faults)
         app.router.add_delete(f"{ADMIN_PREFIX}/faults", self.admin_clear_faults)
+        app.router.add_delete(f"{ADMIN_PREFIX}/faults/{{fault_id}}", self.admin_remove_fault)
         app.router.add_post(f"{ADMIN_PREFIX}/reset", self.admin_reset)
         app.router.add_post(f"{ADMIN_PREFIX}/price", self.admin_price)
         app.router.add_post(f"{ADMIN_PREFIX}/blocks", self.admin_blocks)
@@ -258,6 +259,15 @@ class ChainServer:
     async def admin_clear_faults(self, request: web.Request) -> web.StreamResponse:
         self.faults.reset()
         return web.json_response({"faults": []})
+
+    async def admin_remove_fault(self, request: web.Request) -> web.StreamResponse:
+        text = request.match_info["fault_id"]
+        if not text.isdigit():
+            return web.json_response({"error": f"fault id must be a positive integer, got {text!r}"}, status=400)
+        if not self.faults.remove(int(text)):
+            return web.json_response({"error": f"no active fault with id {text}"}, status=404)
+        log.info("fault removed", extra={"fault_id": int(text)})
+        return web.json_response({"faults": self.faults.to_json()})
 
     async def admin_reset(self, request: web.Request) -> web.StreamResponse:
         self.faults.reset()

@@ -88,3 +88,13 @@ def test_assembler_resolves_labels_relative_to_the_next_instruction() -> None:
     assert (opcode, offset) == (JA, 1)
     with pytest.raises(ValueError):
         asm.emit(MOV64_IMM, 11)
+
+
+def test_one_fault_can_be_removed_while_the_others_keep_firing() -> None:
+    engine = FaultEngine(seed=1)
+    timeout = engine.add(FaultSpec(kind="timeout", method="sendTransaction"))
+    engine.add(FaultSpec(kind="status_lag", method="getSignatureStatuses", blocks=60))
+    assert engine.decide("sendTransaction").fault.kind == "timeout"
+    assert engine.remove(timeout) and not engine.remove(timeout)
+    assert engine.decide("sendTransaction").fault is None
+    assert engine.decide("getSignatureStatuses").fault.blocks == 60
