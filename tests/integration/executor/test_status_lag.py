@@ -41,18 +41,23 @@ def _wait(predicate, timeout: float, what: str, step: float = 0.02):
         time.sleep(step)
 
 
+def _fired(local_chain, fault_id: int) -> int:
+    """How often this fault fired (the session-wide per-kind totals include earlier tests')."""
+    return next((f["fired"] for f in local_chain.state()["faults"] if f["id"] == fault_id), 0)
+
+
 def test_lagging_status_node_never_causes_a_second_fill(local_chain, ledger, ledger_dsn, scenario, chain_before):
     fills_before, balances_before = chain_before
     swaps_before = set(local_chain.swap_signatures(scenario.vault))
     assert local_chain.slot_ms <= 150, "the recipe's 13 s delay is sized for a 15 s (150 x 100 ms) window"
     local_chain.set_fault(kind="status_lag", method="getSignatureStatuses", blocks=LAG_BLOCKS)
-    local_chain.set_fault(kind="latency", method="sendTransaction", delay_ms=FIRST_SEND_DELAY_MS, count=1)
+    delayed = local_chain.set_fault(kind="latency", method="sendTransaction", delay_ms=FIRST_SEND_DELAY_MS, count=1)
     ids = admit(ledger, scenario, 1, AMOUNT)
     env = executor_env(dsn=ledger_dsn, scenario=scenario, rpc_url=local_chain.rpc_url,
                        swap_api_url=local_chain.swap_api_url, send_timeout_seconds=1)
     with InProcessExecutor(env) as executor:
         # the first send is in the chain's hands (held 13 s, then processed): later sends time out
-        _wait(lambda: local_chain.state()["faultsFired"].get("latency:sendTransaction"), 20, "first send")
+        _wait(lambda: _fired(local_chain, delayed), 20, "first send")
         timeouts = local_chain.set_fault(kind="timeout", method="sendTransaction", hang_s=2)
         landed = _wait(lambda: set(local_chain.swap_signatures(scenario.vault)) - swaps_before, 30,
                        "attempt 1 landing on chain", step=0.01)
