@@ -21,7 +21,9 @@ For one claimed trade, until it is CONFIRMED or FAILED:
    the status answer's context slot is at or after that finalized block's slot
    (:func:`xorj.domain.expiry.expiry_verdict`). A "not found" from a node that is behind (a
    load-balanced RPC with a lagging backend) is no proof: the attempt may have landed in the blocks
-   that node has not seen. Then keep polling and rebroadcasting the same bytes; never re-sign.
+   that node has not seen. Then ask the second RPC node when one is configured (its fresh answer
+   decides: a status, or a "not found" as of a slot at or after the finalized one); otherwise, or
+   when it is stale too, keep polling and rebroadcasting the same bytes; never re-sign.
 
 A send that times out is not "not sent": its fate is only known from the chain (status or expiry).
 A send answered "AlreadyProcessed" is not proof of anything final either (the node saw it land on
@@ -174,7 +176,8 @@ class Submitter:
     def __init__(self, *, rpc: SolanaRpc, swap_api: JupiterClient, key: VaultKey, ledger: TradeLedger,
                  policy: SlippagePolicy, risk: RiskGate, settings: SubmissionSettings = SubmissionSettings(),
                  observer: Observer | None = None, hook: StepHook = _no_hook,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 confirm_rpc: SolanaRpc | None = None) -> None:
         self.rpc = rpc
         self.swap_api = swap_api
         self.key = key
@@ -186,6 +189,8 @@ class Submitter:
         self.hook = hook
         self._sleep = sleep
         self.statuses = StatusBatcher(rpc)
+        # a second RPC node asked when rpc's status answer is too old to prove expiry (optional)
+        self.confirm_rpc = confirm_rpc
 
     # ---- the trade loop ----------------------------------------------------------------------
 
@@ -366,6 +371,24 @@ class Submitter:
                 return self._expired(attempt, reading.finalized_height, accepted, send_failures, last_send_error,
                                      reading=reading, already_processed=already_processed,
                                      stale_answers=stale_answers)
+            if verdict is ExpiryVerdict.STALE_STATUS and self.confirm_rpc is not None:
+                confirmed = await self._confirm_on_second_node(signature, programs)
+                if confirmed is not None:
+                    second, status = confirmed
+                    if status is not None:  # the second node knows it: its status decides
+                        decided = await self._decide_landed(signature, status, required, programs)
+                        if decided is not None:
+                            return decided
+                        await self._sleep(self.settings.poll_interval)
+                        continue
+                    verdict = expiry_verdict(last_valid_block_height=attempt.last_valid_block_height,
+                                             finalized=reading.finalized, status_context_slot=second)
+                    if verdict is ExpiryVerdict.EXPIRED:
+                        return self._expired(attempt, reading.finalized_height, accepted, send_failures,
+                                             last_send_error, reading=dataclasses.replace(
+                                                 reading, status_context_slot=second),
+                                             already_processed=already_processed,
+                                             stale_answers=stale_answers + 1, second_node=True)
             if verdict is ExpiryVerdict.STALE_STATUS:
                 stale_answers += 1
                 self.observer.rpc_error("getSignatureStatuses", ReasonCode.RPC_ERROR)
@@ -386,6 +409,21 @@ class Submitter:
                     first = False
                 next_send = time.monotonic() + self.settings.rebroadcast_interval
             await self._sleep(self.settings.poll_interval)
+
+    async def _confirm_on_second_node(self, signature: Signature, programs: Sequence[str]
+                                      ) -> tuple[int, SignatureStatus | None] | None:
+        """Ask the second RPC node for the status: (its answer's context slot, the status), or None
+        when it could not answer (then nothing is proven either way)."""
+        assert self.confirm_rpc is not None
+        try:
+            answer = await self.confirm_rpc.signature_statuses([signature], program_ids=programs)
+        except ChainCallError as exc:
+            self.observer.rpc_error(exc.method or "getSignatureStatuses", exc.reason)
+            return None
+        status = answer.statuses[0]
+        if status is not None and status.raw_err is not None:
+            status = dataclasses.replace(status, failure=tx_failure_from_solders(status.raw_err, program_ids=programs))
+        return answer.context_slot, status
 
     async def _decide_landed(self, signature: Signature, status: SignatureStatus, required: str,
                              programs: Sequence[str]) -> _Follow | None:
@@ -412,7 +450,7 @@ class Submitter:
     @staticmethod
     def _expired(attempt: Attempt, height: int, accepted: int, send_failures: dict[ReasonCode, int],
                  last_send_error: RpcRequestError | None, *, reading: StatusReading | None = None,
-                 already_processed: int = 0, stale_answers: int = 0) -> _Follow:
+                 already_processed: int = 0, stale_answers: int = 0, second_node: bool = False) -> _Follow:
         # The detail starts with the dominant send failure (when no send was accepted), so a later
         # decision -- possibly by another executor after a takeover -- can tell "the RPC never took
         # it" (RPC_TIMEOUT / INSUFFICIENT_FUNDS / ...) from a plain expiry. It ends with the proof:
@@ -420,7 +458,7 @@ class Submitter:
         proof = ""
         if reading is not None:
             proof = (f"; finalized slot {reading.finalized.slot}, status answered as of slot "
-                     f"{reading.status_context_slot}")
+                     f"{reading.status_context_slot}{' by the second RPC node' if second_node else ''}")
         if stale_answers:
             proof += f"; {stale_answers} older status answer(s) ignored"
         if already_processed:

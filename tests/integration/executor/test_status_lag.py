@@ -80,3 +80,47 @@ def test_lagging_status_node_never_causes_a_second_fill(local_chain, ledger, led
     # from 60 blocks back, did not know the landed attempt (each such answer is counted).
     assert stale >= 1, "the lagging node never answered 'not found' past expiry: the recipe did not bite"
     assert_chain_matches_ledger(local_chain.rpc_url, scenario, trades, fills_before, balances_before)
+
+
+def _attempts(ledger, trade_id: int):
+    return ledger.get_trade(trade_id).attempts
+
+
+@pytest.mark.parametrize("second_node", [False, True], ids=["lagging-node-only", "second-node-confirms"])
+def test_a_lagging_not_found_never_expires_an_attempt_unless_a_current_node_confirms(
+        local_chain, ledger, ledger_dsn, scenario, chain_before, second_node):
+    """An attempt that really never landed (every send times out), its window over at finalized height.
+    The status node at "/" lags 60 blocks: its "not found" proves nothing, so the attempt stays PENDING
+    (never re-signed) while only that node answers. A second RPC node that is current confirms the
+    expiry at once (XORJ_STATUS_CONFIRM_RPC_URL); without one, the expiry waits for a fresh answer."""
+    fills_before, balances_before = chain_before
+    swaps_before = set(local_chain.swap_signatures(scenario.vault))
+    lag = local_chain.set_fault(kind="status_lag", method="getSignatureStatuses", blocks=LAG_BLOCKS, node="main")
+    timeouts = local_chain.set_fault(kind="timeout", method="sendTransaction", hang_s=1.5)
+    ids = admit(ledger, scenario, 1, AMOUNT)
+    extra = {"status_confirm_rpc_url": local_chain.rpc_url.rstrip("/") + "/nodes/second/"} if second_node else {}
+    env = executor_env(dsn=ledger_dsn, scenario=scenario, rpc_url=local_chain.rpc_url,
+                       swap_api_url=local_chain.swap_api_url, send_timeout_seconds=0.5, **extra)
+    with InProcessExecutor(env) as executor:
+        _wait(lambda: _attempts(ledger, ids[0]), 20, "attempt 1 committed")
+        local_chain.advance_blocks(200)  # the window is over at finalized height, nothing landed
+        if second_node:
+            first = _wait(lambda: next((a for a in _attempts(ledger, ids[0])
+                                        if a.outcome is AttemptOutcome.EXPIRED), None), 20, "expiry via node 2")
+            assert "by the second RPC node" in first.detail, first.detail
+        else:
+            time.sleep(4)  # 10 polls' worth of stale "not found" answers
+            attempts = _attempts(ledger, ids[0])
+            assert [a.outcome for a in attempts] == [AttemptOutcome.PENDING], "re-signed on a lagging answer"
+            stale = executor.service.metrics.rpc_errors.labels(
+                scenario.strategy, "getSignatureStatuses", "RPC_ERROR")._value.get()
+            assert stale >= 3
+            local_chain.remove_fault(lag)  # a current answer: now the expiry is proven
+        local_chain.remove_fault(timeouts)
+        trades = wait_terminal(ledger, ids, 60)
+    local_chain.reset_faults()
+    trade = trades[0]
+    assert trade.state is TradeState.CONFIRMED
+    assert [a.outcome for a in trade.attempts] == [AttemptOutcome.EXPIRED, AttemptOutcome.LANDED]
+    assert set(local_chain.swap_signatures(scenario.vault)) - swaps_before == {trade.attempts[1].signature}
+    assert_chain_matches_ledger(local_chain.rpc_url, scenario, trades, fills_before, balances_before)

@@ -26,11 +26,16 @@ or ``*`` for every JSON-RPC method; fires with ``probability`` at most ``count``
   blocks; only the status answer's context slot (older than the finalized slot) shows it is stale.
 
 Several latency faults add up; of the other kinds the first one that fires decides.
+
+Scope ``node``: the chain answers JSON-RPC at ``/`` (RPC node ``main``) and at ``/nodes/<name>/`` (more
+RPC nodes of the same cluster, e.g. a second provider). A fault with ``node`` = ``*`` (the default)
+hits every node; with a name, only requests to that node. So one node can lag while another is current.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -39,6 +44,8 @@ from xorj.errors import InvalidInputError
 KINDS = ("latency", "timeout", "drop_after_process", "error", "http_error", "malformed", "status_lag")
 ANSWERS = ("timeout", "close", "error", "http_error")
 JUPITER_METHODS = ("quote", "swap")
+MAIN_NODE = "main"  # the RPC node answering at "/"
+NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
 
 
 @dataclass
@@ -54,6 +61,7 @@ class FaultSpec:
     message: str = "Node is unhealthy"
     status: int = 503
     blocks: int = 0
+    node: str = "*"
 
     @classmethod
     def from_json(cls, body: Any) -> FaultSpec:
@@ -91,10 +99,14 @@ class FaultSpec:
             raise InvalidInputError(f"fault.blocks must be a non-negative integer, got {self.blocks!r}")
         if self.kind == "status_lag" and self.blocks < 1:
             raise InvalidInputError("fault.blocks must be at least 1 for a status_lag fault")
+        if not isinstance(self.node, str) or not (self.node == "*" or NODE_NAME.fullmatch(self.node)):
+            raise InvalidInputError(f"fault.node must be '*' or a node name (letters, digits, '-'), got {self.node!r}")
         if not isinstance(self.code, int):
             raise InvalidInputError(f"fault.code must be an integer JSON-RPC error code, got {self.code!r}")
 
-    def applies_to(self, method: str) -> bool:
+    def applies_to(self, method: str, node: str = MAIN_NODE) -> bool:
+        if self.node != "*" and self.node != node:
+            return False
         if self.method == method:
             return True
         if self.method == "jupiter":
@@ -149,10 +161,10 @@ class FaultEngine:
         self.faults = [fault for fault in self.faults if fault.id != fault_id]
         return len(self.faults) < before
 
-    def decide(self, method: str) -> Decision:
+    def decide(self, method: str, node: str = MAIN_NODE) -> Decision:
         decision = Decision()
         for fault in self.faults:
-            if fault.exhausted() or not fault.spec.applies_to(method):
+            if fault.exhausted() or not fault.spec.applies_to(method, node):
                 continue
             if fault.spec.kind != "latency" and decision.fault is not None:
                 continue

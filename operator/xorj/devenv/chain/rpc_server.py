@@ -1,7 +1,8 @@
 """The local chain's HTTP server: Solana JSON-RPC, Jupiter swap API v1 and an admin API, on one port.
 
 Stands in for three real services a trading client talks to:
-- a Solana RPC node (``POST /`` JSON-RPC 2.0, ``GET /health``), over LiteSVM (``node``/``rpc_methods``);
+- a Solana RPC node (``POST /`` JSON-RPC 2.0, ``GET /health``), over LiteSVM (``node``/``rpc_methods``),
+  and more RPC nodes of the same cluster at ``POST /nodes/<name>/`` (same chain; faults may target one);
 - Jupiter's hosted swap API v1 (``GET /swap/v1/quote``, ``POST /swap/v1/swap``) over a local
   constant-product market (``market``);
 - nothing real: ``/admin/...`` lets tests and chaos probes inject faults (``faults``), move prices,
@@ -22,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from xorj.devenv.chain.faults import Decision, FaultEngine, FaultSpec
+from xorj.devenv.chain.faults import MAIN_NODE, Decision, FaultEngine, FaultSpec
 from xorj.devenv.chain.market import Market, SwapApiError
 from xorj.devenv.chain.node import MAX_PROCESSING_AGE, LocalNode, RpcError
 from xorj.devenv.chain.rpc_methods import RpcMethods
@@ -51,6 +52,8 @@ class ChainServer:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_post("/", self.handle_rpc)
+        app.router.add_post("/nodes/{node}", self.handle_rpc)  # more RPC nodes of the cluster (fault scope)
+        app.router.add_post("/nodes/{node}/", self.handle_rpc)
         app.router.add_get("/health", self.handle_health)
         app.router.add_get(f"{SWAP_API_PREFIX}/quote", self.handle_quote)
         app.router.add_post(f"{SWAP_API_PREFIX}/swap", self.handle_swap)
@@ -97,13 +100,14 @@ class ChainServer:
                            work: Callable[[], web.StreamResponse],
                            error_answer: Callable[[FaultSpec], web.StreamResponse]) -> web.StreamResponse:
         self.requests[method] = self.requests.get(method, 0) + 1
-        decision: Decision = self.faults.decide(method)
+        node = request.match_info.get("node", MAIN_NODE)
+        decision: Decision = self.faults.decide(method, node)
         if decision.delay_ms:
             await asyncio.sleep(decision.delay_ms / 1000)
         fault = decision.fault
         if fault is None:
             return work()
-        log.info("fault fired", extra={"fault_kind": fault.kind, "method": method})
+        log.info("fault fired", extra={"fault_kind": fault.kind, "method": method, "node": node})
         if fault.kind == "timeout":
             return await self._hang_and_drop(request, fault.hang_s)
         if fault.kind == "error":

@@ -98,3 +98,15 @@ def test_one_fault_can_be_removed_while_the_others_keep_firing() -> None:
     assert engine.remove(timeout) and not engine.remove(timeout)
     assert engine.decide("sendTransaction").fault is None
     assert engine.decide("getSignatureStatuses").fault.blocks == 60
+
+
+def test_a_fault_can_target_one_rpc_node() -> None:
+    engine = FaultEngine(seed=1)
+    engine.add(FaultSpec(kind="status_lag", method="getSignatureStatuses", blocks=60, node="lb"))
+    assert engine.decide("getSignatureStatuses", "lb").fault.kind == "status_lag"
+    assert engine.decide("getSignatureStatuses", "second").fault is None
+    assert engine.decide("getSignatureStatuses").fault is None  # the node at "/" is "main"
+    engine.add(FaultSpec(kind="error", method="*"))  # node "*": every node
+    assert engine.decide("getSlot", "second").fault.kind == "error"
+    with pytest.raises(InvalidInputError, match="fault.node"):
+        FaultSpec.from_json({"kind": "error", "node": "../x"})
