@@ -99,6 +99,10 @@ class ExecutorService:
                              timeouts=RpcTimeouts(read=settings.rpc_timeout_seconds, send=settings.send_timeout_seconds),
                              preflight=PreflightSettings(skip_preflight=settings.skip_preflight,
                                                          preflight_commitment=settings.preflight_commitment))
+        self.confirm_rpc = SolanaRpc(settings.status_confirm_rpc_url,
+                                     timeouts=RpcTimeouts(read=settings.rpc_timeout_seconds,
+                                                          send=settings.send_timeout_seconds),
+                                     ) if settings.status_confirm_rpc_url else None
         self.swap_api = JupiterClient(
             settings.swap_api_url, timeout=settings.swap_api_timeout_seconds,
             api_key=settings.swap_api_key.get_secret_value() if settings.swap_api_key else None,
@@ -131,7 +135,8 @@ class ExecutorService:
                 rebroadcast_interval=settings.rebroadcast_interval_seconds,
                 confirmation=ConfirmationPolicy(default=settings.confirmation_commitment,
                                                 finalized_from_usd=settings.finalized_from_usd)),
-            observer=self.metrics, hook=SigkillHook(settings.test_sigkill_after, settings.test_raise_after))
+            observer=self.metrics, hook=SigkillHook(settings.test_sigkill_after, settings.test_raise_after),
+            confirm_rpc=self.confirm_rpc)
         self._work: dict[int, _Work] = {}
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
@@ -215,6 +220,8 @@ class ExecutorService:
             await self._runner.cleanup()
             self._runner = None
         await self.rpc.close()
+        if self.confirm_rpc is not None:
+            await self.confirm_rpc.close()
         await self.swap_api.close()
         await self.prices.close()
         if self._own_ledger:

@@ -44,6 +44,9 @@ class ExecutorSettings(BaseSettings):
     ledger_dsn: SecretStr
     strategy: str = Field(min_length=1)
     rpc_url: str = Field(min_length=1)
+    # A second RPC node (another provider) asked to confirm "not found" when rpc_url's status answer is
+    # older than the finalized block proving expiry (a lagging backend): optional, issue 12.
+    status_confirm_rpc_url: str | None = Field(default=None, min_length=1)
     swap_api_url: str = Field(min_length=1)
     swap_api_key: SecretStr | None = None
     vault_keypair_file: Path
