@@ -24,7 +24,6 @@ from xorj.chain.submission import (
     STEPS,
     ConfirmationPolicy,
     SubmissionSettings,
-    Submitter,
 )
 from xorj.domain.risk import BreakerState, BreakerStatus, KillSwitch, RiskLimits
 from xorj.domain.slippage import SlippagePolicy
@@ -34,7 +33,7 @@ from xorj.errors import (
     LedgerError,
     LedgerUnavailableError,
 )
-from xorj.executor.adapters import LedgerRiskGate, OwnedLedger, breaker_from
+from xorj.executor.adapters import LedgerRiskGate, OwnedLedger, VaultBoundSubmitter, breaker_from
 from xorj.executor.metrics import ExecutorMetrics
 from xorj.executor.settings import ExecutorSettings
 from xorj.ledger.records import AlertSeverity, Trade
@@ -84,7 +83,7 @@ class ExecutorService:
         self._own_ledger = ledger is None
         self.ledger = ledger or Ledger.connect(settings.ledger_dsn.get_secret_value(), name=LEDGER_APPLICATION_NAME)
         self.metrics = ExecutorMetrics(settings.strategy)
-        self.rpc = SolanaRpc(settings.rpc_url,
+        self.rpc = SolanaRpc(settings.rpc_url_with_key(),
                              timeouts=RpcTimeouts(read=settings.rpc_timeout_seconds, send=settings.send_timeout_seconds),
                              preflight=PreflightSettings(skip_preflight=settings.skip_preflight,
                                                          preflight_commitment=settings.preflight_commitment))
@@ -108,7 +107,7 @@ class ExecutorService:
             usd_prices=settings.usd_prices, vault_value_usd=settings.vault_value_usd,
             on_breaker=self._breaker_changed)
         self.port = OwnedLedger(self.ledger, self.owner, on_result=self._ledger_result, strategy=settings.strategy)
-        self.submitter = Submitter(
+        self.submitter = VaultBoundSubmitter(
             rpc=self.rpc, swap_api=self.swap_api, key=self.key, ledger=self.port, policy=policy, risk=self.risk,
             settings=SubmissionSettings(
                 poll_interval=settings.poll_interval_seconds,

@@ -98,7 +98,14 @@ def can_i(k8s_cluster, namespace: str, account: str, verb: str, resource: str, n
 def test_rbac_grants_what_the_operator_needs_and_nothing_else(k8s_cluster, k8s_namespace) -> None:
     ns = k8s_namespace
     install(k8s_cluster, ns, "operator.enabled=false", "postgresql.enabled=false",
-            "ledger.existingSecret=ledger", "ledger.existingSecretKey=dsn")
+            "ledger.existingSecret=ledger", "ledger.existingSecretKey=dsn",
+            "executor.allowInsecureEndpoints=true")  # the strategy below points at http://127.0.0.1
+    # the vault Secret, bound to the strategy by the cluster admin (a vault binder)
+    k8s_cluster.apply(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {
+            "name": "vault", "namespace": ns, "annotations": {"trading.xorj.io/strategies": "rbac-proof"}},
+        "stringData": {"keypair.json": "[]"},
+    }))
     allowed = [("patch", "copytrades.trading.xorj.io"), ("patch", "copytrades.trading.xorj.io/status"),
                ("watch", "tradingstrategies.trading.xorj.io"), ("create", "deployments.apps"),
                ("patch", "poddisruptionbudgets.policy"), ("create", "events"), ("patch", "kopfpeerings.kopf.dev")]
@@ -175,7 +182,14 @@ def test_operator_runs_under_the_charts_service_account(k8s_cluster, k8s_namespa
 
     ns = k8s_namespace
     install(k8s_cluster, ns, "operator.enabled=false", "postgresql.enabled=false",
-            "ledger.existingSecret=ledger", "ledger.existingSecretKey=dsn")
+            "ledger.existingSecret=ledger", "ledger.existingSecretKey=dsn",
+            "executor.allowInsecureEndpoints=true")  # the strategy below points at http://127.0.0.1
+    # the vault Secret, bound to the strategy by the cluster admin (a vault binder)
+    k8s_cluster.apply(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {
+            "name": "vault", "namespace": ns, "annotations": {"trading.xorj.io/strategies": "rbac-proof"}},
+        "stringData": {"keypair.json": "[]"},
+    }))
     server, ca = api_server_and_ca(k8s_cluster, tmp_path)
     recorder = ApiRecorder(server, ca).start()
     kubeconfig = service_account_kubeconfig(k8s_cluster, ns, OPERATOR_SA, tmp_path / "operator.kubeconfig",
@@ -183,7 +197,7 @@ def test_operator_runs_under_the_charts_service_account(k8s_cluster, k8s_namespa
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "XORJ_LEDGER_DSN": ledger_dsn,
            "XORJ_OPERATOR_EXECUTOR_SERVICE_ACCOUNT": EXECUTOR_SA, "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET": "ledger",
            "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET_KEY": "dsn", "XORJ_OPERATOR_COPYTRADE_RESYNC_SECONDS": "1",
-           "XORJ_OPERATOR_STRATEGY_RESYNC_SECONDS": "2"}
+           "XORJ_OPERATOR_STRATEGY_RESYNC_SECONDS": "2", "XORJ_OPERATOR_ALLOW_INSECURE_ENDPOINTS": "true"}
     log_path = tmp_path / "operator.log"
     xorj = str(Path(sys.executable).parent / "xorj")
     with open(log_path, "wb") as log:

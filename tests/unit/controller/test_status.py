@@ -39,7 +39,8 @@ def test_strategy_ready_when_executors_available_and_ledger_up() -> None:
     assert _cond(s, st.PAUSED).status is ConditionStatus.FALSE
     assert s.executors == "2/2"
     assert s.trades_summary == "0/0/3/1"
-    assert {c.type for c in s.conditions} == {"Ready", "ExecutorsAvailable", "LedgerReachable", "Paused"}
+    assert {c.type for c in s.conditions} == {"Ready", "SpecAccepted", "ChildrenApplied", "ExecutorsAvailable",
+                                              "LedgerReachable", "Paused"}
     assert all(c.observed_generation == 2 for c in s.conditions)
 
 
