@@ -72,6 +72,20 @@ def test_executor_defaults_reach_the_operator() -> None:
     assert env["XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET"] == "xorj-ledger"
     assert env["XORJ_LEDGER_DSN"] == {"secretKeyRef": {"name": "xorj-ledger", "key": "dsn"}}
     assert "XORJ_OPERATOR_EXECUTOR_NODE_SELECTOR" not in env  # unset: executors may run anywhere
+    # issue 11: the executor image is the operator's (here: the chart's image), http is off
+    assert env["XORJ_OPERATOR_EXECUTOR_IMAGE"] == "reg.local/xorj:1.2.3"
+    assert env["XORJ_OPERATOR_EXECUTOR_IMAGE_PULL_POLICY"] == "IfNotPresent"
+    assert env["XORJ_OPERATOR_ALLOW_INSECURE_ENDPOINTS"] == "false"
+
+
+def test_executor_image_and_development_setting_from_values() -> None:
+    documents = render("executor.image.repository=reg.local/executor", "executor.image.tag=2.0",
+                       "executor.image.pullPolicy=Always", "executor.allowInsecureEndpoints=true")
+    container = named(documents, "Deployment", "xorj-operator")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["XORJ_OPERATOR_EXECUTOR_IMAGE"] == "reg.local/executor:2.0"
+    assert env["XORJ_OPERATOR_EXECUTOR_IMAGE_PULL_POLICY"] == "Always"
+    assert env["XORJ_OPERATOR_ALLOW_INSECURE_ENDPOINTS"] == "true"
 
 
 def test_executor_placement_reaches_the_operator_as_json(monkeypatch) -> None:
