@@ -309,7 +309,9 @@ async def _strategy_vault(rt: Runtime, namespace: str, name: str, vaults: VaultL
     obj = await rt.kube.get_cr(namespace, STRATEGIES, name)
     if obj is None:
         return None
-    return TradingStrategySpec.model_validate(obj["spec"]).vault.public_key
+    # as the index reads it: a strategy the operator refuses (e.g. a key that is not 32 bytes) still
+    # names its vault, and its trades wait (no executor is built for it)
+    return ((obj.get("spec") or {}).get("vault") or {}).get("publicKey")
 
 
 def _created_before(trade: Trade, body: Any) -> bool:

@@ -25,6 +25,7 @@ from xorj.controller.models import (
 )
 from xorj.domain.trades import TradeState
 from xorj.ledger.records import AdmitResult, Trade, TraderScore
+from xorj.redaction import redact_urls
 
 # condition types
 READY = "Ready"
@@ -308,7 +309,7 @@ def copytrade_status(
         t_reason, t_msg = "Confirmed", f"confirmed by {trade.final_signature}"
     elif trade.state is TradeState.FAILED:
         reason = trade.reason.value if trade.reason else "Unknown"
-        t_reason, t_msg = "Failed", f"failed: {reason}" + (f" ({trade.detail})" if trade.detail else "")
+        t_reason, t_msg = "Failed", f"failed: {reason}" + (f" ({redact_urls(trade.detail)})" if trade.detail else "")
     else:
         t_reason, t_msg = "InProgress", f"trade is {trade.state.value}"
     terminal_cond = set_condition(
@@ -323,7 +324,9 @@ def copytrade_status(
         attempt_count=len(attempts),
         final_signature=trade.final_signature,
         error_reason=trade.reason.value if trade.reason else None,
-        error_message=trade.detail if trade.state is TradeState.FAILED else None,
+        # details are written redacted by executors; redacted again here for older rows
+        error_message=(redact_urls(trade.detail)
+                       if trade.state is TradeState.FAILED and trade.detail is not None else None),
         created_at=trade.created_at,
         submitted_at=trade.submitted_at,
         finished_at=trade.finished_at,

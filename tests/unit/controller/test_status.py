@@ -145,3 +145,11 @@ def test_ttl_remaining() -> None:
     assert st.ttl_remaining(T0, None, T0) is None
     assert st.ttl_remaining(T0, 10, T0 + timedelta(seconds=4)) == 6
     assert st.ttl_remaining(T0, 10, T0 + timedelta(seconds=40)) == 0
+
+
+def test_failed_trade_detail_reaches_status_without_url_credentials() -> None:
+    trade = _trade(TradeState.FAILED, reason=ReasonCode.RPC_ERROR, finished_at=T0,
+                   detail="getLatestBlockhash at https://rpc.example/?api-key=s3cr3t: HTTP 500")
+    status = st.copytrade_status(trade=trade, previous=None, generation=1, now=T0)
+    assert "s3cr3t" not in status.error_message and "api-key=REDACTED" in status.error_message
+    assert all("s3cr3t" not in c.message for c in status.conditions)
