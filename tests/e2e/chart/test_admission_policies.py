@@ -120,8 +120,15 @@ def test_only_a_vault_binder_binds_a_secret_to_a_strategy(k8s_cluster, tenant_na
 
 def test_http_endpoints_refused_unless_the_development_setting_is_on(k8s_cluster, tenant_namespace) -> None:
     ns = tenant_namespace
-    plain = strategy("plain", endpoints={"rpcUrl": "http://rpc.example", "swapApiUrl": "https://swap.example"})
-    refused = _refused_soon(lambda: _kubectl(k8s_cluster, ns, "apply", "-f", "-", input=json.dumps(plain), tenant=True))
+    n = 0
+
+    def tenant_creates_plain() -> subprocess.CompletedProcess[str]:
+        nonlocal n
+        n += 1  # a new name each try: until the policy is active, a probe may be admitted
+        plain = strategy(f"plain-{n}", endpoints={"rpcUrl": "http://rpc.example", "swapApiUrl": "https://swap.example"})
+        return _kubectl(k8s_cluster, ns, "create", "-f", "-", input=json.dumps(plain), tenant=True)
+
+    refused = _refused_soon(tenant_creates_plain)
     assert refused.returncode != 0, "an http endpoint was admitted"
     assert "spec.endpoints.rpcUrl must use https" in refused.stderr, refused.stderr
     swap = strategy("plain", endpoints={"rpcUrl": "https://rpc.example", "swapApiUrl": "http://swap.example"})
@@ -129,6 +136,10 @@ def test_http_endpoints_refused_unless_the_development_setting_is_on(k8s_cluster
     assert result.returncode != 0 and "spec.endpoints.swapApiUrl must use https" in result.stderr, result.stderr
     ok = strategy("secure", endpoints=HTTPS)
     assert _kubectl(k8s_cluster, ns, "apply", "-f", "-", input=json.dumps(ok), tenant=True).returncode == 0
+    # changing a stored strategy's endpoints to http is refused as well; other changes are not checked
+    downgrade = strategy("secure", endpoints={**HTTPS, "swapApiUrl": "http://swap.example"})
+    result = _kubectl(k8s_cluster, ns, "apply", "-f", "-", input=json.dumps(downgrade), tenant=True)
+    assert result.returncode != 0 and "spec.endpoints.swapApiUrl must use https" in result.stderr, result.stderr
 
     # with the development setting the chart renders no endpoint policy at all
     dev = _policies(k8s_cluster, ns, "executor.allowInsecureEndpoints=true")
