@@ -98,20 +98,16 @@ def can_i(k8s_cluster, namespace: str, account: str, verb: str, resource: str, n
 def test_rbac_grants_what_the_operator_needs_and_nothing_else(k8s_cluster, k8s_namespace) -> None:
     ns = k8s_namespace
     install(k8s_cluster, ns, "operator.enabled=false", "postgresql.enabled=false",
-            "ledger.existingSecret=ledger", "ledger.existingSecretKey=dsn",
-            "executor.allowInsecureEndpoints=true")  # the strategy below points at http://127.0.0.1
-    # the vault Secret, bound to the strategy by the cluster admin (a vault binder)
-    k8s_cluster.apply(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {
-            "name": "vault", "namespace": ns, "annotations": {"trading.xorj.io/strategies": "rbac-proof"}},
-        "stringData": {"keypair.json": "[]"},
-    }))
+            "ledger.existingSecret=ledger", "ledger.existingSecretKey=dsn")
     allowed = [("patch", "copytrades.trading.xorj.io"), ("patch", "copytrades.trading.xorj.io/status"),
                ("watch", "tradingstrategies.trading.xorj.io"), ("create", "deployments.apps"),
-               ("patch", "poddisruptionbudgets.policy"), ("create", "events"), ("patch", "kopfpeerings.kopf.dev")]
+               ("patch", "poddisruptionbudgets.policy"), ("create", "events"), ("patch", "kopfpeerings.kopf.dev"),
+               # issue 11: the binding check reads a named Secret's metadata (get only)
+               ("get", "secrets")]
     for verb, resource in allowed:
         assert can_i(k8s_cluster, ns, OPERATOR_SA, verb, resource), f"operator cannot {verb} {resource}"
-    denied = [("get", "secrets"), ("create", "pods"), ("create", "pods/exec"), ("delete", "deployments.apps"),
+    denied = [("list", "secrets"), ("watch", "secrets"), ("update", "secrets"),
+              ("create", "pods"), ("create", "pods/exec"), ("delete", "deployments.apps"),
               ("create", "roles.rbac.authorization.k8s.io"), ("create", "serviceaccounts/token"),
               ("list", "nodes"), ("delete", "customresourcedefinitions.apiextensions.k8s.io")]
     for verb, resource in denied:
