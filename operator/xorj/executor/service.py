@@ -25,7 +25,6 @@ from xorj.chain.submission import (
     STEPS,
     ConfirmationPolicy,
     SubmissionSettings,
-    Submitter,
 )
 from xorj.domain.risk import BreakerState, BreakerStatus, KillSwitch, RiskLimits
 from xorj.domain.slippage import SlippagePolicy
@@ -35,7 +34,7 @@ from xorj.errors import (
     LedgerError,
     LedgerUnavailableError,
 )
-from xorj.executor.adapters import ChainValuer, LedgerRiskGate, OwnedLedger, breaker_from
+from xorj.executor.adapters import ChainValuer, LedgerRiskGate, OwnedLedger, VaultBoundSubmitter, breaker_from
 from xorj.executor.metrics import ExecutorMetrics
 from xorj.executor.settings import ExecutorSettings
 from xorj.domain.trades import TradeState
@@ -95,7 +94,7 @@ class ExecutorService:
         self._own_ledger = ledger is None
         self.ledger = ledger or Ledger.connect(settings.ledger_dsn.get_secret_value(), name=LEDGER_APPLICATION_NAME)
         self.metrics = ExecutorMetrics(settings.strategy)
-        self.rpc = SolanaRpc(settings.rpc_url,
+        self.rpc = SolanaRpc(settings.rpc_url_with_key(),
                              timeouts=RpcTimeouts(read=settings.rpc_timeout_seconds, send=settings.send_timeout_seconds),
                              preflight=PreflightSettings(skip_preflight=settings.skip_preflight,
                                                          preflight_commitment=settings.preflight_commitment))
@@ -128,7 +127,7 @@ class ExecutorService:
             notional_tolerance=settings.notional_tolerance,
             on_breaker=self._breaker_changed)
         self.port = OwnedLedger(self.ledger, self.owner, on_result=self._ledger_result, strategy=settings.strategy)
-        self.submitter = Submitter(
+        self.submitter = VaultBoundSubmitter(
             rpc=self.rpc, swap_api=self.swap_api, key=self.key, ledger=self.port, policy=policy, risk=self.risk,
             settings=SubmissionSettings(
                 poll_interval=settings.poll_interval_seconds,
