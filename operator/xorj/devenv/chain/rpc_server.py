@@ -1,9 +1,10 @@
 """The local chain's HTTP server: Solana JSON-RPC, Jupiter swap API v1 and an admin API, on one port.
 
 Stands in for three real services a trading client talks to:
-- a Solana RPC node (``POST /`` JSON-RPC 2.0, ``GET /health``), over LiteSVM (``node``/``rpc_methods``);
-- Jupiter's hosted swap API v1 (``GET /swap/v1/quote``, ``POST /swap/v1/swap``) over a local
-  constant-product market (``market``);
+- a Solana RPC node (``POST /`` JSON-RPC 2.0, ``GET /health``), over LiteSVM (``node``/``rpc_methods``),
+  and more RPC nodes of the same cluster at ``POST /nodes/<name>/`` (same chain; faults may target one);
+- Jupiter's hosted swap API v1 (``GET /swap/v1/quote``, ``POST /swap/v1/swap``) and price API v3
+  (``GET /price/v3?ids=...``) over a local constant-product market (``market``);
 - nothing real: ``/admin/...`` lets tests and chaos probes inject faults (``faults``), move prices,
   produce or pause blocks and count the swaps each vault filled on chain.
 
@@ -22,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from xorj.devenv.chain.faults import Decision, FaultEngine, FaultSpec
+from xorj.devenv.chain.faults import MAIN_NODE, Decision, FaultEngine, FaultSpec
 from xorj.devenv.chain.market import Market, SwapApiError
 from xorj.devenv.chain.node import MAX_PROCESSING_AGE, LocalNode, RpcError
 from xorj.devenv.chain.rpc_methods import RpcMethods
@@ -31,6 +32,7 @@ from xorj.errors import InvalidInputError
 log = logging.getLogger("xorj.devenv.chain")
 
 SWAP_API_PREFIX = "/swap/v1"
+PRICE_API_PATH = "/price/v3"
 ADMIN_PREFIX = "/admin"
 
 
@@ -41,6 +43,8 @@ class ChainServer:
     slot_ms: int = 400
     faults: FaultEngine = field(default_factory=FaultEngine)
     paused: bool = False
+    # a raw body served instead of the price API's answer (hostile-answer tests); None: the market's
+    price_answer: str | None = None
 
     def __post_init__(self) -> None:
         self.rpc = RpcMethods(self.node)
@@ -51,13 +55,18 @@ class ChainServer:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_post("/", self.handle_rpc)
+        app.router.add_post("/nodes/{node}", self.handle_rpc)  # more RPC nodes of the cluster (fault scope)
+        app.router.add_post("/nodes/{node}/", self.handle_rpc)
         app.router.add_get("/health", self.handle_health)
         app.router.add_get(f"{SWAP_API_PREFIX}/quote", self.handle_quote)
         app.router.add_post(f"{SWAP_API_PREFIX}/swap", self.handle_swap)
+        app.router.add_get(PRICE_API_PATH, self.handle_price)
+        app.router.add_post(f"{ADMIN_PREFIX}/price_answer", self.admin_price_answer)
         app.router.add_get(f"{ADMIN_PREFIX}/state", self.admin_state)
         app.router.add_post(f"{ADMIN_PREFIX}/faults", self.admin_add_fault)
         app.router.add_get(f"{ADMIN_PREFIX}/faults", self.admin_list_faults)
         app.router.add_delete(f"{ADMIN_PREFIX}/faults", self.admin_clear_faults)
+        app.router.add_delete(f"{ADMIN_PREFIX}/faults/{{fault_id}}", self.admin_remove_fault)
         app.router.add_post(f"{ADMIN_PREFIX}/reset", self.admin_reset)
         app.router.add_post(f"{ADMIN_PREFIX}/price", self.admin_price)
         app.router.add_post(f"{ADMIN_PREFIX}/blocks", self.admin_blocks)
@@ -96,13 +105,14 @@ class ChainServer:
                            work: Callable[[], web.StreamResponse],
                            error_answer: Callable[[FaultSpec], web.StreamResponse]) -> web.StreamResponse:
         self.requests[method] = self.requests.get(method, 0) + 1
-        decision: Decision = self.faults.decide(method)
+        node = request.match_info.get("node", MAIN_NODE)
+        decision: Decision = self.faults.decide(method, node)
         if decision.delay_ms:
             await asyncio.sleep(decision.delay_ms / 1000)
         fault = decision.fault
         if fault is None:
             return work()
-        log.info("fault fired", extra={"fault_kind": fault.kind, "method": method})
+        log.info("fault fired", extra={"fault_kind": fault.kind, "method": method, "node": node})
         if fault.kind == "timeout":
             return await self._hang_and_drop(request, fault.hang_s)
         if fault.kind == "error":
@@ -201,6 +211,25 @@ class ChainServer:
         return await self._with_faults(request, "swap", lambda: self._swap_api(lambda: self.market.swap(body)),
                                        self._swap_api_error)
 
+    async def handle_price(self, request: web.Request) -> web.StreamResponse:
+        ids = request.query.get("ids")
+
+        def answer() -> web.StreamResponse:
+            if self.price_answer is not None:
+                return web.Response(status=200, content_type="application/json", text=self.price_answer)
+            return self._swap_api(lambda: self.market.usd_prices(ids))
+
+        return await self._with_faults(request, "price", answer, self._swap_api_error)
+
+    async def admin_price_answer(self, request: web.Request) -> web.StreamResponse:
+        def set_answer(body: Any) -> Any:
+            text = body.get("body") if isinstance(body, dict) else None
+            if text is not None and not isinstance(text, str):
+                raise InvalidInputError("body: must be a string (the raw answer) or null (the market's own)")
+            self.price_answer = text
+            return {"price_answer": text}
+        return await self._admin(request, set_answer)
+
     # ---- admin ------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         node, market = self.node, self.market
@@ -259,9 +288,19 @@ class ChainServer:
         self.faults.reset()
         return web.json_response({"faults": []})
 
+    async def admin_remove_fault(self, request: web.Request) -> web.StreamResponse:
+        text = request.match_info["fault_id"]
+        if not text.isdigit():
+            return web.json_response({"error": f"fault id must be a positive integer, got {text!r}"}, status=400)
+        if not self.faults.remove(int(text)):
+            return web.json_response({"error": f"no active fault with id {text}"}, status=404)
+        log.info("fault removed", extra={"fault_id": int(text)})
+        return web.json_response({"faults": self.faults.to_json()})
+
     async def admin_reset(self, request: web.Request) -> web.StreamResponse:
         self.faults.reset()
         self.paused = False
+        self.price_answer = None
         return web.json_response(self.state())
 
     async def admin_price(self, request: web.Request) -> web.StreamResponse:
