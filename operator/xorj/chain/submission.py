@@ -9,7 +9,9 @@ For one claimed trade, until it is CONFIRMED or FAILED:
    max attempts reached: FAIL with the reason).
 3. Quote, check the risk limits (a refusal FAILs with RISK_LIMIT and the rule; an approval counts
    the trade against its vault's daily limits, once per trade), get the swap transaction, check it
-   and sign it with the vault key.
+   (:class:`~xorj.chain.swap_guard.SwapGuard`: every instruction, validity from our RPC, a
+   simulation) and sign it with the vault key. A refused quote or transaction FAILs the trade with
+   QUOTE_REJECTED / SWAP_REJECTED, unsigned.
 4. COMMIT the attempt (signature, raw bytes, lastValidBlockHeight, slippage) to the ledger. Only a
    committed attempt is ever sent: a crash before the commit leaves signed bytes nobody sent.
 5. Send; rebroadcast the same bytes periodically. Poll getSignatureStatuses with
@@ -44,13 +46,17 @@ from xorj.chain.classify import TxFailure, classify_tx_failure, tx_failure_from_
 from xorj.chain.errors import (
     ChainCallError,
     MalformedAnswerError,
+    QuoteRejectedError,
     QuoteUnavailableError,
     RpcRequestError,
+    SimulationFailedError,
+    SwapRejectedError,
 )
 from xorj.chain.jupiter import JupiterClient, Quote, SignedSwap
 from xorj.chain.keys import VaultKey
 from xorj.chain.rpc import SignatureStatus, SolanaRpc
 from xorj.chain.status_batch import StatusBatcher
+from xorj.chain.swap_guard import SwapGuard
 from xorj.domain.risk import RiskDecision
 from xorj.domain.slippage import SlippageAction, SlippagePolicy, next_slippage
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
@@ -97,6 +103,8 @@ class Observer(Protocol):
 
     def rpc_error(self, method: str, reason: ReasonCode) -> None: ...
 
+    def swap_rejected(self, reason: ReasonCode, rule: str) -> None: ...
+
     def trade_finished(self, trade_id: int, state: TradeState, reason: ReasonCode | None) -> None: ...
 
 
@@ -106,6 +114,8 @@ class NullObserver:
     def attempt_finished(self, outcome: AttemptOutcome, reason: ReasonCode | None, seconds: float) -> None: ...
 
     def rpc_error(self, method: str, reason: ReasonCode) -> None: ...
+
+    def swap_rejected(self, reason: ReasonCode, rule: str) -> None: ...
 
     def trade_finished(self, trade_id: int, state: TradeState, reason: ReasonCode | None) -> None: ...
 
@@ -167,9 +177,11 @@ class Submitter:
     def __init__(self, *, rpc: SolanaRpc, swap_api: JupiterClient, key: VaultKey, ledger: TradeLedger,
                  policy: SlippagePolicy, risk: RiskGate, settings: SubmissionSettings = SubmissionSettings(),
                  observer: Observer | None = None, hook: StepHook = _no_hook,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, guard: SwapGuard | None = None) -> None:
         self.rpc = rpc
         self.swap_api = swap_api
+        # every swap answer goes through the guard before the vault signs it (never optional)
+        self.guard = guard or SwapGuard(rpc)
         self.key = key
         self.ledger = ledger
         self.policy = policy
@@ -232,9 +244,23 @@ class Submitter:
                 if not decision.allowed:
                     await self._fail(trade, ReasonCode.RISK_LIMIT, decision.message)
                     return None
-                signed = await self.swap_api.signed_swap(quote, self.key)
+                answer = await self.swap_api.swap_transaction(quote, self.key.pubkey)
+                signed = await self.guard.sign(answer, quote, self.key, input_mint=trade.input_mint,
+                                               output_mint=trade.output_mint, amount=trade.amount)
                 self.hook("signed")
                 break
+            except (SwapRejectedError, QuoteRejectedError) as exc:
+                # refused, never signed: the trade fails at once, and an alert is raised with it
+                self.observer.swap_rejected(exc.reason, exc.rule)
+                log.warning("swap refused", extra={"trade_id": trade.trade_id, "reason": exc.reason.value,
+                                                   "rule": exc.rule, "detail": str(exc)[:300]})
+                await self._fail(trade, exc.reason, f"attempt {attempt_no} refused, nothing signed: {exc}")
+                return None
+            except SimulationFailedError as exc:
+                error = exc
+                if exc.reason not in (ReasonCode.SLIPPAGE_EXCEEDED, ReasonCode.BLOCKHASH_EXPIRED):
+                    break  # the transaction would fail on chain for a lasting reason
+                await self._sleep(min(self.settings.backoff_max, 0.25 * 2 ** tries))  # a new quote may pass
             except (QuoteUnavailableError, MalformedAnswerError) as exc:
                 error = exc
                 break  # the API said no (or answered nonsense): asking again the same way will not help

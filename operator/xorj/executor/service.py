@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from xorj.chain.jupiter import DEFAULT_ALLOWED_PROGRAMS, JupiterClient
+from xorj.chain.jupiter import JupiterClient
 from xorj.chain.keys import VaultKey, check_vault_pubkey, load_vault_key
 from xorj.chain.rpc import PreflightSettings, RpcTimeouts, SolanaRpc
 from xorj.chain.submission import (
@@ -26,6 +26,8 @@ from xorj.chain.submission import (
     SubmissionSettings,
     Submitter,
 )
+from xorj.chain.swap_check import SwapLimits
+from xorj.chain.swap_guard import SwapGuard
 from xorj.domain.risk import BreakerState, BreakerStatus, KillSwitch, RiskLimits
 from xorj.domain.slippage import SlippagePolicy
 from xorj.errors import (
@@ -90,8 +92,11 @@ class ExecutorService:
                                                          preflight_commitment=settings.preflight_commitment))
         self.swap_api = JupiterClient(
             settings.swap_api_url, timeout=settings.swap_api_timeout_seconds,
-            api_key=settings.swap_api_key.get_secret_value() if settings.swap_api_key else None,
-            allowed_programs=DEFAULT_ALLOWED_PROGRAMS | set(settings.allowed_programs))
+            api_key=settings.swap_api_key.get_secret_value() if settings.swap_api_key else None)
+        self.swap_guard = SwapGuard(self.rpc, SwapLimits(
+            max_compute_unit_limit=settings.swap_max_compute_unit_limit,
+            max_compute_unit_price_micro_lamports=settings.swap_max_compute_unit_price_micro_lamports,
+            max_priority_fee_lamports=settings.swap_max_priority_fee_lamports))
         policy = SlippagePolicy(initial_bps=settings.slippage_initial_bps, step_bps=settings.slippage_step_bps,
                                 cap_bps=settings.effective_slippage_cap_bps,
                                 max_attempts=settings.slippage_max_attempts)
@@ -115,7 +120,7 @@ class ExecutorService:
                 rebroadcast_interval=settings.rebroadcast_interval_seconds,
                 confirmation=ConfirmationPolicy(default=settings.confirmation_commitment,
                                                 finalized_from_usd=settings.finalized_from_usd)),
-            observer=self.metrics, hook=SigkillHook(settings.test_sigkill_after))
+            observer=self.metrics, hook=SigkillHook(settings.test_sigkill_after), guard=self.swap_guard)
         self._work: dict[int, _Work] = {}
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()

@@ -16,6 +16,11 @@ or ``*`` for every JSON-RPC method; fires with ``probability`` at most ``count``
   transactions of the last ``blocks`` blocks are not found (null), while block heights are current.
   This is the lagging-RPC hazard: read the block height first, or a live transaction looks expired.
 
+- ``hostile``: the swap API answers as a hostile one would, in ``mode`` (one of
+  ``market.HOSTILE_MODES``: drain, approve, authority, assign, wrong_mint, wrong_amount,
+  excess_priority_fee, lowball_validity, extra_signer on ``swap``; nan_price_impact,
+  inf_price_impact on ``quote``). Scope it to ``jupiter``, ``swap`` or ``quote``.
+
 Several latency faults add up; of the other kinds the first one that fires decides.
 """
 
@@ -27,7 +32,11 @@ from typing import Any
 
 from xorj.errors import InvalidInputError
 
-KINDS = ("latency", "timeout", "drop_after_process", "error", "http_error", "malformed", "status_lag")
+KINDS = ("latency", "timeout", "drop_after_process", "error", "http_error", "malformed", "status_lag", "hostile")
+# kept here (not imported from market) so this module stays free of the chain's dependencies
+HOSTILE_SWAP_MODES = ("drain", "approve", "authority", "assign", "wrong_mint", "wrong_amount", "excess_priority_fee",
+                      "lowball_validity", "extra_signer")
+HOSTILE_QUOTE_MODES = ("nan_price_impact", "inf_price_impact")
 ANSWERS = ("timeout", "close", "error", "http_error")
 JUPITER_METHODS = ("quote", "swap")
 
@@ -45,6 +54,7 @@ class FaultSpec:
     message: str = "Node is unhealthy"
     status: int = 503
     blocks: int = 0
+    mode: str = ""
 
     @classmethod
     def from_json(cls, body: Any) -> FaultSpec:
@@ -82,10 +92,23 @@ class FaultSpec:
             raise InvalidInputError(f"fault.blocks must be a non-negative integer, got {self.blocks!r}")
         if self.kind == "status_lag" and self.blocks < 1:
             raise InvalidInputError("fault.blocks must be at least 1 for a status_lag fault")
+        if self.kind == "hostile":
+            modes = HOSTILE_SWAP_MODES + HOSTILE_QUOTE_MODES
+            if self.mode not in modes:
+                raise InvalidInputError(f"fault.mode must be one of {', '.join(modes)} for a hostile fault, "
+                                        f"got {self.mode!r}")
+            wanted = "quote" if self.mode in HOSTILE_QUOTE_MODES else "swap"
+            if self.method not in (wanted, "jupiter"):
+                raise InvalidInputError(f"fault.method must be {wanted!r} or 'jupiter' for hostile mode {self.mode}")
+        elif self.mode:
+            raise InvalidInputError("fault.mode is only for a hostile fault")
         if not isinstance(self.code, int):
             raise InvalidInputError(f"fault.code must be an integer JSON-RPC error code, got {self.code!r}")
 
     def applies_to(self, method: str) -> bool:
+        if self.kind == "hostile":
+            wanted = "quote" if self.mode in HOSTILE_QUOTE_MODES else "swap"
+            return method == wanted and self.method in (wanted, "jupiter")
         if self.method == method:
             return True
         if self.method == "jupiter":

@@ -115,6 +115,13 @@ class ChainServer:
                 return work()
             finally:
                 self.rpc.status_lag_blocks = 0
+        if fault.kind == "hostile":
+            # the market serves this one call as a hostile API (the loop is single-threaded)
+            self.market.hostile = fault.mode
+            try:
+                return work()
+            finally:
+                self.market.hostile = None
         if fault.kind == "malformed":
             return web.Response(status=200, content_type="application/json", text='{"jsonrpc":"2.0","result":{"va')
         # drop_after_process: the work is done (a transaction lands), only the answer is lost
