@@ -150,16 +150,28 @@ def replay_trades(count: int = 10, configuration: dict[str, Any] | None = None) 
 
 def chain_fault(kind: str, method: str = "*", probability: float = 1.0, count: int | None = None,
                 delay_ms: int = 0, hang_s: float = 30.0, answer: str = "timeout", alert_kind: str = "RPC_FAILURE",
-                configuration: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Inject one fault into the local chain (see xorj.devenv.chain.faults for the kinds)."""
+                mode: str = "", configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Inject one fault into the local chain (see xorj.devenv.chain.faults for the kinds; ``mode`` is
+    the attack of a ``hostile`` swap-API fault)."""
     target = resolve(configuration)
     spec: dict[str, Any] = {"kind": kind, "method": method, "probability": probability, "delay_ms": int(delay_ms),
                             "hang_s": hang_s, "answer": answer}
     if count is not None:
         spec["count"] = int(count)
+    if mode:
+        spec["mode"] = mode
     fault_id = chain_admin(target, "POST", "/faults", spec)["id"]
     marks.fault(target, alert_kind)
     return {"fault_id": fault_id, **spec}
+
+
+def snapshot_vault(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Remember the vault's funds and transactions now (the chain's admin API), for
+    :func:`xorj.chaos.probes.vault_funds_accounted` to compare with after the run."""
+    target = resolve(configuration)
+    state = chain_admin(target, "GET", f"/vault?vault={target.require('vault')}")
+    (target.state_dir / "vault-before.json").write_text(json.dumps(state))
+    return {"lamports": state["lamports"], "transactions": len(state["transactions"])}
 
 
 def clear_chain_faults(configuration: dict[str, Any] | None = None) -> dict[str, Any]:

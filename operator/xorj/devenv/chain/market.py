@@ -372,9 +372,32 @@ class Market:
                     continue
                 before = int(pre[post["accountIndex"]]["uiTokenAmount"]["amount"]) if post["accountIndex"] in pre else 0
                 deltas[post["mint"]] = int(post["uiTokenAmount"]["amount"]) - before
-            out.append({"signature": signature, "slot": record.slot, "err": record.err,
+            out.append({"signature": signature, "slot": record.slot, "err": record.err, "fee": record.fee,
                         "filled": record.err is None, "tokenDeltas": deltas})
         return out
+
+    def vault_state(self, vault: str) -> dict[str, Any]:
+        """What a hostile transaction could change of ``vault``: its lamports and account owner, and for
+        each market mint (by address) its token account's amount, owner and delegate; plus every transaction it
+        paid for (any program), with the fee each cost."""
+        key = Pubkey.from_string(vault)
+        account = self.node.svm.get_account(key)
+        tokens: dict[str, Any] = {}
+        for mint in self.mints.values():
+            ata = self.node.svm.get_account(get_associated_token_address(key, mint.address))
+            if ata is None or len(bytes(ata.data)) < 165:
+                tokens[str(mint.address)] = None
+                continue
+            data = bytes(ata.data)
+            delegate = Pubkey.from_bytes(data[76:108]) if struct.unpack_from("<I", data, 72)[0] else None
+            tokens[str(mint.address)] = {"amount": struct.unpack_from("<Q", data, 64)[0],
+                                         "owner": str(Pubkey.from_bytes(data[32:64])),
+                                         "delegate": str(delegate) if delegate else None, "program": str(ata.owner)}
+        paid = [{"signature": sig, "fee": self.node.records[sig].fee, "err": self.node.records[sig].err}
+                for sig in self.node.by_address.get(vault, [])
+                if str(self.node.records[sig].transaction.message.account_keys[0]) == vault]
+        return {"vault": vault, "lamports": account.lamports if account else 0,
+                "owner": str(account.owner) if account else None, "tokens": tokens, "transactions": paid}
 
 
 def _parse_uint(name: str, value: Any) -> int:
