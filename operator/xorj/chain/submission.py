@@ -258,6 +258,7 @@ class Submitter:
                 return None
             except SimulationFailedError as exc:
                 error = exc
+                self.observer.rpc_error("simulateTransaction", exc.reason)
                 if exc.reason not in (ReasonCode.SLIPPAGE_EXCEEDED, ReasonCode.BLOCKHASH_EXPIRED):
                     break  # the transaction would fail on chain for a lasting reason
                 await self._sleep(min(self.settings.backoff_max, 0.25 * 2 ** tries))  # a new quote may pass

@@ -91,3 +91,30 @@ def test_the_honest_api_still_trades_after_a_refusal(local_chain, ledger, ledger
     assert first.state is TradeState.FAILED and first.reason is ReasonCode.SWAP_REJECTED
     assert second.state is TradeState.CONFIRMED, (second.reason, second.detail)
     assert_chain_matches_ledger(local_chain.rpc_url, scenario, [first, second], fills_before, balances_before)
+
+
+def test_a_price_move_seen_in_simulation_is_slippage_not_an_attack(local_chain, ledger, ledger_dsn, scenario,
+                                                                   chain_before, price_mover):
+    """The price moves between the swap answer and its simulation: the simulation fails with the
+    aggregator's slippage error, which is SLIPPAGE_EXCEEDED (a new quote is asked for), never
+    SWAP_REJECTED; nothing was signed for the stale answer and the trade fills on the next one."""
+    fills_before, balances_before = chain_before
+    local_chain.set_fault(kind="latency", method="simulateTransaction", delay_ms=1500, count=1)
+    ids = admit(ledger, scenario, 1, AMOUNT)
+    env = executor_env(dsn=ledger_dsn, scenario=scenario, rpc_url=local_chain.rpc_url,
+                       swap_api_url=local_chain.swap_api_url)
+    seen = local_chain.state()["requests"].get("simulateTransaction", 0)
+    with InProcessExecutor(env) as executor:
+        deadline = time.monotonic() + 30
+        while local_chain.state()["requests"].get("simulateTransaction", 0) == seen:
+            assert time.monotonic() < deadline, "the executor never simulated"
+            time.sleep(0.02)
+        price_mover.against(500)  # lands while the first simulation is held
+        trade = wait_terminal(ledger, ids, 60)[0]
+        assert executor.service is not None
+        metrics = executor.service.metrics
+    assert trade.state is TradeState.CONFIRMED and len(trade.attempts) == 1, (trade.reason, trade.detail)
+    assert metrics.rpc_errors.labels(scenario.strategy, "simulateTransaction", "SLIPPAGE_EXCEEDED")._value.get() == 1
+    assert not [a for a in ledger.pending_alerts(limit=100_000)
+                if a.trade_id == trade.trade_id and a.kind == ReasonCode.SWAP_REJECTED.value]
+    assert_chain_matches_ledger(local_chain.rpc_url, scenario, [trade], fills_before, balances_before)
