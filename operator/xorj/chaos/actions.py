@@ -180,7 +180,11 @@ def clear_chain_faults(configuration: dict[str, Any] | None = None) -> dict[str,
     active = chain_admin(target, "GET", "/faults").get("faults", [])
     chain_admin(target, "DELETE", "/faults")
     marks.write(target, "cleared")
-    return {"cleared": True, "fired": {f"{f['kind']}:{f['method']}": f["fired"] for f in active}}
+    fired: dict[str, int] = {}
+    for f in active:  # hostile faults are told apart by their attack
+        key = f"{f['kind']}:{f['method']}" + (f":{f['mode']}" if f.get("mode") else "")
+        fired[key] = fired.get(key, 0) + int(f["fired"])
+    return {"cleared": True, "fired": fired}
 
 
 def move_price(bps: int, configuration: dict[str, Any] | None = None) -> dict[str, Any]:
