@@ -56,7 +56,7 @@ from xorj.chain.jupiter import JupiterClient, Quote, SignedSwap
 from xorj.chain.keys import VaultKey
 from xorj.chain.rpc import SignatureStatus, SolanaRpc
 from xorj.chain.status_batch import StatusBatcher
-from xorj.chain.swap_guard import SwapGuard
+from xorj.chain.swap_guard import GUARD_RPC_METHODS, SwapGuard
 from xorj.domain.risk import RiskDecision
 from xorj.domain.slippage import SlippageAction, SlippagePolicy, next_slippage
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
@@ -144,6 +144,7 @@ class SubmissionSettings:
     rebroadcast_interval: float = 2.0  # between sends of the same bytes while unknown
     backoff_max: float = 5.0  # cap of the back-off after RPC errors while following an attempt
     prepare_retries: int = 3  # quote/swap tries before an attempt exists (safe: nothing was sent)
+    prepare_rpc_patience: float = 30.0  # seconds of RPC errors while checking a swap, before giving up
     confirmation: ConfirmationPolicy = field(default_factory=ConfirmationPolicy)
 
 
@@ -235,7 +236,9 @@ class Submitter:
         attempt_no = len(trade.attempts) + 1
         signed: SignedSwap | None = None
         error: ChainCallError | None = None
-        for tries in range(1, self.settings.prepare_retries + 1):
+        tries, left, rpc_waited = 0, self.settings.prepare_retries, 0.0
+        while left > 0:
+            tries, left = tries + 1, left - 1
             try:
                 quote = await self.swap_api.quote(input_mint=trade.input_mint, output_mint=trade.output_mint,
                                                   amount=trade.amount, slippage_bps=slippage_bps)
@@ -268,7 +271,11 @@ class Submitter:
             except ChainCallError as exc:
                 error = exc
                 self.observer.rpc_error(exc.method or "swap-api", exc.reason)
-                await self._sleep(min(self.settings.backoff_max, 0.25 * 2 ** tries))
+                delay = min(self.settings.backoff_max, 0.25 * 2 ** tries)
+                if exc.method in GUARD_RPC_METHODS and rpc_waited < self.settings.prepare_rpc_patience:
+                    # our own RPC is away while checking the swap: nothing is signed, waiting is safe
+                    left, rpc_waited = left + 1, rpc_waited + delay
+                await self._sleep(delay)
         if signed is None:
             assert error is not None
             await self._fail(trade, error.reason, f"attempt {attempt_no} could not be prepared: {error}")
