@@ -118,3 +118,20 @@ def test_a_price_move_seen_in_simulation_is_slippage_not_an_attack(local_chain, 
     assert not [a for a in ledger.pending_alerts(limit=100_000)
                 if a.trade_id == trade.trade_id and a.kind == ReasonCode.SWAP_REJECTED.value]
     assert_chain_matches_ledger(local_chain.rpc_url, scenario, [trade], fills_before, balances_before)
+
+
+def test_the_checks_wait_for_an_rpc_that_is_away(local_chain, ledger, ledger_dsn, scenario, chain_before):
+    """The guard's own RPC calls fail for a while (HTTP 503 on simulateTransaction, five times: more
+    than the swap API's three tries): nothing is signed meanwhile, and the trade fills once it answers."""
+    fills_before, balances_before = chain_before
+    local_chain.set_fault(kind="http_error", method="simulateTransaction", count=5)
+    ids = admit(ledger, scenario, 1, AMOUNT)
+    env = executor_env(dsn=ledger_dsn, scenario=scenario, rpc_url=local_chain.rpc_url,
+                       swap_api_url=local_chain.swap_api_url)
+    with InProcessExecutor(env) as executor:
+        trade = wait_terminal(ledger, ids, 90)[0]
+        assert executor.service is not None
+        metrics = executor.service.metrics
+    assert trade.state is TradeState.CONFIRMED and len(trade.attempts) == 1, (trade.reason, trade.detail)
+    assert metrics.rpc_errors.labels(scenario.strategy, "simulateTransaction", "RPC_ERROR")._value.get() == 5
+    assert_chain_matches_ledger(local_chain.rpc_url, scenario, [trade], fills_before, balances_before)
