@@ -45,8 +45,12 @@
 {{- end }}
 {{- end -}}
 
-{{/* Egress to addresses outside the cluster: (dict "cidrs" [...] "ports" [...]). */}}
+{{/* Egress to addresses outside the cluster: (dict "cidrs" [...] "ports" [...] "what" "values path").
+An egress rule without `to` allows every destination, so an empty list is refused, never rendered. */}}
 {{- define "xorj.netpol.cidrEgress" -}}
+{{- if not .cidrs }}
+{{- fail (printf "%s.cidrs is required while networkPolicy.enabled: the addresses the executors may reach (there is no open default; write 0.0.0.0/0 if you mean it)" .what) }}
+{{- end }}
 - to:
     {{- range .cidrs }}
     - ipBlock:
@@ -58,9 +62,9 @@
     {{- end }}
 {{- end -}}
 
+{{/* Metrics ingress peers. An ingress rule without `from` would admit every pod, so with no peers the
+metrics port gets no rule at all (the component's policy then denies it). */}}
 {{- define "xorj.netpol.metricsFrom" -}}
-{{- if .Values.networkPolicy.metricsFrom }}
 from:
   {{- toYaml .Values.networkPolicy.metricsFrom | nindent 2 }}
-{{- end }}
 {{- end -}}

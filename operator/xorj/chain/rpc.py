@@ -31,6 +31,7 @@ from solders.pubkey import Pubkey
 from solders.rpc.config import RpcContextConfig
 from solders.rpc.requests import IsBlockhashValid
 from solders.rpc.responses import (
+    GetAccountInfoResp,
     GetBalanceResp,
     GetBlockHeightResp,
     GetLatestBlockhashResp,
@@ -119,6 +120,13 @@ class SimulationAnswer:
 class LatestBlockhash:
     blockhash: Hash
     last_valid_block_height: int
+
+
+@dataclass(frozen=True)
+class AccountView:
+    owner: str  # the owning program's id (base58)
+    lamports: int
+    data: bytes
 
 
 class SolanaRpc:
@@ -262,6 +270,16 @@ class SolanaRpc:
                                 self._client.get_token_account_balance(account, _COMMITMENTS[commitment]),
                                 GetTokenAccountBalanceResp, timeout)
         return int(resp.value.amount)
+
+    async def account(self, pubkey: Pubkey, commitment: str = "confirmed", *,
+                      timeout: float | None = None) -> AccountView | None:
+        """The account's owner program, lamports and data (None when it does not exist)."""
+        resp = await self._call("getAccountInfo",
+                                self._client.get_account_info(pubkey, _COMMITMENTS[commitment], encoding="base64"),
+                                GetAccountInfoResp, timeout)
+        if resp.value is None:
+            return None
+        return AccountView(owner=str(resp.value.owner), lamports=int(resp.value.lamports), data=bytes(resp.value.data))
 
     # ---- plumbing ----------------------------------------------------------------------------
 

@@ -130,8 +130,10 @@ class ConfirmationPolicy:
     finalized_from_amount: int | None = None  # same, in input base units (when no notional is known)
 
     def required(self, trade: Trade) -> str:
-        if self.finalized_from_usd is not None and trade.notional_usd is not None and (
-                trade.notional_usd >= self.finalized_from_usd):
+        # The notional the risk gate computed (from the chain and the price source) decides; a larger
+        # stated one can only ask for more depth, a smaller one never for less.
+        values = [v for v in (trade.risk_reserved_usd, trade.notional_usd) if v is not None]
+        if self.finalized_from_usd is not None and values and max(values) >= self.finalized_from_usd:
             return "finalized"
         if self.finalized_from_amount is not None and trade.amount >= self.finalized_from_amount:
             return "finalized"

@@ -7,8 +7,8 @@ events under load; sub-handlers break consistency, issue 641):
   (level-triggered: it always converges to the spec, whatever woke it), plus its finalizer.
 - CopyTrade: one daemon per object, ``mirror_copytrade`` (admission, then the status mirror, then
   the TTL), plus its finalizer.
-- An index per kind, fed by the watch: the strategies' vault keys, and evidence for the liveness
-  probe that the watch is alive.
+- An index per kind, fed by the watch: the strategies' specs (vault, followed traders, sizing), and
+  evidence for the liveness probe that the watch is alive.
 
 Progress, diff-base and the finalizer use our own ``trading.xorj.io`` prefix, so another kopf
 operator on the same objects never reads or overwrites our state.
@@ -17,6 +17,7 @@ operator on the same objects never reads or overwrites our state.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 import socket
@@ -108,6 +109,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
     memo["health"] = await _start_health_server(rt, cfg.health_host, cfg.health_port, cfg.metrics_port)
     if not cfg.standalone:
         await _ensure_peering_objects(kube, cfg.peering_name, memo.get("namespaces") or [])
+    await reconcile.enforce_trading_halt(rt, logger)
     logger.info("operator started", extra={"identity": identity, "priority": cfg.priority})
 
 
@@ -159,27 +161,26 @@ async def strategy_deleted(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: A
     await reconcile.finalize_strategy(_rt(memo), body, logger)
 
 
-@kopf.index(GROUP, VERSION, STRATEGIES, id="strategy_vaults")
-def strategy_vaults(uid: str, meta: kopf.Meta, spec: kopf.Spec, namespace: str, name: str,
-                    memo: kopf.Memo, **_: Any) -> dict[tuple[str, str], str] | None:
-    """Fed by the watch: each strategy's vault key (admission needs it: no GET per CopyTrade), and
-    the freshness tracker's evidence that the watch is alive."""
+@kopf.index(GROUP, VERSION, STRATEGIES, id="strategy_specs")
+def strategy_specs(uid: str, meta: kopf.Meta, spec: kopf.Spec, namespace: str, name: str,
+                   memo: kopf.Memo, **_: Any) -> dict[tuple[str, str], dict[str, Any]] | None:
+    """Fed by the watch: each strategy's spec (admission needs its vault, followed traders and sizing:
+    no GET per CopyTrade), and the freshness tracker's evidence that the watch is alive."""
     rt: Runtime | None = memo.get("runtime")
     if rt is not None:
         rt.freshness.observed(uid, meta.get("resourceVersion"), time.monotonic())
-    vault = (spec.get("vault") or {}).get("publicKey")
-    return {(namespace, name): vault} if vault else None
+    return {(namespace, name): copy.deepcopy(dict(spec))} if spec else None
 
 
 # -- CopyTrade -----------------------------------------------------------------------------------------
 
 
 @kopf.daemon(GROUP, VERSION, COPYTRADES, id="mirror", cancellation_timeout=1.0, backoff=5.0)
-async def copytrade(body: kopf.Body, memo: kopf.Memo, logger: Any, strategy_vaults: kopf.Index, **_: Any) -> None:
-    def vault_of(namespace: str, name: str) -> str | None:
-        return next(iter(strategy_vaults.get((namespace, name), ())), None)
+async def copytrade(body: kopf.Body, memo: kopf.Memo, logger: Any, strategy_specs: kopf.Index, **_: Any) -> None:
+    def spec_of(namespace: str, name: str) -> dict[str, Any] | None:
+        return next(iter(strategy_specs.get((namespace, name), ())), None)
 
-    await reconcile.mirror_copytrade(_rt(memo), body, logger, vault_of)
+    await reconcile.mirror_copytrade(_rt(memo), body, logger, spec_of)
 
 
 @kopf.on.delete(GROUP, VERSION, COPYTRADES, id="finalize")

@@ -332,15 +332,20 @@ class CopyTradeSpec(KubeModel):
     )
     input_mint: str = _pubkey("Mint sold (base58).")
     output_mint: str = _pubkey("Mint bought (base58).")
-    amount: int = Field(gt=0, description="Input amount in base units; positive.")
+    amount: int = Field(
+        gt=0,
+        description="The lead trade's input amount in base units; positive. The follower's amount is "
+        "sized from it by the strategy's spec.sizing.",
+    )
     max_slippage_bps: int | None = Field(
         default=None, gt=0, le=10000, description="Upper bound on slippage for this trade."
     )
     notional_usd: float | None = Field(
         default=None,
         gt=0,
-        description="USD value of the trade (set by the watcher), for the risk limits; without it "
-        "the executor needs a price for the input mint or refuses the trade (RISK_LIMIT).",
+        description="USD value of the lead trade as the watcher saw it: informational. Executors "
+        "compute every trade's notional from the chain and the price API; a stated value off by more "
+        "than the tolerance raises an alert and is not used.",
     )
     ttl_seconds_after_finished: int | None = Field(
         default=None,

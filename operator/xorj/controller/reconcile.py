@@ -14,13 +14,12 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
-from xorj.controller import desired, metrics
+from xorj.controller import admission, desired, metrics
 from xorj.controller import status as st
 from xorj.controller.models import (
     CopyTradeSpec,
@@ -32,6 +31,7 @@ from xorj.controller.runtime import Runtime
 from xorj.domain.trades import TradeState
 from xorj.errors import LedgerError
 from xorj.ledger import Trade, TradeIntent, TradeKey
+from xorj.ledger.records import AlertSeverity, NewAlert
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,30 @@ def _condition_events(body: Any, before: list[st.Condition], after: list[st.Cond
 
 
 # --------------------------------------------------------------------------------------------------
+# Cluster-wide halt
+
+
+async def enforce_trading_halt(rt: Runtime, logger: Any) -> bool:
+    """Make the ledger's halt what the operator's setting says (a no-op when it already is): the
+    setting is the source of truth, so a halt lifted by hand while the setting is on comes back at
+    the next resync. False when the ledger could not be reached (tried again at the next resync)."""
+    wanted = rt.settings.global_halt
+    reason = (rt.settings.global_halt_reason or "operator setting globalHalt") if wanted else None
+    try:
+        before = await rt.ledger_call("trading_halt", rt.ledger.trading_halt)
+        if (before.halted, before.reason if wanted else None) == (wanted, reason):
+            return True
+        await rt.ledger_call("set_trading_halt", rt.ledger.set_trading_halt, wanted, reason=reason,
+                             actor=f"operator/{rt.identity}")
+    except LedgerError as exc:
+        logger.warning("could not enforce the trading halt setting", extra={"error": type(exc).__name__})
+        return False
+    logger.warning("cluster-wide trading halt " + ("ON: every trade is refused" if wanted else "lifted"),
+                   extra={"reason": reason})
+    return True
+
+
+# --------------------------------------------------------------------------------------------------
 # TradingStrategy
 
 
@@ -98,6 +122,7 @@ async def reconcile_strategy(rt: Runtime, body: Any, logger: logging.Logger | lo
         metrics.RECONCILES.labels("TradingStrategy", "invalid").inc()
         raise kopf.PermanentError(message) from exc
 
+    await enforce_trading_halt(rt, logger)
     defaults = rt.settings.executor_defaults()
     owner = desired.Owner(name=name, uid=uid)
     children = desired.children(owner, namespace, spec, defaults)
@@ -220,23 +245,29 @@ def copytrade_ref(namespace: str, name: str) -> str:
     return f"{namespace}/{name}"
 
 
-VaultLookup = Callable[[str, str], "str | None"]
+# The watch-fed index of strategies: (namespace, name) -> the strategy's spec as stored, or None.
+StrategyLookup = Callable[[str, str], "dict[str, Any] | None"]
 
 
-def _no_index(namespace: str, name: str) -> str | None:
+def _no_index(namespace: str, name: str) -> dict[str, Any] | None:
     return None
 
 
-async def _strategy_vault(rt: Runtime, namespace: str, name: str, vaults: VaultLookup) -> str | None:
-    """The vault public key of a strategy: from the watch-fed index (no API request), else a GET
-    (a strategy created a moment ago may not be indexed yet). None if the strategy does not exist."""
-    vault = vaults(namespace, name)
-    if vault is not None:
-        return vault
-    obj = await rt.kube.get_cr(namespace, STRATEGIES, name)
-    if obj is None:
+async def _strategy_spec(rt: Runtime, namespace: str, name: str,
+                         strategies: StrategyLookup) -> TradingStrategySpec | None:
+    """A strategy's spec: from the watch-fed index (no API request), else a GET (a strategy created a
+    moment ago may not be indexed yet). None if the strategy does not exist or its spec does not
+    validate (the strategy's own reconcile says why)."""
+    raw = strategies(namespace, name)
+    if raw is None:
+        obj = await rt.kube.get_cr(namespace, STRATEGIES, name)
+        if obj is None:
+            return None
+        raw = obj["spec"]
+    try:
+        return TradingStrategySpec.model_validate(dict(raw))
+    except ValidationError:
         return None
-    return TradingStrategySpec.model_validate(obj["spec"]).vault.public_key
 
 
 def _created_before(trade: Trade, body: Any) -> bool:
@@ -251,15 +282,19 @@ def _created_before(trade: Trade, body: Any) -> bool:
 
 
 async def admit_copytrade(
-    rt: Runtime, body: Any, spec: CopyTradeSpec, logger: Any, vaults: VaultLookup = _no_index
+    rt: Runtime, body: Any, spec: CopyTradeSpec, logger: Any, strategies: StrategyLookup = _no_index
 ) -> tuple[Trade | None, CopyTradeStatus | None]:
     """Admit the trade into the ledger (idempotent) and write the status that says so.
-    (None, None) while the strategy does not exist."""
+    (None, None) while the strategy does not exist.
+
+    The strategy decides (:mod:`xorj.controller.admission`): a lead trader it does not follow gets
+    its trade stored already FAILED (LEADER_NOT_FOLLOWED, never claimable), and ``spec.sizing`` sets
+    the follower's amount."""
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
-    vault = await _strategy_vault(rt, namespace, spec.strategy, vaults)
+    strategy = await _strategy_spec(rt, namespace, spec.strategy, strategies)
     previous = _status_model(CopyTradeStatus, body.get("status")) or CopyTradeStatus()
-    if vault is None:
+    if strategy is None:
         cond = st.set_condition(
             previous.conditions, st.ADMITTED, st.ConditionStatus.FALSE, "StrategyNotFound",
             f"TradingStrategy {spec.strategy!r} not found in {namespace}; waiting for it",
@@ -269,24 +304,48 @@ async def admit_copytrade(
             kopf.event(body, type="Warning", reason="StrategyNotFound", message=cond.message)
             await rt.kube.patch_status(namespace, COPYTRADES, name, {"conditions": [cond.to_wire()]})
         return None, None
+    scores = []
+    if admission.needs_scores(strategy):
+        scores = await rt.ledger_call("list_trader_scores", rt.ledger.list_trader_scores)
+    decision = admission.decide(strategy, spec, scores)
     intent = TradeIntent(
         strategy=strategy_key(namespace, spec.strategy),
-        vault=vault,
+        vault=strategy.vault.public_key,
         lead_signature=spec.lead_signature,
         lead_trader=spec.lead_trader,
         input_mint=spec.input_mint,
         output_mint=spec.output_mint,
-        amount=spec.amount,
+        amount=decision.amount or spec.amount,  # a refused trade keeps the lead's amount on record
         max_slippage_bps=spec.max_slippage_bps,
-        notional_usd=Decimal(str(spec.notional_usd)) if spec.notional_usd is not None else None,
+        notional_usd=decision.notional_usd,
         copytrade=copytrade_ref(namespace, name),
     )
-    result = await rt.ledger_call("admit_trade", rt.ledger.admit_trade, intent, actor=f"operator/{rt.identity}")
+    actor = f"operator/{rt.identity}"
+    if decision.refused:
+        assert decision.refusal is not None
+        alert = NewAlert("ADMISSION_REFUSED", AlertSeverity.WARNING,
+                         f"CopyTrade {copytrade_ref(namespace, name)}: {decision.detail}"[:1000],
+                         strategy=intent.strategy)
+        result = await rt.ledger_call("admit_refused", rt.ledger.admit_refused, intent, decision.refusal,
+                                      decision.detail, actor=actor, alert=alert)
+        if result.created:
+            kopf.event(body, type="Warning", reason="AdmissionRefused",
+                       message=f"trade {result.trade_id} FAILED {decision.refusal.value}: {decision.detail}")
+            logger.info("trade refused at admission", extra={"trade_id": result.trade_id,
+                                                              "reason": decision.refusal.value})
+    else:
+        result = await rt.ledger_call("admit_trade", rt.ledger.admit_trade, intent, actor=actor)
     trade = await rt.ledger_call("get_trade", rt.ledger.get_trade, result.trade_id)
     duplicate = (not result.created) and (
         trade.copytrade != copytrade_ref(namespace, name) or _created_before(trade, body)
     )
-    if result.created or not duplicate:
+    if (result.created or not duplicate) and decision.refused:
+        assert decision.refusal is not None
+        fields = {"admission": "Admitted",
+                  "admissionMessage": f"trade {result.trade_id} refused at admission: {decision.refusal.value}: "
+                                      f"{decision.detail}"}
+        metrics.ADMISSIONS.labels("refused").inc()
+    elif result.created or not duplicate:
         fields = {"admission": "Admitted", "admissionMessage": f"trade {result.trade_id} admitted"}
         metrics.ADMISSIONS.labels("admitted").inc()
         if result.created:
@@ -308,7 +367,7 @@ async def admit_copytrade(
     return trade, status
 
 
-async def mirror_copytrade(rt: Runtime, body: Any, logger: Any, vaults: VaultLookup = _no_index) -> None:
+async def mirror_copytrade(rt: Runtime, body: Any, logger: Any, strategies: StrategyLookup = _no_index) -> None:
     """The daemon of one CopyTrade: admit it, then keep its status equal to the ledger's trade until
     it is terminal; then, if it has a TTL, delete it when the TTL runs out.
 
@@ -329,7 +388,7 @@ async def mirror_copytrade(rt: Runtime, body: Any, logger: Any, vaults: VaultLoo
 
     while trade_id is None:
         try:
-            trade, admitted = await admit_copytrade(rt, body, spec, logger, vaults)
+            trade, admitted = await admit_copytrade(rt, body, spec, logger, strategies)
         except LedgerError as exc:
             logger.warning("admission failed, will retry", extra={"error": type(exc).__name__})
             trade = admitted = None
@@ -417,10 +476,10 @@ async def finalize_copytrade(rt: Runtime, body: Any, logger: Any) -> None:
             trade = await rt.ledger_call("get_trade", rt.ledger.get_trade, int(status.trade_id))
         else:
             # admitted, but the status write may have been lost to a crash: look it up by key
-            vault = await _strategy_vault(rt, namespace, spec.strategy, _no_index)
-            if vault is None:
+            strategy = await _strategy_spec(rt, namespace, spec.strategy, _no_index)
+            if strategy is None:
                 return
-            key = TradeKey(strategy_key(namespace, spec.strategy), vault, spec.lead_signature)
+            key = TradeKey(strategy_key(namespace, spec.strategy), strategy.vault.public_key, spec.lead_signature)
             trade = await rt.ledger_call("find_trade", rt.ledger.find_trade, key)
         if trade is None or trade.is_terminal:
             return

@@ -28,6 +28,11 @@ class OperatorSettings(BaseSettings):
     executor_node_selector: dict[str, str] = Field(default_factory=dict)
     executor_tolerations: list[dict[str, Any]] = Field(default_factory=list)
 
+    # Cluster-wide halt: enforced in the ledger at start and on every strategy resync (executors read
+    # it with each risk check and refuse every trade while it is on). The chart's operator.globalHalt.
+    global_halt: bool = False
+    global_halt_reason: str | None = Field(default=None, max_length=500)
+
     # Resync: NOTIFY gives low latency; these bound how stale a status may get if a NOTIFY is lost.
     copytrade_resync_seconds: float = Field(default=10.0, gt=0)
     strategy_resync_seconds: float = Field(default=10.0, gt=0)

@@ -272,8 +272,9 @@ class Demo:
         else:
             self.say("5/9 node: none (executors run as local processes)")
         self.say("6/9 chart: installing CRDs, ServiceAccounts, RBAC and NetworkPolicies (helm)")
-        self._install_chart(endpoints.dsn if endpoints else dsn, chain,
-                            endpoints.chart_values() if endpoints else [])
+        # Executor processes (no node) reach the same host addresses; the chart has no open default.
+        opened = endpoints or PodEndpoints(dsn, chain)
+        self._install_chart(opened.dsn, chain, opened.chart_values())
         self.say("7/9 operator: running `xorj operator` as the chart's ServiceAccount")
         self._operator(data, dsn)
         if endpoints:

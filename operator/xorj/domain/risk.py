@@ -195,6 +195,11 @@ def _refuse(rule: RiskRule, text: str) -> RiskDecision:
     return RiskDecision(False, rule, f"{rule.value}: {text}")
 
 
+def globally_halted(why: str | None = None) -> RiskDecision:
+    """The refusal of every trade while the cluster-wide halt is on."""
+    return _refuse(RiskRule.GLOBAL_KILL_SWITCH, "all trading is halted" + (f" ({why})" if why else ""))
+
+
 # ---------------------------------------------------------------------------------------------------
 # Circuit breaker
 # ---------------------------------------------------------------------------------------------------
@@ -337,7 +342,7 @@ def check_trade(
 ) -> RiskDecision:
     """Allow the trade or refuse it with the first rule it breaks (order: :class:`RiskRule`)."""
     if kill_switch.global_halt:
-        return _refuse(RiskRule.GLOBAL_KILL_SWITCH, "all trading is halted")
+        return globally_halted()
     if kill_switch.strategy_paused:
         return _refuse(RiskRule.STRATEGY_PAUSED, "the strategy is paused")
     if breaker is not None and not breaker.allows_trades:
@@ -393,6 +398,7 @@ __all__ = [
     "TradeRisk",
     "check_trade",
     "daily_usage",
+    "globally_halted",
     "to_decimal",
     "utc_day_start",
 ]

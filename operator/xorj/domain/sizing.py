@@ -181,5 +181,19 @@ __all__ = [
     "SizingInput",
     "SizingMode",
     "SizingPolicy",
+    "follower_amount",
     "size_follower_trade",
 ]
+
+
+def follower_amount(lead_amount: int, *, fixed_amount: int | None = None, ratio: Decimal | None = None) -> int:
+    """The follower's input amount (base units) under a TradingStrategy's ``spec.sizing``: exactly
+    ``fixed_amount`` (mode fixed), else the lead's amount times ``ratio`` rounded down (mode
+    proportional; ratio 1 copies the lead's size). 0 means the size rounds away: nothing to trade."""
+    _int("lead_amount", lead_amount, minimum=1)
+    if fixed_amount is not None:
+        if ratio is not None:
+            raise InvalidInputError("sizing: give fixed_amount or ratio, not both")
+        return _int("sizing.fixed_amount", fixed_amount, minimum=1)
+    factor = _positive("sizing.ratio", Decimal(1) if ratio is None else ratio)
+    return math.floor(Fraction(lead_amount) * Fraction(factor))

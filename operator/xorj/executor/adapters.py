@@ -5,12 +5,19 @@ counts (checked and reserved atomically per vault by the ledger)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
+from xorj.chain.errors import MalformedAnswerError
+from xorj.chain.holdings import NATIVE_SOL_MINT, MintInfo, read_mints, read_vault
 from xorj.chain.jupiter import Quote
+from xorj.chain.prices import PriceSource
+from xorj.chain.rpc import SolanaRpc
 from xorj.domain.risk import (
     BreakerEvent,
     BreakerStatus,
@@ -22,11 +29,28 @@ from xorj.domain.risk import (
     RiskRule,
     TradeRisk,
     check_trade,
+    globally_halted,
 )
+from xorj.domain.valuation import (
+    DEFAULT_NOTIONAL_TOLERANCE,
+    MintBalance,
+    Valuation,
+    ValuationError,
+    decimals_agree,
+    notional_disagreement,
+    prices_needed,
+    value_trade,
+)
+from xorj.executor.settings import DEFAULT_CASH_MINTS
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 from xorj.errors import LedgerUnavailableError
 from xorj.ledger.records import AlertSeverity, NewAlert, Trade
 from xorj.ledger.repository import Ledger
+
+log = logging.getLogger("xorj.executor")
+
+# Mints whose balance is cash, not a position: buying them has no position-share limit (mainnet USDC
+# and USDT by default; a local or other cluster names its own with XORJ_CASH_MINTS).
 
 # Outcomes that say something about the system's health (what breakers count). Refusals and
 # cancellations are decisions, not failures: counting them would keep an open breaker open.
@@ -93,17 +117,73 @@ class OwnedLedger:
         await self._call(self.ledger.fail_trade, trade_id, self.owner, reason, detail, alert=alert)
 
 
+class TradeValuer(Protocol):
+    """What a trade and its vault are worth now (raises ValuationError when it cannot say, and
+    ChainCallError with a reason code when the chain or the price source fails)."""
+
+    async def value(self, trade: Trade) -> Valuation: ...
+
+
+class ChainValuer:
+    """Values trades from the chain and a price source: the trade's notional is its amount (base
+    units) at the input mint's price with the mint's decimals read from the chain; the vault's value is
+    its native SOL plus its token accounts of the trade's mints and ``valued_mints``, at their prices.
+    Nothing the CopyTrade states about value is used."""
+
+    def __init__(self, rpc: SolanaRpc, prices: PriceSource, *, valued_mints: Iterable[str] = (),
+                 cash_mints: Iterable[str] = DEFAULT_CASH_MINTS, sol_mint: str = NATIVE_SOL_MINT) -> None:
+        self.rpc = rpc
+        self.prices = prices
+        self.valued_mints = tuple(valued_mints)
+        self.cash_mints = frozenset(cash_mints)
+        self.sol_mint = sol_mint
+        self._mints: dict[str, MintInfo] = {}  # a mint's decimals never change: read each once
+
+    async def _mint_infos(self, mints: Iterable[str]) -> dict[str, MintInfo]:
+        missing = [m for m in set(mints) if m not in self._mints]
+        if missing:
+            self._mints.update(await read_mints(self.rpc, missing))
+        return {m: self._mints[m] for m in set(mints)}
+
+    async def value(self, trade: Trade) -> Valuation:
+        token_mints = {trade.input_mint, trade.output_mint, *self.valued_mints}
+        infos = await self._mint_infos(token_mints)
+        holdings, prices = await asyncio.gather(
+            read_vault(self.rpc, trade.vault, infos.values()),
+            self.prices.prices(prices_needed(trade.input_mint, trade.output_mint, self.valued_mints, self.sol_mint)))
+        wrong = decimals_agree({m: i.decimals for m, i in infos.items()}, {m: p.decimals for m, p in prices.items()})
+        if wrong:
+            raise MalformedAnswerError(f"price: decimals of {', '.join(wrong)} differ from the mint on chain",
+                                       method="price")
+
+        def balance(mint: str) -> MintBalance:
+            price = prices.get(mint)
+            return MintBalance(mint, holdings.balances.get(mint, 0), infos[mint].decimals,
+                               None if price is None else price.usd_price)
+
+        sol = prices.get(self.sol_mint)
+        return value_trade(amount=trade.amount, input_mint=balance(trade.input_mint),
+                           output_mint=balance(trade.output_mint), vault_lamports=holdings.lamports,
+                           sol_usd_price=None if sol is None else sol.usd_price,
+                           holdings=[balance(m) for m in token_mints], cash_mints=self.cash_mints)
+
+
 class LedgerRiskGate:
-    """Risk limits before any send: kill switches, breaker, notional, daily volume/count, position
-    share (when the vault's value is configured), price impact of the quote.
+    """Risk limits before any send: kill switches (the executor's and the ledger's cluster-wide halt),
+    breaker, notional, daily volume/count, position share, price impact of the quote.
+
+    Notional, vault value and position come from ``valuer`` (the chain and the price source), never
+    from the CopyTrade: a stated ``notional_usd`` that disagrees with the computed one beyond
+    ``notional_tolerance`` is recorded (an alert, and the refusal's detail), and the computed one wins.
 
     An allowed trade is counted against its vault's daily limits in the same ledger transaction that
-    read them (:meth:`Ledger.reserve_daily_share`, fenced by ``owner``'s lease), so executors checking
-    trades of one vault at once cannot all take the last slot."""
+    read them and the halt (:meth:`Ledger.reserve_daily_share`, fenced by ``owner``'s lease), so
+    executors checking trades of one vault at once cannot all take the last slot, and none approves a
+    trade after the halt committed."""
 
     def __init__(self, ledger: Ledger, *, strategy: str, owner: str, limits: RiskLimits, kill_switch: KillSwitch,
-                 breaker: CircuitBreaker, usd_prices: dict[str, Decimal] | None = None,
-                 vault_value_usd: Decimal | None = None,
+                 breaker: CircuitBreaker, valuer: TradeValuer,
+                 notional_tolerance: Decimal = DEFAULT_NOTIONAL_TOLERANCE,
                  on_breaker: Callable[[BreakerStatus], None] | None = None) -> None:
         self.ledger = ledger
         self.strategy = strategy
@@ -111,16 +191,10 @@ class LedgerRiskGate:
         self.limits = limits
         self.kill_switch = kill_switch
         self.breaker = breaker
-        self.usd_prices = dict(usd_prices or {})
-        self.vault_value_usd = vault_value_usd
+        self.valuer = valuer
+        self.notional_tolerance = notional_tolerance
         self._on_breaker = on_breaker or (lambda status: None)
         self._breaker_cache: tuple[float, BreakerStatus] | None = None
-
-    def notional_usd(self, trade: Trade) -> Decimal | None:
-        if trade.notional_usd is not None and trade.notional_usd > 0:
-            return trade.notional_usd
-        price = self.usd_prices.get(trade.input_mint)
-        return None if price is None else price * trade.amount
 
     async def breaker_status(self) -> BreakerStatus:
         now_mono = time.monotonic()
@@ -137,22 +211,40 @@ class LedgerRiskGate:
         return status
 
     async def check(self, trade: Trade, quote: Quote) -> RiskDecision:
-        notional = self.notional_usd(trade)
-        if notional is None:
+        # Halts first, before any price is asked for: a halted cluster refuses even when the price
+        # source is down. (The ledger's halt is read again, atomically, by the reservation below.)
+        if self.kill_switch.global_halt:
+            return globally_halted("executor setting XORJ_GLOBAL_HALT")
+        halt = await asyncio.to_thread(self.ledger.trading_halt)
+        if halt.halted:
+            return globally_halted(halt.reason)
+        try:
+            valuation = await self.valuer.value(trade)
+        except ValuationError as exc:
             return RiskDecision(False, RiskRule.MAX_TRADE_NOTIONAL,
-                                f"{RiskRule.MAX_TRADE_NOTIONAL.value}: the trade's USD notional is unknown "
-                                f"(no notional_usd and no price for {trade.input_mint}); refusing rather than "
-                                "trading unchecked")
+                                f"{RiskRule.MAX_TRADE_NOTIONAL.value}: {exc}; refusing rather than trading unchecked")
+        notional = valuation.notional_usd
+        if notional <= 0:  # an amount too small to be worth a cent's fraction still is not free
+            return RiskDecision(False, RiskRule.MAX_TRADE_NOTIONAL,
+                                f"{RiskRule.MAX_TRADE_NOTIONAL.value}: the trade's computed notional is {notional} USD")
+        disagreement = notional_disagreement(trade.notional_usd, notional, self.notional_tolerance)
+        if disagreement is not None and trade.risk_reserved_at is None:
+            log.warning("stated notional disagrees with the computed one",
+                        extra={"trade_id": trade.trade_id, "stated_usd": str(trade.notional_usd),
+                               "computed_usd": str(notional)})
+            await asyncio.to_thread(
+                self.ledger.raise_alert, "NOTIONAL_MISMATCH", AlertSeverity.WARNING,
+                f"trade {trade.trade_id}: {disagreement}"[:1000], strategy=self.strategy, trade_id=trade.trade_id)
         breaker = await self.breaker_status()
-        position = None
-        vault_value = self.vault_value_usd if self.vault_value_usd is not None else Decimal(0)
-        if self.vault_value_usd is not None:
-            position = Decimal(0)
-        risk = TradeRisk(notional_usd=notional, vault_value_usd=vault_value,
-                         price_impact=Decimal(str(quote.model.price_impact_pct)), output_position_usd=position)
+        risk = TradeRisk(notional_usd=notional, vault_value_usd=valuation.vault_value_usd,
+                         price_impact=Decimal(str(quote.model.price_impact_pct)),
+                         output_position_usd=valuation.output_position_usd)
 
         def decide(usage: DailyUsage) -> RiskDecision:
-            return check_trade(self.limits, risk, usage, kill_switch=self.kill_switch, breaker=breaker)
+            decision = check_trade(self.limits, risk, usage, kill_switch=self.kill_switch, breaker=breaker)
+            if not decision.allowed and disagreement is not None:
+                return replace(decision, message=f"{decision.message} ({disagreement})")
+            return decision
 
         return await asyncio.to_thread(self.ledger.reserve_daily_share, trade.trade_id, self.owner, notional, decide)
 

@@ -18,6 +18,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from xorj.chain.jupiter import JupiterClient
+from xorj.chain.prices import JupiterPriceClient
 from xorj.chain.keys import VaultKey, check_vault_pubkey, load_vault_key
 from xorj.chain.rpc import PreflightSettings, RpcTimeouts, SolanaRpc
 from xorj.chain.submission import (
@@ -36,9 +37,10 @@ from xorj.errors import (
     LedgerError,
     LedgerUnavailableError,
 )
-from xorj.executor.adapters import LedgerRiskGate, OwnedLedger, breaker_from
+from xorj.executor.adapters import ChainValuer, LedgerRiskGate, OwnedLedger, breaker_from
 from xorj.executor.metrics import ExecutorMetrics
 from xorj.executor.settings import ExecutorSettings
+from xorj.domain.trades import TradeState
 from xorj.ledger.records import AlertSeverity, Trade
 from xorj.ledger.repository import Ledger
 
@@ -50,24 +52,33 @@ LEDGER_APPLICATION_NAME = "xorj-executor"
 class SigkillHook:
     """Test-only: ``XORJ_TEST_SIGKILL_AFTER=step[:n]`` kills this process with SIGKILL right after
     the n-th time (default 1st) the algorithm completes ``step``. Nothing is flushed or cleaned up:
-    that is the point."""
+    that is the point. ``XORJ_TEST_RAISE_AFTER=step`` instead raises an unexpected RuntimeError every
+    time ``step`` completes (a stand-in for a bug: the poison-trade path)."""
 
-    def __init__(self, spec: str | None) -> None:
+    def __init__(self, spec: str | None, raise_spec: str | None = None) -> None:
         self.step: str | None = None
         self.nth = 1
         self.seen = 0
+        self.raise_step: str | None = None
         if spec:
             step, _, nth = spec.partition(":")
             if step not in STEPS:
                 raise InvalidInputError(f"XORJ_TEST_SIGKILL_AFTER: step must be one of {', '.join(STEPS)}, got {step!r}")
             self.step = step
             self.nth = int(nth) if nth else 1
+        if raise_spec:
+            if raise_spec not in STEPS:
+                raise InvalidInputError(f"XORJ_TEST_RAISE_AFTER: step must be one of {', '.join(STEPS)}, "
+                                        f"got {raise_spec!r}")
+            self.raise_step = raise_spec
 
     def __call__(self, step: str) -> None:
         if step == self.step:
             self.seen += 1
             if self.seen >= self.nth:
                 os.kill(os.getpid(), signal.SIGKILL)
+        if step == self.raise_step:
+            raise RuntimeError(f"test: injected crash after step {step!r}")
 
 
 @dataclass
@@ -97,6 +108,9 @@ class ExecutorService:
             max_compute_unit_limit=settings.swap_max_compute_unit_limit,
             max_compute_unit_price_micro_lamports=settings.swap_max_compute_unit_price_micro_lamports,
             max_priority_fee_lamports=settings.swap_max_priority_fee_lamports))
+        self.prices = JupiterPriceClient(
+            settings.effective_price_api_url, timeout=settings.price_api_timeout_seconds,
+            api_key=settings.swap_api_key.get_secret_value() if settings.swap_api_key else None)
         policy = SlippagePolicy(initial_bps=settings.slippage_initial_bps, step_bps=settings.slippage_step_bps,
                                 cap_bps=settings.effective_slippage_cap_bps,
                                 max_attempts=settings.slippage_max_attempts)
@@ -110,7 +124,9 @@ class ExecutorService:
             kill_switch=KillSwitch(global_halt=settings.global_halt, strategy_paused=settings.paused),
             breaker=breaker_from(settings.breaker_failures_in_window, settings.breaker_window_seconds,
                                  settings.breaker_failures_in_a_row, settings.breaker_open_seconds),
-            usd_prices=settings.usd_prices, vault_value_usd=settings.vault_value_usd,
+            valuer=ChainValuer(self.rpc, self.prices, valued_mints=settings.valued_mints,
+                               cash_mints=settings.cash_mints),
+            notional_tolerance=settings.notional_tolerance,
             on_breaker=self._breaker_changed)
         self.port = OwnedLedger(self.ledger, self.owner, on_result=self._ledger_result, strategy=settings.strategy)
         self.submitter = Submitter(
@@ -120,7 +136,8 @@ class ExecutorService:
                 rebroadcast_interval=settings.rebroadcast_interval_seconds,
                 confirmation=ConfirmationPolicy(default=settings.confirmation_commitment,
                                                 finalized_from_usd=settings.finalized_from_usd)),
-            observer=self.metrics, hook=SigkillHook(settings.test_sigkill_after), guard=self.swap_guard)
+            observer=self.metrics, hook=SigkillHook(settings.test_sigkill_after, settings.test_raise_after),
+            guard=self.swap_guard)
         self._work: dict[int, _Work] = {}
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
@@ -205,6 +222,7 @@ class ExecutorService:
             self._runner = None
         await self.rpc.close()
         await self.swap_api.close()
+        await self.prices.close()
         if self._own_ledger:
             await asyncio.to_thread(self.ledger.close)
 
@@ -279,14 +297,31 @@ class ExecutorService:
                     backoff = min(5.0, backoff * 2)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             log.exception("trade handler crashed; handing the trade back", extra={"trade_id": trade.trade_id})
-            await self._release(trade.trade_id)
+            await self._record_crash(trade.trade_id, exc)
         finally:
             self._work.pop(trade.trade_id, None)
             self.metrics.trade_released(trade.trade_id)
             self.metrics.set_in_flight(len(self._work))
             self._slot_freed.set()
+
+    async def _record_crash(self, trade_id: int, exc: Exception) -> None:
+        """Count the crash in the ledger and hand the trade back; at the limit the ledger FAILs it
+        with POISON_TRADE (a bug must not make a trade be reclaimed, and crash, forever)."""
+        detail = f"{type(exc).__name__}: {str(exc)[:300]}"
+        try:
+            trade = await asyncio.to_thread(self.ledger.record_crash, trade_id, self.owner, detail,
+                                            poison_after=self.settings.poison_after_crashes)
+        except LeaseLostError:
+            return  # another executor has it now; it will count its own crashes
+        except LedgerError as exc2:
+            log.warning("could not record the crash (the lease will expire)",
+                        extra={"trade_id": trade_id, "error": str(exc2)})
+            return
+        if trade.state is TradeState.FAILED:
+            self.metrics.trade_finished(trade_id, TradeState.FAILED, trade.reason)
+            log.error("poison trade FAILED", extra={"trade_id": trade_id, "crashes": trade.crash_count})
 
     async def _release(self, trade_id: int) -> None:
         try:

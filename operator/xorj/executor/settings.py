@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from xorj.chain.prices import price_api_url_for
 from xorj.domain.slippage import (
     ABSOLUTE_CAP_BPS,
     DEFAULT_INITIAL_BPS,
@@ -23,7 +24,11 @@ from xorj.domain.slippage import (
     PROFILE_CAP_BPS,
     RiskProfile,
 )
+from xorj.domain.valuation import DEFAULT_NOTIONAL_TOLERANCE
 from xorj.errors import InvalidInputError
+
+# mainnet USDC and USDT (kept here, not imported from the adapters, so settings load without them)
+DEFAULT_CASH_MINTS = ("EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v", "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BJEYNYB")
 
 Commitment = Literal["processed", "confirmed", "finalized"]
 
@@ -79,10 +84,18 @@ class ExecutorSettings(BaseSettings):
     max_daily_trades: int = Field(default=500, ge=1)
     max_position_share: Decimal = Field(default=Decimal("0.5"), gt=0, le=1)
     max_price_impact: Decimal = Field(default=Decimal("0.01"), gt=0, le=1)
-    vault_value_usd: Decimal | None = Field(default=None, gt=0)  # enables the position-share rule
-    usd_prices: dict[str, Decimal] = Field(default_factory=dict)  # mint -> USD per base unit
+    # Valuation (xorj.executor.adapters.ChainValuer): notional and vault value come from the chain's
+    # balances and this price API (Jupiter price API v3; default: beside swap_api_url), never from
+    # the CopyTrade. A vault's value counts native SOL, the trade's mints and valued_mints.
+    price_api_url: str | None = Field(default=None, min_length=1)
+    price_api_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    valued_mints: list[str] = Field(default_factory=list)
+    cash_mints: list[str] = Field(default_factory=lambda: list(DEFAULT_CASH_MINTS))
+    notional_tolerance: Decimal = Field(default=DEFAULT_NOTIONAL_TOLERANCE, ge=0, le=1)
     paused: bool = False
     global_halt: bool = False
+    # a trade whose processing raised unexpectedly this many times is FAILED with POISON_TRADE
+    poison_after_crashes: int = Field(default=3, ge=1, le=100)
     breaker_failures_in_window: int = Field(default=5, ge=1)
     breaker_window_seconds: float = Field(default=600, gt=0)
     breaker_failures_in_a_row: int = Field(default=3, ge=1)
@@ -96,6 +109,8 @@ class ExecutorSettings(BaseSettings):
 
     # test-only: SIGKILL this process right after a step of the algorithm ("committed", "sent:3", ...)
     test_sigkill_after: str | None = None
+    # test-only: raise an unexpected error after a step, every time (the poison-trade path)
+    test_raise_after: str | None = None
 
     @field_validator("strategy", "executor_id")
     @classmethod
@@ -110,6 +125,10 @@ class ExecutorSettings(BaseSettings):
         if self.slippage_initial_bps > cap:
             raise ValueError(f"slippage_initial_bps ({self.slippage_initial_bps}) must be <= the cap ({cap})")
         return self
+
+    @property
+    def effective_price_api_url(self) -> str:
+        return self.price_api_url if self.price_api_url is not None else price_api_url_for(self.swap_api_url)
 
     @property
     def effective_slippage_cap_bps(self) -> int:

@@ -22,7 +22,7 @@ from decimal import Decimal
 
 import psycopg
 
-from xorj.domain.risk import DailyUsage, RiskDecision, utc_day_start
+from xorj.domain.risk import DailyUsage, RiskDecision, globally_halted, utc_day_start
 from xorj.ledger.records import VaultActivity
 from xorj.ledger.rows import Row
 
@@ -49,7 +49,12 @@ def activity(cur: psycopg.Cursor, vault: str, since: datetime) -> VaultActivity:
 
 def reserve(cur: psycopg.Cursor, trade: Row, notional_usd: Decimal, decide: RiskCheck) -> RiskDecision:
     """Decide on the locked, lease-checked ``trade`` with its vault's usage today and, if allowed,
-    count it at ``notional_usd``."""
+    count it at ``notional_usd``. While the cluster-wide halt is on, every check is refused, counted
+    trades' next attempts included: the halt row is read in this transaction, so no approval commits
+    after the halt did."""
+    halt = cur.execute("SELECT halted, reason FROM trading_halt WHERE singleton").fetchone()
+    if halt is None or halt["halted"]:  # a missing row is a tampered ledger: fail closed
+        return globally_halted(halt["reason"] if halt else "the trading_halt row is missing")
     if trade["risk_reserved_at"] is not None or trade["submitted_at"] is not None:
         # Already counted: its next attempt, or another executor taking it over, is not a new trade.
         return decide(DailyUsage())

@@ -112,6 +112,11 @@ class Trade:
     # When the risk gate approved the trade and counted it against its vault's daily limits (None:
     # not yet approved, or sent before approvals were recorded).
     risk_reserved_at: datetime | None = None
+    # The notional (USD) the risk gate approved it at: computed by the executor from the price source,
+    # never the CopyTrade's claim (None until approved).
+    risk_reserved_usd: Decimal | None = None
+    # Times an executor's processing of it raised unexpectedly (see Ledger.record_crash).
+    crash_count: int = 0
 
     @property
     def key(self) -> TradeKey:
@@ -125,6 +130,17 @@ class Trade:
     def pending_attempt(self) -> Attempt | None:
         """The attempt whose fate is still unknown (at most one exists: a unique index says so)."""
         return next((a for a in self.attempts if a.is_pending), None)
+
+
+@dataclass(frozen=True)
+class TradingHalt:
+    """The cluster-wide halt as the ledger holds it: while ``halted``, every executor refuses every
+    trade (RISK_LIMIT kill_switch.global)."""
+
+    halted: bool
+    reason: str | None
+    set_by: str | None
+    set_at: datetime
 
 
 class VaultActivity(NamedTuple):

@@ -48,6 +48,7 @@ from xorj.ledger.records import (
     TradeKey,
     TradeOutcome,
     TraderScore,
+    TradingHalt,
     VaultActivity,
 )
 from xorj.ledger.rows import (
@@ -114,29 +115,29 @@ class Ledger:
     def admit_trade(self, intent: TradeIntent, *, actor: str | None = None) -> AdmitResult:
         """Store a new PENDING trade, or, for a replay of the same key, change nothing and say so."""
         with self._transaction() as cur:
-            row = cur.execute(
-                """INSERT INTO trades (strategy, vault, lead_signature, lead_trader, input_mint, output_mint,
-                                       amount, max_slippage_bps, notional_usd, copytrade)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                   ON CONFLICT ON CONSTRAINT trades_idempotency_key DO NOTHING
-                   RETURNING id""",
-                (
-                    intent.strategy, intent.vault, intent.lead_signature, intent.lead_trader, intent.input_mint,
-                    intent.output_mint, intent.amount, intent.max_slippage_bps, intent.notional_usd,
-                    intent.copytrade,
-                ),
-            ).fetchone()
+            row = _insert_trade(cur, intent)
             if row is not None:
                 _event(cur, row["id"], intent.strategy, None, TradeState.PENDING, actor=actor)
                 return AdmitResult(trade_id=row["id"], created=True, existing_state=None)
-            # A replay: the row exists (committed before our snapshot or by a racing admit we waited on).
-            existing = cur.execute(
-                "SELECT id, state FROM trades WHERE strategy = %s AND vault = %s AND lead_signature = %s",
-                (intent.strategy, intent.vault, intent.lead_signature),
-            ).fetchone()
-            if existing is None:  # cannot happen: ON CONFLICT saw a committed row with this key
-                raise LedgerError(f"trade {intent.key} conflicted but cannot be read back")
-            return AdmitResult(trade_id=existing["id"], created=False, existing_state=TradeState(existing["state"]))
+            return _replay(cur, intent)
+
+    def admit_refused(
+        self, intent: TradeIntent, reason: ReasonCode, detail: str, *, actor: str | None = None,
+        alert: NewAlert | None = None,
+    ) -> AdmitResult:
+        """Store the trade already FAILED with ``reason`` (admission refused it, e.g. LEADER_NOT_FOLLOWED):
+        PENDING and FAILED are written in one transaction, so no executor can ever claim it; ``alert``,
+        if given, goes to the outbox with it. A replay of the key changes nothing and says so."""
+        reason = ReasonCode(reason)
+        with self._transaction() as cur:
+            row = _insert_trade(cur, intent)
+            if row is None:
+                return _replay(cur, intent)
+            _event(cur, row["id"], intent.strategy, None, TradeState.PENDING, actor=actor)
+            alert = None if alert is None else NewAlert(alert.kind, alert.severity, alert.message, alert.strategy,
+                                                        row["id"])
+            self._fail(cur, row, reason, detail, actor or "admission", alert)
+            return AdmitResult(trade_id=row["id"], created=True, existing_state=None)
 
     def cancel_trade(self, trade_id: int, detail: str, *, actor: str = "operator") -> Trade:
         """Fail a PENDING trade with CANCELLED, whoever holds its lease (nothing was sent for it yet: the
@@ -340,6 +341,66 @@ class Ledger:
                 raise queue.lease_lost(row, owner, "fail_trade")
             return self._fail(cur, row, reason, detail, owner, alert)
 
+    def record_crash(self, trade_id: int, owner: str, detail: str, *, poison_after: int) -> Trade:
+        """Count one unexpected exception in ``owner``'s processing of the trade and hand the trade back
+        (its lease ends now). At ``poison_after`` crashes the trade is FAILED with POISON_TRADE and a
+        CRITICAL alert instead of being reclaimed forever, unless an attempt of it may still land: a
+        trade cannot fail then (the swap may yet happen), so it stays claimable and one CRITICAL alert
+        asks a person to look. Raises LeaseLostError (changing nothing) if ``owner`` lost the lease."""
+        if poison_after < 1:
+            raise InvalidInputError(f"poison_after: must be >= 1 (got {poison_after!r})")
+        with self._transaction() as cur:
+            row, held = queue.lock_for_owner(cur, trade_id, owner)
+            if TradeState(row["state"]).is_terminal:
+                return self._load(cur, row)
+            if not held:
+                raise queue.lease_lost(row, owner, "record_crash")
+            crashes = row["crash_count"] + 1
+            cur.execute("UPDATE trades SET crash_count = %s, lease_expires_at = now(), updated_at = now() "
+                        "WHERE id = %s", (crashes, trade_id))
+            if crashes < poison_after:
+                return self._load(cur, row)
+            text = f"processing raised {crashes} time(s) (limit {poison_after}); last: {detail}"[:1000]
+            unresolved = cur.execute(
+                "SELECT signature FROM attempts WHERE trade_id = %s AND outcome = 'PENDING'", (trade_id,)
+            ).fetchone()
+            if unresolved is None:
+                alert = NewAlert("POISON_TRADE", AlertSeverity.CRITICAL,
+                                 f"trade {trade_id} FAILED {ReasonCode.POISON_TRADE.value}: {text}"[:1000],
+                                 strategy=row["strategy"], trade_id=trade_id)
+                return self._fail(cur, row, ReasonCode.POISON_TRADE, text, owner, alert)
+            if crashes == poison_after:
+                outbox.insert(cur, NewAlert(
+                    "POISON_TRADE", AlertSeverity.CRITICAL,
+                    f"trade {trade_id}: {text}; attempt {unresolved['signature']} may still land, so the "
+                    "trade cannot be failed: it stays claimable until that attempt is settled"[:1000],
+                    strategy=row["strategy"], trade_id=trade_id))
+            return self._load(cur, row)
+
+    # -- cluster-wide halt ---------------------------------------------------------------------------
+
+    def trading_halt(self) -> TradingHalt:
+        """Whether every executor must refuse every trade now (read by the risk gate with each check)."""
+        with self._transaction() as cur:
+            return _halt_from_row(cur.execute(
+                "SELECT halted, reason, set_by, set_at FROM trading_halt WHERE singleton").fetchone())
+
+    def set_trading_halt(self, halted: bool, *, reason: str | None, actor: str) -> TradingHalt:
+        """Turn the cluster-wide halt on or off (the operator enforces its setting with this). Setting
+        the state it already has changes nothing (not even ``set_at``)."""
+        with self._transaction() as cur:
+            row = cur.execute(
+                """UPDATE trading_halt SET halted = %(halted)s, reason = %(reason)s, set_by = %(actor)s,
+                                          set_at = now()
+                    WHERE singleton AND (halted, coalesce(reason, '')) IS DISTINCT FROM (%(halted)s,
+                                                                                     coalesce(%(reason)s, ''))
+                   RETURNING halted, reason, set_by, set_at""",
+                {"halted": bool(halted), "reason": reason, "actor": actor},
+            ).fetchone()
+            if row is None:
+                row = cur.execute("SELECT halted, reason, set_by, set_at FROM trading_halt WHERE singleton").fetchone()
+            return _halt_from_row(row)
+
     # -- reads ---------------------------------------------------------------------------------------
 
     def get_trade(self, ref: int | TradeKey) -> Trade:
@@ -496,6 +557,39 @@ class Ledger:
         if alert is not None:
             outbox.insert(cur, alert)
         return self._load(cur, row)
+
+
+def _insert_trade(cur: psycopg.Cursor, intent: TradeIntent) -> Row | None:
+    """Insert the PENDING trade; None if its key exists (a replay)."""
+    return cur.execute(
+        f"""INSERT INTO trades (strategy, vault, lead_signature, lead_trader, input_mint, output_mint,
+                               amount, max_slippage_bps, notional_usd, copytrade)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT ON CONSTRAINT trades_idempotency_key DO NOTHING
+           RETURNING {TRADE_COLUMNS}""",
+        (
+            intent.strategy, intent.vault, intent.lead_signature, intent.lead_trader, intent.input_mint,
+            intent.output_mint, intent.amount, intent.max_slippage_bps, intent.notional_usd,
+            intent.copytrade,
+        ),
+    ).fetchone()
+
+
+def _replay(cur: psycopg.Cursor, intent: TradeIntent) -> AdmitResult:
+    # The row exists (committed before our snapshot or by a racing admit we waited on).
+    existing = cur.execute(
+        "SELECT id, state FROM trades WHERE strategy = %s AND vault = %s AND lead_signature = %s",
+        (intent.strategy, intent.vault, intent.lead_signature),
+    ).fetchone()
+    if existing is None:  # cannot happen: ON CONFLICT saw a committed row with this key
+        raise LedgerError(f"trade {intent.key} conflicted but cannot be read back")
+    return AdmitResult(trade_id=existing["id"], created=False, existing_state=TradeState(existing["state"]))
+
+
+def _halt_from_row(row: Row | None) -> TradingHalt:
+    if row is None:  # the migration inserts the row; a missing one is a tampered ledger: fail closed
+        return TradingHalt(True, "the trading_halt row is missing", None, datetime.min)
+    return TradingHalt(row["halted"], row["reason"], row["set_by"], row["set_at"])
 
 
 def _transition(

@@ -21,7 +21,8 @@ Row = Mapping[str, Any]
 TRADE_COLUMNS = (
     "id, strategy, vault, lead_signature, lead_trader, input_mint, output_mint, amount, max_slippage_bps, "
     "notional_usd, copytrade, state, reason, detail, final_signature, lease_owner, lease_expires_at, "
-    "created_at, updated_at, submitted_at, finished_at, risk_reserved_at"
+    "created_at, updated_at, submitted_at, finished_at, risk_reserved_at, "
+    "risk_reserved_usd, crash_count"
 )
 ATTEMPT_COLUMNS = (
     "id, trade_id, attempt_no, signature, raw_tx, last_valid_block_height, slippage_bps, quote_out_amount, "
@@ -80,6 +81,8 @@ def trade_from_row(row: Row, attempts: Iterable[Attempt] = ()) -> Trade:
         finished_at=row["finished_at"],
         attempts=tuple(sorted(attempts, key=lambda a: a.attempt_no)),
         risk_reserved_at=row["risk_reserved_at"],
+        risk_reserved_usd=row["risk_reserved_usd"],
+        crash_count=row["crash_count"],
     )
 
 

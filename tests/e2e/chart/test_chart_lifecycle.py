@@ -46,7 +46,8 @@ def wait_until(check, timeout: float = 60.0, what: str = "condition"):
 
 def test_install_upgrade_uninstall(k8s_cluster, k8s_namespace) -> None:
     ns = k8s_namespace
-    result = install(k8s_cluster, ns, f"watchNamespaces={{{ns}}}")
+    result = install(k8s_cluster, ns, f"watchNamespaces={{{ns}}}", "networkPolicy.rpc.cidrs={192.0.2.10/32}",
+                     "networkPolicy.swapApi.cidrs={192.0.2.20/32}")
     notes = result.stdout.split("NOTES:", 1)[1]
     assert f"kubectl -n {ns} get tradingstrategies,copytrades" in notes
 

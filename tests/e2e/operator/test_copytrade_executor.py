@@ -20,6 +20,8 @@ from xorj.controller.desired import VAULT_MOUNT_DIR
 from .conftest import Kubectl, wait_for
 from .manifests import copytrade, secret, signature, strategy
 
+STRANGER = "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T"  # a wallet no strategy here follows
+
 pytestmark = [pytest.mark.cluster, pytest.mark.postgres, pytest.mark.chain]
 
 
@@ -73,9 +75,13 @@ def test_copytrades_confirmed_and_failed_with_the_real_executor(
             one_usdc = 10 ** local_chain.mint_decimals["USDC"]
             kube.apply(copytrade("buy", "live", signature("live-buy"), inputMint=usdc, outputMint=sol,
                                  amount=one_usdc, notionalUsd=1.0))
-            # refused by the risk limits before any send: 1000 USD > maxTradeNotionalUsd 100
+            # refused by the risk limits before any send: 200 USDC is worth 200 USD > maxTradeNotionalUsd
+            # 100, whatever notional the CopyTrade states (the executor computes it from the chain)
             kube.apply(copytrade("too-big", "live", signature("live-too-big"), inputMint=usdc, outputMint=sol,
-                                 amount=one_usdc, notionalUsd=1000.0))
+                                 amount=200 * one_usdc, notionalUsd=1.0))
+            # a lead trader the strategy does not follow: refused at admission, never claimed
+            kube.apply(copytrade("stranger", "live", signature("live-stranger"), inputMint=usdc, outputMint=sol,
+                                 amount=one_usdc, leadTrader=STRANGER))
 
             def phase(name: str) -> str | None:
                 obj = kube.get("copytrade", name)
@@ -83,6 +89,7 @@ def test_copytrades_confirmed_and_failed_with_the_real_executor(
 
             wait_for(lambda: phase("buy") == "CONFIRMED", 120, "buy CONFIRMED")
             wait_for(lambda: phase("too-big") == "FAILED", 120, "too-big FAILED")
+            wait_for(lambda: phase("stranger") == "FAILED", 120, "stranger FAILED")
         finally:
             executor.terminate()
             executor.wait(30)
@@ -94,8 +101,50 @@ def test_copytrades_confirmed_and_failed_with_the_real_executor(
     wait_for(lambda: buy["finalSignature"] in local_chain.swap_signatures(vault), 30, "the fill on chain")
     too_big = kube.get("copytrade", "too-big")["status"]
     assert too_big["errorReason"] == "RISK_LIMIT"
+    assert too_big["errorMessage"].startswith("max_trade_notional: 200.00 USD > limit 100.00 USD")
     assert too_big["attemptCount"] == 0
+    stranger = kube.get("copytrade", "stranger")["status"]
+    assert stranger["errorReason"] == "LEADER_NOT_FOLLOWED" and stranger["attemptCount"] == 0
+    assert "AdmissionRefused" in {e["reason"] for e in kube.events("stranger")}
     assert "Confirmed" in {e["reason"] for e in kube.events("buy")}
     assert "Failed" in {e["reason"] for e in kube.events("too-big")}
     wait_for(lambda: (kube.get("tradingstrategy", "live")["status"]["trades"]
-                      == {"pending": 0, "submitted": 0, "confirmed": 1, "failed": 1}), 30, "strategy trade counts")
+                      == {"pending": 0, "submitted": 0, "confirmed": 1, "failed": 2}), 30, "strategy trade counts")
+    assert local_chain.swap_signatures(vault) == [buy["finalSignature"]]  # one fill: only the followed, sized one
+
+
+def test_the_operators_global_halt_stops_the_executor(
+    kube: Kubectl, operators, local_chain, ledger_dsn: str, tmp_path: Path
+) -> None:
+    """XORJ_OPERATOR_GLOBAL_HALT (the chart's operator.globalHalt) reaches the executor through the
+    ledger: a CopyTrade within every limit is refused (RISK_LIMIT kill_switch.global), nothing is sent."""
+    from xorj.ledger import Ledger
+
+    vault = local_chain.take_vault()
+    keypair_file = local_chain.vaults[vault]
+    usdc, sol = local_chain.mints["USDC"], local_chain.mints["SOL"]
+    kube.apply(secret("xorj-ledger", {"dsn": ledger_dsn}))
+    kube.apply(secret("vault-keypair", {"keypair.json": keypair_file.read_text()}))
+    operators(extra_env={"XORJ_OPERATOR_GLOBAL_HALT": "true", "XORJ_OPERATOR_GLOBAL_HALT_REASON": "e2e halt"})
+    with Ledger.connect(ledger_dsn, apply_migrations=False) as ledger:
+        wait_for(lambda: ledger.trading_halt().halted, 30, "the operator's halt in the ledger")
+    kube.apply(strategy("halted", vault={"publicKey": vault, "secretName": "vault-keypair"},
+                        endpoints={"rpcUrl": local_chain.rpc_url, "swapApiUrl": local_chain.swap_api_url}))
+    wait_for(lambda: kube.get("deployment", "halted-executor"), 60, "the executor Deployment")
+    env = executor_env_from_deployment(kube, "halted-executor", keypair_file)
+    with open(tmp_path / "executor.log", "ab") as log:
+        executor = subprocess.Popen([sys.executable, "-c", "from xorj.cli import main; main()", "executor"],
+                                    env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        try:
+            kube.apply(copytrade("held", "halted", signature("halted-held"), inputMint=usdc, outputMint=sol,
+                                 amount=10 ** local_chain.mint_decimals["USDC"]))
+            wait_for(lambda: ((kube.get("copytrade", "held") or {}).get("status") or {}).get("phase") == "FAILED",
+                     120, "held FAILED")
+        finally:
+            executor.terminate()
+            executor.wait(30)
+    held = kube.get("copytrade", "held")["status"]
+    assert held["errorReason"] == "RISK_LIMIT" and held["attemptCount"] == 0
+    assert held["errorMessage"] == "kill_switch.global: all trading is halted (e2e halt)"
+    assert local_chain.swap_signatures(vault) == []

@@ -239,7 +239,8 @@ def test_slippage_failures_past_the_cap_fail_the_trade(local_chain, ledger, ledg
 def test_risk_limit_refuses_before_any_send(local_chain, ledger, ledger_dsn, scenario, chain_before):
     fills_before, balances_before = chain_before
     ids = _admit_distinct(ledger, scenario, 1)
-    with InProcessExecutor(_env(local_chain, ledger_dsn, scenario, max_trade_notional_usd="5")):
+    # the trade is worth 2 USD (computed from its amount and the price; its stated 10 USD is not used)
+    with InProcessExecutor(_env(local_chain, ledger_dsn, scenario, max_trade_notional_usd="1")):
         trades = wait_terminal(ledger, ids, 60)
     trade = trades[0]
     assert trade.state is TradeState.FAILED and trade.reason is ReasonCode.RISK_LIMIT

@@ -77,7 +77,8 @@ def test_sigkill_after_every_step_many_times_keeps_exactly_once(local_chain, led
         for step in STEPS:
             ids += _admit(ledger, scenario, 2, rng)
             # and one the risk limits refuse (max notional): the "failed" step happens every round
-            ids += admit(ledger, scenario, 1, AMOUNT + rng.randrange(1, 10**6), notional_usd=Decimal(20000))
+            # (20 000 USDC: over the default 10 000 USD limit, whatever notional it states)
+            ids += admit(ledger, scenario, 1, 20_000 * 10**6 + rng.randrange(1, 10**6), notional_usd=Decimal(1))
             env = _env(local_chain, ledger_dsn, scenario, concurrency=2, slippage_cap_bps=200,
                        max_price_impact="0.05",
                        test_sigkill_after=f"{step}:{1 if step == 'resolved' else rng.randint(1, 2)}")

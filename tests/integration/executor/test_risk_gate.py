@@ -1,17 +1,20 @@
 """The executor's risk gate on the real ledger: workers checking trades of one vault at the same time
 take no more than the vault's daily limits allow, and a trade's next attempt is not counted again.
-(No chain: the gate runs before any swap is signed.)"""
+Trades are valued from the local chain (the vault's balances, the mints' decimals) and its price API."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from xorj.chain.jupiter import Quote, QuoteResponse
 from xorj.domain.risk import CircuitBreaker, KillSwitch, RiskLimits, RiskRule
 from xorj.domain.trades import AttemptOutcome, ReasonCode
-from xorj.executor.adapters import LedgerRiskGate
+from xorj.chain.prices import JupiterPriceClient, price_api_url_for
+from xorj.chain.rpc import SolanaRpc
+from xorj.executor.adapters import ChainValuer, LedgerRiskGate
 from xorj.ledger import Ledger
 
 from tests.integration.ledger.helpers import intent, raw_tx
@@ -29,21 +32,32 @@ WORKERS = 6
 DAILY_TRADES = 3
 
 
-def _gate(ledger: Ledger, owner: str) -> LedgerRiskGate:
+def _gate(ledger: Ledger, owner: str, local_chain) -> LedgerRiskGate:
+    valuer = ChainValuer(SolanaRpc(local_chain.rpc_url), JupiterPriceClient(price_api_url_for(local_chain.swap_api_url)))
     return LedgerRiskGate(ledger, strategy="alpha", owner=owner, limits=RiskLimits(max_daily_trades=DAILY_TRADES),
-                          kill_switch=KillSwitch(), breaker=CircuitBreaker())
+                          kill_switch=KillSwitch(), breaker=CircuitBreaker(), valuer=valuer)
 
 
-def test_concurrent_workers_of_one_vault_stay_within_its_daily_trade_limit(ledger: Ledger):
+def _on_chain(n: int, vault: str, local_chain):
+    # 10 USDC-like tokens of the local market into its SOL-like token, from a funded vault
+    return replace(intent(n, vault=vault, amount=10 * 10**6), input_mint=local_chain.mints["USDC"],
+                   output_mint=local_chain.mints["SOL"])
+
+
+def test_concurrent_workers_of_one_vault_stay_within_its_daily_trade_limit(ledger: Ledger, local_chain):
+    vault = local_chain.take_vault()
     for n in range(WORKERS):
-        ledger.admit_trade(intent(n))
+        ledger.admit_trade(_on_chain(n, vault, local_chain))
     trades = ledger.claim_trades("alpha", "ex", limit=WORKERS)
-    gate = _gate(ledger, "ex")
 
-    async def every_worker_checks_at_once():
+    async def every_worker_checks_at_once(trades):
+        gate = _gate(ledger, "ex", local_chain)
         return await asyncio.gather(*(gate.check(trade, QUOTE) for trade in trades))
 
-    decisions = asyncio.run(every_worker_checks_at_once())
+    async def check_one(trade):
+        return await _gate(ledger, "ex", local_chain).check(trade, QUOTE)
+
+    decisions = asyncio.run(every_worker_checks_at_once(trades))
     approved = [trade for trade, decision in zip(trades, decisions) if decision.allowed]
     assert len(approved) == DAILY_TRADES, [d.message for d in decisions]
     assert {d.rule for d in decisions if not d.allowed} == {RiskRule.MAX_DAILY_TRADES}
@@ -54,6 +68,7 @@ def test_concurrent_workers_of_one_vault_stay_within_its_daily_trade_limit(ledge
         ledger.record_attempt(trade.trade_id, "ex", signature, raw_tx(signature), 1, 100)
     retried = approved[0]
     ledger.resolve_attempt(f"sig-{retried.trade_id}", "ex", AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED)
-    assert asyncio.run(gate.check(ledger.get_trade(retried.trade_id), QUOTE)).allowed
+    assert asyncio.run(check_one(ledger.get_trade(retried.trade_id))).allowed
     since = datetime.now(UTC) - timedelta(hours=1)
-    assert ledger.vault_activity("vault-1", since) == (Decimal(10) * DAILY_TRADES, DAILY_TRADES)
+    # counted at the notional computed from the amount and the price: 10 tokens at 1 USD each
+    assert ledger.vault_activity(vault, since) == (Decimal(10) * DAILY_TRADES, DAILY_TRADES)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.unit.chart.helm import named, of_kind, render
+from tests.unit.chart.helm import named, of_kind, render, template
 
 
 def selects(selector: dict, labels: dict) -> bool:
@@ -80,3 +80,54 @@ def test_the_demo_opens_executor_egress_to_exactly_its_relayed_endpoints() -> No
     assert ledger == {"to": host, "ports": [{"protocol": "TCP", "port": 5433}]}
     assert rpc == {"to": host, "ports": [{"protocol": "TCP", "port": 8899}]}
     assert swap == {"to": host, "ports": [{"protocol": "TCP", "port": 8080}]}
+
+
+def test_executor_egress_has_no_open_default_and_says_which_value_is_missing() -> None:
+    # The chart's own defaults (the test helper's endpoint values left out): no CIDR is implied.
+    result = template(endpoints=("networkPolicy.swapApi.cidrs={192.0.2.20/32}",))
+    assert result.returncode != 0
+    assert "networkPolicy.rpc.cidrs is required while networkPolicy.enabled" in result.stderr
+    result = template(endpoints=("networkPolicy.rpc.cidrs={192.0.2.10/32}",))
+    assert result.returncode != 0
+    assert "networkPolicy.swapApi.cidrs is required while networkPolicy.enabled" in result.stderr
+    # Turned off, nothing is demanded (and NOTES warns).
+    assert template("networkPolicy.enabled=false", endpoints=()).returncode == 0
+
+
+def test_no_rule_allows_every_peer() -> None:
+    documents = render("watchNamespaces={a,b}")
+    for policy in of_kind(documents, "NetworkPolicy"):
+        if policy["metadata"]["name"] == "xorj-operator" and not policy["spec"]["egress"][-1].get("to"):
+            # The API server's address differs per cluster: with networkPolicy.apiServer.cidrs unset the
+            # operator may reach any address on the API server's ports (documented in values.yaml).
+            policy = {**policy, "spec": {**policy["spec"], "egress": policy["spec"]["egress"][:-1]}}
+        for rule in policy["spec"].get("egress", []):
+            assert rule.get("to"), f"{policy['metadata']['name']}: an egress rule without `to` allows everything"
+        for rule in policy["spec"].get("ingress", []):
+            assert rule.get("from"), f"{policy['metadata']['name']}: an ingress rule without `from` admits every pod"
+
+
+def test_every_product_pod_is_under_a_default_deny() -> None:
+    documents = render("watchNamespaces={a,b}")
+    denies = {p["metadata"]["namespace"]: p["spec"] for p in of_kind(documents, "NetworkPolicy")
+              if p["metadata"]["name"] == "xorj-default-deny"}
+    assert set(denies) == {"xorj", "a", "b"}
+    for spec in denies.values():
+        assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
+        assert not spec.get("ingress") and not spec.get("egress")
+        assert selects(spec["podSelector"], executor_pod_labels())
+    for kind in ("Deployment", "StatefulSet"):
+        for workload in of_kind(documents, kind):
+            assert selects(denies["xorj"]["podSelector"], workload["spec"]["template"]["metadata"]["labels"]), (
+                f"{kind} {workload['metadata']['name']} escapes the default deny")
+
+
+def test_metrics_are_scraped_only_from_the_named_namespaces() -> None:
+    documents = render()
+    for name in ("xorj-executors", "xorj-operator"):
+        (rule,) = [r for r in named(documents, "NetworkPolicy", name)["spec"]["ingress"]]
+        assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    closed = render(values={"networkPolicy.metricsFrom": []})
+    assert named(closed, "NetworkPolicy", "xorj-executors")["spec"]["ingress"] == []
+    refused = template(values={"networkPolicy.metricsFrom": [{"podSelector": {}}]})
+    assert refused.returncode != 0 and "namespaceSelector" in refused.stderr

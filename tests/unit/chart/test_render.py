@@ -7,7 +7,9 @@ import re
 
 import pytest
 
-from tests.unit.chart.helm import CHART, KUBE_VERSION, helm, named, of_kind, render, template
+from psycopg.conninfo import conninfo_to_dict
+
+from tests.unit.chart.helm import CHART, KUBE_VERSION, TEST_ENDPOINT_SETS, TEST_LEDGER_PASSWORD, helm, named, of_kind, render, template
 
 VARIANTS = {
     "defaults": (),
@@ -23,7 +25,9 @@ VARIANTS = {
 @pytest.mark.parametrize("sets", VARIANTS.values(), ids=VARIANTS.keys())
 def test_lint_is_clean(sets: tuple[str, ...]) -> None:
     args = [a for s in sets for a in ("--set", s)]
-    result = helm("lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART), *args)
+    result = helm("lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART),
+                  "--set-string", f"postgresql.password={TEST_LEDGER_PASSWORD}",
+                  *[a for s in TEST_ENDPOINT_SETS for a in ("--set", s)], *args)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[ERROR]" not in result.stdout and "[WARNING]" not in result.stdout, result.stdout
 
@@ -95,9 +99,29 @@ def test_bundled_ledger_secret_has_a_dsn_in_every_namespace_that_needs_it() -> N
     assert set(secrets) == {"xorj", "team-a"}
     dsn = base64.b64decode(secrets["team-a"]["data"]["dsn"]).decode()
     password = base64.b64decode(secrets["team-a"]["data"]["password"]).decode()
-    assert len(password) == 32
+    assert password == TEST_LEDGER_PASSWORD
     assert dsn == f"postgresql://xorj:{password}@xorj-postgresql.xorj.svc:5432/xorj"
     assert secrets["xorj"]["data"] == secrets["team-a"]["data"]
+
+
+@pytest.mark.parametrize("password", ["p@ss:w/rd", "a b+c%d?e#f&g=h'i\"j", "Ünïcode-ключ"])
+def test_ledger_dsn_encodes_any_password_so_libpq_reads_it_back(password: str) -> None:
+    result = template(values={"postgresql.password": password}, ledger_password=None)
+    assert result.returncode == 0, result.stderr
+    secret = named(result.documents(), "Secret", "xorj-ledger", "xorj")
+    dsn = base64.b64decode(secret["data"]["dsn"]).decode()
+    parsed = conninfo_to_dict(dsn)  # libpq's own parser, as the executors use it
+    assert (parsed["user"], parsed["password"], parsed["host"], parsed["port"], parsed["dbname"]) == (
+        "xorj", password, "xorj-postgresql.xorj.svc", "5432", "xorj")
+    assert base64.b64decode(secret["data"]["password"]).decode() == password
+
+
+def test_helm_template_without_a_password_refuses_instead_of_inventing_one() -> None:
+    # A fresh random password on every GitOps render would lock the operator out of its own ledger.
+    result = template(ledger_password=None)
+    assert result.returncode != 0
+    assert "postgresql.password is required when rendering without a cluster" in result.stderr
+    assert template(ledger_password=None).stderr == result.stderr  # the same answer every time
 
 
 def test_bundled_ledger_is_a_statefulset_with_a_volume_claim() -> None:

@@ -3,7 +3,7 @@
 ``serve()`` is what ``xorj dev chain serve`` runs. The state directory it fills is the contract with
 everything else (fixtures, the demo, the executor's local settings):
 
-  DIR/chain.json                 rpc_url, swap_api_url, admin_url, mints, vaults, market, pid
+  DIR/chain.json                 rpc_url, swap_api_url, price_api_url, admin_url, mints, vaults, market, pid
   DIR/vaults/<pubkey>.json       each vault's keypair, Solana CLI format (JSON array of 64 bytes), 0600
 """
 
@@ -24,7 +24,7 @@ from solders.keypair import Keypair
 from xorj.devenv.chain.faults import FaultEngine
 from xorj.devenv.chain.market import Market
 from xorj.devenv.chain.node import LocalNode, NodeConfig
-from xorj.devenv.chain.rpc_server import ADMIN_PREFIX, SWAP_API_PREFIX, ChainServer
+from xorj.devenv.chain.rpc_server import ADMIN_PREFIX, PRICE_API_PATH, SWAP_API_PREFIX, ChainServer
 from xorj.errors import InvalidInputError
 
 LAMPORTS_PER_SOL = 10**9
@@ -100,6 +100,7 @@ def write_state(state_dir: Path, server: ChainServer, base_url: str) -> dict[str
     state = {
         "rpc_url": base_url + "/",
         "swap_api_url": base_url + SWAP_API_PREFIX,
+        "price_api_url": base_url + PRICE_API_PATH,
         "admin_url": base_url + ADMIN_PREFIX,
         "mints": {symbol: {"address": str(info.address), "decimals": info.decimals}
                   for symbol, info in market.mints.items()},

@@ -1,7 +1,7 @@
 """Run-time fault injection for the local chain's HTTP endpoints (pure decision logic, no I/O).
 
 Kinds (each scoped to one JSON-RPC method, ``quote``/``swap`` for the swap API, ``jupiter`` for both,
-or ``*`` for every JSON-RPC method; fires with ``probability`` at most ``count`` times):
+``price`` for the price API, or ``*`` for every JSON-RPC method; fires with ``probability`` at most ``count`` times):
 
 - ``latency``: wait ``delay_ms`` and then handle the request normally. A delay longer than the
   client's timeout means the request is still processed after the client gave up (late landing).
@@ -39,6 +39,7 @@ HOSTILE_SWAP_MODES = ("drain", "approve", "authority", "assign", "wrong_mint", "
 HOSTILE_QUOTE_MODES = ("nan_price_impact", "inf_price_impact")
 ANSWERS = ("timeout", "close", "error", "http_error")
 JUPITER_METHODS = ("quote", "swap")
+PRICE_METHOD = "price"  # the price API v3: only a fault scoped to it by name applies
 
 
 @dataclass
@@ -113,7 +114,7 @@ class FaultSpec:
             return True
         if self.method == "jupiter":
             return method in JUPITER_METHODS
-        return self.method == "*" and method not in JUPITER_METHODS
+        return self.method == "*" and method not in JUPITER_METHODS and method != PRICE_METHOD
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """A local constant-product market of seeded SPL mints, quoted and swapped the way Jupiter does.
 
-Stands in for Jupiter's hosted swap API v1 (GET /swap/v1/quote, POST /swap/v1/swap) and the AMM
-liquidity behind it. The quote/swap answers use Jupiter's JSON field names; the swap transaction is a
+Stands in for Jupiter's hosted swap API v1 (GET /swap/v1/quote, POST /swap/v1/swap), its price API v3
+(GET /price/v3?ids=...: USD prices derived from the pool, the quote mint being the USD-stable one) and
+the AMM liquidity behind it. The quote/swap answers use Jupiter's JSON field names; the swap transaction is a
 real VersionedTransaction that LiteSVM executes atomically:
 
   0. createAssociatedTokenAccountIdempotent for the user's output token account (payer: the user)
@@ -60,6 +61,7 @@ from xorj.devenv.chain.node import MAX_PROCESSING_AGE, SYSTEM_PROGRAM_ID, TOKEN_
 from xorj.devenv.chain.slippage_program import JUPITER_PROGRAM_ID
 
 BPS = 10_000
+NATIVE_SOL_MINT = "So11111111111111111111111111111111111111112"
 U64_MAX = 2**64 - 1
 
 # What each hostile mode adds to (or changes in) the honest answer.
@@ -201,6 +203,31 @@ class Market:
         self.set_token_balance(self.pool_authority.pubkey(), self.base_mint, max(1, int(base_reserve / factor)))
         self.set_token_balance(self.pool_authority.pubkey(), self.quote_mint, max(1, int(quote_reserve * factor)))
         return self.price()
+
+    # ---- Jupiter price API v3 ----------------------------------------------------------------------
+    def usd_prices(self, ids: Any) -> dict[str, Any]:
+        """Jupiter price API v3's answer for the comma-separated mints ``ids``: an object keyed by mint
+        with ``usdPrice`` (USD per whole token) and ``decimals``; mints it cannot price are left out,
+        as Jupiter does. The pool's quote mint (USDC) is the USD-stable one (1 USD); the base mint is
+        priced from the pool's reserves; native SOL's mint (So111...112, as price APIs quote it) is
+        priced as the base mint, which stands in for SOL here."""
+        if not isinstance(ids, str) or not ids.strip():
+            raise SwapApiError("Query parameter ids is required")
+        wanted = [m for m in (part.strip() for part in ids.split(",")) if m]
+        if len(wanted) > 50:
+            raise SwapApiError("Query parameter ids accepts at most 50 mints")
+        base_price = self.price()
+        known = {str(self.quote_mint.address): (1.0, self.quote_mint.decimals),
+                 str(self.base_mint.address): (base_price, self.base_mint.decimals),
+                 NATIVE_SOL_MINT: (base_price, 9)}
+        answer: dict[str, Any] = {}
+        for mint in wanted:
+            if mint in known:
+                price, decimals = known[mint]
+                answer[mint] = {"createdAt": "2024-06-05T08:55:25.527Z", "liquidity": 0.0,
+                                "usdPrice": price, "blockId": self.node.slot, "decimals": decimals,
+                                "priceChange24h": 0.0}
+        return answer
 
     def _mint_by_address(self, field_name: str, text: Any) -> MintInfo:
         if not isinstance(text, str) or not text:

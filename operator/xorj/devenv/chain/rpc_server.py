@@ -2,8 +2,8 @@
 
 Stands in for three real services a trading client talks to:
 - a Solana RPC node (``POST /`` JSON-RPC 2.0, ``GET /health``), over LiteSVM (``node``/``rpc_methods``);
-- Jupiter's hosted swap API v1 (``GET /swap/v1/quote``, ``POST /swap/v1/swap``) over a local
-  constant-product market (``market``);
+- Jupiter's hosted swap API v1 (``GET /swap/v1/quote``, ``POST /swap/v1/swap``) and price API v3
+  (``GET /price/v3?ids=...``) over a local constant-product market (``market``);
 - nothing real: ``/admin/...`` lets tests and chaos probes inject faults (``faults``), move prices,
   produce or pause blocks, count the swaps each vault filled on chain and show a vault's funds
   (``/admin/vault``).
@@ -32,6 +32,7 @@ from xorj.errors import InvalidInputError
 log = logging.getLogger("xorj.devenv.chain")
 
 SWAP_API_PREFIX = "/swap/v1"
+PRICE_API_PATH = "/price/v3"
 ADMIN_PREFIX = "/admin"
 
 
@@ -42,6 +43,8 @@ class ChainServer:
     slot_ms: int = 400
     faults: FaultEngine = field(default_factory=FaultEngine)
     paused: bool = False
+    # a raw body served instead of the price API's answer (hostile-answer tests); None: the market's
+    price_answer: str | None = None
 
     def __post_init__(self) -> None:
         self.rpc = RpcMethods(self.node)
@@ -55,6 +58,8 @@ class ChainServer:
         app.router.add_get("/health", self.handle_health)
         app.router.add_get(f"{SWAP_API_PREFIX}/quote", self.handle_quote)
         app.router.add_post(f"{SWAP_API_PREFIX}/swap", self.handle_swap)
+        app.router.add_get(PRICE_API_PATH, self.handle_price)
+        app.router.add_post(f"{ADMIN_PREFIX}/price_answer", self.admin_price_answer)
         app.router.add_get(f"{ADMIN_PREFIX}/state", self.admin_state)
         app.router.add_post(f"{ADMIN_PREFIX}/faults", self.admin_add_fault)
         app.router.add_get(f"{ADMIN_PREFIX}/faults", self.admin_list_faults)
@@ -210,6 +215,25 @@ class ChainServer:
         return await self._with_faults(request, "swap", lambda: self._swap_api(lambda: self.market.swap(body)),
                                        self._swap_api_error)
 
+    async def handle_price(self, request: web.Request) -> web.StreamResponse:
+        ids = request.query.get("ids")
+
+        def answer() -> web.StreamResponse:
+            if self.price_answer is not None:
+                return web.Response(status=200, content_type="application/json", text=self.price_answer)
+            return self._swap_api(lambda: self.market.usd_prices(ids))
+
+        return await self._with_faults(request, "price", answer, self._swap_api_error)
+
+    async def admin_price_answer(self, request: web.Request) -> web.StreamResponse:
+        def set_answer(body: Any) -> Any:
+            text = body.get("body") if isinstance(body, dict) else None
+            if text is not None and not isinstance(text, str):
+                raise InvalidInputError("body: must be a string (the raw answer) or null (the market's own)")
+            self.price_answer = text
+            return {"price_answer": text}
+        return await self._admin(request, set_answer)
+
     # ---- admin ------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         node, market = self.node, self.market
@@ -271,6 +295,7 @@ class ChainServer:
     async def admin_reset(self, request: web.Request) -> web.StreamResponse:
         self.faults.reset()
         self.paused = False
+        self.price_answer = None
         return web.json_response(self.state())
 
     async def admin_price(self, request: web.Request) -> web.StreamResponse:

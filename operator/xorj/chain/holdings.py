@@ -1,0 +1,91 @@
+"""What a vault holds, read from the chain: native lamports and the balances of its associated token
+accounts of given mints, with each mint's decimals from the mint account itself (never from a price
+or swap API). An account that exists but is not what its address says it is (wrong owner program,
+wrong mint or owner inside, too short) fails the read with MALFORMED_RESPONSE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from solders.pubkey import Pubkey
+from spl.token.instructions import get_associated_token_address
+
+from xorj.chain.errors import MalformedAnswerError
+from xorj.chain.rpc import SolanaRpc
+
+TOKEN_PROGRAM_ID = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
+TOKEN_2022_PROGRAM_ID = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"
+TOKEN_PROGRAMS = frozenset({TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID})
+NATIVE_SOL_MINT = "So11111111111111111111111111111111111111112"  # the mint price APIs quote SOL under
+
+_MINT_SIZE = 82
+_MINT_DECIMALS_OFFSET = 44
+_MINT_INITIALIZED_OFFSET = 45
+_TOKEN_ACCOUNT_SIZE = 165
+
+
+@dataclass(frozen=True, slots=True)
+class MintInfo:
+    mint: str
+    decimals: int
+    token_program: str
+
+
+@dataclass(frozen=True, slots=True)
+class VaultHoldings:
+    lamports: int
+    balances: dict[str, int]  # mint -> base units in the vault's associated token account (0: none)
+
+
+async def read_mint(rpc: SolanaRpc, mint: str) -> MintInfo:
+    account = await rpc.account(Pubkey.from_string(mint))
+    if account is None:
+        raise MalformedAnswerError(f"mint {mint} does not exist on chain", method="getAccountInfo")
+    if account.owner not in TOKEN_PROGRAMS or len(account.data) < _MINT_SIZE \
+            or account.data[_MINT_INITIALIZED_OFFSET] != 1:
+        raise MalformedAnswerError(f"account {mint} is not an initialised SPL mint (owner {account.owner})",
+                                   method="getAccountInfo")
+    return MintInfo(mint, account.data[_MINT_DECIMALS_OFFSET], account.owner)
+
+
+async def read_mints(rpc: SolanaRpc, mints: Iterable[str]) -> dict[str, MintInfo]:
+    unique = sorted(set(mints))
+    infos = await asyncio.gather(*(read_mint(rpc, m) for m in unique))
+    return {info.mint: info for info in infos}
+
+
+async def _token_balance(rpc: SolanaRpc, vault: Pubkey, mint: MintInfo) -> int:
+    address = get_associated_token_address(vault, Pubkey.from_string(mint.mint), Pubkey.from_string(mint.token_program))
+    account = await rpc.account(address)
+    if account is None:
+        return 0
+    data = account.data
+    if account.owner != mint.token_program or len(data) < _TOKEN_ACCOUNT_SIZE \
+            or data[0:32] != bytes(Pubkey.from_string(mint.mint)) or data[32:64] != bytes(vault):
+        raise MalformedAnswerError(f"{address} is not the vault's token account of {mint.mint}",
+                                   method="getAccountInfo")
+    return struct.unpack_from("<Q", data, 64)[0]
+
+
+async def read_vault(rpc: SolanaRpc, vault: str, mints: Iterable[MintInfo]) -> VaultHoldings:
+    owner = Pubkey.from_string(vault)
+    mint_list = list(mints)
+    lamports, *amounts = await asyncio.gather(rpc.balance(owner), *(_token_balance(rpc, owner, m) for m in mint_list))
+    return VaultHoldings(lamports, {m.mint: amount for m, amount in zip(mint_list, amounts)})
+
+
+__all__ = [
+    "NATIVE_SOL_MINT",
+    "TOKEN_2022_PROGRAM_ID",
+    "TOKEN_PROGRAMS",
+    "TOKEN_PROGRAM_ID",
+    "MintInfo",
+    "VaultHoldings",
+    "read_mint",
+    "read_mints",
+    "read_vault",
+]
