@@ -72,8 +72,9 @@ def test_hostile_swap_answer_is_never_signed(mode, local_chain, ledger, ledger_d
     assert len(trade.attempts) == 0, "an attempt row means a transaction was signed"
     assert trade.state is TradeState.FAILED and trade.reason is reason, (trade.reason, trade.detail)
     assert f"{rule}:" in (trade.detail or ""), trade.detail
-    alerts = [a for a in ledger.pending_alerts(limit=100_000) if a.trade_id == trade.trade_id]
-    assert [a.kind for a in alerts] == [reason.value] and rule in alerts[0].message
+    alerts = [a for a in ledger.pending_alerts(limit=100_000)
+              if a.trade_id == trade.trade_id and a.kind == reason.value]
+    assert len(alerts) == 1 and rule in alerts[0].message, alerts
     assert metrics.swaps_rejected.labels(scenario.strategy, reason.value, rule)._value.get() == 1
 
 
