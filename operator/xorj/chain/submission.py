@@ -56,7 +56,7 @@ from xorj.chain.jupiter import JupiterClient, Quote, SignedSwap
 from xorj.chain.keys import VaultKey
 from xorj.chain.rpc import SignatureStatus, SolanaRpc
 from xorj.chain.status_batch import StatusBatcher
-from xorj.chain.swap_guard import GUARD_RPC_METHODS, SwapGuard
+from xorj.chain.swap_guard import SwapGuard
 from xorj.domain.risk import RiskDecision
 from xorj.domain.slippage import SlippageAction, SlippagePolicy, next_slippage
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
@@ -146,7 +146,7 @@ class SubmissionSettings:
     rebroadcast_interval: float = 2.0  # between sends of the same bytes while unknown
     backoff_max: float = 5.0  # cap of the back-off after RPC errors while following an attempt
     prepare_retries: int = 3  # quote/swap tries before an attempt exists (safe: nothing was sent)
-    prepare_rpc_patience: float = 30.0  # seconds of RPC errors while checking a swap, before giving up
+    prepare_rpc_patience: float = 30.0  # seconds of Solana RPC errors while preparing, before giving up
     confirmation: ConfirmationPolicy = field(default_factory=ConfirmationPolicy)
 
 
@@ -158,6 +158,9 @@ class _Follow:
     reason: ReasonCode | None = None
     detail: str | None = None
 
+
+# ChainCallError.method of the HTTP APIs that are not our Solana RPC (the swap and price APIs)
+_OFF_CHAIN_APIS = frozenset({"quote", "swap", "price", "swap-api", ""})
 
 StepHook = Callable[[str], None]
 
@@ -274,8 +277,9 @@ class Submitter:
                 error = exc
                 self.observer.rpc_error(exc.method or "swap-api", exc.reason)
                 delay = min(self.settings.backoff_max, 0.25 * 2 ** tries)
-                if exc.method in GUARD_RPC_METHODS and rpc_waited < self.settings.prepare_rpc_patience:
-                    # our own RPC is away while checking the swap: nothing is signed, waiting is safe
+                if exc.method not in _OFF_CHAIN_APIS and rpc_waited < self.settings.prepare_rpc_patience:
+                    # our own Solana RPC is away (valuing the trade, checking the swap): nothing is
+                    # signed yet, so waiting for it is safe; the swap/price APIs keep their few tries
                     left, rpc_waited = left + 1, rpc_waited + delay
                 await self._sleep(delay)
         if signed is None:

@@ -62,8 +62,6 @@ log = logging.getLogger(__name__)
 
 MAX_PROCESSING_AGE = 150  # blocks a blockhash stays valid (solana-sdk MAX_PROCESSING_AGE)
 MAX_WATCHED_ACCOUNTS = 100  # getMultipleAccounts' limit
-# the RPC calls the guard makes (their failures are the RPC's, not the swap API's)
-GUARD_RPC_METHODS = frozenset({"isBlockhashValid", "getLatestBlockhash", "getMultipleAccounts", "simulateTransaction"})
 _TOKEN_PROGRAMS = (Pubkey.from_string(TOKEN_PROGRAM_ID), Pubkey.from_string(TOKEN_2022_PROGRAM_ID))
 _DEFAULT_SIGNATURE = Signature.default()
 
