@@ -41,6 +41,19 @@ app.kubernetes.io/part-of: xorj-operator
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 
+{{/* The executor image: executor.image when its repository is set, else the chart's image. */}}
+{{- define "xorj.executorImage" -}}
+{{- if .Values.executor.image.repository -}}
+{{- printf "%s:%s" .Values.executor.image.repository (default .Chart.AppVersion .Values.executor.image.tag) -}}
+{{- else -}}
+{{- include "xorj.image" . -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "xorj.executorImagePullPolicy" -}}
+{{- default .Values.image.pullPolicy .Values.executor.image.pullPolicy -}}
+{{- end -}}
+
 
 {{- define "xorj.operatorServiceAccount" -}}
 {{- default (printf "%s-operator" (include "xorj.fullname" .)) .Values.operator.serviceAccount.name -}}

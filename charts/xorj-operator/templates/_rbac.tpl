@@ -17,7 +17,8 @@ Role). Children are written by server-side apply: PATCH, plus create when the ap
   resources: [tradingstrategies/status, copytrades/status]
   verbs: [patch]
 # What a TradingStrategy is reconciled into (owned by it; garbage-collected with it). The
-# Deployment is read back for its replica counts.
+# Deployment is read back for its replica counts, and scaled to zero (patch) when its strategy is
+# refused (e.g. a Secret binding revoked).
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, create, patch]
@@ -27,6 +28,11 @@ Role). Children are written by server-side apply: PATCH, plus create when the ap
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [create, patch]
+# The metadata of the Secrets a strategy names (vault keypair, API keys), to check their binding
+# annotation. The operator asks for PartialObjectMetadata: the API server sends no Secret data.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
 # Kubernetes Events for every transition a person cares about.
 - apiGroups: [""]
   resources: [events]

@@ -34,6 +34,7 @@ from solders.rpc.responses import (
     GetAccountInfoResp,
     GetBalanceResp,
     GetBlockHeightResp,
+    GetEpochInfoResp,
     GetLatestBlockhashResp,
     GetMultipleAccountsResp,
     GetSignatureStatusesResp,
@@ -54,6 +55,7 @@ from xorj.chain.errors import (
     RpcTimeoutError,
     RpcTransportError,
 )
+from xorj.domain.expiry import FinalizedPoint
 from xorj.domain.trades import ReasonCode
 
 log = logging.getLogger(__name__)
@@ -114,6 +116,15 @@ class SimulationAnswer:
     logs: list[str]
     accounts: list[AccountInfo | None] | None
     units_consumed: int | None
+
+
+@dataclass(frozen=True)
+class StatusAnswer:
+    """One getSignatureStatuses answer: the entries, and the slot the answering node answered as of.
+    A "not found" is only as good as that slot (:mod:`xorj.domain.expiry`)."""
+
+    context_slot: int
+    statuses: list[SignatureStatus | None]
 
 
 @dataclass(frozen=True)
@@ -217,6 +228,17 @@ class SolanaRpc:
                                 GetBlockHeightResp, timeout)
         return int(resp.value)
 
+    async def finalized_point(self, *, timeout: float | None = None) -> FinalizedPoint:
+        """The finalized block's slot AND height from one answer (getEpochInfo at finalized: both
+        fields come from the same bank), so an expiry proof names one block, not two reads apart."""
+        resp = await self._call("getEpochInfo", self._client.get_epoch_info(Finalized), GetEpochInfoResp, timeout)
+        slot, height = int(resp.value.absolute_slot), int(resp.value.block_height)
+        if slot < 0 or height < 0 or height > slot:
+            # block heights never run ahead of slots (skipped slots only widen the gap)
+            raise MalformedAnswerError(f"getEpochInfo from {self._host}: block height {height} above slot {slot}",
+                                       method="getEpochInfo")
+        return FinalizedPoint(slot=slot, height=height)
+
     async def send_raw(self, tx_bytes: bytes, *, program_ids: Sequence[str] = (),
                        timeout: float | None = None) -> Signature:
         """Broadcast signed bytes. A JSON-RPC error about the transaction carries ``tx_failure``."""
@@ -226,9 +248,10 @@ class SolanaRpc:
         return resp.value
 
     async def signature_statuses(self, signatures: Sequence[Signature], *, program_ids: Sequence[str] = (),
-                                 timeout: float | None = None) -> list[SignatureStatus | None]:
+                                 timeout: float | None = None) -> StatusAnswer:
         """Statuses, searching the whole transaction history (a status older than the recent
-        cache is still an answer; without the search it would look like 'unknown')."""
+        cache is still an answer; without the search it would look like 'unknown'), with the
+        answer's context slot (a lagging node's "not found" is not proof: see xorj.domain.expiry)."""
         resp = await self._call("getSignatureStatuses",
                                 self._client.get_signature_statuses(list(signatures), search_transaction_history=True),
                                 GetSignatureStatusesResp, timeout)
@@ -248,7 +271,7 @@ class SolanaRpc:
                 failure = tx_failure_from_solders(status.err, program_ids=program_ids)
             out.append(SignatureStatus(slot=int(status.slot), confirmation=confirmation, failure=failure,
                                        raw_err=status.err))
-        return out
+        return StatusAnswer(context_slot=int(resp.context.slot), statuses=out)
 
     async def transaction_logs(self, signature: Signature, *, timeout: float | None = None) -> list[str] | None:
         """The log messages of a landed transaction (None when the node does not have it)."""

@@ -1,9 +1,12 @@
-"""One status poll for every attempt in flight: getBlockHeight(finalized) then getSignatureStatuses
+"""One status poll for every attempt in flight: getEpochInfo(finalized) then getSignatureStatuses
 for all waiting signatures (up to 256 per call), shared by all trades of the process.
 
-Each caller gets the finalized height read BEFORE the statuses of the same tick, as the algorithm
-requires. Without this, every trade in flight costs two RPC calls per poll; with it, a tick costs
-two calls whatever the concurrency.
+Each caller gets, for the same tick: the finalized block (slot and height from ONE answer), read
+BEFORE the statuses, and the context slot of the status answer that covered its signature. The
+expiry rule (:mod:`xorj.domain.expiry`) needs all three: a "not found" proves expiry only when its
+answer is as of a slot at or after the finalized block that is past the attempt's window. Without
+batching, every trade in flight costs two RPC calls per poll; with it, a tick costs two calls
+whatever the concurrency.
 """
 
 from __future__ import annotations
@@ -14,14 +17,20 @@ from dataclasses import dataclass
 from solders.signature import Signature
 
 from xorj.chain.rpc import SignatureStatus, SolanaRpc
+from xorj.domain.expiry import FinalizedPoint
 
 MAX_SIGNATURES_PER_CALL = 256  # getSignatureStatuses' limit
 
 
 @dataclass(frozen=True)
 class StatusReading:
-    finalized_height: int  # read before the status
+    finalized: FinalizedPoint  # read before the status
     status: SignatureStatus | None
+    status_context_slot: int  # the slot the status answer was given as of
+
+    @property
+    def finalized_height(self) -> int:
+        return self.finalized.height
 
 
 class StatusBatcher:
@@ -44,11 +53,12 @@ class StatusBatcher:
         self._flush = None  # callers arriving from now on start the next tick
         signatures = list(waiting)
         try:
-            height = await self.rpc.block_height("finalized")
-            statuses: list[SignatureStatus | None] = []
+            finalized = await self.rpc.finalized_point()
+            readings: list[tuple[SignatureStatus | None, int]] = []
             for start in range(0, len(signatures), MAX_SIGNATURES_PER_CALL):
                 chunk = [Signature.from_string(s) for s in signatures[start:start + MAX_SIGNATURES_PER_CALL]]
-                statuses += await self.rpc.signature_statuses(chunk)
+                answer = await self.rpc.signature_statuses(chunk)
+                readings += [(status, answer.context_slot) for status in answer.statuses]
         except BaseException as exc:  # every waiter learns the failure and backs off on its own
             for futures in waiting.values():
                 for future in futures:
@@ -57,7 +67,7 @@ class StatusBatcher:
             if not isinstance(exc, Exception):
                 raise
             return
-        for signature, status in zip(signatures, statuses):
+        for signature, (status, context_slot) in zip(signatures, readings):
             for future in waiting[signature]:
                 if not future.done():
-                    future.set_result(StatusReading(height, status))
+                    future.set_result(StatusReading(finalized, status, context_slot))

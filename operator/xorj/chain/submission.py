@@ -15,14 +15,22 @@ For one claimed trade, until it is CONFIRMED or FAILED:
 4. COMMIT the attempt (signature, raw bytes, lastValidBlockHeight, slippage) to the ledger. Only a
    committed attempt is ever sent: a crash before the commit leaves signed bytes nobody sent.
 5. Send; rebroadcast the same bytes periodically. Poll getSignatureStatuses with
-   searchTransactionHistory, reading the FINALIZED block height BEFORE the status: a status read
-   first could be older than the height and make a live transaction look expired. (One poll serves
-   every attempt in flight: :mod:`xorj.chain.status_batch`.)
+   searchTransactionHistory, reading the FINALIZED block (slot and height, one answer) BEFORE the
+   status. (One poll serves every attempt in flight: :mod:`xorj.chain.status_batch`.)
 6. Landed ok at the required depth -> attempt LANDED and trade CONFIRMED (one ledger write).
    Landed failed (at least confirmed) -> attempt FAILED_ON_CHAIN with its reason; go to 2.
-   Unknown while finalized height > lastValidBlockHeight -> attempt EXPIRED; go to 2.
+   Unknown while finalized height > lastValidBlockHeight -> attempt EXPIRED; go to 2, but ONLY when
+   the status answer's context slot is at or after that finalized block's slot
+   (:func:`xorj.domain.expiry.expiry_verdict`). A "not found" from a node that is behind (a
+   load-balanced RPC with a lagging backend) is no proof: the attempt may have landed in the blocks
+   that node has not seen. Then ask the second RPC node when one is configured (its fresh answer
+   decides: a status, or a "not found" as of a slot at or after the finalized one); otherwise, or
+   when it is stale too, keep polling and rebroadcasting the same bytes; never re-sign.
 
 A send that times out is not "not sent": its fate is only known from the chain (status or expiry).
+A send answered "AlreadyProcessed" is not proof of anything final either (the node saw it land on
+its fork): the status decides, under the same rule. Recovery (a PENDING attempt after a restart or a
+takeover) follows the stored attempt through this same loop, so it is held to the same rule.
 The ledger fences every write with our lease; losing it (LeaseLostError) stops work on the trade
 at once. A ledger outage (LedgerUnavailableError) stops work too, before any send whose attempt
 is not known to be committed; the caller resumes from the ledger when it is back.
@@ -55,8 +63,9 @@ from xorj.chain.errors import (
 from xorj.chain.jupiter import JupiterClient, Quote, SignedSwap
 from xorj.chain.keys import VaultKey
 from xorj.chain.rpc import SignatureStatus, SolanaRpc
-from xorj.chain.status_batch import StatusBatcher
+from xorj.chain.status_batch import StatusBatcher, StatusReading
 from xorj.chain.swap_guard import SwapGuard
+from xorj.domain.expiry import ExpiryVerdict, expiry_verdict
 from xorj.domain.risk import RiskDecision
 from xorj.domain.slippage import SlippageAction, SlippagePolicy, next_slippage
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
@@ -183,7 +192,8 @@ class Submitter:
     def __init__(self, *, rpc: SolanaRpc, swap_api: JupiterClient, key: VaultKey, ledger: TradeLedger,
                  policy: SlippagePolicy, risk: RiskGate, settings: SubmissionSettings = SubmissionSettings(),
                  observer: Observer | None = None, hook: StepHook = _no_hook,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, guard: SwapGuard | None = None) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 confirm_rpc: SolanaRpc | None = None, guard: SwapGuard | None = None) -> None:
         self.rpc = rpc
         self.swap_api = swap_api
         # every swap answer goes through the guard before the vault signs it (never optional)
@@ -197,6 +207,8 @@ class Submitter:
         self.hook = hook
         self._sleep = sleep
         self.statuses = StatusBatcher(rpc)
+        # a second RPC node asked when rpc's status answer is too old to prove expiry (optional)
+        self.confirm_rpc = confirm_rpc
 
     # ---- the trade loop ----------------------------------------------------------------------
 
@@ -341,18 +353,23 @@ class Submitter:
         send_failures: dict[ReasonCode, int] = {}
         accepted = 0
         last_send_error: RpcRequestError | None = None
+        already_processed = 0  # sends answered AlreadyProcessed (the node saw it land on its fork)
+        stale_answers = 0  # "not found" answers past expiry, too old to prove it
         next_send = 0.0  # monotonic time of the next (re)broadcast
         errors_in_a_row = 0
         first = True
 
         async def send() -> None:
-            nonlocal accepted, last_send_error
+            nonlocal accepted, last_send_error, already_processed
             try:
                 await self.rpc.send_raw(raw, program_ids=programs)
                 accepted += 1
             except RpcRequestError as exc:
                 if exc.tx_failure is not None and exc.tx_failure.kind == "AlreadyProcessed":
-                    accepted += 1  # it landed before: the status will say how
+                    # it landed before, on that node's fork: only the status (held to the expiry
+                    # rule's freshness) says whether it is on the finalized chain
+                    accepted += 1
+                    already_processed += 1
                     return
                 send_failures[exc.reason] = send_failures.get(exc.reason, 0) + 1
                 last_send_error = exc
@@ -371,8 +388,7 @@ class Submitter:
 
         while True:
             try:
-                reading = await self.statuses.read(signature)  # finalized height read BEFORE the status
-                finalized_height = reading.finalized_height
+                reading = await self.statuses.read(signature)  # finalized block read BEFORE the status
                 status = reading.status
                 if status is not None and status.raw_err is not None:
                     status = dataclasses.replace(status, failure=tx_failure_from_solders(status.raw_err,
@@ -389,8 +405,40 @@ class Submitter:
                     return decided
                 await self._sleep(self.settings.poll_interval)
                 continue
-            if finalized_height > attempt.last_valid_block_height:
-                return self._expired(attempt, finalized_height, accepted, send_failures, last_send_error)
+            verdict = expiry_verdict(last_valid_block_height=attempt.last_valid_block_height,
+                                     finalized=reading.finalized, status_context_slot=reading.status_context_slot)
+            if verdict is ExpiryVerdict.EXPIRED:
+                return self._expired(attempt, reading.finalized_height, accepted, send_failures, last_send_error,
+                                     reading=reading, already_processed=already_processed,
+                                     stale_answers=stale_answers)
+            if verdict is ExpiryVerdict.STALE_STATUS and self.confirm_rpc is not None:
+                confirmed = await self._confirm_on_second_node(signature, programs)
+                if confirmed is not None:
+                    second, status = confirmed
+                    if status is not None:  # the second node knows it: its status decides
+                        decided = await self._decide_landed(signature, status, required, programs)
+                        if decided is not None:
+                            return decided
+                        await self._sleep(self.settings.poll_interval)
+                        continue
+                    verdict = expiry_verdict(last_valid_block_height=attempt.last_valid_block_height,
+                                             finalized=reading.finalized, status_context_slot=second)
+                    if verdict is ExpiryVerdict.EXPIRED:
+                        return self._expired(attempt, reading.finalized_height, accepted, send_failures,
+                                             last_send_error, reading=dataclasses.replace(
+                                                 reading, status_context_slot=second),
+                                             already_processed=already_processed,
+                                             stale_answers=stale_answers + 1, second_node=True)
+            if verdict is ExpiryVerdict.STALE_STATUS:
+                stale_answers += 1
+                self.observer.rpc_error("getSignatureStatuses", ReasonCode.RPC_ERROR)
+                if stale_answers == 1:
+                    log.warning("status answer older than the finalized block proving expiry: not re-signing",
+                                extra={"trade_id": trade.trade_id, "signature": attempt.signature,
+                                       "status_context_slot": reading.status_context_slot,
+                                       "finalized_slot": reading.finalized.slot,
+                                       "finalized_height": reading.finalized.height,
+                                       "last_valid_block_height": attempt.last_valid_block_height})
             now = time.monotonic()
             if now >= next_send:
                 if first:
@@ -401,6 +449,21 @@ class Submitter:
                     first = False
                 next_send = time.monotonic() + self.settings.rebroadcast_interval
             await self._sleep(self.settings.poll_interval)
+
+    async def _confirm_on_second_node(self, signature: Signature, programs: Sequence[str]
+                                      ) -> tuple[int, SignatureStatus | None] | None:
+        """Ask the second RPC node for the status: (its answer's context slot, the status), or None
+        when it could not answer (then nothing is proven either way)."""
+        assert self.confirm_rpc is not None
+        try:
+            answer = await self.confirm_rpc.signature_statuses([signature], program_ids=programs)
+        except ChainCallError as exc:
+            self.observer.rpc_error(exc.method or "getSignatureStatuses", exc.reason)
+            return None
+        status = answer.statuses[0]
+        if status is not None and status.raw_err is not None:
+            status = dataclasses.replace(status, failure=tx_failure_from_solders(status.raw_err, program_ids=programs))
+        return answer.context_slot, status
 
     async def _decide_landed(self, signature: Signature, status: SignatureStatus, required: str,
                              programs: Sequence[str]) -> _Follow | None:
@@ -426,20 +489,31 @@ class Submitter:
 
     @staticmethod
     def _expired(attempt: Attempt, height: int, accepted: int, send_failures: dict[ReasonCode, int],
-                 last_send_error: RpcRequestError | None) -> _Follow:
+                 last_send_error: RpcRequestError | None, *, reading: StatusReading | None = None,
+                 already_processed: int = 0, stale_answers: int = 0, second_node: bool = False) -> _Follow:
         # The detail starts with the dominant send failure (when no send was accepted), so a later
         # decision -- possibly by another executor after a takeover -- can tell "the RPC never took
-        # it" (RPC_TIMEOUT / INSUFFICIENT_FUNDS / ...) from a plain expiry.
+        # it" (RPC_TIMEOUT / INSUFFICIENT_FUNDS / ...) from a plain expiry. It ends with the proof:
+        # the finalized block and the slot the "not found" answer was given as of.
+        proof = ""
+        if reading is not None:
+            proof = (f"; finalized slot {reading.finalized.slot}, status answered as of slot "
+                     f"{reading.status_context_slot}{' by the second RPC node' if second_node else ''}")
+        if stale_answers:
+            proof += f"; {stale_answers} older status answer(s) ignored"
+        if already_processed:
+            proof += f"; {already_processed} send(s) answered AlreadyProcessed"
         if accepted == 0 and send_failures:
             cause = max(send_failures, key=lambda r: send_failures[r])
             if last_send_error is not None and last_send_error.reason is cause:
                 why = str(last_send_error)[:200]
             else:
                 why = f"{send_failures[cause]} send(s) failed"
-            detail = f"{cause.value}: never accepted ({why}); finalized height {height} > last valid {attempt.last_valid_block_height}"
+            detail = (f"{cause.value}: never accepted ({why}); finalized height {height} > last valid "
+                      f"{attempt.last_valid_block_height}{proof}")
         else:
             detail = (f"unseen after expiry: finalized height {height} > last valid "
-                      f"{attempt.last_valid_block_height} ({accepted} send(s) accepted)")
+                      f"{attempt.last_valid_block_height} ({accepted} send(s) accepted){proof}")
         return _Follow(AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED, detail)
 
     async def _fail(self, trade: Trade, reason: ReasonCode, detail: str) -> None:

@@ -149,15 +149,19 @@ def replay_trades(count: int = 10, configuration: dict[str, Any] | None = None) 
 # -- chain faults -----------------------------------------------------------------------------------
 
 def chain_fault(kind: str, method: str = "*", probability: float = 1.0, count: int | None = None,
-                delay_ms: int = 0, hang_s: float = 30.0, answer: str = "timeout", alert_kind: str = "RPC_FAILURE",
-                mode: str = "", configuration: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Inject one fault into the local chain (see xorj.devenv.chain.faults for the kinds; ``mode`` is
-    the attack of a ``hostile`` swap-API fault)."""
+                delay_ms: int = 0, hang_s: float = 30.0, answer: str = "timeout", blocks: int = 0,
+                alert_kind: str = "RPC_FAILURE", mode: str = "",
+                configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Inject one fault into the local chain (see xorj.devenv.chain.faults for the kinds; ``blocks``
+    is how far behind a ``status_lag`` node answers; ``mode`` is the attack of a ``hostile``
+    swap-API fault)."""
     target = resolve(configuration)
     spec: dict[str, Any] = {"kind": kind, "method": method, "probability": probability, "delay_ms": int(delay_ms),
                             "hang_s": hang_s, "answer": answer}
     if count is not None:
         spec["count"] = int(count)
+    if blocks:
+        spec["blocks"] = int(blocks)
     if mode:
         spec["mode"] = mode
     fault_id = chain_admin(target, "POST", "/faults", spec)["id"]
@@ -185,6 +189,39 @@ def clear_chain_faults(configuration: dict[str, Any] | None = None) -> dict[str,
         key = f"{f['kind']}:{f['method']}" + (f":{f['mode']}" if f.get("mode") else "")
         fired[key] = fired.get(key, 0) + int(f["fired"])
     return {"cleared": True, "fired": fired}
+
+
+def wait_for_chain_fault(kind: str, method: str, fired_at_least: int = 1, timeout_s: float = 20.0,
+                         configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Wait until the active chain fault(s) of ``kind`` on ``method`` fired at least ``fired_at_least``
+    times in all (e.g. until the first sends of a load are in the hands of a latency fault), or
+    ``timeout_s`` passed. Returns how often they fired and how long it took (never raises on time:
+    the hypothesis judges the run)."""
+    target = resolve(configuration)
+    started = time.monotonic()
+    fired = 0
+    while True:
+        fired = sum(int(f["fired"]) for f in chain_admin(target, "GET", "/faults").get("faults", [])
+                    if f["kind"] == kind and f["method"] == method)
+        if fired >= int(fired_at_least) or time.monotonic() - started >= float(timeout_s):
+            return {"fired": fired, "waited_s": round(time.monotonic() - started, 2)}
+        time.sleep(0.02)
+
+
+def remove_chain_faults(kinds: list[str], method: str | None = None,
+                        configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Remove the chain faults of these ``kinds`` (and ``method``, when given); the others keep firing.
+    Returns how often each removed one fired."""
+    target = resolve(configuration)
+    if isinstance(kinds, str) or not kinds:
+        raise InvalidInputError("remove_chain_faults.kinds must be a non-empty list of fault kinds")
+    removed: dict[str, int] = {}
+    for fault in chain_admin(target, "GET", "/faults").get("faults", []):
+        if fault["kind"] in kinds and (method is None or fault["method"] == method):
+            chain_admin(target, "DELETE", f"/faults/{fault['id']}")
+            key = f"{fault['kind']}:{fault['method']}"
+            removed[key] = removed.get(key, 0) + int(fault["fired"])
+    return {"removed": removed}
 
 
 def move_price(bps: int, configuration: dict[str, Any] | None = None) -> dict[str, Any]:

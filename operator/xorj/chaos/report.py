@@ -84,6 +84,9 @@ def row_from_journal(path: Path) -> Row:
                          f"none back for 3s after {output['cut_held_after_s']}s")
         if run["activity"]["name"].startswith("terminate-") and isinstance(output, list):
             notes.append(f"{run['activity']['name']}: {', '.join(map(str, output))}")
+        if isinstance(output, dict) and output.get("removed"):
+            notes.append(f"{run['activity']['name']}: faults fired: "
+                         + ", ".join(f"{k} x{v}" for k, v in sorted(output["removed"].items())))
         if isinstance(output, dict) and "replayed" in output:
             notes.append(f"{run['activity']['name']}: {output['replayed']} replays, {output['created']} created")
     if isinstance(onchain, dict) and onchain.get("violations"):

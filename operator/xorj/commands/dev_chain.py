@@ -160,7 +160,9 @@ def fault() -> None:
 @click.option("--code", default=-32005, type=int, help="error: JSON-RPC error code.")
 @click.option("--message", default="Node is unhealthy", help="error: JSON-RPC error message.")
 @click.option("--status", default=503, type=int, help="http_error: HTTP status.")
-@click.option("--blocks", default=0, type=int, help="status_lag: how many blocks the node's statuses lag.")
+@click.option("--blocks", default=0, type=int, help="status_lag: how many blocks behind the answering node is (context slot, heights, statuses).")
+@click.option("--node", default="*", show_default=True,
+              help="RPC node: '*' (all), 'main' (JSON-RPC at /) or NAME (JSON-RPC at /nodes/NAME/).")
 @click.option("--mode", default="", type=click.Choice(["", *HOSTILE_SWAP_MODES, *HOSTILE_QUOTE_MODES]),
               help="hostile: the attack the swap API serves (method 'swap'/'quote' or 'jupiter').")
 def fault_add(state_dir: Path | None, admin_url: str | None, **spec: Any) -> None:

@@ -19,6 +19,9 @@ def _configure_logging(level: str) -> None:
     root.setLevel(level.upper())
     for noisy in ("httpx", "httpx2", "httpcore", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from xorj.redaction import install_log_redaction
+
+    install_log_redaction()  # the RPC URL carries its API key: never let it reach a log line
 
 
 @click.command("executor")

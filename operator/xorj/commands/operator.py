@@ -44,6 +44,13 @@ def operator(namespaces: tuple[str, ...], priority: int | None, peering_name: st
         verbose=verbose,
         log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL,
     )
+    from xorj.redaction import install_log_redaction
+
+    import logging
+
+    # error texts quote URLs; credentials in them never reach a log line, nor an Event kopf posts
+    install_log_redaction()
+    install_log_redaction(logging.getLogger("kopf.objects"))
     asyncio.run(
         kopf.operator(
             clusterwide=not namespaces,

@@ -49,6 +49,8 @@ class Owner:
 class ExecutorDefaults:
     """Operator-wide settings every executor gets (not part of any one strategy's spec)."""
 
+    image: str = "xorj-operator:latest"
+    image_pull_policy: str = "IfNotPresent"
     ledger_secret_name: str = "xorj-ledger"
     ledger_secret_key: str = "dsn"
     metrics_port: int = 9102
@@ -100,6 +102,11 @@ def executor_environment(
         "XORJ_VAULT_KEYPAIR_FILE": f"{VAULT_MOUNT_DIR}/{spec.vault.secret_key}",
         "XORJ_RPC_URL": spec.endpoints.rpc_url,
         "XORJ_SWAP_API_URL": spec.endpoints.swap_api_url,
+        "XORJ_RPC_API_KEY_PARAMETER": (
+            spec.endpoints.rpc_api_key_secret_ref.query_parameter
+            if spec.endpoints.rpc_api_key_secret_ref is not None
+            else "api-key"
+        ),
         "XORJ_CONCURRENCY": str(spec.executor.concurrency),
         "XORJ_PAUSED": "true" if spec.paused else "false",
         "XORJ_SLIPPAGE_INITIAL_BPS": str(s.initial_bps),
@@ -114,6 +121,21 @@ def executor_environment(
         "XORJ_HTTP_PORT": str(defaults.metrics_port),
         "XORJ_LOG_LEVEL": defaults.log_level,
     }
+    return env
+
+
+def api_key_environment(spec: TradingStrategySpec) -> list[dict[str, Any]]:
+    """The endpoints' API keys as env entries read from their Secrets by the kubelet: the values never
+    pass through the operator, the ConfigMap or the Deployment object."""
+    env: list[dict[str, Any]] = []
+    rpc_ref = spec.endpoints.rpc_api_key_secret_ref
+    if rpc_ref is not None:
+        env.append({"name": "XORJ_RPC_API_KEY",
+                    "valueFrom": {"secretKeyRef": {"name": rpc_ref.name, "key": rpc_ref.key}}})
+    swap_ref = spec.endpoints.swap_api_key_secret_ref
+    if swap_ref is not None:
+        env.append({"name": "XORJ_SWAP_API_KEY",
+                    "valueFrom": {"secretKeyRef": {"name": swap_ref.name, "key": swap_ref.key}}})
     return env
 
 
@@ -135,7 +157,8 @@ def config_hash(spec: TradingStrategySpec, defaults: ExecutorDefaults) -> str:
     """
     relevant = spec.to_wire()
     relevant.pop("paused", None)
-    relevant.get("executor", {}).pop("replicas", None)
+    for ignored in ("replicas", "image", "imagePullPolicy"):  # the image fields are ignored legacy values
+        relevant.get("executor", {}).pop(ignored, None)
     payload = json.dumps({"spec": relevant, "defaults": defaults.__dict__}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -151,8 +174,10 @@ def deployment(
     pod_labels = labels(owner.name)
     container: dict[str, Any] = {
         "name": EXECUTOR_CONTAINER,
-        "image": spec.executor.image,
-        "imagePullPolicy": spec.executor.image_pull_policy,
+        # from the operator's settings: spec.executor.image is refused by the API server and a value
+        # stored before that rule is ignored here
+        "image": defaults.image,
+        "imagePullPolicy": defaults.image_pull_policy,
         "command": ["xorj", "executor"],
         "envFrom": [{"configMapRef": {"name": n["configmap"]}}],
         "env": [
@@ -166,6 +191,7 @@ def deployment(
                 },
             },
             {"name": "XORJ_EXECUTOR_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            *api_key_environment(spec),
         ],
         "ports": [{"name": "metrics", "containerPort": defaults.metrics_port, "protocol": "TCP"}],
         "volumeMounts": [{"name": "vault", "mountPath": VAULT_MOUNT_DIR, "readOnly": True}],
@@ -188,6 +214,8 @@ def deployment(
         },
     }
     pod_spec: dict[str, Any] = {
+        # executors never call the Kubernetes API: a stolen executor gets no token to try
+        "automountServiceAccountToken": False,
         "containers": [container],
         "securityContext": {"runAsUser": EXECUTOR_UID, "runAsGroup": EXECUTOR_UID, "fsGroup": EXECUTOR_UID},
         # executors hand back their leases on SIGTERM; give them time to finish in-flight sends

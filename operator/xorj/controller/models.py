@@ -11,12 +11,22 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+from solders.pubkey import Pubkey as SoldersPubkey
 
 from xorj.domain.trades import AttemptOutcome, TradeState
 
@@ -31,6 +41,17 @@ BASE58_PUBKEY_PATTERN = r"^[1-9A-HJ-NP-Za-km-z]{32,44}$"
 BASE58_SIGNATURE_PATTERN = r"^[1-9A-HJ-NP-Za-km-z]{64,88}$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 URL_PATTERN = r"^https?://[^\s]+$"
+# A key inside a Secret, mounted as one file: Kubernetes' key charset, and no leading dot (no "." or
+# "..", no hidden file).
+SECRET_KEY_PATTERN = r"^[-_A-Za-z0-9][-._A-Za-z0-9]*$"
+# A resource quantity as executors need it: a non-negative decimal with an optional SI or binary
+# suffix ("100m", "0.5", "128Mi", "2Gi"). Stricter than Kubernetes' own grammar on purpose: no
+# exponents, no signs.
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$"
+# Credentials in an endpoint URL: userinfo ("user:pass@") or a query parameter named like a key.
+# They belong in a Secret (spec.endpoints.*ApiKeySecretRef), never in the CR.
+URL_USERINFO_PATTERN = r"^[A-Za-z][-+.A-Za-z0-9]*://[^/?#]*@"
+URL_TOKEN_QUERY_PATTERN = r"(?i)[?&][-_a-z]*(key|token|secret|password|auth)[-_a-z]*="
 
 # The reference system's slippage defaults: 1% initial, absolute cap 5%, 3 attempts.
 DEFAULT_INITIAL_BPS = 100
@@ -90,11 +111,25 @@ class KubeModel(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-Pubkey = Annotated[str, StringConstraints(pattern=BASE58_PUBKEY_PATTERN, max_length=44)]
+def _decodes_to_32_bytes(value: str) -> str:
+    """CEL cannot decode base58, so the schema's pattern only bounds length and charset; the
+    operator decodes the key (a 32..44 character string may still be 31 or 33 bytes)."""
+    try:
+        SoldersPubkey.from_string(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a public key: it must decode from base58 to exactly 32 bytes") from None
+    return value
+
+
+Pubkey = Annotated[
+    str,
+    StringConstraints(pattern=BASE58_PUBKEY_PATTERN, max_length=44),
+    AfterValidator(_decodes_to_32_bytes),
+]
 
 
 def _pubkey(description: str) -> Any:
-    return Field(pattern=BASE58_PUBKEY_PATTERN, max_length=44, description=description)
+    return Field(description=description)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -119,14 +154,27 @@ class TopNSelection(KubeModel):
 
 
 class VaultRef(KubeModel):
-    """The follower's wallet: its public key, and the Secret holding its keypair (mounted as a file)."""
+    """The follower's wallet (immutable): public key, and the bound Secret holding its keypair."""
 
-    public_key: str = _pubkey("The vault's public key (base58).")
+    # Immutable: trades are admitted for one vault; a strategy that changed its vault would hand the
+    # old vault's trades to executors holding another key. Following another vault is a new strategy.
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="self == oldSelf",
+            message="spec.vault is immutable: create a new TradingStrategy to follow with another vault",
+        ),
+    )
+
+    public_key: Pubkey = _pubkey("The vault's public key (base58, 32 bytes).")
     secret_name: str = Field(
         pattern=DNS_LABEL_PATTERN, max_length=253, description="Secret with the vault keypair."
     )
     secret_key: str = Field(
-        default="keypair.json", max_length=253, description="Key inside the Secret (a JSON keypair)."
+        default="keypair.json",
+        pattern=SECRET_KEY_PATTERN,
+        max_length=253,
+        description="Key inside the Secret (a JSON keypair), mounted as a file of this name.",
     )
 
 
@@ -194,27 +242,101 @@ class SlippagePolicy(KubeModel):
     max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=10)
 
 
+Quantity = Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN, max_length=32)]
+
+_IMAGE_FROM_OPERATOR = (
+    "the executor image comes from the operator's settings (chart value executor.image), "
+    "not from a TradingStrategy"
+)
+
+
 class ExecutorSpec(KubeModel):
-    """The executor Deployment: one process per pod, claiming this strategy's trades."""
+    """The executor Deployment (its image comes from the operator's settings)."""
+
+    # The image is NOT chosen here: whoever may create a TradingStrategy would otherwise choose the
+    # code that holds the vault key. image/imagePullPolicy stay in the schema only so that the API
+    # server refuses them with a clear message (an unknown field would be pruned silently); the
+    # operator ignores a value stored before this rule existed (desired.py never reads them).
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(rule="!has(self.image)", message=f"spec.executor.image is not allowed: {_IMAGE_FROM_OPERATOR}",
+                field_path=".image"),
+        CelRule(rule="!has(self.imagePullPolicy)",
+                message=f"spec.executor.imagePullPolicy is not allowed: {_IMAGE_FROM_OPERATOR}",
+                field_path=".imagePullPolicy"),
+    )
 
     replicas: int = Field(default=1, ge=0, le=50)
-    image: str = Field(default="xorj-operator:latest", min_length=1, max_length=512)
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    image: str | None = Field(default=None, max_length=512, description=f"Refused: {_IMAGE_FROM_OPERATOR}.")
+    image_pull_policy: str | None = Field(default=None, max_length=32, description="Refused (see image).")
     concurrency: int = Field(default=4, ge=1, le=256, description="Trades in flight per executor.")
-    requests: dict[str, str] = Field(
+    requests: dict[str, Quantity] = Field(
         default_factory=lambda: {"cpu": "100m", "memory": "128Mi"},
-        description="Container resource requests (quantities as strings).",
+        max_length=8,
+        description="Container resource requests (quantities such as 100m, 0.5, 128Mi).",
     )
-    limits: dict[str, str] = Field(
+    limits: dict[str, Quantity] = Field(
         default_factory=lambda: {"memory": "256Mi"},
-        description="Container resource limits (quantities as strings).",
+        max_length=8,
+        description="Container resource limits (quantities such as 500m, 1, 256Mi).",
+    )
+
+
+class SecretKeyRef(KubeModel):
+    """A key of a bound Secret in this namespace, given to executors as an environment variable."""
+
+    # Never copied into the ConfigMap, status or an Event. The binding is required as for the vault:
+    # otherwise a strategy could send any Secret of its namespace to an endpoint of its choosing.
+
+    name: str = Field(pattern=DNS_LABEL_PATTERN, max_length=253, description="Secret name.")
+    key: str = Field(pattern=SECRET_KEY_PATTERN, max_length=253, description="Key inside the Secret.")
+
+
+class RpcApiKeyRef(SecretKeyRef):
+    query_parameter: str = Field(
+        default="api-key",
+        pattern=r"^[-_A-Za-z0-9]+$",
+        max_length=64,
+        description="The executor adds the key to the RPC URL as this query parameter.",
+    )
+
+
+def _url_rules(field: str, camel: str, ref: str) -> tuple[CelRule, ...]:
+
+    return (
+        CelRule(
+            rule=f"!self.{camel}.matches('{URL_USERINFO_PATTERN}')",
+            message=f"spec.endpoints.{camel} must not carry credentials (user:password@): "
+            f"give them as spec.endpoints.{ref}",
+            field_path=f".{camel}",
+            check=lambda s: re.search(URL_USERINFO_PATTERN, getattr(s, field)) is None,
+        ),
+        CelRule(
+            rule=f"!self.{camel}.matches('{URL_TOKEN_QUERY_PATTERN}')",
+            message=f"spec.endpoints.{camel} must not carry an API key or token in its query: "
+            f"give it as spec.endpoints.{ref}",
+            field_path=f".{camel}",
+            check=lambda s: re.search(URL_TOKEN_QUERY_PATTERN, getattr(s, field)) is None,
+        ),
     )
 
 
 class Endpoints(KubeModel):
+    """Where executors send requests (https; credentials only by Secret reference)."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = _url_rules("rpc_url", "rpcUrl", "rpcApiKeySecretRef") + _url_rules(
+        "swap_api_url", "swapApiUrl", "swapApiKeySecretRef"
+    )
+
     rpc_url: str = Field(pattern=URL_PATTERN, max_length=2048, description="Solana JSON-RPC URL.")
     swap_api_url: str = Field(
         pattern=URL_PATTERN, max_length=2048, description="Jupiter-compatible swap API base URL."
+    )
+    rpc_api_key_secret_ref: RpcApiKeyRef | None = Field(
+        default=None, description="RPC API key from a Secret, added to the RPC URL as a query parameter."
+    )
+    swap_api_key_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Swap API key from a Secret, sent as the x-api-key header."
     )
 
 
@@ -226,13 +348,22 @@ class TradingStrategySpec(KubeModel):
             "(the best N by Trust Score)",
             check=lambda s: (s.traders is not None) != (s.top_n is not None),
         ),
+        CelRule(
+            rule="!has(self.executor) || !has(self.executor.replicas) || self.executor.replicas > 0"
+            " || (has(self.paused) && self.paused)",
+            message="spec.executor.replicas may be 0 only with spec.paused: true "
+            "(to stop executors, pause the strategy)",
+            field_path=".executor.replicas",
+            check=lambda s: s.executor.replicas > 0 or s.paused,
+        ),
     )
 
     traders: list[Pubkey] | None = Field(
         default=None,
         min_length=1,
         max_length=100,
-        description="Explicit lead-trader wallets (base58); exclusive with topN.",
+        description="Explicit lead-trader wallets (base58), each at most once; exclusive with topN.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     top_n: TopNSelection | None = Field(default=None, alias="topN")
     vault: VaultRef
@@ -242,6 +373,28 @@ class TradingStrategySpec(KubeModel):
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     endpoints: Endpoints
     paused: bool = Field(default=False, description="Kill switch: scale executors to zero.")
+
+    @field_validator("traders")
+    @classmethod
+    def _traders_unique(cls, traders: list[str] | None) -> list[str] | None:
+        if traders is not None:
+            seen: set[str] = set()
+            for wallet in traders:
+                if wallet in seen:
+                    raise ValueError(f"spec.traders is a set: {wallet} is listed twice")
+                seen.add(wallet)
+        return traders
+
+    def referenced_secrets(self) -> dict[str, str]:
+        """Every Secret the executors would read, name -> what it is for (each must be bound)."""
+        out = {self.vault.secret_name: "vault keypair (spec.vault.secretName)"}
+        if self.endpoints.rpc_api_key_secret_ref is not None:
+            out.setdefault(self.endpoints.rpc_api_key_secret_ref.name,
+                           "RPC API key (spec.endpoints.rpcApiKeySecretRef)")
+        if self.endpoints.swap_api_key_secret_ref is not None:
+            out.setdefault(self.endpoints.swap_api_key_secret_ref.name,
+                           "swap API key (spec.endpoints.swapApiKeySecretRef)")
+        return out
 
 
 class ConditionStatus(str, enum.Enum):
@@ -324,14 +477,14 @@ class CopyTradeSpec(KubeModel):
     strategy: str = Field(
         pattern=DNS_LABEL_PATTERN, max_length=253, description="TradingStrategy in this namespace."
     )
-    lead_trader: str = _pubkey("The lead trader's wallet (base58).")
+    lead_trader: Pubkey = _pubkey("The lead trader's wallet (base58).")
     lead_signature: str = Field(
         pattern=BASE58_SIGNATURE_PATTERN,
         max_length=88,
         description="The lead trade's transaction signature (base58); the idempotency key.",
     )
-    input_mint: str = _pubkey("Mint sold (base58).")
-    output_mint: str = _pubkey("Mint bought (base58).")
+    input_mint: Pubkey = _pubkey("Mint sold (base58).")
+    output_mint: Pubkey = _pubkey("Mint bought (base58).")
     amount: int = Field(
         gt=0,
         description="The lead trade's input amount in base units; positive. The follower's amount is "

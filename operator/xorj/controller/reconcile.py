@@ -17,9 +17,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
+import urllib3
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from xorj.controller import admission, desired, metrics
+from xorj.controller import admission, desired, guard, metrics
 from xorj.controller import status as st
 from xorj.controller.models import (
     CopyTradeSpec,
@@ -32,6 +34,7 @@ from xorj.domain.trades import TradeState
 from xorj.errors import LedgerError
 from xorj.ledger import Trade, TradeIntent, TradeKey
 from xorj.ledger.records import AlertSeverity, NewAlert
+from xorj.redaction import redact_urls
 
 log = logging.getLogger(__name__)
 
@@ -115,12 +118,25 @@ async def reconcile_strategy(rt: Runtime, body: Any, logger: logging.Logger | lo
     try:
         spec = TradingStrategySpec.model_validate(dict(body["spec"]))
     except ValidationError as exc:
-        # The API server validates the same rules; reaching this means the CRD is older than the
-        # operator. Say so and stop: retrying cannot fix a spec.
-        message = _validation_message(exc)
-        kopf.event(body, type="Warning", reason="InvalidSpec", message=message)
+        # The API server validates most of the same rules; what reaches here is what CEL cannot check
+        # (a public key that does not decode to 32 bytes) or a CRD older than the operator. Retrying
+        # cannot fix a spec: say so in a condition and wait for the next change.
+        await _refuse_strategy(rt, body, previous, guard.Refusal(guard.INVALID_SPEC, _validation_message(exc)))
         metrics.RECONCILES.labels("TradingStrategy", "invalid").inc()
-        raise kopf.PermanentError(message) from exc
+        return
+
+    refusal = guard.check_endpoints(spec, allow_insecure=rt.settings.allow_insecure_endpoints)
+    if refusal is None:
+        refusal = await _check_secrets(rt, namespace, name, spec)
+    if refusal is not None:
+        await _refuse_strategy(rt, body, previous, refusal)
+        # a binding revoked (or an endpoint refused) after executors were built: stop them
+        if await rt.kube.scale_to_zero("Deployment", namespace, desired.names(name)["deployment"]):
+            logger.warning("executors scaled to zero: the strategy is refused",
+                           extra={"strategy": name, "reason": refusal.reason})
+        rt.applied.pop(uid, None)
+        metrics.RECONCILES.labels("TradingStrategy", "refused").inc()
+        return
 
     await enforce_trading_halt(rt, logger)
     defaults = rt.settings.executor_defaults()
@@ -130,6 +146,7 @@ async def reconcile_strategy(rt: Runtime, body: Any, logger: logging.Logger | lo
     last = rt.applied.get(uid)
     deployment_obj: dict[str, Any] | None = None
     dep_name = desired.names(name)["deployment"]
+    apply_error: str | None = None
     must_apply = last is None or last[0] != digest or time.monotonic() - last[1] > REAPPLY_SECONDS
     if not must_apply:
         deployment_obj = await rt.kube.get_child("Deployment", namespace, dep_name)
@@ -138,13 +155,21 @@ async def reconcile_strategy(rt: Runtime, body: Any, logger: logging.Logger | lo
         if must_apply:
             logger.info("executor Deployment drifted from the spec; re-applying", extra={"strategy": name})
     if must_apply:
-        for child in children:
-            applied = await rt.kube.apply(child)
-            if child["kind"] == "Deployment":
-                deployment_obj = applied
-        rt.applied[uid] = (digest, time.monotonic())
-        if last is not None and last[0] != digest:
-            logger.info("executors reconfigured", extra={"strategy": name, "digest": digest[:12]})
+        try:
+            for child in children:
+                applied = await rt.kube.apply(child)
+                if child["kind"] == "Deployment":
+                    deployment_obj = applied
+        except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
+            # the API server refused a child (e.g. a quota or a policy) or could not be reached: say so
+            # in ChildrenApplied and try again at the next resync, instead of raising out of the handler
+            apply_error = f"{child['kind']} {child['metadata']['name']}: {_api_error_text(exc)}"
+            logger.warning("applying a child failed", extra={"strategy": name, "error": apply_error})
+            deployment_obj = await _get_child_quietly(rt, namespace, dep_name)
+        else:
+            rt.applied[uid] = (digest, time.monotonic())
+            if last is not None and last[0] != digest:
+                logger.info("executors reconfigured", extra={"strategy": name, "digest": digest[:12]})
 
     replicas = desired.desired_replicas(spec)
     if deployment_obj is None:
@@ -172,11 +197,59 @@ async def reconcile_strategy(rt: Runtime, body: Any, logger: logging.Logger | lo
         previous=previous,
         config_hash=desired.config_hash(spec, defaults),
         now=now(),
+        apply_error=apply_error,
     )
     if previous is None or new_status != previous:
         await rt.kube.patch_status(namespace, STRATEGIES, name, new_status.to_wire())
         _condition_events(body, previous.conditions if previous else [], new_status.conditions)
     metrics.RECONCILES.labels("TradingStrategy", "ok").inc()
+
+
+async def _check_secrets(rt: Runtime, namespace: str, name: str, spec: TradingStrategySpec) -> guard.Refusal | None:
+    """Read the metadata of every Secret the executors would mount and check each is bound to ``name``."""
+    secrets: dict[str, dict[str, str] | None] = {}
+    for secret in spec.referenced_secrets():
+        try:
+            secrets[secret] = await rt.kube.secret_annotations(namespace, secret)
+        except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
+            return guard.Refusal("SecretUnreadable",
+                                 f"Secret {secret!r}: cannot read its metadata ({_api_error_text(exc)})")
+    return guard.check_secret_bindings(name, spec, secrets)
+
+
+async def _refuse_strategy(rt: Runtime, body: Any, previous: TradingStrategyStatus | None,
+                           refusal: guard.Refusal) -> None:
+    """Write SpecAccepted=False (and Ready=False) with the refusal; a Warning Event when it is new."""
+    meta = body["metadata"]
+    message = redact_urls(refusal.message)
+    status = st.refused_strategy_status(previous=previous, generation=meta.get("generation"),
+                                        reason=refusal.reason, message=message, now=now())
+    old = next((c for c in (previous.conditions if previous else []) if c.type == st.SPEC_ACCEPTED), None)
+    if old is None or old.status.value != "False" or old.reason != refusal.reason or old.message != message:
+        kopf.event(body, type="Warning", reason=refusal.reason, message=message)
+    if previous is None or status != previous:
+        await rt.kube.patch_status(meta["namespace"], STRATEGIES, meta["name"], status.to_wire())
+
+
+def _api_error_text(exc: BaseException) -> str:
+    """A short, redacted description of a failed API call (the API server's message, not its body)."""
+    if isinstance(exc, ApiException):
+        detail = ""
+        try:
+            detail = json.loads(exc.body or "{}").get("message") or ""
+        except (ValueError, AttributeError):
+            detail = ""
+        text = f"{exc.status} {exc.reason}" + (f": {detail}" if detail else "")
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return redact_urls(text)[:1000]
+
+
+async def _get_child_quietly(rt: Runtime, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return await rt.kube.get_child("Deployment", namespace, name)
+    except (ApiException, OSError, urllib3.exceptions.HTTPError):
+        return None
 
 
 def _deployment_drifted(actual: dict[str, Any] | None, want: dict[str, Any]) -> bool:
@@ -380,7 +453,13 @@ async def mirror_copytrade(rt: Runtime, body: Any, logger: Any, strategies: Stra
     try:
         spec = CopyTradeSpec.model_validate(dict(body["spec"]))
     except ValidationError as exc:
-        kopf.event(body, type="Warning", reason="InvalidSpec", message=_validation_message(exc))
+        # what CEL cannot check (e.g. a public key that does not decode to 32 bytes): never admitted
+        message = _validation_message(exc)
+        kopf.event(body, type="Warning", reason="InvalidSpec", message=message)
+        previous = _status_model(CopyTradeStatus, body.get("status")) or CopyTradeStatus()
+        cond = st.set_condition(previous.conditions, st.ADMITTED, st.ConditionStatus.FALSE, "InvalidSpec",
+                                message, now=now(), generation=meta.get("generation"))
+        await rt.kube.patch_status(namespace, COPYTRADES, name, {"conditions": [cond.to_wire()]})
         return
     status = _status_model(CopyTradeStatus, body.get("status")) or CopyTradeStatus()
     resync = rt.settings.copytrade_resync_seconds

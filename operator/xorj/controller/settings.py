@@ -4,7 +4,7 @@ XORJ_OPERATOR_PRIORITY); the CLI's options override them."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +21,12 @@ class OperatorSettings(BaseSettings):
     # Executors read the DSN from this Secret (the operator's own DSN never reaches a pod spec).
     executor_ledger_secret: str = "xorj-ledger"
     executor_ledger_secret_key: str = "dsn"
+    # The executor image is the operator's choice, never a TradingStrategy's: executors hold vault keys.
+    executor_image: str = Field(default="xorj-operator:latest", min_length=1, max_length=512)
+    executor_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    # Development only: let strategies use http:// RPC and swap API endpoints (the local chain).
+    # Off: an http endpoint is refused with a condition, and no executor is built.
+    allow_insecure_endpoints: bool = False
     executor_metrics_port: int = 9102
     executor_service_account: str | None = None
     executor_log_level: str = "INFO"
@@ -59,6 +65,8 @@ class OperatorSettings(BaseSettings):
 
     def executor_defaults(self) -> ExecutorDefaults:
         return ExecutorDefaults(
+            image=self.executor_image,
+            image_pull_policy=self.executor_image_pull_policy,
             ledger_secret_name=self.executor_ledger_secret,
             ledger_secret_key=self.executor_ledger_secret_key,
             metrics_port=self.executor_metrics_port,

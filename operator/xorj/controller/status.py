@@ -25,6 +25,7 @@ from xorj.controller.models import (
 )
 from xorj.domain.trades import TradeState
 from xorj.ledger.records import AdmitResult, Trade, TraderScore
+from xorj.redaction import redact_urls
 
 # condition types
 READY = "Ready"
@@ -34,6 +35,10 @@ PAUSED = "Paused"
 ADMITTED = "Admitted"
 TERMINAL = "Terminal"
 STRATEGY_FOUND = "StrategyFound"
+# The spec passed the operator's own checks (models, endpoints, Secret bindings): executors may be built.
+SPEC_ACCEPTED = "SpecAccepted"
+# The children (ConfigMap, Service, PDB, Deployment) were applied; False with the API server's refusal.
+CHILDREN_APPLIED = "ChildrenApplied"
 
 
 def _bool(value: bool) -> ConditionStatus:
@@ -155,9 +160,11 @@ def strategy_status(
     previous: TradingStrategyStatus | None,
     config_hash: str,
     now: datetime,
+    apply_error: str | None = None,
 ) -> TradingStrategyStatus:
-    """The full status of a strategy. ``counts``/``followed`` None means: keep the previous values
-    (the ledger could not be read, and stale figures beat zeros that look like facts)."""
+    """The full status of an accepted strategy. ``counts``/``followed`` None means: keep the previous
+    values (the ledger could not be read, and stale figures beat zeros that look like facts).
+    ``apply_error``: the (redacted) reason the children could not be applied, if they could not."""
     prev = previous or TradingStrategyStatus()
     conds = prev.conditions
 
@@ -191,9 +198,20 @@ def strategy_status(
         "Connected" if ledger_error is None else "LedgerUnavailable",
         "ledger answered" if ledger_error is None else ledger_error,
     )
-    ready_ok = exec_ok and ledger_error is None
+    accepted = cond(SPEC_ACCEPTED, True, "Accepted", "the operator accepted the spec")
+    applied = cond(
+        CHILDREN_APPLIED,
+        apply_error is None,
+        "Applied" if apply_error is None else "ApplyFailed",
+        "executor Deployment, ConfigMap, Service and PodDisruptionBudget applied"
+        if apply_error is None
+        else apply_error,
+    )
+    ready_ok = exec_ok and ledger_error is None and apply_error is None
     if ready_ok:
         ready_reason, ready_msg = ("Paused", "paused by spec") if spec.paused else ("Ready", "ready")
+    elif apply_error is not None:
+        ready_reason, ready_msg = "ApplyFailed", apply_error
     elif ledger_error is not None:
         ready_reason, ready_msg = "LedgerUnavailable", "the ledger cannot be reached"
     else:
@@ -204,7 +222,7 @@ def strategy_status(
     followed_list = list(followed) if followed is not None else list(prev.followed_traders)
     return TradingStrategyStatus(
         observed_generation=generation,
-        conditions=[ready, executors, ledger, paused],
+        conditions=[ready, accepted, applied, executors, ledger, paused],
         replicas=deployment.replicas,
         ready_replicas=deployment.ready,
         available_replicas=deployment.available,
@@ -215,6 +233,29 @@ def strategy_status(
         trades_summary=counts.summary(),
         config_hash=config_hash,
     )
+
+
+def refused_strategy_status(
+    *,
+    previous: TradingStrategyStatus | None,
+    generation: int | None,
+    reason: str,
+    message: str,
+    now: datetime,
+) -> TradingStrategyStatus:
+    """The status of a strategy the operator refuses (no executor is built for it): SpecAccepted and
+    Ready False with the refusal; the other figures are kept as they were."""
+    prev = previous or TradingStrategyStatus()
+
+    def cond(type_: str) -> Condition:
+        return set_condition(prev.conditions, type_, ConditionStatus.FALSE, reason, message, now=now,
+                             generation=generation)
+
+    kept = [c for c in prev.conditions if c.type not in (READY, SPEC_ACCEPTED)]
+    return prev.model_copy(update={
+        "observed_generation": generation,
+        "conditions": [cond(READY), cond(SPEC_ACCEPTED), *kept],
+    })
 
 
 # --------------------------------------------------------------------------------------------------
@@ -268,7 +309,7 @@ def copytrade_status(
         t_reason, t_msg = "Confirmed", f"confirmed by {trade.final_signature}"
     elif trade.state is TradeState.FAILED:
         reason = trade.reason.value if trade.reason else "Unknown"
-        t_reason, t_msg = "Failed", f"failed: {reason}" + (f" ({trade.detail})" if trade.detail else "")
+        t_reason, t_msg = "Failed", f"failed: {reason}" + (f" ({redact_urls(trade.detail)})" if trade.detail else "")
     else:
         t_reason, t_msg = "InProgress", f"trade is {trade.state.value}"
     terminal_cond = set_condition(
@@ -283,7 +324,9 @@ def copytrade_status(
         attempt_count=len(attempts),
         final_signature=trade.final_signature,
         error_reason=trade.reason.value if trade.reason else None,
-        error_message=trade.detail if trade.state is TradeState.FAILED else None,
+        # details are written redacted by executors; redacted again here for older rows
+        error_message=(redact_urls(trade.detail)
+                       if trade.state is TradeState.FAILED and trade.detail is not None else None),
         created_at=trade.created_at,
         submitted_at=trade.submitted_at,
         finished_at=trade.finished_at,

@@ -279,12 +279,12 @@ class Demo:
         self._operator(data, dsn)
         if endpoints:
             self.say("8/9 executors: the example TradingStrategy; its executor pods run on the real node")
-            strategy = self._apply_strategy(endpoints.chain, data["image"])
+            strategy = self._apply_strategy(endpoints.chain)
             self._wait_executor_pods(strategy)
         else:
             self.say("8/9 executors: the example TradingStrategy; the pod runtime runs one `xorj executor` per pod")
             self._pod_runtime(data)
-            strategy = self._apply_strategy(chain, None)
+            strategy = self._apply_strategy(chain)
         self.say("9/9 trades: applying CopyTrades")
         names = self._apply_copytrades(strategy, chain)
         self._wait_confirmed(names)
@@ -382,16 +382,23 @@ class Demo:
         self.kubectl("create", "namespace", self.namespace, check=False)
         # The ledger DSN and the vault keypair as Secrets, as a user would create them.
         self._apply_secret(LEDGER_SECRET, {"dsn": dsn.encode()})
-        self._apply_secret(VAULT_SECRET, {"keypair.json": chain.vault_keypair})
+        # bound to the example strategy, as a vault binder (the demo runs kubectl as the cluster admin)
+        from xorj.controller.guard import SECRET_BINDING_ANNOTATION
+
+        strategy = (_example_strategy().get("metadata") or {}).get("name") or STRATEGY
+        self._apply_secret(VAULT_SECRET, {"keypair.json": chain.vault_keypair},
+                           annotations={SECRET_BINDING_ANNOTATION: strategy})
+        # the local chain and swap API speak http: the explicit development setting allows it
         self._helm("upgrade", "--install", RELEASE, str(CHART), "--namespace", self.namespace, "--wait",
                    "--set", "operator.enabled=false", "--set", "postgresql.enabled=false",
+                   "--set", "executor.allowInsecureEndpoints=true",
                    "--set", f"ledger.existingSecret={LEDGER_SECRET}", "--set", "ledger.existingSecretKey=dsn", *values)
         # helm never updates CRDs on upgrade: keep them current with the chart's copy
         self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
 
-    def _apply_secret(self, name: str, data: dict[str, bytes]) -> None:
+    def _apply_secret(self, name: str, data: dict[str, bytes], annotations: dict[str, str] | None = None) -> None:
         manifest = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                    "metadata": {"name": name, "namespace": self.namespace},
+                    "metadata": {"name": name, "namespace": self.namespace, "annotations": annotations or {}},
                     "data": {k: base64.b64encode(v).decode() for k, v in data.items()}}
         self.kubectl("apply", "-f", "-", input=json.dumps(manifest))
 
@@ -424,9 +431,15 @@ class Demo:
         health, metrics = free_port(), free_port()
         env = {**os.environ, "KUBECONFIG": str(kubeconfig), "XORJ_LEDGER_DSN": dsn,
                "XORJ_OPERATOR_EXECUTOR_SERVICE_ACCOUNT": EXECUTOR_ACCOUNT, "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET": LEDGER_SECRET,
-               "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET_KEY": "dsn"}
+               "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET_KEY": "dsn",
+               # development only: the local chain and swap API speak http
+               "XORJ_OPERATOR_ALLOW_INSECURE_ENDPOINTS": "true"}
         if self.executors == "pods":
             from xorj.devenv.node import REAL_NODE_LABEL
+
+            # the image loaded into the node (no registry here): the operator's choice, not the strategy's
+            env["XORJ_OPERATOR_EXECUTOR_IMAGE"] = data["image"]
+            env["XORJ_OPERATOR_EXECUTOR_IMAGE_PULL_POLICY"] = "Never"
 
             env["XORJ_OPERATOR_EXECUTOR_NODE_SELECTOR"] = json.dumps({REAL_NODE_LABEL: "real"})
             env["XORJ_OPERATOR_EXECUTOR_TOLERATIONS"] = json.dumps([{**EXECUTOR_NODE_TAINT, "operator": "Equal"}])
@@ -451,9 +464,9 @@ class Demo:
         data["processes"]["pod-runtime"] = record
         self.state.save(data)
 
-    def _apply_strategy(self, chain: ChainInfo, image: str | None) -> dict[str, Any]:
+    def _apply_strategy(self, chain: ChainInfo) -> dict[str, Any]:
         """examples/tradingstrategy.yaml pointed at the local chain and vault (as its executors reach
-        them) and, with a real node, at the image loaded into it."""
+        them). The image is the operator's setting (see _operator), never the strategy's."""
         from xorj.controller.models import TradingStrategy
 
         strategy = _example_strategy()
@@ -463,8 +476,6 @@ class Demo:
         spec["vault"] = {"publicKey": chain.vault_public_key, "secretName": VAULT_SECRET, "secretKey": "keypair.json"}
         spec["endpoints"] = {"rpcUrl": chain.rpc_url, "swapApiUrl": chain.swap_api_url}
         spec["paused"] = False
-        if image:
-            spec.setdefault("executor", {}).update(image=image, imagePullPolicy="Never")  # no registry here
         TradingStrategy.model_validate(strategy)  # the same rules the API server and operator apply
         self.kubectl("apply", "-f", "-", input=json.dumps(strategy))
         self.say(f"    TradingStrategy {name} (from examples/tradingstrategy.yaml)")

@@ -18,6 +18,7 @@ from xorj.chain.holdings import NATIVE_SOL_MINT, MintInfo, read_mints, read_vaul
 from xorj.chain.jupiter import Quote
 from xorj.chain.prices import PriceSource
 from xorj.chain.rpc import SolanaRpc
+from xorj.chain.submission import Submitter
 from xorj.domain.risk import (
     BreakerEvent,
     BreakerStatus,
@@ -46,6 +47,7 @@ from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 from xorj.errors import LedgerUnavailableError
 from xorj.ledger.records import AlertSeverity, NewAlert, Trade
 from xorj.ledger.repository import Ledger
+from xorj.redaction import redact_urls
 
 log = logging.getLogger("xorj.executor")
 
@@ -69,6 +71,8 @@ FAILURE_ALERTS: dict[ReasonCode, tuple[str, AlertSeverity]] = {
     # the swap API answered something the vault must not sign: someone may be attacking it
     ReasonCode.SWAP_REJECTED: ("SWAP_REJECTED", AlertSeverity.CRITICAL),
     ReasonCode.QUOTE_REJECTED: ("QUOTE_REJECTED", AlertSeverity.CRITICAL),
+    # an executor was handed another vault's trade: a misconfiguration or an attack, never signed
+    ReasonCode.VAULT_MISMATCH: ("VAULT_MISMATCH", AlertSeverity.CRITICAL),
 }
 
 
@@ -103,12 +107,14 @@ class OwnedLedger:
     async def resolve_attempt(self, trade_id: int, signature: str, outcome: AttemptOutcome,
                               reason: ReasonCode | None, detail: str | None) -> None:
         del trade_id
+        detail = redact_urls(detail) if detail else detail  # details reach status, Events and alerts
         await self._call(self.ledger.resolve_attempt, signature, self.owner, outcome, reason, detail)
 
     async def confirm(self, trade_id: int, signature: str) -> None:
         await self._call(self.ledger.confirm_trade, trade_id, self.owner, signature)
 
     async def fail(self, trade_id: int, reason: ReasonCode, detail: str) -> None:
+        detail = redact_urls(detail)  # error texts quote URLs, which may carry an API key
         alert = None
         if reason in FAILURE_ALERTS:
             kind, severity = FAILURE_ALERTS[reason]
@@ -252,3 +258,25 @@ class LedgerRiskGate:
 def breaker_from(failures_in_window: int, window_s: float, failures_in_a_row: int, open_s: float) -> CircuitBreaker:
     return CircuitBreaker(failures_in_window=failures_in_window, window=timedelta(seconds=window_s),
                           failures_in_a_row=failures_in_a_row, open_for=timedelta(seconds=open_s))
+
+
+class VaultBoundSubmitter(Submitter):
+    """The submission algorithm, refusing to quote or sign any trade whose vault is not the vault
+    of this executor's key.
+
+    Trades are admitted for the vault a strategy had at admission; an executor holding another key
+    (a strategy whose vault changed before the CRD made it immutable, a mis-mounted Secret, a
+    strategy re-created with another vault) would otherwise sign those trades with the wrong key.
+    The check sits where a new attempt starts (before its quote and signature), so it also covers a
+    trade whose earlier attempt, signed by its own vault, is still being settled: settling re-sends
+    those stored bytes only, and nothing new is ever signed for it here.
+    """
+
+    async def _new_attempt(self, trade: Trade, slippage_bps: int) -> str | None:
+        ours = str(self.key.pubkey)
+        if trade.vault != ours:
+            await self._fail(trade, ReasonCode.VAULT_MISMATCH,
+                             f"trade {trade.trade_id} is for vault {trade.vault}, but this executor holds "
+                             f"the key of vault {ours}: refused before any quote or signature")
+            return None
+        return await super()._new_attempt(trade, slippage_bps)

@@ -25,7 +25,6 @@ from xorj.chain.submission import (
     STEPS,
     ConfirmationPolicy,
     SubmissionSettings,
-    Submitter,
 )
 from xorj.chain.swap_check import SwapLimits
 from xorj.chain.swap_guard import SwapGuard
@@ -37,7 +36,7 @@ from xorj.errors import (
     LedgerError,
     LedgerUnavailableError,
 )
-from xorj.executor.adapters import ChainValuer, LedgerRiskGate, OwnedLedger, breaker_from
+from xorj.executor.adapters import ChainValuer, LedgerRiskGate, OwnedLedger, VaultBoundSubmitter, breaker_from
 from xorj.executor.metrics import ExecutorMetrics
 from xorj.executor.settings import ExecutorSettings
 from xorj.domain.trades import TradeState
@@ -97,10 +96,14 @@ class ExecutorService:
         self._own_ledger = ledger is None
         self.ledger = ledger or Ledger.connect(settings.ledger_dsn.get_secret_value(), name=LEDGER_APPLICATION_NAME)
         self.metrics = ExecutorMetrics(settings.strategy)
-        self.rpc = SolanaRpc(settings.rpc_url,
+        self.rpc = SolanaRpc(settings.rpc_url_with_key(),
                              timeouts=RpcTimeouts(read=settings.rpc_timeout_seconds, send=settings.send_timeout_seconds),
                              preflight=PreflightSettings(skip_preflight=settings.skip_preflight,
                                                          preflight_commitment=settings.preflight_commitment))
+        self.confirm_rpc = SolanaRpc(settings.status_confirm_rpc_url,
+                                     timeouts=RpcTimeouts(read=settings.rpc_timeout_seconds,
+                                                          send=settings.send_timeout_seconds),
+                                     ) if settings.status_confirm_rpc_url else None
         self.swap_api = JupiterClient(
             settings.swap_api_url, timeout=settings.swap_api_timeout_seconds,
             api_key=settings.swap_api_key.get_secret_value() if settings.swap_api_key else None)
@@ -129,7 +132,7 @@ class ExecutorService:
             notional_tolerance=settings.notional_tolerance,
             on_breaker=self._breaker_changed)
         self.port = OwnedLedger(self.ledger, self.owner, on_result=self._ledger_result, strategy=settings.strategy)
-        self.submitter = Submitter(
+        self.submitter = VaultBoundSubmitter(
             rpc=self.rpc, swap_api=self.swap_api, key=self.key, ledger=self.port, policy=policy, risk=self.risk,
             settings=SubmissionSettings(
                 poll_interval=settings.poll_interval_seconds,
@@ -137,7 +140,7 @@ class ExecutorService:
                 confirmation=ConfirmationPolicy(default=settings.confirmation_commitment,
                                                 finalized_from_usd=settings.finalized_from_usd)),
             observer=self.metrics, hook=SigkillHook(settings.test_sigkill_after, settings.test_raise_after),
-            guard=self.swap_guard)
+            confirm_rpc=self.confirm_rpc, guard=self.swap_guard)
         self._work: dict[int, _Work] = {}
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
@@ -221,6 +224,8 @@ class ExecutorService:
             await self._runner.cleanup()
             self._runner = None
         await self.rpc.close()
+        if self.confirm_rpc is not None:
+            await self.confirm_rpc.close()
         await self.swap_api.close()
         await self.prices.close()
         if self._own_ledger:

@@ -10,6 +10,7 @@ import os
 import socket
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -44,8 +45,15 @@ class ExecutorSettings(BaseSettings):
     ledger_dsn: SecretStr
     strategy: str = Field(min_length=1)
     rpc_url: str = Field(min_length=1)
+    # A second RPC node (another provider) asked to confirm "not found" when rpc_url's status answer is
+    # older than the finalized block proving expiry (a lagging backend): optional, issue 12.
+    status_confirm_rpc_url: str | None = Field(default=None, min_length=1)
     swap_api_url: str = Field(min_length=1)
     swap_api_key: SecretStr | None = None
+    # The RPC provider's API key (from a Secret, never the ConfigMap), added to rpc_url as a query
+    # parameter: error texts carrying the URL are redacted (xorj.redaction) before they go anywhere.
+    rpc_api_key: SecretStr | None = None
+    rpc_api_key_parameter: str = Field(default="api-key", pattern=r"^[-_A-Za-z0-9]+$")
     vault_keypair_file: Path
     vault_pubkey: str | None = None  # when set, the keypair file must hold exactly this vault's key
     executor_id: str = Field(default_factory=_default_executor_id, min_length=1)
@@ -125,6 +133,15 @@ class ExecutorSettings(BaseSettings):
         if self.slippage_initial_bps > cap:
             raise ValueError(f"slippage_initial_bps ({self.slippage_initial_bps}) must be <= the cap ({cap})")
         return self
+
+    def rpc_url_with_key(self) -> str:
+        """The RPC URL the executor calls: ``rpc_url`` plus the API key, when there is one."""
+        if self.rpc_api_key is None:
+            return self.rpc_url
+        parts = urlsplit(self.rpc_url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        query.append((self.rpc_api_key_parameter, self.rpc_api_key.get_secret_value()))
+        return urlunsplit(parts._replace(query=urlencode(query)))
 
     @property
     def effective_price_api_url(self) -> str:

@@ -102,10 +102,13 @@ def test_rbac_grants_what_the_operator_needs_and_nothing_else(k8s_cluster, k8s_n
             "ledger.existingSecret=ledger", "ledger.existingSecretKey=dsn")
     allowed = [("patch", "copytrades.trading.xorj.io"), ("patch", "copytrades.trading.xorj.io/status"),
                ("watch", "tradingstrategies.trading.xorj.io"), ("create", "deployments.apps"),
-               ("patch", "poddisruptionbudgets.policy"), ("create", "events"), ("patch", "kopfpeerings.kopf.dev")]
+               ("patch", "poddisruptionbudgets.policy"), ("create", "events"), ("patch", "kopfpeerings.kopf.dev"),
+               # issue 11: the binding check reads a named Secret's metadata (get only)
+               ("get", "secrets")]
     for verb, resource in allowed:
         assert can_i(k8s_cluster, ns, OPERATOR_SA, verb, resource), f"operator cannot {verb} {resource}"
-    denied = [("get", "secrets"), ("create", "pods"), ("create", "pods/exec"), ("delete", "deployments.apps"),
+    denied = [("list", "secrets"), ("watch", "secrets"), ("update", "secrets"),
+              ("create", "pods"), ("create", "pods/exec"), ("delete", "deployments.apps"),
               ("create", "roles.rbac.authorization.k8s.io"), ("create", "serviceaccounts/token"),
               ("list", "nodes"), ("delete", "customresourcedefinitions.apiextensions.k8s.io")]
     for verb, resource in denied:
@@ -176,7 +179,14 @@ def test_operator_runs_under_the_charts_service_account(k8s_cluster, k8s_namespa
 
     ns = k8s_namespace
     install(k8s_cluster, ns, "operator.enabled=false", "postgresql.enabled=false",
-            "ledger.existingSecret=ledger", "ledger.existingSecretKey=dsn")
+            "ledger.existingSecret=ledger", "ledger.existingSecretKey=dsn",
+            "executor.allowInsecureEndpoints=true")  # the strategy below points at http://127.0.0.1
+    # the vault Secret, bound to the strategy by the cluster admin (a vault binder)
+    k8s_cluster.apply(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {
+            "name": "vault", "namespace": ns, "annotations": {"trading.xorj.io/strategies": "rbac-proof"}},
+        "stringData": {"keypair.json": "[]"},
+    }))
     server, ca = api_server_and_ca(k8s_cluster, tmp_path)
     recorder = ApiRecorder(server, ca).start()
     kubeconfig = service_account_kubeconfig(k8s_cluster, ns, OPERATOR_SA, tmp_path / "operator.kubeconfig",
@@ -184,7 +194,7 @@ def test_operator_runs_under_the_charts_service_account(k8s_cluster, k8s_namespa
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "XORJ_LEDGER_DSN": ledger_dsn,
            "XORJ_OPERATOR_EXECUTOR_SERVICE_ACCOUNT": EXECUTOR_SA, "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET": "ledger",
            "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET_KEY": "dsn", "XORJ_OPERATOR_COPYTRADE_RESYNC_SECONDS": "1",
-           "XORJ_OPERATOR_STRATEGY_RESYNC_SECONDS": "2"}
+           "XORJ_OPERATOR_STRATEGY_RESYNC_SECONDS": "2", "XORJ_OPERATOR_ALLOW_INSECURE_ENDPOINTS": "true"}
     log_path = tmp_path / "operator.log"
     xorj = str(Path(sys.executable).parent / "xorj")
     with open(log_path, "wb") as log:

@@ -86,7 +86,13 @@ def xorj_crds(k8s_cluster: Any) -> Any:
 
 @pytest.fixture
 def kube(xorj_crds: Any, k8s_namespace: str) -> Kubectl:
-    return Kubectl(xorj_crds, k8s_namespace)
+    """kubectl in the test's namespace, which holds a vault Secret bound to the strategies the tests
+    create (the operator builds no executor for a strategy whose Secret is not bound to it)."""
+    from .manifests import BOUND_STRATEGIES, secret
+
+    kubectl = Kubectl(xorj_crds, k8s_namespace)
+    kubectl.apply(secret("vault-keypair", {"keypair.json": "[]"}, bound_to=BOUND_STRATEGIES))
+    return kubectl
 
 
 class OperatorProcess:
@@ -109,6 +115,8 @@ class OperatorProcess:
             "XORJ_OPERATOR_STRATEGY_RESYNC_SECONDS": "2",
             "XORJ_OPERATOR_STRATEGY_DRAIN_SECONDS": "30",
             "XORJ_OPERATOR_WATCH_SERVER_TIMEOUT": "60",
+            # the explicit development setting: these tests' endpoints are the local chain's http ones
+            "XORJ_OPERATOR_ALLOW_INSECURE_ENDPOINTS": "true",
         })
         env.update(extra_env or {})
         args = [sys.executable, "-c", "from xorj.cli import main; main()", "operator", "-n", namespace, "--log-format", "json"]

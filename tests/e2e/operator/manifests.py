@@ -51,6 +51,15 @@ def copytrade(name: str, strategy_name: str, lead_sig: str, **spec_overrides: An
             "metadata": {"name": name}, "spec": spec}
 
 
-def secret(name: str, data: dict[str, str]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+# The strategies these tests create that expect executors: the test namespace's vault Secret is bound
+# to them (the annotation the operator requires before it mounts a Secret into executors).
+BOUND_STRATEGIES = ("alpha", "topn", "later", "good", "live")
+
+
+def secret(name: str, data: dict[str, str], bound_to: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A Secret; ``bound_to``: the strategies it is bound to (trading.xorj.io/strategies)."""
+    metadata: dict[str, Any] = {"name": name}
+    if bound_to:
+        metadata["annotations"] = {"trading.xorj.io/strategies": ",".join(bound_to)}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata,
             "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}

@@ -56,7 +56,7 @@ def test_copytrades_confirmed_and_failed_with_the_real_executor(
     keypair_file = local_chain.vaults[vault]
     usdc, sol = local_chain.mints["USDC"], local_chain.mints["SOL"]
     kube.apply(secret("xorj-ledger", {"dsn": ledger_dsn}))
-    kube.apply(secret("vault-keypair", {"keypair.json": keypair_file.read_text()}))
+    kube.apply(secret("vault-keypair", {"keypair.json": keypair_file.read_text()}, bound_to=("live",)))
     operators()
     kube.apply(strategy(
         "live",

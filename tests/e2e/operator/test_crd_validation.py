@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, VAULT
+
 from .conftest import Kubectl
 from .manifests import copytrade, signature, strategy
 
@@ -22,6 +24,29 @@ pytestmark = pytest.mark.cluster
         ({"vault": {"publicKey": "0" * 44, "secretName": "v"}}, ["spec.vault.publicKey"]),
         ({"sizing": {"mode": "fixed"}}, ["spec.sizing.fixedAmount is required"]),
         ({"executor": {"replicas": -1}}, ["spec.executor.replicas"]),
+        # issue 11: the executor image is the operator's, never the strategy's
+        ({"executor": {"image": "attacker/exfiltrate:latest"}},
+         ["spec.executor.image", "spec.executor.image is not allowed: the executor image comes from the operator's"]),
+        ({"executor": {"imagePullPolicy": "Always"}}, ["spec.executor.imagePullPolicy is not allowed"]),
+        # traders is a set
+        ({"traders": [PUBKEY_A, PUBKEY_B, PUBKEY_A]}, ["spec.traders[2]", "Duplicate value"]),
+        # secretKey is a file name
+        ({"vault": {"publicKey": VAULT, "secretName": "v", "secretKey": "../../etc/passwd"}},
+         ["spec.vault.secretKey", "should match"]),
+        # resource quantities
+        ({"executor": {"requests": {"cpu": "lots"}}}, ["spec.executor.requests.cpu", "should match"]),
+        ({"executor": {"limits": {"memory": "-1Gi"}}}, ["spec.executor.limits.memory", "should match"]),
+        # replicas 0 only when paused
+        ({"executor": {"replicas": 0}},
+         ["spec.executor.replicas", "spec.executor.replicas may be 0 only with spec.paused: true"]),
+        # credentials never in the CR
+        ({"endpoints": {"rpcUrl": "https://user:pa55@rpc.example", "swapApiUrl": "https://swap.example"}},
+         ["spec.endpoints.rpcUrl", "must not carry credentials"]),
+        ({"endpoints": {"rpcUrl": "https://rpc.example/?api-key=k", "swapApiUrl": "https://swap.example"}},
+         ["spec.endpoints.rpcUrl", "must not carry an API key or token in its query"]),
+        ({"endpoints": {"rpcUrl": "https://rpc.example", "swapApiUrl": "https://swap.example",
+                        "swapApiKeySecretRef": {"name": "k", "key": "a/b"}}},
+         ["spec.endpoints.swapApiKeySecretRef.key", "should match"]),
     ],
 )
 def test_bad_strategy_refused(kube: Kubectl, overrides: dict, needles: list[str]) -> None:
@@ -75,3 +100,28 @@ def test_defaults_applied_and_copytrade_spec_immutable(kube: Kubectl) -> None:
     listed = kube.run("get", "xorj", "-o", "name").stdout
     assert "tradingstrategy.trading.xorj.io/good" in listed
     assert "copytrade.trading.xorj.io/ct1" in listed
+
+
+def test_zero_replicas_accepted_when_paused(kube: Kubectl) -> None:
+    kube.apply(strategy("good", executor={"replicas": 0}, paused=True))
+    assert kube.get("ts", "good")["spec"]["executor"]["replicas"] == 0
+    # and un-pausing while at zero is refused: the rule holds on every update
+    result = kube.apply(strategy("good", executor={"replicas": 0}, paused=False), check=False)
+    assert result.returncode != 0
+    assert "spec.executor.replicas may be 0 only with spec.paused: true" in result.stderr, result.stderr
+
+
+def test_vault_is_immutable(kube: Kubectl) -> None:
+    """A changed vault would hand the old vault's admitted trades to executors holding another key."""
+    kube.apply(strategy("good"))
+    for vault in ({"publicKey": PUBKEY_B, "secretName": "vault-keypair"},
+                  {"publicKey": VAULT, "secretName": "another-secret"},
+                  {"publicKey": VAULT, "secretName": "vault-keypair", "secretKey": "other.json"}):
+        result = kube.apply(strategy("good", vault=vault), check=False)
+        assert result.returncode != 0, f"the API server accepted a changed vault: {vault}"
+        assert "spec.vault is immutable" in result.stderr, result.stderr
+    stored = kube.get("ts", "good")["spec"]["vault"]
+    assert stored == {"publicKey": VAULT, "secretName": "vault-keypair", "secretKey": "keypair.json"}
+    # the rest of the spec still changes freely
+    kube.apply(strategy("good", paused=True))
+    assert kube.get("ts", "good")["spec"]["paused"] is True

@@ -102,7 +102,7 @@ def test_hand_edited_executors_are_put_back_in_process(kube: Kubectl, ledger_dsn
     for key, value in {
         "XORJ_LEDGER_DSN": ledger_dsn, "XORJ_OPERATOR_STANDALONE": "true",
         "XORJ_OPERATOR_HEALTH_HOST": "127.0.0.1", "XORJ_OPERATOR_HEALTH_PORT": str(free_port()),
-        "XORJ_OPERATOR_METRICS_PORT": str(free_port()),
+        "XORJ_OPERATOR_METRICS_PORT": str(free_port()), "XORJ_OPERATOR_ALLOW_INSECURE_ENDPOINTS": "true",
     }.items():
         monkeypatch.setenv(key, value)
     args = ["run", "--standalone", "--namespace", kube.namespace, "-m", "xorj.controller.handlers"]

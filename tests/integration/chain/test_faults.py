@@ -211,3 +211,32 @@ async def test_status_lag_hides_recent_transactions_but_not_the_height(client: C
     client.chain.set_fault(kind="status_lag", method="getSignatureStatuses", blocks=10, count=1)
     client.chain.advance_blocks(11)
     assert (await client.status(signature)) is not None  # older than the lag: visible
+
+
+async def test_status_lag_lags_the_context_slot_and_the_executor_rpc_sees_it(client: ChainClient) -> None:
+    """A node 60 blocks behind answers as of a slot 60 blocks back; the executor's client reads that
+    context slot and the finalized block (slot and height of one bank), so the expiry rule can tell
+    the lagging "not found" is older than the finalized block."""
+    from solders.signature import Signature
+    from xorj.chain.rpc import SolanaRpc
+    from xorj.chain.status_batch import StatusBatcher
+    from xorj.domain.expiry import ExpiryVerdict, expiry_verdict
+
+    vault = client.chain.take_vault()
+    tx, _, _ = await client.signed_swap(vault, amount=10**6)
+    signature = (await client.send(tx))["result"]
+    client.chain.pause_blocks()
+    client.chain.advance_blocks(40)  # finalized (32 deep), yet unseen by a node 60 behind
+    state = client.chain.state()
+    async with SolanaRpc(client.chain.rpc_url) as rpc:
+        finalized = await rpc.finalized_point()
+        assert (finalized.slot, finalized.height) == (state["finalizedSlot"], state["blockHeight"] - 32)
+        fresh = await rpc.signature_statuses([Signature.from_string(signature)])
+        assert fresh.context_slot == state["slot"] and fresh.statuses[0].confirmation == "finalized"
+        client.chain.set_fault(kind="status_lag", method="getSignatureStatuses", blocks=60, count=1)
+        lagging = await StatusBatcher(rpc).read(Signature.from_string(signature))
+    assert lagging.status is None and lagging.status_context_slot == state["slot"] - 60
+    assert lagging.finalized == finalized
+    verdict = expiry_verdict(last_valid_block_height=finalized.height - 1, finalized=lagging.finalized,
+                             status_context_slot=lagging.status_context_slot)
+    assert verdict is ExpiryVerdict.STALE_STATUS

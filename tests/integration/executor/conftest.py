@@ -21,8 +21,7 @@ def scenario(local_chain, request) -> Scenario:
     vaults = sorted(local_chain.vaults.items())
     half = vaults[len(vaults) // 2:] or vaults
     vault, keypair_file = half[zlib.crc32(request.node.nodeid.encode()) % len(half)]
-    # tests that need an untouched vault (take_vault) must not get one these trades have spent from
-    local_chain._taken.add(vault)  # noqa: SLF001 - the session handle's own bookkeeping
+    local_chain.mark_taken(vault)  # tests that need a fresh vault (chain tests) must not get this one
     return Scenario(strategy=f"s-{uuid.uuid4().hex[:10]}", vault=vault, keypair_file=str(keypair_file),
                     input_mint=local_chain.mints["USDC"], output_mint=local_chain.mints["SOL"])
 

@@ -69,3 +69,20 @@ def test_program_ids_of_signed_bytes():
            Instruction(Pubkey.from_string(TOKEN_PROGRAM_ID), b"", [])]
     tx = VersionedTransaction(MessageV0.try_compile(payer.pubkey(), ixs, [], Hash.new_unique()), [payer])
     assert program_ids_of(bytes(tx)) == (JUPITER_PROGRAM_ID, TOKEN_PROGRAM_ID)
+
+
+def test_expiry_record_names_its_proof_and_what_was_ignored_on_the_way():
+    from xorj.chain.status_batch import StatusReading
+    from xorj.domain.expiry import FinalizedPoint
+
+    reading = StatusReading(finalized=FinalizedPoint(slot=1_200, height=201), status=None, status_context_slot=1_232)
+    expired = Submitter._expired(_attempt(lvbh=200), 201, 2, {}, None, reading=reading, already_processed=1,
+                                 stale_answers=3)
+    assert expired.outcome is AttemptOutcome.EXPIRED
+    assert expired.detail.startswith("unseen after expiry: finalized height 201 > last valid 200")
+    assert "finalized slot 1200, status answered as of slot 1232" in expired.detail
+    assert "3 older status answer(s) ignored" in expired.detail
+    assert "1 send(s) answered AlreadyProcessed" in expired.detail
+    assert _retry_reason(Attempt(**{**_attempt().__dict__, "outcome": AttemptOutcome.EXPIRED,
+                                    "reason": ReasonCode.BLOCKHASH_EXPIRED, "detail": expired.detail})
+                         ) is ReasonCode.BLOCKHASH_EXPIRED

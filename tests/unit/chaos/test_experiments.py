@@ -15,7 +15,7 @@ from chaoslib.experiment import ensure_experiment_is_valid
 EXPERIMENTS = sorted((Path(__file__).resolve().parents[3] / "experiments").glob("*.json"))
 INVARIANTS = {"no-duplicate-trades", "no-duplicate-onchain-transactions", "no-orphans", "all-trades-terminal"}
 SCENARIOS = {
-    "rpc-timeouts", "rpc-recovery", "answer-lost-after-processing", "ledger-connections-dropped", "ledger-partition",
+    "rpc-timeouts", "rpc-status-lag", "rpc-recovery", "answer-lost-after-processing", "ledger-connections-dropped", "ledger-partition",
     "slippage-failure-and-retry", "lead-trade-delivered-twice", "executors-killed-mid-trade",
     "executor-pods-terminated", "operator-killed", "kube-apiserver-restarted", "kill-switch", "circuit-breaker",
     "ledger-partition-networkpolicy", "hostile-swap-api",

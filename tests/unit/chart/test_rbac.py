@@ -7,7 +7,9 @@ import pytest
 from tests.unit.chart.helm import of_kind, render
 
 DANGEROUS_VERBS = {"*", "escalate", "bind", "impersonate", "deletecollection"}
-FORBIDDEN_RESOURCES = {"secrets", "pods/exec", "pods/attach", "serviceaccounts/token", "roles",
+# secrets: only "get", for the metadata of the Secrets a strategy names (issue 11's binding check;
+# the operator asks for PartialObjectMetadata, see test_operator_reads_secret_metadata_only)
+FORBIDDEN_RESOURCES = {"pods/exec", "pods/attach", "serviceaccounts/token", "roles",
                        "rolebindings", "clusterroles", "clusterrolebindings", "nodes", "*"}
 
 
@@ -75,3 +77,16 @@ def test_operator_may_mirror_status_and_post_events() -> None:
     assert ("", "events", "create") in granted
     assert ("kopf.dev", "kopfpeerings", "patch") in granted
     assert ("kopf.dev", "kopfpeerings", "patch") not in grants(rules_of(render("operator.peering=")))
+
+
+def test_operator_reads_secrets_only_by_get() -> None:
+    """Issue 11: the operator checks each referenced Secret's binding annotation. It may get a Secret
+    (never list, watch or change one), and it asks for the metadata only."""
+    granted = grants(rules_of(render("watchNamespaces={a,b}")))
+    assert {v for g, r, v in granted if r == "secrets"} == {"get"}
+
+
+def test_operator_reads_secret_metadata_only() -> None:
+    from xorj.controller import kube
+
+    assert kube.METADATA_ONLY.startswith("application/json;as=PartialObjectMetadata;")

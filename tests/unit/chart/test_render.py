@@ -32,6 +32,10 @@ def test_lint_is_clean(sets: tuple[str, ...]) -> None:
     assert "[ERROR]" not in result.stdout and "[WARNING]" not in result.stdout, result.stdout
 
 
+# The admission policies (issue 11) are the chart's only cluster-scoped objects.
+CLUSTER_SCOPED = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+
+
 @pytest.mark.parametrize("sets", VARIANTS.values(), ids=VARIANTS.keys())
 def test_template_renders_valid_objects(sets: tuple[str, ...]) -> None:
     documents = render(*sets)
@@ -40,7 +44,10 @@ def test_template_renders_valid_objects(sets: tuple[str, ...]) -> None:
         assert d.get("apiVersion") and d.get("kind"), d
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", d["metadata"]["name"]), d["metadata"]
         assert len(d["metadata"]["name"]) <= 63
-        assert d["metadata"].get("namespace"), f"{d['kind']} {d['metadata']['name']} has no namespace"
+        if d["kind"] in CLUSTER_SCOPED:
+            assert "namespace" not in d["metadata"], d["metadata"]
+        else:
+            assert d["metadata"].get("namespace"), f"{d['kind']} {d['metadata']['name']} has no namespace"
 
 
 def test_operator_deployment_is_recreate_for_kopf_peering() -> None:
@@ -76,6 +83,20 @@ def test_executor_defaults_reach_the_operator() -> None:
     assert env["XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET"] == "xorj-ledger"
     assert env["XORJ_LEDGER_DSN"] == {"secretKeyRef": {"name": "xorj-ledger", "key": "dsn"}}
     assert "XORJ_OPERATOR_EXECUTOR_NODE_SELECTOR" not in env  # unset: executors may run anywhere
+    # issue 11: the executor image is the operator's (here: the chart's image), http is off
+    assert env["XORJ_OPERATOR_EXECUTOR_IMAGE"] == "reg.local/xorj:1.2.3"
+    assert env["XORJ_OPERATOR_EXECUTOR_IMAGE_PULL_POLICY"] == "IfNotPresent"
+    assert env["XORJ_OPERATOR_ALLOW_INSECURE_ENDPOINTS"] == "false"
+
+
+def test_executor_image_and_development_setting_from_values() -> None:
+    documents = render("executor.image.repository=reg.local/executor", "executor.image.tag=2.0",
+                       "executor.image.pullPolicy=Always", "executor.allowInsecureEndpoints=true")
+    container = named(documents, "Deployment", "xorj-operator")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["XORJ_OPERATOR_EXECUTOR_IMAGE"] == "reg.local/executor:2.0"
+    assert env["XORJ_OPERATOR_EXECUTOR_IMAGE_PULL_POLICY"] == "Always"
+    assert env["XORJ_OPERATOR_ALLOW_INSECURE_ENDPOINTS"] == "true"
 
 
 def test_executor_placement_reaches_the_operator_as_json(monkeypatch) -> None:

@@ -144,3 +144,44 @@ def test_the_real_executor_accepts_the_configmap(monkeypatch) -> None:
     assert str(settings.vault_keypair_file).endswith("/keypair.json")
     env_names = {e["name"] for e in kids["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env_names == {"XORJ_LEDGER_DSN", "XORJ_EXECUTOR_ID"}
+
+
+def test_executor_image_comes_from_the_operator_settings(monkeypatch) -> None:
+    monkeypatch.setenv("XORJ_LEDGER_DSN", "postgresql://u@127.0.0.1/x")
+    monkeypatch.setenv("XORJ_OPERATOR_EXECUTOR_IMAGE", "registry.local/xorj@sha256:" + "a" * 64)
+    monkeypatch.setenv("XORJ_OPERATOR_EXECUTOR_IMAGE_PULL_POLICY", "Always")
+    defaults = OperatorSettings().executor_defaults()
+    container = desired.deployment(OWNER, "ns1", _spec(), defaults)["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "registry.local/xorj@sha256:" + "a" * 64
+    assert container["imagePullPolicy"] == "Always"
+
+
+def test_executor_pods_get_no_service_account_token() -> None:
+    pod = _by_kind(_spec())["Deployment"]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_api_keys_come_from_secrets_never_the_configmap(monkeypatch) -> None:
+    """The keys reach the executor's environment through secretKeyRef (the kubelet reads them); the
+    ConfigMap and the Deployment object hold only the Secrets' names."""
+    from xorj.executor.settings import load_settings
+
+    spec = _spec(endpoints={"rpcUrl": "https://rpc.example/v1?commitment=confirmed", "swapApiUrl": "https://swap.example",
+                            "rpcApiKeySecretRef": {"name": "rpc-key", "key": "token", "queryParameter": "api-key"},
+                            "swapApiKeySecretRef": {"name": "swap-key", "key": "token"}})
+    kids = _by_kind(spec)
+    env = {e["name"]: e for e in kids["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["XORJ_RPC_API_KEY"]["valueFrom"] == {"secretKeyRef": {"name": "rpc-key", "key": "token"}}
+    assert env["XORJ_SWAP_API_KEY"]["valueFrom"] == {"secretKeyRef": {"name": "swap-key", "key": "token"}}
+    data = kids["ConfigMap"]["data"]
+    assert "XORJ_RPC_API_KEY" not in data and "XORJ_SWAP_API_KEY" not in data
+    # what the executor then does with them (the kubelet would set these two from the Secrets)
+    for key, value in data.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("XORJ_LEDGER_DSN", "postgresql://u@127.0.0.1/x")
+    monkeypatch.setenv("XORJ_RPC_API_KEY", "rpc-s3cret")
+    monkeypatch.setenv("XORJ_SWAP_API_KEY", "swap-s3cret")
+    settings = load_settings()
+    assert settings.rpc_url_with_key() == "https://rpc.example/v1?commitment=confirmed&api-key=rpc-s3cret"
+    assert settings.swap_api_key is not None and settings.swap_api_key.get_secret_value() == "swap-s3cret"
+    assert "rpc-s3cret" not in repr(settings) and "swap-s3cret" not in repr(settings)

@@ -39,7 +39,8 @@ def test_strategy_ready_when_executors_available_and_ledger_up() -> None:
     assert _cond(s, st.PAUSED).status is ConditionStatus.FALSE
     assert s.executors == "2/2"
     assert s.trades_summary == "0/0/3/1"
-    assert {c.type for c in s.conditions} == {"Ready", "ExecutorsAvailable", "LedgerReachable", "Paused"}
+    assert {c.type for c in s.conditions} == {"Ready", "SpecAccepted", "ChildrenApplied", "ExecutorsAvailable",
+                                              "LedgerReachable", "Paused"}
     assert all(c.observed_generation == 2 for c in s.conditions)
 
 
@@ -144,3 +145,11 @@ def test_ttl_remaining() -> None:
     assert st.ttl_remaining(T0, None, T0) is None
     assert st.ttl_remaining(T0, 10, T0 + timedelta(seconds=4)) == 6
     assert st.ttl_remaining(T0, 10, T0 + timedelta(seconds=40)) == 0
+
+
+def test_failed_trade_detail_reaches_status_without_url_credentials() -> None:
+    trade = _trade(TradeState.FAILED, reason=ReasonCode.RPC_ERROR, finished_at=T0,
+                   detail="getLatestBlockhash at https://rpc.example/?api-key=s3cr3t: HTTP 500")
+    status = st.copytrade_status(trade=trade, previous=None, generation=1, now=T0)
+    assert "s3cr3t" not in status.error_message and "api-key=REDACTED" in status.error_message
+    assert all("s3cr3t" not in c.message for c in status.conditions)

@@ -77,3 +77,43 @@ def test_executor_mode_is_checked_by_name(monkeypatch) -> None:
     monkeypatch.setenv("XORJ_DEMO_EXECUTORS", "containers")
     with pytest.raises(EnvironmentSetupError, match="executors: 'containers' is not one of pods, processes"):
         Demo()
+
+
+def test_demo_binds_its_vault_and_uses_the_explicit_development_setting(tmp_path: Path, monkeypatch) -> None:
+    """Issue 11: the demo's strategy must pass the operator's checks, openly: its vault Secret carries
+    the binding to the strategy it applies, its http endpoints are allowed by the development setting
+    (chart value and operator setting), and the strategy names no image."""
+    import base64
+    import subprocess
+
+    from xorj.controller import guard
+    from xorj.controller.models import TradingStrategy
+    from xorj.devenv.demo import ChainInfo
+
+    vault = "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM"
+    chain = ChainInfo("http://127.0.0.1:8899", "http://127.0.0.1:8080/swap/v1", "U", "S", vault, b"[1]")
+    demo = Demo(root=tmp_path, namespace="demo-ns", executors="processes")
+    applied: list[dict] = []
+    helm_args: list[str] = []
+
+    def kubectl(*args: str, input: str | None = None, check: bool = True):
+        if input is not None:
+            applied.append(json.loads(input))
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(demo, "kubectl", kubectl)
+    monkeypatch.setattr(demo, "_helm", lambda *args: helm_args.extend(args))
+    demo._install_chart("postgresql://u@127.0.0.1:1/x", chain, [])
+    strategy = demo._apply_strategy(chain)
+
+    assert "executor.allowInsecureEndpoints=true" in helm_args
+    name = strategy["metadata"]["name"]
+    secrets = {m["metadata"]["name"]: m for m in applied if m["kind"] == "Secret"}
+    vault_secret = secrets[strategy["spec"]["vault"]["secretName"]]
+    assert guard.bound_strategies(vault_secret["metadata"]["annotations"]) == {name}
+    assert base64.b64decode(vault_secret["data"]["keypair.json"]) == b"[1]"
+    assert "image" not in strategy["spec"].get("executor", {})
+    spec = TradingStrategy.model_validate(strategy).spec
+    annotations = {n: s["metadata"].get("annotations") or {} for n, s in secrets.items()}
+    assert guard.check(name, spec, allow_insecure_endpoints=True, secrets=annotations) is None
+    assert guard.check(name, spec, allow_insecure_endpoints=False, secrets=annotations).reason == "InsecureEndpoint"

@@ -12,9 +12,18 @@ Kinds (each scoped to one JSON-RPC method, ``quote``/``swap`` for the swap API, 
 - ``error``: answer a JSON-RPC error without processing (default -32005 "Node is unhealthy").
 - ``http_error``: answer HTTP ``status`` (default 503) without processing.
 - ``malformed``: answer HTTP 200 with a body that is not valid JSON, without processing.
-- ``status_lag``: answer getSignatureStatuses / getTransaction as a node ``blocks`` behind would:
-  transactions of the last ``blocks`` blocks are not found (null), while block heights are current.
-  This is the lagging-RPC hazard: read the block height first, or a live transaction looks expired.
+- ``status_lag``: answer the request as an RPC node ``blocks`` behind would (a load balancer that
+  routes it to a lagging backend). Everything the answer reads is as of that node's head, ``blocks``
+  blocks back: the context slot of every answer that has one (getSignatureStatuses included), slots
+  and block heights (getSlot, getBlockHeight, getEpochInfo, getLatestBlockhash, at each commitment
+  counted back from the lagging head), transactions (getSignatureStatuses, getTransaction and
+  getSignaturesForAddress do not find those of the last ``blocks`` blocks, and report confirmation
+  depth from the lagging head). Not lagged, because the local chain keeps only its latest state:
+  account data and balances (only their context slot lags), and sendTransaction, which is processed
+  as a lagging node would forward it to the current leader. Scope it to getSignatureStatuses to get
+  the hazard of issue 12: the finalized height from a current node says an attempt's window is over,
+  while the status from the lagging node does not know the attempt that landed in the window's last
+  blocks; only the status answer's context slot (older than the finalized slot) shows it is stale.
 
 - ``hostile``: the swap API answers as a hostile one would, in ``mode`` (one of
   ``market.HOSTILE_MODES``: drain, approve, authority, assign, wrong_mint, wrong_amount,
@@ -22,11 +31,16 @@ Kinds (each scoped to one JSON-RPC method, ``quote``/``swap`` for the swap API, 
   inf_price_impact on ``quote``). Scope it to ``jupiter``, ``swap`` or ``quote``.
 
 Several latency faults add up; of the other kinds the first one that fires decides.
+
+Scope ``node``: the chain answers JSON-RPC at ``/`` (RPC node ``main``) and at ``/nodes/<name>/`` (more
+RPC nodes of the same cluster, e.g. a second provider). A fault with ``node`` = ``*`` (the default)
+hits every node; with a name, only requests to that node. So one node can lag while another is current.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -40,6 +54,8 @@ HOSTILE_QUOTE_MODES = ("nan_price_impact", "inf_price_impact")
 ANSWERS = ("timeout", "close", "error", "http_error")
 JUPITER_METHODS = ("quote", "swap")
 PRICE_METHOD = "price"  # the price API v3: only a fault scoped to it by name applies
+MAIN_NODE = "main"  # the RPC node answering at "/"
+NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
 
 
 @dataclass
@@ -56,6 +72,7 @@ class FaultSpec:
     status: int = 503
     blocks: int = 0
     mode: str = ""
+    node: str = "*"
 
     @classmethod
     def from_json(cls, body: Any) -> FaultSpec:
@@ -103,10 +120,14 @@ class FaultSpec:
                 raise InvalidInputError(f"fault.method must be {wanted!r} or 'jupiter' for hostile mode {self.mode}")
         elif self.mode:
             raise InvalidInputError("fault.mode is only for a hostile fault")
+        if not isinstance(self.node, str) or not (self.node == "*" or NODE_NAME.fullmatch(self.node)):
+            raise InvalidInputError(f"fault.node must be '*' or a node name (letters, digits, '-'), got {self.node!r}")
         if not isinstance(self.code, int):
             raise InvalidInputError(f"fault.code must be an integer JSON-RPC error code, got {self.code!r}")
 
-    def applies_to(self, method: str) -> bool:
+    def applies_to(self, method: str, node: str = MAIN_NODE) -> bool:
+        if self.node != "*" and self.node != node:
+            return False
         if self.kind == "hostile":
             wanted = "quote" if self.mode in HOSTILE_QUOTE_MODES else "swap"
             return method == wanted and self.method in (wanted, "jupiter")
@@ -158,10 +179,16 @@ class FaultEngine:
     def reset(self) -> None:
         self.faults.clear()
 
-    def decide(self, method: str) -> Decision:
+    def remove(self, fault_id: int) -> bool:
+        """Remove one fault (the others keep firing); False when no active fault has that id."""
+        before = len(self.faults)
+        self.faults = [fault for fault in self.faults if fault.id != fault_id]
+        return len(self.faults) < before
+
+    def decide(self, method: str, node: str = MAIN_NODE) -> Decision:
         decision = Decision()
         for fault in self.faults:
-            if fault.exhausted() or not fault.spec.applies_to(method):
+            if fault.exhausted() or not fault.spec.applies_to(method, node):
                 continue
             if fault.spec.kind != "latency" and decision.fault is not None:
                 continue

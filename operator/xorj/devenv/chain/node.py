@@ -197,16 +197,23 @@ class LocalNode:
             self._index_in_slot = 0
             self._new_block()
 
-    def block_at(self, commitment: str | None) -> Block:
+    def head_height(self, behind: int = 0) -> int:
+        """The newest block height a node ``behind`` blocks behind this one has (a lagging RPC
+        node: see the ``status_lag`` fault), never older than the oldest block still kept."""
+        oldest = next(iter(self.blocks))
+        return max(oldest, self.height - max(0, behind))
+
+    def block_at(self, commitment: str | None, behind: int = 0) -> Block:
         commitment = commitment or "finalized"
         if commitment not in COMMITMENTS:
             raise invalid_params(f"Invalid params: unknown commitment {commitment!r}")
         depth = {"processed": 0, "confirmed": self.config.confirm_depth,
                  "finalized": self.config.finalize_depth}[commitment]
-        return self.blocks[max(1, self.height - depth)]
+        oldest = next(iter(self.blocks))
+        return self.blocks[max(1, oldest, self.head_height(behind) - depth)]
 
-    def slot_at(self, commitment: str | None) -> int:
-        return self.block_at(commitment).slot
+    def slot_at(self, commitment: str | None, behind: int = 0) -> int:
+        return self.block_at(commitment, behind).slot
 
     @property
     def current(self) -> Block:
@@ -309,16 +316,20 @@ class LocalNode:
             self.by_address.setdefault(str(key), []).append(signature)
         return SubmitOutcome(signature, landed=True, err=err)
 
-    def confirmation_status(self, record: TxRecord) -> tuple[str, int | None]:
-        depth = self.height - record.height
+    def confirmation_status(self, record: TxRecord, behind: int = 0) -> tuple[str, int | None]:
+        depth = self.head_height(behind) - record.height
         if depth >= self.config.finalize_depth:
             return "finalized", None
         if depth >= self.config.confirm_depth:
             return "confirmed", depth
         return "processed", depth
 
-    def meets(self, record: TxRecord, commitment: str | None) -> bool:
-        return record.height <= self.block_at(commitment).height
+    def meets(self, record: TxRecord, commitment: str | None, behind: int = 0) -> bool:
+        return record.height <= self.block_at(commitment, behind).height
+
+    def seen(self, record: TxRecord, behind: int = 0) -> bool:
+        """Whether a node ``behind`` blocks behind has the record's block yet."""
+        return record.height <= self.head_height(behind)
 
     def in_status_cache(self, record: TxRecord) -> bool:
         """Whether getSignatureStatuses finds it without searchTransactionHistory."""

@@ -126,6 +126,14 @@ class RpcMethods:
             raise invalid_params("Invalid params: params must be an array")
         return handler(params)
 
+    # A status_lag fault makes this call answer as a node ``status_lag_blocks`` behind: every block,
+    # slot, height, context slot and transaction record it reads is as of that node's head.
+    def _block(self, commitment: str | None) -> Any:
+        return self.node.block_at(commitment, self.status_lag_blocks)
+
+    def _slot(self, commitment: str | None) -> int:
+        return self.node.slot_at(commitment, self.status_lag_blocks)
+
     def _context(self, slot: int, value: Any) -> dict[str, Any]:
         return {"context": {"apiVersion": API_VERSION, "slot": slot}, "value": value}
 
@@ -137,25 +145,25 @@ class RpcMethods:
     # ---- cluster ----------------------------------------------------------------------------------
     def get_latest_blockhash(self, params: list[Any]) -> Any:
         config = _config(params, 0)
-        block = self.node.block_at(_commitment(config))
+        block = self._block(_commitment(config))
         self._min_context_slot(config, block.slot)
         return self._context(block.slot, {"blockhash": block.blockhash,
                                           "lastValidBlockHeight": block.last_valid_block_height})
 
     def get_block_height(self, params: list[Any]) -> Any:
         config = _config(params, 0)
-        block = self.node.block_at(_commitment(config))
+        block = self._block(_commitment(config))
         self._min_context_slot(config, block.slot)
         return block.height
 
     def get_slot(self, params: list[Any]) -> Any:
         config = _config(params, 0)
-        slot = self.node.slot_at(_commitment(config))
+        slot = self._slot(_commitment(config))
         self._min_context_slot(config, slot)
         return slot
 
     def get_epoch_info(self, params: list[Any]) -> Any:
-        block = self.node.block_at(_commitment(_config(params, 0)))
+        block = self._block(_commitment(_config(params, 0)))
         slot = block.slot
         return {"absoluteSlot": slot, "blockHeight": block.height, "epoch": 0, "slotIndex": slot,
                 "slotsInEpoch": 432000, "transactionCount": len(self.node.records)}
@@ -163,7 +171,7 @@ class RpcMethods:
     def is_blockhash_valid(self, params: list[Any]) -> Any:
         blockhash = _arg(params, 0, "blockhash")
         config = _config(params, 1)
-        slot = self.node.slot_at(_commitment(config))
+        slot = self._slot(_commitment(config))
         return self._context(slot, self.node.blockhash_valid(str(blockhash)))
 
     def get_genesis_hash(self, params: list[Any]) -> Any:
@@ -172,7 +180,7 @@ class RpcMethods:
     def get_fee_for_message(self, params: list[Any]) -> Any:
         data = _arg(params, 0, "message")
         config = _config(params, 1)
-        slot = self.node.slot_at(_commitment(config))
+        slot = self._slot(_commitment(config))
         try:
             message = from_bytes_versioned(base64.b64decode(data))
         except Exception:
@@ -196,7 +204,7 @@ class RpcMethods:
     def send_transaction(self, params: list[Any]) -> Any:
         config = _config(params, 1)
         tx = decode_transaction(_arg(params, 0, "transaction"), config.get("encoding") or "base58")
-        preflight_slot = self.node.slot_at(_commitment(config, "preflightCommitment"))
+        preflight_slot = self._slot(_commitment(config, "preflightCommitment"))
         self._min_context_slot(config, preflight_slot)
         if not config.get("skipPreflight", False):
             if not all(tx.verify_with_results()):
@@ -220,7 +228,7 @@ class RpcMethods:
         replace = bool(config.get("replaceRecentBlockhash", False))
         if sig_verify and replace:
             raise invalid_params("sigVerify may not be used with replaceRecentBlockhash")
-        slot = self.node.slot_at(_commitment(config))
+        slot = self._slot(_commitment(config))
         replacement = None
         if replace:
             block = self.node.current
@@ -259,10 +267,10 @@ class RpcMethods:
         return self._context(slot, value)
 
     def _lagging(self, record: TxRecord) -> bool:
-        return self.status_lag_blocks > 0 and record.height > self.node.height - self.status_lag_blocks
+        return not self.node.seen(record, self.status_lag_blocks)
 
     def _status(self, record: TxRecord) -> dict[str, Any]:
-        status, confirmations = self.node.confirmation_status(record)
+        status, confirmations = self.node.confirmation_status(record, self.status_lag_blocks)
         return {"slot": record.slot, "confirmations": confirmations, "err": record.err,
                 "status": {"Ok": None} if record.err is None else {"Err": record.err},
                 "confirmationStatus": status}
@@ -283,7 +291,7 @@ class RpcMethods:
                 values.append(None)
             else:
                 values.append(self._status(record))
-        return self._context(self.node.slot, values)
+        return self._context(self._slot("processed"), values)
 
     def get_signatures_for_address(self, params: list[Any]) -> Any:
         address = str(parse_pubkey(_arg(params, 0, "address")))
@@ -304,9 +312,9 @@ class RpcMethods:
             if signature == until:
                 break
             record = self.node.records[signature]
-            if not self.node.meets(record, commitment):
+            if not self.node.meets(record, commitment, self.status_lag_blocks):
                 continue
-            status, _ = self.node.confirmation_status(record)
+            status, _ = self.node.confirmation_status(record, self.status_lag_blocks)
             out.append({"signature": signature, "slot": record.slot, "err": record.err, "memo": None,
                         "blockTime": record.block_time, "confirmationStatus": status})
             if len(out) >= limit:
@@ -323,7 +331,7 @@ class RpcMethods:
         if encoding not in ("json", "base64", "base58"):
             raise invalid_params(f"Invalid params: unsupported encoding {encoding!r} (json, base64, base58)")
         record = self.node.records.get(signature)
-        if record is None or not self.node.meets(record, commitment) or self._lagging(record):
+        if record is None or not self.node.meets(record, commitment, self.status_lag_blocks):
             return None
         tx = record.transaction
         is_legacy = str(tx.version()).endswith("Legacy")
@@ -368,7 +376,7 @@ class RpcMethods:
     # ---- accounts ---------------------------------------------------------------------------------
     def get_balance(self, params: list[Any]) -> Any:
         pubkey = parse_pubkey(_arg(params, 0, "pubkey"))
-        slot = self.node.slot_at(_commitment(_config(params, 1)))
+        slot = self._slot(_commitment(_config(params, 1)))
         return self._context(slot, self.node.svm.get_balance(pubkey) or 0)
 
     def get_multiple_accounts(self, params: list[Any]) -> Any:
@@ -385,7 +393,7 @@ class RpcMethods:
     def get_account_info(self, params: list[Any]) -> Any:
         pubkey = parse_pubkey(_arg(params, 0, "pubkey"))
         config = _config(params, 1)
-        slot = self.node.slot_at(_commitment(config))
+        slot = self._slot(_commitment(config))
         account = self.node.svm.get_account(pubkey)
         if account is None:
             return self._context(slot, None)
@@ -422,7 +430,7 @@ class RpcMethods:
 
     def get_token_account_balance(self, params: list[Any]) -> Any:
         pubkey = parse_pubkey(_arg(params, 0, "pubkey"))
-        slot = self.node.slot_at(_commitment(_config(params, 1)))
+        slot = self._slot(_commitment(_config(params, 1)))
         account = self.node.svm.get_account(pubkey)
         if account is None or account.owner not in (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID) \
                 or len(account.data) < 165:

@@ -1,7 +1,8 @@
 """The local chain's HTTP server: Solana JSON-RPC, Jupiter swap API v1 and an admin API, on one port.
 
 Stands in for three real services a trading client talks to:
-- a Solana RPC node (``POST /`` JSON-RPC 2.0, ``GET /health``), over LiteSVM (``node``/``rpc_methods``);
+- a Solana RPC node (``POST /`` JSON-RPC 2.0, ``GET /health``), over LiteSVM (``node``/``rpc_methods``),
+  and more RPC nodes of the same cluster at ``POST /nodes/<name>/`` (same chain; faults may target one);
 - Jupiter's hosted swap API v1 (``GET /swap/v1/quote``, ``POST /swap/v1/swap``) and price API v3
   (``GET /price/v3?ids=...``) over a local constant-product market (``market``);
 - nothing real: ``/admin/...`` lets tests and chaos probes inject faults (``faults``), move prices,
@@ -23,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from xorj.devenv.chain.faults import Decision, FaultEngine, FaultSpec
+from xorj.devenv.chain.faults import MAIN_NODE, Decision, FaultEngine, FaultSpec
 from xorj.devenv.chain.market import Market, SwapApiError
 from xorj.devenv.chain.node import MAX_PROCESSING_AGE, LocalNode, RpcError
 from xorj.devenv.chain.rpc_methods import RpcMethods
@@ -55,6 +56,8 @@ class ChainServer:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_post("/", self.handle_rpc)
+        app.router.add_post("/nodes/{node}", self.handle_rpc)  # more RPC nodes of the cluster (fault scope)
+        app.router.add_post("/nodes/{node}/", self.handle_rpc)
         app.router.add_get("/health", self.handle_health)
         app.router.add_get(f"{SWAP_API_PREFIX}/quote", self.handle_quote)
         app.router.add_post(f"{SWAP_API_PREFIX}/swap", self.handle_swap)
@@ -64,6 +67,7 @@ class ChainServer:
         app.router.add_post(f"{ADMIN_PREFIX}/faults", self.admin_add_fault)
         app.router.add_get(f"{ADMIN_PREFIX}/faults", self.admin_list_faults)
         app.router.add_delete(f"{ADMIN_PREFIX}/faults", self.admin_clear_faults)
+        app.router.add_delete(f"{ADMIN_PREFIX}/faults/{{fault_id}}", self.admin_remove_fault)
         app.router.add_post(f"{ADMIN_PREFIX}/reset", self.admin_reset)
         app.router.add_post(f"{ADMIN_PREFIX}/price", self.admin_price)
         app.router.add_post(f"{ADMIN_PREFIX}/blocks", self.admin_blocks)
@@ -103,13 +107,14 @@ class ChainServer:
                            work: Callable[[], web.StreamResponse],
                            error_answer: Callable[[FaultSpec], web.StreamResponse]) -> web.StreamResponse:
         self.requests[method] = self.requests.get(method, 0) + 1
-        decision: Decision = self.faults.decide(method)
+        node = request.match_info.get("node", MAIN_NODE)
+        decision: Decision = self.faults.decide(method, node)
         if decision.delay_ms:
             await asyncio.sleep(decision.delay_ms / 1000)
         fault = decision.fault
         if fault is None:
             return work()
-        log.info("fault fired", extra={"fault_kind": fault.kind, "method": method})
+        log.info("fault fired", extra={"fault_kind": fault.kind, "method": method, "node": node})
         if fault.kind == "timeout":
             return await self._hang_and_drop(request, fault.hang_s)
         if fault.kind == "error":
@@ -291,6 +296,15 @@ class ChainServer:
     async def admin_clear_faults(self, request: web.Request) -> web.StreamResponse:
         self.faults.reset()
         return web.json_response({"faults": []})
+
+    async def admin_remove_fault(self, request: web.Request) -> web.StreamResponse:
+        text = request.match_info["fault_id"]
+        if not text.isdigit():
+            return web.json_response({"error": f"fault id must be a positive integer, got {text!r}"}, status=400)
+        if not self.faults.remove(int(text)):
+            return web.json_response({"error": f"no active fault with id {text}"}, status=404)
+        log.info("fault removed", extra={"fault_id": int(text)})
+        return web.json_response({"faults": self.faults.to_json()})
 
     async def admin_reset(self, request: web.Request) -> web.StreamResponse:
         self.faults.reset()

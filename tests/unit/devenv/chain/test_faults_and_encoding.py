@@ -90,6 +90,28 @@ def test_assembler_resolves_labels_relative_to_the_next_instruction() -> None:
         asm.emit(MOV64_IMM, 11)
 
 
+def test_one_fault_can_be_removed_while_the_others_keep_firing() -> None:
+    engine = FaultEngine(seed=1)
+    timeout = engine.add(FaultSpec(kind="timeout", method="sendTransaction"))
+    engine.add(FaultSpec(kind="status_lag", method="getSignatureStatuses", blocks=60))
+    assert engine.decide("sendTransaction").fault.kind == "timeout"
+    assert engine.remove(timeout) and not engine.remove(timeout)
+    assert engine.decide("sendTransaction").fault is None
+    assert engine.decide("getSignatureStatuses").fault.blocks == 60
+
+
+def test_a_fault_can_target_one_rpc_node() -> None:
+    engine = FaultEngine(seed=1)
+    engine.add(FaultSpec(kind="status_lag", method="getSignatureStatuses", blocks=60, node="lb"))
+    assert engine.decide("getSignatureStatuses", "lb").fault.kind == "status_lag"
+    assert engine.decide("getSignatureStatuses", "second").fault is None
+    assert engine.decide("getSignatureStatuses").fault is None  # the node at "/" is "main"
+    engine.add(FaultSpec(kind="error", method="*"))  # node "*": every node
+    assert engine.decide("getSlot", "second").fault.kind == "error"
+    with pytest.raises(InvalidInputError, match="fault.node"):
+        FaultSpec.from_json({"kind": "error", "node": "../x"})
+
+
 def test_hostile_faults_need_a_known_mode_and_apply_only_to_their_call() -> None:
     engine = FaultEngine(seed=1)
     engine.add(FaultSpec.from_json({"kind": "hostile", "mode": "drain", "method": "jupiter"}))
