@@ -58,3 +58,34 @@ class QuoteUnavailableError(ChainCallError):
     """The swap API could not quote this pair/amount (no route, 4xx with a reason)."""
 
     reason = ReasonCode.QUOTE_UNAVAILABLE
+
+
+class SwapRejectedError(ChainCallError):
+    """The swap API's transaction does something the trade does not need: it is never signed.
+    ``rule`` names the check that refused it (a stable identifier, e.g. ``vault-transfer``)."""
+
+    reason = ReasonCode.SWAP_REJECTED
+
+    def __init__(self, rule: str, message: str, *, method: str = "swap") -> None:
+        super().__init__(f"{rule}: {message}", method=method)
+        self.rule = rule
+
+
+class QuoteRejectedError(ChainCallError):
+    """The quote cannot be used for this trade (non-finite numbers, a minimum out below the slippage
+    bound, ...). ``rule`` names the check."""
+
+    reason = ReasonCode.QUOTE_REJECTED
+
+    def __init__(self, rule: str, message: str, *, method: str = "quote") -> None:
+        super().__init__(f"{rule}: {message}", method=method)
+        self.rule = rule
+
+
+class SimulationFailedError(ChainCallError):
+    """simulateTransaction of the unsigned swap failed. ``reason`` is the failure's own class
+    (SLIPPAGE_EXCEEDED, INSUFFICIENT_FUNDS, BLOCKHASH_EXPIRED, PROGRAM_ERROR): a price that moved is
+    not a hostile transaction."""
+
+    def __init__(self, message: str, *, reason: ReasonCode) -> None:
+        super().__init__(message, method="simulateTransaction", reason=reason)

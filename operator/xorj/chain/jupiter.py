@@ -3,53 +3,33 @@
 The models follow Jupiter's published JSON (camelCase on the wire; amounts as decimal strings).
 Unknown fields are kept, because the quote must go back to /swap exactly as it came.
 
-The swap answer's unsigned (or partially signed) VersionedTransaction is checked before it is
-signed: the fee payer must be the vault, the vault must be a required signer, and every top-level
-program must be on the allow-list. Only the vault's signature slot is filled; signatures already
-present (a pool authority, say) are kept and verified.
+This client only talks to the API: it never signs. The swap answer's transaction goes through
+:class:`xorj.chain.swap_guard.SwapGuard` (every instruction decoded and checked against the trade,
+validity from our RPC, a simulation of the vault's accounts) before the vault's key touches it.
+The quote is checked here (:func:`xorj.chain.swap_check.check_quote`): non-finite numbers, or a
+minimum out below our slippage setting, are refused with QUOTE_REJECTED.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from solders.message import to_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.signature import Signature
-from solders.transaction import VersionedTransaction
 
-from xorj.chain.classify import (
-    ASSOCIATED_TOKEN_PROGRAM_ID,
-    COMPUTE_BUDGET_PROGRAM_ID,
-    JUPITER_PROGRAM_ID,
-    MEMO_PROGRAM_ID,
-    SYSTEM_PROGRAM_ID,
-    TOKEN_2022_PROGRAM_ID,
-    TOKEN_PROGRAM_ID,
-)
 from xorj.chain.errors import (
     MalformedAnswerError,
     QuoteUnavailableError,
     RpcTimeoutError,
     RpcTransportError,
 )
-from xorj.chain.keys import VaultKey
+from xorj.chain.swap_check import check_quote
 
 log = logging.getLogger(__name__)
-
-DEFAULT_ALLOWED_PROGRAMS: frozenset[str] = frozenset({
-    JUPITER_PROGRAM_ID, COMPUTE_BUDGET_PROGRAM_ID, SYSTEM_PROGRAM_ID, TOKEN_PROGRAM_ID,
-    TOKEN_2022_PROGRAM_ID, ASSOCIATED_TOKEN_PROGRAM_ID, MEMO_PROGRAM_ID,
-})
-
-_DEFAULT_SIGNATURE = Signature.default()
 
 
 class _Wire(BaseModel):
@@ -155,8 +135,7 @@ class JupiterClient:
     (e.g. ``https://lite-api.jup.ag/swap/v1``, or the local market's ``http://127.0.0.1:PORT/swap/v1``);
     a bare host URL gets ``/swap/v1`` appended."""
 
-    def __init__(self, base_url: str, *, timeout: float = 5.0, api_key: str | None = None,
-                 allowed_programs: Iterable[str] = DEFAULT_ALLOWED_PROGRAMS) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 5.0, api_key: str | None = None) -> None:
         base = base_url.rstrip("/")
         self.base_url = base if base.endswith(SWAP_API_PATH) else base + SWAP_API_PATH
         self.timeout = timeout
@@ -166,7 +145,6 @@ class JupiterClient:
         # transport retries 0: the executor owns every retry
         self._http = httpx.AsyncClient(base_url=self.base_url + "/", headers=headers, timeout=httpx.Timeout(timeout),
                                        transport=httpx.AsyncHTTPTransport(retries=0))
-        self.allowed_programs = frozenset(allowed_programs)
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -187,6 +165,9 @@ class JupiterClient:
             raise MalformedAnswerError(
                 "quote: answer is for another request (inputMint/outputMint/inAmount/slippageBps differ)",
                 method="quote")
+        check_quote(out_amount=model.out_amount, other_amount_threshold=model.other_amount_threshold,
+                    price_impact_pct=model.price_impact_pct, slippage_bps=slippage_bps,
+                    numbers={"timeTaken": model.time_taken})
         return Quote(model=model, raw=body)
 
     async def swap_transaction(self, quote: Quote, vault: Pubkey, *, timeout: float | None = None) -> SwapResponse:
@@ -202,10 +183,6 @@ class JupiterClient:
             raise MalformedAnswerError(f"swap: the API's own simulation failed: {str(answer.simulation_error)[:200]}",
                                        method="swap")
         return answer
-
-    async def signed_swap(self, quote: Quote, key: VaultKey, *, timeout: float | None = None) -> SignedSwap:
-        answer = await self.swap_transaction(quote, key.pubkey, timeout=timeout)
-        return sign_swap_transaction(answer, quote, key, self.allowed_programs)
 
     async def _request(self, verb: str, path: str, what: str, *, timeout: float | None, **kwargs: Any) -> Any:
         try:
@@ -240,57 +217,3 @@ def _error_text(resp: httpx.Response) -> str:
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     return f"field {'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-
-
-def check_swap_transaction(tx: VersionedTransaction, vault: Pubkey, allowed_programs: frozenset[str]) -> tuple[int, tuple[str, ...]]:
-    """Check the transaction the swap API built. Returns (the vault's signer index, program ids)."""
-    message = tx.message
-    keys = list(message.account_keys)
-    header = message.header
-    if not keys or keys[0] != vault:
-        raise MalformedAnswerError(f"swap: fee payer is {keys[0] if keys else 'missing'}, not the vault {vault}",
-                                   method="swap")
-    signers = keys[: header.num_required_signatures]
-    if vault not in signers:
-        raise MalformedAnswerError("swap: the vault is not a required signer", method="swap")
-    if len(tx.signatures) != header.num_required_signatures:
-        raise MalformedAnswerError("swap: signature count does not match the message header", method="swap")
-    programs: list[str] = []
-    for ix in message.instructions:
-        if ix.program_id_index >= len(keys):
-            # programs cannot come from lookup tables: a program index outside the static keys is malformed
-            raise MalformedAnswerError("swap: instruction program is not a static account key", method="swap")
-        program = str(keys[ix.program_id_index])
-        if program not in allowed_programs:
-            raise MalformedAnswerError(f"swap: program {program} is not allowed", method="swap")
-        programs.append(program)
-    if not programs:
-        raise MalformedAnswerError("swap: transaction has no instructions", method="swap")
-    return signers.index(vault), tuple(programs)
-
-
-def sign_swap_transaction(answer: SwapResponse, quote: Quote, key: VaultKey,
-                          allowed_programs: frozenset[str] = DEFAULT_ALLOWED_PROGRAMS) -> SignedSwap:
-    try:
-        raw = base64.b64decode(answer.swap_transaction, validate=True)
-        tx = VersionedTransaction.from_bytes(raw)
-    except (binascii.Error, ValueError) as exc:
-        raise MalformedAnswerError(f"swap: swapTransaction is not a base64 VersionedTransaction "
-                                   f"({type(exc).__name__})", method="swap") from None
-    except Exception as exc:  # noqa: BLE001 - solders raises its own parse error types
-        raise MalformedAnswerError(f"swap: swapTransaction does not decode ({type(exc).__name__})",
-                                   method="swap") from None
-    vault_index, programs = check_swap_transaction(tx, key.pubkey, allowed_programs)
-    message_bytes = to_bytes_versioned(tx.message)
-    signatures = list(tx.signatures)
-    signers = list(tx.message.account_keys)[: tx.message.header.num_required_signatures]
-    for index, (signer, signature) in enumerate(zip(signers, signatures)):
-        if index == vault_index:
-            continue
-        if signature == _DEFAULT_SIGNATURE or not signature.verify(signer, message_bytes):
-            raise MalformedAnswerError(f"swap: co-signer {signer} did not sign (or signed another message)",
-                                       method="swap")
-    signatures[vault_index] = key.sign_message(message_bytes)
-    signed = VersionedTransaction.populate(tx.message, signatures)
-    return SignedSwap(tx_bytes=bytes(signed), signature=signed.signatures[0],
-                      last_valid_block_height=answer.last_valid_block_height, program_ids=programs, quote=quote)

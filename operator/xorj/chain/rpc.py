@@ -25,20 +25,27 @@ from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment, Confirmed, Finalized, Processed
 from solana.rpc.core import RPCException
 from solana.rpc.models import TxOpts
+from solders.commitment_config import CommitmentLevel
 from solders.hash import Hash
 from solders.pubkey import Pubkey
+from solders.rpc.config import RpcContextConfig
+from solders.rpc.requests import IsBlockhashValid
 from solders.rpc.responses import (
     GetAccountInfoResp,
     GetBalanceResp,
     GetBlockHeightResp,
     GetEpochInfoResp,
     GetLatestBlockhashResp,
+    GetMultipleAccountsResp,
     GetSignatureStatusesResp,
     GetTokenAccountBalanceResp,
     GetTransactionResp,
+    IsBlockhashValidResp,
     SendTransactionResp,
+    SimulateTransactionResp,
 )
 from solders.signature import Signature
+from solders.transaction import VersionedTransaction
 
 from xorj.chain.classify import TxFailure, classify_tx_failure, tx_failure_from_solders
 from xorj.chain.errors import (
@@ -55,6 +62,8 @@ log = logging.getLogger(__name__)
 
 COMMITMENT_RANK = {"processed": 0, "confirmed": 1, "finalized": 2}
 _COMMITMENTS: dict[str, Commitment] = {"processed": Processed, "confirmed": Confirmed, "finalized": Finalized}
+_COMMITMENT_LEVELS = {"processed": CommitmentLevel.Processed, "confirmed": CommitmentLevel.Confirmed,
+                      "finalized": CommitmentLevel.Finalized}
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,25 @@ class SignatureStatus:
 
     def at_least(self, commitment: str) -> bool:
         return COMMITMENT_RANK[self.confirmation] >= COMMITMENT_RANK[commitment]
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    lamports: int
+    owner: Pubkey
+    data: bytes
+
+
+@dataclass(frozen=True)
+class SimulationAnswer:
+    """simulateTransaction's answer: ``err`` (solders error or None), logs, and the requested
+    accounts' state after the simulated transaction (None: the account does not exist then)."""
+
+    slot: int
+    err: Any
+    logs: list[str]
+    accounts: list[AccountInfo | None] | None
+    units_consumed: int | None
 
 
 @dataclass(frozen=True)
@@ -153,6 +181,47 @@ class SolanaRpc:
         resp = await self._call("getLatestBlockhash", self._client.get_latest_blockhash(_COMMITMENTS[commitment]),
                                 GetLatestBlockhashResp, timeout)
         return LatestBlockhash(resp.value.blockhash, int(resp.value.last_valid_block_height))
+
+    async def is_blockhash_valid(self, blockhash: Hash, commitment: str = "processed", *,
+                                 timeout: float | None = None) -> bool:
+        request = IsBlockhashValid(blockhash, RpcContextConfig(commitment=_COMMITMENT_LEVELS[commitment]))
+        resp = await self._call("isBlockhashValid",
+                                self._client._provider.make_request(request, IsBlockhashValidResp),  # noqa: SLF001
+                                IsBlockhashValidResp, timeout)
+        return bool(resp.value)
+
+    async def accounts(self, pubkeys: Sequence[Pubkey], commitment: str = "processed", *,
+                       timeout: float | None = None) -> list[AccountInfo | None]:
+        """getMultipleAccounts (base64): each account's lamports, owner program and data."""
+        resp = await self._call("getMultipleAccounts",
+                                self._client.get_multiple_accounts(list(pubkeys), _COMMITMENTS[commitment]),
+                                GetMultipleAccountsResp, timeout)
+        if len(resp.value) != len(pubkeys):
+            raise MalformedAnswerError(f"getMultipleAccounts from {self._host}: {len(resp.value)} accounts for "
+                                       f"{len(pubkeys)} keys", method="getMultipleAccounts")
+        return [None if a is None else AccountInfo(int(a.lamports), a.owner, bytes(a.data)) for a in resp.value]
+
+    async def simulate(self, tx: VersionedTransaction, accounts: Sequence[Pubkey], commitment: str = "processed", *,
+                       timeout: float | None = None) -> SimulationAnswer:
+        """simulateTransaction without signature verification and with the message's OWN blockhash
+        (never replaced), returning ``accounts`` as they would be after the transaction."""
+        resp = await self._call("simulateTransaction",
+                                self._client.simulate_transaction(tx, sig_verify=False, commitment=_COMMITMENTS[commitment],
+                                                                  replace_recent_blockhash=False,
+                                                                  inner_instructions=True,
+                                                                  accounts_addresses=list(accounts),
+                                                                  accounts_encoding="base64"),
+                                SimulateTransactionResp, timeout)
+        value = resp.value
+        states = None
+        if value.accounts is not None:
+            if len(value.accounts) != len(accounts):
+                raise MalformedAnswerError(f"simulateTransaction from {self._host}: {len(value.accounts)} accounts "
+                                           f"for {len(accounts)} requested", method="simulateTransaction")
+            states = [None if a is None else AccountInfo(int(a.lamports), a.owner, bytes(a.data))
+                      for a in value.accounts]
+        return SimulationAnswer(slot=int(resp.context.slot), err=value.err, logs=list(value.logs or []),
+                                accounts=states, units_consumed=value.units_consumed)
 
     async def block_height(self, commitment: str = "finalized", *, timeout: float | None = None) -> int:
         resp = await self._call("getBlockHeight", self._client.get_block_height(_COMMITMENTS[commitment]),

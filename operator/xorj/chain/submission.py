@@ -9,7 +9,9 @@ For one claimed trade, until it is CONFIRMED or FAILED:
    max attempts reached: FAIL with the reason).
 3. Quote, check the risk limits (a refusal FAILs with RISK_LIMIT and the rule; an approval counts
    the trade against its vault's daily limits, once per trade), get the swap transaction, check it
-   and sign it with the vault key.
+   (:class:`~xorj.chain.swap_guard.SwapGuard`: every instruction, validity from our RPC, a
+   simulation) and sign it with the vault key. A refused quote or transaction FAILs the trade with
+   QUOTE_REJECTED / SWAP_REJECTED, unsigned.
 4. COMMIT the attempt (signature, raw bytes, lastValidBlockHeight, slippage) to the ledger. Only a
    committed attempt is ever sent: a crash before the commit leaves signed bytes nobody sent.
 5. Send; rebroadcast the same bytes periodically. Poll getSignatureStatuses with
@@ -53,13 +55,17 @@ from xorj.chain.classify import TxFailure, classify_tx_failure, tx_failure_from_
 from xorj.chain.errors import (
     ChainCallError,
     MalformedAnswerError,
+    QuoteRejectedError,
     QuoteUnavailableError,
     RpcRequestError,
+    SimulationFailedError,
+    SwapRejectedError,
 )
 from xorj.chain.jupiter import JupiterClient, Quote, SignedSwap
 from xorj.chain.keys import VaultKey
 from xorj.chain.rpc import SignatureStatus, SolanaRpc
 from xorj.chain.status_batch import StatusBatcher, StatusReading
+from xorj.chain.swap_guard import SwapGuard
 from xorj.domain.expiry import ExpiryVerdict, expiry_verdict
 from xorj.domain.risk import RiskDecision
 from xorj.domain.slippage import SlippageAction, SlippagePolicy, next_slippage
@@ -107,6 +113,8 @@ class Observer(Protocol):
 
     def rpc_error(self, method: str, reason: ReasonCode) -> None: ...
 
+    def swap_rejected(self, reason: ReasonCode, rule: str) -> None: ...
+
     def trade_finished(self, trade_id: int, state: TradeState, reason: ReasonCode | None) -> None: ...
 
 
@@ -116,6 +124,8 @@ class NullObserver:
     def attempt_finished(self, outcome: AttemptOutcome, reason: ReasonCode | None, seconds: float) -> None: ...
 
     def rpc_error(self, method: str, reason: ReasonCode) -> None: ...
+
+    def swap_rejected(self, reason: ReasonCode, rule: str) -> None: ...
 
     def trade_finished(self, trade_id: int, state: TradeState, reason: ReasonCode | None) -> None: ...
 
@@ -146,6 +156,7 @@ class SubmissionSettings:
     rebroadcast_interval: float = 2.0  # between sends of the same bytes while unknown
     backoff_max: float = 5.0  # cap of the back-off after RPC errors while following an attempt
     prepare_retries: int = 3  # quote/swap tries before an attempt exists (safe: nothing was sent)
+    prepare_rpc_patience: float = 30.0  # seconds of Solana RPC errors while preparing, before giving up
     confirmation: ConfirmationPolicy = field(default_factory=ConfirmationPolicy)
 
 
@@ -157,6 +168,9 @@ class _Follow:
     reason: ReasonCode | None = None
     detail: str | None = None
 
+
+# ChainCallError.method of the HTTP APIs that are not our Solana RPC (the swap and price APIs)
+_OFF_CHAIN_APIS = frozenset({"quote", "swap", "price", "swap-api", ""})
 
 StepHook = Callable[[str], None]
 
@@ -180,9 +194,11 @@ class Submitter:
                  policy: SlippagePolicy, risk: RiskGate, settings: SubmissionSettings = SubmissionSettings(),
                  observer: Observer | None = None, hook: StepHook = _no_hook,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 confirm_rpc: SolanaRpc | None = None) -> None:
+                 confirm_rpc: SolanaRpc | None = None, guard: SwapGuard | None = None) -> None:
         self.rpc = rpc
         self.swap_api = swap_api
+        # every swap answer goes through the guard before the vault signs it (never optional)
+        self.guard = guard or SwapGuard(rpc)
         self.key = key
         self.ledger = ledger
         self.policy = policy
@@ -245,7 +261,9 @@ class Submitter:
         attempt_no = len(trade.attempts) + 1
         signed: SignedSwap | None = None
         error: ChainCallError | None = None
-        for tries in range(1, self.settings.prepare_retries + 1):
+        tries, left, rpc_waited = 0, self.settings.prepare_retries, 0.0
+        while left > 0:
+            tries, left = tries + 1, left - 1
             try:
                 quote = await self.swap_api.quote(input_mint=trade.input_mint, output_mint=trade.output_mint,
                                                   amount=trade.amount, slippage_bps=slippage_bps)
@@ -254,16 +272,36 @@ class Submitter:
                 if not decision.allowed:
                     await self._fail(trade, ReasonCode.RISK_LIMIT, decision.message)
                     return None
-                signed = await self.swap_api.signed_swap(quote, self.key)
+                answer = await self.swap_api.swap_transaction(quote, self.key.pubkey)
+                signed = await self.guard.sign(answer, quote, self.key, input_mint=trade.input_mint,
+                                               output_mint=trade.output_mint, amount=trade.amount)
                 self.hook("signed")
                 break
+            except (SwapRejectedError, QuoteRejectedError) as exc:
+                # refused, never signed: the trade fails at once, and an alert is raised with it
+                self.observer.swap_rejected(exc.reason, exc.rule)
+                log.warning("swap refused", extra={"trade_id": trade.trade_id, "reason": exc.reason.value,
+                                                   "rule": exc.rule, "detail": str(exc)[:300]})
+                await self._fail(trade, exc.reason, f"attempt {attempt_no} refused, nothing signed: {exc}")
+                return None
+            except SimulationFailedError as exc:
+                error = exc
+                self.observer.rpc_error("simulateTransaction", exc.reason)
+                if exc.reason not in (ReasonCode.SLIPPAGE_EXCEEDED, ReasonCode.BLOCKHASH_EXPIRED):
+                    break  # the transaction would fail on chain for a lasting reason
+                await self._sleep(min(self.settings.backoff_max, 0.25 * 2 ** tries))  # a new quote may pass
             except (QuoteUnavailableError, MalformedAnswerError) as exc:
                 error = exc
                 break  # the API said no (or answered nonsense): asking again the same way will not help
             except ChainCallError as exc:
                 error = exc
                 self.observer.rpc_error(exc.method or "swap-api", exc.reason)
-                await self._sleep(min(self.settings.backoff_max, 0.25 * 2 ** tries))
+                delay = min(self.settings.backoff_max, 0.25 * 2 ** tries)
+                if exc.method not in _OFF_CHAIN_APIS and rpc_waited < self.settings.prepare_rpc_patience:
+                    # our own Solana RPC is away (valuing the trade, checking the swap): nothing is
+                    # signed yet, so waiting for it is safe; the swap/price APIs keep their few tries
+                    left, rpc_waited = left + 1, rpc_waited + delay
+                await self._sleep(delay)
         if signed is None:
             assert error is not None
             await self._fail(trade, error.reason, f"attempt {attempt_no} could not be prepared: {error}")

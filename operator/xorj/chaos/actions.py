@@ -150,9 +150,11 @@ def replay_trades(count: int = 10, configuration: dict[str, Any] | None = None) 
 
 def chain_fault(kind: str, method: str = "*", probability: float = 1.0, count: int | None = None,
                 delay_ms: int = 0, hang_s: float = 30.0, answer: str = "timeout", blocks: int = 0,
-                alert_kind: str = "RPC_FAILURE", configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+                alert_kind: str = "RPC_FAILURE", mode: str = "",
+                configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """Inject one fault into the local chain (see xorj.devenv.chain.faults for the kinds; ``blocks``
-    is how far behind a ``status_lag`` node answers)."""
+    is how far behind a ``status_lag`` node answers; ``mode`` is the attack of a ``hostile``
+    swap-API fault)."""
     target = resolve(configuration)
     spec: dict[str, Any] = {"kind": kind, "method": method, "probability": probability, "delay_ms": int(delay_ms),
                             "hang_s": hang_s, "answer": answer}
@@ -160,9 +162,20 @@ def chain_fault(kind: str, method: str = "*", probability: float = 1.0, count: i
         spec["count"] = int(count)
     if blocks:
         spec["blocks"] = int(blocks)
+    if mode:
+        spec["mode"] = mode
     fault_id = chain_admin(target, "POST", "/faults", spec)["id"]
     marks.fault(target, alert_kind)
     return {"fault_id": fault_id, **spec}
+
+
+def snapshot_vault(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Remember the vault's funds and transactions now (the chain's admin API), for
+    :func:`xorj.chaos.probes.vault_funds_accounted` to compare with after the run."""
+    target = resolve(configuration)
+    state = chain_admin(target, "GET", f"/vault?vault={target.require('vault')}")
+    (target.state_dir / "vault-before.json").write_text(json.dumps(state))
+    return {"lamports": state["lamports"], "transactions": len(state["transactions"])}
 
 
 def clear_chain_faults(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -171,7 +184,11 @@ def clear_chain_faults(configuration: dict[str, Any] | None = None) -> dict[str,
     active = chain_admin(target, "GET", "/faults").get("faults", [])
     chain_admin(target, "DELETE", "/faults")
     marks.write(target, "cleared")
-    return {"cleared": True, "fired": {f"{f['kind']}:{f['method']}": f["fired"] for f in active}}
+    fired: dict[str, int] = {}
+    for f in active:  # hostile faults are told apart by their attack
+        key = f"{f['kind']}:{f['method']}" + (f":{f['mode']}" if f.get("mode") else "")
+        fired[key] = fired.get(key, 0) + int(f["fired"])
+    return {"cleared": True, "fired": fired}
 
 
 def wait_for_chain_fault(kind: str, method: str, fired_at_least: int = 1, timeout_s: float = 20.0,

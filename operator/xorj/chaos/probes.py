@@ -13,11 +13,14 @@ raises, which fails the hypothesis).
   also reports counts and the time to recover after the faults were cleared.
 - :func:`copytrade_status_matches_ledger`: each CopyTrade's status.phase equals its ledger state.
 - :func:`alert_raised`: an alert of ``kind`` in the outbox since that fault class was injected.
+- :func:`vault_funds_accounted`: the vault's funds moved only by the run's filled trades and fees.
+- :func:`hostile_swaps_refused`: trades refused as hostile had nothing signed, and some were refused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -206,6 +209,78 @@ def alert_raised(kind: str, within_seconds: float = 30.0,
         if count > 0 or time.monotonic() >= deadline:
             return {"raised": count > 0, "injected": True, "count": count}
         time.sleep(0.5)
+
+
+def vault_funds_accounted(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The vault's funds since :func:`xorj.chaos.actions.snapshot_vault`, on the chain: every
+    transaction it paid for is an attempt the ledger committed; its input token fell by exactly the
+    amounts of the trades those transactions filled, its output rose by exactly their quoted outputs,
+    its lamports fell by exactly the fees of those transactions; its account and token accounts kept
+    their owner and delegate. ``violations`` must be 0. Before a snapshot: vacuously 0."""
+    from xorj.chaos.actions import chain_admin
+
+    target = resolve(configuration)
+    path = target.state_dir / "vault-before.json"
+    if not path.exists():
+        return {"violations": 0, "snapshot": False}
+    before = json.loads(path.read_text())
+    vault = target.require("vault")
+    after = chain_admin(target, "GET", f"/vault?vault={vault}")
+    seen = {t["signature"] for t in before["transactions"]}
+    new = [t for t in after["transactions"] if t["signature"] not in seen]
+    with _db(target) as cur:
+        rows = cur.execute(
+            """SELECT a.signature, a.quote_out_amount, t.id, t.amount FROM attempts a JOIN trades t ON t.id = a.trade_id
+                WHERE t.vault = %s AND a.signature = ANY(%s)""",
+            (vault, [t["signature"] for t in new])).fetchall()
+    attempts = {r["signature"]: r for r in rows}
+    unexplained = [t["signature"] for t in new if t["signature"] not in attempts]
+    filled = [attempts[t["signature"]] for t in new if t["err"] is None and t["signature"] in attempts]
+    input_mint, output_mint = target.require("input_mint"), target.require("output_mint")
+
+    def amount(state: dict[str, Any], mint: str) -> int:
+        token = state["tokens"].get(mint)
+        return int(token["amount"]) if token else 0
+
+    problems: list[str] = [f"transaction {s} paid by the vault is no committed attempt" for s in unexplained[:5]]
+    spent = amount(before, input_mint) - amount(after, input_mint)
+    if spent != sum(int(r["amount"]) for r in filled):
+        problems.append(f"input fell by {spent}, the filled trades' amounts sum to {sum(int(r['amount']) for r in filled)}")
+    received = amount(after, output_mint) - amount(before, output_mint)
+    if received != sum(int(r["quote_out_amount"] or 0) for r in filled):
+        problems.append(f"output rose by {received}, the filled quotes sum to "
+                        f"{sum(int(r['quote_out_amount'] or 0) for r in filled)}")
+    fees = sum(int(t["fee"]) for t in new)
+    if before["lamports"] - after["lamports"] != fees:
+        problems.append(f"lamports fell by {before['lamports'] - after['lamports']}, the fees of its "
+                        f"{len(new)} transactions are {fees}")
+    if after["owner"] != before["owner"]:
+        problems.append(f"the vault's account owner changed to {after['owner']}")
+    for mint, token in after["tokens"].items():
+        old = before["tokens"].get(mint)
+        if token and old and (token["owner"], token["delegate"]) != (old["owner"], old["delegate"]):
+            problems.append(f"token account of {mint}: owner/delegate changed to {token['owner']}/{token['delegate']}")
+        if old and token is None:
+            problems.append(f"token account of {mint} closed")
+    return {"violations": len(problems) + max(0, len(unexplained) - 5), "snapshot": True, "transactions": len(new),
+            "filled": len(filled), "problems": problems}
+
+
+def hostile_swaps_refused(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """This run's trades refused as SWAP_REJECTED / QUOTE_REJECTED: none has an attempt (nothing was
+    signed for it); once a hostile swap-API fault was injected (mark ``fault:SWAP_REJECTED``), at least
+    one was refused (the attack really happened). ``ok`` must be true."""
+    target = resolve(configuration)
+    condition, params = run_filter(target)
+    with _db(target) as cur:
+        row = cur.execute(
+            f"""SELECT count(*) AS refused,
+                       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM attempts a WHERE a.trade_id = t.id)) AS signed
+                  FROM trades t WHERE {condition} AND state = 'FAILED'
+                   AND reason IN ('SWAP_REJECTED', 'QUOTE_REJECTED')""", params).fetchone()
+    injected = marks.read(target).get("fault:SWAP_REJECTED") is not None
+    ok = row["signed"] == 0 and (row["refused"] > 0 or not injected)
+    return {"ok": ok, "refused": row["refused"], "signed_for_refused": row["signed"], "injected": injected}
 
 
 def _custom_objects(target: Target):

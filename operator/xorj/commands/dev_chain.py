@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from xorj.devenv.chain.faults import HOSTILE_QUOTE_MODES, HOSTILE_SWAP_MODES, KINDS
 from xorj.errors import EnvironmentSetupError, InvalidInputError
 
 
@@ -147,8 +148,7 @@ def fault() -> None:
 @fault.command("add")
 @_with_target
 @click.option("--kind", required=True,
-              type=click.Choice(["latency", "timeout", "drop_after_process", "error", "http_error", "malformed",
-                                 "status_lag"]))
+              type=click.Choice(list(KINDS)))
 @click.option("--method", default="*", show_default=True,
               help="JSON-RPC method, 'quote', 'swap', 'jupiter' (both) or '*' (every JSON-RPC method).")
 @click.option("--probability", default=1.0, show_default=True, type=float)
@@ -163,8 +163,12 @@ def fault() -> None:
 @click.option("--blocks", default=0, type=int, help="status_lag: how many blocks behind the answering node is (context slot, heights, statuses).")
 @click.option("--node", default="*", show_default=True,
               help="RPC node: '*' (all), 'main' (JSON-RPC at /) or NAME (JSON-RPC at /nodes/NAME/).")
+@click.option("--mode", default="", type=click.Choice(["", *HOSTILE_SWAP_MODES, *HOSTILE_QUOTE_MODES]),
+              help="hostile: the attack the swap API serves (method 'swap'/'quote' or 'jupiter').")
 def fault_add(state_dir: Path | None, admin_url: str | None, **spec: Any) -> None:
     """Add a fault."""
+    if not spec.get("mode"):
+        spec.pop("mode", None)
     _run(state_dir, admin_url, "POST", "/faults", spec)
 
 

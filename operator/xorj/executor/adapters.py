@@ -76,6 +76,9 @@ FAILURE_ALERTS: dict[ReasonCode, tuple[str, AlertSeverity]] = {
     ReasonCode.RPC_ERROR: ("RPC_FAILURE", AlertSeverity.WARNING),
     ReasonCode.MALFORMED_RESPONSE: ("RPC_FAILURE", AlertSeverity.CRITICAL),
     ReasonCode.QUOTE_UNAVAILABLE: ("RPC_FAILURE", AlertSeverity.WARNING),
+    # the swap API answered something the vault must not sign: someone may be attacking it
+    ReasonCode.SWAP_REJECTED: ("SWAP_REJECTED", AlertSeverity.CRITICAL),
+    ReasonCode.QUOTE_REJECTED: ("QUOTE_REJECTED", AlertSeverity.CRITICAL),
     # an executor was handed another vault's trade: a misconfiguration or an attack, never signed
     ReasonCode.VAULT_MISMATCH: ("VAULT_MISMATCH", AlertSeverity.CRITICAL),
 }

@@ -42,6 +42,8 @@ class ExecutorMetrics:
                                         buckets=_LATENCY_BUCKETS, registry=r)
         self.rpc_errors = Counter("xorj_executor_rpc_errors", "Failed RPC / swap-API calls", ["strategy", "method",
                                                                                                "reason"], registry=r)
+        self.swaps_rejected = Counter("xorj_executor_swaps_rejected", "Quotes and swap transactions refused before "
+                                      "signing, by reason and rule", ["strategy", "reason", "rule"], registry=r)
         self.ledger_errors = Counter("xorj_executor_ledger_errors", "Ledger calls that failed", ["strategy", "kind"],
                                      registry=r)
         self.ledger_up = Gauge("xorj_executor_ledger_up", "1 when the last ledger call succeeded", ["strategy"],
@@ -98,6 +100,9 @@ class ExecutorMetrics:
 
     def rpc_error(self, method: str, reason: ReasonCode) -> None:
         self.rpc_errors.labels(self.strategy, method, reason.value).inc()
+
+    def swap_rejected(self, reason: ReasonCode, rule: str) -> None:
+        self.swaps_rejected.labels(self.strategy, reason.value, rule).inc()
 
     def trade_finished(self, trade_id: int, state: TradeState, reason: ReasonCode | None) -> None:
         self.trades_finished.labels(self.strategy, state.value, reason.value if reason else "").inc()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from xorj.chain.jupiter import DEFAULT_ALLOWED_PROGRAMS, JupiterClient
+from xorj.chain.jupiter import JupiterClient
 from xorj.chain.prices import JupiterPriceClient
 from xorj.chain.keys import VaultKey, check_vault_pubkey, load_vault_key
 from xorj.chain.rpc import PreflightSettings, RpcTimeouts, SolanaRpc
@@ -26,6 +26,8 @@ from xorj.chain.submission import (
     ConfirmationPolicy,
     SubmissionSettings,
 )
+from xorj.chain.swap_check import SwapLimits
+from xorj.chain.swap_guard import SwapGuard
 from xorj.domain.risk import BreakerState, BreakerStatus, KillSwitch, RiskLimits
 from xorj.domain.slippage import SlippagePolicy
 from xorj.errors import (
@@ -112,8 +114,11 @@ class ExecutorService:
                                      ) if settings.status_confirm_rpc_url else None
         self.swap_api = JupiterClient(
             settings.swap_api_url, timeout=settings.swap_api_timeout_seconds,
-            api_key=settings.swap_api_key.get_secret_value() if settings.swap_api_key else None,
-            allowed_programs=DEFAULT_ALLOWED_PROGRAMS | set(settings.allowed_programs))
+            api_key=settings.swap_api_key.get_secret_value() if settings.swap_api_key else None)
+        self.swap_guard = SwapGuard(self.rpc, SwapLimits(
+            max_compute_unit_limit=settings.swap_max_compute_unit_limit,
+            max_compute_unit_price_micro_lamports=settings.swap_max_compute_unit_price_micro_lamports,
+            max_priority_fee_lamports=settings.swap_max_priority_fee_lamports))
         self.prices = JupiterPriceClient(
             settings.effective_price_api_url, timeout=settings.price_api_timeout_seconds,
             api_key=settings.swap_api_key.get_secret_value() if settings.swap_api_key else None)
@@ -145,7 +150,7 @@ class ExecutorService:
                 confirmation=ConfirmationPolicy(default=settings.confirmation_commitment,
                                                 finalized_from_usd=settings.finalized_from_usd)),
             observer=self.metrics, hook=SigkillHook(settings.test_sigkill_after, settings.test_raise_after),
-            confirm_rpc=self.confirm_rpc)
+            confirm_rpc=self.confirm_rpc, guard=self.swap_guard)
         self._work: dict[int, _Work] = {}
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()

@@ -74,7 +74,10 @@ class ExecutorSettings(BaseSettings):
     preflight_commitment: Commitment = "confirmed"
     confirmation_commitment: Commitment = "confirmed"
     finalized_from_usd: Decimal | None = Field(default=None, gt=0)
-    allowed_programs: list[str] = Field(default_factory=list)  # added to the default allow-list
+    # caps on what a swap transaction may cost beyond the trade (xorj.chain.swap_check.SwapLimits)
+    swap_max_compute_unit_limit: int = Field(default=1_400_000, ge=0, le=1_400_000)
+    swap_max_compute_unit_price_micro_lamports: int = Field(default=1_000_000, ge=0)
+    swap_max_priority_fee_lamports: int = Field(default=5_000_000, ge=0)
 
     # slippage policy
     slippage_profile: RiskProfile = RiskProfile.MODERATE

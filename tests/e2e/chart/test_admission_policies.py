@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from tests.e2e.operator.manifests import strategy
-from tests.unit.chart.helm import CHART, KUBE_VERSION
+from tests.unit.chart.helm import CHART, KUBE_VERSION, TEST_ENDPOINT_SETS, TEST_LEDGER_PASSWORD
 
 pytestmark = [pytest.mark.cluster]
 
@@ -31,8 +31,9 @@ HTTPS = {"rpcUrl": "https://rpc.example", "swapApiUrl": "https://swap.example"}
 
 def _policies(k8s_cluster, namespace: str, *sets: str) -> list[dict]:
     args = ["template", "xorj", str(CHART), "--namespace", namespace, "--kube-version", KUBE_VERSION,
-            "--set", f"watchNamespaces={{{namespace}}}", "--show-only", "templates/admission-policies.yaml"]
-    for item in sets:
+            "--set", f"watchNamespaces={{{namespace}}}", "--show-only", "templates/admission-policies.yaml",
+            "--set-string", f"postgresql.password={TEST_LEDGER_PASSWORD}"]
+    for item in (*TEST_ENDPOINT_SETS, *sets):
         args += ["--set", item]
     result = k8s_cluster.helm(*args)
     return [d for d in yaml.safe_load_all(result.stdout) if d]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.unit.chart.helm import CHART
+from tests.unit.chart.helm import CHART, TEST_ENDPOINT_SETS
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -23,7 +23,7 @@ EXECUTOR_SA = "xorj-executor"
 
 def install(k8s_cluster, namespace: str, *sets: str, action: str = "install"):
     args = [action, "xorj", str(CHART), "--namespace", namespace]
-    for s in sets:
+    for s in (*TEST_ENDPOINT_SETS, *sets):  # the chart has no open default for executor egress
         args += ["--set", s]
     result = k8s_cluster.helm(*args, check=False)
     assert result.returncode == 0, f"helm {action} failed: {result.stderr}"
@@ -46,8 +46,7 @@ def wait_until(check, timeout: float = 60.0, what: str = "condition"):
 
 def test_install_upgrade_uninstall(k8s_cluster, k8s_namespace) -> None:
     ns = k8s_namespace
-    result = install(k8s_cluster, ns, f"watchNamespaces={{{ns}}}", "networkPolicy.rpc.cidrs={192.0.2.10/32}",
-                     "networkPolicy.swapApi.cidrs={192.0.2.20/32}")
+    result = install(k8s_cluster, ns, f"watchNamespaces={{{ns}}}")
     notes = result.stdout.split("NOTES:", 1)[1]
     assert f"kubectl -n {ns} get tradingstrategies,copytrades" in notes
 
@@ -69,7 +68,7 @@ def test_install_upgrade_uninstall(k8s_cluster, k8s_namespace) -> None:
     password = base64.b64decode(secret["data"]["password"]).decode()
     assert len(password) == 32
     policies = {p["metadata"]["name"] for p in get_json(k8s_cluster, "networkpolicies", "-n", ns)["items"]}
-    assert policies == {"xorj-executors", "xorj-operator", "xorj-ledger"}
+    assert policies == {"xorj-default-deny", "xorj-executors", "xorj-operator", "xorj-ledger"}
 
     # upgrade: a changed value rolls out, the generated ledger password is kept
     install(k8s_cluster, ns, f"watchNamespaces={{{ns}}}", "operator.replicas=2", "networkPolicy.enabled=false",

@@ -124,7 +124,7 @@ def test_the_operators_global_halt_stops_the_executor(
     keypair_file = local_chain.vaults[vault]
     usdc, sol = local_chain.mints["USDC"], local_chain.mints["SOL"]
     kube.apply(secret("xorj-ledger", {"dsn": ledger_dsn}))
-    kube.apply(secret("vault-keypair", {"keypair.json": keypair_file.read_text()}))
+    kube.apply(secret("vault-keypair", {"keypair.json": keypair_file.read_text()}, bound_to=("halted",)))
     operators(extra_env={"XORJ_OPERATOR_GLOBAL_HALT": "true", "XORJ_OPERATOR_GLOBAL_HALT_REASON": "e2e halt"})
     with Ledger.connect(ledger_dsn, apply_migrations=False) as ledger:
         wait_for(lambda: ledger.trading_halt().halted, 30, "the operator's halt in the ledger")

@@ -186,3 +186,55 @@ def test_xorj_chaos_run_fails_when_the_system_is_broken_before_the_method(ledger
                             timeout=300, check=False)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "| broken-before | NOT STEADY BEFORE |" in result.stdout
+
+
+def test_vault_funds_probe_sees_a_transaction_the_ledger_never_committed(local_chain, target):
+    """A transfer the vault signed outside the ledger (what a hostile swap answer signed would be):
+    the vault's funds are no longer explained by its trades."""
+    import base64
+
+    from solders.hash import Hash
+    from solders.keypair import Keypair
+    from solders.message import MessageV0
+    from solders.system_program import TransferParams, transfer
+    from solders.transaction import VersionedTransaction
+    from xorj.chaos import actions
+
+    from tests.integration.executor.harness import rpc
+
+    actions.snapshot_vault(configuration=target)
+    clean = probes.vault_funds_accounted(configuration=target)
+    assert clean["violations"] == 0 and clean["snapshot"] is True
+    vault = Keypair.from_bytes(local_chain.vault_keypair_bytes(_vault(target)))
+    blockhash = rpc(local_chain.rpc_url, "getLatestBlockhash", [{"commitment": "confirmed"}])["value"]["blockhash"]
+    message = MessageV0.try_compile(vault.pubkey(), [transfer(TransferParams(
+        from_pubkey=vault.pubkey(), to_pubkey=Keypair().pubkey(), lamports=10**9))], [], Hash.from_string(blockhash))
+    tx = VersionedTransaction(message, [vault])
+    rpc(local_chain.rpc_url, "sendTransaction", [base64.b64encode(bytes(tx)).decode(), {"encoding": "base64"}])
+    drained = probes.vault_funds_accounted(configuration=target)
+    assert drained["violations"] >= 2, drained  # an unexplained transaction, and lamports beyond its fee
+    assert any("no committed attempt" in p for p in drained["problems"])
+    assert any("lamports fell" in p for p in drained["problems"])
+
+
+def test_a_refused_swap_with_an_attempt_fails_the_refusal_probe(ledger, ledger_dsn, target):
+    from xorj.chaos import marks
+    from xorj.chaos.target import resolve
+    from xorj.domain.trades import ReasonCode
+
+    vault = _vault(target)
+    assert probes.hostile_swaps_refused(configuration=target)["ok"] is True  # nothing injected, nothing refused
+    marks.fault(resolve(target), "SWAP_REJECTED")
+    assert probes.hostile_swaps_refused(configuration=target)["ok"] is False  # injected, yet nothing refused
+    trade_id = ledger.admit_trade(TradeIntent("probe-test", vault, f"chaos-{target['run_id']}-{uuid.uuid4().hex}",
+                                              "lead", "in", "out", 10, notional_usd=Decimal(1))).trade_id
+    ledger.claim_trades("probe-test", "probe-owner", limit=1)
+    ledger.fail_trade(trade_id, "probe-owner", ReasonCode.SWAP_REJECTED, "vault-transfer: planted")
+    refused = probes.hostile_swaps_refused(configuration=target)
+    assert refused["ok"] is True and refused["refused"] == 1
+    with psycopg.connect(ledger_dsn, autocommit=True) as conn:  # a signed attempt behind a refusal
+        conn.execute("""INSERT INTO attempts (trade_id, attempt_no, signature, raw_tx, last_valid_block_height,
+                                              slippage_bps, outcome, resolved_at)
+                        VALUES (%s, 1, %s, 'raw', 100, 50, 'EXPIRED', now())""", (trade_id, f"p-{uuid.uuid4().hex}"))
+    signed = probes.hostile_swaps_refused(configuration=target)
+    assert signed["ok"] is False and signed["signed_for_refused"] == 1

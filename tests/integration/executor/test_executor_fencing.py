@@ -76,16 +76,16 @@ class PausedPastItsLease:
 
 
 def _signatures_signed_by(service) -> list[str]:
-    """Every swap transaction this executor signs (its swap API client's answers, watched)."""
+    """Every swap transaction this executor signs (its swap guard's signatures, watched)."""
     signed: list[str] = []
-    sign = service.swap_api.signed_swap
+    sign = service.swap_guard.sign
 
-    async def watched(quote, key):
-        swap = await sign(quote, key)
+    async def watched(*args, **kwargs):
+        swap = await sign(*args, **kwargs)
         signed.append(str(swap.signature))
         return swap
 
-    service.swap_api.signed_swap = watched
+    service.swap_guard.sign = watched
     return signed
 
 

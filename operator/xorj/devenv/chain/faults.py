@@ -25,6 +25,11 @@ Kinds (each scoped to one JSON-RPC method, ``quote``/``swap`` for the swap API, 
   while the status from the lagging node does not know the attempt that landed in the window's last
   blocks; only the status answer's context slot (older than the finalized slot) shows it is stale.
 
+- ``hostile``: the swap API answers as a hostile one would, in ``mode`` (one of
+  ``market.HOSTILE_MODES``: drain, approve, authority, assign, wrong_mint, wrong_amount,
+  excess_priority_fee, lowball_validity, extra_signer on ``swap``; nan_price_impact,
+  inf_price_impact on ``quote``). Scope it to ``jupiter``, ``swap`` or ``quote``.
+
 Several latency faults add up; of the other kinds the first one that fires decides.
 
 Scope ``node``: the chain answers JSON-RPC at ``/`` (RPC node ``main``) and at ``/nodes/<name>/`` (more
@@ -41,7 +46,11 @@ from typing import Any
 
 from xorj.errors import InvalidInputError
 
-KINDS = ("latency", "timeout", "drop_after_process", "error", "http_error", "malformed", "status_lag")
+KINDS = ("latency", "timeout", "drop_after_process", "error", "http_error", "malformed", "status_lag", "hostile")
+# kept here (not imported from market) so this module stays free of the chain's dependencies
+HOSTILE_SWAP_MODES = ("drain", "approve", "authority", "assign", "wrong_mint", "wrong_amount", "excess_priority_fee",
+                      "lowball_validity", "extra_signer")
+HOSTILE_QUOTE_MODES = ("nan_price_impact", "inf_price_impact")
 ANSWERS = ("timeout", "close", "error", "http_error")
 JUPITER_METHODS = ("quote", "swap")
 PRICE_METHOD = "price"  # the price API v3: only a fault scoped to it by name applies
@@ -62,6 +71,7 @@ class FaultSpec:
     message: str = "Node is unhealthy"
     status: int = 503
     blocks: int = 0
+    mode: str = ""
     node: str = "*"
 
     @classmethod
@@ -100,6 +110,16 @@ class FaultSpec:
             raise InvalidInputError(f"fault.blocks must be a non-negative integer, got {self.blocks!r}")
         if self.kind == "status_lag" and self.blocks < 1:
             raise InvalidInputError("fault.blocks must be at least 1 for a status_lag fault")
+        if self.kind == "hostile":
+            modes = HOSTILE_SWAP_MODES + HOSTILE_QUOTE_MODES
+            if self.mode not in modes:
+                raise InvalidInputError(f"fault.mode must be one of {', '.join(modes)} for a hostile fault, "
+                                        f"got {self.mode!r}")
+            wanted = "quote" if self.mode in HOSTILE_QUOTE_MODES else "swap"
+            if self.method not in (wanted, "jupiter"):
+                raise InvalidInputError(f"fault.method must be {wanted!r} or 'jupiter' for hostile mode {self.mode}")
+        elif self.mode:
+            raise InvalidInputError("fault.mode is only for a hostile fault")
         if not isinstance(self.node, str) or not (self.node == "*" or NODE_NAME.fullmatch(self.node)):
             raise InvalidInputError(f"fault.node must be '*' or a node name (letters, digits, '-'), got {self.node!r}")
         if not isinstance(self.code, int):
@@ -108,6 +128,9 @@ class FaultSpec:
     def applies_to(self, method: str, node: str = MAIN_NODE) -> bool:
         if self.node != "*" and self.node != node:
             return False
+        if self.kind == "hostile":
+            wanted = "quote" if self.mode in HOSTILE_QUOTE_MODES else "swap"
+            return method == wanted and self.method in (wanted, "jupiter")
         if self.method == method:
             return True
         if self.method == "jupiter":

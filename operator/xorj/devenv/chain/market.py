@@ -11,6 +11,10 @@ real VersionedTransaction that LiteSVM executes atomically:
   2. SPL TransferChecked of inAmount: user's input token account -> pool's input reserve
   3. SPL TransferChecked of outAmount: pool's output reserve -> user's output token account
 
+Hostile modes (``hostile`` on a call; the server sets it from a ``hostile`` fault, see ``faults``)
+stand in for a compromised or impersonated swap API. Each one serves a transaction (or quote) that
+a careless client would sign; see ``HOSTILE_MODES``.
+
 Differences from the real service, on purpose:
 - the fee payer is the user, as with Jupiter, but the pool authority must sign transfer 3, so the
   server returns the transaction PARTIALLY signed: the pool authority's signature is filled in and the
@@ -39,19 +43,42 @@ from solders.message import MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
+from solders.system_program import AssignParams, TransferParams, assign
+from solders.system_program import transfer as system_transfer
 from spl.token.instructions import (
+    AuthorityType,
+    approve,
     create_idempotent_associated_token_account,
     get_associated_token_address,
+    set_authority,
     transfer_checked,
 )
-from spl.token.models import TransferCheckedParams
+from spl.token.models import ApproveParams, SetAuthorityParams, TransferCheckedParams
 
 from xorj.devenv.chain import slippage_program
-from xorj.devenv.chain.node import SYSTEM_PROGRAM_ID, TOKEN_PROGRAM_ID, LocalNode
+from xorj.devenv.chain.node import MAX_PROCESSING_AGE, SYSTEM_PROGRAM_ID, TOKEN_PROGRAM_ID, LocalNode
 from xorj.devenv.chain.slippage_program import JUPITER_PROGRAM_ID
 
 BPS = 10_000
 NATIVE_SOL_MINT = "So11111111111111111111111111111111111111112"
+U64_MAX = 2**64 - 1
+
+# What each hostile mode adds to (or changes in) the honest answer.
+HOSTILE_MODES: dict[str, str] = {
+    "drain": "a System transfer of 1 SOL from the vault to the attacker",
+    "approve": "an SPL Approve(u64::MAX) of the vault's input account to the attacker",
+    "authority": "an SPL SetAuthority handing the vault's input account to the attacker",
+    "assign": "a System Assign of the vault's account to the attacker's program",
+    "wrong_mint": "the vault pays from its account of the OUTPUT mint instead of the input mint",
+    "wrong_amount": "the vault pays twice the quoted amount",
+    "excess_priority_fee": "a compute budget of 1.4M units at 10^9 micro-lamports (1.4 SOL of priority fee)",
+    "lowball_validity": "a lastValidBlockHeight 150 blocks lower than the blockhash's (expires at once)",
+    "extra_signer": "an extra signer, pre-signed by the API, riding on the pool's leg",
+    "nan_price_impact": "a quote whose priceImpactPct is NaN",
+    "inf_price_impact": "a quote whose priceImpactPct is inf",
+}
+QUOTE_HOSTILE_MODES = frozenset({"nan_price_impact", "inf_price_impact"})
 
 
 class SwapApiError(Exception):
@@ -115,6 +142,9 @@ class Market:
         self.mint_authority = _seeded_keypair(self.seed, "mint-authority")
         self.pool_authority = _seeded_keypair(self.seed, "pool-authority")
         self.amm_key = _seeded_keypair(self.seed, "amm").pubkey()
+        self.attacker = _seeded_keypair(self.seed, "attacker")
+        self.extra_signer = _seeded_keypair(self.seed, "extra-signer")
+        self.hostile: str | None = None  # the hostile mode of the call being served (set by the server)
         self.node.svm.add_program(JUPITER_PROGRAM_ID, slippage_program.program_elf())
         self.node.svm.set_account(self.pool_authority.pubkey(),
                                   Account(10**12, b"", SYSTEM_PROGRAM_ID, False))
@@ -245,7 +275,8 @@ class Market:
             "swapMode": "ExactIn",
             "slippageBps": slippage_bps,
             "platformFee": None,
-            "priceImpactPct": f"{price_impact:.10f}",
+            "priceImpactPct": {"nan_price_impact": "NaN", "inf_price_impact": "inf"}.get(
+                self.hostile or "", f"{price_impact:.10f}"),
             "routePlan": [{
                 "swapInfo": {
                     "ammKey": str(self.amm_key),
@@ -291,32 +322,66 @@ class Market:
         reserve_in = self.reserve_account(input_mint.address)
         reserve_out = self.reserve_account(output_mint.address)
         amount_after_fee = in_amount * (BPS - self.fee_bps) // BPS
+        hostile = self.hostile
+        pay_from, pay_mint, paid = user_in, input_mint, in_amount
+        if hostile == "wrong_mint":
+            pay_from, pay_mint = user_out, output_mint
+        elif hostile == "wrong_amount":
+            paid = in_amount * 2
+        pool_leg = transfer_checked(TransferCheckedParams(
+            program_id=TOKEN_PROGRAM_ID, source=reserve_out, mint=output_mint.address, dest=user_out,
+            owner=pool, amount=out_amount, decimals=output_mint.decimals))
+        if hostile == "extra_signer":  # SPL Token ignores extra accounts of a non-multisig owner
+            pool_leg = Instruction(pool_leg.program_id, pool_leg.data,
+                                   [*pool_leg.accounts, AccountMeta(self.extra_signer.pubkey(), True, False)])
         instructions = [
             create_idempotent_associated_token_account(user, user, output_mint.address),
             Instruction(JUPITER_PROGRAM_ID, slippage_program.instruction_data(amount_after_fee, threshold),
                         [AccountMeta(reserve_in, False, False), AccountMeta(reserve_out, False, False)]),
             transfer_checked(TransferCheckedParams(
-                program_id=TOKEN_PROGRAM_ID, source=user_in, mint=input_mint.address, dest=reserve_in,
-                owner=user, amount=in_amount, decimals=input_mint.decimals)),
-            transfer_checked(TransferCheckedParams(
-                program_id=TOKEN_PROGRAM_ID, source=reserve_out, mint=output_mint.address, dest=user_out,
-                owner=pool, amount=out_amount, decimals=output_mint.decimals)),
+                program_id=TOKEN_PROGRAM_ID, source=pay_from, mint=pay_mint.address, dest=reserve_in,
+                owner=user, amount=paid, decimals=pay_mint.decimals)),
+            pool_leg,
         ]
+        instructions = self._hostile_instructions(hostile, user, user_in) + instructions
         block = self.node.block_at("confirmed")
         message = MessageV0.try_compile(user, instructions, [], Hash.from_string(block.blockhash))
         signers = list(message.account_keys[: message.header.num_required_signatures])
         signatures = [Signature.default()] * len(signers)
-        signatures[signers.index(pool)] = self.pool_authority.sign_message(to_bytes_versioned(message))
+        for cosigner in (self.pool_authority, self.extra_signer):
+            if cosigner.pubkey() in signers:
+                signatures[signers.index(cosigner.pubkey())] = cosigner.sign_message(to_bytes_versioned(message))
         tx = VersionedTransaction.populate(message, signatures)
+        last_valid = block.last_valid_block_height
+        if hostile == "lowball_validity":
+            last_valid = max(1, block.height - MAX_PROCESSING_AGE)
         return {
             "swapTransaction": base64.b64encode(bytes(tx)).decode(),
-            "lastValidBlockHeight": block.last_valid_block_height,
+            "lastValidBlockHeight": last_valid,
             "prioritizationFeeLamports": 0,
             "computeUnitLimit": 200_000,
             "prioritizationType": {"computeBudget": {"microLamports": 0, "estimatedMicroLamports": 0}},
             "dynamicSlippageReport": None,
             "simulationError": None,
         }
+
+    def _hostile_instructions(self, hostile: str | None, user: Pubkey, user_in: Pubkey) -> list[Instruction]:
+        """Instructions a hostile API slips in front of the swap."""
+        attacker = self.attacker.pubkey()
+        if hostile == "drain":
+            return [system_transfer(TransferParams(from_pubkey=user, to_pubkey=attacker, lamports=10**9))]
+        if hostile == "approve":
+            return [approve(ApproveParams(program_id=TOKEN_PROGRAM_ID, source=user_in, delegate=attacker, owner=user,
+                                          amount=U64_MAX))]
+        if hostile == "authority":
+            return [set_authority(SetAuthorityParams(program_id=TOKEN_PROGRAM_ID, account=user_in,
+                                                     authority=AuthorityType.ACCOUNT_OWNER, current_authority=user,
+                                                     new_authority=attacker))]
+        if hostile == "assign":
+            return [assign(AssignParams(pubkey=user, owner=attacker))]
+        if hostile == "excess_priority_fee":
+            return [set_compute_unit_limit(1_400_000), set_compute_unit_price(10**9)]
+        return []
 
     # ---- accounting for tests -------------------------------------------------------------------
     def swaps_of(self, vault: str) -> list[dict[str, Any]]:
@@ -334,9 +399,32 @@ class Market:
                     continue
                 before = int(pre[post["accountIndex"]]["uiTokenAmount"]["amount"]) if post["accountIndex"] in pre else 0
                 deltas[post["mint"]] = int(post["uiTokenAmount"]["amount"]) - before
-            out.append({"signature": signature, "slot": record.slot, "err": record.err,
+            out.append({"signature": signature, "slot": record.slot, "err": record.err, "fee": record.fee,
                         "filled": record.err is None, "tokenDeltas": deltas})
         return out
+
+    def vault_state(self, vault: str) -> dict[str, Any]:
+        """What a hostile transaction could change of ``vault``: its lamports and account owner, and for
+        each market mint (by address) its token account's amount, owner and delegate; plus every transaction it
+        paid for (any program), with the fee each cost."""
+        key = Pubkey.from_string(vault)
+        account = self.node.svm.get_account(key)
+        tokens: dict[str, Any] = {}
+        for mint in self.mints.values():
+            ata = self.node.svm.get_account(get_associated_token_address(key, mint.address))
+            if ata is None or len(bytes(ata.data)) < 165:
+                tokens[str(mint.address)] = None
+                continue
+            data = bytes(ata.data)
+            delegate = Pubkey.from_bytes(data[76:108]) if struct.unpack_from("<I", data, 72)[0] else None
+            tokens[str(mint.address)] = {"amount": struct.unpack_from("<Q", data, 64)[0],
+                                         "owner": str(Pubkey.from_bytes(data[32:64])),
+                                         "delegate": str(delegate) if delegate else None, "program": str(ata.owner)}
+        paid = [{"signature": sig, "fee": self.node.records[sig].fee, "err": self.node.records[sig].err}
+                for sig in self.node.by_address.get(vault, [])
+                if str(self.node.records[sig].transaction.message.account_keys[0]) == vault]
+        return {"vault": vault, "lamports": account.lamports if account else 0,
+                "owner": str(account.owner) if account else None, "tokens": tokens, "transactions": paid}
 
 
 def _parse_uint(name: str, value: Any) -> int:

@@ -265,25 +265,27 @@ class LocalNode:
         """Run the transaction against current state without committing it (simulateTransaction)."""
         pre_err = self.precheck(tx)
         if pre_err is not None:
-            return {"err": pre_err, "logs": [], "unitsConsumed": 0, "returnData": None}
+            return {"err": pre_err, "logs": [], "unitsConsumed": 0, "returnData": None, "postAccounts": {}}
         self.svm.with_sigverify(sig_verify)
         try:
             result = self.svm.simulate_transaction(tx)
         finally:
             self.svm.with_sigverify(True)
+        post_accounts: dict[Pubkey, Account] = {}
         if isinstance(result, FailedTransactionMetadata):
             meta = result.meta()
             err = error_json(result.err())
         else:
             meta = result.meta()
             err = None
+            post_accounts = dict(result.post_accounts())
         return_data = meta.return_data()
         rd = None
         if return_data is not None and bytes(return_data.data):
             rd = {"programId": str(return_data.program_id),
                   "data": [base64.b64encode(bytes(return_data.data)).decode(), "base64"]}
         return {"err": err, "logs": list(meta.logs()), "unitsConsumed": meta.compute_units_consumed(),
-                "returnData": rd}
+                "returnData": rd, "postAccounts": post_accounts}
 
     def process(self, tx: VersionedTransaction) -> SubmitOutcome:
         """Execute and commit in the working slot, if the bank would accept the transaction at all."""

@@ -105,6 +105,7 @@ class RpcMethods:
             "getTransaction": self.get_transaction,
             "getBalance": self.get_balance,
             "getAccountInfo": self.get_account_info,
+            "getMultipleAccounts": self.get_multiple_accounts,
             "getTokenAccountBalance": self.get_token_account_balance,
             "requestAirdrop": self.request_airdrop,
             "getHealth": self.get_health,
@@ -241,8 +242,25 @@ class RpcMethods:
                     msg.header.num_readonly_unsigned_accounts, msg.account_keys, blockhash, msg.instructions)
             tx = VersionedTransaction.populate(msg, tx.signatures)
             replacement = {"blockhash": block.blockhash, "lastValidBlockHeight": block.last_valid_block_height}
+        accounts_config = config.get("accounts")
+        addresses: list[Pubkey] = []
+        if accounts_config is not None:
+            if not isinstance(accounts_config, dict) or not isinstance(accounts_config.get("addresses"), list):
+                raise invalid_params("Invalid params: accounts.addresses must be an array of base-58 pubkeys")
+            encoding = accounts_config.get("encoding") or "base64"
+            if encoding != "base64":
+                raise invalid_params(f"Invalid params: accounts.encoding {encoding!r} is not supported by the "
+                                     "local chain (base64)")
+            addresses = [parse_pubkey(text) for text in accounts_config["addresses"]]
         result = self.node.simulate(tx, sig_verify=sig_verify)
-        value = {"err": result["err"], "logs": result["logs"], "accounts": None,
+        accounts = None
+        if accounts_config is not None:
+            # the state each account would have after the transaction (agave: null after a failure)
+            post = result["postAccounts"]
+            accounts = [None if result["err"] is not None else
+                        _account_json(post[key] if key in post else self.node.svm.get_account(key))
+                        for key in addresses]
+        value = {"err": result["err"], "logs": result["logs"], "accounts": accounts,
                  "unitsConsumed": result["unitsConsumed"], "returnData": result["returnData"],
                  "innerInstructions": None, "loadedAccountsDataSize": None,
                  "replacementBlockhash": replacement}
@@ -361,6 +379,17 @@ class RpcMethods:
         slot = self._slot(_commitment(_config(params, 1)))
         return self._context(slot, self.node.svm.get_balance(pubkey) or 0)
 
+    def get_multiple_accounts(self, params: list[Any]) -> Any:
+        keys = _arg(params, 0, "pubkeys")
+        if not isinstance(keys, list) or len(keys) > 100:
+            raise invalid_params("Invalid params: pubkeys must be an array of at most 100 base-58 pubkeys")
+        config = _config(params, 1)
+        encoding = config.get("encoding") or "base64"
+        if encoding != "base64":
+            raise invalid_params(f"Invalid params: encoding {encoding!r} is not supported by the local chain (base64)")
+        slot = self.node.slot_at(_commitment(config))
+        return self._context(slot, [_account_json(self.node.svm.get_account(parse_pubkey(k))) for k in keys])
+
     def get_account_info(self, params: list[Any]) -> Any:
         pubkey = parse_pubkey(_arg(params, 0, "pubkey"))
         config = _config(params, 1)
@@ -411,6 +440,16 @@ class RpcMethods:
         mint = Pubkey.from_bytes(data[0:32])
         amount = int.from_bytes(data[64:72], "little")
         return self._context(slot, ui_token_amount(amount, self.node.mint_decimals(mint)))
+
+
+def _account_json(account: Any) -> dict[str, Any] | None:
+    """An account in the base64 shape of getMultipleAccounts / simulateTransaction's accounts."""
+    if account is None or (account.lamports == 0 and not bytes(account.data)):
+        return None
+    data = bytes(account.data)
+    return {"data": [base64.b64encode(data).decode(), "base64"], "executable": account.executable,
+            "lamports": account.lamports, "owner": str(account.owner), "rentEpoch": 18446744073709551615,
+            "space": len(data)}
 
 
 def _ui_transaction(tx: VersionedTransaction, is_legacy: bool) -> dict[str, Any]:

@@ -6,7 +6,8 @@ Stands in for three real services a trading client talks to:
 - Jupiter's hosted swap API v1 (``GET /swap/v1/quote``, ``POST /swap/v1/swap``) and price API v3
   (``GET /price/v3?ids=...``) over a local constant-product market (``market``);
 - nothing real: ``/admin/...`` lets tests and chaos probes inject faults (``faults``), move prices,
-  produce or pause blocks and count the swaps each vault filled on chain.
+  produce or pause blocks, count the swaps each vault filled on chain and show a vault's funds
+  (``/admin/vault``).
 
 Every LiteSVM call runs on the event loop thread, so transactions are processed one at a time in
 arrival order, as a single leader would; blocks are produced by a clock task every ``slot_ms``.
@@ -73,6 +74,7 @@ class ChainServer:
         app.router.add_post(f"{ADMIN_PREFIX}/expire", self.admin_expire)
         app.router.add_post(f"{ADMIN_PREFIX}/pause", self.admin_pause)
         app.router.add_get(f"{ADMIN_PREFIX}/swaps", self.admin_swaps)
+        app.router.add_get(f"{ADMIN_PREFIX}/vault", self.admin_vault)
         app.on_startup.append(self._start_clock)
         app.on_cleanup.append(self._stop_clock)
         return app
@@ -125,6 +127,13 @@ class ChainServer:
                 return work()
             finally:
                 self.rpc.status_lag_blocks = 0
+        if fault.kind == "hostile":
+            # the market serves this one call as a hostile API (the loop is single-threaded)
+            self.market.hostile = fault.mode
+            try:
+                return work()
+            finally:
+                self.market.hostile = None
         if fault.kind == "malformed":
             return web.Response(status=200, content_type="application/json", text='{"jsonrpc":"2.0","result":{"va')
         # drop_after_process: the work is done (a transaction lands), only the answer is lost
@@ -336,6 +345,13 @@ class ChainServer:
             self.paused = paused
             return {"paused": self.paused, "slot": self.node.slot}
         return await self._admin(request, pause)
+
+    async def admin_vault(self, request: web.Request) -> web.StreamResponse:
+        vault = request.query.get("vault", "")
+        try:
+            return web.json_response(self.market.vault_state(vault))
+        except ValueError:
+            return web.json_response({"error": f"vault must be a base-58 public key, got {vault!r}"}, status=400)
 
     async def admin_swaps(self, request: web.Request) -> web.StreamResponse:
         vault = request.query.get("vault")

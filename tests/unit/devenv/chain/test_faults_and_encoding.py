@@ -110,3 +110,18 @@ def test_a_fault_can_target_one_rpc_node() -> None:
     assert engine.decide("getSlot", "second").fault.kind == "error"
     with pytest.raises(InvalidInputError, match="fault.node"):
         FaultSpec.from_json({"kind": "error", "node": "../x"})
+
+
+def test_hostile_faults_need_a_known_mode_and_apply_only_to_their_call() -> None:
+    engine = FaultEngine(seed=1)
+    engine.add(FaultSpec.from_json({"kind": "hostile", "mode": "drain", "method": "jupiter"}))
+    engine.add(FaultSpec.from_json({"kind": "hostile", "mode": "nan_price_impact", "method": "jupiter"}))
+    assert engine.decide("swap").fault.mode == "drain"
+    assert engine.decide("quote").fault.mode == "nan_price_impact"
+    assert engine.decide("sendTransaction").fault is None
+    for body, field in [({"kind": "hostile", "mode": "steal", "method": "swap"}, "fault.mode"),
+                        ({"kind": "hostile", "method": "swap"}, "fault.mode"),
+                        ({"kind": "hostile", "mode": "drain", "method": "quote"}, "fault.method"),
+                        ({"kind": "error", "mode": "drain"}, "fault.mode")]:
+        with pytest.raises(InvalidInputError, match=field):
+            FaultSpec.from_json(body)
