@@ -228,8 +228,9 @@ def test_a_refused_swap_with_an_attempt_fails_the_refusal_probe(ledger, ledger_d
     assert probes.hostile_swaps_refused(configuration=target)["ok"] is False  # injected, yet nothing refused
     trade_id = ledger.admit_trade(TradeIntent("probe-test", vault, f"chaos-{target['run_id']}-{uuid.uuid4().hex}",
                                               "lead", "in", "out", 10, notional_usd=Decimal(1))).trade_id
-    ledger.claim_trades("probe-test", "probe-owner", limit=1)
-    ledger.fail_trade(trade_id, "probe-owner", ReasonCode.SWAP_REJECTED, "vault-transfer: planted")
+    [claim] = ledger.claim_trades("probe-test", "probe-owner", limit=1)
+    ledger.fail_trade(trade_id, "probe-owner", ReasonCode.SWAP_REJECTED, "vault-transfer: planted",
+                      fencing_token=claim.fencing_token)
     refused = probes.hostile_swaps_refused(configuration=target)
     assert refused["ok"] is True and refused["refused"] == 1
     with psycopg.connect(ledger_dsn, autocommit=True) as conn:  # a signed attempt behind a refusal
