@@ -407,36 +407,32 @@ class Submitter:
                 self.observer.rpc_error(exc.method or "rpc", exc.reason)
                 await self._sleep(min(self.settings.backoff_max, self.settings.poll_interval * 2 ** errors_in_a_row))
                 continue
+            verdict: ExpiryVerdict | None = None
+            if status is None:
+                verdict = expiry_verdict(last_valid_block_height=attempt.last_valid_block_height,
+                                         finalized=reading.finalized, status_context_slot=reading.status_context_slot)
+                if verdict is ExpiryVerdict.STALE_STATUS and self.confirm_rpc is not None:
+                    confirmed = await self._confirm_on_second_node(signature, programs)
+                    if confirmed is not None:
+                        second_slot, status = confirmed  # a status the second node knows decides below
+                        second_verdict = expiry_verdict(last_valid_block_height=attempt.last_valid_block_height,
+                                                        finalized=reading.finalized, status_context_slot=second_slot)
+                        if status is None and second_verdict is ExpiryVerdict.EXPIRED:
+                            return self._expired(attempt, reading.finalized_height, accepted, send_failures,
+                                                 last_send_error, reading=dataclasses.replace(
+                                                     reading, status_context_slot=second_slot),
+                                                 already_processed=already_processed,
+                                                 stale_answers=stale_answers + 1, second_node=True)
             if status is not None:
                 decided = await self._decide_landed(signature, status, required, programs)
                 if decided is not None:
                     return decided
                 await self._sleep(self.settings.poll_interval)
                 continue
-            verdict = expiry_verdict(last_valid_block_height=attempt.last_valid_block_height,
-                                     finalized=reading.finalized, status_context_slot=reading.status_context_slot)
             if verdict is ExpiryVerdict.EXPIRED:
                 return self._expired(attempt, reading.finalized_height, accepted, send_failures, last_send_error,
                                      reading=reading, already_processed=already_processed,
                                      stale_answers=stale_answers)
-            if verdict is ExpiryVerdict.STALE_STATUS and self.confirm_rpc is not None:
-                confirmed = await self._confirm_on_second_node(signature, programs)
-                if confirmed is not None:
-                    second, status = confirmed
-                    if status is not None:  # the second node knows it: its status decides
-                        decided = await self._decide_landed(signature, status, required, programs)
-                        if decided is not None:
-                            return decided
-                        await self._sleep(self.settings.poll_interval)
-                        continue
-                    verdict = expiry_verdict(last_valid_block_height=attempt.last_valid_block_height,
-                                             finalized=reading.finalized, status_context_slot=second)
-                    if verdict is ExpiryVerdict.EXPIRED:
-                        return self._expired(attempt, reading.finalized_height, accepted, send_failures,
-                                             last_send_error, reading=dataclasses.replace(
-                                                 reading, status_context_slot=second),
-                                             already_processed=already_processed,
-                                             stale_answers=stale_answers + 1, second_node=True)
             if verdict is ExpiryVerdict.STALE_STATUS:
                 stale_answers += 1
                 self.observer.rpc_error("getSignatureStatuses", ReasonCode.RPC_ERROR)
