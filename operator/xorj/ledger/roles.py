@@ -90,12 +90,22 @@ def executor_group(conn: psycopg.Connection) -> str:
     return row[0]
 
 
-def ensure_executor_login(owner_dsn: str, namespace: str, password: str, *, executor_dsn_base: str | None = None) -> ExecutorLogin:
+def existing_executor_login(owner_dsn: str, namespace: str) -> str | None:
+    """``namespace``'s executor login if the role exists, else None."""
+    with translated_errors(), psycopg.connect(owner_dsn, autocommit=True, connect_timeout=10) as conn:
+        login = executor_login_name(conn.info.dbname, namespace)
+        return login if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchone() else None
+
+
+def ensure_executor_login(
+    owner_dsn: str, namespace: str, password: str | None, *, executor_dsn_base: str | None = None
+) -> ExecutorLogin:
     """Make (or update) ``namespace``'s executor login with ``password``, as the ledger's owner.
 
-    Idempotent: the role is created if missing, its attributes and password are (re)set, it is a member
-    of the executor group and mapped to ``namespace``. Returns its DSN: ``executor_dsn_base`` (default:
-    ``owner_dsn``, i.e. the same host, database and TLS settings) with the login's credentials.
+    Idempotent: the role is created if missing, its attributes and password are (re)set (``password``
+    None keeps the password of an existing login), it is a member of the executor group and mapped to
+    ``namespace``. Returns its DSN: ``executor_dsn_base`` (default: ``owner_dsn``, i.e. the same host,
+    database and TLS settings) with the login's credentials.
     """
     check_namespace(namespace)
     with translated_errors(), psycopg.connect(owner_dsn, autocommit=True, connect_timeout=10) as conn:
@@ -109,14 +119,16 @@ def ensure_executor_login(owner_dsn: str, namespace: str, password: str, *, exec
             if existing and existing[0]:
                 raise LedgerError(f"role {login} exists with SUPERUSER, BYPASSRLS or REPLICATION: refusing to "
                                   "make it an executor login; drop or fix it first")
+            if not existing and password is None:
+                raise LedgerError(f"executor login {login} does not exist: it needs a password to be made")
             # Changing SUPERUSER, REPLICATION or BYPASSRLS takes a superuser: they are set only at creation.
-            attributes = "LOGIN INHERIT NOCREATEDB NOCREATEROLE" + (
-                "" if existing else " NOSUPERUSER NOREPLICATION NOBYPASSRLS")
-            conn.execute(
-                sql.SQL("{} ROLE {} {} PASSWORD {}").format(
-                    sql.SQL("ALTER" if existing else "CREATE"), sql.Identifier(login), sql.SQL(attributes),
-                    sql.Literal(_hashed(conn, login, password)))
-            )
+            statement = sql.SQL("{} ROLE {} {}").format(
+                sql.SQL("ALTER" if existing else "CREATE"), sql.Identifier(login),
+                sql.SQL("LOGIN INHERIT NOCREATEDB NOCREATEROLE" + (
+                    "" if existing else " NOSUPERUSER NOREPLICATION NOBYPASSRLS")))
+            if password is not None:
+                statement = sql.SQL("{} PASSWORD {}").format(statement, sql.Literal(_hashed(conn, login, password)))
+            conn.execute(statement)
             # INHERIT: the login uses the group's privileges directly, and has no others.
             conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(login)))
             _restrict_database(conn, database, login)
@@ -126,6 +138,7 @@ def ensure_executor_login(owner_dsn: str, namespace: str, password: str, *, exec
                 (login, namespace),
             )
     return ExecutorLogin(namespace, login, with_credentials(executor_dsn_base or owner_dsn, login, password))
+
 
 
 def _restrict_database(conn: psycopg.Connection, database: str, login: str) -> None:
