@@ -27,6 +27,17 @@ Role). Children are written by server-side apply: PATCH, plus create when the ap
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [create, patch]
+{{- if .Values.ledger.executorLogins }}
+# The executors' ledger login Secret (xorj.controller.ledger_logins), written by server-side apply and
+# read back for its annotation; no other Secret. (create cannot be limited to a name.)
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [create]
+- apiGroups: [""]
+  resources: [secrets]
+  resourceNames: [{{ include "xorj.executorLedgerSecretName" . }}]
+  verbs: [get, patch]
+{{- end }}
 # Kubernetes Events for every transition a person cares about.
 - apiGroups: [""]
   resources: [events]

@@ -26,6 +26,8 @@ T = TypeVar("T")
 FIELD_MANAGER = "xorj-operator"
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
+# Ask for a Secret's metadata only: its data (key material) never reaches the operator.
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 # kind -> (api group/version path, plural) for the children we apply
 _CHILD_PATHS: dict[str, tuple[str, str]] = {
@@ -75,10 +77,11 @@ class Kube:
         self._api.close()
 
     def _call(self, verb: str, resource: str, method: str, path: str, body: Any = None,
-              content_type: str | None = None, query: list[tuple[str, Any]] | None = None) -> Any:
+              content_type: str | None = None, query: list[tuple[str, Any]] | None = None,
+              accept: str = "application/json") -> Any:
         """One HTTP request through the client's transport (auth, TLS); JSON in, JSON out."""
         metrics.KUBE_REQUESTS.labels(verb, resource).inc()
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type
         params = self._api.param_serialize(
@@ -159,3 +162,17 @@ class Kube:
             if exc.status == 404:
                 return None
             raise
+
+    # -- secrets (metadata only) -----------------------------------------------------------------
+
+    async def secret_annotations(self, namespace: str, name: str) -> dict[str, str] | None:
+        """The annotations of a Secret, read as PartialObjectMetadata (the API server sends no data).
+        None if the Secret does not exist."""
+        try:
+            meta = await self.run(self._call, "get", "secrets", "GET",
+                                  f"/api/v1/namespaces/{namespace}/secrets/{name}", accept=METADATA_ONLY)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict((meta.get("metadata") or {}).get("annotations") or {})

@@ -77,10 +77,10 @@ async def ensure_namespace(rt: Runtime, namespace: str) -> str:
     owner_dsn = cfg.ledger_dsn.get_secret_value()
     configured = cfg.executor_ledger_dsn.get_secret_value() if cfg.executor_ledger_dsn else None
     base, ca = await asyncio.to_thread(executor_dsn_base, owner_dsn, configured)
-    secret = await rt.kube.get_child("Secret", namespace, cfg.executor_ledger_secret)
-    recorded = ((secret or {}).get("metadata") or {}).get("annotations", {}).get(LOGIN_ANNOTATION)
+    annotations = await rt.kube.secret_annotations(namespace, cfg.executor_ledger_secret)
+    recorded = (annotations or {}).get(LOGIN_ANNOTATION)
     current = await asyncio.to_thread(roles.existing_executor_login, owner_dsn, namespace)
-    if secret is not None and current is not None and recorded == current:
+    if current is not None and recorded == current:
         # Repairs the group membership and the namespace mapping; the password stays.
         await asyncio.to_thread(roles.ensure_executor_login, owner_dsn, namespace, None)
         return current

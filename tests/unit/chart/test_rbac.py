@@ -7,7 +7,8 @@ import pytest
 from tests.unit.chart.helm import of_kind, render
 
 DANGEROUS_VERBS = {"*", "escalate", "bind", "impersonate", "deletecollection"}
-FORBIDDEN_RESOURCES = {"secrets", "pods/exec", "pods/attach", "serviceaccounts/token", "roles",
+# secrets: only the executors' ledger login Secret (test_operator_writes_only_the_executor_ledger_secret)
+FORBIDDEN_RESOURCES = {"pods/exec", "pods/attach", "serviceaccounts/token", "roles",
                        "rolebindings", "clusterroles", "clusterrolebindings", "nodes", "*"}
 
 
@@ -75,3 +76,15 @@ def test_operator_may_mirror_status_and_post_events() -> None:
     assert ("", "events", "create") in granted
     assert ("kopf.dev", "kopfpeerings", "patch") in granted
     assert ("kopf.dev", "kopfpeerings", "patch") not in grants(rules_of(render("operator.peering=")))
+
+
+def test_operator_writes_only_the_executor_ledger_secret() -> None:
+    """Issue 11: the operator makes each namespace's ledger login Secret; it may create Secrets (a
+    name cannot limit create) and read or change that one only, by name. Without executor logins,
+    no Secret rule at all."""
+    rules = [r for r in rules_of(render("watchNamespaces={a,b}")) if "secrets" in r["resources"]]
+    by_name = [r for r in rules if r.get("resourceNames")]
+    assert {v for r in rules if not r.get("resourceNames") for v in r["verbs"]} == {"create"}
+    assert by_name and all(r["resourceNames"] == ["xorj-ledger-executor"] and set(r["verbs"]) == {"get", "patch"}
+                           for r in by_name)
+    assert not [r for r in rules_of(render("ledger.executorLogins=false")) if "secrets" in r["resources"]]

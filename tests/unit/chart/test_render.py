@@ -69,7 +69,8 @@ def test_executor_defaults_reach_the_operator() -> None:
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
     assert env["XORJ_OPERATOR_EXECUTOR_SERVICE_ACCOUNT"] == "xorj-executor"
     assert env["XORJ_OPERATOR_EXECUTOR_METRICS_PORT"] == "9200"
-    assert env["XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET"] == "xorj-ledger"
+    assert env["XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET"] == "xorj-ledger-executor"  # each namespace's own login
+    assert env["XORJ_OPERATOR_EXECUTOR_LEDGER_LOGINS"] == "true"
     assert env["XORJ_LEDGER_DSN"] == {"secretKeyRef": {"name": "xorj-ledger", "key": "dsn"}}
     assert "XORJ_OPERATOR_EXECUTOR_NODE_SELECTOR" not in env  # unset: executors may run anywhere
 
@@ -89,15 +90,69 @@ def test_executor_placement_reaches_the_operator_as_json(monkeypatch) -> None:
     assert settings.executor_tolerations == [{"key": "vaults", "operator": "Exists"}]
 
 
-def test_bundled_ledger_secret_has_a_dsn_in_every_namespace_that_needs_it() -> None:
+def test_bundled_ledger_login_of_the_operator_stays_in_the_release_namespace() -> None:
+    """Issue 11: the operator's login (the schema's owner) is not copied to watched namespaces:
+    executors get their namespace's own login from the operator. Its DSN verifies the server."""
     documents = render("watchNamespaces={team-a}")
-    secrets = {d["metadata"]["namespace"]: d for d in of_kind(documents, "Secret")}
-    assert set(secrets) == {"xorj", "team-a"}
-    dsn = base64.b64decode(secrets["team-a"]["data"]["dsn"]).decode()
-    password = base64.b64decode(secrets["team-a"]["data"]["password"]).decode()
-    assert len(password) == 32
-    assert dsn == f"postgresql://xorj:{password}@xorj-postgresql.xorj.svc:5432/xorj"
-    assert secrets["xorj"]["data"] == secrets["team-a"]["data"]
+    secrets = [d for d in of_kind(documents, "Secret") if d["metadata"]["name"] == "xorj-ledger"]
+    assert [d["metadata"]["namespace"] for d in secrets] == ["xorj"]
+    data = {k: base64.b64decode(v).decode() for k, v in secrets[0]["data"].items()}
+    assert len(data["password"]) == 32 and len(data["superuser-password"]) == 32
+    assert data["password"] != data["superuser-password"]
+    assert data["dsn"] == (f"postgresql://xorj:{data['password']}@xorj-postgresql.xorj.svc:5432/xorj"
+                           "?sslmode=verify-full&sslrootcert=/var/run/xorj/ledger/ca.crt")
+    assert not [d for d in of_kind(documents, "Secret") if d["metadata"]["namespace"] == "team-a"]
+
+
+def test_bundled_ledger_has_no_network_superuser_and_serves_tls_only() -> None:
+    documents = render()
+    statefulset = named(documents, "StatefulSet", "xorj-postgresql")
+    container = statefulset["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["POSTGRES_USER"] == "postgres"  # the bootstrap superuser, which the app never uses
+    assert env["XORJ_LEDGER_OWNER"] == {"secretKeyRef": {"name": "xorj-ledger", "key": "username"}}
+    args = container["args"]
+    settings = dict(a.split("=", 1) for a in args[2::2])
+    assert args[0] == "postgres" and settings["ssl"] == "on"
+    config = named(documents, "ConfigMap", "xorj-postgresql-config")["data"]
+    assert settings["hba_file"].endswith("/pg_hba.conf")
+    hba = [line.split() for line in config["pg_hba.conf"].splitlines() if line and not line.startswith("#")]
+    assert hba == [["local", "all", "postgres", "peer"], ["local", "all", "all", "reject"],
+                   ["hostssl", "all", "postgres", "all", "reject"], ["hostssl", "all", "all", "all", "scram-sha-256"],
+                   ["host", "all", "all", "all", "reject"]]
+    init = config["10-xorj-owner.sh"]
+    assert "LOGIN CREATEROLE NOSUPERUSER" in init and 'ALTER DATABASE :"db" OWNER TO :"owner"' in init
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["initdb"] == "/docker-entrypoint-initdb.d"
+    assert settings["ssl_key_file"].startswith(mounts["tls"] + "/")
+    tls_volume = next(v for v in statefulset["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls")
+    assert tls_volume["secret"] == {"secretName": "xorj-postgresql-tls", "defaultMode": 0o640}
+
+
+def test_bundled_ledger_certificate_names_its_service_and_is_signed_by_the_ca_the_operator_mounts() -> None:
+    from cryptography import x509
+
+    documents = render()
+    tls = {k: base64.b64decode(v) for k, v in named(documents, "Secret", "xorj-postgresql-tls")["data"].items()}
+    ca, cert = x509.load_pem_x509_certificate(tls["ca.crt"]), x509.load_pem_x509_certificate(tls["tls.crt"])
+    cert.verify_directly_issued_by(ca)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert "xorj-postgresql.xorj.svc" in names  # the DSN's host: verify-full checks it
+    pod = named(documents, "Deployment", "xorj-operator")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "ledger-ca")
+    assert volume["secret"]["secretName"] == "xorj-postgresql-tls"
+    assert volume["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]  # never the server's key
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "ledger-ca")
+    assert mount["mountPath"] == "/var/run/xorj/ledger"
+
+
+def test_external_ledger_ca_is_mounted_for_the_operator_when_given() -> None:
+    without = named(render("postgresql.enabled=false", "ledger.existingSecret=pg-app"), "Deployment", "xorj-operator")
+    assert not [v for v in without["spec"]["template"]["spec"]["volumes"] if v["name"] == "ledger-ca"]
+    given = named(render("postgresql.enabled=false", "ledger.existingSecret=pg-app", "ledger.caSecret=pg-ca"),
+                  "Deployment", "xorj-operator")
+    volume = next(v for v in given["spec"]["template"]["spec"]["volumes"] if v["name"] == "ledger-ca")
+    assert volume["secret"]["secretName"] == "pg-ca"
 
 
 def test_bundled_ledger_is_a_statefulset_with_a_volume_claim() -> None:
