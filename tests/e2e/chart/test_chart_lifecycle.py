@@ -164,7 +164,8 @@ NOT_EXERCISED: dict[tuple[str, str, str], str] = {
 
 
 @pytest.mark.postgres
-def test_operator_runs_under_the_charts_service_account(k8s_cluster, k8s_namespace, ledger_dsn, tmp_path) -> None:
+def test_operator_runs_under_the_charts_service_account(k8s_cluster, k8s_namespace, ledger_dsn, ledger_owner_dsn,
+                                                        tmp_path) -> None:
     """The operator, authenticated only as the chart's ServiceAccount and seen through a recording
     proxy, reconciles a strategy into its children, pauses it, admits a CopyTrade, mirrors its terminal
     state, deletes it after its TTL and finalizes the strategy's deletion: no request is refused, and
@@ -180,8 +181,10 @@ def test_operator_runs_under_the_charts_service_account(k8s_cluster, k8s_namespa
     recorder = ApiRecorder(server, ca).start()
     kubeconfig = service_account_kubeconfig(k8s_cluster, ns, OPERATOR_SA, tmp_path / "operator.kubeconfig",
                                             server=recorder.url)
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "XORJ_LEDGER_DSN": ledger_dsn,
-           "XORJ_OPERATOR_EXECUTOR_SERVICE_ACCOUNT": EXECUTOR_SA, "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET": "ledger",
+    # as the chart runs it: the ledger's owner (not a superuser), making the namespace's executor login
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "XORJ_LEDGER_DSN": ledger_owner_dsn,
+           "XORJ_OPERATOR_EXECUTOR_SERVICE_ACCOUNT": EXECUTOR_SA,
+           "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET": "xorj-ledger-executor", "XORJ_OPERATOR_EXECUTOR_LEDGER_LOGINS": "true",
            "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET_KEY": "dsn", "XORJ_OPERATOR_COPYTRADE_RESYNC_SECONDS": "1",
            "XORJ_OPERATOR_STRATEGY_RESYNC_SECONDS": "2"}
     log_path = tmp_path / "operator.log"
@@ -215,6 +218,9 @@ def test_operator_runs_under_the_charts_service_account(k8s_cluster, k8s_namespa
             return all(names.values()) and status.get("conditions") and names
 
         wait_until(reconciled, timeout=90, what="the strategy reconciled by the operator")
+        wait_until(lambda: alive() and k8s_cluster.kubectl("get", "secret", "xorj-ledger-executor", "-n", ns,
+                                                           check=False).returncode == 0,
+                   timeout=60, what="the namespace's executor ledger login Secret")
         # the periodic resync reads the Deployment back to check for drift
         wait_until(lambda: alive() and ("apps", "deployments", "get") in rbac_calls(recorder.calls),
                    timeout=90, what="the resync's drift check")
