@@ -53,7 +53,9 @@ def executor_dsn_base(owner_dsn: str, configured: str | None) -> tuple[str, byte
     return make_conninfo(**{k: str(v) for k, v in params.items()}), ca
 
 
-def login_secret(namespace: str, name: str, dsn_key: str, login: roles.ExecutorLogin, ca: bytes | None) -> dict[str, Any]:
+def login_secret(
+    namespace: str, name: str, dsn_key: str, login: roles.ExecutorLogin, ca: bytes | None
+) -> dict[str, Any]:
     data = {dsn_key: base64.b64encode(login.dsn.encode()).decode()}
     if ca is not None:
         data[CA_KEY] = base64.b64encode(ca).decode()
@@ -95,6 +97,9 @@ async def ensure_namespace(rt: Runtime, namespace: str) -> str:
 async def keep_logins(rt: Runtime, namespaces: list[str]) -> None:
     """Run :func:`ensure_namespace` for every namespace now and every PASS_SECONDS (a failed one is
     retried after RETRY_SECONDS). Runs until cancelled."""
+    if not namespaces:
+        log.error("executor ledger logins need the watched namespaces named (--namespace); none are made")
+        return
     while True:
         failed = False
         for namespace in namespaces:

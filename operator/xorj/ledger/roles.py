@@ -140,7 +140,6 @@ def ensure_executor_login(
     return ExecutorLogin(namespace, login, with_credentials(executor_dsn_base or owner_dsn, login, password))
 
 
-
 def _restrict_database(conn: psycopg.Connection, database: str, login: str) -> None:
     """Only the owner and this database's executor logins may connect, and nobody else may make
     temporary tables. CONNECT goes to each login, not to the group: a database copied from a migrated
@@ -151,14 +150,17 @@ def _restrict_database(conn: psycopg.Connection, database: str, login: str) -> N
 
 
 def drop_executor_login(owner_dsn: str, namespace: str) -> bool:
-    """Remove ``namespace``'s executor login (its sessions end at their next authentication); True if
-    there was one."""
+    """Remove ``namespace``'s executor login; True if there was one. Sessions it already has stay
+    connected until they end, but with no privilege left (the role they run as is gone)."""
     with translated_errors(), psycopg.connect(owner_dsn, autocommit=True, connect_timeout=10) as conn:
-        login = executor_login_name(conn.info.dbname, namespace)
+        database = conn.info.dbname
+        login = executor_login_name(database, namespace)
         with conn.transaction():
             conn.execute("DELETE FROM ledger_executor_logins WHERE login = %s", (login,))
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchone()
             if exists:
+                conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM {}").format(
+                    sql.Identifier(database), sql.Identifier(login)))
                 conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(login)))
         return exists is not None
 
@@ -176,6 +178,7 @@ def bootstrap_owner(superuser_dsn: str, database: str, owner: str, password: str
             query = sql.SQL("{} PASSWORD {}").format(query, sql.Literal(_hashed(conn, owner, password)))
         conn.execute(query)
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
-            conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(database), sql.Identifier(owner)))
+            conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(database),
+                                                                         sql.Identifier(owner)))
         else:
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(owner)))

@@ -25,6 +25,7 @@ from xorj.errors import LeaseLostError, TradeNotFoundError
 from xorj.ledger import Ledger
 from xorj.ledger.records import AlertSeverity, NewAlert
 from xorj.ledger.roles import (
+    drop_executor_login,
     ensure_executor_login,
     executor_login_name,
     generate_password,
@@ -251,3 +252,16 @@ def test_tls_verify_full_connects_and_a_wrong_ca_or_plain_tcp_is_refused(
     plain = with_credentials(login.dsn, login.login, params["password"], sslmode="disable")
     with pytest.raises(psycopg.OperationalError, match="no pg_hba.conf entry"):
         psycopg.connect(plain, connect_timeout=5).close()
+
+
+def test_a_dropped_login_loses_its_namespace_and_cannot_log_in(ledger: Ledger, ledger_owner_dsn: str) -> None:
+    ledger.admit_trade(intent(1, strategy=f"{A}/copy"))
+    login = ensure_executor_login(ledger_owner_dsn, A, generate_password())
+    with psycopg.connect(login.dsn, autocommit=True) as still_connected:
+        assert drop_executor_login(ledger_owner_dsn, A) is True
+        # its open session keeps its connection but no privilege (the role it runs as is gone)
+        assert isinstance(_refused(still_connected, "SELECT count(*) FROM trades"),
+                          psycopg.errors.InsufficientPrivilege)
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(login.dsn, connect_timeout=5).close()
+    assert drop_executor_login(ledger_owner_dsn, A) is False
