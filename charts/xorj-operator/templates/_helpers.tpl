@@ -80,7 +80,7 @@ app.kubernetes.io/part-of: xorj-operator
 {{/* Where the operator finds the ledger's CA certificate (key ca.crt); empty: none to mount. */}}
 {{- define "xorj.ledgerCaSecretName" -}}
 {{- if .Values.postgresql.enabled -}}
-{{- printf "%s-tls" (include "xorj.postgresqlName" .) -}}
+{{- .Values.postgresql.tls.existingSecret | default (printf "%s-tls" (include "xorj.postgresqlName" .)) -}}
 {{- else -}}
 {{- .Values.ledger.caSecret -}}
 {{- end -}}

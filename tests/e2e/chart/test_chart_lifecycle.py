@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 import yaml
 
 from tests.unit.chart.helm import CHART
@@ -67,6 +68,13 @@ def test_install_upgrade_uninstall(k8s_cluster, k8s_namespace) -> None:
     secret = get_json(k8s_cluster, "secret", "xorj-ledger", "-n", ns)
     password = base64.b64decode(secret["data"]["password"]).decode()
     assert len(password) == 32
+    # the ledger's TLS: a CA and a certificate for the Service's name, made once at install
+    tls = {k: base64.b64decode(v) for k, v in get_json(k8s_cluster, "secret", "xorj-postgresql-tls", "-n", ns)
+           ["data"].items()}
+    ca, cert = x509.load_pem_x509_certificate(tls["ca.crt"]), x509.load_pem_x509_certificate(tls["tls.crt"])
+    cert.verify_directly_issued_by(ca)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert f"xorj-postgresql.{ns}.svc" in names.get_values_for_type(x509.DNSName)
     policies = {p["metadata"]["name"] for p in get_json(k8s_cluster, "networkpolicies", "-n", ns)["items"]}
     assert policies == {"xorj-executors", "xorj-operator", "xorj-ledger"}
 
@@ -76,6 +84,8 @@ def test_install_upgrade_uninstall(k8s_cluster, k8s_namespace) -> None:
     assert get_json(k8s_cluster, "deployment", "xorj-operator", "-n", ns)["spec"]["replicas"] == 2
     secret = get_json(k8s_cluster, "secret", "xorj-ledger", "-n", ns)
     assert base64.b64decode(secret["data"]["password"]).decode() == password
+    kept = get_json(k8s_cluster, "secret", "xorj-postgresql-tls", "-n", ns)["data"]
+    assert {k: base64.b64decode(v) for k, v in kept.items()} == tls  # a new CA would lock the operator out
     assert not get_json(k8s_cluster, "networkpolicies", "-n", ns)["items"]
     history = json.loads(k8s_cluster.helm("history", "xorj", "-n", ns, "-o", "json").stdout)
     assert [h["revision"] for h in history] == [1, 2] and history[-1]["status"] == "deployed"

@@ -1,7 +1,8 @@
 """The chart's bundled Postgres configuration, run by a real Postgres server (issue 11 item 5).
 
-What ``helm template`` renders for the bundled ledger: its pg_hba.conf, its TLS Secret, the server
-arguments of its StatefulSet and the init script that makes the operator's login. These are given to
+What ``helm template`` renders for the bundled ledger: its pg_hba.conf, the server arguments of its
+StatefulSet, its Secret and the init script that makes the operator's login, with a TLS Secret for the
+Service's name. These are given to
 the local PostgreSQL binaries as the postgres image's entrypoint would give them (the script run once
 over the socket as the bootstrap superuser, the TLS files owned by root and readable by the postgres
 group as a Secret volume with fsGroup mounts them). Then:
@@ -53,7 +54,10 @@ class BundledLedger:
 def bundled_ledger() -> Iterator[BundledLedger]:
     documents = render()
     config = named(documents, "ConfigMap", "xorj-postgresql-config")["data"]
-    tls = {k: base64.b64decode(v) for k, v in named(documents, "Secret", "xorj-postgresql-tls")["data"].items()}
+    # the TLS Secret a GitOps install gives (postgresql.tls.existingSecret); `helm install` generates
+    # one like it (tests/e2e/chart)
+    ca_pem, cert_pem, key_pem = issue([SERVICE_HOST, "xorj-postgresql"])
+    tls = {"ca.crt": ca_pem, "tls.crt": cert_pem, "tls.key": key_pem}
     ledger_secret = {k: base64.b64decode(v).decode()
                      for k, v in named(documents, "Secret", "xorj-ledger")["data"].items()}
     container = named(documents, "StatefulSet", "xorj-postgresql")["spec"]["template"]["spec"]["containers"][0]

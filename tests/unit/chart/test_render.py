@@ -7,7 +7,20 @@ import re
 
 import pytest
 
-from tests.unit.chart.helm import CHART, KUBE_VERSION, helm, named, of_kind, render, template
+from psycopg.conninfo import conninfo_to_dict
+
+from tests.unit.chart.helm import (
+    CHART,
+    KUBE_VERSION,
+    TEST_ENDPOINT_SETS,
+    TEST_LEDGER_PASSWORD,
+    TEST_LEDGER_TLS_SECRET,
+    helm,
+    named,
+    of_kind,
+    render,
+    template,
+)
 
 VARIANTS = {
     "defaults": (),
@@ -23,7 +36,10 @@ VARIANTS = {
 @pytest.mark.parametrize("sets", VARIANTS.values(), ids=VARIANTS.keys())
 def test_lint_is_clean(sets: tuple[str, ...]) -> None:
     args = [a for s in sets for a in ("--set", s)]
-    result = helm("lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART), *args)
+    result = helm("lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART),
+                  "--set-string", f"postgresql.password={TEST_LEDGER_PASSWORD}",
+                  "--set-string", f"postgresql.tls.existingSecret={TEST_LEDGER_TLS_SECRET}",
+                  *[a for s in TEST_ENDPOINT_SETS for a in ("--set", s)], *args)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[ERROR]" not in result.stdout and "[WARNING]" not in result.stdout, result.stdout
 
@@ -97,8 +113,11 @@ def test_bundled_ledger_login_of_the_operator_stays_in_the_release_namespace() -
     secrets = [d for d in of_kind(documents, "Secret") if d["metadata"]["name"] == "xorj-ledger"]
     assert [d["metadata"]["namespace"] for d in secrets] == ["xorj"]
     data = {k: base64.b64decode(v).decode() for k, v in secrets[0]["data"].items()}
-    assert len(data["password"]) == 32 and len(data["superuser-password"]) == 32
-    assert data["password"] != data["superuser-password"]
+    assert data["password"] == TEST_LEDGER_PASSWORD
+    # stable across renders, and not the operator's password
+    assert len(data["superuser-password"]) == 64 and data["password"] not in data["superuser-password"]
+    assert data == {k: base64.b64decode(v).decode() for k, v in named(
+        render("watchNamespaces={team-a}"), "Secret", "xorj-ledger")["data"].items()}
     assert data["dsn"] == (f"postgresql://xorj:{data['password']}@xorj-postgresql.xorj.svc:5432/xorj"
                            "?sslmode=verify-full&sslrootcert=/var/run/xorj/ledger/ca.crt")
     assert not [d for d in of_kind(documents, "Secret") if d["metadata"]["namespace"] == "team-a"]
@@ -126,21 +145,23 @@ def test_bundled_ledger_has_no_network_superuser_and_serves_tls_only() -> None:
     assert mounts["initdb"] == "/docker-entrypoint-initdb.d"
     assert settings["ssl_key_file"].startswith(mounts["tls"] + "/")
     tls_volume = next(v for v in statefulset["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls")
-    assert tls_volume["secret"] == {"secretName": "xorj-postgresql-tls", "defaultMode": 0o640}
+    assert tls_volume["secret"] == {"secretName": TEST_LEDGER_TLS_SECRET, "defaultMode": 0o640}
 
 
-def test_bundled_ledger_certificate_names_its_service_and_is_signed_by_the_ca_the_operator_mounts() -> None:
-    from cryptography import x509
+def test_helm_template_without_a_tls_secret_refuses_instead_of_inventing_a_ca() -> None:
+    """A CA generated on every GitOps render would replace the one the server started with. (A real
+    install generates it once and keeps it: tests/e2e/chart checks that.)"""
+    result = template(ledger_tls=None)
+    assert result.returncode != 0
+    assert "postgresql.tls.existingSecret is required when rendering without a cluster" in result.stderr
 
+
+def test_the_given_tls_secret_serves_the_ledger_and_only_its_ca_reaches_the_operator() -> None:
     documents = render()
-    tls = {k: base64.b64decode(v) for k, v in named(documents, "Secret", "xorj-postgresql-tls")["data"].items()}
-    ca, cert = x509.load_pem_x509_certificate(tls["ca.crt"]), x509.load_pem_x509_certificate(tls["tls.crt"])
-    cert.verify_directly_issued_by(ca)
-    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
-    assert "xorj-postgresql.xorj.svc" in names  # the DSN's host: verify-full checks it
+    assert not [d for d in of_kind(documents, "Secret") if d["metadata"]["name"] == "xorj-postgresql-tls"]
     pod = named(documents, "Deployment", "xorj-operator")["spec"]["template"]["spec"]
     volume = next(v for v in pod["volumes"] if v["name"] == "ledger-ca")
-    assert volume["secret"]["secretName"] == "xorj-postgresql-tls"
+    assert volume["secret"]["secretName"] == TEST_LEDGER_TLS_SECRET
     assert volume["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]  # never the server's key
     mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "ledger-ca")
     assert mount["mountPath"] == "/var/run/xorj/ledger"
@@ -153,6 +174,26 @@ def test_external_ledger_ca_is_mounted_for_the_operator_when_given() -> None:
                   "Deployment", "xorj-operator")
     volume = next(v for v in given["spec"]["template"]["spec"]["volumes"] if v["name"] == "ledger-ca")
     assert volume["secret"]["secretName"] == "pg-ca"
+
+
+@pytest.mark.parametrize("password", ["p@ss:w/rd", "a b+c%d?e#f&g=h'i\"j", "Ünïcode-ключ"])
+def test_ledger_dsn_encodes_any_password_so_libpq_reads_it_back(password: str) -> None:
+    result = template(values={"postgresql.password": password}, ledger_password=None)
+    assert result.returncode == 0, result.stderr
+    secret = named(result.documents(), "Secret", "xorj-ledger", "xorj")
+    dsn = base64.b64decode(secret["data"]["dsn"]).decode()
+    parsed = conninfo_to_dict(dsn)  # libpq's own parser, as the executors use it
+    assert (parsed["user"], parsed["password"], parsed["host"], parsed["port"], parsed["dbname"]) == (
+        "xorj", password, "xorj-postgresql.xorj.svc", "5432", "xorj")
+    assert base64.b64decode(secret["data"]["password"]).decode() == password
+
+
+def test_helm_template_without_a_password_refuses_instead_of_inventing_one() -> None:
+    # A fresh random password on every GitOps render would lock the operator out of its own ledger.
+    result = template(ledger_password=None)
+    assert result.returncode != 0
+    assert "postgresql.password is required when rendering without a cluster" in result.stderr
+    assert template(ledger_password=None).stderr == result.stderr  # the same answer every time
 
 
 def test_bundled_ledger_is_a_statefulset_with_a_volume_claim() -> None:
