@@ -34,8 +34,9 @@ def test_an_executor_under_its_namespace_login_trades_exactly_once(local_chain, 
     login = executor_login("team-a")
     assert "sslmode=verify-full" in login.dsn
     ids = admit(ledger, own, 4, AMOUNT)
-    # one the risk limits refuse: FAILED by the restricted login
-    refused = admit(ledger, own, 1, AMOUNT, notional_usd=Decimal(20000))
+    # one the risk limits refuse (20 000 USDC, stated and worth over the 1 000 USD limit): FAILED by the
+    # restricted login before any send
+    refused = admit(ledger, own, 1, 20_000 * 10**6, notional_usd=Decimal(20000))
     env = executor_env(dsn=login.dsn, scenario=own, rpc_url=local_chain.rpc_url,
                        swap_api_url=local_chain.swap_api_url, concurrency=2, max_trade_notional_usd="1000")
     with executors(1, env, tmp_path, "team-a"):
