@@ -85,6 +85,23 @@ app.kubernetes.io/part-of: xorj-operator
 {{- end -}}
 {{- end -}}
 
+{{/* The Secret executors read their ledger DSN (and the ledger CA) from, in each watched namespace. */}}
+{{- define "xorj.executorLedgerSecretName" -}}
+{{- .Values.ledger.executorSecret | default (printf "%s-ledger-executor" (include "xorj.fullname" .)) -}}
+{{- end -}}
+
+{{/* Where the operator finds the ledger's CA certificate (key ca.crt); empty: none to mount. */}}
+{{- define "xorj.ledgerCaSecretName" -}}
+{{- if .Values.postgresql.enabled -}}
+{{- .Values.postgresql.tls.existingSecret | default (printf "%s-tls" (include "xorj.postgresqlName" .)) -}}
+{{- else -}}
+{{- .Values.ledger.caSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The path the ledger CA is mounted at, in the operator's and executors' pods (xorj.controller.desired). */}}
+{{- define "xorj.ledgerCaPath" -}}/var/run/xorj/ledger/ca.crt{{- end -}}
+
 {{- define "xorj.ledgerSecretKey" -}}
 {{- if .Values.postgresql.enabled -}}dsn{{- else -}}{{ .Values.ledger.existingSecretKey }}{{- end -}}
 {{- end -}}

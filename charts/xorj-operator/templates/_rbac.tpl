@@ -33,6 +33,17 @@ Role). Children are written by server-side apply: PATCH, plus create when the ap
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
+{{- if .Values.ledger.executorLogins }}
+# The executors' ledger login Secret (xorj.controller.ledger_logins), written by server-side apply; no
+# other Secret is written. (create cannot be limited to a name; its metadata is read by the get above.)
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [create]
+- apiGroups: [""]
+  resources: [secrets]
+  resourceNames: [{{ include "xorj.executorLedgerSecretName" . }}]
+  verbs: [patch]
+{{- end }}
 # Kubernetes Events for every transition a person cares about.
 - apiGroups: [""]
   resources: [events]

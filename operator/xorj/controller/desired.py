@@ -19,6 +19,8 @@ COMPONENT_LABEL = "app.kubernetes.io/component"
 EXECUTOR_COMPONENT = "executor"
 MANAGED_BY = "xorj-operator"
 VAULT_MOUNT_DIR = "/var/run/xorj/vault"
+# The ledger's CA certificate (key ca.crt of the ledger Secret, when it has one), for sslmode=verify-full.
+LEDGER_CA_MOUNT_DIR = "/var/run/xorj/ledger"
 EXECUTOR_CONTAINER = "executor"
 # The image's unprivileged user (Dockerfile USER). The vault Secret's files belong to this group
 # (fsGroup) with mode 0440: the executor can read its key, no other user in the pod can.
@@ -194,7 +196,8 @@ def deployment(
             *api_key_environment(spec),
         ],
         "ports": [{"name": "metrics", "containerPort": defaults.metrics_port, "protocol": "TCP"}],
-        "volumeMounts": [{"name": "vault", "mountPath": VAULT_MOUNT_DIR, "readOnly": True}],
+        "volumeMounts": [{"name": "vault", "mountPath": VAULT_MOUNT_DIR, "readOnly": True},
+                         {"name": "ledger-ca", "mountPath": LEDGER_CA_MOUNT_DIR, "readOnly": True}],
         "resources": {"requests": dict(spec.executor.requests), "limits": dict(spec.executor.limits)},
         "livenessProbe": {
             "httpGet": {"path": "/healthz", "port": "metrics"},
@@ -228,7 +231,16 @@ def deployment(
                     "defaultMode": 0o440,
                     "items": [{"key": spec.vault.secret_key, "path": spec.vault.secret_key}],
                 },
-            }
+            },
+            {
+                "name": "ledger-ca",
+                "secret": {
+                    "secretName": defaults.ledger_secret_name,
+                    "defaultMode": 0o444,
+                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                    "optional": True,  # a ledger DSN without TLS verification has no CA to give
+                },
+            },
         ],
     }
     if defaults.service_account:

@@ -28,7 +28,7 @@ import kopf
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from xorj.controller import metrics, reconcile
+from xorj.controller import ledger_logins, metrics, reconcile
 from xorj.controller.freshness import WatchFreshness
 from xorj.controller.kube import Kube, load_config, load_configuration
 from xorj.controller.models import GROUP, VERSION
@@ -106,6 +106,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
     rt = Runtime(settings=cfg, kube=kube, ledger=ledger, freshness=freshness, identity=identity)
     memo["runtime"] = rt
     memo["listener"] = asyncio.create_task(rt.listen_forever(), name="xorj-ledger-listener")
+    if cfg.executor_ledger_logins:
+        memo["ledger_logins"] = asyncio.create_task(
+            ledger_logins.keep_logins(rt, memo.get("namespaces") or []), name="xorj-ledger-logins")
     memo["health"] = await _start_health_server(rt, cfg.health_host, cfg.health_port, cfg.metrics_port)
     if not cfg.standalone:
         await _ensure_peering_objects(kube, cfg.peering_name, memo.get("namespaces") or [])
@@ -132,9 +135,10 @@ def _connect_ledger(dsn: str, logger: Any) -> Ledger:
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, logger: Any, **_: Any) -> None:
     """Graceful shutdown: kopf has stopped the daemons; close what startup opened."""
-    task = memo.get("listener")
-    if task is not None:
-        task.cancel()
+    for task_name in ("listener", "ledger_logins"):
+        task = memo.get(task_name)
+        if task is not None:
+            task.cancel()
     for runner in memo.get("health") or ():
         await runner.cleanup()
     rt: Runtime | None = memo.get("runtime")

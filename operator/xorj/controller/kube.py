@@ -35,6 +35,8 @@ _CHILD_PATHS: dict[str, tuple[str, str]] = {
     "Service": ("/api/v1", "services"),
     "Deployment": ("/apis/apps/v1", "deployments"),
     "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
+    # only the executor ledger login's Secret (xorj.controller.ledger_logins)
+    "Secret": ("/api/v1", "secrets"),
 }
 
 

@@ -21,6 +21,12 @@ class OperatorSettings(BaseSettings):
     # Executors read the DSN from this Secret (the operator's own DSN never reaches a pod spec).
     executor_ledger_secret: str = "xorj-ledger"
     executor_ledger_secret_key: str = "dsn"
+    # Make each watched namespace's own Postgres login and write its DSN into executor_ledger_secret
+    # there (xorj.controller.ledger_logins); the chart turns this on. Off, the Secret is the user's.
+    executor_ledger_logins: bool = False
+    # The DSN executors connect with, without credentials (default: the operator's own address and TLS
+    # settings); for executors that reach the ledger by another address than the operator.
+    executor_ledger_dsn: SecretStr | None = None
     # The executor image is the operator's choice, never a TradingStrategy's: executors hold vault keys.
     executor_image: str = Field(default="xorj-operator:latest", min_length=1, max_length=512)
     executor_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"

@@ -58,6 +58,8 @@ RELEASE = "xorj"
 OPERATOR_ACCOUNT = "xorj-operator"
 EXECUTOR_ACCOUNT = "xorj-executor"
 LEDGER_SECRET = "xorj-ledger"
+# The executors' own ledger login, made by the operator (xorj.controller.ledger_logins)
+EXECUTOR_LEDGER_SECRET = "xorj-ledger-executor"
 LEDGER_DATABASE = "xorj"
 VAULT_SECRET = "demo-vault"
 STRATEGY = "demo"
@@ -276,7 +278,8 @@ class Demo:
         opened = endpoints or PodEndpoints(dsn, chain)
         self._install_chart(opened.dsn, chain, opened.chart_values())
         self.say("7/9 operator: running `xorj operator` as the chart's ServiceAccount")
-        self._operator(data, dsn)
+        self._operator(data, dsn, self._executor_ledger_dsn(data, endpoints.dsn if endpoints else dsn,
+                                                          relayed=endpoints is not None))
         if endpoints:
             self.say("8/9 executors: the example TradingStrategy; its executor pods run on the real node")
             strategy = self._apply_strategy(endpoints.chain)
@@ -421,7 +424,18 @@ class Demo:
             yaml.safe_dump(config, handle)
         return path
 
-    def _operator(self, data: dict[str, Any], dsn: str) -> None:
+    @staticmethod
+    def _executor_ledger_dsn(data: dict[str, Any], executor_dsn: str, *, relayed: bool) -> str:
+        """Where the executors reach the ledger, verifying its certificate against the local server's
+        CA; the operator replaces the user with the namespace's own login. Pods reach it through a relay
+        whose address the certificate does not name: they check the CA only (verify-ca)."""
+        from xorj.devenv.postgres import PostgresServer
+
+        ca_file = PostgresServer(Path(data["postgres_root"]) / "data").ca_file
+        separator = "&" if "?" in executor_dsn else "?"
+        return f"{executor_dsn}{separator}sslmode={'verify-ca' if relayed else 'verify-full'}&sslrootcert={ca_file}"
+
+    def _operator(self, data: dict[str, Any], dsn: str, executor_dsn: str) -> None:
         if process_alive(data["processes"].get("operator")):
             self.say("    already running")
             return
@@ -430,7 +444,10 @@ class Demo:
         kubeconfig = self._operator_kubeconfig()
         health, metrics = free_port(), free_port()
         env = {**os.environ, "KUBECONFIG": str(kubeconfig), "XORJ_LEDGER_DSN": dsn,
-               "XORJ_OPERATOR_EXECUTOR_SERVICE_ACCOUNT": EXECUTOR_ACCOUNT, "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET": LEDGER_SECRET,
+               "XORJ_OPERATOR_EXECUTOR_SERVICE_ACCOUNT": EXECUTOR_ACCOUNT,
+               # each executor connects as its namespace's own login, which the operator makes
+               "XORJ_OPERATOR_EXECUTOR_LEDGER_LOGINS": "true", "XORJ_OPERATOR_EXECUTOR_LEDGER_DSN": executor_dsn,
+               "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET": EXECUTOR_LEDGER_SECRET,
                "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET_KEY": "dsn",
                # development only: the local chain and swap API speak http
                "XORJ_OPERATOR_ALLOW_INSECURE_ENDPOINTS": "true"}

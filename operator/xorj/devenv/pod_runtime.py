@@ -150,7 +150,9 @@ def pod_environment(pod: dict[str, Any], resolver: Resolver, mounts: dict[str, P
     for key, value in env.items():
         for mount_path, local in mounts.items():
             if value == mount_path or value.startswith(mount_path.rstrip("/") + "/"):
-                env[key] = str(local) + value[len(mount_path.rstrip("/")):]
+                env[key] = value = str(local) + value[len(mount_path.rstrip("/")):]
+            elif "=" + mount_path.rstrip("/") + "/" in value:  # inside a DSN: ...&sslrootcert=/mount/ca.crt
+                env[key] = value = value.replace("=" + mount_path.rstrip("/") + "/", "=" + str(local) + "/")
     return env
 
 
@@ -165,8 +167,14 @@ def materialize_volumes(pod: dict[str, Any], resolver: Resolver, root: Path) -> 
             raise PodSpecError(f"volumeMount {mount['name']} has no volume")
         local = root / "volumes" / mount["name"]
         local.mkdir(parents=True, exist_ok=True, mode=0o700)
+        optional = bool((volume.get("secret") or volume.get("configMap") or {}).get("optional"))
         if "secret" in volume:
-            files: dict[str, bytes] = resolver.secret(namespace, volume["secret"]["secretName"])
+            try:
+                files: dict[str, bytes] = resolver.secret(namespace, volume["secret"]["secretName"])
+            except Exception:  # noqa: BLE001 - an optional Secret may be absent
+                if not optional:
+                    raise
+                files = {}
         elif "configMap" in volume:
             files = {k: v.encode() for k, v in resolver.config_map(namespace, volume["configMap"]["name"]).items()}
         elif "emptyDir" in volume:
@@ -174,7 +182,8 @@ def materialize_volumes(pod: dict[str, Any], resolver: Resolver, root: Path) -> 
         else:
             raise PodSpecError(f"volume {mount['name']}: only secret, configMap and emptyDir are supported")
         items = (volume.get("secret") or volume.get("configMap") or {}).get("items")
-        selected = {i["path"]: files[i["key"]] for i in items} if items else files
+        selected = ({i["path"]: files[i["key"]] for i in items if i["key"] in files or not optional}
+                    if items else files)
         for relative, content in selected.items():
             target = local / relative
             target.parent.mkdir(parents=True, exist_ok=True)

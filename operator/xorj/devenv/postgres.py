@@ -1,7 +1,8 @@
 """A real local PostgreSQL server for the tests and the demo (Debian's packages; no container engine).
 
 ``PostgresServer(data_dir, port)`` runs ``initdb`` once, then ``postgres`` on 127.0.0.1 only, with TCP
-and no Unix socket. Postgres refuses to run as root: when we are root both run as the ``postgres``
+and no Unix socket, serving TLS with a certificate from a CA generated for this server
+(:mod:`xorj.devenv.tls`; clients verify it with ``sslmode=verify-full``). Postgres refuses to run as root: when we are root both run as the ``postgres``
 system user (``setpriv``, which execs, so the process we start *is* the postmaster), and the data
 directory must be reachable by that user: /root is not, so test servers live in a temporary directory
 under /tmp owned by ``postgres`` (:meth:`PostgresServer.temporary`).
@@ -9,8 +10,11 @@ under /tmp owned by ``postgres`` (:meth:`PostgresServer.temporary`).
 Settings are for disposable development data: ``fsync=off`` and ``full_page_writes=off`` (default)
 make the tests fast, and are safe against the server process crashing or being killed (the OS still
 holds every write), but not against the machine losing power. ``synchronous_commit`` stays on, so a
-COMMIT that returned survives ``kill -9`` of the server: the restart tests rely on that. Authentication
-is ``trust`` on the loopback address: nothing else can reach the server.
+COMMIT that returned survives ``kill -9`` of the server: the restart tests rely on that.
+
+Authentication (``pg_hba.conf``, rewritten at every start): the ``postgres`` superuser is trusted on the
+loopback address, for setting up databases (nothing else can reach the server); every other role (the
+ledger's owner, executor logins) must come over TLS and give its password (SCRAM).
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import psycopg
 from psycopg import sql
 
+from xorj.devenv.tls import ServerCertificate, ensure_server_certificate
 from xorj.errors import EnvironmentSetupError
 
 log = logging.getLogger(__name__)
@@ -112,6 +118,9 @@ class PostgresServer:
         bin_dir: Path | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        # Beside the data directory, not in it: initdb wants an empty directory.
+        self.tls_dir = self.data_dir.parent / f"{self.data_dir.name}-tls"
+        self.hba_file = self.data_dir.parent / f"{self.data_dir.name}-pg_hba.conf"
         self.port = port
         self.host = host
         self.fsync = fsync
@@ -138,10 +147,22 @@ class PostgresServer:
         """DSN of the ``postgres`` maintenance database (as superuser)."""
         return self.dsn_for("postgres")
 
-    def dsn_for(self, dbname: str) -> str:
+    def dsn_for(self, dbname: str, *, user: str = SUPERUSER, password: str | None = None,
+                verify: bool = False) -> str:
+        """DSN of ``dbname`` as ``user``; ``verify`` (or any user but the superuser) requires TLS and
+        checks the server's certificate and name against this server's CA (``sslmode=verify-full``)."""
         if self.port is None:
             raise EnvironmentSetupError("the Postgres server has no port yet: start it first")
-        return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/{dbname}"
+        userinfo = quote(user, safe="") + ("" if password is None else ":" + quote(password, safe=""))
+        dsn = f"postgresql://{userinfo}@{self.host}:{self.port}/{quote(dbname, safe='')}"
+        if verify or user != SUPERUSER:
+            dsn += "?" + urlencode({"sslmode": "verify-full", "sslrootcert": str(self.ca_file)})
+        return dsn
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate clients verify this server with."""
+        return self.tls_dir / "ca.crt"
 
     @property
     def bin_dir(self) -> Path:
@@ -207,9 +228,27 @@ class PostgresServer:
             f"Postgres did not start on {self.host}:{self.port} (data {self.data_dir}); log tail:\n{self._log_tail()}"
         )
 
+    def _prepare_tls_and_hba(self) -> ServerCertificate:
+        self.tls_dir.mkdir(parents=True, exist_ok=True)
+        certificate = ensure_server_certificate(self.tls_dir, hosts=[self.host, "localhost"])
+        for path in (self.tls_dir, certificate.cert_file, certificate.key_file, certificate.ca_file):
+            chown_to_service_user(path)
+        self.hba_file.write_text(
+            "# Written by xorj.devenv.postgres at each start.\n"
+            "# TYPE   DATABASE  USER      ADDRESS       METHOD\n"
+            f"host     all       {SUPERUSER}  127.0.0.1/32  trust\n"
+            "hostssl  all       all       127.0.0.1/32  scram-sha-256\n"
+        )
+        chown_to_service_user(self.hba_file)
+        return certificate
+
     def _start_once(self, timeout: float) -> bool:
+        certificate = self._prepare_tls_and_hba()
         argv = [
             str(self.bin_dir / "postgres"), "-D", str(self.data_dir),
+            "-c", f"hba_file={self.hba_file}", "-c", "ssl=on",
+            "-c", f"ssl_cert_file={certificate.cert_file}", "-c", f"ssl_key_file={certificate.key_file}",
+            "-c", "ssl_min_protocol_version=TLSv1.2", "-c", "password_encryption=scram-sha-256",
             "-c", f"listen_addresses={self.host}", "-c", f"port={self.port}",
             "-c", "unix_socket_directories=", "-c", f"max_connections={self.max_connections}",
             "-c", f"fsync={'on' if self.fsync else 'off'}",
@@ -277,8 +316,11 @@ class PostgresServer:
 
     # -- databases -----------------------------------------------------------------------------------
 
-    def create_database(self, name: str, *, template: str | None = None, exist_ok: bool = False) -> str:
-        """Create database ``name`` (optionally as a copy of ``template``); returns its DSN."""
+    def create_database(
+        self, name: str, *, template: str | None = None, exist_ok: bool = False, owner: str | None = None
+    ) -> str:
+        """Create database ``name`` (optionally as a copy of ``template``, owned by role ``owner``);
+        returns its DSN (as the superuser)."""
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
             if exists and exist_ok:
@@ -286,6 +328,8 @@ class PostgresServer:
             query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
             if template:
                 query = sql.SQL("{} TEMPLATE {}").format(query, sql.Identifier(template))
+            if owner:
+                query = sql.SQL("{} OWNER {}").format(query, sql.Identifier(owner))
             conn.execute(query)
         return self.dsn_for(name)
 

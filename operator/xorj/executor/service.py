@@ -102,7 +102,9 @@ class ExecutorService:
         self.key = key or load_vault_key(settings.vault_keypair_file)
         check_vault_pubkey(self.key, settings.vault_pubkey)
         self._own_ledger = ledger is None
-        self.ledger = ledger or Ledger.connect(settings.ledger_dsn.get_secret_value(), name=LEDGER_APPLICATION_NAME)
+        # Executors never migrate: their namespace login may not change the schema (the operator does).
+        self.ledger = ledger or Ledger.connect(settings.ledger_dsn.get_secret_value(), apply_migrations=False,
+                                               name=LEDGER_APPLICATION_NAME)
         self.metrics = ExecutorMetrics(settings.strategy)
         self.rpc = SolanaRpc(settings.rpc_url_with_key(),
                              timeouts=RpcTimeouts(read=settings.rpc_timeout_seconds, send=settings.send_timeout_seconds),

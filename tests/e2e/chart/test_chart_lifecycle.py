@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 import yaml
 
 from tests.unit.chart.helm import CHART, TEST_ENDPOINT_SETS
@@ -67,6 +68,13 @@ def test_install_upgrade_uninstall(k8s_cluster, k8s_namespace) -> None:
     secret = get_json(k8s_cluster, "secret", "xorj-ledger", "-n", ns)
     password = base64.b64decode(secret["data"]["password"]).decode()
     assert len(password) == 32
+    # the ledger's TLS: a CA and a certificate for the Service's name, made once at install
+    tls = {k: base64.b64decode(v) for k, v in get_json(k8s_cluster, "secret", "xorj-postgresql-tls", "-n", ns)
+           ["data"].items()}
+    ca, cert = x509.load_pem_x509_certificate(tls["ca.crt"]), x509.load_pem_x509_certificate(tls["tls.crt"])
+    cert.verify_directly_issued_by(ca)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert f"xorj-postgresql.{ns}.svc" in names.get_values_for_type(x509.DNSName)
     policies = {p["metadata"]["name"] for p in get_json(k8s_cluster, "networkpolicies", "-n", ns)["items"]}
     assert policies == {"xorj-default-deny", "xorj-executors", "xorj-operator", "xorj-ledger"}
 
@@ -76,6 +84,8 @@ def test_install_upgrade_uninstall(k8s_cluster, k8s_namespace) -> None:
     assert get_json(k8s_cluster, "deployment", "xorj-operator", "-n", ns)["spec"]["replicas"] == 2
     secret = get_json(k8s_cluster, "secret", "xorj-ledger", "-n", ns)
     assert base64.b64decode(secret["data"]["password"]).decode() == password
+    kept = get_json(k8s_cluster, "secret", "xorj-postgresql-tls", "-n", ns)["data"]
+    assert {k: base64.b64decode(v) for k, v in kept.items()} == tls  # a new CA would lock the operator out
     assert not get_json(k8s_cluster, "networkpolicies", "-n", ns)["items"]
     history = json.loads(k8s_cluster.helm("history", "xorj", "-n", ns, "-o", "json").stdout)
     assert [h["revision"] for h in history] == [1, 2] and history[-1]["status"] == "deployed"
@@ -167,7 +177,8 @@ NOT_EXERCISED: dict[tuple[str, str, str], str] = {
 
 
 @pytest.mark.postgres
-def test_operator_runs_under_the_charts_service_account(k8s_cluster, k8s_namespace, ledger_dsn, tmp_path) -> None:
+def test_operator_runs_under_the_charts_service_account(k8s_cluster, k8s_namespace, ledger_dsn, ledger_owner_dsn,
+                                                        tmp_path) -> None:
     """The operator, authenticated only as the chart's ServiceAccount and seen through a recording
     proxy, reconciles a strategy into its children, pauses it, admits a CopyTrade, mirrors its terminal
     state, deletes it after its TTL and finalizes the strategy's deletion: no request is refused, and
@@ -190,8 +201,10 @@ def test_operator_runs_under_the_charts_service_account(k8s_cluster, k8s_namespa
     recorder = ApiRecorder(server, ca).start()
     kubeconfig = service_account_kubeconfig(k8s_cluster, ns, OPERATOR_SA, tmp_path / "operator.kubeconfig",
                                             server=recorder.url)
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "XORJ_LEDGER_DSN": ledger_dsn,
-           "XORJ_OPERATOR_EXECUTOR_SERVICE_ACCOUNT": EXECUTOR_SA, "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET": "ledger",
+    # as the chart runs it: the ledger's owner (not a superuser), making the namespace's executor login
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "XORJ_LEDGER_DSN": ledger_owner_dsn,
+           "XORJ_OPERATOR_EXECUTOR_SERVICE_ACCOUNT": EXECUTOR_SA,
+           "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET": "xorj-ledger-executor", "XORJ_OPERATOR_EXECUTOR_LEDGER_LOGINS": "true",
            "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET_KEY": "dsn", "XORJ_OPERATOR_COPYTRADE_RESYNC_SECONDS": "1",
            "XORJ_OPERATOR_STRATEGY_RESYNC_SECONDS": "2", "XORJ_OPERATOR_ALLOW_INSECURE_ENDPOINTS": "true"}
     log_path = tmp_path / "operator.log"
@@ -225,6 +238,9 @@ def test_operator_runs_under_the_charts_service_account(k8s_cluster, k8s_namespa
             return all(names.values()) and status.get("conditions") and names
 
         wait_until(reconciled, timeout=90, what="the strategy reconciled by the operator")
+        wait_until(lambda: alive() and k8s_cluster.kubectl("get", "secret", "xorj-ledger-executor", "-n", ns,
+                                                           check=False).returncode == 0,
+                   timeout=60, what="the namespace's executor ledger login Secret")
         # the periodic resync reads the Deployment back to check for drift
         wait_until(lambda: alive() and ("apps", "deployments", "get") in rbac_calls(recorder.calls),
                    timeout=90, what="the resync's drift check")

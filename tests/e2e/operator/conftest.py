@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from xorj.controller import crdgen
 
+from tests.fixtures.postgres import LEDGER_OWNER_PASSWORD
+
 REPO = Path(__file__).resolve().parents[3]
 CRDS_DIR = REPO / "crds"
 
@@ -184,12 +186,14 @@ def release_finalizers(kube: Kubectl) -> None:
 
 
 @pytest.fixture
-def operators(tmp_path: Path, kube: Kubectl, ledger_dsn: str) -> Iterator[Callable[..., OperatorProcess]]:
-    """Start operators for the test's namespace; all are stopped (or killed) afterwards."""
+def operators(tmp_path: Path, kube: Kubectl, ledger_dsn: str,
+              ledger_owner_dsn: str) -> Iterator[Callable[..., OperatorProcess]]:
+    """Start operators for the test's namespace; all are stopped (or killed) afterwards. They connect
+    as the ledger's owner, the role the product gives the operator (not a superuser), over TLS."""
     started: list[OperatorProcess] = []
 
     def start(**kwargs: Any) -> OperatorProcess:
-        op = OperatorProcess(namespace=kube.namespace, dsn=ledger_dsn,
+        op = OperatorProcess(namespace=kube.namespace, dsn=ledger_owner_dsn,
                              log_path=tmp_path / f"operator-{len(started)}.log", **kwargs)
         started.append(op)
         op.wait_started()
@@ -203,3 +207,4 @@ def operators(tmp_path: Path, kube: Kubectl, ledger_dsn: str) -> Iterator[Callab
         text = op.log_text()
         assert "Traceback" not in text, f"operator log has a traceback:\n{text[-6000:]}"
         assert ledger_dsn not in text, "the ledger DSN (a secret) appeared in the operator's log"
+        assert LEDGER_OWNER_PASSWORD not in text, "the ledger password appeared in the operator's log"

@@ -59,6 +59,9 @@ def helm(*args: str, timeout: float = 120, env: Mapping[str, str] | None = None)
 # `helm template` has no cluster to read a generated ledger password back from, so the chart needs
 # one given (see templates/ledger-secret.yaml); renders that test something else pass this one.
 TEST_LEDGER_PASSWORD = "rendered-for-tests"
+# Nor can it keep a generated TLS certificate for the bundled Postgres (templates/postgresql.yaml):
+# renders name a Secret holding one, as a GitOps install would (e.g. cert-manager's).
+TEST_LEDGER_TLS_SECRET = "ledger-tls"
 # Executors' egress has no open default either (see templates/_netpol.tpl): test renders name
 # documentation addresses (RFC 5737) unless a test sets its own.
 TEST_ENDPOINT_SETS = ("networkPolicy.rpc.cidrs={192.0.2.10/32}", "networkPolicy.swapApi.cidrs={192.0.2.20/32}")
@@ -66,8 +69,10 @@ TEST_ENDPOINT_SETS = ("networkPolicy.rpc.cidrs={192.0.2.10/32}", "networkPolicy.
 
 def template(*sets: str, values: Mapping[str, Any] | None = None, namespace: str = "xorj",
              release: str = "xorj", extra: Iterable[str] = (), ledger_password: str | None = TEST_LEDGER_PASSWORD,
-             endpoints: Iterable[str] = TEST_ENDPOINT_SETS) -> HelmResult:
+             endpoints: Iterable[str] = TEST_ENDPOINT_SETS, ledger_tls: str | None = TEST_LEDGER_TLS_SECRET) -> HelmResult:
     password = ["--set-string", f"postgresql.password={ledger_password}"] if ledger_password is not None else []
+    if ledger_tls is not None:
+        password += ["--set-string", f"postgresql.tls.existingSecret={ledger_tls}"]
     return helm("template", release, str(CHART), "--namespace", namespace,
                 "--kube-version", KUBE_VERSION, "--api-versions", MONITORING_API,
                 *password, *_set_args(None, endpoints), *_set_args(values, sets), *extra)

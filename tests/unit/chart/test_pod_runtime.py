@@ -100,3 +100,21 @@ def test_terminating_a_pod_terminates_its_process(tmp_path: Path, monkeypatch) -
     assert second.wait(timeout=10) == -15
     assert not runtime.pods
     assert (tmp_path / "pods.json").read_text().strip() == "{}"
+
+
+def test_the_ledger_ca_is_written_and_the_dsn_points_at_it_and_an_absent_ca_is_no_error(tmp_path: Path) -> None:
+    """The executor mounts its ledger Secret's ca.crt (optional) and its DSN names the mounted file."""
+    pod = executor_pod()
+    dsn = b"host=127.0.0.1 user=x sslmode=verify-full sslrootcert=/var/run/xorj/ledger/ca.crt"
+    resolver = FakeResolver({("xorj", "demo-executor-config"): {}},
+                            {("xorj", "xorj-ledger"): {"dsn": dsn, "ca.crt": b"CA"},
+                             ("xorj", "vault"): {"keypair.json": b"k"}})
+    mounts = materialize_volumes(pod, resolver, tmp_path / "with")
+    env = pod_environment(pod, resolver, mounts)
+    ca = tmp_path / "with" / "volumes" / "ledger-ca" / "ca.crt"
+    assert env["XORJ_LEDGER_DSN"] == f"host=127.0.0.1 user=x sslmode=verify-full sslrootcert={ca}"
+    assert ca.read_bytes() == b"CA"
+    resolver.secrets[("xorj", "xorj-ledger")] = {"dsn": b"host=127.0.0.1 user=x"}
+    mounts = materialize_volumes(pod, resolver, tmp_path / "without")
+    assert not (tmp_path / "without" / "volumes" / "ledger-ca" / "ca.crt").exists()
+    assert pod_environment(pod, resolver, mounts)["XORJ_LEDGER_DSN"] == "host=127.0.0.1 user=x"

@@ -7,8 +7,9 @@ import pytest
 from tests.unit.chart.helm import of_kind, render
 
 DANGEROUS_VERBS = {"*", "escalate", "bind", "impersonate", "deletecollection"}
-# secrets: only "get", for the metadata of the Secrets a strategy names (issue 11's binding check;
-# the operator asks for PartialObjectMetadata, see test_operator_reads_secret_metadata_only)
+# secrets: "get" for the metadata of the Secrets a strategy names (issue 11's binding check; the
+# operator asks for PartialObjectMetadata, see test_operator_reads_secret_metadata_only), and writing
+# the executors' ledger login Secret (test_operator_writes_only_the_executor_ledger_secret)
 FORBIDDEN_RESOURCES = {"pods/exec", "pods/attach", "serviceaccounts/token", "roles",
                        "rolebindings", "clusterroles", "clusterrolebindings", "nodes", "*"}
 
@@ -79,11 +80,18 @@ def test_operator_may_mirror_status_and_post_events() -> None:
     assert ("kopf.dev", "kopfpeerings", "patch") not in grants(rules_of(render("operator.peering=")))
 
 
-def test_operator_reads_secrets_only_by_get() -> None:
-    """Issue 11: the operator checks each referenced Secret's binding annotation. It may get a Secret
-    (never list, watch or change one), and it asks for the metadata only."""
-    granted = grants(rules_of(render("watchNamespaces={a,b}")))
-    assert {v for g, r, v in granted if r == "secrets"} == {"get"}
+def test_operator_reads_secrets_only_by_get_and_writes_only_the_executor_ledger_secret() -> None:
+    """Issue 11: the operator checks each referenced Secret's binding annotation: it may get a Secret
+    (never list or watch one), and it asks for the metadata only. It makes each namespace's ledger
+    login Secret: it may create Secrets (a name cannot limit create) and patch that one only. Without
+    executor logins, it may only get."""
+    rules = [r for r in rules_of(render("watchNamespaces={a,b}")) if "secrets" in r["resources"]]
+    assert {v for r in rules if not r.get("resourceNames") for v in r["verbs"]} == {"get", "create"}
+    by_name = [r for r in rules if r.get("resourceNames")]
+    assert by_name and all(r["resourceNames"] == ["xorj-ledger-executor"] and r["verbs"] == ["patch"]
+                           for r in by_name)
+    without = grants(rules_of(render("ledger.executorLogins=false")))
+    assert {v for g, r, v in without if r == "secrets"} == {"get"}
 
 
 def test_operator_reads_secret_metadata_only() -> None:

@@ -9,7 +9,18 @@ import pytest
 
 from psycopg.conninfo import conninfo_to_dict
 
-from tests.unit.chart.helm import CHART, KUBE_VERSION, TEST_ENDPOINT_SETS, TEST_LEDGER_PASSWORD, helm, named, of_kind, render, template
+from tests.unit.chart.helm import (
+    CHART,
+    KUBE_VERSION,
+    TEST_ENDPOINT_SETS,
+    TEST_LEDGER_PASSWORD,
+    TEST_LEDGER_TLS_SECRET,
+    helm,
+    named,
+    of_kind,
+    render,
+    template,
+)
 
 VARIANTS = {
     "defaults": (),
@@ -27,6 +38,7 @@ def test_lint_is_clean(sets: tuple[str, ...]) -> None:
     args = [a for s in sets for a in ("--set", s)]
     result = helm("lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART),
                   "--set-string", f"postgresql.password={TEST_LEDGER_PASSWORD}",
+                  "--set-string", f"postgresql.tls.existingSecret={TEST_LEDGER_TLS_SECRET}",
                   *[a for s in TEST_ENDPOINT_SETS for a in ("--set", s)], *args)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[ERROR]" not in result.stdout and "[WARNING]" not in result.stdout, result.stdout
@@ -80,7 +92,8 @@ def test_executor_defaults_reach_the_operator() -> None:
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
     assert env["XORJ_OPERATOR_EXECUTOR_SERVICE_ACCOUNT"] == "xorj-executor"
     assert env["XORJ_OPERATOR_EXECUTOR_METRICS_PORT"] == "9200"
-    assert env["XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET"] == "xorj-ledger"
+    assert env["XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET"] == "xorj-ledger-executor"  # each namespace's own login
+    assert env["XORJ_OPERATOR_EXECUTOR_LEDGER_LOGINS"] == "true"
     assert env["XORJ_LEDGER_DSN"] == {"secretKeyRef": {"name": "xorj-ledger", "key": "dsn"}}
     assert "XORJ_OPERATOR_EXECUTOR_NODE_SELECTOR" not in env  # unset: executors may run anywhere
     # issue 11: the executor image is the operator's (here: the chart's image), http is off
@@ -114,15 +127,94 @@ def test_executor_placement_reaches_the_operator_as_json(monkeypatch) -> None:
     assert settings.executor_tolerations == [{"key": "vaults", "operator": "Exists"}]
 
 
-def test_bundled_ledger_secret_has_a_dsn_in_every_namespace_that_needs_it() -> None:
+def test_bundled_ledger_login_of_the_operator_stays_in_the_release_namespace() -> None:
+    """Issue 11: the operator's login (the schema's owner) is not copied to watched namespaces:
+    executors get their namespace's own login from the operator. Its DSN verifies the server."""
     documents = render("watchNamespaces={team-a}")
-    secrets = {d["metadata"]["namespace"]: d for d in of_kind(documents, "Secret")}
-    assert set(secrets) == {"xorj", "team-a"}
-    dsn = base64.b64decode(secrets["team-a"]["data"]["dsn"]).decode()
-    password = base64.b64decode(secrets["team-a"]["data"]["password"]).decode()
-    assert password == TEST_LEDGER_PASSWORD
-    assert dsn == f"postgresql://xorj:{password}@xorj-postgresql.xorj.svc:5432/xorj"
-    assert secrets["xorj"]["data"] == secrets["team-a"]["data"]
+    secrets = [d for d in of_kind(documents, "Secret") if d["metadata"]["name"] == "xorj-ledger"]
+    assert [d["metadata"]["namespace"] for d in secrets] == ["xorj"]
+    data = {k: base64.b64decode(v).decode() for k, v in secrets[0]["data"].items()}
+    assert data["password"] == TEST_LEDGER_PASSWORD
+    # stable across renders, and not the operator's password
+    assert len(data["superuser-password"]) == 64 and data["password"] not in data["superuser-password"]
+    assert data == {k: base64.b64decode(v).decode() for k, v in named(
+        render("watchNamespaces={team-a}"), "Secret", "xorj-ledger")["data"].items()}
+    assert data["dsn"] == (f"postgresql://xorj:{data['password']}@xorj-postgresql.xorj.svc:5432/xorj"
+                           "?sslmode=verify-full&sslrootcert=/var/run/xorj/ledger/ca.crt")
+    assert not [d for d in of_kind(documents, "Secret") if d["metadata"]["namespace"] == "team-a"]
+
+
+def test_bundled_ledger_has_no_network_superuser_and_serves_tls_only() -> None:
+    documents = render()
+    statefulset = named(documents, "StatefulSet", "xorj-postgresql")
+    container = statefulset["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["POSTGRES_USER"] == "postgres"  # the bootstrap superuser, which the app never uses
+    assert env["XORJ_LEDGER_OWNER"] == {"secretKeyRef": {"name": "xorj-ledger", "key": "username"}}
+    args = container["args"]
+    settings = dict(a.split("=", 1) for a in args[2::2])
+    assert args[0] == "postgres" and settings["ssl"] == "on"
+    config = named(documents, "ConfigMap", "xorj-postgresql-config")["data"]
+    assert settings["hba_file"].endswith("/pg_hba.conf")
+    hba = [line.split() for line in config["pg_hba.conf"].splitlines() if line and not line.startswith("#")]
+    assert hba == [["local", "all", "postgres", "peer"], ["local", "all", "all", "reject"],
+                   ["hostssl", "all", "postgres", "all", "reject"], ["hostssl", "all", "all", "all", "scram-sha-256"],
+                   ["host", "all", "all", "all", "reject"]]
+    init = config["10-xorj-owner.sh"]
+    assert "LOGIN CREATEROLE NOSUPERUSER" in init and 'ALTER DATABASE :"db" OWNER TO :"owner"' in init
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["initdb"] == "/docker-entrypoint-initdb.d"
+    assert settings["ssl_key_file"].startswith(mounts["tls"] + "/")
+    tls_volume = next(v for v in statefulset["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls")
+    assert tls_volume["secret"] == {"secretName": TEST_LEDGER_TLS_SECRET, "defaultMode": 0o640}
+
+
+def test_helm_template_without_a_tls_secret_refuses_instead_of_inventing_a_ca() -> None:
+    """A CA generated on every GitOps render would replace the one the server started with. (A real
+    install generates it once and keeps it: tests/e2e/chart checks that.)"""
+    result = template(ledger_tls=None)
+    assert result.returncode != 0
+    assert "postgresql.tls.existingSecret is required when rendering without a cluster" in result.stderr
+
+
+def test_the_given_tls_secret_serves_the_ledger_and_only_its_ca_reaches_the_operator() -> None:
+    documents = render()
+    assert not [d for d in of_kind(documents, "Secret") if d["metadata"]["name"] == "xorj-postgresql-tls"]
+    pod = named(documents, "Deployment", "xorj-operator")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "ledger-ca")
+    assert volume["secret"]["secretName"] == TEST_LEDGER_TLS_SECRET
+    assert volume["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]  # never the server's key
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "ledger-ca")
+    assert mount["mountPath"] == "/var/run/xorj/ledger"
+
+
+def test_external_ledger_ca_is_mounted_for_the_operator_when_given() -> None:
+    without = named(render("postgresql.enabled=false", "ledger.existingSecret=pg-app"), "Deployment", "xorj-operator")
+    assert not [v for v in without["spec"]["template"]["spec"]["volumes"] if v["name"] == "ledger-ca"]
+    given = named(render("postgresql.enabled=false", "ledger.existingSecret=pg-app", "ledger.caSecret=pg-ca"),
+                  "Deployment", "xorj-operator")
+    volume = next(v for v in given["spec"]["template"]["spec"]["volumes"] if v["name"] == "ledger-ca")
+    assert volume["secret"]["secretName"] == "pg-ca"
+
+
+@pytest.mark.parametrize("password", ["p@ss:w/rd", "a b+c%d?e#f&g=h'i\"j", "Ünïcode-ключ"])
+def test_ledger_dsn_encodes_any_password_so_libpq_reads_it_back(password: str) -> None:
+    result = template(values={"postgresql.password": password}, ledger_password=None)
+    assert result.returncode == 0, result.stderr
+    secret = named(result.documents(), "Secret", "xorj-ledger", "xorj")
+    dsn = base64.b64decode(secret["data"]["dsn"]).decode()
+    parsed = conninfo_to_dict(dsn)  # libpq's own parser, as the executors use it
+    assert (parsed["user"], parsed["password"], parsed["host"], parsed["port"], parsed["dbname"]) == (
+        "xorj", password, "xorj-postgresql.xorj.svc", "5432", "xorj")
+    assert base64.b64decode(secret["data"]["password"]).decode() == password
+
+
+def test_helm_template_without_a_password_refuses_instead_of_inventing_one() -> None:
+    # A fresh random password on every GitOps render would lock the operator out of its own ledger.
+    result = template(ledger_password=None)
+    assert result.returncode != 0
+    assert "postgresql.password is required when rendering without a cluster" in result.stderr
+    assert template(ledger_password=None).stderr == result.stderr  # the same answer every time
 
 
 @pytest.mark.parametrize("password", ["p@ss:w/rd", "a b+c%d?e#f&g=h'i\"j", "Ünïcode-ключ"])

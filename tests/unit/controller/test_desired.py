@@ -146,6 +146,15 @@ def test_the_real_executor_accepts_the_configmap(monkeypatch) -> None:
     assert env_names == {"XORJ_LEDGER_DSN", "XORJ_EXECUTOR_ID"}
 
 
+def test_executor_mounts_the_ledger_ca_from_its_ledger_secret_when_there_is_one() -> None:
+    pod = _by_kind(_spec())["Deployment"]["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "ledger-ca")
+    assert volume["secret"] == {"secretName": "xorj-ledger", "defaultMode": 0o444,
+                                "items": [{"key": "ca.crt", "path": "ca.crt"}], "optional": True}
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "ledger-ca")
+    assert mount == {"name": "ledger-ca", "mountPath": desired.LEDGER_CA_MOUNT_DIR, "readOnly": True}
+
+
 def test_executor_image_comes_from_the_operator_settings(monkeypatch) -> None:
     monkeypatch.setenv("XORJ_LEDGER_DSN", "postgresql://u@127.0.0.1/x")
     monkeypatch.setenv("XORJ_OPERATOR_EXECUTOR_IMAGE", "registry.local/xorj@sha256:" + "a" * 64)
