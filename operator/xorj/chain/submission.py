@@ -1,4 +1,4 @@
-"""The exactly-once submission algorithm (DESIGN.md invariant 1).
+"""The exactly-once submission algorithm (docs/design.md invariant 1).
 
 For one claimed trade, until it is CONFIRMED or FAILED:
 

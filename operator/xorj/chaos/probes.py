@@ -1,4 +1,4 @@
-"""Chaos Toolkit probes: the invariants of DESIGN.md measured on the real ledger, the real chain and
+"""Chaos Toolkit probes: the invariants of docs/design.md measured on the real ledger, the real chain and
 the real API server. Each returns a plain value (int or dict) that the experiment's tolerance checks;
 none of them decides success by itself, and none hides a failure to measure (an unreachable ledger
 raises, which fails the hypothesis).

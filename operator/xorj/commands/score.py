@@ -45,7 +45,7 @@ def _fail(message: str) -> NoReturn:
     type=click.Choice([n.value for n in Normalization]),
     default=Normalization.FIXED.value,
     show_default=True,
-    help="fixed: DESIGN.md's absolute scales; cohort: min-max across the eligible traders in FILE.",
+    help="fixed: docs/design.md's absolute scales; cohort: min-max across the eligible traders in FILE.",
 )
 @click.option(
     "--output",

@@ -1,7 +1,7 @@
 """When "the chain does not know this signature" proves that an attempt never landed (pure, no I/O).
 
 An attempt may be re-signed only when its bytes can no longer land AND they did not land. Two facts,
-read from RPC, establish that (DESIGN.md invariant 1):
+read from RPC, establish that (docs/design.md invariant 1):
 
 1. The FINALIZED block height is past the attempt's ``lastValidBlockHeight``: no block that can still
    be added to the chain accepts the blockhash. The finalized block's slot is read in the same answer

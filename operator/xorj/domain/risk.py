@@ -1,4 +1,4 @@
-"""Risk limits, kill switches and circuit breakers, checked before any send (DESIGN.md invariant 5).
+"""Risk limits, kill switches and circuit breakers, checked before any send (docs/design.md invariant 5).
 
 Pure logic, no I/O and no clocks: callers pass ``now`` and what the ledger knows (today's volume and
 trade count for the vault, the breaker's recent outcomes). Money is :class:`~decimal.Decimal` USD,

@@ -1,6 +1,6 @@
 """Trust Score V1: rank lead traders by risk-adjusted performance. Pure, vectorised (numpy), no I/O.
 
-The specification is DESIGN.md's "Trust Score V1"; this docstring records every decision it leaves open.
+The specification is docs/design.md's "Trust Score V1"; this docstring records every decision it leaves open.
 
 Score
     ``score = max(0, 0.40 nS + 0.15 nR - 0.45 nD) x 100``, rounded to one decimal (numpy's
@@ -67,7 +67,7 @@ Accepted values (:data:`VALUE_LIMITS`)
     field, the rule and the offending entry.
 
 Continuity
-    Apart from the eligibility thresholds DESIGN.md prescribes (a trade count, 90 days, the 0.5 daily
+    Apart from the eligibility thresholds docs/design.md prescribes (a trade count, 90 days, the 0.5 daily
     spike, and cohort membership that they decide), the raw score is a continuous function of every
     input: the floors above replace each division by zero, and clip/min-max are continuous.
 
@@ -494,7 +494,7 @@ def metrics_from_history(history: TradeHistory, *, as_of: float | None = None) -
 
 
 def normalize_fixed(metrics: TraderMetrics) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """(nS, nR, nD) on DESIGN.md's fixed scales; 0 where a metric is not defined."""
+    """(nS, nR, nD) on docs/design.md's fixed scales; 0 where a metric is not defined."""
     sharpe, roi, drawdown = (np.nan_to_num(a, nan=0.0) for a in _metric_arrays(metrics))
     return (
         np.clip((sharpe + 2.0) / 5.0, 0.0, 1.0),

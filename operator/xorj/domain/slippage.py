@@ -1,6 +1,6 @@
 """The slippage retry policy: which slippage each attempt of a trade is signed with, and when to stop.
 
-Pure logic, no I/O. The ladder (DESIGN.md invariant 4, issue 2):
+Pure logic, no I/O. The ladder (docs/design.md invariant 4, issue 2):
 
 - attempt 1 is signed at ``initial_bps``;
 - only an attempt that failed with SLIPPAGE_EXCEEDED raises the next attempt's slippage, by

@@ -271,7 +271,7 @@ class Trade:
 def invariant_violation(trade: Trade) -> str | None:
     """The first broken trade invariant as a sentence naming the field and rule, or None.
 
-    The invariants (DESIGN.md): attempts numbered 1..n with distinct signatures; at most one
+    The invariants (docs/design.md): attempts numbered 1..n with distinct signatures; at most one
     unresolved attempt, and only as the last; at most one LANDED attempt; PENDING has no attempts;
     SUBMITTED has at least one; CONFIRMED has exactly one LANDED attempt, the last, whose signature
     is final; FAILED has a reason and no unresolved or LANDED attempt; only terminal trades carry a

@@ -134,7 +134,7 @@ async def test_pause_stops_blocks_and_reset_resumes(client: ChainClient) -> None
 
 
 async def test_solana_py_default_transport_retry_hides_a_timeout(client: ChainClient) -> None:
-    """PITFALLS: solana-py re-POSTs once on a transport error unless max_transport_retries=0."""
+    """A known solana-py trap: it re-POSTs once on a transport error unless max_transport_retries=0."""
     requests_before = client.chain.state()["requests"].get("getSlot", 0)
     client.chain.set_fault(kind="timeout", method="getSlot", hang_s=1.0, count=1)
     rpc = AsyncClient(client.chain.rpc_url, timeout=0.3)

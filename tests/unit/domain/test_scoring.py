@@ -1,4 +1,4 @@
-"""Trust Score V1: formulas, eligibility, reference profiles and degenerate input (DESIGN.md)."""
+"""Trust Score V1: formulas, eligibility, reference profiles and degenerate input (docs/design.md)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ AS_OF = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 
 E = EligibilityStatus
 
-# DESIGN.md's reference profiles: (wallet, trades, roi %, max drawdown %)
+# docs/design.md's reference profiles: (wallet, trades, roi %, max drawdown %)
 REFERENCE = [("Pro", 100, 90.0, 10.0), ("Safe Bet", 200, 20.0, 2.0), ("Gambler", 20, 300.0, 70.0)]
 
 

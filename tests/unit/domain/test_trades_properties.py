@@ -2,7 +2,7 @@
 
 The oracle here is written independently of xorj.domain.trades: for every random operation it says
 whether the operation is legal, and the test checks the module agrees (legal ones succeed, illegal
-ones raise and change nothing), then asserts the DESIGN.md invariants on the result.
+ones raise and change nothing), then asserts the docs/design.md invariants on the result.
 """
 
 from __future__ import annotations
