@@ -37,6 +37,12 @@ app.kubernetes.io/component: executor
 app.kubernetes.io/part-of: xorj-operator
 {{- end -}}
 
+{{/* The label that admits an executor pod to the bundled ledger (NetworkPolicy): the operator sets it on
+executor pod templates (xorj.controller.desired.LEDGER_CLIENT_LABEL) and the admission policy
+(templates/admission-policies.yaml) refuses it from anyone else, so unlike the labels above a tenant
+cannot copy it onto a pod of theirs. */}}
+{{- define "xorj.ledgerClientLabel" -}}trading.xorj.io/ledger-client{{- end -}}
+
 {{- define "xorj.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}

@@ -16,6 +16,10 @@ from xorj.controller.models import API_VERSION, GROUP, TradingStrategySpec
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
 STRATEGY_LABEL = f"{GROUP}/strategy"
 COMPONENT_LABEL = "app.kubernetes.io/component"
+# The label the bundled ledger's NetworkPolicy admits (charts/xorj-operator, "xorj.ledgerClientLabel"):
+# only on executor pod templates, and the chart's admission policy lets only the operator and the
+# controllers that turn its Deployments into pods set it, so a tenant cannot copy it onto a pod of theirs.
+LEDGER_CLIENT_LABEL = f"{GROUP}/ledger-client"
 EXECUTOR_COMPONENT = "executor"
 MANAGED_BY = "xorj-operator"
 VAULT_MOUNT_DIR = "/var/run/xorj/vault"
@@ -79,6 +83,11 @@ def labels(strategy: str) -> dict[str, str]:
         "app.kubernetes.io/managed-by": MANAGED_BY,
         "app.kubernetes.io/part-of": "xorj-operator",
     }
+
+
+def pod_labels(strategy: str) -> dict[str, str]:
+    """Labels of an executor pod: the children's labels and the ledger-client label."""
+    return {**labels(strategy), LEDGER_CLIENT_LABEL: "true"}
 
 
 def _meta(name: str, namespace: str, owner: Owner) -> dict[str, Any]:
@@ -173,7 +182,7 @@ def deployment(
     owner: Owner, namespace: str, spec: TradingStrategySpec, defaults: ExecutorDefaults
 ) -> dict[str, Any]:
     n = names(owner.name)
-    pod_labels = labels(owner.name)
+    template_labels = pod_labels(owner.name)
     container: dict[str, Any] = {
         "name": EXECUTOR_CONTAINER,
         # from the operator's settings: spec.executor.image is refused by the API server and a value
@@ -259,7 +268,7 @@ def deployment(
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
                 "metadata": {
-                    "labels": pod_labels,
+                    "labels": template_labels,
                     "annotations": {CONFIG_HASH_ANNOTATION: config_hash(spec, defaults)},
                 },
                 "spec": pod_spec,

@@ -163,6 +163,18 @@ class LocalCluster:
             raise KubectlError(result.returncode, command, result.stdout, result.stderr)
         return result
 
+    def controller_manager_user(self) -> str:
+        """The user kube-controller-manager's controllers act as on this cluster.
+
+        kwokctl's binary runtime runs kube-controller-manager with this cluster's admin kubeconfig and
+        without --use-service-account-credentials, so the Deployment and ReplicaSet controllers create
+        ReplicaSets and pods as the admin (its certificate's subject), not as
+        system:serviceaccount:kube-system:deployment-controller or system:kube-controller-manager as
+        on kubeadm clusters. The chart's ledger-client admission policy must list it
+        (ledgerClient.creators.users) or no executor pod is ever made here.
+        """
+        return self.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout.strip()
+
     # -- state --------------------------------------------------------------------------------
 
     def pids(self) -> dict[str, int]:

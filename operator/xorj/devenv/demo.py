@@ -395,9 +395,18 @@ class Demo:
         self._helm("upgrade", "--install", RELEASE, str(CHART), "--namespace", self.namespace, "--wait",
                    "--set", "operator.enabled=false", "--set", "postgresql.enabled=false",
                    "--set", "executor.allowInsecureEndpoints=true",
-                   "--set", f"ledger.existingSecret={LEDGER_SECRET}", "--set", "ledger.existingSecretKey=dsn", *values)
+                   "--set", f"ledger.existingSecret={LEDGER_SECRET}", "--set", "ledger.existingSecretKey=dsn",
+                   "--set-json", f"ledgerClient.creators.users={json.dumps(self._ledger_client_creators())}",
+                   *values)
         # helm never updates CRDs on upgrade: keep them current with the chart's copy
         self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
+
+    def _ledger_client_creators(self) -> list[str]:
+        """The chart's default ledger-client creators and this cluster's controller identity: the local
+        controller manager acts as the admin (LocalCluster.controller_manager_user), so without it the
+        admission policy would refuse the ReplicaSets of the operator's executor Deployments."""
+        defaults = yaml.safe_load((CHART / "values.yaml").read_text())["ledgerClient"]["creators"]["users"]
+        return [*defaults, self.cluster.controller_manager_user()]
 
     def _apply_secret(self, name: str, data: dict[str, bytes], annotations: dict[str, str] | None = None) -> None:
         manifest = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",

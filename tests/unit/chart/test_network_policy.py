@@ -10,6 +10,15 @@ def selects(selector: dict, labels: dict) -> bool:
 
 
 def executor_pod_labels() -> dict:
+    """The labels of an executor pod, as the operator builds its Deployment."""
+    from xorj.controller import desired
+
+    return desired.pod_labels("demo")
+
+
+def copyable_executor_labels() -> dict:
+    """What anyone who may create pods in a watched namespace can put on a pod of theirs: the executor
+    labels without the ledger-client label (which the chart's admission policy keeps to the operator)."""
     from xorj.controller import desired
 
     return desired.labels("demo")
@@ -56,6 +65,21 @@ def test_ledger_accepts_only_the_operator_and_executors() -> None:
     assert selects(peers[0]["podSelector"], operator_pod)
     assert [p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in peers[1:]] == ["a", "b"]
     assert all(selects(p["podSelector"], executor_pod_labels()) for p in peers[1:])
+
+
+def test_ledger_admits_executors_by_the_label_only_the_operator_sets() -> None:
+    from xorj.controller import desired
+
+    documents = render("watchNamespaces={a,b}")
+    peers = named(documents, "NetworkPolicy", "xorj-ledger")["spec"]["ingress"][0]["from"][1:]
+    assert peers
+    for peer in peers:
+        assert peer["podSelector"]["matchLabels"][desired.LEDGER_CLIENT_LABEL] == "true"
+        assert not selects(peer["podSelector"], copyable_executor_labels())
+    # the same label name the admission policy guards
+    policy = named(documents, "ValidatingAdmissionPolicy", "xorj-xorj-ledger-client")
+    labelled = next(v for v in policy["spec"]["variables"] if v["name"] == "labelled")["expression"]
+    assert f"'{desired.LEDGER_CLIENT_LABEL}' in variables.pod.metadata.labels" in labelled
 
 
 def test_every_watched_namespace_gets_an_executor_policy() -> None:

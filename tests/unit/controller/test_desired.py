@@ -194,3 +194,17 @@ def test_api_keys_come_from_secrets_never_the_configmap(monkeypatch) -> None:
     assert settings.rpc_url_with_key() == "https://rpc.example/v1?commitment=confirmed&api-key=rpc-s3cret"
     assert settings.swap_api_key is not None and settings.swap_api_key.get_secret_value() == "swap-s3cret"
     assert "rpc-s3cret" not in repr(settings) and "swap-s3cret" not in repr(settings)
+
+
+def test_only_executor_pods_carry_the_ledger_client_label() -> None:
+    # The bundled ledger's NetworkPolicy admits pods with this label, and the chart's admission policy
+    # lets only the operator (and the controllers making its pods) set it: it belongs on the pod
+    # template, never on the Service's selector, the PDB or other children a tenant could mimic.
+    kids = _by_kind(_spec())
+    template = kids["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert template[desired.LEDGER_CLIENT_LABEL] == "true"
+    assert desired.LEDGER_CLIENT_LABEL == "trading.xorj.io/ledger-client"
+    assert desired.LEDGER_CLIENT_LABEL not in kids["Deployment"]["spec"]["selector"]["matchLabels"]
+    assert desired.LEDGER_CLIENT_LABEL not in kids["Service"]["spec"]["selector"]
+    for child in kids.values():
+        assert desired.LEDGER_CLIENT_LABEL not in child["metadata"]["labels"], child["kind"]
