@@ -5,6 +5,10 @@
   can create and update unbound ones, and can remove a binding (a revocation), never add one.
 - https endpoints: a TradingStrategy with an http endpoint is refused unless the chart's development
   setting executor.allowInsecureEndpoints is on.
+- Ledger clients: the label trading.xorj.io/ledger-client (which the bundled ledger's NetworkPolicy
+  admits) is refused on a tenant's Pods, Deployments and ReplicaSets, created or changed; the
+  operator's executor Deployment still becomes labelled pods, made by kube-controller-manager's
+  controllers under the identity the chart's ledgerClient.creators lists.
 
 The policies are rendered by helm from the chart and applied as the admin; the tenant is an
 impersonated user with a Role on Secrets and TradingStrategies in the test namespace.
@@ -20,7 +24,8 @@ import pytest
 import yaml
 
 from tests.e2e.operator.manifests import strategy
-from tests.unit.chart.helm import CHART, KUBE_VERSION, TEST_ENDPOINT_SETS, TEST_LEDGER_PASSWORD
+from tests.unit.chart.helm import (CHART, KUBE_VERSION, TEST_ENDPOINT_SETS, TEST_LEDGER_PASSWORD,
+                                   TEST_LEDGER_TLS_SECRET)
 
 pytestmark = [pytest.mark.cluster]
 
@@ -32,7 +37,9 @@ HTTPS = {"rpcUrl": "https://rpc.example", "swapApiUrl": "https://swap.example"}
 def _policies(k8s_cluster, namespace: str, *sets: str) -> list[dict]:
     args = ["template", "xorj", str(CHART), "--namespace", namespace, "--kube-version", KUBE_VERSION,
             "--set", f"watchNamespaces={{{namespace}}}", "--show-only", "templates/admission-policies.yaml",
-            "--set-string", f"postgresql.password={TEST_LEDGER_PASSWORD}"]
+            "--set-string", f"postgresql.password={TEST_LEDGER_PASSWORD}",
+            # helm template keeps no generated certificate: name one, as the unit renders do
+            "--set-string", f"postgresql.tls.existingSecret={TEST_LEDGER_TLS_SECRET}"]
     for item in (*TEST_ENDPOINT_SETS, *sets):
         args += ["--set", item]
     result = k8s_cluster.helm(*args)
@@ -146,3 +153,164 @@ def test_http_endpoints_refused_unless_the_development_setting_is_on(k8s_cluster
     dev = _policies(k8s_cluster, ns, "executor.allowInsecureEndpoints=true")
     assert not [d for d in dev if "https-endpoints" in d["metadata"]["name"]]
     assert [d for d in dev if "secret-binding" in d["metadata"]["name"]]
+
+
+LEDGER_CLIENT = "trading.xorj.io/ledger-client"
+
+
+def _ledger_client_policy(k8s_cluster, namespace: str, *creators: str) -> list[dict]:
+    """The chart's ledger-client policy for this namespace; creators replace ledgerClient.creators.users."""
+    sets = [f"ledgerClient.creators.users={{{','.join(creators)}}}"] if creators else []
+    docs = [d for d in _policies(k8s_cluster, namespace, *sets) if d["metadata"]["name"].endswith("-ledger-client")]
+    assert len(docs) == 2
+    k8s_cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+    return docs
+
+
+def _pod(name: str, labels: dict[str, str]) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
+            "spec": {"containers": [{"name": "c", "image": "registry.example/tenant:1"}]}}
+
+
+def _workload(kind: str, name: str, labels: dict[str, str]) -> dict:
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name, **labels}},
+                                  "spec": _pod(name, {})["spec"]}}}
+
+
+@pytest.fixture
+def ledger_client_namespace(k8s_cluster, k8s_namespace):
+    """A tenant who may create and edit Pods, Deployments and ReplicaSets in the namespace, and the
+    operator's ServiceAccount (xorj-operator, as the chart names it) with its rights on Deployments."""
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "workloads"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "create", "update", "patch"]},
+                      {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"],
+                       "verbs": ["get", "create", "update", "patch"]}]}
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "workloads"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "workloads"},
+               "subjects": [{"kind": "User", "name": "tenant-1", "apiGroup": "rbac.authorization.k8s.io"},
+                            {"kind": "ServiceAccount", "name": "xorj-operator", "namespace": k8s_namespace}]}
+    for obj in (role, binding):
+        assert _kubectl(k8s_cluster, k8s_namespace, "apply", "-f", "-", input=json.dumps(obj)).returncode == 0
+    yield k8s_namespace
+    for name in ("secret-binding", "https-endpoints", "ledger-client"):
+        for kind in ("ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy"):
+            k8s_cluster.kubectl("delete", kind, f"xorj-{k8s_namespace}-{name}", "--ignore-not-found", check=False)
+
+
+def test_a_tenant_cannot_put_the_ledger_client_label_on_a_pod(k8s_cluster, ledger_client_namespace) -> None:
+    ns = ledger_client_namespace
+    _ledger_client_policy(k8s_cluster, ns)
+    n = 0
+
+    def tenant_creates_labelled_pod() -> subprocess.CompletedProcess[str]:
+        nonlocal n
+        n += 1
+        pod = _pod(f"copycat-{n}", {LEDGER_CLIENT: "true", "app.kubernetes.io/component": "executor"})
+        return _kubectl(k8s_cluster, ns, "create", "-f", "-", input=json.dumps(pod), tenant=True)
+
+    refused = _refused_soon(tenant_creates_labelled_pod)
+    assert refused.returncode != 0, "the tenant created a pod with the ledger-client label"
+    assert f"the label {LEDGER_CLIENT} admits a pod to the ledger" in refused.stderr, refused.stderr
+    assert "and tenant-1 is not one" in refused.stderr
+    # any value of it, not only "true"
+    result = _kubectl(k8s_cluster, ns, "create", "-f", "-", input=json.dumps(_pod("other", {LEDGER_CLIENT: "x"})),
+                      tenant=True)
+    assert result.returncode != 0 and "admits a pod to the ledger" in result.stderr, result.stderr
+
+    # without the label: fine; adding it to the running pod afterwards: refused
+    assert _kubectl(k8s_cluster, ns, "create", "-f", "-", input=json.dumps(_pod("plain", {"app": "plain"})),
+                    tenant=True).returncode == 0
+    result = _kubectl(k8s_cluster, ns, "label", "pod", "plain", f"{LEDGER_CLIENT}=true", tenant=True)
+    assert result.returncode != 0 and "admits a pod to the ledger" in result.stderr, result.stderr
+    labels = json.loads(_kubectl(k8s_cluster, ns, "get", "pod", "plain", "-o", "json").stdout)["metadata"]["labels"]
+    assert LEDGER_CLIENT not in labels
+    assert _kubectl(k8s_cluster, ns, "label", "pod", "plain", "team=blue", tenant=True).returncode == 0
+
+    # nor through a workload whose pods an allowed controller would make: Deployment and ReplicaSet
+    for kind in ("Deployment", "ReplicaSet"):
+        labelled = _workload(kind, f"copycat-{kind.lower()}", {LEDGER_CLIENT: "true"})
+        result = _kubectl(k8s_cluster, ns, "create", "-f", "-", input=json.dumps(labelled), tenant=True)
+        assert result.returncode != 0 and "admits a pod to the ledger" in result.stderr, (kind, result.stderr)
+    plain = _workload("Deployment", "tenant-app", {})
+    assert _kubectl(k8s_cluster, ns, "create", "-f", "-", input=json.dumps(plain), tenant=True).returncode == 0
+    patch = json.dumps({"spec": {"template": {"metadata": {"labels": {LEDGER_CLIENT: "true"}}}}})
+    result = _kubectl(k8s_cluster, ns, "patch", "deployment", "tenant-app", "--type=merge", "-p", patch, tenant=True)
+    assert result.returncode != 0 and "admits a pod to the ledger" in result.stderr, result.stderr
+
+
+def _executor_deployment(namespace: str, strategy: str) -> dict:
+    """The executor Deployment exactly as the operator builds it (owner reference left out: there is
+    no TradingStrategy here, and the garbage collector would delete a child of a missing owner)."""
+    from tests.unit.controller.factories import strategy_spec
+    from xorj.controller import desired
+    from xorj.controller.models import TradingStrategySpec
+
+    spec = TradingStrategySpec.model_validate(strategy_spec())
+    deployment = desired.deployment(desired.Owner(name=strategy, uid="no-owner"), namespace, spec,
+                                     desired.ExecutorDefaults())
+    del deployment["metadata"]["ownerReferences"]
+    assert deployment["spec"]["template"]["metadata"]["labels"][desired.LEDGER_CLIENT_LABEL] == "true"
+    return deployment
+
+
+def test_the_operators_executor_deployment_still_becomes_labelled_pods(k8s_cluster, ledger_client_namespace) -> None:
+    ns = ledger_client_namespace
+    operator = (f"--as=system:serviceaccount:{ns}:xorj-operator",)
+    chart_defaults = yaml.safe_load((CHART / "values.yaml").read_text())["ledgerClient"]["creators"]["users"]
+    controllers = k8s_cluster.local.controller_manager_user()
+
+    # With the chart's defaults alone, on this cluster (whose controller manager runs as the admin,
+    # without --use-service-account-credentials), the Deployment controller is refused the
+    # ReplicaSet: the policy does judge the controllers' own requests, by their identity.
+    _ledger_client_policy(k8s_cluster, ns)
+    refused = _refused_soon(lambda: _kubectl(k8s_cluster, ns, "create", "-f", "-", tenant=True,
+                                             input=json.dumps(_pod("probe", {LEDGER_CLIENT: "true"}))))
+    assert refused.returncode != 0, refused.stdout
+    first = _executor_deployment(ns, "alpha")
+    assert _kubectl(k8s_cluster, ns, *operator, "create", "-f", "-", input=json.dumps(first)).returncode == 0
+
+    def replica_set_refused() -> str | None:
+        status = json.loads(_kubectl(k8s_cluster, ns, "get", "deployment", "alpha-executor", "-o", "json").stdout)
+        for condition in status.get("status", {}).get("conditions", []):
+            if condition.get("reason") == "ReplicaSetCreateError":
+                return condition["message"]
+        return None
+
+    message = _wait_for(replica_set_refused, "the ReplicaSet of the first Deployment refused")
+    assert f"and {controllers} is not one" in message, message
+
+    # With this cluster's controller identity listed, the operator's Deployment becomes pods: made by
+    # the Deployment and ReplicaSet controllers, carrying the label the ledger admits.
+    _ledger_client_policy(k8s_cluster, ns, *chart_defaults, controllers)
+    second = _executor_deployment(ns, "beta")
+    assert _kubectl(k8s_cluster, ns, *operator, "create", "-f", "-", input=json.dumps(second)).returncode == 0
+
+    def labelled_pods() -> list[dict]:
+        pods = json.loads(_kubectl(k8s_cluster, ns, "get", "pods", "-l", "trading.xorj.io/strategy=beta",
+                                   "-o", "json").stdout)["items"]
+        return pods
+
+    pods = _wait_for(labelled_pods, "the executor pods of the second Deployment")
+    for pod in pods:
+        assert pod["metadata"]["labels"][LEDGER_CLIENT] == "true"
+        assert [o["kind"] for o in pod["metadata"]["ownerReferences"]] == ["ReplicaSet"]
+    # the tenant may still not copy it, and may not change the operator's labelled Deployment's pods
+    patch = json.dumps({"spec": {"template": {"spec": {"containers": [{"name": "executor", "image": "evil:1"}]}}}})
+    result = _kubectl(k8s_cluster, ns, "patch", "deployment", "beta-executor", "--type=strategic", "-p", patch,
+                      tenant=True)
+    assert result.returncode != 0 and "admits a pod to the ledger" in result.stderr, result.stderr
+    # ...but a change that keeps the pod spec (scaling) is the tenant's to make
+    assert _kubectl(k8s_cluster, ns, "patch", "deployment", "beta-executor", "--type=merge",
+                    "-p", json.dumps({"spec": {"replicas": 2}}), tenant=True).returncode == 0
+
+
+def _wait_for(check, what: str, timeout: float = 90.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
