@@ -103,10 +103,16 @@ def test_demo_binds_its_vault_and_uses_the_explicit_development_setting(tmp_path
 
     monkeypatch.setattr(demo, "kubectl", kubectl)
     monkeypatch.setattr(demo, "_helm", lambda *args: helm_args.extend(args))
+    # the local controller manager's identity (LocalCluster.controller_manager_user asks the cluster)
+    monkeypatch.setattr(demo.cluster, "controller_manager_user", lambda: "kwok-admin")
     demo._install_chart("postgresql://u@127.0.0.1:1/x", chain, [])
     strategy = demo._apply_strategy(chain)
 
     assert "executor.allowInsecureEndpoints=true" in helm_args
+    # the chart's ledger-client policy must let this cluster's controllers make the executors' pods
+    creators = next(a for a in helm_args if a.startswith("ledgerClient.creators.users="))
+    users = json.loads(creators.split("=", 1)[1])
+    assert users[-1] == "kwok-admin" and "system:serviceaccount:kube-system:replicaset-controller" in users
     name = strategy["metadata"]["name"]
     secrets = {m["metadata"]["name"]: m for m in applied if m["kind"] == "Secret"}
     vault_secret = secrets[strategy["spec"]["vault"]["secretName"]]
