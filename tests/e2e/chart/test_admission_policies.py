@@ -179,14 +179,36 @@ def _workload(kind: str, name: str, labels: dict[str, str]) -> dict:
                                   "spec": _pod(name, {})["spec"]}}}
 
 
+def _other_pod_makers(labels: dict[str, str]) -> list[dict]:
+    suffix = "-labelled" if labels else "-plain"
+    statefulset = _workload("StatefulSet", "set" + suffix, labels)
+    statefulset["spec"]["serviceName"] = "set"
+    daemonset = _workload("DaemonSet", "daemon" + suffix, labels)
+    del daemonset["spec"]["replicas"]
+    job_template = {"metadata": {"labels": labels}, "spec": {**_pod("job", {})["spec"], "restartPolicy": "Never"}}
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "job" + suffix},
+           "spec": {"template": job_template}}
+    cronjob = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "cron" + suffix},
+               "spec": {"schedule": "0 0 1 1 *", "suspend": True, "jobTemplate": {"spec": {"template": job_template}}}}
+    controller = {"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "rc" + suffix},
+                  "spec": {"replicas": 0, "selector": {"app": "rc" + suffix},
+                           "template": {"metadata": {"labels": {"app": "rc" + suffix, **labels}},
+                                        "spec": _pod("rc", {})["spec"]}}}
+    return [statefulset, daemonset, job, cronjob, controller]
+
+
 @pytest.fixture
 def ledger_client_namespace(k8s_cluster, k8s_namespace):
     """A tenant who may create and edit Pods, Deployments and ReplicaSets in the namespace, and the
     operator's ServiceAccount (xorj-operator, as the chart names it) with its rights on Deployments."""
     role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "workloads"},
-            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "create", "update", "patch"]},
+            "rules": [{"apiGroups": [""], "resources": ["pods", "pods/ephemeralcontainers"],
+                       "verbs": ["get", "create", "update", "patch"]},
+                      {"apiGroups": [""], "resources": ["replicationcontrollers"], "verbs": ["create"]},
                       {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"],
-                       "verbs": ["get", "create", "update", "patch"]}]}
+                       "verbs": ["get", "create", "update", "patch"]},
+                      {"apiGroups": ["apps"], "resources": ["statefulsets", "daemonsets"], "verbs": ["create"]},
+                      {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": ["create"]}]}
     binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "workloads"},
                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "workloads"},
                "subjects": [{"kind": "User", "name": "tenant-1", "apiGroup": "rbac.authorization.k8s.io"},
@@ -233,6 +255,14 @@ def test_a_tenant_cannot_put_the_ledger_client_label_on_a_pod(k8s_cluster, ledge
         labelled = _workload(kind, f"copycat-{kind.lower()}", {LEDGER_CLIENT: "true"})
         result = _kubectl(k8s_cluster, ns, "create", "-f", "-", input=json.dumps(labelled), tenant=True)
         assert result.returncode != 0 and "admits a pod to the ledger" in result.stderr, (kind, result.stderr)
+    # ...nor through any other kind that makes pods (without --use-service-account-credentials every
+    # controller acts as the one allowed system:kube-controller-manager)
+    for manifest in _other_pod_makers({LEDGER_CLIENT: "true"}):
+        result = _kubectl(k8s_cluster, ns, "create", "-f", "-", input=json.dumps(manifest), tenant=True)
+        assert result.returncode != 0 and "admits a pod to the ledger" in result.stderr, (manifest["kind"], result.stderr)
+    for manifest in _other_pod_makers({}):  # the same without the label: the tenant's to make
+        result = _kubectl(k8s_cluster, ns, "create", "-f", "-", input=json.dumps(manifest), tenant=True)
+        assert result.returncode == 0, (manifest["kind"], result.stderr)
     plain = _workload("Deployment", "tenant-app", {})
     assert _kubectl(k8s_cluster, ns, "create", "-f", "-", input=json.dumps(plain), tenant=True).returncode == 0
     patch = json.dumps({"spec": {"template": {"metadata": {"labels": {LEDGER_CLIENT: "true"}}}}})
@@ -296,7 +326,18 @@ def test_the_operators_executor_deployment_still_becomes_labelled_pods(k8s_clust
     for pod in pods:
         assert pod["metadata"]["labels"][LEDGER_CLIENT] == "true"
         assert [o["kind"] for o in pod["metadata"]["ownerReferences"]] == ["ReplicaSet"]
-    # the tenant may still not copy it, and may not change the operator's labelled Deployment's pods
+    # the tenant may not run its own code inside a labelled pod: an ephemeral container is refused
+    # there, and admitted on the tenant's own unlabelled pod (so it is the policy, not RBAC, refusing)
+    debug = json.dumps({"spec": {"ephemeralContainers": [{"name": "debug", "image": "registry.example/tools:1"}]}})
+    result = _kubectl(k8s_cluster, ns, "patch", "pod", pods[0]["metadata"]["name"], "--subresource=ephemeralcontainers",
+                      "--type=strategic", "-p", debug, tenant=True)
+    assert result.returncode != 0 and "admits a pod to the ledger" in result.stderr, result.stderr
+    assert _kubectl(k8s_cluster, ns, "create", "-f", "-", input=json.dumps(_pod("own", {"app": "own"})),
+                    tenant=True).returncode == 0
+    result = _kubectl(k8s_cluster, ns, "patch", "pod", "own", "--subresource=ephemeralcontainers",
+                      "--type=strategic", "-p", debug, tenant=True)
+    assert result.returncode == 0, result.stderr
+    # nor change the operator's labelled Deployment's pods
     patch = json.dumps({"spec": {"template": {"spec": {"containers": [{"name": "executor", "image": "evil:1"}]}}}})
     result = _kubectl(k8s_cluster, ns, "patch", "deployment", "beta-executor", "--type=strategic", "-p", patch,
                       tenant=True)
