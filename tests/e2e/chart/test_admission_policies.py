@@ -259,7 +259,8 @@ def test_a_tenant_cannot_put_the_ledger_client_label_on_a_pod(k8s_cluster, ledge
     # controller acts as the one allowed system:kube-controller-manager)
     for manifest in _other_pod_makers({LEDGER_CLIENT: "true"}):
         result = _kubectl(k8s_cluster, ns, "create", "-f", "-", input=json.dumps(manifest), tenant=True)
-        assert result.returncode != 0 and "admits a pod to the ledger" in result.stderr, (manifest["kind"], result.stderr)
+        assert result.returncode != 0 and "admits a pod to the ledger" in result.stderr, (
+            manifest["kind"], result.stderr)
     for manifest in _other_pod_makers({}):  # the same without the label: the tenant's to make
         result = _kubectl(k8s_cluster, ns, "create", "-f", "-", input=json.dumps(manifest), tenant=True)
         assert result.returncode == 0, (manifest["kind"], result.stderr)
