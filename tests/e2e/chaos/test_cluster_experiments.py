@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.cluster, pytest.mark.chain, pytest.mark.postgres, pytest.mark.slow]
+# A cold machine builds kube-router and two images inside `xorj dev up` before three experiments run:
+# the subprocess timeouts below bound each step; the test as a whole gets their sum, not the default.
+pytestmark = [pytest.mark.cluster, pytest.mark.chain, pytest.mark.postgres, pytest.mark.slow,
+              pytest.mark.timeout(1500 + 200 + 1800 + 300)]
 
 STRATEGY = "alpha"  # examples/tradingstrategy.yaml, which `xorj dev up` applies
 CLUSTER_EXPERIMENTS = ("executor-pods-terminated", "operator-killed", "ledger-partition-networkpolicy")
