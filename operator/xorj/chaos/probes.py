@@ -266,21 +266,29 @@ def vault_funds_accounted(configuration: dict[str, Any] | None = None) -> dict[s
             "filled": len(filled), "problems": problems}
 
 
-def hostile_swaps_refused(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+def hostile_swaps_refused(expect_rules: list[str] | None = None,
+                          configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """This run's trades refused as SWAP_REJECTED / QUOTE_REJECTED: none has an attempt (nothing was
     signed for it); once a hostile swap-API fault was injected (mark ``fault:SWAP_REJECTED``), at least
-    one was refused (the attack really happened). ``ok`` must be true."""
+    one was refused (the attack really happened). With ``expect_rules``, every one of those rules (the
+    name a refusal's detail starts with, e.g. ``token-approve``) must have refused a trade of the run:
+    an attack that never reached the executor proves nothing (checked once an attack was injected).
+    ``ok`` must be true."""
     target = resolve(configuration)
     condition, params = run_filter(target)
     with _db(target) as cur:
-        row = cur.execute(
-            f"""SELECT count(*) AS refused,
-                       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM attempts a WHERE a.trade_id = t.id)) AS signed
+        rows = cur.execute(
+            f"""SELECT t.detail,
+                       EXISTS (SELECT 1 FROM attempts a WHERE a.trade_id = t.id) AS signed
                   FROM trades t WHERE {condition} AND state = 'FAILED'
-                   AND reason IN ('SWAP_REJECTED', 'QUOTE_REJECTED')""", params).fetchone()
+                   AND reason IN ('SWAP_REJECTED', 'QUOTE_REJECTED')""", params).fetchall()
+    signed = sum(1 for r in rows if r["signed"])
     injected = marks.read(target).get("fault:SWAP_REJECTED") is not None
-    ok = row["signed"] == 0 and (row["refused"] > 0 or not injected)
-    return {"ok": ok, "refused": row["refused"], "signed_for_refused": row["signed"], "injected": injected}
+    seen = sorted({rule for rule in (expect_rules or []) if any(f"{rule}:" in (r["detail"] or "") for r in rows)})
+    missing = sorted(set(expect_rules or []) - set(seen)) if injected else []  # before the attacks: nothing yet
+    ok = signed == 0 and (len(rows) > 0 or not injected) and not missing
+    return {"ok": ok, "refused": len(rows), "signed_for_refused": signed, "injected": injected,
+            "rules_refused": seen, "rules_missing": missing}
 
 
 def _custom_objects(target: Target):

@@ -233,6 +233,10 @@ def test_a_refused_swap_with_an_attempt_fails_the_refusal_probe(ledger, ledger_d
                       fencing_token=claim.fencing_token)
     refused = probes.hostile_swaps_refused(configuration=target)
     assert refused["ok"] is True and refused["refused"] == 1
+    # an attack the run armed but that never refused a trade is a hole in the proof
+    partial = probes.hostile_swaps_refused(expect_rules=["vault-transfer", "token-approve"], configuration=target)
+    assert partial["ok"] is False and partial["rules_missing"] == ["token-approve"], partial
+    assert probes.hostile_swaps_refused(expect_rules=["vault-transfer"], configuration=target)["ok"] is True
     with psycopg.connect(ledger_dsn, autocommit=True) as conn:  # a signed attempt behind a refusal
         conn.execute("""INSERT INTO attempts (trade_id, attempt_no, signature, raw_tx, last_valid_block_height,
                                               slippage_bps, outcome, resolved_at)

@@ -45,6 +45,10 @@ def _silent(_: str) -> None:
     return None
 
 
+# How long a relay may take to listen (a generous limit; the wait ends as soon as it listens).
+RELAY_START_SECONDS = 120.0
+
+
 @dataclass(frozen=True)
 class NodeStatus:
     name: str
@@ -230,14 +234,25 @@ class LocalNode:
 
         processes.start(name, [sys.executable, "-m", "xorj.devenv.node.relay", f"/run/netns/{lay.netns}",
                                f"{lay.host_ip}:{port}", f"127.0.0.1:{port}"], lay.pids_dir, lay.logs_dir)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and processes.alive(name, lay.pids_dir, "xorj.devenv.node.relay"):
+        # Wait for the listening socket itself, with room for a machine busy with builds: a Python
+        # process can take tens of seconds to start there (a fixed 10 s failed a first demo).
+        started = time.monotonic()
+        deadline = started + RELAY_START_SECONDS
+        alive = True
+        while time.monotonic() < deadline:
+            alive = processes.alive(name, lay.pids_dir, "xorj.devenv.node.relay")
+            if not alive:
+                break
             probe = NodeHost(lay).in_netns("ss", "-ltnH", f"src {lay.host_ip}:{port}", check=False).stdout
             if probe.strip():
                 return
-            time.sleep(0.1)
-        log_tail = (lay.logs_dir / f"{name}.log").read_text()[-800:] if (lay.logs_dir / f"{name}.log").exists() else ""
-        raise EnvironmentSetupError(f"relay for port {port} did not start: {log_tail}")
+            time.sleep(0.2)
+        log = lay.logs_dir / f"{name}.log"
+        log_tail = log.read_text()[-800:] if log.exists() else ""
+        why = "its process exited" if not alive else f"no listener after {time.monotonic() - started:.0f}s"
+        raise EnvironmentSetupError(
+            f"relay for port {port} did not start ({why}; waited for a listener on {lay.host_ip}:{port} in "
+            f"netns {lay.netns}); relay log {log}:\n{log_tail or '(empty)'}")
 
     def _ctr(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["ctr", "--address", str(self.layout().containerd_socket), *args],
