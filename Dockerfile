@@ -26,11 +26,13 @@ RUN python3 -m venv /opt/build-tools \
  && python3 -m venv --without-pip /opt/xorj
 WORKDIR /src
 # Every file installed is named with its sha256 in a lock (scripts/lock-requirements regenerates
-# them); --no-deps: nothing the locks do not list is resolved from the index.
+# them); --no-deps: nothing the locks do not list is resolved from the index; --only-binary: no
+# package's build script runs here, and no build environment is fetched unhashed for one.
 COPY requirements.lock requirements-build.lock ./
-RUN /opt/build-tools/bin/pip install --no-cache-dir --require-hashes --no-deps -r requirements-build.lock \
+RUN /opt/build-tools/bin/pip install --no-cache-dir --require-hashes --no-deps --only-binary=:all: \
+      -r requirements-build.lock \
  && /opt/build-tools/bin/pip --python /opt/xorj/bin/python install --no-cache-dir \
-      --require-hashes --no-deps -r requirements.lock
+      --require-hashes --no-deps --only-binary=:all: -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY operator ./operator
 # The project is built into a wheel with the locked backend (no isolated build environment fetched
