@@ -148,7 +148,8 @@ def test_base_image_is_a_build_arg_used_by_every_stage(dockerfile) -> None:
     args = [a for kw, a in preamble if kw == "ARG"]
     assert any(a.startswith("BASE_IMAGE=") for a in args), "ARG BASE_IMAGE=<default> before FROM"
     default = next(a for a in args if a.startswith("BASE_IMAGE=")).split("=", 1)[1]
-    assert ":" in default and not default.endswith(":latest"), "the default base is a pinned tag"
+    assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", default), (
+        f"the default base is pinned by digest (tag@sha256:<64 hex>), not by a movable tag: {default}")
     assert len(stages) >= 2, "multi-stage: a build stage and a runtime stage"
     assert all(s.base == "${BASE_IMAGE}" for s in stages), [s.base for s in stages]
 
@@ -212,6 +213,7 @@ def test_build_context_is_minimal_and_sufficient(tmp_path: Path) -> None:
                              cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     context = [p for p in tracked if in_build_context(p, patterns)]
     assert "pyproject.toml" in context and "operator/xorj/cli.py" in context
+    assert {"requirements.lock", "requirements-build.lock"} <= set(context), "the locks the build installs from"
     assert not [p for p in context if p.startswith(("tests/", "charts/", ".git", "bench/"))]
     assert not [p for p in context if "__pycache__" in p or p.endswith(".pyc")]
 
@@ -234,3 +236,68 @@ def test_build_context_is_minimal_and_sufficient(tmp_path: Path) -> None:
     assert set(migrations) <= set(names), "ledger migrations must ship in the image"
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "xorj = xorj.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+# Every name a shell goes by on Debian (its /etc/shells) under both halves of the merged /usr.
+SHELLS = [f"{prefix}/{name}" for prefix in ("/bin", "/usr/bin") for name in ("sh", "bash", "dash", "rbash")]
+SHIPPED_VENV = "/opt/xorj"
+
+
+def pip_installs(stage: Stage) -> list[str]:
+    """Each `... pip ... install ...` command of the stage's shell-form RUNs."""
+    commands = [c.strip() for run in stage.all("RUN") if not run.startswith("[") for c in run.split("&&")]
+    return [c for c in commands if re.search(r"\bpip\b", c) and re.search(r"\binstall\b", c)]
+
+
+def test_every_install_is_hash_checked_or_local_and_resolves_nothing(dockerfile) -> None:
+    """Dependencies come only from the locks, each file checked against its sha256; the project
+    itself is a wheel built in the stage, installed without touching an index."""
+    _, stages = dockerfile
+    build = stages[0]
+    installs = pip_installs(build)
+    assert installs
+    for command in installs:
+        assert "--no-deps" in command, f"an install that resolves dependencies on its own: {command}"
+        from_lock = ("--require-hashes" in command and "--only-binary=:all:" in command
+                     and re.search(r"-r requirements(-build)?\.lock\b", command))
+        local_wheel = "--no-index" in command and re.search(r"\S+\.whl\b", command)
+        assert from_lock or local_wheel, f"neither hash-checked from a lock nor a local wheel: {command}"
+    assert any("-r requirements.lock" in c and "--require-hashes" in c for c in installs)
+    assert any("requirements.lock" in a.split() for a in build.all("COPY")), "the build stage copies the lock"
+    wheel = [c for r in build.all("RUN") for c in r.split("&&") if "pip wheel" in c]
+    assert wheel and all("--no-build-isolation" in c for c in wheel), (
+        "an isolated build environment would fetch the build backend unhashed")
+
+
+def test_shipped_virtualenv_never_holds_pip(dockerfile) -> None:
+    _, stages = dockerfile
+    build = stages[0]
+    runs = " && ".join(build.all("RUN"))
+    assert re.search(rf"-m venv --without-pip {SHIPPED_VENV}\b", runs), "the shipped venv is made --without-pip"
+    assert f"{SHIPPED_VENV}/bin/pip" not in runs, "the shipped venv has no pip to call"
+    into_shipped = [c for c in pip_installs(build) if SHIPPED_VENV in c]
+    assert into_shipped and all(f"--python {SHIPPED_VENV}/bin/python" in c for c in into_shipped)
+    assert not [c for c in pip_installs(build) if "--python" not in c and "--target" not in c
+                and "requirements-build.lock" not in c], "only build tools are installed outside the shipped venv"
+
+
+def test_runtime_stage_removes_every_shell_last_without_a_shell(dockerfile) -> None:
+    _, stages = dockerfile
+    runtime = stages[-1]
+    keywords = [kw for kw, _ in runtime.instructions]
+    assert "SHELL" not in keywords
+    runs = runtime.all("RUN")
+    assert runs, "the runtime stage removes the shells"
+    assert all(r.startswith("[") for r in runs), "a shell-form RUN needs the shell this stage removes"
+    removal = json.loads(runs[-1])
+    assert removal[0] in ("/usr/bin/rm", "/bin/rm") and removal[1] in ("-f", "-rf"), removal
+    removed = set(removal[2:])
+    assert set(SHELLS) <= removed, f"shells left in the image: {sorted(set(SHELLS) - removed)}"
+    assert {"/usr/local/bin/pip", "/usr/local/lib/python3.11/site-packages/pip", "/usr/share/python-wheels"} <= removed
+    last_run = max(i for i, kw in enumerate(keywords) if kw == "RUN")
+    last_user = max(i for i, kw in enumerate(keywords) if kw == "USER")
+    assert last_run < last_user and "COPY" not in keywords[last_run:], (
+        "the removal is the last filesystem step before USER")
+    for keyword in ("ENTRYPOINT", "CMD"):
+        assert all(isinstance(json.loads(v), list) for v in runtime.all(keyword)), f"{keyword} in exec form"
+    assert not [kw for kw in keywords if kw == "HEALTHCHECK"], "a HEALTHCHECK CMD would need a shell"

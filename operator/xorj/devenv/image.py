@@ -7,7 +7,7 @@ node's containerd.
     ImageBuilder().import_into(result.archive, containerd_socket)
 
 The base rootfs is cached by (suite, packages); the project image by the hash of the Dockerfile,
-pyproject.toml, README.md and every file under operator/. buildah keeps its storage under the
+the lock files, pyproject.toml, README.md and every file under operator/. buildah keeps its storage under the
 xorj cache, never in /var/lib/containers.
 """
 
@@ -33,7 +33,7 @@ BASE_SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 BASE_IMAGE = "localhost/xorj-base:bookworm"
 PROJECT_IMAGE = "localhost/xorj-operator"
-SOURCES = ("Dockerfile", "pyproject.toml", "README.md")
+SOURCES = ("Dockerfile", "requirements.lock", "requirements-build.lock", "pyproject.toml", "README.md")
 SOURCE_DIRS = ("operator",)
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
