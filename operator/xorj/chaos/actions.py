@@ -513,11 +513,9 @@ def start_operator(configuration: dict[str, Any] | None = None) -> dict[str, Any
     from xorj.devenv.demo import Demo
 
     target = resolve(configuration)
-    demo = Demo(root=target.env_file.parent)  # type: ignore[union-attr]
-    data = demo.state.load()
-    demo._operator(data, target.ledger_dsn)
+    pid = Demo(root=target.env_file.parent).restart_operator(target.ledger_dsn)  # type: ignore[union-attr]
     marks.write(target, "cleared")
-    return {"started": data["processes"]["operator"]["pid"]}
+    return {"started": pid}
 
 
 def restart_kube_apiserver(down_seconds: float = 5.0, configuration: dict[str, Any] | None = None) -> dict[str, Any]:

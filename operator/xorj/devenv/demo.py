@@ -444,6 +444,15 @@ class Demo:
         separator = "&" if "?" in executor_dsn else "?"
         return f"{executor_dsn}{separator}sslmode={'verify-ca' if relayed else 'verify-full'}&sslrootcert={ca_file}"
 
+    def restart_operator(self, dsn: str) -> int:
+        """Start the operator again with the settings `up` gave it (what a Deployment's controller
+        does for a killed pod); returns its pid."""
+        data = self.state.load()
+        if "operator_executor_dsn" not in data:
+            raise EnvironmentSetupError("the demo's state has no operator settings: run `xorj dev up` first")
+        self._operator(data, dsn, data["operator_executor_dsn"])
+        return int(data["processes"]["operator"]["pid"])
+
     def _operator(self, data: dict[str, Any], dsn: str, executor_dsn: str) -> None:
         if process_alive(data["processes"].get("operator")):
             self.say("    already running")
@@ -474,6 +483,7 @@ class Demo:
         record = start_process("operator", argv, env, self.root / "logs" / "operator.log", marker="operator")
         record.update(health_port=health, metrics_port=metrics)
         data["processes"]["operator"] = record
+        data["operator_executor_dsn"] = executor_dsn  # a restart gives the operator the same settings
         self.state.save(data)
         wait_for("the operator's /healthz", lambda: _http_ok(f"http://127.0.0.1:{health}/healthz"), 90, record)
         self.say(f"    operator pid {record['pid']}, health :{health}, metrics :{metrics}")
