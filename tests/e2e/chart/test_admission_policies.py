@@ -23,6 +23,7 @@ import time
 import pytest
 import yaml
 
+from tests.e2e.waiting import wait_until
 from tests.e2e.operator.manifests import strategy
 from tests.unit.chart.helm import (CHART, KUBE_VERSION, TEST_ENDPOINT_SETS, TEST_LEDGER_PASSWORD,
                                    TEST_LEDGER_TLS_SECRET)
@@ -309,7 +310,7 @@ def test_the_operators_executor_deployment_still_becomes_labelled_pods(k8s_clust
                 return condition["message"]
         return None
 
-    message = _wait_for(replica_set_refused, "the ReplicaSet of the first Deployment refused")
+    message = wait_until(replica_set_refused, 90, "the ReplicaSet of the first Deployment refused")
     assert f"and {controllers} is not one" in message, message
 
     # With this cluster's controller identity listed, the operator's Deployment becomes pods: made by
@@ -323,7 +324,7 @@ def test_the_operators_executor_deployment_still_becomes_labelled_pods(k8s_clust
                                    "-o", "json").stdout)["items"]
         return pods
 
-    pods = _wait_for(labelled_pods, "the executor pods of the second Deployment")
+    pods = wait_until(labelled_pods, 90, "the executor pods of the second Deployment")
     for pod in pods:
         assert pod["metadata"]["labels"][LEDGER_CLIENT] == "true"
         assert [o["kind"] for o in pod["metadata"]["ownerReferences"]] == ["ReplicaSet"]
@@ -346,13 +347,3 @@ def test_the_operators_executor_deployment_still_becomes_labelled_pods(k8s_clust
     # ...but a change that keeps the pod spec (scaling) is the tenant's to make
     assert _kubectl(k8s_cluster, ns, "patch", "deployment", "beta-executor", "--type=merge",
                     "-p", json.dumps({"spec": {"replicas": 2}}), tenant=True).returncode == 0
-
-
-def _wait_for(check, what: str, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")

@@ -7,13 +7,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 import yaml
 
+from tests.e2e.waiting import wait_until
 from tests.unit.chart.helm import CHART, TEST_ENDPOINT_SETS
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -33,16 +33,6 @@ def install(k8s_cluster, namespace: str, *sets: str, action: str = "install"):
 
 def get_json(k8s_cluster, *args: str) -> dict:
     return json.loads(k8s_cluster.kubectl("get", *args, "-o", "json").stdout)
-
-
-def wait_until(check, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_install_upgrade_uninstall(k8s_cluster, k8s_namespace) -> None:

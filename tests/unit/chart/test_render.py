@@ -217,26 +217,6 @@ def test_helm_template_without_a_password_refuses_instead_of_inventing_one() -> 
     assert template(ledger_password=None).stderr == result.stderr  # the same answer every time
 
 
-@pytest.mark.parametrize("password", ["p@ss:w/rd", "a b+c%d?e#f&g=h'i\"j", "Ünïcode-ключ"])
-def test_ledger_dsn_encodes_any_password_so_libpq_reads_it_back(password: str) -> None:
-    result = template(values={"postgresql.password": password}, ledger_password=None)
-    assert result.returncode == 0, result.stderr
-    secret = named(result.documents(), "Secret", "xorj-ledger", "xorj")
-    dsn = base64.b64decode(secret["data"]["dsn"]).decode()
-    parsed = conninfo_to_dict(dsn)  # libpq's own parser, as the executors use it
-    assert (parsed["user"], parsed["password"], parsed["host"], parsed["port"], parsed["dbname"]) == (
-        "xorj", password, "xorj-postgresql.xorj.svc", "5432", "xorj")
-    assert base64.b64decode(secret["data"]["password"]).decode() == password
-
-
-def test_helm_template_without_a_password_refuses_instead_of_inventing_one() -> None:
-    # A fresh random password on every GitOps render would lock the operator out of its own ledger.
-    result = template(ledger_password=None)
-    assert result.returncode != 0
-    assert "postgresql.password is required when rendering without a cluster" in result.stderr
-    assert template(ledger_password=None).stderr == result.stderr  # the same answer every time
-
-
 def test_bundled_ledger_is_a_statefulset_with_a_volume_claim() -> None:
     documents = render("postgresql.persistence.size=20Gi", "postgresql.persistence.storageClass=fast")
     statefulset = named(documents, "StatefulSet", "xorj-postgresql")
