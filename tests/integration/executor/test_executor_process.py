@@ -16,6 +16,7 @@ from solders.keypair import Keypair
 from xorj.chain.submission import STEPS
 from xorj.domain.trades import TradeState
 
+from tests.integration.executor.conftest import PriceMover
 from tests.integration.executor.harness import (
     ExecutorProcess,
     admit,
@@ -60,12 +61,21 @@ def test_sigkill_after_every_step_many_times_keeps_exactly_once(local_chain, led
     ids: list[int] = []
     kills = {step: 0 for step in STEPS}
     # The price swings 1.5% up and back every 0.2 s while sends are delayed 0.3 s: many attempts at
-    # 100 bps fail on chain (slippage), so the "resolved" and "failed" steps happen too.
+    # 100 bps fail on chain (slippage), so the "failed" step happens too. The "resolved" step must not
+    # depend on that timing (a busy machine can miss every swing): while it runs, the swing pauses and
+    # the price moves against each new attempt right after its write-ahead record, before its delayed
+    # send executes, so its first attempt surely misses its bound on chain.
     local_chain.set_fault(kind="latency", method="sendTransaction", delay_ms=300)
     stop = threading.Event()
+    swing_paused, swing_idle = threading.Event(), threading.Event()
 
     def swing() -> None:
         while not stop.is_set():
+            if swing_paused.is_set():
+                swing_idle.set()  # between swings: the price is back where it was
+                stop.wait(0.05)
+                continue
+            swing_idle.clear()
             price_mover.against(150)
             stop.wait(0.2)
             price_mover.restore()
@@ -75,7 +85,15 @@ def test_sigkill_after_every_step_many_times_keeps_exactly_once(local_chain, led
     swinger.start()
     for round_no in range(3):
         for step in STEPS:
-            ids += _admit(ledger, scenario, 2, rng)
+            step_ids = _admit(ledger, scenario, 2, rng)
+            ids += step_ids
+            movers_stop = threading.Event()
+            if step == "resolved":
+                swing_paused.set()
+                assert swing_idle.wait(10), "the price swing did not pause"
+                for trade_id in step_ids:
+                    PriceMover.on_each_new_attempt(ledger, trade_id, lambda: price_mover.against(150), movers_stop,
+                                                   limit=1)
             # and one the risk limits refuse (max notional): the "failed" step happens every round
             # (20 000 USDC: over the default 10 000 USD limit, whatever notional it states)
             ids += admit(ledger, scenario, 1, 20_000 * 10**6 + rng.randrange(1, 10**6), notional_usd=Decimal(1))
@@ -90,6 +108,10 @@ def test_sigkill_after_every_step_many_times_keeps_exactly_once(local_chain, led
                     kills[step] += 1
             finally:
                 proc.close()
+                movers_stop.set()
+                if step == "resolved":
+                    price_mover.restore()
+                    swing_paused.clear()
     stop.set()
     swinger.join()
     local_chain.reset_faults()
