@@ -146,24 +146,32 @@ async def walk_since(rpc: SolanaRpc, vault: str, cursor: str | None, *, page_lim
 
 
 async def signed_by_vault(rpc: SolanaRpc, vault: str, signatures: Sequence[str],
-                          errors: list[tuple[ReasonCode, str]]) -> dict[str, bool]:
-    """For each signature, whether the vault is one of the transaction's verified signers. A
-    transaction the node cannot produce is left out (unsettled) and recorded in ``errors``."""
+                          errors: list[tuple[ReasonCode, str]], *, concurrency: int = 8) -> dict[str, bool]:
+    """For each signature, whether the vault is one of the transaction's verified signers (up to
+    ``concurrency`` getTransaction calls at a time). A transaction the node cannot produce is left out
+    (unsettled) and recorded in ``errors``."""
     key = Pubkey.from_string(vault)
-    out: dict[str, bool] = {}
-    for signature in signatures:
-        try:
-            tx = await rpc.transaction(signature)
-        except ChainCallError as exc:
-            errors.append((exc.reason, str(exc)))
-            continue
+    gate = asyncio.Semaphore(concurrency)
+
+    async def check(signature: str) -> tuple[str, bool | None, tuple[ReasonCode, str] | None]:
+        async with gate:
+            try:
+                tx = await rpc.transaction(signature)
+            except ChainCallError as exc:
+                return signature, None, (exc.reason, str(exc))
         if tx is None:
-            errors.append((ReasonCode.MALFORMED_RESPONSE,
-                           f"getTransaction: {signature} was listed by getSignaturesForAddress but the node does "
-                           "not return it"))
-            continue
+            return signature, None, (ReasonCode.MALFORMED_RESPONSE,
+                                     f"getTransaction: {signature} was listed by getSignaturesForAddress but the "
+                                     "node does not return it")
         signers = tx.message.account_keys[:tx.message.header.num_required_signatures]
-        out[signature] = key in signers
+        return signature, key in signers, None
+
+    out: dict[str, bool] = {}
+    for signature, signed, error in await asyncio.gather(*(check(s) for s in signatures)):
+        if error is not None:
+            errors.append(error)
+        elif signed is not None:
+            out[signature] = signed
     return out
 
 

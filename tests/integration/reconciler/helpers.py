@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+
+import httpx
 from dataclasses import dataclass
 
 from solders.hash import Hash
@@ -34,9 +36,11 @@ def vault_key(local_chain, vault: str) -> Keypair:
     return Keypair.from_bytes(local_chain.vault_keypair_bytes(vault))
 
 
-def signed_transfer(rpc_url: str, payer: Keypair, to: Pubkey | None = None, lamports: int = 1_000_000) -> SignedTx:
-    """A SOL transfer signed by ``payer`` (the vault's key used by hand), not sent."""
-    latest = rpc(rpc_url, "getLatestBlockhash", [{"commitment": "confirmed"}])["value"]
+def signed_transfer(rpc_url: str, payer: Keypair, to: Pubkey | None = None, lamports: int = 1_000_000,
+                    latest: dict | None = None) -> SignedTx:
+    """A SOL transfer signed by ``payer`` (the vault's key used by hand), not sent. ``latest``: a
+    getLatestBlockhash value to use (default: ask for one)."""
+    latest = latest or rpc(rpc_url, "getLatestBlockhash", [{"commitment": "confirmed"}])["value"]
     message = MessageV0.try_compile(
         payer.pubkey(),
         [transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=to or Keypair().pubkey(), lamports=lamports))],
@@ -50,6 +54,16 @@ def send(rpc_url: str, tx: SignedTx) -> str:
                                                  {"encoding": "base64", "skipPreflight": False}])
     assert signature == tx.signature
     return signature
+
+
+def send_batch(rpc_url: str, txs: list[SignedTx]) -> list[str]:
+    """Send many transactions in one JSON-RPC batch request (quicker than one request each)."""
+    batch = [{"jsonrpc": "2.0", "id": i, "method": "sendTransaction",
+              "params": [base64.b64encode(tx.raw).decode(), {"encoding": "base64", "skipPreflight": True}]}
+             for i, tx in enumerate(txs)]
+    answers = sorted(httpx.post(rpc_url, json=batch, timeout=60).json(), key=lambda a: a["id"])
+    assert [a.get("result") for a in answers] == [tx.signature for tx in txs], answers[:3]
+    return [tx.signature for tx in txs]
 
 
 def wait_finalized(rpc_url: str, signatures: list[str], timeout: float = 60.0) -> None:

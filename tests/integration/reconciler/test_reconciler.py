@@ -10,7 +10,14 @@ from xorj.domain.reconciliation import FindingClass
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 
 from tests.integration.executor.harness import InProcessExecutor, admit, executor_env, rpc, wait_terminal
-from tests.integration.reconciler.helpers import one_pass, send, signed_transfer, vault_key, wait_finalized
+from tests.integration.reconciler.helpers import (
+    one_pass,
+    send,
+    send_batch,
+    signed_transfer,
+    vault_key,
+    wait_finalized,
+)
 
 pytestmark = [pytest.mark.chain, pytest.mark.postgres]
 
@@ -213,3 +220,22 @@ def test_the_walk_pages_back_to_the_cursor(local_chain, ledger, ledger_dsn, fres
     wait_finalized(local_chain.rpc_url, more)
     second = one_pass(ledger, local_chain.rpc_url, [fresh_scenario.vault], page_limit=2)
     assert second.vaults[0].walked == 3 and sorted(f.signature for f in second.new_findings) == sorted(more)
+
+
+@pytest.mark.slow
+def test_the_walk_crosses_the_rpcs_page_limit_of_1000(local_chain, ledger, ledger_dsn, fresh_scenario):
+    admit(ledger, fresh_scenario, 1, AMOUNT)
+    key = vault_key(local_chain, fresh_scenario.vault)
+    sent = []
+    for start in range(0, 1003, 250):
+        latest = rpc(local_chain.rpc_url, "getLatestBlockhash", [{"commitment": "confirmed"}])["value"]
+        sent += send_batch(local_chain.rpc_url, [
+            signed_transfer(local_chain.rpc_url, key, lamports=1_000_000 + i, latest=latest)
+            for i in range(start, min(start + 250, 1003))])
+    wait_finalized(local_chain.rpc_url, sent[-256:])  # the newest finalized: so are the older ones
+    report = one_pass(ledger, local_chain.rpc_url, [fresh_scenario.vault])  # pages of 1000, then 3
+    assert report.errors == [] and report.vaults[0].walked == 1003
+    assert sorted(f.signature for f in report.new_findings) == sorted(sent)
+    assert cursor_of(ledger_dsn, fresh_scenario.vault) == sent[-1]
+    again = one_pass(ledger, local_chain.rpc_url, [fresh_scenario.vault])
+    assert again.vaults[0].walked == 0 and again.new_findings == []
