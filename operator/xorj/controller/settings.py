@@ -4,12 +4,15 @@ XORJ_OPERATOR_PRIORITY); the CLI's options override them."""
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from xorj.controller.desired import ExecutorDefaults
+
+if TYPE_CHECKING:
+    from xorj.reconciler.service import ReconcileSettings
 
 
 class OperatorSettings(BaseSettings):
@@ -95,7 +98,7 @@ class OperatorSettings(BaseSettings):
             tolerations=tuple(json.dumps(t, sort_keys=True) for t in self.executor_tolerations),
         )
 
-    def reconcile_settings(self):  # type: ignore[no-untyped-def]
+    def reconcile_settings(self) -> ReconcileSettings:
         from xorj.domain.reconciliation import FinalityGrace
         from xorj.reconciler.service import ReconcileSettings
 

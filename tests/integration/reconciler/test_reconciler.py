@@ -239,3 +239,33 @@ def test_the_walk_crosses_the_rpcs_page_limit_of_1000(local_chain, ledger, ledge
     assert cursor_of(ledger_dsn, fresh_scenario.vault) == sent[-1]
     again = one_pass(ledger, local_chain.rpc_url, [fresh_scenario.vault])
     assert again.vaults[0].walked == 0 and again.new_findings == []
+
+
+def test_a_stolen_key_used_as_a_co_signer_is_caught(local_chain, ledger, ledger_dsn, fresh_scenario):
+    """The thief pays the fee (the transaction is listed under the thief's signature) and the vault
+    only co-signs the transfer out of it: still a transaction the vault signed."""
+    import base64
+
+    from solders.hash import Hash
+    from solders.keypair import Keypair
+    from solders.message import MessageV0
+    from solders.system_program import TransferParams, transfer
+    from solders.transaction import VersionedTransaction
+
+    admit(ledger, fresh_scenario, 1, AMOUNT)
+    vault = vault_key(local_chain, fresh_scenario.vault)
+    thief = Keypair()
+    funded = rpc(local_chain.rpc_url, "requestAirdrop", [str(thief.pubkey()), 10_000_000])
+    latest = rpc(local_chain.rpc_url, "getLatestBlockhash", [{"commitment": "confirmed"}])["value"]
+    message = MessageV0.try_compile(thief.pubkey(), [transfer(TransferParams(
+        from_pubkey=vault.pubkey(), to_pubkey=thief.pubkey(), lamports=2_000_000))], [],
+        Hash.from_string(latest["blockhash"]))
+    tx = VersionedTransaction(message, [thief, vault])
+    listed_as = rpc(local_chain.rpc_url, "sendTransaction", [base64.b64encode(bytes(tx)).decode(),
+                                                            {"encoding": "base64"}])
+    assert listed_as == str(tx.signatures[0]) != str(tx.signatures[1])  # the thief's signature is its id
+    wait_finalized(local_chain.rpc_url, [listed_as, funded])
+
+    report = one_pass(ledger, local_chain.rpc_url, [fresh_scenario.vault])
+    assert report.errors == []
+    assert classes(report) == [(FindingClass.UNKNOWN_TRANSACTION, listed_as)]
