@@ -136,10 +136,16 @@ def classify_vault(
     findings: list[Finding] = []
     settled: list[bool] = []
     ignored = 0
+    fills_by_trade: dict[int, list[str]] = {}  # successful transactions of each trade in this walk
+    for entry in chain:
+        attempt = _attempt_of(attempts, entry.signature, vault)
+        if attempt is not None and not entry.failed:
+            fills_by_trade.setdefault(attempt.trade_id, []).append(entry.signature)
     for entry in chain:
         attempt = _attempt_of(attempts, entry.signature, vault)
         if attempt is not None:
-            finding = _judge_attempt(vault, entry, attempt)
+            others = [s for s in fills_by_trade.get(attempt.trade_id, ()) if s != entry.signature]
+            finding = _judge_attempt(vault, entry, attempt, others)
             if finding is not None:
                 findings.append(finding)
             settled.append(entry.finalized and attempt.outcome is not AttemptOutcome.PENDING)
@@ -177,13 +183,20 @@ def _advance(chain: Sequence[ChainSignature], settled: Sequence[bool]) -> str | 
     return cursor
 
 
-def _judge_attempt(vault: str, entry: ChainSignature, attempt: AttemptRecord) -> Finding | None:
+def _judge_attempt(vault: str, entry: ChainSignature, attempt: AttemptRecord,
+                   other_fills: Sequence[str] = ()) -> Finding | None:
     outcome = attempt.outcome
     on_chain = f"landed in slot {entry.slot} ({entry.confirmation}" + (
         f", failed: {entry.error})" if entry.failed else ", succeeded)")
     where = f"attempt {attempt.attempt_no} of trade {attempt.trade_id} ({attempt.trade_state.value})"
     if outcome in (AttemptOutcome.EXPIRED, AttemptOutcome.NOT_SENT):
-        fill = "" if entry.failed else "; it FILLED: if the trade was re-signed, it may have filled twice"
+        if entry.failed:
+            fill = ""
+        elif other_fills:
+            fill = (f"; it FILLED, and so did {', '.join(other_fills)} of the same trade: "
+                    f"trade {attempt.trade_id} filled {len(other_fills) + 1} times")
+        else:
+            fill = "; it FILLED: if the trade was re-signed, it may have filled twice"
         detail = f"{where} is recorded {outcome.value} but {on_chain}{fill}"
     elif outcome is AttemptOutcome.FAILED_ON_CHAIN and not entry.failed:
         detail = f"{where} is recorded FAILED_ON_CHAIN but {on_chain}: a fill the ledger counts as failed"

@@ -133,6 +133,31 @@ def test_an_attempt_the_ledger_holds_as_not_landed_that_landed(local_chain, ledg
     assert outcome.value in finding.detail and "FAILED" in finding.detail
 
 
+def test_the_double_fill_of_issue_12_is_reported_as_such(local_chain, ledger, ledger_dsn, fresh_scenario):
+    """Issue 12's double fill, as the ledger records it: attempt 1 EXPIRED (a lagging status said "not
+    found"), attempt 2 signed and LANDED; both transactions are on chain."""
+    (trade_id,) = admit(ledger, fresh_scenario, 1, AMOUNT)
+    (claimed,) = ledger.claim_trades(fresh_scenario.strategy, OWNER, limit=1)
+    token = claimed.fencing_token
+    key = vault_key(local_chain, fresh_scenario.vault)
+    first, second = signed_transfer(local_chain.rpc_url, key), signed_transfer(local_chain.rpc_url, key)
+    ledger.record_attempt(trade_id, OWNER, first.signature, first.raw, first.last_valid_block_height, 50,
+                          fencing_token=token)
+    send(local_chain.rpc_url, first)
+    ledger.resolve_attempt(first.signature, OWNER, AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED,
+                           fencing_token=token)
+    ledger.record_attempt(trade_id, OWNER, second.signature, second.raw, second.last_valid_block_height, 100,
+                          fencing_token=token)
+    send(local_chain.rpc_url, second)
+    ledger.resolve_attempt(second.signature, OWNER, AttemptOutcome.LANDED, fencing_token=token)
+    wait_finalized(local_chain.rpc_url, [first.signature, second.signature])
+
+    report = one_pass(ledger, local_chain.rpc_url, [fresh_scenario.vault])
+    assert classes(report) == [(FindingClass.UNRECORDED_LANDING, first.signature)]
+    assert f"trade {trade_id} filled 2 times" in report.new_findings[0].detail
+    assert report.vaults[0].confirmed_final == 1  # the CONFIRMED trade's own transaction is final: no finding
+
+
 def test_a_pending_attempt_recorded_expired_after_it_finalized_is_still_caught(local_chain, ledger, ledger_dsn,
                                                                                 fresh_scenario):
     (trade_id,) = admit(ledger, fresh_scenario, 1, AMOUNT)

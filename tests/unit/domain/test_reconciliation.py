@@ -72,6 +72,16 @@ def test_an_attempt_recorded_as_never_landed_that_landed(outcome, failed):
     assert verdict.new_cursor == "e"
 
 
+def test_the_double_fill_of_a_wrong_expiry_verdict_is_named():
+    # attempt 1 recorded EXPIRED although it landed; attempt 2 was signed and landed too
+    chain = [sig("second", 31), sig("first", 30)]
+    attempts = {"first": AttemptRecord("first", 7, 1, VAULT, AttemptOutcome.EXPIRED, TradeState.CONFIRMED),
+                "second": AttemptRecord("second", 7, 2, VAULT, AttemptOutcome.LANDED, TradeState.CONFIRMED)}
+    (finding,) = classify_vault(VAULT, chain, attempts, {}).findings
+    assert finding.signature == "first" and "so did second" in finding.detail
+    assert "trade 7 filled 2 times" in finding.detail
+
+
 def test_an_attempt_recorded_failed_on_chain_that_succeeded():
     verdict = classify_vault(VAULT, [sig("f", 30)],
                              {"f": attempt("f", AttemptOutcome.FAILED_ON_CHAIN, TradeState.FAILED)}, {})
