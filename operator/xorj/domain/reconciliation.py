@@ -110,10 +110,17 @@ class VaultVerdict:
 
 
 def needs_signer_check(chain: Sequence[ChainSignature], attempts: Mapping[str, AttemptRecord],
-                       vault: str) -> list[str]:
-    """The walked signatures with no attempt of ``vault``: the adapter must find out whether the
-    vault signed each (from the transaction itself) before :func:`classify_vault` can judge them."""
-    return [c.signature for c in chain if _attempt_of(attempts, c.signature, vault) is None]
+                       vault: str, *, not_before_block_time: int | None = None) -> list[str]:
+    """The walked signatures with no attempt of ``vault`` (and not from before the ledger knew it):
+    the adapter must find out whether the vault signed each (from the transaction itself) before
+    :func:`classify_vault` can judge them."""
+    return [c.signature for c in chain
+            if _attempt_of(attempts, c.signature, vault) is None and not _before_ledger(c, not_before_block_time)]
+
+
+def _before_ledger(entry: ChainSignature, not_before_block_time: int | None) -> bool:
+    return (not_before_block_time is not None and entry.block_time is not None
+            and entry.block_time < not_before_block_time)
 
 
 def classify_vault(
@@ -150,8 +157,7 @@ def classify_vault(
                 findings.append(finding)
             settled.append(entry.finalized and attempt.outcome is not AttemptOutcome.PENDING)
             continue
-        if (not_before_block_time is not None and entry.block_time is not None
-                and entry.block_time < not_before_block_time):
+        if _before_ledger(entry, not_before_block_time):
             settled.append(entry.finalized)
             continue
         signed = vault_signed.get(entry.signature)

@@ -204,7 +204,8 @@ async def _reconcile_walk(store: ReconciliationStore, rpc: SolanaRpc, vault: str
     report.walked = len(chain)
     # after the walk: every transaction listed has had its attempt committed before it was sent
     attempts = await asyncio.to_thread(store.attempts_for, [c.signature for c in chain])
-    signed = await signed_by_vault(rpc, vault, needs_signer_check(chain, attempts, vault), report.errors)
+    unmatched = needs_signer_check(chain, attempts, vault, not_before_block_time=not_before)
+    signed = await signed_by_vault(rpc, vault, unmatched, report.errors)
     verdict = classify_vault(vault, chain, attempts, signed, not_before_block_time=not_before)
     report.unsettled, report.inbound_ignored = verdict.unsettled, verdict.ignored_inbound
     report.new_findings.extend(await _record(store, verdict.findings))

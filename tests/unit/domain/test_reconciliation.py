@@ -128,6 +128,7 @@ def test_a_finding_on_a_confirmed_transaction_is_reported_before_it_is_final():
 
 def test_transactions_before_the_ledger_knew_the_vault_are_not_judged():
     chain = [sig("new", 71, block_time=1_000), sig("old", 70, block_time=999), sig("undated", 69)]
+    assert needs_signer_check(chain, {}, VAULT, not_before_block_time=1_000) == ["new", "undated"]
     verdict = classify_vault(VAULT, chain, {}, {"new": True, "undated": True}, not_before_block_time=1_000)
     assert sorted(f.signature for f in verdict.findings) == ["new", "undated"]
     assert verdict.new_cursor == "new"
