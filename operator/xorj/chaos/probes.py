@@ -371,3 +371,30 @@ def sent_while_paused(grace_seconds: float = 3.0, configuration: dict[str, Any] 
             """SELECT count(*) AS n FROM attempts a JOIN trades t ON t.id = a.trade_id
                 WHERE t.strategy = %s AND a.created_at >= to_timestamp(%s) AND a.created_at < to_timestamp(%s)""",
             (target.require("strategy"), paused_at + float(grace_seconds), until)).fetchone()["n"]
+
+
+def chain_reconciled(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One pass of the chain reconciler (xorj.reconciler) over the target's vault, through the local
+    chain's RPC: ``open_findings`` (transactions with no attempt, attempts recorded as not landed that
+    landed, CONFIRMED trades not final past the grace) and ``errors`` must both be 0."""
+    import asyncio
+
+    from xorj.chain.rpc import SolanaRpc
+    from xorj.ledger.chain_reconciliation import ReconciliationStore
+    from xorj.ledger.repository import Ledger
+    from xorj.reconciler.service import ReconcileSettings, reconcile_pass
+
+    target = resolve(configuration)
+    vault = target.require("vault")
+    # the local chain serves JSON-RPC at "/" beside its admin API at "/admin"
+    rpc_url = target.require("chain_admin_url").rstrip("/").removesuffix("/admin") + "/"
+
+    async def one_pass(store: ReconciliationStore):  # type: ignore[no-untyped-def]
+        async with SolanaRpc(rpc_url) as rpc:
+            return await reconcile_pass(store, rpc, ReconcileSettings(), [vault])
+
+    with Ledger.connect(target.ledger_dsn, apply_migrations=False, max_size=1, name="xorj-chaos-probe") as ledger:
+        report = asyncio.run(one_pass(ReconciliationStore(ledger)))
+    return {"open_findings": len(report.open_findings), "errors": len(report.errors),
+            "classes": sorted({f.finding_class.value for f in report.open_findings}),
+            "walked": sum(v.walked for v in report.vaults)}
