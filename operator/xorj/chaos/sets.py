@@ -112,8 +112,15 @@ def plan(chaos_set: ChaosSet, names: list[str], experiments: Mapping[str, Mappin
                                 f"per experiment, got {target}")
     out = []
     for name in names:
+        if target is None:  # as written: an experiment that declares no count still runs
+            try:
+                declared = declared_trades(name, experiments[name])
+            except InvalidInputError:
+                declared = 0
+            out.append(PlannedExperiment(name, declared, 1.0, declared))
+            continue
         declared = declared_trades(name, experiments[name])
-        scale = max(1.0, target / declared) if target is not None else 1.0
+        scale = max(1.0, target / declared)
         planned = PlannedExperiment(name, declared, scale, scaled(declared, scale))
         if chaos_set.min_trades is not None and planned.trades < chaos_set.min_trades:
             raise InvalidInputError(f"experiment {name}: the {chaos_set.name} set needs at least "

@@ -148,3 +148,11 @@ def test_every_fault_window_hold_is_a_method_action_with_seconds():
     assert {name for name, _ in holds} >= {"rpc-timeouts", "answer-lost-after-processing", "rpc-recovery",
                                            "ledger-partition", "ledger-partition-networkpolicy"}
     assert all(math.isfinite(a["provider"]["arguments"]["seconds"]) for _, a in holds)
+
+
+def test_the_ci_set_runs_an_experiment_that_declares_no_trade_count_as_written():
+    doc = copy.deepcopy(DOCS["rpc-timeouts"])
+    for probe in doc["steady-state-hypothesis"]["probes"]:
+        probe.get("provider", {}).get("arguments", {}).pop("min_trades", None)
+    [planned] = sets.plan(CI, ["custom"], {"custom": doc})
+    assert (planned.trade_scale, planned.trades) == (1.0, 0)
