@@ -30,7 +30,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from xorj.chaos import marks
-from xorj.chaos.target import Target, resolve
+from xorj.chaos.sets import scaled
+from xorj.chaos.target import Target, resolve, trade_scale
 
 TERMINAL = ("CONFIRMED", "FAILED")
 
@@ -169,7 +170,10 @@ def all_trades_terminal_within(seconds: float = 120.0, min_trades: int = 0,
     is admitted only once it is back, and one never admitted is a lost trade (``expected`` counts
     them, at least ``min_trades``). ``ok`` is True when all expected trades are in and none is open;
     ``recovered_after_s`` is the time from the moment the faults were cleared (or the last fault, or
-    the load) to the last trade finishing."""
+    the load) to the last trade finishing. The run's ``trade_scale`` multiplies ``seconds`` and
+    ``min_trades`` (see :mod:`xorj.chaos.sets`)."""
+    scale = trade_scale(configuration)
+    seconds, min_trades = float(seconds) * scale, scaled(int(min_trades), scale)
     target = resolve(configuration)
     deadline = time.monotonic() + float(seconds)
     started = time.monotonic()
