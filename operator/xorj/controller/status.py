@@ -23,8 +23,8 @@ from xorj.controller.models import (
     TradingStrategySpec,
     TradingStrategyStatus,
 )
-from xorj.domain.trades import TradeState
-from xorj.ledger.records import AdmitResult, Trade, TraderScore
+from xorj.domain.trades import Trade, TradeState
+from xorj.ledger.records import AdmitResult, TraderScore
 from xorj.redaction import redact_urls
 
 # condition types

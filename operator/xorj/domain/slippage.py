@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from xorj.domain.trades import Attempt, ReasonCode, Trade
+from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, Trade
 from xorj.errors import InvalidInputError
 
 # The hard ceiling: a policy may lower its absolute cap, never raise it above 5 %.
@@ -97,8 +97,11 @@ class SlippagePolicy:
         initial = overrides.pop("initial_bps", min(DEFAULT_INITIAL_BPS, cap) if isinstance(cap, int) else cap)
         return cls(initial_bps=initial, cap_bps=cap, **overrides)
 
-    def bounded_by(self, max_slippage_bps: int) -> SlippagePolicy:
-        """This policy under a trade's own slippage bound (a CopyTrade's ``maxSlippageBps``)."""
+    def bounded_by(self, max_slippage_bps: int | None) -> SlippagePolicy:
+        """This policy under a trade's own slippage bound (a CopyTrade's ``maxSlippageBps``); itself
+        when the trade set none (None or 0)."""
+        if max_slippage_bps is None or max_slippage_bps == 0:
+            return self
         bound = _positive_int("max_slippage_bps", max_slippage_bps)
         cap = min(self.cap_bps, bound)
         return SlippagePolicy(
@@ -186,14 +189,16 @@ def next_slippage(
 
 
 def decide_retry(policy: SlippagePolicy, trade: Trade) -> SlippageDecision:
-    """:func:`next_slippage` for a trade whose last attempt is resolved and failed, with the policy
-    bounded by the trade's own ``max_slippage_bps``."""
+    """:func:`next_slippage` for a trade whose last attempt is resolved and did not land, with the
+    policy bounded by the trade's own ``max_slippage_bps``, on the attempt's decisive reason (an
+    expired attempt the RPC never accepted is judged by its send failure)."""
     last: Attempt | None = trade.last_attempt
-    if last is None or not last.is_resolved or last.reason is None:
+    if last is None or not last.is_resolved or last.outcome is AttemptOutcome.LANDED:
         raise InvalidInputError(
-            f"trade {trade.id}: decide_retry needs a last attempt that is resolved and failed"
+            f"trade {trade.trade_id}: decide_retry needs a last attempt that is resolved and did not land"
         )
-    return next_slippage(policy.bounded_by(trade.max_slippage_bps), last.number, last.reason, last.slippage_bps)
+    return next_slippage(policy.bounded_by(trade.max_slippage_bps), last.attempt_no, last.decisive_reason,
+                         last.slippage_bps)
 
 
 __all__ = [

@@ -46,8 +46,8 @@ from xorj.executor.adapters import (
 )
 from xorj.executor.metrics import ExecutorMetrics
 from xorj.executor.settings import ExecutorSettings
-from xorj.domain.trades import TradeState
-from xorj.ledger.records import AlertSeverity, Trade
+from xorj.domain.trades import Trade, TradeState
+from xorj.ledger.records import AlertSeverity
 from xorj.ledger.repository import Ledger
 
 log = logging.getLogger("xorj.executor")

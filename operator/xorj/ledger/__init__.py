@@ -4,18 +4,16 @@ Entry point: ``Ledger.connect(dsn)`` (applies migrations under an advisory lock,
 See :mod:`xorj.ledger.repository` for the operations and their guarantees.
 """
 
+from xorj.domain.trades import Attempt, IdempotencyKey, Trade
 from xorj.ledger.migrate import migrate
 from xorj.ledger.notify import AsyncTradeListener, TradeListener
 from xorj.ledger.records import (
     AdmitResult,
     Alert,
     AlertSeverity,
-    Attempt,
     NewAlert,
-    Trade,
     TradeEvent,
     TradeIntent,
-    TradeKey,
     TradeNotification,
     TradeOutcome,
     TraderScore,
@@ -25,6 +23,7 @@ from xorj.ledger.repository import DEFAULT_LEASE_SECONDS, Ledger
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
+    "IdempotencyKey",
     "AdmitResult",
     "Alert",
     "AlertSeverity",
@@ -35,7 +34,6 @@ __all__ = [
     "Trade",
     "TradeEvent",
     "TradeIntent",
-    "TradeKey",
     "TradeListener",
     "TradeNotification",
     "TradeOutcome",

@@ -93,4 +93,5 @@ def test_sql_checks_list_exactly_the_domain_states_reasons_and_outcomes(ledger_d
     assert _check_values(ledger_dsn, "trades_state_valid") == {s.value for s in TradeState}
     assert _check_values(ledger_dsn, "trades_reason_valid") == {r.value for r in ReasonCode}
     assert _check_values(ledger_dsn, "attempts_reason_valid") == {r.value for r in ReasonCode}
+    assert _check_values(ledger_dsn, "attempts_send_failure_valid") == {r.value for r in ReasonCode}
     assert _check_values(ledger_dsn, "attempts_outcome_valid") == {o.value for o in AttemptOutcome}

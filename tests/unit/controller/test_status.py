@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from xorj.controller import status as st
 from xorj.controller.models import ConditionStatus, TradingStrategySpec
-from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
-from xorj.ledger.records import AdmitResult, Attempt, Trade, TraderScore
+from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, Trade, TradeState
+from xorj.ledger.records import AdmitResult, TraderScore
 
 from .factories import PUBKEY_A, PUBKEY_B, PUBKEY_C, SIGNATURE, VAULT, strategy_spec
 
