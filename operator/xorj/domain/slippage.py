@@ -27,6 +27,10 @@ ABSOLUTE_CAP_BPS = 500
 DEFAULT_INITIAL_BPS = 100
 DEFAULT_STEP_BPS = 50
 DEFAULT_MAX_ATTEMPTS = 3
+# The cap when nothing chose one: the TradingStrategy's documented default (spec.slippage.capBps),
+# which the operator has always rendered for every executor; an executor run without one falls back
+# on it too. (The aggressive profile's cap; a profile, when named, still sets its own.)
+DEFAULT_CAP_BPS = 200
 
 RAISE_SLIPPAGE_REASONS = frozenset({ReasonCode.SLIPPAGE_EXCEEDED})
 # Retried at the same slippage: the transaction never landed, so the market did not refuse our price.
@@ -63,7 +67,7 @@ class SlippagePolicy:
 
     initial_bps: int = DEFAULT_INITIAL_BPS
     step_bps: int = DEFAULT_STEP_BPS
-    cap_bps: int = PROFILE_CAP_BPS[RiskProfile.MODERATE]
+    cap_bps: int = DEFAULT_CAP_BPS
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     absolute_cap_bps: int = ABSOLUTE_CAP_BPS
 
@@ -203,6 +207,7 @@ def decide_retry(policy: SlippagePolicy, trade: Trade) -> SlippageDecision:
 
 __all__ = [
     "ABSOLUTE_CAP_BPS",
+    "DEFAULT_CAP_BPS",
     "DEFAULT_INITIAL_BPS",
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_STEP_BPS",

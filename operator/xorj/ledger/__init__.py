@@ -16,7 +16,7 @@ from xorj.ledger.records import (
     TradeIntent,
     TradeNotification,
     TradeOutcome,
-    TraderScore,
+    StoredTraderScore,
     VaultActivity,
 )
 from xorj.ledger.repository import DEFAULT_LEASE_SECONDS, Ledger
@@ -37,7 +37,7 @@ __all__ = [
     "TradeListener",
     "TradeNotification",
     "TradeOutcome",
-    "TraderScore",
+    "StoredTraderScore",
     "VaultActivity",
     "migrate",
 ]

@@ -128,8 +128,9 @@ class Alert:
 
 
 @dataclass(frozen=True)
-class TraderScore:
-    """The latest Trust Score of one trader (one row per wallet; a recompute replaces it)."""
+class StoredTraderScore:
+    """The latest Trust Score of one trader as the ledger stores it (one row per wallet; a recompute
+    replaces it). Not :class:`xorj.domain.scoring.TraderScore`, the result of one scoring run."""
 
     wallet: str
     score: float  # 0..100, one decimal

@@ -56,7 +56,7 @@ from xorj.ledger.records import (
     TradeEvent,
     TradeIntent,
     TradeOutcome,
-    TraderScore,
+    StoredTraderScore,
     TradingHalt,
     VaultActivity,
 )
@@ -505,14 +505,14 @@ class Ledger:
 
     # -- trader scores -------------------------------------------------------------------------------
 
-    def upsert_trader_scores(self, trader_scores: Iterable[TraderScore]) -> int:
+    def upsert_trader_scores(self, trader_scores: Iterable[StoredTraderScore]) -> int:
         """Replace the stored score of each wallet given (one transaction); returns how many."""
         with self._transaction() as cur:
             return scores.upsert(cur, trader_scores)
 
     def list_trader_scores(
         self, *, min_score: float | None = None, status: str | None = None, limit: int | None = None
-    ) -> list[TraderScore]:
+    ) -> list[StoredTraderScore]:
         """Stored scores, best first."""
         with self._transaction() as cur:
             return scores.list_scores(cur, min_score, status, limit)

@@ -14,7 +14,7 @@ from xorj.ledger.records import (
     Alert,
     AlertSeverity,
     TradeEvent,
-    TraderScore,
+    StoredTraderScore,
 )
 
 Row = Mapping[str, Any]
@@ -73,8 +73,8 @@ def alert_from_row(row: Row) -> Alert:
     )
 
 
-def score_from_row(row: Row) -> TraderScore:
-    return TraderScore(
+def score_from_row(row: Row) -> StoredTraderScore:
+    return StoredTraderScore(
         wallet=row["wallet"],
         score=float(row["score"]),
         status=row["status"],

@@ -16,7 +16,7 @@ from xorj.errors import (
     RefusedTransitionError,
     TradeNotFoundError,
 )
-from xorj.ledger import Ledger, TraderScore
+from xorj.ledger import Ledger, StoredTraderScore
 
 from .helpers import current_token, intent, raw_tx
 
@@ -173,14 +173,14 @@ def test_unknown_ids_are_not_found(ledger: Ledger):
 
 def test_trader_scores_are_upserted_and_range_checked(ledger: Ledger):
     assert ledger.upsert_trader_scores(
-        [TraderScore("Pro", 80.55, "ELIGIBLE", rank=1), TraderScore("Gambler", 3.0, "INSUFFICIENT_TRADES", rank=2)]
+        [StoredTraderScore("Pro", 80.55, "ELIGIBLE", rank=1), StoredTraderScore("Gambler", 3.0, "INSUFFICIENT_TRADES", rank=2)]
     ) == 2
-    ledger.upsert_trader_scores([TraderScore("Pro", 71.2, "ELIGIBLE", rank=1, sharpe=1.5)])
+    ledger.upsert_trader_scores([StoredTraderScore("Pro", 71.2, "ELIGIBLE", rank=1, sharpe=1.5)])
     listed = ledger.list_trader_scores()
     assert [(s.wallet, s.score) for s in listed] == [("Pro", 71.2), ("Gambler", 3.0)]
     assert listed[0].sharpe == 1.5 and listed[0].computed_at is not None
     assert [s.wallet for s in ledger.list_trader_scores(min_score=50)] == ["Pro"]
     with pytest.raises(LedgerConstraintError, match="trader_scores_score_range.*score"):
-        ledger.upsert_trader_scores([TraderScore("Broken", 150.0, "ELIGIBLE")])
+        ledger.upsert_trader_scores([StoredTraderScore("Broken", 150.0, "ELIGIBLE")])
     with pytest.raises(LedgerConstraintError, match="trader_scores_score_range"):
-        ledger.upsert_trader_scores([TraderScore("NaN", float("nan"), "ELIGIBLE")])
+        ledger.upsert_trader_scores([StoredTraderScore("NaN", float("nan"), "ELIGIBLE")])

@@ -29,7 +29,9 @@ def test_reads_environment_with_defaults(env):
     env.setenv("XORJ_USD_PRICES", '{"So11111111111111111111111111111111111111112": "0.00000015"}')
     settings = load_settings()
     assert settings.strategy == "alpha" and settings.concurrency == 8
-    assert settings.effective_slippage_cap_bps == 100  # the moderate profile
+    assert settings.effective_slippage_cap_bps == 200  # the domain's default, which the CRD renders too
+    env.setenv("XORJ_SLIPPAGE_PROFILE", "moderate")  # a named profile still sets its own cap
+    assert load_settings().effective_slippage_cap_bps == 100
     assert settings.skip_preflight is True and settings.confirmation_commitment == "confirmed"
     assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.model_dump())
     assert settings.ledger_dsn.get_secret_value() == BASE["XORJ_LEDGER_DSN"]
