@@ -53,10 +53,10 @@ from xorj.ledger.records import (
     Alert,
     AlertSeverity,
     NewAlert,
+    StoredTraderScore,
     TradeEvent,
     TradeIntent,
     TradeOutcome,
-    StoredTraderScore,
     TradingHalt,
     VaultActivity,
 )

@@ -10,12 +10,7 @@ import psycopg
 from psycopg.rows import class_row
 
 from xorj.domain.trades import Attempt, ReasonCode, Trade, TradeState
-from xorj.ledger.records import (
-    Alert,
-    AlertSeverity,
-    TradeEvent,
-    StoredTraderScore,
-)
+from xorj.ledger.records import Alert, AlertSeverity, StoredTraderScore, TradeEvent
 
 Row = Mapping[str, Any]
 

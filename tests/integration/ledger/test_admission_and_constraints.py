@@ -173,7 +173,8 @@ def test_unknown_ids_are_not_found(ledger: Ledger):
 
 def test_trader_scores_are_upserted_and_range_checked(ledger: Ledger):
     assert ledger.upsert_trader_scores(
-        [StoredTraderScore("Pro", 80.55, "ELIGIBLE", rank=1), StoredTraderScore("Gambler", 3.0, "INSUFFICIENT_TRADES", rank=2)]
+        [StoredTraderScore("Pro", 80.55, "ELIGIBLE", rank=1),
+         StoredTraderScore("Gambler", 3.0, "INSUFFICIENT_TRADES", rank=2)]
     ) == 2
     ledger.upsert_trader_scores([StoredTraderScore("Pro", 71.2, "ELIGIBLE", rank=1, sharpe=1.5)])
     listed = ledger.list_trader_scores()
