@@ -138,11 +138,6 @@ class SlippageDecision:
         return self.action is SlippageAction.RETRY
 
 
-def initial_slippage(policy: SlippagePolicy) -> int:
-    """The slippage of attempt 1."""
-    return policy.initial_bps
-
-
 def ladder_bps(policy: SlippagePolicy, attempt_number: int) -> int:
     """Attempt ``attempt_number``'s slippage when every earlier attempt failed on slippage."""
     n = _positive_int("attempt_number", attempt_number)
@@ -220,7 +215,6 @@ __all__ = [
     "SlippageDecision",
     "SlippagePolicy",
     "decide_retry",
-    "initial_slippage",
     "ladder_bps",
     "next_slippage",
 ]

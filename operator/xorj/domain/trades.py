@@ -1,14 +1,17 @@
-"""The trade state machine: PENDING -> SUBMITTED -> CONFIRMED | FAILED.
+"""The trade model and its state machine: PENDING -> SUBMITTED -> CONFIRMED | FAILED.
 
-Pure logic, no I/O. The ledger stores exactly these states and reason codes; every transition the
-ledger writes is first checked here. (Contract shared by ledger, executor and operator: do not rename.)
+Pure logic, no I/O. :class:`Trade` and :class:`Attempt` are the one trade model of the package: the
+ledger builds them from its rows as they are (their fields are its columns), the executor and the
+operator work on them. Every state change the ledger writes is computed here first (:func:`submit`,
+:func:`resolve_attempt`, :func:`land`, :func:`confirm`, :func:`fail`, :func:`cancel`); the ledger's
+SQL constraints re-check the same rules as a safety net. (Contract shared by ledger, executor and
+operator: do not rename.)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -597,10 +600,6 @@ def cancel(trade: Trade, detail: str | None = None, *, at: datetime) -> Trade:
     return fail(trade, ReasonCode.CANCELLED, detail, at=at)
 
 
-def landed_attempts(attempts: Sequence[Attempt]) -> tuple[Attempt, ...]:
-    return tuple(a for a in attempts if a.outcome is AttemptOutcome.LANDED)
-
-
 __all__ = [
     "ALLOWED_TRANSITIONS",
     "ATTEMPT_REASONS",
@@ -621,7 +620,6 @@ __all__ = [
     "idempotency_key",
     "invariant_violation",
     "land",
-    "landed_attempts",
     "new_trade",
     "resolve_attempt",
     "submit",

@@ -13,7 +13,6 @@ from xorj.domain.slippage import (
     SlippageAction,
     SlippagePolicy,
     decide_retry,
-    initial_slippage,
     ladder_bps,
     next_slippage,
 )
@@ -26,7 +25,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 def test_reference_defaults() -> None:
     policy = SlippagePolicy()
     assert (policy.initial_bps, policy.max_attempts, policy.absolute_cap_bps) == (100, 3, 500)
-    assert initial_slippage(policy) == 100
+    assert policy.initial_bps == 100
 
 
 @pytest.mark.parametrize(
@@ -133,7 +132,7 @@ policies = st.builds(
 @given(policy=policies, reasons=st.lists(st.sampled_from(list(ReasonCode)), min_size=1, max_size=12))
 def test_the_ladder_never_exceeds_the_caps_or_max_attempts(policy: SlippagePolicy, reasons: list[ReasonCode]) -> None:
     """Follow the policy through a random sequence of failures, as an executor would."""
-    bps = initial_slippage(policy)
+    bps = policy.initial_bps
     attempt = 1
     attempts_made = [bps]
     for reason in reasons:
