@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -221,7 +222,13 @@ class Toolchain:
             env["GOBIN"] = str(staging)
             command = [go, "install", "-v", *BUILD_FLAGS, "-ldflags", component.ldflags, *component.packages]
             total = None
-        _run_with_progress(command, cwd, env, component.name, total, progress)
+        if component.tags:
+            command[3:3] = ["-tags", ",".join(component.tags)]
+        with tempfile.TemporaryDirectory(prefix=f"xorj-overlay-{component.name}-") as scratch:
+            if component.overlay:
+                overlay_file = _write_overlay(go, component, Path(scratch))
+                command[3:3] = [f"-overlay={overlay_file}"]
+            _run_with_progress(command, cwd, env, component.name, total, progress)
         missing = [name for name in component.binaries if not (staging / name).is_file()]
         if missing:
             raise EnvironmentSetupError(f"{component.name}: go finished but produced no {', '.join(missing)}")
@@ -259,6 +266,24 @@ def upstream_go_mod(go: str, module: str, version: str) -> str:
     if info.get("Error"):
         raise EnvironmentSetupError(f"cannot fetch {module}@{version}: {info['Error']}")
     return Path(info["GoMod"]).read_text()
+
+
+def _write_overlay(go: str, component: Component, scratch: Path) -> Path:
+    """Write the component's overlay files and the JSON that maps them into the module's source
+    directory in the module cache (which stays read-only and untouched)."""
+    assert component.overlay_module is not None
+    raw = _run([go, "mod", "download", "-json", component.overlay_module], env=_go_env(), cwd=Path("/"))
+    info = json.loads(raw)
+    if info.get("Error") or not info.get("Dir"):
+        raise EnvironmentSetupError(f"cannot fetch {component.overlay_module}: {info.get('Error')}")
+    replace: dict[str, str] = {}
+    for index, (relative, content) in enumerate(component.overlay):
+        source = scratch / f"{index}-{Path(relative).name}"
+        source.write_text(content)
+        replace[str(Path(info["Dir"]) / relative)] = str(source)
+    overlay_file = scratch / "overlay.json"
+    overlay_file.write_text(json.dumps({"Replace": replace}))
+    return overlay_file
 
 
 def _find_go() -> str:
