@@ -52,7 +52,8 @@ class Component:
     """One ``go build`` or ``go install`` invocation and the binaries it produces."""
 
     name: str
-    how: str  # "wrapper": go build inside a wrapper module dir; "install": go install pkg@version
+    how: str  # "wrapper": go build inside a wrapper module dir; "install": go install pkg@version;
+    # "source": go build inside a copy of the module's source (see source_module)
     wrapper_dir: str | None  # package-data directory of the wrapper module ("k8s", "etcd")
     packages: tuple[str, ...]  # build targets (with @version for "install")
     binaries: tuple[str, ...]
@@ -60,10 +61,13 @@ class Component:
     output_name: str | None = None  # for a single main package whose path does not end in its name
     inputs: tuple[tuple[str, str], ...] = ()
     tags: tuple[str, ...] = ()  # go build tags
-    # Files added to the installed module's source tree through `go -overlay` (path relative to the
-    # module root, content): for an upstream package that embeds build output its module lacks.
-    overlay_module: str | None = None  # "module@version" the overlay paths are relative to
-    overlay: tuple[tuple[str, str], ...] = ()
+    # how == "source": `go build` of ``packages`` (relative, "./cmd/x") inside a copy of this
+    # module's source ("module@version", fetched and checksum-verified by `go mod download`), with
+    # ``added_files`` (path relative to the module root, content) written into the copy: for an
+    # upstream package that embeds build output its module lacks. (Go refuses `-overlay` of files
+    # under GOMODCACHE, and the module cache itself stays read-only and untouched.)
+    source_module: str | None = None
+    added_files: tuple[tuple[str, str], ...] = ()
 
     def key(self, wrapper_files: dict[str, bytes]) -> str:
         """Digest of everything that decides this component's binaries."""
@@ -83,9 +87,10 @@ class Component:
         # Only when used, so that adding these fields left the keys (and caches) of the others alone.
         if self.tags:
             payload["tags"] = list(self.tags)
-        if self.overlay:
-            payload["overlay_module"] = self.overlay_module
-            payload["overlay"] = [[path, hashlib.sha256(text.encode()).hexdigest()] for path, text in self.overlay]
+        if self.source_module:
+            payload["source_module"] = self.source_module
+            payload["added_files"] = [[path, hashlib.sha256(text.encode()).hexdigest()]
+                                      for path, text in self.added_files]
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -145,15 +150,14 @@ def components(pins: Pins) -> tuple[Component, ...]:
         ),
         Component(
             name="alertmanager",
-            how="install",
+            how="source",
             wrapper_dir=None,
-            packages=(f"{ALERTMANAGER_MODULE}/cmd/alertmanager@{pins.alertmanager}",
-                      f"{ALERTMANAGER_MODULE}/cmd/amtool@{pins.alertmanager}"),
+            packages=("./cmd/alertmanager", "./cmd/amtool"),
             binaries=("alertmanager", "amtool"),
             ldflags=alertmanager_ldflags(pins),
             inputs=(("alertmanager", str(pins.alertmanager)),),
-            overlay_module=f"{ALERTMANAGER_MODULE}@{pins.alertmanager}",
-            overlay=ALERTMANAGER_UI_PLACEHOLDER,
+            source_module=f"{ALERTMANAGER_MODULE}@{pins.alertmanager}",
+            added_files=ALERTMANAGER_UI_PLACEHOLDER,
         ),
     )
 
