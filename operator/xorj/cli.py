@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "operator": "xorj.commands.operator:operator",
     "crds": "xorj.commands.crds:crds",
     "chaos": "xorj.commands.chaos:chaos",
+    "reconcile": "xorj.commands.reconcile:reconcile",
 }
 
 

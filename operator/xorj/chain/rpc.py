@@ -37,6 +37,7 @@ from solders.rpc.responses import (
     GetEpochInfoResp,
     GetLatestBlockhashResp,
     GetMultipleAccountsResp,
+    GetSignaturesForAddressResp,
     GetSignatureStatusesResp,
     GetTokenAccountBalanceResp,
     GetTransactionResp,
@@ -56,6 +57,7 @@ from xorj.chain.errors import (
     RpcTransportError,
 )
 from xorj.domain.expiry import FinalizedPoint
+from xorj.domain.reconciliation import ChainSignature
 from xorj.domain.trades import ReasonCode
 
 log = logging.getLogger(__name__)
@@ -303,6 +305,66 @@ class SolanaRpc:
         if resp.value is None:
             return None
         return AccountView(owner=str(resp.value.owner), lamports=int(resp.value.lamports), data=bytes(resp.value.data))
+
+    async def signatures_for_address(self, address: Pubkey, *, before: str | None = None, until: str | None = None,
+                                     limit: int = 1000, commitment: str = "confirmed",
+                                     timeout: float | None = None) -> list[ChainSignature]:
+        """One page of getSignaturesForAddress: the address's transactions newest first, older than
+        ``before``, stopping at ``until`` (excluded). The answer is checked, not trusted: at most
+        ``limit`` entries, slots never rising, no repeats, neither ``before`` nor ``until`` in it, and a
+        confirmation status on each (the reconciler's cursor depends on it)."""
+        if not 1 <= limit <= 1000:
+            raise ValueError(f"limit: must be 1..1000 (the RPC's page limit), got {limit}")
+        resp = await self._call("getSignaturesForAddress",
+                                self._client.get_signatures_for_address(
+                                    address, before=None if before is None else Signature.from_string(before),
+                                    until=None if until is None else Signature.from_string(until), limit=limit,
+                                    commitment=_COMMITMENTS[commitment]),
+                                GetSignaturesForAddressResp, timeout)
+
+        def malformed(why: str) -> MalformedAnswerError:
+            return MalformedAnswerError(f"getSignaturesForAddress from {self._host}: {why}",
+                                        method="getSignaturesForAddress")
+
+        if len(resp.value) > limit:
+            raise malformed(f"{len(resp.value)} entries for a limit of {limit}")
+        out: list[ChainSignature] = []
+        seen: set[str] = set()
+        for entry in resp.value:
+            signature = str(entry.signature)
+            if signature in seen or signature in (before, until):
+                raise malformed(f"signature {signature} repeated, or it is the page's before/until bound")
+            seen.add(signature)
+            if out and int(entry.slot) > out[-1].slot:
+                raise malformed(f"not newest first: slot {entry.slot} after slot {out[-1].slot}")
+            if entry.confirmation_status is None:
+                raise malformed(f"no confirmationStatus for {signature}")
+            level = ("processed", "confirmed", "finalized")[int(entry.confirmation_status)]
+            out.append(ChainSignature(signature=signature, slot=int(entry.slot), failed=entry.err is not None,
+                                      confirmation=level, block_time=entry.block_time,
+                                      error=None if entry.err is None else str(entry.err)[:300]))
+        return out
+
+    async def transaction(self, signature: str, commitment: str = "confirmed", *,
+                          timeout: float | None = None) -> VersionedTransaction | None:
+        """The landed transaction (base64, so its signatures can be verified), None when the node does
+        not have it at ``commitment``. The answer must be the transaction asked for: its signatures
+        include ``signature`` and all of them verify against its message."""
+        resp = await self._call("getTransaction",
+                                self._client.get_transaction(Signature.from_string(signature), "base64",
+                                                             _COMMITMENTS[commitment],
+                                                             max_supported_transaction_version=0),
+                                GetTransactionResp, timeout)
+        if resp.value is None:
+            return None
+        tx = resp.value.transaction.transaction
+        if not isinstance(tx, VersionedTransaction):
+            raise MalformedAnswerError(f"getTransaction from {self._host}: {signature} not in base64 form",
+                                       method="getTransaction")
+        if signature not in {str(s) for s in tx.signatures} or not all(tx.verify_with_results()):
+            raise MalformedAnswerError(f"getTransaction from {self._host}: the answer for {signature} is not a "
+                                       "transaction signed with that signature", method="getTransaction")
+        return tx
 
     # ---- plumbing ----------------------------------------------------------------------------
 

@@ -25,7 +25,8 @@ from typing import Any
 import psycopg
 
 from xorj.chaos import marks
-from xorj.chaos.target import Target, resolve
+from xorj.chaos.sets import scaled
+from xorj.chaos.target import Target, resolve, trade_scale
 from xorj.errors import EnvironmentSetupError, InvalidInputError
 
 
@@ -55,13 +56,22 @@ def begin_run(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"run_id": target.run_id}
 
 
+def hold(seconds: float, configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Keep the faults injected so far active for ``seconds`` times the run's ``trade_scale``: a
+    fault window that grows with the load (see :mod:`xorj.chaos.sets`), where a pause would not."""
+    held = float(seconds) * trade_scale(configuration)
+    time.sleep(held)
+    return {"held_s": round(held, 1)}
+
+
 # -- load -------------------------------------------------------------------------------------------
 
 def load(count: int = 30, min_amount: int = 1_000_000, max_amount: int = 3_000_000, spread_seconds: float = 0.0,
          via: str = "ledger", configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """Submit ``count`` copy trades (USDC -> SOL, random amounts) for the target strategy, spread over
     ``spread_seconds``: admitted to the ledger as the operator admits them (``via=ledger``) or as
-    CopyTrade resources (``via=copytrades``, through the API server and the operator)."""
+    CopyTrade resources (``via=copytrades``, through the API server and the operator). The run's
+    ``trade_scale`` multiplies both (same rate as written, for longer)."""
     from xorj.ledger.records import TradeIntent
     from xorj.ledger.repository import Ledger
 
@@ -70,6 +80,8 @@ def load(count: int = 30, min_amount: int = 1_000_000, max_amount: int = 3_000_0
         raise InvalidInputError(f"load.count must be between 1 and 10000, got {count}")
     if via not in ("ledger", "copytrades"):
         raise InvalidInputError(f"load.via must be 'ledger' or 'copytrades', got {via!r}")
+    scale = trade_scale(configuration)
+    count, spread_seconds = scaled(count, scale), float(spread_seconds) * scale
     target = resolve(configuration)
     rng = random.Random()
     marks.write(target, "load")
@@ -127,10 +139,12 @@ def _copytrade(target: Target, name: str, amount: int, lead_signature: str | Non
 
 def replay_trades(count: int = 10, configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """The same lead trades delivered again (a webhook retried, a backfill overlapping): admit ``count``
-    of this run's trades a second time with the same idempotency key. ``created`` must stay 0."""
+    of this run's trades (times the run's ``trade_scale``) a second time with the same idempotency
+    key. ``created`` must stay 0."""
     from xorj.ledger.records import TradeIntent
     from xorj.ledger.repository import Ledger
 
+    count = scaled(int(count), trade_scale(configuration))
     target = resolve(configuration)
     with psycopg.connect(target.ledger_dsn, connect_timeout=5) as conn:
         rows = conn.execute(
@@ -233,11 +247,12 @@ def move_price(bps: int, configuration: dict[str, Any] | None = None) -> dict[st
 
 def price_swings(bps: int = 250, period_s: float = 0.3, duration_s: float = 10.0,
                  configuration: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Other traders moving the price up and back every ``period_s`` for ``duration_s`` (slippage)."""
+    """Other traders moving the price up and back every ``period_s`` for ``duration_s`` (slippage;
+    times the run's ``trade_scale``, to span the scaled load)."""
     target = resolve(configuration)
     marks.fault(target, "ONCHAIN_FAILURE")
     swings = 0
-    deadline = time.monotonic() + float(duration_s)
+    deadline = time.monotonic() + float(duration_s) * trade_scale(configuration)
     while time.monotonic() < deadline:
         chain_admin(target, "POST", "/price", {"bps": int(bps)})
         time.sleep(float(period_s))

@@ -30,7 +30,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from xorj.chaos import marks
-from xorj.chaos.target import Target, resolve
+from xorj.chaos.sets import scaled
+from xorj.chaos.target import Target, resolve, trade_scale
 
 TERMINAL = ("CONFIRMED", "FAILED")
 
@@ -169,7 +170,10 @@ def all_trades_terminal_within(seconds: float = 120.0, min_trades: int = 0,
     is admitted only once it is back, and one never admitted is a lost trade (``expected`` counts
     them, at least ``min_trades``). ``ok`` is True when all expected trades are in and none is open;
     ``recovered_after_s`` is the time from the moment the faults were cleared (or the last fault, or
-    the load) to the last trade finishing."""
+    the load) to the last trade finishing. The run's ``trade_scale`` multiplies ``seconds`` and
+    ``min_trades`` (see :mod:`xorj.chaos.sets`)."""
+    scale = trade_scale(configuration)
+    seconds, min_trades = float(seconds) * scale, scaled(int(min_trades), scale)
     target = resolve(configuration)
     deadline = time.monotonic() + float(seconds)
     started = time.monotonic()
@@ -371,3 +375,30 @@ def sent_while_paused(grace_seconds: float = 3.0, configuration: dict[str, Any] 
             """SELECT count(*) AS n FROM attempts a JOIN trades t ON t.id = a.trade_id
                 WHERE t.strategy = %s AND a.created_at >= to_timestamp(%s) AND a.created_at < to_timestamp(%s)""",
             (target.require("strategy"), paused_at + float(grace_seconds), until)).fetchone()["n"]
+
+
+def chain_reconciled(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One pass of the chain reconciler (xorj.reconciler) over the target's vault, through the local
+    chain's RPC: ``open_findings`` (transactions with no attempt, attempts recorded as not landed that
+    landed, CONFIRMED trades not final past the grace) and ``errors`` must both be 0."""
+    import asyncio
+
+    from xorj.chain.rpc import SolanaRpc
+    from xorj.ledger.chain_reconciliation import ReconciliationStore
+    from xorj.ledger.repository import Ledger
+    from xorj.reconciler.service import ReconcileSettings, reconcile_pass
+
+    target = resolve(configuration)
+    vault = target.require("vault")
+    # the local chain serves JSON-RPC at "/" beside its admin API at "/admin"
+    rpc_url = target.require("chain_admin_url").rstrip("/").removesuffix("/admin") + "/"
+
+    async def one_pass(store: ReconciliationStore):  # type: ignore[no-untyped-def]
+        async with SolanaRpc(rpc_url) as rpc:
+            return await reconcile_pass(store, rpc, ReconcileSettings(), [vault])
+
+    with Ledger.connect(target.ledger_dsn, apply_migrations=False, max_size=1, name="xorj-chaos-probe") as ledger:
+        report = asyncio.run(one_pass(ReconciliationStore(ledger)))
+    return {"open_findings": len(report.open_findings), "errors": len(report.errors),
+            "classes": sorted({f.finding_class.value for f in report.open_findings}),
+            "walked": sum(v.walked for v in report.vaults)}

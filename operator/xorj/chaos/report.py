@@ -7,8 +7,12 @@ run of each probe: the hypothesis after the method), never computed or assumed h
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
+import os
+import platform
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,6 +156,66 @@ def html_report(rows: list[Row], title: str = "xorj chaos results") -> str:
     return (f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>"
             "<style>td,th{border:1px solid #ccc;padding:4px 8px}tr.bad{background:#fdd}tr.ok{background:#efe}</style>"
             f"<h1>{html.escape(title)}</h1><table><tr>{head}</tr>{body}</table>\n")
+
+
+# -- the run: which set, when, on what machine ------------------------------------------------------
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def machine() -> dict[str, Any]:
+    """What the run ran on: cores, memory, OS and Python (no host name: the report is published)."""
+    memory = None
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        line = next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal:"))
+        memory = int(line.split()[1]) * 1024
+    return {"cores": os.cpu_count(), "memory_bytes": memory, "platform": platform.platform(terse=True),
+            "machine": platform.machine(), "python": platform.python_version()}
+
+
+def run_metadata(set_name: str, planned: list[Any], target: str) -> dict[str, Any]:
+    """run.json of ``xorj chaos run``: the set, each experiment's trades and scale, start time, machine."""
+    return {"set": set_name, "target": target, "started_at": utc_now(), "finished_at": None,
+            "machine": machine(),
+            "experiments": [{"name": p.name, "trades": p.trades, "declared_trades": p.declared_trades,
+                             "trade_scale": round(p.trade_scale, 4)} for p in planned]}
+
+
+def read_run_metadata(directory: Path) -> dict[str, Any] | None:
+    path = directory / "run.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def _duration(started: str | None, finished: str | None) -> str:
+    if not started or not finished:
+        return ""
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    seconds = int((datetime.strptime(finished, fmt) - datetime.strptime(started, fmt)).total_seconds())
+    return f" ({seconds // 60} min {seconds % 60} s)"
+
+
+def describe_run(meta: dict[str, Any]) -> str:
+    """One paragraph for the report: which set, when, on what machine, with how many trades."""
+    box = meta.get("machine") or {}
+    memory = box.get("memory_bytes")
+    memory_text = f"{memory / 2**30:.1f} GiB memory" if memory else "memory unknown"
+    experiments = meta.get("experiments") or []
+    counts = sorted({e["trades"] for e in experiments})
+    if not counts:
+        trades = "no experiments"
+    elif all(e.get("trade_scale", 1) == 1 for e in experiments):
+        trades = "each with the trades its file declares"
+    else:
+        trades = (f"at least {counts[0]} trades each" if len(counts) > 1 else f"{counts[0]} trades each")
+    finished = meta.get("finished_at")
+    when = f"{meta.get('started_at', '?')} to {finished}{_duration(meta.get('started_at'), finished)}" if finished \
+        else f"started {meta.get('started_at', '?')}, did not finish"
+    return (f"Set `{meta.get('set', '?')}` on the {meta.get('target', '?')} target: {len(experiments)} experiments, "
+            f"{trades} ({sum(e['trades'] for e in experiments)} trades planned in all). Run {when} UTC on "
+            f"{box.get('cores', '?')} cores, {memory_text}, {box.get('platform', '?')}, Python {box.get('python', '?')}.")
 
 
 def build(journal_dir: Path) -> list[Row]:

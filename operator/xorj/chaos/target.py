@@ -126,3 +126,14 @@ def resolve(configuration: dict[str, Any] | None = None) -> Target:
         namespace=values["namespace"], kubeconfig=os.environ.get("KUBECONFIG") or base.get("kubeconfig"),
         run_id=values["run_id"] or "manual", env_file=path, state=state, strategy_name=strategy_name,
     )
+
+
+def trade_scale(configuration: dict[str, Any] | None = None) -> float:
+    """The run's ``trade_scale`` (see :mod:`xorj.chaos.sets`): the experiment configuration's value,
+    else ``XORJ_CHAOS_TRADE_SCALE``, else 1 (the experiment as written)."""
+    from xorj.chaos.sets import TRADE_SCALE_ENV, TRADE_SCALE_KEY, parse_trade_scale
+
+    value = (configuration or {}).get(TRADE_SCALE_KEY)
+    if value in (None, ""):
+        value = os.environ.get(TRADE_SCALE_ENV)
+    return parse_trade_scale(value)

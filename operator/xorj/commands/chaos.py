@@ -1,9 +1,12 @@
 """``xorj chaos``: the chaos suite (Chaos Toolkit experiments in experiments/).
 
-``xorj chaos run [NAME ...]`` runs the named experiments (default: those tagged ``ci``; ``--all``:
-every local one; cluster ones need ``--env`` pointing at ``xorj dev up``'s demo.json or kind's
-settings in XORJ_CHAOS_* variables), each with ``chaos run --rollback-strategy=always``, writing
-``journals/NAME.json`` and ``report.md``/``report.html`` in ``--out``. Without ``--env`` it starts the
+``xorj chaos run [NAME ...]`` runs the named experiments, or a set (:mod:`xorj.chaos.sets`):
+``--set ci`` (the default: those tagged ``ci``, as written) or ``--set full`` (every experiment
+runnable on the target, scaled to at least 500 trades each; ``--trades N`` for more); ``--all``:
+every runnable one, as written. Cluster ones need ``--env`` pointing at ``xorj dev up``'s demo.json
+or kind's settings in XORJ_CHAOS_* variables. Each runs with ``chaos run
+--rollback-strategy=always``, writing ``journals/NAME.json``, ``run.json`` (the set, the trades, when
+and on what machine) and ``report.md``/``report.html`` in ``--out``. Without ``--env`` it starts the
 local chaos environment for the run and stops it afterwards. Exit status 1 if any experiment failed
 or deviated.
 """
@@ -19,6 +22,8 @@ import time
 from pathlib import Path
 
 import click
+
+from xorj.chaos.sets import DEFAULT_SET, SETS
 
 EXPERIMENTS = Path(__file__).resolve().parents[3] / "experiments"
 
@@ -46,17 +51,24 @@ def list_(directory: Path) -> None:
 
 @chaos.command()
 @click.argument("names", nargs=-1)
-@click.option("--all", "run_all", is_flag=True, help="Every experiment runnable on the target (not only `ci`).")
+@click.option("--all", "run_all", is_flag=True, help="Every experiment runnable on the target, as written.")
+@click.option("--set", "set_name", type=click.Choice(sorted(SETS)), default=DEFAULT_SET, show_default=True,
+              help="ci: the experiments tagged `ci`, as written; full: every experiment runnable on the target, "
+                   "at least 500 trades each.")
+@click.option("--trades", type=int, default=None,
+              help="Trades per experiment (the set's minimum or more); the loads, fault windows and time limits scale with it.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("chaos-results"),
               show_default=True, help="Journals, logs and the report go here.")
 @click.option("--env", "env_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A running environment: the chaos env's env.json or `xorj dev up`'s demo.json.")
 @click.option("--replicas", default=2, show_default=True, help="Executor replicas of a local environment.")
 @click.option("--experiments", "directory", type=click.Path(file_okay=False, path_type=Path), default=EXPERIMENTS)
-def run(names: tuple[str, ...], run_all: bool, out: Path, env_file: Path | None, replicas: int, directory: Path) -> None:
-    """Run experiments (default: those tagged `ci`) and write journals and a report."""
-    from xorj.chaos import report
+def run(names: tuple[str, ...], run_all: bool, set_name: str, trades: int | None, out: Path, env_file: Path | None,
+        replicas: int, directory: Path) -> None:
+    """Run experiments (default: the `ci` set) and write journals and a report."""
+    from xorj.chaos import report, sets
     from xorj.chaos.localenv import LocalChaosEnv
+    from xorj.errors import InvalidInputError
 
     available = _experiments(directory)
     unknown = [n for n in names if n not in available]
@@ -65,16 +77,17 @@ def run(names: tuple[str, ...], run_all: bool, out: Path, env_file: Path | None,
                                  param_hint="NAMES")
     env_file = env_file or (Path(os.environ["XORJ_CHAOS_ENV"]) if os.environ.get("XORJ_CHAOS_ENV") else None)
     cluster_target = env_file is not None and env_file.name == "demo.json" or bool(os.environ.get("XORJ_CHAOS_NAMESPACE"))
-    if names:
-        chosen = list(names)
-    else:
-        def wanted(tags: list[str]) -> bool:
-            if "cluster" in tags and not cluster_target:
-                return False
-            return run_all or "ci" in tags or ("cluster" in tags and cluster_target)
-        chosen = [n for n, d in available.items() if wanted(d.get("tags", []))]
+    if run_all and set_name != DEFAULT_SET:
+        raise click.UsageError("--all and --set: give one (--set full runs every runnable experiment, scaled)")
+    chaos_set = sets.get_set(set_name)
+    selector = sets.ChaosSet("all", "every runnable experiment, as written", every_runnable=True) if run_all else chaos_set
+    chosen = list(names) if names else sets.select(selector, available, cluster_target)
     if not chosen:
         raise click.UsageError("no experiment selected")
+    try:
+        planned = sets.plan(chaos_set, chosen, available, trades)
+    except InvalidInputError as exc:
+        raise click.BadParameter(str(exc), param_hint="--trades") from None
     chaos_bin = shutil.which("chaos")
     if chaos_bin is None:
         raise click.ClickException("the `chaos` command (chaostoolkit) is not installed: pip install 'xorj-operator[chaos]'")
@@ -87,6 +100,9 @@ def run(names: tuple[str, ...], run_all: bool, out: Path, env_file: Path | None,
         local_env.up(replicas=replicas)
         env_file = local_env.path
     failures = []
+    meta = report.run_metadata(chaos_set.name if not run_all else "all", planned,
+                               target="cluster" if cluster_target else "local")
+    (out / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
     try:
         from xorj.chaos.target import resolve
 
@@ -97,10 +113,12 @@ def run(names: tuple[str, ...], run_all: bool, out: Path, env_file: Path | None,
             base_env["XORJ_CHAOS_NAMESPACE"] = target.namespace
         if target.kubeconfig and not base_env.get("KUBECONFIG"):
             base_env["KUBECONFIG"] = target.kubeconfig
-        for index, name in enumerate(chosen, 1):
+        for index, item in enumerate(planned, 1):
+            name = item.name
             run_id = f"{name}-{int(time.time())}"
-            env = {**base_env, "XORJ_CHAOS_RUN_ID": run_id}
-            _say(f"{index}/{len(chosen)} {name}")
+            env = {**base_env, "XORJ_CHAOS_RUN_ID": run_id, sets.TRADE_SCALE_ENV: repr(item.trade_scale)}
+            _say(f"{index}/{len(planned)} {name}"
+                 + (f" ({item.trades} trades, scale {item.trade_scale:.2f})" if item.trade_scale != 1 else ""))
             started = time.monotonic()
             with open(out / f"{name}.log", "wb") as log:
                 code = subprocess.run([chaos_bin, "--no-version-check", "--log-file", str(out / f"{name}.chaostoolkit.log"),
@@ -122,7 +140,9 @@ def run(names: tuple[str, ...], run_all: bool, out: Path, env_file: Path | None,
     finally:
         if local_env is not None:
             local_env.down()
-    rows = report.write(journals, out)
+        meta["finished_at"] = report.utc_now()
+        (out / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
+    rows = report.write(journals, out, report.describe_run(meta))
     click.echo(report.markdown(rows))
     click.echo(f"journals in {journals}, report in {out / 'report.md'} and {out / 'report.html'}")
     if failures:
@@ -137,8 +157,10 @@ def report_(journal_dir: Path, markdown_path: Path | None) -> None:
     """Rebuild the report from a directory of journals."""
     from xorj.chaos import report
 
-    rows = report.write(journal_dir, journal_dir.parent)
-    text = report.markdown(rows)
+    meta = report.read_run_metadata(journal_dir.parent)
+    preamble = report.describe_run(meta) if meta else ""
+    rows = report.write(journal_dir, journal_dir.parent, preamble)
+    text = report.markdown(rows, preamble)
     if markdown_path:
         markdown_path.write_text(text)
     click.echo(text)

@@ -110,6 +110,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
         memo["ledger_logins"] = asyncio.create_task(
             ledger_logins.keep_logins(rt, memo.get("namespaces") or []), name="xorj-ledger-logins")
     memo["health"] = await _start_health_server(rt, cfg.health_host, cfg.health_port, cfg.metrics_port)
+    if cfg.reconcile_rpc_url is not None:
+        from xorj.reconciler.periodic import reconcile_forever
+
+        memo["reconciler"] = asyncio.create_task(reconcile_forever(
+            ledger, cfg.reconcile_rpc_url.get_secret_value(), cfg.reconcile_interval_seconds,
+            cfg.reconcile_settings(), rpc_timeout=cfg.reconcile_rpc_timeout_seconds), name="xorj-reconciler")
+    else:
+        logger.info("chain reconciler off: XORJ_OPERATOR_RECONCILE_RPC_URL is not set")
     if not cfg.standalone:
         await _ensure_peering_objects(kube, cfg.peering_name, memo.get("namespaces") or [])
     await reconcile.enforce_trading_halt(rt, logger)
@@ -135,7 +143,7 @@ def _connect_ledger(dsn: str, logger: Any) -> Ledger:
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, logger: Any, **_: Any) -> None:
     """Graceful shutdown: kopf has stopped the daemons; close what startup opened."""
-    for task_name in ("listener", "ledger_logins"):
+    for task_name in ("listener", "ledger_logins", "reconciler"):
         task = memo.get(task_name)
         if task is not None:
             task.cancel()

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+# the chain reconciler's metrics (xorj_reconcile_*) are the operator's too: exported (enabled 0) even
+# while the periodic reconciler is off
+from xorj.reconciler import metrics as reconciler_metrics  # noqa: F401
+
 RECONCILES = Counter(
     "xorj_operator_reconciles_total", "Reconciliations by kind and result.", ["kind", "result"]
 )

@@ -4,12 +4,15 @@ XORJ_OPERATOR_PRIORITY); the CLI's options override them."""
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from xorj.controller.desired import ExecutorDefaults
+
+if TYPE_CHECKING:
+    from xorj.reconciler.service import ReconcileSettings
 
 
 class OperatorSettings(BaseSettings):
@@ -59,6 +62,19 @@ class OperatorSettings(BaseSettings):
     watch_inactivity_timeout: int = Field(default=600, gt=0)
     watch_stale_seconds: float = Field(default=60.0, gt=0)
 
+    # Continuous reconciliation with the chain (xorj.reconciler): every reconcile_interval_seconds, walk
+    # each ledger vault's on-chain transactions and check CONFIRMED trades' finality, through this RPC
+    # endpoint (the operator's own choice, never a tenant's; it may carry an API key: never logged).
+    # Unset: the periodic reconciler does not run (xorj_reconcile_enabled 0); `xorj reconcile` still can.
+    reconcile_rpc_url: SecretStr | None = None
+    reconcile_interval_seconds: float = Field(default=60.0, gt=0)
+    # A CONFIRMED trade's transaction may be short of finalized for this long / this many slots.
+    reconcile_grace_seconds: float = Field(default=120.0, ge=0)
+    reconcile_grace_slots: int = Field(default=150, ge=0)
+    # A vault's history is judged from its first trade's admission less this margin.
+    reconcile_baseline_margin_seconds: float = Field(default=60.0, ge=0)
+    reconcile_rpc_timeout_seconds: float = Field(default=10.0, gt=0)
+
     health_host: str = "0.0.0.0"
     health_port: int = 8080
     metrics_port: int = 9101
@@ -81,3 +97,11 @@ class OperatorSettings(BaseSettings):
             node_selector=tuple(sorted(self.executor_node_selector.items())),
             tolerations=tuple(json.dumps(t, sort_keys=True) for t in self.executor_tolerations),
         )
+
+    def reconcile_settings(self) -> ReconcileSettings:
+        from xorj.domain.reconciliation import FinalityGrace
+        from xorj.reconciler.service import ReconcileSettings
+
+        return ReconcileSettings(grace=FinalityGrace(seconds=self.reconcile_grace_seconds,
+                                                     slots=self.reconcile_grace_slots),
+                                 baseline_margin_seconds=self.reconcile_baseline_margin_seconds)

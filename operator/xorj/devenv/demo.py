@@ -469,6 +469,12 @@ class Demo:
                "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET_KEY": "dsn",
                # development only: the local chain and swap API speak http
                "XORJ_OPERATOR_ALLOW_INSECURE_ENDPOINTS": "true"}
+        chain = read_chain_info(self.root / "chain")
+        if chain is not None:
+            # the operator reconciles the ledger with the local chain (on the host, as the operator is),
+            # often enough to watch: xorj_reconcile_* on its /metrics, or `xorj reconcile`
+            env["XORJ_OPERATOR_RECONCILE_RPC_URL"] = chain.rpc_url
+            env["XORJ_OPERATOR_RECONCILE_INTERVAL_SECONDS"] = "15"
         if self.executors == "pods":
             from xorj.devenv.node import REAL_NODE_LABEL
 

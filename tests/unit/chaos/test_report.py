@@ -70,3 +70,48 @@ def test_the_networkpolicy_cut_says_what_it_narrowed_and_that_it_held(tmp_path):
     path.write_text(json.dumps(journal))
     row = report.row_from_journal(path)
     assert "NetworkPolicy cut (xorj-executors): 8 executor sessions ended, none back for 3s after 4.0s" in row.notes
+
+
+def _run_json(directory: Path, **overrides) -> dict:
+    meta = {"set": "full", "target": "local", "started_at": "2026-12-01T14:00:00Z", "finished_at": "2026-12-01T14:41:30Z",
+            "machine": {"cores": 2, "memory_bytes": 24 * 2**30, "platform": "Linux-6.1-x86_64", "python": "3.11.7"},
+            "experiments": [{"name": "a", "trades": 500, "declared_trades": 50, "trade_scale": 10.0},
+                            {"name": "b", "trades": 501, "declared_trades": 17, "trade_scale": 29.4118}]}
+    meta.update(overrides)
+    (directory / "run.json").write_text(json.dumps(meta))
+    return meta
+
+
+def test_run_description_says_which_set_when_on_what_machine_and_how_many_trades(tmp_path):
+    text = report.describe_run(_run_json(tmp_path))
+    assert "Set `full` on the local target: 2 experiments, at least 500 trades each (1001 trades planned in all)" in text
+    assert "2026-12-01T14:00:00Z to 2026-12-01T14:41:30Z (41 min 30 s) UTC" in text
+    assert "2 cores, 24.0 GiB memory" in text
+    unfinished = report.describe_run(_run_json(tmp_path, finished_at=None, set="ci", experiments=[
+        {"name": "a", "trades": 50, "declared_trades": 50, "trade_scale": 1.0}]))
+    assert "Set `ci`" in unfinished and "did not finish" in unfinished and "the trades its file declares" in unfinished
+
+
+def test_run_metadata_records_the_machine_it_ran_on():
+    from xorj.chaos.sets import PlannedExperiment
+
+    meta = report.run_metadata("full", [PlannedExperiment("a", 12, 500 / 12, 500)], target="local")
+    assert meta["machine"]["cores"] >= 1 and meta["machine"]["memory_bytes"] > 0
+    assert meta["experiments"] == [{"name": "a", "trades": 500, "declared_trades": 12, "trade_scale": 41.6667}]
+    assert meta["set"] == "full" and meta["started_at"].endswith("Z") and meta["finished_at"] is None
+
+
+def test_report_command_puts_the_run_description_above_the_table(tmp_path):
+    from click.testing import CliRunner
+    from xorj.commands.chaos import chaos
+
+    journals = tmp_path / "journals"
+    journals.mkdir()
+    _journal(journals, "a")
+    _run_json(tmp_path)
+    doc = tmp_path / "results.md"
+    result = CliRunner().invoke(chaos, ["report", str(journals), "--markdown", str(doc)])
+    assert result.exit_code == 0, result.output
+    text = doc.read_text()
+    assert text.startswith("Set `full` on the local target") and "\n| scenario |" in text
+    assert "2 cores" in (tmp_path / "report.md").read_text()

@@ -12,7 +12,8 @@ from tests.unit.chart.helm import CHART, REPO, named, render
 # Files the chart may carry beyond the repository's crds/ (none: kopf's peering CRDs are in crds/ too).
 CHART_ONLY_CRDS: set[str] = set()
 REQUIRED_ALERTS = {"XorjTradeFailureRateHigh", "XorjCircuitBreakerOpen", "XorjLedgerUnreachable",
-                   "XorjExecutorDown", "XorjOperatorWatchStale"}
+                   "XorjExecutorDown", "XorjOperatorWatchStale", "XorjReconcileUnknownTransaction",
+                   "XorjReconcileUnrecordedLanding", "XorjReconcileConfirmedNotFinal", "XorjReconcilerNotRunning"}
 # Metrics exported by Kubernetes itself (kube-state-metrics, Prometheus' scrape health).
 EXTERNAL_METRICS = {"kube_deployment_status_replicas_available", "kube_deployment_spec_replicas", "up"}
 

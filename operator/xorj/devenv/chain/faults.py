@@ -12,6 +12,9 @@ Kinds (each scoped to one JSON-RPC method, ``quote``/``swap`` for the swap API, 
 - ``error``: answer a JSON-RPC error without processing (default -32005 "Node is unhealthy").
 - ``http_error``: answer HTTP ``status`` (default 503) without processing.
 - ``malformed``: answer HTTP 200 with a body that is not valid JSON, without processing.
+- ``answer``: answer HTTP 200 with the JSON-RPC ``result`` given, verbatim, without processing (a
+  node that lies in well-formed JSON: pages out of order, repeated entries, missing fields). JSON-RPC
+  methods only.
 - ``status_lag``: answer the request as an RPC node ``blocks`` behind would (a load balancer that
   routes it to a lagging backend). Everything the answer reads is as of that node's head, ``blocks``
   blocks back: the context slot of every answer that has one (getSignatureStatuses included), slots
@@ -46,7 +49,8 @@ from typing import Any
 
 from xorj.errors import InvalidInputError
 
-KINDS = ("latency", "timeout", "drop_after_process", "error", "http_error", "malformed", "status_lag", "hostile")
+KINDS = ("latency", "timeout", "drop_after_process", "error", "http_error", "malformed", "status_lag", "hostile",
+         "answer")
 # kept here (not imported from market) so this module stays free of the chain's dependencies
 HOSTILE_SWAP_MODES = ("drain", "approve", "authority", "assign", "wrong_mint", "wrong_amount", "excess_priority_fee",
                       "lowball_validity", "extra_signer")
@@ -73,6 +77,7 @@ class FaultSpec:
     blocks: int = 0
     mode: str = ""
     node: str = "*"
+    result: Any = None  # the JSON-RPC result an ``answer`` fault gives
 
     @classmethod
     def from_json(cls, body: Any) -> FaultSpec:
@@ -122,6 +127,10 @@ class FaultSpec:
             raise InvalidInputError("fault.mode is only for a hostile fault")
         if not isinstance(self.node, str) or not (self.node == "*" or NODE_NAME.fullmatch(self.node)):
             raise InvalidInputError(f"fault.node must be '*' or a node name (letters, digits, '-'), got {self.node!r}")
+        if self.kind == "answer" and self.method in (*JUPITER_METHODS, "jupiter", PRICE_METHOD):
+            raise InvalidInputError("fault.method must be a JSON-RPC method (or '*') for an answer fault")
+        if self.kind != "answer" and self.result is not None:
+            raise InvalidInputError("fault.result is only for an answer fault")
         if not isinstance(self.code, int):
             raise InvalidInputError(f"fault.code must be an integer JSON-RPC error code, got {self.code!r}")
 

@@ -117,7 +117,7 @@ class ChainServer:
         log.info("fault fired", extra={"fault_kind": fault.kind, "method": method, "node": node})
         if fault.kind == "timeout":
             return await self._hang_and_drop(request, fault.hang_s)
-        if fault.kind == "error":
+        if fault.kind in ("error", "answer"):
             return error_answer(fault)
         if fault.kind == "http_error":
             return web.Response(status=fault.status, text=f"{fault.status} injected fault\n")
@@ -185,6 +185,8 @@ class ChainServer:
             work = lambda: web.json_response(self._dispatch(body))  # noqa: E731
 
         def rpc_error(fault: FaultSpec) -> web.StreamResponse:
+            if fault.kind == "answer":
+                return web.json_response({"jsonrpc": "2.0", "result": fault.result, "id": call_id})
             error: dict[str, Any] = {"code": fault.code, "message": fault.message}
             if fault.code == -32005:
                 error["data"] = {"numSlotsBehind": 42}

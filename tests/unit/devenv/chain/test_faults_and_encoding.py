@@ -125,3 +125,12 @@ def test_hostile_faults_need_a_known_mode_and_apply_only_to_their_call() -> None
                         ({"kind": "error", "mode": "drain"}, "fault.mode")]:
         with pytest.raises(InvalidInputError, match=field):
             FaultSpec.from_json(body)
+
+
+def test_answer_fault_serves_json_rpc_results_only():
+    spec = FaultSpec.from_json({"kind": "answer", "method": "getSignaturesForAddress", "result": [{"slot": 1}]})
+    assert spec.result == [{"slot": 1}]
+    with pytest.raises(InvalidInputError, match="JSON-RPC method"):
+        FaultSpec.from_json({"kind": "answer", "method": "swap", "result": {}})
+    with pytest.raises(InvalidInputError, match="only for an answer fault"):
+        FaultSpec.from_json({"kind": "error", "result": 1})
