@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pytest
+
 from xorj.devenv.toolchain.pins import parse_pins
 from xorj.devenv.toolchain.recipe import ALERTMANAGER_UI_PLACEHOLDER, components
 
@@ -50,3 +52,45 @@ def test_tags_and_added_files_are_part_of_the_key_only_when_used():
     # toolchain built before Prometheus joined), so adding Prometheus rebuilds nothing else
     assert helm.key({})[:16] == "59017a8ab74a80eb"
     assert parts["kwok"].key({})[:16] == "11a9cf2d553dd0ad"
+
+
+def _fake_module(tmp_path):
+    """A read-only module tree, as Go leaves one in GOMODCACHE."""
+    module = tmp_path / "modcache" / "example.org" / "am@v0.35.0"
+    (module / "ui").mkdir(parents=True)
+    (module / "go.mod").write_text("module example.org/am\n")
+    (module / "ui" / "web.go").write_text("package ui\n")
+    for path in (module / "ui" / "web.go", module / "go.mod", module / "ui", module):
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    return module
+
+
+def test_source_build_copies_the_module_and_adds_files_leaving_the_cache_untouched(tmp_path, monkeypatch):
+    from xorj.devenv.toolchain import builder
+
+    module = _fake_module(tmp_path)
+    monkeypatch.setattr(builder, "_run", lambda *a, **k: json.dumps({"Dir": str(module)}))
+    component = replace(_by_name()["alertmanager"], source_module="example.org/am@v0.35.0")
+
+    copy = builder._module_source_copy("go", component, tmp_path / "src")
+
+    assert (copy / "ui" / "web.go").read_text() == "package ui\n"
+    for relative, content in component.added_files:
+        assert (copy / relative).read_text() == content
+        assert not (module / relative).exists()
+    assert sorted(p.name for p in module.rglob("*")) == ["go.mod", "ui", "web.go"]
+    for path in (module, module / "ui"):  # let pytest clean up
+        path.chmod(0o755)
+
+
+def test_source_build_refuses_to_replace_an_upstream_file(tmp_path, monkeypatch):
+    from xorj.devenv.toolchain import builder
+
+    module = _fake_module(tmp_path)
+    monkeypatch.setattr(builder, "_run", lambda *a, **k: json.dumps({"Dir": str(module)}))
+    component = replace(_by_name()["alertmanager"], added_files=(("ui/web.go", "package evil\n"),))
+
+    with pytest.raises(Exception, match="ui/web.go exists upstream"):
+        builder._module_source_copy("go", component, tmp_path / "src")
+    for path in (module, module / "ui"):
+        path.chmod(0o755)
