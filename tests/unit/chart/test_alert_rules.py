@@ -17,11 +17,11 @@ import pytest
 import yaml
 
 from tests.fixtures.promtool import promtool
-from tests.unit.chart.helm import REPO, named, render
+from tests.unit.chart.helm import CHART, REPO, named, render
 
 ALERT_TESTS = Path(__file__).parent / "alerts"
 RUNBOOKS = REPO / "docs" / "runbooks"
-RUNBOOK_BASE = "https://github.com/xorj-io/xorj-operator/blob/main/docs/runbooks"  # values.yaml default
+RUNBOOK_BASE = yaml.safe_load((CHART / "values.yaml").read_text())["metrics"]["prometheusRule"]["runbookBaseUrl"]
 
 
 def _alerts(rule: dict[str, Any]) -> dict[str, dict[str, Any]]:
