@@ -740,7 +740,7 @@ class Demo:
     def _namespace_conditions(self) -> str:
         result = self.kubectl("get", "namespace", self.namespace, "-o", "jsonpath={.status.conditions}",
                               check=False)
-        return (result.stdout or result.stderr).strip()[:2000]
+        return (result.stdout or result.stderr).strip()[:2000] or "(the namespace controller reports no conditions yet)"
 
 
 def _example_strategy() -> dict[str, Any]:
