@@ -42,6 +42,7 @@ DAEMON_START_SECONDS = 180.0  # containerd's API, kube-proxy's and kube-router's
 # Where the node's daemons serve /healthz inside its network namespace (config.py, netpol.py).
 KUBE_PROXY_HEALTHZ_PORT = 10256
 KUBE_ROUTER_HEALTH_PORT = 20244
+KUBE_ROUTER_SYNCED_LINE = b"sync iptables took"  # logged (--v=1) at the end of each full policy sync
 DAEMONS = ("containerd", "kubelet", "kube-proxy", "kube-router")
 # The veth between host and node (TEST-NET-2, documentation-only addresses: routed nowhere else).
 LINK_HOST_IP = "198.51.100.1"
@@ -164,13 +165,20 @@ class LocalNode:
         self._wait_daemon("kube-proxy", f"kube-proxy's /healthz on 127.0.0.1:{KUBE_PROXY_HEALTHZ_PORT} in netns "
                           f"{lay.netns}", lambda: self._healthz(KUBE_PROXY_HEALTHZ_PORT), lay.state_dir)
         # kube-router finds its Node object at start-up: only once the kubelet has registered it.
+        router_log = lay.logs_dir / "kube-router.log"
+        first_sync, log_start = b"", 0  # what its log must show (from where), when it is started now
         if not processes.alive("kube-router", lay.pids_dir, str(lay.state_dir)):
             progress("starting kube-router (NetworkPolicy)")
             command = kube_router_command(kube_router_binary(progress), lay.kubeconfig, self.name)
+            first_sync, log_start = KUBE_ROUTER_SYNCED_LINE, _size(router_log)
             processes.start("kube-router", [*enter, *command], lay.pids_dir, lay.logs_dir)
-        # /healthz answers 200 once its policy controller has synced (it exits at once when it cannot start)
-        self._wait_daemon("kube-router", f"kube-router's /healthz on 127.0.0.1:{KUBE_ROUTER_HEALTH_PORT} in netns "
-                          f"{lay.netns}", lambda: self._healthz(KUBE_ROUTER_HEALTH_PORT), lay.state_dir)
+        # /healthz serves from its start on (it exits at once when it cannot start); the policy
+        # controller logs its first full sync of the iptables rules that enforce NetworkPolicy.
+        self._wait_daemon(
+            "kube-router", f"kube-router's /healthz on 127.0.0.1:{KUBE_ROUTER_HEALTH_PORT} in netns {lay.netns}"
+            + (f" and its first policy sync (log line {first_sync.decode()!r})" if first_sync else ""),
+            lambda: self._healthz(KUBE_ROUTER_HEALTH_PORT) and (
+                not first_sync or first_sync in _read_from(router_log, log_start)), lay.state_dir)
         status = self.status()
         if not status.ready:
             raise EnvironmentSetupError(f"node {self.name} is not ready: {status.problem} (logs in {lay.logs_dir})")
@@ -251,18 +259,14 @@ class LocalNode:
         from xorj.devenv.node.relay import READY_LINE
 
         log_path = lay.logs_dir / f"{name}.log"
-        log_start = log_path.stat().st_size if log_path.exists() else 0  # the log is appended to
+        log_start = _size(log_path)  # the log is appended to: only what this start writes counts
         processes.start(name, [sys.executable, "-m", "xorj.devenv.node.relay", self._netns_path(),
                                f"{lay.host_ip}:{port}", f"127.0.0.1:{port}"], lay.pids_dir, lay.logs_dir)
 
         def ready() -> bool:
             # its own ready line (another process listening there would fool a bare connect), then
             # the socket accepting a connection as a pod's would
-            with open(log_path, "rb") as log_file:
-                log_file.seek(log_start)
-                if READY_LINE.encode() not in log_file.read():
-                    return False
-            return self._accepts((lay.host_ip, port))
+            return READY_LINE.encode() in _read_from(log_path, log_start) and self._accepts((lay.host_ip, port))
 
         wait_until_ready(
             f"relay for port {port}: its ready line, then a listener accepting on {lay.host_ip}:{port} in "
@@ -310,6 +314,20 @@ class LocalNode:
     def _ctr(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["ctr", "--address", str(self.layout().containerd_socket), *args],
                               capture_output=True, text=True, timeout=60, check=False)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    """What was appended to a log since ``offset``."""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        return handle.read()
 
 
 def _pids_with(marker: str) -> list[int]:
