@@ -40,6 +40,20 @@ def test_up_down_up_on_a_cluster_started_by_xorj_dev_cluster_up(cli_cluster: Loc
         assert LocalNode(cli_cluster).status().ready, "down must not remove a node it did not start"
 
 
+def test_up_down_up_on_a_cluster_from_xorj_dev_cluster_up_no_node(cli_cluster_without_node: LocalCluster,
+                                                                   demo_run: DemoRun) -> None:
+    """The issue's case: `down` removed the node the demo had added while the namespace's pods were
+    still on it, the namespace stayed Terminating for minutes, and the next `up` failed in helm."""
+    cluster = cli_cluster_without_node
+    for attempt in ("first", "second"):
+        up_confirms(demo_run, attempt)
+        down = demo_run.down()
+        assert down.returncode == 0, f"{down.stdout}\n{down.stderr[-4000:]}"
+        assert demo_run.namespace_phase() is None, f"namespace {demo_run.namespace} left behind by `down`"
+        assert cluster.is_running(), "down must not stop a cluster it did not start"
+        assert DEFAULT_NODE_NAME not in netns_names(), "down removes the node it started"
+
+
 def test_up_down_up_with_the_cluster_started_by_xorj_dev_up(no_cluster: LocalCluster, demo_run: DemoRun) -> None:
     for attempt in ("first", "second"):
         up_confirms(demo_run, attempt)
