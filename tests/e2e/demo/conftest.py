@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -51,8 +52,10 @@ class DemoRun:
         return xorj("dev", "down", env=self.env, timeout=900)
 
     def confirmed(self, up: subprocess.CompletedProcess[str]) -> bool:
-        lines = [line for line in up.stdout.splitlines() if "-demo-" in line]
-        return len(lines) == 3 and all("CONFIRMED" in line for line in lines)
+        """The `kubectl get copytrades` view `up` prints shows the demo's three trades CONFIRMED."""
+        rows = [line.split() for line in up.stdout.splitlines()]
+        trades = [row for row in rows if row and re.fullmatch(r".+-demo-\d+", row[0])]
+        return len(trades) == 3 and all(row[1] == "CONFIRMED" for row in trades)
 
     def namespace_phase(self) -> str | None:
         """Active or Terminating; None once the namespace is gone."""
