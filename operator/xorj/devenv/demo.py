@@ -45,7 +45,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from xorj.devenv.processes import cmdline, terminate
+from xorj.devenv.processes import cmdline, process_running, terminate
 from xorj.devenv.waiting import StartupTimeout, log_tail, wait_until_gone, wait_until_ready
 from xorj.errors import EnvironmentSetupError
 
@@ -136,6 +136,13 @@ def process_alive(record: dict[str, Any] | None) -> bool:
         return False
     command = cmdline(int(record["pid"]))
     return bool(command) and record["marker"] in command and "<defunct>" not in command
+
+
+def _running(record: dict[str, Any] | None) -> bool:
+    """The recorded process runs (not exited, not a zombie), whatever its command line reads: right
+    after the start, until the forked child has exec'd its program, its command line is still ours
+    (`xorj dev up`), and :func:`process_alive` would call it gone."""
+    return bool(record) and process_running(int(record["pid"]))
 
 
 def start_process(name: str, argv: list[str], env: dict[str, str], log_path: Path, marker: str) -> dict[str, Any]:
@@ -336,7 +343,7 @@ class Demo:
             self.state.save(data)
         info = wait_until_ready(f"the local chain writing {chain_dir / 'chain.json'} (once its RPC and swap API "
                                 "serve)", lambda: read_chain_info(chain_dir), CHAIN_START_SECONDS,
-                                alive=lambda: process_alive(record), logs=[record["log"]])
+                                alive=lambda: _running(record), logs=[record["log"]])
         self.say(f"    RPC {info.rpc_url}, swap API {info.swap_api_url}")
         return info
 
@@ -486,7 +493,7 @@ class Demo:
         self.state.save(data)
         wait_until_ready(f"the operator's /healthz on 127.0.0.1:{health}",
                          lambda: _http_ok(f"http://127.0.0.1:{health}/healthz"), OPERATOR_START_SECONDS,
-                         alive=lambda: process_alive(record), logs=[record["log"]])
+                         alive=lambda: _running(record), logs=[record["log"]])
         self.say(f"    operator pid {record['pid']}, health :{health}, metrics :{metrics}")
 
     def _pod_runtime(self, data: dict[str, Any]) -> None:
@@ -504,7 +511,7 @@ class Demo:
         data["processes"]["pod-runtime"] = record
         self.state.save(data)
         wait_until_ready(f"the pod runtime's first pass over the pods (it writes {pods_file})", pods_file.is_file,
-                         POD_RUNTIME_START_SECONDS, alive=lambda: process_alive(record), logs=[record["log"]])
+                         POD_RUNTIME_START_SECONDS, alive=lambda: _running(record), logs=[record["log"]])
 
     def _wait_executor_processes(self, strategy: dict[str, Any]) -> None:
         """In processes mode: every executor pod's local process runs and serves /healthz."""
@@ -530,7 +537,7 @@ class Demo:
         record = self.state.load()["processes"].get("pod-runtime")
         up = wait_until_ready(f"{replicas} executor process(es) of {name} serving /healthz", serving,
                               EXECUTORS_READY_TIMEOUT_SECONDS, last_seen=last_seen,
-                              alive=lambda: process_alive(record), logs=[record["log"]] if record else [])
+                              alive=lambda: _running(record), logs=[record["log"]] if record else [])
         self.say(f"    executor processes serving: {', '.join(up)}")
 
     def _apply_strategy(self, chain: ChainInfo) -> dict[str, Any]:

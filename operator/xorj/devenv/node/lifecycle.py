@@ -140,7 +140,7 @@ class LocalNode:
             processes.start("containerd", [*enter, "containerd", "--config", str(lay.containerd_config)],
                             lay.pids_dir, lay.logs_dir)
             self._wait_daemon("containerd", f"containerd's API answering `ctr version` on {lay.containerd_socket}",
-                              lambda: self._ctr("version").returncode == 0, lay.containerd_config)
+                              lambda: self._ctr("version").returncode == 0)
         progress("loading the pause image")
         self.load_image(pause_archive(self.images))
         if not processes.alive("kubelet", lay.pids_dir, str(lay.state_dir)):
@@ -160,10 +160,10 @@ class LocalNode:
                             lay.pids_dir, lay.logs_dir)
         wait_until_ready(f"node {self.name} Ready (the kubelet's Ready condition on the Node object)",
                          self._node_ready, READY_TIMEOUT,
-                         alive=lambda: processes.alive("kubelet", lay.pids_dir, str(lay.state_dir)),
+                         alive=lambda: processes.running("kubelet", lay.pids_dir),
                          logs=[lay.logs_dir / "kubelet.log"], last_seen=self._node_conditions)
         self._wait_daemon("kube-proxy", f"kube-proxy's /healthz on 127.0.0.1:{KUBE_PROXY_HEALTHZ_PORT} in netns "
-                          f"{lay.netns}", lambda: self._healthz(KUBE_PROXY_HEALTHZ_PORT), lay.state_dir)
+                          f"{lay.netns}", lambda: self._healthz(KUBE_PROXY_HEALTHZ_PORT))
         # kube-router finds its Node object at start-up: only once the kubelet has registered it.
         router_log = lay.logs_dir / "kube-router.log"
         first_sync, log_start = b"", 0  # what its log must show (from where), when it is started now
@@ -178,7 +178,7 @@ class LocalNode:
             "kube-router", f"kube-router's /healthz on 127.0.0.1:{KUBE_ROUTER_HEALTH_PORT} in netns {lay.netns}"
             + (f" and its first policy sync (log line {first_sync.decode()!r})" if first_sync else ""),
             lambda: self._healthz(KUBE_ROUTER_HEALTH_PORT) and (
-                not first_sync or first_sync in _read_from(router_log, log_start)), lay.state_dir)
+                not first_sync or first_sync in _read_from(router_log, log_start)))
         status = self.status()
         if not status.ready:
             raise EnvironmentSetupError(f"node {self.name} is not ready: {status.problem} (logs in {lay.logs_dir})")
@@ -271,8 +271,7 @@ class LocalNode:
         wait_until_ready(
             f"relay for port {port}: its ready line, then a listener accepting on {lay.host_ip}:{port} in "
             f"netns {lay.netns}", ready, RELAY_START_SECONDS, interval=0.2,
-            alive=lambda: processes.alive(name, lay.pids_dir, "xorj.devenv.node.relay"),
-            logs=[lay.logs_dir / f"{name}.log"])
+            alive=lambda: processes.running(name, lay.pids_dir), logs=[lay.logs_dir / f"{name}.log"])
 
     # -- readiness probes (inside the node's network namespace) ------------------------------
 
@@ -300,10 +299,9 @@ class LocalNode:
         finally:
             connection.close()
 
-    def _wait_daemon(self, name: str, what: str, check: Callable[[], bool], marker: Path) -> None:
+    def _wait_daemon(self, name: str, what: str, check: Callable[[], bool]) -> None:
         lay = self.layout()
-        wait_until_ready(what, check, DAEMON_START_SECONDS,
-                         alive=lambda: processes.alive(name, lay.pids_dir, str(marker)),
+        wait_until_ready(what, check, DAEMON_START_SECONDS, alive=lambda: processes.running(name, lay.pids_dir),
                          logs=[lay.logs_dir / f"{name}.log"])
 
     def _node_conditions(self) -> str:
