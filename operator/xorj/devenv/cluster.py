@@ -26,6 +26,7 @@ from pathlib import Path
 
 from xorj.devenv.toolchain import Toolchain, cache_root
 from xorj.devenv.processes import cmdline, process_running, terminate
+from xorj.devenv.waiting import describe_logs, wait_until_ready
 from xorj.errors import EnvironmentSetupError
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,9 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 DEFAULT_NAME = "xorj"
 DEFAULT_NODES = 2
-UP_TIMEOUT_SECONDS = 180.0
+# A generous overall limit on starting the cluster: the wait ends as soon as it is ready, and a
+# machine busy with builds can take minutes to start etcd and the API server.
+UP_TIMEOUT_SECONDS = 300.0
 # kwok-controller manages the nodes carrying this annotation (kwokctl's default selector).
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller")
@@ -280,9 +283,9 @@ class LocalCluster:
             "--kwok-controller-binary", str(tc.path("kwok")),
             "--etcd-binary", str(tc.path("etcd")),
             "--timeout", f"{int(UP_TIMEOUT_SECONDS)}s",
-            "--wait", "60s",
+            "--wait", f"{int(UP_TIMEOUT_SECONDS)}s",
         ]
-        result = self.kwokctl(*args, timeout=UP_TIMEOUT_SECONDS + 30)
+        result = self.kwokctl(*args, timeout=UP_TIMEOUT_SECONDS + 60)
         if result.returncode != 0:
             detail = (result.stderr or result.stdout).strip()[-3000:]
             self._delete(_silent)  # do not leave half a cluster running
@@ -315,20 +318,26 @@ class LocalCluster:
     def _wait_ready(self, progress: Progress, deadline: float) -> None:
         """Ready means: API ready, every node Ready, and the default ServiceAccount minted
         (which proves kube-controller-manager is running its controllers)."""
-        waiting_for = "the API server"
-        while time.monotonic() < deadline:
+        waiting_for = ["the API server's /readyz", "kube-apiserver"]  # what, and the component to blame
+
+        def ready() -> bool:
             status = self.status()
             if status.running and status.nodes_total >= self.nodes and status.nodes_ready == status.nodes_total:
-                sa = self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False)
-                if sa.returncode == 0:
-                    return
-                waiting_for = "the default ServiceAccount (kube-controller-manager)"
+                if self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0:
+                    return True
+                waiting_for[:] = ["the default ServiceAccount", "kube-controller-manager"]
             elif status.running:
-                waiting_for = f"nodes ({status.nodes_ready}/{self.nodes} Ready)"
+                waiting_for[:] = [f"nodes ({status.nodes_ready}/{self.nodes} Ready)", "kwok-controller"]
             else:
-                waiting_for = f"the API server ({status.problem})"
-            time.sleep(0.5)
-        raise EnvironmentSetupError(f"cluster {self.name} did not become ready: still waiting for {waiting_for}")
+                waiting_for[:] = [f"the API server ({status.problem})", "kube-apiserver"]
+            return False
+
+        def last_seen() -> str:
+            return f"still waiting for {waiting_for[0]}" + describe_logs(
+                [self.cluster_dir / "logs" / f"{waiting_for[1]}.log"])
+
+        wait_until_ready(f"cluster {self.name}: API server ready, every node Ready and the default ServiceAccount "
+                         "minted", ready, max(0.0, deadline - time.monotonic()), last_seen=last_seen)
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:

@@ -45,7 +45,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from xorj.devenv.processes import cmdline, terminate
+from xorj.devenv.processes import cmdline, process_running, terminate
+from xorj.devenv.waiting import StartupTimeout, log_tail, wait_until_gone, wait_until_ready
 from xorj.errors import EnvironmentSetupError
 
 Progress = Callable[[str], None]
@@ -65,7 +66,17 @@ VAULT_SECRET = "demo-vault"
 STRATEGY = "demo"
 COPYTRADES = 3
 CONFIRM_TIMEOUT_SECONDS = 240.0
-EXECUTORS_READY_TIMEOUT_SECONDS = 180.0
+# Generous overall limits on start-up waits: each wait ends as soon as its readiness signal is there,
+# and a machine busy with builds can take minutes where an idle one takes seconds.
+CHAIN_START_SECONDS = 180.0  # until the chain writes chain.json (its RPC and swap API serve)
+OPERATOR_START_SECONDS = 180.0  # until the operator's /healthz answers 200
+POD_RUNTIME_START_SECONDS = 120.0  # until the pod runtime has made its first pass over the pods
+EXECUTORS_READY_TIMEOUT_SECONDS = 300.0  # until every executor is Ready (a pod) or serves /healthz (a process)
+HELM_SECONDS = 600.0  # `helm upgrade --install --wait`: its own --timeout; the process gets a minute more
+# How long `down` waits for the namespace's pods and then the namespace to be gone, and `up` for a
+# namespace still terminating (pods get their grace period, 60 s for executors, then the namespace
+# controller removes the rest).
+NAMESPACE_GONE_SECONDS = 300.0
 PROCESS_NAMES = ("pod-runtime", "operator", "chain")  # stop order for `down`
 EXECUTOR_MODES = ("pods", "processes")
 # The real node is for executors, which hold vault keys: other pods stay off it.
@@ -127,6 +138,13 @@ def process_alive(record: dict[str, Any] | None) -> bool:
     return bool(command) and record["marker"] in command and "<defunct>" not in command
 
 
+def _running(record: dict[str, Any] | None) -> bool:
+    """The recorded process runs (not exited, not a zombie), whatever its command line reads: right
+    after the start, until the forked child has exec'd its program, its command line is still ours
+    (`xorj dev up`), and :func:`process_alive` would call it gone."""
+    return bool(record) and process_running(int(record["pid"]))
+
+
 def start_process(name: str, argv: list[str], env: dict[str, str], log_path: Path, marker: str) -> dict[str, Any]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as out:
@@ -138,26 +156,6 @@ def start_process(name: str, argv: list[str], env: dict[str, str], log_path: Pat
 def stop_process(record: dict[str, Any], grace: float = 40.0) -> None:
     """SIGTERM the process group, then SIGKILL after ``grace`` seconds."""
     terminate(int(record["pid"]), grace=grace, group=True, running=lambda: process_alive(record), poll=0.2)
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, record: dict[str, Any] | None = None,
-             interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        if record is not None and not process_alive(record):
-            raise EnvironmentSetupError(f"{what}: the process exited; see {record['log']}:\n{_tail(record['log'])}")
-        time.sleep(interval)
-    raise EnvironmentSetupError(f"{what}: not ready after {timeout:.0f}s"
-                                + (f"; see {record['log']}:\n{_tail(record['log'])}" if record else ""))
-
-
-def _tail(path: str, lines: int = 15) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
-    return ""
 
 
 def xorj_program() -> str:
@@ -288,6 +286,7 @@ class Demo:
             self.say("8/9 executors: the example TradingStrategy; the pod runtime runs one `xorj executor` per pod")
             self._pod_runtime(data)
             strategy = self._apply_strategy(chain)
+            self._wait_executor_processes(strategy)
         self.say("9/9 trades: applying CopyTrades")
         names = self._apply_copytrades(strategy, chain)
         self._wait_confirmed(names)
@@ -342,13 +341,18 @@ class Demo:
                                    marker=str(chain_dir))
             data["processes"]["chain"] = record
             self.state.save(data)
-        info = wait_for("the local chain", lambda: read_chain_info(chain_dir), 120, record)
+        info = wait_until_ready(f"the local chain writing {chain_dir / 'chain.json'} (once its RPC and swap API "
+                                "serve)", lambda: read_chain_info(chain_dir), CHAIN_START_SECONDS,
+                                alive=lambda: _running(record), logs=[record["log"]])
         self.say(f"    RPC {info.rpc_url}, swap API {info.swap_api_url}")
         return info
 
     def _helm(self, *args: str) -> subprocess.CompletedProcess[str]:
         command = [str(self.toolchain.path("helm")), "--kubeconfig", str(self.cluster.kubeconfig), *args]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=HELM_SECONDS + 60)
+        except subprocess.TimeoutExpired as exc:
+            raise EnvironmentSetupError(f"helm {args[0]}: not done after {HELM_SECONDS + 60:.0f}s") from exc
         if result.returncode != 0:
             raise EnvironmentSetupError(f"helm {args[0]} failed: {result.stderr.strip()}")
         return result
@@ -382,6 +386,7 @@ class Demo:
         return LocalNode(self.cluster, taints=(taint,))
 
     def _install_chart(self, dsn: str, chain: ChainInfo, values: list[str]) -> None:
+        self._wait_namespace_not_terminating()
         self.kubectl("create", "namespace", self.namespace, check=False)
         # The ledger DSN and the vault keypair as Secrets, as a user would create them.
         self._apply_secret(LEDGER_SECRET, {"dsn": dsn.encode()})
@@ -392,7 +397,8 @@ class Demo:
         self._apply_secret(VAULT_SECRET, {"keypair.json": chain.vault_keypair},
                            annotations={SECRET_BINDING_ANNOTATION: strategy})
         # the local chain and swap API speak http: the explicit development setting allows it
-        self._helm("upgrade", "--install", RELEASE, str(CHART), "--namespace", self.namespace, "--wait",
+        self._helm("upgrade", "--install", RELEASE, str(CHART), "--namespace", self.namespace,
+                   "--wait", "--timeout", f"{int(HELM_SECONDS)}s",
                    "--set", "operator.enabled=false", "--set", "postgresql.enabled=false",
                    "--set", "executor.allowInsecureEndpoints=true",
                    "--set", f"ledger.existingSecret={LEDGER_SECRET}", "--set", "ledger.existingSecretKey=dsn",
@@ -491,7 +497,9 @@ class Demo:
         data["processes"]["operator"] = record
         data["operator_executor_dsn"] = executor_dsn  # a restart gives the operator the same settings
         self.state.save(data)
-        wait_for("the operator's /healthz", lambda: _http_ok(f"http://127.0.0.1:{health}/healthz"), 90, record)
+        wait_until_ready(f"the operator's /healthz on 127.0.0.1:{health}",
+                         lambda: _http_ok(f"http://127.0.0.1:{health}/healthz"), OPERATOR_START_SECONDS,
+                         alive=lambda: _running(record), logs=[record["log"]])
         self.say(f"    operator pid {record['pid']}, health :{health}, metrics :{metrics}")
 
     def _pod_runtime(self, data: dict[str, Any]) -> None:
@@ -499,12 +507,44 @@ class Demo:
             self.say("    already running")
             return
         runtime_dir = self.root / "pod-runtime"
+        pods_file = runtime_dir / "pods.json"
+        with contextlib.suppress(FileNotFoundError):
+            pods_file.unlink()  # an earlier runtime's: the new one writes it after its first pass
         argv = [sys.executable, "-m", "xorj.devenv.pod_runtime", "--kubeconfig", str(self.cluster.kubeconfig),
                 "--state-dir", str(runtime_dir), "--namespace", self.namespace]
         record = start_process("pod-runtime", argv, dict(os.environ), self.root / "logs" / "pod-runtime.log",
                                marker="xorj.devenv.pod_runtime")
         data["processes"]["pod-runtime"] = record
         self.state.save(data)
+        wait_until_ready(f"the pod runtime's first pass over the pods (it writes {pods_file})", pods_file.is_file,
+                         POD_RUNTIME_START_SECONDS, alive=lambda: _running(record), logs=[record["log"]])
+
+    def _wait_executor_processes(self, strategy: dict[str, Any]) -> None:
+        """In processes mode: every executor pod's local process runs and serves /healthz."""
+        name = strategy["metadata"]["name"]
+        replicas = strategy["spec"].get("executor", {}).get("replicas", 1)
+        pods_file = self.root / "pod-runtime" / "pods.json"
+
+        def serving() -> list[str]:
+            entries = json.loads(pods_file.read_text())
+            up = []
+            for key, entry in entries.items():
+                port_file = Path(entry["log"]).parent / "http-port" if entry.get("log") else None
+                if entry.get("pid") and port_file and port_file.is_file() and _http_ok(
+                        f"http://127.0.0.1:{port_file.read_text().strip()}/healthz"):
+                    up.append(f"{key} (pid {entry['pid']})")
+            return up if len(up) >= replicas else []
+
+        def last_seen() -> str:
+            entries = json.loads(pods_file.read_text())
+            return "\n".join(f"{key}: pid {e.get('pid')}, restarts {e.get('restarts')}, log {e.get('log')}:\n"
+                             f"{log_tail(e.get('log'), 10)}" for key, e in entries.items()) or "no executor pods yet"
+
+        record = self.state.load()["processes"].get("pod-runtime")
+        up = wait_until_ready(f"{replicas} executor process(es) of {name} serving /healthz", serving,
+                              EXECUTORS_READY_TIMEOUT_SECONDS, last_seen=last_seen,
+                              alive=lambda: _running(record), logs=[record["log"]] if record else [])
+        self.say(f"    executor processes serving: {', '.join(up)}")
 
     def _apply_strategy(self, chain: ChainInfo) -> dict[str, Any]:
         """examples/tradingstrategy.yaml pointed at the local chain and vault (as its executors reach
@@ -537,12 +577,15 @@ class Demo:
                   if any(c.get("ready") for c in p.get("status", {}).get("containerStatuses", []))]
             return up if len(up) >= replicas else []
 
-        try:
-            up = wait_for("the executor pods", ready, EXECUTORS_READY_TIMEOUT_SECONDS)
-        except EnvironmentSetupError as exc:
-            pods = self.kubectl("get", "pods", "-n", self.namespace, "-l", selector, "-o", "wide", check=False).stdout
-            raise EnvironmentSetupError(f"{exc}:\n{pods}(kubectl describe pod -n {self.namespace} ...; node logs in "
-                                        f"{self._local_node().state_dir / 'logs'})") from exc
+        node_logs = self._local_node().state_dir / "logs"
+
+        def pods_now() -> str:
+            listing = self.kubectl("get", "pods", "-n", self.namespace, "-l", selector, "-o", "wide", check=False)
+            return f"{listing.stdout}(kubectl describe pod -n {self.namespace} ...; node logs in {node_logs})"
+
+        up = wait_until_ready(f"{replicas} executor pod(s) of {name} Ready on the real node", ready,
+                              EXECUTORS_READY_TIMEOUT_SECONDS, last_seen=pods_now,
+                              logs=[node_logs / "kubelet.log"])
         self.say(f"    executor pods Ready: {', '.join(up)}")
 
     def _apply_copytrades(self, strategy: dict[str, Any], chain: ChainInfo) -> list[str]:
@@ -598,6 +641,7 @@ class Demo:
 
     def down(self) -> None:
         data = self.state.load()
+        problems: list[str] = []
         processes = data.get("processes", {})
         for name in PROCESS_NAMES:
             record = processes.get(name)
@@ -611,8 +655,14 @@ class Demo:
                 if pod.get("pid") and "executor" in cmdline(int(pod["pid"])):
                     self.say(f"stopping executor of {key} (pid {pod['pid']})")
                     stop_process({"pid": pod["pid"], "marker": "executor", "log": ""}, grace=10)
-        if data.get("kubeconfig") and not data.get("cluster_started_by_demo") and self.cluster.cluster_dir.exists():
-            self._remove_from_shared_cluster()  # after the operator stopped: it would re-add finalizers
+        if data.get("kubeconfig") and self.cluster.cluster_dir.exists():
+            # After the operator stopped (it would re-add finalizers), and before the node goes: pods on
+            # a node that is gone are only garbage-collected minutes later, and until then the
+            # namespace stays Terminating and a following `up` cannot install into it.
+            try:
+                self._remove_namespace()
+            except StartupTimeout as exc:
+                problems.append(str(exc))  # reported once the rest is stopped
         if data.get("node_started_by_demo"):
             self.say("removing the real node (its containers, mounts, namespaces and interfaces)")
             self._local_node().down(progress=lambda m: self.say(f"    {m}"))
@@ -640,10 +690,13 @@ class Demo:
         data.pop("cluster_started_by_demo", None)
         data.pop("kubeconfig", None)
         self.state.save(data)
+        if problems:
+            raise EnvironmentSetupError("`down` stopped everything else, but: " + "\n".join(problems))
 
-    def _remove_from_shared_cluster(self) -> None:
-        """The cluster stays up (it was running before the demo): remove what the demo put in it.
-        The demo's ledger goes away with it, so the CRs' finalizers have nothing left to wait for."""
+    def _remove_namespace(self) -> None:
+        """Remove what the demo put in the cluster and wait until it is gone: the workload, its pods,
+        then the namespace. The demo's ledger goes away with it, so the CRs' finalizers have nothing
+        left to wait for. Nothing is left terminating: a following `up` starts clean."""
         if not self.cluster.is_running():
             return
         self.say(f"removing namespace {self.namespace} from cluster {self.cluster.name}")
@@ -655,6 +708,52 @@ class Demo:
         with contextlib.suppress(EnvironmentSetupError, subprocess.TimeoutExpired):
             self._helm("uninstall", RELEASE, "--namespace", self.namespace, "--ignore-not-found")
         self.kubectl("delete", "namespace", self.namespace, "--ignore-not-found", "--wait=false", check=False)
+        self.say(f"    waiting for the pods of namespace {self.namespace} to be gone")
+        wait_until_gone(f"the pods of namespace {self.namespace} to be gone", self._namespace_pods,
+                        NAMESPACE_GONE_SECONDS, last_seen=self._describe_namespace_pods)
+        self.say(f"    waiting for namespace {self.namespace} to be deleted")
+        wait_until_gone(f"namespace {self.namespace} to be deleted", lambda: self._namespace_phase() is not None,
+                        NAMESPACE_GONE_SECONDS, last_seen=self._namespace_conditions)
+
+    def _wait_namespace_not_terminating(self) -> None:
+        """A namespace still being deleted (e.g. by a `down` of an older version, or by hand) accepts
+        nothing new: wait for it to go, with a limit, rather than fail inside helm."""
+        if self._namespace_phase() != "Terminating":
+            return
+        self.say(f"    namespace {self.namespace} is still terminating: waiting up to "
+                 f"{NAMESPACE_GONE_SECONDS:.0f}s for it to be deleted before installing the chart")
+        try:
+            wait_until_gone(f"namespace {self.namespace}, still terminating, to be deleted",
+                            lambda: self._namespace_phase() == "Terminating", NAMESPACE_GONE_SECONDS,
+                            last_seen=lambda: f"{self._namespace_conditions()}\n{self._describe_namespace_pods()}")
+        except StartupTimeout as exc:
+            raise StartupTimeout(f"{exc}\nThe chart cannot be installed into namespace {self.namespace} while it "
+                                 "is being deleted; see `kubectl get namespace "
+                                 f"{self.namespace} -o yaml` for what holds it.") from exc
+
+    def _namespace_phase(self) -> str | None:
+        """The namespace's phase (Active, Terminating), or None when there is no such namespace."""
+        result = self.kubectl("get", "namespace", self.namespace, "-o", "jsonpath={.status.phase}", check=False)
+        if result.returncode != 0:
+            if "NotFound" in (result.stderr or "") or "not found" in (result.stderr or ""):
+                return None
+            raise EnvironmentSetupError(f"reading namespace {self.namespace}: {(result.stderr or '').strip()}")
+        return result.stdout.strip() or None
+
+    def _namespace_pods(self) -> list[str]:
+        result = self.kubectl("get", "pods", "-n", self.namespace, "-o", "name", check=False)
+        if result.returncode != 0:
+            raise EnvironmentSetupError(f"listing pods of {self.namespace}: {(result.stderr or '').strip()}")
+        return result.stdout.split()
+
+    def _describe_namespace_pods(self) -> str:
+        return self.kubectl("get", "pods", "-n", self.namespace, "-o", "wide", check=False).stdout.strip() \
+            or f"no pods in {self.namespace}"
+
+    def _namespace_conditions(self) -> str:
+        result = self.kubectl("get", "namespace", self.namespace, "-o", "jsonpath={.status.conditions}",
+                              check=False)
+        return (result.stdout or result.stderr).strip()[:2000] or "(the namespace controller reports no conditions yet)"
 
 
 def _example_strategy() -> dict[str, Any]:

@@ -36,6 +36,8 @@ PROJECT_IMAGE = "localhost/xorj-operator"
 SOURCES = ("Dockerfile", "requirements.lock", "requirements-build.lock", "pyproject.toml", "README.md")
 SOURCE_DIRS = ("operator",)
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+# A generous limit on importing an image archive into the node's containerd (a busy disk and CPU slow it).
+IMPORT_SECONDS = 900.0
 
 
 def _silent(_: str) -> None:
@@ -203,9 +205,14 @@ class ImageBuilder:
 
     @staticmethod
     def import_into(archive: Path, containerd_socket: Path) -> None:
-        result = subprocess.run(
-            ["ctr", "--address", str(containerd_socket), "-n", "k8s.io", "images", "import", str(archive)],
-            capture_output=True, text=True, timeout=600, check=False,
-        )
+        command = ["ctr", "--address", str(containerd_socket), "-n", "k8s.io", "images", "import", str(archive)]
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=IMPORT_SECONDS, check=False)
+        except subprocess.TimeoutExpired as exc:
+            output = (exc.stderr or exc.stdout or b"")
+            tail = (output.decode(errors="replace") if isinstance(output, bytes) else output).strip()[-2000:]
+            raise EnvironmentSetupError(
+                f"ctr images import {archive.name}: not done after {IMPORT_SECONDS:.0f}s (containerd at "
+                f"{containerd_socket}); its output:\n{tail or '(none)'}") from exc
         if result.returncode != 0:
             raise EnvironmentSetupError(f"ctr images import {archive.name} failed: {result.stderr.strip()}")

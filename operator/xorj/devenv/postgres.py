@@ -39,12 +39,16 @@ import psycopg
 from psycopg import sql
 
 from xorj.devenv.tls import ServerCertificate, ensure_server_certificate
+from xorj.devenv.waiting import StartupTimeout, wait_until_ready
 from xorj.errors import EnvironmentSetupError
 
 log = logging.getLogger(__name__)
 
 SERVICE_USER = "postgres"  # the system user Debian's package creates
 SUPERUSER = "postgres"  # the database role initdb creates
+# A generous limit on the server accepting connections (the wait ends as soon as it does): crash
+# recovery or a machine busy with builds can take well over a minute.
+START_SECONDS = 180.0
 
 
 def find_bin_dir() -> Path:
@@ -208,7 +212,7 @@ class PostgresServer:
         if result.returncode != 0:
             raise EnvironmentSetupError(f"initdb failed in {self.data_dir}: {result.stderr.strip()[-2000:]}")
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = START_SECONDS) -> None:
         """Start the server (running initdb first if needed) and wait until it accepts connections."""
         if self.is_running():
             if self.port is None:
@@ -225,7 +229,8 @@ class PostgresServer:
             if not pick_port or "could not bind" not in self._log_tail():
                 break
         raise EnvironmentSetupError(
-            f"Postgres did not start on {self.host}:{self.port} (data {self.data_dir}); log tail:\n{self._log_tail()}"
+            f"Postgres did not start on {self.host}:{self.port} (data {self.data_dir}): "
+            f"{getattr(self, '_start_problem', 'no attempt')}; log {self.log_path} tail:\n{self._log_tail()}"
         )
 
     def _prepare_tls_and_hba(self) -> ServerCertificate:
@@ -265,17 +270,21 @@ class PostgresServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # own process group: kill() takes the backends too
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                return False
-            try:
-                with psycopg.connect(self.dsn, connect_timeout=2):
-                    return True
-            except psycopg.OperationalError:
-                time.sleep(0.1)
-        self.kill()
-        return False
+        process = self._process
+
+        def accepts() -> bool:
+            with psycopg.connect(self.dsn, connect_timeout=2):
+                return True
+
+        try:
+            wait_until_ready(f"Postgres accepting connections on {self.host}:{self.port}", accepts, timeout,
+                             alive=lambda: process.poll() is None, interval=0.1)
+        except StartupTimeout as exc:
+            self._start_problem = str(exc)
+            if process.poll() is None:
+                self.kill()
+            return False
+        return True
 
     def stop(self, timeout: float = 30.0) -> None:
         """Fast shutdown (SIGINT: abort sessions, checkpoint); SIGKILL if it takes longer than ``timeout``."""
@@ -304,7 +313,7 @@ class PostgresServer:
         self._wait_group_gone(pid, 10.0)
         self._reap()
 
-    def restart(self, timeout: float = 60.0) -> None:
+    def restart(self, timeout: float = START_SECONDS) -> None:
         self.stop()
         self.start(timeout=timeout)
 

@@ -123,3 +123,21 @@ def test_demo_binds_its_vault_and_uses_the_explicit_development_setting(tmp_path
     annotations = {n: s["metadata"].get("annotations") or {} for n, s in secrets.items()}
     assert guard.check(name, spec, allow_insecure_endpoints=True, secrets=annotations) is None
     assert guard.check(name, spec, allow_insecure_endpoints=False, secrets=annotations).reason == "InsecureEndpoint"
+
+
+def test_the_start_up_waits_tell_a_running_process_by_its_pid_not_its_command_line(tmp_path: Path) -> None:
+    """Right after the start, /proc/PID/cmdline of the new process can read empty, so a check by command
+    line (process_alive) calls it gone; the start-up waits use the pid alone (_running)."""
+    import subprocess
+
+    from xorj.devenv.demo import _running
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    record = {"pid": child.pid, "marker": "a command line not (yet) readable", "log": str(tmp_path / "x.log")}
+    try:
+        assert not process_alive(record)
+        assert _running(record)
+    finally:
+        child.kill()
+        child.wait()
+    assert not _running(record) and not _running(None)

@@ -23,10 +23,12 @@ from pathlib import Path
 
 from xorj.devenv.node import processes
 from xorj.devenv.node.config import KUBELET_KERNEL_TUNABLES, NodeLayout
+from xorj.devenv.waiting import wait_until_ready
 from xorj.errors import EnvironmentSetupError
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 HOLDER = "holder"
+HOLDER_START_SECONDS = 60.0  # a generous limit: the wait ends as soon as the holder runs
 
 
 def run(*command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -134,16 +136,12 @@ class NodeHost:
              "--", "bash", "-c", script],
             self.layout.pids_dir, self.layout.logs_dir,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            # nsenter and unshare exec in place: the pid ends up running the holder's sleep.
-            if "xorj-node-holder" in processes.cmdline(pid):
-                return pid
-            if not processes.process_running(pid):
-                break
-            time.sleep(0.05)
-        log = (self.layout.logs_dir / f"{HOLDER}.log").read_text()[-1000:]
-        raise EnvironmentSetupError(f"the node's namespace holder did not start: {log}")
+        # nsenter and unshare exec in place: the pid ends up running the holder's sleep.
+        wait_until_ready("the node's namespace holder (nsenter, unshare, then `sleep` named xorj-node-holder)",
+                         lambda: "xorj-node-holder" in processes.cmdline(pid), HOLDER_START_SECONDS,
+                         alive=lambda: processes.process_running(pid), interval=0.05,
+                         logs=[self.layout.logs_dir / f"{HOLDER}.log"])
+        return pid
 
     def enter(self) -> list[str]:
         """Prefix that runs a command inside the node's network and mount namespaces."""

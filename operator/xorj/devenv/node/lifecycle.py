@@ -28,13 +28,21 @@ from xorj.devenv.node.host import NodeHost
 from xorj.devenv.node.netpol import kube_router_binary, kube_router_command
 from xorj.devenv.node.pause import pause_archive
 from xorj.devenv.toolchain import cache_root
+from xorj.devenv.waiting import wait_until_ready
 from xorj.errors import EnvironmentSetupError
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 DEFAULT_NODE_NAME = "xorj-node"
 REAL_NODE_LABEL = "xorj.dev/node"  # value "real": what sets this node apart from the kwok nodes
-READY_TIMEOUT = 120.0
+# Generous overall limits on start-up waits: each ends as soon as its readiness signal is there; on a
+# machine busy with builds a daemon can take minutes where it takes seconds on an idle one.
+READY_TIMEOUT = 300.0  # the kubelet registers the node and reports it Ready
+DAEMON_START_SECONDS = 180.0  # containerd's API, kube-proxy's and kube-router's /healthz
+# Where the node's daemons serve /healthz inside its network namespace (config.py, netpol.py).
+KUBE_PROXY_HEALTHZ_PORT = 10256
+KUBE_ROUTER_HEALTH_PORT = 20244
+KUBE_ROUTER_SYNCED_LINE = b"sync iptables took"  # logged (--v=1) at the end of each full policy sync
 DAEMONS = ("containerd", "kubelet", "kube-proxy", "kube-router")
 # The veth between host and node (TEST-NET-2, documentation-only addresses: routed nowhere else).
 LINK_HOST_IP = "198.51.100.1"
@@ -45,7 +53,8 @@ def _silent(_: str) -> None:
     return None
 
 
-# How long a relay may take to listen (a generous limit; the wait ends as soon as it listens).
+# How long a relay may take to accept connections (a Python process can take tens of seconds to
+# start on a busy machine: a fixed 10 s failed a first demo).
 RELAY_START_SECONDS = 120.0
 
 
@@ -130,7 +139,8 @@ class LocalNode:
             progress("starting containerd")
             processes.start("containerd", [*enter, "containerd", "--config", str(lay.containerd_config)],
                             lay.pids_dir, lay.logs_dir)
-            self._wait(lambda: self._ctr("version").returncode == 0, "containerd's socket", 30)
+            self._wait_daemon("containerd", f"containerd's API answering `ctr version` on {lay.containerd_socket}",
+                              lambda: self._ctr("version").returncode == 0)
         progress("loading the pause image")
         self.load_image(pause_archive(self.images))
         if not processes.alive("kubelet", lay.pids_dir, str(lay.state_dir)):
@@ -148,13 +158,27 @@ class LocalNode:
             processes.start("kube-proxy", [*enter, str(tc.path("kube-proxy")),
                                            f"--config={lay.state_dir / 'kube-proxy.yaml'}", "--v=1"],
                             lay.pids_dir, lay.logs_dir)
-        self._wait(self._node_ready, f"node {self.name} Ready", READY_TIMEOUT)
+        wait_until_ready(f"node {self.name} Ready (the kubelet's Ready condition on the Node object)",
+                         self._node_ready, READY_TIMEOUT,
+                         alive=lambda: processes.running("kubelet", lay.pids_dir),
+                         logs=[lay.logs_dir / "kubelet.log"], last_seen=self._node_conditions)
+        self._wait_daemon("kube-proxy", f"kube-proxy's /healthz on 127.0.0.1:{KUBE_PROXY_HEALTHZ_PORT} in netns "
+                          f"{lay.netns}", lambda: self._healthz(KUBE_PROXY_HEALTHZ_PORT))
         # kube-router finds its Node object at start-up: only once the kubelet has registered it.
+        router_log = lay.logs_dir / "kube-router.log"
+        first_sync, log_start = b"", 0  # what its log must show (from where), when it is started now
         if not processes.alive("kube-router", lay.pids_dir, str(lay.state_dir)):
             progress("starting kube-router (NetworkPolicy)")
             command = kube_router_command(kube_router_binary(progress), lay.kubeconfig, self.name)
+            first_sync, log_start = KUBE_ROUTER_SYNCED_LINE, _size(router_log)
             processes.start("kube-router", [*enter, *command], lay.pids_dir, lay.logs_dir)
-            time.sleep(2)  # it exits at once when it cannot start
+        # /healthz serves from its start on (it exits at once when it cannot start); the policy
+        # controller logs its first full sync of the iptables rules that enforce NetworkPolicy.
+        self._wait_daemon(
+            "kube-router", f"kube-router's /healthz on 127.0.0.1:{KUBE_ROUTER_HEALTH_PORT} in netns {lay.netns}"
+            + (f" and its first policy sync (log line {first_sync.decode()!r})" if first_sync else ""),
+            lambda: self._healthz(KUBE_ROUTER_HEALTH_PORT) and (
+                not first_sync or first_sync in _read_from(router_log, log_start)))
         status = self.status()
         if not status.ready:
             raise EnvironmentSetupError(f"node {self.name} is not ready: {status.problem} (logs in {lay.logs_dir})")
@@ -232,41 +256,76 @@ class LocalNode:
             return
         import sys
 
-        processes.start(name, [sys.executable, "-m", "xorj.devenv.node.relay", f"/run/netns/{lay.netns}",
+        from xorj.devenv.node.relay import READY_LINE
+
+        log_path = lay.logs_dir / f"{name}.log"
+        log_start = _size(log_path)  # the log is appended to: only what this start writes counts
+        processes.start(name, [sys.executable, "-m", "xorj.devenv.node.relay", self._netns_path(),
                                f"{lay.host_ip}:{port}", f"127.0.0.1:{port}"], lay.pids_dir, lay.logs_dir)
-        # Wait for the listening socket itself, with room for a machine busy with builds: a Python
-        # process can take tens of seconds to start there (a fixed 10 s failed a first demo).
-        started = time.monotonic()
-        deadline = started + RELAY_START_SECONDS
-        alive = True
-        while time.monotonic() < deadline:
-            alive = processes.alive(name, lay.pids_dir, "xorj.devenv.node.relay")
-            if not alive:
-                break
-            probe = NodeHost(lay).in_netns("ss", "-ltnH", f"src {lay.host_ip}:{port}", check=False).stdout
-            if probe.strip():
-                return
-            time.sleep(0.2)
-        log = lay.logs_dir / f"{name}.log"
-        log_tail = log.read_text()[-800:] if log.exists() else ""
-        why = "its process exited" if not alive else f"no listener after {time.monotonic() - started:.0f}s"
-        raise EnvironmentSetupError(
-            f"relay for port {port} did not start ({why}; waited for a listener on {lay.host_ip}:{port} in "
-            f"netns {lay.netns}); relay log {log}:\n{log_tail or '(empty)'}")
+
+        def ready() -> bool:
+            # its own ready line (another process listening there would fool a bare connect), then
+            # the socket accepting a connection as a pod's would
+            return READY_LINE.encode() in _read_from(log_path, log_start) and self._accepts((lay.host_ip, port))
+
+        wait_until_ready(
+            f"relay for port {port}: its ready line, then a listener accepting on {lay.host_ip}:{port} in "
+            f"netns {lay.netns}", ready, RELAY_START_SECONDS, interval=0.2,
+            alive=lambda: processes.running(name, lay.pids_dir), logs=[lay.logs_dir / f"{name}.log"])
+
+    # -- readiness probes (inside the node's network namespace) ------------------------------
+
+    def _netns_path(self) -> str:
+        return f"/run/netns/{self.layout().netns}"
+
+    def _accepts(self, address: tuple[str, int]) -> bool:
+        """Something accepts TCP connections on ``address`` as the node's processes see it."""
+        from xorj.devenv.node.relay import connect_in_netns
+
+        connect_in_netns(self._netns_path(), address).close()
+        return True
+
+    def _healthz(self, port: int) -> bool:
+        """``GET /healthz`` on the node's 127.0.0.1:port answers 200."""
+        import http.client
+
+        from xorj.devenv.node.relay import connect_in_netns
+
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        connection.sock = connect_in_netns(self._netns_path(), ("127.0.0.1", port), timeout=5)
+        try:
+            connection.request("GET", "/healthz")
+            return connection.getresponse().status == 200
+        finally:
+            connection.close()
+
+    def _wait_daemon(self, name: str, what: str, check: Callable[[], bool]) -> None:
+        lay = self.layout()
+        wait_until_ready(what, check, DAEMON_START_SECONDS, alive=lambda: processes.running(name, lay.pids_dir),
+                         logs=[lay.logs_dir / f"{name}.log"])
+
+    def _node_conditions(self) -> str:
+        out = self.cluster.kubectl("get", "node", self.name, "-o", "jsonpath={.status.conditions}",
+                                   check=False, timeout=10)
+        return (out.stdout or out.stderr).strip()[:1500] or "(no Node object yet)"
 
     def _ctr(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["ctr", "--address", str(self.layout().containerd_socket), *args],
                               capture_output=True, text=True, timeout=60, check=False)
 
-    @staticmethod
-    def _wait(check: Callable[[], bool], what: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(Exception):
-                if check():
-                    return
-            time.sleep(0.5)
-        raise EnvironmentSetupError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    """What was appended to a log since ``offset``."""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        return handle.read()
 
 
 def _pids_with(marker: str) -> list[int]:

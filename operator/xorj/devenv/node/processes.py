@@ -8,7 +8,7 @@ from pathlib import Path
 
 from xorj.devenv.processes import cmdline, process_running, terminate
 
-__all__ = ["cmdline", "start", "recorded", "alive", "stop", "stop_pid"]
+__all__ = ["cmdline", "start", "recorded", "alive", "running", "stop", "stop_pid"]
 
 
 def start(name: str, command: list[str], pids_dir: Path, logs_dir: Path,
@@ -35,6 +35,16 @@ def alive(name: str, pids_dir: Path, marker: str) -> bool:
     """Running, and still the process we started (its command line carries ``marker``)."""
     pid = recorded(name, pids_dir)
     return pid is not None and process_running(pid) and marker in cmdline(pid)
+
+
+def running(name: str, pids_dir: Path) -> bool:
+    """The recorded process is running (not exited, not a zombie), whatever its command line reads.
+
+    For waiting on a process just started: until the forked child has exec'd its program, its command
+    line is still its parent's, so :func:`alive` (which checks the command line) reads "not ours" for
+    a moment; on a busy machine that moment is long enough to fail a start-up that was fine.
+    """
+    return process_running(recorded(name, pids_dir))
 
 
 def stop_pid(pid: int, grace: float = 10.0) -> None:

@@ -12,16 +12,20 @@ Run as ``python -m xorj.devenv.node.relay NETNS_PATH LISTEN_HOST:PORT TARGET_HOS
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
 import socket
 import sys
+from collections.abc import Iterator
 
 CLONE_NEWNET = 0x40000000
+READY_LINE = "relay listening"
 
 
-def listen_in_netns(netns_path: str, address: tuple[str, int]) -> socket.socket:
-    """A listening socket that belongs to another network namespace (it keeps it for life)."""
+@contextlib.contextmanager
+def inside_netns(netns_path: str) -> Iterator[None]:
+    """Run the block with this thread in another network namespace; sockets made in it stay there."""
     libc = ctypes.CDLL(None, use_errno=True)
     own = os.open("/proc/self/ns/net", os.O_RDONLY)
     target = os.open(netns_path, os.O_RDONLY)
@@ -29,16 +33,36 @@ def listen_in_netns(netns_path: str, address: tuple[str, int]) -> socket.socket:
         if libc.setns(target, CLONE_NEWNET) != 0:
             raise OSError(ctypes.get_errno(), f"setns {netns_path}")
         try:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(address)
-            sock.listen(128)
+            yield
         finally:
             if libc.setns(own, CLONE_NEWNET) != 0:
                 raise OSError(ctypes.get_errno(), "setns back to the host namespace")
     finally:
         os.close(own)
         os.close(target)
+
+
+def listen_in_netns(netns_path: str, address: tuple[str, int]) -> socket.socket:
+    """A listening socket that belongs to another network namespace (it keeps it for life)."""
+    with inside_netns(netns_path):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    return sock
+
+
+def connect_in_netns(netns_path: str, address: tuple[str, int], timeout: float = 2.0) -> socket.socket:
+    """A socket connected to ``address`` as a process inside that network namespace sees it
+    (raises OSError when nothing accepts there)."""
+    with inside_netns(netns_path):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(address)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
@@ -80,6 +104,8 @@ def main(argv: list[str] | None = None) -> None:
     if len(args) != 3:
         raise SystemExit("usage: python -m xorj.devenv.node.relay NETNS_PATH LISTEN_HOST:PORT TARGET_HOST:PORT")
     listener = listen_in_netns(args[0], _address(args[1]))
+    # the start-up wait's signal: this process, not some other, holds the listening socket
+    print(f"{READY_LINE} {args[1]} -> {args[2]}", flush=True)
     asyncio.run(serve(listener, _address(args[2])))
 
 
