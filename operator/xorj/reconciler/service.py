@@ -178,18 +178,14 @@ async def signed_by_vault(rpc: SolanaRpc, vault: str, signatures: Sequence[str],
 async def reconcile_vault(store: ReconciliationStore, rpc: SolanaRpc, vault: str,
                           settings: ReconcileSettings) -> VaultReport:
     report = VaultReport(vault)
-    try:
-        await _reconcile_walk(store, rpc, vault, settings, report)
-    except ChainCallError as exc:
-        report.errors.append((exc.reason, str(exc)))
-    except LedgerUnavailableError as exc:
-        report.errors.append((ReasonCode.LEDGER_UNAVAILABLE, str(exc)))
-    try:
-        await _reconcile_confirmed(store, rpc, vault, settings, report)
-    except ChainCallError as exc:
-        report.errors.append((exc.reason, str(exc)))
-    except LedgerUnavailableError as exc:
-        report.errors.append((ReasonCode.LEDGER_UNAVAILABLE, str(exc)))
+    # Each half runs even when the other failed: an error is that half's finding, never a clean pass.
+    for half in (_reconcile_walk, _reconcile_confirmed):
+        try:
+            await half(store, rpc, vault, settings, report)
+        except ChainCallError as exc:
+            report.errors.append((exc.reason, str(exc)))
+        except LedgerUnavailableError as exc:
+            report.errors.append((ReasonCode.LEDGER_UNAVAILABLE, str(exc)))
     return report
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from tests.fixtures.toolchain import toolchain_binary
+
 REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "xorj-operator"
 KUBE_VERSION = "1.34.0"
@@ -19,15 +21,7 @@ MONITORING_API = "monitoring.coreos.com/v1"
 
 
 def helm_binary() -> str:
-    """The toolchain's helm (``XORJ_HELM`` overrides it, e.g. while the toolchain is still building)."""
-    override = os.environ.get("XORJ_HELM")
-    if override:
-        return override
-    from xorj.devenv.toolchain import Toolchain
-
-    path = Toolchain().path("helm")
-    assert path.exists(), f"helm is not built at {path}: run `xorj dev toolchain build`"
-    return str(path)
+    return toolchain_binary("helm")
 
 
 @dataclass
