@@ -227,3 +227,52 @@ def test_halt_sets_the_operators_setting_which_the_operator_enforces(kube: Kubec
     assert "lifted" in lifted and "operator.globalHalt=false" in lifted
     env = _env(kube.get("deployment", "xorj-operator"))
     assert env["XORJ_OPERATOR_GLOBAL_HALT"] == "false" and "XORJ_OPERATOR_GLOBAL_HALT_REASON" not in env
+
+
+@pytest.mark.chain
+def test_explain_asks_the_chain_for_each_attempts_slot(kube: Kubectl, operators, ledger: Ledger, plugin: Plugin,
+                                                       local_chain) -> None:
+    """--rpc-url: the slot of an attempt that landed on the (local, LiteSVM) chain, and "not found" for
+    one the chain never saw."""
+    import base64
+
+    from solders.hash import Hash
+    from solders.keypair import Keypair
+    from solders.message import MessageV0
+    from solders.system_program import TransferParams, transfer
+    from solders.transaction import VersionedTransaction
+
+    from tests.integration.executor.harness import rpc
+
+    operators()
+    kube.apply(strategy("alpha"))
+    kube.apply(copytrade("landed", "alpha", signature("lead-landed")))
+    kube.apply(copytrade("unseen", "alpha", signature("lead-unseen")))
+    landed_id = int(wait_for(_phase(kube, "landed", "PENDING"), 60, "admitted")["status"]["tradeId"])
+    unseen_id = int(wait_for(_phase(kube, "unseen", "PENDING"), 60, "admitted")["status"]["tradeId"])
+    driver = LedgerDriver(ledger, f"{kube.namespace}/alpha")
+    driver.claim_all()
+
+    vault = Keypair.from_bytes(local_chain.vault_keypair_bytes(local_chain.take_vault()))
+    blockhash = rpc(local_chain.rpc_url, "getLatestBlockhash", [{"commitment": "confirmed"}])["value"]["blockhash"]
+    message = MessageV0.try_compile(vault.pubkey(), [transfer(TransferParams(
+        from_pubkey=vault.pubkey(), to_pubkey=Keypair().pubkey(), lamports=1_000_000))], [], Hash.from_string(blockhash))
+    tx = VersionedTransaction(message, [vault])
+    sig = str(tx.signatures[0])
+    ledger.record_attempt(landed_id, driver.owner, sig, bytes(tx), 1000, 100, fencing_token=driver.tokens[landed_id])
+    rpc(local_chain.rpc_url, "sendTransaction", [base64.b64encode(bytes(tx)).decode(), {"encoding": "base64"}])
+    on_chain = wait_for(lambda: rpc(local_chain.rpc_url, "getSignatureStatuses",
+                                    [[sig], {"searchTransactionHistory": True}])["value"][0], 30, "the transfer to land")
+    unseen_sig = driver.submit(unseen_id)
+    wait_for(lambda: (kube.get("copytrade", "landed") or {}).get("status", {}).get("attemptCount") == 1, 60,
+             "the attempt mirrored")
+    wait_for(lambda: (kube.get("copytrade", "unseen") or {}).get("status", {}).get("attemptCount") == 1, 60,
+             "the attempt mirrored")
+
+    story = plugin.json("explain", "landed", "--rpc-url", local_chain.rpc_url, "--cluster", "custom")
+    [attempt] = story["attemptsDetail"]
+    assert attempt["signature"] == sig and attempt["slot"] == on_chain["slot"] and attempt["slot"] > 0
+    assert attempt["confirmation"] in ("processed", "confirmed", "finalized") and attempt["chainError"] is None
+    assert attempt["explorer"].startswith(f"https://explorer.solana.com/tx/{sig}?cluster=custom&customUrl=http")
+    text = plugin.run("explain", "unseen", "-n", kube.namespace, "--rpc-url", local_chain.rpc_url).stdout
+    assert unseen_sig in text and "not found" in text
