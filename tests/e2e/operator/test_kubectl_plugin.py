@@ -276,3 +276,56 @@ def test_explain_asks_the_chain_for_each_attempts_slot(kube: Kubectl, operators,
     assert attempt["explorer"].startswith(f"https://explorer.solana.com/tx/{sig}?cluster=custom&customUrl=http")
     text = plugin.run("explain", "unseen", "-n", kube.namespace, "--rpc-url", local_chain.rpc_url).stdout
     assert unseen_sig in text and "not found" in text
+
+
+TENANT_RBAC = """
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: tenant}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: xorj-viewer}
+rules:
+  - apiGroups: [trading.xorj.io]
+    resources: [copytrades, tradingstrategies]
+    verbs: [get, list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: tenant-views-xorj}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: xorj-viewer}
+subjects:
+  - {kind: ServiceAccount, name: tenant}
+"""
+
+
+def test_what_a_tenant_sees_is_what_its_rbac_grants(kube: Kubectl, plugin: Plugin, tmp_path: Path) -> None:
+    """Trades come through the API server, so a tenant allowed to read its own namespace lists its
+    trades there, and is refused (one line) another namespace's, every namespace, and the levers."""
+    cluster = kube.cluster
+    other = f"{kube.namespace[:50]}-other"
+    cluster.kubectl("create", "namespace", other)
+    try:
+        cluster.apply(TENANT_RBAC, namespace=kube.namespace)
+        kube.apply(copytrade("mine", "alpha", signature("lead-mine")))
+        cluster.apply(json.dumps(copytrade("theirs", "alpha", signature("lead-theirs"))), namespace=other)
+        token = cluster.kubectl("create", "token", "tenant", "-n", kube.namespace, "--duration=10m").stdout.strip()
+        config = json.loads(cluster.kubectl("config", "view", "--raw", "--minify", "-o", "json").stdout)
+        config["users"] = [{"name": "tenant", "user": {"token": token}}]
+        config["contexts"][0]["context"]["user"] = "tenant"
+        config["contexts"][0]["context"]["namespace"] = kube.namespace
+        path = tmp_path / "tenant.kubeconfig"
+        path.write_text(json.dumps(config))
+        as_tenant = {"KUBECONFIG": str(path)}
+
+        # the context's namespace is the default, as for kubectl
+        listed = json.loads(plugin.run("trades", "-o", "json", env=as_tenant).stdout)["items"]
+        assert [(t["namespace"], t["name"], t["state"]) for t in listed] == [(kube.namespace, "mine", "UNADMITTED")]
+        for args in (["trades", "-n", other], ["trades", "-A"], ["pause", "alpha"], ["explain", "theirs", "-n", other]):
+            refused = plugin.run(*args, check=False, env=as_tenant)
+            assert refused.returncode == 1, (args, refused.stdout)
+            assert refused.stderr.count("\n") == 1 and "refused access" in refused.stderr, refused.stderr
+            assert "theirs" not in refused.stdout
+    finally:
+        cluster.kubectl("delete", "namespace", other, "--wait=false", "--ignore-not-found", check=False)
