@@ -52,7 +52,7 @@ def ledger_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _cluster(kubeconfig: str | None, context: str | None) -> Any:
     from xorj.kubectl.cluster import Cluster
 
-    return Cluster(kubeconfig=kubeconfig.split(":")[0] if kubeconfig else None, context=context)
+    return Cluster(kubeconfig=kubeconfig, context=context)  # a KUBECONFIG list (a:b) is merged, as kubectl does
 
 
 def _emit(output: str, view: Any, table: Callable[[], str]) -> None:

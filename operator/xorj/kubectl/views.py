@@ -394,7 +394,8 @@ def status_view(
 def _condition(status: Mapping[str, Any], type_: str) -> dict[str, Any] | None:
     for c in status.get("conditions") or []:
         if c.get("type") == type_:
-            return {"status": c.get("status"), "reason": c.get("reason"), "message": redact_urls(c.get("message") or "")}
+            return {"status": c.get("status"), "reason": c.get("reason"),
+                    "message": redact_urls(c.get("message") or "")}
     return None
 
 

@@ -42,7 +42,8 @@ class Plugin:
         self.env["PATH"] = f"{bin_dir}{os.pathsep}{self.env.get('PATH', '')}"
         self.kubectl = str(kube.cluster.bin_dir / "kubectl")
 
-    def run(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, check: bool = True,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         result = subprocess.run([self.kubectl, "xorj", *args], capture_output=True, text=True, timeout=120,
                                 env={**self.env, **(env or {})}, check=False)
         assert "Traceback" not in result.stderr, result.stderr
@@ -211,8 +212,8 @@ def test_halt_sets_the_operators_setting_which_the_operator_enforces(kube: Kubec
                                                    "reason": "incident 42"}]}
     env = _env(kube.get("deployment", "xorj-operator"))
     assert env["XORJ_OPERATOR_GLOBAL_HALT"] == "true" and env["XORJ_OPERATOR_GLOBAL_HALT_REASON"] == "incident 42"
-    assert "XORJ_LEDGER_DSN" in [e["name"] for e in
-                                 kube.get("deployment", "xorj-operator")["spec"]["template"]["spec"]["containers"][0]["env"]]
+    container = kube.get("deployment", "xorj-operator")["spec"]["template"]["spec"]["containers"][0]
+    assert "XORJ_LEDGER_DSN" in [e["name"] for e in container["env"]]  # the patch merged, it did not replace
 
     # the operator started with that Deployment's setting enforces it in the ledger; status shows both
     operators(extra_env={k: v for k, v in env.items() if k.startswith("XORJ_OPERATOR_GLOBAL_HALT")})
@@ -255,14 +256,15 @@ def test_explain_asks_the_chain_for_each_attempts_slot(kube: Kubectl, operators,
 
     vault = Keypair.from_bytes(local_chain.vault_keypair_bytes(local_chain.take_vault()))
     blockhash = rpc(local_chain.rpc_url, "getLatestBlockhash", [{"commitment": "confirmed"}])["value"]["blockhash"]
-    message = MessageV0.try_compile(vault.pubkey(), [transfer(TransferParams(
-        from_pubkey=vault.pubkey(), to_pubkey=Keypair().pubkey(), lamports=1_000_000))], [], Hash.from_string(blockhash))
+    pay = transfer(TransferParams(from_pubkey=vault.pubkey(), to_pubkey=Keypair().pubkey(), lamports=1_000_000))
+    message = MessageV0.try_compile(vault.pubkey(), [pay], [], Hash.from_string(blockhash))
     tx = VersionedTransaction(message, [vault])
     sig = str(tx.signatures[0])
     ledger.record_attempt(landed_id, driver.owner, sig, bytes(tx), 1000, 100, fencing_token=driver.tokens[landed_id])
     rpc(local_chain.rpc_url, "sendTransaction", [base64.b64encode(bytes(tx)).decode(), {"encoding": "base64"}])
     on_chain = wait_for(lambda: rpc(local_chain.rpc_url, "getSignatureStatuses",
-                                    [[sig], {"searchTransactionHistory": True}])["value"][0], 30, "the transfer to land")
+                                    [[sig], {"searchTransactionHistory": True}])["value"][0],
+                        30, "the transfer to land")
     unseen_sig = driver.submit(unseen_id)
     wait_for(lambda: (kube.get("copytrade", "landed") or {}).get("status", {}).get("attemptCount") == 1, 60,
              "the attempt mirrored")

@@ -176,7 +176,8 @@ def test_status_without_ledger_keeps_the_operators_scores_and_says_why() -> None
 
 
 def test_breaker_state_is_the_one_state_set_to_one() -> None:
-    assert views.breaker_from_metrics({"xorj_executor_breaker_state": {"CLOSED": 0, "OPEN": 1, "HALF_OPEN": 0}}) == "OPEN"
+    one_open = {"xorj_executor_breaker_state": {"CLOSED": 0, "OPEN": 1, "HALF_OPEN": 0}}
+    assert views.breaker_from_metrics(one_open) == "OPEN"
     assert views.breaker_from_metrics({}) is None
     assert views.breaker_from_metrics({"xorj_executor_breaker_state": {"CLOSED": 1, "OPEN": 1}}) is None
 
