@@ -98,8 +98,8 @@ def status(strategy: str, namespace: str | None, kubeconfig: str | None, context
         if (pod.get("status") or {}).get("phase") != "Running":
             breakers[name] = None
             continue
-        families = cluster.pod_metrics(ns, name, _metrics_port(pod))
-        breakers[name] = views.breaker_from_metrics(families) if families is not None else None
+        text = cluster.pod_metrics(ns, name, _metrics_port(pod))
+        breakers[name] = views.breaker_from_metrics(text) if text is not None else None
     copytrades = cluster.list_copytrades(ns)
 
     scores = None

@@ -16,7 +16,6 @@ from typing import Any
 import kubernetes
 import urllib3
 from kubernetes.client.exceptions import ApiException
-from prometheus_client.parser import text_string_to_metric_families
 
 from xorj.controller.models import GROUP, VERSION
 from xorj.kubectl.errors import PluginError
@@ -124,23 +123,14 @@ class Cluster:
         except ApiException as exc:
             raise api_error(exc, "pods", namespace) from None
 
-    def pod_metrics(self, namespace: str, pod: str, port: int) -> dict[str, dict[str, float]] | None:
-        """A pod's Prometheus metrics through the API server's proxy, as {family: {state label: value}}
-        for the gauges read here; None when the pod cannot be reached (not running, no proxy right)."""
+    def pod_metrics(self, namespace: str, pod: str, port: int) -> str | None:
+        """A pod's Prometheus metrics text through the API server's proxy; None when the pod cannot be
+        reached (not running, no proxy right)."""
         try:
-            text = self.call("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy/metrics",
-                             accept="text/plain")
+            return self.call("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy/metrics",
+                             accept="text/plain") or ""
         except (ApiException, PluginError):
             return None
-        out: dict[str, dict[str, float]] = {}
-        try:
-            for family in text_string_to_metric_families(text or ""):
-                for sample in family.samples:
-                    if "state" in sample.labels:
-                        out.setdefault(sample.name, {})[sample.labels["state"]] = sample.value
-        except ValueError:
-            return None
-        return out
 
     def operator_deployments(self, namespace: str | None) -> list[dict[str, Any]]:
         path = f"/apis/apps/v1/namespaces/{namespace}/deployments" if namespace else "/apis/apps/v1/deployments"

@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from xorj.domain.trades import TradeState
 from xorj.kubectl.errors import PluginError
 from xorj.ledger.records import TraderScore, TradingHalt
@@ -304,10 +306,20 @@ def halt_view(ledger_halt: TradingHalt | None, ledger_error: str | None,
     }
 
 
-def breaker_from_metrics(families: Mapping[str, Mapping[str, float]]) -> str | None:
-    """The breaker state an executor reports (``xorj_executor_breaker_state{state}`` set to 1)."""
-    states = families.get("xorj_executor_breaker_state") or {}
-    on = [state for state, value in states.items() if value == 1]
+BREAKER_METRIC = "xorj_executor_breaker_state"
+
+
+def breaker_from_metrics(text: str) -> str | None:
+    """The breaker state an executor's ``/metrics`` reports: the one ``state`` label of
+    ``xorj_executor_breaker_state`` set to 1. None when the text does not say (or is not metrics)."""
+    on = []
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == BREAKER_METRIC and sample.value == 1 and "state" in sample.labels:
+                    on.append(sample.labels["state"])
+    except ValueError:
+        return None
     return on[0] if len(on) == 1 else None
 
 

@@ -6,7 +6,10 @@ import json
 from datetime import timedelta
 
 import pytest
+from prometheus_client import generate_latest
+from xorj.domain.risk import BreakerState
 from xorj.domain.trades import ReasonCode, TradeState
+from xorj.executor.metrics import ExecutorMetrics
 from xorj.kubectl import views
 from xorj.kubectl.errors import PluginError
 from xorj.ledger.records import TraderScore, TradingHalt
@@ -175,11 +178,20 @@ def test_status_without_ledger_keeps_the_operators_scores_and_says_why() -> None
     assert "no executor running" in text
 
 
-def test_breaker_state_is_the_one_state_set_to_one() -> None:
-    one_open = {"xorj_executor_breaker_state": {"CLOSED": 0, "OPEN": 1, "HALF_OPEN": 0}}
-    assert views.breaker_from_metrics(one_open) == "OPEN"
-    assert views.breaker_from_metrics({}) is None
-    assert views.breaker_from_metrics({"xorj_executor_breaker_state": {"CLOSED": 1, "OPEN": 1}}) is None
+@pytest.mark.parametrize("state", list(BreakerState))
+def test_breaker_state_is_read_from_an_executors_own_metrics(state: BreakerState) -> None:
+    metrics = ExecutorMetrics("ns1/alpha")
+    metrics.set_ledger_counts({TradeState.PENDING: 1, TradeState.FAILED: 2})  # other gauges with a state label
+    metrics.set_breaker(state)
+    assert views.breaker_from_metrics(generate_latest(metrics.registry).decode()) == state.value
+
+
+def test_breaker_state_is_unknown_when_the_metrics_do_not_say() -> None:
+    assert views.breaker_from_metrics("") is None
+    assert views.breaker_from_metrics("<html>not metrics</html>") is None
+    two = ('xorj_executor_breaker_state{strategy="a",state="OPEN"} 1\n'
+           'xorj_executor_breaker_state{strategy="a",state="CLOSED"} 1\n')
+    assert views.breaker_from_metrics(two) is None
 
 
 def test_operator_halt_reads_the_deployment_env() -> None:
