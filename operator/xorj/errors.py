@@ -47,7 +47,17 @@ class LeaseLostError(LedgerError):
 
 
 class LedgerConstraintError(LedgerError):
-    """A write broke a ledger constraint; the message names the constraint and the field."""
+    """A write broke a ledger constraint; the message names the constraint and the field, and
+    ``constraint`` holds the constraint's name (None when the database named none)."""
+
+    def __init__(self, message: str, *, constraint: str | None = None) -> None:
+        super().__init__(message)
+        self.constraint = constraint
+
+
+class RefusedTransitionError(LedgerError, IllegalTransitionError):
+    """The ledger refused a write because the trade state machine (xorj.domain.trades) refuses the
+    transition it would make; nothing was written."""
 
 
 class TradeNotFoundError(LedgerError):

@@ -68,10 +68,9 @@ from xorj.chain.status_batch import StatusBatcher, StatusReading
 from xorj.chain.swap_guard import SwapGuard
 from xorj.domain.expiry import ExpiryVerdict, expiry_verdict
 from xorj.domain.risk import RiskDecision
-from xorj.domain.slippage import SlippageAction, SlippagePolicy, next_slippage
-from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
+from xorj.domain.slippage import SlippageAction, SlippagePolicy, decide_retry
+from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, Trade, TradeState
 from xorj.errors import LedgerConstraintError
-from xorj.ledger.records import Attempt, Trade
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +88,8 @@ class TradeLedger(Protocol):
                              quote_out_amount: int | None) -> None: ...
 
     async def resolve_attempt(self, trade_id: int, signature: str, outcome: AttemptOutcome,
-                              reason: ReasonCode | None, detail: str | None) -> None: ...
+                              reason: ReasonCode | None, detail: str | None, *,
+                              send_failure: ReasonCode | None = None) -> None: ...
 
     async def confirm(self, trade_id: int, signature: str) -> None: ...
 
@@ -167,6 +167,7 @@ class _Follow:
     outcome: AttemptOutcome
     reason: ReasonCode | None = None
     detail: str | None = None
+    send_failure: ReasonCode | None = None  # EXPIRED and never accepted: the send failure seen most
 
 
 # ChainCallError.method of the HTTP APIs that are not our Solana RPC (the swap and price APIs)
@@ -243,11 +244,10 @@ class Submitter:
                 await self.ledger.confirm(trade.trade_id, last.signature)
                 self._finished(trade, TradeState.CONFIRMED, None)
                 continue
-            policy = self.policy.bounded_by(trade.max_slippage_bps) if trade.max_slippage_bps else self.policy
             if last is None:
-                slippage = policy.initial_bps
+                slippage = self.policy.bounded_by(trade.max_slippage_bps).initial_bps
             else:
-                decision = next_slippage(policy, last.attempt_no, _retry_reason(last), last.slippage_bps)
+                decision = decide_retry(self.policy, trade)
                 if decision.action is SlippageAction.GIVE_UP:
                     reason = decision.reason or ReasonCode.PROGRAM_ERROR
                     await self._fail(trade, reason, f"{decision.detail}; last attempt: {last.detail or '-'}")
@@ -313,7 +313,7 @@ class Submitter:
                 last_valid_block_height=signed.last_valid_block_height, slippage_bps=slippage_bps,
                 quote_out_amount=signed.quote.model.out_amount or None)
         except LedgerConstraintError as exc:
-            if "attempts_signature_unique" not in str(exc):
+            if exc.constraint != "attempts_signature_unique":
                 raise
             # Two trades with the same pair and amount, quoted in the same block, get byte-identical
             # swap transactions: one signature, one possible fill. The ledger refused the second;
@@ -340,7 +340,7 @@ class Submitter:
             log.info("trade confirmed", extra={"trade_id": trade.trade_id, "signature": attempt.signature})
             return
         await self.ledger.resolve_attempt(trade.trade_id, attempt.signature, result.outcome, result.reason,
-                                          result.detail)
+                                          result.detail, send_failure=result.send_failure)
         self.hook("resolved")
         log.info("attempt resolved", extra={"trade_id": trade.trade_id, "signature": attempt.signature,
                                             "outcome": result.outcome.value,
@@ -495,10 +495,11 @@ class Submitter:
     def _expired(attempt: Attempt, height: int, accepted: int, send_failures: dict[ReasonCode, int],
                  last_send_error: RpcRequestError | None, *, reading: StatusReading | None = None,
                  already_processed: int = 0, stale_answers: int = 0, second_node: bool = False) -> _Follow:
-        # The detail starts with the dominant send failure (when no send was accepted), so a later
+        # When no send was accepted, the dominant send failure is recorded (send_failure), so a later
         # decision -- possibly by another executor after a takeover -- can tell "the RPC never took
-        # it" (RPC_TIMEOUT / INSUFFICIENT_FUNDS / ...) from a plain expiry. It ends with the proof:
-        # the finalized block and the slot the "not found" answer was given as of.
+        # it" (RPC_TIMEOUT / INSUFFICIENT_FUNDS / ...) from a plain expiry. The detail, for people,
+        # says the same and ends with the proof: the finalized block and the slot the "not found"
+        # answer was given as of.
         proof = ""
         if reading is not None:
             proof = (f"; finalized slot {reading.finalized.slot}, status answered as of slot "
@@ -507,6 +508,7 @@ class Submitter:
             proof += f"; {stale_answers} older status answer(s) ignored"
         if already_processed:
             proof += f"; {already_processed} send(s) answered AlreadyProcessed"
+        cause: ReasonCode | None = None
         if accepted == 0 and send_failures:
             cause = max(send_failures, key=lambda r: send_failures[r])
             if last_send_error is not None and last_send_error.reason is cause:
@@ -518,7 +520,7 @@ class Submitter:
         else:
             detail = (f"unseen after expiry: finalized height {height} > last valid "
                       f"{attempt.last_valid_block_height} ({accepted} send(s) accepted){proof}")
-        return _Follow(AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED, detail)
+        return _Follow(AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED, detail, send_failure=cause)
 
     async def _fail(self, trade: Trade, reason: ReasonCode, detail: str) -> None:
         await self.ledger.fail(trade.trade_id, reason, detail[:1000])
@@ -538,23 +540,3 @@ def _with_logs(failure: TxFailure, logs: Sequence[str], programs: Sequence[str])
     inner = {"Custom": failure.custom_code} if failure.custom_code is not None else (failure.instruction_error or "Unknown")
     return tx_failure_from_json({"InstructionError": [failure.instruction_index, inner]}, program_ids=programs,
                                 logs=logs)
-
-
-_SEND_CAUSES = {ReasonCode.RPC_TIMEOUT, ReasonCode.RPC_ERROR, ReasonCode.INSUFFICIENT_FUNDS,
-                ReasonCode.SLIPPAGE_EXCEEDED, ReasonCode.PROGRAM_ERROR}
-
-
-def _retry_reason(attempt: Attempt) -> ReasonCode:
-    """The reason the policy decides on. An expired attempt that the RPC never accepted is judged
-    by why it was refused: a persistent timeout gives up as RPC_TIMEOUT, a preflight slippage
-    failure raises slippage, insufficient funds gives up at once."""
-    reason = attempt.reason or ReasonCode.PROGRAM_ERROR
-    if attempt.outcome is AttemptOutcome.EXPIRED and attempt.detail:
-        head = attempt.detail.split(":", 1)[0]
-        try:
-            cause = ReasonCode(head)
-        except ValueError:
-            return reason
-        if cause in _SEND_CAUSES:
-            return cause
-    return reason

@@ -21,7 +21,7 @@ from xorj.controller.models import CopyTradeSpec, SizingMode, TradingStrategySpe
 from xorj.controller.status import followed_traders
 from xorj.domain.sizing import follower_amount
 from xorj.domain.trades import ReasonCode
-from xorj.ledger.records import TraderScore
+from xorj.ledger.records import StoredTraderScore
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,7 @@ def needs_scores(strategy: TradingStrategySpec) -> bool:
 
 
 def decide(strategy: TradingStrategySpec, copytrade: CopyTradeSpec,
-           scores: Sequence[TraderScore] = ()) -> AdmissionDecision:
+           scores: Sequence[StoredTraderScore] = ()) -> AdmissionDecision:
     followed = {t.wallet for t in followed_traders(strategy, scores)}
     sizing = strategy.sizing
     if sizing.mode is SizingMode.FIXED:

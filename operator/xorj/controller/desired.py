@@ -103,8 +103,8 @@ def executor_environment(
     strategy: str, namespace: str, spec: TradingStrategySpec, defaults: ExecutorDefaults
 ) -> dict[str, str]:
     """The executor's non-secret settings (XORJ_* variables), which go into the ConfigMap."""
-    s = spec.slippage
-    r = spec.risk
+    s = spec.slippage.to_domain()
+    r = spec.risk.to_domain()
     env = {
         # the ledger's strategy key is namespaced: equal names in two namespaces never share trades
         "XORJ_STRATEGY": f"{namespace}/{strategy}",
@@ -124,11 +124,13 @@ def executor_environment(
         "XORJ_SLIPPAGE_STEP_BPS": str(s.step_bps),
         "XORJ_SLIPPAGE_CAP_BPS": str(s.cap_bps),
         "XORJ_SLIPPAGE_MAX_ATTEMPTS": str(s.max_attempts),
-        "XORJ_MAX_TRADE_NOTIONAL_USD": repr(r.max_trade_notional_usd),
-        "XORJ_MAX_DAILY_VOLUME_USD": repr(r.max_daily_volume_usd),
+        # money and shares as Decimal text (never a float's repr): what the executor reads is what
+        # the CR said
+        "XORJ_MAX_TRADE_NOTIONAL_USD": str(r.max_trade_notional_usd),
+        "XORJ_MAX_DAILY_VOLUME_USD": str(r.max_daily_volume_usd),
         "XORJ_MAX_DAILY_TRADES": str(r.max_daily_trades),
-        "XORJ_MAX_POSITION_SHARE": repr(r.max_position_share),
-        "XORJ_MAX_PRICE_IMPACT": repr(r.max_price_impact_bps / 10_000),
+        "XORJ_MAX_POSITION_SHARE": str(r.max_position_share),
+        "XORJ_MAX_PRICE_IMPACT": str(r.max_price_impact),
         "XORJ_HTTP_PORT": str(defaults.metrics_port),
         "XORJ_LOG_LEVEL": defaults.log_level,
     }

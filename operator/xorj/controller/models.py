@@ -14,20 +14,25 @@ import enum
 import re
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    PlainSerializer,
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 from solders.pubkey import Pubkey as SoldersPubkey
 
+from xorj.domain import risk, slippage
+from xorj.domain.scoring import Normalization
 from xorj.domain.trades import AttemptOutcome, TradeState
 
 GROUP = "trading.xorj.io"
@@ -53,12 +58,6 @@ QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$"
 URL_USERINFO_PATTERN = r"^[A-Za-z][-+.A-Za-z0-9]*://[^/?#]*@"
 URL_TOKEN_QUERY_PATTERN = r"(?i)[?&][-_a-z]*(key|token|secret|password|auth)[-_a-z]*="
 
-# The reference system's slippage defaults: 1% initial, absolute cap 5%, 3 attempts.
-DEFAULT_INITIAL_BPS = 100
-DEFAULT_STEP_BPS = 50
-DEFAULT_CAP_BPS = 200
-DEFAULT_ABSOLUTE_CAP_BPS = 500
-DEFAULT_MAX_ATTEMPTS = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,11 +135,6 @@ def _pubkey(description: str) -> Any:
 # TradingStrategy
 
 
-class Normalization(str, enum.Enum):
-    FIXED = "fixed"
-    COHORT = "cohort"
-
-
 class TopNSelection(KubeModel):
     """Follow the best N traders by Trust Score, above a threshold."""
 
@@ -204,20 +198,53 @@ class Sizing(KubeModel):
     )
 
 
-class RiskLimits(KubeModel):
+# Money and shares are Decimals from the API server on: read from a JSON number (or a decimal string),
+# never kept as a float. The CRD keeps ``type: number`` (existing manifests write numbers), and the
+# API form (to_wire, the schema's default) stays a number.
+_AS_JSON_NUMBER = PlainSerializer(float, return_type=float, when_used="json")
+PositiveDecimal = Annotated[
+    Decimal, Field(gt=0), _AS_JSON_NUMBER, WithJsonSchema({"exclusiveMinimum": 0, "type": "number"})
+]
+FractionDecimal = Annotated[
+    Decimal, Field(gt=0, le=1), _AS_JSON_NUMBER,
+    WithJsonSchema({"exclusiveMinimum": 0, "maximum": 1, "type": "number"}),
+]
+
+
+def _decimal_default(value: Decimal, description: str) -> Any:
+    """A Decimal field's default, written into the CRD as the number it is (pydantic writes a string)."""
+    return Field(default=value, description=description, json_schema_extra={"default": float(value)})
+
+
+class RiskLimitsSpec(KubeModel):
     """Checked by the executor before any send; a refused trade is FAILED with RISK_LIMIT."""
 
-    max_trade_notional_usd: float = Field(default=1000.0, gt=0, description="Per trade, in USD.")
-    max_daily_volume_usd: float = Field(default=10000.0, gt=0, description="Per vault and day.")
-    max_daily_trades: int = Field(default=100, gt=0, description="Per vault and day.")
-    max_position_share: float = Field(
-        default=0.5, gt=0, le=1, description="Largest share of the vault one position may take."
+    # spec.risk. Defaults are the domain's (xorj.domain.risk.RiskLimits); the bounds are checked by
+    # the schema and again by to_domain().
+    max_trade_notional_usd: PositiveDecimal = _decimal_default(risk.DEFAULT_MAX_TRADE_NOTIONAL_USD,
+                                                               "Per trade, in USD.")
+    max_daily_volume_usd: PositiveDecimal = _decimal_default(risk.DEFAULT_MAX_DAILY_VOLUME_USD, "Per vault and day.")
+    max_daily_trades: int = Field(default=risk.DEFAULT_MAX_DAILY_TRADES, gt=0, description="Per vault and day.")
+    max_position_share: FractionDecimal = _decimal_default(risk.DEFAULT_MAX_POSITION_SHARE,
+                                                           "Largest share of the vault one position may take.")
+    max_price_impact_bps: int = Field(
+        default=int(risk.DEFAULT_MAX_PRICE_IMPACT * 10_000), gt=0, le=10000, description="1% = 100 bps."
     )
-    max_price_impact_bps: int = Field(default=100, gt=0, le=10000, description="1% = 100 bps.")
+
+    def to_domain(self) -> risk.RiskLimits:
+        return risk.RiskLimits(
+            max_trade_notional_usd=self.max_trade_notional_usd,
+            max_daily_volume_usd=self.max_daily_volume_usd,
+            max_daily_trades=self.max_daily_trades,
+            max_position_share=self.max_position_share,
+            max_price_impact=Decimal(self.max_price_impact_bps) / 10_000,
+        )
 
 
-class SlippagePolicy(KubeModel):
+class SlippageSpec(KubeModel):
     """Slippage starts at initialBps and rises by stepBps after each slippage failure, up to capBps."""
+
+    # spec.slippage. Defaults are the domain's (xorj.domain.slippage.SlippagePolicy).
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
         CelRule(
@@ -234,12 +261,16 @@ class SlippagePolicy(KubeModel):
         ),
     )
 
-    initial_bps: int = Field(default=DEFAULT_INITIAL_BPS, ge=1, le=DEFAULT_ABSOLUTE_CAP_BPS)
-    step_bps: int = Field(default=DEFAULT_STEP_BPS, ge=1, le=DEFAULT_ABSOLUTE_CAP_BPS)
-    cap_bps: int = Field(default=DEFAULT_CAP_BPS, ge=1, le=DEFAULT_ABSOLUTE_CAP_BPS)
+    initial_bps: int = Field(default=slippage.DEFAULT_INITIAL_BPS, ge=1, le=slippage.ABSOLUTE_CAP_BPS)
+    step_bps: int = Field(default=slippage.DEFAULT_STEP_BPS, ge=1, le=slippage.ABSOLUTE_CAP_BPS)
+    cap_bps: int = Field(default=slippage.DEFAULT_CAP_BPS, ge=1, le=slippage.ABSOLUTE_CAP_BPS)
     # 5% is the hard ceiling of the domain (xorj.domain.slippage): a policy may lower it, never raise it
-    absolute_cap_bps: int = Field(default=DEFAULT_ABSOLUTE_CAP_BPS, ge=1, le=DEFAULT_ABSOLUTE_CAP_BPS)
-    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=10)
+    absolute_cap_bps: int = Field(default=slippage.ABSOLUTE_CAP_BPS, ge=1, le=slippage.ABSOLUTE_CAP_BPS)
+    max_attempts: int = Field(default=slippage.DEFAULT_MAX_ATTEMPTS, ge=1, le=10)
+
+    def to_domain(self) -> slippage.SlippagePolicy:
+        return slippage.SlippagePolicy(initial_bps=self.initial_bps, step_bps=self.step_bps, cap_bps=self.cap_bps,
+                                       max_attempts=self.max_attempts, absolute_cap_bps=self.absolute_cap_bps)
 
 
 Quantity = Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN, max_length=32)]
@@ -368,8 +399,8 @@ class TradingStrategySpec(KubeModel):
     top_n: TopNSelection | None = Field(default=None, alias="topN")
     vault: VaultRef
     sizing: Sizing = Field(default_factory=Sizing)
-    risk: RiskLimits = Field(default_factory=RiskLimits)
-    slippage: SlippagePolicy = Field(default_factory=SlippagePolicy)
+    risk: RiskLimitsSpec = Field(default_factory=RiskLimitsSpec)
+    slippage: SlippageSpec = Field(default_factory=SlippageSpec)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     endpoints: Endpoints
     paused: bool = Field(default=False, description="Kill switch: scale executors to zero.")

@@ -32,7 +32,7 @@ from xorj.controller.models import (
 from xorj.controller.runtime import Runtime
 from xorj.domain.trades import TradeState
 from xorj.errors import LedgerError
-from xorj.ledger import Trade, TradeIntent, TradeKey
+from xorj.ledger import IdempotencyKey, Trade, TradeIntent
 from xorj.ledger.records import AlertSeverity, NewAlert
 from xorj.redaction import redact_urls
 
@@ -558,7 +558,7 @@ async def finalize_copytrade(rt: Runtime, body: Any, logger: Any) -> None:
             strategy = await _strategy_spec(rt, namespace, spec.strategy, _no_index)
             if strategy is None:
                 return
-            key = TradeKey(strategy_key(namespace, spec.strategy), strategy.vault.public_key, spec.lead_signature)
+            key = IdempotencyKey(strategy_key(namespace, spec.strategy), strategy.vault.public_key, spec.lead_signature)
             trade = await rt.ledger_call("find_trade", rt.ledger.find_trade, key)
         if trade is None or trade.is_terminal:
             return

@@ -23,8 +23,8 @@ from xorj.controller.models import (
     TradingStrategySpec,
     TradingStrategyStatus,
 )
-from xorj.domain.trades import TradeState
-from xorj.ledger.records import AdmitResult, Trade, TraderScore
+from xorj.domain.trades import Trade, TradeState
+from xorj.ledger.records import AdmitResult, StoredTraderScore
 from xorj.redaction import redact_urls
 
 # condition types
@@ -106,7 +106,7 @@ class DeploymentObservation:
 
 
 def followed_traders(
-    spec: TradingStrategySpec, scores: Sequence[TraderScore]
+    spec: TradingStrategySpec, scores: Sequence[StoredTraderScore]
 ) -> list[FollowedTrader]:
     """Explicit traders with whatever score the ledger has for them, or the top N above the threshold."""
     by_wallet = {s.wallet: s for s in scores}

@@ -28,7 +28,7 @@ DEFAULT_MIN_NOTIONAL_USD = Decimal(1)
 MAX_TOKEN_DECIMALS = 18  # SPL tokens use 0..9; 18 leaves room for bridged assets
 
 
-class SizingMode(str, enum.Enum):
+class SizingMethod(str, enum.Enum):
     PROPORTIONAL = "proportional"
     FIXED_NOTIONAL = "fixed_notional"
     FIXED_FRACTION = "fixed_fraction"
@@ -52,22 +52,22 @@ def _positive(name: str, value: object) -> Decimal:
 
 @dataclass(frozen=True, slots=True)
 class SizingPolicy:
-    mode: SizingMode = SizingMode.PROPORTIONAL
+    mode: SizingMethod = SizingMethod.PROPORTIONAL
     fixed_notional_usd: Decimal | None = None  # required by fixed_notional
     fraction: Decimal | None = None  # required by fixed_fraction: share of the vault value, (0, 1]
     min_notional_usd: Decimal = DEFAULT_MIN_NOTIONAL_USD
 
     def __post_init__(self) -> None:
         try:
-            object.__setattr__(self, "mode", SizingMode(self.mode))
+            object.__setattr__(self, "mode", SizingMethod(self.mode))
         except ValueError:
-            names = ", ".join(m.value for m in SizingMode)
+            names = ", ".join(m.value for m in SizingMethod)
             raise InvalidInputError(f"sizing.mode: must be one of {names}, got {self.mode!r}") from None
         minimum = to_decimal("sizing.min_notional_usd", self.min_notional_usd)
         if minimum < 0:
             raise InvalidInputError(f"sizing.min_notional_usd: must be >= 0, got {minimum}")
         object.__setattr__(self, "min_notional_usd", minimum)
-        if self.mode is SizingMode.FIXED_NOTIONAL:
+        if self.mode is SizingMethod.FIXED_NOTIONAL:
             if self.fixed_notional_usd is None:
                 raise InvalidInputError("sizing.fixed_notional_usd: required when mode is fixed_notional")
             object.__setattr__(
@@ -75,7 +75,7 @@ class SizingPolicy:
             )
         elif self.fixed_notional_usd is not None:
             raise InvalidInputError(f"sizing.fixed_notional_usd: only used when mode is fixed_notional, not {self.mode.value}")
-        if self.mode is SizingMode.FIXED_FRACTION:
+        if self.mode is SizingMethod.FIXED_FRACTION:
             if self.fraction is None:
                 raise InvalidInputError("sizing.fraction: required when mode is fixed_fraction")
             fraction = to_decimal("sizing.fraction", self.fraction)
@@ -142,14 +142,14 @@ def size_follower_trade(policy: SizingPolicy, lead: SizingInput) -> SizedTrade:
     """Size the follower's trade for ``lead`` under ``policy`` (see the module doc)."""
     scale = 10**lead.input_decimals
     price = Fraction(lead.input_price_usd)
-    if policy.mode is SizingMode.PROPORTIONAL:
+    if policy.mode is SizingMethod.PROPORTIONAL:
         if lead.lead_portfolio_value_usd is None:
             raise InvalidInputError("lead_portfolio_value_usd: required when sizing mode is proportional")
         ratio = Fraction(lead.vault_value_usd) / Fraction(lead.lead_portfolio_value_usd)
         exact = Fraction(lead.lead_amount_in) * ratio
         shown = Decimal(ratio.numerator) / Decimal(ratio.denominator)  # for the message only
         how = f"proportional: lead {lead.lead_amount_in} x vault/lead value ratio {shown:.6g}"
-    elif policy.mode is SizingMode.FIXED_NOTIONAL:
+    elif policy.mode is SizingMethod.FIXED_NOTIONAL:
         assert policy.fixed_notional_usd is not None
         exact = Fraction(policy.fixed_notional_usd) * scale / price
         how = f"fixed notional {policy.fixed_notional_usd} USD"
@@ -179,7 +179,7 @@ __all__ = [
     "DEFAULT_MIN_NOTIONAL_USD",
     "SizedTrade",
     "SizingInput",
-    "SizingMode",
+    "SizingMethod",
     "SizingPolicy",
     "follower_amount",
     "size_follower_trade",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from xorj.domain.trades import Attempt, ReasonCode, Trade
+from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, Trade
 from xorj.errors import InvalidInputError
 
 # The hard ceiling: a policy may lower its absolute cap, never raise it above 5 %.
@@ -27,6 +27,10 @@ ABSOLUTE_CAP_BPS = 500
 DEFAULT_INITIAL_BPS = 100
 DEFAULT_STEP_BPS = 50
 DEFAULT_MAX_ATTEMPTS = 3
+# The cap when nothing chose one: the TradingStrategy's documented default (spec.slippage.capBps),
+# which the operator has always rendered for every executor; an executor run without one falls back
+# on it too. (The aggressive profile's cap; a profile, when named, still sets its own.)
+DEFAULT_CAP_BPS = 200
 
 RAISE_SLIPPAGE_REASONS = frozenset({ReasonCode.SLIPPAGE_EXCEEDED})
 # Retried at the same slippage: the transaction never landed, so the market did not refuse our price.
@@ -63,7 +67,7 @@ class SlippagePolicy:
 
     initial_bps: int = DEFAULT_INITIAL_BPS
     step_bps: int = DEFAULT_STEP_BPS
-    cap_bps: int = PROFILE_CAP_BPS[RiskProfile.MODERATE]
+    cap_bps: int = DEFAULT_CAP_BPS
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     absolute_cap_bps: int = ABSOLUTE_CAP_BPS
 
@@ -97,8 +101,11 @@ class SlippagePolicy:
         initial = overrides.pop("initial_bps", min(DEFAULT_INITIAL_BPS, cap) if isinstance(cap, int) else cap)
         return cls(initial_bps=initial, cap_bps=cap, **overrides)
 
-    def bounded_by(self, max_slippage_bps: int) -> SlippagePolicy:
-        """This policy under a trade's own slippage bound (a CopyTrade's ``maxSlippageBps``)."""
+    def bounded_by(self, max_slippage_bps: int | None) -> SlippagePolicy:
+        """This policy under a trade's own slippage bound (a CopyTrade's ``maxSlippageBps``); itself
+        when the trade set none (None or 0)."""
+        if max_slippage_bps is None or max_slippage_bps == 0:
+            return self
         bound = _positive_int("max_slippage_bps", max_slippage_bps)
         cap = min(self.cap_bps, bound)
         return SlippagePolicy(
@@ -129,11 +136,6 @@ class SlippageDecision:
     @property
     def retry(self) -> bool:
         return self.action is SlippageAction.RETRY
-
-
-def initial_slippage(policy: SlippagePolicy) -> int:
-    """The slippage of attempt 1."""
-    return policy.initial_bps
 
 
 def ladder_bps(policy: SlippagePolicy, attempt_number: int) -> int:
@@ -186,18 +188,21 @@ def next_slippage(
 
 
 def decide_retry(policy: SlippagePolicy, trade: Trade) -> SlippageDecision:
-    """:func:`next_slippage` for a trade whose last attempt is resolved and failed, with the policy
-    bounded by the trade's own ``max_slippage_bps``."""
+    """:func:`next_slippage` for a trade whose last attempt is resolved and did not land, with the
+    policy bounded by the trade's own ``max_slippage_bps``, on the attempt's decisive reason (an
+    expired attempt the RPC never accepted is judged by its send failure)."""
     last: Attempt | None = trade.last_attempt
-    if last is None or not last.is_resolved or last.reason is None:
+    if last is None or not last.is_resolved or last.outcome is AttemptOutcome.LANDED:
         raise InvalidInputError(
-            f"trade {trade.id}: decide_retry needs a last attempt that is resolved and failed"
+            f"trade {trade.trade_id}: decide_retry needs a last attempt that is resolved and did not land"
         )
-    return next_slippage(policy.bounded_by(trade.max_slippage_bps), last.number, last.reason, last.slippage_bps)
+    return next_slippage(policy.bounded_by(trade.max_slippage_bps), last.attempt_no, last.decisive_reason,
+                         last.slippage_bps)
 
 
 __all__ = [
     "ABSOLUTE_CAP_BPS",
+    "DEFAULT_CAP_BPS",
     "DEFAULT_INITIAL_BPS",
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_STEP_BPS",
@@ -210,7 +215,6 @@ __all__ = [
     "SlippageDecision",
     "SlippagePolicy",
     "decide_retry",
-    "initial_slippage",
     "ladder_bps",
     "next_slippage",
 ]

@@ -51,9 +51,9 @@ from xorj.domain.valuation import (
     value_trade,
 )
 from xorj.executor.settings import DEFAULT_CASH_MINTS
-from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
+from xorj.domain.trades import AttemptOutcome, ReasonCode, Trade, TradeState
 from xorj.errors import LeaseLostError, LedgerUnavailableError
-from xorj.ledger.records import AlertSeverity, NewAlert, Trade
+from xorj.ledger.records import AlertSeverity, NewAlert
 from xorj.ledger.repository import Ledger
 from xorj.redaction import redact_urls
 
@@ -144,17 +144,18 @@ class ClaimedTradeLedger:
     async def record_attempt(self, trade_id: int, *, attempt_no: int, signature: str, raw_tx: bytes,
                              last_valid_block_height: int, slippage_bps: int, quote_out_amount: int | None) -> None:
         self._check(trade_id)
-        del attempt_no  # the ledger numbers attempts itself (max + 1, under the row lock)
+        del attempt_no  # the ledger numbers attempts itself (the next in sequence, under the row lock)
         await self.owned.call(self.owned.ledger.record_attempt, trade_id, self.owned.owner, signature, raw_tx,
                               last_valid_block_height, slippage_bps, quote_out_amount,
                               fencing_token=self.fencing_token)
 
     async def resolve_attempt(self, trade_id: int, signature: str, outcome: AttemptOutcome,
-                              reason: ReasonCode | None, detail: str | None) -> None:
+                              reason: ReasonCode | None, detail: str | None, *,
+                              send_failure: ReasonCode | None = None) -> None:
         self._check(trade_id)
         detail = redact_urls(detail) if detail else detail  # details reach status, Events and alerts
         await self.owned.call(self.owned.ledger.resolve_attempt, signature, self.owned.owner, outcome, reason, detail,
-                              fencing_token=self.fencing_token)
+                              send_failure=send_failure, fencing_token=self.fencing_token)
 
     async def confirm(self, trade_id: int, signature: str) -> None:
         self._check(trade_id)

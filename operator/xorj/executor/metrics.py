@@ -8,8 +8,7 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from xorj.domain.risk import BreakerState
-from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
-from xorj.ledger.records import Trade
+from xorj.domain.trades import AttemptOutcome, ReasonCode, Trade, TradeState
 
 log = logging.getLogger("xorj.executor.timing")
 

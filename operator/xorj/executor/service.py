@@ -28,8 +28,7 @@ from xorj.chain.submission import (
 )
 from xorj.chain.swap_check import SwapLimits
 from xorj.chain.swap_guard import SwapGuard
-from xorj.domain.risk import BreakerState, BreakerStatus, KillSwitch, RiskLimits
-from xorj.domain.slippage import SlippagePolicy
+from xorj.domain.risk import BreakerState, BreakerStatus, KillSwitch
 from xorj.errors import (
     InvalidInputError,
     LeaseLostError,
@@ -46,8 +45,8 @@ from xorj.executor.adapters import (
 )
 from xorj.executor.metrics import ExecutorMetrics
 from xorj.executor.settings import ExecutorSettings
-from xorj.domain.trades import TradeState
-from xorj.ledger.records import AlertSeverity, Trade
+from xorj.domain.trades import Trade, TradeState
+from xorj.ledger.records import AlertSeverity
 from xorj.ledger.repository import Ledger
 
 log = logging.getLogger("xorj.executor")
@@ -124,16 +123,10 @@ class ExecutorService:
         self.prices = JupiterPriceClient(
             settings.effective_price_api_url, timeout=settings.price_api_timeout_seconds,
             api_key=settings.swap_api_key.get_secret_value() if settings.swap_api_key else None)
-        policy = SlippagePolicy(initial_bps=settings.slippage_initial_bps, step_bps=settings.slippage_step_bps,
-                                cap_bps=settings.effective_slippage_cap_bps,
-                                max_attempts=settings.slippage_max_attempts)
+        policy = settings.slippage_policy()
         self.risk = LedgerRiskGate(
             self.ledger, strategy=settings.strategy, owner=self.owner,
-            limits=RiskLimits(max_trade_notional_usd=settings.max_trade_notional_usd,
-                              max_daily_volume_usd=settings.max_daily_volume_usd,
-                              max_daily_trades=settings.max_daily_trades,
-                              max_position_share=settings.max_position_share,
-                              max_price_impact=settings.max_price_impact),
+            limits=settings.risk_limits(),
             kill_switch=KillSwitch(global_halt=settings.global_halt, strategy_paused=settings.paused),
             breaker=breaker_from(settings.breaker_failures_in_window, settings.breaker_window_seconds,
                                  settings.breaker_failures_in_a_row, settings.breaker_open_seconds),

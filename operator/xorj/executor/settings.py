@@ -17,13 +17,23 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from xorj.chain.prices import price_api_url_for
+from xorj.domain.risk import (
+    DEFAULT_MAX_DAILY_TRADES,
+    DEFAULT_MAX_DAILY_VOLUME_USD,
+    DEFAULT_MAX_POSITION_SHARE,
+    DEFAULT_MAX_PRICE_IMPACT,
+    DEFAULT_MAX_TRADE_NOTIONAL_USD,
+    RiskLimits,
+)
 from xorj.domain.slippage import (
     ABSOLUTE_CAP_BPS,
+    DEFAULT_CAP_BPS,
     DEFAULT_INITIAL_BPS,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_STEP_BPS,
     PROFILE_CAP_BPS,
     RiskProfile,
+    SlippagePolicy,
 )
 from xorj.domain.valuation import DEFAULT_NOTIONAL_TOLERANCE
 from xorj.errors import InvalidInputError
@@ -79,19 +89,20 @@ class ExecutorSettings(BaseSettings):
     swap_max_compute_unit_price_micro_lamports: int = Field(default=1_000_000, ge=0)
     swap_max_priority_fee_lamports: int = Field(default=5_000_000, ge=0)
 
-    # slippage policy
-    slippage_profile: RiskProfile = RiskProfile.MODERATE
+    # slippage policy (defaults: the domain's, which are the TradingStrategy's; a profile, when named,
+    # sets the cap unless slippage_cap_bps does)
+    slippage_profile: RiskProfile | None = None
     slippage_initial_bps: int = Field(default=DEFAULT_INITIAL_BPS, ge=1, le=ABSOLUTE_CAP_BPS)
     slippage_step_bps: int = Field(default=DEFAULT_STEP_BPS, ge=1, le=ABSOLUTE_CAP_BPS)
     slippage_cap_bps: int | None = Field(default=None, ge=1, le=ABSOLUTE_CAP_BPS)
     slippage_max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=20)
 
-    # risk limits (xorj.domain.risk)
-    max_trade_notional_usd: Decimal = Field(default=Decimal(10000), gt=0)
-    max_daily_volume_usd: Decimal = Field(default=Decimal(100000), gt=0)
-    max_daily_trades: int = Field(default=500, ge=1)
-    max_position_share: Decimal = Field(default=Decimal("0.5"), gt=0, le=1)
-    max_price_impact: Decimal = Field(default=Decimal("0.01"), gt=0, le=1)
+    # risk limits (xorj.domain.risk; the same defaults as the TradingStrategy's spec.risk)
+    max_trade_notional_usd: Decimal = Field(default=DEFAULT_MAX_TRADE_NOTIONAL_USD, gt=0)
+    max_daily_volume_usd: Decimal = Field(default=DEFAULT_MAX_DAILY_VOLUME_USD, gt=0)
+    max_daily_trades: int = Field(default=DEFAULT_MAX_DAILY_TRADES, ge=1)
+    max_position_share: Decimal = Field(default=DEFAULT_MAX_POSITION_SHARE, gt=0, le=1)
+    max_price_impact: Decimal = Field(default=DEFAULT_MAX_PRICE_IMPACT, gt=0, le=1)
     # Valuation (xorj.executor.adapters.ChainValuer): notional and vault value come from the chain's
     # balances and this price API (Jupiter price API v3; default: beside swap_api_url), never from
     # the CopyTrade. A vault's value counts native SOL, the trade's mints and valued_mints.
@@ -149,7 +160,18 @@ class ExecutorSettings(BaseSettings):
 
     @property
     def effective_slippage_cap_bps(self) -> int:
-        return self.slippage_cap_bps if self.slippage_cap_bps is not None else PROFILE_CAP_BPS[self.slippage_profile]
+        if self.slippage_cap_bps is not None:
+            return self.slippage_cap_bps
+        return PROFILE_CAP_BPS[self.slippage_profile] if self.slippage_profile is not None else DEFAULT_CAP_BPS
+
+    def slippage_policy(self) -> SlippagePolicy:
+        return SlippagePolicy(initial_bps=self.slippage_initial_bps, step_bps=self.slippage_step_bps,
+                              cap_bps=self.effective_slippage_cap_bps, max_attempts=self.slippage_max_attempts)
+
+    def risk_limits(self) -> RiskLimits:
+        return RiskLimits(max_trade_notional_usd=self.max_trade_notional_usd,
+                          max_daily_volume_usd=self.max_daily_volume_usd, max_daily_trades=self.max_daily_trades,
+                          max_position_share=self.max_position_share, max_price_impact=self.max_price_impact)
 
 
 def load_settings(**overrides: object) -> ExecutorSettings:

@@ -4,21 +4,19 @@ Entry point: ``Ledger.connect(dsn)`` (applies migrations under an advisory lock,
 See :mod:`xorj.ledger.repository` for the operations and their guarantees.
 """
 
+from xorj.domain.trades import Attempt, IdempotencyKey, Trade
 from xorj.ledger.migrate import migrate
 from xorj.ledger.notify import AsyncTradeListener, TradeListener
 from xorj.ledger.records import (
     AdmitResult,
     Alert,
     AlertSeverity,
-    Attempt,
     NewAlert,
-    Trade,
+    StoredTraderScore,
     TradeEvent,
     TradeIntent,
-    TradeKey,
     TradeNotification,
     TradeOutcome,
-    TraderScore,
     VaultActivity,
 )
 from xorj.ledger.repository import DEFAULT_LEASE_SECONDS, Ledger
@@ -30,16 +28,16 @@ __all__ = [
     "AlertSeverity",
     "AsyncTradeListener",
     "Attempt",
+    "IdempotencyKey",
     "Ledger",
     "NewAlert",
+    "StoredTraderScore",
     "Trade",
     "TradeEvent",
     "TradeIntent",
-    "TradeKey",
     "TradeListener",
     "TradeNotification",
     "TradeOutcome",
-    "TraderScore",
     "VaultActivity",
     "migrate",
 ]

@@ -67,6 +67,6 @@ def reserve(cur: psycopg.Cursor, trade: Row, notional_usd: Decimal, decide: Risk
     if decision.allowed:
         cur.execute(
             "UPDATE trades SET risk_reserved_at = now(), risk_reserved_usd = %s, updated_at = now() WHERE id = %s",
-            (notional_usd, trade["id"]),
+            (notional_usd, trade["trade_id"]),
         )
     return decision

@@ -74,7 +74,7 @@ def translate(exc: BaseException) -> LedgerError:
             message = f"ledger constraint {constraint or '?'} violated on {where or '?'}: {diag.message_primary}"
         if diag.message_detail:
             message += f" ({diag.message_detail})"
-        return LedgerConstraintError(message)
+        return LedgerConstraintError(message, constraint=diag.constraint_name)
     if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
         # Connection refused/lost, admin shutdown, server crash: the write's fate is the server's.
         return LedgerUnavailableError(f"ledger unavailable: {type(exc).__name__}: {_first_line(exc)}")

@@ -24,15 +24,9 @@ from datetime import datetime, timedelta
 
 import psycopg
 
+from xorj.domain.trades import Attempt, Trade
 from xorj.errors import InvalidInputError, LeaseLostError, TradeNotFoundError
-from xorj.ledger.records import Trade
-from xorj.ledger.rows import (
-    ATTEMPT_COLUMNS,
-    TRADE_COLUMNS,
-    Row,
-    attempt_from_row,
-    trade_from_row,
-)
+from xorj.ledger.rows import ATTEMPT_COLUMNS, TRADE_COLUMNS, Row, fetch_attempts, trade_from_row
 
 _CLAIM = f"""
 WITH candidates AS (
@@ -79,17 +73,17 @@ def with_attempts(cur: psycopg.Cursor, rows: Sequence[Row]) -> list[Trade]:
     """Trades for ``rows`` with all their attempts (raw bytes included), in one extra query."""
     if not rows:
         return []
-    by_trade: dict[int, list] = {row["id"]: [] for row in rows}
+    by_trade: dict[int, list[Attempt]] = {row["trade_id"]: [] for row in rows}
     # A PENDING trade has no attempts (the first attempt's record moves it to SUBMITTED in the same
     # transaction), so the common claim of fresh work costs no second query.
-    ids = [row["id"] for row in rows if row["state"] != "PENDING"]
+    ids = [row["trade_id"] for row in rows if row["state"] != "PENDING"]
     if not ids:
         return [trade_from_row(row) for row in rows]
-    for attempt_row in cur.execute(
-        f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE trade_id = ANY(%s) ORDER BY trade_id, attempt_no", (ids,)
+    for attempt in fetch_attempts(
+        cur, f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE trade_id = ANY(%s) ORDER BY trade_id, attempt_no", (ids,)
     ):
-        by_trade[attempt_row["trade_id"]].append(attempt_from_row(attempt_row))
-    return [trade_from_row(row, by_trade[row["id"]]) for row in rows]
+        by_trade[attempt.trade_id].append(attempt)
+    return [trade_from_row(row, by_trade[row["trade_id"]]) for row in rows]
 
 
 def validate_fencing_token(fencing_token: int) -> None:
@@ -153,14 +147,15 @@ def lock_for_owner(
     transaction, under this row lock, so no claim can slip in between the check and the write.
     (``owner=None, fencing_token=None``: an unfenced operator write, e.g. a cancel; never "held".)
 
-    With ``recorded=(signature, raw_tx)`` the row also carries ``recorded_attempt_id``: the id of this
+    The row carries ``locked_at``, the transaction's database clock: the instant the domain's transition
+    is computed at. With ``recorded=(signature, raw_tx)`` the row also carries ``recorded_attempt_id``: the id of this
     trade's attempt with exactly that signature and those bytes, if one is stored (same round trip).
     """
     if owner is not None:
         validate_fencing_token(fencing_token)  # type: ignore[arg-type]
     signature, raw = recorded if recorded else (None, None)
     row = cur.execute(
-        f"""SELECT {TRADE_COLUMNS},
+        f"""SELECT {TRADE_COLUMNS}, now() AS locked_at,
                    (lease_owner IS NOT DISTINCT FROM %s AND lease_expires_at > now()
                     AND fencing_token = %s) AS lease_held,
                    (SELECT a.id FROM attempts a
@@ -187,7 +182,7 @@ def lease_lost(row: Row, owner: str, fencing_token: int, action: str) -> LeaseLo
     else:
         why = "its lease expired or was released"
     return LeaseLostError(
-        f"{action} on trade {row['id']} refused for {owner!r} (fencing token {fencing_token}): {why}; "
+        f"{action} on trade {row['trade_id']} refused for {owner!r} (fencing token {fencing_token}): {why}; "
         "nothing was written"
     )
 

@@ -1,4 +1,6 @@
-"""Typed values the ledger takes and returns. Plain frozen dataclasses: no I/O, no SQL.
+"""Typed values the ledger takes and returns besides the trade model itself (trades and attempts are
+:class:`xorj.domain.trades.Trade` and :class:`~xorj.domain.trades.Attempt`, built from rows as is).
+Plain frozen dataclasses: no I/O, no SQL.
 
 Amounts are integers in the mint's base units (u64 fits: the columns are numeric(20,0)); notional
 values are USD as :class:`~decimal.Decimal`. Timestamps are timezone-aware UTC datetimes taken from the
@@ -8,21 +10,12 @@ database clock, so every executor agrees on lease expiry whatever its own clock 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
 
-from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
-
-
-@dataclass(frozen=True)
-class TradeKey:
-    """The idempotency key: one trade per (strategy, vault, lead transaction signature)."""
-
-    strategy: str
-    vault: str
-    lead_signature: str
+from xorj.domain.trades import IdempotencyKey, ReasonCode, TradeState
 
 
 @dataclass(frozen=True)
@@ -41,8 +34,8 @@ class TradeIntent:
     copytrade: str | None = None  # "namespace/name" of the CopyTrade resource mirroring this trade
 
     @property
-    def key(self) -> TradeKey:
-        return TradeKey(self.strategy, self.vault, self.lead_signature)
+    def key(self) -> IdempotencyKey:
+        return IdempotencyKey(self.strategy, self.vault, self.lead_signature)
 
 
 @dataclass(frozen=True)
@@ -58,82 +51,6 @@ class AdmitResult:
             return f"trade {self.trade_id} admitted (PENDING)"
         state = self.existing_state.value if self.existing_state else "?"
         return f"replay of trade {self.trade_id}: already admitted, state {state}; nothing changed"
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One signed transaction of a trade, stored before its first send (write-ahead)."""
-
-    attempt_id: int
-    trade_id: int
-    attempt_no: int  # 1-based
-    signature: str
-    raw_tx: bytes  # the exact signed bytes: recovery rebroadcasts these, never rebuilt ones
-    last_valid_block_height: int
-    slippage_bps: int
-    quote_out_amount: int | None
-    outcome: AttemptOutcome
-    reason: ReasonCode | None
-    detail: str | None
-    created_at: datetime
-    resolved_at: datetime | None
-
-    @property
-    def is_pending(self) -> bool:
-        return self.outcome is AttemptOutcome.PENDING
-
-
-@dataclass(frozen=True)
-class Trade:
-    """A trade with its attempts (oldest first)."""
-
-    trade_id: int
-    strategy: str
-    vault: str
-    lead_signature: str
-    lead_trader: str
-    input_mint: str
-    output_mint: str
-    amount: int
-    max_slippage_bps: int | None
-    notional_usd: Decimal | None
-    copytrade: str | None
-    state: TradeState
-    reason: ReasonCode | None
-    detail: str | None
-    final_signature: str | None
-    lease_owner: str | None
-    lease_expires_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
-    submitted_at: datetime | None
-    finished_at: datetime | None
-    attempts: tuple[Attempt, ...] = field(default=())
-    # When the risk gate approved the trade and counted it against its vault's daily limits (None:
-    # not yet approved, or sent before approvals were recorded).
-    risk_reserved_at: datetime | None = None
-    # The notional (USD) the risk gate approved it at: computed by the executor from the price source,
-    # never the CopyTrade's claim (None until approved).
-    risk_reserved_usd: Decimal | None = None
-    # Times an executor's processing of it raised unexpectedly (see Ledger.record_crash).
-    crash_count: int = 0
-    # The token of the trade's latest claim (None: never claimed). Every executor write on the trade
-    # must present it: a claim or takeover issues a larger one, which fences out the earlier holder
-    # even when it has the same owner name.
-    fencing_token: int | None = None
-
-    @property
-    def key(self) -> TradeKey:
-        return TradeKey(self.strategy, self.vault, self.lead_signature)
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.state.is_terminal
-
-    @property
-    def pending_attempt(self) -> Attempt | None:
-        """The attempt whose fate is still unknown (at most one exists: a unique index says so)."""
-        return next((a for a in self.attempts if a.is_pending), None)
 
 
 @dataclass(frozen=True)
@@ -211,8 +128,9 @@ class Alert:
 
 
 @dataclass(frozen=True)
-class TraderScore:
-    """The latest Trust Score of one trader (one row per wallet; a recompute replaces it)."""
+class StoredTraderScore:
+    """The latest Trust Score of one trader as the ledger stores it (one row per wallet; a recompute
+    replaces it). Not :class:`xorj.domain.scoring.TraderScore`, the result of one scoring run."""
 
     wallet: str
     score: float  # 0..100, one decimal

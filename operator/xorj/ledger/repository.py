@@ -1,7 +1,9 @@
 """The ledger: every operation the executor and the operator perform on trades, attempts, alerts and
-scores. Each method is one transaction; each state change is checked with
-:func:`xorj.domain.trades.check_transition`, written together with its audit row in ``trade_events``,
-and announced by a NOTIFY on ``xorj_trades`` (a trigger, so it is sent only if the transaction commits).
+scores. Each method is one transaction. Each state change of a trade or an attempt is made by the
+domain's transition function (:mod:`xorj.domain.trades`: submit, resolve_attempt, land, confirm, fail,
+cancel) on the locked trade first, and the ledger writes what it returns, together with the audit
+row in ``trade_events``, announced by a NOTIFY on ``xorj_trades`` (a trigger, so it is sent only if
+the transaction commits). The SQL constraints re-check the same rules as a safety net.
 
 Executor writes are fenced: they name the ``owner`` that claimed the trade and the ``fencing_token``
 its claim returned, and raise :class:`LeaseLostError` (changing nothing) unless that owner still holds
@@ -13,7 +15,8 @@ ask again once the ledger is back.
 
 Errors: :class:`LedgerUnavailableError` for a lost connection (never retried here),
 :class:`LedgerConstraintError` naming the constraint, :class:`TradeNotFoundError`,
-:class:`IllegalTransitionError` for a transition the state machine does not allow.
+:class:`~xorj.errors.RefusedTransitionError` (an :class:`IllegalTransitionError` and a
+:class:`LedgerError`) for a transition the state machine does not allow.
 
 The API is synchronous (psycopg's blocking driver under a thread-safe pool); asyncio callers use
 ``await asyncio.to_thread(ledger.method, ...)``.
@@ -22,18 +25,25 @@ The API is synchronous (psycopg's blocking driver under a thread-safe pool); asy
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Self
+from typing import Any, Self, TypeVar
 
 import psycopg
 import psycopg_pool
 from psycopg.rows import dict_row
 
+from xorj.domain import trades
 from xorj.domain.risk import RiskDecision
-from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState, check_transition
-from xorj.errors import InvalidInputError, LedgerError, TradeNotFoundError
+from xorj.domain.trades import Attempt, AttemptOutcome, IdempotencyKey, ReasonCode, Trade, TradeState
+from xorj.errors import (
+    IllegalTransitionError,
+    InvalidInputError,
+    LedgerError,
+    RefusedTransitionError,
+    TradeNotFoundError,
+)
 from xorj.ledger import daily_limits, outbox, queue, scores
 from xorj.ledger.daily_limits import RiskCheck
 from xorj.ledger.migrate import migrate
@@ -42,26 +52,19 @@ from xorj.ledger.records import (
     AdmitResult,
     Alert,
     AlertSeverity,
-    Attempt,
     NewAlert,
-    Trade,
+    StoredTraderScore,
     TradeEvent,
     TradeIntent,
-    TradeKey,
     TradeOutcome,
-    TraderScore,
     TradingHalt,
     VaultActivity,
 )
-from xorj.ledger.rows import (
-    ATTEMPT_COLUMNS,
-    TRADE_COLUMNS,
-    Row,
-    attempt_from_row,
-    event_from_row,
-)
+from xorj.ledger.rows import ATTEMPT_COLUMNS, TRADE_COLUMNS, Row, event_from_row, fetch_attempts
 
 DEFAULT_LEASE_SECONDS = 30.0
+
+_T = TypeVar("_T")
 
 
 class Ledger:
@@ -119,8 +122,8 @@ class Ledger:
         with self._transaction() as cur:
             row = _insert_trade(cur, intent)
             if row is not None:
-                _event(cur, row["id"], intent.strategy, None, TradeState.PENDING, actor=actor)
-                return AdmitResult(trade_id=row["id"], created=True, existing_state=None)
+                _event(cur, row["trade_id"], intent.strategy, None, TradeState.PENDING, actor=actor)
+                return AdmitResult(trade_id=row["trade_id"], created=True, existing_state=None)
             return _replay(cur, intent)
 
     def admit_refused(
@@ -135,11 +138,14 @@ class Ledger:
             row = _insert_trade(cur, intent)
             if row is None:
                 return _replay(cur, intent)
-            _event(cur, row["id"], intent.strategy, None, TradeState.PENDING, actor=actor)
+            _event(cur, row["trade_id"], intent.strategy, None, TradeState.PENDING, actor=actor)
             alert = None if alert is None else NewAlert(alert.kind, alert.severity, alert.message, alert.strategy,
-                                                        row["id"])
-            self._fail(cur, row, reason, detail, actor or "admission", alert)
-            return AdmitResult(trade_id=row["id"], created=True, existing_state=None)
+                                                        row["trade_id"])
+            trade = queue.with_attempts(cur, [row])[0]
+            _apply(cur, trade, trades.fail(trade, reason, detail, at=row["created_at"]), actor or "admission")
+            if alert is not None:
+                outbox.insert(cur, alert)
+            return AdmitResult(trade_id=row["trade_id"], created=True, existing_state=None)
 
     def cancel_trade(self, trade_id: int, detail: str, *, actor: str = "operator") -> Trade:
         """Fail a PENDING trade with CANCELLED, whoever holds its lease (nothing was sent for it yet: the
@@ -147,14 +153,10 @@ class Ledger:
         the executor's next write on it is fenced."""
         with self._transaction() as cur:
             row, _ = queue.lock_for_owner(cur, trade_id, None, None)
-            state = TradeState(row["state"])
-            if state is TradeState.FAILED and row["reason"] == ReasonCode.CANCELLED.value:
-                return self._load(cur, row)
-            if state is not TradeState.PENDING:
-                raise LedgerError(
-                    f"trade {trade_id} cannot be cancelled: it is {state.value}; only PENDING trades can be"
-                )
-            return self._fail(cur, row, ReasonCode.CANCELLED, detail, actor, alert=None)
+            trade = queue.with_attempts(cur, [row])[0]
+            if trade.state is TradeState.FAILED and trade.reason is ReasonCode.CANCELLED:
+                return trade
+            return _apply(cur, trade, _refused(trades.cancel, trade, detail, at=row["locked_at"]), actor)
 
     def cancel_pending(self, strategy: str, detail: str, *, actor: str = "operator") -> list[int]:
         """Cancel every PENDING trade of ``strategy`` (as :meth:`cancel_trade` does one); returns their
@@ -162,11 +164,12 @@ class Ledger:
         with self._transaction() as cur:
             # FOR UPDATE re-checks the state of a row it had to wait for: a trade an executor moved to
             # SUBMITTED meanwhile drops out
-            rows = cur.execute(f"""SELECT {TRADE_COLUMNS} FROM trades WHERE strategy = %s AND state = 'PENDING'
-                                    ORDER BY id FOR UPDATE""", (strategy,)).fetchall()
-            for row in rows:
-                self._fail(cur, row, ReasonCode.CANCELLED, detail, actor, alert=None)
-            return [row["id"] for row in rows]
+            rows = cur.execute(f"""SELECT {TRADE_COLUMNS}, now() AS locked_at FROM trades
+                                    WHERE strategy = %s AND state = 'PENDING' ORDER BY id FOR UPDATE""",
+                               (strategy,)).fetchall()
+            for row, trade in zip(rows, queue.with_attempts(cur, rows), strict=True):
+                _apply(cur, trade, _refused(trades.cancel, trade, detail, at=row["locked_at"]), actor)
+            return [row["trade_id"] for row in rows]
 
     # -- work queue ----------------------------------------------------------------------------------
 
@@ -232,30 +235,24 @@ class Ledger:
         with self._transaction() as cur:
             row, held = queue.lock_for_owner(cur, trade_id, owner, fencing_token, recorded=(signature, bytes(raw_tx)))
             if row["recorded_attempt_id"] is not None:  # already recorded: a repeat changes nothing
-                return attempt_from_row(
-                    cur.execute(
-                        f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = %s", (row["recorded_attempt_id"],)
-                    ).fetchone()
-                )
+                return _attempt(cur, "id = %s", row["recorded_attempt_id"])
             if not held:
                 raise queue.lease_lost(row, owner, fencing_token, "record_attempt")
-            state = TradeState(row["state"])
-            if state is not TradeState.SUBMITTED:
-                check_transition(state, TradeState.SUBMITTED)
-            attempt = attempt_from_row(
-                cur.execute(
-                    f"""INSERT INTO attempts (trade_id, attempt_no, signature, raw_tx, last_valid_block_height,
-                                              slippage_bps, quote_out_amount)
-                        VALUES (%s, (SELECT coalesce(max(attempt_no), 0) + 1 FROM attempts WHERE trade_id = %s),
-                                %s, %s, %s, %s, %s)
-                        RETURNING {ATTEMPT_COLUMNS}""",
-                    (trade_id, trade_id, signature, raw_tx, last_valid_block_height, slippage_bps, quote_out_amount),
-                ).fetchone()
+            trade = queue.with_attempts(cur, [row])[0]
+            new = Attempt(trade_id=trade_id, attempt_no=len(trade.attempts) + 1, signature=signature,
+                          raw_tx=bytes(raw_tx), last_valid_block_height=last_valid_block_height,
+                          slippage_bps=slippage_bps, quote_out_amount=quote_out_amount)
+            submitted = _refused(trades.submit, trade, new, at=row["locked_at"])
+            [attempt] = fetch_attempts(
+                cur,
+                f"""INSERT INTO attempts (trade_id, attempt_no, signature, raw_tx, last_valid_block_height,
+                                          slippage_bps, quote_out_amount)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s)
+                    RETURNING {ATTEMPT_COLUMNS}""",
+                (trade_id, new.attempt_no, new.signature, new.raw_tx, new.last_valid_block_height,
+                 new.slippage_bps, new.quote_out_amount),
             )
-            if state is TradeState.PENDING:
-                _transition(
-                    cur, row, TradeState.SUBMITTED, "submitted_at = now()", (), actor=owner, signature=signature
-                )
+            _apply(cur, trade, submitted, owner, signature=signature)
             return attempt
 
     def resolve_attempt(
@@ -266,67 +263,55 @@ class Ledger:
         reason: ReasonCode | None = None,
         detail: str | None = None,
         *,
+        send_failure: ReasonCode | None = None,
         fencing_token: int,
     ) -> Attempt:
         """Record the fate of an attempt (FAILED_ON_CHAIN, EXPIRED, NOT_SENT; LANDED also confirms the
         trade, as :meth:`confirm_trade`). The trade stays SUBMITTED otherwise: the caller then records a
-        new attempt or fails the trade. Resolving again with the same outcome is a no-op."""
+        new attempt or fails the trade. ``send_failure``: for an EXPIRED attempt the RPC never
+        accepted, the send failure seen most. Resolving again with the same outcome is a no-op."""
         outcome = AttemptOutcome(outcome)
         if outcome is AttemptOutcome.PENDING:
             raise InvalidInputError("outcome: an attempt is resolved to LANDED, FAILED_ON_CHAIN, EXPIRED or NOT_SENT")
         reason = None if reason is None else ReasonCode(reason)
+        send_failure = None if send_failure is None else ReasonCode(send_failure)
         with self._transaction() as cur:
             found = cur.execute("SELECT trade_id FROM attempts WHERE signature = %s", (signature,)).fetchone()
             if found is None:
                 raise TradeNotFoundError(f"no attempt with signature {signature}")
             row, held = queue.lock_for_owner(cur, found["trade_id"], owner, fencing_token)
-            attempt = attempt_from_row(
-                cur.execute(f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE signature = %s", (signature,)).fetchone()
-            )
+            trade = queue.with_attempts(cur, [row])[0]
+            attempt = trade.attempt_by_signature(signature)
+            assert attempt is not None  # found above, and attempts are never deleted
             if attempt.outcome is outcome:
                 return attempt
             if not held:
                 raise queue.lease_lost(row, owner, fencing_token, "resolve_attempt")
-            if not attempt.is_pending:
-                raise LedgerError(
-                    f"attempt {signature} of trade {attempt.trade_id} is already {attempt.outcome.value}; "
-                    f"it cannot become {outcome.value}"
-                )
             if outcome is AttemptOutcome.LANDED:
-                self._confirm(cur, row, attempt, owner)
+                resolved = _refused(trades.land, trade, signature, at=row["locked_at"])
             else:
-                cur.execute(
-                    "UPDATE attempts SET outcome = %s, reason = %s, detail = %s, resolved_at = now() WHERE id = %s",
-                    (outcome.value, reason.value if reason else None, detail, attempt.attempt_id),
-                )
-                cur.execute("UPDATE trades SET updated_at = now() WHERE id = %s", (attempt.trade_id,))
-            return attempt_from_row(
-                cur.execute(f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = %s", (attempt.attempt_id,)).fetchone()
-            )
+                resolved = _refused(trades.resolve_attempt, trade, signature, outcome, reason, detail,
+                                    send_failure=send_failure, at=row["locked_at"])
+            _apply(cur, trade, resolved, owner, signature=signature)
+            return _attempt(cur, "id = %s", attempt.attempt_id)
 
     def confirm_trade(self, trade_id: int, owner: str, signature: str, *, fencing_token: int) -> Trade:
         """SUBMITTED -> CONFIRMED by the attempt ``signature`` (marked LANDED); the lease is cleared.
         Confirming again with the same signature is a no-op."""
         with self._transaction() as cur:
             row, held = queue.lock_for_owner(cur, trade_id, owner, fencing_token)
-            if row["state"] == TradeState.CONFIRMED.value and row["final_signature"] == signature:
-                return self._load(cur, row)
+            trade = queue.with_attempts(cur, [row])[0]
+            if trade.state is TradeState.CONFIRMED and trade.final_signature == signature:
+                return trade
             if not held:
                 raise queue.lease_lost(row, owner, fencing_token, "confirm_trade")
-            check_transition(TradeState(row["state"]), TradeState.CONFIRMED)
-            found = cur.execute(
-                f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE signature = %s AND trade_id = %s", (signature, trade_id)
-            ).fetchone()
-            if found is None:
+            _refused(trades.check_transition, trade.state, TradeState.CONFIRMED)
+            attempt = trade.attempt_by_signature(signature)
+            if attempt is None:
                 raise TradeNotFoundError(f"trade {trade_id} has no attempt with signature {signature}")
-            attempt = attempt_from_row(found)
-            if attempt.outcome not in (AttemptOutcome.PENDING, AttemptOutcome.LANDED):
-                raise LedgerError(
-                    f"attempt {signature} of trade {trade_id} was recorded {attempt.outcome.value}; "
-                    "it cannot confirm the trade"
-                )
-            self._confirm(cur, row, attempt, owner)
-            return self._load(cur, trade_id)
+            confirm = trades.land if attempt.is_pending else trades.confirm
+            return _apply(cur, trade, _refused(confirm, trade, signature, at=row["locked_at"]), owner,
+                          signature=signature)
 
     def fail_trade(
         self,
@@ -345,11 +330,15 @@ class Ledger:
         reason = ReasonCode(reason)
         with self._transaction() as cur:
             row, held = queue.lock_for_owner(cur, trade_id, owner, fencing_token)
-            if row["state"] == TradeState.FAILED.value and row["reason"] == reason.value:
-                return self._load(cur, row)
+            trade = queue.with_attempts(cur, [row])[0]
+            if trade.state is TradeState.FAILED and trade.reason is reason:
+                return trade
             if not held:
                 raise queue.lease_lost(row, owner, fencing_token, "fail_trade")
-            return self._fail(cur, row, reason, detail, owner, alert)
+            failed = _apply(cur, trade, _refused(trades.fail, trade, reason, detail, at=row["locked_at"]), owner)
+            if alert is not None:
+                outbox.insert(cur, alert)
+            return failed
 
     def record_crash(self, trade_id: int, owner: str, detail: str, *, poison_after: int, fencing_token: int) -> Trade:
         """Count one unexpected exception in ``owner``'s processing of the trade and hand the trade back
@@ -363,30 +352,31 @@ class Ledger:
         with self._transaction() as cur:
             row, held = queue.lock_for_owner(cur, trade_id, owner, fencing_token)
             if TradeState(row["state"]).is_terminal:
-                return self._load(cur, row)
+                return self._load(cur, trade_id)
             if not held:
                 raise queue.lease_lost(row, owner, fencing_token, "record_crash")
             crashes = row["crash_count"] + 1
             cur.execute("UPDATE trades SET crash_count = %s, lease_expires_at = now(), updated_at = now() "
                         "WHERE id = %s", (crashes, trade_id))
             if crashes < poison_after:
-                return self._load(cur, row)
+                return self._load(cur, trade_id)
             text = f"processing raised {crashes} time(s) (limit {poison_after}); last: {detail}"[:1000]
-            unresolved = cur.execute(
-                "SELECT signature FROM attempts WHERE trade_id = %s AND outcome = 'PENDING'", (trade_id,)
-            ).fetchone()
+            trade = self._load(cur, trade_id)
+            unresolved = trade.pending_attempt
             if unresolved is None:
-                alert = NewAlert("POISON_TRADE", AlertSeverity.CRITICAL,
-                                 f"trade {trade_id} FAILED {ReasonCode.POISON_TRADE.value}: {text}"[:1000],
-                                 strategy=row["strategy"], trade_id=trade_id)
-                return self._fail(cur, row, ReasonCode.POISON_TRADE, text, owner, alert)
+                failed = _apply(cur, trade, _refused(trades.fail, trade, ReasonCode.POISON_TRADE, text,
+                                                     at=row["locked_at"]), owner)
+                outbox.insert(cur, NewAlert("POISON_TRADE", AlertSeverity.CRITICAL,
+                                            f"trade {trade_id} FAILED {ReasonCode.POISON_TRADE.value}: {text}"[:1000],
+                                            strategy=row["strategy"], trade_id=trade_id))
+                return failed
             if crashes == poison_after:
                 outbox.insert(cur, NewAlert(
                     "POISON_TRADE", AlertSeverity.CRITICAL,
-                    f"trade {trade_id}: {text}; attempt {unresolved['signature']} may still land, so the "
+                    f"trade {trade_id}: {text}; attempt {unresolved.signature} may still land, so the "
                     "trade cannot be failed: it stays claimable until that attempt is settled"[:1000],
                     strategy=row["strategy"], trade_id=trade_id))
-            return self._load(cur, row)
+            return trade
 
     # -- cluster-wide halt ---------------------------------------------------------------------------
 
@@ -414,16 +404,16 @@ class Ledger:
 
     # -- reads ---------------------------------------------------------------------------------------
 
-    def get_trade(self, ref: int | TradeKey) -> Trade:
+    def get_trade(self, ref: int | IdempotencyKey) -> Trade:
         """The trade with its attempts, by id or idempotency key; :class:`TradeNotFoundError` if none."""
         trade = self.find_trade(ref)
         if trade is None:
             raise TradeNotFoundError(f"no trade {ref}")
         return trade
 
-    def find_trade(self, ref: int | TradeKey) -> Trade | None:
+    def find_trade(self, ref: int | IdempotencyKey) -> Trade | None:
         with self._transaction() as cur:
-            if isinstance(ref, TradeKey):
+            if isinstance(ref, IdempotencyKey):
                 row = cur.execute(
                     f"SELECT {TRADE_COLUMNS} FROM trades WHERE strategy = %s AND vault = %s AND lead_signature = %s",
                     (ref.strategy, ref.vault, ref.lead_signature),
@@ -515,59 +505,23 @@ class Ledger:
 
     # -- trader scores -------------------------------------------------------------------------------
 
-    def upsert_trader_scores(self, trader_scores: Iterable[TraderScore]) -> int:
+    def upsert_trader_scores(self, trader_scores: Iterable[StoredTraderScore]) -> int:
         """Replace the stored score of each wallet given (one transaction); returns how many."""
         with self._transaction() as cur:
             return scores.upsert(cur, trader_scores)
 
     def list_trader_scores(
         self, *, min_score: float | None = None, status: str | None = None, limit: int | None = None
-    ) -> list[TraderScore]:
+    ) -> list[StoredTraderScore]:
         """Stored scores, best first."""
         with self._transaction() as cur:
             return scores.list_scores(cur, min_score, status, limit)
 
     # -- internals -----------------------------------------------------------------------------------
 
-    def _load(self, cur: psycopg.Cursor, ref: Row | int) -> Trade:
-        trade_id = ref if isinstance(ref, int) else ref["id"]
+    def _load(self, cur: psycopg.Cursor, trade_id: int) -> Trade:
         row = cur.execute(f"SELECT {TRADE_COLUMNS} FROM trades WHERE id = %s", (trade_id,)).fetchone()
         return queue.with_attempts(cur, [row])[0]
-
-    def _confirm(self, cur: psycopg.Cursor, row: Row, attempt: Attempt, owner: str) -> None:
-        state = TradeState(row["state"])
-        check_transition(state, TradeState.CONFIRMED)
-        if attempt.is_pending:
-            cur.execute(
-                "UPDATE attempts SET outcome = 'LANDED', resolved_at = now() WHERE id = %s", (attempt.attempt_id,)
-            )
-        _transition(
-            cur, row, TradeState.CONFIRMED,
-            "final_signature = %s, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL",
-            (attempt.signature,), actor=owner, signature=attempt.signature,
-        )
-
-    def _fail(
-        self, cur: psycopg.Cursor, row: Row, reason: ReasonCode, detail: str | None, actor: str, alert: NewAlert | None
-    ) -> Trade:
-        state = TradeState(row["state"])
-        check_transition(state, TradeState.FAILED)
-        unresolved = cur.execute(
-            "SELECT signature FROM attempts WHERE trade_id = %s AND outcome = 'PENDING'", (row["id"],)
-        ).fetchone()
-        if unresolved is not None:
-            raise LedgerError(
-                f"trade {row['id']} cannot fail while attempt {unresolved['signature']} may still land; "
-                "resolve that attempt (EXPIRED, FAILED_ON_CHAIN or NOT_SENT) first"
-            )
-        _transition(
-            cur, row, TradeState.FAILED,
-            "reason = %s, detail = %s, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL",
-            (reason.value, detail), actor=actor, reason=reason, detail=detail,
-        )
-        if alert is not None:
-            outbox.insert(cur, alert)
-        return self._load(cur, row)
 
 
 def _insert_trade(cur: psycopg.Cursor, intent: TradeIntent) -> Row | None:
@@ -603,36 +557,74 @@ def _halt_from_row(row: Row | None) -> TradingHalt:
     return TradingHalt(row["halted"], row["reason"], row["set_by"], row["set_at"])
 
 
-def _transition(
-    cur: psycopg.Cursor,
-    row: Row,
-    to_state: TradeState,
-    assignments: str,
-    params: tuple,
-    *,
-    actor: str | None,
-    reason: ReasonCode | None = None,
-    detail: str | None = None,
-    signature: str | None = None,
-) -> None:
-    """Move the locked trade ``row`` to ``to_state`` (also setting ``assignments``) and write its audit
-    row, in one statement. The caller has checked the transition with check_transition."""
-    from_state = TradeState(row["state"])
-    check_transition(from_state, to_state)
+def _refused(transition: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """``transition(*args, **kwargs)`` (a function of :mod:`xorj.domain.trades`), its refusal raised as
+    the ledger's :class:`RefusedTransitionError` (nothing was written)."""
+    try:
+        return transition(*args, **kwargs)
+    except IllegalTransitionError as exc:
+        raise RefusedTransitionError(str(exc)) from exc
+
+
+def _attempt(cur: psycopg.Cursor, where: str, value: object) -> Attempt:
+    [attempt] = fetch_attempts(cur, f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE {where}", (value,))
+    return attempt
+
+
+def _apply(cur: psycopg.Cursor, before: Trade, after: Trade, actor: str | None, *,
+           signature: str | None = None) -> Trade:
+    """Write what a domain transition made of the locked trade ``before``: the fate of a resolved
+    attempt, then the trade's new state with its audit row (in one statement). A new attempt is
+    inserted by the caller (it needs the stored row back). Timestamps are the database clock's
+    ``now()``, the same instant the transition was computed at (one transaction, one ``now()``)."""
+    for old, new in zip(before.attempts, after.attempts, strict=False):
+        if old.is_pending and new.is_resolved:
+            cur.execute(
+                """UPDATE attempts SET outcome = %s, reason = %s, send_failure = %s, detail = %s,
+                                       resolved_at = now()
+                    WHERE id = %s AND outcome = 'PENDING'""",
+                (new.outcome.value, _code(new.reason), _code(new.send_failure), new.detail, new.attempt_id),
+            )
+            if cur.rowcount != 1:  # cannot happen under the row lock; refuse rather than write half
+                raise LedgerError(f"attempt {new.signature} was not PENDING when resolving it")
+    if after.state is before.state:
+        cur.execute("UPDATE trades SET updated_at = now() WHERE id = %s", (before.trade_id,))
+        return after
+    terminal = after.state.is_terminal
     cur.execute(
-        f"""WITH changed AS (
-                UPDATE trades SET state = %s, updated_at = now(), {assignments}
-                 WHERE id = %s AND state = %s
+        """WITH changed AS (
+                UPDATE trades
+                   SET state = %(to)s, reason = %(reason)s, detail = %(detail)s, final_signature = %(final)s,
+                       updated_at = now(),
+                       submitted_at = CASE WHEN %(to)s = 'SUBMITTED' THEN coalesce(submitted_at, now())
+                                           ELSE submitted_at END,
+                       finished_at = CASE WHEN %(terminal)s THEN now() END,
+                       lease_owner = CASE WHEN %(terminal)s THEN NULL ELSE lease_owner END,
+                       lease_expires_at = CASE WHEN %(terminal)s THEN NULL ELSE lease_expires_at END
+                 WHERE id = %(id)s AND state = %(from)s
                 RETURNING id, strategy)
             INSERT INTO trade_events (trade_id, strategy, from_state, to_state, reason, detail, actor, attempt_signature)
-            SELECT id, strategy, %s, %s, %s, %s, %s, %s FROM changed""",
-        (
-            to_state.value, *params, row["id"], from_state.value,
-            from_state.value, to_state.value, None if reason is None else reason.value, detail, actor, signature,
-        ),
+            SELECT id, strategy, %(from)s, %(to)s, %(reason)s, %(detail)s, %(actor)s, %(signature)s FROM changed""",
+        {
+            "id": before.trade_id, "from": before.state.value, "to": after.state.value,
+            "reason": _code(after.reason), "detail": after.detail, "final": after.final_signature,
+            "terminal": terminal, "actor": actor, "signature": signature,
+        },
     )
     if cur.rowcount != 1:  # cannot happen under the row lock; refuse rather than write half
-        raise LedgerError(f"trade {row['id']} was not in state {from_state.value} when moving it to {to_state.value}")
+        raise LedgerError(
+            f"trade {before.trade_id} was not in state {before.state.value} when moving it to {after.state.value}"
+        )
+    return after if not terminal else _reloaded(cur, before.trade_id)
+
+
+def _reloaded(cur: psycopg.Cursor, trade_id: int) -> Trade:
+    row = cur.execute(f"SELECT {TRADE_COLUMNS} FROM trades WHERE id = %s", (trade_id,)).fetchone()
+    return queue.with_attempts(cur, [row])[0]
+
+
+def _code(reason: ReasonCode | None) -> str | None:
+    return None if reason is None else reason.value
 
 
 def _event(

@@ -1,90 +1,44 @@
-"""Database rows (dicts from psycopg's ``dict_row``) to the typed records of :mod:`xorj.ledger.records`."""
+"""Database rows to the domain's trade model and the typed records of :mod:`xorj.ledger.records`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from decimal import Decimal
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
-from xorj.ledger.records import (
-    Alert,
-    AlertSeverity,
-    Attempt,
-    Trade,
-    TradeEvent,
-    TraderScore,
-)
+import psycopg
+from psycopg.rows import class_row
+
+from xorj.domain.trades import Attempt, ReasonCode, Trade, TradeState
+from xorj.ledger.records import Alert, AlertSeverity, StoredTraderScore, TradeEvent
 
 Row = Mapping[str, Any]
 
+# The columns of trades and attempts under the names of the domain model's fields, so a row builds a
+# Trade / Attempt as is (psycopg's class_row for attempts; a trade also needs its attempts).
 TRADE_COLUMNS = (
-    "id, strategy, vault, lead_signature, lead_trader, input_mint, output_mint, amount, max_slippage_bps, "
-    "notional_usd, copytrade, state, reason, detail, final_signature, lease_owner, lease_expires_at, "
-    "created_at, updated_at, submitted_at, finished_at, risk_reserved_at, "
+    "id AS trade_id, strategy, vault, lead_signature, lead_trader, input_mint, output_mint, amount, "
+    "max_slippage_bps, notional_usd, copytrade, state, reason, detail, final_signature, lease_owner, "
+    "lease_expires_at, created_at, updated_at, submitted_at, finished_at, risk_reserved_at, "
     "risk_reserved_usd, crash_count, fencing_token"
 )
 ATTEMPT_COLUMNS = (
-    "id, trade_id, attempt_no, signature, raw_tx, last_valid_block_height, slippage_bps, quote_out_amount, "
-    "outcome, reason, detail, created_at, resolved_at"
+    "id AS attempt_id, trade_id, attempt_no, signature, raw_tx, last_valid_block_height, slippage_bps, "
+    "quote_out_amount, outcome, reason, send_failure, detail, created_at, resolved_at"
 )
+_TRADE_FIELDS = tuple(f.name for f in dataclasses.fields(Trade) if f.name != "attempts")
+
+attempt_row = class_row(Attempt)
 
 
-def _int_or_none(value: Decimal | int | None) -> int | None:
-    return None if value is None else int(value)
+def trade_from_row(row: Row, attempts: Iterable[Attempt] = ()) -> Trade:
+    """The trade of a row selected with :data:`TRADE_COLUMNS` (which may carry more columns, e.g. a
+    lock's flags), with its attempts."""
+    return Trade(**{name: row[name] for name in _TRADE_FIELDS}, attempts=tuple(attempts))
 
 
 def _reason(value: str | None) -> ReasonCode | None:
     return None if value is None else ReasonCode(value)
-
-
-def attempt_from_row(row: Row) -> Attempt:
-    return Attempt(
-        attempt_id=row["id"],
-        trade_id=row["trade_id"],
-        attempt_no=row["attempt_no"],
-        signature=row["signature"],
-        raw_tx=bytes(row["raw_tx"]),
-        last_valid_block_height=row["last_valid_block_height"],
-        slippage_bps=row["slippage_bps"],
-        quote_out_amount=_int_or_none(row["quote_out_amount"]),
-        outcome=AttemptOutcome(row["outcome"]),
-        reason=_reason(row["reason"]),
-        detail=row["detail"],
-        created_at=row["created_at"],
-        resolved_at=row["resolved_at"],
-    )
-
-
-def trade_from_row(row: Row, attempts: Iterable[Attempt] = ()) -> Trade:
-    return Trade(
-        trade_id=row["id"],
-        strategy=row["strategy"],
-        vault=row["vault"],
-        lead_signature=row["lead_signature"],
-        lead_trader=row["lead_trader"],
-        input_mint=row["input_mint"],
-        output_mint=row["output_mint"],
-        amount=int(row["amount"]),
-        max_slippage_bps=row["max_slippage_bps"],
-        notional_usd=row["notional_usd"],
-        copytrade=row["copytrade"],
-        state=TradeState(row["state"]),
-        reason=_reason(row["reason"]),
-        detail=row["detail"],
-        final_signature=row["final_signature"],
-        lease_owner=row["lease_owner"],
-        lease_expires_at=row["lease_expires_at"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        submitted_at=row["submitted_at"],
-        finished_at=row["finished_at"],
-        attempts=tuple(sorted(attempts, key=lambda a: a.attempt_no)),
-        risk_reserved_at=row["risk_reserved_at"],
-        risk_reserved_usd=row["risk_reserved_usd"],
-        crash_count=row["crash_count"],
-        fencing_token=row["fencing_token"],
-    )
 
 
 def event_from_row(row: Row) -> TradeEvent:
@@ -114,8 +68,8 @@ def alert_from_row(row: Row) -> Alert:
     )
 
 
-def score_from_row(row: Row) -> TraderScore:
-    return TraderScore(
+def score_from_row(row: Row) -> StoredTraderScore:
+    return StoredTraderScore(
         wallet=row["wallet"],
         score=float(row["score"]),
         status=row["status"],
@@ -127,3 +81,9 @@ def score_from_row(row: Row) -> TraderScore:
         normalization=row["normalization"],
         computed_at=row["computed_at"],
     )
+
+
+def fetch_attempts(cur: psycopg.Cursor, query: str, params: Sequence[Any] | Mapping[str, Any]) -> list[Attempt]:
+    """Attempts selected with :data:`ATTEMPT_COLUMNS` by ``query``, in the transaction of ``cur``."""
+    with cur.connection.cursor(row_factory=attempt_row) as attempts:
+        return attempts.execute(query, params).fetchall()  # type: ignore[arg-type]

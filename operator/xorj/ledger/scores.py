@@ -9,13 +9,13 @@ from collections.abc import Iterable
 
 import psycopg
 
-from xorj.ledger.records import TraderScore
+from xorj.ledger.records import StoredTraderScore
 from xorj.ledger.rows import score_from_row
 
 _COLUMNS = "wallet, score, status, rank, sharpe, roi_pct, max_drawdown_pct, trades, normalization, computed_at"
 
 
-def upsert(cur: psycopg.Cursor, scores: Iterable[TraderScore]) -> int:
+def upsert(cur: psycopg.Cursor, scores: Iterable[StoredTraderScore]) -> int:
     rows = [
         (s.wallet, round(float(s.score), 1), s.status, s.rank, s.sharpe, s.roi_pct, s.max_drawdown_pct,
          s.trades, s.normalization, s.computed_at)
@@ -39,7 +39,7 @@ def upsert(cur: psycopg.Cursor, scores: Iterable[TraderScore]) -> int:
 
 def list_scores(
     cur: psycopg.Cursor, min_score: float | None, status: str | None, limit: int | None
-) -> list[TraderScore]:
+) -> list[StoredTraderScore]:
     rows = cur.execute(
         f"""SELECT {_COLUMNS} FROM trader_scores
              WHERE (%(min)s::numeric IS NULL OR score >= %(min)s)

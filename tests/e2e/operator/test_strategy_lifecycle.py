@@ -122,7 +122,7 @@ def test_hand_edited_executors_are_put_back_in_process(kube: Kubectl, ledger_dsn
 
 def test_top_n_strategy_follows_the_best_scored_traders(kube: Kubectl, operators, ledger) -> None:
     """Followed traders and their Trust Scores come from the ledger's trader_scores, re-read on resync."""
-    from xorj.ledger import TraderScore
+    from xorj.ledger import StoredTraderScore
 
     from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, PUBKEY_C
 
@@ -134,9 +134,9 @@ def test_top_n_strategy_follows_the_best_scored_traders(kube: Kubectl, operators
     wait_for(lambda: ((kube.get("ts", "topn") or {}).get("status") or {}).get("followedTraderCount") == 0, 60,
              "an empty selection before any score exists")
     ledger.upsert_trader_scores([
-        TraderScore(wallet=PUBKEY_A, score=71.5, status="ELIGIBLE", normalization="fixed"),
-        TraderScore(wallet=PUBKEY_B, score=88.0, status="ELIGIBLE", normalization="fixed"),
-        TraderScore(wallet=PUBKEY_C, score=64.0, status="ELIGIBLE", normalization="fixed"),
+        StoredTraderScore(wallet=PUBKEY_A, score=71.5, status="ELIGIBLE", normalization="fixed"),
+        StoredTraderScore(wallet=PUBKEY_B, score=88.0, status="ELIGIBLE", normalization="fixed"),
+        StoredTraderScore(wallet=PUBKEY_C, score=64.0, status="ELIGIBLE", normalization="fixed"),
     ])
 
     def followed():

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 from solders.pubkey import Pubkey
 from spl.token.instructions import get_associated_token_address
-from xorj.domain.trades import TradeState
-from xorj.ledger.records import Trade, TradeIntent
+from xorj.domain.trades import Trade, TradeState
+from xorj.ledger.records import TradeIntent
 from xorj.ledger.repository import Ledger
 
 

@@ -10,11 +10,13 @@ import pytest
 from xorj.domain.trades import ReasonCode, TradeState
 from xorj.errors import (
     IllegalTransitionError,
+    InvalidInputError,
     LedgerConstraintError,
     LedgerError,
+    RefusedTransitionError,
     TradeNotFoundError,
 )
-from xorj.ledger import Ledger, TraderScore
+from xorj.ledger import Ledger, StoredTraderScore
 
 from .helpers import current_token, intent, raw_tx
 
@@ -95,13 +97,17 @@ def test_attempt_constraints_are_clear_errors(ledger: Ledger):
     ledger.claim_trades("alpha", "ex", limit=2)
     ledger.record_attempt(one, "ex", "sig-1", raw_tx("1"), 100, 50, fencing_token=current_token(ledger, one))
 
-    with pytest.raises(LedgerConstraintError, match="attempts_signature_unique.*already recorded"):
+    with pytest.raises(LedgerConstraintError, match="attempts_signature_unique.*already recorded") as caught:
         ledger.record_attempt(two, "ex", "sig-1", raw_tx("other bytes"), 100, 50, fencing_token=current_token(ledger, two))
-    with pytest.raises(LedgerConstraintError, match="attempts_one_pending_per_trade"):
+    assert caught.value.constraint == "attempts_signature_unique"  # what callers branch on, not the text
+    # A signature of another trade only the database can see: its constraint is the error, by name.
+    # Rules of the trade itself are the state machine's (xorj.domain.trades), applied before any
+    # write and naming the field; the SQL constraints stay under them as the safety net (below).
+    with pytest.raises(RefusedTransitionError, match="attempt sig-1 is still unresolved"):
         ledger.record_attempt(one, "ex", "sig-2", raw_tx("2"), 100, 50, fencing_token=current_token(ledger, one))
-    with pytest.raises(LedgerConstraintError, match="attempts_slippage_bps_range.*slippage_bps"):
+    with pytest.raises(InvalidInputError, match="attempt.slippage_bps: must be >= 0"):
         ledger.record_attempt(two, "ex", "sig-3", raw_tx("3"), 100, -1, fencing_token=current_token(ledger, two))
-    with pytest.raises(LedgerConstraintError, match="attempts_raw_tx_not_empty.*raw_tx"):
+    with pytest.raises(InvalidInputError, match="attempt.raw_tx: must be the non-empty"):
         ledger.record_attempt(two, "ex", "sig-4", b"", 100, 50, fencing_token=current_token(ledger, two))
     # Nothing of the refused writes remains: trade two is still PENDING without attempts.
     assert ledger.get_trade(two).state is TradeState.PENDING and ledger.get_trade(two).attempts == ()
@@ -121,6 +127,24 @@ def test_sql_refuses_illegal_states_and_transitions_even_bypassing_the_repositor
         conn.rollback()
         with pytest.raises(psycopg.errors.CheckViolation, match="trades_failed_has_reason"):
             conn.execute("UPDATE trades SET state = 'FAILED' WHERE id = %s", (trade_id,))
+        conn.rollback()
+        insert = """INSERT INTO attempts (trade_id, attempt_no, signature, raw_tx, last_valid_block_height,
+                                          slippage_bps, outcome, reason, send_failure, resolved_at)
+                    VALUES (%s, %s, %s, %s, 1, %s, %s, %s, %s, CASE WHEN %s = 'PENDING' THEN NULL ELSE now() END)"""
+        conn.execute(insert, (trade_id, 1, "net-1", b"tx", 50, "PENDING", None, None, "PENDING"))
+        for values, constraint in [
+            ((trade_id, 2, "net-2", b"tx", 50, "PENDING", None, None, "PENDING"), "attempts_one_pending_per_trade"),
+            ((trade_id, 2, "net-2", b"tx", -1, "EXPIRED", "BLOCKHASH_EXPIRED", None, "EXPIRED"),
+             "attempts_slippage_bps_range"),
+            ((trade_id, 2, "net-2", b"", 50, "EXPIRED", "BLOCKHASH_EXPIRED", None, "EXPIRED"), "attempts_raw_tx_not_empty"),
+            ((trade_id, 2, "net-2", b"tx", 50, "EXPIRED", "BLOCKHASH_EXPIRED", "SOON", "EXPIRED"),
+             "attempts_send_failure_valid"),
+            ((trade_id, 2, "net-2", b"tx", 50, "FAILED_ON_CHAIN", "PROGRAM_ERROR", "RPC_TIMEOUT", "FAILED_ON_CHAIN"),
+             "attempts_send_failure_only_expired"),
+        ]:
+            with pytest.raises(psycopg.errors.IntegrityError) as caught, conn.transaction():
+                conn.execute(insert, values)
+            assert caught.value.diag.constraint_name == constraint
 
 
 def test_repository_refuses_transitions_the_state_machine_does_not_allow(ledger: Ledger):
@@ -149,14 +173,15 @@ def test_unknown_ids_are_not_found(ledger: Ledger):
 
 def test_trader_scores_are_upserted_and_range_checked(ledger: Ledger):
     assert ledger.upsert_trader_scores(
-        [TraderScore("Pro", 80.55, "ELIGIBLE", rank=1), TraderScore("Gambler", 3.0, "INSUFFICIENT_TRADES", rank=2)]
+        [StoredTraderScore("Pro", 80.55, "ELIGIBLE", rank=1),
+         StoredTraderScore("Gambler", 3.0, "INSUFFICIENT_TRADES", rank=2)]
     ) == 2
-    ledger.upsert_trader_scores([TraderScore("Pro", 71.2, "ELIGIBLE", rank=1, sharpe=1.5)])
+    ledger.upsert_trader_scores([StoredTraderScore("Pro", 71.2, "ELIGIBLE", rank=1, sharpe=1.5)])
     listed = ledger.list_trader_scores()
     assert [(s.wallet, s.score) for s in listed] == [("Pro", 71.2), ("Gambler", 3.0)]
     assert listed[0].sharpe == 1.5 and listed[0].computed_at is not None
     assert [s.wallet for s in ledger.list_trader_scores(min_score=50)] == ["Pro"]
     with pytest.raises(LedgerConstraintError, match="trader_scores_score_range.*score"):
-        ledger.upsert_trader_scores([TraderScore("Broken", 150.0, "ELIGIBLE")])
+        ledger.upsert_trader_scores([StoredTraderScore("Broken", 150.0, "ELIGIBLE")])
     with pytest.raises(LedgerConstraintError, match="trader_scores_score_range"):
-        ledger.upsert_trader_scores([TraderScore("NaN", float("nan"), "ELIGIBLE")])
+        ledger.upsert_trader_scores([StoredTraderScore("NaN", float("nan"), "ELIGIBLE")])

@@ -72,8 +72,8 @@ def test_a_stale_holder_with_the_same_owner_name_cannot_write_after_a_reclaim(le
     ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED,
                            fencing_token=fresh.fencing_token)
     with pytest.raises(LeaseLostError, match="stale"):  # still fenced with no attempt pending
-        ledger.record_attempt(trade_id, "ex", "sig-stale", raw_tx("stale"), 900, 150, fencing_token=old)
-    ledger.record_attempt(trade_id, "ex", "sig-2", raw_tx("2"), 900, 150, fencing_token=fresh.fencing_token)
+        ledger.record_attempt(trade_id, "ex", "sig-stale", raw_tx("stale"), 900, 100, fencing_token=old)
+    ledger.record_attempt(trade_id, "ex", "sig-2", raw_tx("2"), 900, 100, fencing_token=fresh.fencing_token)
     confirmed = ledger.confirm_trade(trade_id, "ex", "sig-2", fencing_token=fresh.fencing_token)
     assert (confirmed.state, confirmed.final_signature) == (TradeState.CONFIRMED, "sig-2")
     assert [a.signature for a in confirmed.attempts] == ["sig-1", "sig-2"]

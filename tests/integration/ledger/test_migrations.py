@@ -93,4 +93,37 @@ def test_sql_checks_list_exactly_the_domain_states_reasons_and_outcomes(ledger_d
     assert _check_values(ledger_dsn, "trades_state_valid") == {s.value for s in TradeState}
     assert _check_values(ledger_dsn, "trades_reason_valid") == {r.value for r in ReasonCode}
     assert _check_values(ledger_dsn, "attempts_reason_valid") == {r.value for r in ReasonCode}
+    assert _check_values(ledger_dsn, "attempts_send_failure_valid") == {r.value for r in ReasonCode}
     assert _check_values(ledger_dsn, "attempts_outcome_valid") == {o.value for o in AttemptOutcome}
+
+
+def test_upgrading_moves_a_send_failure_out_of_the_detail_text(postgres_server, tmp_path):
+    """An attempt stored before 0009 carried its send failure as the detail's first word; after the
+    upgrade it is in attempts.send_failure, so a trade taken over across the upgrade is decided the same."""
+    from xorj.ledger import Ledger
+    from xorj.ledger.migrate import MIGRATIONS_DIR
+
+    before = tmp_path / "before_0009"
+    before.mkdir()
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        if int(path.name[:4]) < 9:
+            (before / path.name).write_text(path.read_text())
+    dsn = postgres_server.create_database("upgrade_0009")
+    migrate(dsn, directory=before)
+    with psycopg.connect(dsn) as conn:
+        trade_id = conn.execute(
+            """INSERT INTO trades (strategy, vault, lead_signature, lead_trader, input_mint, output_mint, amount,
+                                   state, submitted_at)
+               VALUES ('ns/a', 'v', 'lead', 't', 'in', 'out', 5, 'SUBMITTED', now()) RETURNING id""").fetchone()[0]
+        for no, detail in [(1, "RPC_TIMEOUT: never accepted (3 send(s) failed); finalized height 9 > last valid 8"),
+                           (2, "unseen after expiry: finalized height 19 > last valid 18 (1 send(s) accepted)")]:
+            conn.execute(
+                """INSERT INTO attempts (trade_id, attempt_no, signature, raw_tx, last_valid_block_height, slippage_bps,
+                                         outcome, reason, detail, resolved_at)
+                   VALUES (%s, %s, %s, 'tx', 8, 100, 'EXPIRED', 'BLOCKHASH_EXPIRED', %s, now())""",
+                (trade_id, no, f"sig-{no}", detail))
+    assert migrate(dsn) == [m.version for m in load_migrations() if m.version >= 9]
+    with Ledger.connect(dsn, apply_migrations=False) as ledger:
+        first, second = ledger.get_trade(trade_id).attempts
+    assert first.send_failure is ReasonCode.RPC_TIMEOUT and first.decisive_reason is ReasonCode.RPC_TIMEOUT
+    assert second.send_failure is None and second.decisive_reason is ReasonCode.BLOCKHASH_EXPIRED

@@ -62,7 +62,7 @@ def test_attempt_changes_inside_submitted_are_announced_without_duplicates(ledge
     with TradeListener(ledger_dsn, strategy="alpha") as listener:
         # Neither is a state change: the trade stays SUBMITTED, but its attempts changed.
         ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED, fencing_token=current_token(ledger, trade_id))
-        ledger.record_attempt(trade_id, "ex", "sig-2", raw_tx("2"), 2, 150, fencing_token=current_token(ledger, trade_id))
+        ledger.record_attempt(trade_id, "ex", "sig-2", raw_tx("2"), 2, 100, fencing_token=current_token(ledger, trade_id))
         received = listener.wait(timeout=5, max_count=2)
         # Landing resolves the attempt and confirms the trade in one transaction: one notification.
         ledger.resolve_attempt("sig-2", "ex", AttemptOutcome.LANDED, fencing_token=current_token(ledger, trade_id))

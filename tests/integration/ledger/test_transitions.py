@@ -32,7 +32,7 @@ def test_write_ahead_attempt_moves_pending_to_submitted_once(ledger: Ledger):
     with pytest.raises(LedgerError, match="already EXPIRED; it cannot become FAILED_ON_CHAIN"):
         ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.FAILED_ON_CHAIN, ReasonCode.PROGRAM_ERROR, fencing_token=current_token(ledger, trade_id))
 
-    second = ledger.record_attempt(trade_id, "ex", "sig-2", raw_tx("2"), 1_200, 150, fencing_token=current_token(ledger, trade_id))
+    second = ledger.record_attempt(trade_id, "ex", "sig-2", raw_tx("2"), 1_200, 100, fencing_token=current_token(ledger, trade_id))
     assert second.attempt_no == 2
     confirmed = ledger.confirm_trade(trade_id, "ex", "sig-2", fencing_token=current_token(ledger, trade_id))
     assert confirmed.state is TradeState.CONFIRMED and confirmed.final_signature == "sig-2"
@@ -47,6 +47,20 @@ def test_write_ahead_attempt_moves_pending_to_submitted_once(ledger: Ledger):
     ]
     assert events[1].attempt_signature == "sig-1" and events[2].attempt_signature == "sig-2"
     assert events[2].actor == "ex"
+
+
+def test_an_expired_attempts_send_failure_is_a_column_and_the_state_machine_checks_it(ledger: Ledger):
+    trade_id = claimed(ledger)
+    ledger.record_attempt(trade_id, "ex", "sig-1", raw_tx("1"), 10, 100, fencing_token=current_token(ledger, trade_id))
+    with pytest.raises(InvalidInputError, match="attempt.send_failure: only an EXPIRED attempt"):
+        ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.FAILED_ON_CHAIN, ReasonCode.PROGRAM_ERROR, "0x1",
+                               send_failure=ReasonCode.RPC_TIMEOUT, fencing_token=current_token(ledger, trade_id))
+    expired = ledger.resolve_attempt("sig-1", "ex", AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED,
+                                     "never accepted (3 send(s) failed)", send_failure=ReasonCode.RPC_TIMEOUT,
+                                     fencing_token=current_token(ledger, trade_id))
+    [stored] = ledger.get_trade(trade_id).attempts
+    assert stored == expired and stored.send_failure is ReasonCode.RPC_TIMEOUT
+    assert stored.decisive_reason is ReasonCode.RPC_TIMEOUT and not stored.detail.startswith("RPC_TIMEOUT")
 
 
 def test_landed_resolution_confirms_the_trade(ledger: Ledger):

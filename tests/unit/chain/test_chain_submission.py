@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -16,11 +17,9 @@ from xorj.chain.errors import RpcRequestError
 from xorj.chain.submission import (
     ConfirmationPolicy,
     Submitter,
-    _retry_reason,
     program_ids_of,
 )
-from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
-from xorj.ledger.records import Attempt, Trade
+from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, Trade, TradeState
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -50,17 +49,19 @@ def test_expiry_record_names_why_the_rpc_never_took_the_transaction():
     timed_out = Submitter._expired(_attempt(), 151, 0, {ReasonCode.RPC_TIMEOUT: 4}, None)
     assert timed_out.outcome is AttemptOutcome.EXPIRED and timed_out.reason is ReasonCode.BLOCKHASH_EXPIRED
     assert timed_out.detail.startswith("RPC_TIMEOUT: never accepted")
-    resolved = Attempt(**{**_attempt().__dict__, "outcome": AttemptOutcome.EXPIRED,
-                          "reason": ReasonCode.BLOCKHASH_EXPIRED, "detail": timed_out.detail})
-    assert _retry_reason(resolved) is ReasonCode.RPC_TIMEOUT
+    assert timed_out.send_failure is ReasonCode.RPC_TIMEOUT  # the code travels in its own column
+    resolved = dataclasses.replace(_attempt(), outcome=AttemptOutcome.EXPIRED, reason=ReasonCode.BLOCKHASH_EXPIRED,
+                                   send_failure=timed_out.send_failure, detail=timed_out.detail)
+    assert resolved.decisive_reason is ReasonCode.RPC_TIMEOUT
 
     refused = RpcRequestError("no funds", reason=ReasonCode.INSUFFICIENT_FUNDS)
     funds = Submitter._expired(_attempt(), 151, 0, {ReasonCode.INSUFFICIENT_FUNDS: 2}, refused)
     assert funds.detail.startswith("INSUFFICIENT_FUNDS: never accepted (no funds)")
+    assert funds.send_failure is ReasonCode.INSUFFICIENT_FUNDS
 
     # once a send was accepted, the expiry is a plain one: the transaction may have been seen
     plain = Submitter._expired(_attempt(), 151, 1, {ReasonCode.RPC_TIMEOUT: 3}, None)
-    assert plain.detail.startswith("unseen after expiry")
+    assert plain.detail.startswith("unseen after expiry") and plain.send_failure is None
 
 
 def test_program_ids_of_signed_bytes():
@@ -83,6 +84,6 @@ def test_expiry_record_names_its_proof_and_what_was_ignored_on_the_way():
     assert "finalized slot 1200, status answered as of slot 1232" in expired.detail
     assert "3 older status answer(s) ignored" in expired.detail
     assert "1 send(s) answered AlreadyProcessed" in expired.detail
-    assert _retry_reason(Attempt(**{**_attempt().__dict__, "outcome": AttemptOutcome.EXPIRED,
-                                    "reason": ReasonCode.BLOCKHASH_EXPIRED, "detail": expired.detail})
-                         ) is ReasonCode.BLOCKHASH_EXPIRED
+    assert expired.send_failure is None
+    assert dataclasses.replace(_attempt(), outcome=AttemptOutcome.EXPIRED, reason=ReasonCode.BLOCKHASH_EXPIRED,
+                               detail=expired.detail).decisive_reason is ReasonCode.BLOCKHASH_EXPIRED

@@ -8,7 +8,7 @@ from decimal import Decimal
 from xorj.controller.admission import decide, needs_scores
 from xorj.controller.models import CopyTradeSpec, TradingStrategySpec
 from xorj.domain.trades import ReasonCode
-from xorj.ledger.records import TraderScore
+from xorj.ledger.records import StoredTraderScore
 
 from .factories import PUBKEY_A, VAULT, copytrade_spec, strategy_spec
 
@@ -39,8 +39,8 @@ def test_an_unlisted_leader_is_refused() -> None:
 def test_top_n_follows_only_the_best_eligible_scores() -> None:
     strategy = _strategy(traders=None, topN={"count": 1, "minTrustScore": 50})
     assert needs_scores(strategy)
-    scores = [TraderScore(PUBKEY_A, 90.0, "ELIGIBLE"), TraderScore(OTHER, 80.0, "ELIGIBLE"),
-              TraderScore(VAULT, 99.0, "INSUFFICIENT_HISTORY")]
+    scores = [StoredTraderScore(PUBKEY_A, 90.0, "ELIGIBLE"), StoredTraderScore(OTHER, 80.0, "ELIGIBLE"),
+              StoredTraderScore(VAULT, 99.0, "INSUFFICIENT_HISTORY")]
     assert not decide(strategy, _copytrade(), scores).refused
     assert decide(strategy, _copytrade(leadTrader=OTHER), scores).refusal is ReasonCode.LEADER_NOT_FOLLOWED
     assert decide(strategy, _copytrade(leadTrader=VAULT), scores).refusal is ReasonCode.LEADER_NOT_FOLLOWED

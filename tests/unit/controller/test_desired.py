@@ -124,6 +124,47 @@ def test_configmap_carries_the_policy() -> None:
     assert all(isinstance(v, str) for v in data.values())
 
 
+def test_money_reaches_the_executor_as_the_decimal_the_cr_wrote(monkeypatch) -> None:
+    """The CR's numbers become Decimal text, not a float's repr: 12345678901234567.89 USD stays that
+    amount (a float would send 1.2345678901234568e+16), and 0.1 stays 0.1."""
+    from decimal import Decimal
+
+    from xorj.executor.settings import load_settings
+
+    spec = _spec(risk={"maxTradeNotionalUsd": 0.1, "maxDailyVolumeUsd": "12345678901234567.89",
+                       "maxPositionShare": 0.3, "maxPriceImpactBps": 7})
+    data = _by_kind(spec)["ConfigMap"]["data"]
+    assert data["XORJ_MAX_TRADE_NOTIONAL_USD"] == "0.1"
+    assert data["XORJ_MAX_DAILY_VOLUME_USD"] == "12345678901234567.89"
+    assert data["XORJ_MAX_POSITION_SHARE"] == "0.3"
+    assert data["XORJ_MAX_PRICE_IMPACT"] == "0.0007"
+    for key, value in data.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("XORJ_LEDGER_DSN", "postgresql://u@127.0.0.1/x")
+    settings = load_settings()
+    assert settings.max_daily_volume_usd == Decimal("12345678901234567.89")
+    assert settings.max_trade_notional_usd == Decimal("0.1") and settings.max_position_share == Decimal("0.3")
+
+
+def test_the_crd_defaults_are_the_domains_and_the_executor_falls_back_on_them(monkeypatch) -> None:
+    """One set of defaults: an empty spec.risk / spec.slippage means the domain's policy, and so does
+    an executor started with none of those variables."""
+    from xorj.domain.risk import RiskLimits
+    from xorj.domain.slippage import SlippagePolicy
+    from xorj.executor.settings import load_settings
+
+    spec = _spec()
+    assert spec.risk.to_domain() == RiskLimits() and spec.slippage.to_domain() == SlippagePolicy()
+    monkeypatch.setenv("XORJ_STRATEGY", "ns1/alpha")
+    monkeypatch.setenv("XORJ_LEDGER_DSN", "postgresql://u@127.0.0.1/x")
+    for key, value in _by_kind(spec)["ConfigMap"]["data"].items():
+        if key in {"XORJ_VAULT_PUBKEY", "XORJ_VAULT_KEYPAIR_FILE", "XORJ_RPC_URL", "XORJ_SWAP_API_URL"}:
+            monkeypatch.setenv(key, value)
+    bare = load_settings()
+    assert bare.risk_limits() == RiskLimits()
+    assert bare.slippage_policy() == SlippagePolicy()
+
+
 def test_the_real_executor_accepts_the_configmap(monkeypatch) -> None:
     """Contract with xorj.executor.settings: every variable we set parses, and means what we meant."""
     from xorj.executor.settings import load_settings

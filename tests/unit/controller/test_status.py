@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from xorj.controller import status as st
 from xorj.controller.models import ConditionStatus, TradingStrategySpec
-from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
-from xorj.ledger.records import AdmitResult, Attempt, Trade, TraderScore
+from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, Trade, TradeState
+from xorj.ledger.records import AdmitResult, StoredTraderScore
 
 from .factories import PUBKEY_A, PUBKEY_B, PUBKEY_C, SIGNATURE, VAULT, strategy_spec
 
@@ -69,10 +69,10 @@ def test_paused_condition() -> None:
 
 def test_followed_traders_explicit_and_top_n() -> None:
     scores = [
-        TraderScore(wallet=PUBKEY_A, score=80.0, status="ELIGIBLE", normalization="fixed"),
-        TraderScore(wallet=PUBKEY_B, score=90.0, status="ELIGIBLE", normalization="fixed"),
-        TraderScore(wallet=PUBKEY_C, score=0.0, status="INSUFFICIENT_TRADES", normalization="fixed"),
-        TraderScore(wallet=VAULT, score=40.0, status="ELIGIBLE", normalization="fixed"),
+        StoredTraderScore(wallet=PUBKEY_A, score=80.0, status="ELIGIBLE", normalization="fixed"),
+        StoredTraderScore(wallet=PUBKEY_B, score=90.0, status="ELIGIBLE", normalization="fixed"),
+        StoredTraderScore(wallet=PUBKEY_C, score=0.0, status="INSUFFICIENT_TRADES", normalization="fixed"),
+        StoredTraderScore(wallet=VAULT, score=40.0, status="ELIGIBLE", normalization="fixed"),
     ]
     explicit = TradingStrategySpec.model_validate(strategy_spec(traders=[PUBKEY_A, SIGNATURE[:44]]))
     out = st.followed_traders(explicit, scores)

@@ -62,7 +62,8 @@ def test_an_empty_cache_is_incomplete_and_misses_every_component(package_dir, tm
     chain = Toolchain(tmp_path / "cache", package_dir)
 
     assert not chain.is_complete()
-    assert [c.name for c in chain.missing_components()] == ["kubernetes", "etcd", "kwok", "helm"]
+    assert [c.name for c in chain.missing_components()] == ["kubernetes", "etcd", "kwok", "helm",
+                                                            "prometheus", "alertmanager"]
     with pytest.raises(Exception, match="xorj dev toolchain build"):
         chain.require()
 

@@ -6,10 +6,11 @@ import pytest
 from xorj.devenv.toolchain.pins import Version, parse_pins
 from xorj.errors import InvalidInputError
 
-GOOD = {"kubernetes": "v1.34.12", "etcd": "v3.6.16", "kwok": "v0.8.0", "helm": "v3.22.0"}
+GOOD = {"kubernetes": "v1.34.12", "etcd": "v3.6.16", "kwok": "v0.8.0", "helm": "v3.22.0",
+        "prometheus": "v0.316.0", "alertmanager": "v0.35.0"}
 
 
-def test_parses_the_four_pins_and_derives_the_staging_version():
+def test_parses_the_pins_and_derives_the_staging_version():
     pins = parse_pins(json.dumps(GOOD))
 
     assert str(pins.kubernetes) == "v1.34.12"
@@ -25,6 +26,13 @@ def test_the_checked_in_pins_are_valid_and_kubernetes_is_1_34():
     assert (pins.kubernetes.major, pins.kubernetes.minor) == (1, 34)
     assert (pins.etcd.major, pins.etcd.minor) == (3, 6)
     assert pins.helm.major == 3
+    assert pins.prometheus_release.startswith("3.")
+
+
+def test_prometheus_module_version_names_its_3_x_release():
+    pins = parse_pins(json.dumps({**GOOD, "prometheus": "v0.316.2"}))
+
+    assert pins.prometheus_release == "3.16.2"
 
 
 @pytest.mark.parametrize(
@@ -34,6 +42,9 @@ def test_the_checked_in_pins_are_valid_and_kubernetes_is_1_34():
         ({"etcd": "v3.6"}, "etcd: 'v3.6' is not a release version"),
         ({"kwok": "v0.8.0-rc.1"}, "kwok: 'v0.8.0-rc.1' is not a release version"),
         ({"helm": "v4.0.0"}, "helm: v4.0.0 must be a 3.x release"),
+        ({"prometheus": "v3.16.0"}, "prometheus: v3.16.0 must be the Go module version v0.3NN.x"),
+        ({"prometheus": "v0.54.1"}, "prometheus: v0.54.1 must be the Go module version v0.3NN.x"),
+        ({"alertmanager": "v1.0.0"}, "alertmanager: v1.0.0 must be a 0.x release"),
         ({"kubernetes": 134}, "field 'kubernetes' must be a version string"),
         ({"extra": "v1.0.0"}, "unknown field(s) extra"),
     ],

@@ -8,7 +8,7 @@ from fractions import Fraction
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from xorj.domain.sizing import SizingInput, SizingMode, SizingPolicy, size_follower_trade
+from xorj.domain.sizing import SizingInput, SizingMethod, SizingPolicy, size_follower_trade
 from xorj.errors import InvalidInputError
 
 D = Decimal
@@ -33,7 +33,7 @@ def test_proportional_rounds_down_to_base_units() -> None:
 
 
 def test_fixed_notional_buys_the_same_usd_every_time() -> None:
-    policy = SizingPolicy(SizingMode.FIXED_NOTIONAL, fixed_notional_usd=D("25"))
+    policy = SizingPolicy(SizingMethod.FIXED_NOTIONAL, fixed_notional_usd=D("25"))
     usdc = SizingInput(lead_amount_in=999, input_decimals=6, input_price_usd=D("1"), vault_value_usd=D("500"))
     assert size_follower_trade(policy, usdc).amount_in == 25_000_000
     sol = SizingInput(lead_amount_in=1, vault_value_usd=D("500"), **SOL)
@@ -48,7 +48,7 @@ def test_fixed_fraction_is_a_share_of_the_vault() -> None:
 
 
 def test_the_vault_balance_caps_the_size() -> None:
-    policy = SizingPolicy(SizingMode.FIXED_NOTIONAL, fixed_notional_usd=D("300"))
+    policy = SizingPolicy(SizingMethod.FIXED_NOTIONAL, fixed_notional_usd=D("300"))
     sized = size_follower_trade(policy, SizingInput(lead_amount_in=1, vault_value_usd=D("9000"), vault_input_balance=10**9, **SOL))
     assert sized.amount_in == 10**9 and "capped at the vault's balance" in sized.reason
 
@@ -70,10 +70,10 @@ def test_dust_is_skipped_with_the_reason() -> None:
     ("policy_fields", "message"),
     [
         ({"mode": "martingale"}, "sizing.mode: must be one of proportional, fixed_notional, fixed_fraction"),
-        ({"mode": SizingMode.FIXED_NOTIONAL}, "sizing.fixed_notional_usd: required when mode is fixed_notional"),
-        ({"mode": SizingMode.FIXED_NOTIONAL, "fixed_notional_usd": D("-1")}, "sizing.fixed_notional_usd: must be positive"),
-        ({"mode": SizingMode.FIXED_FRACTION, "fraction": D("1.5")}, "sizing.fraction: must be in \\(0, 1\\]"),
-        ({"mode": SizingMode.FIXED_FRACTION}, "sizing.fraction: required when mode is fixed_fraction"),
+        ({"mode": SizingMethod.FIXED_NOTIONAL}, "sizing.fixed_notional_usd: required when mode is fixed_notional"),
+        ({"mode": SizingMethod.FIXED_NOTIONAL, "fixed_notional_usd": D("-1")}, "sizing.fixed_notional_usd: must be positive"),
+        ({"mode": SizingMethod.FIXED_FRACTION, "fraction": D("1.5")}, "sizing.fraction: must be in \\(0, 1\\]"),
+        ({"mode": SizingMethod.FIXED_FRACTION}, "sizing.fraction: required when mode is fixed_fraction"),
         ({"fraction": D("0.1")}, "sizing.fraction: only used when mode is fixed_fraction"),
         ({"min_notional_usd": 0.5}, "sizing.min_notional_usd: must be a Decimal.*not float"),
     ],
@@ -145,7 +145,7 @@ def test_proportional_size_is_the_floor_never_more(lead: int, decimals: int, pri
        decimals=st.integers(min_value=0, max_value=9))
 def test_fixed_notional_never_spends_more_than_the_notional(notional: Decimal, price: Decimal, decimals: int) -> None:
     sized = size_follower_trade(
-        SizingPolicy(SizingMode.FIXED_NOTIONAL, fixed_notional_usd=notional, min_notional_usd=D(0)),
+        SizingPolicy(SizingMethod.FIXED_NOTIONAL, fixed_notional_usd=notional, min_notional_usd=D(0)),
         SizingInput(1, decimals, price, D("1")),
     )
     value = Fraction(sized.amount_in) * Fraction(price) / 10**decimals

@@ -13,7 +13,6 @@ from xorj.domain.slippage import (
     SlippageAction,
     SlippagePolicy,
     decide_retry,
-    initial_slippage,
     ladder_bps,
     next_slippage,
 )
@@ -26,7 +25,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 def test_reference_defaults() -> None:
     policy = SlippagePolicy()
     assert (policy.initial_bps, policy.max_attempts, policy.absolute_cap_bps) == (100, 3, 500)
-    assert initial_slippage(policy) == 100
+    assert policy.initial_bps == 100
 
 
 @pytest.mark.parametrize(
@@ -100,13 +99,15 @@ def test_ladder_bps_without_expiries() -> None:
 
 
 def test_decide_retry_reads_the_trade_and_respects_its_own_bound() -> None:
-    trade = new_trade(id="t", strategy="s", vault="v", lead_trader="l", lead_signature="x",
-                      input_mint="A", output_mint="B", amount_in=5, max_slippage_bps=120, at=T0)
-    trade = submit(trade, Attempt(1, "s1", 100, 10), at=T0)
+    trade = new_trade(trade_id=1, strategy="s", vault="v", lead_trader="l", lead_signature="x",
+                      input_mint="A", output_mint="B", amount=5, max_slippage_bps=120, at=T0)
+    trade = submit(trade, Attempt(trade_id=1, attempt_no=1, signature="s1", raw_tx=b"tx", slippage_bps=100,
+                                 last_valid_block_height=10), at=T0)
     trade = resolve_attempt(trade, "s1", AttemptOutcome.FAILED_ON_CHAIN, ReasonCode.SLIPPAGE_EXCEEDED, at=T0)
     decision = decide_retry(SlippagePolicy.for_profile("aggressive"), trade)
     assert decision.slippage_bps == 120  # the trade's bound, below the profile's 150
-    assert submit(trade, Attempt(2, "s2", decision.slippage_bps, 20), at=T0).attempts[-1].slippage_bps == 120
+    assert submit(trade, Attempt(trade_id=1, attempt_no=2, signature="s2", raw_tx=b"tx",
+                                  slippage_bps=decision.slippage_bps, last_valid_block_height=20), at=T0).attempts[-1].slippage_bps == 120
 
 
 # --- properties ----------------------------------------------------------------------------------
@@ -131,7 +132,7 @@ policies = st.builds(
 @given(policy=policies, reasons=st.lists(st.sampled_from(list(ReasonCode)), min_size=1, max_size=12))
 def test_the_ladder_never_exceeds_the_caps_or_max_attempts(policy: SlippagePolicy, reasons: list[ReasonCode]) -> None:
     """Follow the policy through a random sequence of failures, as an executor would."""
-    bps = initial_slippage(policy)
+    bps = policy.initial_bps
     attempt = 1
     attempts_made = [bps]
     for reason in reasons:
@@ -180,12 +181,13 @@ def test_an_executor_loop_over_the_policy_always_ends_within_the_limits(
 ) -> None:
     """Drive a trade with the policy as the executor does, the chain answering at random: the trade
     always ends terminal, within max_attempts, under every cap, with at most one landing."""
-    trade = new_trade(id="t", strategy="s", vault="v", lead_trader="l", lead_signature="x",
-                      input_mint="A", output_mint="B", amount_in=5, max_slippage_bps=bound, at=T0)
+    trade = new_trade(trade_id=1, strategy="s", vault="v", lead_trader="l", lead_signature="x",
+                      input_mint="A", output_mint="B", amount=5, max_slippage_bps=bound, at=T0)
     bps = policy.bounded_by(bound).initial_bps
     for number, (outcome, reason) in enumerate(results, start=1):
         signature = f"s{number}"
-        trade = submit(trade, Attempt(number, signature, bps, 100), at=T0, max_attempts=policy.max_attempts)
+        trade = submit(trade, Attempt(trade_id=1, attempt_no=number, signature=signature, raw_tx=b"tx",
+                                       slippage_bps=bps, last_valid_block_height=100), at=T0, max_attempts=policy.max_attempts)
         trade = resolve_attempt(trade, signature, outcome, reason, at=T0)
         if outcome is AttemptOutcome.LANDED:
             trade = confirm(trade, signature, at=T0)

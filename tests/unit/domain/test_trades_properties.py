@@ -46,8 +46,8 @@ class TradeMachine(RuleBasedStateMachine):
         super().__init__()
         self.clock = 0
         self.trade: Trade = new_trade(
-            id="t", strategy="s", vault="v", lead_trader="l", lead_signature="lead",
-            input_mint="A", output_mint="B", amount_in=10, max_slippage_bps=MAX_SLIPPAGE, at=T0,
+            trade_id=1, strategy="s", vault="v", lead_trader="l", lead_signature="lead",
+            input_mint="A", output_mint="B", amount=10, max_slippage_bps=MAX_SLIPPAGE, at=T0,
         )
         self.states_seen: list[TradeState] = [TradeState.PENDING]
         self.terminal_snapshot: Trade | None = None
@@ -101,7 +101,8 @@ class TradeMachine(RuleBasedStateMachine):
             and not (reuse_signature and self.trade.attempts)
             and (max_attempts is None or number <= max_attempts)
         )
-        new = Attempt(number=number, signature=signature, slippage_bps=bps, last_valid_block_height=100 + number)
+        new = Attempt(trade_id=1, attempt_no=number, signature=signature, raw_tx=b"tx", slippage_bps=bps,
+                      last_valid_block_height=100 + number)
         self._apply(legal, lambda: submit(self.trade, new, at=self.now(), max_attempts=max_attempts))
 
     @rule(outcome=st.sampled_from(RESOLVED_OUTCOMES), reason=st.none() | st.sampled_from(list(ReasonCode)),
@@ -189,7 +190,7 @@ class TradeMachine(RuleBasedStateMachine):
                 assert a == self.resolved_snapshot[a.signature]
             elif a.outcome is not AttemptOutcome.PENDING:
                 self.resolved_snapshot[a.signature] = a
-        assert [a.number for a in self.trade.attempts] == list(range(1, len(self.trade.attempts) + 1))
+        assert [a.attempt_no for a in self.trade.attempts] == list(range(1, len(self.trade.attempts) + 1))
 
 
 TradeMachine.TestCase.settings = settings(

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from xorj.chain.submission import _retry_reason
-from xorj.domain.trades import AttemptOutcome, ReasonCode
+from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode
 from xorj.errors import InvalidInputError
 from xorj.executor.service import SigkillHook
 from xorj.executor.settings import load_settings
@@ -30,7 +29,9 @@ def test_reads_environment_with_defaults(env):
     env.setenv("XORJ_USD_PRICES", '{"So11111111111111111111111111111111111111112": "0.00000015"}')
     settings = load_settings()
     assert settings.strategy == "alpha" and settings.concurrency == 8
-    assert settings.effective_slippage_cap_bps == 100  # the moderate profile
+    assert settings.effective_slippage_cap_bps == 200  # the domain's default, which the CRD renders too
+    env.setenv("XORJ_SLIPPAGE_PROFILE", "moderate")  # a named profile still sets its own cap
+    assert load_settings().effective_slippage_cap_bps == 100
     assert settings.skip_preflight is True and settings.confirmation_commitment == "confirmed"
     assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.model_dump())
     assert settings.ledger_dsn.get_secret_value() == BASE["XORJ_LEDGER_DSN"]
@@ -72,15 +73,22 @@ def test_sigkill_hook_spec_is_validated():
     assert hook.seen == 0
 
 
-class _A:
-    def __init__(self, outcome, reason, detail):
-        self.outcome, self.reason, self.detail = outcome, reason, detail
+def _resolved(outcome: AttemptOutcome, reason: ReasonCode, detail: str,
+              send_failure: ReasonCode | None = None) -> Attempt:
+    return Attempt(trade_id=1, attempt_no=1, signature="sig", raw_tx=b"x", last_valid_block_height=8,
+                   slippage_bps=100, outcome=outcome, reason=reason, send_failure=send_failure, detail=detail)
 
 
 def test_expired_attempt_is_judged_by_why_the_rpc_refused_it():
-    assert _retry_reason(_A(AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED,
-                            "RPC_TIMEOUT: never accepted (3 send(s) failed)")) is ReasonCode.RPC_TIMEOUT
-    assert _retry_reason(_A(AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED,
-                            "unseen after expiry: finalized height 9 > last valid 8")) is ReasonCode.BLOCKHASH_EXPIRED
-    assert _retry_reason(_A(AttemptOutcome.FAILED_ON_CHAIN, ReasonCode.SLIPPAGE_EXCEEDED,
-                            "RPC_TIMEOUT: whatever")) is ReasonCode.SLIPPAGE_EXCEEDED
+    assert _resolved(AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED, "never accepted (3 send(s) failed)",
+                     ReasonCode.RPC_TIMEOUT).decisive_reason is ReasonCode.RPC_TIMEOUT
+    assert _resolved(AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED,
+                     "unseen after expiry: finalized height 9 > last valid 8").decisive_reason is ReasonCode.BLOCKHASH_EXPIRED
+    assert _resolved(AttemptOutcome.FAILED_ON_CHAIN, ReasonCode.SLIPPAGE_EXCEEDED,
+                     "RPC_TIMEOUT: whatever").decisive_reason is ReasonCode.SLIPPAGE_EXCEEDED
+    # the detail is text for people: a reason code written into it decides nothing
+    assert _resolved(AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED,
+                     "RPC_TIMEOUT: never accepted (3 send(s) failed)").decisive_reason is ReasonCode.BLOCKHASH_EXPIRED
+    # a send failure that does not decide retries (a refusal of ours) leaves the expiry in charge
+    assert _resolved(AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED, "never accepted",
+                     ReasonCode.SWAP_REJECTED).decisive_reason is ReasonCode.BLOCKHASH_EXPIRED

@@ -23,7 +23,7 @@ from solders.keypair import Keypair
 
 from xorj.devenv.chain.faults import FaultEngine
 from xorj.devenv.chain.market import Market
-from xorj.devenv.chain.node import LocalNode, NodeConfig
+from xorj.devenv.chain.node import LocalChainNode, NodeConfig
 from xorj.devenv.chain.rpc_server import ADMIN_PREFIX, PRICE_API_PATH, SWAP_API_PREFIX, ChainServer
 from xorj.errors import InvalidInputError
 
@@ -64,7 +64,7 @@ def build(seed: SeedConfig, node_config: NodeConfig, slot_ms: int, fault_seed: i
     seed.validate()
     if slot_ms < 10:
         raise InvalidInputError(f"slot_ms must be at least 10, got {slot_ms}")
-    node = LocalNode(node_config)
+    node = LocalChainNode(node_config)
     market = Market(node, seed=seed.seed, fee_bps=seed.fee_bps)
     usdc = market.add_mint("USDC", 6)
     sol = market.add_mint("SOL", 9)

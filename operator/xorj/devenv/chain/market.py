@@ -57,7 +57,7 @@ from spl.token.instructions import (
 from spl.token.models import ApproveParams, SetAuthorityParams, TransferCheckedParams
 
 from xorj.devenv.chain import slippage_program
-from xorj.devenv.chain.node import MAX_PROCESSING_AGE, SYSTEM_PROGRAM_ID, TOKEN_PROGRAM_ID, LocalNode
+from xorj.devenv.chain.node import MAX_PROCESSING_AGE, SYSTEM_PROGRAM_ID, TOKEN_PROGRAM_ID, LocalChainNode
 from xorj.devenv.chain.slippage_program import JUPITER_PROGRAM_ID
 
 BPS = 10_000
@@ -114,7 +114,7 @@ def pack_token_account(mint: Pubkey, owner: Pubkey, amount: int) -> bytes:
     return data
 
 
-def token_amount(node: LocalNode, account: Pubkey) -> int:
+def token_amount(node: LocalChainNode, account: Pubkey) -> int:
     acc = node.svm.get_account(account)
     if acc is None:
         return 0
@@ -132,7 +132,7 @@ class MintInfo:
 class Market:
     """One constant-product pool between two seeded mints, plus the funded vaults that trade on it."""
 
-    node: LocalNode
+    node: LocalChainNode
     seed: str = "default"
     fee_bps: int = 25
     mints: dict[str, MintInfo] = field(default_factory=dict)

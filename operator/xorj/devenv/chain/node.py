@@ -157,7 +157,7 @@ class NodeConfig:
 
 
 @dataclass
-class LocalNode:
+class LocalChainNode:
     config: NodeConfig = field(default_factory=NodeConfig)
 
     def __post_init__(self) -> None:

@@ -20,7 +20,7 @@ from xorj.devenv.chain.node import (
     COMMITMENTS,
     TOKEN_2022_PROGRAM_ID,
     TOKEN_PROGRAM_ID,
-    LocalNode,
+    LocalChainNode,
     RpcError,
     TxRecord,
     error_message,
@@ -90,7 +90,7 @@ def decode_transaction(data: Any, encoding: str) -> VersionedTransaction:
 
 
 class RpcMethods:
-    def __init__(self, node: LocalNode):
+    def __init__(self, node: LocalChainNode):
         self.node = node
         self.status_lag_blocks = 0  # set for one call by a status_lag fault
         self.table: dict[str, Callable[[list[Any]], Any]] = {

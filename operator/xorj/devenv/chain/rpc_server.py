@@ -26,7 +26,7 @@ from aiohttp import web
 
 from xorj.devenv.chain.faults import MAIN_NODE, Decision, FaultEngine, FaultSpec
 from xorj.devenv.chain.market import Market, SwapApiError
-from xorj.devenv.chain.node import MAX_PROCESSING_AGE, LocalNode, RpcError
+from xorj.devenv.chain.node import MAX_PROCESSING_AGE, LocalChainNode, RpcError
 from xorj.devenv.chain.rpc_methods import RpcMethods
 from xorj.errors import InvalidInputError
 
@@ -39,7 +39,7 @@ ADMIN_PREFIX = "/admin"
 
 @dataclass
 class ChainServer:
-    node: LocalNode
+    node: LocalChainNode
     market: Market
     slot_ms: int = 400
     faults: FaultEngine = field(default_factory=FaultEngine)

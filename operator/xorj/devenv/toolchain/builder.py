@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -216,12 +217,23 @@ class Toolchain:
             command = [go, "build", "-v", *BUILD_FLAGS, "-ldflags", component.ldflags,
                        "-o", f"{output}{'' if component.output_name else os.sep}", *component.packages]
             total = _count_packages(go, cwd, env, component.packages)
+        elif component.how == "source":
+            cwd = None  # set below: a copy of the module's source
+            command = [go, "build", "-v", *BUILD_FLAGS, "-ldflags", component.ldflags,
+                       "-o", f"{staging}{os.sep}", *component.packages]
+            total = None
         else:
             cwd = staging
             env["GOBIN"] = str(staging)
             command = [go, "install", "-v", *BUILD_FLAGS, "-ldflags", component.ldflags, *component.packages]
             total = None
-        _run_with_progress(command, cwd, env, component.name, total, progress)
+        if component.tags:
+            command[3:3] = ["-tags", ",".join(component.tags)]
+        with tempfile.TemporaryDirectory(prefix=f"xorj-source-{component.name}-") as scratch:
+            if component.how == "source":
+                cwd = _module_source_copy(go, component, Path(scratch) / "src")
+            assert cwd is not None
+            _run_with_progress(command, cwd, env, component.name, total, progress)
         missing = [name for name in component.binaries if not (staging / name).is_file()]
         if missing:
             raise EnvironmentSetupError(f"{component.name}: go finished but produced no {', '.join(missing)}")
@@ -259,6 +271,28 @@ def upstream_go_mod(go: str, module: str, version: str) -> str:
     if info.get("Error"):
         raise EnvironmentSetupError(f"cannot fetch {module}@{version}: {info['Error']}")
     return Path(info["GoMod"]).read_text()
+
+
+def _module_source_copy(go: str, component: Component, target: Path) -> Path:
+    """A writable copy of the component's module source with its added files: the module as Go
+    downloaded and verified it (go.sum pins every dependency), plus what its release build makes
+    outside Go."""
+    assert component.source_module is not None
+    raw = _run([go, "mod", "download", "-json", component.source_module], env=_go_env(), cwd=Path("/"))
+    info = json.loads(raw)
+    if info.get("Error") or not info.get("Dir"):
+        raise EnvironmentSetupError(f"cannot fetch {component.source_module}: {info.get('Error')}")
+    # copyfile, not copy2: the module cache is read-only and its modes must not follow
+    shutil.copytree(info["Dir"], target, copy_function=shutil.copyfile)
+    for directory, _, _ in os.walk(target):
+        os.chmod(directory, 0o755)
+    for relative, content in component.added_files:
+        path = target / relative
+        if path.exists():
+            raise EnvironmentSetupError(f"{component.name}: {relative} exists upstream; the recipe must not replace it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    return target
 
 
 def _find_go() -> str:

@@ -214,3 +214,16 @@ def parse_go_version(text: str) -> tuple[int, int]:
     if not match:
         raise ValueError(f"no Go version in {text!r}")
     return int(match[1]), int(match[2])
+
+
+PROMETHEUS_VERSION_PACKAGE = "github.com/prometheus/common/version"
+
+
+def prometheus_ldflags(pins: Pins) -> str:
+    # Stamped as upstream's promu does: `prometheus --version` and the build_info metric report the
+    # release (3.NN.x), not the Go module version it is published under.
+    return f"-s -w -X {PROMETHEUS_VERSION_PACKAGE}.Version={pins.prometheus_release}"
+
+
+def alertmanager_ldflags(pins: Pins) -> str:
+    return f"-s -w -X {PROMETHEUS_VERSION_PACKAGE}.Version={str(pins.alertmanager).removeprefix('v')}"

@@ -16,6 +16,8 @@ KUBERNETES_MODULE = "k8s.io/kubernetes"
 ETCD_MODULE = "go.etcd.io/etcd/server/v3"
 KWOK_MODULE = "sigs.k8s.io/kwok"
 HELM_MODULE = "helm.sh/helm/v3"
+PROMETHEUS_MODULE = "github.com/prometheus/prometheus"
+ALERTMANAGER_MODULE = "github.com/prometheus/alertmanager"
 
 # kubelet and kube-proxy ride along: a real node needs them later and the shared packages are
 # already compiled for the control plane, so they cost little more than their link step.
@@ -60,6 +62,9 @@ class Pins:
     etcd: Version
     kwok: Version
     helm: Version
+    # Prometheus publishes release 3.NN.x as Go module version v0.3NN.x (see release_version).
+    prometheus: Version
+    alertmanager: Version
 
     def __post_init__(self) -> None:
         if self.kubernetes.major != 1:
@@ -68,6 +73,18 @@ class Pins:
             raise InvalidInputError(f"etcd: {self.etcd} must be a 3.x release")
         if self.helm.major != 3:
             raise InvalidInputError(f"helm: {self.helm} must be a 3.x release (helm.sh/helm/v3)")
+        if self.prometheus.major != 0 or not 300 <= self.prometheus.minor <= 399:
+            raise InvalidInputError(
+                f"prometheus: {self.prometheus} must be the Go module version v0.3NN.x of a 3.NN.x release"
+            )
+        if self.alertmanager.major != 0:
+            raise InvalidInputError(f"alertmanager: {self.alertmanager} must be a 0.x release")
+
+    @property
+    def prometheus_release(self) -> str:
+        """The release a Prometheus module version stands for: v0.316.0 is 3.16.0."""
+        major, minor = divmod(self.prometheus.minor, 100)
+        return f"{major}.{minor}.{self.prometheus.patch}"
 
     @property
     def staging_version(self) -> Version:
@@ -80,6 +97,8 @@ class Pins:
             "etcd": str(self.etcd),
             "kwok": str(self.kwok),
             "helm": str(self.helm),
+            "prometheus": str(self.prometheus),
+            "alertmanager": str(self.alertmanager),
         }
 
     def to_json(self) -> str:
@@ -94,7 +113,7 @@ def parse_pins(text: str) -> Pins:
         raise InvalidInputError(f"pins.json: not valid JSON ({exc})") from exc
     if not isinstance(raw, dict):
         raise InvalidInputError("pins.json: must be an object of name -> version")
-    expected = ("kubernetes", "etcd", "kwok", "helm")
+    expected = ("kubernetes", "etcd", "kwok", "helm", "prometheus", "alertmanager")
     unknown = sorted(set(raw) - set(expected))
     if unknown:
         raise InvalidInputError(f"pins.json: unknown field(s) {', '.join(unknown)}")

@@ -12,16 +12,20 @@ import json
 from dataclasses import dataclass
 
 from xorj.devenv.toolchain.gomod import (
+    alertmanager_ldflags,
     helm_ldflags,
     kubernetes_ldflags,
     kubernetes_packages,
     kwok_ldflags,
+    prometheus_ldflags,
 )
 from xorj.devenv.toolchain.pins import (
+    ALERTMANAGER_MODULE,
     ETCD_MODULE,
     HELM_MODULE,
     KUBERNETES_COMMANDS,
     KWOK_MODULE,
+    PROMETHEUS_MODULE,
     Pins,
 )
 
@@ -30,19 +34,40 @@ RECIPE_REVISION = 1
 
 BUILD_FLAGS: tuple[str, ...] = ("-trimpath",)
 
+# Alertmanager's ui package embeds ui/app/dist, which its release build makes with npm and its Go
+# module does not contain, so `go install` alone fails ("pattern app/dist: no matching files").
+# The HTTP API is all the local environment uses: these pages stand in for the two web UIs.
+_NO_UI_PAGE = (
+    "This Alertmanager was built by the xorj toolchain without its web UI; use the HTTP API "
+    "(/api/v2/alerts, /api/v2/status) or amtool.\n"
+)
+ALERTMANAGER_UI_PLACEHOLDER: tuple[tuple[str, str], ...] = (
+    ("ui/app/dist/elm/README.txt", _NO_UI_PAGE),
+    ("ui/app/dist/mantine/README.txt", _NO_UI_PAGE),
+)
+
 
 @dataclass(frozen=True)
 class Component:
     """One ``go build`` or ``go install`` invocation and the binaries it produces."""
 
     name: str
-    how: str  # "wrapper": go build inside a wrapper module dir; "install": go install pkg@version
+    how: str  # "wrapper": go build inside a wrapper module dir; "install": go install pkg@version;
+    # "source": go build inside a copy of the module's source (see source_module)
     wrapper_dir: str | None  # package-data directory of the wrapper module ("k8s", "etcd")
     packages: tuple[str, ...]  # build targets (with @version for "install")
     binaries: tuple[str, ...]
     ldflags: str
     output_name: str | None = None  # for a single main package whose path does not end in its name
     inputs: tuple[tuple[str, str], ...] = ()
+    tags: tuple[str, ...] = ()  # go build tags
+    # how == "source": `go build` of ``packages`` (relative, "./cmd/x") inside a copy of this
+    # module's source ("module@version", fetched and checksum-verified by `go mod download`), with
+    # ``added_files`` (path relative to the module root, content) written into the copy: for an
+    # upstream package that embeds build output its module lacks. (Go refuses `-overlay` of files
+    # under GOMODCACHE, and the module cache itself stays read-only and untouched.)
+    source_module: str | None = None
+    added_files: tuple[tuple[str, str], ...] = ()
 
     def key(self, wrapper_files: dict[str, bytes]) -> str:
         """Digest of everything that decides this component's binaries."""
@@ -59,6 +84,13 @@ class Component:
                 name: hashlib.sha256(content).hexdigest() for name, content in sorted(wrapper_files.items())
             },
         }
+        # Only when used, so that adding these fields left the keys (and caches) of the others alone.
+        if self.tags:
+            payload["tags"] = list(self.tags)
+        if self.source_module:
+            payload["source_module"] = self.source_module
+            payload["added_files"] = [[path, hashlib.sha256(text.encode()).hexdigest()]
+                                      for path, text in self.added_files]
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -100,6 +132,32 @@ def components(pins: Pins) -> tuple[Component, ...]:
             binaries=("helm",),
             ldflags=helm_ldflags(pins),
             inputs=(("helm", str(pins.helm)),),
+        ),
+        Component(
+            name="prometheus",
+            how="install",
+            wrapper_dir=None,
+            packages=(f"{PROMETHEUS_MODULE}/cmd/prometheus@{pins.prometheus}",
+                      f"{PROMETHEUS_MODULE}/cmd/promtool@{pins.prometheus}"),
+            binaries=("prometheus", "promtool"),
+            ldflags=prometheus_ldflags(pins),
+            inputs=(("prometheus", str(pins.prometheus)),),
+            # Without `builtinassets` the web UI is not embedded (upstream's README: the HTTP API
+            # is all that is used here). Only the Kubernetes service discovery is kept (upstream's
+            # remove_all_sd/enable_<name>_sd tags; file, static and http SD always stay): the cloud
+            # SDKs are most of the compile time and the local environment has no cloud.
+            tags=("remove_all_sd", "enable_kubernetes_sd"),
+        ),
+        Component(
+            name="alertmanager",
+            how="source",
+            wrapper_dir=None,
+            packages=("./cmd/alertmanager", "./cmd/amtool"),
+            binaries=("alertmanager", "amtool"),
+            ldflags=alertmanager_ldflags(pins),
+            inputs=(("alertmanager", str(pins.alertmanager)),),
+            source_module=f"{ALERTMANAGER_MODULE}@{pins.alertmanager}",
+            added_files=ALERTMANAGER_UI_PLACEHOLDER,
         ),
     )
 

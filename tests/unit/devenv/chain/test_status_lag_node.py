@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
-from xorj.devenv.chain.node import LocalNode
+from xorj.devenv.chain.node import LocalChainNode
 from xorj.devenv.chain.rpc_methods import RpcMethods
 
 
-def _chain_with_recent_transaction() -> tuple[LocalNode, RpcMethods, str]:
-    node = LocalNode()
+def _chain_with_recent_transaction() -> tuple[LocalChainNode, RpcMethods, str]:
+    node = LocalChainNode()
     node.advance(200)
     signature = node.airdrop(Keypair().pubkey(), 10**9)  # a real transaction, in the current block
     node.advance(40)
