@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 
 from xorj.kubectl.errors import PluginError
 from xorj.ledger import scores as score_rows
-from xorj.ledger.records import TraderScore, TradingHalt
+from xorj.ledger.records import StoredTraderScore, TradingHalt
 from xorj.redaction import redact_urls
 
 DSN_ENV = "XORJ_LEDGER_READER_DSN"
@@ -30,7 +30,7 @@ class LedgerReader:
         return conn
 
     def scores(self, *, min_score: float | None = None, status: str | None = None,
-               limit: int | None = None) -> list[TraderScore]:
+               limit: int | None = None) -> list[StoredTraderScore]:
         with self._connect() as conn:
             try:
                 with conn.cursor() as cur:

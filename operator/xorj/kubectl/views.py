@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from xorj.domain.trades import TradeState
 from xorj.kubectl.errors import PluginError
-from xorj.ledger.records import TraderScore, TradingHalt
+from xorj.ledger.records import StoredTraderScore, TradingHalt
 from xorj.redaction import redact_urls
 
 EXPLORER = "https://explorer.solana.com/tx/"
@@ -329,7 +329,7 @@ def status_view(
     deployment: Mapping[str, Any] | None,
     pods: Sequence[Mapping[str, Any]],
     copytrades: Sequence[Mapping[str, Any]],
-    scores: Sequence[TraderScore] | None,
+    scores: Sequence[StoredTraderScore] | None,
     scores_error: str | None,
     halt: Mapping[str, Any],
     breakers: Mapping[str, str | None],
@@ -495,7 +495,7 @@ def _breaker_line(breakers: Mapping[str, str | None]) -> str:
 
 
 def scores_view(
-    scores: Sequence[TraderScore], strategy: Mapping[str, Any] | None
+    scores: Sequence[StoredTraderScore], strategy: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     """Trader scores as the ledger's ``trader_scores`` holds them (one latest row per wallet). With a
     strategy: its explicit traders, or the cohort its topN selects from (the normalization it uses),

@@ -17,7 +17,7 @@ import pytest
 from xorj.domain.trades import ReasonCode
 from xorj.ledger import Ledger
 from xorj.ledger.reader_roles import ensure_reader_login
-from xorj.ledger.records import TraderScore
+from xorj.ledger.records import StoredTraderScore
 
 from tests.fixtures.postgres import LEDGER_OWNER_PASSWORD
 from tests.unit.controller.factories import PUBKEY_A, VAULT
@@ -94,8 +94,8 @@ def test_trades_explain_status_and_scores(kube: Kubectl, operators, ledger: Ledg
     driver.fail(bad_id, ReasonCode.RISK_LIMIT, "daily volume over maxDailyVolumeUsd")
     wait_for(_phase(kube, "ct-ok", "CONFIRMED"), 60, "ct-ok CONFIRMED")
     wait_for(_phase(kube, "ct-bad", "FAILED"), 60, "ct-bad FAILED")
-    ledger.upsert_trader_scores([TraderScore(PUBKEY_A, 47.3, "ELIGIBLE", rank=1, normalization="fixed"),
-                                 TraderScore(VAULT, 12.0, "ELIGIBLE", rank=2, normalization="fixed")])
+    ledger.upsert_trader_scores([StoredTraderScore(PUBKEY_A, 47.3, "ELIGIBLE", rank=1, normalization="fixed"),
+                                 StoredTraderScore(VAULT, 12.0, "ELIGIBLE", rank=2, normalization="fixed")])
 
     # trades: both, then filtered; the table too
     items = plugin.json("trades")["items"]

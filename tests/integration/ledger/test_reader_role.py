@@ -15,7 +15,7 @@ from xorj.kubectl.errors import PluginError
 from xorj.kubectl.ledger import LedgerReader
 from xorj.ledger import Ledger
 from xorj.ledger.reader_roles import ensure_reader_login
-from xorj.ledger.records import AlertSeverity, TraderScore
+from xorj.ledger.records import AlertSeverity, StoredTraderScore
 
 
 @pytest.fixture
@@ -24,8 +24,8 @@ def reader_dsn(ledger_owner_dsn: str) -> str:
 
 
 def test_a_reader_reads_scores_and_the_halt(ledger: Ledger, reader_dsn: str) -> None:
-    ledger.upsert_trader_scores([TraderScore("walletA", 61.5, "ELIGIBLE", rank=1, normalization="fixed"),
-                                 TraderScore("walletB", 0.0, "INSUFFICIENT_HISTORY", normalization="fixed")])
+    ledger.upsert_trader_scores([StoredTraderScore("walletA", 61.5, "ELIGIBLE", rank=1, normalization="fixed"),
+                                 StoredTraderScore("walletB", 0.0, "INSUFFICIENT_HISTORY", normalization="fixed")])
     ledger.set_trading_halt(True, reason="drill", actor="test")
     reader = LedgerReader(reader_dsn)
     assert [(s.wallet, s.score, s.rank) for s in reader.scores()] == [("walletA", 61.5, 1), ("walletB", 0.0, None)]

@@ -9,8 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from xorj.controller import status as st
-from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
-from xorj.ledger.records import Attempt, Trade
+from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, Trade, TradeState
 
 from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, PUBKEY_C, VAULT, copytrade_spec, strategy_spec
 

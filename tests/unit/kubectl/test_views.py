@@ -8,15 +8,15 @@ from datetime import timedelta
 import pytest
 from prometheus_client import generate_latest
 from xorj.domain.risk import BreakerState
-from xorj.domain.trades import ReasonCode, TradeState
+from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 from xorj.executor.metrics import ExecutorMetrics
 from xorj.kubectl import views
 from xorj.kubectl.errors import PluginError
-from xorj.ledger.records import TraderScore, TradingHalt
+from xorj.ledger.records import StoredTraderScore, TradingHalt
 
 from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, VAULT
 
-from .objects import NOW, SIG_1, SIG_2, confirmed_after_slippage, copytrade, strategy, trade
+from .objects import NOW, SIG_1, SIG_2, attempt, confirmed_after_slippage, copytrade, strategy, trade
 
 
 def _failed(trade_id: int, minutes_ago: int, detail: str = "over limit") -> dict:
@@ -132,7 +132,8 @@ def _status(obj: dict, **kwargs) -> dict:
 def test_status_counts_today_against_the_limits_and_orders_failures() -> None:
     obj = strategy(risk={"maxDailyTrades": 3, "maxDailyVolumeUsd": 500.0})
     yesterday = trade(1, TradeState.CONFIRMED, created=NOW - timedelta(days=1), submitted=NOW - timedelta(days=1),
-                      finished=NOW - timedelta(days=1), final=SIG_1)
+                      finished=NOW - timedelta(days=1), final=SIG_1,
+                      attempts=(attempt(1, 1, SIG_1, AttemptOutcome.LANDED),))
     cts = [copytrade("y", yesterday), copytrade("done", confirmed_after_slippage()), _failed(8, 50), _failed(9, 5),
            copytrade("beta", confirmed_after_slippage(11), strategy="beta")]
     view = _status(obj, copytrades=cts)
@@ -147,7 +148,7 @@ def test_status_prefers_fresh_ledger_scores_and_reports_halt_breaker_and_executo
     obj = strategy()
     obj["status"] = {"followedTraders": [{"wallet": PUBKEY_A, "trustScore": 10.0, "status": "ELIGIBLE"}],
                      "conditions": [{"type": "Ready", "status": "True", "reason": "Ready", "message": "ready"}]}
-    scores = [TraderScore(PUBKEY_A, 42.5, "ELIGIBLE", rank=1)]
+    scores = [StoredTraderScore(PUBKEY_A, 42.5, "ELIGIBLE", rank=1)]
     halt = views.halt_view(TradingHalt(True, "incident 7", "operator/x", NOW),
                            None, [views.OperatorHalt("xorj/xorj-operator", True, "incident 7")])
     deployment = {"metadata": {"name": "alpha-executor"}, "spec": {"replicas": 2},
@@ -208,9 +209,9 @@ def test_operator_halt_reads_the_deployment_env() -> None:
 
 
 def test_scores_of_a_strategy_are_its_traders_or_its_topn_cohort() -> None:
-    rows = [TraderScore(PUBKEY_A, 30.0, "ELIGIBLE", normalization="fixed"),
-            TraderScore(PUBKEY_B, 50.0, "ELIGIBLE", normalization="cohort"),
-            TraderScore(VAULT, 0.0, "INSUFFICIENT_HISTORY", normalization="fixed")]
+    rows = [StoredTraderScore(PUBKEY_A, 30.0, "ELIGIBLE", normalization="fixed"),
+            StoredTraderScore(PUBKEY_B, 50.0, "ELIGIBLE", normalization="cohort"),
+            StoredTraderScore(VAULT, 0.0, "INSUFFICIENT_HISTORY", normalization="fixed")]
     explicit = views.scores_view(rows, strategy())
     assert [r["wallet"] for r in explicit["scores"]] == [PUBKEY_A] and explicit["scores"][0]["followed"]
 
