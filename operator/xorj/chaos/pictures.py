@@ -40,7 +40,7 @@ STATES: tuple[tuple[str, str, str], ...] = (
 FAULT_COLOUR = "#fdae6b"
 PAUSE_COLOUR = "#bcbddc"
 ALERT_COLOUR = "#756bb1"
-SAMPLES = 300  # points per state curve: enough for a smooth step, small enough for a small SVG
+SAMPLES = 200  # points per state curve at most: enough for the shape, small enough for a small SVG
 
 
 @dataclass(frozen=True)
@@ -220,6 +220,15 @@ def states_at(trades: Sequence[tuple[float, float | None, float | None, str]],
     return counts
 
 
+def sample_times(trades: Sequence[tuple[float, float | None, float | None, str]], span: float) -> list[float]:
+    """Where the state curves are evaluated: every moment a trade changed state (exact steps) when
+    there are at most :data:`SAMPLES` of them, else an even grid of that many points over ``span``."""
+    events = sorted({0.0, span} | {t for trade in trades for t in trade[:3] if t is not None and 0.0 <= t <= span})
+    if len(events) <= SAMPLES:
+        return events
+    return [span * i / (SAMPLES - 1) for i in range(SAMPLES)]
+
+
 def read_timelines(journal_dir: Path) -> list[Timeline]:
     """A timeline per journal in ``journal_dir``; marks of journals without a recorded timeline
     from ``journal_dir/../env/runs/RUN_ID/marks.json`` when that exists (a local run's state)."""
@@ -259,8 +268,8 @@ SVG_STYLE = {
 
 def render_svg(timeline: Timeline) -> str:
     """The experiment's timeline as an SVG document. Elements carry ids a reader (or a test) can
-    find: ``fault-window-N`` (lanes), ``fault-shade-N`` (behind the trades), ``alert-fired-N``,
-    ``alert-resolved-N``, ``recovery``, ``trades-STATE``."""
+    find: ``fault-window-N`` (lanes), ``fault-shade-N`` (behind the trades), ``alert-fired-KIND`` and
+    ``alert-resolved-KIND`` (a marker per alert), ``recovery``, ``trades-STATE`` (states that occur)."""
     buffer = io.StringIO()
     render(timeline, buffer, "svg")
     return buffer.getvalue()
@@ -289,27 +298,32 @@ def render(timeline: Timeline, stream: Any, image_format: str = "svg") -> None:
             bar.set_gid(f"fault-window-{n}")
             shade = bottom.axvspan(window.start, window.end, color=colour, alpha=0.25, lw=0)
             shade.set_gid(f"fault-shade-{n}")
-        for n, alert in enumerate(timeline.alerts):
-            lane = lane_of[f"alert {alert.kind}"]
-            (fired,) = top.plot([alert.fired], [lane], marker="v", ms=6, color=ALERT_COLOUR, ls="none")
-            fired.set_gid(f"alert-fired-{n}")
-            if alert.resolved is not None:
-                (resolved,) = top.plot([alert.resolved], [lane], marker="^", ms=6, color="#31a354", ls="none")
-                resolved.set_gid(f"alert-resolved-{n}")
+        for kind in dict.fromkeys(a.kind for a in timeline.alerts):
+            lane = lane_of[f"alert {kind}"]
+            fired_at = [a.fired for a in timeline.alerts if a.kind == kind]
+            (fired,) = top.plot(fired_at, [lane] * len(fired_at), marker="v", ms=6, color=ALERT_COLOUR, ls="none")
+            fired.set_gid(f"alert-fired-{kind}")
+            resolved_at = [a.resolved for a in timeline.alerts if a.kind == kind and a.resolved is not None]
+            if resolved_at:
+                (resolved,) = top.plot(resolved_at, [lane] * len(resolved_at), marker="^", ms=6, color="#31a354",
+                                       ls="none")
+                resolved.set_gid(f"alert-resolved-{kind}")
         for action in timeline.actions:
             top.axvline(action.start, color="#999999", lw=0.6, ls=":")
         top.set_yticks(range(len(lanes)), lanes)
         top.set_ylim(len(lanes) - 0.5, -0.5)
         top.set_title(f"{timeline.scenario}: {timeline.title}", loc="left", fontsize=10)
         top.grid(axis="x", color="#eeeeee")
+        top.set_axisbelow(True)
 
         if timeline.trades is not None:
-            times = [span * i / (SAMPLES - 1) for i in range(SAMPLES)]
+            times = sample_times(timeline.trades, span)
             counts = states_at(timeline.trades, times)
-            stacks = bottom.stackplot(times, *[counts[s] for s, _, _ in STATES], step="post",
-                                      labels=[label for _, label, _ in STATES], colors=[c for _, _, c in STATES],
+            drawn = [(state, label, colour) for state, label, colour in STATES if any(counts[state])]
+            stacks = bottom.stackplot(times, *[counts[s] for s, _, _ in drawn], step="post",
+                                      labels=[label for _, label, _ in drawn], colors=[c for _, _, c in drawn],
                                       alpha=0.9)
-            for (state, _, _), stack in zip(STATES, stacks):
+            for (state, _, _), stack in zip(drawn, stacks):
                 stack.set_gid(f"trades-{state}")
             handles, _ = bottom.get_legend_handles_labels()
             note = "trades of the run by state (ledger timestamps)"
@@ -326,16 +340,19 @@ def render(timeline: Timeline, stream: Any, image_format: str = "svg") -> None:
         bottom.set_ylabel("trades")
         bottom.set_xlabel("seconds since the experiment started")
         bottom.set_xlim(0, span)
-        bottom.set_ylim(0, max(bottom.get_ylim()[1], 1.0) * 1.15)  # room for the recovery bracket
+        bottom.set_ylim(0, max(bottom.get_ylim()[1], 1.0) * 1.2)  # room for the recovery bracket
         bottom.grid(color="#eeeeee")
+        bottom.set_axisbelow(True)
         bottom.text(0.01, 0.97, note, transform=bottom.transAxes, va="top", fontsize=8, color="#555555")
         if timeline.recovered_at is not None and timeline.cleared is not None:
             top_y = bottom.get_ylim()[1]
             (bracket,) = bottom.plot([timeline.cleared, timeline.recovered_at], [top_y * 0.9] * 2, color="#08519c",
                                      lw=1.4, marker="|", ms=10, mew=1.4)
             bracket.set_gid("recovery")
-            bottom.text(timeline.cleared, top_y * 0.92, f" recovered {timeline.recovered_after_s:.1f} s after the "
-                        "faults cleared", color="#08519c", fontsize=8, va="bottom")
+            left_half = timeline.cleared < span * 0.6  # keep the words inside the plot
+            bottom.text(timeline.cleared if left_half else timeline.recovered_at, top_y * 0.935,
+                        f" recovered {timeline.recovered_after_s:.1f} s after the faults cleared ",
+                        color="#08519c", fontsize=8, va="bottom", ha="left" if left_half else "right")
         if timeline.windows:
             handles.append(Patch(color=FAULT_COLOUR, alpha=0.5, label="fault window"))
         if timeline.alerts:

@@ -130,7 +130,8 @@ def test_svg_shades_each_fault_window_over_its_time_extent(tmp_path):
     extents = [tuple(round(slope * x + offset, 1) for x in _path_x_extent(s)) for s in shades]
     assert extents == [(2.0, 20.0), (5.0, 20.0)]
     assert len(_by_id(root, "fault-window-")) == 2, "each window also has its lane"
-    assert len(_by_id(root, "alert-fired-")) == 2 and len(_by_id(root, "alert-resolved-")) == 1
+    markers = {g.get("id"): len(list(g.iter(f"{SVG}use"))) for g in _by_id(root, "alert-")}
+    assert markers == {"alert-fired-LEDGER_UNAVAILABLE": 1, "alert-fired-RPC_FAILURE": 1, "alert-resolved-RPC_FAILURE": 1}
     [recovery] = _by_id(root, "recovery")
     assert tuple(round(slope * x + offset, 1) for x in _path_x_extent(recovery)) == pytest.approx((20.0, 26.5), abs=0.3)
     assert {g.get("id") for g in _by_id(root, "trades-")} == {
