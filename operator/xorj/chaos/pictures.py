@@ -127,12 +127,16 @@ def fault_windows(run_marks: dict[str, Any], end: float) -> list[Window]:
     """One window per fault class, from its first injection (``fault:CLASS``) to ``cleared`` (or
     ``end`` when the faults were never cleared), and the kill switch's pause (``paused`` to
     ``unpaused``). Times as given (epoch seconds)."""
+    def until(start: float, stop: Any) -> float:
+        # a fault injected after the last clearing lasted to the end
+        return float(stop) if stop is not None and float(stop) >= start else end
+
     cleared = run_marks.get("cleared")
-    windows = [Window(key.removeprefix("fault:"), float(at), float(cleared) if cleared else end)
+    windows = [Window(key.removeprefix("fault:"), float(at), until(float(at), cleared))
                for key, at in run_marks.items() if key.startswith("fault:") and key != "fault:last"]
     if run_marks.get("paused") is not None:
-        unpaused = run_marks.get("unpaused") or cleared
-        windows.append(Window("kill switch (paused)", float(run_marks["paused"]), float(unpaused) if unpaused else end))
+        paused = float(run_marks["paused"])
+        windows.append(Window("kill switch (paused)", paused, until(paused, run_marks.get("unpaused") or cleared)))
     return sorted(windows, key=lambda w: (w.start, w.label))
 
 
@@ -229,6 +233,19 @@ def sample_times(trades: Sequence[tuple[float, float | None, float | None, str]]
     return [span * i / (SAMPLES - 1) for i in range(SAMPLES)]
 
 
+def step_outline(times: Sequence[float], values: Sequence[int]) -> tuple[list[float], list[float]]:
+    """The polygon under a step curve (each value holds until the next time), closed along zero,
+    with a vertex only where the value changes."""
+    xs, ys = [times[0], times[0]], [0.0, float(values[0])]
+    for t, previous, value in zip(times[1:], values, values[1:]):
+        if value != previous:
+            xs += [t, t]
+            ys += [float(previous), float(value)]
+    xs += [times[-1], times[-1]]
+    ys += [float(values[-1]), 0.0]
+    return xs, ys
+
+
 def read_timelines(journal_dir: Path) -> list[Timeline]:
     """A timeline per journal in ``journal_dir``; marks of journals without a recorded timeline
     from ``journal_dir/../env/runs/RUN_ID/marks.json`` when that exists (a local run's state)."""
@@ -320,12 +337,19 @@ def render(timeline: Timeline, stream: Any, image_format: str = "svg") -> None:
             times = sample_times(timeline.trades, span)
             counts = states_at(timeline.trades, times)
             drawn = [(state, label, colour) for state, label, colour in STATES if any(counts[state])]
-            stacks = bottom.stackplot(times, *[counts[s] for s, _, _ in drawn], step="post",
-                                      labels=[label for _, label, _ in drawn], colors=[c for _, _, c in drawn],
-                                      alpha=0.9)
-            for (state, _, _), stack in zip(drawn, stacks):
-                stack.set_gid(f"trades-{state}")
-            handles, _ = bottom.get_legend_handles_labels()
+            # stacked: each state's area reaches down to zero, the upper ones drawn first and covered
+            # by those below (one outline per state instead of two: half the SVG of a stackplot)
+            stacked = [0] * len(times)
+            tops = []
+            for state, label, colour in drawn:
+                stacked = [a + b for a, b in zip(stacked, counts[state])]
+                tops.append((state, label, colour, stacked))
+            handles = []
+            for state, label, colour, top_edge in reversed(tops):
+                xs, ys = step_outline(times, top_edge)
+                (area,) = bottom.fill(xs, ys, color=colour, alpha=0.9, lw=0, label=label)
+                area.set_gid(f"trades-{state}")
+                handles.insert(0, area)
             note = "trades of the run by state (ledger timestamps)"
         else:
             handles = []

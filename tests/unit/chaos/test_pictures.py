@@ -83,6 +83,13 @@ def test_timeline_reads_windows_alerts_and_recovery_from_the_journal(tmp_path):
     assert timeline.duration_s == 60.0
 
 
+def test_a_fault_injected_after_the_last_clearing_lasts_to_the_end():
+    windows = pictures.fault_windows({"fault:RPC_FAILURE": 10.0, "fault:ONCHAIN_FAILURE": 30.0, "cleared": 20.0,
+                                      "paused": 5.0, "unpaused": 8.0}, end=60.0)
+    assert [(w.label, w.start, w.end) for w in windows] == [
+        ("kill switch (paused)", 5.0, 8.0), ("RPC_FAILURE", 10.0, 20.0), ("ONCHAIN_FAILURE", 30.0, 60.0)]
+
+
 def test_states_over_time_follow_each_trades_timestamps(tmp_path):
     timeline = pictures.timeline_from_journal(json.loads(_journal(tmp_path, "a").read_text()), "a")
     counts = pictures.states_at(timeline.trades, [0.5, 1.2, 2.0, 6.5, 7.0, 12.0, 23.0, 27.0])
