@@ -402,11 +402,14 @@ def summary_html(timeline: Timeline) -> str:
     if timeline.alerts:
         first: dict[str, AlertMark] = {}
         count: dict[str, int] = {}
+        resolved: dict[str, int] = {}
         for alert in timeline.alerts:
             first.setdefault(alert.kind, alert)
             count[alert.kind] = count.get(alert.kind, 0) + 1
-        parts.append("alerts (ledger outbox): " + ", ".join(
-            f"{html.escape(k)} first at {seconds(a.fired)} ({count[k]} in all)" for k, a in first.items()))
+            resolved[alert.kind] = resolved.get(alert.kind, 0) + (alert.resolved is not None)
+        parts.append("alerts: " + ", ".join(
+            f"{html.escape(k)} first fired at {seconds(a.fired)} ({count[k]} in all"
+            + (f", {resolved[k]} resolved" if resolved[k] else "") + ")" for k, a in first.items()))
     if timeline.actions:
         parts.append("method: " + ", ".join(f"{html.escape(a.name)} at {seconds(a.start)}" for a in timeline.actions))
     if timeline.recovered_after_s is not None:

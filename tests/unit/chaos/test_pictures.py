@@ -196,6 +196,10 @@ def test_report_html_shows_one_timeline_per_experiment(tmp_path):
         root = ET.parse(tmp_path / src).getroot()
         assert root.tag == f"{SVG}svg" and len(_by_id(root, "fault-shade-")) == 2
         assert "<script" not in (tmp_path / src).read_text()
+    html = (tmp_path / "report.html").read_text()
+    assert "fault windows: RPC_FAILURE 2.0 s to 20.0 s, LEDGER_UNAVAILABLE 5.0 s to 20.0 s" in html
+    assert "RPC_FAILURE first fired at 21.0 s (1 in all, 1 resolved)" in html
+    assert "recovered 6.5 s after the faults cleared" in html
     markdown = (tmp_path / "report.md").read_text()
     assert markdown.startswith("| scenario |")
     assert "![first timeline](pictures/first.svg)" in markdown and "![second timeline](pictures/second.svg)" in markdown
