@@ -99,6 +99,20 @@ def test_states_over_time_follow_each_trades_timestamps(tmp_path):
     assert counts["failed"] == [0, 0, 0, 0, 1, 1, 1, 1]
 
 
+def test_step_outline_has_a_vertex_only_where_the_count_changes():
+    xs, ys = pictures.step_outline([0.0, 1.0, 2.0, 3.0, 4.0], [0, 2, 2, 2, 1])
+    assert list(zip(xs, ys)) == [(0.0, 0.0), (0.0, 0.0), (1.0, 0.0), (1.0, 2.0), (4.0, 2.0), (4.0, 1.0),
+                                 (4.0, 1.0), (4.0, 0.0)]
+
+
+def test_sample_times_are_the_state_changes_or_an_even_grid():
+    trades = [(1.0, 2.0, 3.0, "CONFIRMED"), (2.0, None, 70.0, "FAILED")]
+    assert pictures.sample_times(trades, 60.0) == [0.0, 1.0, 2.0, 3.0, 60.0]  # 70 s is past the run
+    many = [(float(i) / 10, None, None, "PENDING") for i in range(500)]
+    grid = pictures.sample_times(many, 50.0)
+    assert len(grid) == pictures.SAMPLES and grid[0] == 0.0 and grid[-1] == 50.0
+
+
 def _x_scale(axes: ET.Element) -> tuple[float, float]:
     """(data per pixel, data at pixel 0) of an axes, from its own x tick marks and their labels."""
     ticks = []
