@@ -10,7 +10,8 @@ raises, which fails the hypothesis).
   no fill. Tolerance jsonpath ``$.violations`` = 0.
 - :func:`no_orphans`: PENDING/SUBMITTED trades with no live lease for longer than the bound.
 - :func:`all_trades_terminal_within`: this run's trades all CONFIRMED/FAILED within a bound (waits);
-  also reports counts and the time to recover after the faults were cleared.
+  also reports counts, the time to recover after the faults were cleared and, once the run has a
+  load, its ``timeline`` (:func:`run_timeline`) for the report's pictures.
 - :func:`copytrade_status_matches_ledger`: each CopyTrade's status.phase equals its ledger state.
 - :func:`alert_raised`: an alert of ``kind`` in the outbox since that fault class was injected.
 - :func:`vault_funds_accounted`: the vault's funds moved only by the run's filled trades and fees.
@@ -162,6 +163,34 @@ def run_counts(cur: psycopg.Cursor, target: Target) -> dict[str, Any]:
             "failed_reasons": {r["reason"]: r["n"] for r in reasons}}
 
 
+MAX_TIMELINE_ALERTS = 500
+
+
+def run_timeline(cur: psycopg.Cursor, target: Target, run_marks: dict[str, Any]) -> dict[str, Any]:
+    """What the report's timeline of this run is drawn from (:mod:`xorj.chaos.pictures`): the run's
+    marks (fault injected/cleared, paused, load), each trade of the run as ``[created, submitted,
+    finished, state]`` (epoch seconds; the ledger's own timestamps, so the states over time are exact
+    rather than sampled) and each outbox alert written since the run began as ``[kind, created]``
+    (the outbox records when an alert was raised, not when it resolved)."""
+    condition, params = run_filter(target)
+    trades = cur.execute(
+        f"""SELECT extract(epoch FROM created_at) AS created, extract(epoch FROM submitted_at) AS submitted,
+                   extract(epoch FROM finished_at) AS finished, state
+              FROM trades WHERE {condition} ORDER BY created_at, id""", params).fetchall()
+    since = float(run_marks.get("begin") or run_marks.get("load") or time.time()) - 1.0
+    alerts = cur.execute(
+        """SELECT kind, extract(epoch FROM created_at) AS at FROM alerts
+            WHERE created_at >= to_timestamp(%s) ORDER BY created_at, id LIMIT %s""",
+        (since, MAX_TIMELINE_ALERTS)).fetchall()
+
+    def stamp(value: Any) -> float | None:
+        return None if value is None else round(float(value), 3)
+
+    return {"marks": run_marks,
+            "trades": [[stamp(t["created"]), stamp(t["submitted"]), stamp(t["finished"]), t["state"]] for t in trades],
+            "alerts": [[a["kind"], stamp(a["at"])] for a in alerts]}
+
+
 def all_trades_terminal_within(seconds: float = 120.0, min_trades: int = 0,
                                configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """Wait up to ``seconds`` for every trade of this run to be in the ledger and CONFIRMED or FAILED.
@@ -183,16 +212,21 @@ def all_trades_terminal_within(seconds: float = 120.0, min_trades: int = 0,
         expected = max(int(min_trades), int(run_marks.get("loaded", 0))) if "load" in run_marks else 0
         with _db(target) as cur:
             counts = run_counts(cur, target)
-        done = counts["open"] == 0 and counts["trades"] >= expected
-        if done or time.monotonic() >= deadline:
+            done = counts["open"] == 0 and counts["trades"] >= expected
+            finished = done or time.monotonic() >= deadline
+            timeline = run_timeline(cur, target, run_marks) if finished and "load" in run_marks else None
+        if finished:
             break
         time.sleep(0.5)
     since = run_marks.get("cleared") or run_marks.get("fault:last") or run_marks.get("load")
     recovered = None
     if done and since and counts["last_finished"]:
         recovered = round(max(0.0, counts["last_finished"] - since), 1)
-    return {**counts, "expected": expected, "ok": done, "waited_s": round(time.monotonic() - started, 1),
-            "recovered_after_s": recovered}
+    verdict = {**counts, "expected": expected, "ok": done, "waited_s": round(time.monotonic() - started, 1),
+               "recovered_after_s": recovered}
+    if timeline is not None:
+        verdict["timeline"] = timeline
+    return verdict
 
 
 def alert_raised(kind: str, within_seconds: float = 30.0,

@@ -1,8 +1,11 @@
-"""Chaos journals -> a results table (Markdown, and HTML for a browser).
+"""Chaos journals -> a results table (Markdown, and HTML for a browser) and a timeline per experiment.
 
 One row per journal: scenario, status, trades, confirmed, failed, duplicates (ledger + on chain),
 orphans, time to recover. Every figure is read from the journal's own probe outputs (the last
-run of each probe: the hypothesis after the method), never computed or assumed here.
+run of each probe: the hypothesis after the method), never computed or assumed here. The pictures
+(:mod:`xorj.chaos.pictures`: fault windows, trades by state over time, alerts, recovery) are static
+SVG files in ``pictures/`` beside the report, which ``report.html`` shows and ``report.md`` links to:
+no JavaScript, nothing fetched from elsewhere.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from datetime import datetime, timezone
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from xorj.chaos.pictures import Timeline, summary_html
 
 
 @dataclass
@@ -141,21 +146,49 @@ def cells(row: Row) -> list[str]:
             _cell(row.orphans), _cell(row.recover_s), reasons, row.notes or "-"]
 
 
-def markdown(rows: list[Row], preamble: str = "") -> str:
+PICTURES_INTRO = ("Timelines, one per experiment: fault windows shaded, the run's trades by state over time, "
+                  "alerts fired (the ledger's alert outbox), and the recovery from the faults being cleared to the "
+                  "last trade ending.")
+
+
+def markdown(rows: list[Row], preamble: str = "", pictures: dict[str, str] | None = None) -> str:
+    """The table; with ``pictures`` (scenario -> link), each experiment's timeline below it."""
     lines = [preamble.rstrip(), ""] if preamble else []
     lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(c.replace("|", "/") for c in cells(r)) + " |" for r in rows]
+    if pictures:
+        lines += ["", PICTURES_INTRO, ""]
+        lines += [f"![{scenario} timeline]({link})" for scenario, link in pictures.items()]
     return "\n".join(lines) + "\n"
 
 
-def html_report(rows: list[Row], title: str = "xorj chaos results") -> str:
+def html_report(rows: list[Row], title: str = "xorj chaos results",
+                timelines: list[tuple[Timeline, str]] | None = None, note: str = "") -> str:
+    """The table, then each experiment's timeline (``(Timeline, picture link)`` pairs) as an <img> of
+    its SVG file with the same facts in words under it. Static: no script, nothing fetched."""
+    drawn = {timeline.scenario for timeline, _ in timelines or []}
     head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
+
+    def cell(index: int, text: str, scenario: str) -> str:
+        if index == 0 and scenario in drawn:
+            return f"<td><a href='#{html.escape(scenario)}'>{html.escape(text)}</a></td>"
+        return f"<td>{html.escape(text)}</td>"
+
     body = "".join(
-        "<tr class='{}'>".format("ok" if r.passed else "bad") + "".join(f"<td>{html.escape(c)}</td>" for c in cells(r)) + "</tr>"
+        "<tr class='{}'>".format("ok" if r.passed else "bad")
+        + "".join(cell(i, c, r.scenario) for i, c in enumerate(cells(r))) + "</tr>"
         for r in rows)
+    sections = "".join(
+        f"<section class='timeline' id='{html.escape(timeline.scenario)}'><h3>{html.escape(timeline.scenario)}</h3>"
+        f"<img src='{html.escape(link)}' alt='{html.escape(timeline.scenario)} timeline'>{summary_html(timeline)}</section>"
+        for timeline, link in timelines or [])
+    pictures = (f"<h2>Timelines</h2><p>{html.escape(PICTURES_INTRO)}</p>{sections}" if sections else "")
+    if note:
+        pictures += f"<p class='note'>{html.escape(note)}</p>"
     return (f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            "<style>td,th{border:1px solid #ccc;padding:4px 8px}tr.bad{background:#fdd}tr.ok{background:#efe}</style>"
-            f"<h1>{html.escape(title)}</h1><table><tr>{head}</tr>{body}</table>\n")
+            "<style>td,th{border:1px solid #ccc;padding:4px 8px}tr.bad{background:#fdd}tr.ok{background:#efe}"
+            "section.timeline img{max-width:100%}</style>"
+            f"<h1>{html.escape(title)}</h1><table><tr>{head}</tr>{body}</table>{pictures}\n")
 
 
 # -- the run: which set, when, on what machine ------------------------------------------------------
@@ -222,9 +255,25 @@ def build(journal_dir: Path) -> list[Row]:
     return [row_from_journal(p) for p in sorted(journal_dir.glob("*.json"))]
 
 
+def draw(journal_dir: Path, pictures_dir: Path) -> tuple[list[tuple[Timeline, Path]], str]:
+    """Each journal's timeline as ``pictures_dir/SCENARIO.svg``: ``[(Timeline, file)]`` and, when
+    nothing could be drawn (matplotlib missing), why."""
+    from xorj.chaos import pictures
+
+    timelines = pictures.read_timelines(journal_dir)
+    try:
+        files = pictures.write_svgs(timelines, pictures_dir)
+    except ImportError as exc:
+        return [], f"no pictures: {exc}"
+    return [(t, files[t.scenario]) for t in timelines], ""
+
+
 def write(journal_dir: Path, out_dir: Path, preamble: str = "") -> list[Row]:
+    """``report.md``, ``report.html`` and ``pictures/*.svg`` in ``out_dir``."""
     rows = build(journal_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "report.md").write_text(markdown(rows, preamble))
-    (out_dir / "report.html").write_text(html_report(rows))
+    drawn, note = draw(journal_dir, out_dir / "pictures")
+    links = [(timeline, os.path.relpath(path, out_dir)) for timeline, path in drawn]
+    (out_dir / "report.md").write_text(markdown(rows, preamble, {t.scenario: link for t, link in links}))
+    (out_dir / "report.html").write_text(html_report(rows, timelines=links, note=note))
     return rows

@@ -6,7 +6,8 @@ runnable on the target, scaled to at least 500 trades each; ``--trades N`` for m
 every runnable one, as written. Cluster ones need ``--env`` pointing at ``xorj dev up``'s demo.json
 or kind's settings in XORJ_CHAOS_* variables. Each runs with ``chaos run
 --rollback-strategy=always``, writing ``journals/NAME.json``, ``run.json`` (the set, the trades, when
-and on what machine) and ``report.md``/``report.html`` in ``--out``. Without ``--env`` it starts the
+and on what machine), ``report.md``/``report.html`` and a timeline per experiment (``pictures/NAME.svg``)
+in ``--out``. Without ``--env`` it starts the
 local chaos environment for the run and stops it afterwards. Exit status 1 if any experiment failed
 or deviated.
 """
@@ -144,7 +145,8 @@ def run(names: tuple[str, ...], run_all: bool, set_name: str, trades: int | None
         (out / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
     rows = report.write(journals, out, report.describe_run(meta))
     click.echo(report.markdown(rows))
-    click.echo(f"journals in {journals}, report in {out / 'report.md'} and {out / 'report.html'}")
+    click.echo(f"journals in {journals}, report in {out / 'report.md'} and {out / 'report.html'}, "
+               f"timelines in {out / 'pictures'}")
     if failures:
         raise click.ClickException(f"{len(failures)} experiment(s) failed or deviated: {', '.join(failures)}")
 
@@ -153,14 +155,24 @@ def run(names: tuple[str, ...], run_all: bool, set_name: str, trades: int | None
 @click.argument("journal_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the table to this file (e.g. docs/chaos-results.md).")
-def report_(journal_dir: Path, markdown_path: Path | None) -> None:
-    """Rebuild the report from a directory of journals."""
+@click.option("--pictures", "pictures_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write the timelines (SVG) here, shown below the table of --markdown's file (e.g. docs/chaos).")
+def report_(journal_dir: Path, markdown_path: Path | None, pictures_dir: Path | None) -> None:
+    """Rebuild the report (report.md, report.html, pictures/NAME.svg beside JOURNAL_DIR) from a
+    directory of journals."""
     from xorj.chaos import report
 
     meta = report.read_run_metadata(journal_dir.parent)
     preamble = report.describe_run(meta) if meta else ""
     rows = report.write(journal_dir, journal_dir.parent, preamble)
-    text = report.markdown(rows, preamble)
+    links = None
+    if pictures_dir is not None:
+        drawn, note = report.draw(journal_dir, pictures_dir)
+        if note:
+            raise click.ClickException(note)
+        base = (markdown_path.parent if markdown_path else Path.cwd()).resolve()
+        links = {timeline.scenario: os.path.relpath(path.resolve(), base) for timeline, path in drawn}
+    text = report.markdown(rows, preamble, links)
     if markdown_path:
         markdown_path.write_text(text)
     click.echo(text)

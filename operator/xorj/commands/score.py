@@ -19,6 +19,7 @@ import click
 from xorj.domain.scoring import (
     EligibilityStatus,
     Normalization,
+    ScoreBoard,
     TradeHistory,
     TraderScore,
     TraderSummaries,
@@ -62,7 +63,14 @@ def _fail(message: str) -> NoReturn:
     help="End of the 90-day window (ISO-8601 or unix seconds; no offset means UTC). Trade-history "
     "input only; default: the latest timestamp in FILE.",
 )
-def score(file: str, normalization: str, output: str, as_of: str | None) -> None:
+@click.option(
+    "--plot",
+    "plot",
+    metavar="FILE.png",
+    default=None,
+    help="Also draw the ranking and each trader's three score components into this PNG file.",
+)
+def score(file: str, normalization: str, output: str, as_of: str | None, plot: str | None) -> None:
     """Rank the traders in FILE (CSV) by Trust Score V1.
 
     \b
@@ -72,6 +80,8 @@ def score(file: str, normalization: str, output: str, as_of: str | None) -> None
     Use - for standard input.
     """
     source = "<stdin>" if file == "-" else file
+    if plot is not None and not plot.lower().endswith(".png"):
+        _fail(f"--plot: FILE must name a .png file, got {plot!r}")
     try:
         as_of_seconds = parse_timestamp(as_of, "--as-of") if as_of is not None else None
         data = _read(file, source)
@@ -90,6 +100,8 @@ def score(file: str, normalization: str, output: str, as_of: str | None) -> None
     except XorjError as exc:
         _fail(str(exc))
     ranked = board.ranked()
+    if plot is not None:
+        _plot(board, plot)
     if output == "json":
         click.echo(json.dumps([_as_json(trader) for trader in ranked], indent=2, allow_nan=False))
     else:
@@ -98,6 +110,18 @@ def score(file: str, normalization: str, output: str, as_of: str | None) -> None
         click.echo(
             f"{len(ranked)} traders, {eligible} eligible; normalization {board.normalization.value}; {footer}"
         )
+
+
+def _plot(board: ScoreBoard, path: str) -> None:
+    try:
+        from xorj.scoring_plot import render_png
+
+        with open(path, "wb") as stream:
+            render_png(board, stream)
+    except ImportError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"--plot: cannot write {path}: {exc.strerror or exc}")
 
 
 def _read(file: str, source: str) -> TraderSummaries | TradeHistory:

@@ -566,3 +566,17 @@ def score_summaries(
     summaries: TraderSummaries, normalization: Normalization | str = Normalization.FIXED
 ) -> ScoreBoard:
     return score_metrics(metrics_from_summaries(summaries), normalization)
+
+
+def score_components(board: ScoreBoard) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Each wallet's three terms of the score in score points, in ``board.metrics.wallets`` order:
+    ``(+0.40 nS x 100, +0.15 nR x 100, -0.45 nD x 100)`` under the board's normalization; all 0 for an
+    ineligible wallet, as its score. Their sum, clipped to 0..100, is ``board.raw_score``."""
+    normalize = normalize_fixed if board.normalization is Normalization.FIXED else normalize_cohort
+    n_sharpe, n_roi, n_drawdown = normalize(board.metrics)
+    eligible = board.metrics.eligible
+    return (
+        np.where(eligible, SHARPE_WEIGHT * n_sharpe * 100.0, 0.0),
+        np.where(eligible, ROI_WEIGHT * n_roi * 100.0, 0.0),
+        np.where(eligible, -DRAWDOWN_WEIGHT * n_drawdown * 100.0, 0.0),
+    )

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -67,6 +68,44 @@ def test_a_loaded_trade_that_never_reaches_the_ledger_is_lost(ledger, target):
     assert lost["waited_s"] >= 2, "it waits for late admissions (an operator coming back) before judging"
     _confirmed_trade(ledger, _vault(target), target["run_id"])  # the late one arrives and finishes
     assert probes.all_trades_terminal_within(seconds=2, configuration=target)["ok"] is True
+
+
+def test_final_probe_records_the_runs_timeline_from_the_ledger(ledger, target):
+    """Once the run has a load, the terminal probe's output carries what the report's timeline is
+    drawn from: the run's marks, each trade of the run with the ledger's own timestamps, and the
+    outbox alerts raised since the run began (not those before it, not other runs' trades)."""
+    from xorj.chaos import marks
+    from xorj.chaos.target import resolve
+    from xorj.domain.trades import ReasonCode
+
+    vault = _vault(target)
+    ledger.raise_alert("BEFORE_THE_RUN", "warning", "raised before the run began")
+    _confirmed_trade(ledger, vault, "another-run")  # not this run's
+    run = resolve(target)
+    assert "timeline" not in probes.all_trades_terminal_within(seconds=0.1, configuration=target), \
+        "before the method (no load yet) there is nothing to draw"
+    time.sleep(1.1)  # the probe takes alerts from 1 s before the run began
+    marks.write(run, "begin")
+    marks.fault(run, "RPC_FAILURE")
+    marks.write(run, "load")
+    marks.add(run, "loaded", 2)
+    _confirmed_trade(ledger, vault, target["run_id"])
+    ledger.admit_refused(TradeIntent("probe-test", vault, f"chaos-{target['run_id']}-refused", "lead",
+                                               "in", "out", 10), ReasonCode.RISK_LIMIT, "kill switch")
+    ledger.raise_alert("RPC_FAILURE", "critical", "RPC failing", strategy="probe-test")
+    marks.write(run, "cleared")
+
+    verdict = probes.all_trades_terminal_within(seconds=2, configuration=target)
+    timeline = verdict["timeline"]
+    assert verdict["ok"] is True
+    assert set(timeline["marks"]) >= {"begin", "fault:RPC_FAILURE", "load", "cleared"}
+    by_state = {row[3]: row for row in timeline["trades"]}
+    assert len(timeline["trades"]) == 2 and set(by_state) == {"CONFIRMED", "FAILED"}
+    created, submitted, finished, _ = by_state["CONFIRMED"]
+    assert timeline["marks"]["begin"] - 1 <= created <= submitted <= finished
+    created, submitted, finished, _ = by_state["FAILED"]
+    assert submitted is None and created <= finished, "refused at admission: never sent"
+    assert [kind for kind, _ in timeline["alerts"]] == ["RPC_FAILURE"]
 
 
 def test_planted_second_landed_attempt_is_a_duplicate(ledger, ledger_dsn, target):

@@ -29,3 +29,10 @@ def test_ci_chaos_suite_passes_with_no_duplicates_or_orphans(tmp_path):
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[1] == "passed" and cells[5] == "0" and cells[6] == "0", row
         assert int(cells[2]) >= 10, f"{name}: load during faults must be many trades: {row}"
+    # a timeline per experiment, drawn from the trades' ledger timestamps the final probe recorded
+    page = (out / "report.html").read_text()
+    for name in ci:
+        assert f"<section class='timeline' id='{name}'>" in page and f"src='pictures/{name}.svg'" in page
+        picture = (out / "pictures" / f"{name}.svg").read_text()
+        assert 'id="trades-' in picture and "trades of the run by state (ledger timestamps)" in picture, name
+        assert 'id="fault-shade-' in picture or name == "lead-trade-delivered-twice", f"{name}: no fault window drawn"

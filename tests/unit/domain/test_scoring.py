@@ -15,6 +15,7 @@ from xorj.domain.scoring import (
     TraderSummaries,
     metrics_from_history,
     metrics_from_summaries,
+    score_components,
     score_history,
     score_summaries,
     sharpe_proxy,
@@ -453,3 +454,27 @@ def test_cohort_of_the_three_profiles_alone_would_put_gambler_first_were_it_elig
     assert scores["Gambler"] > scores["Pro"] > scores["Safe Bet"] == 0.0
     fixed = by_wallet(score_metrics(everyone, Normalization.FIXED))
     assert fixed["Pro"] > fixed["Safe Bet"] > fixed["Gambler"]  # the fixed scales keep the reference order
+
+
+# --- the three components (what `xorj score --plot` draws) -------------------------------------------
+
+
+@pytest.mark.parametrize("normalization", ["fixed", "cohort"])
+def test_components_sum_to_the_raw_score_and_are_zero_when_ineligible(normalization):
+    rows = REFERENCE + [("Steady", 140, 35.0, 8.0), ("Loser", 60, -25.0, 55.0), ("Fresh", 0, 0.0, 0.0)]
+    board = score_summaries(summaries(rows), normalization)
+    sharpe, roi, drawdown = score_components(board)
+    assert np.allclose(np.clip(sharpe + roi + drawdown, 0.0, 100.0), board.raw_score)
+    assert (sharpe >= 0).all() and (roi >= 0).all() and (drawdown <= 0).all()
+    ineligible = ~board.metrics.eligible
+    assert ineligible.sum() == 2  # Gambler (20 trades) and Fresh (none)
+    assert not sharpe[ineligible].any() and not roi[ineligible].any() and not drawdown[ineligible].any()
+
+
+def test_components_of_pro_in_fixed_normalisation_by_hand():
+    board = score_summaries(summaries(REFERENCE), "fixed")
+    sharpe, roi, drawdown = (values[0] for values in score_components(board))  # Pro
+    proxy = (90.0 / 100) / math.sqrt(10.0 / 100)
+    assert sharpe == pytest.approx(0.40 * min(1.0, (proxy + 2) / 5) * 100)
+    assert roi == pytest.approx(0.15 * (90.0 / 500) * 100)
+    assert drawdown == pytest.approx(-0.45 * 0.10 * 100)
