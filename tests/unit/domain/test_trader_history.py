@@ -1,0 +1,231 @@
+"""Swap parsing on real mainnet getTransaction answers (tests/unit/domain/fixtures/mainnet_transactions,
+README there says where each came from), and the FIFO cost basis (with properties)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xorj.domain.trader_history import (
+    SOL_MINT,
+    USDC_MINT,
+    FifoBook,
+    PricedSwap,
+    SwapKind,
+    landed_from_rpc_json,
+    parse_swap,
+    realize_fifo,
+    value_swap,
+)
+from xorj.errors import InvalidInputError
+
+FIXTURES = Path(__file__).parent / "fixtures" / "mainnet_transactions"
+AUDIO = "9LzCMqDgTKYz9Drzqnpgee3SGa89up3a247ypMj2xrqM"
+IOT = "iotEVVZLEywoTn1QdwNPddxPWszn3zFhEot3MfL9fns"
+
+
+def answer(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / f"{name}.json").read_text())["result"]
+
+
+def fee_payer(result: dict[str, Any]) -> str:
+    return result["transaction"]["message"]["accountKeys"][0]
+
+
+# ---- real mainnet transactions ----------------------------------------------------------------------
+
+
+def test_jupiter_shared_accounts_route_v0_with_four_lookup_tables() -> None:
+    result = answer("2ML2h2YwBmRqgmF8")
+    tx = landed_from_rpc_json(result)
+    # 38 static keys + 4 tables' loaded addresses: the token balances index into the loaded ones too
+    assert len(result["transaction"]["message"]["addressTableLookups"]) == 4
+    assert len(tx.account_keys) == len(result["transaction"]["message"]["accountKeys"]) + \
+        len(result["meta"]["loadedAddresses"]["writable"]) + len(result["meta"]["loadedAddresses"]["readonly"])
+    swap = parse_swap(tx, fee_payer(result))
+    assert swap.kind is SwapKind.SWAP
+    assert (swap.sold_mint, swap.sold_amount, swap.sold_decimals) == (AUDIO, 35_612_273_038, 8)
+    assert (swap.bought_mint, swap.bought_amount, swap.bought_decimals) == (IOT, 125_330_271_683, 6)
+    assert swap.sol_overhead_lamports == 0 and swap.fee_lamports == 5014
+    assert swap.block_time == 1691102059 and swap.slot == 209280836
+
+
+def test_clmm_buy_with_sol_wrapped_in_a_temporary_wsol_account() -> None:
+    result = answer("2cd7QQSByKy6Y6ed")
+    swap = parse_swap(landed_from_rpc_json(result), fee_payer(result))
+    # 0.3 SOL wrapped, swapped and the WSOL account closed: one SOL leg, the fee not in it
+    assert swap.kind is SwapKind.SWAP
+    assert (swap.sold_mint, swap.sold_amount) == (SOL_MINT, 300_000_000)
+    assert (swap.bought_mint, swap.bought_amount) == ("7eR1yv7pUzhaqQneKJ2fmVTRuzY61ja5KwfbBrLsq1Gu", 807_769_528_641)
+    assert swap.fee_lamports == 6500
+
+
+def test_amm_sell_for_sol_adds_the_fee_back() -> None:
+    result = answer("5bvyp1nob51M6FCj")
+    meta = result["meta"]
+    swap = parse_swap(landed_from_rpc_json(result), fee_payer(result))
+    assert swap.kind is SwapKind.SWAP
+    assert (swap.sold_mint, swap.sold_amount) == ("EWV6bjhKF5zkXANCdWPvDs7dofRVk4pKyVTitqgEWj8E", 468_934_276_696_458)
+    assert swap.bought_mint == SOL_MINT
+    assert swap.bought_amount == meta["postBalances"][0] - meta["preBalances"][0] + meta["fee"] == 201_692_493
+
+
+def test_aggregator_buy_v0_with_two_lookup_tables_keeps_new_account_rent_as_the_wallets() -> None:
+    result = answer("2zNeSn8cJpTAW51N")
+    swap = parse_swap(landed_from_rpc_json(result), fee_payer(result))
+    assert swap.kind is SwapKind.SWAP
+    assert (swap.sold_mint, swap.sold_amount) == (SOL_MINT, 3_882_999)
+    assert (swap.bought_mint, swap.bought_amount) == ("8k1DvnFBsbuWJw2t4JqTibR7cAgqadMveqiykMr1pump", 4_374_143_343)
+
+
+def test_arbitrage_pass_with_no_change_is_not_a_swap() -> None:
+    result = answer("39ZSBSYRmfzrRq1R")
+    assert result["transaction"]["message"]["addressTableLookups"]
+    swap = parse_swap(landed_from_rpc_json(result), fee_payer(result))
+    assert swap.kind is SwapKind.NOT_A_SWAP and swap.reason == "no token balance of the wallet changed"
+
+
+def test_sol_transfer_is_not_a_swap() -> None:
+    result = answer("2E9Ddokz6HZkn457")
+    swap = parse_swap(landed_from_rpc_json(result), fee_payer(result))
+    assert swap.kind is SwapKind.NOT_A_SWAP and "SOL only" in (swap.reason or "")
+
+
+def test_failed_transaction_is_skipped_as_failed() -> None:
+    result = copy.deepcopy(answer("2ML2h2YwBmRqgmF8"))
+    result["meta"]["err"] = {"InstructionError": [2, {"Custom": 6001}]}
+    swap = parse_swap(landed_from_rpc_json(result), fee_payer(result))
+    assert swap.kind is SwapKind.FAILED and "6001" in (swap.reason or "")
+
+
+def test_a_wallet_that_did_not_sign_is_not_swapping() -> None:
+    result = answer("2ML2h2YwBmRqgmF8")
+    tx = landed_from_rpc_json(result)
+    # the route's pool authority had balances move too, but it signed nothing
+    someone = next(b["owner"] for b in result["meta"]["postTokenBalances"] if b["owner"] != fee_payer(result))
+    swap = parse_swap(tx, someone)
+    assert swap.kind is SwapKind.NOT_A_SWAP and swap.reason == "the wallet did not sign it"
+
+
+def test_one_sided_token_move_is_a_transfer_not_a_swap() -> None:
+    result = copy.deepcopy(answer("2ML2h2YwBmRqgmF8"))
+    wallet = fee_payer(result)
+    # keep the AUDIO leaving, drop the IOT arriving: an outgoing transfer
+    for entry in result["meta"]["postTokenBalances"]:
+        if entry["owner"] == wallet and entry["mint"] == IOT:
+            entry["uiTokenAmount"]["amount"] = next(
+                e["uiTokenAmount"]["amount"] for e in result["meta"]["preTokenBalances"]
+                if e["accountIndex"] == entry["accountIndex"])
+    swap = parse_swap(landed_from_rpc_json(result), wallet)
+    assert swap.kind is SwapKind.NOT_A_SWAP and (swap.reason or "").startswith(f"one side only: {AUDIO} moved out")
+
+
+def test_malformed_answer_names_the_field() -> None:
+    result = copy.deepcopy(answer("2cd7QQSByKy6Y6ed"))
+    result["meta"]["postBalances"] = result["meta"]["postBalances"][:-1]
+    with pytest.raises(InvalidInputError, match="preBalances/postBalances"):
+        landed_from_rpc_json(result)
+    result = copy.deepcopy(answer("2cd7QQSByKy6Y6ed"))
+    result["meta"]["postTokenBalances"][0]["accountIndex"] = 999
+    with pytest.raises(InvalidInputError, match="accountIndex 999"):
+        landed_from_rpc_json(result)
+
+
+def test_value_prefers_a_cash_leg_then_sol() -> None:
+    result = answer("2cd7QQSByKy6Y6ed")
+    swap = parse_swap(landed_from_rpc_json(result), fee_payer(result))
+    prices = {SOL_MINT: Decimal("150"), "7eR1yv7pUzhaqQneKJ2fmVTRuzY61ja5KwfbBrLsq1Gu": Decimal("999")}
+    assert value_swap(swap, prices) == Decimal("45.0")  # 0.3 SOL x 150, the token's quote ignored
+    assert value_swap(swap, {}) is None
+
+
+# ---- FIFO cost basis -----------------------------------------------------------------------------------
+
+W = "wallet1"
+TOKEN = "TokenMint1111111111111111111111111111111111"
+
+
+def swap(n: int, sold: str, sold_amount: int, bought: str, bought_amount: int, value: str) -> PricedSwap:
+    return PricedSwap(W, f"sig{n}", 1_700_000_000 + n, sold, sold_amount, bought, bought_amount, Decimal(value))
+
+
+def test_fifo_matches_oldest_lots_first() -> None:
+    rows = realize_fifo([
+        swap(1, USDC_MINT, 100_000_000, TOKEN, 100, "100"),  # 100 tokens at $1
+        swap(2, USDC_MINT, 200_000_000, TOKEN, 100, "200"),  # 100 tokens at $2
+        swap(3, TOKEN, 150, USDC_MINT, 450_000_000, "450"),  # sell 150 at $3
+    ])
+    assert len(rows) == 1
+    # cost: 100 x $1 + 50 x $2 = $200, proceeds $450
+    assert (rows[0].amount, rows[0].volume_usd, rows[0].profit_usd) == (150, Decimal(200), Decimal(250))
+
+
+def test_sale_beyond_known_lots_realizes_only_the_matched_part() -> None:
+    rows = realize_fifo([
+        swap(1, USDC_MINT, 10, TOKEN, 10, "10"),
+        swap(2, TOKEN, 40, USDC_MINT, 40, "40"),  # 30 of them came from before the history
+    ])
+    assert (rows[0].amount, rows[0].volume_usd, rows[0].profit_usd) == (10, Decimal(10), Decimal(0))
+
+
+def test_selling_what_was_never_bought_realizes_nothing_and_buying_cash_opens_nothing() -> None:
+    book = FifoBook()
+    assert book.apply(swap(1, SOL_MINT, 10**9, USDC_MINT, 150_000_000, "150")) is None
+    assert book.open_amount(W, USDC_MINT) == 0 and book.unmatched[(W, SOL_MINT)] == 10**9
+
+
+def test_a_token_to_token_swap_closes_one_position_and_opens_another() -> None:
+    other = "OtherMint111111111111111111111111111111111"
+    rows = realize_fifo([
+        swap(1, USDC_MINT, 50, TOKEN, 5, "50"),
+        swap(2, TOKEN, 5, other, 7, "80"),
+        swap(3, other, 7, USDC_MINT, 70, "70"),
+    ])
+    assert [(r.mint, r.profit_usd, r.volume_usd) for r in rows] == [(TOKEN, Decimal(30), Decimal(50)),
+                                                                    (other, Decimal(-10), Decimal(80))]
+
+
+amounts = st.integers(min_value=1, max_value=10**12)
+values = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("1000000"), places=2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), amounts, values), min_size=1, max_size=30))
+def test_fifo_conserves_cost_and_amount(steps: list[tuple[bool, int, Decimal]]) -> None:
+    """Whatever the order of buys and sells: bought = open + matched + (nothing else), and the cost of
+    every lot bought = cost still open + cost realized; profit = proceeds of matched parts - their cost."""
+    book = FifoBook()
+    bought = 0
+    bought_cost = Decimal(0)
+    matched = 0
+    realized_cost = Decimal(0)
+    for n, (is_buy, amount, value) in enumerate(steps):
+        if is_buy:
+            book.apply(swap(n, USDC_MINT, amount, TOKEN, amount, str(value)))
+            bought += amount
+            bought_cost += value
+        else:
+            row = book.apply(swap(n, TOKEN, amount, USDC_MINT, amount, str(value)))
+            if row is not None:
+                assert 0 < row.amount <= amount
+                proceeds = value * row.amount / amount if row.amount != amount else value
+                assert row.profit_usd == proceeds - row.volume_usd
+                matched += row.amount
+                realized_cost += row.volume_usd
+    assert book.open_amount(W, TOKEN) + matched == bought
+    assert abs(book.open_cost(W, TOKEN) + realized_cost - bought_cost) < Decimal("1e-12") * max(bought_cost, 1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(amounts, values, values)
+def test_round_trip_profit_is_proceeds_minus_cost(amount: int, cost: Decimal, proceeds: Decimal) -> None:
+    rows = realize_fifo([swap(1, USDC_MINT, amount, TOKEN, amount, str(cost)),
+                         swap(2, TOKEN, amount, USDC_MINT, amount, str(proceeds))])
+    assert [(r.profit_usd, r.volume_usd) for r in rows] == [(proceeds - cost, cost)]
