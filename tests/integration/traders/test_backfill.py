@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import os
 import subprocess
 import sys
@@ -18,9 +19,11 @@ import pytest
 from solders.keypair import Keypair
 from solders.message import to_bytes_versioned
 from solders.transaction import VersionedTransaction
+from xorj.chain.errors import MalformedAnswerError
 from xorj.chain.prices import JupiterPriceClient, price_api_url_for
 from xorj.chain.rpc import SolanaRpc
 from xorj.domain.trader_history import SwapKind
+from xorj.domain.trades import ReasonCode
 from xorj.ledger.trader_swaps import TraderSwapStore
 from xorj.scoring_io import read_scoring_csv
 from xorj.traders.backfill import history_csv, realized, refresh
@@ -140,3 +143,48 @@ def test_cli_backfill_prints_the_score_csv_and_records_with_a_cursor(local_chain
     bad = _xorj("traders", "backfill", "not-a-key", "--rpc-url", local_chain.rpc_url,
                 "--price-url", "http://127.0.0.1:1", env=env)
     assert bad.returncode == 2 and "WALLET" in bad.stderr
+
+
+def _rpc(url: str, method: str, *params):
+    answer = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}, timeout=10)
+    return answer.json()["result"]
+
+
+def _missing(answers: list[dict]) -> None:
+    return None
+
+
+def _other_transaction(answers: list[dict]) -> dict:
+    return answers[1]  # a real, validly signed transaction, but not the one asked for first
+
+
+def _wrong_slot(answers: list[dict]) -> dict:
+    return {**answers[0], "slot": answers[0]["slot"] + 1}
+
+
+def _balances_cut(answers: list[dict]) -> dict:
+    crafted = copy.deepcopy(answers[0])
+    crafted["meta"]["postBalances"] = crafted["meta"]["postBalances"][:-1]
+    return crafted
+
+
+@pytest.mark.parametrize(("craft", "why"), [(_missing, "does not have it"),
+                                            (_other_transaction, "not a transaction signed with that signature"),
+                                            (_wrong_slot, "listed in slot"),
+                                            (_balances_cut, "preBalances/postBalances")])
+def test_a_lying_transaction_answer_fails_the_refresh_and_records_nothing(local_chain, chain_faults_reset, ledger,
+                                                                          craft, why) -> None:
+    vault = local_chain.take_vault()
+    first, quote = asyncio.run(_swap(local_chain, vault, "USDC", "SOL", 10 * 10**6))
+    second, _ = asyncio.run(_swap(local_chain, vault, "SOL", "USDC", int(quote["outAmount"])))
+    answers = [_rpc(local_chain.rpc_url, "getTransaction", sig, {"encoding": "base64", "commitment": "confirmed",
+                                                                 "maxSupportedTransactionVersion": 0})
+               for sig in (first, second)]
+    local_chain.set_fault(kind="answer", method="getTransaction", result=craft(answers))
+    store = TraderSwapStore(ledger)
+    with pytest.raises(MalformedAnswerError) as failure:
+        asyncio.run(_refresh(local_chain, store, vault, frozenset({local_chain.mints["USDC"]})))
+    assert failure.value.reason is ReasonCode.MALFORMED_RESPONSE and why in str(failure.value)
+    assert store.cursor(vault) is None and store.swaps(vault) == []
+    local_chain.reset_faults()
+    assert asyncio.run(_refresh(local_chain, store, vault, frozenset())).recorded == 2  # honest again: all there
