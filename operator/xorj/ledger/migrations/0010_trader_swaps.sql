@@ -1,4 +1,4 @@
--- Lead traders' on-chain history (xorj.traders, docs/design.md "Trader history"): every transaction of a
+-- Lead traders' on-chain history (xorj.traders, docs/trader-history.md): every transaction of a
 -- followed or candidate wallet, judged once by xorj.domain.trader_history.parse_swap, and a cursor per
 -- wallet so a refresh reads only what is new. Only the ledger's owner (the operator, or whoever runs
 -- `xorj traders backfill`) uses these tables: executors get no grant.
