@@ -229,3 +229,60 @@ def test_round_trip_profit_is_proceeds_minus_cost(amount: int, cost: Decimal, pr
     rows = realize_fifo([swap(1, USDC_MINT, amount, TOKEN, amount, str(cost)),
                          swap(2, TOKEN, amount, USDC_MINT, amount, str(proceeds))])
     assert [(r.profit_usd, r.volume_usd) for r in rows] == [(proceeds - cost, cost)]
+
+
+# ---- parser properties ------------------------------------------------------------------------------
+
+RENT = 2_039_280
+MINT_A = "MintA111111111111111111111111111111111111111"
+MINT_B = "MintB111111111111111111111111111111111111111"
+balances = st.integers(min_value=0, max_value=10**15)
+
+
+def _token(index: int, mint: str, owner: str, amount: int) -> dict[str, Any]:
+    return {"accountIndex": index, "mint": mint, "owner": owner,
+            "uiTokenAmount": {"amount": str(amount), "decimals": 9 if mint == SOL_MINT else 6}}
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=st.tuples(balances, balances), b=st.tuples(balances, balances), wsol=st.tuples(balances, balances),
+       lamports=st.tuples(st.integers(10**9, 10**12), st.integers(10**9, 10**12)),
+       fee=st.integers(0, 10**6))
+def test_legs_are_the_owners_balance_changes_with_wsol_as_sol(a, b, wsol, lamports, fee) -> None:
+    """Whatever the balances: a token -> token swap has exactly the deltas as legs; a WSOL account's
+    change counts through its lamports (rent + amount) together with the wallet's own, fee added back."""
+    wallet = "Wa11et1111111111111111111111111111111111111"
+    other = "0ther11111111111111111111111111111111111111"
+    pool = [10**12, 10**12]
+    result = {
+        "slot": 5, "blockTime": 1_700_000_000,
+        "transaction": {"signatures": ["sig"], "message": {
+            "accountKeys": [wallet, "AccA", "AccB", "AccW", "PoolA"], "header": {"numRequiredSignatures": 1}}},
+        "meta": {
+            "err": None, "fee": fee,
+            "preBalances": [lamports[0], RENT, RENT, RENT + wsol[0], pool[0]],
+            "postBalances": [lamports[1], RENT, RENT, RENT + wsol[1], pool[1]],
+            "preTokenBalances": [_token(1, MINT_A, wallet, a[0]), _token(2, MINT_B, wallet, b[0]),
+                                 _token(3, SOL_MINT, wallet, wsol[0]), _token(4, MINT_A, other, 5)],
+            "postTokenBalances": [_token(1, MINT_A, wallet, a[1]), _token(2, MINT_B, wallet, b[1]),
+                                  _token(3, SOL_MINT, wallet, wsol[1]), _token(4, MINT_A, other, 7)],
+        },
+    }
+    swap = parse_swap(landed_from_rpc_json(result), wallet)
+    da, db = a[1] - a[0], b[1] - b[0]
+    sol = lamports[1] - lamports[0] + fee + wsol[1] - wsol[0]
+    if da * db < 0:
+        assert swap.kind is SwapKind.SWAP
+        sold, bought = ((MINT_A, -da), (MINT_B, db)) if da < 0 else ((MINT_B, -db), (MINT_A, da))
+        assert (swap.sold_mint, swap.sold_amount) == sold and (swap.bought_mint, swap.bought_amount) == bought
+        assert swap.sol_overhead_lamports == sol
+    elif (da == 0) != (db == 0):
+        delta = da or db
+        if (delta < 0 and sol > 0) or (delta > 0 and sol < 0):
+            assert swap.kind is SwapKind.SWAP
+            assert {swap.sold_amount, swap.bought_amount} == {abs(delta), abs(sol)}
+            assert SOL_MINT in (swap.sold_mint, swap.bought_mint)
+        else:
+            assert swap.kind is SwapKind.NOT_A_SWAP and (swap.reason or "").startswith("one side only")
+    else:
+        assert swap.kind is SwapKind.NOT_A_SWAP
