@@ -29,6 +29,8 @@ from xorj.scoring_io import read_scoring_csv
 from xorj.traders.backfill import history_csv, realized, refresh
 from xorj.traders.history import ChainHistory
 
+from tests.integration.reconciler.helpers import send, send_batch, signed_transfer, vault_key
+
 pytestmark = [pytest.mark.chain, pytest.mark.postgres]
 
 
@@ -78,14 +80,23 @@ def test_backfill_finds_parses_records_once_and_refreshes_only_new(local_chain, 
 
     buy, buy_quote = asyncio.run(_swap(local_chain, vault, "USDC", "SOL", 200 * 10**6))
     sell, sell_quote = asyncio.run(_swap(local_chain, vault, "SOL", "USDC", int(buy_quote["outAmount"])))
+    key = vault_key(local_chain, vault)
+    transfer_out = send(local_chain.rpc_url, signed_transfer(local_chain.rpc_url, key))  # not a swap
+    overdrawn = send_batch(local_chain.rpc_url, [signed_transfer(local_chain.rpc_url, key, lamports=10**18)])[0]
     third, third_quote = asyncio.run(_swap(local_chain, vault, "USDC", "SOL", 50 * 10**6))
+    statuses = _rpc(local_chain.rpc_url, "getSignatureStatuses", [transfer_out, overdrawn])["value"]
+    assert statuses[0]["err"] is None and statuses[1]["err"] is not None  # landed, failed (fee paid)
 
-    # page_limit=2 makes the three transactions span two pages of getSignaturesForAddress
+    # page_limit=2 makes the five transactions span three pages of getSignaturesForAddress
     first = asyncio.run(_refresh(local_chain, store, vault, cash))
-    assert (first.read, first.recorded, first.swaps, first.cursor) == (3, 3, 3, third)
+    assert (first.read, first.recorded, first.swaps, first.not_swaps, first.failed, first.cursor) == \
+        (5, 5, 3, 1, 1, third)
 
-    stored = store.swaps(vault)
-    assert [s.swap.signature for s in stored] == [buy, sell, third]  # chain order
+    everything = store.swaps(vault)
+    assert [s.swap.signature for s in everything] == [buy, sell, transfer_out, overdrawn, third]  # chain order
+    assert everything[2].swap.kind is SwapKind.NOT_A_SWAP and "SOL only" in everything[2].swap.reason
+    assert everything[3].swap.kind is SwapKind.FAILED and everything[3].value_usd is None
+    stored = [s for s in everything if s.swap.kind is SwapKind.SWAP]
     legs = [(s.swap.kind, s.swap.sold_mint, s.swap.sold_amount, s.swap.bought_mint, s.swap.bought_amount)
             for s in stored]
     assert legs == [
@@ -107,7 +118,7 @@ def test_backfill_finds_parses_records_once_and_refreshes_only_new(local_chain, 
     assert store.record(vault, store.swaps(vault), None) == 0
     with psycopg.connect(ledger_dsn) as conn:
         count = conn.execute("SELECT count(*) FROM trader_swaps WHERE wallet = %s", (vault,)).fetchone()[0]
-    assert count == 4
+    assert count == 6
 
     rows = realized(store.swaps(vault), cash_mints=cash)
     # the round trip closed all of the first lot: profit = USDC back - USDC in, cost = USDC in
