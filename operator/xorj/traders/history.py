@@ -147,7 +147,12 @@ class ChainHistory:
                 progress(f"{wallet}: {done}/{len(listed)} transactions read")
             return swap
 
-        swaps = await asyncio.gather(*(one(entry) for entry in listed))
+        try:
+            async with asyncio.TaskGroup() as group:  # one failure cancels the reads still in flight
+                tasks = [group.create_task(one(entry)) for entry in listed]
+        except ExceptionGroup as failures:
+            raise failures.exceptions[0] from None  # the first failure, with its reason code
+        swaps = [task.result() for task in tasks]
         entries: list[HistoryEntry] = []
         per_slot: dict[int, int] = {}
         for swap in swaps:

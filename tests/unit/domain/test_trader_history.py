@@ -286,3 +286,19 @@ def test_legs_are_the_owners_balance_changes_with_wsol_as_sol(a, b, wsol, lampor
             assert swap.kind is SwapKind.NOT_A_SWAP and (swap.reason or "").startswith("one side only")
     else:
         assert swap.kind is SwapKind.NOT_A_SWAP
+
+
+@pytest.mark.parametrize("name", ["2ML2h2YwBmRqgmF8", "2zNeSn8cJpTAW51N", "5bvyp1nob51M6FCj"])
+def test_meta_as_solders_hands_it_back_parses_the_same(name: str) -> None:
+    """SolanaRpc.transaction_with_meta passes ``json.loads(meta.to_json())`` of solders' parsed answer
+    to the parser: that shape must read exactly like the node's own JSON (loadedAddresses included)."""
+    from solders.rpc.responses import GetTransactionResp
+
+    raw = json.loads((FIXTURES / f"{name}.json").read_text())
+    parsed = GetTransactionResp.from_json(json.dumps(raw))
+    assert parsed.value is not None and parsed.value.transaction.meta is not None
+    via_solders = {**raw["result"], "meta": json.loads(parsed.value.transaction.meta.to_json())}
+    wallet = fee_payer(raw["result"])
+    assert parse_swap(landed_from_rpc_json(via_solders), wallet) == \
+        parse_swap(landed_from_rpc_json(raw["result"]), wallet)
+    assert landed_from_rpc_json(via_solders).account_keys == landed_from_rpc_json(raw["result"]).account_keys
