@@ -302,3 +302,12 @@ def test_meta_as_solders_hands_it_back_parses_the_same(name: str) -> None:
     assert parse_swap(landed_from_rpc_json(via_solders), wallet) == \
         parse_swap(landed_from_rpc_json(raw["result"]), wallet)
     assert landed_from_rpc_json(via_solders).account_keys == landed_from_rpc_json(raw["result"]).account_keys
+
+
+def test_the_solana_docs_example_is_not_a_swap_and_absent_fields_are_fine() -> None:
+    result = answer("solana_docs_example")
+    tx = landed_from_rpc_json(result)
+    assert tx.block_time is None and tx.pre_token_balances == () and tx.fee == 5000
+    swap = parse_swap(tx, "3UVYmECPPMZSCqWKfENfuoTv51fTDTWicX9xmBD2euKe")
+    assert swap.kind is SwapKind.NOT_A_SWAP and swap.reason == "no token balance of the wallet changed"
+    assert swap.fee_lamports == 5000
