@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -134,8 +135,8 @@ def _xorj(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_cli_backfill_prints_the_score_csv_and_records_with_a_cursor(local_chain, chain_faults_reset,
-                                                                     ledger_dsn) -> None:
+def test_cli_backfill_prints_the_score_csv_and_records_with_a_cursor(local_chain, chain_faults_reset, ledger_dsn,
+                                                                     tmp_path) -> None:
     vault = local_chain.take_vault()
     _, quote = asyncio.run(_swap(local_chain, vault, "USDC", "SOL", 30 * 10**6))
     asyncio.run(_swap(local_chain, vault, "SOL", "USDC", int(quote["outAmount"])))
@@ -150,6 +151,11 @@ def test_cli_backfill_prints_the_score_csv_and_records_with_a_cursor(local_chain
     assert "2 new transactions (2 swaps" in result.stderr
     again = _xorj(*args, env=env)
     assert again.returncode == 0 and "0 new transactions" in again.stderr and again.stdout == result.stdout
+    history_file = tmp_path / "history.csv"
+    history_file.write_text(result.stdout)
+    scored = _xorj("score", str(history_file), "--output", "json", env=env)
+    assert scored.returncode == 0, scored.stderr
+    assert [(t["wallet"], t["status"]) for t in json.loads(scored.stdout)] == [(vault, "INSUFFICIENT_HISTORY")]
 
     bad = _xorj("traders", "backfill", "not-a-key", "--rpc-url", local_chain.rpc_url,
                 "--price-url", "http://127.0.0.1:1", env=env)
