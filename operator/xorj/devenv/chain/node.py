@@ -265,15 +265,11 @@ class LocalNode:
             readonly.extend(addresses[i] for i in bytes(lookup.readonly_indexes) if i < len(addresses))
         return writable, readonly
 
-    def all_keys(self, tx: VersionedTransaction) -> list[Pubkey]:
-        """Static keys, then loaded writable, then loaded readonly: the order accountIndex refers to."""
-        writable, readonly = self.loaded_addresses(tx)
-        return [*tx.message.account_keys, *writable, *readonly]
-
-    def _snapshot(self, tx: VersionedTransaction) -> tuple[list[int], list[dict[str, Any]]]:
+    def _snapshot(self, keys: list[Pubkey]) -> tuple[list[int], list[dict[str, Any]]]:
+        """Lamports and token balances of ``keys`` (static then loaded: the order accountIndex refers to)."""
         balances: list[int] = []
         token_balances: list[dict[str, Any]] = []
-        for index, key in enumerate(self.all_keys(tx)):
+        for index, key in enumerate(keys):
             account = self.svm.get_account(key)
             balances.append(account.lamports if account else 0)
             if account and account.owner in (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID) and len(account.data) == 165:
@@ -339,7 +335,10 @@ class LocalNode:
         pre_err = self.precheck(tx)
         if pre_err is not None:
             return SubmitOutcome(signature, landed=False, dropped_reason=pre_err)
-        pre_balances, pre_tokens = self._snapshot(tx)
+        # resolved once, before execution, as the bank does: the same keys before and after
+        loaded_writable, loaded_readonly = self.loaded_addresses(tx)
+        keys = [*tx.message.account_keys, *loaded_writable, *loaded_readonly]
+        pre_balances, pre_tokens = self._snapshot(keys)
         result = self.svm.send_transaction(tx)
         if self.svm.get_transaction(tx.signatures[0]) is None:
             # rejected before execution (no fee payer funds, bad signature...): never lands
@@ -347,8 +346,7 @@ class LocalNode:
             return SubmitOutcome(signature, landed=False, dropped_reason=json.dumps(reason))
         meta = result.meta() if isinstance(result, FailedTransactionMetadata) else result
         err = error_json(result.err()) if isinstance(result, FailedTransactionMetadata) else None
-        post_balances, post_tokens = self._snapshot(tx)
-        loaded_writable, loaded_readonly = self.loaded_addresses(tx)
+        post_balances, post_tokens = self._snapshot(keys)
         block = self.current
         record = TxRecord(
             signature=signature, slot=self.slot, height=self.height, index_in_block=self._index_in_slot,
@@ -361,7 +359,7 @@ class LocalNode:
         )
         self._index_in_slot += 1
         self.records[signature] = record
-        for key in dict.fromkeys(str(k) for k in self.all_keys(tx)):  # agave indexes loaded addresses too
+        for key in dict.fromkeys(str(k) for k in keys):  # agave indexes loaded addresses too
             self.by_address.setdefault(key, []).append(signature)
         return SubmitOutcome(signature, landed=True, err=err)
 
