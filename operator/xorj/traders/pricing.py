@@ -50,18 +50,21 @@ async def value_swaps(swaps: Sequence[ParsedSwap], source: PriceSource, *,
             if swap.block_time is None:
                 continue
             answer = await source.prices_at([swap.sold_mint or "", swap.bought_mint or ""], swap.block_time)
-            out[i] = SwapValue(value_swap(swap, _usd(answer), cash_mints=cash_mints),
-                               datetime.fromtimestamp(swap.block_time, UTC))
+            value = value_swap(swap, _usd(answer, swap), cash_mints=cash_mints)
+            out[i] = SwapValue(value, datetime.fromtimestamp(swap.block_time, UTC) if value is not None else None)
         return out
     mints = sorted({m for _, s in to_price for m in (s.sold_mint, s.bought_mint) if m})
     answer = await source.prices(mints)
     at = now or datetime.now(UTC)
-    prices = _usd(answer)
     for i, swap in to_price:
-        value = value_swap(swap, prices, cash_mints=cash_mints)
+        value = value_swap(swap, _usd(answer, swap), cash_mints=cash_mints)
         out[i] = SwapValue(value, at if value is not None else None)
     return out
 
 
-def _usd(answer: dict[str, TokenPrice]) -> dict[str, Decimal]:
-    return {mint: price.usd_price for mint, price in answer.items()}
+def _usd(answer: dict[str, TokenPrice], swap: ParsedSwap) -> dict[str, Decimal]:
+    """USD per whole token for the swap's legs; a price whose stated decimals are not the mint's
+    decimals on chain is about some other token (or wrong) and is not used."""
+    decimals = {swap.sold_mint: swap.sold_decimals, swap.bought_mint: swap.bought_decimals}
+    return {mint: price.usd_price for mint, price in answer.items()
+            if mint in decimals and (price.decimals is None or price.decimals == decimals[mint])}

@@ -208,3 +208,20 @@ def test_a_lying_transaction_answer_fails_the_refresh_and_records_nothing(local_
     assert store.cursor(vault) is None and store.swaps(vault) == []
     local_chain.reset_faults()
     assert asyncio.run(_refresh(local_chain, store, vault, frozenset())).recorded == 2  # honest again: all there
+
+
+def test_a_price_stated_for_other_decimals_is_not_used(local_chain, chain_faults_reset, ledger) -> None:
+    """The price source says USDC has 9 decimals (the chain says 6): that price is about something else,
+    so the swap stays unvalued (and opens no lot) rather than valued a thousand times off."""
+    vault = local_chain.take_vault()
+    usdc, sol = local_chain.mints["USDC"], local_chain.mints["SOL"]
+    asyncio.run(_swap(local_chain, vault, "USDC", "SOL", 20 * 10**6))
+    store = TraderSwapStore(ledger)
+    local_chain.set_price_answer(json.dumps({usdc: {"usdPrice": 1.0, "decimals": 9}}))
+    try:
+        asyncio.run(_refresh(local_chain, store, vault, frozenset()))
+    finally:
+        local_chain.set_price_answer(None)
+    [recorded] = store.swaps(vault)
+    assert recorded.swap.kind is SwapKind.SWAP and (recorded.swap.sold_mint, recorded.swap.bought_mint) == (usdc, sol)
+    assert (recorded.value_usd, recorded.priced_at) == (None, None)

@@ -311,3 +311,19 @@ def test_the_solana_docs_example_is_not_a_swap_and_absent_fields_are_fine() -> N
     swap = parse_swap(tx, "3UVYmECPPMZSCqWKfENfuoTv51fTDTWicX9xmBD2euKe")
     assert swap.kind is SwapKind.NOT_A_SWAP and swap.reason == "no token balance of the wallet changed"
     assert swap.fee_lamports == 5000
+
+
+def test_json_parsed_account_keys_read_like_json_ones() -> None:
+    """``jsonParsed`` lists every key (static, then loaded with ``source: lookupTable``) as objects with
+    ``signer``: the same keys and signers as the ``json`` answer (here rewritten from the real one)."""
+    result = answer("2ML2h2YwBmRqgmF8")
+    message = result["transaction"]["message"]
+    signers = message["header"]["numRequiredSignatures"]
+    loaded = result["meta"]["loadedAddresses"]
+    parsed = copy.deepcopy(result)
+    parsed["transaction"]["message"] = {
+        "accountKeys": [{"pubkey": key, "signer": i < signers, "writable": True, "source": "transaction"}
+                        for i, key in enumerate(message["accountKeys"])]
+        + [{"pubkey": key, "signer": False, "writable": True, "source": "lookupTable"} for key in loaded["writable"]]
+        + [{"pubkey": key, "signer": False, "writable": False, "source": "lookupTable"} for key in loaded["readonly"]]}
+    assert landed_from_rpc_json(parsed) == landed_from_rpc_json(result)
