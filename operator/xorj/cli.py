@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "crds": "xorj.commands.crds:crds",
     "chaos": "xorj.commands.chaos:chaos",
     "reconcile": "xorj.commands.reconcile:reconcile",
+    "traders": "xorj.commands.traders:traders",
 }
 
 

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -133,6 +134,17 @@ class StatusAnswer:
 class LatestBlockhash:
     blockhash: Hash
     last_valid_block_height: int
+
+
+@dataclass(frozen=True)
+class LandedAnswer:
+    """One getTransaction answer: the verified transaction, its status meta as JSON-RPC shapes it
+    (camelCase keys: ``preTokenBalances``, ``loadedAddresses``...), its slot and block time."""
+
+    transaction: VersionedTransaction
+    meta: dict[str, Any]
+    slot: int
+    block_time: int | None
 
 
 @dataclass(frozen=True)
@@ -350,6 +362,14 @@ class SolanaRpc:
         """The landed transaction (base64, so its signatures can be verified), None when the node does
         not have it at ``commitment``. The answer must be the transaction asked for: its signatures
         include ``signature`` and all of them verify against its message."""
+        answer = await self.transaction_with_meta(signature, commitment, timeout=timeout)
+        return None if answer is None else answer.transaction
+
+    async def transaction_with_meta(self, signature: str, commitment: str = "confirmed", *,
+                                    timeout: float | None = None) -> LandedAnswer | None:
+        """:meth:`transaction` with its status meta (balances, token balances, fee, error, inner
+        instructions, loaded addresses) in the JSON-RPC shape, its slot and block time; the same
+        checks on the transaction, and a meta must be present."""
         resp = await self._call("getTransaction",
                                 self._client.get_transaction(Signature.from_string(signature), "base64",
                                                              _COMMITMENTS[commitment],
@@ -364,7 +384,12 @@ class SolanaRpc:
         if signature not in {str(s) for s in tx.signatures} or not all(tx.verify_with_results()):
             raise MalformedAnswerError(f"getTransaction from {self._host}: the answer for {signature} is not a "
                                        "transaction signed with that signature", method="getTransaction")
-        return tx
+        meta = resp.value.transaction.meta
+        if meta is None:
+            raise MalformedAnswerError(f"getTransaction from {self._host}: no status meta for {signature}",
+                                       method="getTransaction")
+        return LandedAnswer(transaction=tx, meta=json.loads(meta.to_json()), slot=int(resp.value.slot),
+                            block_time=None if resp.value.block_time is None else int(resp.value.block_time))
 
     # ---- plumbing ----------------------------------------------------------------------------
 

@@ -48,6 +48,8 @@ from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata
 from spl.token.constants import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 
+from xorj.devenv.chain.b58 import b58encode
+
 SYSTEM_PROGRAM_ID = Pubkey.from_string("11111111111111111111111111111111")
 MAX_PROCESSING_AGE = 150  # blockhashes a transaction may reference (solana-sdk MAX_PROCESSING_AGE)
 MAX_RECENT_STATUS_SLOTS = 300  # status cache reach without searchTransactionHistory
@@ -137,6 +139,29 @@ class TxRecord:
     post_balances: list[int]
     pre_token_balances: list[dict[str, Any]]
     post_token_balances: list[dict[str, Any]]
+    # getTransaction's meta.innerInstructions (JSON shape, indexes into the full key list)
+    inner_instructions: list[dict[str, Any]] = field(default_factory=list)
+    # a v0 message's addresses loaded from lookup tables (meta.loadedAddresses), base58
+    loaded_writable: list[str] = field(default_factory=list)
+    loaded_readonly: list[str] = field(default_factory=list)
+
+
+ALT_HEADER_SIZE = 56  # address lookup table account: LookupTableMeta, then the addresses
+
+
+def inner_instructions_json(inner: Any) -> list[dict[str, Any]]:
+    """LiteSVM's inner instructions (one list per top-level instruction) in getTransaction's ``json``
+    shape: ``[{"index": i, "instructions": [{programIdIndex, accounts, data (base58), stackHeight}]}]``,
+    top-level instructions without any left out, as agave does."""
+    out: list[dict[str, Any]] = []
+    for index, instructions in enumerate(inner or []):
+        if not instructions:
+            continue
+        out.append({"index": index, "instructions": [
+            {"programIdIndex": ix.program_id_index, "accounts": list(bytes(ix.accounts)),
+             "data": b58encode(bytes(ix.data)), "stackHeight": item.stack_height()}
+            for item in instructions for ix in (item.instruction(),)]})
+    return out
 
 
 @dataclass
@@ -224,10 +249,27 @@ class LocalChainNode:
         return height is not None and self.height <= height + MAX_PROCESSING_AGE
 
     # ---- transactions -------------------------------------------------------------------------
-    def _snapshot(self, tx: VersionedTransaction) -> tuple[list[int], list[dict[str, Any]]]:
+    def loaded_addresses(self, tx: VersionedTransaction) -> tuple[list[Pubkey], list[Pubkey]]:
+        """The (writable, readonly) addresses a v0 message loads from address lookup tables, read from
+        the tables' accounts as they are now (a table's data: a 56-byte header, then 32-byte
+        addresses). Empty for a legacy message; a missing table or index loads nothing (the bank then
+        fails the transaction by itself)."""
+        lookups = getattr(tx.message, "address_table_lookups", None) or []
+        writable: list[Pubkey] = []
+        readonly: list[Pubkey] = []
+        for lookup in lookups:
+            table = self.svm.get_account(lookup.account_key)
+            data = bytes(table.data) if table is not None else b""
+            addresses = [Pubkey.from_bytes(data[at:at + 32]) for at in range(ALT_HEADER_SIZE, len(data) - 31, 32)]
+            writable.extend(addresses[i] for i in bytes(lookup.writable_indexes) if i < len(addresses))
+            readonly.extend(addresses[i] for i in bytes(lookup.readonly_indexes) if i < len(addresses))
+        return writable, readonly
+
+    def _snapshot(self, keys: list[Pubkey]) -> tuple[list[int], list[dict[str, Any]]]:
+        """Lamports and token balances of ``keys`` (static then loaded: the order accountIndex refers to)."""
         balances: list[int] = []
         token_balances: list[dict[str, Any]] = []
-        for index, key in enumerate(tx.message.account_keys):
+        for index, key in enumerate(keys):
             account = self.svm.get_account(key)
             balances.append(account.lamports if account else 0)
             if account and account.owner in (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID) and len(account.data) == 165:
@@ -293,7 +335,10 @@ class LocalChainNode:
         pre_err = self.precheck(tx)
         if pre_err is not None:
             return SubmitOutcome(signature, landed=False, dropped_reason=pre_err)
-        pre_balances, pre_tokens = self._snapshot(tx)
+        # resolved once, before execution, as the bank does: the same keys before and after
+        loaded_writable, loaded_readonly = self.loaded_addresses(tx)
+        keys = [*tx.message.account_keys, *loaded_writable, *loaded_readonly]
+        pre_balances, pre_tokens = self._snapshot(keys)
         result = self.svm.send_transaction(tx)
         if self.svm.get_transaction(tx.signatures[0]) is None:
             # rejected before execution (no fee payer funds, bad signature...): never lands
@@ -301,7 +346,7 @@ class LocalChainNode:
             return SubmitOutcome(signature, landed=False, dropped_reason=json.dumps(reason))
         meta = result.meta() if isinstance(result, FailedTransactionMetadata) else result
         err = error_json(result.err()) if isinstance(result, FailedTransactionMetadata) else None
-        post_balances, post_tokens = self._snapshot(tx)
+        post_balances, post_tokens = self._snapshot(keys)
         block = self.current
         record = TxRecord(
             signature=signature, slot=self.slot, height=self.height, index_in_block=self._index_in_slot,
@@ -309,11 +354,13 @@ class LocalChainNode:
             fee=meta.fee(), compute_units=meta.compute_units_consumed(),
             pre_balances=pre_balances, post_balances=post_balances,
             pre_token_balances=pre_tokens, post_token_balances=post_tokens,
+            inner_instructions=inner_instructions_json(meta.inner_instructions()),
+            loaded_writable=[str(k) for k in loaded_writable], loaded_readonly=[str(k) for k in loaded_readonly],
         )
         self._index_in_slot += 1
         self.records[signature] = record
-        for key in tx.message.account_keys:
-            self.by_address.setdefault(str(key), []).append(signature)
+        for key in dict.fromkeys(str(k) for k in keys):  # agave indexes loaded addresses too
+            self.by_address.setdefault(key, []).append(signature)
         return SubmitOutcome(signature, landed=True, err=err)
 
     def confirmation_status(self, record: TxRecord, behind: int = 0) -> tuple[str, int | None]:

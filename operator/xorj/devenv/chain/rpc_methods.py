@@ -352,12 +352,12 @@ class RpcMethods:
             "fee": record.fee,
             "preBalances": record.pre_balances,
             "postBalances": record.post_balances,
-            "innerInstructions": [],
+            "innerInstructions": record.inner_instructions,
             "logMessages": record.logs,
             "preTokenBalances": record.pre_token_balances,
             "postTokenBalances": record.post_token_balances,
             "rewards": [],
-            "loadedAddresses": {"writable": [], "readonly": []},
+            "loadedAddresses": {"writable": record.loaded_writable, "readonly": record.loaded_readonly},
             "computeUnitsConsumed": record.compute_units,
         }
         result: dict[str, Any] = {"slot": record.slot, "blockTime": record.block_time, "transaction": encoded,
@@ -466,5 +466,8 @@ def _ui_transaction(tx: VersionedTransaction, is_legacy: bool) -> dict[str, Any]
                          for ix in msg.instructions],
     }
     if not is_legacy:
-        message["addressTableLookups"] = []
+        message["addressTableLookups"] = [
+            {"accountKey": str(lookup.account_key), "writableIndexes": list(bytes(lookup.writable_indexes)),
+             "readonlyIndexes": list(bytes(lookup.readonly_indexes))}
+            for lookup in (msg.address_table_lookups or [])]
     return {"signatures": [str(sig) for sig in tx.signatures], "message": message}

@@ -1,0 +1,108 @@
+"""Lead traders' recorded history (migration 0010): per (wallet, signature) one judged transaction, and
+per wallet the cursor of the newest recorded one. Used by :mod:`xorj.traders`.
+
+Recording is idempotent: a transaction already recorded for the wallet is left as it is (ON CONFLICT
+DO NOTHING on the primary key), so a re-run, an overlapping refresh or two processes racing write each
+row once. The entries and the cursor move in ONE transaction: the cursor never passes a transaction
+that is not recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from xorj.domain.trader_history import ParsedSwap, PricedSwap, SwapKind
+from xorj.ledger.repository import Ledger
+
+_COLUMNS = ("wallet, signature, slot, slot_index, block_time, kind, reason, sold_mint, sold_amount, sold_decimals, "
+            "bought_mint, bought_amount, bought_decimals, sol_overhead_lamports, fee_lamports, value_usd, priced_at")
+
+
+@dataclass(frozen=True)
+class TraderCursor:
+    wallet: str
+    signature: str
+    slot: int
+
+
+@dataclass(frozen=True)
+class StoredSwap:
+    swap: ParsedSwap
+    slot_index: int
+    value_usd: Decimal | None
+    priced_at: datetime | None
+
+
+class TraderSwapStore:
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def _transaction(self):  # type: ignore[no-untyped-def]
+        return self._ledger._transaction()  # noqa: SLF001 - same package, same pool and error translation
+
+    def cursor(self, wallet: str) -> TraderCursor | None:
+        with self._transaction() as cur:
+            row = cur.execute("SELECT wallet, cursor_signature, cursor_slot FROM trader_history_cursors "
+                              "WHERE wallet = %s", (wallet,)).fetchone()
+        return None if row is None else TraderCursor(row["wallet"], row["cursor_signature"], row["cursor_slot"])
+
+    def record(self, wallet: str, entries: Sequence[StoredSwap], new_cursor: TraderCursor | None) -> int:
+        """Store ``entries`` and move the wallet's cursor to ``new_cursor`` (never backwards), in one
+        transaction. Returns how many rows were new."""
+        rows = []
+        for entry in entries:
+            s = entry.swap
+            if s.wallet != wallet:
+                raise ValueError(f"entry {s.signature} is of wallet {s.wallet}, not {wallet}")
+            rows.append((wallet, s.signature, s.slot, entry.slot_index,
+                         None if s.block_time is None else datetime.fromtimestamp(s.block_time, UTC),
+                         s.kind.value, s.reason, s.sold_mint, s.sold_amount or None, s.sold_decimals,
+                         s.bought_mint, s.bought_amount or None, s.bought_decimals, s.sol_overhead_lamports,
+                         s.fee_lamports, entry.value_usd, entry.priced_at))
+        with self._transaction() as cur:
+            inserted = 0
+            for row in rows:
+                cur.execute(f"INSERT INTO trader_swaps ({_COLUMNS}) VALUES ({', '.join(['%s'] * 17)}) "
+                            "ON CONFLICT (wallet, signature) DO NOTHING", row)
+                inserted += cur.rowcount
+            if new_cursor is not None:
+                cur.execute(
+                    """INSERT INTO trader_history_cursors (wallet, cursor_signature, cursor_slot)
+                       VALUES (%s, %s, %s)
+                       ON CONFLICT (wallet) DO UPDATE SET cursor_signature = EXCLUDED.cursor_signature,
+                           cursor_slot = EXCLUDED.cursor_slot, updated_at = now()
+                       WHERE trader_history_cursors.cursor_slot <= EXCLUDED.cursor_slot""",
+                    (wallet, new_cursor.signature, new_cursor.slot))
+        return inserted
+
+    def swaps(self, wallet: str) -> list[StoredSwap]:
+        """The wallet's recorded transactions in chain order (oldest first)."""
+        with self._transaction() as cur:
+            rows = cur.execute(f"SELECT {_COLUMNS} FROM trader_swaps WHERE wallet = %s "
+                               "ORDER BY slot, slot_index, signature", (wallet,)).fetchall()
+        out = []
+        for r in rows:
+            swap = ParsedSwap(wallet=r["wallet"], signature=r["signature"], slot=r["slot"],
+                              block_time=None if r["block_time"] is None else int(r["block_time"].timestamp()),
+                              kind=SwapKind(r["kind"]), reason=r["reason"], sold_mint=r["sold_mint"],
+                              sold_amount=int(r["sold_amount"] or 0), sold_decimals=r["sold_decimals"] or 0,
+                              bought_mint=r["bought_mint"], bought_amount=int(r["bought_amount"] or 0),
+                              bought_decimals=r["bought_decimals"] or 0,
+                              sol_overhead_lamports=r["sol_overhead_lamports"], fee_lamports=r["fee_lamports"])
+            out.append(StoredSwap(swap, r["slot_index"], r["value_usd"], r["priced_at"]))
+        return out
+
+    def wallets(self) -> list[str]:
+        with self._transaction() as cur:
+            return [r["wallet"] for r in cur.execute("SELECT wallet FROM trader_history_cursors ORDER BY wallet")]
+
+
+def priced_swaps(stored: Sequence[StoredSwap]) -> list[PricedSwap]:
+    """The SWAPs with a value and a block time, for :func:`xorj.domain.trader_history.realize_fifo`."""
+    return [PricedSwap(s.swap.wallet, s.swap.signature, s.swap.block_time, s.swap.sold_mint or "",
+                       s.swap.sold_amount, s.swap.bought_mint or "", s.swap.bought_amount, s.value_usd)
+            for s in stored
+            if s.swap.kind is SwapKind.SWAP and s.value_usd is not None and s.swap.block_time is not None]
