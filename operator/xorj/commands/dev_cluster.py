@@ -66,9 +66,9 @@ def down(name: str | None, force: bool) -> None:
 
 
 def _node(local):
-    from xorj.devenv.node import LocalNode
+    from xorj.devenv.node import LocalChainNode
 
-    return LocalNode(local)
+    return LocalChainNode(local)
 
 
 @cluster.command()

@@ -38,12 +38,12 @@ def build(force: bool) -> None:
 def load(cluster_name: str) -> None:
     """Build if needed, then import the image into the real node's containerd."""
     from xorj.devenv.image import ImageBuilder
-    from xorj.devenv.node import LocalNode
+    from xorj.devenv.node import LocalChainNode
     from xorj.devenv.cluster import LocalCluster
 
     try:
         built = ImageBuilder().build_project(progress=_progress)
-        LocalNode(LocalCluster(name=cluster_name)).load_image(built.archive)
+        LocalChainNode(LocalCluster(name=cluster_name)).load_image(built.archive)
     except EnvironmentSetupError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -13,10 +13,10 @@ CLUSTER_HELP = ("the local cluster to join, started when not running [default: $
 
 
 def _node(cluster_name: str):
-    from xorj.devenv.node import LocalNode
+    from xorj.devenv.node import LocalChainNode
     from xorj.devenv.cluster import LocalCluster
 
-    return LocalNode(LocalCluster(name=cluster_name, nodes=1))
+    return LocalChainNode(LocalCluster(name=cluster_name, nodes=1))
 
 
 def _progress(message: str) -> None:

@@ -380,10 +380,10 @@ class Demo:
         return PodEndpoints(rehost(dsn, exposed["ledger"]), pod_chain)
 
     def _local_node(self):
-        from xorj.devenv.node import LocalNode
+        from xorj.devenv.node import LocalChainNode
 
         taint = f"{EXECUTOR_NODE_TAINT['key']}={EXECUTOR_NODE_TAINT['value']}:{EXECUTOR_NODE_TAINT['effect']}"
-        return LocalNode(self.cluster, taints=(taint,))
+        return LocalChainNode(self.cluster, taints=(taint,))
 
     def _install_chart(self, dsn: str, chain: ChainInfo, values: list[str]) -> None:
         self._wait_namespace_not_terminating()

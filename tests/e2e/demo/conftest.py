@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from xorj.devenv.cluster import LocalCluster
-from xorj.devenv.node import LocalNode
+from xorj.devenv.node import LocalChainNode
 
 CLUSTER_NAME = "xorj-demo-e2e"
 XORJ = str(Path(sys.executable).parent / "xorj")
@@ -33,7 +33,7 @@ def xorj(*args: str, env: dict[str, str] | None = None, timeout: float = 1800) -
 def remove_leftovers(cluster: LocalCluster) -> None:
     """A cluster of this name and the machine's real node, as an interrupted run may leave them."""
     xorj("dev", "cluster", "down", "--name", cluster.name, "--force", timeout=600)
-    LocalNode(cluster).down()
+    LocalChainNode(cluster).down()
 
 
 @dataclass
@@ -112,7 +112,7 @@ def _started_by_cluster_up(*flags: str) -> Iterator[LocalCluster]:
 def cli_cluster() -> Iterator[LocalCluster]:
     """Cluster ``xorj-demo-e2e`` and its real node, started as a user does: `xorj dev cluster up`."""
     for cluster in _started_by_cluster_up():
-        assert LocalNode(cluster).status().ready, "`xorj dev cluster up` starts a real node"
+        assert LocalChainNode(cluster).status().ready, "`xorj dev cluster up` starts a real node"
         yield cluster
 
 

@@ -1,5 +1,5 @@
 """Start-up on a busy machine (issue 12): with a CPU hog holding every core, the real node's relay and
-daemons restarted by `LocalNode.up` and all of `xorj dev up` (Postgres, the local chain, the relays to
+daemons restarted by `LocalChainNode.up` and all of `xorj dev up` (Postgres, the local chain, the relays to
 them, the chart, the operator, executor pods on the real node) come up and confirm the demo's trades.
 A first `make demo` on a machine busy with builds once failed with a relay that had 10 s to start.
 """
@@ -15,7 +15,7 @@ import pytest
 from tests.e2e.demo.conftest import DemoRun
 from tests.fixtures.cpu_hog import cpu_hog, cpu_seconds
 from xorj.devenv.cluster import LocalCluster
-from xorj.devenv.node import LocalNode, processes
+from xorj.devenv.node import LocalChainNode, processes
 
 pytestmark = [pytest.mark.cluster, pytest.mark.chain, pytest.mark.postgres, pytest.mark.slow,
               pytest.mark.timeout(3600)]
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.chain, pytest.mark.postgres, pyte
 
 def test_node_relays_and_demo_services_come_up_while_every_core_is_busy(cli_cluster: LocalCluster,
                                                                        demo_run: DemoRun) -> None:
-    node = LocalNode(cli_cluster)
+    node = LocalChainNode(cli_cluster)
     layout = node.layout()
     # the node's API relay and kube-router start again below, under the hog
     processes.stop("relay-api", layout.pids_dir, "xorj.devenv.node.relay", grace=2)

@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.demo.conftest import DemoRun
 from xorj.devenv.cluster import LocalCluster
-from xorj.devenv.node import LocalNode
+from xorj.devenv.node import LocalChainNode
 from xorj.devenv.node.lifecycle import DEFAULT_NODE_NAME
 
 pytestmark = [pytest.mark.cluster, pytest.mark.chain, pytest.mark.postgres, pytest.mark.slow,
@@ -37,7 +37,7 @@ def test_up_down_up_on_a_cluster_started_by_xorj_dev_cluster_up(cli_cluster: Loc
         # nothing left terminating: the namespace, and so its pods, are gone when `down` returns
         assert demo_run.namespace_phase() is None, f"namespace {demo_run.namespace} left behind by `down`"
         assert cli_cluster.is_running(), "down must not stop a cluster it did not start"
-        assert LocalNode(cli_cluster).status().ready, "down must not remove a node it did not start"
+        assert LocalChainNode(cli_cluster).status().ready, "down must not remove a node it did not start"
 
 
 def test_up_down_up_on_a_cluster_from_xorj_dev_cluster_up_no_node(cli_cluster_without_node: LocalCluster,
@@ -57,7 +57,7 @@ def test_up_down_up_on_a_cluster_from_xorj_dev_cluster_up_no_node(cli_cluster_wi
 def test_up_down_up_with_the_cluster_started_by_xorj_dev_up(no_cluster: LocalCluster, demo_run: DemoRun) -> None:
     for attempt in ("first", "second"):
         up_confirms(demo_run, attempt)
-        node = LocalNode(no_cluster)
+        node = LocalChainNode(no_cluster)
         assert node.joined() == no_cluster.name, "the demo's node joins the cluster the demo started"
         down = demo_run.down()
         assert down.returncode == 0, f"{down.stdout}\n{down.stderr[-4000:]}"

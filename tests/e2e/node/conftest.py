@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from xorj.devenv.image import ImageBuilder
 from xorj.devenv.cluster import LocalCluster
-from xorj.devenv.node import LocalNode
+from xorj.devenv.node import LocalChainNode
 from xorj.devenv.node.host import NodeHost
 
 CLUSTER_NAME = "xorj-node-e2e"
@@ -33,7 +33,7 @@ def xorj(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
 def node_cluster() -> Iterator[LocalCluster]:
     """The cluster and its real node, started and stopped as a user does: `xorj dev cluster up|down`."""
     cluster = LocalCluster(name=CLUSTER_NAME)
-    LocalNode(cluster).down()  # a node left by an interrupted run
+    LocalChainNode(cluster).down()  # a node left by an interrupted run
     up = xorj("dev", "cluster", "up", "--name", CLUSTER_NAME)
     assert up.returncode == 0, up.stdout + up.stderr[-3000:]
     assert "real node xorj-node: Ready" in up.stdout, up.stdout
@@ -42,12 +42,12 @@ def node_cluster() -> Iterator[LocalCluster]:
 
 
 @pytest.fixture(scope="module")
-def real_node(node_cluster: LocalCluster) -> LocalNode:
-    return LocalNode(node_cluster)  # the node `xorj dev cluster up` started (its state is on disk)
+def real_node(node_cluster: LocalCluster) -> LocalChainNode:
+    return LocalChainNode(node_cluster)  # the node `xorj dev cluster up` started (its state is on disk)
 
 
 @pytest.fixture(scope="module")
-def project_image(real_node: LocalNode) -> str:
+def project_image(real_node: LocalChainNode) -> str:
     built = ImageBuilder().build_project(progress=print)
     real_node.load_image(built.archive)
     base = ImageBuilder()
@@ -58,7 +58,7 @@ def project_image(real_node: LocalNode) -> str:
 class Pods:
     """kubectl helpers for pods pinned to the real node."""
 
-    def __init__(self, cluster: LocalCluster, node: LocalNode) -> None:
+    def __init__(self, cluster: LocalCluster, node: LocalChainNode) -> None:
         self.cluster = cluster
         self.node = node
 
@@ -112,7 +112,7 @@ class Pods:
         return self.cluster.kubectl("logs", name).stdout
 
 
-def wait_service_routed(cluster: LocalCluster, node: LocalNode, service: str, pod_ip: str, target_port: int,
+def wait_service_routed(cluster: LocalCluster, node: LocalChainNode, service: str, pod_ip: str, target_port: int,
                         timeout: float = 90) -> None:
     """Wait until a pod on ``node`` can reach ``pod_ip:target_port`` through ``service``'s cluster IP.
 
@@ -157,5 +157,5 @@ def wait_service_routed(cluster: LocalCluster, node: LocalNode, service: str, po
 
 
 @pytest.fixture(scope="module")
-def pods(node_cluster: LocalCluster, real_node: LocalNode) -> Pods:
+def pods(node_cluster: LocalCluster, real_node: LocalChainNode) -> Pods:
     return Pods(node_cluster, real_node)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from xorj.devenv.node import LocalNode
+from xorj.devenv.node import LocalChainNode
 from xorj.devenv.cluster import LocalCluster
 from xorj.devenv.node.host import NodeHost
 from xorj.devenv.node.processes import cmdline
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 BASE = "localhost/xorj-base:bookworm"
 
 
-def test_node_registers_with_kubelet_and_containerd(node_cluster: LocalCluster, real_node: LocalNode) -> None:
+def test_node_registers_with_kubelet_and_containerd(node_cluster: LocalCluster, real_node: LocalChainNode) -> None:
     node = json.loads(node_cluster.kubectl("get", "node", real_node.name, "-o", "json").stdout)
     info = node["status"]["nodeInfo"]
     assert info["kubeletVersion"] == str(node_cluster.toolchain.pins.kubernetes)
@@ -42,7 +42,7 @@ def test_project_image_runs_and_logs(project_image: str, pods) -> None:
 
 
 def test_pod_to_pod_service_and_host(project_image: str, pods, node_cluster: LocalCluster,
-                                     real_node: LocalNode) -> None:
+                                     real_node: LocalChainNode) -> None:
     label = f"xorj-web-{time.monotonic_ns()}"  # this test's server only, not a leftover of an earlier run
     server = pods.run("web", BASE, command=["python3", "-m", "http.server", "8000"], labels={"app": label},
                       restart="Always", ready_on_port=8000)
@@ -120,7 +120,7 @@ def test_deleting_a_pod_kills_its_container(project_image: str, pods, node_clust
     assert not _host_pids_with(marker)
 
 
-def test_pods_survive_a_kubelet_restart(project_image: str, pods, real_node: LocalNode) -> None:
+def test_pods_survive_a_kubelet_restart(project_image: str, pods, real_node: LocalChainNode) -> None:
     name = pods.run("survivor", BASE, command=["python3", "-c", "import time; time.sleep(3600)"], restart="Always")
     before = pods.wait_phase(name, ("Running",))["status"]["containerStatuses"][0]
     from xorj.devenv.node import processes
@@ -135,7 +135,7 @@ def test_pods_survive_a_kubelet_restart(project_image: str, pods, real_node: Loc
     assert after["restartCount"] == 0
 
 
-def test_cluster_down_removes_the_node_and_everything_it_made(real_node: LocalNode, node_cluster: LocalCluster) -> None:
+def test_cluster_down_removes_the_node_and_everything_it_made(real_node: LocalChainNode, node_cluster: LocalCluster) -> None:
     from .conftest import CLUSTER_NAME, xorj
 
     layout = real_node.layout()

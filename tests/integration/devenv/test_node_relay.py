@@ -1,4 +1,4 @@
-"""The node's relays (xorj.devenv.node.relay), started the way ``LocalNode`` starts them, in a scratch
+"""The node's relays (xorj.devenv.node.relay), started the way ``LocalChainNode`` starts them, in a scratch
 network namespace of their own (no node, no cluster): the start waits until the relay accepts
 connections where pods reach it, even while a CPU hog holds every core, and a relay that cannot
 start fails at once with what was waited for and its log.
@@ -19,7 +19,7 @@ import pytest
 
 from tests.fixtures.cpu_hog import cpu_hog, cpu_seconds
 from xorj.devenv.cluster import LocalCluster
-from xorj.devenv.node import LocalNode
+from xorj.devenv.node import LocalChainNode
 from xorj.devenv.node.lifecycle import RELAY_START_SECONDS
 from xorj.devenv.node.relay import connect_in_netns, listen_in_netns
 from xorj.errors import EnvironmentSetupError
@@ -34,8 +34,8 @@ def ip(*args: str) -> None:
 
 
 @pytest.fixture
-def node(tmp_path: Path) -> Iterator[LocalNode]:
-    """A LocalNode whose only part is its network namespace (named like the node, as ``up`` makes it)."""
+def node(tmp_path: Path) -> Iterator[LocalChainNode]:
+    """A LocalChainNode whose only part is its network namespace (named like the node, as ``up`` makes it)."""
     name = f"xorj-relay-{secrets.token_hex(3)}"
     state = tmp_path / "node"
     state.mkdir()
@@ -46,7 +46,7 @@ def node(tmp_path: Path) -> Iterator[LocalNode]:
     try:
         ip("-n", name, "link", "set", "lo", "up")
         ip("-n", name, "addr", "add", f"{HOST_IP}/32", "dev", "lo")
-        local = LocalNode(LocalCluster(name="xorj-relay-test-unused"), name=name, state_dir=state)
+        local = LocalChainNode(LocalCluster(name="xorj-relay-test-unused"), name=name, state_dir=state)
         yield local
         layout = local.layout()
         for pid_file in layout.pids_dir.glob("relay-*.pid"):
@@ -82,7 +82,7 @@ def echo_server() -> Iterator[int]:
     server.close()
 
 
-def test_a_relay_started_while_every_core_is_busy_accepts_and_forwards(node: LocalNode, echo_server: int) -> None:
+def test_a_relay_started_while_every_core_is_busy_accepts_and_forwards(node: LocalChainNode, echo_server: int) -> None:
     netns = f"/run/netns/{node.layout().netns}"
     with cpu_hog() as hogs:
         before = [cpu_seconds(h.pid) for h in hogs]
@@ -101,7 +101,7 @@ def test_a_relay_started_while_every_core_is_busy_accepts_and_forwards(node: Loc
 
 
 def test_a_relay_that_cannot_listen_fails_at_once_with_what_it_waited_for_and_its_log(
-        node: LocalNode, echo_server: int) -> None:
+        node: LocalChainNode, echo_server: int) -> None:
     netns = f"/run/netns/{node.layout().netns}"
     squatter = listen_in_netns(netns, (HOST_IP, echo_server))  # the relay's address is taken
     try:
@@ -118,7 +118,7 @@ def test_a_relay_that_cannot_listen_fails_at_once_with_what_it_waited_for_and_it
 
 
 def test_a_relay_whose_command_line_does_not_read_yet_is_waited_for_not_taken_for_exited(
-        node: LocalNode, echo_server: int, monkeypatch) -> None:
+        node: LocalChainNode, echo_server: int, monkeypatch) -> None:
     """Right after the start, /proc/PID/cmdline of the new process can read empty (seen here: about one
     start in two). A liveness check by command line then took the relay for exited: "relay for port N
     did not start", with an empty relay log (issue 12). Here the command line reads empty for 1 s."""

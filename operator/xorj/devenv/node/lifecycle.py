@@ -1,6 +1,6 @@
 """A real node beside the local control plane: containerd + runc, kubelet, CNI bridge, kube-proxy.
 
-    node = LocalNode(LocalCluster())          # attaches to that cluster's kubeconfig
+    node = LocalChainNode(LocalCluster())          # attaches to that cluster's kubeconfig
     node.up(progress=print)                   # idempotent; returns NodeStatus
     node.load_image(archive)                  # ctr -n k8s.io images import
     node.expose_host_port(5432)               # -> "192.0.2.2:5432", reachable from pods
@@ -71,7 +71,7 @@ class NodeStatus:
         return bool(self.processes) and all(self.processes.values())
 
 
-class LocalNode:
+class LocalChainNode:
     def __init__(self, cluster: LocalCluster, name: str = DEFAULT_NODE_NAME, state_dir: Path | None = None,
                  taints: tuple[str, ...] = ()) -> None:
         """``taints`` (``key=value:Effect``) are registered with the node when the kubelet first

@@ -18,7 +18,7 @@ from solders.transaction import VersionedTransaction
 from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import get_associated_token_address
 
-from xorj.devenv.chain.node import ALT_HEADER_SIZE, LocalNode
+from xorj.devenv.chain.node import ALT_HEADER_SIZE, LocalChainNode
 from xorj.devenv.chain.rpc_methods import RpcMethods
 from xorj.domain.trader_history import landed_from_rpc_json
 
@@ -27,7 +27,7 @@ ATA_PROGRAM = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL")
 U64_MAX = 2**64 - 1
 
 
-def _lookup_table(node: LocalNode, addresses: list[Pubkey]) -> Pubkey:
+def _lookup_table(node: LocalChainNode, addresses: list[Pubkey]) -> Pubkey:
     """An active address lookup table account holding ``addresses`` (the ALT program's layout)."""
     header = (struct.pack("<IQQB", 1, U64_MAX, 0, 0) + bytes([0]) + bytes(32) + bytes(2))
     assert len(header) == ALT_HEADER_SIZE
@@ -38,7 +38,7 @@ def _lookup_table(node: LocalNode, addresses: list[Pubkey]) -> Pubkey:
     return key
 
 
-def _send(node: LocalNode, payer: Keypair, message: MessageV0) -> str:
+def _send(node: LocalChainNode, payer: Keypair, message: MessageV0) -> str:
     tx = VersionedTransaction(message, [payer])
     outcome = node.process(tx)
     assert outcome.landed and outcome.err is None, outcome
@@ -47,7 +47,7 @@ def _send(node: LocalNode, payer: Keypair, message: MessageV0) -> str:
 
 
 def test_v0_transfer_through_a_lookup_table_reports_loaded_addresses_and_their_balances() -> None:
-    node = LocalNode()
+    node = LocalChainNode()
     node.advance(5)
     payer = Keypair()
     node.airdrop(payer.pubkey(), 10**10)
@@ -80,7 +80,7 @@ def test_v0_transfer_through_a_lookup_table_reports_loaded_addresses_and_their_b
 
 
 def test_inner_instructions_of_an_associated_token_account_creation() -> None:
-    node = LocalNode()
+    node = LocalChainNode()
     node.advance(5)
     payer = Keypair()
     node.airdrop(payer.pubkey(), 10**10)
