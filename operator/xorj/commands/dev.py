@@ -15,6 +15,7 @@ DEV_COMMANDS: dict[str, str] = {
     "down": "xorj.commands.dev_down:down",
     "node": "xorj.commands.dev_node:node",
     "image": "xorj.commands.dev_image:image",
+    "leaders": "xorj.commands.dev_leaders:leaders",
 }
 
 

@@ -181,6 +181,16 @@ class Market:
         self.vaults[str(vault.pubkey())] = vault
         return vault
 
+    def fund_wallet(self, owner: Pubkey, lamports: int, balances: dict[str, int]) -> None:
+        """A dev faucet for any wallet (e.g. a simulated lead trader's own key): native SOL and its
+        associated token accounts of the listed mints, set to these amounts."""
+        unknown = sorted(set(balances) - set(self.mints))
+        if unknown:
+            raise ValueError(f"unknown mint symbol(s) {unknown}; known: {sorted(self.mints)}")
+        self.node.svm.set_account(owner, Account(lamports, b"", SYSTEM_PROGRAM_ID, False))
+        for symbol, amount in balances.items():
+            self.set_token_balance(owner, self.mints[symbol], amount)
+
     # ---- pool -------------------------------------------------------------------------------------
     def reserve_account(self, mint: Pubkey) -> Pubkey:
         return get_associated_token_address(self.pool_authority.pubkey(), mint)

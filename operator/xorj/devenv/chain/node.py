@@ -197,6 +197,9 @@ class LocalChainNode:
         self.records: dict[str, TxRecord] = {}
         self.by_address: dict[str, list[str]] = {}
         self._index_in_slot = 0
+        # None: blocks carry the wall clock; a number: the blockTime of every block produced from now
+        # on (a backdated history phase, see docs/trader-history.md "Backdated history")
+        self.block_time_pin: int | None = None
         self._new_block()
         self.genesis_hash = self.blocks[self.height].blockhash
         self.faucet = Keypair()
@@ -204,7 +207,8 @@ class LocalChainNode:
 
     # ---- blocks -------------------------------------------------------------------------------
     def _new_block(self) -> None:
-        block = Block(self.slot, self.height, str(self.svm.latest_blockhash()), int(time.time()))
+        block_time = int(time.time()) if self.block_time_pin is None else self.block_time_pin
+        block = Block(self.slot, self.height, str(self.svm.latest_blockhash()), block_time)
         self.blocks[self.height] = block
         self.blockhash_height[block.blockhash] = self.height
         keep = MAX_PROCESSING_AGE + self.config.finalize_depth + MAX_RECENT_STATUS_SLOTS
@@ -221,6 +225,13 @@ class LocalChainNode:
             self.svm.warp_to_slot(self.slot)
             self._index_in_slot = 0
             self._new_block()
+
+    def pin_block_time(self, block_time: int | None) -> Block:
+        """Stamp the blocks produced from now on with ``block_time`` (unix seconds; None: the wall clock
+        again) and produce one, so the next transaction lands in a block carrying that time."""
+        self.block_time_pin = block_time
+        self.advance(1)
+        return self.current
 
     def head_height(self, behind: int = 0) -> int:
         """The newest block height a node ``behind`` blocks behind this one has (a lagging RPC

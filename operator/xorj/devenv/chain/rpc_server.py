@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from solders.pubkey import Pubkey
 
 from xorj.devenv.chain.faults import MAIN_NODE, Decision, FaultEngine, FaultSpec
 from xorj.devenv.chain.market import Market, SwapApiError
@@ -73,6 +74,8 @@ class ChainServer:
         app.router.add_post(f"{ADMIN_PREFIX}/blocks", self.admin_blocks)
         app.router.add_post(f"{ADMIN_PREFIX}/expire", self.admin_expire)
         app.router.add_post(f"{ADMIN_PREFIX}/pause", self.admin_pause)
+        app.router.add_post(f"{ADMIN_PREFIX}/clock", self.admin_clock)
+        app.router.add_post(f"{ADMIN_PREFIX}/fund", self.admin_fund)
         app.router.add_get(f"{ADMIN_PREFIX}/swaps", self.admin_swaps)
         app.router.add_get(f"{ADMIN_PREFIX}/vault", self.admin_vault)
         app.on_startup.append(self._start_clock)
@@ -252,6 +255,7 @@ class ChainServer:
             "slotMs": self.slot_ms,
             "maxProcessingAge": MAX_PROCESSING_AGE,
             "transactions": len(node.records),
+            "mints": {symbol: str(info.address) for symbol, info in market.mints.items()},
             "price": market.price(),
             "reserves": {market.base_mint.symbol: market.reserves(market.base_mint.address,
                                                                    market.quote_mint.address)[0],
@@ -347,6 +351,39 @@ class ChainServer:
             self.paused = paused
             return {"paused": self.paused, "slot": self.node.slot}
         return await self._admin(request, pause)
+
+    async def admin_clock(self, request: web.Request) -> web.StreamResponse:
+        def pin(body: Any) -> Any:
+            if not isinstance(body, dict) or "blockTime" not in body:
+                raise InvalidInputError("clock.blockTime is required: unix seconds, or null for the wall clock")
+            block_time = body["blockTime"]
+            if block_time is not None and (not isinstance(block_time, int) or isinstance(block_time, bool)
+                                           or not 0 <= block_time <= 253_402_300_799):
+                raise InvalidInputError("clock.blockTime must be unix seconds (an integer 0..253402300799) or null")
+            block = self.node.pin_block_time(block_time)
+            return {"slot": block.slot, "blockTime": block.block_time, "pinned": block_time is not None}
+        return await self._admin(request, pin)
+
+    async def admin_fund(self, request: web.Request) -> web.StreamResponse:
+        def fund(body: Any) -> Any:
+            if not isinstance(body, dict):
+                raise InvalidInputError("fund: body must be a JSON object")
+            try:
+                owner = Pubkey.from_string(str(body.get("pubkey")))
+            except ValueError:
+                raise InvalidInputError("fund.pubkey must be a base-58 public key") from None
+            lamports, tokens = body.get("lamports"), body.get("tokens", {})
+            if not isinstance(lamports, int) or isinstance(lamports, bool) or not 0 <= lamports <= 10**18:
+                raise InvalidInputError("fund.lamports must be an integer 0..10^18")
+            if not isinstance(tokens, dict) or not all(
+                    isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**64 for v in tokens.values()):
+                raise InvalidInputError("fund.tokens must map mint symbols to integer base units 0..2^64-1")
+            try:
+                self.market.fund_wallet(owner, lamports, tokens)
+            except ValueError as exc:
+                raise InvalidInputError(f"fund.tokens: {exc}") from None
+            return {"pubkey": str(owner)}
+        return await self._admin(request, fund)
 
     async def admin_vault(self, request: web.Request) -> web.StreamResponse:
         vault = request.query.get("vault", "")
