@@ -75,7 +75,10 @@ def list_leaders(output: str, state_dir: Path | None) -> None:
     from xorj.devenv.leaders import leader_wallets
     from xorj.domain.leaders import PROFILES
 
-    wallets = leader_wallets(state_dir or default_state_dir())
+    directory = state_dir or default_state_dir()
+    wallets = leader_wallets(directory, create=False)
+    if not wallets:
+        click.echo(f"no leaders under {directory} yet: `xorj dev leaders run` makes their keys", err=True)
     rows = [{"style": w.style.value, "wallet": w.pubkey, "behaviour": PROFILES[w.style].description}
             for w in wallets]
     if output == "json":

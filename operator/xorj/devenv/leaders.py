@@ -165,15 +165,25 @@ class LocalMarket:
         return str(signature), int(quote["outAmount"])
 
     async def wait_confirmed(self, signatures: list[str], timeout: float = 30.0) -> None:
+        """Wait until every signature is confirmed (or fail naming how many are not)."""
         deadline = time.monotonic() + timeout
-        while signatures:
-            statuses = (await self.rpc("getSignatureStatuses", signatures[-256:],
-                                       {"searchTransactionHistory": True}))["value"]
-            if all(s and s["confirmationStatus"] in ("confirmed", "finalized") for s in statuses):
-                return
-            if time.monotonic() > deadline:
-                raise LeaderRunError(f"{len(signatures)} leader swaps not confirmed after {timeout}s")
-            await asyncio.sleep(0.05)
+        pending = list(signatures)
+        while pending:
+            still: list[str] = []
+            for start in range(0, len(pending), 256):  # getSignatureStatuses takes at most 256
+                chunk = pending[start:start + 256]
+                statuses = (await self.rpc("getSignatureStatuses", chunk,
+                                           {"searchTransactionHistory": True}))["value"]
+                for signature, status in zip(chunk, statuses, strict=True):
+                    if status and status.get("err") is not None:
+                        raise LeaderRunError(f"leader swap {signature} failed on chain: {status['err']}")
+                    if not status or status.get("confirmationStatus") not in ("confirmed", "finalized"):
+                        still.append(signature)
+            pending = still
+            if pending and time.monotonic() > deadline:
+                raise LeaderRunError(f"{len(pending)} leader swaps not confirmed after {timeout}s")
+            if pending:
+                await asyncio.sleep(0.05)
 
 
 async def run_tick(market: LocalMarket, wallets: list[LeaderWallet], seed: int, tick: int,

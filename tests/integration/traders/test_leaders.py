@@ -107,6 +107,9 @@ def test_steady_leader_ranks_first_from_its_chain_history(own_chain, tmp_path) -
 
 def test_a_second_run_reuses_the_keys_and_does_not_refund(own_chain, tmp_path) -> None:
     state_dir = tmp_path / "leaders-state"
+    before = _xorj("list", state_dir=state_dir)
+    assert before.returncode == 0 and before.stdout == "" and "xorj dev leaders run" in before.stderr
+    assert not (state_dir / "leaders").exists()  # listing makes no keys
     first = _xorj("run", "--rpc-url", own_chain.rpc_url, "--history-days", "0", "--rate", "600",
                   "--duration", "0.5", state_dir=state_dir)
     assert first.returncode == 0, first.stderr
