@@ -52,6 +52,8 @@ def leaders() -> None:
 def run(rpc_url: str, rate: float, duration: float, history_days: float, history_ticks: int, seed: int,
         state_dir: Path | None) -> None:
     """Trade as the three leaders: a backdated history phase, then live at --rate for --duration."""
+    import httpx
+
     from xorj.devenv.leaders import run_leaders
     from xorj.errors import XorjError
 
@@ -62,6 +64,8 @@ def run(rpc_url: str, rate: float, duration: float, history_days: float, history
             rate_per_minute=rate, duration_s=duration, progress=lambda line: click.echo(line, err=True)))
     except XorjError as exc:
         raise click.ClickException(str(exc)) from None
+    except httpx.HTTPError as exc:  # the chain is not there, or hung up
+        raise click.ClickException(f"--rpc-url {rpc_url}: {type(exc).__name__}: {exc}") from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     click.echo(f"{sent} leader swaps sent", err=True)

@@ -135,3 +135,11 @@ def test_the_clock_and_faucet_admin_calls_check_their_input(own_chain) -> None:
                        ({"pubkey": str(Keypair().pubkey()), "lamports": 1, "tokens": {"DOGE": 1}}, "fund.tokens")]:
         answer = httpx.post(admin + "/fund", json=bad)
         assert answer.status_code == 400 and field in answer.json()["error"]
+
+
+def test_run_against_no_chain_fails_with_one_clear_line(tmp_path) -> None:
+    failed = _xorj("run", "--rpc-url", "http://127.0.0.1:9/", "--history-days", "0", "--duration", "1",
+                   state_dir=tmp_path / "state")
+    assert failed.returncode == 1 and "--rpc-url http://127.0.0.1:9/" in failed.stderr
+    assert "Traceback" not in failed.stderr
+
