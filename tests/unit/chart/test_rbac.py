@@ -71,11 +71,12 @@ def test_operator_may_apply_every_child_of_a_strategy() -> None:
 
 def test_operator_may_mirror_status_and_post_events() -> None:
     granted = grants(rules_of(render()))
-    for resource in ("tradingstrategies", "copytrades"):
+    for resource in ("tradingstrategies", "copytrades", "traderpools"):
         for verb in ("list", "watch", "patch"):
             assert ("trading.xorj.io", resource, verb) in granted
         assert ("trading.xorj.io", f"{resource}/status", "patch") in granted
     assert ("", "events", "create") in granted
+    assert ("", "configmaps", "list") in granted  # TraderPool.spec.walletConfigMaps
     assert ("kopf.dev", "kopfpeerings", "patch") in granted
     assert ("kopf.dev", "kopfpeerings", "patch") not in grants(rules_of(render("operator.peering=")))
 
