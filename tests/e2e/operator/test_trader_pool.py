@@ -1,14 +1,18 @@
-"""TraderPool on a real API server: bad pools refused naming the field (OpenAPI + CEL)."""
+"""TraderPool on a real API server: bad pools refused naming the field (OpenAPI + CEL); the operator
+ranks pools from the swaps stored in a real Postgres ledger, on create and on its schedule."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
+from xorj.ledger.trader_swaps import TraderSwapStore
 
-from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B
+from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, PUBKEY_C, VAULT
+from tests.unit.controller.histories import DAY, reckless, round_trips, steady
 
-from .conftest import Kubectl
+from .conftest import Kubectl, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -46,3 +50,59 @@ def test_good_pool_is_stored_with_defaults(kube: Kubectl) -> None:
     assert stored is not None
     assert stored["spec"]["window"] == {"days": 90, "endsAt": "Now"}
     assert stored["spec"]["normalization"] == "fixed"
+
+
+# -- scoring: the operator ranks pools from the swaps stored in a real Postgres ledger ------------------
+
+NOW = int(time.time())
+
+
+def _record(ledger: Any, wallet: str, swaps: list) -> None:
+    TraderSwapStore(ledger).record(wallet, swaps, None)
+
+
+def test_pool_is_scored_from_stored_swaps_and_rescored_on_schedule(kube: Kubectl, operators, ledger) -> None:
+    _record(ledger, PUBKEY_A, round_trips(PUBKEY_A, steady(), first=NOW - 119 * DAY, last=NOW - DAY))
+    _record(ledger, PUBKEY_B, round_trips(PUBKEY_B, reckless(), first=NOW - 119 * DAY, last=NOW - DAY))
+    _record(ledger, VAULT, round_trips(VAULT, steady(10), first=NOW - 20 * DAY, last=NOW - DAY))
+    operators(extra_env={"XORJ_OPERATOR_POOL_SCORE_SECONDS": "2"})
+    kube.apply(pool("leaders", wallets=[PUBKEY_A, PUBKEY_B, VAULT], ranksShown=2))
+
+    status = wait_for(lambda: ((kube.get("traderpool", "leaders") or {}).get("status") or {}).get("lastScored")
+                      and kube.get("traderpool", "leaders")["status"], 60, "the pool scored")
+    assert [r["wallet"] for r in status["ranks"]] == [PUBKEY_A, PUBKEY_B]  # ranksShown 2 of 3
+    assert status["ranks"][0]["status"] == "ELIGIBLE" and status["ranks"][0]["score"] > status["ranks"][1]["score"]
+    assert (status["candidates"], status["eligible"], status["ineligible"]) == (3, 2, 1)
+    assert status["topTrader"] == PUBKEY_A
+    scores = {s.wallet: s for s in ledger.list_trader_scores()}
+    assert scores[PUBKEY_A].status == "ELIGIBLE" and scores[PUBKEY_A].rank == 1
+    assert scores[VAULT].status == "INSUFFICIENT_HISTORY"
+
+    table = kube.run("get", "traderpools").stdout.splitlines()
+    assert table[0].split() == ["NAME", "CANDIDATES", "ELIGIBLE", "INELIGIBLE", "TOP", "SCORE", "SCORED", "AGE"]
+    row = table[1].split()
+    assert row[:5] == ["leaders", "3", "2", "1", PUBKEY_A]
+    assert float(row[5]) == status["topScore"]
+
+    # new swaps in the ledger: the next scheduled run ranks the newcomer first, and says so
+    _record(ledger, VAULT, round_trips(VAULT, [0.04] * 80, first=NOW - 119 * DAY, last=NOW - 21 * DAY))
+    wait_for(lambda: kube.get("traderpool", "leaders")["status"]["topTrader"] == VAULT, 30,
+             "the rescored pool's new rank 1")
+    assert kube.get("traderpool", "leaders")["status"]["eligible"] == 3
+    assert any(e["reason"] == "RankingChanged" and VAULT in e["message"] for e in kube.events("leaders"))
+
+
+def test_pool_from_labelled_configmaps_names_left_out_entries(kube: Kubectl, operators, ledger) -> None:
+    _record(ledger, PUBKEY_A, round_trips(PUBKEY_A, steady(), first=NOW - 119 * DAY, last=NOW - DAY))
+    for name, text in (("list-1", f"{PUBKEY_A}\n{PUBKEY_B}\n"), ("list-2", f"{VAULT}, not-a-wallet\n"),
+                       ("unlabelled", PUBKEY_C)):
+        labels = {} if name == "unlabelled" else {"xorj.io/pool": "main"}
+        kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels},
+                    "data": {"wallets": text}})
+    operators(extra_env={"XORJ_OPERATOR_POOL_SCORE_SECONDS": "2"})
+    kube.apply(pool("listed", walletConfigMaps={"matchLabels": {"xorj.io/pool": "main"}}))
+    status = wait_for(lambda: ((kube.get("traderpool", "listed") or {}).get("status") or {}).get("lastScored")
+                      and kube.get("traderpool", "listed")["status"], 60, "the pool scored")
+    assert status["candidates"] == 3 and status["topTrader"] == PUBKEY_A
+    valid = next(c for c in status["conditions"] if c["type"] == "CandidatesValid")
+    assert valid["status"] == "False" and "'not-a-wallet' is not a base58 32-byte public key" in valid["message"]
