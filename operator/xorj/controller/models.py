@@ -143,7 +143,13 @@ class TopNSelection(KubeModel):
         default=0.0, ge=0, le=100, description="Only traders scoring at least this (0..100)."
     )
     normalization: Normalization = Field(
-        default=Normalization.FIXED, description="Trust Score normalisation: fixed or cohort."
+        default=Normalization.FIXED,
+        description="Trust Score normalisation: fixed or cohort (without pool; a pool ranks with its own).",
+    )
+    pool: str | None = Field(
+        default=None, pattern=DNS_LABEL_PATTERN, max_length=253,
+        description="TraderPool in this namespace whose ranking (its status.ranks) picks the traders. "
+        "Without it: every wallet in the ledger's trader scores of this normalization.",
     )
 
 

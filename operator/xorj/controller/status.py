@@ -109,9 +109,18 @@ class DeploymentObservation:
 
 
 def followed_traders(
-    spec: TradingStrategySpec, scores: Sequence[StoredTraderScore]
+    spec: TradingStrategySpec, scores: Sequence[StoredTraderScore],
+    pool_ranks: Sequence[RankedTrader] | None = None,
 ) -> list[FollowedTrader]:
-    """Explicit traders with whatever score the ledger has for them, or the top N above the threshold."""
+    """Explicit traders with whatever score the ledger has for them, or the top N above the threshold:
+    of the named TraderPool's ranking (``pool_ranks``, its status; None: the pool is not there or not
+    scored yet, so nobody), or without a pool of every score in the ledger."""
+    if spec.top_n is not None and spec.top_n.pool is not None:
+        selection = spec.top_n
+        chosen = [r for r in (pool_ranks or ()) if r.status == "ELIGIBLE" and r.score >= selection.min_trust_score]
+        chosen.sort(key=lambda r: (r.rank, r.wallet))
+        return [FollowedTrader(wallet=r.wallet, trust_score=r.score, status=r.status)
+                for r in chosen[: selection.count]]
     by_wallet = {s.wallet: s for s in scores}
     if spec.traders is not None:
         out = []
@@ -259,6 +268,21 @@ def refused_strategy_status(
         "observed_generation": generation,
         "conditions": [cond(READY), cond(SPEC_ACCEPTED), *kept],
     })
+
+
+def followed_change(before: Sequence[FollowedTrader], after: Sequence[FollowedTrader]) -> str | None:
+    """The message of the FollowedTradersChanged Event, or None when the followed set is the same."""
+    old, new = [t.wallet for t in before], [t.wallet for t in after]
+    if set(old) == set(new):
+        return None
+    started = [w for w in new if w not in old]
+    stopped = [w for w in old if w not in new]
+    parts = [f"following {len(new)} trader(s)"]
+    if started:
+        parts.append("now following " + ", ".join(started))
+    if stopped:
+        parts.append("no longer following " + ", ".join(stopped))
+    return "; ".join(parts)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, PUBKEY_C, VAULT
 from tests.unit.controller.histories import DAY, reckless, round_trips, steady
 
 from .conftest import Kubectl, wait_for
+from .manifests import strategy
 
 pytestmark = pytest.mark.cluster
 
@@ -84,12 +85,28 @@ def test_pool_is_scored_from_stored_swaps_and_rescored_on_schedule(kube: Kubectl
     assert row[:5] == ["leaders", "3", "2", "1", PUBKEY_A]
     assert float(row[5]) == status["topScore"]
 
-    # new swaps in the ledger: the next scheduled run ranks the newcomer first, and says so
+    # a topN strategy names the pool: it follows the pool's rank 1
+    follower = strategy("topn", topN={"count": 1, "pool": "leaders"})
+    del follower["spec"]["traders"]
+    kube.apply(follower)
+
+    def followed() -> list[str] | None:
+        st = (kube.get("ts", "topn") or {}).get("status") or {}
+        return [t["wallet"] for t in st.get("followedTraders") or []] if "followedTraderCount" in st else None
+
+    wait_for(lambda: followed() == [PUBKEY_A], 60, "the strategy following the pool's rank 1")
+
+    # new swaps in the ledger: the next scheduled run ranks the newcomer first, and says so; the strategy
+    # follows the new rank 1, with an Event
     _record(ledger, VAULT, round_trips(VAULT, [0.04] * 80, first=NOW - 119 * DAY, last=NOW - 21 * DAY))
     wait_for(lambda: kube.get("traderpool", "leaders")["status"]["topTrader"] == VAULT, 30,
              "the rescored pool's new rank 1")
     assert kube.get("traderpool", "leaders")["status"]["eligible"] == 3
     assert any(e["reason"] == "RankingChanged" and VAULT in e["message"] for e in kube.events("leaders"))
+    wait_for(lambda: followed() == [VAULT], 60, "the strategy following the new rank 1")
+    changed = wait_for(lambda: [e for e in kube.events("topn") if e["reason"] == "FollowedTradersChanged"
+                                and f"no longer following {PUBKEY_A}" in e["message"]], 30, "the Event")
+    assert f"now following {VAULT}" in changed[0]["message"]
 
 
 def test_pool_from_labelled_configmaps_names_left_out_entries(kube: Kubectl, operators, ledger) -> None:
