@@ -17,6 +17,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from xorj.controller import metrics
 from xorj.controller import status as st
 from xorj.controller.models import TraderPoolSpec, TraderPoolStatus, WindowEnd
 from xorj.controller.runtime import Runtime
@@ -89,6 +90,8 @@ async def score_pool(rt: Runtime, body: Any, logger: Any) -> PoolRanking | None:
         except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
             reason = getattr(exc, "reason", None) or type(exc).__name__
             ranking, error = None, ("CandidatesUnreadable", f"listing the pool's ConfigMaps failed: {reason}")
+    metrics.RECONCILES.labels("TraderPool", "ok" if ranking is not None else
+                              "invalid" if spec is None else "failed").inc()
     new = st.trader_pool_status(ranking=ranking, ranks_shown=spec.ranks_shown if spec else 10, previous=previous,
                                 generation=generation, now=now(), problems=problems, error=error)
     if ranking is None and previous is not None and new == previous:
