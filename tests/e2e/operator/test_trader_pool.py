@@ -123,3 +123,12 @@ def test_pool_from_labelled_configmaps_names_left_out_entries(kube: Kubectl, ope
     assert status["candidates"] == 3 and status["topTrader"] == PUBKEY_A
     valid = next(c for c in status["conditions"] if c["type"] == "CandidatesValid")
     assert valid["status"] == "False" and "'not-a-wallet' is not a base58 32-byte public key" in valid["message"]
+
+    # a key CEL cannot judge (44 base58 characters, not 32 bytes): the operator refuses it by name
+    kube.apply(pool("undecodable", wallets=["1" * 44]))
+    scored = wait_for(lambda: next((c for c in ((kube.get("traderpool", "undecodable") or {}).get("status") or {})
+                                    .get("conditions") or [] if c["type"] == "Scored"), None), 60,
+                      "the operator's refusal")
+    assert scored["status"] == "False" and scored["reason"] == "InvalidSpec"
+    assert "spec.wallets.0" in scored["message"] and "exactly 32 bytes" in scored["message"]
+    assert any(e["reason"] == "InvalidSpec" for e in kube.events("undecodable"))

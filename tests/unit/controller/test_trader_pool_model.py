@@ -67,3 +67,16 @@ def test_crd_has_the_rules_columns_and_set_semantics() -> None:
     assert columns["Top"] == ".status.topTrader"
     assert columns["Scored"] == ".status.lastScored"
     assert doc["spec"]["names"]["kind"] == "TraderPool" and "xorj" in doc["spec"]["names"]["categories"]
+
+
+def test_example_pool_and_follower_are_valid() -> None:
+    from pathlib import Path
+
+    import yaml
+    from xorj.controller.models import TradingStrategySpec
+
+    docs = list(yaml.safe_load_all((Path(__file__).resolve().parents[3] / "examples" / "traderpool.yaml").read_text()))
+    assert [d["kind"] for d in docs] == ["TraderPool", "TradingStrategy"]
+    TraderPoolSpec.model_validate(docs[0]["spec"])
+    follower = TradingStrategySpec.model_validate(docs[1]["spec"])
+    assert follower.top_n is not None and follower.top_n.pool == docs[0]["metadata"]["name"]
