@@ -23,7 +23,7 @@ from xorj.controller.models import TraderPoolSpec, TraderPoolStatus, WindowEnd
 from xorj.controller.runtime import Runtime
 from xorj.domain.trader_history import DEFAULT_CASH_MINTS
 from xorj.domain.trader_pool import PoolRanking, candidates_from_lists, rank_pool
-from xorj.errors import LedgerError
+from xorj.errors import InvalidInputError, LedgerError
 from xorj.ledger.records import StoredTraderScore
 from xorj.ledger.trader_swaps import TraderSwapStore
 from xorj.traders.backfill import realized
@@ -87,6 +87,8 @@ async def score_pool(rt: Runtime, body: Any, logger: Any) -> PoolRanking | None:
                 await rt.ledger_call("upsert_trader_scores", rt.ledger.upsert_trader_scores, stored_scores(ranking))
         except LedgerError as exc:
             ranking, error = None, ("LedgerUnavailable", f"ledger unavailable: {type(exc).__name__}")
+        except InvalidInputError as exc:  # stored history the Trust Score refuses (e.g. out of its value limits)
+            ranking, error = None, ("ScoringFailed", str(exc)[:1000])
         except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
             reason = getattr(exc, "reason", None) or type(exc).__name__
             ranking, error = None, ("CandidatesUnreadable", f"listing the pool's ConfigMaps failed: {reason}")
