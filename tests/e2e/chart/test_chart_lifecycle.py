@@ -39,7 +39,7 @@ def test_install_upgrade_uninstall(k8s_cluster, k8s_namespace) -> None:
     ns = k8s_namespace
     result = install(k8s_cluster, ns, f"watchNamespaces={{{ns}}}")
     notes = result.stdout.split("NOTES:", 1)[1]
-    assert f"kubectl -n {ns} get tradingstrategies,copytrades" in notes
+    assert f"kubectl -n {ns} get traderpools,tradingstrategies,copytrades" in notes
 
     # CRDs served, with the short names and category users type
     resources = k8s_cluster.kubectl("api-resources", "--api-group=trading.xorj.io", "-o", "name").stdout.split()
