@@ -69,14 +69,17 @@ def test_crd_has_the_rules_columns_and_set_semantics() -> None:
     assert doc["spec"]["names"]["kind"] == "TraderPool" and "xorj" in doc["spec"]["names"]["categories"]
 
 
-def test_example_pool_and_follower_are_valid() -> None:
+def test_example_pool_is_valid_and_a_follower_may_name_it() -> None:
     from pathlib import Path
 
     import yaml
     from xorj.controller.models import TradingStrategySpec
 
+    from .factories import strategy_spec
+
     docs = list(yaml.safe_load_all((Path(__file__).resolve().parents[3] / "examples" / "traderpool.yaml").read_text()))
-    assert [d["kind"] for d in docs] == ["TraderPool", "TradingStrategy"]
+    assert [d["kind"] for d in docs] == ["TraderPool"]  # the demo takes the first TradingStrategy of examples/
     TraderPoolSpec.model_validate(docs[0]["spec"])
-    follower = TradingStrategySpec.model_validate(docs[1]["spec"])
-    assert follower.top_n is not None and follower.top_n.pool == docs[0]["metadata"]["name"]
+    follower = TradingStrategySpec.model_validate(
+        strategy_spec(traders=None, topN={"count": 1, "pool": docs[0]["metadata"]["name"]}))
+    assert follower.top_n is not None and follower.top_n.pool == "leaders"
