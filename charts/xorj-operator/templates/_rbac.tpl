@@ -13,8 +13,12 @@ Role). Children are written by server-side apply: PATCH, plus create when the ap
 - apiGroups: [trading.xorj.io]
   resources: [copytrades]
   verbs: [list, watch, patch, delete]
+# TraderPools: scored on a timer (kopf watches them); a strategy's topN reads its pool's ranks.
 - apiGroups: [trading.xorj.io]
-  resources: [tradingstrategies/status, copytrades/status]
+  resources: [traderpools]
+  verbs: [get, list, watch, patch]
+- apiGroups: [trading.xorj.io]
+  resources: [tradingstrategies/status, copytrades/status, traderpools/status]
   verbs: [patch]
 # What a TradingStrategy is reconciled into (owned by it; garbage-collected with it). The
 # Deployment is read back for its replica counts, and scaled to zero (patch) when its strategy is
@@ -25,6 +29,10 @@ Role). Children are written by server-side apply: PATCH, plus create when the ap
 - apiGroups: [""]
   resources: [configmaps, services]
   verbs: [create, patch]
+# A TraderPool's candidates may be listed in ConfigMaps chosen by label (spec.walletConfigMaps).
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [list]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [create, patch]

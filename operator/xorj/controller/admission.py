@@ -1,8 +1,8 @@
 """What admission makes of a CopyTrade under its strategy (pure: no I/O).
 
 - The lead trader must be one the strategy follows: one of ``spec.traders``, or, with ``spec.topN``,
-  one of the best N eligible wallets in the ledger's trader scores now (the same selection the
-  strategy's status shows). Any other lead is refused: its trade is stored already FAILED with
+  one of the best N eligible wallets in the ledger's trader scores now, or in the ranking of the
+  TraderPool ``spec.topN.pool`` names (the same selection the strategy's status shows). Any other lead is refused: its trade is stored already FAILED with
   LEADER_NOT_FOLLOWED, so no executor ever claims it, and the CopyTrade's status says why.
 - ``spec.sizing`` decides the follower's amount: the CopyTrade's ``amount`` is the LEAD's input amount
   (what the watcher saw); mode ``fixed`` trades ``fixedAmount`` base units, mode ``proportional``
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from xorj.controller.models import CopyTradeSpec, SizingMode, TradingStrategySpec
+from xorj.controller.models import CopyTradeSpec, RankedTrader, SizingMode, TradingStrategySpec
 from xorj.controller.status import followed_traders
 from xorj.domain.sizing import follower_amount
 from xorj.domain.trades import ReasonCode
@@ -41,9 +41,15 @@ def needs_scores(strategy: TradingStrategySpec) -> bool:
     return strategy.traders is None
 
 
+def needs_pool(strategy: TradingStrategySpec) -> str | None:
+    """The TraderPool whose ranking decides who is followed (``spec.topN.pool``), if any."""
+    return strategy.top_n.pool if strategy.top_n is not None else None
+
+
 def decide(strategy: TradingStrategySpec, copytrade: CopyTradeSpec,
-           scores: Sequence[StoredTraderScore] = ()) -> AdmissionDecision:
-    followed = {t.wallet for t in followed_traders(strategy, scores)}
+           scores: Sequence[StoredTraderScore] = (),
+           pool_ranks: Sequence[RankedTrader] | None = None) -> AdmissionDecision:
+    followed = {t.wallet for t in followed_traders(strategy, scores, pool_ranks)}
     sizing = strategy.sizing
     if sizing.mode is SizingMode.FIXED:
         amount = follower_amount(copytrade.amount, fixed_amount=sizing.fixed_amount)
@@ -56,9 +62,10 @@ def decide(strategy: TradingStrategySpec, copytrade: CopyTradeSpec,
     if copytrade.notional_usd is not None:
         notional = Decimal(str(copytrade.notional_usd)) * Decimal(amount) / Decimal(copytrade.amount)
     if copytrade.lead_trader not in followed:
+        pool = needs_pool(strategy)
         which = ("spec.traders" if strategy.traders is not None
                  else f"the top {strategy.top_n.count} eligible traders by Trust Score"  # type: ignore[union-attr]
-                 )
+                 + (f" of TraderPool {pool}" if pool else ""))
         return AdmissionDecision(amount, notional, ReasonCode.LEADER_NOT_FOLLOWED,
                                  f"lead trader {copytrade.lead_trader} is not followed by the strategy "
                                  f"(not in {which})")
@@ -67,4 +74,4 @@ def decide(strategy: TradingStrategySpec, copytrade: CopyTradeSpec,
     return AdmissionDecision(amount, notional)
 
 
-__all__ = ["AdmissionDecision", "decide", "needs_scores"]
+__all__ = ["AdmissionDecision", "decide", "needs_pool", "needs_scores"]

@@ -91,7 +91,27 @@ COPY_TRADE = KindInfo(
     description="One lead trade to mirror; its status mirrors the ledger's trade state machine.",
 )
 
-KINDS: tuple[KindInfo, ...] = (TRADING_STRATEGY, COPY_TRADE)
+TRADER_POOL = KindInfo(
+    kind="TraderPool",
+    plural="traderpools",
+    singular="traderpool",
+    short_names=("tp", "pool"),
+    spec_model=models.TraderPoolSpec,
+    status_model=models.TraderPoolStatus,
+    printer_columns=(
+        {"name": "Candidates", "type": "integer", "jsonPath": ".status.candidates"},
+        {"name": "Eligible", "type": "integer", "jsonPath": ".status.eligible"},
+        {"name": "Ineligible", "type": "integer", "jsonPath": ".status.ineligible"},
+        {"name": "Top", "type": "string", "jsonPath": ".status.topTrader", "description": "rank 1's wallet"},
+        {"name": "Score", "type": "number", "jsonPath": ".status.topScore", "description": "rank 1's Trust Score"},
+        {"name": "Scored", "type": "date", "jsonPath": ".status.lastScored", "description": "when last scored"},
+        {"name": "Normalization", "type": "string", "jsonPath": ".spec.normalization", "priority": 1},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ),
+    description="Candidate lead traders, ranked by Trust Score from their on-chain history on a schedule.",
+)
+
+KINDS: tuple[KindInfo, ...] = (TRADING_STRATEGY, COPY_TRADE, TRADER_POOL)
 
 
 def _resolve(node: Any, defs: dict[str, Any]) -> Any:

@@ -7,6 +7,8 @@ events under load; sub-handlers break consistency, issue 641):
   (level-triggered: it always converges to the spec, whatever woke it), plus its finalizer.
 - CopyTrade: one daemon per object, ``mirror_copytrade`` (admission, then the status mirror, then
   the TTL), plus its finalizer.
+- TraderPool: ``trader_pool`` ranks the pool from the ledger's stored swaps on create, on a spec
+  change and every ``XORJ_OPERATOR_POOL_SCORE_SECONDS`` (:mod:`xorj.controller.pools`).
 - An index per kind, fed by the watch: the strategies' specs (vault, followed traders, sizing), and
   evidence for the liveness probe that the watch is alive.
 
@@ -28,7 +30,7 @@ import kopf
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from xorj.controller import ledger_logins, metrics, reconcile
+from xorj.controller import ledger_logins, metrics, pools, reconcile
 from xorj.controller.freshness import WatchFreshness
 from xorj.controller.kube import Kube, load_config, load_configuration
 from xorj.controller.models import GROUP, VERSION
@@ -43,6 +45,7 @@ STRATEGIES = reconcile.STRATEGIES
 COPYTRADES = reconcile.COPYTRADES
 # Decorator arguments are fixed at import, so these two come straight from the environment.
 _STRATEGY_RESYNC = float(os.environ.get("XORJ_OPERATOR_STRATEGY_RESYNC_SECONDS", "10"))
+_POOL_SCORE = float(os.environ.get("XORJ_OPERATOR_POOL_SCORE_SECONDS", "60"))
 _FINALIZER = f"{GROUP}/finalizer"
 
 
@@ -202,6 +205,25 @@ async def copytrade_deleted(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: 
 
 @kopf.index(GROUP, VERSION, COPYTRADES, id="freshness")
 def copytrade_seen(uid: str, meta: kopf.Meta, memo: kopf.Memo, event: Any = None, **_: Any) -> None:
+    rt: Runtime | None = memo.get("runtime")
+    if rt is not None:
+        rt.freshness.observed(uid, meta.get("resourceVersion"), time.monotonic())
+
+
+# -- TraderPool ------------------------------------------------------------------------------------------
+
+
+@kopf.on.resume(GROUP, VERSION, pools.POOLS, id="score")
+@kopf.on.create(GROUP, VERSION, pools.POOLS, id="score")
+@kopf.on.update(GROUP, VERSION, pools.POOLS, id="score", field="spec")
+@kopf.timer(GROUP, VERSION, pools.POOLS, id="rescore", interval=_POOL_SCORE, initial_delay=_POOL_SCORE, idle=None)
+async def trader_pool(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
+    await pools.score_pool(_rt(memo), body, logger)
+
+
+@kopf.index(GROUP, VERSION, pools.POOLS, id="pool_freshness")
+def trader_pool_seen(uid: str, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
+    """Our status writes to pools are seen back on the watch (the liveness probe's evidence)."""
     rt: Runtime | None = memo.get("runtime")
     if rt is not None:
         rt.freshness.observed(uid, meta.get("resourceVersion"), time.monotonic())

@@ -154,6 +154,13 @@ class Kube:
             [("fieldManager", FIELD_MANAGER), ("force", "true")],
         )
 
+    async def list_configmaps(self, namespace: str, match_labels: dict[str, str]) -> list[dict[str, Any]]:
+        """ConfigMaps of ``namespace`` carrying every label of ``match_labels`` (a TraderPool's lists)."""
+        selector = ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
+        answer = await self.run(self._call, "list", "configmaps", "GET", f"/api/v1/namespaces/{namespace}/configmaps",
+                                query=[("labelSelector", selector)])
+        return list((answer or {}).get("items") or [])
+
     async def get_child(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         base, plural = _CHILD_PATHS[kind]
         try:

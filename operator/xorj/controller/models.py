@@ -1,4 +1,4 @@
-"""Pydantic models of the TradingStrategy and CopyTrade custom resources: the single source.
+"""Pydantic models of the TradingStrategy, CopyTrade and TraderPool custom resources: the single source.
 
 The CRD files in crds/ are generated from these models (``xorj crds``, :mod:`xorj.controller.crdgen`),
 and the operator validates what it reads with the same models. Each cross-field rule is declared once
@@ -31,7 +31,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from solders.pubkey import Pubkey as SoldersPubkey
 
-from xorj.domain import risk, slippage
+from xorj.domain import risk, scoring, slippage
 from xorj.domain.scoring import Normalization
 from xorj.domain.trades import AttemptOutcome, TradeState
 
@@ -143,7 +143,13 @@ class TopNSelection(KubeModel):
         default=0.0, ge=0, le=100, description="Only traders scoring at least this (0..100)."
     )
     normalization: Normalization = Field(
-        default=Normalization.FIXED, description="Trust Score normalisation: fixed or cohort."
+        default=Normalization.FIXED,
+        description="Trust Score normalisation: fixed or cohort (without pool; a pool ranks with its own).",
+    )
+    pool: str | None = Field(
+        default=None, pattern=DNS_LABEL_PATTERN, max_length=253,
+        description="TraderPool in this namespace whose ranking (its status.ranks) picks the traders. "
+        "Without it: every wallet in the ledger's trader scores of this normalization.",
     )
 
 
@@ -572,3 +578,103 @@ class CopyTrade(KubeModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: CopyTradeSpec
     status: CopyTradeStatus | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# TraderPool
+
+
+class WindowEnd(str, enum.Enum):
+    """Where the scoring window ends."""
+
+    # Now: a trader who went quiet ages out of the window. LatestTrade: the window ends at the pool's
+    # newest stored trade (the Trust Score's own default), so a backdated or paused history still scores.
+    NOW = "Now"
+    LATEST_TRADE = "LatestTrade"
+
+
+class ScoringWindow(KubeModel):
+    """The Trust Score's rolling window: days long, ending at endsAt."""
+
+    days: int = Field(default=scoring.WINDOW_DAYS, ge=1, le=365,
+                      description="Window length in days (the Trust Score's is 90).")
+    ends_at: WindowEnd = Field(default=WindowEnd.NOW, description="Now or LatestTrade (the pool's newest trade).")
+
+
+class WalletConfigMapSelector(KubeModel):
+    """ConfigMaps in the pool's namespace, chosen by labels, each listing wallets under one key."""
+
+    match_labels: dict[str, Annotated[str, StringConstraints(max_length=63)]] = Field(
+        min_length=1, max_length=16, description="Labels every selected ConfigMap carries (at least one)."
+    )
+    key: str = Field(
+        default="wallets", pattern=SECRET_KEY_PATTERN, max_length=253,
+        description="Key inside each ConfigMap: base58 wallets, one per line or separated by spaces/commas.",
+    )
+
+
+class TraderPoolSpec(KubeModel):
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="has(self.wallets) != has(self.walletConfigMaps)",
+            message="set exactly one of spec.wallets (listed wallets) or spec.walletConfigMaps "
+            "(ConfigMaps selected by label)",
+            check=lambda s: (s.wallets is not None) != (s.wallet_config_maps is not None),
+        ),
+    )
+
+    wallets: list[Pubkey] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="Candidate lead-trader wallets (base58), each at most once; exclusive with walletConfigMaps.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    wallet_config_maps: WalletConfigMapSelector | None = Field(
+        default=None, description="ConfigMaps listing the candidates (for pools too large for the spec)."
+    )
+    window: ScoringWindow = Field(default_factory=ScoringWindow)
+    normalization: Normalization = Field(
+        default=Normalization.FIXED, description="Trust Score normalisation: fixed or cohort (across the pool)."
+    )
+    ranks_shown: int = Field(default=10, ge=1, le=100, description="How many top ranks the status lists.")
+
+    @field_validator("wallets")
+    @classmethod
+    def _wallets_unique(cls, wallets: list[str] | None) -> list[str] | None:
+        if wallets is not None:
+            seen: set[str] = set()
+            for wallet in wallets:
+                if wallet in seen:
+                    raise ValueError(f"spec.wallets is a set: {wallet} is listed twice")
+                seen.add(wallet)
+        return wallets
+
+
+class RankedTrader(KubeModel):
+    rank: int = Field(ge=1)
+    wallet: str
+    score: float = Field(description="Trust Score, 0..100.")
+    status: str = Field(description="ELIGIBLE or why not (INSUFFICIENT_HISTORY, ...).")
+
+
+class TraderPoolStatus(KubeModel):
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    candidates: int = Field(default=0, description="Wallets in the pool.")
+    eligible: int = Field(default=0, description="Candidates eligible for the Trust Score.")
+    ineligible: int = Field(default=0, description="Candidates not eligible (any reason).")
+    ranks: list[RankedTrader] = Field(default_factory=list, description="The best ranks, best first.")
+    top_trader: str | None = Field(default=None, description="Rank 1, for kubectl get.")
+    top_score: float | None = Field(default=None, description="Rank 1's score, for kubectl get.")
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    last_scored: datetime | None = None
+
+
+class TraderPool(KubeModel):
+    api_version: Literal["trading.xorj.io/v1alpha1"] = API_VERSION
+    kind: Literal["TraderPool"] = "TraderPool"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: TraderPoolSpec
+    status: TraderPoolStatus | None = None

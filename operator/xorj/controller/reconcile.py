@@ -26,9 +26,12 @@ from xorj.controller import status as st
 from xorj.controller.models import (
     CopyTradeSpec,
     CopyTradeStatus,
+    RankedTrader,
+    TraderPoolStatus,
     TradingStrategySpec,
     TradingStrategyStatus,
 )
+from xorj.controller.pools import POOLS
 from xorj.controller.runtime import Runtime
 from xorj.domain.trades import TradeState
 from xorj.errors import LedgerError
@@ -183,9 +186,13 @@ async def reconcile_strategy(rt: Runtime, body: Any, logger: logging.Logger | lo
         raw_counts = await rt.ledger_call("counts_by_state", rt.ledger.counts_by_state, strategy_key(namespace, name))
         scores = await rt.ledger_call("list_trader_scores", rt.ledger.list_trader_scores)
         counts = st.trade_counts(raw_counts)
-        followed = st.followed_traders(spec, scores)
+        pool_ranks = await _pool_ranks(rt, namespace, admission.needs_pool(spec))
+        followed = st.followed_traders(spec, scores, pool_ranks)
     except LedgerError as exc:
         ledger_error = f"ledger unavailable: {type(exc).__name__}"
+    except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
+        logger.warning("reading the strategy's TraderPool failed; followed traders kept",
+                       extra={"strategy": name, "error": _api_error_text(exc)})
 
     new_status = st.strategy_status(
         spec=spec,
@@ -202,7 +209,21 @@ async def reconcile_strategy(rt: Runtime, body: Any, logger: logging.Logger | lo
     if previous is None or new_status != previous:
         await rt.kube.patch_status(namespace, STRATEGIES, name, new_status.to_wire())
         _condition_events(body, previous.conditions if previous else [], new_status.conditions)
+        change = st.followed_change(previous.followed_traders if previous else [], new_status.followed_traders)
+        if change is not None and followed is not None:
+            kopf.event(body, type="Normal", reason="FollowedTradersChanged", message=change)
+            logger.info("followed traders changed", extra={"strategy": name, "followed": new_status.followed_trader_count})
     metrics.RECONCILES.labels("TradingStrategy", "ok").inc()
+
+
+async def _pool_ranks(rt: Runtime, namespace: str, pool: str | None) -> list[RankedTrader] | None:
+    """The ranking of TraderPool ``pool`` (its status.ranks); None when no pool is named, when it does
+    not exist, or when it has no readable ranking yet."""
+    if pool is None:
+        return None
+    obj = await rt.kube.get_cr(namespace, POOLS, pool)
+    status = _status_model(TraderPoolStatus, (obj or {}).get("status")) if obj is not None else None
+    return list(status.ranks) if status is not None and status.last_scored is not None else None
 
 
 async def _check_secrets(rt: Runtime, namespace: str, name: str, spec: TradingStrategySpec) -> guard.Refusal | None:
@@ -378,9 +399,11 @@ async def admit_copytrade(
             await rt.kube.patch_status(namespace, COPYTRADES, name, {"conditions": [cond.to_wire()]})
         return None, None
     scores = []
+    pool_ranks = None
     if admission.needs_scores(strategy):
         scores = await rt.ledger_call("list_trader_scores", rt.ledger.list_trader_scores)
-    decision = admission.decide(strategy, spec, scores)
+        pool_ranks = await _pool_ranks(rt, namespace, admission.needs_pool(strategy))
+    decision = admission.decide(strategy, spec, scores, pool_ranks)
     intent = TradeIntent(
         strategy=strategy_key(namespace, spec.strategy),
         vault=strategy.vault.public_key,

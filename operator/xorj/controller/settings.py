@@ -75,6 +75,12 @@ class OperatorSettings(BaseSettings):
     reconcile_baseline_margin_seconds: float = Field(default=60.0, ge=0)
     reconcile_rpc_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # TraderPools: every pool is ranked from the ledger's stored swaps this often (XORJ_OPERATOR_POOL_SCORE_SECONDS,
+    # read once at import by the kopf timer), and when its spec changes. Cash mints open no position in
+    # the FIFO book (empty: mainnet USDC and USDT; the local market's stablecoin on the local chain).
+    pool_score_seconds: float = Field(default=60.0, gt=0)
+    trader_cash_mints: list[str] = Field(default_factory=list)
+
     health_host: str = "0.0.0.0"
     health_port: int = 8080
     metrics_port: int = 9101

@@ -1,4 +1,4 @@
-"""Status of both kinds, computed from what was observed. Pure: no I/O; the clock is a parameter.
+"""Status of every kind, computed from what was observed. Pure: no I/O; the clock is a parameter.
 
 Conditions follow the Kubernetes convention: ``lastTransitionTime`` changes only when ``status``
 changes, so a resync that finds nothing new writes an identical status (and the handler skips the
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from xorj.controller.models import (
@@ -18,11 +18,14 @@ from xorj.controller.models import (
     ConditionStatus,
     CopyTradeStatus,
     FollowedTrader,
+    RankedTrader,
     TopNSelection,
     TradeCounts,
     TradingStrategySpec,
     TradingStrategyStatus,
+    TraderPoolStatus,
 )
+from xorj.domain.trader_pool import PoolRanking
 from xorj.domain.trades import Trade, TradeState
 from xorj.ledger.records import AdmitResult, StoredTraderScore
 from xorj.redaction import redact_urls
@@ -106,9 +109,18 @@ class DeploymentObservation:
 
 
 def followed_traders(
-    spec: TradingStrategySpec, scores: Sequence[StoredTraderScore]
+    spec: TradingStrategySpec, scores: Sequence[StoredTraderScore],
+    pool_ranks: Sequence[RankedTrader] | None = None,
 ) -> list[FollowedTrader]:
-    """Explicit traders with whatever score the ledger has for them, or the top N above the threshold."""
+    """Explicit traders with whatever score the ledger has for them, or the top N above the threshold:
+    of the named TraderPool's ranking (``pool_ranks``, its status; None: the pool is not there or not
+    scored yet, so nobody), or without a pool of every score in the ledger."""
+    if spec.top_n is not None and spec.top_n.pool is not None:
+        selection = spec.top_n
+        chosen = [r for r in (pool_ranks or ()) if r.status == "ELIGIBLE" and r.score >= selection.min_trust_score]
+        chosen.sort(key=lambda r: (r.rank, r.wallet))
+        return [FollowedTrader(wallet=r.wallet, trust_score=r.score, status=r.status)
+                for r in chosen[: selection.count]]
     by_wallet = {s.wallet: s for s in scores}
     if spec.traders is not None:
         out = []
@@ -256,6 +268,80 @@ def refused_strategy_status(
         "observed_generation": generation,
         "conditions": [cond(READY), cond(SPEC_ACCEPTED), *kept],
     })
+
+
+def followed_change(before: Sequence[FollowedTrader], after: Sequence[FollowedTrader]) -> str | None:
+    """The message of the FollowedTradersChanged Event, or None when the followed set is the same."""
+    old, new = [t.wallet for t in before], [t.wallet for t in after]
+    if set(old) == set(new):
+        return None
+    started = [w for w in new if w not in old]
+    stopped = [w for w in old if w not in new]
+    parts = [f"following {len(new)} trader(s)"]
+    if started:
+        parts.append("now following " + ", ".join(started))
+    if stopped:
+        parts.append("no longer following " + ", ".join(stopped))
+    return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------------
+# TraderPool
+
+# The pool was ranked from the ledger's history (False: why not; the previous ranks are kept).
+SCORED = "Scored"
+# Every candidate entry was a wallet (False: entries of the selected ConfigMaps were left out).
+CANDIDATES_VALID = "CandidatesValid"
+PROBLEMS_SHOWN = 5
+
+
+def trader_pool_status(
+    *,
+    ranking: PoolRanking | None,
+    ranks_shown: int,
+    previous: TraderPoolStatus | None,
+    generation: int | None,
+    now: datetime,
+    problems: Sequence[str] = (),
+    error: tuple[str, str] | None = None,
+) -> TraderPoolStatus:
+    """The pool's status after a scoring run. ``ranking`` None with ``error`` (reason, message): the
+    run failed (e.g. the ledger is down) and the previous ranks, counts and lastScored are kept:
+    stale figures beat zeros that look like facts. ``problems``: candidate entries left out."""
+    prev = previous or TraderPoolStatus()
+
+    def cond(type_: str, ok: bool, reason: str, message: str) -> Condition:
+        return set_condition(prev.conditions, type_, _bool(ok), reason, message, now=now, generation=generation)
+
+    if problems:
+        shown = "; ".join(problems[:PROBLEMS_SHOWN])
+        more = f" (and {len(problems) - PROBLEMS_SHOWN} more)" if len(problems) > PROBLEMS_SHOWN else ""
+        valid = cond(CANDIDATES_VALID, False, "EntriesLeftOut", f"{len(problems)} entries left out: {shown}{more}")
+    else:
+        valid = cond(CANDIDATES_VALID, True, "AllValid", "every candidate entry is a wallet")
+    if ranking is None:
+        reason, message = error or ("NotScored", "not scored yet")
+        return prev.model_copy(update={"observed_generation": generation,
+                                       "conditions": [cond(SCORED, False, reason, message), valid]})
+    ranks = [RankedTrader(rank=s.rank, wallet=s.wallet, score=s.score, status=s.status.value)
+             for s in ranking.ranked[:ranks_shown]]
+    top = ranks[0] if ranks else None
+    scored = cond(SCORED, True, "Scored",
+                  f"{len(ranking.ranked)} candidates scored ({ranking.normalization.value} normalization): "
+                  f"{ranking.eligible} eligible")
+    return TraderPoolStatus(
+        observed_generation=generation,
+        conditions=[scored, valid],
+        candidates=len(ranking.ranked),
+        eligible=ranking.eligible,
+        ineligible=ranking.ineligible,
+        ranks=ranks,
+        top_trader=top.wallet if top else None,
+        top_score=top.score if top else None,
+        window_start=datetime.fromtimestamp(ranking.window_start, UTC),
+        window_end=datetime.fromtimestamp(ranking.window_end, UTC),
+        last_scored=now,
+    )
 
 
 # --------------------------------------------------------------------------------------------------

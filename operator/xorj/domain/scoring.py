@@ -395,8 +395,10 @@ def _segmented_running_max(values: FloatArray, starts: IntArray, counts: IntArra
     return restored
 
 
-def metrics_from_history(history: TradeHistory, *, as_of: float | None = None) -> TraderMetrics:
-    """Metrics and eligibility per wallet over the 90-day window ending at ``as_of`` (unix seconds).
+def metrics_from_history(history: TradeHistory, *, as_of: float | None = None,
+                         window_days: int = WINDOW_DAYS) -> TraderMetrics:
+    """Metrics and eligibility per wallet over the window of ``window_days`` (the design's 90 by default)
+    ending at ``as_of`` (unix seconds). The minimum history (90 days) does not change with the window.
 
     ``as_of`` defaults to :func:`default_as_of`. Vectorised: one sort by (wallet, time), then
     ``reduceat``/``accumulate`` per group.
@@ -413,14 +415,16 @@ def metrics_from_history(history: TradeHistory, *, as_of: float | None = None) -
     first_trade = np.full(n_wallets, np.inf)
     np.minimum.at(first_trade, history.wallet_index[known], history.timestamp[known])
 
-    window_start = as_of - WINDOW_DAYS * SECONDS_PER_DAY
+    if not 1 <= window_days <= 3650:
+        raise InvalidInputError(f"field 'window_days' must be 1..3650, got {window_days!r}")
+    window_start = as_of - window_days * SECONDS_PER_DAY
     selected = np.flatnonzero((history.timestamp > window_start) & known)
     wallet = history.wallet_index[selected]
     time = history.timestamp[selected]
     # One float key orders by wallet, then time: each wallet owns a band one window (+1 s) wide, so
     # bands never overlap; within a band, times closer than ~1 ms (at 10^6 wallets) may swap, which
     # no metric can notice. A single argsort is several times faster than np.lexsort here.
-    band = WINDOW_DAYS * SECONDS_PER_DAY + 1.0
+    band = window_days * SECONDS_PER_DAY + 1.0
     order = np.argsort(wallet * band + (time - window_start))
     selected = selected[order]
     wallet, time = wallet[order], time[order]
@@ -558,8 +562,9 @@ def score_history(
     normalization: Normalization | str = Normalization.FIXED,
     *,
     as_of: float | None = None,
+    window_days: int = WINDOW_DAYS,
 ) -> ScoreBoard:
-    return score_metrics(metrics_from_history(history, as_of=as_of), normalization)
+    return score_metrics(metrics_from_history(history, as_of=as_of, window_days=window_days), normalization)
 
 
 def score_summaries(

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from xorj.domain.trader_history import ParsedSwap, PricedSwap, SwapKind
 from xorj.ledger.repository import Ledger
@@ -83,21 +84,35 @@ class TraderSwapStore:
         with self._transaction() as cur:
             rows = cur.execute(f"SELECT {_COLUMNS} FROM trader_swaps WHERE wallet = %s "
                                "ORDER BY slot, slot_index, signature", (wallet,)).fetchall()
-        out = []
+        return [_stored_swap(r) for r in rows]
+
+    def swaps_of(self, wallets: Sequence[str]) -> dict[str, list[StoredSwap]]:
+        """The recorded transactions of many wallets in one query: wallet -> chain order (oldest first).
+        A wallet with nothing recorded maps to an empty list."""
+        out: dict[str, list[StoredSwap]] = {w: [] for w in wallets}
+        if not out:
+            return out
+        with self._transaction() as cur:
+            rows = cur.execute(f"SELECT {_COLUMNS} FROM trader_swaps WHERE wallet = ANY(%s) "
+                               "ORDER BY wallet, slot, slot_index, signature", (list(out),)).fetchall()
         for r in rows:
-            swap = ParsedSwap(wallet=r["wallet"], signature=r["signature"], slot=r["slot"],
-                              block_time=None if r["block_time"] is None else int(r["block_time"].timestamp()),
-                              kind=SwapKind(r["kind"]), reason=r["reason"], sold_mint=r["sold_mint"],
-                              sold_amount=int(r["sold_amount"] or 0), sold_decimals=r["sold_decimals"] or 0,
-                              bought_mint=r["bought_mint"], bought_amount=int(r["bought_amount"] or 0),
-                              bought_decimals=r["bought_decimals"] or 0,
-                              sol_overhead_lamports=r["sol_overhead_lamports"], fee_lamports=r["fee_lamports"])
-            out.append(StoredSwap(swap, r["slot_index"], r["value_usd"], r["priced_at"]))
+            out[r["wallet"]].append(_stored_swap(r))
         return out
 
     def wallets(self) -> list[str]:
         with self._transaction() as cur:
             return [r["wallet"] for r in cur.execute("SELECT wallet FROM trader_history_cursors ORDER BY wallet")]
+
+
+def _stored_swap(r: Any) -> StoredSwap:
+    swap = ParsedSwap(wallet=r["wallet"], signature=r["signature"], slot=r["slot"],
+                      block_time=None if r["block_time"] is None else int(r["block_time"].timestamp()),
+                      kind=SwapKind(r["kind"]), reason=r["reason"], sold_mint=r["sold_mint"],
+                      sold_amount=int(r["sold_amount"] or 0), sold_decimals=r["sold_decimals"] or 0,
+                      bought_mint=r["bought_mint"], bought_amount=int(r["bought_amount"] or 0),
+                      bought_decimals=r["bought_decimals"] or 0,
+                      sol_overhead_lamports=r["sol_overhead_lamports"], fee_lamports=r["fee_lamports"])
+    return StoredSwap(swap, r["slot_index"], r["value_usd"], r["priced_at"])
 
 
 def priced_swaps(stored: Sequence[StoredSwap]) -> list[PricedSwap]:

@@ -39,7 +39,7 @@ def test_install_upgrade_uninstall(k8s_cluster, k8s_namespace) -> None:
     ns = k8s_namespace
     result = install(k8s_cluster, ns, f"watchNamespaces={{{ns}}}")
     notes = result.stdout.split("NOTES:", 1)[1]
-    assert f"kubectl -n {ns} get tradingstrategies,copytrades" in notes
+    assert f"kubectl -n {ns} get traderpools,tradingstrategies,copytrades" in notes
 
     # CRDs served, with the short names and category users type
     resources = k8s_cluster.kubectl("api-resources", "--api-group=trading.xorj.io", "-o", "name").stdout.split()
@@ -259,6 +259,22 @@ def test_operator_runs_under_the_charts_service_account(k8s_cluster, k8s_namespa
         wait_until(lambda: alive() and k8s_cluster.kubectl("get", "copytrade", "rbac-proof-1", "-n", ns,
                                                            check=False).returncode != 0,
                    timeout=60, what="the terminal CopyTrade deleted after its TTL")
+        # A TraderPool listed in a labelled ConfigMap: scored (ConfigMaps listed, status patched), then
+        # named by the strategy's topN (the pool read at the strategy's resync).
+        k8s_cluster.apply(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "rbac-pool-list", "namespace": ns, "labels": {"xorj.io/pool": "rbac"}},
+            "data": {"wallets": "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU\n"}}))
+        k8s_cluster.apply(yaml.safe_dump({
+            "apiVersion": "trading.xorj.io/v1alpha1", "kind": "TraderPool",
+            "metadata": {"name": "rbac-pool", "namespace": ns},
+            "spec": {"walletConfigMaps": {"matchLabels": {"xorj.io/pool": "rbac"}}}}))
+        wait_until(lambda: alive() and (get_json(k8s_cluster, "traderpool", "rbac-pool", "-n", ns).get("status")
+                                        or {}).get("candidates") == 1, timeout=60, what="the pool scored")
+        k8s_cluster.kubectl("patch", "tradingstrategy", "rbac-proof", "-n", ns, "--type=merge",
+                            "-p", '{"spec":{"traders":null,"topN":{"count":1,"pool":"rbac-pool"}}}')
+        wait_until(lambda: alive() and ("trading.xorj.io", "traderpools", "get") in rbac_calls(recorder.calls),
+                   timeout=60, what="the strategy reading its pool")
         k8s_cluster.kubectl("delete", "tradingstrategy", "rbac-proof", "-n", ns, "--wait=true", "--timeout=60s")
     finally:
         os.killpg(process.pid, 15)

@@ -71,11 +71,12 @@ def test_operator_may_apply_every_child_of_a_strategy() -> None:
 
 def test_operator_may_mirror_status_and_post_events() -> None:
     granted = grants(rules_of(render()))
-    for resource in ("tradingstrategies", "copytrades"):
+    for resource in ("tradingstrategies", "copytrades", "traderpools"):
         for verb in ("list", "watch", "patch"):
             assert ("trading.xorj.io", resource, verb) in granted
         assert ("trading.xorj.io", f"{resource}/status", "patch") in granted
     assert ("", "events", "create") in granted
+    assert ("", "configmaps", "list") in granted  # TraderPool.spec.walletConfigMaps
     assert ("kopf.dev", "kopfpeerings", "patch") in granted
     assert ("kopf.dev", "kopfpeerings", "patch") not in grants(rules_of(render("operator.peering=")))
 
@@ -98,3 +99,18 @@ def test_operator_reads_secret_metadata_only() -> None:
     from xorj.controller import kube
 
     assert kube.METADATA_ONLY.startswith("application/json;as=PartialObjectMetadata;")
+
+
+def test_pool_scoring_interval_is_a_chart_value() -> None:
+    from tests.unit.chart.helm import named, template
+    from tests.unit.chart.helm import render as render_chart
+
+    def env(*values: str) -> dict[str, str]:
+        (container,) = named(render_chart(*values), "Deployment", "xorj-operator")["spec"]["template"]["spec"][
+            "containers"]
+        return {e["name"]: e.get("value") for e in container["env"]}
+
+    assert env()["XORJ_OPERATOR_POOL_SCORE_SECONDS"] == "60"
+    assert env("operator.poolScoreSeconds=15")["XORJ_OPERATOR_POOL_SCORE_SECONDS"] == "15"
+    refused = template("operator.poolScoreSeconds=0")
+    assert refused.returncode != 0 and "poolScoreSeconds" in refused.stderr

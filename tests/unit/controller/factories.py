@@ -32,3 +32,9 @@ def copytrade_spec(**overrides: Any) -> dict[str, Any]:
     }
     spec.update(overrides)
     return spec
+
+
+def trader_pool_spec(**overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {"wallets": [PUBKEY_A, VAULT]}
+    spec.update(overrides)
+    return spec

@@ -1,0 +1,114 @@
+"""Scoring of TraderPools: read the candidates and their stored swaps, rank with the pure domain
+(:func:`xorj.domain.trader_pool.rank_pool`), write ``trader_scores`` and the pool's status.
+
+The handler (handlers.py) routes the pool's timer and spec changes here. The history comes from the
+ledger (``trader_swaps``, recorded by :mod:`xorj.traders`): scoring reads no RPC, so a pool of
+thousands of wallets is rescored from one query.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+import urllib3
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from xorj.controller import metrics
+from xorj.controller import status as st
+from xorj.controller.models import TraderPoolSpec, TraderPoolStatus, WindowEnd
+from xorj.controller.runtime import Runtime
+from xorj.domain.trader_history import DEFAULT_CASH_MINTS
+from xorj.domain.trader_pool import PoolRanking, candidates_from_lists, rank_pool
+from xorj.errors import InvalidInputError, LedgerError
+from xorj.ledger.records import StoredTraderScore
+from xorj.ledger.trader_swaps import TraderSwapStore
+from xorj.traders.backfill import realized
+
+log = logging.getLogger(__name__)
+
+POOLS = "traderpools"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def stored_scores(ranking: PoolRanking) -> list[StoredTraderScore]:
+    """The ledger rows of a ranking (trader_scores keeps the latest score per wallet)."""
+    return [StoredTraderScore(wallet=s.wallet, score=s.score, status=s.status.value, rank=s.rank, sharpe=s.sharpe,
+                              roi_pct=s.roi_pct, max_drawdown_pct=s.max_drawdown_pct, trades=s.trades,
+                              normalization=ranking.normalization.value)
+            for s in ranking.ranked]
+
+
+async def _candidates(rt: Runtime, namespace: str, spec: TraderPoolSpec) -> tuple[list[str], list[str]]:
+    if spec.wallets is not None:
+        return list(spec.wallets), []
+    selector = spec.wallet_config_maps
+    assert selector is not None  # the XOR rule
+    items = await rt.kube.list_configmaps(namespace, selector.match_labels)
+    lists = {f"ConfigMap {cm['metadata']['name']} key {selector.key}": (cm.get("data") or {}).get(selector.key, "")
+             for cm in items}
+    return candidates_from_lists(lists)
+
+
+async def score_pool(rt: Runtime, body: Any, logger: Any) -> PoolRanking | None:
+    """Rank one pool and write its status (one merge PATCH, only when something changed)."""
+    meta = body["metadata"]
+    namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
+    previous: TraderPoolStatus | None
+    try:
+        previous = TraderPoolStatus.model_validate(dict(body.get("status") or {}))
+    except ValidationError:
+        previous = None
+    ranking: PoolRanking | None = None
+    problems: list[str] = []
+    error: tuple[str, str] | None = None
+    try:
+        spec = TraderPoolSpec.model_validate(dict(body.get("spec") or {}))
+    except ValidationError as exc:
+        error = ("InvalidSpec", "; ".join(f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+        spec = None
+    if spec is not None:
+        try:
+            candidates, problems = await _candidates(rt, namespace, spec)
+            store = TraderSwapStore(rt.ledger)
+            stored = await rt.ledger_call("trader_swaps", store.swaps_of, candidates)
+            cash = frozenset(rt.settings.trader_cash_mints) or DEFAULT_CASH_MINTS
+            trades = realized([s for wallet in candidates for s in stored[wallet]], cash_mints=cash)
+            ranking = rank_pool(candidates, trades, normalization=spec.normalization, window_days=spec.window.days,
+                                ends_at_latest_trade=spec.window.ends_at is WindowEnd.LATEST_TRADE,
+                                now=now().timestamp())
+            if ranking.ranked:
+                await rt.ledger_call("upsert_trader_scores", rt.ledger.upsert_trader_scores, stored_scores(ranking))
+        except LedgerError as exc:
+            ranking, error = None, ("LedgerUnavailable", f"ledger unavailable: {type(exc).__name__}")
+        except InvalidInputError as exc:  # stored history the Trust Score refuses (e.g. out of its value limits)
+            ranking, error = None, ("ScoringFailed", str(exc)[:1000])
+        except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
+            reason = getattr(exc, "reason", None) or type(exc).__name__
+            ranking, error = None, ("CandidatesUnreadable", f"listing the pool's ConfigMaps failed: {reason}")
+    metrics.RECONCILES.labels("TraderPool", "ok" if ranking is not None else
+                              "invalid" if spec is None else "failed").inc()
+    new = st.trader_pool_status(ranking=ranking, ranks_shown=spec.ranks_shown if spec else 10, previous=previous,
+                                generation=generation, now=now(), problems=problems, error=error)
+    if ranking is None and previous is not None and new == previous:
+        return None  # a failure already reported: nothing to write
+    before = [r.wallet for r in (previous.ranks if previous else [])]
+    wire = new.to_wire()
+    wire.setdefault("topTrader", None)  # a merge PATCH keeps what it does not name: clear a gone rank 1
+    wire.setdefault("topScore", None)
+    await rt.kube.patch_status(namespace, POOLS, name, wire)
+    after = [r.wallet for r in new.ranks]
+    if ranking is not None and before != after:
+        kopf.event(body, type="Normal", reason="RankingChanged",
+                   message=f"top ranks now: {', '.join(after[:5]) or 'none'}")
+        logger.info("pool ranking changed", extra={"pool": name, "top": after[:3]})
+    elif error is not None and (previous is None or not any(
+            c.type == st.SCORED and c.reason == error[0] for c in previous.conditions)):
+        kopf.event(body, type="Warning", reason=error[0], message=error[1])
+    return ranking
