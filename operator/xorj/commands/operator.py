@@ -51,7 +51,7 @@ def operator(namespaces: tuple[str, ...], priority: int | None, peering_name: st
     # error texts quote URLs; credentials in them never reach a log line, nor an Event kopf posts
     install_log_redaction()
     # the reconciler's RPC client logs each request's URL (with its API key) at INFO: not wanted
-    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2"):
+    for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     install_log_redaction(logging.getLogger("kopf.objects"))
     asyncio.run(
