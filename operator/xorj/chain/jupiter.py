@@ -135,7 +135,8 @@ class JupiterClient:
     (e.g. ``https://lite-api.jup.ag/swap/v1``, or the local market's ``http://127.0.0.1:PORT/swap/v1``);
     a bare host URL gets ``/swap/v1`` appended."""
 
-    def __init__(self, base_url: str, *, timeout: float = 5.0, api_key: str | None = None) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 5.0, api_key: str | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         base = base_url.rstrip("/")
         self.base_url = base if base.endswith(SWAP_API_PATH) else base + SWAP_API_PATH
         self.timeout = timeout
@@ -144,7 +145,7 @@ class JupiterClient:
             headers["x-api-key"] = api_key
         # transport retries 0: the executor owns every retry
         self._http = httpx.AsyncClient(base_url=self.base_url + "/", headers=headers, timeout=httpx.Timeout(timeout),
-                                       transport=httpx.AsyncHTTPTransport(retries=0))
+                                       transport=transport or httpx.AsyncHTTPTransport(retries=0))
 
     async def close(self) -> None:
         await self._http.aclose()

@@ -1,13 +1,16 @@
-"""Solana JSON-RPC client: the `solana` package's AsyncClient with the executor's rules applied.
+"""Solana JSON-RPC client: solders' typed requests and answers, POSTed with httpx (the one HTTP
+stack of the package; the swap and price clients use it too), with the executor's rules applied.
 
 * Every call has an explicit timeout (``asyncio.timeout`` around the request; cancelling the
   request is safe because the caller decides what a timeout means).
-* The client's own transport retries are OFF (``max_transport_retries=0``): solana-py otherwise
-  re-POSTs on any transport error, ReadTimeout included, which for sendTransaction would be a
-  retry the executor does not know about. The executor owns every retry.
-* Preflight is explicit: ``skip_preflight`` and ``preflight_commitment`` are always passed (TxOpts
-  defaults preflight to *finalized* whatever the client's commitment).
-* Failures become typed :mod:`xorj.chain.errors` exceptions carrying a reason code.
+* The transport never retries (``retries=0``): a re-POST after a transport error, ReadTimeout
+  included, would be a sendTransaction retry the executor does not know about. The executor owns
+  every retry.
+* Preflight is explicit: ``skipPreflight``, ``preflightCommitment`` and ``maxRetries`` are always sent.
+* Failures become typed :mod:`xorj.chain.errors` exceptions carrying a reason code; a JSON-RPC
+  error object, an HTTP error status or an answer that does not parse as the method's schema never
+  passes as an answer.
+* ``transport`` is injectable (``httpx.MockTransport`` in unit tests, where a node is not the point).
 """
 
 from __future__ import annotations
@@ -20,18 +23,38 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx2
-from solana.exceptions import SolanaRpcException
-from solana.rpc.async_api import AsyncClient
-from solana.rpc.commitment import Commitment, Confirmed, Finalized, Processed
-from solana.rpc.core import RPCException
-from solana.rpc.models import TxOpts
+import httpx
+from solders.account_decoder import UiAccountEncoding
 from solders.commitment_config import CommitmentLevel
 from solders.hash import Hash
 from solders.pubkey import Pubkey
-from solders.rpc.config import RpcContextConfig
-from solders.rpc.requests import IsBlockhashValid
+from solders.rpc.config import (
+    RpcAccountInfoConfig,
+    RpcContextConfig,
+    RpcSendTransactionConfig,
+    RpcSignaturesForAddressConfig,
+    RpcSignatureStatusConfig,
+    RpcSimulateTransactionAccountsConfig,
+    RpcSimulateTransactionConfig,
+    RpcTransactionConfig,
+)
+from solders.rpc.requests import (
+    GetAccountInfo,
+    GetBalance,
+    GetBlockHeight,
+    GetEpochInfo,
+    GetLatestBlockhash,
+    GetMultipleAccounts,
+    GetSignaturesForAddress,
+    GetSignatureStatuses,
+    GetTokenAccountBalance,
+    GetTransaction,
+    IsBlockhashValid,
+    SendRawTransaction,
+    SimulateVersionedTransaction,
+)
 from solders.rpc.responses import (
+    RPCError,
     GetAccountInfoResp,
     GetBalanceResp,
     GetBlockHeightResp,
@@ -48,6 +71,7 @@ from solders.rpc.responses import (
 )
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
+from solders.transaction_status import UiTransactionEncoding
 
 from xorj.chain.classify import TxFailure, classify_tx_failure, tx_failure_from_solders
 from xorj.chain.errors import (
@@ -64,9 +88,10 @@ from xorj.domain.trades import ReasonCode
 log = logging.getLogger(__name__)
 
 COMMITMENT_RANK = {"processed": 0, "confirmed": 1, "finalized": 2}
-_COMMITMENTS: dict[str, Commitment] = {"processed": Processed, "confirmed": Confirmed, "finalized": Finalized}
-_COMMITMENT_LEVELS = {"processed": CommitmentLevel.Processed, "confirmed": CommitmentLevel.Confirmed,
-                      "finalized": CommitmentLevel.Finalized}
+_COMMITMENTS = {"processed": CommitmentLevel.Processed, "confirmed": CommitmentLevel.Confirmed,
+                "finalized": CommitmentLevel.Finalized}
+# the JSON-RPC error objects solders parses an answer into (instead of the method's answer type)
+_RPC_ERRORS = RPCError.__args__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -158,30 +183,31 @@ class SolanaRpc:
     """The executor's view of a Solana JSON-RPC node."""
 
     def __init__(self, url: str, *, timeouts: RpcTimeouts = RpcTimeouts(),
-                 preflight: PreflightSettings = PreflightSettings(), commitment: str = "confirmed") -> None:
+                 preflight: PreflightSettings = PreflightSettings(), commitment: str = "confirmed",
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         if commitment not in _COMMITMENTS:
             raise ValueError(f"commitment must be one of {sorted(_COMMITMENTS)}, got {commitment!r}")
+        if preflight.preflight_commitment not in _COMMITMENTS:
+            raise ValueError(f"preflight_commitment must be one of {sorted(_COMMITMENTS)}, "
+                             f"got {preflight.preflight_commitment!r}")
         self.url = url
         self._host = urlsplit(url).netloc or url
         self.timeouts = timeouts
         self.preflight = preflight
-        self._client = AsyncClient(
-            url,
-            commitment=_COMMITMENTS[commitment],
+        self._http = httpx.AsyncClient(
+            headers={"Content-Type": "application/json"},
             # A backstop under the per-call asyncio timeout; the per-call one is what callers rely on.
-            timeout=max(timeouts.read, timeouts.send) + 5.0,
-            max_transport_retries=0,
-            http2=False,
+            timeout=httpx.Timeout(max(timeouts.read, timeouts.send) + 5.0),
+            transport=transport or httpx.AsyncHTTPTransport(retries=0),
         )
-        self._tx_opts = TxOpts(
-            skip_confirmation=True,
+        self._send_config = RpcSendTransactionConfig(
             skip_preflight=preflight.skip_preflight,
             preflight_commitment=_COMMITMENTS[preflight.preflight_commitment],
             max_retries=preflight.max_retries,
         )
 
     async def close(self) -> None:
-        await self._client.close()
+        await self._http.aclose()
 
     async def __aenter__(self) -> SolanaRpc:
         return self
@@ -192,23 +218,22 @@ class SolanaRpc:
     # ---- calls -------------------------------------------------------------------------------
 
     async def latest_blockhash(self, commitment: str = "confirmed", *, timeout: float | None = None) -> LatestBlockhash:
-        resp = await self._call("getLatestBlockhash", self._client.get_latest_blockhash(_COMMITMENTS[commitment]),
+        resp = await self._call("getLatestBlockhash", GetLatestBlockhash(RpcContextConfig(_COMMITMENTS[commitment])),
                                 GetLatestBlockhashResp, timeout)
         return LatestBlockhash(resp.value.blockhash, int(resp.value.last_valid_block_height))
 
     async def is_blockhash_valid(self, blockhash: Hash, commitment: str = "processed", *,
                                  timeout: float | None = None) -> bool:
-        request = IsBlockhashValid(blockhash, RpcContextConfig(commitment=_COMMITMENT_LEVELS[commitment]))
-        resp = await self._call("isBlockhashValid",
-                                self._client._provider.make_request(request, IsBlockhashValidResp),  # noqa: SLF001
-                                IsBlockhashValidResp, timeout)
+        request = IsBlockhashValid(blockhash, RpcContextConfig(commitment=_COMMITMENTS[commitment]))
+        resp = await self._call("isBlockhashValid", request, IsBlockhashValidResp, timeout)
         return bool(resp.value)
 
     async def accounts(self, pubkeys: Sequence[Pubkey], commitment: str = "processed", *,
                        timeout: float | None = None) -> list[AccountInfo | None]:
         """getMultipleAccounts (base64): each account's lamports, owner program and data."""
         resp = await self._call("getMultipleAccounts",
-                                self._client.get_multiple_accounts(list(pubkeys), _COMMITMENTS[commitment]),
+                                GetMultipleAccounts(list(pubkeys), RpcAccountInfoConfig(
+                                    encoding=UiAccountEncoding.Base64, commitment=_COMMITMENTS[commitment])),
                                 GetMultipleAccountsResp, timeout)
         if len(resp.value) != len(pubkeys):
             raise MalformedAnswerError(f"getMultipleAccounts from {self._host}: {len(resp.value)} accounts for "
@@ -220,11 +245,11 @@ class SolanaRpc:
         """simulateTransaction without signature verification and with the message's OWN blockhash
         (never replaced), returning ``accounts`` as they would be after the transaction."""
         resp = await self._call("simulateTransaction",
-                                self._client.simulate_transaction(tx, sig_verify=False, commitment=_COMMITMENTS[commitment],
-                                                                  replace_recent_blockhash=False,
-                                                                  inner_instructions=True,
-                                                                  accounts_addresses=list(accounts),
-                                                                  accounts_encoding="base64"),
+                                SimulateVersionedTransaction(tx, RpcSimulateTransactionConfig(
+                                    sig_verify=False, commitment=_COMMITMENTS[commitment],
+                                    replace_recent_blockhash=False, inner_instructions=True,
+                                    accounts=RpcSimulateTransactionAccountsConfig(
+                                        addresses=list(accounts), encoding=UiAccountEncoding.Base64))),
                                 SimulateTransactionResp, timeout)
         value = resp.value
         states = None
@@ -238,14 +263,15 @@ class SolanaRpc:
                                 accounts=states, units_consumed=value.units_consumed)
 
     async def block_height(self, commitment: str = "finalized", *, timeout: float | None = None) -> int:
-        resp = await self._call("getBlockHeight", self._client.get_block_height(_COMMITMENTS[commitment]),
+        resp = await self._call("getBlockHeight", GetBlockHeight(RpcContextConfig(_COMMITMENTS[commitment])),
                                 GetBlockHeightResp, timeout)
         return int(resp.value)
 
     async def finalized_point(self, *, timeout: float | None = None) -> FinalizedPoint:
         """The finalized block's slot AND height from one answer (getEpochInfo at finalized: both
         fields come from the same bank), so an expiry proof names one block, not two reads apart."""
-        resp = await self._call("getEpochInfo", self._client.get_epoch_info(Finalized), GetEpochInfoResp, timeout)
+        resp = await self._call("getEpochInfo", GetEpochInfo(RpcContextConfig(CommitmentLevel.Finalized)),
+                                GetEpochInfoResp, timeout)
         slot, height = int(resp.value.absolute_slot), int(resp.value.block_height)
         if slot < 0 or height < 0 or height > slot:
             # block heights never run ahead of slots (skipped slots only widen the gap)
@@ -256,7 +282,7 @@ class SolanaRpc:
     async def send_raw(self, tx_bytes: bytes, *, program_ids: Sequence[str] = (),
                        timeout: float | None = None) -> Signature:
         """Broadcast signed bytes. A JSON-RPC error about the transaction carries ``tx_failure``."""
-        resp = await self._call("sendTransaction", self._client.send_raw_transaction(tx_bytes, self._tx_opts),
+        resp = await self._call("sendTransaction", SendRawTransaction(tx_bytes, self._send_config),
                                 SendTransactionResp, timeout if timeout is not None else self.timeouts.send,
                                 program_ids=program_ids)
         return resp.value
@@ -267,7 +293,7 @@ class SolanaRpc:
         cache is still an answer; without the search it would look like 'unknown'), with the
         answer's context slot (a lagging node's "not found" is not proof: see xorj.domain.expiry)."""
         resp = await self._call("getSignatureStatuses",
-                                self._client.get_signature_statuses(list(signatures), search_transaction_history=True),
+                                GetSignatureStatuses(list(signatures), RpcSignatureStatusConfig(True)),
                                 GetSignatureStatusesResp, timeout)
         if len(resp.value) != len(signatures):
             raise MalformedAnswerError(f"getSignatureStatuses from {self._host}: {len(resp.value)} entries for "
@@ -290,21 +316,23 @@ class SolanaRpc:
     async def transaction_logs(self, signature: Signature, *, timeout: float | None = None) -> list[str] | None:
         """The log messages of a landed transaction (None when the node does not have it)."""
         resp = await self._call("getTransaction",
-                                self._client.get_transaction(signature, "json", Confirmed, max_supported_transaction_version=0),
+                                GetTransaction(signature, RpcTransactionConfig(
+                                    encoding=UiTransactionEncoding.Json, commitment=CommitmentLevel.Confirmed,
+                                    max_supported_transaction_version=0)),
                                 GetTransactionResp, timeout)
         if resp.value is None or resp.value.transaction.meta is None:
             return None
         return list(resp.value.transaction.meta.log_messages or [])
 
     async def balance(self, pubkey: Pubkey, commitment: str = "confirmed", *, timeout: float | None = None) -> int:
-        resp = await self._call("getBalance", self._client.get_balance(pubkey, _COMMITMENTS[commitment]),
+        resp = await self._call("getBalance", GetBalance(pubkey, RpcContextConfig(_COMMITMENTS[commitment])),
                                 GetBalanceResp, timeout)
         return int(resp.value)
 
     async def token_balance(self, account: Pubkey, commitment: str = "confirmed", *,
                             timeout: float | None = None) -> int:
         resp = await self._call("getTokenAccountBalance",
-                                self._client.get_token_account_balance(account, _COMMITMENTS[commitment]),
+                                GetTokenAccountBalance(account, _COMMITMENTS[commitment]),
                                 GetTokenAccountBalanceResp, timeout)
         return int(resp.value.amount)
 
@@ -312,7 +340,8 @@ class SolanaRpc:
                       timeout: float | None = None) -> AccountView | None:
         """The account's owner program, lamports and data (None when it does not exist)."""
         resp = await self._call("getAccountInfo",
-                                self._client.get_account_info(pubkey, _COMMITMENTS[commitment], encoding="base64"),
+                                GetAccountInfo(pubkey, RpcAccountInfoConfig(encoding=UiAccountEncoding.Base64,
+                                                                            commitment=_COMMITMENTS[commitment])),
                                 GetAccountInfoResp, timeout)
         if resp.value is None:
             return None
@@ -328,10 +357,10 @@ class SolanaRpc:
         if not 1 <= limit <= 1000:
             raise ValueError(f"limit: must be 1..1000 (the RPC's page limit), got {limit}")
         resp = await self._call("getSignaturesForAddress",
-                                self._client.get_signatures_for_address(
-                                    address, before=None if before is None else Signature.from_string(before),
+                                GetSignaturesForAddress(address, RpcSignaturesForAddressConfig(
+                                    before=None if before is None else Signature.from_string(before),
                                     until=None if until is None else Signature.from_string(until), limit=limit,
-                                    commitment=_COMMITMENTS[commitment]),
+                                    commitment=_COMMITMENTS[commitment])),
                                 GetSignaturesForAddressResp, timeout)
 
         def malformed(why: str) -> MalformedAnswerError:
@@ -371,9 +400,9 @@ class SolanaRpc:
         instructions, loaded addresses) in the JSON-RPC shape, its slot and block time; the same
         checks on the transaction, and a meta must be present."""
         resp = await self._call("getTransaction",
-                                self._client.get_transaction(Signature.from_string(signature), "base64",
-                                                             _COMMITMENTS[commitment],
-                                                             max_supported_transaction_version=0),
+                                GetTransaction(Signature.from_string(signature), RpcTransactionConfig(
+                                    encoding=UiTransactionEncoding.Base64, commitment=_COMMITMENTS[commitment],
+                                    max_supported_transaction_version=0)),
                                 GetTransactionResp, timeout)
         if resp.value is None:
             return None
@@ -398,23 +427,18 @@ class SolanaRpc:
         limit = self.timeouts.read if timeout is None else timeout
         try:
             async with asyncio.timeout(limit):
-                resp = await request
+                answer = await self._http.post(self.url, content=request.to_json())
+            answer.raise_for_status()
+            resp = expected.from_json(answer.text)
         except TimeoutError:
             raise RpcTimeoutError(f"{method} to {self._host}: no answer within {limit:g}s", method=method) from None
-        except RPCException as exc:
-            raise _request_error(method, self._host, exc.args[0] if exc.args else exc, program_ids) from None
-        except SolanaRpcException as exc:
-            cause = exc.__cause__
-            if isinstance(cause, httpx2.TimeoutException):
-                raise RpcTimeoutError(f"{method} to {self._host}: transport timeout", method=method) from None
-            if isinstance(cause, httpx2.HTTPStatusError):
-                raise RpcTransportError(f"{method} to {self._host}: HTTP {cause.response.status_code}",
-                                        method=method) from None
-            raise RpcTransportError(f"{method} to {self._host}: {type(cause).__name__ if cause else 'transport error'}",
+        except httpx.TimeoutException:
+            raise RpcTimeoutError(f"{method} to {self._host}: transport timeout", method=method) from None
+        except httpx.HTTPStatusError as exc:
+            raise RpcTransportError(f"{method} to {self._host}: HTTP {exc.response.status_code}",
                                     method=method) from None
-        except httpx2.TimeoutException as exc:
-            raise RpcTimeoutError(f"{method} to {self._host}: transport timeout", method=method) from exc
-        except httpx2.HTTPError as exc:
+        except httpx.HTTPError as exc:
+            # the exception's text quotes the URL (and its API key): only its type is kept
             raise RpcTransportError(f"{method} to {self._host}: {type(exc).__name__}", method=method) from None
         except ChainCallError:
             raise
@@ -426,8 +450,10 @@ class SolanaRpc:
                 raise MalformedAnswerError(f"{method} from {self._host}: answer does not parse ({str(exc)[:200]})",
                                            method=method) from None
             raise
+        if isinstance(resp, _RPC_ERRORS):
+            raise _request_error(method, self._host, resp, program_ids)
         if not isinstance(resp, expected):
-            # solana-py hands back un-modelled JSON-RPC errors (e.g. code -32000) as the bare code
+            # solders hands back un-modelled JSON-RPC errors (e.g. code -32000) as the bare code
             raise RpcRequestError(f"{method} to {self._host}: JSON-RPC error {resp!r}"[:300], method=method,
                                   code=resp if isinstance(resp, int) else None)
         return resp

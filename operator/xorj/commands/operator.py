@@ -11,14 +11,14 @@ import click
 @click.command()
 @click.option("-n", "--namespace", "namespaces", multiple=True,
               help="Serve only these namespaces (repeatable). Default: the whole cluster.")
-@click.option("--priority", type=int, default=None, envvar="XORJ_OPERATOR_PRIORITY",
+@click.option("--priority", type=int, default=None,
               help="Peering priority: the highest alive operator acts, the others wait. Give "
                    "replicas different priorities (equal ones freeze each other).")
-@click.option("--peering-name", default=None, envvar="XORJ_OPERATOR_PEERING_NAME", help="Peering object name.")
+@click.option("--peering-name", default=None, help="Peering object name.")
 @click.option("--standalone", is_flag=True, default=False, help="No peering (one operator only).")
-@click.option("--health-port", type=int, default=None, envvar="XORJ_OPERATOR_HEALTH_PORT",
+@click.option("--health-port", type=int, default=None,
               help="Port of /healthz (fails when watches go stale).")
-@click.option("--metrics-port", type=int, default=None, envvar="XORJ_OPERATOR_METRICS_PORT", help="Port of /metrics.")
+@click.option("--metrics-port", type=int, default=None, help="Port of /metrics.")
 @click.option("--log-format", type=click.Choice(["json", "plain"]), default="json", show_default=True)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def operator(namespaces: tuple[str, ...], priority: int | None, peering_name: str | None, standalone: bool,
@@ -51,7 +51,7 @@ def operator(namespaces: tuple[str, ...], priority: int | None, peering_name: st
     # error texts quote URLs; credentials in them never reach a log line, nor an Event kopf posts
     install_log_redaction()
     # the reconciler's RPC client logs each request's URL (with its API key) at INFO: not wanted
-    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2"):
+    for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     install_log_redaction(logging.getLogger("kopf.objects"))
     asyncio.run(

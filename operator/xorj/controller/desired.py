@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from xorj.controller.models import API_VERSION, GROUP, TradingStrategySpec
+from xorj.executor.settings import executor_environment as settings_environment
+from xorj.executor.settings import executor_variable, policy_environment
 
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
 STRATEGY_LABEL = f"{GROUP}/strategy"
@@ -102,39 +104,28 @@ def _meta(name: str, namespace: str, owner: Owner) -> dict[str, Any]:
 def executor_environment(
     strategy: str, namespace: str, spec: TradingStrategySpec, defaults: ExecutorDefaults
 ) -> dict[str, str]:
-    """The executor's non-secret settings (XORJ_* variables), which go into the ConfigMap."""
-    s = spec.slippage.to_domain()
-    r = spec.risk.to_domain()
-    env = {
-        # the ledger's strategy key is namespaced: equal names in two namespaces never share trades
-        "XORJ_STRATEGY": f"{namespace}/{strategy}",
-        "XORJ_NAMESPACE": namespace,
-        "XORJ_VAULT_PUBKEY": spec.vault.public_key,
-        "XORJ_VAULT_KEYPAIR_FILE": f"{VAULT_MOUNT_DIR}/{spec.vault.secret_key}",
-        "XORJ_RPC_URL": spec.endpoints.rpc_url,
-        "XORJ_SWAP_API_URL": spec.endpoints.swap_api_url,
-        "XORJ_RPC_API_KEY_PARAMETER": (
-            spec.endpoints.rpc_api_key_secret_ref.query_parameter
-            if spec.endpoints.rpc_api_key_secret_ref is not None
-            else "api-key"
+    """The executor's non-secret settings (XORJ_* variables), which go into the ConfigMap. Every name
+    comes from the executor's settings model (:func:`xorj.executor.settings.executor_environment`), and
+    the slippage policy and risk limits are rendered from the domain objects the executor builds back."""
+    api_key_ref = spec.endpoints.rpc_api_key_secret_ref
+    return {
+        **settings_environment(
+            # the ledger's strategy key is namespaced: equal names in two namespaces never share trades
+            strategy=f"{namespace}/{strategy}",
+            vault_pubkey=spec.vault.public_key,
+            vault_keypair_file=f"{VAULT_MOUNT_DIR}/{spec.vault.secret_key}",
+            rpc_url=spec.endpoints.rpc_url,
+            swap_api_url=spec.endpoints.swap_api_url,
+            rpc_api_key_parameter=api_key_ref.query_parameter if api_key_ref is not None else "api-key",
+            concurrency=spec.executor.concurrency,
+            paused=spec.paused,
+            http_port=defaults.metrics_port,
+            log_level=defaults.log_level,
         ),
-        "XORJ_CONCURRENCY": str(spec.executor.concurrency),
-        "XORJ_PAUSED": "true" if spec.paused else "false",
-        "XORJ_SLIPPAGE_INITIAL_BPS": str(s.initial_bps),
-        "XORJ_SLIPPAGE_STEP_BPS": str(s.step_bps),
-        "XORJ_SLIPPAGE_CAP_BPS": str(s.cap_bps),
-        "XORJ_SLIPPAGE_MAX_ATTEMPTS": str(s.max_attempts),
         # money and shares as Decimal text (never a float's repr): what the executor reads is what
         # the CR said
-        "XORJ_MAX_TRADE_NOTIONAL_USD": str(r.max_trade_notional_usd),
-        "XORJ_MAX_DAILY_VOLUME_USD": str(r.max_daily_volume_usd),
-        "XORJ_MAX_DAILY_TRADES": str(r.max_daily_trades),
-        "XORJ_MAX_POSITION_SHARE": str(r.max_position_share),
-        "XORJ_MAX_PRICE_IMPACT": str(r.max_price_impact),
-        "XORJ_HTTP_PORT": str(defaults.metrics_port),
-        "XORJ_LOG_LEVEL": defaults.log_level,
+        **policy_environment(spec.slippage.to_domain(), spec.risk.to_domain()),
     }
-    return env
 
 
 def api_key_environment(spec: TradingStrategySpec) -> list[dict[str, Any]]:
@@ -143,11 +134,11 @@ def api_key_environment(spec: TradingStrategySpec) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = []
     rpc_ref = spec.endpoints.rpc_api_key_secret_ref
     if rpc_ref is not None:
-        env.append({"name": "XORJ_RPC_API_KEY",
+        env.append({"name": executor_variable("rpc_api_key"),
                     "valueFrom": {"secretKeyRef": {"name": rpc_ref.name, "key": rpc_ref.key}}})
     swap_ref = spec.endpoints.swap_api_key_secret_ref
     if swap_ref is not None:
-        env.append({"name": "XORJ_SWAP_API_KEY",
+        env.append({"name": executor_variable("swap_api_key"),
                     "valueFrom": {"secretKeyRef": {"name": swap_ref.name, "key": swap_ref.key}}})
     return env
 
@@ -195,7 +186,7 @@ def deployment(
         "envFrom": [{"configMapRef": {"name": n["configmap"]}}],
         "env": [
             {
-                "name": "XORJ_LEDGER_DSN",
+                "name": executor_variable("ledger_dsn"),
                 "valueFrom": {
                     "secretKeyRef": {
                         "name": defaults.ledger_secret_name,
@@ -203,7 +194,7 @@ def deployment(
                     }
                 },
             },
-            {"name": "XORJ_EXECUTOR_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": executor_variable("executor_id"), "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             *api_key_environment(spec),
         ],
         "ports": [{"name": "metrics", "containerPort": defaults.metrics_port, "protocol": "TCP"}],

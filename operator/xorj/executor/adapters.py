@@ -19,14 +19,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Protocol
 
 from xorj.chain.errors import MalformedAnswerError
 from xorj.chain.holdings import NATIVE_SOL_MINT, MintInfo, read_mints, read_vault
 from xorj.chain.jupiter import Quote
 from xorj.chain.prices import PriceSource
 from xorj.chain.rpc import SolanaRpc
-from xorj.chain.submission import Submitter
 from xorj.domain.risk import (
     BreakerEvent,
     BreakerStatus,
@@ -50,6 +48,7 @@ from xorj.domain.valuation import (
     prices_needed,
     value_trade,
 )
+from xorj.executor.ports import TradeValuer
 from xorj.executor.settings import DEFAULT_CASH_MINTS
 from xorj.domain.trades import AttemptOutcome, ReasonCode, Trade, TradeState
 from xorj.errors import LeaseLostError, LedgerUnavailableError
@@ -118,7 +117,7 @@ class NoClaimPorts:
 
 
 class ClaimedTradeLedger:
-    """The algorithm's ledger port (:class:`xorj.chain.submission.TradeLedger`) for one claim of one
+    """The algorithm's ledger port (:class:`xorj.executor.ports.TradeLedger`) for one claim of one
     trade: async, and every write fenced by the owner's lease AND the claim's fencing token."""
 
     def __init__(self, owned: OwnedLedger, trade_id: int, fencing_token: int) -> None:
@@ -172,13 +171,6 @@ class ClaimedTradeLedger:
                              strategy=self.owned.strategy, trade_id=trade_id)
         await self.owned.call(self.owned.ledger.fail_trade, trade_id, self.owned.owner, reason, detail,
                               fencing_token=self.fencing_token, alert=alert)
-
-
-class TradeValuer(Protocol):
-    """What a trade and its vault are worth now (raises ValuationError when it cannot say, and
-    ChainCallError with a reason code when the chain or the price source fails)."""
-
-    async def value(self, trade: Trade) -> Valuation: ...
 
 
 class ChainValuer:
@@ -313,7 +305,7 @@ class LedgerRiskGate:
 
 
 class ClaimRiskGate:
-    """The algorithm's risk gate (:class:`xorj.chain.submission.RiskGate`) for one claim: the daily-limit
+    """The algorithm's risk gate (:class:`xorj.executor.ports.RiskGate`) for one claim: the daily-limit
     reservation presents the claim's fencing token (never the one of a trade read later)."""
 
     def __init__(self, gate: LedgerRiskGate, fencing_token: int) -> None:
@@ -327,25 +319,3 @@ class ClaimRiskGate:
 def breaker_from(failures_in_window: int, window_s: float, failures_in_a_row: int, open_s: float) -> CircuitBreaker:
     return CircuitBreaker(failures_in_window=failures_in_window, window=timedelta(seconds=window_s),
                           failures_in_a_row=failures_in_a_row, open_for=timedelta(seconds=open_s))
-
-
-class VaultBoundSubmitter(Submitter):
-    """The submission algorithm, refusing to quote or sign any trade whose vault is not the vault
-    of this executor's key.
-
-    Trades are admitted for the vault a strategy had at admission; an executor holding another key
-    (a strategy whose vault changed before the CRD made it immutable, a mis-mounted Secret, a
-    strategy re-created with another vault) would otherwise sign those trades with the wrong key.
-    The check sits where a new attempt starts (before its quote and signature), so it also covers a
-    trade whose earlier attempt, signed by its own vault, is still being settled: settling re-sends
-    those stored bytes only, and nothing new is ever signed for it here.
-    """
-
-    async def _new_attempt(self, trade: Trade, slippage_bps: int) -> str | None:
-        ours = str(self.key.pubkey)
-        if trade.vault != ours:
-            await self._fail(trade, ReasonCode.VAULT_MISMATCH,
-                             f"trade {trade.trade_id} is for vault {trade.vault}, but this executor holds "
-                             f"the key of vault {ours}: refused before any quote or signature")
-            return None
-        return await super()._new_attempt(trade, slippage_bps)

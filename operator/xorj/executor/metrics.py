@@ -16,7 +16,7 @@ _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120,
 
 
 class ExecutorMetrics:
-    """Also the submission algorithm's :class:`~xorj.chain.submission.Observer`."""
+    """Also the submission algorithm's :class:`~xorj.executor.ports.Observer`."""
 
     def __init__(self, strategy: str, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()

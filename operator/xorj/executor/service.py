@@ -21,11 +21,6 @@ from xorj.chain.jupiter import JupiterClient
 from xorj.chain.prices import JupiterPriceClient
 from xorj.chain.keys import VaultKey, check_vault_pubkey, load_vault_key
 from xorj.chain.rpc import PreflightSettings, RpcTimeouts, SolanaRpc
-from xorj.chain.submission import (
-    STEPS,
-    ConfirmationPolicy,
-    SubmissionSettings,
-)
 from xorj.chain.swap_check import SwapLimits
 from xorj.chain.swap_guard import SwapGuard
 from xorj.domain.risk import BreakerState, BreakerStatus, KillSwitch
@@ -40,11 +35,11 @@ from xorj.executor.adapters import (
     LedgerRiskGate,
     NoClaimPorts,
     OwnedLedger,
-    VaultBoundSubmitter,
     breaker_from,
 )
 from xorj.executor.metrics import ExecutorMetrics
 from xorj.executor.settings import ExecutorSettings
+from xorj.executor.submission import STEPS, ConfirmationPolicy, SubmissionSettings, VaultBoundSubmitter
 from xorj.domain.trades import Trade, TradeState
 from xorj.ledger.records import AlertSeverity
 from xorj.ledger.repository import Ledger

@@ -184,3 +184,36 @@ def load_settings(**overrides: object) -> ExecutorSettings:
             f"XORJ_{'.'.join(str(p) for p in err['loc']).upper() or '?'}: {err['msg']}" for err in exc.errors()
         )
         raise InvalidInputError(f"executor settings: {problems}") from None
+
+
+def _env_text(value: object) -> str:
+    """A value as the executor's settings parse it back: booleans as true/false, Decimals as their
+    exact text (never a float's repr), the rest as str."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def executor_variable(field: str) -> str:
+    """The environment variable of :class:`ExecutorSettings` field ``field`` (``XORJ_`` + its name).
+    The operator names every variable it renders through this, so a renamed or removed setting fails
+    there, not in a running executor that silently ignores an unknown variable."""
+    if field not in ExecutorSettings.model_fields:
+        raise KeyError(f"{field}: not an executor setting (xorj.executor.settings.ExecutorSettings)")
+    return f"{ExecutorSettings.model_config['env_prefix']}{field.upper()}"
+
+
+def executor_environment(**values: object) -> dict[str, str]:
+    """Environment variables that set the given :class:`ExecutorSettings` fields."""
+    return {executor_variable(field): _env_text(value) for field, value in values.items()}
+
+
+def policy_environment(policy: SlippagePolicy, limits: RiskLimits) -> dict[str, str]:
+    """The variables from which :meth:`ExecutorSettings.slippage_policy` and
+    :meth:`ExecutorSettings.risk_limits` build back exactly ``policy`` and ``limits``."""
+    return executor_environment(
+        slippage_initial_bps=policy.initial_bps, slippage_step_bps=policy.step_bps,
+        slippage_cap_bps=policy.cap_bps, slippage_max_attempts=policy.max_attempts,
+        max_trade_notional_usd=limits.max_trade_notional_usd, max_daily_volume_usd=limits.max_daily_volume_usd,
+        max_daily_trades=limits.max_daily_trades, max_position_share=limits.max_position_share,
+        max_price_impact=limits.max_price_impact)

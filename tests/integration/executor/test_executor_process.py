@@ -13,7 +13,7 @@ from decimal import Decimal
 import httpx
 import pytest
 from solders.keypair import Keypair
-from xorj.chain.submission import STEPS
+from xorj.executor.submission import STEPS
 from xorj.domain.trades import TradeState
 
 from tests.integration.executor.conftest import PriceMover

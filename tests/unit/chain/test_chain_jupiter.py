@@ -76,3 +76,55 @@ def test_garbage_transaction_bytes_are_a_malformed_answer():
         decode_swap_transaction(answer)
     with pytest.raises(ValidationError):
         SwapResponse.model_validate({"swapTransaction": "", "lastValidBlockHeight": 1})
+
+
+def _swap_api(handler):
+    import httpx
+    from xorj.chain.jupiter import JupiterClient
+
+    return JupiterClient("https://api.jup.ag/swap/v1", api_key="sEcReT", transport=httpx.MockTransport(handler))
+
+
+def test_the_swap_api_client_asks_for_the_trade_and_sends_its_key_in_a_header():
+    """Jupiter's hosted API is a boundary this machine cannot reach: an httpx MockTransport answers
+    as it documents GET /swap/v1/quote."""
+    import asyncio
+
+    import httpx
+
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=QUOTE_JSON)
+
+    quote = asyncio.run(_swap_api(handler).quote(input_mint=IN_MINT, output_mint=OUT_MINT, amount=1_000_000,
+                                                 slippage_bps=100))
+    assert quote.model.out_amount == 150_000
+    request = seen[0]
+    assert request.url.path == "/swap/v1/quote" and request.url.params["slippageBps"] == "100"
+    assert request.headers["x-api-key"] == "sEcReT" and "sEcReT" not in str(request.url)
+
+
+@pytest.mark.parametrize("status, body, error", [
+    (200, {**QUOTE_JSON, "inAmount": "999"}, MalformedAnswerError),  # an answer for another request
+    (200, "not json", MalformedAnswerError),
+    (422, {"error": "no route"}, "QuoteUnavailableError"),
+    (503, {"error": "busy"}, "RpcTransportError"),
+])
+def test_hostile_or_refused_swap_api_answers_fail_with_a_reason_code(status, body, error):
+    import asyncio
+
+    import httpx
+    from xorj.chain import errors
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if isinstance(body, str):
+            return httpx.Response(status, text=body)
+        return httpx.Response(status, json=body)
+
+    expected = getattr(errors, error) if isinstance(error, str) else error
+    with pytest.raises(expected) as caught:
+        asyncio.run(_swap_api(handler).quote(input_mint=IN_MINT, output_mint=OUT_MINT, amount=1_000_000,
+                                             slippage_bps=100))
+    assert isinstance(caught.value.reason, ReasonCode)

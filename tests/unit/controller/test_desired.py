@@ -249,3 +249,37 @@ def test_only_executor_pods_carry_the_ledger_client_label() -> None:
     assert desired.LEDGER_CLIENT_LABEL not in kids["Service"]["spec"]["selector"]
     for child in kids.values():
         assert desired.LEDGER_CLIENT_LABEL not in child["metadata"]["labels"], child["kind"]
+
+
+def test_every_executor_variable_the_operator_renders_is_a_setting_the_executor_reads() -> None:
+    """The names come from the executor's settings model: none can drift from what it parses."""
+    import pytest
+    from xorj.executor.settings import ExecutorSettings, executor_variable
+
+    read = {f"XORJ_{name.upper()}" for name in ExecutorSettings.model_fields}
+    objects = _by_kind(_spec())
+    rendered = set(objects["ConfigMap"]["data"])
+    container = objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    rendered |= {entry["name"] for entry in container["env"]}
+    assert rendered and rendered <= read, rendered - read
+    with pytest.raises(KeyError, match="max_trade_notional"):
+        executor_variable("max_trade_notional")  # not a setting: refused where the operator renders it
+
+
+def test_the_policy_the_operator_renders_is_the_policy_the_executor_builds(monkeypatch) -> None:
+    from decimal import Decimal
+
+    from xorj.domain.risk import RiskLimits
+    from xorj.domain.slippage import SlippagePolicy
+    from xorj.executor.settings import load_settings, policy_environment
+
+    policy = SlippagePolicy(initial_bps=70, step_bps=15, cap_bps=260, max_attempts=5)
+    limits = RiskLimits(max_trade_notional_usd=Decimal("12.34"), max_daily_volume_usd=Decimal("99999999999.99"),
+                        max_daily_trades=7, max_position_share=Decimal("0.25"), max_price_impact=Decimal("0.003"))
+    for key, value in policy_environment(policy, limits).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("XORJ_LEDGER_DSN", "postgresql://u@127.0.0.1/x")
+    monkeypatch.setenv("XORJ_STRATEGY", "ns1/alpha")
+    settings = load_settings(rpc_url="http://127.0.0.1:1", swap_api_url="http://127.0.0.1:2",
+                             vault_keypair_file="/dev/null")
+    assert settings.slippage_policy() == policy and settings.risk_limits() == limits

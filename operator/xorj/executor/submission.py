@@ -46,7 +46,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
 
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
@@ -61,73 +60,21 @@ from xorj.chain.errors import (
     SimulationFailedError,
     SwapRejectedError,
 )
-from xorj.chain.jupiter import JupiterClient, Quote, SignedSwap
+from xorj.chain.jupiter import SignedSwap
 from xorj.chain.keys import VaultKey
 from xorj.chain.rpc import SignatureStatus, SolanaRpc
 from xorj.chain.status_batch import StatusBatcher, StatusReading
 from xorj.chain.swap_guard import SwapGuard
 from xorj.domain.expiry import ExpiryVerdict, expiry_verdict
-from xorj.domain.risk import RiskDecision
 from xorj.domain.slippage import SlippageAction, SlippagePolicy, decide_retry
 from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, Trade, TradeState
 from xorj.errors import LedgerConstraintError
+from xorj.executor.ports import NullObserver, Observer, RiskGate, SwapApi, TradeLedger
 
 log = logging.getLogger(__name__)
 
 # The steps a test hook may stop the process after (in the order they happen).
 STEPS = ("quoted", "signed", "committed", "sent", "landed", "resolved", "confirmed", "failed")
-
-
-class TradeLedger(Protocol):
-    """The ledger operations the algorithm needs, fenced by the executor's lease (async)."""
-
-    async def load(self, trade_id: int) -> Trade: ...
-
-    async def record_attempt(self, trade_id: int, *, attempt_no: int, signature: str, raw_tx: bytes,
-                             last_valid_block_height: int, slippage_bps: int,
-                             quote_out_amount: int | None) -> None: ...
-
-    async def resolve_attempt(self, trade_id: int, signature: str, outcome: AttemptOutcome,
-                              reason: ReasonCode | None, detail: str | None, *,
-                              send_failure: ReasonCode | None = None) -> None: ...
-
-    async def confirm(self, trade_id: int, signature: str) -> None: ...
-
-    async def fail(self, trade_id: int, reason: ReasonCode, detail: str) -> None: ...
-
-
-class RiskGate(Protocol):
-    """Allows or refuses the next attempt of a trade. An allowed trade is counted against its vault's
-    daily limits atomically with the check (concurrent checks of one vault must not all take the last
-    slot), and only once: checking the same trade again (a retry, a takeover) counts nothing new."""
-
-    async def check(self, trade: Trade, quote: Quote) -> RiskDecision: ...
-
-
-class Observer(Protocol):
-    """What the algorithm reports (metrics, structured logs). All methods must be cheap and safe."""
-
-    def first_send(self, trade: Trade) -> None: ...
-
-    def attempt_finished(self, outcome: AttemptOutcome, reason: ReasonCode | None, seconds: float) -> None: ...
-
-    def rpc_error(self, method: str, reason: ReasonCode) -> None: ...
-
-    def swap_rejected(self, reason: ReasonCode, rule: str) -> None: ...
-
-    def trade_finished(self, trade_id: int, state: TradeState, reason: ReasonCode | None) -> None: ...
-
-
-class NullObserver:
-    def first_send(self, trade: Trade) -> None: ...
-
-    def attempt_finished(self, outcome: AttemptOutcome, reason: ReasonCode | None, seconds: float) -> None: ...
-
-    def rpc_error(self, method: str, reason: ReasonCode) -> None: ...
-
-    def swap_rejected(self, reason: ReasonCode, rule: str) -> None: ...
-
-    def trade_finished(self, trade_id: int, state: TradeState, reason: ReasonCode | None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -170,6 +117,34 @@ class _Follow:
     send_failure: ReasonCode | None = None  # EXPIRED and never accepted: the send failure seen most
 
 
+@dataclass(frozen=True)
+class _Judgement:
+    """What one status reading proves about an attempt (:meth:`Submitter._judge`): a known status
+    (acted on by depth), or, none known, the expiry verdict and the reading that proves it (the
+    second node's answer slot when ``second_node``)."""
+
+    reading: StatusReading
+    status: SignatureStatus | None = None
+    expiry: ExpiryVerdict | None = None
+    second_node: bool = False
+
+
+@dataclass
+class _Sends:
+    """The sends of one attempt's stored bytes while it is followed."""
+
+    raw_tx: bytes
+    programs: Sequence[str]
+    tries: int = 0
+    accepted: int = 0
+    already_processed: int = 0  # sends answered AlreadyProcessed (the node saw it land on its fork)
+    failures: dict[ReasonCode, int] = field(default_factory=dict)
+    last_error: RpcRequestError | None = None
+
+    def failed(self, reason: ReasonCode) -> None:
+        self.failures[reason] = self.failures.get(reason, 0) + 1
+
+
 # ChainCallError.method of the HTTP APIs that are not our Solana RPC (the swap and price APIs)
 _OFF_CHAIN_APIS = frozenset({"quote", "swap", "price", "swap-api", ""})
 
@@ -191,7 +166,7 @@ def program_ids_of(raw_tx: bytes) -> tuple[str, ...]:
 class Submitter:
     """Runs the algorithm for trades of one vault. One instance serves many concurrent trades."""
 
-    def __init__(self, *, rpc: SolanaRpc, swap_api: JupiterClient, key: VaultKey, ledger: TradeLedger,
+    def __init__(self, *, rpc: SolanaRpc, swap_api: SwapApi, key: VaultKey, ledger: TradeLedger,
                  policy: SlippagePolicy, risk: RiskGate, settings: SubmissionSettings = SubmissionSettings(),
                  observer: Observer | None = None, hook: StepHook = _no_hook,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -351,89 +326,43 @@ class Submitter:
 
     async def follow(self, trade: Trade, attempt: Attempt, *, fresh: bool = False) -> _Follow:
         """Send/rebroadcast the stored bytes and watch the chain until the attempt's fate is known."""
-        raw = attempt.raw_tx
         signature = Signature.from_string(attempt.signature)
         try:
-            programs = program_ids_of(raw)
+            programs = program_ids_of(attempt.raw_tx)
         except Exception:  # noqa: BLE001 - stored bytes that do not parse cannot land either; let expiry decide
             programs = ()
         required = self.settings.confirmation.required(trade)
-        send_failures: dict[ReasonCode, int] = {}
-        accepted = 0
-        last_send_error: RpcRequestError | None = None
-        already_processed = 0  # sends answered AlreadyProcessed (the node saw it land on its fork)
+        sends = _Sends(attempt.raw_tx, programs)
         stale_answers = 0  # "not found" answers past expiry, too old to prove it
         next_send = 0.0  # monotonic time of the next (re)broadcast
         errors_in_a_row = 0
-        first = True
-
-        async def send() -> None:
-            nonlocal accepted, last_send_error, already_processed
-            try:
-                await self.rpc.send_raw(raw, program_ids=programs)
-                accepted += 1
-            except RpcRequestError as exc:
-                if exc.tx_failure is not None and exc.tx_failure.kind == "AlreadyProcessed":
-                    # it landed before, on that node's fork: only the status (held to the expiry
-                    # rule's freshness) says whether it is on the finalized chain
-                    accepted += 1
-                    already_processed += 1
-                    return
-                send_failures[exc.reason] = send_failures.get(exc.reason, 0) + 1
-                last_send_error = exc
-                self.observer.rpc_error("sendTransaction", exc.reason)
-            except ChainCallError as exc:
-                # a timeout may hide a processed send: the status or expiry decides, never this error
-                send_failures[exc.reason] = send_failures.get(exc.reason, 0) + 1
-                self.observer.rpc_error("sendTransaction", exc.reason)
 
         if fresh:
-            self.observer.first_send(trade)
-            await send()
-            self.hook("sent")
+            await self._send(trade, sends)
             next_send = time.monotonic() + self.settings.rebroadcast_interval
-            first = False
 
         while True:
             try:
-                reading = await self.statuses.read(signature)  # finalized block read BEFORE the status
-                status = reading.status
-                if status is not None and status.raw_err is not None:
-                    status = dataclasses.replace(status, failure=tx_failure_from_solders(status.raw_err,
-                                                                                         program_ids=programs))
+                reading = await self._read_status(signature, programs)  # finalized block read BEFORE the status
                 errors_in_a_row = 0
             except ChainCallError as exc:
                 errors_in_a_row += 1
                 self.observer.rpc_error(exc.method or "rpc", exc.reason)
                 await self._sleep(min(self.settings.backoff_max, self.settings.poll_interval * 2 ** errors_in_a_row))
                 continue
-            verdict: ExpiryVerdict | None = None
-            if status is None:
-                verdict = expiry_verdict(last_valid_block_height=attempt.last_valid_block_height,
-                                         finalized=reading.finalized, status_context_slot=reading.status_context_slot)
-                if verdict is ExpiryVerdict.STALE_STATUS and self.confirm_rpc is not None:
-                    confirmed = await self._confirm_on_second_node(signature, programs)
-                    if confirmed is not None:
-                        second_slot, status = confirmed  # a status the second node knows decides below
-                        second_verdict = expiry_verdict(last_valid_block_height=attempt.last_valid_block_height,
-                                                        finalized=reading.finalized, status_context_slot=second_slot)
-                        if status is None and second_verdict is ExpiryVerdict.EXPIRED:
-                            return self._expired(attempt, reading.finalized_height, accepted, send_failures,
-                                                 last_send_error, reading=dataclasses.replace(
-                                                     reading, status_context_slot=second_slot),
-                                                 already_processed=already_processed,
-                                                 stale_answers=stale_answers + 1, second_node=True)
-            if status is not None:
-                decided = await self._decide_landed(signature, status, required, programs)
+            judged = await self._judge(attempt, reading, signature, programs)
+            if judged.status is not None:
+                decided = await self._decide_landed(signature, judged.status, required, programs)
                 if decided is not None:
                     return decided
                 await self._sleep(self.settings.poll_interval)
                 continue
-            if verdict is ExpiryVerdict.EXPIRED:
-                return self._expired(attempt, reading.finalized_height, accepted, send_failures, last_send_error,
-                                     reading=reading, already_processed=already_processed,
-                                     stale_answers=stale_answers)
-            if verdict is ExpiryVerdict.STALE_STATUS:
+            if judged.expiry is ExpiryVerdict.EXPIRED:
+                return self._expired(attempt, reading.finalized_height, sends.accepted, sends.failures,
+                                     sends.last_error, reading=judged.reading,
+                                     already_processed=sends.already_processed,
+                                     stale_answers=stale_answers + judged.second_node, second_node=judged.second_node)
+            if judged.expiry is ExpiryVerdict.STALE_STATUS:
                 stale_answers += 1
                 self.observer.rpc_error("getSignatureStatuses", ReasonCode.RPC_ERROR)
                 if stale_answers == 1:
@@ -443,16 +372,70 @@ class Submitter:
                                        "finalized_slot": reading.finalized.slot,
                                        "finalized_height": reading.finalized.height,
                                        "last_valid_block_height": attempt.last_valid_block_height})
-            now = time.monotonic()
-            if now >= next_send:
-                if first:
-                    self.observer.first_send(trade)
-                await send()
-                if first:
-                    self.hook("sent")
-                    first = False
+            if time.monotonic() >= next_send:
+                await self._send(trade, sends)
                 next_send = time.monotonic() + self.settings.rebroadcast_interval
             await self._sleep(self.settings.poll_interval)
+
+    async def _read_status(self, signature: Signature, programs: Sequence[str]) -> StatusReading:
+        """The batched poll's reading for ``signature``, a landed error classified by its programs."""
+        reading = await self.statuses.read(signature)
+        status = reading.status
+        if status is not None and status.raw_err is not None:
+            status = dataclasses.replace(status, failure=tx_failure_from_solders(status.raw_err, program_ids=programs))
+            reading = dataclasses.replace(reading, status=status)
+        return reading
+
+    async def _judge(self, attempt: Attempt, reading: StatusReading, signature: Signature,
+                     programs: Sequence[str]) -> _Judgement:
+        """What one reading proves about the attempt: a status to act on, or (none known) whether the
+        attempt is still live, provably expired, or past its window on an answer too old to prove it.
+        A stale answer is put to the second RPC node when one is configured: a status it knows is
+        acted on, and its fresh "not found" proves expiry."""
+        if reading.status is not None:
+            return _Judgement(reading, status=reading.status)
+        verdict = expiry_verdict(last_valid_block_height=attempt.last_valid_block_height,
+                                 finalized=reading.finalized, status_context_slot=reading.status_context_slot)
+        if verdict is not ExpiryVerdict.STALE_STATUS or self.confirm_rpc is None:
+            return _Judgement(reading, expiry=verdict)
+        confirmed = await self._confirm_on_second_node(signature, programs)
+        if confirmed is None:
+            return _Judgement(reading, expiry=verdict)
+        second_slot, status = confirmed
+        if status is not None:
+            return _Judgement(reading, status=status)
+        second = expiry_verdict(last_valid_block_height=attempt.last_valid_block_height,
+                                finalized=reading.finalized, status_context_slot=second_slot)
+        if second is ExpiryVerdict.EXPIRED:
+            return _Judgement(dataclasses.replace(reading, status_context_slot=second_slot),
+                              expiry=ExpiryVerdict.EXPIRED, second_node=True)
+        return _Judgement(reading, expiry=verdict)
+
+    async def _send(self, trade: Trade, sends: _Sends) -> None:
+        """(Re)broadcast the stored bytes once; the first send of this follow is reported as such."""
+        first = sends.tries == 0
+        if first:
+            self.observer.first_send(trade)
+        sends.tries += 1
+        try:
+            await self.rpc.send_raw(sends.raw_tx, program_ids=sends.programs)
+            sends.accepted += 1
+        except RpcRequestError as exc:
+            if exc.tx_failure is not None and exc.tx_failure.kind == "AlreadyProcessed":
+                # it landed before, on that node's fork: only the status (held to the expiry
+                # rule's freshness) says whether it is on the finalized chain
+                sends.accepted += 1
+                sends.already_processed += 1
+            else:
+                sends.failed(exc.reason)
+                sends.last_error = exc
+                self.observer.rpc_error("sendTransaction", exc.reason)
+        except ChainCallError as exc:
+            # a timeout may hide a processed send: the status or expiry decides, never this error
+            sends.failed(exc.reason)
+            self.observer.rpc_error("sendTransaction", exc.reason)
+        if first:
+            self.hook("sent")
 
     async def _confirm_on_second_node(self, signature: Signature, programs: Sequence[str]
                                       ) -> tuple[int, SignatureStatus | None] | None:
@@ -540,3 +523,25 @@ def _with_logs(failure: TxFailure, logs: Sequence[str], programs: Sequence[str])
     inner = {"Custom": failure.custom_code} if failure.custom_code is not None else (failure.instruction_error or "Unknown")
     return tx_failure_from_json({"InstructionError": [failure.instruction_index, inner]}, program_ids=programs,
                                 logs=logs)
+
+
+class VaultBoundSubmitter(Submitter):
+    """The submission algorithm, refusing to quote or sign any trade whose vault is not the vault
+    of this executor's key.
+
+    Trades are admitted for the vault a strategy had at admission; an executor holding another key
+    (a strategy whose vault changed before the CRD made it immutable, a mis-mounted Secret, a
+    strategy re-created with another vault) would otherwise sign those trades with the wrong key.
+    The check sits where a new attempt starts (before its quote and signature), so it also covers a
+    trade whose earlier attempt, signed by its own vault, is still being settled: settling re-sends
+    those stored bytes only, and nothing new is ever signed for it here.
+    """
+
+    async def _new_attempt(self, trade: Trade, slippage_bps: int) -> str | None:
+        ours = str(self.key.pubkey)
+        if trade.vault != ours:
+            await self._fail(trade, ReasonCode.VAULT_MISMATCH,
+                             f"trade {trade.trade_id} is for vault {trade.vault}, but this executor holds "
+                             f"the key of vault {ours}: refused before any quote or signature")
+            return None
+        return await super()._new_attempt(trade, slippage_bps)

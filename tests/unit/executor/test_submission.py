@@ -14,7 +14,7 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 from xorj.chain.classify import JUPITER_PROGRAM_ID, TOKEN_PROGRAM_ID
 from xorj.chain.errors import RpcRequestError
-from xorj.chain.submission import (
+from xorj.executor.submission import (
     ConfirmationPolicy,
     Submitter,
     program_ids_of,
@@ -87,3 +87,40 @@ def test_expiry_record_names_its_proof_and_what_was_ignored_on_the_way():
     assert expired.send_failure is None
     assert dataclasses.replace(_attempt(), outcome=AttemptOutcome.EXPIRED, reason=ReasonCode.BLOCKHASH_EXPIRED,
                                detail=expired.detail).decisive_reason is ReasonCode.BLOCKHASH_EXPIRED
+
+
+def _submitter() -> Submitter:
+    from xorj.chain.rpc import SolanaRpc
+    from xorj.domain.slippage import SlippagePolicy
+
+    # an address nothing listens on: _judge without a second node never calls the RPC
+    rpc = SolanaRpc("http://127.0.0.1:9")
+    return Submitter(rpc=rpc, swap_api=None, key=None, ledger=None, policy=SlippagePolicy(), risk=None)  # type: ignore[arg-type]
+
+
+def test_one_reading_is_judged_live_expired_stale_or_known_in_one_place():
+    import asyncio
+
+    from solders.signature import Signature
+    from xorj.chain.rpc import SignatureStatus
+    from xorj.chain.status_batch import StatusReading
+    from xorj.domain.expiry import ExpiryVerdict, FinalizedPoint
+
+    submitter = _submitter()
+    attempt = _attempt(lvbh=200)
+
+    def judge(height: int, context_slot: int, status: SignatureStatus | None = None):
+        reading = StatusReading(finalized=FinalizedPoint(slot=1_000, height=height), status=status,
+                                status_context_slot=context_slot)
+        return asyncio.run(submitter._judge(attempt, reading, Signature.default(), ()))
+
+    live = judge(height=200, context_slot=1_000)
+    assert live.expiry is ExpiryVerdict.LIVE and live.status is None
+    expired = judge(height=201, context_slot=1_000)
+    assert expired.expiry is ExpiryVerdict.EXPIRED and not expired.second_node
+    # past the window, but the "not found" is as of a slot before the finalized block: no proof
+    stale = judge(height=201, context_slot=999)
+    assert stale.expiry is ExpiryVerdict.STALE_STATUS
+    known = SignatureStatus(slot=990, confirmation="finalized", failure=None)
+    found = judge(height=201, context_slot=999, status=known)
+    assert found.status is known and found.expiry is None

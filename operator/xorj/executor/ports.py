@@ -1,0 +1,83 @@
+"""The ports of the executor's service layer: what the submission algorithm
+(:mod:`xorj.executor.submission`) needs from the world, as protocols. The implementations are
+adapters: the ledger and the risk gate in :mod:`xorj.executor.adapters`, the swap API in
+:mod:`xorj.chain.jupiter`, the metrics in :mod:`xorj.executor.metrics`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from solders.pubkey import Pubkey
+
+from xorj.chain.jupiter import Quote, SwapResponse
+from xorj.domain.risk import RiskDecision
+from xorj.domain.trades import AttemptOutcome, ReasonCode, Trade, TradeState
+from xorj.domain.valuation import Valuation
+
+
+class TradeLedger(Protocol):
+    """The ledger operations the algorithm needs, fenced by the executor's lease (async)."""
+
+    async def load(self, trade_id: int) -> Trade: ...
+
+    async def record_attempt(self, trade_id: int, *, attempt_no: int, signature: str, raw_tx: bytes,
+                             last_valid_block_height: int, slippage_bps: int,
+                             quote_out_amount: int | None) -> None: ...
+
+    async def resolve_attempt(self, trade_id: int, signature: str, outcome: AttemptOutcome,
+                              reason: ReasonCode | None, detail: str | None, *,
+                              send_failure: ReasonCode | None = None) -> None: ...
+
+    async def confirm(self, trade_id: int, signature: str) -> None: ...
+
+    async def fail(self, trade_id: int, reason: ReasonCode, detail: str) -> None: ...
+
+
+class RiskGate(Protocol):
+    """Allows or refuses the next attempt of a trade. An allowed trade is counted against its vault's
+    daily limits atomically with the check (concurrent checks of one vault must not all take the last
+    slot), and only once: checking the same trade again (a retry, a takeover) counts nothing new."""
+
+    async def check(self, trade: Trade, quote: Quote) -> RiskDecision: ...
+
+
+class SwapApi(Protocol):
+    """Quotes a swap and builds its unsigned transaction (raises ChainCallError with a reason code)."""
+
+    async def quote(self, *, input_mint: str, output_mint: str, amount: int, slippage_bps: int) -> Quote: ...
+
+    async def swap_transaction(self, quote: Quote, vault: Pubkey) -> SwapResponse: ...
+
+
+class TradeValuer(Protocol):
+    """What a trade and its vault are worth now (raises ValuationError when it cannot say, and
+    ChainCallError with a reason code when the chain or the price source fails)."""
+
+    async def value(self, trade: Trade) -> Valuation: ...
+
+
+class Observer(Protocol):
+    """What the algorithm reports (metrics, structured logs). All methods must be cheap and safe."""
+
+    def first_send(self, trade: Trade) -> None: ...
+
+    def attempt_finished(self, outcome: AttemptOutcome, reason: ReasonCode | None, seconds: float) -> None: ...
+
+    def rpc_error(self, method: str, reason: ReasonCode) -> None: ...
+
+    def swap_rejected(self, reason: ReasonCode, rule: str) -> None: ...
+
+    def trade_finished(self, trade_id: int, state: TradeState, reason: ReasonCode | None) -> None: ...
+
+
+class NullObserver:
+    def first_send(self, trade: Trade) -> None: ...
+
+    def attempt_finished(self, outcome: AttemptOutcome, reason: ReasonCode | None, seconds: float) -> None: ...
+
+    def rpc_error(self, method: str, reason: ReasonCode) -> None: ...
+
+    def swap_rejected(self, reason: ReasonCode, rule: str) -> None: ...
+
+    def trade_finished(self, trade_id: int, state: TradeState, reason: ReasonCode | None) -> None: ...
