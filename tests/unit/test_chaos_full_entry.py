@@ -4,6 +4,7 @@ starting anything."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -11,7 +12,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_make_chaos_full_runs_the_script_after_bootstrap():
-    dry = subprocess.run(["make", "-n", "chaos-full"], cwd=REPO, capture_output=True, text=True, timeout=30, check=True)
+    # Outside any make: under `make test` the inherited MAKELEVEL/MAKEFLAGS add "Entering directory" lines
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE") and k != "MFLAGS"}
+    dry = subprocess.run(["make", "-n", "chaos-full"], cwd=REPO, capture_output=True, text=True, timeout=30,
+                         check=True, env=env)
     assert dry.stdout.splitlines()[-2:] == ["scripts/bootstrap", "scripts/chaos-full"]
 
 
