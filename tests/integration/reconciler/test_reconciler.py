@@ -36,6 +36,17 @@ def cursor_of(dsn: str, vault: str) -> str | None:
     return None if row is None else row[0]
 
 
+def recorded_transfer(local_chain, ledger, scenario):
+    """A trade admitted and claimed, with one attempt recorded (not sent): a real transfer the vault signed.
+    Returns (trade_id, fencing_token, tx)."""
+    (trade_id,) = admit(ledger, scenario, 1, AMOUNT)
+    (claimed,) = ledger.claim_trades(scenario.strategy, OWNER, limit=1)
+    tx = signed_transfer(local_chain.rpc_url, vault_key(local_chain, scenario.vault))
+    ledger.record_attempt(trade_id, OWNER, tx.signature, tx.raw, tx.last_valid_block_height, 50,
+                          fencing_token=claimed.fencing_token)
+    return trade_id, claimed.fencing_token, tx
+
+
 def test_clean_run_of_real_executor_trades_reports_nothing(local_chain, ledger, ledger_dsn, fresh_scenario):
     ids = admit(ledger, fresh_scenario, 3, AMOUNT)
     env = executor_env(dsn=ledger_dsn, scenario=fresh_scenario, rpc_url=local_chain.rpc_url,
@@ -114,12 +125,7 @@ def test_an_attempt_the_ledger_holds_as_not_landed_that_landed(local_chain, ledg
     """The bug the reconciler exists to catch: the executor records an attempt EXPIRED (or failed on
     chain) although its transaction is on chain and succeeded; the ledger rows are written through the
     ledger's own executor API, the transaction is really sent to the local chain."""
-    (trade_id,) = admit(ledger, fresh_scenario, 1, AMOUNT)
-    (claimed,) = ledger.claim_trades(fresh_scenario.strategy, OWNER, limit=1)
-    token = claimed.fencing_token
-    tx = signed_transfer(local_chain.rpc_url, vault_key(local_chain, fresh_scenario.vault))
-    ledger.record_attempt(trade_id, OWNER, tx.signature, tx.raw, tx.last_valid_block_height, 50,
-                          fencing_token=token)
+    trade_id, token, tx = recorded_transfer(local_chain, ledger, fresh_scenario)
     send(local_chain.rpc_url, tx)
     ledger.resolve_attempt(tx.signature, OWNER, outcome, reason, "wrong verdict", fencing_token=token)
     ledger.fail_trade(trade_id, OWNER, reason, "wrong verdict", fencing_token=token)
@@ -160,12 +166,7 @@ def test_the_double_fill_of_issue_12_is_reported_as_such(local_chain, ledger, le
 
 def test_a_pending_attempt_recorded_expired_after_it_finalized_is_still_caught(local_chain, ledger, ledger_dsn,
                                                                                 fresh_scenario):
-    (trade_id,) = admit(ledger, fresh_scenario, 1, AMOUNT)
-    (claimed,) = ledger.claim_trades(fresh_scenario.strategy, OWNER, limit=1)
-    token = claimed.fencing_token
-    tx = signed_transfer(local_chain.rpc_url, vault_key(local_chain, fresh_scenario.vault))
-    ledger.record_attempt(trade_id, OWNER, tx.signature, tx.raw, tx.last_valid_block_height, 50,
-                          fencing_token=token)
+    trade_id, token, tx = recorded_transfer(local_chain, ledger, fresh_scenario)
     send(local_chain.rpc_url, tx)
     wait_finalized(local_chain.rpc_url, [tx.signature])
     first = one_pass(ledger, local_chain.rpc_url, [fresh_scenario.vault])
@@ -180,12 +181,7 @@ def test_a_pending_attempt_recorded_expired_after_it_finalized_is_still_caught(l
 
 
 def test_a_confirmed_trade_whose_transaction_is_not_on_chain(local_chain, ledger, ledger_dsn, fresh_scenario):
-    (trade_id,) = admit(ledger, fresh_scenario, 1, AMOUNT)
-    (claimed,) = ledger.claim_trades(fresh_scenario.strategy, OWNER, limit=1)
-    token = claimed.fencing_token
-    never_sent = signed_transfer(local_chain.rpc_url, vault_key(local_chain, fresh_scenario.vault))
-    ledger.record_attempt(trade_id, OWNER, never_sent.signature, never_sent.raw, never_sent.last_valid_block_height,
-                          50, fencing_token=token)
+    trade_id, token, never_sent = recorded_transfer(local_chain, ledger, fresh_scenario)
     ledger.resolve_attempt(never_sent.signature, OWNER, AttemptOutcome.LANDED, fencing_token=token)
     assert ledger.get_trade(trade_id).state is TradeState.CONFIRMED
 
@@ -198,11 +194,7 @@ def test_a_confirmed_trade_whose_transaction_is_not_on_chain(local_chain, ledger
 
 def test_a_confirmed_trade_that_finalizes_late_closes_its_finding(local_chain, ledger, ledger_dsn, fresh_scenario,
                                                                   faults_cleared):
-    (trade_id,) = admit(ledger, fresh_scenario, 1, AMOUNT)
-    (claimed,) = ledger.claim_trades(fresh_scenario.strategy, OWNER, limit=1)
-    token = claimed.fencing_token
-    tx = signed_transfer(local_chain.rpc_url, vault_key(local_chain, fresh_scenario.vault))
-    ledger.record_attempt(trade_id, OWNER, tx.signature, tx.raw, tx.last_valid_block_height, 50, fencing_token=token)
+    trade_id, token, tx = recorded_transfer(local_chain, ledger, fresh_scenario)
     local_chain.pause_blocks(True)
     try:
         send(local_chain.rpc_url, tx)
