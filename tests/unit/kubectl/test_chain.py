@@ -34,7 +34,7 @@ def test_slots_confirmation_and_errors_per_signature() -> None:
     seen: list[dict] = []
     answer = {"jsonrpc": "2.0", "id": 1, "result": {"context": {"slot": 500}, "value": [
         {"slot": 310, "confirmations": None, "err": {"InstructionError": [2, {"Custom": 6001}]},
-         "confirmationStatus": "finalized"},
+         "status": {"Err": {"InstructionError": [2, {"Custom": 6001}]}}, "confirmationStatus": "finalized"},
         None]}}
     out = signature_statuses(URL, [SIG_1, SIG_2], transport=node(answer, seen))
     assert seen[0]["method"] == "getSignatureStatuses"
