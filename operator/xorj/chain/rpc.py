@@ -16,6 +16,7 @@ stack of the package; the swap and price clients use it too), with the executor'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Sequence
@@ -425,6 +426,7 @@ class SolanaRpc:
     async def _call(self, method: str, request: Any, expected: type, timeout: float | None,
                     *, program_ids: Sequence[str] = ()) -> Any:
         limit = self.timeouts.read if timeout is None else timeout
+        answer: httpx.Response | None = None
         try:
             async with asyncio.timeout(limit):
                 answer = await self._http.post(self.url, content=request.to_json())
@@ -443,12 +445,12 @@ class SolanaRpc:
         except ChainCallError:
             raise
         except (ValueError, TypeError) as exc:  # solders parse errors (SerdeJSONError is a ValueError)
-            raise MalformedAnswerError(f"{method} from {self._host}: answer does not parse ({str(exc)[:200]})",
-                                       method=method) from None
-        except Exception as exc:
-            if type(exc).__name__ == "SerdeJSONError":
-                raise MalformedAnswerError(f"{method} from {self._host}: answer does not parse ({str(exc)[:200]})",
-                                           method=method) from None
+            raise _unparsed(method, self._host, answer.text if answer is not None else "", exc) from None
+        except BaseException as exc:
+            # solders panics (a BaseException) on a JSON-RPC error it models without a field it expects,
+            # e.g. -32005 "node is behind" without its data: still an answer, never a crash
+            if type(exc).__name__ in ("SerdeJSONError", "PanicException"):
+                raise _unparsed(method, self._host, answer.text if answer is not None else "", exc) from None
             raise
         if isinstance(resp, _RPC_ERRORS):
             raise _request_error(method, self._host, resp, program_ids)
@@ -457,6 +459,19 @@ class SolanaRpc:
             raise RpcRequestError(f"{method} to {self._host}: JSON-RPC error {resp!r}"[:300], method=method,
                                   code=resp if isinstance(resp, int) else None)
         return resp
+
+
+def _unparsed(method: str, host: str, text: str, exc: BaseException) -> ChainCallError:
+    """An answer solders could not parse: a JSON-RPC error object is still the node's refusal (with
+    its code and message); anything else is malformed."""
+    with contextlib.suppress(ValueError):
+        body = json.loads(text)
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            code = error.get("code") if isinstance(error.get("code"), int) else None
+            return RpcRequestError(f"{method} to {host}: JSON-RPC error {code}: {error['message']}"[:300],
+                                   method=method, code=code)
+    return MalformedAnswerError(f"{method} from {host}: answer does not parse ({str(exc)[:200]})", method=method)
 
 
 def _request_error(method: str, host: str, err: Any, program_ids: Sequence[str]) -> RpcRequestError:

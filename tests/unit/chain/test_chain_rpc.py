@@ -148,3 +148,11 @@ def test_httpx_request_log_lines_do_not_carry_the_api_key(capsys: pytest.Capture
     err = capsys.readouterr().err
     assert "HTTP Request: POST https://rpc.example.test/?api-key=REDACTED" in err  # it was logged, redacted
     assert SECRET not in err
+
+
+def test_a_json_rpc_error_missing_a_field_solders_expects_is_a_refusal_not_a_crash() -> None:
+    # -32005 "node is behind" without its data: solders panics (a BaseException) parsing it
+    rpc = _rpc(_answer(error={"code": -32005, "message": "node is behind"}))
+    with pytest.raises(RpcRequestError) as err:
+        asyncio.run(rpc.signature_statuses([Signature.default()]))
+    assert err.value.code == -32005 and "node is behind" in str(err.value) and SECRET not in str(err.value)
