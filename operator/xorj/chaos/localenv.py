@@ -19,12 +19,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from xorj.devenv.processes import process_running, terminate
+from xorj.devenv.waiting import wait_until_ready
 from xorj.errors import EnvironmentSetupError
 
 STRATEGY = "chaos"
@@ -52,20 +52,9 @@ def _start(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -
 
 
 def _wait_file(path: Path, what: str, pid: int, timeout: float, log: Path) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, ValueError):
-            return json.loads(path.read_text())
-        if not process_running(pid):
-            raise EnvironmentSetupError(f"{what} exited during start-up; log {log}:\n{_tail(log)}")
-        time.sleep(0.1)
-    raise EnvironmentSetupError(f"{what} not ready after {timeout:.0f}s; log {log}:\n{_tail(log)}")
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    return ""
+    """The JSON file a process writes once it serves (its readiness signal)."""
+    return wait_until_ready(f"{what} (writing {path.name})", lambda: json.loads(path.read_text()), timeout,
+                            alive=lambda: process_running(pid), logs=[log], interval=0.1)
 
 
 def stop_pid(pid: int | None, grace: float = 20.0) -> None:
