@@ -105,6 +105,11 @@ def timings(log_paths: list[Path]) -> tuple[list[float], list[float]]:
     return first, final
 
 
+# Every run admits its trades to one vault in one day: the daily limits (100 trades by default) would
+# refuse half of them, and the bench would measure refusals instead of trades.
+BENCH_LIMITS = {"max_daily_trades": 100_000, "max_daily_volume_usd": 100_000_000}
+
+
 def run(chain, pg: PostgresServer, vault: str, keypair: str, n_trades: int, n_executors: int, concurrency: int,
         workdir: Path) -> dict:
     dsn = pg.create_database(f"bench_{uuid.uuid4().hex[:8]}")
@@ -113,7 +118,7 @@ def run(chain, pg: PostgresServer, vault: str, keypair: str, n_trades: int, n_ex
                         input_mint=chain.mints["USDC"], output_mint=chain.mints["SOL"])
     fills_before, balances_before = successful_fills(chain.rpc_url, vault), balances(chain.rpc_url, scenario)
     env = executor_env(dsn=dsn, scenario=scenario, rpc_url=chain.rpc_url, swap_api_url=chain.swap_api_url,
-                       concurrency=concurrency, lease_seconds=10, log_level="INFO")
+                       concurrency=concurrency, lease_seconds=10, log_level="INFO", **BENCH_LIMITS)
     with Ledger.connect(dsn, apply_migrations=False) as ledger:
         procs = [ExecutorProcess({**env, "XORJ_EXECUTOR_ID": f"bench-{i}"}, workdir / f"{scenario.strategy}-{i}.log")
                  for i in range(n_executors)]
@@ -160,7 +165,7 @@ def profile(chain, pg: PostgresServer, vault: str, keypair: str, n_trades: int, 
     scenario = Scenario(strategy=f"bench-prof-{uuid.uuid4().hex[:6]}", vault=vault, keypair_file=keypair,
                         input_mint=chain.mints["USDC"], output_mint=chain.mints["SOL"])
     env = executor_env(dsn=dsn, scenario=scenario, rpc_url=chain.rpc_url, swap_api_url=chain.swap_api_url,
-                       concurrency=concurrency, lease_seconds=10, log_level="WARNING")
+                       concurrency=concurrency, lease_seconds=10, log_level="WARNING", **BENCH_LIMITS)
     # CPU time of the event-loop thread (wall time would count waiting on the chain as cost)
     profiler = cProfile.Profile(time.thread_time)
     with Ledger.connect(dsn, apply_migrations=False) as ledger:
