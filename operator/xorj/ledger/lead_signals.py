@@ -64,6 +64,17 @@ class LeadSkip:
 
 
 @dataclass(frozen=True)
+class LeadCopy:
+    strategy: str
+    leader: str
+    signature: str
+    trade_id: int
+    copytrade: str
+    created_at: datetime
+    projected_at: datetime | None
+
+
+@dataclass(frozen=True)
 class FollowerOutcome:
     """What one following strategy decided for a signal: ``decision`` sized or skipped."""
 
@@ -144,6 +155,11 @@ class LeadSignalStore:
                     _event(cur, row["trade_id"], outcome.strategy, None, TradeState.PENDING, actor=actor,
                            detail=f"copied from {source}: {decision.detail}"[:1000])
                     trade_ids[outcome.strategy] = row["trade_id"]
+                    if outcome.copytrade is not None:
+                        cur.execute("""INSERT INTO lead_copies (strategy, leader, signature, trade_id, copytrade)
+                                       VALUES (%s, %s, %s, %s, %s)""",
+                                    (outcome.strategy, signal.leader, signal.signature, row["trade_id"],
+                                     outcome.copytrade))
         return AcceptResult(True, trade_ids, skipped)
 
     def signals(self, leader: str | None = None) -> list[StoredLeadSignal]:
@@ -165,6 +181,18 @@ class LeadSignalStore:
             return rows.execute(f"SELECT strategy, leader, signature, reason, detail, created_at, evented_at "
                                 f"FROM lead_skips {where} ORDER BY created_at, strategy LIMIT %s",
                                 (*args, limit)).fetchall()
+
+    def copies(self, *, not_projected: bool = False, limit: int = 1000) -> list[LeadCopy]:
+        where = "WHERE projected_at IS NULL" if not_projected else ""
+        with self._transaction() as cur, cur.connection.cursor(row_factory=class_row(LeadCopy)) as rows:
+            return rows.execute(f"SELECT strategy, leader, signature, trade_id, copytrade, created_at, projected_at "
+                                f"FROM lead_copies {where} ORDER BY created_at, strategy LIMIT %s",
+                                (limit,)).fetchall()
+
+    def mark_projected(self, strategy: str, leader: str, signature: str) -> None:
+        with self._transaction() as cur:
+            cur.execute("UPDATE lead_copies SET projected_at = now() WHERE strategy = %s AND leader = %s "
+                        "AND signature = %s AND projected_at IS NULL", (strategy, leader, signature))
 
     def mark_evented(self, strategy: str, leader: str, signature: str) -> None:
         with self._transaction() as cur:

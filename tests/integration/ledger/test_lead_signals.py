@@ -52,6 +52,10 @@ def test_a_signal_is_accepted_once_with_one_trade_or_skip_per_strategy(ledger) -
     assert (skip.reason, skip.evented_at) == ("TOKEN_DENIED", None)
     store.mark_evented("ns/picky", LEADER, "sig-1")
     assert store.skips(not_evented=True) == []
+    [copy] = store.copies(not_projected=True)
+    assert (copy.strategy, copy.trade_id, copy.copytrade) == ("ns/copying", trade.trade_id, "ns/copy-abc")
+    store.mark_projected("ns/copying", LEADER, "sig-1")
+    assert store.copies(not_projected=True) == []
 
 
 def test_the_cursor_never_moves_back(ledger) -> None:

@@ -53,3 +53,20 @@ CREATE TABLE lead_skips (
 );
 
 CREATE INDEX lead_skips_not_evented ON lead_skips (created_at) WHERE evented_at IS NULL;
+
+-- A signal one strategy copied: its trade, and the CopyTrade that shows it to kubectl.
+-- projected_at: when that CopyTrade was created (the watcher creates it after the commit, off the
+-- path to the executors; a sweep retries the ones a crash or an API-server outage left behind).
+CREATE TABLE lead_copies (
+    strategy      text NOT NULL,
+    leader        text NOT NULL,
+    signature     text NOT NULL,
+    trade_id      bigint NOT NULL REFERENCES trades (id),
+    copytrade     text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    projected_at  timestamptz,
+    PRIMARY KEY (strategy, leader, signature),
+    FOREIGN KEY (leader, signature) REFERENCES lead_signals (leader, signature)
+);
+
+CREATE INDEX lead_copies_not_projected ON lead_copies (created_at) WHERE projected_at IS NULL;
