@@ -75,6 +75,20 @@ class LeadCopy:
 
 
 @dataclass(frozen=True)
+class PendingProjection:
+    """A copied trade whose CopyTrade is not written yet, with what its spec needs."""
+
+    strategy: str
+    leader: str
+    signature: str
+    copytrade: str
+    trade_id: int
+    input_mint: str
+    output_mint: str
+    lead_amount: Decimal
+
+
+@dataclass(frozen=True)
 class FollowerOutcome:
     """What one following strategy decided for a signal: ``decision`` sized or skipped."""
 
@@ -188,6 +202,15 @@ class LeadSignalStore:
             return rows.execute(f"SELECT strategy, leader, signature, trade_id, copytrade, created_at, projected_at "
                                 f"FROM lead_copies {where} ORDER BY created_at, strategy LIMIT %s",
                                 (limit,)).fetchall()
+
+    def pending_projections(self, limit: int = 200) -> list[PendingProjection]:
+        with self._transaction() as cur, cur.connection.cursor(row_factory=class_row(PendingProjection)) as rows:
+            return rows.execute(
+                """SELECT c.strategy, c.leader, c.signature, c.copytrade, c.trade_id, t.input_mint, t.output_mint,
+                          s.sold_amount AS lead_amount
+                     FROM lead_copies c JOIN trades t ON t.id = c.trade_id
+                     JOIN lead_signals s ON s.leader = c.leader AND s.signature = c.signature
+                    WHERE c.projected_at IS NULL ORDER BY c.created_at, c.strategy LIMIT %s""", (limit,)).fetchall()
 
     def mark_projected(self, strategy: str, leader: str, signature: str) -> None:
         with self._transaction() as cur:
