@@ -6,7 +6,7 @@ through :func:`xorj.controller.status.followed_traders`, the same selection admi
 strategy's status use), its vault and its :class:`~xorj.domain.copy_signals.CopyPolicy`.
 
 Two books feed it: :class:`KubeFollowBook` (the Kubernetes API: TradingStrategies and TraderPools of
-every namespace, listed every ``refresh_seconds``, never per signal) and :class:`StaticFollowBook`
+the watched namespaces, or of every namespace, listed every ``refresh_seconds``, never per signal) and :class:`StaticFollowBook`
 (the same objects from a YAML file, for running without a cluster). Both answer
 :meth:`FollowBook.followers_of` from memory.
 """
@@ -155,10 +155,11 @@ class KubeFollowBook(_TableBook):
     """The follow table from the Kubernetes API, refreshed every ``refresh_seconds`` by :meth:`run`
     (a list of TradingStrategies and TraderPools in every namespace, and the ledger's scores)."""
 
-    def __init__(self, api: Any, scores: Any, *, refresh_seconds: float = 10.0,
+    def __init__(self, api: Any, scores: Any, *, refresh_seconds: float = 10.0, namespaces: Sequence[str] = (),
                  cash_mints: frozenset[str] = DEFAULT_CASH_MINTS | {SOL_MINT}) -> None:
         super().__init__()
         self.api = api  # kubernetes.client.CustomObjectsApi
+        self.namespaces = list(namespaces)  # empty: every namespace (a ClusterRole); else a Role in each
         self.scores = scores  # () -> Sequence[StoredTraderScore]
         self.refresh_seconds = refresh_seconds
         self.cash_mints = cash_mints
@@ -167,8 +168,12 @@ class KubeFollowBook(_TableBook):
     def refresh_now(self) -> None:
         docs: list[Mapping[str, Any]] = []
         for plural, kind in (("tradingstrategies", "TradingStrategy"), ("traderpools", "TraderPool")):
-            listed = self.api.list_cluster_custom_object(GROUP, VERSION, plural)
-            docs += [{**item, "kind": kind} for item in listed.get("items", [])]
+            if self.namespaces:
+                items = [i for ns in self.namespaces
+                         for i in self.api.list_namespaced_custom_object(GROUP, VERSION, ns, plural).get("items", [])]
+            else:
+                items = self.api.list_cluster_custom_object(GROUP, VERSION, plural).get("items", [])
+            docs += [{**item, "kind": kind} for item in items]
         strategies, pools = parse_objects(docs)
         scores = self.scores() if any(s.spec.traders is None for s in strategies) else []
         self.replace(follow_table(strategies, pools, scores, cash_mints=self.cash_mints))

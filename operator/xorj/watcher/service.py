@@ -85,7 +85,7 @@ class WatcherService:
                 kubernetes.config.load_kube_config()
             custom = kubernetes.client.CustomObjectsApi()
             book = KubeFollowBook(custom, ledger.list_trader_scores, refresh_seconds=s.watcher_follow_refresh_seconds,
-                                  cash_mints=cash)
+                                  namespaces=s.watcher_namespaces, cash_mints=cash)
             projector = KubeProjector(store, custom, kubernetes.client.CoreV1Api(), self.metrics,
                                       interval=s.watcher_project_seconds)
             tasks.append(asyncio.create_task(book.run(), name="follow-book"))

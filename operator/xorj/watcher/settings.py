@@ -36,6 +36,7 @@ class WatcherSettings(BaseSettings):
     watcher_baseline_seconds: int = Field(default=120, ge=0, le=86_400)
     watcher_follow_refresh_seconds: float = Field(default=10.0, gt=0, le=3600)
     watcher_project_seconds: float = Field(default=5.0, gt=0, le=3600)
+    watcher_namespaces: list[str] = Field(default_factory=list)  # empty: every namespace
     watcher_strategies_file: Path | None = None  # TradingStrategy/TraderPool YAML instead of the API server
     watcher_cash_mints: list[str] = Field(default_factory=lambda: sorted(DEFAULT_CASH_MINTS | {SOL_MINT}))
     rpc_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
