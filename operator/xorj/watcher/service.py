@@ -26,6 +26,7 @@ from xorj.watcher.pipeline import Watcher
 from xorj.watcher.projection import KubeProjector
 from xorj.watcher.settings import WatcherSettings
 from xorj.watcher.sources import PollingSource, WebhookSource
+from xorj.watcher.websocket import WebSocketSource
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,9 @@ class WatcherService:
             tasks.append(asyncio.create_task(self.poller.run(watcher.process), name="poll"))
             if webhook is not None:
                 tasks.append(asyncio.create_task(webhook.run(watcher.process), name="webhook"))
+            if s.watcher_ws_url is not None:
+                push = WebSocketSource(s.watcher_ws_url, book, self.metrics, commitment=s.commitment)
+                tasks.append(asyncio.create_task(push.run(watcher.process), name="websocket"))
             if projector is not None:
                 tasks.append(asyncio.create_task(projector.run(), name="projector"))
             stop = asyncio.Event()

@@ -29,6 +29,7 @@ class WatcherSettings(BaseSettings):
     watcher_http_host: str = "0.0.0.0"
     watcher_http_port: int = Field(default=8080, ge=0, le=65535)
     watcher_http_port_file: Path | None = None  # tests: where the bound port is written
+    watcher_ws_url: str | None = Field(default=None, pattern=r"^wss?://")  # PubSub logsSubscribe; None: off
     watcher_webhook_token: SecretStr | None = None  # no webhook receiver without it
     watcher_webhook_path: str = Field(default="/webhook", pattern=r"^/[-_/a-zA-Z0-9]*$")
     watcher_webhook_workers: int = Field(default=4, ge=1, le=64)

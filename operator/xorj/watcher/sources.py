@@ -11,8 +11,8 @@
   ``Authorization`` header compared in constant time, the payload checked
   (:func:`xorj.watcher.webhook.leader_signatures`), deliveries deduplicated, 200 at once and the
   candidates handled by workers behind a bounded queue; 401/400/413/503 counted, never a crash.
-- WebSocket ``logsSubscribe`` (``mentions``): not built yet (the local chain serves no WebSocket);
-  polling covers it at ``poll_interval`` latency.
+- :class:`xorj.watcher.websocket.WebSocketSource`: PubSub ``logsSubscribe`` (``mentions``), one
+  subscription per followed leader, for push latency.
 """
 
 from __future__ import annotations

@@ -206,3 +206,36 @@ def test_hostile_webhook_deliveries_create_nothing(local_chain, ledger) -> None:
     store = LeadSignalStore(ledger)
     assert store.signals(leader.pubkey) == [] and store.signals(stranger.pubkey) == []
     assert sum(ledger.counts_by_state(f"{ns}/s").values()) == 0
+
+
+def test_a_websocket_push_is_accepted_once_and_polling_then_finds_it_taken(local_chain, ledger) -> None:
+    from xorj.watcher.websocket import WebSocketSource
+
+    leader = Leader(local_chain)
+    run(leader.fund())
+    ns = unique_namespace()
+    docs = [strategy_doc(ns, "s", local_chain.take_vault(), [leader.pubkey], sizing={"mode": "fixedUsd", "fixedUsd": 2})]
+    metrics = WatcherMetrics()
+    store = LeadSignalStore(ledger)
+
+    async def scenario() -> str:
+        async with wired_watcher(local_chain, ledger, docs, metrics=metrics) as (watcher, poller):
+            push = WebSocketSource(local_chain.rpc_url.replace("http://", "ws://"), watcher.book, metrics)
+            task = asyncio.create_task(push.run(watcher.process))
+            try:
+                await asyncio.wait_for(push.subscribed.wait(), 30)
+                signature = await leader.swap("USDC", "SOL", 2 * 10**6)
+                deadline = asyncio.get_running_loop().time() + 30
+                while not await asyncio.to_thread(store.signals, leader.pubkey):
+                    assert asyncio.get_running_loop().time() < deadline, "the push never arrived"
+                    await asyncio.sleep(0.05)
+                await poller.poll_round(watcher.process)
+            finally:
+                task.cancel()
+            return signature
+
+    signature = run(scenario())
+    [accepted] = store.signals(leader.pubkey)
+    assert (accepted.signature, accepted.source) == (signature, "websocket")
+    assert _value(metrics.signals, source="poll", result="duplicate") == 1
+    assert sum(ledger.counts_by_state(f"{ns}/s").values()) == 1

@@ -11,7 +11,7 @@ from xorj.watcher.settings import WatcherSettings
 
 ON = ("watcher.enabled=true", "watcher.rpcUrl=https://rpc.example", "watcher.priceApiUrl=https://api.example/price/v3",
       "networkPolicy.rpc.cidrs={198.51.100.0/24}", "networkPolicy.swapApi.cidrs={203.0.113.0/24}",
-      "watcher.webhook.tokenSecret.name=helius-token", "watchNamespaces={team-a,team-b}")
+      "watcher.webhook.tokenSecret.name=helius-token", "watchNamespaces={team-a,team-b}", "watcher.wsUrl=wss://rpc.example")
 
 
 def test_off_by_default() -> None:
@@ -28,6 +28,7 @@ def test_the_watcher_deployment_and_its_settings() -> None:
     assert "secretKeyRef" in env["XORJ_LEDGER_DSN"]["valueFrom"]
     assert env["XORJ_WATCHER_WEBHOOK_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "helius-token", "key": "token"}
     assert env["XORJ_WATCHER_NAMESPACES"]["value"] == '["team-a","team-b"]'
+    assert env["XORJ_WATCHER_WS_URL"]["value"] == "wss://rpc.example"
     # every setting the chart passes is one the watcher reads
     known = {f"XORJ_{name.upper()}" for name in WatcherSettings.model_fields}
     assert set(env) - known == set()
