@@ -10,6 +10,7 @@ import asyncio
 import base64
 import json
 import os
+import time
 from decimal import Decimal
 
 import pytest
@@ -239,3 +240,45 @@ def test_a_websocket_push_is_accepted_once_and_polling_then_finds_it_taken(local
     assert (accepted.signature, accepted.source) == (signature, "websocket")
     assert _value(metrics.signals, source="poll", result="duplicate") == 1
     assert sum(ledger.counts_by_state(f"{ns}/s").values()) == 1
+
+
+def test_a_lying_rpc_creates_no_trade_the_chain_does_not_show(local_chain, ledger) -> None:
+    """The RPC node answers with what it likes (the chain's answer faults): a real transaction served
+    for another signature, and a listing naming a transaction that does not exist. Neither becomes a
+    signal or a trade; the polling cursor does not move past what was not read."""
+    from tests.integration.executor.harness import rpc
+
+    leader, stranger = Leader(local_chain), Leader(local_chain)
+    run(leader.fund())
+    run(stranger.fund())
+    ns = unique_namespace()
+    docs = [strategy_doc(ns, "s", local_chain.take_vault(), [leader.pubkey])]
+    store = LeadSignalStore(ledger)
+    metrics = WatcherMetrics()
+    strangers_swap = run(stranger.swap("USDC", "SOL", 10**6))
+    real_answer = rpc(local_chain.rpc_url, "getTransaction", [strangers_swap, {
+        "encoding": "base64", "commitment": "confirmed", "maxSupportedTransactionVersion": 0}])
+    forged = str(Signature.from_bytes(os.urandom(64)))
+    local_chain.reset_faults()
+    try:
+        async def scenario() -> None:
+            async with wired_watcher(local_chain, ledger, docs, metrics=metrics) as (watcher, poller):
+                await poller.poll_round(watcher.process)  # baseline (the leader's funding only)
+                cursor = await asyncio.to_thread(store.cursor, leader.pubkey)
+                # 1. a pushed signature answered with someone else's real transaction
+                local_chain.set_fault(kind="answer", method="getTransaction", result=real_answer, count=1)
+                with pytest.raises(Exception, match="not a transaction signed with that signature"):
+                    await watcher.process(Candidate(leader.pubkey, forged, "webhook"))
+                # 2. a listing that names a transaction the node then does not have
+                local_chain.set_fault(kind="answer", method="getSignaturesForAddress", count=1, result=[{
+                    "signature": forged, "slot": local_chain.state()["slot"], "err": None, "memo": None,
+                    "blockTime": int(time.time()), "confirmationStatus": "confirmed"}])
+                await poller.poll_round(watcher.process)
+                assert await asyncio.to_thread(store.cursor, leader.pubkey) == cursor
+
+        run(scenario())
+    finally:
+        local_chain.reset_faults()
+    assert _value(metrics.rpc_errors, method="getTransaction", reason="MALFORMED_RESPONSE") == 1
+    assert store.signals(leader.pubkey) == [] and store.signals(stranger.pubkey) == []
+    assert sum(ledger.counts_by_state(f"{ns}/s").values()) == 0
