@@ -30,7 +30,7 @@ from aiohttp import web
 from solders.pubkey import Pubkey
 
 from xorj.chain.errors import ChainCallError
-from xorj.errors import InvalidInputError, LedgerError
+from xorj.errors import InvalidInputError, LedgerError, LedgerUnavailableError
 from xorj.ledger.lead_signals import LeadSignalStore
 from xorj.traders.history import ChainHistory
 from xorj.watcher.follows import FollowBook
@@ -98,9 +98,12 @@ class PollingSource:
                 await self.poll_leader(leader, deliver)
             except (ChainCallError, LedgerError) as exc:  # this leader waits for the next round, cursor kept
                 complete = False
-                reason = getattr(exc, "reason", None)
-                self.metrics.rpc_errors.labels(getattr(exc, "method", "ledger") or "ledger",
-                                               getattr(reason, "value", type(exc).__name__)).inc()
+                if isinstance(exc, LedgerError):
+                    method = "ledger"
+                    reason = "LEDGER_UNAVAILABLE" if isinstance(exc, LedgerUnavailableError) else "LEDGER_ERROR"
+                else:
+                    method, reason = exc.method or "rpc", exc.reason.value
+                self.metrics.rpc_errors.labels(method, reason).inc()
                 log.warning("poll of a leader failed; retried next round",
                             extra={"leader": leader, "error": f"{type(exc).__name__}: {exc}"[:300]})
         if complete:
