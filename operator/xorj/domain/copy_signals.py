@@ -34,7 +34,12 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal, localcontext
 from fractions import Fraction
 
-from xorj.domain.sizing import SizingInput, SizingMethod, SizingPolicy, size_follower_trade
+from xorj.domain.sizing import (
+    SizingInput,
+    SizingMethod,
+    SizingPolicy,
+    size_follower_trade,
+)
 from xorj.domain.trader_history import (
     DEFAULT_CASH_MINTS,
     SOL_MINT,
@@ -207,7 +212,7 @@ class CopyPolicy:
         if self.max_signal_age_seconds is not None and self.max_signal_age_seconds < 1:
             raise InvalidInputError(f"filters.max_signal_age_seconds: must be >= 1, got {self.max_signal_age_seconds}")
         if self.allow_mints is not None and self.allow_mints & self.deny_mints:
-            both = sorted(self.allow_mints & self.deny_mints)[0]
+            both = min(self.allow_mints & self.deny_mints)
             raise InvalidInputError(f"filters.allow_mints: {both} is also in filters.deny_mints")
 
 

@@ -111,7 +111,7 @@ class LeadSignalStore:
         self._ledger = ledger
 
     def _transaction(self):  # type: ignore[no-untyped-def]
-        return self._ledger._transaction()  # noqa: SLF001 - same package: one pool, one error translation
+        return self._ledger._transaction()
 
     def cursor(self, leader: str) -> LeadCursor | None:
         with self._transaction() as cur, cur.connection.cursor(row_factory=class_row(LeadCursor)) as rows:

@@ -24,7 +24,13 @@ from typing import Any, Protocol
 import yaml
 from pydantic import ValidationError
 
-from xorj.controller.models import GROUP, VERSION, RankedTrader, TraderPool, TradingStrategySpec
+from xorj.controller.models import (
+    GROUP,
+    VERSION,
+    RankedTrader,
+    TraderPool,
+    TradingStrategySpec,
+)
 from xorj.controller.status import followed_traders
 from xorj.domain.copy_signals import CopyMode, CopyPolicy
 from xorj.domain.trader_history import DEFAULT_CASH_MINTS, SOL_MINT

@@ -27,6 +27,7 @@ import enum
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -38,12 +39,19 @@ from spl.token.instructions import get_associated_token_address
 from xorj.chain.errors import MalformedAnswerError
 from xorj.chain.prices import PriceSource
 from xorj.chain.rpc import AccountView, LandedAnswer
-from xorj.domain.copy_signals import CopyMode, FollowerView, LeadSwap, NotALeadSwap, decide_copy, lead_swap_from
+from xorj.domain.copy_signals import (
+    CopyMode,
+    FollowerView,
+    LeadSwap,
+    NotALeadSwap,
+    decide_copy,
+    lead_swap_from,
+)
 from xorj.domain.trader_history import SOL_MINT, landed_from_rpc_json
 from xorj.errors import InvalidInputError
 from xorj.ledger.lead_signals import FollowerOutcome, LeadSignalStore
 from xorj.traders.history import rpc_json_of
-from xorj.watcher.follows import Follower, FollowBook
+from xorj.watcher.follows import FollowBook, Follower
 from xorj.watcher.metrics import WatcherMetrics
 
 log = logging.getLogger(__name__)
@@ -105,7 +113,7 @@ def _token_amount(view: AccountView | None, owner: str, mint: str) -> int:
 class Watcher:
     def __init__(self, *, rpc: WatcherRpc, prices: PriceSource, store: LeadSignalStore, book: FollowBook,
                  metrics: WatcherMetrics, commitment: str = "confirmed",
-                 clock: object = time.time, on_accepted: object = None) -> None:
+                 clock: Callable[[], float] = time.time, on_accepted: Callable[[], None] | None = None) -> None:
         self.rpc = rpc
         self.prices = prices
         self.store = store
@@ -159,7 +167,7 @@ class Watcher:
         self.metrics.trades_admitted.inc(len(result.trade_ids))
         log.info("lead signal accepted", extra={"leader": c.leader, "signature": c.signature, "source": c.source,
                                                 "trades": len(result.trade_ids), "skipped": len(result.skipped)})
-        if callable(self.on_accepted):
+        if self.on_accepted is not None:
             self.on_accepted()
         return Outcome.ACCEPTED
 

@@ -111,7 +111,7 @@ class WebSocketSource:
             self.subscribed.clear()
 
     def _notification(self, body: dict[str, Any], by_subscription: dict[int, str]) -> None:
-        params = body.get("params")
+        params: Any = body.get("params")
         try:
             leader = by_subscription[params["subscription"]]
             value = params["result"]["value"]
@@ -140,7 +140,7 @@ class WebSocketSource:
                         async with http.ws_connect(self.url, heartbeat=30) as socket:
                             backoff = 0.5
                             await self._session(socket)
-                    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+                    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                         log.warning("websocket disconnected; reconnecting",
                                     extra={"error": f"{type(exc).__name__}"})
                     self.metrics.rpc_errors.labels("logsSubscribe", "RPC_ERROR").inc()

@@ -42,7 +42,7 @@ def test_logs_subscribe_mentions(local_chain) -> None:
             try:
                 while True:
                     notes.append(await socket.receive_json(timeout=0.2))
-            except (asyncio.TimeoutError, TimeoutError):
+            except TimeoutError:
                 pass
             return refusals, [dict(n, signature=signature, sub=subscriptions) for n in notes], []
 

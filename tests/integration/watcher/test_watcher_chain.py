@@ -31,7 +31,13 @@ from tests.integration.executor.harness import (
     wait_for_finalized,
     wait_terminal,
 )
-from tests.integration.watcher.helpers import Leader, run, strategy_doc, unique_namespace, wired_watcher
+from tests.integration.watcher.helpers import (
+    Leader,
+    run,
+    strategy_doc,
+    unique_namespace,
+    wired_watcher,
+)
 
 pytestmark = [pytest.mark.chain]
 

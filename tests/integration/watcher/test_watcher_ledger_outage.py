@@ -12,7 +12,13 @@ from xorj.ledger.lead_signals import LeadSignalStore
 from xorj.watcher.metrics import WatcherMetrics
 from xorj.watcher.pipeline import Candidate, Outcome
 
-from tests.integration.watcher.helpers import Leader, run, strategy_doc, unique_namespace, wired_watcher
+from tests.integration.watcher.helpers import (
+    Leader,
+    run,
+    strategy_doc,
+    unique_namespace,
+    wired_watcher,
+)
 
 pytestmark = [pytest.mark.chain]
 

@@ -17,7 +17,12 @@ import yaml
 from xorj.chain.prices import price_api_url_for
 from xorj.ledger.lead_signals import LeadSignalStore
 
-from tests.integration.watcher.helpers import Leader, run, strategy_doc, unique_namespace
+from tests.integration.watcher.helpers import (
+    Leader,
+    run,
+    strategy_doc,
+    unique_namespace,
+)
 
 pytestmark = [pytest.mark.chain]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
-
 from xorj.controller import crdgen
 from xorj.controller.models import TradingStrategySpec
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from xorj.domain.copy_signals import (
     CopyMode,
     CopyPolicy,
@@ -22,7 +21,13 @@ from xorj.domain.copy_signals import (
     decide_copy,
     lead_swap_from,
 )
-from xorj.domain.trader_history import SOL_MINT, USDC_MINT, LandedTransaction, TokenBalance, landed_from_rpc_json
+from xorj.domain.trader_history import (
+    SOL_MINT,
+    USDC_MINT,
+    LandedTransaction,
+    TokenBalance,
+    landed_from_rpc_json,
+)
 from xorj.errors import InvalidInputError
 
 LEADER = "LeadTrader1111111111111111111111111111111111"
