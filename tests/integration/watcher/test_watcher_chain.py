@@ -48,13 +48,25 @@ def _value(metric, **labels) -> float:
     return metric.labels(**labels)._value.get() if labels else metric._value.get()
 
 
-async def _serve_webhook(watcher, book, metrics):
+async def _serve_webhook(watcher, book, metrics, seen: list | None = None):
     source = WebhookSource(TOKEN, book, metrics, workers=2)
     app = web.Application()
     source.routes(app)
     client = TestClient(TestServer(app))
     await client.start_server()
-    worker = asyncio.create_task(source.run(watcher.process))
+
+    async def deliver(candidate: Candidate) -> Outcome:
+        try:
+            outcome = await watcher.process(candidate)
+        except Exception as exc:
+            if seen is not None:
+                seen.append((candidate.signature, repr(exc)))
+            raise
+        if seen is not None:
+            seen.append((candidate.signature, outcome))
+        return outcome
+
+    worker = asyncio.create_task(source.run(deliver))
     return source, client, worker
 
 
@@ -173,11 +185,13 @@ def test_hostile_webhook_deliveries_create_nothing(local_chain, ledger) -> None:
     docs = [strategy_doc(ns, "s", local_chain.take_vault(), [leader.pubkey])]
     metrics = WatcherMetrics()
 
+    handled: list = []
+
     async def scenario() -> list[int]:
         # a real swap, but the stranger's: a payload naming the leader as its fee payer lies
         strangers_swap = await stranger.swap("USDC", "SOL", 10**6)
         async with wired_watcher(local_chain, ledger, docs, metrics=metrics) as (watcher, _):
-            source, client, worker = await _serve_webhook(watcher, watcher.book, metrics)
+            source, client, worker = await _serve_webhook(watcher, watcher.book, metrics, handled)
             statuses = []
             try:
                 unknown = str(Signature.from_bytes(os.urandom(64)))
@@ -208,6 +222,7 @@ def test_hostile_webhook_deliveries_create_nothing(local_chain, ledger) -> None:
     assert statuses == [401, 401, 400, 400, 400, 400, 400, 200, 200, 200]
     assert _value(metrics.webhook_rejected, reason="unauthorized") == 2
     assert _value(metrics.webhook_rejected, reason="malformed") == 5
+    assert sorted(str(outcome) for _, outcome in handled) == ["Outcome.NOT_A_SWAP", "Outcome.NOT_FOUND"], handled
     assert _value(metrics.signals, source="webhook", result="not_found") == 1  # the chain does not have it
     assert _value(metrics.signals, source="webhook", result="not_a_swap") == 1  # the leader did not sign it
     store = LeadSignalStore(ledger)
