@@ -181,10 +181,14 @@ class VaultRef(KubeModel):
 class SizingMode(str, enum.Enum):
     FIXED = "fixed"
     PROPORTIONAL = "proportional"
+    FIXED_USD = "fixedUsd"
+    VAULT_PERCENT = "vaultPercent"
 
 
 class Sizing(KubeModel):
-    """How large a mirrored trade is: a fixed amount, or a ratio of the lead trade."""
+    """How large a mirrored trade is. A buy: fixed (base units), proportional (ratio x the lead's
+    size), fixedUsd (USD), vaultPercent (% of the vault's USD value), then bounded by minUsd/maxUsd.
+    A sell copies the share of its position the leader sold, bounded by maxUsd."""
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
         CelRule(
@@ -193,14 +197,69 @@ class Sizing(KubeModel):
             field_path=".fixedAmount",
             check=lambda s: s.mode != SizingMode.FIXED or s.fixed_amount is not None,
         ),
+        CelRule(
+            rule="self.mode != 'fixedUsd' || has(self.fixedUsd)",
+            message="spec.sizing.fixedUsd is required when spec.sizing.mode is fixedUsd",
+            field_path=".fixedUsd",
+            check=lambda s: s.mode != SizingMode.FIXED_USD or s.fixed_usd is not None,
+        ),
+        CelRule(
+            rule="self.mode != 'vaultPercent' || has(self.vaultPercent)",
+            message="spec.sizing.vaultPercent is required when spec.sizing.mode is vaultPercent",
+            field_path=".vaultPercent",
+            check=lambda s: s.mode != SizingMode.VAULT_PERCENT or s.vault_percent is not None,
+        ),
+        CelRule(
+            rule="!has(self.minUsd) || !has(self.maxUsd) || self.minUsd <= self.maxUsd",
+            message="spec.sizing.minUsd must be <= spec.sizing.maxUsd",
+            field_path=".minUsd",
+            check=lambda s: s.min_usd is None or s.max_usd is None or s.min_usd <= s.max_usd,
+        ),
     )
 
-    mode: SizingMode = Field(default=SizingMode.PROPORTIONAL, description="fixed or proportional.")
+    mode: SizingMode = Field(default=SizingMode.PROPORTIONAL,
+                             description="fixed, proportional, fixedUsd or vaultPercent.")
     fixed_amount: int | None = Field(
         default=None, gt=0, description="Input amount in base units (mode fixed); positive."
     )
     ratio: float = Field(
-        default=1.0, gt=0, le=100, description="Multiple of the lead trade's input (mode proportional)."
+        default=1.0, gt=0, le=100, description="Multiple of the lead trade's size (mode proportional)."
+    )
+    fixed_usd: float | None = Field(default=None, gt=0, le=1e9, description="USD per trade (mode fixedUsd).")
+    vault_percent: float | None = Field(
+        default=None, gt=0, le=100, description="Percent of the vault's USD value per trade (mode vaultPercent)."
+    )
+    min_usd: float | None = Field(default=None, gt=0, le=1e9, description="A buy is raised to at least this (USD).")
+    max_usd: float | None = Field(default=None, gt=0, le=1e9, description="Any trade is capped at this (USD).")
+
+
+class SignalFilters(KubeModel):
+    """Which lead swaps the watcher copies; a skipped one is recorded with its reason (ledger row,
+    metric, Event), never dropped silently."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="!has(self.allowMints) || !has(self.denyMints) || self.allowMints.all(m, !(m in self.denyMints))",
+            message="spec.filters.allowMints and spec.filters.denyMints must not share a mint",
+            field_path=".allowMints",
+            check=lambda s: s.allow_mints is None or s.deny_mints is None
+            or not set(s.allow_mints) & set(s.deny_mints),
+        ),
+    )
+
+    min_notional_usd: float = Field(default=1.0, ge=0, le=1e9,
+                                    description="Skip a follower trade worth less than this (USD).")
+    allow_mints: list[Pubkey] | None = Field(
+        default=None, min_length=1, max_length=100,
+        description="Copy only swaps whose both mints are listed.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    deny_mints: list[Pubkey] | None = Field(
+        default=None, min_length=1, max_length=100, description="Never copy a swap touching these mints.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    max_signal_age_seconds: int = Field(
+        default=120, ge=1, le=86_400, description="Skip a lead swap whose block is older than this."
     )
 
 
@@ -405,6 +464,7 @@ class TradingStrategySpec(KubeModel):
     top_n: TopNSelection | None = Field(default=None, alias="topN")
     vault: VaultRef
     sizing: Sizing = Field(default_factory=Sizing)
+    filters: SignalFilters = Field(default_factory=SignalFilters)
     risk: RiskLimitsSpec = Field(default_factory=RiskLimitsSpec)
     slippage: SlippageSpec = Field(default_factory=SlippageSpec)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
