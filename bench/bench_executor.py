@@ -5,8 +5,12 @@ Starts its own Postgres server and local chain (``xorj dev chain serve``), admit
 strategy/vault, starts K `xorj executor` processes, and waits until every trade is terminal. The
 exactly-once check runs at the end of each run (fills on chain == confirmed trades).
 
-    python bench/bench_executor.py                 # 1 and 4 executors, 200 trades each, then a profile
-    python bench/bench_executor.py --trades 400 --executors 1 4 --slot-ms 400 --no-profile
+    python bench/bench_executor.py                 # 1 and 4 executors, 200 trades each
+    python bench/bench_executor.py --profile       # ... then a CPU profile of one in-process executor
+    python bench/bench_executor.py --trades 400 --executors 1 4 --slot-ms 400
+
+Each run also prints what the executors asked the local chain and swap API for (requests per trade,
+per method) and the chain server's CPU per method, so the stand-ins' share of a run is visible.
 
 Figures are printed, not asserted: timing goals live here, not in tests.
 """
@@ -126,6 +130,7 @@ def run(chain, pg: PostgresServer, vault: str, keypair: str, n_trades: int, n_ex
             for p in procs:
                 p.port(60)  # started and serving: the clock starts when trades become visible
             chain_pid, pg_pids = chain.process.pid, with_children(pg.pid)
+            server_before = chain.admin("GET", "/state")
             cpu_before = (cpu_seconds(chain_pid), sum(cpu_seconds(q) for q in pg_pids),
                           sum(cpu_seconds(p.pid) for p in procs))
             started = time.monotonic()
@@ -139,6 +144,7 @@ def run(chain, pg: PostgresServer, vault: str, keypair: str, n_trades: int, n_ex
                     raise SystemExit(f"trades not finished in time: {counts}")
                 time.sleep(0.05)
             elapsed = time.monotonic() - started
+            server_after = chain.admin("GET", "/state")
             trades = [ledger.get_trade(i) for i in ids]
             pg_pids = with_children(pg.pid)
             cpu = (cpu_seconds(chain_pid) - cpu_before[0], sum(cpu_seconds(q) for q in pg_pids) - cpu_before[1],
@@ -155,11 +161,38 @@ def run(chain, pg: PostgresServer, vault: str, keypair: str, n_trades: int, n_ex
             "trades_per_s": n_trades / elapsed,
             "first_send_p50": percentile(first, 50), "first_send_p99": percentile(first, 99),
             "confirm_p50": percentile(final, 50), "confirm_p99": percentile(final, 99),
-            "cpu_chain": cpu[0], "cpu_postgres": cpu[1], "cpu_executors": cpu[2]}
+            "cpu_chain": cpu[0], "cpu_postgres": cpu[1], "cpu_executors": cpu[2],
+            "server": server_delta(server_before, server_after)}
 
 
-def profile(chain, pg: PostgresServer, vault: str, keypair: str, n_trades: int, concurrency: int) -> str:
-    """One in-process executor under cProfile (the event-loop thread: quote, swap, sign, send, poll)."""
+def server_delta(before: dict, after: dict) -> dict[str, tuple[int, float]]:
+    """Requests and chain-server CPU seconds per method between two admin states."""
+    out = {}
+    for method, count in after.get("requests", {}).items():
+        calls = count - before.get("requests", {}).get(method, 0)
+        cpu = after.get("requestCpuSeconds", {}).get(method, 0.0) - before.get("requestCpuSeconds", {}).get(method, 0.0)
+        if calls:
+            out[method] = (calls, cpu)
+    return out
+
+
+def print_server_profile(results: list[dict]) -> None:
+    print("requests per trade to the local chain and swap API, and the chain server's CPU per call:")
+    for r in results:
+        server = r["server"]
+        total_calls = sum(c for c, _ in server.values())
+        total_cpu = sum(cpu for _, cpu in server.values())
+        print(f"  {r['executors']} executor(s): {total_calls / r['trades']:.1f} requests/trade, "
+              f"{1000 * total_cpu / r['trades']:.2f} ms chain-server CPU/trade in handlers")
+        for method, (calls, cpu) in sorted(server.items(), key=lambda kv: -kv[1][0]):
+            print(f"    {method:<26} {calls / r['trades']:>6.2f}/trade {1000 * cpu / calls:>7.3f} ms/call")
+
+
+def profile(chain, pg: PostgresServer, vault: str, keypair: str, n_trades: int, concurrency: int,
+            top: int = 25) -> str:
+    """One in-process executor under cProfile (the event-loop thread: quote, swap, sign, send, poll).
+    cProfile counts every resumption of a coroutine as a call: ncalls of ``async def`` functions are
+    resumptions, not calls; tottime and cumtime are right."""
     dsn = pg.create_database(f"bench_prof_{uuid.uuid4().hex[:8]}")
     migrate(dsn)
     scenario = Scenario(strategy=f"bench-prof-{uuid.uuid4().hex[:6]}", vault=vault, keypair_file=keypair,
@@ -192,8 +225,8 @@ def profile(chain, pg: PostgresServer, vault: str, keypair: str, n_trades: int, 
     total = stats.total_tt
     out.write(f"profiled {n_trades} trades in {elapsed:.2f}s wall; event-loop thread CPU {total:.2f}s "
               f"= {1000 * total / n_trades:.2f} ms per trade (ledger calls run in worker threads: not included)\n")
-    stats.sort_stats("cumulative").print_stats(28)
-    stats.sort_stats("tottime").print_stats(18)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
     return out.getvalue()
 
 
@@ -203,7 +236,9 @@ def main() -> None:
     parser.add_argument("--executors", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--concurrency", type=int, default=8, help="trades in flight per executor")
     parser.add_argument("--slot-ms", type=int, default=100)
-    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="after the runs, profile one in-process executor and print its top functions")
+    parser.add_argument("--profile-top", type=int, default=25, help="how many functions the profile lists")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="xorj-bench-executor-"))
@@ -231,9 +266,11 @@ def main() -> None:
         for r in results:
             print(f"{r['executors']:>9} {r['seconds']:>6.2f} {r['cpu_chain']:>7.2f} {r['cpu_postgres']:>9.2f} "
                   f"{r['cpu_executors']:>10.2f} {1000 * r['cpu_executors'] / r['trades']:>20.1f}")
-        if not args.no_profile:
+        print()
+        print_server_profile(results)
+        if args.profile:
             print()
-            print(profile(chain, pg, vault, str(keypair), min(args.trades, 100), args.concurrency))
+            print(profile(chain, pg, vault, str(keypair), min(args.trades, 100), args.concurrency, args.profile_top))
     finally:
         stop_local_chain(chain)
         pg.destroy()
