@@ -1,5 +1,9 @@
-"""Executor benchmark: trades/s end to end on the local chain with 1 and 4 executors, p50/p99 latency
-from claim to first send and from claim to confirmation, and a CPU profile of the hot path.
+"""Executor benchmark: trades/s end to end on the local chain with 1 and 4 executors against the
+stack's ceiling measured in the same run, p50/p99 latency from claim to first send and from claim to
+confirmation (closed loop, and open loop at a fixed offered rate), and a CPU profile of the hot path.
+
+The ceiling: the chain server's rate for pre-built, pre-signed swaps sent straight to it, and the
+ledger's rate for the executor's own statements on each trade without any chain (1 and 4 workers).
 
 Starts its own Postgres server and local chain (``xorj dev chain serve``), admits N trades of one
 strategy/vault, starts K `xorj executor` processes, and waits until every trade is terminal. The
@@ -33,7 +37,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import asyncio
+import base64
+import threading
+
+import httpx
+from solders.keypair import Keypair
+from solders.message import to_bytes_versioned
+from solders.transaction import VersionedTransaction
+
+from xorj.chain.http import pooled_transport
 from xorj.devenv.postgres import PostgresServer
+from xorj.domain.risk import RiskDecision
 from xorj.domain.trades import TradeState
 from xorj.ledger import Ledger, migrate
 from xorj.ledger.records import TradeIntent
@@ -82,9 +97,14 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[index]
 
 
-def admit(ledger: Ledger, scenario: Scenario, n: int) -> list[int]:
+def admit(ledger: Ledger, scenario: Scenario, n: int, offered_rate: float | None = None) -> list[int]:
+    """Admit ``n`` trades: all at once, or (open loop) one every ``1 / offered_rate`` seconds whatever
+    the executors do."""
     ids = []
+    started = time.monotonic()
     for i in range(n):
+        if offered_rate:
+            time.sleep(max(0.0, started + i / offered_rate - time.monotonic()))
         # distinct amounts: two trades quoted in the same block would otherwise build the same transaction
         result = ledger.admit_trade(TradeIntent(
             strategy=scenario.strategy, vault=scenario.vault, lead_signature=f"bench-{uuid.uuid4().hex}",
@@ -114,8 +134,105 @@ def timings(log_paths: list[Path]) -> tuple[list[float], list[float]]:
 BENCH_LIMITS = {"max_daily_trades": 100_000, "max_daily_volume_usd": 100_000_000}
 
 
+# ---- the stack's ceiling: each part alone, measured in the same run ---------------------------------
+
+
+def chain_ceiling(chain, vaults: list[tuple[str, Path]], n_swaps: int, in_flight: int) -> dict:
+    """The chain server's rate for pre-built, pre-signed swaps sent straight to it: ``n_swaps`` swaps
+    are quoted, built and signed first (not timed), then sent with ``in_flight`` sends at a time, as
+    the executor sends them (no preflight, no node retries). Every send must be accepted."""
+
+    async def measure() -> dict:
+        async with httpx.AsyncClient(transport=pooled_transport(), timeout=30) as http:
+            keys = [(pubkey, Keypair.from_bytes(bytes(json.loads(Path(path).read_text())))) for pubkey, path in vaults]
+            gate = asyncio.Semaphore(in_flight)
+
+            async def build(n: int) -> bytes:
+                vault, keypair = keys[n % len(keys)]
+                async with gate:
+                    quote = (await http.get(chain.swap_api_url + "/quote", params={
+                        "inputMint": chain.mints["USDC"], "outputMint": chain.mints["SOL"],
+                        "amount": str(1_000_000 + n), "slippageBps": "300"})).json()
+                    body = (await http.post(chain.swap_api_url + "/swap",
+                                            json={"quoteResponse": quote, "userPublicKey": vault})).json()
+                tx = VersionedTransaction.from_bytes(base64.b64decode(body["swapTransaction"]))
+                signatures = list(tx.signatures)
+                signatures[0] = keypair.sign_message(to_bytes_versioned(tx.message))
+                return bytes(VersionedTransaction.populate(tx.message, signatures))
+
+            signed = await asyncio.gather(*(build(n) for n in range(n_swaps)))
+            latencies: list[float] = []
+
+            async def send(raw: bytes) -> None:
+                async with gate:
+                    started = time.perf_counter()
+                    answer = (await http.post(chain.rpc_url, json={
+                        "jsonrpc": "2.0", "id": 1, "method": "sendTransaction", "params": [
+                            base64.b64encode(raw).decode(), {"encoding": "base64", "skipPreflight": True,
+                                                             "maxRetries": 0}]})).json()
+                    latencies.append(time.perf_counter() - started)
+                if "result" not in answer:
+                    raise SystemExit(f"chain ceiling: a pre-built swap was refused: {answer.get('error')}")
+
+            cpu_before = cpu_seconds(chain.process.pid)
+            started = time.perf_counter()
+            await asyncio.gather(*(send(raw) for raw in signed))
+            elapsed = time.perf_counter() - started
+            cpu = cpu_seconds(chain.process.pid) - cpu_before
+        return {"swaps": n_swaps, "seconds": elapsed, "per_s": n_swaps / elapsed, "send_p50": percentile(latencies, 50),
+                "send_p99": percentile(latencies, 99), "cpu_ms": 1000 * cpu / n_swaps}
+
+    return asyncio.run(measure())
+
+
+def ledger_ceiling(pg: PostgresServer, scenario_vault: str, mints: dict[str, str], n_trades: int, workers: int,
+                   batch: int) -> dict:
+    """The ledger's rate for the executor's own statements on each trade, without any chain: claim
+    (``batch`` per round trip), the halt read, the daily-limit reservation, the write-ahead attempt
+    record and the confirmation. ``workers`` threads, each with its own one-connection pool, as
+    executor processes would have."""
+    dsn = pg.create_database(f"bench_ledger_{uuid.uuid4().hex[:8]}")
+    migrate(dsn)
+    strategy = f"bench-ledger-{uuid.uuid4().hex[:6]}"
+    scenario = Scenario(strategy=strategy, vault=scenario_vault, keypair_file="-",
+                        input_mint=mints["USDC"], output_mint=mints["SOL"])
+    with Ledger.connect(dsn, apply_migrations=False) as ledger:
+        admit(ledger, scenario, n_trades)
+    allow = lambda usage: RiskDecision(True, None, "bench: allowed")  # noqa: E731 - statements, not a rule
+    done = [0] * workers
+
+    def work(index: int) -> None:
+        owner = f"bench-ledger-{index}"
+        with Ledger.connect(dsn, apply_migrations=False, min_size=1, max_size=1) as own:
+            while claimed := own.claim_trades(strategy, owner, batch, 30):
+                for trade in claimed:
+                    token = trade.fencing_token
+                    own.trading_halt()
+                    own.reserve_daily_share(trade.trade_id, owner, Decimal(1), allow, fencing_token=token)
+                    signature = uuid.uuid4().hex * 2
+                    own.record_attempt(trade.trade_id, owner, signature, b"\x01" * 600, 1_000, 50, 1,
+                                       fencing_token=token)
+                    own.confirm_trade(trade.trade_id, owner, signature, fencing_token=token)
+                    done[index] += 1
+
+    pg_pids = with_children(pg.pid)
+    cpu_before = sum(cpu_seconds(q) for q in pg_pids)
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    cpu = sum(cpu_seconds(q) for q in with_children(pg.pid)) - cpu_before
+    if sum(done) != n_trades:
+        raise SystemExit(f"ledger ceiling: {sum(done)} of {n_trades} trades done")
+    return {"workers": workers, "trades": n_trades, "seconds": elapsed, "per_s": n_trades / elapsed,
+            "pg_cpu_ms": 1000 * cpu / n_trades}
+
+
 def run(chain, pg: PostgresServer, vault: str, keypair: str, n_trades: int, n_executors: int, concurrency: int,
-        workdir: Path) -> dict:
+        workdir: Path, offered_rate: float | None = None) -> dict:
     dsn = pg.create_database(f"bench_{uuid.uuid4().hex[:8]}")
     migrate(dsn)
     scenario = Scenario(strategy=f"bench-{n_executors}-{uuid.uuid4().hex[:6]}", vault=vault, keypair_file=keypair,
@@ -134,7 +251,7 @@ def run(chain, pg: PostgresServer, vault: str, keypair: str, n_trades: int, n_ex
             cpu_before = (cpu_seconds(chain_pid), sum(cpu_seconds(q) for q in pg_pids),
                           sum(cpu_seconds(p.pid) for p in procs))
             started = time.monotonic()
-            ids = admit(ledger, scenario, n_trades)
+            ids = admit(ledger, scenario, n_trades, offered_rate)
             deadline = started + 60 + n_trades * 2.0
             while True:  # one cheap count per poll, so the bench itself does not load the ledger
                 counts = ledger.counts_by_state(scenario.strategy)
@@ -236,6 +353,8 @@ def main() -> None:
     parser.add_argument("--executors", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--concurrency", type=int, default=8, help="trades in flight per executor")
     parser.add_argument("--slot-ms", type=int, default=100)
+    parser.add_argument("--offered-rate", type=float, default=None,
+                        help="open-loop run's trades/s (default: half the 1-executor run's measured rate)")
     parser.add_argument("--profile", action="store_true",
                         help="after the runs, profile one in-process executor and print its top functions")
     parser.add_argument("--profile-top", type=int, default=25, help="how many functions the profile lists")
@@ -247,19 +366,49 @@ def main() -> None:
     pg.start()
     chain = start_local_chain(workdir / "chain", slot_ms=args.slot_ms, vaults=4)
     try:
-        vault, keypair = sorted(chain.vaults.items())[0]
+        (vault, keypair), *other_vaults = sorted(chain.vaults.items())
+        print(f"ceiling: {args.trades} pre-signed swaps straight to the chain server ...", flush=True)
+        chain_top = chain_ceiling(chain, other_vaults, args.trades, 16)
+        ledger_tops = []
+        for workers in (1, 4):
+            print(f"ceiling: the executor's ledger statements for {args.trades} trades, {workers} worker(s) ...",
+                  flush=True)
+            ledger_tops.append(ledger_ceiling(pg, vault, chain.mints, args.trades, workers, args.concurrency))
         results = []
         for n in args.executors:
             print(f"run: {args.trades} trades, {n} executor(s) x concurrency {args.concurrency} ...", flush=True)
             results.append(run(chain, pg, vault, str(keypair), args.trades, n, args.concurrency, workdir))
+        offered = args.offered_rate or results[0]["trades_per_s"] / 2
+        print(f"open loop: {args.trades} trades offered at {offered:.1f}/s to 1 executor ...", flush=True)
+        open_loop = run(chain, pg, vault, str(keypair), args.trades, 1, args.concurrency, workdir, offered_rate=offered)
+
         print()
-        print(f"{'executors':>9} {'trades':>6} {'confirmed':>9} {'seconds':>8} {'trades/s':>9} "
+        print("the stack's ceiling (each part alone, this run):")
+        print(f"  chain server: {chain_top['per_s']:.1f} pre-signed swaps/s ({chain_top['swaps']} sent, 16 in flight; "
+              f"send p50 {chain_top['send_p50'] * 1000:.1f} ms p99 {chain_top['send_p99'] * 1000:.1f} ms; "
+              f"server CPU {chain_top['cpu_ms']:.2f} ms/swap)")
+        for top in ledger_tops:
+            print(f"  ledger: {top['per_s']:.1f} trades/s with {top['workers']} worker(s) (claim in batches of "
+                  f"{args.concurrency}, halt read, daily reservation, write-ahead attempt, confirm; "
+                  f"Postgres CPU {top['pg_cpu_ms']:.2f} ms/trade)")
+        ceiling = min(chain_top["per_s"], max(top["per_s"] for top in ledger_tops))
+        print(f"  ceiling: {ceiling:.1f} trades/s (the slower part)")
+        print()
+        print("executor runs (1 vault: an executor serves one vault; 100 and 1,000 vaults need many-vault "
+              "strategies, issue #15 section 1):")
+        print(f"{'executors':>9} {'trades':>6} {'confirmed':>9} {'seconds':>8} {'trades/s':>9} {'of ceiling':>10} "
               f"{'1st send p50':>12} {'p99':>7} {'confirm p50':>11} {'p99':>7}")
         for r in results:
             print(f"{r['executors']:>9} {r['trades']:>6} {r['confirmed']:>9} {r['seconds']:>8.2f} "
-                  f"{r['trades_per_s']:>9.2f} {r['first_send_p50'] * 1000:>10.1f}ms {r['first_send_p99'] * 1000:>5.0f}ms "
+                  f"{r['trades_per_s']:>9.2f} {100 * r['trades_per_s'] / ceiling:>9.1f}% "
+                  f"{r['first_send_p50'] * 1000:>10.1f}ms {r['first_send_p99'] * 1000:>5.0f}ms "
                   f"{r['confirm_p50'] * 1000:>9.1f}ms {r['confirm_p99'] * 1000:>5.0f}ms")
         print("(exactly-once verified on chain for every run: fills == confirmed trades, balances moved exactly)")
+        print()
+        print(f"open loop, 1 executor, {offered:.1f} trades/s offered: claim to first send p50 "
+              f"{open_loop['first_send_p50'] * 1000:.1f} ms p99 {open_loop['first_send_p99'] * 1000:.1f} ms; "
+              f"claim to confirmed p50 {open_loop['confirm_p50'] * 1000:.1f} ms p99 "
+              f"{open_loop['confirm_p99'] * 1000:.1f} ms")
         print()
         print(f"CPU seconds during each run ({os.cpu_count()} cores; wall x cores is the machine's budget):")
         print(f"{'executors':>9} {'wall':>6} {'chain':>7} {'postgres':>9} {'executors':>10} {'ms CPU/trade (exec)':>20}")
