@@ -56,7 +56,6 @@ from solders.rpc.requests import (
     SimulateVersionedTransaction,
 )
 from solders.rpc.responses import (
-    RPCError,
     GetAccountInfoResp,
     GetBalanceResp,
     GetBlockHeightResp,
@@ -68,6 +67,7 @@ from solders.rpc.responses import (
     GetTokenAccountBalanceResp,
     GetTransactionResp,
     IsBlockhashValidResp,
+    RPCError,
     SendTransactionResp,
     SimulateTransactionResp,
 )
@@ -194,6 +194,7 @@ class SolanaRpc:
             raise ValueError(f"preflight_commitment must be one of {sorted(_COMMITMENTS)}, "
                              f"got {preflight.preflight_commitment!r}")
         self.url = url
+        self._endpoint = httpx.URL(url)  # parsed once: httpx re-parses a str URL on every request
         self._host = urlsplit(url).netloc or url
         self.timeouts = timeouts
         self.preflight = preflight
@@ -431,7 +432,7 @@ class SolanaRpc:
         answer: httpx.Response | None = None
         try:
             async with asyncio.timeout(limit):
-                answer = await self._http.post(self.url, content=request.to_json())
+                answer = await self._http.post(self._endpoint, content=request.to_json())
             answer.raise_for_status()
             resp = expected.from_json(answer.text)
         except TimeoutError:
