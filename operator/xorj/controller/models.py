@@ -13,7 +13,7 @@ import dataclasses
 import enum
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -281,6 +281,22 @@ def _decimal_default(value: Decimal, description: str) -> Any:
     return Field(default=value, description=description, json_schema_extra={"default": float(value)})
 
 
+class CircuitBreakerSpec(KubeModel):
+    """Refuses new trades (RISK_LIMIT) once failuresInARow fail in a row or failuresInWindow fail within windowSeconds; stays open openSeconds."""  # noqa: E501
+
+    # spec.risk.circuitBreaker. Defaults are the domain's (xorj.domain.risk.CircuitBreaker).
+    failures_in_a_row: int = Field(default=risk.DEFAULT_BREAKER_FAILURES_IN_A_ROW, ge=1, le=1000)
+    failures_in_window: int = Field(default=risk.DEFAULT_BREAKER_FAILURES_IN_WINDOW, ge=1, le=100000)
+    window_seconds: int = Field(default=risk.DEFAULT_BREAKER_WINDOW_SECONDS, ge=1, le=86400)
+    open_seconds: int = Field(default=risk.DEFAULT_BREAKER_OPEN_SECONDS, ge=1, le=86400)
+
+    def to_domain(self) -> risk.CircuitBreaker:
+        return risk.CircuitBreaker(
+            failures_in_window=self.failures_in_window, window=timedelta(seconds=self.window_seconds),
+            failures_in_a_row=self.failures_in_a_row, open_for=timedelta(seconds=self.open_seconds),
+        )
+
+
 class RiskLimitsSpec(KubeModel):
     """Checked by the executor before any send; a refused trade is FAILED with RISK_LIMIT."""
 
@@ -295,6 +311,7 @@ class RiskLimitsSpec(KubeModel):
     max_price_impact_bps: int = Field(
         default=int(risk.DEFAULT_MAX_PRICE_IMPACT * 10_000), gt=0, le=10000, description="1% = 100 bps."
     )
+    circuit_breaker: CircuitBreakerSpec = Field(default_factory=CircuitBreakerSpec)
 
     def to_domain(self) -> risk.RiskLimits:
         return risk.RiskLimits(
