@@ -96,6 +96,10 @@ def state_root() -> Path:
     return cache_root() / "demo"
 
 
+# How many objects one `kubectl patch` releases (`down`)
+FINALIZER_PATCH_BATCH = 200
+
+
 @dataclass
 class ChainInfo:
     """What the local chain tells its clients: endpoints, seeded mints and a funded vault."""
@@ -702,9 +706,13 @@ class Demo:
         self.say(f"removing namespace {self.namespace} from cluster {self.cluster.name}")
         for kind in ("copytrades.trading.xorj.io", "tradingstrategies.trading.xorj.io"):
             names = self.kubectl("get", kind, "-n", self.namespace, "-o", "name", check=False).stdout.split()
-            for name in names:
-                self.kubectl("patch", name, "-n", self.namespace, "--type=merge",
-                             "-p", '{"metadata":{"finalizers":null}}', check=False)
+            if names:
+                self.say(f"    releasing the finalizers of {len(names)} {kind.split('.')[0]}")
+            # many names per kubectl call: after a chaos run there are thousands, and one process per
+            # object took longer than the run
+            for start in range(0, len(names), FINALIZER_PATCH_BATCH):
+                self.kubectl("patch", *names[start:start + FINALIZER_PATCH_BATCH], "-n", self.namespace,
+                             "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False)
         with contextlib.suppress(EnvironmentSetupError, subprocess.TimeoutExpired):
             self._helm("uninstall", RELEASE, "--namespace", self.namespace, "--ignore-not-found")
         self.kubectl("delete", "namespace", self.namespace, "--ignore-not-found", "--wait=false", check=False)
