@@ -503,6 +503,23 @@ class Ledger:
         with self._transaction() as cur:
             return outbox.mark_delivered(cur, alert_ids)
 
+    def deliver_next_alert(self, deliver: Callable[[outbox.ClaimedAlert], None]) -> Alert | None:
+        """Claim the oldest undelivered alert no one else holds, ``deliver`` it (idempotently: it may
+        run again for the same alert after a crash) and mark it delivered, in one transaction; if
+        ``deliver`` raises, the alert stays undelivered (and unlocked) for the next attempt.
+        Returns the alert delivered, or None when nothing was waiting."""
+        with self._transaction() as cur:
+            claimed = outbox.claim_next(cur)
+            if claimed is None:
+                return None
+            deliver(claimed)
+            outbox.mark_delivered(cur, [claimed.alert.alert_id])
+            return claimed.alert
+
+    def count_pending_alerts(self) -> int:
+        with self._transaction() as cur:
+            return outbox.count_pending(cur)
+
     # -- trader scores -------------------------------------------------------------------------------
 
     def upsert_trader_scores(self, trader_scores: Iterable[StoredTraderScore]) -> int:
