@@ -46,7 +46,24 @@ def template_args(release: str, chart: Path, namespace: str, ledger_secret: str)
             "--set", f"ledger.existingSecret={ledger_secret}",
             "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true",
             "--set", f"metrics.serviceMonitor.interval={SCRAPE_INTERVAL}",
-            "--show-only", "templates/servicemonitor.yaml", "--show-only", "templates/prometheusrule.yaml"]
+            "--show-only", "templates/servicemonitor.yaml", "--show-only", "templates/prometheusrule.yaml",
+            "--show-only", "templates/operator-deployment.yaml"]
+
+
+def chart_service(manifests: str, component: str) -> str:
+    """The name of the chart's Service of ``component`` (the operator's metrics Service): the job
+    label its targets get in a cluster."""
+    for document in yaml.safe_load_all(manifests):
+        if (isinstance(document, dict) and document.get("kind") == "Service"
+                and document["metadata"].get("labels", {}).get("app.kubernetes.io/component") == component):
+            return document["metadata"]["name"]
+    raise EnvironmentSetupError(f"the rendered chart has no Service of component {component!r}")
+
+
+def static_job(name: str, address: str, labels: dict[str, str], path: str = "/metrics") -> dict[str, Any]:
+    """A scrape job for a host process no ServiceMonitor describes (the local chain)."""
+    return {"job_name": name, "metrics_path": path,
+            "static_configs": [{"targets": [address], "labels": {"job": name, **labels}}]}
 
 
 @dataclass(frozen=True)
@@ -141,7 +158,7 @@ def _http_ok(url: str) -> bool:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200
     except OSError:
         return False
@@ -231,7 +248,7 @@ class Monitoring:
         record = records.get("prometheus")
         if record and _alive(record):
             request = urllib.request.Request(f"http://127.0.0.1:{record['port']}/-/reload", method="POST")
-            with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - loopback only
+            with urllib.request.urlopen(request, timeout=10):
                 pass
 
     @staticmethod

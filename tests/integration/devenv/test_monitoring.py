@@ -56,7 +56,7 @@ def rendered_chart() -> str:
 
 
 def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
+    with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
 
 
