@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+
+from xorj.ledger.pool_metrics import LedgerPoolCollector
 
 # the chain reconciler's metrics (xorj_reconcile_*) are the operator's too: exported (enabled 0) even
 # while the periodic reconciler is off
@@ -40,3 +42,6 @@ ALERTS_DELIVERED = Counter(
 ALERT_OUTBOX_PENDING = Gauge(
     "xorj_operator_alert_outbox_pending", "Ledger outbox alerts not yet delivered (as of the last delivery pass)."
 )
+# the operator's ledger pool (its ledger is set at start-up: xorj.controller.handlers)
+LEDGER_POOL = LedgerPoolCollector("xorj_operator")
+REGISTRY.register(LEDGER_POOL)

@@ -106,6 +106,13 @@ class Ledger:
         with translated_errors(), self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             yield cur
 
+    def pool_stats(self) -> dict[str, int]:
+        """The pool's counters (psycopg_pool's names: pool_size, pool_available, pool_max, requests_waiting)."""
+        stats = {"pool_size": 0, "pool_available": 0, "requests_waiting": 0}
+        stats.update(self._pool.get_stats())
+        stats["pool_max"] = self._pool.max_size
+        return stats
+
     def ping(self) -> bool:
         """True when the ledger answers a query now (the LedgerReachable condition)."""
         try:

@@ -14,12 +14,14 @@ import re
 import secrets
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.waiting import wait_until
+from tests.unit.chart.dashboard import EMPTY_WHEN_ALL_CONFIRM, panel_queries
 
 pytestmark = [pytest.mark.cluster, pytest.mark.chain, pytest.mark.postgres, pytest.mark.slow]
 
@@ -134,6 +136,28 @@ def assert_monitoring_scrapes_and_evaluates(stdout: str, state: Path) -> None:
     rules = {r["name"] for g in get(f"{prometheus.group(1)}/api/v1/rules")["data"]["groups"] for r in g["rules"]}
     assert {"XorjOperatorDown", "XorjCircuitBreakerOpen", "XorjExecutorDown"} <= rules
     assert isinstance(get(f"{alertmanager.group(1)}/api/v2/alerts"), list)
+
+    # every dashboard panel's query parses and, after the demo's trades, returns data
+    def answers() -> dict[str, list]:
+        found = {}
+        for title, ref, expr in panel_queries():
+            answer = get(f"{prometheus.group(1)}/api/v1/query?{urllib.parse.urlencode({'query': expr})}")
+            assert answer["status"] == "success", (title, ref, answer)
+            found[f"{title} {ref}"] = answer["data"]["result"]
+        return found
+
+    empty: list[str] = []
+
+    def all_with_data() -> dict[str, list]:
+        found = answers()
+        empty[:] = [key for key, result in found.items()
+                    if not result and key.rsplit(" ", 1)[0] not in EMPTY_WHEN_ALL_CONFIRM]
+        return {} if empty else found
+
+    try:
+        wait_until(all_with_data, 90, "every dashboard query to return data")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; still empty: {empty}") from None
 
 
 def test_dev_up_with_executor_processes_confirms_trades_and_dev_down_stops_everything(
