@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from xorj.chaos import marks
+from xorj.chaos.probes import alert_fired
+from xorj.chaos.target import resolve
 from xorj.devenv.demo import start_process
 from xorj.devenv.monitoring import Monitoring, Target, received_alerts, template_args
 from xorj.devenv.postgres import free_port
@@ -110,7 +114,15 @@ def test_an_alert_fires_reaches_the_receiver_and_resolves(stack) -> None:
     assert not [a for a in received_alerts(monitoring.received_path) if a["alertname"] == ALERT], \
         "the alert arrived before its condition held"
 
+    # the chaos probe asks Alertmanager while the fault is injected, then cleared
+    chaos = {"ledger_dsn": "postgresql://not-used-by-this-probe/x", "alertmanager_url": alertmanager,
+             "run_id": f"monitoring-{time.monotonic_ns()}"}
+    target = resolve(chaos)
+    probe: dict[str, Any] = {}
+    asking = threading.Thread(target=lambda: probe.update(alert_fired(ALERT, "CHAIN_RECONCILIATION", 90, 120, chaos)))
+    marks.fault(target, "CHAIN_RECONCILIATION")
     findings.write_text("1")
+    asking.start()
     fired = wait_for(lambda: [a for a in received_alerts(monitoring.received_path)
                               if a["alertname"] == ALERT and a["status"] == "firing"], 90,
                      "the alert to reach the receiver", logs)
@@ -119,6 +131,23 @@ def test_an_alert_fires_reaches_the_receiver_and_resolves(stack) -> None:
     assert [a for a in get_json(f"{alertmanager}/api/v2/alerts") if a["labels"]["alertname"] == ALERT]
 
     findings.write_text("0")
+    marks.write(target, "cleared")
     wait_for(lambda: [a for a in received_alerts(monitoring.received_path)
                       if a["alertname"] == ALERT and a["status"] == "resolved"], 120,
              "the alert to be resolved at the receiver", logs)
+    asking.join(150)
+    assert probe["ok"] and probe["fired"] and probe["resolved"], probe
+    # fired within a few scrape and evaluation intervals (2 s and 5 s here) of the fault; resolved likewise
+    assert 0 <= probe["fired_after_s"] <= 30 and 0 <= probe["resolved_after_s"] <= 60, probe
+
+
+def test_the_alert_probe_says_when_alertmanager_never_saw_the_alert(stack) -> None:
+    _, records, _ = stack
+    chaos = {"ledger_dsn": "postgresql://not-used-by-this-probe/x", "run_id": f"monitoring-{time.monotonic_ns()}",
+             "alertmanager_url": f"http://127.0.0.1:{records['alertmanager']['port']}"}
+    marks.fault(resolve(chaos), "RPC_FAILURE")
+    verdict = alert_fired("XorjCircuitBreakerOpen", "RPC_FAILURE", 3, 3, chaos)
+    assert (verdict["ok"], verdict["fired"], verdict["checked"]) == (False, False, True)
+    no_alertmanager = {**chaos, "alertmanager_url": None}
+    verdict = alert_fired("XorjCircuitBreakerOpen", "RPC_FAILURE", 3, 3, no_alertmanager)
+    assert (verdict["ok"], verdict["checked"]) == (False, False) and "no Alertmanager" in verdict["error"]
