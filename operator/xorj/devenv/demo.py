@@ -526,7 +526,7 @@ class Demo:
         manifests = self._helm(*monitoring.template_args(RELEASE, CHART, self.namespace, LEDGER_SECRET)).stdout
         chain_job = monitoring.static_job("xorj-chain", urlsplit(chain.rpc_url).netloc,
                                           {"namespace": self.namespace, "service": "xorj-chain"})
-        stack.configure(manifests, ports, extra_jobs=[chain_job])
+        stack.configure(manifests, ports, extra_jobs=[chain_job], max_for=monitoring.DEV_MAX_FOR)
         data["monitoring_operator_service"] = monitoring.chart_service(manifests, "operator")
         self.state.save(data)
         self.refresh_monitoring_targets(stack, data)

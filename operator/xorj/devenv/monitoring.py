@@ -15,8 +15,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,10 @@ START_SECONDS = 120.0
 EVALUATION_INTERVAL = "5s"
 SCRAPE_INTERVAL = "5s"
 RECEIVED_FILE = "alerts-received.jsonl"
+# The development and chaos environments cap every alert's `for:` at this, as they shorten leases and
+# breaker windows: an alert fires and resolves within a demo or an experiment (the expressions are the
+# chart's; the promtool unit tests check the chart's own `for:` durations).
+DEV_MAX_FOR = "10s"
 
 
 def template_args(release: str, chart: Path, namespace: str, ledger_secret: str) -> list[str]:
@@ -96,9 +102,27 @@ def chart_monitoring(manifests: str) -> tuple[list[dict[str, Any]], list[dict[st
     return monitors, rules
 
 
-def rule_file(prometheus_rules: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """A Prometheus rule file holding every group of the PrometheusRules."""
-    return {"groups": [group for rule in prometheus_rules for group in rule["spec"]["groups"]]}
+def duration_seconds(text: str) -> float:
+    """A Prometheus duration (``1m``, ``90s``, ``1h30m``) in seconds."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise EnvironmentSetupError(f"for: {text!r} is not a Prometheus duration")
+    return sum(int(n) * units[u] for n, u in parts)
+
+
+def rule_file(prometheus_rules: Iterable[dict[str, Any]], max_for: str | None = None) -> dict[str, Any]:
+    """A Prometheus rule file holding every group of the PrometheusRules. ``max_for`` caps every
+    alert's ``for:`` (the chaos environment shortens it, as it shortens leases and breaker windows,
+    so an alert can fire and resolve within an experiment; the expressions stay the chart's)."""
+    groups = copy.deepcopy([group for rule in prometheus_rules for group in rule["spec"]["groups"]])
+    if max_for is not None:
+        cap = duration_seconds(max_for)
+        for group in groups:
+            for rule in group["rules"]:
+                if "for" in rule and duration_seconds(str(rule["for"])) > cap:
+                    rule["for"] = max_for
+    return {"groups": groups}
 
 
 def job_name(monitor: dict[str, Any], index: int) -> str:
@@ -184,12 +208,13 @@ class Monitoring:
 
     # -- configuration ----------------------------------------------------------------------------
 
-    def configure(self, manifests: str, ports: dict[str, int], extra_jobs: Iterable[dict[str, Any]] = ()) -> None:
+    def configure(self, manifests: str, ports: dict[str, int], extra_jobs: Iterable[dict[str, Any]] = (),
+                  max_for: str | None = None) -> None:
         """Write the rule file, Prometheus' and Alertmanager's configurations from the rendered chart."""
         self.monitors, rules = chart_monitoring(manifests)
         self.root.mkdir(parents=True, exist_ok=True)
         self.targets_dir.mkdir(exist_ok=True)
-        _write_yaml(self.rules_path, rule_file(rules))
+        _write_yaml(self.rules_path, rule_file(rules, max_for))
         _write_yaml(self.prometheus_path, prometheus_config(
             self.monitors, self.targets_dir, self.rules_path, f"127.0.0.1:{ports['alertmanager']}", extra_jobs))
         _write_yaml(self.alertmanager_path, alertmanager_config(f"http://127.0.0.1:{ports['alert-receiver']}/alerts"))
@@ -198,14 +223,18 @@ class Monitoring:
             if not path.exists():
                 _write_json(path, [])
 
-    def set_targets(self, component: str, targets: Iterable[Target]) -> None:
-        """The targets of the ServiceMonitor whose ``app.kubernetes.io/component`` is ``component``
-        (operator, executor); Prometheus re-reads the file within seconds."""
+    def targets_path(self, component: str) -> Path:
+        """The file_sd file of the ServiceMonitor whose ``app.kubernetes.io/component`` is ``component``."""
         monitor = next((m for m in self.monitors
                         if m["metadata"].get("labels", {}).get("app.kubernetes.io/component") == component), None)
         if monitor is None:
             raise EnvironmentSetupError(f"the chart has no ServiceMonitor for component {component!r}")
-        _write_json(targets_file(self.targets_dir, monitor), [t.group() for t in targets])
+        return targets_file(self.targets_dir, monitor)
+
+    def set_targets(self, component: str, targets: Iterable[Target]) -> None:
+        """The targets of the ServiceMonitor of ``component`` (operator, executor); Prometheus re-reads
+        the file within seconds."""
+        _write_json(self.targets_path(component), [t.group() for t in targets])
 
     # -- processes --------------------------------------------------------------------------------
 

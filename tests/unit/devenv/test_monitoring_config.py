@@ -69,3 +69,20 @@ def test_the_receiver_refuses_a_payload_without_alerts() -> None:
         {"status": "firing", "labels": {"alertname": "X", "severity": "critical"}, "annotations": {"summary": "s"}}]},
         1.0)
     assert (record["alertname"], record["status"], record["annotations"]) == ("X", "firing", {"summary": "s"})
+
+
+def test_the_development_cap_shortens_only_longer_for_durations() -> None:
+    import pytest
+    from xorj.devenv.monitoring import rule_file
+    from xorj.errors import EnvironmentSetupError
+
+    rule = {"spec": {"groups": [{"name": "g", "rules": [
+        {"alert": "Slow", "expr": "up == 0", "for": "5m"}, {"alert": "Quick", "expr": "up == 0", "for": "5s"},
+        {"alert": "Now", "expr": "up == 0"}, {"record": "r", "expr": "up"}]}]}}
+    capped = {r.get("alert") or r["record"]: r.get("for") for r in rule_file([rule], "10s")["groups"][0]["rules"]}
+    assert capped == {"Slow": "10s", "Quick": "5s", "Now": None, "r": None}
+    assert rule["spec"]["groups"][0]["rules"][0]["for"] == "5m", "the chart's own rule must stay as it is"
+    assert rule_file([rule])["groups"][0]["rules"][0]["for"] == "5m"
+    with pytest.raises(EnvironmentSetupError, match="for: '5 minutes'"):
+        rule_file([{"spec": {"groups": [{"name": "g", "rules": [{"alert": "A", "expr": "up", "for": "5 minutes"}]}]}}],
+                  "10s")
