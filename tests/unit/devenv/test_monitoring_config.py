@@ -86,3 +86,14 @@ def test_the_development_cap_shortens_only_longer_for_durations() -> None:
     with pytest.raises(EnvironmentSetupError, match="for: '5 minutes'"):
         rule_file([{"spec": {"groups": [{"name": "g", "rules": [{"alert": "A", "expr": "up", "for": "5 minutes"}]}]}}],
                   "10s")
+
+
+def test_xorj_dev_alert_receiver_is_a_command() -> None:
+    from click.testing import CliRunner
+    from xorj.cli import cli
+
+    result = CliRunner().invoke(cli, ["dev", "alert-receiver", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--out" in result.output and "Alertmanager's webhook" in result.output
+    refused = CliRunner().invoke(cli, ["dev", "alert-receiver", "--out", "x.jsonl"])
+    assert refused.exit_code != 0 and "--port" in refused.output
