@@ -110,6 +110,7 @@ class AlertEventPoster:
         self._reporter = reporter
         self.created = 0
         self.already_there = 0
+        self.namespace_gone = 0
 
     def __call__(self, claimed: ClaimedAlert) -> None:
         target = event_target(claimed)
@@ -120,9 +121,13 @@ class AlertEventPoster:
             self._kube._call("create", "events", "POST", f"/api/v1/namespaces/{target.namespace}/events", body)
             self.created += 1
         except ApiException as exc:
-            if exc.status != 409:
+            if exc.status == 409:
+                self.already_there += 1  # delivered before a crash that came before the mark
+            elif exc.status == 404:
+                # the namespace is gone: no Event can ever carry this alert; it is counted and marked
+                self.namespace_gone += 1
+            else:
                 raise
-            self.already_there += 1  # delivered before a crash that came before the mark
 
     def _uid(self, target: EventTarget) -> str | None:
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{target.namespace}/{_PLURALS[target.kind]}/{target.name}"
@@ -135,15 +140,45 @@ class AlertEventPoster:
         return (found or {}).get("metadata", {}).get("uid")
 
 
+class _Remembering:
+    """Wraps the poster to know which alert a failed delivery was about."""
+
+    def __init__(self, poster: AlertEventPoster) -> None:
+        self.poster = poster
+        self.current: int | None = None
+
+    def __call__(self, claimed: ClaimedAlert) -> None:
+        self.current = claimed.alert.alert_id
+        self.poster(claimed)
+
+
 def deliver_pending(ledger: Ledger, poster: AlertEventPoster, limit: int = 100) -> list[Alert]:
-    """Deliver up to ``limit`` waiting alerts, one transaction each; counts each after its commit."""
+    """Deliver up to ``limit`` waiting alerts, one transaction each; counts each after its commit.
+
+    An alert whose Event the API server refuses (e.g. 403: a namespace being deleted, or one this
+    operator may not write) stays undelivered and is skipped for the rest of the pass, so it never
+    holds up the others; it is tried again on the next pass. A ledger error ends the pass at once."""
     delivered: list[Alert] = []
+    failed: list[int] = []
+    first_error: ApiException | None = None
+    step = _Remembering(poster)
     while len(delivered) < limit:
-        alert = ledger.deliver_next_alert(poster)
+        step.current = None
+        try:
+            alert = ledger.deliver_next_alert(step, skip=failed)
+        except ApiException as exc:
+            if step.current is None:
+                raise
+            failed.append(step.current)
+            first_error = first_error or exc
+            continue
         if alert is None:
             break
         metrics.ALERTS_DELIVERED.labels(alert.kind, alert.severity.value).inc()
         delivered.append(alert)
+    if first_error is not None:
+        log.warning("alert delivery: the API server refused the Events of alerts %s (HTTP %s); they stay "
+                    "undelivered", failed, first_error.status)
     return delivered
 
 

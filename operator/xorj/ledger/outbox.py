@@ -66,14 +66,15 @@ class ClaimedAlert:
     copytrade: str | None
 
 
-def claim_next(cur: psycopg.Cursor) -> ClaimedAlert | None:
-    """Lock the oldest undelivered alert no other transaction holds (None when there is none)."""
+def claim_next(cur: psycopg.Cursor, skip: Sequence[int] = ()) -> ClaimedAlert | None:
+    """Lock the oldest undelivered alert no other transaction holds and not in ``skip`` (those whose
+    delivery failed earlier in the same pass: one that keeps failing must not hold up the others)."""
     row = cur.execute(
         f"""SELECT {", ".join("a." + c.strip() for c in _COLUMNS.split(","))}, t.copytrade
               FROM alerts a LEFT JOIN trades t ON t.id = a.trade_id
-             WHERE a.delivered_at IS NULL
+             WHERE a.delivered_at IS NULL AND NOT (a.id = ANY(%s))
              ORDER BY a.id LIMIT 1
-               FOR UPDATE OF a SKIP LOCKED"""
+               FOR UPDATE OF a SKIP LOCKED""", (list(skip),)
     ).fetchone()
     if row is None:
         return None

@@ -510,13 +510,14 @@ class Ledger:
         with self._transaction() as cur:
             return outbox.mark_delivered(cur, alert_ids)
 
-    def deliver_next_alert(self, deliver: Callable[[outbox.ClaimedAlert], None]) -> Alert | None:
-        """Claim the oldest undelivered alert no one else holds, ``deliver`` it (idempotently: it may
-        run again for the same alert after a crash) and mark it delivered, in one transaction; if
-        ``deliver`` raises, the alert stays undelivered (and unlocked) for the next attempt.
-        Returns the alert delivered, or None when nothing was waiting."""
+    def deliver_next_alert(self, deliver: Callable[[outbox.ClaimedAlert], None],
+                           skip: Sequence[int] = ()) -> Alert | None:
+        """Claim the oldest undelivered alert no one else holds (and not in ``skip``), ``deliver`` it
+        (idempotently: it may run again for the same alert after a crash) and mark it delivered, in
+        one transaction; if ``deliver`` raises, the alert stays undelivered (and unlocked) for the
+        next attempt. Returns the alert delivered, or None when nothing was waiting."""
         with self._transaction() as cur:
-            claimed = outbox.claim_next(cur)
+            claimed = outbox.claim_next(cur, skip)
             if claimed is None:
                 return None
             deliver(claimed)

@@ -170,3 +170,34 @@ def test_the_operator_delivers_the_outbox(kube: Kubectl, ledger: Ledger, operato
                      and 'kind="KILL_SWITCH"' in line), "")
     line = wait_for(delivered_count, 15, "the delivered counter")
     assert line.endswith(" 1.0"), line
+
+
+def test_an_alert_the_api_server_refuses_does_not_hold_up_the_others(kube: Kubectl, ledger: Ledger,
+                                                                      k8s_cluster: Any) -> None:
+    """A namespace being deleted refuses new Events (403): its alert stays undelivered, the alerts
+    after it are delivered; an alert of a namespace that is gone (404) is counted and marked."""
+    ns = kube.namespace
+    kube.apply(strategy("alpha"))
+    closing = f"{ns}-closing"
+    k8s_cluster.kubectl("create", "namespace", closing)
+    k8s_cluster.kubectl("create", "configmap", "held", "-n", closing)
+    k8s_cluster.kubectl("patch", "configmap", "held", "-n", closing, "--type=merge",
+                        "-p", '{"metadata":{"finalizers":["xorj.test/hold"]}}')
+    try:
+        k8s_cluster.kubectl("delete", "namespace", closing, "--wait=false")
+        refused = ledger.raise_alert("RPC_FAILURE", "warning", "refused", strategy=f"{closing}/alpha")
+        gone = ledger.raise_alert("RPC_FAILURE", "warning", "gone", strategy="no-such-namespace-x1/alpha")
+        after = ledger.raise_alert("RPC_FAILURE", "warning", "after", strategy=f"{ns}/alpha")
+        k = new_kube()
+        try:
+            poster = AlertEventPoster(k, "test")
+            delivered = deliver_pending(ledger, poster)
+        finally:
+            k.close()
+        assert [a.alert_id for a in delivered] == [gone.alert_id, after.alert_id]
+        assert (poster.created, poster.namespace_gone) == (1, 1)
+        assert [a.alert_id for a in ledger.pending_alerts()] == [refused.alert_id]
+        assert [e["metadata"]["name"] for e in alert_events(kube)] == [event_name(after)]
+    finally:
+        k8s_cluster.kubectl("patch", "configmap", "held", "-n", closing, "--type=merge",
+                            "-p", '{"metadata":{"finalizers":null}}', check=False)
