@@ -10,8 +10,10 @@ from typing import Any
 DASHBOARD = Path(__file__).resolve().parents[3] / "charts" / "xorj-operator" / "dashboards" / "xorj-operator.json"
 # $namespace and $strategy with "All" selected (allValue .*); Grafana's interval variables at 1m, 1h
 VARIABLES = {"$namespace": ".*", "$strategy": ".*", "$__rate_interval": "1m", "$__range": "1h"}
-# Panels whose queries may rightly return nothing after a run in which every trade was CONFIRMED
-EMPTY_WHEN_ALL_CONFIRM = {"Failed trades by reason", "RPC and swap API errors, swaps refused"}
+# Panels whose queries may rightly return nothing after a run in which every trade was CONFIRMED (no
+# failure, no alert)
+EMPTY_WHEN_ALL_CONFIRM = {"Failed trades by reason", "RPC and swap API errors, swaps refused",
+                          "Alerts delivered as Events"}
 
 
 def dashboard() -> dict[str, Any]:
