@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
@@ -186,16 +187,28 @@ async def deliver_forever(kube: Kube, ledger: Ledger, reporter: str, interval: f
     """The operator's deliverer: a pass every ``interval`` seconds; a failed pass (ledger or API server
     down) leaves the alert undelivered and is retried on the next."""
     poster = AlertEventPoster(kube, reporter)
-    while True:
-        try:
-            delivered = await kube.run(deliver_pending, ledger, poster)
-            if delivered:
-                log.info("delivered %d alert(s) as Events", len(delivered))
-            metrics.ALERT_OUTBOX_PENDING.set(await kube.run(ledger.count_pending_alerts))
-        except asyncio.CancelledError:
-            raise
-        except (LedgerError, ApiException, OSError) as exc:
-            log.warning("alert delivery pass failed: %s; retrying", type(exc).__name__)
-        except Exception:
-            log.exception("alert delivery pass failed; retrying")
-        await asyncio.sleep(interval)
+    loop = asyncio.get_running_loop()
+    # its own thread, not the Kubernetes pool's: a pass holds a ledger connection while it waits for
+    # the API server, and must not take a worker the reconcilers need (e.g. during a ledger outage)
+    own_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xorj-alerts")
+    try:
+        while True:
+            await _one_pass(loop, own_thread, ledger, poster)
+            await asyncio.sleep(interval)
+    finally:
+        own_thread.shutdown(wait=False, cancel_futures=True)
+
+
+async def _one_pass(loop: asyncio.AbstractEventLoop, thread: ThreadPoolExecutor, ledger: Ledger,
+                    poster: AlertEventPoster) -> None:
+    try:
+        delivered = await loop.run_in_executor(thread, deliver_pending, ledger, poster)
+        if delivered:
+            log.info("delivered %d alert(s) as Events", len(delivered))
+        metrics.ALERT_OUTBOX_PENDING.set(await loop.run_in_executor(thread, ledger.count_pending_alerts))
+    except asyncio.CancelledError:
+        raise
+    except (LedgerError, ApiException, OSError) as exc:
+        log.warning("alert delivery pass failed: %s; retrying", type(exc).__name__)
+    except Exception:
+        log.exception("alert delivery pass failed; retrying")
