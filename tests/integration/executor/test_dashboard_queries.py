@@ -24,7 +24,12 @@ from xorj.devenv.monitoring import Monitoring, Target, template_args
 from xorj.devenv.postgres import free_port
 
 from tests.fixtures.toolchain import toolchain_binary
-from tests.integration.executor.harness import admit, executor_env, executors, wait_terminal
+from tests.integration.executor.harness import (
+    admit,
+    executor_env,
+    executors,
+    wait_terminal,
+)
 from tests.unit.chart.dashboard import EMPTY_WHEN_ALL_CONFIRM, panel_queries
 from tests.unit.chart.helm import CHART, helm
 

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import yaml
 from xorj.devenv.alert_receiver import records_of
-from xorj.devenv.monitoring import Monitoring, Target, chart_service, static_job, template_args
+from xorj.devenv.monitoring import (
+    Monitoring,
+    Target,
+    chart_service,
+    static_job,
+    template_args,
+)
 
 from tests.fixtures.promtool import promtool
 from tests.fixtures.toolchain import toolchain_binary
