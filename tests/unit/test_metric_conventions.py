@@ -10,9 +10,9 @@ import importlib
 from prometheus_client.metrics import MetricWrapperBase
 
 # Each of these takes its values from an enum or a fixed list in the code (state, reason code,
-# attempt outcome, breaker state, RPC method, guard rule, finding class, ...): bounded.
+# attempt outcome, breaker state, RPC method, guard rule, finding class, alert severity, ...): bounded.
 BOUNDED_LABELS = {"strategy", "state", "reason", "outcome", "method", "rule", "kind", "result", "verb",
-                  "resource", "phase", "operation", "class",
+                  "resource", "phase", "operation", "class", "severity",
                   "source"}  # the watcher's sources: poll, webhook, websocket
 TIME_WORDS = ("latency", "duration", "seconds", "time", "age", "lag")
 

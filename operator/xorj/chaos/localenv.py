@@ -43,6 +43,12 @@ EXECUTOR_SETTINGS: dict[str, str] = {
 }
 
 
+# The namespace the chaos environment's targets are labelled with (the chart's rules select it), and the
+# cap on every alert's `for:` here: the experiments' faults last tens of seconds (see EXECUTOR_SETTINGS)
+MONITORING_NAMESPACE = "xorj"
+MONITORING_MAX_FOR = "10s"  # = xorj.devenv.monitoring.DEV_MAX_FOR
+
+
 def _start(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> int:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
@@ -136,12 +142,18 @@ class LocalChaosEnv:
                 "XORJ_VAULT_KEYPAIR_FILE": keypair_file, "XORJ_VAULT_PUBKEY": vault,
                 "XORJ_CHAOS_EXECUTOR_OVERRIDES": str(self.root / "executor.env.json"),
             }
+            monitoring, ports = self._configure_monitoring()
             self.say(f"executors: starting {replicas} `xorj executor` replicas")
             pool_file = self.root / "executors.json"
             with contextlib.suppress(FileNotFoundError):
                 pool_file.unlink()
+            # the pool keeps the executors' ServiceMonitor target file current as replicas come and go
             pid = _start([sys.executable, "-m", "xorj.chaos.supervisor", "--replicas", str(replicas),
-                          "--state-file", str(pool_file), "--log-dir", str(logs / "executors")],
+                          "--state-file", str(pool_file), "--log-dir", str(logs / "executors"),
+                          "--prometheus-targets", str(monitoring.targets_path("executor")),
+                          "--target-label", f"namespace={MONITORING_NAMESPACE}",
+                          "--target-label", f"service={STRATEGY}-executor",
+                          "--target-label", f"job={STRATEGY}-executor"],
                          logs / "supervisor.log", env=executor_env)
             state["processes"]["executors"] = pid
             state["executors_file"] = str(pool_file)
@@ -152,17 +164,46 @@ class LocalChaosEnv:
             }
             state["replicas"] = replicas
             self._save(state)
+            self.say("monitoring: Prometheus (the chart's rules), Alertmanager and the alert receiver")
+            from xorj.devenv.demo import start_process
+
+            records: dict[str, Any] = {}
+            state["monitoring"] = records
+            monitoring.start(records, ports, start_process)
+            state["target"]["alertmanager_url"] = f"http://127.0.0.1:{ports['alertmanager']}"
+            self._save(state)
         except BaseException:
             self.down()
             raise
         self.say(f"chaos environment up: XORJ_CHAOS_ENV={self.path}")
         return state
 
+    def _configure_monitoring(self) -> tuple[Any, dict[str, int]]:
+        """Render the chart's ServiceMonitors and PrometheusRule into the local Prometheus' and
+        Alertmanager's configuration (xorj.devenv.monitoring), ``for:`` capped at MONITORING_MAX_FOR."""
+        from xorj.devenv import monitoring
+        from xorj.devenv.demo import CHART, LEDGER_SECRET, RELEASE
+        from xorj.devenv.postgres import free_port
+        from xorj.devenv.toolchain import Toolchain
+
+        toolchain = Toolchain()
+        rendered = subprocess.run([str(toolchain.path("helm")), *monitoring.template_args(
+            RELEASE, CHART, MONITORING_NAMESPACE, LEDGER_SECRET)], capture_output=True, text=True, timeout=120,
+            check=False)
+        if rendered.returncode != 0:
+            raise EnvironmentSetupError(f"helm template (monitoring) failed: {rendered.stderr.strip()}")
+        stack = monitoring.Monitoring(self.root / "monitoring", toolchain.path, self.say)
+        ports = {name: free_port() for name in monitoring.PROCESS_NAMES}
+        stack.configure(rendered.stdout, ports, max_for=MONITORING_MAX_FOR)
+        return stack, ports
+
     def down(self) -> None:
         from xorj.chaos.actions import postgres_control
+        from xorj.devenv.monitoring import Monitoring
         from xorj.devenv.postgres import PostgresServer
 
         state = self.load()
+        Monitoring.stop(state.get("monitoring") or {}, self.say)
         for name in ("executors", "proxy", "chain"):
             pid = state.get("processes", {}).get(name)
             if process_running(pid):

@@ -14,6 +14,9 @@ raises, which fails the hypothesis).
   load, its ``timeline`` (:func:`run_timeline`) for the report's pictures.
 - :func:`copytrade_status_matches_ledger`: each CopyTrade's status.phase equals its ledger state.
 - :func:`alert_raised`: an alert of ``kind`` in the outbox since that fault class was injected.
+- :func:`alert_fired`: Alertmanager's API (``/api/v2/alerts``) says the Prometheus alert fired after
+  the fault was injected, and resolved after the faults were cleared; with the seconds each took
+  (the results table's "alert fired (s)" and "alert resolved (s)").
 - :func:`vault_funds_accounted`: the vault's funds moved only by the run's filled trades and fees.
 - :func:`hostile_swaps_refused`: trades refused as hostile had nothing signed, and some were refused.
 """
@@ -247,6 +250,78 @@ def alert_raised(kind: str, within_seconds: float = 30.0,
         if count > 0 or time.monotonic() >= deadline:
             return {"raised": count > 0, "injected": True, "count": count}
         time.sleep(0.5)
+
+
+def _alertmanager_alerts(url: str, alertname: str) -> list[dict[str, Any]]:
+    """The active (firing, not silenced) alerts named ``alertname``, from Alertmanager's API v2."""
+    import urllib.parse
+    import urllib.request
+
+    query = urllib.parse.urlencode({"filter": f'alertname="{alertname}"', "active": "true",
+                                    "silenced": "false", "inhibited": "false", "unprocessed": "true"})
+    with urllib.request.urlopen(f"{url.rstrip('/')}/api/v2/alerts?{query}", timeout=5) as response:  # noqa: S310
+        answer = json.loads(response.read())
+    if not isinstance(answer, list):
+        raise ValueError(f"Alertmanager /api/v2/alerts answered {type(answer).__name__}, not a list")
+    return [a for a in answer if isinstance(a, dict) and (a.get("labels") or {}).get("alertname") == alertname]
+
+
+def _epoch(rfc3339: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+
+
+def alert_fired(alertname: str, fault: str, fired_within_seconds: float = 120.0,
+                resolved_within_seconds: float = 180.0,
+                configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Ask the environment's Alertmanager whether the Prometheus alert ``alertname`` fired for the
+    fault class ``fault`` (the mark ``fault:<fault>`` written when it was injected) and resolved once
+    the faults were cleared (the mark ``cleared``).
+
+    Waits up to ``fired_within_seconds`` from the injection for the alert to be active, then (once the
+    faults are cleared) up to ``resolved_within_seconds`` for it to leave the active alerts.
+    ``fired_after_s`` is the alert's ``startsAt`` less the injection time (when Prometheus began
+    firing it); ``resolved_after_s`` is when it was first seen gone less the clearing time. ``ok`` is
+    True when it fired and resolved. Before any such fault: vacuously ok (``injected`` False). An
+    environment without Alertmanager cannot be asked: ``checked`` False and ``ok`` False (say so
+    rather than pass)."""
+    target = resolve(configuration)
+    injected_at = marks.read(target).get(f"fault:{fault}")
+    result: dict[str, Any] = {"alert": alertname, "fault": fault, "injected": injected_at is not None,
+                              "checked": bool(target.alertmanager_url), "fired": False, "resolved": False,
+                              "fired_after_s": None, "resolved_after_s": None}
+    if injected_at is None:
+        return {**result, "ok": True}
+    if not target.alertmanager_url:
+        return {**result, "ok": False, "error": "no Alertmanager in this environment (alertmanager_url)"}
+    url = target.alertmanager_url
+    deadline = float(injected_at) + float(fired_within_seconds)
+    while True:
+        active = [a for a in _alertmanager_alerts(url, alertname)
+                  if a.get("startsAt") and _epoch(a["startsAt"]) >= float(injected_at) - 60.0]
+        if active:
+            starts = min(_epoch(a["startsAt"]) for a in active)
+            result.update(fired=True, fired_after_s=round(max(0.0, starts - float(injected_at)), 1))
+            break
+        if time.time() >= deadline:
+            return {**result, "ok": False}
+        time.sleep(1.0)
+    while True:
+        cleared_at = marks.read(target).get("cleared")
+        if cleared_at is not None:
+            break
+        if time.time() >= deadline + float(resolved_within_seconds):
+            return {**result, "ok": False, "error": "the faults were never cleared"}
+        time.sleep(1.0)
+    deadline = float(cleared_at) + float(resolved_within_seconds)
+    while True:
+        if not _alertmanager_alerts(url, alertname):
+            result.update(resolved=True, resolved_after_s=round(max(0.0, time.time() - float(cleared_at)), 1))
+            return {**result, "ok": True}
+        if time.time() >= deadline:
+            return {**result, "ok": False}
+        time.sleep(1.0)
 
 
 def vault_funds_accounted(configuration: dict[str, Any] | None = None) -> dict[str, Any]:

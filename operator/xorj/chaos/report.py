@@ -40,6 +40,10 @@ class Row:
     before_met: bool | None = None
     after_met: bool | None = None
     notes: str = ""
+    # from the Alertmanager probes (alert-fired-*): the slowest alert to fire after its fault, and to
+    # resolve after the faults were cleared
+    alert_fired_s: float | None = None
+    alert_resolved_s: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -100,7 +104,17 @@ def row_from_journal(path: Path) -> Row:
             notes.append(f"{run['activity']['name']}: {output['replayed']} replays, {output['created']} created")
     if isinstance(onchain, dict) and onchain.get("violations"):
         notes.append(f"on-chain violations {onchain['violations']}")
+    fired_s: list[float] = []
+    resolved_s: list[float] = []
     for name, value in out.items():
+        if name.startswith("alert-fired") and isinstance(value, dict) and value.get("injected"):
+            if value.get("fired_after_s") is not None:
+                fired_s.append(float(value["fired_after_s"]))
+            if value.get("resolved_after_s") is not None:
+                resolved_s.append(float(value["resolved_after_s"]))
+            if not value.get("ok"):
+                state = "did not fire" if not value.get("fired") else "did not resolve"
+                notes.append(f"{value.get('alert')} {state}" + (f" ({value['error']})" if value.get("error") else ""))
         if name.startswith("alert-raised") and isinstance(value, dict):
             notes.append(f"{name.removeprefix('alert-raised-')}: {value.get('count', 0)} alert(s)")
         if name.startswith("slippage-failures-retried") and isinstance(value, dict) and value.get("injected"):
@@ -117,6 +131,7 @@ def row_from_journal(path: Path) -> Row:
         failed_reasons=terminal.get("failed_reasons") or {}, notes="; ".join(notes),
         before_met=(journal.get("steady_states", {}).get("before") or {}).get("steady_state_met"),
         after_met=(journal.get("steady_states", {}).get("after") or {}).get("steady_state_met"),
+        alert_fired_s=max(fired_s) if fired_s else None, alert_resolved_s=max(resolved_s) if resolved_s else None,
     )
 
 
@@ -129,7 +144,7 @@ def _cell(value: Any) -> str:
 
 
 HEADER = ["scenario", "result", "trades", "confirmed", "failed", "duplicates", "orphans", "time to recover (s)",
-          "failed reasons", "notes"]
+          "alert fired (s)", "alert resolved (s)", "failed reasons", "notes"]
 
 
 def cells(row: Row) -> list[str]:
@@ -143,7 +158,8 @@ def cells(row: Row) -> list[str]:
     else:
         result = row.status.upper()
     return [row.scenario, result, _cell(row.trades), _cell(row.confirmed), _cell(row.failed), _cell(row.duplicates),
-            _cell(row.orphans), _cell(row.recover_s), reasons, row.notes or "-"]
+            _cell(row.orphans), _cell(row.recover_s), _cell(row.alert_fired_s), _cell(row.alert_resolved_s), reasons,
+            row.notes or "-"]
 
 
 PICTURES_INTRO = ("Timelines, one per experiment: fault windows shaded, the run's trades by state over time, "

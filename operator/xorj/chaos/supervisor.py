@@ -35,7 +35,11 @@ def _overrides() -> dict[str, str]:
 
 
 class Pool:
-    def __init__(self, replicas: int, state_file: Path, log_dir: Path, prefix: str) -> None:
+    def __init__(self, replicas: int, state_file: Path, log_dir: Path, prefix: str,
+                 prometheus_targets: Path | None = None, target_labels: dict[str, str] | None = None) -> None:
+        self.prometheus_targets = prometheus_targets
+        self.target_labels = target_labels or {}
+        self._targets_written: str | None = None
         self.replicas = replicas
         self.state_file = state_file
         self.log_dir = log_dir
@@ -61,6 +65,25 @@ class Pool:
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
         tmp.replace(self.state_file)
+        if self.prometheus_targets is not None:
+            self._write_targets()
+
+    def _write_targets(self) -> None:
+        """The live replicas as a Prometheus file_sd target list (what the Kubernetes service discovery
+        of the executors' ServiceMonitor finds in a cluster), rewritten when it changes."""
+        groups = []
+        for name, child in sorted(self.children.items()):
+            port_file = self.log_dir / f"{name}.port"
+            if child.poll() is None and port_file.is_file() and port_file.read_text().strip():
+                groups.append({"targets": [f"127.0.0.1:{port_file.read_text().strip()}"],
+                               "labels": {**self.target_labels, "pod": name, "endpoint": "metrics"}})
+        text = json.dumps(groups, sort_keys=True)
+        if text != self._targets_written:
+            assert self.prometheus_targets is not None
+            tmp = self.prometheus_targets.with_suffix(".tmp")
+            tmp.write_text(text)
+            tmp.replace(self.prometheus_targets)
+            self._targets_written = text
 
     def run(self) -> None:
         while not self.stopping:
@@ -98,11 +121,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state-file", type=Path, required=True)
     parser.add_argument("--log-dir", type=Path, required=True)
     parser.add_argument("--prefix", default="executor")
+    parser.add_argument("--prometheus-targets", type=Path, default=None,
+                        help="also keep this Prometheus file_sd file listing the replicas' /metrics")
+    parser.add_argument("--target-label", action="append", default=[], metavar="NAME=VALUE",
+                        help="a label of every target in --prometheus-targets (repeatable)")
     args = parser.parse_args(argv)
     if not 1 <= args.replicas <= 16:
         parser.error("--replicas must be between 1 and 16")
     args.log_dir.mkdir(parents=True, exist_ok=True)
-    pool = Pool(args.replicas, args.state_file, args.log_dir, args.prefix)
+    labels = dict(item.split("=", 1) for item in args.target_label)
+    pool = Pool(args.replicas, args.state_file, args.log_dir, args.prefix, args.prometheus_targets, labels)
 
     def on_signal(_signum: int, _frame: object) -> None:
         pool.stopping = True

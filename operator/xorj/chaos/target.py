@@ -37,6 +37,7 @@ CONFIG_KEYS: dict[str, str] = {
     "output_mint": "XORJ_CHAOS_OUTPUT_MINT",
     "namespace": "XORJ_CHAOS_NAMESPACE",
     "run_id": "XORJ_CHAOS_RUN_ID",
+    "alertmanager_url": "XORJ_CHAOS_ALERTMANAGER_URL",
 }
 
 
@@ -52,6 +53,7 @@ class Target:
     kubeconfig: str | None = None
     run_id: str = "manual"
     strategy_name: str | None = None  # the TradingStrategy's name (``strategy`` is the ledger's key, ns/name)
+    alertmanager_url: str | None = None  # the environment's Alertmanager (xorj.devenv.monitoring), if it runs one
     env_file: Path | None = None
     state: dict[str, Any] = field(default_factory=dict, repr=False)  # the env/demo state file's content
 
@@ -95,6 +97,9 @@ def _from_demo(state: dict[str, Any], root: Path) -> dict[str, Any]:
     # the ledger keys trades by "namespace/name" of their TradingStrategy
     out: dict[str, Any] = {"namespace": namespace, "strategy": f"{namespace}/{name}", "strategy_name": name,
                            "kubeconfig": state.get("kubeconfig")}
+    alertmanager = (state.get("processes") or {}).get("alertmanager")
+    if alertmanager and alertmanager.get("port"):
+        out["alertmanager_url"] = f"http://127.0.0.1:{alertmanager['port']}"
     if state.get("postgres_port"):
         out["ledger_dsn"] = f"postgresql://postgres@127.0.0.1:{state['postgres_port']}/{demo.LEDGER_DATABASE}"
     chain_file = root / "chain" / "chain.json"
@@ -125,6 +130,7 @@ def resolve(configuration: dict[str, Any] | None = None) -> Target:
         vault=values["vault"], input_mint=values["input_mint"], output_mint=values["output_mint"],
         namespace=values["namespace"], kubeconfig=os.environ.get("KUBECONFIG") or base.get("kubeconfig"),
         run_id=values["run_id"] or "manual", env_file=path, state=state, strategy_name=strategy_name,
+        alertmanager_url=values["alertmanager_url"],
     )
 
 

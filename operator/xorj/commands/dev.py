@@ -16,6 +16,7 @@ DEV_COMMANDS: dict[str, str] = {
     "node": "xorj.commands.dev_node:node",
     "image": "xorj.commands.dev_image:image",
     "leaders": "xorj.commands.dev_leaders:leaders",
+    "alert-receiver": "xorj.commands.dev_alert_receiver:alert_receiver",
 }
 
 

@@ -31,4 +31,6 @@ def up(executors: str | None) -> None:
     click.echo("")
     click.echo("See it again with:")
     click.echo(f"  {demo.kubectl_hint()}")
+    for line in demo.monitoring_summary():
+        click.echo(line)
     click.echo(f"State and logs: {demo.root}   Stop everything: xorj dev down")

@@ -30,7 +30,7 @@ import kopf
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from xorj.controller import ledger_logins, metrics, pools, reconcile
+from xorj.controller import alerts, ledger_logins, metrics, pools, reconcile
 from xorj.controller.freshness import WatchFreshness
 from xorj.controller.kube import Kube, load_config, load_configuration
 from xorj.controller.models import GROUP, VERSION
@@ -105,6 +105,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
     kube = Kube(await asyncio.to_thread(load_config), cfg.api_workers, freshness)
     dsn = cfg.ledger_dsn.get_secret_value()
     ledger = await asyncio.to_thread(_connect_ledger, dsn, logger)
+    metrics.LEDGER_POOL.ledger = ledger
     identity = f"{socket.gethostname()}/{os.getpid()}"
     rt = Runtime(settings=cfg, kube=kube, ledger=ledger, freshness=freshness, identity=identity)
     memo["runtime"] = rt
@@ -112,6 +113,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
     if cfg.executor_ledger_logins:
         memo["ledger_logins"] = asyncio.create_task(
             ledger_logins.keep_logins(rt, memo.get("namespaces") or []), name="xorj-ledger-logins")
+    if cfg.alert_delivery_seconds > 0:
+        memo["alerts"] = asyncio.create_task(
+            alerts.deliver_forever(kube, ledger, identity, cfg.alert_delivery_seconds), name="xorj-alert-delivery")
     memo["health"] = await _start_health_server(rt, cfg.health_host, cfg.health_port, cfg.metrics_port)
     if cfg.reconcile_rpc_url is not None:
         from xorj.reconciler.periodic import reconcile_forever
@@ -146,7 +150,7 @@ def _connect_ledger(dsn: str, logger: Any) -> Ledger:
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, logger: Any, **_: Any) -> None:
     """Graceful shutdown: kopf has stopped the daemons; close what startup opened."""
-    for task_name in ("listener", "ledger_logins", "reconciler"):
+    for task_name in ("listener", "ledger_logins", "reconciler", "alerts"):
         task = memo.get(task_name)
         if task is not None:
             task.cancel()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+
+from xorj.ledger.pool_metrics import LedgerPoolCollector
 
 # the chain reconciler's metrics (xorj_reconcile_*) are the operator's too: exported (enabled 0) even
 # while the periodic reconciler is off
@@ -32,3 +34,14 @@ COPYTRADES_TERMINAL = Counter(
 TTL_DELETIONS = Counter("xorj_operator_ttl_deletions_total", "Terminal CopyTrades deleted by TTL.")
 WATCH_STALE = Gauge("xorj_operator_watch_stale", "1 while the watch has not delivered our own writes.")
 LISTENER_CONNECTED = Gauge("xorj_operator_ledger_listener_connected", "1 while LISTEN is connected.")
+ALERTS_DELIVERED = Counter(
+    "xorj_operator_alerts_delivered_total",
+    "Ledger outbox alerts delivered (one Kubernetes Event each, then marked delivered), by kind and severity.",
+    ["kind", "severity"],
+)
+ALERT_OUTBOX_PENDING = Gauge(
+    "xorj_operator_alert_outbox_pending", "Ledger outbox alerts not yet delivered (as of the last delivery pass)."
+)
+# the operator's ledger pool (its ledger is set at start-up: xorj.controller.handlers)
+LEDGER_POOL = LedgerPoolCollector("xorj_operator")
+REGISTRY.register(LEDGER_POOL)

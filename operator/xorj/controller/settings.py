@@ -62,6 +62,10 @@ class OperatorSettings(BaseSettings):
     watch_inactivity_timeout: int = Field(default=600, gt=0)
     watch_stale_seconds: float = Field(default=60.0, gt=0)
 
+    # The ledger's alert outbox is delivered (a Kubernetes Event each, and metrics) every this often
+    # (xorj.controller.alerts); 0 turns the deliverer off (another replica or tool delivers them).
+    alert_delivery_seconds: float = Field(default=2.0, ge=0)
+
     # Continuous reconciliation with the chain (xorj.reconciler): every reconcile_interval_seconds, walk
     # each ledger vault's on-chain transactions and check CONFIRMED trades' finality, through this RPC
     # endpoint (the operator's own choice, never a tenant's; it may carry an API key: never logged).

@@ -77,7 +77,8 @@ HELM_SECONDS = 600.0  # `helm upgrade --install --wait`: its own --timeout; the 
 # namespace still terminating (pods get their grace period, 60 s for executors, then the namespace
 # controller removes the rest).
 NAMESPACE_GONE_SECONDS = 300.0
-PROCESS_NAMES = ("pod-runtime", "operator", "chain")  # stop order for `down`
+# stop order for `down`: Prometheus and Alertmanager first (no alert about what `down` stops)
+PROCESS_NAMES = ("prometheus", "alertmanager", "alert-receiver", "pod-runtime", "operator", "chain")
 EXECUTOR_MODES = ("pods", "processes")
 # The real node is for executors, which hold vault keys: other pods stay off it.
 EXECUTOR_NODE_TAINT = {"key": "xorj.dev/executors", "value": "true", "effect": "NoSchedule"}
@@ -256,44 +257,47 @@ class Demo:
         data = self.state.load()
         data.setdefault("processes", {})
 
-        self.say("1/9 toolchain: building what is missing (a first build takes tens of minutes)")
+        self.say("1/10 toolchain: building what is missing (a first build takes tens of minutes)")
         self.toolchain.build(progress=lambda m: self.say(f"    {m}"))
-        self.say("2/9 cluster: starting the local Kubernetes cluster")
+        self.say("2/10 cluster: starting the local Kubernetes cluster")
         if not data.get("cluster_started_by_demo") and not self.cluster.is_running():
             data["cluster_started_by_demo"] = True  # so `down` stops it, and only then
         self.cluster.up(progress=lambda m: self.say(f"    {m}"))
         data["kubeconfig"] = str(self.cluster.kubeconfig)
         self.state.save(data)
 
-        self.say("3/9 ledger: starting Postgres and migrating the schema")
+        self.say("3/10 ledger: starting Postgres and migrating the schema")
         dsn = self._postgres(data)
-        self.say("4/9 chain: starting the local Solana chain and market")
+        self.say("4/10 chain: starting the local Solana chain and market")
         chain = self._chain(data)
         endpoints = None
         if self.executors == "pods":
-            self.say("5/9 node: a real node (containerd, kubelet, kube-proxy, kube-router) and the project's image")
+            self.say("5/10 node: a real node (containerd, kubelet, kube-proxy, kube-router) and the project's image")
             endpoints = self._real_node(data, dsn, chain)
         else:
-            self.say("5/9 node: none (executors run as local processes)")
-        self.say("6/9 chart: installing CRDs, ServiceAccounts, RBAC and NetworkPolicies (helm)")
+            self.say("5/10 node: none (executors run as local processes)")
+        self.say("6/10 chart: installing CRDs, ServiceAccounts, RBAC and NetworkPolicies (helm)")
         # Executor processes (no node) reach the same host addresses; the chart has no open default.
         opened = endpoints or PodEndpoints(dsn, chain)
         self._install_chart(opened.dsn, chain, opened.chart_values())
-        self.say("7/9 operator: running `xorj operator` as the chart's ServiceAccount")
+        self.say("7/10 operator: running `xorj operator` as the chart's ServiceAccount")
         self._operator(data, dsn, self._executor_ledger_dsn(data, endpoints.dsn if endpoints else dsn,
                                                           relayed=endpoints is not None))
         if endpoints:
-            self.say("8/9 executors: the example TradingStrategy; its executor pods run on the real node")
+            self.say("8/10 executors: the example TradingStrategy; its executor pods run on the real node")
             strategy = self._apply_strategy(endpoints.chain)
             self._wait_executor_pods(strategy)
         else:
-            self.say("8/9 executors: the example TradingStrategy; the pod runtime runs one `xorj executor` per pod")
+            self.say("8/10 executors: the example TradingStrategy; the pod runtime runs one `xorj executor` per pod")
             self._pod_runtime(data)
             strategy = self._apply_strategy(chain)
             self._wait_executor_processes(strategy)
-        self.say("9/9 trades: applying CopyTrades")
+        self.say("9/10 monitoring: Prometheus (the chart's ServiceMonitors and rules), Alertmanager, a receiver")
+        self._monitoring(data, chain)
+        self.say("10/10 trades: applying CopyTrades")
         names = self._apply_copytrades(strategy, chain)
         self._wait_confirmed(names)
+        self.refresh_monitoring_targets()  # executors may have been restarted meanwhile
         view = self.kubectl("get", "copytrades", "-n", self.namespace).stdout
         self.say(f"demo up in {time.monotonic() - started:.0f}s")
         return view
@@ -505,6 +509,88 @@ class Demo:
                          lambda: _http_ok(f"http://127.0.0.1:{health}/healthz"), OPERATOR_START_SECONDS,
                          alive=lambda: _running(record), logs=[record["log"]])
         self.say(f"    operator pid {record['pid']}, health :{health}, metrics :{metrics}")
+
+    # -- monitoring -------------------------------------------------------------------------------
+
+    def _monitoring_stack(self):
+        from xorj.devenv.monitoring import Monitoring
+
+        return Monitoring(self.root / "monitoring", self.toolchain.path, self.say)
+
+    def _monitoring(self, data: dict[str, Any], chain: ChainInfo) -> None:
+        """Configure and start Prometheus, Alertmanager and the receiver (kept if running; a running
+        Prometheus re-reads the configuration), with the operator, executors and chain as targets."""
+        from xorj.devenv import monitoring
+        from xorj.devenv.postgres import free_port
+
+        records = data["processes"]
+        ports = {name: (records[name]["port"] if process_alive(records.get(name)) else free_port())
+                 for name in monitoring.PROCESS_NAMES}
+        stack = self._monitoring_stack()
+        manifests = self._helm(*monitoring.template_args(RELEASE, CHART, self.namespace, LEDGER_SECRET)).stdout
+        chain_job = monitoring.static_job("xorj-chain", urlsplit(chain.rpc_url).netloc,
+                                          {"namespace": self.namespace, "service": "xorj-chain"})
+        stack.configure(manifests, ports, extra_jobs=[chain_job], max_for=monitoring.DEV_MAX_FOR)
+        data["monitoring_operator_service"] = monitoring.chart_service(manifests, "operator")
+        self.state.save(data)
+        self.refresh_monitoring_targets(stack, data)
+        stack.start(records, ports, start_process)
+        self.state.save(data)
+        stack.reload_prometheus(records)
+        for name, url in monitoring.urls(records).items():
+            self.say(f"    {name} {url}")
+
+    def refresh_monitoring_targets(self, stack: Any = None, data: dict[str, Any] | None = None) -> None:
+        """Tell Prometheus where the operator and the executors listen now (what the Kubernetes service
+        discovery would do in a cluster): written to the ServiceMonitors' target files."""
+        from xorj.controller.desired import STRATEGY_LABEL, ExecutorDefaults, names
+        from xorj.devenv.monitoring import Target, chart_monitoring, template_args
+
+        data = data or self.state.load()
+        stack = stack or self._monitoring_stack()
+        if not stack.monitors:
+            if not stack.prometheus_path.exists():
+                return  # no monitoring configured by `up`
+            stack.monitors = chart_monitoring(
+                self._helm(*template_args(RELEASE, CHART, self.namespace, LEDGER_SECRET)).stdout)[0]
+        operator = data["processes"].get("operator")
+        if operator:
+            stack.set_targets("operator", [Target(f"127.0.0.1:{operator['metrics_port']}", self.namespace,
+                                                  data.get("monitoring_operator_service", "xorj-operator-metrics"),
+                                                  f"operator-{operator['pid']}")])
+        pods = self.kubectl("get", "pods", "-n", self.namespace, "-l", "app.kubernetes.io/component=executor",
+                            "-o", "json", check=False)
+        targets = []
+        processes = {}
+        with contextlib.suppress(OSError, ValueError):
+            processes = json.loads((self.root / "pod-runtime" / "pods.json").read_text())
+        for pod in json.loads(pods.stdout or '{"items": []}').get("items", []):
+            meta = pod["metadata"]
+            strategy = meta.get("labels", {}).get(STRATEGY_LABEL, "")
+            address = None
+            if self.executors == "pods" and pod.get("status", {}).get("podIP"):
+                address = f"{pod['status']['podIP']}:{ExecutorDefaults().metrics_port}"
+            else:
+                entry = processes.get(f"{meta['namespace']}/{meta['name']}") or {}
+                port_file = Path(entry["log"]).parent / "http-port" if entry.get("log") else None
+                if port_file and port_file.is_file():
+                    address = f"127.0.0.1:{port_file.read_text().strip()}"
+            if address:
+                targets.append(Target(address, meta["namespace"], names(strategy)["service"], meta["name"]))
+        stack.set_targets("executor", targets)
+
+    def monitoring_summary(self) -> list[str]:
+        """Where to look: the Prometheus and Alertmanager URLs and the receiver's file."""
+        from xorj.devenv import monitoring
+
+        records = self.state.load().get("processes", {})
+        found = monitoring.urls(records)
+        if not found:
+            return []
+        stack = self._monitoring_stack()
+        return [f"Prometheus:   {found.get('prometheus', '-')}  (rules: {found.get('prometheus', '')}/api/v1/rules)",
+                f"Alertmanager: {found.get('alertmanager', '-')}  (alerts: {found.get('alertmanager', '')}/api/v2/alerts)",
+                f"Alerts received (one JSON line each): {stack.received_path}"]
 
     def _pod_runtime(self, data: dict[str, Any]) -> None:
         if process_alive(data["processes"].get("pod-runtime")):

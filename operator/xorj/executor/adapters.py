@@ -234,7 +234,8 @@ class LedgerRiskGate:
     def __init__(self, ledger: Ledger, *, strategy: str, owner: str, limits: RiskLimits, kill_switch: KillSwitch,
                  breaker: CircuitBreaker, valuer: TradeValuer,
                  notional_tolerance: Decimal = DEFAULT_NOTIONAL_TOLERANCE,
-                 on_breaker: Callable[[BreakerStatus], None] | None = None) -> None:
+                 on_breaker: Callable[[BreakerStatus], None] | None = None,
+                 on_halt: Callable[[bool], None] | None = None) -> None:
         self.ledger = ledger
         self.strategy = strategy
         self.owner = owner
@@ -244,6 +245,7 @@ class LedgerRiskGate:
         self.valuer = valuer
         self.notional_tolerance = notional_tolerance
         self._on_breaker = on_breaker or (lambda status: None)
+        self._on_halt = on_halt or (lambda halted: None)
         self._breaker_cache: tuple[float, BreakerStatus] | None = None
 
     async def breaker_status(self) -> BreakerStatus:
@@ -268,8 +270,10 @@ class LedgerRiskGate:
         # Halts first, before any price is asked for: a halted cluster refuses even when the price
         # source is down. (The ledger's halt is read again, atomically, by the reservation below.)
         if self.kill_switch.global_halt:
+            self._on_halt(True)
             return globally_halted("executor setting XORJ_GLOBAL_HALT")
         halt = await asyncio.to_thread(self.ledger.trading_halt)
+        self._on_halt(halt.halted)
         if halt.halted:
             return globally_halted(halt.reason)
         try:

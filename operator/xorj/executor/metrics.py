@@ -49,6 +49,10 @@ class ExecutorMetrics:
                                registry=r)
         self.breaker_state = Gauge("xorj_executor_breaker_state", "Circuit breaker: 1 for the current state",
                                    ["strategy", "state"], registry=r)
+        self.concurrency_limit = Gauge("xorj_executor_concurrency_limit", "The most trades worked on at once "
+                                       "(saturation: trades_in_flight / this)", ["strategy"], registry=r)
+        self.halted = Gauge("xorj_executor_trading_halted", "1 while trading is halted (the ledger's cluster-wide "
+                            "halt or XORJ_GLOBAL_HALT), as of the last trade checked", ["strategy"], registry=r)
         self.leases_lost = Counter("xorj_executor_leases_lost", "Trades dropped because the lease was lost",
                                    ["strategy"], registry=r)
         self._claimed_at: dict[int, float] = {}
@@ -56,6 +60,7 @@ class ExecutorMetrics:
         self.set_breaker(BreakerState.CLOSED)
         self.ledger_up.labels(strategy).set(1)
         self.in_flight.labels(strategy).set(0)
+        self.halted.labels(strategy).set(0)
 
     # ---- service events ----------------------------------------------------------------------
 

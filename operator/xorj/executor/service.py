@@ -40,6 +40,7 @@ from xorj.executor.metrics import ExecutorMetrics
 from xorj.executor.settings import ExecutorSettings
 from xorj.executor.submission import STEPS, ConfirmationPolicy, SubmissionSettings, VaultBoundSubmitter
 from xorj.domain.trades import Trade, TradeState
+from xorj.ledger.pool_metrics import LedgerPoolCollector
 from xorj.ledger.records import AlertSeverity
 from xorj.ledger.repository import Ledger
 
@@ -99,6 +100,8 @@ class ExecutorService:
         self.ledger = ledger or Ledger.connect(settings.ledger_dsn.get_secret_value(), apply_migrations=False,
                                                name=LEDGER_APPLICATION_NAME)
         self.metrics = ExecutorMetrics(settings.strategy)
+        self.metrics.concurrency_limit.labels(settings.strategy).set(settings.concurrency)
+        self.metrics.registry.register(LedgerPoolCollector("xorj_executor", self.ledger))
         self.rpc = SolanaRpc(settings.rpc_url_with_key(),
                              timeouts=RpcTimeouts(read=settings.rpc_timeout_seconds, send=settings.send_timeout_seconds),
                              preflight=PreflightSettings(skip_preflight=settings.skip_preflight,
@@ -126,7 +129,8 @@ class ExecutorService:
             valuer=ChainValuer(self.rpc, self.prices, valued_mints=settings.valued_mints,
                                cash_mints=settings.cash_mints),
             notional_tolerance=settings.notional_tolerance,
-            on_breaker=self._breaker_changed)
+            on_breaker=self._breaker_changed,
+            on_halt=lambda halted: self.metrics.halted.labels(settings.strategy).set(1 if halted else 0))
         self.port = OwnedLedger(self.ledger, self.owner, on_result=self._ledger_result, strategy=settings.strategy)
         # A template: each trade's work runs a copy with the ports of its claim (see _handle).
         self.submitter = VaultBoundSubmitter(

@@ -1,6 +1,12 @@
 """The alert outbox: alerts are rows written in the transaction that caused them (when there is one),
-then delivered (Kubernetes Events, metrics, notifications) by whoever reads :func:`pending` and marks
-them delivered. A NOTIFY on channel ``xorj_alerts`` announces each new row.
+then delivered (Kubernetes Events, metrics) by :func:`claim_next` + :func:`mark_delivered` in ONE
+transaction (the operator's deliverer, :mod:`xorj.controller.alerts`). A NOTIFY on channel
+``xorj_alerts`` announces each new row.
+
+Exactly once: the claim is a row lock (``FOR UPDATE SKIP LOCKED``), so concurrent deliverers take
+different alerts; the delivery itself is idempotent (the Event's name is derived from the row), so a
+deliverer killed between delivering and the mark leaves the row unmarked and unlocked, and the next
+one re-delivers it into the same name, finds it there, and marks it.
 
 Functions here run inside a transaction the caller opened (a cursor with ``dict_row``).
 """
@@ -8,6 +14,7 @@ Functions here run inside a transaction the caller opened (a cursor with ``dict_
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import psycopg
 
@@ -48,3 +55,31 @@ def mark_delivered(cur: psycopg.Cursor, alert_ids: Sequence[int]) -> int:
         "UPDATE alerts SET delivered_at = now() WHERE id = ANY(%s) AND delivered_at IS NULL", (list(alert_ids),)
     )
     return cur.rowcount
+
+
+@dataclass(frozen=True)
+class ClaimedAlert:
+    """An undelivered alert, locked by the claiming transaction, with the CopyTrade (``namespace/name``)
+    of its trade when the trade has one (the Event goes on it; else on the strategy)."""
+
+    alert: Alert
+    copytrade: str | None
+
+
+def claim_next(cur: psycopg.Cursor, skip: Sequence[int] = ()) -> ClaimedAlert | None:
+    """Lock the oldest undelivered alert no other transaction holds and not in ``skip`` (those whose
+    delivery failed earlier in the same pass: one that keeps failing must not hold up the others)."""
+    row = cur.execute(
+        f"""SELECT {", ".join("a." + c.strip() for c in _COLUMNS.split(","))}, t.copytrade
+              FROM alerts a LEFT JOIN trades t ON t.id = a.trade_id
+             WHERE a.delivered_at IS NULL AND NOT (a.id = ANY(%s))
+             ORDER BY a.id LIMIT 1
+               FOR UPDATE OF a SKIP LOCKED""", (list(skip),)
+    ).fetchone()
+    if row is None:
+        return None
+    return ClaimedAlert(alert_from_row(row), row["copytrade"])
+
+
+def count_pending(cur: psycopg.Cursor) -> int:
+    return cur.execute("SELECT count(*) AS n FROM alerts WHERE delivered_at IS NULL").fetchone()["n"]

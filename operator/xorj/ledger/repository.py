@@ -106,6 +106,13 @@ class Ledger:
         with translated_errors(), self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             yield cur
 
+    def pool_stats(self) -> dict[str, int]:
+        """The pool's counters (psycopg_pool's names: pool_size, pool_available, pool_max, requests_waiting)."""
+        stats = {"pool_size": 0, "pool_available": 0, "requests_waiting": 0}
+        stats.update(self._pool.get_stats())
+        stats["pool_max"] = self._pool.max_size
+        return stats
+
     def ping(self) -> bool:
         """True when the ledger answers a query now (the LedgerReachable condition)."""
         try:
@@ -502,6 +509,24 @@ class Ledger:
     def mark_delivered(self, alert_ids: Sequence[int]) -> int:
         with self._transaction() as cur:
             return outbox.mark_delivered(cur, alert_ids)
+
+    def deliver_next_alert(self, deliver: Callable[[outbox.ClaimedAlert], None],
+                           skip: Sequence[int] = ()) -> Alert | None:
+        """Claim the oldest undelivered alert no one else holds (and not in ``skip``), ``deliver`` it
+        (idempotently: it may run again for the same alert after a crash) and mark it delivered, in
+        one transaction; if ``deliver`` raises, the alert stays undelivered (and unlocked) for the
+        next attempt. Returns the alert delivered, or None when nothing was waiting."""
+        with self._transaction() as cur:
+            claimed = outbox.claim_next(cur, skip)
+            if claimed is None:
+                return None
+            deliver(claimed)
+            outbox.mark_delivered(cur, [claimed.alert.alert_id])
+            return claimed.alert
+
+    def count_pending_alerts(self) -> int:
+        with self._transaction() as cur:
+            return outbox.count_pending(cur)
 
     # -- trader scores -------------------------------------------------------------------------------
 

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.waiting import wait_until
+from tests.unit.chart.dashboard import EMPTY_WHEN_ALL_CONFIRM, panel_queries
 
 pytestmark = [pytest.mark.cluster, pytest.mark.chain, pytest.mark.postgres, pytest.mark.slow]
 
@@ -110,6 +114,52 @@ def test_dev_up_runs_executors_as_real_pods_on_a_real_node(k8s_cluster, tmp_path
     assert k8s_cluster.local.is_running(), "down must not stop a cluster it did not start"
 
 
+def assert_monitoring_scrapes_and_evaluates(stdout: str, state: Path) -> None:
+    """The demo's Prometheus (its URL printed) scrapes the operator, the executors and the chain, up,
+    and evaluates the chart's alert rules; Alertmanager answers; where alerts are received is printed."""
+    prometheus = re.search(r"Prometheus:\s+(http://\S+)", stdout)
+    alertmanager = re.search(r"Alertmanager:\s+(http://\S+)", stdout)
+    assert prometheus and alertmanager, stdout
+    assert f"Alerts received (one JSON line each): {state / 'monitoring' / 'alerts-received.jsonl'}" in stdout
+
+    def get(url: str):
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.loads(response.read())
+
+    def jobs_up() -> set[str]:
+        targets = get(f"{prometheus.group(1)}/api/v1/targets")["data"]["activeTargets"]
+        found = {t["scrapePool"].split("/")[2] if t["scrapePool"].startswith("serviceMonitor/") else t["scrapePool"]
+                 for t in targets if t["health"] == "up"}
+        return found if {"xorj-operator", "xorj-executors", "xorj-chain"} <= found else set()
+
+    wait_until(jobs_up, 60, "Prometheus to scrape the operator, the executors and the chain")
+    rules = {r["name"] for g in get(f"{prometheus.group(1)}/api/v1/rules")["data"]["groups"] for r in g["rules"]}
+    assert {"XorjOperatorDown", "XorjCircuitBreakerOpen", "XorjExecutorDown"} <= rules
+    assert isinstance(get(f"{alertmanager.group(1)}/api/v2/alerts"), list)
+
+    # every dashboard panel's query parses and, after the demo's trades, returns data
+    def answers() -> dict[str, list]:
+        found = {}
+        for title, ref, expr in panel_queries():
+            answer = get(f"{prometheus.group(1)}/api/v1/query?{urllib.parse.urlencode({'query': expr})}")
+            assert answer["status"] == "success", (title, ref, answer)
+            found[f"{title} {ref}"] = answer["data"]["result"]
+        return found
+
+    empty: list[str] = []
+
+    def all_with_data() -> dict[str, list]:
+        found = answers()
+        empty[:] = [key for key, result in found.items()
+                    if not result and key.rsplit(" ", 1)[0] not in EMPTY_WHEN_ALL_CONFIRM]
+        return {} if empty else found
+
+    try:
+        wait_until(all_with_data, 90, "every dashboard query to return data")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; still empty: {empty}") from None
+
+
 def test_dev_up_with_executor_processes_confirms_trades_and_dev_down_stops_everything(
         k8s_cluster, tmp_path: Path) -> None:
     namespace = f"demo-{secrets.token_hex(3)}"
@@ -124,8 +174,10 @@ def test_dev_up_with_executor_processes_confirms_trades_and_dev_down_stops_every
         lines = [line for line in up.stdout.splitlines() if "-demo-" in line]
         assert len(lines) == 3 and all("CONFIRMED" in line for line in lines), up.stdout
         assert f"-n {namespace} get copytrades" in up.stdout
-        for step in ("toolchain", "cluster", "ledger", "chain", "node", "chart", "operator", "executors", "trades"):
+        for step in ("toolchain", "cluster", "ledger", "chain", "node", "chart", "operator", "executors",
+                     "monitoring", "trades"):
             assert step in up.stderr, f"no progress line for {step}"
+        assert_monitoring_scrapes_and_evaluates(up.stdout, state)
 
         # each executor pod is backed by one live local process
         pods = json.loads(k8s_cluster.kubectl("get", "pods", "-n", namespace, "-l",

@@ -73,3 +73,21 @@ def test_known_vault_keypair_is_funded_and_stale_keys_removed(tmp_path) -> None:
     finally:
         stop_local_chain(handle)
     assert handle.process.returncode == 0  # SIGTERM ends it cleanly
+
+
+async def test_metrics_report_requests_slot_and_faults(client: ChainClient) -> None:
+    """/metrics (what the local Prometheus scrapes) counts requests by method and fired faults."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    await client.result("getSlot")
+    async with httpx.AsyncClient() as http:
+        await http.post(f"{client.chain.admin_url}/faults", json={"kind": "error", "method": "getBalance"})
+        await client.rpc("getBalance", client.chain.take_vault())
+        answer = await http.get(client.chain.rpc_url.rstrip("/") + "/metrics")
+    assert answer.status_code == 200
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(answer.text) for s in family.samples}
+    assert samples[("xorj_chain_requests_total", (("method", "getSlot"),))] >= 1
+    assert samples[("xorj_chain_slot", ())] > 0
+    assert samples[("xorj_chain_faults_active", ())] == 1
+    assert samples[("xorj_chain_faults_fired_total", (("kind", "error"), ("method", "getBalance")))] >= 1

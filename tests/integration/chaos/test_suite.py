@@ -12,6 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.chain]
+ALERTMANAGER_EXPERIMENTS = ("circuit-breaker", "ledger-partition")
 
 
 def test_ci_chaos_suite_passes_with_no_duplicates_or_orphans(tmp_path):
@@ -29,6 +30,11 @@ def test_ci_chaos_suite_passes_with_no_duplicates_or_orphans(tmp_path):
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[1] == "passed" and cells[5] == "0" and cells[6] == "0", row
         assert int(cells[2]) >= 10, f"{name}: load during faults must be many trades: {row}"
+    # the experiments that ask Alertmanager report when their alert fired and resolved
+    for name in ALERTMANAGER_EXPERIMENTS:
+        row = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
+        fired, resolved = [c.strip() for c in row.strip("|").split("|")][8:10]
+        assert float(fired) >= 0 and float(resolved) >= 0, row
     # a timeline per experiment, drawn from the trades' ledger timestamps the final probe recorded
     page = (out / "report.html").read_text()
     for name in ci:

@@ -7,7 +7,9 @@ Every test ends with the exactly-once check against the chain."""
 from __future__ import annotations
 
 import json
+import re
 import time
+import urllib.request
 from decimal import Decimal
 
 import pytest
@@ -108,10 +110,18 @@ def test_the_ledger_halt_stops_every_executor(local_chain, ledger, ledger_dsn, s
     ledger.set_trading_halt(True, reason="test halt", actor="test")
     try:
         ids = [i for n in range(4) for i in admit(ledger, scenario, 1, 2 * USDC + 100 + n, notional_usd=Decimal(2))]
-        with executors(2, _env(local_chain, ledger_dsn, scenario, concurrency=2), tmp_path):
+        with executors(2, _env(local_chain, ledger_dsn, scenario, concurrency=2), tmp_path) as running:
             trades = wait_terminal(ledger, ids, 90)
+            # what the dashboard's halt, saturation and pool panels read, from the executors that saw the halt
+            pages = [urllib.request.urlopen(f"http://127.0.0.1:{p.port()}/metrics", timeout=5).read().decode()
+                     for p in running]
     finally:
         ledger.set_trading_halt(False, reason=None, actor="test")
+    assert any(re.search(r'^xorj_executor_trading_halted\{strategy="[^"]+"\} 1\.0$', page, re.M) for page in pages)
+    for page in pages:
+        assert re.search(r'^xorj_executor_concurrency_limit\{strategy="[^"]+"\} 2\.0$', page, re.M), page
+        assert re.search(r'^xorj_executor_ledger_pool_max_connections [1-9]', page, re.M), page
+        assert 'xorj_executor_ledger_pool_connections{state="open"}' in page
     for trade in trades:
         assert trade.state is TradeState.FAILED and trade.reason is ReasonCode.RISK_LIMIT, trade
         assert trade.detail == "kill_switch.global: all trading is halted (test halt)"

@@ -39,7 +39,7 @@ def test_row_figures_come_from_the_hypothesis_after_the_method(tmp_path):
                                            after_met=False, deviated=True))
     assert (row.trades, row.confirmed, row.failed, row.duplicates, row.orphans, row.recover_s) == (40, 37, 3, 3, 3, 4.2)
     assert not row.passed
-    assert "| slippage | DEVIATED | 40 | 37 | 3 | 3 | 3 | 4.2 | SLIPPAGE_EXCEEDED 3 |" in report.markdown([row])
+    assert "| slippage | DEVIATED | 40 | 37 | 3 | 3 | 3 | 4.2 | - | - | SLIPPAGE_EXCEEDED 3 |" in report.markdown([row])
     assert "ledger-unavailable: 2 alert(s)" in row.notes
 
 
@@ -115,3 +115,27 @@ def test_report_command_puts_the_run_description_above_the_table(tmp_path):
     text = doc.read_text()
     assert text.startswith("Set `full` on the local target") and "\n| scenario |" in text
     assert "2 cores" in (tmp_path / "report.md").read_text()
+
+
+def test_alert_fired_and_resolved_columns_come_from_the_alertmanager_probes(tmp_path):
+    path = _journal(tmp_path, "rpc")
+    journal = json.loads(path.read_text())
+    probes = journal["steady_states"]["after"]["probes"]
+    probes.append({"activity": {"name": "alert-fired-breaker"}, "output": {
+        "alert": "XorjCircuitBreakerOpen", "injected": True, "fired": True, "resolved": True, "ok": True,
+        "fired_after_s": 61.5, "resolved_after_s": 12.0}})
+    probes.append({"activity": {"name": "alert-fired-ledger"}, "output": {
+        "alert": "XorjLedgerUnreachable", "injected": True, "fired": True, "resolved": False, "ok": False,
+        "fired_after_s": 125.0, "resolved_after_s": None}})
+    probes.append({"activity": {"name": "alert-fired-halt"}, "output": {
+        "alert": "XorjTradingHalted", "injected": False, "ok": True, "fired_after_s": None}})
+    path.write_text(json.dumps(journal))
+
+    row = report.row_from_journal(path)
+
+    assert (row.alert_fired_s, row.alert_resolved_s) == (125.0, 12.0)
+    assert "XorjLedgerUnreachable did not resolve" in row.notes
+    table = report.markdown([row])
+    assert "| time to recover (s) | alert fired (s) | alert resolved (s) |" in table
+    assert "| 4.2 | 125.0 | 12.0 | SLIPPAGE_EXCEEDED 3 |" in table
+    assert "<th>alert fired (s)</th><th>alert resolved (s)</th>" in report.html_report([row])

@@ -71,6 +71,7 @@ class ChainServer:
         app.router.add_post("/nodes/{node}", self.handle_rpc)  # more RPC nodes of the cluster (fault scope)
         app.router.add_post("/nodes/{node}/", self.handle_rpc)
         app.router.add_get("/health", self.handle_health)
+        app.router.add_get("/metrics", self.handle_metrics)
         app.router.add_get(f"{SWAP_API_PREFIX}/quote", self.handle_quote)
         app.router.add_post(f"{SWAP_API_PREFIX}/swap", self.handle_swap)
         app.router.add_get(PRICE_API_PATH, self.handle_price)
@@ -297,6 +298,26 @@ class ChainServer:
 
     async def handle_health(self, request: web.Request) -> web.StreamResponse:
         return web.Response(text="ok")
+
+    async def handle_metrics(self, request: web.Request) -> web.StreamResponse:
+        """The simulator's own state for the local Prometheus: requests by method, slot, faults."""
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+
+        registry = CollectorRegistry()
+        requests = Counter("xorj_chain_requests", "Requests served by the local chain, by RPC or API method.",
+                           ["method"], registry=registry)
+        for method, count in self.requests.items():
+            requests.labels(method).inc(count)
+        Gauge("xorj_chain_slot", "The local chain's current slot.", registry=registry).set(self.node.slot)
+        Gauge("xorj_chain_faults_active", "Faults injected and not yet cleared.",
+              registry=registry).set(len(self.faults.to_json()))
+        fired = Counter("xorj_chain_faults_fired", "Injected faults that fired, by fault kind and method.",
+                        ["kind", "method"], registry=registry)
+        for key, count in dict(self.faults.fired_total).items():
+            kind, _, method = key.partition(":")
+            fired.labels(kind, method).inc(count)
+        body = generate_latest(registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # ---- Jupiter swap API -------------------------------------------------------------------------
     @staticmethod
