@@ -6,7 +6,7 @@ namespace it makes the executor login (:func:`xorj.ledger.roles.ensure_executor_
 executor group, row-level security bound to the namespace) and writes the login's DSN, and the ledger's
 CA certificate when the DSN verifies one, into the Secret the executor Deployments read
 (``executor_ledger_secret`` / ``executor_ledger_secret_key``; the CA as ``ca.crt``, mounted by the
-executor pod at :data:`xorj.controller.desired.LEDGER_CA_MOUNT_DIR`).
+executor pod at :data:`xorj.controller.tradingstrategy.desired.LEDGER_CA_MOUNT_DIR`).
 
 The password is made here once, when the login or its Secret is missing, and never read back: the
 operator does not read Secret data (a Secret it finds carrying this login's annotation is taken as
@@ -24,9 +24,9 @@ from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from xorj.controller.desired import LEDGER_CA_MOUNT_DIR, MANAGED_BY
 from xorj.controller.models import GROUP
 from xorj.controller.runtime import Runtime
+from xorj.controller.tradingstrategy.desired import LEDGER_CA_MOUNT_DIR, MANAGED_BY
 from xorj.ledger import roles
 
 log = logging.getLogger(__name__)

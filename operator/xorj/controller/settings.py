@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from xorj.controller.desired import ExecutorDefaults
+from xorj.controller.tradingstrategy.desired import ExecutorDefaults
 
 if TYPE_CHECKING:
     from xorj.reconciler.service import ReconcileSettings

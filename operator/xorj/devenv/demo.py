@@ -564,7 +564,7 @@ class Demo:
         return strategy
 
     def _wait_executor_pods(self, strategy: dict[str, Any]) -> None:
-        from xorj.controller.desired import selector_labels
+        from xorj.controller.tradingstrategy.desired import selector_labels
 
         name = strategy["metadata"]["name"]
         replicas = strategy["spec"].get("executor", {}).get("replicas", 1)

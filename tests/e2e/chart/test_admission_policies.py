@@ -276,7 +276,7 @@ def _executor_deployment(namespace: str, strategy: str) -> dict:
     """The executor Deployment exactly as the operator builds it (owner reference left out: there is
     no TradingStrategy here, and the garbage collector would delete a child of a missing owner)."""
     from tests.unit.controller.factories import strategy_spec
-    from xorj.controller import desired
+    from xorj.controller.tradingstrategy import desired
     from xorj.controller.models import TradingStrategySpec
 
     spec = TradingStrategySpec.model_validate(strategy_spec())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from xorj.controller.desired import CONFIG_HASH_ANNOTATION
+from xorj.controller.tradingstrategy.desired import CONFIG_HASH_ANNOTATION
 
 from .conftest import Kubectl, wait_for
 from .manifests import strategy

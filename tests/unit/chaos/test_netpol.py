@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from xorj.chaos import netpol
-from xorj.controller.desired import labels
+from xorj.controller.tradingstrategy.desired import labels
 
 from tests.unit.chart.helm import named, render
 

@@ -27,7 +27,7 @@ class FakeResolver:
 
 
 def executor_pod(**container_extra):
-    from xorj.controller import desired
+    from xorj.controller.tradingstrategy import desired
     from xorj.controller.models import TradingStrategySpec
 
     spec = TradingStrategySpec.model_validate({

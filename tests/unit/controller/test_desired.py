@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from xorj.controller import desired
-from xorj.controller.settings import OperatorSettings
 from xorj.controller.models import TradingStrategySpec
+from xorj.controller.settings import OperatorSettings
+from xorj.controller.tradingstrategy import desired
 
 from .factories import strategy_spec
 
