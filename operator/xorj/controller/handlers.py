@@ -73,10 +73,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
-    settings.watching.server_timeout = cfg.watch_server_timeout
-    settings.watching.client_timeout = cfg.watch_client_timeout
+    settings.watching.server_timeout = cfg.watching.server_timeout
+    settings.watching.client_timeout = cfg.watching.client_timeout
     settings.watching.connect_timeout = 10
-    settings.watching.inactivity_timeout = cfg.watch_inactivity_timeout
+    settings.watching.inactivity_timeout = cfg.watching.inactivity_timeout
     # Our own Events are explicit; kopf's "Handler succeeded" log-Events would double the API load.
     settings.posting.level = logging.WARNING
     settings.networking.request_timeout = 30
@@ -84,14 +84,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
     # scans of CRDs and namespaces would need a ClusterRole, and when refused (the chart grants none)
     # kopf retries them for about a minute before starting to watch.
     settings.scanning.disabled = True
-    settings.peering.priority = cfg.priority
-    settings.peering.name = cfg.peering_name
-    settings.peering.standalone = cfg.standalone
-    settings.peering.mandatory = not cfg.standalone
-    settings.peering.lifetime = cfg.peering_lifetime
+    settings.peering.priority = cfg.peering.priority
+    settings.peering.name = cfg.peering.name
+    settings.peering.standalone = cfg.peering.standalone
+    settings.peering.mandatory = not cfg.peering.standalone
+    settings.peering.lifetime = cfg.peering.lifetime
 
     logging.getLogger("kopf.objects").addFilter(_quiet_indexers)
-    freshness = WatchFreshness(stale_after=cfg.watch_stale_seconds)
+    freshness = WatchFreshness(stale_after=cfg.watching.stale_seconds)
     kube = Kube(await asyncio.to_thread(load_config), cfg.api_workers, freshness)
     dsn = cfg.ledger_dsn.get_secret_value()
     ledger = await asyncio.to_thread(_connect_ledger, dsn, logger)
@@ -99,22 +99,23 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
     rt = Runtime(settings=cfg, kube=kube, ledger=ledger, freshness=freshness, identity=identity)
     memo["runtime"] = rt
     memo["listener"] = asyncio.create_task(rt.listen_forever(), name="xorj-ledger-listener")
-    if cfg.executor_ledger_logins:
+    if cfg.executor.ledger_logins:
         memo["ledger_logins"] = asyncio.create_task(
             ledger_logins.keep_logins(rt, memo.get("namespaces") or []), name="xorj-ledger-logins")
-    memo["health"] = await _start_health_server(rt, cfg.health_host, cfg.health_port, cfg.metrics_port)
-    if cfg.reconcile_rpc_url is not None:
+    serving = cfg.serving
+    memo["health"] = await _start_health_server(rt, serving.health_host, serving.health_port, serving.metrics_port)
+    if cfg.reconciling.rpc_url is not None:
         from xorj.reconciler.periodic import reconcile_forever
 
         memo["reconciler"] = asyncio.create_task(reconcile_forever(
-            ledger, cfg.reconcile_rpc_url.get_secret_value(), cfg.reconcile_interval_seconds,
-            cfg.reconcile_settings(), rpc_timeout=cfg.reconcile_rpc_timeout_seconds), name="xorj-reconciler")
+            ledger, cfg.reconciling.rpc_url.get_secret_value(), cfg.reconciling.interval_seconds,
+            cfg.reconciling.service_settings(), rpc_timeout=cfg.reconciling.rpc_timeout_seconds), name="xorj-reconciler")
     else:
         logger.info("chain reconciler off: XORJ_OPERATOR_RECONCILE_RPC_URL is not set")
-    if not cfg.standalone:
-        await _ensure_peering_objects(kube, cfg.peering_name, memo.get("namespaces") or [])
+    if not cfg.peering.standalone:
+        await _ensure_peering_objects(kube, cfg.peering.name, memo.get("namespaces") or [])
     await enforce_trading_halt(rt, logger)
-    logger.info("operator started", extra={"identity": identity, "priority": cfg.priority})
+    logger.info("operator started", extra={"identity": identity, "priority": cfg.peering.priority})
 
 
 def _quiet_indexers(record: logging.LogRecord) -> bool:

@@ -77,9 +77,9 @@ async def ensure_namespace(rt: Runtime, namespace: str) -> str:
     """Make sure ``namespace`` has its executor login and the Secret with its DSN; returns the login."""
     cfg = rt.settings
     owner_dsn = cfg.ledger_dsn.get_secret_value()
-    configured = cfg.executor_ledger_dsn.get_secret_value() if cfg.executor_ledger_dsn else None
+    configured = cfg.executor.ledger_dsn.get_secret_value() if cfg.executor.ledger_dsn else None
     base, ca = await asyncio.to_thread(executor_dsn_base, owner_dsn, configured)
-    annotations = await rt.kube.secret_annotations(namespace, cfg.executor_ledger_secret)
+    annotations = await rt.kube.secret_annotations(namespace, cfg.executor.ledger_secret)
     recorded = (annotations or {}).get(LOGIN_ANNOTATION)
     current = await asyncio.to_thread(roles.existing_executor_login, owner_dsn, namespace)
     if current is not None and recorded == current:
@@ -89,7 +89,7 @@ async def ensure_namespace(rt: Runtime, namespace: str) -> str:
     login = await asyncio.to_thread(
         roles.ensure_executor_login, owner_dsn, namespace, roles.generate_password(), executor_dsn_base=base
     )
-    await rt.kube.apply(login_secret(namespace, cfg.executor_ledger_secret, cfg.executor_ledger_secret_key, login, ca))
+    await rt.kube.apply(login_secret(namespace, cfg.executor.ledger_secret, cfg.executor.ledger_secret_key, login, ca))
     log.info("executor ledger login made", extra={"namespace": namespace, "login": login.login})
     return login.login
 

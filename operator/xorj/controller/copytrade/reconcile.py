@@ -187,7 +187,7 @@ async def mirror_copytrade(rt: Runtime, body: Any, logger: Any, strategies: Stra
         await rt.kube.patch_status(namespace, COPYTRADES, name, {"conditions": [cond.to_wire()]})
         return
     status = status_model(CopyTradeStatus, body.get("status")) or CopyTradeStatus()
-    resync = rt.settings.copytrade_resync_seconds
+    resync = rt.settings.timing.copytrade_resync_seconds
     trade_id = int(status.trade_id) if status.trade_id else None
 
     while trade_id is None:

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -15,10 +14,11 @@ import kopf
 from xorj.controller.common import POOLS, runtime_of
 from xorj.controller.models import GROUP, VERSION
 from xorj.controller.runtime import Runtime
+from xorj.controller.settings import PoolSettings
 from xorj.controller.traderpool import reconcile
 
-# Decorator arguments are fixed at import, so this comes straight from the environment.
-_POOL_SCORE = float(os.environ.get("XORJ_OPERATOR_POOL_SCORE_SECONDS", "60"))
+# Decorator arguments are fixed at import: the setting is read from the environment then.
+_POOL_SCORE = PoolSettings().score_seconds
 
 
 @kopf.on.resume(GROUP, VERSION, POOLS, id="score")

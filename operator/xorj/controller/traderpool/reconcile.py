@@ -77,7 +77,7 @@ async def score_pool(rt: Runtime, body: Any, logger: Any) -> PoolRanking | None:
             candidates, problems = await _candidates(rt, namespace, spec)
             store = TraderSwapStore(rt.ledger)
             stored = await rt.ledger_call("trader_swaps", store.swaps_of, candidates)
-            cash = frozenset(rt.settings.trader_cash_mints) or DEFAULT_CASH_MINTS
+            cash = frozenset(rt.settings.pools.cash_mints) or DEFAULT_CASH_MINTS
             trades = realized([s for wallet in candidates for s in stored[wallet]], cash_mints=cash)
             ranking = rank_pool(candidates, trades, normalization=spec.normalization, window_days=spec.window.days,
                                 ends_at_latest_trade=spec.window.ends_at is WindowEnd.LATEST_TRADE,

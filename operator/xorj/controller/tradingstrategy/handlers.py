@@ -10,7 +10,6 @@ traders and sizing from it, with no GET per CopyTrade).
 from __future__ import annotations
 
 import copy
-import os
 import time
 from typing import Any
 
@@ -19,10 +18,11 @@ import kopf
 from xorj.controller.common import STRATEGIES, runtime_of
 from xorj.controller.models import GROUP, VERSION
 from xorj.controller.runtime import Runtime
+from xorj.controller.settings import TimingSettings
 from xorj.controller.tradingstrategy import reconcile
 
-# Decorator arguments are fixed at import, so this comes straight from the environment.
-_STRATEGY_RESYNC = float(os.environ.get("XORJ_OPERATOR_STRATEGY_RESYNC_SECONDS", "10"))
+# Decorator arguments are fixed at import: the setting is read from the environment then.
+_STRATEGY_RESYNC = TimingSettings().strategy_resync_seconds
 
 
 @kopf.on.resume(GROUP, VERSION, STRATEGIES, id="reconcile")

@@ -47,8 +47,8 @@ async def enforce_trading_halt(rt: Runtime, logger: Any) -> bool:
     """Make the ledger's halt what the operator's setting says (a no-op when it already is): the
     setting is the source of truth, so a halt lifted by hand while the setting is on comes back at
     the next resync. False when the ledger could not be reached (tried again at the next resync)."""
-    wanted = rt.settings.global_halt
-    reason = (rt.settings.global_halt_reason or "operator setting globalHalt") if wanted else None
+    wanted = rt.settings.trading.global_halt
+    reason = (rt.settings.trading.global_halt_reason or "operator setting globalHalt") if wanted else None
     try:
         before = await rt.ledger_call("trading_halt", rt.ledger.trading_halt)
         if (before.halted, before.reason if wanted else None) == (wanted, reason):
@@ -78,7 +78,7 @@ async def reconcile_strategy(rt: Runtime, body: Any, logger: logging.Logger | lo
         metrics.RECONCILES.labels("TradingStrategy", "invalid").inc()
         return
 
-    refusal = guard.check_endpoints(spec, allow_insecure=rt.settings.allow_insecure_endpoints)
+    refusal = guard.check_endpoints(spec, allow_insecure=rt.settings.trading.allow_insecure_endpoints)
     if refusal is None:
         refusal = await _check_secrets(rt, namespace, name, spec)
     if refusal is not None:
@@ -92,7 +92,7 @@ async def reconcile_strategy(rt: Runtime, body: Any, logger: logging.Logger | lo
         return
 
     await enforce_trading_halt(rt, logger)
-    defaults = rt.settings.executor_defaults()
+    defaults = rt.settings.executor.defaults()
     owner = desired.Owner(name=name, uid=uid)
     children = desired.children(owner, namespace, spec, defaults)
     digest = hashlib.sha256(json.dumps(children, sort_keys=True).encode()).hexdigest()
@@ -243,7 +243,7 @@ async def finalize_strategy(rt: Runtime, body: Any, logger: logging.Logger | log
     rt.freshness.forget(meta["uid"])  # the watch may never show our last write of a vanishing object
     deleted_at = meta.get("deletionTimestamp")
     waited = (now() - datetime.fromisoformat(deleted_at)).total_seconds() if deleted_at else 0
-    timed_out = waited >= rt.settings.strategy_drain_seconds
+    timed_out = waited >= rt.settings.timing.strategy_drain_seconds
     paused = bool((body.get("spec") or {}).get("paused"))
     try:
         cancelled = []
