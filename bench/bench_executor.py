@@ -29,11 +29,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from xorj.devenv.postgres import PostgresServer
-from xorj.domain.trades import TradeState
-from xorj.ledger import Ledger, migrate
-from xorj.ledger.records import TradeIntent
-
 from tests.fixtures.chain import start_local_chain, stop_local_chain
 from tests.integration.executor.harness import (
     ExecutorProcess,
@@ -45,6 +40,10 @@ from tests.integration.executor.harness import (
     successful_fills,
     wait_terminal,
 )
+from xorj.devenv.postgres import PostgresServer
+from xorj.domain.trades import TradeState
+from xorj.ledger import Ledger, migrate
+from xorj.ledger.records import TradeIntent
 
 _TICK = os.sysconf("SC_CLK_TCK")
 

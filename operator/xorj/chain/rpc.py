@@ -55,7 +55,6 @@ from solders.rpc.requests import (
     SimulateVersionedTransaction,
 )
 from solders.rpc.responses import (
-    RPCError,
     GetAccountInfoResp,
     GetBalanceResp,
     GetBlockHeightResp,
@@ -67,6 +66,7 @@ from solders.rpc.responses import (
     GetTokenAccountBalanceResp,
     GetTransactionResp,
     IsBlockhashValidResp,
+    RPCError,
     SendTransactionResp,
     SimulateTransactionResp,
 )

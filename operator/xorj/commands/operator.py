@@ -47,9 +47,9 @@ def operator(namespaces: tuple[str, ...], priority: int | None, peering_name: st
         verbose=verbose,
         log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL,
     )
-    from xorj.redaction import install_log_redaction
-
     import logging
+
+    from xorj.redaction import install_log_redaction
 
     # error texts quote URLs; credentials in them never reach a log line, nor an Event kopf posts
     install_log_redaction()

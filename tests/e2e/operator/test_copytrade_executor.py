@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from xorj.controller.tradingstrategy.desired import VAULT_MOUNT_DIR
 
 from .conftest import Kubectl, wait_for

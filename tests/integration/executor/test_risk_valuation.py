@@ -11,7 +11,6 @@ import time
 from decimal import Decimal
 
 import pytest
-from xorj.domain.trades import ReasonCode, TradeState
 
 from tests.integration.executor.harness import (
     InProcessExecutor,
@@ -22,6 +21,7 @@ from tests.integration.executor.harness import (
     rpc,
     wait_terminal,
 )
+from xorj.domain.trades import ReasonCode, TradeState
 
 pytestmark = [pytest.mark.chain, pytest.mark.postgres]
 

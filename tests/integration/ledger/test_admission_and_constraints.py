@@ -7,6 +7,7 @@ import threading
 
 import psycopg
 import pytest
+
 from xorj.domain.trades import ReasonCode, TradeState
 from xorj.errors import (
     IllegalTransitionError,

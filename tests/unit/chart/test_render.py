@@ -6,7 +6,6 @@ import base64
 import re
 
 import pytest
-
 from psycopg.conninfo import conninfo_to_dict
 
 from tests.unit.chart.helm import (

@@ -254,6 +254,7 @@ def test_only_executor_pods_carry_the_ledger_client_label() -> None:
 def test_every_executor_variable_the_operator_renders_is_a_setting_the_executor_reads() -> None:
     """The names come from the executor's settings model: none can drift from what it parses."""
     import pytest
+
     from xorj.executor.settings import ExecutorSettings, executor_variable
 
     read = {f"XORJ_{name.upper()}" for name in ExecutorSettings.model_fields}

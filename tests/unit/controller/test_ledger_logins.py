@@ -6,6 +6,7 @@ import base64
 
 import pytest
 from psycopg.conninfo import conninfo_to_dict
+
 from xorj.controller import ledger_logins
 from xorj.controller.tradingstrategy.desired import LEDGER_CA_MOUNT_DIR
 from xorj.errors import InvalidInputError

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
+
 from xorj.controller.models import CopyTradeSpec, TradingStrategySpec
 
 from .factories import PUBKEY_A, SIGNATURE, VAULT, copytrade_spec, strategy_spec

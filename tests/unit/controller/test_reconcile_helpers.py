@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 from pydantic import ValidationError
+
 from xorj.controller.common import strategy_key, validation_message
 from xorj.controller.models import TradingStrategySpec
 from xorj.controller.tradingstrategy import desired

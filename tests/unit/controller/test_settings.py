@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
+
 from xorj.controller.settings import OperatorSettings
 
 # Every variable the flat settings read before they were grouped, with a value and where it lands.

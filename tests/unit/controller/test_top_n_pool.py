@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
+
 from xorj.controller import status as st
 from xorj.controller.admission import decide, needs_pool
 from xorj.controller.models import (

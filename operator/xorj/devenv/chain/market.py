@@ -36,16 +36,16 @@ from hashlib import sha256
 from typing import Any
 
 from solders.account import Account
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.message import MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.signature import Signature
-from solders.transaction import VersionedTransaction
-from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.system_program import AssignParams, TransferParams, assign
 from solders.system_program import transfer as system_transfer
+from solders.transaction import VersionedTransaction
 from spl.token.instructions import (
     AuthorityType,
     approve,
