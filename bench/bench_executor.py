@@ -1,12 +1,20 @@
-"""Executor benchmark: trades/s end to end on the local chain with 1 and 4 executors, p50/p99 latency
-from claim to first send and from claim to confirmation, and a CPU profile of the hot path.
+"""Executor benchmark: trades/s end to end on the local chain with 1 and 4 executors against the
+stack's ceiling measured in the same run, p50/p99 latency from claim to first send and from claim to
+confirmation (closed loop, and open loop at a fixed offered rate), and a CPU profile of the hot path.
+
+The ceiling: the chain server's rate for pre-built, pre-signed swaps sent straight to it, and the
+ledger's rate for the executor's own statements on each trade without any chain (1 and 4 workers).
 
 Starts its own Postgres server and local chain (``xorj dev chain serve``), admits N trades of one
 strategy/vault, starts K `xorj executor` processes, and waits until every trade is terminal. The
 exactly-once check runs at the end of each run (fills on chain == confirmed trades).
 
-    python bench/bench_executor.py                 # 1 and 4 executors, 200 trades each, then a profile
-    python bench/bench_executor.py --trades 400 --executors 1 4 --slot-ms 400 --no-profile
+    python bench/bench_executor.py                 # 1 and 4 executors, 200 trades each
+    python bench/bench_executor.py --profile       # ... then a CPU profile of one in-process executor
+    python bench/bench_executor.py --trades 400 --executors 1 4 --slot-ms 400
+
+Each run also prints what the executors asked the local chain and swap API for (requests per trade,
+per method) and the chain server's CPU per method, so the stand-ins' share of a run is visible.
 
 Figures are printed, not asserted: timing goals live here, not in tests.
 """
@@ -14,6 +22,8 @@ Figures are printed, not asserted: timing goals live here, not in tests.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import base64
 import cProfile
 import io
 import json
@@ -21,6 +31,7 @@ import os
 import pstats
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from decimal import Decimal
@@ -28,6 +39,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import httpx
+from solders.keypair import Keypair
+from solders.message import to_bytes_versioned
+from solders.transaction import VersionedTransaction
 
 from tests.fixtures.chain import start_local_chain, stop_local_chain
 from tests.integration.executor.harness import (
@@ -40,7 +56,9 @@ from tests.integration.executor.harness import (
     successful_fills,
     wait_terminal,
 )
+from xorj.chain.http import pooled_transport
 from xorj.devenv.postgres import PostgresServer
+from xorj.domain.risk import RiskDecision
 from xorj.domain.trades import TradeState
 from xorj.ledger import Ledger, migrate
 from xorj.ledger.records import TradeIntent
@@ -77,16 +95,11 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[index]
 
 
-def admit(ledger: Ledger, scenario: Scenario, n: int) -> list[int]:
-    ids = []
-    for i in range(n):
-        # distinct amounts: two trades quoted in the same block would otherwise build the same transaction
-        result = ledger.admit_trade(TradeIntent(
-            strategy=scenario.strategy, vault=scenario.vault, lead_signature=f"bench-{uuid.uuid4().hex}",
-            lead_trader="BenchLead111111111111111111111111111111111", input_mint=scenario.input_mint,
-            output_mint=scenario.output_mint, amount=1_000_000 + 137 * i, notional_usd=Decimal(1)))
-        ids.append(result.trade_id)
-    return ids
+def admit(ledger: Ledger, scenario: Scenario, n: int, offered_rate: float | None = None) -> list[int]:
+    """Admit ``n`` trades: all at once, or (open loop) one every ``1 / offered_rate`` seconds whatever
+    the executors do. Distinct amounts: two trades quoted in the same block would otherwise build the
+    same transaction."""
+    return admit_lanes(ledger, [scenario], n, offered_rate)
 
 
 def timings(log_paths: list[Path]) -> tuple[list[float], list[float]]:
@@ -109,35 +122,159 @@ def timings(log_paths: list[Path]) -> tuple[list[float], list[float]]:
 BENCH_LIMITS = {"max_daily_trades": 100_000, "max_daily_volume_usd": 100_000_000}
 
 
-def run(chain, pg: PostgresServer, vault: str, keypair: str, n_trades: int, n_executors: int, concurrency: int,
-        workdir: Path) -> dict:
+# ---- the stack's ceiling: each part alone, measured in the same run ---------------------------------
+
+
+def chain_ceiling(chain, vaults: list[tuple[str, Path]], n_swaps: int, in_flight: int) -> dict:
+    """The chain server's rate for pre-built, pre-signed swaps sent straight to it: ``n_swaps`` swaps
+    are quoted, built and signed first (not timed), then sent with ``in_flight`` sends at a time, as
+    the executor sends them (no preflight, no node retries). Every send must be accepted."""
+
+    async def measure() -> dict:
+        async with httpx.AsyncClient(transport=pooled_transport(), timeout=30) as http:
+            keys = [(pubkey, Keypair.from_bytes(bytes(json.loads(Path(path).read_text())))) for pubkey, path in vaults]
+            gate = asyncio.Semaphore(in_flight)
+
+            async def build(n: int) -> bytes:
+                vault, keypair = keys[n % len(keys)]
+                async with gate:
+                    quote = (await http.get(chain.swap_api_url + "/quote", params={
+                        "inputMint": chain.mints["USDC"], "outputMint": chain.mints["SOL"],
+                        "amount": str(1_000_000 + n), "slippageBps": "300"})).json()
+                    body = (await http.post(chain.swap_api_url + "/swap",
+                                            json={"quoteResponse": quote, "userPublicKey": vault})).json()
+                tx = VersionedTransaction.from_bytes(base64.b64decode(body["swapTransaction"]))
+                signatures = list(tx.signatures)
+                signatures[0] = keypair.sign_message(to_bytes_versioned(tx.message))
+                return bytes(VersionedTransaction.populate(tx.message, signatures))
+
+            signed = await asyncio.gather(*(build(n) for n in range(n_swaps)))
+            latencies: list[float] = []
+
+            async def send(raw: bytes) -> None:
+                async with gate:
+                    started = time.perf_counter()
+                    answer = (await http.post(chain.rpc_url, json={
+                        "jsonrpc": "2.0", "id": 1, "method": "sendTransaction", "params": [
+                            base64.b64encode(raw).decode(), {"encoding": "base64", "skipPreflight": True,
+                                                             "maxRetries": 0}]})).json()
+                    latencies.append(time.perf_counter() - started)
+                if "result" not in answer:
+                    raise SystemExit(f"chain ceiling: a pre-built swap was refused: {answer.get('error')}")
+
+            cpu_before = cpu_seconds(chain.process.pid)
+            started = time.perf_counter()
+            await asyncio.gather(*(send(raw) for raw in signed))
+            elapsed = time.perf_counter() - started
+            cpu = cpu_seconds(chain.process.pid) - cpu_before
+        return {"swaps": n_swaps, "seconds": elapsed, "per_s": n_swaps / elapsed, "send_p50": percentile(latencies, 50),
+                "send_p99": percentile(latencies, 99), "cpu_ms": 1000 * cpu / n_swaps}
+
+    return asyncio.run(measure())
+
+
+def ledger_ceiling(pg: PostgresServer, scenario_vault: str, mints: dict[str, str], n_trades: int, workers: int,
+                   batch: int) -> dict:
+    """The ledger's rate for the executor's own statements on each trade, without any chain: claim
+    (``batch`` per round trip), the halt read, the daily-limit reservation, the write-ahead attempt
+    record and the confirmation. ``workers`` threads, each with its own one-connection pool, as
+    executor processes would have."""
+    dsn = pg.create_database(f"bench_ledger_{uuid.uuid4().hex[:8]}")
+    migrate(dsn)
+    strategy = f"bench-ledger-{uuid.uuid4().hex[:6]}"
+    scenario = Scenario(strategy=strategy, vault=scenario_vault, keypair_file="-",
+                        input_mint=mints["USDC"], output_mint=mints["SOL"])
+    with Ledger.connect(dsn, apply_migrations=False) as ledger:
+        admit(ledger, scenario, n_trades)
+    def allow(usage):
+        return RiskDecision(True, None, "bench: allowed")
+
+    done = [0] * workers
+    ready, finished = [threading.Event() for _ in range(workers)], [threading.Event() for _ in range(workers)]
+    # Workers open their sessions before the clock starts and keep them until Postgres' CPU is read
+    # (a backend that is gone takes its CPU out of the count).
+    go, measured = threading.Event(), threading.Event()
+
+    def work(index: int) -> None:
+        owner = f"bench-ledger-{index}"
+        with Ledger.connect(dsn, apply_migrations=False, min_size=1, max_size=1) as own:
+            own.ping()
+            ready[index].set()
+            go.wait()
+            try:
+                while claimed := own.claim_trades(strategy, owner, batch, 30):
+                    for trade in claimed:
+                        token = trade.fencing_token
+                        own.trading_halt()
+                        own.reserve_daily_share(trade.trade_id, owner, Decimal(1), allow, fencing_token=token)
+                        signature = uuid.uuid4().hex * 2
+                        own.record_attempt(trade.trade_id, owner, signature, b"\x01" * 600, 1_000, 50, 1,
+                                           fencing_token=token)
+                        own.confirm_trade(trade.trade_id, owner, signature, fencing_token=token)
+                        done[index] += 1
+            finally:
+                finished[index].set()
+                measured.wait(60)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for event in ready:
+        event.wait()
+    cpu_before = sum(cpu_seconds(q) for q in with_children(pg.pid))
+    started = time.perf_counter()
+    go.set()
+    for event in finished:
+        event.wait()
+    elapsed = time.perf_counter() - started
+    cpu = sum(cpu_seconds(q) for q in with_children(pg.pid)) - cpu_before
+    measured.set()
+    for thread in threads:
+        thread.join()
+    if sum(done) != n_trades:
+        raise SystemExit(f"ledger ceiling: {sum(done)} of {n_trades} trades done")
+    return {"workers": workers, "trades": n_trades, "seconds": elapsed, "per_s": n_trades / elapsed,
+            "pg_cpu_ms": 1000 * cpu / n_trades}
+
+
+def run(chain, pg: PostgresServer, lanes: list[tuple[str, str]], n_trades: int, executors_per_lane: int,
+        concurrency: int, workdir: Path, offered_rate: float | None = None) -> dict:
+    """One run: each lane is a strategy with its own vault (an executor serves one vault) and
+    ``executors_per_lane`` executors; the trades are admitted round-robin over the lanes, all at once
+    or at ``offered_rate`` trades/s. Ends with the exactly-once check of every lane on the chain."""
     dsn = pg.create_database(f"bench_{uuid.uuid4().hex[:8]}")
     migrate(dsn)
-    scenario = Scenario(strategy=f"bench-{n_executors}-{uuid.uuid4().hex[:6]}", vault=vault, keypair_file=keypair,
-                        input_mint=chain.mints["USDC"], output_mint=chain.mints["SOL"])
-    fills_before, balances_before = successful_fills(chain.rpc_url, vault), balances(chain.rpc_url, scenario)
-    env = executor_env(dsn=dsn, scenario=scenario, rpc_url=chain.rpc_url, swap_api_url=chain.swap_api_url,
-                       concurrency=concurrency, lease_seconds=10, log_level="INFO", **BENCH_LIMITS)
+    tag = uuid.uuid4().hex[:6]
+    scenarios = [Scenario(strategy=f"bench-{len(lanes)}x{executors_per_lane}-{tag}-{i}", vault=vault,
+                          keypair_file=keypair, input_mint=chain.mints["USDC"], output_mint=chain.mints["SOL"])
+                 for i, (vault, keypair) in enumerate(lanes)]
+    before = [(successful_fills(chain.rpc_url, sc.vault), balances(chain.rpc_url, sc)) for sc in scenarios]
+    procs = []
+    for sc in scenarios:
+        env = executor_env(dsn=dsn, scenario=sc, rpc_url=chain.rpc_url, swap_api_url=chain.swap_api_url,
+                           concurrency=concurrency, lease_seconds=10, log_level="INFO", **BENCH_LIMITS)
+        procs += [ExecutorProcess({**env, "XORJ_EXECUTOR_ID": f"{sc.strategy}-{i}"}, workdir / f"{sc.strategy}-{i}.log")
+                  for i in range(executors_per_lane)]
     with Ledger.connect(dsn, apply_migrations=False) as ledger:
-        procs = [ExecutorProcess({**env, "XORJ_EXECUTOR_ID": f"bench-{i}"}, workdir / f"{scenario.strategy}-{i}.log")
-                 for i in range(n_executors)]
         try:
             for p in procs:
                 p.port(60)  # started and serving: the clock starts when trades become visible
             chain_pid, pg_pids = chain.process.pid, with_children(pg.pid)
+            server_before = chain.admin("GET", "/state")
             cpu_before = (cpu_seconds(chain_pid), sum(cpu_seconds(q) for q in pg_pids),
                           sum(cpu_seconds(p.pid) for p in procs))
             started = time.monotonic()
-            ids = admit(ledger, scenario, n_trades)
+            ids = admit_lanes(ledger, scenarios, n_trades, offered_rate)
             deadline = started + 60 + n_trades * 2.0
             while True:  # one cheap count per poll, so the bench itself does not load the ledger
-                counts = ledger.counts_by_state(scenario.strategy)
+                counts = ledger.counts_by_state()
                 if counts[TradeState.PENDING] + counts[TradeState.SUBMITTED] == 0:
                     break
                 if time.monotonic() > deadline:
                     raise SystemExit(f"trades not finished in time: {counts}")
                 time.sleep(0.05)
             elapsed = time.monotonic() - started
+            server_after = chain.admin("GET", "/state")
             trades = [ledger.get_trade(i) for i in ids]
             pg_pids = with_children(pg.pid)
             cpu = (cpu_seconds(chain_pid) - cpu_before[0], sum(cpu_seconds(q) for q in pg_pids) - cpu_before[1],
@@ -147,18 +284,62 @@ def run(chain, pg: PostgresServer, vault: str, keypair: str, n_trades: int, n_ex
                 if p.proc.poll() is None:
                     p.sigterm(30)
                 p.close()
-        assert_chain_matches_ledger(chain.rpc_url, scenario, trades, fills_before, balances_before)
+        for sc, (fills_before, balances_before) in zip(scenarios, before):
+            assert_chain_matches_ledger(chain.rpc_url, sc, [t for t in trades if t.strategy == sc.strategy],
+                                        fills_before, balances_before)
     confirmed = sum(t.state is TradeState.CONFIRMED for t in trades)
     first, final = timings([p.log_path for p in procs])
-    return {"executors": n_executors, "trades": n_trades, "confirmed": confirmed, "seconds": elapsed,
-            "trades_per_s": n_trades / elapsed,
+    return {"executors": len(procs), "vaults": len(lanes), "trades": n_trades, "confirmed": confirmed,
+            "seconds": elapsed, "trades_per_s": n_trades / elapsed,
             "first_send_p50": percentile(first, 50), "first_send_p99": percentile(first, 99),
             "confirm_p50": percentile(final, 50), "confirm_p99": percentile(final, 99),
-            "cpu_chain": cpu[0], "cpu_postgres": cpu[1], "cpu_executors": cpu[2]}
+            "cpu_chain": cpu[0], "cpu_postgres": cpu[1], "cpu_executors": cpu[2],
+            "server": server_delta(server_before, server_after)}
 
 
-def profile(chain, pg: PostgresServer, vault: str, keypair: str, n_trades: int, concurrency: int) -> str:
-    """One in-process executor under cProfile (the event-loop thread: quote, swap, sign, send, poll)."""
+def admit_lanes(ledger: Ledger, scenarios: list[Scenario], n: int, offered_rate: float | None) -> list[int]:
+    """:func:`admit`, round-robin over the lanes' strategies."""
+    ids = []
+    started = time.monotonic()
+    for i in range(n):
+        if offered_rate:
+            time.sleep(max(0.0, started + i / offered_rate - time.monotonic()))
+        sc = scenarios[i % len(scenarios)]
+        ids.append(ledger.admit_trade(TradeIntent(
+            strategy=sc.strategy, vault=sc.vault, lead_signature=f"bench-{uuid.uuid4().hex}",
+            lead_trader="BenchLead111111111111111111111111111111111", input_mint=sc.input_mint,
+            output_mint=sc.output_mint, amount=1_000_000 + 137 * i, notional_usd=Decimal(1))).trade_id)
+    return ids
+
+
+def server_delta(before: dict, after: dict) -> dict[str, tuple[int, float]]:
+    """Requests and chain-server CPU seconds per method between two admin states."""
+    out = {}
+    for method, count in after.get("requests", {}).items():
+        calls = count - before.get("requests", {}).get(method, 0)
+        cpu = after.get("requestCpuSeconds", {}).get(method, 0.0) - before.get("requestCpuSeconds", {}).get(method, 0.0)
+        if calls:
+            out[method] = (calls, cpu)
+    return out
+
+
+def print_server_profile(results: list[dict]) -> None:
+    print("requests per trade to the local chain and swap API, and the chain server's CPU per call:")
+    for r in results:
+        server = r["server"]
+        total_calls = sum(c for c, _ in server.values())
+        total_cpu = sum(cpu for _, cpu in server.values())
+        print(f"  {r['vaults']} vault(s), {r['executors']} executor(s): {total_calls / r['trades']:.1f} requests/trade, "
+              f"{1000 * total_cpu / r['trades']:.2f} ms chain-server CPU/trade in handlers")
+        for method, (calls, cpu) in sorted(server.items(), key=lambda kv: -kv[1][0]):
+            print(f"    {method:<26} {calls / r['trades']:>6.2f}/trade {1000 * cpu / calls:>7.3f} ms/call")
+
+
+def profile(chain, pg: PostgresServer, vault: str, keypair: str, n_trades: int, concurrency: int,
+            top: int = 25) -> str:
+    """One in-process executor under cProfile (the event-loop thread: quote, swap, sign, send, poll).
+    cProfile counts every resumption of a coroutine as a call: ncalls of ``async def`` functions are
+    resumptions, not calls; tottime and cumtime are right."""
     dsn = pg.create_database(f"bench_prof_{uuid.uuid4().hex[:8]}")
     migrate(dsn)
     scenario = Scenario(strategy=f"bench-prof-{uuid.uuid4().hex[:6]}", vault=vault, keypair_file=keypair,
@@ -191,8 +372,8 @@ def profile(chain, pg: PostgresServer, vault: str, keypair: str, n_trades: int, 
     total = stats.total_tt
     out.write(f"profiled {n_trades} trades in {elapsed:.2f}s wall; event-loop thread CPU {total:.2f}s "
               f"= {1000 * total / n_trades:.2f} ms per trade (ledger calls run in worker threads: not included)\n")
-    stats.sort_stats("cumulative").print_stats(28)
-    stats.sort_stats("tottime").print_stats(18)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
     return out.getvalue()
 
 
@@ -202,37 +383,82 @@ def main() -> None:
     parser.add_argument("--executors", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--concurrency", type=int, default=8, help="trades in flight per executor")
     parser.add_argument("--slot-ms", type=int, default=100)
-    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--vault-lanes", type=int, nargs="*", default=[4],
+                        help="also run N vaults (N strategies, one executor each) for each N given")
+    parser.add_argument("--offered-rate", type=float, default=None,
+                        help="open-loop run's trades/s (default: half the 1-executor run's measured rate)")
+    parser.add_argument("--profile", action="store_true",
+                        help="after the runs, profile one in-process executor and print its top functions")
+    parser.add_argument("--profile-top", type=int, default=25, help="how many functions the profile lists")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="xorj-bench-executor-"))
     print(f"starting Postgres and the local chain (slot {args.slot_ms} ms) in {workdir}", flush=True)
     pg = PostgresServer.temporary()
     pg.start()
-    chain = start_local_chain(workdir / "chain", slot_ms=args.slot_ms, vaults=4)
+    chain = start_local_chain(workdir / "chain", slot_ms=args.slot_ms, vaults=max([4, *args.vault_lanes]) + 3)
     try:
-        vault, keypair = sorted(chain.vaults.items())[0]
+        all_vaults = sorted(chain.vaults.items())
+        (vault, keypair), ceiling_vaults = all_vaults[0], all_vaults[-3:]
+        print(f"ceiling: {args.trades} pre-signed swaps straight to the chain server ...", flush=True)
+        chain_top = chain_ceiling(chain, ceiling_vaults, args.trades, 16)
+        ledger_tops = []
+        for workers in (1, 4):
+            print(f"ceiling: the executor's ledger statements for {args.trades} trades, {workers} worker(s) ...",
+                  flush=True)
+            ledger_tops.append(ledger_ceiling(pg, vault, chain.mints, args.trades, workers, args.concurrency))
+        one_lane = [(vault, str(keypair))]
         results = []
         for n in args.executors:
-            print(f"run: {args.trades} trades, {n} executor(s) x concurrency {args.concurrency} ...", flush=True)
-            results.append(run(chain, pg, vault, str(keypair), args.trades, n, args.concurrency, workdir))
+            print(f"run: {args.trades} trades, 1 vault, {n} executor(s) x concurrency {args.concurrency} ...", flush=True)
+            results.append(run(chain, pg, one_lane, args.trades, n, args.concurrency, workdir))
+        for n in args.vault_lanes:
+            lanes = [(v, str(k)) for v, k in all_vaults[:n]]
+            print(f"run: {args.trades} trades, {n} vaults, one executor each x concurrency {args.concurrency} ...",
+                  flush=True)
+            results.append(run(chain, pg, lanes, args.trades, 1, args.concurrency, workdir))
+        offered = args.offered_rate or results[0]["trades_per_s"] / 2
+        print(f"open loop: {args.trades} trades offered at {offered:.1f}/s to 1 executor ...", flush=True)
+        open_loop = run(chain, pg, one_lane, args.trades, 1, args.concurrency, workdir, offered_rate=offered)
+
         print()
-        print(f"{'executors':>9} {'trades':>6} {'confirmed':>9} {'seconds':>8} {'trades/s':>9} "
+        print("the stack's ceiling (each part alone, this run):")
+        print(f"  chain server: {chain_top['per_s']:.1f} pre-signed swaps/s ({chain_top['swaps']} sent, 16 in flight; "
+              f"send p50 {chain_top['send_p50'] * 1000:.1f} ms p99 {chain_top['send_p99'] * 1000:.1f} ms; "
+              f"server CPU {chain_top['cpu_ms']:.2f} ms/swap)")
+        for top in ledger_tops:
+            print(f"  ledger: {top['per_s']:.1f} trades/s with {top['workers']} worker(s) (claim in batches of "
+                  f"{args.concurrency}, halt read, daily reservation, write-ahead attempt, confirm; "
+                  f"Postgres CPU {top['pg_cpu_ms']:.2f} ms/trade)")
+        ceiling = min(chain_top["per_s"], max(top["per_s"] for top in ledger_tops))
+        print(f"  ceiling: {ceiling:.1f} trades/s (the slower part)")
+        print()
+        print("executor runs (an executor serves one vault: N vaults run N strategies with one executor each; "
+              "100 and 1,000 vaults per strategy need issue #15 section 1):")
+        print(f"{'vaults':>6} {'executors':>9} {'trades':>6} {'confirmed':>9} {'seconds':>8} {'trades/s':>9} {'of ceiling':>10} "
               f"{'1st send p50':>12} {'p99':>7} {'confirm p50':>11} {'p99':>7}")
         for r in results:
-            print(f"{r['executors']:>9} {r['trades']:>6} {r['confirmed']:>9} {r['seconds']:>8.2f} "
-                  f"{r['trades_per_s']:>9.2f} {r['first_send_p50'] * 1000:>10.1f}ms {r['first_send_p99'] * 1000:>5.0f}ms "
+            print(f"{r['vaults']:>6} {r['executors']:>9} {r['trades']:>6} {r['confirmed']:>9} {r['seconds']:>8.2f} "
+                  f"{r['trades_per_s']:>9.2f} {100 * r['trades_per_s'] / ceiling:>9.1f}% "
+                  f"{r['first_send_p50'] * 1000:>10.1f}ms {r['first_send_p99'] * 1000:>5.0f}ms "
                   f"{r['confirm_p50'] * 1000:>9.1f}ms {r['confirm_p99'] * 1000:>5.0f}ms")
         print("(exactly-once verified on chain for every run: fills == confirmed trades, balances moved exactly)")
         print()
+        print(f"open loop, 1 executor, {offered:.1f} trades/s offered: claim to first send p50 "
+              f"{open_loop['first_send_p50'] * 1000:.1f} ms p99 {open_loop['first_send_p99'] * 1000:.1f} ms; "
+              f"claim to confirmed p50 {open_loop['confirm_p50'] * 1000:.1f} ms p99 "
+              f"{open_loop['confirm_p99'] * 1000:.1f} ms")
+        print()
         print(f"CPU seconds during each run ({os.cpu_count()} cores; wall x cores is the machine's budget):")
-        print(f"{'executors':>9} {'wall':>6} {'chain':>7} {'postgres':>9} {'executors':>10} {'ms CPU/trade (exec)':>20}")
+        print(f"{'vaults':>6} {'executors':>9} {'wall':>6} {'chain':>7} {'postgres':>9} {'executors':>10} {'ms CPU/trade (exec)':>20}")
         for r in results:
-            print(f"{r['executors']:>9} {r['seconds']:>6.2f} {r['cpu_chain']:>7.2f} {r['cpu_postgres']:>9.2f} "
+            print(f"{r['vaults']:>6} {r['executors']:>9} {r['seconds']:>6.2f} {r['cpu_chain']:>7.2f} {r['cpu_postgres']:>9.2f} "
                   f"{r['cpu_executors']:>10.2f} {1000 * r['cpu_executors'] / r['trades']:>20.1f}")
-        if not args.no_profile:
+        print()
+        print_server_profile(results)
+        if args.profile:
             print()
-            print(profile(chain, pg, vault, str(keypair), min(args.trades, 100), args.concurrency))
+            print(profile(chain, pg, vault, str(keypair), min(args.trades, 100), args.concurrency, args.profile_top))
     finally:
         stop_local_chain(chain)
         pg.destroy()

@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "chaos": "xorj.commands.chaos:chaos",
     "reconcile": "xorj.commands.reconcile:reconcile",
     "traders": "xorj.commands.traders:traders",
+    "watcher": "xorj.commands.watcher:watcher",
 }
 
 

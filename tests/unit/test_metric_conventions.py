@@ -12,15 +12,18 @@ from prometheus_client.metrics import MetricWrapperBase
 # Each of these takes its values from an enum or a fixed list in the code (state, reason code,
 # attempt outcome, breaker state, RPC method, guard rule, finding class, ...): bounded.
 BOUNDED_LABELS = {"strategy", "state", "reason", "outcome", "method", "rule", "kind", "result", "verb",
-                  "resource", "phase", "operation", "class"}
+                  "resource", "phase", "operation", "class",
+                  "source"}  # the watcher's sources: poll, webhook, websocket
 TIME_WORDS = ("latency", "duration", "seconds", "time", "age", "lag")
 
 
 def _metrics() -> list[MetricWrapperBase]:
     """Every metric object, labelled or not, whether or not it has samples yet."""
     from xorj.executor.metrics import ExecutorMetrics
+    from xorj.watcher.metrics import WatcherMetrics
 
     found = [v for v in vars(ExecutorMetrics("demo")).values() if isinstance(v, MetricWrapperBase)]
+    found += [v for v in vars(WatcherMetrics()).values() if isinstance(v, MetricWrapperBase)]
     for module in ("xorj.controller.metrics", "xorj.reconciler.metrics"):
         found += [v for v in vars(importlib.import_module(module)).values() if isinstance(v, MetricWrapperBase)]
     assert len(found) > 20

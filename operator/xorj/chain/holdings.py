@@ -15,7 +15,7 @@ from solders.pubkey import Pubkey
 from spl.token.instructions import get_associated_token_address
 
 from xorj.chain.errors import MalformedAnswerError
-from xorj.chain.rpc import SolanaRpc
+from xorj.chain.rpc import AccountInfo, SolanaRpc
 
 TOKEN_PROGRAM_ID = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
 TOKEN_2022_PROGRAM_ID = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"
@@ -66,24 +66,28 @@ async def read_mints(rpc: SolanaRpc, mints: Iterable[str]) -> dict[str, MintInfo
     return {info.mint: info for info in infos}
 
 
-async def _token_balance(rpc: SolanaRpc, vault: Pubkey, mint: MintInfo) -> int:
-    address = get_associated_token_address(vault, Pubkey.from_string(mint.mint), Pubkey.from_string(mint.token_program))
-    account = await rpc.account(address)
+def _token_amount(address: Pubkey, account: AccountInfo | None, vault: Pubkey, mint: MintInfo) -> int:
     if account is None:
         return 0
     data = account.data
-    if account.owner != mint.token_program or len(data) < _TOKEN_ACCOUNT_SIZE \
+    if str(account.owner) != mint.token_program or len(data) < _TOKEN_ACCOUNT_SIZE \
             or data[0:32] != bytes(Pubkey.from_string(mint.mint)) or data[32:64] != bytes(vault):
         raise MalformedAnswerError(f"{address} is not the vault's token account of {mint.mint}",
-                                   method="getAccountInfo")
+                                   method="getMultipleAccounts")
     return struct.unpack_from("<Q", data, 64)[0]
 
 
 async def read_vault(rpc: SolanaRpc, vault: str, mints: Iterable[MintInfo]) -> VaultHoldings:
+    """The vault's lamports and token balances from ONE getMultipleAccounts (the vault account and
+    its associated token account of each mint), so all of them are as of the same slot."""
     owner = Pubkey.from_string(vault)
     mint_list = list(mints)
-    lamports, *amounts = await asyncio.gather(rpc.balance(owner), *(_token_balance(rpc, owner, m) for m in mint_list))
-    return VaultHoldings(lamports, {m.mint: amount for m, amount in zip(mint_list, amounts)})
+    addresses = [get_associated_token_address(owner, Pubkey.from_string(m.mint), Pubkey.from_string(m.token_program))
+                 for m in mint_list]
+    vault_account, *token_accounts = await rpc.accounts([owner, *addresses], "confirmed")
+    lamports = 0 if vault_account is None else vault_account.lamports  # getBalance's answer for a missing account
+    return VaultHoldings(lamports, {m.mint: _token_amount(address, account, owner, m)
+                                    for m, address, account in zip(mint_list, addresses, token_accounts)})
 
 
 __all__ = [

@@ -27,6 +27,7 @@ from xorj.chain.errors import (
     RpcTimeoutError,
     RpcTransportError,
 )
+from xorj.chain.http import pooled_transport
 from xorj.chain.swap_check import check_quote
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ class JupiterClient:
             headers["x-api-key"] = api_key
         # transport retries 0: the executor owns every retry
         self._http = httpx.AsyncClient(base_url=self.base_url + "/", headers=headers, timeout=httpx.Timeout(timeout),
-                                       transport=transport or httpx.AsyncHTTPTransport(retries=0))
+                                       transport=transport or pooled_transport())
 
     async def close(self) -> None:
         await self._http.aclose()

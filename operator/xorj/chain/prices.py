@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from xorj.chain.errors import MalformedAnswerError, RpcTimeoutError, RpcTransportError
+from xorj.chain.http import pooled_transport
 
 PRICE_API_PATH = "/price/v3"
 MAX_IDS_PER_REQUEST = 50  # Jupiter's documented limit
@@ -117,7 +118,7 @@ class JupiterPriceClient:
             headers["x-api-key"] = api_key
         # transport retries 0: the executor owns every retry
         self._http = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(timeout),
-                                       transport=transport or httpx.AsyncHTTPTransport(retries=0))
+                                       transport=transport or pooled_transport())
 
     async def close(self) -> None:
         await self._http.aclose()

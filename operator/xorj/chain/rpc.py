@@ -1,5 +1,6 @@
-"""Solana JSON-RPC client: solders' typed requests and answers, POSTed with httpx (the one HTTP
-stack of the package; the swap and price clients use it too), with the executor's rules applied.
+"""Solana JSON-RPC client: solders' typed requests and answers, POSTed with httpx over aiohttp's pool
+(:mod:`xorj.chain.http`, the one HTTP stack of the package; the swap and price clients use it too),
+with the executor's rules applied.
 
 * Every call has an explicit timeout (``asyncio.timeout`` around the request; cancelling the
   request is safe because the caller decides what a timeout means).
@@ -82,6 +83,7 @@ from xorj.chain.errors import (
     RpcTimeoutError,
     RpcTransportError,
 )
+from xorj.chain.http import pooled_transport
 from xorj.domain.expiry import FinalizedPoint
 from xorj.domain.reconciliation import ChainSignature
 from xorj.domain.trades import ReasonCode
@@ -192,6 +194,7 @@ class SolanaRpc:
             raise ValueError(f"preflight_commitment must be one of {sorted(_COMMITMENTS)}, "
                              f"got {preflight.preflight_commitment!r}")
         self.url = url
+        self._endpoint = httpx.URL(url)  # parsed once: httpx re-parses a str URL on every request
         self._host = urlsplit(url).netloc or url
         self.timeouts = timeouts
         self.preflight = preflight
@@ -199,7 +202,7 @@ class SolanaRpc:
             headers={"Content-Type": "application/json"},
             # A backstop under the per-call asyncio timeout; the per-call one is what callers rely on.
             timeout=httpx.Timeout(max(timeouts.read, timeouts.send) + 5.0),
-            transport=transport or httpx.AsyncHTTPTransport(retries=0),
+            transport=transport or pooled_transport(),
         )
         self._send_config = RpcSendTransactionConfig(
             skip_preflight=preflight.skip_preflight,
@@ -429,7 +432,7 @@ class SolanaRpc:
         answer: httpx.Response | None = None
         try:
             async with asyncio.timeout(limit):
-                answer = await self._http.post(self.url, content=request.to_json())
+                answer = await self._http.post(self._endpoint, content=request.to_json())
             answer.raise_for_status()
             resp = expected.from_json(answer.text)
         except TimeoutError:

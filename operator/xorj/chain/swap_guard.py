@@ -6,7 +6,8 @@ For one swap answer, in this order, and only then signing the vault's slot:
    (:func:`~xorj.chain.swap_check.check_swap_message`); verify the co-signers' signatures;
 2. validity from OUR RPC, never from the API: the message's own blockhash must be valid at the RPC
    (``isBlockhashValid``), and the RPC's latest blockhash, read right after, bounds its
-   ``lastValidBlockHeight`` from above. That bound is what the ledger records and what expiry is
+   ``lastValidBlockHeight`` from above (:class:`ValidityReader`: the builds of one tick share the
+   latest blockhash, read after every one of their validity answers, and one check per blockhash). That bound is what the ledger records and what expiry is
    decided on; an API answer whose ``lastValidBlockHeight`` is outside what the RPC allows is refused.
    The message is NOT re-stamped with our blockhash: pools pre-sign their leg (the local market does),
    and a new blockhash would void their signatures;
@@ -21,10 +22,13 @@ A refusal raises :class:`SwapRejectedError`; a failed simulation raises
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
+from dataclasses import dataclass
 
+from solders.hash import Hash
 from solders.message import to_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.signature import Signature
@@ -44,7 +48,7 @@ from xorj.chain.errors import (
 )
 from xorj.chain.jupiter import Quote, SignedSwap, SwapResponse
 from xorj.chain.keys import VaultKey
-from xorj.chain.rpc import AccountInfo, SolanaRpc
+from xorj.chain.rpc import AccountInfo, LatestBlockhash, SolanaRpc
 from xorj.chain.swap_check import (
     NATIVE_MINT,
     AccountState,
@@ -90,6 +94,56 @@ def intent_of(quote: Quote, vault: Pubkey, input_mint: str, output_mint: str, am
                       min_out=model.other_amount_threshold, slippage_bps=model.slippage_bps, input_fee=input_fee)
 
 
+@dataclass(frozen=True)
+class Validity:
+    valid: bool  # the blockhash is valid at our RPC
+    latest: LatestBlockhash | None  # read after that answer (None when no blockhash of the tick was valid)
+
+
+class ValidityReader:
+    """The validity reads of every build in the process, in ticks (as
+    :class:`~xorj.chain.status_batch.StatusBatcher` does for statuses): the first build of a tick waits
+    ``window`` for others, then each distinct blockhash of the tick is checked once
+    (``isBlockhashValid``) and ONE ``getLatestBlockhash`` is read after all those answers. Each build
+    gets what it would have read alone: its blockhash's validity, and a latest blockhash read after
+    that validity answer (so the bound holds). Concurrent builds within a slot mostly carry the same
+    blockhash: two calls per tick instead of two per build."""
+
+    def __init__(self, rpc: SolanaRpc, *, window: float = 0.005) -> None:
+        self.rpc = rpc
+        self.window = window
+        self._waiting: dict[Hash, list[asyncio.Future[Validity]]] = {}
+        self._flush: asyncio.Task[None] | None = None
+
+    async def read(self, blockhash: Hash) -> Validity:
+        future: asyncio.Future[Validity] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(blockhash, []).append(future)
+        if self._flush is None or self._flush.done():
+            self._flush = asyncio.create_task(self._tick())
+        return await future
+
+    async def _tick(self) -> None:
+        await asyncio.sleep(self.window)
+        waiting, self._waiting = self._waiting, {}
+        self._flush = None  # builds arriving from now on start the next tick
+        try:
+            answers = await asyncio.gather(*(self.rpc.is_blockhash_valid(h, "processed") for h in waiting))
+            valid = dict(zip(waiting, answers))
+            latest = await self.rpc.latest_blockhash("processed") if any(answers) else None
+        except BaseException as exc:  # every build of the tick learns the failure
+            for futures in waiting.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for blockhash, futures in waiting.items():
+            for future in futures:
+                if not future.done():
+                    future.set_result(Validity(valid[blockhash], latest if valid[blockhash] else None))
+
+
 def _state(info: AccountInfo | None) -> AccountState | None:
     return None if info is None else AccountState(info.lamports, info.owner, info.data)
 
@@ -102,6 +156,7 @@ class SwapGuard:
         self.rpc = rpc
         self.limits = limits
         self.simulation_tries = simulation_tries
+        self.validity = ValidityReader(rpc)
 
     async def sign(self, answer: SwapResponse, quote: Quote, key: VaultKey, *, input_mint: str, output_mint: str,
                    amount: int) -> SignedSwap:
@@ -126,14 +181,14 @@ class SwapGuard:
     async def _validity(self, tx: VersionedTransaction, claimed: int) -> int:
         """An upper bound of the message's lastValidBlockHeight, from our RPC."""
         blockhash = tx.message.recent_blockhash
-        if not await self.rpc.is_blockhash_valid(blockhash, "processed"):
+        validity = await self.validity.read(blockhash)
+        if not validity.valid or validity.latest is None:
             # stale, unknown, or our RPC is behind the API's: nothing signed; a new quote may do
             raise ChainCallError(f"swap: blockhash {blockhash} is not valid at our RPC", method="isBlockhashValid",
                                  reason=ReasonCode.BLOCKHASH_EXPIRED)
         # Read AFTER the validity check: the RPC knew the message's blockhash, so its latest is at
         # least as new, and its lastValidBlockHeight is at least the message's.
-        latest = await self.rpc.latest_blockhash("processed")
-        upper = latest.last_valid_block_height
+        upper = validity.latest.last_valid_block_height
         lower = upper - MAX_PROCESSING_AGE  # the message's blockhash is still valid at this height
         if not lower <= claimed <= upper:
             raise SwapRejectedError("validity", f"the API's lastValidBlockHeight {claimed} is outside what our RPC "

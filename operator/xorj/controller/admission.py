@@ -6,7 +6,9 @@
   LEADER_NOT_FOLLOWED, so no executor ever claims it, and the CopyTrade's status says why.
 - ``spec.sizing`` decides the follower's amount: the CopyTrade's ``amount`` is the LEAD's input amount
   (what the watcher saw); mode ``fixed`` trades ``fixedAmount`` base units, mode ``proportional``
-  trades ``amount x ratio`` rounded down (ratio 1, the default, copies the lead's size). A stated
+  trades ``amount x ratio`` rounded down (ratio 1, the default, copies the lead's size); the USD
+  modes (fixedUsd, vaultPercent) need a price and a vault value, which the watcher has and this
+  manual path does not: here they copy ``amount x ratio`` as proportional does. A stated
   ``notionalUsd`` is scaled the same way; it is informational only (executors value trades themselves).
   A size that rounds to 0 base units is refused (RISK_LIMIT, detail "sizing: ...").
 """

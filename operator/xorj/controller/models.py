@@ -13,7 +13,7 @@ import dataclasses
 import enum
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -181,10 +181,14 @@ class VaultRef(KubeModel):
 class SizingMode(str, enum.Enum):
     FIXED = "fixed"
     PROPORTIONAL = "proportional"
+    FIXED_USD = "fixedUsd"
+    VAULT_PERCENT = "vaultPercent"
 
 
 class Sizing(KubeModel):
-    """How large a mirrored trade is: a fixed amount, or a ratio of the lead trade."""
+    """How large a mirrored trade is. A buy: fixed (base units), proportional (ratio x the lead's
+    size), fixedUsd (USD), vaultPercent (% of the vault's USD value), then bounded by minUsd/maxUsd.
+    A sell copies the share of its position the leader sold, bounded by maxUsd."""
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
         CelRule(
@@ -193,14 +197,69 @@ class Sizing(KubeModel):
             field_path=".fixedAmount",
             check=lambda s: s.mode != SizingMode.FIXED or s.fixed_amount is not None,
         ),
+        CelRule(
+            rule="self.mode != 'fixedUsd' || has(self.fixedUsd)",
+            message="spec.sizing.fixedUsd is required when spec.sizing.mode is fixedUsd",
+            field_path=".fixedUsd",
+            check=lambda s: s.mode != SizingMode.FIXED_USD or s.fixed_usd is not None,
+        ),
+        CelRule(
+            rule="self.mode != 'vaultPercent' || has(self.vaultPercent)",
+            message="spec.sizing.vaultPercent is required when spec.sizing.mode is vaultPercent",
+            field_path=".vaultPercent",
+            check=lambda s: s.mode != SizingMode.VAULT_PERCENT or s.vault_percent is not None,
+        ),
+        CelRule(
+            rule="!has(self.minUsd) || !has(self.maxUsd) || self.minUsd <= self.maxUsd",
+            message="spec.sizing.minUsd must be <= spec.sizing.maxUsd",
+            field_path=".minUsd",
+            check=lambda s: s.min_usd is None or s.max_usd is None or s.min_usd <= s.max_usd,
+        ),
     )
 
-    mode: SizingMode = Field(default=SizingMode.PROPORTIONAL, description="fixed or proportional.")
+    mode: SizingMode = Field(default=SizingMode.PROPORTIONAL,
+                             description="fixed, proportional, fixedUsd or vaultPercent.")
     fixed_amount: int | None = Field(
         default=None, gt=0, description="Input amount in base units (mode fixed); positive."
     )
     ratio: float = Field(
-        default=1.0, gt=0, le=100, description="Multiple of the lead trade's input (mode proportional)."
+        default=1.0, gt=0, le=100, description="Multiple of the lead trade's size (mode proportional)."
+    )
+    fixed_usd: float | None = Field(default=None, gt=0, le=1e9, description="USD per trade (mode fixedUsd).")
+    vault_percent: float | None = Field(
+        default=None, gt=0, le=100, description="Percent of the vault's USD value per trade (mode vaultPercent)."
+    )
+    min_usd: float | None = Field(default=None, gt=0, le=1e9, description="A buy is raised to at least this (USD).")
+    max_usd: float | None = Field(default=None, gt=0, le=1e9, description="Any trade is capped at this (USD).")
+
+
+class SignalFilters(KubeModel):
+    """Which lead swaps the watcher copies; a skipped one is recorded with its reason (ledger row,
+    metric, Event), never dropped silently."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="!has(self.allowMints) || !has(self.denyMints) || self.allowMints.all(m, !(m in self.denyMints))",
+            message="spec.filters.allowMints and spec.filters.denyMints must not share a mint",
+            field_path=".allowMints",
+            check=lambda s: s.allow_mints is None or s.deny_mints is None
+            or not set(s.allow_mints) & set(s.deny_mints),
+        ),
+    )
+
+    min_notional_usd: float = Field(default=1.0, ge=0, le=1e9,
+                                    description="Skip a follower trade worth less than this (USD).")
+    allow_mints: list[Pubkey] | None = Field(
+        default=None, min_length=1, max_length=100,
+        description="Copy only swaps whose both mints are listed.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    deny_mints: list[Pubkey] | None = Field(
+        default=None, min_length=1, max_length=100, description="Never copy a swap touching these mints.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    max_signal_age_seconds: int = Field(
+        default=120, ge=1, le=86_400, description="Skip a lead swap whose block is older than this."
     )
 
 
@@ -222,6 +281,22 @@ def _decimal_default(value: Decimal, description: str) -> Any:
     return Field(default=value, description=description, json_schema_extra={"default": float(value)})
 
 
+class CircuitBreakerSpec(KubeModel):
+    """Refuses new trades (RISK_LIMIT) once failuresInARow fail in a row or failuresInWindow fail within windowSeconds; stays open openSeconds."""  # noqa: E501
+
+    # spec.risk.circuitBreaker. Defaults are the domain's (xorj.domain.risk.CircuitBreaker).
+    failures_in_a_row: int = Field(default=risk.DEFAULT_BREAKER_FAILURES_IN_A_ROW, ge=1, le=1000)
+    failures_in_window: int = Field(default=risk.DEFAULT_BREAKER_FAILURES_IN_WINDOW, ge=1, le=100000)
+    window_seconds: int = Field(default=risk.DEFAULT_BREAKER_WINDOW_SECONDS, ge=1, le=86400)
+    open_seconds: int = Field(default=risk.DEFAULT_BREAKER_OPEN_SECONDS, ge=1, le=86400)
+
+    def to_domain(self) -> risk.CircuitBreaker:
+        return risk.CircuitBreaker(
+            failures_in_window=self.failures_in_window, window=timedelta(seconds=self.window_seconds),
+            failures_in_a_row=self.failures_in_a_row, open_for=timedelta(seconds=self.open_seconds),
+        )
+
+
 class RiskLimitsSpec(KubeModel):
     """Checked by the executor before any send; a refused trade is FAILED with RISK_LIMIT."""
 
@@ -236,6 +311,7 @@ class RiskLimitsSpec(KubeModel):
     max_price_impact_bps: int = Field(
         default=int(risk.DEFAULT_MAX_PRICE_IMPACT * 10_000), gt=0, le=10000, description="1% = 100 bps."
     )
+    circuit_breaker: CircuitBreakerSpec = Field(default_factory=CircuitBreakerSpec)
 
     def to_domain(self) -> risk.RiskLimits:
         return risk.RiskLimits(
@@ -405,6 +481,7 @@ class TradingStrategySpec(KubeModel):
     top_n: TopNSelection | None = Field(default=None, alias="topN")
     vault: VaultRef
     sizing: Sizing = Field(default_factory=Sizing)
+    filters: SignalFilters = Field(default_factory=SignalFilters)
     risk: RiskLimitsSpec = Field(default_factory=RiskLimitsSpec)
     slippage: SlippageSpec = Field(default_factory=SlippageSpec)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)

@@ -22,6 +22,11 @@ DEFAULT_MAX_DAILY_VOLUME_USD = Decimal(10000)
 DEFAULT_MAX_DAILY_TRADES = 100
 DEFAULT_MAX_POSITION_SHARE = Decimal("0.50")
 DEFAULT_MAX_PRICE_IMPACT = Decimal("0.01")
+# The circuit breaker's defaults (CircuitBreaker; spec.risk.circuitBreaker; the executor's XORJ_BREAKER_*)
+DEFAULT_BREAKER_FAILURES_IN_WINDOW = 5
+DEFAULT_BREAKER_WINDOW_SECONDS = 600
+DEFAULT_BREAKER_FAILURES_IN_A_ROW = 3
+DEFAULT_BREAKER_OPEN_SECONDS = 1800
 
 _CENT = Decimal("0.01")
 
@@ -238,10 +243,10 @@ class CircuitBreaker:
     failures; stays open for ``open_for``; then half-open until the next outcome: a success closes it
     (counts start afresh), a failure opens it again. A pure value: :meth:`status` replays events."""
 
-    failures_in_window: int = 5
-    window: timedelta = timedelta(minutes=10)
-    failures_in_a_row: int = 3
-    open_for: timedelta = timedelta(minutes=30)
+    failures_in_window: int = DEFAULT_BREAKER_FAILURES_IN_WINDOW
+    window: timedelta = timedelta(seconds=DEFAULT_BREAKER_WINDOW_SECONDS)
+    failures_in_a_row: int = DEFAULT_BREAKER_FAILURES_IN_A_ROW
+    open_for: timedelta = timedelta(seconds=DEFAULT_BREAKER_OPEN_SECONDS)
 
     def __post_init__(self) -> None:
         for name in ("failures_in_window", "failures_in_a_row"):

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from xorj.chain.errors import MalformedAnswerError
@@ -314,8 +314,3 @@ class ClaimRiskGate:
 
     async def check(self, trade: Trade, quote: Quote) -> RiskDecision:
         return await self.gate.check(trade, quote, fencing_token=self.fencing_token)
-
-
-def breaker_from(failures_in_window: int, window_s: float, failures_in_a_row: int, open_s: float) -> CircuitBreaker:
-    return CircuitBreaker(failures_in_window=failures_in_window, window=timedelta(seconds=window_s),
-                          failures_in_a_row=failures_in_a_row, open_for=timedelta(seconds=open_s))

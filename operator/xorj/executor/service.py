@@ -36,7 +36,6 @@ from xorj.executor.adapters import (
     LedgerRiskGate,
     NoClaimPorts,
     OwnedLedger,
-    breaker_from,
 )
 from xorj.executor.metrics import ExecutorMetrics
 from xorj.executor.settings import ExecutorSettings
@@ -123,8 +122,7 @@ class ExecutorService:
             self.ledger, strategy=settings.strategy, owner=self.owner,
             limits=settings.risk_limits(),
             kill_switch=KillSwitch(global_halt=settings.global_halt, strategy_paused=settings.paused),
-            breaker=breaker_from(settings.breaker_failures_in_window, settings.breaker_window_seconds,
-                                 settings.breaker_failures_in_a_row, settings.breaker_open_seconds),
+            breaker=settings.circuit_breaker(),
             valuer=ChainValuer(self.rpc, self.prices, valued_mints=settings.valued_mints,
                                cash_mints=settings.cash_mints),
             notional_tolerance=settings.notional_tolerance,

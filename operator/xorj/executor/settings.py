@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -17,12 +18,14 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from xorj.chain.prices import price_api_url_for
+from xorj.domain import risk
 from xorj.domain.risk import (
     DEFAULT_MAX_DAILY_TRADES,
     DEFAULT_MAX_DAILY_VOLUME_USD,
     DEFAULT_MAX_POSITION_SHARE,
     DEFAULT_MAX_PRICE_IMPACT,
     DEFAULT_MAX_TRADE_NOTIONAL_USD,
+    CircuitBreaker,
     RiskLimits,
 )
 from xorj.domain.slippage import (
@@ -115,10 +118,10 @@ class ExecutorSettings(BaseSettings):
     global_halt: bool = False
     # a trade whose processing raised unexpectedly this many times is FAILED with POISON_TRADE
     poison_after_crashes: int = Field(default=3, ge=1, le=100)
-    breaker_failures_in_window: int = Field(default=5, ge=1)
-    breaker_window_seconds: float = Field(default=600, gt=0)
-    breaker_failures_in_a_row: int = Field(default=3, ge=1)
-    breaker_open_seconds: float = Field(default=1800, gt=0)
+    breaker_failures_in_window: int = Field(default=risk.DEFAULT_BREAKER_FAILURES_IN_WINDOW, ge=1)
+    breaker_window_seconds: float = Field(default=risk.DEFAULT_BREAKER_WINDOW_SECONDS, gt=0)
+    breaker_failures_in_a_row: int = Field(default=risk.DEFAULT_BREAKER_FAILURES_IN_A_ROW, ge=1)
+    breaker_open_seconds: float = Field(default=risk.DEFAULT_BREAKER_OPEN_SECONDS, gt=0)
 
     # serving
     http_host: str = "0.0.0.0"
@@ -168,6 +171,12 @@ class ExecutorSettings(BaseSettings):
         return SlippagePolicy(initial_bps=self.slippage_initial_bps, step_bps=self.slippage_step_bps,
                               cap_bps=self.effective_slippage_cap_bps, max_attempts=self.slippage_max_attempts)
 
+    def circuit_breaker(self) -> CircuitBreaker:
+        return CircuitBreaker(failures_in_window=self.breaker_failures_in_window,
+                              window=timedelta(seconds=self.breaker_window_seconds),
+                              failures_in_a_row=self.breaker_failures_in_a_row,
+                              open_for=timedelta(seconds=self.breaker_open_seconds))
+
     def risk_limits(self) -> RiskLimits:
         return RiskLimits(max_trade_notional_usd=self.max_trade_notional_usd,
                           max_daily_volume_usd=self.max_daily_volume_usd, max_daily_trades=self.max_daily_trades,
@@ -208,12 +217,18 @@ def executor_environment(**values: object) -> dict[str, str]:
     return {executor_variable(field): _env_text(value) for field, value in values.items()}
 
 
-def policy_environment(policy: SlippagePolicy, limits: RiskLimits) -> dict[str, str]:
-    """The variables from which :meth:`ExecutorSettings.slippage_policy` and
-    :meth:`ExecutorSettings.risk_limits` build back exactly ``policy`` and ``limits``."""
+def policy_environment(policy: SlippagePolicy, limits: RiskLimits,
+                       breaker: CircuitBreaker = CircuitBreaker()) -> dict[str, str]:
+    """The variables from which :meth:`ExecutorSettings.slippage_policy`,
+    :meth:`ExecutorSettings.risk_limits` and :meth:`ExecutorSettings.circuit_breaker` build back
+    exactly ``policy``, ``limits`` and ``breaker``."""
     return executor_environment(
         slippage_initial_bps=policy.initial_bps, slippage_step_bps=policy.step_bps,
         slippage_cap_bps=policy.cap_bps, slippage_max_attempts=policy.max_attempts,
         max_trade_notional_usd=limits.max_trade_notional_usd, max_daily_volume_usd=limits.max_daily_volume_usd,
         max_daily_trades=limits.max_daily_trades, max_position_share=limits.max_position_share,
-        max_price_impact=limits.max_price_impact)
+        max_price_impact=limits.max_price_impact,
+        breaker_failures_in_window=breaker.failures_in_window,
+        breaker_window_seconds=breaker.window.total_seconds(),
+        breaker_failures_in_a_row=breaker.failures_in_a_row,
+        breaker_open_seconds=breaker.open_for.total_seconds())

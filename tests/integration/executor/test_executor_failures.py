@@ -229,7 +229,8 @@ def test_slippage_failures_past_the_cap_fail_the_trade(local_chain, ledger, ledg
         trades = wait_terminal(ledger, ids, 120)
     stop.set()
     trade = trades[0]
-    assert trade.state is TradeState.FAILED and trade.reason is ReasonCode.SLIPPAGE_EXCEEDED, trade
+    assert (trade.state, trade.reason) == (TradeState.FAILED, ReasonCode.SLIPPAGE_EXCEEDED), (
+        trade.detail, [(a.slippage_bps, a.outcome, a.reason, a.detail) for a in trade.attempts])
     assert [a.slippage_bps for a in trade.attempts] == [100, 150, 200]
     assert all(a.outcome is AttemptOutcome.FAILED_ON_CHAIN for a in trade.attempts)
     assert any(a.kind == "ONCHAIN_FAILURE" and a.trade_id == trade.trade_id for a in ledger.pending_alerts())

@@ -29,6 +29,8 @@ VARIANTS = {
     "multi-namespace": ("watchNamespaces={team-a,team-b}",),
     "operator-off": ("operator.enabled=false",),
     "standalone": ("operator.peering=", "networkPolicy.enabled=false"),
+    "watcher": ("watcher.enabled=true", "watcher.rpcUrl=https://rpc.example",
+                "watcher.priceApiUrl=https://price.example/price/v3", "watcher.wsUrl=wss://rpc.example"),
 }
 
 

@@ -149,7 +149,7 @@ def test_money_reaches_the_executor_as_the_decimal_the_cr_wrote(monkeypatch) -> 
 def test_the_crd_defaults_are_the_domains_and_the_executor_falls_back_on_them(monkeypatch) -> None:
     """One set of defaults: an empty spec.risk / spec.slippage means the domain's policy, and so does
     an executor started with none of those variables."""
-    from xorj.domain.risk import RiskLimits
+    from xorj.domain.risk import CircuitBreaker, RiskLimits
     from xorj.domain.slippage import SlippagePolicy
     from xorj.executor.settings import load_settings
 
@@ -163,6 +163,7 @@ def test_the_crd_defaults_are_the_domains_and_the_executor_falls_back_on_them(mo
     bare = load_settings()
     assert bare.risk_limits() == RiskLimits()
     assert bare.slippage_policy() == SlippagePolicy()
+    assert spec.risk.circuit_breaker.to_domain() == CircuitBreaker() == bare.circuit_breaker()
 
 
 def test_the_real_executor_accepts_the_configmap(monkeypatch) -> None:
@@ -284,3 +285,21 @@ def test_the_policy_the_operator_renders_is_the_policy_the_executor_builds(monke
     settings = load_settings(rpc_url="http://127.0.0.1:1", swap_api_url="http://127.0.0.1:2",
                              vault_keypair_file="/dev/null")
     assert settings.slippage_policy() == policy and settings.risk_limits() == limits
+
+
+def test_the_strategys_circuit_breaker_is_the_one_its_executors_run(monkeypatch) -> None:
+    """spec.risk.circuitBreaker reaches the executor: a strategy that wants its breaker to reopen after
+    20 s (as the chaos environments do) gets executors whose breaker reopens after 20 s."""
+    from datetime import timedelta
+
+    from xorj.domain.risk import CircuitBreaker
+    from xorj.executor.settings import load_settings
+
+    spec = _spec(risk={"circuitBreaker": {"failuresInARow": 4, "failuresInWindow": 9, "windowSeconds": 30,
+                                          "openSeconds": 20}})
+    for key, value in _by_kind(spec)["ConfigMap"]["data"].items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("XORJ_LEDGER_DSN", "postgresql://u@127.0.0.1/x")
+    breaker = load_settings().circuit_breaker()
+    assert breaker == CircuitBreaker(failures_in_window=9, window=timedelta(seconds=30), failures_in_a_row=4,
+                                     open_for=timedelta(seconds=20))

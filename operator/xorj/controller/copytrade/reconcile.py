@@ -134,10 +134,19 @@ async def admit_copytrade(
     else:
         result = await rt.ledger_call("admit_trade", rt.ledger.admit_trade, intent, actor=actor)
     trade = await rt.ledger_call("get_trade", rt.ledger.get_trade, result.trade_id)
-    duplicate = (not result.created) and (
+    # A CopyTrade the watcher wrote to show a trade it admitted from the ledger names that trade
+    # (its copytrade column) and carries the watcher's label: it is the trade's own object.
+    projected = (trade.copytrade == copytrade_ref(namespace, name)
+                 and (meta.get("labels") or {}).get("trading.xorj.io/source") == "watcher")
+    duplicate = (not result.created) and not projected and (
         trade.copytrade != copytrade_ref(namespace, name) or _created_before(trade, body)
     )
-    if (result.created or not duplicate) and decision.refused:
+    if projected and not result.created:
+        fields = {"admission": "Admitted",
+                  "admissionMessage": f"trade {result.trade_id} admitted by the watcher from lead swap "
+                                      f"{spec.lead_signature}"}
+        metrics.ADMISSIONS.labels("admitted").inc()
+    elif (result.created or not duplicate) and decision.refused:
         assert decision.refusal is not None
         fields = {"admission": "Admitted",
                   "admissionMessage": f"trade {result.trade_id} refused at admission: {decision.refusal.value}: "

@@ -124,7 +124,8 @@ def executor_environment(
         ),
         # money and shares as Decimal text (never a float's repr): what the executor reads is what
         # the CR said
-        **policy_environment(spec.slippage.to_domain(), spec.risk.to_domain()),
+        **policy_environment(spec.slippage.to_domain(), spec.risk.to_domain(),
+                              spec.risk.circuit_breaker.to_domain()),
     }
 
 

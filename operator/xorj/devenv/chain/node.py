@@ -195,6 +195,7 @@ class LocalChainNode:
         self.blocks: OrderedDict[int, Block] = OrderedDict()  # by height
         self.blockhash_height: dict[str, int] = {}
         self.records: dict[str, TxRecord] = {}
+        self.landed: list[TxRecord] = []  # in processing order (heights never decrease): logsSubscribe's feed
         self.by_address: dict[str, list[str]] = {}
         self._index_in_slot = 0
         # None: blocks carry the wall clock; a number: the blockTime of every block produced from now
@@ -370,6 +371,7 @@ class LocalChainNode:
         )
         self._index_in_slot += 1
         self.records[signature] = record
+        self.landed.append(record)
         for key in dict.fromkeys(str(k) for k in keys):  # agave indexes loaded addresses too
             self.by_address.setdefault(key, []).append(signature)
         return SubmitOutcome(signature, landed=True, err=err)

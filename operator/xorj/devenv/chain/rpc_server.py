@@ -1,8 +1,8 @@
 """The local chain's HTTP server: Solana JSON-RPC, Jupiter swap API v1 and an admin API, on one port.
 
 Stands in for three real services a trading client talks to:
-- a Solana RPC node (``POST /`` JSON-RPC 2.0, ``GET /health``), over LiteSVM (``node``/``rpc_methods``),
-  and more RPC nodes of the same cluster at ``POST /nodes/<name>/`` (same chain; faults may target one);
+- a Solana RPC node (``POST /`` JSON-RPC 2.0, ``GET /health``, and its PubSub WebSocket at ``GET /``
+  serving ``logsSubscribe`` with a ``mentions`` filter), over LiteSVM (``node``/``rpc_methods``), and more RPC nodes of the same cluster at ``POST /nodes/<name>/`` (same chain; faults may target one);
 - Jupiter's hosted swap API v1 (``GET /swap/v1/quote``, ``POST /swap/v1/swap``) and price API v3
   (``GET /price/v3?ids=...``) over a local constant-product market (``market``);
 - nothing real: ``/admin/...`` lets tests and chaos probes inject faults (``faults``), move prices,
@@ -16,18 +16,20 @@ arrival order, as a single leader would; blocks are produced by a clock task eve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from solders.pubkey import Pubkey
 
 from xorj.devenv.chain.faults import MAIN_NODE, Decision, FaultEngine, FaultSpec
 from xorj.devenv.chain.market import Market, SwapApiError
-from xorj.devenv.chain.node import MAX_PROCESSING_AGE, LocalChainNode, RpcError
+from xorj.devenv.chain.node import MAX_PROCESSING_AGE, LocalChainNode, RpcError, parse_pubkey
 from xorj.devenv.chain.rpc_methods import RpcMethods
 from xorj.errors import InvalidInputError
 
@@ -52,11 +54,20 @@ class ChainServer:
         self.rpc = RpcMethods(self.node)
         self._clock_task: asyncio.Task[None] | None = None
         self.requests: dict[str, int] = {}
+        # logsSubscribe (mentions): subscription id -> (socket, address, commitment), and per
+        # commitment the index in node.landed up to which notifications were sent
+        self._log_subscriptions: dict[int, tuple[web.WebSocketResponse, str, str]] = {}
+        self._log_cursor: dict[str, int] = {}
+        self._next_subscription = 1
+        # CPU seconds of the event loop thread spent answering each method (the benches' per-method
+        # profile of the stand-in: it must not be what an executor bench measures)
+        self.request_cpu: dict[str, float] = {}
 
     # ---- app --------------------------------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_post("/", self.handle_rpc)
+        app.router.add_get("/", self.handle_websocket)  # the PubSub WebSocket on the RPC's own URL (ws://)
         app.router.add_post("/nodes/{node}", self.handle_rpc)  # more RPC nodes of the cluster (fault scope)
         app.router.add_post("/nodes/{node}/", self.handle_rpc)
         app.router.add_get("/health", self.handle_health)
@@ -104,6 +115,89 @@ class ChainServer:
                 deadline = loop.time()  # the process was stopped for a while: no burst of blocks
             if not self.paused:
                 self.node.advance(1)
+            if self._log_subscriptions:
+                await self._notify_logs()
+
+    # ---- PubSub: logsSubscribe with a mentions filter ------------------------------------------------
+    async def handle_websocket(self, request: web.Request) -> web.StreamResponse:
+        """Solana's PubSub WebSocket, logsSubscribe/logsUnsubscribe only: ``{"mentions": [address]}``
+        (one address per subscription, as real nodes require) at a commitment (default finalized).
+        A notification is sent once the transaction's block reaches that commitment:
+        ``logsNotification`` with the signature, err and logs."""
+        socket = web.WebSocketResponse(heartbeat=30)
+        await socket.prepare(request)
+        try:
+            async for message in socket:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                await socket.send_json(self._pubsub_call(socket, message.data))
+        finally:
+            for sub_id in [i for i, (s, _, _) in self._log_subscriptions.items() if s is socket]:
+                self._log_subscriptions.pop(sub_id, None)
+        return socket
+
+    def _pubsub_call(self, socket: web.WebSocketResponse, text: str) -> dict[str, Any]:
+        try:
+            call = json.loads(text)
+        except ValueError:
+            return {"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": None}
+        call_id = call.get("id") if isinstance(call, dict) else None
+
+        def error(code: int, message: str) -> dict[str, Any]:
+            return {"jsonrpc": "2.0", "error": {"code": code, "message": message}, "id": call_id}
+
+        if not isinstance(call, dict):
+            return error(-32600, "Invalid request")
+        params = call.get("params") or []
+        if call.get("method") == "logsSubscribe":
+            filter_ = params[0] if params else None
+            config = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
+            if not isinstance(filter_, dict) or not isinstance(filter_.get("mentions"), list):
+                return error(-32602, "Invalid params: only the {\"mentions\": [address]} filter is served")
+            if len(filter_["mentions"]) != 1:
+                return error(-32602, "Invalid Request: Only 1 address supported")
+            try:
+                address = str(parse_pubkey(filter_["mentions"][0]))
+            except RpcError as exc:
+                return {"jsonrpc": "2.0", "error": exc.to_json(), "id": call_id}
+            commitment = config.get("commitment") or "finalized"
+            if commitment not in ("processed", "confirmed", "finalized"):
+                return error(-32602, f"Invalid params: unknown commitment {commitment!r}")
+            if commitment not in self._log_cursor:  # from the first record not yet at that commitment
+                limit = self.node.block_at(commitment).height
+                landed = self.node.landed
+                position = len(landed)
+                while position > 0 and landed[position - 1].height > limit:
+                    position -= 1
+                self._log_cursor[commitment] = position
+            sub_id = self._next_subscription
+            self._next_subscription += 1
+            self._log_subscriptions[sub_id] = (socket, address, commitment)
+            return {"jsonrpc": "2.0", "result": sub_id, "id": call_id}
+        if call.get("method") == "logsUnsubscribe":
+            ok = bool(params) and isinstance(params[0], int) and self._log_subscriptions.pop(params[0], None) is not None
+            return {"jsonrpc": "2.0", "result": ok, "id": call_id}
+        return error(-32601, "Method not found")
+
+    async def _notify_logs(self) -> None:
+        landed = self.node.landed
+        for commitment in {c for _, _, c in self._log_subscriptions.values()}:
+            limit = self.node.block_at(commitment).height
+            position = self._log_cursor.get(commitment, len(landed))
+            while position < len(landed) and landed[position].height <= limit:
+                record = landed[position]
+                keys = {str(k) for k in record.transaction.message.account_keys}
+                keys.update(record.loaded_writable, record.loaded_readonly)
+                for sub_id, (socket, address, wanted) in list(self._log_subscriptions.items()):
+                    if wanted == commitment and address in keys and not socket.closed:
+                        with contextlib.suppress(ConnectionError, RuntimeError):
+                            await socket.send_json({"jsonrpc": "2.0", "method": "logsNotification", "params": {
+                                "result": {"context": {"slot": record.slot},
+                                           "value": {"signature": record.signature, "err": record.err,
+                                                     "logs": record.logs}},
+                                "subscription": sub_id}})
+                position += 1
+            self._log_cursor[commitment] = position
 
     # ---- fault plumbing ---------------------------------------------------------------------------
     async def _with_faults(self, request: web.Request, method: str,
@@ -116,7 +210,11 @@ class ChainServer:
             await asyncio.sleep(decision.delay_ms / 1000)
         fault = decision.fault
         if fault is None:
-            return work()
+            started = time.thread_time()
+            try:
+                return work()
+            finally:
+                self.request_cpu[method] = self.request_cpu.get(method, 0.0) + time.thread_time() - started
         log.info("fault fired", extra={"fault_kind": fault.kind, "method": method, "node": node})
         if fault.kind == "timeout":
             return await self._hang_and_drop(request, fault.hang_s)
@@ -264,6 +362,7 @@ class ChainServer:
             "faults": self.faults.to_json(),
             "faultsFired": dict(self.faults.fired_total),
             "requests": dict(self.requests),
+            "requestCpuSeconds": {method: round(cpu, 6) for method, cpu in self.request_cpu.items()},
         }
 
     async def _json_body(self, request: web.Request) -> Any:

@@ -1,0 +1,1 @@
+"""The watcher: lead traders' swaps in, follower trades out, exactly once (docs/design.md "Watcher")."""

@@ -1,0 +1,194 @@
+"""Who follows whom: the table the watcher consults for every signal, built off the hot path.
+
+:func:`follow_table` is the one rule (pure): for every TradingStrategy, the leaders it follows
+(explicit ``spec.traders``, or ``spec.topN`` of the ledger's scores or of a TraderPool's ranking,
+through :func:`xorj.controller.status.followed_traders`, the same selection admission and the
+strategy's status use), its vault and its :class:`~xorj.domain.copy_signals.CopyPolicy`.
+
+Two books feed it: :class:`KubeFollowBook` (the Kubernetes API: TradingStrategies and TraderPools of
+the watched namespaces, or of every namespace, listed every ``refresh_seconds``, never per signal) and :class:`StaticFollowBook`
+(the same objects from a YAML file, for running without a cluster). Both answer
+:meth:`FollowBook.followers_of` from memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+from pydantic import ValidationError
+
+from xorj.controller.models import (
+    GROUP,
+    VERSION,
+    RankedTrader,
+    TraderPool,
+    TradingStrategySpec,
+)
+from xorj.controller.status import followed_traders
+from xorj.domain.copy_signals import CopyMode, CopyPolicy
+from xorj.domain.trader_history import DEFAULT_CASH_MINTS, SOL_MINT
+from xorj.errors import InvalidInputError
+from xorj.ledger.records import StoredTraderScore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Follower:
+    """One strategy following a leader."""
+
+    namespace: str
+    name: str
+    vault: str
+    policy: CopyPolicy
+    max_slippage_bps: int | None = None
+
+    @property
+    def strategy_key(self) -> str:
+        return f"{self.namespace}/{self.name}"  # the ledger's strategy key (xorj.controller.common.strategy_key)
+
+
+def _dec(value: float | None) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def policy_from_spec(spec: TradingStrategySpec, cash_mints: frozenset[str]) -> CopyPolicy:
+    """The strategy's ``spec.sizing``, ``spec.filters`` and ``spec.paused`` as a domain policy."""
+    sizing, filters = spec.sizing, spec.filters
+    return CopyPolicy(
+        mode=CopyMode(sizing.mode.value), ratio=Decimal(str(sizing.ratio)), fixed_amount=sizing.fixed_amount,
+        fixed_usd=_dec(sizing.fixed_usd), vault_percent=_dec(sizing.vault_percent), min_usd=_dec(sizing.min_usd),
+        max_usd=_dec(sizing.max_usd), min_notional_usd=Decimal(str(filters.min_notional_usd)),
+        allow_mints=None if filters.allow_mints is None else frozenset(filters.allow_mints),
+        deny_mints=frozenset(filters.deny_mints or ()), max_signal_age_seconds=filters.max_signal_age_seconds,
+        cash_mints=cash_mints, paused=spec.paused)
+
+
+@dataclass(frozen=True)
+class StrategyObject:
+    namespace: str
+    name: str
+    spec: TradingStrategySpec
+
+
+def follow_table(strategies: Iterable[StrategyObject], pools: Mapping[tuple[str, str], Sequence[RankedTrader]],
+                 scores: Sequence[StoredTraderScore], *, cash_mints: frozenset[str]) -> dict[str, list[Follower]]:
+    """leader -> the strategies following it (see the module doc). ``pools``: (namespace, pool name)
+    -> its ranking; a pool missing there ranks nobody yet."""
+    table: dict[str, list[Follower]] = {}
+    for strategy in strategies:
+        spec = strategy.spec
+        pool = spec.top_n.pool if spec.top_n is not None else None
+        ranks = pools.get((strategy.namespace, pool)) if pool else None
+        follower = Follower(strategy.namespace, strategy.name, spec.vault.public_key,
+                            policy_from_spec(spec, cash_mints))
+        for trader in followed_traders(spec, scores, ranks):
+            table.setdefault(trader.wallet, []).append(follower)
+    return table
+
+
+class FollowBook(Protocol):
+    def followers_of(self, leader: str) -> list[Follower]: ...
+
+    def leaders(self) -> frozenset[str]: ...
+
+
+class _TableBook:
+    def __init__(self) -> None:
+        self._table: dict[str, list[Follower]] = {}
+
+    def followers_of(self, leader: str) -> list[Follower]:
+        return list(self._table.get(leader, ()))
+
+    def leaders(self) -> frozenset[str]:
+        return frozenset(self._table)
+
+    def replace(self, table: dict[str, list[Follower]]) -> None:
+        self._table = table
+
+
+def parse_objects(docs: Iterable[Mapping[str, Any]]) -> tuple[list[StrategyObject], dict[tuple[str, str],
+                                                                                        list[RankedTrader]]]:
+    """TradingStrategy and TraderPool objects (as the API server returns them) -> strategies and pool
+    rankings. A strategy whose spec does not validate is left out with a warning (the operator reports
+    it on the object): one bad object must not stop every other strategy's copying."""
+    strategies: list[StrategyObject] = []
+    pools: dict[tuple[str, str], list[RankedTrader]] = {}
+    for doc in docs:
+        meta = doc.get("metadata") or {}
+        namespace, name = meta.get("namespace", "default"), meta.get("name", "")
+        try:
+            if doc.get("kind") == "TradingStrategy":
+                strategies.append(StrategyObject(namespace, name, TradingStrategySpec.model_validate(doc["spec"])))
+            elif doc.get("kind") == "TraderPool":
+                pool = TraderPool.model_validate({**doc, "metadata": meta})
+                if pool.status is not None:
+                    pools[(namespace, name)] = list(pool.status.ranks)
+        except (ValidationError, KeyError) as exc:
+            log.warning("object left out of the follow table", extra={"kind": doc.get("kind"),
+                                                                      "object": f"{namespace}/{name}",
+                                                                      "error": str(exc)[:300]})
+    return strategies, pools
+
+
+class StaticFollowBook(_TableBook):
+    """The follow table of TradingStrategy/TraderPool objects in a YAML file (no cluster)."""
+
+    def __init__(self, docs: Iterable[Mapping[str, Any]], scores: Sequence[StoredTraderScore] = (), *,
+                 cash_mints: frozenset[str] = DEFAULT_CASH_MINTS | {SOL_MINT}) -> None:
+        super().__init__()
+        strategies, pools = parse_objects(docs)
+        self.replace(follow_table(strategies, pools, scores, cash_mints=cash_mints))
+
+    @classmethod
+    def from_file(cls, path: Path, scores: Sequence[StoredTraderScore] = (), *,
+                  cash_mints: frozenset[str] = DEFAULT_CASH_MINTS | {SOL_MINT}) -> StaticFollowBook:
+        try:
+            docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        except (OSError, yaml.YAMLError) as exc:
+            raise InvalidInputError(f"--strategies-file {path}: {exc}") from None
+        return cls(docs, scores, cash_mints=cash_mints)
+
+
+class KubeFollowBook(_TableBook):
+    """The follow table from the Kubernetes API, refreshed every ``refresh_seconds`` by :meth:`run`
+    (a list of TradingStrategies and TraderPools in every namespace, and the ledger's scores)."""
+
+    def __init__(self, api: Any, scores: Any, *, refresh_seconds: float = 10.0, namespaces: Sequence[str] = (),
+                 cash_mints: frozenset[str] = DEFAULT_CASH_MINTS | {SOL_MINT}) -> None:
+        super().__init__()
+        self.api = api  # kubernetes.client.CustomObjectsApi
+        self.namespaces = list(namespaces)  # empty: every namespace (a ClusterRole); else a Role in each
+        self.scores = scores  # () -> Sequence[StoredTraderScore]
+        self.refresh_seconds = refresh_seconds
+        self.cash_mints = cash_mints
+        self.refreshed = asyncio.Event()
+
+    def refresh_now(self) -> None:
+        docs: list[Mapping[str, Any]] = []
+        for plural, kind in (("tradingstrategies", "TradingStrategy"), ("traderpools", "TraderPool")):
+            if self.namespaces:
+                items = [i for ns in self.namespaces
+                         for i in self.api.list_namespaced_custom_object(GROUP, VERSION, ns, plural).get("items", [])]
+            else:
+                items = self.api.list_cluster_custom_object(GROUP, VERSION, plural).get("items", [])
+            docs += [{**item, "kind": kind} for item in items]
+        strategies, pools = parse_objects(docs)
+        scores = self.scores() if any(s.spec.traders is None for s in strategies) else []
+        self.replace(follow_table(strategies, pools, scores, cash_mints=self.cash_mints))
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.refresh_now)
+                self.refreshed.set()
+            except Exception as exc:  # the API server or the ledger away: keep the last table, retry
+                log.warning("follow table not refreshed", extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
+            await asyncio.sleep(self.refresh_seconds)
