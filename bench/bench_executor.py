@@ -44,12 +44,6 @@ import httpx
 from solders.keypair import Keypair
 from solders.message import to_bytes_versioned
 from solders.transaction import VersionedTransaction
-from xorj.chain.http import pooled_transport
-from xorj.devenv.postgres import PostgresServer
-from xorj.domain.risk import RiskDecision
-from xorj.domain.trades import TradeState
-from xorj.ledger import Ledger, migrate
-from xorj.ledger.records import TradeIntent
 
 from tests.fixtures.chain import start_local_chain, stop_local_chain
 from tests.integration.executor.harness import (
@@ -62,6 +56,12 @@ from tests.integration.executor.harness import (
     successful_fills,
     wait_terminal,
 )
+from xorj.chain.http import pooled_transport
+from xorj.devenv.postgres import PostgresServer
+from xorj.domain.risk import RiskDecision
+from xorj.domain.trades import TradeState
+from xorj.ledger import Ledger, migrate
+from xorj.ledger.records import TradeIntent
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -186,7 +186,9 @@ def ledger_ceiling(pg: PostgresServer, scenario_vault: str, mints: dict[str, str
                         input_mint=mints["USDC"], output_mint=mints["SOL"])
     with Ledger.connect(dsn, apply_migrations=False) as ledger:
         admit(ledger, scenario, n_trades)
-    allow = lambda usage: RiskDecision(True, None, "bench: allowed")
+    def allow(usage):
+        return RiskDecision(True, None, "bench: allowed")
+
     done = [0] * workers
     ready, finished = [threading.Event() for _ in range(workers)], [threading.Event() for _ in range(workers)]
     # Workers open their sessions before the clock starts and keep them until Postgres' CPU is read

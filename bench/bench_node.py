@@ -12,9 +12,9 @@ import argparse
 import shutil
 import time
 
+from xorj.devenv.cluster import LocalCluster
 from xorj.devenv.image import BASE_IMAGE, ImageBuilder
 from xorj.devenv.node import LocalNode
-from xorj.devenv.cluster import LocalCluster
 
 
 def timed(label: str, action):

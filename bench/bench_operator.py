@@ -26,13 +26,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from xorj.devenv.cluster import LocalCluster
-from xorj.devenv.postgres import PostgresServer
-from xorj.ledger import Ledger
-
 from tests.e2e.operator.conftest import OperatorProcess
 from tests.e2e.operator.ledger_driver import LedgerDriver
 from tests.e2e.operator.manifests import copytrade, signature, strategy
+from xorj.devenv.cluster import LocalCluster
+from xorj.devenv.postgres import PostgresServer
+from xorj.ledger import Ledger
 
 
 def say(msg: str) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from functools import partial
 
 import numpy as np
+
 from xorj.domain.scoring import (
     Normalization,
     TradeHistory,

@@ -20,7 +20,6 @@ TIME_WORDS = ("latency", "duration", "seconds", "time", "age", "lag")
 def _metrics() -> list[MetricWrapperBase]:
     """Every metric object, labelled or not, whether or not it has samples yet."""
     from xorj.executor.metrics import ExecutorMetrics
-
     from xorj.watcher.metrics import WatcherMetrics
 
     found = [v for v in vars(ExecutorMetrics("demo")).values() if isinstance(v, MetricWrapperBase)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+
 from xorj.redaction import RedactingFilter, redact_url, redact_urls
 
 

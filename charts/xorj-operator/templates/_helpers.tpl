@@ -38,7 +38,7 @@ app.kubernetes.io/part-of: xorj-operator
 {{- end -}}
 
 {{/* The label that admits an executor pod to the bundled ledger (NetworkPolicy): the operator sets it on
-executor pod templates (xorj.controller.desired.LEDGER_CLIENT_LABEL) and the admission policy
+executor pod templates (xorj.controller.tradingstrategy.desired.LEDGER_CLIENT_LABEL) and the admission policy
 (templates/admission-policies.yaml) refuses it from anyone else, so unlike the labels above a tenant
 cannot copy it onto a pod of theirs. */}}
 {{- define "xorj.ledgerClientLabel" -}}trading.xorj.io/ledger-client{{- end -}}
@@ -105,7 +105,7 @@ cannot copy it onto a pod of theirs. */}}
 {{- end -}}
 {{- end -}}
 
-{{/* The path the ledger CA is mounted at, in the operator's and executors' pods (xorj.controller.desired). */}}
+{{/* The path the ledger CA is mounted at, in the operator's and executors' pods (xorj.controller.tradingstrategy.desired). */}}
 {{- define "xorj.ledgerCaPath" -}}/var/run/xorj/ledger/ca.crt{{- end -}}
 
 {{- define "xorj.ledgerSecretKey" -}}

@@ -30,9 +30,17 @@ _TOKEN_ACCOUNT_SIZE = 165
 
 @dataclass(frozen=True, slots=True)
 class MintInfo:
+    """An SPL mint: its address, decimals and owning token program (read from chain by
+    :func:`read_mint`; the local chain's market seeds its own under a ``symbol``)."""
+
     mint: str
     decimals: int
     token_program: str
+    symbol: str | None = None  # a display name where one is known (the local market's "USDC", ...)
+
+    @property
+    def address(self) -> Pubkey:
+        return Pubkey.from_string(self.mint)
 
 
 @dataclass(frozen=True, slots=True)

@@ -378,7 +378,7 @@ def cut_ledger_egress(ledger_port: int | None = None, ledger_ip: str | None = No
     from urllib.parse import urlsplit
 
     from xorj.chaos import netpol
-    from xorj.controller.desired import labels
+    from xorj.controller.tradingstrategy.desired import labels
     from xorj.executor.service import LEDGER_APPLICATION_NAME
 
     target = resolve(configuration)

@@ -15,8 +15,8 @@ import html
 import json
 import os
 import platform
-from datetime import datetime, timezone
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -210,14 +210,15 @@ def html_report(rows: list[Row], title: str = "xorj chaos results",
 # -- the run: which set, when, on what machine ------------------------------------------------------
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def machine() -> dict[str, Any]:
     """What the run ran on: cores, memory, OS and Python (no host name: the report is published)."""
     memory = None
     with contextlib.suppress(OSError, ValueError, StopIteration):
-        line = next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal:"))
+        line = next(entry for entry in Path("/proc/meminfo").read_text().splitlines()
+                    if entry.startswith("MemTotal:"))
         memory = int(line.split()[1]) * 1024
     return {"cores": os.cpu_count(), "memory_bytes": memory, "platform": platform.platform(terse=True),
             "machine": platform.machine(), "python": platform.python_version()}

@@ -37,9 +37,9 @@ def build(force: bool) -> None:
 @click.option("--cluster", "cluster_name", default=None, help="the real node's cluster [default: $XORJ_CLUSTER_NAME or xorj]")
 def load(cluster_name: str) -> None:
     """Build if needed, then import the image into the real node's containerd."""
+    from xorj.devenv.cluster import LocalCluster
     from xorj.devenv.image import ImageBuilder
     from xorj.devenv.node import LocalChainNode
-    from xorj.devenv.cluster import LocalCluster
 
     try:
         built = ImageBuilder().build_project(progress=_progress)

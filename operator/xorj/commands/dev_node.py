@@ -13,8 +13,8 @@ CLUSTER_HELP = ("the local cluster to join, started when not running [default: $
 
 
 def _node(cluster_name: str):
-    from xorj.devenv.node import LocalChainNode
     from xorj.devenv.cluster import LocalCluster
+    from xorj.devenv.node import LocalChainNode
 
     return LocalChainNode(LocalCluster(name=cluster_name, nodes=1))
 

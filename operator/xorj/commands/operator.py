@@ -33,20 +33,23 @@ def operator(namespaces: tuple[str, ...], priority: int | None, peering_name: st
         raise click.ClickException("XORJ_LEDGER_DSN is not set: the operator needs the ledger's DSN")
 
     from xorj.controller import handlers  # noqa: F401 - registers the handlers
-    from xorj.controller.settings import OperatorSettings
+    from xorj.controller.settings import OperatorSettings, PeeringSettings, ServingSettings
 
     # options override the environment; the settings reach the handlers through kopf's memo
-    overrides = {"priority": priority, "peering_name": peering_name, "health_port": health_port,
-                 "metrics_port": metrics_port}
-    cfg = OperatorSettings(**{k: v for k, v in overrides.items() if v is not None},
-                           **({"standalone": True} if standalone else {}))
+    def given(**options: object) -> dict[str, object]:
+        return {k: v for k, v in options.items() if v is not None}
+
+    cfg = OperatorSettings(
+        peering=PeeringSettings(**given(priority=priority, name=peering_name, standalone=standalone or None)),
+        serving=ServingSettings(**given(health_port=health_port, metrics_port=metrics_port)),
+    )
     kopf.configure(
         verbose=verbose,
         log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL,
     )
-    from xorj.redaction import install_log_redaction
-
     import logging
+
+    from xorj.redaction import install_log_redaction
 
     # error texts quote URLs; credentials in them never reach a log line, nor an Event kopf posts
     install_log_redaction()
@@ -61,9 +64,9 @@ def operator(namespaces: tuple[str, ...], priority: int | None, peering_name: st
             # kopf makes peering mandatory when given a peering name, and a mandatory peering with
             # standalone on pauses every watch forever ("peering CRD is missing"): name it only when
             # peering is really wanted
-            priority=None if cfg.standalone else cfg.priority,
-            peering_name=None if cfg.standalone else cfg.peering_name,
-            standalone=cfg.standalone,
+            priority=None if cfg.peering.standalone else cfg.peering.priority,
+            peering_name=None if cfg.peering.standalone else cfg.peering.name,
+            standalone=cfg.peering.standalone,
             memo=kopf.Memo(namespaces=list(namespaces), settings=cfg),
         )
     )

@@ -45,9 +45,8 @@ def backfill(wallets: tuple[str, ...], rpc_url: str, price_url: str, price_api_k
     """Backfill (or refresh) WALLETS' swaps and print their realized trades as CSV."""
     from solders.pubkey import Pubkey
 
-    from xorj.errors import XorjError
-
     from xorj.domain.trader_history import DEFAULT_CASH_MINTS
+    from xorj.errors import XorjError
 
     for name, keys in (("WALLET", wallets), ("--cash-mint", cash_mints)):
         for key in keys:

@@ -19,7 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from xorj.controller.models import CopyTradeSpec, RankedTrader, SizingMode, TradingStrategySpec
+from xorj.controller.models import (
+    CopyTradeSpec,
+    RankedTrader,
+    SizingMode,
+    TradingStrategySpec,
+)
 from xorj.controller.status import followed_traders
 from xorj.domain.sizing import follower_amount
 from xorj.domain.trades import ReasonCode

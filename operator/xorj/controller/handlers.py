@@ -1,16 +1,10 @@
-"""kopf handlers: thin routing into :mod:`xorj.controller.reconcile`.
+"""The operator's kopf entry point (``kopf run -m xorj.controller.handlers``): the operator-wide
+handlers (login, startup, cleanup, the health and metrics server), and the import of each kind's
+handlers, which registers them:
 
-Per kind there is ONE reconcile function (kopf issue 1178: several handlers per kind have lost
-events under load; sub-handlers break consistency, issue 641):
-
-- TradingStrategy: ``reconcile_strategy``, for create/update/resume and the periodic resync timer
-  (level-triggered: it always converges to the spec, whatever woke it), plus its finalizer.
-- CopyTrade: one daemon per object, ``mirror_copytrade`` (admission, then the status mirror, then
-  the TTL), plus its finalizer.
-- TraderPool: ``trader_pool`` ranks the pool from the ledger's stored swaps on create, on a spec
-  change and every ``XORJ_OPERATOR_POOL_SCORE_SECONDS`` (:mod:`xorj.controller.pools`).
-- An index per kind, fed by the watch: the strategies' specs (vault, followed traders, sizing), and
-  evidence for the liveness probe that the watch is alive.
+- :mod:`xorj.controller.tradingstrategy.handlers` (its children: :mod:`~xorj.controller.tradingstrategy.desired`),
+- :mod:`xorj.controller.copytrade.handlers`,
+- :mod:`xorj.controller.traderpool.handlers`.
 
 Progress, diff-base and the finalizer use our own ``trading.xorj.io`` prefix, so another kopf
 operator on the same objects never reads or overwrites our state.
@@ -19,7 +13,6 @@ operator on the same objects never reads or overwrites our state.
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import os
 import socket
@@ -30,27 +23,24 @@ import kopf
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from xorj.controller import alerts, ledger_logins, metrics, pools, reconcile
+from xorj.controller import alerts, ledger_logins, metrics
+from xorj.controller.copytrade import handlers as copytrade_handlers
 from xorj.controller.freshness import WatchFreshness
 from xorj.controller.kube import Kube, load_config, load_configuration
-from xorj.controller.models import GROUP, VERSION
+from xorj.controller.models import GROUP
 from xorj.controller.runtime import Runtime
 from xorj.controller.settings import OperatorSettings
+from xorj.controller.traderpool import handlers as traderpool_handlers
+from xorj.controller.tradingstrategy import handlers as tradingstrategy_handlers
+from xorj.controller.tradingstrategy.reconcile import enforce_trading_halt
 from xorj.errors import LedgerUnavailableError
 from xorj.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = reconcile.STRATEGIES
-COPYTRADES = reconcile.COPYTRADES
-# Decorator arguments are fixed at import, so these two come straight from the environment.
-_STRATEGY_RESYNC = float(os.environ.get("XORJ_OPERATOR_STRATEGY_RESYNC_SECONDS", "10"))
-_POOL_SCORE = float(os.environ.get("XORJ_OPERATOR_POOL_SCORE_SECONDS", "60"))
+# Imported for their registration with kopf: each kind's handlers.
+KINDS = (tradingstrategy_handlers, copytrade_handlers, traderpool_handlers)
 _FINALIZER = f"{GROUP}/finalizer"
-
-
-def _rt(memo: kopf.Memo) -> Runtime:
-    return memo["runtime"]
 
 
 @kopf.on.login()
@@ -83,10 +73,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
-    settings.watching.server_timeout = cfg.watch_server_timeout
-    settings.watching.client_timeout = cfg.watch_client_timeout
+    settings.watching.server_timeout = cfg.watching.server_timeout
+    settings.watching.client_timeout = cfg.watching.client_timeout
     settings.watching.connect_timeout = 10
-    settings.watching.inactivity_timeout = cfg.watch_inactivity_timeout
+    settings.watching.inactivity_timeout = cfg.watching.inactivity_timeout
     # Our own Events are explicit; kopf's "Handler succeeded" log-Events would double the API load.
     settings.posting.level = logging.WARNING
     settings.networking.request_timeout = 30
@@ -94,14 +84,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
     # scans of CRDs and namespaces would need a ClusterRole, and when refused (the chart grants none)
     # kopf retries them for about a minute before starting to watch.
     settings.scanning.disabled = True
-    settings.peering.priority = cfg.priority
-    settings.peering.name = cfg.peering_name
-    settings.peering.standalone = cfg.standalone
-    settings.peering.mandatory = not cfg.standalone
-    settings.peering.lifetime = cfg.peering_lifetime
+    settings.peering.priority = cfg.peering.priority
+    settings.peering.name = cfg.peering.name
+    settings.peering.standalone = cfg.peering.standalone
+    settings.peering.mandatory = not cfg.peering.standalone
+    settings.peering.lifetime = cfg.peering.lifetime
 
     logging.getLogger("kopf.objects").addFilter(_quiet_indexers)
-    freshness = WatchFreshness(stale_after=cfg.watch_stale_seconds)
+    freshness = WatchFreshness(stale_after=cfg.watching.stale_seconds)
     kube = Kube(await asyncio.to_thread(load_config), cfg.api_workers, freshness)
     dsn = cfg.ledger_dsn.get_secret_value()
     ledger = await asyncio.to_thread(_connect_ledger, dsn, logger)
@@ -110,25 +100,27 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
     rt = Runtime(settings=cfg, kube=kube, ledger=ledger, freshness=freshness, identity=identity)
     memo["runtime"] = rt
     memo["listener"] = asyncio.create_task(rt.listen_forever(), name="xorj-ledger-listener")
-    if cfg.executor_ledger_logins:
+    if cfg.executor.ledger_logins:
         memo["ledger_logins"] = asyncio.create_task(
             ledger_logins.keep_logins(rt, memo.get("namespaces") or []), name="xorj-ledger-logins")
-    if cfg.alert_delivery_seconds > 0:
+    if cfg.timing.alert_delivery_seconds > 0:
         memo["alerts"] = asyncio.create_task(
-            alerts.deliver_forever(kube, ledger, identity, cfg.alert_delivery_seconds), name="xorj-alert-delivery")
-    memo["health"] = await _start_health_server(rt, cfg.health_host, cfg.health_port, cfg.metrics_port)
-    if cfg.reconcile_rpc_url is not None:
+            alerts.deliver_forever(kube, ledger, identity, cfg.timing.alert_delivery_seconds),
+            name="xorj-alert-delivery")
+    serving = cfg.serving
+    memo["health"] = await _start_health_server(rt, serving.health_host, serving.health_port, serving.metrics_port)
+    if cfg.reconciling.rpc_url is not None:
         from xorj.reconciler.periodic import reconcile_forever
 
         memo["reconciler"] = asyncio.create_task(reconcile_forever(
-            ledger, cfg.reconcile_rpc_url.get_secret_value(), cfg.reconcile_interval_seconds,
-            cfg.reconcile_settings(), rpc_timeout=cfg.reconcile_rpc_timeout_seconds), name="xorj-reconciler")
+            ledger, cfg.reconciling.rpc_url.get_secret_value(), cfg.reconciling.interval_seconds,
+            cfg.reconciling.service_settings(), rpc_timeout=cfg.reconciling.rpc_timeout_seconds), name="xorj-reconciler")
     else:
         logger.info("chain reconciler off: XORJ_OPERATOR_RECONCILE_RPC_URL is not set")
-    if not cfg.standalone:
-        await _ensure_peering_objects(kube, cfg.peering_name, memo.get("namespaces") or [])
-    await reconcile.enforce_trading_halt(rt, logger)
-    logger.info("operator started", extra={"identity": identity, "priority": cfg.priority})
+    if not cfg.peering.standalone:
+        await _ensure_peering_objects(kube, cfg.peering.name, memo.get("namespaces") or [])
+    await enforce_trading_halt(rt, logger)
+    logger.info("operator started", extra={"identity": identity, "priority": cfg.peering.priority})
 
 
 def _quiet_indexers(record: logging.LogRecord) -> bool:
@@ -161,76 +153,6 @@ async def cleanup(memo: kopf.Memo, logger: Any, **_: Any) -> None:
         await asyncio.to_thread(rt.ledger.close)
         rt.kube.close()
     logger.info("operator stopped")
-
-
-# -- TradingStrategy ---------------------------------------------------------------------------------
-
-
-@kopf.on.resume(GROUP, VERSION, STRATEGIES, id="reconcile")
-@kopf.on.create(GROUP, VERSION, STRATEGIES, id="reconcile")
-@kopf.on.update(GROUP, VERSION, STRATEGIES, id="reconcile", field="spec")
-@kopf.timer(GROUP, VERSION, STRATEGIES, id="resync", interval=_STRATEGY_RESYNC, initial_delay=_STRATEGY_RESYNC,
-            idle=None)
-async def strategy(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
-    await reconcile.reconcile_strategy(_rt(memo), body, logger)
-
-
-@kopf.on.delete(GROUP, VERSION, STRATEGIES, id="finalize")
-async def strategy_deleted(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
-    await reconcile.finalize_strategy(_rt(memo), body, logger)
-
-
-@kopf.index(GROUP, VERSION, STRATEGIES, id="strategy_specs")
-def strategy_specs(uid: str, meta: kopf.Meta, spec: kopf.Spec, namespace: str, name: str,
-                   memo: kopf.Memo, **_: Any) -> dict[tuple[str, str], dict[str, Any]] | None:
-    """Fed by the watch: each strategy's spec (admission needs its vault, followed traders and sizing:
-    no GET per CopyTrade), and the freshness tracker's evidence that the watch is alive."""
-    rt: Runtime | None = memo.get("runtime")
-    if rt is not None:
-        rt.freshness.observed(uid, meta.get("resourceVersion"), time.monotonic())
-    return {(namespace, name): copy.deepcopy(dict(spec))} if spec else None
-
-
-# -- CopyTrade -----------------------------------------------------------------------------------------
-
-
-@kopf.daemon(GROUP, VERSION, COPYTRADES, id="mirror", cancellation_timeout=1.0, backoff=5.0)
-async def copytrade(body: kopf.Body, memo: kopf.Memo, logger: Any, strategy_specs: kopf.Index, **_: Any) -> None:
-    def spec_of(namespace: str, name: str) -> dict[str, Any] | None:
-        return next(iter(strategy_specs.get((namespace, name), ())), None)
-
-    await reconcile.mirror_copytrade(_rt(memo), body, logger, spec_of)
-
-
-@kopf.on.delete(GROUP, VERSION, COPYTRADES, id="finalize")
-async def copytrade_deleted(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
-    await reconcile.finalize_copytrade(_rt(memo), body, logger)
-
-
-@kopf.index(GROUP, VERSION, COPYTRADES, id="freshness")
-def copytrade_seen(uid: str, meta: kopf.Meta, memo: kopf.Memo, event: Any = None, **_: Any) -> None:
-    rt: Runtime | None = memo.get("runtime")
-    if rt is not None:
-        rt.freshness.observed(uid, meta.get("resourceVersion"), time.monotonic())
-
-
-# -- TraderPool ------------------------------------------------------------------------------------------
-
-
-@kopf.on.resume(GROUP, VERSION, pools.POOLS, id="score")
-@kopf.on.create(GROUP, VERSION, pools.POOLS, id="score")
-@kopf.on.update(GROUP, VERSION, pools.POOLS, id="score", field="spec")
-@kopf.timer(GROUP, VERSION, pools.POOLS, id="rescore", interval=_POOL_SCORE, initial_delay=_POOL_SCORE, idle=None)
-async def trader_pool(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
-    await pools.score_pool(_rt(memo), body, logger)
-
-
-@kopf.index(GROUP, VERSION, pools.POOLS, id="pool_freshness")
-def trader_pool_seen(uid: str, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
-    """Our status writes to pools are seen back on the watch (the liveness probe's evidence)."""
-    rt: Runtime | None = memo.get("runtime")
-    if rt is not None:
-        rt.freshness.observed(uid, meta.get("resourceVersion"), time.monotonic())
 
 
 # -- health and metrics --------------------------------------------------------------------------------

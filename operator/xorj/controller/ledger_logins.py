@@ -6,7 +6,7 @@ namespace it makes the executor login (:func:`xorj.ledger.roles.ensure_executor_
 executor group, row-level security bound to the namespace) and writes the login's DSN, and the ledger's
 CA certificate when the DSN verifies one, into the Secret the executor Deployments read
 (``executor_ledger_secret`` / ``executor_ledger_secret_key``; the CA as ``ca.crt``, mounted by the
-executor pod at :data:`xorj.controller.desired.LEDGER_CA_MOUNT_DIR`).
+executor pod at :data:`xorj.controller.tradingstrategy.desired.LEDGER_CA_MOUNT_DIR`).
 
 The password is made here once, when the login or its Secret is missing, and never read back: the
 operator does not read Secret data (a Secret it finds carrying this login's annotation is taken as
@@ -24,9 +24,9 @@ from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from xorj.controller.desired import LEDGER_CA_MOUNT_DIR, MANAGED_BY
 from xorj.controller.models import GROUP
 from xorj.controller.runtime import Runtime
+from xorj.controller.tradingstrategy.desired import LEDGER_CA_MOUNT_DIR, MANAGED_BY
 from xorj.ledger import roles
 
 log = logging.getLogger(__name__)
@@ -77,9 +77,9 @@ async def ensure_namespace(rt: Runtime, namespace: str) -> str:
     """Make sure ``namespace`` has its executor login and the Secret with its DSN; returns the login."""
     cfg = rt.settings
     owner_dsn = cfg.ledger_dsn.get_secret_value()
-    configured = cfg.executor_ledger_dsn.get_secret_value() if cfg.executor_ledger_dsn else None
+    configured = cfg.executor.ledger_dsn.get_secret_value() if cfg.executor.ledger_dsn else None
     base, ca = await asyncio.to_thread(executor_dsn_base, owner_dsn, configured)
-    annotations = await rt.kube.secret_annotations(namespace, cfg.executor_ledger_secret)
+    annotations = await rt.kube.secret_annotations(namespace, cfg.executor.ledger_secret)
     recorded = (annotations or {}).get(LOGIN_ANNOTATION)
     current = await asyncio.to_thread(roles.existing_executor_login, owner_dsn, namespace)
     if current is not None and recorded == current:
@@ -89,7 +89,7 @@ async def ensure_namespace(rt: Runtime, namespace: str) -> str:
     login = await asyncio.to_thread(
         roles.ensure_executor_login, owner_dsn, namespace, roles.generate_password(), executor_dsn_base=base
     )
-    await rt.kube.apply(login_secret(namespace, cfg.executor_ledger_secret, cfg.executor_ledger_secret_key, login, ca))
+    await rt.kube.apply(login_secret(namespace, cfg.executor.ledger_secret, cfg.executor.ledger_secret_key, login, ca))
     log.info("executor ledger login made", extra={"namespace": namespace, "login": login.login})
     return login.login
 

@@ -21,9 +21,9 @@ from xorj.controller.models import (
     RankedTrader,
     TopNSelection,
     TradeCounts,
+    TraderPoolStatus,
     TradingStrategySpec,
     TradingStrategyStatus,
-    TraderPoolStatus,
 )
 from xorj.domain.trader_pool import PoolRanking
 from xorj.domain.trades import Trade, TradeState

@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from xorj.devenv.toolchain import Toolchain, cache_root
 from xorj.devenv.processes import cmdline, process_running, terminate
+from xorj.devenv.toolchain import Toolchain, cache_root
 from xorj.devenv.waiting import describe_logs, wait_until_ready
 from xorj.errors import EnvironmentSetupError
 

@@ -543,7 +543,7 @@ class Demo:
     def refresh_monitoring_targets(self, stack: Any = None, data: dict[str, Any] | None = None) -> None:
         """Tell Prometheus where the operator and the executors listen now (what the Kubernetes service
         discovery would do in a cluster): written to the ServiceMonitors' target files."""
-        from xorj.controller.desired import STRATEGY_LABEL, ExecutorDefaults, names
+        from xorj.controller.tradingstrategy.desired import STRATEGY_LABEL, ExecutorDefaults, names
         from xorj.devenv.monitoring import Target, chart_monitoring, template_args
 
         data = data or self.state.load()
@@ -654,7 +654,7 @@ class Demo:
         return strategy
 
     def _wait_executor_pods(self, strategy: dict[str, Any]) -> None:
-        from xorj.controller.desired import selector_labels
+        from xorj.controller.tradingstrategy.desired import selector_labels
 
         name = strategy["metadata"]["name"]
         replicas = strategy["spec"].get("executor", {}).get("replicas", 1)

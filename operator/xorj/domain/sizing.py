@@ -131,7 +131,7 @@ class SizedTrade:
 
 
 def _value_usd(amount: int, price: Decimal, decimals: int) -> Fraction:
-    return Fraction(amount) * Fraction(price) / 10**decimals
+    return Fraction(amount) * Fraction(price) / Fraction(10**decimals)
 
 
 def _cents_down(value: Fraction) -> Decimal:

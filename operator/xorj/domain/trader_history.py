@@ -208,7 +208,7 @@ def balance_changes(tx: LandedTransaction, wallet: str) -> tuple[dict[str, int],
 
 def parse_swap(tx: LandedTransaction, wallet: str) -> ParsedSwap:
     """What ``tx`` did for ``wallet``: a swap, or not a swap with the reason (see the module doc)."""
-    base = {"wallet": wallet, "signature": tx.signature, "slot": tx.slot, "block_time": tx.block_time}
+    base: dict[str, Any] = {"wallet": wallet, "signature": tx.signature, "slot": tx.slot, "block_time": tx.block_time}
     fee = tx.fee if tx.account_keys and tx.account_keys[0] == wallet else 0
 
     def not_a_swap(reason: str) -> ParsedSwap:

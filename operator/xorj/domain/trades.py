@@ -263,7 +263,7 @@ class Attempt:
         by why it was refused: a persistent timeout gives up as RPC_TIMEOUT, a preflight slippage
         failure raises slippage, insufficient funds gives up at once."""
         if self.outcome is AttemptOutcome.EXPIRED and self.send_failure in SEND_FAILURE_CAUSES:
-            return self.send_failure  # type: ignore[return-value]
+            return self.send_failure
         return self.reason or ReasonCode.PROGRAM_ERROR
 
 

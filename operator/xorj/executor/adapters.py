@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from xorj.chain.errors import MalformedAnswerError
@@ -38,6 +38,7 @@ from xorj.domain.risk import (
     check_trade,
     globally_halted,
 )
+from xorj.domain.trades import AttemptOutcome, ReasonCode, Trade, TradeState
 from xorj.domain.valuation import (
     DEFAULT_NOTIONAL_TOLERANCE,
     MintBalance,
@@ -48,10 +49,9 @@ from xorj.domain.valuation import (
     prices_needed,
     value_trade,
 )
+from xorj.errors import LeaseLostError, LedgerUnavailableError
 from xorj.executor.ports import TradeValuer
 from xorj.executor.settings import DEFAULT_CASH_MINTS
-from xorj.domain.trades import AttemptOutcome, ReasonCode, Trade, TradeState
-from xorj.errors import LeaseLostError, LedgerUnavailableError
 from xorj.ledger.records import AlertSeverity, NewAlert
 from xorj.ledger.repository import Ledger
 from xorj.redaction import redact_urls

@@ -18,12 +18,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from xorj.chain.jupiter import JupiterClient
-from xorj.chain.prices import JupiterPriceClient
 from xorj.chain.keys import VaultKey, check_vault_pubkey, load_vault_key
+from xorj.chain.prices import JupiterPriceClient
 from xorj.chain.rpc import PreflightSettings, RpcTimeouts, SolanaRpc
 from xorj.chain.swap_check import SwapLimits
 from xorj.chain.swap_guard import SwapGuard
 from xorj.domain.risk import BreakerState, BreakerStatus, KillSwitch
+from xorj.domain.trades import Trade, TradeState
 from xorj.errors import (
     InvalidInputError,
     LeaseLostError,
@@ -39,7 +40,6 @@ from xorj.executor.adapters import (
 from xorj.executor.metrics import ExecutorMetrics
 from xorj.executor.settings import ExecutorSettings
 from xorj.executor.submission import STEPS, ConfirmationPolicy, SubmissionSettings, VaultBoundSubmitter
-from xorj.domain.trades import Trade, TradeState
 from xorj.ledger.pool_metrics import LedgerPoolCollector
 from xorj.ledger.records import AlertSeverity
 from xorj.ledger.repository import Ledger

@@ -15,8 +15,8 @@ from typing import Any
 
 import click
 
-from xorj.controller.desired import names as child_names
-from xorj.controller.desired import selector_labels
+from xorj.controller.tradingstrategy.desired import names as child_names
+from xorj.controller.tradingstrategy.desired import selector_labels
 from xorj.kubectl import views
 from xorj.kubectl.errors import PluginError
 

@@ -17,6 +17,7 @@ from xorj.errors import InvalidInputError
 from xorj.ledger import outbox
 from xorj.ledger.records import AlertSeverity, NewAlert
 from xorj.ledger.repository import Ledger
+from xorj.ledger.rows import fetch_all, fetch_one, record_from
 
 ALERT_KIND = "CHAIN_RECONCILIATION"
 
@@ -43,6 +44,9 @@ class StoredFinding:
     resolved_at: datetime | None
     resolution: str | None
 
+    def __post_init__(self) -> None:  # built from rows as is: finding_class is text in the table
+        object.__setattr__(self, "finding_class", FindingClass(self.finding_class))
+
     def to_json(self) -> dict[str, object]:
         return {"id": self.finding_id, "class": self.finding_class.value, "vault": self.vault,
                 "signature": self.signature, "tradeId": self.trade_id, "strategy": self.strategy,
@@ -52,7 +56,7 @@ class StoredFinding:
                 "resolution": self.resolution}
 
 
-_FINDING_COLUMNS = ("id, finding_class, vault, signature, trade_id, strategy, slot, detail, first_seen_at, "
+_FINDING_COLUMNS = ("id AS finding_id, finding_class, vault, signature, trade_id, strategy, slot, detail, first_seen_at, "
                     "last_seen_at, resolved_at, resolution")
 
 
@@ -72,15 +76,17 @@ class ReconciliationStore:
         """The vault's cursor; on the first pass it is created with ``not_before`` = the vault's first
         trade's admission less ``baseline_margin`` (or now, for a vault without trades)."""
         with self._transaction() as cur:
-            row = cur.execute(
+            cursor = fetch_one(
+                cur, VaultCursor,
                 """INSERT INTO chain_reconciliation_cursors (vault, not_before)
                    SELECT %(vault)s, coalesce((SELECT min(created_at) FROM trades WHERE vault = %(vault)s), now())
                                      - %(margin)s
                    ON CONFLICT (vault) DO UPDATE SET vault = EXCLUDED.vault
-                   RETURNING vault, cursor_signature, not_before""",
+                   RETURNING vault, cursor_signature AS signature, not_before""",
                 {"vault": vault, "margin": baseline_margin},
-            ).fetchone()
-            return VaultCursor(row["vault"], row["cursor_signature"], row["not_before"])
+            )
+            assert cursor is not None  # the upsert returns the row in either case
+            return cursor
 
     def advance_cursor(self, vault: str, expected: str | None, new: str) -> bool:
         """Move the cursor from ``expected`` to ``new`` (compare-and-set: a concurrent pass that moved it
@@ -162,7 +168,7 @@ class ReconciliationStore:
                     (f.finding_class.value, f.vault, f.signature, f.trade_id, f.strategy, f.slot, f.detail[:2000]),
                 ).fetchone()
                 if row["created"]:
-                    created.append(_finding_from_row(row))
+                    created.append(record_from(StoredFinding, row))  # the row has one more column, created
                     # the outbox hears of it in the same transaction, once
                     outbox.insert(cur, NewAlert(ALERT_KIND, AlertSeverity.CRITICAL,
                                                 f"{f.finding_class.value} vault {f.vault} signature {f.signature}: "
@@ -171,14 +177,14 @@ class ReconciliationStore:
 
     def findings(self, *, vaults: Sequence[str] | None = None, open_only: bool = True) -> list[StoredFinding]:
         with self._transaction() as cur:
-            rows = cur.execute(
+            return fetch_all(
+                cur, StoredFinding,
                 f"""SELECT {_FINDING_COLUMNS} FROM chain_reconciliation_findings
                      WHERE (%(vaults)s::text[] IS NULL OR vault = ANY(%(vaults)s))
                        AND (NOT %(open)s OR resolved_at IS NULL)
                      ORDER BY id""",
                 {"vaults": None if vaults is None else list(vaults), "open": open_only},
-            ).fetchall()
-        return [_finding_from_row(r) for r in rows]
+            )
 
     def open_counts(self) -> dict[FindingClass, int]:
         counts = {c: 0 for c in FindingClass}
@@ -193,18 +199,14 @@ class ReconciliationStore:
         if not note.strip():
             raise InvalidInputError("note: say what was found (it is kept with the finding)")
         with self._transaction() as cur:
-            row = cur.execute(
+            finding = fetch_one(
+                cur, StoredFinding,
                 f"""UPDATE chain_reconciliation_findings SET resolved_at = coalesce(resolved_at, now()),
                            resolution = coalesce(resolution, %s)
                      WHERE id = %s RETURNING {_FINDING_COLUMNS}""",
                 (f"{actor}: {note}"[:2000], finding_id),
-            ).fetchone()
-        if row is None:
+            )
+        if finding is None:
             raise InvalidInputError(f"finding: no finding with id {finding_id}")
-        return _finding_from_row(row)
+        return finding
 
-
-def _finding_from_row(r: dict) -> StoredFinding:
-    return StoredFinding(r["id"], FindingClass(r["finding_class"]), r["vault"], r["signature"], r["trade_id"],
-                         r["strategy"], r["slot"], r["detail"], r["first_seen_at"], r["last_seen_at"],
-                         r["resolved_at"], r["resolution"])

@@ -20,9 +20,9 @@ import psycopg
 
 from xorj.errors import InvalidInputError
 from xorj.ledger.records import Alert, AlertSeverity, NewAlert
-from xorj.ledger.rows import alert_from_row
+from xorj.ledger.rows import fetch_all, fetch_one, record_from
 
-_COLUMNS = "id, kind, severity, strategy, trade_id, message, created_at, delivered_at"
+_COLUMNS = "id AS alert_id, kind, severity, strategy, trade_id, message, created_at, delivered_at"
 
 
 def insert(cur: psycopg.Cursor, alert: NewAlert) -> Alert:
@@ -32,19 +32,19 @@ def insert(cur: psycopg.Cursor, alert: NewAlert) -> Alert:
         raise InvalidInputError(
             f"severity: must be one of {', '.join(s.value for s in AlertSeverity)} (got {alert.severity!r})"
         ) from None
-    row = cur.execute(
+    stored = fetch_one(
+        cur, Alert,
         f"""INSERT INTO alerts (kind, severity, strategy, trade_id, message)
             VALUES (%s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",
         (alert.kind, severity.value, alert.strategy, alert.trade_id, alert.message),
-    ).fetchone()
-    return alert_from_row(row)
+    )
+    assert stored is not None  # INSERT ... RETURNING returns the row it inserted
+    return stored
 
 
 def pending(cur: psycopg.Cursor, limit: int) -> list[Alert]:
-    rows = cur.execute(
-        f"SELECT {_COLUMNS} FROM alerts WHERE delivered_at IS NULL ORDER BY id LIMIT %s", (limit,)
-    ).fetchall()
-    return [alert_from_row(row) for row in rows]
+    return fetch_all(cur, Alert, f"SELECT {_COLUMNS} FROM alerts WHERE delivered_at IS NULL ORDER BY id LIMIT %s",
+                     (limit,))
 
 
 def mark_delivered(cur: psycopg.Cursor, alert_ids: Sequence[int]) -> int:
@@ -78,7 +78,7 @@ def claim_next(cur: psycopg.Cursor, skip: Sequence[int] = ()) -> ClaimedAlert | 
     ).fetchone()
     if row is None:
         return None
-    return ClaimedAlert(alert_from_row(row), row["copytrade"])
+    return ClaimedAlert(record_from(Alert, row), row["copytrade"])
 
 
 def count_pending(cur: psycopg.Cursor) -> int:

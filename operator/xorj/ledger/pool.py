@@ -22,42 +22,6 @@ from xorj.errors import LedgerConstraintError, LedgerError, LedgerUnavailableErr
 
 log = logging.getLogger(__name__)
 
-# What a broken constraint means, for the message (the constraint name is always in it too).
-CONSTRAINT_RULES: dict[str, str] = {
-    "trades_idempotency_key": "(strategy, vault, lead_signature) must be unique",
-    "trades_amount_positive": "trades.amount must be > 0",
-    "trades_max_slippage_bps_range": "trades.max_slippage_bps must be between 0 and 10000",
-    "trades_notional_usd_not_negative": "trades.notional_usd must be >= 0",
-    "trades_strategy_not_empty": "trades.strategy must not be empty",
-    "trades_vault_not_empty": "trades.vault must not be empty",
-    "trades_lead_signature_not_empty": "trades.lead_signature must not be empty",
-    "trades_state_valid": "trades.state must be one of PENDING, SUBMITTED, CONFIRMED, FAILED",
-    "trades_reason_valid": "trades.reason must be a ReasonCode",
-    "trades_failed_has_reason": "a FAILED trade must have a reason",
-    "trades_confirmed_has_final_signature": "a CONFIRMED trade must have a final_signature",
-    "trades_lease_complete": "trades.lease_owner and lease_expires_at are set together",
-    "trades_terminal_not_leased": "a terminal trade cannot hold a lease",
-    "trades_risk_reserved_usd_not_negative": "trades.risk_reserved_usd must be >= 0",
-    "trades_risk_reservation_complete": "trades.risk_reserved_at and risk_reserved_usd are set together",
-    "trades_legal_transition": "trades.state may only move PENDING->SUBMITTED|FAILED, SUBMITTED->CONFIRMED|FAILED",
-    "attempts_signature_unique": "attempts.signature must be unique (this signed transaction is already recorded)",
-    "attempts_one_pending_per_trade": "a trade may have at most one PENDING attempt (resolve the last one first)",
-    "attempts_attempt_no_unique": "attempts.attempt_no must be unique per trade",
-    "attempts_raw_tx_not_empty": "attempts.raw_tx must not be empty",
-    "attempts_last_valid_block_height_not_negative": "attempts.last_valid_block_height must be >= 0",
-    "attempts_slippage_bps_range": "attempts.slippage_bps must be between 0 and 10000",
-    "attempts_quote_out_amount_positive": "attempts.quote_out_amount must be > 0",
-    "attempts_outcome_valid": "attempts.outcome must be an AttemptOutcome",
-    "attempts_reason_valid": "attempts.reason must be a ReasonCode",
-    "alerts_kind_not_empty": "alerts.kind must not be empty",
-    "alerts_severity_valid": "alerts.severity must be info, warning or critical",
-    "alerts_message_not_empty": "alerts.message must not be empty",
-    "trader_scores_score_range": "trader_scores.score must be between 0 and 100",
-    "trader_scores_rank_positive": "trader_scores.rank must be >= 1",
-    "trader_scores_trades_not_negative": "trader_scores.trades must be >= 0",
-    "trader_scores_wallet_not_empty": "trader_scores.wallet must not be empty",
-}
-
 
 def translate(exc: BaseException) -> LedgerError:
     """The xorj error for a psycopg / pool exception (never carrying the DSN or its password)."""
@@ -65,13 +29,11 @@ def translate(exc: BaseException) -> LedgerError:
         return LedgerUnavailableError(f"ledger unavailable: no database connection ({type(exc).__name__})")
     if isinstance(exc, psycopg.errors.IntegrityError):
         diag = exc.diag
-        constraint = diag.constraint_name or ""
-        rule = CONSTRAINT_RULES.get(constraint)
+        # The constraint's name says its table, field and rule (trades_amount_positive, ...): the
+        # migrations are the one place the rules are written; the server's detail names the values.
         where = ".".join(p for p in (diag.table_name, diag.column_name) if p)
-        if rule:
-            message = f"ledger constraint {constraint} violated: {rule}"
-        else:
-            message = f"ledger constraint {constraint or '?'} violated on {where or '?'}: {diag.message_primary}"
+        message = (f"ledger constraint {diag.constraint_name or '?'} violated on {where or '?'}: "
+                   f"{diag.message_primary}")
         if diag.message_detail:
             message += f" ({diag.message_detail})"
         return LedgerConstraintError(message, constraint=diag.constraint_name)

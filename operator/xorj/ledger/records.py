@@ -13,9 +13,17 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from xorj.domain.trades import IdempotencyKey, ReasonCode, TradeState
+
+_E = TypeVar("_E", bound=enum.Enum)
+
+
+def _coerce(kind: type[_E], value: object) -> _E | None:
+    """``value`` as the enum ``kind`` (a text column arrives as its value), None kept: records are built
+    from rows as is (psycopg's class_row), and their enum fields are text in the database."""
+    return None if value is None or isinstance(value, kind) else kind(value)
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,11 @@ class TradeEvent:
     attempt_signature: str | None
     at: datetime
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "from_state", _coerce(TradeState, self.from_state))
+        object.__setattr__(self, "to_state", _coerce(TradeState, self.to_state))
+        object.__setattr__(self, "reason", _coerce(ReasonCode, self.reason))
+
 
 class AlertSeverity(str, enum.Enum):
     INFO = "info"
@@ -125,6 +138,9 @@ class Alert:
     trade_id: int | None
     created_at: datetime
     delivered_at: datetime | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "severity", _coerce(AlertSeverity, self.severity))
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ from xorj.ledger.records import (
     TradingHalt,
     VaultActivity,
 )
-from xorj.ledger.rows import ATTEMPT_COLUMNS, TRADE_COLUMNS, Row, event_from_row, fetch_attempts
+from xorj.ledger.rows import ATTEMPT_COLUMNS, TRADE_COLUMNS, Row, fetch_all, fetch_attempts
 
 DEFAULT_LEASE_SECONDS = 30.0
 
@@ -432,12 +432,12 @@ class Ledger:
     def trade_events(self, trade_id: int) -> list[TradeEvent]:
         """The audit trail of one trade, oldest first."""
         with self._transaction() as cur:
-            rows = cur.execute(
-                """SELECT id, trade_id, from_state, to_state, reason, detail, actor, attempt_signature, at
+            return fetch_all(
+                cur, TradeEvent,
+                """SELECT id AS event_id, trade_id, from_state, to_state, reason, detail, actor, attempt_signature, at
                      FROM trade_events WHERE trade_id = %s ORDER BY id""",
                 (trade_id,),
-            ).fetchall()
-            return [event_from_row(r) for r in rows]
+            )
 
     def counts_by_state(self, strategy: str | None = None) -> dict[TradeState, int]:
         """Trades per state (every state present, zeros included); all strategies when ``strategy`` is None."""

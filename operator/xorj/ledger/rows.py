@@ -1,18 +1,20 @@
-"""Database rows to the domain's trade model and the typed records of :mod:`xorj.ledger.records`."""
+"""Database rows to the domain's trade model and the typed records of :mod:`xorj.ledger.records`:
+each query selects its columns under the record's field names, and psycopg's class_row builds the
+record (no hand-written mapper per type)."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.rows import class_row
 
-from xorj.domain.trades import Attempt, ReasonCode, Trade, TradeState
-from xorj.ledger.records import Alert, AlertSeverity, StoredTraderScore, TradeEvent
+from xorj.domain.trades import Attempt, Trade
 
 Row = Mapping[str, Any]
+_R = TypeVar("_R")
 
 # The columns of trades and attempts under the names of the domain model's fields, so a row builds a
 # Trade / Attempt as is (psycopg's class_row for attempts; a trade also needs its attempts).
@@ -37,50 +39,25 @@ def trade_from_row(row: Row, attempts: Iterable[Attempt] = ()) -> Trade:
     return Trade(**{name: row[name] for name in _TRADE_FIELDS}, attempts=tuple(attempts))
 
 
-def _reason(value: str | None) -> ReasonCode | None:
-    return None if value is None else ReasonCode(value)
+def fetch_all(cur: psycopg.Cursor, record: type[_R], query: str,
+              params: Sequence[Any] | Mapping[str, Any] = ()) -> list[_R]:
+    """The rows of ``query`` as ``record`` instances (psycopg's class_row: the selected column names
+    are the record's field names), in the transaction of ``cur``."""
+    with cur.connection.cursor(row_factory=class_row(record)) as typed:
+        return typed.execute(query, params).fetchall()  # type: ignore[arg-type]
 
 
-def event_from_row(row: Row) -> TradeEvent:
-    return TradeEvent(
-        event_id=row["id"],
-        trade_id=row["trade_id"],
-        from_state=None if row["from_state"] is None else TradeState(row["from_state"]),
-        to_state=TradeState(row["to_state"]),
-        reason=_reason(row["reason"]),
-        detail=row["detail"],
-        actor=row["actor"],
-        attempt_signature=row["attempt_signature"],
-        at=row["at"],
-    )
+def fetch_one(cur: psycopg.Cursor, record: type[_R], query: str,
+              params: Sequence[Any] | Mapping[str, Any] = ()) -> _R | None:
+    """The first row of ``query`` as a ``record`` (see :func:`fetch_all`), None when there is none."""
+    with cur.connection.cursor(row_factory=class_row(record)) as typed:
+        return typed.execute(query, params).fetchone()  # type: ignore[arg-type]
 
 
-def alert_from_row(row: Row) -> Alert:
-    return Alert(
-        alert_id=row["id"],
-        kind=row["kind"],
-        severity=AlertSeverity(row["severity"]),
-        message=row["message"],
-        strategy=row["strategy"],
-        trade_id=row["trade_id"],
-        created_at=row["created_at"],
-        delivered_at=row["delivered_at"],
-    )
-
-
-def score_from_row(row: Row) -> StoredTraderScore:
-    return StoredTraderScore(
-        wallet=row["wallet"],
-        score=float(row["score"]),
-        status=row["status"],
-        rank=row["rank"],
-        sharpe=row["sharpe"],
-        roi_pct=row["roi_pct"],
-        max_drawdown_pct=row["max_drawdown_pct"],
-        trades=row["trades"],
-        normalization=row["normalization"],
-        computed_at=row["computed_at"],
-    )
+def record_from(record: type[_R], row: Row) -> _R:
+    """A ``record`` (a dataclass) of a dict row that selected more columns than its fields (e.g. a
+    flag next to them): the row's values of the record's fields, by name."""
+    return record(**{f.name: row[f.name] for f in dataclasses.fields(record)})  # type: ignore[arg-type]
 
 
 def fetch_attempts(cur: psycopg.Cursor, query: str, params: Sequence[Any] | Mapping[str, Any]) -> list[Attempt]:

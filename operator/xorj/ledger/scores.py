@@ -10,9 +10,10 @@ from collections.abc import Iterable
 import psycopg
 
 from xorj.ledger.records import StoredTraderScore
-from xorj.ledger.rows import score_from_row
+from xorj.ledger.rows import fetch_all
 
-_COLUMNS = "wallet, score, status, rank, sharpe, roi_pct, max_drawdown_pct, trades, normalization, computed_at"
+# score is numeric(4,1) in the table and a float in the record: cast where it is read
+_COLUMNS = "wallet, score::float8 AS score, status, rank, sharpe, roi_pct, max_drawdown_pct, trades, normalization, computed_at"
 
 
 def upsert(cur: psycopg.Cursor, scores: Iterable[StoredTraderScore]) -> int:
@@ -40,12 +41,12 @@ def upsert(cur: psycopg.Cursor, scores: Iterable[StoredTraderScore]) -> int:
 def list_scores(
     cur: psycopg.Cursor, min_score: float | None, status: str | None, limit: int | None
 ) -> list[StoredTraderScore]:
-    rows = cur.execute(
+    return fetch_all(
+        cur, StoredTraderScore,
         f"""SELECT {_COLUMNS} FROM trader_scores
              WHERE (%(min)s::numeric IS NULL OR score >= %(min)s)
                AND (%(status)s::text IS NULL OR status = %(status)s)
              ORDER BY score DESC, wallet
              LIMIT %(limit)s""",
         {"min": min_score, "status": status, "limit": limit},
-    ).fetchall()
-    return [score_from_row(row) for row in rows]
+    )

@@ -17,6 +17,7 @@ from typing import Any
 
 from xorj.domain.trader_history import ParsedSwap, PricedSwap, SwapKind
 from xorj.ledger.repository import Ledger
+from xorj.ledger.rows import fetch_one
 
 _COLUMNS = ("wallet, signature, slot, slot_index, block_time, kind, reason, sold_mint, sold_amount, sold_decimals, "
             "bought_mint, bought_amount, bought_decimals, sol_overhead_lamports, fee_lamports, value_usd, priced_at")
@@ -46,9 +47,8 @@ class TraderSwapStore:
 
     def cursor(self, wallet: str) -> TraderCursor | None:
         with self._transaction() as cur:
-            row = cur.execute("SELECT wallet, cursor_signature, cursor_slot FROM trader_history_cursors "
-                              "WHERE wallet = %s", (wallet,)).fetchone()
-        return None if row is None else TraderCursor(row["wallet"], row["cursor_signature"], row["cursor_slot"])
+            return fetch_one(cur, TraderCursor, "SELECT wallet, cursor_signature AS signature, cursor_slot AS slot "
+                             "FROM trader_history_cursors WHERE wallet = %s", (wallet,))
 
     def record(self, wallet: str, entries: Sequence[StoredSwap], new_cursor: TraderCursor | None) -> int:
         """Store ``entries`` and move the wallet's cursor to ``new_cursor`` (never backwards), in one

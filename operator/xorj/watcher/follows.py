@@ -52,7 +52,7 @@ class Follower:
 
     @property
     def strategy_key(self) -> str:
-        return f"{self.namespace}/{self.name}"  # the ledger's strategy key (xorj.controller.reconcile)
+        return f"{self.namespace}/{self.name}"  # the ledger's strategy key (xorj.controller.common.strategy_key)
 
 
 def _dec(value: float | None) -> Decimal | None:

@@ -60,7 +60,7 @@ class WebSocketSource:
 
         async def sync() -> None:
             wanted = self.book.leaders()
-            for leader in sorted(wanted - set(by_leader) - {l for _, l in pending.values()}):
+            for leader in sorted(wanted - set(by_leader) - {pending_leader for _, pending_leader in pending.values()}):
                 request = next(self._ids)
                 pending[request] = ("subscribe", leader)
                 await socket.send_json({"jsonrpc": "2.0", "id": request, "method": "logsSubscribe",

@@ -23,10 +23,9 @@ import time
 import pytest
 import yaml
 
-from tests.e2e.waiting import wait_until
 from tests.e2e.operator.manifests import strategy
-from tests.unit.chart.helm import (CHART, KUBE_VERSION, TEST_ENDPOINT_SETS, TEST_LEDGER_PASSWORD,
-                                   TEST_LEDGER_TLS_SECRET)
+from tests.e2e.waiting import wait_until
+from tests.unit.chart.helm import CHART, KUBE_VERSION, TEST_ENDPOINT_SETS, TEST_LEDGER_PASSWORD, TEST_LEDGER_TLS_SECRET
 
 pytestmark = [pytest.mark.cluster]
 
@@ -276,8 +275,8 @@ def _executor_deployment(namespace: str, strategy: str) -> dict:
     """The executor Deployment exactly as the operator builds it (owner reference left out: there is
     no TradingStrategy here, and the garbage collector would delete a child of a missing owner)."""
     from tests.unit.controller.factories import strategy_spec
-    from xorj.controller import desired
     from xorj.controller.models import TradingStrategySpec
+    from xorj.controller.tradingstrategy import desired
 
     spec = TradingStrategySpec.model_validate(strategy_spec())
     deployment = desired.deployment(desired.Owner(name=strategy, uid="no-owner"), namespace, spec,

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from cryptography import x509
 import yaml
+from cryptography import x509
 
 from tests.e2e.waiting import wait_until
 from tests.unit.chart.helm import CHART, TEST_ENDPOINT_SETS

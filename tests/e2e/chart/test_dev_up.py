@@ -57,7 +57,7 @@ def uid_of(pid: int) -> int:
 
 
 def test_dev_up_runs_executors_as_real_pods_on_a_real_node(k8s_cluster, tmp_path: Path) -> None:
-    from xorj.controller.desired import EXECUTOR_UID
+    from xorj.controller.tradingstrategy.desired import EXECUTOR_UID
     from xorj.devenv.node.lifecycle import DEFAULT_NODE_NAME
 
     namespace = f"demo-{secrets.token_hex(3)}"

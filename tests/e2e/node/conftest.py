@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from xorj.devenv.image import ImageBuilder
+
 from xorj.devenv.cluster import LocalCluster
+from xorj.devenv.image import ImageBuilder
 from xorj.devenv.node import LocalChainNode
 from xorj.devenv.node.host import NodeHost
 

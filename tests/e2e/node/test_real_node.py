@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-from xorj.devenv.node import LocalChainNode
-from xorj.devenv.cluster import LocalCluster
-from xorj.devenv.node.host import NodeHost
-from xorj.devenv.node.processes import cmdline
 
 from tests.e2e.node.conftest import wait_service_routed
+from xorj.devenv.cluster import LocalCluster
+from xorj.devenv.node import LocalChainNode
+from xorj.devenv.node.host import NodeHost
+from xorj.devenv.node.processes import cmdline
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 BASE = "localhost/xorj-base:bookworm"

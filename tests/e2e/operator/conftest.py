@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from xorj.controller import crdgen
 
 from tests.fixtures.postgres import LEDGER_OWNER_PASSWORD
+from xorj.controller import crdgen
 
 REPO = Path(__file__).resolve().parents[3]
 CRDS_DIR = REPO / "crds"

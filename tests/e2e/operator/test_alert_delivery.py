@@ -18,12 +18,12 @@ import urllib.request
 from typing import Any
 
 import pytest
+
+from tests.integration.ledger.helpers import intent
 from xorj.controller.alerts import AlertEventPoster, deliver_pending, event_name
 from xorj.controller.freshness import WatchFreshness
 from xorj.controller.kube import Kube, load_config
 from xorj.ledger import Ledger, TradeIntent
-
-from tests.integration.ledger.helpers import intent
 
 from .conftest import Kubectl, wait_for
 from .manifests import copytrade, signature, strategy

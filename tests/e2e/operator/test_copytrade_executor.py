@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from xorj.controller.desired import VAULT_MOUNT_DIR
+
+from xorj.controller.tradingstrategy.desired import VAULT_MOUNT_DIR
 
 from .conftest import Kubectl, wait_for
 from .manifests import copytrade, secret, signature, strategy

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from xorj.domain.trades import ReasonCode, TradeState
 from xorj.ledger import Ledger
 

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.fixtures.postgres import LEDGER_OWNER_PASSWORD
+from tests.unit.controller.factories import PUBKEY_A, VAULT
 from xorj.domain.trades import ReasonCode
 from xorj.ledger import Ledger
 from xorj.ledger.reader_roles import ensure_reader_login
 from xorj.ledger.records import StoredTraderScore
-
-from tests.fixtures.postgres import LEDGER_OWNER_PASSWORD
-from tests.unit.controller.factories import PUBKEY_A, VAULT
 
 from .conftest import Kubectl, wait_for
 from .ledger_driver import LedgerDriver

@@ -10,7 +10,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from tests.e2e.operator.conftest import Kubectl, wait_for
-from xorj.controller.desired import LEDGER_CA_MOUNT_DIR
+from xorj.controller.tradingstrategy.desired import LEDGER_CA_MOUNT_DIR
 from xorj.ledger.roles import executor_login_name, with_credentials
 
 pytestmark = [pytest.mark.cluster, pytest.mark.postgres]

@@ -8,10 +8,10 @@ import urllib.request
 import uuid
 
 import pytest
-from xorj.ledger import Ledger
 
 from tests.integration.executor.harness import Scenario, admit
 from tests.integration.reconciler.helpers import send, signed_transfer, vault_key, wait_finalized
+from xorj.ledger import Ledger
 
 from .conftest import wait_for
 

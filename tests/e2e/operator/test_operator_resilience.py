@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from xorj.domain.trades import TradeState
 from xorj.ledger import Ledger
 

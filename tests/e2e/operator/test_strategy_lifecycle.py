@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from xorj.controller.desired import CONFIG_HASH_ANNOTATION
+
+from xorj.controller.tradingstrategy.desired import CONFIG_HASH_ANNOTATION
 
 from .conftest import Kubectl, wait_for
 from .manifests import strategy
@@ -122,9 +123,8 @@ def test_hand_edited_executors_are_put_back_in_process(kube: Kubectl, ledger_dsn
 
 def test_top_n_strategy_follows_the_best_scored_traders(kube: Kubectl, operators, ledger) -> None:
     """Followed traders and their Trust Scores come from the ledger's trader_scores, re-read on resync."""
-    from xorj.ledger import StoredTraderScore
-
     from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, PUBKEY_C
+    from xorj.ledger import StoredTraderScore
 
     operators()
     obj = strategy("topn")

@@ -7,10 +7,10 @@ import time
 from typing import Any
 
 import pytest
-from xorj.ledger.trader_swaps import TraderSwapStore
 
 from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, PUBKEY_C, VAULT
 from tests.unit.controller.histories import DAY, reckless, round_trips, steady
+from xorj.ledger.trader_swaps import TraderSwapStore
 
 from .conftest import Kubectl, wait_for
 from .manifests import strategy

@@ -218,6 +218,7 @@ async def test_status_lag_lags_the_context_slot_and_the_executor_rpc_sees_it(cli
     context slot and the finalized block (slot and height of one bank), so the expiry rule can tell
     the lagging "not found" is older than the finalized block."""
     from solders.signature import Signature
+
     from xorj.chain.rpc import SolanaRpc
     from xorj.chain.status_batch import StatusBatcher
     from xorj.domain.expiry import ExpiryVerdict, expiry_verdict

@@ -7,6 +7,7 @@ import asyncio
 from decimal import Decimal
 
 import pytest
+
 from xorj.chain.errors import MalformedAnswerError
 from xorj.chain.holdings import NATIVE_SOL_MINT, read_mints, read_vault
 from xorj.chain.prices import JupiterPriceClient, price_api_url_for

@@ -52,9 +52,8 @@ def test_serve_refuses_a_non_loopback_host(tmp_path) -> None:
 
 
 def test_known_vault_keypair_is_funded_and_stale_keys_removed(tmp_path) -> None:
-    from xorj.devenv.chain.environment import write_keypair
-
     from tests.fixtures.chain import start_local_chain, stop_local_chain
+    from xorj.devenv.chain.environment import write_keypair
 
     known = Keypair()
     key_file = tmp_path / "known.json"

@@ -15,6 +15,7 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata
 from spl.token.constants import TOKEN_PROGRAM_ID
+
 from xorj.devenv.chain import sbpf
 from xorj.devenv.chain.slippage_program import (
     BAD_INPUT,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import psycopg
+
 from xorj.chaos.target import resolve
 
 

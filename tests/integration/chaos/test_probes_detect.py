@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from xorj.chaos import probes
 from xorj.ledger.records import TradeIntent
 
@@ -237,9 +238,9 @@ def test_vault_funds_probe_sees_a_transaction_the_ledger_never_committed(local_c
     from solders.message import MessageV0
     from solders.system_program import TransferParams, transfer
     from solders.transaction import VersionedTransaction
-    from xorj.chaos import actions
 
     from tests.integration.executor.harness import rpc
+    from xorj.chaos import actions
 
     actions.snapshot_vault(configuration=target)
     clean = probes.vault_funds_accounted(configuration=target)

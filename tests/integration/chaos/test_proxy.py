@@ -10,6 +10,7 @@ import time
 
 import psycopg
 import pytest
+
 from xorj.chaos.actions import _http
 
 pytestmark = [pytest.mark.postgres]

@@ -8,6 +8,7 @@ import json
 import uuid
 
 import pytest
+
 from xorj.chaos import actions, probes
 
 pytestmark = [pytest.mark.postgres, pytest.mark.chain]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from xorj.devenv.demo import ChainInfo, Demo
 from xorj.devenv.monitoring import PROCESS_NAMES
 from xorj.devenv.postgres import free_port

@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.fixtures.toolchain import toolchain_binary
+from tests.unit.chart.helm import CHART, helm
 from xorj.chaos import marks
 from xorj.chaos.probes import alert_fired
 from xorj.chaos.target import resolve
 from xorj.devenv.demo import start_process
 from xorj.devenv.monitoring import Monitoring, Target, received_alerts, template_args
 from xorj.devenv.postgres import free_port
-
-from tests.fixtures.toolchain import toolchain_binary
-from tests.unit.chart.helm import CHART, helm
 
 NAMESPACE = "xorj"
 ALERT = "XorjReconcileUnknownTransaction"

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 from solders.pubkey import Pubkey
 from spl.token.instructions import get_associated_token_address
+
 from xorj.domain.trades import Trade, TradeState
 from xorj.ledger.records import TradeIntent
 from xorj.ledger.repository import Ledger

@@ -19,9 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from xorj.devenv.demo import start_process
-from xorj.devenv.monitoring import Monitoring, Target, template_args
-from xorj.devenv.postgres import free_port
 
 from tests.fixtures.toolchain import toolchain_binary
 from tests.integration.executor.harness import (
@@ -32,6 +29,9 @@ from tests.integration.executor.harness import (
 )
 from tests.unit.chart.dashboard import EMPTY_WHEN_ALL_CONFIRM, panel_queries
 from tests.unit.chart.helm import CHART, helm
+from xorj.devenv.demo import start_process
+from xorj.devenv.monitoring import Monitoring, Target, template_args
+from xorj.devenv.postgres import free_port
 
 pytestmark = [pytest.mark.chain, pytest.mark.postgres]
 

@@ -14,7 +14,6 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 
 from tests.integration.executor.harness import (
     InProcessExecutor,
@@ -26,6 +25,7 @@ from tests.integration.executor.harness import (
     vault_transactions,
     wait_terminal,
 )
+from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 
 pytestmark = [pytest.mark.chain, pytest.mark.postgres]
 

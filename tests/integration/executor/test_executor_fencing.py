@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 
 import pytest
-from xorj.domain.trades import AttemptOutcome, TradeState
 
 from tests.integration.executor.harness import (
     InProcessExecutor,
@@ -22,6 +21,7 @@ from tests.integration.executor.harness import (
     rpc,
     wait_terminal,
 )
+from xorj.domain.trades import AttemptOutcome, TradeState
 
 pytestmark = [pytest.mark.chain, pytest.mark.postgres]
 

@@ -10,7 +10,6 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from xorj.domain.trades import ReasonCode, TradeState
 
 from tests.integration.executor.harness import (
     admit,
@@ -21,6 +20,7 @@ from tests.integration.executor.harness import (
     successful_fills,
     wait_terminal,
 )
+from xorj.domain.trades import ReasonCode, TradeState
 
 pytestmark = [pytest.mark.chain, pytest.mark.postgres, pytest.mark.slow]
 

@@ -13,8 +13,6 @@ from decimal import Decimal
 import httpx
 import pytest
 from solders.keypair import Keypair
-from xorj.executor.submission import STEPS
-from xorj.domain.trades import TradeState
 
 from tests.integration.executor.conftest import PriceMover
 from tests.integration.executor.harness import (
@@ -26,6 +24,8 @@ from tests.integration.executor.harness import (
     logs_of,
     wait_terminal,
 )
+from xorj.domain.trades import TradeState
+from xorj.executor.submission import STEPS
 
 pytestmark = [pytest.mark.chain, pytest.mark.postgres, pytest.mark.slow]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from xorj.domain.trades import ReasonCode, TradeState
 
 from tests.integration.executor.harness import (
     InProcessExecutor,
@@ -21,6 +20,7 @@ from tests.integration.executor.harness import (
     vault_transactions,
     wait_terminal,
 )
+from xorj.domain.trades import ReasonCode, TradeState
 
 pytestmark = [pytest.mark.chain, pytest.mark.postgres]
 

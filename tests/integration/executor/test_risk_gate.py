@@ -9,15 +9,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from tests.integration.ledger.helpers import intent, raw_tx
 from xorj.chain.jupiter import Quote, QuoteResponse
-from xorj.domain.risk import CircuitBreaker, KillSwitch, RiskLimits, RiskRule
-from xorj.domain.trades import AttemptOutcome, ReasonCode
 from xorj.chain.prices import JupiterPriceClient, price_api_url_for
 from xorj.chain.rpc import SolanaRpc
+from xorj.domain.risk import CircuitBreaker, KillSwitch, RiskLimits, RiskRule
+from xorj.domain.trades import AttemptOutcome, ReasonCode
 from xorj.executor.adapters import ChainValuer, LedgerRiskGate
 from xorj.ledger import Ledger
-
-from tests.integration.ledger.helpers import intent, raw_tx
 
 _QUOTE_JSON = {
     "inputMint": "So11111111111111111111111111111111111111112", "inAmount": "1000000",

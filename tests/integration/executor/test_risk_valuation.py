@@ -13,7 +13,6 @@ import urllib.request
 from decimal import Decimal
 
 import pytest
-from xorj.domain.trades import ReasonCode, TradeState
 
 from tests.integration.executor.harness import (
     InProcessExecutor,
@@ -24,6 +23,7 @@ from tests.integration.executor.harness import (
     rpc,
     wait_terminal,
 )
+from xorj.domain.trades import ReasonCode, TradeState
 
 pytestmark = [pytest.mark.chain, pytest.mark.postgres]
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from xorj.domain.trades import AttemptOutcome, TradeState
 
 from tests.integration.executor.harness import (
     InProcessExecutor,
@@ -23,6 +22,7 @@ from tests.integration.executor.harness import (
     executor_env,
     wait_terminal,
 )
+from xorj.domain.trades import AttemptOutcome, TradeState
 
 pytestmark = [pytest.mark.chain, pytest.mark.postgres]
 

@@ -7,6 +7,7 @@ import threading
 
 import psycopg
 import pytest
+
 from xorj.domain.trades import ReasonCode, TradeState
 from xorj.errors import (
     IllegalTransitionError,
@@ -97,7 +98,7 @@ def test_attempt_constraints_are_clear_errors(ledger: Ledger):
     ledger.claim_trades("alpha", "ex", limit=2)
     ledger.record_attempt(one, "ex", "sig-1", raw_tx("1"), 100, 50, fencing_token=current_token(ledger, one))
 
-    with pytest.raises(LedgerConstraintError, match="attempts_signature_unique.*already recorded") as caught:
+    with pytest.raises(LedgerConstraintError, match=r"attempts_signature_unique.*\(signature\)=\(sig-1\) already exists") as caught:
         ledger.record_attempt(two, "ex", "sig-1", raw_tx("other bytes"), 100, 50, fencing_token=current_token(ledger, two))
     assert caught.value.constraint == "attempts_signature_unique"  # what callers branch on, not the text
     # A signature of another trade only the database can see: its constraint is the error, by name.

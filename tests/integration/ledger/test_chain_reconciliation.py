@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import psycopg
 import pytest
+
 from xorj.domain.reconciliation import Finding, FindingClass
 from xorj.errors import InvalidInputError
 from xorj.ledger.chain_reconciliation import ReconciliationStore

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+
 from xorj.domain.risk import DailyUsage, RiskDecision, RiskLimits, RiskRule, TradeRisk, check_trade
 from xorj.domain.trades import AttemptOutcome, ReasonCode
 from xorj.errors import LeaseLostError

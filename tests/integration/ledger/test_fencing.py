@@ -9,6 +9,7 @@ import time
 from decimal import Decimal
 
 import pytest
+
 from xorj.domain.risk import DailyUsage, RiskDecision
 from xorj.domain.slippage import SlippageAction, SlippagePolicy, next_slippage
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState

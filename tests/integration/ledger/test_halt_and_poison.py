@@ -5,13 +5,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+
+from tests.integration.ledger.helpers import claimed, current_token, intent, raw_tx
 from xorj.domain.risk import DailyUsage, RiskDecision, RiskRule
 from xorj.domain.trades import ReasonCode, TradeState
 from xorj.errors import LeaseLostError
 from xorj.ledger import Ledger
 from xorj.ledger.records import AlertSeverity, NewAlert
-
-from tests.integration.ledger.helpers import claimed, current_token, intent, raw_tx
 
 
 def _allow(usage: DailyUsage) -> RiskDecision:

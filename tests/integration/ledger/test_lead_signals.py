@@ -9,6 +9,7 @@ import threading
 from decimal import Decimal
 
 import psycopg
+
 from xorj.domain.copy_signals import CopyDecision, LeadSwap, SkipReason
 from xorj.domain.trades import TradeState
 from xorj.ledger.lead_signals import FollowerOutcome, LeadSignalStore

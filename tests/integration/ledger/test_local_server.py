@@ -6,6 +6,7 @@ import os
 import subprocess
 
 import psycopg
+
 from xorj.devenv.postgres import PostgresServer
 from xorj.ledger.migrate import load_migrations
 

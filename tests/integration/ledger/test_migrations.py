@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 from xorj.errors import LedgerError
 from xorj.ledger.migrate import applied_versions, load_migrations, migrate

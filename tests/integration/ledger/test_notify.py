@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 from xorj.errors import LeaseLostError, LedgerUnavailableError
 from xorj.ledger import AsyncTradeListener, Ledger, TradeListener, TradeNotification

@@ -8,6 +8,7 @@ import time
 
 import psycopg
 import pytest
+
 from xorj.domain.trades import TradeState
 from xorj.errors import LedgerUnavailableError
 from xorj.ledger import Ledger, migrate

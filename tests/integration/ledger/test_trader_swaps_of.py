@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from xorj.ledger.trader_swaps import TraderSwapStore
-
 from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, VAULT
 from tests.unit.controller.histories import DAY, round_trips, steady
+from xorj.ledger.trader_swaps import TraderSwapStore
 
 NOW = 1_790_000_000
 

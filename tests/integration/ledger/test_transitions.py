@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 from xorj.errors import InvalidInputError, LedgerError
 from xorj.ledger import AlertSeverity, Ledger, NewAlert

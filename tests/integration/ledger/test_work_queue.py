@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 from xorj.errors import InvalidInputError, LeaseLostError
 from xorj.ledger import Ledger

@@ -6,23 +6,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-
-import httpx
 from dataclasses import dataclass
 
+import httpx
 from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
+
+from tests.integration.executor.harness import rpc
 from xorj.chain.rpc import SolanaRpc
 from xorj.domain.reconciliation import FinalityGrace
 from xorj.ledger.chain_reconciliation import ReconciliationStore
 from xorj.ledger.repository import Ledger
 from xorj.reconciler.service import PassReport, ReconcileSettings, reconcile_pass
-
-from tests.integration.executor.harness import rpc
 
 
 @dataclass(frozen=True)

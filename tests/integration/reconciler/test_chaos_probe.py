@@ -4,10 +4,10 @@ clean on a vault with only recorded activity, and it counts a stolen-key transac
 from __future__ import annotations
 
 import pytest
-from xorj.chaos.probes import chain_reconciled
 
 from tests.integration.executor.harness import admit
 from tests.integration.reconciler.helpers import send, signed_transfer, vault_key, wait_finalized
+from xorj.chaos.probes import chain_reconciled
 
 pytestmark = [pytest.mark.chain, pytest.mark.postgres]
 

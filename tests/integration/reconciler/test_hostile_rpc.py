@@ -8,11 +8,11 @@ import copy
 
 import psycopg
 import pytest
-from xorj.domain.reconciliation import FindingClass
-from xorj.domain.trades import ReasonCode
 
 from tests.integration.executor.harness import admit, rpc
 from tests.integration.reconciler.helpers import one_pass, send, signed_transfer, vault_key, wait_finalized
+from xorj.domain.reconciliation import FindingClass
+from xorj.domain.trades import ReasonCode
 
 pytestmark = [pytest.mark.chain, pytest.mark.postgres]
 

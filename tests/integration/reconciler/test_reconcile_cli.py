@@ -12,13 +12,13 @@ import sys
 
 import pytest
 from prometheus_client import REGISTRY, generate_latest
+
+from tests.integration.executor.harness import admit
+from tests.integration.reconciler.helpers import send, signed_transfer, vault_key, wait_finalized
 from xorj.domain.reconciliation import FindingClass
 from xorj.ledger.chain_reconciliation import ReconciliationStore
 from xorj.reconciler.periodic import reconcile_forever
 from xorj.reconciler.service import ReconcileSettings
-
-from tests.integration.executor.harness import admit
-from tests.integration.reconciler.helpers import send, signed_transfer, vault_key, wait_finalized
 
 pytestmark = [pytest.mark.chain, pytest.mark.postgres]
 
@@ -44,7 +44,7 @@ def test_cli_exit_codes_and_output(local_chain, ledger, ledger_dsn, fresh_scenar
     wait_finalized(url, [stolen])
     found = xorj_reconcile(ledger_dsn, "--rpc-url", url, "--vault", fresh_scenario.vault)
     assert found.returncode == 1, found.stdout + found.stderr
-    assert f"NEW UNKNOWN_TRANSACTION #" in found.stdout and f"signature={stolen}" in found.stdout
+    assert "NEW UNKNOWN_TRANSACTION #" in found.stdout and f"signature={stolen}" in found.stdout
     assert "1 new finding(s), 1 open" in found.stdout
 
     # a re-run reports it again as open (not new), still exit 1; as JSON too

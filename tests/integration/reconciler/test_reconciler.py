@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from xorj.domain.reconciliation import FindingClass
-from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 
 from tests.integration.executor.harness import InProcessExecutor, admit, executor_env, rpc, wait_terminal
 from tests.integration.reconciler.helpers import (
@@ -18,6 +16,8 @@ from tests.integration.reconciler.helpers import (
     vault_key,
     wait_finalized,
 )
+from xorj.domain.reconciliation import FindingClass
+from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 
 pytestmark = [pytest.mark.chain, pytest.mark.postgres]
 

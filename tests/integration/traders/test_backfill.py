@@ -20,6 +20,8 @@ import pytest
 from solders.keypair import Keypair
 from solders.message import to_bytes_versioned
 from solders.transaction import VersionedTransaction
+
+from tests.integration.reconciler.helpers import send, send_batch, signed_transfer, vault_key
 from xorj.chain.errors import MalformedAnswerError
 from xorj.chain.prices import JupiterPriceClient, price_api_url_for
 from xorj.chain.rpc import SolanaRpc
@@ -29,8 +31,6 @@ from xorj.ledger.trader_swaps import TraderSwapStore
 from xorj.scoring_io import read_scoring_csv
 from xorj.traders.backfill import history_csv, realized, refresh
 from xorj.traders.history import ChainHistory
-
-from tests.integration.reconciler.helpers import send, send_batch, signed_transfer, vault_key
 
 pytestmark = [pytest.mark.chain, pytest.mark.postgres]
 

@@ -15,6 +15,8 @@ import sys
 import httpx
 import pytest
 from solders.keypair import Keypair
+
+from tests.fixtures.chain import start_local_chain, stop_local_chain
 from xorj.chain.prices import JupiterPriceClient, price_api_url_for
 from xorj.chain.rpc import SolanaRpc
 from xorj.domain.scoring import MIN_HISTORY_DAYS, SECONDS_PER_DAY, EligibilityStatus, score_history
@@ -22,8 +24,6 @@ from xorj.domain.trader_history import SwapKind
 from xorj.scoring_io import read_scoring_csv
 from xorj.traders.backfill import history_csv, realized, stored_entries
 from xorj.traders.history import ChainHistory
-
-from tests.fixtures.chain import start_local_chain, stop_local_chain
 
 pytestmark = [pytest.mark.chain]
 

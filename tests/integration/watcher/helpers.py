@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 from solders.keypair import Keypair
+
+from tests.integration.executor.harness import rpc
 from xorj.chain.prices import JupiterPriceClient, price_api_url_for
 from xorj.chain.rpc import SolanaRpc
 from xorj.devenv.leaders import LeaderWallet, LocalMarket
@@ -23,8 +25,6 @@ from xorj.watcher.follows import StaticFollowBook
 from xorj.watcher.metrics import WatcherMetrics
 from xorj.watcher.pipeline import Watcher
 from xorj.watcher.sources import PollingSource
-
-from tests.integration.executor.harness import rpc
 
 
 class Leader:

@@ -17,11 +17,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from solders.signature import Signature
-from xorj.domain.trades import IdempotencyKey, TradeState
-from xorj.ledger.lead_signals import LeadSignalStore
-from xorj.watcher.metrics import WatcherMetrics
-from xorj.watcher.pipeline import Candidate, Outcome
-from xorj.watcher.sources import WebhookSource
 
 from tests.integration.executor.harness import (
     Scenario,
@@ -38,6 +33,11 @@ from tests.integration.watcher.helpers import (
     unique_namespace,
     wired_watcher,
 )
+from xorj.domain.trades import IdempotencyKey, TradeState
+from xorj.ledger.lead_signals import LeadSignalStore
+from xorj.watcher.metrics import WatcherMetrics
+from xorj.watcher.pipeline import Candidate, Outcome
+from xorj.watcher.sources import WebhookSource
 
 pytestmark = [pytest.mark.chain]
 

@@ -7,10 +7,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from xorj.ledger import Ledger, migrate
-from xorj.ledger.lead_signals import LeadSignalStore
-from xorj.watcher.metrics import WatcherMetrics
-from xorj.watcher.pipeline import Candidate, Outcome
 
 from tests.integration.watcher.helpers import (
     Leader,
@@ -19,6 +15,10 @@ from tests.integration.watcher.helpers import (
     unique_namespace,
     wired_watcher,
 )
+from xorj.ledger import Ledger, migrate
+from xorj.ledger.lead_signals import LeadSignalStore
+from xorj.watcher.metrics import WatcherMetrics
+from xorj.watcher.pipeline import Candidate, Outcome
 
 pytestmark = [pytest.mark.chain]
 

@@ -14,8 +14,6 @@ import time
 import httpx
 import pytest
 import yaml
-from xorj.chain.prices import price_api_url_for
-from xorj.ledger.lead_signals import LeadSignalStore
 
 from tests.integration.watcher.helpers import (
     Leader,
@@ -23,6 +21,8 @@ from tests.integration.watcher.helpers import (
     strategy_doc,
     unique_namespace,
 )
+from xorj.chain.prices import price_api_url_for
+from xorj.ledger.lead_signals import LeadSignalStore
 
 pytestmark = [pytest.mark.chain]
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from solders.rpc.responses import GetSignatureStatusesResp, SendTransactionResp
+
 from xorj.chain.classify import (
     JUPITER_PROGRAM_ID,
     SYSTEM_PROGRAM_ID,

@@ -11,6 +11,7 @@ import socket
 from collections.abc import Awaitable, Callable
 
 import pytest
+
 from xorj.chain.errors import RpcTimeoutError, RpcTransportError
 from xorj.chain.rpc import RpcTimeouts, SolanaRpc
 

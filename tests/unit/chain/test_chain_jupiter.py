@@ -6,6 +6,7 @@ import base64
 
 import pytest
 from pydantic import ValidationError
+
 from xorj.chain.errors import MalformedAnswerError, QuoteRejectedError
 from xorj.chain.jupiter import QuoteResponse, SwapRequest, SwapResponse
 from xorj.chain.swap_check import check_quote
@@ -80,6 +81,7 @@ def test_garbage_transaction_bytes_are_a_malformed_answer():
 
 def _swap_api(handler):
     import httpx
+
     from xorj.chain.jupiter import JupiterClient
 
     return JupiterClient("https://api.jup.ag/swap/v1", api_key="sEcReT", transport=httpx.MockTransport(handler))
@@ -116,6 +118,7 @@ def test_hostile_or_refused_swap_api_answers_fail_with_a_reason_code(status, bod
     import asyncio
 
     import httpx
+
     from xorj.chain import errors
 
     def handler(request: httpx.Request) -> httpx.Response:

@@ -7,6 +7,7 @@ import pickle
 
 import pytest
 from solders.keypair import Keypair
+
 from xorj.chain.keys import load_vault_key
 from xorj.errors import InvalidInputError
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+
 from xorj.chain.errors import MalformedAnswerError, RpcTransportError
 from xorj.chain.prices import JupiterPriceClient, parse_price_answer, price_api_url_for
 from xorj.domain.trades import ReasonCode

@@ -14,6 +14,7 @@ import logging
 import httpx
 import pytest
 from solders.signature import Signature
+
 from xorj.chain.errors import MalformedAnswerError, RpcRequestError, RpcTimeoutError, RpcTransportError
 from xorj.chain.rpc import PreflightSettings, RpcTimeouts, SolanaRpc
 from xorj.domain.trades import ReasonCode

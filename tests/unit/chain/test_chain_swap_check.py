@@ -23,7 +23,14 @@ from spl.token.instructions import (
     sync_native,
     transfer_checked,
 )
-from spl.token.models import ApproveParams, CloseAccountParams, SetAuthorityParams, SyncNativeParams, TransferCheckedParams
+from spl.token.models import (
+    ApproveParams,
+    CloseAccountParams,
+    SetAuthorityParams,
+    SyncNativeParams,
+    TransferCheckedParams,
+)
+
 from xorj.chain.classify import JUPITER_PROGRAM_ID, MEMO_PROGRAM_ID, TOKEN_PROGRAM_ID
 from xorj.chain.errors import SwapRejectedError
 from xorj.chain.swap_check import (
@@ -156,7 +163,7 @@ def test_the_fee_payer_must_be_the_vault_and_lookup_tables_are_refused():
     honest = _message(_honest())
     from solders.message import MessageAddressTableLookup
     hidden = MessageV0(honest.header, list(honest.account_keys), honest.recent_blockhash, list(honest.instructions),
-                       [MessageAddressTableLookup(Keypair().pubkey(), bytes([0]), bytes())])
+                       [MessageAddressTableLookup(Keypair().pubkey(), bytes([0]), b"")])
     with pytest.raises(SwapRejectedError, match="lookup-table"):
         check_swap_message(hidden, INTENT)
 

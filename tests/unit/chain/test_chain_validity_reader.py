@@ -11,6 +11,7 @@ import json
 
 import httpx
 from solders.hash import Hash
+
 from xorj.chain.rpc import SolanaRpc
 from xorj.chain.swap_guard import ValidityReader
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from xorj.chaos import netpol
-from xorj.controller.desired import labels
-
 from tests.unit.chart.helm import named, render
+from xorj.chaos import netpol
+from xorj.controller.tradingstrategy.desired import labels
 
 EXECUTOR = labels("demo")
 

@@ -8,15 +8,16 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
 from xorj.chaos import pictures, report
 
 SVG = "{http://www.w3.org/2000/svg}"
-T0 = datetime(2026, 12, 1, 12, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
 E0 = T0.timestamp()
 
 
@@ -221,6 +222,7 @@ def test_report_html_shows_one_timeline_per_experiment(tmp_path):
 
 def test_chaos_report_command_writes_pictures_linked_from_the_markdown(tmp_path):
     from click.testing import CliRunner
+
     from xorj.commands.chaos import chaos
 
     journals = tmp_path / "run" / "journals"

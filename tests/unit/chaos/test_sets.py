@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from xorj.chaos import actions, sets
 from xorj.chaos.target import trade_scale
 from xorj.commands.chaos import chaos

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from xorj.chaos.target import resolve
 from xorj.errors import InvalidInputError
 

@@ -11,7 +11,7 @@ def selects(selector: dict, labels: dict) -> bool:
 
 def executor_pod_labels() -> dict:
     """The labels of an executor pod, as the operator builds its Deployment."""
-    from xorj.controller import desired
+    from xorj.controller.tradingstrategy import desired
 
     return desired.pod_labels("demo")
 
@@ -19,7 +19,7 @@ def executor_pod_labels() -> dict:
 def copyable_executor_labels() -> dict:
     """What anyone who may create pods in a watched namespace can put on a pod of theirs: the executor
     labels without the ledger-client label (which the chart's admission policy keeps to the operator)."""
-    from xorj.controller import desired
+    from xorj.controller.tradingstrategy import desired
 
     return desired.labels("demo")
 
@@ -68,7 +68,7 @@ def test_ledger_accepts_only_the_operator_and_executors() -> None:
 
 
 def test_ledger_admits_executors_by_the_label_only_the_operator_sets() -> None:
-    from xorj.controller import desired
+    from xorj.controller.tradingstrategy import desired
 
     documents = render("watchNamespaces={a,b}")
     peers = named(documents, "NetworkPolicy", "xorj-ledger")["spec"]["ingress"][0]["from"][1:]

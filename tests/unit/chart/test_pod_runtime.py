@@ -27,8 +27,8 @@ class FakeResolver:
 
 
 def executor_pod(**container_extra):
-    from xorj.controller import desired
     from xorj.controller.models import TradingStrategySpec
+    from xorj.controller.tradingstrategy import desired
 
     spec = TradingStrategySpec.model_validate({
         "traders": ["7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"],

@@ -50,9 +50,9 @@ def test_executors_are_bound_to_nothing() -> None:
 
 
 def test_operator_may_apply_every_child_of_a_strategy() -> None:
-    """Server-side apply of each object xorj.controller.desired builds needs create and patch."""
-    from xorj.controller import desired
+    """Server-side apply of each object xorj.controller.tradingstrategy.desired builds needs create and patch."""
     from xorj.controller.models import TradingStrategySpec
+    from xorj.controller.tradingstrategy import desired
 
     spec = TradingStrategySpec.model_validate({
         "traders": ["7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"],

@@ -6,7 +6,6 @@ import base64
 import re
 
 import pytest
-
 from psycopg.conninfo import conninfo_to_dict
 
 from tests.unit.chart.helm import (
@@ -125,8 +124,8 @@ def test_executor_placement_reaches_the_operator_as_json(monkeypatch) -> None:
     for name in ("XORJ_OPERATOR_EXECUTOR_NODE_SELECTOR", "XORJ_OPERATOR_EXECUTOR_TOLERATIONS"):
         monkeypatch.setenv(name, env[name])
     settings = OperatorSettings()  # parsed as the operator parses its environment
-    assert settings.executor_node_selector == {"pool": "vaults"}
-    assert settings.executor_tolerations == [{"key": "vaults", "operator": "Exists"}]
+    assert settings.executor.node_selector == {"pool": "vaults"}
+    assert settings.executor.tolerations == [{"key": "vaults", "operator": "Exists"}]
 
 
 def test_bundled_ledger_login_of_the_operator_stays_in_the_release_namespace() -> None:
@@ -247,9 +246,7 @@ def test_every_setting_the_chart_passes_is_one_the_operator_reads() -> None:
     from xorj.controller.settings import OperatorSettings
 
     container = named(render(), "Deployment", "xorj-operator")["spec"]["template"]["spec"]["containers"][0]
-    prefix = OperatorSettings.model_config.get("env_prefix", "")
-    read = {field.validation_alias if isinstance(field.validation_alias, str) else f"{prefix}{name}".upper()
-            for name, field in OperatorSettings.model_fields.items()}
+    read = OperatorSettings.environment_names()
     passed = {e["name"] for e in container["env"] if e["name"].startswith("XORJ_")}
     assert passed <= read, f"the operator does not read {sorted(passed - read)}"
     port_names = {p["name"]: p["containerPort"] for p in container["ports"]}

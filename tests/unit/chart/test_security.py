@@ -64,8 +64,8 @@ def test_only_the_operator_gets_an_api_token() -> None:
 
 def test_executor_pods_the_operator_creates_meet_it_too() -> None:
     """The operator's executor Deployment, built with the chart's defaults, is restricted as well."""
-    from xorj.controller import desired
     from xorj.controller.models import TradingStrategySpec
+    from xorj.controller.tradingstrategy import desired
 
     spec = TradingStrategySpec.model_validate({
         "traders": ["7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"],

@@ -5,9 +5,9 @@ verbs it uses, the bundled ledger admitting it, and a clear refusal without an R
 from __future__ import annotations
 
 import pytest
-from xorj.watcher.settings import WatcherSettings
 
 from tests.unit.chart.helm import named, of_kind, render, template
+from xorj.watcher.settings import WatcherSettings
 
 ON = ("watcher.enabled=true", "watcher.rpcUrl=https://rpc.example", "watcher.priceApiUrl=https://api.example/price/v3",
       "networkPolicy.rpc.cidrs={198.51.100.0/24}", "networkPolicy.swapApi.cidrs={203.0.113.0/24}",

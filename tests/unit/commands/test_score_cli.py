@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from xorj.cli import cli
 from xorj.domain.scoring import score_history, score_summaries
 from xorj.scoring_io import read_scoring_csv

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+
 from xorj.cli import cli
 from xorj.scoring_plot import DPI, DRAWDOWN_COLOUR, ROI_COLOUR, SHARPE_COLOUR, TITLE, figure_size
 

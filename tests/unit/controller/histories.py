@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from solders.signature import Signature
+
 from xorj.domain.trader_history import USDC_MINT, ParsedSwap, SwapKind
 from xorj.ledger.trader_swaps import StoredSwap
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 from click.testing import CliRunner
+
 from xorj.commands.crds import crds, default_crds_dir, drift
 from xorj.controller import crdgen
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from xorj.controller import desired
-from xorj.controller.settings import OperatorSettings
 from xorj.controller.models import TradingStrategySpec
+from xorj.controller.settings import ExecutorSettings, OperatorSettings
+from xorj.controller.tradingstrategy import desired
 
 from .factories import strategy_spec
 
@@ -77,10 +77,10 @@ def test_executors_land_where_the_operator_is_told() -> None:
     assert "nodeSelector" not in anywhere and "tolerations" not in anywhere
     settings = OperatorSettings(
         XORJ_LEDGER_DSN="postgresql://x@h/db",
-        executor_node_selector={"xorj.dev/node": "real"},
-        executor_tolerations=[{"key": "vaults", "operator": "Exists", "effect": "NoSchedule"}],
+        executor=ExecutorSettings(node_selector={"xorj.dev/node": "real"},
+                                  tolerations=[{"key": "vaults", "operator": "Exists", "effect": "NoSchedule"}]),
     )
-    pinned = desired.deployment(OWNER, "ns1", _spec(), settings.executor_defaults())["spec"]["template"]["spec"]
+    pinned = desired.deployment(OWNER, "ns1", _spec(), settings.executor.defaults())["spec"]["template"]["spec"]
     assert pinned["nodeSelector"] == {"xorj.dev/node": "real"}
     assert pinned["tolerations"] == [{"effect": "NoSchedule", "key": "vaults", "operator": "Exists"}]
 
@@ -89,7 +89,7 @@ def test_node_selector_and_tolerations_come_from_the_environment_as_json(monkeyp
     monkeypatch.setenv("XORJ_LEDGER_DSN", "postgresql://x@h/db")
     monkeypatch.setenv("XORJ_OPERATOR_EXECUTOR_NODE_SELECTOR", '{"disktype": "ssd"}')
     monkeypatch.setenv("XORJ_OPERATOR_EXECUTOR_TOLERATIONS", '[{"key": "k", "operator": "Exists"}]')
-    defaults = OperatorSettings().executor_defaults()
+    defaults = OperatorSettings().executor.defaults()
     assert defaults.node_selector == (("disktype", "ssd"),)
     assert [json.loads(t) for t in defaults.tolerations] == [{"key": "k", "operator": "Exists"}]
     hash(defaults)  # the defaults stay a value: usable as a cache key
@@ -201,7 +201,7 @@ def test_executor_image_comes_from_the_operator_settings(monkeypatch) -> None:
     monkeypatch.setenv("XORJ_LEDGER_DSN", "postgresql://u@127.0.0.1/x")
     monkeypatch.setenv("XORJ_OPERATOR_EXECUTOR_IMAGE", "registry.local/xorj@sha256:" + "a" * 64)
     monkeypatch.setenv("XORJ_OPERATOR_EXECUTOR_IMAGE_PULL_POLICY", "Always")
-    defaults = OperatorSettings().executor_defaults()
+    defaults = OperatorSettings().executor.defaults()
     container = desired.deployment(OWNER, "ns1", _spec(), defaults)["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "registry.local/xorj@sha256:" + "a" * 64
     assert container["imagePullPolicy"] == "Always"
@@ -255,6 +255,7 @@ def test_only_executor_pods_carry_the_ledger_client_label() -> None:
 def test_every_executor_variable_the_operator_renders_is_a_setting_the_executor_reads() -> None:
     """The names come from the executor's settings model: none can drift from what it parses."""
     import pytest
+
     from xorj.executor.settings import ExecutorSettings, executor_variable
 
     read = {f"XORJ_{name.upper()}" for name in ExecutorSettings.model_fields}

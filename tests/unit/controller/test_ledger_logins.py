@@ -8,7 +8,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from xorj.controller import ledger_logins
-from xorj.controller.desired import LEDGER_CA_MOUNT_DIR
+from xorj.controller.tradingstrategy.desired import LEDGER_CA_MOUNT_DIR
 from xorj.errors import InvalidInputError
 from xorj.ledger.roles import ExecutorLogin, executor_login_name, with_credentials
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
+
 from xorj.controller.models import CopyTradeSpec, TradingStrategySpec
 
 from .factories import PUBKEY_A, SIGNATURE, VAULT, copytrade_spec, strategy_spec
@@ -70,7 +71,7 @@ def test_zero_replicas_allowed_when_paused_and_quantities_accepted() -> None:
 def test_legacy_image_fields_are_read_but_never_used() -> None:
     """The CRD refuses spec.executor.image (CEL); a value stored before that rule is parsed (the
     operator must not refuse the whole strategy for it) and the executor image stays the operator's."""
-    from xorj.controller import desired
+    from xorj.controller.tradingstrategy import desired
 
     spec = TradingStrategySpec.model_validate(strategy_spec(executor={"image": "evil/exfiltrate:latest"}))
     deployment = desired.deployment(desired.Owner("alpha", "uid"), "ns", spec,

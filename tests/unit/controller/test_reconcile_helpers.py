@@ -5,13 +5,11 @@ from __future__ import annotations
 import copy
 
 from pydantic import ValidationError
-from xorj.controller import desired
+
+from xorj.controller.common import strategy_key, validation_message
 from xorj.controller.models import TradingStrategySpec
-from xorj.controller.reconcile import (
-    _deployment_drifted,
-    _validation_message,
-    strategy_key,
-)
+from xorj.controller.tradingstrategy import desired
+from xorj.controller.tradingstrategy.reconcile import _deployment_drifted
 
 from .factories import strategy_spec
 
@@ -38,7 +36,7 @@ def test_validation_message_names_fields() -> None:
     try:
         TradingStrategySpec.model_validate(strategy_spec(slippage={"initialBps": 0}))
     except ValidationError as exc:
-        message = _validation_message(exc)
+        message = validation_message(exc)
     assert message.startswith("spec.slippage.initialBps:")
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
-from xorj.controller import crdgen
-from xorj.controller.models import TradingStrategySpec
 
 from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, VAULT
+from xorj.controller import crdgen
+from xorj.controller.models import TradingStrategySpec
 
 
 def spec(**extra: object) -> dict:

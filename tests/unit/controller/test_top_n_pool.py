@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
+
 from xorj.controller import status as st
 from xorj.controller.admission import decide, needs_pool
-from xorj.controller.models import CopyTradeSpec, FollowedTrader, RankedTrader, TradingStrategySpec
+from xorj.controller.models import (
+    CopyTradeSpec,
+    FollowedTrader,
+    RankedTrader,
+    TradingStrategySpec,
+)
 from xorj.domain.trades import ReasonCode
 from xorj.ledger.records import StoredTraderScore
 

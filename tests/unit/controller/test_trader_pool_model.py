@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
+
 from xorj.controller import crdgen
 from xorj.controller.models import TraderPoolSpec, WindowEnd
 from xorj.domain.scoring import Normalization
@@ -73,6 +74,7 @@ def test_example_pool_is_valid_and_a_follower_may_name_it() -> None:
     from pathlib import Path
 
     import yaml
+
     from xorj.controller.models import TradingStrategySpec
 
     from .factories import strategy_spec

@@ -9,6 +9,10 @@ import subprocess
 from pathlib import Path
 
 import yaml
+
+from tests.fixtures.promtool import promtool
+from tests.fixtures.toolchain import toolchain_binary
+from tests.unit.chart.helm import CHART, helm
 from xorj.devenv.alert_receiver import records_of
 from xorj.devenv.monitoring import (
     Monitoring,
@@ -17,10 +21,6 @@ from xorj.devenv.monitoring import (
     static_job,
     template_args,
 )
-
-from tests.fixtures.promtool import promtool
-from tests.fixtures.toolchain import toolchain_binary
-from tests.unit.chart.helm import CHART, helm
 
 PORTS = {"prometheus": 19090, "alertmanager": 19093, "alert-receiver": 19095}
 
@@ -79,6 +79,7 @@ def test_the_receiver_refuses_a_payload_without_alerts() -> None:
 
 def test_the_development_cap_shortens_only_longer_for_durations() -> None:
     import pytest
+
     from xorj.devenv.monitoring import rule_file
     from xorj.errors import EnvironmentSetupError
 
@@ -96,6 +97,7 @@ def test_the_development_cap_shortens_only_longer_for_durations() -> None:
 
 def test_xorj_dev_alert_receiver_is_a_command() -> None:
     from click.testing import CliRunner
+
     from xorj.cli import cli
 
     result = CliRunner().invoke(cli, ["dev", "alert-receiver", "--help"])

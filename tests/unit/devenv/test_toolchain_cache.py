@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from xorj.devenv.toolchain import builder
 from xorj.devenv.toolchain.builder import PACKAGE_DIR, Toolchain
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from xorj.devenv.toolchain import gomod
 from xorj.devenv.toolchain.builder import PACKAGE_DIR
 from xorj.devenv.toolchain.pins import KUBERNETES_COMMANDS, parse_pins

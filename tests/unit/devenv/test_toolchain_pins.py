@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from xorj.devenv.toolchain.pins import Version, parse_pins
 from xorj.errors import InvalidInputError
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from xorj.domain.copy_signals import (
     CopyMode,
     CopyPolicy,

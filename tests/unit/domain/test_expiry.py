@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from xorj.domain.expiry import ExpiryVerdict, FinalizedPoint, expiry_verdict
 
 LVBH = 1_150

@@ -8,6 +8,7 @@ import statistics
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from xorj.domain.leaders import (
     MARKET_MOVE_BPS,
     PROFILES,

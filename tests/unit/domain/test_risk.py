@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+
 from xorj.domain.risk import (
     BreakerEvent,
     BreakerState,

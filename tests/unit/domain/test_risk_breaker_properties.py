@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from xorj.domain.risk import BreakerEvent, BreakerState, CircuitBreaker
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)

@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+
 from xorj.domain.scoring import (
     COHORT_RANGE_FLOOR,
     EligibilityStatus,

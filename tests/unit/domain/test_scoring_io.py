@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from xorj.domain.scoring import TradeHistory, TraderSummaries
 from xorj.errors import InvalidInputError
 from xorj.scoring_io import parse_timestamp, read_scoring_csv

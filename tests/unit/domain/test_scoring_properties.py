@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from xorj.domain.scoring import (
     MAX_DAILY_ABS_ROI,
     MIN_HISTORY_DAYS,

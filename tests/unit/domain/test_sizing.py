@@ -8,6 +8,7 @@ from fractions import Fraction
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from xorj.domain.sizing import SizingInput, SizingMethod, SizingPolicy, size_follower_trade
 from xorj.errors import InvalidInputError
 

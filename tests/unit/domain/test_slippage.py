@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from xorj.domain.slippage import (
     ABSOLUTE_CAP_BPS,
     RiskProfile,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, PUBKEY_C, VAULT
+from tests.unit.controller.histories import DAY, losing, reckless, round_trips, steady
 from xorj.domain.scoring import EligibilityStatus, Normalization
 from xorj.domain.trader_pool import candidates_from_lists, rank_pool
 from xorj.traders.backfill import realized
-
-from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, PUBKEY_C, VAULT
-from tests.unit.controller.histories import DAY, losing, reckless, round_trips, steady
 
 NOW = 1_790_000_000
 

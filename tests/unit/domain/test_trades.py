@@ -6,6 +6,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from xorj.domain.trades import (
     ALLOWED_TRANSITIONS,
     Attempt,

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
 from xorj.domain.trades import (
     ALLOWED_TRANSITIONS,
     Attempt,

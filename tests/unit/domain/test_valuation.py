@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+
 from xorj.domain.sizing import follower_amount
 from xorj.domain.valuation import (
     MintBalance,

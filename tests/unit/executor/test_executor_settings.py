@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode
 from xorj.errors import InvalidInputError
 from xorj.executor.service import SigkillHook

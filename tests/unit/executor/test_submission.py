@@ -12,14 +12,15 @@ from solders.keypair import Keypair
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
+
 from xorj.chain.classify import JUPITER_PROGRAM_ID, TOKEN_PROGRAM_ID
 from xorj.chain.errors import RpcRequestError
+from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, Trade, TradeState
 from xorj.executor.submission import (
     ConfirmationPolicy,
     Submitter,
     program_ids_of,
 )
-from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, Trade, TradeState
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -102,6 +103,7 @@ def test_one_reading_is_judged_live_expired_stale_or_known_in_one_place():
     import asyncio
 
     from solders.signature import Signature
+
     from xorj.chain.rpc import SignatureStatus
     from xorj.chain.status_batch import StatusReading
     from xorj.domain.expiry import ExpiryVerdict, FinalizedPoint

@@ -8,10 +8,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, PUBKEY_C, VAULT, copytrade_spec, strategy_spec
 from xorj.controller import status as st
 from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, Trade, TradeState
-
-from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, PUBKEY_C, VAULT, copytrade_spec, strategy_spec
 
 NOW = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
 SIG_1 = "3" * 87 + "A"

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from xorj.kubectl.chain import signature_statuses
 from xorj.kubectl.errors import PluginError
 

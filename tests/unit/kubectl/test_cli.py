@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
 from xorj.kubectl import cli
 
 REPO = Path(__file__).resolve().parents[3]

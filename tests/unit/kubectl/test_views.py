@@ -7,14 +7,14 @@ from datetime import timedelta
 
 import pytest
 from prometheus_client import generate_latest
+
+from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, VAULT
 from xorj.domain.risk import BreakerState
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 from xorj.executor.metrics import ExecutorMetrics
 from xorj.kubectl import views
 from xorj.kubectl.errors import PluginError
 from xorj.ledger.records import StoredTraderScore, TradingHalt
-
-from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, VAULT
 
 from .objects import NOW, SIG_1, SIG_2, attempt, confirmed_after_slippage, copytrade, strategy, trade
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, PUBKEY_C, VAULT
 from xorj.domain.copy_signals import CopyMode
 from xorj.watcher.follows import StaticFollowBook
-
-from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, PUBKEY_C, VAULT
 
 CASH = frozenset({PUBKEY_C})
 

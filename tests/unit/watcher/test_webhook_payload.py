@@ -4,6 +4,7 @@ it are taken; every malformed shape is refused whole, naming the field and the r
 from __future__ import annotations
 
 import pytest
+
 from xorj.errors import InvalidInputError
 from xorj.watcher.webhook import MAX_ENTRIES, leader_signatures
 

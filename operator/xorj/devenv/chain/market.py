@@ -36,16 +36,16 @@ from hashlib import sha256
 from typing import Any
 
 from solders.account import Account
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.message import MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.signature import Signature
-from solders.transaction import VersionedTransaction
-from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.system_program import AssignParams, TransferParams, assign
 from solders.system_program import transfer as system_transfer
+from solders.transaction import VersionedTransaction
 from spl.token.instructions import (
     AuthorityType,
     approve,
@@ -56,6 +56,7 @@ from spl.token.instructions import (
 )
 from spl.token.models import ApproveParams, SetAuthorityParams, TransferCheckedParams
 
+from xorj.chain.holdings import MintInfo
 from xorj.devenv.chain import slippage_program
 from xorj.devenv.chain.node import MAX_PROCESSING_AGE, SYSTEM_PROGRAM_ID, TOKEN_PROGRAM_ID, LocalChainNode
 from xorj.devenv.chain.slippage_program import JUPITER_PROGRAM_ID
@@ -121,13 +122,6 @@ def token_amount(node: LocalChainNode, account: Pubkey) -> int:
     return struct.unpack_from("<Q", bytes(acc.data), 64)[0]
 
 
-@dataclass(frozen=True)
-class MintInfo:
-    symbol: str
-    address: Pubkey
-    decimals: int
-
-
 @dataclass
 class Market:
     """One constant-product pool between two seeded mints, plus the funded vaults that trade on it."""
@@ -157,7 +151,7 @@ class Market:
         address = _seeded_keypair(self.seed, f"mint/{symbol}").pubkey()
         self.node.svm.set_account(address, Account(self._rent(82), pack_mint(self.mint_authority.pubkey(), 0, decimals),
                                                    TOKEN_PROGRAM_ID, False))
-        info = MintInfo(symbol, address, decimals)
+        info = MintInfo(str(address), decimals, str(TOKEN_PROGRAM_ID), symbol=symbol)
         self.mints[symbol] = info
         return info
 

@@ -7,6 +7,7 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from xorj.devenv.chain.b58 import b58decode, b58encode
 from xorj.devenv.chain.faults import FaultEngine, FaultSpec
 from xorj.devenv.chain.sbpf import EXIT, JA, MOV64_IMM, Assembler

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+
 from xorj.devenv.chain.node import LocalChainNode
 from xorj.devenv.chain.rpc_methods import RpcMethods
 

@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+
+from xorj.devenv.cluster import KWOKCTL_CONFIG
 from xorj.devenv.image import source_hash
 from xorj.devenv.node import config
-from xorj.devenv.cluster import KWOKCTL_CONFIG
 
 
 @pytest.fixture

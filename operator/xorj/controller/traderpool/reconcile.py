@@ -1,7 +1,7 @@
 """Scoring of TraderPools: read the candidates and their stored swaps, rank with the pure domain
 (:func:`xorj.domain.trader_pool.rank_pool`), write ``trader_scores`` and the pool's status.
 
-The handler (handlers.py) routes the pool's timer and spec changes here. The history comes from the
+The kopf handlers (:mod:`.handlers`) route the pool's timer and spec changes here. The history comes from the
 ledger (``trader_swaps``, recorded by :mod:`xorj.traders`): scoring reads no RPC, so a pool of
 thousands of wallets is rescored from one query.
 """
@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from xorj.controller import metrics
 from xorj.controller import status as st
+from xorj.controller.common import POOLS
 from xorj.controller.models import TraderPoolSpec, TraderPoolStatus, WindowEnd
 from xorj.controller.runtime import Runtime
 from xorj.domain.trader_history import DEFAULT_CASH_MINTS
@@ -29,8 +30,6 @@ from xorj.ledger.trader_swaps import TraderSwapStore
 from xorj.traders.backfill import realized
 
 log = logging.getLogger(__name__)
-
-POOLS = "traderpools"
 
 
 def now() -> datetime:
@@ -78,7 +77,7 @@ async def score_pool(rt: Runtime, body: Any, logger: Any) -> PoolRanking | None:
             candidates, problems = await _candidates(rt, namespace, spec)
             store = TraderSwapStore(rt.ledger)
             stored = await rt.ledger_call("trader_swaps", store.swaps_of, candidates)
-            cash = frozenset(rt.settings.trader_cash_mints) or DEFAULT_CASH_MINTS
+            cash = frozenset(rt.settings.pools.cash_mints) or DEFAULT_CASH_MINTS
             trades = realized([s for wallet in candidates for s in stored[wallet]], cash_mints=cash)
             ranking = rank_pool(candidates, trades, normalization=spec.normalization, window_days=spec.window.days,
                                 ends_at_latest_trade=spec.window.ends_at is WindowEnd.LATEST_TRADE,

@@ -1,0 +1,321 @@
+"""CopyTrade reconciliation: admit the trade into the ledger, mirror its state into the status until it
+is terminal, then apply the TTL. The kopf handlers (:mod:`.handlers`) only route here; the status is
+built by the pure :mod:`xorj.controller.status`. Every status write is one merge PATCH, and only when
+something changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from xorj.controller import admission, metrics
+from xorj.controller import status as st
+from xorj.controller.common import (
+    COPYTRADES,
+    STRATEGIES,
+    now,
+    ranks_of_pool,
+    status_model,
+    strategy_key,
+    validation_message,
+)
+from xorj.controller.models import CopyTradeSpec, CopyTradeStatus, TradingStrategySpec
+from xorj.controller.runtime import Runtime
+from xorj.domain.trades import TradeState
+from xorj.errors import LedgerError
+from xorj.ledger import IdempotencyKey, Trade, TradeIntent
+from xorj.ledger.records import AlertSeverity, NewAlert
+
+log = logging.getLogger(__name__)
+
+
+def copytrade_ref(namespace: str, name: str) -> str:
+    return f"{namespace}/{name}"
+
+
+# The watch-fed index of strategies: (namespace, name) -> the strategy's spec as stored, or None.
+StrategyLookup = Callable[[str, str], "dict[str, Any] | None"]
+
+
+def _no_index(namespace: str, name: str) -> dict[str, Any] | None:
+    return None
+
+
+async def _strategy_spec(rt: Runtime, namespace: str, name: str,
+                         strategies: StrategyLookup) -> TradingStrategySpec | None:
+    """A strategy's spec: from the watch-fed index (no API request), else a GET (a strategy created a
+    moment ago may not be indexed yet). None if the strategy does not exist or its spec does not
+    validate (the strategy's own reconcile says why)."""
+    raw = strategies(namespace, name)
+    if raw is None:
+        obj = await rt.kube.get_cr(namespace, STRATEGIES, name)
+        if obj is None:
+            return None
+        raw = obj["spec"]
+    try:
+        return TradingStrategySpec.model_validate(dict(raw))
+    except ValidationError:
+        return None
+
+
+def _created_before(trade: Trade, body: Any) -> bool:
+    """Did the trade exist before this CopyTrade object? Then this object is a duplicate (a
+    re-creation or a second CopyTrade for the same lead trade), not the one that admitted it."""
+    stamp = body["metadata"].get("creationTimestamp")
+    if not stamp:
+        return False
+    created = datetime.fromisoformat(stamp)
+    # creationTimestamp has 1 s resolution: a trade admitted by this object is never older than it
+    return trade.created_at < created
+
+
+async def admit_copytrade(
+    rt: Runtime, body: Any, spec: CopyTradeSpec, logger: Any, strategies: StrategyLookup = _no_index
+) -> tuple[Trade | None, CopyTradeStatus | None]:
+    """Admit the trade into the ledger (idempotent) and write the status that says so.
+    (None, None) while the strategy does not exist.
+
+    The strategy decides (:mod:`xorj.controller.admission`): a lead trader it does not follow gets
+    its trade stored already FAILED (LEADER_NOT_FOLLOWED, never claimable), and ``spec.sizing`` sets
+    the follower's amount."""
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    strategy = await _strategy_spec(rt, namespace, spec.strategy, strategies)
+    previous = status_model(CopyTradeStatus, body.get("status")) or CopyTradeStatus()
+    if strategy is None:
+        cond = st.set_condition(
+            previous.conditions, st.ADMITTED, st.ConditionStatus.FALSE, "StrategyNotFound",
+            f"TradingStrategy {spec.strategy!r} not found in {namespace}; waiting for it",
+            now=now(), generation=meta.get("generation"),
+        )
+        if not any(c.type == st.ADMITTED and c.reason == "StrategyNotFound" for c in previous.conditions):
+            kopf.event(body, type="Warning", reason="StrategyNotFound", message=cond.message)
+            await rt.kube.patch_status(namespace, COPYTRADES, name, {"conditions": [cond.to_wire()]})
+        return None, None
+    scores = []
+    pool_ranks = None
+    if admission.needs_scores(strategy):
+        scores = await rt.ledger_call("list_trader_scores", rt.ledger.list_trader_scores)
+        pool_ranks = await ranks_of_pool(rt, namespace, admission.needs_pool(strategy))
+    decision = admission.decide(strategy, spec, scores, pool_ranks)
+    intent = TradeIntent(
+        strategy=strategy_key(namespace, spec.strategy),
+        vault=strategy.vault.public_key,
+        lead_signature=spec.lead_signature,
+        lead_trader=spec.lead_trader,
+        input_mint=spec.input_mint,
+        output_mint=spec.output_mint,
+        amount=decision.amount or spec.amount,  # a refused trade keeps the lead's amount on record
+        max_slippage_bps=spec.max_slippage_bps,
+        notional_usd=decision.notional_usd,
+        copytrade=copytrade_ref(namespace, name),
+    )
+    actor = f"operator/{rt.identity}"
+    if decision.refused:
+        assert decision.refusal is not None
+        alert = NewAlert("ADMISSION_REFUSED", AlertSeverity.WARNING,
+                         f"CopyTrade {copytrade_ref(namespace, name)}: {decision.detail}"[:1000],
+                         strategy=intent.strategy)
+        result = await rt.ledger_call("admit_refused", rt.ledger.admit_refused, intent, decision.refusal,
+                                      decision.detail, actor=actor, alert=alert)
+        if result.created:
+            kopf.event(body, type="Warning", reason="AdmissionRefused",
+                       message=f"trade {result.trade_id} FAILED {decision.refusal.value}: {decision.detail}")
+            logger.info("trade refused at admission", extra={"trade_id": result.trade_id,
+                                                              "reason": decision.refusal.value})
+    else:
+        result = await rt.ledger_call("admit_trade", rt.ledger.admit_trade, intent, actor=actor)
+    trade = await rt.ledger_call("get_trade", rt.ledger.get_trade, result.trade_id)
+    # A CopyTrade the watcher wrote to show a trade it admitted from the ledger names that trade
+    # (its copytrade column) and carries the watcher's label: it is the trade's own object.
+    projected = (trade.copytrade == copytrade_ref(namespace, name)
+                 and (meta.get("labels") or {}).get("trading.xorj.io/source") == "watcher")
+    duplicate = (not result.created) and not projected and (
+        trade.copytrade != copytrade_ref(namespace, name) or _created_before(trade, body)
+    )
+    if projected and not result.created:
+        fields = {"admission": "Admitted",
+                  "admissionMessage": f"trade {result.trade_id} admitted by the watcher from lead swap "
+                                      f"{spec.lead_signature}"}
+        metrics.ADMISSIONS.labels("admitted").inc()
+    elif (result.created or not duplicate) and decision.refused:
+        assert decision.refusal is not None
+        fields = {"admission": "Admitted",
+                  "admissionMessage": f"trade {result.trade_id} refused at admission: {decision.refusal.value}: "
+                                      f"{decision.detail}"}
+        metrics.ADMISSIONS.labels("refused").inc()
+    elif result.created or not duplicate:
+        fields = {"admission": "Admitted", "admissionMessage": f"trade {result.trade_id} admitted"}
+        metrics.ADMISSIONS.labels("admitted").inc()
+        if result.created:
+            kopf.event(body, type="Normal", reason="Admitted", message=f"trade {result.trade_id} admitted (PENDING)")
+            logger.info("trade admitted", extra={"trade_id": result.trade_id})
+    else:
+        fields = st.admission_fields(result, copytrade_ref(namespace, name), trade.copytrade)
+        metrics.ADMISSIONS.labels("duplicate").inc()
+        kopf.event(body, type="Normal", reason="DuplicateTrade", message=fields["admissionMessage"])
+        logger.info("duplicate CopyTrade: no new trade", extra={"trade_id": result.trade_id})
+    seeded = previous.model_copy(update={
+        "trade_id": str(result.trade_id),
+        "admission": fields["admission"],
+        "admission_message": fields["admissionMessage"],
+    })
+    status = st.copytrade_status(trade=trade, previous=seeded, generation=meta.get("generation"), now=now())
+    if await rt.kube.patch_status(namespace, COPYTRADES, name, status.to_wire()) is None:
+        return None, None  # deleted meanwhile
+    return trade, status
+
+
+async def mirror_copytrade(rt: Runtime, body: Any, logger: Any, strategies: StrategyLookup = _no_index) -> None:
+    """The daemon of one CopyTrade: admit it, then keep its status equal to the ledger's trade until
+    it is terminal; then, if it has a TTL, delete it when the TTL runs out.
+
+    Woken by NOTIFY for low latency; re-reads the ledger every ``copytrade_resync_seconds`` anyway, so
+    a lost notification delays a status, never loses it. kopf cancels this coroutine when the object
+    is deleted or the operator stops or is paused by a higher-priority peer.
+    """
+    meta = body["metadata"]
+    namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+    try:
+        spec = CopyTradeSpec.model_validate(dict(body["spec"]))
+    except ValidationError as exc:
+        # what CEL cannot check (e.g. a public key that does not decode to 32 bytes): never admitted
+        message = validation_message(exc)
+        kopf.event(body, type="Warning", reason="InvalidSpec", message=message)
+        previous = status_model(CopyTradeStatus, body.get("status")) or CopyTradeStatus()
+        cond = st.set_condition(previous.conditions, st.ADMITTED, st.ConditionStatus.FALSE, "InvalidSpec",
+                                message, now=now(), generation=meta.get("generation"))
+        await rt.kube.patch_status(namespace, COPYTRADES, name, {"conditions": [cond.to_wire()]})
+        return
+    status = status_model(CopyTradeStatus, body.get("status")) or CopyTradeStatus()
+    resync = rt.settings.timing.copytrade_resync_seconds
+    trade_id = int(status.trade_id) if status.trade_id else None
+
+    while trade_id is None:
+        try:
+            trade, admitted = await admit_copytrade(rt, body, spec, logger, strategies)
+        except LedgerError as exc:
+            logger.warning("admission failed, will retry", extra={"error": type(exc).__name__})
+            trade = admitted = None
+        if trade is not None and admitted is not None:
+            trade_id, status = trade.trade_id, admitted
+        else:
+            await asyncio.sleep(min(resync, 5.0))
+
+    wake = rt.wakeups.register(trade_id)
+    try:
+        while True:
+            wake.clear()  # cleared before reading: a NOTIFY during the read re-wakes us
+            try:
+                trade = await rt.ledger_call("get_trade", rt.ledger.get_trade, trade_id)
+            except LedgerError as exc:
+                logger.warning("ledger read failed", extra={"error": type(exc).__name__})
+                await asyncio.sleep(min(resync, 5.0))
+                continue
+            new_status = st.copytrade_status(
+                trade=trade, previous=status, generation=meta.get("generation"), now=now()
+            )
+            if new_status != status:
+                await rt.kube.patch_status(namespace, COPYTRADES, name, new_status.to_wire())
+                notified = rt.wakeups.take_notified_at(trade_id)
+                if notified is not None:
+                    metrics.MIRROR_LATENCY.observe(time.monotonic() - notified)
+                _phase_events(body, status, new_status)
+                status = new_status
+            if trade.is_terminal:
+                break
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=resync)
+            except TimeoutError:
+                pass
+    finally:
+        rt.wakeups.unregister(trade_id, wake)
+
+    remaining = st.ttl_remaining(status.finished_at, spec.ttl_seconds_after_finished, now())
+    if remaining is None:
+        return
+    await asyncio.sleep(remaining)
+    if await rt.kube.delete_cr(namespace, COPYTRADES, name, uid=uid):
+        metrics.TTL_DELETIONS.inc()
+        logger.info("terminal CopyTrade deleted after its TTL", extra={"trade_id": trade_id})
+
+
+def _phase_events(body: Any, before: CopyTradeStatus, after: CopyTradeStatus) -> None:
+    if before.phase == after.phase and before.attempt_count == after.attempt_count:
+        return
+    if after.phase is TradeState.CONFIRMED and before.phase is not TradeState.CONFIRMED:
+        metrics.COPYTRADES_TERMINAL.labels("CONFIRMED").inc()
+        kopf.event(body, type="Normal", reason="Confirmed",
+                   message=f"trade {after.trade_id} confirmed by {after.final_signature} "
+                           f"after {after.attempt_count} attempt(s)")
+    elif after.phase is TradeState.FAILED and before.phase is not TradeState.FAILED:
+        metrics.COPYTRADES_TERMINAL.labels("FAILED").inc()
+        kopf.event(body, type="Warning", reason="Failed",
+                   message=f"trade {after.trade_id} failed: {after.error_reason}"
+                           + (f" ({after.error_message})" if after.error_message else ""))
+    elif after.attempt_count > before.attempt_count and after.attempts:
+        last = after.attempts[-1]
+        kopf.event(body, type="Normal", reason="Submitted",
+                   message=f"attempt {last.number} signed at {last.slippage_bps} bps slippage: {last.signature}")
+
+
+async def finalize_copytrade(rt: Runtime, body: Any, logger: Any) -> None:
+    """Let a CopyTrade go only when its trade cannot be orphaned.
+
+    - no trade, a terminal one, or this object is a duplicate: go;
+    - PENDING and this object admitted it: cancel it (FAILED, CANCELLED), then go;
+    - SUBMITTED: a transaction is out; hold (TemporaryError) until it is terminal. If the strategy no
+      longer exists at all, there is nobody to finish it and nothing to wait for: go with a Warning
+      (the ledger keeps the trade; the strategy's re-creation takes it over). A strategy that is
+      being deleted still exists, and its own finalizer keeps its executors until they are done, so
+      the two finalizers never wait for each other.
+    """
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    rt.freshness.forget(meta["uid"])  # the watch may never show our last write of a vanishing object
+    status = status_model(CopyTradeStatus, body.get("status")) or CopyTradeStatus()
+    spec = CopyTradeSpec.model_validate(dict(body["spec"]))
+    try:
+        trade: Trade | None
+        if status.trade_id:
+            trade = await rt.ledger_call("get_trade", rt.ledger.get_trade, int(status.trade_id))
+        else:
+            # admitted, but the status write may have been lost to a crash: look it up by key
+            strategy = await _strategy_spec(rt, namespace, spec.strategy, _no_index)
+            if strategy is None:
+                return
+            key = IdempotencyKey(strategy_key(namespace, spec.strategy), strategy.vault.public_key, spec.lead_signature)
+            trade = await rt.ledger_call("find_trade", rt.ledger.find_trade, key)
+        if trade is None or trade.is_terminal:
+            return
+        if trade.copytrade != copytrade_ref(namespace, name) or status.admission == "Duplicate":
+            return  # the trade belongs to another CopyTrade; deleting a duplicate changes nothing
+        if trade.state is TradeState.PENDING:
+            try:
+                await rt.ledger_call("cancel_trade", rt.ledger.cancel_trade, trade.trade_id,
+                                     f"CopyTrade {namespace}/{name} deleted", actor=f"operator/{rt.identity}")
+                kopf.event(body, type="Normal", reason="Cancelled",
+                           message=f"trade {trade.trade_id} cancelled before any send")
+                return
+            except LedgerError:
+                trade = await rt.ledger_call("get_trade", rt.ledger.get_trade, trade.trade_id)
+                if trade.is_terminal:
+                    return
+    except LedgerError as exc:
+        raise kopf.TemporaryError(f"ledger unavailable ({type(exc).__name__}); retrying", delay=5) from exc
+    if await rt.kube.get_cr(namespace, STRATEGIES, spec.strategy) is None:
+        kopf.event(body, type="Warning", reason="StrategyGone",
+                   message=f"trade {trade.trade_id} is {trade.state.value} and its strategy is gone; "
+                           "released, the ledger keeps the trade")
+        return
+    raise kopf.TemporaryError(
+        f"trade {trade.trade_id} is {trade.state.value}: waiting until it is terminal", delay=2
+    )

@@ -1,0 +1,271 @@
+"""TradingStrategy reconciliation: read, decide with the pure modules, write once.
+
+The kopf handlers (:mod:`.handlers`) only route here. Here: the I/O around :mod:`.desired`
+(children) and :mod:`xorj.controller.status` (status), with Events for what a person cares about.
+Every status write is one merge PATCH, and only when something changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+import kopf
+import urllib3
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from xorj.controller import admission, guard, metrics
+from xorj.controller import status as st
+from xorj.controller.common import (
+    STRATEGIES,
+    condition_events,
+    now,
+    ranks_of_pool,
+    status_model,
+    strategy_key,
+    validation_message,
+)
+from xorj.controller.models import TradingStrategySpec, TradingStrategyStatus
+from xorj.controller.runtime import Runtime
+from xorj.controller.tradingstrategy import desired
+from xorj.domain.trades import TradeState
+from xorj.errors import LedgerError
+from xorj.redaction import redact_urls
+
+log = logging.getLogger(__name__)
+
+# Re-apply unchanged children at most this often: heals hand edits without a PATCH every resync.
+REAPPLY_SECONDS = 300.0
+
+
+async def enforce_trading_halt(rt: Runtime, logger: Any) -> bool:
+    """Make the ledger's halt what the operator's setting says (a no-op when it already is): the
+    setting is the source of truth, so a halt lifted by hand while the setting is on comes back at
+    the next resync. False when the ledger could not be reached (tried again at the next resync)."""
+    wanted = rt.settings.trading.global_halt
+    reason = (rt.settings.trading.global_halt_reason or "operator setting globalHalt") if wanted else None
+    try:
+        before = await rt.ledger_call("trading_halt", rt.ledger.trading_halt)
+        if (before.halted, before.reason if wanted else None) == (wanted, reason):
+            return True
+        await rt.ledger_call("set_trading_halt", rt.ledger.set_trading_halt, wanted, reason=reason,
+                             actor=f"operator/{rt.identity}")
+    except LedgerError as exc:
+        logger.warning("could not enforce the trading halt setting", extra={"error": type(exc).__name__})
+        return False
+    logger.warning("cluster-wide trading halt " + ("ON: every trade is refused" if wanted else "lifted"),
+                   extra={"reason": reason})
+    return True
+
+
+async def reconcile_strategy(rt: Runtime, body: Any, logger: logging.Logger | logging.LoggerAdapter) -> None:
+    meta = body["metadata"]
+    namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+    generation = meta.get("generation")
+    previous = status_model(TradingStrategyStatus, body.get("status"))
+    try:
+        spec = TradingStrategySpec.model_validate(dict(body["spec"]))
+    except ValidationError as exc:
+        # The API server validates most of the same rules; what reaches here is what CEL cannot check
+        # (a public key that does not decode to 32 bytes) or a CRD older than the operator. Retrying
+        # cannot fix a spec: say so in a condition and wait for the next change.
+        await _refuse_strategy(rt, body, previous, guard.Refusal(guard.INVALID_SPEC, validation_message(exc)))
+        metrics.RECONCILES.labels("TradingStrategy", "invalid").inc()
+        return
+
+    refusal = guard.check_endpoints(spec, allow_insecure=rt.settings.trading.allow_insecure_endpoints)
+    if refusal is None:
+        refusal = await _check_secrets(rt, namespace, name, spec)
+    if refusal is not None:
+        await _refuse_strategy(rt, body, previous, refusal)
+        # a binding revoked (or an endpoint refused) after executors were built: stop them
+        if await rt.kube.scale_to_zero("Deployment", namespace, desired.names(name)["deployment"]):
+            logger.warning("executors scaled to zero: the strategy is refused",
+                           extra={"strategy": name, "reason": refusal.reason})
+        rt.applied.pop(uid, None)
+        metrics.RECONCILES.labels("TradingStrategy", "refused").inc()
+        return
+
+    await enforce_trading_halt(rt, logger)
+    defaults = rt.settings.executor.defaults()
+    owner = desired.Owner(name=name, uid=uid)
+    children = desired.children(owner, namespace, spec, defaults)
+    digest = hashlib.sha256(json.dumps(children, sort_keys=True).encode()).hexdigest()
+    last = rt.applied.get(uid)
+    deployment_obj: dict[str, Any] | None = None
+    dep_name = desired.names(name)["deployment"]
+    apply_error: str | None = None
+    must_apply = last is None or last[0] != digest or time.monotonic() - last[1] > REAPPLY_SECONDS
+    if not must_apply:
+        deployment_obj = await rt.kube.get_child("Deployment", namespace, dep_name)
+        want = next(c for c in children if c["kind"] == "Deployment")
+        must_apply = _deployment_drifted(deployment_obj, want)
+        if must_apply:
+            logger.info("executor Deployment drifted from the spec; re-applying", extra={"strategy": name})
+    if must_apply:
+        try:
+            for child in children:
+                applied = await rt.kube.apply(child)
+                if child["kind"] == "Deployment":
+                    deployment_obj = applied
+        except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
+            # the API server refused a child (e.g. a quota or a policy) or could not be reached: say so
+            # in ChildrenApplied and try again at the next resync, instead of raising out of the handler
+            apply_error = f"{child['kind']} {child['metadata']['name']}: {_api_error_text(exc)}"
+            logger.warning("applying a child failed", extra={"strategy": name, "error": apply_error})
+            deployment_obj = await _get_child_quietly(rt, namespace, dep_name)
+        else:
+            rt.applied[uid] = (digest, time.monotonic())
+            if last is not None and last[0] != digest:
+                logger.info("executors reconfigured", extra={"strategy": name, "digest": digest[:12]})
+
+    replicas = desired.desired_replicas(spec)
+    if deployment_obj is None:
+        observation = st.DeploymentObservation(desired=replicas, absent=True)
+    else:
+        observation = st.DeploymentObservation.from_status(replicas, deployment_obj.get("status"))
+
+    ledger_error: str | None = None
+    counts = followed = None
+    try:
+        raw_counts = await rt.ledger_call("counts_by_state", rt.ledger.counts_by_state, strategy_key(namespace, name))
+        scores = await rt.ledger_call("list_trader_scores", rt.ledger.list_trader_scores)
+        counts = st.trade_counts(raw_counts)
+        pool_ranks = await ranks_of_pool(rt, namespace, admission.needs_pool(spec))
+        followed = st.followed_traders(spec, scores, pool_ranks)
+    except LedgerError as exc:
+        ledger_error = f"ledger unavailable: {type(exc).__name__}"
+    except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
+        logger.warning("reading the strategy's TraderPool failed; followed traders kept",
+                       extra={"strategy": name, "error": _api_error_text(exc)})
+
+    new_status = st.strategy_status(
+        spec=spec,
+        generation=generation,
+        deployment=observation,
+        ledger_error=ledger_error,
+        counts=counts,
+        followed=followed,
+        previous=previous,
+        config_hash=desired.config_hash(spec, defaults),
+        now=now(),
+        apply_error=apply_error,
+    )
+    if previous is None or new_status != previous:
+        await rt.kube.patch_status(namespace, STRATEGIES, name, new_status.to_wire())
+        condition_events(body, previous.conditions if previous else [], new_status.conditions)
+        change = st.followed_change(previous.followed_traders if previous else [], new_status.followed_traders)
+        if change is not None and followed is not None:
+            kopf.event(body, type="Normal", reason="FollowedTradersChanged", message=change)
+            logger.info("followed traders changed", extra={"strategy": name, "followed": new_status.followed_trader_count})
+    metrics.RECONCILES.labels("TradingStrategy", "ok").inc()
+
+
+async def _check_secrets(rt: Runtime, namespace: str, name: str, spec: TradingStrategySpec) -> guard.Refusal | None:
+    """Read the metadata of every Secret the executors would mount and check each is bound to ``name``."""
+    secrets: dict[str, dict[str, str] | None] = {}
+    for secret in spec.referenced_secrets():
+        try:
+            secrets[secret] = await rt.kube.secret_annotations(namespace, secret)
+        except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
+            return guard.Refusal("SecretUnreadable",
+                                 f"Secret {secret!r}: cannot read its metadata ({_api_error_text(exc)})")
+    return guard.check_secret_bindings(name, spec, secrets)
+
+
+async def _refuse_strategy(rt: Runtime, body: Any, previous: TradingStrategyStatus | None,
+                           refusal: guard.Refusal) -> None:
+    """Write SpecAccepted=False (and Ready=False) with the refusal; a Warning Event when it is new."""
+    meta = body["metadata"]
+    message = redact_urls(refusal.message)
+    status = st.refused_strategy_status(previous=previous, generation=meta.get("generation"),
+                                        reason=refusal.reason, message=message, now=now())
+    old = next((c for c in (previous.conditions if previous else []) if c.type == st.SPEC_ACCEPTED), None)
+    if old is None or old.status.value != "False" or old.reason != refusal.reason or old.message != message:
+        kopf.event(body, type="Warning", reason=refusal.reason, message=message)
+    if previous is None or status != previous:
+        await rt.kube.patch_status(meta["namespace"], STRATEGIES, meta["name"], status.to_wire())
+
+
+def _api_error_text(exc: BaseException) -> str:
+    """A short, redacted description of a failed API call (the API server's message, not its body)."""
+    if isinstance(exc, ApiException):
+        detail = ""
+        try:
+            detail = json.loads(exc.body or "{}").get("message") or ""
+        except (ValueError, AttributeError):
+            detail = ""
+        text = f"{exc.status} {exc.reason}" + (f": {detail}" if detail else "")
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return redact_urls(text)[:1000]
+
+
+async def _get_child_quietly(rt: Runtime, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return await rt.kube.get_child("Deployment", namespace, name)
+    except (ApiException, OSError, urllib3.exceptions.HTTPError):
+        return None
+
+
+def _deployment_drifted(actual: dict[str, Any] | None, want: dict[str, Any]) -> bool:
+    """Someone deleted, scaled or edited the executor Deployment by hand (cheap checks only; the
+    periodic full re-apply catches the rest)."""
+    if actual is None:
+        return True
+    annotations = ((actual["spec"]["template"].get("metadata") or {}).get("annotations") or {})
+    return (
+        actual["spec"].get("replicas") != want["spec"]["replicas"]
+        or annotations.get(desired.CONFIG_HASH_ANNOTATION)
+        != want["spec"]["template"]["metadata"]["annotations"][desired.CONFIG_HASH_ANNOTATION]
+    )
+
+
+async def finalize_strategy(rt: Runtime, body: Any, logger: logging.Logger | logging.LoggerAdapter) -> None:
+    """Hold the strategy (and so its executors) until its in-flight trades are finished.
+
+    SUBMITTED trades have a transaction out: their executors must see them through. PENDING ones are
+    drained by the same executors. A paused strategy has no executors: its PENDING trades are
+    cancelled (nothing was sent for them) and only SUBMITTED ones are waited for. After
+    ``strategy_drain_seconds`` the strategy is let go with a Warning: PENDING trades left are cancelled,
+    SUBMITTED ones stay in the ledger for an executor of a re-created strategy of the same name to
+    settle. A PENDING trade is never left to run later under a strategy someone re-creates with
+    another vault or other limits.
+    """
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    key = strategy_key(namespace, name)
+    rt.freshness.forget(meta["uid"])  # the watch may never show our last write of a vanishing object
+    deleted_at = meta.get("deletionTimestamp")
+    waited = (now() - datetime.fromisoformat(deleted_at)).total_seconds() if deleted_at else 0
+    timed_out = waited >= rt.settings.timing.strategy_drain_seconds
+    paused = bool((body.get("spec") or {}).get("paused"))
+    try:
+        cancelled = []
+        if paused or timed_out:
+            cancelled = await rt.ledger_call("cancel_pending", rt.ledger.cancel_pending, key,
+                                             f"TradingStrategy {key} deleted before the trade was sent",
+                                             actor=f"operator/{rt.identity}")
+        counts = await rt.ledger_call("counts_by_state", rt.ledger.counts_by_state, key)
+    except LedgerError as exc:
+        raise kopf.TemporaryError(f"ledger unavailable ({type(exc).__name__}); retrying", delay=5) from exc
+    if cancelled:
+        kopf.event(body, type="Normal", reason="TradesCancelled",
+                   message=f"{len(cancelled)} pending trade(s) cancelled: the strategy is deleted "
+                           f"{'while paused' if paused else 'and its drain time is over'}")
+    in_flight = counts[TradeState.SUBMITTED] + counts[TradeState.PENDING]
+    if in_flight == 0:
+        rt.applied.pop(meta["uid"], None)
+        return
+    if timed_out:
+        kopf.event(body, type="Warning", reason="DrainTimeout",
+                   message=f"{in_flight} submitted trade(s) still unsettled after {int(waited)}s; "
+                           "released, the ledger keeps them")
+        rt.applied.pop(meta["uid"], None)
+        return
+    raise kopf.TemporaryError(f"waiting for {in_flight} in-flight trade(s) to finish", delay=3)
