@@ -29,6 +29,7 @@ ENVIRONMENT = {
     "XORJ_OPERATOR_COPYTRADE_RESYNC_SECONDS": ("2.5", lambda s: s.timing.copytrade_resync_seconds),
     "XORJ_OPERATOR_STRATEGY_RESYNC_SECONDS": ("3.5", lambda s: s.timing.strategy_resync_seconds),
     "XORJ_OPERATOR_STRATEGY_DRAIN_SECONDS": ("7", lambda s: s.timing.strategy_drain_seconds),
+    "XORJ_OPERATOR_ALERT_DELIVERY_SECONDS": ("0.5", lambda s: s.timing.alert_delivery_seconds),
     "XORJ_OPERATOR_WATCH_SERVER_TIMEOUT": ("11", lambda s: s.watching.server_timeout),
     "XORJ_OPERATOR_WATCH_CLIENT_TIMEOUT": ("12", lambda s: s.watching.client_timeout),
     "XORJ_OPERATOR_WATCH_INACTIVITY_TIMEOUT": ("13", lambda s: s.watching.inactivity_timeout),
