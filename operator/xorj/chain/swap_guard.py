@@ -60,6 +60,7 @@ from xorj.chain.swap_check import (
     check_simulation,
     check_swap_message,
 )
+from xorj.chain.ticks import TickBatcher
 from xorj.domain.trades import ReasonCode
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class Validity:
     latest: LatestBlockhash | None  # read after that answer (None when no blockhash of the tick was valid)
 
 
-class ValidityReader:
+class ValidityReader(TickBatcher[Hash, Validity]):
     """The validity reads of every build in the process, in ticks (as
     :class:`~xorj.chain.status_batch.StatusBatcher` does for statuses): the first build of a tick waits
     ``window`` for others, then each distinct blockhash of the tick is checked once
@@ -110,38 +111,13 @@ class ValidityReader:
     blockhash: two calls per tick instead of two per build."""
 
     def __init__(self, rpc: SolanaRpc, *, window: float = 0.005) -> None:
+        super().__init__(window=window)
         self.rpc = rpc
-        self.window = window
-        self._waiting: dict[Hash, list[asyncio.Future[Validity]]] = {}
-        self._flush: asyncio.Task[None] | None = None
 
-    async def read(self, blockhash: Hash) -> Validity:
-        future: asyncio.Future[Validity] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(blockhash, []).append(future)
-        if self._flush is None or self._flush.done():
-            self._flush = asyncio.create_task(self._tick())
-        return await future
-
-    async def _tick(self) -> None:
-        await asyncio.sleep(self.window)
-        waiting, self._waiting = self._waiting, {}
-        self._flush = None  # builds arriving from now on start the next tick
-        try:
-            answers = await asyncio.gather(*(self.rpc.is_blockhash_valid(h, "processed") for h in waiting))
-            valid = dict(zip(waiting, answers))
-            latest = await self.rpc.latest_blockhash("processed") if any(answers) else None
-        except BaseException as exc:  # every build of the tick learns the failure
-            for futures in waiting.values():
-                for future in futures:
-                    if not future.done():
-                        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for blockhash, futures in waiting.items():
-            for future in futures:
-                if not future.done():
-                    future.set_result(Validity(valid[blockhash], latest if valid[blockhash] else None))
+    async def answer(self, keys: list[Hash]) -> dict[Hash, Validity]:
+        answers = await asyncio.gather(*(self.rpc.is_blockhash_valid(h, "processed") for h in keys))
+        latest = await self.rpc.latest_blockhash("processed") if any(answers) else None
+        return {h: Validity(valid, latest if valid else None) for h, valid in zip(keys, answers)}
 
 
 def _state(info: AccountInfo | None) -> AccountState | None:
