@@ -185,30 +185,25 @@ class SizingMode(str, enum.Enum):
     VAULT_PERCENT = "vaultPercent"
 
 
+
+def _required_for_mode(mode: SizingMode, field: str, attribute: str) -> CelRule:
+    """spec.sizing.FIELD is required when spec.sizing.mode is MODE."""
+    return CelRule(
+        rule=f"self.mode != '{mode.value}' || has(self.{field})",
+        message=f"spec.sizing.{field} is required when spec.sizing.mode is {mode.value}",
+        field_path=f".{field}",
+        check=lambda s: s.mode != mode or getattr(s, attribute) is not None,
+    )
+
 class Sizing(KubeModel):
     """How large a mirrored trade is. A buy: fixed (base units), proportional (ratio x the lead's
     size), fixedUsd (USD), vaultPercent (% of the vault's USD value), then bounded by minUsd/maxUsd.
     A sell copies the share of its position the leader sold, bounded by maxUsd."""
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
-        CelRule(
-            rule="self.mode != 'fixed' || has(self.fixedAmount)",
-            message="spec.sizing.fixedAmount is required when spec.sizing.mode is fixed",
-            field_path=".fixedAmount",
-            check=lambda s: s.mode != SizingMode.FIXED or s.fixed_amount is not None,
-        ),
-        CelRule(
-            rule="self.mode != 'fixedUsd' || has(self.fixedUsd)",
-            message="spec.sizing.fixedUsd is required when spec.sizing.mode is fixedUsd",
-            field_path=".fixedUsd",
-            check=lambda s: s.mode != SizingMode.FIXED_USD or s.fixed_usd is not None,
-        ),
-        CelRule(
-            rule="self.mode != 'vaultPercent' || has(self.vaultPercent)",
-            message="spec.sizing.vaultPercent is required when spec.sizing.mode is vaultPercent",
-            field_path=".vaultPercent",
-            check=lambda s: s.mode != SizingMode.VAULT_PERCENT or s.vault_percent is not None,
-        ),
+        _required_for_mode(SizingMode.FIXED, "fixedAmount", "fixed_amount"),
+        _required_for_mode(SizingMode.FIXED_USD, "fixedUsd", "fixed_usd"),
+        _required_for_mode(SizingMode.VAULT_PERCENT, "vaultPercent", "vault_percent"),
         CelRule(
             rule="!has(self.minUsd) || !has(self.maxUsd) || self.minUsd <= self.maxUsd",
             message="spec.sizing.minUsd must be <= spec.sizing.maxUsd",
