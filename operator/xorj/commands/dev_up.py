@@ -17,13 +17,17 @@ def _progress(message: str) -> None:
 @click.option("--executors", type=click.Choice(["pods", "processes"]), default=None,
               help="pods: real pods from the project's image on a real node (needs root); processes: one "
                    "local `xorj executor` per pod on the kwok nodes  [default: $XORJ_DEMO_EXECUTORS or pods]")
-def up(executors: str | None) -> None:
+@click.option("--loop/--no-loop", default=None,
+              help="Also run the copy loop: simulated leaders, a TraderPool ranking them, a topN strategy "
+                   "following the best, and the watcher copying its swaps  [default: $XORJ_DEMO_LOOP or on]")
+def up(executors: str | None, loop: bool | None) -> None:
     """Build what is missing, start the cluster, Postgres, the chain, a real node, the operator and
-    executors, apply the example TradingStrategy and CopyTrades, and show them CONFIRMED."""
+    executors, apply the example TradingStrategy and CopyTrades, and show them CONFIRMED; then the copy
+    loop: leaders, a TraderPool, a topN strategy and the watcher, until one copied trade is CONFIRMED."""
     from xorj.devenv.demo import Demo
 
     try:
-        demo = Demo(progress=_progress, executors=executors)
+        demo = Demo(progress=_progress, executors=executors, loop=loop)
         view = demo.up()
     except (EnvironmentSetupError, subprocess.CalledProcessError) as exc:
         raise click.ClickException(f"{exc}\n(`xorj dev down` stops whatever was started)") from exc

@@ -78,8 +78,25 @@ HELM_SECONDS = 600.0  # `helm upgrade --install --wait`: its own --timeout; the 
 # controller removes the rest).
 NAMESPACE_GONE_SECONDS = 300.0
 # stop order for `down`: Prometheus and Alertmanager first (no alert about what `down` stops)
-PROCESS_NAMES = ("prometheus", "alertmanager", "alert-receiver", "pod-runtime", "operator", "chain")
+# the watcher before the leaders (no lead swap it would half-copy), both before the operator and chain
+PROCESS_NAMES = ("prometheus", "alertmanager", "alert-receiver", "watcher", "leaders", "pod-runtime", "operator",
+                 "chain")
 EXECUTOR_MODES = ("pods", "processes")
+# The copy loop (issue 14 section 5): simulated leaders, a TraderPool over them, a topN strategy
+# following the pool's best with its own vault, and the watcher copying that leader's live swaps.
+POOL = "demo-leaders"
+TOP_N_STRATEGY = "follow-best"
+FOLLOWER_VAULT_SECRET = "demo-follower-vault"
+LEADERS_HISTORY_DAYS = 92  # the Trust Score needs 90 days of history (xorj.domain.scoring.MIN_HISTORY_DAYS)
+LEADERS_HISTORY_TICKS = 200  # enough trades for the steady leader to be eligible (MIN_TRADES)
+LEADERS_RATE_PER_MINUTE = 6.0  # live ticks: a lead swap every ~10 s, something to copy soon
+LEADERS_RUN_SECONDS = 7 * 86_400  # live until `down`
+LEADERS_HISTORY_SECONDS = 600.0  # until the backdated history is on chain
+POOL_RANKED_SECONDS = 180.0  # until the operator has ranked the pool
+LOOP_CONFIRM_TIMEOUT_SECONDS = 300.0  # until a watcher-made CopyTrade of the topN strategy is CONFIRMED
+WATCHER_START_SECONDS = 120.0
+WATCHER_SOURCE_LABEL = "trading.xorj.io/source=watcher"
+LOOP_VIEW = ("traderpools,tradingstrategies,copytrades",)
 # The real node is for executors, which hold vault keys: other pods stay off it.
 EXECUTOR_NODE_TAINT = {"key": "xorj.dev/executors", "value": "true", "effect": "NoSchedule"}
 
@@ -110,7 +127,10 @@ class ChainInfo:
     input_mint: str
     output_mint: str
     vault_public_key: str
-    vault_keypair: bytes  # the JSON keypair file's content; never printed
+    vault_keypair: bytes = dataclasses.field(repr=False)  # the JSON keypair file's content; never printed
+    # a second funded vault, the topN strategy's (a vault is one strategy's); None on an older chain
+    follower_vault_public_key: str | None = None
+    follower_vault_keypair: bytes | None = dataclasses.field(default=None, repr=False)
 
 
 class DemoState:
@@ -178,7 +198,9 @@ def read_chain_info(state_dir: Path) -> ChainInfo | None:
     data = json.loads(path.read_text())
     try:
         mints = data["mints"]
-        public_key, keypair_path = next(iter(data["vaults"].items()))
+        vaults = list(data["vaults"].items())
+        public_key, keypair_path = vaults[0]
+        follower = vaults[1] if len(vaults) > 1 else None
         return ChainInfo(
             rpc_url=data["rpc_url"].rstrip("/"),
             swap_api_url=data["swap_api_url"].rstrip("/"),
@@ -187,8 +209,10 @@ def read_chain_info(state_dir: Path) -> ChainInfo | None:
             output_mint=_mint_address(mints["SOL"]),
             vault_public_key=public_key,
             vault_keypair=Path(keypair_path).read_bytes(),
+            follower_vault_public_key=follower[0] if follower else None,
+            follower_vault_keypair=Path(follower[1]).read_bytes() if follower else None,
         )
-    except (KeyError, StopIteration, TypeError, OSError) as exc:
+    except (KeyError, IndexError, TypeError, OSError) as exc:
         raise EnvironmentSetupError(f"{path} lacks what the demo needs (rpc_url, swap_api_url, mints USDC and "
                                     f"SOL, a vault keypair): {exc!r}") from exc
 
@@ -234,12 +258,14 @@ class PodEndpoints:
 
 class Demo:
     def __init__(self, root: Path | None = None, progress: Progress = _silent, namespace: str | None = None,
-                 executors: str | None = None) -> None:
+                 executors: str | None = None, loop: bool | None = None) -> None:
         self.root = root or state_root()
         self.namespace = namespace or os.environ.get("XORJ_DEMO_NAMESPACE", NAMESPACE)
         self.executors = executors or os.environ.get("XORJ_DEMO_EXECUTORS") or "pods"
         if self.executors not in EXECUTOR_MODES:
             raise EnvironmentSetupError(f"executors: {self.executors!r} is not one of {', '.join(EXECUTOR_MODES)}")
+        # the copy loop (leaders, pool, topN strategy, watcher); $XORJ_DEMO_LOOP=0 leaves it out
+        self.loop = loop if loop is not None else os.environ.get("XORJ_DEMO_LOOP", "1") not in ("0", "false", "no")
         self.state = DemoState(self.root)
         self.say = progress
         from xorj.devenv.cluster import LocalCluster
@@ -297,8 +323,12 @@ class Demo:
         self.say("10/10 trades: applying CopyTrades")
         names = self._apply_copytrades(strategy, chain)
         self._wait_confirmed(names)
+        view_kinds = "copytrades"
+        if self.loop:
+            self.copy_loop(data, dsn, chain, endpoints.chain if endpoints else None)
+            view_kinds = LOOP_VIEW[0]
         self.refresh_monitoring_targets()  # executors may have been restarted meanwhile
-        view = self.kubectl("get", "copytrades", "-n", self.namespace).stdout
+        view = self.kubectl("get", view_kinds, "-n", self.namespace).stdout
         self.say(f"demo up in {time.monotonic() - started:.0f}s")
         return view
 
@@ -306,7 +336,163 @@ class Demo:
         return self.cluster.kubectl(*args, input=input, check=check)
 
     def kubectl_hint(self) -> str:
-        return f"{self.toolchain.path('kubectl')} --kubeconfig {self.cluster.kubeconfig} -n {self.namespace} get copytrades"
+        kinds = LOOP_VIEW[0] if self.loop else "copytrades"
+        return f"{self.toolchain.path('kubectl')} --kubeconfig {self.cluster.kubeconfig} -n {self.namespace} get {kinds}"
+
+    # -- the copy loop ------------------------------------------------------------------------------
+
+    def copy_loop(self, data: dict[str, Any], dsn: str, chain: ChainInfo, pod_chain: ChainInfo | None) -> str:
+        """Leaders -> TraderPool -> topN strategy -> watcher -> CONFIRMED CopyTrade. ``pod_chain``: the
+        chain as executor pods reach it (None: executors are local processes). Returns the name of the
+        first CONFIRMED CopyTrade the watcher made for the topN strategy."""
+        if not chain.follower_vault_public_key or not chain.follower_vault_keypair:
+            raise EnvironmentSetupError("the local chain has one vault; the copy loop's strategy needs its own: "
+                                        "`xorj dev down` and `xorj dev up` start a chain with two")
+        self.say("loop 1/5 leaders: simulated steady, careful and reckless traders (backdated history, then live)")
+        wallets = self._leaders(data, chain)
+        self.say("loop 2/5 pool: backfilling their history into the ledger; a TraderPool ranks them")
+        self._backfill_leaders(dsn, chain, wallets)
+        top = self._apply_pool(wallets)
+        self.say(f"loop 3/5 strategy: {TOP_N_STRATEGY} follows the pool's best ({top}) with its own vault")
+        strategy = self._apply_top_n_strategy(pod_chain or chain)
+        if pod_chain is not None:
+            self._wait_executor_pods(strategy)
+        else:
+            self._wait_executor_processes(strategy)
+        self.say("loop 4/5 watcher: `xorj watcher` follows the leaders the strategies follow")
+        self._watcher(data, dsn, chain)
+        self.say(f"loop 5/5 copies: waiting for a CopyTrade the watcher made for {TOP_N_STRATEGY} to be CONFIRMED")
+        confirmed = self._wait_loop_confirmed()
+        self.say(f"    {confirmed} CONFIRMED; look at: kubectl get {LOOP_VIEW[0]} -n {self.namespace}")
+        return confirmed
+
+    def _leaders(self, data: dict[str, Any], chain: ChainInfo) -> list[str]:
+        """Start `xorj dev leaders run` (kept if running) and wait until its backdated history is on
+        chain. Its keys live under the state directory; only public keys are returned."""
+        from xorj.devenv.leaders import leader_wallets
+
+        state_dir = self.root / "leaders"
+        wallets = [w.pubkey for w in leader_wallets(state_dir)]  # made here, so known before the run
+        log_path = self.root / "logs" / "leaders.log"
+        record = data["processes"].get("leaders")
+        if not process_alive(record):
+            with contextlib.suppress(FileNotFoundError):
+                log_path.unlink()  # "history done" must be this run's
+            argv = [xorj_program(), "dev", "leaders", "run", "--rpc-url", chain.rpc_url,
+                    "--state-dir", str(state_dir), "--history-days", str(LEADERS_HISTORY_DAYS),
+                    "--history-ticks", str(LEADERS_HISTORY_TICKS), "--rate", str(LEADERS_RATE_PER_MINUTE),
+                    "--duration", str(LEADERS_RUN_SECONDS)]
+            record = start_process("leaders", argv, dict(os.environ), log_path, marker=str(state_dir))
+            record["wallets"] = wallets
+            data["processes"]["leaders"] = record
+            self.state.save(data)
+
+        def history_done() -> bool:
+            return log_path.is_file() and "history done" in log_path.read_text(errors="replace")
+
+        wait_until_ready("the leaders' backdated history on chain (`history done` in their log)", history_done,
+                         LEADERS_HISTORY_SECONDS, alive=lambda: _running(record), logs=[str(log_path)])
+        self.say(f"    leaders {', '.join(wallets)} (pid {record['pid']}, log {log_path})")
+        return wallets
+
+    def _backfill_leaders(self, dsn: str, chain: ChainInfo, wallets: list[str]) -> None:
+        """`xorj traders backfill` into the ledger: the history the TraderPool ranks."""
+        from xorj.chain.prices import price_api_url_for
+
+        argv = [xorj_program(), "traders", "backfill", *wallets, "--rpc-url", chain.rpc_url,
+                "--price-url", price_api_url_for(chain.swap_api_url), "--cash-mint", chain.input_mint, "--quiet"]
+        try:
+            result = subprocess.run(argv, env={**os.environ, "XORJ_LEDGER_DSN": dsn}, capture_output=True,
+                                    text=True, timeout=LEADERS_HISTORY_SECONDS)
+        except subprocess.TimeoutExpired as exc:
+            raise EnvironmentSetupError(f"xorj traders backfill: not done after {LEADERS_HISTORY_SECONDS:.0f}s") from exc
+        if result.returncode != 0:
+            raise EnvironmentSetupError(f"xorj traders backfill failed: {result.stderr.strip()[-2000:]}")
+        rows = max(0, len(result.stdout.splitlines()) - 1)  # the CSV's header
+        self.say(f"    {rows} realized trades of {len(wallets)} leaders in the ledger")
+
+    def _apply_pool(self, wallets: list[str]) -> str:
+        """The TraderPool over the leaders; waits until the operator has ranked it, returns rank 1."""
+        from xorj.controller.models import TraderPool
+
+        pool = {"apiVersion": "trading.xorj.io/v1alpha1", "kind": "TraderPool",
+                "metadata": {"name": POOL, "namespace": self.namespace},
+                "spec": {"wallets": wallets, "window": {"days": 90, "endsAt": "Now"}, "normalization": "fixed"}}
+        TraderPool.model_validate(pool)
+        self.kubectl("apply", "-f", "-", input=json.dumps(pool))
+
+        def ranked() -> str | None:
+            out = self.kubectl("get", "traderpool", POOL, "-n", self.namespace, "-o", "json").stdout
+            return (json.loads(out).get("status") or {}).get("topTrader")
+
+        def last_seen() -> str:
+            return self.kubectl("get", "traderpool", POOL, "-n", self.namespace, "-o", "jsonpath={.status}",
+                                check=False).stdout[:2000]
+
+        operator = self.state.load()["processes"].get("operator")
+        top = wait_until_ready(f"TraderPool {POOL} ranked by the operator", ranked, POOL_RANKED_SECONDS,
+                               last_seen=last_seen, logs=[operator["log"]] if operator else [])
+        self.say(f"    TraderPool {POOL}: rank 1 is {top}")
+        return top
+
+    def _apply_top_n_strategy(self, chain: ChainInfo) -> dict[str, Any]:
+        """A `topN: 1` strategy following the pool, shaped like the example, on the second vault."""
+        from xorj.controller.guard import SECRET_BINDING_ANNOTATION
+        from xorj.controller.models import TradingStrategy
+
+        self._apply_secret(FOLLOWER_VAULT_SECRET, {"keypair.json": chain.follower_vault_keypair or b""},
+                           annotations={SECRET_BINDING_ANNOTATION: TOP_N_STRATEGY})
+        strategy = top_n_strategy(_example_strategy(), self.namespace, chain)
+        TradingStrategy.model_validate(strategy)
+        self.kubectl("apply", "-f", "-", input=json.dumps(strategy))
+        self.say(f"    TradingStrategy {TOP_N_STRATEGY} (topN 1 of pool {POOL}, vault {chain.follower_vault_public_key})")
+        return strategy
+
+    def _watcher(self, data: dict[str, Any], dsn: str, chain: ChainInfo) -> None:
+        """`xorj watcher` as a local process (kept if running), polling the local chain for the
+        followed leaders' swaps; its metrics and health on a free port."""
+        from xorj.chain.prices import price_api_url_for
+        from xorj.devenv.postgres import free_port
+
+        record = data["processes"].get("watcher")
+        if process_alive(record):
+            self.say("    already running")
+            return
+        port = free_port()
+        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig), "XORJ_LEDGER_DSN": dsn,
+               "XORJ_RPC_URL": chain.rpc_url, "XORJ_PRICE_API_URL": price_api_url_for(chain.swap_api_url),
+               "XORJ_WATCHER_HTTP_HOST": "127.0.0.1", "XORJ_WATCHER_HTTP_PORT": str(port),
+               "XORJ_WATCHER_NAMESPACES": json.dumps([self.namespace]),
+               "XORJ_WATCHER_POLL_INTERVAL_SECONDS": "0.5", "XORJ_WATCHER_FOLLOW_REFRESH_SECONDS": "2",
+               "XORJ_WATCHER_PROJECT_SECONDS": "1", "XORJ_WATCHER_CASH_MINTS": json.dumps([chain.input_mint])}
+        record = start_process("watcher", [xorj_program(), "watcher"], env, self.root / "logs" / "watcher.log",
+                               marker="watcher")
+        record["port"] = port
+        data["processes"]["watcher"] = record
+        self.state.save(data)
+        wait_until_ready(f"the watcher's /healthz on 127.0.0.1:{port}", lambda: _http_ok(f"http://127.0.0.1:{port}/healthz"),
+                         WATCHER_START_SECONDS, alive=lambda: _running(record), logs=[record["log"]])
+        self.say(f"    watcher pid {record['pid']}, metrics http://127.0.0.1:{port}/metrics")
+
+    def _wait_loop_confirmed(self) -> str:
+        last = ""
+
+        def confirmed() -> str | None:
+            nonlocal last
+            out = self.kubectl("get", "copytrades", "-n", self.namespace, "-l", WATCHER_SOURCE_LABEL,
+                               "-o", "json").stdout
+            mine = [i for i in json.loads(out)["items"] if i["spec"].get("strategy") == TOP_N_STRATEGY]
+            phases = {i["metadata"]["name"]: (i.get("status") or {}).get("phase") or "-" for i in mine}
+            line = ", ".join(f"{n} {p}" for n, p in sorted(phases.items()))
+            if line != last:
+                self.say(f"    {line}")
+                last = line
+            return next((n for n, p in sorted(phases.items()) if p == "CONFIRMED"), None)
+
+        watcher = self.state.load()["processes"].get("watcher")
+        return wait_until_ready(f"a CopyTrade the watcher made for {TOP_N_STRATEGY}, CONFIRMED", confirmed,
+                                LOOP_CONFIRM_TIMEOUT_SECONDS, last_seen=lambda: last or "no watcher CopyTrades yet",
+                                logs=[watcher["log"]] if watcher else [])
 
     def _postgres(self, data: dict[str, Any]) -> str:
         from xorj.devenv.postgres import PostgresServer, service_user_can_write
@@ -344,7 +530,7 @@ class Demo:
             chain_dir.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileNotFoundError):
                 (chain_dir / "chain.json").unlink()
-            argv = [xorj_program(), "dev", "chain", "serve", "--state-dir", str(chain_dir), "--vaults", "1"]
+            argv = [xorj_program(), "dev", "chain", "serve", "--state-dir", str(chain_dir), "--vaults", "2"]
             record = start_process("chain", argv, dict(os.environ), self.root / "logs" / "chain.log",
                                    marker=str(chain_dir))
             data["processes"]["chain"] = record
@@ -489,6 +675,8 @@ class Demo:
             # often enough to watch: xorj_reconcile_* on its /metrics, or `xorj reconcile`
             env["XORJ_OPERATOR_RECONCILE_RPC_URL"] = chain.rpc_url
             env["XORJ_OPERATOR_RECONCILE_INTERVAL_SECONDS"] = "15"
+            # the local market's USDC is the leaders' cash: TraderPools realize their trades against it
+            env["XORJ_OPERATOR_TRADER_CASH_MINTS"] = json.dumps([chain.input_mint])
         if self.executors == "pods":
             from xorj.devenv.node import REAL_NODE_LABEL
 
@@ -790,7 +978,7 @@ class Demo:
         if not self.cluster.is_running():
             return
         self.say(f"removing namespace {self.namespace} from cluster {self.cluster.name}")
-        for kind in ("copytrades.trading.xorj.io", "tradingstrategies.trading.xorj.io"):
+        for kind in ("copytrades.trading.xorj.io", "tradingstrategies.trading.xorj.io", "traderpools.trading.xorj.io"):
             names = self.kubectl("get", kind, "-n", self.namespace, "-o", "name", check=False).stdout.split()
             if names:
                 self.say(f"    releasing the finalizers of {len(names)} {kind.split('.')[0]}")
@@ -860,6 +1048,22 @@ def _example_strategy() -> dict[str, Any]:
 
     return {"apiVersion": "trading.xorj.io/v1alpha1", "kind": "TradingStrategy",
             "spec": {"traders": [str(Keypair().pubkey())], "executor": {"replicas": 2}}}
+
+
+def top_n_strategy(example: dict[str, Any], namespace: str, chain: ChainInfo) -> dict[str, Any]:
+    """The copy loop's strategy: the example's risk, slippage and executor settings, following the
+    best of the demo's TraderPool (``topN: 1``) into the chain's second vault, a fixed 2 USD a trade."""
+    spec = {key: value for key, value in json.loads(json.dumps(example.get("spec") or {})).items()
+            if key not in ("traders", "topN", "vault", "endpoints", "sizing")}
+    spec["topN"] = {"count": 1, "pool": POOL}
+    spec["vault"] = {"publicKey": chain.follower_vault_public_key, "secretName": FOLLOWER_VAULT_SECRET,
+                     "secretKey": "keypair.json"}
+    spec["endpoints"] = {"rpcUrl": chain.rpc_url, "swapApiUrl": chain.swap_api_url}
+    spec["sizing"] = {"mode": "fixedUsd", "fixedUsd": 2}
+    spec["executor"] = {**(spec.get("executor") or {}), "replicas": 1}
+    spec["paused"] = False
+    return {"apiVersion": "trading.xorj.io/v1alpha1", "kind": "TradingStrategy",
+            "metadata": {"name": TOP_N_STRATEGY, "namespace": namespace}, "spec": spec}
 
 
 def _fake_lead_signature() -> str:
