@@ -264,8 +264,10 @@ class Demo:
         self.executors = executors or os.environ.get("XORJ_DEMO_EXECUTORS") or "pods"
         if self.executors not in EXECUTOR_MODES:
             raise EnvironmentSetupError(f"executors: {self.executors!r} is not one of {', '.join(EXECUTOR_MODES)}")
-        # the copy loop (leaders, pool, topN strategy, watcher); $XORJ_DEMO_LOOP=0 leaves it out
-        self.loop = loop if loop is not None else os.environ.get("XORJ_DEMO_LOOP", "1") not in ("0", "false", "no")
+        # the copy loop (leaders, pool, topN strategy, watcher): `--loop` or $XORJ_DEMO_LOOP=1. Off by
+        # default until it has run on the real node (tests/e2e/demo); without a node it is tested in
+        # tests/integration/devenv/test_demo_loop.py.
+        self.loop = loop if loop is not None else os.environ.get("XORJ_DEMO_LOOP", "0") in ("1", "true", "yes")
         self.state = DemoState(self.root)
         self.say = progress
         from xorj.devenv.cluster import LocalCluster
