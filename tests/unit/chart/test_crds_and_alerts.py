@@ -52,6 +52,7 @@ def exported_metric_names() -> set[str]:
 
     importlib.import_module("xorj.controller.metrics")
     names: set[str] = set()
+    importlib.import_module("xorj.controller.tradingstrategy.reconcile")
     for registry in (ExecutorMetrics("demo").registry, WatcherMetrics().registry, REGISTRY):
         for family in registry.collect():
             names.add(family.name)
