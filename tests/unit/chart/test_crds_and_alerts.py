@@ -82,3 +82,26 @@ def test_prometheus_rule_has_the_alerts_and_uses_real_metrics() -> None:
 def test_monitoring_is_off_by_default() -> None:
     kinds = {d["kind"] for d in render()}
     assert "PrometheusRule" not in kinds and "ServiceMonitor" not in kinds
+
+
+WATCHER_SETS = ("watcher.enabled=true", "watcher.rpcUrl=https://rpc.example",
+                "watcher.priceApiUrl=https://price.example/price/v3")
+
+
+def test_the_watcher_service_monitor_selects_the_watcher_service_and_its_metrics_port() -> None:
+    documents = render("metrics.serviceMonitor.enabled=true", *WATCHER_SETS)
+    (monitor,) = [d for d in documents if d["kind"] == "ServiceMonitor"
+                  and d["metadata"]["labels"].get("app.kubernetes.io/component") == "watcher"]
+    (service,) = [d for d in documents if d["kind"] == "Service"
+                  and d["metadata"]["labels"].get("app.kubernetes.io/component") == "watcher"]
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["path"] == "/metrics"
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+
+
+def test_no_watcher_service_monitor_without_the_watcher() -> None:
+    monitors = [d for d in render("metrics.serviceMonitor.enabled=true") if d["kind"] == "ServiceMonitor"]
+    assert monitors and all(m["metadata"]["labels"].get("app.kubernetes.io/component") != "watcher"
+                            for m in monitors)
