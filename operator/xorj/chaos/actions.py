@@ -488,7 +488,7 @@ def set_kill_switch(paused: bool = True, configuration: dict[str, Any] | None = 
     target = resolve(configuration)
     if paused:
         marks.write(target, "paused")
-        marks.write(target, "fault:last")
+        marks.fault(target, "KILL_SWITCH")
     else:
         marks.write(target, "unpaused")
     if "executors_file" not in target.state:
@@ -496,6 +496,8 @@ def set_kill_switch(paused: bool = True, configuration: dict[str, Any] | None = 
         api.patch_namespaced_custom_object("trading.xorj.io", "v1alpha1", target.require("namespace"),
                                            "tradingstrategies", target.require("strategy_name"),
                                            {"spec": {"paused": bool(paused)}})
+        if not paused:
+            marks.write(target, "cleared")
         return {"paused": bool(paused), "via": "TradingStrategy"}
     overrides = Path(target.env_file.parent / "executor.env.json")  # type: ignore[union-attr]
     overrides.write_text(json.dumps({"XORJ_PAUSED": "true" if paused else "false"}))

@@ -44,13 +44,17 @@ class Row:
     # resolve after the faults were cleared
     alert_fired_s: float | None = None
     alert_resolved_s: float | None = None
+    # False when an alert-fired probe whose fault was injected did not see its alert fire and resolve
+    # (chaostoolkit does not apply a method probe's tolerance: the run is judged here)
+    alerts_ok: bool = True
 
     @property
     def passed(self) -> bool:
-        """Completed, not deviated, and BOTH hypotheses met (chaostoolkit itself reports a run whose
-        hypothesis failed before the method as "completed" and exits 0)."""
+        """Completed, not deviated, BOTH hypotheses met (chaostoolkit itself reports a run whose
+        hypothesis failed before the method as "completed" and exits 0), and every alert asked of
+        Alertmanager fired and resolved."""
         return (self.status == "completed" and not self.deviated and self.before_met is True
-                and self.after_met is True)
+                and self.after_met is True and self.alerts_ok)
 
 
 def _outputs(journal: dict[str, Any]) -> dict[str, Any]:
@@ -106,6 +110,7 @@ def row_from_journal(path: Path) -> Row:
         notes.append(f"on-chain violations {onchain['violations']}")
     fired_s: list[float] = []
     resolved_s: list[float] = []
+    alerts_ok = True
     for name, value in out.items():
         if name.startswith("alert-fired") and isinstance(value, dict) and value.get("injected"):
             if value.get("fired_after_s") is not None:
@@ -113,6 +118,7 @@ def row_from_journal(path: Path) -> Row:
             if value.get("resolved_after_s") is not None:
                 resolved_s.append(float(value["resolved_after_s"]))
             if not value.get("ok"):
+                alerts_ok = False
                 state = "did not fire" if not value.get("fired") else "did not resolve"
                 notes.append(f"{value.get('alert')} {state}" + (f" ({value['error']})" if value.get("error") else ""))
         if name.startswith("alert-raised") and isinstance(value, dict):
@@ -132,6 +138,7 @@ def row_from_journal(path: Path) -> Row:
         before_met=(journal.get("steady_states", {}).get("before") or {}).get("steady_state_met"),
         after_met=(journal.get("steady_states", {}).get("after") or {}).get("steady_state_met"),
         alert_fired_s=max(fired_s) if fired_s else None, alert_resolved_s=max(resolved_s) if resolved_s else None,
+        alerts_ok=alerts_ok,
     )
 
 
@@ -155,6 +162,8 @@ def cells(row: Row) -> list[str]:
         result = "DEVIATED"
     elif row.before_met is False:
         result = "NOT STEADY BEFORE"
+    elif not row.alerts_ok and row.status == "completed" and row.before_met and row.after_met:
+        result = "ALERT MISSED"
     else:
         result = row.status.upper()
     return [row.scenario, result, _cell(row.trades), _cell(row.confirmed), _cell(row.failed), _cell(row.duplicates),

@@ -33,6 +33,10 @@ COPYTRADES_TERMINAL = Counter(
 )
 TTL_DELETIONS = Counter("xorj_operator_ttl_deletions_total", "Terminal CopyTrades deleted by TTL.")
 WATCH_STALE = Gauge("xorj_operator_watch_stale", "1 while the watch has not delivered our own writes.")
+# strategy is the ledger's key "namespace/name", as the executors' strategy label: a paused strategy has
+# no executor left to report it (its Deployment is scaled to zero), so the operator does
+STRATEGY_PAUSED = Gauge("xorj_operator_strategy_paused", "1 while a TradingStrategy's spec.paused is true "
+                        "(the kill switch: its executors are scaled to zero).", ["strategy"])
 LISTENER_CONNECTED = Gauge("xorj_operator_ledger_listener_connected", "1 while LISTEN is connected.")
 ALERTS_DELIVERED = Counter(
     "xorj_operator_alerts_delivered_total",

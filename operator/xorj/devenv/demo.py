@@ -722,6 +722,7 @@ class Demo:
                                           {"namespace": self.namespace, "service": "xorj-chain"})
         stack.configure(manifests, ports, extra_jobs=[chain_job], max_for=monitoring.DEV_MAX_FOR)
         data["monitoring_operator_service"] = monitoring.chart_service(manifests, "operator")
+        data["monitoring_watcher_service"] = monitoring.chart_service(manifests, "watcher")
         self.state.save(data)
         self.refresh_monitoring_targets(stack, data)
         stack.start(records, ports, start_process)
@@ -748,6 +749,12 @@ class Demo:
             stack.set_targets("operator", [Target(f"127.0.0.1:{operator['metrics_port']}", self.namespace,
                                                   data.get("monitoring_operator_service", "xorj-operator-metrics"),
                                                   f"operator-{operator['pid']}")])
+        # the watcher, when one runs on the host (a process record "watcher" with its http port)
+        watcher = data["processes"].get("watcher")
+        stack.set_targets("watcher", [Target(f"127.0.0.1:{watcher['port']}", self.namespace,
+                                             data.get("monitoring_watcher_service", "xorj-watcher"),
+                                             f"watcher-{watcher['pid']}")]
+                          if watcher and watcher.get("port") and process_alive(watcher) else [])
         pods = self.kubectl("get", "pods", "-n", self.namespace, "-l", "app.kubernetes.io/component=executor",
                             "-o", "json", check=False)
         targets = []

@@ -45,15 +45,18 @@ DEV_MAX_FOR = "10s"
 
 def template_args(release: str, chart: Path, namespace: str, ledger_secret: str) -> list[str]:
     """`helm template` arguments that render the chart's ServiceMonitors and PrometheusRule as a
-    cluster install with the operator would (the demo runs the operator on the host, but it is still
-    what the operator ServiceMonitor selects), scraping every SCRAPE_INTERVAL."""
+    cluster install with the operator and the watcher would (the demo runs them on the host, but it is
+    still what their ServiceMonitors select), scraping every SCRAPE_INTERVAL. The watcher's endpoints
+    are placeholders the chart requires to render it: only its ServiceMonitor and Service are read."""
     return ["template", release, str(chart), "--namespace", namespace,
             "--set", "operator.enabled=true", "--set", "postgresql.enabled=false", "--set", "networkPolicy.enabled=false",
+            "--set", "watcher.enabled=true", "--set", "watcher.rpcUrl=http://127.0.0.1:8899",
+            "--set", "watcher.priceApiUrl=http://127.0.0.1:8899/price/v3",
             "--set", f"ledger.existingSecret={ledger_secret}",
             "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true",
             "--set", f"metrics.serviceMonitor.interval={SCRAPE_INTERVAL}",
             "--show-only", "templates/servicemonitor.yaml", "--show-only", "templates/prometheusrule.yaml",
-            "--show-only", "templates/operator-deployment.yaml"]
+            "--show-only", "templates/operator-deployment.yaml", "--show-only", "templates/watcher.yaml"]
 
 
 def chart_service(manifests: str, component: str) -> str:

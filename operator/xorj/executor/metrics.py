@@ -53,6 +53,8 @@ class ExecutorMetrics:
                                        "(saturation: trades_in_flight / this)", ["strategy"], registry=r)
         self.halted = Gauge("xorj_executor_trading_halted", "1 while trading is halted (the ledger's cluster-wide "
                             "halt or XORJ_GLOBAL_HALT), as of the last trade checked", ["strategy"], registry=r)
+        self.paused = Gauge("xorj_executor_strategy_paused", "1 while the strategy's kill switch is on "
+                            "(spec.paused: every trade is refused unsent)", ["strategy"], registry=r)
         self.leases_lost = Counter("xorj_executor_leases_lost", "Trades dropped because the lease was lost",
                                    ["strategy"], registry=r)
         self._claimed_at: dict[int, float] = {}
@@ -61,6 +63,7 @@ class ExecutorMetrics:
         self.ledger_up.labels(strategy).set(1)
         self.in_flight.labels(strategy).set(0)
         self.halted.labels(strategy).set(0)
+        self.paused.labels(strategy).set(0)
 
     # ---- service events ----------------------------------------------------------------------
 

@@ -131,6 +131,7 @@ class ExecutorService:
             notional_tolerance=settings.notional_tolerance,
             on_breaker=self._breaker_changed,
             on_halt=lambda halted: self.metrics.halted.labels(settings.strategy).set(1 if halted else 0))
+        self.metrics.paused.labels(settings.strategy).set(1 if settings.paused else 0)
         self.port = OwnedLedger(self.ledger, self.owner, on_result=self._ledger_result, strategy=settings.strategy)
         # A template: each trade's work runs a copy with the ports of its claim (see _handle).
         self.submitter = VaultBoundSubmitter(

@@ -140,3 +140,34 @@ def test_alert_fired_and_resolved_columns_come_from_the_alertmanager_probes(tmp_
     assert "| time to recover (s) | alert fired (s) | alert resolved (s) |" in table
     assert "| 4.2 | 125.0 | 12.0 | SLIPPAGE_EXCEEDED 3 |" in table
     assert "<th>alert fired (s)</th><th>alert resolved (s)</th>" in report.html_report([row])
+
+
+def test_a_run_whose_alert_did_not_fire_or_resolve_does_not_pass(tmp_path):
+    """chaostoolkit does not apply a background method probe's tolerance: an alert that Alertmanager
+    never showed (or never cleared) would pass unnoticed unless the report judges it."""
+    path = _journal(tmp_path, "rpc")
+    assert report.row_from_journal(path).passed
+    journal = json.loads(path.read_text())
+    journal["steady_states"]["after"]["probes"].append({"activity": {"name": "alert-fired-XorjRpcErrors"}, "output": {
+        "alert": "XorjRpcErrors", "injected": True, "checked": True, "fired": False, "resolved": False, "ok": False,
+        "fired_after_s": None, "resolved_after_s": None}})
+    path.write_text(json.dumps(journal))
+
+    row = report.row_from_journal(path)
+
+    assert not row.passed and not row.alerts_ok
+    assert "XorjRpcErrors did not fire" in row.notes
+    assert "| rpc | ALERT MISSED |" in report.markdown([row])
+
+
+def test_an_alert_probe_before_its_fault_or_that_fired_and_resolved_keeps_the_run_passing(tmp_path):
+    path = _journal(tmp_path, "rpc")
+    journal = json.loads(path.read_text())
+    journal["steady_states"]["after"]["probes"] += [
+        {"activity": {"name": "alert-fired-a"}, "output": {"alert": "A", "injected": False, "ok": True}},
+        {"activity": {"name": "alert-fired-b"}, "output": {"alert": "B", "injected": True, "fired": True,
+                                                          "resolved": True, "ok": True, "fired_after_s": 3.0,
+                                                          "resolved_after_s": 9.0}}]
+    path.write_text(json.dumps(journal))
+
+    assert report.row_from_journal(path).passed

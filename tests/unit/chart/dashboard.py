@@ -14,6 +14,9 @@ VARIABLES = {"$namespace": ".*", "$strategy": ".*", "$__rate_interval": "1m", "$
 # failure, no alert)
 EMPTY_WHEN_ALL_CONFIRM = {"Failed trades by reason", "RPC and swap API errors, swaps refused",
                           "Alerts delivered as Events"}
+# The watcher's panels: empty where no watcher runs (the executor-only integration run), and skipped
+# signals may rightly be none
+WATCHER_PANELS = {"Watcher lag", "Watcher detection latency (p50, p90, p99)", "Skipped signals by reason"}
 
 
 def dashboard() -> dict[str, Any]:

@@ -107,12 +107,14 @@ def _exported_names() -> set[str]:
         def pool_stats(self) -> dict[str, int]:
             return {"pool_size": 1, "pool_available": 1, "pool_max": 4, "requests_waiting": 0}
 
+    from xorj.watcher.metrics import WatcherMetrics
+
     executor = ExecutorMetrics("ns/s", CollectorRegistry())
     executor.registry.register(LedgerPoolCollector("xorj_executor", FakePoolLedger()))
     operator_pool = CollectorRegistry()
     operator_pool.register(LedgerPoolCollector("xorj_operator", FakePoolLedger()))
     names = set()
-    for registry in (REGISTRY, executor.registry, operator_pool):
+    for registry in (REGISTRY, executor.registry, operator_pool, WatcherMetrics().registry):
         for family in registry.collect():
             # a labelled metric with no child yet has no samples: name its series from its type
             suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}.get(family.type, ("",))
@@ -134,3 +136,12 @@ def test_the_dashboard_ships_as_a_sidecar_configmap_only_when_enabled() -> None:
     assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert configmap["metadata"]["annotations"] == {"grafana_folder": "xorj"}
     assert json.loads(configmap["data"]["xorj-operator.json"]) == json.loads(DASHBOARD.read_text())
+
+
+def test_the_watcher_has_lag_detection_latency_and_skipped_signal_panels() -> None:
+    queries = {title: expr for title, _, expr in panel_queries()}
+    assert "xorj_watcher_poll_lag_seconds" in queries["Watcher lag"]
+    assert "xorj_watcher_detection_seconds_bucket" in queries["Watcher detection latency (p50, p90, p99)"]
+    assert "by (reason)" in queries["Skipped signals by reason"]
+    assert "xorj_watcher_signals_skipped_total" in queries["Skipped signals by reason"]
+    assert not [p for p in dashboard()["panels"] if p["type"] == "text" and "watcher" in p["title"].lower()]

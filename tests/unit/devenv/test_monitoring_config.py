@@ -40,12 +40,27 @@ def test_prometheus_configuration_is_valid_and_mirrors_the_service_monitors(tmp_
     assert checked.returncode == 0, checked.stdout + checked.stderr
     config = yaml.safe_load(monitoring.prometheus_path.read_text())
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
-    assert set(jobs) == {"serviceMonitor/xorj/xorj-operator/0", "serviceMonitor/xorj/xorj-executors/0", "xorj-chain"}
+    assert set(jobs) == {"serviceMonitor/xorj/xorj-operator/0", "serviceMonitor/xorj/xorj-executors/0",
+                         "serviceMonitor/xorj/xorj-watcher/0", "xorj-chain"}
     assert all(j["metrics_path"] == "/metrics" for j in jobs.values())
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:19093"]
     groups = yaml.safe_load(monitoring.rules_path.read_text())["groups"]
     assert "XorjOperatorDown" in {r.get("alert") for g in groups for r in g["rules"]}
     assert chart_service(rendered, "operator") == "xorj-operator-metrics"
+    assert chart_service(rendered, "watcher") == "xorj-watcher"
+    assert "XorjWatcherLagging" in {r.get("alert") for g in groups for r in g["rules"]}
+
+
+def test_the_watcher_is_scraped_from_its_service_monitor_when_it_runs(tmp_path: Path) -> None:
+    monitoring, _ = configured(tmp_path)
+    (job,) = [j for j in yaml.safe_load(monitoring.prometheus_path.read_text())["scrape_configs"]
+              if j["job_name"] == "serviceMonitor/xorj/xorj-watcher/0"]
+    assert job["metrics_path"] == "/metrics"
+    (files,) = [c["files"] for c in job["file_sd_configs"]]
+    assert json.loads(Path(files[0]).read_text()) == []  # no watcher runs yet: nothing to scrape
+    monitoring.set_targets("watcher", [Target("127.0.0.1:8081", "xorj", "xorj-watcher", "watcher-7")])
+    (group,) = json.loads(Path(files[0]).read_text())
+    assert group["targets"] == ["127.0.0.1:8081"] and group["labels"]["job"] == "xorj-watcher"
 
 
 def test_targets_carry_the_labels_the_rules_select_on(tmp_path: Path) -> None:

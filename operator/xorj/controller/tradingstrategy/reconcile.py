@@ -7,6 +7,7 @@ Every status write is one merge PATCH, and only when something changed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -78,6 +79,7 @@ async def reconcile_strategy(rt: Runtime, body: Any, logger: logging.Logger | lo
         metrics.RECONCILES.labels("TradingStrategy", "invalid").inc()
         return
 
+    metrics.STRATEGY_PAUSED.labels(strategy_key(namespace, name)).set(1 if spec.paused else 0)
     refusal = guard.check_endpoints(spec, allow_insecure=rt.settings.trading.allow_insecure_endpoints)
     if refusal is None:
         refusal = await _check_secrets(rt, namespace, name, spec)
@@ -241,6 +243,8 @@ async def finalize_strategy(rt: Runtime, body: Any, logger: logging.Logger | log
     namespace, name = meta["namespace"], meta["name"]
     key = strategy_key(namespace, name)
     rt.freshness.forget(meta["uid"])  # the watch may never show our last write of a vanishing object
+    with contextlib.suppress(KeyError):  # a deleted strategy is no longer paused: no stale alert
+        metrics.STRATEGY_PAUSED.remove(key)
     deleted_at = meta.get("deletionTimestamp")
     waited = (now() - datetime.fromisoformat(deleted_at)).total_seconds() if deleted_at else 0
     timed_out = waited >= rt.settings.timing.strategy_drain_seconds
