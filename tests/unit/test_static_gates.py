@@ -1,5 +1,5 @@
 """The static gates, run with the tests (`make test`): ruff's lint over the repository and mypy strict
-over the domain, with the rules and packages pyproject.toml sets ([tool.ruff], [tool.mypy]) and the
+over the domain and the chain adapters, with the rules and packages pyproject.toml sets ([tool.ruff], [tool.mypy]) and the
 versions its `dev` extra pins."""
 
 from __future__ import annotations
