@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -86,7 +86,6 @@ class _Work:
     trade_id: int
     fencing_token: int  # of the claim this work runs under; every write presents it
     task: asyncio.Task
-    claimed_at: float = field(default_factory=time.monotonic)
 
 
 class ExecutorService:
