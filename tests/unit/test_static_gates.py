@@ -1,7 +1,7 @@
-"""The static gates, run with the tests (`make test`): ruff's lint over the repository, mypy strict over
-the domain and the chain adapters, vulture's dead-code check and pylint's similarity check over the package,
-with the rules and packages pyproject.toml sets ([tool.ruff], [tool.mypy]) and the versions its `dev` extra
-pins."""
+"""The static gates, run with the tests (`make test`): ruff's lint over the repository; mypy strict over
+the domain, the chain adapters and the executor; vulture's dead-code check and pylint's similarity
+check over the package. The rules and packages are pyproject.toml's ([tool.ruff], [tool.mypy]), the
+versions those its `dev` extra pins."""
 
 from __future__ import annotations
 
