@@ -1,5 +1,5 @@
 """The static gates, run with the tests (`make test`): ruff's lint over the repository; mypy strict over
-the domain, the chain adapters and the executor; vulture's dead-code check and pylint's similarity
+the domain, the chain adapters, the executor and the ledger; vulture's dead-code check and pylint's similarity
 check over the package. The rules and packages are pyproject.toml's ([tool.ruff], [tool.mypy]), the
 versions those its `dev` extra pins."""
 
