@@ -7,6 +7,7 @@ host and the upstream error text (which the RPC node or swap API wrote, not us).
 
 from __future__ import annotations
 
+from xorj.chain.classify import TxFailure
 from xorj.domain.trades import ReasonCode
 from xorj.errors import ChainError
 
@@ -42,7 +43,7 @@ class RpcRequestError(ChainCallError):
     reason = ReasonCode.RPC_ERROR
 
     def __init__(self, message: str, *, method: str = "", reason: ReasonCode | None = None,
-                 code: int | None = None, tx_failure: object | None = None) -> None:
+                 code: int | None = None, tx_failure: TxFailure | None = None) -> None:
         super().__init__(message, method=method, reason=reason)
         self.code = code
         self.tx_failure = tx_failure

@@ -74,7 +74,8 @@ def _token_amount(address: Pubkey, account: AccountInfo | None, vault: Pubkey, m
             or data[0:32] != bytes(Pubkey.from_string(mint.mint)) or data[32:64] != bytes(vault):
         raise MalformedAnswerError(f"{address} is not the vault's token account of {mint.mint}",
                                    method="getMultipleAccounts")
-    return struct.unpack_from("<Q", data, 64)[0]
+    amount: int = struct.unpack_from("<Q", data, 64)[0]  # unpack_from is typed tuple[Any, ...]
+    return amount
 
 
 async def read_vault(rpc: SolanaRpc, vault: str, mints: Iterable[MintInfo]) -> VaultHoldings:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NoReturn
 
 from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from solders.signature import Signature
 
 from xorj.errors import InvalidInputError
 
@@ -20,10 +23,10 @@ class VaultKey:
         self._keypair = keypair
 
     @property
-    def pubkey(self):
+    def pubkey(self) -> Pubkey:
         return self._keypair.pubkey()
 
-    def sign_message(self, message: bytes):
+    def sign_message(self, message: bytes) -> Signature:
         return self._keypair.sign_message(message)
 
     def __repr__(self) -> str:
@@ -31,7 +34,7 @@ class VaultKey:
 
     __str__ = __repr__
 
-    def __reduce__(self):  # never pickled into a subprocess or a cache by accident
+    def __reduce__(self) -> NoReturn:  # never pickled into a subprocess or a cache by accident
         raise TypeError("VaultKey cannot be pickled")
 
 

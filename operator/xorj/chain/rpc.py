@@ -22,7 +22,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -87,6 +87,16 @@ from xorj.chain.http import pooled_transport
 from xorj.domain.expiry import FinalizedPoint
 from xorj.domain.reconciliation import ChainSignature
 from xorj.domain.trades import ReasonCode
+
+
+class _SoldersAnswer(Protocol):
+    """A solders response class: it parses a JSON-RPC answer text (into itself, or an error type)."""
+
+    @staticmethod
+    def from_json(raw: str) -> object: ...
+
+
+_Answer = TypeVar("_Answer", bound=_SoldersAnswer)
 
 log = logging.getLogger(__name__)
 
@@ -426,15 +436,15 @@ class SolanaRpc:
 
     # ---- plumbing ----------------------------------------------------------------------------
 
-    async def _call(self, method: str, request: Any, expected: type, timeout: float | None,
-                    *, program_ids: Sequence[str] = ()) -> Any:
+    async def _call(self, method: str, request: Any, expected: type[_Answer], timeout: float | None,
+                    *, program_ids: Sequence[str] = ()) -> _Answer:
         limit = self.timeouts.read if timeout is None else timeout
         answer: httpx.Response | None = None
         try:
             async with asyncio.timeout(limit):
                 answer = await self._http.post(self._endpoint, content=request.to_json())
             answer.raise_for_status()
-            resp = expected.from_json(answer.text)
+            resp: object = expected.from_json(answer.text)
         except TimeoutError:
             raise RpcTimeoutError(f"{method} to {self._host}: no answer within {limit:g}s", method=method) from None
         except httpx.TimeoutException:

@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from solders.instruction import CompiledInstruction
-from solders.message import Message, MessageV0
+from solders.message import Message, MessageV0, MessageV1
 from solders.pubkey import Pubkey
 
 from xorj.chain.classify import (
@@ -201,13 +201,14 @@ def _vault_atas(vault: Pubkey, mint: Pubkey) -> frozenset[Pubkey]:
 
 
 def _u64(data: bytes, offset: int) -> int:
-    return struct.unpack_from("<Q", data, offset)[0]
+    value: int = struct.unpack_from("<Q", data, offset)[0]  # unpack_from is typed tuple[Any, ...]
+    return value
 
 
 class _Decoder:
     """Walks the message's instructions once, refusing anything outside the allowed patterns."""
 
-    def __init__(self, message: Message | MessageV0, intent: SwapIntent, limits: SwapLimits) -> None:
+    def __init__(self, message: Message | MessageV0 | MessageV1, intent: SwapIntent, limits: SwapLimits) -> None:
         self.message = message
         self.intent = intent
         self.limits = limits
@@ -461,7 +462,9 @@ class _Decoder:
                             fee_budget_lamports=budget, writable=writable)
 
 
-def check_swap_message(message: Message | MessageV0, intent: SwapIntent, limits: SwapLimits = SwapLimits()
+# MessageV1 is in the union because solders types VersionedTransaction.message so; it has the same
+# account keys, header and instructions this walk checks.
+def check_swap_message(message: Message | MessageV0 | MessageV1, intent: SwapIntent, limits: SwapLimits = SwapLimits()
                        ) -> MessageFacts:
     """Decode every instruction of the swap API's message and refuse anything outside the allowed
     patterns (module docstring). Returns what was found, for the simulation check."""

@@ -437,13 +437,6 @@ def copytrade_status_matches_ledger(within_seconds: float = 60.0,
         time.sleep(1.0)
 
 
-def executor_replicas_alive(configuration: dict[str, Any] | None = None) -> int:
-    """Local environment: executor processes running now (the Deployment's available replicas)."""
-    from xorj.chaos.actions import executor_pids
-
-    return len(executor_pids(resolve(configuration)))
-
-
 def slippage_retried(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """After an on-chain slippage fault: attempts of this run's trades failed on chain with
     SLIPPAGE_EXCEEDED and were retried with a fresh quote at a higher slippage bound, never equal or

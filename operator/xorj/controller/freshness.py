@@ -17,7 +17,6 @@ class WatchFreshness:
     stale_after: float
     _expected: dict[str, tuple[int, float]] = field(default_factory=dict)  # uid -> (rv, since)
     _seen: dict[str, int] = field(default_factory=dict)  # uid -> highest rv delivered by the watch
-    last_event_at: float | None = None
 
     def wrote(self, uid: str, resource_version: str | int | None, now: float) -> None:
         """We wrote ``uid`` and the API answered with ``resource_version``."""
@@ -30,7 +29,6 @@ class WatchFreshness:
 
     def observed(self, uid: str, resource_version: str | int | None, now: float) -> None:
         """The watch delivered ``uid`` at ``resource_version``."""
-        self.last_event_at = now
         rv = _rv(resource_version)
         if rv is None:
             return

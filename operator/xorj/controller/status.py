@@ -7,7 +7,7 @@ PATCH entirely).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,7 +37,6 @@ LEDGER_REACHABLE = "LedgerReachable"
 PAUSED = "Paused"
 ADMITTED = "Admitted"
 TERMINAL = "Terminal"
-STRATEGY_FOUND = "StrategyFound"
 # The spec passed the operator's own checks (models, endpoints, Secret bindings): executors may be built.
 SPEC_ACCEPTED = "SpecAccepted"
 # The children (ConfigMap, Service, PDB, Deployment) were applied; False with the API server's refusal.
@@ -69,16 +68,6 @@ def set_condition(
         last_transition_time=since,
         observed_generation=generation,
     )
-
-
-def parse_conditions(raw: Iterable[Mapping[str, Any]] | None) -> list[Condition]:
-    out: list[Condition] = []
-    for item in raw or ():
-        try:
-            out.append(Condition.model_validate(item))
-        except ValueError:
-            continue  # a condition someone else wrote badly: we rewrite ours anyway
-    return out
 
 
 # --------------------------------------------------------------------------------------------------

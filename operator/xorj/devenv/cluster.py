@@ -39,7 +39,6 @@ DEFAULT_NODES = 2
 UP_TIMEOUT_SECONDS = 300.0
 # kwok-controller manages the nodes carrying this annotation (kwokctl's default selector).
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller")
 
 
 # Options kwokctl takes only from a configuration file. Every component listens on loopback only

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import NoReturn, ParamSpec, TypeVar
 
 from xorj.chain.errors import MalformedAnswerError
 from xorj.chain.holdings import NATIVE_SOL_MINT, MintInfo, read_mints, read_vault
@@ -57,6 +58,8 @@ from xorj.ledger.repository import Ledger
 from xorj.redaction import redact_urls
 
 log = logging.getLogger("xorj.executor")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 # Mints whose balance is cash, not a position: buying them has no position-share limit (mainnet USDC
 # and USDT by default; a local or other cluster names its own with XORJ_CASH_MINTS).
@@ -97,7 +100,7 @@ class OwnedLedger:
     def for_claim(self, trade_id: int, fencing_token: int) -> ClaimedTradeLedger:
         return ClaimedTradeLedger(self, trade_id, fencing_token)
 
-    async def call(self, fn, *args, **kwargs):
+    async def call(self, fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
         """``fn`` in a worker thread, reporting whether the ledger answered."""
         try:
             result = await asyncio.to_thread(fn, *args, **kwargs)
@@ -112,7 +115,7 @@ class NoClaimPorts:
     """The ports of the executor's template submitter, which only :meth:`Submitter.with_ports` copies
     run: work on a trade always runs with the ports of its claim, so any call here is a bug."""
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> NoReturn:
         raise AttributeError(f"{name}: no claim is bound; run the algorithm with the ports of a claim (for_claim)")
 
 

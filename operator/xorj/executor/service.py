@@ -12,7 +12,8 @@ import logging
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -85,8 +86,7 @@ class SigkillHook:
 class _Work:
     trade_id: int
     fencing_token: int  # of the claim this work runs under; every write presents it
-    task: asyncio.Task
-    claimed_at: float = field(default_factory=time.monotonic)
+    task: asyncio.Task[None]
 
 
 class ExecutorService:
@@ -152,8 +152,8 @@ class ExecutorService:
         self._runner: web.AppRunner | None = None
         self.bound_port: int | None = None
         self._ledger_down_since: float | None = None
-        self._breaker_opened_at = None
-        self._background: set[asyncio.Task] = set()
+        self._breaker_opened_at: datetime | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     # ---- callbacks ---------------------------------------------------------------------------
 
@@ -256,6 +256,7 @@ class ExecutorService:
                 for trade in trades:
                     if self._stopping.is_set():
                         # claimed while stopping: hand back at once
+                        assert trade.fencing_token is not None, "a claimed trade carries its claim's fencing token"
                         await self._release(trade.trade_id, trade.fencing_token)
                         continue
                     self._start(trade)
@@ -418,7 +419,7 @@ class ExecutorService:
 
     # ---- HTTP --------------------------------------------------------------------------------
 
-    def health(self) -> tuple[bool, dict]:
+    def health(self) -> tuple[bool, dict[str, object]]:
         now = time.monotonic()
         ledger_age = now - self._last_ledger_ok
         loop_age = now - self._last_loop_tick
@@ -426,10 +427,11 @@ class ExecutorService:
             "ledger": ledger_age < max(3 * self.settings.lease_seconds, 30.0),
             "claim_loop": self._stopping.is_set() or loop_age < 30.0,
         }
-        body = {"ok": all(checks.values()), "checks": checks, "in_flight": len(self._work),
+        ok = all(checks.values())
+        body: dict[str, object] = {"ok": ok, "checks": checks, "in_flight": len(self._work),
                 "stopping": self._stopping.is_set(), "executor_id": self.owner, "strategy": self.settings.strategy,
                 "seconds_since_ledger_ok": round(ledger_age, 3)}
-        return body["ok"], body
+        return ok, body
 
     async def _start_http(self) -> None:
         app = web.Application()

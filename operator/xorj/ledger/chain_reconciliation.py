@@ -8,6 +8,7 @@ ledger's owner (the operator's login, or whoever runs ``xorj reconcile``) may us
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,7 +17,7 @@ from xorj.domain.trades import AttemptOutcome, TradeState
 from xorj.errors import InvalidInputError
 from xorj.ledger import outbox
 from xorj.ledger.records import AlertSeverity, NewAlert
-from xorj.ledger.repository import Ledger
+from xorj.ledger.repository import Ledger, LedgerCursor
 from xorj.ledger.rows import fetch_all, fetch_one, record_from
 
 ALERT_KIND = "CHAIN_RECONCILIATION"
@@ -64,7 +65,7 @@ class ReconciliationStore:
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
 
-    def _transaction(self):  # type: ignore[no-untyped-def]
+    def _transaction(self) -> AbstractContextManager[LedgerCursor]:
         return self._ledger._transaction()  # noqa: SLF001 - same package, same pool and error translation
 
     def vaults(self) -> list[str]:
@@ -167,6 +168,7 @@ class ReconciliationStore:
                         RETURNING {_FINDING_COLUMNS}, (xmax = 0) AS created""",
                     (f.finding_class.value, f.vault, f.signature, f.trade_id, f.strategy, f.slot, f.detail[:2000]),
                 ).fetchone()
+                assert row is not None, "INSERT ... ON CONFLICT DO UPDATE RETURNING returns the row"
                 if row["created"]:
                     created.append(record_from(StoredFinding, row))  # the row has one more column, created
                     # the outbox hears of it in the same transaction, once

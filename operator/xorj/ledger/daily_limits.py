@@ -21,6 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 
 import psycopg
+from psycopg.rows import DictRow
 
 from xorj.domain.risk import DailyUsage, RiskDecision, globally_halted, utc_day_start
 from xorj.ledger.records import VaultActivity
@@ -41,13 +42,14 @@ SELECT coalesce(sum(coalesce(risk_reserved_usd, notional_usd)), 0) AS volume, co
 """
 
 
-def activity(cur: psycopg.Cursor, vault: str, since: datetime) -> VaultActivity:
+def activity(cur: psycopg.Cursor[DictRow], vault: str, since: datetime) -> VaultActivity:
     """What ``vault``'s counted trades since ``since`` add up to."""
     row = cur.execute(_COUNTED_SINCE, {"vault": vault, "since": since}).fetchone()
+    assert row is not None, "an aggregate without GROUP BY returns one row"
     return VaultActivity(volume_usd=Decimal(row["volume"]), trade_count=row["n"])
 
 
-def reserve(cur: psycopg.Cursor, trade: Row, notional_usd: Decimal, decide: RiskCheck) -> RiskDecision:
+def reserve(cur: psycopg.Cursor[DictRow], trade: Row, notional_usd: Decimal, decide: RiskCheck) -> RiskDecision:
     """Decide on the locked, lease-checked ``trade`` with its vault's usage today and, if allowed,
     count it at ``notional_usd``. While the cluster-wide halt is on, every check is refused, counted
     trades' next attempts included: the halt row is read in this transaction, so no approval commits
@@ -59,9 +61,11 @@ def reserve(cur: psycopg.Cursor, trade: Row, notional_usd: Decimal, decide: Risk
         # Already counted: its next attempt, or another executor taking it over, is not a new trade.
         return decide(DailyUsage())
     # The transaction's clock is the database's: every executor agrees on which day it is.
-    now = cur.execute(
+    clock = cur.execute(
         "SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s)), now() AS now", (VAULT_LOCK_SPACE, trade["vault"])
-    ).fetchone()["now"]
+    ).fetchone()
+    assert clock is not None, "a SELECT without FROM returns one row"
+    now = clock["now"]
     counted = activity(cur, trade["vault"], utc_day_start(now))
     decision = decide(DailyUsage(counted.volume_usd, counted.trade_count))
     if decision.allowed:

@@ -13,6 +13,7 @@ writes nothing (it still moves the cursor). Rows are read back with psycopg's ``
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,7 +23,7 @@ from psycopg.rows import class_row
 from xorj.domain.copy_signals import CopyDecision, LeadSwap, SkipReason
 from xorj.domain.trades import TradeState
 from xorj.ledger.records import TradeIntent
-from xorj.ledger.repository import Ledger, _event, _insert_trade
+from xorj.ledger.repository import Ledger, LedgerCursor, _event, _insert_trade
 
 SOURCES = ("poll", "webhook", "websocket")
 
@@ -110,7 +111,7 @@ class LeadSignalStore:
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
 
-    def _transaction(self):  # type: ignore[no-untyped-def]
+    def _transaction(self) -> AbstractContextManager[LedgerCursor]:
         return self._ledger._transaction()
 
     def cursor(self, leader: str) -> LeadCursor | None:

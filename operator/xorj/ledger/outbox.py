@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg
+from psycopg.rows import DictRow
 
 from xorj.errors import InvalidInputError
 from xorj.ledger.records import Alert, AlertSeverity, NewAlert
@@ -25,7 +26,7 @@ from xorj.ledger.rows import fetch_all, fetch_one, record_from
 _COLUMNS = "id AS alert_id, kind, severity, strategy, trade_id, message, created_at, delivered_at"
 
 
-def insert(cur: psycopg.Cursor, alert: NewAlert) -> Alert:
+def insert(cur: psycopg.Cursor[DictRow], alert: NewAlert) -> Alert:
     try:
         severity = AlertSeverity(alert.severity)
     except ValueError:
@@ -42,12 +43,12 @@ def insert(cur: psycopg.Cursor, alert: NewAlert) -> Alert:
     return stored
 
 
-def pending(cur: psycopg.Cursor, limit: int) -> list[Alert]:
+def pending(cur: psycopg.Cursor[DictRow], limit: int) -> list[Alert]:
     return fetch_all(cur, Alert, f"SELECT {_COLUMNS} FROM alerts WHERE delivered_at IS NULL ORDER BY id LIMIT %s",
                      (limit,))
 
 
-def mark_delivered(cur: psycopg.Cursor, alert_ids: Sequence[int]) -> int:
+def mark_delivered(cur: psycopg.Cursor[DictRow], alert_ids: Sequence[int]) -> int:
     """Mark alerts delivered; returns how many changed (already delivered ones are left as they were)."""
     if not alert_ids:
         return 0
@@ -66,7 +67,7 @@ class ClaimedAlert:
     copytrade: str | None
 
 
-def claim_next(cur: psycopg.Cursor, skip: Sequence[int] = ()) -> ClaimedAlert | None:
+def claim_next(cur: psycopg.Cursor[DictRow], skip: Sequence[int] = ()) -> ClaimedAlert | None:
     """Lock the oldest undelivered alert no other transaction holds and not in ``skip`` (those whose
     delivery failed earlier in the same pass: one that keeps failing must not hold up the others)."""
     row = cur.execute(
@@ -81,5 +82,8 @@ def claim_next(cur: psycopg.Cursor, skip: Sequence[int] = ()) -> ClaimedAlert | 
     return ClaimedAlert(record_from(Alert, row), row["copytrade"])
 
 
-def count_pending(cur: psycopg.Cursor) -> int:
-    return cur.execute("SELECT count(*) AS n FROM alerts WHERE delivered_at IS NULL").fetchone()["n"]
+def count_pending(cur: psycopg.Cursor[DictRow]) -> int:
+    row = cur.execute("SELECT count(*) AS n FROM alerts WHERE delivered_at IS NULL").fetchone()
+    assert row is not None, "an aggregate without GROUP BY returns one row"
+    count: int = row["n"]
+    return count

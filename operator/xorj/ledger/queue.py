@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 import psycopg
+from psycopg.rows import DictRow
 
 from xorj.domain.trades import Attempt, Trade
 from xorj.errors import InvalidInputError, LeaseLostError, TradeNotFoundError
@@ -56,7 +57,7 @@ def validate_lease_args(owner: str, lease_seconds: float) -> None:
         raise InvalidInputError(f"lease_seconds: must be > 0 (got {lease_seconds!r})")
 
 
-def claim(cur: psycopg.Cursor, strategy: str, owner: str, limit: int, lease_seconds: float) -> list[Trade]:
+def claim(cur: psycopg.Cursor[DictRow], strategy: str, owner: str, limit: int, lease_seconds: float) -> list[Trade]:
     """Lease up to ``limit`` claimable trades of ``strategy``, oldest first, with their attempts; each
     carries the new claim's ``fencing_token``, which every write under this claim must present."""
     validate_lease_args(owner, lease_seconds)
@@ -69,7 +70,7 @@ def claim(cur: psycopg.Cursor, strategy: str, owner: str, limit: int, lease_seco
     return sorted(trades, key=lambda t: (t.created_at, t.trade_id))
 
 
-def with_attempts(cur: psycopg.Cursor, rows: Sequence[Row]) -> list[Trade]:
+def with_attempts(cur: psycopg.Cursor[DictRow], rows: Sequence[Row]) -> list[Trade]:
     """Trades for ``rows`` with all their attempts (raw bytes included), in one extra query."""
     if not rows:
         return []
@@ -93,7 +94,7 @@ def validate_fencing_token(fencing_token: int) -> None:
         )
 
 
-def heartbeat(cur: psycopg.Cursor, leases: Mapping[int, int], owner: str, lease_seconds: float) -> set[int]:
+def heartbeat(cur: psycopg.Cursor[DictRow], leases: Mapping[int, int], owner: str, lease_seconds: float) -> set[int]:
     """Extend the leases ``owner`` still holds among ``leases`` (trade id -> the fencing token of the
     claim it works under); return the ids whose lease was extended. A trade claimed again since (a
     newer token) is not extended, even for the same owner name."""
@@ -121,7 +122,7 @@ def heartbeat(cur: psycopg.Cursor, leases: Mapping[int, int], owner: str, lease_
     return {row["id"] for row in rows}
 
 
-def release(cur: psycopg.Cursor, trade_id: int, owner: str, fencing_token: int) -> bool:
+def release(cur: psycopg.Cursor[DictRow], trade_id: int, owner: str, fencing_token: int) -> bool:
     """Give up ``owner``'s live lease on a trade (the claim with ``fencing_token``) so another executor
     can claim it now. A stale holder cannot release the lease of the claim that replaced it."""
     validate_fencing_token(fencing_token)
@@ -135,7 +136,7 @@ def release(cur: psycopg.Cursor, trade_id: int, owner: str, fencing_token: int) 
 
 
 def lock_for_owner(
-    cur: psycopg.Cursor,
+    cur: psycopg.Cursor[DictRow],
     trade_id: int,
     owner: str | None,
     fencing_token: int | None,
@@ -188,7 +189,7 @@ def lease_lost(row: Row, owner: str, fencing_token: int, action: str) -> LeaseLo
 
 
 def find_stale(
-    cur: psycopg.Cursor, now: datetime | None, grace: timedelta, strategy: str | None
+    cur: psycopg.Cursor[DictRow], now: datetime | None, grace: timedelta, strategy: str | None
 ) -> list[Trade]:
     """Non-terminal trades nobody holds a live lease on, unowned for longer than ``grace``.
 

@@ -25,7 +25,8 @@ def reader_group(conn: psycopg.Connection) -> str:
     row = conn.execute("SELECT reader_group FROM ledger_roles WHERE singleton").fetchone()
     if row is None or row[0] is None:
         raise LedgerError("ledger_roles has no reader group: the ledger is not migrated to 0011")
-    return row[0]
+    group: str = row[0]
+    return group
 
 
 def ensure_reader_login(owner_dsn: str, login: str, password: str) -> str:

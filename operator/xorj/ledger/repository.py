@@ -32,7 +32,7 @@ from typing import Any, Self, TypeVar
 
 import psycopg
 import psycopg_pool
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from xorj.domain import trades
 from xorj.domain.risk import RiskDecision
@@ -65,6 +65,8 @@ from xorj.ledger.rows import ATTEMPT_COLUMNS, TRADE_COLUMNS, Row, fetch_all, fet
 DEFAULT_LEASE_SECONDS = 30.0
 
 _T = TypeVar("_T")
+# Every ledger transaction reads rows as dicts (psycopg's dict_row).
+LedgerCursor = psycopg.Cursor[DictRow]
 
 
 class Ledger:
@@ -101,7 +103,7 @@ class Ledger:
         self.close()
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[psycopg.Cursor]:
+    def _transaction(self) -> Iterator[LedgerCursor]:
         """One transaction on a pooled connection: committed on success, rolled back on any error."""
         with translated_errors(), self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             yield cur
@@ -544,12 +546,13 @@ class Ledger:
 
     # -- internals -----------------------------------------------------------------------------------
 
-    def _load(self, cur: psycopg.Cursor, trade_id: int) -> Trade:
+    def _load(self, cur: psycopg.Cursor[DictRow], trade_id: int) -> Trade:
         row = cur.execute(f"SELECT {TRADE_COLUMNS} FROM trades WHERE id = %s", (trade_id,)).fetchone()
+        assert row is not None, f"trade {trade_id} was read or locked in this transaction"
         return queue.with_attempts(cur, [row])[0]
 
 
-def _insert_trade(cur: psycopg.Cursor, intent: TradeIntent) -> Row | None:
+def _insert_trade(cur: psycopg.Cursor[DictRow], intent: TradeIntent) -> Row | None:
     """Insert the PENDING trade; None if its key exists (a replay)."""
     return cur.execute(
         f"""INSERT INTO trades (strategy, vault, lead_signature, lead_trader, input_mint, output_mint,
@@ -565,7 +568,7 @@ def _insert_trade(cur: psycopg.Cursor, intent: TradeIntent) -> Row | None:
     ).fetchone()
 
 
-def _replay(cur: psycopg.Cursor, intent: TradeIntent) -> AdmitResult:
+def _replay(cur: psycopg.Cursor[DictRow], intent: TradeIntent) -> AdmitResult:
     # The row exists (committed before our snapshot or by a racing admit we waited on).
     existing = cur.execute(
         "SELECT id, state FROM trades WHERE strategy = %s AND vault = %s AND lead_signature = %s",
@@ -591,12 +594,12 @@ def _refused(transition: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         raise RefusedTransitionError(str(exc)) from exc
 
 
-def _attempt(cur: psycopg.Cursor, where: str, value: object) -> Attempt:
+def _attempt(cur: psycopg.Cursor[DictRow], where: str, value: object) -> Attempt:
     [attempt] = fetch_attempts(cur, f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE {where}", (value,))
     return attempt
 
 
-def _apply(cur: psycopg.Cursor, before: Trade, after: Trade, actor: str | None, *,
+def _apply(cur: psycopg.Cursor[DictRow], before: Trade, after: Trade, actor: str | None, *,
            signature: str | None = None) -> Trade:
     """Write what a domain transition made of the locked trade ``before``: the fate of a resolved
     attempt, then the trade's new state with its audit row (in one statement). A new attempt is
@@ -643,8 +646,9 @@ def _apply(cur: psycopg.Cursor, before: Trade, after: Trade, actor: str | None, 
     return after if not terminal else _reloaded(cur, before.trade_id)
 
 
-def _reloaded(cur: psycopg.Cursor, trade_id: int) -> Trade:
+def _reloaded(cur: psycopg.Cursor[DictRow], trade_id: int) -> Trade:
     row = cur.execute(f"SELECT {TRADE_COLUMNS} FROM trades WHERE id = %s", (trade_id,)).fetchone()
+    assert row is not None, f"trade {trade_id} was locked in this transaction"
     return queue.with_attempts(cur, [row])[0]
 
 
@@ -653,7 +657,7 @@ def _code(reason: ReasonCode | None) -> str | None:
 
 
 def _event(
-    cur: psycopg.Cursor,
+    cur: psycopg.Cursor[DictRow],
     trade_id: int,
     strategy: str,
     from_state: TradeState | None,

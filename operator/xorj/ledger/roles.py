@@ -75,7 +75,7 @@ def with_credentials(dsn: str, user: str, password: str | None, **overrides: str
     params.pop("password", None)
     if password is not None:
         params["password"] = password
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def _hashed(conn: psycopg.Connection, user: str, password: str) -> str:
@@ -87,7 +87,8 @@ def executor_group(conn: psycopg.Connection) -> str:
     row = conn.execute("SELECT executor_group FROM ledger_roles WHERE singleton").fetchone()
     if row is None:
         raise LedgerError("ledger_roles has no executor group: the ledger is not migrated to 0008")
-    return row[0]
+    group: str = row[0]
+    return group
 
 
 def existing_executor_login(owner_dsn: str, namespace: str) -> str | None:

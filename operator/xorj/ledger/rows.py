@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg.rows import class_row
+from psycopg.rows import DictRow, class_row
 
 from xorj.domain.trades import Attempt, Trade
 
@@ -39,19 +39,19 @@ def trade_from_row(row: Row, attempts: Iterable[Attempt] = ()) -> Trade:
     return Trade(**{name: row[name] for name in _TRADE_FIELDS}, attempts=tuple(attempts))
 
 
-def fetch_all(cur: psycopg.Cursor, record: type[_R], query: str,
+def fetch_all(cur: psycopg.Cursor[DictRow], record: type[_R], query: str,
               params: Sequence[Any] | Mapping[str, Any] = ()) -> list[_R]:
     """The rows of ``query`` as ``record`` instances (psycopg's class_row: the selected column names
     are the record's field names), in the transaction of ``cur``."""
     with cur.connection.cursor(row_factory=class_row(record)) as typed:
-        return typed.execute(query, params).fetchall()  # type: ignore[arg-type]
+        return typed.execute(query, params).fetchall()
 
 
-def fetch_one(cur: psycopg.Cursor, record: type[_R], query: str,
+def fetch_one(cur: psycopg.Cursor[DictRow], record: type[_R], query: str,
               params: Sequence[Any] | Mapping[str, Any] = ()) -> _R | None:
     """The first row of ``query`` as a ``record`` (see :func:`fetch_all`), None when there is none."""
     with cur.connection.cursor(row_factory=class_row(record)) as typed:
-        return typed.execute(query, params).fetchone()  # type: ignore[arg-type]
+        return typed.execute(query, params).fetchone()
 
 
 def record_from(record: type[_R], row: Row) -> _R:
@@ -60,7 +60,7 @@ def record_from(record: type[_R], row: Row) -> _R:
     return record(**{f.name: row[f.name] for f in dataclasses.fields(record)})  # type: ignore[arg-type]
 
 
-def fetch_attempts(cur: psycopg.Cursor, query: str, params: Sequence[Any] | Mapping[str, Any]) -> list[Attempt]:
+def fetch_attempts(cur: psycopg.Cursor[DictRow], query: str, params: Sequence[Any] | Mapping[str, Any]) -> list[Attempt]:
     """Attempts selected with :data:`ATTEMPT_COLUMNS` by ``query``, in the transaction of ``cur``."""
     with cur.connection.cursor(row_factory=attempt_row) as attempts:
-        return attempts.execute(query, params).fetchall()  # type: ignore[arg-type]
+        return attempts.execute(query, params).fetchall()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import psycopg
+from psycopg.rows import DictRow
 
 from xorj.ledger.records import StoredTraderScore
 from xorj.ledger.rows import fetch_all
@@ -16,7 +17,7 @@ from xorj.ledger.rows import fetch_all
 _COLUMNS = "wallet, score::float8 AS score, status, rank, sharpe, roi_pct, max_drawdown_pct, trades, normalization, computed_at"
 
 
-def upsert(cur: psycopg.Cursor, scores: Iterable[StoredTraderScore]) -> int:
+def upsert(cur: psycopg.Cursor[DictRow], scores: Iterable[StoredTraderScore]) -> int:
     rows = [
         (s.wallet, round(float(s.score), 1), s.status, s.rank, s.sharpe, s.roi_pct, s.max_drawdown_pct,
          s.trades, s.normalization, s.computed_at)
@@ -39,7 +40,7 @@ def upsert(cur: psycopg.Cursor, scores: Iterable[StoredTraderScore]) -> int:
 
 
 def list_scores(
-    cur: psycopg.Cursor, min_score: float | None, status: str | None, limit: int | None
+    cur: psycopg.Cursor[DictRow], min_score: float | None, status: str | None, limit: int | None
 ) -> list[StoredTraderScore]:
     return fetch_all(
         cur, StoredTraderScore,

@@ -10,13 +10,14 @@ that is not recorded.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from xorj.domain.trader_history import ParsedSwap, PricedSwap, SwapKind
-from xorj.ledger.repository import Ledger
+from xorj.ledger.repository import Ledger, LedgerCursor
 from xorj.ledger.rows import fetch_one
 
 _COLUMNS = ("wallet, signature, slot, slot_index, block_time, kind, reason, sold_mint, sold_amount, sold_decimals, "
@@ -42,7 +43,7 @@ class TraderSwapStore:
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
 
-    def _transaction(self):  # type: ignore[no-untyped-def]
+    def _transaction(self) -> AbstractContextManager[LedgerCursor]:
         return self._ledger._transaction()  # noqa: SLF001 - same package, same pool and error translation
 
     def cursor(self, wallet: str) -> TraderCursor | None:

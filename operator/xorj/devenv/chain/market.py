@@ -79,7 +79,6 @@ HOSTILE_MODES: dict[str, str] = {
     "nan_price_impact": "a quote whose priceImpactPct is NaN",
     "inf_price_impact": "a quote whose priceImpactPct is inf",
 }
-QUOTE_HOSTILE_MODES = frozenset({"nan_price_impact", "inf_price_impact"})
 
 
 class SwapApiError(Exception):

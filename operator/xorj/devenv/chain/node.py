@@ -430,7 +430,3 @@ def parse_pubkey(text: Any) -> Pubkey:
         return Pubkey.from_string(text)
     except Exception:
         raise invalid_params("Invalid param: Invalid") from None
-
-
-def parse_hash(text: str) -> Hash:
-    return Hash.from_string(text)

@@ -43,7 +43,6 @@ DAEMON_START_SECONDS = 180.0  # containerd's API, kube-proxy's and kube-router's
 KUBE_PROXY_HEALTHZ_PORT = 10256
 KUBE_ROUTER_HEALTH_PORT = 20244
 KUBE_ROUTER_SYNCED_LINE = b"sync iptables took"  # logged (--v=1) at the end of each full policy sync
-DAEMONS = ("containerd", "kubelet", "kube-proxy", "kube-router")
 # The veth between host and node (TEST-NET-2, documentation-only addresses: routed nowhere else).
 LINK_HOST_IP = "198.51.100.1"
 LINK_NODE_IP = "198.51.100.2"
