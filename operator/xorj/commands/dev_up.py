@@ -19,11 +19,11 @@ def _progress(message: str) -> None:
                    "local `xorj executor` per pod on the kwok nodes  [default: $XORJ_DEMO_EXECUTORS or pods]")
 @click.option("--loop/--no-loop", default=None,
               help="Also run the copy loop: simulated leaders, a TraderPool ranking them, a topN strategy "
-                   "following the best, and the watcher copying its swaps  [default: on when $XORJ_DEMO_LOOP=1, else off]")
+                   "following the best, and the watcher copying its swaps  [default: on; off when $XORJ_DEMO_LOOP=0]")
 def up(executors: str | None, loop: bool | None) -> None:
     """Build what is missing, start the cluster, Postgres, the chain, a real node, the operator and
-    executors, apply the example TradingStrategy and CopyTrades, and show them CONFIRMED; with --loop, then the
-    copy loop: leaders, a TraderPool, a topN strategy and the watcher, until one copied trade is CONFIRMED."""
+    executors, apply the example TradingStrategy and CopyTrades, and show them CONFIRMED; then (unless --no-loop)
+    the copy loop: leaders, a TraderPool, a topN strategy and the watcher, until one copied trade is CONFIRMED."""
     from xorj.devenv.demo import Demo
 
     try:

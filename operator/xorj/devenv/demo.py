@@ -243,17 +243,26 @@ class PodEndpoints:
 
     dsn: str
     chain: ChainInfo
+    # The address the host's Prometheus scrapes executor pods from (the host end of the node's veth).
+    # In a cluster the scraper is a pod in the `monitoring` namespace, which the chart admits by default;
+    # here it is a host process, so the demo admits exactly its address instead. None: no real node.
+    scraper_ip: str | None = None
 
     def chart_values(self) -> list[str]:
-        """--set values that open the chart's executor NetworkPolicy to exactly these endpoints."""
+        """--set values that open the chart's executor NetworkPolicy to exactly these endpoints (and
+        its metrics port to exactly the host's scraper)."""
         def cidrs(url: str) -> str:
             return f"{{{urlsplit(url).hostname}/32}}"
 
         rpc, swap = self.chain.rpc_url, self.chain.swap_api_url
-        return ["--set", f"ledger.cidrs={cidrs(self.dsn)}", "--set", f"ledger.port={url_port(self.dsn)}",
-                "--set", f"networkPolicy.rpc.cidrs={cidrs(rpc)}", "--set", f"networkPolicy.rpc.ports={{{url_port(rpc)}}}",
-                "--set", f"networkPolicy.swapApi.cidrs={cidrs(swap)}",
-                "--set", f"networkPolicy.swapApi.ports={{{url_port(swap)}}}"]
+        values = ["--set", f"ledger.cidrs={cidrs(self.dsn)}", "--set", f"ledger.port={url_port(self.dsn)}",
+                  "--set", f"networkPolicy.rpc.cidrs={cidrs(rpc)}",
+                  "--set", f"networkPolicy.rpc.ports={{{url_port(rpc)}}}",
+                  "--set", f"networkPolicy.swapApi.cidrs={cidrs(swap)}",
+                  "--set", f"networkPolicy.swapApi.ports={{{url_port(swap)}}}"]
+        if self.scraper_ip:
+            values += ["--set", f"networkPolicy.metricsFrom[0].ipBlock.cidr={self.scraper_ip}/32"]
+        return values
 
 
 class Demo:
@@ -264,10 +273,10 @@ class Demo:
         self.executors = executors or os.environ.get("XORJ_DEMO_EXECUTORS") or "pods"
         if self.executors not in EXECUTOR_MODES:
             raise EnvironmentSetupError(f"executors: {self.executors!r} is not one of {', '.join(EXECUTOR_MODES)}")
-        # the copy loop (leaders, pool, topN strategy, watcher): `--loop` or $XORJ_DEMO_LOOP=1. Off by
-        # default until it has run on the real node (tests/e2e/demo); without a node it is tested in
-        # tests/integration/devenv/test_demo_loop.py.
-        self.loop = loop if loop is not None else os.environ.get("XORJ_DEMO_LOOP", "0") in ("1", "true", "yes")
+        # the copy loop (leaders, pool, topN strategy, watcher), the product's defining job: on unless
+        # `--no-loop` or $XORJ_DEMO_LOOP=0 (the chaos runs turn it off: its leaders and copies would
+        # add trades and price moves of their own to every experiment's load).
+        self.loop = loop if loop is not None else os.environ.get("XORJ_DEMO_LOOP", "1") not in ("0", "false", "no")
         self.state = DemoState(self.root)
         self.say = progress
         from xorj.devenv.cluster import LocalCluster
@@ -573,7 +582,7 @@ class Demo:
                                         swap_api_url=rehost(chain.swap_api_url, exposed["swapApi"]))
         self.say(f"    pods reach the ledger at {exposed['ledger']}, RPC {pod_chain.rpc_url}, "
                  f"swap API {pod_chain.swap_api_url}")
-        return PodEndpoints(rehost(dsn, exposed["ledger"]), pod_chain)
+        return PodEndpoints(rehost(dsn, exposed["ledger"]), pod_chain, scraper_ip=node.layout().link_ip)
 
     def _local_node(self):
         from xorj.devenv.node import LocalChainNode

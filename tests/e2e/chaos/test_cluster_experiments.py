@@ -26,7 +26,8 @@ CLUSTER_EXPERIMENTS = ("executor-pods-terminated", "operator-killed", "ledger-pa
 def test_kubernetes_chaos_experiments_pass_on_the_demo(k8s_cluster, tmp_path: Path) -> None:
     namespace = f"chaos-{secrets.token_hex(3)}"
     state = tmp_path / "demo"
-    env = {**os.environ, "XORJ_DEMO_STATE_DIR": str(state), "XORJ_DEMO_NAMESPACE": namespace}
+    # without the copy loop: its leaders' swaps and the copies would add load and price moves of their own
+    env = {**os.environ, "XORJ_DEMO_STATE_DIR": str(state), "XORJ_DEMO_NAMESPACE": namespace, "XORJ_DEMO_LOOP": "0"}
     xorj = str(Path(sys.executable).parent / "xorj")
     try:
         up = subprocess.run([xorj, "dev", "up"], env=env, capture_output=True, text=True, timeout=1500)

@@ -57,7 +57,7 @@ def uid_of(pid: int) -> int:
 
 
 def test_dev_up_runs_executors_as_real_pods_on_a_real_node(k8s_cluster, tmp_path: Path) -> None:
-    from xorj.controller.tradingstrategy.desired import EXECUTOR_UID
+    from xorj.controller.tradingstrategy.desired import EXECUTOR_UID, STRATEGY_LABEL
     from xorj.devenv.node.lifecycle import DEFAULT_NODE_NAME
 
     namespace = f"demo-{secrets.token_hex(3)}"
@@ -73,8 +73,10 @@ def test_dev_up_runs_executors_as_real_pods_on_a_real_node(k8s_cluster, tmp_path
         assert len(lines) == 3 and all("CONFIRMED" in line for line in lines), up.stdout
         image = json.loads((state / "demo.json").read_text())["image"]
 
+        assert_the_copy_loop_ran(up.stdout, k8s_cluster, namespace, state)
+
         def executor_pods() -> list[dict]:
-            out = k8s_cluster.kubectl("get", "pods", "-n", namespace, "-l", "app.kubernetes.io/component=executor",
+            out = k8s_cluster.kubectl("get", "pods", "-n", namespace, "-l", f"{STRATEGY_LABEL}=alpha",
                                       "-o", "json").stdout
             return [p for p in json.loads(out)["items"] if not p["metadata"].get("deletionTimestamp")]
 
@@ -91,6 +93,10 @@ def test_dev_up_runs_executors_as_real_pods_on_a_real_node(k8s_cluster, tmp_path
             pids.append(pid)
             logs = k8s_cluster.kubectl("logs", name, "-n", namespace).stdout
             assert "executor started" in logs and name in logs, logs[-2000:]
+
+        # the host's Prometheus scrapes each executor pod by its IP (a route to the pod subnet, and the
+        # executors' NetworkPolicy admitting the scraper's address), as an in-cluster Prometheus would
+        assert_executor_pods_scraped(up.stdout, {p["status"]["podIP"] for p in pods})
 
         # deleting a pod kills its container; the Deployment's replacement runs on the node
         victim = pods[0]["metadata"]["name"]
@@ -112,6 +118,59 @@ def test_dev_up_runs_executors_as_real_pods_on_a_real_node(k8s_cluster, tmp_path
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert DEFAULT_NODE_NAME not in netns, "the demo's node must go with `down` (it started it)"
     assert k8s_cluster.local.is_running(), "down must not stop a cluster it did not start"
+
+
+def assert_the_copy_loop_ran(stdout: str, k8s_cluster, namespace: str, state: Path) -> None:
+    """`make demo`'s copy loop on the real node: the pool ranked the simulated leaders from their chain
+    history alone with the steady one on top, the topN strategy follows it, and the watcher's copy of
+    its swap was CONFIRMED by the strategy's executor pod."""
+    from xorj.devenv.demo import POOL, TOP_N_STRATEGY
+    from xorj.devenv.leaders import leader_wallets
+    from xorj.domain.leaders import LeaderStyle
+    from xorj.watcher.projection import SOURCE_LABEL
+
+    def get(kind: str, name: str) -> dict:
+        return json.loads(k8s_cluster.kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout)
+
+    styles = {w.pubkey: w.style for w in leader_wallets(state / "leaders", create=False)}
+    pool = get("traderpool", POOL)
+    ranks = sorted(pool["status"]["ranks"], key=lambda r: r["rank"])
+    assert len(ranks) == len(styles) == 3, (ranks, styles)
+    top = ranks[0]["wallet"]
+    assert styles[top] is LeaderStyle.STEADY, [(styles.get(r["wallet"]), r["score"]) for r in ranks]
+    strategy = get("tradingstrategy", TOP_N_STRATEGY)
+    assert strategy["spec"]["topN"]["pool"] == POOL
+    assert strategy["status"]["followedTraderCount"] == 1
+    copies = json.loads(k8s_cluster.kubectl("get", "copytrades", "-n", namespace, "-l", f"{SOURCE_LABEL}=watcher",
+                                            "-o", "json").stdout)["items"]
+    confirmed = [c for c in copies if (c.get("status") or {}).get("phase") == "CONFIRMED"]
+    assert confirmed, [((c.get("status") or {}).get("phase"), c["metadata"]["name"]) for c in copies]
+    # the view `up` prints ends with the watcher's copy, CONFIRMED for the topN strategy
+    printed = re.search(rf"copytrade\.trading\.xorj\.io/(\S+)\s+CONFIRMED\s+{TOP_N_STRATEGY}\s", stdout)
+    assert printed, stdout
+    (copy,) = [c for c in confirmed if c["metadata"]["name"] == printed.group(1)]
+    assert copy["spec"]["strategy"] == TOP_N_STRATEGY and copy["spec"]["leadTrader"] == top, copy["spec"]
+    for row in ("traderpool.trading.xorj.io/" + POOL, "tradingstrategy.trading.xorj.io/" + TOP_N_STRATEGY):
+        assert row in stdout, stdout  # the printed view tells the loop's story
+
+
+def assert_executor_pods_scraped(stdout: str, pod_ips: set[str]) -> None:
+    prometheus = re.search(r"Prometheus:\s+(http://\S+)", stdout)
+    assert prometheus, stdout
+    health: dict[str, str] = {}
+
+    def all_up() -> bool:
+        with urllib.request.urlopen(f"{prometheus.group(1)}/api/v1/targets", timeout=10) as response:
+            targets = json.loads(response.read())["data"]["activeTargets"]
+        health.clear()
+        health.update({urllib.parse.urlsplit(t["scrapeUrl"]).hostname: f"{t['health']} {t['lastError']}"
+                       for t in targets if t["labels"].get("service", "").endswith("-executor")})
+        return set(health) == pod_ips and all(h.startswith("up") for h in health.values())
+
+    try:
+        wait_until(all_up, 90, "Prometheus to scrape every executor pod")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; executor targets: {health}, pods {sorted(pod_ips)}") from None
 
 
 def assert_monitoring_scrapes_and_evaluates(stdout: str, state: Path) -> None:
@@ -164,8 +223,9 @@ def test_dev_up_with_executor_processes_confirms_trades_and_dev_down_stops_every
         k8s_cluster, tmp_path: Path) -> None:
     namespace = f"demo-{secrets.token_hex(3)}"
     state = tmp_path / "demo"
+    # the copy loop runs with executor processes in tests/integration/devenv/test_demo_loop.py
     env = {**os.environ, "XORJ_DEMO_STATE_DIR": str(state), "XORJ_DEMO_NAMESPACE": namespace,
-           "XORJ_DEMO_EXECUTORS": "processes"}
+           "XORJ_DEMO_EXECUTORS": "processes", "XORJ_DEMO_LOOP": "0"}
     xorj = str(Path(sys.executable).parent / "xorj")
     try:
         up = subprocess.run([xorj, "dev", "up"], env=env, capture_output=True, text=True, timeout=1500)

@@ -42,8 +42,21 @@ def _template_hash(kube: Kubectl) -> str:
     return dep["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
 
 
+def _paused_gauge(operator, kube: Kubectl, name: str) -> float | None:
+    """The operator's xorj_operator_strategy_paused sample for the strategy, None without a series. A
+    paused strategy has no executor left to report the kill switch, so the alert relies on this one."""
+    import urllib.request
+
+    exposition = urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5).read().decode()
+    wanted = f'xorj_operator_strategy_paused{{strategy="{kube.namespace}/{name}"}}'
+    for line in exposition.splitlines():
+        if line.startswith(wanted + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
 def test_strategy_lifecycle(kube: Kubectl, operators) -> None:
-    operators()
+    operator = operators()
     kube.apply(strategy("alpha", executor={"replicas": 2}))
 
     # created: four children, owned by the strategy, executors available
@@ -61,6 +74,7 @@ def test_strategy_lifecycle(kube: Kubectl, operators) -> None:
     assert obj["status"]["executors"] == "2/2"
     assert obj["status"]["trades"] == {"pending": 0, "submitted": 0, "confirmed": 0, "failed": 0}
     assert obj["status"]["followedTraderCount"] == 1
+    assert _paused_gauge(operator, kube, "alpha") == 0.0
     printed = kube.run("get", "ts", "alpha").stdout
     assert "READY" in printed and "EXECUTORS" in printed and "2/2" in printed
 
@@ -80,15 +94,19 @@ def test_strategy_lifecycle(kube: Kubectl, operators) -> None:
     assert obj["status"]["executors"] == "0/0"
     reasons = {e["reason"] for e in kube.events("alpha")}
     assert "PausedTrue" in reasons, reasons
+    assert _paused_gauge(operator, kube, "alpha") == 1.0
 
     # resumed
     kube.apply(strategy("alpha", executor={"replicas": 2}, slippage={"initialBps": 150}, paused=False))
     wait_for(_status_is(kube, "alpha", Paused="False", Ready="True"), 90, "resumed and Ready")
     assert kube.get("deployment", "alpha-executor")["spec"]["replicas"] == 2
+    assert _paused_gauge(operator, kube, "alpha") == 0.0
 
     # deleted: the finalizer lets go (no trades in flight) and garbage collection takes the children
     kube.run("delete", "tradingstrategy", "alpha", "--wait=false")
     wait_for(lambda: kube.get("tradingstrategy", "alpha") is None, 60, "the strategy to go")
+    # a deleted strategy leaves no series behind, or its last value would keep the alert firing
+    wait_for(lambda: _paused_gauge(operator, kube, "alpha") is None, 30, "the paused series to go")
     for kind, name in CHILDREN:
         wait_for(lambda k=kind, n=name: kube.get(k, n) is None, 90, f"{kind}/{name} to be collected")
 

@@ -106,6 +106,23 @@ def test_the_demo_opens_executor_egress_to_exactly_its_relayed_endpoints() -> No
     assert swap == {"to": host, "ports": [{"protocol": "TCP", "port": 8080}]}
 
 
+def test_the_demo_admits_exactly_its_host_scraper_to_executor_metrics() -> None:
+    from xorj.devenv.demo import ChainInfo, PodEndpoints
+
+    chain = ChainInfo("http://198.51.100.9:8899", "http://198.51.100.9:8080/swap/v1", "U", "S", "V", b"[]")
+    values = PodEndpoints("postgresql://postgres@198.51.100.9:5433/xorj", chain,
+                          scraper_ip="198.51.100.1").chart_values()[1::2]
+    documents = render("postgresql.enabled=false", "ledger.existingSecret=xorj-ledger", *values)
+    (ingress,) = named(documents, "NetworkPolicy", "xorj-executors")["spec"]["ingress"]
+    assert ingress["from"] == [{"ipBlock": {"cidr": "198.51.100.1/32"}}]
+    assert ingress["ports"] == [{"protocol": "TCP", "port": 9102}]
+    # without a real node (executor processes), the chart's default scraper stays
+    default = PodEndpoints("postgresql://postgres@198.51.100.9:5433/xorj", chain).chart_values()[1::2]
+    (ingress,) = named(render("postgresql.enabled=false", "ledger.existingSecret=xorj-ledger", *default),
+                       "NetworkPolicy", "xorj-executors")["spec"]["ingress"]
+    assert ingress["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+
+
 def test_executor_egress_has_no_open_default_and_says_which_value_is_missing() -> None:
     # The chart's own defaults (the test helper's endpoint values left out): no CIDR is implied.
     result = template(endpoints=("networkPolicy.swapApi.cidrs={192.0.2.20/32}",))
@@ -155,3 +172,7 @@ def test_metrics_are_scraped_only_from_the_named_namespaces() -> None:
     assert named(closed, "NetworkPolicy", "xorj-executors")["spec"]["ingress"] == []
     refused = template(values={"networkPolicy.metricsFrom": [{"podSelector": {}}]})
     assert refused.returncode != 0 and "namespaceSelector" in refused.stderr
+    # an address block admits a scraper outside the pods, but never the whole internet
+    for cidr in ("0.0.0.0/0", "10.0.0.0/4"):
+        refused = template(values={"networkPolicy.metricsFrom": [{"ipBlock": {"cidr": cidr}}]})
+        assert refused.returncode != 0 and "cidr" in refused.stderr, cidr

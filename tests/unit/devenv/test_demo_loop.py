@@ -48,12 +48,13 @@ def test_the_top_n_strategy_follows_the_pool_with_its_own_vault_and_is_valid(tmp
     assert spec["executor"]["replicas"] == 1 and "traders" in example["spec"]  # the example is not changed
 
 
-def test_the_loop_is_chosen_by_setting_or_argument_and_off_by_default(tmp_path: Path, monkeypatch) -> None:
+def test_the_loop_is_on_by_default_and_turned_off_by_setting_or_argument(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("XORJ_DEMO_LOOP", raising=False)
-    assert not Demo(root=tmp_path).loop  # the default demo is unchanged until the loop ran on the node
-    monkeypatch.setenv("XORJ_DEMO_LOOP", "1")
-    assert Demo(root=tmp_path).loop
+    assert Demo(root=tmp_path).loop  # `make demo` shows the copy loop
     assert not Demo(root=tmp_path, loop=False).loop
+    monkeypatch.setenv("XORJ_DEMO_LOOP", "0")
+    assert not Demo(root=tmp_path).loop
+    assert Demo(root=tmp_path, loop=True).loop
 
 
 def test_down_stops_the_watcher_and_the_leaders_before_the_operator_and_chain() -> None:

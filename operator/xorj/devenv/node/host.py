@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from xorj.devenv.node import processes
-from xorj.devenv.node.config import KUBELET_KERNEL_TUNABLES, NodeLayout
+from xorj.devenv.node.config import KUBELET_KERNEL_TUNABLES, POD_GATEWAY, POD_SUBNET, NodeLayout
 from xorj.devenv.waiting import wait_until_ready
 from xorj.errors import EnvironmentSetupError
 
@@ -84,6 +84,9 @@ class NodeHost:
         if lay.node_ip not in self.in_netns("ip", "-4", "addr", "show", lay.node_veth).stdout:
             self.in_netns("ip", "addr", "add", f"{lay.node_ip}/30", "dev", lay.node_veth)
         self.in_netns("ip", "link", "set", lay.node_veth, "up")
+        # The host reaches pods by their IPs, as anything in a cluster does: the local environment's
+        # Prometheus is a host process that scrapes executor pods (kind's nodes are routed the same way).
+        run("ip", "route", "replace", POD_SUBNET, "via", lay.node_ip, "dev", lay.host_veth)
         # Service IPs need a route for traffic the node itself sends (kube-proxy DNATs it in OUTPUT).
         self.in_netns("ip", "route", "replace", lay.service_cidr, "dev", lay.node_veth)
         for key, value in (("net.ipv4.ip_forward", "1"), ("net.bridge.bridge-nf-call-iptables", "1"),
@@ -99,6 +102,10 @@ class NodeHost:
         if "via" not in route.split(lay.node_ip, 1)[1].split("\n")[0] and "dev lo" not in route:
             raise EnvironmentSetupError(f"{lay.node_ip} is on a network this host already uses ({route.strip()}); "
                                         "refusing to add a route that would shadow it")
+        pods = run("ip", "-4", "route", "get", POD_GATEWAY).stdout
+        if "via" not in pods.split(POD_GATEWAY, 1)[1].split("\n")[0] and "dev lo" not in pods:
+            raise EnvironmentSetupError(f"the pod subnet {POD_SUBNET} is on a network this host already uses "
+                                        f"({pods.strip()}); refusing to add a route that would shadow it")
         owned = run("ip", "-o", "-4", "addr", "show").stdout
         for address in (lay.link_ip, lay.node_ip):
             if f" {address}/" in owned:
