@@ -15,6 +15,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.fixtures.promtool import metric_lint_problems
 from tests.integration.watcher.helpers import (
     Leader,
     run,
@@ -96,6 +97,7 @@ def test_sigkilled_watcher_resumes_without_missing_or_duplicating(local_chain, l
         time.sleep(1.0)  # a few more polling rounds: still nothing twice
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         assert "xorj_watcher_trades_admitted_total" in metrics and "xorj_watcher_detection_seconds_bucket" in metrics
+        assert metric_lint_problems(metrics) == ""  # promtool's conventions, on the live process
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
     finally:
         second.kill()
