@@ -17,6 +17,7 @@ DEV_COMMANDS: dict[str, str] = {
     "image": "xorj.commands.dev_image:image",
     "leaders": "xorj.commands.dev_leaders:leaders",
     "alert-receiver": "xorj.commands.dev_alert_receiver:alert_receiver",
+    "dashboard": "xorj.commands.dev_dashboard:dashboard",
 }
 
 

@@ -796,7 +796,11 @@ class Demo:
         stack = self._monitoring_stack()
         return [f"Prometheus:   {found.get('prometheus', '-')}  (rules: {found.get('prometheus', '')}/api/v1/rules)",
                 f"Alertmanager: {found.get('alertmanager', '-')}  (alerts: {found.get('alertmanager', '')}/api/v2/alerts)",
-                f"Alerts received (one JSON line each): {stack.received_path}"]
+                f"Alerts received (one JSON line each): {stack.received_path}",
+                "Dashboard:    `xorj dev dashboard` runs each panel query of the chart's Grafana dashboard "
+                f"({CHART.name}/dashboards) against this Prometheus",
+                "Chaos report: `xorj chaos run` writes report.md and report.html (timelines) under chaos-results/; "
+                "the latest full run's are linked from docs/chaos-results.md"]
 
     def _pod_runtime(self, data: dict[str, Any]) -> None:
         if process_alive(data["processes"].get("pod-runtime")):

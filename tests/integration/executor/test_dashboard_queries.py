@@ -100,6 +100,17 @@ def test_every_dashboard_query_returns_data_after_trades(local_chain, ledger, le
                     break
                 time.sleep(3)
             assert not empty, f"dashboard queries with no data after trades: {empty}"
+
+            # `xorj dev dashboard` runs the same queries and prints what each returned
+            printed = subprocess.run([str(Path(sys.executable).parent / "xorj"), "dev", "dashboard", "--prometheus", prometheus,
+                                      "-o", "json"], capture_output=True, text=True, timeout=120)
+            assert printed.returncode == 0, printed.stderr
+            listed = {(a["panel"], a["ref"]): a["series"] for a in json.loads(printed.stdout)}
+            assert set(listed) == {(title, ref) for title, ref, _ in panel_queries()}
+            assert listed[("Trades finished per second, by state", "A")], listed
+            unreachable = subprocess.run([str(Path(sys.executable).parent / "xorj"), "dev", "dashboard", "--prometheus",
+                                          f"http://127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=120)
+            assert unreachable.returncode == 1 and "did not answer" in unreachable.stderr, unreachable.stderr
     finally:
         Monitoring.stop(records)
         operator.terminate()
