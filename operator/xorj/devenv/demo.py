@@ -729,7 +729,10 @@ class Demo:
         manifests = self._helm(*monitoring.template_args(RELEASE, CHART, self.namespace, LEDGER_SECRET)).stdout
         chain_job = monitoring.static_job("xorj-chain", urlsplit(chain.rpc_url).netloc,
                                           {"namespace": self.namespace, "service": "xorj-chain"})
-        stack.configure(manifests, ports, extra_jobs=[chain_job], max_for=monitoring.DEV_MAX_FOR)
+        # executor pods on the real node are found through the API server, as a cluster's Prometheus finds
+        # them: a pod the chaos runs or a rollout replace is scraped at its new address at once
+        discovered = {"executor": self.cluster.kubeconfig} if self.executors == "pods" else None
+        stack.configure(manifests, ports, extra_jobs=[chain_job], max_for=monitoring.DEV_MAX_FOR, discovered=discovered)
         data["monitoring_operator_service"] = monitoring.chart_service(manifests, "operator")
         data["monitoring_watcher_service"] = monitoring.chart_service(manifests, "watcher")
         self.state.save(data)
@@ -743,7 +746,7 @@ class Demo:
     def refresh_monitoring_targets(self, stack: Any = None, data: dict[str, Any] | None = None) -> None:
         """Tell Prometheus where the operator and the executors listen now (what the Kubernetes service
         discovery would do in a cluster): written to the ServiceMonitors' target files."""
-        from xorj.controller.tradingstrategy.desired import STRATEGY_LABEL, ExecutorDefaults, names
+        from xorj.controller.tradingstrategy.desired import STRATEGY_LABEL, names
         from xorj.devenv.monitoring import Target, chart_monitoring, template_args
 
         data = data or self.state.load()
@@ -764,6 +767,8 @@ class Demo:
                                              data.get("monitoring_watcher_service", "xorj-watcher"),
                                              f"watcher-{watcher['pid']}")]
                           if watcher and watcher.get("port") and process_alive(watcher) else [])
+        if self.executors == "pods":
+            return  # Prometheus discovers the executor pods itself (see _monitoring)
         pods = self.kubectl("get", "pods", "-n", self.namespace, "-l", "app.kubernetes.io/component=executor",
                             "-o", "json", check=False)
         targets = []
@@ -773,16 +778,11 @@ class Demo:
         for pod in json.loads(pods.stdout or '{"items": []}').get("items", []):
             meta = pod["metadata"]
             strategy = meta.get("labels", {}).get(STRATEGY_LABEL, "")
-            address = None
-            if self.executors == "pods" and pod.get("status", {}).get("podIP"):
-                address = f"{pod['status']['podIP']}:{ExecutorDefaults().metrics_port}"
-            else:
-                entry = processes.get(f"{meta['namespace']}/{meta['name']}") or {}
-                port_file = Path(entry["log"]).parent / "http-port" if entry.get("log") else None
-                if port_file and port_file.is_file():
-                    address = f"127.0.0.1:{port_file.read_text().strip()}"
-            if address:
-                targets.append(Target(address, meta["namespace"], names(strategy)["service"], meta["name"]))
+            entry = processes.get(f"{meta['namespace']}/{meta['name']}") or {}
+            port_file = Path(entry["log"]).parent / "http-port" if entry.get("log") else None
+            if port_file and port_file.is_file():
+                targets.append(Target(f"127.0.0.1:{port_file.read_text().strip()}", meta["namespace"],
+                                      names(strategy)["service"], meta["name"]))
         stack.set_targets("executor", targets)
 
     def monitoring_summary(self) -> list[str]:

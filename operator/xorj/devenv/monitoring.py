@@ -19,7 +19,7 @@ import copy
 import json
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,19 +138,55 @@ def targets_file(targets_dir: Path, monitor: dict[str, Any]) -> Path:
     return targets_dir / f"{monitor['metadata']['name']}.json"
 
 
+def component(monitor: dict[str, Any]) -> str:
+    return str(monitor["metadata"].get("labels", {}).get("app.kubernetes.io/component", ""))
+
+
+def label_meta(name: str) -> str:
+    """Prometheus' meta label of a Kubernetes Service label (characters outside [a-zA-Z0-9_] become _)."""
+    return "__meta_kubernetes_service_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", name)
+
+
+def discovered_targets(monitor: dict[str, Any], endpoint: dict[str, Any], kubeconfig: Path) -> dict[str, Any]:
+    """The ServiceMonitor's endpoint as the Prometheus Operator renders it: Kubernetes service
+    discovery of Endpoints (through ``kubeconfig``), kept where the Service's labels match its selector
+    and the port's name is the endpoint's, labelled namespace, service, job (the Service), pod and
+    endpoint. Pods that are replaced are followed at once, with their new addresses."""
+    spec = monitor["spec"]
+    namespaces = spec.get("namespaceSelector", {}).get("matchNames") or [monitor["metadata"]["namespace"]]
+    keep = [{"action": "keep", "source_labels": [label_meta(name)], "regex": value}
+            for name, value in sorted(spec["selector"].get("matchLabels", {}).items())]
+    keep.append({"action": "keep", "source_labels": ["__meta_kubernetes_endpoint_port_name"], "regex": endpoint["port"]})
+    copied = [("__meta_kubernetes_namespace", "namespace"), ("__meta_kubernetes_service_name", "service"),
+              ("__meta_kubernetes_pod_name", "pod"), ("__meta_kubernetes_service_name", "job")]
+    return {
+        "kubernetes_sd_configs": [{"role": "endpoints", "kubeconfig_file": str(kubeconfig),
+                                   "namespaces": {"names": list(namespaces)}}],
+        "relabel_configs": [*keep, *({"source_labels": [source], "target_label": target} for source, target in copied),
+                            {"target_label": "endpoint", "replacement": endpoint["port"]}],
+    }
+
+
 def prometheus_config(monitors: Iterable[dict[str, Any]], targets_dir: Path, rules_path: Path,
-                      alertmanager_address: str, extra_jobs: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
-    """The static equivalent of the ServiceMonitors: one job per endpoint, targets from a file."""
+                      alertmanager_address: str, extra_jobs: Iterable[dict[str, Any]] = (),
+                      discovered: Mapping[str, Path] | None = None) -> dict[str, Any]:
+    """The equivalent of the ServiceMonitors: one job per endpoint. The components in ``discovered``
+    (component -> kubeconfig) run as pods Prometheus can reach, and are found through the API server
+    as in a cluster; the others run as host processes, whose targets the environment writes to a file."""
     jobs = []
     for monitor in monitors:
         for index, endpoint in enumerate(monitor["spec"]["endpoints"]):
+            kubeconfig = (discovered or {}).get(component(monitor))
             job: dict[str, Any] = {
                 "job_name": job_name(monitor, index),
                 "metrics_path": endpoint.get("path", "/metrics"),
-                "file_sd_configs": [{"files": [str(targets_file(targets_dir, monitor))], "refresh_interval": "5s"}],
                 # the targets' own job label (the Service's name, as in a cluster) is the one rules match
                 "honor_labels": False,
             }
+            if kubeconfig is not None:
+                job.update(discovered_targets(monitor, endpoint, kubeconfig))
+            else:
+                job["file_sd_configs"] = [{"files": [str(targets_file(targets_dir, monitor))], "refresh_interval": "5s"}]
             if endpoint.get("interval"):
                 job["scrape_interval"] = endpoint["interval"]
             jobs.append(job)
@@ -212,14 +248,16 @@ class Monitoring:
     # -- configuration ----------------------------------------------------------------------------
 
     def configure(self, manifests: str, ports: dict[str, int], extra_jobs: Iterable[dict[str, Any]] = (),
-                  max_for: str | None = None) -> None:
-        """Write the rule file, Prometheus' and Alertmanager's configurations from the rendered chart."""
+                  max_for: str | None = None, discovered: Mapping[str, Path] | None = None) -> None:
+        """Write the rule file, Prometheus' and Alertmanager's configurations from the rendered chart
+        (``discovered``: see :func:`prometheus_config`)."""
         self.monitors, rules = chart_monitoring(manifests)
         self.root.mkdir(parents=True, exist_ok=True)
         self.targets_dir.mkdir(exist_ok=True)
         _write_yaml(self.rules_path, rule_file(rules, max_for))
         _write_yaml(self.prometheus_path, prometheus_config(
-            self.monitors, self.targets_dir, self.rules_path, f"127.0.0.1:{ports['alertmanager']}", extra_jobs))
+            self.monitors, self.targets_dir, self.rules_path, f"127.0.0.1:{ports['alertmanager']}", extra_jobs,
+            discovered))
         _write_yaml(self.alertmanager_path, alertmanager_config(f"http://127.0.0.1:{ports['alert-receiver']}/alerts"))
         for monitor in self.monitors:
             path = targets_file(self.targets_dir, monitor)

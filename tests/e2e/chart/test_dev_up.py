@@ -110,6 +110,8 @@ def test_dev_up_runs_executors_as_real_pods_on_a_real_node(k8s_cluster, tmp_path
             return [pid for p in ready for pid in executor_processes(p["metadata"]["name"])] if len(ready) == 2 else []
 
         pids += wait_until(replaced, 120, "a Ready replacement pod with its own executor process")
+        # Prometheus follows the replacement to its new address, as service discovery does in a cluster
+        assert_executor_pods_scraped(up.stdout, {p["status"]["podIP"] for p in executor_pods()})
     finally:
         down = subprocess.run([xorj, "dev", "down"], env=env, capture_output=True, text=True, timeout=300)
     assert down.returncode == 0, down.stderr
@@ -154,7 +156,7 @@ def assert_the_copy_loop_ran(stdout: str, k8s_cluster, namespace: str, state: Pa
         assert row in stdout, stdout  # the printed view tells the loop's story
 
 
-def assert_executor_pods_scraped(stdout: str, pod_ips: set[str]) -> None:
+def assert_executor_pods_scraped(stdout: str, pod_ips: set[str], service: str = "alpha-executor") -> None:
     prometheus = re.search(r"Prometheus:\s+(http://\S+)", stdout)
     assert prometheus, stdout
     health: dict[str, str] = {}
@@ -164,7 +166,7 @@ def assert_executor_pods_scraped(stdout: str, pod_ips: set[str]) -> None:
             targets = json.loads(response.read())["data"]["activeTargets"]
         health.clear()
         health.update({urllib.parse.urlsplit(t["scrapeUrl"]).hostname: f"{t['health']} {t['lastError']}"
-                       for t in targets if t["labels"].get("service", "").endswith("-executor")})
+                       for t in targets if t["labels"].get("service") == service})
         return set(health) == pod_ips and all(h.startswith("up") for h in health.values())
 
     try:

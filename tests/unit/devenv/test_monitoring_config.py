@@ -120,3 +120,32 @@ def test_xorj_dev_alert_receiver_is_a_command() -> None:
     assert "--out" in result.output and "Alertmanager's webhook" in result.output
     refused = CliRunner().invoke(cli, ["dev", "alert-receiver", "--out", "x.jsonl"])
     assert refused.exit_code != 0 and "--port" in refused.output
+
+
+def test_executor_pods_are_discovered_through_the_api_server_as_the_service_monitor_selects(tmp_path: Path) -> None:
+    """On the real node the executors are pods: Prometheus finds them as the Prometheus Operator's
+    rendering of the ServiceMonitor would, so a replaced pod is scraped at its new address."""
+    rendered = helm(*template_args("xorj", CHART, "xorj", "xorj-ledger"))
+    assert rendered.returncode == 0, rendered.stderr
+    kubeconfig = tmp_path / "kubeconfig.yaml"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+    monitoring = Monitoring(tmp_path / "m", lambda name: Path(toolchain_binary(name)))
+    monitoring.configure(rendered.stdout, PORTS, discovered={"executor": kubeconfig})
+    checked = promtool("check", "config", str(monitoring.prometheus_path))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    jobs = {j["job_name"]: j for j in yaml.safe_load(monitoring.prometheus_path.read_text())["scrape_configs"]}
+    executors = jobs["serviceMonitor/xorj/xorj-executors/0"]
+    assert "file_sd_configs" not in executors
+    (sd,) = executors["kubernetes_sd_configs"]
+    assert sd == {"role": "endpoints", "kubeconfig_file": str(kubeconfig), "namespaces": {"names": ["xorj"]}}
+    keep = {tuple(r["source_labels"]): r["regex"] for r in executors["relabel_configs"] if r.get("action") == "keep"}
+    assert keep == {("__meta_kubernetes_service_label_app_kubernetes_io_component",): "executor",
+                    ("__meta_kubernetes_service_label_app_kubernetes_io_part_of",): "xorj-operator",
+                    ("__meta_kubernetes_endpoint_port_name",): "metrics"}
+    copied = {r["target_label"]: r.get("source_labels", [r.get("replacement")])[0]
+              for r in executors["relabel_configs"] if "target_label" in r}
+    assert copied == {"namespace": "__meta_kubernetes_namespace", "service": "__meta_kubernetes_service_name",
+                      "job": "__meta_kubernetes_service_name", "pod": "__meta_kubernetes_pod_name",
+                      "endpoint": "metrics"}
+    # the host processes (operator, watcher) keep their target files
+    assert "file_sd_configs" in jobs["serviceMonitor/xorj/xorj-operator/0"]
