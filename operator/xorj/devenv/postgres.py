@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
+import psutil
 import psycopg
 from psycopg import sql
 
@@ -374,17 +375,7 @@ class PostgresServer:
         segment, and a new postmaster would refuse to start over it)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            alive = False
-            for proc in Path("/proc").iterdir():
-                if not proc.name.isdigit():
-                    continue
-                with contextlib.suppress(OSError, ValueError, IndexError):
-                    stat = (proc / "stat").read_text()
-                    fields = stat[stat.rindex(")") + 2 :].split()
-                    if int(fields[2]) == pgid and fields[0] != "Z":
-                        alive = True
-                        break
-            if not alive:
+            if not any(_in_group(process, pgid) for process in psutil.process_iter()):
                 return
             time.sleep(0.05)
 
@@ -475,3 +466,11 @@ class DevDatabase:
     @property
     def dsn(self) -> str:
         return self.server.dsn_for(self.DATABASE)
+
+
+def _in_group(process: psutil.Process, pgid: int) -> bool:
+    """The process is a live (not zombie) member of process group ``pgid``."""
+    try:
+        return os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE
+    except (ProcessLookupError, psutil.Error):
+        return False

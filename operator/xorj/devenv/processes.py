@@ -12,14 +12,15 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
+
+import psutil
 
 
 def cmdline(pid: int) -> str:
     """The process's command line, arguments joined by spaces ("" once it is gone or exiting)."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
+        return " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
         return ""
 
 
@@ -27,22 +28,22 @@ def process_running(pid: int | None) -> bool:
     """True while the process exists and is not a zombie waiting to be reaped.
 
     A multi-threaded process (every Go binary) that exits shows its leader as a zombie while its
-    other threads are still being torn down ("Z" with Threads > 1): it is not gone yet.
+    other threads are still being torn down (zombie with more than one thread): it is not gone yet.
     """
     if not pid:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE or process.num_threads() > 1
+    except psutil.AccessDenied:
         return True
-    with contextlib.suppress(OSError, IndexError, ValueError):
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            status = Path(f"/proc/{pid}/status").read_text()
-            threads = int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
-            return threads > 1
-    return True
+    except psutil.NoSuchProcess:
+        return False
+
+
+def processes_with(marker: str) -> list[int]:
+    """The pids of the running processes whose command line contains ``marker``."""
+    return [process.pid for process in psutil.process_iter() if marker in cmdline(process.pid)]
 
 
 def terminate(
