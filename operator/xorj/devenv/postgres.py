@@ -31,7 +31,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -39,6 +38,7 @@ import psutil
 import psycopg
 from psycopg import sql
 
+from xorj.devenv.processes import wait_gone
 from xorj.devenv.tls import ServerCertificate, ensure_server_certificate
 from xorj.devenv.waiting import StartupTimeout, wait_until_ready
 from xorj.errors import EnvironmentSetupError
@@ -356,28 +356,18 @@ class PostgresServer:
             return None
 
     def _wait_gone(self, pid: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def running() -> bool:
             if self._process is not None and self._process.pid == pid:
-                if self._process.poll() is not None:
-                    return True
-            else:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    return True
-            time.sleep(0.05)
-        return False
+                return self._process.poll() is None
+            return psutil.pid_exists(pid)
+
+        return wait_gone(running, timeout)
 
     @staticmethod
     def _wait_group_gone(pgid: int, timeout: float) -> None:
         """Wait until no process of group ``pgid`` is left (a live backend keeps the shared memory
         segment, and a new postmaster would refuse to start over it)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not any(_in_group(process, pgid) for process in psutil.process_iter()):
-                return
-            time.sleep(0.05)
+        wait_gone(lambda: any(_in_group(process, pgid) for process in psutil.process_iter()), timeout)
 
     def _reap(self) -> None:
         if self._process is not None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
 from collections.abc import Callable
 
 import psutil
+import tenacity
 
 
 def cmdline(pid: int) -> str:
@@ -72,14 +72,18 @@ def terminate(
 
     with contextlib.suppress(ProcessLookupError):
         send(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and is_running():
-        reap()
-        time.sleep(poll)
-    if is_running():
+    if not wait_gone(is_running, grace, interval=poll, between=reap):
         with contextlib.suppress(ProcessLookupError):
             send(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and is_running():
-            reap()
-            time.sleep(0.05)
+        wait_gone(is_running, 5.0, interval=0.05, between=reap)
+
+
+def wait_gone(running: Callable[[], bool], timeout: float, *, interval: float = 0.05,
+              between: Callable[[], None] | None = None) -> bool:
+    """Poll ``running`` until it is false (True) or ``timeout`` seconds pass (False); ``between`` runs
+    before each pause (e.g. reaping a child, so that it stops being a zombie)."""
+    still_running = tenacity.Retrying(
+        stop=tenacity.stop_after_delay(timeout), wait=tenacity.wait_fixed(interval),
+        retry=tenacity.retry_if_result(bool), before_sleep=(lambda _: between()) if between else None,
+        retry_error_callback=lambda _: True)
+    return not still_running(running)

@@ -7,7 +7,7 @@ import uuid
 
 import psutil
 
-from xorj.devenv.processes import cmdline, process_running, processes_with, terminate
+from xorj.devenv.processes import cmdline, process_running, processes_with, terminate, wait_gone
 
 IGNORES_SIGTERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
 
@@ -79,3 +79,18 @@ def test_processes_are_found_by_their_command_line_until_they_exit():
     assert cmdline(child.pid) == "" and processes_with(marker) == []  # an unreaped zombie shows no command
     child.wait()
     assert cmdline(child.pid) == ""
+
+
+def test_wait_gone_polls_until_the_process_is_gone_and_runs_between_polls():
+    polls: list[float] = []
+    between: list[int] = []
+    started = time.monotonic()
+    assert wait_gone(lambda: polls.append(time.monotonic()) or len(polls) < 4, 10, interval=0.01,
+                     between=lambda: between.append(len(polls)))
+    assert len(polls) == 4 and between == [1, 2, 3] and time.monotonic() - started < 5
+
+
+def test_wait_gone_gives_up_after_its_timeout():
+    started = time.monotonic()
+    assert not wait_gone(lambda: True, 0.3, interval=0.05)
+    assert 0.3 <= time.monotonic() - started < 3
