@@ -25,7 +25,7 @@ from xorj.controller.models import (
     SizingMode,
     TradingStrategySpec,
 )
-from xorj.controller.status import followed_traders
+from xorj.controller.tradingstrategy.status import followed_traders
 from xorj.domain.sizing import follower_amount
 from xorj.domain.trades import ReasonCode
 from xorj.ledger.records import StoredTraderScore

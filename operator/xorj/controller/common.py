@@ -9,9 +9,9 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from xorj.controller import status as st
-from xorj.controller.models import RankedTrader, TraderPoolStatus
+from xorj.controller.models import Condition, RankedTrader, TraderPoolStatus
 from xorj.controller.runtime import Runtime
+from xorj.controller.tradingstrategy.status import PAUSED
 
 STRATEGIES = "tradingstrategies"
 COPYTRADES = "copytrades"
@@ -47,12 +47,12 @@ def status_model(model: type, raw: Any) -> Any:
         return None  # unreadable (e.g. written by an older version): recomputed from scratch
 
 
-def condition_events(body: Any, before: list[st.Condition], after: list[st.Condition]) -> None:
+def condition_events(body: Any, before: list[Condition], after: list[Condition]) -> None:
     """An Event for each condition whose status changed (the transitions a person cares about)."""
     old = {c.type: c.status for c in before}
     for cond in after:
         if old.get(cond.type) != cond.status and (cond.type in old or cond.status.value == "True"):
-            warn = (cond.type != st.PAUSED) and cond.status.value != "True"
+            warn = (cond.type != PAUSED) and cond.status.value != "True"
             kopf.event(
                 body,
                 type="Warning" if warn else "Normal",

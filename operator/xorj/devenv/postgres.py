@@ -31,13 +31,14 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
+import psutil
 import psycopg
 from psycopg import sql
 
+from xorj.devenv.processes import wait_gone
 from xorj.devenv.tls import ServerCertificate, ensure_server_certificate
 from xorj.devenv.waiting import StartupTimeout, wait_until_ready
 from xorj.errors import EnvironmentSetupError
@@ -355,38 +356,18 @@ class PostgresServer:
             return None
 
     def _wait_gone(self, pid: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def running() -> bool:
             if self._process is not None and self._process.pid == pid:
-                if self._process.poll() is not None:
-                    return True
-            else:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    return True
-            time.sleep(0.05)
-        return False
+                return self._process.poll() is None
+            return psutil.pid_exists(pid)
+
+        return wait_gone(running, timeout)
 
     @staticmethod
     def _wait_group_gone(pgid: int, timeout: float) -> None:
         """Wait until no process of group ``pgid`` is left (a live backend keeps the shared memory
         segment, and a new postmaster would refuse to start over it)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            alive = False
-            for proc in Path("/proc").iterdir():
-                if not proc.name.isdigit():
-                    continue
-                with contextlib.suppress(OSError, ValueError, IndexError):
-                    stat = (proc / "stat").read_text()
-                    fields = stat[stat.rindex(")") + 2 :].split()
-                    if int(fields[2]) == pgid and fields[0] != "Z":
-                        alive = True
-                        break
-            if not alive:
-                return
-            time.sleep(0.05)
+        wait_gone(lambda: any(_in_group(process, pgid) for process in psutil.process_iter()), timeout)
 
     def _reap(self) -> None:
         if self._process is not None:
@@ -475,3 +456,11 @@ class DevDatabase:
     @property
     def dsn(self) -> str:
         return self.server.dsn_for(self.DATABASE)
+
+
+def _in_group(process: psutil.Process, pgid: int) -> bool:
+    """The process is a live (not zombie) member of process group ``pgid``."""
+    try:
+        return os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE
+    except (ProcessLookupError, psutil.Error):
+        return False

@@ -10,16 +10,17 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
 from collections.abc import Callable
-from pathlib import Path
+
+import psutil
+import tenacity
 
 
 def cmdline(pid: int) -> str:
     """The process's command line, arguments joined by spaces ("" once it is gone or exiting)."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
+        return " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
         return ""
 
 
@@ -27,22 +28,22 @@ def process_running(pid: int | None) -> bool:
     """True while the process exists and is not a zombie waiting to be reaped.
 
     A multi-threaded process (every Go binary) that exits shows its leader as a zombie while its
-    other threads are still being torn down ("Z" with Threads > 1): it is not gone yet.
+    other threads are still being torn down (zombie with more than one thread): it is not gone yet.
     """
     if not pid:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE or process.num_threads() > 1
+    except psutil.AccessDenied:
         return True
-    with contextlib.suppress(OSError, IndexError, ValueError):
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            status = Path(f"/proc/{pid}/status").read_text()
-            threads = int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
-            return threads > 1
-    return True
+    except psutil.NoSuchProcess:
+        return False
+
+
+def processes_with(marker: str) -> list[int]:
+    """The pids of the running processes whose command line contains ``marker``."""
+    return [process.pid for process in psutil.process_iter() if marker in cmdline(process.pid)]
 
 
 def terminate(
@@ -71,14 +72,18 @@ def terminate(
 
     with contextlib.suppress(ProcessLookupError):
         send(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and is_running():
-        reap()
-        time.sleep(poll)
-    if is_running():
+    if not wait_gone(is_running, grace, interval=poll, between=reap):
         with contextlib.suppress(ProcessLookupError):
             send(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and is_running():
-            reap()
-            time.sleep(0.05)
+        wait_gone(is_running, 5.0, interval=0.05, between=reap)
+
+
+def wait_gone(running: Callable[[], bool], timeout: float, *, interval: float = 0.05,
+              between: Callable[[], None] | None = None) -> bool:
+    """Poll ``running`` until it is false (True) or ``timeout`` seconds pass (False); ``between`` runs
+    before each pause (e.g. reaping a child, so that it stops being a zombie)."""
+    still_running = tenacity.Retrying(
+        stop=tenacity.stop_after_delay(timeout), wait=tenacity.wait_fixed(interval),
+        retry=tenacity.retry_if_result(bool), before_sleep=(lambda _: between()) if between else None,
+        retry_error_callback=lambda _: True)
+    return not still_running(running)

@@ -6,24 +6,15 @@ import base64
 import hashlib
 from typing import Any
 
+from solders.signature import Signature
+
 from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, PUBKEY_C, VAULT
-
-_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-
-def b58(data: bytes) -> str:
-    n = int.from_bytes(data, "big")
-    out = ""
-    while n:
-        n, r = divmod(n, 58)
-        out = _ALPHABET[r] + out
-    return "1" * (len(data) - len(data.lstrip(b"\0"))) + out
 
 
 def signature(seed: str) -> str:
     """A well-formed (64-byte, base58) transaction signature derived from ``seed``."""
     digest = hashlib.sha512(seed.encode()).digest()
-    return b58(digest)
+    return str(Signature.from_bytes(digest))
 
 
 def strategy(name: str, **spec_overrides: Any) -> dict[str, Any]:

@@ -153,11 +153,11 @@ async def test_processed_transaction_resent_after_expiry_reports_blockhash_not_f
 
 
 async def test_base58_encoding_and_invalid_params(client: ChainClient) -> None:
-    from xorj.devenv.chain.b58 import b58encode
+    import base58
 
     payer = await _funded(client)
     tx = _transfer(payer, Keypair().pubkey(), 1_000_000, (await _blockhash(client))["blockhash"])
-    answer = await client.rpc("sendTransaction", b58encode(bytes(tx)))  # base58 is the default encoding
+    answer = await client.rpc("sendTransaction", base58.b58encode(bytes(tx)).decode())  # base58 is the default encoding
     assert answer["result"] == str(tx.signatures[0])
     bad = await client.rpc("sendTransaction", "not base64!", {"encoding": "base64"})
     assert bad["error"]["code"] == -32602

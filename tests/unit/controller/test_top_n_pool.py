@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from xorj.controller import status as st
 from xorj.controller.admission import decide, needs_pool
 from xorj.controller.models import (
     CopyTradeSpec,
@@ -13,6 +12,7 @@ from xorj.controller.models import (
     RankedTrader,
     TradingStrategySpec,
 )
+from xorj.controller.tradingstrategy import status as st
 from xorj.domain.trades import ReasonCode
 from xorj.ledger.records import StoredTraderScore
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from xorj.controller import status as st
+from xorj.controller.traderpool import status as st
 from xorj.domain.scoring import EligibilityStatus, Normalization, TraderScore
 from xorj.domain.trader_pool import PoolRanking
 

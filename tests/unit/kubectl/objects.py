@@ -1,5 +1,5 @@
 """CopyTrade and TradingStrategy objects as the API server returns them, with statuses computed by the
-operator's own status code (xorj.controller.status) from ledger records, so the plugin is tested
+operator's own status code (xorj.controller.copytrade.status) from ledger records, so the plugin is tested
 against exactly the shape the operator writes."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, PUBKEY_C, VAULT, copytrade_spec, strategy_spec
-from xorj.controller import status as st
+from xorj.controller.copytrade import status as st
 from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, Trade, TradeState
 
 NOW = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)

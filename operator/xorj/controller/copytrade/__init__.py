@@ -1,2 +1,2 @@
-"""CopyTrade: its kopf handlers (:mod:`.handlers`) and its reconciler (:mod:`.reconcile`: admission,
-the status mirror, the TTL); its status is built by the pure :mod:`xorj.controller.status`."""
+"""CopyTrade: its kopf handlers (:mod:`.handlers`), its reconciler (:mod:`.reconcile`: admission,
+the status mirror, the TTL) and the pure builder of its status (:mod:`.status`)."""

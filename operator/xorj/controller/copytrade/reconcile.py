@@ -1,6 +1,6 @@
 """CopyTrade reconciliation: admit the trade into the ledger, mirror its state into the status until it
 is terminal, then apply the TTL. The kopf handlers (:mod:`.handlers`) only route here; the status is
-built by the pure :mod:`xorj.controller.status`. Every status write is one merge PATCH, and only when
+built by the pure :mod:`.status`. Every status write is one merge PATCH, and only when
 something changed.
 """
 
@@ -17,7 +17,6 @@ import kopf
 from pydantic import ValidationError
 
 from xorj.controller import admission, metrics
-from xorj.controller import status as st
 from xorj.controller.common import (
     COPYTRADES,
     STRATEGIES,
@@ -27,7 +26,9 @@ from xorj.controller.common import (
     strategy_key,
     validation_message,
 )
-from xorj.controller.models import CopyTradeSpec, CopyTradeStatus, TradingStrategySpec
+from xorj.controller.conditions import set_condition
+from xorj.controller.copytrade import status as st
+from xorj.controller.models import ConditionStatus, CopyTradeSpec, CopyTradeStatus, TradingStrategySpec
 from xorj.controller.runtime import Runtime
 from xorj.domain.trades import TradeState
 from xorj.errors import LedgerError
@@ -91,8 +92,8 @@ async def admit_copytrade(
     strategy = await _strategy_spec(rt, namespace, spec.strategy, strategies)
     previous = status_model(CopyTradeStatus, body.get("status")) or CopyTradeStatus()
     if strategy is None:
-        cond = st.set_condition(
-            previous.conditions, st.ADMITTED, st.ConditionStatus.FALSE, "StrategyNotFound",
+        cond = set_condition(
+            previous.conditions, st.ADMITTED, ConditionStatus.FALSE, "StrategyNotFound",
             f"TradingStrategy {spec.strategy!r} not found in {namespace}; waiting for it",
             now=now(), generation=meta.get("generation"),
         )
@@ -191,7 +192,7 @@ async def mirror_copytrade(rt: Runtime, body: Any, logger: Any, strategies: Stra
         message = validation_message(exc)
         kopf.event(body, type="Warning", reason="InvalidSpec", message=message)
         previous = status_model(CopyTradeStatus, body.get("status")) or CopyTradeStatus()
-        cond = st.set_condition(previous.conditions, st.ADMITTED, st.ConditionStatus.FALSE, "InvalidSpec",
+        cond = set_condition(previous.conditions, st.ADMITTED, ConditionStatus.FALSE, "InvalidSpec",
                                 message, now=now(), generation=meta.get("generation"))
         await rt.kube.patch_status(namespace, COPYTRADES, name, {"conditions": [cond.to_wire()]})
         return

@@ -18,10 +18,10 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from xorj.controller import metrics
-from xorj.controller import status as st
 from xorj.controller.common import POOLS
 from xorj.controller.models import TraderPoolSpec, TraderPoolStatus, WindowEnd
 from xorj.controller.runtime import Runtime
+from xorj.controller.traderpool import status as st
 from xorj.domain.trader_history import DEFAULT_CASH_MINTS
 from xorj.domain.trader_pool import PoolRanking, candidates_from_lists, rank_pool
 from xorj.errors import InvalidInputError, LedgerError

@@ -1,2 +1,3 @@
-"""TradingStrategy: its kopf handlers (:mod:`.handlers`), its reconciler (:mod:`.reconcile`) and the
-pure builders of its children, the executor Deployment, ConfigMap, Service and PDB (:mod:`.desired`)."""
+"""TradingStrategy: its kopf handlers (:mod:`.handlers`), its reconciler (:mod:`.reconcile`), the pure
+builders of its children, the executor Deployment, ConfigMap, Service and PDB (:mod:`.desired`), and
+the pure builder of its status (:mod:`.status`)."""

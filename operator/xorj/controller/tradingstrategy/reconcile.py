@@ -1,7 +1,7 @@
 """TradingStrategy reconciliation: read, decide with the pure modules, write once.
 
 The kopf handlers (:mod:`.handlers`) only route here. Here: the I/O around :mod:`.desired`
-(children) and :mod:`xorj.controller.status` (status), with Events for what a person cares about.
+(children) and :mod:`.status` (status), with Events for what a person cares about.
 Every status write is one merge PATCH, and only when something changed.
 """
 
@@ -21,7 +21,6 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from xorj.controller import admission, guard, metrics
-from xorj.controller import status as st
 from xorj.controller.common import (
     STRATEGIES,
     condition_events,
@@ -34,6 +33,7 @@ from xorj.controller.common import (
 from xorj.controller.models import TradingStrategySpec, TradingStrategyStatus
 from xorj.controller.runtime import Runtime
 from xorj.controller.tradingstrategy import desired
+from xorj.controller.tradingstrategy import status as st
 from xorj.domain.trades import TradeState
 from xorj.errors import LedgerError
 from xorj.redaction import redact_urls

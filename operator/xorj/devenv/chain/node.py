@@ -35,6 +35,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+import base58
 from solders.account import Account
 from solders.hash import Hash
 from solders.keypair import Keypair
@@ -47,8 +48,6 @@ from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata
 from spl.token.constants import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
-
-from xorj.devenv.chain.b58 import b58encode
 
 SYSTEM_PROGRAM_ID = Pubkey.from_string("11111111111111111111111111111111")
 MAX_PROCESSING_AGE = 150  # blockhashes a transaction may reference (solana-sdk MAX_PROCESSING_AGE)
@@ -159,7 +158,7 @@ def inner_instructions_json(inner: Any) -> list[dict[str, Any]]:
             continue
         out.append({"index": index, "instructions": [
             {"programIdIndex": ix.program_id_index, "accounts": list(bytes(ix.accounts)),
-             "data": b58encode(bytes(ix.data)), "stackHeight": item.stack_height()}
+             "data": base58.b58encode(bytes(ix.data)).decode(), "stackHeight": item.stack_height()}
             for item in instructions for ix in (item.instruction(),)]})
     return out
 

@@ -10,12 +10,12 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
+import base58
 from solders.hash import Hash
 from solders.message import Message, MessageV0, from_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
-from xorj.devenv.chain.b58 import b58decode, b58encode
 from xorj.devenv.chain.node import (
     COMMITMENTS,
     TOKEN_2022_PROGRAM_ID,
@@ -69,7 +69,7 @@ def decode_transaction(data: Any, encoding: str) -> VersionedTransaction:
         if encoding == "base64":
             raw = base64.b64decode(data, validate=True)
         elif encoding == "base58":
-            raw = b58decode(data)
+            raw = base58.b58decode(data)
         else:
             raise invalid_params(f"Invalid params: unsupported encoding: {encoding}. "
                                  "Supported encodings: base58, base64")
@@ -343,7 +343,7 @@ class RpcMethods:
         if encoding == "base64":
             encoded: Any = [base64.b64encode(bytes(tx)).decode(), "base64"]
         elif encoding == "base58":
-            encoded = [b58encode(bytes(tx)), "base58"]
+            encoded = [base58.b58encode(bytes(tx)).decode(), "base58"]
         else:
             encoded = _ui_transaction(tx, is_legacy)
         meta = {
@@ -409,9 +409,9 @@ class RpcMethods:
         elif encoding in ("base64", "jsonParsed"):
             encoded = [base64.b64encode(data).decode(), "base64"]
         elif encoding == "base58":
-            encoded = [b58encode(data), "base58"]
+            encoded = [base58.b58encode(data).decode(), "base58"]
         elif encoding == "binary":
-            encoded = b58encode(data)
+            encoded = base58.b58encode(data).decode()
         elif encoding == "base64+zstd":
             raise invalid_params("Invalid params: base64+zstd is not supported by the local chain")
         else:
@@ -462,7 +462,7 @@ def _ui_transaction(tx: VersionedTransaction, is_legacy: bool) -> dict[str, Any]
                    "numReadonlyUnsignedAccounts": header.num_readonly_unsigned_accounts},
         "recentBlockhash": str(msg.recent_blockhash),
         "instructions": [{"programIdIndex": ix.program_id_index, "accounts": list(bytes(ix.accounts)),
-                          "data": b58encode(bytes(ix.data)), "stackHeight": None}
+                          "data": base58.b58encode(bytes(ix.data)).decode(), "stackHeight": None}
                          for ix in msg.instructions],
     }
     if not is_legacy:

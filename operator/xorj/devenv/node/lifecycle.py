@@ -27,6 +27,7 @@ from xorj.devenv.node.cluster import incompatibilities
 from xorj.devenv.node.host import NodeHost
 from xorj.devenv.node.netpol import kube_router_binary, kube_router_command
 from xorj.devenv.node.pause import pause_archive
+from xorj.devenv.processes import processes_with
 from xorj.devenv.toolchain import cache_root
 from xorj.devenv.waiting import wait_until_ready
 from xorj.errors import EnvironmentSetupError
@@ -198,7 +199,7 @@ class LocalChainNode:
         processes.stop("kubelet", lay.pids_dir, str(lay.state_dir))
         host.kill_cgroup_processes()  # containers (and pause processes)
         processes.stop("containerd", lay.pids_dir, str(lay.containerd_config))
-        for pid in _pids_with(str(lay.containerd_socket)):  # containerd-shim-runc-v2 -address <socket>
+        for pid in processes_with(str(lay.containerd_socket)):  # containerd-shim-runc-v2 -address <socket>
             processes.stop_pid(pid, grace=2)
         for relay in lay.pids_dir.glob("relay-*.pid") if lay.pids_dir.is_dir() else []:
             processes.stop(relay.stem, lay.pids_dir, "xorj.devenv.node.relay", grace=2)
@@ -325,11 +326,3 @@ def _read_from(path: Path, offset: int) -> bytes:
     with open(path, "rb") as handle:
         handle.seek(offset)
         return handle.read()
-
-
-def _pids_with(marker: str) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and marker in processes.cmdline(int(proc.name)):
-            found.append(int(proc.name))
-    return found

@@ -1,14 +1,11 @@
-"""Pure parts of the local chain: fault decisions, base-58, the sBPF assembler."""
+"""Pure parts of the local chain: fault decisions and the sBPF assembler."""
 
 from __future__ import annotations
 
 import struct
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from xorj.devenv.chain.b58 import b58decode, b58encode
 from xorj.devenv.chain.faults import FaultEngine, FaultSpec
 from xorj.devenv.chain.sbpf import EXIT, JA, MOV64_IMM, Assembler
 from xorj.errors import InvalidInputError
@@ -62,19 +59,6 @@ def test_probability_is_seeded_and_roughly_honoured() -> None:
 def test_bad_fault_specs_name_the_field(body: object, field: str) -> None:
     with pytest.raises(InvalidInputError, match=field):
         FaultSpec.from_json(body)
-
-
-@given(st.binary(max_size=80))
-def test_base58_round_trip(data: bytes) -> None:
-    assert b58decode(b58encode(data)) == data
-
-
-def test_base58_known_vectors() -> None:
-    assert b58encode(b"") == ""
-    assert b58encode(b"\0\0\x01") == "112"
-    assert b58encode(bytes(32)) == "1" * 32
-    with pytest.raises(ValueError):
-        b58decode("0OIl")
 
 
 def test_assembler_resolves_labels_relative_to_the_next_instruction() -> None:
