@@ -7,16 +7,16 @@ import click
 from xorj.cli import LazyGroup
 
 DEV_COMMANDS: dict[str, str] = {
-    "toolchain": "xorj.commands.dev_toolchain:toolchain",
-    "cluster": "xorj.commands.dev_cluster:cluster",
-    "db": "xorj.commands.dev_db:db",
-    "chain": "xorj.commands.dev_chain:chain",
-    "up": "xorj.commands.dev_up:up",
-    "down": "xorj.commands.dev_down:down",
-    "node": "xorj.commands.dev_node:node",
-    "image": "xorj.commands.dev_image:image",
-    "leaders": "xorj.commands.dev_leaders:leaders",
-    "alert-receiver": "xorj.commands.dev_alert_receiver:alert_receiver",
+    "toolchain": "xorj.devenv.commands.dev_toolchain:toolchain",
+    "cluster": "xorj.devenv.commands.dev_cluster:cluster",
+    "db": "xorj.devenv.commands.dev_db:db",
+    "chain": "xorj.devenv.commands.dev_chain:chain",
+    "up": "xorj.devenv.commands.dev_up:up",
+    "down": "xorj.devenv.commands.dev_down:down",
+    "node": "xorj.devenv.commands.dev_node:node",
+    "image": "xorj.devenv.commands.dev_image:image",
+    "leaders": "xorj.devenv.commands.dev_leaders:leaders",
+    "alert-receiver": "xorj.devenv.commands.dev_alert_receiver:alert_receiver",
 }
 
 
