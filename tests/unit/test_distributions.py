@@ -93,10 +93,14 @@ def test_the_import_check_sees_lazy_and_relative_imports() -> None:
 def test_every_product_module_imports_with_only_the_product_on_the_path() -> None:
     """A fresh interpreter that sees only this checkout's operator/ (no devtools/, no other checkout's
     xorj) imports every product module, loads none of the development tools, and cannot import them."""
+    site_packages = [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages")]
+    assert site_packages
     program = textwrap.dedent(f'''
         import importlib, importlib.util, os, pkgutil, sys
         product = {str(REPO / "operator")!r}
-        sys.path[:] = [product, *(p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "xorj")))]
+        # -S: no .pth file ran, so no editable install's path entry or import hook is here; the
+        # third-party packages come from this test's site-packages directories themselves.
+        sys.path[:] = [product, *sys.path, *{site_packages!r}]
         import xorj
         assert xorj.__path__ == [os.path.join(product, "xorj")], xorj.__path__
         names = [m.name for m in pkgutil.walk_packages(xorj.__path__, "xorj.")]
@@ -113,7 +117,7 @@ def test_every_product_module_imports_with_only_the_product_on_the_path() -> Non
         print(len(names))
     ''')
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300,
+    result = subprocess.run([sys.executable, "-S", "-c", program], capture_output=True, text=True, timeout=300,
                             cwd=REPO, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert int(result.stdout.split()[-1]) > 50, "the product's modules were walked"
@@ -184,7 +188,7 @@ def test_the_development_tools_ship_their_own_modules_only() -> None:
     """devtools/pyproject.toml packages xorj.devenv and xorj.chaos (never the product's `xorj`) and
     depends on the product; the chaos and local-environment libraries are its dependencies, not the product's."""
     find = DEVTOOLS_PYPROJECT["tool"]["setuptools"]["packages"]["find"]
-    assert find["include"] == ["xorj.devenv*", "xorj.chaos*"] and find.get("namespaces", True)
+    assert find["include"] == ["xorj", "xorj.devenv*", "xorj.chaos*"] and find.get("namespaces", True)
     requires = DEVTOOLS_PYPROJECT["project"]["dependencies"]
     assert any(r.startswith("xorj-operator") for r in requires)
     product = " ".join(PRODUCT_PYPROJECT["project"]["dependencies"])
