@@ -214,7 +214,7 @@ def test_build_context_is_minimal_and_sufficient(tmp_path: Path) -> None:
     context = [p for p in tracked if in_build_context(p, patterns)]
     assert "pyproject.toml" in context and "operator/xorj/cli.py" in context
     assert {"requirements.lock", "requirements-build.lock"} <= set(context), "the locks the build installs from"
-    assert not [p for p in context if p.startswith(("tests/", "charts/", ".git", "bench/"))]
+    assert not [p for p in context if p.startswith(("tests/", "charts/", ".git", "bench/", "devtools/"))]
     assert not [p for p in context if "__pycache__" in p or p.endswith(".pyc")]
 
     root = tmp_path / "context"
@@ -235,7 +235,11 @@ def test_build_context_is_minimal_and_sufficient(tmp_path: Path) -> None:
     migrations = [p for p in sources if p.startswith("xorj/ledger/migrations/") and p.endswith(".sql")]
     assert set(migrations) <= set(names), "ledger migrations must ship in the image"
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "xorj = xorj.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    registered = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "xorj = xorj.cli:main" in registered
+    # The development tools (devtools/, a distribution of their own) are not in what the image installs.
+    assert not [n for n in names if n.startswith(("xorj/devenv/", "xorj/chaos/"))], "the image holds the dev tools"
+    assert "[xorj.commands]" not in registered, "the image's `xorj` has no `dev` or `chaos`"
 
 
 # Every name a shell goes by on Debian (its /etc/shells) under both halves of the merged /usr.

@@ -105,6 +105,17 @@ def test_lock_holds_no_test_or_chaos_extras(runtime_lock) -> None:
     assert not only_for_tests & set(runtime_lock), "test/chaos extras do not belong in the image"
 
 
+def test_lock_holds_nothing_only_the_development_tools_need(runtime_lock) -> None:
+    """devtools/pyproject.toml's own dependencies (the chaos suite's, the local Postgres's TLS) stay out
+    of the image unless the product asks for them too."""
+    devtools = tomllib.loads((REPO / "devtools" / "pyproject.toml").read_text())["project"]["dependencies"]
+    only_for_devtools = {canonicalize_name(Requirement(s).name) for s in devtools}
+    only_for_devtools -= {canonicalize_name(Requirement(s).name) for s in PYPROJECT["project"]["dependencies"]}
+    only_for_devtools.discard("xorj-operator")
+    assert {"chaostoolkit", "cryptography"} <= only_for_devtools
+    assert not only_for_devtools & set(runtime_lock), "development tools' dependencies do not belong in the image"
+
+
 def test_build_lock_covers_the_build_backend() -> None:
     locked = parse_lock(BUILD_LOCK)
     for spec in PYPROJECT["build-system"]["requires"]:

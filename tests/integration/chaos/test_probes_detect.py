@@ -169,9 +169,14 @@ def test_onchain_probe_reads_the_real_chain(ledger, target):
     assert probes.no_duplicate_onchain_transactions(configuration=target)["confirmed_not_on_chain"]
 
 
+def _pythonpath() -> str:
+    """The repository (for tests.*) before whatever path the run was given (a checkout's own xorj)."""
+    return os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+
+
 def _chaos_run(configuration, experiment: Path, tmp_path: Path) -> tuple[int, dict]:
     journal = tmp_path / f"journal-{uuid.uuid4().hex[:6]}.json"
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": str(REPO),
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": _pythonpath(),
            "XORJ_CHAOS_ENV": configuration["xorj_env"], "XORJ_CHAOS_RUN_ID": configuration["run_id"]}
     code = subprocess.run([shutil.which("chaos"), "--no-version-check", "run", str(experiment), "--journal-path",
                            str(journal), "--rollback-strategy=always"], env=env, capture_output=True, timeout=300,
@@ -222,7 +227,7 @@ def test_xorj_chaos_run_fails_when_the_system_is_broken_before_the_method(ledger
     assert code == 0 and journal["steady_states"]["before"]["steady_state_met"] is False  # the upstream behaviour
     result = subprocess.run(["xorj", "chaos", "run", "broken-before", "--experiments", str(experiments),
                              "--env", target["xorj_env"], "--out", str(tmp_path / "out")],
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": _pythonpath()}, capture_output=True, text=True,
                             timeout=300, check=False)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "| broken-before | NOT STEADY BEFORE |" in result.stdout

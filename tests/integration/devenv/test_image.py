@@ -163,6 +163,19 @@ def test_no_pip_in_the_image(image: ImageFilesystem) -> None:
     assert not [n for n in shipped if "/site-packages/setuptools/" in n], "the build backend stays in the build stage"
 
 
+def test_image_holds_the_product_and_not_the_development_tools(image: ImageFilesystem) -> None:
+    """The shipped virtualenv has the product's `xorj` and none of devtools/ (xorj.devenv with the chain
+    simulator, xorj.chaos, their `xorj.commands` entry points) nor what only those need."""
+    site = [n for n in image.files() if n.startswith("opt/xorj/lib/") and "/site-packages/" in n]
+    packages = {n.split("/site-packages/", 1)[1] for n in site}
+    assert "xorj/cli.py" in packages and "xorj/ledger/migrations" in {posixpath.dirname(p) for p in packages}
+    dev_tools = sorted(p for p in packages if p.startswith(("xorj/devenv/", "xorj/chaos/", "xorj_devtools",
+                                                            "chaostoolkit", "chaoslib/", "cryptography/")))
+    assert not dev_tools, dev_tools[:20]
+    entry_points = [p for p in packages if p.startswith("xorj_operator-") and p.endswith("/entry_points.txt")]
+    assert entry_points, "the product's distribution metadata is there (sanity)"
+
+
 def test_entrypoint_is_the_console_script_on_the_venv_python(image: ImageFilesystem) -> None:
     assert image.config["Entrypoint"] == ["xorj"] and image.config["Cmd"] == ["operator"]
     assert image.config["User"] == "10001:10001"
@@ -184,6 +197,10 @@ def test_image_starts_without_a_shell(built: BuiltImage) -> None:
                "--storage-driver", "overlay", "run", "--isolation", "chroot", container, "--"]
         started = subprocess.run([*run, "xorj", "--help"], capture_output=True, text=True, timeout=300, check=False)
         assert started.returncode == 0 and "Usage:" in started.stdout, started.stderr[-2000:]
+        commands = started.stdout.split("Commands:")[1].split()
+        assert "operator" in commands and "dev" not in commands and "chaos" not in commands, started.stdout
+        dev = subprocess.run([*run, "xorj", "dev", "up"], capture_output=True, text=True, timeout=300, check=False)
+        assert dev.returncode == 2 and "development tools" in dev.stderr, dev.stdout + dev.stderr[-2000:]
         shell = subprocess.run([*run, "sh", "-c", "true"], capture_output=True, text=True, timeout=120, check=False)
         assert shell.returncode != 0, "a shell ran inside the image"
         assert "not found" in shell.stdout + shell.stderr, shell.stderr[-2000:]  # absent, not merely failing

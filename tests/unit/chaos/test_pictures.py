@@ -223,7 +223,7 @@ def test_report_html_shows_one_timeline_per_experiment(tmp_path):
 def test_chaos_report_command_writes_pictures_linked_from_the_markdown(tmp_path):
     from click.testing import CliRunner
 
-    from xorj.commands.chaos import chaos
+    from xorj.chaos.command import chaos
 
     journals = tmp_path / "run" / "journals"
     journals.mkdir(parents=True)

@@ -104,7 +104,7 @@ def test_run_metadata_records_the_machine_it_ran_on():
 def test_report_command_puts_the_run_description_above_the_table(tmp_path):
     from click.testing import CliRunner
 
-    from xorj.commands.chaos import chaos
+    from xorj.chaos.command import chaos
 
     journals = tmp_path / "journals"
     journals.mkdir()

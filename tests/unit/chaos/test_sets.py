@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from xorj.chaos import actions, sets
+from xorj.chaos.command import chaos
 from xorj.chaos.target import trade_scale
-from xorj.commands.chaos import chaos
 from xorj.errors import InvalidInputError
 
 EXPERIMENTS = Path(__file__).resolve().parents[3] / "experiments"

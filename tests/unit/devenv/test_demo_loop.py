@@ -10,7 +10,7 @@ import pytest
 
 from xorj.controller.models import TradingStrategy
 from xorj.devenv import demo as demo_module
-from xorj.devenv.demo import POOL, TOP_N_STRATEGY, Demo, _example_strategy, read_chain_info, top_n_strategy
+from xorj.devenv.demo import POOL, TOP_N_STRATEGY, Demo, example_strategy, read_chain_info, top_n_strategy
 
 
 def write_two_vaults(directory: Path) -> None:
@@ -36,7 +36,7 @@ def test_the_second_vault_is_the_followers_and_no_keypair_is_in_the_repr(tmp_pat
 def test_the_top_n_strategy_follows_the_pool_with_its_own_vault_and_is_valid(tmp_path: Path) -> None:
     write_two_vaults(tmp_path)
     chain = read_chain_info(tmp_path)
-    example = _example_strategy()
+    example = example_strategy()
     strategy = top_n_strategy(example, "ns", chain)
     TradingStrategy.model_validate(strategy)  # what the API server and the operator accept
     spec = strategy["spec"]

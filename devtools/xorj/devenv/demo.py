@@ -46,12 +46,13 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 
 from xorj.devenv.processes import cmdline, process_running, terminate
+from xorj.devenv.repository import repository_root
 from xorj.devenv.waiting import StartupTimeout, log_tail, wait_until_gone, wait_until_ready
 from xorj.errors import EnvironmentSetupError
 
 Progress = Callable[[str], None]
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = repository_root()
 CHART = REPO / "charts" / "xorj-operator"
 EXAMPLES = REPO / "examples"
 NAMESPACE = "xorj"
@@ -453,7 +454,7 @@ class Demo:
 
         self._apply_secret(FOLLOWER_VAULT_SECRET, {"keypair.json": chain.follower_vault_keypair or b""},
                            annotations={SECRET_BINDING_ANNOTATION: TOP_N_STRATEGY})
-        strategy = top_n_strategy(_example_strategy(), self.namespace, chain)
+        strategy = top_n_strategy(example_strategy(), self.namespace, chain)
         TradingStrategy.model_validate(strategy)
         self.kubectl("apply", "-f", "-", input=json.dumps(strategy))
         self.say(f"    TradingStrategy {TOP_N_STRATEGY} (topN 1 of pool {POOL}, vault {chain.follower_vault_public_key})")
@@ -598,7 +599,7 @@ class Demo:
         # bound to the example strategy, as a vault binder (the demo runs kubectl as the cluster admin)
         from xorj.controller.guard import SECRET_BINDING_ANNOTATION
 
-        strategy = (_example_strategy().get("metadata") or {}).get("name") or STRATEGY
+        strategy = (example_strategy().get("metadata") or {}).get("name") or STRATEGY
         self._apply_secret(VAULT_SECRET, {"keypair.json": chain.vault_keypair},
                            annotations={SECRET_BINDING_ANNOTATION: strategy})
         # the local chain and swap API speak http: the explicit development setting allows it
@@ -851,7 +852,7 @@ class Demo:
         them). The image is the operator's setting (see _operator), never the strategy's."""
         from xorj.controller.models import TradingStrategy
 
-        strategy = _example_strategy()
+        strategy = example_strategy()
         name = strategy.get("metadata", {}).get("name") or STRATEGY
         strategy["metadata"] = {"name": name, "namespace": self.namespace}
         spec = strategy["spec"]
@@ -1060,7 +1061,7 @@ class Demo:
         return (result.stdout or result.stderr).strip()[:2000] or "(the namespace controller reports no conditions yet)"
 
 
-def _example_strategy() -> dict[str, Any]:
+def example_strategy() -> dict[str, Any]:
     """The first TradingStrategy in examples/ (the one a new user reads), or a minimal one."""
     for path in sorted(EXAMPLES.glob("*.yaml")):
         for document in yaml.safe_load_all(path.read_text()):

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from xorj.devenv.repository import repository_root
 from xorj.devenv.toolchain import cache_root
 from xorj.errors import EnvironmentSetupError
 
@@ -45,7 +46,7 @@ def _silent(_: str) -> None:
 
 
 def project_root() -> Path:
-    return Path(__file__).resolve().parents[3]
+    return repository_root()
 
 
 def source_hash(root: Path) -> str:

@@ -25,8 +25,9 @@ from pathlib import Path
 import click
 
 from xorj.chaos.sets import DEFAULT_SET, SETS
+from xorj.devenv.repository import repository_root
 
-EXPERIMENTS = Path(__file__).resolve().parents[3] / "experiments"
+EXPERIMENTS = repository_root() / "experiments"
 
 
 def _experiments(directory: Path) -> dict[str, dict]:
@@ -91,7 +92,7 @@ def run(names: tuple[str, ...], run_all: bool, set_name: str, trades: int | None
         raise click.BadParameter(str(exc), param_hint="--trades") from None
     chaos_bin = shutil.which("chaos")
     if chaos_bin is None:
-        raise click.ClickException("the `chaos` command (chaostoolkit) is not installed: pip install 'xorj-operator[chaos]'")
+        raise click.ClickException("the `chaos` command (chaostoolkit) is not installed: pip install -e devtools (scripts/bootstrap does)")
     out.mkdir(parents=True, exist_ok=True)
     journals = out / "journals"
     journals.mkdir(exist_ok=True)

@@ -93,7 +93,7 @@ def _from_demo(state: dict[str, Any], root: Path) -> dict[str, Any]:
     from xorj.devenv import demo
 
     namespace = os.environ.get("XORJ_DEMO_NAMESPACE", demo.NAMESPACE)
-    name = (demo._example_strategy().get("metadata") or {}).get("name") or demo.STRATEGY  # as Demo.up names it
+    name = (demo.example_strategy().get("metadata") or {}).get("name") or demo.STRATEGY  # as Demo.up names it
     # the ledger keys trades by "namespace/name" of their TradingStrategy
     out: dict[str, Any] = {"namespace": namespace, "strategy": f"{namespace}/{name}", "strategy_name": name,
                            "kubeconfig": state.get("kubeconfig")}
