@@ -19,6 +19,7 @@ from xorj.controller.kube import Kube
 from xorj.controller.settings import OperatorSettings
 from xorj.errors import LedgerError
 from xorj.ledger import AsyncTradeListener, Ledger
+from xorj.traders.realized import RealizedHistories
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class Runtime:
     identity: str
     wakeups: Wakeups = field(default_factory=Wakeups)
     applied: dict[str, tuple[str, float]] = field(default_factory=dict)  # strategy uid -> digest, when
+    realized: RealizedHistories = field(default_factory=RealizedHistories)  # pools' realized trades, reused
 
     async def ledger_call(self, operation: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A ledger call off the event loop; failures are counted and re-raised (typed LedgerError)."""

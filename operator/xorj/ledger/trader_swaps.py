@@ -100,6 +100,36 @@ class TraderSwapStore:
             out[r["wallet"]].append(_stored_swap(r))
         return out
 
+    def versions(self, wallets: Sequence[str]) -> dict[str, tuple[str, int, datetime]]:
+        """Per wallet with a cursor, a version of its recorded history: its cursor and when the cursor
+        was last written, read by primary key. :meth:`record` writes the cursor in the transaction that
+        adds the rows, and rows are never changed or removed, so an unchanged version is an unchanged
+        history (what a rescoring may reuse)."""
+        if not wallets:
+            return {}
+        with self._transaction() as cur:
+            rows = cur.execute("SELECT wallet, cursor_signature, cursor_slot, updated_at FROM trader_history_cursors "
+                               "WHERE wallet = ANY(%s)", (list(wallets),)).fetchall()
+        return {r["wallet"]: (r["cursor_signature"], int(r["cursor_slot"]), r["updated_at"]) for r in rows}
+
+    def priced_of(self, wallets: Sequence[str]) -> dict[str, list[PricedSwap]]:
+        """The priced SWAPs of many wallets in chain order, one query (what :func:`priced_swaps` keeps
+        of :meth:`swaps_of`, read without building the other kinds' rows)."""
+        out: dict[str, list[PricedSwap]] = {w: [] for w in wallets}
+        if not out:
+            return out
+        with self._transaction() as cur:
+            rows = cur.execute(
+                "SELECT wallet, signature, extract(epoch FROM block_time)::bigint AS at, sold_mint, sold_amount, "
+                "bought_mint, bought_amount, value_usd FROM trader_swaps WHERE wallet = ANY(%s) AND kind = 'SWAP' "
+                "AND value_usd IS NOT NULL AND block_time IS NOT NULL ORDER BY wallet, slot, slot_index, signature",
+                (list(out),)).fetchall()
+        for r in rows:
+            out[r["wallet"]].append(PricedSwap(r["wallet"], r["signature"], int(r["at"]), r["sold_mint"],
+                                               int(r["sold_amount"]), r["bought_mint"], int(r["bought_amount"]),
+                                               r["value_usd"]))
+        return out
+
     def wallets(self) -> list[str]:
         with self._transaction() as cur:
             return [r["wallet"] for r in cur.execute("SELECT wallet FROM trader_history_cursors ORDER BY wallet")]

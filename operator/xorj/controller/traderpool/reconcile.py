@@ -9,6 +9,7 @@ thousands of wallets is rescored from one query.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,11 +24,12 @@ from xorj.controller.common import POOLS
 from xorj.controller.models import TraderPoolSpec, TraderPoolStatus, WindowEnd
 from xorj.controller.runtime import Runtime
 from xorj.domain.trader_history import DEFAULT_CASH_MINTS
-from xorj.domain.trader_pool import PoolRanking, candidates_from_lists, rank_pool
+from xorj.domain.trader_pool import PoolRanking, candidates_from_lists, rank_history
 from xorj.errors import InvalidInputError, LedgerError
 from xorj.ledger.records import StoredTraderScore
+from xorj.ledger.repository import Ledger
 from xorj.ledger.trader_swaps import TraderSwapStore
-from xorj.traders.backfill import realized
+from xorj.traders.realized import RealizedHistories
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,19 @@ def stored_scores(ranking: PoolRanking) -> list[StoredTraderScore]:
                               roi_pct=s.roi_pct, max_drawdown_pct=s.max_drawdown_pct, trades=s.trades,
                               normalization=ranking.normalization.value)
             for s in ranking.ranked]
+
+
+def rescore(ledger: Ledger, histories: RealizedHistories, candidates: Sequence[str], spec: TraderPoolSpec,
+            cash_mints: frozenset[str], now_ts: float) -> PoolRanking:
+    """Rank ``candidates`` from their stored swaps and write their ``trader_scores`` (blocking: the
+    ledger's reads and writes; the bench times it as the operator runs it). Only wallets with swaps
+    recorded since the last rescoring are read and realized again (:class:`RealizedHistories`)."""
+    history = histories.history(TraderSwapStore(ledger), candidates, cash_mints=cash_mints)
+    ranking = rank_history(history, normalization=spec.normalization, window_days=spec.window.days,
+                           ends_at_latest_trade=spec.window.ends_at is WindowEnd.LATEST_TRADE, now=now_ts)
+    if ranking.ranked:
+        ledger.upsert_trader_scores(stored_scores(ranking))
+    return ranking
 
 
 async def _candidates(rt: Runtime, namespace: str, spec: TraderPoolSpec) -> tuple[list[str], list[str]]:
@@ -75,15 +90,9 @@ async def score_pool(rt: Runtime, body: Any, logger: Any) -> PoolRanking | None:
     if spec is not None:
         try:
             candidates, problems = await _candidates(rt, namespace, spec)
-            store = TraderSwapStore(rt.ledger)
-            stored = await rt.ledger_call("trader_swaps", store.swaps_of, candidates)
             cash = frozenset(rt.settings.pools.cash_mints) or DEFAULT_CASH_MINTS
-            trades = realized([s for wallet in candidates for s in stored[wallet]], cash_mints=cash)
-            ranking = rank_pool(candidates, trades, normalization=spec.normalization, window_days=spec.window.days,
-                                ends_at_latest_trade=spec.window.ends_at is WindowEnd.LATEST_TRADE,
-                                now=now().timestamp())
-            if ranking.ranked:
-                await rt.ledger_call("upsert_trader_scores", rt.ledger.upsert_trader_scores, stored_scores(ranking))
+            ranking = await rt.ledger_call("rescore_pool", rescore, rt.ledger, rt.realized, candidates, spec, cash,
+                                           now().timestamp())
         except LedgerError as exc:
             ranking, error = None, ("LedgerUnavailable", f"ledger unavailable: {type(exc).__name__}")
         except InvalidInputError as exc:  # stored history the Trust Score refuses (e.g. out of its value limits)
