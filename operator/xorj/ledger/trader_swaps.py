@@ -70,14 +70,23 @@ class TraderSwapStore:
                 cur.execute(f"INSERT INTO trader_swaps ({_COLUMNS}) VALUES ({', '.join(['%s'] * 17)}) "
                             "ON CONFLICT (wallet, signature) DO NOTHING", row)
                 inserted += cur.rowcount
+            # updated_at changes whenever rows are added, even where the cursor does not move: it is the
+            # version of the wallet's history that rescoring compares (versions, history_watermark)
             if new_cursor is not None:
                 cur.execute(
                     """INSERT INTO trader_history_cursors (wallet, cursor_signature, cursor_slot)
                        VALUES (%s, %s, %s)
-                       ON CONFLICT (wallet) DO UPDATE SET cursor_signature = EXCLUDED.cursor_signature,
-                           cursor_slot = EXCLUDED.cursor_slot, updated_at = now()
-                       WHERE trader_history_cursors.cursor_slot <= EXCLUDED.cursor_slot""",
-                    (wallet, new_cursor.signature, new_cursor.slot))
+                       ON CONFLICT (wallet) DO UPDATE SET
+                           cursor_signature = CASE WHEN trader_history_cursors.cursor_slot <= EXCLUDED.cursor_slot
+                                                   THEN EXCLUDED.cursor_signature
+                                                   ELSE trader_history_cursors.cursor_signature END,
+                           cursor_slot = greatest(trader_history_cursors.cursor_slot, EXCLUDED.cursor_slot),
+                           updated_at = clock_timestamp()
+                       WHERE trader_history_cursors.cursor_slot <= EXCLUDED.cursor_slot OR %s""",
+                    (wallet, new_cursor.signature, new_cursor.slot, inserted > 0))
+            elif inserted:
+                cur.execute("UPDATE trader_history_cursors SET updated_at = clock_timestamp() WHERE wallet = %s",
+                            (wallet,))
         return inserted
 
     def swaps(self, wallet: str) -> list[StoredSwap]:
@@ -111,6 +120,17 @@ class TraderSwapStore:
             rows = cur.execute("SELECT wallet, cursor_signature, cursor_slot, updated_at FROM trader_history_cursors "
                                "WHERE wallet = ANY(%s)", (list(wallets),)).fetchall()
         return {r["wallet"]: (r["cursor_signature"], int(r["cursor_slot"]), r["updated_at"]) for r in rows}
+
+    def history_watermark(self, wallets: Sequence[str]) -> str | None:
+        """One digest of the candidates' history versions (:meth:`versions`): it changes when any of
+        them records anything. None: none has a cursor."""
+        if not wallets:
+            return None
+        with self._transaction() as cur:
+            row = cur.execute("SELECT md5(string_agg(wallet || ':' || cursor_signature || ':' || updated_at::text, "
+                              "',' ORDER BY wallet)) AS digest FROM trader_history_cursors WHERE wallet = ANY(%s)",
+                              (list(wallets),)).fetchone()
+        return None if row is None else row["digest"]
 
     def priced_of(self, wallets: Sequence[str]) -> dict[str, list[PricedSwap]]:
         """The priced SWAPs of many wallets in chain order, one query (what :func:`priced_swaps` keeps

@@ -72,6 +72,30 @@ async def _candidates(rt: Runtime, namespace: str, spec: TraderPoolSpec) -> tupl
 
 async def score_pool(rt: Runtime, body: Any, logger: Any) -> PoolRanking | None:
     """Rank one pool and write its status (one merge PATCH, only when something changed)."""
+    async with rt.pool_locks[body["metadata"].get("uid", "")]:
+        return await _score_pool(rt, body, logger)
+
+
+async def rescore_on_new_swaps(rt: Runtime, body: Any, logger: Any) -> PoolRanking | None:
+    """Rescore the pool if any of its candidates recorded swaps since it was last scored (their history
+    watermark moved); nothing otherwise. A pool this operator has not scored yet is left to its create,
+    resume and schedule handlers."""
+    seen = rt.pool_watermarks.get(body["metadata"].get("uid", ""))
+    if seen is None:
+        return None
+    candidates, watermark = seen
+    try:
+        now_mark = await rt.ledger_call("trader_history_watermark", TraderSwapStore(rt.ledger).history_watermark,
+                                        candidates)
+    except LedgerError:
+        return None  # counted; the next check asks again, and the schedule reports a lasting outage
+    if now_mark == watermark:
+        return None
+    logger.info("new swaps recorded for the pool's candidates: rescoring", extra={"pool": body["metadata"]["name"]})
+    return await score_pool(rt, body, logger)
+
+
+async def _score_pool(rt: Runtime, body: Any, logger: Any) -> PoolRanking | None:
     meta = body["metadata"]
     namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
     previous: TraderPoolStatus | None
@@ -91,8 +115,12 @@ async def score_pool(rt: Runtime, body: Any, logger: Any) -> PoolRanking | None:
         try:
             candidates, problems = await _candidates(rt, namespace, spec)
             cash = frozenset(rt.settings.pools.cash_mints) or DEFAULT_CASH_MINTS
+            # read before scoring: swaps recorded while it runs move the watermark again (rescored next check)
+            watermark = await rt.ledger_call("trader_history_watermark",
+                                             TraderSwapStore(rt.ledger).history_watermark, candidates)
             ranking = await rt.ledger_call("rescore_pool", rescore, rt.ledger, rt.realized, candidates, spec, cash,
                                            now().timestamp())
+            rt.pool_watermarks[meta.get("uid", "")] = (tuple(candidates), watermark)
         except LedgerError as exc:
             ranking, error = None, ("LedgerUnavailable", f"ledger unavailable: {type(exc).__name__}")
         except InvalidInputError as exc:  # stored history the Trust Score refuses (e.g. out of its value limits)
