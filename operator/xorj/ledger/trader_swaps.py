@@ -82,7 +82,8 @@ class TraderSwapStore:
                                                    ELSE trader_history_cursors.cursor_signature END,
                            cursor_slot = greatest(trader_history_cursors.cursor_slot, EXCLUDED.cursor_slot),
                            updated_at = clock_timestamp()
-                       WHERE trader_history_cursors.cursor_slot <= EXCLUDED.cursor_slot OR %s""",
+                       WHERE (trader_history_cursors.cursor_slot <= EXCLUDED.cursor_slot
+                              AND trader_history_cursors.cursor_signature <> EXCLUDED.cursor_signature) OR %s""",
                     (wallet, new_cursor.signature, new_cursor.slot, inserted > 0))
             elif inserted:
                 cur.execute("UPDATE trader_history_cursors SET updated_at = clock_timestamp() WHERE wallet = %s",
