@@ -94,6 +94,11 @@ async def wired_watcher(chain: Any, ledger: Any, docs: list[dict[str, Any]], *, 
             await prices.close()
 
 
+def metric_value(metric: Any, **labels: str) -> float:
+    """A watcher metric's current value (of the labelled child when labels are given)."""
+    return metric.labels(**labels)._value.get() if labels else metric._value.get()
+
+
 def landed_slot(url: str, signature: str) -> int:
     status = rpc(url, "getSignatureStatuses", [[signature], {"searchTransactionHistory": True}])["value"][0]
     assert status is not None, signature

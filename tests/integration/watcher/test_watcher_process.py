@@ -13,11 +13,9 @@ import pytest
 import yaml
 
 from tests.integration.watcher.helpers import (
-    Leader,
     WatcherProcess,
     run,
     strategy_doc,
-    unique_namespace,
 )
 from xorj.chain.prices import price_api_url_for
 from xorj.ledger.lead_signals import LeadSignalStore
@@ -35,10 +33,8 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def test_sigkilled_watcher_resumes_without_missing_or_duplicating(local_chain, ledger, ledger_dsn, tmp_path) -> None:
-    leader = Leader(local_chain)
-    run(leader.fund())
-    ns = unique_namespace()
+def test_sigkilled_watcher_resumes_without_missing_or_duplicating(local_chain, ledger, ledger_dsn, tmp_path, leader,
+                                                                  ns) -> None:
     vault = local_chain.take_vault()
     strategies = tmp_path / "strategies.yaml"
     strategies.write_text(yaml.safe_dump_all([strategy_doc(ns, "s", vault, [leader.pubkey],
