@@ -187,8 +187,10 @@ def detection(chain, pg: PostgresServer, mode: str, signals: int, poll_interval:
 # ---- backfill --------------------------------------------------------------------------------------
 
 
-def backfill(chain, pg: PostgresServer, swaps: int, concurrency: int) -> dict:
-    """A leader makes ``swaps`` swaps (sent in bursts, then confirmed), then one backfill reads them."""
+def backfill(chain, pg: PostgresServer, swaps: int, concurrency: int, want_profile: bool, top: int) -> dict:
+    """A leader makes ``swaps`` swaps (sent in bursts, then confirmed), then one backfill reads them
+    (under cProfile with ``want_profile``: CPU time, so waiting on the chain is not counted)."""
+    profiler = cProfile.Profile(time.process_time) if want_profile else None
     dsn = fresh_ledger(pg, "backfill")
     leader = Leader(chain)
 
@@ -210,28 +212,38 @@ def backfill(chain, pg: PostgresServer, swaps: int, concurrency: int) -> dict:
                     progress(f"backfill: {i + 1}/{swaps} leader swaps made")
             await market.wait_confirmed(sent)
 
-    async def read() -> tuple[float, object]:
+    async def read() -> tuple[float, float, object]:
         async with SolanaRpc(chain.rpc_url) as rpc:
             prices = JupiterPriceClient(price_api_url_for(chain.swap_api_url))
             try:
                 with Ledger.connect(dsn, apply_migrations=False) as ledger:
                     store = TraderSwapStore(ledger)
-                    started = time.perf_counter()
+                    started, cpu = time.perf_counter(), time.process_time()
+                    if profiler is not None:
+                        profiler.enable()
                     result = await refresh(leader.pubkey, ChainHistory(rpc, concurrency=concurrency), prices, store)
-                    return time.perf_counter() - started, result
+                    if profiler is not None:
+                        profiler.disable()
+                    return time.perf_counter() - started, time.process_time() - cpu, result
             finally:
                 await prices.close()
 
     asyncio.run(make_history())
     state_before = chain.admin("GET", "/state")
-    seconds, result = asyncio.run(read())
+    seconds, cpu_here, result = asyncio.run(read())
     state_after = chain.admin("GET", "/state")
     calls = {m: state_after["requests"].get(m, 0) - state_before["requests"].get(m, 0)
              for m in ("getTransaction", "getSignaturesForAddress")}
     cpu = {m: state_after.get("requestCpuSeconds", {}).get(m, 0.0) - state_before.get("requestCpuSeconds", {}).get(m, 0.0)
            for m in calls}
+    profile_text = ""
+    if profiler is not None:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
+        profile_text = out.getvalue()
     return {"read": result.read, "swaps": result.swaps, "recorded": result.recorded, "seconds": seconds,
-            "per_s": result.read / seconds, "calls": calls, "server_cpu": cpu, "concurrency": concurrency}
+            "per_s": result.read / seconds, "calls": calls, "server_cpu": cpu, "concurrency": concurrency,
+            "cpu_here": cpu_here, "profile": profile_text}
 
 
 # ---- rescoring a 10,000-wallet pool ---------------------------------------------------------------
@@ -337,7 +349,7 @@ def main() -> None:
                         help="stored swaps per wallet (120: 60 round trips, past the Trust Score's 50 trades)")
     parser.add_argument("--repeat", type=int, default=4, help="rescorings: the first, then again, the last after "
                         "new swaps")
-    parser.add_argument("--profile", action="store_true", help="a CPU profile of one rescoring run")
+    parser.add_argument("--profile", action="store_true", help="CPU profiles of the backfill and of one rescoring")
     parser.add_argument("--profile-top", type=int, default=25)
     args = parser.parse_args()
     only = set(args.only or ["detection", "backfill", "rescore"])
@@ -359,7 +371,8 @@ def main() -> None:
                 results["detection"].append(detection(chain, pg, mode, args.signals, args.poll_interval, workdir))
         if "backfill" in only:
             print(f"backfill: a wallet with {args.backfill_swaps} swaps ...", flush=True)
-            results["backfill"] = backfill(chain, pg, args.backfill_swaps, args.backfill_concurrency)
+            results["backfill"] = backfill(chain, pg, args.backfill_swaps, args.backfill_concurrency, args.profile,
+                                           args.profile_top)
         if "rescore" in only:
             print(f"rescore: a pool of {args.wallets:,} wallets ...", flush=True)
             results["rescore"] = rescoring(pg, args.wallets, args.swaps_per_wallet, args.repeat, args.profile,
@@ -382,6 +395,10 @@ def main() -> None:
               f"{b['per_s']:.0f} transactions/s (concurrency {b['concurrency']}); chain calls "
               + ", ".join(f"{m} {n} ({1000 * b['server_cpu'][m] / max(n, 1):.2f} ms server CPU each)"
                           for m, n in b["calls"].items()))
+        print(f"  the backfill's own CPU: {b['cpu_here']:.2f} s = {1000 * b['cpu_here'] / max(b['read'], 1):.1f} ms "
+              "per transaction")
+        if b["profile"]:
+            print(b["profile"])
     if "rescore" in results:
         r = results["rescore"]
         for n, (wall, cpu, pg_cpu, realized) in enumerate(r["runs"]):
