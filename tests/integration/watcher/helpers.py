@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import httpx
 from solders.keypair import Keypair
 
-from tests.integration.executor.harness import rpc
+from tests.integration.executor.harness import rpc, served_port
 from xorj.chain.prices import JupiterPriceClient, price_api_url_for
 from xorj.chain.rpc import SolanaRpc
 from xorj.devenv.leaders import LeaderWallet, LocalMarket
@@ -110,6 +109,8 @@ def run(coro: Any) -> Any:
 
 
 class WatcherProcess:
+    """``xorj watcher`` as a child process, logging to ``log_path`` (its port written next to it)."""
+
     def __init__(self, env: dict[str, str], log_path) -> None:
         self.port_file = log_path.with_suffix(".port")
         self.port_file.unlink(missing_ok=True)
@@ -120,14 +121,7 @@ class WatcherProcess:
                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def port(self, timeout: float = 30.0) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.port_file.exists() and self.port_file.read_text():
-                return int(self.port_file.read_text())
-            if self.proc.poll() is not None:
-                raise AssertionError(f"watcher exited {self.proc.returncode}: {self.log_path.read_text()[-3000:]}")
-            time.sleep(0.05)
-        raise AssertionError("watcher did not start serving")
+        return served_port(self.proc, self.port_file, self.log_path, "watcher", timeout)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
