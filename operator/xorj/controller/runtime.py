@@ -19,6 +19,7 @@ from xorj.controller.kube import Kube
 from xorj.controller.settings import OperatorSettings
 from xorj.errors import LedgerError
 from xorj.ledger import AsyncTradeListener, Ledger
+from xorj.traders.realized import RealizedHistories
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -69,6 +70,11 @@ class Runtime:
     identity: str
     wakeups: Wakeups = field(default_factory=Wakeups)
     applied: dict[str, tuple[str, float]] = field(default_factory=dict)  # strategy uid -> digest, when
+    realized: RealizedHistories = field(default_factory=RealizedHistories)  # pools' realized trades, reused
+    # pool uid -> (its candidates, their history watermark) when it was last scored; and one lock per
+    # pool, so its schedule and a new-swaps rescoring never write its status out of order
+    pool_watermarks: dict[str, tuple[tuple[str, ...], str | None]] = field(default_factory=dict)
+    pool_locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
 
     async def ledger_call(self, operation: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A ledger call off the event loop; failures are counted and re-raised (typed LedgerError)."""

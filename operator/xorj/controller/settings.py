@@ -156,6 +156,10 @@ class PoolSettings(BaseSettings):
     score_seconds: float = Field(default=60.0, gt=0, description=(
         "Every pool is ranked from the ledger's stored swaps this often (kopf's timer: read once, at "
         "import), and when its spec changes."))
+    swaps_check_seconds: float = Field(default=5.0, gt=0, description=(
+        "How often each pool checks whether its candidates recorded new swaps since it was last "
+        "scored (one read of their history cursors), and is rescored if they did: a stream of swaps "
+        "rescores a pool at most once per check (kopf's timer: read once, at import)."))
     cash_mints: list[str] = Field(default_factory=list, validation_alias=f"{_PREFIX}TRADER_CASH_MINTS",
                                   description=(
         "Mints that open no position in the FIFO book (empty: mainnet USDC and USDT; the local "

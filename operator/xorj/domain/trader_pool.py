@@ -85,12 +85,20 @@ def rank_pool(candidates: Sequence[str], trades: Iterable[RealizedTrade], *, nor
         profit_usd=np.fromiter((float(t.profit_usd) for t in rows), dtype=np.float64, count=len(rows)),
         volume_usd=np.fromiter((float(t.volume_usd) for t in rows), dtype=np.float64, count=len(rows)),
     )
+    return rank_history(history, normalization=normalization, window_days=window_days,
+                        ends_at_latest_trade=ends_at_latest_trade, now=now)
+
+
+def rank_history(history: TradeHistory, *, normalization: Normalization, window_days: int,
+                 ends_at_latest_trade: bool, now: float) -> PoolRanking:
+    """:func:`rank_pool` of realized trades already in the Trust Score's columns (``history.wallets``
+    are the candidates)."""
     end = float(now)
-    if ends_at_latest_trade and rows:
+    if ends_at_latest_trade and history.timestamp.size:
         end = float(history.timestamp.max())
     board: ScoreBoard = score_history(history, normalization, as_of=end, window_days=window_days)
     return PoolRanking(ranked=board.ranked(), normalization=normalization,
                        window_start=end - window_days * SECONDS_PER_DAY, window_end=end)
 
 
-__all__ = ["PoolRanking", "candidates_from_lists", "rank_pool"]
+__all__ = ["PoolRanking", "candidates_from_lists", "rank_history", "rank_pool"]

@@ -20,6 +20,7 @@ from xorj.domain.trader_history import ParsedSwap, PricedSwap, SwapKind
 from xorj.ledger.repository import Ledger, LedgerCursor
 from xorj.ledger.rows import fetch_one
 
+# ANY(%b): a list of thousands of wallets is sent in binary (a quarter of the text format's CPU)
 _COLUMNS = ("wallet, signature, slot, slot_index, block_time, kind, reason, sold_mint, sold_amount, sold_decimals, "
             "bought_mint, bought_amount, bought_decimals, sol_overhead_lamports, fee_lamports, value_usd, priced_at")
 
@@ -70,14 +71,24 @@ class TraderSwapStore:
                 cur.execute(f"INSERT INTO trader_swaps ({_COLUMNS}) VALUES ({', '.join(['%s'] * 17)}) "
                             "ON CONFLICT (wallet, signature) DO NOTHING", row)
                 inserted += cur.rowcount
+            # updated_at changes whenever rows are added, even where the cursor does not move: it is the
+            # version of the wallet's history that rescoring compares (versions, history_watermark)
             if new_cursor is not None:
                 cur.execute(
                     """INSERT INTO trader_history_cursors (wallet, cursor_signature, cursor_slot)
                        VALUES (%s, %s, %s)
-                       ON CONFLICT (wallet) DO UPDATE SET cursor_signature = EXCLUDED.cursor_signature,
-                           cursor_slot = EXCLUDED.cursor_slot, updated_at = now()
-                       WHERE trader_history_cursors.cursor_slot <= EXCLUDED.cursor_slot""",
-                    (wallet, new_cursor.signature, new_cursor.slot))
+                       ON CONFLICT (wallet) DO UPDATE SET
+                           cursor_signature = CASE WHEN trader_history_cursors.cursor_slot <= EXCLUDED.cursor_slot
+                                                   THEN EXCLUDED.cursor_signature
+                                                   ELSE trader_history_cursors.cursor_signature END,
+                           cursor_slot = greatest(trader_history_cursors.cursor_slot, EXCLUDED.cursor_slot),
+                           updated_at = clock_timestamp()
+                       WHERE (trader_history_cursors.cursor_slot <= EXCLUDED.cursor_slot
+                              AND trader_history_cursors.cursor_signature <> EXCLUDED.cursor_signature) OR %s""",
+                    (wallet, new_cursor.signature, new_cursor.slot, inserted > 0))
+            elif inserted:
+                cur.execute("UPDATE trader_history_cursors SET updated_at = clock_timestamp() WHERE wallet = %s",
+                            (wallet,))
         return inserted
 
     def swaps(self, wallet: str) -> list[StoredSwap]:
@@ -94,10 +105,51 @@ class TraderSwapStore:
         if not out:
             return out
         with self._transaction() as cur:
-            rows = cur.execute(f"SELECT {_COLUMNS} FROM trader_swaps WHERE wallet = ANY(%s) "
+            rows = cur.execute(f"SELECT {_COLUMNS} FROM trader_swaps WHERE wallet = ANY(%b) "
                                "ORDER BY wallet, slot, slot_index, signature", (list(out),)).fetchall()
         for r in rows:
             out[r["wallet"]].append(_stored_swap(r))
+        return out
+
+    def versions(self, wallets: Sequence[str]) -> dict[str, tuple[str, int, datetime]]:
+        """Per wallet with a cursor, a version of its recorded history: its cursor and when the cursor
+        was last written, read by primary key. :meth:`record` writes the cursor in the transaction that
+        adds the rows, and rows are never changed or removed, so an unchanged version is an unchanged
+        history (what a rescoring may reuse)."""
+        if not wallets:
+            return {}
+        with self._transaction() as cur:
+            rows = cur.execute("SELECT wallet, cursor_signature, cursor_slot, updated_at FROM trader_history_cursors "
+                               "WHERE wallet = ANY(%b)", (list(wallets),)).fetchall()
+        return {r["wallet"]: (r["cursor_signature"], int(r["cursor_slot"]), r["updated_at"]) for r in rows}
+
+    def history_watermark(self, wallets: Sequence[str]) -> str | None:
+        """One digest of the candidates' history versions (:meth:`versions`): it changes when any of
+        them records anything. None: none has a cursor."""
+        if not wallets:
+            return None
+        with self._transaction() as cur:
+            row = cur.execute("SELECT md5(string_agg(wallet || ':' || cursor_signature || ':' || updated_at::text, "
+                              "',' ORDER BY wallet)) AS digest FROM trader_history_cursors WHERE wallet = ANY(%b)",
+                              (list(wallets),)).fetchone()
+        return None if row is None or row["digest"] is None else str(row["digest"])
+
+    def priced_of(self, wallets: Sequence[str]) -> dict[str, list[PricedSwap]]:
+        """The priced SWAPs of many wallets in chain order, one query (what :func:`priced_swaps` keeps
+        of :meth:`swaps_of`, read without building the other kinds' rows)."""
+        out: dict[str, list[PricedSwap]] = {w: [] for w in wallets}
+        if not out:
+            return out
+        with self._transaction() as cur:
+            rows = cur.execute(
+                "SELECT wallet, signature, extract(epoch FROM block_time)::bigint AS at, sold_mint, sold_amount, "
+                "bought_mint, bought_amount, value_usd FROM trader_swaps WHERE wallet = ANY(%b) AND kind = 'SWAP' "
+                "AND value_usd IS NOT NULL AND block_time IS NOT NULL ORDER BY wallet, slot, slot_index, signature",
+                (list(out),)).fetchall()
+        for r in rows:
+            out[r["wallet"]].append(PricedSwap(r["wallet"], r["signature"], int(r["at"]), r["sold_mint"],
+                                               int(r["sold_amount"]), r["bought_mint"], int(r["bought_amount"]),
+                                               r["value_usd"]))
         return out
 
     def wallets(self) -> list[str]:

@@ -6,7 +6,8 @@ through :func:`xorj.controller.status.followed_traders`, the same selection admi
 strategy's status use), its vault and its :class:`~xorj.domain.copy_signals.CopyPolicy`.
 
 Two books feed it: :class:`KubeFollowBook` (the Kubernetes API: TradingStrategies and TraderPools of
-the watched namespaces, or of every namespace, listed every ``refresh_seconds``, never per signal) and :class:`StaticFollowBook`
+the watched namespaces, or of every namespace, re-listed on every change a watch reports and every
+``refresh_seconds``, never per signal) and :class:`StaticFollowBook`
 (the same objects from a YAML file, for running without a cluster). Both answer
 :meth:`FollowBook.followers_of` from memory.
 """
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -158,37 +160,94 @@ class StaticFollowBook(_TableBook):
 
 
 class KubeFollowBook(_TableBook):
-    """The follow table from the Kubernetes API, refreshed every ``refresh_seconds`` by :meth:`run`
-    (a list of TradingStrategies and TraderPools in every namespace, and the ledger's scores)."""
+    """The follow table from the Kubernetes API: TradingStrategies and TraderPools of the watched
+    namespaces (or of every namespace) and the ledger's scores.
+
+    :meth:`run` re-lists them within ``debounce_seconds`` of any change the API server reports on a
+    watch of either kind (a strategy applied, edited or deleted, a pool's ranking rewritten), and
+    every ``refresh_seconds`` whatever happens: the fallback when a watch is down or missed an event.
+    A burst of changes is one re-list."""
 
     def __init__(self, api: Any, scores: Any, *, refresh_seconds: float = 10.0, namespaces: Sequence[str] = (),
-                 cash_mints: frozenset[str] = DEFAULT_CASH_MINTS | {SOL_MINT}) -> None:
+                 cash_mints: frozenset[str] = DEFAULT_CASH_MINTS | {SOL_MINT}, debounce_seconds: float = 0.2,
+                 watch_timeout_seconds: int = 300) -> None:
         super().__init__()
         self.api = api  # kubernetes.client.CustomObjectsApi
         self.namespaces = list(namespaces)  # empty: every namespace (a ClusterRole); else a Role in each
         self.scores = scores  # () -> Sequence[StoredTraderScore]
         self.refresh_seconds = refresh_seconds
         self.cash_mints = cash_mints
+        self.debounce_seconds = debounce_seconds
+        self.watch_timeout_seconds = watch_timeout_seconds
         self.refreshed = asyncio.Event()
+        self.refreshes = 0  # re-lists done (tests)
+        self._changed = asyncio.Event()
+        self._stopping = threading.Event()
+
+    def _listers(self) -> list[tuple[str, Callable[..., Any], tuple[Any, ...]]]:
+        """(plural, list function, its leading arguments) for each list the table is built from."""
+        out: list[tuple[str, Callable[..., Any], tuple[Any, ...]]] = []
+        for plural in ("tradingstrategies", "traderpools"):
+            if self.namespaces:
+                out += [(plural, self.api.list_namespaced_custom_object, (GROUP, VERSION, ns, plural))
+                        for ns in self.namespaces]
+            else:
+                out.append((plural, self.api.list_cluster_custom_object, (GROUP, VERSION, plural)))
+        return out
 
     def refresh_now(self) -> None:
         docs: list[Mapping[str, Any]] = []
-        for plural, kind in (("tradingstrategies", "TradingStrategy"), ("traderpools", "TraderPool")):
-            if self.namespaces:
-                items = [i for ns in self.namespaces
-                         for i in self.api.list_namespaced_custom_object(GROUP, VERSION, ns, plural).get("items", [])]
-            else:
-                items = self.api.list_cluster_custom_object(GROUP, VERSION, plural).get("items", [])
-            docs += [{**item, "kind": kind} for item in items]
+        kinds = {"tradingstrategies": "TradingStrategy", "traderpools": "TraderPool"}
+        for plural, lister, args in self._listers():
+            docs += [{**item, "kind": kinds[plural]} for item in lister(*args).get("items", [])]
         strategies, pools = parse_objects(docs)
         scores = self.scores() if any(s.spec.traders is None for s in strategies) else []
         self.replace(follow_table(strategies, pools, scores, cash_mints=self.cash_mints))
+        self.refreshes += 1
+
+    def _watch(self, lister: Callable[..., Any], args: tuple[Any, ...], changed: Callable[[], None]) -> None:
+        """One kind's watch (a thread): every event the API server sends wakes :meth:`run`. Reconnects
+        after a failure or the server's timeout; the first events of each connection (the objects as
+        they are) wake it too, so nothing changed in between is missed."""
+        from kubernetes import watch
+
+        backoff = 0.5
+        while not self._stopping.is_set():
+            try:
+                stream = watch.Watch().stream(lister, *args, timeout_seconds=self.watch_timeout_seconds)
+                for _ in stream:
+                    changed()
+                    backoff = 0.5
+                    if self._stopping.is_set():
+                        return
+            except Exception as exc:  # RBAC without watch, the API server away: the periodic re-list serves
+                log.warning("follow table watch failed; retrying",
+                            extra={"error": f"{type(exc).__name__}: {exc}"[:300], "retry_in": backoff})
+                self._stopping.wait(backoff)
+                backoff = min(30.0, backoff * 2)
 
     async def run(self) -> None:
-        while True:
-            try:
-                await asyncio.to_thread(self.refresh_now)
-                self.refreshed.set()
-            except Exception as exc:  # the API server or the ledger away: keep the last table, retry
-                log.warning("follow table not refreshed", extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
-            await asyncio.sleep(self.refresh_seconds)
+        loop = asyncio.get_running_loop()
+
+        def changed() -> None:
+            loop.call_soon_threadsafe(self._changed.set)
+
+        for _, lister, args in self._listers():
+            threading.Thread(target=self._watch, args=(lister, args, changed), daemon=True,
+                             name=f"follow-watch-{args[-1]}").start()
+        try:
+            while True:
+                self._changed.clear()
+                try:
+                    await asyncio.to_thread(self.refresh_now)
+                    self.refreshed.set()
+                except Exception as exc:  # the API server or the ledger away: keep the last table, retry
+                    log.warning("follow table not refreshed",
+                                extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
+                try:
+                    await asyncio.wait_for(self._changed.wait(), self.refresh_seconds)
+                    await asyncio.sleep(self.debounce_seconds)  # a burst of changes: one re-list
+                except TimeoutError:
+                    pass
+        finally:
+            self._stopping.set()

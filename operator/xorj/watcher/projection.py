@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from xorj.controller.models import API_VERSION, GROUP, VERSION
-from xorj.ledger.lead_signals import LeadSignalStore
+from xorj.ledger.lead_signals import LeadSignalStore, LeadSkip, PendingProjection
 from xorj.watcher.metrics import WatcherMetrics
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 SOURCE_LABEL = "trading.xorj.io/source"
 STRATEGY_LABEL = "trading.xorj.io/strategy"
 WATCHER = "watcher"
+
+_Row = TypeVar("_Row")
 
 
 def copytrade_body(namespace: str, name: str, strategy: str, leader: str, signature: str, input_mint: str,
@@ -68,39 +71,44 @@ class KubeProjector:
     def _exists(exc: Exception) -> bool:
         return getattr(exc, "status", None) == 409
 
-    def sweep(self) -> int:
-        """Write what is pending; returns how many objects were done."""
+    def _project(self, kind: str, rows: Iterable[_Row], name_of: Callable[[_Row], str],
+                 create: Callable[[_Row], object], mark: Callable[[_Row], object]) -> int:
+        """Create each row's object and mark the row done once the API server has it (created now, or
+        already: 409). A refusal leaves the row for the next sweep, counted by ``kind``."""
         done = 0
-        for row in self.store.pending_projections():
-            namespace, name = row.copytrade.split("/", 1)
-            strategy = row.strategy.split("/", 1)[1]
-            body = copytrade_body(namespace, name, strategy, row.leader, row.signature, row.input_mint,
-                                  row.output_mint, int(row.lead_amount))
+        for row in rows:
             try:
-                self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "copytrades", body)
+                create(row)
             except Exception as exc:
                 if not self._exists(exc):
-                    self.metrics.projection_errors.labels("copytrade").inc()
-                    log.warning("CopyTrade not created yet", extra={"copytrade": row.copytrade,
-                                                                    "error": f"{type(exc).__name__}"})
+                    self.metrics.projection_errors.labels(kind).inc()
+                    log.warning("object not written to the API server yet",
+                                extra={"kind": kind, "object": name_of(row), "error": f"{type(exc).__name__}"})
                     continue
-            self.store.mark_projected(row.strategy, row.leader, row.signature)
-            done += 1
-        for skip in self.store.skips(not_evented=True, limit=200):
-            namespace, strategy = skip.strategy.split("/", 1)
-            body = skip_event_body(namespace, strategy, skip.leader, skip.signature, skip.reason, skip.detail,
-                                   self.component)
-            try:
-                self.core.create_namespaced_event(namespace, body)
-            except Exception as exc:
-                if not self._exists(exc):
-                    self.metrics.projection_errors.labels("event").inc()
-                    log.warning("skip Event not posted yet", extra={"strategy": skip.strategy,
-                                                                    "error": f"{type(exc).__name__}"})
-                    continue
-            self.store.mark_evented(skip.strategy, skip.leader, skip.signature)
+            mark(row)
             done += 1
         return done
+
+    def _create_copytrade(self, row: PendingProjection) -> object:
+        namespace, name = row.copytrade.split("/", 1)
+        body = copytrade_body(namespace, name, row.strategy.split("/", 1)[1], row.leader, row.signature,
+                              row.input_mint, row.output_mint, int(row.lead_amount))
+        return self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "copytrades", body)
+
+    def _post_skip_event(self, skip: LeadSkip) -> object:
+        namespace, strategy = skip.strategy.split("/", 1)
+        return self.core.create_namespaced_event(namespace, skip_event_body(
+            namespace, strategy, skip.leader, skip.signature, skip.reason, skip.detail, self.component))
+
+    def sweep(self) -> int:
+        """Write what is pending; returns how many objects were done."""
+        store = self.store
+        return (self._project("copytrade", store.pending_projections(), lambda row: row.copytrade,
+                              self._create_copytrade,
+                              lambda row: store.mark_projected(row.strategy, row.leader, row.signature))
+                + self._project("event", store.skips(not_evented=True, limit=200), lambda skip: skip.strategy,
+                                self._post_skip_event,
+                                lambda skip: store.mark_evented(skip.strategy, skip.leader, skip.signature)))
 
     async def run(self) -> None:
         while True:

@@ -7,10 +7,11 @@ import time
 from typing import Any
 
 import pytest
+from solders.keypair import Keypair
 
 from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, PUBKEY_C, VAULT
 from tests.unit.controller.histories import DAY, reckless, round_trips, steady
-from xorj.ledger.trader_swaps import TraderSwapStore
+from xorj.ledger.trader_swaps import TraderCursor, TraderSwapStore
 
 from .conftest import Kubectl, wait_for
 from .manifests import strategy
@@ -132,3 +133,33 @@ def test_pool_from_labelled_configmaps_names_left_out_entries(kube: Kubectl, ope
     assert scored["status"] == "False" and scored["reason"] == "InvalidSpec"
     assert "spec.wallets.0" in scored["message"] and "exactly 32 bytes" in scored["message"]
     assert any(e["reason"] == "InvalidSpec" for e in kube.events("undecodable"))
+
+
+def _record_refreshed(ledger: Any, wallet: str, swaps: list) -> None:
+    """As a refresh records them: the rows and the wallet's history cursor in one transaction."""
+    newest = swaps[-1].swap
+    TraderSwapStore(ledger).record(wallet, swaps, TraderCursor(wallet, newest.signature, newest.slot))
+
+
+def test_new_swaps_rescore_the_pool_before_its_schedule(kube: Kubectl, operators, ledger) -> None:
+    steady_one, newcomer = str(Keypair().pubkey()), str(Keypair().pubkey())
+    _record_refreshed(ledger, steady_one, round_trips(steady_one, steady(), first=NOW - 119 * DAY, last=NOW - DAY))
+    _record_refreshed(ledger, newcomer, round_trips(newcomer, steady(10), first=NOW - 20 * DAY, last=NOW - DAY))
+    # the schedule is an hour away: only new swaps can rescore the pool within this test
+    operators(extra_env={"XORJ_OPERATOR_POOL_SCORE_SECONDS": "3600", "XORJ_OPERATOR_POOL_SWAPS_CHECK_SECONDS": "1"})
+    kube.apply(pool("watched", wallets=[steady_one, newcomer]))
+    first = wait_for(lambda: ((kube.get("traderpool", "watched") or {}).get("status") or {}).get("lastScored")
+                     and kube.get("traderpool", "watched")["status"], 60, "the pool scored")
+    assert (first["topTrader"], first["eligible"]) == (steady_one, 1)
+
+    # nothing new: the checks read the watermark and rescore nothing
+    time.sleep(4)
+    assert kube.get("traderpool", "watched")["status"]["lastScored"] == first["lastScored"]
+
+    # a refresh records the newcomer's longer history: the pool is rescored within seconds, not at its schedule
+    _record_refreshed(ledger, newcomer, round_trips(newcomer, [0.04] * 80, first=NOW - 119 * DAY, last=NOW - 21 * DAY))
+    wait_for(lambda: kube.get("traderpool", "watched")["status"]["topTrader"] == newcomer, 30,
+             "the pool rescored after its candidate's new swaps")
+    assert kube.get("traderpool", "watched")["status"]["eligible"] == 2
+    assert any(e["reason"] == "RankingChanged" and newcomer in e["message"] for e in kube.events("watched"))
+    assert {s.wallet: s for s in ledger.list_trader_scores()}[newcomer].rank == 1

@@ -151,6 +151,19 @@ def executor_env(*, dsn: str, scenario: Scenario, rpc_url: str, swap_api_url: st
     return env
 
 
+def served_port(proc: subprocess.Popen, port_file: Path, log_path: Path, what: str, timeout: float) -> int:
+    """The HTTP port a child ``xorj`` process wrote to ``port_file`` once serving; fails with the end of
+    its log if it exits first, or after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_file.exists() and port_file.read_text():
+            return int(port_file.read_text())
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited {proc.returncode}: {log_path.read_text()[-3000:]}")
+        time.sleep(0.05)
+    raise AssertionError(f"{what} did not start serving")
+
+
 class ExecutorProcess:
     """A real `xorj executor` process (its stderr, JSON logs, goes to a file)."""
 
@@ -168,14 +181,7 @@ class ExecutorProcess:
         return self.proc.pid
 
     def port(self, timeout: float = 20.0) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.port_file.exists():
-                return int(self.port_file.read_text())
-            if self.proc.poll() is not None:
-                raise AssertionError(f"executor exited {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
-            time.sleep(0.05)
-        raise AssertionError("executor did not start serving")
+        return served_port(self.proc, self.port_file, self.log_path, "executor", timeout)
 
     def sigkill(self) -> None:
         with contextlib.suppress(ProcessLookupError):

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,7 +18,7 @@ from typing import Any
 import httpx
 from solders.keypair import Keypair
 
-from tests.integration.executor.harness import rpc
+from tests.integration.executor.harness import rpc, served_port
 from xorj.chain.prices import JupiterPriceClient, price_api_url_for
 from xorj.chain.rpc import SolanaRpc
 from xorj.devenv.leaders import LeaderWallet, LocalMarket
@@ -89,6 +93,11 @@ async def wired_watcher(chain: Any, ledger: Any, docs: list[dict[str, Any]], *, 
             await prices.close()
 
 
+def metric_value(metric: Any, **labels: str) -> float:
+    """A watcher metric's current value (of the labelled child when labels are given)."""
+    return metric.labels(**labels)._value.get() if labels else metric._value.get()
+
+
 def landed_slot(url: str, signature: str) -> int:
     status = rpc(url, "getSignatureStatuses", [[signature], {"searchTransactionHistory": True}])["value"][0]
     assert status is not None, signature
@@ -97,3 +106,25 @@ def landed_slot(url: str, signature: str) -> int:
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+class WatcherProcess:
+    """``xorj watcher`` as a child process, logging to ``log_path`` (its port written next to it)."""
+
+    def __init__(self, env: dict[str, str], log_path) -> None:
+        self.port_file = log_path.with_suffix(".port")
+        self.port_file.unlink(missing_ok=True)
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-c", "from xorj.cli import main; main()", "watcher"],
+                                     env={**os.environ, **env, "XORJ_WATCHER_HTTP_PORT_FILE": str(self.port_file)},
+                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def port(self, timeout: float = 30.0) -> int:
+        return served_port(self.proc, self.port_file, self.log_path, "watcher", timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self._log.close()

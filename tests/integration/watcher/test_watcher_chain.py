@@ -27,10 +27,9 @@ from tests.integration.executor.harness import (
     wait_terminal,
 )
 from tests.integration.watcher.helpers import (
-    Leader,
+    metric_value,
     run,
     strategy_doc,
-    unique_namespace,
     wired_watcher,
 )
 from xorj.domain.trades import IdempotencyKey, TradeState
@@ -42,10 +41,6 @@ from xorj.watcher.sources import WebhookSource
 pytestmark = [pytest.mark.chain]
 
 TOKEN = "hook-token-" + base64.urlsafe_b64encode(os.urandom(18)).decode()
-
-
-def _value(metric, **labels) -> float:
-    return metric.labels(**labels)._value.get() if labels else metric._value.get()
 
 
 async def _serve_webhook(watcher, book, metrics, seen: list | None = None):
@@ -70,13 +65,10 @@ async def _serve_webhook(watcher, book, metrics, seen: list | None = None):
     return source, client, worker
 
 
-def test_a_lead_swap_is_copied_once_per_strategy_and_filled_once_on_chain(local_chain, ledger, ledger_dsn,
-                                                                           tmp_path) -> None:
+def test_a_lead_swap_is_copied_once_per_strategy_and_filled_once_on_chain(local_chain, ledger, ledger_dsn, tmp_path,
+                                                                           leader, ns) -> None:
     url = local_chain.rpc_url
     usdc, sol = local_chain.mints["USDC"], local_chain.mints["SOL"]
-    leader = Leader(local_chain)
-    run(leader.fund())
-    ns = unique_namespace()
     vaults = [local_chain.take_vault() for _ in range(3)]
     docs = [strategy_doc(ns, "fixed", vaults[0], [leader.pubkey], sizing={"mode": "fixedUsd", "fixedUsd": 25}),
             strategy_doc(ns, "half", vaults[1], [leader.pubkey], sizing={"mode": "proportional", "ratio": 0.5}),
@@ -111,11 +103,11 @@ def test_a_lead_swap_is_copied_once_per_strategy_and_filled_once_on_chain(local_
     [accepted] = store.signals(leader.pubkey)
     assert (accepted.signature, accepted.source, int(accepted.sold_amount)) == (signature, "webhook", 40 * 10**6)
     assert store.cursor(leader.pubkey).cursor_signature == signature
-    assert _value(metrics.signals, source="webhook", result="accepted") == 1
-    assert _value(metrics.signals, source="poll", result="duplicate") == 1
-    assert _value(metrics.webhook_duplicates) == 1
+    assert metric_value(metrics.signals, source="webhook", result="accepted") == 1
+    assert metric_value(metrics.signals, source="poll", result="duplicate") == 1
+    assert metric_value(metrics.webhook_duplicates) == 1
     [skip] = store.skips(strategy=f"{ns}/denies")
-    assert skip.reason == "TOKEN_DENIED" and _value(metrics.skipped, reason="TOKEN_DENIED") == 1
+    assert skip.reason == "TOKEN_DENIED" and metric_value(metrics.skipped, reason="TOKEN_DENIED") == 1
 
     trades = {}
     for name, expected in (("fixed", 25 * 10**6), ("half", 20 * 10**6)):
@@ -140,10 +132,7 @@ def test_a_lead_swap_is_copied_once_per_strategy_and_filled_once_on_chain(local_
     assert successful_fills(url, vaults[2]) == fills_before[vaults[2]]
 
 
-def test_a_restart_resumes_from_the_cursor_without_duplicates_or_gaps(local_chain, ledger) -> None:
-    leader = Leader(local_chain)
-    run(leader.fund())
-    ns = unique_namespace()
+def test_a_restart_resumes_from_the_cursor_without_duplicates_or_gaps(local_chain, ledger, leader, ns) -> None:
     vault = local_chain.take_vault()
     docs = [strategy_doc(ns, "s", vault, [leader.pubkey], sizing={"mode": "fixedUsd", "fixedUsd": 5})]
     store = LeadSignalStore(ledger)
@@ -177,11 +166,7 @@ def test_a_restart_resumes_from_the_cursor_without_duplicates_or_gaps(local_chai
     assert sum(counts.values()) == 2
 
 
-def test_hostile_webhook_deliveries_create_nothing(local_chain, ledger) -> None:
-    leader, stranger = Leader(local_chain), Leader(local_chain)
-    run(leader.fund())
-    run(stranger.fund())
-    ns = unique_namespace()
+def test_hostile_webhook_deliveries_create_nothing(local_chain, ledger, leader, stranger, ns) -> None:
     docs = [strategy_doc(ns, "s", local_chain.take_vault(), [leader.pubkey])]
     metrics = WatcherMetrics()
 
@@ -220,22 +205,19 @@ def test_hostile_webhook_deliveries_create_nothing(local_chain, ledger) -> None:
 
     statuses = run(scenario())
     assert statuses == [401, 401, 400, 400, 400, 400, 400, 200, 200, 200]
-    assert _value(metrics.webhook_rejected, reason="unauthorized") == 2
-    assert _value(metrics.webhook_rejected, reason="malformed") == 5
+    assert metric_value(metrics.webhook_rejected, reason="unauthorized") == 2
+    assert metric_value(metrics.webhook_rejected, reason="malformed") == 5
     assert sorted(str(outcome) for _, outcome in handled) == ["Outcome.NOT_A_SWAP", "Outcome.NOT_FOUND"], handled
-    assert _value(metrics.signals, source="webhook", result="not_found") == 1  # the chain does not have it
-    assert _value(metrics.signals, source="webhook", result="not_a_swap") == 1  # the leader did not sign it
+    assert metric_value(metrics.signals, source="webhook", result="not_found") == 1  # the chain does not have it
+    assert metric_value(metrics.signals, source="webhook", result="not_a_swap") == 1  # the leader did not sign it
     store = LeadSignalStore(ledger)
     assert store.signals(leader.pubkey) == [] and store.signals(stranger.pubkey) == []
     assert sum(ledger.counts_by_state(f"{ns}/s").values()) == 0
 
 
-def test_a_websocket_push_is_accepted_once_and_polling_then_finds_it_taken(local_chain, ledger) -> None:
+def test_a_websocket_push_is_accepted_once_and_polling_then_finds_it_taken(local_chain, ledger, leader, ns) -> None:
     from xorj.watcher.websocket import WebSocketSource
 
-    leader = Leader(local_chain)
-    run(leader.fund())
-    ns = unique_namespace()
     docs = [strategy_doc(ns, "s", local_chain.take_vault(), [leader.pubkey], sizing={"mode": "fixedUsd", "fixedUsd": 2})]
     metrics = WatcherMetrics()
     store = LeadSignalStore(ledger)
@@ -259,20 +241,16 @@ def test_a_websocket_push_is_accepted_once_and_polling_then_finds_it_taken(local
     signature = run(scenario())
     [accepted] = store.signals(leader.pubkey)
     assert (accepted.signature, accepted.source) == (signature, "websocket")
-    assert _value(metrics.signals, source="poll", result="duplicate") == 1
+    assert metric_value(metrics.signals, source="poll", result="duplicate") == 1
     assert sum(ledger.counts_by_state(f"{ns}/s").values()) == 1
 
 
-def test_a_lying_rpc_creates_no_trade_the_chain_does_not_show(local_chain, ledger) -> None:
+def test_a_lying_rpc_creates_no_trade_the_chain_does_not_show(local_chain, ledger, leader, stranger, ns) -> None:
     """The RPC node answers with what it likes (the chain's answer faults): a real transaction served
     for another signature, and a listing naming a transaction that does not exist. Neither becomes a
     signal or a trade; the polling cursor does not move past what was not read."""
     from tests.integration.executor.harness import rpc
 
-    leader, stranger = Leader(local_chain), Leader(local_chain)
-    run(leader.fund())
-    run(stranger.fund())
-    ns = unique_namespace()
     docs = [strategy_doc(ns, "s", local_chain.take_vault(), [leader.pubkey])]
     store = LeadSignalStore(ledger)
     metrics = WatcherMetrics()
@@ -300,6 +278,6 @@ def test_a_lying_rpc_creates_no_trade_the_chain_does_not_show(local_chain, ledge
         run(scenario())
     finally:
         local_chain.reset_faults()
-    assert _value(metrics.rpc_errors, method="getTransaction", reason="MALFORMED_RESPONSE") == 1
+    assert metric_value(metrics.rpc_errors, method="getTransaction", reason="MALFORMED_RESPONSE") == 1
     assert store.signals(leader.pubkey) == [] and store.signals(stranger.pubkey) == []
     assert sum(ledger.counts_by_state(f"{ns}/s").values()) == 0

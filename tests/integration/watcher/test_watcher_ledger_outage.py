@@ -9,10 +9,9 @@ import asyncio
 import pytest
 
 from tests.integration.watcher.helpers import (
-    Leader,
+    metric_value,
     run,
     strategy_doc,
-    unique_namespace,
     wired_watcher,
 )
 from xorj.ledger import Ledger, migrate
@@ -23,17 +22,11 @@ from xorj.watcher.pipeline import Candidate, Outcome
 pytestmark = [pytest.mark.chain]
 
 
-def _value(metric, **labels) -> float:
-    return metric.labels(**labels)._value.get()
-
-
-def test_a_lead_swap_during_a_ledger_outage_is_copied_after_it(local_chain, disposable_postgres_server) -> None:
+def test_a_lead_swap_during_a_ledger_outage_is_copied_after_it(local_chain, disposable_postgres_server, leader,
+                                                               ns) -> None:
     server = disposable_postgres_server
     dsn = server.create_database("ledger")
     migrate(dsn)
-    leader = Leader(local_chain)
-    run(leader.fund())
-    ns = unique_namespace()
     docs = [strategy_doc(ns, "s", local_chain.take_vault(), [leader.pubkey], sizing={"mode": "fixedUsd", "fixedUsd": 2})]
     metrics = WatcherMetrics()
     with Ledger.connect(dsn, max_size=2, acquire_timeout=2.0) as ledger:
@@ -61,4 +54,4 @@ def test_a_lead_swap_during_a_ledger_outage_is_copied_after_it(local_chain, disp
         [accepted] = store.signals(leader.pubkey)
         assert (accepted.signature, accepted.source) == (signature, "poll")
         assert sum(ledger.counts_by_state(f"{ns}/s").values()) == 1
-        assert _value(metrics.rpc_errors, method="ledger", reason="LEDGER_UNAVAILABLE") >= 1
+        assert metric_value(metrics.rpc_errors, method="ledger", reason="LEDGER_UNAVAILABLE") >= 1

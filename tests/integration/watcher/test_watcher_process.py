@@ -6,9 +6,6 @@ and no secret reaches its log."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 
 import httpx
@@ -17,10 +14,9 @@ import yaml
 
 from tests.fixtures.promtool import metric_lint_problems
 from tests.integration.watcher.helpers import (
-    Leader,
+    WatcherProcess,
     run,
     strategy_doc,
-    unique_namespace,
 )
 from xorj.chain.prices import price_api_url_for
 from xorj.ledger.lead_signals import LeadSignalStore
@@ -28,33 +24,6 @@ from xorj.ledger.lead_signals import LeadSignalStore
 pytestmark = [pytest.mark.chain]
 
 TOKEN = "process-hook-token-" + os.urandom(8).hex()
-
-
-class WatcherProcess:
-    def __init__(self, env: dict[str, str], log_path) -> None:
-        self.port_file = log_path.with_suffix(".port")
-        self.port_file.unlink(missing_ok=True)
-        self.log_path = log_path
-        self._log = open(log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-c", "from xorj.cli import main; main()", "watcher"],
-                                     env={**os.environ, **env, "XORJ_WATCHER_HTTP_PORT_FILE": str(self.port_file)},
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def port(self, timeout: float = 30.0) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.port_file.exists() and self.port_file.read_text():
-                return int(self.port_file.read_text())
-            if self.proc.poll() is not None:
-                raise AssertionError(f"watcher exited {self.proc.returncode}: {self.log_path.read_text()[-3000:]}")
-            time.sleep(0.05)
-        raise AssertionError("watcher did not start serving")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self._log.close()
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:
@@ -65,10 +34,8 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def test_sigkilled_watcher_resumes_without_missing_or_duplicating(local_chain, ledger, ledger_dsn, tmp_path) -> None:
-    leader = Leader(local_chain)
-    run(leader.fund())
-    ns = unique_namespace()
+def test_sigkilled_watcher_resumes_without_missing_or_duplicating(local_chain, ledger, ledger_dsn, tmp_path, leader,
+                                                                  ns) -> None:
     vault = local_chain.take_vault()
     strategies = tmp_path / "strategies.yaml"
     strategies.write_text(yaml.safe_dump_all([strategy_doc(ns, "s", vault, [leader.pubkey],

@@ -114,3 +114,7 @@ def test_pool_scoring_interval_is_a_chart_value() -> None:
     assert env("operator.poolScoreSeconds=15")["XORJ_OPERATOR_POOL_SCORE_SECONDS"] == "15"
     refused = template("operator.poolScoreSeconds=0")
     assert refused.returncode != 0 and "poolScoreSeconds" in refused.stderr
+    assert env()["XORJ_OPERATOR_POOL_SWAPS_CHECK_SECONDS"] == "5"
+    assert env("operator.poolSwapsCheckSeconds=2")["XORJ_OPERATOR_POOL_SWAPS_CHECK_SECONDS"] == "2"
+    refused = template("operator.poolSwapsCheckSeconds=0")
+    assert refused.returncode != 0 and "poolSwapsCheckSeconds" in refused.stderr

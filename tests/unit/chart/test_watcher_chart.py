@@ -37,7 +37,7 @@ def test_the_watcher_deployment_and_its_settings() -> None:
     for namespace in ("team-a", "team-b"):
         role = named(docs, "Role", "xorj-watcher", namespace)
         verbs = {(tuple(r["resources"]), tuple(r["verbs"])) for r in role["rules"]}
-        assert verbs == {(("tradingstrategies", "traderpools"), ("list",)), (("copytrades",), ("create",)),
+        assert verbs == {(("tradingstrategies", "traderpools"), ("list", "watch")), (("copytrades",), ("create",)),
                          (("events",), ("create",))}
     assert not [c for c in of_kind(docs, "ClusterRole") if "watcher" in c["metadata"]["name"]]
     ledger = named(docs, "NetworkPolicy", "xorj-ledger")["spec"]["ingress"][0]["from"]

@@ -41,6 +41,7 @@ ENVIRONMENT = {
     "XORJ_OPERATOR_RECONCILE_BASELINE_MARGIN_SECONDS": ("18", lambda s: s.reconciling.baseline_margin_seconds),
     "XORJ_OPERATOR_RECONCILE_RPC_TIMEOUT_SECONDS": ("19", lambda s: s.reconciling.rpc_timeout_seconds),
     "XORJ_OPERATOR_POOL_SCORE_SECONDS": ("20", lambda s: s.pools.score_seconds),
+    "XORJ_OPERATOR_POOL_SWAPS_CHECK_SECONDS": ("20.5", lambda s: s.pools.swaps_check_seconds),
     "XORJ_OPERATOR_TRADER_CASH_MINTS": ('["M1"]', lambda s: s.pools.cash_mints),
     "XORJ_OPERATOR_HEALTH_HOST": ("127.0.0.2", lambda s: s.serving.health_host),
     "XORJ_OPERATOR_HEALTH_PORT": ("8181", lambda s: s.serving.health_port),

@@ -1,7 +1,9 @@
 """kopf handlers of TraderPool: thin routing into :mod:`.reconcile`.
 
 ``trader_pool`` ranks the pool from the ledger's stored swaps on create, on a spec change and every
-``XORJ_OPERATOR_POOL_SCORE_SECONDS``; an index fed by the watch is the liveness probe's evidence.
+``XORJ_OPERATOR_POOL_SCORE_SECONDS``; ``trader_pool_new_swaps`` rescores it within
+``XORJ_OPERATOR_POOL_SWAPS_CHECK_SECONDS`` of new swaps recorded for its candidates (at most once per
+check however many arrive); an index fed by the watch is the liveness probe's evidence.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from xorj.controller.traderpool import reconcile
 
 # Decorator arguments are fixed at import: the setting is read from the environment then.
 _POOL_SCORE = PoolSettings().score_seconds
+_SWAPS_CHECK = PoolSettings().swaps_check_seconds
 
 
 @kopf.on.resume(GROUP, VERSION, POOLS, id="score")
@@ -27,6 +30,11 @@ _POOL_SCORE = PoolSettings().score_seconds
 @kopf.timer(GROUP, VERSION, POOLS, id="rescore", interval=_POOL_SCORE, initial_delay=_POOL_SCORE, idle=None)
 async def trader_pool(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
     await reconcile.score_pool(runtime_of(memo), body, logger)
+
+
+@kopf.timer(GROUP, VERSION, POOLS, id="rescore-on-swaps", interval=_SWAPS_CHECK, idle=None)
+async def trader_pool_new_swaps(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
+    await reconcile.rescore_on_new_swaps(runtime_of(memo), body, logger)
 
 
 @kopf.index(GROUP, VERSION, POOLS, id="pool_freshness")

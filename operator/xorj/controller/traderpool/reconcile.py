@@ -9,6 +9,7 @@ thousands of wallets is rescored from one query.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,11 +24,12 @@ from xorj.controller.models import TraderPoolSpec, TraderPoolStatus, WindowEnd
 from xorj.controller.runtime import Runtime
 from xorj.controller.traderpool import status as st
 from xorj.domain.trader_history import DEFAULT_CASH_MINTS
-from xorj.domain.trader_pool import PoolRanking, candidates_from_lists, rank_pool
+from xorj.domain.trader_pool import PoolRanking, candidates_from_lists, rank_history
 from xorj.errors import InvalidInputError, LedgerError
 from xorj.ledger.records import StoredTraderScore
+from xorj.ledger.repository import Ledger
 from xorj.ledger.trader_swaps import TraderSwapStore
-from xorj.traders.backfill import realized
+from xorj.traders.realized import RealizedHistories
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,19 @@ def stored_scores(ranking: PoolRanking) -> list[StoredTraderScore]:
             for s in ranking.ranked]
 
 
+def rescore(ledger: Ledger, histories: RealizedHistories, candidates: Sequence[str], spec: TraderPoolSpec,
+            cash_mints: frozenset[str], now_ts: float) -> PoolRanking:
+    """Rank ``candidates`` from their stored swaps and write their ``trader_scores`` (blocking: the
+    ledger's reads and writes; the bench times it as the operator runs it). Only wallets with swaps
+    recorded since the last rescoring are read and realized again (:class:`RealizedHistories`)."""
+    history = histories.history(TraderSwapStore(ledger), candidates, cash_mints=cash_mints)
+    ranking = rank_history(history, normalization=spec.normalization, window_days=spec.window.days,
+                           ends_at_latest_trade=spec.window.ends_at is WindowEnd.LATEST_TRADE, now=now_ts)
+    if ranking.ranked:
+        ledger.upsert_trader_scores(stored_scores(ranking))
+    return ranking
+
+
 async def _candidates(rt: Runtime, namespace: str, spec: TraderPoolSpec) -> tuple[list[str], list[str]]:
     if spec.wallets is not None:
         return list(spec.wallets), []
@@ -57,6 +72,30 @@ async def _candidates(rt: Runtime, namespace: str, spec: TraderPoolSpec) -> tupl
 
 async def score_pool(rt: Runtime, body: Any, logger: Any) -> PoolRanking | None:
     """Rank one pool and write its status (one merge PATCH, only when something changed)."""
+    async with rt.pool_locks[body["metadata"].get("uid", "")]:
+        return await _score_pool(rt, body, logger)
+
+
+async def rescore_on_new_swaps(rt: Runtime, body: Any, logger: Any) -> PoolRanking | None:
+    """Rescore the pool if any of its candidates recorded swaps since it was last scored (their history
+    watermark moved); nothing otherwise. A pool this operator has not scored yet is left to its create,
+    resume and schedule handlers."""
+    seen = rt.pool_watermarks.get(body["metadata"].get("uid", ""))
+    if seen is None:
+        return None
+    candidates, watermark = seen
+    try:
+        now_mark = await rt.ledger_call("trader_history_watermark", TraderSwapStore(rt.ledger).history_watermark,
+                                        candidates)
+    except LedgerError:
+        return None  # counted; the next check asks again, and the schedule reports a lasting outage
+    if now_mark == watermark:
+        return None
+    logger.info("new swaps recorded for the pool's candidates: rescoring", extra={"pool": body["metadata"]["name"]})
+    return await score_pool(rt, body, logger)
+
+
+async def _score_pool(rt: Runtime, body: Any, logger: Any) -> PoolRanking | None:
     meta = body["metadata"]
     namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
     previous: TraderPoolStatus | None
@@ -75,15 +114,13 @@ async def score_pool(rt: Runtime, body: Any, logger: Any) -> PoolRanking | None:
     if spec is not None:
         try:
             candidates, problems = await _candidates(rt, namespace, spec)
-            store = TraderSwapStore(rt.ledger)
-            stored = await rt.ledger_call("trader_swaps", store.swaps_of, candidates)
             cash = frozenset(rt.settings.pools.cash_mints) or DEFAULT_CASH_MINTS
-            trades = realized([s for wallet in candidates for s in stored[wallet]], cash_mints=cash)
-            ranking = rank_pool(candidates, trades, normalization=spec.normalization, window_days=spec.window.days,
-                                ends_at_latest_trade=spec.window.ends_at is WindowEnd.LATEST_TRADE,
-                                now=now().timestamp())
-            if ranking.ranked:
-                await rt.ledger_call("upsert_trader_scores", rt.ledger.upsert_trader_scores, stored_scores(ranking))
+            # read before scoring: swaps recorded while it runs move the watermark again (rescored next check)
+            watermark = await rt.ledger_call("trader_history_watermark",
+                                             TraderSwapStore(rt.ledger).history_watermark, candidates)
+            ranking = await rt.ledger_call("rescore_pool", rescore, rt.ledger, rt.realized, candidates, spec, cash,
+                                           now().timestamp())
+            rt.pool_watermarks[meta.get("uid", "")] = (tuple(candidates), watermark)
         except LedgerError as exc:
             ranking, error = None, ("LedgerUnavailable", f"ledger unavailable: {type(exc).__name__}")
         except InvalidInputError as exc:  # stored history the Trust Score refuses (e.g. out of its value limits)
