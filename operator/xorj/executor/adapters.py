@@ -26,6 +26,7 @@ from xorj.chain.holdings import NATIVE_SOL_MINT, MintInfo, read_mints, read_vaul
 from xorj.chain.jupiter import Quote
 from xorj.chain.prices import PriceSource
 from xorj.chain.rpc import SolanaRpc
+from xorj.chain.ticks import TickBatcher
 from xorj.domain.risk import (
     BreakerEvent,
     BreakerStatus,
@@ -39,7 +40,7 @@ from xorj.domain.risk import (
     check_trade,
     globally_halted,
 )
-from xorj.domain.trades import AttemptOutcome, ReasonCode, Trade, TradeState
+from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, Trade, TradeState
 from xorj.domain.valuation import (
     DEFAULT_NOTIONAL_TOLERANCE,
     MintBalance,
@@ -50,7 +51,7 @@ from xorj.domain.valuation import (
     prices_needed,
     value_trade,
 )
-from xorj.errors import LeaseLostError, LedgerUnavailableError
+from xorj.errors import LeaseLostError, LedgerError, LedgerUnavailableError, XorjError
 from xorj.executor.ports import TradeValuer
 from xorj.executor.settings import DEFAULT_CASH_MINTS
 from xorj.ledger import transactions as tx
@@ -69,6 +70,10 @@ _R = TypeVar("_R")
 # cancellations are decisions, not failures: counting them would keep an open breaker open.
 NOT_SYSTEM_FAILURES = frozenset({ReasonCode.RISK_LIMIT, ReasonCode.CANCELLED})
 
+
+# How long the first write-ahead record of a batch waits for others (WriteAheadBatcher): short next
+# to a send's round trip, long enough for the records of trades signed in the same tick.
+WRITE_AHEAD_WINDOW = 0.002
 
 # Which trade failures also go to the alert outbox (written in the same transaction as the failure).
 FAILURE_ALERTS: dict[ReasonCode, tuple[str, AlertSeverity]] = {
@@ -92,11 +97,12 @@ class OwnedLedger:
     for one claim of one trade."""
 
     def __init__(self, ledger: AsyncLedger, owner: str, on_result: Callable[[bool], None] | None = None,
-                 strategy: str | None = None) -> None:
+                 strategy: str | None = None, write_ahead_window: float = WRITE_AHEAD_WINDOW) -> None:
         self.ledger = ledger
         self.owner = owner
         self.strategy = strategy
         self._on_result = on_result or (lambda ok: None)
+        self.write_ahead = WriteAheadBatcher(self, window=write_ahead_window)
 
     def for_claim(self, trade_id: int, fencing_token: int) -> ClaimedTradeLedger:
         return ClaimedTradeLedger(self, trade_id, fencing_token)
@@ -109,6 +115,47 @@ class OwnedLedger:
             self._on_result(False)
             raise
         self._on_result(True)
+        return result
+
+
+class WriteAheadBatcher(TickBatcher[tx.AttemptRecord, Attempt | XorjError]):
+    """The write-ahead records this executor's trades make within ``window`` seconds of each other
+    (trades claimed together are signed at about the same time) go to the ledger in one transaction
+    (:func:`xorj.ledger.transactions.record_attempts`): one commit instead of one per trade. Each
+    trade still learns its own record's fate, and may send only once that commit has returned.
+    When the batch's transaction fails on a database error other than a lost connection (two trades
+    signed byte-identical transactions: one signature), each record is made again alone, so only
+    the record at fault gets the error. A lost connection fails every record of the batch: each
+    trade resumes from what the ledger says, as after any lost write."""
+
+    def __init__(self, owned: OwnedLedger, *, window: float) -> None:
+        super().__init__(window=window)
+        self.owned = owned
+
+    async def answer(self, keys: list[tx.AttemptRecord]) -> dict[tx.AttemptRecord, Attempt | XorjError]:
+        try:
+            return await self.owned.run(tx.record_attempts(keys))
+        except LedgerUnavailableError:
+            raise
+        except LedgerError:
+            if len(keys) == 1:
+                raise
+        alone = await asyncio.gather(*(self.owned.run(tx.record_attempts([key])) for key in keys),
+                                     return_exceptions=True)
+        answers: dict[tx.AttemptRecord, Attempt | XorjError] = {}
+        for key, result in zip(keys, alone, strict=True):
+            if isinstance(result, XorjError):
+                answers[key] = result
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                answers[key] = result[key]
+        return answers
+
+    async def record(self, record: tx.AttemptRecord) -> Attempt:
+        result = await self.read(record)
+        if isinstance(result, XorjError):
+            raise result
         return result
 
 
@@ -148,8 +195,9 @@ class ClaimedTradeLedger:
                              last_valid_block_height: int, slippage_bps: int, quote_out_amount: int | None) -> None:
         self._check(trade_id)
         del attempt_no  # the ledger numbers attempts itself (the next in sequence, under the row lock)
-        await self.owned.run(tx.record_attempt(trade_id, self.owned.owner, signature, raw_tx, last_valid_block_height,
-                                               slippage_bps, quote_out_amount, fencing_token=self.fencing_token))
+        await self.owned.write_ahead.record(tx.AttemptRecord(
+            trade_id, self.owned.owner, signature, bytes(raw_tx), last_valid_block_height, slippage_bps,
+            quote_out_amount, self.fencing_token))
 
     async def resolve_attempt(self, trade_id: int, signature: str, outcome: AttemptOutcome,
                               reason: ReasonCode | None, detail: str | None, *,

@@ -20,6 +20,7 @@ back.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -30,9 +31,11 @@ from xorj.domain.trades import Attempt, AttemptOutcome, IdempotencyKey, ReasonCo
 from xorj.errors import (
     IllegalTransitionError,
     InvalidInputError,
+    LeaseLostError,
     LedgerError,
     RefusedTransitionError,
     TradeNotFoundError,
+    XorjError,
 )
 from xorj.ledger import daily_limits, outbox, queue
 from xorj.ledger.daily_limits import RiskCheck
@@ -178,6 +181,42 @@ def record_attempt(trade_id: int, owner: str, signature: str, raw_tx: bytes, las
     )
     yield from _apply(trade, submitted, owner, signature=signature)
     return attempt
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One write-ahead record (the arguments of :func:`record_attempt`), for :func:`record_attempts`."""
+
+    trade_id: int
+    owner: str
+    signature: str
+    raw_tx: bytes
+    last_valid_block_height: int
+    slippage_bps: int
+    quote_out_amount: int | None
+    fencing_token: int
+
+
+# What refuses one record of a batch before it writes anything (the row lock it took is harmless).
+_REFUSALS = (LeaseLostError, RefusedTransitionError, TradeNotFoundError, InvalidInputError)
+
+
+def record_attempts(batch: Sequence[AttemptRecord]) -> Step[dict[AttemptRecord, Attempt | XorjError]]:
+    """The write-ahead records of several trades (those one executor signed at about the same time)
+    in ONE transaction: each record is :func:`record_attempt`'s, made in trade-id order (the order
+    every multi-row lock of trades takes, so two batches cannot deadlock). A record refused on its own
+    (lease lost, transition refused, unknown trade, bad input) is that record's result and writes
+    nothing; the others commit. A database error (a broken constraint, a lost connection) fails the
+    whole transaction: nothing of it is written, and the caller may record each alone."""
+    results: dict[AttemptRecord, Attempt | XorjError] = {}
+    for record in sorted(set(batch), key=lambda r: (r.trade_id, r.signature)):
+        try:
+            results[record] = yield from record_attempt(
+                record.trade_id, record.owner, record.signature, record.raw_tx, record.last_valid_block_height,
+                record.slippage_bps, record.quote_out_amount, fencing_token=record.fencing_token)
+        except _REFUSALS as refused:
+            results[record] = refused
+    return results
 
 
 def resolve_attempt(signature: str, owner: str, outcome: AttemptOutcome, reason: ReasonCode | None = None,

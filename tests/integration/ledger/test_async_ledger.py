@@ -161,3 +161,37 @@ def test_concurrent_claims_on_the_event_loop_never_hand_a_trade_out_twice(ledger
 
     claimed = asyncio.run(claimers())
     assert len(claimed) == 40 and len(set(claimed)) == 40
+
+
+def _xmins(ledger_dsn: str, trade_ids: list[int]) -> set[str]:
+    """The transactions that wrote the attempts of ``trade_ids`` (Postgres' xmin of each row)."""
+    with psycopg.connect(ledger_dsn) as conn:
+        return {row[0] for row in conn.execute("SELECT xmin::text FROM attempts WHERE trade_id = ANY(%s)",
+                                               (trade_ids,))}
+
+
+def test_write_ahead_records_of_a_batch_commit_in_one_transaction_and_a_refusal_is_its_own(
+        ledger: Ledger, ledger_dsn: str):
+    for n in range(4):
+        ledger.admit_trade(intent(n))
+    claimed = ledger.claim_trades("alpha", "ex", limit=4)
+    fresh, stale = claimed[:3], claimed[3]
+    ledger.release(stale.trade_id, "ex", fencing_token=stale.fencing_token)
+    [again] = ledger.claim_trades("alpha", "ex-2", limit=1)  # the stale claim's trade is someone else's now
+    assert again.trade_id == stale.trade_id
+    batch = [tx.AttemptRecord(t.trade_id, "ex", f"sig-{t.trade_id}", raw_tx(str(t.trade_id)), 100, 50, None,
+                              t.fencing_token) for t in [*claimed]]
+
+    async def record():
+        async with AsyncLedger.for_dsn(ledger_dsn) as on_loop:
+            return await on_loop.run(tx.record_attempts(batch))
+
+    results = asyncio.run(record())
+    assert isinstance(results[batch[3]], LeaseLostError)
+    assert [results[r].signature for r in batch[:3]] == [f"sig-{t.trade_id}" for t in fresh]
+    assert len(_xmins(ledger_dsn, [t.trade_id for t in fresh])) == 1  # one transaction, one commit
+    assert all(ledger.get_trade(t.trade_id).state is TradeState.SUBMITTED for t in fresh)
+    assert ledger.get_trade(stale.trade_id).attempts == ()
+    # the same batch again (its commit's answer lost): nothing new is written
+    assert asyncio.run(record())[batch[0]] == results[batch[0]]
+    assert len(ledger.get_trade(fresh[0].trade_id).attempts) == 1
