@@ -1,5 +1,5 @@
-"""Adapters between the submission algorithm's ports and the real parts: the (synchronous) Postgres
-ledger run in worker threads, and the risk gate over :mod:`xorj.domain.risk` with the ledger's
+"""Adapters between the submission algorithm's ports and the real parts: the Postgres ledger on the
+event loop (:class:`~xorj.ledger.aio.AsyncLedger` running :mod:`xorj.ledger.transactions`), and the risk gate over :mod:`xorj.domain.risk` with the ledger's
 counts (checked and reserved atomically per vault by the ledger).
 
 Fencing: the algorithm works on one claim of one trade at a time. The ports it is given for that work
@@ -19,13 +19,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import NoReturn, ParamSpec, TypeVar
+from typing import NoReturn, TypeVar
 
 from xorj.chain.errors import MalformedAnswerError
 from xorj.chain.holdings import NATIVE_SOL_MINT, MintInfo, read_mints, read_vault
 from xorj.chain.jupiter import Quote
 from xorj.chain.prices import PriceSource
 from xorj.chain.rpc import SolanaRpc
+from xorj.chain.ticks import TickBatcher
 from xorj.domain.risk import (
     BreakerEvent,
     BreakerStatus,
@@ -39,7 +40,7 @@ from xorj.domain.risk import (
     check_trade,
     globally_halted,
 )
-from xorj.domain.trades import AttemptOutcome, ReasonCode, Trade, TradeState
+from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, Trade, TradeState
 from xorj.domain.valuation import (
     DEFAULT_NOTIONAL_TOLERANCE,
     MintBalance,
@@ -50,15 +51,16 @@ from xorj.domain.valuation import (
     prices_needed,
     value_trade,
 )
-from xorj.errors import LeaseLostError, LedgerUnavailableError
+from xorj.errors import LeaseLostError, LedgerError, LedgerUnavailableError, XorjError
 from xorj.executor.ports import TradeValuer
 from xorj.executor.settings import DEFAULT_CASH_MINTS
+from xorj.ledger import transactions as tx
+from xorj.ledger.aio import AsyncLedger
 from xorj.ledger.records import AlertSeverity, NewAlert
-from xorj.ledger.repository import Ledger
+from xorj.ledger.statements import Step
 from xorj.redaction import redact_urls
 
 log = logging.getLogger("xorj.executor")
-_P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 # Mints whose balance is cash, not a position: buying them has no position-share limit (mainnet USDC
@@ -68,6 +70,10 @@ _R = TypeVar("_R")
 # cancellations are decisions, not failures: counting them would keep an open breaker open.
 NOT_SYSTEM_FAILURES = frozenset({ReasonCode.RISK_LIMIT, ReasonCode.CANCELLED})
 
+
+# How long the first write-ahead record of a batch waits for others (WriteAheadBatcher): short next
+# to a send's round trip, long enough for the records of trades signed in the same tick.
+WRITE_AHEAD_WINDOW = 0.002
 
 # Which trade failures also go to the alert outbox (written in the same transaction as the failure).
 FAILURE_ALERTS: dict[ReasonCode, tuple[str, AlertSeverity]] = {
@@ -90,24 +96,66 @@ class OwnedLedger:
     """The ledger as one executor (``owner``) sees it; :meth:`for_claim` gives the algorithm's port
     for one claim of one trade."""
 
-    def __init__(self, ledger: Ledger, owner: str, on_result: Callable[[bool], None] | None = None,
-                 strategy: str | None = None) -> None:
+    def __init__(self, ledger: AsyncLedger, owner: str, on_result: Callable[[bool], None] | None = None,
+                 strategy: str | None = None, write_ahead_window: float = WRITE_AHEAD_WINDOW) -> None:
         self.ledger = ledger
         self.owner = owner
         self.strategy = strategy
         self._on_result = on_result or (lambda ok: None)
+        self.write_ahead = WriteAheadBatcher(self, window=write_ahead_window)
 
     def for_claim(self, trade_id: int, fencing_token: int) -> ClaimedTradeLedger:
         return ClaimedTradeLedger(self, trade_id, fencing_token)
 
-    async def call(self, fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        """``fn`` in a worker thread, reporting whether the ledger answered."""
+    async def run(self, body: Step[_R]) -> _R:
+        """One ledger transaction, reporting whether the ledger answered."""
         try:
-            result = await asyncio.to_thread(fn, *args, **kwargs)
+            result = await self.ledger.run(body)
         except LedgerUnavailableError:
             self._on_result(False)
             raise
         self._on_result(True)
+        return result
+
+
+class WriteAheadBatcher(TickBatcher[tx.AttemptRecord, Attempt | XorjError]):
+    """The write-ahead records this executor's trades make within ``window`` seconds of each other
+    (trades claimed together are signed at about the same time) go to the ledger in one transaction
+    (:func:`xorj.ledger.transactions.record_attempts`): one commit instead of one per trade. Each
+    trade still learns its own record's fate, and may send only once that commit has returned.
+    When the batch's transaction fails on a database error other than a lost connection (two trades
+    signed byte-identical transactions: one signature), each record is made again alone, so only
+    the record at fault gets the error. A lost connection fails every record of the batch: each
+    trade resumes from what the ledger says, as after any lost write."""
+
+    def __init__(self, owned: OwnedLedger, *, window: float) -> None:
+        super().__init__(window=window)
+        self.owned = owned
+
+    async def answer(self, keys: list[tx.AttemptRecord]) -> dict[tx.AttemptRecord, Attempt | XorjError]:
+        try:
+            return await self.owned.run(tx.record_attempts(keys))
+        except LedgerUnavailableError:
+            raise
+        except LedgerError:
+            if len(keys) == 1:
+                raise
+        alone = await asyncio.gather(*(self.owned.run(tx.record_attempts([key])) for key in keys),
+                                     return_exceptions=True)
+        answers: dict[tx.AttemptRecord, Attempt | XorjError] = {}
+        for key, result in zip(keys, alone, strict=True):
+            if isinstance(result, XorjError):
+                answers[key] = result
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                answers[key] = result[key]
+        return answers
+
+    async def record(self, record: tx.AttemptRecord) -> Attempt:
+        result = await self.read(record)
+        if isinstance(result, XorjError):
+            raise result
         return result
 
 
@@ -136,7 +184,7 @@ class ClaimedTradeLedger:
         """The trade as the ledger has it now. Refuses (LeaseLostError) once the trade is claimed again
         and still open: the work under this claim must stop before deciding anything from it."""
         self._check(trade_id)
-        trade = await self.owned.call(self.owned.ledger.get_trade, trade_id)
+        trade = await self.owned.run(tx.get_trade(trade_id))
         if not trade.is_terminal and trade.fencing_token != self.fencing_token:
             raise LeaseLostError(
                 f"load of trade {trade_id} refused for {self.owned.owner!r} (fencing token {self.fencing_token}): "
@@ -147,22 +195,22 @@ class ClaimedTradeLedger:
                              last_valid_block_height: int, slippage_bps: int, quote_out_amount: int | None) -> None:
         self._check(trade_id)
         del attempt_no  # the ledger numbers attempts itself (the next in sequence, under the row lock)
-        await self.owned.call(self.owned.ledger.record_attempt, trade_id, self.owned.owner, signature, raw_tx,
-                              last_valid_block_height, slippage_bps, quote_out_amount,
-                              fencing_token=self.fencing_token)
+        await self.owned.write_ahead.record(tx.AttemptRecord(
+            trade_id, self.owned.owner, signature, bytes(raw_tx), last_valid_block_height, slippage_bps,
+            quote_out_amount, self.fencing_token))
 
     async def resolve_attempt(self, trade_id: int, signature: str, outcome: AttemptOutcome,
                               reason: ReasonCode | None, detail: str | None, *,
                               send_failure: ReasonCode | None = None) -> None:
         self._check(trade_id)
         detail = redact_urls(detail) if detail else detail  # details reach status, Events and alerts
-        await self.owned.call(self.owned.ledger.resolve_attempt, signature, self.owned.owner, outcome, reason, detail,
-                              send_failure=send_failure, fencing_token=self.fencing_token)
+        await self.owned.run(tx.resolve_attempt(signature, self.owned.owner, outcome, reason, detail,
+                                                send_failure=send_failure, fencing_token=self.fencing_token))
 
     async def confirm(self, trade_id: int, signature: str) -> None:
         self._check(trade_id)
-        await self.owned.call(self.owned.ledger.confirm_trade, trade_id, self.owned.owner, signature,
-                              fencing_token=self.fencing_token)
+        await self.owned.run(tx.confirm_trade(trade_id, self.owned.owner, signature,
+                                              fencing_token=self.fencing_token))
 
     async def fail(self, trade_id: int, reason: ReasonCode, detail: str) -> None:
         self._check(trade_id)
@@ -172,8 +220,8 @@ class ClaimedTradeLedger:
             kind, severity = FAILURE_ALERTS[reason]
             alert = NewAlert(kind, severity, f"trade {trade_id} FAILED {reason.value}: {detail}"[:1000],
                              strategy=self.owned.strategy, trade_id=trade_id)
-        await self.owned.call(self.owned.ledger.fail_trade, trade_id, self.owned.owner, reason, detail,
-                              fencing_token=self.fencing_token, alert=alert)
+        await self.owned.run(tx.fail_trade(trade_id, self.owned.owner, reason, detail,
+                                           fencing_token=self.fencing_token, alert=alert))
 
 
 class ChainValuer:
@@ -229,12 +277,12 @@ class LedgerRiskGate:
     ``notional_tolerance`` is recorded (an alert, and the refusal's detail), and the computed one wins.
 
     An allowed trade is counted against its vault's daily limits in the same ledger transaction that
-    read them and the halt (:meth:`Ledger.reserve_daily_share`, fenced by ``owner``'s lease and the
+    read them and the halt (:func:`xorj.ledger.transactions.reserve_daily_share`, fenced by ``owner``'s lease and the
     claim's fencing token), so executors checking trades of one vault at once cannot all take the last
     slot, and none approves a trade after the halt committed. The algorithm gets the gate of one claim
     from :meth:`for_claim`."""
 
-    def __init__(self, ledger: Ledger, *, strategy: str, owner: str, limits: RiskLimits, kill_switch: KillSwitch,
+    def __init__(self, ledger: AsyncLedger, *, strategy: str, owner: str, limits: RiskLimits, kill_switch: KillSwitch,
                  breaker: CircuitBreaker, valuer: TradeValuer,
                  notional_tolerance: Decimal = DEFAULT_NOTIONAL_TOLERANCE,
                  on_breaker: Callable[[BreakerStatus], None] | None = None,
@@ -257,7 +305,7 @@ class LedgerRiskGate:
             return self._breaker_cache[1]
         now = datetime.now(UTC)
         since = now - self.breaker.window - self.breaker.open_for
-        outcomes = await asyncio.to_thread(self.ledger.recent_outcomes, self.strategy, since)
+        outcomes = await self.ledger.run(tx.recent_outcomes(self.strategy, since))
         events = [BreakerEvent(o.at, o.state is TradeState.CONFIRMED) for o in outcomes
                   if o.reason not in NOT_SYSTEM_FAILURES]
         status = self.breaker.status(events, now)
@@ -275,7 +323,7 @@ class LedgerRiskGate:
         if self.kill_switch.global_halt:
             self._on_halt(True)
             return globally_halted("executor setting XORJ_GLOBAL_HALT")
-        halt = await asyncio.to_thread(self.ledger.trading_halt)
+        halt = await self.ledger.run(tx.trading_halt())
         self._on_halt(halt.halted)
         if halt.halted:
             return globally_halted(halt.reason)
@@ -293,9 +341,9 @@ class LedgerRiskGate:
             log.warning("stated notional disagrees with the computed one",
                         extra={"trade_id": trade.trade_id, "stated_usd": str(trade.notional_usd),
                                "computed_usd": str(notional)})
-            await asyncio.to_thread(
-                self.ledger.raise_alert, "NOTIONAL_MISMATCH", AlertSeverity.WARNING,
-                f"trade {trade.trade_id}: {disagreement}"[:1000], strategy=self.strategy, trade_id=trade.trade_id)
+            await self.ledger.run(tx.raise_alert(
+                "NOTIONAL_MISMATCH", AlertSeverity.WARNING,
+                f"trade {trade.trade_id}: {disagreement}"[:1000], strategy=self.strategy, trade_id=trade.trade_id))
         breaker = await self.breaker_status()
         risk = TradeRisk(notional_usd=notional, vault_value_usd=valuation.vault_value_usd,
                          price_impact=Decimal(str(quote.model.price_impact_pct)),
@@ -307,8 +355,8 @@ class LedgerRiskGate:
                 return replace(decision, message=f"{decision.message} ({disagreement})")
             return decision
 
-        return await asyncio.to_thread(self.ledger.reserve_daily_share, trade.trade_id, self.owner, notional, decide,
-                                       fencing_token=fencing_token)
+        return await self.ledger.run(tx.reserve_daily_share(trade.trade_id, self.owner, notional, decide,
+                                                            fencing_token=fencing_token))
 
 
 class ClaimRiskGate:

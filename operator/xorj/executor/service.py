@@ -41,9 +41,10 @@ from xorj.executor.adapters import (
 from xorj.executor.metrics import ExecutorMetrics
 from xorj.executor.settings import ExecutorSettings
 from xorj.executor.submission import STEPS, ConfirmationPolicy, SubmissionSettings, VaultBoundSubmitter
+from xorj.ledger import transactions as tx
+from xorj.ledger.aio import AsyncLedger
 from xorj.ledger.pool_metrics import LedgerPoolCollector
 from xorj.ledger.records import AlertSeverity
-from xorj.ledger.repository import Ledger
 
 log = logging.getLogger("xorj.executor")
 # the ledger sessions of executors carry this application_name (chaos actions find them by it)
@@ -90,15 +91,17 @@ class _Work:
 
 
 class ExecutorService:
-    def __init__(self, settings: ExecutorSettings, *, key: VaultKey | None = None, ledger: Ledger | None = None) -> None:
+    def __init__(self, settings: ExecutorSettings, *, key: VaultKey | None = None,
+                 ledger: AsyncLedger | None = None) -> None:
         self.settings = settings
         self.owner = settings.executor_id
         self.key = key or load_vault_key(settings.vault_keypair_file)
         check_vault_pubkey(self.key, settings.vault_pubkey)
         self._own_ledger = ledger is None
         # Executors never migrate: their namespace login may not change the schema (the operator does).
-        self.ledger = ledger or Ledger.connect(settings.ledger_dsn.get_secret_value(), apply_migrations=False,
-                                               name=LEDGER_APPLICATION_NAME)
+        # The pool opens in run(), on the event loop that uses it.
+        self.ledger = ledger or AsyncLedger.for_dsn(settings.ledger_dsn.get_secret_value(),
+                                                    name=LEDGER_APPLICATION_NAME)
         self.metrics = ExecutorMetrics(settings.strategy)
         self.metrics.concurrency_limit.labels(settings.strategy).set(settings.concurrency)
         self.metrics.registry.register(LedgerPoolCollector("xorj_executor", self.ledger))
@@ -183,8 +186,7 @@ class ExecutorService:
     def _alert(self, kind: str, severity: AlertSeverity, message: str) -> None:
         async def write() -> None:
             try:
-                await asyncio.to_thread(self.ledger.raise_alert, kind, severity, message,
-                                        strategy=self.settings.strategy)
+                await self.ledger.run(tx.raise_alert(kind, severity, message, strategy=self.settings.strategy))
             except LedgerError as exc:
                 log.warning("could not write alert", extra={"kind": kind, "error": str(exc)})
         log.warning("alert", extra={"kind": kind, "alert_message": message})
@@ -206,6 +208,8 @@ class ExecutorService:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, self.request_stop)
+        if self._own_ledger:
+            await self.ledger.open()
         await self._start_http()
         log.info("executor started", extra={"strategy": self.settings.strategy, "executor_id": self.owner,
                                             "vault": str(self.key.pubkey), "concurrency": self.settings.concurrency,
@@ -232,7 +236,7 @@ class ExecutorService:
         await self.swap_api.close()
         await self.prices.close()
         if self._own_ledger:
-            await asyncio.to_thread(self.ledger.close)
+            await self.ledger.close()
 
     # ---- claiming ----------------------------------------------------------------------------
 
@@ -244,8 +248,8 @@ class ExecutorService:
             free = self.settings.concurrency - len(self._work)
             if free > 0:
                 try:
-                    trades = await asyncio.to_thread(self.ledger.claim_trades, self.settings.strategy, self.owner,
-                                                     free, self.settings.lease_seconds)
+                    trades = await self.ledger.run(tx.claim_trades(self.settings.strategy, self.owner, free,
+                                                                   self.settings.lease_seconds))
                     self._ledger_result(True)
                     backoff = self.settings.claim_interval_seconds
                 except LedgerError as exc:
@@ -333,9 +337,9 @@ class ExecutorService:
         with POISON_TRADE (a bug must not make a trade be reclaimed, and crash, forever)."""
         detail = f"{type(exc).__name__}: {str(exc)[:300]}"
         try:
-            trade = await asyncio.to_thread(self.ledger.record_crash, trade_id, self.owner, detail,
-                                            poison_after=self.settings.poison_after_crashes,
-                                            fencing_token=fencing_token)
+            trade = await self.ledger.run(tx.record_crash(trade_id, self.owner, detail,
+                                                          poison_after=self.settings.poison_after_crashes,
+                                                          fencing_token=fencing_token))
         except LeaseLostError:
             return  # another executor has it now; it will count its own crashes
         except LedgerError as exc2:
@@ -348,7 +352,7 @@ class ExecutorService:
 
     async def _release(self, trade_id: int, fencing_token: int) -> None:
         try:
-            await asyncio.to_thread(self.ledger.release, trade_id, self.owner, fencing_token=fencing_token)
+            await self.ledger.run(tx.release(trade_id, self.owner, fencing_token=fencing_token))
         except LedgerError as exc:
             log.warning("could not release lease (it will expire)", extra={"trade_id": trade_id, "error": str(exc)})
 
@@ -379,7 +383,7 @@ class ExecutorService:
                 last_ok = time.monotonic()
                 continue
             try:
-                held = await asyncio.to_thread(self.ledger.heartbeat, leases, self.owner, self.settings.lease_seconds)
+                held = await self.ledger.run(tx.heartbeat(leases, self.owner, self.settings.lease_seconds))
                 self._ledger_result(True)
                 last_ok = time.monotonic()
             except LedgerError as exc:
@@ -400,7 +404,7 @@ class ExecutorService:
 
     async def _finished_in_ledger(self, trade_id: int) -> bool:
         try:
-            trade = await asyncio.to_thread(self.ledger.get_trade, trade_id)
+            trade = await self.ledger.run(tx.get_trade(trade_id))
         except LedgerError:
             return False
         return trade.state.is_terminal
@@ -408,7 +412,7 @@ class ExecutorService:
     async def _ledger_counts_loop(self) -> None:
         while True:
             try:
-                counts = await asyncio.to_thread(self.ledger.counts_by_state, self.settings.strategy)
+                counts = await self.ledger.run(tx.counts_by_state(self.settings.strategy))
                 self.metrics.set_ledger_counts(counts)
                 self._ledger_result(True)
                 with contextlib.suppress(LedgerError):

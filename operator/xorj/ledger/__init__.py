@@ -1,7 +1,8 @@
 """The Postgres ledger: source of truth for trades, attempts, alerts and trader scores.
 
-Entry point: ``Ledger.connect(dsn)`` (applies migrations under an advisory lock, opens a pool).
-See :mod:`xorj.ledger.repository` for the operations and their guarantees.
+Entry point: ``Ledger.connect(dsn)`` (applies migrations under an advisory lock, opens a pool); on an
+event loop, ``AsyncLedger`` (:mod:`xorj.ledger.aio`) runs the same transactions without threads.
+See :mod:`xorj.ledger.transactions` for the operations and their guarantees.
 """
 
 from xorj.domain.trades import Attempt, IdempotencyKey, Trade

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from xorj.domain.reconciliation import AttemptRecord, ConfirmedTrade, Finding, FindingClass
 from xorj.domain.trades import AttemptOutcome, TradeState
 from xorj.errors import InvalidInputError
-from xorj.ledger import outbox
+from xorj.ledger import outbox, statements
 from xorj.ledger.records import AlertSeverity, NewAlert
 from xorj.ledger.repository import Ledger, LedgerCursor
 from xorj.ledger.rows import fetch_all, fetch_one, record_from
@@ -172,9 +172,10 @@ class ReconciliationStore:
                 if row["created"]:
                     created.append(record_from(StoredFinding, row))  # the row has one more column, created
                     # the outbox hears of it in the same transaction, once
-                    outbox.insert(cur, NewAlert(ALERT_KIND, AlertSeverity.CRITICAL,
-                                                f"{f.finding_class.value} vault {f.vault} signature {f.signature}: "
-                                                f"{f.detail}"[:1000], strategy=f.strategy, trade_id=f.trade_id))
+                    statements.run(cur.connection, outbox.insert(NewAlert(
+                        ALERT_KIND, AlertSeverity.CRITICAL,
+                        f"{f.finding_class.value} vault {f.vault} signature {f.signature}: {f.detail}"[:1000],
+                        strategy=f.strategy, trade_id=f.trade_id)))
         return created
 
     def findings(self, *, vaults: Sequence[str] | None = None, open_only: bool = True) -> list[StoredFinding]:

@@ -11,7 +11,7 @@ taken before usage is read: under READ COMMITTED the read then sees every reserv
 earlier holders, and the lock is only released by the COMMIT that makes this one visible. Different
 vaults do not wait for each other (unless their keys collide, which costs only a short wait).
 
-Functions here run inside a transaction the caller opened (a cursor with ``dict_row``).
+Functions here are transaction steps (:mod:`xorj.ledger.statements`).
 """
 
 from __future__ import annotations
@@ -20,12 +20,10 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
-import psycopg
-from psycopg.rows import DictRow
-
 from xorj.domain.risk import DailyUsage, RiskDecision, globally_halted, utc_day_start
 from xorj.ledger.records import VaultActivity
 from xorj.ledger.rows import Row
+from xorj.ledger.statements import Step, one, rowcount
 
 # The pure risk check with everything but the vault's usage already bound (see xorj.domain.risk).
 RiskCheck = Callable[[DailyUsage], RiskDecision]
@@ -42,34 +40,33 @@ SELECT coalesce(sum(coalesce(risk_reserved_usd, notional_usd)), 0) AS volume, co
 """
 
 
-def activity(cur: psycopg.Cursor[DictRow], vault: str, since: datetime) -> VaultActivity:
+def activity(vault: str, since: datetime) -> Step[VaultActivity]:
     """What ``vault``'s counted trades since ``since`` add up to."""
-    row = cur.execute(_COUNTED_SINCE, {"vault": vault, "since": since}).fetchone()
+    row = yield from one(_COUNTED_SINCE, {"vault": vault, "since": since})
     assert row is not None, "an aggregate without GROUP BY returns one row"
     return VaultActivity(volume_usd=Decimal(row["volume"]), trade_count=row["n"])
 
 
-def reserve(cur: psycopg.Cursor[DictRow], trade: Row, notional_usd: Decimal, decide: RiskCheck) -> RiskDecision:
+def reserve(trade: Row, notional_usd: Decimal, decide: RiskCheck) -> Step[RiskDecision]:
     """Decide on the locked, lease-checked ``trade`` with its vault's usage today and, if allowed,
     count it at ``notional_usd``. While the cluster-wide halt is on, every check is refused, counted
     trades' next attempts included: the halt row is read in this transaction, so no approval commits
     after the halt did."""
-    halt = cur.execute("SELECT halted, reason FROM trading_halt WHERE singleton").fetchone()
+    halt = yield from one("SELECT halted, reason FROM trading_halt WHERE singleton")
     if halt is None or halt["halted"]:  # a missing row is a tampered ledger: fail closed
         return globally_halted(halt["reason"] if halt else "the trading_halt row is missing")
     if trade["risk_reserved_at"] is not None or trade["submitted_at"] is not None:
         # Already counted: its next attempt, or another executor taking it over, is not a new trade.
         return decide(DailyUsage())
     # The transaction's clock is the database's: every executor agrees on which day it is.
-    clock = cur.execute(
-        "SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s)), now() AS now", (VAULT_LOCK_SPACE, trade["vault"])
-    ).fetchone()
+    clock = yield from one(
+        "SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s)), now() AS now", (VAULT_LOCK_SPACE, trade["vault"]))
     assert clock is not None, "a SELECT without FROM returns one row"
     now = clock["now"]
-    counted = activity(cur, trade["vault"], utc_day_start(now))
+    counted = yield from activity(trade["vault"], utc_day_start(now))
     decision = decide(DailyUsage(counted.volume_usd, counted.trade_count))
     if decision.allowed:
-        cur.execute(
+        yield from rowcount(
             "UPDATE trades SET risk_reserved_at = now(), risk_reserved_usd = %s, updated_at = now() WHERE id = %s",
             (notional_usd, trade["trade_id"]),
         )

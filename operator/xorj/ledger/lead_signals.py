@@ -22,8 +22,10 @@ from psycopg.rows import class_row
 
 from xorj.domain.copy_signals import CopyDecision, LeadSwap, SkipReason
 from xorj.domain.trades import TradeState
+from xorj.ledger import statements
 from xorj.ledger.records import TradeIntent
-from xorj.ledger.repository import Ledger, LedgerCursor, _event, _insert_trade
+from xorj.ledger.repository import Ledger, LedgerCursor
+from xorj.ledger.transactions import insert_trade, trade_event
 
 SOURCES = ("poll", "webhook", "websocket")
 
@@ -161,14 +163,15 @@ class LeadSignalStore:
                                  decision.detail[:1000]))
                     skipped[outcome.strategy] = decision.skip
                     continue
-                row = _insert_trade(cur, TradeIntent(
+                row = statements.run(cur.connection, insert_trade(TradeIntent(
                     strategy=outcome.strategy, vault=outcome.vault, lead_signature=signal.signature,
                     lead_trader=signal.leader, input_mint=decision.input_mint, output_mint=decision.output_mint,
                     amount=decision.amount_in, max_slippage_bps=outcome.max_slippage_bps,
-                    notional_usd=decision.notional_usd, copytrade=outcome.copytrade))
+                    notional_usd=decision.notional_usd, copytrade=outcome.copytrade)))
                 if row is not None:  # a manual CopyTrade for the same lead signature came first: it stands
-                    _event(cur, row["trade_id"], outcome.strategy, None, TradeState.PENDING, actor=actor,
-                           detail=f"copied from {source}: {decision.detail}"[:1000])
+                    statements.run(cur.connection, trade_event(
+                        row["trade_id"], outcome.strategy, None, TradeState.PENDING, actor=actor,
+                        detail=f"copied from {source}: {decision.detail}"[:1000]))
                     trade_ids[outcome.strategy] = row["trade_id"]
                     if outcome.copytrade is not None:
                         cur.execute("""INSERT INTO lead_copies (strategy, leader, signature, trade_id, copytrade)

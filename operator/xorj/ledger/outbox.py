@@ -8,7 +8,7 @@ different alerts; the delivery itself is idempotent (the Event's name is derived
 deliverer killed between delivering and the mark leaves the row unmarked and unlocked, and the next
 one re-delivers it into the same name, finds it there, and marks it.
 
-Functions here run inside a transaction the caller opened (a cursor with ``dict_row``).
+Functions here are transaction steps (:mod:`xorj.ledger.statements`).
 """
 
 from __future__ import annotations
@@ -16,25 +16,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import psycopg
-from psycopg.rows import DictRow
-
 from xorj.errors import InvalidInputError
 from xorj.ledger.records import Alert, AlertSeverity, NewAlert
-from xorj.ledger.rows import fetch_all, fetch_one, record_from
+from xorj.ledger.rows import record_from
+from xorj.ledger.statements import Step, one, record, records, rowcount
 
 _COLUMNS = "id AS alert_id, kind, severity, strategy, trade_id, message, created_at, delivered_at"
 
 
-def insert(cur: psycopg.Cursor[DictRow], alert: NewAlert) -> Alert:
+def insert(alert: NewAlert) -> Step[Alert]:
     try:
         severity = AlertSeverity(alert.severity)
     except ValueError:
         raise InvalidInputError(
             f"severity: must be one of {', '.join(s.value for s in AlertSeverity)} (got {alert.severity!r})"
         ) from None
-    stored = fetch_one(
-        cur, Alert,
+    stored = yield from record(
+        Alert,
         f"""INSERT INTO alerts (kind, severity, strategy, trade_id, message)
             VALUES (%s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",
         (alert.kind, severity.value, alert.strategy, alert.trade_id, alert.message),
@@ -43,19 +41,17 @@ def insert(cur: psycopg.Cursor[DictRow], alert: NewAlert) -> Alert:
     return stored
 
 
-def pending(cur: psycopg.Cursor[DictRow], limit: int) -> list[Alert]:
-    return fetch_all(cur, Alert, f"SELECT {_COLUMNS} FROM alerts WHERE delivered_at IS NULL ORDER BY id LIMIT %s",
-                     (limit,))
+def pending(limit: int) -> Step[list[Alert]]:
+    return (yield from records(Alert, f"SELECT {_COLUMNS} FROM alerts WHERE delivered_at IS NULL ORDER BY id LIMIT %s",
+                               (limit,)))
 
 
-def mark_delivered(cur: psycopg.Cursor[DictRow], alert_ids: Sequence[int]) -> int:
+def mark_delivered(alert_ids: Sequence[int]) -> Step[int]:
     """Mark alerts delivered; returns how many changed (already delivered ones are left as they were)."""
     if not alert_ids:
         return 0
-    cur.execute(
-        "UPDATE alerts SET delivered_at = now() WHERE id = ANY(%s) AND delivered_at IS NULL", (list(alert_ids),)
-    )
-    return cur.rowcount
+    return (yield from rowcount(
+        "UPDATE alerts SET delivered_at = now() WHERE id = ANY(%s) AND delivered_at IS NULL", (list(alert_ids),)))
 
 
 @dataclass(frozen=True)
@@ -67,23 +63,22 @@ class ClaimedAlert:
     copytrade: str | None
 
 
-def claim_next(cur: psycopg.Cursor[DictRow], skip: Sequence[int] = ()) -> ClaimedAlert | None:
+def claim_next(skip: Sequence[int] = ()) -> Step[ClaimedAlert | None]:
     """Lock the oldest undelivered alert no other transaction holds and not in ``skip`` (those whose
     delivery failed earlier in the same pass: one that keeps failing must not hold up the others)."""
-    row = cur.execute(
+    row = yield from one(
         f"""SELECT {", ".join("a." + c.strip() for c in _COLUMNS.split(","))}, t.copytrade
               FROM alerts a LEFT JOIN trades t ON t.id = a.trade_id
              WHERE a.delivered_at IS NULL AND NOT (a.id = ANY(%s))
              ORDER BY a.id LIMIT 1
-               FOR UPDATE OF a SKIP LOCKED""", (list(skip),)
-    ).fetchone()
+               FOR UPDATE OF a SKIP LOCKED""", (list(skip),))
     if row is None:
         return None
     return ClaimedAlert(record_from(Alert, row), row["copytrade"])
 
 
-def count_pending(cur: psycopg.Cursor[DictRow]) -> int:
-    row = cur.execute("SELECT count(*) AS n FROM alerts WHERE delivered_at IS NULL").fetchone()
+def count_pending() -> Step[int]:
+    row = yield from one("SELECT count(*) AS n FROM alerts WHERE delivered_at IS NULL")
     assert row is not None, "an aggregate without GROUP BY returns one row"
     count: int = row["n"]
     return count

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import psycopg.errors
@@ -59,6 +60,25 @@ def translated_errors() -> Iterator[None]:
         raise translate(exc) from exc
 
 
+def _pool_options(dsn: str, *, min_size: int, max_size: int, connect_timeout: float, acquire_timeout: float,
+                  name: str) -> dict[str, Any]:
+    """What a blocking and an asyncio pool share: lend only live connections (the pool's check, the
+    same for both kinds), keep reconnecting while the server is away."""
+    return {
+        "conninfo": dsn,
+        "min_size": min_size,
+        "max_size": max_size,
+        "timeout": acquire_timeout,
+        # A connect attempt that hangs must not hold a caller past its acquire timeout.
+        "kwargs": {"connect_timeout": max(1, int(connect_timeout)), "application_name": name},
+        # Keep retrying in the background for a long time: the server coming back is the normal case.
+        "reconnect_timeout": 3600.0,
+        "reconnect_failed": _log_reconnect_failed,
+        "name": name,
+        "open": False,
+    }
+
+
 def open_pool(
     dsn: str,
     *,
@@ -74,22 +94,37 @@ def open_pool(
     :class:`LedgerUnavailableError`; the pool itself keeps trying to reconnect in the background.
     """
     pool = psycopg_pool.ConnectionPool(
-        dsn,
-        min_size=min_size,
-        max_size=max_size,
-        timeout=acquire_timeout,
-        # A connect attempt that hangs must not hold a caller past its acquire timeout.
-        kwargs={"connect_timeout": max(1, int(connect_timeout)), "application_name": name},
         check=psycopg_pool.ConnectionPool.check_connection,
-        # Keep retrying in the background for a long time: the server coming back is the normal case.
-        reconnect_timeout=3600.0,
-        reconnect_failed=_log_reconnect_failed,
-        name=name,
-        open=False,
-    )
+        **_pool_options(dsn, min_size=min_size, max_size=max_size, connect_timeout=connect_timeout,
+                        acquire_timeout=acquire_timeout, name=name))
     pool.open(wait=False)
     return pool
 
 
-def _log_reconnect_failed(pool: psycopg_pool.ConnectionPool) -> None:
+def async_pool(
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 4,
+    connect_timeout: float = 5.0,
+    acquire_timeout: float = 5.0,
+    name: str = "xorj-ledger",
+) -> psycopg_pool.AsyncConnectionPool:
+    """The asyncio pool with :func:`open_pool`'s behaviour, not open yet: ``await pool.open(wait=False)``
+    on the event loop that will use it (an asyncio pool belongs to one loop)."""
+    return psycopg_pool.AsyncConnectionPool(
+        check=psycopg_pool.AsyncConnectionPool.check_connection,
+        **_pool_options(dsn, min_size=min_size, max_size=max_size, connect_timeout=connect_timeout,
+                        acquire_timeout=acquire_timeout, name=name))
+
+
+def pool_stats(pool: psycopg_pool.ConnectionPool | psycopg_pool.AsyncConnectionPool) -> dict[str, int]:
+    """The pool's counters (psycopg_pool's names: pool_size, pool_available, pool_max, requests_waiting)."""
+    stats = {"pool_size": 0, "pool_available": 0, "requests_waiting": 0}
+    stats.update(pool.get_stats())
+    stats["pool_max"] = pool.max_size
+    return stats
+
+
+def _log_reconnect_failed(pool: psycopg_pool.ConnectionPool | psycopg_pool.AsyncConnectionPool) -> None:
     log.error("ledger pool gave up reconnecting", extra={"pool": pool.name})

@@ -14,7 +14,8 @@ the token tells the two claims apart. Heartbeats and releases are fenced the sam
 one another: SKIP LOCKED passes over rows another transaction is claiming, and Postgres re-checks the
 lease condition on the newest row version, so a trade is never handed to two claimers at once.
 
-Functions here run inside a transaction the caller opened (a cursor with ``dict_row``).
+Functions here are transaction steps (:mod:`xorj.ledger.statements`): composed with ``yield from`` into
+a transaction body, which a blocking or an asyncio ledger runs.
 """
 
 from __future__ import annotations
@@ -22,12 +23,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-import psycopg
-from psycopg.rows import DictRow
-
 from xorj.domain.trades import Attempt, Trade
 from xorj.errors import InvalidInputError, LeaseLostError, TradeNotFoundError
 from xorj.ledger.rows import ATTEMPT_COLUMNS, TRADE_COLUMNS, Row, fetch_attempts, trade_from_row
+from xorj.ledger.statements import Step, one, rows
 
 _CLAIM = f"""
 WITH candidates AS (
@@ -57,34 +56,32 @@ def validate_lease_args(owner: str, lease_seconds: float) -> None:
         raise InvalidInputError(f"lease_seconds: must be > 0 (got {lease_seconds!r})")
 
 
-def claim(cur: psycopg.Cursor[DictRow], strategy: str, owner: str, limit: int, lease_seconds: float) -> list[Trade]:
+def claim(strategy: str, owner: str, limit: int, lease_seconds: float) -> Step[list[Trade]]:
     """Lease up to ``limit`` claimable trades of ``strategy``, oldest first, with their attempts; each
     carries the new claim's ``fencing_token``, which every write under this claim must present."""
     validate_lease_args(owner, lease_seconds)
     if limit < 1:
         raise InvalidInputError(f"limit: must be >= 1 (got {limit!r})")
-    rows = cur.execute(
-        _CLAIM, {"strategy": strategy, "owner": owner, "limit": limit, "lease_seconds": float(lease_seconds)}
-    ).fetchall()
-    trades = with_attempts(cur, rows)
+    claimed = yield from rows(
+        _CLAIM, {"strategy": strategy, "owner": owner, "limit": limit, "lease_seconds": float(lease_seconds)})
+    trades = yield from with_attempts(claimed)
     return sorted(trades, key=lambda t: (t.created_at, t.trade_id))
 
 
-def with_attempts(cur: psycopg.Cursor[DictRow], rows: Sequence[Row]) -> list[Trade]:
-    """Trades for ``rows`` with all their attempts (raw bytes included), in one extra query."""
-    if not rows:
+def with_attempts(trade_rows: Sequence[Row]) -> Step[list[Trade]]:
+    """Trades for ``trade_rows`` with all their attempts (raw bytes included), in one extra query."""
+    if not trade_rows:
         return []
-    by_trade: dict[int, list[Attempt]] = {row["trade_id"]: [] for row in rows}
+    by_trade: dict[int, list[Attempt]] = {row["trade_id"]: [] for row in trade_rows}
     # A PENDING trade has no attempts (the first attempt's record moves it to SUBMITTED in the same
     # transaction), so the common claim of fresh work costs no second query.
-    ids = [row["trade_id"] for row in rows if row["state"] != "PENDING"]
+    ids = [row["trade_id"] for row in trade_rows if row["state"] != "PENDING"]
     if not ids:
-        return [trade_from_row(row) for row in rows]
-    for attempt in fetch_attempts(
-        cur, f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE trade_id = ANY(%s) ORDER BY trade_id, attempt_no", (ids,)
-    ):
+        return [trade_from_row(row) for row in trade_rows]
+    for attempt in (yield from fetch_attempts(
+            f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE trade_id = ANY(%s) ORDER BY trade_id, attempt_no", (ids,))):
         by_trade[attempt.trade_id].append(attempt)
-    return [trade_from_row(row, by_trade[row["trade_id"]]) for row in rows]
+    return [trade_from_row(row, by_trade[row["trade_id"]]) for row in trade_rows]
 
 
 def validate_fencing_token(fencing_token: int) -> None:
@@ -94,7 +91,7 @@ def validate_fencing_token(fencing_token: int) -> None:
         )
 
 
-def heartbeat(cur: psycopg.Cursor[DictRow], leases: Mapping[int, int], owner: str, lease_seconds: float) -> set[int]:
+def heartbeat(leases: Mapping[int, int], owner: str, lease_seconds: float) -> Step[set[int]]:
     """Extend the leases ``owner`` still holds among ``leases`` (trade id -> the fencing token of the
     claim it works under); return the ids whose lease was extended. A trade claimed again since (a
     newer token) is not extended, even for the same owner name."""
@@ -105,7 +102,7 @@ def heartbeat(cur: psycopg.Cursor[DictRow], leases: Mapping[int, int], owner: st
         validate_fencing_token(token)
     ids = sorted(leases)
     # Lock in id order so two heartbeats over overlapping ids cannot deadlock.
-    rows = cur.execute(
+    extended = yield from rows(
         """
         WITH held AS (
             SELECT t.id FROM trades t
@@ -118,31 +115,30 @@ def heartbeat(cur: psycopg.Cursor[DictRow], leases: Mapping[int, int], owner: st
         RETURNING t.id
         """,
         {"ids": ids, "tokens": [leases[i] for i in ids], "owner": owner, "lease_seconds": float(lease_seconds)},
-    ).fetchall()
-    return {row["id"] for row in rows}
+    )
+    return {row["id"] for row in extended}
 
 
-def release(cur: psycopg.Cursor[DictRow], trade_id: int, owner: str, fencing_token: int) -> bool:
+def release(trade_id: int, owner: str, fencing_token: int) -> Step[bool]:
     """Give up ``owner``'s live lease on a trade (the claim with ``fencing_token``) so another executor
     can claim it now. A stale holder cannot release the lease of the claim that replaced it."""
     validate_fencing_token(fencing_token)
-    row = cur.execute(
+    row = yield from one(
         """UPDATE trades SET lease_expires_at = now()
             WHERE id = %s AND lease_owner = %s AND lease_expires_at > now() AND fencing_token = %s
             RETURNING id""",
         (trade_id, owner, fencing_token),
-    ).fetchone()
+    )
     return row is not None
 
 
 def lock_for_owner(
-    cur: psycopg.Cursor[DictRow],
     trade_id: int,
     owner: str | None,
     fencing_token: int | None,
     *,
     recorded: tuple[str, bytes] | None = None,
-) -> tuple[Row, bool]:
+) -> Step[tuple[Row, bool]]:
     """Lock the trade row for a write; return (row, whether ``owner`` holds a live lease on it under the
     claim with ``fencing_token``, the trade's current token). The caller writes in the same
     transaction, under this row lock, so no claim can slip in between the check and the write.
@@ -155,7 +151,7 @@ def lock_for_owner(
     if owner is not None:
         validate_fencing_token(fencing_token)  # type: ignore[arg-type]
     signature, raw = recorded if recorded else (None, None)
-    row = cur.execute(
+    row = yield from one(
         f"""SELECT {TRADE_COLUMNS}, now() AS locked_at,
                    (lease_owner IS NOT DISTINCT FROM %s AND lease_expires_at > now()
                     AND fencing_token = %s) AS lease_held,
@@ -164,7 +160,7 @@ def lock_for_owner(
                        AND a.raw_tx = %s::bytea) AS recorded_attempt_id
               FROM trades WHERE id = %s FOR UPDATE""",
         (owner, fencing_token, signature, signature, raw, trade_id),
-    ).fetchone()
+    )
     if row is None:
         raise TradeNotFoundError(f"trade {trade_id} does not exist")
     return row, bool(row["lease_held"])
@@ -188,15 +184,13 @@ def lease_lost(row: Row, owner: str, fencing_token: int, action: str) -> LeaseLo
     )
 
 
-def find_stale(
-    cur: psycopg.Cursor[DictRow], now: datetime | None, grace: timedelta, strategy: str | None
-) -> list[Trade]:
+def find_stale(now: datetime | None, grace: timedelta, strategy: str | None) -> Step[list[Trade]]:
     """Non-terminal trades nobody holds a live lease on, unowned for longer than ``grace``.
 
     Unowned since: the lease's expiry (or release) if it ever had one, else its admission.
     ``now=None`` uses the database clock.
     """
-    rows = cur.execute(
+    stale = yield from rows(
         f"""
         WITH clock AS (SELECT coalesce(%(now)s::timestamptz, now()) AS now)
         SELECT {TRADE_COLUMNS} FROM trades, clock
@@ -207,5 +201,5 @@ def find_stale(
          ORDER BY created_at, id
         """,
         {"now": now, "grace": grace, "strategy": strategy},
-    ).fetchall()
-    return with_attempts(cur, rows)
+    )
+    return (yield from with_attempts(stale))

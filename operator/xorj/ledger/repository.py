@@ -1,25 +1,14 @@
-"""The ledger: every operation the executor and the operator perform on trades, attempts, alerts and
-scores. Each method is one transaction. Each state change of a trade or an attempt is made by the
-domain's transition function (:mod:`xorj.domain.trades`: submit, resolve_attempt, land, confirm, fail,
-cancel) on the locked trade first, and the ledger writes what it returns, together with the audit
-row in ``trade_events``, announced by a NOTIFY on ``xorj_trades`` (a trigger, so it is sent only if
-the transaction commits). The SQL constraints re-check the same rules as a safety net.
-
-Executor writes are fenced: they name the ``owner`` that claimed the trade and the ``fencing_token``
-its claim returned, and raise :class:`LeaseLostError` (changing nothing) unless that owner still holds
-a live lease under that very claim: a newer claim of the trade, even by the same owner name, has a
-larger token and fences out every earlier one. Repeating a
-write that already took effect (same attempt signature, same final signature, same failure reason) is
-a no-op returning the current record, so a caller that lost its connection during COMMIT can simply
-ask again once the ledger is back.
+"""The ledger for blocking callers (the operator, the CLI, the kubectl plugin, the watcher's stores,
+the tests): every operation is one transaction, whose body (its SQL, the domain transition it applies,
+its fencing and idempotency rules) is written once in :mod:`xorj.ledger.transactions` and run here on
+psycopg's blocking driver under a thread-safe pool. Code on an event loop (the executor) runs the same
+bodies with :class:`xorj.ledger.aio.AsyncLedger`, with no thread hop.
 
 Errors: :class:`LedgerUnavailableError` for a lost connection (never retried here),
 :class:`LedgerConstraintError` naming the constraint, :class:`TradeNotFoundError`,
 :class:`~xorj.errors.RefusedTransitionError` (an :class:`IllegalTransitionError` and a
-:class:`LedgerError`) for a transition the state machine does not allow.
-
-The API is synchronous (psycopg's blocking driver under a thread-safe pool); asyncio callers use
-``await asyncio.to_thread(ledger.method, ...)``.
+:class:`LedgerError`) for a transition the state machine does not allow, :class:`LeaseLostError`
+for a fenced write whose claim is gone.
 """
 
 from __future__ import annotations
@@ -28,26 +17,20 @@ import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Self, TypeVar
+from typing import Self, TypeVar
 
 import psycopg
 import psycopg_pool
 from psycopg.rows import DictRow, dict_row
 
-from xorj.domain import trades
 from xorj.domain.risk import RiskDecision
 from xorj.domain.trades import Attempt, AttemptOutcome, IdempotencyKey, ReasonCode, Trade, TradeState
-from xorj.errors import (
-    IllegalTransitionError,
-    InvalidInputError,
-    LedgerError,
-    RefusedTransitionError,
-    TradeNotFoundError,
-)
-from xorj.ledger import daily_limits, outbox, queue, scores
+from xorj.errors import LedgerError
+from xorj.ledger import daily_limits, outbox, scores, statements
+from xorj.ledger import transactions as tx
 from xorj.ledger.daily_limits import RiskCheck
 from xorj.ledger.migrate import migrate
-from xorj.ledger.pool import open_pool, translated_errors
+from xorj.ledger.pool import open_pool, pool_stats, translated_errors
 from xorj.ledger.records import (
     AdmitResult,
     Alert,
@@ -60,17 +43,20 @@ from xorj.ledger.records import (
     TradingHalt,
     VaultActivity,
 )
-from xorj.ledger.rows import ATTEMPT_COLUMNS, TRADE_COLUMNS, Row, fetch_all, fetch_attempts
+from xorj.ledger.statements import Step
+from xorj.ledger.transactions import DEFAULT_LEASE_SECONDS
 
-DEFAULT_LEASE_SECONDS = 30.0
+__all__ = ["DEFAULT_LEASE_SECONDS", "Ledger", "LedgerCursor"]
 
 _T = TypeVar("_T")
-# Every ledger transaction reads rows as dicts (psycopg's dict_row).
+# The ledger's own modules that still take a cursor read rows as dicts (psycopg's dict_row).
 LedgerCursor = psycopg.Cursor[DictRow]
 
 
 class Ledger:
-    """The Postgres ledger behind a connection pool. Thread-safe; one per process is enough."""
+    """The Postgres ledger behind a blocking connection pool. Thread-safe; one per process is enough.
+    Each method runs the body of the same name in :mod:`xorj.ledger.transactions` (its documentation
+    says what it guarantees)."""
 
     def __init__(self, pool: psycopg_pool.ConnectionPool, *, owns_pool: bool = True) -> None:
         self._pool = pool
@@ -102,24 +88,27 @@ class Ledger:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def run(self, body: Step[_T]) -> _T:
+        """One transaction: ``body``'s statements on a pooled connection, committed when it returns,
+        rolled back on any error."""
+        with translated_errors(), self._pool.connection() as conn:
+            return statements.run(conn, body)
+
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[LedgerCursor]:
-        """One transaction on a pooled connection: committed on success, rolled back on any error."""
+        """One transaction on a pooled connection, for the modules that still take a cursor (their
+        operations are the operator's and the watcher's only)."""
         with translated_errors(), self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             yield cur
 
     def pool_stats(self) -> dict[str, int]:
         """The pool's counters (psycopg_pool's names: pool_size, pool_available, pool_max, requests_waiting)."""
-        stats = {"pool_size": 0, "pool_available": 0, "requests_waiting": 0}
-        stats.update(self._pool.get_stats())
-        stats["pool_max"] = self._pool.max_size
-        return stats
+        return pool_stats(self._pool)
 
     def ping(self) -> bool:
         """True when the ledger answers a query now (the LedgerReachable condition)."""
         try:
-            with self._transaction() as cur:
-                cur.execute("SELECT 1")
+            self.run(statements.one("SELECT 1"))
             return True
         except LedgerError:
             return False
@@ -127,102 +116,41 @@ class Ledger:
     # -- admission -----------------------------------------------------------------------------------
 
     def admit_trade(self, intent: TradeIntent, *, actor: str | None = None) -> AdmitResult:
-        """Store a new PENDING trade, or, for a replay of the same key, change nothing and say so."""
-        with self._transaction() as cur:
-            row = _insert_trade(cur, intent)
-            if row is not None:
-                _event(cur, row["trade_id"], intent.strategy, None, TradeState.PENDING, actor=actor)
-                return AdmitResult(trade_id=row["trade_id"], created=True, existing_state=None)
-            return _replay(cur, intent)
+        return self.run(tx.admit_trade(intent, actor=actor))
 
     def admit_refused(
         self, intent: TradeIntent, reason: ReasonCode, detail: str, *, actor: str | None = None,
         alert: NewAlert | None = None,
     ) -> AdmitResult:
-        """Store the trade already FAILED with ``reason`` (admission refused it, e.g. LEADER_NOT_FOLLOWED):
-        PENDING and FAILED are written in one transaction, so no executor can ever claim it; ``alert``,
-        if given, goes to the outbox with it. A replay of the key changes nothing and says so."""
-        reason = ReasonCode(reason)
-        with self._transaction() as cur:
-            row = _insert_trade(cur, intent)
-            if row is None:
-                return _replay(cur, intent)
-            _event(cur, row["trade_id"], intent.strategy, None, TradeState.PENDING, actor=actor)
-            alert = None if alert is None else NewAlert(alert.kind, alert.severity, alert.message, alert.strategy,
-                                                        row["trade_id"])
-            trade = queue.with_attempts(cur, [row])[0]
-            _apply(cur, trade, trades.fail(trade, reason, detail, at=row["created_at"]), actor or "admission")
-            if alert is not None:
-                outbox.insert(cur, alert)
-            return AdmitResult(trade_id=row["trade_id"], created=True, existing_state=None)
+        return self.run(tx.admit_refused(intent, reason, detail, actor=actor, alert=alert))
 
     def cancel_trade(self, trade_id: int, detail: str, *, actor: str = "operator") -> Trade:
-        """Fail a PENDING trade with CANCELLED, whoever holds its lease (nothing was sent for it yet: the
-        write-ahead attempt record moves a trade to SUBMITTED before any send). The lease is cleared, so
-        the executor's next write on it is fenced."""
-        with self._transaction() as cur:
-            row, _ = queue.lock_for_owner(cur, trade_id, None, None)
-            trade = queue.with_attempts(cur, [row])[0]
-            if trade.state is TradeState.FAILED and trade.reason is ReasonCode.CANCELLED:
-                return trade
-            return _apply(cur, trade, _refused(trades.cancel, trade, detail, at=row["locked_at"]), actor)
+        return self.run(tx.cancel_trade(trade_id, detail, actor=actor))
 
     def cancel_pending(self, strategy: str, detail: str, *, actor: str = "operator") -> list[int]:
-        """Cancel every PENDING trade of ``strategy`` (as :meth:`cancel_trade` does one); returns their
-        ids. SUBMITTED trades are left alone: a transaction may be out, only an executor can settle them."""
-        with self._transaction() as cur:
-            # FOR UPDATE re-checks the state of a row it had to wait for: a trade an executor moved to
-            # SUBMITTED meanwhile drops out
-            rows = cur.execute(f"""SELECT {TRADE_COLUMNS}, now() AS locked_at FROM trades
-                                    WHERE strategy = %s AND state = 'PENDING' ORDER BY id FOR UPDATE""",
-                               (strategy,)).fetchall()
-            for row, trade in zip(rows, queue.with_attempts(cur, rows), strict=True):
-                _apply(cur, trade, _refused(trades.cancel, trade, detail, at=row["locked_at"]), actor)
-            return [row["trade_id"] for row in rows]
+        return self.run(tx.cancel_pending(strategy, detail, actor=actor))
 
     # -- work queue ----------------------------------------------------------------------------------
 
     def claim_trades(
         self, strategy: str, owner: str, limit: int = 10, lease_seconds: float = DEFAULT_LEASE_SECONDS
     ) -> list[Trade]:
-        """Lease up to ``limit`` PENDING/SUBMITTED trades of ``strategy`` with no live lease, oldest first,
-        with their attempts (raw signed bytes included, so recovery resumes the stored attempts). Each
-        trade's ``fencing_token`` is the new claim's: pass it with every write under this claim."""
-        with self._transaction() as cur:
-            return queue.claim(cur, strategy, owner, limit, lease_seconds)
+        return self.run(tx.claim_trades(strategy, owner, limit, lease_seconds))
 
     def heartbeat(
         self, leases: Mapping[int, int], owner: str, lease_seconds: float = DEFAULT_LEASE_SECONDS
     ) -> set[int]:
-        """Extend ``owner``'s live leases among ``leases`` (trade id -> fencing token of the claim it
-        works under); return the ids it still holds under those claims."""
-        with self._transaction() as cur:
-            return queue.heartbeat(cur, leases, owner, lease_seconds)
+        return self.run(tx.heartbeat(leases, owner, lease_seconds))
 
     def release(self, trade_id: int, owner: str, *, fencing_token: int) -> bool:
-        """Hand a trade back to the queue now. False if ``owner`` did not hold a live lease on it under
-        the claim with ``fencing_token``."""
-        with self._transaction() as cur:
-            return queue.release(cur, trade_id, owner, fencing_token)
+        return self.run(tx.release(trade_id, owner, fencing_token=fencing_token))
 
     # -- executor writes (fenced) --------------------------------------------------------------------
 
     def reserve_daily_share(
         self, trade_id: int, owner: str, notional_usd: Decimal, decide: RiskCheck, *, fencing_token: int
     ) -> RiskDecision:
-        """The risk gate's check and count, atomic per vault: ``decide`` (the pure risk check) is given
-        the vault's usage today and, if it allows the trade, the trade is counted against the vault's
-        daily limits at ``notional_usd`` in the same transaction, serialised with every other check of
-        the vault (:mod:`xorj.ledger.daily_limits`). Returns the decision; a refusal changes nothing.
-
-        A trade already counted (approved earlier, or sent) is checked with no new usage: its next
-        attempt, or a takeover by another executor, is not another trade.
-        """
-        with self._transaction() as cur:
-            row, held = queue.lock_for_owner(cur, trade_id, owner, fencing_token)
-            if not held:
-                raise queue.lease_lost(row, owner, fencing_token, "reserve_daily_share")
-            return daily_limits.reserve(cur, row, notional_usd, decide)
+        return self.run(tx.reserve_daily_share(trade_id, owner, notional_usd, decide, fencing_token=fencing_token))
 
     def record_attempt(
         self,
@@ -236,33 +164,8 @@ class Ledger:
         *,
         fencing_token: int,
     ) -> Attempt:
-        """The write-ahead record of a signed transaction: COMMIT this before the first send.
-
-        Moves a PENDING trade to SUBMITTED in the same transaction. Recording the same signature and
-        bytes again is a no-op returning the stored attempt.
-        """
-        with self._transaction() as cur:
-            row, held = queue.lock_for_owner(cur, trade_id, owner, fencing_token, recorded=(signature, bytes(raw_tx)))
-            if row["recorded_attempt_id"] is not None:  # already recorded: a repeat changes nothing
-                return _attempt(cur, "id = %s", row["recorded_attempt_id"])
-            if not held:
-                raise queue.lease_lost(row, owner, fencing_token, "record_attempt")
-            trade = queue.with_attempts(cur, [row])[0]
-            new = Attempt(trade_id=trade_id, attempt_no=len(trade.attempts) + 1, signature=signature,
-                          raw_tx=bytes(raw_tx), last_valid_block_height=last_valid_block_height,
-                          slippage_bps=slippage_bps, quote_out_amount=quote_out_amount)
-            submitted = _refused(trades.submit, trade, new, at=row["locked_at"])
-            [attempt] = fetch_attempts(
-                cur,
-                f"""INSERT INTO attempts (trade_id, attempt_no, signature, raw_tx, last_valid_block_height,
-                                          slippage_bps, quote_out_amount)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s)
-                    RETURNING {ATTEMPT_COLUMNS}""",
-                (trade_id, new.attempt_no, new.signature, new.raw_tx, new.last_valid_block_height,
-                 new.slippage_bps, new.quote_out_amount),
-            )
-            _apply(cur, trade, submitted, owner, signature=signature)
-            return attempt
+        return self.run(tx.record_attempt(trade_id, owner, signature, raw_tx, last_valid_block_height, slippage_bps,
+                                          quote_out_amount, fencing_token=fencing_token))
 
     def resolve_attempt(
         self,
@@ -275,52 +178,11 @@ class Ledger:
         send_failure: ReasonCode | None = None,
         fencing_token: int,
     ) -> Attempt:
-        """Record the fate of an attempt (FAILED_ON_CHAIN, EXPIRED, NOT_SENT; LANDED also confirms the
-        trade, as :meth:`confirm_trade`). The trade stays SUBMITTED otherwise: the caller then records a
-        new attempt or fails the trade. ``send_failure``: for an EXPIRED attempt the RPC never
-        accepted, the send failure seen most. Resolving again with the same outcome is a no-op."""
-        outcome = AttemptOutcome(outcome)
-        if outcome is AttemptOutcome.PENDING:
-            raise InvalidInputError("outcome: an attempt is resolved to LANDED, FAILED_ON_CHAIN, EXPIRED or NOT_SENT")
-        reason = None if reason is None else ReasonCode(reason)
-        send_failure = None if send_failure is None else ReasonCode(send_failure)
-        with self._transaction() as cur:
-            found = cur.execute("SELECT trade_id FROM attempts WHERE signature = %s", (signature,)).fetchone()
-            if found is None:
-                raise TradeNotFoundError(f"no attempt with signature {signature}")
-            row, held = queue.lock_for_owner(cur, found["trade_id"], owner, fencing_token)
-            trade = queue.with_attempts(cur, [row])[0]
-            attempt = trade.attempt_by_signature(signature)
-            assert attempt is not None  # found above, and attempts are never deleted
-            if attempt.outcome is outcome:
-                return attempt
-            if not held:
-                raise queue.lease_lost(row, owner, fencing_token, "resolve_attempt")
-            if outcome is AttemptOutcome.LANDED:
-                resolved = _refused(trades.land, trade, signature, at=row["locked_at"])
-            else:
-                resolved = _refused(trades.resolve_attempt, trade, signature, outcome, reason, detail,
-                                    send_failure=send_failure, at=row["locked_at"])
-            _apply(cur, trade, resolved, owner, signature=signature)
-            return _attempt(cur, "id = %s", attempt.attempt_id)
+        return self.run(tx.resolve_attempt(signature, owner, outcome, reason, detail, send_failure=send_failure,
+                                           fencing_token=fencing_token))
 
     def confirm_trade(self, trade_id: int, owner: str, signature: str, *, fencing_token: int) -> Trade:
-        """SUBMITTED -> CONFIRMED by the attempt ``signature`` (marked LANDED); the lease is cleared.
-        Confirming again with the same signature is a no-op."""
-        with self._transaction() as cur:
-            row, held = queue.lock_for_owner(cur, trade_id, owner, fencing_token)
-            trade = queue.with_attempts(cur, [row])[0]
-            if trade.state is TradeState.CONFIRMED and trade.final_signature == signature:
-                return trade
-            if not held:
-                raise queue.lease_lost(row, owner, fencing_token, "confirm_trade")
-            _refused(trades.check_transition, trade.state, TradeState.CONFIRMED)
-            attempt = trade.attempt_by_signature(signature)
-            if attempt is None:
-                raise TradeNotFoundError(f"trade {trade_id} has no attempt with signature {signature}")
-            confirm = trades.land if attempt.is_pending else trades.confirm
-            return _apply(cur, trade, _refused(confirm, trade, signature, at=row["locked_at"]), owner,
-                          signature=signature)
+        return self.run(tx.confirm_trade(trade_id, owner, signature, fencing_token=fencing_token))
 
     def fail_trade(
         self,
@@ -332,151 +194,48 @@ class Ledger:
         fencing_token: int,
         alert: NewAlert | None = None,
     ) -> Trade:
-        """PENDING|SUBMITTED -> FAILED with ``reason`` (e.g. RISK_LIMIT with the refusing rule in
-        ``detail``); the lease is cleared and ``alert``, if given, goes to the outbox in the same
-        transaction. Refused while an attempt's fate is unknown: resolve it first. Failing again with
-        the same reason is a no-op."""
-        reason = ReasonCode(reason)
-        with self._transaction() as cur:
-            row, held = queue.lock_for_owner(cur, trade_id, owner, fencing_token)
-            trade = queue.with_attempts(cur, [row])[0]
-            if trade.state is TradeState.FAILED and trade.reason is reason:
-                return trade
-            if not held:
-                raise queue.lease_lost(row, owner, fencing_token, "fail_trade")
-            failed = _apply(cur, trade, _refused(trades.fail, trade, reason, detail, at=row["locked_at"]), owner)
-            if alert is not None:
-                outbox.insert(cur, alert)
-            return failed
+        return self.run(tx.fail_trade(trade_id, owner, reason, detail, fencing_token=fencing_token, alert=alert))
 
     def record_crash(self, trade_id: int, owner: str, detail: str, *, poison_after: int, fencing_token: int) -> Trade:
-        """Count one unexpected exception in ``owner``'s processing of the trade and hand the trade back
-        (its lease ends now). At ``poison_after`` crashes the trade is FAILED with POISON_TRADE and a
-        CRITICAL alert instead of being reclaimed forever, unless an attempt of it may still land: a
-        trade cannot fail then (the swap may yet happen), so it stays claimable and one CRITICAL alert
-        asks a person to look. Raises LeaseLostError (changing nothing) if ``owner`` lost the lease or the
-        claim with ``fencing_token`` was replaced."""
-        if poison_after < 1:
-            raise InvalidInputError(f"poison_after: must be >= 1 (got {poison_after!r})")
-        with self._transaction() as cur:
-            row, held = queue.lock_for_owner(cur, trade_id, owner, fencing_token)
-            if TradeState(row["state"]).is_terminal:
-                return self._load(cur, trade_id)
-            if not held:
-                raise queue.lease_lost(row, owner, fencing_token, "record_crash")
-            crashes = row["crash_count"] + 1
-            cur.execute("UPDATE trades SET crash_count = %s, lease_expires_at = now(), updated_at = now() "
-                        "WHERE id = %s", (crashes, trade_id))
-            if crashes < poison_after:
-                return self._load(cur, trade_id)
-            text = f"processing raised {crashes} time(s) (limit {poison_after}); last: {detail}"[:1000]
-            trade = self._load(cur, trade_id)
-            unresolved = trade.pending_attempt
-            if unresolved is None:
-                failed = _apply(cur, trade, _refused(trades.fail, trade, ReasonCode.POISON_TRADE, text,
-                                                     at=row["locked_at"]), owner)
-                outbox.insert(cur, NewAlert("POISON_TRADE", AlertSeverity.CRITICAL,
-                                            f"trade {trade_id} FAILED {ReasonCode.POISON_TRADE.value}: {text}"[:1000],
-                                            strategy=row["strategy"], trade_id=trade_id))
-                return failed
-            if crashes == poison_after:
-                outbox.insert(cur, NewAlert(
-                    "POISON_TRADE", AlertSeverity.CRITICAL,
-                    f"trade {trade_id}: {text}; attempt {unresolved.signature} may still land, so the "
-                    "trade cannot be failed: it stays claimable until that attempt is settled"[:1000],
-                    strategy=row["strategy"], trade_id=trade_id))
-            return trade
+        return self.run(tx.record_crash(trade_id, owner, detail, poison_after=poison_after,
+                                        fencing_token=fencing_token))
 
     # -- cluster-wide halt ---------------------------------------------------------------------------
 
     def trading_halt(self) -> TradingHalt:
-        """Whether every executor must refuse every trade now (read by the risk gate with each check)."""
-        with self._transaction() as cur:
-            return _halt_from_row(cur.execute(
-                "SELECT halted, reason, set_by, set_at FROM trading_halt WHERE singleton").fetchone())
+        return self.run(tx.trading_halt())
 
     def set_trading_halt(self, halted: bool, *, reason: str | None, actor: str) -> TradingHalt:
-        """Turn the cluster-wide halt on or off (the operator enforces its setting with this). Setting
-        the state it already has changes nothing (not even ``set_at``)."""
-        with self._transaction() as cur:
-            row = cur.execute(
-                """UPDATE trading_halt SET halted = %(halted)s, reason = %(reason)s, set_by = %(actor)s,
-                                          set_at = now()
-                    WHERE singleton AND (halted, coalesce(reason, '')) IS DISTINCT FROM (%(halted)s,
-                                                                                     coalesce(%(reason)s, ''))
-                   RETURNING halted, reason, set_by, set_at""",
-                {"halted": bool(halted), "reason": reason, "actor": actor},
-            ).fetchone()
-            if row is None:
-                row = cur.execute("SELECT halted, reason, set_by, set_at FROM trading_halt WHERE singleton").fetchone()
-            return _halt_from_row(row)
+        return self.run(tx.set_trading_halt(halted, reason=reason, actor=actor))
 
     # -- reads ---------------------------------------------------------------------------------------
 
     def get_trade(self, ref: int | IdempotencyKey) -> Trade:
-        """The trade with its attempts, by id or idempotency key; :class:`TradeNotFoundError` if none."""
-        trade = self.find_trade(ref)
-        if trade is None:
-            raise TradeNotFoundError(f"no trade {ref}")
-        return trade
+        return self.run(tx.get_trade(ref))
 
     def find_trade(self, ref: int | IdempotencyKey) -> Trade | None:
-        with self._transaction() as cur:
-            if isinstance(ref, IdempotencyKey):
-                row = cur.execute(
-                    f"SELECT {TRADE_COLUMNS} FROM trades WHERE strategy = %s AND vault = %s AND lead_signature = %s",
-                    (ref.strategy, ref.vault, ref.lead_signature),
-                ).fetchone()
-            else:
-                row = cur.execute(f"SELECT {TRADE_COLUMNS} FROM trades WHERE id = %s", (int(ref),)).fetchone()
-            return None if row is None else queue.with_attempts(cur, [row])[0]
+        return self.run(tx.find_trade(ref))
 
     def trade_events(self, trade_id: int) -> list[TradeEvent]:
         """The audit trail of one trade, oldest first."""
-        with self._transaction() as cur:
-            return fetch_all(
-                cur, TradeEvent,
-                """SELECT id AS event_id, trade_id, from_state, to_state, reason, detail, actor, attempt_signature, at
-                     FROM trade_events WHERE trade_id = %s ORDER BY id""",
-                (trade_id,),
-            )
+        return self.run(statements.records(
+            TradeEvent,
+            """SELECT id AS event_id, trade_id, from_state, to_state, reason, detail, actor, attempt_signature, at
+                 FROM trade_events WHERE trade_id = %s ORDER BY id""",
+            (trade_id,),
+        ))
 
     def counts_by_state(self, strategy: str | None = None) -> dict[TradeState, int]:
-        """Trades per state (every state present, zeros included); all strategies when ``strategy`` is None."""
-        counts = {state: 0 for state in TradeState}
-        with self._transaction() as cur:
-            for row in cur.execute(
-                "SELECT state, count(*) AS n FROM trades WHERE (%(s)s::text IS NULL OR strategy = %(s)s) GROUP BY state",
-                {"s": strategy},
-            ):
-                counts[TradeState(row["state"])] = row["n"]
-        return counts
+        return self.run(tx.counts_by_state(strategy))
 
     def vault_activity(self, vault: str, since: datetime) -> VaultActivity:
         """Trades of ``vault`` counted against its daily limits since ``since`` (approved by the risk
         gate and not failed before a send, or sent): their summed notional and count. A snapshot for
         reading: deciding on it races other executors; :meth:`reserve_daily_share` does not."""
-        with self._transaction() as cur:
-            return daily_limits.activity(cur, vault, since)
+        return self.run(daily_limits.activity(vault, since))
 
     def recent_outcomes(self, strategy: str, since: datetime) -> list[TradeOutcome]:
-        """Trades of ``strategy`` that became CONFIRMED or FAILED since ``since``, oldest first."""
-        with self._transaction() as cur:
-            rows = cur.execute(
-                """SELECT trade_id, to_state, reason, at FROM trade_events
-                    WHERE strategy = %s AND to_state IN ('CONFIRMED', 'FAILED') AND at >= %s
-                    ORDER BY at, id""",
-                (strategy, since),
-            ).fetchall()
-        return [
-            TradeOutcome(
-                trade_id=r["trade_id"],
-                state=TradeState(r["to_state"]),
-                reason=None if r["reason"] is None else ReasonCode(r["reason"]),
-                at=r["at"],
-            )
-            for r in rows
-        ]
+        return self.run(tx.recent_outcomes(strategy, since))
 
     def find_stale(
         self,
@@ -484,10 +243,7 @@ class Ledger:
         grace: timedelta = timedelta(seconds=60),
         strategy: str | None = None,
     ) -> list[Trade]:
-        """Orphan candidates: non-terminal trades with no live lease, unowned for longer than ``grace``
-        (``now`` defaults to the database clock)."""
-        with self._transaction() as cur:
-            return queue.find_stale(cur, now, grace, strategy)
+        return self.run(tx.find_stale(now, grace, strategy))
 
     # -- alerts (outbox) -----------------------------------------------------------------------------
 
@@ -500,35 +256,21 @@ class Ledger:
         strategy: str | None = None,
         trade_id: int | None = None,
     ) -> Alert:
-        with self._transaction() as cur:
-            return outbox.insert(cur, NewAlert(kind, severity, message, strategy, trade_id))  # type: ignore[arg-type]
+        return self.run(tx.raise_alert(kind, severity, message, strategy=strategy, trade_id=trade_id))
 
     def pending_alerts(self, limit: int = 100) -> list[Alert]:
         """Undelivered alerts, oldest first."""
-        with self._transaction() as cur:
-            return outbox.pending(cur, limit)
+        return self.run(outbox.pending(limit))
 
     def mark_delivered(self, alert_ids: Sequence[int]) -> int:
-        with self._transaction() as cur:
-            return outbox.mark_delivered(cur, alert_ids)
+        return self.run(outbox.mark_delivered(alert_ids))
 
     def deliver_next_alert(self, deliver: Callable[[outbox.ClaimedAlert], None],
                            skip: Sequence[int] = ()) -> Alert | None:
-        """Claim the oldest undelivered alert no one else holds (and not in ``skip``), ``deliver`` it
-        (idempotently: it may run again for the same alert after a crash) and mark it delivered, in
-        one transaction; if ``deliver`` raises, the alert stays undelivered (and unlocked) for the
-        next attempt. Returns the alert delivered, or None when nothing was waiting."""
-        with self._transaction() as cur:
-            claimed = outbox.claim_next(cur, skip)
-            if claimed is None:
-                return None
-            deliver(claimed)
-            outbox.mark_delivered(cur, [claimed.alert.alert_id])
-            return claimed.alert
+        return self.run(tx.deliver_next_alert(deliver, skip))
 
     def count_pending_alerts(self) -> int:
-        with self._transaction() as cur:
-            return outbox.count_pending(cur)
+        return self.run(outbox.count_pending())
 
     # -- trader scores -------------------------------------------------------------------------------
 
@@ -543,137 +285,3 @@ class Ledger:
         """Stored scores, best first."""
         with self._transaction() as cur:
             return scores.list_scores(cur, min_score, status, limit)
-
-    # -- internals -----------------------------------------------------------------------------------
-
-    def _load(self, cur: psycopg.Cursor[DictRow], trade_id: int) -> Trade:
-        row = cur.execute(f"SELECT {TRADE_COLUMNS} FROM trades WHERE id = %s", (trade_id,)).fetchone()
-        assert row is not None, f"trade {trade_id} was read or locked in this transaction"
-        return queue.with_attempts(cur, [row])[0]
-
-
-def _insert_trade(cur: psycopg.Cursor[DictRow], intent: TradeIntent) -> Row | None:
-    """Insert the PENDING trade; None if its key exists (a replay)."""
-    return cur.execute(
-        f"""INSERT INTO trades (strategy, vault, lead_signature, lead_trader, input_mint, output_mint,
-                               amount, max_slippage_bps, notional_usd, copytrade)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-           ON CONFLICT ON CONSTRAINT trades_idempotency_key DO NOTHING
-           RETURNING {TRADE_COLUMNS}""",
-        (
-            intent.strategy, intent.vault, intent.lead_signature, intent.lead_trader, intent.input_mint,
-            intent.output_mint, intent.amount, intent.max_slippage_bps, intent.notional_usd,
-            intent.copytrade,
-        ),
-    ).fetchone()
-
-
-def _replay(cur: psycopg.Cursor[DictRow], intent: TradeIntent) -> AdmitResult:
-    # The row exists (committed before our snapshot or by a racing admit we waited on).
-    existing = cur.execute(
-        "SELECT id, state FROM trades WHERE strategy = %s AND vault = %s AND lead_signature = %s",
-        (intent.strategy, intent.vault, intent.lead_signature),
-    ).fetchone()
-    if existing is None:  # cannot happen: ON CONFLICT saw a committed row with this key
-        raise LedgerError(f"trade {intent.key} conflicted but cannot be read back")
-    return AdmitResult(trade_id=existing["id"], created=False, existing_state=TradeState(existing["state"]))
-
-
-def _halt_from_row(row: Row | None) -> TradingHalt:
-    if row is None:  # the migration inserts the row; a missing one is a tampered ledger: fail closed
-        return TradingHalt(True, "the trading_halt row is missing", None, datetime.min)
-    return TradingHalt(row["halted"], row["reason"], row["set_by"], row["set_at"])
-
-
-def _refused(transition: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    """``transition(*args, **kwargs)`` (a function of :mod:`xorj.domain.trades`), its refusal raised as
-    the ledger's :class:`RefusedTransitionError` (nothing was written)."""
-    try:
-        return transition(*args, **kwargs)
-    except IllegalTransitionError as exc:
-        raise RefusedTransitionError(str(exc)) from exc
-
-
-def _attempt(cur: psycopg.Cursor[DictRow], where: str, value: object) -> Attempt:
-    [attempt] = fetch_attempts(cur, f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE {where}", (value,))
-    return attempt
-
-
-def _apply(cur: psycopg.Cursor[DictRow], before: Trade, after: Trade, actor: str | None, *,
-           signature: str | None = None) -> Trade:
-    """Write what a domain transition made of the locked trade ``before``: the fate of a resolved
-    attempt, then the trade's new state with its audit row (in one statement). A new attempt is
-    inserted by the caller (it needs the stored row back). Timestamps are the database clock's
-    ``now()``, the same instant the transition was computed at (one transaction, one ``now()``)."""
-    for old, new in zip(before.attempts, after.attempts, strict=False):
-        if old.is_pending and new.is_resolved:
-            cur.execute(
-                """UPDATE attempts SET outcome = %s, reason = %s, send_failure = %s, detail = %s,
-                                       resolved_at = now()
-                    WHERE id = %s AND outcome = 'PENDING'""",
-                (new.outcome.value, _code(new.reason), _code(new.send_failure), new.detail, new.attempt_id),
-            )
-            if cur.rowcount != 1:  # cannot happen under the row lock; refuse rather than write half
-                raise LedgerError(f"attempt {new.signature} was not PENDING when resolving it")
-    if after.state is before.state:
-        cur.execute("UPDATE trades SET updated_at = now() WHERE id = %s", (before.trade_id,))
-        return after
-    terminal = after.state.is_terminal
-    cur.execute(
-        """WITH changed AS (
-                UPDATE trades
-                   SET state = %(to)s, reason = %(reason)s, detail = %(detail)s, final_signature = %(final)s,
-                       updated_at = now(),
-                       submitted_at = CASE WHEN %(to)s = 'SUBMITTED' THEN coalesce(submitted_at, now())
-                                           ELSE submitted_at END,
-                       finished_at = CASE WHEN %(terminal)s THEN now() END,
-                       lease_owner = CASE WHEN %(terminal)s THEN NULL ELSE lease_owner END,
-                       lease_expires_at = CASE WHEN %(terminal)s THEN NULL ELSE lease_expires_at END
-                 WHERE id = %(id)s AND state = %(from)s
-                RETURNING id, strategy)
-            INSERT INTO trade_events (trade_id, strategy, from_state, to_state, reason, detail, actor, attempt_signature)
-            SELECT id, strategy, %(from)s, %(to)s, %(reason)s, %(detail)s, %(actor)s, %(signature)s FROM changed""",
-        {
-            "id": before.trade_id, "from": before.state.value, "to": after.state.value,
-            "reason": _code(after.reason), "detail": after.detail, "final": after.final_signature,
-            "terminal": terminal, "actor": actor, "signature": signature,
-        },
-    )
-    if cur.rowcount != 1:  # cannot happen under the row lock; refuse rather than write half
-        raise LedgerError(
-            f"trade {before.trade_id} was not in state {before.state.value} when moving it to {after.state.value}"
-        )
-    return after if not terminal else _reloaded(cur, before.trade_id)
-
-
-def _reloaded(cur: psycopg.Cursor[DictRow], trade_id: int) -> Trade:
-    row = cur.execute(f"SELECT {TRADE_COLUMNS} FROM trades WHERE id = %s", (trade_id,)).fetchone()
-    assert row is not None, f"trade {trade_id} was locked in this transaction"
-    return queue.with_attempts(cur, [row])[0]
-
-
-def _code(reason: ReasonCode | None) -> str | None:
-    return None if reason is None else reason.value
-
-
-def _event(
-    cur: psycopg.Cursor[DictRow],
-    trade_id: int,
-    strategy: str,
-    from_state: TradeState | None,
-    to_state: TradeState,
-    *,
-    actor: str | None = None,
-    reason: ReasonCode | None = None,
-    detail: str | None = None,
-    signature: str | None = None,
-) -> None:
-    """The audit row of a transition, in the transaction making it."""
-    cur.execute(
-        """INSERT INTO trade_events (trade_id, strategy, from_state, to_state, reason, detail, actor, attempt_signature)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
-        (
-            trade_id, strategy, None if from_state is None else from_state.value, to_state.value,
-            None if reason is None else reason.value, detail, actor, signature,
-        ),
-    )

@@ -12,6 +12,7 @@ import psycopg
 from psycopg.rows import DictRow, class_row
 
 from xorj.domain.trades import Attempt, Trade
+from xorj.ledger.statements import Params, Step, records
 
 Row = Mapping[str, Any]
 _R = TypeVar("_R")
@@ -29,8 +30,6 @@ ATTEMPT_COLUMNS = (
     "quote_out_amount, outcome, reason, send_failure, detail, created_at, resolved_at"
 )
 _TRADE_FIELDS = tuple(f.name for f in dataclasses.fields(Trade) if f.name != "attempts")
-
-attempt_row = class_row(Attempt)
 
 
 def trade_from_row(row: Row, attempts: Iterable[Attempt] = ()) -> Trade:
@@ -60,7 +59,6 @@ def record_from(record: type[_R], row: Row) -> _R:
     return record(**{f.name: row[f.name] for f in dataclasses.fields(record)})  # type: ignore[arg-type]
 
 
-def fetch_attempts(cur: psycopg.Cursor[DictRow], query: str, params: Sequence[Any] | Mapping[str, Any]) -> list[Attempt]:
-    """Attempts selected with :data:`ATTEMPT_COLUMNS` by ``query``, in the transaction of ``cur``."""
-    with cur.connection.cursor(row_factory=attempt_row) as attempts:
-        return attempts.execute(query, params).fetchall()
+def fetch_attempts(query: str, params: Params) -> Step[list[Attempt]]:
+    """Attempts selected with :data:`ATTEMPT_COLUMNS` by ``query`` (a transaction step)."""
+    return records(Attempt, query, params)

@@ -17,6 +17,7 @@ from xorj.domain.risk import CircuitBreaker, KillSwitch, RiskLimits, RiskRule
 from xorj.domain.trades import AttemptOutcome, ReasonCode
 from xorj.executor.adapters import ChainValuer, LedgerRiskGate
 from xorj.ledger import Ledger
+from xorj.ledger.aio import AsyncLedger
 
 _QUOTE_JSON = {
     "inputMint": "So11111111111111111111111111111111111111112", "inAmount": "1000000",
@@ -31,7 +32,7 @@ WORKERS = 6
 DAILY_TRADES = 3
 
 
-def _gate(ledger: Ledger, owner: str, local_chain) -> LedgerRiskGate:
+def _gate(ledger: AsyncLedger, owner: str, local_chain) -> LedgerRiskGate:
     valuer = ChainValuer(SolanaRpc(local_chain.rpc_url), JupiterPriceClient(price_api_url_for(local_chain.swap_api_url)))
     return LedgerRiskGate(ledger, strategy="alpha", owner=owner, limits=RiskLimits(max_daily_trades=DAILY_TRADES),
                           kill_switch=KillSwitch(), breaker=CircuitBreaker(), valuer=valuer)
@@ -43,19 +44,22 @@ def _on_chain(n: int, vault: str, local_chain):
                    output_mint=local_chain.mints["SOL"])
 
 
-def test_concurrent_workers_of_one_vault_stay_within_its_daily_trade_limit(ledger: Ledger, local_chain):
+def test_concurrent_workers_of_one_vault_stay_within_its_daily_trade_limit(ledger: Ledger, ledger_dsn: str,
+                                                                            local_chain):
     vault = local_chain.take_vault()
     for n in range(WORKERS):
         ledger.admit_trade(_on_chain(n, vault, local_chain))
     trades = ledger.claim_trades("alpha", "ex", limit=WORKERS)
 
     async def every_worker_checks_at_once(trades):
-        gate = _gate(ledger, "ex", local_chain)
-        return await asyncio.gather(*(gate.check(trade, QUOTE, fencing_token=trade.fencing_token)
-                                       for trade in trades))
+        async with AsyncLedger.for_dsn(ledger_dsn, max_size=WORKERS) as on_loop:
+            gate = _gate(on_loop, "ex", local_chain)
+            return await asyncio.gather(*(gate.check(trade, QUOTE, fencing_token=trade.fencing_token)
+                                           for trade in trades))
 
     async def check_one(trade, fencing_token):
-        return await _gate(ledger, "ex", local_chain).check(trade, QUOTE, fencing_token=fencing_token)
+        async with AsyncLedger.for_dsn(ledger_dsn) as on_loop:
+            return await _gate(on_loop, "ex", local_chain).check(trade, QUOTE, fencing_token=fencing_token)
 
     decisions = asyncio.run(every_worker_checks_at_once(trades))
     approved = [trade for trade, decision in zip(trades, decisions) if decision.allowed]

@@ -1,0 +1,558 @@
+"""Every ledger operation on trades, attempts, the halt and alerts, each one transaction body written
+once (:mod:`xorj.ledger.statements`): the blocking :class:`~xorj.ledger.repository.Ledger` and the
+asyncio :class:`~xorj.ledger.aio.AsyncLedger` run the same bodies.
+
+Each state change of a trade or an attempt is made by the domain's transition function
+(:mod:`xorj.domain.trades`: submit, resolve_attempt, land, confirm, fail, cancel) on the locked trade
+first, and the body writes what it returns, together with the audit row in ``trade_events``,
+announced by a NOTIFY on ``xorj_trades`` (a trigger, so it is sent only if the transaction commits).
+The SQL constraints re-check the same rules as a safety net.
+
+Executor writes are fenced: they name the ``owner`` that claimed the trade and the ``fencing_token``
+its claim returned, and raise :class:`LeaseLostError` (changing nothing) unless that owner still holds
+a live lease under that very claim: a newer claim of the trade, even by the same owner name, has a
+larger token and fences out every earlier one. Repeating a write that already took effect (same
+attempt signature, same final signature, same failure reason) is a no-op returning the current
+record, so a caller that lost its connection during COMMIT can simply ask again once the ledger is
+back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from xorj.domain import trades
+from xorj.domain.risk import RiskDecision
+from xorj.domain.trades import Attempt, AttemptOutcome, IdempotencyKey, ReasonCode, Trade, TradeState
+from xorj.errors import (
+    IllegalTransitionError,
+    InvalidInputError,
+    LeaseLostError,
+    LedgerError,
+    RefusedTransitionError,
+    TradeNotFoundError,
+    XorjError,
+)
+from xorj.ledger import daily_limits, outbox, queue
+from xorj.ledger.daily_limits import RiskCheck
+from xorj.ledger.records import (
+    AdmitResult,
+    Alert,
+    AlertSeverity,
+    NewAlert,
+    TradeIntent,
+    TradeOutcome,
+    TradingHalt,
+)
+from xorj.ledger.rows import ATTEMPT_COLUMNS, TRADE_COLUMNS, Row, fetch_attempts
+from xorj.ledger.statements import Step, one, rowcount, rows
+
+DEFAULT_LEASE_SECONDS = 30.0
+
+_T = TypeVar("_T")
+
+# -- admission -------------------------------------------------------------------------------------
+
+
+def admit_trade(intent: TradeIntent, *, actor: str | None = None) -> Step[AdmitResult]:
+    """Store a new PENDING trade, or, for a replay of the same key, change nothing and say so."""
+    row = yield from insert_trade(intent)
+    if row is not None:
+        yield from trade_event(row["trade_id"], intent.strategy, None, TradeState.PENDING, actor=actor)
+        return AdmitResult(trade_id=row["trade_id"], created=True, existing_state=None)
+    return (yield from _replay(intent))
+
+
+def admit_refused(
+    intent: TradeIntent, reason: ReasonCode, detail: str, *, actor: str | None = None,
+    alert: NewAlert | None = None,
+) -> Step[AdmitResult]:
+    """Store the trade already FAILED with ``reason`` (admission refused it, e.g. LEADER_NOT_FOLLOWED):
+    PENDING and FAILED are written in one transaction, so no executor can ever claim it; ``alert``,
+    if given, goes to the outbox with it. A replay of the key changes nothing and says so."""
+    reason = ReasonCode(reason)
+    row = yield from insert_trade(intent)
+    if row is None:
+        return (yield from _replay(intent))
+    yield from trade_event(row["trade_id"], intent.strategy, None, TradeState.PENDING, actor=actor)
+    alert = None if alert is None else NewAlert(alert.kind, alert.severity, alert.message, alert.strategy,
+                                                row["trade_id"])
+    [trade] = yield from queue.with_attempts([row])
+    yield from _apply(trade, trades.fail(trade, reason, detail, at=row["created_at"]), actor or "admission")
+    if alert is not None:
+        yield from outbox.insert(alert)
+    return AdmitResult(trade_id=row["trade_id"], created=True, existing_state=None)
+
+
+def cancel_trade(trade_id: int, detail: str, *, actor: str = "operator") -> Step[Trade]:
+    """Fail a PENDING trade with CANCELLED, whoever holds its lease (nothing was sent for it yet: the
+    write-ahead attempt record moves a trade to SUBMITTED before any send). The lease is cleared, so
+    the executor's next write on it is fenced."""
+    row, _ = yield from queue.lock_for_owner(trade_id, None, None)
+    [trade] = yield from queue.with_attempts([row])
+    if trade.state is TradeState.FAILED and trade.reason is ReasonCode.CANCELLED:
+        return trade
+    return (yield from _apply(trade, _refused(trades.cancel, trade, detail, at=row["locked_at"]), actor))
+
+
+def cancel_pending(strategy: str, detail: str, *, actor: str = "operator") -> Step[list[int]]:
+    """Cancel every PENDING trade of ``strategy`` (as :func:`cancel_trade` does one); returns their
+    ids. SUBMITTED trades are left alone: a transaction may be out, only an executor can settle them."""
+    # FOR UPDATE re-checks the state of a row it had to wait for: a trade an executor moved to
+    # SUBMITTED meanwhile drops out
+    pending = yield from rows(f"""SELECT {TRADE_COLUMNS}, now() AS locked_at FROM trades
+                                   WHERE strategy = %s AND state = 'PENDING' ORDER BY id FOR UPDATE""",
+                              (strategy,))
+    for row, trade in zip(pending, (yield from queue.with_attempts(pending)), strict=True):
+        yield from _apply(trade, _refused(trades.cancel, trade, detail, at=row["locked_at"]), actor)
+    return [row["trade_id"] for row in pending]
+
+
+# -- work queue ------------------------------------------------------------------------------------
+
+
+def claim_trades(strategy: str, owner: str, limit: int = 10,
+                 lease_seconds: float = DEFAULT_LEASE_SECONDS) -> Step[list[Trade]]:
+    """Lease up to ``limit`` PENDING/SUBMITTED trades of ``strategy`` with no live lease, oldest first,
+    with their attempts (raw signed bytes included, so recovery resumes the stored attempts). Each
+    trade's ``fencing_token`` is the new claim's: pass it with every write under this claim."""
+    return (yield from queue.claim(strategy, owner, limit, lease_seconds))
+
+
+def heartbeat(leases: Mapping[int, int], owner: str, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> Step[set[int]]:
+    """Extend ``owner``'s live leases among ``leases`` (trade id -> fencing token of the claim it
+    works under); return the ids it still holds under those claims."""
+    return (yield from queue.heartbeat(leases, owner, lease_seconds))
+
+
+def release(trade_id: int, owner: str, *, fencing_token: int) -> Step[bool]:
+    """Hand a trade back to the queue now. False if ``owner`` did not hold a live lease on it under
+    the claim with ``fencing_token``."""
+    return (yield from queue.release(trade_id, owner, fencing_token))
+
+
+# -- executor writes (fenced) ----------------------------------------------------------------------
+
+
+def reserve_daily_share(trade_id: int, owner: str, notional_usd: Decimal, decide: RiskCheck, *,
+                        fencing_token: int) -> Step[RiskDecision]:
+    """The risk gate's check and count, atomic per vault: ``decide`` (the pure risk check) is given
+    the vault's usage today and, if it allows the trade, the trade is counted against the vault's
+    daily limits at ``notional_usd`` in the same transaction, serialised with every other check of
+    the vault (:mod:`xorj.ledger.daily_limits`). Returns the decision; a refusal changes nothing.
+
+    A trade already counted (approved earlier, or sent) is checked with no new usage: its next
+    attempt, or a takeover by another executor, is not another trade.
+    """
+    row, held = yield from queue.lock_for_owner(trade_id, owner, fencing_token)
+    if not held:
+        raise queue.lease_lost(row, owner, fencing_token, "reserve_daily_share")
+    return (yield from daily_limits.reserve(row, notional_usd, decide))
+
+
+def record_attempt(trade_id: int, owner: str, signature: str, raw_tx: bytes, last_valid_block_height: int,
+                   slippage_bps: int, quote_out_amount: int | None = None, *, fencing_token: int) -> Step[Attempt]:
+    """The write-ahead record of a signed transaction: COMMIT this before the first send.
+
+    Moves a PENDING trade to SUBMITTED in the same transaction. Recording the same signature and
+    bytes again is a no-op returning the stored attempt.
+    """
+    row, held = yield from queue.lock_for_owner(trade_id, owner, fencing_token, recorded=(signature, bytes(raw_tx)))
+    if row["recorded_attempt_id"] is not None:  # already recorded: a repeat changes nothing
+        return (yield from _attempt(row["recorded_attempt_id"]))
+    if not held:
+        raise queue.lease_lost(row, owner, fencing_token, "record_attempt")
+    [trade] = yield from queue.with_attempts([row])
+    new = Attempt(trade_id=trade_id, attempt_no=len(trade.attempts) + 1, signature=signature,
+                  raw_tx=bytes(raw_tx), last_valid_block_height=last_valid_block_height,
+                  slippage_bps=slippage_bps, quote_out_amount=quote_out_amount)
+    submitted = _refused(trades.submit, trade, new, at=row["locked_at"])
+    [attempt] = yield from fetch_attempts(
+        f"""INSERT INTO attempts (trade_id, attempt_no, signature, raw_tx, last_valid_block_height,
+                                  slippage_bps, quote_out_amount)
+            VALUES (%s, %s, %s, %s, %s, %s, %s)
+            RETURNING {ATTEMPT_COLUMNS}""",
+        (trade_id, new.attempt_no, new.signature, new.raw_tx, new.last_valid_block_height,
+         new.slippage_bps, new.quote_out_amount),
+    )
+    yield from _apply(trade, submitted, owner, signature=signature)
+    return attempt
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One write-ahead record (the arguments of :func:`record_attempt`), for :func:`record_attempts`."""
+
+    trade_id: int
+    owner: str
+    signature: str
+    raw_tx: bytes
+    last_valid_block_height: int
+    slippage_bps: int
+    quote_out_amount: int | None
+    fencing_token: int
+
+
+# What refuses one record of a batch before it writes anything (the row lock it took is harmless).
+_REFUSALS = (LeaseLostError, RefusedTransitionError, TradeNotFoundError, InvalidInputError)
+
+
+def record_attempts(batch: Sequence[AttemptRecord]) -> Step[dict[AttemptRecord, Attempt | XorjError]]:
+    """The write-ahead records of several trades (those one executor signed at about the same time)
+    in ONE transaction: each record is :func:`record_attempt`'s, made in trade-id order (the order
+    every multi-row lock of trades takes, so two batches cannot deadlock). A record refused on its own
+    (lease lost, transition refused, unknown trade, bad input) is that record's result and writes
+    nothing; the others commit. A database error (a broken constraint, a lost connection) fails the
+    whole transaction: nothing of it is written, and the caller may record each alone."""
+    results: dict[AttemptRecord, Attempt | XorjError] = {}
+    for record in sorted(set(batch), key=lambda r: (r.trade_id, r.signature)):
+        try:
+            results[record] = yield from record_attempt(
+                record.trade_id, record.owner, record.signature, record.raw_tx, record.last_valid_block_height,
+                record.slippage_bps, record.quote_out_amount, fencing_token=record.fencing_token)
+        except _REFUSALS as refused:
+            results[record] = refused
+    return results
+
+
+def resolve_attempt(signature: str, owner: str, outcome: AttemptOutcome, reason: ReasonCode | None = None,
+                    detail: str | None = None, *, send_failure: ReasonCode | None = None,
+                    fencing_token: int) -> Step[Attempt]:
+    """Record the fate of an attempt (FAILED_ON_CHAIN, EXPIRED, NOT_SENT; LANDED also confirms the
+    trade, as :func:`confirm_trade`). The trade stays SUBMITTED otherwise: the caller then records a
+    new attempt or fails the trade. ``send_failure``: for an EXPIRED attempt the RPC never
+    accepted, the send failure seen most. Resolving again with the same outcome is a no-op."""
+    outcome = AttemptOutcome(outcome)
+    if outcome is AttemptOutcome.PENDING:
+        raise InvalidInputError("outcome: an attempt is resolved to LANDED, FAILED_ON_CHAIN, EXPIRED or NOT_SENT")
+    reason = None if reason is None else ReasonCode(reason)
+    send_failure = None if send_failure is None else ReasonCode(send_failure)
+    found = yield from one("SELECT trade_id FROM attempts WHERE signature = %s", (signature,))
+    if found is None:
+        raise TradeNotFoundError(f"no attempt with signature {signature}")
+    row, held = yield from queue.lock_for_owner(found["trade_id"], owner, fencing_token)
+    [trade] = yield from queue.with_attempts([row])
+    attempt = trade.attempt_by_signature(signature)
+    assert attempt is not None  # found above, and attempts are never deleted
+    if attempt.outcome is outcome:
+        return attempt
+    if not held:
+        raise queue.lease_lost(row, owner, fencing_token, "resolve_attempt")
+    if outcome is AttemptOutcome.LANDED:
+        resolved = _refused(trades.land, trade, signature, at=row["locked_at"])
+    else:
+        resolved = _refused(trades.resolve_attempt, trade, signature, outcome, reason, detail,
+                            send_failure=send_failure, at=row["locked_at"])
+    yield from _apply(trade, resolved, owner, signature=signature)
+    return (yield from _attempt(attempt.attempt_id))
+
+
+def confirm_trade(trade_id: int, owner: str, signature: str, *, fencing_token: int) -> Step[Trade]:
+    """SUBMITTED -> CONFIRMED by the attempt ``signature`` (marked LANDED); the lease is cleared.
+    Confirming again with the same signature is a no-op."""
+    row, held = yield from queue.lock_for_owner(trade_id, owner, fencing_token)
+    [trade] = yield from queue.with_attempts([row])
+    if trade.state is TradeState.CONFIRMED and trade.final_signature == signature:
+        return trade
+    if not held:
+        raise queue.lease_lost(row, owner, fencing_token, "confirm_trade")
+    _refused(trades.check_transition, trade.state, TradeState.CONFIRMED)
+    attempt = trade.attempt_by_signature(signature)
+    if attempt is None:
+        raise TradeNotFoundError(f"trade {trade_id} has no attempt with signature {signature}")
+    confirm = trades.land if attempt.is_pending else trades.confirm
+    return (yield from _apply(trade, _refused(confirm, trade, signature, at=row["locked_at"]), owner,
+                              signature=signature))
+
+
+def fail_trade(trade_id: int, owner: str, reason: ReasonCode, detail: str | None = None, *, fencing_token: int,
+               alert: NewAlert | None = None) -> Step[Trade]:
+    """PENDING|SUBMITTED -> FAILED with ``reason`` (e.g. RISK_LIMIT with the refusing rule in
+    ``detail``); the lease is cleared and ``alert``, if given, goes to the outbox in the same
+    transaction. Refused while an attempt's fate is unknown: resolve it first. Failing again with
+    the same reason is a no-op."""
+    reason = ReasonCode(reason)
+    row, held = yield from queue.lock_for_owner(trade_id, owner, fencing_token)
+    [trade] = yield from queue.with_attempts([row])
+    if trade.state is TradeState.FAILED and trade.reason is reason:
+        return trade
+    if not held:
+        raise queue.lease_lost(row, owner, fencing_token, "fail_trade")
+    failed = yield from _apply(trade, _refused(trades.fail, trade, reason, detail, at=row["locked_at"]), owner)
+    if alert is not None:
+        yield from outbox.insert(alert)
+    return failed
+
+
+def record_crash(trade_id: int, owner: str, detail: str, *, poison_after: int, fencing_token: int) -> Step[Trade]:
+    """Count one unexpected exception in ``owner``'s processing of the trade and hand the trade back
+    (its lease ends now). At ``poison_after`` crashes the trade is FAILED with POISON_TRADE and a
+    CRITICAL alert instead of being reclaimed forever, unless an attempt of it may still land: a
+    trade cannot fail then (the swap may yet happen), so it stays claimable and one CRITICAL alert
+    asks a person to look. Raises LeaseLostError (changing nothing) if ``owner`` lost the lease or the
+    claim with ``fencing_token`` was replaced."""
+    if poison_after < 1:
+        raise InvalidInputError(f"poison_after: must be >= 1 (got {poison_after!r})")
+    row, held = yield from queue.lock_for_owner(trade_id, owner, fencing_token)
+    if TradeState(row["state"]).is_terminal:
+        return (yield from load(trade_id))
+    if not held:
+        raise queue.lease_lost(row, owner, fencing_token, "record_crash")
+    crashes = row["crash_count"] + 1
+    yield from rowcount("UPDATE trades SET crash_count = %s, lease_expires_at = now(), updated_at = now() "
+                        "WHERE id = %s", (crashes, trade_id))
+    if crashes < poison_after:
+        return (yield from load(trade_id))
+    text = f"processing raised {crashes} time(s) (limit {poison_after}); last: {detail}"[:1000]
+    trade = yield from load(trade_id)
+    unresolved = trade.pending_attempt
+    if unresolved is None:
+        failed = yield from _apply(trade, _refused(trades.fail, trade, ReasonCode.POISON_TRADE, text,
+                                                   at=row["locked_at"]), owner)
+        yield from outbox.insert(NewAlert("POISON_TRADE", AlertSeverity.CRITICAL,
+                                          f"trade {trade_id} FAILED {ReasonCode.POISON_TRADE.value}: {text}"[:1000],
+                                          strategy=row["strategy"], trade_id=trade_id))
+        return failed
+    if crashes == poison_after:
+        yield from outbox.insert(NewAlert(
+            "POISON_TRADE", AlertSeverity.CRITICAL,
+            f"trade {trade_id}: {text}; attempt {unresolved.signature} may still land, so the "
+            "trade cannot be failed: it stays claimable until that attempt is settled"[:1000],
+            strategy=row["strategy"], trade_id=trade_id))
+    return trade
+
+
+# -- cluster-wide halt -----------------------------------------------------------------------------
+
+_HALT = "SELECT halted, reason, set_by, set_at FROM trading_halt WHERE singleton"
+
+
+def trading_halt() -> Step[TradingHalt]:
+    """Whether every executor must refuse every trade now (read by the risk gate with each check)."""
+    return _halt_from_row((yield from one(_HALT)))
+
+
+def set_trading_halt(halted: bool, *, reason: str | None, actor: str) -> Step[TradingHalt]:
+    """Turn the cluster-wide halt on or off (the operator enforces its setting with this). Setting
+    the state it already has changes nothing (not even ``set_at``)."""
+    row = yield from one(
+        """UPDATE trading_halt SET halted = %(halted)s, reason = %(reason)s, set_by = %(actor)s,
+                                  set_at = now()
+            WHERE singleton AND (halted, coalesce(reason, '')) IS DISTINCT FROM (%(halted)s,
+                                                                             coalesce(%(reason)s, ''))
+           RETURNING halted, reason, set_by, set_at""",
+        {"halted": bool(halted), "reason": reason, "actor": actor},
+    )
+    if row is None:
+        row = yield from one(_HALT)
+    return _halt_from_row(row)
+
+
+# -- reads -----------------------------------------------------------------------------------------
+
+
+def find_trade(ref: int | IdempotencyKey) -> Step[Trade | None]:
+    """The trade with its attempts, by id or idempotency key; None if there is none."""
+    if isinstance(ref, IdempotencyKey):
+        row = yield from one(
+            f"SELECT {TRADE_COLUMNS} FROM trades WHERE strategy = %s AND vault = %s AND lead_signature = %s",
+            (ref.strategy, ref.vault, ref.lead_signature),
+        )
+    else:
+        row = yield from one(f"SELECT {TRADE_COLUMNS} FROM trades WHERE id = %s", (int(ref),))
+    return None if row is None else (yield from queue.with_attempts([row]))[0]
+
+
+def get_trade(ref: int | IdempotencyKey) -> Step[Trade]:
+    """The trade with its attempts, by id or idempotency key; :class:`TradeNotFoundError` if none."""
+    trade = yield from find_trade(ref)
+    if trade is None:
+        raise TradeNotFoundError(f"no trade {ref}")
+    return trade
+
+
+def counts_by_state(strategy: str | None = None) -> Step[dict[TradeState, int]]:
+    """Trades per state (every state present, zeros included); all strategies when ``strategy`` is None."""
+    counts = {state: 0 for state in TradeState}
+    for row in (yield from rows(
+            "SELECT state, count(*) AS n FROM trades WHERE (%(s)s::text IS NULL OR strategy = %(s)s) GROUP BY state",
+            {"s": strategy})):
+        counts[TradeState(row["state"])] = row["n"]
+    return counts
+
+
+def recent_outcomes(strategy: str, since: datetime) -> Step[list[TradeOutcome]]:
+    """Trades of ``strategy`` that became CONFIRMED or FAILED since ``since``, oldest first."""
+    found = yield from rows(
+        """SELECT trade_id, to_state, reason, at FROM trade_events
+            WHERE strategy = %s AND to_state IN ('CONFIRMED', 'FAILED') AND at >= %s
+            ORDER BY at, id""",
+        (strategy, since),
+    )
+    return [
+        TradeOutcome(trade_id=r["trade_id"], state=TradeState(r["to_state"]),
+                     reason=None if r["reason"] is None else ReasonCode(r["reason"]), at=r["at"])
+        for r in found
+    ]
+
+
+def find_stale(now: datetime | None = None, grace: timedelta = timedelta(seconds=60),
+               strategy: str | None = None) -> Step[list[Trade]]:
+    """Orphan candidates: non-terminal trades with no live lease, unowned for longer than ``grace``
+    (``now`` defaults to the database clock)."""
+    return (yield from queue.find_stale(now, grace, strategy))
+
+
+# -- alerts (outbox) -------------------------------------------------------------------------------
+
+
+def raise_alert(kind: str, severity: AlertSeverity | str, message: str, *, strategy: str | None = None,
+                trade_id: int | None = None) -> Step[Alert]:
+    return (yield from outbox.insert(NewAlert(kind, severity, message, strategy, trade_id)))  # type: ignore[arg-type]
+
+
+def deliver_next_alert(deliver: Callable[[outbox.ClaimedAlert], None],
+                       skip: Sequence[int] = ()) -> Step[Alert | None]:
+    """Claim the oldest undelivered alert no one else holds (and not in ``skip``), ``deliver`` it
+    (idempotently: it may run again for the same alert after a crash) and mark it delivered, in
+    one transaction; if ``deliver`` raises, the alert stays undelivered (and unlocked) for the
+    next attempt. Returns the alert delivered, or None when nothing was waiting."""
+    claimed = yield from outbox.claim_next(skip)
+    if claimed is None:
+        return None
+    deliver(claimed)
+    yield from outbox.mark_delivered([claimed.alert.alert_id])
+    return claimed.alert
+
+
+# -- parts of the bodies above (and of the watcher's admission, xorj.ledger.lead_signals) ---------
+
+
+def load(trade_id: int) -> Step[Trade]:
+    """The trade, read or locked earlier in this transaction, with its attempts."""
+    row = yield from one(f"SELECT {TRADE_COLUMNS} FROM trades WHERE id = %s", (trade_id,))
+    assert row is not None, f"trade {trade_id} was read or locked in this transaction"
+    return (yield from queue.with_attempts([row]))[0]
+
+
+def insert_trade(intent: TradeIntent) -> Step[Row | None]:
+    """Insert the PENDING trade; None if its key exists (a replay)."""
+    return (yield from one(
+        f"""INSERT INTO trades (strategy, vault, lead_signature, lead_trader, input_mint, output_mint,
+                               amount, max_slippage_bps, notional_usd, copytrade)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT ON CONSTRAINT trades_idempotency_key DO NOTHING
+           RETURNING {TRADE_COLUMNS}""",
+        (
+            intent.strategy, intent.vault, intent.lead_signature, intent.lead_trader, intent.input_mint,
+            intent.output_mint, intent.amount, intent.max_slippage_bps, intent.notional_usd,
+            intent.copytrade,
+        ),
+    ))
+
+
+def trade_event(
+    trade_id: int,
+    strategy: str,
+    from_state: TradeState | None,
+    to_state: TradeState,
+    *,
+    actor: str | None = None,
+    reason: ReasonCode | None = None,
+    detail: str | None = None,
+    signature: str | None = None,
+) -> Step[int]:
+    """The audit row of a transition, in the transaction making it."""
+    return (yield from rowcount(
+        """INSERT INTO trade_events (trade_id, strategy, from_state, to_state, reason, detail, actor, attempt_signature)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
+        (
+            trade_id, strategy, None if from_state is None else from_state.value, to_state.value,
+            None if reason is None else reason.value, detail, actor, signature,
+        ),
+    ))
+
+
+def _replay(intent: TradeIntent) -> Step[AdmitResult]:
+    # The row exists (committed before our snapshot or by a racing admit we waited on).
+    existing = yield from one(
+        "SELECT id, state FROM trades WHERE strategy = %s AND vault = %s AND lead_signature = %s",
+        (intent.strategy, intent.vault, intent.lead_signature),
+    )
+    if existing is None:  # cannot happen: ON CONFLICT saw a committed row with this key
+        raise LedgerError(f"trade {intent.key} conflicted but cannot be read back")
+    return AdmitResult(trade_id=existing["id"], created=False, existing_state=TradeState(existing["state"]))
+
+
+def _halt_from_row(row: Row | None) -> TradingHalt:
+    if row is None:  # the migration inserts the row; a missing one is a tampered ledger: fail closed
+        return TradingHalt(True, "the trading_halt row is missing", None, datetime.min)
+    return TradingHalt(row["halted"], row["reason"], row["set_by"], row["set_at"])
+
+
+def _refused(transition: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """``transition(*args, **kwargs)`` (a function of :mod:`xorj.domain.trades`), its refusal raised as
+    the ledger's :class:`RefusedTransitionError` (nothing was written)."""
+    try:
+        return transition(*args, **kwargs)
+    except IllegalTransitionError as exc:
+        raise RefusedTransitionError(str(exc)) from exc
+
+
+def _attempt(attempt_id: object) -> Step[Attempt]:
+    [attempt] = yield from fetch_attempts(f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = %s", (attempt_id,))
+    return attempt
+
+
+def _apply(before: Trade, after: Trade, actor: str | None, *, signature: str | None = None) -> Step[Trade]:
+    """Write what a domain transition made of the locked trade ``before``: the fate of a resolved
+    attempt, then the trade's new state with its audit row (in one statement). A new attempt is
+    inserted by the caller (it needs the stored row back). Timestamps are the database clock's
+    ``now()``, the same instant the transition was computed at (one transaction, one ``now()``)."""
+    for old, new in zip(before.attempts, after.attempts, strict=False):
+        if old.is_pending and new.is_resolved:
+            changed = yield from rowcount(
+                """UPDATE attempts SET outcome = %s, reason = %s, send_failure = %s, detail = %s,
+                                       resolved_at = now()
+                    WHERE id = %s AND outcome = 'PENDING'""",
+                (new.outcome.value, _code(new.reason), _code(new.send_failure), new.detail, new.attempt_id),
+            )
+            if changed != 1:  # cannot happen under the row lock; refuse rather than write half
+                raise LedgerError(f"attempt {new.signature} was not PENDING when resolving it")
+    if after.state is before.state:
+        yield from rowcount("UPDATE trades SET updated_at = now() WHERE id = %s", (before.trade_id,))
+        return after
+    terminal = after.state.is_terminal
+    changed = yield from rowcount(
+        """WITH changed AS (
+                UPDATE trades
+                   SET state = %(to)s, reason = %(reason)s, detail = %(detail)s, final_signature = %(final)s,
+                       updated_at = now(),
+                       submitted_at = CASE WHEN %(to)s = 'SUBMITTED' THEN coalesce(submitted_at, now())
+                                           ELSE submitted_at END,
+                       finished_at = CASE WHEN %(terminal)s THEN now() END,
+                       lease_owner = CASE WHEN %(terminal)s THEN NULL ELSE lease_owner END,
+                       lease_expires_at = CASE WHEN %(terminal)s THEN NULL ELSE lease_expires_at END
+                 WHERE id = %(id)s AND state = %(from)s
+                RETURNING id, strategy)
+            INSERT INTO trade_events (trade_id, strategy, from_state, to_state, reason, detail, actor, attempt_signature)
+            SELECT id, strategy, %(from)s, %(to)s, %(reason)s, %(detail)s, %(actor)s, %(signature)s FROM changed""",
+        {
+            "id": before.trade_id, "from": before.state.value, "to": after.state.value,
+            "reason": _code(after.reason), "detail": after.detail, "final": after.final_signature,
+            "terminal": terminal, "actor": actor, "signature": signature,
+        },
+    )
+    if changed != 1:  # cannot happen under the row lock; refuse rather than write half
+        raise LedgerError(
+            f"trade {before.trade_id} was not in state {before.state.value} when moving it to {after.state.value}"
+        )
+    return after if not terminal else (yield from load(before.trade_id))
+
+
+def _code(reason: ReasonCode | None) -> str | None:
+    return None if reason is None else reason.value
