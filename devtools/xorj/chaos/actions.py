@@ -160,15 +160,244 @@ def replay_trades(count: int = 10, configuration: dict[str, Any] | None = None) 
     return {"replayed": len(rows), "created": created}
 
 
+# -- the copy loop: lead swaps, webhook deliveries, the watcher -------------------------------------
+
+LEAD_WINDOW_FILE = "lead-window.json"  # the lead trader and the chain slot the run's lead swaps start at
+LEAD_SIGNATURES_FILE = "lead-signatures.json"  # the lead swaps this run sent, in order
+
+
+def _copy_loop(target: Target) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The local chaos environment's lead trader and following strategies (xorj.chaos.localenv)."""
+    leader, followers = target.state.get("leader"), target.state.get("followers")
+    if not leader or not followers:
+        raise InvalidInputError("the watcher experiments need the local chaos environment's copy loop "
+                                "(a lead trader and a following strategy: `xorj chaos env up`)")
+    return leader, list(followers)
+
+
+def run_lead_signatures(target: Target) -> list[str]:
+    """The lead swaps this run's :func:`lead_swaps` sent (empty for the other experiments)."""
+    try:
+        return list(json.loads((target.state_dir / LEAD_SIGNATURES_FILE).read_text()))
+    except (OSError, ValueError):
+        return []
+
+
+def _write_json(path: Path, value: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(value))
+    tmp.replace(path)
+
+
+def _rpc_url(target: Target) -> str:
+    # the local chain serves JSON-RPC at "/" beside its admin API at "/admin"
+    return target.require("chain_admin_url").rstrip("/").removesuffix("/admin") + "/"
+
+
+def watcher_state(target: Target) -> dict[str, Any]:
+    """The watcher supervisor's state (xorj.chaos.supervisor): live pids and HTTP ports."""
+    record = target.state.get("watcher")
+    if not record:
+        raise InvalidInputError("no supervised watcher in XORJ_CHAOS_ENV (the local chaos environment runs one)")
+    try:
+        return json.loads(Path(record["file"]).read_text())
+    except (OSError, ValueError) as exc:
+        raise EnvironmentSetupError(f"watcher supervisor state {record['file']} unreadable: {exc}") from None
+
+
+def helius_delivery(leader: str, signatures: list[str]) -> list[dict[str, Any]]:
+    """A Helius enhanced-transaction webhook delivery of ``signatures`` signed by ``leader`` (the
+    fields the watcher reads, plus the kind of claims it must ignore and re-read from the chain)."""
+    return [{"signature": s, "feePayer": leader, "type": "SWAP", "source": "JUPITER",
+             "accountData": [{"account": leader, "nativeBalanceChange": -5000}]} for s in signatures]
+
+
+async def _post_deliveries(http: Any, target: Target, leader: str, signatures: list[str], copies: int) -> dict[str, int]:
+    """POST the same delivery ``copies`` times at once to the live watcher's webhook. A refused or dead
+    receiver is counted, not raised: Helius retries, and polling fills what no delivery brought."""
+    import asyncio
+
+    import httpx
+
+    token = Path(target.state["watcher"]["token_file"]).read_text().strip()
+    ports = list(watcher_state(target).get("ports", {}).values())
+    counts = {"accepted": 0, "refused": 0, "queued": 0}
+    if not ports:
+        counts["refused"] += copies
+        return counts
+    url = f"http://127.0.0.1:{ports[0]}/webhook"
+    body = helius_delivery(leader, signatures)
+
+    async def post() -> None:
+        try:
+            answer = await http.post(url, json=body, headers={"Authorization": token}, timeout=5.0)
+        except httpx.HTTPError:
+            counts["refused"] += 1
+            return
+        if answer.status_code == 200:
+            counts["accepted"] += 1
+            counts["queued"] += int(answer.json().get("queued", 0))
+        else:
+            counts["refused"] += 1
+
+    await asyncio.gather(*(post() for _ in range(int(copies))))
+    return counts
+
+
+def lead_swaps(count: int = 40, spread_seconds: float = 60.0, min_usdc: int = 5, max_usdc: int = 20,
+               webhook_copies: int = 0, configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The lead trader swaps (USDC -> SOL, ``min_usdc``..``max_usdc`` whole USDC) ``count`` times over
+    ``spread_seconds`` on the local chain, signed with its own key, as `xorj dev leaders` does; the
+    watcher is to copy each once per following strategy. With ``webhook_copies``, each swap is also
+    delivered that many times at once to the watcher's webhook as soon as it is sent, racing the
+    WebSocket push and polling. Records the run's lead swaps (for the probes) and counts
+    ``count`` x following strategies as the trades the run loaded. The run's ``trade_scale``
+    multiplies ``count`` and ``spread_seconds``."""
+    import asyncio
+
+    import httpx
+
+    from xorj.devenv.chain.environment import read_keypair
+    from xorj.devenv.leaders import LeaderWallet, LocalMarket
+    from xorj.domain.leaders import LeaderStyle
+
+    count = int(count)
+    if not 1 <= count <= 10_000:
+        raise InvalidInputError(f"lead_swaps.count must be between 1 and 10000, got {count}")
+    if not 1 <= int(min_usdc) <= int(max_usdc):
+        raise InvalidInputError(f"lead_swaps: need 1 <= min_usdc <= max_usdc, got {min_usdc}..{max_usdc}")
+    if not 0 <= int(webhook_copies) <= 20:
+        raise InvalidInputError(f"lead_swaps.webhook_copies must be between 0 and 20, got {webhook_copies}")
+    scale = trade_scale(configuration)
+    count, spread_seconds = scaled(count, scale), float(spread_seconds) * scale
+    target = resolve(configuration)
+    leader, followers = _copy_loop(target)
+    wallet = LeaderWallet(LeaderStyle.STEADY, read_keypair(Path(leader["key_file"])), Path(leader["key_file"]))
+    rng = random.Random()
+    gap = spread_seconds / count
+    sent: list[str] = []
+    posted = {"accepted": 0, "refused": 0, "queued": 0}
+
+    async def trade() -> None:
+        async with httpx.AsyncClient(timeout=30) as http:
+            market = LocalMarket(_rpc_url(target), http)
+            await market.connect()
+            slot = int(await market.rpc("getSlot", {"commitment": "processed"}))
+            _write_json(target.state_dir / LEAD_WINDOW_FILE, {"leader": leader["pubkey"], "from_slot": slot})
+            _write_json(target.state_dir / LEAD_SIGNATURES_FILE, [])
+            marks.write(target, "load")
+            if webhook_copies:
+                marks.fault(target, "DUPLICATE_DELIVERY")
+            started = time.monotonic()
+            for i in range(count):
+                signature, _ = await market.swap(wallet, "USDC", "SOL", rng.randint(int(min_usdc), int(max_usdc)) * 10**6)
+                sent.append(signature)
+                _write_json(target.state_dir / LEAD_SIGNATURES_FILE, sent)
+                marks.add(target, "loaded", len(followers))
+                if webhook_copies:
+                    for key, n in (await _post_deliveries(http, target, leader["pubkey"], [signature],
+                                                          int(webhook_copies))).items():
+                        posted[key] += n
+                await asyncio.sleep(max(0.0, started + (i + 1) * gap - time.monotonic()))  # a steady rate
+            await market.wait_confirmed(sent, timeout=60)
+
+    asyncio.run(trade())
+    out: dict[str, Any] = {"submitted": len(sent) * len(followers), "lead_swaps": len(sent), "via": "leader",
+                           "followers": len(followers)}
+    if webhook_copies:
+        out["webhook_posts"] = posted
+    return out
+
+
+def redeliver_lead_webhooks(copies: int = 3, kill_between: bool = True,
+                            configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every lead swap of this run delivered again as one Helius webhook delivery, ``copies`` times at
+    once (a Helius retry storm); with ``kill_between``, the watcher is SIGKILLed and the storm repeated
+    against its replacement, whose in-memory deduplication is gone, so only the ledger stands between
+    the repeats and a second trade. Then the faults are cleared."""
+    import asyncio
+
+    import httpx
+
+    target = resolve(configuration)
+    leader, _ = _copy_loop(target)
+    signatures = run_lead_signatures(target)
+    marks.fault(target, "DUPLICATE_DELIVERY")
+    from xorj.watcher.webhook import MAX_ENTRIES
+
+    async def storm() -> dict[str, int]:
+        totals = {"accepted": 0, "refused": 0, "queued": 0}
+        async with httpx.AsyncClient() as http:
+            for start in range(0, len(signatures), MAX_ENTRIES):
+                for key, n in (await _post_deliveries(http, target, leader["pubkey"],
+                                                      signatures[start:start + MAX_ENTRIES], int(copies))).items():
+                    totals[key] += n
+        return totals
+
+    first = asyncio.run(storm())
+    out: dict[str, Any] = {"lead_swaps": len(signatures), "copies": int(copies), "first": first}
+    if kill_between:
+        killed = kill_watcher(times=1, interval_seconds=0.5, configuration=configuration)
+        _wait_watcher_serving(target, set(killed["killed"]), timeout=60)
+        out["killed"] = killed["killed"]
+        out["after_restart"] = asyncio.run(storm())
+    marks.write(target, "cleared")
+    return out
+
+
+def _live_watcher(target: Target, not_in: set[int]) -> tuple[int, int | None] | None:
+    state = watcher_state(target)
+    for name, pid in state.get("executors", {}).items():
+        if pid not in not_in:
+            return pid, state.get("ports", {}).get(name)
+    return None
+
+
+def _wait_watcher_serving(target: Target, not_in: set[int], timeout: float) -> int:
+    """Wait for a watcher process other than ``not_in`` to serve HTTP (its supervisor saw its port)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        live = _live_watcher(target, not_in)
+        if live is not None and live[1] is not None:
+            return live[0]
+        if time.monotonic() > deadline:
+            raise EnvironmentSetupError(f"no watcher serving {timeout:.0f}s after the last kill (its supervisor "
+                                        "restarts it: see logs/watcher-supervisor.log and logs/watcher/)")
+        time.sleep(0.1)
+
+
+def kill_watcher(times: int = 5, interval_seconds: float = 4.0,
+                 configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """SIGKILL the watcher ``times`` times, each time once its supervisor's replacement is up and
+    serving and a random 50-100% of ``interval_seconds`` has passed (mid-stream: polling, a push or
+    a webhook delivery half done)."""
+    times = int(times)
+    if not 1 <= times <= 100:
+        raise InvalidInputError(f"kill_watcher.times must be between 1 and 100, got {times}")
+    target = resolve(configuration)
+    killed: list[int] = []
+    rng = random.Random()
+    for _ in range(times):
+        pid = _wait_watcher_serving(target, set(killed), timeout=60)
+        time.sleep(float(interval_seconds) * rng.uniform(0.5, 1.0))
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        killed.append(pid)
+        marks.write(target, "fault:last")
+    return {"killed": killed, "signal": "SIGKILL", "restarts": int(watcher_state(target).get("restarts", 0))}
+
+
 # -- chain faults -----------------------------------------------------------------------------------
 
 def chain_fault(kind: str, method: str = "*", probability: float = 1.0, count: int | None = None,
                 delay_ms: int = 0, hang_s: float = 30.0, answer: str = "timeout", blocks: int = 0,
-                alert_kind: str = "RPC_FAILURE", mode: str = "",
+                alert_kind: str = "RPC_FAILURE", mode: str = "", node: str = "",
                 configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """Inject one fault into the local chain (see xorj.devenv.chain.faults for the kinds; ``blocks``
     is how far behind a ``status_lag`` node answers; ``mode`` is the attack of a ``hostile``
-    swap-API fault)."""
+    swap-API fault; ``node``: only the requests to that RPC node, e.g. the watcher's, default all)."""
     target = resolve(configuration)
     spec: dict[str, Any] = {"kind": kind, "method": method, "probability": probability, "delay_ms": int(delay_ms),
                             "hang_s": hang_s, "answer": answer}
@@ -178,6 +407,8 @@ def chain_fault(kind: str, method: str = "*", probability: float = 1.0, count: i
         spec["blocks"] = int(blocks)
     if mode:
         spec["mode"] = mode
+    if node:
+        spec["node"] = node
     fault_id = chain_admin(target, "POST", "/faults", spec)["id"]
     marks.fault(target, alert_kind)
     return {"fault_id": fault_id, **spec}

@@ -19,6 +19,8 @@ raises, which fails the hypothesis).
   (the results table's "alert fired (s)" and "alert resolved (s)").
 - :func:`vault_funds_accounted`: the vault's funds moved only by the run's filled trades and fees.
 - :func:`hostile_swaps_refused`: trades refused as hostile had nothing signed, and some were refused.
+- :func:`lead_swaps_copied_once`: counted on the chain, every lead swap of the run window has exactly
+  one follower fill per following strategy, and was accepted once (the watcher experiments).
 """
 
 from __future__ import annotations
@@ -50,9 +52,15 @@ def _db(target: Target) -> Iterator[psycopg.Cursor]:
 
 
 def run_filter(target: Target) -> tuple[str, dict[str, Any]]:
-    """SQL condition selecting the trades this experiment run submitted (see actions.load)."""
-    return ("(lead_signature LIKE %(run_prefix)s OR copytrade LIKE %(copytrade_prefix)s)",
-            {"run_prefix": f"chaos-{target.run_id}-%", "copytrade_prefix": f"%/chaos-{target.run_id}-%"})
+    """SQL condition selecting the trades this experiment run submitted (see actions.load), and the
+    copies of the lead swaps it made (actions.lead_swaps: the watcher's trades carry their real lead
+    signatures)."""
+    from xorj.chaos.actions import run_lead_signatures
+
+    return ("(lead_signature LIKE %(run_prefix)s OR copytrade LIKE %(copytrade_prefix)s"
+            " OR lead_signature = ANY(%(run_leads)s))",
+            {"run_prefix": f"chaos-{target.run_id}-%", "copytrade_prefix": f"%/chaos-{target.run_id}-%",
+             "run_leads": run_lead_signatures(target)})
 
 
 def ledger_reachable(configuration: dict[str, Any] | None = None) -> bool:
@@ -85,9 +93,20 @@ def no_duplicate_trades(configuration: dict[str, Any] | None = None) -> int:
 
 def chain_fills(target: Target) -> dict[str, list[str]]:
     """The vault's swaps on chain, from the local chain's admin API: filled and failed signatures."""
+    return _vault_fills(target, target.require("vault"))
+
+
+def _vault_swaps(target: Target, payer: str) -> list[dict[str, Any]]:
+    """Every swap transaction ``payer`` paid for on the local chain (its admin API), oldest first."""
     from xorj.chaos.actions import chain_admin
 
-    vault = target.require("vault")
+    answer = chain_admin(target, "GET", f"/swaps?vault={payer}")
+    return list((answer["vaults"].get(payer) or {}).get("swaps") or [])
+
+
+def _vault_fills(target: Target, vault: str) -> dict[str, list[str]]:
+    from xorj.chaos.actions import chain_admin
+
     answer = chain_admin(target, "GET", f"/swaps?vault={vault}")
     entry = answer["vaults"].get(vault) or {"filled": [], "failed": []}
     return {"filled": list(entry["filled"]), "failed": list(entry["failed"])}
@@ -123,13 +142,27 @@ def compare_chain_with_ledger(cur: psycopg.Cursor, vault: str, filled: list[str]
             "confirmed_not_on_chain": not_on_chain[:10]}
 
 
-def no_duplicate_onchain_transactions(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+def no_duplicate_onchain_transactions(followers: bool = False,
+                                      configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """Counted on the chain: each trade has at most one filled swap, every fill belongs to a trade that
-    is not FAILED, and each CONFIRMED trade's final signature is a fill. ``violations`` must be 0."""
+    is not FAILED, and each CONFIRMED trade's final signature is a fill. ``violations`` must be 0.
+    ``followers``: the vaults of the copy loop's following strategies (the watcher experiments'
+    trades), summed, instead of the target's vault."""
     target = resolve(configuration)
-    fills = chain_fills(target)
+    if not followers:
+        fills = chain_fills(target)
+        with _db(target) as cur:
+            return compare_chain_with_ledger(cur, target.require("vault"), fills["filled"])
+    from xorj.chaos.actions import _copy_loop
+
+    _, following = _copy_loop(target)
+    total: dict[str, Any] = {}
     with _db(target) as cur:
-        return compare_chain_with_ledger(cur, target.require("vault"), fills["filled"])
+        for follower in following:
+            one = compare_chain_with_ledger(cur, follower["vault"], _vault_fills(target, follower["vault"])["filled"])
+            for key, value in one.items():
+                total[key] = total.get(key, 0 if isinstance(value, int) else []) + value
+    return total
 
 
 def count_orphans(cur: psycopg.Cursor, grace_seconds: float) -> list[int]:
@@ -504,3 +537,81 @@ def chain_reconciled(configuration: dict[str, Any] | None = None) -> dict[str, A
     return {"open_findings": len(report.open_findings), "errors": len(report.errors),
             "classes": sorted({f.finding_class.value for f in report.open_findings}),
             "walked": sum(v.walked for v in report.vaults)}
+
+
+def copies_on_chain(lead_swaps: list[str], sent: list[str], accepted: dict[str, str],
+                    fills: dict[str, list[str | None]]) -> dict[str, Any]:
+    """The verdict of :func:`lead_swaps_copied_once`, from what was read (pure).
+
+    ``lead_swaps``: the lead trader's filled swaps on chain in the run window; ``sent``: the ones the
+    run's load sent; ``accepted``: lead signature -> the source that accepted it (the watcher's
+    signal rows); ``fills``: per following strategy, the lead signature of each of its vault's
+    filled swaps (None: a fill no trade of that strategy explains). ``ok``: every lead swap on chain
+    was sent by the run, accepted, and filled exactly once per strategy; no fill of a strategy is
+    unexplained or copies a swap outside the window."""
+    window = set(lead_swaps)
+    per_strategy: dict[str, dict[str, Any]] = {}
+    for strategy, leads in sorted(fills.items()):
+        counts: dict[str, int] = {}
+        for lead in leads:
+            if lead is not None:
+                counts[lead] = counts.get(lead, 0) + 1
+        per_strategy[strategy] = {
+            "copied_once": sum(1 for s in lead_swaps if counts.get(s) == 1),
+            "missing": [s for s in lead_swaps if s not in counts][:10],
+            "missing_count": sum(1 for s in lead_swaps if s not in counts),
+            "duplicate_fills": sum(n - 1 for s, n in counts.items() if s in window and n > 1),
+            "unexplained_fills": sum(1 for lead in leads if lead is None)}
+    not_sent = sorted(window - set(sent))
+    not_on_chain = [s for s in sent if s not in window]
+    not_accepted = [s for s in lead_swaps if s not in accepted]
+    sources: dict[str, int] = {}
+    for signature in lead_swaps:
+        if signature in accepted:
+            sources[accepted[signature]] = sources.get(accepted[signature], 0) + 1
+    ok = (bool(lead_swaps) and bool(fills) and not not_sent and not not_on_chain and not not_accepted
+          and all(v["missing_count"] == 0 and v["duplicate_fills"] == 0 and v["unexplained_fills"] == 0
+                  for v in per_strategy.values()))
+    return {"ok": ok, "lead_swaps": len(lead_swaps), "sent": len(sent), "accepted": len(lead_swaps) - len(not_accepted),
+            "accepted_by_source": sources, "strategies": per_strategy,
+            "duplicate_fills": sum(v["duplicate_fills"] for v in per_strategy.values()),
+            "not_accepted": not_accepted[:10], "not_sent_by_run": not_sent[:10], "sent_not_on_chain": not_on_chain[:10]}
+
+
+def lead_swaps_copied_once(within_seconds: float = 60.0, configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Counted on the chain: the lead trader's filled swaps since the run's first lead swap
+    (:func:`xorj.chaos.actions.lead_swaps`) against each following strategy's filled swaps, joined by
+    the ledger's attempt signatures only to name which lead swap a fill copies. Waits up to
+    ``within_seconds`` (times the run's ``trade_scale``) for the last copies to land; see
+    :func:`copies_on_chain` for ``ok``. Before the run's load: vacuously ok (``loaded`` False)."""
+    from xorj.chaos.actions import LEAD_WINDOW_FILE, _copy_loop, run_lead_signatures
+
+    target = resolve(configuration)
+    window_file = target.state_dir / LEAD_WINDOW_FILE
+    if "load" not in marks.read(target) or not window_file.exists():
+        return {"ok": True, "loaded": False}
+    window = json.loads(window_file.read_text())
+    _, following = _copy_loop(target)
+    deadline = time.monotonic() + float(within_seconds) * trade_scale(configuration)
+    while True:
+        sent = run_lead_signatures(target)
+        lead = [s["signature"] for s in _vault_swaps(target, window["leader"])
+                if s["filled"] and int(s["slot"]) >= int(window["from_slot"])]
+        fills: dict[str, list[str | None]] = {}
+        with _db(target) as cur:
+            rows = cur.execute("SELECT signature, source FROM lead_signals WHERE leader = %s AND signature = ANY(%s)",
+                               (window["leader"], lead)).fetchall()
+            accepted = {r["signature"]: r["source"] for r in rows}
+            for follower in following:
+                filled = _vault_fills(target, follower["vault"])["filled"]
+                explained = {r["signature"]: r["lead_signature"] for r in cur.execute(
+                    """SELECT a.signature, t.lead_signature FROM attempts a JOIN trades t ON t.id = a.trade_id
+                        WHERE t.strategy = %s AND t.vault = %s AND a.signature = ANY(%s)""",
+                    (follower["strategy"], follower["vault"], filled)).fetchall()}
+                # only this run's copies and fills nobody explains; earlier runs' copies are theirs
+                fills[follower["strategy"]] = [explained.get(f) for f in filled
+                                               if f not in explained or explained[f] in set(lead)]
+        verdict = copies_on_chain(lead, sent, accepted, fills)
+        if verdict["ok"] or time.monotonic() >= deadline:
+            return {**verdict, "loaded": True}
+        time.sleep(1.0)

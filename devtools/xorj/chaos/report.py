@@ -68,6 +68,19 @@ def _outputs(journal: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
+def lead_copies_note(value: dict[str, Any]) -> str:
+    """The watcher experiments' on-chain verdict (probes.lead_swaps_copied_once) in a few words."""
+    strategies = value.get("strategies") or {}
+    copied = min((int(s.get("copied_once", 0)) for s in strategies.values()), default=0)
+    sources = ", ".join(f"{source} {n}" for source, n in sorted((value.get("accepted_by_source") or {}).items()))
+    note = (f"{value.get('lead_swaps')} lead swaps on chain, {copied} copied by exactly one fill per following "
+            f"strategy ({len(strategies)}); accepted first by {sources or 'none'}")
+    missing = sum(int(s.get("missing_count", 0)) for s in strategies.values())
+    if missing or value.get("not_accepted"):
+        note += f"; NOT copied {missing}, not accepted {len(value.get('not_accepted') or [])}"
+    return note
+
+
 def row_from_journal(path: Path) -> Row:
     journal = json.loads(path.read_text())
     out = _outputs(journal)
@@ -104,6 +117,13 @@ def row_from_journal(path: Path) -> Row:
         if isinstance(output, dict) and output.get("removed"):
             notes.append(f"{run['activity']['name']}: faults fired: "
                          + ", ".join(f"{k} x{v}" for k, v in sorted(output["removed"].items())))
+        if isinstance(output, dict) and isinstance(output.get("webhook_posts"), dict):
+            posts = output["webhook_posts"]
+            notes.append(f"{run['activity']['name']}: each lead swap posted to the webhook at once "
+                         f"({posts.get('accepted', 0)} answered 200, {posts.get('refused', 0)} refused)")
+        if isinstance(output, dict) and "after_restart" in output:
+            notes.append(f"{run['activity']['name']}: {output.get('lead_swaps')} lead swaps redelivered "
+                         f"x{output.get('copies')} before and after a watcher SIGKILL")
         if isinstance(output, dict) and "replayed" in output:
             notes.append(f"{run['activity']['name']}: {output['replayed']} replays, {output['created']} created")
     if isinstance(onchain, dict) and onchain.get("violations"):
@@ -126,6 +146,8 @@ def row_from_journal(path: Path) -> Row:
         if name.startswith("slippage-failures-retried") and isinstance(value, dict) and value.get("injected"):
             notes.append(f"{value.get('slippage_failures')} slippage failures on chain, "
                          f"{value.get('retried_trades')} trades retried at a raised bound")
+        if name == "lead-swaps-copied-once" and isinstance(value, dict) and value.get("loaded"):
+            notes.append(lead_copies_note(value))
         if name == "copytrade-status-matches-ledger" and isinstance(value, dict):
             notes.append(f"CopyTrade status mismatches {value.get('mismatches')}/{value.get('checked')}")
     return Row(

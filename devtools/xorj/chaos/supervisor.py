@@ -1,9 +1,11 @@
-"""A stand-in for the executor Deployment on the local chaos environment: keeps ``--replicas`` real
-``xorj executor`` processes running, replacing each one that dies (as a ReplicaSet replaces a
-terminated pod), and records their pids in ``--state-file`` for chaos actions to kill.
+"""A stand-in for a Deployment on the local chaos environment: keeps ``--replicas`` real
+``xorj executor`` (or, with ``--command watcher``, ``xorj watcher``) processes running, replacing each
+one that dies (as a ReplicaSet replaces a terminated pod), and records their pids and HTTP ports in
+``--state-file`` for chaos actions to kill or call.
 
-Executor settings come from this process's environment (``XORJ_*``); each replica gets its own
-``XORJ_EXECUTOR_ID`` (``<prefix>-<generation>``) and a log under ``--log-dir``.
+Settings come from this process's environment (``XORJ_*``); each replica gets its own name
+(``<prefix>-<generation>``; an executor's ``XORJ_EXECUTOR_ID``), an HTTP port of its own (written to
+``<log-dir>/<name>.port``) and a log under ``--log-dir``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,17 @@ import time
 from pathlib import Path
 
 RESTART_DELAY_SECONDS = 1.0  # a replacement pod also takes a moment to be scheduled and start
+COMMANDS = ("executor", "watcher")
+
+
+def replica_env(command: str, name: str, port_file: Path) -> dict[str, str]:
+    """The settings that differ per replica of ``command``: its identity and a free HTTP port whose
+    number it writes to ``port_file`` (each command names those settings its own way)."""
+    if command == "executor":
+        return {"XORJ_EXECUTOR_ID": name, "XORJ_HTTP_PORT": "0", "XORJ_HTTP_PORT_FILE": str(port_file)}
+    if command == "watcher":
+        return {"XORJ_WATCHER_HTTP_PORT": "0", "XORJ_WATCHER_HTTP_PORT_FILE": str(port_file)}
+    raise ValueError(f"--command must be one of {', '.join(COMMANDS)}, got {command!r}")
 
 
 def _overrides() -> dict[str, str]:
@@ -36,7 +49,10 @@ def _overrides() -> dict[str, str]:
 
 class Pool:
     def __init__(self, replicas: int, state_file: Path, log_dir: Path, prefix: str,
-                 prometheus_targets: Path | None = None, target_labels: dict[str, str] | None = None) -> None:
+                 prometheus_targets: Path | None = None, target_labels: dict[str, str] | None = None,
+                 command: str = "executor") -> None:
+        replica_env(command, prefix, log_dir)  # refuses an unknown command before anything starts
+        self.command = command
         self.prometheus_targets = prometheus_targets
         self.target_labels = target_labels or {}
         self._targets_written: str | None = None
@@ -52,16 +68,23 @@ class Pool:
     def spawn(self) -> None:
         self.generation += 1
         name = f"{self.prefix}-{self.generation}"
-        env = {**os.environ, **_overrides(), "XORJ_EXECUTOR_ID": name, "XORJ_HTTP_PORT": "0",
-               "XORJ_HTTP_PORT_FILE": str(self.log_dir / f"{name}.port")}
+        port_file = self.log_dir / f"{name}.port"
+        port_file.unlink(missing_ok=True)
+        env = {**os.environ, **_overrides(), **replica_env(self.command, name, port_file)}
         with open(self.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own descriptor
             self.children[name] = subprocess.Popen(
-                [sys.executable, "-c", "from xorj.cli import main; main()", "executor"],
+                [sys.executable, "-c", "from xorj.cli import main; main()", self.command],
                 env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
     def write_state(self) -> None:
-        state = {"pid": os.getpid(), "replicas": self.replicas, "restarts": self.restarts,
-                 "executors": {name: p.pid for name, p in self.children.items() if p.poll() is None}}
+        live = {name: p.pid for name, p in self.children.items() if p.poll() is None}
+        ports = {}
+        for name in live:
+            with contextlib.suppress(OSError, ValueError):
+                ports[name] = int((self.log_dir / f"{name}.port").read_text().strip())
+        # "executors": the name the executor actions have always read (kept for every command)
+        state = {"pid": os.getpid(), "command": self.command, "replicas": self.replicas, "restarts": self.restarts,
+                 "executors": live, "ports": ports}
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
         tmp.replace(self.state_file)
@@ -120,7 +143,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--state-file", type=Path, required=True)
     parser.add_argument("--log-dir", type=Path, required=True)
-    parser.add_argument("--prefix", default="executor")
+    parser.add_argument("--command", choices=COMMANDS, default="executor", help="the xorj command each replica runs")
+    parser.add_argument("--prefix", default=None, help="replica names' prefix (default: the command)")
     parser.add_argument("--prometheus-targets", type=Path, default=None,
                         help="also keep this Prometheus file_sd file listing the replicas' /metrics")
     parser.add_argument("--target-label", action="append", default=[], metavar="NAME=VALUE",
@@ -130,7 +154,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--replicas must be between 1 and 16")
     args.log_dir.mkdir(parents=True, exist_ok=True)
     labels = dict(item.split("=", 1) for item in args.target_label)
-    pool = Pool(args.replicas, args.state_file, args.log_dir, args.prefix, args.prometheus_targets, labels)
+    pool = Pool(args.replicas, args.state_file, args.log_dir, args.prefix or args.command, args.prometheus_targets,
+                labels, command=args.command)
 
     def on_signal(_signum: int, _frame: object) -> None:
         pool.stopping = True

@@ -23,7 +23,7 @@ class WatcherMetrics:
                                            "time to its signal accepted in the ledger", ["source"],
                                            buckets=_LATENCY_BUCKETS, registry=r)
         self.lag_seconds = Gauge("xorj_watcher_poll_lag_seconds", "Seconds since the last complete polling round "
-                                 "over every followed leader (the gap filler's lag)", registry=r)
+                                 "over every followed leader, or since the start until the first (the gap filler's lag)", registry=r)
         self.webhook_rejected = Counter("xorj_watcher_webhook_rejected", "Webhook deliveries refused, by reason "
                                         "(unauthorized, malformed, too_large, overloaded)", ["reason"], registry=r)
         self.webhook_duplicates = Counter("xorj_watcher_webhook_duplicates", "Webhook entries already queued or "

@@ -62,6 +62,9 @@ class PollingSource:
         self.baseline_seconds = baseline_seconds
         self.clock = clock
         self.last_round: float | None = None
+        # until a first round completes, the lag runs from the start: a watcher restarted into an RPC
+        # outage has read nothing since, and must not report 0 (it is as late as its outage is long)
+        self.started = clock()
 
     async def poll_leader(self, leader: str, deliver: Deliver) -> int:
         """One leader: deliver what is new since its cursor, in chain order. Returns how many."""
@@ -108,8 +111,8 @@ class PollingSource:
                             extra={"leader": leader, "error": f"{type(exc).__name__}: {exc}"[:300]})
         if complete:
             self.last_round = self.clock()
-        if self.last_round is not None:
-            self.metrics.lag_seconds.set(max(0.0, self.clock() - self.last_round))
+        since = self.last_round if self.last_round is not None else self.started
+        self.metrics.lag_seconds.set(max(0.0, self.clock() - since))
 
     async def run(self, deliver: Deliver) -> None:
         while True:

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-# Twelve experiments, seven of which wait in the background for Alertmanager to see their alert fire
-# and resolve (about two minutes each after the faults clear): about 15 minutes on two busy cores.
+# Fourteen experiments, eight of which wait in the background for Alertmanager to see their alert fire
+# and resolve (about two minutes each after the faults clear): about 17 minutes on two busy cores.
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.chain, pytest.mark.timeout(2700)]
-ALERTMANAGER_EXPERIMENTS = ("circuit-breaker", "ledger-partition")
+ALERTMANAGER_EXPERIMENTS = ("circuit-breaker", "ledger-partition", "watcher-killed")
 
 
 def test_ci_chaos_suite_passes_with_no_duplicates_or_orphans(tmp_path):

@@ -18,7 +18,7 @@ SCENARIOS = {
     "rpc-timeouts", "rpc-status-lag", "rpc-recovery", "answer-lost-after-processing", "ledger-connections-dropped", "ledger-partition",
     "slippage-failure-and-retry", "lead-trade-delivered-twice", "executors-killed-mid-trade",
     "executor-pods-terminated", "operator-killed", "kube-apiserver-restarted", "kill-switch", "circuit-breaker",
-    "ledger-partition-networkpolicy", "hostile-swap-api",
+    "ledger-partition-networkpolicy", "hostile-swap-api", "watcher-killed", "lead-signal-delivered-twice",
 }
 
 
