@@ -48,12 +48,31 @@ def chain_admin(target: Target, method: str, path: str, body: Any = None) -> Any
 
 # -- run bookkeeping --------------------------------------------------------------------------------
 
-def begin_run(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
-    """First activity of every method: forget marks of an earlier run with the same id."""
+QUIET_WITHIN_SECONDS = 240.0  # past an alert's fault window (2 min) and `for:`, with room for evaluation
+
+
+def begin_run(quiet_alerts: list[str] | None = None, quiet_within_seconds: float = QUIET_WITHIN_SECONDS,
+              configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """First activity of every method: forget marks of an earlier run with the same id. With
+    ``quiet_alerts`` (the alerts the experiment asks Alertmanager about), first wait up to
+    ``quiet_within_seconds`` until none of them is active: an alert an earlier experiment raised stays
+    active for its rule's fault window, and this run must see its own fault fire it. Still active after
+    the wait: the run goes on, and its alert probe reports what it finds."""
+    from xorj.chaos.probes import _alertmanager_alerts
+
     target = resolve(configuration)
+    waited, still_active = 0.0, []
+    if quiet_alerts and target.alertmanager_url:
+        started = time.monotonic()
+        while True:
+            still_active = [name for name in quiet_alerts if _alertmanager_alerts(target.alertmanager_url, name)]
+            waited = time.monotonic() - started
+            if not still_active or waited >= quiet_within_seconds:
+                break
+            time.sleep(1.0)
     marks.reset(target)
     marks.write(target, "begin")
-    return {"run_id": target.run_id}
+    return {"run_id": target.run_id, "waited_for_quiet_s": round(waited, 1), "still_active": still_active}
 
 
 def hold(seconds: float, configuration: dict[str, Any] | None = None) -> dict[str, Any]:

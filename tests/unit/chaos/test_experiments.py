@@ -56,3 +56,15 @@ def test_configuration_comes_from_the_environment(path):
     doc = json.loads(path.read_text())
     assert all(v["type"] == "env" for v in doc["configuration"].values())
     assert "XORJ_CHAOS_ENV" in {v["key"] for v in doc["configuration"].values()}
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_an_experiment_that_asks_alertmanager_starts_with_its_alerts_quiet(path):
+    """An alert an earlier experiment of the set raised stays active for its rule's fault window; the
+    run must begin once it is gone, or its own fault cannot be told to have fired it."""
+    method = json.loads(path.read_text())["method"]
+    asked = {a["provider"]["arguments"]["alertname"] for a in method
+             if a.get("provider", {}).get("func") == "alert_fired"}
+    first = method[0]
+    assert first["name"] == "begin-run"
+    assert set(first["provider"].get("arguments", {}).get("quiet_alerts", [])) == asked
