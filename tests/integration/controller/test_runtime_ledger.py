@@ -1,6 +1,6 @@
-"""The operator's Runtime reaches the real Postgres ledger from kopf's event loop: the trades and the
-halt through the asyncio ledger, the stores with no transaction body (trader scores) on the loop's own
-worker threads. Neither depends on the Kubernetes client's thread pool, which cleanup shuts down
+"""The operator's Runtime reaches the real Postgres ledger from kopf's event loop: the trades, the
+halt and the trader scores through the asyncio ledger, the stores with no transaction body (trader
+swaps) on the loop's own worker threads. Neither depends on the Kubernetes client's thread pool, which cleanup shuts down
 while kopf's timers may still fire: a call then fails as the closed ledger does (LedgerError, the
 handlers' ledger-unavailable path), counted per operation, never "cannot schedule new futures"."""
 
@@ -24,6 +24,7 @@ from xorj.errors import LedgerUnavailableError
 from xorj.ledger import Ledger
 from xorj.ledger import transactions as tx
 from xorj.ledger.aio import AsyncLedger
+from xorj.ledger.trader_swaps import TraderSwapStore
 
 pytestmark = pytest.mark.postgres
 log = logging.getLogger(__name__)
@@ -45,16 +46,17 @@ def test_the_ledger_answers_after_the_kubernetes_pool_shut_down(ledger: Ledger, 
             rt.kube.close()  # what cleanup does first, while a timer may still be running
             enforced = await enforce_trading_halt(rt, log)
             counts = await rt.ledger_run(tx.counts_by_state("alpha"))
-            scores = await rt.ledger_call_on_thread("list_trader_scores", rt.ledger.list_trader_scores)
-            return enforced, counts, scores
+            watermark = await rt.ledger_call_on_thread("trader_history_watermark",
+                                                        TraderSwapStore(rt.ledger).history_watermark, ["W1"])
+            return enforced, counts, watermark
         finally:
             await rt.async_ledger.close()
 
-    enforced, counts, scores = asyncio.run(after_the_kube_pool_closed())
+    enforced, counts, watermark = asyncio.run(after_the_kube_pool_closed())
     assert enforced
     halt = ledger.trading_halt()
     assert (halt.halted, halt.reason, halt.set_by) == (True, "drill", "operator/test/1")
-    assert counts[TradeState.PENDING] == 0 and scores == []
+    assert counts[TradeState.PENDING] == 0 and watermark is None  # no swaps recorded for W1
 
 
 def test_a_call_after_cleanup_closed_the_ledgers_is_ledger_unavailable_and_counted(ledger_dsn: str):
@@ -70,13 +72,14 @@ def test_a_call_after_cleanup_closed_the_ledgers_is_ledger_unavailable_and_count
         await rt.async_ledger.close()
         await asyncio.to_thread(rt.ledger.close)
         rt.kube.close()
-        before = errors("trading_halt"), errors("list_trader_scores")
+        before = errors("trading_halt"), errors("trader_history_watermark")
         with pytest.raises(LedgerUnavailableError):
             await rt.ledger_run(tx.trading_halt())
         with pytest.raises(LedgerUnavailableError):
-            await rt.ledger_call_on_thread("list_trader_scores", rt.ledger.list_trader_scores)
+            await rt.ledger_call_on_thread("trader_history_watermark",
+                                          TraderSwapStore(rt.ledger).history_watermark, ["W1"])
         assert not await enforce_trading_halt(rt, log)  # the resync's path: a warning, tried again later
-        return before, (errors("trading_halt"), errors("list_trader_scores"))
+        return before, (errors("trading_halt"), errors("trader_history_watermark"))
 
     before, after = asyncio.run(after_cleanup())
     assert after == (before[0] + 2, before[1] + 1)

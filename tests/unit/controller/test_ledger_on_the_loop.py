@@ -13,8 +13,7 @@ import xorj.controller
 from xorj.ledger import transactions
 
 CONTROLLER = Path(xorj.controller.__file__).parent
-# reconcilers whose every ledger call has a transaction body (the trader scores read stays on a
-# thread: the scores store has none yet)
+# reconcilers whose every ledger call has a transaction body
 CONVERTED = ("copytrade/reconcile.py", "tradingstrategy/reconcile.py")
 BODIES = {name for name, fn in vars(transactions).items()
           if inspect.isfunction(fn) and not name.startswith("_") and fn.__module__ == transactions.__name__}
@@ -44,4 +43,4 @@ def test_the_converted_reconcilers_run_ledger_transactions_on_the_loop():
         on_thread = [node.args[0].value for node in ast.walk(tree)
                      if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                      and node.func.attr == "ledger_call_on_thread"]
-        assert set(on_thread) <= {"list_trader_scores"}, (name, on_thread)
+        assert on_thread == [], name

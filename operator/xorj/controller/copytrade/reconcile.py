@@ -33,6 +33,7 @@ from xorj.controller.runtime import Runtime
 from xorj.domain.trades import TradeState
 from xorj.errors import LedgerError
 from xorj.ledger import IdempotencyKey, Trade, TradeIntent, transactions
+from xorj.ledger import scores as score_store
 from xorj.ledger.records import AlertSeverity, NewAlert
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ async def admit_copytrade(
     scores = []
     pool_ranks = None
     if admission.needs_scores(strategy):
-        scores = await rt.ledger_call_on_thread("list_trader_scores", rt.ledger.list_trader_scores)
+        scores = await rt.ledger_run(score_store.list_scores(None, None, None))
         pool_ranks = await ranks_of_pool(rt, namespace, admission.needs_pool(strategy))
     decision = admission.decide(strategy, spec, scores, pool_ranks)
     intent = TradeIntent(

@@ -36,6 +36,7 @@ from xorj.controller.tradingstrategy import desired
 from xorj.controller.tradingstrategy import status as st
 from xorj.domain.trades import TradeState
 from xorj.errors import LedgerError
+from xorj.ledger import scores as score_store
 from xorj.ledger import transactions
 from xorj.redaction import redact_urls
 
@@ -136,7 +137,7 @@ async def reconcile_strategy(rt: Runtime, body: Any, logger: logging.Logger | lo
     counts = followed = None
     try:
         raw_counts = await rt.ledger_run(transactions.counts_by_state(strategy_key(namespace, name)))
-        scores = await rt.ledger_call_on_thread("list_trader_scores", rt.ledger.list_trader_scores)
+        scores = await rt.ledger_run(score_store.list_scores(None, None, None))
         counts = st.trade_counts(raw_counts)
         pool_ranks = await ranks_of_pool(rt, namespace, admission.needs_pool(spec))
         followed = st.followed_traders(spec, scores, pool_ranks)
