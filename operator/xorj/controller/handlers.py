@@ -35,6 +35,7 @@ from xorj.controller.tradingstrategy import handlers as tradingstrategy_handlers
 from xorj.controller.tradingstrategy.reconcile import enforce_trading_halt
 from xorj.errors import LedgerUnavailableError
 from xorj.ledger import Ledger
+from xorj.ledger.aio import AsyncLedger
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +97,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
     dsn = cfg.ledger_dsn.get_secret_value()
     ledger = await asyncio.to_thread(_connect_ledger, dsn, logger)
     metrics.LEDGER_POOL.ledger = ledger
+    # opened after the blocking ledger migrated the schema; on kopf's loop, the one that uses it
+    async_ledger = AsyncLedger.for_dsn(dsn, max_size=8, acquire_timeout=5.0, name="xorj-operator-aio")
+    await async_ledger.open()
     identity = f"{socket.gethostname()}/{os.getpid()}"
-    rt = Runtime(settings=cfg, kube=kube, ledger=ledger, freshness=freshness, identity=identity)
+    rt = Runtime(settings=cfg, kube=kube, async_ledger=async_ledger, ledger=ledger, freshness=freshness,
+                 identity=identity)
     memo["runtime"] = rt
     memo["listener"] = asyncio.create_task(rt.listen_forever(), name="xorj-ledger-listener")
     if cfg.executor.ledger_logins:
@@ -150,6 +155,7 @@ async def cleanup(memo: kopf.Memo, logger: Any, **_: Any) -> None:
         await runner.cleanup()
     rt: Runtime | None = memo.get("runtime")
     if rt is not None:
+        await rt.async_ledger.close()
         await asyncio.to_thread(rt.ledger.close)
         rt.kube.close()
     logger.info("operator stopped")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import kopf
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
@@ -65,14 +66,20 @@ class Kube:
     def __init__(self, api: kubernetes.client.ApiClient, workers: int, freshness: WatchFreshness):
         self._api = api
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xorj-kube")
+        self._closed = False
         self.freshness = freshness
         self.custom = kubernetes.client.CustomObjectsApi(api)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self._closed:
+            # kopf runs the cleanup handler without waiting for the timers: one may still fire, and
+            # is told to retry (kopf logs one line), not crashed on the shut-down pool
+            raise kopf.TemporaryError("the operator is shutting down", delay=60)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
     def close(self) -> None:
+        self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._api.close()
 

@@ -19,6 +19,8 @@ from xorj.controller.kube import Kube
 from xorj.controller.settings import OperatorSettings
 from xorj.errors import LedgerError
 from xorj.ledger import AsyncTradeListener, Ledger
+from xorj.ledger.aio import AsyncLedger
+from xorj.ledger.statements import Step
 from xorj.traders.realized import RealizedHistories
 
 T = TypeVar("T")
@@ -65,6 +67,10 @@ class Wakeups:
 class Runtime:
     settings: OperatorSettings
     kube: Kube
+    # the trades, the halt: transaction bodies run on kopf's event loop (see ledger_run)
+    async_ledger: AsyncLedger
+    # the stores with no transaction bodies yet (trader scores, trader swaps), the alert outbox's
+    # delivery and the chain reconciler: blocking, each on a worker thread
     ledger: Ledger
     freshness: WatchFreshness
     identity: str
@@ -76,10 +82,22 @@ class Runtime:
     pool_watermarks: dict[str, tuple[tuple[str, ...], str | None]] = field(default_factory=dict)
     pool_locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
 
-    async def ledger_call(self, operation: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """A ledger call off the event loop; failures are counted and re-raised (typed LedgerError)."""
+    async def ledger_run(self, body: Step[T]) -> T:
+        """One ledger transaction of :mod:`xorj.ledger.transactions`, on the event loop (no thread);
+        failures are counted under the body's name and re-raised (typed LedgerError)."""
         try:
-            return await self.kube.run(fn, *args, **kwargs)
+            return await self.async_ledger.run(body)
+        except LedgerError:
+            metrics.LEDGER_ERRORS.labels(getattr(body, "__name__", "transaction")).inc()
+            raise
+
+    async def ledger_call_on_thread(self, operation: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A call of the blocking ledger (a store with no transaction body yet) on a worker thread;
+        failures are counted and re-raised (typed LedgerError). The loop's own executor, not the
+        Kubernetes client's pool: that one is shut down at cleanup while kopf's timers may still fire,
+        and a call then must fail as the closed ledger does (unavailable), not as a dead executor."""
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
         except LedgerError:
             metrics.LEDGER_ERRORS.labels(operation).inc()
             raise

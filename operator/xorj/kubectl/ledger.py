@@ -10,6 +10,7 @@ from psycopg.rows import dict_row
 
 from xorj.kubectl.errors import PluginError
 from xorj.ledger import scores as score_rows
+from xorj.ledger import statements
 from xorj.ledger.records import StoredTraderScore, TradingHalt
 from xorj.redaction import redact_urls
 
@@ -33,8 +34,7 @@ class LedgerReader:
                limit: int | None = None) -> list[StoredTraderScore]:
         with self._connect() as conn:
             try:
-                with conn.cursor() as cur:
-                    return score_rows.list_scores(cur, min_score, status, limit)
+                return statements.run(conn, score_rows.list_scores(min_score, status, limit))
             except psycopg.Error as exc:
                 raise self._error("the ledger refused to list trader scores", exc) from None
 

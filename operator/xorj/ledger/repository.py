@@ -283,5 +283,4 @@ class Ledger:
         self, *, min_score: float | None = None, status: str | None = None, limit: int | None = None
     ) -> list[StoredTraderScore]:
         """Stored scores, best first."""
-        with self._transaction() as cur:
-            return scores.list_scores(cur, min_score, status, limit)
+        return self.run(scores.list_scores(min_score, status, limit))

@@ -1,6 +1,7 @@
 """Trader scores: the latest Trust Score per wallet, replaced by each recompute.
 
-Functions here run inside a transaction the caller opened (a cursor with ``dict_row``).
+:func:`upsert` runs inside a transaction the caller opened (a cursor with ``dict_row``);
+:func:`list_scores` is a transaction body.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from collections.abc import Iterable
 import psycopg
 from psycopg.rows import DictRow
 
+from xorj.ledger import statements
 from xorj.ledger.records import StoredTraderScore
-from xorj.ledger.rows import fetch_all
+from xorj.ledger.statements import Step
 
 # score is numeric(4,1) in the table and a float in the record: cast where it is read
 _COLUMNS = "wallet, score::float8 AS score, status, rank, sharpe, roi_pct, max_drawdown_pct, trades, normalization, computed_at"
@@ -51,15 +53,15 @@ def upsert(cur: psycopg.Cursor[DictRow], scores: Iterable[StoredTraderScore]) ->
     return len(rows)
 
 
-def list_scores(
-    cur: psycopg.Cursor[DictRow], min_score: float | None, status: str | None, limit: int | None
-) -> list[StoredTraderScore]:
-    return fetch_all(
-        cur, StoredTraderScore,
+def list_scores(min_score: float | None, status: str | None, limit: int | None) -> Step[list[StoredTraderScore]]:
+    """Stored scores, best first: a transaction body (:mod:`xorj.ledger.statements`), run by the
+    blocking ledger, the asyncio one or a reader's own connection."""
+    return (yield from statements.records(
+        StoredTraderScore,
         f"""SELECT {_COLUMNS} FROM trader_scores
              WHERE (%(min)s::numeric IS NULL OR score >= %(min)s)
                AND (%(status)s::text IS NULL OR status = %(status)s)
              ORDER BY score DESC, wallet
              LIMIT %(limit)s""",
         {"min": min_score, "status": status, "limit": limit},
-    )
+    ))

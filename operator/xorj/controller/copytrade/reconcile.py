@@ -32,7 +32,8 @@ from xorj.controller.models import ConditionStatus, CopyTradeSpec, CopyTradeStat
 from xorj.controller.runtime import Runtime
 from xorj.domain.trades import TradeState
 from xorj.errors import LedgerError
-from xorj.ledger import IdempotencyKey, Trade, TradeIntent
+from xorj.ledger import IdempotencyKey, Trade, TradeIntent, transactions
+from xorj.ledger import scores as score_store
 from xorj.ledger.records import AlertSeverity, NewAlert
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ async def admit_copytrade(
     scores = []
     pool_ranks = None
     if admission.needs_scores(strategy):
-        scores = await rt.ledger_call("list_trader_scores", rt.ledger.list_trader_scores)
+        scores = await rt.ledger_run(score_store.list_scores(None, None, None))
         pool_ranks = await ranks_of_pool(rt, namespace, admission.needs_pool(strategy))
     decision = admission.decide(strategy, spec, scores, pool_ranks)
     intent = TradeIntent(
@@ -125,16 +126,16 @@ async def admit_copytrade(
         alert = NewAlert("ADMISSION_REFUSED", AlertSeverity.WARNING,
                          f"CopyTrade {copytrade_ref(namespace, name)}: {decision.detail}"[:1000],
                          strategy=intent.strategy)
-        result = await rt.ledger_call("admit_refused", rt.ledger.admit_refused, intent, decision.refusal,
-                                      decision.detail, actor=actor, alert=alert)
+        result = await rt.ledger_run(transactions.admit_refused(intent, decision.refusal, decision.detail,
+                                                                  actor=actor, alert=alert))
         if result.created:
             kopf.event(body, type="Warning", reason="AdmissionRefused",
                        message=f"trade {result.trade_id} FAILED {decision.refusal.value}: {decision.detail}")
             logger.info("trade refused at admission", extra={"trade_id": result.trade_id,
                                                               "reason": decision.refusal.value})
     else:
-        result = await rt.ledger_call("admit_trade", rt.ledger.admit_trade, intent, actor=actor)
-    trade = await rt.ledger_call("get_trade", rt.ledger.get_trade, result.trade_id)
+        result = await rt.ledger_run(transactions.admit_trade(intent, actor=actor))
+    trade = await rt.ledger_run(transactions.get_trade(result.trade_id))
     # A CopyTrade the watcher wrote to show a trade it admitted from the ledger names that trade
     # (its copytrade column) and carries the watcher's label: it is the trade's own object.
     projected = (trade.copytrade == copytrade_ref(namespace, name)
@@ -216,7 +217,7 @@ async def mirror_copytrade(rt: Runtime, body: Any, logger: Any, strategies: Stra
         while True:
             wake.clear()  # cleared before reading: a NOTIFY during the read re-wakes us
             try:
-                trade = await rt.ledger_call("get_trade", rt.ledger.get_trade, trade_id)
+                trade = await rt.ledger_run(transactions.get_trade(trade_id))
             except LedgerError as exc:
                 logger.warning("ledger read failed", extra={"error": type(exc).__name__})
                 await asyncio.sleep(min(resync, 5.0))
@@ -287,27 +288,27 @@ async def finalize_copytrade(rt: Runtime, body: Any, logger: Any) -> None:
     try:
         trade: Trade | None
         if status.trade_id:
-            trade = await rt.ledger_call("get_trade", rt.ledger.get_trade, int(status.trade_id))
+            trade = await rt.ledger_run(transactions.get_trade(int(status.trade_id)))
         else:
             # admitted, but the status write may have been lost to a crash: look it up by key
             strategy = await _strategy_spec(rt, namespace, spec.strategy, _no_index)
             if strategy is None:
                 return
             key = IdempotencyKey(strategy_key(namespace, spec.strategy), strategy.vault.public_key, spec.lead_signature)
-            trade = await rt.ledger_call("find_trade", rt.ledger.find_trade, key)
+            trade = await rt.ledger_run(transactions.find_trade(key))
         if trade is None or trade.is_terminal:
             return
         if trade.copytrade != copytrade_ref(namespace, name) or status.admission == "Duplicate":
             return  # the trade belongs to another CopyTrade; deleting a duplicate changes nothing
         if trade.state is TradeState.PENDING:
             try:
-                await rt.ledger_call("cancel_trade", rt.ledger.cancel_trade, trade.trade_id,
-                                     f"CopyTrade {namespace}/{name} deleted", actor=f"operator/{rt.identity}")
+                await rt.ledger_run(transactions.cancel_trade(trade.trade_id, f"CopyTrade {namespace}/{name} deleted",
+                                                             actor=f"operator/{rt.identity}"))
                 kopf.event(body, type="Normal", reason="Cancelled",
                            message=f"trade {trade.trade_id} cancelled before any send")
                 return
             except LedgerError:
-                trade = await rt.ledger_call("get_trade", rt.ledger.get_trade, trade.trade_id)
+                trade = await rt.ledger_run(transactions.get_trade(trade.trade_id))
                 if trade.is_terminal:
                     return
     except LedgerError as exc:

@@ -85,7 +85,7 @@ async def rescore_on_new_swaps(rt: Runtime, body: Any, logger: Any) -> PoolRanki
         return None
     candidates, watermark = seen
     try:
-        now_mark = await rt.ledger_call("trader_history_watermark", TraderSwapStore(rt.ledger).history_watermark,
+        now_mark = await rt.ledger_call_on_thread("trader_history_watermark", TraderSwapStore(rt.ledger).history_watermark,
                                         candidates)
     except LedgerError:
         return None  # counted; the next check asks again, and the schedule reports a lasting outage
@@ -116,9 +116,9 @@ async def _score_pool(rt: Runtime, body: Any, logger: Any) -> PoolRanking | None
             candidates, problems = await _candidates(rt, namespace, spec)
             cash = frozenset(rt.settings.pools.cash_mints) or DEFAULT_CASH_MINTS
             # read before scoring: swaps recorded while it runs move the watermark again (rescored next check)
-            watermark = await rt.ledger_call("trader_history_watermark",
+            watermark = await rt.ledger_call_on_thread("trader_history_watermark",
                                              TraderSwapStore(rt.ledger).history_watermark, candidates)
-            ranking = await rt.ledger_call("rescore_pool", rescore, rt.ledger, rt.realized, candidates, spec, cash,
+            ranking = await rt.ledger_call_on_thread("rescore_pool", rescore, rt.ledger, rt.realized, candidates, spec, cash,
                                            now().timestamp())
             rt.pool_watermarks[meta.get("uid", "")] = (tuple(candidates), watermark)
         except LedgerError as exc:

@@ -36,6 +36,8 @@ from xorj.controller.tradingstrategy import desired
 from xorj.controller.tradingstrategy import status as st
 from xorj.domain.trades import TradeState
 from xorj.errors import LedgerError
+from xorj.ledger import scores as score_store
+from xorj.ledger import transactions
 from xorj.redaction import redact_urls
 
 log = logging.getLogger(__name__)
@@ -51,11 +53,10 @@ async def enforce_trading_halt(rt: Runtime, logger: Any) -> bool:
     wanted = rt.settings.trading.global_halt
     reason = (rt.settings.trading.global_halt_reason or "operator setting globalHalt") if wanted else None
     try:
-        before = await rt.ledger_call("trading_halt", rt.ledger.trading_halt)
+        before = await rt.ledger_run(transactions.trading_halt())
         if (before.halted, before.reason if wanted else None) == (wanted, reason):
             return True
-        await rt.ledger_call("set_trading_halt", rt.ledger.set_trading_halt, wanted, reason=reason,
-                             actor=f"operator/{rt.identity}")
+        await rt.ledger_run(transactions.set_trading_halt(wanted, reason=reason, actor=f"operator/{rt.identity}"))
     except LedgerError as exc:
         logger.warning("could not enforce the trading halt setting", extra={"error": type(exc).__name__})
         return False
@@ -135,8 +136,8 @@ async def reconcile_strategy(rt: Runtime, body: Any, logger: logging.Logger | lo
     ledger_error: str | None = None
     counts = followed = None
     try:
-        raw_counts = await rt.ledger_call("counts_by_state", rt.ledger.counts_by_state, strategy_key(namespace, name))
-        scores = await rt.ledger_call("list_trader_scores", rt.ledger.list_trader_scores)
+        raw_counts = await rt.ledger_run(transactions.counts_by_state(strategy_key(namespace, name)))
+        scores = await rt.ledger_run(score_store.list_scores(None, None, None))
         counts = st.trade_counts(raw_counts)
         pool_ranks = await ranks_of_pool(rt, namespace, admission.needs_pool(spec))
         followed = st.followed_traders(spec, scores, pool_ranks)
@@ -252,10 +253,9 @@ async def finalize_strategy(rt: Runtime, body: Any, logger: logging.Logger | log
     try:
         cancelled = []
         if paused or timed_out:
-            cancelled = await rt.ledger_call("cancel_pending", rt.ledger.cancel_pending, key,
-                                             f"TradingStrategy {key} deleted before the trade was sent",
-                                             actor=f"operator/{rt.identity}")
-        counts = await rt.ledger_call("counts_by_state", rt.ledger.counts_by_state, key)
+            cancelled = await rt.ledger_run(transactions.cancel_pending(
+                key, f"TradingStrategy {key} deleted before the trade was sent", actor=f"operator/{rt.identity}"))
+        counts = await rt.ledger_run(transactions.counts_by_state(key))
     except LedgerError as exc:
         raise kopf.TemporaryError(f"ledger unavailable ({type(exc).__name__}); retrying", delay=5) from exc
     if cancelled:
