@@ -52,6 +52,15 @@ def cgroup_hierarchies() -> list[Path]:
     return found
 
 
+def _refuse_if_directly_routed(address: str, what: str) -> None:
+    """Refuse when ``address`` is on a network the host reaches directly (not through a gateway, and
+    not its own loopback): the node's route for it would shadow that network."""
+    route = run("ip", "-4", "route", "get", address).stdout
+    if "via" not in route.split(address, 1)[1].split("\n")[0] and "dev lo" not in route:
+        raise EnvironmentSetupError(f"{what} is on a network this host already uses ({route.strip()}); "
+                                    "refusing to add a route that would shadow it")
+
+
 class NodeHost:
     def __init__(self, layout: NodeLayout) -> None:
         self.layout = layout
@@ -98,14 +107,8 @@ class NodeHost:
         lay = self.layout
         if run("ip", "link", "show", lay.host_veth, check=False).returncode == 0:
             return
-        route = run("ip", "-4", "route", "get", lay.node_ip).stdout
-        if "via" not in route.split(lay.node_ip, 1)[1].split("\n")[0] and "dev lo" not in route:
-            raise EnvironmentSetupError(f"{lay.node_ip} is on a network this host already uses ({route.strip()}); "
-                                        "refusing to add a route that would shadow it")
-        pods = run("ip", "-4", "route", "get", POD_GATEWAY).stdout
-        if "via" not in pods.split(POD_GATEWAY, 1)[1].split("\n")[0] and "dev lo" not in pods:
-            raise EnvironmentSetupError(f"the pod subnet {POD_SUBNET} is on a network this host already uses "
-                                        f"({pods.strip()}); refusing to add a route that would shadow it")
+        _refuse_if_directly_routed(lay.node_ip, lay.node_ip)
+        _refuse_if_directly_routed(POD_GATEWAY, f"the pod subnet {POD_SUBNET}")
         owned = run("ip", "-o", "-4", "addr", "show").stdout
         for address in (lay.link_ip, lay.node_ip):
             if f" {address}/" in owned:
