@@ -58,14 +58,14 @@ def begin_run(quiet_alerts: list[str] | None = None, quiet_within_seconds: float
     ``quiet_within_seconds`` until none of them is active: an alert an earlier experiment raised stays
     active for its rule's fault window, and this run must see its own fault fire it. Still active after
     the wait: the run goes on, and its alert probe reports what it finds."""
-    from xorj.chaos.probes import _alertmanager_alerts
+    from xorj.chaos.probes import active_alerts
 
     target = resolve(configuration)
     waited, still_active = 0.0, []
     if quiet_alerts and target.alertmanager_url:
         started = time.monotonic()
         while True:
-            still_active = [name for name in quiet_alerts if _alertmanager_alerts(target.alertmanager_url, name)]
+            still_active = [name for name in quiet_alerts if active_alerts(target.alertmanager_url, name)]
             waited = time.monotonic() - started
             if not still_active or waited >= quiet_within_seconds:
                 break

@@ -285,7 +285,7 @@ def alert_raised(kind: str, within_seconds: float = 30.0,
         time.sleep(0.5)
 
 
-def _alertmanager_alerts(url: str, alertname: str) -> list[dict[str, Any]]:
+def active_alerts(url: str, alertname: str) -> list[dict[str, Any]]:
     """The active (firing, not silenced) alerts named ``alertname``, from Alertmanager's API v2."""
     import urllib.parse
     import urllib.request
@@ -331,7 +331,7 @@ def alert_fired(alertname: str, fault: str, fired_within_seconds: float = 120.0,
     url = target.alertmanager_url
     deadline = float(injected_at) + float(fired_within_seconds)
     while True:
-        active = [a for a in _alertmanager_alerts(url, alertname)
+        active = [a for a in active_alerts(url, alertname)
                   if a.get("startsAt") and _epoch(a["startsAt"]) >= float(injected_at) - 60.0]
         if active:
             starts = min(_epoch(a["startsAt"]) for a in active)
@@ -349,7 +349,7 @@ def alert_fired(alertname: str, fault: str, fired_within_seconds: float = 120.0,
         time.sleep(1.0)
     deadline = float(cleared_at) + float(resolved_within_seconds)
     while True:
-        if not _alertmanager_alerts(url, alertname):
+        if not active_alerts(url, alertname):
             result.update(resolved=True, resolved_after_s=round(max(0.0, time.time() - float(cleared_at)), 1))
             return {**result, "ok": True}
         if time.time() >= deadline:
