@@ -142,12 +142,13 @@ def list_vaults(strategy: str) -> Step[list[VaultRecord]]:
                                             f"ORDER BY pubkey", (strategy,)))
 
 
-def active_vault_count(strategy: str) -> Step[int]:
-    """How many vaults a new lead swap of ``strategy`` fans out to (for its status)."""
-    row = yield from one("SELECT count(*) AS n FROM vaults WHERE strategy = %s AND removed_at IS NULL "
-                         "AND NOT paused", (strategy,))
+def active_vault_count(strategy: str, own_vault: str) -> Step[int]:
+    """How many vaults a new lead swap of ``strategy`` fans out to: its own (spec.vault) and every
+    active Vault (for its status)."""
+    row = yield from one("SELECT count(*) AS n FROM vaults WHERE strategy = %s AND source = 'vault' "
+                         "AND pubkey <> %s AND removed_at IS NULL AND NOT paused", (strategy, own_vault))
     assert row is not None, "an aggregate without GROUP BY returns one row"
-    return int(row["n"])
+    return 1 + int(row["n"])
 
 
 def admit_fanout(template: TradeIntent, *, actor: str | None = None, detail: str | None = None,

@@ -74,7 +74,11 @@ def test_paused_removed_and_later_vaults_get_no_trade(ledger: Ledger, ledger_dsn
     assert set(_trades_of(ledger_dsn, "leadsig-1")) == {OWN, _vault(1)}
     ledger.run(vaults.admit_fanout(_template(2)))  # a new lead swap reaches them
     assert set(_trades_of(ledger_dsn, "leadsig-2")) == {OWN, _vault(1), _vault(2), _vault(4)}
-    assert ledger.run(vaults.active_vault_count(STRATEGY)) == 4
+    assert ledger.run(vaults.active_vault_count(STRATEGY, OWN)) == 4
+    rows = {r.pubkey: r for r in ledger.run(vaults.list_vaults(STRATEGY))}
+    assert rows[OWN].source == "strategy" and rows[_vault(3)].removed_at is not None and not rows[_vault(3)].active
+    assert rows[_vault(2)].active_since > rows[_vault(2)].registered_at  # resumed: active from then on
+    assert rows[_vault(1)].active_since == rows[_vault(1)].registered_at
 
 
 def test_a_key_held_by_another_vault_object_or_the_strategy_is_refused(ledger: Ledger):
