@@ -100,17 +100,19 @@ def cancel_trade(trade_id: int, detail: str, *, actor: str = "operator") -> Step
     return (yield from _apply(trade, _refused(trades.cancel, trade, detail, at=row["locked_at"]), actor))
 
 
-def cancel_pending(strategy: str, detail: str, *, actor: str = "operator",
-                   vault: str | None = None) -> Step[list[int]]:
-    """Cancel every PENDING trade of ``strategy`` (of its ``vault`` only, when given), as
-    :func:`cancel_trade` does one; returns their ids. SUBMITTED trades are left alone: a transaction
-    may be out, only an executor can settle them."""
+def cancel_pending(strategy: str, detail: str, *, actor: str = "operator", vault: str | None = None,
+                   lead_signature: str | None = None, copytrade: str | None = None) -> Step[list[int]]:
+    """Cancel every PENDING trade of ``strategy`` (only those of ``vault``, of ``lead_signature`` and
+    admitted by ``copytrade``, for each given), as :func:`cancel_trade` does one; returns their ids.
+    SUBMITTED trades are left alone: a transaction may be out, only an executor can settle them."""
     # FOR UPDATE re-checks the state of a row it had to wait for: a trade an executor moved to
     # SUBMITTED meanwhile drops out
     pending = yield from rows(f"""SELECT {TRADE_COLUMNS}, now() AS locked_at FROM trades
                                    WHERE strategy = %(s)s AND state = 'PENDING'
-                                     AND (%(v)s::text IS NULL OR vault = %(v)s) ORDER BY id FOR UPDATE""",
-                              {"s": strategy, "v": vault})
+                                     AND (%(v)s::text IS NULL OR vault = %(v)s)
+                                     AND (%(l)s::text IS NULL OR lead_signature = %(l)s)
+                                     AND (%(c)s::text IS NULL OR copytrade = %(c)s) ORDER BY id FOR UPDATE""",
+                              {"s": strategy, "v": vault, "l": lead_signature, "c": copytrade})
     for row, trade in zip(pending, (yield from queue.with_attempts(pending)), strict=True):
         yield from _apply(trade, _refused(trades.cancel, trade, detail, at=row["locked_at"]), actor)
     return [row["trade_id"] for row in pending]

@@ -99,3 +99,17 @@ def test_the_api_server_refuses_invalid_vaults_naming_the_field_and_rule(kube: K
     rekeyed = vault("good", "alpha", str(Keypair().pubkey()))
     result = kube.apply(rekeyed, check=False)
     assert result.returncode != 0 and "spec.publicKey is immutable" in result.stderr
+
+
+def test_deleting_a_pending_many_vault_copytrade_cancels_every_vaults_trade(kube: Kubectl, operators,
+                                                                            ledger: Ledger) -> None:
+    operators()
+    kube.apply(strategy("alpha"))
+    kube.apply(vault("v1", "alpha", str(Keypair().pubkey())))
+    wait_for(_ready_reason(kube, "v1", "Active"), 60, "Vault v1 registered")
+    lead = signature("lead-deleted")
+    kube.apply(copytrade("ct2", "alpha", lead))
+    wait_for(_vault_counts(kube, "ct2", total=2, pending=2), 60, "ct2 fanned out to 2 vaults")
+    kube.run("delete", "copytrade", "ct2", "--wait=true", "--timeout=60s")
+    key = f"{kube.namespace}/alpha"
+    assert ledger.run(vaults.fanout_counts(key, lead)) == vaults.FanOutCounts(total=2, failed=2)

@@ -138,3 +138,28 @@ def test_a_vaults_own_limits_tighten_the_risk_gate(ledger: Ledger, overrides: di
     own = ledger.run(vaults.admit_fanout(_template(1))).results[OWN].trade_id
     assert ledger.run(transactions.reserve_daily_share(own, "ex", Decimal(10), decide,
                                                       fencing_token=current_token(ledger, own))).allowed
+
+
+def test_a_watcher_signal_fans_out_in_its_accept_transaction(ledger: Ledger, ledger_dsn: str):
+    from xorj.domain.copy_signals import CopyDecision, LeadSwap
+    from xorj.ledger.lead_signals import FollowerOutcome, LeadSignalStore
+
+    for n in range(3):
+        _register(ledger, n)
+    _register(ledger, 3, paused=True)
+    swap = LeadSwap(leader="LeadTrader1111", signature="sig-w", slot=10, block_time=1_800_000_000,
+                    sold_mint="So11111111111111111111111111111111111111112", sold_amount=5_000_000, sold_decimals=9,
+                    bought_mint="EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v", bought_amount=10**6,
+                    bought_decimals=6, sold_balance_before=9_000_000)
+    outcome = FollowerOutcome(STRATEGY, OWN, CopyDecision(swap.sold_mint, swap.bought_mint, 2_000_000, Decimal(2),
+                                                          detail="1 x leader"), copytrade="ns/copy-w")
+    store = LeadSignalStore(ledger)
+    accepted = store.accept(swap, "webhook", [outcome], advance_cursor=False)
+    stored = _trades_of(ledger_dsn, "sig-w")
+    assert set(stored) == {OWN, _vault(0), _vault(1), _vault(2)}  # the paused vault gets none
+    assert accepted.trade_ids == {STRATEGY: ledger.get_trade(accepted.trade_ids[STRATEGY]).trade_id}
+    assert ledger.get_trade(accepted.trade_ids[STRATEGY]).vault == OWN
+    [copy] = store.copies()
+    assert copy.trade_id == accepted.trade_ids[STRATEGY]  # the CopyTrade shows the strategy's own vault's
+    assert not store.accept(swap, "poll", [outcome], advance_cursor=True).accepted
+    assert len(_trades_of(ledger_dsn, "sig-w")) == 4

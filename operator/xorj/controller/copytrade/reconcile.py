@@ -320,10 +320,17 @@ async def finalize_copytrade(rt: Runtime, body: Any, logger: Any) -> None:
                 return
             key = IdempotencyKey(strategy_key(namespace, spec.strategy), strategy.vault.public_key, spec.lead_signature)
             trade = await rt.ledger_run(transactions.find_trade(key))
-        if trade is None or trade.is_terminal:
+        if trade is None:
             return
         if trade.copytrade != copytrade_ref(namespace, name) or status.admission == "Duplicate":
             return  # the trade belongs to another CopyTrade; deleting a duplicate changes nothing
+        if status.vaults is not None:  # a many-vault fan-out: every vault's PENDING trade goes with it
+            await rt.ledger_run(transactions.cancel_pending(
+                trade.strategy, f"CopyTrade {namespace}/{name} deleted", actor=f"operator/{rt.identity}",
+                lead_signature=trade.lead_signature, copytrade=copytrade_ref(namespace, name)))
+            trade = await rt.ledger_run(transactions.get_trade(trade.trade_id))
+        if trade.is_terminal:
+            return
         if trade.state is TradeState.PENDING:
             try:
                 await rt.ledger_run(transactions.cancel_trade(trade.trade_id, f"CopyTrade {namespace}/{name} deleted",
