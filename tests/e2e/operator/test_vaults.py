@@ -26,11 +26,18 @@ def _ready_reason(kube: Kubectl, name: str, reason: str):
     return check
 
 
+class _NotYet(dict):
+    """A status that does not match yet: falsy for wait_for, and shown in its timeout message."""
+
+    def __bool__(self) -> bool:
+        return False
+
+
 def _vault_counts(kube: Kubectl, name: str, **expected: int):
     def check():
         status = (kube.get("copytrade", name) or {}).get("status") or {}
         counts = status.get("vaults") or {}
-        return status if all(counts.get(k) == v for k, v in expected.items()) else None
+        return status if all(counts.get(k) == v for k, v in expected.items()) else _NotYet(status)
     return check
 
 
