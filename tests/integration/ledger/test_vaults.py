@@ -163,3 +163,25 @@ def test_a_watcher_signal_fans_out_in_its_accept_transaction(ledger: Ledger, led
     assert copy.trade_id == accepted.trade_ids[STRATEGY]  # the CopyTrade shows the strategy's own vault's
     assert not store.accept(swap, "poll", [outcome], advance_cursor=True).accepted
     assert len(_trades_of(ledger_dsn, "sig-w")) == 4
+
+
+def test_an_executor_login_reads_only_its_namespaces_vault_rows_and_writes_none(ledger: Ledger, executor_login):
+    _register(ledger, 1, max_daily_trades=1)  # namespace "ns"
+    ledger.run(vaults.register_vault("other/strategy", _vault(2), vault_object="other/v2", limits=VaultLimits()))
+    ids = [ledger.run(vaults.admit_fanout(_template(n))).results[_vault(1)].trade_id for n in (1, 2)]
+    login = executor_login("ns")
+    with psycopg.connect(login.dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT strategy, pubkey FROM vaults ORDER BY pubkey").fetchall() == \
+            [(STRATEGY, OWN), (STRATEGY, _vault(1))]  # not the other namespace's
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("UPDATE vaults SET max_daily_trades = 100")
+    with Ledger.connect(login.dsn, apply_migrations=False, max_size=2) as ex:
+        claimed = {t.trade_id: t.fencing_token for t in ex.claim_trades(STRATEGY, "ex", limit=10)}
+        limits = RiskLimits()
+
+        def decide(usage: DailyUsage):
+            return check_trade(limits, TradeRisk(notional_usd=Decimal(10), vault_value_usd=Decimal(0),
+                                                 output_position_usd=None), usage)
+
+        first, second = (ex.reserve_daily_share(i, "ex", Decimal(10), decide, fencing_token=claimed[i]) for i in ids)
+    assert first.allowed and not second.allowed and second.rule is RiskRule.MAX_DAILY_TRADES  # the vault's own
