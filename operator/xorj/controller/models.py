@@ -671,7 +671,7 @@ class CopyTrade(KubeModel):
 # Vault: one more follower vault of a TradingStrategy (besides its own spec.vault)
 
 
-# A non-negative money amount for an optional override: a Decimal read from a JSON number, as above.
+# A positive money amount for an optional override: a Decimal read from a JSON number, as above.
 OptionalPositiveDecimal = Annotated[
     Decimal | None, Field(default=None, gt=0, le=Decimal(10) ** 12), _AS_JSON_NUMBER,
     WithJsonSchema({"exclusiveMinimum": 0, "maximum": 1e12, "type": "number"}),
