@@ -110,3 +110,16 @@ def test_a_vaults_limits_refuse_on_top_of_the_strategys_and_name_the_vault() -> 
         ["maxDailyTrades"]
     with pytest.raises(InvalidInputError, match="vault.max_daily_trades"):
         VaultLimits(max_daily_trades=0)
+
+
+def test_one_wakeup_serves_every_trade_of_a_fanout() -> None:
+    from xorj.controller.runtime import Wakeups
+
+    wakeups = Wakeups()
+    event = wakeups.register_many([1, 2, 3])
+    wakeups.wake(3, at=1.0)
+    assert event.is_set()
+    event.clear()
+    wakeups.unregister_many([1, 2, 3], event)
+    wakeups.wake(2, at=2.0)
+    assert not event.is_set() and wakeups.take_notified_at(3) is None
