@@ -17,8 +17,12 @@ Role). Children are written by server-side apply: PATCH, plus create when the ap
 - apiGroups: [trading.xorj.io]
   resources: [traderpools]
   verbs: [get, list, watch, patch]
+# Vaults: reconciled into the ledger's vault registry; finalized (their PENDING trades cancelled).
 - apiGroups: [trading.xorj.io]
-  resources: [tradingstrategies/status, copytrades/status, traderpools/status]
+  resources: [vaults]
+  verbs: [list, watch, patch]
+- apiGroups: [trading.xorj.io]
+  resources: [tradingstrategies/status, copytrades/status, traderpools/status, vaults/status]
   verbs: [patch]
 # What a TradingStrategy is reconciled into (owned by it; garbage-collected with it). The
 # Deployment is read back for its replica counts, and scaled to zero (patch) when its strategy is

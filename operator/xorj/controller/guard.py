@@ -59,12 +59,22 @@ def check_secret_bindings(
 ) -> Refusal | None:
     """``secrets``: name -> the Secret's annotations, or None when the Secret does not exist."""
     for name, purpose in spec.referenced_secrets().items():
-        if name not in secrets or secrets[name] is None:
-            return Refusal(VAULT_SECRET_NOT_FOUND, f"Secret {name!r} ({purpose}) not found")
-        if strategy not in bound_strategies(secrets[name]):
-            return Refusal(SECRET_NOT_BOUND,
-                           f"Secret {name!r} ({purpose}) is not bound to this strategy: it needs the "
-                           f"annotation {SECRET_BINDING_ANNOTATION}: {strategy} (set by a vault binder)")
+        refusal = check_secret_binding(strategy, name, purpose, secrets.get(name))
+        if refusal is not None:
+            return refusal
+    return None
+
+
+def check_secret_binding(strategy: str, name: str, purpose: str,
+                         annotations: Mapping[str, str] | None) -> Refusal | None:
+    """One Secret (``annotations``: its annotations, None when it does not exist) must be bound to
+    ``strategy``: the check every vault keypair passes, a strategy's spec.vault and each Vault's."""
+    if annotations is None:
+        return Refusal(VAULT_SECRET_NOT_FOUND, f"Secret {name!r} ({purpose}) not found")
+    if strategy not in bound_strategies(annotations):
+        return Refusal(SECRET_NOT_BOUND,
+                       f"Secret {name!r} ({purpose}) is not bound to this strategy: it needs the "
+                       f"annotation {SECRET_BINDING_ANNOTATION}: {strategy} (set by a vault binder)")
     return None
 
 

@@ -4,7 +4,8 @@ handlers, which registers them:
 
 - :mod:`xorj.controller.tradingstrategy.handlers` (its children: :mod:`~xorj.controller.tradingstrategy.desired`),
 - :mod:`xorj.controller.copytrade.handlers`,
-- :mod:`xorj.controller.traderpool.handlers`.
+- :mod:`xorj.controller.traderpool.handlers`,
+- :mod:`xorj.controller.vault.handlers`.
 
 Progress, diff-base and the finalizer use our own ``trading.xorj.io`` prefix, so another kopf
 operator on the same objects never reads or overwrites our state.
@@ -33,6 +34,7 @@ from xorj.controller.settings import OperatorSettings
 from xorj.controller.traderpool import handlers as traderpool_handlers
 from xorj.controller.tradingstrategy import handlers as tradingstrategy_handlers
 from xorj.controller.tradingstrategy.reconcile import enforce_trading_halt
+from xorj.controller.vault import handlers as vault_handlers
 from xorj.errors import LedgerUnavailableError
 from xorj.ledger import Ledger
 from xorj.ledger.aio import AsyncLedger
@@ -40,7 +42,7 @@ from xorj.ledger.aio import AsyncLedger
 log = logging.getLogger(__name__)
 
 # Imported for their registration with kopf: each kind's handlers.
-KINDS = (tradingstrategy_handlers, copytrade_handlers, traderpool_handlers)
+KINDS = (tradingstrategy_handlers, copytrade_handlers, traderpool_handlers, vault_handlers)
 _FINALIZER = f"{GROUP}/finalizer"
 
 

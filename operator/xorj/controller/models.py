@@ -1,4 +1,4 @@
-"""Pydantic models of the TradingStrategy, CopyTrade and TraderPool custom resources: the single source.
+"""Pydantic models of the TradingStrategy, CopyTrade, Vault and TraderPool custom resources: the single source.
 
 The CRD files in crds/ are generated from these models (``xorj crds``, :mod:`xorj.controller.crdgen`),
 and the operator validates what it reads with the same models. Each cross-field rule is declared once
@@ -548,6 +548,7 @@ class TradingStrategyStatus(KubeModel):
     followed_trader_count: int = 0
     trades: TradeCounts = Field(default_factory=TradeCounts)
     trades_summary: str = Field(default="0/0/0/0", description="pending/submitted/confirmed/failed.")
+    vault_count: int = Field(default=1, description="Active vaults a lead swap fans out to (spec.vault and Vaults).")
     config_hash: str | None = None
 
 
@@ -625,6 +626,17 @@ class AttemptStatus(KubeModel):
     created_at: datetime | None = None
 
 
+class VaultTradeCounts(KubeModel):
+    """A many-vault CopyTrade's trades (one per vault) per state; the per-vault detail is in the ledger."""
+
+    total: int = 0
+    pending: int = 0
+    submitted: int = 0
+    confirmed: int = 0
+    failed: int = 0
+    summary: str = Field(default="", description="confirmed/total, for kubectl get.")
+
+
 class CopyTradeStatus(KubeModel):
     phase: TradeState | None = None
     trade_id: str | None = None
@@ -642,6 +654,9 @@ class CopyTradeStatus(KubeModel):
     finished_at: datetime | None = None
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
+    vaults: VaultTradeCounts | None = Field(
+        default=None, description="Set when the strategy fans out to more than one vault: its trades per state. "
+        "phase is then the aggregate (docs/design.md \"Vaults\").")
 
 
 class CopyTrade(KubeModel):
@@ -650,6 +665,72 @@ class CopyTrade(KubeModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: CopyTradeSpec
     status: CopyTradeStatus | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# Vault: one more follower vault of a TradingStrategy (besides its own spec.vault)
+
+
+# A positive money amount for an optional override: a Decimal read from a JSON number, as above.
+OptionalPositiveDecimal = Annotated[
+    Decimal | None, Field(default=None, gt=0, le=Decimal(10) ** 12), _AS_JSON_NUMBER,
+    WithJsonSchema({"exclusiveMinimum": 0, "maximum": 1e12, "type": "number"}),
+]
+
+
+class VaultLimitsSpec(KubeModel):
+    """Overrides of the strategy's spec.risk for this vault. Checked in addition to the strategy's
+    limits, so they only ever tighten them (a looser value has no effect; the Vault's Ready condition
+    says so)."""
+
+    max_trade_notional_usd: OptionalPositiveDecimal = Field(default=None, description="Per trade, in USD.")
+    max_daily_volume_usd: OptionalPositiveDecimal = Field(default=None, description="Per UTC day, in USD.")
+    max_daily_trades: int | None = Field(default=None, gt=0, le=1_000_000, description="Per UTC day.")
+
+    def to_domain(self, *, paused: bool) -> risk.VaultLimits:
+        return risk.VaultLimits(max_trade_notional_usd=self.max_trade_notional_usd,
+                                max_daily_volume_usd=self.max_daily_volume_usd,
+                                max_daily_trades=self.max_daily_trades, paused=paused)
+
+
+class VaultSpec(KubeModel):
+    """A follower vault of a TradingStrategy in this namespace: its key, the bound Secret holding the
+    keypair, its own limits and a pause switch."""
+
+    # strategy and publicKey are immutable for the reason spec.vault is: trades are admitted for a
+    # (strategy, vault) pair, and changing either would hand them to another key or another strategy.
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(rule="self.strategy == oldSelf.strategy",
+                message="spec.strategy is immutable: create a new Vault to follow another strategy",
+                field_path=".strategy"),
+        CelRule(rule="self.publicKey == oldSelf.publicKey",
+                message="spec.publicKey is immutable: create a new Vault for another key",
+                field_path=".publicKey"),
+    )
+
+    strategy: str = Field(pattern=DNS_LABEL_PATTERN, max_length=253,
+                          description="TradingStrategy in this namespace that this vault follows (immutable).")
+    public_key: Pubkey = _pubkey("The vault's public key (base58, 32 bytes; immutable).")
+    secret_name: str = Field(pattern=DNS_LABEL_PATTERN, max_length=253,
+                             description="Secret with the vault keypair, bound to the strategy like spec.vault's.")
+    secret_key: str = Field(default="keypair.json", pattern=SECRET_KEY_PATTERN, max_length=253,
+                            description="Key inside the Secret (a JSON keypair).")
+    limits: VaultLimitsSpec = Field(default_factory=VaultLimitsSpec)
+    paused: bool = Field(default=False,
+                         description="No new trades for this vault (its pending ones are refused by the risk gate).")
+
+
+class VaultStatus(KubeModel):
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class Vault(KubeModel):
+    api_version: Literal["trading.xorj.io/v1alpha1"] = API_VERSION
+    kind: Literal["Vault"] = "Vault"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: VaultSpec
+    status: VaultStatus | None = None
 
 
 # --------------------------------------------------------------------------------------------------

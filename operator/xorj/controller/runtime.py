@@ -9,7 +9,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -38,6 +38,17 @@ class Wakeups:
         event = asyncio.Event()
         self._events[trade_id].add(event)
         return event
+
+    def register_many(self, trade_ids: Iterable[int]) -> asyncio.Event:
+        """One event woken by news of any of ``trade_ids`` (a many-vault CopyTrade's trades)."""
+        event = asyncio.Event()
+        for trade_id in trade_ids:
+            self._events[trade_id].add(event)
+        return event
+
+    def unregister_many(self, trade_ids: Iterable[int], event: asyncio.Event) -> None:
+        for trade_id in trade_ids:
+            self.unregister(trade_id, event)
 
     def unregister(self, trade_id: int, event: asyncio.Event) -> None:
         waiting = self._events.get(trade_id)

@@ -74,6 +74,7 @@ class RiskRule(str, enum.Enum):
 
     GLOBAL_KILL_SWITCH = "kill_switch.global"
     STRATEGY_PAUSED = "kill_switch.strategy_paused"
+    VAULT_PAUSED = "kill_switch.vault_paused"
     CIRCUIT_BREAKER = "circuit_breaker"
     MAX_TRADE_NOTIONAL = "max_trade_notional"
     MAX_DAILY_TRADES = "max_daily_trades"
@@ -203,6 +204,68 @@ def _refuse(rule: RiskRule, text: str) -> RiskDecision:
 def globally_halted(why: str | None = None) -> RiskDecision:
     """The refusal of every trade while the cluster-wide halt is on."""
     return _refuse(RiskRule.GLOBAL_KILL_SWITCH, "all trading is halted" + (f" ({why})" if why else ""))
+
+
+# ---------------------------------------------------------------------------------------------------
+# One vault's own limits (a Vault object's spec.limits): only ever tighter than the strategy's
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VaultLimits:
+    """Per-vault overrides of a strategy's limits; None keeps the strategy's. They are checked IN
+    ADDITION to the strategy's limits (:func:`check_vault`), so an override can only tighten: a
+    looser value is harmless, and the operator says so on the Vault (:func:`looser_than`)."""
+
+    max_trade_notional_usd: Decimal | None = None
+    max_daily_volume_usd: Decimal | None = None
+    max_daily_trades: int | None = None
+    paused: bool = False
+    removed: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("max_trade_notional_usd", "max_daily_volume_usd"):
+            raw = getattr(self, name)
+            if raw is not None:
+                value = to_decimal(f"vault.{name}", raw)
+                if value <= 0:
+                    raise InvalidInputError(f"vault.{name}: must be positive, got {value}")
+                object.__setattr__(self, name, value)
+        trades = self.max_daily_trades
+        if trades is not None and (isinstance(trades, bool) or not isinstance(trades, int) or trades <= 0):
+            raise InvalidInputError(f"vault.max_daily_trades: must be a positive integer, got {trades!r}")
+
+    def looser_than(self, strategy: RiskLimits) -> list[str]:
+        """The overrides that do not tighten ``strategy`` (camelCase field names, for the Vault's
+        status): they have no effect, since the strategy's own limit is checked as well."""
+        looser = []
+        if self.max_trade_notional_usd is not None and self.max_trade_notional_usd > strategy.max_trade_notional_usd:
+            looser.append("maxTradeNotionalUsd")
+        if self.max_daily_volume_usd is not None and self.max_daily_volume_usd > strategy.max_daily_volume_usd:
+            looser.append("maxDailyVolumeUsd")
+        if self.max_daily_trades is not None and self.max_daily_trades > strategy.max_daily_trades:
+            looser.append("maxDailyTrades")
+        return looser
+
+
+def check_vault(limits: VaultLimits, notional_usd: Decimal, usage: DailyUsage) -> RiskDecision:
+    """The vault's own rules, after the strategy's allowed the trade: paused or removed vaults send
+    nothing new; the overrides refuse with the same rules as the strategy's limits, naming the vault."""
+    if limits.paused or limits.removed:
+        return _refuse(RiskRule.VAULT_PAUSED, "the vault is " + ("removed" if limits.removed else "paused"))
+    notional = to_decimal("trade.notional_usd", notional_usd)
+    if limits.max_trade_notional_usd is not None and notional > limits.max_trade_notional_usd:
+        return _refuse(RiskRule.MAX_TRADE_NOTIONAL,
+                       f"{_usd(notional)} > the vault's limit {_usd(limits.max_trade_notional_usd)}")
+    if limits.max_daily_trades is not None and usage.trade_count + 1 > limits.max_daily_trades:
+        return _refuse(RiskRule.MAX_DAILY_TRADES,
+                       f"{usage.trade_count + 1} trades today > the vault's limit {limits.max_daily_trades}")
+    volume_after = usage.volume_usd + notional
+    if limits.max_daily_volume_usd is not None and volume_after > limits.max_daily_volume_usd:
+        return _refuse(RiskRule.MAX_DAILY_VOLUME,
+                       f"{_usd(volume_after)} today ({_usd(usage.volume_usd)} + {_usd(notional)}) "
+                       f"> the vault's limit {_usd(limits.max_daily_volume_usd)}")
+    return ALLOWED
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -401,7 +464,9 @@ __all__ = [
     "RiskLimits",
     "RiskRule",
     "TradeRisk",
+    "VaultLimits",
     "check_trade",
+    "check_vault",
     "daily_usage",
     "globally_halted",
     "to_decimal",

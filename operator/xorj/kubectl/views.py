@@ -375,6 +375,8 @@ def status_view(
                         "message": redact_urls(c.get("message") or "")} for c in status.get("conditions") or []],
         "vault": {"publicKey": (spec.get("vault") or {}).get("publicKey"),
                   "secretName": (spec.get("vault") or {}).get("secretName")},
+        # its own vault and each active Vault object (the operator counts them from the ledger)
+        "vaultCount": int(status.get("vaultCount") or 1),
         "selection": {"traders": spec.get("traders")} if spec.get("traders") else {"topN": spec.get("topN")},
         "leaders": leaders,
         "scoresError": scores_error,
@@ -431,6 +433,9 @@ def status_text(view: Mapping[str, Any], now: datetime) -> str:
         f"Ready:      {ready.get('status', 'Unknown')} ({ready.get('reason', '-')}: {_cell(ready.get('message'))})",
         f"Paused:     {'yes (kubectl xorj resume to restart executors)' if view['paused'] else 'no'}",
         f"Vault:      {view['vault']['publicKey']} (keypair Secret {view['vault']['secretName']})",
+        *([f"Vaults:     {view['vaultCount']} get each lead swap (this one and {view['vaultCount'] - 1} Vault "
+           f"object(s): kubectl get vaults --field-selector spec.strategy={view['strategy'].split('/', 1)[-1]})"]
+          if view["vaultCount"] > 1 else []),
         f"Halt:       {_halt_line(halt)}",
         f"Breaker:    {_breaker_line(view['breakers'])}",
         f"Executors:  {ex['ready']}/{ex['desired'] if ex['desired'] is not None else '-'} ready"

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
-from xorj.domain.risk import DailyUsage, RiskDecision, globally_halted, utc_day_start
+from xorj.domain.risk import DailyUsage, RiskDecision, VaultLimits, check_vault, globally_halted, utc_day_start
 from xorj.ledger.records import VaultActivity
 from xorj.ledger.rows import Row
 from xorj.ledger.statements import Step, one, rowcount
@@ -47,6 +47,20 @@ def activity(vault: str, since: datetime) -> Step[VaultActivity]:
     return VaultActivity(volume_usd=Decimal(row["volume"]), trade_count=row["n"])
 
 
+def vault_limits(strategy: str, vault: str) -> Step[VaultLimits | None]:
+    """The vault's registered overrides and pause (None for a vault with no registry row: a trade
+    admitted before migration 0013, which the strategy's limits alone govern)."""
+    row = yield from one(
+        """SELECT max_trade_notional_usd, max_daily_volume_usd, max_daily_trades, paused,
+                  removed_at IS NOT NULL AS removed
+             FROM vaults WHERE strategy = %s AND pubkey = %s""", (strategy, vault))
+    if row is None:
+        return None
+    return VaultLimits(max_trade_notional_usd=row["max_trade_notional_usd"],
+                       max_daily_volume_usd=row["max_daily_volume_usd"], max_daily_trades=row["max_daily_trades"],
+                       paused=row["paused"], removed=row["removed"])
+
+
 def reserve(trade: Row, notional_usd: Decimal, decide: RiskCheck) -> Step[RiskDecision]:
     """Decide on the locked, lease-checked ``trade`` with its vault's usage today and, if allowed,
     count it at ``notional_usd``. While the cluster-wide halt is on, every check is refused, counted
@@ -64,7 +78,13 @@ def reserve(trade: Row, notional_usd: Decimal, decide: RiskCheck) -> Step[RiskDe
     assert clock is not None, "a SELECT without FROM returns one row"
     now = clock["now"]
     counted = yield from activity(trade["vault"], utc_day_start(now))
-    decision = decide(DailyUsage(counted.volume_usd, counted.trade_count))
+    usage = DailyUsage(counted.volume_usd, counted.trade_count)
+    decision = decide(usage)
+    if decision.allowed:
+        # the vault's own overrides and pause (migration 0013), on top of the strategy's limits
+        overrides = yield from vault_limits(trade["strategy"], trade["vault"])
+        if overrides is not None:
+            decision = check_vault(overrides, notional_usd, usage)
     if decision.allowed:
         yield from rowcount(
             "UPDATE trades SET risk_reserved_at = now(), risk_reserved_usd = %s, updated_at = now() WHERE id = %s",

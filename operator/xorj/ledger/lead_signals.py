@@ -21,11 +21,10 @@ from decimal import Decimal
 from psycopg.rows import class_row
 
 from xorj.domain.copy_signals import CopyDecision, LeadSwap, SkipReason
-from xorj.domain.trades import TradeState
 from xorj.ledger import statements
 from xorj.ledger.records import TradeIntent
 from xorj.ledger.repository import Ledger, LedgerCursor
-from xorj.ledger.transactions import insert_trade, trade_event
+from xorj.ledger.vaults import admit_fanout
 
 SOURCES = ("poll", "webhook", "websocket")
 
@@ -163,20 +162,20 @@ class LeadSignalStore:
                                  decision.detail[:1000]))
                     skipped[outcome.strategy] = decision.skip
                     continue
-                row = statements.run(cur.connection, insert_trade(TradeIntent(
+                # one trade per active vault of the strategy (xorj.ledger.vaults), in this transaction
+                fanned = statements.run(cur.connection, admit_fanout(TradeIntent(
                     strategy=outcome.strategy, vault=outcome.vault, lead_signature=signal.signature,
                     lead_trader=signal.leader, input_mint=decision.input_mint, output_mint=decision.output_mint,
                     amount=decision.amount_in, max_slippage_bps=outcome.max_slippage_bps,
-                    notional_usd=decision.notional_usd, copytrade=outcome.copytrade)))
-                if row is not None:  # a manual CopyTrade for the same lead signature came first: it stands
-                    statements.run(cur.connection, trade_event(
-                        row["trade_id"], outcome.strategy, None, TradeState.PENDING, actor=actor,
-                        detail=f"copied from {source}: {decision.detail}"[:1000]))
-                    trade_ids[outcome.strategy] = row["trade_id"]
+                    notional_usd=decision.notional_usd, copytrade=outcome.copytrade),
+                    actor=actor, detail=f"copied from {source}: {decision.detail}"[:1000]))
+                own = fanned.results[outcome.vault]
+                if own.created:  # a manual CopyTrade for the same lead signature came first: it stands
+                    trade_ids[outcome.strategy] = own.trade_id
                     if outcome.copytrade is not None:
                         cur.execute("""INSERT INTO lead_copies (strategy, leader, signature, trade_id, copytrade)
                                        VALUES (%s, %s, %s, %s, %s)""",
-                                    (outcome.strategy, signal.leader, signal.signature, row["trade_id"],
+                                    (outcome.strategy, signal.leader, signal.signature, own.trade_id,
                                      outcome.copytrade))
         return AcceptResult(True, trade_ids, skipped)
 

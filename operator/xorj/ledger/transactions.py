@@ -58,11 +58,12 @@ _T = TypeVar("_T")
 # -- admission -------------------------------------------------------------------------------------
 
 
-def admit_trade(intent: TradeIntent, *, actor: str | None = None) -> Step[AdmitResult]:
-    """Store a new PENDING trade, or, for a replay of the same key, change nothing and say so."""
+def admit_trade(intent: TradeIntent, *, actor: str | None = None, detail: str | None = None) -> Step[AdmitResult]:
+    """Store a new PENDING trade, or, for a replay of the same key, change nothing and say so.
+    ``detail``: the audit row's (e.g. which lead-signal source copied it)."""
     row = yield from insert_trade(intent)
     if row is not None:
-        yield from trade_event(row["trade_id"], intent.strategy, None, TradeState.PENDING, actor=actor)
+        yield from trade_event(row["trade_id"], intent.strategy, None, TradeState.PENDING, actor=actor, detail=detail)
         return AdmitResult(trade_id=row["trade_id"], created=True, existing_state=None)
     return (yield from _replay(intent))
 
@@ -99,14 +100,19 @@ def cancel_trade(trade_id: int, detail: str, *, actor: str = "operator") -> Step
     return (yield from _apply(trade, _refused(trades.cancel, trade, detail, at=row["locked_at"]), actor))
 
 
-def cancel_pending(strategy: str, detail: str, *, actor: str = "operator") -> Step[list[int]]:
-    """Cancel every PENDING trade of ``strategy`` (as :func:`cancel_trade` does one); returns their
-    ids. SUBMITTED trades are left alone: a transaction may be out, only an executor can settle them."""
+def cancel_pending(strategy: str, detail: str, *, actor: str = "operator", vault: str | None = None,
+                   lead_signature: str | None = None, copytrade: str | None = None) -> Step[list[int]]:
+    """Cancel every PENDING trade of ``strategy`` (only those of ``vault``, of ``lead_signature`` and
+    admitted by ``copytrade``, for each given), as :func:`cancel_trade` does one; returns their ids.
+    SUBMITTED trades are left alone: a transaction may be out, only an executor can settle them."""
     # FOR UPDATE re-checks the state of a row it had to wait for: a trade an executor moved to
     # SUBMITTED meanwhile drops out
     pending = yield from rows(f"""SELECT {TRADE_COLUMNS}, now() AS locked_at FROM trades
-                                   WHERE strategy = %s AND state = 'PENDING' ORDER BY id FOR UPDATE""",
-                              (strategy,))
+                                   WHERE strategy = %(s)s AND state = 'PENDING'
+                                     AND (%(v)s::text IS NULL OR vault = %(v)s)
+                                     AND (%(l)s::text IS NULL OR lead_signature = %(l)s)
+                                     AND (%(c)s::text IS NULL OR copytrade = %(c)s) ORDER BY id FOR UPDATE""",
+                              {"s": strategy, "v": vault, "l": lead_signature, "c": copytrade})
     for row, trade in zip(pending, (yield from queue.with_attempts(pending)), strict=True):
         yield from _apply(trade, _refused(trades.cancel, trade, detail, at=row["locked_at"]), actor)
     return [row["trade_id"] for row in pending]

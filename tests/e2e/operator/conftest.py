@@ -178,7 +178,7 @@ class OperatorProcess:
 def release_finalizers(kube: Kubectl) -> None:
     """With no operator left, nothing would remove our finalizers and the namespace could never be
     deleted: strip them (the ledger is per test and goes too)."""
-    for kind in ("copytrades", "tradingstrategies"):
+    for kind in ("copytrades", "tradingstrategies", "vaults"):
         for obj in kube.list(kind):
             if obj["metadata"].get("finalizers"):
                 kube.run("patch", kind, obj["metadata"]["name"], "--type=merge",

@@ -9,6 +9,7 @@ from typing import Any
 from solders.signature import Signature
 
 from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, PUBKEY_C, VAULT
+from xorj.controller.models import Vault, VaultSpec
 
 
 def signature(seed: str) -> str:
@@ -26,6 +27,14 @@ def strategy(name: str, **spec_overrides: Any) -> dict[str, Any]:
     spec.update(spec_overrides)
     return {"apiVersion": "trading.xorj.io/v1alpha1", "kind": "TradingStrategy",
             "metadata": {"name": name}, "spec": spec}
+
+
+def vault(name: str, strategy_name: str, public_key: str, secret_name: str = "vault-keypair",
+          **spec_overrides: Any) -> dict[str, Any]:
+    """A Vault, built through the operator's own model (what it writes is what the operator reads)."""
+    spec = VaultSpec.model_validate({"strategy": strategy_name, "publicKey": public_key, "secretName": secret_name,
+                                     **spec_overrides})
+    return Vault(metadata={"name": name}, spec=spec).to_wire()
 
 
 def copytrade(name: str, strategy_name: str, lead_sig: str, **spec_overrides: Any) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from xorj.controller.models import CopyTradeSpec, TradingStrategySpec
+from xorj.controller.models import CopyTradeSpec, TradingStrategySpec, VaultSpec
 
 from .factories import PUBKEY_A, SIGNATURE, VAULT, copytrade_spec, strategy_spec
 
@@ -129,3 +129,7 @@ def test_examples_are_valid() -> None:
     for doc in docs:
         model = TradingStrategySpec if doc["kind"] == "TradingStrategy" else CopyTradeSpec
         model.model_validate(doc["spec"])
+    vault_docs = list(yaml.safe_load_all((root / "vaults.yaml").read_text()))
+    assert [d["kind"] for d in vault_docs] == ["Vault", "Vault"]
+    for doc in vault_docs:
+        assert VaultSpec.model_validate(doc["spec"]).strategy == docs[0]["metadata"]["name"]

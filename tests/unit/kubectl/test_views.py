@@ -142,6 +142,16 @@ def test_status_counts_today_against_the_limits_and_orders_failures() -> None:
     assert [f["name"] for f in view["lastFailures"]] == ["f9", "f8"]
     text = views.status_text(view, NOW)
     assert "1/3 sent against maxDailyTrades" in text and "RISK_LIMIT" in text
+    assert "Vaults:" not in text  # a one-vault strategy reads as before
+
+
+def test_status_shows_how_many_vaults_a_many_vault_strategy_fans_out_to() -> None:
+    obj = strategy()
+    obj["status"] = {"vaultCount": 3}
+    view = _status(obj)
+    assert view["vaultCount"] == 3
+    assert "3 get each lead swap (this one and 2 Vault object(s): kubectl get vaults --field-selector " \
+        "spec.strategy=alpha)" in views.status_text(view, NOW)
 
 
 def test_status_prefers_fresh_ledger_scores_and_reports_halt_breaker_and_executors() -> None:

@@ -32,11 +32,14 @@ from xorj.controller.models import ConditionStatus, CopyTradeSpec, CopyTradeStat
 from xorj.controller.runtime import Runtime
 from xorj.domain.trades import TradeState
 from xorj.errors import LedgerError
-from xorj.ledger import IdempotencyKey, Trade, TradeIntent, transactions
+from xorj.ledger import IdempotencyKey, Trade, TradeIntent, transactions, vaults
 from xorj.ledger import scores as score_store
 from xorj.ledger.records import AlertSeverity, NewAlert
 
 log = logging.getLogger(__name__)
+
+# A many-vault CopyTrade's mirror waits this long after a wake-up before reading its counts again.
+FANOUT_COALESCE_SECONDS = 0.2
 
 
 def copytrade_ref(namespace: str, name: str) -> str:
@@ -134,7 +137,10 @@ async def admit_copytrade(
             logger.info("trade refused at admission", extra={"trade_id": result.trade_id,
                                                               "reason": decision.refusal.value})
     else:
-        result = await rt.ledger_run(transactions.admit_trade(intent, actor=actor))
+        # one trade per active vault of the strategy, in one transaction; this CopyTrade's tradeId is
+        # the strategy's own vault's (spec.vault), as for a one-vault strategy
+        fanned = await rt.ledger_run(vaults.admit_fanout(intent, actor=actor))
+        result = fanned.results[intent.vault]
     trade = await rt.ledger_run(transactions.get_trade(result.trade_id))
     # A CopyTrade the watcher wrote to show a trade it admitted from the ledger names that trade
     # (its copytrade column) and carries the watcher's label: it is the trade's own object.
@@ -171,6 +177,8 @@ async def admit_copytrade(
         "admission_message": fields["admissionMessage"],
     })
     status = st.copytrade_status(trade=trade, previous=seeded, generation=meta.get("generation"), now=now())
+    status = st.with_fanout(status, await rt.ledger_run(vaults.fanout_counts(intent.strategy, spec.lead_signature)),
+                            now=now())
     if await rt.kube.patch_status(namespace, COPYTRADES, name, status.to_wire()) is None:
         return None, None  # deleted meanwhile
     return trade, status
@@ -212,19 +220,33 @@ async def mirror_copytrade(rt: Runtime, body: Any, logger: Any, strategies: Stra
         else:
             await asyncio.sleep(min(resync, 5.0))
 
-    wake = rt.wakeups.register(trade_id)
+    # A many-vault fan-out (status.vaults set at admission) is mirrored as counts: one aggregate query
+    # per wake-up, whatever the vault count; a news of any of its trades wakes the loop.
+    fanout = status.vaults is not None
+    key = strategy_key(namespace, spec.strategy)
+    trade_ids = [trade_id]
+    if fanout:
+        while True:
+            try:
+                trade_ids = await rt.ledger_run(vaults.fanout_trade_ids(key, spec.lead_signature))
+                break
+            except LedgerError as exc:
+                logger.warning("ledger read failed", extra={"error": type(exc).__name__})
+                await asyncio.sleep(min(resync, 5.0))
+    wake = rt.wakeups.register_many(trade_ids)
     try:
         while True:
             wake.clear()  # cleared before reading: a NOTIFY during the read re-wakes us
             try:
                 trade = await rt.ledger_run(transactions.get_trade(trade_id))
+                counts = await rt.ledger_run(vaults.fanout_counts(key, spec.lead_signature)) if fanout else None
             except LedgerError as exc:
                 logger.warning("ledger read failed", extra={"error": type(exc).__name__})
                 await asyncio.sleep(min(resync, 5.0))
                 continue
-            new_status = st.copytrade_status(
+            new_status = st.with_fanout(st.copytrade_status(
                 trade=trade, previous=status, generation=meta.get("generation"), now=now()
-            )
+            ), counts, now=now())
             if new_status != status:
                 await rt.kube.patch_status(namespace, COPYTRADES, name, new_status.to_wire())
                 notified = rt.wakeups.take_notified_at(trade_id)
@@ -232,14 +254,16 @@ async def mirror_copytrade(rt: Runtime, body: Any, logger: Any, strategies: Stra
                     metrics.MIRROR_LATENCY.observe(time.monotonic() - notified)
                 _phase_events(body, status, new_status)
                 status = new_status
-            if trade.is_terminal:
+            if trade.is_terminal and (new_status.phase is None or new_status.phase.is_terminal):
                 break
             try:
                 await asyncio.wait_for(wake.wait(), timeout=resync)
             except TimeoutError:
                 pass
+            if fanout:  # news of many vaults' trades comes in bursts: one read and one PATCH per burst
+                await asyncio.sleep(FANOUT_COALESCE_SECONDS)
     finally:
-        rt.wakeups.unregister(trade_id, wake)
+        rt.wakeups.unregister_many(trade_ids, wake)
 
     remaining = st.ttl_remaining(status.finished_at, spec.ttl_seconds_after_finished, now())
     if remaining is None:
@@ -296,10 +320,17 @@ async def finalize_copytrade(rt: Runtime, body: Any, logger: Any) -> None:
                 return
             key = IdempotencyKey(strategy_key(namespace, spec.strategy), strategy.vault.public_key, spec.lead_signature)
             trade = await rt.ledger_run(transactions.find_trade(key))
-        if trade is None or trade.is_terminal:
+        if trade is None:
             return
         if trade.copytrade != copytrade_ref(namespace, name) or status.admission == "Duplicate":
             return  # the trade belongs to another CopyTrade; deleting a duplicate changes nothing
+        if status.vaults is not None:  # a many-vault fan-out: every vault's PENDING trade goes with it
+            await rt.ledger_run(transactions.cancel_pending(
+                trade.strategy, f"CopyTrade {namespace}/{name} deleted", actor=f"operator/{rt.identity}",
+                lead_signature=trade.lead_signature, copytrade=copytrade_ref(namespace, name)))
+            trade = await rt.ledger_run(transactions.get_trade(trade.trade_id))
+        if trade.is_terminal:
+            return
         if trade.state is TradeState.PENDING:
             try:
                 await rt.ledger_run(transactions.cancel_trade(trade.trade_id, f"CopyTrade {namespace}/{name} deleted",

@@ -7,13 +7,28 @@ from datetime import datetime
 from typing import Protocol
 
 from xorj.controller.conditions import condition_status, set_condition
-from xorj.controller.models import AttemptStatus, ConditionStatus, CopyTradeStatus
+from xorj.controller.models import AttemptStatus, ConditionStatus, CopyTradeStatus, VaultTradeCounts
 from xorj.domain.trades import Trade, TradeState
 from xorj.redaction import redact_urls
 
 # condition types
 ADMITTED = "Admitted"
 TERMINAL = "Terminal"
+
+
+class FanOutCounts(Protocol):
+    """A lead swap's trades of one strategy per state (the ledger's ``FanOutCounts`` is one)."""
+
+    @property
+    def total(self) -> int: ...
+    @property
+    def pending(self) -> int: ...
+    @property
+    def submitted(self) -> int: ...
+    @property
+    def confirmed(self) -> int: ...
+    @property
+    def failed(self) -> int: ...
 
 
 class Admission(Protocol):
@@ -96,6 +111,43 @@ def copytrade_status(
         observed_generation=generation,
         conditions=[admitted, terminal_cond],
     )
+
+
+def fanout_phase(counts: FanOutCounts) -> TradeState:
+    """A many-vault CopyTrade's phase: SUBMITTED while any trade is out, else PENDING while any waits;
+    once all are terminal, CONFIRMED only if every vault's trade confirmed, else FAILED (how many
+    confirmed is in status.vaults and the Terminal condition)."""
+    if counts.submitted:
+        return TradeState.SUBMITTED
+    if counts.pending:
+        return TradeState.PENDING
+    return TradeState.CONFIRMED if counts.confirmed == counts.total else TradeState.FAILED
+
+
+def with_fanout(status: CopyTradeStatus, counts: FanOutCounts | None, *, now: datetime) -> CopyTradeStatus:
+    """``status`` (its own vault's trade mirrored) with the fan-out's counts and aggregate phase, when
+    the lead swap fanned out to more than one vault; unchanged for a one-vault strategy. The per-field
+    detail (tradeId, attempts, finalSignature, error*) stays the strategy's own vault's trade's."""
+    if counts is None or counts.total <= 1:
+        return status
+    phase = fanout_phase(counts)
+    terminal = phase.is_terminal
+    if not terminal:
+        t_reason, t_msg = "InProgress", (f"{counts.pending + counts.submitted} of {counts.total} vaults' trades "
+                                         "in progress")
+    elif phase is TradeState.CONFIRMED:
+        t_reason, t_msg = "Confirmed", f"all {counts.total} vaults' trades confirmed"
+    else:
+        t_reason = "PartiallyConfirmed" if counts.confirmed else "Failed"
+        t_msg = f"{counts.confirmed} of {counts.total} vaults' trades confirmed, {counts.failed} failed"
+    previous = status.conditions
+    generation = status.observed_generation
+    conditions = [c for c in previous if c.type != TERMINAL] + [set_condition(
+        previous, TERMINAL, condition_status(terminal), t_reason, t_msg, now=now, generation=generation)]
+    vaults = VaultTradeCounts(total=counts.total, pending=counts.pending, submitted=counts.submitted,
+                              confirmed=counts.confirmed, failed=counts.failed,
+                              summary=f"{counts.confirmed}/{counts.total}")
+    return status.model_copy(update={"phase": phase, "vaults": vaults, "conditions": conditions})
 
 
 def ttl_remaining(

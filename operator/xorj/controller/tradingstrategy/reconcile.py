@@ -37,7 +37,7 @@ from xorj.controller.tradingstrategy import status as st
 from xorj.domain.trades import TradeState
 from xorj.errors import LedgerError
 from xorj.ledger import scores as score_store
-from xorj.ledger import transactions
+from xorj.ledger import transactions, vaults
 from xorj.redaction import redact_urls
 
 log = logging.getLogger(__name__)
@@ -134,9 +134,11 @@ async def reconcile_strategy(rt: Runtime, body: Any, logger: logging.Logger | lo
         observation = st.DeploymentObservation.from_status(replicas, deployment_obj.get("status"))
 
     ledger_error: str | None = None
-    counts = followed = None
+    counts = followed = vault_count = None
     try:
         raw_counts = await rt.ledger_run(transactions.counts_by_state(strategy_key(namespace, name)))
+        vault_count = await rt.ledger_run(vaults.active_vault_count(strategy_key(namespace, name),
+                                                                    spec.vault.public_key))
         scores = await rt.ledger_run(score_store.list_scores(None, None, None))
         counts = st.trade_counts(raw_counts)
         pool_ranks = await ranks_of_pool(rt, namespace, admission.needs_pool(spec))
@@ -154,6 +156,7 @@ async def reconcile_strategy(rt: Runtime, body: Any, logger: logging.Logger | lo
         ledger_error=ledger_error,
         counts=counts,
         followed=followed,
+        vault_count=vault_count,
         previous=previous,
         config_hash=desired.config_hash(spec, defaults),
         now=now(),

@@ -134,6 +134,7 @@ def strategy_status(
     config_hash: str,
     now: datetime,
     apply_error: str | None = None,
+    vault_count: int | None = None,
 ) -> TradingStrategyStatus:
     """The full status of an accepted strategy. ``counts``/``followed`` None means: keep the previous
     values (the ledger could not be read, and stale figures beat zeros that look like facts).
@@ -204,6 +205,7 @@ def strategy_status(
         followed_trader_count=len(followed_list),
         trades=counts,
         trades_summary=counts.summary(),
+        vault_count=vault_count if vault_count is not None else prev.vault_count,
         config_hash=config_hash,
     )
 

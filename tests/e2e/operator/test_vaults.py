@@ -1,0 +1,122 @@
+"""Vaults on the real API server and ledger: Vault objects become rows of the ledger's vault registry
+(only with a Secret bound to their strategy), one CopyTrade of a 3-vault strategy becomes 3 trades
+whose states its status counts as an executor (the ledger driver) moves them, deleting a Vault
+cancels its PENDING trade, and the API server refuses invalid Vaults naming the field and rule."""
+
+from __future__ import annotations
+
+import pytest
+from solders.keypair import Keypair
+
+from xorj.domain.trades import ReasonCode, TradeState
+from xorj.ledger import Ledger, vaults
+
+from .conftest import Kubectl, wait_for
+from .ledger_driver import LedgerDriver
+from .manifests import VAULT, copytrade, secret, signature, strategy, vault
+
+pytestmark = [pytest.mark.cluster, pytest.mark.postgres]
+
+
+def _ready_reason(kube: Kubectl, name: str, reason: str):
+    def check():
+        obj = kube.get("vault", name)
+        conds = {c["type"]: c for c in ((obj or {}).get("status") or {}).get("conditions", [])}
+        return obj if conds.get("Ready", {}).get("reason") == reason else None
+    return check
+
+
+class _NotYet(dict):
+    """A status that does not match yet: falsy for wait_for, and shown in its timeout message."""
+
+    def __bool__(self) -> bool:
+        return False
+
+
+def _vault_counts(kube: Kubectl, name: str, **expected: int):
+    def check():
+        status = (kube.get("copytrade", name) or {}).get("status") or {}
+        counts = status.get("vaults") or {}
+        return status if all(counts.get(k) == v for k, v in expected.items()) else _NotYet(status)
+    return check
+
+
+def test_vaults_fan_a_copytrade_out_and_its_status_counts_their_trades(kube: Kubectl, operators,
+                                                                        ledger: Ledger) -> None:
+    keys = [str(Keypair().pubkey()) for _ in range(3)]
+    kube.apply(secret("unbound-keypair", {"keypair.json": "[]"}))
+    operators()
+    kube.apply(strategy("alpha"))
+    for n, key in enumerate(keys[:2], start=1):
+        kube.apply(vault(f"v{n}", "alpha", key, limits={"maxDailyTrades": 5}))
+    kube.apply(vault("v3", "alpha", keys[2], secret_name="unbound-keypair"))
+    for name in ("v1", "v2"):
+        wait_for(_ready_reason(kube, name, "Active"), 60, f"Vault {name} registered")
+    refused = wait_for(_ready_reason(kube, "v3", "SecretNotBound"), 60, "Vault v3 refused")
+    assert "trading.xorj.io/strategies" in refused["status"]["conditions"][-1]["message"]
+    key = f"{kube.namespace}/alpha"
+    rows = {r.pubkey: r for r in ledger.run(vaults.list_vaults(key))}
+    assert set(rows) == {keys[0], keys[1]} and rows[keys[0]].max_daily_trades == 5
+    listed = kube.run("get", "vaults", "--field-selector", "spec.strategy=alpha").stdout
+    assert keys[0] in listed and "Active" in listed
+
+    kube.apply(copytrade("ct1", "alpha", signature("lead-vaults")))
+    admitted = wait_for(_vault_counts(kube, "ct1", total=3, pending=3), 60, "ct1 fanned out to 3 vaults")
+    assert admitted["phase"] == "PENDING" and admitted["admission"] == "Admitted"
+    trades = {t.vault: t for t in LedgerDriver(ledger, key).ledger.claim_trades(key, "probe", limit=10,
+                                                                                lease_seconds=0.1)}
+    assert set(trades) == {VAULT, keys[0], keys[1]}  # the strategy's own vault and each registered Vault
+    assert admitted["tradeId"] == str(trades[VAULT].trade_id)  # tradeId: its own vault's trade, as before
+
+    kube.run("delete", "vault", "v2", "--wait=true", "--timeout=60s")
+    cancelled = ledger.get_trade(trades[keys[1]].trade_id)
+    assert (cancelled.state, cancelled.reason) == (TradeState.FAILED, ReasonCode.CANCELLED)
+    assert "vault removed" in (cancelled.detail or "")
+    wait_for(_vault_counts(kube, "ct1", total=3, pending=2, failed=1), 30, "the cancelled trade counted")
+
+    driver = LedgerDriver(ledger, key)
+    wait_for(lambda: len(driver.claim_all()) == 2, 10, "the two PENDING trades claimed")
+    first = driver.submit(trades[VAULT].trade_id)
+    out = wait_for(_vault_counts(kube, "ct1", submitted=1, pending=1), 30, "one trade SUBMITTED")
+    assert out["phase"] == "SUBMITTED"
+    driver.confirm(trades[VAULT].trade_id, first)
+    driver.confirm(trades[keys[0]].trade_id, driver.submit(trades[keys[0]].trade_id))
+    done = wait_for(_vault_counts(kube, "ct1", total=3, confirmed=2, failed=1), 30, "all terminal")
+    assert done["phase"] == "FAILED" and done["vaults"]["summary"] == "2/3"
+    terminal = next(c for c in done["conditions"] if c["type"] == "Terminal")
+    assert (terminal["status"], terminal["reason"]) == ("True", "PartiallyConfirmed")
+    assert "2/3" in kube.run("get", "copytrade", "ct1").stdout  # the Vaults printer column
+
+
+def test_the_api_server_refuses_invalid_vaults_naming_the_field_and_rule(kube: Kubectl) -> None:
+    key = str(Keypair().pubkey())
+    bad = vault("bad", "alpha", key)
+    bad["spec"]["publicKey"] = "0OIl" * 10
+    result = kube.apply(bad, check=False)
+    assert result.returncode != 0 and "spec.publicKey" in result.stderr
+    bad = vault("bad", "alpha", key)
+    bad["spec"]["limits"] = {"maxDailyTrades": 0}
+    result = kube.apply(bad, check=False)
+    assert result.returncode != 0 and "spec.limits.maxDailyTrades" in result.stderr
+
+    kube.apply(vault("good", "alpha", key))
+    moved = vault("good", "other", key)
+    result = kube.apply(moved, check=False)
+    assert result.returncode != 0 and "spec.strategy is immutable" in result.stderr
+    rekeyed = vault("good", "alpha", str(Keypair().pubkey()))
+    result = kube.apply(rekeyed, check=False)
+    assert result.returncode != 0 and "spec.publicKey is immutable" in result.stderr
+
+
+def test_deleting_a_pending_many_vault_copytrade_cancels_every_vaults_trade(kube: Kubectl, operators,
+                                                                            ledger: Ledger) -> None:
+    operators()
+    kube.apply(strategy("alpha"))
+    kube.apply(vault("v1", "alpha", str(Keypair().pubkey())))
+    wait_for(_ready_reason(kube, "v1", "Active"), 60, "Vault v1 registered")
+    lead = signature("lead-deleted")
+    kube.apply(copytrade("ct2", "alpha", lead))
+    wait_for(_vault_counts(kube, "ct2", total=2, pending=2), 60, "ct2 fanned out to 2 vaults")
+    kube.run("delete", "copytrade", "ct2", "--wait=true", "--timeout=60s")
+    key = f"{kube.namespace}/alpha"
+    assert ledger.run(vaults.fanout_counts(key, lead)) == vaults.FanOutCounts(total=2, failed=2)
