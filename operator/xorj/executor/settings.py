@@ -2,6 +2,10 @@
 
 Secrets: the ledger DSN (it may hold a password) and the swap-API key are ``SecretStr`` (shown as
 ``**********``); the vault keypair is never a setting, only the PATH of its file (a mounted Secret).
+
+Where the vault keys are, exactly one of: ``vault_keypair_file`` (one vault's key in this process),
+``vault_keys_dir`` (a directory of keypair files, one per vault, read again when it changes), or
+``signer_socket`` (the signer boundary, ``xorj signer``, on a Unix socket: no key in this process).
 """
 
 from __future__ import annotations
@@ -67,8 +71,12 @@ class ExecutorSettings(BaseSettings):
     # parameter: error texts carrying the URL are redacted (xorj.redaction) before they go anywhere.
     rpc_api_key: SecretStr | None = None
     rpc_api_key_parameter: str = Field(default="api-key", pattern=r"^[-_A-Za-z0-9]+$")
-    vault_keypair_file: Path
+    vault_keypair_file: Path | None = None
     vault_pubkey: str | None = None  # when set, the keypair file must hold exactly this vault's key
+    vault_keys_dir: Path | None = None
+    vault_keys_check_seconds: float = Field(default=1.0, ge=0, le=300)  # how often the directory is looked at
+    signer_socket: Path | None = None
+    signer_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     executor_id: str = Field(default_factory=_default_executor_id, min_length=1)
 
     # work
@@ -140,6 +148,17 @@ class ExecutorSettings(BaseSettings):
         if v != v.strip():
             raise ValueError("must not have surrounding whitespace")
         return v
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> ExecutorSettings:
+        given = [name for name in ("vault_keypair_file", "vault_keys_dir", "signer_socket")
+                 if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("exactly one of vault_keypair_file, vault_keys_dir, signer_socket must be set "
+                             f"(set: {', '.join(given) or 'none'})")
+        if self.vault_pubkey is not None and self.vault_keypair_file is None:
+            raise ValueError("vault_pubkey checks vault_keypair_file, which is not set")
+        return self
 
     @model_validator(mode="after")
     def _slippage_consistent(self) -> ExecutorSettings:
