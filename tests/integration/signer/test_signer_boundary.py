@@ -36,6 +36,7 @@ from xorj.chain.jupiter import JupiterClient
 from xorj.domain.signing import SigningRefusal
 from xorj.domain.trades import ReasonCode, TradeState
 from xorj.executor.signing import RefusalAnswer, SignAnswer
+from xorj.ledger.roles import ensure_signer_login
 
 pytestmark = [pytest.mark.chain, pytest.mark.postgres]
 
@@ -47,6 +48,12 @@ def _scenarios(local_chain, n: int) -> list[Scenario]:
     return [Scenario(strategy=strategy, vault=vault, keypair_file=str(local_chain.vaults[vault]),
                      input_mint=local_chain.mints["USDC"], output_mint=local_chain.mints["SOL"])
             for vault in (local_chain.take_vault() for _ in range(n))]
+
+
+@pytest.fixture
+def signer_dsn(ledger_owner_dsn):
+    """The DSN of a signer-only ledger login (migration 0014) for a namespace: the signer reads with it."""
+    return lambda namespace: ensure_signer_login(ledger_owner_dsn, namespace, f"pw-{uuid.uuid4().hex}").dsn
 
 
 def _remote_signer_env(ledger_dsn: str, local_chain, scenario: Scenario, signer: SignerProcess) -> dict[str, str]:
@@ -64,12 +71,12 @@ def _vault_state(local_chain, scenario: Scenario) -> dict[str, Any]:
             "landed": len(local_chain.swaps(scenario.vault))}
 
 
-def test_executor_signs_through_the_signer_for_three_vaults(local_chain, ledger, ledger_dsn, tmp_path):
+def test_executor_signs_through_the_signer_for_three_vaults(local_chain, ledger, ledger_dsn, signer_dsn, tmp_path):
     local_chain.reset_faults()
     *held, late = _scenarios(local_chain, 4)
     url = local_chain.rpc_url
     before = {s.vault: (successful_fills(url, s.vault), balances(url, s)) for s in (*held, late)}
-    with SignerProcess(ledger_dsn=ledger_dsn, rpc_url=url, key_files=[s.keypair_file for s in held],
+    with SignerProcess(ledger_dsn=signer_dsn(late.strategy), rpc_url=url, key_files=[s.keypair_file for s in held],
                        log_path=tmp_path / "signer.log") as signer:
         ids = {s.vault: admit(ledger, s, 2, AMOUNT) for s in held}
         refused = admit(ledger, late, 1, AMOUNT)
@@ -119,11 +126,12 @@ async def _swap(local_chain, scenario: Scenario, hostile: str | None = None) -> 
     return {"swap": answer.model_dump(by_alias=True, exclude_none=True), "quote": quote.raw}
 
 
-def test_compromised_executor_gets_no_signature(local_chain, ledger, ledger_dsn, tmp_path):
+def test_compromised_executor_gets_no_signature(local_chain, ledger, ledger_dsn, signer_dsn, tmp_path):
     local_chain.reset_faults()
     vault_a, vault_b, not_held = _scenarios(local_chain, 3)
     url = local_chain.rpc_url
-    with SignerProcess(ledger_dsn=ledger_dsn, rpc_url=url, key_files=[vault_a.keypair_file, vault_b.keypair_file],
+    with SignerProcess(ledger_dsn=signer_dsn(vault_a.strategy), rpc_url=url,
+                       key_files=[vault_a.keypair_file, vault_b.keypair_file],
                        log_path=tmp_path / "signer.log") as signer:
         # a CONFIRMED trade of vault b, filled through the signer by an honest executor
         [confirmed] = admit(ledger, vault_b, 1, AMOUNT)
