@@ -19,7 +19,8 @@ def signer(check_config: bool) -> None:
 
     Settings come from the environment: XORJ_SIGNER_SOCKET, XORJ_SIGNER_LEDGER_DSN,
     XORJ_SIGNER_RPC_URL, and XORJ_SIGNER_KEYPAIR_FILE (one vault) or XORJ_SIGNER_KEYS_DIR (one
-    keypair file per vault, read again when it changes). SIGTERM stops it.
+    keypair file per vault, read again when it changes). SIGTERM stops it. Error texts carrying the
+    RPC URL (and its API key) are redacted before they reach a log line.
     """
     from xorj.errors import XorjError
     from xorj.signer.server import SignerService

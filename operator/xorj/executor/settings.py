@@ -169,12 +169,7 @@ class ExecutorSettings(BaseSettings):
 
     def rpc_url_with_key(self) -> str:
         """The RPC URL the executor calls: ``rpc_url`` plus the API key, when there is one."""
-        if self.rpc_api_key is None:
-            return self.rpc_url
-        parts = urlsplit(self.rpc_url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        query.append((self.rpc_api_key_parameter, self.rpc_api_key.get_secret_value()))
-        return urlunsplit(parts._replace(query=urlencode(query)))
+        return url_with_api_key(self.rpc_url, self.rpc_api_key, self.rpc_api_key_parameter)
 
     @property
     def effective_price_api_url(self) -> str:
@@ -200,6 +195,16 @@ class ExecutorSettings(BaseSettings):
         return RiskLimits(max_trade_notional_usd=self.max_trade_notional_usd,
                           max_daily_volume_usd=self.max_daily_volume_usd, max_daily_trades=self.max_daily_trades,
                           max_position_share=self.max_position_share, max_price_impact=self.max_price_impact)
+
+
+def url_with_api_key(url: str, api_key: SecretStr | None, parameter: str) -> str:
+    """``url`` with the provider's API key added as query parameter ``parameter`` (when there is one)."""
+    if api_key is None:
+        return url
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    query.append((parameter, api_key.get_secret_value()))
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def load_settings(**overrides: object) -> ExecutorSettings:

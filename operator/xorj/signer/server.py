@@ -98,7 +98,7 @@ class SignerService:
         self.ledger = ledger or AsyncLedger.for_dsn(settings.ledger_dsn.get_secret_value(),
                                                     name=LEDGER_APPLICATION_NAME)
         self._own_rpc = rpc is None
-        self.rpc = rpc or SolanaRpc(settings.rpc_url, timeouts=RpcTimeouts(read=settings.rpc_timeout_seconds,
+        self.rpc = rpc or SolanaRpc(settings.rpc_url_with_key(), timeouts=RpcTimeouts(read=settings.rpc_timeout_seconds,
                                                                            send=settings.rpc_timeout_seconds))
         self.guard = SwapGuard(self.rpc, settings.swap_limits())
         self._issued: dict[int, IssuedSignature] = {}

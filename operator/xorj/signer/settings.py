@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from xorj.chain.swap_check import SwapLimits
 from xorj.domain.slippage import ABSOLUTE_CAP_BPS
 from xorj.errors import InvalidInputError
+from xorj.executor.settings import url_with_api_key
 
 
 class SignerSettings(BaseSettings):
@@ -24,6 +25,8 @@ class SignerSettings(BaseSettings):
     ledger_dsn: SecretStr
     rpc_url: str = Field(min_length=1)  # the signer's own RPC: validity and simulation, re-run here
     rpc_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    rpc_api_key: SecretStr | None = None  # added to rpc_url as a query parameter (as the executor does)
+    rpc_api_key_parameter: str = Field(default="api-key", pattern=r"^[-_A-Za-z0-9]+$")
     keypair_file: Path | None = None  # one vault's key
     keys_dir: Path | None = None  # one keypair file per vault, read again when it changes
     keys_check_seconds: float = Field(default=1.0, ge=0, le=300)
@@ -42,6 +45,9 @@ class SignerSettings(BaseSettings):
         if (self.keypair_file is None) == (self.keys_dir is None):
             raise ValueError("exactly one of keypair_file, keys_dir must be set")
         return self
+
+    def rpc_url_with_key(self) -> str:
+        return url_with_api_key(self.rpc_url, self.rpc_api_key, self.rpc_api_key_parameter)
 
     def swap_limits(self) -> SwapLimits:
         return SwapLimits(max_compute_unit_limit=self.swap_max_compute_unit_limit,
