@@ -39,9 +39,6 @@ class SignerProcess:
     def add_key(self, file: str | Path) -> None:
         shutil.copy(file, self.keys_dir / Path(file).name)
 
-    def remove_key(self, file: str | Path) -> None:
-        (self.keys_dir / Path(file).name).unlink()
-
     def client(self) -> httpx.Client:
         """A plain HTTP client on the socket: what any process that can reach it may send."""
         return httpx.Client(base_url="http://signer", transport=httpx.HTTPTransport(uds=str(self.socket)),
