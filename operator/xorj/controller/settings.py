@@ -61,8 +61,8 @@ class ExecutorSettings(BaseSettings):
     signer_sidecar: bool = Field(default=False, description=(
         "The signer boundary (docs/security.md): each executor pod gets an ``xorj signer`` sidecar that "
         "alone mounts the vault key; the executor signs through its Unix socket. The signer reads the "
-        "ledger with the DSN in key ``signer_ledger_secret_key`` of ``ledger_secret``, a signer-only "
-        "login (xorj.ledger.roles.ensure_signer_login) that the operator does not make yet."))
+        "ledger with the DSN in key ``signer_ledger_secret_key`` of ``ledger_secret``: a signer-only "
+        "login (migration 0014) that the operator makes with ``ledger_logins``. Off by default."))
     signer_ledger_secret_key: str = Field(default="signer-dsn", description=(
         "The key of the signer's ledger DSN in ``ledger_secret``."))
 

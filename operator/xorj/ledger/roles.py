@@ -112,10 +112,12 @@ def signer_group(conn: psycopg.Connection) -> str:
     return group
 
 
-def existing_executor_login(owner_dsn: str, namespace: str) -> str | None:
-    """``namespace``'s executor login if the role exists, else None."""
+def existing_executor_login(owner_dsn: str, namespace: str, *,
+                            name_of: Callable[[str, str], str] = executor_login_name) -> str | None:
+    """``namespace``'s executor login (or, with ``name_of=signer_login_name``, its signer login) if the
+    role exists, else None."""
     with translated_errors(), psycopg.connect(owner_dsn, autocommit=True, connect_timeout=10) as conn:
-        login = executor_login_name(conn.info.dbname, namespace)
+        login = name_of(conn.info.dbname, namespace)
         return login if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchone() else None
 
 
