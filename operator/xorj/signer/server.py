@@ -55,6 +55,7 @@ from xorj.errors import LedgerError
 from xorj.executor.signing import SIGN_PATH, VAULTS_PATH, RefusalAnswer, SignAnswer, SignRequest
 from xorj.ledger import transactions as tx
 from xorj.ledger.aio import AsyncLedger
+from xorj.redaction import redact_urls
 from xorj.signer.settings import SignerSettings
 
 log = logging.getLogger(__name__)
@@ -190,9 +191,10 @@ class SignerService:
 
     def _refusal(self, refused: _Refused, trade_id: int | None) -> web.Response:
         refusal = refused.refusal
+        detail = redact_urls(refusal.detail)  # an RPC error may name the endpoint: never its credentials
         log.warning("signing refused", extra={"trade_id": trade_id, "refused": refusal.code.value,
-                                              "rule": refused.rule, "detail": refusal.detail[:300]})
-        body = RefusalAnswer(refused=refusal.code, detail=refusal.detail[:1000], rule=refused.rule,
+                                              "rule": refused.rule, "detail": detail[:300]})
+        body = RefusalAnswer(refused=refusal.code, detail=detail[:1000], rule=refused.rule,
                              reason=refused.reason)
         return web.json_response(body.model_dump(mode="json"), status=_STATUS[refusal.code])
 

@@ -5,9 +5,9 @@ ledger and the real local chain.
    strategy through one signer; each vault's fills on chain are exactly its CONFIRMED trades. A trade
    of a vault the signer does not hold fails VAULT_MISMATCH unsigned; once that vault's keypair file
    is added to the signer's directory (a Secret update), its next trade fills, with nothing restarted.
-2. A compromised executor calls the signer directly: a drain transaction for a real PENDING trade, and
-   valid transactions for a trade that does not exist, a CONFIRMED trade, and a trade of a vault the
-   signer does not hold. Each is refused with its code, nothing is signed, and no vault moves on chain.
+2. A compromised executor calls the signer directly: a drain transaction for a real PENDING trade, a
+   valid swap of another amount for it, and valid transactions for a trade that does not exist, a
+   CONFIRMED trade, and a trade of a vault the signer does not hold. Each is refused with its code, nothing is signed, and no vault moves on chain.
 """
 
 from __future__ import annotations
@@ -110,14 +110,14 @@ def test_executor_signs_through_the_signer_for_three_vaults(local_chain, ledger,
         assert str(secret[:8])[1:-1] not in log and str(secret[32:40])[1:-1] not in log
 
 
-async def _swap(local_chain, scenario: Scenario, hostile: str | None = None) -> dict[str, Any]:
+async def _swap(local_chain, scenario: Scenario, hostile: str | None = None, amount: int = AMOUNT) -> dict[str, Any]:
     """A quote and its swap transaction for ``scenario``'s vault, from the local swap API (hostile when
     asked): what a compromised executor would forward to the signer."""
     api = JupiterClient(local_chain.swap_api_url)
     try:
         if hostile:
             local_chain.set_fault(kind="hostile", mode=hostile, method="swap")
-        quote = await api.quote(input_mint=scenario.input_mint, output_mint=scenario.output_mint, amount=AMOUNT,
+        quote = await api.quote(input_mint=scenario.input_mint, output_mint=scenario.output_mint, amount=amount,
                                 slippage_bps=50)
         answer = await api.swap_transaction(quote, Pubkey.from_string(scenario.vault))
     finally:
@@ -146,6 +146,8 @@ def test_compromised_executor_gets_no_signature(local_chain, ledger, ledger_dsn,
         cases = [
             ("drain for a real PENDING trade", pending, asyncio.run(_swap(local_chain, vault_a, "drain")),
              SigningRefusal.SWAP_REJECTED, "vault-transfer"),
+            ("a valid swap of twice the PENDING trade's amount", pending,
+             asyncio.run(_swap(local_chain, vault_a, amount=2 * AMOUNT)), SigningRefusal.QUOTE_MISMATCH, None),
             ("a trade id the ledger does not hold", 987_654_321, asyncio.run(_swap(local_chain, vault_a)),
              SigningRefusal.TRADE_UNKNOWN, None),
             ("a CONFIRMED trade", confirmed, asyncio.run(_swap(local_chain, vault_b)),
