@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "reconcile": "xorj.commands.reconcile:reconcile",
     "traders": "xorj.commands.traders:traders",
     "watcher": "xorj.commands.watcher:watcher",
+    "signer": "xorj.commands.signer:signer",
 }
 
 # The entry point group through which another distribution adds sub-commands (devtools/pyproject.toml)

@@ -30,30 +30,29 @@ def executor(check_config: bool) -> None:
     """Claim this strategy's trades from the ledger and execute them exactly once on Solana.
 
     Settings come from the environment (XORJ_LEDGER_DSN, XORJ_STRATEGY, XORJ_RPC_URL,
-    XORJ_SWAP_API_URL, XORJ_VAULT_KEYPAIR_FILE, XORJ_CONCURRENCY, XORJ_LEASE_SECONDS, slippage
+    XORJ_SWAP_API_URL, XORJ_VAULT_KEYPAIR_FILE or XORJ_VAULT_KEYS_DIR or XORJ_SIGNER_SOCKET, XORJ_CONCURRENCY, XORJ_LEASE_SECONDS, slippage
     policy and risk limits; see xorj.executor.settings). Serves /metrics and /healthz. SIGTERM:
     finish in-flight trades within the grace period, hand back the rest.
     """
-    from xorj.chain.keys import check_vault_pubkey, load_vault_key
     from xorj.errors import XorjError
     from xorj.executor.settings import load_settings
+    from xorj.executor.signing import keyring_of
 
     try:
         settings = load_settings()
         _configure_logging(settings.log_level)
-        key = load_vault_key(settings.vault_keypair_file)
-        check_vault_pubkey(key, settings.vault_pubkey)
+        keyring = keyring_of(settings)
     except XorjError as exc:
         raise click.ClickException(str(exc)) from None
     if check_config:
-        click.echo(f"settings ok: strategy {settings.strategy}, vault {key.pubkey}, "
-                   f"concurrency {settings.concurrency}")
+        held = keyring.describe() if keyring is not None else f"the signer on {settings.signer_socket}"
+        click.echo(f"settings ok: strategy {settings.strategy}, keys: {held}, concurrency {settings.concurrency}")
         return
 
     from xorj.executor.service import ExecutorService
 
     async def main() -> None:
-        service = ExecutorService(settings, key=key)
+        service = ExecutorService(settings, keyring=keyring)
         await service.run()
 
     try:

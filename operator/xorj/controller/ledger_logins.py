@@ -32,6 +32,9 @@ from xorj.ledger import roles
 log = logging.getLogger(__name__)
 
 LOGIN_ANNOTATION = f"{GROUP}/ledger-login"
+# With the signer sidecar (XORJ_OPERATOR_EXECUTOR_SIGNER_SIDECAR) the Secret also carries the
+# namespace's signer-only login (migration 0014), under executor.signer_ledger_secret_key.
+SIGNER_LOGIN_ANNOTATION = f"{GROUP}/signer-login"
 CA_KEY = "ca.crt"
 PASS_SECONDS = 300.0
 RETRY_SECONDS = 15.0
@@ -54,9 +57,17 @@ def executor_dsn_base(owner_dsn: str, configured: str | None) -> tuple[str, byte
 
 
 def login_secret(
-    namespace: str, name: str, dsn_key: str, login: roles.ExecutorLogin, ca: bytes | None
+    namespace: str, name: str, dsn_key: str, login: roles.ExecutorLogin, ca: bytes | None,
+    signer: tuple[str, roles.ExecutorLogin] | None = None,
 ) -> dict[str, Any]:
+    """The Secret with the executor login's DSN (and the CA); with ``signer`` (its key and login), the
+    signer login's DSN too."""
     data = {dsn_key: base64.b64encode(login.dsn.encode()).decode()}
+    annotations = {LOGIN_ANNOTATION: login.login}
+    if signer is not None:
+        signer_key, signer_login = signer
+        data[signer_key] = base64.b64encode(signer_login.dsn.encode()).decode()
+        annotations[SIGNER_LOGIN_ANNOTATION] = signer_login.login
     if ca is not None:
         data[CA_KEY] = base64.b64encode(ca).decode()
     return {
@@ -67,7 +78,7 @@ def login_secret(
             "name": name,
             "namespace": namespace,
             "labels": {"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/component": "ledger-login"},
-            "annotations": {LOGIN_ANNOTATION: login.login},
+            "annotations": annotations,
         },
         "data": data,
     }
@@ -82,14 +93,27 @@ async def ensure_namespace(rt: Runtime, namespace: str) -> str:
     annotations = await rt.kube.secret_annotations(namespace, cfg.executor.ledger_secret)
     recorded = (annotations or {}).get(LOGIN_ANNOTATION)
     current = await asyncio.to_thread(roles.existing_executor_login, owner_dsn, namespace)
-    if current is not None and recorded == current:
+    with_signer = cfg.executor.signer_sidecar
+    signer_current = (await asyncio.to_thread(roles.existing_executor_login, owner_dsn, namespace,
+                                              name_of=roles.signer_login_name) if with_signer else None)
+    signer_recorded = (annotations or {}).get(SIGNER_LOGIN_ANNOTATION)
+    if current is not None and recorded == current and (
+            not with_signer or (signer_current is not None and signer_recorded == signer_current)):
         # Repairs the group membership and the namespace mapping; the password stays.
         await asyncio.to_thread(roles.ensure_executor_login, owner_dsn, namespace, None)
+        if with_signer:
+            await asyncio.to_thread(roles.ensure_signer_login, owner_dsn, namespace, None)
         return current
     login = await asyncio.to_thread(
         roles.ensure_executor_login, owner_dsn, namespace, roles.generate_password(), executor_dsn_base=base
     )
-    await rt.kube.apply(login_secret(namespace, cfg.executor.ledger_secret, cfg.executor.ledger_secret_key, login, ca))
+    signer = None
+    if with_signer:
+        signer_login = await asyncio.to_thread(
+            roles.ensure_signer_login, owner_dsn, namespace, roles.generate_password(), signer_dsn_base=base)
+        signer = (cfg.executor.signer_ledger_secret_key, signer_login)
+    await rt.kube.apply(login_secret(namespace, cfg.executor.ledger_secret, cfg.executor.ledger_secret_key, login, ca,
+                                     signer))
     log.info("executor ledger login made", extra={"namespace": namespace, "login": login.login})
     return login.login
 

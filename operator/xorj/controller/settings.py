@@ -58,6 +58,13 @@ class ExecutorSettings(BaseSettings):
         "XORJ_OPERATOR_EXECUTOR_NODE_SELECTOR='{\"xorj.dev/node\": \"real\"}'."))
     tolerations: list[dict[str, Any]] = Field(default_factory=list, description=(
         "The executors' tolerations; a JSON list in the environment."))
+    signer_sidecar: bool = Field(default=False, description=(
+        "The signer boundary (docs/security.md): each executor pod gets an ``xorj signer`` sidecar that "
+        "alone mounts the vault key; the executor signs through its Unix socket. The signer reads the "
+        "ledger with the DSN in key ``signer_ledger_secret_key`` of ``ledger_secret``: a signer-only "
+        "login (migration 0014) that the operator makes with ``ledger_logins``. Off by default."))
+    signer_ledger_secret_key: str = Field(default="signer-dsn", description=(
+        "The key of the signer's ledger DSN in ``ledger_secret``."))
 
     def defaults(self) -> ExecutorDefaults:
         """What :mod:`xorj.controller.tradingstrategy.desired` builds every executor with."""
@@ -71,6 +78,8 @@ class ExecutorSettings(BaseSettings):
             log_level=self.log_level,
             node_selector=tuple(sorted(self.node_selector.items())),
             tolerations=tuple(json.dumps(t, sort_keys=True) for t in self.tolerations),
+            signer_sidecar=self.signer_sidecar,
+            signer_ledger_secret_key=self.signer_ledger_secret_key,
         )
 
 

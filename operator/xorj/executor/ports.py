@@ -1,7 +1,7 @@
 """The ports of the executor's service layer: what the submission algorithm
 (:mod:`xorj.executor.submission`) needs from the world, as protocols. The implementations are
 adapters: the ledger and the risk gate in :mod:`xorj.executor.adapters`, the swap API in
-:mod:`xorj.chain.jupiter`, the metrics in :mod:`xorj.executor.metrics`.
+:mod:`xorj.chain.jupiter`, the signer in :mod:`xorj.executor.signing`, the metrics in :mod:`xorj.executor.metrics`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Protocol
 
 from solders.pubkey import Pubkey
 
-from xorj.chain.jupiter import Quote, SwapResponse
+from xorj.chain.jupiter import Quote, SignedSwap, SwapResponse
 from xorj.domain.risk import RiskDecision
 from xorj.domain.trades import AttemptOutcome, ReasonCode, Trade, TradeState
 from xorj.domain.valuation import Valuation
@@ -48,6 +48,21 @@ class SwapApi(Protocol):
     async def quote(self, *, input_mint: str, output_mint: str, amount: int, slippage_bps: int) -> Quote: ...
 
     async def swap_transaction(self, quote: Quote, vault: Pubkey) -> SwapResponse: ...
+
+
+class Signer(Protocol):
+    """Holds the vault keys (in this process, or behind the signer boundary) and signs a trade's swap
+    transaction only once it passed the swap guard's checks against that trade. Both raise
+    :class:`~xorj.executor.signing.VaultNotHeldError` when the trade's vault is not held, and the swap
+    guard's errors (SwapRejectedError, QuoteRejectedError, SimulationFailedError, ChainCallError)."""
+
+    async def public_key(self, vault: str) -> Pubkey: ...
+
+    async def sign_swap(self, trade: Trade, answer: SwapResponse, quote: Quote) -> SignedSwap: ...
+
+    def describe(self) -> str: ...
+
+    async def close(self) -> None: ...
 
 
 class TradeValuer(Protocol):

@@ -19,7 +19,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from xorj.chain.jupiter import JupiterClient
-from xorj.chain.keys import VaultKey, check_vault_pubkey, load_vault_key
+from xorj.chain.keyring import Keyring
+from xorj.chain.keys import VaultKey
 from xorj.chain.prices import JupiterPriceClient
 from xorj.chain.rpc import PreflightSettings, RpcTimeouts, SolanaRpc
 from xorj.chain.swap_check import SwapLimits
@@ -39,8 +40,10 @@ from xorj.executor.adapters import (
     OwnedLedger,
 )
 from xorj.executor.metrics import ExecutorMetrics
+from xorj.executor.ports import Signer
 from xorj.executor.settings import ExecutorSettings
-from xorj.executor.submission import STEPS, ConfirmationPolicy, SubmissionSettings, VaultBoundSubmitter
+from xorj.executor.signing import KeyringSigner, SignerClient, keyring_of
+from xorj.executor.submission import STEPS, ConfirmationPolicy, SubmissionSettings, Submitter
 from xorj.ledger import transactions as tx
 from xorj.ledger.aio import AsyncLedger
 from xorj.ledger.pool_metrics import LedgerPoolCollector
@@ -91,12 +94,12 @@ class _Work:
 
 
 class ExecutorService:
-    def __init__(self, settings: ExecutorSettings, *, key: VaultKey | None = None,
-                 ledger: AsyncLedger | None = None) -> None:
+    def __init__(self, settings: ExecutorSettings, *, key: VaultKey | None = None, keyring: Keyring | None = None,
+                 ledger: AsyncLedger | None = None, signer: Signer | None = None) -> None:
         self.settings = settings
         self.owner = settings.executor_id
-        self.key = key or load_vault_key(settings.vault_keypair_file)
-        check_vault_pubkey(self.key, settings.vault_pubkey)
+        if keyring is None and signer is None:
+            keyring = keyring_of(settings, key)  # None with a signer socket: the keys are not here
         self._own_ledger = ledger is None
         # Executors never migrate: their namespace login may not change the schema (the operator does).
         # The pool opens in run(), on the event loop that uses it.
@@ -135,10 +138,13 @@ class ExecutorService:
             on_breaker=self._breaker_changed,
             on_halt=lambda halted: self.metrics.halted.labels(settings.strategy).set(1 if halted else 0))
         self.metrics.paused.labels(settings.strategy).set(1 if settings.paused else 0)
+        self.signer: Signer = signer or (
+            KeyringSigner(keyring, self.swap_guard) if keyring is not None
+            else SignerClient(str(settings.signer_socket), timeout=settings.signer_timeout_seconds))
         self.port = OwnedLedger(self.ledger, self.owner, on_result=self._ledger_result, strategy=settings.strategy)
         # A template: each trade's work runs a copy with the ports of its claim (see _handle).
-        self.submitter = VaultBoundSubmitter(
-            rpc=self.rpc, swap_api=self.swap_api, key=self.key, ledger=NoClaimPorts(), policy=policy,
+        self.submitter = Submitter(
+            rpc=self.rpc, swap_api=self.swap_api, signer=self.signer, ledger=NoClaimPorts(), policy=policy,
             risk=NoClaimPorts(),
             settings=SubmissionSettings(
                 poll_interval=settings.poll_interval_seconds,
@@ -146,7 +152,7 @@ class ExecutorService:
                 confirmation=ConfirmationPolicy(default=settings.confirmation_commitment,
                                                 finalized_from_usd=settings.finalized_from_usd)),
             observer=self.metrics, hook=SigkillHook(settings.test_sigkill_after, settings.test_raise_after),
-            confirm_rpc=self.confirm_rpc, guard=self.swap_guard)
+            confirm_rpc=self.confirm_rpc)
         self._work: dict[int, _Work] = {}
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
@@ -212,7 +218,7 @@ class ExecutorService:
             await self.ledger.open()
         await self._start_http()
         log.info("executor started", extra={"strategy": self.settings.strategy, "executor_id": self.owner,
-                                            "vault": str(self.key.pubkey), "concurrency": self.settings.concurrency,
+                                            "signer": self.signer.describe(), "concurrency": self.settings.concurrency,
                                             "http_port": self.bound_port})
         background = [asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
                       asyncio.create_task(self._ledger_counts_loop(), name="ledger-counts")]
@@ -235,6 +241,7 @@ class ExecutorService:
             await self.confirm_rpc.close()
         await self.swap_api.close()
         await self.prices.close()
+        await self.signer.close()
         if self._own_ledger:
             await self.ledger.close()
 

@@ -2,6 +2,10 @@
 
 Secrets: the ledger DSN (it may hold a password) and the swap-API key are ``SecretStr`` (shown as
 ``**********``); the vault keypair is never a setting, only the PATH of its file (a mounted Secret).
+
+Where the vault keys are, exactly one of: ``vault_keypair_file`` (one vault's key in this process),
+``vault_keys_dir`` (a directory of keypair files, one per vault, read again when it changes), or
+``signer_socket`` (the signer boundary, ``xorj signer``, on a Unix socket: no key in this process).
 """
 
 from __future__ import annotations
@@ -67,8 +71,12 @@ class ExecutorSettings(BaseSettings):
     # parameter: error texts carrying the URL are redacted (xorj.redaction) before they go anywhere.
     rpc_api_key: SecretStr | None = None
     rpc_api_key_parameter: str = Field(default="api-key", pattern=r"^[-_A-Za-z0-9]+$")
-    vault_keypair_file: Path
+    vault_keypair_file: Path | None = None
     vault_pubkey: str | None = None  # when set, the keypair file must hold exactly this vault's key
+    vault_keys_dir: Path | None = None
+    vault_keys_check_seconds: float = Field(default=1.0, ge=0, le=300)  # how often the directory is looked at
+    signer_socket: Path | None = None
+    signer_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     executor_id: str = Field(default_factory=_default_executor_id, min_length=1)
 
     # work
@@ -142,6 +150,17 @@ class ExecutorSettings(BaseSettings):
         return v
 
     @model_validator(mode="after")
+    def _one_key_source(self) -> ExecutorSettings:
+        given = [name for name in ("vault_keypair_file", "vault_keys_dir", "signer_socket")
+                 if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("exactly one of vault_keypair_file, vault_keys_dir, signer_socket must be set "
+                             f"(set: {', '.join(given) or 'none'})")
+        if self.vault_pubkey is not None and self.vault_keypair_file is None:
+            raise ValueError("vault_pubkey checks vault_keypair_file, which is not set")
+        return self
+
+    @model_validator(mode="after")
     def _slippage_consistent(self) -> ExecutorSettings:
         cap = self.effective_slippage_cap_bps
         if self.slippage_initial_bps > cap:
@@ -150,12 +169,7 @@ class ExecutorSettings(BaseSettings):
 
     def rpc_url_with_key(self) -> str:
         """The RPC URL the executor calls: ``rpc_url`` plus the API key, when there is one."""
-        if self.rpc_api_key is None:
-            return self.rpc_url
-        parts = urlsplit(self.rpc_url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        query.append((self.rpc_api_key_parameter, self.rpc_api_key.get_secret_value()))
-        return urlunsplit(parts._replace(query=urlencode(query)))
+        return url_with_api_key(self.rpc_url, self.rpc_api_key, self.rpc_api_key_parameter)
 
     @property
     def effective_price_api_url(self) -> str:
@@ -181,6 +195,16 @@ class ExecutorSettings(BaseSettings):
         return RiskLimits(max_trade_notional_usd=self.max_trade_notional_usd,
                           max_daily_volume_usd=self.max_daily_volume_usd, max_daily_trades=self.max_daily_trades,
                           max_position_share=self.max_position_share, max_price_impact=self.max_price_impact)
+
+
+def url_with_api_key(url: str, api_key: SecretStr | None, parameter: str) -> str:
+    """``url`` with the provider's API key added as query parameter ``parameter`` (when there is one)."""
+    if api_key is None:
+        return url
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    query.append((parameter, api_key.get_secret_value()))
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def load_settings(**overrides: object) -> ExecutorSettings:

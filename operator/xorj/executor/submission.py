@@ -10,8 +10,10 @@ For one claimed trade, until it is CONFIRMED or FAILED:
 3. Quote, check the risk limits (a refusal FAILs with RISK_LIMIT and the rule; an approval counts
    the trade against its vault's daily limits, once per trade), get the swap transaction, check it
    (:class:`~xorj.chain.swap_guard.SwapGuard`: every instruction, validity from our RPC, a
-   simulation) and sign it with the vault key. A refused quote or transaction FAILs the trade with
-   QUOTE_REJECTED / SWAP_REJECTED, unsigned.
+   simulation) and sign it with the trade's vault key, through the signer (the keys in this process,
+   or the signer boundary, which runs the same checks itself). A refused quote or transaction FAILs
+   the trade with QUOTE_REJECTED / SWAP_REJECTED, unsigned; a trade whose vault the signer does not
+   hold FAILs with VAULT_MISMATCH before any quote.
 4. COMMIT the attempt (signature, raw bytes, lastValidBlockHeight, slippage) to the ledger. Only a
    committed attempt is ever sent: a crash before the commit leaves signed bytes nobody sent.
 5. Send; rebroadcast the same bytes periodically. Poll getSignatureStatuses with
@@ -61,15 +63,14 @@ from xorj.chain.errors import (
     SwapRejectedError,
 )
 from xorj.chain.jupiter import SignedSwap
-from xorj.chain.keys import VaultKey
 from xorj.chain.rpc import SignatureStatus, SolanaRpc
 from xorj.chain.status_batch import StatusBatcher, StatusReading
-from xorj.chain.swap_guard import SwapGuard
 from xorj.domain.expiry import ExpiryVerdict, expiry_verdict
 from xorj.domain.slippage import SlippageAction, SlippagePolicy, decide_retry
 from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, Trade, TradeState
 from xorj.errors import LedgerConstraintError
-from xorj.executor.ports import NullObserver, Observer, RiskGate, SwapApi, TradeLedger
+from xorj.executor.ports import NullObserver, Observer, RiskGate, Signer, SwapApi, TradeLedger
+from xorj.executor.signing import VaultNotHeldError
 
 log = logging.getLogger(__name__)
 
@@ -164,18 +165,25 @@ def program_ids_of(raw_tx: bytes) -> tuple[str, ...]:
 
 
 class Submitter:
-    """Runs the algorithm for trades of one vault. One instance serves many concurrent trades."""
+    """Runs the algorithm for trades of the vaults the signer holds. One instance serves many
+    concurrent trades.
 
-    def __init__(self, *, rpc: SolanaRpc, swap_api: SwapApi, key: VaultKey, ledger: TradeLedger,
+    A trade whose vault the signer does not hold is refused before any quote or signature
+    (VAULT_MISMATCH): trades are admitted for the vault a strategy had at admission, and an executor
+    holding other keys (a strategy whose vault changed before the CRD made it immutable, a
+    mis-mounted Secret, a vault removed from the signer) must not sign them with another key. The
+    check sits where a new attempt starts, so it also covers a trade whose earlier attempt, signed by
+    its own vault, is still being settled: settling re-sends those stored bytes only.
+    """
+
+    def __init__(self, *, rpc: SolanaRpc, swap_api: SwapApi, signer: Signer, ledger: TradeLedger,
                  policy: SlippagePolicy, risk: RiskGate, settings: SubmissionSettings = SubmissionSettings(),
                  observer: Observer | None = None, hook: StepHook = _no_hook,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 confirm_rpc: SolanaRpc | None = None, guard: SwapGuard | None = None) -> None:
+                 confirm_rpc: SolanaRpc | None = None) -> None:
         self.rpc = rpc
         self.swap_api = swap_api
-        # every swap answer goes through the guard before the vault signs it (never optional)
-        self.guard = guard or SwapGuard(rpc)
-        self.key = key
+        self.signer = signer
         self.ledger = ledger
         self.policy = policy
         self.risk = risk
@@ -189,7 +197,7 @@ class Submitter:
 
     def with_ports(self, *, ledger: TradeLedger, risk: RiskGate) -> Submitter:
         """This submitter writing through other ledger and risk ports (the executor's ports of one claim,
-        which carry its fencing token); the RPC client, swap API, key, hook and status batcher stay shared."""
+        which carry its fencing token); the RPC client, swap API, signer, hook and status batcher stay shared."""
         clone = copy.copy(self)
         clone.ledger, clone.risk = ledger, risk
         return clone
@@ -240,6 +248,7 @@ class Submitter:
         while left > 0:
             tries, left = tries + 1, left - 1
             try:
+                vault = await self.signer.public_key(trade.vault)  # before any quote: a vault not held fails here
                 quote = await self.swap_api.quote(input_mint=trade.input_mint, output_mint=trade.output_mint,
                                                   amount=trade.amount, slippage_bps=slippage_bps)
                 self.hook("quoted")
@@ -247,11 +256,15 @@ class Submitter:
                 if not decision.allowed:
                     await self._fail(trade, ReasonCode.RISK_LIMIT, decision.message)
                     return None
-                answer = await self.swap_api.swap_transaction(quote, self.key.pubkey)
-                signed = await self.guard.sign(answer, quote, self.key, input_mint=trade.input_mint,
-                                               output_mint=trade.output_mint, amount=trade.amount)
+                answer = await self.swap_api.swap_transaction(quote, vault)
+                signed = await self.signer.sign_swap(trade, answer, quote)
                 self.hook("signed")
                 break
+            except VaultNotHeldError as exc:
+                await self._fail(trade, ReasonCode.VAULT_MISMATCH,
+                                 f"trade {trade.trade_id} is for vault {trade.vault}, but {exc}: refused before "
+                                 f"any quote or signature")
+                return None
             except (SwapRejectedError, QuoteRejectedError) as exc:
                 # refused, never signed: the trade fails at once, and an alert is raised with it
                 self.observer.swap_rejected(exc.reason, exc.rule)
@@ -523,25 +536,3 @@ def _with_logs(failure: TxFailure, logs: Sequence[str], programs: Sequence[str])
     inner = {"Custom": failure.custom_code} if failure.custom_code is not None else (failure.instruction_error or "Unknown")
     return tx_failure_from_json({"InstructionError": [failure.instruction_index, inner]}, program_ids=programs,
                                 logs=logs)
-
-
-class VaultBoundSubmitter(Submitter):
-    """The submission algorithm, refusing to quote or sign any trade whose vault is not the vault
-    of this executor's key.
-
-    Trades are admitted for the vault a strategy had at admission; an executor holding another key
-    (a strategy whose vault changed before the CRD made it immutable, a mis-mounted Secret, a
-    strategy re-created with another vault) would otherwise sign those trades with the wrong key.
-    The check sits where a new attempt starts (before its quote and signature), so it also covers a
-    trade whose earlier attempt, signed by its own vault, is still being settled: settling re-sends
-    those stored bytes only, and nothing new is ever signed for it here.
-    """
-
-    async def _new_attempt(self, trade: Trade, slippage_bps: int) -> str | None:
-        ours = str(self.key.pubkey)
-        if trade.vault != ours:
-            await self._fail(trade, ReasonCode.VAULT_MISMATCH,
-                             f"trade {trade.trade_id} is for vault {trade.vault}, but this executor holds "
-                             f"the key of vault {ours}: refused before any quote or signature")
-            return None
-        return await super()._new_attempt(trade, slippage_bps)

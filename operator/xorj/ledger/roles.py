@@ -5,6 +5,8 @@
   whoever holds a superuser (the chart's Postgres init script, a DBA, the development server).
 - The **executor group** (``<database>_executor``, made by migration 0008) holds exactly the
   privileges executors use. It has no login.
+- A **signer login** per namespace (migration 0014, :func:`ensure_signer_login`) is a member of the
+  signer group and may only read its namespace's trades and attempts (the signer boundary's checks).
 - An **executor login** per watched namespace is a member of that group; row-level security lets it
   see and write only trades whose strategy is ``<its namespace>/...``. The operator makes it with
   :func:`ensure_executor_login`, and gives its DSN to the namespace's executors (a Secret).
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
@@ -56,12 +59,21 @@ def check_namespace(namespace: str) -> str:
 def executor_login_name(database: str, namespace: str) -> str:
     """``<database>_exec_<namespace>``: unique per database and namespace on a shared server (roles are
     cluster-wide), shortened with a digest of both when longer than Postgres allows."""
+    return _login_name(database, namespace, "exec")
+
+
+def signer_login_name(database: str, namespace: str) -> str:
+    """``<database>_sig_<namespace>``: the signer boundary's login for ``namespace`` (migration 0014)."""
+    return _login_name(database, namespace, "sig")
+
+
+def _login_name(database: str, namespace: str, kind: str) -> str:
     check_namespace(namespace)
-    name = f"{database}_exec_{namespace}"
+    name = f"{database}_{kind}_{namespace}"
     if len(name.encode()) <= MAX_ROLE_NAME:
         return name
     digest = hashlib.sha256(f"{database}/{namespace}".encode()).hexdigest()[:10]
-    return f"{database.encode()[:20].decode(errors='ignore')}_exec_{namespace[:26]}_{digest}"
+    return f"{database.encode()[:20].decode(errors='ignore')}_{kind}_{namespace[:26]}_{digest}"
 
 
 def generate_password() -> str:
@@ -91,10 +103,21 @@ def executor_group(conn: psycopg.Connection) -> str:
     return group
 
 
-def existing_executor_login(owner_dsn: str, namespace: str) -> str | None:
-    """``namespace``'s executor login if the role exists, else None."""
+def signer_group(conn: psycopg.Connection) -> str:
+    """The signer group this database's migration 0014 recorded."""
+    row = conn.execute("SELECT signer_group FROM ledger_roles WHERE singleton").fetchone()
+    if row is None or row[0] is None:
+        raise LedgerError("ledger_roles has no signer group: the ledger is not migrated to 0014")
+    group: str = row[0]
+    return group
+
+
+def existing_executor_login(owner_dsn: str, namespace: str, *,
+                            name_of: Callable[[str, str], str] = executor_login_name) -> str | None:
+    """``namespace``'s executor login (or, with ``name_of=signer_login_name``, its signer login) if the
+    role exists, else None."""
     with translated_errors(), psycopg.connect(owner_dsn, autocommit=True, connect_timeout=10) as conn:
-        login = executor_login_name(conn.info.dbname, namespace)
+        login = name_of(conn.info.dbname, namespace)
         return login if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchone() else None
 
 
@@ -108,20 +131,36 @@ def ensure_executor_login(
     ``namespace``. Returns its DSN: ``executor_dsn_base`` (default: ``owner_dsn``, i.e. the same host,
     database and TLS settings) with the login's credentials.
     """
+    return _ensure_namespace_login(owner_dsn, namespace, password, dsn_base=executor_dsn_base, kind="executor",
+                                   name_of=executor_login_name, group_of=executor_group)
+
+
+def ensure_signer_login(owner_dsn: str, namespace: str, password: str | None, *,
+                        signer_dsn_base: str | None = None) -> ExecutorLogin:
+    """Make (or update) ``namespace``'s signer login, as :func:`ensure_executor_login` does for executors:
+    a member of the signer group (migration 0014), mapped to ``namespace``, that may only read that
+    namespace's trades and attempts. Returns its DSN."""
+    return _ensure_namespace_login(owner_dsn, namespace, password, dsn_base=signer_dsn_base, kind="signer",
+                                   name_of=signer_login_name, group_of=signer_group)
+
+
+def _ensure_namespace_login(owner_dsn: str, namespace: str, password: str | None, *, dsn_base: str | None,
+                            kind: str, name_of: Callable[[str, str], str],
+                            group_of: Callable[[psycopg.Connection], str]) -> ExecutorLogin:
     check_namespace(namespace)
     with translated_errors(), psycopg.connect(owner_dsn, autocommit=True, connect_timeout=10) as conn:
         database = conn.info.dbname
-        login = executor_login_name(database, namespace)
-        group = executor_group(conn)
+        login = name_of(database, namespace)
+        group = group_of(conn)
         with conn.transaction():
             existing = conn.execute(
                 "SELECT rolsuper OR rolbypassrls OR rolreplication FROM pg_roles WHERE rolname = %s", (login,)
             ).fetchone()
             if existing and existing[0]:
                 raise LedgerError(f"role {login} exists with SUPERUSER, BYPASSRLS or REPLICATION: refusing to "
-                                  "make it an executor login; drop or fix it first")
+                                  f"make it an {kind} login; drop or fix it first")
             if not existing and password is None:
-                raise LedgerError(f"executor login {login} does not exist: it needs a password to be made")
+                raise LedgerError(f"{kind} login {login} does not exist: it needs a password to be made")
             # Changing SUPERUSER, REPLICATION or BYPASSRLS takes a superuser: they are set only at creation.
             statement = sql.SQL("{} ROLE {} {}").format(
                 sql.SQL("ALTER" if existing else "CREATE"), sql.Identifier(login),
@@ -138,7 +177,7 @@ def ensure_executor_login(
                    ON CONFLICT (login) DO UPDATE SET namespace = EXCLUDED.namespace""",
                 (login, namespace),
             )
-    return ExecutorLogin(namespace, login, with_credentials(executor_dsn_base or owner_dsn, login, password))
+    return ExecutorLogin(namespace, login, with_credentials(dsn_base or owner_dsn, login, password))
 
 
 def _restrict_database(conn: psycopg.Connection, database: str, login: str) -> None:

@@ -381,6 +381,13 @@ def get_trade(ref: int | IdempotencyKey) -> Step[Trade]:
     return trade
 
 
+def attempt_trade(signature: str) -> Step[int | None]:
+    """The trade whose attempt carries ``signature``, or None (the signer asks whether a signature it
+    gave is accounted for in the ledger)."""
+    row = yield from one("SELECT trade_id FROM attempts WHERE signature = %s", (signature,))
+    return None if row is None else int(row["trade_id"])
+
+
 def counts_by_state(strategy: str | None = None) -> Step[dict[TradeState, int]]:
     """Trades per state (every state present, zeros included); all strategies when ``strategy`` is None."""
     counts = {state: 0 for state in TradeState}

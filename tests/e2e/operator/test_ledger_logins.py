@@ -11,7 +11,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from tests.e2e.operator.conftest import Kubectl, wait_for
 from xorj.controller.tradingstrategy.desired import LEDGER_CA_MOUNT_DIR
-from xorj.ledger.roles import executor_login_name, with_credentials
+from xorj.ledger.roles import executor_login_name, signer_login_name, with_credentials
 
 pytestmark = [pytest.mark.cluster, pytest.mark.postgres]
 
@@ -52,3 +52,23 @@ def test_the_operator_makes_the_namespaces_login_and_its_secret(kube: Kubectl, o
     assert _secret_data(kube) == data
     text = op.log_text()
     assert params["password"] not in text and "executor ledger login made" in text
+
+
+def test_with_the_signer_sidecar_the_secret_carries_a_signer_only_login(kube: Kubectl, operators, ledger_dsn: str,
+                                                                        postgres_server) -> None:
+    op = operators(extra_env={"XORJ_OPERATOR_EXECUTOR_LEDGER_LOGINS": "true",
+                              "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET": SECRET,
+                              "XORJ_OPERATOR_EXECUTOR_SIGNER_SIDECAR": "true"})
+    data = wait_for(lambda: _secret_data(kube), 60, "the executor ledger Secret")
+    assert "dsn" in data and "signer-dsn" in data
+    params = conninfo_to_dict(data["signer-dsn"].decode())
+    assert params["user"] == signer_login_name(conninfo_to_dict(ledger_dsn)["dbname"], kube.namespace)
+    annotations = kube.get("secret", SECRET)["metadata"]["annotations"]
+    assert annotations["trading.xorj.io/signer-login"] == params["user"]
+    local = with_credentials(data["signer-dsn"].decode(), params["user"], params["password"],
+                             sslrootcert=str(postgres_server.ca_file))
+    with psycopg.connect(local, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM trades").fetchone() == (0,)  # it reads its namespace
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("UPDATE trades SET state = 'FAILED'")  # and writes nothing
+    assert params["password"] not in op.log_text()

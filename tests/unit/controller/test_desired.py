@@ -303,3 +303,56 @@ def test_the_strategys_circuit_breaker_is_the_one_its_executors_run(monkeypatch)
     breaker = load_settings().circuit_breaker()
     assert breaker == CircuitBreaker(failures_in_window=9, window=timedelta(seconds=30), failures_in_a_row=4,
                                      open_for=timedelta(seconds=20))
+
+
+def test_signer_sidecar_alone_holds_the_vault_key(monkeypatch) -> None:
+    """The signer boundary in the pod: the vault Secret is mounted into the signer container only; the
+    executor reaches it through the socket on a shared emptyDir, and its settings hold no key path.
+    Both containers' variables are what their settings models read."""
+    from xorj.executor.settings import load_settings
+    from xorj.signer.settings import load_signer_settings
+
+    defaults = desired.ExecutorDefaults(signer_sidecar=True)
+    spec = _spec(endpoints={"rpcUrl": "https://rpc.example/v1", "swapApiUrl": "https://swap.example",
+                            "rpcApiKeySecretRef": {"name": "rpc-key", "key": "token", "queryParameter": "api-key"}})
+    kids = {c["kind"]: c for c in desired.children(OWNER, "ns1", spec, defaults)}
+    pod = kids["Deployment"]["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    assert set(containers) == {desired.EXECUTOR_CONTAINER, desired.SIGNER_CONTAINER}
+    executor, signer = containers[desired.EXECUTOR_CONTAINER], containers[desired.SIGNER_CONTAINER]
+    mounts = {name: {m["name"] for m in c["volumeMounts"]} for name, c in containers.items()}
+    assert "vault" not in mounts["executor"] and "vault" in mounts["signer"]
+    assert "signer-socket" in mounts["executor"] and "signer-socket" in mounts["signer"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes["signer-socket"] and volumes["vault"]["secret"]["secretName"]
+    assert signer["command"] == ["xorj", "signer"] and signer["image"] == executor["image"]
+    data = kids["ConfigMap"]["data"]
+    assert "XORJ_VAULT_KEYPAIR_FILE" not in data and "XORJ_VAULT_PUBKEY" not in data
+    # the executor container's settings: the socket, no key
+    for key, value in data.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("XORJ_LEDGER_DSN", "postgresql://u@127.0.0.1/x")
+    settings = load_settings()
+    assert settings.vault_keypair_file is None and str(settings.signer_socket) == desired.SIGNER_SOCKET
+    # the signer container's settings (the kubelet would set the two secretKeyRef values)
+    env = {e["name"]: e for e in signer["env"]}
+    assert env["XORJ_SIGNER_LEDGER_DSN"]["valueFrom"]["secretKeyRef"]["key"] == "signer-dsn"
+    assert env["XORJ_SIGNER_RPC_API_KEY"]["valueFrom"] == {"secretKeyRef": {"name": "rpc-key", "key": "token"}}
+    for name, entry in env.items():
+        if "value" in entry:
+            monkeypatch.setenv(name, entry["value"])
+    monkeypatch.setenv("XORJ_SIGNER_LEDGER_DSN", "postgresql://s@127.0.0.1/x")
+    monkeypatch.setenv("XORJ_SIGNER_RPC_API_KEY", "rpc-s3cret")
+    signer_settings = load_signer_settings()
+    assert str(signer_settings.socket) == desired.SIGNER_SOCKET
+    assert str(signer_settings.keypair_file).startswith(desired.VAULT_MOUNT_DIR)
+    assert signer_settings.rpc_url_with_key() == "https://rpc.example/v1?api-key=rpc-s3cret"
+    assert signer_settings.slippage_cap_bps == spec.slippage.to_domain().cap_bps
+
+
+def test_signer_sidecar_is_an_operator_setting(monkeypatch) -> None:
+    monkeypatch.setenv("XORJ_LEDGER_DSN", "postgresql://x@h/db")
+    monkeypatch.setenv("XORJ_OPERATOR_EXECUTOR_SIGNER_SIDECAR", "true")
+    assert OperatorSettings().executor.defaults().signer_sidecar is True
+    monkeypatch.delenv("XORJ_OPERATOR_EXECUTOR_SIGNER_SIDECAR")
+    assert OperatorSettings().executor.defaults().signer_sidecar is False  # off unless asked

@@ -24,6 +24,8 @@ ENVIRONMENT = {
     "XORJ_OPERATOR_EXECUTOR_LOG_LEVEL": ("DEBUG", lambda s: s.executor.log_level),
     "XORJ_OPERATOR_EXECUTOR_NODE_SELECTOR": ('{"a": "b"}', lambda s: s.executor.node_selector),
     "XORJ_OPERATOR_EXECUTOR_TOLERATIONS": ('[{"key": "k"}]', lambda s: s.executor.tolerations),
+    "XORJ_OPERATOR_EXECUTOR_SIGNER_SIDECAR": ("true", lambda s: s.executor.signer_sidecar),
+    "XORJ_OPERATOR_EXECUTOR_SIGNER_LEDGER_SECRET_KEY": ("sig", lambda s: s.executor.signer_ledger_secret_key),
     "XORJ_OPERATOR_GLOBAL_HALT": ("true", lambda s: s.trading.global_halt),
     "XORJ_OPERATOR_GLOBAL_HALT_REASON": ("incident 7", lambda s: s.trading.global_halt_reason),
     "XORJ_OPERATOR_COPYTRADE_RESYNC_SECONDS": ("2.5", lambda s: s.timing.copytrade_resync_seconds),

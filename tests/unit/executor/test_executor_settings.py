@@ -93,3 +93,21 @@ def test_expired_attempt_is_judged_by_why_the_rpc_refused_it():
     # a send failure that does not decide retries (a refusal of ours) leaves the expiry in charge
     assert _resolved(AttemptOutcome.EXPIRED, ReasonCode.BLOCKHASH_EXPIRED, "never accepted",
                      ReasonCode.SWAP_REJECTED).decisive_reason is ReasonCode.BLOCKHASH_EXPIRED
+
+
+def test_keys_come_from_exactly_one_place(env):
+    env.setenv("XORJ_SIGNER_SOCKET", "/run/xorj-signer/signer.sock")
+    with pytest.raises(InvalidInputError, match="exactly one of vault_keypair_file, vault_keys_dir, signer_socket") as info:
+        load_settings()
+    assert "set: vault_keypair_file, signer_socket" in str(info.value)
+    env.delenv("XORJ_VAULT_KEYPAIR_FILE")
+    settings = load_settings()  # the signer boundary: no key in the executor
+    assert settings.vault_keypair_file is None and str(settings.signer_socket) == "/run/xorj-signer/signer.sock"
+    env.delenv("XORJ_SIGNER_SOCKET")
+    with pytest.raises(InvalidInputError, match=r"\(set: none\)"):
+        load_settings()
+    env.setenv("XORJ_VAULT_KEYS_DIR", "/var/run/secrets/vaults")
+    assert str(load_settings().vault_keys_dir) == "/var/run/secrets/vaults"
+    env.setenv("XORJ_VAULT_PUBKEY", "Vau1t111")
+    with pytest.raises(InvalidInputError, match="vault_pubkey checks vault_keypair_file"):
+        load_settings()

@@ -96,7 +96,7 @@ def _submitter() -> Submitter:
 
     # an address nothing listens on: _judge without a second node never calls the RPC
     rpc = SolanaRpc("http://127.0.0.1:9")
-    return Submitter(rpc=rpc, swap_api=None, key=None, ledger=None, policy=SlippagePolicy(), risk=None)  # type: ignore[arg-type]
+    return Submitter(rpc=rpc, swap_api=None, signer=None, ledger=None, policy=SlippagePolicy(), risk=None)  # type: ignore[arg-type]
 
 
 def test_one_reading_is_judged_live_expired_stale_or_known_in_one_place():

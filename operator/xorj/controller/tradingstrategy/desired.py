@@ -28,6 +28,11 @@ VAULT_MOUNT_DIR = "/var/run/xorj/vault"
 # The ledger's CA certificate (key ca.crt of the ledger Secret, when it has one), for sslmode=verify-full.
 LEDGER_CA_MOUNT_DIR = "/var/run/xorj/ledger"
 EXECUTOR_CONTAINER = "executor"
+# The signer boundary as a sidecar (ExecutorDefaults.signer_sidecar): only the signer container mounts
+# the vault key; the two share the socket's emptyDir.
+SIGNER_CONTAINER = "signer"
+SIGNER_SOCKET_DIR = "/var/run/xorj/signer"
+SIGNER_SOCKET = f"{SIGNER_SOCKET_DIR}/signer.sock"
 # The image's unprivileged user (Dockerfile USER). The vault Secret's files belong to this group
 # (fsGroup) with mode 0440: the executor can read its key, no other user in the pod can.
 EXECUTOR_UID = 10001
@@ -67,6 +72,11 @@ class ExecutorDefaults:
     # Where executor pods may run (e.g. the nodes that may hold vault keys); empty: anywhere.
     node_selector: tuple[tuple[str, str], ...] = ()
     tolerations: tuple[str, ...] = ()  # each a JSON object, so the dataclass stays hashable
+    # The signer boundary (docs/security.md): the vault key only in a signer sidecar, the executor
+    # signing through its socket. Its ledger login's DSN is key ``signer_ledger_secret_key`` of the
+    # ledger Secret.
+    signer_sidecar: bool = False
+    signer_ledger_secret_key: str = "signer-dsn"
 
 
 def names(strategy: str) -> dict[str, str]:
@@ -108,12 +118,14 @@ def executor_environment(
     comes from the executor's settings model (:func:`xorj.executor.settings.executor_environment`), and
     the slippage policy and risk limits are rendered from the domain objects the executor builds back."""
     api_key_ref = spec.endpoints.rpc_api_key_secret_ref
+    keys: dict[str, str] = ({"signer_socket": SIGNER_SOCKET} if defaults.signer_sidecar else
+                            {"vault_pubkey": spec.vault.public_key,
+                             "vault_keypair_file": f"{VAULT_MOUNT_DIR}/{spec.vault.secret_key}"})
     return {
         **settings_environment(
             # the ledger's strategy key is namespaced: equal names in two namespaces never share trades
             strategy=f"{namespace}/{strategy}",
-            vault_pubkey=spec.vault.public_key,
-            vault_keypair_file=f"{VAULT_MOUNT_DIR}/{spec.vault.secret_key}",
+            **keys,
             rpc_url=spec.endpoints.rpc_url,
             swap_api_url=spec.endpoints.swap_api_url,
             rpc_api_key_parameter=api_key_ref.query_parameter if api_key_ref is not None else "api-key",
@@ -172,6 +184,51 @@ def desired_replicas(spec: TradingStrategySpec) -> int:
     return 0 if spec.paused else spec.executor.replicas
 
 
+def _container_security() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def signer_container(spec: TradingStrategySpec, defaults: ExecutorDefaults) -> dict[str, Any]:
+    """The signer boundary's sidecar (``xorj signer``): the only container that mounts the vault key.
+    It serves the executor on the shared socket, reads the ledger with its own signer-only login, and
+    re-runs the swap guard with its own RPC client."""
+    environment = {
+        "XORJ_SIGNER_SOCKET": SIGNER_SOCKET,
+        "XORJ_SIGNER_KEYPAIR_FILE": f"{VAULT_MOUNT_DIR}/{spec.vault.secret_key}",
+        "XORJ_SIGNER_RPC_URL": spec.endpoints.rpc_url,
+        "XORJ_SIGNER_SLIPPAGE_CAP_BPS": str(spec.slippage.to_domain().cap_bps),
+        "XORJ_SIGNER_LOG_LEVEL": defaults.log_level,
+    }
+    api_key_ref = spec.endpoints.rpc_api_key_secret_ref
+    secret_env: list[dict[str, Any]] = []
+    if api_key_ref is not None:
+        environment["XORJ_SIGNER_RPC_API_KEY_PARAMETER"] = api_key_ref.query_parameter
+        secret_env.append({"name": "XORJ_SIGNER_RPC_API_KEY",
+                           "valueFrom": {"secretKeyRef": {"name": api_key_ref.name, "key": api_key_ref.key}}})
+    return {
+        "name": SIGNER_CONTAINER,
+        "image": defaults.image,
+        "imagePullPolicy": defaults.image_pull_policy,
+        "command": ["xorj", "signer"],
+        "env": [*({"name": k, "value": v} for k, v in environment.items()),
+                {"name": "XORJ_SIGNER_LEDGER_DSN",
+                 "valueFrom": {"secretKeyRef": {"name": defaults.ledger_secret_name,
+                                                "key": defaults.signer_ledger_secret_key}}},
+                *secret_env],
+        "volumeMounts": [{"name": "vault", "mountPath": VAULT_MOUNT_DIR, "readOnly": True},
+                         {"name": "signer-socket", "mountPath": SIGNER_SOCKET_DIR},
+                         {"name": "ledger-ca", "mountPath": LEDGER_CA_MOUNT_DIR, "readOnly": True}],
+        "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "256Mi"}},
+        "securityContext": _container_security(),
+    }
+
+
 def deployment(
     owner: Owner, namespace: str, spec: TradingStrategySpec, defaults: ExecutorDefaults
 ) -> dict[str, Any]:
@@ -199,8 +256,11 @@ def deployment(
             *api_key_environment(spec),
         ],
         "ports": [{"name": "metrics", "containerPort": defaults.metrics_port, "protocol": "TCP"}],
-        "volumeMounts": [{"name": "vault", "mountPath": VAULT_MOUNT_DIR, "readOnly": True},
-                         {"name": "ledger-ca", "mountPath": LEDGER_CA_MOUNT_DIR, "readOnly": True}],
+        "volumeMounts": [
+            # with the signer sidecar the executor never mounts the key: it only reaches the socket
+            {"name": "signer-socket", "mountPath": SIGNER_SOCKET_DIR} if defaults.signer_sidecar else
+            {"name": "vault", "mountPath": VAULT_MOUNT_DIR, "readOnly": True},
+            {"name": "ledger-ca", "mountPath": LEDGER_CA_MOUNT_DIR, "readOnly": True}],
         "resources": {"requests": dict(spec.executor.requests), "limits": dict(spec.executor.limits)},
         "livenessProbe": {
             "httpGet": {"path": "/healthz", "port": "metrics"},
@@ -211,18 +271,12 @@ def deployment(
             "httpGet": {"path": "/healthz", "port": "metrics"},
             "periodSeconds": 5,
         },
-        "securityContext": {
-            "runAsNonRoot": True,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": _container_security(),
     }
     pod_spec: dict[str, Any] = {
         # executors never call the Kubernetes API: a stolen executor gets no token to try
         "automountServiceAccountToken": False,
-        "containers": [container],
+        "containers": [container, signer_container(spec, defaults)] if defaults.signer_sidecar else [container],
         "securityContext": {"runAsUser": EXECUTOR_UID, "runAsGroup": EXECUTOR_UID, "fsGroup": EXECUTOR_UID},
         # executors hand back their leases on SIGTERM; give them time to finish in-flight sends
         "terminationGracePeriodSeconds": 60,
@@ -244,6 +298,8 @@ def deployment(
                     "optional": True,  # a ledger DSN without TLS verification has no CA to give
                 },
             },
+            *([{"name": "signer-socket", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}]
+              if defaults.signer_sidecar else []),
         ],
     }
     if defaults.service_account:

@@ -1,0 +1,32 @@
+"""The signer boundary wired into the executor pods (operator setting
+XORJ_OPERATOR_EXECUTOR_SIGNER_SIDECAR), on the real API server: the Deployment the operator applies
+holds an ``xorj signer`` sidecar that alone mounts the vault Secret, a shared emptyDir for the socket,
+and an executor container with neither the key volume nor a key path in its ConfigMap."""
+
+from __future__ import annotations
+
+import pytest
+
+from xorj.controller.tradingstrategy.desired import EXECUTOR_CONTAINER, SIGNER_CONTAINER, SIGNER_SOCKET
+
+from .conftest import Kubectl, wait_for
+from .manifests import strategy
+
+pytestmark = [pytest.mark.cluster, pytest.mark.postgres]
+
+
+def test_executor_pods_get_a_signer_sidecar_holding_the_only_key_mount(kube: Kubectl, operators) -> None:
+    operators(extra_env={"XORJ_OPERATOR_EXECUTOR_SIGNER_SIDECAR": "true"})
+    kube.apply(strategy("alpha"))
+    dep = wait_for(lambda: kube.get("deployment", "alpha-executor"), 60, "the executor Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    assert set(containers) == {EXECUTOR_CONTAINER, SIGNER_CONTAINER}
+    mounts = {name: {m["name"] for m in c.get("volumeMounts", [])} for name, c in containers.items()}
+    assert "vault" in mounts[SIGNER_CONTAINER] and "vault" not in mounts[EXECUTOR_CONTAINER]
+    assert "signer-socket" in mounts[SIGNER_CONTAINER] & mounts[EXECUTOR_CONTAINER]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes["signer-socket"] and "secret" in volumes["vault"]
+    assert containers[SIGNER_CONTAINER]["command"] == ["xorj", "signer"]
+    config = kube.get("configmap", "alpha-executor-config")["data"]
+    assert config["XORJ_SIGNER_SOCKET"] == SIGNER_SOCKET and "XORJ_VAULT_KEYPAIR_FILE" not in config
