@@ -38,17 +38,10 @@ def trade_from_row(row: Row, attempts: Iterable[Attempt] = ()) -> Trade:
     return Trade(**{name: row[name] for name in _TRADE_FIELDS}, attempts=tuple(attempts))
 
 
-def fetch_all(cur: psycopg.Cursor[DictRow], record: type[_R], query: str,
-              params: Sequence[Any] | Mapping[str, Any] = ()) -> list[_R]:
-    """The rows of ``query`` as ``record`` instances (psycopg's class_row: the selected column names
-    are the record's field names), in the transaction of ``cur``."""
-    with cur.connection.cursor(row_factory=class_row(record)) as typed:
-        return typed.execute(query, params).fetchall()
-
-
 def fetch_one(cur: psycopg.Cursor[DictRow], record: type[_R], query: str,
               params: Sequence[Any] | Mapping[str, Any] = ()) -> _R | None:
-    """The first row of ``query`` as a ``record`` (see :func:`fetch_all`), None when there is none."""
+    """The first row of ``query`` as a ``record`` (psycopg's class_row: the selected column names are
+    the record's field names), None when there is none, in the transaction of ``cur``."""
     with cur.connection.cursor(row_factory=class_row(record)) as typed:
         return typed.execute(query, params).fetchone()
 
