@@ -26,6 +26,7 @@ from xorj.controller.traderpool import status as st
 from xorj.domain.trader_history import DEFAULT_CASH_MINTS
 from xorj.domain.trader_pool import PoolRanking, candidates_from_lists, rank_history
 from xorj.errors import InvalidInputError, LedgerError
+from xorj.ledger import trader_swaps
 from xorj.ledger.records import StoredTraderScore
 from xorj.ledger.repository import Ledger
 from xorj.ledger.trader_swaps import TraderSwapStore
@@ -85,8 +86,7 @@ async def rescore_on_new_swaps(rt: Runtime, body: Any, logger: Any) -> PoolRanki
         return None
     candidates, watermark = seen
     try:
-        now_mark = await rt.ledger_call_on_thread("trader_history_watermark", TraderSwapStore(rt.ledger).history_watermark,
-                                        candidates)
+        now_mark = await rt.ledger_run(trader_swaps.history_watermark(candidates))
     except LedgerError:
         return None  # counted; the next check asks again, and the schedule reports a lasting outage
     if now_mark == watermark:
@@ -116,8 +116,11 @@ async def _score_pool(rt: Runtime, body: Any, logger: Any) -> PoolRanking | None
             candidates, problems = await _candidates(rt, namespace, spec)
             cash = frozenset(rt.settings.pools.cash_mints) or DEFAULT_CASH_MINTS
             # read before scoring: swaps recorded while it runs move the watermark again (rescored next check)
-            watermark = await rt.ledger_call_on_thread("trader_history_watermark",
-                                             TraderSwapStore(rt.ledger).history_watermark, candidates)
+            watermark = await rt.ledger_run(trader_swaps.history_watermark(candidates))
+            # the rescoring stays on a worker thread: realizing every candidate's swaps (FIFO) and the
+            # Trust Score over thousands of wallets are seconds of CPU, and its few reads and its COPY
+            # write of trader_scores (which no transaction body expresses: statements has no COPY) run
+            # with them, as the bench times it
             ranking = await rt.ledger_call_on_thread("rescore_pool", rescore, rt.ledger, rt.realized, candidates, spec, cash,
                                            now().timestamp())
             rt.pool_watermarks[meta.get("uid", "")] = (tuple(candidates), watermark)
