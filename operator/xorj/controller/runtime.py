@@ -69,8 +69,8 @@ class Runtime:
     kube: Kube
     # the trades, the halt: transaction bodies run on kopf's event loop (see ledger_run)
     async_ledger: AsyncLedger
-    # the stores with no transaction bodies yet (trader scores, trader swaps), the alert outbox's
-    # delivery and the chain reconciler: blocking, each on a worker thread
+    # the pool rescoring (CPU-bound, with its COPY write of trader scores) and the alert outbox's
+    # delivery (one transaction held across the API server's call): blocking, each on a worker thread
     ledger: Ledger
     freshness: WatchFreshness
     identity: str
@@ -92,10 +92,11 @@ class Runtime:
             raise
 
     async def ledger_call_on_thread(self, operation: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """A call of the blocking ledger (a store with no transaction body yet) on a worker thread;
-        failures are counted and re-raised (typed LedgerError). The loop's own executor, not the
-        Kubernetes client's pool: that one is shut down at cleanup while kopf's timers may still fire,
-        and a call then must fail as the closed ledger does (unavailable), not as a dead executor."""
+        """A call of the blocking ledger on a worker thread (the pool rescoring: CPU-bound work with its
+        reads and its COPY write); failures are counted and re-raised (typed LedgerError). The loop's
+        own executor, not the Kubernetes client's pool: that one is shut down at cleanup while kopf's
+        timers may still fire, and a call then must fail as the closed ledger does (unavailable), not as
+        a dead executor."""
         try:
             return await asyncio.to_thread(fn, *args, **kwargs)
         except LedgerError:
