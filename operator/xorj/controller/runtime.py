@@ -9,9 +9,8 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from xorj.controller import metrics
 from xorj.controller.freshness import WatchFreshness
@@ -67,10 +66,10 @@ class Wakeups:
 class Runtime:
     settings: OperatorSettings
     kube: Kube
-    # the trades, the halt: transaction bodies run on kopf's event loop (see ledger_run)
+    # every reconciler's ledger transactions: bodies run on kopf's event loop (see ledger_run)
     async_ledger: AsyncLedger
-    # the pool rescoring (CPU-bound, with its COPY write of trader scores) and the alert outbox's
-    # delivery (one transaction held across the API server's call): blocking, each on a worker thread
+    # the blocking ledger: the schema's migration at start, the pool metrics and the alert outbox's
+    # delivery (one transaction held open across the API server's call, on a thread of its own)
     ledger: Ledger
     freshness: WatchFreshness
     identity: str
@@ -89,18 +88,6 @@ class Runtime:
             return await self.async_ledger.run(body)
         except LedgerError:
             metrics.LEDGER_ERRORS.labels(getattr(body, "__name__", "transaction")).inc()
-            raise
-
-    async def ledger_call_on_thread(self, operation: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """A call of the blocking ledger on a worker thread (the pool rescoring: CPU-bound work with its
-        reads and its COPY write); failures are counted and re-raised (typed LedgerError). The loop's
-        own executor, not the Kubernetes client's pool: that one is shut down at cleanup while kopf's
-        timers may still fire, and a call then must fail as the closed ledger does (unavailable), not as
-        a dead executor."""
-        try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
-        except LedgerError:
-            metrics.LEDGER_ERRORS.labels(operation).inc()
             raise
 
     async def listen_forever(self) -> None:

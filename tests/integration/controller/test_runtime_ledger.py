@@ -1,6 +1,6 @@
 """The operator's Runtime reaches the real Postgres ledger from kopf's event loop: the trades, the
-halt, the trader scores and the trader swaps' watermark through the asyncio ledger, the blocking
-ledger's calls (the pool rescoring) on the loop's own worker threads. Neither depends on the Kubernetes client's thread pool, which cleanup shuts down
+halt, the trader scores and the trader swaps through the asyncio ledger. It does not depend on the
+Kubernetes client's thread pool, which cleanup shuts down
 while kopf's timers may still fire: a call then fails as the closed ledger does (LedgerError, the
 handlers' ledger-unavailable path), counted per operation, never "cannot schedule new futures"."""
 
@@ -24,7 +24,6 @@ from xorj.errors import LedgerUnavailableError
 from xorj.ledger import Ledger, trader_swaps
 from xorj.ledger import transactions as tx
 from xorj.ledger.aio import AsyncLedger
-from xorj.ledger.trader_swaps import TraderSwapStore
 
 pytestmark = pytest.mark.postgres
 log = logging.getLogger(__name__)
@@ -71,19 +70,16 @@ def test_a_call_after_cleanup_closed_the_ledgers_is_ledger_unavailable_and_count
         await rt.async_ledger.close()
         await asyncio.to_thread(rt.ledger.close)
         rt.kube.close()
-        before = errors("trading_halt"), errors("trader_history_watermark"), errors("history_watermark")
+        before = errors("trading_halt"), errors("history_watermark")
         with pytest.raises(LedgerUnavailableError):
             await rt.ledger_run(tx.trading_halt())
         with pytest.raises(LedgerUnavailableError):
             await rt.ledger_run(trader_swaps.history_watermark(["W1"]))
-        with pytest.raises(LedgerUnavailableError):
-            await rt.ledger_call_on_thread("trader_history_watermark",
-                                          TraderSwapStore(rt.ledger).history_watermark, ["W1"])
         assert not await enforce_trading_halt(rt, log)  # the resync's path: a warning, tried again later
-        return before, (errors("trading_halt"), errors("trader_history_watermark"), errors("history_watermark"))
+        return before, (errors("trading_halt"), errors("history_watermark"))
 
     before, after = asyncio.run(after_cleanup())
-    assert after == (before[0] + 2, before[1] + 1, before[2] + 1)
+    assert after == (before[0] + 2, before[1] + 1)
 
 
 def test_a_kubernetes_call_after_cleanup_is_a_retry_not_a_dead_executor(ledger: Ledger, ledger_dsn: str):
