@@ -56,9 +56,11 @@ from tests.integration.watcher.helpers import Leader, WatcherProcess, strategy_d
 from xorj.chain.prices import JupiterPriceClient, price_api_url_for
 from xorj.chain.rpc import SolanaRpc
 from xorj.controller.models import TraderPoolSpec
-from xorj.controller.traderpool.reconcile import rescore
+from xorj.controller.traderpool.reconcile import ranked, rescore
 from xorj.devenv.postgres import PostgresServer
-from xorj.ledger import Ledger, migrate
+from xorj.domain.trader_pool import PoolRanking
+from xorj.ledger import Ledger, migrate, statements
+from xorj.ledger.aio import AsyncLedger
 from xorj.ledger.notify import TRADES_CHANNEL
 from xorj.ledger.trader_swaps import TraderSwapStore
 from xorj.traders.backfill import refresh
@@ -311,24 +313,30 @@ def rescoring(pg: PostgresServer, wallets: int, swaps_per_wallet: int, repeat: i
     samples = []
     profile_text = ""
     histories = RealizedHistories()  # the operator's, kept between rescorings
+
+    async def timed_runs() -> PoolRanking:  # as the operator runs it: ledger on the loop, CPU on a thread
+        async with AsyncLedger.for_dsn(dsn) as on_loop:
+            for n in range(repeat):
+                if n == repeat - 1:  # new swaps for 1 % of the wallets before the last run
+                    add_swaps(dsn, names[:: 100])
+                pg_before = {p: cpu_seconds(p) for p in with_children(pg.pid)}
+                wall, cpu = time.perf_counter(), time.process_time()
+                ranking = await rescore(on_loop, histories, names, spec, cash, time.time())
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                # backends alive at the end (one that exited meanwhile reads 0: left out; a new one from 0)
+                pg_cpu = sum(max(0.0, cpu_seconds(p) - pg_before.get(p, 0.0)) for p in with_children(pg.pid))
+                samples.append((wall, cpu, pg_cpu, histories.realized_last))
+                progress(f"rescore {n + 1}/{repeat}: {samples[-1][0]:.3f} s, "
+                         f"{histories.realized_last:,} wallets realized")
+        return ranking
+
+    ranking = asyncio.run(timed_runs())
     with Ledger.connect(dsn, apply_migrations=False) as ledger:
-        for n in range(repeat):
-            if n == repeat - 1:  # new swaps for 1 % of the wallets before the last run
-                add_swaps(dsn, names[:: 100])
-            pg_before = {p: cpu_seconds(p) for p in with_children(pg.pid)}
-            wall, cpu = time.perf_counter(), time.process_time()
-            ranking = rescore(ledger, histories, names, spec, cash, time.time())
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            # backends alive at the end (one that exited meanwhile reads 0: left out; a new one from 0)
-            pg_cpu = sum(max(0.0, cpu_seconds(p) - pg_before.get(p, 0.0)) for p in with_children(pg.pid))
-            samples.append((wall, cpu, pg_cpu, histories.realized_last))
-            progress(f"rescore {n + 1}/{repeat}: {samples[-1][0]:.3f} s, {histories.realized_last:,} wallets realized")
-        with ledger._transaction() as cur:  # noqa: SLF001 - the bench checks what was written
-            written = cur.execute("SELECT count(*) AS n FROM trader_scores").fetchone()["n"]
-        if want_profile:
+        written = ledger.run(statements.one("SELECT count(*) AS n FROM trader_scores"))["n"]  # what was written
+        if want_profile:  # the reads and the CPU part in this one thread (a profile sees no worker thread)
             profiler = cProfile.Profile()
             profiler.enable()
-            rescore(ledger, histories, names, spec, cash, time.time())
+            ranked(histories.history(TraderSwapStore(ledger), names, cash_mints=cash), spec, time.time())
             profiler.disable()
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(top)

@@ -519,8 +519,7 @@ def chain_reconciled(configuration: dict[str, Any] | None = None) -> dict[str, A
     import asyncio
 
     from xorj.chain.rpc import SolanaRpc
-    from xorj.ledger.chain_reconciliation import ReconciliationStore
-    from xorj.ledger.repository import Ledger
+    from xorj.ledger.aio import AsyncLedger
     from xorj.reconciler.service import ReconcileSettings, reconcile_pass
 
     target = resolve(configuration)
@@ -528,12 +527,12 @@ def chain_reconciled(configuration: dict[str, Any] | None = None) -> dict[str, A
     # the local chain serves JSON-RPC at "/" beside its admin API at "/admin"
     rpc_url = target.require("chain_admin_url").rstrip("/").removesuffix("/admin") + "/"
 
-    async def one_pass(store: ReconciliationStore):  # type: ignore[no-untyped-def]
-        async with SolanaRpc(rpc_url) as rpc:
-            return await reconcile_pass(store, rpc, ReconcileSettings(), [vault])
+    async def one_pass():  # type: ignore[no-untyped-def]
+        async with AsyncLedger.for_dsn(target.ledger_dsn, max_size=1, name="xorj-chaos-probe") as ledger, \
+                SolanaRpc(rpc_url) as rpc:
+            return await reconcile_pass(ledger, rpc, ReconcileSettings(), [vault])
 
-    with Ledger.connect(target.ledger_dsn, apply_migrations=False, max_size=1, name="xorj-chaos-probe") as ledger:
-        report = asyncio.run(one_pass(ReconciliationStore(ledger)))
+    report = asyncio.run(one_pass())
     return {"open_findings": len(report.open_findings), "errors": len(report.errors),
             "classes": sorted({f.finding_class.value for f in report.open_findings}),
             "walked": sum(v.walked for v in report.vaults)}

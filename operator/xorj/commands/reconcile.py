@@ -58,6 +58,7 @@ def _run(dsn: str, vaults: tuple[str, ...], rpc_url: str | None, as_json: bool, 
          rpc_timeout: float) -> int:
     from xorj.chain.rpc import RpcTimeouts, SolanaRpc
     from xorj.domain.reconciliation import FinalityGrace
+    from xorj.ledger.aio import AsyncLedger
     from xorj.ledger.chain_reconciliation import ReconciliationStore
     from xorj.ledger.repository import Ledger
     from xorj.reconciler.service import ReconcileSettings, reconcile_pass
@@ -75,8 +76,10 @@ def _run(dsn: str, vaults: tuple[str, ...], rpc_url: str | None, as_json: bool, 
                                      baseline_margin_seconds=baseline_margin_seconds)
 
         async def main():  # type: ignore[no-untyped-def]
-            async with SolanaRpc(rpc_url, timeouts=RpcTimeouts(read=rpc_timeout, send=rpc_timeout)) as rpc:
-                return await reconcile_pass(store, rpc, settings, list(vaults) or None)
+            # the pass runs its ledger transactions on this loop (xorj.ledger.aio), no thread hop
+            async with AsyncLedger.for_dsn(dsn, max_size=2, name="xorj-reconcile") as on_loop, \
+                    SolanaRpc(rpc_url, timeouts=RpcTimeouts(read=rpc_timeout, send=rpc_timeout)) as rpc:
+                return await reconcile_pass(on_loop, rpc, settings, list(vaults) or None)
 
         report = asyncio.run(main())
     if as_json:

@@ -32,9 +32,13 @@ def watcher(check_config: bool) -> None:
                    f"{'on' if settings.watcher_webhook_token else 'off'}, poll every "
                    f"{settings.watcher_poll_interval_seconds:g}s")
         return
+    from xorj.ledger.migrate import migrate
     from xorj.watcher.service import WatcherService
 
     try:
+        # the schema first, once, before the event loop starts: the watcher's own ledger calls then
+        # all run on the loop (xorj.ledger.aio)
+        migrate(settings.ledger_dsn.get_secret_value())
         asyncio.run(WatcherService(settings).run())
     except XorjError as exc:
         raise click.ClickException(str(exc)) from None

@@ -120,7 +120,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
         from xorj.reconciler.periodic import reconcile_forever
 
         memo["reconciler"] = asyncio.create_task(reconcile_forever(
-            ledger, cfg.reconciling.rpc_url.get_secret_value(), cfg.reconciling.interval_seconds,
+            async_ledger, cfg.reconciling.rpc_url.get_secret_value(), cfg.reconciling.interval_seconds,
             cfg.reconciling.service_settings(), rpc_timeout=cfg.reconciling.rpc_timeout_seconds), name="xorj-reconciler")
     else:
         logger.info("chain reconciler off: XORJ_OPERATOR_RECONCILE_RPC_URL is not set")

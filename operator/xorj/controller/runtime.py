@@ -9,9 +9,9 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from xorj.controller import metrics
 from xorj.controller.freshness import WatchFreshness
@@ -78,10 +78,10 @@ class Wakeups:
 class Runtime:
     settings: OperatorSettings
     kube: Kube
-    # the trades, the halt: transaction bodies run on kopf's event loop (see ledger_run)
+    # every reconciler's ledger transactions: bodies run on kopf's event loop (see ledger_run)
     async_ledger: AsyncLedger
-    # the stores with no transaction bodies yet (trader scores, trader swaps), the alert outbox's
-    # delivery and the chain reconciler: blocking, each on a worker thread
+    # the blocking ledger: the schema's migration at start, the pool metrics and the alert outbox's
+    # delivery (one transaction held open across the API server's call, on a thread of its own)
     ledger: Ledger
     freshness: WatchFreshness
     identity: str
@@ -100,17 +100,6 @@ class Runtime:
             return await self.async_ledger.run(body)
         except LedgerError:
             metrics.LEDGER_ERRORS.labels(getattr(body, "__name__", "transaction")).inc()
-            raise
-
-    async def ledger_call_on_thread(self, operation: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """A call of the blocking ledger (a store with no transaction body yet) on a worker thread;
-        failures are counted and re-raised (typed LedgerError). The loop's own executor, not the
-        Kubernetes client's pool: that one is shut down at cleanup while kopf's timers may still fire,
-        and a call then must fail as the closed ledger does (unavailable), not as a dead executor."""
-        try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
-        except LedgerError:
-            metrics.LEDGER_ERRORS.labels(operation).inc()
             raise
 
     async def listen_forever(self) -> None:

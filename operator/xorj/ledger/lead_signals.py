@@ -8,22 +8,23 @@ strategy's outcome: a PENDING trade (the ledger's idempotency key (strategy, vau
 still guards it) or a ``lead_skips`` row. Two watchers, or polling racing a webhook, deciding the same
 signal at once: one transaction inserts the signal and its trades, the other finds it there and
 writes nothing (it still moves the cursor). Rows are read back with psycopg's ``class_row``.
+
+Each operation is a transaction body (:mod:`xorj.ledger.statements`), written once: the watcher runs
+it on its :class:`~xorj.ledger.aio.AsyncLedger` (no thread hop), :class:`LeadSignalStore` on the
+blocking :class:`~xorj.ledger.repository.Ledger` (the CLI, the tests).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from psycopg.rows import class_row
-
 from xorj.domain.copy_signals import CopyDecision, LeadSwap, SkipReason
-from xorj.ledger import statements
 from xorj.ledger.records import TradeIntent
-from xorj.ledger.repository import Ledger, LedgerCursor
+from xorj.ledger.repository import Ledger
+from xorj.ledger.statements import Step, one, record, records, rowcount
 from xorj.ledger.vaults import admit_fanout
 
 SOURCES = ("poll", "webhook", "websocket")
@@ -109,127 +110,164 @@ class AcceptResult:
 
 
 class LeadSignalStore:
+    """The blocking ledger's way to these bodies, for the CLI and the tests; the watcher runs them on
+    its :class:`~xorj.ledger.aio.AsyncLedger`."""
+
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
 
-    def _transaction(self) -> AbstractContextManager[LedgerCursor]:
-        return self._ledger._transaction()
-
     def cursor(self, leader: str) -> LeadCursor | None:
-        with self._transaction() as cur, cur.connection.cursor(row_factory=class_row(LeadCursor)) as rows:
-            return rows.execute("SELECT leader, cursor_signature, cursor_slot, updated_at FROM lead_cursors "
-                                "WHERE leader = %s", (leader,)).fetchone()
+        return self._ledger.run(cursor(leader))
 
     def advance_cursor(self, leader: str, signature: str, slot: int) -> None:
-        """Move the polling cursor to ``signature`` (never to an older slot): for what polling read that
-        is not a signal (not a swap, failed), and for the baseline of a newly followed leader."""
-        with self._transaction() as cur:
-            _advance(cur, leader, signature, slot)
+        self._ledger.run(advance_cursor(leader, signature, slot))
 
     def is_accepted(self, leader: str, signature: str) -> bool:
-        with self._transaction() as cur:
-            return cur.execute("SELECT 1 FROM lead_signals WHERE leader = %s AND signature = %s",
-                               (leader, signature)).fetchone() is not None
+        return self._ledger.run(is_accepted(leader, signature))
 
     def accept(self, signal: LeadSwap, source: str, outcomes: Sequence[FollowerOutcome], *,
                advance_cursor: bool, actor: str = "watcher") -> AcceptResult:
-        """Accept ``signal`` once with every strategy's outcome, in one transaction (module doc)."""
-        if source not in SOURCES:
-            raise ValueError(f"source: must be one of {', '.join(SOURCES)}, got {source!r}")
-        block_time = None if signal.block_time is None else datetime.fromtimestamp(signal.block_time, UTC)
-        trade_ids: dict[str, int] = {}
-        skipped: dict[str, SkipReason] = {}
-        with self._transaction() as cur:
-            if advance_cursor:
-                _advance(cur, signal.leader, signal.signature, signal.slot)
-            inserted = cur.execute(
-                """INSERT INTO lead_signals (leader, signature, slot, block_time, sold_mint, sold_amount,
-                                             sold_decimals, bought_mint, bought_amount, bought_decimals,
-                                             sold_balance_before, source)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                   ON CONFLICT (leader, signature) DO NOTHING RETURNING leader""",
-                (signal.leader, signal.signature, signal.slot, block_time, signal.sold_mint, signal.sold_amount,
-                 signal.sold_decimals, signal.bought_mint, signal.bought_amount, signal.bought_decimals,
-                 signal.sold_balance_before, source)).fetchone()
-            if inserted is None:
-                return AcceptResult(False, {}, {})
-            for outcome in outcomes:
-                decision = outcome.decision
-                if decision.skip is not None:
-                    cur.execute("""INSERT INTO lead_skips (strategy, leader, signature, reason, detail)
-                                   VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING""",
-                                (outcome.strategy, signal.leader, signal.signature, decision.skip.value,
-                                 decision.detail[:1000]))
-                    skipped[outcome.strategy] = decision.skip
-                    continue
-                # one trade per active vault of the strategy (xorj.ledger.vaults), in this transaction
-                fanned = statements.run(cur.connection, admit_fanout(TradeIntent(
-                    strategy=outcome.strategy, vault=outcome.vault, lead_signature=signal.signature,
-                    lead_trader=signal.leader, input_mint=decision.input_mint, output_mint=decision.output_mint,
-                    amount=decision.amount_in, max_slippage_bps=outcome.max_slippage_bps,
-                    notional_usd=decision.notional_usd, copytrade=outcome.copytrade),
-                    actor=actor, detail=f"copied from {source}: {decision.detail}"[:1000]))
-                own = fanned.results[outcome.vault]
-                if own.created:  # a manual CopyTrade for the same lead signature came first: it stands
-                    trade_ids[outcome.strategy] = own.trade_id
-                    if outcome.copytrade is not None:
-                        cur.execute("""INSERT INTO lead_copies (strategy, leader, signature, trade_id, copytrade)
-                                       VALUES (%s, %s, %s, %s, %s)""",
-                                    (outcome.strategy, signal.leader, signal.signature, own.trade_id,
-                                     outcome.copytrade))
-        return AcceptResult(True, trade_ids, skipped)
+        return self._ledger.run(accept(signal, source, outcomes, advance_cursor=advance_cursor, actor=actor))
 
     def signals(self, leader: str | None = None) -> list[StoredLeadSignal]:
-        where, args = ("WHERE leader = %s", (leader,)) if leader else ("", ())
-        with self._transaction() as cur, cur.connection.cursor(row_factory=class_row(StoredLeadSignal)) as rows:
-            return rows.execute(f"SELECT leader, signature, slot, block_time, sold_mint, sold_amount, sold_decimals, "
-                                f"bought_mint, bought_amount, bought_decimals, sold_balance_before, source, "
-                                f"accepted_at FROM lead_signals {where} ORDER BY slot, signature", args).fetchall()
+        return self._ledger.run(signals(leader))
 
     def skips(self, *, strategy: str | None = None, not_evented: bool = False, limit: int = 1000) -> list[LeadSkip]:
-        clauses, args = [], []
-        if strategy is not None:
-            clauses.append("strategy = %s")
-            args.append(strategy)
-        if not_evented:
-            clauses.append("evented_at IS NULL")
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._transaction() as cur, cur.connection.cursor(row_factory=class_row(LeadSkip)) as rows:
-            return rows.execute(f"SELECT strategy, leader, signature, reason, detail, created_at, evented_at "
-                                f"FROM lead_skips {where} ORDER BY created_at, strategy LIMIT %s",
-                                (*args, limit)).fetchall()
+        return self._ledger.run(skips(strategy=strategy, not_evented=not_evented, limit=limit))
 
     def copies(self, *, not_projected: bool = False, limit: int = 1000) -> list[LeadCopy]:
-        where = "WHERE projected_at IS NULL" if not_projected else ""
-        with self._transaction() as cur, cur.connection.cursor(row_factory=class_row(LeadCopy)) as rows:
-            return rows.execute(f"SELECT strategy, leader, signature, trade_id, copytrade, created_at, projected_at "
-                                f"FROM lead_copies {where} ORDER BY created_at, strategy LIMIT %s",
-                                (limit,)).fetchall()
+        return self._ledger.run(copies(not_projected=not_projected, limit=limit))
 
     def pending_projections(self, limit: int = 200) -> list[PendingProjection]:
-        with self._transaction() as cur, cur.connection.cursor(row_factory=class_row(PendingProjection)) as rows:
-            return rows.execute(
-                """SELECT c.strategy, c.leader, c.signature, c.copytrade, c.trade_id, t.input_mint, t.output_mint,
-                          s.sold_amount AS lead_amount
-                     FROM lead_copies c JOIN trades t ON t.id = c.trade_id
-                     JOIN lead_signals s ON s.leader = c.leader AND s.signature = c.signature
-                    WHERE c.projected_at IS NULL ORDER BY c.created_at, c.strategy LIMIT %s""", (limit,)).fetchall()
+        return self._ledger.run(pending_projections(limit))
 
     def mark_projected(self, strategy: str, leader: str, signature: str) -> None:
-        with self._transaction() as cur:
-            cur.execute("UPDATE lead_copies SET projected_at = now() WHERE strategy = %s AND leader = %s "
-                        "AND signature = %s AND projected_at IS NULL", (strategy, leader, signature))
+        self._ledger.run(mark_projected(strategy, leader, signature))
 
     def mark_evented(self, strategy: str, leader: str, signature: str) -> None:
-        with self._transaction() as cur:
-            cur.execute("UPDATE lead_skips SET evented_at = now() WHERE strategy = %s AND leader = %s "
-                        "AND signature = %s AND evented_at IS NULL", (strategy, leader, signature))
+        self._ledger.run(mark_evented(strategy, leader, signature))
 
 
-def _advance(cur, leader: str, signature: str, slot: int) -> None:  # type: ignore[no-untyped-def]
-    cur.execute(
+# -- transaction bodies (xorj.ledger.statements): each runs on the blocking or the asyncio ledger ------
+
+
+def cursor(leader: str) -> Step[LeadCursor | None]:
+    return (yield from record(LeadCursor, "SELECT leader, cursor_signature, cursor_slot, updated_at "
+                                          "FROM lead_cursors WHERE leader = %s", (leader,)))
+
+
+def advance_cursor(leader: str, signature: str, slot: int) -> Step[None]:
+    """Move the polling cursor to ``signature`` (never to an older slot): for what polling read that
+    is not a signal (not a swap, failed), and for the baseline of a newly followed leader."""
+    yield from rowcount(
         """INSERT INTO lead_cursors (leader, cursor_signature, cursor_slot) VALUES (%s, %s, %s)
            ON CONFLICT (leader) DO UPDATE SET cursor_signature = EXCLUDED.cursor_signature,
                cursor_slot = EXCLUDED.cursor_slot, updated_at = now()
            WHERE lead_cursors.cursor_slot <= EXCLUDED.cursor_slot""",
         (leader, signature, slot))
+
+
+def is_accepted(leader: str, signature: str) -> Step[bool]:
+    return (yield from one("SELECT 1 FROM lead_signals WHERE leader = %s AND signature = %s",
+                           (leader, signature))) is not None
+
+
+def accept(signal: LeadSwap, source: str, outcomes: Sequence[FollowerOutcome], *,
+           advance_cursor: bool, actor: str = "watcher") -> Step[AcceptResult]:
+    """Accept ``signal`` once with every strategy's outcome, in one transaction (module doc)."""
+    if source not in SOURCES:
+        raise ValueError(f"source: must be one of {', '.join(SOURCES)}, got {source!r}")
+    block_time = None if signal.block_time is None else datetime.fromtimestamp(signal.block_time, UTC)
+    trade_ids: dict[str, int] = {}
+    skipped: dict[str, SkipReason] = {}
+    if advance_cursor:
+        yield from _advance_cursor(signal.leader, signal.signature, signal.slot)
+    inserted = yield from one(
+        """INSERT INTO lead_signals (leader, signature, slot, block_time, sold_mint, sold_amount,
+                                     sold_decimals, bought_mint, bought_amount, bought_decimals,
+                                     sold_balance_before, source)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (leader, signature) DO NOTHING RETURNING leader""",
+        (signal.leader, signal.signature, signal.slot, block_time, signal.sold_mint, signal.sold_amount,
+         signal.sold_decimals, signal.bought_mint, signal.bought_amount, signal.bought_decimals,
+         signal.sold_balance_before, source))
+    if inserted is None:
+        return AcceptResult(False, {}, {})
+    for outcome in outcomes:
+        decision = outcome.decision
+        if decision.skip is not None:
+            yield from rowcount("""INSERT INTO lead_skips (strategy, leader, signature, reason, detail)
+                                   VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING""",
+                                (outcome.strategy, signal.leader, signal.signature, decision.skip.value,
+                                 decision.detail[:1000]))
+            skipped[outcome.strategy] = decision.skip
+            continue
+        # one trade per active vault of the strategy (xorj.ledger.vaults), in this transaction
+        fanned = yield from admit_fanout(TradeIntent(
+            strategy=outcome.strategy, vault=outcome.vault, lead_signature=signal.signature,
+            lead_trader=signal.leader, input_mint=decision.input_mint, output_mint=decision.output_mint,
+            amount=decision.amount_in, max_slippage_bps=outcome.max_slippage_bps,
+            notional_usd=decision.notional_usd, copytrade=outcome.copytrade),
+            actor=actor, detail=f"copied from {source}: {decision.detail}"[:1000])
+        own = fanned.results[outcome.vault]
+        if own.created:  # a manual CopyTrade for the same lead signature came first: it stands
+            trade_ids[outcome.strategy] = own.trade_id
+            if outcome.copytrade is not None:
+                yield from rowcount("""INSERT INTO lead_copies (strategy, leader, signature, trade_id, copytrade)
+                                       VALUES (%s, %s, %s, %s, %s)""",
+                                    (outcome.strategy, signal.leader, signal.signature, own.trade_id,
+                                     outcome.copytrade))
+    return AcceptResult(True, trade_ids, skipped)
+
+
+# accept's keyword advance_cursor hides the body of that name inside it
+_advance_cursor = advance_cursor
+
+
+def signals(leader: str | None = None) -> Step[list[StoredLeadSignal]]:
+    where, args = ("WHERE leader = %s", (leader,)) if leader else ("", ())
+    return (yield from records(StoredLeadSignal,
+                               f"SELECT leader, signature, slot, block_time, sold_mint, sold_amount, sold_decimals, "
+                               f"bought_mint, bought_amount, bought_decimals, sold_balance_before, source, "
+                               f"accepted_at FROM lead_signals {where} ORDER BY slot, signature", args))
+
+
+def skips(*, strategy: str | None = None, not_evented: bool = False, limit: int = 1000) -> Step[list[LeadSkip]]:
+    clauses: list[str] = []
+    args: list[object] = []
+    if strategy is not None:
+        clauses.append("strategy = %s")
+        args.append(strategy)
+    if not_evented:
+        clauses.append("evented_at IS NULL")
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    return (yield from records(LeadSkip, f"SELECT strategy, leader, signature, reason, detail, created_at, evented_at "
+                                         f"FROM lead_skips {where} ORDER BY created_at, strategy LIMIT %s",
+                               (*args, limit)))
+
+
+def copies(*, not_projected: bool = False, limit: int = 1000) -> Step[list[LeadCopy]]:
+    where = "WHERE projected_at IS NULL" if not_projected else ""
+    return (yield from records(LeadCopy, f"SELECT strategy, leader, signature, trade_id, copytrade, created_at, "
+                                         f"projected_at FROM lead_copies {where} ORDER BY created_at, strategy LIMIT %s",
+                               (limit,)))
+
+
+def pending_projections(limit: int = 200) -> Step[list[PendingProjection]]:
+    return (yield from records(
+        PendingProjection,
+        """SELECT c.strategy, c.leader, c.signature, c.copytrade, c.trade_id, t.input_mint, t.output_mint,
+                  s.sold_amount AS lead_amount
+             FROM lead_copies c JOIN trades t ON t.id = c.trade_id
+             JOIN lead_signals s ON s.leader = c.leader AND s.signature = c.signature
+            WHERE c.projected_at IS NULL ORDER BY c.created_at, c.strategy LIMIT %s""", (limit,)))
+
+
+def mark_projected(strategy: str, leader: str, signature: str) -> Step[None]:
+    yield from rowcount("UPDATE lead_copies SET projected_at = now() WHERE strategy = %s AND leader = %s "
+                        "AND signature = %s AND projected_at IS NULL", (strategy, leader, signature))
+
+
+def mark_evented(strategy: str, leader: str, signature: str) -> Step[None]:
+    yield from rowcount("UPDATE lead_skips SET evented_at = now() WHERE strategy = %s AND leader = %s "
+                        "AND signature = %s AND evented_at IS NULL", (strategy, leader, signature))

@@ -1,8 +1,10 @@
-"""The ledger for blocking callers (the operator, the CLI, the kubectl plugin, the watcher's stores,
-the tests): every operation is one transaction, whose body (its SQL, the domain transition it applies,
-its fencing and idempotency rules) is written once in :mod:`xorj.ledger.transactions` and run here on
-psycopg's blocking driver under a thread-safe pool. Code on an event loop (the executor) runs the same
-bodies with :class:`xorj.ledger.aio.AsyncLedger`, with no thread hop.
+"""The ledger for blocking callers (the CLI, the kubectl plugin, the operator's alert delivery, the
+stores' blocking wrappers, the tests): every operation is one transaction, whose body (its SQL, the
+domain transition it applies, its fencing and idempotency rules) is written once in
+:mod:`xorj.ledger.transactions` and its siblings and run here on psycopg's blocking driver under a
+thread-safe pool. Code on an event loop (the executor, the watcher, the chain reconciler, the
+operator's reconcilers) runs the same bodies with :class:`xorj.ledger.aio.AsyncLedger`, with no
+thread hop.
 
 Errors: :class:`LedgerUnavailableError` for a lost connection (never retried here),
 :class:`LedgerConstraintError` naming the constraint, :class:`TradeNotFoundError`,
@@ -13,15 +15,12 @@ for a fenced write whose claim is gone.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Self, TypeVar
 
-import psycopg
 import psycopg_pool
-from psycopg.rows import DictRow, dict_row
 
 from xorj.domain.risk import RiskDecision
 from xorj.domain.trades import Attempt, AttemptOutcome, IdempotencyKey, ReasonCode, Trade, TradeState
@@ -46,11 +45,9 @@ from xorj.ledger.records import (
 from xorj.ledger.statements import Step
 from xorj.ledger.transactions import DEFAULT_LEASE_SECONDS
 
-__all__ = ["DEFAULT_LEASE_SECONDS", "Ledger", "LedgerCursor"]
+__all__ = ["DEFAULT_LEASE_SECONDS", "Ledger"]
 
 _T = TypeVar("_T")
-# The ledger's own modules that still take a cursor read rows as dicts (psycopg's dict_row).
-LedgerCursor = psycopg.Cursor[DictRow]
 
 
 class Ledger:
@@ -93,13 +90,6 @@ class Ledger:
         rolled back on any error."""
         with translated_errors(), self._pool.connection() as conn:
             return statements.run(conn, body)
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[LedgerCursor]:
-        """One transaction on a pooled connection, for the modules that still take a cursor (their
-        operations are the operator's and the watcher's only)."""
-        with translated_errors(), self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            yield cur
 
     def pool_stats(self) -> dict[str, int]:
         """The pool's counters (psycopg_pool's names: pool_size, pool_available, pool_max, requests_waiting)."""
@@ -276,8 +266,7 @@ class Ledger:
 
     def upsert_trader_scores(self, trader_scores: Iterable[StoredTraderScore]) -> int:
         """Replace the stored score of each wallet given (one transaction); returns how many."""
-        with self._transaction() as cur:
-            return scores.upsert(cur, trader_scores)
+        return self.run(scores.upsert(trader_scores))
 
     def list_trader_scores(
         self, *, min_score: float | None = None, status: str | None = None, limit: int | None = None

@@ -5,11 +5,8 @@ record (no hand-written mapper per type)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
-
-import psycopg
-from psycopg.rows import DictRow, class_row
 
 from xorj.domain.trades import Attempt, Trade
 from xorj.ledger.statements import Params, Step, records
@@ -36,21 +33,6 @@ def trade_from_row(row: Row, attempts: Iterable[Attempt] = ()) -> Trade:
     """The trade of a row selected with :data:`TRADE_COLUMNS` (which may carry more columns, e.g. a
     lock's flags), with its attempts."""
     return Trade(**{name: row[name] for name in _TRADE_FIELDS}, attempts=tuple(attempts))
-
-
-def fetch_all(cur: psycopg.Cursor[DictRow], record: type[_R], query: str,
-              params: Sequence[Any] | Mapping[str, Any] = ()) -> list[_R]:
-    """The rows of ``query`` as ``record`` instances (psycopg's class_row: the selected column names
-    are the record's field names), in the transaction of ``cur``."""
-    with cur.connection.cursor(row_factory=class_row(record)) as typed:
-        return typed.execute(query, params).fetchall()
-
-
-def fetch_one(cur: psycopg.Cursor[DictRow], record: type[_R], query: str,
-              params: Sequence[Any] | Mapping[str, Any] = ()) -> _R | None:
-    """The first row of ``query`` as a ``record`` (see :func:`fetch_all`), None when there is none."""
-    with cur.connection.cursor(row_factory=class_row(record)) as typed:
-        return typed.execute(query, params).fetchone()
 
 
 def record_from(record: type[_R], row: Row) -> _R:

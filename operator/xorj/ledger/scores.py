@@ -1,15 +1,11 @@
 """Trader scores: the latest Trust Score per wallet, replaced by each recompute.
 
-:func:`upsert` runs inside a transaction the caller opened (a cursor with ``dict_row``);
-:func:`list_scores` is a transaction body.
+:func:`upsert` and :func:`list_scores` are transaction bodies (:mod:`xorj.ledger.statements`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-import psycopg
-from psycopg.rows import DictRow
 
 from xorj.ledger import statements
 from xorj.ledger.records import StoredTraderScore
@@ -22,7 +18,7 @@ _COLUMNS = "wallet, score::float8 AS score, status, rank, sharpe, roi_pct, max_d
 _WRITTEN = "wallet, score, status, rank, sharpe, roi_pct, max_drawdown_pct, trades, normalization, computed_at"
 
 
-def upsert(cur: psycopg.Cursor[DictRow], scores: Iterable[StoredTraderScore]) -> int:
+def upsert(scores: Iterable[StoredTraderScore]) -> Step[int]:
     """One COPY into a transaction-local table and one INSERT ... ON CONFLICT from it: a pool of ten
     thousand wallets is written in a few round trips, not one statement per wallet. A wallet given
     twice keeps its last score."""
@@ -34,12 +30,10 @@ def upsert(cur: psycopg.Cursor[DictRow], scores: Iterable[StoredTraderScore]) ->
     if not rows:
         return 0
     # the columns' types without their constraints (a NULL computed_at means now(), below)
-    cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS trader_scores_in ON COMMIT DROP AS "
-                f"SELECT {_WRITTEN} FROM trader_scores WITH NO DATA")
-    with cur.copy(f"COPY trader_scores_in ({_WRITTEN}) FROM STDIN") as copy:
-        for row in rows.values():
-            copy.write_row(row)
-    cur.execute(
+    yield from statements.rowcount(f"CREATE TEMP TABLE IF NOT EXISTS trader_scores_in ON COMMIT DROP AS "
+                                   f"SELECT {_WRITTEN} FROM trader_scores WITH NO DATA")
+    yield from statements.copy_in(f"COPY trader_scores_in ({_WRITTEN}) FROM STDIN", rows.values())
+    yield from statements.rowcount(
         f"""INSERT INTO trader_scores ({_WRITTEN})
            SELECT wallet, score, status, rank, sharpe, roi_pct, max_drawdown_pct, trades, normalization,
                   coalesce(computed_at, now())
@@ -49,7 +43,7 @@ def upsert(cur: psycopg.Cursor[DictRow], scores: Iterable[StoredTraderScore]) ->
                sharpe = EXCLUDED.sharpe, roi_pct = EXCLUDED.roi_pct,
                max_drawdown_pct = EXCLUDED.max_drawdown_pct, trades = EXCLUDED.trades,
                normalization = EXCLUDED.normalization, computed_at = EXCLUDED.computed_at""")
-    cur.execute("DROP TABLE trader_scores_in")
+    yield from statements.rowcount("DROP TABLE trader_scores_in")
     return len(rows)
 
 

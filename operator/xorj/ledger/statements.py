@@ -13,13 +13,13 @@ Neither runner begins or ends the transaction: the pool's connection context of 
 A database error is thrown into the body where its statement was yielded, then propagates.
 
 Bodies compose with ``yield from``; the helpers below (:func:`one`, :func:`rows`, :func:`rowcount`,
-:func:`records`, :func:`record`) are the only places a statement is yielded.
+:func:`copy_in`, :func:`records`, :func:`record`) are the only places a statement is yielded.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeVar
 
@@ -36,6 +36,7 @@ class Fetch(enum.Enum):
     ONE = "one"  # the first row, or None
     ALL = "all"  # every row
     ROWCOUNT = "rowcount"  # the number of rows the statement changed
+    COPY_IN = "copy_in"  # COPY ... FROM STDIN: send the statement's rows (its result is None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ class Statement:
     params: Params
     fetch: Fetch
     row_factory: BaseRowFactory[Any] = field(default=dict_row)
+    copy_rows: Sequence[Sequence[Any]] = ()  # the rows a COPY_IN statement sends
 
 
 # A transaction body (or a part of one) whose result is _T.
@@ -68,6 +70,11 @@ def rowcount(sql: str, params: Params = ()) -> Step[int]:
     """Run the statement; how many rows it changed."""
     changed: int = yield Statement(sql, params, Fetch.ROWCOUNT)
     return changed
+
+
+def copy_in(sql: str, copy_rows: Iterable[Sequence[Any]]) -> Step[None]:
+    """``COPY ... FROM STDIN`` of ``copy_rows`` (many rows in a few round trips)."""
+    yield Statement(sql, (), Fetch.COPY_IN, copy_rows=tuple(copy_rows))
 
 
 def records(record: type[_R], sql: str, params: Params = ()) -> Step[list[_R]]:
@@ -112,9 +119,15 @@ def run(conn: psycopg.Connection[Any], body: Step[_T]) -> _T:
     while (statement := driver.pending) is not None:
         try:
             with conn.cursor(row_factory=statement.row_factory) as cur:
-                cur.execute(statement.sql, statement.params)
-                result = (cur.fetchone() if statement.fetch is Fetch.ONE
-                          else cur.fetchall() if statement.fetch is Fetch.ALL else cur.rowcount)
+                if statement.fetch is Fetch.COPY_IN:
+                    with cur.copy(statement.sql) as copy:
+                        for row in statement.copy_rows:
+                            copy.write_row(row)
+                    result: object = None
+                else:
+                    cur.execute(statement.sql, statement.params)
+                    result = (cur.fetchone() if statement.fetch is Fetch.ONE
+                              else cur.fetchall() if statement.fetch is Fetch.ALL else cur.rowcount)
         except BaseException as exc:
             driver.throw(exc)
         else:
@@ -129,9 +142,15 @@ async def run_async(conn: psycopg.AsyncConnection[Any], body: Step[_T]) -> _T:
     while (statement := driver.pending) is not None:
         try:
             async with conn.cursor(row_factory=statement.row_factory) as cur:
-                await cur.execute(statement.sql, statement.params)
-                result = (await cur.fetchone() if statement.fetch is Fetch.ONE
-                          else await cur.fetchall() if statement.fetch is Fetch.ALL else cur.rowcount)
+                if statement.fetch is Fetch.COPY_IN:
+                    async with cur.copy(statement.sql) as copy:
+                        for row in statement.copy_rows:
+                            await copy.write_row(row)
+                    result: object = None
+                else:
+                    await cur.execute(statement.sql, statement.params)
+                    result = (await cur.fetchone() if statement.fetch is Fetch.ONE
+                              else await cur.fetchall() if statement.fetch is Fetch.ALL else cur.rowcount)
         except BaseException as exc:
             driver.throw(exc)
         else:

@@ -12,8 +12,8 @@ import logging
 import time
 
 from xorj.chain.rpc import RpcTimeouts, SolanaRpc
-from xorj.ledger.chain_reconciliation import ReconciliationStore
-from xorj.ledger.repository import Ledger
+from xorj.ledger import chain_reconciliation as reconciliation
+from xorj.ledger.aio import AsyncLedger
 from xorj.reconciler import metrics
 from xorj.reconciler.service import PassReport, ReconcileSettings, reconcile_pass
 
@@ -40,21 +40,21 @@ def publish(report: PassReport | None, store_counts: dict | None, *, ok: bool) -
             metrics.OPEN_FINDINGS.labels(cls.metric_label).set(count)
 
 
-async def run_once(store: ReconciliationStore, rpc: SolanaRpc, settings: ReconcileSettings) -> PassReport | None:
+async def run_once(ledger: AsyncLedger, rpc: SolanaRpc, settings: ReconcileSettings) -> PassReport | None:
     try:
-        report = await reconcile_pass(store, rpc, settings)
+        report = await reconcile_pass(ledger, rpc, settings)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # the ledger away, a bug: counted, logged by type, tried again next interval
         log.warning("reconciliation pass failed: %s", type(exc).__name__, extra={"error": str(exc)[:300]})
         counts = None
         try:
-            counts = await asyncio.to_thread(store.open_counts)
+            counts = await ledger.run(reconciliation.open_counts())
         except Exception:  # the ledger may be what failed
             pass
         publish(None, counts, ok=False)
         return None
-    counts = await asyncio.to_thread(store.open_counts)
+    counts = await ledger.run(reconciliation.open_counts())
     ok = not report.errors
     publish(report, counts, ok=ok)
     if report.errors:
@@ -66,15 +66,14 @@ async def run_once(store: ReconciliationStore, rpc: SolanaRpc, settings: Reconci
     return report
 
 
-async def reconcile_forever(ledger: Ledger, rpc_url: str, interval: float, settings: ReconcileSettings,
+async def reconcile_forever(ledger: AsyncLedger, rpc_url: str, interval: float, settings: ReconcileSettings,
                             *, rpc_timeout: float = 10.0) -> None:
     """Run a pass every ``interval`` seconds until cancelled."""
-    store = ReconciliationStore(ledger)
     rpc = SolanaRpc(rpc_url, timeouts=RpcTimeouts(read=rpc_timeout, send=rpc_timeout))
     metrics.ENABLED.set(1)
     try:
         while True:
-            await run_once(store, rpc, settings)
+            await run_once(ledger, rpc, settings)
             await asyncio.sleep(interval)
     finally:
         metrics.ENABLED.set(0)

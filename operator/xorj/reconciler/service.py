@@ -14,6 +14,9 @@ Per vault:
 The RPC's answers are checked (:meth:`xorj.chain.rpc.SolanaRpc.signatures_for_address`,
 :meth:`~xorj.chain.rpc.SolanaRpc.transaction`); an answer that does not hold together is an error of
 that vault's pass with its reason code, never "nothing found". The cursor then stays where it was.
+
+Every ledger read and write is a transaction body of :mod:`xorj.ledger.chain_reconciliation`, run on
+an :class:`~xorj.ledger.aio.AsyncLedger` on the pass's own event loop (no thread hop).
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ from xorj.domain.reconciliation import (
 )
 from xorj.domain.trades import ReasonCode
 from xorj.errors import LedgerUnavailableError
-from xorj.ledger.chain_reconciliation import ReconciliationStore, StoredFinding
+from xorj.ledger import chain_reconciliation as reconciliation
+from xorj.ledger.aio import AsyncLedger
+from xorj.ledger.chain_reconciliation import StoredFinding
 
 log = logging.getLogger(__name__)
 
@@ -175,13 +180,13 @@ async def signed_by_vault(rpc: SolanaRpc, vault: str, signatures: Sequence[str],
     return out
 
 
-async def reconcile_vault(store: ReconciliationStore, rpc: SolanaRpc, vault: str,
+async def reconcile_vault(ledger: AsyncLedger, rpc: SolanaRpc, vault: str,
                           settings: ReconcileSettings) -> VaultReport:
     report = VaultReport(vault)
     # Each half runs even when the other failed: an error is that half's finding, never a clean pass.
     for half in (_reconcile_walk, _reconcile_confirmed):
         try:
-            await half(store, rpc, vault, settings, report)
+            await half(ledger, rpc, vault, settings, report)
         except ChainCallError as exc:
             report.errors.append((exc.reason, str(exc)))
         except LedgerUnavailableError as exc:
@@ -189,32 +194,32 @@ async def reconcile_vault(store: ReconciliationStore, rpc: SolanaRpc, vault: str
     return report
 
 
-async def _reconcile_walk(store: ReconciliationStore, rpc: SolanaRpc, vault: str, settings: ReconcileSettings,
+async def _reconcile_walk(ledger: AsyncLedger, rpc: SolanaRpc, vault: str, settings: ReconcileSettings,
                           report: VaultReport) -> None:
-    cursor = await asyncio.to_thread(store.cursor, vault,
-                                     baseline_margin=timedelta(seconds=settings.baseline_margin_seconds))
+    cursor = await ledger.run(reconciliation.cursor(
+        vault, baseline_margin=timedelta(seconds=settings.baseline_margin_seconds)))
     report.cursor_before = report.cursor_after = cursor.signature
     not_before = int(cursor.not_before.timestamp())
     chain = await walk_since(rpc, vault, cursor.signature, page_limit=settings.page_limit,
                              max_signatures=settings.max_signatures_per_vault, not_before=not_before)
     report.walked = len(chain)
     # after the walk: every transaction listed has had its attempt committed before it was sent
-    attempts = await asyncio.to_thread(store.attempts_for, [c.signature for c in chain])
+    attempts = await ledger.run(reconciliation.attempts_for([c.signature for c in chain]))
     unmatched = needs_signer_check(chain, attempts, vault, not_before_block_time=not_before)
     signed = await signed_by_vault(rpc, vault, unmatched, report.errors)
     verdict = classify_vault(vault, chain, attempts, signed, not_before_block_time=not_before)
     report.unsettled, report.inbound_ignored = verdict.unsettled, verdict.ignored_inbound
-    report.new_findings.extend(await _record(store, verdict.findings))
+    report.new_findings.extend(await _record(ledger, verdict.findings))
     if verdict.new_cursor is not None and verdict.new_cursor != cursor.signature:
-        if await asyncio.to_thread(store.advance_cursor, vault, cursor.signature, verdict.new_cursor):
+        if await ledger.run(reconciliation.advance_cursor(vault, cursor.signature, verdict.new_cursor)):
             report.cursor_after = verdict.new_cursor
     else:
-        await asyncio.to_thread(store.mark_walked, vault)
+        await ledger.run(reconciliation.mark_walked(vault))
 
 
-async def _reconcile_confirmed(store: ReconciliationStore, rpc: SolanaRpc, vault: str, settings: ReconcileSettings,
+async def _reconcile_confirmed(ledger: AsyncLedger, rpc: SolanaRpc, vault: str, settings: ReconcileSettings,
                                report: VaultReport) -> None:
-    trades = await asyncio.to_thread(store.unverified_confirmed, vault)
+    trades = await ledger.run(reconciliation.unverified_confirmed(vault))
     for start in range(0, len(trades), MAX_STATUSES_PER_CALL):
         batch = trades[start:start + MAX_STATUSES_PER_CALL]
         answer = await rpc.signature_statuses([Signature.from_string(t.final_signature) for t in batch])
@@ -227,16 +232,16 @@ async def _reconcile_confirmed(store: ReconciliationStore, rpc: SolanaRpc, vault
             report.confirmed_checked += 1
             if check.verdict is FinalityVerdict.FINAL:
                 report.confirmed_final += 1
-                await asyncio.to_thread(store.mark_verified, trade.trade_id, trade.final_signature, status.slot)
+                await ledger.run(reconciliation.mark_verified(trade.trade_id, trade.final_signature, status.slot))
             elif check.finding is not None:
                 findings.append(check.finding)
-        report.new_findings.extend(await _record(store, findings))
+        report.new_findings.extend(await _record(ledger, findings))
 
 
-async def _record(store: ReconciliationStore, findings: Sequence[Finding]) -> list[StoredFinding]:
+async def _record(ledger: AsyncLedger, findings: Sequence[Finding]) -> list[StoredFinding]:
     if not findings:
         return []
-    created = await asyncio.to_thread(store.record_findings, findings)
+    created = await ledger.run(reconciliation.record_findings(findings))
     for f in created:
         log.warning("chain reconciliation finding", extra={
             "finding": f.finding_id, "class": f.finding_class.value, "vault": f.vault, "signature": f.signature,
@@ -244,12 +249,12 @@ async def _record(store: ReconciliationStore, findings: Sequence[Finding]) -> li
     return created
 
 
-async def reconcile_pass(store: ReconciliationStore, rpc: SolanaRpc, settings: ReconcileSettings,
+async def reconcile_pass(ledger: AsyncLedger, rpc: SolanaRpc, settings: ReconcileSettings,
                          vaults: Sequence[str] | None = None) -> PassReport:
     """One pass over ``vaults`` (default: every vault the ledger has a trade for), one after another."""
     started = time.monotonic()
     if vaults is None:
-        vaults = await asyncio.to_thread(store.vaults)
+        vaults = await ledger.run(reconciliation.vaults())
     reports = []
     for vault in vaults:
         try:
@@ -258,6 +263,6 @@ async def reconcile_pass(store: ReconciliationStore, rpc: SolanaRpc, settings: R
             reports.append(VaultReport(vault, errors=[(ReasonCode.MALFORMED_RESPONSE,
                                                        f"vault {vault!r} is not a base-58 public key")]))
             continue
-        reports.append(await reconcile_vault(store, rpc, vault, settings))
-    open_findings = await asyncio.to_thread(store.findings, vaults=list(vaults))
+        reports.append(await reconcile_vault(ledger, rpc, vault, settings))
+    open_findings = await ledger.run(reconciliation.findings(vaults=list(vaults)))
     return PassReport(reports, open_findings, time.monotonic() - started)

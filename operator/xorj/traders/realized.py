@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from xorj.domain.scoring import TradeHistory
-from xorj.domain.trader_history import DEFAULT_CASH_MINTS, realize_fifo
+from xorj.domain.trader_history import DEFAULT_CASH_MINTS, PricedSwap, realize_fifo
 from xorj.ledger.trader_swaps import TraderSwapStore
 
 FloatArray = npt.NDArray[np.float64]
@@ -48,14 +48,31 @@ class RealizedHistories:
 
     def history(self, store: TraderSwapStore, candidates: Sequence[str], *,
                 cash_mints: frozenset[str] = DEFAULT_CASH_MINTS) -> TradeHistory:
-        """The candidates' realized trades as the Trust Score's columns (wallets without any: NO_DATA)."""
+        """The candidates' realized trades as the Trust Score's columns (wallets without any: NO_DATA),
+        read through the blocking ``store`` (the bench, the tests). On an event loop, the same steps:
+        :func:`~xorj.ledger.trader_swaps.versions`, :meth:`stale`, :func:`~xorj.ledger.trader_swaps.
+        priced_of` of those, then :meth:`assemble` (CPU)."""
         wallets = tuple(dict.fromkeys(candidates))
         versions = store.versions(wallets)
+        stale = self.stale(wallets, versions, cash_mints=cash_mints)
+        return self.assemble(wallets, versions, store.priced_of(stale) if stale else {}, cash_mints=cash_mints)
+
+    def stale(self, wallets: Sequence[str], versions: dict[str, tuple[str, int, datetime]], *,
+              cash_mints: frozenset[str] = DEFAULT_CASH_MINTS) -> list[str]:
+        """The wallets whose realized trades must be read again: no cursor, not kept, or a new version."""
         with self._lock:
             known = self._by_cash.setdefault(frozenset(cash_mints), {})
-            stale = [w for w in wallets if w not in versions or w not in known or known[w].version != versions[w]]
-        fresh = _realize(store, stale, versions, cash_mints)
+            return [w for w in wallets if w not in versions or w not in known or known[w].version != versions[w]]
+
+    def assemble(self, wallets: Sequence[str], versions: dict[str, tuple[str, int, datetime]],
+                 priced: dict[str, list[PricedSwap]], *,
+                 cash_mints: frozenset[str] = DEFAULT_CASH_MINTS) -> TradeHistory:
+        """Realize ``priced`` (the :meth:`stale` wallets' priced swaps: CPU, no I/O), keep what has a
+        version, and build the columns of ``wallets`` (each either in ``priced`` or kept)."""
+        wallets = tuple(dict.fromkeys(wallets))
+        fresh = _realize(priced, versions, cash_mints)
         with self._lock:
+            known = self._by_cash.setdefault(frozenset(cash_mints), {})
             rows = [(i, fresh.get(w) or known[w]) for i, w in enumerate(wallets)]
             if sum(len(k) for k in self._by_cash.values()) + len(fresh) > self.max_wallets:
                 known.clear()
@@ -70,12 +87,10 @@ class RealizedHistories:
             volume_usd=np.concatenate([r.volume_usd for _, r in rows]) if rows else _EMPTY)
 
 
-def _realize(store: TraderSwapStore, wallets: Sequence[str], versions: dict[str, tuple[str, int, datetime]],
+def _realize(priced: dict[str, list[PricedSwap]], versions: dict[str, tuple[str, int, datetime]],
              cash_mints: frozenset[str]) -> dict[str, _Realized]:
-    if not wallets:
-        return {}
     out = {}
-    for wallet, swaps in store.priced_of(wallets).items():
+    for wallet, swaps in priced.items():
         trades = realize_fifo(swaps, cash_mints=cash_mints)
         out[wallet] = _Realized(
             versions.get(wallet),

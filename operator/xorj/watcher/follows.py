@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -168,13 +168,14 @@ class KubeFollowBook(_TableBook):
     every ``refresh_seconds`` whatever happens: the fallback when a watch is down or missed an event.
     A burst of changes is one re-list."""
 
-    def __init__(self, api: Any, scores: Any, *, refresh_seconds: float = 10.0, namespaces: Sequence[str] = (),
+    def __init__(self, api: Any, scores: Callable[[], Awaitable[Sequence[StoredTraderScore]]], *,
+                 refresh_seconds: float = 10.0, namespaces: Sequence[str] = (),
                  cash_mints: frozenset[str] = DEFAULT_CASH_MINTS | {SOL_MINT}, debounce_seconds: float = 0.2,
                  watch_timeout_seconds: int = 300) -> None:
         super().__init__()
         self.api = api  # kubernetes.client.CustomObjectsApi
         self.namespaces = list(namespaces)  # empty: every namespace (a ClusterRole); else a Role in each
-        self.scores = scores  # () -> Sequence[StoredTraderScore]
+        self.scores = scores  # async () -> Sequence[StoredTraderScore]
         self.refresh_seconds = refresh_seconds
         self.cash_mints = cash_mints
         self.debounce_seconds = debounce_seconds
@@ -195,13 +196,18 @@ class KubeFollowBook(_TableBook):
                 out.append((plural, self.api.list_cluster_custom_object, (GROUP, VERSION, plural)))
         return out
 
-    def refresh_now(self) -> None:
+    def _list_objects(self) -> list[Mapping[str, Any]]:
         docs: list[Mapping[str, Any]] = []
         kinds = {"tradingstrategies": "TradingStrategy", "traderpools": "TraderPool"}
         for plural, lister, args in self._listers():
             docs += [{**item, "kind": kinds[plural]} for item in lister(*args).get("items", [])]
-        strategies, pools = parse_objects(docs)
-        scores = self.scores() if any(s.spec.traders is None for s in strategies) else []
+        return docs
+
+    async def refresh_now(self) -> None:
+        # the Kubernetes client is blocking: its lists go to a worker thread; the scores are read on
+        # the event loop (the asyncio ledger)
+        strategies, pools = parse_objects(await asyncio.to_thread(self._list_objects))
+        scores = await self.scores() if any(s.spec.traders is None for s in strategies) else []
         self.replace(follow_table(strategies, pools, scores, cash_mints=self.cash_mints))
         self.refreshes += 1
 
@@ -239,7 +245,7 @@ class KubeFollowBook(_TableBook):
             while True:
                 self._changed.clear()
                 try:
-                    await asyncio.to_thread(self.refresh_now)
+                    await self.refresh_now()
                     self.refreshed.set()
                 except Exception as exc:  # the API server or the ledger away: keep the last table, retry
                     log.warning("follow table not refreshed",

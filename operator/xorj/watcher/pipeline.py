@@ -14,7 +14,8 @@ A source (polling, webhook, WebSocket) only says "leader L may have made transac
 4. prices come from the price source, balances from the chain; each following strategy decides
    (:func:`~xorj.domain.copy_signals.decide_copy`);
 5. ONE ledger transaction accepts the signal with every strategy's trade or skip
-   (:meth:`~xorj.ledger.lead_signals.LeadSignalStore.accept`); the polling source moves its cursor in it.
+   (:func:`~xorj.ledger.lead_signals.accept`, on the asyncio ledger: no thread hop); the polling source
+   moves its cursor in it.
 
 Executors see the trade at that commit (NOTIFY). CopyTrades and skip Events are written to the
 Kubernetes API afterwards by :class:`~xorj.watcher.projection.KubeProjector`, off this path.
@@ -22,7 +23,6 @@ Kubernetes API afterwards by :class:`~xorj.watcher.projection.KubeProjector`, of
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import hashlib
 import logging
@@ -49,7 +49,9 @@ from xorj.domain.copy_signals import (
 )
 from xorj.domain.trader_history import SOL_MINT, landed_from_rpc_json
 from xorj.errors import InvalidInputError
-from xorj.ledger.lead_signals import FollowerOutcome, LeadSignalStore
+from xorj.ledger import lead_signals
+from xorj.ledger.aio import AsyncLedger
+from xorj.ledger.lead_signals import FollowerOutcome
 from xorj.traders.history import rpc_json_of
 from xorj.watcher.follows import FollowBook, Follower
 from xorj.watcher.metrics import WatcherMetrics
@@ -111,12 +113,12 @@ def _token_amount(view: AccountView | None, owner: str, mint: str) -> int:
 
 
 class Watcher:
-    def __init__(self, *, rpc: WatcherRpc, prices: PriceSource, store: LeadSignalStore, book: FollowBook,
+    def __init__(self, *, rpc: WatcherRpc, prices: PriceSource, ledger: AsyncLedger, book: FollowBook,
                  metrics: WatcherMetrics, commitment: str = "confirmed",
                  clock: Callable[[], float] = time.time, on_accepted: Callable[[], None] | None = None) -> None:
         self.rpc = rpc
         self.prices = prices
-        self.store = store
+        self.ledger = ledger
         self.book = book
         self.metrics = metrics
         self.commitment = commitment
@@ -131,7 +133,7 @@ class Watcher:
         return outcome
 
     async def _process(self, c: Candidate) -> Outcome:
-        if not c.advances_cursor and await asyncio.to_thread(self.store.is_accepted, c.leader, c.signature):
+        if not c.advances_cursor and await self.ledger.run(lead_signals.is_accepted(c.leader, c.signature)):
             return Outcome.DUPLICATE
         followers = self.book.followers_of(c.leader)
         if not followers and not c.advances_cursor:
@@ -153,11 +155,11 @@ class Watcher:
             raise MalformedAnswerError(f"getTransaction: {exc}", method="getTransaction") from None
         if isinstance(signal, NotALeadSwap):
             if c.advances_cursor:
-                await asyncio.to_thread(self.store.advance_cursor, c.leader, c.signature, answer.slot)
+                await self.ledger.run(lead_signals.advance_cursor(c.leader, c.signature, answer.slot))
             return Outcome.NOT_A_SWAP
         outcomes = await self._decide(signal, followers) if followers else []
-        result = await asyncio.to_thread(self.store.accept, signal, c.source, outcomes,
-                                         advance_cursor=c.advances_cursor)
+        result = await self.ledger.run(lead_signals.accept(signal, c.source, outcomes,
+                                                           advance_cursor=c.advances_cursor))
         if not result.accepted:
             return Outcome.DUPLICATE
         if signal.block_time is not None:

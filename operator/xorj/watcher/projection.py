@@ -19,7 +19,10 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from xorj.controller.models import API_VERSION, GROUP, VERSION
-from xorj.ledger.lead_signals import LeadSignalStore, LeadSkip, PendingProjection
+from xorj.ledger import lead_signals
+from xorj.ledger.aio import AsyncLedger
+from xorj.ledger.lead_signals import LeadSkip, PendingProjection
+from xorj.ledger.statements import Step
 from xorj.watcher.metrics import WatcherMetrics
 
 log = logging.getLogger(__name__)
@@ -54,9 +57,9 @@ def skip_event_body(namespace: str, strategy: str, leader: str, signature: str, 
 
 
 class KubeProjector:
-    def __init__(self, store: LeadSignalStore, custom_api: Any, core_api: Any, metrics: WatcherMetrics, *,
+    def __init__(self, ledger: AsyncLedger, custom_api: Any, core_api: Any, metrics: WatcherMetrics, *,
                  interval: float = 5.0, component: str = "xorj-watcher") -> None:
-        self.store = store
+        self.ledger = ledger
         self.custom = custom_api  # kubernetes.client.CustomObjectsApi
         self.core = core_api  # kubernetes.client.CoreV1Api
         self.metrics = metrics
@@ -71,21 +74,22 @@ class KubeProjector:
     def _exists(exc: Exception) -> bool:
         return getattr(exc, "status", None) == 409
 
-    def _project(self, kind: str, rows: Iterable[_Row], name_of: Callable[[_Row], str],
-                 create: Callable[[_Row], object], mark: Callable[[_Row], object]) -> int:
+    async def _project(self, kind: str, rows: Iterable[_Row], name_of: Callable[[_Row], str],
+                       create: Callable[[_Row], object], mark: Callable[[_Row], Step[None]]) -> int:
         """Create each row's object and mark the row done once the API server has it (created now, or
         already: 409). A refusal leaves the row for the next sweep, counted by ``kind``."""
         done = 0
         for row in rows:
             try:
-                create(row)
+                # the Kubernetes client is blocking: its call (not the ledger's) goes to a worker thread
+                await asyncio.to_thread(create, row)
             except Exception as exc:
                 if not self._exists(exc):
                     self.metrics.projection_errors.labels(kind).inc()
                     log.warning("object not written to the API server yet",
                                 extra={"kind": kind, "object": name_of(row), "error": f"{type(exc).__name__}"})
                     continue
-            mark(row)
+            await self.ledger.run(mark(row))
             done += 1
         return done
 
@@ -100,20 +104,20 @@ class KubeProjector:
         return self.core.create_namespaced_event(namespace, skip_event_body(
             namespace, strategy, skip.leader, skip.signature, skip.reason, skip.detail, self.component))
 
-    def sweep(self) -> int:
+    async def sweep(self) -> int:
         """Write what is pending; returns how many objects were done."""
-        store = self.store
-        return (self._project("copytrade", store.pending_projections(), lambda row: row.copytrade,
-                              self._create_copytrade,
-                              lambda row: store.mark_projected(row.strategy, row.leader, row.signature))
-                + self._project("event", store.skips(not_evented=True, limit=200), lambda skip: skip.strategy,
-                                self._post_skip_event,
-                                lambda skip: store.mark_evented(skip.strategy, skip.leader, skip.signature)))
+        copies = await self.ledger.run(lead_signals.pending_projections())
+        done = await self._project("copytrade", copies, lambda row: row.copytrade, self._create_copytrade,
+                                   lambda row: lead_signals.mark_projected(row.strategy, row.leader, row.signature))
+        skips = await self.ledger.run(lead_signals.skips(not_evented=True, limit=200))
+        return done + await self._project("event", skips, lambda skip: skip.strategy, self._post_skip_event,
+                                          lambda skip: lead_signals.mark_evented(skip.strategy, skip.leader,
+                                                                                 skip.signature))
 
     async def run(self) -> None:
         while True:
             try:
-                await asyncio.to_thread(self.sweep)
+                await self.sweep()
             except Exception as exc:  # the ledger away: the rows wait
                 log.warning("projection sweep failed", extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
             self.wake.clear()

@@ -17,8 +17,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from xorj.chain.prices import JupiterPriceClient
 from xorj.chain.rpc import RpcTimeouts, SolanaRpc
-from xorj.ledger.lead_signals import LeadSignalStore
-from xorj.ledger.repository import Ledger
+from xorj.ledger import scores
+from xorj.ledger.aio import AsyncLedger
+from xorj.ledger.records import StoredTraderScore
 from xorj.traders.history import ChainHistory
 from xorj.watcher.follows import FollowBook, KubeFollowBook, StaticFollowBook
 from xorj.watcher.metrics import WatcherMetrics
@@ -70,13 +71,19 @@ class WatcherService:
     async def run(self) -> None:
         s = self.settings
         cash = frozenset(s.watcher_cash_mints)
-        ledger = await asyncio.to_thread(Ledger.connect, s.ledger_dsn.get_secret_value(), name="xorj-watcher")
-        store = LeadSignalStore(ledger)
+        # every ledger call of the watcher is a transaction body run on this event loop (no thread hop);
+        # the schema was migrated before the loop started (xorj.commands.watcher)
+        ledger = AsyncLedger.for_dsn(s.ledger_dsn.get_secret_value(), name="xorj-watcher")
+        await ledger.open()
+
+        async def trader_scores() -> list[StoredTraderScore]:
+            return await ledger.run(scores.list_scores(None, None, None))
+
         tasks: list[asyncio.Task[Any]] = []
         book: FollowBook
         projector = None
         if s.watcher_strategies_file is not None:
-            book = StaticFollowBook.from_file(s.watcher_strategies_file, ledger.list_trader_scores(), cash_mints=cash)
+            book = StaticFollowBook.from_file(s.watcher_strategies_file, await trader_scores(), cash_mints=cash)
         else:
             import kubernetes
 
@@ -85,19 +92,19 @@ class WatcherService:
             except kubernetes.config.ConfigException:
                 kubernetes.config.load_kube_config()
             custom = kubernetes.client.CustomObjectsApi()
-            book = KubeFollowBook(custom, ledger.list_trader_scores, refresh_seconds=s.watcher_follow_refresh_seconds,
+            book = KubeFollowBook(custom, trader_scores, refresh_seconds=s.watcher_follow_refresh_seconds,
                                   namespaces=s.watcher_namespaces, cash_mints=cash)
-            projector = KubeProjector(store, custom, kubernetes.client.CoreV1Api(), self.metrics,
+            projector = KubeProjector(ledger, custom, kubernetes.client.CoreV1Api(), self.metrics,
                                       interval=s.watcher_project_seconds)
             tasks.append(asyncio.create_task(book.run(), name="follow-book"))
         prices = JupiterPriceClient(s.price_api_url, timeout=s.rpc_timeout_seconds,
                                     api_key=s.price_api_key.get_secret_value() if s.price_api_key else None)
         timeouts = RpcTimeouts(read=s.rpc_timeout_seconds, send=s.rpc_timeout_seconds)
         async with SolanaRpc(s.rpc_url, timeouts=timeouts, commitment=s.commitment) as rpc:
-            watcher = Watcher(rpc=rpc, prices=prices, store=store, book=book, metrics=self.metrics,
+            watcher = Watcher(rpc=rpc, prices=prices, ledger=ledger, book=book, metrics=self.metrics,
                               commitment=s.commitment, on_accepted=projector.nudge if projector else None)
             self.poller = PollingSource(ChainHistory(rpc, commitment=s.commitment, timeout=s.rpc_timeout_seconds),
-                                        store, book, self.metrics, interval=s.watcher_poll_interval_seconds,
+                                        ledger, book, self.metrics, interval=s.watcher_poll_interval_seconds,
                                         baseline_seconds=s.watcher_baseline_seconds)
             webhook = None
             if s.watcher_webhook_token is not None:
@@ -130,4 +137,4 @@ class WatcherService:
                         await task
                 await runner.cleanup()
                 await prices.close()
-                await asyncio.to_thread(ledger.close)
+                await ledger.close()

@@ -31,7 +31,8 @@ from solders.pubkey import Pubkey
 
 from xorj.chain.errors import ChainCallError
 from xorj.errors import InvalidInputError, LedgerError, LedgerUnavailableError
-from xorj.ledger.lead_signals import LeadSignalStore
+from xorj.ledger import lead_signals
+from xorj.ledger.aio import AsyncLedger
 from xorj.traders.history import ChainHistory
 from xorj.watcher.follows import FollowBook
 from xorj.watcher.metrics import WatcherMetrics
@@ -52,10 +53,10 @@ class SignalSource(Protocol):
 class PollingSource:
     name = "poll"
 
-    def __init__(self, history: ChainHistory, store: LeadSignalStore, book: FollowBook, metrics: WatcherMetrics, *,
+    def __init__(self, history: ChainHistory, ledger: AsyncLedger, book: FollowBook, metrics: WatcherMetrics, *,
                  interval: float = 1.0, baseline_seconds: int = 120, clock: Callable[[], float] = time.time) -> None:
         self.history = history
-        self.store = store
+        self.ledger = ledger
         self.book = book
         self.metrics = metrics
         self.interval = interval
@@ -68,7 +69,7 @@ class PollingSource:
 
     async def poll_leader(self, leader: str, deliver: Deliver) -> int:
         """One leader: deliver what is new since its cursor, in chain order. Returns how many."""
-        cursor = await asyncio.to_thread(self.store.cursor, leader)
+        cursor = await self.ledger.run(lead_signals.cursor(leader))
         if cursor is None:
             page = await self.history.rpc.signatures_for_address(Pubkey.from_string(leader), limit=1000,
                                                                  commitment=self.history.commitment,
@@ -81,13 +82,13 @@ class PollingSource:
                          len(listed))
             if split:  # the newest transaction too old to copy: the cursor starts there
                 old = listed[split - 1]
-                await asyncio.to_thread(self.store.advance_cursor, leader, old.signature, old.slot)
+                await self.ledger.run(lead_signals.advance_cursor(leader, old.signature, old.slot))
             listed = listed[split:]
         else:
             listed = await self.history.signatures_since(leader, cursor.cursor_signature)
         for entry in listed:
             if entry.failed:
-                await asyncio.to_thread(self.store.advance_cursor, leader, entry.signature, entry.slot)
+                await self.ledger.run(lead_signals.advance_cursor(leader, entry.signature, entry.slot))
                 continue
             await deliver(Candidate(leader, entry.signature, self.name, listed_slot=entry.slot))
         return len(listed)

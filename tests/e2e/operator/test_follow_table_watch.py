@@ -32,7 +32,10 @@ async def _followed(book: KubeFollowBook, wanted: frozenset[str], what: str) -> 
 
 def test_strategy_changes_reach_the_follow_table_within_seconds(kube: Kubectl) -> None:
     api = kubernetes.client.CustomObjectsApi(kubernetes.config.new_client_from_config(str(kube.cluster.kubeconfig)))
-    book = KubeFollowBook(api, lambda: [], refresh_seconds=300, namespaces=[kube.namespace], watch_timeout_seconds=30)
+    async def no_scores() -> list:
+        return []
+
+    book = KubeFollowBook(api, no_scores, refresh_seconds=300, namespaces=[kube.namespace], watch_timeout_seconds=30)
 
     async def scenario() -> int:
         task = asyncio.create_task(book.run())

@@ -1,6 +1,6 @@
 """The operator's Runtime reaches the real Postgres ledger from kopf's event loop: the trades, the
-halt and the trader scores through the asyncio ledger, the stores with no transaction body (trader
-swaps) on the loop's own worker threads. Neither depends on the Kubernetes client's thread pool, which cleanup shuts down
+halt, the trader scores and the trader swaps through the asyncio ledger. It does not depend on the
+Kubernetes client's thread pool, which cleanup shuts down
 while kopf's timers may still fire: a call then fails as the closed ledger does (LedgerError, the
 handlers' ledger-unavailable path), counted per operation, never "cannot schedule new futures"."""
 
@@ -21,10 +21,9 @@ from xorj.controller.settings import OperatorSettings
 from xorj.controller.tradingstrategy.reconcile import enforce_trading_halt
 from xorj.domain.trades import TradeState
 from xorj.errors import LedgerUnavailableError
-from xorj.ledger import Ledger
+from xorj.ledger import Ledger, trader_swaps
 from xorj.ledger import transactions as tx
 from xorj.ledger.aio import AsyncLedger
-from xorj.ledger.trader_swaps import TraderSwapStore
 
 pytestmark = pytest.mark.postgres
 log = logging.getLogger(__name__)
@@ -46,8 +45,7 @@ def test_the_ledger_answers_after_the_kubernetes_pool_shut_down(ledger: Ledger, 
             rt.kube.close()  # what cleanup does first, while a timer may still be running
             enforced = await enforce_trading_halt(rt, log)
             counts = await rt.ledger_run(tx.counts_by_state("alpha"))
-            watermark = await rt.ledger_call_on_thread("trader_history_watermark",
-                                                        TraderSwapStore(rt.ledger).history_watermark, ["W1"])
+            watermark = await rt.ledger_run(trader_swaps.history_watermark(["W1"]))
             return enforced, counts, watermark
         finally:
             await rt.async_ledger.close()
@@ -72,14 +70,13 @@ def test_a_call_after_cleanup_closed_the_ledgers_is_ledger_unavailable_and_count
         await rt.async_ledger.close()
         await asyncio.to_thread(rt.ledger.close)
         rt.kube.close()
-        before = errors("trading_halt"), errors("trader_history_watermark")
+        before = errors("trading_halt"), errors("history_watermark")
         with pytest.raises(LedgerUnavailableError):
             await rt.ledger_run(tx.trading_halt())
         with pytest.raises(LedgerUnavailableError):
-            await rt.ledger_call_on_thread("trader_history_watermark",
-                                          TraderSwapStore(rt.ledger).history_watermark, ["W1"])
+            await rt.ledger_run(trader_swaps.history_watermark(["W1"]))
         assert not await enforce_trading_halt(rt, log)  # the resync's path: a warning, tried again later
-        return before, (errors("trading_halt"), errors("trader_history_watermark"))
+        return before, (errors("trading_halt"), errors("history_watermark"))
 
     before, after = asyncio.run(after_cleanup())
     assert after == (before[0] + 2, before[1] + 1)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from xorj.errors import LedgerUnavailableError
 from xorj.ledger import Ledger, TradeIntent, migrate
+from xorj.ledger.aio import AsyncLedger
 
 
 def intent(n: int = 1, *, strategy: str = "alpha", vault: str = "vault-1", amount: int = 1_000_000,
@@ -24,6 +25,12 @@ def intent(n: int = 1, *, strategy: str = "alpha", vault: str = "vault-1", amoun
         notional_usd=notional_usd,
         copytrade=f"default/ct-{n}",
     )
+
+
+def on_the_loop(ledger: Ledger, *, name: str = "xorj-test-aio") -> AsyncLedger:
+    """An asyncio ledger (not open yet) on the database of a test's blocking ``ledger``: the same
+    connection string, for the code that runs its transactions on the event loop."""
+    return AsyncLedger.for_dsn(ledger._pool.conninfo, name=name)
 
 
 def claimed(ledger: Ledger, n: int = 1, owner: str = "ex", **kwargs) -> int:

@@ -17,9 +17,9 @@ from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 
 from tests.integration.executor.harness import rpc
+from tests.integration.ledger.helpers import on_the_loop
 from xorj.chain.rpc import SolanaRpc
 from xorj.domain.reconciliation import FinalityGrace
-from xorj.ledger.chain_reconciliation import ReconciliationStore
 from xorj.ledger.repository import Ledger
 from xorj.reconciler.service import PassReport, ReconcileSettings, reconcile_pass
 
@@ -81,7 +81,7 @@ def one_pass(ledger: Ledger, rpc_url: str, vaults: list[str] | None, *, grace_se
                                  max_signatures_per_vault=max(page_limit, 100_000))
 
     async def main() -> PassReport:
-        async with SolanaRpc(rpc_url) as client:
-            return await reconcile_pass(ReconciliationStore(ledger), client, settings, vaults)
+        async with on_the_loop(ledger) as on_loop, SolanaRpc(rpc_url) as client:
+            return await reconcile_pass(on_loop, client, settings, vaults)
 
     return asyncio.run(main())

@@ -14,6 +14,7 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 
 from tests.integration.executor.harness import admit
+from tests.integration.ledger.helpers import on_the_loop
 from tests.integration.reconciler.helpers import send, signed_transfer, vault_key, wait_finalized
 from xorj.domain.reconciliation import FindingClass
 from xorj.ledger.chain_reconciliation import ReconciliationStore
@@ -99,17 +100,18 @@ def test_periodic_reconciler_updates_metrics(local_chain, ledger, ledger_dsn, fr
     keyed_url = f"{url}?api-key={secret}"
 
     async def run_two_passes() -> float:
-        task = asyncio.create_task(reconcile_forever(ledger, keyed_url, 0.2, ReconcileSettings()))
-        enabled = 0.0
-        for _ in range(300):
-            await asyncio.sleep(0.1)
-            enabled = max(enabled, sample("xorj_reconcile_enabled"))
-            if sample("xorj_reconcile_runs_total", result="ok") >= ok_before + 2:
-                break
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        return enabled
+        async with on_the_loop(ledger) as on_loop:
+            task = asyncio.create_task(reconcile_forever(on_loop, keyed_url, 0.2, ReconcileSettings()))
+            enabled = 0.0
+            for _ in range(300):
+                await asyncio.sleep(0.1)
+                enabled = max(enabled, sample("xorj_reconcile_enabled"))
+                if sample("xorj_reconcile_runs_total", result="ok") >= ok_before + 2:
+                    break
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return enabled
 
     with caplog.at_level(logging.DEBUG):
         enabled = asyncio.run(run_two_passes())

@@ -19,11 +19,11 @@ import httpx
 from solders.keypair import Keypair
 
 from tests.integration.executor.harness import rpc, served_port
+from tests.integration.ledger.helpers import on_the_loop
 from xorj.chain.prices import JupiterPriceClient, price_api_url_for
 from xorj.chain.rpc import SolanaRpc
 from xorj.devenv.leaders import LeaderWallet, LocalMarket
 from xorj.domain.leaders import LeaderStyle
-from xorj.ledger.lead_signals import LeadSignalStore
 from xorj.traders.history import ChainHistory
 from xorj.watcher.follows import StaticFollowBook
 from xorj.watcher.metrics import WatcherMetrics
@@ -77,15 +77,15 @@ def unique_namespace() -> str:
 @contextlib.asynccontextmanager
 async def wired_watcher(chain: Any, ledger: Any, docs: list[dict[str, Any]], *, metrics: WatcherMetrics | None = None,
                         baseline_seconds: int = 120):
-    """A watcher and its polling source on the real chain, price API and ledger."""
+    """A watcher and its polling source on the real chain, price API and ledger (``ledger``'s database,
+    through the asyncio ledger the watcher runs its transactions on)."""
     cash = frozenset({chain.mints["USDC"]})
     book = StaticFollowBook(docs, cash_mints=cash)
     metrics = metrics or WatcherMetrics()
-    store = LeadSignalStore(ledger)
     prices = JupiterPriceClient(price_api_url_for(chain.swap_api_url))
-    async with SolanaRpc(chain.rpc_url) as solana:
-        watcher = Watcher(rpc=solana, prices=prices, store=store, book=book, metrics=metrics)
-        poller = PollingSource(ChainHistory(solana), store, book, metrics, interval=0.2,
+    async with on_the_loop(ledger, name="xorj-watcher") as on_loop, SolanaRpc(chain.rpc_url) as solana:
+        watcher = Watcher(rpc=solana, prices=prices, ledger=on_loop, book=book, metrics=metrics)
+        poller = PollingSource(ChainHistory(solana), on_loop, book, metrics, interval=0.2,
                                baseline_seconds=baseline_seconds)
         try:
             yield watcher, poller

@@ -10,9 +10,9 @@ import uuid
 import pytest
 from solders.keypair import Keypair
 
+from tests.integration.ledger.helpers import on_the_loop
 from tests.integration.watcher.helpers import run, strategy_doc, unique_namespace
 from xorj.chain.rpc import SolanaRpc
-from xorj.ledger.lead_signals import LeadSignalStore
 from xorj.traders.history import ChainHistory
 from xorj.watcher.follows import StaticFollowBook
 from xorj.watcher.metrics import WatcherMetrics
@@ -43,8 +43,9 @@ def test_a_watcher_restarted_into_an_rpc_outage_reports_its_lag_from_start(local
         raise AssertionError("nothing to deliver")
 
     async def rounds() -> tuple[float, float, float]:
-        async with SolanaRpc(local_chain.rpc_url.rstrip("/") + f"/nodes/{node}/") as rpc:
-            poller = PollingSource(ChainHistory(rpc), LeadSignalStore(ledger), book, metrics, clock=clock)
+        async with on_the_loop(ledger) as on_loop, \
+                SolanaRpc(local_chain.rpc_url.rstrip("/") + f"/nodes/{node}/") as rpc:
+            poller = PollingSource(ChainHistory(rpc), on_loop, book, metrics, clock=clock)
             clock.now += 30
             await poller.poll_round(nothing)  # fails: the node answers 503
             failing = metrics.lag_seconds._value.get()

@@ -14,7 +14,8 @@ from tests.integration.watcher.helpers import (
     strategy_doc,
     wired_watcher,
 )
-from xorj.ledger import Ledger, migrate
+from xorj.errors import LedgerUnavailableError
+from xorj.ledger import Ledger, migrate, statements
 from xorj.ledger.lead_signals import LeadSignalStore
 from xorj.watcher.metrics import WatcherMetrics
 from xorj.watcher.pipeline import Candidate, Outcome
@@ -41,10 +42,13 @@ def test_a_lead_swap_during_a_ledger_outage_is_copied_after_it(local_chain, disp
                     await watcher.process(Candidate(leader.pubkey, signature, "webhook"))
                 await poller.poll_round(watcher.process)  # fails for this leader, cursor kept
                 server.start()
+                # the watcher's own (asyncio) pool reconnects on its own schedule: wait until it answers
                 for _ in range(100):
-                    if ledger.ping():
+                    try:
+                        await watcher.ledger.run(statements.one("SELECT 1"))
                         break
-                    await asyncio.sleep(0.2)
+                    except LedgerUnavailableError:
+                        await asyncio.sleep(0.2)
                 await poller.poll_round(watcher.process)
                 again = await watcher.process(Candidate(leader.pubkey, signature, "webhook"))
                 return signature, again

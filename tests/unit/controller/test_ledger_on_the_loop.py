@@ -44,3 +44,18 @@ def test_the_converted_reconcilers_run_ledger_transactions_on_the_loop():
                      if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                      and node.func.attr == "ledger_call_on_thread"]
         assert on_thread == [], name
+
+
+def test_the_trader_pool_reconciler_hands_only_cpu_work_to_a_thread():
+    """The swaps' reads and the scores' write are transaction bodies run on the loop; only the FIFO
+    realization and the Trust Score (seconds of CPU, no I/O) are handed to a thread."""
+    name = "traderpool/reconcile.py"
+    tree = ast.parse((CONTROLLER / name).read_text(), filename=name)
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)]
+    on_loop = sorted(ast.unparse(node.args[0].func) for node in calls if node.func.attr in {"ledger_run", "run"})
+    on_thread = [ast.unparse(node.args[0]) for node in calls if node.func.attr == "to_thread"]
+    assert on_loop == ["scores.upsert", "trader_swaps.history_watermark", "trader_swaps.history_watermark",
+                       "trader_swaps.priced_of", "trader_swaps.versions"]
+    assert on_thread == ["lambda: ranked(histories.assemble(wallets, versions, priced, cash_mints=cash_mints), "
+                         "spec, now_ts)"]
+    assert not {node.func.attr for node in calls} & {"run_in_executor", "ledger_call_on_thread", "ledger_call"}

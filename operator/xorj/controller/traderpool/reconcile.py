@@ -8,6 +8,7 @@ thousands of wallets is rescored from one query.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -23,12 +24,13 @@ from xorj.controller.common import POOLS
 from xorj.controller.models import TraderPoolSpec, TraderPoolStatus, WindowEnd
 from xorj.controller.runtime import Runtime
 from xorj.controller.traderpool import status as st
+from xorj.domain.scoring import TradeHistory
 from xorj.domain.trader_history import DEFAULT_CASH_MINTS
 from xorj.domain.trader_pool import PoolRanking, candidates_from_lists, rank_history
 from xorj.errors import InvalidInputError, LedgerError
+from xorj.ledger import scores, trader_swaps
+from xorj.ledger.aio import AsyncLedger
 from xorj.ledger.records import StoredTraderScore
-from xorj.ledger.repository import Ledger
-from xorj.ledger.trader_swaps import TraderSwapStore
 from xorj.traders.realized import RealizedHistories
 
 log = logging.getLogger(__name__)
@@ -46,17 +48,27 @@ def stored_scores(ranking: PoolRanking) -> list[StoredTraderScore]:
             for s in ranking.ranked]
 
 
-def rescore(ledger: Ledger, histories: RealizedHistories, candidates: Sequence[str], spec: TraderPoolSpec,
-            cash_mints: frozenset[str], now_ts: float) -> PoolRanking:
-    """Rank ``candidates`` from their stored swaps and write their ``trader_scores`` (blocking: the
-    ledger's reads and writes; the bench times it as the operator runs it). Only wallets with swaps
-    recorded since the last rescoring are read and realized again (:class:`RealizedHistories`)."""
-    history = histories.history(TraderSwapStore(ledger), candidates, cash_mints=cash_mints)
-    ranking = rank_history(history, normalization=spec.normalization, window_days=spec.window.days,
-                           ends_at_latest_trade=spec.window.ends_at is WindowEnd.LATEST_TRADE, now=now_ts)
+async def rescore(ledger: AsyncLedger, histories: RealizedHistories, candidates: Sequence[str],
+                  spec: TraderPoolSpec, cash_mints: frozenset[str], now_ts: float) -> PoolRanking:
+    """Rank ``candidates`` from their stored swaps and write their ``trader_scores``. The ledger's reads
+    and its write are transaction bodies on the event loop; only wallets with swaps recorded since the
+    last rescoring are read and realized again (:class:`RealizedHistories`)."""
+    wallets = tuple(dict.fromkeys(candidates))
+    versions = await ledger.run(trader_swaps.versions(wallets))
+    priced = await ledger.run(trader_swaps.priced_of(histories.stale(wallets, versions, cash_mints=cash_mints)))
+    # CPU only, no I/O: realizing the stale wallets' swaps (FIFO) and the Trust Score over thousands of
+    # wallets take seconds, so they run on a worker thread and the loop keeps serving the other handlers
+    ranking = await asyncio.to_thread(
+        lambda: ranked(histories.assemble(wallets, versions, priced, cash_mints=cash_mints), spec, now_ts))
     if ranking.ranked:
-        ledger.upsert_trader_scores(stored_scores(ranking))
+        await ledger.run(scores.upsert(stored_scores(ranking)))
     return ranking
+
+
+def ranked(history: TradeHistory, spec: TraderPoolSpec, now_ts: float) -> PoolRanking:
+    """The pool's ranking of its candidates' realized history (pure)."""
+    return rank_history(history, normalization=spec.normalization, window_days=spec.window.days,
+                        ends_at_latest_trade=spec.window.ends_at is WindowEnd.LATEST_TRADE, now=now_ts)
 
 
 async def _candidates(rt: Runtime, namespace: str, spec: TraderPoolSpec) -> tuple[list[str], list[str]]:
@@ -85,8 +97,7 @@ async def rescore_on_new_swaps(rt: Runtime, body: Any, logger: Any) -> PoolRanki
         return None
     candidates, watermark = seen
     try:
-        now_mark = await rt.ledger_call_on_thread("trader_history_watermark", TraderSwapStore(rt.ledger).history_watermark,
-                                        candidates)
+        now_mark = await rt.ledger_run(trader_swaps.history_watermark(candidates))
     except LedgerError:
         return None  # counted; the next check asks again, and the schedule reports a lasting outage
     if now_mark == watermark:
@@ -116,10 +127,12 @@ async def _score_pool(rt: Runtime, body: Any, logger: Any) -> PoolRanking | None
             candidates, problems = await _candidates(rt, namespace, spec)
             cash = frozenset(rt.settings.pools.cash_mints) or DEFAULT_CASH_MINTS
             # read before scoring: swaps recorded while it runs move the watermark again (rescored next check)
-            watermark = await rt.ledger_call_on_thread("trader_history_watermark",
-                                             TraderSwapStore(rt.ledger).history_watermark, candidates)
-            ranking = await rt.ledger_call_on_thread("rescore_pool", rescore, rt.ledger, rt.realized, candidates, spec, cash,
-                                           now().timestamp())
+            watermark = await rt.ledger_run(trader_swaps.history_watermark(candidates))
+            try:
+                ranking = await rescore(rt.async_ledger, rt.realized, candidates, spec, cash, now().timestamp())
+            except LedgerError:
+                metrics.LEDGER_ERRORS.labels("rescore_pool").inc()
+                raise
             rt.pool_watermarks[meta.get("uid", "")] = (tuple(candidates), watermark)
         except LedgerError as exc:
             ranking, error = None, ("LedgerUnavailable", f"ledger unavailable: {type(exc).__name__}")
