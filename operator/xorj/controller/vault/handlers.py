@@ -5,6 +5,7 @@ re-renders the strategy when that changes)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import kopf
@@ -48,13 +49,25 @@ def vault_keys(meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, namespace:
     return {(namespace, vault.strategy): desired.VaultKeyRef(vault.secret_name, vault.secret_key, name)}
 
 
+# Vault events of one strategy within this many seconds are one look at its keys directory: a bulk
+# create of thousands of Vaults costs a few O(vaults) looks, not one per event.
+_COALESCE_SECONDS = 0.5
+
+
 @kopf.on.event(GROUP, VERSION, reconcile.VAULTS, id="strategy-keys")
 async def vault_event(spec: kopf.Spec, namespace: str, memo: kopf.Memo, logger: Any, vault_keys: kopf.Index,
                       strategy_specs: kopf.Index, **_: Any) -> None:
     """Re-render the Vault's strategy when its keys directory changes (the index already has this event)."""
     strategy = spec.get("strategy")
-    if not isinstance(strategy, str):
-        return
-    strategy_spec = next(iter(strategy_specs.get((namespace, strategy), ())), None)
-    await strategy_reconcile.rerender_for_vaults(runtime_of(memo), namespace, strategy, strategy_spec,
-                                                 vault_keys.get((namespace, strategy), ()), logger)
+    rt = runtime_of(memo)
+    target = (namespace, strategy)
+    if not isinstance(strategy, str) or target in rt.key_rerenders_pending:
+        return  # a look at this strategy is already scheduled, and reads the index after this event
+    rt.key_rerenders_pending.add(target)
+    try:
+        await asyncio.sleep(_COALESCE_SECONDS)
+    finally:
+        rt.key_rerenders_pending.discard(target)
+    strategy_spec = next(iter(strategy_specs.get(target, ())), None)
+    await strategy_reconcile.rerender_for_vaults(rt, namespace, strategy, strategy_spec,
+                                                 vault_keys.get(target, ()), logger)
