@@ -87,6 +87,10 @@ class Runtime:
     identity: str
     wakeups: Wakeups = field(default_factory=Wakeups)
     applied: dict[str, tuple[str, float]] = field(default_factory=dict)  # strategy uid -> digest, when
+    # (namespace, strategy) -> the keys directory its last reconcile rendered from its Vaults (None: no
+    # Vault; text: the key collision it refused), so a Vault event re-renders only on a real change
+    key_sources: dict[tuple[str, str], object] = field(default_factory=dict)
+    key_rerenders_pending: set[tuple[str, str]] = field(default_factory=set)  # Vault events being coalesced
     realized: RealizedHistories = field(default_factory=RealizedHistories)  # pools' realized trades, reused
     # pool uid -> (its candidates, their history watermark) when it was last scored; and one lock per
     # pool, so its schedule and a new-swaps rescoring never write its status out of order

@@ -120,3 +120,68 @@ def test_deleting_a_pending_many_vault_copytrade_cancels_every_vaults_trade(kube
     kube.run("delete", "copytrade", "ct2", "--wait=true", "--timeout=60s")
     key = f"{kube.namespace}/alpha"
     assert ledger.run(vaults.fanout_counts(key, lead)) == vaults.FanOutCounts(total=2, failed=2)
+
+
+def _key_sources(kube: Kubectl, *secret_names: str):
+    """The executor Deployment once its keys directory projects exactly ``secret_names`` (whole)."""
+    def check():
+        dep = kube.get("deployment", "alpha-executor") or {}
+        volumes = {v["name"]: v for v in (((dep.get("spec") or {}).get("template") or {}).get("spec") or {})
+                   .get("volumes", [])}
+        sources = (volumes.get("vault") or {}).get("projected", {}).get("sources", [])
+        whole = [s["secret"]["name"] for s in sources if "items" not in s["secret"]]
+        return dep if whole == list(secret_names) else None
+    return check
+
+
+def test_vault_keys_reach_the_executor_pods_and_a_key_in_a_mounted_secret_rolls_nothing(
+        kube: Kubectl, operators) -> None:
+    """The executor Deployment mounts the Secrets of its strategy's Vaults (whole, in a projected keys
+    directory): two Vaults in one keyring Secret are one source; a third in the same Secret leaves the
+    pod template as it is (the kubelet updates the files in place); one in a new Secret adds a source;
+    a key name already taken by another Secret is refused naming both."""
+    keys = [str(Keypair().pubkey()) for _ in range(4)]
+    kube.apply(secret("alpha-keyring", {f"{k}.json": "[]" for k in keys[:2]}, bound_to=("alpha",)))
+    operators()
+    kube.apply(strategy("alpha"))
+    wait_for(lambda: kube.get("deployment", "alpha-executor"), 60, "the one-vault executor Deployment")
+    assert "secret" in next(v for v in kube.get("deployment", "alpha-executor")["spec"]["template"]["spec"]["volumes"]
+                            if v["name"] == "vault")  # no Vault yet: today's pod
+    for n, key in enumerate(keys[:2], start=1):
+        kube.apply(vault(f"v{n}", "alpha", key, secret_name="alpha-keyring", secretKey=f"{key}.json"))
+    dep = wait_for(_key_sources(kube, "alpha-keyring"), 60, "the keyring Secret projected")
+    pod = dep["spec"]["template"]["spec"]
+    sources = next(v for v in pod["volumes"] if v["name"] == "vault")["projected"]["sources"]
+    assert sources[0] == {"secret": {"name": "vault-keypair", "items": [{"key": "keypair.json",
+                                                                           "path": "keypair.json"}]}}
+    config = kube.get("configmap", "alpha-executor-config")["data"]
+    assert config["XORJ_VAULT_KEYS_DIR"] and "XORJ_VAULT_KEYPAIR_FILE" not in config
+    generation, template = dep["metadata"]["generation"], dep["spec"]["template"]
+
+    # a third vault: its key added to the mounted Secret, then its Vault
+    kube.apply(secret("alpha-keyring", {f"{k}.json": "[]" for k in keys[:3]}, bound_to=("alpha",)))
+    kube.apply(vault("v3", "alpha", keys[2], secret_name="alpha-keyring", secretKey=f"{keys[2]}.json"))
+    wait_for(_ready_reason(kube, "v3", "Active"), 60, "Vault v3 registered")
+    # a fourth in a new Secret: one more source, one rollout; v3's event came before it
+    kube.apply(secret("alpha-keyring-2", {f"{keys[3]}.json": "[]"}, bound_to=("alpha",)))
+    kube.apply(vault("v4", "alpha", keys[3], secret_name="alpha-keyring-2", secretKey=f"{keys[3]}.json"))
+    wait_for(_ready_reason(kube, "v4", "Active"), 60, "Vault v4 registered")
+    rolled = wait_for(_key_sources(kube, "alpha-keyring", "alpha-keyring-2"), 60, "the new Secret projected")
+    assert rolled["metadata"]["generation"] == generation + 1  # v3 changed nothing, v4 one template
+    rolled_sources = next(v for v in rolled["spec"]["template"]["spec"]["volumes"] if v["name"] == "vault")
+    assert rolled_sources["projected"]["sources"][:2] == sources
+    assert template != rolled["spec"]["template"]
+
+    # a key name that the keyring Secret already gives: refused, naming both Secrets; the pods stay
+    kube.apply(secret("alpha-keyring-3", {f"{keys[0]}.json": "[]"}, bound_to=("alpha",)))
+    kube.apply(vault("v5", "alpha", str(Keypair().pubkey()), secret_name="alpha-keyring-3",
+                     secretKey=f"{keys[0]}.json"))
+
+    def collision():
+        conds = {c["type"]: c for c in ((kube.get("tradingstrategy", "alpha") or {}).get("status") or {})
+                 .get("conditions", [])}
+        applied = conds.get("ChildrenApplied") or {}
+        return applied if applied.get("status") == "False" else None
+    refused = wait_for(collision, 60, "the key collision refused")
+    assert "'alpha-keyring'" in refused["message"] and "'alpha-keyring-3'" in refused["message"]
+    assert kube.get("deployment", "alpha-executor")["metadata"]["generation"] == generation + 1

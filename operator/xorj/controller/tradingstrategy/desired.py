@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,60 @@ class ExecutorDefaults:
     signer_ledger_secret_key: str = "signer-dsn"
 
 
+@dataclass(frozen=True, order=True)
+class VaultKeyRef:
+    """Where one active Vault's keypair is: its Secret and the key in it (from the Vault's spec)."""
+
+    secret_name: str
+    secret_key: str
+    vault: str  # the Vault object's name, for messages
+
+
+@dataclass(frozen=True)
+class KeySources:
+    """The key holder's keys directory: the strategy's own key (an item of its vault Secret, unless
+    that Secret is mounted whole for a Vault) and every Secret named by its Vaults, mounted whole so a
+    new key in an already mounted Secret reaches the pods by the kubelet's in-place update, with no
+    change to the pod spec."""
+
+    own_secret: str
+    own_key: str
+    whole_secrets: tuple[str, ...]
+
+    def projected_volume(self) -> dict[str, Any]:
+        sources: list[dict[str, Any]] = []
+        if self.own_secret not in self.whole_secrets:
+            sources.append({"secret": {"name": self.own_secret,
+                                       "items": [{"key": self.own_key, "path": self.own_key}]}})
+        sources.extend({"secret": {"name": name}} for name in self.whole_secrets)
+        return {"name": "vault", "projected": {"defaultMode": 0o440, "sources": sources}}
+
+
+class KeyCollision(ValueError):
+    """Two Secrets would put a file of the same name into the keys directory: one would shadow the other."""
+
+
+def key_sources(spec: TradingStrategySpec, vaults: Iterable[VaultKeyRef]) -> KeySources | None:
+    """The keys directory of a strategy with Vaults; None without any (the one-vault pod of before).
+
+    Raises :class:`KeyCollision` naming both Secrets when one file name would come from two Secrets
+    (what the operator can see: the strategy's spec.vault.secretKey and each Vault's spec.secretKey).
+    """
+    refs = sorted(set(vaults))
+    if not refs:
+        return None
+    owners: dict[str, tuple[str, str]] = {spec.vault.secret_key: (spec.vault.secret_name, "spec.vault")}
+    for ref in refs:
+        seen = owners.setdefault(ref.secret_key, (ref.secret_name, f"Vault {ref.vault}"))
+        if seen[0] != ref.secret_name:
+            raise KeyCollision(
+                f"key {ref.secret_key!r} is in Secret {seen[0]!r} ({seen[1]}) and in Secret {ref.secret_name!r} "
+                f"(Vault {ref.vault}): both would be the file {VAULT_MOUNT_DIR}/{ref.secret_key}; give each "
+                "key a unique name (e.g. <publicKey>.json) or keep the keys in one Secret")
+    return KeySources(own_secret=spec.vault.secret_name, own_key=spec.vault.secret_key,
+                      whole_secrets=tuple(sorted({ref.secret_name for ref in refs})))
+
+
 def names(strategy: str) -> dict[str, str]:
     base = f"{strategy}-executor"
     return {"deployment": base, "configmap": f"{base}-config", "service": base, "pdb": base}
@@ -112,20 +167,22 @@ def _meta(name: str, namespace: str, owner: Owner) -> dict[str, Any]:
 
 
 def executor_environment(
-    strategy: str, namespace: str, spec: TradingStrategySpec, defaults: ExecutorDefaults
+    strategy: str, namespace: str, spec: TradingStrategySpec, defaults: ExecutorDefaults,
+    keys: KeySources | None = None,
 ) -> dict[str, str]:
     """The executor's non-secret settings (XORJ_* variables), which go into the ConfigMap. Every name
     comes from the executor's settings model (:func:`xorj.executor.settings.executor_environment`), and
     the slippage policy and risk limits are rendered from the domain objects the executor builds back."""
     api_key_ref = spec.endpoints.rpc_api_key_secret_ref
-    keys: dict[str, str] = ({"signer_socket": SIGNER_SOCKET} if defaults.signer_sidecar else
-                            {"vault_pubkey": spec.vault.public_key,
-                             "vault_keypair_file": f"{VAULT_MOUNT_DIR}/{spec.vault.secret_key}"})
+    key_settings: dict[str, str] = (
+        {"signer_socket": SIGNER_SOCKET} if defaults.signer_sidecar else
+        {"vault_keys_dir": VAULT_MOUNT_DIR} if keys is not None else
+        {"vault_pubkey": spec.vault.public_key, "vault_keypair_file": f"{VAULT_MOUNT_DIR}/{spec.vault.secret_key}"})
     return {
         **settings_environment(
             # the ledger's strategy key is namespaced: equal names in two namespaces never share trades
             strategy=f"{namespace}/{strategy}",
-            **keys,
+            **key_settings,
             rpc_url=spec.endpoints.rpc_url,
             swap_api_url=spec.endpoints.swap_api_url,
             rpc_api_key_parameter=api_key_ref.query_parameter if api_key_ref is not None else "api-key",
@@ -157,13 +214,14 @@ def api_key_environment(spec: TradingStrategySpec) -> list[dict[str, Any]]:
 
 
 def config_map(
-    owner: Owner, namespace: str, spec: TradingStrategySpec, defaults: ExecutorDefaults
+    owner: Owner, namespace: str, spec: TradingStrategySpec, defaults: ExecutorDefaults,
+    keys: KeySources | None = None,
 ) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _meta(names(owner.name)["configmap"], namespace, owner),
-        "data": executor_environment(owner.name, namespace, spec, defaults),
+        "data": executor_environment(owner.name, namespace, spec, defaults, keys),
     }
 
 
@@ -194,13 +252,15 @@ def _container_security() -> dict[str, Any]:
     }
 
 
-def signer_container(spec: TradingStrategySpec, defaults: ExecutorDefaults) -> dict[str, Any]:
+def signer_container(spec: TradingStrategySpec, defaults: ExecutorDefaults,
+                     keys: KeySources | None = None) -> dict[str, Any]:
     """The signer boundary's sidecar (``xorj signer``): the only container that mounts the vault key.
     It serves the executor on the shared socket, reads the ledger with its own signer-only login, and
     re-runs the swap guard with its own RPC client."""
     environment = {
         "XORJ_SIGNER_SOCKET": SIGNER_SOCKET,
-        "XORJ_SIGNER_KEYPAIR_FILE": f"{VAULT_MOUNT_DIR}/{spec.vault.secret_key}",
+        **({"XORJ_SIGNER_KEYS_DIR": VAULT_MOUNT_DIR} if keys is not None else
+           {"XORJ_SIGNER_KEYPAIR_FILE": f"{VAULT_MOUNT_DIR}/{spec.vault.secret_key}"}),
         "XORJ_SIGNER_RPC_URL": spec.endpoints.rpc_url,
         "XORJ_SIGNER_SLIPPAGE_CAP_BPS": str(spec.slippage.to_domain().cap_bps),
         "XORJ_SIGNER_LOG_LEVEL": defaults.log_level,
@@ -230,8 +290,11 @@ def signer_container(spec: TradingStrategySpec, defaults: ExecutorDefaults) -> d
 
 
 def deployment(
-    owner: Owner, namespace: str, spec: TradingStrategySpec, defaults: ExecutorDefaults
+    owner: Owner, namespace: str, spec: TradingStrategySpec, defaults: ExecutorDefaults,
+    keys: KeySources | None = None,
 ) -> dict[str, Any]:
+    """The executor Deployment. ``keys`` (a strategy with Vaults, :func:`key_sources`): the key holder
+    mounts a keys directory instead of the one keypair file."""
     n = names(owner.name)
     template_labels = pod_labels(owner.name)
     container: dict[str, Any] = {
@@ -276,11 +339,12 @@ def deployment(
     pod_spec: dict[str, Any] = {
         # executors never call the Kubernetes API: a stolen executor gets no token to try
         "automountServiceAccountToken": False,
-        "containers": [container, signer_container(spec, defaults)] if defaults.signer_sidecar else [container],
+        "containers": [container, signer_container(spec, defaults, keys)] if defaults.signer_sidecar else [container],
         "securityContext": {"runAsUser": EXECUTOR_UID, "runAsGroup": EXECUTOR_UID, "fsGroup": EXECUTOR_UID},
         # executors hand back their leases on SIGTERM; give them time to finish in-flight sends
         "terminationGracePeriodSeconds": 60,
         "volumes": [
+            keys.projected_volume() if keys is not None else
             {
                 "name": "vault",
                 "secret": {
@@ -352,12 +416,13 @@ def pod_disruption_budget(owner: Owner, namespace: str) -> dict[str, Any]:
 
 
 def children(
-    owner: Owner, namespace: str, spec: TradingStrategySpec, defaults: ExecutorDefaults
+    owner: Owner, namespace: str, spec: TradingStrategySpec, defaults: ExecutorDefaults,
+    keys: KeySources | None = None,
 ) -> list[dict[str, Any]]:
     """Everything a strategy owns, in apply order (the ConfigMap before the pods that read it)."""
     return [
-        config_map(owner, namespace, spec, defaults),
+        config_map(owner, namespace, spec, defaults, keys),
         service(owner, namespace, defaults),
         pod_disruption_budget(owner, namespace),
-        deployment(owner, namespace, spec, defaults),
+        deployment(owner, namespace, spec, defaults, keys),
     ]

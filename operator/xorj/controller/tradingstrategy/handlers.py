@@ -30,8 +30,9 @@ _STRATEGY_RESYNC = TimingSettings().strategy_resync_seconds
 @kopf.on.update(GROUP, VERSION, STRATEGIES, id="reconcile", field="spec")
 @kopf.timer(GROUP, VERSION, STRATEGIES, id="resync", interval=_STRATEGY_RESYNC, initial_delay=_STRATEGY_RESYNC,
             idle=None)
-async def strategy(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
-    await reconcile.reconcile_strategy(runtime_of(memo), body, logger)
+async def strategy(body: kopf.Body, memo: kopf.Memo, logger: Any, namespace: str, name: str,
+                   vault_keys: kopf.Index, **_: Any) -> None:
+    await reconcile.reconcile_strategy(runtime_of(memo), body, logger, vault_keys.get((namespace, name), ()))
 
 
 @kopf.on.delete(GROUP, VERSION, STRATEGIES, id="finalize")

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -65,7 +66,9 @@ async def enforce_trading_halt(rt: Runtime, logger: Any) -> bool:
     return True
 
 
-async def reconcile_strategy(rt: Runtime, body: Any, logger: logging.Logger | logging.LoggerAdapter) -> None:
+async def reconcile_strategy(rt: Runtime, body: Any, logger: logging.Logger | logging.LoggerAdapter,
+                             vault_keys: Iterable[desired.VaultKeyRef] = ()) -> None:
+    """``vault_keys``: where the keys of the strategy's active Vaults are (the ``vault_keys`` index)."""
     meta = body["metadata"]
     namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
     generation = meta.get("generation")
@@ -97,14 +100,27 @@ async def reconcile_strategy(rt: Runtime, body: Any, logger: logging.Logger | lo
     await enforce_trading_halt(rt, logger)
     defaults = rt.settings.executor.defaults()
     owner = desired.Owner(name=name, uid=uid)
-    children = desired.children(owner, namespace, spec, defaults)
+    apply_error: str | None = None
+    try:
+        keys = desired.key_sources(spec, vault_keys)
+    except desired.KeyCollision as exc:
+        # one key file would shadow another: keep the executors as they are (their vaults keep
+        # trading) and say which Secrets collide, instead of mounting one of the two silently
+        keys, apply_error = None, f"VaultKeyCollision: {exc}"
+        rt.key_sources[(namespace, name)] = str(exc)
+    else:
+        rt.key_sources[(namespace, name)] = keys
+    children = desired.children(owner, namespace, spec, defaults, keys)
     digest = hashlib.sha256(json.dumps(children, sort_keys=True).encode()).hexdigest()
     last = rt.applied.get(uid)
     deployment_obj: dict[str, Any] | None = None
     dep_name = desired.names(name)["deployment"]
-    apply_error: str | None = None
-    must_apply = last is None or last[0] != digest or time.monotonic() - last[1] > REAPPLY_SECONDS
-    if not must_apply:
+    if apply_error is not None:
+        must_apply = False
+        deployment_obj = await _get_child_quietly(rt, namespace, dep_name)
+    else:
+        must_apply = last is None or last[0] != digest or time.monotonic() - last[1] > REAPPLY_SECONDS
+    if not must_apply and apply_error is None:
         deployment_obj = await rt.kube.get_child("Deployment", namespace, dep_name)
         want = next(c for c in children if c["kind"] == "Deployment")
         must_apply = _deployment_drifted(deployment_obj, want)
@@ -170,6 +186,31 @@ async def reconcile_strategy(rt: Runtime, body: Any, logger: logging.Logger | lo
             kopf.event(body, type="Normal", reason="FollowedTradersChanged", message=change)
             logger.info("followed traders changed", extra={"strategy": name, "followed": new_status.followed_trader_count})
     metrics.RECONCILES.labels("TradingStrategy", "ok").inc()
+
+
+async def rerender_for_vaults(rt: Runtime, namespace: str, strategy: str, strategy_spec: Any | None,
+                              vault_keys: Iterable[desired.VaultKeyRef],
+                              logger: logging.Logger | logging.LoggerAdapter) -> None:
+    """A Vault of ``strategy`` appeared, went, or changed its Secret: reconcile the strategy when its keys
+    directory changes (a new Secret to mount, one no longer named, a collision). A new key in a Secret
+    already mounted changes nothing here: the kubelet updates the files and the keyring reads them.
+    ``strategy_spec``: the strategy's spec from the ``strategy_specs`` index (no GET per Vault event)."""
+    if strategy_spec is None or (namespace, strategy) not in rt.key_sources:
+        return  # no such strategy, or not reconciled in this process yet (its own reconcile reads the index)
+    refs = list(vault_keys)
+    try:
+        wanted: object = desired.key_sources(TradingStrategySpec.model_validate(dict(strategy_spec)), refs)
+    except desired.KeyCollision as exc:
+        wanted = str(exc)
+    except ValidationError:
+        return  # the strategy's own reconcile says why
+    if rt.key_sources.get((namespace, strategy)) == wanted:
+        return
+    body = await rt.kube.get_cr(namespace, STRATEGIES, strategy)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return
+    logger.info("the strategy's vault keys changed; re-rendering its executors", extra={"strategy": strategy})
+    await reconcile_strategy(rt, body, logger, refs)
 
 
 async def _check_secrets(rt: Runtime, namespace: str, name: str, spec: TradingStrategySpec) -> guard.Refusal | None:
@@ -246,6 +287,7 @@ async def finalize_strategy(rt: Runtime, body: Any, logger: logging.Logger | log
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     key = strategy_key(namespace, name)
+    rt.key_sources.pop((namespace, name), None)
     rt.freshness.forget(meta["uid"])  # the watch may never show our last write of a vanishing object
     with contextlib.suppress(KeyError):  # a deleted strategy is no longer paused: no stale alert
         metrics.STRATEGY_PAUSED.remove(key)
