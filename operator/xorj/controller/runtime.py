@@ -93,9 +93,9 @@ class Runtime:
 
     async def ledger_call_on_thread(self, operation: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A call of the blocking ledger (a store with no transaction body yet) on a worker thread;
-        failures are counted and re-raised (typed LedgerError). The loop's own executor, not the
-        Kubernetes client's pool: that one is shut down at cleanup while kopf's timers may still fire,
-        and a call then must fail as the closed ledger does (unavailable), not as a dead executor."""
+        failures are counted and re-raised (typed LedgerError). The loop's own executor, which
+        outlives cleanup: kopf's timers may still fire then, and a call must fail as the closed
+        ledger does (unavailable), not as a dead executor."""
         try:
             return await asyncio.to_thread(fn, *args, **kwargs)
         except LedgerError:

@@ -1,6 +1,6 @@
 """The operator's Runtime reaches the real Postgres ledger from kopf's event loop: the trades, the
 halt and the trader scores through the asyncio ledger, the stores with no transaction body (trader
-swaps) on the loop's own worker threads. Neither depends on the Kubernetes client's thread pool, which cleanup shuts down
+swaps) on the loop's own worker threads. Neither depends on the Kubernetes client, which cleanup closes
 while kopf's timers may still fire: a call then fails as the closed ledger does (LedgerError, the
 handlers' ledger-unavailable path), counted per operation, never "cannot schedule new futures"."""
 
@@ -10,8 +10,9 @@ import asyncio
 import logging
 
 import kopf
-import kubernetes
 import pytest
+from lightkube import KubeConfig
+from lightkube.config.models import Cluster, User
 
 from xorj.controller import metrics
 from xorj.controller.freshness import WatchFreshness
@@ -32,7 +33,9 @@ log = logging.getLogger(__name__)
 
 def _runtime(ledger: Ledger, dsn: str, *, halt: bool) -> Runtime:
     settings = OperatorSettings(ledger_dsn=dsn, trading={"global_halt": halt, "global_halt_reason": "drill"})
-    kube = Kube(kubernetes.client.ApiClient(kubernetes.client.Configuration()), 1, WatchFreshness(stale_after=60))
+    # never reached: nothing here gets as far as a request
+    nowhere = KubeConfig.from_one(cluster=Cluster(server="http://127.0.0.1:9"), user=User()).get()
+    kube = Kube(nowhere, WatchFreshness(stale_after=60))
     return Runtime(settings=settings, kube=kube, async_ledger=AsyncLedger.for_dsn(dsn, name="xorj-operator-aio"),
                    ledger=ledger, freshness=kube.freshness, identity="test/1")
 
@@ -43,7 +46,7 @@ def test_the_ledger_answers_after_the_kubernetes_pool_shut_down(ledger: Ledger, 
     async def after_the_kube_pool_closed():
         await rt.async_ledger.open()
         try:
-            rt.kube.close()  # what cleanup does first, while a timer may still be running
+            await rt.kube.close()  # what cleanup does first, while a timer may still be running
             enforced = await enforce_trading_halt(rt, log)
             counts = await rt.ledger_run(tx.counts_by_state("alpha"))
             watermark = await rt.ledger_call_on_thread("trader_history_watermark",
@@ -71,7 +74,7 @@ def test_a_call_after_cleanup_closed_the_ledgers_is_ledger_unavailable_and_count
         assert not (await rt.ledger_run(tx.trading_halt())).halted
         await rt.async_ledger.close()
         await asyncio.to_thread(rt.ledger.close)
-        rt.kube.close()
+        await rt.kube.close()
         before = errors("trading_halt"), errors("trader_history_watermark")
         with pytest.raises(LedgerUnavailableError):
             await rt.ledger_run(tx.trading_halt())
@@ -87,9 +90,9 @@ def test_a_call_after_cleanup_closed_the_ledgers_is_ledger_unavailable_and_count
 
 def test_a_kubernetes_call_after_cleanup_is_a_retry_not_a_dead_executor(ledger: Ledger, ledger_dsn: str):
     rt = _runtime(ledger, ledger_dsn, halt=False)
-    rt.kube.close()
 
     async def a_late_timer():
+        await rt.kube.close()
         with pytest.raises(kopf.TemporaryError, match="shutting down"):
             await rt.kube.secret_annotations("default", "xorj-vault")
 
