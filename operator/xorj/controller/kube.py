@@ -29,6 +29,7 @@ from xorj.controller.models import GROUP, VERSION
 FIELD_MANAGER = "xorj-operator"
 # Ask for a Secret's metadata only: its data (key material) never reaches the operator.
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # what a failed call raises: the API server's refusal (ApiError), or no answer at all
 API_ERRORS: tuple[type[BaseException], ...] = (ApiError, httpx2.HTTPError, OSError)
 
@@ -208,8 +209,8 @@ class Kube:
     # -- secrets (metadata only) -----------------------------------------------------------------
 
     async def secret_annotations(self, namespace: str, name: str) -> dict[str, str] | None:
-        """The annotations of a Secret, read as PartialObjectMetadata (the API server sends no data).
-        None if the Secret does not exist."""
+        """The annotations of a Secret, read as PartialObjectMetadata (the API server sends no data),
+        less kubectl's last-applied copy of the Secret. None if the Secret does not exist."""
         self._count("get", "secrets")
         # AsyncClient.get has no Accept header to ask for metadata only: its request layer has
         generic = self._client._client  # pylint: disable=protected-access
@@ -220,4 +221,8 @@ class Kube:
             if status_code(exc) == 404:
                 return None
             raise
-        return dict(meta.metadata.annotations or {}) if meta.metadata else {}
+        annotations = dict(meta.metadata.annotations or {}) if meta.metadata else {}
+        # `kubectl apply` (client-side) copies the whole Secret, data included, into this annotation:
+        # metadata only cannot keep the server from sending it, so it goes no further than here
+        annotations.pop(LAST_APPLIED, None)
+        return annotations
