@@ -15,7 +15,7 @@ import httpx2
 import kopf
 from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.config.kubeconfig import SingleConfig
-from lightkube.core.resource import NamespacedResource
+from lightkube.core.resource import NamespacedResource, api_info
 from lightkube.generic_resource import GenericNamespacedResource, create_global_resource, create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Secret, Service
@@ -159,7 +159,7 @@ class Kube:
         """Server-side apply: the API server merges our fields and leaves others' alone; a no-op
         apply changes nothing (same resourceVersion)."""
         resource = _CHILDREN[obj["kind"]]
-        self._count("apply", resource._api_info.plural)  # pylint: disable=protected-access
+        self._count("apply", api_info(resource).plural)
         meta = obj["metadata"]
         return _wire(await self._client.patch(resource, meta["name"], obj, namespace=meta["namespace"],
                                               patch_type=PatchType.APPLY, force=True))
@@ -172,7 +172,7 @@ class Kube:
 
     async def get_child(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         resource = _CHILDREN[kind]
-        self._count("get", resource._api_info.plural)  # pylint: disable=protected-access
+        self._count("get", api_info(resource).plural)
         try:
             return _wire(await self._client.get(resource, name, namespace=namespace))
         except ApiError as exc:
@@ -184,7 +184,7 @@ class Kube:
         """Set spec.replicas of an existing child to 0 (merge patch: the rest of the object stays as
         applied). False if it does not exist."""
         resource = _CHILDREN[kind]
-        self._count("patch", resource._api_info.plural)  # pylint: disable=protected-access
+        self._count("patch", api_info(resource).plural)
         try:
             await self._client.patch(resource, name, {"spec": {"replicas": 0}}, namespace=namespace,
                                      patch_type=PatchType.MERGE)
