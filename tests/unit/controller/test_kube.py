@@ -156,3 +156,24 @@ def test_after_close_a_call_is_a_retry_and_sends_nothing() -> None:
     asyncio.run(late_timer())
     assert server.requests == []
     assert metrics.KUBE_REQUESTS.labels("get", "tradingstrategies")._value.get() == before
+
+
+def test_kopf_logs_in_with_the_kubeconfig_our_client_reads(tmp_path, monkeypatch) -> None:
+    """kopf's watches and our calls use one configuration: KUBECONFIG read at login, its relative
+    file paths taken from the kubeconfig's folder."""
+    from xorj.controller.handlers import login
+
+    (tmp_path / "ca.crt").write_text("not read here")
+    kubeconfig = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "dev",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443", "certificate-authority": "ca.crt"}}],
+        "users": [{"name": "u", "user": {"token": "t0ken\n", "client-certificate-data": "Q0VSVA=="}}],
+        "contexts": [{"name": "dev", "context": {"cluster": "c", "user": "u"}}],
+    }
+    (tmp_path / "config").write_text(json.dumps(kubeconfig))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "config"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    info = login(settings=kopf.OperatorSettings())
+    assert info.server == "https://127.0.0.1:6443"
+    assert info.ca_path == str(tmp_path / "ca.crt")
+    assert (info.token, info.certificate_data, info.insecure) == ("t0ken", "Q0VSVA==", False)
