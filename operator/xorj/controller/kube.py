@@ -15,6 +15,7 @@ import httpx2
 import kopf
 from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.config.kubeconfig import SingleConfig
+from lightkube.core.exceptions import ConfigError
 from lightkube.core.resource import NamespacedResource, api_info
 from lightkube.generic_resource import GenericNamespacedResource, create_global_resource, create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
@@ -56,7 +57,8 @@ def load_config() -> SingleConfig:
     """In-cluster when running in a pod, else the kubeconfig (KUBECONFIG or ~/.kube/config), read
     now (not when a module was first imported)."""
     config = KubeConfig.from_env().get()
-    assert config is not None, "the kubeconfig names no current context"
+    if config is None:
+        raise ConfigError("the kubeconfig names no current context")
     return config
 
 
