@@ -9,7 +9,8 @@ or httpx2's transport errors (no answer): :data:`API_ERRORS` names both for the 
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx2
 import kopf
@@ -33,6 +34,9 @@ METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # what a failed call raises: the API server's refusal (ApiError), or no answer at all
 API_ERRORS: tuple[type[BaseException], ...] = (ApiError, httpx2.HTTPError, OSError)
+
+DROPPED_CONNECTION = (httpx2.ReadError, httpx2.WriteError, httpx2.RemoteProtocolError)
+T = TypeVar("T")
 
 # our custom resources, by plural (the reconcilers name them so)
 CUSTOM_RESOURCES: dict[str, type[GenericNamespacedResource]] = {
@@ -80,6 +84,17 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+async def _again_if_dropped(call: Callable[[], Awaitable[T]]) -> T:
+    """One more try of a call whose pooled keep-alive connection the API server had already closed
+    (a read or write on a dead connection; not a timeout, not a refusal). The official client's
+    urllib3 retried these; every call here is safe to repeat: reads, merge and apply patches, a
+    create that answers 409 when repeated, and a delete that then answers 404 (already gone)."""
+    try:
+        return await call()
+    except DROPPED_CONNECTION:
+        return await call()
+
+
 def _wire(obj: Any) -> dict[str, Any]:
     """A decoded object as the reconcilers read it: the API's JSON, a plain dict."""
     wire: dict[str, Any] = obj.to_dict()
@@ -115,7 +130,8 @@ class Kube:
     async def get_cr(self, namespace: str, plural: str, name: str) -> dict[str, Any] | None:
         self._count("get", plural)
         try:
-            return _wire(await self._client.get(CUSTOM_RESOURCES[plural], name, namespace=namespace))
+            return _wire(await _again_if_dropped(lambda: self._client.get(CUSTOM_RESOURCES[plural], name,
+                                                                           namespace=namespace)))
         except ApiError as exc:
             if status_code(exc) == 404:
                 return None
@@ -126,8 +142,9 @@ class Kube:
         metrics.STATUS_PATCHES.labels(plural).inc()
         self._count("patch", f"{plural}/status")
         try:
-            result = _wire(await self._client.patch(CUSTOM_RESOURCES[plural].Status, name, {"status": status},
-                                                    namespace=namespace, patch_type=PatchType.MERGE))
+            result = _wire(await _again_if_dropped(lambda: self._client.patch(
+                CUSTOM_RESOURCES[plural].Status, name, {"status": status}, namespace=namespace,
+                patch_type=PatchType.MERGE)))
         except ApiError as exc:
             if status_code(exc) == 404:
                 return None
@@ -148,7 +165,8 @@ class Kube:
         if uid:
             request.data = {"preconditions": {"uid": uid}}
         try:
-            generic.handle_response("delete", await generic.send(generic.build_adapter_request(request)), request)
+            response = await _again_if_dropped(lambda: generic.send(generic.build_adapter_request(request)))
+            generic.handle_response("delete", response, request)
             return True
         except ApiError as exc:
             if status_code(exc) in (404, 409):
@@ -163,20 +181,22 @@ class Kube:
         resource = _CHILDREN[obj["kind"]]
         self._count("apply", api_info(resource).plural)
         meta = obj["metadata"]
-        return _wire(await self._client.patch(resource, meta["name"], obj, namespace=meta["namespace"],
-                                              patch_type=PatchType.APPLY, force=True))
+        return _wire(await _again_if_dropped(lambda: self._client.patch(
+            resource, meta["name"], obj, namespace=meta["namespace"], patch_type=PatchType.APPLY, force=True)))
 
     async def list_configmaps(self, namespace: str, match_labels: dict[str, str]) -> list[dict[str, Any]]:
         """ConfigMaps of ``namespace`` carrying every label of ``match_labels`` (a TraderPool's lists)."""
         self._count("list", "configmaps")
-        return [_wire(item) async for item in self._client.list(ConfigMap, namespace=namespace,
-                                                                labels=dict(sorted(match_labels.items())))]
+        async def listed() -> list[dict[str, Any]]:
+            return [_wire(item) async for item in self._client.list(ConfigMap, namespace=namespace,
+                                                                    labels=dict(sorted(match_labels.items())))]
+        return await _again_if_dropped(listed)
 
     async def get_child(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         resource = _CHILDREN[kind]
         self._count("get", api_info(resource).plural)
         try:
-            return _wire(await self._client.get(resource, name, namespace=namespace))
+            return _wire(await _again_if_dropped(lambda: self._client.get(resource, name, namespace=namespace)))
         except ApiError as exc:
             if status_code(exc) == 404:
                 return None
@@ -188,8 +208,8 @@ class Kube:
         resource = _CHILDREN[kind]
         self._count("patch", api_info(resource).plural)
         try:
-            await self._client.patch(resource, name, {"spec": {"replicas": 0}}, namespace=namespace,
-                                     patch_type=PatchType.MERGE)
+            await _again_if_dropped(lambda: self._client.patch(resource, name, {"spec": {"replicas": 0}},
+                                                               namespace=namespace, patch_type=PatchType.MERGE))
             return True
         except ApiError as exc:
             if status_code(exc) == 404:
@@ -203,7 +223,7 @@ class Kube:
         peering = (_KOPF_PEERING(metadata={"name": name, "namespace": namespace}) if namespace
                    else _CLUSTER_KOPF_PEERING(metadata={"name": name}))
         try:
-            await self._client.create(peering)
+            await _again_if_dropped(lambda: self._client.create(peering))
         except ApiError as exc:
             if status_code(exc) != 409:
                 raise
@@ -217,8 +237,8 @@ class Kube:
         # AsyncClient.get has no Accept header to ask for metadata only: its request layer has
         generic = self._client._client  # pylint: disable=protected-access
         try:
-            meta = await generic.request("get", Secret, name=name, namespace=namespace,
-                                         headers={"Accept": METADATA_ONLY})
+            meta = await _again_if_dropped(lambda: generic.request("get", Secret, name=name, namespace=namespace,
+                                                                   headers={"Accept": METADATA_ONLY}))
         except ApiError as exc:
             if status_code(exc) == 404:
                 return None

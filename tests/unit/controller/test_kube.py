@@ -177,3 +177,26 @@ def test_kopf_logs_in_with_the_kubeconfig_our_client_reads(tmp_path, monkeypatch
     assert info.server == "https://127.0.0.1:6443"
     assert info.ca_path == str(tmp_path / "ca.crt")
     assert (info.token, info.certificate_data, info.insecure) == ("t0ken", "Q0VSVA==", False)
+
+
+def test_a_call_on_a_connection_the_server_had_closed_is_tried_once_more() -> None:
+    """A pooled keep-alive connection the API server closed fails the read: the call goes again once
+    (on a fresh connection); a second failure is the caller's."""
+    drops = iter([True, False, True, True])
+
+    def answer(request: httpx2.Request) -> tuple[int, dict[str, Any]]:
+        if next(drops):
+            raise httpx2.ReadError("connection closed by peer", request=request)
+        return 200, {"apiVersion": "trading.xorj.io/v1alpha1", "kind": "TradingStrategy", "metadata": {"name": "a"}}
+
+    server = FakeApiServer(answer)
+
+    async def twice(kube: Kube) -> tuple[Any, BaseException]:
+        found = await kube.get_cr("ns1", "tradingstrategies", "a")
+        with pytest.raises(httpx2.ReadError) as dropped:
+            await kube.get_cr("ns1", "tradingstrategies", "a")
+        return found, dropped.value
+
+    found, dropped = run(kube_for(server), twice)
+    assert found["metadata"]["name"] == "a" and len(server.requests) == 4
+    assert isinstance(dropped, API_ERRORS)
