@@ -42,7 +42,7 @@ T = TypeVar("T")
 CUSTOM_RESOURCES: dict[str, type[GenericNamespacedResource]] = {
     plural: create_namespaced_resource(GROUP, VERSION, kind, plural)
     for kind, plural in (("TradingStrategy", "tradingstrategies"), ("CopyTrade", "copytrades"),
-                         ("TraderPool", "traderpools"))
+                         ("TraderPool", "traderpools"), ("Vault", "vaults"))
 }
 _KOPF_PEERING = create_namespaced_resource("kopf.dev", "v1", "KopfPeering", "kopfpeerings")
 _CLUSTER_KOPF_PEERING = create_global_resource("kopf.dev", "v1", "ClusterKopfPeering", "clusterkopfpeerings")
