@@ -53,8 +53,9 @@ def operator(namespaces: tuple[str, ...], priority: int | None, peering_name: st
 
     # error texts quote URLs; credentials in them never reach a log line, nor an Event kopf posts
     install_log_redaction()
-    # the reconciler's RPC client logs each request's URL (with its API key) at INFO: not wanted
-    for noisy in ("httpx", "httpcore"):
+    # the reconciler's RPC client and the Kubernetes client (lightkube over httpx2) log each
+    # request's URL (an RPC one with its API key) at INFO: not wanted
+    for noisy in ("httpx", "httpcore", "httpx2", "httpcore2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     install_log_redaction(logging.getLogger("kopf.objects"))
     asyncio.run(

@@ -24,10 +24,13 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
+import httpx2
+from lightkube import ApiError, Client
+from lightkube.config.kubeconfig import SingleConfig
+from lightkube.resources.core_v1 import Event
 
 from xorj.controller import metrics
-from xorj.controller.kube import FIELD_MANAGER, Kube, is_not_found
+from xorj.controller.kube import API_ERRORS, CUSTOM_RESOURCES, FIELD_MANAGER, status_code
 from xorj.controller.models import GROUP, VERSION
 from xorj.errors import LedgerError
 from xorj.ledger import Ledger
@@ -40,6 +43,12 @@ log = logging.getLogger(__name__)
 # Kubernetes caps an Event's message at 1 KiB in practice (kubectl and the API's own recorder do)
 _MESSAGE_LIMIT = 1024
 _PLURALS = {"CopyTrade": "copytrades", "TradingStrategy": "tradingstrategies"}
+
+
+def blocking_client(config: SingleConfig) -> Client:
+    """lightkube's blocking client for the deliverer: it creates an alert's Event inside the ledger
+    transaction that claimed the alert, on that transaction's thread."""
+    return Client(config, field_manager=FIELD_MANAGER, timeout=httpx2.Timeout(30.0))
 
 
 @dataclass(frozen=True)
@@ -103,11 +112,11 @@ def event_body(alert: Alert, target: EventTarget, uid: str | None, reporter: str
 
 
 class AlertEventPoster:
-    """The ``deliver`` step of :meth:`Ledger.deliver_next_alert`: creates the alert's Event (sync; it
-    runs in the ledger transaction's thread). ``created`` / ``already_there`` count what happened."""
+    """The ``deliver`` step of :meth:`Ledger.deliver_next_alert`: creates the alert's Event (blocking;
+    it runs in the ledger transaction's thread). ``created`` / ``already_there`` count what happened."""
 
-    def __init__(self, kube: Kube, reporter: str):
-        self._kube = kube
+    def __init__(self, client: Client, reporter: str):
+        self._client = client
         self._reporter = reporter
         self.created = 0
         self.already_there = 0
@@ -118,27 +127,28 @@ class AlertEventPoster:
         if target is None:
             return
         body = event_body(claimed.alert, target, self._uid(target), self._reporter)
+        metrics.KUBE_REQUESTS.labels("create", "events").inc()
         try:
-            self._kube._call("create", "events", "POST", f"/api/v1/namespaces/{target.namespace}/events", body)
+            self._client.create(Event.from_dict(body))
             self.created += 1
-        except ApiException as exc:
-            if exc.status == 409:
+        except ApiError as exc:
+            if status_code(exc) == 409:
                 self.already_there += 1  # delivered before a crash that came before the mark
-            elif exc.status == 404:
+            elif status_code(exc) == 404:
                 # the namespace is gone: no Event can ever carry this alert; it is counted and marked
                 self.namespace_gone += 1
             else:
                 raise
 
     def _uid(self, target: EventTarget) -> str | None:
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{target.namespace}/{_PLURALS[target.kind]}/{target.name}"
+        metrics.KUBE_REQUESTS.labels("get", _PLURALS[target.kind]).inc()
         try:
-            found = self._kube._call("get", _PLURALS[target.kind], "GET", path)
-        except ApiException as exc:
-            if is_not_found(exc):
+            found = self._client.get(CUSTOM_RESOURCES[_PLURALS[target.kind]], target.name, namespace=target.namespace)
+        except ApiError as exc:
+            if status_code(exc) == 404:
                 return None  # gone already: the Event is still recorded (kubectl get events shows it)
             raise
-        return (found or {}).get("metadata", {}).get("uid")
+        return found.metadata.uid if found.metadata else None
 
 
 class _Remembering:
@@ -161,13 +171,13 @@ def deliver_pending(ledger: Ledger, poster: AlertEventPoster, limit: int = 100) 
     holds up the others; it is tried again on the next pass. A ledger error ends the pass at once."""
     delivered: list[Alert] = []
     failed: list[int] = []
-    first_error: ApiException | None = None
+    first_error: ApiError | None = None
     step = _Remembering(poster)
     while len(delivered) < limit:
         step.current = None
         try:
             alert = ledger.deliver_next_alert(step, skip=failed)
-        except ApiException as exc:
+        except ApiError as exc:
             if step.current is None:
                 raise
             failed.append(step.current)
@@ -179,17 +189,18 @@ def deliver_pending(ledger: Ledger, poster: AlertEventPoster, limit: int = 100) 
         delivered.append(alert)
     if first_error is not None:
         log.warning("alert delivery: the API server refused the Events of alerts %s (HTTP %s); they stay "
-                    "undelivered", failed, first_error.status)
+                    "undelivered", failed, status_code(first_error))
     return delivered
 
 
-async def deliver_forever(kube: Kube, ledger: Ledger, reporter: str, interval: float) -> None:
+async def deliver_forever(config: SingleConfig, ledger: Ledger, reporter: str, interval: float) -> None:
     """The operator's deliverer: a pass every ``interval`` seconds; a failed pass (ledger or API server
     down) leaves the alert undelivered and is retried on the next."""
-    poster = AlertEventPoster(kube, reporter)
+    client = blocking_client(config)
+    poster = AlertEventPoster(client, reporter)
     loop = asyncio.get_running_loop()
-    # its own thread, not the Kubernetes pool's: a pass holds a ledger connection while it waits for
-    # the API server, and must not take a worker the reconcilers need (e.g. during a ledger outage)
+    # its own thread, not the loop's default executor: a pass holds a ledger connection while it waits
+    # for the API server, and must not take a worker other blocking calls need (e.g. during a ledger outage)
     own_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xorj-alerts")
     try:
         while True:
@@ -197,6 +208,7 @@ async def deliver_forever(kube: Kube, ledger: Ledger, reporter: str, interval: f
             await asyncio.sleep(interval)
     finally:
         own_thread.shutdown(wait=False, cancel_futures=True)
+        client.close()
 
 
 async def _one_pass(loop: asyncio.AbstractEventLoop, thread: ThreadPoolExecutor, ledger: Ledger,
@@ -208,7 +220,7 @@ async def _one_pass(loop: asyncio.AbstractEventLoop, thread: ThreadPoolExecutor,
         metrics.ALERT_OUTBOX_PENDING.set(await loop.run_in_executor(thread, ledger.count_pending_alerts))
     except asyncio.CancelledError:
         raise
-    except (LedgerError, ApiException, OSError) as exc:
+    except (LedgerError, *API_ERRORS) as exc:
         log.warning("alert delivery pass failed: %s; retrying", type(exc).__name__)
     except Exception:
         log.exception("alert delivery pass failed; retrying")

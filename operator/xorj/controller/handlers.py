@@ -22,12 +22,13 @@ from typing import Any
 
 import kopf
 from aiohttp import web
+from lightkube.config.models import User
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from xorj.controller import alerts, ledger_logins, metrics
 from xorj.controller.copytrade import handlers as copytrade_handlers
 from xorj.controller.freshness import WatchFreshness
-from xorj.controller.kube import Kube, load_config, load_configuration
+from xorj.controller.kube import Kube, load_config
 from xorj.controller.models import GROUP
 from xorj.controller.runtime import Runtime
 from xorj.controller.settings import OperatorSettings
@@ -48,22 +49,26 @@ _FINALIZER = f"{GROUP}/finalizer"
 
 @kopf.on.login()
 def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
-    """The same credentials our own client uses (in-cluster, else KUBECONFIG read at login time:
-    kopf's built-in login reads the kubeconfig path the client froze when first imported)."""
-    config = load_configuration()
-    header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix("authorization")
-    parts = header.split(" ", 1) if header else []
-    scheme, token = (None, None) if not parts else (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+    """The same credentials our own client uses (in-cluster, else KUBECONFIG), read at each login:
+    kopf logs in again on a 401, and then reads a rotated service-account token."""
+    config = load_config()
+    cluster, user = config.cluster, config.user or User()
+
+    def path(name: str | None) -> str | None:
+        return str(config.abs_file(name)) if name else None  # relative to the kubeconfig's folder
+
     return kopf.ConnectionInfo(
-        server=config.host,
-        ca_path=config.ssl_ca_cert,
-        insecure=not config.verify_ssl,
-        username=config.username or None,
-        password=config.password or None,
-        scheme=scheme,
-        token=token,
-        certificate_path=config.cert_file,
-        private_key_path=config.key_file,
+        server=cluster.server,
+        ca_path=path(cluster.certificate_auth),
+        ca_data=cluster.certificate_auth_data,
+        insecure=cluster.insecure,
+        username=user.username,
+        password=user.password,
+        token=(user.token or "").strip() or None,  # a service-account token file ends in a newline
+        certificate_path=path(user.client_cert),
+        certificate_data=user.client_cert_data,
+        private_key_path=path(user.client_key),
+        private_key_data=user.client_key_data,
         trust_env=settings.networking.trust_env,
     )
 
@@ -95,7 +100,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
 
     logging.getLogger("kopf.objects").addFilter(_quiet_indexers)
     freshness = WatchFreshness(stale_after=cfg.watching.stale_seconds)
-    kube = Kube(await asyncio.to_thread(load_config), cfg.api_workers, freshness)
+    kube = Kube(await asyncio.to_thread(load_config), freshness)
     dsn = cfg.ledger_dsn.get_secret_value()
     ledger = await asyncio.to_thread(_connect_ledger, dsn, logger)
     metrics.LEDGER_POOL.ledger = ledger
@@ -112,7 +117,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
             ledger_logins.keep_logins(rt, memo.get("namespaces") or []), name="xorj-ledger-logins")
     if cfg.timing.alert_delivery_seconds > 0:
         memo["alerts"] = asyncio.create_task(
-            alerts.deliver_forever(kube, ledger, identity, cfg.timing.alert_delivery_seconds),
+            alerts.deliver_forever(kube.config, ledger, identity, cfg.timing.alert_delivery_seconds),
             name="xorj-alert-delivery")
     serving = cfg.serving
     memo["health"] = await _start_health_server(rt, serving.health_host, serving.health_port, serving.metrics_port)
@@ -159,7 +164,7 @@ async def cleanup(memo: kopf.Memo, logger: Any, **_: Any) -> None:
     if rt is not None:
         await rt.async_ledger.close()
         await asyncio.to_thread(rt.ledger.close)
-        rt.kube.close()
+        await rt.kube.close()
     logger.info("operator stopped")
 
 
@@ -192,16 +197,5 @@ async def _start_health_server(rt: Runtime, host: str, health_port: int, metrics
 
 async def _ensure_peering_objects(kube: Kube, name: str, namespaces: list[str]) -> None:
     """kopf's peering needs its KopfPeering (per namespace) or ClusterKopfPeering object to exist."""
-    from kubernetes.client.exceptions import ApiException
-
-    targets = [f"/apis/kopf.dev/v1/namespaces/{ns}/kopfpeerings" for ns in namespaces] or [
-        "/apis/kopf.dev/v1/clusterkopfpeerings"
-    ]
-    for path in targets:
-        kind = "KopfPeering" if "/namespaces/" in path else "ClusterKopfPeering"
-        body = {"apiVersion": "kopf.dev/v1", "kind": kind, "metadata": {"name": name}}
-        try:
-            await kube.run(kube._call, "create", "peerings", "POST", path, body)
-        except ApiException as exc:
-            if exc.status != 409:  # already there: fine
-                raise
+    for namespace in namespaces or [None]:
+        await kube.ensure_peering(name, namespace)

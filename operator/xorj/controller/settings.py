@@ -207,7 +207,6 @@ class OperatorSettings(BaseSettings):
     ledger_dsn: SecretStr = Field(
         validation_alias="XORJ_LEDGER_DSN", description="Postgres DSN of the ledger (never logged)."
     )
-    api_workers: int = Field(default=16, ge=1, description="Threads for Kubernetes calls.")
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     trading: TradingSettings = Field(default_factory=TradingSettings)
     timing: TimingSettings = Field(default_factory=TimingSettings)

@@ -18,11 +18,11 @@ import urllib.request
 from typing import Any
 
 import pytest
+from lightkube import Client
 
 from tests.integration.ledger.helpers import intent
-from xorj.controller.alerts import AlertEventPoster, deliver_pending, event_name
-from xorj.controller.freshness import WatchFreshness
-from xorj.controller.kube import Kube, load_config
+from xorj.controller.alerts import AlertEventPoster, blocking_client, deliver_pending, event_name
+from xorj.controller.kube import load_config
 from xorj.ledger import Ledger, TradeIntent
 
 from .conftest import Kubectl, wait_for
@@ -36,8 +36,8 @@ def alert_events(kube: Kubectl) -> list[dict[str, Any]]:
     return items
 
 
-def new_kube() -> Kube:
-    return Kube(load_config(), 2, WatchFreshness(stale_after=60))
+def new_kube() -> Client:
+    return blocking_client(load_config())
 
 
 def trade_intent(namespace: str, n: int) -> TradeIntent:
@@ -81,13 +81,12 @@ def test_each_alert_is_one_event_on_its_copytrade_or_strategy(kube: Kubectl, led
 
 KILLED_DELIVERER = textwrap.dedent("""
     import os, signal, sys
-    from xorj.controller.alerts import AlertEventPoster
-    from xorj.controller.freshness import WatchFreshness
-    from xorj.controller.kube import Kube, load_config
+    from xorj.controller.alerts import AlertEventPoster, blocking_client
+    from xorj.controller.kube import load_config
     from xorj.ledger import Ledger
 
     ledger = Ledger.connect(sys.argv[1], apply_migrations=False)
-    poster = AlertEventPoster(Kube(load_config(), 1, WatchFreshness(stale_after=60)), "doomed")
+    poster = AlertEventPoster(blocking_client(load_config()), "doomed")
 
     def deliver_then_die(claimed):
         poster(claimed)

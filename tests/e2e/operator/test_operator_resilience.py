@@ -145,8 +145,9 @@ def test_ledger_outage_shows_in_conditions_and_heals(kube: Kubectl, tmp_path, di
         obj = wait_for(lambda: ((kube.get("copytrade", "during") or {}).get("status") or {}).get("tradeId"), 90,
                        "admitted after the outage")
         assert obj
-        reasons = {e["reason"] for e in kube.events("alpha")}
-        assert {"LedgerReachableFalse", "LedgerReachableTrue"} <= reasons, reasons
+        # kopf posts Events from a background queue, after the status patch: wait for them
+        wait_for(lambda: {"LedgerReachableFalse", "LedgerReachableTrue"} <= {e["reason"] for e in kube.events("alpha")},
+                 30, "the LedgerReachable Events")
         assert op.stop() == 0, "graceful shutdown on SIGTERM"
     finally:
         op.stop()

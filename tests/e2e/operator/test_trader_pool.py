@@ -103,7 +103,9 @@ def test_pool_is_scored_from_stored_swaps_and_rescored_on_schedule(kube: Kubectl
     wait_for(lambda: kube.get("traderpool", "leaders")["status"]["topTrader"] == VAULT, 30,
              "the rescored pool's new rank 1")
     assert kube.get("traderpool", "leaders")["status"]["eligible"] == 3
-    assert any(e["reason"] == "RankingChanged" and VAULT in e["message"] for e in kube.events("leaders"))
+    # kopf posts Events from a background queue, after the status patch: wait for it, not read once
+    wait_for(lambda: any(e["reason"] == "RankingChanged" and VAULT in e["message"] for e in kube.events("leaders")),
+             30, "the RankingChanged Event")
     wait_for(lambda: followed() == [VAULT], 60, "the strategy following the new rank 1")
     changed = wait_for(lambda: [e for e in kube.events("topn") if e["reason"] == "FollowedTradersChanged"
                                 and f"no longer following {PUBKEY_A}" in e["message"]], 30, "the Event")
@@ -132,7 +134,7 @@ def test_pool_from_labelled_configmaps_names_left_out_entries(kube: Kubectl, ope
                       "the operator's refusal")
     assert scored["status"] == "False" and scored["reason"] == "InvalidSpec"
     assert "spec.wallets.0" in scored["message"] and "exactly 32 bytes" in scored["message"]
-    assert any(e["reason"] == "InvalidSpec" for e in kube.events("undecodable"))
+    wait_for(lambda: any(e["reason"] == "InvalidSpec" for e in kube.events("undecodable")), 30, "the InvalidSpec Event")
 
 
 def _record_refreshed(ledger: Any, wallet: str, swaps: list) -> None:
@@ -161,5 +163,6 @@ def test_new_swaps_rescore_the_pool_before_its_schedule(kube: Kubectl, operators
     wait_for(lambda: kube.get("traderpool", "watched")["status"]["topTrader"] == newcomer, 30,
              "the pool rescored after its candidate's new swaps")
     assert kube.get("traderpool", "watched")["status"]["eligible"] == 2
-    assert any(e["reason"] == "RankingChanged" and newcomer in e["message"] for e in kube.events("watched"))
+    wait_for(lambda: any(e["reason"] == "RankingChanged" and newcomer in e["message"]
+                         for e in kube.events("watched")), 30, "the RankingChanged Event")
     assert {s.wallet: s for s in ledger.list_trader_scores()}[newcomer].rank == 1

@@ -10,8 +10,9 @@ import asyncio
 import logging
 
 import kopf
-import kubernetes
 import pytest
+from lightkube import KubeConfig
+from lightkube.config.models import Cluster, User
 
 from xorj.controller import metrics
 from xorj.controller.freshness import WatchFreshness
@@ -31,7 +32,9 @@ log = logging.getLogger(__name__)
 
 def _runtime(ledger: Ledger, dsn: str, *, halt: bool) -> Runtime:
     settings = OperatorSettings(ledger_dsn=dsn, trading={"global_halt": halt, "global_halt_reason": "drill"})
-    kube = Kube(kubernetes.client.ApiClient(kubernetes.client.Configuration()), 1, WatchFreshness(stale_after=60))
+    # never reached: nothing here gets as far as a request
+    nowhere = KubeConfig.from_one(cluster=Cluster(server="http://127.0.0.1:9"), user=User()).get()
+    kube = Kube(nowhere, WatchFreshness(stale_after=60))
     return Runtime(settings=settings, kube=kube, async_ledger=AsyncLedger.for_dsn(dsn, name="xorj-operator-aio"),
                    ledger=ledger, freshness=kube.freshness, identity="test/1")
 
@@ -42,7 +45,7 @@ def test_the_ledger_answers_after_the_kubernetes_pool_shut_down(ledger: Ledger, 
     async def after_the_kube_pool_closed():
         await rt.async_ledger.open()
         try:
-            rt.kube.close()  # what cleanup does first, while a timer may still be running
+            await rt.kube.close()  # what cleanup does first, while a timer may still be running
             enforced = await enforce_trading_halt(rt, log)
             counts = await rt.ledger_run(tx.counts_by_state("alpha"))
             watermark = await rt.ledger_run(trader_swaps.history_watermark(["W1"]))
@@ -69,7 +72,7 @@ def test_a_call_after_cleanup_closed_the_ledgers_is_ledger_unavailable_and_count
         assert not (await rt.ledger_run(tx.trading_halt())).halted
         await rt.async_ledger.close()
         await asyncio.to_thread(rt.ledger.close)
-        rt.kube.close()
+        await rt.kube.close()
         before = errors("trading_halt"), errors("history_watermark")
         with pytest.raises(LedgerUnavailableError):
             await rt.ledger_run(tx.trading_halt())
@@ -84,9 +87,9 @@ def test_a_call_after_cleanup_closed_the_ledgers_is_ledger_unavailable_and_count
 
 def test_a_kubernetes_call_after_cleanup_is_a_retry_not_a_dead_executor(ledger: Ledger, ledger_dsn: str):
     rt = _runtime(ledger, ledger_dsn, halt=False)
-    rt.kube.close()
 
     async def a_late_timer():
+        await rt.kube.close()
         with pytest.raises(kopf.TemporaryError, match="shutting down"):
             await rt.kube.secret_annotations("default", "xorj-vault")
 

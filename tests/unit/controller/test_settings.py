@@ -11,7 +11,6 @@ from xorj.controller.settings import OperatorSettings
 # Every variable the flat settings read before they were grouped, with a value and where it lands.
 ENVIRONMENT = {
     "XORJ_LEDGER_DSN": ("postgresql://op@db/ledger", lambda s: s.ledger_dsn.get_secret_value()),
-    "XORJ_OPERATOR_API_WORKERS": ("3", lambda s: s.api_workers),
     "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET": ("led", lambda s: s.executor.ledger_secret),
     "XORJ_OPERATOR_EXECUTOR_LEDGER_SECRET_KEY": ("k", lambda s: s.executor.ledger_secret_key),
     "XORJ_OPERATOR_EXECUTOR_LEDGER_LOGINS": ("true", lambda s: s.executor.ledger_logins),
@@ -54,7 +53,7 @@ ENVIRONMENT = {
     "XORJ_OPERATOR_STANDALONE": ("true", lambda s: s.peering.standalone),
 }
 EXPECTED = {
-    "XORJ_OPERATOR_API_WORKERS": 3, "XORJ_OPERATOR_EXECUTOR_LEDGER_LOGINS": True,
+    "XORJ_OPERATOR_EXECUTOR_LEDGER_LOGINS": True,
     "XORJ_OPERATOR_ALLOW_INSECURE_ENDPOINTS": True, "XORJ_OPERATOR_EXECUTOR_METRICS_PORT": 9999,
     "XORJ_OPERATOR_EXECUTOR_NODE_SELECTOR": {"a": "b"}, "XORJ_OPERATOR_EXECUTOR_TOLERATIONS": [{"key": "k"}],
     "XORJ_OPERATOR_GLOBAL_HALT": True, "XORJ_OPERATOR_TRADER_CASH_MINTS": ["M1"],

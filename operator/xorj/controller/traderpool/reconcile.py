@@ -15,12 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
-import urllib3
-from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from xorj.controller import metrics
 from xorj.controller.common import POOLS
+from xorj.controller.kube import API_ERRORS, error_reason
 from xorj.controller.models import TraderPoolSpec, TraderPoolStatus, WindowEnd
 from xorj.controller.runtime import Runtime
 from xorj.controller.traderpool import status as st
@@ -138,9 +137,8 @@ async def _score_pool(rt: Runtime, body: Any, logger: Any) -> PoolRanking | None
             ranking, error = None, ("LedgerUnavailable", f"ledger unavailable: {type(exc).__name__}")
         except InvalidInputError as exc:  # stored history the Trust Score refuses (e.g. out of its value limits)
             ranking, error = None, ("ScoringFailed", str(exc)[:1000])
-        except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
-            reason = getattr(exc, "reason", None) or type(exc).__name__
-            ranking, error = None, ("CandidatesUnreadable", f"listing the pool's ConfigMaps failed: {reason}")
+        except API_ERRORS as exc:
+            ranking, error = None, ("CandidatesUnreadable", f"listing the pool's ConfigMaps failed: {error_reason(exc)}")
     metrics.RECONCILES.labels("TraderPool", "ok" if ranking is not None else
                               "invalid" if spec is None else "failed").inc()
     new = st.trader_pool_status(ranking=ranking, ranks_shown=spec.ranks_shown if spec else 10, previous=previous,

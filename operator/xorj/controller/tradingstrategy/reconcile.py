@@ -17,8 +17,6 @@ from datetime import datetime
 from typing import Any
 
 import kopf
-import urllib3
-from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from xorj.controller import admission, guard, metrics
@@ -31,6 +29,7 @@ from xorj.controller.common import (
     strategy_key,
     validation_message,
 )
+from xorj.controller.kube import API_ERRORS, error_text
 from xorj.controller.models import TradingStrategySpec, TradingStrategyStatus
 from xorj.controller.runtime import Runtime
 from xorj.controller.tradingstrategy import desired
@@ -132,7 +131,7 @@ async def reconcile_strategy(rt: Runtime, body: Any, logger: logging.Logger | lo
                 applied = await rt.kube.apply(child)
                 if child["kind"] == "Deployment":
                     deployment_obj = applied
-        except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
+        except API_ERRORS as exc:
             # the API server refused a child (e.g. a quota or a policy) or could not be reached: say so
             # in ChildrenApplied and try again at the next resync, instead of raising out of the handler
             apply_error = f"{child['kind']} {child['metadata']['name']}: {_api_error_text(exc)}"
@@ -161,7 +160,7 @@ async def reconcile_strategy(rt: Runtime, body: Any, logger: logging.Logger | lo
         followed = st.followed_traders(spec, scores, pool_ranks)
     except LedgerError as exc:
         ledger_error = f"ledger unavailable: {type(exc).__name__}"
-    except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
+    except API_ERRORS as exc:
         logger.warning("reading the strategy's TraderPool failed; followed traders kept",
                        extra={"strategy": name, "error": _api_error_text(exc)})
 
@@ -219,7 +218,7 @@ async def _check_secrets(rt: Runtime, namespace: str, name: str, spec: TradingSt
     for secret in spec.referenced_secrets():
         try:
             secrets[secret] = await rt.kube.secret_annotations(namespace, secret)
-        except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
+        except API_ERRORS as exc:
             return guard.Refusal("SecretUnreadable",
                                  f"Secret {secret!r}: cannot read its metadata ({_api_error_text(exc)})")
     return guard.check_secret_bindings(name, spec, secrets)
@@ -241,22 +240,13 @@ async def _refuse_strategy(rt: Runtime, body: Any, previous: TradingStrategyStat
 
 def _api_error_text(exc: BaseException) -> str:
     """A short, redacted description of a failed API call (the API server's message, not its body)."""
-    if isinstance(exc, ApiException):
-        detail = ""
-        try:
-            detail = json.loads(exc.body or "{}").get("message") or ""
-        except (ValueError, AttributeError):
-            detail = ""
-        text = f"{exc.status} {exc.reason}" + (f": {detail}" if detail else "")
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    return redact_urls(text)[:1000]
+    return redact_urls(error_text(exc))[:1000]
 
 
 async def _get_child_quietly(rt: Runtime, namespace: str, name: str) -> dict[str, Any] | None:
     try:
         return await rt.kube.get_child("Deployment", namespace, name)
-    except (ApiException, OSError, urllib3.exceptions.HTTPError):
+    except API_ERRORS:
         return None
 
 

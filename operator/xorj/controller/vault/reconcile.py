@@ -11,12 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import kopf
-import urllib3
-from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from xorj.controller import guard
 from xorj.controller.common import STRATEGIES, now, status_model, strategy_key, validation_message
+from xorj.controller.kube import API_ERRORS
 from xorj.controller.models import TradingStrategySpec, VaultSpec, VaultStatus
 from xorj.controller.runtime import Runtime
 from xorj.controller.vault import status as st
@@ -51,7 +50,7 @@ async def _outcome(rt: Runtime, namespace: str, name: str, spec: VaultSpec) -> s
     else:
         try:
             annotations = await rt.kube.secret_annotations(namespace, spec.secret_name)
-        except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
+        except API_ERRORS as exc:
             raise kopf.TemporaryError(f"Secret {spec.secret_name!r}: cannot read its metadata "
                                       f"({type(exc).__name__})", delay=10) from exc
         refusal = guard.check_secret_binding(spec.strategy, spec.secret_name, "vault keypair (spec.secretName)",
