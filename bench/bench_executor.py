@@ -44,6 +44,7 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
@@ -402,6 +403,9 @@ def first_sends(strategy: str, lead_signature: str) -> Step[list[float]]:
     return sorted(float(r["at"]) for r in found)
 
 
+CHECK_THREADS = 8  # the exactly-once reads of 1,000 vaults, five RPC calls each, overlapped
+
+
 def keys_directory(vaults: list[tuple[str, str]], directory: Path) -> Path:
     """One Solana-CLI keypair file per vault, named by its key, as XORJ_VAULT_KEYS_DIR expects."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -424,7 +428,9 @@ def run_fanout(chain, pg: PostgresServer, vaults: list[tuple[str, str]], n_leads
     own = scenarios[0]
     keys = keys_directory(vaults, workdir / f"keys-{strategy}")
     print(f"  reading {len(scenarios)} vaults' fills and balances before the run ...", flush=True)
-    before = [(successful_fills(chain.rpc_url, sc.vault), balances(chain.rpc_url, sc)) for sc in scenarios]
+    with ThreadPoolExecutor(CHECK_THREADS) as pool:  # one RPC connection per call: overlap them
+        before = list(pool.map(lambda sc: (successful_fills(chain.rpc_url, sc.vault), balances(chain.rpc_url, sc)),
+                               scenarios))
     env = executor_env(dsn=dsn, scenario=own, rpc_url=chain.rpc_url, swap_api_url=chain.swap_api_url,
                        concurrency=concurrency, lease_seconds=10, log_level="INFO", vault_keys_dir=str(keys),
                        **BENCH_LIMITS)
@@ -485,9 +491,9 @@ def run_fanout(chain, pg: PostgresServer, vaults: list[tuple[str, str]], n_leads
                     p.sigterm(30)
                 p.close()
     print(f"  exactly-once check of {len(scenarios)} vaults on the chain ...", flush=True)
-    for sc, (fills_before, balances_before) in zip(scenarios, before):
-        assert_chain_matches_ledger(chain.rpc_url, sc, [t for t in trades if t.vault == sc.vault],
-                                    fills_before, balances_before)
+    with ThreadPoolExecutor(CHECK_THREADS) as pool:
+        list(pool.map(lambda sc, was: assert_chain_matches_ledger(chain.rpc_url, sc, [t for t in trades if t.vault == sc.vault],
+                                                                  *was), scenarios, before))
     signalled, committed = admissions[0]
     per_vault = [at - signalled for at in sends]
     return {"executors": executors, "vaults": len(vaults), "leads": n_leads, "trades": n_trades,
