@@ -57,6 +57,7 @@ from solders.message import to_bytes_versioned
 from solders.transaction import VersionedTransaction
 
 from tests.fixtures.chain import start_local_chain, stop_local_chain
+from tests.integration.executor import harness
 from tests.integration.executor.harness import (
     ExecutorProcess,
     InProcessExecutor,
@@ -406,6 +407,21 @@ def first_sends(strategy: str, lead_signature: str) -> Step[list[float]]:
 CHECK_THREADS = 8  # the exactly-once reads of 1,000 vaults, five RPC calls each, overlapped
 
 
+def pool_check_reads() -> None:
+    """The harness's assertion reads open one HTTP client per call (fine for a test's few vaults); the
+    bench reads 1,000 vaults before and after each run, so they share one pooled client here."""
+    client = httpx.Client(transport=httpx.HTTPTransport(limits=httpx.Limits(max_connections=CHECK_THREADS)),
+                          timeout=30)
+
+    def rpc(url: str, method: str, params: list | None = None):
+        answer = client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).json()
+        if "error" in answer:
+            raise AssertionError(f"{method}: {answer['error']}")
+        return answer["result"]
+
+    harness.rpc = rpc
+
+
 def keys_directory(vaults: list[tuple[str, str]], directory: Path) -> Path:
     """One Solana-CLI keypair file per vault, named by its key, as XORJ_VAULT_KEYS_DIR expects."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -527,6 +543,7 @@ def print_fanout(results: list[dict]) -> None:
 
 
 def fanout_runs(chain, pg: PostgresServer, args: argparse.Namespace, workdir: Path) -> list[dict]:
+    pool_check_reads()
     all_vaults = [(v, str(k)) for v, k in sorted(chain.vaults.items())]
     results = []
     for n_vaults in args.vaults:
@@ -535,6 +552,7 @@ def fanout_runs(chain, pg: PostgresServer, args: argparse.Namespace, workdir: Pa
             print(f"fan-out run: {n_leads} lead swap(s) x {n_vaults} vault(s) = {n_leads * n_vaults} trades, "
                   f"{n} executor(s) x concurrency {args.concurrency} ...", flush=True)
             results.append(run_fanout(chain, pg, all_vaults[:n_vaults], n_leads, n, args.concurrency, workdir))
+            print_fanout(results[-1:])  # each run's figures as it ends: a long run cut short keeps them
     return results
 
 
