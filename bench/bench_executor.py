@@ -630,7 +630,7 @@ def main() -> None:
         print(f"  ceiling: {ceiling:.1f} trades/s (the slower part)")
         print()
         print("executor runs (an executor serves one vault: N vaults run N strategies with one executor each; "
-              "100 and 1,000 vaults per strategy need issue #15 section 1):")
+              "one strategy with many vaults: --vaults):")
         print(f"{'vaults':>6} {'executors':>9} {'trades':>6} {'confirmed':>9} {'seconds':>8} {'trades/s':>9} {'of ceiling':>10} "
               f"{'1st send p50':>12} {'p99':>7} {'confirm p50':>11} {'p99':>7}")
         for r in results:
