@@ -12,6 +12,15 @@ exactly-once check runs at the end of each run (fills on chain == confirmed trad
     python bench/bench_executor.py                 # 1 and 4 executors, 200 trades each
     python bench/bench_executor.py --profile       # ... then a CPU profile of one in-process executor
     python bench/bench_executor.py --trades 400 --executors 1 4 --slot-ms 400
+    python bench/bench_executor.py --vaults 1 100 1000  # ... plus one strategy fanned out to N vaults
+    python bench/bench_executor.py --vaults 1 100 1000 --fanout-only --trades 100
+
+``--vaults N ...``: one strategy with N follower vaults (its own and N-1 registered with
+``register_vault``), lead swaps fanned out by ``admit_fanout`` (one trade per vault, one ledger
+transaction per lead swap), and each ``--executors`` count signing from one keys directory. Prints
+trades/s per (executors, vaults) and, for each run's first fan-out, the time from the lead signal (the
+admission's start; its commit is printed too) to the first and to the last follower's write-ahead
+attempt record (the executor sends right after it commits), with p50/p99 over the vaults.
 
 Each run also prints what the executors asked the local chain and swap API for (requests per trade,
 per method) and the chain server's CPU per method, so the stand-ins' share of a run is visible.
@@ -29,11 +38,13 @@ import io
 import json
 import os
 import pstats
+import shutil
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
@@ -46,6 +57,7 @@ from solders.message import to_bytes_versioned
 from solders.transaction import VersionedTransaction
 
 from tests.fixtures.chain import start_local_chain, stop_local_chain
+from tests.integration.executor import harness
 from tests.integration.executor.harness import (
     ExecutorProcess,
     InProcessExecutor,
@@ -58,10 +70,12 @@ from tests.integration.executor.harness import (
 )
 from xorj.chain.http import pooled_transport
 from xorj.devenv.postgres import PostgresServer
-from xorj.domain.risk import RiskDecision
+from xorj.domain.risk import RiskDecision, VaultLimits
 from xorj.domain.trades import TradeState
 from xorj.ledger import Ledger, migrate
 from xorj.ledger.records import TradeIntent
+from xorj.ledger.statements import Step, rows
+from xorj.ledger.vaults import admit_fanout, register_vault
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -377,6 +391,171 @@ def profile(chain, pg: PostgresServer, vault: str, keypair: str, n_trades: int, 
     return out.getvalue()
 
 
+# ---- many vaults per strategy: lead swaps fanned out by the ledger ----------------------------------
+
+
+def first_sends(strategy: str, lead_signature: str) -> Step[list[float]]:
+    """Epoch seconds of each of the lead swap's trades' first write-ahead attempt record: the executor
+    records it and sends right after the commit, so it is the send's time within a commit."""
+    found = yield from rows("""SELECT extract(epoch FROM min(a.created_at))::float8 AS at
+                                 FROM attempts a JOIN trades t ON t.id = a.trade_id
+                                WHERE t.strategy = %s AND t.lead_signature = %s
+                                GROUP BY t.id""", (strategy, lead_signature))
+    return sorted(float(r["at"]) for r in found)
+
+
+CHECK_THREADS = 8  # the exactly-once reads of 1,000 vaults, five RPC calls each, overlapped
+
+
+def pool_check_reads() -> None:
+    """The harness's assertion reads open one HTTP client per call (fine for a test's few vaults); the
+    bench reads 1,000 vaults before and after each run, so they share one pooled client here."""
+    client = httpx.Client(transport=httpx.HTTPTransport(limits=httpx.Limits(max_connections=CHECK_THREADS)),
+                          timeout=30)
+
+    def rpc(url: str, method: str, params: list | None = None):
+        answer = client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).json()
+        if "error" in answer:
+            raise AssertionError(f"{method}: {answer['error']}")
+        return answer["result"]
+
+    harness.rpc = rpc
+
+
+def keys_directory(vaults: list[tuple[str, str]], directory: Path) -> Path:
+    """One Solana-CLI keypair file per vault, named by its key, as XORJ_VAULT_KEYS_DIR expects."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for pubkey, keypair in vaults:
+        shutil.copy(keypair, directory / f"{pubkey}.json")
+    return directory
+
+
+def run_fanout(chain, pg: PostgresServer, vaults: list[tuple[str, str]], n_leads: int, executors: int,
+               concurrency: int, workdir: Path) -> dict:
+    """One strategy with ``len(vaults)`` vaults (the first is its own, the rest registered Vaults),
+    ``n_leads`` lead swaps each fanned out in one transaction, ``executors`` executors signing from one
+    keys directory. Measures trades/s, and the first fan-out's lead signal to first and last follower
+    send. Ends with the exactly-once check of every vault on the chain."""
+    dsn = pg.create_database(f"bench_fan_{uuid.uuid4().hex[:8]}")
+    migrate(dsn)
+    strategy = f"bench-fan-{len(vaults)}x{executors}-{uuid.uuid4().hex[:6]}"
+    scenarios = [Scenario(strategy=strategy, vault=vault, keypair_file=keypair, input_mint=chain.mints["USDC"],
+                          output_mint=chain.mints["SOL"]) for vault, keypair in vaults]
+    own = scenarios[0]
+    keys = keys_directory(vaults, workdir / f"keys-{strategy}")
+    print(f"  reading {len(scenarios)} vaults' fills and balances before the run ...", flush=True)
+    with ThreadPoolExecutor(CHECK_THREADS) as pool:  # one RPC connection per call: overlap them
+        before = list(pool.map(lambda sc: (successful_fills(chain.rpc_url, sc.vault), balances(chain.rpc_url, sc)),
+                               scenarios))
+    env = executor_env(dsn=dsn, scenario=own, rpc_url=chain.rpc_url, swap_api_url=chain.swap_api_url,
+                       concurrency=concurrency, lease_seconds=10, log_level="INFO", vault_keys_dir=str(keys),
+                       **BENCH_LIMITS)
+    del env["XORJ_VAULT_KEYPAIR_FILE"]
+    procs = [ExecutorProcess({**env, "XORJ_EXECUTOR_ID": f"{strategy}-{i}"}, workdir / f"{strategy}-{i}.log")
+             for i in range(executors)]
+    n_trades = n_leads * len(vaults)
+    leads = [f"bench-lead-{uuid.uuid4().hex}" for _ in range(n_leads)]
+    with Ledger.connect(dsn, apply_migrations=False) as ledger:
+        started_registering = time.monotonic()
+        for i, sc in enumerate(scenarios[1:]):
+            registration = ledger.run(register_vault(strategy, sc.vault, vault_object=f"bench/vault-{i}",
+                                                     limits=VaultLimits()))
+            if registration.conflict is not None:
+                raise SystemExit(f"vault {sc.vault} is held by {registration.conflict}")
+        registering = time.monotonic() - started_registering
+        try:
+            for p in procs:
+                p.port(60)
+            cpu_before = (cpu_seconds(chain.process.pid), sum(cpu_seconds(q) for q in with_children(pg.pid)),
+                          sum(cpu_seconds(p.pid) for p in procs))
+            started = time.monotonic()
+            admissions = []  # (epoch at the admission's start, at its commit)
+            ids: list[int] = []
+            for i, lead in enumerate(leads):
+                signalled = time.time()
+                fanned = ledger.run(admit_fanout(TradeIntent(
+                    strategy=strategy, vault=own.vault, lead_signature=lead,
+                    lead_trader="BenchLead111111111111111111111111111111111", input_mint=own.input_mint,
+                    output_mint=own.output_mint, amount=1_000_000 + 137 * i, notional_usd=Decimal(1)),
+                    actor="bench"))
+                admissions.append((signalled, time.time()))
+                ids += [r.trade_id for r in fanned.results.values()]
+            if len(ids) != n_trades:
+                raise SystemExit(f"fan-out admitted {len(ids)} trades, expected {n_trades}")
+            deadline = started + 60 + n_trades * 2.0
+            reported = started
+            while True:
+                counts = ledger.counts_by_state()
+                open_trades = counts[TradeState.PENDING] + counts[TradeState.SUBMITTED]
+                if open_trades == 0:
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"trades not finished in time: {counts}")
+                if time.monotonic() - reported > 10:
+                    reported = time.monotonic()
+                    print(f"  {n_trades - open_trades}/{n_trades} terminal after {reported - started:.0f}s", flush=True)
+                time.sleep(0.05)
+            elapsed = time.monotonic() - started
+            pg_pids = with_children(pg.pid)
+            cpu = (cpu_seconds(chain.process.pid) - cpu_before[0], sum(cpu_seconds(q) for q in pg_pids) - cpu_before[1],
+                   sum(cpu_seconds(p.pid) for p in procs) - cpu_before[2])
+            sends = ledger.run(first_sends(strategy, leads[0]))
+            trades = [ledger.get_trade(i) for i in ids]
+        finally:
+            for p in procs:
+                if p.proc.poll() is None:
+                    p.sigterm(30)
+                p.close()
+    print(f"  exactly-once check of {len(scenarios)} vaults on the chain ...", flush=True)
+    with ThreadPoolExecutor(CHECK_THREADS) as pool:
+        list(pool.map(lambda sc, was: assert_chain_matches_ledger(chain.rpc_url, sc, [t for t in trades if t.vault == sc.vault],
+                                                                  *was), scenarios, before))
+    signalled, committed = admissions[0]
+    per_vault = [at - signalled for at in sends]
+    return {"executors": executors, "vaults": len(vaults), "leads": n_leads, "trades": n_trades,
+            "confirmed": sum(t.state is TradeState.CONFIRMED for t in trades), "seconds": elapsed,
+            "trades_per_s": n_trades / elapsed, "register_s": registering,
+            "admit_s": committed - signalled, "admit_mean_s": sum(b - a for a, b in admissions) / n_leads,
+            "first_send_s": per_vault[0] if per_vault else float("nan"),
+            "last_send_s": per_vault[-1] if per_vault else float("nan"), "sent": len(per_vault),
+            "send_p50": percentile(per_vault, 50), "send_p99": percentile(per_vault, 99),
+            "cpu_chain": cpu[0], "cpu_postgres": cpu[1], "cpu_executors": cpu[2]}
+
+
+def print_fanout(results: list[dict]) -> None:
+    print("many vaults per strategy (one strategy; each lead swap fanned out to every vault in one ledger "
+          "transaction; executors sign from one keys directory):")
+    print(f"{'vaults':>6} {'executors':>9} {'leads':>5} {'trades':>6} {'confirmed':>9} {'seconds':>8} {'trades/s':>9} "
+          f"{'ms CPU/trade (exec, chain, pg)':>31}")
+    for r in results:
+        cpu = "/".join(f"{1000 * r[k] / r['trades']:.1f}" for k in ("cpu_executors", "cpu_chain", "cpu_postgres"))
+        print(f"{r['vaults']:>6} {r['executors']:>9} {r['leads']:>5} {r['trades']:>6} {r['confirmed']:>9} "
+              f"{r['seconds']:>8.2f} {r['trades_per_s']:>9.2f} {cpu:>31}")
+    print("first lead swap of each run: lead signal (admission start) to each follower's first send "
+          "(its write-ahead attempt record; goal for 1,000 vaults: last send within 400 ms):")
+    print(f"{'vaults':>6} {'executors':>9} {'register':>9} {'admission':>10} {'1st send':>9} {'last send':>10} "
+          f"{'p50':>8} {'p99':>8} {'sent':>5}")
+    for r in results:
+        print(f"{r['vaults']:>6} {r['executors']:>9} {r['register_s']:>8.2f}s {r['admit_s'] * 1000:>8.1f}ms "
+              f"{r['first_send_s'] * 1000:>7.1f}ms {r['last_send_s'] * 1000:>8.1f}ms {r['send_p50'] * 1000:>6.1f}ms "
+              f"{r['send_p99'] * 1000:>6.1f}ms {r['sent']:>5}")
+    print("(exactly-once verified on chain for every vault of every run: fills == confirmed trades)")
+
+
+def fanout_runs(chain, pg: PostgresServer, args: argparse.Namespace, workdir: Path) -> list[dict]:
+    pool_check_reads()
+    all_vaults = [(v, str(k)) for v, k in sorted(chain.vaults.items())]
+    results = []
+    for n_vaults in args.vaults:
+        n_leads = max(1, args.trades // n_vaults)
+        for n in args.executors:
+            print(f"fan-out run: {n_leads} lead swap(s) x {n_vaults} vault(s) = {n_leads * n_vaults} trades, "
+                  f"{n} executor(s) x concurrency {args.concurrency} ...", flush=True)
+            results.append(run_fanout(chain, pg, all_vaults[:n_vaults], n_leads, n, args.concurrency, workdir))
+            print_fanout(results[-1:])  # each run's figures as it ends: a long run cut short keeps them
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trades", type=int, default=200)
@@ -390,14 +569,31 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="after the runs, profile one in-process executor and print its top functions")
     parser.add_argument("--profile-top", type=int, default=25, help="how many functions the profile lists")
+    parser.add_argument("--vaults", type=int, nargs="*", default=[],
+                        help="also run one strategy fanned out to N vaults (1..1000) with each --executors count, "
+                             "for each N given; max(1, trades // N) lead swaps per run")
+    parser.add_argument("--fanout-only", action="store_true",
+                        help="run only the --vaults runs (no ceiling, single-vault, lane or open-loop runs)")
     args = parser.parse_args()
+    if any(not 1 <= n <= 1000 for n in args.vaults):
+        parser.error("--vaults: each N must be between 1 and 1000 (the local chain seeds at most 1000 vaults)")
+    if args.fanout_only and not args.vaults:
+        parser.error("--fanout-only needs --vaults")
 
     workdir = Path(tempfile.mkdtemp(prefix="xorj-bench-executor-"))
     print(f"starting Postgres and the local chain (slot {args.slot_ms} ms) in {workdir}", flush=True)
     pg = PostgresServer.temporary()
     pg.start()
-    chain = start_local_chain(workdir / "chain", slot_ms=args.slot_ms, vaults=max([4, *args.vault_lanes]) + 3)
+    seeding = time.monotonic()
+    chain = start_local_chain(workdir / "chain", slot_ms=args.slot_ms,
+                              vaults=min(1000, max([4, *args.vault_lanes, *args.vaults]) + 3))
+    print(f"local chain seeded with {len(chain.vaults)} funded vaults in {time.monotonic() - seeding:.1f}s", flush=True)
     try:
+        if args.fanout_only:
+            fanout = fanout_runs(chain, pg, args, workdir)
+            print()
+            print_fanout(fanout)
+            return
         all_vaults = sorted(chain.vaults.items())
         (vault, keypair), ceiling_vaults = all_vaults[0], all_vaults[-3:]
         print(f"ceiling: {args.trades} pre-signed swaps straight to the chain server ...", flush=True)
@@ -434,7 +630,7 @@ def main() -> None:
         print(f"  ceiling: {ceiling:.1f} trades/s (the slower part)")
         print()
         print("executor runs (an executor serves one vault: N vaults run N strategies with one executor each; "
-              "100 and 1,000 vaults per strategy need issue #15 section 1):")
+              "one strategy with many vaults: --vaults):")
         print(f"{'vaults':>6} {'executors':>9} {'trades':>6} {'confirmed':>9} {'seconds':>8} {'trades/s':>9} {'of ceiling':>10} "
               f"{'1st send p50':>12} {'p99':>7} {'confirm p50':>11} {'p99':>7}")
         for r in results:
@@ -456,6 +652,10 @@ def main() -> None:
                   f"{r['cpu_executors']:>10.2f} {1000 * r['cpu_executors'] / r['trades']:>20.1f}")
         print()
         print_server_profile(results)
+        if args.vaults:
+            fanout = fanout_runs(chain, pg, args, workdir)
+            print()
+            print_fanout(fanout)
         if args.profile:
             print()
             print(profile(chain, pg, vault, str(keypair), min(args.trades, 100), args.concurrency, args.profile_top))
