@@ -2,7 +2,7 @@
 
 :func:`follow_table` is the one rule (pure): for every TradingStrategy, the leaders it follows
 (explicit ``spec.traders``, or ``spec.topN`` of the ledger's scores or of a TraderPool's ranking,
-through :func:`xorj.controller.status.followed_traders`, the same selection admission and the
+through :func:`xorj.controller.tradingstrategy.status.followed_traders`, the same selection admission and the
 strategy's status use), its vault and its :class:`~xorj.domain.copy_signals.CopyPolicy`.
 
 Two books feed it: :class:`KubeFollowBook` (the Kubernetes API: TradingStrategies and TraderPools of
@@ -33,7 +33,7 @@ from xorj.controller.models import (
     TraderPool,
     TradingStrategySpec,
 )
-from xorj.controller.status import followed_traders
+from xorj.controller.tradingstrategy.status import followed_traders
 from xorj.domain.copy_signals import CopyMode, CopyPolicy
 from xorj.domain.trader_history import DEFAULT_CASH_MINTS, SOL_MINT
 from xorj.errors import InvalidInputError
