@@ -38,7 +38,6 @@ import io
 import json
 import os
 import pstats
-import shutil
 import sys
 import tempfile
 import threading
@@ -70,12 +69,12 @@ from tests.integration.executor.harness import (
 )
 from xorj.chain.http import pooled_transport
 from xorj.devenv.postgres import PostgresServer
-from xorj.domain.risk import RiskDecision, VaultLimits
+from xorj.domain.risk import RiskDecision
 from xorj.domain.trades import TradeState
 from xorj.ledger import Ledger, migrate
 from xorj.ledger.records import TradeIntent
 from xorj.ledger.statements import Step, rows
-from xorj.ledger.vaults import admit_fanout, register_vault
+from xorj.ledger.vaults import admit_fanout
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -422,14 +421,6 @@ def pool_check_reads() -> None:
     harness.rpc = rpc
 
 
-def keys_directory(vaults: list[tuple[str, str]], directory: Path) -> Path:
-    """One Solana-CLI keypair file per vault, named by its key, as XORJ_VAULT_KEYS_DIR expects."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for pubkey, keypair in vaults:
-        shutil.copy(keypair, directory / f"{pubkey}.json")
-    return directory
-
-
 def run_fanout(chain, pg: PostgresServer, vaults: list[tuple[str, str]], n_leads: int, executors: int,
                concurrency: int, workdir: Path) -> dict:
     """One strategy with ``len(vaults)`` vaults (the first is its own, the rest registered Vaults),
@@ -442,7 +433,7 @@ def run_fanout(chain, pg: PostgresServer, vaults: list[tuple[str, str]], n_leads
     scenarios = [Scenario(strategy=strategy, vault=vault, keypair_file=keypair, input_mint=chain.mints["USDC"],
                           output_mint=chain.mints["SOL"]) for vault, keypair in vaults]
     own = scenarios[0]
-    keys = keys_directory(vaults, workdir / f"keys-{strategy}")
+    keys = harness.keys_directory(workdir / f"keys-{strategy}", scenarios)
     print(f"  reading {len(scenarios)} vaults' fills and balances before the run ...", flush=True)
     with ThreadPoolExecutor(CHECK_THREADS) as pool:  # one RPC connection per call: overlap them
         before = list(pool.map(lambda sc: (successful_fills(chain.rpc_url, sc.vault), balances(chain.rpc_url, sc)),
@@ -457,11 +448,7 @@ def run_fanout(chain, pg: PostgresServer, vaults: list[tuple[str, str]], n_leads
     leads = [f"bench-lead-{uuid.uuid4().hex}" for _ in range(n_leads)]
     with Ledger.connect(dsn, apply_migrations=False) as ledger:
         started_registering = time.monotonic()
-        for i, sc in enumerate(scenarios[1:]):
-            registration = ledger.run(register_vault(strategy, sc.vault, vault_object=f"bench/vault-{i}",
-                                                     limits=VaultLimits()))
-            if registration.conflict is not None:
-                raise SystemExit(f"vault {sc.vault} is held by {registration.conflict}")
+        harness.register_vaults(ledger, strategy, scenarios[1:])
         registering = time.monotonic() - started_registering
         try:
             for p in procs:

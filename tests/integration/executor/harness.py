@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -21,9 +23,11 @@ import httpx
 from solders.pubkey import Pubkey
 from spl.token.instructions import get_associated_token_address
 
+from xorj.domain.risk import VaultLimits
 from xorj.domain.trades import Trade, TradeState
 from xorj.ledger.records import TradeIntent
 from xorj.ledger.repository import Ledger
+from xorj.ledger.vaults import register_vault
 
 
 def rpc(url: str, method: str, params: list[Any] | None = None) -> Any:
@@ -207,6 +211,44 @@ def executors(n: int, env: dict[str, str], tmp_path: Path, name: str = "executor
     finally:
         for p in procs:
             p.close()
+
+
+def register_vaults(ledger: Ledger, strategy: str, scenarios: Sequence[Scenario],
+                    limits_of: Callable[[Scenario], VaultLimits] = lambda _: VaultLimits()) -> None:
+    """Each scenario's vault as a Vault object of ``strategy`` in the ledger's registry."""
+    for i, scenario in enumerate(scenarios):
+        registration = ledger.run(register_vault(strategy, scenario.vault, vault_object=f"ns/vault-{i}",
+                                                 limits=limits_of(scenario)))
+        assert registration.conflict is None, registration
+
+
+def keys_directory(directory: Path, scenarios: Sequence[Scenario]) -> Path:
+    """``directory`` as a keys directory (XORJ_VAULT_KEYS_DIR): each scenario's Solana-CLI keypair
+    file, named by its vault's key."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for scenario in scenarios:
+        shutil.copy(scenario.keypair_file, directory / f"{scenario.vault}.json")
+    return directory
+
+
+def kill_randomly(procs: list[ExecutorProcess], env: dict[str, str], tmp_path: Path, rng: random.Random, *,
+                  seconds: float, pause: tuple[float, float], name: str, done: Callable[[], bool]) -> int:
+    """For up to ``seconds``: every ``pause`` (random) SIGKILL one of ``procs`` at random and start a
+    fresh executor in its place, until ``done()``. Returns how many were killed."""
+    kills = 0
+    deadline = time.monotonic() + seconds
+    generation = len(procs)
+    while time.monotonic() < deadline:
+        time.sleep(rng.uniform(*pause))
+        victim = rng.randrange(len(procs))
+        procs[victim].sigkill()
+        kills += 1
+        procs[victim] = ExecutorProcess({**env, "XORJ_EXECUTOR_ID": f"{name}-{generation}"},
+                                        tmp_path / f"{name}-{generation}.log")
+        generation += 1
+        if done():
+            break
+    return kills
 
 
 def logs_of(tmp_path: Path) -> str:

@@ -7,7 +7,6 @@ import json
 import random
 import subprocess
 import threading
-import time
 from decimal import Decimal
 
 import httpx
@@ -21,6 +20,7 @@ from tests.integration.executor.harness import (
     assert_chain_matches_ledger,
     executor_env,
     executors,
+    kill_randomly,
     logs_of,
     wait_terminal,
 )
@@ -134,20 +134,9 @@ def test_random_external_sigkills_with_concurrent_executors(local_chain, ledger,
     ids = _admit(ledger, scenario, 16, rng)
     env = _env(local_chain, ledger_dsn, scenario, concurrency=3)
     procs = [ExecutorProcess({**env, "XORJ_EXECUTOR_ID": f"pool-{i}"}, tmp_path / f"pool-{i}.log") for i in range(2)]
-    kills = 0
     try:
-        deadline = time.monotonic() + 40
-        generation = 2
-        while time.monotonic() < deadline:
-            time.sleep(rng.uniform(0.3, 1.5))
-            victim = rng.randrange(len(procs))
-            procs[victim].sigkill()
-            kills += 1
-            procs[victim] = ExecutorProcess({**env, "XORJ_EXECUTOR_ID": f"pool-{generation}"},
-                                            tmp_path / f"pool-{generation}.log")
-            generation += 1
-            if all(ledger.get_trade(i).state.is_terminal for i in ids):
-                break
+        kills = kill_randomly(procs, env, tmp_path, rng, seconds=40, pause=(0.3, 1.5), name="pool",
+                              done=lambda: all(ledger.get_trade(i).state.is_terminal for i in ids))
         trades = wait_terminal(ledger, ids, 180)
     finally:
         for p in procs:

@@ -12,7 +12,6 @@ real local chain.
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from decimal import Decimal
 
@@ -24,13 +23,15 @@ from tests.integration.executor.harness import (
     assert_chain_matches_ledger,
     balances,
     executor_env,
+    keys_directory,
+    register_vaults,
     successful_fills,
     wait_terminal,
 )
 from xorj.domain.risk import VaultLimits
 from xorj.domain.trades import ReasonCode, TradeState
 from xorj.ledger.records import TradeIntent
-from xorj.ledger.vaults import admit_fanout, fanout_counts, register_vault
+from xorj.ledger.vaults import admit_fanout, fanout_counts
 
 pytestmark = [pytest.mark.chain, pytest.mark.postgres]
 
@@ -47,15 +48,9 @@ def test_lead_swaps_fan_out_to_every_vault_and_each_vault_fills_once_per_swap(lo
                  for vault in (local_chain.take_vault() for _ in range(VAULTS + 1))]
     own, *objects, paused = scenarios
     strict = objects[0]
-    for i, scenario in enumerate([*objects, paused]):
-        limits = VaultLimits(max_daily_trades=1 if scenario is strict else None, paused=scenario is paused)
-        registration = ledger.run(register_vault(strategy, scenario.vault, vault_object=f"ns/vault-{i}",
-                                                 limits=limits))
-        assert registration.conflict is None
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    for scenario in scenarios:
-        shutil.copy(scenario.keypair_file, keys / f"{scenario.vault}.json")
+    register_vaults(ledger, strategy, [*objects, paused],
+                    lambda s: VaultLimits(max_daily_trades=1 if s is strict else None, paused=s is paused))
+    keys = keys_directory(tmp_path / "keys", scenarios)
     url = local_chain.rpc_url
     before = {s.vault: (successful_fills(url, s.vault), balances(url, s)) for s in scenarios}
 

@@ -17,7 +17,6 @@ Judged from the local chain, per vault:
 from __future__ import annotations
 
 import random
-import shutil
 import time
 import uuid
 from decimal import Decimal
@@ -31,13 +30,16 @@ from tests.integration.executor.harness import (
     balances,
     executor_env,
     executors,
+    keys_directory,
+    kill_randomly,
+    register_vaults,
     successful_fills,
     wait_terminal,
 )
 from xorj.domain.risk import VaultLimits
 from xorj.domain.trades import ReasonCode, TradeState
 from xorj.ledger.records import TradeIntent
-from xorj.ledger.vaults import admit_fanout, register_vault
+from xorj.ledger.vaults import admit_fanout
 
 pytestmark = [pytest.mark.chain, pytest.mark.postgres, pytest.mark.slow]
 
@@ -57,15 +59,9 @@ def test_sigkills_with_racing_executors_over_100_vaults_keep_each_vault_exactly_
                  for vault in (local_chain.take_vault() for _ in range(VAULTS))]
     own, *objects = scenarios
     strict = {s.vault for s in objects[:STRICT]}
-    for i, scenario in enumerate(objects):
-        limits = VaultLimits(max_daily_trades=1 if scenario.vault in strict else None)
-        registration = ledger.run(register_vault(strategy, scenario.vault, vault_object=f"ns/vault-{i}",
-                                                 limits=limits))
-        assert registration.conflict is None
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    for scenario in scenarios:
-        shutil.copy(scenario.keypair_file, keys / f"{scenario.vault}.json")
+    register_vaults(ledger, strategy, objects,
+                    lambda s: VaultLimits(max_daily_trades=1 if s.vault in strict else None))
+    keys = keys_directory(tmp_path / "keys", scenarios)
     url = local_chain.rpc_url
     before = {s.vault: (successful_fills(url, s.vault), balances(url, s)) for s in scenarios}
 
@@ -89,20 +85,9 @@ def test_sigkills_with_racing_executors_over_100_vaults_keep_each_vault_exactly_
     started = time.monotonic()
     procs = [ExecutorProcess({**env, "XORJ_EXECUTOR_ID": f"racer-{i}"}, tmp_path / f"racer-{i}.log")
              for i in range(2)]
-    kills = 0
     try:
-        deadline = time.monotonic() + 60
-        generation = 2
-        while time.monotonic() < deadline:
-            time.sleep(rng.uniform(0.5, 2.0))
-            victim = rng.randrange(len(procs))
-            procs[victim].sigkill()
-            kills += 1
-            procs[victim] = ExecutorProcess({**env, "XORJ_EXECUTOR_ID": f"racer-{generation}"},
-                                            tmp_path / f"racer-{generation}.log")
-            generation += 1
-            if all(ledger.get_trade(i).state.is_terminal for i in all_ids):
-                break
+        kills = kill_randomly(procs, env, tmp_path, rng, seconds=60, pause=(0.5, 2.0), name="racer",
+                              done=lambda: all(ledger.get_trade(i).state.is_terminal for i in all_ids))
     finally:
         for p in procs:
             p.close()
