@@ -275,6 +275,17 @@ def test_operator_runs_under_the_charts_service_account(k8s_cluster, k8s_namespa
                             "-p", '{"spec":{"traders":null,"topN":{"count":1,"pool":"rbac-pool"}}}')
         wait_until(lambda: alive() and ("trading.xorj.io", "traderpools", "get") in rbac_calls(recorder.calls),
                    timeout=60, what="the strategy reading its pool")
+        # A Vault of the strategy: registered (finalizer and status patched), then deleted (finalized)
+        k8s_cluster.apply(yaml.safe_dump({
+            "apiVersion": "trading.xorj.io/v1alpha1", "kind": "Vault",
+            "metadata": {"name": "rbac-vault", "namespace": ns},
+            "spec": {"strategy": "rbac-proof", "publicKey": "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T",
+                     "secretName": "vault"}}))
+        wait_until(lambda: alive() and any(
+            c["type"] == "Registered" and c["status"] == "True"
+            for c in (get_json(k8s_cluster, "vault", "rbac-vault", "-n", ns).get("status") or {}).get("conditions", [])),
+            timeout=60, what="the Vault registered")
+        k8s_cluster.kubectl("delete", "vault", "rbac-vault", "-n", ns, "--wait=true", "--timeout=60s")
         k8s_cluster.kubectl("delete", "tradingstrategy", "rbac-proof", "-n", ns, "--wait=true", "--timeout=60s")
     finally:
         os.killpg(process.pid, 15)
