@@ -35,9 +35,7 @@ class Wakeups:
         self._notified_at: dict[int, float] = {}
 
     def register(self, trade_id: int) -> asyncio.Event:
-        event = asyncio.Event()
-        self._events[trade_id].add(event)
-        return event
+        return self.register_many((trade_id,))
 
     def register_many(self, trade_ids: Iterable[int]) -> asyncio.Event:
         """One event woken by news of any of ``trade_ids`` (a many-vault CopyTrade's trades)."""
