@@ -1,6 +1,7 @@
 """Ledger throughput on the local Postgres server: claims/s and transitions/s with 1 and 4 workers.
 
     python bench/bench_ledger.py [--trades 2000] [--workers 1,4] [--dsn postgresql://...]
+    python bench/bench_ledger.py --fanout-vaults 1 100 1000 [--lead-swaps 5]
 
 Without --dsn it starts its own temporary server (the test settings: fsync off, synchronous_commit on;
 see xorj.devenv.postgres) and removes it at the end. For each worker count, a fresh migrated database
@@ -13,6 +14,11 @@ connection, as an executor pod would have) run two timed phases, all starting to
   PENDING -> SUBMITTED) then ``confirm_trade`` (SUBMITTED -> CONFIRMED): two transitions, each one
   fenced, audited, notifying transaction.
 
+With --fanout-vaults, it measures instead the admission of one lead swap fanned out to N registered
+vaults (``xorj.ledger.vaults.admit_fanout``, one transaction), for each N: --lead-swaps admissions of
+new lead swaps, then as many re-admissions of the same swaps (which add nothing); each figure is the
+median and the slowest of the transaction's wall time, commit included.
+
 Figures are wall-clock totals over all workers (first start to last finish). The machine has 2 cores
 shared by Postgres and the workers, so 4 workers measure contention more than parallel speed-up.
 """
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -101,11 +108,39 @@ def run(dsn_for_db, trades: int, workers: int) -> dict[str, float]:
     return figures
 
 
+def run_fanout(dsn_for_db, vault_count: int, lead_swaps: int) -> dict[str, list[float]]:
+    """Admission times (seconds) of ``lead_swaps`` new lead swaps fanned out to ``vault_count`` vaults
+    (the strategy's own and ``vault_count - 1`` Vault rows), then of their re-admissions."""
+    from xorj.domain.risk import VaultLimits
+    from xorj.ledger.vaults import admit_fanout, register_vault
+
+    dsn = dsn_for_db(f"bench_fanout_{vault_count}")
+    migrate(dsn)
+    figures: dict[str, list[float]] = {"admit": [], "readmit": []}
+    with Ledger.connect(dsn, apply_migrations=False) as ledger:
+        for n in range(vault_count - 1):
+            ledger.run(register_vault(STRATEGY, f"vault-{n:05d}", vault_object=f"bench/v{n}", limits=VaultLimits()))
+        for phase in ("admit", "readmit"):
+            for n in range(lead_swaps):
+                template = TradeIntent(STRATEGY, "own-vault", f"lead-{n}", "lead", "mintA", "mintB", 1_000 + n)
+                start = time.perf_counter()
+                fanned = ledger.run(admit_fanout(template))
+                figures[phase].append(time.perf_counter() - start)
+                expected = vault_count if phase == "admit" else 0
+                if fanned.created != expected or len(fanned.results) != vault_count:
+                    raise SystemExit(f"{phase} of lead-{n}: {fanned.created} created of {len(fanned.results)}, "
+                                     f"expected {expected} of {vault_count}")
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trades", type=int, default=2000)
     parser.add_argument("--workers", default="1,4", help="comma-separated worker counts")
     parser.add_argument("--dsn", help="a server to use instead of a temporary one (databases are created on it)")
+    parser.add_argument("--fanout-vaults", type=int, nargs="*", default=[],
+                        help="measure the fan-out admission of one lead swap to each of these vault counts instead")
+    parser.add_argument("--lead-swaps", type=int, default=5, help="lead swaps admitted per --fanout-vaults count")
     args = parser.parse_args()
     worker_counts = [int(w) for w in args.workers.split(",")]
 
@@ -130,6 +165,16 @@ def main() -> None:
         load = os.getloadavg()
         print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
               "(1/5/15 min; other work on the machine lowers these figures)")
+        if args.fanout_vaults:
+            print(f"fan-out admission of one lead swap (one transaction), {args.lead_swaps} lead swaps per count: "
+                  "median / slowest")
+            for vault_count in args.fanout_vaults:
+                say(f"{vault_count} vaults: registering, then admitting {args.lead_swaps} lead swaps twice")
+                times = run_fanout(dsn_for_db, vault_count, args.lead_swaps)
+                print(f"vaults={vault_count}: " + "  ".join(
+                    f"{phase} {1000 * statistics.median(t):.1f} / {1000 * max(t):.1f} ms" for phase, t in times.items()),
+                    flush=True)
+            return
         print(f"ledger throughput, {args.trades} trades per run (claims: limit=1 per call; transitions: "
               "record_attempt + confirm_trade)")
         for workers in worker_counts:

@@ -15,7 +15,6 @@ one trade per active vault, in one transaction. Transaction steps (:mod:`xorj.le
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +22,7 @@ from decimal import Decimal
 
 from xorj.domain.risk import VaultLimits
 from xorj.domain.trades import TradeState
+from xorj.errors import LedgerError
 from xorj.ledger import transactions
 from xorj.ledger.records import AdmitResult, TradeIntent
 from xorj.ledger.statements import Step, one, record, records, rows
@@ -152,29 +152,73 @@ def active_vault_count(strategy: str, own_vault: str) -> Step[int]:
 
 
 def admit_fanout(template: TradeIntent, *, actor: str | None = None, detail: str | None = None,
-                 amounts: Mapping[str, int] | None = None) -> Step[FanOut]:
+                 amounts: Mapping[str, int] | None = None,
+                 notionals: Mapping[str, Decimal | None] | None = None,
+                 sized_only: bool = False) -> Step[FanOut]:
     """Admit ``template`` (sized for the strategy's own vault, ``template.vault``) for that vault and
-    for every active Vault of the strategy, in the caller's transaction (module doc). ``amounts``:
-    a vault's own input amount where its sizing differs (default: the template's)."""
+    for every active Vault of the strategy, in the caller's transaction (module doc). ``amounts`` and
+    ``notionals``: a vault's own input amount and USD value where its sizing differs (default: the
+    template's). ``sized_only``: only the vaults ``amounts`` names get a trade (the watcher sized each
+    vault from its own balances; one it did not size, or sized to nothing, gets none).
+
+    Set-based, whatever the vault count: one statement reads the vault rows (``FOR SHARE``), one
+    writes every new trade and its audit row (``INSERT ... SELECT FROM unnest``), and only a
+    re-admission reads back the trades that already existed. Trades get their ids in the order the
+    former loop of single admissions gave them: the strategy's own vault first, then the others by key."""
+    own, sizes = template.vault, amounts or {}
     # The strategy's own vault is a row too (written by the first admission that needs it).
     yield from one("""INSERT INTO vaults (strategy, pubkey, source) VALUES (%s, %s, 'strategy')
                       ON CONFLICT (strategy, pubkey) DO NOTHING RETURNING pubkey""",
-                   (template.strategy, template.vault))
+                   (template.strategy, own))
     # A vault active only since after this swap's first admission does not get it (re-admission).
-    cutoff = yield from one("SELECT coalesce(min(created_at), now()) AS at FROM trades "
-                            "WHERE strategy = %s AND lead_signature = %s", (template.strategy, template.lead_signature))
-    assert cutoff is not None, "an aggregate without GROUP BY returns one row"
     others = yield from rows(
         """SELECT pubkey FROM vaults
-            WHERE strategy = %s AND source = 'vault' AND pubkey <> %s AND removed_at IS NULL AND NOT paused
-              AND active_since <= %s
-            ORDER BY pubkey FOR SHARE""", (template.strategy, template.vault, cutoff["at"]))
-    results: dict[str, AdmitResult] = {}
-    for vault in [template.vault, *(r["pubkey"] for r in others)]:
-        amount = template.amount if amounts is None else amounts.get(vault, template.amount)
-        intent = dataclasses.replace(template, vault=vault, amount=amount)
-        results[vault] = yield from transactions.admit_trade(intent, actor=actor, detail=detail)
-    return FanOut(results)
+            WHERE strategy = %(strategy)s AND source = 'vault' AND pubkey <> %(own)s AND removed_at IS NULL
+              AND NOT paused AND (NOT %(sized_only)s OR pubkey = ANY(%(sized)s))
+              AND active_since <= (SELECT coalesce(min(created_at), now()) FROM trades
+                                    WHERE strategy = %(strategy)s AND lead_signature = %(lead)s)
+            ORDER BY pubkey FOR SHARE""",
+        {"strategy": template.strategy, "own": own, "lead": template.lead_signature, "sized_only": sized_only,
+         "sized": sorted(sizes)})
+    chosen = [own] if own in sizes or not sized_only else []
+    chosen += [r["pubkey"] for r in others]
+    notional_of = notionals or {}
+    # one statement for every new trade and its audit row; ids in the order of ``chosen``
+    inserted = yield from rows(
+        """WITH inserted AS (
+               INSERT INTO trades (strategy, vault, lead_signature, lead_trader, input_mint, output_mint,
+                                   amount, max_slippage_bps, notional_usd, copytrade)
+               SELECT %(strategy)s, f.vault, %(lead)s, %(lead_trader)s, %(input)s, %(output)s, f.amount,
+                      %(slippage)s, f.notional, %(copytrade)s
+                 FROM unnest(%(vaults)s::text[], %(amounts)s::bigint[], %(notionals)s::numeric[])
+                      WITH ORDINALITY AS f(vault, amount, notional, n)
+                ORDER BY f.n
+               ON CONFLICT ON CONSTRAINT trades_idempotency_key DO NOTHING
+               RETURNING id, vault),
+           audited AS (
+               INSERT INTO trade_events (trade_id, strategy, from_state, to_state, detail, actor)
+               SELECT id, %(strategy)s, NULL, 'PENDING', %(detail)s, %(actor)s FROM inserted)
+           SELECT id, vault FROM inserted""",
+        {"strategy": template.strategy, "lead": template.lead_signature, "lead_trader": template.lead_trader,
+         "input": template.input_mint, "output": template.output_mint, "slippage": template.max_slippage_bps,
+         "copytrade": template.copytrade, "detail": detail, "actor": actor, "vaults": chosen,
+         "amounts": [sizes.get(v, template.amount) for v in chosen],
+         "notionals": [notional_of.get(v, template.notional_usd) for v in chosen]})
+    results = {r["vault"]: AdmitResult(trade_id=r["id"], created=True, existing_state=None) for r in inserted}
+    if len(results) < len(chosen):
+        # a re-admission: a new statement, so a new snapshot, that sees a racing admission's rows the
+        # insert waited on
+        existing = yield from rows("SELECT vault, id, state FROM trades WHERE strategy = %s AND lead_signature = %s",
+                                   (template.strategy, template.lead_signature))
+        for r in existing:
+            if r["vault"] not in results:
+                results[r["vault"]] = AdmitResult(trade_id=r["id"], created=False,
+                                                  existing_state=TradeState(r["state"]))
+        missing = [v for v in chosen if v not in results]
+        if missing:  # cannot happen: ON CONFLICT saw a committed row with this key
+            raise LedgerError(f"the trade of {template.lead_signature} for {missing[0]} conflicted but cannot "
+                              "be read back")
+    return FanOut({vault: results[vault] for vault in chosen})
 
 
 def fanout_counts(strategy: str, lead_signature: str) -> Step[FanOutCounts]:

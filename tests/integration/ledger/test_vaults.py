@@ -185,3 +185,53 @@ def test_an_executor_login_reads_only_its_namespaces_vault_rows_and_writes_none(
 
         first, second = (ex.reserve_daily_share(i, "ex", Decimal(10), decide, fencing_token=claimed[i]) for i in ids)
     assert first.allowed and not second.allowed and second.rule is RiskRule.MAX_DAILY_TRADES  # the vault's own
+
+
+def test_a_1000_vault_fanout_writes_each_trade_and_its_audit_row_once_in_key_order(ledger: Ledger, ledger_dsn: str):
+    with psycopg.connect(ledger_dsn, autocommit=True) as conn:  # 999 Vault rows in one statement
+        conn.execute("INSERT INTO vaults (strategy, pubkey, source, vault_object) "
+                     "SELECT %s, 'Vault' || lpad(n::text, 4, '0') || repeat('1', 34), 'vault', 'ns/v' || n "
+                     "FROM generate_series(0, 998) AS n", (STRATEGY,))
+    fanned = ledger.run(vaults.admit_fanout(_template(), actor="watcher", detail="copied from poll",
+                                            amounts={_vault(5): 5}, notionals={_vault(5): Decimal("0.5")}))
+    assert fanned.created == 1000 and list(fanned.results)[0] == OWN
+    ids = [r.trade_id for r in fanned.results.values()]
+    assert ids == sorted(ids) and list(fanned.results)[1:] == sorted(_vault(n) for n in range(999))
+    with psycopg.connect(ledger_dsn) as conn:
+        events = conn.execute("SELECT t.vault, e.from_state, e.to_state, e.actor, e.detail, t.amount, t.notional_usd "
+                              "FROM trade_events e JOIN trades t ON t.id = e.trade_id "
+                              "WHERE t.lead_signature = 'leadsig-1'").fetchall()
+    assert len(events) == 1000 and {e[1:5] for e in events} == {(None, "PENDING", "watcher", "copied from poll")}
+    sized = {e[0]: (e[5], e[6]) for e in events}
+    assert sized[_vault(5)] == (5, Decimal("0.5")) and sized[_vault(6)] == (1_000_000, Decimal(10))
+    again = ledger.run(vaults.admit_fanout(_template()))
+    assert again.created == 0 and [r.trade_id for r in again.results.values()] == ids
+    assert {r.existing_state for r in again.results.values()} == {TradeState.PENDING}
+
+
+def test_sized_only_admits_just_the_vaults_given_an_amount(ledger: Ledger, ledger_dsn: str):
+    for n in range(3):
+        _register(ledger, n)
+    fanned = ledger.run(vaults.admit_fanout(_template(), amounts={_vault(0): 7, _vault(2): 9}, sized_only=True))
+    assert set(fanned.results) == {_vault(0), _vault(2)}  # the own vault and vault 1 were sized to nothing
+    assert _trades_of(ledger_dsn, "leadsig-1") == {_vault(0): (7, "PENDING"), _vault(2): (9, "PENDING")}
+
+
+def test_a_removal_waits_for_a_running_admission_then_cancels_what_it_admitted(ledger: Ledger, ledger_dsn: str):
+    import threading
+
+    from xorj.ledger import statements
+
+    _register(ledger, 1)
+    with psycopg.connect(ledger_dsn) as admitting:  # the admission's transaction, left open
+        statements.run(admitting, vaults.admit_fanout(_template()))
+        removal: dict[str, vaults.Removal] = {}
+        remover = threading.Thread(target=lambda: removal.setdefault("done", ledger.run(vaults.remove_vault(
+            STRATEGY, _vault(1), vault_object="ns/v1", detail="Vault ns/v1 deleted"))))
+        remover.start()
+        remover.join(1.0)
+        assert remover.is_alive(), "the removal must wait for the admission holding the vault row FOR SHARE"
+        admitting.commit()
+    remover.join(30)
+    assert removal["done"].cancelled and _trades_of(ledger_dsn, "leadsig-1")[_vault(1)][1] == "FAILED"
+    assert _trades_of(ledger_dsn, "leadsig-1")[OWN][1] == "PENDING"
