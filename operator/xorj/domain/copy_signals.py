@@ -249,12 +249,17 @@ def is_sell(signal: LeadSwap, policy: CopyPolicy) -> bool:
     return signal.sold_mint not in policy.cash_mints
 
 
-def decide_copy(signal: LeadSwap, policy: CopyPolicy, follower: FollowerView, *, now: int) -> CopyDecision:
-    """What one strategy does with ``signal`` at unix time ``now`` (see the module doc)."""
+def _skip(signal: LeadSwap, reason: SkipReason, detail: str) -> CopyDecision:
+    return CopyDecision(signal.sold_mint, signal.bought_mint, 0, None, reason, detail)
+
+
+def screen_signal(signal: LeadSwap, policy: CopyPolicy, *, now: int) -> CopyDecision | None:
+    """The strategy's own filters (pause, deny and allow lists, signal age) at unix time ``now``: a
+    skip for every vault of the strategy, or None when the signal is to be sized vault by vault."""
     mint_in, mint_out = signal.sold_mint, signal.bought_mint
 
     def skip(reason: SkipReason, detail: str) -> CopyDecision:
-        return CopyDecision(mint_in, mint_out, 0, None, reason, detail)
+        return _skip(signal, reason, detail)
 
     if policy.paused:
         return skip(SkipReason.PAUSED, "the strategy is paused")
@@ -272,6 +277,17 @@ def decide_copy(signal: LeadSwap, policy: CopyPolicy, follower: FollowerView, *,
         if age > policy.max_signal_age_seconds:
             return skip(SkipReason.SIGNAL_TOO_OLD, f"lead transaction is {age}s old, over "
                                                    f"spec.filters.maxSignalAgeSeconds {policy.max_signal_age_seconds}")
+    return None
+
+
+def size_copy(signal: LeadSwap, policy: CopyPolicy, follower: FollowerView) -> CopyDecision:
+    """The trade of ONE vault, sized from that vault's own ``follower`` view (module doc): a sell is
+    its own share of its own position, ``vaultPercent`` a share of its own value."""
+    mint_in, mint_out = signal.sold_mint, signal.bought_mint
+
+    def skip(reason: SkipReason, detail: str) -> CopyDecision:
+        return _skip(signal, reason, detail)
+
     held = int(follower.balances.get(mint_in, 0))
     if held <= 0:
         if is_sell(signal, policy):
@@ -322,16 +338,73 @@ def decide_copy(signal: LeadSwap, policy: CopyPolicy, follower: FollowerView, *,
     return CopyDecision(mint_in, mint_out, sized.amount_in, sized.notional_usd, None, how)
 
 
+def decide_copy(signal: LeadSwap, policy: CopyPolicy, follower: FollowerView, *, now: int) -> CopyDecision:
+    """What one strategy does with ``signal`` at unix time ``now`` for one vault (see the module doc)."""
+    return screen_signal(signal, policy, now=now) or size_copy(signal, policy, follower)
+
+
+def follower_view(signal: LeadSwap, balances: Mapping[str, int], prices: Mapping[str, Decimal]) -> FollowerView:
+    """A vault's view from its ``balances`` (base units per mint, as read from the chain) and the
+    price source's ``prices``: its USD value is that of the signal's two mints it holds (what the
+    price source priced for this signal); a mint without a price adds nothing. Balances are checked:
+    a negative or non-integer balance is no balance (:class:`InvalidInputError`)."""
+    for mint, amount in balances.items():
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+            raise InvalidInputError(f"balance of {mint}: must be a non-negative integer, got {amount!r}")
+    decimals = {signal.sold_mint: signal.sold_decimals, signal.bought_mint: signal.bought_decimals}
+    value = sum((Decimal(amount) * prices[mint] / (Decimal(10) ** decimals[mint])
+                 for mint, amount in balances.items() if mint in decimals and mint in prices), Decimal(0))
+    return FollowerView(balances=dict(balances), prices=prices, vault_value_usd=value)
+
+
+@dataclass(frozen=True, slots=True)
+class FanOutSizing:
+    """One lead swap sized for each vault of a strategy: ``trades`` (vault -> its sized trade) and
+    ``skips`` (vault -> the skip, with its reason, of a vault sized to nothing)."""
+
+    trades: Mapping[str, CopyDecision]
+    skips: Mapping[str, CopyDecision]
+
+    def decision_for(self, own_vault: str) -> CopyDecision:
+        """The strategy's decision, as its CopyTrade and lead_skips show it: the own vault's trade;
+        else another vault's trade (the signal is copied); else the own vault's skip (none is)."""
+        if own_vault in self.trades:
+            return self.trades[own_vault]
+        if self.trades:
+            return self.trades[min(self.trades)]
+        return self.skips[own_vault] if own_vault in self.skips else next(iter(self.skips.values()))
+
+
+def size_fanout(signal: LeadSwap, policy: CopyPolicy, views: Mapping[str, FollowerView], *,
+                now: int) -> FanOutSizing:
+    """``signal`` sized for every vault of ``views`` (vault -> its own view), each from its own
+    balances (:func:`size_copy`), after the strategy's own filters (:func:`screen_signal`), which skip
+    every vault alike. ``views`` must name at least one vault."""
+    if not views:
+        raise InvalidInputError("views: at least one vault is needed to size a fan-out")
+    screened = screen_signal(signal, policy, now=now)
+    if screened is not None:
+        return FanOutSizing(trades={}, skips=dict.fromkeys(views, screened))
+    decided = {vault: size_copy(signal, policy, view) for vault, view in views.items()}
+    return FanOutSizing(trades={v: d for v, d in decided.items() if not d.skipped},
+                        skips={v: d for v, d in decided.items() if d.skipped})
+
+
 __all__ = [
     "CopyDecision",
     "CopyMode",
     "CopyPolicy",
+    "FanOutSizing",
     "FollowerView",
     "LeadSwap",
     "NotALeadSwap",
     "SkipReason",
     "decide_copy",
+    "follower_view",
     "is_sell",
     "lead_swap_from",
+    "screen_signal",
+    "size_copy",
+    "size_fanout",
     "sold_balance_before",
 ]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from xorj.domain.copy_signals import CopyDecision, LeadSwap, SkipReason
+from xorj.domain.copy_signals import CopyDecision, FanOutSizing, LeadSwap, SkipReason
 from xorj.ledger.records import TradeIntent
 from xorj.ledger.repository import Ledger
 from xorj.ledger.statements import Step, one, record, records, rowcount
@@ -100,6 +100,9 @@ class FollowerOutcome:
     decision: CopyDecision
     max_slippage_bps: int | None = None
     copytrade: str | None = None  # "namespace/name" of the CopyTrade that will show it
+    # each vault's own sizing (the watcher's, from each vault's balances): only its sized vaults get a
+    # trade, each of its own amount; None: every active vault gets ``decision``'s amount
+    sizing: FanOutSizing | None = None
 
 
 @dataclass(frozen=True)
@@ -203,14 +206,20 @@ def accept(signal: LeadSwap, source: str, outcomes: Sequence[FollowerOutcome], *
             skipped[outcome.strategy] = decision.skip
             continue
         # one trade per active vault of the strategy (xorj.ledger.vaults), in this transaction
+        sizing = outcome.sizing
         fanned = yield from admit_fanout(TradeIntent(
             strategy=outcome.strategy, vault=outcome.vault, lead_signature=signal.signature,
             lead_trader=signal.leader, input_mint=decision.input_mint, output_mint=decision.output_mint,
             amount=decision.amount_in, max_slippage_bps=outcome.max_slippage_bps,
             notional_usd=decision.notional_usd, copytrade=outcome.copytrade),
-            actor=actor, detail=f"copied from {source}: {decision.detail}"[:1000])
-        own = fanned.results[outcome.vault]
-        if own.created:  # a manual CopyTrade for the same lead signature came first: it stands
+            actor=actor, detail=f"copied from {source}: {decision.detail}"[:1000],
+            amounts=None if sizing is None else {v: d.amount_in for v, d in sizing.trades.items()},
+            notionals=None if sizing is None else {v: d.notional_usd for v, d in sizing.trades.items()},
+            sized_only=sizing is not None)
+        # the CopyTrade shows the own vault's trade; when the own vault was sized to nothing, the
+        # first other vault's (its status counts every vault's trade of the lead swap)
+        own = fanned.results.get(outcome.vault) or next(iter(fanned.results.values()), None)
+        if own is not None and own.created:  # a manual CopyTrade for the same lead signature came first: it stands
             trade_ids[outcome.strategy] = own.trade_id
             if outcome.copytrade is not None:
                 yield from rowcount("""INSERT INTO lead_copies (strategy, leader, signature, trade_id, copytrade)

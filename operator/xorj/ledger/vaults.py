@@ -151,6 +151,15 @@ def active_vault_count(strategy: str, own_vault: str) -> Step[int]:
     return 1 + int(row["n"])
 
 
+def fanout_vaults(strategy: str, own_vault: str) -> Step[list[str]]:
+    """The vaults a new lead swap of ``strategy`` fans out to now: its own first, then every active
+    Vault by key (what the watcher sizes each vault's trade for; :func:`admit_fanout` re-checks them
+    under ``FOR SHARE``)."""
+    found = yield from rows("SELECT pubkey FROM vaults WHERE strategy = %s AND source = 'vault' AND pubkey <> %s "
+                            "AND removed_at IS NULL AND NOT paused ORDER BY pubkey", (strategy, own_vault))
+    return [own_vault, *(r["pubkey"] for r in found)]
+
+
 def admit_fanout(template: TradeIntent, *, actor: str | None = None, detail: str | None = None,
                  amounts: Mapping[str, int] | None = None,
                  notionals: Mapping[str, Decimal | None] | None = None,

@@ -17,6 +17,8 @@ class WatcherMetrics:
                                ["source", "result"], registry=r)
         self.skipped = Counter("xorj_watcher_signals_skipped", "Strategy decisions not to copy an accepted signal, "
                                "by reason", ["reason"], registry=r)
+        self.vault_skips = Counter("xorj_watcher_vault_skips", "Vaults of a copying strategy whose own sizing "
+                                   "gave no trade (e.g. NOT_HELD, BELOW_MIN_NOTIONAL), by reason", ["reason"], registry=r)
         self.trades_admitted = Counter("xorj_watcher_trades_admitted", "Follower trades admitted into the ledger",
                                        registry=r)
         self.detection_seconds = Histogram("xorj_watcher_detection_seconds", "From the lead transaction's block "

@@ -11,8 +11,13 @@ A source (polling, webhook, WebSocket) only says "leader L may have made transac
    listing named must be there (otherwise the answer is malformed and the round stops, cursor kept);
 3. the signal is what that transaction did to the leader, and the leader must have signed it
    (:func:`~xorj.domain.copy_signals.lead_swap_from`);
-4. prices come from the price source, balances from the chain; each following strategy decides
-   (:func:`~xorj.domain.copy_signals.decide_copy`);
+4. prices come from the price source; each following strategy screens the signal with its filters
+   (:func:`~xorj.domain.copy_signals.screen_signal`), then sizes it for EACH of its vaults from that
+   vault's own balances (:func:`~xorj.domain.copy_signals.size_fanout`), read for all its vaults in
+   batched getMultipleAccounts calls (:func:`~xorj.chain.holdings.read_balances`; a malformed answer
+   fails the round with MALFORMED_RESPONSE, nothing accepted). A vault sized to nothing (it holds
+   none of the sold token, or its share is below the minimum notional) gets no trade: it is counted
+   in ``xorj_watcher_vault_skips`` by reason, and the others' trades go ahead;
 5. ONE ledger transaction accepts the signal with every strategy's trade or skip
    (:func:`~xorj.ledger.lead_signals.accept`, on the asyncio ledger: no thread hop); the polling source
    moves its cursor in it.
@@ -32,24 +37,23 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from solders.pubkey import Pubkey
-from spl.token.constants import TOKEN_PROGRAM_ID
-from spl.token.instructions import get_associated_token_address
-
 from xorj.chain.errors import MalformedAnswerError
+from xorj.chain.holdings import MultipleAccountsRpc, read_balances
 from xorj.chain.prices import PriceSource
-from xorj.chain.rpc import AccountView, LandedAnswer
+from xorj.chain.rpc import LandedAnswer
 from xorj.domain.copy_signals import (
     CopyMode,
-    FollowerView,
+    FanOutSizing,
     LeadSwap,
     NotALeadSwap,
-    decide_copy,
+    follower_view,
     lead_swap_from,
+    screen_signal,
+    size_fanout,
 )
-from xorj.domain.trader_history import SOL_MINT, landed_from_rpc_json
+from xorj.domain.trader_history import landed_from_rpc_json
 from xorj.errors import InvalidInputError
-from xorj.ledger import lead_signals
+from xorj.ledger import lead_signals, vaults
 from xorj.ledger.aio import AsyncLedger
 from xorj.ledger.lead_signals import FollowerOutcome
 from xorj.traders.history import rpc_json_of
@@ -58,17 +62,9 @@ from xorj.watcher.metrics import WatcherMetrics
 
 log = logging.getLogger(__name__)
 
-TOKEN_ACCOUNT_SIZE = 165
-
-
-class WatcherRpc(Protocol):
+class WatcherRpc(MultipleAccountsRpc, Protocol):
     async def transaction_with_meta(self, signature: str, commitment: str = "confirmed", *,
                                     timeout: float | None = None) -> LandedAnswer | None: ...
-
-    async def balance(self, pubkey: Pubkey, commitment: str = "confirmed", *, timeout: float | None = None) -> int: ...
-
-    async def account(self, pubkey: Pubkey, commitment: str = "confirmed", *,
-                      timeout: float | None = None) -> AccountView | None: ...
 
 
 @dataclass(frozen=True)
@@ -97,19 +93,6 @@ def copytrade_name(strategy_key: str, signature: str) -> str:
     """The CopyTrade showing the trade copied for ``strategy_key`` from ``signature`` (deterministic,
     so a retried projection names the same object)."""
     return "copy-" + hashlib.sha256(f"{strategy_key}:{signature}".encode()).hexdigest()[:20]
-
-
-def _token_amount(view: AccountView | None, owner: str, mint: str) -> int:
-    """The amount of an SPL token account, checked to be ``owner``'s account of ``mint``."""
-    if view is None:
-        return 0
-    if view.owner != str(TOKEN_PROGRAM_ID) or len(view.data) < TOKEN_ACCOUNT_SIZE:
-        raise MalformedAnswerError(f"getAccountInfo: {owner}'s {mint} account is not an SPL token account",
-                                   method="getAccountInfo")
-    if str(Pubkey(view.data[0:32])) != mint or str(Pubkey(view.data[32:64])) != owner:
-        raise MalformedAnswerError(f"getAccountInfo: the account at {owner}'s {mint} address holds another "
-                                   "mint or owner", method="getAccountInfo")
-    return int.from_bytes(view.data[64:72], "little")
 
 
 class Watcher:
@@ -182,28 +165,32 @@ class Watcher:
         now = int(self.clock())
         outcomes = []
         for follower in followers:
-            view = await self._view(follower, signal, prices)
-            decision = decide_copy(signal, follower.policy, view, now=now)
+            # the strategy's own filters skip every vault alike; otherwise each vault is sized
+            screened = screen_signal(signal, follower.policy, now=now)
+            sizing = None if screened is not None else await self._size(follower, signal, prices, now)
+            decision = sizing.decision_for(follower.vault) if sizing is not None else screened
+            assert decision is not None, "unscreened signals are sized"
             outcomes.append(FollowerOutcome(
                 strategy=follower.strategy_key, vault=follower.vault, decision=decision,
-                max_slippage_bps=follower.max_slippage_bps,
+                max_slippage_bps=follower.max_slippage_bps, sizing=sizing,
                 copytrade=f"{follower.namespace}/{copytrade_name(follower.strategy_key, signal.signature)}"))
         return outcomes
 
-    async def _balance(self, vault: str, mint: str) -> int:
-        owner = Pubkey.from_string(vault)
-        if mint == SOL_MINT:
-            return await self.rpc.balance(owner, self.commitment)
-        account = get_associated_token_address(owner, Pubkey.from_string(mint))
-        return _token_amount(await self.rpc.account(account, self.commitment), vault, mint)
-
-    async def _view(self, follower: Follower, signal: LeadSwap, prices: dict[str, Decimal]) -> FollowerView:
-        balances = {signal.sold_mint: await self._balance(follower.vault, signal.sold_mint)}
-        value = Decimal(0)
+    async def _size(self, follower: Follower, signal: LeadSwap, prices: dict[str, Decimal], now: int) -> FanOutSizing:
+        """The signal sized for each vault of the strategy from that vault's own balances (a sell is
+        its share of its own position; vaultPercent a share of its own value), read in one batch."""
+        vault_keys = await self.ledger.run(vaults.fanout_vaults(follower.strategy_key, follower.vault))
+        # vaultPercent values the vault in the signal's two mints (what the price source priced)
+        mints = [signal.sold_mint]
         if follower.policy.mode is CopyMode.VAULT_PERCENT:
-            # the vault's value in the two mints of the signal (what the price source priced)
-            balances[signal.bought_mint] = await self._balance(follower.vault, signal.bought_mint)
-            decimals = {signal.sold_mint: signal.sold_decimals, signal.bought_mint: signal.bought_decimals}
-            value = sum((Decimal(balances[m]) * prices[m] / (Decimal(10) ** decimals[m])
-                         for m in balances if m in prices), Decimal(0))
-        return FollowerView(balances=balances, prices=prices, vault_value_usd=value)
+            mints.append(signal.bought_mint)
+        balances = await read_balances(self.rpc, vault_keys, mints, commitment=self.commitment)
+        try:
+            views = {vault: follower_view(signal, balances[vault], prices) for vault in vault_keys}
+        except InvalidInputError as exc:
+            raise MalformedAnswerError(f"getMultipleAccounts: {exc}", method="getMultipleAccounts") from None
+        sizing = size_fanout(signal, follower.policy, views, now=now)
+        for decision in sizing.skips.values():
+            if decision.skip is not None:
+                self.metrics.vault_skips.labels(decision.skip.value).inc()
+        return sizing

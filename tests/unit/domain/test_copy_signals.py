@@ -20,7 +20,9 @@ from xorj.domain.copy_signals import (
     NotALeadSwap,
     SkipReason,
     decide_copy,
+    follower_view,
     lead_swap_from,
+    size_fanout,
 )
 from xorj.domain.trader_history import (
     SOL_MINT,
@@ -167,3 +169,69 @@ def test_the_signal_of_a_real_mainnet_sell_for_sol() -> None:
     held = sum(int(b["uiTokenAmount"]["amount"]) for b in result["meta"]["preTokenBalances"]
                if b["owner"] == wallet and b["mint"] == signal.sold_mint)
     assert signal.sold_balance_before == held >= signal.sold_amount
+
+
+# -- a fan-out: each vault sized from its own balances (size_fanout) ---------------------------------
+
+PRICES = {USDC_MINT: Decimal(1), TOKEN: Decimal("2.5")}
+
+
+def _views(**held: int) -> dict[str, FollowerView]:
+    """Vault name -> its view holding ``held`` of TOKEN and 100 USDC."""
+    return {vault: follower_view(sell(1, 1), {TOKEN: amount, USDC_MINT: 100 * 10**6}, PRICES)
+            for vault, amount in held.items()}
+
+
+def test_a_sell_is_each_vaults_own_share_of_its_own_position() -> None:
+    # the leader sold 3/10 of its position: each vault sells 3/10 of what IT holds
+    sized = size_fanout(sell(3 * 10**9, 10 * 10**9), CopyPolicy(min_notional_usd=Decimal(0)),
+                        _views(a=4 * 10**9, b=10**9, c=7_777_777_777), now=NOW)
+    assert {v: d.amount_in for v, d in sized.trades.items()} == {"a": 1_200_000_000, "b": 300_000_000,
+                                                                  "c": 2_333_333_333}
+    assert sized.trades["b"].notional_usd == Decimal("0.75") and sized.skips == {}
+
+
+def test_a_vault_without_the_sold_token_or_with_a_dust_share_gets_no_trade_and_says_why() -> None:
+    sized = size_fanout(sell(3 * 10**9, 10 * 10**9), CopyPolicy(min_notional_usd=Decimal(1)),
+                        _views(own=0, dust=10**9, big=8 * 10**9), now=NOW)
+    assert set(sized.trades) == {"big"} and sized.trades["big"].amount_in == 2_400_000_000
+    assert sized.skips["own"].skip is SkipReason.NOT_HELD  # 0 held
+    assert sized.skips["dust"].skip is SkipReason.BELOW_MIN_NOTIONAL  # 0.3 tokens = 0.75 USD < 1 USD
+    # the strategy copies the signal (its CopyTrade shows a trading vault's), though its own vault skips
+    assert sized.decision_for("own") is sized.trades["big"]
+
+
+def test_vault_percent_is_a_share_of_each_vaults_own_value() -> None:
+    policy = CopyPolicy(mode=CopyMode.VAULT_PERCENT, vault_percent=Decimal(10))
+    views = {v: follower_view(buy(), {USDC_MINT: usdc, TOKEN: token}, PRICES)
+             for v, (usdc, token) in {"small": (100 * 10**6, 0), "big": (900 * 10**6, 40 * 10**9)}.items()}
+    assert views["big"].vault_value_usd == Decimal(1000)  # 900 USDC + 40 TOKEN at 2.5
+    sized = size_fanout(buy(), policy, views, now=NOW)
+    assert {v: d.amount_in for v, d in sized.trades.items()} == {"small": 10 * 10**6, "big": 100 * 10**6}
+
+
+def test_the_strategys_filters_skip_every_vault_alike() -> None:
+    sized = size_fanout(sell(10**9, 2 * 10**9), CopyPolicy(deny_mints=frozenset({TOKEN})), _views(a=10**9, b=10**9),
+                        now=NOW)
+    assert sized.trades == {} and {d.skip for d in sized.skips.values()} == {SkipReason.TOKEN_DENIED}
+    assert sized.decision_for("a").skip is SkipReason.TOKEN_DENIED
+    with pytest.raises(InvalidInputError, match="views"):
+        size_fanout(sell(1, 1), CopyPolicy(), {}, now=NOW)
+
+
+@pytest.mark.parametrize("balance", [-1, True, 1.5, "7"])
+def test_a_balance_that_is_not_a_non_negative_integer_is_refused(balance) -> None:
+    with pytest.raises(InvalidInputError, match=f"balance of {TOKEN}"):
+        follower_view(sell(1, 1), {TOKEN: balance}, PRICES)
+
+
+@given(held=st.lists(st.integers(0, 10**15), min_size=1, max_size=8), sold=st.integers(1, 10**12),
+       extra=st.integers(0, 10**12))
+def test_no_vault_ever_sells_more_than_its_share_of_what_it_holds(held: list[int], sold: int, extra: int) -> None:
+    signal = sell(sold, sold + extra)
+    views = {f"v{i}": follower_view(signal, {TOKEN: h}, PRICES) for i, h in enumerate(held)}
+    sized = size_fanout(signal, CopyPolicy(min_notional_usd=Decimal(0)), views, now=NOW)
+    assert set(sized.trades) | set(sized.skips) == set(views)
+    for vault, decision in sized.trades.items():
+        mine = views[vault].balances[TOKEN]
+        assert 0 < decision.amount_in <= mine * sold // (sold + extra)
