@@ -16,8 +16,10 @@ connection, as an executor pod would have) run two timed phases, all starting to
 
 With --fanout-vaults, it measures instead the admission of one lead swap fanned out to N registered
 vaults (``xorj.ledger.vaults.admit_fanout``, one transaction), for each N: --lead-swaps admissions of
-new lead swaps, then as many re-admissions of the same swaps (which add nothing); each figure is the
-median and the slowest of the transaction's wall time, commit included.
+new lead swaps, then as many re-admissions of the same swaps (which add nothing). It prints the
+median and the slowest wall time of the transaction, commit included, and the mean CPU time it took
+in the Postgres backend and in the client (read from /proc: CPU time hardly moves with the machine's
+load, wall time does, so on a busy machine CPU is the figure to compare).
 
 Figures are wall-clock totals over all workers (first start to last finish). The machine has 2 cores
 shared by Postgres and the workers, so 4 workers measure contention more than parallel speed-up.
@@ -108,24 +110,42 @@ def run(dsn_for_db, trades: int, workers: int) -> dict[str, float]:
     return figures
 
 
-def run_fanout(dsn_for_db, vault_count: int, lead_swaps: int) -> dict[str, list[float]]:
-    """Admission times (seconds) of ``lead_swaps`` new lead swaps fanned out to ``vault_count`` vaults
-    (the strategy's own and ``vault_count - 1`` Vault rows), then of their re-admissions."""
+def _process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc; the server runs here)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_fanout(dsn_for_db, vault_count: int, lead_swaps: int) -> dict[str, dict[str, list[float]]]:
+    """For ``lead_swaps`` new lead swaps fanned out to ``vault_count`` vaults (the strategy's own and
+    ``vault_count - 1`` Vault rows), then for their re-admissions: each admission's wall time, and
+    the CPU time it took in the Postgres backend and in this client (seconds). CPU time hardly moves
+    with the machine's load; wall time does."""
+    import psycopg
+
     from xorj.domain.risk import VaultLimits
+    from xorj.ledger import statements
     from xorj.ledger.vaults import admit_fanout, register_vault
 
     dsn = dsn_for_db(f"bench_fanout_{vault_count}")
     migrate(dsn)
-    figures: dict[str, list[float]] = {"admit": [], "readmit": []}
     with Ledger.connect(dsn, apply_migrations=False) as ledger:
         for n in range(vault_count - 1):
             ledger.run(register_vault(STRATEGY, f"vault-{n:05d}", vault_object=f"bench/v{n}", limits=VaultLimits()))
+    figures: dict[str, dict[str, list[float]]] = {}
+    with psycopg.connect(dsn) as conn:
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        conn.commit()
         for phase in ("admit", "readmit"):
+            figures[phase] = {"wall": [], "server_cpu": [], "client_cpu": []}
             for n in range(lead_swaps):
                 template = TradeIntent(STRATEGY, "own-vault", f"lead-{n}", "lead", "mintA", "mintB", 1_000 + n)
-                start = time.perf_counter()
-                fanned = ledger.run(admit_fanout(template))
-                figures[phase].append(time.perf_counter() - start)
+                server_cpu, client_cpu, start = _process_cpu_seconds(backend), time.process_time(), time.perf_counter()
+                fanned = statements.run(conn, admit_fanout(template))
+                conn.commit()
+                figures[phase]["wall"].append(time.perf_counter() - start)
+                figures[phase]["server_cpu"].append(_process_cpu_seconds(backend) - server_cpu)
+                figures[phase]["client_cpu"].append(time.process_time() - client_cpu)
                 expected = vault_count if phase == "admit" else 0
                 if fanned.created != expected or len(fanned.results) != vault_count:
                     raise SystemExit(f"{phase} of lead-{n}: {fanned.created} created of {len(fanned.results)}, "
@@ -166,14 +186,15 @@ def main() -> None:
         print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
               "(1/5/15 min; other work on the machine lowers these figures)")
         if args.fanout_vaults:
-            print(f"fan-out admission of one lead swap (one transaction), {args.lead_swaps} lead swaps per count: "
-                  "median / slowest")
+            print(f"fan-out admission of one lead swap (one transaction, commit included), {args.lead_swaps} lead "
+                  "swaps per count: wall median / slowest; mean CPU in the Postgres backend + in the client")
             for vault_count in args.fanout_vaults:
                 say(f"{vault_count} vaults: registering, then admitting {args.lead_swaps} lead swaps twice")
-                times = run_fanout(dsn_for_db, vault_count, args.lead_swaps)
+                figures = run_fanout(dsn_for_db, vault_count, args.lead_swaps)
                 print(f"vaults={vault_count}: " + "  ".join(
-                    f"{phase} {1000 * statistics.median(t):.1f} / {1000 * max(t):.1f} ms" for phase, t in times.items()),
-                    flush=True)
+                    f"{phase} {1000 * statistics.median(f['wall']):.1f} / {1000 * max(f['wall']):.1f} ms "
+                    f"(CPU {1000 * statistics.mean(f['server_cpu']):.0f} + {1000 * statistics.mean(f['client_cpu']):.0f} ms)"
+                    for phase, f in figures.items()), flush=True)
             return
         print(f"ledger throughput, {args.trades} trades per run (claims: limit=1 per call; transitions: "
               "record_attempt + confirm_trade)")
