@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from solders.pubkey import Pubkey
 from spl.token.instructions import get_associated_token_address
 
+from xorj.chain.account_batch import AccountSource
 from xorj.chain.errors import MalformedAnswerError
 from xorj.chain.rpc import AccountInfo, SolanaRpc
 
@@ -78,7 +79,7 @@ def _token_amount(address: Pubkey, account: AccountInfo | None, vault: Pubkey, m
     return amount
 
 
-async def read_vault(rpc: SolanaRpc, vault: str, mints: Iterable[MintInfo]) -> VaultHoldings:
+async def read_vault(rpc: AccountSource, vault: str, mints: Iterable[MintInfo]) -> VaultHoldings:
     """The vault's lamports and token balances from ONE getMultipleAccounts (the vault account and
     its associated token account of each mint), so all of them are as of the same slot."""
     owner = Pubkey.from_string(vault)
