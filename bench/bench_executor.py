@@ -22,6 +22,12 @@ trades/s per (executors, vaults) and, for each run's first fan-out, the time fro
 admission's start; its commit is printed too) to the first and to the last follower's write-ahead
 attempt record (the executor sends right after it commits), with p50/p99 over the vaults.
 
+The fan-out runs use ``--fanout-concurrency`` trades in flight per executor (default 256): a fan-out's
+trades are claimed in one round trip, share one quote and one price read per tick, read their accounts
+in shared calls, and are checked, recorded and confirmed in batched ledger transactions. With
+``--fanout-only --profile``, one in-process executor is profiled on one lead swap fanned out to the
+largest ``--vaults`` count.
+
 Each run also prints what the executors asked the local chain and swap API for (requests per trade,
 per method) and the chain server's CPU per method, so the stand-ins' share of a run is visible.
 
