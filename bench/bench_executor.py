@@ -22,7 +22,7 @@ trades/s per (executors, vaults) and, for each run's first fan-out, the time fro
 admission's start; its commit is printed too) to the first and to the last follower's write-ahead
 attempt record (the executor sends right after it commits), with p50/p99 over the vaults.
 
-The fan-out runs use ``--fanout-concurrency`` trades in flight per executor (default 256): a fan-out's
+The fan-out runs use ``--fanout-concurrency`` trades in flight per executor (default 64): a fan-out's
 trades are claimed in one round trip, share one quote and one price read per tick, read their accounts
 in shared calls, and are checked, recorded and confirmed in batched ledger transactions. With
 ``--fanout-only --profile``, one in-process executor is profiled on one lead swap fanned out to the
@@ -584,7 +584,7 @@ def main() -> None:
     parser.add_argument("--vaults", type=int, nargs="*", default=[],
                         help="also run one strategy fanned out to N vaults (1..1000) with each --executors count, "
                              "for each N given; max(1, trades // N) lead swaps per run")
-    parser.add_argument("--fanout-concurrency", type=int, default=256,
+    parser.add_argument("--fanout-concurrency", type=int, default=64,
                         help="trades in flight per executor in the --vaults runs (a fan-out's trades are "
                              "claimed, checked, recorded and confirmed in batches: up to this many at once)")
     parser.add_argument("--fanout-only", action="store_true",
