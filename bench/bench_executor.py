@@ -22,6 +22,12 @@ trades/s per (executors, vaults) and, for each run's first fan-out, the time fro
 admission's start; its commit is printed too) to the first and to the last follower's write-ahead
 attempt record (the executor sends right after it commits), with p50/p99 over the vaults.
 
+The fan-out runs use ``--fanout-concurrency`` trades in flight per executor (default 64): a fan-out's
+trades are claimed in one round trip, share one quote and one price read per tick, read their accounts
+in shared calls, and are checked, recorded and confirmed in batched ledger transactions. With
+``--fanout-only --profile``, one in-process executor is profiled on one lead swap fanned out to the
+largest ``--vaults`` count.
+
 Each run also prints what the executors asked the local chain and swap API for (requests per trade,
 per method) and the chain server's CPU per method, so the stand-ins' share of a run is visible.
 
@@ -349,16 +355,26 @@ def print_server_profile(results: list[dict]) -> None:
 
 
 def profile(chain, pg: PostgresServer, vault: str, keypair: str, n_trades: int, concurrency: int,
-            top: int = 25) -> str:
+            top: int = 25, fanout: list[tuple[str, str]] | None = None, workdir: Path | None = None) -> str:
     """One in-process executor under cProfile (the event-loop thread: quote, swap, sign, send, poll).
     cProfile counts every resumption of a coroutine as a call: ncalls of ``async def`` functions are
-    resumptions, not calls; tottime and cumtime are right."""
+    resumptions, not calls; tottime and cumtime are right. With ``fanout`` (vault, keypair file) pairs:
+    one lead swap fanned out to those vaults instead of ``n_trades`` trades of one vault."""
     dsn = pg.create_database(f"bench_prof_{uuid.uuid4().hex[:8]}")
     migrate(dsn)
     scenario = Scenario(strategy=f"bench-prof-{uuid.uuid4().hex[:6]}", vault=vault, keypair_file=keypair,
                         input_mint=chain.mints["USDC"], output_mint=chain.mints["SOL"])
     env = executor_env(dsn=dsn, scenario=scenario, rpc_url=chain.rpc_url, swap_api_url=chain.swap_api_url,
                        concurrency=concurrency, lease_seconds=10, log_level="WARNING", **BENCH_LIMITS)
+    followers: list[Scenario] = []
+    if fanout:
+        assert workdir is not None and fanout[0][0] == vault
+        followers = [Scenario(strategy=scenario.strategy, vault=v, keypair_file=k, input_mint=scenario.input_mint,
+                              output_mint=scenario.output_mint) for v, k in fanout[1:]]
+        env["XORJ_VAULT_KEYS_DIR"] = str(harness.keys_directory(workdir / f"keys-{scenario.strategy}",
+                                                                [scenario, *followers]))
+        del env["XORJ_VAULT_KEYPAIR_FILE"]
+        n_trades = len(fanout)
     # CPU time of the event-loop thread (wall time would count waiting on the chain as cost)
     profiler = cProfile.Profile(time.thread_time)
     with Ledger.connect(dsn, apply_migrations=False) as ledger:
@@ -375,9 +391,17 @@ def profile(chain, pg: PostgresServer, vault: str, keypair: str, n_trades: int, 
                 profiler.disable()
 
         executor._thread = threading.Thread(target=profiled_main, daemon=True)
+        harness.register_vaults(ledger, scenario.strategy, followers)
         with executor:
             started = time.monotonic()
-            ids = admit(ledger, scenario, n_trades)
+            if fanout:
+                ids = [r.trade_id for r in ledger.run(admit_fanout(TradeIntent(
+                    strategy=scenario.strategy, vault=vault, lead_signature=f"bench-lead-{uuid.uuid4().hex}",
+                    lead_trader="BenchLead111111111111111111111111111111111", input_mint=scenario.input_mint,
+                    output_mint=scenario.output_mint, amount=1_000_000, notional_usd=Decimal(1)),
+                    actor="bench")).results.values()]
+            else:
+                ids = admit(ledger, scenario, n_trades)
             wait_terminal(ledger, ids, 60 + n_trades * 2.0)
             elapsed = time.monotonic() - started
     out = io.StringIO()
@@ -537,8 +561,9 @@ def fanout_runs(chain, pg: PostgresServer, args: argparse.Namespace, workdir: Pa
         n_leads = max(1, args.trades // n_vaults)
         for n in args.executors:
             print(f"fan-out run: {n_leads} lead swap(s) x {n_vaults} vault(s) = {n_leads * n_vaults} trades, "
-                  f"{n} executor(s) x concurrency {args.concurrency} ...", flush=True)
-            results.append(run_fanout(chain, pg, all_vaults[:n_vaults], n_leads, n, args.concurrency, workdir))
+                  f"{n} executor(s) x concurrency {args.fanout_concurrency} ...", flush=True)
+            results.append(run_fanout(chain, pg, all_vaults[:n_vaults], n_leads, n, args.fanout_concurrency,
+                                      workdir))
             print_fanout(results[-1:])  # each run's figures as it ends: a long run cut short keeps them
     return results
 
@@ -559,6 +584,9 @@ def main() -> None:
     parser.add_argument("--vaults", type=int, nargs="*", default=[],
                         help="also run one strategy fanned out to N vaults (1..1000) with each --executors count, "
                              "for each N given; max(1, trades // N) lead swaps per run")
+    parser.add_argument("--fanout-concurrency", type=int, default=64,
+                        help="trades in flight per executor in the --vaults runs (a fan-out's trades are "
+                             "claimed, checked, recorded and confirmed in batches: up to this many at once)")
     parser.add_argument("--fanout-only", action="store_true",
                         help="run only the --vaults runs (no ceiling, single-vault, lane or open-loop runs)")
     args = parser.parse_args()
@@ -580,6 +608,13 @@ def main() -> None:
             fanout = fanout_runs(chain, pg, args, workdir)
             print()
             print_fanout(fanout)
+            if args.profile:
+                vaults = [(v, str(k)) for v, k in sorted(chain.vaults.items())][:max(args.vaults)]
+                print()
+                print(f"profile of one in-process executor (concurrency {args.fanout_concurrency}) on one lead "
+                      f"swap fanned out to {len(vaults)} vaults:")
+                print(profile(chain, pg, vaults[0][0], vaults[0][1], len(vaults), args.fanout_concurrency,
+                              args.profile_top, fanout=vaults, workdir=workdir))
             return
         all_vaults = sorted(chain.vaults.items())
         (vault, keypair), ceiling_vaults = all_vaults[0], all_vaults[-3:]

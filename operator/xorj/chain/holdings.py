@@ -15,6 +15,7 @@ from typing import Protocol
 from solders.pubkey import Pubkey
 from spl.token.instructions import get_associated_token_address
 
+from xorj.chain.account_batch import AccountSource
 from xorj.chain.errors import MalformedAnswerError
 from xorj.chain.rpc import AccountInfo, SolanaRpc
 
@@ -120,7 +121,7 @@ async def read_balances(rpc: MultipleAccountsRpc, vaults: Sequence[str], mints: 
     return balances
 
 
-async def read_vault(rpc: SolanaRpc, vault: str, mints: Iterable[MintInfo]) -> VaultHoldings:
+async def read_vault(rpc: AccountSource, vault: str, mints: Iterable[MintInfo]) -> VaultHoldings:
     """The vault's lamports and token balances from ONE getMultipleAccounts (the vault account and
     its associated token account of each mint), so all of them are as of the same slot."""
     owner = Pubkey.from_string(vault)

@@ -34,6 +34,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
+from xorj.chain.account_batch import AccountReads
 from xorj.chain.classify import (
     TOKEN_2022_PROGRAM_ID,
     TOKEN_PROGRAM_ID,
@@ -133,6 +134,8 @@ class SwapGuard:
         self.limits = limits
         self.simulation_tries = simulation_tries
         self.validity = ValidityReader(rpc)
+        # the checks of one tick (a fan-out's vaults) read their accounts in shared calls
+        self.account_reads = AccountReads(rpc)
 
     async def sign(self, answer: SwapResponse, quote: Quote, key: VaultKey, *, input_mint: str, output_mint: str,
                    amount: int) -> SignedSwap:
@@ -192,7 +195,7 @@ class SwapGuard:
         keys = list(tx.message.account_keys)
         programs = [str(keys[ix.program_id_index]) for ix in tx.message.instructions]
         for _ in range(self.simulation_tries):
-            before = await self.rpc.accounts(watched, "processed")
+            before = await self.account_reads.accounts(watched, "processed")
             answer = await self.rpc.simulate(tx, watched, "processed")
             if answer.err is not None:
                 failure = tx_failure_from_solders(answer.err, program_ids=programs, logs=answer.logs)
@@ -201,7 +204,7 @@ class SwapGuard:
             if answer.accounts is None:
                 raise MalformedAnswerError("simulateTransaction returned no accounts; the swap cannot be checked",
                                            method="simulateTransaction")
-            again = await self.rpc.accounts(watched, "processed")
+            again = await self.account_reads.accounts(watched, "processed")
             if again != before:
                 continue  # the vault's accounts moved under the simulation: judge a quiet one
             check_simulation(facts, intent, Simulation(

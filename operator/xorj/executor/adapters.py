@@ -15,16 +15,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import NoReturn, TypeVar
 
+from xorj.chain.account_batch import AccountReads
 from xorj.chain.errors import MalformedAnswerError
 from xorj.chain.holdings import NATIVE_SOL_MINT, MintInfo, read_mints, read_vault
 from xorj.chain.jupiter import Quote
-from xorj.chain.prices import PriceSource
+from xorj.chain.prices import PriceSource, TokenPrice
 from xorj.chain.rpc import SolanaRpc
 from xorj.chain.ticks import TickBatcher
 from xorj.domain.risk import (
@@ -56,7 +57,7 @@ from xorj.executor.ports import TradeValuer
 from xorj.executor.settings import DEFAULT_CASH_MINTS
 from xorj.ledger import transactions as tx
 from xorj.ledger.aio import AsyncLedger
-from xorj.ledger.records import AlertSeverity, NewAlert
+from xorj.ledger.records import AlertSeverity, NewAlert, TradingHalt
 from xorj.ledger.statements import Step
 from xorj.redaction import redact_urls
 
@@ -71,9 +72,13 @@ _R = TypeVar("_R")
 NOT_SYSTEM_FAILURES = frozenset({ReasonCode.RISK_LIMIT, ReasonCode.CANCELLED})
 
 
-# How long the first write-ahead record of a batch waits for others (WriteAheadBatcher): short next
+# How long the first write-ahead record of a batch waits for others (write_ahead_batcher): short next
 # to a send's round trip, long enough for the records of trades signed in the same tick.
 WRITE_AHEAD_WINDOW = 0.002
+
+# The most trades one batched ledger transaction (LedgerTick) carries: more wait for the next one, which
+# runs at the same time on another pooled connection.
+LEDGER_BATCH = 32
 
 # Which trade failures also go to the alert outbox (written in the same transaction as the failure).
 FAILURE_ALERTS: dict[ReasonCode, tuple[str, AlertSeverity]] = {
@@ -102,7 +107,11 @@ class OwnedLedger:
         self.owner = owner
         self.strategy = strategy
         self._on_result = on_result or (lambda ok: None)
-        self.write_ahead = WriteAheadBatcher(self, window=write_ahead_window)
+        self.write_ahead = write_ahead_batcher(self, window=write_ahead_window)
+        # a fan-out's trades confirm and re-read at about the same time: one transaction per tick
+        self.confirmations: LedgerTick[tx.Confirmation, Trade] = LedgerTick(
+            self.run, tx.confirm_trades, window=write_ahead_window)
+        self.reads: LedgerTick[int, Trade] = LedgerTick(self.run, tx.get_trades, window=write_ahead_window)
 
     def for_claim(self, trade_id: int, fencing_token: int) -> ClaimedTradeLedger:
         return ClaimedTradeLedger(self, trade_id, fencing_token)
@@ -118,31 +127,45 @@ class OwnedLedger:
         return result
 
 
-class WriteAheadBatcher(TickBatcher[tx.AttemptRecord, Attempt | XorjError]):
-    """The write-ahead records this executor's trades make within ``window`` seconds of each other
-    (trades claimed together are signed at about the same time) go to the ledger in one transaction
-    (:func:`xorj.ledger.transactions.record_attempts`): one commit instead of one per trade. Each
-    trade still learns its own record's fate, and may send only once that commit has returned.
-    When the batch's transaction fails on a database error other than a lost connection (two trades
-    signed byte-identical transactions: one signature), each record is made again alone, so only
-    the record at fault gets the error. A lost connection fails every record of the batch: each
-    trade resumes from what the ledger says, as after any lost write."""
+_K = TypeVar("_K", bound=Hashable)
 
-    def __init__(self, owned: OwnedLedger, *, window: float) -> None:
+
+class LedgerTick(TickBatcher[_K, _R | XorjError]):
+    """The ledger writes (or reads) of one kind that this executor's trades make within ``window``
+    seconds of each other go to the ledger in one transaction (``batch_body``: each key's result,
+    or the refusal of that key alone): one commit instead of one per trade. Each trade still learns
+    its own result, once that commit has returned. When the batch's transaction fails on a database
+    error other than a lost connection (a broken constraint, a deadlock between two batches), each
+    key is written again alone, so only the key at fault gets the error. A lost connection fails
+    every key of the batch: each trade resumes from what the ledger says, as after any lost write."""
+
+    def __init__(self, run: Callable[[Step[dict[_K, _R | XorjError]]], Awaitable[dict[_K, _R | XorjError]]],
+                 batch_body: Callable[[list[_K]], Step[dict[_K, _R | XorjError]]], *, window: float,
+                 max_batch: int = LEDGER_BATCH) -> None:
         super().__init__(window=window)
-        self.owned = owned
+        self._run = run
+        self._batch_body = batch_body
+        self.max_batch = max_batch
 
-    async def answer(self, keys: list[tx.AttemptRecord]) -> dict[tx.AttemptRecord, Attempt | XorjError]:
+    async def answer(self, keys: list[_K]) -> dict[_K, _R | XorjError]:
+        # A transaction's statements run one after the other: a large tick is split into several
+        # transactions that run side by side on the pool's connections.
+        chunks = [keys[i:i + self.max_batch] for i in range(0, len(keys), self.max_batch)]
+        answers: dict[_K, _R | XorjError] = {}
+        for part in await asyncio.gather(*(self._answer(chunk) for chunk in chunks)):
+            answers.update(part)
+        return answers
+
+    async def _answer(self, keys: list[_K]) -> dict[_K, _R | XorjError]:
         try:
-            return await self.owned.run(tx.record_attempts(keys))
+            return await self._run(self._batch_body(keys))
         except LedgerUnavailableError:
             raise
         except LedgerError:
             if len(keys) == 1:
                 raise
-        alone = await asyncio.gather(*(self.owned.run(tx.record_attempts([key])) for key in keys),
-                                     return_exceptions=True)
-        answers: dict[tx.AttemptRecord, Attempt | XorjError] = {}
+        alone = await asyncio.gather(*(self._run(self._batch_body([key])) for key in keys), return_exceptions=True)
+        answers: dict[_K, _R | XorjError] = {}
         for key, result in zip(keys, alone, strict=True):
             if isinstance(result, XorjError):
                 answers[key] = result
@@ -152,11 +175,19 @@ class WriteAheadBatcher(TickBatcher[tx.AttemptRecord, Attempt | XorjError]):
                 answers[key] = result[key]
         return answers
 
-    async def record(self, record: tx.AttemptRecord) -> Attempt:
-        result = await self.read(record)
+    async def one(self, key: _K) -> _R:
+        result = await self.read(key)
         if isinstance(result, XorjError):
             raise result
         return result
+
+
+def write_ahead_batcher(owned: OwnedLedger, *, window: float) -> LedgerTick[tx.AttemptRecord, Attempt]:
+    """The write-ahead records of trades signed in the same tick, in one transaction
+    (:func:`xorj.ledger.transactions.record_attempts`); a trade sends only once its record's commit
+    has returned. Two trades that signed byte-identical transactions (one signature) break the
+    batch's constraint: each record is then made alone, and only the second is refused."""
+    return LedgerTick(owned.run, tx.record_attempts, window=window)
 
 
 class NoClaimPorts:
@@ -184,7 +215,7 @@ class ClaimedTradeLedger:
         """The trade as the ledger has it now. Refuses (LeaseLostError) once the trade is claimed again
         and still open: the work under this claim must stop before deciding anything from it."""
         self._check(trade_id)
-        trade = await self.owned.run(tx.get_trade(trade_id))
+        trade = await self.owned.reads.one(trade_id)
         if not trade.is_terminal and trade.fencing_token != self.fencing_token:
             raise LeaseLostError(
                 f"load of trade {trade_id} refused for {self.owned.owner!r} (fencing token {self.fencing_token}): "
@@ -195,7 +226,7 @@ class ClaimedTradeLedger:
                              last_valid_block_height: int, slippage_bps: int, quote_out_amount: int | None) -> None:
         self._check(trade_id)
         del attempt_no  # the ledger numbers attempts itself (the next in sequence, under the row lock)
-        await self.owned.write_ahead.record(tx.AttemptRecord(
+        await self.owned.write_ahead.one(tx.AttemptRecord(
             trade_id, self.owned.owner, signature, bytes(raw_tx), last_valid_block_height, slippage_bps,
             quote_out_amount, self.fencing_token))
 
@@ -209,8 +240,8 @@ class ClaimedTradeLedger:
 
     async def confirm(self, trade_id: int, signature: str) -> None:
         self._check(trade_id)
-        await self.owned.run(tx.confirm_trade(trade_id, self.owned.owner, signature,
-                                              fencing_token=self.fencing_token))
+        await self.owned.confirmations.one(tx.Confirmation(trade_id, self.owned.owner, signature,
+                                                             self.fencing_token))
 
     async def fail(self, trade_id: int, reason: ReasonCode, detail: str) -> None:
         self._check(trade_id)
@@ -222,6 +253,19 @@ class ClaimedTradeLedger:
                              strategy=self.owned.strategy, trade_id=trade_id)
         await self.owned.run(tx.fail_trade(trade_id, self.owned.owner, reason, detail,
                                            fencing_token=self.fencing_token, alert=alert))
+
+
+class SharedPrices(TickBatcher[frozenset[str], dict[str, TokenPrice]]):
+    """The prices the valuations of one tick need, in one request to the price source: a fan-out's
+    trades value the same pair at the same moment. Every trade still gets a fresh price."""
+
+    def __init__(self, prices: PriceSource, *, window: float = WRITE_AHEAD_WINDOW) -> None:
+        super().__init__(window=window)
+        self.prices = prices
+
+    async def answer(self, keys: list[frozenset[str]]) -> dict[frozenset[str], dict[str, TokenPrice]]:
+        found = await self.prices.prices(sorted(set().union(*keys)))
+        return {key: {mint: found[mint] for mint in key if mint in found} for key in keys}
 
 
 class ChainValuer:
@@ -238,6 +282,8 @@ class ChainValuer:
         self.cash_mints = frozenset(cash_mints)
         self.sol_mint = sol_mint
         self._mints: dict[str, MintInfo] = {}  # a mint's decimals never change: read each once
+        self._prices = SharedPrices(prices)
+        self._accounts = AccountReads(rpc)  # a fan-out's vaults are valued at the same moment
 
     async def _mint_infos(self, mints: Iterable[str]) -> dict[str, MintInfo]:
         missing = [m for m in set(mints) if m not in self._mints]
@@ -249,8 +295,9 @@ class ChainValuer:
         token_mints = {trade.input_mint, trade.output_mint, *self.valued_mints}
         infos = await self._mint_infos(token_mints)
         holdings, prices = await asyncio.gather(
-            read_vault(self.rpc, trade.vault, infos.values()),
-            self.prices.prices(prices_needed(trade.input_mint, trade.output_mint, self.valued_mints, self.sol_mint)))
+            read_vault(self._accounts, trade.vault, infos.values()),
+            self._prices.read(frozenset(prices_needed(trade.input_mint, trade.output_mint, self.valued_mints,
+                                                      self.sol_mint))))
         wrong = decimals_agree({m: i.decimals for m, i in infos.items()}, {m: p.decimals for m, p in prices.items()})
         if wrong:
             raise MalformedAnswerError(f"price: decimals of {', '.join(wrong)} differ from the mint on chain",
@@ -298,11 +345,23 @@ class LedgerRiskGate:
         self._on_breaker = on_breaker or (lambda status: None)
         self._on_halt = on_halt or (lambda halted: None)
         self._breaker_cache: tuple[float, BreakerStatus] | None = None
+        self._breaker_read: asyncio.Future[BreakerStatus] | None = None
+        # The checks of one tick (a fan-out's trades are checked together) share one read of the halt
+        # and count their daily shares in one transaction.
+        self._halts = HaltReader(ledger, window=WRITE_AHEAD_WINDOW)
+        self._reservations: LedgerTick[tx.Reservation, RiskDecision] = LedgerTick(
+            ledger.run, tx.reserve_daily_shares, window=WRITE_AHEAD_WINDOW)
 
     async def breaker_status(self) -> BreakerStatus:
         now_mono = time.monotonic()
         if self._breaker_cache is not None and now_mono - self._breaker_cache[0] < 1.0:
             return self._breaker_cache[1]
+        # the checks waiting on an expired status (a fan-out's, all at once) share one read of it
+        if self._breaker_read is None or self._breaker_read.done():
+            self._breaker_read = asyncio.ensure_future(self._read_breaker(now_mono))
+        return await asyncio.shield(self._breaker_read)
+
+    async def _read_breaker(self, now_mono: float) -> BreakerStatus:
         now = datetime.now(UTC)
         since = now - self.breaker.window - self.breaker.open_for
         outcomes = await self.ledger.run(tx.recent_outcomes(self.strategy, since))
@@ -323,7 +382,7 @@ class LedgerRiskGate:
         if self.kill_switch.global_halt:
             self._on_halt(True)
             return globally_halted("executor setting XORJ_GLOBAL_HALT")
-        halt = await self.ledger.run(tx.trading_halt())
+        halt = await self._halts.read(None)
         self._on_halt(halt.halted)
         if halt.halted:
             return globally_halted(halt.reason)
@@ -355,8 +414,21 @@ class LedgerRiskGate:
                 return replace(decision, message=f"{decision.message} ({disagreement})")
             return decision
 
-        return await self.ledger.run(tx.reserve_daily_share(trade.trade_id, self.owner, notional, decide,
-                                                            fencing_token=fencing_token))
+        return await self._reservations.one(tx.Reservation(trade.trade_id, self.owner, trade.vault, notional, decide,
+                                                           fencing_token))
+
+
+class HaltReader(TickBatcher[None, TradingHalt]):
+    """The cluster-wide halt as the checks of one tick see it: one read for all of them. (The
+    reservation reads it again, atomically, in its own transaction.)"""
+
+    def __init__(self, ledger: AsyncLedger, *, window: float) -> None:
+        super().__init__(window=window)
+        self.ledger = ledger
+
+    async def answer(self, keys: list[None]) -> dict[None, TradingHalt]:
+        halt = await self.ledger.run(tx.trading_halt())
+        return {key: halt for key in keys}
 
 
 class ClaimRiskGate:

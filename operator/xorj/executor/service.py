@@ -54,6 +54,12 @@ log = logging.getLogger("xorj.executor")
 LEDGER_APPLICATION_NAME = "xorj-executor"
 
 
+def ledger_pool_size(concurrency: int) -> int:
+    """Ledger connections for ``concurrency`` trades in flight: their batched transactions (checks,
+    write-ahead records, confirmations) run side by side, and the heartbeat must not wait behind them."""
+    return min(16, max(4, concurrency // 8))
+
+
 class SigkillHook:
     """Test-only: ``XORJ_TEST_SIGKILL_AFTER=step[:n]`` kills this process with SIGKILL right after
     the n-th time (default 1st) the algorithm completes ``step``. Nothing is flushed or cleaned up:
@@ -104,6 +110,7 @@ class ExecutorService:
         # Executors never migrate: their namespace login may not change the schema (the operator does).
         # The pool opens in run(), on the event loop that uses it.
         self.ledger = ledger or AsyncLedger.for_dsn(settings.ledger_dsn.get_secret_value(),
+                                                    max_size=ledger_pool_size(settings.concurrency),
                                                     name=LEDGER_APPLICATION_NAME)
         self.metrics = ExecutorMetrics(settings.strategy)
         self.metrics.concurrency_limit.labels(settings.strategy).set(settings.concurrency)

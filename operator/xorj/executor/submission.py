@@ -62,9 +62,10 @@ from xorj.chain.errors import (
     SimulationFailedError,
     SwapRejectedError,
 )
-from xorj.chain.jupiter import SignedSwap
+from xorj.chain.jupiter import Quote, SignedSwap
 from xorj.chain.rpc import SignatureStatus, SolanaRpc
 from xorj.chain.status_batch import StatusBatcher, StatusReading
+from xorj.chain.ticks import TickBatcher
 from xorj.domain.expiry import ExpiryVerdict, expiry_verdict
 from xorj.domain.slippage import SlippageAction, SlippagePolicy, decide_retry
 from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, Trade, TradeState
@@ -75,6 +76,9 @@ from xorj.executor.signing import VaultNotHeldError
 log = logging.getLogger(__name__)
 
 # The steps a test hook may stop the process after (in the order they happen).
+# How long the first quote of a tick waits for the same request from other trades (SharedQuotes)
+QUOTE_TICK = 0.002
+
 STEPS = ("quoted", "signed", "committed", "sent", "landed", "resolved", "confirmed", "failed")
 
 
@@ -164,6 +168,43 @@ def program_ids_of(raw_tx: bytes) -> tuple[str, ...]:
                  for ix in message.instructions)
 
 
+@dataclass(frozen=True)
+class _QuoteRequest:
+    input_mint: str
+    output_mint: str
+    amount: int
+    slippage_bps: int
+
+
+class SharedQuotes(TickBatcher[_QuoteRequest, "Quote | Exception"]):
+    """One quote for the trades of one tick that ask for the same swap: a lead swap fanned out to many
+    vaults asks for the same pair, amount and slippage once per vault, and the quote does not depend on
+    the vault (the swap transaction built from it does, and each vault's is checked on its own). The
+    window is short next to a quote's life, so every trade still quotes afresh."""
+
+    def __init__(self, swap_api: SwapApi, *, window: float = QUOTE_TICK) -> None:
+        super().__init__(window=window)
+        self.swap_api = swap_api
+
+    async def answer(self, keys: list[_QuoteRequest]) -> dict[_QuoteRequest, Quote | Exception]:
+        # each request's failure is its own: another amount's refusal must not fail this one
+        quotes = await asyncio.gather(*(self.swap_api.quote(input_mint=k.input_mint, output_mint=k.output_mint,
+                                                            amount=k.amount, slippage_bps=k.slippage_bps)
+                                        for k in keys), return_exceptions=True)
+        answers: dict[_QuoteRequest, Quote | Exception] = {}
+        for key, quote in zip(keys, quotes, strict=True):
+            if isinstance(quote, BaseException) and not isinstance(quote, Exception):
+                raise quote
+            answers[key] = quote
+        return answers
+
+    async def quote(self, trade: Trade, slippage_bps: int) -> Quote:
+        answer = await self.read(_QuoteRequest(trade.input_mint, trade.output_mint, trade.amount, slippage_bps))
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
 class Submitter:
     """Runs the algorithm for trades of the vaults the signer holds. One instance serves many
     concurrent trades.
@@ -192,6 +233,7 @@ class Submitter:
         self.hook = hook
         self._sleep = sleep
         self.statuses = StatusBatcher(rpc)
+        self.quotes = SharedQuotes(swap_api)
         # a second RPC node asked when rpc's status answer is too old to prove expiry (optional)
         self.confirm_rpc = confirm_rpc
 
@@ -249,8 +291,7 @@ class Submitter:
             tries, left = tries + 1, left - 1
             try:
                 vault = await self.signer.public_key(trade.vault)  # before any quote: a vault not held fails here
-                quote = await self.swap_api.quote(input_mint=trade.input_mint, output_mint=trade.output_mint,
-                                                  amount=trade.amount, slippage_bps=slippage_bps)
+                quote = await self.quotes.quote(trade, slippage_bps)
                 self.hook("quoted")
                 decision = await self.risk.check(trade, quote)
                 if not decision.allowed:

@@ -225,6 +225,60 @@ def record_attempts(batch: Sequence[AttemptRecord]) -> Step[dict[AttemptRecord, 
     return results
 
 
+@dataclass(frozen=True, eq=False)
+class Reservation:
+    """One daily-limit check and count (the arguments of :func:`reserve_daily_share`), for
+    :func:`reserve_daily_shares`. Compared by identity: each check carries its own decision."""
+
+    trade_id: int
+    owner: str
+    vault: str
+    notional_usd: Decimal
+    decide: RiskCheck
+    fencing_token: int
+
+
+def reserve_daily_shares(batch: Sequence[Reservation]) -> Step[dict[Reservation, RiskDecision | XorjError]]:
+    """The daily-limit checks of several trades (those one executor checked at about the same time, a
+    fan-out's trades most of all) in ONE transaction: each is :func:`reserve_daily_share`'s, made in
+    (vault, trade id) order, so every batch takes the vaults' locks in the same order. Two trades of
+    one vault in a batch are serialised like two transactions: the second sees the first's count. A
+    check refused on its own (lease lost, unknown trade) is that check's result and counts nothing;
+    a database error fails the whole transaction, and the caller may check each alone."""
+    results: dict[Reservation, RiskDecision | XorjError] = {}
+    for check in sorted(batch, key=lambda r: (r.vault, r.trade_id)):
+        try:
+            results[check] = yield from reserve_daily_share(check.trade_id, check.owner, check.notional_usd,
+                                                            check.decide, fencing_token=check.fencing_token)
+        except _REFUSALS as refused:
+            results[check] = refused
+    return results
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """One confirmation (the arguments of :func:`confirm_trade`), for :func:`confirm_trades`."""
+
+    trade_id: int
+    owner: str
+    signature: str
+    fencing_token: int
+
+
+def confirm_trades(batch: Sequence[Confirmation]) -> Step[dict[Confirmation, Trade | XorjError]]:
+    """The confirmations of several trades in ONE transaction, in trade-id order, each
+    :func:`confirm_trade`'s; one refused on its own is that trade's result and writes nothing."""
+    results: dict[Confirmation, Trade | XorjError] = {}
+    for confirmation in sorted(set(batch), key=lambda c: (c.trade_id, c.signature)):
+        try:
+            results[confirmation] = yield from confirm_trade(confirmation.trade_id, confirmation.owner,
+                                                             confirmation.signature,
+                                                             fencing_token=confirmation.fencing_token)
+        except _REFUSALS as refused:
+            results[confirmation] = refused
+    return results
+
+
 def resolve_attempt(signature: str, owner: str, outcome: AttemptOutcome, reason: ReasonCode | None = None,
                     detail: str | None = None, *, send_failure: ReasonCode | None = None,
                     fencing_token: int) -> Step[Attempt]:
@@ -379,6 +433,14 @@ def get_trade(ref: int | IdempotencyKey) -> Step[Trade]:
     if trade is None:
         raise TradeNotFoundError(f"no trade {ref}")
     return trade
+
+
+def get_trades(trade_ids: Sequence[int]) -> Step[dict[int, Trade | XorjError]]:
+    """Several trades with their attempts in two queries; a missing one is a TradeNotFoundError."""
+    found = yield from rows(f"SELECT {TRADE_COLUMNS} FROM trades WHERE id = ANY(%s)",
+                            ([int(i) for i in trade_ids],))
+    by_id: dict[int, Trade | XorjError] = {t.trade_id: t for t in (yield from queue.with_attempts(found))}
+    return {i: by_id.get(i) or TradeNotFoundError(f"no trade {i}") for i in trade_ids}
 
 
 def attempt_trade(signature: str) -> Step[int | None]:
