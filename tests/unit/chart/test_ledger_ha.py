@@ -139,3 +139,23 @@ def test_the_image_recipe_builds_the_tag_the_chart_runs() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())["postgresql"]["ha"]["image"]
     assert f"{values['repository']}:{values['tag']}" == PATRONI_IMAGE == f"localhost/xorj-patroni:{patroni}-pg{major}"
     assert "USER 999:999" in recipe  # the chart's runAsUser
+
+
+def test_patroni_itself_accepts_the_rendered_settings(tmp_path) -> None:
+    """Patroni's own validator (``patroni --validate-config``) on the rendered patroni.yml, with the
+    environment the pod gives it."""
+    import os
+    import subprocess
+    import sys
+
+    from xorj.devenv.postgres import find_bin_dir
+
+    config = tmp_path / "patroni.yml"
+    config.write_text(named(render(HA), "ConfigMap", "xorj-postgresql-patroni")["data"]["patroni.yml"])
+    env = {**os.environ, "PATH": f"{find_bin_dir()}:{os.environ['PATH']}", "PATRONI_NAME": "xorj-postgresql-0",
+           "PATRONI_KUBERNETES_NAMESPACE": "xorj", "PATRONI_KUBERNETES_POD_IP": "10.0.0.5",
+           "PATRONI_POSTGRESQL_CONNECT_ADDRESS": "10.0.0.5:5432", "PATRONI_RESTAPI_CONNECT_ADDRESS": "10.0.0.5:8008",
+           "PATRONI_SUPERUSER_PASSWORD": "s", "PATRONI_REPLICATION_PASSWORD": "r", "PATRONI_REWIND_PASSWORD": "w"}
+    result = subprocess.run([sys.executable, "-m", "patroni", "--validate-config", str(config)], env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
