@@ -122,9 +122,11 @@ def hadolint_binary() -> str:
     return found
 
 
-def test_hadolint_finds_nothing() -> None:
+@pytest.mark.parametrize("recipe", [DOCKERFILE, DOCKERFILE.parent / "images" / "patroni" / "Containerfile"],
+                         ids=["project", "patroni"])
+def test_hadolint_finds_nothing(recipe: Path) -> None:
     result = subprocess.run(
-        [hadolint_binary(), "--format", "json", str(DOCKERFILE)],
+        [hadolint_binary(), "--format", "json", str(recipe)],
         capture_output=True, text=True, timeout=60,
     )
     findings = json.loads(result.stdout or "[]")

@@ -34,6 +34,10 @@ BASE_SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 BASE_IMAGE = "localhost/xorj-base:bookworm"
 PROJECT_IMAGE = "localhost/xorj-operator"
+# The HA ledger's image (chart: postgresql.ha.image) and its recipe; its tag names Patroni's version
+# and Postgres's major version, as the recipe's ARGs.
+PATRONI_IMAGE = "localhost/xorj-patroni:4.1.5-pg15"
+PATRONI_RECIPE = "images/patroni/Containerfile"
 SOURCES = ("Dockerfile", "requirements.lock", "requirements-build.lock", "pyproject.toml", "README.md")
 SOURCE_DIRS = ("operator",)
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -203,6 +207,26 @@ class ImageBuilder:
         seconds = time.monotonic() - started
         log.info("image built", extra={"image": reference, "seconds": round(seconds, 1)})
         return BuiltImage(reference, archive, False, seconds)
+
+    def build_patroni(self, progress: Progress = _silent, force: bool = False) -> BuiltImage:
+        """The HA ledger's image (images/patroni/Containerfile: Debian's Postgres and Patroni) on the
+        same base, tagged ``PATRONI_IMAGE`` (the chart's default postgresql.ha.image); cached by the
+        recipe's hash."""
+        started = time.monotonic()
+        recipe = self.root / PATRONI_RECIPE
+        digest = hashlib.sha256(recipe.read_bytes()).hexdigest()[:16]
+        archive = self.cache_dir / "archives" / f"xorj-patroni-{digest}.oci.tar"
+        if archive.is_file() and not force:
+            return BuiltImage(PATRONI_IMAGE, archive, True, time.monotonic() - started)
+        base = self.build_base(progress)
+        progress(f"buildah build {PATRONI_IMAGE} (FROM {base})")
+        self.buildah(
+            "build", "--layers", *(["--no-cache"] if force else []), "--network", "host", "--isolation", "chroot",
+            "--build-arg", f"BASE_IMAGE={base}", "-f", str(recipe), "-t", PATRONI_IMAGE, str(recipe.parent),
+        )
+        progress(f"pushing {PATRONI_IMAGE} to {archive}")
+        self.push_archive(PATRONI_IMAGE, archive)
+        return BuiltImage(PATRONI_IMAGE, archive, False, time.monotonic() - started)
 
     @staticmethod
     def import_into(archive: Path, containerd_socket: Path) -> None:

@@ -6,6 +6,24 @@ the caller learns the truth by reading the ledger again once it is reachable (th
 the unique attempt signature make the re-read decisive). The pool checks each connection before
 lending it, so after a server restart the dead connections are replaced instead of failing the first
 caller, and new connections are made as soon as the server accepts them again.
+
+A highly available ledger (Patroni, issue 17) needs nothing more than its DSN: give every member's
+address with ``target_session_attrs=read-write`` (``host=a,b,c target_session_attrs=read-write``, or the
+primary Service's one address). What makes the executors and the operator follow a new primary without
+a restart, measured in tests/integration/executor/test_ledger_primary_failover.py:
+- ``check``: each connection is checked before it is lent, so the dead primary's connections are dropped
+  at their next use, not handed to a caller;
+- ``connect_timeout`` (default 5 s): libpq spends at most this per address, so a member that is down or
+  unreachable is passed over within it and the next one tried;
+- ``target_session_attrs=read-write`` in the DSN: a new connection keeps only the member that takes
+  writes (a standby, or the old primary restarting as one, is skipped);
+- ``timeout`` (the acquire timeout, default 5 s): how long a caller waits for a connection before its
+  call fails :class:`LedgerUnavailableError`; a switchover (a second or two) fits in it, so it fails
+  nothing; a failover after a lost primary (Patroni's leader TTL, 20 s in the chart) does not, and the
+  callers' own retries (the executor's next poll, the operator's retried handler) carry the work over;
+- ``reconnect_timeout`` (1 h): the pool keeps trying to fill itself in the background all that time.
+A write whose COMMIT was in flight when the primary died is decided by the re-read, as above; with
+synchronous replication (strict) a COMMIT that returned is on the promoted standby.
 """
 
 from __future__ import annotations

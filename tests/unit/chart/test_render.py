@@ -23,6 +23,7 @@ from tests.unit.chart.helm import (
 
 VARIANTS = {
     "defaults": (),
+    "ha-ledger": ("ledger.mode=ha",),
     "external-ledger": ("postgresql.enabled=false", "ledger.existingSecret=pg-app",
                         "ledger.podSelector.cnpg\\.io/cluster=pg"),
     "monitoring": ("metrics.prometheusRule.enabled=true", "metrics.serviceMonitor.enabled=true"),
