@@ -154,8 +154,11 @@ def test_vault_keys_reach_the_executor_pods_and_a_key_in_a_mounted_secret_rolls_
     sources = next(v for v in pod["volumes"] if v["name"] == "vault")["projected"]["sources"]
     assert sources[0] == {"secret": {"name": "vault-keypair", "items": [{"key": "keypair.json",
                                                                            "path": "keypair.json"}]}}
+    # by default the signer sidecar alone reads the keys directory; the executor's settings name no key
     config = kube.get("configmap", "alpha-executor-config")["data"]
-    assert config["XORJ_VAULT_KEYS_DIR"] and "XORJ_VAULT_KEYPAIR_FILE" not in config
+    assert not {"XORJ_VAULT_KEYS_DIR", "XORJ_VAULT_KEYPAIR_FILE"} & set(config)
+    signer = next(c for c in pod["containers"] if c["name"] == "signer")
+    assert {e["name"]: e.get("value") for e in signer["env"]}["XORJ_SIGNER_KEYS_DIR"] == "/var/run/xorj/vault"
     generation, template = dep["metadata"]["generation"], dep["spec"]["template"]
 
     # a third vault: its key added to the mounted Secret, then its Vault
