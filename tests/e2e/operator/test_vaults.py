@@ -119,7 +119,43 @@ def test_deleting_a_pending_many_vault_copytrade_cancels_every_vaults_trade(kube
     wait_for(_vault_counts(kube, "ct2", total=2, pending=2), 60, "ct2 fanned out to 2 vaults")
     kube.run("delete", "copytrade", "ct2", "--wait=true", "--timeout=60s")
     key = f"{kube.namespace}/alpha"
-    assert ledger.run(vaults.fanout_counts(key, lead)) == vaults.FanOutCounts(total=2, failed=2)
+    counts = ledger.run(vaults.fanout_counts(key, lead))
+    assert (counts.total, counts.failed, counts.pending) == (2, 2, 0) and counts.last_finished_at is not None
+
+
+def test_a_binding_revoked_on_the_secret_alone_takes_the_vault_out_within_the_recheck_period(
+        kube: Kubectl, operators, ledger: Ledger) -> None:
+    """Only the Secret changes (its binding annotation removed, as a binder revokes it): the Vault gets
+    no event, yet within XORJ_OPERATOR_VAULT_RECHECK_SECONDS it is out of the registry, its PENDING
+    trade cancelled, and a new lead swap gives it no trade; bound again, it is back as quickly."""
+    public_key = str(Keypair().pubkey())
+    kube.apply(secret("v1-keypair", {"keypair.json": "[]"}, bound_to=("alpha",)))
+    operators(extra_env={"XORJ_OPERATOR_VAULT_RECHECK_SECONDS": "2"})
+    kube.apply(strategy("alpha"))
+    kube.apply(vault("v1", "alpha", public_key, secret_name="v1-keypair"))
+    generation = wait_for(_ready_reason(kube, "v1", "Active"), 60, "Vault v1 registered")["metadata"]["generation"]
+    key = f"{kube.namespace}/alpha"
+    first_lead = signature("lead-before-revoked")
+    kube.apply(copytrade("ct1", "alpha", first_lead))
+    wait_for(_vault_counts(kube, "ct1", total=2, pending=2), 60, "ct1 fanned out to 2 vaults")
+
+    kube.run("annotate", "secret", "v1-keypair", "trading.xorj.io/strategies-")
+    refused = wait_for(_ready_reason(kube, "v1", "SecretNotBound"), 20, "the revoked binding noticed")
+    assert refused["metadata"]["generation"] == generation  # the Vault itself never changed
+    row = next(r for r in ledger.run(vaults.list_vaults(key)) if r.pubkey == public_key)
+    assert row.removed_at is not None
+    counts = ledger.run(vaults.fanout_counts(key, first_lead))
+    assert (counts.total, counts.pending, counts.failed) == (2, 1, 1)  # its PENDING trade cancelled
+    later_lead = signature("lead-after-revoked")
+    kube.apply(copytrade("ct2", "alpha", later_lead))
+    wait_for(lambda: ((kube.get("copytrade", "ct2") or {}).get("status") or {}).get("admission") == "Admitted",
+             60, "ct2 admitted")
+    assert ledger.run(vaults.fanout_counts(key, later_lead)).total == 1  # the strategy's own vault only
+
+    kube.run("annotate", "secret", "v1-keypair", "trading.xorj.io/strategies=alpha")
+    wait_for(_ready_reason(kube, "v1", "Active"), 20, "the binding granted again noticed")
+    row = next(r for r in ledger.run(vaults.list_vaults(key)) if r.pubkey == public_key)
+    assert row.removed_at is None
 
 
 def _key_sources(kube: Kubectl, *secret_names: str):
