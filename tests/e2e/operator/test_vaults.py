@@ -5,6 +5,9 @@ cancels its PENDING trade, and the API server refuses invalid Vaults naming the 
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from solders.keypair import Keypair
 
@@ -156,6 +159,38 @@ def test_a_binding_revoked_on_the_secret_alone_takes_the_vault_out_within_the_re
     wait_for(_ready_reason(kube, "v1", "Active"), 20, "the binding granted again noticed")
     row = next(r for r in ledger.run(vaults.list_vaults(key)) if r.pubkey == public_key)
     assert row.removed_at is None
+
+
+def test_a_many_vault_copytrades_ttl_counts_from_its_last_vaults_trade(kube: Kubectl, operators,
+                                                                        ledger: Ledger) -> None:
+    """Its own vault's trade finishes first, the other vault's TTL + 3 s later: status.finishedAt is
+    the last finish, and the CopyTrade outlives the TTL counted from its own vault's trade."""
+    ttl = 4
+    operators()
+    kube.apply(strategy("alpha"))
+    kube.apply(vault("v1", "alpha", str(Keypair().pubkey())))
+    wait_for(_ready_reason(kube, "v1", "Active"), 60, "Vault v1 registered")
+    kube.apply(copytrade("ct-ttl", "alpha", signature("lead-ttl"), ttlSecondsAfterFinished=ttl))
+    wait_for(_vault_counts(kube, "ct-ttl", total=2, pending=2), 60, "ct-ttl fanned out to 2 vaults")
+    key = f"{kube.namespace}/alpha"
+    driver = LedgerDriver(ledger, key)
+    trades = {t.vault: t.trade_id for t in driver.claim_all()}
+    assert len(trades) == 2
+    own = trades[VAULT]
+    other = next(t for v, t in trades.items() if v != VAULT)
+    first = driver.confirm(own, driver.submit(own))
+    wait_for(_vault_counts(kube, "ct-ttl", confirmed=1, pending=1), 30, "the own vault's trade mirrored")
+    time.sleep(ttl + 3)  # the TTL counted from the own vault's trade has run out
+    last = driver.confirm(other, driver.submit(other))
+    done = wait_for(_vault_counts(kube, "ct-ttl", confirmed=2), 30, "both vaults' trades mirrored")
+    assert last.finished_at is not None and first.finished_at is not None
+    finished = datetime.fromisoformat(done["finishedAt"])
+    assert abs(finished - last.finished_at) < timedelta(seconds=1)  # the last vault's, not its own's
+    assert finished - first.finished_at >= timedelta(seconds=ttl)
+    time.sleep(1)
+    assert kube.get("copytrade", "ct-ttl") is not None, "deleted before its TTL from the last vault's trade"
+    wait_for(lambda: kube.get("copytrade", "ct-ttl") is None, 60, "ct-ttl deleted after its TTL")
+    assert datetime.now(UTC) >= last.finished_at + timedelta(seconds=ttl)
 
 
 def _key_sources(kube: Kubectl, *secret_names: str):
