@@ -698,6 +698,11 @@ class Demo:
 
             env["XORJ_OPERATOR_EXECUTOR_NODE_SELECTOR"] = json.dumps({REAL_NODE_LABEL: "real"})
             env["XORJ_OPERATOR_EXECUTOR_TOLERATIONS"] = json.dumps([{**EXECUTOR_NODE_TAINT, "operator": "Equal"}])
+        else:
+            # the development pod runtime runs a pod's first container only, so no signer sidecar would
+            # run: the executors sign in-process (the operator's opt-out); on the real node the signer
+            # sidecar, the default, holds the keys
+            env["XORJ_OPERATOR_EXECUTOR_SIGNER_SIDECAR"] = "false"
         argv = [xorj_program(), "operator", f"--namespace={self.namespace}", "--standalone",
                 f"--health-port={health}", f"--metrics-port={metrics}", "--log-format=json"]
         record = start_process("operator", argv, env, self.root / "logs" / "operator.log", marker="operator")

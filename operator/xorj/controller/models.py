@@ -613,7 +613,8 @@ class CopyTradeSpec(KubeModel):
     ttl_seconds_after_finished: int | None = Field(
         default=None,
         ge=0,
-        description="Delete this CopyTrade this long after it is terminal (the ledger keeps it).",
+        description="Delete this CopyTrade this long after it is terminal (status.finishedAt; for a many-vault "
+        "CopyTrade, when the last of its vaults' trades finished). The ledger keeps the trades.",
     )
 
 

@@ -58,11 +58,14 @@ class ExecutorSettings(BaseSettings):
         "XORJ_OPERATOR_EXECUTOR_NODE_SELECTOR='{\"xorj.dev/node\": \"real\"}'."))
     tolerations: list[dict[str, Any]] = Field(default_factory=list, description=(
         "The executors' tolerations; a JSON list in the environment."))
-    signer_sidecar: bool = Field(default=False, description=(
+    signer_sidecar: bool = Field(default=True, description=(
         "The signer boundary (docs/security.md): each executor pod gets an ``xorj signer`` sidecar that "
-        "alone mounts the vault key; the executor signs through its Unix socket. The signer reads the "
-        "ledger with the DSN in key ``signer_ledger_secret_key`` of ``ledger_secret``: a signer-only "
-        "login (migration 0014) that the operator makes with ``ledger_logins``. Off by default."))
+        "alone mounts the vault keys (the strategy's own and its Vaults'); the executor container mounts "
+        "none and signs through the sidecar's Unix socket. The signer reads the ledger with the DSN in key "
+        "``signer_ledger_secret_key`` of ``ledger_secret``: a signer-only login (migration 0014) that the "
+        "operator makes with ``ledger_logins`` (without it, that key must be in the user's Secret). On by "
+        "default, for one-vault strategies too; false is the opt-out to the executor's in-process keyring "
+        "(the executor container then mounts the keys). The chart's executor.signerSidecar."))
     signer_ledger_secret_key: str = Field(default="signer-dsn", description=(
         "The key of the signer's ledger DSN in ``ledger_secret``."))
 
@@ -109,6 +112,11 @@ class TimingSettings(BaseSettings):
                                             description="A CopyTrade's status re-reads the ledger this often.")
     strategy_resync_seconds: float = Field(default=10.0, gt=0, description=(
         "A TradingStrategy is reconciled this often (kopf's timer: read once, at import)."))
+    vault_recheck_seconds: float = Field(default=60.0, gt=0, description=(
+        "Each Vault's Secret binding is checked again this often (kopf's timer: read once, at import), "
+        "so a binding revoked on the Secret alone takes the vault out of the registry (no new trade, its "
+        "PENDING trades cancelled) within this bound, with no change to the Vault and no restart. One "
+        "metadata-only GET of the Secret per Vault per period."))
     strategy_drain_seconds: float = Field(default=300.0, ge=0, description=(
         "Deleting a strategy waits this long for its SUBMITTED trades to finish before letting go."))
     alert_delivery_seconds: float = Field(default=2.0, ge=0, description=(

@@ -86,6 +86,8 @@ class FanOutCounts:
     submitted: int = 0
     confirmed: int = 0
     failed: int = 0
+    # when the last of them finished (None while any is not terminal): a fan-out's TTL counts from it
+    last_finished_at: datetime | None = None
 
 
 def register_vault(strategy: str, pubkey: str, *, vault_object: str, limits: VaultLimits) -> Step[Registration]:
@@ -232,12 +234,15 @@ def admit_fanout(template: TradeIntent, *, actor: str | None = None, detail: str
 
 def fanout_counts(strategy: str, lead_signature: str) -> Step[FanOutCounts]:
     """The lead swap's trades of ``strategy`` per state, in one aggregate query."""
-    found = yield from rows("SELECT state, count(*) AS n FROM trades WHERE strategy = %s AND lead_signature = %s "
-                            "GROUP BY state", (strategy, lead_signature))
+    found = yield from rows("SELECT state, count(*) AS n, max(finished_at) AS last_finished_at FROM trades "
+                            "WHERE strategy = %s AND lead_signature = %s GROUP BY state", (strategy, lead_signature))
     per_state = {TradeState(r["state"]): int(r["n"]) for r in found}
+    finished = [r["last_finished_at"] for r in found if TradeState(r["state"]).is_terminal]
+    done = bool(found) and all(TradeState(r["state"]).is_terminal for r in found) and all(finished)
     return FanOutCounts(total=sum(per_state.values()), pending=per_state.get(TradeState.PENDING, 0),
                         submitted=per_state.get(TradeState.SUBMITTED, 0),
-                        confirmed=per_state.get(TradeState.CONFIRMED, 0), failed=per_state.get(TradeState.FAILED, 0))
+                        confirmed=per_state.get(TradeState.CONFIRMED, 0), failed=per_state.get(TradeState.FAILED, 0),
+                        last_finished_at=max(finished) if done else None)
 
 
 def fanout_trade_ids(strategy: str, lead_signature: str) -> Step[list[int]]:

@@ -87,8 +87,12 @@ def test_dev_up_runs_executors_as_real_pods_on_a_real_node(k8s_cluster, tmp_path
         for pod in pods:
             name = pod["metadata"]["name"]
             assert pod["spec"]["nodeName"] == DEFAULT_NODE_NAME, f"{name} is not on the real node"
-            (status,) = pod["status"]["containerStatuses"]
-            assert status["ready"] and status["image"].endswith(image.split("/")[-1]), status
+            statuses = {c["name"]: c for c in pod["status"]["containerStatuses"]}
+            # the default pod: the executor, and the signer sidecar that alone mounts the vault key
+            assert set(statuses) == {"executor", "signer"}, statuses
+            assert all(c["ready"] and c["image"].endswith(image.split("/")[-1]) for c in statuses.values()), statuses
+            mounts = {c["name"]: {m["name"] for m in c["volumeMounts"]} for c in pod["spec"]["containers"]}
+            assert "vault" in mounts["signer"] and "vault" not in mounts["executor"], mounts
             # a real container: one process on this machine, started for this pod, as the image's user
             (pid,) = executor_processes(name)
             assert uid_of(pid) == EXECUTOR_UID

@@ -22,6 +22,9 @@ from .conftest import Kubectl, wait_for
 from .manifests import copytrade, secret, signature, strategy
 
 STRANGER = "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T"  # a wallet no strategy here follows
+# These tests run the executor container of the operator's Deployment as a local process, and nothing
+# here runs a signer sidecar: the operator's opt-out to the executor's in-process keyring.
+KEYRING_OPT_OUT = {"XORJ_OPERATOR_EXECUTOR_SIGNER_SIDECAR": "false"}
 
 pytestmark = [pytest.mark.cluster, pytest.mark.postgres, pytest.mark.chain]
 
@@ -58,7 +61,7 @@ def test_copytrades_confirmed_and_failed_with_the_real_executor(
     usdc, sol = local_chain.mints["USDC"], local_chain.mints["SOL"]
     kube.apply(secret("xorj-ledger", {"dsn": ledger_dsn}))
     kube.apply(secret("vault-keypair", {"keypair.json": keypair_file.read_text()}, bound_to=("live",)))
-    operators()
+    operators(extra_env=KEYRING_OPT_OUT)
     kube.apply(strategy(
         "live",
         vault={"publicKey": vault, "secretName": "vault-keypair"},
@@ -126,7 +129,8 @@ def test_the_operators_global_halt_stops_the_executor(
     usdc, sol = local_chain.mints["USDC"], local_chain.mints["SOL"]
     kube.apply(secret("xorj-ledger", {"dsn": ledger_dsn}))
     kube.apply(secret("vault-keypair", {"keypair.json": keypair_file.read_text()}, bound_to=("halted",)))
-    operators(extra_env={"XORJ_OPERATOR_GLOBAL_HALT": "true", "XORJ_OPERATOR_GLOBAL_HALT_REASON": "e2e halt"})
+    operators(extra_env={**KEYRING_OPT_OUT,
+                         "XORJ_OPERATOR_GLOBAL_HALT": "true", "XORJ_OPERATOR_GLOBAL_HALT_REASON": "e2e halt"})
     with Ledger.connect(ledger_dsn, apply_migrations=False) as ledger:
         wait_for(lambda: ledger.trading_halt().halted, 30, "the operator's halt in the ledger")
     kube.apply(strategy("halted", vault={"publicKey": vault, "secretName": "vault-keypair"},

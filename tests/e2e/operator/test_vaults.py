@@ -5,6 +5,9 @@ cancels its PENDING trade, and the API server refuses invalid Vaults naming the 
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from solders.keypair import Keypair
 
@@ -119,7 +122,75 @@ def test_deleting_a_pending_many_vault_copytrade_cancels_every_vaults_trade(kube
     wait_for(_vault_counts(kube, "ct2", total=2, pending=2), 60, "ct2 fanned out to 2 vaults")
     kube.run("delete", "copytrade", "ct2", "--wait=true", "--timeout=60s")
     key = f"{kube.namespace}/alpha"
-    assert ledger.run(vaults.fanout_counts(key, lead)) == vaults.FanOutCounts(total=2, failed=2)
+    counts = ledger.run(vaults.fanout_counts(key, lead))
+    assert (counts.total, counts.failed, counts.pending) == (2, 2, 0) and counts.last_finished_at is not None
+
+
+def test_a_binding_revoked_on_the_secret_alone_takes_the_vault_out_within_the_recheck_period(
+        kube: Kubectl, operators, ledger: Ledger) -> None:
+    """Only the Secret changes (its binding annotation removed, as a binder revokes it): the Vault gets
+    no event, yet within XORJ_OPERATOR_VAULT_RECHECK_SECONDS it is out of the registry, its PENDING
+    trade cancelled, and a new lead swap gives it no trade; bound again, it is back as quickly."""
+    public_key = str(Keypair().pubkey())
+    kube.apply(secret("v1-keypair", {"keypair.json": "[]"}, bound_to=("alpha",)))
+    operators(extra_env={"XORJ_OPERATOR_VAULT_RECHECK_SECONDS": "2"})
+    kube.apply(strategy("alpha"))
+    kube.apply(vault("v1", "alpha", public_key, secret_name="v1-keypair"))
+    generation = wait_for(_ready_reason(kube, "v1", "Active"), 60, "Vault v1 registered")["metadata"]["generation"]
+    key = f"{kube.namespace}/alpha"
+    first_lead = signature("lead-before-revoked")
+    kube.apply(copytrade("ct1", "alpha", first_lead))
+    wait_for(_vault_counts(kube, "ct1", total=2, pending=2), 60, "ct1 fanned out to 2 vaults")
+
+    kube.run("annotate", "secret", "v1-keypair", "trading.xorj.io/strategies-")
+    refused = wait_for(_ready_reason(kube, "v1", "SecretNotBound"), 20, "the revoked binding noticed")
+    assert refused["metadata"]["generation"] == generation  # the Vault itself never changed
+    row = next(r for r in ledger.run(vaults.list_vaults(key)) if r.pubkey == public_key)
+    assert row.removed_at is not None
+    counts = ledger.run(vaults.fanout_counts(key, first_lead))
+    assert (counts.total, counts.pending, counts.failed) == (2, 1, 1)  # its PENDING trade cancelled
+    later_lead = signature("lead-after-revoked")
+    kube.apply(copytrade("ct2", "alpha", later_lead))
+    wait_for(lambda: ((kube.get("copytrade", "ct2") or {}).get("status") or {}).get("admission") == "Admitted",
+             60, "ct2 admitted")
+    assert ledger.run(vaults.fanout_counts(key, later_lead)).total == 1  # the strategy's own vault only
+
+    kube.run("annotate", "secret", "v1-keypair", "trading.xorj.io/strategies=alpha")
+    wait_for(_ready_reason(kube, "v1", "Active"), 20, "the binding granted again noticed")
+    row = next(r for r in ledger.run(vaults.list_vaults(key)) if r.pubkey == public_key)
+    assert row.removed_at is None
+
+
+def test_a_many_vault_copytrades_ttl_counts_from_its_last_vaults_trade(kube: Kubectl, operators,
+                                                                        ledger: Ledger) -> None:
+    """Its own vault's trade finishes first, the other vault's TTL + 3 s later: status.finishedAt is
+    the last finish, and the CopyTrade outlives the TTL counted from its own vault's trade."""
+    ttl = 4
+    operators()
+    kube.apply(strategy("alpha"))
+    kube.apply(vault("v1", "alpha", str(Keypair().pubkey())))
+    wait_for(_ready_reason(kube, "v1", "Active"), 60, "Vault v1 registered")
+    kube.apply(copytrade("ct-ttl", "alpha", signature("lead-ttl"), ttlSecondsAfterFinished=ttl))
+    wait_for(_vault_counts(kube, "ct-ttl", total=2, pending=2), 60, "ct-ttl fanned out to 2 vaults")
+    key = f"{kube.namespace}/alpha"
+    driver = LedgerDriver(ledger, key)
+    trades = {t.vault: t.trade_id for t in driver.claim_all()}
+    assert len(trades) == 2
+    own = trades[VAULT]
+    other = next(t for v, t in trades.items() if v != VAULT)
+    first = driver.confirm(own, driver.submit(own))
+    wait_for(_vault_counts(kube, "ct-ttl", confirmed=1, pending=1), 30, "the own vault's trade mirrored")
+    time.sleep(ttl + 3)  # the TTL counted from the own vault's trade has run out
+    last = driver.confirm(other, driver.submit(other))
+    done = wait_for(_vault_counts(kube, "ct-ttl", confirmed=2), 30, "both vaults' trades mirrored")
+    assert last.finished_at is not None and first.finished_at is not None
+    finished = datetime.fromisoformat(done["finishedAt"])
+    assert abs(finished - last.finished_at) < timedelta(seconds=1)  # the last vault's, not its own's
+    assert finished - first.finished_at >= timedelta(seconds=ttl)
+    time.sleep(1)
+    assert kube.get("copytrade", "ct-ttl") is not None, "deleted before its TTL from the last vault's trade"
+    wait_for(lambda: kube.get("copytrade", "ct-ttl") is None, 60, "ct-ttl deleted after its TTL")
+    assert datetime.now(UTC) >= last.finished_at + timedelta(seconds=ttl)
 
 
 def _key_sources(kube: Kubectl, *secret_names: str):
@@ -154,8 +225,11 @@ def test_vault_keys_reach_the_executor_pods_and_a_key_in_a_mounted_secret_rolls_
     sources = next(v for v in pod["volumes"] if v["name"] == "vault")["projected"]["sources"]
     assert sources[0] == {"secret": {"name": "vault-keypair", "items": [{"key": "keypair.json",
                                                                            "path": "keypair.json"}]}}
+    # by default the signer sidecar alone reads the keys directory; the executor's settings name no key
     config = kube.get("configmap", "alpha-executor-config")["data"]
-    assert config["XORJ_VAULT_KEYS_DIR"] and "XORJ_VAULT_KEYPAIR_FILE" not in config
+    assert not {"XORJ_VAULT_KEYS_DIR", "XORJ_VAULT_KEYPAIR_FILE"} & set(config)
+    signer = next(c for c in pod["containers"] if c["name"] == "signer")
+    assert {e["name"]: e.get("value") for e in signer["env"]}["XORJ_SIGNER_KEYS_DIR"] == "/var/run/xorj/vault"
     generation, template = dep["metadata"]["generation"], dep["spec"]["template"]
 
     # a third vault: its key added to the mounted Secret, then its Vault

@@ -112,6 +112,19 @@ def test_removing_a_vault_cancels_its_pending_trades_and_leaves_a_submitted_one(
     assert ledger.run(vaults.remove_vault(STRATEGY, OWN, vault_object="ns/v1", detail="x")).cancelled == []
 
 
+def test_a_fanouts_last_finished_at_is_its_last_trades_and_none_while_one_is_open(ledger: Ledger):
+    """What a many-vault CopyTrade's TTL counts from: the finish of the last of its vaults' trades."""
+    _register(ledger, 1)
+    fanned = ledger.run(vaults.admit_fanout(_template(1))).results
+    own, other = fanned[OWN].trade_id, fanned[_vault(1)].trade_id
+    first = ledger.run(transactions.cancel_trade(own, "done first"))
+    assert ledger.run(vaults.fanout_counts(STRATEGY, "leadsig-1")).last_finished_at is None  # one still PENDING
+    last = ledger.run(transactions.cancel_trade(other, "done last"))
+    assert first.finished_at is not None and last.finished_at is not None and last.finished_at > first.finished_at
+    counts = ledger.run(vaults.fanout_counts(STRATEGY, "leadsig-1"))
+    assert (counts.failed, counts.last_finished_at) == (2, last.finished_at)
+
+
 @pytest.mark.parametrize("overrides, rule", [
     ({"max_daily_trades": 1}, RiskRule.MAX_DAILY_TRADES),
     ({"max_trade_notional_usd": Decimal(5)}, RiskRule.MAX_TRADE_NOTIONAL),

@@ -35,7 +35,9 @@ def executor_pod(**container_extra):
         "vault": {"publicKey": "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM", "secretName": "vault"},
         "endpoints": {"rpcUrl": "http://127.0.0.1:8899", "swapApiUrl": "http://127.0.0.1:8080"},
     })
-    deployment = desired.deployment(desired.Owner("demo", "u1"), "xorj", spec, desired.ExecutorDefaults())
+    deployment = desired.deployment(desired.Owner("demo", "u1"), "xorj", spec,
+                                    # the runtime runs a pod's first container: the in-process keyring
+                                    desired.ExecutorDefaults(signer_sidecar=False))
     pod_spec = deployment["spec"]["template"]["spec"]
     pod_spec["nodeName"] = "kwok-node-0"
     pod_spec["containers"][0].update(container_extra)

@@ -114,6 +114,26 @@ def test_executor_image_and_development_setting_from_values() -> None:
     assert env["XORJ_OPERATOR_ALLOW_INSECURE_ENDPOINTS"] == "true"
 
 
+@pytest.mark.parametrize("sets, expected", [((), True), (("executor.signerSidecar=false",), False)],
+                         ids=["default", "opt-out"])
+def test_the_signer_sidecar_is_a_chart_value_the_operator_reads(monkeypatch, sets, expected) -> None:
+    """executor.signerSidecar, on by default: the vault keys only in the signer sidecar of each executor
+    pod; false is the opt-out to the executor's in-process keyring."""
+    from xorj.controller.settings import OperatorSettings
+
+    documents = render(*sets)
+    container = named(documents, "Deployment", "xorj-operator")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    monkeypatch.setenv("XORJ_LEDGER_DSN", "postgresql://x@h/db")
+    monkeypatch.setenv("XORJ_OPERATOR_EXECUTOR_SIGNER_SIDECAR", env["XORJ_OPERATOR_EXECUTOR_SIGNER_SIDECAR"])
+    assert OperatorSettings().executor.signer_sidecar is expected
+
+
+def test_a_signer_sidecar_value_that_is_no_boolean_is_refused_naming_it() -> None:
+    result = template(extra=("--set-string", "executor.signerSidecar=maybe"))
+    assert result.returncode != 0 and "signerSidecar" in result.stderr
+
+
 def test_executor_placement_reaches_the_operator_as_json(monkeypatch) -> None:
     from xorj.controller.settings import OperatorSettings
 

@@ -12,14 +12,16 @@ from .factories import strategy_spec
 
 OWNER = desired.Owner(name="alpha", uid="1234-uid")
 DEFAULTS = desired.ExecutorDefaults()
+# the opt-out: the executor's in-process keyring, the executor container mounting the key
+KEYRING = desired.ExecutorDefaults(signer_sidecar=False)
 
 
 def _spec(**overrides) -> TradingStrategySpec:
     return TradingStrategySpec.model_validate(strategy_spec(**overrides))
 
 
-def _by_kind(spec: TradingStrategySpec) -> dict[str, dict]:
-    return {c["kind"]: c for c in desired.children(OWNER, "ns1", spec, DEFAULTS)}
+def _by_kind(spec: TradingStrategySpec, defaults: desired.ExecutorDefaults = DEFAULTS) -> dict[str, dict]:
+    return {c["kind"]: c for c in desired.children(OWNER, "ns1", spec, defaults)}
 
 
 def test_all_four_children_owned_by_the_strategy() -> None:
@@ -40,8 +42,8 @@ def test_all_four_children_owned_by_the_strategy() -> None:
         assert child["metadata"]["namespace"] == "ns1"
 
 
-def test_deployment_runs_executor_with_configmap_env_and_vault_file() -> None:
-    kids = _by_kind(_spec())
+def test_with_the_keyring_opt_out_the_executor_runs_with_configmap_env_and_vault_file() -> None:
+    kids = _by_kind(_spec(), KEYRING)
     dep = kids["Deployment"]
     pod = dep["spec"]["template"]["spec"]
     container = pod["containers"][0]
@@ -157,7 +159,7 @@ def test_the_crd_defaults_are_the_domains_and_the_executor_falls_back_on_them(mo
     assert spec.risk.to_domain() == RiskLimits() and spec.slippage.to_domain() == SlippagePolicy()
     monkeypatch.setenv("XORJ_STRATEGY", "ns1/alpha")
     monkeypatch.setenv("XORJ_LEDGER_DSN", "postgresql://u@127.0.0.1/x")
-    for key, value in _by_kind(spec)["ConfigMap"]["data"].items():
+    for key, value in _by_kind(spec, KEYRING)["ConfigMap"]["data"].items():
         if key in {"XORJ_VAULT_PUBKEY", "XORJ_VAULT_KEYPAIR_FILE", "XORJ_RPC_URL", "XORJ_SWAP_API_URL"}:
             monkeypatch.setenv(key, value)
     bare = load_settings()
@@ -172,7 +174,7 @@ def test_the_real_executor_accepts_the_configmap(monkeypatch) -> None:
 
     spec = _spec(slippage={"initialBps": 120, "stepBps": 40, "capBps": 300, "maxAttempts": 4},
                  risk={"maxPriceImpactBps": 150, "maxDailyTrades": 7}, executor={"concurrency": 9})
-    kids = _by_kind(spec)
+    kids = _by_kind(spec, KEYRING)
     for key, value in kids["ConfigMap"]["data"].items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("XORJ_LEDGER_DSN", "postgresql://u@127.0.0.1/x")
@@ -306,13 +308,14 @@ def test_the_strategys_circuit_breaker_is_the_one_its_executors_run(monkeypatch)
 
 
 def test_signer_sidecar_alone_holds_the_vault_key(monkeypatch) -> None:
-    """The signer boundary in the pod: the vault Secret is mounted into the signer container only; the
-    executor reaches it through the socket on a shared emptyDir, and its settings hold no key path.
-    Both containers' variables are what their settings models read."""
+    """The signer boundary in the pod, the default for a one-vault strategy too: the vault Secret is
+    mounted into the signer container only; the executor reaches it through the socket on a shared
+    emptyDir, and its settings hold no key path. Both containers' variables are what their settings
+    models read."""
     from xorj.executor.settings import load_settings
     from xorj.signer.settings import load_signer_settings
 
-    defaults = desired.ExecutorDefaults(signer_sidecar=True)
+    defaults = DEFAULTS
     spec = _spec(endpoints={"rpcUrl": "https://rpc.example/v1", "swapApiUrl": "https://swap.example",
                             "rpcApiKeySecretRef": {"name": "rpc-key", "key": "token", "queryParameter": "api-key"}})
     kids = {c["kind"]: c for c in desired.children(OWNER, "ns1", spec, defaults)}
@@ -352,7 +355,7 @@ def test_signer_sidecar_alone_holds_the_vault_key(monkeypatch) -> None:
 
 def test_signer_sidecar_is_an_operator_setting(monkeypatch) -> None:
     monkeypatch.setenv("XORJ_LEDGER_DSN", "postgresql://x@h/db")
-    monkeypatch.setenv("XORJ_OPERATOR_EXECUTOR_SIGNER_SIDECAR", "true")
-    assert OperatorSettings().executor.defaults().signer_sidecar is True
-    monkeypatch.delenv("XORJ_OPERATOR_EXECUTOR_SIGNER_SIDECAR")
-    assert OperatorSettings().executor.defaults().signer_sidecar is False  # off unless asked
+    assert OperatorSettings().executor.defaults().signer_sidecar is True  # on unless opted out
+    assert OperatorSettings().executor.defaults() == DEFAULTS  # what the builder tests above build with
+    monkeypatch.setenv("XORJ_OPERATOR_EXECUTOR_SIGNER_SIDECAR", "false")  # the in-process keyring
+    assert OperatorSettings().executor.defaults().signer_sidecar is False

@@ -29,6 +29,7 @@ ENVIRONMENT = {
     "XORJ_OPERATOR_GLOBAL_HALT_REASON": ("incident 7", lambda s: s.trading.global_halt_reason),
     "XORJ_OPERATOR_COPYTRADE_RESYNC_SECONDS": ("2.5", lambda s: s.timing.copytrade_resync_seconds),
     "XORJ_OPERATOR_STRATEGY_RESYNC_SECONDS": ("3.5", lambda s: s.timing.strategy_resync_seconds),
+    "XORJ_OPERATOR_VAULT_RECHECK_SECONDS": ("7.5", lambda s: s.timing.vault_recheck_seconds),
     "XORJ_OPERATOR_STRATEGY_DRAIN_SECONDS": ("7", lambda s: s.timing.strategy_drain_seconds),
     "XORJ_OPERATOR_ALERT_DELIVERY_SECONDS": ("0.5", lambda s: s.timing.alert_delivery_seconds),
     "XORJ_OPERATOR_WATCH_SERVER_TIMEOUT": ("11", lambda s: s.watching.server_timeout),

@@ -11,15 +11,15 @@ from xorj.controller.tradingstrategy import desired
 from .factories import strategy_spec
 
 OWNER = desired.Owner(name="alpha", uid="1234-uid")
-DEFAULTS = desired.ExecutorDefaults()
-SIDECAR = desired.ExecutorDefaults(signer_sidecar=True)
+SIDECAR = desired.ExecutorDefaults()  # the default: the signer sidecar holds the keys
+KEYRING = desired.ExecutorDefaults(signer_sidecar=False)  # the opt-out: the executor's in-process keyring
 
 
 def _spec() -> TradingStrategySpec:
     return TradingStrategySpec.model_validate(strategy_spec())
 
 
-def _children(refs: list[desired.VaultKeyRef], defaults: desired.ExecutorDefaults = DEFAULTS) -> dict[str, dict]:
+def _children(refs: list[desired.VaultKeyRef], defaults: desired.ExecutorDefaults = KEYRING) -> dict[str, dict]:
     spec = _spec()
     keys = desired.key_sources(spec, refs)
     return {c["kind"]: c for c in desired.children(OWNER, "ns1", spec, defaults, keys)}
@@ -40,7 +40,7 @@ KEYRING_B = desired.VaultKeyRef("alpha-keyring", "B2.json", "v2")
 def test_a_strategy_without_vaults_keeps_todays_pod() -> None:
     spec = _spec()
     assert desired.key_sources(spec, []) is None
-    assert desired.children(OWNER, "ns1", spec, DEFAULTS, None) == desired.children(OWNER, "ns1", spec, DEFAULTS)
+    assert desired.children(OWNER, "ns1", spec, KEYRING, None) == desired.children(OWNER, "ns1", spec, KEYRING)
     volume = _vault_volume(_children([]))
     assert volume["secret"]["items"] == [{"key": "keypair.json", "path": "keypair.json"}]
 
@@ -107,3 +107,40 @@ def test_the_executor_and_the_signer_read_the_keys_directory(monkeypatch) -> Non
     monkeypatch.setenv("XORJ_SIGNER_LEDGER_DSN", "postgresql://s@127.0.0.1/x")
     signer_settings = load_signer_settings()
     assert str(signer_settings.keys_dir) == desired.VAULT_MOUNT_DIR and signer_settings.keypair_file is None
+
+
+def _mounts(container: dict) -> dict[str, str]:
+    return {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+
+
+@pytest.mark.parametrize("refs", [[], [KEYRING_A], [KEYRING_A, KEYRING_B, desired.VaultKeyRef("other", "C3.json", "v3")]],
+                         ids=["one vault", "one Vault", "Vaults in two Secrets"])
+def test_by_default_no_key_is_in_the_executor_container_only_in_the_signers(refs) -> None:
+    """The operator's default pod (no setting given): the executor container mounts no key volume and
+    nothing under the keys directory, and its settings name no key; the signer container alone mounts
+    the keys, read-only. A one-vault strategy gets the same boundary."""
+    kids = _children(refs, desired.ExecutorDefaults())
+    containers = {c["name"]: c for c in _pod(kids)["containers"]}
+    assert set(containers) == {desired.EXECUTOR_CONTAINER, desired.SIGNER_CONTAINER}
+    executor, signer = _mounts(containers[desired.EXECUTOR_CONTAINER]), _mounts(containers[desired.SIGNER_CONTAINER])
+    key_volumes = {"vault"}
+    assert not key_volumes & set(executor)
+    assert not any(path.startswith(desired.VAULT_MOUNT_DIR) for path in executor.values())
+    assert signer["vault"] == desired.VAULT_MOUNT_DIR
+    assert next(m for m in containers[desired.SIGNER_CONTAINER]["volumeMounts"] if m["name"] == "vault")["readOnly"]
+    data = kids["ConfigMap"]["data"]
+    assert not {"XORJ_VAULT_KEYS_DIR", "XORJ_VAULT_KEYPAIR_FILE", "XORJ_VAULT_PUBKEY"} & set(data)
+    assert data["XORJ_SIGNER_SOCKET"] == desired.SIGNER_SOCKET
+    executor_env = {e["name"] for e in containers[desired.EXECUTOR_CONTAINER]["env"]}
+    assert not any(name.startswith("XORJ_SIGNER_") or "VAULT" in name for name in executor_env)
+    signer_env = {e["name"]: e.get("value") for e in containers[desired.SIGNER_CONTAINER]["env"]}
+    key_setting = "XORJ_SIGNER_KEYS_DIR" if refs else "XORJ_SIGNER_KEYPAIR_FILE"
+    assert signer_env[key_setting].startswith(desired.VAULT_MOUNT_DIR)
+
+
+def test_the_keyring_opt_out_puts_the_keys_in_the_executor_container_and_runs_no_signer() -> None:
+    kids = _children([KEYRING_A], KEYRING)
+    (executor,) = _pod(kids)["containers"]
+    assert executor["name"] == desired.EXECUTOR_CONTAINER
+    assert _mounts(executor)["vault"] == desired.VAULT_MOUNT_DIR
+    assert "signer-socket" not in {v["name"] for v in _pod(kids)["volumes"]}

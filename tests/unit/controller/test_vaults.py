@@ -88,6 +88,22 @@ def test_a_many_vault_copytrade_shows_counts_and_an_aggregate_phase(counts, phas
         ConditionStatus.TRUE if phase.is_terminal else ConditionStatus.FALSE)
 
 
+def test_a_many_vault_copytrades_ttl_counts_from_its_last_vaults_trade() -> None:
+    """Its own vault's trade finished at T0, the last vault's 10 minutes later: with a 60 s TTL the
+    CopyTrade is kept until 60 s after that last finish (not deleted at T0 + 60 s)."""
+    from datetime import timedelta
+
+    last = T0 + timedelta(minutes=10)
+    own = CopyTradeStatus(phase=TradeState.CONFIRMED, trade_id="7", finished_at=T0, observed_generation=1)
+    running = ct_status.with_fanout(own, FanOutCounts(2, submitted=1, confirmed=1), now=T0)
+    assert running.finished_at is None  # not finished while a vault's trade is out: no TTL yet
+    assert ct_status.ttl_remaining(running.finished_at, 60, last) is None
+    done = ct_status.with_fanout(own, FanOutCounts(2, confirmed=2, last_finished_at=last), now=last)
+    assert done.finished_at == last
+    assert ct_status.ttl_remaining(done.finished_at, 60, last + timedelta(seconds=20)) == 40.0
+    assert ct_status.ttl_remaining(done.finished_at, 60, last + timedelta(seconds=61)) == 0.0
+
+
 def test_a_one_vault_copytrade_status_is_unchanged() -> None:
     own = CopyTradeStatus(phase=TradeState.PENDING, trade_id="7")
     assert ct_status.with_fanout(own, FanOutCounts(1, pending=1), now=T0) == own

@@ -29,6 +29,8 @@ class FanOutCounts(Protocol):
     def confirmed(self) -> int: ...
     @property
     def failed(self) -> int: ...
+    @property
+    def last_finished_at(self) -> datetime | None: ...
 
 
 class Admission(Protocol):
@@ -127,7 +129,9 @@ def fanout_phase(counts: FanOutCounts) -> TradeState:
 def with_fanout(status: CopyTradeStatus, counts: FanOutCounts | None, *, now: datetime) -> CopyTradeStatus:
     """``status`` (its own vault's trade mirrored) with the fan-out's counts and aggregate phase, when
     the lead swap fanned out to more than one vault; unchanged for a one-vault strategy. The per-field
-    detail (tradeId, attempts, finalSignature, error*) stays the strategy's own vault's trade's."""
+    detail (tradeId, attempts, finalSignature, error*) stays the strategy's own vault's trade's;
+    ``finishedAt`` is the fan-out's: when its last vault's trade finished (none before), so the TTL
+    (:func:`ttl_remaining`) counts from there and no vault's trade loses its CopyTrade early."""
     if counts is None or counts.total <= 1:
         return status
     phase = fanout_phase(counts)
@@ -147,7 +151,9 @@ def with_fanout(status: CopyTradeStatus, counts: FanOutCounts | None, *, now: da
     vaults = VaultTradeCounts(total=counts.total, pending=counts.pending, submitted=counts.submitted,
                               confirmed=counts.confirmed, failed=counts.failed,
                               summary=f"{counts.confirmed}/{counts.total}")
-    return status.model_copy(update={"phase": phase, "vaults": vaults, "conditions": conditions})
+    return status.model_copy(update={"phase": phase, "vaults": vaults, "conditions": conditions,
+                                     # a terminal trade always has finished_at; the own trade's is only a fallback
+                                     "finished_at": (counts.last_finished_at or status.finished_at) if terminal else None})
 
 
 def ttl_remaining(

@@ -73,10 +73,11 @@ class ExecutorDefaults:
     # Where executor pods may run (e.g. the nodes that may hold vault keys); empty: anywhere.
     node_selector: tuple[tuple[str, str], ...] = ()
     tolerations: tuple[str, ...] = ()  # each a JSON object, so the dataclass stays hashable
-    # The signer boundary (docs/security.md): the vault key only in a signer sidecar, the executor
-    # signing through its socket. Its ledger login's DSN is key ``signer_ledger_secret_key`` of the
-    # ledger Secret.
-    signer_sidecar: bool = False
+    # The signer boundary (docs/security.md): the vault keys only in a signer sidecar, the executor
+    # signing through its socket; the default, as in the operator's settings. False: the executor's
+    # in-process keyring (the executor container mounts the keys). The signer's ledger login's DSN is
+    # key ``signer_ledger_secret_key`` of the ledger Secret.
+    signer_sidecar: bool = True
     signer_ledger_secret_key: str = "signer-dsn"
 
 

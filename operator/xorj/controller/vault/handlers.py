@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from xorj.controller.common import runtime_of
 from xorj.controller.models import GROUP, VERSION, VaultSpec
+from xorj.controller.settings import TimingSettings
 from xorj.controller.tradingstrategy import desired
 from xorj.controller.tradingstrategy import reconcile as strategy_reconcile
 from xorj.controller.vault import reconcile
@@ -24,6 +25,18 @@ from xorj.controller.vault import status as st
 @kopf.on.update(GROUP, VERSION, reconcile.VAULTS, id="reconcile-update", field="spec")
 async def vault_changed(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
     await reconcile.reconcile_vault(runtime_of(memo), body, logger)
+
+
+# Decorator arguments are fixed at import: the setting is read from the environment then.
+_VAULT_RECHECK = TimingSettings().vault_recheck_seconds
+
+
+@kopf.timer(GROUP, VERSION, reconcile.VAULTS, id="recheck-binding", interval=_VAULT_RECHECK,
+            initial_delay=_VAULT_RECHECK, idle=None)
+async def vault_recheck(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
+    """A binding revoked (or granted) on the Secret changes no Vault, so no event comes for it: look
+    again every ``vault_recheck_seconds``."""
+    await reconcile.recheck_binding(runtime_of(memo), body, logger)
 
 
 @kopf.on.delete(GROUP, VERSION, reconcile.VAULTS, id="finalize")

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from xorj.controller import guard
 from xorj.controller.common import STRATEGIES, now, status_model, strategy_key, validation_message
 from xorj.controller.kube import API_ERRORS
-from xorj.controller.models import TradingStrategySpec, VaultSpec, VaultStatus
+from xorj.controller.models import ConditionStatus, TradingStrategySpec, VaultSpec, VaultStatus
 from xorj.controller.runtime import Runtime
 from xorj.controller.vault import status as st
 from xorj.errors import LedgerError
@@ -95,6 +95,49 @@ async def reconcile_vault(rt: Runtime, body: Any, logger: Any) -> None:
         logger.info("vault reconciled", extra={"vault": name, "reason": outcome.reason})
     if outcome.reason == st.STRATEGY_NOT_FOUND:
         raise kopf.TemporaryError("waiting for the strategy", delay=15)
+
+
+def _registered_now(body: Any) -> bool | None:
+    """Whether the Vault's status says it is in the registry for its current generation; None when the
+    status is not about this generation (a change is still being reconciled)."""
+    status = status_model(VaultStatus, body.get("status"))
+    if status is None or status.observed_generation != body["metadata"].get("generation"):
+        return None
+    registered = next((c for c in status.conditions if c.type == st.REGISTERED), None)
+    return None if registered is None else registered.status is ConditionStatus.TRUE
+
+
+async def recheck_binding(rt: Runtime, body: Any, logger: Any) -> None:
+    """The periodic look at a Vault's Secret binding (its Secret changes, the Vault does not): one
+    metadata-only GET of the Secret; the full reconcile (out of the registry, its PENDING trades
+    cancelled, or back in) only when the binding's verdict differs from what the status says."""
+    if body["metadata"].get("deletionTimestamp"):
+        return  # the finalizer has it
+    try:
+        spec = VaultSpec.model_validate(dict(body["spec"]))
+    except ValidationError:
+        return  # refused for its spec: no Secret to look at
+    registered = _registered_now(body)
+    if registered is None:
+        return  # a change is being reconciled: that reconcile reads the Secret
+    try:
+        annotations = await rt.kube.secret_annotations(body["metadata"]["namespace"], spec.secret_name)
+    except API_ERRORS as exc:
+        logger.warning("vault binding re-check: cannot read the Secret's metadata", extra={
+            "vault": body["metadata"]["name"], "error": type(exc).__name__})
+        return  # the next period looks again
+    refusal = guard.check_secret_binding(spec.strategy, spec.secret_name, "vault keypair (spec.secretName)",
+                                         annotations)
+    if (refusal is None) != registered or (refusal is not None and refusal.reason != _ready_reason(body)):
+        logger.info("vault binding changed on its Secret", extra={
+            "vault": body["metadata"]["name"], "bound": refusal is None})
+        await reconcile_vault(rt, body, logger)
+
+
+def _ready_reason(body: Any) -> str | None:
+    status = status_model(VaultStatus, body.get("status"))
+    ready = next((c for c in (status.conditions if status else []) if c.type == st.READY), None)
+    return ready.reason if ready else None
 
 
 async def finalize_vault(rt: Runtime, body: Any, logger: Any) -> None:
