@@ -111,6 +111,22 @@ def test_pods_resolve_services_by_name_and_connect(project_image: str, pods, nod
                                 "jsonpath={.spec.clusterIP}").stdout == dns_ip
 
 
+def test_pods_reach_the_api_server_through_the_kubernetes_service_with_tls_verified(
+        project_image: str, pods) -> None:
+    """What an in-cluster client (the chart's operator as a pod) does: connect to
+    KUBERNETES_SERVICE_HOST (the Service's IP) and verify the server against the ServiceAccount's CA."""
+    script = ("import os, ssl, urllib.request as u\n"
+              "ca = '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt'\n"
+              "url = f\"https://{os.environ['KUBERNETES_SERVICE_HOST']}:{os.environ['KUBERNETES_SERVICE_PORT']}/version\"\n"
+              "try: print('api', url, u.urlopen(url, timeout=10, context=ssl.create_default_context(cafile=ca)).status)\n"
+              "except Exception as e: print('api', url, 'ERR', e)\n")
+    client = pods.run("api-client", BASE, command=["python3", "-c", script])
+    pods.wait_phase(client, ("Succeeded", "Failed"))
+    output = pods.logs(client)
+
+    assert "api https://10.0.0.1:443/version 200" in output, output
+
+
 def test_network_policy_denies_ingress(project_image: str, pods, node_cluster: LocalCluster) -> None:
     label = f"xorj-np-{time.monotonic_ns()}"
     server = pods.run("np-web", BASE, command=["python3", "-m", "http.server", "8000"], labels={"app": label},
