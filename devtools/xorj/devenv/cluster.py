@@ -41,6 +41,8 @@ UP_TIMEOUT_SECONDS = 300.0
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 
 
+KUBERNETES_SERVICE_IP = "10.0.0.1"
+
 # Options kwokctl takes only from a configuration file. Every component listens on loopback only
 # (kwokctl's default is 0.0.0.0). So that a real node (xorj.devenv.node) can join any local cluster:
 # kwok-controller manages only the nodes carrying kwok's annotation (all of ours do; kwokctl's binary
@@ -52,6 +54,9 @@ KWOKCTL_CONFIG = f"""apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
 options:
   bindAddress: 127.0.0.1
+  # The `kubernetes` Service's address (the first of the default 10.0.0.0/24): pods' in-cluster
+  # clients connect to it by IP, and kwokctl's certificate names only the host's addresses.
+  kubeApiserverCertSANs: ["{KUBERNETES_SERVICE_IP}"]
 componentsPatches:
 - name: kwok-controller
   extraArgs:

@@ -75,6 +75,58 @@ def test_pod_to_pod_service_and_host(project_image: str, pods, node_cluster: Loc
         assert f"{url} 200" in output, output
 
 
+def test_pods_resolve_services_by_name_and_connect(project_image: str, pods, node_cluster: LocalCluster,
+                                                  real_node: LocalChainNode) -> None:
+    """Cluster DNS (CoreDNS behind kube-dns, see xorj.devenv.node.dns): a pod finds a Service by its
+    short name and its full name, gets the Service's cluster IP, and connects through it."""
+    label = f"xorj-dns-{time.monotonic_ns()}"
+    server = pods.run("dns-web", BASE, command=["python3", "-m", "http.server", "8000"], labels={"app": label},
+                      restart="Always", ready_on_port=8000)
+    server_ip = pods.wait_ready(server)["status"]["podIP"]
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": server},
+               "spec": {"selector": {"app": label}, "ports": [{"port": 80, "targetPort": 8000, "protocol": "TCP"}]}}
+    node_cluster.kubectl("apply", "-f", "-", input=json.dumps(service))
+    service_ip = node_cluster.kubectl("get", "service", server, "-o", "jsonpath={.spec.clusterIP}").stdout
+    api_ip = node_cluster.kubectl("get", "service", "kubernetes", "-o", "jsonpath={.spec.clusterIP}").stdout
+    wait_service_routed(node_cluster, real_node, server, server_ip, 8000)
+    names = [server, f"{server}.default.svc.cluster.local", "kubernetes.default"]
+    script = ("import socket, urllib.request as u\n"
+              f"for name in {names!r}:\n"
+              "    try: print('resolved', name, socket.gethostbyname(name))\n"
+              "    except Exception as e: print('resolved', name, 'ERR', e)\n"
+              f"try: print('fetched', u.urlopen('http://{server}/', timeout=5).status)\n"
+              "except Exception as e: print('fetched ERR', e)\n"
+              "print(open('/etc/resolv.conf').read())\n")
+    client = pods.run("dns-client", BASE, command=["python3", "-c", script])
+    pods.wait_phase(client, ("Succeeded", "Failed"))
+    output = pods.logs(client)
+
+    assert f"resolved {server} {service_ip}" in output, output
+    assert f"resolved {server}.default.svc.cluster.local {service_ip}" in output, output
+    assert f"resolved kubernetes.default {api_ip}" in output, output
+    assert "fetched 200" in output, output
+    dns_ip = real_node.layout().cluster_dns_ip
+    assert f"nameserver {dns_ip}" in output, output
+    assert node_cluster.kubectl("get", "service", "kube-dns", "-n", "kube-system", "-o",
+                                "jsonpath={.spec.clusterIP}").stdout == dns_ip
+
+
+def test_pods_reach_the_api_server_through_the_kubernetes_service_with_tls_verified(
+        project_image: str, pods) -> None:
+    """What an in-cluster client (the chart's operator as a pod) does: connect to
+    KUBERNETES_SERVICE_HOST (the Service's IP) and verify the server against the ServiceAccount's CA."""
+    script = ("import os, ssl, urllib.request as u\n"
+              "ca = '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt'\n"
+              "url = f\"https://{os.environ['KUBERNETES_SERVICE_HOST']}:{os.environ['KUBERNETES_SERVICE_PORT']}/version\"\n"
+              "try: print('api', url, u.urlopen(url, timeout=10, context=ssl.create_default_context(cafile=ca)).status)\n"
+              "except Exception as e: print('api', url, 'ERR', e)\n")
+    client = pods.run("api-client", BASE, command=["python3", "-c", script])
+    pods.wait_phase(client, ("Succeeded", "Failed"))
+    output = pods.logs(client)
+
+    assert "api https://10.0.0.1:443/version 200" in output, output
+
+
 def test_network_policy_denies_ingress(project_image: str, pods, node_cluster: LocalCluster) -> None:
     label = f"xorj-np-{time.monotonic_ns()}"
     server = pods.run("np-web", BASE, command=["python3", "-m", "http.server", "8000"], labels={"app": label},

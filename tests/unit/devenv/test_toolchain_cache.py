@@ -64,7 +64,7 @@ def test_an_empty_cache_is_incomplete_and_misses_every_component(package_dir, tm
 
     assert not chain.is_complete()
     assert [c.name for c in chain.missing_components()] == ["kubernetes", "etcd", "kwok", "helm",
-                                                            "prometheus", "alertmanager"]
+                                                            "prometheus", "alertmanager", "coredns"]
     with pytest.raises(Exception, match="xorj dev toolchain build"):
         chain.require()
 

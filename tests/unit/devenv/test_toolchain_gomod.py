@@ -9,7 +9,7 @@ from xorj.devenv.toolchain.builder import PACKAGE_DIR
 from xorj.devenv.toolchain.pins import KUBERNETES_COMMANDS, parse_pins
 
 PINS = parse_pins(json.dumps({"kubernetes": "v1.34.12", "etcd": "v3.6.16", "kwok": "v0.8.0", "helm": "v3.22.0",
-                               "prometheus": "v0.316.0", "alertmanager": "v0.35.0"}))
+                               "prometheus": "v0.316.0", "alertmanager": "v0.35.0", "coredns": "v1.15.0"}))
 
 # Shaped like k8s.io/kubernetes's go.mod: comments, blocks, a non-staging replace, a godebug line.
 UPSTREAM = """// This is a generated file. Do not edit directly.

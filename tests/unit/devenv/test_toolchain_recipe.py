@@ -11,7 +11,7 @@ from xorj.devenv.toolchain.pins import parse_pins
 from xorj.devenv.toolchain.recipe import ALERTMANAGER_UI_PLACEHOLDER, components
 
 PINS = {"kubernetes": "v1.34.12", "etcd": "v3.6.16", "kwok": "v0.8.0", "helm": "v3.22.0",
-        "prometheus": "v0.316.0", "alertmanager": "v0.35.0"}
+        "prometheus": "v0.316.0", "alertmanager": "v0.35.0", "coredns": "v1.15.0"}
 
 
 def _by_name():
@@ -94,3 +94,19 @@ def test_source_build_refuses_to_replace_an_upstream_file(tmp_path, monkeypatch)
         builder._module_source_copy("go", component, tmp_path / "src")
     for path in (module, module / "ui"):
         path.chmod(0o755)
+
+
+def test_coredns_is_installed_from_its_module_root_and_stamped_with_its_version():
+    coredns = _by_name()["coredns"]
+
+    assert coredns.how == "install"
+    assert coredns.packages == ("github.com/coredns/coredns@v1.15.0",)
+    assert coredns.binaries == ("coredns",)
+    assert "-X github.com/coredns/coredns/coremain.GitCommit=v1.15.0" in coredns.ldflags
+
+
+def test_a_coredns_pin_change_changes_only_the_coredns_key():
+    before = {c.name: c.key({}) for c in components(parse_pins(json.dumps(PINS)))}
+    after = {c.name: c.key({}) for c in components(parse_pins(json.dumps({**PINS, "coredns": "v1.15.1"})))}
+
+    assert [name for name in before if before[name] != after[name]] == ["coredns"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ POD_GATEWAY = "10.244.0.1"
 BRIDGE = "xorj0"
 CNI_NETWORK = "xorj-pods"
 CNI_BIN_DIR = Path("/usr/lib/cni")
+CLUSTER_DOMAIN = "cluster.local"
 
 # Values the kubelet insists on (its kernel tunables). They are global to the machine, so the
 # node's private mount namespace shows the kubelet files holding these values instead of changing
@@ -38,6 +40,12 @@ class NodeLayout:
     api_port: int
     kubelet_port: int
     service_cidr: str = "10.0.0.0/24"
+
+    @property
+    def cluster_dns_ip(self) -> str:
+        """The kube-dns Service's address: the tenth of the Service range, as kubeadm picks it
+        (10.96.0.10 in kind's 10.96.0.0/16)."""
+        return str(ipaddress.ip_network(self.service_cidr)[10])
 
     @property
     def netns(self) -> str:
@@ -201,7 +209,8 @@ containerRuntimeEndpoint: unix://{layout.containerd_socket}
 staticPodPath: {layout.manifests_dir}
 failSwapOn: false
 protectKernelDefaults: true
-clusterDomain: cluster.local
+clusterDomain: {CLUSTER_DOMAIN}
+clusterDNS: ["{layout.cluster_dns_ip}"]
 resolvConf: /etc/resolv.conf
 serializeImagePulls: false
 imageGCHighThresholdPercent: 100

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from xorj.devenv.cluster import LocalCluster
 from xorj.devenv.image import ImageBuilder
-from xorj.devenv.node import config, processes
+from xorj.devenv.node import config, dns, processes
 from xorj.devenv.node.cluster import incompatibilities
 from xorj.devenv.node.host import NodeHost
 from xorj.devenv.node.netpol import kube_router_binary, kube_router_command
@@ -40,6 +40,7 @@ REAL_NODE_LABEL = "xorj.dev/node"  # value "real": what sets this node apart fro
 # machine busy with builds a daemon can take minutes where it takes seconds on an idle one.
 READY_TIMEOUT = 300.0  # the kubelet registers the node and reports it Ready
 DAEMON_START_SECONDS = 180.0  # containerd's API, kube-proxy's and kube-router's /healthz
+DNS_READY_SECONDS = 180.0  # CoreDNS's replicas Ready (their /ready: the kubernetes plugin has synced)
 # Where the node's daemons serve /healthz inside its network namespace (config.py, netpol.py).
 KUBE_PROXY_HEALTHZ_PORT = 10256
 KUBE_ROUTER_HEALTH_PORT = 20244
@@ -179,6 +180,7 @@ class LocalChainNode:
             + (f" and its first policy sync (log line {first_sync.decode()!r})" if first_sync else ""),
             lambda: self._healthz(KUBE_ROUTER_HEALTH_PORT) and (
                 not first_sync or first_sync in _read_from(router_log, log_start)))
+        self._deploy_dns(lay, progress)
         status = self.status()
         if not status.ready:
             raise EnvironmentSetupError(f"node {self.name} is not ready: {status.problem} (logs in {lay.logs_dir})")
@@ -186,6 +188,26 @@ class LocalChainNode:
         progress(f"node {self.name} Ready in {seconds:.1f}s")
         log.info("node up", extra={"node": self.name, "seconds": round(seconds, 1)})
         return self.status()
+
+    def _deploy_dns(self, lay: config.NodeLayout, progress: Progress) -> None:
+        """CoreDNS as kind runs it (see dns.py), and wait until its replicas answer."""
+        tc = self.cluster.toolchain
+        reference, archive = dns.coredns_image(self.images, tc.path("coredns"), str(tc.pins.coredns))
+        progress(f"cluster DNS: {dns.NAMESPACE}/{dns.NAME} ({reference}) behind {dns.SERVICE_NAME} at "
+                 f"{lay.cluster_dns_ip}")
+        self.load_image(archive)
+        manifest = dns.manifests(image=reference, dns_ip=lay.cluster_dns_ip, api_host=lay.host_ip,
+                                 api_port=lay.api_port, node_selector={REAL_NODE_LABEL: "real"}, taints=self.taints)
+        self.cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+        rollout = self.cluster.kubectl(
+            "rollout", "status", "-n", dns.NAMESPACE, f"deployment/{dns.NAME}", f"--timeout={int(DNS_READY_SECONDS)}s",
+            check=False, timeout=DNS_READY_SECONDS + 30)
+        if rollout.returncode != 0:
+            pods = self.cluster.kubectl("get", "pods", "-n", dns.NAMESPACE, "-l", f"k8s-app={dns.SERVICE_NAME}",
+                                        "-o", "wide", check=False).stdout
+            raise EnvironmentSetupError(
+                f"cluster DNS not ready after {DNS_READY_SECONDS:.0f}s: {(rollout.stderr or rollout.stdout).strip()}"
+                f"\n{pods}(`kubectl logs -n {dns.NAMESPACE} deployment/{dns.NAME}`; kubelet log in {lay.logs_dir})")
 
     def down(self, progress: Progress = _silent) -> None:
         """Remove every process, container, mount, namespace, interface and cgroup the node made."""

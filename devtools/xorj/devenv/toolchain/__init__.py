@@ -2,8 +2,8 @@
 
 kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet and kube-proxy (one
 ``go build`` through the wrapper module in ``k8s/``), etcd (wrapper module in ``etcd/``), kwok and
-kwokctl, helm, prometheus and promtool (without the web UI's assets), alertmanager and amtool
-(``go install`` at their pins). Versions live in ``pins.json``.
+kwokctl, helm, prometheus and promtool (without the web UI's assets), alertmanager and amtool,
+coredns (the real node's cluster DNS) (``go install`` at their pins). Versions live in ``pins.json``.
 
     from xorj.devenv.toolchain import Toolchain
     bin_dir = Toolchain().build(progress=print)      # no-op when cached

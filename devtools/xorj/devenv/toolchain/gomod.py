@@ -227,3 +227,9 @@ def prometheus_ldflags(pins: Pins) -> str:
 
 def alertmanager_ldflags(pins: Pins) -> str:
     return f"-s -w -X {PROMETHEUS_VERSION_PACKAGE}.Version={str(pins.alertmanager).removeprefix('v')}"
+
+
+def coredns_ldflags(pins: Pins) -> str:
+    # CoreDNS's version is a constant in its source; its Makefile stamps only the commit, which a
+    # module build has none of: the module version stands in for it (`coredns -version` shows it).
+    return f"-s -w -X github.com/coredns/coredns/coremain.GitCommit={pins.coredns}"

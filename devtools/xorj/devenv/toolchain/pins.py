@@ -18,6 +18,7 @@ KWOK_MODULE = "sigs.k8s.io/kwok"
 HELM_MODULE = "helm.sh/helm/v3"
 PROMETHEUS_MODULE = "github.com/prometheus/prometheus"
 ALERTMANAGER_MODULE = "github.com/prometheus/alertmanager"
+COREDNS_MODULE = "github.com/coredns/coredns"
 
 # kubelet and kube-proxy ride along: a real node needs them later and the shared packages are
 # already compiled for the control plane, so they cost little more than their link step.
@@ -65,6 +66,7 @@ class Pins:
     # Prometheus publishes release 3.NN.x as Go module version v0.3NN.x (see release_version).
     prometheus: Version
     alertmanager: Version
+    coredns: Version  # the cluster DNS the real node runs (xorj.devenv.node.dns)
 
     def __post_init__(self) -> None:
         if self.kubernetes.major != 1:
@@ -79,6 +81,8 @@ class Pins:
             )
         if self.alertmanager.major != 0:
             raise InvalidInputError(f"alertmanager: {self.alertmanager} must be a 0.x release")
+        if self.coredns.major != 1:
+            raise InvalidInputError(f"coredns: {self.coredns} must be a 1.x release ({COREDNS_MODULE})")
 
     @property
     def prometheus_release(self) -> str:
@@ -99,6 +103,7 @@ class Pins:
             "helm": str(self.helm),
             "prometheus": str(self.prometheus),
             "alertmanager": str(self.alertmanager),
+            "coredns": str(self.coredns),
         }
 
     def to_json(self) -> str:
@@ -113,7 +118,7 @@ def parse_pins(text: str) -> Pins:
         raise InvalidInputError(f"pins.json: not valid JSON ({exc})") from exc
     if not isinstance(raw, dict):
         raise InvalidInputError("pins.json: must be an object of name -> version")
-    expected = ("kubernetes", "etcd", "kwok", "helm", "prometheus", "alertmanager")
+    expected = ("kubernetes", "etcd", "kwok", "helm", "prometheus", "alertmanager", "coredns")
     unknown = sorted(set(raw) - set(expected))
     if unknown:
         raise InvalidInputError(f"pins.json: unknown field(s) {', '.join(unknown)}")

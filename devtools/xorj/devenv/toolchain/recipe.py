@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from xorj.devenv.toolchain.gomod import (
     alertmanager_ldflags,
+    coredns_ldflags,
     helm_ldflags,
     kubernetes_ldflags,
     kubernetes_packages,
@@ -21,6 +22,7 @@ from xorj.devenv.toolchain.gomod import (
 )
 from xorj.devenv.toolchain.pins import (
     ALERTMANAGER_MODULE,
+    COREDNS_MODULE,
     ETCD_MODULE,
     HELM_MODULE,
     KUBERNETES_COMMANDS,
@@ -158,6 +160,17 @@ def components(pins: Pins) -> tuple[Component, ...]:
             inputs=(("alertmanager", str(pins.alertmanager)),),
             source_module=f"{ALERTMANAGER_MODULE}@{pins.alertmanager}",
             added_files=ALERTMANAGER_UI_PLACEHOLDER,
+        ),
+        Component(
+            name="coredns",
+            how="install",
+            wrapper_dir=None,
+            # The module's root is CoreDNS's main package, with upstream's default plugin set
+            # (kubernetes, forward, cache, ...: the set kind's image runs).
+            packages=(f"{COREDNS_MODULE}@{pins.coredns}",),
+            binaries=("coredns",),
+            ldflags=coredns_ldflags(pins),
+            inputs=(("coredns", str(pins.coredns)),),
         ),
     )
 

@@ -3,10 +3,12 @@ and the settings this machine needs (cgroupfs, clamped OOM scores, kernel tunabl
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from xorj.devenv.cluster import KWOKCTL_CONFIG
 from xorj.devenv.image import source_hash
@@ -59,6 +61,11 @@ def test_kwok_is_restricted_to_annotated_nodes() -> None:
     assert 'value: "false"' in KWOKCTL_CONFIG
     assert "manage-nodes-with-annotation-selector" in KWOKCTL_CONFIG
     assert "kubelet-preferred-address-types" in KWOKCTL_CONFIG
+
+
+def test_the_api_server_certificate_names_the_kubernetes_service_ip(layout: config.NodeLayout) -> None:
+    sans = yaml.safe_load(KWOKCTL_CONFIG)["options"]["kubeApiserverCertSANs"]
+    assert str(ipaddress.ip_network(layout.service_cidr)[1]) in sans  # what in-cluster clients dial
 
 
 def test_image_source_hash_changes_with_the_dockerfile(tmp_path: Path) -> None:
