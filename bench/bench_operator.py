@@ -1,15 +1,25 @@
-"""Benchmark: 1,000 CopyTrades through the operator on the local cluster and a real Postgres.
+"""Benchmark: 1,000 CopyTrades (and optionally thousands of Vaults) through the operator on the local
+cluster and a real Postgres.
 
 Prints: the time from the first apply until every CopyTrade's status shows a terminal phase that
-equals the ledger's; the operator's peak RSS; Kubernetes API requests per trade (the operator's own
-requests exactly, from its metrics, and all requests on trading.xorj.io and Events seen by the API
-server, from its /metrics).
+equals the ledger's; the operator's memory (RSS at start, peak, at the end, and per object);
+Kubernetes API requests per trade (the operator's own requests exactly, from its metrics, and all
+requests on trading.xorj.io and Events seen by the API server, from its /metrics).
+
+``--vaults N`` first creates N Vaults of a strategy of their own ("fleet", every key in one bound
+Secret) and waits until each is Registered, so the operator holds both kinds at once; the CopyTrades
+go to a one-vault strategy (a CopyTrade of the fleet would fan out into N trades: the ledger's and
+bench_executor's subject, not the operator's memory). ``--memory-profile FRAMES`` runs the operator
+with its allocation trace on (XORJ_OPERATOR_MEMORY_PROFILE_FRAMES) and prints the largest holders
+by file and by line when all are mirrored; the trace costs memory of its own, so take the RSS
+figures from a run without it.
 
 The executor's part is played by a thread that claims and confirms trades through the real ledger
 as soon as they are admitted (the chain's speed is bench_executor's subject, not this one's), so
 the figure is the operator's: admission, mirroring and status writes.
 
-    python bench/bench_operator.py [--count 1000]
+    python bench/bench_operator.py [--count 1000] [--vaults 0] [--memory-profile 0]
+    python bench/bench_operator.py --count 10000 --vaults 1000     # the platform's object counts
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -26,9 +37,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from solders.keypair import Keypair
+
 from tests.e2e.operator.conftest import OperatorProcess
 from tests.e2e.operator.ledger_driver import LedgerDriver
-from tests.e2e.operator.manifests import copytrade, signature, strategy
+from tests.e2e.operator.manifests import copytrade, secret, signature, strategy, vault
 from xorj.devenv.cluster import LocalCluster
 from xorj.devenv.postgres import PostgresServer
 from xorj.ledger import Ledger
@@ -52,11 +65,46 @@ def apiserver_requests(cluster: LocalCluster) -> dict[str, float]:
     return out
 
 
-def peak_rss_kib(pid: int) -> int:
+def rss_kib(pid: int, field: str = "VmHWM") -> int:
+    """The process's peak (VmHWM) or current (VmRSS) resident set, from the kernel."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
     return 0
+
+
+def create_in_chunks(cluster: LocalCluster, namespace: str, items: list[dict], chunk: int) -> None:
+    # create, not apply: one POST per object (apply would GET first), so the figure is the
+    # operator's, not kubectl's
+    for offset in range(0, len(items), chunk):
+        cluster.kubectl("create", "-n", namespace, "-f", "-",
+                        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items[offset:offset + chunk]}))
+
+
+def column(cluster: LocalCluster, namespace: str, kind: str, path: str) -> list[str]:
+    """One field of every object of ``kind`` (a paged list; only that column is printed and parsed)."""
+    out = cluster.kubectl("get", kind, "-n", namespace, "--no-headers", "-o", f"custom-columns=X:{path}",
+                          timeout=300).stdout
+    return out.split()
+
+
+def print_memory_profile(report: dict) -> None:
+    if not report.get("tracing"):
+        print("memory profile: not tracing")
+        return
+    print(f"memory profile (tracemalloc, after a gc): {report['traced_kib'] / 1024:.1f} MiB traced now, "
+          f"{report['traced_peak_kib'] / 1024:.1f} MiB at the traced peak")
+    print("  largest holders by file:")
+    for row in report["by_file"]:
+        print(f"    {row['kib'] / 1024:8.2f} MiB {row['blocks']:9d} blocks  {row['where']}")
+    print("  largest holders by line:")
+    for row in report["by_line"]:
+        print(f"    {row['kib'] / 1024:8.2f} MiB {row['blocks']:9d} blocks  {row['where']}")
+    print("  largest holders by stack (allocating line first):")
+    for row in report["by_stack"]:
+        print(f"    {row['kib'] / 1024:8.2f} MiB {row['blocks']:9d} blocks")
+        for frame in row["where"]:
+            print(f"        {frame}")
 
 
 def histogram_quantiles(metrics_text: str, name: str, quantiles: tuple[float, ...]) -> dict[float, float]:
@@ -75,9 +123,15 @@ def histogram_quantiles(metrics_text: str, name: str, quantiles: tuple[float, ..
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--count", type=int, default=1000, help="CopyTrades")
+    parser.add_argument("--vaults", type=int, default=0, help="Vaults of a strategy of their own, created first")
     parser.add_argument("--chunk", type=int, default=100)
+    parser.add_argument("--memory-profile", type=int, default=0, metavar="FRAMES",
+                        help="trace the operator's allocations with this many frames and print the largest holders")
     args = parser.parse_args()
+    # `timeout` sends SIGTERM: exit through the finally below, which stops the operator (its own
+    # session: it would outlive us) and the Postgres server
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     cluster = LocalCluster()
     say("cluster up")
@@ -92,11 +146,39 @@ def main() -> None:
     server.start()
     dsn = server.create_database("bench_ledger")
     ledger = Ledger.connect(dsn, max_size=8)
+    env = {"XORJ_OPERATOR_COPYTRADE_RESYNC_SECONDS": "30"}
+    if args.memory_profile:
+        env["XORJ_OPERATOR_MEMORY_PROFILE_FRAMES"] = str(args.memory_profile)
     op = OperatorProcess(namespace=namespace, dsn=dsn, log_path=Path(f"/tmp/bench-operator-{os.getpid()}.log"),
-                         extra_env={"XORJ_OPERATOR_COPYTRADE_RESYNC_SECONDS": "30"})
+                         extra_env=env)
     stop = threading.Event()
     try:
         op.wait_started()
+        rss_start = rss_kib(op.proc.pid, "VmRSS")
+        vaults_time = 0.0
+        if args.vaults:
+            fleet_keys = [str(Keypair().pubkey()) for _ in range(args.vaults)]
+            cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(
+                secret("vault-keypair", {"keypair.json": "[]"}, bound_to=("fleet",))))
+            cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(
+                secret("fleet-keys", {"placeholder": "[]"}, bound_to=("fleet",))))
+            cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(strategy("fleet")))
+            vstart = time.monotonic()
+            create_in_chunks(cluster, namespace, [vault(f"v-{i}", "fleet", key, secret_name="fleet-keys",
+                                                        secretKey=f"{key}.json")
+                                                  for i, key in enumerate(fleet_keys)], args.chunk)
+            while True:
+                registered = sum(1 for r in column(cluster, namespace, "vaults",
+                                                    ".status.conditions[?(@.type==\"Registered\")].status")
+                                 if r == "True")
+                if registered == args.vaults:
+                    break
+                if time.monotonic() - vstart > 1800:
+                    raise SystemExit(f"only {registered}/{args.vaults} Vaults registered after 30 minutes")
+                time.sleep(2)
+            vaults_time = time.monotonic() - vstart
+            say(f"{args.vaults} Vaults registered in {vaults_time:.1f}s")
+        rss_vaults = rss_kib(op.proc.pid, "VmRSS")
         cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(strategy("bench")))
         driver = LedgerDriver(ledger, f"{namespace}/bench")
 
@@ -112,37 +194,40 @@ def main() -> None:
         before = apiserver_requests(cluster)
         own_before = op.metric("xorj_operator_kube_requests_total")
         start = time.monotonic()
-        for offset in range(0, args.count, args.chunk):
-            items = [copytrade(f"b-{i}", "bench", signature(f"bench-{os.getpid()}-{i}"))
-                     for i in range(offset, min(args.count, offset + args.chunk))]
-            # create, not apply: one POST per object (apply would GET first), so the figure is the
-            # operator's, not kubectl's
-            cluster.kubectl("create", "-n", namespace, "-f", "-",
-                            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+        create_in_chunks(cluster, namespace, [copytrade(f"b-{i}", "bench", signature(f"bench-{os.getpid()}-{i}"))
+                                              for i in range(args.count)], args.chunk)
         applied = time.monotonic() - start
         say(f"applied {args.count} CopyTrades in {applied:.1f}s")
-        peak = 0
+        polls = 0
         while True:
-            peak = max(peak, peak_rss_kib(op.proc.pid))
-            items = json.loads(cluster.kubectl("get", "copytrades", "-n", namespace, "-o", "json",
-                                               timeout=120).stdout)["items"]
-            done = sum(1 for o in items if (o.get("status") or {}).get("phase") == "CONFIRMED")
+            polls += 1
+            done = column(cluster, namespace, "copytrades", ".status.phase").count("CONFIRMED")
             if done == args.count:
                 break
             if time.monotonic() - start > 1800:
                 raise SystemExit(f"only {done}/{args.count} terminal after 30 minutes")
             time.sleep(2)
         elapsed = time.monotonic() - start
+        peak, rss_end = rss_kib(op.proc.pid, "VmHWM"), rss_kib(op.proc.pid, "VmRSS")
         counts = ledger.counts_by_state()
         after = apiserver_requests(cluster)
         own = op.metric("xorj_operator_kube_requests_total") - own_before
-        bench_own = args.count + elapsed / 2  # this script's applies and polls, roughly
-        print(f"copytrades: {args.count}")
+        bench_own = args.count / args.chunk + polls * (1 + args.count // 500)  # this script's creates and pages
+        objects = args.count + args.vaults
+        print(f"copytrades: {args.count}, vaults: {args.vaults}")
         print(f"ledger counts: { {k.value: v for k, v in counts.items()} }")
+        if args.vaults:
+            print(f"vaults: {args.vaults} created and Registered in {vaults_time:.1f} s "
+                  f"({args.vaults / vaults_time:.1f} vaults/s)")
         print(f"time to all terminal and mirrored: {elapsed:.1f} s from the first apply "
               f"({args.count / elapsed:.1f} trades/s); applying alone took {applied:.1f} s, "
               f"the last status followed {elapsed - applied:.1f} s after the last apply")
-        print(f"operator peak RSS: {peak / 1024:.1f} MiB")
+        print(f"operator RSS: {rss_start / 1024:.1f} MiB started, {rss_vaults / 1024:.1f} MiB with the vaults, "
+              f"{rss_end / 1024:.1f} MiB at the end; peak {peak / 1024:.1f} MiB"
+              + (" (allocation trace on: not the figure to compare)" if args.memory_profile else ""))
+        print(f"operator memory per object: {(peak - rss_start) / objects:.1f} KiB of peak RSS above start-up "
+              f"({objects} objects)" + (f"; {(rss_vaults - rss_start) / args.vaults:.1f} KiB per Vault"
+                                         if args.vaults else ""))
         print(f"operator's own API requests per trade (status PATCH, GET, DELETE): {own / args.count:.2f}")
         xorj_requests = after["xorj"] - before["xorj"] - bench_own
         print(f"API server requests on trading.xorj.io per trade (all clients but the bench's own "
@@ -153,10 +238,13 @@ def main() -> None:
         q = histogram_quantiles(text, "xorj_operator_mirror_latency_seconds", (0.5, 0.99))
         print(f"ledger NOTIFY -> CopyTrade status PATCH latency: p50 <= {q[0.5]} s, p99 <= {q[0.99]} s")
         print(f"Event requests per trade: {(after['events'] - before['events']) / args.count:.2f}")
+        if args.memory_profile:
+            url = f"http://127.0.0.1:{op.metrics_port}/debug/memory?top=25"
+            print_memory_profile(json.loads(urllib.request.urlopen(url, timeout=300).read()))
     finally:
         stop.set()
         op.stop()
-        for kind in ("copytrades", "tradingstrategies"):
+        for kind in ("copytrades", "vaults", "tradingstrategies"):
             names = cluster.kubectl("get", kind, "-n", namespace, "-o", "name", check=False).stdout.split()
             for name in names:
                 cluster.kubectl("patch", "-n", namespace, name, "--type=merge",

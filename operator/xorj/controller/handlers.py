@@ -25,7 +25,7 @@ from aiohttp import web
 from lightkube.config.models import User
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from xorj.controller import alerts, ledger_logins, metrics
+from xorj.controller import alerts, ledger_logins, memory_profile, metrics
 from xorj.controller.copytrade import handlers as copytrade_handlers
 from xorj.controller.freshness import WatchFreshness
 from xorj.controller.kube import Kube, load_config
@@ -76,6 +76,7 @@ def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, **_: Any) -> None:
     cfg: OperatorSettings = memo.get("settings") or OperatorSettings()  # `kopf run` has no memo
+    memory_profile.start(cfg.serving.memory_profile_frames)
     settings.persistence.finalizer = _FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -120,7 +121,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
             alerts.deliver_forever(kube.config, ledger, identity, cfg.timing.alert_delivery_seconds),
             name="xorj-alert-delivery")
     serving = cfg.serving
-    memo["health"] = await _start_health_server(rt, serving.health_host, serving.health_port, serving.metrics_port)
+    memo["health"] = await _start_health_server(rt, serving.health_host, serving.health_port, serving.metrics_port,
+                                                memory_page=serving.memory_profile_frames > 0)
     if cfg.reconciling.rpc_url is not None:
         from xorj.reconciler.periodic import reconcile_forever
 
@@ -171,7 +173,8 @@ async def cleanup(memo: kopf.Memo, logger: Any, **_: Any) -> None:
 # -- health and metrics --------------------------------------------------------------------------------
 
 
-async def _start_health_server(rt: Runtime, host: str, health_port: int, metrics_port: int) -> list[web.AppRunner]:
+async def _start_health_server(rt: Runtime, host: str, health_port: int, metrics_port: int, *,
+                               memory_page: bool = False) -> list[web.AppRunner]:
     async def healthz(_: web.Request) -> web.Response:
         stale = rt.freshness.stale(time.monotonic())
         metrics.WATCH_STALE.set(1 if stale else 0)
@@ -182,9 +185,17 @@ async def _start_health_server(rt: Runtime, host: str, health_port: int, metrics
     async def metrics_view(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    async def memory_view(request: web.Request) -> web.Response:
+        top = int(request.query.get("top", "25"))
+        return web.json_response(memory_profile.report(top))
+
+    routes: list[tuple[int, tuple[str, Any]]] = [(health_port, ("/healthz", healthz)),
+                                                 (metrics_port, ("/metrics", metrics_view))]
+    if memory_page:  # opt-in (XORJ_OPERATOR_MEMORY_PROFILE_FRAMES): the allocation trace's largest holders
+        routes.append((metrics_port, ("/debug/memory", memory_view)))
     runners = []
     apps: dict[int, web.Application] = {}
-    for port, route in ((health_port, ("/healthz", healthz)), (metrics_port, ("/metrics", metrics_view))):
+    for port, route in routes:
         app = apps.setdefault(port, web.Application())
         app.router.add_get(*route)
     for port, app in apps.items():

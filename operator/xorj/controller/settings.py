@@ -205,6 +205,10 @@ class ServingSettings(BaseSettings):
     health_host: str = Field(default="0.0.0.0", description="The address /healthz and /metrics listen on.")
     health_port: int = Field(default=8080, description="The port of /healthz (fails when watches go stale).")
     metrics_port: int = Field(default=9101, description="The port of /metrics.")
+    memory_profile_frames: int = Field(default=0, ge=0, le=64, description=(
+        "Opt-in, for benchmarks and leak hunts: above 0, trace allocations (tracemalloc, this many frames "
+        "each) from start-up and serve the largest holders as JSON at /debug/memory on the metrics port. "
+        "Tracing costs CPU and memory of its own; 0 (the default) traces nothing and serves no such page."))
 
 
 class OperatorSettings(BaseSettings):

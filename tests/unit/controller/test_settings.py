@@ -48,6 +48,7 @@ ENVIRONMENT = {
     "XORJ_OPERATOR_HEALTH_HOST": ("127.0.0.2", lambda s: s.serving.health_host),
     "XORJ_OPERATOR_HEALTH_PORT": ("8181", lambda s: s.serving.health_port),
     "XORJ_OPERATOR_METRICS_PORT": ("9191", lambda s: s.serving.metrics_port),
+    "XORJ_OPERATOR_MEMORY_PROFILE_FRAMES": ("3", lambda s: s.serving.memory_profile_frames),
     "XORJ_OPERATOR_PEERING_NAME": ("peers", lambda s: s.peering.name),
     "XORJ_OPERATOR_PEERING_LIFETIME": ("21", lambda s: s.peering.lifetime),
     "XORJ_OPERATOR_PRIORITY": ("22", lambda s: s.peering.priority),
