@@ -245,10 +245,11 @@ def main() -> None:
         stop.set()
         op.stop()
         for kind in ("copytrades", "vaults", "tradingstrategies"):
-            names = cluster.kubectl("get", kind, "-n", namespace, "-o", "name", check=False).stdout.split()
-            for name in names:
-                cluster.kubectl("patch", "-n", namespace, name, "--type=merge",
-                                "-p", '{"metadata":{"finalizers":null}}', check=False)
+            # one kubectl for all objects of a kind (thousands of kubectl runs would take minutes)
+            listed = cluster.kubectl("get", kind, "-n", namespace, "-o", "json", check=False, timeout=300).stdout
+            if listed.strip():
+                cluster.kubectl("patch", "-n", namespace, "-f", "-", "--type=merge",
+                                "-p", '{"metadata":{"finalizers":null}}', input=listed, check=False, timeout=600)
         ledger.close()
         server.destroy()
         cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
