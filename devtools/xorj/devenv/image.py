@@ -189,44 +189,38 @@ class ImageBuilder:
     # -- the project image -----------------------------------------------------------------
 
     def build_project(self, progress: Progress = _silent, force: bool = False) -> BuiltImage:
-        started = time.monotonic()
         tag = source_hash(self.root)
-        reference = f"{PROJECT_IMAGE}:{tag}"
         archive = self.cache_dir / "archives" / f"xorj-operator-{tag}.oci.tar"
+        return self._build_recipe(f"{PROJECT_IMAGE}:{tag}", self.root / "Dockerfile", self.root, archive,
+                                  progress, force)
+
+    def build_patroni(self, progress: Progress = _silent, force: bool = False) -> BuiltImage:
+        """The HA ledger's image (images/patroni/Containerfile: Debian's Postgres and Patroni) on the
+        same base, tagged ``PATRONI_IMAGE`` (the chart's default postgresql.ha.image); cached by the
+        recipe's hash."""
+        recipe = self.root / PATRONI_RECIPE
+        digest = hashlib.sha256(recipe.read_bytes()).hexdigest()[:16]
+        archive = self.cache_dir / "archives" / f"xorj-patroni-{digest}.oci.tar"
+        return self._build_recipe(PATRONI_IMAGE, recipe, recipe.parent, archive, progress, force)
+
+    def _build_recipe(self, reference: str, recipe: Path, context: Path, archive: Path, progress: Progress,
+                      force: bool) -> BuiltImage:
+        """``reference`` built from ``recipe`` on the debootstrapped base and pushed to ``archive``,
+        unless that archive (named by the caller's content hash) already exists."""
+        started = time.monotonic()
         if archive.is_file() and not force:
             return BuiltImage(reference, archive, True, time.monotonic() - started)
         base = self.build_base(progress)
         progress(f"buildah build {reference} (FROM {base})")
         self.buildah(
             "build", "--layers", *(["--no-cache"] if force else []), "--network", "host", "--isolation", "chroot",
-            "--build-arg", f"BASE_IMAGE={base}", "-f", str(self.root / "Dockerfile"),
-            "-t", reference, str(self.root),
+            "--build-arg", f"BASE_IMAGE={base}", "-f", str(recipe), "-t", reference, str(context),
         )
         progress(f"pushing {reference} to {archive}")
         self.push_archive(reference, archive)
         seconds = time.monotonic() - started
         log.info("image built", extra={"image": reference, "seconds": round(seconds, 1)})
         return BuiltImage(reference, archive, False, seconds)
-
-    def build_patroni(self, progress: Progress = _silent, force: bool = False) -> BuiltImage:
-        """The HA ledger's image (images/patroni/Containerfile: Debian's Postgres and Patroni) on the
-        same base, tagged ``PATRONI_IMAGE`` (the chart's default postgresql.ha.image); cached by the
-        recipe's hash."""
-        started = time.monotonic()
-        recipe = self.root / PATRONI_RECIPE
-        digest = hashlib.sha256(recipe.read_bytes()).hexdigest()[:16]
-        archive = self.cache_dir / "archives" / f"xorj-patroni-{digest}.oci.tar"
-        if archive.is_file() and not force:
-            return BuiltImage(PATRONI_IMAGE, archive, True, time.monotonic() - started)
-        base = self.build_base(progress)
-        progress(f"buildah build {PATRONI_IMAGE} (FROM {base})")
-        self.buildah(
-            "build", "--layers", *(["--no-cache"] if force else []), "--network", "host", "--isolation", "chroot",
-            "--build-arg", f"BASE_IMAGE={base}", "-f", str(recipe), "-t", PATRONI_IMAGE, str(recipe.parent),
-        )
-        progress(f"pushing {PATRONI_IMAGE} to {archive}")
-        self.push_archive(PATRONI_IMAGE, archive)
-        return BuiltImage(PATRONI_IMAGE, archive, False, time.monotonic() - started)
 
     @staticmethod
     def import_into(archive: Path, containerd_socket: Path) -> None:
