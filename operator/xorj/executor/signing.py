@@ -211,6 +211,14 @@ class SignerClient:
         raise refusal_error(refusal)
 
 
+class EarlierSignatureLiveError(ChainCallError):
+    """The signer already gave a signature for this attempt that the ledger does not hold (its
+    write-ahead commit was lost, for instance in a ledger outage) and that can still land: it signs no
+    second one until the chain's block height passes the first one's validity. Nothing new was
+    signed, and the wait is bounded by a blockhash's lifetime, so the executor waits it out instead of
+    counting it against its RPC patience (:attr:`xorj.executor.submission.SubmissionSettings.prepare_live_signature_patience`)."""
+
+
 def refusal_error(refusal: RefusalAnswer) -> Exception:
     """The exception the submission algorithm acts on for a refusal: the same it would meet with the
     keys in process (a guard refusal stays SWAP_REJECTED with its rule, a failed simulation keeps
@@ -228,7 +236,10 @@ def refusal_error(refusal: RefusalAnswer) -> Exception:
             return QuoteRejectedError(refusal.rule or "signer", detail)
         case SigningRefusal.SIMULATION_FAILED:
             return SimulationFailedError(detail, reason=refusal.reason or ReasonCode.PROGRAM_ERROR)
-        case SigningRefusal.CHAIN_ERROR | SigningRefusal.BUSY | SigningRefusal.SIGNED_NOT_RECORDED:
+        case SigningRefusal.SIGNED_NOT_RECORDED:
+            return EarlierSignatureLiveError(detail, method=SIGNER_METHOD,
+                                             reason=refusal.reason or ReasonCode.BLOCKHASH_EXPIRED)
+        case SigningRefusal.CHAIN_ERROR | SigningRefusal.BUSY:
             return ChainCallError(detail, method=SIGNER_METHOD, reason=refusal.reason or ReasonCode.RPC_ERROR)
         case _:
             return SignerRefusedError(code.value, detail)

@@ -71,7 +71,7 @@ from xorj.domain.slippage import SlippageAction, SlippagePolicy, decide_retry
 from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, Trade, TradeState
 from xorj.errors import LedgerConstraintError
 from xorj.executor.ports import NullObserver, Observer, RiskGate, Signer, SwapApi, TradeLedger
-from xorj.executor.signing import VaultNotHeldError
+from xorj.executor.signing import EarlierSignatureLiveError, VaultNotHeldError
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,9 @@ class SubmissionSettings:
     backoff_max: float = 5.0  # cap of the back-off after RPC errors while following an attempt
     prepare_retries: int = 3  # quote/swap tries before an attempt exists (safe: nothing was sent)
     prepare_rpc_patience: float = 30.0  # seconds of Solana RPC errors while preparing, before giving up
+    # seconds to wait for the signer's earlier, unrecorded signature of this attempt to expire: a
+    # blockhash lives about 150 blocks (60 to 90 s), so this outlasts it; past it the trade fails
+    prepare_live_signature_patience: float = 180.0
     confirmation: ConfirmationPolicy = field(default_factory=ConfirmationPolicy)
 
 
@@ -286,7 +289,7 @@ class Submitter:
         attempt_no = len(trade.attempts) + 1
         signed: SignedSwap | None = None
         error: ChainCallError | None = None
-        tries, left, rpc_waited = 0, self.settings.prepare_retries, 0.0
+        tries, left, rpc_waited, live_waited = 0, self.settings.prepare_retries, 0.0, 0.0
         while left > 0:
             tries, left = tries + 1, left - 1
             try:
@@ -322,6 +325,14 @@ class Submitter:
             except (QuoteUnavailableError, MalformedAnswerError) as exc:
                 error = exc
                 break  # the API said no (or answered nonsense): asking again the same way will not help
+            except EarlierSignatureLiveError as exc:
+                # Nothing new is signed until the earlier signature can no longer land; the chain
+                # bounds that wait, so it spends no try and none of the RPC patience.
+                error = exc
+                delay = min(self.settings.backoff_max, 0.25 * 2 ** tries)
+                if live_waited < self.settings.prepare_live_signature_patience:
+                    left, live_waited = left + 1, live_waited + delay
+                await self._sleep(delay)
             except ChainCallError as exc:
                 error = exc
                 self.observer.rpc_error(exc.method or "swap-api", exc.reason)
