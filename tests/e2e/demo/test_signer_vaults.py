@@ -54,6 +54,19 @@ def _executor_pods(run: DemoRun, strategy: str) -> list[dict[str, Any]]:
     return [p for p in json.loads(out)["items"] if not p["metadata"].get("deletionTimestamp")]
 
 
+def _ready_executor_pods(run: DemoRun, strategy: str) -> list[dict[str, Any]]:
+    """The strategy's executor pods once both containers of every one are Ready on the real node (a
+    readiness probe may be between answers just after `up` or a roll: waited for, not sampled once)."""
+    def ready() -> list[dict[str, Any]]:
+        pods = _executor_pods(run, strategy)
+        statuses = [{c["name"]: c.get("ready") for c in p["status"].get("containerStatuses") or []} for p in pods]
+        both = all(s.get(EXECUTOR_CONTAINER) and s.get(SIGNER_CONTAINER) for s in statuses)
+        return pods if pods and both else []
+
+    return _wait("both containers of every executor pod Ready", ready, 180,
+                 lambda: json.dumps([p["status"].get("containerStatuses") for p in _executor_pods(run, strategy)])[-3000:])
+
+
 def _assert_keys_only_in_the_signer(pod: dict[str, Any]) -> None:
     containers = {c["name"]: c for c in pod["spec"]["containers"]}
     assert set(containers) == {EXECUTOR_CONTAINER, SIGNER_CONTAINER}, pod["metadata"]["name"]
@@ -61,8 +74,6 @@ def _assert_keys_only_in_the_signer(pod: dict[str, Any]) -> None:
     signer_mounts = {m["name"]: m["mountPath"] for m in containers[SIGNER_CONTAINER]["volumeMounts"]}
     assert "vault" not in executor_mounts and not any(p.startswith(VAULT_MOUNT_DIR) for p in executor_mounts.values())
     assert signer_mounts["vault"] == VAULT_MOUNT_DIR
-    statuses = {s["name"]: s for s in pod["status"].get("containerStatuses") or []}
-    assert all(statuses[name]["ready"] for name in containers), statuses  # both run, on the real node
 
 
 def test_the_signer_sidecar_holds_every_vault_key_and_a_fanout_confirms_on_chain(no_cluster: LocalCluster,
@@ -76,7 +87,7 @@ def test_the_signer_sidecar_holds_every_vault_key_and_a_fanout_confirms_on_chain
     namespace = demo_run.namespace
     strategy = example_strategy()
     name = strategy["metadata"]["name"]
-    pods = _executor_pods(demo_run, name)
+    pods = _ready_executor_pods(demo_run, name)
     assert pods and all(p["spec"].get("nodeName") for p in pods)
     for pod in pods:
         _assert_keys_only_in_the_signer(pod)
@@ -112,7 +123,7 @@ def test_the_signer_sidecar_holds_every_vault_key_and_a_fanout_confirms_on_chain
                                      "-o", "json").stdout)["spec"]["template"] != template_before, 120)
     kubectl("rollout", "status", f"deployment/{names(name)['deployment']}", "-n", namespace, "--timeout=300s",
             timeout=330)
-    pods = _executor_pods(demo_run, name)
+    pods = _ready_executor_pods(demo_run, name)
     for pod in pods:
         _assert_keys_only_in_the_signer(pod)
         volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "vault")
@@ -149,5 +160,5 @@ def test_the_signer_sidecar_holds_every_vault_key_and_a_fanout_confirms_on_chain
     assert {v: len(s) for v, s in fills.items()} == {own: 1, second: 1}
     for v in (own, second):
         assert token_balance(chain.rpc_url, v, chain.output_mint) > sol_before[v], v
-    for pod in _executor_pods(demo_run, name):
+    for pod in _ready_executor_pods(demo_run, name):
         _assert_keys_only_in_the_signer(pod)

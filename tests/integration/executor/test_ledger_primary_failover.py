@@ -134,8 +134,11 @@ def test_primary_killed_under_load_loses_and_duplicates_nothing(ha_ledger, victi
         # the first admission that returned after one was refused (one in flight at the kill may
         # have returned just after it)
         refused = [t for t in admitter.failures if t > killed_at]
-        if victim != "switchover":
-            assert refused, "no admission ever met the outage: the kill came too late to prove anything"
+        # the kill came in the middle of the load: trades admitted before it and after it (a Postgres
+        # that Patroni restarts in place within the pool's acquire timeout refuses no admission at all)
+        after_kill = [i for t, i in admitter.admitted if t > killed_at]
+        assert before_kill and after_kill, f"the kill did not come during the load: {len(before_kill)} before, " \
+                                           f"{len(after_kill)} after"
         recovery = next(t for t, _ in admitter.admitted if t > (refused or [killed_at])[0]) - killed_at
         ids = [i for _, i in admitter.admitted]
         trades = wait_terminal(ledger, ids, 240)
