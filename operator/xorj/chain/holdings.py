@@ -10,12 +10,11 @@ import asyncio
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from solders.pubkey import Pubkey
 from spl.token.instructions import get_associated_token_address
 
-from xorj.chain.account_batch import AccountSource
+from xorj.chain.account_batch import MAX_ACCOUNTS_PER_CALL, AccountSource
 from xorj.chain.errors import MalformedAnswerError
 from xorj.chain.rpc import AccountInfo, SolanaRpc
 
@@ -80,16 +79,7 @@ def _token_amount(address: Pubkey, account: AccountInfo | None, vault: Pubkey, m
     return amount
 
 
-# The most accounts one getMultipleAccounts may ask for (Solana nodes refuse more).
-MAX_ACCOUNTS_PER_CALL = 100
-
-
-class MultipleAccountsRpc(Protocol):
-    async def accounts(self, pubkeys: Sequence[Pubkey], commitment: str = "processed", *,
-                       timeout: float | None = None) -> list[AccountInfo | None]: ...
-
-
-async def read_balances(rpc: MultipleAccountsRpc, vaults: Sequence[str], mints: Sequence[str], *,
+async def read_balances(rpc: AccountSource, vaults: Sequence[str], mints: Sequence[str], *,
                         commitment: str = "confirmed") -> dict[str, dict[str, int]]:
     """Each vault's balance of each of ``mints`` (SPL Token program mints; the native SOL mint is the
     vault account's lamports), batched: the vault accounts and their associated token accounts go
@@ -141,7 +131,6 @@ __all__ = [
     "TOKEN_PROGRAMS",
     "TOKEN_PROGRAM_ID",
     "MintInfo",
-    "MultipleAccountsRpc",
     "VaultHoldings",
     "read_balances",
     "read_mint",

@@ -37,8 +37,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
+from xorj.chain.account_batch import AccountSource
 from xorj.chain.errors import MalformedAnswerError
-from xorj.chain.holdings import MultipleAccountsRpc, read_balances
+from xorj.chain.holdings import read_balances
 from xorj.chain.prices import PriceSource
 from xorj.chain.rpc import LandedAnswer
 from xorj.domain.copy_signals import (
@@ -62,7 +63,7 @@ from xorj.watcher.metrics import WatcherMetrics
 
 log = logging.getLogger(__name__)
 
-class WatcherRpc(MultipleAccountsRpc, Protocol):
+class WatcherRpc(AccountSource, Protocol):
     async def transaction_with_meta(self, signature: str, commitment: str = "confirmed", *,
                                     timeout: float | None = None) -> LandedAnswer | None: ...
 
