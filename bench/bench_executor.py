@@ -28,6 +28,12 @@ in shared calls, and are checked, recorded and confirmed in batched ledger trans
 ``--fanout-only --profile``, one in-process executor is profiled on one lead swap fanned out to the
 largest ``--vaults`` count.
 
+Each fan-out run also prints claim to first send (p50/p99), where a confirmed trade's wall time goes per
+step (from the executor's "trade timing" log: claim + quote, valuation + daily-limit reservation, swap
+build, sign, write-ahead commit, send, confirm) and the machine's load average at its start and end: the
+machine may be shared, so compare wall figures only within runs at a similar load; CPU per trade is the
+load-independent figure.
+
 Each run also prints what the executors asked the local chain and swap API for (requests per trade,
 per method) and the chain server's CPU per method, so the stand-ins' share of a run is visible.
 
@@ -124,8 +130,8 @@ def admit(ledger: Ledger, scenario: Scenario, n: int, offered_rate: float | None
 # The executor's steps in the order a fresh trade passes them (the "trade timing" log's steps_s: seconds
 # from the claim to the first time each step ended); "sent" is the first broadcast, "final" the end.
 STEP_ORDER = ("quoted", "reserved", "built", "signed", "committed", "sent", "final")
-STEP_NAMES = {"quoted": "claim->quote", "reserved": "daily-limit reserve (valuation incl.)",
-              "built": "swap build", "signed": "sign", "committed": "write-ahead commit",
+STEP_NAMES = {"quoted": "claim + quote", "reserved": "valuation + daily-limit reserve",
+              "built": "swap build (swap API)", "signed": "sign (guard: validity, simulation)", "committed": "write-ahead commit",
               "sent": "send", "final": "confirm (poll + ledger)"}
 
 
