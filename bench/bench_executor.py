@@ -28,6 +28,12 @@ in shared calls, and are checked, recorded and confirmed in batched ledger trans
 ``--fanout-only --profile``, one in-process executor is profiled on one lead swap fanned out to the
 largest ``--vaults`` count.
 
+Each fan-out run also prints claim to first send (p50/p99), where a confirmed trade's wall time goes per
+step (from the executor's "trade timing" log: claim + quote, valuation + daily-limit reservation, swap
+build, sign, write-ahead commit, send, confirm) and the machine's load average at its start and end: the
+machine may be shared, so compare wall figures only within runs at a similar load; CPU per trade is the
+load-independent figure.
+
 Each run also prints what the executors asked the local chain and swap API for (requests per trade,
 per method) and the chain server's CPU per method, so the stand-ins' share of a run is visible.
 
@@ -119,6 +125,52 @@ def admit(ledger: Ledger, scenario: Scenario, n: int, offered_rate: float | None
     the executors do. Distinct amounts: two trades quoted in the same block would otherwise build the
     same transaction."""
     return admit_lanes(ledger, [scenario], n, offered_rate)
+
+
+# The executor's steps in the order a fresh trade passes them (the "trade timing" log's steps_s: seconds
+# from the claim to the first time each step ended); "sent" is the first broadcast, "final" the end.
+STEP_ORDER = ("quoted", "reserved", "built", "signed", "committed", "sent", "final")
+STEP_NAMES = {"quoted": "claim + quote", "reserved": "valuation + daily-limit reserve",
+              "built": "swap build (swap API)", "signed": "sign (guard: validity, simulation)", "committed": "write-ahead commit",
+              "sent": "send", "final": "confirm (poll + ledger)"}
+
+
+def step_timings(log_paths: list[Path]) -> dict[str, list[float]]:
+    """Per confirmed trade, the seconds each step took (from the end of the previous one)."""
+    out: dict[str, list[float]] = {step: [] for step in STEP_ORDER}
+    for path in log_paths:
+        for line in path.read_text(errors="replace").splitlines():
+            if '"trade timing"' not in line:
+                continue
+            record = json.loads(line)
+            steps = dict(record.get("steps_s") or {})
+            if record.get("state") != "CONFIRMED" or not steps:
+                continue
+            steps["sent"] = record.get("claim_to_first_send_s")
+            steps["final"] = record["claim_to_final_s"]
+            previous = 0.0
+            for step in STEP_ORDER:
+                at = steps.get(step)
+                if at is None:
+                    break
+                out[step].append(at - previous)
+                previous = at
+    return out
+
+
+def print_steps(label: str, steps: dict[str, list[float]]) -> None:
+    print(f"  {label}: where a confirmed trade's time goes, per step (wall seconds after the previous step ended):")
+    for step in STEP_ORDER:
+        values = steps.get(step) or []
+        if values:
+            print(f"    {STEP_NAMES[step]:<40} p50 {1000 * percentile(values, 50):>8.1f} ms  "
+                  f"p99 {1000 * percentile(values, 99):>8.1f} ms  mean {1000 * sum(values) / len(values):>8.1f} ms")
+
+
+def load_average() -> str:
+    """The machine's 1/5/15-minute load average (the machine is shared: every figure carries it)."""
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.2f}/{five:.2f}/{fifteen:.2f}"
 
 
 def timings(log_paths: list[Path]) -> tuple[list[float], list[float]]:
@@ -479,6 +531,7 @@ def run_fanout(chain, pg: PostgresServer, vaults: list[tuple[str, str]], n_leads
                 p.port(60)
             cpu_before = (cpu_seconds(chain.process.pid), sum(cpu_seconds(q) for q in with_children(pg.pid)),
                           sum(cpu_seconds(p.pid) for p in procs))
+            load_at_start = load_average()
             started = time.monotonic()
             admissions = []  # (epoch at the admission's start, at its commit)
             ids: list[int] = []
@@ -507,6 +560,7 @@ def run_fanout(chain, pg: PostgresServer, vaults: list[tuple[str, str]], n_leads
                     print(f"  {n_trades - open_trades}/{n_trades} terminal after {reported - started:.0f}s", flush=True)
                 time.sleep(0.05)
             elapsed = time.monotonic() - started
+            load_at_end = load_average()
             pg_pids = with_children(pg.pid)
             cpu = (cpu_seconds(chain.process.pid) - cpu_before[0], sum(cpu_seconds(q) for q in pg_pids) - cpu_before[1],
                    sum(cpu_seconds(p.pid) for p in procs) - cpu_before[2])
@@ -523,7 +577,10 @@ def run_fanout(chain, pg: PostgresServer, vaults: list[tuple[str, str]], n_leads
                                                                   *was), scenarios, before))
     signalled, committed = admissions[0]
     per_vault = [at - signalled for at in sends]
-    return {"executors": executors, "vaults": len(vaults), "leads": n_leads, "trades": n_trades,
+    claim_first, _ = timings([p.log_path for p in procs])
+    return {"load": load_at_end, "load_start": load_at_start, "steps": step_timings([p.log_path for p in procs]),
+            "claim_first_p50": percentile(claim_first, 50), "claim_first_p99": percentile(claim_first, 99),
+            "executors": executors, "vaults": len(vaults), "leads": n_leads, "trades": n_trades,
             "confirmed": sum(t.state is TradeState.CONFIRMED for t in trades), "seconds": elapsed,
             "trades_per_s": n_trades / elapsed, "register_s": registering,
             "admit_s": committed - signalled, "admit_mean_s": sum(b - a for a, b in admissions) / n_leads,
@@ -550,6 +607,11 @@ def print_fanout(results: list[dict]) -> None:
         print(f"{r['vaults']:>6} {r['executors']:>9} {r['register_s']:>8.2f}s {r['admit_s'] * 1000:>8.1f}ms "
               f"{r['first_send_s'] * 1000:>7.1f}ms {r['last_send_s'] * 1000:>8.1f}ms {r['send_p50'] * 1000:>6.1f}ms "
               f"{r['send_p99'] * 1000:>6.1f}ms {r['sent']:>5}")
+    for r in results:
+        print(f"{r['vaults']} vaults, {r['executors']} executor(s), concurrency {r.get('concurrency', '?')}: claim to "
+              f"first send p50 {r['claim_first_p50'] * 1000:.1f} ms p99 {r['claim_first_p99'] * 1000:.1f} ms "
+              f"({r['load_start']} at start, {r['load']} at end)")
+        print_steps(f"{r['vaults']} vaults", r["steps"])
     print("(exactly-once verified on chain for every vault of every run: fills == confirmed trades)")
 
 
@@ -562,8 +624,8 @@ def fanout_runs(chain, pg: PostgresServer, args: argparse.Namespace, workdir: Pa
         for n in args.executors:
             print(f"fan-out run: {n_leads} lead swap(s) x {n_vaults} vault(s) = {n_leads * n_vaults} trades, "
                   f"{n} executor(s) x concurrency {args.fanout_concurrency} ...", flush=True)
-            results.append(run_fanout(chain, pg, all_vaults[:n_vaults], n_leads, n, args.fanout_concurrency,
-                                      workdir))
+            results.append({**run_fanout(chain, pg, all_vaults[:n_vaults], n_leads, n, args.fanout_concurrency,
+                                         workdir), "concurrency": args.fanout_concurrency})
             print_fanout(results[-1:])  # each run's figures as it ends: a long run cut short keeps them
     return results
 

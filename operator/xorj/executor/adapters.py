@@ -77,8 +77,10 @@ NOT_SYSTEM_FAILURES = frozenset({ReasonCode.RISK_LIMIT, ReasonCode.CANCELLED})
 WRITE_AHEAD_WINDOW = 0.002
 
 # The most trades one batched ledger transaction (LedgerTick) carries: more wait for the next one, which
-# runs at the same time on another pooled connection.
-LEDGER_BATCH = 32
+# runs at the same time on another pooled connection. Each step of a batch is a few set-based statements
+# whatever its size (xorj.ledger.transactions.record_attempts, reserve_daily_shares, confirm_trades), so a
+# batch may be large; the bound keeps one refused statement's retry (each key alone) small.
+LEDGER_BATCH = 256
 
 # Which trade failures also go to the alert outbox (written in the same transaction as the failure).
 FAILURE_ALERTS: dict[ReasonCode, tuple[str, AlertSeverity]] = {

@@ -59,6 +59,7 @@ class ExecutorMetrics:
                                    ["strategy"], registry=r)
         self._claimed_at: dict[int, float] = {}
         self._first_sent: dict[int, float] = {}
+        self._steps: dict[int, dict[str, float]] = {}  # trade id -> first time of each step (timing log)
         self.set_breaker(BreakerState.CLOSED)
         self.ledger_up.labels(strategy).set(1)
         self.in_flight.labels(strategy).set(0)
@@ -74,6 +75,7 @@ class ExecutorMetrics:
     def trade_released(self, trade_id: int) -> None:
         self._claimed_at.pop(trade_id, None)
         self._first_sent.pop(trade_id, None)
+        self._steps.pop(trade_id, None)
 
     def set_in_flight(self, n: int) -> None:
         self.in_flight.labels(self.strategy).set(n)
@@ -92,6 +94,10 @@ class ExecutorMetrics:
             self.ledger_errors.labels(self.strategy, kind).inc()
 
     # ---- Observer ----------------------------------------------------------------------------
+
+    def step(self, trade_id: int, step: str) -> None:
+        if trade_id in self._claimed_at:
+            self._steps.setdefault(trade_id, {}).setdefault(step, time.monotonic())
 
     def first_send(self, trade: Trade) -> None:
         if trade.trade_id in self._first_sent:
@@ -122,4 +128,7 @@ class ExecutorMetrics:
             log.info("trade timing", extra={"trade_id": trade_id, "state": state.value,
                                             "reason": reason.value if reason else None,
                                             "claim_to_first_send_s": None if first is None else round(first - claimed, 6),
-                                            "claim_to_final_s": round(now - claimed, 6)})
+                                            "claim_to_final_s": round(now - claimed, 6),
+                                            # seconds from the claim to the first time each step ended
+                                            "steps_s": {step: round(at - claimed, 6) for step, at in
+                                                        self._steps.get(trade_id, {}).items()}})

@@ -296,13 +296,17 @@ class Submitter:
                 vault = await self.signer.public_key(trade.vault)  # before any quote: a vault not held fails here
                 quote = await self.quotes.quote(trade, slippage_bps)
                 self.hook("quoted")
+                self.observer.step(trade.trade_id, "quoted")
                 decision = await self.risk.check(trade, quote)
+                self.observer.step(trade.trade_id, "reserved")
                 if not decision.allowed:
                     await self._fail(trade, ReasonCode.RISK_LIMIT, decision.message)
                     return None
                 answer = await self.swap_api.swap_transaction(quote, vault)
+                self.observer.step(trade.trade_id, "built")
                 signed = await self.signer.sign_swap(trade, answer, quote)
                 self.hook("signed")
+                self.observer.step(trade.trade_id, "signed")
                 break
             except VaultNotHeldError as exc:
                 await self._fail(trade, ReasonCode.VAULT_MISMATCH,
@@ -363,6 +367,7 @@ class Submitter:
             await self._sleep(self.settings.poll_interval)
             return None
         self.hook("committed")
+        self.observer.step(trade.trade_id, "committed")
         log.info("attempt committed", extra={"trade_id": trade.trade_id, "attempt_no": attempt_no,
                                              "signature": str(signed.signature), "slippage_bps": slippage_bps,
                                              "last_valid_block_height": signed.last_valid_block_height})

@@ -16,14 +16,15 @@ Functions here are transaction steps (:mod:`xorj.ledger.statements`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from xorj.domain.risk import DailyUsage, RiskDecision, VaultLimits, check_vault, globally_halted, utc_day_start
 from xorj.ledger.records import VaultActivity
 from xorj.ledger.rows import Row
-from xorj.ledger.statements import Step, one, rowcount
+from xorj.ledger.statements import Step, one, rowcount, rows
 
 # The pure risk check with everything but the vault's usage already bound (see xorj.domain.risk).
 RiskCheck = Callable[[DailyUsage], RiskDecision]
@@ -91,3 +92,82 @@ def reserve(trade: Row, notional_usd: Decimal, decide: RiskCheck) -> Step[RiskDe
             (notional_usd, trade["trade_id"]),
         )
     return decision
+
+
+@dataclass(frozen=True, eq=False)
+class BatchCheck:
+    """One check-and-reserve of a batch (:func:`reserve_many`): the locked, lease-checked trade row,
+    the notional it counts at and the pure risk check."""
+
+    trade: Row
+    notional_usd: Decimal
+    decide: RiskCheck
+
+
+def reserve_many(checks: Sequence[BatchCheck]) -> Step[list[RiskDecision]]:
+    """:func:`reserve` for a batch of locked, lease-checked trades in four statements, whatever the
+    batch's size (one trade row appears once). The halt is read and every vault's advisory lock is
+    taken in one statement, in the order of the lock keys (so two batches sharing vaults cannot
+    deadlock); every vault's usage and registry row are read in a second statement, after the locks
+    (READ COMMITTED: its snapshot sees every reservation committed by earlier holders); the checks
+    run in order, each trade of a vault seeing the earlier ones of the batch counted; and every
+    approved trade is counted in one UPDATE. The result is each check's decision, in order."""
+    to_count = sorted({c.trade["vault"] for c in checks
+                       if c.trade["risk_reserved_at"] is None and c.trade["submitted_at"] is None})
+    state = yield from one(
+        """SELECT (SELECT halted FROM trading_halt WHERE singleton) AS halted,
+                  (SELECT reason FROM trading_halt WHERE singleton) AS reason,
+                  (SELECT count(*) FROM trading_halt WHERE singleton) AS present,
+                  now() AS now,
+                  (SELECT count(*) FROM (
+                       SELECT pg_advisory_xact_lock(%(space)s::integer, key)
+                         FROM (SELECT DISTINCT hashtext(v) AS key FROM unnest(%(vaults)s::text[]) AS v
+                                ORDER BY key) AS keys) AS taken) AS locks""",
+        {"space": VAULT_LOCK_SPACE, "vaults": to_count})
+    assert state is not None, "a SELECT without FROM returns one row"
+    if not state["present"] or state["halted"]:  # a missing row is a tampered ledger: fail closed
+        why = state["reason"] if state["present"] else "the trading_halt row is missing"
+        return [globally_halted(why) for _ in checks]
+    since = utc_day_start(state["now"])
+    pairs = sorted({(c.trade["strategy"], c.trade["vault"]) for c in checks if c.trade["vault"] in to_count})
+    found = yield from rows(
+        """SELECT k.strategy, k.vault, u.volume, u.n, v.pubkey IS NOT NULL AS registered,
+                  v.max_trade_notional_usd, v.max_daily_volume_usd, v.max_daily_trades, v.paused,
+                  v.removed_at IS NOT NULL AS removed
+             FROM unnest(%(strategies)s::text[], %(vaults)s::text[]) AS k(strategy, vault)
+            CROSS JOIN LATERAL (
+                SELECT coalesce(sum(coalesce(risk_reserved_usd, notional_usd)), 0) AS volume, count(*) AS n
+                  FROM trades
+                 WHERE vault = k.vault
+                   AND (risk_reserved_at >= %(since)s OR (risk_reserved_at IS NULL AND submitted_at >= %(since)s))
+                   AND (state = 'PENDING' OR submitted_at IS NOT NULL)) AS u
+             LEFT JOIN vaults v ON v.strategy = k.strategy AND v.pubkey = k.vault""",
+        {"strategies": [p[0] for p in pairs], "vaults": [p[1] for p in pairs], "since": since})
+    usage = {r["vault"]: DailyUsage(Decimal(r["volume"]), r["n"]) for r in found}
+    overrides = {(r["strategy"], r["vault"]): VaultLimits(
+        max_trade_notional_usd=r["max_trade_notional_usd"], max_daily_volume_usd=r["max_daily_volume_usd"],
+        max_daily_trades=r["max_daily_trades"], paused=r["paused"], removed=r["removed"])
+        for r in found if r["registered"]}
+    decisions: list[RiskDecision] = []
+    counted: list[BatchCheck] = []
+    for check in checks:
+        trade = check.trade
+        if trade["risk_reserved_at"] is not None or trade["submitted_at"] is not None:
+            decisions.append(check.decide(DailyUsage()))
+            continue
+        today = usage[trade["vault"]]
+        decision = check.decide(today)
+        vault = overrides.get((trade["strategy"], trade["vault"]))
+        if decision.allowed and vault is not None:
+            decision = check_vault(vault, check.notional_usd, today)
+        if decision.allowed:
+            # the next trade of this vault in the batch sees this one counted, as after its commit
+            usage[trade["vault"]] = DailyUsage(today.volume_usd + check.notional_usd, today.trade_count + 1)
+            counted.append(check)
+        decisions.append(decision)
+    if counted:
+        yield from rowcount(
+            """UPDATE trades AS t SET risk_reserved_at = now(), risk_reserved_usd = r.usd, updated_at = now()
+                 FROM unnest(%s::bigint[], %s::numeric[]) AS r(id, usd) WHERE t.id = r.id""",
+            ([c.trade["trade_id"] for c in counted], [c.notional_usd for c in counted]))
+    return decisions

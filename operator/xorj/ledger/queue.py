@@ -21,6 +21,7 @@ a transaction body, which a blocking or an asyncio ledger runs.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from xorj.domain.trades import Attempt, Trade
@@ -164,6 +165,45 @@ def lock_for_owner(
     if row is None:
         raise TradeNotFoundError(f"trade {trade_id} does not exist")
     return row, bool(row["lease_held"])
+
+
+@dataclass(frozen=True)
+class ClaimedWrite:
+    """One fenced write of a batch (:func:`lock_many`): the trade, the claim it works under and, for
+    a write-ahead record, the signature and bytes whose stored attempt the lock looks up."""
+
+    trade_id: int
+    owner: str
+    fencing_token: int
+    signature: str | None = None
+    raw_tx: bytes | None = None
+
+
+def lock_many(writes: Sequence[ClaimedWrite]) -> Step[list[Row | None]]:
+    """:func:`lock_for_owner` for a batch in ONE statement: every trade row locked in id order (the
+    order every multi-row lock of trades takes, so two batches cannot deadlock), and for each write
+    its row (``None`` for an unknown trade) with ``locked_at``, ``lease_held`` for the write's own
+    claim and ``recorded_attempt_id``. Validates each write's token first (InvalidInputError)."""
+    for write in writes:
+        validate_fencing_token(write.fencing_token)
+    if not writes:
+        return []
+    found = yield from rows(
+        f"""SELECT {", ".join("t." + c.strip() for c in TRADE_COLUMNS.split(","))}, now() AS locked_at, w.ord,
+                   (t.lease_owner IS NOT DISTINCT FROM w.owner AND t.lease_expires_at > now()
+                    AND t.fencing_token = w.token) AS lease_held,
+                   (SELECT a.id FROM attempts a
+                     WHERE w.signature IS NOT NULL AND a.signature = w.signature AND a.trade_id = t.id
+                       AND a.raw_tx = w.raw_tx) AS recorded_attempt_id
+              FROM unnest(%(ids)s::bigint[], %(owners)s::text[], %(tokens)s::bigint[], %(signatures)s::text[],
+                          %(raws)s::bytea[]) WITH ORDINALITY AS w(id, owner, token, signature, raw_tx, ord)
+              JOIN trades t ON t.id = w.id
+             ORDER BY t.id, w.ord FOR UPDATE OF t""",
+        {"ids": [w.trade_id for w in writes], "owners": [w.owner for w in writes],
+         "tokens": [w.fencing_token for w in writes], "signatures": [w.signature for w in writes],
+         "raws": [None if w.raw_tx is None else bytes(w.raw_tx) for w in writes]})
+    by_ord: dict[int, Row] = {int(row["ord"]): row for row in found}
+    return [by_ord.get(i + 1) for i in range(len(writes))]
 
 
 def lease_lost(row: Row, owner: str, fencing_token: int, action: str) -> LeaseLostError:

@@ -209,20 +209,82 @@ _REFUSALS = (LeaseLostError, RefusedTransitionError, TradeNotFoundError, Invalid
 
 def record_attempts(batch: Sequence[AttemptRecord]) -> Step[dict[AttemptRecord, Attempt | XorjError]]:
     """The write-ahead records of several trades (those one executor signed at about the same time)
-    in ONE transaction: each record is :func:`record_attempt`'s, made in trade-id order (the order
-    every multi-row lock of trades takes, so two batches cannot deadlock). A record refused on its own
-    (lease lost, transition refused, unknown trade, bad input) is that record's result and writes
+    in ONE transaction of a few set-based statements, whatever the batch's size: every trade row
+    locked at once in id order (:func:`xorj.ledger.queue.lock_many`), their attempts read at once,
+    each record checked as :func:`record_attempt` checks it, then every new attempt inserted in one
+    statement and every trade moved (with its audit row) in one statement. A record refused on its
+    own (lease lost, transition refused, unknown trade, bad input) is that record's result and writes
     nothing; the others commit. A database error (a broken constraint, a lost connection) fails the
     whole transaction: nothing of it is written, and the caller may record each alone."""
+    ordered = sorted(set(batch), key=lambda r: (r.trade_id, r.signature))
     results: dict[AttemptRecord, Attempt | XorjError] = {}
-    for record in sorted(set(batch), key=lambda r: (r.trade_id, r.signature)):
+    try:
+        locked = yield from queue.lock_many([queue.ClaimedWrite(r.trade_id, r.owner, r.fencing_token, r.signature,
+                                                                bytes(r.raw_tx)) for r in ordered])
+    except InvalidInputError:
+        if len(ordered) == 1:
+            raise
+        locked = []  # a record with a malformed token: check each alone below (rare: a programming error)
+    if not locked:
+        for record in ordered:
+            try:
+                results[record] = yield from record_attempt(
+                    record.trade_id, record.owner, record.signature, record.raw_tx, record.last_valid_block_height,
+                    record.slippage_bps, record.quote_out_amount, fencing_token=record.fencing_token)
+            except _REFUSALS as refused:
+                results[record] = refused
+        return results
+    trades_now = yield from _locked_trades(locked)
+    recorded: dict[AttemptRecord, int] = {}
+    new: list[tuple[AttemptRecord, Trade, Trade, Attempt]] = []
+    for record, row in zip(ordered, locked, strict=True):
         try:
-            results[record] = yield from record_attempt(
-                record.trade_id, record.owner, record.signature, record.raw_tx, record.last_valid_block_height,
-                record.slippage_bps, record.quote_out_amount, fencing_token=record.fencing_token)
+            if row is None:
+                raise TradeNotFoundError(f"trade {record.trade_id} does not exist")
+            if row["recorded_attempt_id"] is not None:  # already recorded: a repeat changes nothing
+                recorded[record] = row["recorded_attempt_id"]
+                continue
+            if not row["lease_held"]:
+                raise queue.lease_lost(row, record.owner, record.fencing_token, "record_attempt")
+            trade = trades_now[record.trade_id]
+            attempt = Attempt(trade_id=record.trade_id, attempt_no=len(trade.attempts) + 1,
+                              signature=record.signature, raw_tx=bytes(record.raw_tx),
+                              last_valid_block_height=record.last_valid_block_height,
+                              slippage_bps=record.slippage_bps, quote_out_amount=record.quote_out_amount)
+            submitted = _refused(trades.submit, trade, attempt, at=row["locked_at"])
         except _REFUSALS as refused:
             results[record] = refused
+            continue
+        trades_now[record.trade_id] = submitted  # a second record of the trade in this batch sees this one
+        new.append((record, trade, submitted, attempt))
+    if new:
+        stored = yield from fetch_attempts(
+            f"""INSERT INTO attempts (trade_id, attempt_no, signature, raw_tx, last_valid_block_height,
+                                      slippage_bps, quote_out_amount)
+                SELECT * FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::bytea[], %s::bigint[], %s::int[],
+                                     %s::bigint[])
+                RETURNING {ATTEMPT_COLUMNS}""",
+            ([a.trade_id for *_, a in new], [a.attempt_no for *_, a in new], [a.signature for *_, a in new],
+             [a.raw_tx for *_, a in new], [a.last_valid_block_height for *_, a in new],
+             [a.slippage_bps for *_, a in new], [a.quote_out_amount for *_, a in new]))
+        by_signature = {a.signature: a for a in stored}
+        yield from _apply_many([_Change(before, after, record.owner, record.signature)
+                                for record, before, after, _ in new])
+        for record, *_ in new:
+            results[record] = by_signature[record.signature]
+    if recorded:
+        found = yield from fetch_attempts(f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = ANY(%s)",
+                                          ([int(i) for i in recorded.values()],))
+        by_id = {a.attempt_id: a for a in found}
+        for record, attempt_id in recorded.items():
+            results[record] = by_id[attempt_id]
     return results
+
+
+def _locked_trades(locked: Sequence[Row | None]) -> Step[dict[int, Trade]]:
+    """The trades of rows :func:`xorj.ledger.queue.lock_many` locked, with their attempts (one query)."""
+    unique = {row["trade_id"]: row for row in locked if row is not None}
+    return {t.trade_id: t for t in (yield from queue.with_attempts(list(unique.values())))}
 
 
 @dataclass(frozen=True, eq=False)
@@ -240,18 +302,47 @@ class Reservation:
 
 def reserve_daily_shares(batch: Sequence[Reservation]) -> Step[dict[Reservation, RiskDecision | XorjError]]:
     """The daily-limit checks of several trades (those one executor checked at about the same time, a
-    fan-out's trades most of all) in ONE transaction: each is :func:`reserve_daily_share`'s, made in
-    (vault, trade id) order, so every batch takes the vaults' locks in the same order. Two trades of
-    one vault in a batch are serialised like two transactions: the second sees the first's count. A
-    check refused on its own (lease lost, unknown trade) is that check's result and counts nothing;
-    a database error fails the whole transaction, and the caller may check each alone."""
+    fan-out's trades most of all) in ONE transaction of a few set-based statements, whatever the
+    batch's size: every trade row locked at once (:func:`xorj.ledger.queue.lock_many`), then
+    :func:`xorj.ledger.daily_limits.reserve_many` (the halt and every vault's lock in one statement,
+    usage in one, the counts in one). Checks run in (vault, trade id) order; two trades of one vault
+    in a batch are serialised like two transactions: the second sees the first's count. A check
+    refused on its own (lease lost, unknown trade, or a second check of a trade already in the batch)
+    is that check's result and counts nothing; a database error fails the whole transaction, and the
+    caller may check each alone."""
+    ordered = sorted(batch, key=lambda r: (r.vault, r.trade_id))
     results: dict[Reservation, RiskDecision | XorjError] = {}
-    for check in sorted(batch, key=lambda r: (r.vault, r.trade_id)):
-        try:
-            results[check] = yield from reserve_daily_share(check.trade_id, check.owner, check.notional_usd,
-                                                            check.decide, fencing_token=check.fencing_token)
-        except _REFUSALS as refused:
-            results[check] = refused
+    try:
+        locked = yield from queue.lock_many([queue.ClaimedWrite(c.trade_id, c.owner, c.fencing_token)
+                                             for c in ordered])
+    except InvalidInputError:
+        if len(ordered) == 1:
+            raise
+        locked = []
+    if not locked:
+        for check in ordered:
+            try:
+                results[check] = yield from reserve_daily_share(check.trade_id, check.owner, check.notional_usd,
+                                                                check.decide, fencing_token=check.fencing_token)
+            except _REFUSALS as refused:
+                results[check] = refused
+        return results
+    checks: list[tuple[Reservation, daily_limits.BatchCheck]] = []
+    seen: set[int] = set()
+    for check, row in zip(ordered, locked, strict=True):
+        if row is None:
+            results[check] = TradeNotFoundError(f"trade {check.trade_id} does not exist")
+        elif not row["lease_held"]:
+            results[check] = queue.lease_lost(row, check.owner, check.fencing_token, "reserve_daily_share")
+        elif check.trade_id in seen:  # only a stale claim's repeat: one check per trade and transaction
+            results[check] = LeaseLostError(
+                f"reserve_daily_share on trade {check.trade_id} refused: it is already checked in this batch")
+        else:
+            seen.add(check.trade_id)
+            checks.append((check, daily_limits.BatchCheck(row, check.notional_usd, check.decide)))
+    decisions = yield from daily_limits.reserve_many([c for _, c in checks])
+    for (check, _), decision in zip(checks, decisions, strict=True):
+        results[check] = decision
     return results
 
 
@@ -266,16 +357,58 @@ class Confirmation:
 
 
 def confirm_trades(batch: Sequence[Confirmation]) -> Step[dict[Confirmation, Trade | XorjError]]:
-    """The confirmations of several trades in ONE transaction, in trade-id order, each
-    :func:`confirm_trade`'s; one refused on its own is that trade's result and writes nothing."""
+    """The confirmations of several trades in ONE transaction of a few set-based statements (every
+    row locked at once in id order, their attempts read at once, every attempt resolved, every trade
+    moved with its audit row, and the confirmed trades read back, each in one statement), each
+    checked as :func:`confirm_trade` checks it; one refused on its own is that trade's result and
+    writes nothing."""
+    ordered = sorted(set(batch), key=lambda c: (c.trade_id, c.signature))
     results: dict[Confirmation, Trade | XorjError] = {}
-    for confirmation in sorted(set(batch), key=lambda c: (c.trade_id, c.signature)):
+    try:
+        locked = yield from queue.lock_many([queue.ClaimedWrite(c.trade_id, c.owner, c.fencing_token)
+                                             for c in ordered])
+    except InvalidInputError:
+        if len(ordered) == 1:
+            raise
+        locked = []
+    if not locked:
+        for confirmation in ordered:
+            try:
+                results[confirmation] = yield from confirm_trade(confirmation.trade_id, confirmation.owner,
+                                                                 confirmation.signature,
+                                                                 fencing_token=confirmation.fencing_token)
+            except _REFUSALS as refused:
+                results[confirmation] = refused
+        return results
+    trades_now = yield from _locked_trades(locked)
+    changes: list[tuple[Confirmation, _Change]] = []
+    for confirmation, row in zip(ordered, locked, strict=True):
         try:
-            results[confirmation] = yield from confirm_trade(confirmation.trade_id, confirmation.owner,
-                                                             confirmation.signature,
-                                                             fencing_token=confirmation.fencing_token)
+            if row is None:
+                raise TradeNotFoundError(f"trade {confirmation.trade_id} does not exist")
+            trade = trades_now[confirmation.trade_id]
+            if trade.state is TradeState.CONFIRMED and trade.final_signature == confirmation.signature:
+                results[confirmation] = trade
+                continue
+            if not row["lease_held"]:
+                raise queue.lease_lost(row, confirmation.owner, confirmation.fencing_token, "confirm_trade")
+            _refused(trades.check_transition, trade.state, TradeState.CONFIRMED)
+            attempt = trade.attempt_by_signature(confirmation.signature)
+            if attempt is None:
+                raise TradeNotFoundError(
+                    f"trade {confirmation.trade_id} has no attempt with signature {confirmation.signature}")
+            confirm = trades.land if attempt.is_pending else trades.confirm
+            confirmed = _refused(confirm, trade, confirmation.signature, at=row["locked_at"])
         except _REFUSALS as refused:
             results[confirmation] = refused
+            continue
+        trades_now[confirmation.trade_id] = confirmed
+        changes.append((confirmation, _Change(trade, confirmed, confirmation.owner, confirmation.signature)))
+    if changes:
+        yield from _apply_many([change for _, change in changes])
+        reread = yield from get_trades([c.trade_id for c, _ in changes])
+        for confirmation, _ in changes:
+            results[confirmation] = reread[confirmation.trade_id]
     return results
 
 
@@ -627,6 +760,77 @@ def _apply(before: Trade, after: Trade, actor: str | None, *, signature: str | N
             f"trade {before.trade_id} was not in state {before.state.value} when moving it to {after.state.value}"
         )
     return after if not terminal else (yield from load(before.trade_id))
+
+
+@dataclass(frozen=True)
+class _Change:
+    """One domain transition of a locked trade to write (:func:`_apply_many`)."""
+
+    before: Trade
+    after: Trade
+    actor: str | None
+    signature: str | None = None
+
+
+def _apply_many(changes: Sequence[_Change]) -> Step[None]:
+    """:func:`_apply` for many trades in two statements, whatever their number: every attempt the
+    transitions resolved, then every trade's new state with its audit row (a trade whose state stays
+    only has ``updated_at`` touched, and no audit row, as :func:`_apply`). Each trade appears once."""
+    resolved = [(new, change) for change in changes
+                for old, new in zip(change.before.attempts, change.after.attempts, strict=False)
+                if old.is_pending and new.is_resolved]
+    if resolved:
+        updated = yield from rowcount(
+            """UPDATE attempts AS a SET outcome = r.outcome, reason = r.reason, send_failure = r.send_failure,
+                                        detail = r.detail, resolved_at = now()
+                 FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[])
+                      AS r(id, outcome, reason, send_failure, detail)
+                WHERE a.id = r.id AND a.outcome = 'PENDING'""",
+            ([new.attempt_id for new, _ in resolved], [new.outcome.value for new, _ in resolved],
+             [_code(new.reason) for new, _ in resolved], [_code(new.send_failure) for new, _ in resolved],
+             [new.detail for new, _ in resolved]))
+        if updated != len(resolved):  # cannot happen under the row locks; refuse rather than write half
+            raise LedgerError(f"{len(resolved) - updated} of {len(resolved)} attempts were not PENDING when "
+                              "resolving them")
+    if not changes:
+        return
+    moved = yield from rows(
+        """WITH change AS (
+                SELECT * FROM unnest(%(ids)s::bigint[], %(froms)s::text[], %(tos)s::text[], %(reasons)s::text[],
+                                     %(details)s::text[], %(finals)s::text[], %(terminals)s::bool[],
+                                     %(actors)s::text[], %(signatures)s::text[])
+                       AS c(id, from_state, to_state, reason, detail, final, terminal, actor, signature)),
+            changed AS (
+                UPDATE trades AS t
+                   SET state = c.to_state,
+                       reason = CASE WHEN c.from_state = c.to_state THEN t.reason ELSE c.reason END,
+                       detail = CASE WHEN c.from_state = c.to_state THEN t.detail ELSE c.detail END,
+                       final_signature = CASE WHEN c.from_state = c.to_state THEN t.final_signature
+                                              ELSE c.final END,
+                       updated_at = now(),
+                       submitted_at = CASE WHEN c.to_state = 'SUBMITTED' THEN coalesce(t.submitted_at, now())
+                                           ELSE t.submitted_at END,
+                       finished_at = CASE WHEN c.from_state = c.to_state THEN t.finished_at
+                                          WHEN c.terminal THEN now() END,
+                       lease_owner = CASE WHEN c.terminal THEN NULL ELSE t.lease_owner END,
+                       lease_expires_at = CASE WHEN c.terminal THEN NULL ELSE t.lease_expires_at END
+                  FROM change c
+                 WHERE t.id = c.id AND t.state = c.from_state
+                RETURNING t.id, t.strategy, c.from_state, c.to_state, c.reason, c.detail, c.actor, c.signature),
+            audited AS (
+                INSERT INTO trade_events (trade_id, strategy, from_state, to_state, reason, detail, actor,
+                                          attempt_signature)
+                SELECT id, strategy, from_state, to_state, reason, detail, actor, signature FROM changed
+                 WHERE from_state <> to_state)
+            SELECT id FROM changed""",
+        {"ids": [c.before.trade_id for c in changes], "froms": [c.before.state.value for c in changes],
+         "tos": [c.after.state.value for c in changes], "reasons": [_code(c.after.reason) for c in changes],
+         "details": [c.after.detail for c in changes], "finals": [c.after.final_signature for c in changes],
+         "terminals": [c.after.state.is_terminal for c in changes], "actors": [c.actor for c in changes],
+         "signatures": [c.signature for c in changes]})
+    if len(moved) != len(changes):  # cannot happen under the row locks; refuse rather than write half
+        missing = sorted({c.before.trade_id for c in changes} - {r["id"] for r in moved})
+        raise LedgerError(f"trades {missing} were not in the state their transition started from")
 
 
 def _code(reason: ReasonCode | None) -> str | None:

@@ -27,6 +27,7 @@ from tests.integration.executor.harness import (
     successful_fills,
     wait_terminal,
 )
+from xorj.domain.risk import VaultLimits
 from xorj.domain.trades import ReasonCode, TradeState
 from xorj.ledger.records import TradeIntent
 from xorj.ledger.vaults import admit_fanout
@@ -84,3 +85,43 @@ def test_one_tampered_swap_fails_only_its_vault_and_the_fanout_shares_one_quote(
         assert_chain_matches_ledger(url, scenario, [trade], *before[scenario.vault])
     # the quote does not depend on the vault: the fan-out's trades asked for it once, not once each
     assert quotes == 1, f"{quotes} quote requests for one lead swap fanned out to {VAULTS} vaults"
+
+
+def test_one_vault_over_its_limit_fails_alone_in_the_batched_reservation(local_chain, ledger, ledger_dsn, tmp_path):
+    """The fan-out's daily-limit reservations go to the ledger together (one set-based statement per
+    step): a vault whose own limit refuses its trade fails RISK_LIMIT alone, unsent, and every other
+    vault's trade confirms, each vault's fills on the chain equal to its CONFIRMED trades."""
+    local_chain.reset_faults()
+    strategy = f"fanlimit-{uuid.uuid4().hex[:10]}"
+    scenarios = [Scenario(strategy=strategy, vault=vault, keypair_file=str(local_chain.vaults[vault]),
+                          input_mint=local_chain.mints["USDC"], output_mint=local_chain.mints["SOL"])
+                 for vault in (local_chain.take_vault() for _ in range(VAULTS))]
+    own, *others = scenarios
+    capped = others[2]
+    # 1.7 USDC is worth about 1.7 USD: over this vault's own per-trade limit, within everyone else's
+    register_vaults(ledger, strategy, others, limits_of=lambda s: VaultLimits(
+        max_trade_notional_usd=Decimal("0.5") if s is capped else None))
+    keys = keys_directory(tmp_path / "keys", scenarios)
+    url = local_chain.rpc_url
+    before = {s.vault: (successful_fills(url, s.vault), balances(url, s)) for s in scenarios}
+    fanned = ledger.run(admit_fanout(TradeIntent(
+        strategy=strategy, vault=own.vault, lead_signature=f"lead-{uuid.uuid4().hex}",
+        lead_trader="LeadTrader1111111111111111111111111111111111", input_mint=own.input_mint,
+        output_mint=own.output_mint, amount=AMOUNT, notional_usd=Decimal("1.7")), actor="test"))
+    ids = {vault: result.trade_id for vault, result in fanned.results.items()}
+    env = executor_env(dsn=ledger_dsn, scenario=own, rpc_url=url, swap_api_url=local_chain.swap_api_url,
+                       vault_keys_dir=str(keys), concurrency=2 * VAULTS)
+    del env["XORJ_VAULT_KEYPAIR_FILE"]
+    with InProcessExecutor(env):
+        trades = {t.vault: t for t in wait_terminal(ledger, list(ids.values()), 120)}
+
+    refused = trades[capped.vault]
+    assert refused.state is TradeState.FAILED and refused.reason is ReasonCode.RISK_LIMIT, refused
+    assert "max_trade_notional" in (refused.detail or "") and refused.attempts == (), refused.detail
+    assert refused.risk_reserved_at is None  # refused: counted against nothing
+    for scenario in scenarios:
+        trade = trades[scenario.vault]
+        if scenario is not capped:
+            assert trade.state is TradeState.CONFIRMED, (trade.state, trade.reason, trade.detail)
+            assert trade.risk_reserved_at is not None
+        assert_chain_matches_ledger(url, scenario, [trade], *before[scenario.vault])
