@@ -11,7 +11,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from xorj.controller import metrics
 from xorj.controller.freshness import WatchFreshness
@@ -22,6 +22,9 @@ from xorj.ledger import AsyncTradeListener, Ledger
 from xorj.ledger.aio import AsyncLedger
 from xorj.ledger.statements import Step
 from xorj.traders.realized import RealizedHistories
+
+if TYPE_CHECKING:
+    from xorj.controller.models import TradingStrategySpec
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -89,6 +92,10 @@ class Runtime:
     # Vault; text: the key collision it refused), so a Vault event re-renders only on a real change
     key_sources: dict[tuple[str, str], object] = field(default_factory=dict)
     key_rerenders_pending: set[tuple[str, str]] = field(default_factory=set)  # Vault events being coalesced
+    # (namespace, strategy) -> its spec as the strategy_specs index holds it, and that spec validated
+    # (None: invalid), shared by every admission of its CopyTrades until the index holds another
+    validated_strategy_specs: dict[tuple[str, str], tuple[Any, TradingStrategySpec | None]] = field(
+        default_factory=dict)
     realized: RealizedHistories = field(default_factory=RealizedHistories)  # pools' realized trades, reused
     # pool uid -> (its candidates, their history watermark) when it was last scored; and one lock per
     # pool, so its schedule and a new-swaps rescoring never write its status out of order

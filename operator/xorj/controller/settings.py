@@ -116,7 +116,8 @@ class TimingSettings(BaseSettings):
         "Each Vault's Secret binding is checked again this often (kopf's timer: read once, at import), "
         "so a binding revoked on the Secret alone takes the vault out of the registry (no new trade, its "
         "PENDING trades cancelled) within this bound, with no change to the Vault and no restart. One "
-        "metadata-only GET of the Secret per Vault per period."))
+        "kopf timer per strategy looks at all its Vaults: one metadata-only GET per distinct Secret per "
+        "period."))
     strategy_drain_seconds: float = Field(default=300.0, ge=0, description=(
         "Deleting a strategy waits this long for its SUBMITTED trades to finish before letting go."))
     alert_delivery_seconds: float = Field(default=2.0, ge=0, description=(

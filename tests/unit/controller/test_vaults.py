@@ -14,6 +14,7 @@ from xorj.controller import crdgen
 from xorj.controller.copytrade import status as ct_status
 from xorj.controller.models import ConditionStatus, CopyTradeStatus, TradingStrategySpec, VaultSpec
 from xorj.controller.vault import status as st
+from xorj.controller.vault.reconcile import BindingCheck, binding_check
 from xorj.domain.risk import DailyUsage, RiskLimits, RiskRule, VaultLimits, check_vault
 from xorj.domain.trades import TradeState
 from xorj.errors import InvalidInputError
@@ -139,3 +140,14 @@ def test_one_wakeup_serves_every_trade_of_a_fanout() -> None:
     wakeups.unregister_many([1, 2, 3], event)
     wakeups.wake(2, at=2.0)
     assert not event.is_set() and wakeups.take_notified_at(3) is None
+
+
+def test_the_binding_recheck_keeps_only_a_vaults_secret_and_verdict_and_skips_what_is_being_reconciled() -> None:
+    outcome = st.VaultOutcome(False, "SecretNotBound", "not bound")
+    status = st.vault_status(outcome=outcome, previous=None, generation=3, now=T0).to_wire()
+    body = {"metadata": {"name": "v1", "uid": "u1", "generation": 3},
+            "spec": {"strategy": "careful", "publicKey": PUBKEY_A, "secretName": "vault-a"}, "status": status}
+    assert binding_check(body) == BindingCheck("v1", "u1", "vault-a", registered=False, ready_reason="SecretNotBound")
+    changed = {**body, "metadata": {**body["metadata"], "generation": 4}}  # its reconcile reads the Secret
+    deleting = {**body, "metadata": {**body["metadata"], "deletionTimestamp": "2026-01-01T00:00:00Z"}}
+    assert binding_check(changed) is None and binding_check(deleting) is None

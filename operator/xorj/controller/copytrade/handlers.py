@@ -30,8 +30,10 @@ async def copytrade_deleted(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: 
     await reconcile.finalize_copytrade(runtime_of(memo), body, logger)
 
 
+# async, as every indexer: kopf runs a sync handler on a worker thread, one hop per watch event,
+# and what those threads allocate stays in per-thread malloc arenas that grow the RSS for good
 @kopf.index(GROUP, VERSION, COPYTRADES, id="freshness")
-def copytrade_seen(uid: str, meta: kopf.Meta, memo: kopf.Memo, event: Any = None, **_: Any) -> None:
+async def copytrade_seen(uid: str, meta: kopf.Meta, memo: kopf.Memo, event: Any = None, **_: Any) -> None:
     rt: Runtime | None = memo.get("runtime")
     if rt is not None:
         rt.freshness.observed(uid, meta.get("resourceVersion"), time.monotonic())

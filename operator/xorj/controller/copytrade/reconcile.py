@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 
 # A many-vault CopyTrade's mirror waits this long after a wake-up before reading its counts again.
 FANOUT_COALESCE_SECONDS = 0.2
+# A finished mirror looks this often whether the watch has shown its last write, then waits this long
+# for kopf to finish handling that event before it ends (see _until_watch_shows_last_write).
+ECHO_POLL_SECONDS = 0.25
+ECHO_SETTLE_SECONDS = 1.0
 
 
 def copytrade_ref(namespace: str, name: str) -> str:
@@ -65,10 +69,19 @@ async def _strategy_spec(rt: Runtime, namespace: str, name: str,
         if obj is None:
             return None
         raw = obj["spec"]
+    else:
+        # one validation per indexed version of the strategy, shared by all its CopyTrades: thousands
+        # admitted at once each held a validated copy of the same spec
+        cached = rt.validated_strategy_specs.get((namespace, name))
+        if cached is not None and (cached[0] is raw or cached[0] == raw):
+            return cached[1]
     try:
-        return TradingStrategySpec.model_validate(dict(raw))
+        spec = TradingStrategySpec.model_validate(dict(raw))
     except ValidationError:
-        return None
+        spec = None
+    if strategies(namespace, name) is raw:
+        rt.validated_strategy_specs[(namespace, name)] = (raw, spec)
+    return spec
 
 
 def _created_before(trade: Trade, body: Any) -> bool:
@@ -267,11 +280,25 @@ async def mirror_copytrade(rt: Runtime, body: Any, logger: Any, strategies: Stra
 
     remaining = st.ttl_remaining(status.finished_at, spec.ttl_seconds_after_finished, now())
     if remaining is None:
+        await _until_watch_shows_last_write(rt, uid)
         return
     await asyncio.sleep(remaining)
     if await rt.kube.delete_cr(namespace, COPYTRADES, name, uid=uid):
         metrics.TTL_DELETIONS.inc()
         logger.info("terminal CopyTrade deleted after its TTL", extra={"trade_id": trade_id})
+
+
+async def _until_watch_shows_last_write(rt: Runtime, uid: str) -> None:
+    """Return only once the watch has delivered this CopyTrade's last status write, and kopf has
+    handled that event. kopf keeps an object's whole body for as long as a daemon of it runs and lets
+    it go when the daemon ends, but the event of a write seen after that end is kept again for the
+    life of the process: each finished CopyTrade then held its body (tens of KiB) for good. Ended
+    after its last event, the daemon leaves kopf nothing of the object but its small record."""
+    deadline = time.monotonic() + rt.settings.watching.stale_seconds
+    while rt.freshness.awaiting(uid) and time.monotonic() < deadline:
+        await asyncio.sleep(ECHO_POLL_SECONDS)
+    await asyncio.sleep(ECHO_SETTLE_SECONDS)  # kopf's handling of that event goes on after the index saw it
+    rt.freshness.settle(uid)
 
 
 def _phase_events(body: Any, before: CopyTradeStatus, after: CopyTradeStatus) -> None:

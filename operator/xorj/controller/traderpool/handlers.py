@@ -37,8 +37,10 @@ async def trader_pool_new_swaps(body: kopf.Body, memo: kopf.Memo, logger: Any, *
     await reconcile.rescore_on_new_swaps(runtime_of(memo), body, logger)
 
 
+# async, as every indexer: kopf runs a sync handler on a worker thread, one hop per watch event,
+# and what those threads allocate stays in per-thread malloc arenas that grow the RSS for good
 @kopf.index(GROUP, VERSION, POOLS, id="pool_freshness")
-def trader_pool_seen(uid: str, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
+async def trader_pool_seen(uid: str, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
     """Our status writes to pools are seen back on the watch (the liveness probe's evidence)."""
     rt: Runtime | None = memo.get("runtime")
     if rt is not None:

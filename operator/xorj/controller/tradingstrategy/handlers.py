@@ -40,9 +40,11 @@ async def strategy_deleted(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: A
     await reconcile.finalize_strategy(runtime_of(memo), body, logger)
 
 
+# async, as every indexer: kopf runs a sync handler on a worker thread, one hop per watch event,
+# and what those threads allocate stays in per-thread malloc arenas that grow the RSS for good
 @kopf.index(GROUP, VERSION, STRATEGIES, id="strategy_specs")
-def strategy_specs(uid: str, meta: kopf.Meta, spec: kopf.Spec, namespace: str, name: str,
-                   memo: kopf.Memo, **_: Any) -> dict[tuple[str, str], dict[str, Any]] | None:
+async def strategy_specs(uid: str, meta: kopf.Meta, spec: kopf.Spec, namespace: str, name: str,
+                         memo: kopf.Memo, **_: Any) -> dict[tuple[str, str], dict[str, Any]] | None:
     """Fed by the watch: each strategy's spec (admission needs its vault, followed traders and sizing:
     no GET per CopyTrade), and the freshness tracker's evidence that the watch is alive."""
     rt: Runtime | None = memo.get("runtime")

@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from xorj.controller.common import runtime_of
+from xorj.controller.common import STRATEGIES, runtime_of
 from xorj.controller.models import GROUP, VERSION, VaultSpec
 from xorj.controller.settings import TimingSettings
 from xorj.controller.tradingstrategy import desired
@@ -31,12 +31,24 @@ async def vault_changed(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any)
 _VAULT_RECHECK = TimingSettings().vault_recheck_seconds
 
 
-@kopf.timer(GROUP, VERSION, reconcile.VAULTS, id="recheck-binding", interval=_VAULT_RECHECK,
+@kopf.timer(GROUP, VERSION, STRATEGIES, id="recheck-vault-bindings", interval=_VAULT_RECHECK,
             initial_delay=_VAULT_RECHECK, idle=None)
-async def vault_recheck(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
-    """A binding revoked (or granted) on the Secret changes no Vault, so no event comes for it: look
-    again every ``vault_recheck_seconds``."""
-    await reconcile.recheck_binding(runtime_of(memo), body, logger)
+async def vault_recheck(memo: kopf.Memo, logger: Any, namespace: str, name: str, vault_bindings: kopf.Index,
+                        **_: Any) -> None:
+    """A binding revoked (or granted) on the Secret changes no Vault, so no event comes for it: each
+    strategy looks again at its Vaults' Secrets every ``vault_recheck_seconds`` (one timer per strategy,
+    not per Vault; paused with the strategy's other handlers when a peer takes over)."""
+    await reconcile.recheck_bindings(runtime_of(memo), namespace, name, vault_bindings.get((namespace, name), ()),
+                                     logger)
+
+
+@kopf.index(GROUP, VERSION, reconcile.VAULTS, id="vault_bindings")
+async def vault_bindings(body: kopf.Body, namespace: str, spec: kopf.Spec,
+                         **_: Any) -> dict[tuple[str, str], reconcile.BindingCheck] | None:
+    """By (namespace, strategy): what the periodic re-check needs of each Vault, not its body."""
+    check = reconcile.binding_check(body)
+    strategy = spec.get("strategy")
+    return {(namespace, strategy): check} if check is not None and isinstance(strategy, str) else None
 
 
 @kopf.on.delete(GROUP, VERSION, reconcile.VAULTS, id="finalize")
@@ -44,9 +56,11 @@ async def vault_deleted(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any)
     await reconcile.finalize_vault(runtime_of(memo), body, logger)
 
 
+# async, as every indexer: kopf runs a sync handler on a worker thread, one hop per watch event,
+# and what those threads allocate stays in per-thread malloc arenas that grow the RSS for good
 @kopf.index(GROUP, VERSION, reconcile.VAULTS, id="vault_keys")
-def vault_keys(meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, namespace: str, name: str,
-               **_: Any) -> dict[tuple[str, str], desired.VaultKeyRef] | None:
+async def vault_keys(meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, namespace: str, name: str,
+                     **_: Any) -> dict[tuple[str, str], desired.VaultKeyRef] | None:
     """An active Vault's key location, by (namespace, strategy): not being deleted, and Registered (its
     Secret's binding checked) for its current generation."""
     if meta.get("deletionTimestamp"):

@@ -8,6 +8,8 @@ vault restarts no executor: the registry is read by each admission. The status i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -132,6 +134,62 @@ async def recheck_binding(rt: Runtime, body: Any, logger: Any) -> None:
         logger.info("vault binding changed on its Secret", extra={
             "vault": body["metadata"]["name"], "bound": refusal is None})
         await reconcile_vault(rt, body, logger)
+
+
+@dataclass(frozen=True)
+class BindingCheck:
+    """What the periodic re-check needs of one Vault (the ``vault_bindings`` index keeps this, not the
+    Vault's body): its Secret, and whether its status says it is registered, and why (Ready's reason)."""
+
+    name: str
+    uid: str
+    secret_name: str
+    registered: bool
+    ready_reason: str | None
+
+
+def binding_check(body: Any) -> BindingCheck | None:
+    """A Vault's :class:`BindingCheck`; None when there is nothing to re-check: being deleted (the
+    finalizer has it), no Secret named, or its status not about its current generation (a change is
+    being reconciled, and that reconcile reads the Secret)."""
+    meta = body["metadata"]
+    secret_name = (body.get("spec") or {}).get("secretName")
+    registered = _registered_now(body)
+    if meta.get("deletionTimestamp") or not isinstance(secret_name, str) or registered is None:
+        return None
+    return BindingCheck(meta["name"], meta["uid"], secret_name, registered, _ready_reason(body))
+
+
+async def recheck_bindings(rt: Runtime, namespace: str, strategy: str, checks: Iterable[BindingCheck],
+                           logger: Any) -> None:
+    """The periodic look at the Secret bindings of one strategy's Vaults (a binding revoked or granted
+    on the Secret changes no Vault, so no event comes for it): one metadata-only GET per distinct
+    Secret per pass, and for a Vault whose binding's verdict differs from what its status says, a GET
+    of the Vault and :func:`recheck_binding` of it (the full reconcile: out of the registry, its
+    PENDING trades cancelled, or back in). One pass for all the strategy's Vaults, not a kopf timer
+    per Vault: kopf keeps the whole body of every object with a timer for the life of the process."""
+    secrets: dict[str, dict[str, str] | None] = {}
+    failed: Exception | None = None
+    for check in list(checks):
+        if check.secret_name not in secrets:
+            try:
+                secrets[check.secret_name] = await rt.kube.secret_annotations(namespace, check.secret_name)
+            except API_ERRORS as exc:
+                logger.warning("vault binding re-check: cannot read the Secret's metadata", extra={
+                    "vault": check.name, "error": type(exc).__name__})
+                continue  # the next period looks again
+        refusal = guard.check_secret_binding(strategy, check.secret_name, "vault keypair (spec.secretName)",
+                                             secrets[check.secret_name])
+        if (refusal is None) == check.registered and (refusal is None or refusal.reason == check.ready_reason):
+            continue
+        try:
+            body = await rt.kube.get_cr(namespace, VAULTS, check.name)
+            if body is not None and body["metadata"].get("uid") == check.uid:
+                await recheck_binding(rt, body, logger)
+        except (kopf.TemporaryError, *API_ERRORS) as exc:
+            failed = failed or exc  # the other Vaults are still looked at; then the pass is retried
+    if failed is not None:
+        raise kopf.TemporaryError(f"vault binding re-check: {type(failed).__name__}; retrying", delay=5) from failed
 
 
 def _ready_reason(body: Any) -> str | None:
