@@ -12,9 +12,9 @@ the chart's NetworkPolicies, enforced by kube-router, allow exactly those addres
 name them as in a user's cluster: Services ``xorj-ledger``, ``xorj-chain`` and ``xorj-swap-api`` in the
 demo's namespace, resolved by the node's CoreDNS, whose EndpointSlices point at the relays.
 
-With executor pods, the operator runs as a pod too, from the chart's own Deployment, RBAC and ledger
-DSN Secret, as a user's ``helm install`` runs it; ``--operator process`` (``$XORJ_DEMO_OPERATOR``) keeps
-the fallback: the operator as a local process under the chart's operator ServiceAccount.
+``--operator pod`` (``$XORJ_DEMO_OPERATOR=pod``, executor pods only) runs the operator as a pod too,
+from the chart's own Deployment, RBAC and ledger DSN Secret, as a user's ``helm install`` runs it; the
+default, ``process``, runs it as a local process under the chart's operator ServiceAccount.
 
 ``$XORJ_DEMO_EXECUTORS=processes`` (``xorj dev up --executors processes``) runs no node: the
 development pod runtime backs each executor pod on the kwok nodes with a local ``xorj executor``
@@ -90,7 +90,8 @@ PROCESS_NAMES = ("prometheus", "alertmanager", "alert-receiver", "watcher", "lea
                  "chain")
 EXECUTOR_MODES = ("pods", "processes")
 # pod: the chart's operator Deployment on the real node (needs executor pods: the node); process: the
-# operator as a local process (the fallback, and the only mode without a node)
+# operator as a local process (the only mode without a node). The default stays process until pod mode
+# has passed the real-node suites (tests/e2e/demo, tests/e2e/chaos) as the default.
 OPERATOR_MODES = ("pod", "process")
 DEFAULT_OPERATOR_MODE = "process"
 OPERATOR_DEPLOYMENT = f"{RELEASE}-operator"  # the chart's (xorj.fullname is the release "xorj")
