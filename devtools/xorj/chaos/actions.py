@@ -114,8 +114,10 @@ def load(count: int = 30, min_amount: int = 1_000_000, max_amount: int = 3_000_0
                                                 "copytrades", _copytrade(target, name, rng.randint(min_amount, max_amount)))
             created += 1
             time.sleep(gap)
-        marks.add(target, "loaded", created)
-        return {"submitted": created, "via": via}
+        # each CopyTrade fans out into one trade per active vault of the strategy: that many are due
+        width = fanout_width(target)
+        marks.add(target, "loaded", created * width)
+        return {"submitted": created, "via": via, "vaults": width}
     from xorj.errors import LedgerError
 
     retries = 0
@@ -143,6 +145,16 @@ def load(count: int = 30, min_amount: int = 1_000_000, max_amount: int = 3_000_0
             time.sleep(gap)
     marks.add(target, "loaded", created)
     return {"submitted": created, "via": via, "admit_retries": retries}
+
+
+def fanout_width(target: Target) -> int:
+    """How many trades one CopyTrade of the target strategy becomes: its own vault and every active
+    Vault of it, counted as the ledger's fan-out admission counts them."""
+    from xorj.ledger import vaults
+    from xorj.ledger.repository import Ledger
+
+    with Ledger.connect(target.ledger_dsn, apply_migrations=False, max_size=1) as ledger:
+        return ledger.run(vaults.active_vault_count(target.require("strategy"), target.require("vault")))
 
 
 def _copytrade(target: Target, name: str, amount: int, lead_signature: str | None = None) -> dict[str, Any]:

@@ -91,11 +91,6 @@ def no_duplicate_trades(configuration: dict[str, Any] | None = None) -> int:
         return count_duplicate_trades(cur)
 
 
-def chain_fills(target: Target) -> dict[str, list[str]]:
-    """The vault's swaps on chain, from the local chain's admin API: filled and failed signatures."""
-    return _vault_fills(target, target.require("vault"))
-
-
 def _vault_swaps(target: Target, payer: str) -> list[dict[str, Any]]:
     """Every swap transaction ``payer`` paid for on the local chain (its admin API), oldest first."""
     from xorj.chaos.actions import chain_admin
@@ -142,27 +137,39 @@ def compare_chain_with_ledger(cur: psycopg.Cursor, vault: str, filled: list[str]
             "confirmed_not_on_chain": not_on_chain[:10]}
 
 
+def strategy_vaults(cur: psycopg.Cursor, target: Target) -> list[str]:
+    """The target's vault and every other vault the strategy's trades went to (its Vault resources'
+    fan-out copies): a fill is checked in every vault a trade of the strategy could have paid from."""
+    rows = cur.execute("SELECT DISTINCT vault FROM trades WHERE strategy = %s ORDER BY vault",
+                       (target.strategy,)).fetchall()
+    own = target.require("vault")
+    return [own, *(r["vault"] for r in rows if r["vault"] != own)]
+
+
+def _compare_vaults(cur: psycopg.Cursor, target: Target, vaults: list[str]) -> dict[str, Any]:
+    total: dict[str, Any] = {"vaults": len(vaults)}
+    for vault in vaults:
+        one = compare_chain_with_ledger(cur, vault, _vault_fills(target, vault)["filled"])
+        for key, value in one.items():
+            total[key] = total.get(key, 0 if isinstance(value, int) else []) + value
+    return total
+
+
 def no_duplicate_onchain_transactions(followers: bool = False,
                                       configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """Counted on the chain: each trade has at most one filled swap, every fill belongs to a trade that
     is not FAILED, and each CONFIRMED trade's final signature is a fill. ``violations`` must be 0.
-    ``followers``: the vaults of the copy loop's following strategies (the watcher experiments'
-    trades), summed, instead of the target's vault."""
+    Every vault of the target's strategy is checked (its own and its fan-out vaults'), or with
+    ``followers``, the vaults of the copy loop's following strategies (the watcher experiments'
+    trades), summed."""
     target = resolve(configuration)
-    if not followers:
-        fills = chain_fills(target)
-        with _db(target) as cur:
-            return compare_chain_with_ledger(cur, target.require("vault"), fills["filled"])
-    from xorj.chaos.actions import _copy_loop
-
-    _, following = _copy_loop(target)
-    total: dict[str, Any] = {}
     with _db(target) as cur:
-        for follower in following:
-            one = compare_chain_with_ledger(cur, follower["vault"], _vault_fills(target, follower["vault"])["filled"])
-            for key, value in one.items():
-                total[key] = total.get(key, 0 if isinstance(value, int) else []) + value
-    return total
+        if not followers:
+            return _compare_vaults(cur, target, strategy_vaults(cur, target))
+        from xorj.chaos.actions import _copy_loop
+
+        _, following = _copy_loop(target)
+        return _compare_vaults(cur, target, [follower["vault"] for follower in following])
 
 
 def count_orphans(cur: psycopg.Cursor, grace_seconds: float) -> list[int]:

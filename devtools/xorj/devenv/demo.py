@@ -70,6 +70,7 @@ LEDGER_SECRET = "xorj-ledger"
 EXECUTOR_LEDGER_SECRET = "xorj-ledger-executor"
 LEDGER_DATABASE = "xorj"
 VAULT_SECRET = "demo-vault"
+FANOUT_VAULT_SECRET = "demo-fanout-vaults"  # the keys of the demo strategy's Vault resources (--vaults N)
 STRATEGY = "demo"
 COPYTRADES = 3
 CONFIRM_TIMEOUT_SECONDS = 240.0
@@ -89,6 +90,7 @@ NAMESPACE_GONE_SECONDS = 300.0
 PROCESS_NAMES = ("prometheus", "alertmanager", "alert-receiver", "watcher", "leaders", "pod-runtime", "operator",
                  "chain")
 EXECUTOR_MODES = ("pods", "processes")
+MAX_DEMO_VAULTS = 64  # each is a funded chain vault and a key in every executor's signer
 # pod: the chart's operator Deployment on the real node (needs executor pods: the node); process: the
 # operator as a local process (the only mode without a node). The default stays process until pod mode
 # has passed the real-node suites (tests/e2e/demo, tests/e2e/chaos) as the default.
@@ -158,6 +160,9 @@ class ChainInfo:
     # a second funded vault, the topN strategy's (a vault is one strategy's); None on an older chain
     follower_vault_public_key: str | None = None
     follower_vault_keypair: bytes | None = dataclasses.field(default=None, repr=False)
+    # the rest of the chain's funded vaults (public key, keypair file content): the demo strategy's
+    # fan-out vaults under `xorj dev up --vaults N`
+    fanout_vaults: tuple[tuple[str, bytes], ...] = dataclasses.field(default=(), repr=False)
 
 
 class DemoState:
@@ -238,6 +243,7 @@ def read_chain_info(state_dir: Path) -> ChainInfo | None:
             vault_keypair=Path(keypair_path).read_bytes(),
             follower_vault_public_key=follower[0] if follower else None,
             follower_vault_keypair=Path(follower[1]).read_bytes() if follower else None,
+            fanout_vaults=tuple((key, Path(path).read_bytes()) for key, path in vaults[2:]),
         )
     except (KeyError, IndexError, TypeError, OSError) as exc:
         raise EnvironmentSetupError(f"{path} lacks what the demo needs (rpc_url, swap_api_url, mints USDC and "
@@ -369,7 +375,8 @@ def operator_pod_dsn(pod_dsn: str) -> str:
 
 class Demo:
     def __init__(self, root: Path | None = None, progress: Progress = _silent, namespace: str | None = None,
-                 executors: str | None = None, loop: bool | None = None, operator: str | None = None) -> None:
+                 executors: str | None = None, loop: bool | None = None, vaults: int | None = None,
+                 operator: str | None = None) -> None:
         self.root = root or state_root()
         self.namespace = namespace or os.environ.get("XORJ_DEMO_NAMESPACE", NAMESPACE)
         self.executors = executors or os.environ.get("XORJ_DEMO_EXECUTORS") or "pods"
@@ -385,6 +392,15 @@ class Demo:
         # `--no-loop` or $XORJ_DEMO_LOOP=0 (the chaos runs turn it off: its leaders and copies would
         # add trades and price moves of their own to every experiment's load).
         self.loop = loop if loop is not None else os.environ.get("XORJ_DEMO_LOOP", "1") not in ("0", "false", "no")
+        # the demo strategy's follower vaults: its own plus (vaults - 1) Vault resources, so each
+        # CopyTrade fans out into one trade per vault (the chaos runs use it to prove exactly-once per vault)
+        self.vaults = vaults if vaults is not None else int(os.environ.get("XORJ_DEMO_VAULTS", "1"))
+        if not 1 <= self.vaults <= MAX_DEMO_VAULTS:
+            raise EnvironmentSetupError(f"vaults: {self.vaults} is not between 1 and {MAX_DEMO_VAULTS}")
+        if self.vaults > 1 and self.executors != "pods":
+            # the vaults' keys reach the executors in a projected volume, which the process runtime lacks
+            raise EnvironmentSetupError(f"vaults: {self.vaults} needs --executors pods (the process runtime "
+                                        "mounts no projected volume)")
         self.state = DemoState(self.root)
         self.say = progress
         from xorj.devenv.cluster import LocalCluster
@@ -450,6 +466,9 @@ class Demo:
             self._pod_runtime(data)
             strategy = self._apply_strategy(chain)
             self._wait_executor_processes(strategy)
+        if chain.fanout_vaults[:self.vaults - 1]:
+            self._register_fanout_vaults(strategy, chain)
+            self._wait_executor_pods(strategy)
         self.say("9/10 monitoring: Prometheus (the chart's ServiceMonitors and rules), Alertmanager, a receiver")
         self._monitoring(data, chain)
         self.say("10/10 trades: applying CopyTrades")
@@ -662,7 +681,9 @@ class Demo:
             chain_dir.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileNotFoundError):
                 (chain_dir / "chain.json").unlink()
-            argv = [xorj_program(), "dev", "chain", "serve", "--state-dir", str(chain_dir), "--vaults", "2"]
+            argv = [xorj_program(), "dev", "chain", "serve", "--state-dir", str(chain_dir),
+                    # the strategy's own, the topN follower's, then the fan-out vaults
+                    "--vaults", str(self.vaults + 1)]
             record = start_process("chain", argv, dict(os.environ), self.root / "logs" / "chain.log",
                                    marker=str(chain_dir))
             data["processes"]["chain"] = record
@@ -1030,6 +1051,50 @@ class Demo:
         self.say(f"    TradingStrategy {name} (from examples/tradingstrategy.yaml)")
         return strategy
 
+    def _register_fanout_vaults(self, strategy: dict[str, Any], chain: ChainInfo) -> None:
+        """A Vault resource per extra chain vault, bound to the demo strategy, with their keys in one
+        Secret annotated for that strategy (the operator projects a Secret only into the executors of
+        the strategy it names); then wait until each Vault is Ready and the executors rolled with the keys."""
+        from xorj.controller.guard import SECRET_BINDING_ANNOTATION
+        from xorj.controller.models import Vault, VaultSpec
+        from xorj.controller.tradingstrategy.desired import names
+
+        name = strategy["metadata"]["name"]
+        vaults = chain.fanout_vaults[:self.vaults - 1]
+        self._apply_secret(FANOUT_VAULT_SECRET, {f"{key}.json": keypair for key, keypair in vaults},
+                           annotations={SECRET_BINDING_ANNOTATION: name})
+        template_before = self._executor_template(names(name)["deployment"])
+        vault_names = [f"{name}-fanout-{i + 1}" for i in range(len(vaults))]
+        for vault_name, (key, _) in zip(vault_names, vaults, strict=True):
+            vault = Vault(metadata={"name": vault_name, "namespace": self.namespace},
+                          spec=VaultSpec.model_validate({"strategy": name, "publicKey": key,
+                                                         "secretName": FANOUT_VAULT_SECRET,
+                                                         "secretKey": f"{key}.json"}))
+            self.kubectl("apply", "-f", "-", input=json.dumps(vault.to_wire()))
+
+        def not_ready() -> list[str]:
+            out = json.loads(self.kubectl("get", "vaults", "-n", self.namespace, "-o", "json").stdout)
+            ready = {v["metadata"]["name"] for v in out["items"]
+                     if any(c.get("type") == "Ready" and c.get("status") == "True"
+                            for c in (v.get("status") or {}).get("conditions", []))}
+            return [n for n in vault_names if n not in ready]
+
+        wait_until_ready(f"{len(vaults)} Vault(s) of {name} Ready", lambda: not not_ready() or None,
+                         EXECUTORS_READY_TIMEOUT_SECONDS, last_seen=lambda: f"not Ready: {', '.join(not_ready())}")
+        # the keys reach the executors by a new pod template (the projected Secret): wait for it,
+        # so the first CopyTrade does not fan out to vaults the running executors cannot sign for
+        wait_until_ready(f"the executors of {name} to project {FANOUT_VAULT_SECRET}",
+                         lambda: self._executor_template(names(name)["deployment"]) != template_before or None,
+                         EXECUTORS_READY_TIMEOUT_SECONDS)
+        self.cluster.kubectl("rollout", "status", f"deployment/{names(name)['deployment']}", "-n", self.namespace,
+                             f"--timeout={EXECUTORS_READY_TIMEOUT_SECONDS:.0f}s",
+                             timeout=EXECUTORS_READY_TIMEOUT_SECONDS + 30)
+        self.say(f"    Vaults {', '.join(vault_names)}: each CopyTrade fans out to {self.vaults} vaults")
+
+    def _executor_template(self, deployment: str) -> Any:
+        out = self.kubectl("get", "deployment", deployment, "-n", self.namespace, "-o", "json", check=False)
+        return json.loads(out.stdout)["spec"]["template"] if out.returncode == 0 else None
+
     def _wait_executor_pods(self, strategy: dict[str, Any]) -> None:
         from xorj.controller.tradingstrategy.desired import selector_labels
 
@@ -1174,7 +1239,8 @@ class Demo:
             wait_until_gone("the operator pod to be gone", lambda: self.kubectl(
                 "get", "pods", "-n", self.namespace, "-l", OPERATOR_POD_SELECTOR, "-o", "name").stdout.split(),
                 NAMESPACE_GONE_SECONDS)
-        for kind in ("copytrades.trading.xorj.io", "tradingstrategies.trading.xorj.io", "traderpools.trading.xorj.io"):
+        for kind in ("copytrades.trading.xorj.io", "vaults.trading.xorj.io", "tradingstrategies.trading.xorj.io",
+                     "traderpools.trading.xorj.io"):
             names = self.kubectl("get", kind, "-n", self.namespace, "-o", "name", check=False).stdout.split()
             if names:
                 self.say(f"    releasing the finalizers of {len(names)} {kind.split('.')[0]}")

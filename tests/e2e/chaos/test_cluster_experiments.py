@@ -2,10 +2,13 @@
 chain, executors as real pods on the real node), then `xorj chaos run` of the Kubernetes scenarios
 against it: executor pods terminated by chaostoolkit-kubernetes mid-trade, the operator killed
 mid-flight, and the executors cut from the ledger by NetworkPolicy (enforced by the node's
-kube-router), each under a load of CopyTrades. Fails on any deviation, duplicate, orphan or lost trade."""
+kube-router), each under a load of CopyTrades. The demo strategy has several vaults (its own and
+Vault resources), so every CopyTrade fans out and exactly-once is judged per vault, on chain. Fails on
+any deviation, duplicate, orphan or lost trade."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -21,13 +24,15 @@ pytestmark = [pytest.mark.cluster, pytest.mark.chain, pytest.mark.postgres, pyte
 
 STRATEGY = "alpha"  # examples/tradingstrategy.yaml, which `xorj dev up` applies
 CLUSTER_EXPERIMENTS = ("executor-pods-terminated", "operator-killed", "ledger-partition-networkpolicy")
+VAULTS = 3  # the strategy's own vault and two Vault resources: every CopyTrade is three trades
 
 
 def test_kubernetes_chaos_experiments_pass_on_the_demo(k8s_cluster, tmp_path: Path) -> None:
     namespace = f"chaos-{secrets.token_hex(3)}"
     state = tmp_path / "demo"
     # without the copy loop: its leaders' swaps and the copies would add load and price moves of their own
-    env = {**os.environ, "XORJ_DEMO_STATE_DIR": str(state), "XORJ_DEMO_NAMESPACE": namespace, "XORJ_DEMO_LOOP": "0"}
+    env = {**os.environ, "XORJ_DEMO_STATE_DIR": str(state), "XORJ_DEMO_NAMESPACE": namespace, "XORJ_DEMO_LOOP": "0",
+           "XORJ_DEMO_VAULTS": str(VAULTS)}
     xorj = str(Path(sys.executable).parent / "xorj")
     try:
         up = subprocess.run([xorj, "dev", "up"], env=env, capture_output=True, text=True, timeout=1500)
@@ -55,5 +60,10 @@ def test_kubernetes_chaos_experiments_pass_on_the_demo(k8s_cluster, tmp_path: Pa
             # none of these faults may cost a trade: each one is CONFIRMED, exactly once
             assert cells[3] == cells[2], f"{name}: every trade must end CONFIRMED: {row}"
             assert int(cells[2]) >= 10, f"{name}: load during faults must be many trades: {row}"
+            # the on-chain comparison covered every vault the fan-out paid from
+            journal = json.loads((out / "journals" / f"{name}.json").read_text())
+            onchain = next(p["output"] for p in journal["steady_states"]["after"]["probes"]
+                           if p["activity"]["name"] == "no-duplicate-onchain-transactions")
+            assert onchain["vaults"] == VAULTS and onchain["violations"] == 0, onchain
     finally:
         subprocess.run([xorj, "dev", "down"], env=env, capture_output=True, text=True, timeout=300)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import time
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from solders.signature import Signature
 
 from tests.e2e.demo.conftest import DemoRun
 from tests.integration.executor.harness import successful_fills, token_balance
+from tests.polling import wait_for
 from xorj.controller.guard import SECRET_BINDING_ANNOTATION
 from xorj.controller.models import CopyTrade, Vault, VaultSpec
 from xorj.controller.tradingstrategy.desired import (
@@ -38,16 +38,6 @@ EXTRA_VAULT_SECRET = "demo-second-vault"
 FANOUT_SECONDS = 300.0
 
 
-def _wait(what: str, probe, timeout: float, last=lambda: "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(2)
-    raise AssertionError(f"{what}: not after {timeout:.0f}s; {last()}")
-
-
 def _executor_pods(run: DemoRun, strategy: str) -> list[dict[str, Any]]:
     selector = ",".join(f"{k}={v}" for k, v in selector_labels(strategy).items())
     out = run.cluster.kubectl("get", "pods", "-n", run.namespace, "-l", selector, "-o", "json").stdout
@@ -63,8 +53,8 @@ def _ready_executor_pods(run: DemoRun, strategy: str) -> list[dict[str, Any]]:
         both = all(s.get(EXECUTOR_CONTAINER) and s.get(SIGNER_CONTAINER) for s in statuses)
         return pods if pods and both else []
 
-    return _wait("both containers of every executor pod Ready", ready, 180,
-                 lambda: json.dumps([p["status"].get("containerStatuses") for p in _executor_pods(run, strategy)])[-3000:])
+    return wait_for(ready, 180, "both containers of every executor pod Ready", interval=2,
+                    describe=lambda: json.dumps([p["status"].get("containerStatuses") for p in _executor_pods(run, strategy)])[-3000:])
 
 
 def _assert_keys_only_in_the_signer(pod: dict[str, Any]) -> None:
@@ -116,12 +106,12 @@ def test_the_signer_sidecar_holds_every_vault_key_and_a_fanout_confirms_on_chain
         obj = json.loads(kubectl("get", "vault", "second", "-n", namespace, "-o", "json").stdout)
         return any(c["type"] == "Ready" and c["status"] == "True" for c in (obj.get("status") or {}).get("conditions", []))
 
-    _wait("Vault second Ready", vault_active, 120,
-          lambda: kubectl("get", "vault", "second", "-n", namespace, "-o", "yaml", check=False).stdout)
+    wait_for(vault_active, 120, "Vault second Ready", interval=2,
+             describe=lambda: kubectl("get", "vault", "second", "-n", namespace, "-o", "yaml", check=False).stdout)
     # a Vault naming a new Secret rolls the pods once: the projected keys directory, in the signer only
-    _wait("the executor Deployment to project the second vault's Secret",
-          lambda: json.loads(kubectl("get", "deployment", names(name)["deployment"], "-n", namespace,
-                                     "-o", "json").stdout)["spec"]["template"] != template_before, 120)
+    wait_for(lambda: json.loads(kubectl("get", "deployment", names(name)["deployment"], "-n", namespace,
+                                        "-o", "json").stdout)["spec"]["template"] != template_before, 120,
+             "the executor Deployment to project the second vault's Secret", interval=2)
     kubectl("rollout", "status", f"deployment/{names(name)['deployment']}", "-n", namespace, "--timeout=300s",
             timeout=330)
     pods = _ready_executor_pods(demo_run, name)
@@ -147,8 +137,8 @@ def test_the_signer_sidecar_holds_every_vault_key_and_a_fanout_confirms_on_chain
                             .stdout).get("status") or {}
         return status if status.get("phase") in ("CONFIRMED", "FAILED") else None
 
-    status = _wait("the fan-out CopyTrade terminal", fanned_out, FANOUT_SECONDS,
-                   lambda: kubectl("get", "copytrade", f"{name}-fanout", "-n", namespace, "-o", "yaml").stdout)
+    status = wait_for(fanned_out, FANOUT_SECONDS, "the fan-out CopyTrade terminal", interval=2,
+                      describe=lambda: kubectl("get", "copytrade", f"{name}-fanout", "-n", namespace, "-o", "yaml").stdout)
     assert status["phase"] == "CONFIRMED", status
     assert status["vaults"]["total"] == 2 and status["vaults"]["confirmed"] == 2, status
 
@@ -157,7 +147,7 @@ def test_the_signer_sidecar_holds_every_vault_key_and_a_fanout_confirms_on_chain
         fills = {v: successful_fills(chain.rpc_url, v) - fills_before[v] for v in (own, second)}
         return fills if all(fills.values()) else None
 
-    fills = _wait("both vaults' swaps visible at confirmed commitment", new_fills, 60)
+    fills = wait_for(new_fills, 60, "both vaults' swaps visible at confirmed commitment", interval=2)
     assert {v: len(s) for v, s in fills.items()} == {own: 1, second: 1}
     for v in (own, second):
         assert token_balance(chain.rpc_url, v, chain.output_mint) > sol_before[v], v

@@ -21,11 +21,12 @@ import pytest
 from lightkube import Client
 
 from tests.integration.ledger.helpers import intent
+from tests.polling import wait_for
 from xorj.controller.alerts import AlertEventPoster, blocking_client, deliver_pending, event_name
 from xorj.controller.kube import load_config
 from xorj.ledger import Ledger, TradeIntent
 
-from .conftest import Kubectl, wait_for
+from .conftest import Kubectl
 from .manifests import copytrade, signature, strategy
 
 pytestmark = [pytest.mark.cluster, pytest.mark.postgres]

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.polling import wait_for
 from xorj.controller.tradingstrategy.desired import VAULT_MOUNT_DIR
 
-from .conftest import Kubectl, wait_for
+from .conftest import Kubectl
 from .manifests import copytrade, secret, signature, strategy
 
 STRANGER = "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T"  # a wallet no strategy here follows

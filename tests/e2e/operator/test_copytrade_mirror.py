@@ -7,10 +7,11 @@ import time
 
 import pytest
 
+from tests.polling import wait_for
 from xorj.domain.trades import ReasonCode, TradeState
 from xorj.ledger import Ledger
 
-from .conftest import Kubectl, wait_for
+from .conftest import Kubectl
 from .ledger_driver import LedgerDriver
 from .manifests import copytrade, signature, strategy
 

@@ -16,13 +16,14 @@ from typing import Any
 import pytest
 
 from tests.fixtures.postgres import LEDGER_OWNER_PASSWORD
+from tests.polling import wait_for
 from tests.unit.controller.factories import PUBKEY_A, VAULT
 from xorj.domain.trades import ReasonCode
 from xorj.ledger import Ledger
 from xorj.ledger.reader_roles import ensure_reader_login
 from xorj.ledger.records import StoredTraderScore
 
-from .conftest import Kubectl, wait_for
+from .conftest import Kubectl
 from .ledger_driver import LedgerDriver
 from .manifests import copytrade, signature, strategy
 

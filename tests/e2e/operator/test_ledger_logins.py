@@ -9,7 +9,8 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from tests.e2e.operator.conftest import Kubectl, wait_for
+from tests.e2e.operator.conftest import Kubectl
+from tests.polling import wait_for
 from xorj.controller.tradingstrategy.desired import LEDGER_CA_MOUNT_DIR
 from xorj.ledger.roles import executor_login_name, signer_login_name, with_credentials
 

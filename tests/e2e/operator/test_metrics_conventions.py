@@ -8,8 +8,9 @@ import urllib.request
 import pytest
 
 from tests.fixtures.promtool import metric_lint_problems
+from tests.polling import wait_for
 
-from .conftest import Kubectl, wait_for
+from .conftest import Kubectl
 from .manifests import copytrade, signature, strategy
 
 pytestmark = [pytest.mark.cluster, pytest.mark.postgres]

@@ -11,9 +11,8 @@ import pytest
 
 from tests.integration.executor.harness import Scenario, admit
 from tests.integration.reconciler.helpers import send, signed_transfer, vault_key, wait_finalized
+from tests.polling import wait_for
 from xorj.ledger import Ledger
-
-from .conftest import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.postgres, pytest.mark.chain]
 

@@ -9,10 +9,11 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.polling import wait_for
 from xorj.domain.trades import TradeState
 from xorj.ledger import Ledger
 
-from .conftest import Kubectl, wait_for
+from .conftest import Kubectl
 from .ledger_driver import LedgerDriver
 from .manifests import copytrade, signature, strategy
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from solders.keypair import Keypair
 
+from tests.polling import wait_for
 from xorj.controller.tradingstrategy.desired import (
     EXECUTOR_CONTAINER,
     SIGNER_CONTAINER,
@@ -15,7 +16,7 @@ from xorj.controller.tradingstrategy.desired import (
     VAULT_MOUNT_DIR,
 )
 
-from .conftest import Kubectl, wait_for
+from .conftest import Kubectl
 from .manifests import secret, strategy, vault
 
 pytestmark = [pytest.mark.cluster, pytest.mark.postgres]

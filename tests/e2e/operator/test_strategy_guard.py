@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.polling import wait_for
 from tests.unit.controller.factories import VAULT
 
-from .conftest import Kubectl, wait_for
+from .conftest import Kubectl
 from .manifests import secret, strategy
 
 pytestmark = [pytest.mark.cluster, pytest.mark.postgres]

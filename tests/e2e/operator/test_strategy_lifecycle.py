@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.polling import wait_for
 from xorj.controller.tradingstrategy.desired import CONFIG_HASH_ANNOTATION
 
-from .conftest import Kubectl, wait_for
+from .conftest import Kubectl
 from .manifests import strategy
 
 pytestmark = [pytest.mark.cluster, pytest.mark.postgres]

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 from solders.keypair import Keypair
 
+from tests.polling import wait_for
 from tests.unit.controller.factories import PUBKEY_A, PUBKEY_B, PUBKEY_C, VAULT
 from tests.unit.controller.histories import DAY, reckless, round_trips, steady
 from xorj.ledger.trader_swaps import TraderCursor, TraderSwapStore
 
-from .conftest import Kubectl, wait_for
+from .conftest import Kubectl
 from .manifests import strategy
 
 pytestmark = pytest.mark.cluster

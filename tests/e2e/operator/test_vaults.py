@@ -11,10 +11,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from solders.keypair import Keypair
 
+from tests.polling import wait_for
 from xorj.domain.trades import ReasonCode, TradeState
 from xorj.ledger import Ledger, vaults
 
-from .conftest import Kubectl, wait_for
+from .conftest import Kubectl
 from .ledger_driver import LedgerDriver
 from .manifests import VAULT, copytrade, secret, signature, strategy, vault
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.operator.conftest import wait_for
 from tests.e2e.operator.manifests import strategy
 from tests.integration.watcher.helpers import Leader, run
+from tests.polling import wait_for
 from xorj.chain.prices import price_api_url_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.chain]

@@ -169,6 +169,32 @@ def test_onchain_probe_reads_the_real_chain(ledger, target):
     assert probes.no_duplicate_onchain_transactions(configuration=target)["confirmed_not_on_chain"]
 
 
+def test_onchain_probe_checks_every_vault_of_the_strategy(ledger, local_chain, target):
+    """A fan-out's trades go to the strategy's other vaults too: a CONFIRMED trade of a second vault
+    whose fill is not on chain is a violation, though the target's own vault is clean."""
+    assert probes.no_duplicate_onchain_transactions(configuration=target)["violations"] == 0
+    second = local_chain.take_vault()
+    _confirmed_trade(ledger, second, target["run_id"])
+    result = probes.no_duplicate_onchain_transactions(configuration=target)
+    assert result["vaults"] == 2 and result["violations"] == 1 and len(result["confirmed_not_on_chain"]) == 1
+
+
+def test_a_copytrade_load_expects_one_trade_per_active_vault(ledger, local_chain, target):
+    """A CopyTrade fans out to every active Vault of the strategy: the run must wait for all of
+    those trades, not for one per CopyTrade (which the first third of a 3-vault fan-out would meet)."""
+    from xorj.chaos.actions import fanout_width
+    from xorj.chaos.target import resolve
+    from xorj.domain.risk import VaultLimits
+    from xorj.ledger import vaults
+
+    assert fanout_width(resolve(target)) == 1
+    keys = [local_chain.take_vault() for _ in range(3)]
+    for n, key in enumerate(keys):
+        ledger.run(vaults.register_vault("probe-test", key, vault_object=f"ns/v{n}", limits=VaultLimits()))
+    ledger.run(vaults.remove_vault("probe-test", keys[2], vault_object="ns/v2", detail="gone"))
+    assert fanout_width(resolve(target)) == 3
+
+
 def _pythonpath() -> str:
     """The repository (for tests.*) before whatever path the run was given (a checkout's own xorj)."""
     return os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)

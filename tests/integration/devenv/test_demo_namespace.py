@@ -24,6 +24,7 @@ from xorj.devenv.waiting import StartupTimeout
 pytestmark = pytest.mark.cluster
 
 FINALIZER = "xorj.dev/test-holds-this"
+CRDS = Path(__file__).resolve().parents[3] / "crds"
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def namespace(k8s_cluster) -> Iterator[str]:
     try:
         yield name
     finally:
-        for kind in ("configmap", "pod"):
+        for kind in ("configmap", "pod", "vaults.trading.xorj.io"):
             for item in k8s_cluster.kubectl("get", kind, "-n", name, "-o", "name", check=False).stdout.split():
                 k8s_cluster.kubectl("patch", item, "-n", name, "--type=merge", "-p",
                                     '{"metadata":{"finalizers":null}}', check=False)
@@ -115,3 +116,20 @@ def test_down_returns_only_once_the_namespace_and_its_pods_are_gone(k8s_cluster,
     releaser.join()
     assert phase(k8s_cluster, namespace) is None, "down left the namespace terminating"
     assert any(f"waiting for the pods of namespace {namespace}" in line for line in said), said
+
+
+def test_down_releases_the_vaults_finalizers(k8s_cluster, namespace: str, tmp_path: Path, monkeypatch) -> None:
+    """`down` stops the operator before it removes the namespace: a Vault (`up --vaults N`) keeps the
+    operator's finalizer, which nothing would remove, so `down` releases it as it does a CopyTrade's."""
+    monkeypatch.setattr(demo_module, "NAMESPACE_GONE_SECONDS", 30.0)
+    k8s_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS / "trading.xorj.io_vaults.yaml"))
+    k8s_cluster.kubectl("wait", "--for=condition=Established", "crd/vaults.trading.xorj.io", "--timeout=60s")
+    k8s_cluster.apply(json.dumps({
+        "apiVersion": "trading.xorj.io/v1alpha1", "kind": "Vault",
+        "metadata": {"name": "held", "finalizers": ["kopf.zalando.org/KopfFinalizerMarker"]},
+        "spec": {"strategy": "alpha", "publicKey": "11111111111111111111111111111111",
+                 "secretName": "demo-fanout-vaults"}}), namespace)
+    demo, said = demo_on(k8s_cluster, namespace, tmp_path)
+    demo._remove_namespace()
+    assert phase(k8s_cluster, namespace) is None, "down left the namespace terminating"
+    assert any("releasing the finalizers of 1 vaults" in line for line in said), said

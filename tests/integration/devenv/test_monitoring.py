@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.toolchain import toolchain_binary
+from tests.polling import wait_for
 from tests.unit.chart.helm import CHART, helm
 from xorj.chaos import marks
 from xorj.chaos.probes import alert_fired
@@ -64,16 +65,6 @@ def get_json(url: str) -> Any:
         return json.loads(response.read())
 
 
-def wait_for(predicate, timeout: float, what: str, describe=lambda: "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; {describe()}")
-
-
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[tuple[Monitoring, dict[str, Any], Path]]:
     findings = tmp_path / "findings"
@@ -109,7 +100,7 @@ def test_an_alert_fires_reaches_the_receiver_and_resolves(stack) -> None:
     assert ALERT in {r["name"] for g in groups for r in g["rules"]}
     wait_for(lambda: [t for t in get_json(f"{prometheus}/api/v1/targets")["data"]["activeTargets"]
                       if t["health"] == "up" and t["labels"]["namespace"] == NAMESPACE], 60,
-             "the operator target to be up", logs)
+             "the operator target to be up", interval=0.5, describe=logs)
     time.sleep(6)
     assert not [a for a in received_alerts(monitoring.received_path) if a["alertname"] == ALERT], \
         "the alert arrived before its condition held"
@@ -125,7 +116,7 @@ def test_an_alert_fires_reaches_the_receiver_and_resolves(stack) -> None:
     asking.start()
     fired = wait_for(lambda: [a for a in received_alerts(monitoring.received_path)
                               if a["alertname"] == ALERT and a["status"] == "firing"], 90,
-                     "the alert to reach the receiver", logs)
+                     "the alert to reach the receiver", interval=0.5, describe=logs)
     assert fired[0]["labels"]["severity"] == "critical"
     assert fired[0]["annotations"]["runbook_url"].endswith(f"/{ALERT}.md")
     assert [a for a in get_json(f"{alertmanager}/api/v2/alerts") if a["labels"]["alertname"] == ALERT]
@@ -134,7 +125,7 @@ def test_an_alert_fires_reaches_the_receiver_and_resolves(stack) -> None:
     marks.write(target, "cleared")
     wait_for(lambda: [a for a in received_alerts(monitoring.received_path)
                       if a["alertname"] == ALERT and a["status"] == "resolved"], 120,
-             "the alert to be resolved at the receiver", logs)
+             "the alert to be resolved at the receiver", interval=0.5, describe=logs)
     asking.join(150)
     assert probe["ok"] and probe["fired"] and probe["resolved"], probe
     # fired within a few scrape and evaluation intervals (2 s and 5 s here) of the fault; resolved likewise

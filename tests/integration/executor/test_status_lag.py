@@ -22,6 +22,7 @@ from tests.integration.executor.harness import (
     executor_env,
     wait_terminal,
 )
+from tests.polling import wait_for
 from xorj.domain.trades import AttemptOutcome, TradeState
 
 pytestmark = [pytest.mark.chain, pytest.mark.postgres]
@@ -29,16 +30,6 @@ pytestmark = [pytest.mark.chain, pytest.mark.postgres]
 AMOUNT = 2_345_000
 FIRST_SEND_DELAY_MS = 13_000
 LAG_BLOCKS = 60
-
-
-def _wait(predicate, timeout: float, what: str, step: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} not within {timeout}s"
-        time.sleep(step)
 
 
 def _fired(local_chain, fault_id: int) -> int:
@@ -57,10 +48,10 @@ def test_lagging_status_node_never_causes_a_second_fill(local_chain, ledger, led
                        swap_api_url=local_chain.swap_api_url, send_timeout_seconds=1)
     with InProcessExecutor(env) as executor:
         # the first send is in the chain's hands (held 13 s, then processed): later sends time out
-        _wait(lambda: _fired(local_chain, delayed), 20, "first send")
+        wait_for(lambda: _fired(local_chain, delayed), 20, "first send", interval=0.02)
         timeouts = local_chain.set_fault(kind="timeout", method="sendTransaction", hang_s=2)
-        landed = _wait(lambda: set(local_chain.swap_signatures(scenario.vault)) - swaps_before, 30,
-                       "attempt 1 landing on chain", step=0.01)
+        landed = wait_for(lambda: set(local_chain.swap_signatures(scenario.vault)) - swaps_before, 30,
+                       "attempt 1 landing on chain", interval=0.01)
         # From here, sends work again: a re-signed attempt WOULD fill (that is the double fill).
         local_chain.remove_fault(timeouts)
         trades = wait_terminal(ledger, ids, 60)
@@ -102,11 +93,11 @@ def test_a_lagging_not_found_never_expires_an_attempt_unless_a_current_node_conf
     env = executor_env(dsn=ledger_dsn, scenario=scenario, rpc_url=local_chain.rpc_url,
                        swap_api_url=local_chain.swap_api_url, send_timeout_seconds=0.5, **extra)
     with InProcessExecutor(env) as executor:
-        _wait(lambda: _attempts(ledger, ids[0]), 20, "attempt 1 committed")
+        wait_for(lambda: _attempts(ledger, ids[0]), 20, "attempt 1 committed", interval=0.02)
         local_chain.advance_blocks(200)  # the window is over at finalized height, nothing landed
         if second_node:
-            first = _wait(lambda: next((a for a in _attempts(ledger, ids[0])
-                                        if a.outcome is AttemptOutcome.EXPIRED), None), 20, "expiry via node 2")
+            first = wait_for(lambda: next((a for a in _attempts(ledger, ids[0])
+                                        if a.outcome is AttemptOutcome.EXPIRED), None), 20, "expiry via node 2", interval=0.02)
             assert "by the second RPC node" in first.detail, first.detail
         else:
             time.sleep(4)  # 10 polls' worth of stale "not found" answers

@@ -18,20 +18,13 @@ from tests.integration.watcher.helpers import (
     run,
     strategy_doc,
 )
+from tests.polling import wait_for
 from xorj.chain.prices import price_api_url_for
 from xorj.ledger.lead_signals import LeadSignalStore
 
 pytestmark = [pytest.mark.chain]
 
 TOKEN = "process-hook-token-" + os.urandom(8).hex()
-
-
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.1)
 
 
 def test_sigkilled_watcher_resumes_without_missing_or_duplicating(local_chain, ledger, ledger_dsn, tmp_path, leader,
@@ -51,7 +44,7 @@ def test_sigkilled_watcher_resumes_without_missing_or_duplicating(local_chain, l
     try:
         first.port()
         signatures.append(run(leader.swap("USDC", "SOL", 4 * 10**6)))
-        _wait_for(lambda: len(store.signals(leader.pubkey)) == 1, 30, "the first swap accepted")
+        wait_for(lambda: len(store.signals(leader.pubkey)) == 1, 30, "the first swap accepted", interval=0.1)
         signatures.append(run(leader.swap("USDC", "SOL", 5 * 10**6)))
     finally:
         first.kill()  # mid-stream: the second swap may or may not have been taken
@@ -60,7 +53,7 @@ def test_sigkilled_watcher_resumes_without_missing_or_duplicating(local_chain, l
     second = WatcherProcess(env, tmp_path / "watcher-2.log")
     try:
         port = second.port()
-        _wait_for(lambda: len(store.signals(leader.pubkey)) == 4, 60, "every swap accepted after the restart")
+        wait_for(lambda: len(store.signals(leader.pubkey)) == 4, 60, "every swap accepted after the restart", interval=0.1)
         time.sleep(1.0)  # a few more polling rounds: still nothing twice
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         assert "xorj_watcher_trades_admitted_total" in metrics and "xorj_watcher_detection_seconds_bucket" in metrics

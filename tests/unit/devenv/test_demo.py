@@ -41,6 +41,29 @@ def test_incomplete_chain_state_is_a_clear_error(tmp_path: Path) -> None:
         read_chain_info(tmp_path)
 
 
+def test_chain_vaults_after_the_strategy_and_follower_vaults_are_the_fanout_vaults(tmp_path: Path) -> None:
+    (tmp_path / "vaults").mkdir()
+    vaults = {}
+    for letter in "ABCD":
+        (tmp_path / "vaults" / f"{letter}.json").write_text(f"[{ord(letter)}]")
+        vaults[letter * 43] = str(tmp_path / "vaults" / f"{letter}.json")
+    write_chain_state(tmp_path / "chain", vaults=vaults)
+    info = read_chain_info(tmp_path / "chain")
+    assert (info.vault_public_key, info.follower_vault_public_key) == ("A" * 43, "B" * 43)
+    assert info.fanout_vaults == (("C" * 43, b"[67]"), ("D" * 43, b"[68]"))
+    assert "[67]" not in repr(info)  # keys never printed
+
+
+@pytest.mark.parametrize(("vaults", "executors", "rule"), [
+    (0, "pods", "vaults: 0 is not between 1 and 64"),
+    (65, "pods", "vaults: 65 is not between 1 and 64"),
+    (3, "processes", "vaults: 3 needs --executors pods"),
+])
+def test_the_demo_vault_count_is_checked(vaults: int, executors: str, rule: str) -> None:
+    with pytest.raises(EnvironmentSetupError, match=rule):
+        Demo(executors=executors, vaults=vaults)
+
+
 def test_processes_are_recognised_and_stopped_with_their_group(tmp_path: Path) -> None:
     child_pid_file = tmp_path / "child.pid"
     sleeper = [sys.executable, "-c", "import pathlib, subprocess, sys, time; "
