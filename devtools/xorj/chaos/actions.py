@@ -774,8 +774,26 @@ def set_kill_switch(paused: bool = True, configuration: dict[str, Any] | None = 
 
 
 def kill_operator(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
-    """SIGKILL the operator process of ``xorj dev up`` (demo.json); on kind use terminate_pods."""
+    """Kill the operator of ``xorj dev up`` (demo.json): delete its pod at once (no grace period) when it
+    runs as the chart's Deployment, as chaostoolkit-kubernetes' terminate_pods would (its controller
+    starts another); SIGKILL it when it runs as a host process (``--operator process``)."""
     target = resolve(configuration)
+    if target.state.get("operator_mode") == "pod":
+        from kubernetes import client, config
+
+        from xorj.devenv.demo import OPERATOR_POD_SELECTOR
+
+        config.load_kube_config(config_file=target.kubeconfig)
+        core = client.CoreV1Api()
+        namespace = target.require("namespace")
+        pods = [p.metadata.name for p in core.list_namespaced_pod(namespace, label_selector=OPERATOR_POD_SELECTOR).items
+                if p.metadata.deletion_timestamp is None]
+        if not pods:
+            raise InvalidInputError(f"kill_operator: no operator pod ({OPERATOR_POD_SELECTOR}) in namespace {namespace}")
+        for name in pods:
+            core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+        marks.write(target, "fault:last")
+        return {"deleted": pods}
     record = target.state.get("processes", {}).get("operator")
     if not record:
         raise InvalidInputError("kill_operator: no local operator process in XORJ_CHAOS_ENV (demo.json)")
@@ -788,10 +806,17 @@ def kill_operator(configuration: dict[str, Any] | None = None) -> dict[str, Any]
 
 
 def start_operator(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Start the demo's operator again (what the Deployment's controller does for a killed pod)."""
+    """The demo's operator back: wait for the pod its Deployment's controller started (operator pod),
+    or start the host process again with its settings (what the controller does for a killed pod)."""
     from xorj.devenv.demo import Demo
 
     target = resolve(configuration)
+    if target.state.get("operator_mode") == "pod":
+        demo = Demo(root=target.env_file.parent, namespace=target.require("namespace"),  # type: ignore[union-attr]
+                    executors="pods", operator="pod")
+        pod = demo.wait_operator_pod()
+        marks.write(target, "cleared")
+        return {"ready": pod}
     pid = Demo(root=target.env_file.parent).restart_operator(target.ledger_dsn)  # type: ignore[union-attr]
     marks.write(target, "cleared")
     return {"started": pid}

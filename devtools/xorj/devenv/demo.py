@@ -8,7 +8,13 @@ local process under the chart's operator ServiceAccount (a token for it, so the 
 RBAC is enough), applies the example TradingStrategy, whose executor Deployment runs as real pods from
 the image on the real node (tainted for them alone), then a few CopyTrades, and waits until they are
 CONFIRMED. The pods reach Postgres and the chain, which run on the host, through the node's relays;
-the chart's NetworkPolicies, enforced by kube-router, allow exactly those addresses and ports.
+the chart's NetworkPolicies, enforced by kube-router, allow exactly those addresses and ports. Pods
+name them as in a user's cluster: Services ``xorj-ledger``, ``xorj-chain`` and ``xorj-swap-api`` in the
+demo's namespace, resolved by the node's CoreDNS, whose EndpointSlices point at the relays.
+
+``--operator pod`` (``$XORJ_DEMO_OPERATOR=pod``, executor pods only) runs the operator as a pod too,
+from the chart's own Deployment, RBAC and ledger DSN Secret, as a user's ``helm install`` runs it; the
+default, ``process``, runs it as a local process under the chart's operator ServiceAccount.
 
 ``$XORJ_DEMO_EXECUTORS=processes`` (``xorj dev up --executors processes``) runs no node: the
 development pod runtime backs each executor pod on the kwok nodes with a local ``xorj executor``
@@ -37,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +91,16 @@ PROCESS_NAMES = ("prometheus", "alertmanager", "alert-receiver", "watcher", "lea
                  "chain")
 EXECUTOR_MODES = ("pods", "processes")
 MAX_DEMO_VAULTS = 64  # each is a funded chain vault and a key in every executor's signer
+# pod: the chart's operator Deployment on the real node (needs executor pods: the node); process: the
+# operator as a local process (the only mode without a node). The default stays process until pod mode
+# has passed the real-node suites (tests/e2e/demo, tests/e2e/chaos) as the default.
+OPERATOR_MODES = ("pod", "process")
+DEFAULT_OPERATOR_MODE = "process"
+OPERATOR_DEPLOYMENT = f"{RELEASE}-operator"  # the chart's (xorj.fullname is the release "xorj")
+OPERATOR_POD_SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=operator"
+# The local Postgres server's CA, for the operator pod to verify the ledger (the chart's ledger.caSecret)
+LEDGER_CA_SECRET = "xorj-ledger-ca"
+LEDGER_CA_PATH = "/var/run/xorj/ledger/ca.crt"  # where the chart mounts it (xorj.ledgerCaPath)
 # The copy loop (issue 14 section 5): simulated leaders, a TraderPool over them, a topN strategy
 # following the pool's best with its own vault, and the watcher copying that leader's live swaps.
 POOL = "demo-leaders"
@@ -100,6 +116,16 @@ LOOP_CONFIRM_TIMEOUT_SECONDS = 300.0  # until a watcher-made CopyTrade of the to
 WATCHER_START_SECONDS = 120.0
 WATCHER_SOURCE_LABEL = "trading.xorj.io/source=watcher"
 LOOP_VIEW = ("traderpools,tradingstrategies,copytrades",)
+# The host services as pods name them (role -> Service name, port, port name): Services without a
+# selector in the demo's namespace, each with one EndpointSlice at the node's relay of the host port.
+# kube-proxy forwards the Service's address to the relay (DNAT) before NetworkPolicy is checked, so the
+# chart's ipBlock rules name the relay's address and port, never the Service's.
+HOST_SERVICES: dict[str, tuple[str, int, str]] = {
+    "ledger": ("xorj-ledger", 5432, "postgres"),
+    "rpc": ("xorj-chain", 8899, "http"),
+    "swapApi": ("xorj-swap-api", 8080, "http"),
+}
+HOST_SERVICE_MANAGER = "xorj-dev-up"  # the EndpointSlices' endpointslice.kubernetes.io/managed-by
 # The real node is for executors, which hold vault keys: other pods stay off it.
 EXECUTOR_NODE_TAINT = {"key": "xorj.dev/executors", "value": "true", "effect": "NoSchedule"}
 
@@ -244,6 +270,40 @@ def url_port(url: str) -> int:
     return parts.port
 
 
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host, int(port)
+
+
+def service_url(role: str, url: str) -> str:
+    """``url`` pointed at the host service's Service name and port (see HOST_SERVICES)."""
+    name, port, _ = HOST_SERVICES[role]
+    return rehost(url, f"{name}:{port}")
+
+
+def host_service_manifests(namespace: str, relays: Mapping[str, str]) -> list[dict[str, Any]]:
+    """A Service without a selector and its one EndpointSlice, at the relay's ``ip:port``, for each
+    role in ``relays`` (ledger, rpc, swapApi): what pods resolve and connect to by name."""
+    documents: list[dict[str, Any]] = []
+    for role, address in relays.items():
+        name, port, port_name = HOST_SERVICES[role]
+        ip, relay_port = split_address(address)
+        labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": HOST_SERVICE_MANAGER}
+        documents.append({
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": {"type": "ClusterIP",
+                     "ports": [{"name": port_name, "protocol": "TCP", "port": port, "targetPort": relay_port}]}})
+        documents.append({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": f"{name}-relay", "namespace": namespace,
+                         "labels": {**labels, "kubernetes.io/service-name": name,
+                                    "endpointslice.kubernetes.io/managed-by": HOST_SERVICE_MANAGER}},
+            "addressType": "IPv4",
+            "ports": [{"name": port_name, "protocol": "TCP", "port": relay_port}],
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}]})
+    return documents
+
+
 @dataclass(frozen=True)
 class PodEndpoints:
     """The host's services as the executor pods on the real node reach them (through its relays)."""
@@ -254,32 +314,80 @@ class PodEndpoints:
     # In a cluster the scraper is a pod in the `monitoring` namespace, which the chart admits by default;
     # here it is a host process, so the demo admits exactly its address instead. None: no real node.
     scraper_ip: str | None = None
+    # When ``dsn`` and ``chain`` name Services (HOST_SERVICES): the relay each one forwards to, by role
+    # (ledger, rpc, swapApi), "ip:port". The NetworkPolicies name these, where the packets go.
+    relays: Mapping[str, str] | None = None
+
+    def _address(self, role: str, url: str) -> tuple[str, int]:
+        if self.relays:
+            return split_address(self.relays[role])
+        return str(urlsplit(url).hostname), url_port(url)
 
     def chart_values(self) -> list[str]:
         """--set values that open the chart's executor NetworkPolicy to exactly these endpoints (and
         its metrics port to exactly the host's scraper)."""
-        def cidrs(url: str) -> str:
-            return f"{{{urlsplit(url).hostname}/32}}"
-
-        rpc, swap = self.chain.rpc_url, self.chain.swap_api_url
-        values = ["--set", f"ledger.cidrs={cidrs(self.dsn)}", "--set", f"ledger.port={url_port(self.dsn)}",
-                  "--set", f"networkPolicy.rpc.cidrs={cidrs(rpc)}",
-                  "--set", f"networkPolicy.rpc.ports={{{url_port(rpc)}}}",
-                  "--set", f"networkPolicy.swapApi.cidrs={cidrs(swap)}",
-                  "--set", f"networkPolicy.swapApi.ports={{{url_port(swap)}}}"]
+        (ledger_ip, ledger_port), (rpc_ip, rpc_port), (swap_ip, swap_port) = (
+            self._address("ledger", self.dsn), self._address("rpc", self.chain.rpc_url),
+            self._address("swapApi", self.chain.swap_api_url))
+        values = ["--set", f"ledger.cidrs={{{ledger_ip}/32}}", "--set", f"ledger.port={ledger_port}",
+                  "--set", f"networkPolicy.rpc.cidrs={{{rpc_ip}/32}}",
+                  "--set", f"networkPolicy.rpc.ports={{{rpc_port}}}",
+                  "--set", f"networkPolicy.swapApi.cidrs={{{swap_ip}/32}}",
+                  "--set", f"networkPolicy.swapApi.ports={{{swap_port}}}"]
         if self.scraper_ip:
             values += ["--set", f"networkPolicy.metricsFrom[0].ipBlock.cidr={self.scraper_ip}/32"]
         return values
 
 
+def operator_pod_values(*, image: str, api_host: str, api_port: int, reconcile_rpc_url: str, cash_mint: str,
+                        node_selector: Mapping[str, str]) -> list[str]:
+    """--set values that run the chart's own operator Deployment on the real node (as `helm install`
+    does), with what the host-process operator gets by environment (see Demo._operator): the image
+    loaded into the node, the real node for it and the executors (the only node that runs containers),
+    the chain reconciler on the chain's Service, the ledger's CA, and the API server at its address on
+    the node, the one its certificate names (the `kubernetes` Service's IP it does not)."""
+    repository, _, tag = image.rpartition(":")
+    tolerations = [{**EXECUTOR_NODE_TAINT, "operator": "Equal"}]
+    extra_env = [{"name": "KUBERNETES_SERVICE_HOST", "value": api_host},
+                 {"name": "KUBERNETES_SERVICE_PORT", "value": str(api_port)},
+                 # the local market's USDC is the leaders' cash: TraderPools realize their trades against it
+                 {"name": "XORJ_OPERATOR_TRADER_CASH_MINTS", "value": json.dumps([cash_mint])}]
+    return ["--set", "operator.enabled=true",
+            "--set", f"image.repository={repository}", "--set", f"image.tag={tag}", "--set", "image.pullPolicy=Never",
+            "--set-json", f"operator.nodeSelector={json.dumps(dict(node_selector))}",
+            "--set-json", f"operator.tolerations={json.dumps(tolerations)}",
+            "--set-json", f"executor.nodeSelector={json.dumps(dict(node_selector))}",
+            "--set-json", f"executor.tolerations={json.dumps(tolerations)}",
+            "--set-json", f"operator.extraEnv={json.dumps(extra_env)}",
+            "--set", f"operator.reconcile.rpcUrl={reconcile_rpc_url}", "--set", "operator.reconcile.intervalSeconds=15",
+            "--set", f"ledger.caSecret={LEDGER_CA_SECRET}",
+            "--set", f"networkPolicy.apiServer.cidrs={{{api_host}/32}}",
+            "--set", f"networkPolicy.apiServer.ports={{{api_port}}}"]
+
+
+def operator_pod_dsn(pod_dsn: str) -> str:
+    """The ledger DSN the operator pod reads from the chart's ledger Secret: the ledger's Service, its
+    certificate checked against the mounted CA (verify-ca: the certificate names the host, not the
+    Service), as the executors' DSNs the operator derives from it."""
+    separator = "&" if "?" in pod_dsn else "?"
+    return f"{pod_dsn}{separator}sslmode=verify-ca&sslrootcert={LEDGER_CA_PATH}"
+
+
 class Demo:
     def __init__(self, root: Path | None = None, progress: Progress = _silent, namespace: str | None = None,
-                 executors: str | None = None, loop: bool | None = None, vaults: int | None = None) -> None:
+                 executors: str | None = None, loop: bool | None = None, vaults: int | None = None,
+                 operator: str | None = None) -> None:
         self.root = root or state_root()
         self.namespace = namespace or os.environ.get("XORJ_DEMO_NAMESPACE", NAMESPACE)
         self.executors = executors or os.environ.get("XORJ_DEMO_EXECUTORS") or "pods"
         if self.executors not in EXECUTOR_MODES:
             raise EnvironmentSetupError(f"executors: {self.executors!r} is not one of {', '.join(EXECUTOR_MODES)}")
+        self.operator = operator or os.environ.get("XORJ_DEMO_OPERATOR") or DEFAULT_OPERATOR_MODE
+        if self.operator not in OPERATOR_MODES:
+            raise EnvironmentSetupError(f"operator: {self.operator!r} is not one of {', '.join(OPERATOR_MODES)}")
+        if self.operator == "pod" and self.executors != "pods":
+            raise EnvironmentSetupError("operator: pod needs the real node (executors: pods); with executor "
+                                        "processes the operator runs as a process")
         # the copy loop (leaders, pool, topN strategy, watcher), the product's defining job: on unless
         # `--no-loop` or $XORJ_DEMO_LOOP=0 (the chaos runs turn it off: its leaders and copies would
         # add trades and price moves of their own to every experiment's load).
@@ -329,13 +437,26 @@ class Demo:
             endpoints = self._real_node(data, dsn, chain)
         else:
             self.say("5/10 node: none (executors run as local processes)")
-        self.say("6/10 chart: installing CRDs, ServiceAccounts, RBAC and NetworkPolicies (helm)")
         # Executor processes (no node) reach the same host addresses; the chart has no open default.
         opened = endpoints or PodEndpoints(dsn, chain)
-        self._install_chart(opened.dsn, chain, opened.chart_values())
-        self.say("7/10 operator: running `xorj operator` as the chart's ServiceAccount")
-        self._operator(data, dsn, self._executor_ledger_dsn(data, endpoints.dsn if endpoints else dsn,
-                                                          relayed=endpoints is not None))
+        if endpoints and endpoints.relays:
+            # before the chart: the operator pod reaches the ledger by its Service from its start
+            self._apply_host_services(endpoints.relays)
+        data["operator_mode"] = self.operator
+        self.state.save(data)
+        if self.operator == "pod":
+            assert endpoints is not None  # checked in __init__: a pod operator needs the real node
+            self.say("6/10 chart: installing it whole, the operator Deployment included (helm)")
+            self._install_chart(operator_pod_dsn(endpoints.dsn), chain,
+                                [*opened.chart_values(), *self._operator_pod_values(data, endpoints)])
+            self.say("7/10 operator: the chart's Deployment, a pod on the real node")
+            self.wait_operator_pod()
+        else:
+            self.say("6/10 chart: installing CRDs, ServiceAccounts, RBAC and NetworkPolicies (helm)")
+            self._install_chart(opened.dsn, chain, opened.chart_values())
+            self.say("7/10 operator: running `xorj operator` as the chart's ServiceAccount")
+            self._operator(data, dsn, self._executor_ledger_dsn(data, endpoints.dsn if endpoints else dsn,
+                                                              relayed=endpoints is not None))
         if endpoints:
             self.say("8/10 executors: the example TradingStrategy; its executor pods run on the real node")
             strategy = self._apply_strategy(endpoints.chain)
@@ -459,7 +580,7 @@ class Demo:
             return self.kubectl("get", "traderpool", POOL, "-n", self.namespace, "-o", "jsonpath={.status}",
                                 check=False).stdout[:2000]
 
-        operator = self.state.load()["processes"].get("operator")
+        operator = self.state.load()["processes"].get("operator") if self.operator == "process" else None
         top = wait_until_ready(f"TraderPool {POOL} ranked by the operator", ranked, POOL_RANKED_SECONDS,
                                last_seen=last_seen, logs=[operator["log"]] if operator else [])
         self.say(f"    TraderPool {POOL}: rank 1 is {top}")
@@ -598,12 +719,21 @@ class Demo:
         self.state.save(data)
         self.say(f"    image {built.reference} loaded ({'cached' if built.cached else f'built in {built.seconds:.0f}s'})")
         ports = {"ledger": url_port(dsn), "rpc": url_port(chain.rpc_url), "swapApi": url_port(chain.swap_api_url)}
-        exposed = {name: node.expose_host_port(port) for name, port in ports.items()}
-        pod_chain = dataclasses.replace(chain, rpc_url=rehost(chain.rpc_url, exposed["rpc"]),
-                                        swap_api_url=rehost(chain.swap_api_url, exposed["swapApi"]))
-        self.say(f"    pods reach the ledger at {exposed['ledger']}, RPC {pod_chain.rpc_url}, "
-                 f"swap API {pod_chain.swap_api_url}")
-        return PodEndpoints(rehost(dsn, exposed["ledger"]), pod_chain, scraper_ip=node.layout().link_ip)
+        relays = {role: node.expose_host_port(port) for role, port in ports.items()}
+        pod_chain = dataclasses.replace(chain, rpc_url=service_url("rpc", chain.rpc_url),
+                                        swap_api_url=service_url("swapApi", chain.swap_api_url))
+        pod_dsn = service_url("ledger", dsn)
+        self.say(f"    pods reach the ledger at {urlsplit(pod_dsn).netloc.rpartition('@')[2]}, RPC {pod_chain.rpc_url}, "
+                 f"swap API {pod_chain.swap_api_url} (Services on the relays {', '.join(sorted(relays.values()))})")
+        return PodEndpoints(pod_dsn, pod_chain, scraper_ip=node.layout().link_ip, relays=relays)
+
+    def _apply_host_services(self, relays: Mapping[str, str]) -> None:
+        """The host services by name in the demo's namespace (see HOST_SERVICES)."""
+        self._wait_namespace_not_terminating()
+        self.kubectl("create", "namespace", self.namespace, check=False)
+        manifests = host_service_manifests(self.namespace, relays)
+        self.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests}))
+        self.say(f"    Services {', '.join(m['metadata']['name'] for m in manifests if m['kind'] == 'Service')}")
 
     def _local_node(self):
         from xorj.devenv.node import LocalChainNode
@@ -668,13 +798,43 @@ class Demo:
     @staticmethod
     def _executor_ledger_dsn(data: dict[str, Any], executor_dsn: str, *, relayed: bool) -> str:
         """Where the executors reach the ledger, verifying its certificate against the local server's
-        CA; the operator replaces the user with the namespace's own login. Pods reach it through a relay
-        whose address the certificate does not name: they check the CA only (verify-ca)."""
+        CA; the operator replaces the user with the namespace's own login. Pods reach it by a Service name
+        (through a relay) that the certificate does not name: they check the CA only (verify-ca)."""
         from xorj.devenv.postgres import PostgresServer
 
         ca_file = PostgresServer(Path(data["postgres_root"]) / "data").ca_file
         separator = "&" if "?" in executor_dsn else "?"
         return f"{executor_dsn}{separator}sslmode={'verify-ca' if relayed else 'verify-full'}&sslrootcert={ca_file}"
+
+    def _operator_pod_values(self, data: dict[str, Any], endpoints: PodEndpoints) -> list[str]:
+        """The chart values of the operator pod (see operator_pod_values); applies the ledger's CA Secret."""
+        from xorj.devenv.node import REAL_NODE_LABEL
+        from xorj.devenv.postgres import PostgresServer
+
+        ca = PostgresServer(Path(data["postgres_root"]) / "data").ca_file.read_bytes()
+        self._apply_secret(LEDGER_CA_SECRET, {"ca.crt": ca})
+        layout = self._local_node().layout()
+        return operator_pod_values(image=data["image"], api_host=layout.host_ip, api_port=layout.api_port,
+                                   reconcile_rpc_url=endpoints.chain.rpc_url, cash_mint=endpoints.chain.input_mint,
+                                   node_selector={REAL_NODE_LABEL: "real"})
+
+    def wait_operator_pod(self) -> str:
+        """Wait until the chart's operator Deployment has a Ready pod (after `up`, or after the pod was
+        deleted: its controller starts another); returns the pod's name."""
+        def ready() -> str | None:
+            out = self.kubectl("get", "pods", "-n", self.namespace, "-l", OPERATOR_POD_SELECTOR, "-o", "json").stdout
+            return next((p["metadata"]["name"] for p in json.loads(out)["items"]
+                         if not p["metadata"].get("deletionTimestamp")
+                         and any(c.get("ready") for c in p.get("status", {}).get("containerStatuses", []))), None)
+
+        def pods_now() -> str:
+            return self.kubectl("get", "pods", "-n", self.namespace, "-l", OPERATOR_POD_SELECTOR, "-o", "wide",
+                                check=False).stdout
+
+        pod = wait_until_ready(f"the operator pod of deployment/{OPERATOR_DEPLOYMENT} Ready", ready,
+                               OPERATOR_START_SECONDS, last_seen=pods_now)
+        self.say(f"    operator pod {pod} Ready (kubectl logs -n {self.namespace} deployment/{OPERATOR_DEPLOYMENT})")
+        return pod
 
     def restart_operator(self, dsn: str) -> int:
         """Start the operator again with the settings `up` gave it (what a Deployment's controller
@@ -758,6 +918,8 @@ class Demo:
         # executor pods on the real node are found through the API server, as a cluster's Prometheus finds
         # them: a pod the chaos runs or a rollout replace is scraped at its new address at once
         discovered = {"executor": self.cluster.kubeconfig} if self.executors == "pods" else None
+        if discovered is not None and self.operator == "pod":
+            discovered["operator"] = self.cluster.kubeconfig  # the chart's operator-metrics Service, as in a cluster
         stack.configure(manifests, ports, extra_jobs=[chain_job], max_for=monitoring.DEV_MAX_FOR, discovered=discovered)
         data["monitoring_operator_service"] = monitoring.chart_service(manifests, "operator")
         data["monitoring_watcher_service"] = monitoring.chart_service(manifests, "watcher")
@@ -783,7 +945,7 @@ class Demo:
             stack.monitors = chart_monitoring(
                 self._helm(*template_args(RELEASE, CHART, self.namespace, LEDGER_SECRET)).stdout)[0]
         operator = data["processes"].get("operator")
-        if operator:
+        if operator and self.operator == "process":
             stack.set_targets("operator", [Target(f"127.0.0.1:{operator['metrics_port']}", self.namespace,
                                                   data.get("monitoring_operator_service", "xorj-operator-metrics"),
                                                   f"operator-{operator['pid']}")])
@@ -1070,6 +1232,13 @@ class Demo:
         if not self.cluster.is_running():
             return
         self.say(f"removing namespace {self.namespace} from cluster {self.cluster.name}")
+        # an operator pod would put back the finalizers released below: stop it first
+        if self.kubectl("scale", "deployment", OPERATOR_DEPLOYMENT, "-n", self.namespace, "--replicas=0",
+                        check=False).returncode == 0:
+            self.say(f"    waiting for the operator pod of deployment/{OPERATOR_DEPLOYMENT} to be gone")
+            wait_until_gone("the operator pod to be gone", lambda: self.kubectl(
+                "get", "pods", "-n", self.namespace, "-l", OPERATOR_POD_SELECTOR, "-o", "name").stdout.split(),
+                NAMESPACE_GONE_SECONDS)
         for kind in ("copytrades.trading.xorj.io", "vaults.trading.xorj.io", "tradingstrategies.trading.xorj.io",
                      "traderpools.trading.xorj.io"):
             names = self.kubectl("get", kind, "-n", self.namespace, "-o", "name", check=False).stdout.split()

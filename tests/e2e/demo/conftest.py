@@ -7,6 +7,7 @@ first, and leaves none behind.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -68,6 +69,35 @@ class DemoRun:
 
     def processes(self) -> dict[str, dict]:
         return json.loads((self.state / "demo.json").read_text()).get("processes", {})
+
+    def assert_executors_use_service_names(self, strategy: str) -> None:
+        """Issue 17 section 3: the executor pods know the ledger, chain and swap API only by Service name
+        (the strategy's endpoints, the ledger login's DSN), and resolve those names, in the pod, to the
+        Services' addresses through the cluster's DNS; trades CONFIRMED by them then went through the names."""
+        from urllib.parse import urlsplit
+
+        from psycopg.conninfo import conninfo_to_dict
+
+        from xorj.devenv.demo import EXECUTOR_LEDGER_SECRET, HOST_SERVICES
+
+        kubectl = self.cluster.kubectl
+        services = {name: json.loads(kubectl("get", "service", name, "-n", self.namespace, "-o", "json").stdout)
+                    for name, _, _ in HOST_SERVICES.values()}
+        spec = json.loads(kubectl("get", "tradingstrategy", strategy, "-n", self.namespace, "-o", "json").stdout)["spec"]
+        secret = json.loads(kubectl("get", "secret", EXECUTOR_LEDGER_SECRET, "-n", self.namespace, "-o", "json").stdout)
+        dsn = conninfo_to_dict(base64.b64decode(secret["data"]["dsn"]).decode())  # the operator writes key=value
+        used = {urlsplit(spec["endpoints"]["rpcUrl"]).hostname, urlsplit(spec["endpoints"]["swapApiUrl"]).hostname,
+                dsn["host"]}
+        assert used == set(services), f"pods must name the Services {sorted(services)}, not addresses: {used}"
+        pods = json.loads(kubectl("get", "pods", "-n", self.namespace, "-l", "app.kubernetes.io/component=executor",
+                                  "-o", "json").stdout)["items"]
+        pod = next(p["metadata"]["name"] for p in pods
+                   if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp"))
+        lookup = "import json, socket, sys; print(json.dumps({n: socket.gethostbyname(n) for n in sys.argv[1:]}))"
+        result = kubectl("exec", "-n", self.namespace, pod, "-c", "executor", "--", "/opt/xorj/bin/python", "-c",
+                         lookup, *sorted(services), check=False)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == {n: s["spec"]["clusterIP"] for n, s in services.items()}
 
 
 @pytest.fixture

@@ -72,6 +72,7 @@ def test_the_signer_sidecar_holds_every_vault_key_and_a_fanout_confirms_on_chain
     up = demo_run.up()
     assert up.returncode == 0, f"{up.stdout}\n{up.stderr[-6000:]}"
     assert demo_run.confirmed(up), up.stdout  # the one-vault strategy, signed by the sidecar
+    demo_run.assert_executors_use_service_names(example_strategy()["metadata"]["name"])
 
     kubectl = demo_run.cluster.kubectl
     namespace = demo_run.namespace

@@ -176,3 +176,60 @@ def test_metrics_are_scraped_only_from_the_named_namespaces() -> None:
     for cidr in ("0.0.0.0/0", "10.0.0.0/4"):
         refused = template(values={"networkPolicy.metricsFrom": [{"ipBlock": {"cidr": cidr}}]})
         assert refused.returncode != 0 and "cidr" in refused.stderr, cidr
+
+
+def test_the_demo_runs_the_charts_own_operator_deployment_on_the_real_node() -> None:
+    """Issue 17 section 3: `xorj dev up` installs the operator as `helm install` does, from the chart's
+    Deployment: the image loaded into the node, on the real node, the ledger's CA mounted, the API
+    server at the address its certificate names, reachable through the operator's NetworkPolicy."""
+    from tests.unit.chart.helm import helm
+    from xorj.devenv.demo import (
+        CHART,
+        LEDGER_CA_PATH,
+        LEDGER_CA_SECRET,
+        ChainInfo,
+        PodEndpoints,
+        operator_pod_dsn,
+        operator_pod_values,
+    )
+
+    chain = ChainInfo("http://xorj-chain:8899", "http://xorj-swap-api:8080/swap/v1", "U" * 43, "S", "V", b"[]")
+    relays = {"ledger": "192.0.2.2:41000", "rpc": "192.0.2.2:41001", "swapApi": "192.0.2.2:41002"}
+    endpoints = PodEndpoints("postgresql://postgres@xorj-ledger:5432/xorj", chain, scraper_ip="192.0.2.1", relays=relays)
+    values = operator_pod_values(image="localhost/xorj-operator:0.1.0-abc", api_host="192.0.2.2", api_port=6443,
+                                 reconcile_rpc_url=chain.rpc_url, cash_mint=chain.input_mint,
+                                 node_selector={"xorj.dev/node": "real"})
+    result = helm("template", "xorj", str(CHART), "--namespace", "demo", "--set", "postgresql.enabled=false",
+                  "--set", "ledger.existingSecret=xorj-ledger", *endpoints.chart_values(), *values)
+    assert result.returncode == 0, result.stderr
+    documents = result.documents()
+    pod = named(documents, "Deployment", "xorj-operator")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert container["image"] == "localhost/xorj-operator:0.1.0-abc" and container["imagePullPolicy"] == "Never"
+    assert pod["nodeSelector"] == {"xorj.dev/node": "real"}
+    assert {"key": "xorj.dev/executors", "operator": "Equal", "value": "true", "effect": "NoSchedule"} in pod["tolerations"]
+    assert env["KUBERNETES_SERVICE_HOST"] == "192.0.2.2" and env["KUBERNETES_SERVICE_PORT"] == "6443"
+    assert env["XORJ_OPERATOR_RECONCILE_RPC_URL"] == "http://xorj-chain:8899"
+    assert env["XORJ_OPERATOR_EXECUTOR_IMAGE"] == "localhost/xorj-operator:0.1.0-abc"
+    assert env["XORJ_OPERATOR_EXECUTOR_NODE_SELECTOR"] == '{"xorj.dev/node":"real"}'
+    ca_volume = next(v for v in pod["volumes"] if v["name"] == "ledger-ca")
+    assert ca_volume["secret"]["secretName"] == LEDGER_CA_SECRET
+    assert operator_pod_dsn(endpoints.dsn).endswith(f"?sslmode=verify-ca&sslrootcert={LEDGER_CA_PATH}")
+    # its policy: the API server at that address and port, the ledger's and RPC's relays, the host's scraper
+    policy = named(documents, "NetworkPolicy", "xorj-operator")["spec"]
+    peers = [(rule["to"], rule["ports"]) for rule in policy["egress"]]
+    relay = [{"ipBlock": {"cidr": "192.0.2.2/32"}}]
+    assert (relay, [{"protocol": "TCP", "port": 6443}]) in peers
+    assert (relay, [{"protocol": "TCP", "port": 41000}]) in peers and (relay, [{"protocol": "TCP", "port": 41001}]) in peers
+    assert policy["ingress"][0]["from"] == [{"ipBlock": {"cidr": "192.0.2.1/32"}}]
+
+
+def test_the_operator_pod_names_its_kopf_identity_so_kopf_never_looks_up_its_user() -> None:
+    """The image's user (10001) has no passwd entry: without POD_ID, kopf's identity lookup
+    (getpass.getuser) raised at start and the chart's operator pod crash-looped (found running it
+    on the real node with `xorj dev up`)."""
+    pod = named(render(), "Deployment", "xorj-operator")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}

@@ -102,6 +102,15 @@ def test_executor_mode_is_checked_by_name(monkeypatch) -> None:
         Demo()
 
 
+def test_operator_mode_is_checked_by_name_and_a_pod_needs_the_real_node(monkeypatch) -> None:
+    monkeypatch.setenv("XORJ_DEMO_OPERATOR", "container")
+    with pytest.raises(EnvironmentSetupError, match="operator: 'container' is not one of pod, process"):
+        Demo()
+    with pytest.raises(EnvironmentSetupError, match="operator: pod needs the real node"):
+        Demo(executors="processes", operator="pod")
+    assert Demo(executors="pods", operator="pod").operator == "pod"
+
+
 def test_demo_binds_its_vault_and_uses_the_explicit_development_setting(tmp_path: Path, monkeypatch) -> None:
     """Issue 11: the demo's strategy must pass the operator's checks, openly: its vault Secret carries
     the binding to the strategy it applies, its http endpoints are allowed by the development setting
@@ -164,3 +173,34 @@ def test_the_start_up_waits_tell_a_running_process_by_its_pid_not_its_command_li
         child.kill()
         child.wait()
     assert not _running(record) and not _running(None)
+
+
+def test_pods_name_the_host_services_and_the_policies_name_the_relays_they_forward_to() -> None:
+    """Issue 17 section 3: executor pods use Service names (the chart's DNS-name setup, as in a user's
+    cluster); kube-proxy forwards them to the relays before NetworkPolicy looks, so the chart's ipBlock
+    rules keep naming the relays' address and ports."""
+    from xorj.devenv.demo import ChainInfo, PodEndpoints, host_service_manifests, service_url
+
+    chain = ChainInfo("http://127.0.0.1:41001", "http://127.0.0.1:41002/swap/v1", "U", "S", "V", b"[]")
+    relays = {"ledger": "192.0.2.2:41000", "rpc": "192.0.2.2:41001", "swapApi": "192.0.2.2:41002"}
+    dsn = service_url("ledger", "postgresql://postgres@127.0.0.1:41000/xorj?sslmode=require")
+    assert dsn == "postgresql://postgres@xorj-ledger:5432/xorj?sslmode=require"
+    assert service_url("rpc", chain.rpc_url) == "http://xorj-chain:8899"
+    assert service_url("swapApi", chain.swap_api_url) == "http://xorj-swap-api:8080/swap/v1"
+
+    named = ChainInfo(service_url("rpc", chain.rpc_url), service_url("swapApi", chain.swap_api_url), "U", "S", "V", b"[]")
+    values = dict(v.split("=", 1) for v in PodEndpoints(dsn, named, relays=relays).chart_values()[1::2])
+    assert values == {"ledger.cidrs": "{192.0.2.2/32}", "ledger.port": "41000",
+                      "networkPolicy.rpc.cidrs": "{192.0.2.2/32}", "networkPolicy.rpc.ports": "{41001}",
+                      "networkPolicy.swapApi.cidrs": "{192.0.2.2/32}", "networkPolicy.swapApi.ports": "{41002}"}
+
+    documents = host_service_manifests("demo", relays)
+    services = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Service"}
+    slices = {d["metadata"]["labels"]["kubernetes.io/service-name"]: d for d in documents if d["kind"] == "EndpointSlice"}
+    assert set(services) == set(slices) == {"xorj-ledger", "xorj-chain", "xorj-swap-api"}
+    ledger, ledger_slice = services["xorj-ledger"], slices["xorj-ledger"]
+    assert "selector" not in ledger["spec"]  # the endpoints are the relay's, not pods'
+    assert ledger["spec"]["ports"] == [{"name": "postgres", "protocol": "TCP", "port": 5432, "targetPort": 41000}]
+    assert ledger_slice["ports"] == [{"name": "postgres", "protocol": "TCP", "port": 41000}]
+    assert ledger_slice["endpoints"] == [{"addresses": ["192.0.2.2"], "conditions": {"ready": True}}]
+    assert all(d["metadata"]["namespace"] == "demo" for d in documents)

@@ -23,14 +23,17 @@ def _progress(message: str) -> None:
 @click.option("--vaults", type=click.IntRange(1, 64), default=None,
               help="Follower vaults of the demo strategy: its own plus N-1 Vault resources, so each CopyTrade "
                    "fans out into N trades (needs --executors pods)  [default: $XORJ_DEMO_VAULTS or 1]")
-def up(executors: str | None, loop: bool | None, vaults: int | None) -> None:
+@click.option("--operator", type=click.Choice(["pod", "process"]), default=None,
+              help="pod: the chart's operator Deployment on the real node, as `helm install` runs it; process: "
+                   "`xorj operator` as a local process  [default: $XORJ_DEMO_OPERATOR or process]")
+def up(executors: str | None, loop: bool | None, vaults: int | None, operator: str | None) -> None:
     """Build what is missing, start the cluster, Postgres, the chain, a real node, the operator and
     executors, apply the example TradingStrategy and CopyTrades, and show them CONFIRMED; then (unless --no-loop)
     the copy loop: leaders, a TraderPool, a topN strategy and the watcher, until one copied trade is CONFIRMED."""
     from xorj.devenv.demo import Demo
 
     try:
-        demo = Demo(progress=_progress, executors=executors, loop=loop, vaults=vaults)
+        demo = Demo(progress=_progress, executors=executors, loop=loop, vaults=vaults, operator=operator)
         view = demo.up()
     except (EnvironmentSetupError, subprocess.CalledProcessError) as exc:
         raise click.ClickException(f"{exc}\n(`xorj dev down` stops whatever was started)") from exc
