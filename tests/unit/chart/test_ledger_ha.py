@@ -159,3 +159,19 @@ def test_patroni_itself_accepts_the_rendered_settings(tmp_path) -> None:
     result = subprocess.run([sys.executable, "-m", "patroni", "--validate-config", str(config)], env=env,
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("mode", ["single", "ha"])
+def test_without_persistence_the_ledger_keeps_its_data_in_an_emptydir(mode: str) -> None:
+    """A cluster with no volume provisioner (the local development cluster) runs the ledger on an
+    emptyDir; the default stays a PersistentVolumeClaim per member."""
+    claimed = named(render(f"ledger.mode={mode}"), "StatefulSet", "xorj-postgresql")["spec"]
+    assert [t["metadata"]["name"] for t in claimed["volumeClaimTemplates"]] == ["data"]
+    assert "data" not in {v["name"] for v in claimed["template"]["spec"]["volumes"]}
+    ephemeral = named(render(f"ledger.mode={mode}", "postgresql.persistence.enabled=false"),
+                      "StatefulSet", "xorj-postgresql")["spec"]
+    assert "volumeClaimTemplates" not in ephemeral
+    volumes = {v["name"]: v for v in ephemeral["template"]["spec"]["volumes"]}
+    assert volumes["data"] == {"name": "data", "emptyDir": {}}
+    mounts = {m["name"]: m["mountPath"] for m in ephemeral["template"]["spec"]["containers"][0]["volumeMounts"]}
+    assert mounts["data"].startswith("/var/lib/postgresql")

@@ -20,14 +20,18 @@ def _progress(message: str) -> None:
 @click.option("--loop/--no-loop", default=None,
               help="Also run the copy loop: simulated leaders, a TraderPool ranking them, a topN strategy "
                    "following the best, and the watcher copying its swaps  [default: on; off when $XORJ_DEMO_LOOP=0]")
-def up(executors: str | None, loop: bool | None) -> None:
+@click.option("--ledger", type=click.Choice(["single", "ha"]), default=None,
+              help="single: a Postgres on the host, relayed to the pods; ha: the chart's Patroni StatefulSet "
+                   "(ledger.mode=ha, 3 members, strict synchronous replication) on the real node, reached "
+                   "through its primary Service  [default: $XORJ_DEMO_LEDGER or single]")
+def up(executors: str | None, loop: bool | None, ledger: str | None) -> None:
     """Build what is missing, start the cluster, Postgres, the chain, a real node, the operator and
     executors, apply the example TradingStrategy and CopyTrades, and show them CONFIRMED; then (unless --no-loop)
     the copy loop: leaders, a TraderPool, a topN strategy and the watcher, until one copied trade is CONFIRMED."""
     from xorj.devenv.demo import Demo
 
     try:
-        demo = Demo(progress=_progress, executors=executors, loop=loop)
+        demo = Demo(progress=_progress, executors=executors, loop=loop, ledger=ledger)
         view = demo.up()
     except (EnvironmentSetupError, subprocess.CalledProcessError) as exc:
         raise click.ClickException(f"{exc}\n(`xorj dev down` stops whatever was started)") from exc
