@@ -38,7 +38,6 @@ from xorj.errors import EnvironmentSetupError, InvalidInputError
 
 FAULTS = ("pod-delete", "postgres-kill", "switchover")
 LEDGER_SELECTOR = "app.kubernetes.io/component=ledger"
-PRIMARY_SELECTOR = f"{LEDGER_SELECTOR},role=primary"
 PGDATA = "/var/lib/postgresql/data/pgdata"  # the chart's data_dir (templates/postgresql-ha.yaml)
 COMMIT_PROBE_SECONDS = 3.0  # a commit that takes longer is a ledger not yet recovered
 # Patroni's REST API, from inside the pod (the image has Patroni's Python, not curl)
