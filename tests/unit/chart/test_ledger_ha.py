@@ -175,3 +175,16 @@ def test_without_persistence_the_ledger_keeps_its_data_in_an_emptydir(mode: str)
     assert volumes["data"] == {"name": "data", "emptyDir": {}}
     mounts = {m["name"]: m["mountPath"] for m in ephemeral["template"]["spec"]["containers"][0]["volumeMounts"]}
     assert mounts["data"].startswith("/var/lib/postgresql")
+
+
+def test_the_chart_leaves_patronis_own_configmaps_to_patroni() -> None:
+    """Patroni's Kubernetes store keeps the cluster's state in ConfigMaps named after its scope
+    (<scope>-config, -leader, -sync, -failover) and takes the initialize lock by creating the first:
+    a chart-made ConfigMap with one of those names keeps every member from ever initialising the
+    cluster (found on the first real run: the single Postgres's xorj-postgresql-config was rendered)."""
+    documents = render(HA)
+    scope = patroni_settings(documents)["scope"]
+    patronis = {f"{scope}-{suffix}" for suffix in ("config", "leader", "sync", "failover", "initialize")}
+    assert not patronis & {d["metadata"]["name"] for d in of_kind(documents, "ConfigMap")}
+    # the single Postgres keeps its pg_hba.conf and init script
+    named(render(), "ConfigMap", "xorj-postgresql-config")
