@@ -188,3 +188,15 @@ def test_the_chart_leaves_patronis_own_configmaps_to_patroni() -> None:
     assert not patronis & {d["metadata"]["name"] for d in of_kind(documents, "ConfigMap")}
     # the single Postgres keeps its pg_hba.conf and init script
     named(render(), "ConfigMap", "xorj-postgresql-config")
+
+
+def test_the_members_carry_the_labels_patroni_lists_them_by() -> None:
+    """Patroni's Kubernetes store selects its members by kubernetes.labels plus scope_label
+    (cluster-name) = scope; a pod without the latter is invisible to the others (no replica could
+    clone the leader)."""
+    documents = render(HA)
+    settings = patroni_settings(documents)
+    selector = {**settings["kubernetes"]["labels"], settings["kubernetes"].get("scope_label", "cluster-name"):
+                settings["scope"]}
+    pod_labels = named(documents, "StatefulSet", "xorj-postgresql")["spec"]["template"]["metadata"]["labels"]
+    assert selector.items() <= pod_labels.items()
