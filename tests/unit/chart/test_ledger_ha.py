@@ -200,3 +200,9 @@ def test_the_members_carry_the_labels_patroni_lists_them_by() -> None:
                 settings["scope"]}
     pod_labels = named(documents, "StatefulSet", "xorj-postgresql")["spec"]["template"]["metadata"]["labels"]
     assert selector.items() <= pod_labels.items()
+
+
+def test_a_member_clones_the_primary_with_an_immediate_checkpoint() -> None:
+    """pg_basebackup's default spread checkpoint kept the first real run's replicas cloning for
+    minutes; a replaced member must be a standby again within seconds."""
+    assert {"checkpoint": "fast"} in patroni_settings(render(HA))["postgresql"]["basebackup"]
