@@ -38,6 +38,19 @@ def _say(message: str) -> None:
     click.echo(f"[chaos] {message}", err=True)
 
 
+def _ha_ledger_target(env_file: Path | None) -> bool:
+    """The target's ledger is the chart's HA ledger: a demo.json of `xorj dev up --ledger ha`, or
+    XORJ_CHAOS_LEDGER_HA=1 (a cluster with the chart's ledger.mode=ha)."""
+    if os.environ.get("XORJ_CHAOS_LEDGER_HA", "") in ("1", "true", "yes"):
+        return True
+    if env_file is None or env_file.name != "demo.json":
+        return False
+    try:
+        return json.loads(env_file.read_text()).get("ledger_mode") == "ha"
+    except (OSError, ValueError):
+        return False
+
+
 @click.group()
 def chaos() -> None:
     """Chaos experiments against the local environment or a cluster, and their report."""
@@ -83,7 +96,12 @@ def run(names: tuple[str, ...], run_all: bool, set_name: str, trades: int | None
         raise click.UsageError("--all and --set: give one (--set full runs every runnable experiment, scaled)")
     chaos_set = sets.get_set(set_name)
     selector = sets.ChaosSet("all", "every runnable experiment, as written", every_runnable=True) if run_all else chaos_set
-    chosen = list(names) if names else sets.select(selector, available, cluster_target)
+    ha_ledger = _ha_ledger_target(env_file)
+    chosen = list(names) if names else sets.select(selector, available, cluster_target, ha_ledger)
+    left_out = [n for n in sets.needing_ha_ledger(available) if n not in chosen]
+    if left_out and not names:
+        _say(f"not on this target: {', '.join(left_out)} (they need the chart's HA ledger: run them against "
+             "`xorj dev up --ledger ha`, or a cluster with ledger.mode=ha and XORJ_CHAOS_LEDGER_HA=1)")
     if not chosen:
         raise click.UsageError("no experiment selected")
     try:

@@ -24,6 +24,8 @@ from xorj.errors import InvalidInputError
 TRADE_SCALE_KEY = "trade_scale"
 TRADE_SCALE_ENV = "XORJ_CHAOS_TRADE_SCALE"
 CLUSTER_TOO = "runs-on-cluster"  # a local experiment that also runs against `xorj dev up`
+# needs the chart's HA ledger (ledger.mode=ha: `xorj dev up --ledger ha`); no other target runs it
+HA_LEDGER = "ledger-ha"
 TRADES_PROBE = "all-trades-terminal"  # its min_trades is the experiment's trade count as written
 
 
@@ -60,27 +62,36 @@ def get_set(name: str) -> ChaosSet:
         raise InvalidInputError(f"--set: unknown chaos set {name!r}; known: {', '.join(SETS)}") from None
 
 
-def is_runnable(tags: list[str], cluster_target: bool) -> bool:
+def is_runnable(tags: list[str], cluster_target: bool, ha_ledger: bool = False) -> bool:
     """Cluster experiments (tag ``cluster``) need a cluster target. On a cluster target the local
     ones run only if tagged ``runs-on-cluster``: the others need the local chaos env's executor
-    processes or its TCP proxy."""
+    processes or its TCP proxy. Those tagged ``ledger-ha`` need a cluster target whose ledger is the
+    chart's HA ledger (``ha_ledger``)."""
+    if HA_LEDGER in tags and not (cluster_target and ha_ledger):
+        return False
     if cluster_target:
         return "cluster" in tags or CLUSTER_TOO in tags
     return "cluster" not in tags
 
 
-def select(chaos_set: ChaosSet, experiments: Mapping[str, Mapping[str, Any]], cluster_target: bool) -> list[str]:
+def select(chaos_set: ChaosSet, experiments: Mapping[str, Mapping[str, Any]], cluster_target: bool,
+           ha_ledger: bool = False) -> list[str]:
     """The names of ``experiments`` the set runs on this target, in name order. A set that is not
     `every_runnable` takes the experiments tagged with its name, plus, on a cluster target, the
     cluster ones (as ``xorj chaos run`` always did)."""
     chosen = []
     for name in sorted(experiments):
         tags = list(experiments[name].get("tags", []))
-        if not is_runnable(tags, cluster_target):
+        if not is_runnable(tags, cluster_target, ha_ledger):
             continue
         if chaos_set.every_runnable or chaos_set.name in tags or ("cluster" in tags and cluster_target):
             chosen.append(name)
     return chosen
+
+
+def needing_ha_ledger(experiments: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The experiments only a target with the HA ledger runs (what a run on another target leaves out)."""
+    return sorted(name for name, doc in experiments.items() if HA_LEDGER in (doc.get("tags") or []))
 
 
 def declared_trades(name: str, doc: Mapping[str, Any]) -> int:

@@ -102,6 +102,12 @@ def _from_demo(state: dict[str, Any], root: Path) -> dict[str, Any]:
         out["alertmanager_url"] = f"http://127.0.0.1:{alertmanager['port']}"
     if state.get("postgres_port"):
         out["ledger_dsn"] = f"postgresql://postgres@127.0.0.1:{state['postgres_port']}/{demo.LEDGER_DATABASE}"
+    elif state.get("ledger_dsn_file"):
+        # `xorj dev up --ledger ha`: the chart's ledger through the relay to its primary Service, as the
+        # operator's login (the owner of the tables: it sees every namespace's trades)
+        from xorj.devenv.ha_ledger import read_dsn
+
+        out["ledger_dsn"] = read_dsn(Path(state["ledger_dsn_file"]).parent)
     chain_file = root / "chain" / "chain.json"
     if chain_file.exists():
         chain = json.loads(chain_file.read_text())

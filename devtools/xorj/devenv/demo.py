@@ -16,6 +16,10 @@ demo's namespace, resolved by the node's CoreDNS, whose EndpointSlices point at 
 from the chart's own Deployment, RBAC and ledger DSN Secret, as a user's ``helm install`` runs it; the
 default, ``process``, runs it as a local process under the chart's operator ServiceAccount.
 
+``$XORJ_DEMO_LEDGER=ha`` (``xorj dev up --ledger ha``) runs the chart's own HA ledger instead of the host
+Postgres: Patroni's StatefulSet (``ledger.mode=ha``) on the real node, reached by the host processes
+through a relay to its primary Service (xorj.devenv.ha_ledger).
+
 ``$XORJ_DEMO_EXECUTORS=processes`` (``xorj dev up --executors processes``) runs no node: the
 development pod runtime backs each executor pod on the kwok nodes with a local ``xorj executor``
 process instead (for machines where a node cannot run: it needs root, network namespaces and cgroups).
@@ -308,7 +312,7 @@ def host_service_manifests(namespace: str, relays: Mapping[str, str]) -> list[di
 class PodEndpoints:
     """The host's services as the executor pods on the real node reach them (through its relays)."""
 
-    dsn: str
+    dsn: str | None  # None: the ledger is the chart's own (ledger.mode=ha), not a host service
     chain: ChainInfo
     # The address the host's Prometheus scrapes executor pods from (the host end of the node's veth).
     # In a cluster the scraper is a pod in the `monitoring` namespace, which the chart admits by default;
@@ -326,14 +330,16 @@ class PodEndpoints:
     def chart_values(self) -> list[str]:
         """--set values that open the chart's executor NetworkPolicy to exactly these endpoints (and
         its metrics port to exactly the host's scraper)."""
-        (ledger_ip, ledger_port), (rpc_ip, rpc_port), (swap_ip, swap_port) = (
-            self._address("ledger", self.dsn), self._address("rpc", self.chain.rpc_url),
-            self._address("swapApi", self.chain.swap_api_url))
-        values = ["--set", f"ledger.cidrs={{{ledger_ip}/32}}", "--set", f"ledger.port={ledger_port}",
-                  "--set", f"networkPolicy.rpc.cidrs={{{rpc_ip}/32}}",
-                  "--set", f"networkPolicy.rpc.ports={{{rpc_port}}}",
-                  "--set", f"networkPolicy.swapApi.cidrs={{{swap_ip}/32}}",
-                  "--set", f"networkPolicy.swapApi.ports={{{swap_port}}}"]
+        rpc_ip, rpc_port = self._address("rpc", self.chain.rpc_url)
+        swap_ip, swap_port = self._address("swapApi", self.chain.swap_api_url)
+        values: list[str] = []
+        if self.dsn is not None:  # a host ledger; the chart's own (ledger.mode=ha) opens its own policy
+            ledger_ip, ledger_port = self._address("ledger", self.dsn)
+            values += ["--set", f"ledger.cidrs={{{ledger_ip}/32}}", "--set", f"ledger.port={ledger_port}"]
+        values += ["--set", f"networkPolicy.rpc.cidrs={{{rpc_ip}/32}}",
+                   "--set", f"networkPolicy.rpc.ports={{{rpc_port}}}",
+                   "--set", f"networkPolicy.swapApi.cidrs={{{swap_ip}/32}}",
+                   "--set", f"networkPolicy.swapApi.ports={{{swap_port}}}"]
         if self.scraper_ip:
             values += ["--set", f"networkPolicy.metricsFrom[0].ipBlock.cidr={self.scraper_ip}/32"]
         return values
@@ -376,7 +382,7 @@ def operator_pod_dsn(pod_dsn: str) -> str:
 class Demo:
     def __init__(self, root: Path | None = None, progress: Progress = _silent, namespace: str | None = None,
                  executors: str | None = None, loop: bool | None = None, vaults: int | None = None,
-                 operator: str | None = None) -> None:
+                 operator: str | None = None, ledger: str | None = None) -> None:
         self.root = root or state_root()
         self.namespace = namespace or os.environ.get("XORJ_DEMO_NAMESPACE", NAMESPACE)
         self.executors = executors or os.environ.get("XORJ_DEMO_EXECUTORS") or "pods"
@@ -388,6 +394,17 @@ class Demo:
         if self.operator == "pod" and self.executors != "pods":
             raise EnvironmentSetupError("operator: pod needs the real node (executors: pods); with executor "
                                         "processes the operator runs as a process")
+        from xorj.devenv.ha_ledger import LEDGER_MODES
+
+        self.ledger = ledger or os.environ.get("XORJ_DEMO_LEDGER") or "single"
+        if self.ledger not in LEDGER_MODES:
+            raise EnvironmentSetupError(f"ledger: {self.ledger!r} is not one of {', '.join(LEDGER_MODES)}")
+        if self.ledger == "ha" and self.executors != "pods":
+            raise EnvironmentSetupError("ledger: ha runs the chart's Patroni StatefulSet on the real node; it needs "
+                                        "executors: pods")
+        if self.ledger == "ha" and self.operator == "pod":
+            raise EnvironmentSetupError("ledger: ha runs with the operator as a process (operator: pod reads a "
+                                        "host ledger's Secret; not yet for the chart's HA ledger)")
         # the copy loop (leaders, pool, topN strategy, watcher), the product's defining job: on unless
         # `--no-loop` or $XORJ_DEMO_LOOP=0 (the chaos runs turn it off: its leaders and copies would
         # add trades and price moves of their own to every experiment's load).
@@ -427,8 +444,13 @@ class Demo:
         data["kubeconfig"] = str(self.cluster.kubeconfig)
         self.state.save(data)
 
-        self.say("3/10 ledger: starting Postgres and migrating the schema")
-        dsn = self._postgres(data)
+        data["ledger_mode"] = self.ledger
+        dsn: str | None = None
+        if self.ledger == "ha":
+            self.say("3/10 ledger: the chart's Patroni StatefulSet (ledger.mode=ha), installed with the chart")
+        else:
+            self.say("3/10 ledger: starting Postgres and migrating the schema")
+            dsn = self._postgres(data)
         self.say("4/10 chain: starting the local Solana chain and market")
         chain = self._chain(data)
         endpoints = None
@@ -445,7 +467,8 @@ class Demo:
         data["operator_mode"] = self.operator
         self.state.save(data)
         if self.operator == "pod":
-            assert endpoints is not None  # checked in __init__: a pod operator needs the real node
+            # checked in __init__: a pod operator needs the real node and a host ledger
+            assert endpoints is not None and endpoints.dsn is not None
             self.say("6/10 chart: installing it whole, the operator Deployment included (helm)")
             self._install_chart(operator_pod_dsn(endpoints.dsn), chain,
                                 [*opened.chart_values(), *self._operator_pod_values(data, endpoints)])
@@ -453,10 +476,16 @@ class Demo:
             self.wait_operator_pod()
         else:
             self.say("6/10 chart: installing CRDs, ServiceAccounts, RBAC and NetworkPolicies (helm)")
-            self._install_chart(opened.dsn, chain, opened.chart_values())
+            if self.ledger == "ha":
+                self._install_chart(None, chain, [*opened.chart_values(), *self._ha_chart_values()])
+                dsn, executor_dsn = self._ha_ledger(data)
+            else:
+                assert dsn is not None and opened.dsn is not None
+                self._install_chart(opened.dsn, chain, opened.chart_values())
+                executor_dsn = self._executor_ledger_dsn(data, endpoints.dsn if endpoints and endpoints.dsn else dsn,
+                                                         relayed=endpoints is not None)
             self.say("7/10 operator: running `xorj operator` as the chart's ServiceAccount")
-            self._operator(data, dsn, self._executor_ledger_dsn(data, endpoints.dsn if endpoints else dsn,
-                                                              relayed=endpoints is not None))
+            self._operator(data, dsn, executor_dsn)
         if endpoints:
             self.say("8/10 executors: the example TradingStrategy; its executor pods run on the real node")
             strategy = self._apply_strategy(endpoints.chain)
@@ -704,8 +733,9 @@ class Demo:
             raise EnvironmentSetupError(f"helm {args[0]} failed: {result.stderr.strip()}")
         return result
 
-    def _real_node(self, data: dict[str, Any], dsn: str, chain: ChainInfo) -> PodEndpoints:
-        """Start the node (kept if running), load the image, relay Postgres and the chain to pods."""
+    def _real_node(self, data: dict[str, Any], dsn: str | None, chain: ChainInfo) -> PodEndpoints:
+        """Start the node (kept if running), load the image(s), relay Postgres (unless the ledger is the
+        chart's, ``dsn`` None) and the chain to pods."""
         from xorj.devenv.image import ImageBuilder
 
         node = self._local_node()
@@ -718,12 +748,20 @@ class Demo:
         data["image"] = built.reference
         self.state.save(data)
         self.say(f"    image {built.reference} loaded ({'cached' if built.cached else f'built in {built.seconds:.0f}s'})")
-        ports = {"ledger": url_port(dsn), "rpc": url_port(chain.rpc_url), "swapApi": url_port(chain.swap_api_url)}
+        if self.ledger == "ha":
+            patroni = ImageBuilder().build_patroni(progress=lambda m: self.say(f"    {m}"))
+            node.load_image(patroni.archive)
+            self.say(f"    image {patroni.reference} loaded "
+                     f"({'cached' if patroni.cached else f'built in {patroni.seconds:.0f}s'})")
+        ports = {"rpc": url_port(chain.rpc_url), "swapApi": url_port(chain.swap_api_url)}
+        if dsn is not None:  # a host ledger (with ledger.mode=ha the pods reach the chart's primary Service)
+            ports["ledger"] = url_port(dsn)
         relays = {role: node.expose_host_port(port) for role, port in ports.items()}
         pod_chain = dataclasses.replace(chain, rpc_url=service_url("rpc", chain.rpc_url),
                                         swap_api_url=service_url("swapApi", chain.swap_api_url))
-        pod_dsn = service_url("ledger", dsn)
-        self.say(f"    pods reach the ledger at {urlsplit(pod_dsn).netloc.rpartition('@')[2]}, RPC {pod_chain.rpc_url}, "
+        pod_dsn = service_url("ledger", dsn) if dsn is not None else None
+        ledger_at = urlsplit(pod_dsn).netloc.rpartition('@')[2] if pod_dsn else "the chart's primary Service"
+        self.say(f"    pods reach the ledger at {ledger_at}, RPC {pod_chain.rpc_url}, "
                  f"swap API {pod_chain.swap_api_url} (Services on the relays {', '.join(sorted(relays.values()))})")
         return PodEndpoints(pod_dsn, pod_chain, scraper_ip=node.layout().link_ip, relays=relays)
 
@@ -735,17 +773,66 @@ class Demo:
         self.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests}))
         self.say(f"    Services {', '.join(m['metadata']['name'] for m in manifests if m['kind'] == 'Service')}")
 
+    def _ha_chart_values(self) -> list[str]:
+        from xorj.devenv import ha_ledger
+        from xorj.devenv.node import REAL_NODE_LABEL
+
+        lay = self._local_node().layout()
+        return ha_ledger.chart_values(node_selector={REAL_NODE_LABEL: "real"},
+                                      toleration={**EXECUTOR_NODE_TAINT, "operator": "Equal"},
+                                      api_host=lay.host_ip, api_port=lay.api_port)
+
+    def _ha_ledger(self, data: dict[str, Any]) -> tuple[str, str]:
+        """Once the chart's Patroni members run: wait for the primary Service's endpoint, relay it to
+        the host, migrate the schema through it; returns the host processes' DSN and the executors'."""
+        from xorj.devenv import ha_ledger
+        from xorj.devenv.postgres import free_port
+        from xorj.ledger.migrate import migrate
+
+        service = ha_ledger.service_name(RELEASE)
+
+        def members() -> str:
+            return self.kubectl("get", "pods", "-n", self.namespace, "-l", "app.kubernetes.io/component=ledger",
+                                "-L", "role", "-o", "wide", check=False).stdout
+
+        primary = wait_until_ready(f"Service {self.namespace}/{service} pointing at a primary (Patroni's role label)",
+                                   lambda: ha_ledger.primary_endpoint(self.kubectl, self.namespace, RELEASE),
+                                   ha_ledger.PRIMARY_SECONDS, last_seen=members)
+        address = ha_ledger.cluster_ip(self.kubectl, self.namespace, RELEASE)
+        port = int(data.get("ledger_relay_port") or free_port())
+        relay = self._local_node().reach_from_host(address, ha_ledger.PORT, port)
+        data.update(ledger_relay_port=port, ledger_relay_target=address)
+        self.state.save(data)
+        ca_file = self.root / ha_ledger.CA_FILE
+        ha_ledger.write_private(ca_file, ha_ledger.secret_value(self.kubectl, self.namespace,
+                                                                f"{service}-tls", "ca.crt"))
+        chart_dsn = ha_ledger.secret_value(self.kubectl, self.namespace, f"{RELEASE}-ledger", "dsn").decode()
+        dsn = ha_ledger.host_dsn(chart_dsn, relay, ca_file)
+        ha_ledger.write_private(self.root / ha_ledger.DSN_FILE, dsn.encode())
+        data["ledger_dsn_file"] = str(self.root / ha_ledger.DSN_FILE)
+        self.state.save(data)
+        migrate(dsn)
+        self.say(f"    primary {primary} behind Service {service} ({address}:{ha_ledger.PORT}); the host's "
+                 f"processes reach it at {relay}")
+        return dsn, ha_ledger.executor_dsn(self.namespace, RELEASE, LEDGER_DATABASE, ca_file)
+
     def _local_node(self):
         from xorj.devenv.node import LocalChainNode
 
         taint = f"{EXECUTOR_NODE_TAINT['key']}={EXECUTOR_NODE_TAINT['value']}:{EXECUTOR_NODE_TAINT['effect']}"
         return LocalChainNode(self.cluster, taints=(taint,))
 
-    def _install_chart(self, dsn: str, chain: ChainInfo, values: list[str]) -> None:
+    def _install_chart(self, dsn: str | None, chain: ChainInfo, values: list[str]) -> None:
+        """``dsn``: the external ledger's (a host Postgres); None: the chart's own (``values`` say which)."""
         self._wait_namespace_not_terminating()
         self.kubectl("create", "namespace", self.namespace, check=False)
         # The ledger DSN and the vault keypair as Secrets, as a user would create them.
-        self._apply_secret(LEDGER_SECRET, {"dsn": dsn.encode()})
+        if dsn is not None:
+            self._apply_secret(LEDGER_SECRET, {"dsn": dsn.encode()})
+            ledger = ["--set", "postgresql.enabled=false", "--set", f"ledger.existingSecret={LEDGER_SECRET}",
+                      "--set", "ledger.existingSecretKey=dsn"]
+        else:
+            ledger = []
         # bound to the example strategy, as a vault binder (the demo runs kubectl as the cluster admin)
         from xorj.controller.guard import SECRET_BINDING_ANNOTATION
 
@@ -755,9 +842,8 @@ class Demo:
         # the local chain and swap API speak http: the explicit development setting allows it
         self._helm("upgrade", "--install", RELEASE, str(CHART), "--namespace", self.namespace,
                    "--wait", "--timeout", f"{int(HELM_SECONDS)}s",
-                   "--set", "operator.enabled=false", "--set", "postgresql.enabled=false",
+                   "--set", "operator.enabled=false", *ledger,
                    "--set", "executor.allowInsecureEndpoints=true",
-                   "--set", f"ledger.existingSecret={LEDGER_SECRET}", "--set", "ledger.existingSecretKey=dsn",
                    "--set-json", f"ledgerClient.creators.users={json.dumps(self._ledger_client_creators())}",
                    *values)
         # helm never updates CRDs on upgrade: keep them current with the chart's copy
@@ -1195,6 +1281,15 @@ class Demo:
                 self._remove_namespace()
             except StartupTimeout as exc:
                 problems.append(str(exc))  # reported once the rest is stopped
+        if data.get("ledger_relay_target"):
+            from xorj.devenv import ha_ledger
+
+            self._local_node().stop_reach_from_host(data["ledger_relay_target"], ha_ledger.PORT)
+            for key in ("ledger_relay_target", "ledger_relay_port", "ledger_dsn_file"):
+                data.pop(key, None)
+            for name in (ha_ledger.DSN_FILE, ha_ledger.CA_FILE):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.root / name).unlink()
         if data.get("node_started_by_demo"):
             self.say("removing the real node (its containers, mounts, namespaces and interfaces)")
             self._local_node().down(progress=lambda m: self.say(f"    {m}"))

@@ -136,3 +136,56 @@ def test_a_relay_whose_command_line_does_not_read_yet_is_waited_for_not_taken_fo
         conn.sendall(b"late")
         assert conn.recv(1024) == b"etal"
     assert address == f"{HOST_IP}:{echo_server}"
+
+
+def _serve_in_netns(netns: str, port: int, answer) -> tuple[socket.socket, threading.Thread]:
+    """A one-line TCP service inside the namespace at HOST_IP:port, answering each line with ``answer(line)``."""
+    server = listen_in_netns(netns, (HOST_IP, port))
+    server.settimeout(0.5)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # closed
+            with conn:
+                conn.sendall(answer(conn.recv(1024)))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return server, thread
+
+
+def test_an_outward_relay_gives_the_host_what_the_node_reaches_and_follows_a_replaced_service(
+        node: LocalChainNode) -> None:
+    """`xorj dev up --ledger ha`'s host processes reach the primary Service this way: each connection is
+    made anew inside the node, so one opened after the service behind the address changed (a failover)
+    reaches the new one."""
+    netns = f"/run/netns/{node.layout().netns}"
+    from xorj.devenv.postgres import free_port
+
+    inner, host_port = free_port(), free_port()
+    first, first_thread = _serve_in_netns(netns, inner, lambda data: data[::-1])
+    try:
+        address = node.reach_from_host(HOST_IP, inner, host_port)
+        assert address == f"127.0.0.1:{host_port}"
+        with socket.create_connection(("127.0.0.1", host_port), timeout=10) as conn:
+            conn.sendall(b"primary")
+            assert conn.recv(1024) == b"yramirp"
+    finally:
+        first.close()
+        first_thread.join(timeout=5)
+    second, second_thread = _serve_in_netns(netns, inner, lambda data: data.upper())
+    try:
+        with socket.create_connection(("127.0.0.1", host_port), timeout=10) as conn:
+            conn.sendall(b"new primary")
+            assert conn.recv(1024) == b"NEW PRIMARY"
+    finally:
+        second.close()
+        second_thread.join(timeout=5)
+    node.stop_reach_from_host(HOST_IP, inner)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", host_port), timeout=2).close()

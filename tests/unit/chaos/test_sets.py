@@ -48,7 +48,8 @@ def test_full_set_on_the_local_env_runs_every_local_experiment_with_500_trades_o
 
 def test_full_set_on_a_cluster_includes_the_api_server_restart_and_leaves_out_local_only_ones():
     names = set(sets.select(FULL, DOCS, cluster_target=True))
-    assert _tagged("cluster") <= names
+    # every cluster experiment but the one that needs the HA ledger (see the test below)
+    assert _tagged("cluster") - _tagged("ledger-ha") <= names
     assert "kube-apiserver-restarted" in names
     assert not names & LOCAL_ONLY
     assert all(p.trades >= 500 for p in sets.plan(FULL, sorted(names), DOCS))
@@ -163,3 +164,15 @@ def test_the_ci_set_runs_an_experiment_that_declares_no_trade_count_as_written()
         probe.get("provider", {}).get("arguments", {}).pop("min_trades", None)
     [planned] = sets.plan(CI, ["custom"], {"custom": doc})
     assert (planned.trade_scale, planned.trades) == (1.0, 0)
+
+
+def test_the_ledger_failover_experiment_runs_only_against_the_ha_ledger():
+    """ledger-primary-failover needs the chart's Patroni ledger: `full` on an HA demo takes it (at 500
+    trades or more); on the single-Postgres demo and the local environment it is left out."""
+    assert sets.needing_ha_ledger(DOCS) == ["ledger-primary-failover"]
+    assert "ledger-primary-failover" not in sets.select(FULL, DOCS, cluster_target=True)
+    assert "ledger-primary-failover" not in sets.select(FULL, DOCS, cluster_target=False, ha_ledger=True)
+    on_ha = sets.select(FULL, DOCS, cluster_target=True, ha_ledger=True)
+    assert "ledger-primary-failover" in on_ha
+    (planned,) = sets.plan(FULL, ["ledger-primary-failover"], DOCS)
+    assert (planned.declared_trades, planned.trades) == (60, 500)

@@ -159,3 +159,50 @@ def test_patroni_itself_accepts_the_rendered_settings(tmp_path) -> None:
     result = subprocess.run([sys.executable, "-m", "patroni", "--validate-config", str(config)], env=env,
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("mode", ["single", "ha"])
+def test_without_persistence_the_ledger_keeps_its_data_in_an_emptydir(mode: str) -> None:
+    """A cluster with no volume provisioner (the local development cluster) runs the ledger on an
+    emptyDir; the default stays a PersistentVolumeClaim per member."""
+    claimed = named(render(f"ledger.mode={mode}"), "StatefulSet", "xorj-postgresql")["spec"]
+    assert [t["metadata"]["name"] for t in claimed["volumeClaimTemplates"]] == ["data"]
+    assert "data" not in {v["name"] for v in claimed["template"]["spec"]["volumes"]}
+    ephemeral = named(render(f"ledger.mode={mode}", "postgresql.persistence.enabled=false"),
+                      "StatefulSet", "xorj-postgresql")["spec"]
+    assert "volumeClaimTemplates" not in ephemeral
+    volumes = {v["name"]: v for v in ephemeral["template"]["spec"]["volumes"]}
+    assert volumes["data"] == {"name": "data", "emptyDir": {}}
+    mounts = {m["name"]: m["mountPath"] for m in ephemeral["template"]["spec"]["containers"][0]["volumeMounts"]}
+    assert mounts["data"].startswith("/var/lib/postgresql")
+
+
+def test_the_chart_leaves_patronis_own_configmaps_to_patroni() -> None:
+    """Patroni's Kubernetes store keeps the cluster's state in ConfigMaps named after its scope
+    (<scope>-config, -leader, -sync, -failover) and takes the initialize lock by creating the first:
+    a chart-made ConfigMap with one of those names keeps every member from ever initialising the
+    cluster (found on the first real run: the single Postgres's xorj-postgresql-config was rendered)."""
+    documents = render(HA)
+    scope = patroni_settings(documents)["scope"]
+    patronis = {f"{scope}-{suffix}" for suffix in ("config", "leader", "sync", "failover", "initialize")}
+    assert not patronis & {d["metadata"]["name"] for d in of_kind(documents, "ConfigMap")}
+    # the single Postgres keeps its pg_hba.conf and init script
+    named(render(), "ConfigMap", "xorj-postgresql-config")
+
+
+def test_the_members_carry_the_labels_patroni_lists_them_by() -> None:
+    """Patroni's Kubernetes store selects its members by kubernetes.labels plus scope_label
+    (cluster-name) = scope; a pod without the latter is invisible to the others (no replica could
+    clone the leader)."""
+    documents = render(HA)
+    settings = patroni_settings(documents)
+    selector = {**settings["kubernetes"]["labels"], settings["kubernetes"].get("scope_label", "cluster-name"):
+                settings["scope"]}
+    pod_labels = named(documents, "StatefulSet", "xorj-postgresql")["spec"]["template"]["metadata"]["labels"]
+    assert selector.items() <= pod_labels.items()
+
+
+def test_a_member_clones_the_primary_with_an_immediate_checkpoint() -> None:
+    """pg_basebackup's default spread checkpoint kept the first real run's replicas cloning for
+    minutes; a replaced member must be a standby again within seconds."""
+    assert {"checkpoint": "fast"} in patroni_settings(render(HA))["postgresql"]["basebackup"]

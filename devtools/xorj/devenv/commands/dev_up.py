@@ -26,14 +26,20 @@ def _progress(message: str) -> None:
 @click.option("--operator", type=click.Choice(["pod", "process"]), default=None,
               help="pod: the chart's operator Deployment on the real node, as `helm install` runs it; process: "
                    "`xorj operator` as a local process  [default: $XORJ_DEMO_OPERATOR or process]")
-def up(executors: str | None, loop: bool | None, vaults: int | None, operator: str | None) -> None:
+@click.option("--ledger", type=click.Choice(["single", "ha"]), default=None,
+              help="single: a Postgres on the host, relayed to the pods; ha: the chart's Patroni StatefulSet "
+                   "(ledger.mode=ha, 3 members, strict synchronous replication) on the real node, reached "
+                   "through its primary Service  [default: $XORJ_DEMO_LEDGER or single]")
+def up(executors: str | None, loop: bool | None, vaults: int | None, operator: str | None,
+       ledger: str | None) -> None:
     """Build what is missing, start the cluster, Postgres, the chain, a real node, the operator and
     executors, apply the example TradingStrategy and CopyTrades, and show them CONFIRMED; then (unless --no-loop)
     the copy loop: leaders, a TraderPool, a topN strategy and the watcher, until one copied trade is CONFIRMED."""
     from xorj.devenv.demo import Demo
 
     try:
-        demo = Demo(progress=_progress, executors=executors, loop=loop, vaults=vaults, operator=operator)
+        demo = Demo(progress=_progress, executors=executors, loop=loop, vaults=vaults, operator=operator,
+                    ledger=ledger)
         view = demo.up()
     except (EnvironmentSetupError, subprocess.CalledProcessError) as exc:
         raise click.ClickException(f"{exc}\n(`xorj dev down` stops whatever was started)") from exc

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -272,7 +273,23 @@ class LocalChainNode:
         self._ensure_relay(f"relay-{port}", port)
         return f"{self.layout().host_ip}:{port}"
 
-    def _ensure_relay(self, name: str, port: int) -> None:
+    def reach_from_host(self, address: str, port: int, host_port: int) -> str:
+        """Make ``address:port`` as the node sees it (e.g. a Service's cluster IP, which kube-proxy
+        balances per connection) reachable at the host's 127.0.0.1:host_port; returns that host:port.
+        Kept if already running (for the same target); stopped with the node."""
+        name = f"relay-out-{address.replace('.', '-')}-{port}"
+        self._ensure_relay(name, host_port, outward=(address, port))
+        return f"127.0.0.1:{host_port}"
+
+    def stop_reach_from_host(self, address: str, port: int) -> None:
+        """Stop the relay :meth:`reach_from_host` started for ``address:port`` (if it runs)."""
+        if self.state_dir.exists():
+            name = f"relay-out-{address.replace('.', '-')}-{port}"
+            processes.stop(name, self.layout().pids_dir, "xorj.devenv.node.relay", grace=2)
+
+    def _ensure_relay(self, name: str, port: int, outward: tuple[str, int] | None = None) -> None:
+        """A relay from the node's host address to the host's 127.0.0.1:port, or with ``outward``,
+        from the host's 127.0.0.1:port to that address inside the node."""
         lay = self.layout()
         if processes.alive(name, lay.pids_dir, "xorj.devenv.node.relay"):
             return
@@ -282,17 +299,28 @@ class LocalChainNode:
 
         log_path = lay.logs_dir / f"{name}.log"
         log_start = _size(log_path)  # the log is appended to: only what this start writes counts
-        processes.start(name, [sys.executable, "-m", "xorj.devenv.node.relay", self._netns_path(),
-                               f"{lay.host_ip}:{port}", f"127.0.0.1:{port}"], lay.pids_dir, lay.logs_dir)
+        if outward:
+            listen, where = ("127.0.0.1", port), "on the host"
+            argv = ["--outward", self._netns_path(), f"127.0.0.1:{port}", f"{outward[0]}:{outward[1]}"]
+        else:
+            listen, where = (lay.host_ip, port), f"in netns {lay.netns}"
+            argv = [self._netns_path(), f"{lay.host_ip}:{port}", f"127.0.0.1:{port}"]
+        processes.start(name, [sys.executable, "-m", "xorj.devenv.node.relay", *argv], lay.pids_dir, lay.logs_dir)
+
+        def accepts() -> bool:
+            if outward:
+                socket.create_connection(listen, timeout=2).close()
+                return True
+            return self._accepts(listen)
 
         def ready() -> bool:
             # its own ready line (another process listening there would fool a bare connect), then
-            # the socket accepting a connection as a pod's would
-            return READY_LINE.encode() in _read_from(log_path, log_start) and self._accepts((lay.host_ip, port))
+            # the socket accepting a connection as its clients' would
+            return READY_LINE.encode() in _read_from(log_path, log_start) and accepts()
 
         wait_until_ready(
-            f"relay for port {port}: its ready line, then a listener accepting on {lay.host_ip}:{port} in "
-            f"netns {lay.netns}", ready, RELAY_START_SECONDS, interval=0.2,
+            f"relay {name}: its ready line, then a listener accepting on {listen[0]}:{listen[1]} {where}",
+            ready, RELAY_START_SECONDS, interval=0.2,
             alive=lambda: processes.running(name, lay.pids_dir), logs=[lay.logs_dir / f"{name}.log"])
 
     # -- readiness probes (inside the node's network namespace) ------------------------------

@@ -1,0 +1,113 @@
+"""`xorj dev up --ledger ha`: the chart's own highly available ledger on the real node.
+
+The chart is installed with ``ledger.mode=ha``: Patroni's StatefulSet (Kubernetes as its
+configuration store), strict synchronous replication, the Service ``<release>-postgresql`` that
+selects the member Patroni labels ``role=primary``, the PodDisruptionBudget and the anti-affinity
+(soft, so that the one real node runs every member). What the development environment adds:
+
+- the image ``localhost/xorj-patroni`` built from images/patroni/Containerfile and loaded into the
+  node (cached by the recipe's hash, as the project's own image is);
+- members on the real node (its selector and taint), data on an emptyDir
+  (``postgresql.persistence.enabled=false``: the node has no volume provisioner; a replaced member
+  re-clones from the primary), and the API server's address and port for the ledger's egress
+  NetworkPolicy (Patroni's configuration store);
+- an outward relay (:meth:`xorj.devenv.node.LocalChainNode.reach_from_host`) from the host's
+  127.0.0.1 to the Service's cluster IP inside the node, for the processes that run on the host: the
+  operator, the watcher, the chaos probes. kube-proxy picks the endpoint per connection, so a
+  connection opened after a failover reaches the new primary, as a pod's would;
+- the DSN those host processes use: the chart's (Secret ``<release>-ledger``, the operator's login),
+  pointed at the relay, checking the server against the chart's CA (``verify-ca``: the certificate
+  names the Service, not 127.0.0.1). Written to a file only its owner reads, never to demo.json.
+
+Executor pods reach the Service by its DNS name (cluster DNS), verifying the name (``verify-full``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from xorj.errors import EnvironmentSetupError
+
+LEDGER_MODES = ("single", "ha")
+DSN_FILE = "ledger-ha.dsn"  # under the demo's state directory, mode 0600
+CA_FILE = "ledger-ha-ca.crt"
+PRIMARY_SECONDS = 300.0  # until the primary Service has its one endpoint (Patroni elected a leader)
+PORT = 5432
+
+Kubectl = Callable[..., Any]
+
+
+def service_name(release: str) -> str:
+    return f"{release}-postgresql"
+
+
+def chart_values(*, node_selector: dict[str, str], toleration: dict[str, str], api_host: str,
+                 api_port: int) -> list[str]:
+    """--set values that run the chart's HA ledger on the real node (see the module docstring)."""
+    return ["--set", "postgresql.enabled=true", "--set", "ledger.mode=ha",
+            "--set", "postgresql.persistence.enabled=false",
+            "--set-json", f"postgresql.nodeSelector={json.dumps(node_selector)}",
+            "--set-json", f"postgresql.tolerations={json.dumps([toleration])}",
+            "--set", f"networkPolicy.apiServer.cidrs={{{api_host}/32}}",
+            "--set", f"networkPolicy.apiServer.ports={{{api_port}}}"]
+
+
+def primary_endpoint(kubectl: Kubectl, namespace: str, release: str) -> str | None:
+    """The pod IP the primary Service points at, or None while it has no (or more than one) endpoint."""
+    result = kubectl("get", "endpoints", service_name(release), "-n", namespace,
+                     "-o", "jsonpath={.subsets[*].addresses[*].ip}", check=False)
+    addresses = result.stdout.split() if result.returncode == 0 else []
+    return addresses[0] if len(addresses) == 1 else None
+
+
+def cluster_ip(kubectl: Kubectl, namespace: str, release: str) -> str:
+    out = kubectl("get", "service", service_name(release), "-n", namespace, "-o", "jsonpath={.spec.clusterIP}")
+    address = out.stdout.strip()
+    if not address or address == "None":
+        raise EnvironmentSetupError(f"Service {namespace}/{service_name(release)} has no cluster IP")
+    return address
+
+
+def secret_value(kubectl: Kubectl, namespace: str, name: str, key: str) -> bytes:
+    out = kubectl("get", "secret", name, "-n", namespace, "-o", "json").stdout
+    data = (json.loads(out).get("data") or {})
+    if key not in data:
+        raise EnvironmentSetupError(f"Secret {namespace}/{name} has no key {key!r}")
+    return base64.b64decode(data[key])
+
+
+def host_dsn(chart_dsn: str, relay: str, ca_file: Path) -> str:
+    """The chart's DSN (the operator's login, the Service's name) as a host process uses it: through
+    the relay at ``relay`` (host:port), checking the server's certificate against ``ca_file``."""
+    parts = urlsplit(chart_dsn)
+    userinfo = parts.netloc.rpartition("@")[0]
+    query = {k: v for k, v in parse_qsl(parts.query) if k not in ("sslmode", "sslrootcert")}
+    query.update(sslmode="verify-ca", sslrootcert=str(ca_file))
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{relay}" if userinfo else relay, query=urlencode(query)))
+
+
+def executor_dsn(namespace: str, release: str, database: str, ca_file: Path) -> str:
+    """What the operator gives executors (it adds each namespace's own login and mounts the CA it
+    reads from ``ca_file``): the Service's DNS name, verified (verify-full)."""
+    return (f"postgresql://{service_name(release)}.{namespace}.svc:{PORT}/{database}"
+            f"?sslmode=verify-full&sslrootcert={ca_file}")
+
+
+def write_private(path: Path, content: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+
+
+def read_dsn(state_dir: Path) -> str | None:
+    """The host processes' DSN written by `xorj dev up --ledger ha`, or None (a single-mode demo)."""
+    try:
+        return (state_dir / DSN_FILE).read_text().strip() or None
+    except OSError:
+        return None

@@ -1,0 +1,55 @@
+"""`xorj dev up --ledger ha` (xorj.devenv.ha_ledger): the chart values that put the chart's Patroni
+ledger on the real node, and the DSN the host processes reach its primary Service with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from psycopg.conninfo import conninfo_to_dict
+
+from tests.unit.chart.helm import helm, named
+from xorj.devenv import ha_ledger
+from xorj.devenv.demo import CHART, EXECUTOR_NODE_TAINT
+
+TOLERATION = {**EXECUTOR_NODE_TAINT, "operator": "Equal"}
+
+
+def test_the_dev_values_run_the_chart_ha_ledger_on_the_real_node_with_its_api_server_egress() -> None:
+    values = ha_ledger.chart_values(node_selector={"xorj.dev/node": "real"}, toleration=TOLERATION,
+                                    api_host="192.0.2.2", api_port=32123)
+    result = helm("template", "xorj", str(CHART), "--namespace", "hadev", "--set", "operator.enabled=false",
+                  "--set-string", "postgresql.password=pw", "--set-string", "postgresql.tls.existingSecret=tls",
+                  "--set", "networkPolicy.rpc.cidrs={127.0.0.1/32}", "--set", "networkPolicy.rpc.ports={8899}",
+                  "--set", "networkPolicy.swapApi.cidrs={127.0.0.1/32}", "--set", "networkPolicy.swapApi.ports={8080}",
+                  *values)
+    assert result.returncode == 0, result.stderr
+    documents = result.documents()
+    statefulset = named(documents, "StatefulSet", "xorj-postgresql")
+    pod = statefulset["spec"]["template"]["spec"]
+    assert statefulset["spec"]["replicas"] == 3  # the chart's default: a synchronous standby survives a loss
+    assert pod["nodeSelector"] == {"xorj.dev/node": "real"} and pod["tolerations"] == [TOLERATION]
+    assert "volumeClaimTemplates" not in statefulset["spec"]  # the node has no volume provisioner
+    assert named(documents, "Service", "xorj-postgresql")["spec"]["selector"]["role"] == "primary"
+    egress = named(documents, "NetworkPolicy", "xorj-ledger")["spec"]["egress"]
+    assert {"to": [{"ipBlock": {"cidr": "192.0.2.2/32"}}], "ports": [{"protocol": "TCP", "port": 32123}]} in egress
+
+
+def test_the_host_dsn_keeps_the_login_and_goes_through_the_relay_checking_the_chart_ca(tmp_path: Path) -> None:
+    chart_dsn = ("postgresql://xorj:p%40ss%2Fword@xorj-postgresql.hadev.svc:5432/xorj"
+                 "?sslmode=verify-full&sslrootcert=/var/run/xorj/ledger/ca.crt")
+    dsn = ha_ledger.host_dsn(chart_dsn, "127.0.0.1:40123", tmp_path / "ca.crt")
+    parsed = conninfo_to_dict(dsn)
+    assert (parsed["host"], parsed["port"], parsed["dbname"]) == ("127.0.0.1", "40123", "xorj")
+    assert (parsed["user"], parsed["password"]) == ("xorj", "p@ss/word")
+    # the certificate names the Service, not 127.0.0.1: the CA is checked, the name cannot be
+    assert (parsed["sslmode"], parsed["sslrootcert"]) == ("verify-ca", str(tmp_path / "ca.crt"))
+    executor = conninfo_to_dict(ha_ledger.executor_dsn("hadev", "xorj", "xorj", tmp_path / "ca.crt"))
+    assert (executor["host"], executor["sslmode"]) == ("xorj-postgresql.hadev.svc", "verify-full")
+    assert "password" not in executor and "user" not in executor  # the operator adds each namespace's login
+
+
+def test_the_host_dsn_file_is_private(tmp_path: Path) -> None:
+    ha_ledger.write_private(tmp_path / ha_ledger.DSN_FILE, b"postgresql://xorj:secret@127.0.0.1:1/xorj")
+    assert (tmp_path / ha_ledger.DSN_FILE).stat().st_mode & 0o077 == 0
+    assert ha_ledger.read_dsn(tmp_path) == "postgresql://xorj:secret@127.0.0.1:1/xorj"
+    assert ha_ledger.read_dsn(tmp_path / "none") is None
