@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from xorj.domain import trades
 from xorj.domain.risk import RiskDecision
@@ -300,6 +300,44 @@ class Reservation:
     fencing_token: int
 
 
+class _BatchItem(Protocol):
+    """A batched write's claim on its trade: what locking its row checks."""
+
+    @property
+    def trade_id(self) -> int: ...
+    @property
+    def owner(self) -> str: ...
+    @property
+    def fencing_token(self) -> int: ...
+
+
+_Item = TypeVar("_Item", bound=_BatchItem)
+_Result = TypeVar("_Result")
+
+
+def _lock_batch(items: Sequence[_BatchItem]) -> Step[list[Any]]:
+    """Every item's trade row locked in one statement (:func:`xorj.ledger.queue.lock_many`); [] when the
+    batch holds an invalid item (the caller then runs each alone, so only that one is refused)."""
+    try:
+        return (yield from queue.lock_many([queue.ClaimedWrite(i.trade_id, i.owner, i.fencing_token) for i in items]))
+    except InvalidInputError:
+        if len(items) == 1:
+            raise
+        return []
+
+
+def _each_alone(items: Sequence[_Item], one: Callable[[_Item], Step[_Result]]
+                ) -> Step[dict[_Item, _Result | XorjError]]:
+    """``one`` for each item in turn, in the same transaction; a refusal is that item's result."""
+    results: dict[_Item, _Result | XorjError] = {}
+    for item in items:
+        try:
+            results[item] = yield from one(item)
+        except _REFUSALS as refused:
+            results[item] = refused
+    return results
+
+
 def reserve_daily_shares(batch: Sequence[Reservation]) -> Step[dict[Reservation, RiskDecision | XorjError]]:
     """The daily-limit checks of several trades (those one executor checked at about the same time, a
     fan-out's trades most of all) in ONE transaction of a few set-based statements, whatever the
@@ -312,21 +350,10 @@ def reserve_daily_shares(batch: Sequence[Reservation]) -> Step[dict[Reservation,
     caller may check each alone."""
     ordered = sorted(batch, key=lambda r: (r.vault, r.trade_id))
     results: dict[Reservation, RiskDecision | XorjError] = {}
-    try:
-        locked = yield from queue.lock_many([queue.ClaimedWrite(c.trade_id, c.owner, c.fencing_token)
-                                             for c in ordered])
-    except InvalidInputError:
-        if len(ordered) == 1:
-            raise
-        locked = []
+    locked = yield from _lock_batch(ordered)
     if not locked:
-        for check in ordered:
-            try:
-                results[check] = yield from reserve_daily_share(check.trade_id, check.owner, check.notional_usd,
-                                                                check.decide, fencing_token=check.fencing_token)
-            except _REFUSALS as refused:
-                results[check] = refused
-        return results
+        return (yield from _each_alone(ordered, lambda check: reserve_daily_share(
+            check.trade_id, check.owner, check.notional_usd, check.decide, fencing_token=check.fencing_token)))
     checks: list[tuple[Reservation, daily_limits.BatchCheck]] = []
     seen: set[int] = set()
     for check, row in zip(ordered, locked, strict=True):
@@ -364,22 +391,10 @@ def confirm_trades(batch: Sequence[Confirmation]) -> Step[dict[Confirmation, Tra
     writes nothing."""
     ordered = sorted(set(batch), key=lambda c: (c.trade_id, c.signature))
     results: dict[Confirmation, Trade | XorjError] = {}
-    try:
-        locked = yield from queue.lock_many([queue.ClaimedWrite(c.trade_id, c.owner, c.fencing_token)
-                                             for c in ordered])
-    except InvalidInputError:
-        if len(ordered) == 1:
-            raise
-        locked = []
+    locked = yield from _lock_batch(ordered)
     if not locked:
-        for confirmation in ordered:
-            try:
-                results[confirmation] = yield from confirm_trade(confirmation.trade_id, confirmation.owner,
-                                                                 confirmation.signature,
-                                                                 fencing_token=confirmation.fencing_token)
-            except _REFUSALS as refused:
-                results[confirmation] = refused
-        return results
+        return (yield from _each_alone(ordered, lambda c: confirm_trade(c.trade_id, c.owner, c.signature,
+                                                                        fencing_token=c.fencing_token)))
     trades_now = yield from _locked_trades(locked)
     changes: list[tuple[Confirmation, _Change]] = []
     for confirmation, row in zip(ordered, locked, strict=True):

@@ -38,13 +38,18 @@ VAULTS = 8
 AMOUNT = 1_700_000
 
 
+def _fanout_scenarios(local_chain, strategy: str) -> list[Scenario]:
+    """VAULTS fresh vaults of the session chain for one strategy, each buying SOL with its USDC."""
+    return [Scenario(strategy=strategy, vault=vault, keypair_file=str(local_chain.vaults[vault]),
+                     input_mint=local_chain.mints["USDC"], output_mint=local_chain.mints["SOL"])
+            for vault in (local_chain.take_vault() for _ in range(VAULTS))]
+
+
 def test_one_tampered_swap_fails_only_its_vault_and_the_fanout_shares_one_quote(local_chain, ledger, ledger_dsn,
                                                                                  tmp_path):
     local_chain.reset_faults()
     strategy = f"fanbatch-{uuid.uuid4().hex[:10]}"
-    scenarios = [Scenario(strategy=strategy, vault=vault, keypair_file=str(local_chain.vaults[vault]),
-                          input_mint=local_chain.mints["USDC"], output_mint=local_chain.mints["SOL"])
-                 for vault in (local_chain.take_vault() for _ in range(VAULTS))]
+    scenarios = _fanout_scenarios(local_chain, strategy)
     own, *others = scenarios
     register_vaults(ledger, strategy, others)
     keys = keys_directory(tmp_path / "keys", scenarios)
@@ -93,9 +98,7 @@ def test_one_vault_over_its_limit_fails_alone_in_the_batched_reservation(local_c
     vault's trade confirms, each vault's fills on the chain equal to its CONFIRMED trades."""
     local_chain.reset_faults()
     strategy = f"fanlimit-{uuid.uuid4().hex[:10]}"
-    scenarios = [Scenario(strategy=strategy, vault=vault, keypair_file=str(local_chain.vaults[vault]),
-                          input_mint=local_chain.mints["USDC"], output_mint=local_chain.mints["SOL"])
-                 for vault in (local_chain.take_vault() for _ in range(VAULTS))]
+    scenarios = _fanout_scenarios(local_chain, strategy)
     own, *others = scenarios
     capped = others[2]
     # 1.7 USDC is worth about 1.7 USD: over this vault's own per-trade limit, within everyone else's

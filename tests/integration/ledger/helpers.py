@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
+from xorj.domain.risk import DailyUsage, RiskDecision, RiskLimits, TradeRisk, check_trade
 from xorj.errors import LedgerUnavailableError
 from xorj.ledger import Ledger, TradeIntent, migrate
 from xorj.ledger.aio import AsyncLedger
@@ -103,3 +105,15 @@ def wait_until_available(ledger: Ledger, timeout: float = 30.0) -> float:
             return time.monotonic() - start
         time.sleep(0.1)
     raise LedgerUnavailableError(f"ledger still unavailable after {timeout}s")
+
+
+def decide_with(limits: RiskLimits, notional: Decimal, *, seconds: float = 0.0) -> Callable[[DailyUsage], RiskDecision]:
+    """The executor's daily-limit decision for a trade of ``notional`` under ``limits``, taking
+    ``seconds`` (so racing reservations overlap unless the ledger serialises them)."""
+    risk = TradeRisk(notional_usd=notional, vault_value_usd=Decimal(0), output_position_usd=None)
+
+    def decide(usage: DailyUsage) -> RiskDecision:
+        time.sleep(seconds)
+        return check_trade(limits, risk, usage)
+
+    return decide

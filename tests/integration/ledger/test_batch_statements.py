@@ -7,13 +7,11 @@ other, and batches racing over the same vaults approve exactly what the daily li
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from xorj.domain.risk import DailyUsage, RiskDecision, RiskLimits, RiskRule, TradeRisk, VaultLimits, check_trade
+from xorj.domain.risk import RiskDecision, RiskLimits, RiskRule, VaultLimits
 from xorj.domain.trades import Trade, TradeState
 from xorj.errors import LeaseLostError
 from xorj.ledger import Ledger
@@ -21,7 +19,7 @@ from xorj.ledger import transactions as tx
 from xorj.ledger.statements import Step
 from xorj.ledger.vaults import register_vault
 
-from .helpers import intent, raw_tx
+from .helpers import decide_with, intent, raw_tx
 
 BATCH = 60  # trades per batch: 2 in each of 30 vaults
 
@@ -42,16 +40,6 @@ def counting(body: Step[Any], statements: list[str]) -> Step[Any]:
         return done.value
 
 
-def _decide(limits: RiskLimits, notional: Decimal, *, seconds: float = 0.0) -> Callable[[DailyUsage], RiskDecision]:
-    risk = TradeRisk(notional_usd=notional, vault_value_usd=Decimal(0), output_position_usd=None)
-
-    def decide(usage: DailyUsage) -> RiskDecision:
-        time.sleep(seconds)
-        return check_trade(limits, risk, usage)
-
-    return decide
-
-
 def _admit_and_claim(ledger: Ledger, vaults: list[str], per_vault: int, owner: str = "ex") -> list[Trade]:
     for v, vault in enumerate(vaults):
         for k in range(per_vault):
@@ -66,7 +54,7 @@ def test_each_batched_step_is_a_few_statements_whatever_the_batch_size(ledger: L
 
     reserve: list[str] = []
     decisions = ledger.run(counting(tx.reserve_daily_shares(
-        [tx.Reservation(t.trade_id, "ex", t.vault, Decimal(10), _decide(unlimited, Decimal(10)), t.fencing_token)
+        [tx.Reservation(t.trade_id, "ex", t.vault, Decimal(10), decide_with(unlimited, Decimal(10)), t.fencing_token)
          for t in claimed]), reserve))
     assert all(isinstance(d, RiskDecision) and d.allowed for d in decisions.values()), decisions
     records = [tx.AttemptRecord(t.trade_id, "ex", f"sig-{t.trade_id}", raw_tx(str(t.trade_id)), 100, 50, 7,
@@ -102,7 +90,7 @@ def test_a_batch_refuses_only_the_trades_over_their_vault_limits(ledger: Ledger)
     stale, *fresh = claimed
     strategy_limits = RiskLimits(max_daily_trades=1000, max_daily_volume_usd=Decimal(10**9),
                                  max_trade_notional_usd=Decimal(1000))
-    batch = [tx.Reservation(t.trade_id, "ex", t.vault, Decimal(10), _decide(strategy_limits, Decimal(10)),
+    batch = [tx.Reservation(t.trade_id, "ex", t.vault, Decimal(10), decide_with(strategy_limits, Decimal(10)),
                             t.fencing_token + (1 if t is stale else 0)) for t in claimed]
     results = ledger.run(tx.reserve_daily_shares(batch))
 
@@ -148,7 +136,7 @@ def test_racing_batches_over_shared_vaults_approve_exactly_what_the_daily_limit_
 
         def race(i: int) -> None:
             batch = [tx.Reservation(t.trade_id, f"executor-{i}", t.vault, Decimal(10),
-                                    _decide(limits, Decimal(10), seconds=0.05), t.fencing_token) for t in claims[i]]
+                                    decide_with(limits, Decimal(10), seconds=0.05), t.fencing_token) for t in claims[i]]
             executors[i].ping()
             start.wait()
             for check, decision in executors[i].run(tx.reserve_daily_shares(batch)).items():

@@ -11,27 +11,17 @@ from decimal import Decimal
 
 import pytest
 
-from xorj.domain.risk import DailyUsage, RiskDecision, RiskLimits, RiskRule, TradeRisk, check_trade
+from xorj.domain.risk import DailyUsage, RiskDecision, RiskLimits, RiskRule
 from xorj.domain.trades import AttemptOutcome, ReasonCode
 from xorj.errors import LeaseLostError
 from xorj.ledger import Ledger
 
-from .helpers import claimed, current_token, intent, raw_tx
+from .helpers import claimed, current_token, decide_with, intent, raw_tx
 
 RACERS = 8
 # How long each racer's decision takes: longer than it takes every racer to read the usage, so
 # without serialisation they would all decide on the same usage.
 DECISION_SECONDS = 0.05
-
-
-def _decide(limits: RiskLimits, notional: Decimal, *, seconds: float = 0.0) -> Callable[[DailyUsage], RiskDecision]:
-    risk = TradeRisk(notional_usd=notional, vault_value_usd=Decimal(0), output_position_usd=None)
-
-    def decide(usage: DailyUsage) -> RiskDecision:
-        time.sleep(seconds)
-        return check_trade(limits, risk, usage)
-
-    return decide
 
 
 def _today() -> datetime:
@@ -70,7 +60,7 @@ def test_racing_executors_approve_exactly_what_the_daily_limit_allows(
             executors[i].ping()
             start.wait()
             decisions[trade.trade_id] = executors[i].reserve_daily_share(
-                trade.trade_id, f"executor-{i}", notional, _decide(limits, notional, seconds=DECISION_SECONDS), fencing_token=current_token(executors[i], trade.trade_id)
+                trade.trade_id, f"executor-{i}", notional, decide_with(limits, notional, seconds=DECISION_SECONDS), fencing_token=current_token(executors[i], trade.trade_id)
             )
 
         threads = [threading.Thread(target=race, args=(i,)) for i in range(RACERS)]
@@ -93,7 +83,7 @@ def test_racing_executors_approve_exactly_what_the_daily_limit_allows(
 
 def test_a_trade_is_counted_once_however_often_it_is_checked(ledger: Ledger):
     limits = RiskLimits(max_daily_trades=2)
-    decide = _decide(limits, Decimal(10))
+    decide = decide_with(limits, Decimal(10))
     first, second, third = (claimed(ledger, n) for n in range(3))
 
     assert ledger.reserve_daily_share(first, "ex", Decimal(10), decide, fencing_token=current_token(ledger, first)).allowed
@@ -115,7 +105,7 @@ def test_a_trade_is_counted_once_however_often_it_is_checked(ledger: Ledger):
 
 
 def test_an_approved_trade_that_fails_before_any_send_frees_its_slot(ledger: Ledger):
-    decide = _decide(RiskLimits(max_daily_trades=1), Decimal(10))
+    decide = decide_with(RiskLimits(max_daily_trades=1), Decimal(10))
     unsent, waiting = claimed(ledger, 1), claimed(ledger, 2)
     assert ledger.reserve_daily_share(unsent, "ex", Decimal(10), decide, fencing_token=current_token(ledger, unsent)).allowed
     assert not ledger.reserve_daily_share(waiting, "ex", Decimal(10), decide, fencing_token=current_token(ledger, waiting)).allowed
@@ -127,10 +117,10 @@ def test_volume_counts_the_notional_the_trade_was_approved_at(ledger: Ledger):
     # Admitted without a notional: the executor priced it, and that price is what the day used up.
     priced = claimed(ledger, 1, notional_usd=None)
     limits = RiskLimits(max_daily_volume_usd=Decimal(500))
-    assert ledger.reserve_daily_share(priced, "ex", Decimal(300), _decide(limits, Decimal(300)), fencing_token=current_token(ledger, priced)).allowed
+    assert ledger.reserve_daily_share(priced, "ex", Decimal(300), decide_with(limits, Decimal(300)), fencing_token=current_token(ledger, priced)).allowed
     assert ledger.vault_activity("vault-1", _today()) == (Decimal(300), 1)
     second = claimed(ledger, 2)
-    refusal = ledger.reserve_daily_share(second, "ex", Decimal(300), _decide(limits, Decimal(300)),
+    refusal = ledger.reserve_daily_share(second, "ex", Decimal(300), decide_with(limits, Decimal(300)),
                                          fencing_token=current_token(ledger, second))
     assert refusal.rule is RiskRule.MAX_DAILY_VOLUME
 
@@ -144,16 +134,16 @@ def test_vaults_are_serialised_separately(ledger: Ledger):
     def decide_when_released(usage: DailyUsage) -> RiskDecision:
         deciding.set()
         assert release.wait(30)
-        return _decide(limits, Decimal(10))(usage)
+        return decide_with(limits, Decimal(10))(usage)
 
     holding, holder_decision = _in_thread(lambda: ledger.reserve_daily_share(holder, "ex", Decimal(10),
                                                                              decide_when_released, fencing_token=current_token(ledger, holder)))
     assert deciding.wait(30)  # the holder is inside its vault-1 check-and-reserve
     waiting, waiter_decision = _in_thread(lambda: ledger.reserve_daily_share(waiter, "ex", Decimal(10),
-                                                                             _decide(limits, Decimal(10)), fencing_token=current_token(ledger, waiter)))
+                                                                             decide_with(limits, Decimal(10)), fencing_token=current_token(ledger, waiter)))
     # Another vault's check neither waits for vault-1's nor sees its usage.
     started = time.monotonic()
-    assert ledger.reserve_daily_share(other_vault, "ex", Decimal(10), _decide(limits, Decimal(10)), fencing_token=current_token(ledger, other_vault)).allowed
+    assert ledger.reserve_daily_share(other_vault, "ex", Decimal(10), decide_with(limits, Decimal(10)), fencing_token=current_token(ledger, other_vault)).allowed
     assert time.monotonic() - started < 5
     waiting.join(0.5)
     assert waiting.is_alive(), "a second check of vault-1 must wait for the first to commit"
@@ -170,6 +160,6 @@ def test_vaults_are_serialised_separately(ledger: Ledger):
 def test_only_the_lease_holder_can_reserve(ledger: Ledger):
     trade_id = claimed(ledger, 1, owner="holder")
     with pytest.raises(LeaseLostError, match="reserve_daily_share on trade .* another executor"):
-        ledger.reserve_daily_share(trade_id, "intruder", Decimal(10), _decide(RiskLimits(), Decimal(10)), fencing_token=current_token(ledger, trade_id))
+        ledger.reserve_daily_share(trade_id, "intruder", Decimal(10), decide_with(RiskLimits(), Decimal(10)), fencing_token=current_token(ledger, trade_id))
     assert ledger.get_trade(trade_id).risk_reserved_at is None
     assert ledger.vault_activity("vault-1", _today()) == (Decimal(0), 0)
