@@ -301,9 +301,11 @@ class LocalChainNode:
         log_start = _size(log_path)  # the log is appended to: only what this start writes counts
         if outward:
             listen, where = ("127.0.0.1", port), "on the host"
+            what = f"relay to {outward[0]}:{outward[1]} in netns {lay.netns}"
             argv = ["--outward", self._netns_path(), f"127.0.0.1:{port}", f"{outward[0]}:{outward[1]}"]
         else:
             listen, where = (lay.host_ip, port), f"in netns {lay.netns}"
+            what = f"relay for port {port}"
             argv = [self._netns_path(), f"{lay.host_ip}:{port}", f"127.0.0.1:{port}"]
         processes.start(name, [sys.executable, "-m", "xorj.devenv.node.relay", *argv], lay.pids_dir, lay.logs_dir)
 
@@ -319,7 +321,7 @@ class LocalChainNode:
             return READY_LINE.encode() in _read_from(log_path, log_start) and accepts()
 
         wait_until_ready(
-            f"relay {name}: its ready line, then a listener accepting on {listen[0]}:{listen[1]} {where}",
+            f"{what}: its ready line, then a listener accepting on {listen[0]}:{listen[1]} {where}",
             ready, RELAY_START_SECONDS, interval=0.2,
             alive=lambda: processes.running(name, lay.pids_dir), logs=[lay.logs_dir / f"{name}.log"])
 
