@@ -32,13 +32,12 @@ RiskCheck = Callable[[DailyUsage], RiskDecision]
 # First key of every per-vault lock (the two-int advisory key space, apart from the migration lock's).
 VAULT_LOCK_SPACE = 0x786F726A  # "xorj"
 
-_COUNTED_SINCE = """
-SELECT coalesce(sum(coalesce(risk_reserved_usd, notional_usd)), 0) AS volume, count(*) AS n
-  FROM trades
- WHERE vault = %(vault)s
-   AND (risk_reserved_at >= %(since)s OR (risk_reserved_at IS NULL AND submitted_at >= %(since)s))
-   AND (state = 'PENDING' OR submitted_at IS NOT NULL)
-"""
+# Which of a vault's trades count against its day (``%(since)s``: the UTC day's start), and how much:
+# one rule for a single check (activity) and a batch's (reserve_many).
+_COUNTED_USAGE = "coalesce(sum(coalesce(risk_reserved_usd, notional_usd)), 0) AS volume, count(*) AS n"
+_COUNTED_TODAY = """(risk_reserved_at >= %(since)s OR (risk_reserved_at IS NULL AND submitted_at >= %(since)s))
+   AND (state = 'PENDING' OR submitted_at IS NOT NULL)"""
+_COUNTED_SINCE = f"SELECT {_COUNTED_USAGE} FROM trades WHERE vault = %(vault)s AND {_COUNTED_TODAY}"
 
 
 def activity(vault: str, since: datetime) -> Step[VaultActivity]:
@@ -55,8 +54,11 @@ def vault_limits(strategy: str, vault: str) -> Step[VaultLimits | None]:
         """SELECT max_trade_notional_usd, max_daily_volume_usd, max_daily_trades, paused,
                   removed_at IS NOT NULL AS removed
              FROM vaults WHERE strategy = %s AND pubkey = %s""", (strategy, vault))
-    if row is None:
-        return None
+    return None if row is None else _limits_of(row)
+
+
+def _limits_of(row: Row) -> VaultLimits:
+    """A vault registry row's overrides and pause (the columns :func:`vault_limits` selects)."""
     return VaultLimits(max_trade_notional_usd=row["max_trade_notional_usd"],
                        max_daily_volume_usd=row["max_daily_volume_usd"], max_daily_trades=row["max_daily_trades"],
                        paused=row["paused"], removed=row["removed"])
@@ -131,23 +133,15 @@ def reserve_many(checks: Sequence[BatchCheck]) -> Step[list[RiskDecision]]:
     since = utc_day_start(state["now"])
     pairs = sorted({(c.trade["strategy"], c.trade["vault"]) for c in checks if c.trade["vault"] in to_count})
     found = yield from rows(
-        """SELECT k.strategy, k.vault, u.volume, u.n, v.pubkey IS NOT NULL AS registered,
-                  v.max_trade_notional_usd, v.max_daily_volume_usd, v.max_daily_trades, v.paused,
-                  v.removed_at IS NOT NULL AS removed
-             FROM unnest(%(strategies)s::text[], %(vaults)s::text[]) AS k(strategy, vault)
-            CROSS JOIN LATERAL (
-                SELECT coalesce(sum(coalesce(risk_reserved_usd, notional_usd)), 0) AS volume, count(*) AS n
-                  FROM trades
-                 WHERE vault = k.vault
-                   AND (risk_reserved_at >= %(since)s OR (risk_reserved_at IS NULL AND submitted_at >= %(since)s))
-                   AND (state = 'PENDING' OR submitted_at IS NOT NULL)) AS u
-             LEFT JOIN vaults v ON v.strategy = k.strategy AND v.pubkey = k.vault""",
+        f"""SELECT k.strategy, k.vault, u.volume, u.n, v.pubkey IS NOT NULL AS registered,
+                   v.max_trade_notional_usd, v.max_daily_volume_usd, v.max_daily_trades, v.paused,
+                   v.removed_at IS NOT NULL AS removed
+              FROM unnest(%(strategies)s::text[], %(vaults)s::text[]) AS k(strategy, vault)
+             CROSS JOIN LATERAL (SELECT {_COUNTED_USAGE} FROM trades WHERE vault = k.vault AND {_COUNTED_TODAY}) AS u
+              LEFT JOIN vaults v ON v.strategy = k.strategy AND v.pubkey = k.vault""",
         {"strategies": [p[0] for p in pairs], "vaults": [p[1] for p in pairs], "since": since})
     usage = {r["vault"]: DailyUsage(Decimal(r["volume"]), r["n"]) for r in found}
-    overrides = {(r["strategy"], r["vault"]): VaultLimits(
-        max_trade_notional_usd=r["max_trade_notional_usd"], max_daily_volume_usd=r["max_daily_volume_usd"],
-        max_daily_trades=r["max_daily_trades"], paused=r["paused"], removed=r["removed"])
-        for r in found if r["registered"]}
+    overrides = {(r["strategy"], r["vault"]): _limits_of(r) for r in found if r["registered"]}
     decisions: list[RiskDecision] = []
     counted: list[BatchCheck] = []
     for check in checks:
