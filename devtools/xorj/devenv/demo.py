@@ -496,8 +496,7 @@ class Demo:
             strategy = self._apply_strategy(chain)
             self._wait_executor_processes(strategy)
         if chain.fanout_vaults[:self.vaults - 1]:
-            self._register_fanout_vaults(strategy, chain)
-            self._wait_executor_pods(strategy)
+            self._register_fanout_vaults(strategy, chain)  # returns once the rolled pods are available
         self.say("9/10 monitoring: Prometheus (the chart's ServiceMonitors and rules), Alertmanager, a receiver")
         self._monitoring(data, chain)
         self.say("10/10 trades: applying CopyTrades")
