@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from xorj.domain import trades
 from xorj.domain.risk import RiskDecision
@@ -218,22 +218,12 @@ def record_attempts(batch: Sequence[AttemptRecord]) -> Step[dict[AttemptRecord, 
     whole transaction: nothing of it is written, and the caller may record each alone."""
     ordered = sorted(set(batch), key=lambda r: (r.trade_id, r.signature))
     results: dict[AttemptRecord, Attempt | XorjError] = {}
-    try:
-        locked = yield from queue.lock_many([queue.ClaimedWrite(r.trade_id, r.owner, r.fencing_token, r.signature,
-                                                                bytes(r.raw_tx)) for r in ordered])
-    except InvalidInputError:
-        if len(ordered) == 1:
-            raise
-        locked = []  # a record with a malformed token: check each alone below (rare: a programming error)
+    locked = yield from _lock_batch([queue.ClaimedWrite(r.trade_id, r.owner, r.fencing_token, r.signature,
+                                                        bytes(r.raw_tx)) for r in ordered])
     if not locked:
-        for record in ordered:
-            try:
-                results[record] = yield from record_attempt(
-                    record.trade_id, record.owner, record.signature, record.raw_tx, record.last_valid_block_height,
-                    record.slippage_bps, record.quote_out_amount, fencing_token=record.fencing_token)
-            except _REFUSALS as refused:
-                results[record] = refused
-        return results
+        return (yield from _each_alone(ordered, lambda r: record_attempt(
+            r.trade_id, r.owner, r.signature, r.raw_tx, r.last_valid_block_height, r.slippage_bps,
+            r.quote_out_amount, fencing_token=r.fencing_token)))
     trades_now = yield from _locked_trades(locked)
     recorded: dict[AttemptRecord, int] = {}
     new: list[tuple[AttemptRecord, Trade, Trade, Attempt]] = []
@@ -300,28 +290,17 @@ class Reservation:
     fencing_token: int
 
 
-class _BatchItem(Protocol):
-    """A batched write's claim on its trade: what locking its row checks."""
-
-    @property
-    def trade_id(self) -> int: ...
-    @property
-    def owner(self) -> str: ...
-    @property
-    def fencing_token(self) -> int: ...
-
-
-_Item = TypeVar("_Item", bound=_BatchItem)
+_Item = TypeVar("_Item")
 _Result = TypeVar("_Result")
 
 
-def _lock_batch(items: Sequence[_BatchItem]) -> Step[list[Any]]:
-    """Every item's trade row locked in one statement (:func:`xorj.ledger.queue.lock_many`); [] when the
-    batch holds an invalid item (the caller then runs each alone, so only that one is refused)."""
+def _lock_batch(writes: Sequence[queue.ClaimedWrite]) -> Step[list[Any]]:
+    """Every write's trade row locked in one statement (:func:`xorj.ledger.queue.lock_many`); [] when
+    the batch holds a malformed token (the caller then runs each alone, so only that one is refused)."""
     try:
-        return (yield from queue.lock_many([queue.ClaimedWrite(i.trade_id, i.owner, i.fencing_token) for i in items]))
+        return (yield from queue.lock_many(writes))
     except InvalidInputError:
-        if len(items) == 1:
+        if len(writes) == 1:
             raise
         return []
 
@@ -350,7 +329,7 @@ def reserve_daily_shares(batch: Sequence[Reservation]) -> Step[dict[Reservation,
     caller may check each alone."""
     ordered = sorted(batch, key=lambda r: (r.vault, r.trade_id))
     results: dict[Reservation, RiskDecision | XorjError] = {}
-    locked = yield from _lock_batch(ordered)
+    locked = yield from _lock_batch([queue.ClaimedWrite(c.trade_id, c.owner, c.fencing_token) for c in ordered])
     if not locked:
         return (yield from _each_alone(ordered, lambda check: reserve_daily_share(
             check.trade_id, check.owner, check.notional_usd, check.decide, fencing_token=check.fencing_token)))
@@ -391,7 +370,7 @@ def confirm_trades(batch: Sequence[Confirmation]) -> Step[dict[Confirmation, Tra
     writes nothing."""
     ordered = sorted(set(batch), key=lambda c: (c.trade_id, c.signature))
     results: dict[Confirmation, Trade | XorjError] = {}
-    locked = yield from _lock_batch(ordered)
+    locked = yield from _lock_batch([queue.ClaimedWrite(c.trade_id, c.owner, c.fencing_token) for c in ordered])
     if not locked:
         return (yield from _each_alone(ordered, lambda c: confirm_trade(c.trade_id, c.owner, c.signature,
                                                                         fencing_token=c.fencing_token)))
