@@ -55,6 +55,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
+from xorj.devenv.files import write_private
 from xorj.devenv.processes import cmdline, process_running, terminate
 from xorj.devenv.repository import repository_root
 from xorj.devenv.waiting import StartupTimeout, log_tail, wait_until_gone, wait_until_ready
@@ -803,11 +804,11 @@ class Demo:
         data.update(ledger_relay_port=port, ledger_relay_target=address)
         self.state.save(data)
         ca_file = self.root / ha_ledger.CA_FILE
-        ha_ledger.write_private(ca_file, ha_ledger.secret_value(self.kubectl, self.namespace,
+        write_private(ca_file, ha_ledger.secret_value(self.kubectl, self.namespace,
                                                                 f"{service}-tls", "ca.crt"))
         chart_dsn = ha_ledger.secret_value(self.kubectl, self.namespace, f"{RELEASE}-ledger", "dsn").decode()
         dsn = ha_ledger.host_dsn(chart_dsn, relay, ca_file)
-        ha_ledger.write_private(self.root / ha_ledger.DSN_FILE, dsn.encode())
+        write_private(self.root / ha_ledger.DSN_FILE, dsn)
         data["ledger_dsn_file"] = str(self.root / ha_ledger.DSN_FILE)
         self.state.save(data)
         migrate(dsn)
@@ -875,9 +876,7 @@ class Demo:
                                                            "namespace": self.namespace}}],
         }
         path = self.root / "operator.kubeconfig"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            yaml.safe_dump(config, handle)
+        write_private(path, yaml.safe_dump(config))
         return path
 
     @staticmethod

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -97,12 +96,6 @@ def executor_dsn(namespace: str, release: str, database: str, ca_file: Path) -> 
     reads from ``ca_file``): the Service's DNS name, verified (verify-full)."""
     return (f"postgresql://{service_name(release)}.{namespace}.svc:{PORT}/{database}"
             f"?sslmode=verify-full&sslrootcert={ca_file}")
-
-
-def write_private(path: Path, content: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(content)
 
 
 def read_dsn(state_dir: Path) -> str | None:

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xorj.devenv.files import write_private
+
 log = logging.getLogger("xorj.devenv.pod_runtime")
 
 DEFAULT_SELECTOR = "app.kubernetes.io/component=executor"
@@ -187,9 +189,7 @@ def materialize_volumes(pod: dict[str, Any], resolver: Resolver, root: Path) -> 
         for relative, content in selected.items():
             target = local / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
+            write_private(target, content)
         mounts[mount["mountPath"]] = local
     return mounts
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from xorj.devenv.files import write_private
 
 VALIDITY = datetime.timedelta(days=825)
 
@@ -79,10 +80,7 @@ def ensure_server_certificate(directory: Path, hosts: Sequence[str]) -> ServerCe
     found = ServerCertificate(directory / "ca.crt", directory / "server.crt", directory / "server.key")
     if not _usable(found, hosts):
         ca_pem, cert_pem, key_pem = issue(hosts)
-        fd = os.open(found.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(key_pem)
-        os.chmod(found.key_file, 0o600)
+        write_private(found.key_file, key_pem)
         found.cert_file.write_bytes(cert_pem)
         found.ca_file.write_bytes(ca_pem)
     return found

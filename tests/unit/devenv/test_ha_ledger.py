@@ -10,6 +10,7 @@ from psycopg.conninfo import conninfo_to_dict
 from tests.unit.chart.helm import helm, named
 from xorj.devenv import ha_ledger
 from xorj.devenv.demo import CHART, EXECUTOR_NODE_TAINT
+from xorj.devenv.files import write_private
 
 TOLERATION = {**EXECUTOR_NODE_TAINT, "operator": "Equal"}
 
@@ -49,7 +50,9 @@ def test_the_host_dsn_keeps_the_login_and_goes_through_the_relay_checking_the_ch
 
 
 def test_the_host_dsn_file_is_private(tmp_path: Path) -> None:
-    ha_ledger.write_private(tmp_path / ha_ledger.DSN_FILE, b"postgresql://xorj:secret@127.0.0.1:1/xorj")
+    (tmp_path / ha_ledger.DSN_FILE).write_text("an older, world-readable file")
+    (tmp_path / ha_ledger.DSN_FILE).chmod(0o644)
+    write_private(tmp_path / ha_ledger.DSN_FILE, b"postgresql://xorj:secret@127.0.0.1:1/xorj")
     assert (tmp_path / ha_ledger.DSN_FILE).stat().st_mode & 0o077 == 0
     assert ha_ledger.read_dsn(tmp_path) == "postgresql://xorj:secret@127.0.0.1:1/xorj"
     assert ha_ledger.read_dsn(tmp_path / "none") is None

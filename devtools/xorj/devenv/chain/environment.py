@@ -25,6 +25,7 @@ from xorj.devenv.chain.faults import FaultEngine
 from xorj.devenv.chain.market import Market
 from xorj.devenv.chain.node import LocalChainNode, NodeConfig
 from xorj.devenv.chain.rpc_server import ADMIN_PREFIX, PRICE_API_PATH, SWAP_API_PREFIX, ChainServer
+from xorj.devenv.files import write_private
 from xorj.errors import InvalidInputError
 
 LAMPORTS_PER_SOL = 10**9
@@ -79,10 +80,7 @@ def build(seed: SeedConfig, node_config: NodeConfig, slot_ms: int, fault_seed: i
 
 def write_keypair(path: Path, keypair: Keypair) -> None:
     """Solana CLI keypair file: a JSON array of the 64 secret-key bytes, readable by the owner only."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(list(bytes(keypair)), handle)
-    os.chmod(path, 0o600)
+    write_private(path, json.dumps(list(bytes(keypair))))
 
 
 def write_state(state_dir: Path, server: ChainServer, base_url: str) -> dict[str, Any]:
