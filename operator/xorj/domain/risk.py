@@ -279,6 +279,11 @@ class BreakerState(str, enum.Enum):
     HALF_OPEN = "HALF_OPEN"  # cool-down over: the next outcome closes (success) or reopens (failure)
 
 
+# Failures the breaker does not count: the system refused the trade itself (a risk limit, a cancel), so
+# counting them would let an open breaker keep itself open.
+UNCOUNTED_FAILURES = frozenset({ReasonCode.RISK_LIMIT, ReasonCode.CANCELLED})
+
+
 @dataclass(frozen=True, slots=True)
 class BreakerEvent:
     """One counted outcome. Count sends that failed for the system's reasons (RPC, on-chain, ledger);

@@ -29,7 +29,6 @@ from xorj.chain.prices import PriceSource, TokenPrice
 from xorj.chain.rpc import SolanaRpc
 from xorj.chain.ticks import TickBatcher
 from xorj.domain.risk import (
-    BreakerEvent,
     BreakerStatus,
     CircuitBreaker,
     DailyUsage,
@@ -41,7 +40,7 @@ from xorj.domain.risk import (
     check_trade,
     globally_halted,
 )
-from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, Trade, TradeState
+from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, Trade
 from xorj.domain.valuation import (
     DEFAULT_NOTIONAL_TOLERANCE,
     MintBalance,
@@ -63,14 +62,6 @@ from xorj.redaction import redact_urls
 
 log = logging.getLogger("xorj.executor")
 _R = TypeVar("_R")
-
-# Mints whose balance is cash, not a position: buying them has no position-share limit (mainnet USDC
-# and USDT by default; a local or other cluster names its own with XORJ_CASH_MINTS).
-
-# Outcomes that say something about the system's health (what breakers count). Refusals and
-# cancellations are decisions, not failures: counting them would keep an open breaker open.
-NOT_SYSTEM_FAILURES = frozenset({ReasonCode.RISK_LIMIT, ReasonCode.CANCELLED})
-
 
 # How long the first write-ahead record of a batch waits for others (write_ahead_batcher): short next
 # to a send's round trip, long enough for the records of trades signed in the same tick.
@@ -366,9 +357,7 @@ class LedgerRiskGate:
     async def _read_breaker(self, now_mono: float) -> BreakerStatus:
         now = datetime.now(UTC)
         since = now - self.breaker.window - self.breaker.open_for
-        outcomes = await self.ledger.run(tx.recent_outcomes(self.strategy, since))
-        events = [BreakerEvent(o.at, o.state is TradeState.CONFIRMED) for o in outcomes
-                  if o.reason not in NOT_SYSTEM_FAILURES]
+        events = await self.ledger.run(tx.breaker_events(self.strategy, since, now))
         status = self.breaker.status(events, now)
         self._breaker_cache = (now_mono, status)
         self._on_breaker(status)

@@ -17,7 +17,6 @@ from xorj.ledger.records import (
     TradeEvent,
     TradeIntent,
     TradeNotification,
-    TradeOutcome,
     VaultActivity,
 )
 from xorj.ledger.repository import DEFAULT_LEASE_SECONDS, Ledger
@@ -38,7 +37,6 @@ __all__ = [
     "TradeIntent",
     "TradeListener",
     "TradeNotification",
-    "TradeOutcome",
     "VaultActivity",
     "migrate",
 ]

@@ -85,16 +85,6 @@ class VaultActivity(NamedTuple):
 
 
 @dataclass(frozen=True)
-class TradeOutcome:
-    """A trade reaching a terminal state: what circuit breakers count."""
-
-    trade_id: int
-    state: TradeState  # CONFIRMED or FAILED
-    reason: ReasonCode | None
-    at: datetime
-
-
-@dataclass(frozen=True)
 class TradeEvent:
     """One row of the audit trail: a state change (from_state is None for admission)."""
 

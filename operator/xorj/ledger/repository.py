@@ -22,7 +22,7 @@ from typing import Self, TypeVar
 
 import psycopg_pool
 
-from xorj.domain.risk import RiskDecision
+from xorj.domain.risk import BreakerEvent, RiskDecision
 from xorj.domain.trades import Attempt, AttemptOutcome, IdempotencyKey, ReasonCode, Trade, TradeState
 from xorj.errors import LedgerError
 from xorj.ledger import daily_limits, outbox, scores, statements
@@ -38,7 +38,6 @@ from xorj.ledger.records import (
     StoredTraderScore,
     TradeEvent,
     TradeIntent,
-    TradeOutcome,
     TradingHalt,
     VaultActivity,
 )
@@ -224,8 +223,8 @@ class Ledger:
         reading: deciding on it races other executors; :meth:`reserve_daily_share` does not."""
         return self.run(daily_limits.activity(vault, since))
 
-    def recent_outcomes(self, strategy: str, since: datetime) -> list[TradeOutcome]:
-        return self.run(tx.recent_outcomes(strategy, since))
+    def breaker_events(self, strategy: str, since: datetime, until: datetime) -> list[BreakerEvent]:
+        return self.run(tx.breaker_events(strategy, since, until))
 
     def find_stale(
         self,

@@ -3,11 +3,14 @@ the reads risk limits and circuit breakers use."""
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import psycopg
 import pytest
 
+from xorj.domain.risk import UNCOUNTED_FAILURES, BreakerEvent, CircuitBreaker
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 from xorj.errors import InvalidInputError, LedgerError
 from xorj.ledger import AlertSeverity, Ledger, NewAlert
@@ -131,17 +134,69 @@ def test_vault_activity_counts_sent_trades_since_a_time(ledger: Ledger):
     assert ledger.vault_activity("vault-1", datetime.now(UTC) + timedelta(minutes=1)) == (Decimal(0), 0)
 
 
-def test_recent_outcomes_list_terminal_trades_oldest_first(ledger: Ledger):
+def test_breaker_events_are_the_counted_outcomes_oldest_first_with_runs_of_successes_reduced(ledger: Ledger):
     since = datetime.now(UTC) - timedelta(minutes=1)
-    ok = claimed(ledger, 1)
-    ledger.record_attempt(ok, "ex", "sig-1", raw_tx("1"), 1, 1, fencing_token=current_token(ledger, ok))
-    ledger.confirm_trade(ok, "ex", "sig-1", fencing_token=current_token(ledger, ok))
-    bad = claimed(ledger, 2)
-    ledger.fail_trade(bad, "ex", ReasonCode.PROGRAM_ERROR, "custom program error 0x1", fencing_token=current_token(ledger, bad))
-    claimed(ledger, 3)  # still PENDING: not an outcome
-    outcomes = ledger.recent_outcomes("alpha", since)
-    assert [(o.trade_id, o.state, o.reason) for o in outcomes] == [
-        (ok, TradeState.CONFIRMED, None),
-        (bad, TradeState.FAILED, ReasonCode.PROGRAM_ERROR),
-    ]
-    assert ledger.recent_outcomes("beta", since) == []
+
+    def confirm(n: int) -> int:
+        trade_id = claimed(ledger, n)
+        token = current_token(ledger, trade_id)
+        ledger.record_attempt(trade_id, "ex", f"sig-{n}", raw_tx(str(n)), 1, 1, fencing_token=token)
+        ledger.confirm_trade(trade_id, "ex", f"sig-{n}", fencing_token=token)
+        return trade_id
+
+    def fail(n: int, reason: ReasonCode) -> int:
+        trade_id = claimed(ledger, n)
+        ledger.fail_trade(trade_id, "ex", reason, "x", fencing_token=current_token(ledger, trade_id))
+        return trade_id
+
+    confirm(1)
+    confirm(2)
+    fail(3, ReasonCode.RISK_LIMIT)  # a refusal, not a failure: neither counted nor ending the run
+    confirm(4)
+    fail(5, ReasonCode.PROGRAM_ERROR)
+    fail(6, ReasonCode.CANCELLED)
+    fail(7, ReasonCode.RPC_TIMEOUT)
+    confirm(8)
+    claimed(ledger, 9)  # still PENDING: not an outcome
+    events = ledger.breaker_events("alpha", since, datetime.now(UTC) + timedelta(seconds=5))
+    # 1, 2 and 4 are one run of successes: only its last is read
+    assert [e.success for e in events] == [True, False, False, True]
+    assert [e.at for e in events] == sorted(e.at for e in events)
+    assert ledger.breaker_events("beta", since, datetime.now(UTC)) == []
+    assert ledger.breaker_events("alpha", since, since) == []  # nothing before ``until`` yet
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_breakers_status_from_the_reduced_events_equals_its_status_from_every_outcome(ledger: Ledger, seed: int):
+    """The reduction is exact: for random outcome sequences (ties included), breaker settings and
+    moments, CircuitBreaker.status of breaker_events equals its status of every counted outcome."""
+    rng = random.Random(seed)
+    reasons = [ReasonCode.PROGRAM_ERROR, ReasonCode.RPC_TIMEOUT, ReasonCode.RISK_LIMIT, ReasonCode.CANCELLED]
+    for n in range(1, 41):
+        trade_id = claimed(ledger, n)
+        token = current_token(ledger, trade_id)
+        if rng.random() < 0.55:
+            ledger.record_attempt(trade_id, "ex", f"sig-{n}", raw_tx(str(n)), 1, 1, fencing_token=token)
+            ledger.confirm_trade(trade_id, "ex", f"sig-{n}", fencing_token=token)
+        else:
+            ledger.fail_trade(trade_id, "ex", rng.choice(reasons), "x", fencing_token=token)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    with psycopg.connect(ledger._pool.conninfo, autocommit=True) as conn:
+        ids = [row[0] for row in conn.execute(
+            "SELECT id FROM trade_events WHERE to_state IN ('CONFIRMED', 'FAILED') ORDER BY id")]
+        for event_id in ids:  # seconds apart or tied, in an order other than the ids'
+            conn.execute("UPDATE trade_events SET at = %s WHERE id = %s",
+                         (base + timedelta(seconds=rng.randrange(0, 120, rng.choice([1, 5]))), event_id))
+        every = [BreakerEvent(at, state == "CONFIRMED") for at, state, reason in conn.execute(
+            "SELECT at, to_state, reason FROM trade_events WHERE to_state IN ('CONFIRMED', 'FAILED') ORDER BY at, id")
+            if reason is None or ReasonCode(reason) not in UNCOUNTED_FAILURES]
+    reduced_somewhere = False
+    for _ in range(8):
+        breaker = CircuitBreaker(failures_in_window=rng.randint(2, 6), window=timedelta(seconds=rng.randint(5, 60)),
+                                 failures_in_a_row=rng.randint(1, 4), open_for=timedelta(seconds=rng.randint(3, 40)))
+        now = base + timedelta(seconds=rng.randint(0, 130))
+        reduced = ledger.breaker_events("alpha", base - timedelta(seconds=1), now)
+        seen = [e for e in every if e.at <= now]
+        assert breaker.status(reduced, now) == breaker.status(seen, now), (breaker, now)
+        reduced_somewhere |= len(reduced) < len(seen)
+    assert reduced_somewhere  # the runs of successes were there to reduce
