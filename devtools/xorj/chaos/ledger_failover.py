@@ -38,6 +38,7 @@ import time
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from xorj.chaos import marks
 from xorj.chaos.target import Target, resolve
@@ -138,6 +139,25 @@ def commits(dsn: str) -> bool:
     except psycopg.Error:
         return False
     return time.monotonic() - started < COMMIT_PROBE_SECONDS
+
+
+def terminate_on_primary(target: Target, application_name: str | None = None) -> int:
+    """pg_terminate_backend, as the superuser inside the primary's pod (its socket, peer login), on every
+    client session of the ledger database, or only on those with ``application_name``; returns how many
+    were ended."""
+    dbname = str(conninfo_to_dict(target.ledger_dsn).get("dbname") or "")
+    if not re.fullmatch(r"[A-Za-z0-9_]+", dbname) or (application_name is not None
+                                                       and not re.fullmatch(r"[A-Za-z0-9_.-]+", application_name)):
+        raise InvalidInputError(f"terminate_on_primary: unexpected database {dbname!r} or application name "
+                                f"{application_name!r} (letters, digits, _ . - only)")
+    only = "" if application_name is None else f"AND application_name = '{application_name}'"
+    result = _psql(target, primary_pod(target), f"host=/var/run/postgresql dbname={dbname} user=postgres",
+                   "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                   f"WHERE datname = current_database() AND backend_type = 'client backend' "
+                   f"AND pid <> pg_backend_pid() {only}")
+    if result.returncode != 0:
+        raise EnvironmentSetupError(f"ending sessions on the primary: {(result.stderr or result.stdout).strip()[-500:]}")
+    return int(result.stdout.strip() or 0)
 
 
 def _inject(target: Target, fault: str, primary: str) -> str:

@@ -41,3 +41,29 @@ def test_the_experiment_forges_the_label_under_load_and_judges_from_the_chain_an
     probes = {p["name"] for p in doc["steady-state-hypothesis"]["probes"]}
     assert {"no-duplicate-onchain-transactions", "all-trades-terminal", "admitted-trades-survived", "no-orphans",
             "no-failed-trade"} <= probes
+
+
+def test_sessions_are_ended_as_the_superuser_on_the_primary_when_the_probe_login_may_not(monkeypatch) -> None:
+    """The chart's HA ledger: the probes' login is the operator's, which may not signal the executors'
+    logins; the partition's session ending runs as the superuser in the primary's pod."""
+    import subprocess
+
+    import pytest
+
+    from xorj.chaos.target import Target
+    from xorj.errors import InvalidInputError
+
+    seen = {}
+
+    def psql(target, pod, conninfo, sql):
+        seen.update(pod=pod, conninfo=conninfo, sql=sql)
+        return subprocess.CompletedProcess([], 0, "3\n", "")
+
+    monkeypatch.setattr(ledger_failover, "_psql", psql)
+    monkeypatch.setattr(ledger_failover, "primary_pod", lambda target: "xorj-postgresql-1")
+    target = Target(ledger_dsn="postgresql://xorj:pw@127.0.0.1:40123/xorj?target_session_attrs=read-write")
+    assert ledger_failover.terminate_on_primary(target, "xorj-executor") == 3
+    assert seen["pod"] == "xorj-postgresql-1" and "dbname=xorj user=postgres" in seen["conninfo"]
+    assert "application_name = 'xorj-executor'" in seen["sql"] and "pg_terminate_backend" in seen["sql"]
+    with pytest.raises(InvalidInputError, match="application name"):
+        ledger_failover.terminate_on_primary(target, "x'; DROP TABLE trades; --")
