@@ -531,10 +531,18 @@ def _terminate_sessions(target: Target, application_name: str | None = None) -> 
     """pg_terminate_backend on every other session of the ledger database, or only on those with
     ``application_name``; returns how many were ended."""
     only = "" if application_name is None else "AND application_name = %(name)s"
-    with psycopg.connect(target.ledger_dsn, connect_timeout=5, autocommit=True) as conn:
-        rows = conn.execute(f"""SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                                 WHERE datname = current_database() AND pid <> pg_backend_pid() {only}""",
-                            {"name": application_name}).fetchall()
+    try:
+        with psycopg.connect(target.ledger_dsn, connect_timeout=5, autocommit=True) as conn:
+            rows = conn.execute(f"""SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                                     WHERE datname = current_database() AND pid <> pg_backend_pid() {only}""",
+                                {"name": application_name}).fetchall()
+    except psycopg.errors.InsufficientPrivilege:
+        # The chart's HA ledger: the probes' login is the operator's (the tables' owner, not a
+        # superuser, rightly not allowed to signal the executors' logins). End them as the
+        # superuser inside the primary's pod, as the faults there are injected.
+        from xorj.chaos.ledger_failover import terminate_on_primary
+
+        return terminate_on_primary(target, application_name)
     return sum(1 for (ok,) in rows if ok)
 
 
@@ -629,23 +637,64 @@ def _cut_policies(target: Target) -> tuple[Path, dict[str, Any]]:
     return path, json.loads(path.read_text()) if path.exists() else {}
 
 
+def _executor_ledger_peer(target: Target) -> tuple[list[int], list[str], str]:
+    """The ledger's ports and addresses as the executor pods' packets carry them (see
+    :mod:`xorj.chaos.netpol`): their Deployment's ledger DSN (the Secret it reads), and the Service that
+    DSN names, through its EndpointSlices. Returns them and the DSN's host, for the journal."""
+    import base64
+
+    from kubernetes import client, config
+
+    from xorj.chaos import netpol
+    from xorj.controller.tradingstrategy.desired import EXECUTOR_CONTAINER
+    from xorj.executor.settings import executor_variable
+
+    namespace = target.require("namespace")
+    config.load_kube_config(config_file=target.kubeconfig)
+    core = client.CoreV1Api()
+    deployment = client.AppsV1Api().read_namespaced_deployment(f"{target.require('strategy_name')}-executor", namespace)
+    (container,) = [c for c in deployment.spec.template.spec.containers if c.name == EXECUTOR_CONTAINER]
+    (variable,) = [e for e in container.env or [] if e.name == executor_variable("ledger_dsn")]
+    if variable.value_from is None or variable.value_from.secret_key_ref is None:
+        dsn = variable.value or ""
+    else:
+        ref = variable.value_from.secret_key_ref
+        data = core.read_namespaced_secret(ref.name, namespace).data or {}
+        dsn = base64.b64decode(data[ref.key]).decode()
+    where = netpol.dsn_target(dsn, namespace)
+    service, slices = None, []
+    if where.service is not None:
+        service = core.api_client.sanitize_for_serialization(
+            core.read_namespaced_service(where.service, where.namespace))
+        slices = core.api_client.sanitize_for_serialization(client.DiscoveryV1Api().list_namespaced_endpoint_slice(
+            where.namespace, label_selector=f"kubernetes.io/service-name={where.service}").items)
+    ports, addresses = netpol.ledger_peer(where, service, slices)
+    return ports, addresses, f"{where.host}:{where.port}"
+
+
 def cut_ledger_egress(ledger_port: int | None = None, ledger_ip: str | None = None, settle_seconds: float = 30.0,
                       configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """Partition the executor pods from Postgres with NetworkPolicy (on a cluster whose network plugin
     enforces it: kind, or the local real node's kube-router), then end their ledger sessions, which
-    the policy cannot (established connections pass). Every policy that lets executors reach
-    ``ledger_port`` (default: the ledger DSN's port) is narrowed; if none limits their egress, a policy
-    allowing all but ``ledger_ip`` is added. Fails unless the executors stay without a ledger session
-    (the cut is real) within ``settle_seconds``. :func:`restore_ledger_egress` undoes it."""
-    from urllib.parse import urlsplit
-
+    the policy cannot (established connections pass). Every policy that lets executors reach the
+    ledger's port is narrowed; if none limits their egress, a policy allowing all but the ledger's
+    addresses is added. The port and addresses are those the executors' packets carry: by default
+    found from the executors' own ledger DSN and the Service it names (the chart's HA ledger: its
+    primary Service's member, port 5432; not the port of the DSN the probes use, which on `xorj dev
+    up --ledger ha` is a relay's on the host); ``ledger_port`` / ``ledger_ip`` override them. Fails
+    unless the executors stay without a ledger session (the cut is real) within ``settle_seconds``.
+    :func:`restore_ledger_egress` undoes it."""
     from xorj.chaos import netpol
     from xorj.controller.tradingstrategy.desired import labels
     from xorj.executor.service import LEDGER_APPLICATION_NAME
 
     target = resolve(configuration)
     namespace = target.require("namespace")
-    port = int(ledger_port or urlsplit(target.ledger_dsn).port or 5432)
+    ports, addresses, via = _executor_ledger_peer(target)
+    if ledger_port:
+        ports = [int(ledger_port)]
+    if ledger_ip:
+        addresses = [ledger_ip]
     api = _networking(target)
     executor_labels = labels(target.require("strategy_name"))
     saved_path, saved = _cut_policies(target)
@@ -658,15 +707,19 @@ def cut_ledger_egress(ledger_port: int | None = None, ledger_ip: str | None = No
         if not netpol.selects(spec.get("podSelector") or {}, executor_labels):
             continue
         saved.setdefault(name, spec)  # the original, kept across a repeated cut
-        api.patch_namespaced_network_policy(name, namespace, {"spec": netpol.without_ledger(spec, port)})
+        cut = spec
+        for port in ports:
+            cut = netpol.without_ledger(cut, port)
+        api.patch_namespaced_network_policy(name, namespace, {"spec": cut})
         narrowed.append(name)
     saved_path.write_text(json.dumps(saved))
     added = None
     if not narrowed:
-        if not ledger_ip:
-            raise InvalidInputError("cut_ledger_egress: no NetworkPolicy limits the executors' egress; give "
-                                    "ledger_ip (the ledger's address as the pods reach it) to add one")
-        policy = netpol.cut_policy(executor_labels, ledger_ip)
+        if not addresses:
+            raise InvalidInputError("cut_ledger_egress: no NetworkPolicy limits the executors' egress and the "
+                                    f"ledger's address behind {via} is unknown; give ledger_ip (the ledger's address "
+                                    "as the pods reach it) to add one")
+        policy = netpol.cut_policy(executor_labels, addresses)
         api.create_namespaced_network_policy(namespace, policy)
         added = policy["metadata"]["name"]
     marks.fault(target, "LEDGER_UNAVAILABLE")
@@ -688,7 +741,8 @@ def cut_ledger_egress(ledger_port: int | None = None, ledger_ip: str | None = No
                 f"cut_ledger_egress: executors still reach the ledger {settle_seconds:.0f}s after the cut "
                 f"(policies narrowed: {narrowed or '-'}, added: {added or '-'}); is a NetworkPolicy agent enforcing?")
         time.sleep(0.5)
-    return {"narrowed": narrowed, "added": added, "ledger_port": port, "sessions_ended": terminated,
+    return {"narrowed": narrowed, "added": added, "ledger_port": ports[0], "ledger_ports": ports,
+            "ledger_addresses": addresses, "executors_dsn_host": via, "sessions_ended": terminated,
             "cut_held_after_s": round(time.monotonic() - started, 1)}
 
 

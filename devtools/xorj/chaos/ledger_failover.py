@@ -5,7 +5,8 @@ Runs against the chart's Patroni ledger (``ledger.mode=ha``): ``xorj dev up --le
 node, or a cluster with the chart; the probes read the ledger through the same DSN as every other
 probe (``XORJ_CHAOS_LEDGER_DSN`` or the demo's), which follows the primary Service.
 
-Three faults, each on the member Patroni labels ``role=primary``:
+Three faults, each on the primary: the member holding Patroni's leader lock (the Endpoints of the
+primary Service, ``kubernetes.use_endpoints``), never merely the pod labelled ``role=primary``:
 
 - ``pod-delete``: the primary's pod deleted (its own grace period: Patroni stops Postgres and gives
   up the leader lock, the synchronous standby is promoted; the StatefulSet makes the pod again, which
@@ -21,22 +22,30 @@ Before each fault the ids of the trades the run has admitted so far are kept
 checks every one is still in the ledger afterwards. Each action waits until a transaction commits
 through the primary Service again (``txid_current()``, which under strict synchronous replication
 returns only once a standby has the commit) and returns the recovery time, which the journal keeps.
+
+The hostile case (experiment ledger-forged-primary-label): :func:`forge_primary_label` labels a replica
+``role=primary``, as anyone allowed to patch pods could, or as a member that lost the lock stays
+labelled until its Patroni runs again, and keeps it so under load while it samples what the primary
+Service routes to and whether any client session reached the replica.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from xorj.chaos import marks
 from xorj.chaos.target import Target, resolve
 from xorj.errors import EnvironmentSetupError, InvalidInputError
 
 FAULTS = ("pod-delete", "postgres-kill", "switchover")
+FORGED_LABEL = "forged-label"  # forge_primary_label's fault: nothing is taken away, a replica is made to look primary
 LEDGER_SELECTOR = "app.kubernetes.io/component=ledger"
 PGDATA = "/var/lib/postgresql/data/pgdata"  # the chart's data_dir (templates/postgresql-ha.yaml)
 COMMIT_PROBE_SECONDS = 3.0  # a commit that takes longer is a ledger not yet recovered
@@ -64,12 +73,47 @@ def ledger_members(target: Target) -> dict[str, str]:
             for p in json.loads(result.stdout)["items"] if not p["metadata"].get("deletionTimestamp")}
 
 
+def _scope(target: Target) -> str:
+    """Patroni's scope (the primary Service's name), from the members' scope label ``cluster-name``."""
+    result = _kubectl(target, "get", "pods", "-l", LEDGER_SELECTOR, "-o", "jsonpath={.items[*].metadata.labels.cluster-name}")
+    scopes = set(result.stdout.split()) if result.returncode == 0 else set()
+    if len(scopes) != 1:
+        raise EnvironmentSetupError(f"expected the ledger's pods to carry one Patroni scope label cluster-name, found "
+                                    f"{sorted(scopes) or 'none'} (is the ledger the chart's HA ledger, ledger.mode=ha?)")
+    return scopes.pop()
+
+
+def leader_lock(target: Target, scope: str | None = None) -> tuple[str | None, list[str]]:
+    """Patroni's leader lock: the member holding it (annotation ``leader`` of the Endpoints named after
+    the scope) and the addresses it wrote there, the primary Service's endpoints."""
+    result = _kubectl(target, "get", "endpoints", scope or _scope(target), "-o", "json")
+    if result.returncode != 0:
+        raise EnvironmentSetupError(f"reading Patroni's leader lock: {result.stderr.strip()}")
+    endpoints = json.loads(result.stdout)
+    leader = ((endpoints.get("metadata") or {}).get("annotations") or {}).get("leader") or None
+    addresses = [a["ip"] for subset in endpoints.get("subsets") or [] for a in subset.get("addresses") or []]
+    return leader, addresses
+
+
+def service_addresses(target: Target, scope: str | None = None) -> list[str]:
+    """What kube-proxy routes the primary Service to: the ready addresses of its EndpointSlices (mirrored
+    from the leader lock's Endpoints by the controller-manager)."""
+    result = _kubectl(target, "get", "endpointslices", "-l", f"kubernetes.io/service-name={scope or _scope(target)}",
+                      "-o", "json")
+    if result.returncode != 0:
+        raise EnvironmentSetupError(f"reading the primary Service's EndpointSlices: {result.stderr.strip()}")
+    return sorted(address for item in json.loads(result.stdout)["items"] for endpoint in item.get("endpoints") or []
+                  if (endpoint.get("conditions") or {}).get("ready") is not False
+                  for address in endpoint.get("addresses") or [])
+
+
 def primary_pod(target: Target) -> str:
-    primaries = [name for name, role in ledger_members(target).items() if role == "primary"]
-    if len(primaries) != 1:
-        raise EnvironmentSetupError(f"expected one ledger pod labelled role=primary, found {primaries or 'none'} "
-                                    "(is the ledger the chart's HA ledger, ledger.mode=ha?)")
-    return primaries[0]
+    """The member holding Patroni's leader lock (not the pod labelled role=primary: a label is forgeable)."""
+    leader, _ = leader_lock(target)
+    if not leader or leader not in ledger_members(target):
+        raise EnvironmentSetupError(f"no ledger member holds Patroni's leader lock (lock: {leader or 'none'}; "
+                                    f"members: {ledger_members(target)})")
+    return leader
 
 
 def _run_trade_ids(target: Target) -> list[int]:
@@ -95,6 +139,25 @@ def commits(dsn: str) -> bool:
     except psycopg.Error:
         return False
     return time.monotonic() - started < COMMIT_PROBE_SECONDS
+
+
+def terminate_on_primary(target: Target, application_name: str | None = None) -> int:
+    """pg_terminate_backend, as the superuser inside the primary's pod (its socket, peer login), on every
+    client session of the ledger database, or only on those with ``application_name``; returns how many
+    were ended."""
+    dbname = str(conninfo_to_dict(target.ledger_dsn).get("dbname") or "")
+    if not re.fullmatch(r"[A-Za-z0-9_]+", dbname) or (application_name is not None
+                                                       and not re.fullmatch(r"[A-Za-z0-9_.-]+", application_name)):
+        raise InvalidInputError(f"terminate_on_primary: unexpected database {dbname!r} or application name "
+                                f"{application_name!r} (letters, digits, _ . - only)")
+    only = "" if application_name is None else f"AND application_name = '{application_name}'"
+    result = _psql(target, primary_pod(target), f"host=/var/run/postgresql dbname={dbname} user=postgres",
+                   "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                   f"WHERE datname = current_database() AND backend_type = 'client backend' "
+                   f"AND pid <> pg_backend_pid() {only}")
+    if result.returncode != 0:
+        raise EnvironmentSetupError(f"ending sessions on the primary: {(result.stderr or result.stdout).strip()[-500:]}")
+    return int(result.stdout.strip() or 0)
 
 
 def _inject(target: Target, fault: str, primary: str) -> str:
@@ -141,7 +204,7 @@ def take_primary_away(fault: str, recovery_timeout_seconds: float = 120.0,
             try:
                 left_old = primary_pod(target) != old
             except EnvironmentSetupError:
-                left_old = False  # none or two labelled primary: mid-change
+                left_old = False  # no member holds the lock: mid-change
         if left_old and commits(target.ledger_dsn):
             break
         time.sleep(0.2)
@@ -161,7 +224,7 @@ def admitted_trades_survived(configuration: dict[str, Any] | None = None) -> dic
     target = resolve(configuration)
     present = set(_run_trade_ids(target))
     checked, missing = {}, {}
-    for fault in FAULTS:
+    for fault in (*FAULTS, FORGED_LABEL):
         path = target.state_dir / f"admitted-before-{fault}.json"
         if not path.exists():
             continue
@@ -199,3 +262,117 @@ def recovery_times(configuration: dict[str, Any] | None = None) -> dict[str, Any
     run_marks = marks.read(resolve(configuration))
     times = {key.partition(":")[2]: value for key, value in run_marks.items() if key.startswith("recovered:")}
     return {"recorded": len(times), "seconds": times, "max_seconds": max(times.values(), default=None)}
+
+
+# -- the hostile case: a forged role=primary label ----------------------------------------------------
+
+# Client sessions on a member, other than Patroni's own (the superuser through the socket); replication
+# connections are walsenders, not client backends.
+CLIENT_SESSIONS_SQL = ("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                       "AND usename <> 'postgres' AND pid <> pg_backend_pid()")
+# What a ledger client's libpq does with target_session_attrs=read-write, run inside a member (its
+# socket, the superuser's peer login): refused on a member that does not take writes.
+READ_WRITE_CONNINFO = "host=/var/run/postgresql dbname=postgres user=postgres connect_timeout=5 target_session_attrs=read-write"
+# libpq's refusal of a member that does not take writes (server version and libpq decide which)
+_READ_ONLY_REFUSAL = re.compile(r"read-only|hot standby", re.I)
+PATRONI_RELABEL_SECONDS = 45.0  # loop_wait (10 s) a few times over: Patroni puts its own label back
+
+
+def _psql(target: Target, pod: str, conninfo: str, sql: str) -> subprocess.CompletedProcess[str]:
+    return _kubectl(target, "exec", pod, "-c", "patroni", "--", "psql", conninfo, "-XAtc", sql, timeout=30.0)
+
+
+def _pod_ip(target: Target, pod: str) -> str:
+    result = _kubectl(target, "get", "pod", pod, "-o", "jsonpath={.status.podIP}")
+    if result.returncode != 0 or not result.stdout.strip():
+        raise EnvironmentSetupError(f"pod {pod} has no address: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def judge_routes(samples: list[dict[str, Any]], leader_ip: str, forged_ip: str) -> dict[str, int]:
+    """Count the samples of the primary Service's addresses (``service``) and the leader lock's
+    (``lock``) that show a route to anything but the leader: the forged member behind the Service, or
+    the Service not exactly the lock's one address. Pure."""
+    return {
+        "samples": len(samples),
+        "forged_member_routed": sum(1 for s in samples if forged_ip in s["service"]),
+        "not_leader_only": sum(1 for s in samples if s["service"] != [leader_ip] or s["lock"] != [leader_ip]),
+        "replica_sessions": max((s["replica_sessions"] for s in samples), default=0),
+    }
+
+
+def forge_primary_label(hold_seconds: float = 20.0, sample_seconds: float = 0.5,
+                        configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Label a replica ``role=primary`` and keep it so for ``hold_seconds`` (times the run's
+    ``trade_scale``), putting it back each time Patroni corrects it (an attacker with pod patch rights
+    does). Meanwhile sample what the primary Service routes to (its EndpointSlices), the leader lock,
+    and the client sessions on the replica. Then check that the replica refuses a read-write session
+    (target_session_attrs=read-write, what every HA ledger DSN carries) while the leader takes one, and
+    wait for Patroni to put the replica's own label back. Fails if the Service ever routed to the
+    replica or to anything but the leader, a client session reached the replica, or the replica did
+    not refuse the read-write session."""
+    from xorj.chaos.target import trade_scale
+
+    target = resolve(configuration)
+    scope = _scope(target)
+    leader, lock = leader_lock(target, scope)
+    members = ledger_members(target)
+    replicas = sorted(name for name, role in members.items() if name != leader and role == "replica")
+    if not leader or not replicas:
+        raise EnvironmentSetupError(f"forge_primary_label needs a leader and a replica (lock: {leader}; members: {members})")
+    replica = replicas[0]
+    leader_ip, replica_ip = _pod_ip(target, leader), _pod_ip(target, replica)
+    admitted = _run_trade_ids(target)
+    (target.state_dir / f"admitted-before-{FORGED_LABEL}.json").write_text(json.dumps(admitted))
+    marks.write(target, f"fault:{FORGED_LABEL}")
+    held = float(hold_seconds) * trade_scale(configuration)
+    deadline = time.monotonic() + held
+    samples: list[dict[str, Any]] = []
+    forged = 0
+    while time.monotonic() < deadline:
+        if ledger_members(target).get(replica) != "primary":
+            result = _kubectl(target, "label", "pod", replica, "role=primary", "--overwrite")
+            if result.returncode != 0:
+                raise EnvironmentSetupError(f"labelling {replica} role=primary: {result.stderr.strip()}")
+            forged += 1
+        sessions = _psql(target, replica, "host=/var/run/postgresql dbname=postgres user=postgres", CLIENT_SESSIONS_SQL)
+        if sessions.returncode != 0:
+            raise EnvironmentSetupError(f"counting client sessions on {replica}: {sessions.stderr.strip()[-500:]}")
+        samples.append({"service": service_addresses(target, scope), "lock": sorted(leader_lock(target, scope)[1]),
+                        "replica_sessions": int(sessions.stdout.strip() or 0)})
+        time.sleep(float(sample_seconds))
+    refused = _psql(target, replica, READ_WRITE_CONNINFO, "SELECT 1")
+    accepted = _psql(target, leader, READ_WRITE_CONNINFO, "SELECT 1")
+    # The forging stops here: Patroni's next loop on the replica (touch_member) puts role=replica back.
+    started = time.monotonic()
+    restored_after = None
+    while time.monotonic() - started < PATRONI_RELABEL_SECONDS:
+        if ledger_members(target).get(replica) == "replica":
+            restored_after = round(time.monotonic() - started, 1)
+            break
+        time.sleep(1.0)
+    if restored_after is None:  # not Patroni's: leave the cluster as it was, and say so
+        _kubectl(target, "label", "pod", replica, "role=replica", "--overwrite")
+    marks.write(target, "cleared")
+    judged = judge_routes(samples, leader_ip, replica_ip)
+    outcome = {**judged, "leader": leader, "forged_member": replica, "held_s": round(held, 1), "labels_forged": forged,
+               "leader_after": leader_lock(target, scope)[0], "initial_lock": sorted(lock),
+               "replica_refused_read_write": refused.returncode != 0,
+               "refusal": (refused.stderr or refused.stdout).strip()[-300:],
+               "leader_accepted_read_write": accepted.returncode == 0,
+               "patroni_restored_label_after_s": restored_after, "admitted_before": len(admitted)}
+    problems = [what for what, bad in (
+        (f"the primary Service routed to the forged member in {judged['forged_member_routed']} samples",
+         judged["forged_member_routed"]),
+        (f"the primary Service was not exactly the leader's address in {judged['not_leader_only']} samples",
+         judged["not_leader_only"]),
+        (f"{judged['replica_sessions']} client sessions reached the replica", judged["replica_sessions"]),
+        ("the replica accepted a read-write session", not outcome["replica_refused_read_write"]),
+        (f"the replica refused the read-write session for another reason: {outcome['refusal']}",
+         outcome["replica_refused_read_write"] and not _READ_ONLY_REFUSAL.search(outcome["refusal"])),
+        (f"the leader refused a read-write session: {(accepted.stderr or '').strip()[-300:]}",
+         not outcome["leader_accepted_read_write"]),
+        ("no sample was taken", not samples)) if bad]
+    if problems:
+        raise EnvironmentSetupError(f"forged role=primary on {replica}: {'; '.join(problems)} ({outcome})")
+    return outcome

@@ -795,7 +795,7 @@ class Demo:
             return self.kubectl("get", "pods", "-n", self.namespace, "-l", "app.kubernetes.io/component=ledger",
                                 "-L", "role", "-o", "wide", check=False).stdout
 
-        primary = wait_until_ready(f"Service {self.namespace}/{service} pointing at a primary (Patroni's role label)",
+        primary = wait_until_ready(f"Service {self.namespace}/{service} pointing at a primary (Patroni's leader lock)",
                                    lambda: ha_ledger.primary_endpoint(self.kubectl, self.namespace, RELEASE),
                                    ha_ledger.PRIMARY_SECONDS, last_seen=members)
         address = ha_ledger.cluster_ip(self.kubectl, self.namespace, RELEASE)

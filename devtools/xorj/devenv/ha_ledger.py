@@ -1,9 +1,12 @@
 """`xorj dev up --ledger ha`: the chart's own highly available ledger on the real node.
 
 The chart is installed with ``ledger.mode=ha``: Patroni's StatefulSet (Kubernetes as its
-configuration store), strict synchronous replication, the Service ``<release>-postgresql`` that
-selects the member Patroni labels ``role=primary``, the PodDisruptionBudget and the anti-affinity
-(soft, so that the one real node runs every member). What the development environment adds:
+configuration store, on Endpoints), strict synchronous replication, the Service
+``<release>-postgresql`` whose Endpoints are Patroni's leader lock (only the member holding it is
+behind the Service; the controller-manager mirrors them into the EndpointSlice kube-proxy routes by),
+the PodDisruptionBudget and the anti-affinity (soft, so that the one real node runs every member).
+Every DSN made here carries ``target_session_attrs=read-write``: a connection that lands on a member
+not taking writes is refused at connect time. What the development environment adds:
 
 - the image ``localhost/xorj-patroni`` built from images/patroni/Containerfile and loaded into the
   node (cached by the recipe's hash, as the project's own image is);
@@ -38,6 +41,8 @@ DSN_FILE = "ledger-ha.dsn"  # under the demo's state directory, mode 0600
 CA_FILE = "ledger-ha-ca.crt"
 PRIMARY_SECONDS = 300.0  # until the primary Service has its one endpoint (Patroni elected a leader)
 PORT = 5432
+# libpq keeps a connection only if the server takes writes (not a replica, not a demoted primary)
+READ_WRITE = {"target_session_attrs": "read-write"}
 
 Kubectl = Callable[..., Any]
 
@@ -58,10 +63,17 @@ def chart_values(*, node_selector: dict[str, str], toleration: dict[str, str], a
 
 
 def primary_endpoint(kubectl: Kubectl, namespace: str, release: str) -> str | None:
-    """The pod IP the primary Service points at, or None while it has no (or more than one) endpoint."""
-    result = kubectl("get", "endpoints", service_name(release), "-n", namespace,
-                     "-o", "jsonpath={.subsets[*].addresses[*].ip}", check=False)
-    addresses = result.stdout.split() if result.returncode == 0 else []
+    """The pod IP the primary Service routes to, or None while it has no (or more than one) endpoint:
+    the ready addresses of its EndpointSlices, what kube-proxy reads (mirrored from the leader lock's
+    Endpoints, so this also proves the mirroring works)."""
+    result = kubectl("get", "endpointslices", "-n", namespace, "-l",
+                     f"kubernetes.io/service-name={service_name(release)}", "-o", "json", check=False)
+    if result.returncode != 0:
+        return None
+    addresses = [address for item in json.loads(result.stdout).get("items") or []
+                 for endpoint in item.get("endpoints") or []
+                 if (endpoint.get("conditions") or {}).get("ready") is not False
+                 for address in endpoint.get("addresses") or []]
     return addresses[0] if len(addresses) == 1 else None
 
 
@@ -87,15 +99,15 @@ def host_dsn(chart_dsn: str, relay: str, ca_file: Path) -> str:
     parts = urlsplit(chart_dsn)
     userinfo = parts.netloc.rpartition("@")[0]
     query = {k: v for k, v in parse_qsl(parts.query) if k not in ("sslmode", "sslrootcert")}
-    query.update(sslmode="verify-ca", sslrootcert=str(ca_file))
+    query.update(sslmode="verify-ca", sslrootcert=str(ca_file), **READ_WRITE)
     return urlunsplit(parts._replace(netloc=f"{userinfo}@{relay}" if userinfo else relay, query=urlencode(query)))
 
 
 def executor_dsn(namespace: str, release: str, database: str, ca_file: Path) -> str:
     """What the operator gives executors (it adds each namespace's own login and mounts the CA it
-    reads from ``ca_file``): the Service's DNS name, verified (verify-full)."""
-    return (f"postgresql://{service_name(release)}.{namespace}.svc:{PORT}/{database}"
-            f"?sslmode=verify-full&sslrootcert={ca_file}")
+    reads from ``ca_file``): the Service's DNS name, verified (verify-full), read-write members only."""
+    query = urlencode({"sslmode": "verify-full", "sslrootcert": str(ca_file), **READ_WRITE})
+    return f"postgresql://{service_name(release)}.{namespace}.svc:{PORT}/{database}?{query}"
 
 
 def read_dsn(state_dir: Path) -> str | None:

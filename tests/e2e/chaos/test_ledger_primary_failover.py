@@ -1,9 +1,18 @@
-"""The HA ledger losing its primary under load, end to end: `xorj dev up --ledger ha` (the chart's
-Patroni StatefulSet on the real node, the operator and executor pods reaching it through its primary
-Service), then `xorj chaos run ledger-primary-failover` as written (60 CopyTrades; a switchover, the
-primary's pod deleted, its postmaster killed). Fails on any deviation: a duplicate (fills counted on
-the chain), an orphan, a trade lost or not terminal, a trade admitted before a fault missing after it,
-a trade failed through the switchover, or a fault the ledger did not recover from."""
+"""The HA ledger under chaos, end to end: `xorj dev up --ledger ha` (the chart's Patroni StatefulSet on
+the real node, the operator and executor pods reaching it through its primary Service), then `xorj chaos
+run` of the experiments that need it, as written, each under a load of CopyTrades:
+
+- ledger-forged-primary-label (40 trades): a replica labelled role=primary (a forged or stale Patroni
+  role label) and kept so; the primary Service, Patroni's leader lock, must route to the leader only,
+  no client session may reach the replica, the replica must refuse a read-write session, no trade may
+  fail;
+- ledger-primary-failover (60 trades): a switchover, the primary's pod deleted, its postmaster killed;
+- ledger-partition-networkpolicy (30 trades): the executors cut from the primary Service's member by
+  NetworkPolicy (the port the executors' packets carry, 5432, not the host relay's).
+
+Each fails on any deviation: a duplicate (fills counted on the chain), an orphan, a trade lost or not
+terminal, a trade admitted before a fault missing after it, or a fault the ledger did not recover from.
+One environment for the three (module fixture): `xorj dev up --ledger ha` is most of the time."""
 
 from __future__ import annotations
 
@@ -12,15 +21,17 @@ import os
 import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.cluster, pytest.mark.chain, pytest.mark.slow, pytest.mark.timeout(1500 + 900 + 300)]
+pytestmark = [pytest.mark.cluster, pytest.mark.chain, pytest.mark.slow,
+              pytest.mark.timeout(1500 + 900 + 600 + 600 + 300)]
 
 STRATEGY = "alpha"  # examples/tradingstrategy.yaml, which `xorj dev up` applies
-EXPERIMENT = "ledger-primary-failover"
 FAULTS = ("switchover", "pod-delete", "postgres-kill")
+XORJ = str(Path(sys.executable).parent / "xorj")
 
 
 def _journal_output(journal: dict, name: str) -> dict:
@@ -32,13 +43,15 @@ def _journal_output(journal: dict, name: str) -> dict:
     return found[-1]["output"]
 
 
-def test_the_ha_ledger_loses_its_primary_three_ways_under_load_and_exactly_once_holds(k8s_cluster, tmp_path: Path):
+@pytest.fixture(scope="module")
+def ha_demo(k8s_cluster, tmp_path_factory) -> Iterator[tuple[dict[str, str], Path, str]]:
+    """`xorj dev up --ledger ha` in a namespace of its own, the strategy's daily limits raised above the
+    three experiments' load; yields the environment, demo.json and the namespace."""
     namespace = f"ha-{secrets.token_hex(3)}"
-    state = tmp_path / "demo"
+    state = tmp_path_factory.mktemp("ha") / "demo"
     env = {**os.environ, "XORJ_DEMO_STATE_DIR": str(state), "XORJ_DEMO_NAMESPACE": namespace, "XORJ_DEMO_LOOP": "0"}
-    xorj = str(Path(sys.executable).parent / "xorj")
     try:
-        up = subprocess.run([xorj, "dev", "up", "--ledger", "ha"], env=env, capture_output=True, text=True,
+        up = subprocess.run([XORJ, "dev", "up", "--ledger", "ha"], env=env, capture_output=True, text=True,
                             timeout=1500)
         assert up.returncode == 0, f"{up.stdout}\n{up.stderr[-6000:]}"
         demo = json.loads((state / "demo.json").read_text())
@@ -51,29 +64,71 @@ def test_the_ha_ledger_loses_its_primary_three_ways_under_load_and_exactly_once_
                             "-p", '{"spec": {"risk": {"maxDailyTrades": 1000, "maxDailyVolumeUsd": 100000}}}')
         k8s_cluster.kubectl("rollout", "status", f"deployment/{STRATEGY}-executor", "-n", namespace,
                             "--timeout=180s", timeout=200)
-        out = tmp_path / "chaos"
-        run = subprocess.run([xorj, "chaos", "run", EXPERIMENT, "--env", str(state / "demo.json"), "--out", str(out)],
-                             env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
-        assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-4000:]
-        journal = json.loads((out / "journals" / f"{EXPERIMENT}.json").read_text())
-        assert journal["status"] == "completed" and journal["deviated"] is False
-        recoveries = {}
-        for action in ("switchover", "delete-primary-pod", "kill-primary-postgres"):
-            result = _journal_output(journal, action)
-            recoveries[result["fault"]] = result["recovery_seconds"]
-            assert result["admitted_before"] > 0, f"{action} came before any trade was admitted: {result}"
-            if result["fault"] != "postgres-kill":  # a crash restarts in place; the others move the primary
-                assert result["new_primary"] != result["old_primary"], result
-        assert set(recoveries) == set(FAULTS)
-        print(f"recovery seconds: {recoveries}")  # the figures; the goal (< 30 s) is not asserted
-        # exactly-once, counted on the chain: one fill per CONFIRMED trade, none for a FAILED one
-        chain = _journal_output(journal, "no-duplicate-onchain-transactions")
-        assert chain["violations"] == 0 and chain["duplicate_fills"] == 0, chain
-        assert chain["fills"] == chain["confirmed_trades"] >= 60, chain
-        survived = _journal_output(journal, "admitted-trades-survived")
-        assert survived["faults"] == 3 and survived["missing"] == 0, survived
-        assert _journal_output(journal, "no-failed-trade-through-the-switchover")["failed"] == 0
-        terminal = _journal_output(journal, "all-trades-terminal")
-        assert terminal["ok"] and terminal["trades"] >= 60 and terminal["open"] == 0, terminal
+        yield env, state / "demo.json", namespace
     finally:
-        subprocess.run([xorj, "dev", "down"], env=env, capture_output=True, text=True, timeout=600)
+        subprocess.run([XORJ, "dev", "down"], env=env, capture_output=True, text=True, timeout=600)
+
+
+def _run(ha_demo, tmp_path: Path, experiment: str, timeout: float) -> dict:
+    env, demo_json, _ = ha_demo
+    out = tmp_path / "chaos"
+    run = subprocess.run([XORJ, "chaos", "run", experiment, "--env", str(demo_json), "--out", str(out)],
+                         env=env, capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-4000:]
+    journal = json.loads((out / "journals" / f"{experiment}.json").read_text())
+    assert journal["status"] == "completed" and journal["deviated"] is False
+    return journal
+
+
+def _exactly_once(journal: dict, trades: int) -> None:
+    chain = _journal_output(journal, "no-duplicate-onchain-transactions")
+    assert chain["violations"] == 0 and chain["duplicate_fills"] == 0, chain
+    assert chain["fills"] == chain["confirmed_trades"] >= trades, chain
+    terminal = _journal_output(journal, "all-trades-terminal")
+    assert terminal["ok"] and terminal["trades"] >= trades and terminal["open"] == 0, terminal
+
+
+def test_a_replica_labelled_primary_gets_no_connection_and_exactly_once_holds(ha_demo, tmp_path: Path):
+    """The hostile case: a forged (or stale) role=primary label on a replica, under load."""
+    journal = _run(ha_demo, tmp_path, "ledger-forged-primary-label", 600)
+    forged = _journal_output(journal, "forge-primary-label")
+    print(f"forged label: {forged}")
+    assert forged["samples"] >= 5 and forged["labels_forged"] >= 1, forged
+    # what routes: the leader lock, never the label
+    assert forged["forged_member_routed"] == 0 and forged["not_leader_only"] == 0, forged
+    assert forged["replica_sessions"] == 0 and forged["leader_after"] == forged["leader"], forged
+    # the second layer: libpq's target_session_attrs=read-write refuses the replica, takes the leader
+    assert forged["replica_refused_read_write"] and forged["leader_accepted_read_write"], forged
+    assert forged["admitted_before"] > 0, forged
+    survived = _journal_output(journal, "admitted-trades-survived")
+    assert survived["faults"] == 1 and survived["missing"] == 0, survived
+    assert _journal_output(journal, "no-failed-trade")["failed"] == 0
+    _exactly_once(journal, 40)
+
+
+def test_the_ha_ledger_loses_its_primary_three_ways_under_load_and_exactly_once_holds(ha_demo, tmp_path: Path):
+    journal = _run(ha_demo, tmp_path, "ledger-primary-failover", 900)
+    recoveries = {}
+    for action in ("switchover", "delete-primary-pod", "kill-primary-postgres"):
+        result = _journal_output(journal, action)
+        recoveries[result["fault"]] = result["recovery_seconds"]
+        assert result["admitted_before"] > 0, f"{action} came before any trade was admitted: {result}"
+        if result["fault"] != "postgres-kill":  # a crash restarts in place; the others move the primary
+            assert result["new_primary"] != result["old_primary"], result
+    assert set(recoveries) == set(FAULTS)
+    print(f"recovery seconds: {recoveries}")  # the figures; the goal (< 30 s) is not asserted
+    survived = _journal_output(journal, "admitted-trades-survived")
+    assert survived["faults"] == 3 and survived["missing"] == 0, survived
+    assert _journal_output(journal, "no-failed-trade-through-the-switchover")["failed"] == 0
+    _exactly_once(journal, 60)
+
+
+def test_the_executors_cut_from_the_ha_primary_by_networkpolicy_recover_exactly_once(ha_demo, tmp_path: Path):
+    """ledger-partition-networkpolicy as written, on the HA ledger: the cut is the executors' path to the
+    primary Service's member (5432), found from their own DSN, not the probes' relay port."""
+    journal = _run(ha_demo, tmp_path, "ledger-partition-networkpolicy", 600)
+    cut = _journal_output(journal, "cut-ledger-egress")
+    print(f"cut: {cut}")
+    assert cut["ledger_ports"] == [5432] and cut["narrowed"], cut
+    assert cut["executors_dsn_host"].startswith("xorj-postgresql."), cut
+    _exactly_once(journal, 30)

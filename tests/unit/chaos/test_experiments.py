@@ -19,7 +19,7 @@ SCENARIOS = {
     "slippage-failure-and-retry", "lead-trade-delivered-twice", "executors-killed-mid-trade",
     "executor-pods-terminated", "operator-killed", "kube-apiserver-restarted", "kill-switch", "circuit-breaker",
     "ledger-partition-networkpolicy", "hostile-swap-api", "watcher-killed", "lead-signal-delivered-twice",
-    "ledger-primary-failover",
+    "ledger-primary-failover", "ledger-forged-primary-label",
 }
 
 

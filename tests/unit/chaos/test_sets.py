@@ -169,7 +169,7 @@ def test_the_ci_set_runs_an_experiment_that_declares_no_trade_count_as_written()
 def test_the_ledger_failover_experiment_runs_only_against_the_ha_ledger():
     """ledger-primary-failover needs the chart's Patroni ledger: `full` on an HA demo takes it (at 500
     trades or more); on the single-Postgres demo and the local environment it is left out."""
-    assert sets.needing_ha_ledger(DOCS) == ["ledger-primary-failover"]
+    assert sets.needing_ha_ledger(DOCS) == ["ledger-forged-primary-label", "ledger-primary-failover"]
     assert "ledger-primary-failover" not in sets.select(FULL, DOCS, cluster_target=True)
     assert "ledger-primary-failover" not in sets.select(FULL, DOCS, cluster_target=False, ha_ledger=True)
     on_ha = sets.select(FULL, DOCS, cluster_target=True, ha_ledger=True)

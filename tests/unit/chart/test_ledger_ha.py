@@ -4,10 +4,12 @@ PodDisruptionBudget and anti-affinity; the single Postgres and the external ledg
 
 from __future__ import annotations
 
+import base64
 import re
 
 import pytest
 import yaml
+from psycopg.conninfo import conninfo_to_dict
 
 from tests.unit.chart.helm import CHART, REPO, named, of_kind, pod_templates, render, template
 from tests.unit.chart.test_security import assert_restricted
@@ -38,7 +40,7 @@ def test_ha_runs_patroni_members_on_the_kubernetes_store_with_strict_synchronous
         "superuser-password", "replication-password", "rewind-password"}
     settings = patroni_settings(documents)
     assert settings["kubernetes"]["labels"] == {k: v for k, v in LEDGER_LABELS.items()}
-    assert settings["kubernetes"]["use_endpoints"] is False and settings["kubernetes"]["role_label"] == "role"
+    assert settings["kubernetes"]["use_endpoints"] is True and settings["kubernetes"]["role_label"] == "role"
     assert not {"etcd", "etcd3", "consul", "zookeeper"} & set(settings)
     dcs = settings["bootstrap"]["dcs"]
     assert dcs["synchronous_mode"] is True and dcs["synchronous_mode_strict"] is True
@@ -53,27 +55,66 @@ def test_strict_mode_and_the_member_count_are_values() -> None:
     assert named(documents, "StatefulSet", "xorj-postgresql")["spec"]["replicas"] == 2
 
 
-def test_the_ledger_service_follows_the_primary_and_the_dsn_does_not_change() -> None:
+def test_the_ledger_service_is_patronis_leader_lock_not_a_pod_label() -> None:
+    """The hostile case: a selector on Patroni's role label would put any pod labelled role=primary (a
+    forged label, or a member that lost the lock and still carries it) behind the primary Service. In
+    ha mode the Service has no selector: its Endpoints are Patroni's leader lock (use_endpoints), which
+    the member holding it writes with its own address, under the port name the Service declares."""
     single, ha = render(), render(HA)
-    assert named(ha, "Service", "xorj-postgresql")["spec"]["selector"] == {
-        **{k: v for k, v in LEDGER_LABELS.items()}, "role": "primary"}
-    assert "role" not in named(single, "Service", "xorj-postgresql")["spec"]["selector"]
-    dsn = [named(d, "Secret", "xorj-ledger")["data"]["dsn"] for d in (single, ha)]
-    assert dsn[0] == dsn[1]
+    service = named(ha, "Service", "xorj-postgresql")["spec"]
+    assert "selector" not in service
+    assert service["ports"] == [{"name": "postgresql", "port": 5432, "targetPort": 5432}]
+    kubernetes = patroni_settings(ha)["kubernetes"]
+    assert kubernetes["ports"] == [{"name": "postgresql", "port": 5432}]  # as the Service's port: kube-proxy matches by name
+    assert named(ha, "StatefulSet", "xorj-postgresql")["metadata"]["name"] == "xorj-postgresql"  # Patroni's scope
+    assert yaml.safe_load(named(ha, "ConfigMap", "xorj-postgresql-patroni")["data"]["patroni.yml"])["scope"] == \
+        "xorj-postgresql"  # the leader lock is the Endpoints named after the scope: the Service's own
+    # Patroni's configuration Endpoints are kept by a selector-less Service of their name (it may not make one)
+    config = named(ha, "Service", "xorj-postgresql-config")["spec"]
+    assert config == {"clusterIP": "None"}
+    # the single Postgres's Service still selects its pod; the headless one selects every member
+    assert named(single, "Service", "xorj-postgresql")["spec"]["selector"] == LEDGER_LABELS
+    assert named(ha, "Service", "xorj-postgresql-headless")["spec"]["selector"] == LEDGER_LABELS
+    assert not [d for d in single if d["kind"] == "Service" and d["metadata"]["name"] == "xorj-postgresql-config"]
+
+
+def test_the_ha_dsn_refuses_a_member_that_does_not_take_writes() -> None:
+    """ledger.mode=ha: the operator's DSN (and so the executors' the operator derives from it) carries
+    target_session_attrs=read-write, libpq's check at connect time; otherwise it is the single one's."""
+    dsn = [base64.b64decode(named(d, "Secret", "xorj-ledger")["data"]["dsn"]).decode() for d in (render(), render(HA))]
+    assert dsn[1] == dsn[0] + "&target_session_attrs=read-write"
+    assert conninfo_to_dict(dsn[1])["target_session_attrs"] == "read-write"
+    assert "target_session_attrs" not in conninfo_to_dict(dsn[0])
     # the members' own logins exist only with ha, and are not the operator's password
-    data = named(ha, "Secret", "xorj-ledger")["data"]
+    data = named(render(HA), "Secret", "xorj-ledger")["data"]
     assert len({data["password"], data["replication-password"], data["rewind-password"],
                 data["superuser-password"]}) == 4
-    assert "replication-password" not in named(single, "Secret", "xorj-ledger")["data"]
+    assert "replication-password" not in named(render(), "Secret", "xorj-ledger")["data"]
 
 
-def test_patroni_may_touch_only_its_configmaps_and_its_pods_in_the_release_namespace() -> None:
+def test_the_executor_logins_the_operator_derives_keep_read_write_only(tmp_path) -> None:
+    """xorj.controller.ledger_logins.executor_dsn_base drops the operator's login and re-points the CA,
+    and keeps target_session_attrs: every executor's DSN refuses a read-only member too."""
+    from xorj.controller.ledger_logins import executor_dsn_base
+
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(b"CA")
+    owner = base64.b64decode(named(render(HA), "Secret", "xorj-ledger")["data"]["dsn"]).decode()
+    owner = owner.replace("/var/run/xorj/ledger/ca.crt", str(ca))
+    base, got_ca = executor_dsn_base(owner, None)
+    params = conninfo_to_dict(base)
+    assert params["target_session_attrs"] == "read-write" and got_ca == b"CA"
+    assert "user" not in params and "password" not in params
+
+
+def test_patroni_may_touch_only_its_endpoints_and_its_pods_in_the_release_namespace() -> None:
     documents = render(HA)
     role = named(documents, "Role", "xorj-postgresql", "xorj")
     grants = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
               for v in rule["verbs"]}
-    assert grants == {("", "configmaps", v) for v in ("create", "get", "list", "patch", "update", "watch", "delete")} | {
+    assert grants == {("", "endpoints", v) for v in ("create", "get", "list", "patch", "update", "watch", "delete")} | {
         ("", "pods", v) for v in ("get", "list", "patch", "update", "watch")}
+    # not Services (the chart renders Patroni's -config one), not EndpointSlices (the mirroring makes them)
     binding = named(documents, "RoleBinding", "xorj-postgresql", "xorj")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "xorj-postgresql", "namespace": "xorj"}]
     assert binding["roleRef"]["name"] == "xorj-postgresql"
@@ -177,15 +218,19 @@ def test_without_persistence_the_ledger_keeps_its_data_in_an_emptydir(mode: str)
     assert mounts["data"].startswith("/var/lib/postgresql")
 
 
-def test_the_chart_leaves_patronis_own_configmaps_to_patroni() -> None:
-    """Patroni's Kubernetes store keeps the cluster's state in ConfigMaps named after its scope
-    (<scope>-config, -leader, -sync, -failover) and takes the initialize lock by creating the first:
-    a chart-made ConfigMap with one of those names keeps every member from ever initialising the
-    cluster (found on the first real run: the single Postgres's xorj-postgresql-config was rendered)."""
+def test_the_chart_leaves_patronis_own_state_objects_to_patroni() -> None:
+    """Patroni's Kubernetes store keeps the cluster's state in objects named after its scope (Endpoints
+    <scope>, the leader lock, and <scope>-config, -sync, -failover) and takes the initialize lock by
+    creating <scope>-config: a chart-made object of those kinds and names keeps every member from ever
+    initialising the cluster (found on the first real run, then on ConfigMaps: the single Postgres's
+    xorj-postgresql-config was rendered). Services of those names are not state: the chart renders
+    <scope> (the primary Service) and <scope>-config, both without a selector."""
     documents = render(HA)
     scope = patroni_settings(documents)["scope"]
-    patronis = {f"{scope}-{suffix}" for suffix in ("config", "leader", "sync", "failover", "initialize")}
-    assert not patronis & {d["metadata"]["name"] for d in of_kind(documents, "ConfigMap")}
+    patronis = {scope} | {f"{scope}-{suffix}" for suffix in ("config", "leader", "sync", "failover", "initialize")}
+    for kind in ("ConfigMap", "Endpoints", "EndpointSlice"):
+        assert not patronis & {d["metadata"]["name"] for d in of_kind(documents, kind)}, kind
+    assert all("selector" not in d["spec"] for d in of_kind(documents, "Service") if d["metadata"]["name"] in patronis)
     # the single Postgres keeps its pg_hba.conf and init script
     named(render(), "ConfigMap", "xorj-postgresql-config")
 

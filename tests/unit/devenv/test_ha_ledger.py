@@ -30,7 +30,8 @@ def test_the_dev_values_run_the_chart_ha_ledger_on_the_real_node_with_its_api_se
     assert statefulset["spec"]["replicas"] == 3  # the chart's default: a synchronous standby survives a loss
     assert pod["nodeSelector"] == {"xorj.dev/node": "real"} and pod["tolerations"] == [TOLERATION]
     assert "volumeClaimTemplates" not in statefulset["spec"]  # the node has no volume provisioner
-    assert named(documents, "Service", "xorj-postgresql")["spec"]["selector"]["role"] == "primary"
+    # the primary Service follows Patroni's leader lock (its Endpoints), not a pod label
+    assert "selector" not in named(documents, "Service", "xorj-postgresql")["spec"]
     egress = named(documents, "NetworkPolicy", "xorj-ledger")["spec"]["egress"]
     assert {"to": [{"ipBlock": {"cidr": "192.0.2.2/32"}}], "ports": [{"protocol": "TCP", "port": 32123}]} in egress
 
@@ -47,6 +48,29 @@ def test_the_host_dsn_keeps_the_login_and_goes_through_the_relay_checking_the_ch
     executor = conninfo_to_dict(ha_ledger.executor_dsn("hadev", "xorj", "xorj", tmp_path / "ca.crt"))
     assert (executor["host"], executor["sslmode"]) == ("xorj-postgresql.hadev.svc", "verify-full")
     assert "password" not in executor and "user" not in executor  # the operator adds each namespace's login
+    # both refuse, at connect time, a member that does not take writes (a replica, a demoted primary)
+    assert parsed["target_session_attrs"] == executor["target_session_attrs"] == "read-write"
+
+
+def test_the_primary_endpoint_is_what_the_service_endpointslices_route_to() -> None:
+    """What kube-proxy reads: the EndpointSlices' ready addresses; none or two is no primary yet."""
+    import json
+    import subprocess
+
+    def kubectl_answering(*slices: list[tuple[str, bool]]):
+        def kubectl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+            assert "kubernetes.io/service-name=xorj-postgresql" in args
+            items = [{"endpoints": [{"addresses": [ip], "conditions": {"ready": ready}} for ip, ready in s]}
+                     for s in slices]
+            return subprocess.CompletedProcess(args, 0, json.dumps({"items": items}), "")
+        return kubectl
+
+    assert ha_ledger.primary_endpoint(kubectl_answering([("10.0.0.7", True)]), "hadev", "xorj") == "10.0.0.7"
+    assert ha_ledger.primary_endpoint(kubectl_answering([("10.0.0.7", True), ("10.0.0.8", False)]), "hadev",
+                                      "xorj") == "10.0.0.7"
+    assert ha_ledger.primary_endpoint(kubectl_answering([("10.0.0.7", True)], [("10.0.0.8", True)]), "hadev",
+                                      "xorj") is None
+    assert ha_ledger.primary_endpoint(kubectl_answering(), "hadev", "xorj") is None
 
 
 def test_the_host_dsn_file_is_private(tmp_path: Path) -> None:
