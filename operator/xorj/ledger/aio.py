@@ -50,7 +50,7 @@ class Turns:
     def __init__(self, size: int, stall: float) -> None:
         self._free = size
         self._stall = stall
-        self._queue: collections.deque[asyncio.Future[None]] = collections.deque()  # done ones are gone
+        self._queue: collections.deque[asyncio.Future[None]] = collections.deque()  # a caller that left stays, cancelled, until release skips it
         self._moved_at = time.monotonic()  # when a turn holder last got a connection
         self.waiting = 0
 
