@@ -108,10 +108,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
     kube = Kube(await asyncio.to_thread(load_config), freshness)
     dsn = cfg.ledger_dsn.get_secret_value()
     ledger = await asyncio.to_thread(_connect_ledger, dsn, logger)
-    metrics.LEDGER_POOL.ledger = ledger
     # opened after the blocking ledger migrated the schema; on kopf's loop, the one that uses it
     async_ledger = AsyncLedger.for_dsn(dsn, max_size=LEDGER_POOL_SIZE, acquire_timeout=5.0, name="xorj-operator-aio")
     await async_ledger.open()
+    # the pool metrics are the asyncio pool's, the one every handler waits for (its waiting requests
+    # count the handlers queued for a turn); the blocking one only migrates and delivers alerts
+    metrics.LEDGER_POOL.ledger = async_ledger
     identity = f"{socket.gethostname()}/{os.getpid()}"
     rt = Runtime(settings=cfg, kube=kube, async_ledger=async_ledger, ledger=ledger, freshness=freshness,
                  identity=identity)
