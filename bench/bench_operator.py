@@ -4,7 +4,9 @@ cluster and a real Postgres.
 Prints: the time from the first apply until every CopyTrade's status shows a terminal phase that
 equals the ledger's; the operator's memory (RSS at start, peak, at the end, and per object);
 Kubernetes API requests per trade (the operator's own requests exactly, from its metrics, and all
-requests on trading.xorj.io and Events seen by the API server, from its /metrics).
+requests on trading.xorj.io and Events seen by the API server, from its /metrics); its handler
+retries for "ledger unavailable" (its log) and the most handlers waiting at once for a ledger
+connection (its xorj_operator_ledger_pool_waiting_requests, sampled each second).
 
 ``--vaults N`` first creates N Vaults of a strategy of their own ("fleet", every key in one bound
 Secret) and waits until each is Registered, so the operator holds both kinds at once; the CopyTrades
@@ -25,6 +27,7 @@ the figure is the operator's: admission, mirroring and status writes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -152,8 +155,18 @@ def main() -> None:
     op = OperatorProcess(namespace=namespace, dsn=dsn, log_path=Path(f"/tmp/bench-operator-{os.getpid()}.log"),
                          extra_env=env)
     stop = threading.Event()
+    queue_peak = [0.0]
+
+    def sample_ledger_queue() -> None:
+        # handlers waiting for a ledger connection (their turn): what the operator holds while the
+        # ledger is its bottleneck
+        while not stop.wait(1.0):
+            with contextlib.suppress(OSError):
+                queue_peak[0] = max(queue_peak[0], op.metric("xorj_operator_ledger_pool_waiting_requests"))
+
     try:
         op.wait_started()
+        threading.Thread(target=sample_ledger_queue, daemon=True).start()
         rss_start = rss_kib(op.proc.pid, "VmRSS")
         vaults_time = 0.0
         if args.vaults:
@@ -238,6 +251,9 @@ def main() -> None:
         q = histogram_quantiles(text, "xorj_operator_mirror_latency_seconds", (0.5, 0.99))
         print(f"ledger NOTIFY -> CopyTrade status PATCH latency: p50 <= {q[0.5]} s, p99 <= {q[0.99]} s")
         print(f"Event requests per trade: {(after['events'] - before['events']) / args.count:.2f}")
+        retries = op.log_text().count("failed temporarily: ledger unavailable")
+        print(f"operator ledger: {retries} handler retries for \"ledger unavailable\" (its log); at most "
+              f"{queue_peak[0]:.0f} handlers waiting for a connection (sampled each second)")
         if args.memory_profile:
             url = f"http://127.0.0.1:{op.metrics_port}/debug/memory?top=25"
             print_memory_profile(json.loads(urllib.request.urlopen(url, timeout=300).read()))

@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 # Imported for their registration with kopf: each kind's handlers.
 KINDS = (tradingstrategy_handlers, copytrade_handlers, traderpool_handlers, vault_handlers)
 _FINALIZER = f"{GROUP}/finalizer"
+# Connections of each of the operator's ledger pools. Every handler's transaction runs on the asyncio
+# one, which lets this many run at once and queues the rest (xorj.ledger.aio.Turns): with 1,000
+# Vaults the handlers wait their turn instead of timing out into "ledger unavailable" retries.
+LEDGER_POOL_SIZE = 8
 
 
 @kopf.on.login()
@@ -104,10 +108,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
     kube = Kube(await asyncio.to_thread(load_config), freshness)
     dsn = cfg.ledger_dsn.get_secret_value()
     ledger = await asyncio.to_thread(_connect_ledger, dsn, logger)
-    metrics.LEDGER_POOL.ledger = ledger
     # opened after the blocking ledger migrated the schema; on kopf's loop, the one that uses it
-    async_ledger = AsyncLedger.for_dsn(dsn, max_size=8, acquire_timeout=5.0, name="xorj-operator-aio")
+    async_ledger = AsyncLedger.for_dsn(dsn, max_size=LEDGER_POOL_SIZE, acquire_timeout=5.0, name="xorj-operator-aio")
     await async_ledger.open()
+    # the pool metrics are the asyncio pool's, the one every handler waits for (its waiting requests
+    # count the handlers queued for a turn); the blocking one only migrates and delivers alerts
+    metrics.LEDGER_POOL.ledger = async_ledger
     identity = f"{socket.gethostname()}/{os.getpid()}"
     rt = Runtime(settings=cfg, kube=kube, async_ledger=async_ledger, ledger=ledger, freshness=freshness,
                  identity=identity)
@@ -146,11 +152,11 @@ def _connect_ledger(dsn: str, logger: Any) -> Ledger:
     """Migrate and connect; if the ledger is down, start anyway with a pool that keeps reconnecting
     (the strategies then say LedgerReachable=False, and CopyTrades wait), instead of crash-looping."""
     try:
-        return Ledger.connect(dsn, max_size=8, acquire_timeout=5.0, name="xorj-operator")
+        return Ledger.connect(dsn, max_size=LEDGER_POOL_SIZE, acquire_timeout=5.0, name="xorj-operator")
     except LedgerUnavailableError as exc:
         logger.warning("ledger unreachable at start; running without it until it is back",
                        extra={"error": type(exc).__name__})
-        return Ledger.connect(dsn, apply_migrations=False, max_size=8, acquire_timeout=5.0, name="xorj-operator")
+        return Ledger.connect(dsn, apply_migrations=False, max_size=LEDGER_POOL_SIZE, acquire_timeout=5.0, name="xorj-operator")
 
 
 @kopf.on.cleanup()

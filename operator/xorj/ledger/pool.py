@@ -20,7 +20,11 @@ a restart, measured in tests/integration/executor/test_ledger_primary_failover.p
 - ``timeout`` (the acquire timeout, default 5 s): how long a caller waits for a connection before its
   call fails :class:`LedgerUnavailableError`; a switchover (a second or two) fits in it, so it fails
   nothing; a failover after a lost primary (Patroni's leader TTL, 20 s in the chart) does not, and the
-  callers' own retries (the executor's next poll, the operator's retried handler) carry the work over;
+  callers' own retries (the executor's next poll, the operator's retried handler) carry the work over.
+  On the asyncio pool (:class:`~xorj.ledger.aio.AsyncLedger`) at most ``max_size`` callers at once
+  ask the pool (so each finds a connection while the ledger answers); the others queue for their turn
+  without a deadline while the queue moves, and fail the same way only when no caller got a
+  connection for a whole acquire timeout: a busy ledger is not an unavailable one;
 - ``reconnect_timeout`` (1 h): the pool keeps trying to fill itself in the background all that time.
 A write whose COMMIT was in flight when the primary died is decided by the re-read, as above; with
 synchronous replication (strict) a COMMIT that returned is on the promoted standby.
