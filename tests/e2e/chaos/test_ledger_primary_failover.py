@@ -1,12 +1,13 @@
 """The HA ledger losing its primary under load, end to end: `xorj dev up --ledger ha` (the chart's
-Patroni StatefulSet on the real node, the operator and executor pods reaching it through its primary
-Service), then `xorj chaos run ledger-primary-failover` as written (60 CopyTrades; a switchover, the
+Patroni StatefulSet on the real node; the operator, the chart's own Deployment, and the executors as pods
+reaching it through its primary Service by name), then `xorj chaos run ledger-primary-failover` as written (60 CopyTrades; a switchover, the
 primary's pod deleted, its postmaster killed). Fails on any deviation: a duplicate (fills counted on
 the chain), an orphan, a trade lost or not terminal, a trade admitted before a fault missing after it,
 a trade failed through the switchover, or a fault the ledger did not recover from."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -15,6 +16,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from tests.e2e.demo_operator import assert_operator_is_the_charts_pod
 
 pytestmark = [pytest.mark.cluster, pytest.mark.chain, pytest.mark.slow, pytest.mark.timeout(1500 + 900 + 300)]
 
@@ -47,6 +51,14 @@ def test_the_ha_ledger_loses_its_primary_three_ways_under_load_and_exactly_once_
                                       "-o", "json").stdout
         roles = sorted((p["metadata"]["labels"].get("role") or "") for p in json.loads(members)["items"])
         assert roles == ["primary", "replica", "replica"], roles
+        # the operator pod uses the chart's own ledger as a user's install does: the chart's ledger Secret
+        # (the primary Service by name, verify-full against the chart's CA), not the host's relay
+        pod = assert_operator_is_the_charts_pod(k8s_cluster.kubectl, namespace, state)
+        env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+        assert env["XORJ_LEDGER_DSN"]["valueFrom"]["secretKeyRef"] == {"name": "xorj-ledger", "key": "dsn"}
+        secret = json.loads(k8s_cluster.kubectl("get", "secret", "xorj-ledger", "-n", namespace, "-o", "json").stdout)
+        chart_dsn = conninfo_to_dict(base64.b64decode(secret["data"]["dsn"]).decode())
+        assert (chart_dsn["host"], chart_dsn["sslmode"]) == (f"xorj-postgresql.{namespace}.svc", "verify-full")
         k8s_cluster.kubectl("patch", "tradingstrategy", STRATEGY, "-n", namespace, "--type=merge",
                             "-p", '{"spec": {"risk": {"maxDailyTrades": 1000, "maxDailyVolumeUsd": 100000}}}')
         k8s_cluster.kubectl("rollout", "status", f"deployment/{STRATEGY}-executor", "-n", namespace,
@@ -75,5 +87,9 @@ def test_the_ha_ledger_loses_its_primary_three_ways_under_load_and_exactly_once_
         assert _journal_output(journal, "no-failed-trade-through-the-switchover")["failed"] == 0
         terminal = _journal_output(journal, "all-trades-terminal")
         assert terminal["ok"] and terminal["trades"] >= 60 and terminal["open"] == 0, terminal
+        # the operator reconnected to each new primary by itself: the same pod, never restarted
+        after = assert_operator_is_the_charts_pod(k8s_cluster.kubectl, namespace, state)
+        assert after["metadata"]["name"] == pod["metadata"]["name"], "the operator pod was replaced"
+        assert after["status"]["containerStatuses"][0]["restartCount"] == 0, after["status"]["containerStatuses"]
     finally:
         subprocess.run([xorj, "dev", "down"], env=env, capture_output=True, text=True, timeout=600)
