@@ -54,8 +54,9 @@ def test_the_ha_ledger_loses_its_primary_three_ways_under_load_and_exactly_once_
         # the operator pod uses the chart's own ledger as a user's install does: the chart's ledger Secret
         # (the primary Service by name, verify-full against the chart's CA), not the host's relay
         pod = assert_operator_is_the_charts_pod(k8s_cluster.kubectl, namespace, state)
-        env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
-        assert env["XORJ_LEDGER_DSN"]["valueFrom"]["secretKeyRef"] == {"name": "xorj-ledger", "key": "dsn"}
+        # (not `env`: that is the environment every `xorj` below, `down` included, runs with)
+        pod_env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+        assert pod_env["XORJ_LEDGER_DSN"]["valueFrom"]["secretKeyRef"] == {"name": "xorj-ledger", "key": "dsn"}
         secret = json.loads(k8s_cluster.kubectl("get", "secret", "xorj-ledger", "-n", namespace, "-o", "json").stdout)
         chart_dsn = conninfo_to_dict(base64.b64decode(secret["data"]["dsn"]).decode())
         assert (chart_dsn["host"], chart_dsn["sslmode"]) == (f"xorj-postgresql.{namespace}.svc", "verify-full")
