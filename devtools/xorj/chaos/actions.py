@@ -10,6 +10,7 @@ Every fault action records its fault class (:mod:`xorj.chaos.marks`) so alert pr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -827,10 +828,14 @@ def set_kill_switch(paused: bool = True, configuration: dict[str, Any] | None = 
     return {"paused": bool(paused), "via": "executor settings"}
 
 
+OPERATOR_KILLED_FILE = "operator-killed.json"  # in the run's state directory: the pods kill_operator deleted
+
+
 def kill_operator(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """Kill the operator of ``xorj dev up`` (demo.json): delete its pod at once (no grace period) when it
-    runs as the chart's Deployment, as chaostoolkit-kubernetes' terminate_pods would (its controller
-    starts another); SIGKILL it when it runs as a host process (``--operator process``)."""
+    runs as the chart's Deployment, the default on the real node, as chaostoolkit-kubernetes'
+    terminate_pods would (its controller starts another); SIGKILL it when it runs as a host process
+    (``--operator process``, or executor processes without a node)."""
     target = resolve(configuration)
     if target.state.get("operator_mode") == "pod":
         from kubernetes import client, config
@@ -847,6 +852,8 @@ def kill_operator(configuration: dict[str, Any] | None = None) -> dict[str, Any]
         for name in pods:
             core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
         marks.write(target, "fault:last")
+        # start_operator waits for a pod other than these, and reports how long the Deployment took
+        (target.state_dir / OPERATOR_KILLED_FILE).write_text(json.dumps({"pods": pods, "at": time.time()}))
         return {"deleted": pods}
     record = target.state.get("processes", {}).get("operator")
     if not record:
@@ -860,18 +867,31 @@ def kill_operator(configuration: dict[str, Any] | None = None) -> dict[str, Any]
 
 
 def start_operator(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The demo's operator back: wait for the pod its Deployment's controller started (operator pod),
-    or start the host process again with its settings (what the controller does for a killed pod)."""
+    """The demo's operator back: wait for the pod its Deployment's controller started in place of the
+    one kill_operator deleted (operator pod), or start the host process again with its settings (what
+    the controller does for a killed pod)."""
     from xorj.devenv.demo import Demo
 
     target = resolve(configuration)
+    root = target.env_file.parent  # type: ignore[union-attr]
+    namespace = target.require("namespace")
     if target.state.get("operator_mode") == "pod":
-        demo = Demo(root=target.env_file.parent, namespace=target.require("namespace"),  # type: ignore[union-attr]
-                    executors="pods", operator="pod")
-        pod = demo.wait_operator_pod()
+        killed: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            killed = json.loads((target.state_dir / OPERATOR_KILLED_FILE).read_text())
+            # read once: the rollback's start_operator, or a later run's, must not time this kill again
+            (target.state_dir / OPERATOR_KILLED_FILE).unlink()
+        demo = Demo(root=root, namespace=namespace, executors="pods", operator="pod")
+        pod = demo.wait_operator_pod(other_than=killed.get("pods") or ())
         marks.write(target, "cleared")
-        return {"ready": pod}
-    pid = Demo(root=target.env_file.parent).restart_operator(target.ledger_dsn)  # type: ignore[union-attr]
+        out: dict[str, Any] = {"ready": pod}
+        if killed:
+            out.update(replaced=killed["pods"], ready_after_s=round(time.time() - float(killed["at"]), 1))
+        return out
+    executors = target.state.get("executor_mode") or ("processes" if "pod-runtime" in target.state.get("processes", {})
+                                                      else "pods")
+    demo = Demo(root=root, namespace=namespace, executors=executors, operator="process")
+    pid = demo.restart_operator(target.ledger_dsn)
     marks.write(target, "cleared")
     return {"started": pid}
 

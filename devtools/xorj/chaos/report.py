@@ -98,6 +98,10 @@ def row_from_journal(path: Path) -> Row:
         output = run.get("output")
         if isinstance(output, dict) and "killed" in output:
             notes.append(f"{run['activity']['name']}: killed {output['killed']}")
+        if isinstance(output, dict) and "deleted" in output:  # kill_operator: the operator's pod
+            notes.append(f"{run['activity']['name']}: pod {', '.join(output['deleted'])} deleted")
+        if isinstance(output, dict) and "replaced" in output and "ready" in output:  # start_operator
+            notes.append(f"{run['activity']['name']}: pod {output['ready']} Ready {output.get('ready_after_s')}s after")
         if isinstance(output, dict) and "terminated" in output:
             notes.append(f"{run['activity']['name']}: {output['terminated']} backends terminated")
         if isinstance(output, dict) and "components_restarted" in output:

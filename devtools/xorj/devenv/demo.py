@@ -2,27 +2,30 @@
 
 ``up`` builds what is missing (the Kubernetes toolchain), starts the local cluster, a Postgres server
 with the ledger's schema, the local chain and market, a real node (containerd, kubelet, kube-proxy and
-kube-router, xorj.devenv.node) with the project's image built and loaded into it, installs the chart's
-CRDs, ServiceAccounts, RBAC and NetworkPolicies (``operator.enabled=false``), runs the operator as a
-local process under the chart's operator ServiceAccount (a token for it, so the demo proves the chart's
-RBAC is enough), applies the example TradingStrategy, whose executor Deployment runs as real pods from
-the image on the real node (tainted for them alone), then a few CopyTrades, and waits until they are
-CONFIRMED. The pods reach Postgres and the chain, which run on the host, through the node's relays;
-the chart's NetworkPolicies, enforced by kube-router, allow exactly those addresses and ports. Pods
-name them as in a user's cluster: Services ``xorj-ledger``, ``xorj-chain`` and ``xorj-swap-api`` in the
-demo's namespace, resolved by the node's CoreDNS, whose EndpointSlices point at the relays.
+kube-router, xorj.devenv.node) with the project's image built and loaded into it, installs the chart
+whole, its operator Deployment included, so the operator runs as a pod on the real node from the chart's
+own Deployment, RBAC and ledger Secret, as a user's ``helm install`` runs it; applies the example
+TradingStrategy, whose executor Deployment runs as real pods from the image on the real node (tainted
+for the product's pods alone), then a few CopyTrades, and waits until they are CONFIRMED. The pods reach
+Postgres and the chain, which run on the host, through the node's relays; the chart's NetworkPolicies,
+enforced by kube-router, allow exactly those addresses and ports. Pods name them as in a user's
+cluster: Services ``xorj-ledger``, ``xorj-chain`` and ``xorj-swap-api`` in the demo's namespace,
+resolved by the node's CoreDNS, whose EndpointSlices point at the relays.
 
-``--operator pod`` (``$XORJ_DEMO_OPERATOR=pod``, executor pods only) runs the operator as a pod too,
-from the chart's own Deployment, RBAC and ledger DSN Secret, as a user's ``helm install`` runs it; the
-default, ``process``, runs it as a local process under the chart's operator ServiceAccount.
+``--operator process`` (``$XORJ_DEMO_OPERATOR=process``), the fallback, installs the chart without its
+operator Deployment (``operator.enabled=false``) and runs ``xorj operator`` as a local process under the
+chart's operator ServiceAccount (a token for it, so the chart's RBAC is still what it may do).
 
 ``$XORJ_DEMO_LEDGER=ha`` (``xorj dev up --ledger ha``) runs the chart's own HA ledger instead of the host
-Postgres: Patroni's StatefulSet (``ledger.mode=ha``) on the real node, reached by the host processes
-through a relay to its primary Service (xorj.devenv.ha_ledger).
+Postgres: Patroni's StatefulSet (``ledger.mode=ha``) on the real node. The operator pod uses it as a
+user's install does (the chart's ledger Secret: its primary Service by name, ``verify-full`` against the
+chart's CA); the processes on the host (the watcher, the chaos probes, a ``--operator process``
+operator) reach it through a relay to its primary Service (xorj.devenv.ha_ledger).
 
 ``$XORJ_DEMO_EXECUTORS=processes`` (``xorj dev up --executors processes``) runs no node: the
 development pod runtime backs each executor pod on the kwok nodes with a local ``xorj executor``
-process instead (for machines where a node cannot run: it needs root, network namespaces and cgroups).
+process instead (for machines where a node cannot run: it needs root, network namespaces and cgroups),
+and the operator runs as a local process (there is no node for its pod).
 
 Every background process is started in its own session, recorded in ``demo.json`` under the state
 directory (``$XORJ_DEMO_STATE_DIR`` or ``<cache>/demo``, never the work tree; logs in ``logs/`` and
@@ -47,7 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,11 +99,10 @@ PROCESS_NAMES = ("prometheus", "alertmanager", "alert-receiver", "watcher", "lea
                  "chain")
 EXECUTOR_MODES = ("pods", "processes")
 MAX_DEMO_VAULTS = 64  # each is a funded chain vault and a key in every executor's signer
-# pod: the chart's operator Deployment on the real node (needs executor pods: the node); process: the
-# operator as a local process (the only mode without a node). The default stays process until pod mode
-# has passed the real-node suites (tests/e2e/demo, tests/e2e/chaos) as the default.
+# pod: the chart's operator Deployment on the real node (needs executor pods: the node), the default
+# wherever there is a node; process: the operator as a local process, the fallback and the only mode
+# without a node (see default_operator_mode).
 OPERATOR_MODES = ("pod", "process")
-DEFAULT_OPERATOR_MODE = "process"
 OPERATOR_DEPLOYMENT = f"{RELEASE}-operator"  # the chart's (xorj.fullname is the release "xorj")
 OPERATOR_POD_SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=operator"
 # The local Postgres server's CA, for the operator pod to verify the ledger (the chart's ledger.caSecret)
@@ -137,6 +139,12 @@ EXECUTOR_NODE_TAINT = {"key": "xorj.dev/executors", "value": "true", "effect": "
 
 def _silent(_: str) -> None:
     return None
+
+
+def default_operator_mode(executors: str) -> str:
+    """Where the operator runs unless told: as the chart's pod wherever executors run as pods (there is
+    a node for it), as a local process otherwise."""
+    return "pod" if executors == "pods" else "process"
 
 
 def state_root() -> Path:
@@ -347,12 +355,13 @@ class PodEndpoints:
 
 
 def operator_pod_values(*, image: str, api_host: str, api_port: int, reconcile_rpc_url: str, cash_mint: str,
-                        node_selector: Mapping[str, str]) -> list[str]:
+                        node_selector: Mapping[str, str], ledger_ca_secret: str | None) -> list[str]:
     """--set values that run the chart's own operator Deployment on the real node (as `helm install`
     does), with what the host-process operator gets by environment (see Demo._operator): the image
     loaded into the node, the real node for it and the executors (the only node that runs containers),
-    the chain reconciler on the chain's Service, the ledger's CA, and the API server at its address on
-    the node, the one its certificate names (the `kubernetes` Service's IP it does not)."""
+    the chain reconciler on the chain's Service, the external ledger's CA Secret (``ledger_ca_secret``;
+    None: the chart's own ledger, whose CA the chart mounts), and the API server at its address on the
+    node, the one its certificate names (the `kubernetes` Service's IP it does not)."""
     repository, _, tag = image.rpartition(":")
     tolerations = [{**EXECUTOR_NODE_TAINT, "operator": "Equal"}]
     extra_env = [{"name": "KUBERNETES_SERVICE_HOST", "value": api_host},
@@ -367,7 +376,7 @@ def operator_pod_values(*, image: str, api_host: str, api_port: int, reconcile_r
             "--set-json", f"executor.tolerations={json.dumps(tolerations)}",
             "--set-json", f"operator.extraEnv={json.dumps(extra_env)}",
             "--set", f"operator.reconcile.rpcUrl={reconcile_rpc_url}", "--set", "operator.reconcile.intervalSeconds=15",
-            "--set", f"ledger.caSecret={LEDGER_CA_SECRET}",
+            *(["--set", f"ledger.caSecret={ledger_ca_secret}"] if ledger_ca_secret else []),
             "--set", f"networkPolicy.apiServer.cidrs={{{api_host}/32}}",
             "--set", f"networkPolicy.apiServer.ports={{{api_port}}}"]
 
@@ -389,7 +398,7 @@ class Demo:
         self.executors = executors or os.environ.get("XORJ_DEMO_EXECUTORS") or "pods"
         if self.executors not in EXECUTOR_MODES:
             raise EnvironmentSetupError(f"executors: {self.executors!r} is not one of {', '.join(EXECUTOR_MODES)}")
-        self.operator = operator or os.environ.get("XORJ_DEMO_OPERATOR") or DEFAULT_OPERATOR_MODE
+        self.operator = operator or os.environ.get("XORJ_DEMO_OPERATOR") or default_operator_mode(self.executors)
         if self.operator not in OPERATOR_MODES:
             raise EnvironmentSetupError(f"operator: {self.operator!r} is not one of {', '.join(OPERATOR_MODES)}")
         if self.operator == "pod" and self.executors != "pods":
@@ -403,9 +412,6 @@ class Demo:
         if self.ledger == "ha" and self.executors != "pods":
             raise EnvironmentSetupError("ledger: ha runs the chart's Patroni StatefulSet on the real node; it needs "
                                         "executors: pods")
-        if self.ledger == "ha" and self.operator == "pod":
-            raise EnvironmentSetupError("ledger: ha runs with the operator as a process (operator: pod reads a "
-                                        "host ledger's Secret; not yet for the chart's HA ledger)")
         # the copy loop (leaders, pool, topN strategy, watcher), the product's defining job: on unless
         # `--no-loop` or $XORJ_DEMO_LOOP=0 (the chaos runs turn it off: its leaders and copies would
         # add trades and price moves of their own to every experiment's load).
@@ -466,13 +472,21 @@ class Demo:
             # before the chart: the operator pod reaches the ledger by its Service from its start
             self._apply_host_services(endpoints.relays)
         data["operator_mode"] = self.operator
+        data["executor_mode"] = self.executors  # what a later restart of a process operator needs
         self.state.save(data)
         if self.operator == "pod":
-            # checked in __init__: a pod operator needs the real node and a host ledger
-            assert endpoints is not None and endpoints.dsn is not None
+            assert endpoints is not None  # checked in __init__: a pod operator needs the real node
             self.say("6/10 chart: installing it whole, the operator Deployment included (helm)")
-            self._install_chart(operator_pod_dsn(endpoints.dsn), chain,
-                                [*opened.chart_values(), *self._operator_pod_values(data, endpoints)])
+            if self.ledger == "ha":
+                # the chart's own ledger and its own ledger Secret, as a user's install: only the host's
+                # processes need the relay and the DSN through it
+                self._install_chart(None, chain, [*opened.chart_values(), *self._ha_chart_values(),
+                                                  *self._operator_pod_values(data, endpoints)])
+                dsn, _ = self._ha_ledger(data)
+            else:
+                assert endpoints.dsn is not None  # a host ledger, relayed to the node
+                self._install_chart(operator_pod_dsn(endpoints.dsn), chain,
+                                    [*opened.chart_values(), *self._operator_pod_values(data, endpoints)])
             self.say("7/10 operator: the chart's Deployment, a pod on the real node")
             self.wait_operator_pod()
         else:
@@ -611,7 +625,8 @@ class Demo:
 
         operator = self.state.load()["processes"].get("operator") if self.operator == "process" else None
         top = wait_until_ready(f"TraderPool {POOL} ranked by the operator", ranked, POOL_RANKED_SECONDS,
-                               last_seen=last_seen, logs=[operator["log"]] if operator else [])
+                               last_seen=lambda: f"{last_seen()}{self.operator_pod_logs()}",
+                               logs=[operator["log"]] if operator else [])
         self.say(f"    TraderPool {POOL}: rank 1 is {top}")
         return top
 
@@ -891,39 +906,75 @@ class Demo:
         return f"{executor_dsn}{separator}sslmode={'verify-ca' if relayed else 'verify-full'}&sslrootcert={ca_file}"
 
     def _operator_pod_values(self, data: dict[str, Any], endpoints: PodEndpoints) -> list[str]:
-        """The chart values of the operator pod (see operator_pod_values); applies the ledger's CA Secret."""
+        """The chart values of the operator pod (see operator_pod_values). With the host's Postgres it
+        applies that server's CA as a Secret for the chart to mount; the chart's own ledger
+        (ledger.mode=ha) comes with its own CA Secret, which the chart mounts by itself."""
         from xorj.devenv.node import REAL_NODE_LABEL
         from xorj.devenv.postgres import PostgresServer
 
-        ca = PostgresServer(Path(data["postgres_root"]) / "data").ca_file.read_bytes()
-        self._apply_secret(LEDGER_CA_SECRET, {"ca.crt": ca})
+        ca_secret = None
+        if self.ledger != "ha":
+            ca = PostgresServer(Path(data["postgres_root"]) / "data").ca_file.read_bytes()
+            self._apply_secret(LEDGER_CA_SECRET, {"ca.crt": ca})
+            ca_secret = LEDGER_CA_SECRET
         layout = self._local_node().layout()
         return operator_pod_values(image=data["image"], api_host=layout.host_ip, api_port=layout.api_port,
                                    reconcile_rpc_url=endpoints.chain.rpc_url, cash_mint=endpoints.chain.input_mint,
-                                   node_selector={REAL_NODE_LABEL: "real"})
+                                   node_selector={REAL_NODE_LABEL: "real"}, ledger_ca_secret=ca_secret)
 
-    def wait_operator_pod(self) -> str:
+    def wait_operator_pod(self, *, other_than: Collection[str] = ()) -> str:
         """Wait until the chart's operator Deployment has a Ready pod (after `up`, or after the pod was
-        deleted: its controller starts another); returns the pod's name."""
+        deleted: its controller starts another, and ``other_than`` names the deleted ones); returns the
+        pod's name."""
         def ready() -> str | None:
             out = self.kubectl("get", "pods", "-n", self.namespace, "-l", OPERATOR_POD_SELECTOR, "-o", "json").stdout
             return next((p["metadata"]["name"] for p in json.loads(out)["items"]
-                         if not p["metadata"].get("deletionTimestamp")
+                         if not p["metadata"].get("deletionTimestamp") and p["metadata"]["name"] not in other_than
                          and any(c.get("ready") for c in p.get("status", {}).get("containerStatuses", []))), None)
 
         def pods_now() -> str:
-            return self.kubectl("get", "pods", "-n", self.namespace, "-l", OPERATOR_POD_SELECTOR, "-o", "wide",
-                                check=False).stdout
+            listing = self.kubectl("get", "pods", "-n", self.namespace, "-l", OPERATOR_POD_SELECTOR, "-o", "wide",
+                                   check=False).stdout
+            return f"{listing}{self.operator_pod_logs(previous=True)}{self.operator_pod_logs()}"
 
         pod = wait_until_ready(f"the operator pod of deployment/{OPERATOR_DEPLOYMENT} Ready", ready,
                                OPERATOR_START_SECONDS, last_seen=pods_now)
         self.say(f"    operator pod {pod} Ready (kubectl logs -n {self.namespace} deployment/{OPERATOR_DEPLOYMENT})")
         return pod
 
+    def operator_pod_logs(self, lines: int = 30, *, previous: bool = False) -> str:
+        """The tail of the operator pod's log (``previous``: of its last exited container, what a
+        crash-loop left), for an error message; "" when the operator is a host process (its log is a
+        file, shown by the waits themselves) or there is no such log."""
+        if self.operator != "pod":
+            return ""
+        args = ["logs", "-n", self.namespace, f"deployment/{OPERATOR_DEPLOYMENT}", f"--tail={lines}"]
+        result = self.kubectl(*args, *(["--previous"] if previous else []), check=False)
+        if result.returncode != 0 or not result.stdout.strip():
+            return ""
+        which = "its previous container" if previous else "its container"
+        return f"\n`kubectl {' '.join(args)}{' --previous' if previous else ''}` ({which}):\n{result.stdout.rstrip()}"
+
+    def logs_hint(self) -> str:
+        """Where the demo's logs are: the host processes' files and, on the real node, `kubectl logs`."""
+        where = [f"host processes' logs in {self.root / 'logs'}"]
+        if self.executors == "pods":
+            where.append(f"executor pods: kubectl logs -n {self.namespace} -l app.kubernetes.io/component=executor "
+                         "--all-containers")
+        else:
+            where.append(f"executor processes' logs in {self.root / 'pod-runtime' / 'pods'}")
+        if self.operator == "pod":
+            where.append(f"the operator: kubectl logs -n {self.namespace} deployment/{OPERATOR_DEPLOYMENT}")
+        return "; ".join(where)
+
     def restart_operator(self, dsn: str) -> int:
-        """Start the operator again with the settings `up` gave it (what a Deployment's controller
-        does for a killed pod); returns its pid."""
+        """Start the host-process operator again with the settings `up` gave it (what a Deployment's
+        controller does for a killed pod); returns its pid. An operator pod is its Deployment's to
+        restart (see wait_operator_pod)."""
         data = self.state.load()
+        if data.get("operator_mode") == "pod":
+            raise EnvironmentSetupError(f"the demo's operator is the pod of deployment/{OPERATOR_DEPLOYMENT}: its "
+                                        "controller starts another, there is no host process to restart")
         if "operator_executor_dsn" not in data:
             raise EnvironmentSetupError("the demo's state has no operator settings: run `xorj dev up` first")
         self._operator(data, dsn, data["operator_executor_dsn"])
@@ -1029,7 +1080,7 @@ class Demo:
             stack.monitors = chart_monitoring(
                 self._helm(*template_args(RELEASE, CHART, self.namespace, LEDGER_SECRET)).stdout)[0]
         operator = data["processes"].get("operator")
-        if operator and self.operator == "process":
+        if operator and data.get("operator_mode", self.operator) == "process":  # a pod: Prometheus discovers it
             stack.set_targets("operator", [Target(f"127.0.0.1:{operator['metrics_port']}", self.namespace,
                                                   data.get("monitoring_operator_service", "xorj-operator-metrics"),
                                                   f"operator-{operator['pid']}")])
@@ -1250,8 +1301,8 @@ class Demo:
                                                 f"(kubectl describe copytrade -n {self.namespace} {failed[0]})")
                 return
             time.sleep(1)
-        raise EnvironmentSetupError(f"CopyTrades not CONFIRMED after {CONFIRM_TIMEOUT_SECONDS:.0f}s: {last}; logs in "
-                                    f"{self.root / 'logs'} and {self.root / 'pod-runtime' / 'pods'}")
+        raise EnvironmentSetupError(f"CopyTrades not CONFIRMED after {CONFIRM_TIMEOUT_SECONDS:.0f}s: {last}; "
+                                    f"{self.logs_hint()}{self.operator_pod_logs()}")
 
     # -- down -------------------------------------------------------------------------------------
 

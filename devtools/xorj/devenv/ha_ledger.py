@@ -16,13 +16,15 @@ not taking writes is refused at connect time. What the development environment a
   NetworkPolicy (Patroni's configuration store);
 - an outward relay (:meth:`xorj.devenv.node.LocalChainNode.reach_from_host`) from the host's
   127.0.0.1 to the Service's cluster IP inside the node, for the processes that run on the host: the
-  operator, the watcher, the chaos probes. kube-proxy picks the endpoint per connection, so a
+  watcher, the chaos probes, and the operator only in its fallback mode (``--operator process``). kube-proxy picks the endpoint per connection, so a
   connection opened after a failover reaches the new primary, as a pod's would;
 - the DSN those host processes use: the chart's (Secret ``<release>-ledger``, the operator's login),
   pointed at the relay, checking the server against the chart's CA (``verify-ca``: the certificate
   names the Service, not 127.0.0.1). Written to a file only its owner reads, never to demo.json.
 
-Executor pods reach the Service by its DNS name (cluster DNS), verifying the name (``verify-full``).
+The operator pod (the default) and executor pods reach the Service by its DNS name (cluster DNS),
+verifying the name (``verify-full``): the operator with the chart's own ledger Secret and CA, as a
+user's install runs it.
 """
 
 from __future__ import annotations

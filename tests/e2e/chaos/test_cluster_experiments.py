@@ -1,7 +1,7 @@
 """The cluster experiments in CI: `xorj dev up` in a namespace of the session's cluster (operator, ledger,
-chain, executors as real pods on the real node), then `xorj chaos run` of the Kubernetes scenarios
-against it: executor pods terminated by chaostoolkit-kubernetes mid-trade, the operator killed
-mid-flight, and the executors cut from the ledger by NetworkPolicy (enforced by the node's
+chain, the operator and executors as real pods on the real node), then `xorj chaos run` of the Kubernetes
+scenarios against it: executor pods terminated by chaostoolkit-kubernetes mid-trade, the operator's pod
+deleted mid-flight (its Deployment starts another), and the executors cut from the ledger by NetworkPolicy (enforced by the node's
 kube-router), each under a load of CopyTrades. The demo strategy has several vaults (its own and
 Vault resources), so every CopyTrade fans out and exactly-once is judged per vault, on chain. Fails on
 any deviation, duplicate, orphan or lost trade."""
@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.demo_operator import assert_operator_is_the_charts_pod
 
 # A cold machine builds kube-router and two images inside `xorj dev up` before three experiments run:
 # the subprocess timeouts below bound each step; the test as a whole gets their sum, not the default.
@@ -37,6 +39,7 @@ def test_kubernetes_chaos_experiments_pass_on_the_demo(k8s_cluster, tmp_path: Pa
     try:
         up = subprocess.run([xorj, "dev", "up"], env=env, capture_output=True, text=True, timeout=1500)
         assert up.returncode == 0, f"{up.stdout}\n{up.stderr[-4000:]}"
+        operator = assert_operator_is_the_charts_pod(k8s_cluster.kubectl, namespace, state)["metadata"]["name"]
         # Three experiments' load is more trades than the example strategy's daily limit allows the
         # vault (50): raise it, or the risk gate rightly refuses most of the last run's trades and
         # that run proves little. The executors roll with the new limits before any fault.
@@ -65,5 +68,14 @@ def test_kubernetes_chaos_experiments_pass_on_the_demo(k8s_cluster, tmp_path: Pa
             onchain = next(p["output"] for p in journal["steady_states"]["after"]["probes"]
                            if p["activity"]["name"] == "no-duplicate-onchain-transactions")
             assert onchain["vaults"] == VAULTS and onchain["violations"] == 0, onchain
+        # operator-killed deleted the operator's pod (no host process to kill), and went on once the pod
+        # its Deployment started instead was Ready
+        journal = json.loads((out / "journals" / "operator-killed.json").read_text())
+        runs = {r["activity"]["name"]: r for r in journal["run"]}
+        killed, started = runs["kill-operator"]["output"], runs["start-operator"]["output"]
+        assert killed == {"deleted": [operator]}, killed
+        assert started["replaced"] == [operator] and started["ready"] != operator, started
+        print(f"operator pod replaced and Ready {started['ready_after_s']}s after its deletion")
+        assert_operator_is_the_charts_pod(k8s_cluster.kubectl, namespace, state)
     finally:
         subprocess.run([xorj, "dev", "down"], env=env, capture_output=True, text=True, timeout=300)

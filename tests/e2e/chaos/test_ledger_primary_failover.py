@@ -1,5 +1,6 @@
 """The HA ledger under chaos, end to end: `xorj dev up --ledger ha` (the chart's Patroni StatefulSet on
-the real node, the operator and executor pods reaching it through its primary Service), then `xorj chaos
+the real node; the operator, the chart's own Deployment, and the executors as pods reaching it through
+its primary Service by name), then `xorj chaos
 run` of the experiments that need it, as written, each under a load of CopyTrades:
 
 - ledger-forged-primary-label (40 trades): a replica labelled role=primary (a forged or stale Patroni
@@ -16,6 +17,7 @@ One environment for the three (module fixture): `xorj dev up --ledger ha` is mos
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -25,6 +27,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from tests.e2e.demo_operator import assert_operator_is_the_charts_pod
 
 pytestmark = [pytest.mark.cluster, pytest.mark.chain, pytest.mark.slow,
               pytest.mark.timeout(1500 + 900 + 600 + 600 + 300)]
@@ -46,7 +51,7 @@ def _journal_output(journal: dict, name: str) -> dict:
 @pytest.fixture(scope="module")
 def ha_demo(k8s_cluster, tmp_path_factory) -> Iterator[tuple[dict[str, str], Path, str]]:
     """`xorj dev up --ledger ha` in a namespace of its own, the strategy's daily limits raised above the
-    three experiments' load; yields the environment, demo.json and the namespace."""
+    three experiments' load; yields the environment, demo.json, the namespace and the operator pod's name."""
     namespace = f"ha-{secrets.token_hex(3)}"
     state = tmp_path_factory.mktemp("ha") / "demo"
     env = {**os.environ, "XORJ_DEMO_STATE_DIR": str(state), "XORJ_DEMO_NAMESPACE": namespace, "XORJ_DEMO_LOOP": "0"}
@@ -60,17 +65,26 @@ def ha_demo(k8s_cluster, tmp_path_factory) -> Iterator[tuple[dict[str, str], Pat
                                       "-o", "json").stdout
         roles = sorted((p["metadata"]["labels"].get("role") or "") for p in json.loads(members)["items"])
         assert roles == ["primary", "replica", "replica"], roles
+        # the operator pod uses the chart's own ledger as a user's install does: the chart's ledger Secret
+        # (the primary Service by name, verify-full against the chart's CA), not the host's relay
+        pod = assert_operator_is_the_charts_pod(k8s_cluster.kubectl, namespace, state)
+        # (not `env`: that is the environment every `xorj` below, `down` included, runs with)
+        pod_env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+        assert pod_env["XORJ_LEDGER_DSN"]["valueFrom"]["secretKeyRef"] == {"name": "xorj-ledger", "key": "dsn"}
+        secret = json.loads(k8s_cluster.kubectl("get", "secret", "xorj-ledger", "-n", namespace, "-o", "json").stdout)
+        chart_dsn = conninfo_to_dict(base64.b64decode(secret["data"]["dsn"]).decode())
+        assert (chart_dsn["host"], chart_dsn["sslmode"]) == (f"xorj-postgresql.{namespace}.svc", "verify-full")
         k8s_cluster.kubectl("patch", "tradingstrategy", STRATEGY, "-n", namespace, "--type=merge",
                             "-p", '{"spec": {"risk": {"maxDailyTrades": 1000, "maxDailyVolumeUsd": 100000}}}')
         k8s_cluster.kubectl("rollout", "status", f"deployment/{STRATEGY}-executor", "-n", namespace,
                             "--timeout=180s", timeout=200)
-        yield env, state / "demo.json", namespace
+        yield env, state / "demo.json", namespace, pod["metadata"]["name"]
     finally:
         subprocess.run([XORJ, "dev", "down"], env=env, capture_output=True, text=True, timeout=600)
 
 
 def _run(ha_demo, tmp_path: Path, experiment: str, timeout: float) -> dict:
-    env, demo_json, _ = ha_demo
+    env, demo_json, _, _ = ha_demo
     out = tmp_path / "chaos"
     run = subprocess.run([XORJ, "chaos", "run", experiment, "--env", str(demo_json), "--out", str(out)],
                          env=env, capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
@@ -106,7 +120,8 @@ def test_a_replica_labelled_primary_gets_no_connection_and_exactly_once_holds(ha
     _exactly_once(journal, 40)
 
 
-def test_the_ha_ledger_loses_its_primary_three_ways_under_load_and_exactly_once_holds(ha_demo, tmp_path: Path):
+def test_the_ha_ledger_loses_its_primary_three_ways_under_load_and_exactly_once_holds(ha_demo, k8s_cluster,
+                                                                                     tmp_path: Path):
     journal = _run(ha_demo, tmp_path, "ledger-primary-failover", 900)
     recoveries = {}
     for action in ("switchover", "delete-primary-pod", "kill-primary-postgres"):
@@ -121,6 +136,11 @@ def test_the_ha_ledger_loses_its_primary_three_ways_under_load_and_exactly_once_
     assert survived["faults"] == 3 and survived["missing"] == 0, survived
     assert _journal_output(journal, "no-failed-trade-through-the-switchover")["failed"] == 0
     _exactly_once(journal, 60)
+    # the operator reconnected to each new primary by itself: the same pod, never restarted
+    _, demo_json, namespace, operator_pod = ha_demo
+    after = assert_operator_is_the_charts_pod(k8s_cluster.kubectl, namespace, demo_json.parent)
+    assert after["metadata"]["name"] == operator_pod, "the operator pod was replaced"
+    assert after["status"]["containerStatuses"][0]["restartCount"] == 0, after["status"]["containerStatuses"]
 
 
 def test_the_executors_cut_from_the_ha_primary_by_networkpolicy_recover_exactly_once(ha_demo, tmp_path: Path):

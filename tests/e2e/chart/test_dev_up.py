@@ -1,9 +1,10 @@
 """`xorj dev up` / `xorj dev down` end to end on the local cluster, Postgres and chain.
 
 The demo runs in its own namespace and state directory on the session's cluster (which it then does
-not stop). It must end with every demo CopyTrade CONFIRMED, with the executors as real pods from the
-project's image on a real node (or, in `--executors processes` mode, one local process per pod), end
-a pod's process when the pod is deleted, and leave nothing running after `down`.
+not stop). It must end with every demo CopyTrade CONFIRMED, with the operator and the executors as real
+pods from the project's image on a real node, the operator from the chart's own Deployment (or, in
+`--executors processes` mode, the operator and one process per executor pod on the host), end a pod's
+process when the pod is deleted, and leave nothing running after `down`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.demo_operator import assert_operator_is_the_charts_pod
 from tests.e2e.waiting import wait_until
 from tests.unit.chart.dashboard import EMPTY_WHEN_ALL_CONFIRM, WATCHER_PANELS
 from xorj.devenv.dashboard import panel_queries as dashboard_queries
@@ -76,6 +78,10 @@ def test_dev_up_runs_executors_as_real_pods_on_a_real_node(k8s_cluster, tmp_path
         image = json.loads((state / "demo.json").read_text())["image"]
 
         assert_the_copy_loop_ran(up.stdout, k8s_cluster, namespace, state)
+        # the operator is the chart's Deployment's pod (the default on the real node), scraped by the
+        # host's Prometheus at the pod's address, which it discovers through the operator's Service
+        operator = assert_operator_is_the_charts_pod(k8s_cluster.kubectl, namespace, state)
+        assert_executor_pods_scraped(up.stdout, {operator["status"]["podIP"]}, service="xorj-operator-metrics")
 
         def executor_pods() -> list[dict]:
             out = k8s_cluster.kubectl("get", "pods", "-n", namespace, "-l", f"{STRATEGY_LABEL}=alpha",
@@ -176,9 +182,9 @@ def assert_executor_pods_scraped(stdout: str, pod_ips: set[str], service: str = 
         return set(health) == pod_ips and all(h.startswith("up") for h in health.values())
 
     try:
-        wait_until(all_up, 90, "Prometheus to scrape every executor pod")
+        wait_until(all_up, 90, f"Prometheus to scrape every pod of Service {service}")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; executor targets: {health}, pods {sorted(pod_ips)}") from None
+        raise AssertionError(f"{exc}; {service} targets: {health}, pods {sorted(pod_ips)}") from None
 
 
 def assert_monitoring_scrapes_and_evaluates(stdout: str, state: Path) -> None:

@@ -1,6 +1,7 @@
 """`xorj dev up`, `xorj dev down`, `xorj dev up` back to back (issue 12): `down` leaves nothing
 terminating, so the next `up` installs the chart at once, whether the cluster was started by
 `xorj dev cluster up` (down leaves it and its node running) or by `xorj dev up` itself (down stops it).
+Each `up` runs the operator as the chart's pod on the real node.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import subprocess
 import pytest
 
 from tests.e2e.demo.conftest import DemoRun
+from tests.e2e.demo_operator import assert_operator_is_the_charts_pod
 from xorj.devenv.cluster import LocalCluster
 from xorj.devenv.node import LocalChainNode
 from xorj.devenv.node.lifecycle import DEFAULT_NODE_NAME
@@ -26,6 +28,9 @@ def up_confirms(demo: DemoRun, attempt: str) -> None:
     up = demo.up()
     assert up.returncode == 0, f"{attempt} `xorj dev up` failed:\n{up.stdout}\n{up.stderr[-6000:]}"
     assert demo.confirmed(up), up.stdout
+    # the operator is the chart's pod (the default on the real node): `down` must take it away with the
+    # namespace before it removes the node, and the next `up` installs it again
+    assert_operator_is_the_charts_pod(demo.cluster.kubectl, demo.namespace, demo.state)
 
 
 def test_up_down_up_on_a_cluster_started_by_xorj_dev_cluster_up(cli_cluster: LocalCluster,

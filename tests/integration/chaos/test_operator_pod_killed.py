@@ -50,4 +50,6 @@ def test_operator_killed_deletes_the_operator_pod_and_waits_for_the_one_its_depl
     started = start_operator(configuration)
     after = [p for p in _pods(k8s_cluster, k8s_namespace) if p["metadata"]["name"] == started["ready"]]
     assert started["ready"] != before and after, started
+    # the report's note: which pod replaced which, how long after the deletion
+    assert started["replaced"] == [before] and 0 <= started["ready_after_s"] < 600, started
     assert any(c.get("ready") for c in after[0]["status"].get("containerStatuses", []))

@@ -171,3 +171,18 @@ def test_an_alert_probe_before_its_fault_or_that_fired_and_resolved_keeps_the_ru
     path.write_text(json.dumps(journal))
 
     assert report.row_from_journal(path).passed
+
+
+def test_an_operator_pod_deleted_and_its_replacement_are_noted(tmp_path):
+    """operator-killed on the real node: the pod kill_operator deleted, and the one its Deployment
+    started, Ready after how long (start_operator)."""
+    path = _journal(tmp_path, "operator-killed")
+    journal = json.loads(path.read_text())
+    journal["run"] += [{"activity": {"name": "kill-operator"}, "output": {"deleted": ["xorj-operator-7d9-abcde"]}},
+                       {"activity": {"name": "start-operator"},
+                        "output": {"ready": "xorj-operator-7d9-fghij", "replaced": ["xorj-operator-7d9-abcde"],
+                                   "ready_after_s": 21.4}}]
+    path.write_text(json.dumps(journal))
+    notes = report.row_from_journal(path).notes
+    assert "kill-operator: pod xorj-operator-7d9-abcde deleted" in notes
+    assert "start-operator: pod xorj-operator-7d9-fghij Ready 21.4s after" in notes

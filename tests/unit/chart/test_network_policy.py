@@ -198,7 +198,7 @@ def test_the_demo_runs_the_charts_own_operator_deployment_on_the_real_node() -> 
     endpoints = PodEndpoints("postgresql://postgres@xorj-ledger:5432/xorj", chain, scraper_ip="192.0.2.1", relays=relays)
     values = operator_pod_values(image="localhost/xorj-operator:0.1.0-abc", api_host="192.0.2.2", api_port=6443,
                                  reconcile_rpc_url=chain.rpc_url, cash_mint=chain.input_mint,
-                                 node_selector={"xorj.dev/node": "real"})
+                                 node_selector={"xorj.dev/node": "real"}, ledger_ca_secret=LEDGER_CA_SECRET)
     result = helm("template", "xorj", str(CHART), "--namespace", "demo", "--set", "postgresql.enabled=false",
                   "--set", "ledger.existingSecret=xorj-ledger", *endpoints.chart_values(), *values)
     assert result.returncode == 0, result.stderr

@@ -111,6 +111,64 @@ def test_operator_mode_is_checked_by_name_and_a_pod_needs_the_real_node(monkeypa
     assert Demo(executors="pods", operator="pod").operator == "pod"
 
 
+def test_the_operator_is_the_charts_pod_wherever_there_is_a_node_and_a_process_is_the_fallback(monkeypatch) -> None:
+    """Issue 17 section 3: `xorj dev up` runs the operator as `helm install` does, a pod of the chart's
+    Deployment on the real node; `--operator process` (or $XORJ_DEMO_OPERATOR) keeps the host process,
+    which is also all there is without a node (executor processes)."""
+    monkeypatch.delenv("XORJ_DEMO_OPERATOR", raising=False)
+    monkeypatch.delenv("XORJ_DEMO_EXECUTORS", raising=False)
+    assert Demo().operator == "pod"  # executors default to pods on the real node
+    assert Demo(executors="pods", ledger="ha").operator == "pod"  # the chart's HA ledger too
+    assert Demo(executors="processes").operator == "process"
+    assert Demo(executors="pods", operator="process").operator == "process"
+    monkeypatch.setenv("XORJ_DEMO_OPERATOR", "process")
+    assert Demo(executors="pods").operator == "process"
+    assert Demo(executors="pods", operator="pod").operator == "pod"  # the option over the environment
+
+
+def test_the_operator_pod_with_the_ha_ledger_installs_the_charts_own_ledger_and_no_ca_of_the_demos(
+        tmp_path: Path, monkeypatch) -> None:
+    """With --ledger ha the operator pod reads the chart's own ledger Secret and CA: no host ledger
+    Secret or CA Secret is applied, the chart's ledger is on (ledger.mode=ha) and its operator too."""
+    import subprocess
+
+    from xorj.devenv.demo import LEDGER_CA_SECRET, LEDGER_SECRET, ChainInfo, PodEndpoints
+
+    chain = ChainInfo("http://xorj-chain:8899", "http://xorj-swap-api:8080/swap/v1", "U" * 43, "S", "V", b"[1]")
+    demo = Demo(root=tmp_path, namespace="hadev", executors="pods", ledger="ha")
+    assert demo.operator == "pod"
+    applied: list[dict] = []
+    helm_args: list[str] = []
+
+    def kubectl(*args: str, input: str | None = None, check: bool = True):
+        if input is not None:
+            applied.append(json.loads(input))
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    class Layout:
+        host_ip, api_port, link_ip = "192.0.2.2", 32123, "192.0.2.1"
+
+    class Node:
+        def layout(self):
+            return Layout()
+
+    monkeypatch.setattr(demo, "kubectl", kubectl)
+    monkeypatch.setattr(demo, "_helm", lambda *args: helm_args.extend(args))
+    monkeypatch.setattr(demo, "_local_node", lambda: Node())
+    monkeypatch.setattr(demo.cluster, "controller_manager_user", lambda: "kwok-admin")
+    endpoints = PodEndpoints(None, chain, scraper_ip="192.0.2.1", relays={"rpc": "192.0.2.2:1", "swapApi": "192.0.2.2:2"})
+    data = {"image": "localhost/xorj-operator:0.1.0-abc", "processes": {}}  # no postgres_root: no host ledger
+    demo._install_chart(None, chain, [*endpoints.chart_values(), *demo._ha_chart_values(),
+                                      *demo._operator_pod_values(data, endpoints)])
+    values = dict(a.split("=", 1) for a in helm_args if "=" in a and not a.startswith("-"))
+    assert values["postgresql.enabled"] == "true" and values["ledger.mode"] == "ha"
+    assert "ledger.caSecret" not in values and "ledger.existingSecret" not in values
+    # operator.enabled=false comes first (the process fallback's install); the pod's values override it
+    assert [a for a in helm_args if a.startswith("operator.enabled=")][-1] == "operator.enabled=true"
+    secrets = {m["metadata"]["name"] for m in applied if m.get("kind") == "Secret"}
+    assert LEDGER_SECRET not in secrets and LEDGER_CA_SECRET not in secrets, secrets
+
+
 def test_demo_binds_its_vault_and_uses_the_explicit_development_setting(tmp_path: Path, monkeypatch) -> None:
     """Issue 11: the demo's strategy must pass the operator's checks, openly: its vault Secret carries
     the binding to the strategy it applies, its http endpoints are allowed by the development setting

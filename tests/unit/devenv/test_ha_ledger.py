@@ -36,6 +36,50 @@ def test_the_dev_values_run_the_chart_ha_ledger_on_the_real_node_with_its_api_se
     assert {"to": [{"ipBlock": {"cidr": "192.0.2.2/32"}}], "ports": [{"protocol": "TCP", "port": 32123}]} in egress
 
 
+def test_the_operator_pod_uses_the_chart_ha_ledger_as_a_users_install_does() -> None:
+    """`xorj dev up --ledger ha` with the operator pod (the default): the chart's own ledger Secret (its
+    primary Service by name, verify-full) and the chart's own CA, mounted where the DSN names it; the
+    ledger's policy admits the operator pod, whose policy reaches the members. No CA Secret of the demo's."""
+    import base64
+
+    from xorj.devenv.demo import LEDGER_CA_PATH, LEDGER_CA_SECRET, operator_pod_values
+
+    values = [*ha_ledger.chart_values(node_selector={"xorj.dev/node": "real"}, toleration=TOLERATION,
+                                      api_host="192.0.2.2", api_port=32123),
+              *operator_pod_values(image="localhost/xorj-operator:0.1.0-abc", api_host="192.0.2.2", api_port=32123,
+                                   reconcile_rpc_url="http://xorj-chain:8899", cash_mint="U" * 43,
+                                   node_selector={"xorj.dev/node": "real"}, ledger_ca_secret=None)]
+    assert f"ledger.caSecret={LEDGER_CA_SECRET}" not in values
+    # helm template cannot generate the CA a live install generates (the chart's <release>-postgresql-tls):
+    # name that Secret as the rendering needs it
+    result = helm("template", "xorj", str(CHART), "--namespace", "hadev", "--set-string", "postgresql.password=pw",
+                  "--set-string", "postgresql.tls.existingSecret=xorj-postgresql-tls",
+                  "--set", "networkPolicy.rpc.cidrs={192.0.2.2/32}", "--set", "networkPolicy.rpc.ports={8899}",
+                  "--set", "networkPolicy.swapApi.cidrs={192.0.2.2/32}", "--set", "networkPolicy.swapApi.ports={8080}",
+                  *values)
+    assert result.returncode == 0, result.stderr
+    documents = result.documents()
+    pod = named(documents, "Deployment", "xorj-operator")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["XORJ_LEDGER_DSN"]["valueFrom"] == {"secretKeyRef": {"name": "xorj-ledger", "key": "dsn"}}
+    dsn = conninfo_to_dict(base64.b64decode(named(documents, "Secret", "xorj-ledger")["data"]["dsn"]).decode())
+    assert (dsn["host"], dsn["sslmode"], dsn["sslrootcert"]) == ("xorj-postgresql.hadev.svc", "verify-full",
+                                                                 LEDGER_CA_PATH)
+    ca_volume = next(v for v in pod["volumes"] if v["name"] == "ledger-ca")
+    assert ca_volume["secret"]["secretName"] == "xorj-postgresql-tls"  # the chart's own CA
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "ledger-ca")
+    assert mount["mountPath"] == str(Path(LEDGER_CA_PATH).parent)
+    assert pod["nodeSelector"] == {"xorj.dev/node": "real"}
+    operator_labels = named(documents, "Deployment", "xorj-operator")["spec"]["selector"]["matchLabels"]
+    ingress = named(documents, "NetworkPolicy", "xorj-ledger")["spec"]["ingress"]
+    assert {"podSelector": {"matchLabels": operator_labels}} in ingress[0]["from"]
+    egress = named(documents, "NetworkPolicy", "xorj-operator")["spec"]["egress"]
+    assert any(rule["ports"] == [{"protocol": "TCP", "port": 5432}]
+               and rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "ledger"
+               for rule in egress), egress
+
+
 def test_the_host_dsn_keeps_the_login_and_goes_through_the_relay_checking_the_chart_ca(tmp_path: Path) -> None:
     chart_dsn = ("postgresql://xorj:p%40ss%2Fword@xorj-postgresql.hadev.svc:5432/xorj"
                  "?sslmode=verify-full&sslrootcert=/var/run/xorj/ledger/ca.crt")

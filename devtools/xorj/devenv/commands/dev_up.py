@@ -25,7 +25,8 @@ def _progress(message: str) -> None:
                    "fans out into N trades (needs --executors pods)  [default: $XORJ_DEMO_VAULTS or 1]")
 @click.option("--operator", type=click.Choice(["pod", "process"]), default=None,
               help="pod: the chart's operator Deployment on the real node, as `helm install` runs it; process: "
-                   "`xorj operator` as a local process  [default: $XORJ_DEMO_OPERATOR or process]")
+                   "`xorj operator` as a local process, the fallback  [default: $XORJ_DEMO_OPERATOR, else pod "
+                   "with executor pods and process with executor processes (no node)]")
 @click.option("--ledger", type=click.Choice(["single", "ha"]), default=None,
               help="single: a Postgres on the host, relayed to the pods; ha: the chart's Patroni StatefulSet "
                    "(ledger.mode=ha, 3 members, strict synchronous replication) on the real node, reached "
