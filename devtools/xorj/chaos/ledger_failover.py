@@ -1,11 +1,31 @@
 """The HA ledger losing its primary (experiment ledger-primary-failover): the actions that take the
 primary away and the probes that judge what followed.
 
-Runs against the chart's Patroni ledger (``ledger.mode=ha``): ``xorj dev up --ledger ha`` on the real
-node, or a cluster with the chart; the probes read the ledger through the same DSN as every other
-probe (``XORJ_CHAOS_LEDGER_DSN`` or the demo's), which follows the primary Service.
+Runs against any Patroni-managed ledger the target can reach with kubectl: the chart's own
+(``ledger.mode=ha``; ``xorj dev up --ledger ha``), or one the chart does not manage
+(``postgresql.enabled=false`` with ``ledger.existingSecret``; ``xorj dev up --ledger external-ha``
+runs the chart's Patroni templates alone in another namespace as such a ledger). The probes read the
+ledger through the same DSN as every other probe (``XORJ_CHAOS_LEDGER_DSN`` or the demo's), which
+follows the primary Service.
 
-Three faults, each on the member Patroni labels ``role=primary``:
+Where the ledger's pods are (:class:`LedgerLocation`), each from the experiment's configuration, else
+its ``XORJ_CHAOS_*`` environment variable, else the demo state's ``ledger_location`` (written by
+``xorj dev up``), else the chart's own:
+
+- ``ledger_namespace`` (``XORJ_CHAOS_LEDGER_NAMESPACE``): default the target's namespace;
+- ``ledger_selector`` (``XORJ_CHAOS_LEDGER_SELECTOR``): the members' label selector, default
+  ``app.kubernetes.io/component=ledger``;
+- ``ledger_primary_label`` (``XORJ_CHAOS_LEDGER_PRIMARY_LABEL``): the label the HA manager puts on
+  the primary, default Patroni's ``role=primary`` (CloudNativePG's: ``cnpg.io/instanceRole=primary``);
+- ``ledger_container`` (``XORJ_CHAOS_LEDGER_CONTAINER``): the container running Postgres, default
+  ``patroni`` (CloudNativePG's: ``postgres``);
+- ``ledger_data_dir`` (``XORJ_CHAOS_LEDGER_DATA_DIR``): Postgres's data directory in it, default the
+  chart's ``/var/lib/postgresql/data/pgdata`` (CloudNativePG's is the same);
+- ``ledger_switchover`` (``XORJ_CHAOS_LEDGER_SWITCHOVER``): how a planned primary change is asked
+  for, ``patroni-rest`` (the only method: see :data:`SWITCHOVERS`) with
+  ``ledger_patroni_port`` (``XORJ_CHAOS_LEDGER_PATRONI_PORT``, default 8008).
+
+Three faults, each on the member labelled primary:
 
 - ``pod-delete``: the primary's pod deleted (its own grace period: Patroni stops Postgres and gives
   up the leader lock, the synchronous standby is promoted; the StatefulSet makes the pod again, which
@@ -15,6 +35,13 @@ Three faults, each on the member Patroni labels ``role=primary``:
   recovery) while it still holds the leader lock;
 - ``switchover``: a planned primary change through Patroni's REST API (``POST /switchover`` from
   inside the primary's pod), to the synchronous standby.
+
+The first two need only the location; the switchover is the HA manager's own API. CloudNativePG's
+would be ``kubectl cnpg promote <cluster> <instance>`` (the plugin sets the Cluster's
+``status.targetPrimary``, and the operator then shuts the primary down cleanly and promotes that
+instance): it is not implemented, because CloudNativePG cannot be built or run on these machines (its
+Go module is not served here), and a method never run is not offered. With CloudNativePG, run the
+experiment's two other faults (the chart README, "External ledger").
 
 Before each fault the ids of the trades the run has admitted so far are kept
 (``admitted-before-<fault>.json`` in the run's state directory); :func:`admitted_trades_survived`
@@ -26,8 +53,11 @@ returns only once a standby has the commit) and returns the recovery time, which
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import subprocess
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -38,38 +68,145 @@ from xorj.errors import EnvironmentSetupError, InvalidInputError
 
 FAULTS = ("pod-delete", "postgres-kill", "switchover")
 LEDGER_SELECTOR = "app.kubernetes.io/component=ledger"
+PRIMARY_LABEL = "role=primary"  # Patroni's (kubernetes.role_label: role, in templates/postgresql-ha.yaml)
+CONTAINER = "patroni"
 PGDATA = "/var/lib/postgresql/data/pgdata"  # the chart's data_dir (templates/postgresql-ha.yaml)
+PATRONI_PORT = 8008
+# Planned primary changes this module can ask for. CloudNativePG's (`kubectl cnpg promote`) is not
+# here: it was never run (see the module's docstring).
+SWITCHOVERS = ("patroni-rest",)
 COMMIT_PROBE_SECONDS = 3.0  # a commit that takes longer is a ledger not yet recovered
-# Patroni's REST API, from inside the pod (the image has Patroni's Python, not curl)
+# Patroni's REST API, from inside the pod (the image has Patroni's Python, not curl); argv: the
+# leader's name, the API's port
 SWITCHOVER_SCRIPT = ("import json, sys, urllib.request; "
-                     "r = urllib.request.Request('http://127.0.0.1:8008/switchover', method='POST', "
+                     "r = urllib.request.Request('http://127.0.0.1:%s/switchover' % sys.argv[2], method='POST', "
                      "data=json.dumps({'leader': sys.argv[1]}).encode(), headers={'Content-Type': 'application/json'}); "
                      "print(urllib.request.urlopen(r, timeout=30).read().decode())")
 
+# configuration key -> environment variable; the demo state's ``ledger_location`` uses the same keys
+LOCATION_KEYS: dict[str, str] = {
+    "ledger_namespace": "XORJ_CHAOS_LEDGER_NAMESPACE",
+    "ledger_selector": "XORJ_CHAOS_LEDGER_SELECTOR",
+    "ledger_primary_label": "XORJ_CHAOS_LEDGER_PRIMARY_LABEL",
+    "ledger_container": "XORJ_CHAOS_LEDGER_CONTAINER",
+    "ledger_data_dir": "XORJ_CHAOS_LEDGER_DATA_DIR",
+    "ledger_switchover": "XORJ_CHAOS_LEDGER_SWITCHOVER",
+    "ledger_patroni_port": "XORJ_CHAOS_LEDGER_PATRONI_PORT",
+}
 
-def _kubectl(target: Target, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+
+@dataclass(frozen=True)
+class LedgerLocation:
+    """Where the HA ledger's members run and how to act on them (see the module's docstring)."""
+
+    namespace: str
+    selector: str = LEDGER_SELECTOR
+    primary_label: str = PRIMARY_LABEL
+    container: str = CONTAINER
+    data_dir: str = PGDATA
+    switchover: str = SWITCHOVERS[0]
+    patroni_port: int = PATRONI_PORT
+
+    @property
+    def role_key(self) -> str:
+        return self.primary_label.partition("=")[0]
+
+    @property
+    def primary_value(self) -> str:
+        return self.primary_label.partition("=")[2]
+
+
+def _invalid(key: str, message: str) -> InvalidInputError:
+    return InvalidInputError(f"ledger location: {key} ({LOCATION_KEYS[key]}) {message}")
+
+
+def parse_location(values: dict[str, Any], default_namespace: str | None) -> LedgerLocation:
+    """A :class:`LedgerLocation` from ``values`` (the keys of LOCATION_KEYS; missing or empty: the
+    chart's defaults, and ``default_namespace``, the target's)."""
+    given = {key: str(value).strip() for key, value in values.items() if value not in (None, "")}
+    namespace = given.get("ledger_namespace") or default_namespace
+    if not namespace:
+        raise _invalid("ledger_namespace", "is not configured and the target has no namespace "
+                       "(set XORJ_CHAOS_NAMESPACE or XORJ_CHAOS_ENV)")
+    primary_label = given.get("ledger_primary_label", PRIMARY_LABEL)
+    key, equals, value = primary_label.partition("=")
+    if not (key and equals and value) or "," in primary_label:
+        raise _invalid("ledger_primary_label", f"must be one label as key=value (Patroni: {PRIMARY_LABEL}, "
+                       f"CloudNativePG: cnpg.io/instanceRole=primary), got {primary_label!r}")
+    switchover = given.get("ledger_switchover", SWITCHOVERS[0])
+    if switchover not in SWITCHOVERS:
+        raise _invalid("ledger_switchover", f"must be one of {', '.join(SWITCHOVERS)}, got {switchover!r}: "
+                       "CloudNativePG's switchover (kubectl cnpg promote) is not implemented, it cannot be run here; "
+                       "run the pod-delete and postgres-kill faults only")
+    port_text = given.get("ledger_patroni_port", str(PATRONI_PORT))
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise _invalid("ledger_patroni_port", f"must be a TCP port, got {port_text!r}")
+    data_dir = given.get("ledger_data_dir", PGDATA)
+    if not data_dir.startswith("/"):
+        raise _invalid("ledger_data_dir", f"must be an absolute path in the container, got {data_dir!r}")
+    return LedgerLocation(namespace=namespace, selector=given.get("ledger_selector", LEDGER_SELECTOR),
+                          primary_label=primary_label, container=given.get("ledger_container", CONTAINER),
+                          data_dir=data_dir, switchover=switchover, patroni_port=int(port_text))
+
+
+def location(target: Target, configuration: dict[str, Any] | None = None) -> LedgerLocation:
+    """The ledger's location for ``target``: each key from the experiment's configuration, else its
+    environment variable, else the demo state's ``ledger_location``, else the default."""
+    stored = target.state.get("ledger_location") or {}
+    values: dict[str, Any] = {}
+    for key, env in LOCATION_KEYS.items():
+        value = (configuration or {}).get(key)
+        if value in (None, ""):
+            value = os.environ.get(env) or stored.get(key)
+        values[key] = value
+    return parse_location(values, target.namespace)
+
+
+def _kubectl(target: Target, where: LedgerLocation, *args: str,
+             timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     from xorj.devenv.toolchain import Toolchain
 
     command = [str(Toolchain().path("kubectl")), *(["--kubeconfig", target.kubeconfig] if target.kubeconfig else []),
-               "-n", target.require("namespace"), *args]
+               "-n", where.namespace, *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def ledger_members(target: Target) -> dict[str, str]:
-    """Each ledger member's pod name and its Patroni role label (primary, replica; '' while it has none)."""
-    result = _kubectl(target, "get", "pods", "-l", LEDGER_SELECTOR, "-o", "json")
+def member_roles(pods: dict[str, Any], where: LedgerLocation) -> dict[str, str]:
+    """Each member's pod name and its role label's value (primary, replica; '' while it has none),
+    from ``kubectl get pods -o json``; pods being deleted are left out."""
+    return {p["metadata"]["name"]: (p["metadata"].get("labels") or {}).get(where.role_key, "")
+            for p in pods["items"] if not p["metadata"].get("deletionTimestamp")}
+
+
+def ledger_members(target: Target, where: LedgerLocation) -> dict[str, str]:
+    """Each ledger member's pod name and its role label (see member_roles)."""
+    result = _kubectl(target, where, "get", "pods", "-l", where.selector, "-o", "json")
     if result.returncode != 0:
-        raise EnvironmentSetupError(f"listing the ledger's pods: {result.stderr.strip()}")
-    return {p["metadata"]["name"]: (p["metadata"].get("labels") or {}).get("role", "")
-            for p in json.loads(result.stdout)["items"] if not p["metadata"].get("deletionTimestamp")}
+        raise EnvironmentSetupError(f"listing the ledger's pods ({where.selector} in {where.namespace}): "
+                                    f"{result.stderr.strip()}")
+    return member_roles(json.loads(result.stdout), where)
 
 
-def primary_pod(target: Target) -> str:
-    primaries = [name for name, role in ledger_members(target).items() if role == "primary"]
+def primary_pod(target: Target, where: LedgerLocation) -> str:
+    primaries = [name for name, role in ledger_members(target, where).items() if role == where.primary_value]
     if len(primaries) != 1:
-        raise EnvironmentSetupError(f"expected one ledger pod labelled role=primary, found {primaries or 'none'} "
-                                    "(is the ledger the chart's HA ledger, ledger.mode=ha?)")
+        raise EnvironmentSetupError(
+            f"expected one ledger pod labelled {where.primary_label} among {where.selector} in namespace "
+            f"{where.namespace}, found {primaries or 'none'} (is the ledger an HA ledger there? see "
+            f"{', '.join(LOCATION_KEYS.values())})")
     return primaries[0]
+
+
+def fault_command(fault: str, primary: str, where: LedgerLocation) -> list[str]:
+    """The kubectl arguments (after ``-n namespace``) that inject ``fault`` on ``primary``."""
+    if fault == "pod-delete":
+        return ["delete", "pod", primary, "--wait=false"]
+    if fault == "postgres-kill":
+        pid_file = shlex.quote(f"{where.data_dir.rstrip('/')}/postmaster.pid")
+        return ["exec", primary, "-c", where.container, "--", "sh", "-c", f"kill -9 \"$(head -n 1 {pid_file})\""]
+    # the one method of SWITCHOVERS (parse_location refuses others)
+    return ["exec", primary, "-c", where.container, "--", "python3", "-c", SWITCHOVER_SCRIPT, primary,
+            str(where.patroni_port)]
 
 
 def _run_trade_ids(target: Target) -> list[int]:
@@ -97,17 +234,11 @@ def commits(dsn: str) -> bool:
     return time.monotonic() - started < COMMIT_PROBE_SECONDS
 
 
-def _inject(target: Target, fault: str, primary: str) -> str:
-    if fault == "pod-delete":
-        result = _kubectl(target, "delete", "pod", primary, "--wait=false")
-    elif fault == "postgres-kill":
-        result = _kubectl(target, "exec", primary, "-c", "patroni", "--", "sh", "-c",
-                          f"kill -9 \"$(head -n 1 {PGDATA}/postmaster.pid)\"")
-    else:
-        result = _kubectl(target, "exec", primary, "-c", "patroni", "--", "python3", "-c", SWITCHOVER_SCRIPT,
-                          primary)
+def _inject(target: Target, where: LedgerLocation, fault: str, primary: str) -> str:
+    result = _kubectl(target, where, *fault_command(fault, primary, where))
     if result.returncode != 0:
-        raise EnvironmentSetupError(f"{fault} on {primary}: {(result.stderr or result.stdout).strip()[-1000:]}")
+        raise EnvironmentSetupError(f"{fault} on {where.namespace}/{primary}: "
+                                    f"{(result.stderr or result.stdout).strip()[-1000:]}")
     return result.stdout.strip()[-500:]
 
 
@@ -120,13 +251,14 @@ def take_primary_away(fault: str, recovery_timeout_seconds: float = 120.0,
     if fault not in FAULTS:
         raise InvalidInputError(f"take_primary_away.fault must be one of {', '.join(FAULTS)}, got {fault!r}")
     target = resolve(configuration)
-    old = primary_pod(target)
+    where = location(target, configuration)
+    old = primary_pod(target, where)
     admitted = _run_trade_ids(target)
     (target.state_dir / f"admitted-before-{fault}.json").write_text(json.dumps(admitted))
     marks.fault(target, "LEDGER_UNAVAILABLE")
     marks.write(target, f"fault:{fault}")
     started_wall, started = time.time(), time.monotonic()
-    answer = _inject(target, fault, old)
+    answer = _inject(target, where, fault, old)
     # Patroni takes a moment to act: a commit that still lands on the old primary before it goes is
     # not a recovery. Pod deletion and switchover end with another member labelled primary; a killed
     # postmaster is restarted (or replaced) by Patroni, and the first commit after the kill counts.
@@ -136,20 +268,21 @@ def take_primary_away(fault: str, recovery_timeout_seconds: float = 120.0,
         now = time.monotonic()
         if now > deadline:
             raise EnvironmentSetupError(f"{fault}: the ledger took no commit through its primary Service within "
-                                        f"{recovery_timeout_seconds:.0f}s (members: {ledger_members(target)})")
+                                        f"{recovery_timeout_seconds:.0f}s (members: {ledger_members(target, where)})")
         if not left_old:
             try:
-                left_old = primary_pod(target) != old
+                left_old = primary_pod(target, where) != old
             except EnvironmentSetupError:
                 left_old = False  # none or two labelled primary: mid-change
         if left_old and commits(target.ledger_dsn):
             break
         time.sleep(0.2)
     recovery = round(time.monotonic() - started, 2)
-    new = primary_pod(target)
+    new = primary_pod(target, where)
     marks.write(target, f"recovered:{fault}", recovery)
     marks.write(target, "cleared")
     return {"fault": fault, "old_primary": old, "new_primary": new, "recovery_seconds": recovery,
+            "ledger_namespace": where.namespace,
             "fault_at": round(started_wall, 3), "admitted_before": len(admitted), "answer": answer}
 
 
