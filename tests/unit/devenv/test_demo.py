@@ -111,6 +111,13 @@ def test_operator_mode_is_checked_by_name_and_a_pod_needs_the_real_node(monkeypa
     assert Demo(executors="pods", operator="pod").operator == "pod"
 
 
+@pytest.mark.parametrize("ledger", ["ha", "external-ha"])
+def test_an_ha_ledger_needs_the_real_node(ledger: str) -> None:
+    with pytest.raises(EnvironmentSetupError, match=f"ledger: {ledger} runs the chart's Patroni StatefulSet"):
+        Demo(executors="processes", ledger=ledger)
+    assert Demo(executors="pods", ledger=ledger).ledger == ledger
+
+
 def test_demo_binds_its_vault_and_uses_the_explicit_development_setting(tmp_path: Path, monkeypatch) -> None:
     """Issue 11: the demo's strategy must pass the operator's checks, openly: its vault Secret carries
     the binding to the strategy it applies, its http endpoints are allowed by the development setting
