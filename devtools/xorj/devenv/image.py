@@ -6,7 +6,7 @@ node's containerd.
     result = ImageBuilder().build_project(progress=print)     # cached by content hash
     ImageBuilder().import_into(result.archive, containerd_socket)
 
-The base rootfs is cached by (suite, packages); the project image by the hash of the Dockerfile,
+Each base rootfs is cached by (suite, packages); the project image by the hash of the Dockerfile,
 the lock files, pyproject.toml, README.md and every file under operator/. buildah keeps its storage under the
 xorj cache, never in /var/lib/containers.
 """
@@ -30,13 +30,31 @@ from xorj.errors import EnvironmentSetupError
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
-BASE_SUITE = "bookworm"
-BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
-BASE_IMAGE = "localhost/xorj-base:bookworm"
+
+
+@dataclass(frozen=True)
+class DebianBase:
+    """A debootstrapped Debian base image: its suite and the packages it carries."""
+
+    suite: str
+    packages: tuple[str, ...] = ("python3", "python3-venv", "ca-certificates")
+
+    @property
+    def reference(self) -> str:
+        return f"localhost/xorj-base:{self.suite}"
+
+
+# The project image's base: the Python 3.11 the product is built and tested with.
+PROJECT_BASE = DebianBase("bookworm")
+# The HA ledger's base: trixie, for Postgres 17. Bookworm carries only Postgres 15, where a login with
+# CREATEROLE (the operator's) can grant itself pg_execute_server_program: docs/security.md asks for 16
+# or later, and the chart's own ledger must meet it.
+LEDGER_BASE = DebianBase("trixie")
+BASE_IMAGE = PROJECT_BASE.reference
 PROJECT_IMAGE = "localhost/xorj-operator"
 # The HA ledger's image (chart: postgresql.ha.image) and its recipe; its tag names Patroni's version
 # and Postgres's major version, as the recipe's ARGs.
-PATRONI_IMAGE = "localhost/xorj-patroni:4.1.5-pg15"
+PATRONI_IMAGE = "localhost/xorj-patroni:4.1.5-pg17"
 PATRONI_RECIPE = "images/patroni/Containerfile"
 SOURCES = ("Dockerfile", "requirements.lock", "requirements-build.lock", "pyproject.toml", "README.md")
 SOURCE_DIRS = ("operator",)
@@ -138,17 +156,17 @@ class ImageBuilder:
 
     # -- base image ------------------------------------------------------------------------
 
-    def base_rootfs(self, progress: Progress = _silent) -> Path:
-        key = hashlib.sha256(f"{BASE_SUITE}:{','.join(BASE_PACKAGES)}".encode()).hexdigest()[:12]
+    def base_rootfs(self, base: DebianBase = PROJECT_BASE, progress: Progress = _silent) -> Path:
+        key = hashlib.sha256(f"{base.suite}:{','.join(base.packages)}".encode()).hexdigest()[:12]
         rootfs = self.cache_dir / f"rootfs-{key}"
         if (rootfs / ".complete").exists():
             return rootfs
         shutil.rmtree(rootfs, ignore_errors=True)
         if shutil.which("debootstrap") is None:
             raise EnvironmentSetupError("debootstrap is not installed (Debian package debootstrap)")
-        progress(f"debootstrap {BASE_SUITE} ({', '.join(BASE_PACKAGES)})")
+        progress(f"debootstrap {base.suite} ({', '.join(base.packages)})")
         result = subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", BASE_SUITE,
+            ["debootstrap", "--variant=minbase", f"--include={','.join(base.packages)}", base.suite,
              str(rootfs), debian_mirror()],
             capture_output=True, text=True, timeout=1800, check=False,
         )
@@ -161,17 +179,17 @@ class ImageBuilder:
         (rootfs / ".complete").touch()
         return rootfs
 
-    def build_base(self, progress: Progress = _silent) -> str:
+    def build_base(self, base: DebianBase = PROJECT_BASE, progress: Progress = _silent) -> str:
         # The base trusts what this machine trusts: package registries may be reached through a
         # TLS-inspecting proxy whose CA only the host's bundle carries (pip in the build needs it).
         host_bundle = HOST_CA_BUNDLE.read_bytes() if HOST_CA_BUNDLE.is_file() else b""
-        stamp = self.cache_dir / "base.stamp"
-        wanted = hashlib.sha256(host_bundle + ",".join(BASE_PACKAGES).encode()).hexdigest()[:16]
+        stamp = self.cache_dir / f"base-{base.suite}.stamp"
+        wanted = hashlib.sha256(host_bundle + ",".join(base.packages).encode()).hexdigest()[:16]
         current = stamp.read_text().strip() if stamp.is_file() else ""
-        if current != wanted or not self.image_exists(BASE_IMAGE):
-            rootfs = self.base_rootfs(progress)
-            progress(f"committing {BASE_IMAGE}")
-            staged = self.cache_dir / "base-stage"
+        if current != wanted or not self.image_exists(base.reference):
+            rootfs = self.base_rootfs(base, progress)
+            progress(f"committing {base.reference}")
+            staged = self.cache_dir / f"base-stage-{base.suite}"
             # .complete is our marker, not part of the image.
             shutil.rmtree(staged, ignore_errors=True)
             subprocess.run(["cp", "-a", str(rootfs), str(staged)], check=True)
@@ -179,12 +197,12 @@ class ImageBuilder:
             if host_bundle:
                 (staged / "etc/ssl/certs/ca-certificates.crt").write_bytes(host_bundle)
             try:
-                self.from_rootfs(staged, BASE_IMAGE, ["--cmd", "/usr/bin/python3", "--env",
+                self.from_rootfs(staged, base.reference, ["--cmd", "/usr/bin/python3", "--env",
                                                       "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
             finally:
                 shutil.rmtree(staged, ignore_errors=True)
             stamp.write_text(wanted + "\n")
-        return BASE_IMAGE
+        return base.reference
 
     # -- the project image -----------------------------------------------------------------
 
@@ -192,29 +210,29 @@ class ImageBuilder:
         tag = source_hash(self.root)
         archive = self.cache_dir / "archives" / f"xorj-operator-{tag}.oci.tar"
         return self._build_recipe(f"{PROJECT_IMAGE}:{tag}", self.root / "Dockerfile", self.root, archive,
-                                  progress, force)
+                                  PROJECT_BASE, progress, force)
 
     def build_patroni(self, progress: Progress = _silent, force: bool = False) -> BuiltImage:
-        """The HA ledger's image (images/patroni/Containerfile: Debian's Postgres and Patroni) on the
-        same base, tagged ``PATRONI_IMAGE`` (the chart's default postgresql.ha.image); cached by the
+        """The HA ledger's image (images/patroni/Containerfile: Debian's Postgres and Patroni) on its
+        own base (LEDGER_BASE), tagged ``PATRONI_IMAGE`` (the chart's default postgresql.ha.image); cached by the
         recipe's hash."""
         recipe = self.root / PATRONI_RECIPE
         digest = hashlib.sha256(recipe.read_bytes()).hexdigest()[:16]
         archive = self.cache_dir / "archives" / f"xorj-patroni-{digest}.oci.tar"
-        return self._build_recipe(PATRONI_IMAGE, recipe, recipe.parent, archive, progress, force)
+        return self._build_recipe(PATRONI_IMAGE, recipe, recipe.parent, archive, LEDGER_BASE, progress, force)
 
-    def _build_recipe(self, reference: str, recipe: Path, context: Path, archive: Path, progress: Progress,
-                      force: bool) -> BuiltImage:
-        """``reference`` built from ``recipe`` on the debootstrapped base and pushed to ``archive``,
+    def _build_recipe(self, reference: str, recipe: Path, context: Path, archive: Path, base: DebianBase,
+                      progress: Progress, force: bool) -> BuiltImage:
+        """``reference`` built from ``recipe`` on the debootstrapped ``base`` and pushed to ``archive``,
         unless that archive (named by the caller's content hash) already exists."""
         started = time.monotonic()
         if archive.is_file() and not force:
             return BuiltImage(reference, archive, True, time.monotonic() - started)
-        base = self.build_base(progress)
-        progress(f"buildah build {reference} (FROM {base})")
+        base_image = self.build_base(base, progress)
+        progress(f"buildah build {reference} (FROM {base_image})")
         self.buildah(
             "build", "--layers", *(["--no-cache"] if force else []), "--network", "host", "--isolation", "chroot",
-            "--build-arg", f"BASE_IMAGE={base}", "-f", str(recipe), "-t", reference, str(context),
+            "--build-arg", f"BASE_IMAGE={base_image}", "-f", str(recipe), "-t", reference, str(context),
         )
         progress(f"pushing {reference} to {archive}")
         self.push_archive(reference, archive)

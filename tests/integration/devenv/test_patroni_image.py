@@ -51,10 +51,10 @@ def test_the_image_is_patroni_and_debians_postgres_as_uid_999(built: BuiltImage)
     assert image.config["User"] == "999:999"
     assert image.config["Cmd"] == ["patroni", "/etc/xorj/patroni/patroni.yml"]
     assert image.resolve("opt/patroni/bin/patroni") is not None
-    assert image.resolve("usr/lib/postgresql/15/bin/postgres") is not None
-    assert image.resolve("usr/lib/postgresql/15/bin/pg_rewind") is not None
+    assert image.resolve("usr/lib/postgresql/17/bin/postgres") is not None
+    assert image.resolve("usr/lib/postgresql/17/bin/pg_rewind") is not None
     # no cluster made by Debian's package: Patroni initialises the pod's volume
-    assert not [f for f in image.files() if f.startswith("var/lib/postgresql/15/")]
+    assert not [f for f in image.files() if f.startswith("var/lib/postgresql/17/")]
     assert not [f for f in image.files() if f.startswith("opt/patroni/bin/pip")]
 
 
@@ -66,7 +66,7 @@ def test_the_images_patroni_accepts_the_charts_settings(builder: ImageBuilder, c
     assert builder.buildah("run", "--isolation", "chroot", *env, container, "--", "id", "-u") == "999"
     versions = builder.buildah("run", "--isolation", "chroot", container, "--", "sh", "-c",
                                "patroni --version && postgres --version")
-    assert "patroni 4.1.5" in versions and "PostgreSQL) 15." in versions, versions
+    assert "patroni 4.1.5" in versions and "PostgreSQL) 17." in versions, versions
     # raises (EnvironmentSetupError with Patroni's complaint) when Patroni refuses the settings
     builder.buildah("run", "--isolation", "chroot", *env, container, "--", "patroni", "--validate-config",
                     "/tmp/patroni.yml")

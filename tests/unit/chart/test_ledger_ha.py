@@ -29,7 +29,7 @@ def test_ha_runs_patroni_members_on_the_kubernetes_store_with_strict_synchronous
     assert statefulset["spec"]["podManagementPolicy"] == "Parallel"
     pod = statefulset["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["image"] == "localhost/xorj-patroni:4.1.5-pg15"
+    assert container["image"] == "localhost/xorj-patroni:4.1.5-pg17"
     assert container["command"] == ["patroni", "/etc/xorj/patroni/patroni.yml"]
     env = {e["name"]: e for e in container["env"]}
     assert env["PATRONI_KUBERNETES_POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
