@@ -39,14 +39,17 @@ def _say(message: str) -> None:
 
 
 def _ha_ledger_target(env_file: Path | None) -> bool:
-    """The target's ledger is the chart's HA ledger: a demo.json of `xorj dev up --ledger ha`, or
-    XORJ_CHAOS_LEDGER_HA=1 (a cluster with the chart's ledger.mode=ha)."""
+    """The target's ledger is a Patroni HA ledger: a demo.json of `xorj dev up --ledger ha` or
+    `--ledger external-ha`, or XORJ_CHAOS_LEDGER_HA=1 (a cluster with the chart's ledger.mode=ha, or an
+    external one located by the XORJ_CHAOS_LEDGER_* settings of xorj.chaos.ledger_failover)."""
+    from xorj.devenv.ha_ledger import HA_MODES
+
     if os.environ.get("XORJ_CHAOS_LEDGER_HA", "") in ("1", "true", "yes"):
         return True
     if env_file is None or env_file.name != "demo.json":
         return False
     try:
-        return json.loads(env_file.read_text()).get("ledger_mode") == "ha"
+        return json.loads(env_file.read_text()).get("ledger_mode") in HA_MODES
     except (OSError, ValueError):
         return False
 
@@ -100,8 +103,8 @@ def run(names: tuple[str, ...], run_all: bool, set_name: str, trades: int | None
     chosen = list(names) if names else sets.select(selector, available, cluster_target, ha_ledger)
     left_out = [n for n in sets.needing_ha_ledger(available) if n not in chosen]
     if left_out and not names:
-        _say(f"not on this target: {', '.join(left_out)} (they need the chart's HA ledger: run them against "
-             "`xorj dev up --ledger ha`, or a cluster with ledger.mode=ha and XORJ_CHAOS_LEDGER_HA=1)")
+        _say(f"not on this target: {', '.join(left_out)} (they need a Patroni HA ledger: run them against "
+             "`xorj dev up --ledger ha` or `--ledger external-ha`, or a cluster with one and XORJ_CHAOS_LEDGER_HA=1)")
     if not chosen:
         raise click.UsageError("no experiment selected")
     try:

@@ -1,12 +1,33 @@
 """The HA ledger losing its primary (experiment ledger-primary-failover): the actions that take the
 primary away and the probes that judge what followed.
 
-Runs against the chart's Patroni ledger (``ledger.mode=ha``): ``xorj dev up --ledger ha`` on the real
-node, or a cluster with the chart; the probes read the ledger through the same DSN as every other
-probe (``XORJ_CHAOS_LEDGER_DSN`` or the demo's), which follows the primary Service.
+Runs against any Patroni-managed ledger the target can reach with kubectl: the chart's own
+(``ledger.mode=ha``; ``xorj dev up --ledger ha``), or one the chart does not manage
+(``postgresql.enabled=false`` with ``ledger.existingSecret``; ``xorj dev up --ledger external-ha``
+runs the chart's Patroni templates alone in another namespace as such a ledger). The probes read the
+ledger through the same DSN as every other probe (``XORJ_CHAOS_LEDGER_DSN`` or the demo's), which
+follows the primary Service.
+
+Where the ledger's pods are (:class:`LedgerLocation`), each from the experiment's configuration, else
+its ``XORJ_CHAOS_*`` environment variable, else the demo state's ``ledger_location`` (written by
+``xorj dev up``), else the chart's own:
+
+- ``ledger_namespace`` (``XORJ_CHAOS_LEDGER_NAMESPACE``): default the target's namespace;
+- ``ledger_selector`` (``XORJ_CHAOS_LEDGER_SELECTOR``): the members' label selector, default
+  ``app.kubernetes.io/component=ledger``;
+- ``ledger_primary_label`` (``XORJ_CHAOS_LEDGER_PRIMARY_LABEL``): the label the HA manager puts on
+  the primary, default Patroni's ``role=primary`` (CloudNativePG's: ``cnpg.io/instanceRole=primary``);
+- ``ledger_container`` (``XORJ_CHAOS_LEDGER_CONTAINER``): the container running Postgres, default
+  ``patroni`` (CloudNativePG's: ``postgres``);
+- ``ledger_data_dir`` (``XORJ_CHAOS_LEDGER_DATA_DIR``): Postgres's data directory in it, default the
+  chart's ``/var/lib/postgresql/data/pgdata`` (CloudNativePG's is the same);
+- ``ledger_switchover`` (``XORJ_CHAOS_LEDGER_SWITCHOVER``): how a planned primary change is asked
+  for, ``patroni-rest`` (the only method: see :data:`SWITCHOVERS`) with
+  ``ledger_patroni_port`` (``XORJ_CHAOS_LEDGER_PATRONI_PORT``, default 8008).
 
 Three faults, each on the primary: the member holding Patroni's leader lock (the Endpoints of the
-primary Service, ``kubernetes.use_endpoints``), never merely the pod labelled ``role=primary``:
+primary Service, ``kubernetes.use_endpoints``, named after the members' scope label ``cluster-name``),
+never merely the pod labelled primary:
 
 - ``pod-delete``: the primary's pod deleted (its own grace period: Patroni stops Postgres and gives
   up the leader lock, the synchronous standby is promoted; the StatefulSet makes the pod again, which
@@ -16,6 +37,13 @@ primary Service, ``kubernetes.use_endpoints``), never merely the pod labelled ``
   recovery) while it still holds the leader lock;
 - ``switchover``: a planned primary change through Patroni's REST API (``POST /switchover`` from
   inside the primary's pod), to the synchronous standby.
+
+The first two need only the location; the switchover is the HA manager's own API. CloudNativePG's
+would be ``kubectl cnpg promote <cluster> <instance>`` (the plugin sets the Cluster's
+``status.targetPrimary``, and the operator then shuts the primary down cleanly and promotes that
+instance): it is not implemented, because CloudNativePG cannot be built or run on these machines (its
+Go module is not served here), and a method never run is not offered. With CloudNativePG, run the
+experiment's two other faults (the chart README, "External ledger").
 
 Before each fault the ids of the trades the run has admitted so far are kept
 (``admitted-before-<fault>.json`` in the run's state directory); :func:`admitted_trades_survived`
@@ -32,9 +60,12 @@ Service routes to and whether any client session reached the replica.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
 import subprocess
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -47,46 +78,141 @@ from xorj.errors import EnvironmentSetupError, InvalidInputError
 FAULTS = ("pod-delete", "postgres-kill", "switchover")
 FORGED_LABEL = "forged-label"  # forge_primary_label's fault: nothing is taken away, a replica is made to look primary
 LEDGER_SELECTOR = "app.kubernetes.io/component=ledger"
+PRIMARY_LABEL = "role=primary"  # Patroni's (kubernetes.role_label: role, in templates/postgresql-ha.yaml)
+CONTAINER = "patroni"
 PGDATA = "/var/lib/postgresql/data/pgdata"  # the chart's data_dir (templates/postgresql-ha.yaml)
+PATRONI_PORT = 8008
+# Planned primary changes this module can ask for. CloudNativePG's (`kubectl cnpg promote`) is not
+# here: it was never run (see the module's docstring).
+SWITCHOVERS = ("patroni-rest",)
 COMMIT_PROBE_SECONDS = 3.0  # a commit that takes longer is a ledger not yet recovered
-# Patroni's REST API, from inside the pod (the image has Patroni's Python, not curl)
+# Patroni's REST API, from inside the pod (the image has Patroni's Python, not curl); argv: the
+# leader's name, the API's port
 SWITCHOVER_SCRIPT = ("import json, sys, urllib.request; "
-                     "r = urllib.request.Request('http://127.0.0.1:8008/switchover', method='POST', "
+                     "r = urllib.request.Request('http://127.0.0.1:%s/switchover' % sys.argv[2], method='POST', "
                      "data=json.dumps({'leader': sys.argv[1]}).encode(), headers={'Content-Type': 'application/json'}); "
                      "print(urllib.request.urlopen(r, timeout=30).read().decode())")
 
+# configuration key -> environment variable; the demo state's ``ledger_location`` uses the same keys
+LOCATION_KEYS: dict[str, str] = {
+    "ledger_namespace": "XORJ_CHAOS_LEDGER_NAMESPACE",
+    "ledger_selector": "XORJ_CHAOS_LEDGER_SELECTOR",
+    "ledger_primary_label": "XORJ_CHAOS_LEDGER_PRIMARY_LABEL",
+    "ledger_container": "XORJ_CHAOS_LEDGER_CONTAINER",
+    "ledger_data_dir": "XORJ_CHAOS_LEDGER_DATA_DIR",
+    "ledger_switchover": "XORJ_CHAOS_LEDGER_SWITCHOVER",
+    "ledger_patroni_port": "XORJ_CHAOS_LEDGER_PATRONI_PORT",
+}
 
-def _kubectl(target: Target, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+
+@dataclass(frozen=True)
+class LedgerLocation:
+    """Where the HA ledger's members run and how to act on them (see the module's docstring)."""
+
+    namespace: str
+    selector: str = LEDGER_SELECTOR
+    primary_label: str = PRIMARY_LABEL
+    container: str = CONTAINER
+    data_dir: str = PGDATA
+    switchover: str = SWITCHOVERS[0]
+    patroni_port: int = PATRONI_PORT
+
+    @property
+    def role_key(self) -> str:
+        return self.primary_label.partition("=")[0]
+
+    @property
+    def primary_value(self) -> str:
+        return self.primary_label.partition("=")[2]
+
+
+def _invalid(key: str, message: str) -> InvalidInputError:
+    return InvalidInputError(f"ledger location: {key} ({LOCATION_KEYS[key]}) {message}")
+
+
+def parse_location(values: dict[str, Any], default_namespace: str | None) -> LedgerLocation:
+    """A :class:`LedgerLocation` from ``values`` (the keys of LOCATION_KEYS; missing or empty: the
+    chart's defaults, and ``default_namespace``, the target's)."""
+    given = {key: str(value).strip() for key, value in values.items() if value not in (None, "")}
+    namespace = given.get("ledger_namespace") or default_namespace
+    if not namespace:
+        raise _invalid("ledger_namespace", "is not configured and the target has no namespace "
+                       "(set XORJ_CHAOS_NAMESPACE or XORJ_CHAOS_ENV)")
+    primary_label = given.get("ledger_primary_label", PRIMARY_LABEL)
+    key, equals, value = primary_label.partition("=")
+    if not (key and equals and value) or "," in primary_label:
+        raise _invalid("ledger_primary_label", f"must be one label as key=value (Patroni: {PRIMARY_LABEL}, "
+                       f"CloudNativePG: cnpg.io/instanceRole=primary), got {primary_label!r}")
+    switchover = given.get("ledger_switchover", SWITCHOVERS[0])
+    if switchover not in SWITCHOVERS:
+        raise _invalid("ledger_switchover", f"must be one of {', '.join(SWITCHOVERS)}, got {switchover!r}: "
+                       "CloudNativePG's switchover (kubectl cnpg promote) is not implemented, it cannot be run here; "
+                       "run the pod-delete and postgres-kill faults only")
+    port_text = given.get("ledger_patroni_port", str(PATRONI_PORT))
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise _invalid("ledger_patroni_port", f"must be a TCP port, got {port_text!r}")
+    data_dir = given.get("ledger_data_dir", PGDATA)
+    if not data_dir.startswith("/"):
+        raise _invalid("ledger_data_dir", f"must be an absolute path in the container, got {data_dir!r}")
+    return LedgerLocation(namespace=namespace, selector=given.get("ledger_selector", LEDGER_SELECTOR),
+                          primary_label=primary_label, container=given.get("ledger_container", CONTAINER),
+                          data_dir=data_dir, switchover=switchover, patroni_port=int(port_text))
+
+
+def location(target: Target, configuration: dict[str, Any] | None = None) -> LedgerLocation:
+    """The ledger's location for ``target``: each key from the experiment's configuration, else its
+    environment variable, else the demo state's ``ledger_location``, else the default."""
+    stored = target.state.get("ledger_location") or {}
+    values: dict[str, Any] = {}
+    for key, env in LOCATION_KEYS.items():
+        value = (configuration or {}).get(key)
+        if value in (None, ""):
+            value = os.environ.get(env) or stored.get(key)
+        values[key] = value
+    return parse_location(values, target.namespace)
+
+
+def _kubectl(target: Target, where: LedgerLocation, *args: str,
+             timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     from xorj.devenv.toolchain import Toolchain
 
     command = [str(Toolchain().path("kubectl")), *(["--kubeconfig", target.kubeconfig] if target.kubeconfig else []),
-               "-n", target.require("namespace"), *args]
+               "-n", where.namespace, *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def ledger_members(target: Target) -> dict[str, str]:
-    """Each ledger member's pod name and its Patroni role label (primary, replica; '' while it has none)."""
-    result = _kubectl(target, "get", "pods", "-l", LEDGER_SELECTOR, "-o", "json")
+def member_roles(pods: dict[str, Any], where: LedgerLocation) -> dict[str, str]:
+    """Each member's pod name and its role label's value (primary, replica; '' while it has none),
+    from ``kubectl get pods -o json``; pods being deleted are left out."""
+    return {p["metadata"]["name"]: (p["metadata"].get("labels") or {}).get(where.role_key, "")
+            for p in pods["items"] if not p["metadata"].get("deletionTimestamp")}
+
+
+def ledger_members(target: Target, where: LedgerLocation) -> dict[str, str]:
+    """Each ledger member's pod name and its role label (see member_roles)."""
+    result = _kubectl(target, where, "get", "pods", "-l", where.selector, "-o", "json")
     if result.returncode != 0:
-        raise EnvironmentSetupError(f"listing the ledger's pods: {result.stderr.strip()}")
-    return {p["metadata"]["name"]: (p["metadata"].get("labels") or {}).get("role", "")
-            for p in json.loads(result.stdout)["items"] if not p["metadata"].get("deletionTimestamp")}
+        raise EnvironmentSetupError(f"listing the ledger's pods ({where.selector} in {where.namespace}): "
+                                    f"{result.stderr.strip()}")
+    return member_roles(json.loads(result.stdout), where)
 
 
-def _scope(target: Target) -> str:
+def _scope(target: Target, where: LedgerLocation) -> str:
     """Patroni's scope (the primary Service's name), from the members' scope label ``cluster-name``."""
-    result = _kubectl(target, "get", "pods", "-l", LEDGER_SELECTOR, "-o", "jsonpath={.items[*].metadata.labels.cluster-name}")
+    result = _kubectl(target, where, "get", "pods", "-l", where.selector, "-o",
+                      "jsonpath={.items[*].metadata.labels.cluster-name}")
     scopes = set(result.stdout.split()) if result.returncode == 0 else set()
     if len(scopes) != 1:
         raise EnvironmentSetupError(f"expected the ledger's pods to carry one Patroni scope label cluster-name, found "
-                                    f"{sorted(scopes) or 'none'} (is the ledger the chart's HA ledger, ledger.mode=ha?)")
+                                    f"{sorted(scopes) or 'none'} among {where.selector} in namespace {where.namespace} "
+                                    f"(is the ledger a Patroni ledger there? see {', '.join(LOCATION_KEYS.values())})")
     return scopes.pop()
 
 
-def leader_lock(target: Target, scope: str | None = None) -> tuple[str | None, list[str]]:
+def leader_lock(target: Target, where: LedgerLocation, scope: str | None = None) -> tuple[str | None, list[str]]:
     """Patroni's leader lock: the member holding it (annotation ``leader`` of the Endpoints named after
     the scope) and the addresses it wrote there, the primary Service's endpoints."""
-    result = _kubectl(target, "get", "endpoints", scope or _scope(target), "-o", "json")
+    result = _kubectl(target, where, "get", "endpoints", scope or _scope(target, where), "-o", "json")
     if result.returncode != 0:
         raise EnvironmentSetupError(f"reading Patroni's leader lock: {result.stderr.strip()}")
     endpoints = json.loads(result.stdout)
@@ -95,10 +221,11 @@ def leader_lock(target: Target, scope: str | None = None) -> tuple[str | None, l
     return leader, addresses
 
 
-def service_addresses(target: Target, scope: str | None = None) -> list[str]:
+def service_addresses(target: Target, where: LedgerLocation, scope: str | None = None) -> list[str]:
     """What kube-proxy routes the primary Service to: the ready addresses of its EndpointSlices (mirrored
     from the leader lock's Endpoints by the controller-manager)."""
-    result = _kubectl(target, "get", "endpointslices", "-l", f"kubernetes.io/service-name={scope or _scope(target)}",
+    result = _kubectl(target, where, "get", "endpointslices", "-l",
+                      f"kubernetes.io/service-name={scope or _scope(target, where)}",
                       "-o", "json")
     if result.returncode != 0:
         raise EnvironmentSetupError(f"reading the primary Service's EndpointSlices: {result.stderr.strip()}")
@@ -107,13 +234,26 @@ def service_addresses(target: Target, scope: str | None = None) -> list[str]:
                   for address in endpoint.get("addresses") or [])
 
 
-def primary_pod(target: Target) -> str:
-    """The member holding Patroni's leader lock (not the pod labelled role=primary: a label is forgeable)."""
-    leader, _ = leader_lock(target)
-    if not leader or leader not in ledger_members(target):
-        raise EnvironmentSetupError(f"no ledger member holds Patroni's leader lock (lock: {leader or 'none'}; "
-                                    f"members: {ledger_members(target)})")
+def primary_pod(target: Target, where: LedgerLocation) -> str:
+    """The member holding Patroni's leader lock (not the pod labelled primary: a label is forgeable)."""
+    leader, _ = leader_lock(target, where)
+    members = ledger_members(target, where)
+    if not leader or leader not in members:
+        raise EnvironmentSetupError(f"no ledger member in namespace {where.namespace} holds Patroni's leader lock "
+                                    f"(lock: {leader or 'none'}; members: {members})")
     return leader
+
+
+def fault_command(fault: str, primary: str, where: LedgerLocation) -> list[str]:
+    """The kubectl arguments (after ``-n namespace``) that inject ``fault`` on ``primary``."""
+    if fault == "pod-delete":
+        return ["delete", "pod", primary, "--wait=false"]
+    if fault == "postgres-kill":
+        pid_file = shlex.quote(f"{where.data_dir.rstrip('/')}/postmaster.pid")
+        return ["exec", primary, "-c", where.container, "--", "sh", "-c", f"kill -9 \"$(head -n 1 {pid_file})\""]
+    # the one method of SWITCHOVERS (parse_location refuses others)
+    return ["exec", primary, "-c", where.container, "--", "python3", "-c", SWITCHOVER_SCRIPT, primary,
+            str(where.patroni_port)]
 
 
 def _run_trade_ids(target: Target) -> list[int]:
@@ -141,7 +281,8 @@ def commits(dsn: str) -> bool:
     return time.monotonic() - started < COMMIT_PROBE_SECONDS
 
 
-def terminate_on_primary(target: Target, application_name: str | None = None) -> int:
+def terminate_on_primary(target: Target, application_name: str | None = None,
+                         configuration: dict[str, Any] | None = None) -> int:
     """pg_terminate_backend, as the superuser inside the primary's pod (its socket, peer login), on every
     client session of the ledger database, or only on those with ``application_name``; returns how many
     were ended."""
@@ -151,7 +292,8 @@ def terminate_on_primary(target: Target, application_name: str | None = None) ->
         raise InvalidInputError(f"terminate_on_primary: unexpected database {dbname!r} or application name "
                                 f"{application_name!r} (letters, digits, _ . - only)")
     only = "" if application_name is None else f"AND application_name = '{application_name}'"
-    result = _psql(target, primary_pod(target), f"host=/var/run/postgresql dbname={dbname} user=postgres",
+    where = location(target, configuration)
+    result = _psql(target, where, primary_pod(target, where), f"host=/var/run/postgresql dbname={dbname} user=postgres",
                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
                    f"WHERE datname = current_database() AND backend_type = 'client backend' "
                    f"AND pid <> pg_backend_pid() {only}")
@@ -160,17 +302,12 @@ def terminate_on_primary(target: Target, application_name: str | None = None) ->
     return int(result.stdout.strip() or 0)
 
 
-def _inject(target: Target, fault: str, primary: str) -> str:
-    if fault == "pod-delete":
-        result = _kubectl(target, "delete", "pod", primary, "--wait=false")
-    elif fault == "postgres-kill":
-        result = _kubectl(target, "exec", primary, "-c", "patroni", "--", "sh", "-c",
-                          f"kill -9 \"$(head -n 1 {PGDATA}/postmaster.pid)\"")
-    else:
-        result = _kubectl(target, "exec", primary, "-c", "patroni", "--", "python3", "-c", SWITCHOVER_SCRIPT,
-                          primary)
+
+def _inject(target: Target, where: LedgerLocation, fault: str, primary: str) -> str:
+    result = _kubectl(target, where, *fault_command(fault, primary, where))
     if result.returncode != 0:
-        raise EnvironmentSetupError(f"{fault} on {primary}: {(result.stderr or result.stdout).strip()[-1000:]}")
+        raise EnvironmentSetupError(f"{fault} on {where.namespace}/{primary}: "
+                                    f"{(result.stderr or result.stdout).strip()[-1000:]}")
     return result.stdout.strip()[-500:]
 
 
@@ -183,13 +320,14 @@ def take_primary_away(fault: str, recovery_timeout_seconds: float = 120.0,
     if fault not in FAULTS:
         raise InvalidInputError(f"take_primary_away.fault must be one of {', '.join(FAULTS)}, got {fault!r}")
     target = resolve(configuration)
-    old = primary_pod(target)
+    where = location(target, configuration)
+    old = primary_pod(target, where)
     admitted = _run_trade_ids(target)
     (target.state_dir / f"admitted-before-{fault}.json").write_text(json.dumps(admitted))
     marks.fault(target, "LEDGER_UNAVAILABLE")
     marks.write(target, f"fault:{fault}")
     started_wall, started = time.time(), time.monotonic()
-    answer = _inject(target, fault, old)
+    answer = _inject(target, where, fault, old)
     # Patroni takes a moment to act: a commit that still lands on the old primary before it goes is
     # not a recovery. Pod deletion and switchover end with another member labelled primary; a killed
     # postmaster is restarted (or replaced) by Patroni, and the first commit after the kill counts.
@@ -199,20 +337,21 @@ def take_primary_away(fault: str, recovery_timeout_seconds: float = 120.0,
         now = time.monotonic()
         if now > deadline:
             raise EnvironmentSetupError(f"{fault}: the ledger took no commit through its primary Service within "
-                                        f"{recovery_timeout_seconds:.0f}s (members: {ledger_members(target)})")
+                                        f"{recovery_timeout_seconds:.0f}s (members: {ledger_members(target, where)})")
         if not left_old:
             try:
-                left_old = primary_pod(target) != old
+                left_old = primary_pod(target, where) != old
             except EnvironmentSetupError:
                 left_old = False  # no member holds the lock: mid-change
         if left_old and commits(target.ledger_dsn):
             break
         time.sleep(0.2)
     recovery = round(time.monotonic() - started, 2)
-    new = primary_pod(target)
+    new = primary_pod(target, where)
     marks.write(target, f"recovered:{fault}", recovery)
     marks.write(target, "cleared")
     return {"fault": fault, "old_primary": old, "new_primary": new, "recovery_seconds": recovery,
+            "ledger_namespace": where.namespace,
             "fault_at": round(started_wall, 3), "admitted_before": len(admitted), "answer": answer}
 
 
@@ -278,12 +417,13 @@ _READ_ONLY_REFUSAL = re.compile(r"read-only|hot standby", re.I)
 PATRONI_RELABEL_SECONDS = 45.0  # loop_wait (10 s) a few times over: Patroni puts its own label back
 
 
-def _psql(target: Target, pod: str, conninfo: str, sql: str) -> subprocess.CompletedProcess[str]:
-    return _kubectl(target, "exec", pod, "-c", "patroni", "--", "psql", conninfo, "-XAtc", sql, timeout=30.0)
+def _psql(target: Target, where: LedgerLocation, pod: str, conninfo: str, sql: str) -> subprocess.CompletedProcess[str]:
+    return _kubectl(target, where, "exec", pod, "-c", where.container, "--", "psql", conninfo, "-XAtc", sql,
+                    timeout=30.0)
 
 
-def _pod_ip(target: Target, pod: str) -> str:
-    result = _kubectl(target, "get", "pod", pod, "-o", "jsonpath={.status.podIP}")
+def _pod_ip(target: Target, where: LedgerLocation, pod: str) -> str:
+    result = _kubectl(target, where, "get", "pod", pod, "-o", "jsonpath={.status.podIP}")
     if result.returncode != 0 or not result.stdout.strip():
         raise EnvironmentSetupError(f"pod {pod} has no address: {result.stderr.strip()}")
     return result.stdout.strip()
@@ -314,14 +454,15 @@ def forge_primary_label(hold_seconds: float = 20.0, sample_seconds: float = 0.5,
     from xorj.chaos.target import trade_scale
 
     target = resolve(configuration)
-    scope = _scope(target)
-    leader, lock = leader_lock(target, scope)
-    members = ledger_members(target)
+    where = location(target, configuration)
+    scope = _scope(target, where)
+    leader, lock = leader_lock(target, where, scope)
+    members = ledger_members(target, where)
     replicas = sorted(name for name, role in members.items() if name != leader and role == "replica")
     if not leader or not replicas:
         raise EnvironmentSetupError(f"forge_primary_label needs a leader and a replica (lock: {leader}; members: {members})")
     replica = replicas[0]
-    leader_ip, replica_ip = _pod_ip(target, leader), _pod_ip(target, replica)
+    leader_ip, replica_ip = _pod_ip(target, where, leader), _pod_ip(target, where, replica)
     admitted = _run_trade_ids(target)
     (target.state_dir / f"admitted-before-{FORGED_LABEL}.json").write_text(json.dumps(admitted))
     marks.write(target, f"fault:{FORGED_LABEL}")
@@ -330,33 +471,34 @@ def forge_primary_label(hold_seconds: float = 20.0, sample_seconds: float = 0.5,
     samples: list[dict[str, Any]] = []
     forged = 0
     while time.monotonic() < deadline:
-        if ledger_members(target).get(replica) != "primary":
-            result = _kubectl(target, "label", "pod", replica, "role=primary", "--overwrite")
+        if ledger_members(target, where).get(replica) != where.primary_value:
+            result = _kubectl(target, where, "label", "pod", replica, where.primary_label, "--overwrite")
             if result.returncode != 0:
-                raise EnvironmentSetupError(f"labelling {replica} role=primary: {result.stderr.strip()}")
+                raise EnvironmentSetupError(f"labelling {replica} {where.primary_label}: {result.stderr.strip()}")
             forged += 1
-        sessions = _psql(target, replica, "host=/var/run/postgresql dbname=postgres user=postgres", CLIENT_SESSIONS_SQL)
+        sessions = _psql(target, where, replica, "host=/var/run/postgresql dbname=postgres user=postgres", CLIENT_SESSIONS_SQL)
         if sessions.returncode != 0:
             raise EnvironmentSetupError(f"counting client sessions on {replica}: {sessions.stderr.strip()[-500:]}")
-        samples.append({"service": service_addresses(target, scope), "lock": sorted(leader_lock(target, scope)[1]),
+        samples.append({"service": service_addresses(target, where, scope),
+                        "lock": sorted(leader_lock(target, where, scope)[1]),
                         "replica_sessions": int(sessions.stdout.strip() or 0)})
         time.sleep(float(sample_seconds))
-    refused = _psql(target, replica, READ_WRITE_CONNINFO, "SELECT 1")
-    accepted = _psql(target, leader, READ_WRITE_CONNINFO, "SELECT 1")
+    refused = _psql(target, where, replica, READ_WRITE_CONNINFO, "SELECT 1")
+    accepted = _psql(target, where, leader, READ_WRITE_CONNINFO, "SELECT 1")
     # The forging stops here: Patroni's next loop on the replica (touch_member) puts role=replica back.
     started = time.monotonic()
     restored_after = None
     while time.monotonic() - started < PATRONI_RELABEL_SECONDS:
-        if ledger_members(target).get(replica) == "replica":
+        if ledger_members(target, where).get(replica) == "replica":
             restored_after = round(time.monotonic() - started, 1)
             break
         time.sleep(1.0)
     if restored_after is None:  # not Patroni's: leave the cluster as it was, and say so
-        _kubectl(target, "label", "pod", replica, "role=replica", "--overwrite")
+        _kubectl(target, where, "label", "pod", replica, f"{where.role_key}=replica", "--overwrite")
     marks.write(target, "cleared")
     judged = judge_routes(samples, leader_ip, replica_ip)
     outcome = {**judged, "leader": leader, "forged_member": replica, "held_s": round(held, 1), "labels_forged": forged,
-               "leader_after": leader_lock(target, scope)[0], "initial_lock": sorted(lock),
+               "leader_after": leader_lock(target, where, scope)[0], "initial_lock": sorted(lock),
                "replica_refused_read_write": refused.returncode != 0,
                "refusal": (refused.stderr or refused.stdout).strip()[-300:],
                "leader_accepted_read_write": accepted.returncode == 0,

@@ -20,7 +20,11 @@ chart's operator ServiceAccount (a token for it, so the chart's RBAC is still wh
 Postgres: Patroni's StatefulSet (``ledger.mode=ha``) on the real node. The operator pod uses it as a
 user's install does (the chart's ledger Secret: its primary Service by name, ``verify-full`` against the
 chart's CA); the processes on the host (the watcher, the chaos probes, a ``--operator process``
-operator) reach it through a relay to its primary Service (xorj.devenv.ha_ledger).
+operator) reach it through a relay to its primary Service (xorj.devenv.ha_ledger). ``external-ha`` runs
+the same Patroni ledger in its own namespace, outside the operator's release, which reaches it by the
+chart's external-ledger values (``postgresql.enabled=false``, ``ledger.existingSecret``,
+``ledger.caSecret``); its operator runs as a process (the ledger's NetworkPolicy admits the executors'
+namespace only).
 
 ``$XORJ_DEMO_EXECUTORS=processes`` (``xorj dev up --executors processes``) runs no node: the
 development pod runtime backs each executor pod on the kwok nodes with a local ``xorj executor``
@@ -141,10 +145,11 @@ def _silent(_: str) -> None:
     return None
 
 
-def default_operator_mode(executors: str) -> str:
+def default_operator_mode(executors: str, ledger: str | None = None) -> str:
     """Where the operator runs unless told: as the chart's pod wherever executors run as pods (there is
-    a node for it), as a local process otherwise."""
-    return "pod" if executors == "pods" else "process"
+    a node for it), as a local process otherwise, and with an external HA ledger (whose NetworkPolicy
+    admits the executors' namespace only)."""
+    return "pod" if executors == "pods" and ledger != "external-ha" else "process"
 
 
 def state_root() -> Path:
@@ -398,20 +403,26 @@ class Demo:
         self.executors = executors or os.environ.get("XORJ_DEMO_EXECUTORS") or "pods"
         if self.executors not in EXECUTOR_MODES:
             raise EnvironmentSetupError(f"executors: {self.executors!r} is not one of {', '.join(EXECUTOR_MODES)}")
-        self.operator = operator or os.environ.get("XORJ_DEMO_OPERATOR") or default_operator_mode(self.executors)
+        requested_ledger = ledger or os.environ.get("XORJ_DEMO_LEDGER")
+        self.operator = (operator or os.environ.get("XORJ_DEMO_OPERATOR")
+                         or default_operator_mode(self.executors, requested_ledger))
         if self.operator not in OPERATOR_MODES:
             raise EnvironmentSetupError(f"operator: {self.operator!r} is not one of {', '.join(OPERATOR_MODES)}")
         if self.operator == "pod" and self.executors != "pods":
             raise EnvironmentSetupError("operator: pod needs the real node (executors: pods); with executor "
                                         "processes the operator runs as a process")
-        from xorj.devenv.ha_ledger import LEDGER_MODES
+        from xorj.devenv.ha_ledger import HA_MODES, LEDGER_MODES
 
-        self.ledger = ledger or os.environ.get("XORJ_DEMO_LEDGER") or "single"
+        self.ledger = requested_ledger or "single"
         if self.ledger not in LEDGER_MODES:
             raise EnvironmentSetupError(f"ledger: {self.ledger!r} is not one of {', '.join(LEDGER_MODES)}")
-        if self.ledger == "ha" and self.executors != "pods":
-            raise EnvironmentSetupError("ledger: ha runs the chart's Patroni StatefulSet on the real node; it needs "
-                                        "executors: pods")
+        if self.ledger in HA_MODES and self.executors != "pods":
+            raise EnvironmentSetupError(f"ledger: {self.ledger} runs the chart's Patroni StatefulSet on the real node; "
+                                        "it needs executors: pods")
+        if self.ledger == "external-ha" and self.operator == "pod":
+            raise EnvironmentSetupError("ledger: external-ha runs with the operator as a process (operator: pod "
+                                        "would need the external ledger's NetworkPolicy to admit the operator's "
+                                        "pod; not yet)")
         # the copy loop (leaders, pool, topN strategy, watcher), the product's defining job: on unless
         # `--no-loop` or $XORJ_DEMO_LOOP=0 (the chaos runs turn it off: its leaders and copies would
         # add trades and price moves of their own to every experiment's load).
@@ -455,6 +466,8 @@ class Demo:
         dsn: str | None = None
         if self.ledger == "ha":
             self.say("3/10 ledger: the chart's Patroni StatefulSet (ledger.mode=ha), installed with the chart")
+        elif self.ledger == "external-ha":
+            self.say("3/10 ledger: the chart's Patroni ledger alone in its own namespace, after the node")
         else:
             self.say("3/10 ledger: starting Postgres and migrating the schema")
             dsn = self._postgres(data)
@@ -494,6 +507,8 @@ class Demo:
             if self.ledger == "ha":
                 self._install_chart(None, chain, [*opened.chart_values(), *self._ha_chart_values()])
                 dsn, executor_dsn = self._ha_ledger(data)
+            elif self.ledger == "external-ha":
+                dsn, executor_dsn = self._external_ha_ledger(data, chain, opened)
             else:
                 assert dsn is not None and opened.dsn is not None
                 self._install_chart(opened.dsn, chain, opened.chart_values())
@@ -738,10 +753,10 @@ class Demo:
         self.say(f"    RPC {info.rpc_url}, swap API {info.swap_api_url}")
         return info
 
-    def _helm(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def _helm(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         command = [str(self.toolchain.path("helm")), "--kubeconfig", str(self.cluster.kubeconfig), *args]
         try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=HELM_SECONDS + 60)
+            result = subprocess.run(command, capture_output=True, text=True, timeout=HELM_SECONDS + 60, input=input)
         except subprocess.TimeoutExpired as exc:
             raise EnvironmentSetupError(f"helm {args[0]}: not done after {HELM_SECONDS + 60:.0f}s") from exc
         if result.returncode != 0:
@@ -763,7 +778,7 @@ class Demo:
         data["image"] = built.reference
         self.state.save(data)
         self.say(f"    image {built.reference} loaded ({'cached' if built.cached else f'built in {built.seconds:.0f}s'})")
-        if self.ledger == "ha":
+        if self.ledger != "single":  # ha, external-ha: Patroni's members run on the node
             patroni = ImageBuilder().build_patroni(progress=lambda m: self.say(f"    {m}"))
             node.load_image(patroni.archive)
             self.say(f"    image {patroni.reference} loaded "
@@ -797,31 +812,35 @@ class Demo:
                                       toleration={**EXECUTOR_NODE_TAINT, "operator": "Equal"},
                                       api_host=lay.host_ip, api_port=lay.api_port)
 
-    def _ha_ledger(self, data: dict[str, Any]) -> tuple[str, str]:
-        """Once the chart's Patroni members run: wait for the primary Service's endpoint, relay it to
-        the host, migrate the schema through it; returns the host processes' DSN and the executors'."""
+    def _ha_ledger(self, data: dict[str, Any], namespace: str | None = None,
+                   release: str = RELEASE) -> tuple[str, str]:
+        """Once the chart's Patroni members run (release ``release`` in ``namespace``, default the
+        demo's): wait for the primary Service's endpoint, relay it to the host, migrate the schema
+        through it; returns the host processes' DSN and the executors'."""
         from xorj.devenv import ha_ledger
         from xorj.devenv.postgres import free_port
         from xorj.ledger.migrate import migrate
 
-        service = ha_ledger.service_name(RELEASE)
+        namespace = namespace or self.namespace
+        service = ha_ledger.service_name(release)
 
         def members() -> str:
-            return self.kubectl("get", "pods", "-n", self.namespace, "-l", "app.kubernetes.io/component=ledger",
+            return self.kubectl("get", "pods", "-n", namespace, "-l", "app.kubernetes.io/component=ledger",
                                 "-L", "role", "-o", "wide", check=False).stdout
 
-        primary = wait_until_ready(f"Service {self.namespace}/{service} pointing at a primary (Patroni's leader lock)",
-                                   lambda: ha_ledger.primary_endpoint(self.kubectl, self.namespace, RELEASE),
+        primary = wait_until_ready(f"Service {namespace}/{service} pointing at a primary (Patroni's leader lock)",
+                                   lambda: ha_ledger.primary_endpoint(self.kubectl, namespace, release),
                                    ha_ledger.PRIMARY_SECONDS, last_seen=members)
-        address = ha_ledger.cluster_ip(self.kubectl, self.namespace, RELEASE)
+        address = ha_ledger.cluster_ip(self.kubectl, namespace, release)
         port = int(data.get("ledger_relay_port") or free_port())
         relay = self._local_node().reach_from_host(address, ha_ledger.PORT, port)
         data.update(ledger_relay_port=port, ledger_relay_target=address)
         self.state.save(data)
         ca_file = self.root / ha_ledger.CA_FILE
-        write_private(ca_file, ha_ledger.secret_value(self.kubectl, self.namespace,
-                                                                f"{service}-tls", "ca.crt"))
-        chart_dsn = ha_ledger.secret_value(self.kubectl, self.namespace, f"{RELEASE}-ledger", "dsn").decode()
+        write_private(ca_file, ha_ledger.secret_value(self.kubectl, namespace, ha_ledger.tls_secret_name(release),
+                                                      "ca.crt"))
+        chart_dsn = ha_ledger.secret_value(self.kubectl, namespace, ha_ledger.ledger_secret_name(release),
+                                           "dsn").decode()
         dsn = ha_ledger.host_dsn(chart_dsn, relay, ca_file)
         write_private(self.root / ha_ledger.DSN_FILE, dsn)
         data["ledger_dsn_file"] = str(self.root / ha_ledger.DSN_FILE)
@@ -829,7 +848,47 @@ class Demo:
         migrate(dsn)
         self.say(f"    primary {primary} behind Service {service} ({address}:{ha_ledger.PORT}); the host's "
                  f"processes reach it at {relay}")
-        return dsn, ha_ledger.executor_dsn(self.namespace, RELEASE, LEDGER_DATABASE, ca_file)
+        return dsn, ha_ledger.executor_dsn(namespace, release, LEDGER_DATABASE, ca_file)
+
+    def _external_ha_ledger(self, data: dict[str, Any], chain: ChainInfo, opened: PodEndpoints) -> tuple[str, str]:
+        """``--ledger external-ha``: the chart's Patroni ledger alone in its own namespace (as a user's
+        separately run HA Postgres), then the operator's release pointed at it by the chart's
+        external-ledger values; returns the host processes' DSN and the executors' (see _ha_ledger)."""
+        from xorj.devenv import ha_ledger
+        from xorj.devenv.tls import issue
+
+        namespace = ha_ledger.external_namespace(self.namespace)
+        release = ha_ledger.EXTERNAL_RELEASE
+        data.update(ledger_namespace=namespace, ledger_location=ha_ledger.external_location(namespace))
+        self.state.save(data)
+        self.kubectl("create", "namespace", namespace, check=False)
+        # a certificate and a password given, as `helm template` needs them; both kept by a second `up`
+        tls = ha_ledger.tls_secret_name(release)
+        if self.kubectl("get", "secret", tls, "-n", namespace, check=False).returncode != 0:
+            ca, cert, key = issue(ha_ledger.service_names(namespace))
+            self._apply_secret(tls, {"ca.crt": ca, "tls.crt": cert, "tls.key": key}, namespace=namespace)
+        owner = ha_ledger.ledger_secret_name(release)
+        if self.kubectl("get", "secret", owner, "-n", namespace, check=False).returncode == 0:
+            password = ha_ledger.secret_value(self.kubectl, namespace, owner, "password").decode()
+        else:
+            password = secrets.token_urlsafe(24)
+        values = ha_ledger.external_render_values(password=password, client_namespace=self.namespace)
+        rendered = self._helm(*ha_ledger.external_render_args(CHART, namespace), *self._ha_chart_values(),
+                              *opened.chart_values(), input=json.dumps(values)).stdout
+        documents = ha_ledger.ledger_documents([d for d in yaml.safe_load_all(rendered) if d], namespace)
+        self.kubectl("apply", "-n", namespace, "-f", "-",
+                     input=json.dumps({"apiVersion": "v1", "kind": "List", "items": documents}))
+        self.say(f"    {len(documents)} ledger resources in namespace {namespace} (release {release}, not the "
+                 "operator's)")
+        dsn, executor_dsn = self._ha_ledger(data, namespace, release)
+        # what a user gives the operator's release: the ledger's DSN (its Service across namespaces,
+        # verify-full against the mounted CA) and CA as Secrets, and where its members are
+        self.kubectl("create", "namespace", self.namespace, check=False)
+        self._apply_secret(LEDGER_CA_SECRET, {"ca.crt": ha_ledger.secret_value(self.kubectl, namespace, tls, "ca.crt")})
+        in_cluster = ha_ledger.secret_value(self.kubectl, namespace, owner, "dsn")
+        self._install_chart(in_cluster.decode(), chain,
+                            [*opened.chart_values(), *ha_ledger.external_client_values(namespace, LEDGER_CA_SECRET)])
+        return dsn, executor_dsn
 
     def _local_node(self):
         from xorj.devenv.node import LocalChainNode
@@ -871,9 +930,11 @@ class Demo:
         defaults = yaml.safe_load((CHART / "values.yaml").read_text())["ledgerClient"]["creators"]["users"]
         return [*defaults, self.cluster.controller_manager_user()]
 
-    def _apply_secret(self, name: str, data: dict[str, bytes], annotations: dict[str, str] | None = None) -> None:
+    def _apply_secret(self, name: str, data: dict[str, bytes], annotations: dict[str, str] | None = None,
+                      namespace: str | None = None) -> None:
         manifest = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                    "metadata": {"name": name, "namespace": self.namespace, "annotations": annotations or {}},
+                    "metadata": {"name": name, "namespace": namespace or self.namespace,
+                                 "annotations": annotations or {}},
                     "data": {k: base64.b64encode(v).decode() for k, v in data.items()}}
         self.kubectl("apply", "-f", "-", input=json.dumps(manifest))
 
@@ -1330,6 +1391,13 @@ class Demo:
                 self._remove_namespace()
             except StartupTimeout as exc:
                 problems.append(str(exc))  # reported once the rest is stopped
+        if data.get("ledger_namespace"):  # --ledger external-ha: its own namespace, before the node goes
+            try:
+                self._remove_ledger_namespace(data["ledger_namespace"])
+                data.pop("ledger_namespace", None)
+                data.pop("ledger_location", None)
+            except StartupTimeout as exc:
+                problems.append(str(exc))
         if data.get("ledger_relay_target"):
             from xorj.devenv import ha_ledger
 
@@ -1402,6 +1470,19 @@ class Demo:
         self.say(f"    waiting for namespace {self.namespace} to be deleted")
         wait_until_gone(f"namespace {self.namespace} to be deleted", lambda: self._namespace_phase() is not None,
                         NAMESPACE_GONE_SECONDS, last_seen=self._namespace_conditions)
+
+    def _remove_ledger_namespace(self, namespace: str) -> None:
+        """Delete the external ledger's namespace and wait until it is gone (Patroni's ConfigMaps go
+        with it)."""
+        if not (self.cluster.cluster_dir.exists() and self.cluster.is_running()):
+            return
+        self.say(f"removing the ledger's namespace {namespace}")
+        self.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false", check=False)
+        wait_until_gone(f"namespace {namespace} to be deleted",
+                        lambda: self.kubectl("get", "namespace", namespace, check=False).returncode == 0,
+                        NAMESPACE_GONE_SECONDS,
+                        last_seen=lambda: self.kubectl("get", "pods", "-n", namespace, "-o", "wide",
+                                                       check=False).stdout)
 
     def _wait_namespace_not_terminating(self) -> None:
         """A namespace still being deleted (e.g. by a `down` of an older version, or by hand) accepts

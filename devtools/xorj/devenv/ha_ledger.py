@@ -25,6 +25,18 @@ not taking writes is refused at connect time. What the development environment a
 The operator pod (the default) and executor pods reach the Service by its DNS name (cluster DNS),
 verifying the name (``verify-full``): the operator with the chart's own ledger Secret and CA, as a
 user's install runs it.
+
+``xorj dev up --ledger external-ha``: the same Patroni ledger as one the operator's release does not
+manage, the chart's external-ledger path (``postgresql.enabled=false``). The chart's ledger templates
+are rendered alone (:func:`external_render_args`, :func:`ledger_documents`: only the documents labelled
+``app.kubernetes.io/component=ledger``) and applied into their own namespace (:func:`external_namespace`),
+with a password and a certificate given as a user's GitOps render would (``postgresql.password``,
+``postgresql.tls.existingSecret``). Its NetworkPolicy admits the executors of the operator's namespace
+(``watchNamespaces``). The operator's release then gets, as a user would give it: the ledger's DSN
+Secret (the Service across namespaces), its CA Secret, and the ledger's namespace and pod selectors for
+the NetworkPolicies (:func:`external_client_values`). Host processes reach it through the same relay as
+above; the chaos experiment finds its members through the demo state's ``ledger_location``
+(:func:`external_location`).
 """
 
 from __future__ import annotations
@@ -38,19 +50,38 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from xorj.errors import EnvironmentSetupError
 
-LEDGER_MODES = ("single", "ha")
+LEDGER_MODES = ("single", "ha", "external-ha")
+HA_MODES = ("ha", "external-ha")  # a Patroni ledger on the real node: the image, the relay, the failover experiment
 DSN_FILE = "ledger-ha.dsn"  # under the demo's state directory, mode 0600
 CA_FILE = "ledger-ha-ca.crt"
 PRIMARY_SECONDS = 300.0  # until the primary Service has its one endpoint (Patroni elected a leader)
 PORT = 5432
 # libpq keeps a connection only if the server takes writes (not a replica, not a demoted primary)
 READ_WRITE = {"target_session_attrs": "read-write"}
+# external-ha: the ledger's release name and fullname (fullnameOverride): Service ledger-postgresql,
+# DSN Secret ledger-ledger, in namespace <operator's namespace>-ledger
+EXTERNAL_RELEASE = "ledger"
+# The chart's templates that make its ledger (and, among others, its NetworkPolicy)
+LEDGER_TEMPLATES = ("templates/ledger-secret.yaml", "templates/postgresql.yaml", "templates/postgresql-ha.yaml",
+                    "templates/networkpolicies.yaml")
+COMPONENT_LABEL = "app.kubernetes.io/component"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
 
 Kubectl = Callable[..., Any]
 
 
 def service_name(release: str) -> str:
     return f"{release}-postgresql"
+
+
+def ledger_secret_name(release: str) -> str:
+    """The chart's Secret with the ledger's owner login and DSN (xorj.ledgerSecretName)."""
+    return f"{release}-ledger"
+
+
+def tls_secret_name(release: str) -> str:
+    """The Secret with the ledger's CA and server certificate (xorj.ledgerCaSecretName)."""
+    return f"{service_name(release)}-tls"
 
 
 def chart_values(*, node_selector: dict[str, str], toleration: dict[str, str], api_host: str,
@@ -118,3 +149,70 @@ def read_dsn(state_dir: Path) -> str | None:
         return (state_dir / DSN_FILE).read_text().strip() or None
     except OSError:
         return None
+
+
+# -- external-ha ----------------------------------------------------------------------------------
+
+def external_namespace(namespace: str) -> str:
+    """The external ledger's namespace, next to the operator's ``namespace``."""
+    return f"{namespace}-ledger"
+
+
+def service_names(namespace: str, release: str = EXTERNAL_RELEASE) -> list[str]:
+    """The names the ledger's certificate must carry: its Service's, as the chart's own has them."""
+    name = service_name(release)
+    return [name, f"{name}.{namespace}", f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local"]
+
+
+def external_render_args(chart: Path, namespace: str) -> list[str]:
+    """`helm template` arguments that render the chart's ledger templates as release EXTERNAL_RELEASE
+    in ``namespace``; the values come on stdin (:func:`external_render_values`: a password is no
+    argument), and the real node's (:func:`chart_values`) after these."""
+    shown = [arg for template in LEDGER_TEMPLATES for arg in ("--show-only", template)]
+    return ["template", EXTERNAL_RELEASE, str(chart), "--namespace", namespace, *shown, "--values", "-"]
+
+
+def external_render_values(*, password: str, client_namespace: str) -> dict[str, Any]:
+    """The values of the external ledger's render: its fixed name, the given password and certificate
+    Secret (what `helm template` cannot generate and keep), and the namespace whose executors its
+    NetworkPolicy admits (the chart's watchNamespaces)."""
+    return {"fullnameOverride": EXTERNAL_RELEASE, "operator": {"enabled": False},
+            "postgresql": {"enabled": True, "password": password,
+                           "tls": {"existingSecret": tls_secret_name(EXTERNAL_RELEASE)}},
+            "ledger": {"mode": "ha"}, "watchNamespaces": [client_namespace]}
+
+
+def ledger_documents(rendered: list[dict[str, Any]], namespace: str) -> list[dict[str, Any]]:
+    """The ledger's documents of a render of LEDGER_TEMPLATES: those labelled component=ledger (its
+    Secret, Services, Patroni's account, Role, ConfigMap, StatefulSet, PodDisruptionBudget and its
+    NetworkPolicy); the default-deny and executor policies of the same templates are the operator's
+    release's own, not the ledger's."""
+    kept = [d for d in rendered if ((d.get("metadata") or {}).get("labels") or {}).get(COMPONENT_LABEL) == "ledger"]
+    elsewhere = [f"{d['kind']}/{d['metadata']['name']}" for d in kept
+                 if d["metadata"].get("namespace") not in (None, namespace)]
+    if elsewhere:
+        raise EnvironmentSetupError(f"the ledger's render put {', '.join(elsewhere)} outside namespace {namespace}")
+    if not any(d.get("kind") == "StatefulSet" for d in kept):
+        raise EnvironmentSetupError("the chart rendered no ledger StatefulSet (postgresql.enabled, ledger.mode=ha?)")
+    return kept
+
+
+def external_pod_selector(release: str = EXTERNAL_RELEASE) -> dict[str, str]:
+    """The external ledger's members (the chart's selector labels of its ledger component)."""
+    return {INSTANCE_LABEL: release, COMPONENT_LABEL: "ledger"}
+
+
+def external_client_values(namespace: str, ca_secret: str) -> list[str]:
+    """--set values of the operator's release for the external ledger (besides postgresql.enabled=false
+    and ledger.existingSecret): its CA, and the NetworkPolicies' peer, its members in ``namespace``."""
+    return ["--set", f"ledger.caSecret={ca_secret}",
+            "--set-json", f"ledger.namespaceSelector={json.dumps({'kubernetes.io/metadata.name': namespace})}",
+            "--set-json", f"ledger.podSelector={json.dumps(external_pod_selector())}",
+            "--set", f"ledger.port={PORT}"]
+
+
+def external_location(namespace: str) -> dict[str, str]:
+    """Where the chaos experiment finds the external ledger's members (xorj.chaos.ledger_failover's
+    location keys; the rest are the chart's Patroni defaults)."""
+    selector = ",".join(f"{k}={v}" for k, v in external_pod_selector().items())
+    return {"ledger_namespace": namespace, "ledger_selector": selector}

@@ -55,14 +55,17 @@ def test_sessions_are_ended_as_the_superuser_on_the_primary_when_the_probe_login
 
     seen = {}
 
-    def psql(target, pod, conninfo, sql):
+    def psql(target, where, pod, conninfo, sql):
+        seen.update(namespace=where.namespace)
         seen.update(pod=pod, conninfo=conninfo, sql=sql)
         return subprocess.CompletedProcess([], 0, "3\n", "")
 
     monkeypatch.setattr(ledger_failover, "_psql", psql)
-    monkeypatch.setattr(ledger_failover, "primary_pod", lambda target: "xorj-postgresql-1")
-    target = Target(ledger_dsn="postgresql://xorj:pw@127.0.0.1:40123/xorj?target_session_attrs=read-write")
+    monkeypatch.setattr(ledger_failover, "primary_pod", lambda target, where: "xorj-postgresql-1")
+    target = Target(ledger_dsn="postgresql://xorj:pw@127.0.0.1:40123/xorj?target_session_attrs=read-write",
+                    namespace="xorj")
     assert ledger_failover.terminate_on_primary(target, "xorj-executor") == 3
+    assert seen["namespace"] == "xorj"  # the ledger's namespace: the target's unless configured
     assert seen["pod"] == "xorj-postgresql-1" and "dbname=xorj user=postgres" in seen["conninfo"]
     assert "application_name = 'xorj-executor'" in seen["sql"] and "pg_terminate_backend" in seen["sql"]
     with pytest.raises(InvalidInputError, match="application name"):

@@ -119,6 +119,10 @@ def test_the_operator_is_the_charts_pod_wherever_there_is_a_node_and_a_process_i
     monkeypatch.delenv("XORJ_DEMO_EXECUTORS", raising=False)
     assert Demo().operator == "pod"  # executors default to pods on the real node
     assert Demo(executors="pods", ledger="ha").operator == "pod"  # the chart's HA ledger too
+    # an external HA ledger's NetworkPolicy admits the executors' namespace only: a process operator
+    assert Demo(executors="pods", ledger="external-ha").operator == "process"
+    with pytest.raises(EnvironmentSetupError, match="ledger: external-ha runs with the operator as a process"):
+        Demo(executors="pods", ledger="external-ha", operator="pod")
     assert Demo(executors="processes").operator == "process"
     assert Demo(executors="pods", operator="process").operator == "process"
     monkeypatch.setenv("XORJ_DEMO_OPERATOR", "process")
@@ -167,6 +171,13 @@ def test_the_operator_pod_with_the_ha_ledger_installs_the_charts_own_ledger_and_
     assert [a for a in helm_args if a.startswith("operator.enabled=")][-1] == "operator.enabled=true"
     secrets = {m["metadata"]["name"] for m in applied if m.get("kind") == "Secret"}
     assert LEDGER_SECRET not in secrets and LEDGER_CA_SECRET not in secrets, secrets
+
+
+@pytest.mark.parametrize("ledger", ["ha", "external-ha"])
+def test_an_ha_ledger_needs_the_real_node(ledger: str) -> None:
+    with pytest.raises(EnvironmentSetupError, match=f"ledger: {ledger} runs the chart's Patroni StatefulSet"):
+        Demo(executors="processes", ledger=ledger)
+    assert Demo(executors="pods", ledger=ledger).ledger == ledger
 
 
 def test_demo_binds_its_vault_and_uses_the_explicit_development_setting(tmp_path: Path, monkeypatch) -> None:

@@ -3,14 +3,21 @@ ledger on the real node, and the DSN the host processes reach its primary Servic
 
 from __future__ import annotations
 
+import base64
+import json
+import subprocess
 from pathlib import Path
 
+import pytest
+import yaml
 from psycopg.conninfo import conninfo_to_dict
 
-from tests.unit.chart.helm import helm, named
+from tests.unit.chart.helm import KUBE_VERSION, TEST_ENDPOINT_SETS, helm, helm_binary, named, template
+from xorj.chaos.ledger_failover import parse_location
 from xorj.devenv import ha_ledger
 from xorj.devenv.demo import CHART, EXECUTOR_NODE_TAINT
 from xorj.devenv.files import write_private
+from xorj.errors import EnvironmentSetupError
 
 TOLERATION = {**EXECUTOR_NODE_TAINT, "operator": "Equal"}
 
@@ -124,3 +131,78 @@ def test_the_host_dsn_file_is_private(tmp_path: Path) -> None:
     assert (tmp_path / ha_ledger.DSN_FILE).stat().st_mode & 0o077 == 0
     assert ha_ledger.read_dsn(tmp_path) == "postgresql://xorj:secret@127.0.0.1:1/xorj"
     assert ha_ledger.read_dsn(tmp_path / "none") is None
+
+
+# -- external-ha: the chart's Patroni ledger alone in its own namespace, and the release pointed at it
+
+def _render_external_ledger(namespace: str, client_namespace: str) -> list[dict]:
+    values = ha_ledger.external_render_values(password="pw", client_namespace=client_namespace)
+    node = ha_ledger.chart_values(node_selector={"xorj.dev/node": "real"}, toleration=TOLERATION,
+                                  api_host="192.0.2.2", api_port=32123)
+    endpoints = [arg for item in TEST_ENDPOINT_SETS for arg in ("--set", item)]
+    result = subprocess.run([helm_binary(), *ha_ledger.external_render_args(CHART, namespace), "--kube-version",
+                             KUBE_VERSION, *node, *endpoints], input=json.dumps(values), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return ha_ledger.ledger_documents([d for d in yaml.safe_load_all(result.stdout) if d], namespace)
+
+
+def test_the_external_ledger_is_the_charts_patroni_ledger_alone_in_its_namespace() -> None:
+    documents = _render_external_ledger("xorj-ledger", "xorj")
+    kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for d in documents)
+    assert "StatefulSet/ledger-postgresql" in kinds and "PodDisruptionBudget/ledger-postgresql" in kinds
+    assert "Role/ledger-postgresql" in kinds  # Patroni's store: its ConfigMaps and pods, in its namespace
+    # none of the operator's release: no default-deny, no executor policy, no operator, no CRD
+    assert not [k for k in kinds if "default-deny" in k or "executor" in k or "operator" in k]
+    assert all(d["metadata"]["namespace"] == "xorj-ledger" for d in documents)
+    statefulset = named(documents, "StatefulSet", "ledger-postgresql")
+    assert statefulset["spec"]["selector"]["matchLabels"].items() >= ha_ledger.external_pod_selector().items()
+    volumes = {v["name"]: v for v in statefulset["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == ha_ledger.tls_secret_name(ha_ledger.EXTERNAL_RELEASE)
+    assert not [d for d in documents if d["kind"] == "Secret" and d["metadata"]["name"].endswith("-tls")]  # given
+    # the DSN a user copies into the operator's release: the Service across namespaces, its name verified
+    secret = named(documents, "Secret", ha_ledger.ledger_secret_name(ha_ledger.EXTERNAL_RELEASE))
+    dsn = conninfo_to_dict(base64.b64decode(secret["data"]["dsn"]).decode())
+    assert dsn["host"] in ha_ledger.service_names("xorj-ledger")  # the certificate the demo issues names it
+    assert (dsn["host"], dsn["sslmode"]) == ("ledger-postgresql.xorj-ledger.svc", "verify-full")
+    # its own policy admits the executors of the operator's namespace (with the ledger-client label)
+    ingress = named(documents, "NetworkPolicy", "ledger-ledger")["spec"]["ingress"]
+    peers = [p for rule in ingress for p in rule.get("from", [])]
+    executors = [p for p in peers if p.get("namespaceSelector")]
+    assert [p["namespaceSelector"]["matchLabels"] for p in executors] == [{"kubernetes.io/metadata.name": "xorj"}]
+    assert executors[0]["podSelector"]["matchLabels"]["trading.xorj.io/ledger-client"] == "true"
+    assert {"to": [{"ipBlock": {"cidr": "192.0.2.2/32"}}], "ports": [{"protocol": "TCP", "port": 32123}]} in \
+        named(documents, "NetworkPolicy", "ledger-ledger")["spec"]["egress"]  # Patroni's store
+
+
+def test_the_operators_release_reaches_exactly_the_external_ledgers_members() -> None:
+    result = template("postgresql.enabled=false", "ledger.existingSecret=xorj-ledger", "ledger.existingSecretKey=dsn",
+                      extra=ha_ledger.external_client_values("xorj-ledger", "xorj-ledger-ca"))
+    assert result.returncode == 0, result.stderr
+    documents = result.documents()
+    assert not [d for d in documents if d["kind"] == "StatefulSet"]  # no ledger of its own
+    egress = named(documents, "NetworkPolicy", "xorj-executors")["spec"]["egress"]
+    assert {"to": [{"podSelector": {"matchLabels": ha_ledger.external_pod_selector()},
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "xorj-ledger"}}}],
+            "ports": [{"protocol": "TCP", "port": 5432}]} in egress
+
+
+def test_only_the_ledgers_documents_are_kept_and_only_in_its_namespace() -> None:
+    def document(kind: str, component: str | None, namespace: str = "l") -> dict:
+        labels = {"app.kubernetes.io/component": component} if component else {}
+        return {"kind": kind, "metadata": {"name": kind.lower(), "namespace": namespace, "labels": labels}}
+
+    rendered = [document("StatefulSet", "ledger"), document("NetworkPolicy", None),
+                document("NetworkPolicy", "executor"), document("Service", "ledger")]
+    assert [d["kind"] for d in ha_ledger.ledger_documents(rendered, "l")] == ["StatefulSet", "Service"]
+    with pytest.raises(EnvironmentSetupError, match="Service/service outside namespace l"):
+        ha_ledger.ledger_documents([document("StatefulSet", "ledger"), document("Service", "ledger", "other")], "l")
+    with pytest.raises(EnvironmentSetupError, match="no ledger StatefulSet"):
+        ha_ledger.ledger_documents([document("Service", "ledger")], "l")
+
+
+def test_the_chaos_experiment_finds_the_external_ledger_by_the_location_the_demo_records() -> None:
+    where = parse_location(ha_ledger.external_location("xorj-ledger"), "xorj")
+    assert (where.namespace, where.selector) == ("xorj-ledger", "app.kubernetes.io/instance=ledger,"
+                                                                "app.kubernetes.io/component=ledger")
+    assert (where.primary_label, where.container) == ("role=primary", "patroni")  # the chart's Patroni

@@ -26,11 +26,13 @@ def _progress(message: str) -> None:
 @click.option("--operator", type=click.Choice(["pod", "process"]), default=None,
               help="pod: the chart's operator Deployment on the real node, as `helm install` runs it; process: "
                    "`xorj operator` as a local process, the fallback  [default: $XORJ_DEMO_OPERATOR, else pod "
-                   "with executor pods and process with executor processes (no node)]")
-@click.option("--ledger", type=click.Choice(["single", "ha"]), default=None,
+                   "with executor pods and process with executor processes (no node) or --ledger external-ha]")
+@click.option("--ledger", type=click.Choice(["single", "ha", "external-ha"]), default=None,
               help="single: a Postgres on the host, relayed to the pods; ha: the chart's Patroni StatefulSet "
                    "(ledger.mode=ha, 3 members, strict synchronous replication) on the real node, reached "
-                   "through its primary Service  [default: $XORJ_DEMO_LEDGER or single]")
+                   "through its primary Service; external-ha: the same Patroni ledger in its own namespace "
+                   "<namespace>-ledger, outside the operator's release, which reaches it as an external ledger "
+                   "(postgresql.enabled=false, ledger.existingSecret)  [default: $XORJ_DEMO_LEDGER or single]")
 def up(executors: str | None, loop: bool | None, vaults: int | None, operator: str | None,
        ledger: str | None) -> None:
     """Build what is missing, start the cluster, Postgres, the chain, a real node, the operator and
