@@ -30,6 +30,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
+import psycopg.errors
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
@@ -78,6 +80,7 @@ def ha_demo(k8s_cluster, tmp_path_factory) -> Iterator[tuple[dict[str, str], Pat
         secret = json.loads(k8s_cluster.kubectl("get", "secret", "xorj-ledger", "-n", namespace, "-o", "json").stdout)
         chart_dsn = conninfo_to_dict(base64.b64decode(secret["data"]["dsn"]).decode())
         assert (chart_dsn["host"], chart_dsn["sslmode"]) == (f"xorj-postgresql.{namespace}.svc", "verify-full")
+        _assert_the_operators_login_cannot_raise_itself(state)
         k8s_cluster.kubectl("patch", "tradingstrategy", STRATEGY, "-n", namespace, "--type=merge",
                             "-p", '{"spec": {"risk": {"maxDailyTrades": 1000, "maxDailyVolumeUsd": 100000}}}')
         k8s_cluster.kubectl("rollout", "status", f"deployment/{STRATEGY}-executor", "-n", namespace,
@@ -85,6 +88,21 @@ def ha_demo(k8s_cluster, tmp_path_factory) -> Iterator[tuple[dict[str, str], Pat
         yield env, state / "demo.json", namespace, pod["metadata"]["name"]
     finally:
         subprocess.run([XORJ, "dev", "down"], env=env, capture_output=True, text=True, timeout=600)
+
+
+def _assert_the_operators_login_cannot_raise_itself(state: Path) -> None:
+    """The chart's HA ledger runs Postgres 16 or later, so the operator's login (CREATEROLE, not a
+    superuser) cannot grant itself pg_execute_server_program (shell commands as the server's user), which
+    Postgres 15 would let it do (docs/security.md). Tried as an attacker holding that login would."""
+    from xorj.devenv.ha_ledger import DSN_FILE
+
+    with psycopg.connect((state / DSN_FILE).read_text().strip(), connect_timeout=10, autocommit=True) as conn:
+        version = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()[0]
+        assert version >= 160000, version
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("GRANT pg_execute_server_program TO CURRENT_USER")
+        granted = conn.execute("SELECT pg_has_role(current_user, 'pg_execute_server_program', 'MEMBER')").fetchone()[0]
+        assert granted is False
 
 
 def _run(ha_demo, tmp_path: Path, experiment: str, timeout: float) -> dict:
