@@ -55,19 +55,28 @@ def _journal_output(journal: dict, name: str) -> dict:
     return found[-1]["output"]
 
 
+def _demo_env(namespace: str, state: Path) -> dict[str, str]:
+    return {**os.environ, "XORJ_DEMO_STATE_DIR": str(state), "XORJ_DEMO_NAMESPACE": namespace, "XORJ_DEMO_LOOP": "0"}
+
+
+def _up(env: dict[str, str], ledger: str, state: Path) -> dict:
+    """`xorj dev up --ledger <ledger>`, which must succeed and start no host Postgres; demo.json."""
+    up = subprocess.run([XORJ, "dev", "up", "--ledger", ledger], env=env, capture_output=True, text=True, timeout=1500)
+    assert up.returncode == 0, f"{up.stdout}\n{up.stderr[-6000:]}"
+    demo = json.loads((state / "demo.json").read_text())
+    assert demo["ledger_mode"] == ledger and "postgres_port" not in demo
+    return demo
+
+
 @pytest.fixture(scope="module")
 def ha_demo(k8s_cluster, tmp_path_factory) -> Iterator[tuple[dict[str, str], Path, str, str]]:
     """`xorj dev up --ledger ha` in a namespace of its own, the strategy's daily limits raised above the
     three experiments' load; yields the environment, demo.json, the namespace and the operator pod's name."""
     namespace = f"ha-{secrets.token_hex(3)}"
     state = tmp_path_factory.mktemp("ha") / "demo"
-    env = {**os.environ, "XORJ_DEMO_STATE_DIR": str(state), "XORJ_DEMO_NAMESPACE": namespace, "XORJ_DEMO_LOOP": "0"}
+    env = _demo_env(namespace, state)
     try:
-        up = subprocess.run([XORJ, "dev", "up", "--ledger", "ha"], env=env, capture_output=True, text=True,
-                            timeout=1500)
-        assert up.returncode == 0, f"{up.stdout}\n{up.stderr[-6000:]}"
-        demo = json.loads((state / "demo.json").read_text())
-        assert demo["ledger_mode"] == "ha" and "postgres_port" not in demo  # no host Postgres in this mode
+        _up(env, "ha", state)
         members = k8s_cluster.kubectl("get", "pods", "-n", namespace, "-l", LEDGER_SELECTOR, "-o", "json").stdout
         roles = sorted((p["metadata"]["labels"].get("role") or "") for p in json.loads(members)["items"])
         assert roles == ["primary", "replica", "replica"], roles
@@ -190,13 +199,9 @@ def test_the_same_experiment_runs_unchanged_against_an_external_ha_ledger(k8s_cl
     the Patroni ledger in its own namespace, which the operator's release does not manage."""
     namespace = f"xha-{secrets.token_hex(3)}"
     state = tmp_path / "demo"
-    env = {**os.environ, "XORJ_DEMO_STATE_DIR": str(state), "XORJ_DEMO_NAMESPACE": namespace, "XORJ_DEMO_LOOP": "0"}
+    env = _demo_env(namespace, state)
     try:
-        up = subprocess.run([XORJ, "dev", "up", "--ledger", "external-ha"], env=env, capture_output=True, text=True,
-                            timeout=1500)
-        assert up.returncode == 0, f"{up.stdout}\n{up.stderr[-6000:]}"
-        demo = json.loads((state / "demo.json").read_text())
-        assert demo["ledger_mode"] == "external-ha" and "postgres_port" not in demo
+        demo = _up(env, "external-ha", state)
         # the ledger is not the release's: its members run in their own namespace, none in the release's
         ledger_namespace = demo["ledger_namespace"]
         assert ledger_namespace == f"{namespace}-ledger"

@@ -134,7 +134,6 @@ def test_the_operator_pod_with_the_ha_ledger_installs_the_charts_own_ledger_and_
         tmp_path: Path, monkeypatch) -> None:
     """With --ledger ha the operator pod reads the chart's own ledger Secret and CA: no host ledger
     Secret or CA Secret is applied, the chart's ledger is on (ledger.mode=ha) and its operator too."""
-    import subprocess
 
     from xorj.devenv.demo import LEDGER_CA_SECRET, LEDGER_SECRET, ChainInfo, PodEndpoints
 
@@ -144,10 +143,7 @@ def test_the_operator_pod_with_the_ha_ledger_installs_the_charts_own_ledger_and_
     applied: list[dict] = []
     helm_args: list[str] = []
 
-    def kubectl(*args: str, input: str | None = None, check: bool = True):
-        if input is not None:
-            applied.append(json.loads(input))
-        return subprocess.CompletedProcess(args, 0, "", "")
+    kubectl = _recording_kubectl(applied)
 
     class Layout:
         host_ip, api_port, link_ip = "192.0.2.2", 32123, "192.0.2.1"
@@ -180,12 +176,23 @@ def test_an_ha_ledger_needs_the_real_node(ledger: str) -> None:
     assert Demo(executors="pods", ledger=ledger).ledger == ledger
 
 
+def _recording_kubectl(applied: list[dict]):
+    """A stand-in for Demo.kubectl that keeps each manifest applied through stdin and succeeds."""
+    import subprocess
+
+    def kubectl(*args: str, input: str | None = None, check: bool = True):
+        if input is not None:
+            applied.append(json.loads(input))
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    return kubectl
+
+
 def test_demo_binds_its_vault_and_uses_the_explicit_development_setting(tmp_path: Path, monkeypatch) -> None:
     """Issue 11: the demo's strategy must pass the operator's checks, openly: its vault Secret carries
     the binding to the strategy it applies, its http endpoints are allowed by the development setting
     (chart value and operator setting), and the strategy names no image."""
     import base64
-    import subprocess
 
     from xorj.controller import guard
     from xorj.controller.models import TradingStrategy
@@ -197,10 +204,7 @@ def test_demo_binds_its_vault_and_uses_the_explicit_development_setting(tmp_path
     applied: list[dict] = []
     helm_args: list[str] = []
 
-    def kubectl(*args: str, input: str | None = None, check: bool = True):
-        if input is not None:
-            applied.append(json.loads(input))
-        return subprocess.CompletedProcess(args, 0, "", "")
+    kubectl = _recording_kubectl(applied)
 
     monkeypatch.setattr(demo, "kubectl", kubectl)
     monkeypatch.setattr(demo, "_helm", lambda *args: helm_args.extend(args))
