@@ -13,7 +13,7 @@ import shutil
 import time
 
 from xorj.devenv.cluster import LocalCluster
-from xorj.devenv.image import BASE_IMAGE, ImageBuilder
+from xorj.devenv.image import PROJECT_BASE, ImageBuilder
 from xorj.devenv.node import LocalNode
 
 
@@ -47,7 +47,7 @@ def main() -> None:
     finally:
         node.down()
         cluster.down(force=True)
-    print(f"base image reference: {BASE_IMAGE}")
+    print(f"base image reference: {PROJECT_BASE.reference}")
 
 
 if __name__ == "__main__":

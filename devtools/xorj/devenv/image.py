@@ -50,7 +50,6 @@ PROJECT_BASE = DebianBase("bookworm")
 # CREATEROLE (the operator's) can grant itself pg_execute_server_program: docs/security.md asks for 16
 # or later, and the chart's own ledger must meet it.
 LEDGER_BASE = DebianBase("trixie")
-BASE_IMAGE = PROJECT_BASE.reference
 PROJECT_IMAGE = "localhost/xorj-operator"
 # The HA ledger's image (chart: postgresql.ha.image) and its recipe; its tag names Patroni's version
 # and Postgres's major version, as the recipe's ARGs.
