@@ -38,10 +38,6 @@ class WatchFreshness:
         if expected is not None and rv >= expected[0]:
             del self._expected[uid]
 
-    def awaiting(self, uid: str) -> bool:
-        """Has the watch not yet delivered our last write of ``uid``?"""
-        return uid in self._expected
-
     def settle(self, uid: str) -> None:
         """Nothing more will be written to ``uid`` (a finished CopyTrade): forget what the watch showed of
         it, unless a write of ours is still unseen (that expectation stays until the watch shows it)."""

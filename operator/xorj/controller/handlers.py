@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from xorj.controller import alerts, ledger_logins, memory_profile, metrics
 from xorj.controller.copytrade import handlers as copytrade_handlers
+from xorj.controller.copytrade.mirrors import CopyTradeMirrors
 from xorj.controller.freshness import WatchFreshness
 from xorj.controller.kube import Kube, load_config
 from xorj.controller.models import GROUP
@@ -49,6 +50,9 @@ _FINALIZER = f"{GROUP}/finalizer"
 # one, which lets this many run at once and queues the rest (xorj.ledger.aio.Turns): with 1,000
 # Vaults the handlers wait their turn instead of timing out into "ledger unavailable" retries.
 LEDGER_POOL_SIZE = 8
+# CopyTrades admitting or taking their first look at once (xorj.controller.copytrade.mirrors): enough to
+# keep every ledger connection busy while others write their status; the rest wait as small records.
+MIRROR_SLOTS = 2 * LEDGER_POOL_SIZE
 
 
 @kopf.on.login()
@@ -118,6 +122,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
     rt = Runtime(settings=cfg, kube=kube, async_ledger=async_ledger, ledger=ledger, freshness=freshness,
                  identity=identity)
     memo["runtime"] = rt
+    memo[copytrade_handlers.MIRRORS] = CopyTradeMirrors(rt, slots=MIRROR_SLOTS)
     memo["listener"] = asyncio.create_task(rt.listen_forever(), name="xorj-ledger-listener")
     if cfg.executor.ledger_logins:
         memo["ledger_logins"] = asyncio.create_task(
@@ -162,6 +167,9 @@ def _connect_ledger(dsn: str, logger: Any) -> Ledger:
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, logger: Any, **_: Any) -> None:
     """Graceful shutdown: kopf has stopped the daemons; close what startup opened."""
+    mirrors: CopyTradeMirrors | None = memo.get(copytrade_handlers.MIRRORS)
+    if mirrors is not None:
+        await mirrors.close()
     for task_name in ("listener", "ledger_logins", "reconciler", "alerts"):
         task = memo.get(task_name)
         if task is not None:

@@ -84,17 +84,6 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-async def _again_if_dropped(call: Callable[[], Awaitable[T]]) -> T:
-    """One more try of a call whose pooled keep-alive connection the API server had already closed
-    (a read or write on a dead connection; not a timeout, not a refusal). The official client's
-    urllib3 retried these; every call here is safe to repeat: reads, merge and apply patches, a
-    create that answers 409 when repeated, and a delete that then answers 404 (already gone)."""
-    try:
-        return await call()
-    except DROPPED_CONNECTION:
-        return await call()
-
-
 def _wire(obj: Any) -> dict[str, Any]:
     """A decoded object as the reconcilers read it: the API's JSON, a plain dict."""
     wire: dict[str, Any] = obj.to_dict()
@@ -116,6 +105,20 @@ class Kube:
             raise kopf.TemporaryError("the operator is shutting down", delay=60)
         metrics.KUBE_REQUESTS.labels(verb, resource).inc()
 
+    async def _again_if_dropped(self, call: Callable[[], Awaitable[T]]) -> T:
+        """One more try of a call whose pooled keep-alive connection the API server had already closed
+        (a read or write on a dead connection; not a timeout, not a refusal). The official client's
+        urllib3 retried these; every call here is safe to repeat: reads, merge and apply patches, a
+        create that answers 409 when repeated, and a delete that then answers 404 (already gone).
+        A connection dropped because the operator is shutting down is not tried again: the handler
+        is told to retry (in the next operator), as a call begun after the close is."""
+        try:
+            return await call()
+        except DROPPED_CONNECTION:
+            if self._closed:
+                raise kopf.TemporaryError("the operator is shutting down", delay=60) from None
+            return await call()
+
     @property
     def config(self) -> SingleConfig:
         """The connection this client uses (the alert deliverer's blocking client uses it too)."""
@@ -130,7 +133,7 @@ class Kube:
     async def get_cr(self, namespace: str, plural: str, name: str) -> dict[str, Any] | None:
         self._count("get", plural)
         try:
-            return _wire(await _again_if_dropped(lambda: self._client.get(CUSTOM_RESOURCES[plural], name,
+            return _wire(await self._again_if_dropped(lambda: self._client.get(CUSTOM_RESOURCES[plural], name,
                                                                            namespace=namespace)))
         except ApiError as exc:
             if status_code(exc) == 404:
@@ -142,7 +145,7 @@ class Kube:
         metrics.STATUS_PATCHES.labels(plural).inc()
         self._count("patch", f"{plural}/status")
         try:
-            result = _wire(await _again_if_dropped(lambda: self._client.patch(
+            result = _wire(await self._again_if_dropped(lambda: self._client.patch(
                 CUSTOM_RESOURCES[plural].Status, name, {"status": status}, namespace=namespace,
                 patch_type=PatchType.MERGE)))
         except ApiError as exc:
@@ -165,7 +168,7 @@ class Kube:
         if uid:
             request.data = {"preconditions": {"uid": uid}}
         try:
-            response = await _again_if_dropped(lambda: generic.send(generic.build_adapter_request(request)))
+            response = await self._again_if_dropped(lambda: generic.send(generic.build_adapter_request(request)))
             generic.handle_response("delete", response, request)
             return True
         except ApiError as exc:
@@ -181,7 +184,7 @@ class Kube:
         resource = _CHILDREN[obj["kind"]]
         self._count("apply", api_info(resource).plural)
         meta = obj["metadata"]
-        return _wire(await _again_if_dropped(lambda: self._client.patch(
+        return _wire(await self._again_if_dropped(lambda: self._client.patch(
             resource, meta["name"], obj, namespace=meta["namespace"], patch_type=PatchType.APPLY, force=True)))
 
     async def list_configmaps(self, namespace: str, match_labels: dict[str, str]) -> list[dict[str, Any]]:
@@ -190,13 +193,13 @@ class Kube:
         async def listed() -> list[dict[str, Any]]:
             return [_wire(item) async for item in self._client.list(ConfigMap, namespace=namespace,
                                                                     labels=dict(sorted(match_labels.items())))]
-        return await _again_if_dropped(listed)
+        return await self._again_if_dropped(listed)
 
     async def get_child(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         resource = _CHILDREN[kind]
         self._count("get", api_info(resource).plural)
         try:
-            return _wire(await _again_if_dropped(lambda: self._client.get(resource, name, namespace=namespace)))
+            return _wire(await self._again_if_dropped(lambda: self._client.get(resource, name, namespace=namespace)))
         except ApiError as exc:
             if status_code(exc) == 404:
                 return None
@@ -208,7 +211,7 @@ class Kube:
         resource = _CHILDREN[kind]
         self._count("patch", api_info(resource).plural)
         try:
-            await _again_if_dropped(lambda: self._client.patch(resource, name, {"spec": {"replicas": 0}},
+            await self._again_if_dropped(lambda: self._client.patch(resource, name, {"spec": {"replicas": 0}},
                                                                namespace=namespace, patch_type=PatchType.MERGE))
             return True
         except ApiError as exc:
@@ -223,7 +226,7 @@ class Kube:
         peering = (_KOPF_PEERING(metadata={"name": name, "namespace": namespace}) if namespace
                    else _CLUSTER_KOPF_PEERING(metadata={"name": name}))
         try:
-            await _again_if_dropped(lambda: self._client.create(peering))
+            await self._again_if_dropped(lambda: self._client.create(peering))
         except ApiError as exc:
             if status_code(exc) != 409:
                 raise
@@ -237,7 +240,7 @@ class Kube:
         # AsyncClient.get has no Accept header to ask for metadata only: its request layer has
         generic = self._client._client  # pylint: disable=protected-access
         try:
-            meta = await _again_if_dropped(lambda: generic.request("get", Secret, name=name, namespace=namespace,
+            meta = await self._again_if_dropped(lambda: generic.request("get", Secret, name=name, namespace=namespace,
                                                                    headers={"Accept": METADATA_ONLY}))
         except ApiError as exc:
             if status_code(exc) == 404:

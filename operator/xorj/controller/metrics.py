@@ -23,6 +23,11 @@ KUBE_REQUESTS = Counter(
 )
 LEDGER_ERRORS = Counter("xorj_operator_ledger_errors_total", "Ledger calls that failed.", ["operation"])
 NOTIFICATIONS = Counter("xorj_operator_ledger_notifications_total", "NOTIFYs received from the ledger.")
+COPYTRADE_MIRRORS = Gauge(
+    "xorj_operator_copytrade_mirrors",
+    "CopyTrades by the state of their mirror: waiting (for an admission slot, or to retry), running, "
+    "finished (terminal and mirrored).", ["state"],
+)
 MIRROR_LATENCY = Histogram(
     "xorj_operator_mirror_latency_seconds",
     "From a ledger NOTIFY to the CopyTrade status PATCH that shows it.",

@@ -200,3 +200,24 @@ def test_a_call_on_a_connection_the_server_had_closed_is_tried_once_more() -> No
     found, dropped = run(kube_for(server), twice)
     assert found["metadata"]["name"] == "a" and len(server.requests) == 4
     assert isinstance(dropped, API_ERRORS)
+
+
+def test_a_connection_dropped_by_the_operators_own_shutdown_is_not_tried_again() -> None:
+    """The cleanup handler closed the client under a handler's call in flight: the handler is told to
+    retry (kopf logs one line), instead of a second call crashing on the closed client."""
+    kube_box: list[Kube] = []
+
+    def answer(request: httpx2.Request) -> tuple[int, dict[str, Any]]:
+        kube_box[0]._closed = True  # the close lands while this request is on the wire
+        raise httpx2.ReadError("connection closed", request=request)
+
+    server = FakeApiServer(answer)
+    kube = kube_for(server)
+    kube_box.append(kube)
+
+    async def in_flight() -> None:
+        with pytest.raises(kopf.TemporaryError, match="shutting down"):
+            await kube.get_cr("ns1", "tradingstrategies", "a")
+
+    asyncio.run(in_flight())
+    assert len(server.requests) == 1

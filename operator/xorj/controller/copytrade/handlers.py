@@ -1,7 +1,6 @@
-"""kopf handlers of CopyTrade: thin routing into :mod:`.reconcile`.
-
-One daemon per object, ``mirror_copytrade`` (admission, then the status mirror, then the TTL), plus
-its finalizer, and an index fed by the watch that is the liveness probe's evidence the watch is alive.
+"""kopf handlers of CopyTrade: thin routing into :mod:`.mirrors` (every event: start, or stop, the
+object's mirror) and :mod:`.reconcile` (its finalizer), and an index fed by the watch that is the
+liveness probe's evidence the watch is alive.
 """
 
 from __future__ import annotations
@@ -13,20 +12,29 @@ import kopf
 
 from xorj.controller.common import COPYTRADES, runtime_of
 from xorj.controller.copytrade import reconcile
+from xorj.controller.copytrade.mirrors import CopyTradeMirrors
 from xorj.controller.models import GROUP, VERSION
 from xorj.controller.runtime import Runtime
 
+MIRRORS = "copytrade_mirrors"  # the memo key of the operator's CopyTradeMirrors
 
-@kopf.daemon(GROUP, VERSION, COPYTRADES, id="mirror", cancellation_timeout=1.0, backoff=5.0)
-async def copytrade(body: kopf.Body, memo: kopf.Memo, logger: Any, strategy_specs: kopf.Index, **_: Any) -> None:
+
+def mirrors_of(memo: kopf.Memo) -> CopyTradeMirrors:
+    return memo[MIRRORS]
+
+
+@kopf.on.event(GROUP, VERSION, COPYTRADES, id="mirror")
+async def copytrade(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, strategy_specs: kopf.Index,
+                    **_: Any) -> None:
     def spec_of(namespace: str, name: str) -> dict[str, Any] | None:
         return next(iter(strategy_specs.get((namespace, name), ())), None)
 
-    await reconcile.mirror_copytrade(runtime_of(memo), body, logger, spec_of)
+    mirrors_of(memo).seen(event.get("type"), body, spec_of)
 
 
 @kopf.on.delete(GROUP, VERSION, COPYTRADES, id="finalize")
 async def copytrade_deleted(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
+    mirrors_of(memo).stop(body["metadata"]["uid"])
     await reconcile.finalize_copytrade(runtime_of(memo), body, logger)
 
 

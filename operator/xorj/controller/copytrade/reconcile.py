@@ -1,6 +1,6 @@
 """CopyTrade reconciliation: admit the trade into the ledger, mirror its state into the status until it
-is terminal, then apply the TTL. The kopf handlers (:mod:`.handlers`) only route here; the status is
-built by the pure :mod:`.status`. Every status write is one merge PATCH, and only when
+is terminal, then apply the TTL. :mod:`.mirrors` runs these for every CopyTrade the watch shows, and the
+kopf handlers (:mod:`.handlers`) only route there; the status is built by the pure :mod:`.status`. Every status write is one merge PATCH, and only when
 something changed.
 """
 
@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -40,10 +41,6 @@ log = logging.getLogger(__name__)
 
 # A many-vault CopyTrade's mirror waits this long after a wake-up before reading its counts again.
 FANOUT_COALESCE_SECONDS = 0.2
-# A finished mirror looks this often whether the watch has shown its last write, then waits this long
-# for kopf to finish handling that event before it ends (see _until_watch_shows_last_write).
-ECHO_POLL_SECONDS = 0.25
-ECHO_SETTLE_SECONDS = 1.0
 
 
 def copytrade_ref(namespace: str, name: str) -> str:
@@ -197,16 +194,30 @@ async def admit_copytrade(
     return trade, status
 
 
-async def mirror_copytrade(rt: Runtime, body: Any, logger: Any, strategies: StrategyLookup = _no_index) -> None:
-    """The daemon of one CopyTrade: admit it, then keep its status equal to the ledger's trade until
-    it is terminal; then, if it has a TTL, delete it when the TTL runs out.
+@dataclass(frozen=True)
+class MirrorEnd:
+    """How one run of a CopyTrade's mirror ended (:mod:`.mirrors` acts on it)."""
+
+    retry_in: float | None = None  # not admitted (no strategy yet, ledger unavailable): run again then
+    ttl_remaining: float | None = None  # finished: delete the object after this long (None: keep it)
+
+
+async def mirror_copytrade(rt: Runtime, body: Any, logger: Any, strategies: StrategyLookup = _no_index, *,
+                           first_look_done: Callable[[], None] = lambda: None) -> MirrorEnd:
+    """One CopyTrade's mirror: admit it, then keep its status equal to the ledger's trade until it is
+    terminal; say whether and when its TTL deletes it.
+
+    One admission attempt per run: a CopyTrade whose strategy does not exist yet, or whose admission
+    met an unavailable ledger, ends the run with ``retry_in`` (it must not hold one of the few
+    admission slots while it waits). ``first_look_done`` is called once the trade is admitted and its
+    status written, before the first wait for news.
 
     Woken by NOTIFY for low latency; re-reads the ledger every ``copytrade_resync_seconds`` anyway, so
-    a lost notification delays a status, never loses it. kopf cancels this coroutine when the object
-    is deleted or the operator stops or is paused by a higher-priority peer.
+    a lost notification delays a status, never loses it. Cancelled when the object's deletion begins
+    or the operator stops.
     """
     meta = body["metadata"]
-    namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+    namespace, name = meta["namespace"], meta["name"]
     try:
         spec = CopyTradeSpec.model_validate(dict(body["spec"]))
     except ValidationError as exc:
@@ -217,21 +228,20 @@ async def mirror_copytrade(rt: Runtime, body: Any, logger: Any, strategies: Stra
         cond = set_condition(previous.conditions, st.ADMITTED, ConditionStatus.FALSE, "InvalidSpec",
                                 message, now=now(), generation=meta.get("generation"))
         await rt.kube.patch_status(namespace, COPYTRADES, name, {"conditions": [cond.to_wire()]})
-        return
+        return MirrorEnd()
     status = status_model(CopyTradeStatus, body.get("status")) or CopyTradeStatus()
     resync = rt.settings.timing.copytrade_resync_seconds
     trade_id = int(status.trade_id) if status.trade_id else None
 
-    while trade_id is None:
+    if trade_id is None:
         try:
             trade, admitted = await admit_copytrade(rt, body, spec, logger, strategies)
         except LedgerError as exc:
             logger.warning("admission failed, will retry", extra={"error": type(exc).__name__})
             trade = admitted = None
-        if trade is not None and admitted is not None:
-            trade_id, status = trade.trade_id, admitted
-        else:
-            await asyncio.sleep(min(resync, 5.0))
+        if trade is None or admitted is None:
+            return MirrorEnd(retry_in=min(resync, 5.0))
+        trade_id, status = trade.trade_id, admitted
 
     # A many-vault fan-out (status.vaults set at admission) is mirrored as counts: one aggregate query
     # per wake-up, whatever the vault count; a news of any of its trades wakes the loop.
@@ -269,6 +279,7 @@ async def mirror_copytrade(rt: Runtime, body: Any, logger: Any, strategies: Stra
                 status = new_status
             if trade.is_terminal and (new_status.phase is None or new_status.phase.is_terminal):
                 break
+            first_look_done()
             try:
                 await asyncio.wait_for(wake.wait(), timeout=resync)
             except TimeoutError:
@@ -277,28 +288,15 @@ async def mirror_copytrade(rt: Runtime, body: Any, logger: Any, strategies: Stra
                 await asyncio.sleep(FANOUT_COALESCE_SECONDS)
     finally:
         rt.wakeups.unregister_many(trade_ids, wake)
+    return MirrorEnd(ttl_remaining=st.ttl_remaining(status.finished_at, spec.ttl_seconds_after_finished, now()))
 
-    remaining = st.ttl_remaining(status.finished_at, spec.ttl_seconds_after_finished, now())
-    if remaining is None:
-        await _until_watch_shows_last_write(rt, uid)
-        return
-    await asyncio.sleep(remaining)
+
+async def delete_after_ttl(rt: Runtime, namespace: str, name: str, uid: str) -> None:
+    """A terminal CopyTrade's TTL ran out: delete it (this very object: a re-created one of the same
+    name is another uid and is left alone)."""
     if await rt.kube.delete_cr(namespace, COPYTRADES, name, uid=uid):
         metrics.TTL_DELETIONS.inc()
-        logger.info("terminal CopyTrade deleted after its TTL", extra={"trade_id": trade_id})
-
-
-async def _until_watch_shows_last_write(rt: Runtime, uid: str) -> None:
-    """Return only once the watch has delivered this CopyTrade's last status write, and kopf has
-    handled that event. kopf keeps an object's whole body for as long as a daemon of it runs and lets
-    it go when the daemon ends, but the event of a write seen after that end is kept again for the
-    life of the process: each finished CopyTrade then held its body (tens of KiB) for good. Ended
-    after its last event, the daemon leaves kopf nothing of the object but its small record."""
-    deadline = time.monotonic() + rt.settings.watching.stale_seconds
-    while rt.freshness.awaiting(uid) and time.monotonic() < deadline:
-        await asyncio.sleep(ECHO_POLL_SECONDS)
-    await asyncio.sleep(ECHO_SETTLE_SECONDS)  # kopf's handling of that event goes on after the index saw it
-    rt.freshness.settle(uid)
+        log.info("terminal CopyTrade deleted after its TTL", extra={"copytrade": copytrade_ref(namespace, name)})
 
 
 def _phase_events(body: Any, before: CopyTradeStatus, after: CopyTradeStatus) -> None:
