@@ -4,8 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 
 import click
+
+# Client libraries kopf imports when they are installed, and the operator process never uses: kopf
+# takes them for isinstance checks of their model objects (kopf/_cogs/helpers/thirdparty.py, at its
+# import) and for a fallback login through them, and this process passes kopf plain dicts and logs in
+# itself (xorj.controller.handlers.login, through lightkube's config). `kubernetes` (with requests,
+# oauthlib, urllib3, websocket-client) is ~11 MiB of the operator's RSS for nothing; the image keeps
+# it for the processes that use it (the watcher, `kubectl xorj`), which import it lazily.
+UNUSED_CLIENTS = ("kubernetes", "kubernetes_asyncio", "pykube")
+
+
+def keep_unused_clients_out() -> None:
+    """Make an import of :data:`UNUSED_CLIENTS` in this process fail as if they were not installed
+    (a ``None`` in ``sys.modules`` raises ImportError, which kopf takes as "not installed"). Only
+    before kopf is imported (later it has them already) and for a client not imported yet, so a
+    process that did import one (a test run) keeps it."""
+    if "kopf" in sys.modules:
+        return
+    for name in UNUSED_CLIENTS:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
 @click.command()
@@ -27,10 +47,10 @@ def operator(namespaces: tuple[str, ...], priority: int | None, peering_name: st
 
     Settings come from XORJ_OPERATOR_* variables (XORJ_LEDGER_DSN is required); options override them.
     """
-    import kopf
-
     if not os.environ.get("XORJ_LEDGER_DSN"):
         raise click.ClickException("XORJ_LEDGER_DSN is not set: the operator needs the ledger's DSN")
+    keep_unused_clients_out()
+    import kopf
 
     from xorj.controller import handlers  # noqa: F401 - registers the handlers
     from xorj.controller.settings import OperatorSettings, PeeringSettings, ServingSettings

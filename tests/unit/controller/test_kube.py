@@ -161,7 +161,7 @@ def test_after_close_a_call_is_a_retry_and_sends_nothing() -> None:
 def test_kopf_logs_in_with_the_kubeconfig_our_client_reads(tmp_path, monkeypatch) -> None:
     """kopf's watches and our calls use one configuration: KUBECONFIG read at login, its relative
     file paths taken from the kubeconfig's folder."""
-    from xorj.controller.handlers import login
+    from xorj.controller.handlers import connection_info
 
     (tmp_path / "ca.crt").write_text("not read here")
     kubeconfig = {
@@ -173,10 +173,38 @@ def test_kopf_logs_in_with_the_kubeconfig_our_client_reads(tmp_path, monkeypatch
     (tmp_path / "config").write_text(json.dumps(kubeconfig))
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "config"))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    info = login(settings=kopf.OperatorSettings())
+    info = connection_info(kopf.OperatorSettings())
     assert info.server == "https://127.0.0.1:6443"
     assert info.ca_path == str(tmp_path / "ca.crt")
     assert (info.token, info.certificate_data, info.insecure) == ("t0ken", "Q0VSVA==", False)
+
+
+def test_kopf_logs_in_with_a_bounded_connection_pool(tmp_path, monkeypatch) -> None:
+    """kopf's session (not its own, which opens a connection per request in flight): the same
+    server and credentials, at most the watch streams plus KOPF_REQUEST_CONNECTIONS connections."""
+    from xorj.controller.handlers import KOPF_REQUEST_CONNECTIONS, KOPF_WATCHES_PER_NAMESPACE, login
+
+    kubeconfig = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "dev",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443", "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "u", "user": {"token": "t0ken\n"}}],
+        "contexts": [{"name": "dev", "context": {"cluster": "c", "user": "u"}}],
+    }
+    (tmp_path / "config").write_text(json.dumps(kubeconfig))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "config"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+
+    async def log_in(namespaces: list[str]) -> tuple[str, int, str | None]:
+        info = await login(settings=kopf.OperatorSettings(), memo=kopf.Memo(namespaces=namespaces))
+        try:
+            assert isinstance(info, kopf.AiohttpSession)
+            return info.server, info.aiohttp_session.connector.limit, info.aiohttp_session.headers.get("Authorization")
+        finally:
+            await info.aiohttp_session.close()
+
+    assert asyncio.run(log_in(["ns1", "ns2"])) == (
+        "https://127.0.0.1:6443", 2 * KOPF_WATCHES_PER_NAMESPACE + KOPF_REQUEST_CONNECTIONS, "Bearer t0ken")
+    assert asyncio.run(log_in([]))[1] == KOPF_WATCHES_PER_NAMESPACE + KOPF_REQUEST_CONNECTIONS  # cluster-wide
 
 
 def test_a_call_on_a_connection_the_server_had_closed_is_tried_once_more() -> None:
