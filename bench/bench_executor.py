@@ -365,7 +365,7 @@ def run(chain, pg: PostgresServer, lanes: list[tuple[str, str]], n_trades: int, 
             "first_send_p50": percentile(first, 50), "first_send_p99": percentile(first, 99),
             "confirm_p50": percentile(final, 50), "confirm_p99": percentile(final, 99),
             "cpu_chain": cpu[0], "cpu_postgres": cpu[1], "cpu_executors": cpu[2],
-            "server": server_delta(server_before, server_after)}
+            "server": server_delta(server_before, server_after), "steps": step_timings([p.log_path for p in procs])}
 
 
 def admit_lanes(ledger: Ledger, scenarios: list[Scenario], n: int, offered_rate: float | None) -> list[int]:
@@ -728,6 +728,7 @@ def main() -> None:
               f"{open_loop['first_send_p50'] * 1000:.1f} ms p99 {open_loop['first_send_p99'] * 1000:.1f} ms; "
               f"claim to confirmed p50 {open_loop['confirm_p50'] * 1000:.1f} ms p99 "
               f"{open_loop['confirm_p99'] * 1000:.1f} ms")
+        print_steps("open loop", open_loop["steps"])
         print()
         print(f"CPU seconds during each run ({os.cpu_count()} cores; wall x cores is the machine's budget):")
         print(f"{'vaults':>6} {'executors':>9} {'wall':>6} {'chain':>7} {'postgres':>9} {'executors':>10} {'ms CPU/trade (exec)':>20}")
