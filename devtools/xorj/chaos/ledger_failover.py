@@ -441,11 +441,12 @@ def judge_routes(samples: list[dict[str, Any]], leader_ip: str, forged_ip: str) 
     }
 
 
-def forge_primary_label(hold_seconds: float = 20.0, sample_seconds: float = 0.5,
+def forge_primary_label(hold_seconds: float = 20.0, sample_seconds: float = 0.5, min_samples: int = 5,
                         configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """Label a replica ``role=primary`` and keep it so for ``hold_seconds`` (times the run's
-    ``trade_scale``), putting it back each time Patroni corrects it (an attacker with pod patch rights
-    does). Meanwhile sample what the primary Service routes to (its EndpointSlices), the leader lock,
+    ``trade_scale``), and longer (up to four times as long) until ``min_samples`` samples are taken: a
+    sample is a few kubectl calls, which a busy machine stretches to seconds each. Put the label back
+    each time Patroni corrects it (an attacker with pod patch rights does). Meanwhile sample what the primary Service routes to (its EndpointSlices), the leader lock,
     and the client sessions on the replica. Then check that the replica refuses a read-write session
     (target_session_attrs=read-write, what every HA ledger DSN carries) while the leader takes one, and
     wait for Patroni to put the replica's own label back. Fails if the Service ever routed to the
@@ -467,10 +468,11 @@ def forge_primary_label(hold_seconds: float = 20.0, sample_seconds: float = 0.5,
     (target.state_dir / f"admitted-before-{FORGED_LABEL}.json").write_text(json.dumps(admitted))
     marks.write(target, f"fault:{FORGED_LABEL}")
     held = float(hold_seconds) * trade_scale(configuration)
-    deadline = time.monotonic() + held
+    started_forging = time.monotonic()
+    deadline, longest = started_forging + held, started_forging + 4 * held
     samples: list[dict[str, Any]] = []
     forged = 0
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline or (len(samples) < int(min_samples) and time.monotonic() < longest):
         if ledger_members(target, where).get(replica) != where.primary_value:
             result = _kubectl(target, where, "label", "pod", replica, where.primary_label, "--overwrite")
             if result.returncode != 0:
@@ -483,6 +485,7 @@ def forge_primary_label(hold_seconds: float = 20.0, sample_seconds: float = 0.5,
                         "lock": sorted(leader_lock(target, where, scope)[1]),
                         "replica_sessions": int(sessions.stdout.strip() or 0)})
         time.sleep(float(sample_seconds))
+    held_for = time.monotonic() - started_forging
     refused = _psql(target, where, replica, READ_WRITE_CONNINFO, "SELECT 1")
     accepted = _psql(target, where, leader, READ_WRITE_CONNINFO, "SELECT 1")
     # The forging stops here: Patroni's next loop on the replica (touch_member) puts role=replica back.
@@ -497,7 +500,7 @@ def forge_primary_label(hold_seconds: float = 20.0, sample_seconds: float = 0.5,
         _kubectl(target, where, "label", "pod", replica, f"{where.role_key}=replica", "--overwrite")
     marks.write(target, "cleared")
     judged = judge_routes(samples, leader_ip, replica_ip)
-    outcome = {**judged, "leader": leader, "forged_member": replica, "held_s": round(held, 1), "labels_forged": forged,
+    outcome = {**judged, "leader": leader, "forged_member": replica, "held_s": round(held_for, 1), "labels_forged": forged,
                "leader_after": leader_lock(target, where, scope)[0], "initial_lock": sorted(lock),
                "replica_refused_read_write": refused.returncode != 0,
                "refusal": (refused.stderr or refused.stdout).strip()[-300:],
