@@ -12,6 +12,7 @@ See host.py for how the node is kept inside its own namespaces and cgroup root.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import socket
@@ -49,6 +50,26 @@ KUBE_ROUTER_SYNCED_LINE = b"sync iptables took"  # logged (--v=1) at the end of 
 # The veth between host and node (TEST-NET-2, documentation-only addresses: routed nowhere else).
 LINK_HOST_IP = "198.51.100.1"
 LINK_NODE_IP = "198.51.100.2"
+
+
+def stale_join(joined: tuple[str, str | None] | None, cluster: tuple[str, str]) -> str | None:
+    """Why a node's state cannot be reused for ``cluster`` (its name, its CA's digest), or None.
+    ``joined`` is what the node recorded when it was brought up (None: no node; a None digest: a node
+    from before digests were recorded, judged by name). A node left from another cluster, or from an
+    earlier cluster of the same name (a new CA), keeps that cluster's endpoint and kubelet client
+    certificate: reused, its kubelet fails every call with x509 errors."""
+    if joined is None:
+        return None
+    name, digest = joined
+    if name != cluster[0]:
+        return f"it was brought up for cluster {name}, not {cluster[0]}"
+    if digest is not None and digest != cluster[1]:
+        return f"cluster {name} was re-created since it was brought up (another CA)"
+    return None
+
+
+def _ca_digest(ca: Path) -> str:
+    return hashlib.sha256(ca.read_bytes()).hexdigest()[:16]
 
 
 def _silent(_: str) -> None:
@@ -119,6 +140,11 @@ class LocalChainNode:
             raise EnvironmentSetupError(
                 f"cluster {self.cluster.name} cannot host a real node: {'; '.join(problems)}. It was started by "
                 "an older version: recreate it (`xorj dev cluster down && xorj dev cluster up`).")
+        ca = self.cluster.cluster_dir / "pki" / "ca.crt"
+        stale = stale_join(self._joined_to(), (self.cluster.name, _ca_digest(ca)))
+        if stale:
+            progress(f"node {self.name}: {stale}; removing it first")
+            self.down(progress)
         tc = self.cluster.toolchain
         lay = self.layout()
         host = NodeHost(lay)
@@ -126,6 +152,7 @@ class LocalChainNode:
             directory.mkdir(parents=True, exist_ok=True)
         progress(f"node {self.name}: network namespace, veth {lay.host_veth} ({lay.link_ip}) <-> {lay.node_ip}")
         (self.state_dir / "cluster").write_text(self.cluster.name)  # which cluster's `down` removes it
+        (self.state_dir / "cluster-ca").write_text(_ca_digest(ca))  # which of its incarnations
         host.create_network()
         host.create_cgroups()
         host.start_holder()
@@ -241,6 +268,16 @@ class LocalChainNode:
             return (self.state_dir / "cluster").read_text().strip() or None
         except OSError:
             return None
+
+    def _joined_to(self) -> tuple[str, str | None] | None:
+        name = self.joined()
+        if name is None:
+            return None
+        try:
+            digest: str | None = (self.state_dir / "cluster-ca").read_text().strip() or None
+        except OSError:
+            digest = None
+        return name, digest
 
     def _node_ready(self) -> bool:
         result = self.cluster.kubectl(
