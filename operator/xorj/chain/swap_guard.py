@@ -104,8 +104,8 @@ class Validity:
 
 class ValidityReader(TickBatcher[Hash, Validity]):
     """The validity reads of every build in the process, in ticks (as
-    :class:`~xorj.chain.status_batch.StatusBatcher` does for statuses): the builds of one tick (see
-    :class:`~xorj.chain.ticks.TickBatcher`) are answered together: each distinct blockhash of the tick is checked once
+    :class:`~xorj.chain.status_batch.StatusBatcher` does for statuses): the first build of a tick waits
+    ``window`` for others, then each distinct blockhash of the tick is checked once
     (``isBlockhashValid``) and ONE ``getLatestBlockhash`` is read after all those answers. Each build
     gets what it would have read alone: its blockhash's validity, and a latest blockhash read after
     that validity answer (so the bound holds). Concurrent builds within a slot mostly carry the same

@@ -63,9 +63,8 @@ from xorj.redaction import redact_urls
 log = logging.getLogger("xorj.executor")
 _R = TypeVar("_R")
 
-# The longest a batch of write-ahead records (write_ahead_batcher), and every other LedgerTick, gathers
-# callers while an earlier batch is still being written (an idle executor's lone record waits for
-# nobody): short next to a send's round trip, long enough for the records of trades signed together.
+# How long the first write-ahead record of a batch waits for others (write_ahead_batcher): short next
+# to a send's round trip, long enough for the records of trades signed in the same tick.
 WRITE_AHEAD_WINDOW = 0.002
 
 # The most trades one batched ledger transaction (LedgerTick) carries: more wait for the next one, which
@@ -125,8 +124,8 @@ _K = TypeVar("_K", bound=Hashable)
 
 
 class LedgerTick(TickBatcher[_K, _R | XorjError]):
-    """The ledger writes (or reads) of one kind that this executor's trades make in one tick
-    (:class:`~xorj.chain.ticks.TickBatcher`) go to the ledger in one transaction (``batch_body``: each key's result,
+    """The ledger writes (or reads) of one kind that this executor's trades make within ``window``
+    seconds of each other go to the ledger in one transaction (``batch_body``: each key's result,
     or the refusal of that key alone): one commit instead of one per trade. Each trade still learns
     its own result, once that commit has returned. When the batch's transaction fails on a database
     error other than a lost connection (a broken constraint, a deadlock between two batches), each

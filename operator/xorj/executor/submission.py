@@ -76,8 +76,7 @@ from xorj.executor.signing import EarlierSignatureLiveError, VaultNotHeldError
 log = logging.getLogger(__name__)
 
 # The steps a test hook may stop the process after (in the order they happen).
-# The longest a tick of quotes gathers the same request from other trades while an earlier tick is in
-# flight (SharedQuotes; an idle executor's lone quote waits for nobody)
+# How long the first quote of a tick waits for the same request from other trades (SharedQuotes)
 QUOTE_TICK = 0.002
 
 STEPS = ("quoted", "signed", "committed", "sent", "landed", "resolved", "confirmed", "failed")
