@@ -98,11 +98,14 @@ class Kube:
         self._closed = False
         self.freshness = freshness
 
-    def _count(self, verb: str, resource: str) -> None:
+    def _refuse_if_closed(self) -> None:
         if self._closed:
             # kopf runs the cleanup handler without waiting for the timers: one may still fire, and
             # is told to retry (kopf logs one line), not crashed on the closed client
             raise kopf.TemporaryError("the operator is shutting down", delay=60)
+
+    def _count(self, verb: str, resource: str) -> None:
+        self._refuse_if_closed()
         metrics.KUBE_REQUESTS.labels(verb, resource).inc()
 
     async def _again_if_dropped(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -115,8 +118,7 @@ class Kube:
         try:
             return await call()
         except DROPPED_CONNECTION:
-            if self._closed:
-                raise kopf.TemporaryError("the operator is shutting down", delay=60) from None
+            self._refuse_if_closed()
             return await call()
 
     @property
