@@ -140,8 +140,8 @@ class LocalChainNode:
             raise EnvironmentSetupError(
                 f"cluster {self.cluster.name} cannot host a real node: {'; '.join(problems)}. It was started by "
                 "an older version: recreate it (`xorj dev cluster down && xorj dev cluster up`).")
-        ca = self.cluster.cluster_dir / "pki" / "ca.crt"
-        stale = stale_join(self._joined_to(), (self.cluster.name, _ca_digest(ca)))
+        ca_digest = _ca_digest(self.cluster.cluster_dir / "pki" / "ca.crt")
+        stale = stale_join(self._joined_to(), (self.cluster.name, ca_digest))
         if stale:
             progress(f"node {self.name}: {stale}; removing it first")
             self.down(progress)
@@ -152,7 +152,7 @@ class LocalChainNode:
             directory.mkdir(parents=True, exist_ok=True)
         progress(f"node {self.name}: network namespace, veth {lay.host_veth} ({lay.link_ip}) <-> {lay.node_ip}")
         (self.state_dir / "cluster").write_text(self.cluster.name)  # which cluster's `down` removes it
-        (self.state_dir / "cluster-ca").write_text(_ca_digest(ca))  # which of its incarnations
+        (self.state_dir / "cluster-ca").write_text(ca_digest)  # which of its incarnations
         host.create_network()
         host.create_cgroups()
         host.start_holder()
