@@ -634,7 +634,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trades", type=int, default=200)
     parser.add_argument("--executors", type=int, nargs="+", default=[1, 4])
-    parser.add_argument("--concurrency", type=int, default=8, help="trades in flight per executor")
+    # 16: a trade is in flight about 400 ms from claim to confirmation on the local chain, so 4 executors
+    # with 8 each could not pass 80 trades/s (Little's law) whatever their CPU; the run would measure
+    # the in-flight cap, not the executor
+    parser.add_argument("--concurrency", type=int, default=16, help="trades in flight per executor")
     parser.add_argument("--slot-ms", type=int, default=100)
     parser.add_argument("--vault-lanes", type=int, nargs="*", default=[4],
                         help="also run N vaults (N strategies, one executor each) for each N given")

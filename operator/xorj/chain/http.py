@@ -1,10 +1,14 @@
-"""The chain clients' HTTP transport: httpx's client API over aiohttp's connection pool.
+"""The chain clients' HTTP stack: httpx's request and answer models sent straight to a transport,
+over aiohttp's connection pool.
 
 The RPC, swap API and price clients speak httpx (typed requests and answers, and an injectable
 transport: ``httpx.MockTransport`` in unit tests). Under them, httpcore's pool scans every pooled
 connection, with a socket poll each, twice per request: about 2 ms of CPU per request with a dozen
 connections, most of an executor's CPU per trade. aiohttp's pool (``httpx_aiohttp``) does the same
-work for a fraction of it, with keep-alive connections reused across requests.
+work for a fraction of it, with keep-alive connections reused across requests. Above the transport,
+``httpx.AsyncClient`` spent about as much again on what these clients never use (merging a base URL,
+the cookie jar, auth and redirect handling); :class:`DirectClient` hands the request to the
+transport itself.
 
 Never retries: aiohttp re-sends only idempotent requests on a stale keep-alive connection (a GET),
 never a POST (a sendTransaction re-sent behind the executor's back would be a retry it does not
@@ -13,6 +17,9 @@ a refused or dropped connection is a transport error, only a timeout is a timeou
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 import httpx
@@ -45,3 +52,33 @@ class PooledTransport(AiohttpTransport):
 def pooled_transport(limits: httpx.Limits = DEFAULT_LIMITS) -> httpx.AsyncBaseTransport:
     """A new pooled transport (one per client; its pool opens on first use in the running loop)."""
     return PooledTransport(limits=limits, retries=0)
+
+
+class DirectClient:
+    """Requests handed straight to a transport (the pooled one, or ``httpx.MockTransport`` in unit
+    tests) with fixed headers and a default timeout; answers come back read in full. Never follows a
+    redirect, keeps no cookies, and raises the transport's httpx exceptions unchanged."""
+
+    def __init__(self, *, headers: Mapping[str, str], timeout: float,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._headers = httpx.Headers({"Accept-Encoding": "gzip, deflate", **headers})
+        self._timeout = timeout
+        self._transport = transport or pooled_transport()
+
+    async def request(self, method: str, url: httpx.URL, *, content: bytes | str | None = None,
+                      json: Any = None, params: Mapping[str, str] | None = None,
+                      timeout: float | None = None) -> httpx.Response:
+        """``url`` is parsed once by the caller (parsing a str URL is most of httpx's cost per request)."""
+        seconds = self._timeout if timeout is None else timeout
+        request = httpx.Request(method, url.copy_merge_params(params) if params else url, headers=self._headers,
+                                content=content, json=json, extensions={"timeout": httpx.Timeout(seconds).as_dict()})
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()

@@ -27,7 +27,7 @@ from xorj.chain.errors import (
     RpcTimeoutError,
     RpcTransportError,
 )
-from xorj.chain.http import pooled_transport
+from xorj.chain.http import DirectClient
 from xorj.chain.swap_check import check_quote
 
 log = logging.getLogger(__name__)
@@ -145,8 +145,8 @@ class JupiterClient:
         if api_key:
             headers["x-api-key"] = api_key
         # transport retries 0: the executor owns every retry
-        self._http = httpx.AsyncClient(base_url=self.base_url + "/", headers=headers, timeout=httpx.Timeout(timeout),
-                                       transport=transport or pooled_transport())
+        self._http = DirectClient(headers=headers, timeout=timeout, transport=transport)
+        self._urls = {path: httpx.URL(self.base_url + path) for path in ("/quote", "/swap")}
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -188,8 +188,7 @@ class JupiterClient:
 
     async def _request(self, verb: str, path: str, what: str, *, timeout: float | None, **kwargs: Any) -> Any:
         try:
-            resp = await self._http.request(verb, path, timeout=timeout if timeout is not None else self.timeout,
-                                            **kwargs)
+            resp = await self._http.request(verb, self._urls[path], timeout=timeout, **kwargs)
         except httpx.TimeoutException:
             raise RpcTimeoutError(f"{what}: no answer from the swap API within "
                                   f"{timeout if timeout is not None else self.timeout:g}s", method=what) from None

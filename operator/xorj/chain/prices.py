@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from xorj.chain.errors import MalformedAnswerError, RpcTimeoutError, RpcTransportError
-from xorj.chain.http import pooled_transport
+from xorj.chain.http import DirectClient
 
 PRICE_API_PATH = "/price/v3"
 MAX_IDS_PER_REQUEST = 50  # Jupiter's documented limit
@@ -117,8 +117,8 @@ class JupiterPriceClient:
         if api_key:
             headers["x-api-key"] = api_key
         # transport retries 0: the executor owns every retry
-        self._http = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(timeout),
-                                       transport=transport or pooled_transport())
+        self._http = DirectClient(headers=headers, timeout=timeout, transport=transport)
+        self._endpoint = httpx.URL(self.url)
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -133,7 +133,7 @@ class JupiterPriceClient:
 
     async def _get(self, ids: Sequence[str]) -> str:
         try:
-            resp = await self._http.get(self.url, params={"ids": ",".join(ids)})
+            resp = await self._http.request("GET", self._endpoint, params={"ids": ",".join(ids)})
         except httpx.TimeoutException:
             raise RpcTimeoutError(f"price: no answer from {self._host} within {self.timeout:g}s",
                                   method="price") from None

@@ -1,5 +1,5 @@
-"""Solana JSON-RPC client: solders' typed requests and answers, POSTed with httpx over aiohttp's pool
-(:mod:`xorj.chain.http`, the one HTTP stack of the package; the swap and price clients use it too),
+"""Solana JSON-RPC client: solders' typed requests and answers, POSTed with httpx's models over aiohttp's
+pool (:mod:`xorj.chain.http`, the one HTTP stack of the package; the swap and price clients use it too),
 with the executor's rules applied.
 
 * Every call has an explicit timeout (``asyncio.timeout`` around the request; cancelling the
@@ -83,7 +83,7 @@ from xorj.chain.errors import (
     RpcTimeoutError,
     RpcTransportError,
 )
-from xorj.chain.http import pooled_transport
+from xorj.chain.http import DirectClient
 from xorj.domain.expiry import FinalizedPoint
 from xorj.domain.reconciliation import ChainSignature
 from xorj.domain.trades import ReasonCode
@@ -208,11 +208,11 @@ class SolanaRpc:
         self._host = urlsplit(url).netloc or url
         self.timeouts = timeouts
         self.preflight = preflight
-        self._http = httpx.AsyncClient(
+        self._http = DirectClient(
             headers={"Content-Type": "application/json"},
             # A backstop under the per-call asyncio timeout; the per-call one is what callers rely on.
-            timeout=httpx.Timeout(max(timeouts.read, timeouts.send) + 5.0),
-            transport=transport or pooled_transport(),
+            timeout=max(timeouts.read, timeouts.send) + 5.0,
+            transport=transport,
         )
         self._send_config = RpcSendTransactionConfig(
             skip_preflight=preflight.skip_preflight,
@@ -442,7 +442,7 @@ class SolanaRpc:
         answer: httpx.Response | None = None
         try:
             async with asyncio.timeout(limit):
-                answer = await self._http.post(self._endpoint, content=request.to_json())
+                answer = await self._http.request("POST", self._endpoint, content=request.to_json())
             answer.raise_for_status()
             resp: object = expected.from_json(answer.text)
         except TimeoutError:

@@ -132,7 +132,7 @@ def test_a_call_past_its_timeout_is_a_timeout() -> None:
         asyncio.run(SolanaRpc(URL, timeouts=RpcTimeouts(read=0.05), transport=httpx.MockTransport(never)).block_height())
 
 
-def test_httpx_request_log_lines_do_not_carry_the_api_key(capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_log_line_carries_the_api_key_even_with_httpx_logging_on(capsys: pytest.CaptureFixture[str]) -> None:
     from xorj.commands.executor import _configure_logging
 
     root = logging.getLogger()
@@ -140,14 +140,17 @@ def test_httpx_request_log_lines_do_not_carry_the_api_key(capsys: pytest.Capture
     try:
         _configure_logging("DEBUG")  # the executor's logging, at its most verbose
         asyncio.run(_rpc(_answer(7)).block_height())
-        logging.getLogger("httpx").setLevel(logging.INFO)  # even when someone turns httpx's request log on
+        logging.getLogger("httpx").setLevel(logging.DEBUG)  # even when someone turns httpx's request log on
         asyncio.run(_rpc(_answer(7)).block_height())
+        with pytest.raises(RpcTransportError):
+            asyncio.run(_rpc(_answer(None, status=503)).block_height())
+        logging.getLogger("xorj.chain.rpc").warning("calling %s", URL)  # a URL someone logs is redacted
     finally:
         root.handlers[:], _, _ = saved
         root.setLevel(saved[1])
         logging.getLogger("httpx").setLevel(saved[2])
     err = capsys.readouterr().err
-    assert "HTTP Request: POST https://rpc.example.test/?api-key=REDACTED" in err  # it was logged, redacted
+    assert "calling https://rpc.example.test/?api-key=REDACTED" in err
     assert SECRET not in err
 
 
