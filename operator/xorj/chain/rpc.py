@@ -444,7 +444,9 @@ class SolanaRpc:
             async with asyncio.timeout(limit):
                 answer = await self._http.request("POST", self._endpoint, content=request.to_json())
             answer.raise_for_status()
-            resp: object = expected.from_json(answer.text)
+            # JSON is UTF-8 (RFC 8259): decoding the bytes skips httpx's charset sniffing of the
+            # Content-Type; bytes that are not UTF-8 are an unparsed answer (UnicodeDecodeError is a ValueError)
+            resp: object = expected.from_json(answer.content.decode())
         except TimeoutError:
             raise RpcTimeoutError(f"{method} to {self._host}: no answer within {limit:g}s", method=method) from None
         except httpx.TimeoutException:

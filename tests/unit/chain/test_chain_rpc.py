@@ -160,3 +160,13 @@ def test_a_json_rpc_error_missing_a_field_solders_expects_is_a_refusal_not_a_cra
     with pytest.raises(RpcRequestError) as err:
         asyncio.run(rpc.signature_statuses([Signature.default()]))
     assert err.value.code == -32005 and "node is behind" in str(err.value) and SECRET not in str(err.value)
+
+
+def test_an_answer_that_is_not_utf8_is_malformed_with_its_reason() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b'{"jsonrpc":"2.0","id":0,"result":"\xff\xfe"}',
+                              headers={"Content-Type": "application/json; charset=latin-1"})
+
+    with pytest.raises(MalformedAnswerError) as err:
+        asyncio.run(_rpc(handler).block_height())
+    assert err.value.reason is ReasonCode.MALFORMED_RESPONSE and "does not parse" in str(err.value)
