@@ -3,7 +3,8 @@ fail. 50 Vault reconciles and CopyTrade admissions at once on 2 connections, eac
 by the real server (a trigger sleeps in it), take longer than the acquire timeout: all finish and
 none is "ledger unavailable" (before the queue, the callers past the timeout failed and kopf retried
 them). A real outage still fails every caller, queued or not, as unavailable within about the acquire
-timeout, with the pool's reason, and the ledger answers again once the server is back; connections
+timeout, with the pool's reason (or, for a connection lent unchecked a moment before, the lost
+session's), and the ledger answers again once the server is back; connections
 that are all stuck fail the queued callers the same way instead of keeping them forever."""
 
 from __future__ import annotations
@@ -138,7 +139,13 @@ def test_an_outage_fails_every_queued_handler_as_unavailable_in_about_the_timeou
                 await rt.async_ledger.close()
 
         during, after = asyncio.run(through_an_outage())
-    assert {outcome for outcome, _ in during} == {UNAVAILABLE}
+    # The pool's reason, except for the calls that drew a connection lent a moment before the stop:
+    # those are lent unchecked (xorj.ledger.pool.CHECK_BYPASS_SECONDS) and fail on the lost session,
+    # unavailable all the same; at most one per connection before the pool drops it.
+    lost_session = [outcome for outcome, _ in during if outcome != UNAVAILABLE]
+    assert all(outcome.startswith("ledger unavailable: ") for outcome in lost_session), lost_session
+    assert len(lost_session) <= POOL, lost_session
+    assert len(lost_session) < len(during)
     slowest = max(took for _, took in during)
     # each waited about one acquire timeout (the holders in the pool, the queued ones for progress)
     assert slowest < 4 * ACQUIRE_TIMEOUT, slowest
