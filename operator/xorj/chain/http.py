@@ -62,16 +62,16 @@ class DirectClient:
     def __init__(self, *, headers: Mapping[str, str], timeout: float,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._headers = httpx.Headers({"Accept-Encoding": "gzip, deflate", **headers})
-        self._timeout = timeout
+        self._timeout = _timeout_extension(timeout)  # built once: most calls use the default
         self._transport = transport or pooled_transport()
 
     async def request(self, method: str, url: httpx.URL, *, content: bytes | str | None = None,
                       json: Any = None, params: Mapping[str, str] | None = None,
                       timeout: float | None = None) -> httpx.Response:
         """``url`` is parsed once by the caller (parsing a str URL is most of httpx's cost per request)."""
-        seconds = self._timeout if timeout is None else timeout
         request = httpx.Request(method, url.copy_merge_params(params) if params else url, headers=self._headers,
-                                content=content, json=json, extensions={"timeout": httpx.Timeout(seconds).as_dict()})
+                                content=content, json=json,
+                                extensions={"timeout": self._timeout if timeout is None else _timeout_extension(timeout)})
         response = await self._transport.handle_async_request(request)
         response.request = request
         try:
@@ -82,3 +82,8 @@ class DirectClient:
 
     async def aclose(self) -> None:
         await self._transport.aclose()
+
+
+def _timeout_extension(seconds: float) -> dict[str, float | None]:
+    """httpx's per-request timeout extension (connect, read, write, pool), as the transport reads it."""
+    return httpx.Timeout(seconds).as_dict()
