@@ -394,13 +394,14 @@ def server_delta(before: dict, after: dict) -> dict[str, tuple[int, float]]:
     return out
 
 
-def print_server_profile(results: list[dict]) -> None:
+def print_server_profile(results: list[dict], labels: list[str] | None = None) -> None:
     print("requests per trade to the local chain and swap API, and the chain server's CPU per call:")
-    for r in results:
+    for n, r in enumerate(results):
         server = r["server"]
         total_calls = sum(c for c, _ in server.values())
         total_cpu = sum(cpu for _, cpu in server.values())
-        print(f"  {r['vaults']} vault(s), {r['executors']} executor(s): {total_calls / r['trades']:.1f} requests/trade, "
+        label = labels[n] if labels else f"{r['vaults']} vault(s), {r['executors']} executor(s)"
+        print(f"  {label}: {total_calls / r['trades']:.1f} requests/trade, "
               f"{1000 * total_cpu / r['trades']:.2f} ms chain-server CPU/trade in handlers")
         for method, (calls, cpu) in sorted(server.items(), key=lambda kv: -kv[1][0]):
             print(f"    {method:<26} {calls / r['trades']:>6.2f}/trade {1000 * cpu / calls:>7.3f} ms/call")
@@ -643,6 +644,7 @@ def main() -> None:
                         help="also run N vaults (N strategies, one executor each) for each N given")
     parser.add_argument("--offered-rate", type=float, default=None,
                         help="open-loop run's trades/s (default: half the 1-executor run's measured rate)")
+    parser.add_argument("--no-open-loop", action="store_true", help="skip the open-loop run")
     parser.add_argument("--profile", action="store_true",
                         help="after the runs, profile one in-process executor and print its top functions")
     parser.add_argument("--profile-top", type=int, default=25, help="how many functions the profile lists")
@@ -701,8 +703,10 @@ def main() -> None:
                   flush=True)
             results.append(run(chain, pg, lanes, args.trades, 1, args.concurrency, workdir))
         offered = args.offered_rate or results[0]["trades_per_s"] / 2
-        print(f"open loop: {args.trades} trades offered at {offered:.1f}/s to 1 executor ...", flush=True)
-        open_loop = run(chain, pg, one_lane, args.trades, 1, args.concurrency, workdir, offered_rate=offered)
+        open_loop = None
+        if not args.no_open_loop:
+            print(f"open loop: {args.trades} trades offered at {offered:.1f}/s to 1 executor ...", flush=True)
+            open_loop = run(chain, pg, one_lane, args.trades, 1, args.concurrency, workdir, offered_rate=offered)
 
         print()
         print("the stack's ceiling (each part alone, this run):")
@@ -726,12 +730,13 @@ def main() -> None:
                   f"{r['first_send_p50'] * 1000:>10.1f}ms {r['first_send_p99'] * 1000:>5.0f}ms "
                   f"{r['confirm_p50'] * 1000:>9.1f}ms {r['confirm_p99'] * 1000:>5.0f}ms")
         print("(exactly-once verified on chain for every run: fills == confirmed trades, balances moved exactly)")
-        print()
-        print(f"open loop, 1 executor, {offered:.1f} trades/s offered: claim to first send p50 "
-              f"{open_loop['first_send_p50'] * 1000:.1f} ms p99 {open_loop['first_send_p99'] * 1000:.1f} ms; "
-              f"claim to confirmed p50 {open_loop['confirm_p50'] * 1000:.1f} ms p99 "
-              f"{open_loop['confirm_p99'] * 1000:.1f} ms")
-        print_steps("open loop", open_loop["steps"])
+        if open_loop:
+            print()
+            print(f"open loop, 1 executor, {offered:.1f} trades/s offered: claim to first send p50 "
+                  f"{open_loop['first_send_p50'] * 1000:.1f} ms p99 {open_loop['first_send_p99'] * 1000:.1f} ms; "
+                  f"claim to confirmed p50 {open_loop['confirm_p50'] * 1000:.1f} ms p99 "
+                  f"{open_loop['confirm_p99'] * 1000:.1f} ms")
+            print_steps("open loop", open_loop["steps"])
         print()
         print(f"CPU seconds during each run ({os.cpu_count()} cores; wall x cores is the machine's budget):")
         print(f"{'vaults':>6} {'executors':>9} {'wall':>6} {'chain':>7} {'postgres':>9} {'executors':>10} {'ms CPU/trade (exec)':>20}")
@@ -739,7 +744,9 @@ def main() -> None:
             print(f"{r['vaults']:>6} {r['executors']:>9} {r['seconds']:>6.2f} {r['cpu_chain']:>7.2f} {r['cpu_postgres']:>9.2f} "
                   f"{r['cpu_executors']:>10.2f} {1000 * r['cpu_executors'] / r['trades']:>20.1f}")
         print()
-        print_server_profile(results)
+        print_server_profile(results + ([open_loop] if open_loop else []),
+                             [f"{r['vaults']} vault(s), {r['executors']} executor(s)" for r in results]
+                             + ([f"open loop at {offered:.1f}/s, 1 executor"] if open_loop else []))
         if args.vaults:
             fanout = fanout_runs(chain, pg, args, workdir)
             print()

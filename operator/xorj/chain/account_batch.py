@@ -17,7 +17,7 @@ from typing import Protocol
 from solders.pubkey import Pubkey
 
 from xorj.chain.rpc import AccountInfo
-from xorj.chain.ticks import TickBatcher
+from xorj.chain.ticks import Crowd, TickBatcher
 
 MAX_ACCOUNTS_PER_CALL = 100  # getMultipleAccounts' limit
 
@@ -42,8 +42,8 @@ class AccountReads(TickBatcher[_Read, _Answer]):
     """The account reads of one tick, packed into as few getMultipleAccounts calls as the limit allows
     (each caller's accounts whole in one call). A failed call fails only the callers it served."""
 
-    def __init__(self, rpc: AccountSource, *, window: float = 0.002) -> None:
-        super().__init__(window=window)
+    def __init__(self, rpc: AccountSource, *, window: float = 0.002, crowd: Crowd | None = None) -> None:
+        super().__init__(window=window, crowd=crowd)
         self.rpc = rpc
 
     async def accounts(self, pubkeys: Sequence[Pubkey], commitment: str = "processed", *,

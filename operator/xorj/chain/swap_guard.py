@@ -7,7 +7,9 @@ For one swap answer, in this order, and only then signing the vault's slot:
 2. validity from OUR RPC, never from the API: the message's own blockhash must be valid at the RPC
    (``isBlockhashValid``), and the RPC's latest blockhash, read right after, bounds its
    ``lastValidBlockHeight`` from above (:class:`ValidityReader`: the builds of one tick share the
-   latest blockhash, read after every one of their validity answers, and one check per blockhash). That bound is what the ledger records and what expiry is
+   latest blockhash, read after every one of their validity answers, and one check per blockhash; a
+   valid answer is reused for about a slot by builds carrying the same blockhash). That bound is what
+   the ledger records and what expiry is
    decided on; an API answer whose ``lastValidBlockHeight`` is outside what the RPC allows is refused.
    The message is NOT re-stamped with our blockhash: pools pre-sign their leg (the local market does),
    and a new blockhash would void their signatures;
@@ -26,6 +28,8 @@ import asyncio
 import base64
 import binascii
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from solders.hash import Hash
@@ -61,7 +65,7 @@ from xorj.chain.swap_check import (
     check_simulation,
     check_swap_message,
 )
-from xorj.chain.ticks import TickBatcher
+from xorj.chain.ticks import Crowd, TickBatcher
 from xorj.domain.trades import ReasonCode
 
 log = logging.getLogger(__name__)
@@ -109,16 +113,40 @@ class ValidityReader(TickBatcher[Hash, Validity]):
     (``isBlockhashValid``) and ONE ``getLatestBlockhash`` is read after all those answers. Each build
     gets what it would have read alone: its blockhash's validity, and a latest blockhash read after
     that validity answer (so the bound holds). Concurrent builds within a slot mostly carry the same
-    blockhash: two calls per tick instead of two per build."""
+    blockhash: two calls per tick instead of two per build.
 
-    def __init__(self, rpc: SolanaRpc, *, window: float = 0.005) -> None:
-        super().__init__(window=window)
+    A VALID answer is reused for ``reuse_for`` seconds (about a slot), by builds of later ticks that
+    carry the same blockhash: the swap API stamps the builds of one slot with one blockhash, so most
+    builds then skip both calls and the window. The reused answer still bounds the message: its latest
+    blockhash was read after our RPC knew the message's, and a blockhash's last valid height never
+    changes. What it no longer proves is that the blockhash is still valid NOW; it was, a slot ago,
+    150 blocks before it expires, and the simulation that follows runs against the chain (an expired
+    blockhash fails it with BLOCKHASH_EXPIRED). An invalid answer is never reused: our RPC may merely be
+    behind the API's, and catch up in the next read."""
+
+    def __init__(self, rpc: SolanaRpc, *, window: float = 0.002, reuse_for: float = 0.4,
+                 clock: Callable[[], float] = time.monotonic, crowd: Crowd | None = None) -> None:
+        super().__init__(window=window, crowd=crowd)
         self.rpc = rpc
+        self.reuse_for = reuse_for
+        self._clock = clock
+        self._valid: dict[Hash, tuple[float, Validity]] = {}  # blockhash -> (answered at, answer)
+
+    async def read(self, key: Hash) -> Validity:
+        known = self._valid.get(key)
+        if known is not None and self._clock() - known[0] < self.reuse_for:
+            return known[1]
+        return await super().read(key)
 
     async def answer(self, keys: list[Hash]) -> dict[Hash, Validity]:
         answers = await asyncio.gather(*(self.rpc.is_blockhash_valid(h, "processed") for h in keys))
         latest = await self.rpc.latest_blockhash("processed") if any(answers) else None
-        return {h: Validity(valid, latest if valid else None) for h, valid in zip(keys, answers)}
+        found = {h: Validity(valid, latest if valid else None) for h, valid in zip(keys, answers)}
+        now = self._clock()
+        # only a slot's worth of blockhashes is ever reusable: forget the older ones as new ones come
+        self._valid = {h: known for h, known in self._valid.items() if now - known[0] < self.reuse_for}
+        self._valid.update((h, (now, v)) for h, v in found.items() if v.valid)
+        return found
 
 
 def _state(info: AccountInfo | None) -> AccountState | None:
@@ -126,16 +154,18 @@ def _state(info: AccountInfo | None) -> AccountState | None:
 
 
 class SwapGuard:
-    """Checks a swap answer against the trade, simulates it, and only then signs it."""
+    """Checks a swap answer against the trade, simulates it, and only then signs it. ``crowd``: how
+    many checks could be under way in this process at most (see :data:`xorj.chain.ticks.Crowd`)."""
 
-    def __init__(self, rpc: SolanaRpc, limits: SwapLimits = SwapLimits(), *, simulation_tries: int = 3) -> None:
+    def __init__(self, rpc: SolanaRpc, limits: SwapLimits = SwapLimits(), *, simulation_tries: int = 3,
+                 crowd: Crowd | None = None) -> None:
         limits.validate()
         self.rpc = rpc
         self.limits = limits
         self.simulation_tries = simulation_tries
-        self.validity = ValidityReader(rpc)
+        self.validity = ValidityReader(rpc, crowd=crowd)
         # the checks of one tick (a fan-out's vaults) read their accounts in shared calls
-        self.account_reads = AccountReads(rpc)
+        self.account_reads = AccountReads(rpc, crowd=crowd)
 
     async def sign(self, answer: SwapResponse, quote: Quote, key: VaultKey, *, input_mint: str, output_mint: str,
                    amount: int) -> SignedSwap:

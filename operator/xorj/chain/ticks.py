@@ -8,37 +8,60 @@ the tick's task and the delivery of answers or of the tick's failure live here o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 R = TypeVar("R")
 
 
-class TickBatcher(Generic[K, R]):
-    """The first caller of a tick waits ``window`` seconds for others to join; then the tick's
-    distinct keys are answered together by :meth:`answer`. A failure of the tick reaches every caller
-    of it (each backs off on its own); callers arriving meanwhile start the next tick."""
+Crowd = Callable[[], int]
+"""How many callers could be in a tick at most, now: with a crowd, a tick stops waiting once that many
+have joined. An executor's crowd is its trades that are preparing an attempt (claimed, and neither
+following a sent attempt nor finished): each asks each of its batchers once, so a tick holding all
+of them has nobody left to wait for, and a lone trade waits for nobody."""
 
-    def __init__(self, *, window: float) -> None:
+
+class TickBatcher(Generic[K, R]):
+    """The first caller of a tick waits ``window`` seconds for others to join, or less when ``crowd``
+    says every possible caller has joined; then the tick's distinct keys are answered together by
+    :meth:`answer`. A failure of the tick reaches every caller of it (each backs off on its own);
+    callers arriving meanwhile start the next tick."""
+
+    def __init__(self, *, window: float, crowd: Crowd | None = None) -> None:
         self.window = window
+        self.crowd = crowd
         self._waiting: dict[K, list[asyncio.Future[R]]] = {}
+        self._callers = 0
         self._flush: asyncio.Task[None] | None = None
+        self._full: asyncio.Future[None] | None = None  # done once the tick has nobody left to wait for
 
     async def answer(self, keys: list[K]) -> dict[K, R]:
         """The answer for each of ``keys`` (distinct, in arrival order)."""
         raise NotImplementedError
 
     async def read(self, key: K) -> R:
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
         self._waiting.setdefault(key, []).append(future)
+        self._callers += 1
         if self._flush is None or self._flush.done():
-            self._flush = asyncio.create_task(self._tick())
+            self._full = loop.create_future()
+            self._flush = asyncio.create_task(self._tick(self._full))
+        if self.crowd is not None and self._full is not None and not self._full.done() \
+                and self._callers >= self.crowd():
+            self._full.set_result(None)
         return await future
 
-    async def _tick(self) -> None:
-        await asyncio.sleep(self.window)
+    async def _tick(self, full: asyncio.Future[None]) -> None:
+        if not full.done():
+            timer = asyncio.get_running_loop().call_later(self.window, _settle, full)
+            try:
+                await full
+            finally:
+                timer.cancel()
         waiting, self._waiting = self._waiting, {}
+        self._callers = 0
         self._flush = None  # callers arriving from now on start the next tick
         try:
             answers = await self.answer(list(waiting))
@@ -54,3 +77,8 @@ class TickBatcher(Generic[K, R]):
             for future in futures:
                 if not future.done():
                     future.set_result(answers[key])
+
+
+def _settle(full: asyncio.Future[None]) -> None:
+    if not full.done():
+        full.set_result(None)

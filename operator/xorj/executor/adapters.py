@@ -27,7 +27,7 @@ from xorj.chain.holdings import NATIVE_SOL_MINT, MintInfo, read_mints, read_vaul
 from xorj.chain.jupiter import Quote
 from xorj.chain.prices import PriceSource, TokenPrice
 from xorj.chain.rpc import SolanaRpc
-from xorj.chain.ticks import TickBatcher
+from xorj.chain.ticks import Crowd, TickBatcher
 from xorj.domain.risk import (
     BreakerStatus,
     CircuitBreaker,
@@ -52,7 +52,7 @@ from xorj.domain.valuation import (
     value_trade,
 )
 from xorj.errors import LeaseLostError, LedgerError, LedgerUnavailableError, XorjError
-from xorj.executor.ports import TradeValuer
+from xorj.executor.ports import RiskAssessment, TradeValuer
 from xorj.executor.settings import DEFAULT_CASH_MINTS
 from xorj.ledger import transactions as tx
 from xorj.ledger.aio import AsyncLedger
@@ -95,16 +95,20 @@ class OwnedLedger:
     for one claim of one trade."""
 
     def __init__(self, ledger: AsyncLedger, owner: str, on_result: Callable[[bool], None] | None = None,
-                 strategy: str | None = None, write_ahead_window: float = WRITE_AHEAD_WINDOW) -> None:
+                 strategy: str | None = None, write_ahead_window: float = WRITE_AHEAD_WINDOW,
+                 crowd: Crowd | None = None) -> None:
         self.ledger = ledger
         self.owner = owner
         self.strategy = strategy
         self._on_result = on_result or (lambda ok: None)
-        self.write_ahead = write_ahead_batcher(self, window=write_ahead_window)
+        # Only trades that are not following a sent attempt write one ahead or re-read their trade
+        # (the algorithm's round starts with that read): they are the crowd of those ticks.
+        self.write_ahead = write_ahead_batcher(self, window=write_ahead_window, crowd=crowd)
         # a fan-out's trades confirm and re-read at about the same time: one transaction per tick
         self.confirmations: LedgerTick[tx.Confirmation, Trade] = LedgerTick(
             self.run, tx.confirm_trades, window=write_ahead_window)
-        self.reads: LedgerTick[int, Trade] = LedgerTick(self.run, tx.get_trades, window=write_ahead_window)
+        self.reads: LedgerTick[int, Trade] = LedgerTick(self.run, tx.get_trades, window=write_ahead_window,
+                                                        crowd=crowd)
 
     def for_claim(self, trade_id: int, fencing_token: int) -> ClaimedTradeLedger:
         return ClaimedTradeLedger(self, trade_id, fencing_token)
@@ -134,8 +138,8 @@ class LedgerTick(TickBatcher[_K, _R | XorjError]):
 
     def __init__(self, run: Callable[[Step[dict[_K, _R | XorjError]]], Awaitable[dict[_K, _R | XorjError]]],
                  batch_body: Callable[[list[_K]], Step[dict[_K, _R | XorjError]]], *, window: float,
-                 max_batch: int = LEDGER_BATCH) -> None:
-        super().__init__(window=window)
+                 max_batch: int = LEDGER_BATCH, crowd: Crowd | None = None) -> None:
+        super().__init__(window=window, crowd=crowd)
         self._run = run
         self._batch_body = batch_body
         self.max_batch = max_batch
@@ -175,12 +179,13 @@ class LedgerTick(TickBatcher[_K, _R | XorjError]):
         return result
 
 
-def write_ahead_batcher(owned: OwnedLedger, *, window: float) -> LedgerTick[tx.AttemptRecord, Attempt]:
+def write_ahead_batcher(owned: OwnedLedger, *, window: float,
+                        crowd: Crowd | None = None) -> LedgerTick[tx.AttemptRecord, Attempt]:
     """The write-ahead records of trades signed in the same tick, in one transaction
     (:func:`xorj.ledger.transactions.record_attempts`); a trade sends only once its record's commit
     has returned. Two trades that signed byte-identical transactions (one signature) break the
     batch's constraint: each record is then made alone, and only the second is refused."""
-    return LedgerTick(owned.run, tx.record_attempts, window=window)
+    return LedgerTick(owned.run, tx.record_attempts, window=window, crowd=crowd)
 
 
 class NoClaimPorts:
@@ -252,8 +257,8 @@ class SharedPrices(TickBatcher[frozenset[str], dict[str, TokenPrice]]):
     """The prices the valuations of one tick need, in one request to the price source: a fan-out's
     trades value the same pair at the same moment. Every trade still gets a fresh price."""
 
-    def __init__(self, prices: PriceSource, *, window: float = WRITE_AHEAD_WINDOW) -> None:
-        super().__init__(window=window)
+    def __init__(self, prices: PriceSource, *, window: float = WRITE_AHEAD_WINDOW, crowd: Crowd | None = None) -> None:
+        super().__init__(window=window, crowd=crowd)
         self.prices = prices
 
     async def answer(self, keys: list[frozenset[str]]) -> dict[frozenset[str], dict[str, TokenPrice]]:
@@ -268,15 +273,16 @@ class ChainValuer:
     Nothing the CopyTrade states about value is used."""
 
     def __init__(self, rpc: SolanaRpc, prices: PriceSource, *, valued_mints: Iterable[str] = (),
-                 cash_mints: Iterable[str] = DEFAULT_CASH_MINTS, sol_mint: str = NATIVE_SOL_MINT) -> None:
+                 cash_mints: Iterable[str] = DEFAULT_CASH_MINTS, sol_mint: str = NATIVE_SOL_MINT,
+                 crowd: Crowd | None = None) -> None:
         self.rpc = rpc
         self.prices = prices
         self.valued_mints = tuple(valued_mints)
         self.cash_mints = frozenset(cash_mints)
         self.sol_mint = sol_mint
         self._mints: dict[str, MintInfo] = {}  # a mint's decimals never change: read each once
-        self._prices = SharedPrices(prices)
-        self._accounts = AccountReads(rpc)  # a fan-out's vaults are valued at the same moment
+        self._prices = SharedPrices(prices, crowd=crowd)
+        self._accounts = AccountReads(rpc, crowd=crowd)  # a fan-out's vaults are valued at the same moment
 
     async def _mint_infos(self, mints: Iterable[str]) -> dict[str, MintInfo]:
         missing = [m for m in set(mints) if m not in self._mints]
@@ -326,7 +332,7 @@ class LedgerRiskGate:
                  breaker: CircuitBreaker, valuer: TradeValuer,
                  notional_tolerance: Decimal = DEFAULT_NOTIONAL_TOLERANCE,
                  on_breaker: Callable[[BreakerStatus], None] | None = None,
-                 on_halt: Callable[[bool], None] | None = None) -> None:
+                 on_halt: Callable[[bool], None] | None = None, crowd: Crowd | None = None) -> None:
         self.ledger = ledger
         self.strategy = strategy
         self.owner = owner
@@ -341,9 +347,9 @@ class LedgerRiskGate:
         self._breaker_read: asyncio.Future[BreakerStatus] | None = None
         # The checks of one tick (a fan-out's trades are checked together) share one read of the halt
         # and count their daily shares in one transaction.
-        self._halts = HaltReader(ledger, window=WRITE_AHEAD_WINDOW)
+        self._halts = HaltReader(ledger, window=WRITE_AHEAD_WINDOW, crowd=crowd)
         self._reservations: LedgerTick[tx.Reservation, RiskDecision] = LedgerTick(
-            ledger.run, tx.reserve_daily_shares, window=WRITE_AHEAD_WINDOW)
+            ledger.run, tx.reserve_daily_shares, window=WRITE_AHEAD_WINDOW, crowd=crowd)
 
     async def breaker_status(self) -> BreakerStatus:
         now_mono = time.monotonic()
@@ -366,26 +372,31 @@ class LedgerRiskGate:
     def for_claim(self, fencing_token: int) -> ClaimRiskGate:
         return ClaimRiskGate(self, fencing_token)
 
-    async def check(self, trade: Trade, quote: Quote, *, fencing_token: int) -> RiskDecision:
-        """Decide on ``trade`` and, if allowed, count it, under the claim with ``fencing_token``."""
-        # Halts first, before any price is asked for: a halted cluster refuses even when the price
-        # source is down. (The ledger's halt is read again, atomically, by the reservation below.)
+    async def assess(self, trade: Trade) -> RiskAssessment:
+        """The half of the check that needs no quote (it runs while the trade is quoted): the halts,
+        and the trade's valuation, read at the same time. A halt wins over whatever the valuation
+        found, so a halted cluster refuses even when the price source is down. (The ledger's halt is
+        read again, atomically, by the reservation in :meth:`check`.)"""
         if self.kill_switch.global_halt:
             self._on_halt(True)
-            return globally_halted("executor setting XORJ_GLOBAL_HALT")
-        halt = await self._halts.read(None)
+            return RiskAssessment(refusal=globally_halted("executor setting XORJ_GLOBAL_HALT"))
+        halt, valued = await asyncio.gather(self._halts.read(None), self.valuer.value(trade), return_exceptions=True)
+        if isinstance(halt, BaseException):
+            raise halt  # nothing can be decided without the ledger
         self._on_halt(halt.halted)
         if halt.halted:
-            return globally_halted(halt.reason)
-        try:
-            valuation = await self.valuer.value(trade)
-        except ValuationError as exc:
-            return RiskDecision(False, RiskRule.MAX_TRADE_NOTIONAL,
-                                f"{RiskRule.MAX_TRADE_NOTIONAL.value}: {exc}; refusing rather than trading unchecked")
-        notional = valuation.notional_usd
+            return RiskAssessment(refusal=globally_halted(halt.reason))
+        if isinstance(valued, ValuationError):
+            return RiskAssessment(refusal=RiskDecision(
+                False, RiskRule.MAX_TRADE_NOTIONAL,
+                f"{RiskRule.MAX_TRADE_NOTIONAL.value}: {valued}; refusing rather than trading unchecked"))
+        if isinstance(valued, BaseException):
+            raise valued
+        notional = valued.notional_usd
         if notional <= 0:  # an amount too small to be worth a cent's fraction still is not free
-            return RiskDecision(False, RiskRule.MAX_TRADE_NOTIONAL,
-                                f"{RiskRule.MAX_TRADE_NOTIONAL.value}: the trade's computed notional is {notional} USD")
+            return RiskAssessment(refusal=RiskDecision(
+                False, RiskRule.MAX_TRADE_NOTIONAL,
+                f"{RiskRule.MAX_TRADE_NOTIONAL.value}: the trade's computed notional is {notional} USD"))
         disagreement = notional_disagreement(trade.notional_usd, notional, self.notional_tolerance)
         if disagreement is not None and trade.risk_reserved_at is None:
             log.warning("stated notional disagrees with the computed one",
@@ -394,6 +405,19 @@ class LedgerRiskGate:
             await self.ledger.run(tx.raise_alert(
                 "NOTIONAL_MISMATCH", AlertSeverity.WARNING,
                 f"trade {trade.trade_id}: {disagreement}"[:1000], strategy=self.strategy, trade_id=trade.trade_id))
+        return RiskAssessment(valuation=valued, disagreement=disagreement)
+
+    async def check(self, trade: Trade, quote: Quote, assessment: RiskAssessment | None = None, *,
+                    fencing_token: int) -> RiskDecision:
+        """Decide on ``trade`` and, if allowed, count it, under the claim with ``fencing_token``
+        (``assessment``: what :meth:`assess` found for this attempt; assessed now when not given)."""
+        if assessment is None:
+            assessment = await self.assess(trade)
+        if assessment.refusal is not None:
+            return assessment.refusal
+        valuation, disagreement = assessment.valuation, assessment.disagreement
+        assert valuation is not None, "an assessment without a refusal carries the valuation"
+        notional = valuation.notional_usd
         breaker = await self.breaker_status()
         risk = TradeRisk(notional_usd=notional, vault_value_usd=valuation.vault_value_usd,
                          price_impact=Decimal(str(quote.model.price_impact_pct)),
@@ -413,8 +437,8 @@ class HaltReader(TickBatcher[None, TradingHalt]):
     """The cluster-wide halt as the checks of one tick see it: one read for all of them. (The
     reservation reads it again, atomically, in its own transaction.)"""
 
-    def __init__(self, ledger: AsyncLedger, *, window: float) -> None:
-        super().__init__(window=window)
+    def __init__(self, ledger: AsyncLedger, *, window: float, crowd: Crowd | None = None) -> None:
+        super().__init__(window=window, crowd=crowd)
         self.ledger = ledger
 
     async def answer(self, keys: list[None]) -> dict[None, TradingHalt]:
@@ -430,5 +454,8 @@ class ClaimRiskGate:
         self.gate = gate
         self.fencing_token = fencing_token
 
-    async def check(self, trade: Trade, quote: Quote) -> RiskDecision:
-        return await self.gate.check(trade, quote, fencing_token=self.fencing_token)
+    async def assess(self, trade: Trade) -> RiskAssessment:
+        return await self.gate.assess(trade)
+
+    async def check(self, trade: Trade, quote: Quote, assessment: RiskAssessment | None = None) -> RiskDecision:
+        return await self.gate.check(trade, quote, assessment, fencing_token=self.fencing_token)

@@ -6,6 +6,7 @@ adapters: the ledger and the risk gate in :mod:`xorj.executor.adapters`, the swa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from solders.pubkey import Pubkey
@@ -34,12 +35,27 @@ class TradeLedger(Protocol):
     async def fail(self, trade_id: int, reason: ReasonCode, detail: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class RiskAssessment:
+    """What the risk check of a trade finds before its quote is known: a refusal already (a halt, a
+    trade that cannot be valued), or the trade's valuation (and how a stated notional disagrees with it)."""
+
+    refusal: RiskDecision | None = None
+    valuation: Valuation | None = None
+    disagreement: str | None = None
+
+
 class RiskGate(Protocol):
     """Allows or refuses the next attempt of a trade. An allowed trade is counted against its vault's
     daily limits atomically with the check (concurrent checks of one vault must not all take the last
-    slot), and only once: checking the same trade again (a retry, a takeover) counts nothing new."""
+    slot), and only once: checking the same trade again (a retry, a takeover) counts nothing new.
 
-    async def check(self, trade: Trade, quote: Quote) -> RiskDecision: ...
+    The check comes in two halves so that the first runs while the trade is quoted: :meth:`assess`
+    needs only the trade (the halts, the valuation), :meth:`check` adds the quote and reserves."""
+
+    async def assess(self, trade: Trade) -> RiskAssessment: ...
+
+    async def check(self, trade: Trade, quote: Quote, assessment: RiskAssessment | None = None) -> RiskDecision: ...
 
 
 class SwapApi(Protocol):

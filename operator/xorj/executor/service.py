@@ -1,7 +1,11 @@
 """The executor service: claims its strategy's trades, runs the exactly-once algorithm on each with
 bounded concurrency, heartbeats the leases, serves /metrics and /healthz, and on SIGTERM finishes
 its work within a grace period or hands it back (releases the leases; the next owner resumes the
-stored attempts from their stored bytes)."""
+stored attempts from their stored bytes).
+
+It claims when its strategy's trades are admitted (the ledger's NOTIFY at the admission's commit
+wakes it), when a slot of its own frees, and every ``claim_interval_seconds`` anyway: a notification
+is a wake-up call, not the record, and one sent while the listener was away is simply lost."""
 
 from __future__ import annotations
 
@@ -46,12 +50,18 @@ from xorj.executor.signing import KeyringSigner, SignerClient, keyring_of
 from xorj.executor.submission import STEPS, ConfirmationPolicy, SubmissionSettings, Submitter
 from xorj.ledger import transactions as tx
 from xorj.ledger.aio import AsyncLedger
+from xorj.ledger.notify import AsyncTradeListener
 from xorj.ledger.pool_metrics import LedgerPoolCollector
 from xorj.ledger.records import AlertSeverity
 
 log = logging.getLogger("xorj.executor")
 # the ledger sessions of executors carry this application_name (chaos actions find them by it)
 LEDGER_APPLICATION_NAME = "xorj-executor"
+# Least time between two claims woken by admissions. Single trades admitted back to back (hundreds a
+# second) would otherwise each cost every executor of the strategy a claim transaction, all but one
+# of them empty; 10 ms apart they are claimed a few at a time. A fan-out is one admission: its
+# trades are claimed at once. A freed slot is not held back.
+ADMISSION_CLAIM_GAP = 0.01
 
 
 def ledger_pool_size(concurrency: int) -> int:
@@ -126,10 +136,13 @@ class ExecutorService:
         self.swap_api = JupiterClient(
             settings.swap_api_url, timeout=settings.swap_api_timeout_seconds,
             api_key=settings.swap_api_key.get_secret_value() if settings.swap_api_key else None)
+        # The batchers on the way to a first send (quotes, valuation, reservation, swap checks,
+        # write-ahead) stop waiting for more trades once every trade that could join a tick has.
+        crowd = self._preparing
         self.swap_guard = SwapGuard(self.rpc, SwapLimits(
             max_compute_unit_limit=settings.swap_max_compute_unit_limit,
             max_compute_unit_price_micro_lamports=settings.swap_max_compute_unit_price_micro_lamports,
-            max_priority_fee_lamports=settings.swap_max_priority_fee_lamports))
+            max_priority_fee_lamports=settings.swap_max_priority_fee_lamports), crowd=crowd)
         self.prices = JupiterPriceClient(
             settings.effective_price_api_url, timeout=settings.price_api_timeout_seconds,
             api_key=settings.swap_api_key.get_secret_value() if settings.swap_api_key else None)
@@ -140,15 +153,17 @@ class ExecutorService:
             kill_switch=KillSwitch(global_halt=settings.global_halt, strategy_paused=settings.paused),
             breaker=settings.circuit_breaker(),
             valuer=ChainValuer(self.rpc, self.prices, valued_mints=settings.valued_mints,
-                               cash_mints=settings.cash_mints),
+                               cash_mints=settings.cash_mints, crowd=crowd),
             notional_tolerance=settings.notional_tolerance,
             on_breaker=self._breaker_changed,
-            on_halt=lambda halted: self.metrics.halted.labels(settings.strategy).set(1 if halted else 0))
+            on_halt=lambda halted: self.metrics.halted.labels(settings.strategy).set(1 if halted else 0),
+            crowd=crowd)
         self.metrics.paused.labels(settings.strategy).set(1 if settings.paused else 0)
         self.signer: Signer = signer or (
             KeyringSigner(keyring, self.swap_guard) if keyring is not None
             else SignerClient(str(settings.signer_socket), timeout=settings.signer_timeout_seconds))
-        self.port = OwnedLedger(self.ledger, self.owner, on_result=self._ledger_result, strategy=settings.strategy)
+        self.port = OwnedLedger(self.ledger, self.owner, on_result=self._ledger_result, strategy=settings.strategy,
+                                crowd=crowd)
         # A template: each trade's work runs a copy with the ports of its claim (see _handle).
         self.submitter = Submitter(
             rpc=self.rpc, swap_api=self.swap_api, signer=self.signer, ledger=NoClaimPorts(), policy=policy,
@@ -159,10 +174,12 @@ class ExecutorService:
                 confirmation=ConfirmationPolicy(default=settings.confirmation_commitment,
                                                 finalized_from_usd=settings.finalized_from_usd)),
             observer=self.metrics, hook=SigkillHook(settings.test_sigkill_after, settings.test_raise_after),
-            confirm_rpc=self.confirm_rpc)
+            confirm_rpc=self.confirm_rpc, crowd=crowd)
         self._work: dict[int, _Work] = {}
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
+        self._admitted = asyncio.Event()  # a trade of our strategy was admitted (the ledger's NOTIFY)
+        self.listening = False  # the listener is connected: admissions wake the claim loop
         self._last_ledger_ok = time.monotonic()
         self._last_loop_tick = time.monotonic()
         self._runner: web.AppRunner | None = None
@@ -172,6 +189,11 @@ class ExecutorService:
         self._background: set[asyncio.Task[None]] = set()
 
     # ---- callbacks ---------------------------------------------------------------------------
+
+    def _preparing(self) -> int:
+        """The trades that may still prepare an attempt: claimed (counted from the claim, before their
+        tasks first run, so a claimed batch is one crowd) and not following a sent attempt."""
+        return len(self._work) - self.submitter.following
 
     def _ledger_result(self, ok: bool) -> None:
         self.metrics.ledger_ok(ok)
@@ -228,7 +250,8 @@ class ExecutorService:
                                             "signer": self.signer.describe(), "concurrency": self.settings.concurrency,
                                             "http_port": self.bound_port})
         background = [asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
-                      asyncio.create_task(self._ledger_counts_loop(), name="ledger-counts")]
+                      asyncio.create_task(self._ledger_counts_loop(), name="ledger-counts"),
+                      asyncio.create_task(self._admissions_loop(), name="admissions")]
         try:
             await self._claim_loop()
             await self._drain()
@@ -256,9 +279,12 @@ class ExecutorService:
 
     async def _claim_loop(self) -> None:
         backoff = self.settings.claim_interval_seconds
+        claimed_at = 0.0
         while not self._stopping.is_set():
-            self._last_loop_tick = time.monotonic()
-            self._slot_freed.clear()  # before claiming: a slot freed from now on wakes the wait below
+            self._last_loop_tick = claimed_at = time.monotonic()
+            # cleared before claiming: a slot freed or a trade admitted from now on wakes the wait below
+            self._slot_freed.clear()
+            self._admitted.clear()
             free = self.settings.concurrency - len(self._work)
             if free > 0:
                 try:
@@ -280,14 +306,42 @@ class ExecutorService:
                     self._start(trade)
                 if trades and len(trades) == free:
                     continue  # there may be more: ask again at once
-            with contextlib.suppress(asyncio.TimeoutError):
-                stop = asyncio.ensure_future(self._stopping.wait())
-                freed = asyncio.ensure_future(self._slot_freed.wait())
-                try:
-                    await asyncio.wait({stop, freed}, timeout=backoff, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    stop.cancel()
-                    freed.cancel()
+            stop, freed = asyncio.ensure_future(self._stopping.wait()), asyncio.ensure_future(self._slot_freed.wait())
+            wakes = [stop, freed]
+            if free > 0:  # with no free slot an admission changes nothing: a freed slot wakes us
+                wakes.append(asyncio.ensure_future(self._admitted.wait()))
+            try:
+                await asyncio.wait(wakes, timeout=backoff, return_when=asyncio.FIRST_COMPLETED)
+                if self._admitted.is_set() and not stop.done() and not freed.done():
+                    await asyncio.wait([stop], timeout=claimed_at + ADMISSION_CLAIM_GAP - time.monotonic())
+            finally:
+                for wake in wakes:
+                    wake.cancel()
+
+    async def _admissions_loop(self) -> None:
+        """Wake the claim loop when a trade of our strategy is admitted. The listener has its own
+        session (LISTEN is per session); lost, it reconnects with back-off, and the claim loop polls
+        meanwhile. Reconnected, it wakes the claim loop once: admissions while it was away were missed."""
+        backoff = 0.5
+        while True:
+            try:
+                async with AsyncTradeListener(self.settings.ledger_dsn.get_secret_value(),
+                                              strategy=self.settings.strategy,
+                                              application_name=f"{LEDGER_APPLICATION_NAME}-listener") as listener:
+                    if not self.listening:
+                        log.info("listening for admissions", extra={"strategy": self.settings.strategy})
+                    self.listening, backoff = True, 0.5
+                    self._admitted.set()
+                    async for note in listener:
+                        if note.state is TradeState.PENDING:
+                            self._admitted.set()
+            except Exception as exc:  # the claim loop's polling does not depend on this one
+                if self.listening:
+                    log.warning("admission listener lost; claiming on the interval until it is back",
+                                extra={"error": f"{type(exc).__name__}: {exc}"})
+                self.listening = False
+            await asyncio.sleep(backoff)
+            backoff = min(10.0, backoff * 2)
 
     def _start(self, trade: Trade) -> None:
         assert trade.fencing_token is not None, "a claimed trade carries its claim's fencing token"
@@ -448,6 +502,7 @@ class ExecutorService:
         ok = all(checks.values())
         body: dict[str, object] = {"ok": ok, "checks": checks, "in_flight": len(self._work),
                 "stopping": self._stopping.is_set(), "executor_id": self.owner, "strategy": self.settings.strategy,
+                "listening": self.listening,
                 "seconds_since_ledger_ok": round(ledger_age, 3)}
         return ok, body
 

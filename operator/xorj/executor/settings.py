@@ -82,6 +82,7 @@ class ExecutorSettings(BaseSettings):
     # work
     concurrency: int = Field(default=4, ge=1, le=256)
     lease_seconds: float = Field(default=30.0, ge=3.0, le=3600.0)
+    # the claim loop also wakes on admissions (NOTIFY) and freed slots: this poll is the fallback
     claim_interval_seconds: float = Field(default=0.25, gt=0, le=60)
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=600)
 

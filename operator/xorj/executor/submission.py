@@ -7,7 +7,7 @@ For one claimed trade, until it is CONFIRMED or FAILED:
 2. Otherwise decide the next attempt's slippage with the policy (first attempt: initial; after a
    slippage failure: raised by the step up to the cap; after expiry: the same; anything else, or
    max attempts reached: FAIL with the reason).
-3. Quote, check the risk limits (a refusal FAILs with RISK_LIMIT and the rule; an approval counts
+3. Quote (valuing the trade meanwhile), check the risk limits (a refusal FAILs with RISK_LIMIT and the rule; an approval counts
    the trade against its vault's daily limits, once per trade), get the swap transaction, check it
    (:class:`~xorj.chain.swap_guard.SwapGuard`: every instruction, validity from our RPC, a
    simulation) and sign it with the trade's vault key, through the signer (the keys in this process,
@@ -48,6 +48,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
@@ -65,7 +66,7 @@ from xorj.chain.errors import (
 from xorj.chain.jupiter import Quote, SignedSwap
 from xorj.chain.rpc import SignatureStatus, SolanaRpc
 from xorj.chain.status_batch import StatusBatcher, StatusReading
-from xorj.chain.ticks import TickBatcher
+from xorj.chain.ticks import Crowd, TickBatcher
 from xorj.domain.expiry import ExpiryVerdict, expiry_verdict
 from xorj.domain.slippage import SlippageAction, SlippagePolicy, decide_retry
 from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, Trade, TradeState
@@ -163,12 +164,26 @@ def _no_hook(step: str) -> None:
     return None
 
 
+def _drop(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` if it still runs; if it ended, take its outcome (an error it raised belongs to
+    the attempt that stopped waiting for it, which is failing for its own reason)."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()
+
+
 def program_ids_of(raw_tx: bytes) -> tuple[str, ...]:
     """The program of each top-level instruction of signed bytes (for error classification)."""
     message = VersionedTransaction.from_bytes(raw_tx).message
     keys = list(message.account_keys)
     return tuple(str(keys[ix.program_id_index]) if ix.program_id_index < len(keys) else "?"
                  for ix in message.instructions)
+
+
+@dataclass
+class _Following:
+    count: int = 0
 
 
 @dataclass(frozen=True)
@@ -185,8 +200,8 @@ class SharedQuotes(TickBatcher[_QuoteRequest, "Quote | Exception"]):
     the vault (the swap transaction built from it does, and each vault's is checked on its own). The
     window is short next to a quote's life, so every trade still quotes afresh."""
 
-    def __init__(self, swap_api: SwapApi, *, window: float = QUOTE_TICK) -> None:
-        super().__init__(window=window)
+    def __init__(self, swap_api: SwapApi, *, window: float = QUOTE_TICK, crowd: Crowd | None = None) -> None:
+        super().__init__(window=window, crowd=crowd)
         self.swap_api = swap_api
 
     async def answer(self, keys: list[_QuoteRequest]) -> dict[_QuoteRequest, Quote | Exception]:
@@ -224,7 +239,7 @@ class Submitter:
                  policy: SlippagePolicy, risk: RiskGate, settings: SubmissionSettings = SubmissionSettings(),
                  observer: Observer | None = None, hook: StepHook = _no_hook,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 confirm_rpc: SolanaRpc | None = None) -> None:
+                 confirm_rpc: SolanaRpc | None = None, crowd: Crowd | None = None) -> None:
         self.rpc = rpc
         self.swap_api = swap_api
         self.signer = signer
@@ -236,9 +251,16 @@ class Submitter:
         self.hook = hook
         self._sleep = sleep
         self.statuses = StatusBatcher(rpc)
-        self.quotes = SharedQuotes(swap_api)
+        self.quotes = SharedQuotes(swap_api, crowd=crowd)
         # a second RPC node asked when rpc's status answer is too old to prove expiry (optional)
         self.confirm_rpc = confirm_rpc
+        self._following = _Following()  # shared by the copies of with_ports: one count per process
+
+    @property
+    def following(self) -> int:
+        """How many trades are following a sent attempt (or settling a stored one) right now: the
+        executor's trades that are not these are the ones that may still prepare an attempt."""
+        return self._following.count
 
     def with_ports(self, *, ledger: TradeLedger, risk: RiskGate) -> Submitter:
         """This submitter writing through other ledger and risk ports (the executor's ports of one claim,
@@ -294,10 +316,15 @@ class Submitter:
             tries, left = tries + 1, left - 1
             try:
                 vault = await self.signer.public_key(trade.vault)  # before any quote: a vault not held fails here
-                quote = await self.quotes.quote(trade, slippage_bps)
-                self.hook("quoted")
-                self.observer.step(trade.trade_id, "quoted")
-                decision = await self.risk.check(trade, quote)
+                # the trade is valued while it is quoted: the valuation does not need the quote
+                assessing = asyncio.ensure_future(self.risk.assess(trade))
+                try:
+                    quote = await self.quotes.quote(trade, slippage_bps)
+                    self.hook("quoted")
+                    self.observer.step(trade.trade_id, "quoted")
+                    decision = await self.risk.check(trade, quote, await assessing)
+                finally:
+                    _drop(assessing)
                 self.observer.step(trade.trade_id, "reserved")
                 if not decision.allowed:
                     await self._fail(trade, ReasonCode.RISK_LIMIT, decision.message)
@@ -374,6 +401,13 @@ class Submitter:
         return str(signed.signature)
 
     async def _settle(self, trade: Trade, attempt: Attempt, *, fresh: bool) -> None:
+        self._following.count += 1
+        try:
+            await self._settle_following(trade, attempt, fresh=fresh)
+        finally:
+            self._following.count -= 1
+
+    async def _settle_following(self, trade: Trade, attempt: Attempt, *, fresh: bool) -> None:
         started = time.monotonic()
         result = await self.follow(trade, attempt, fresh=fresh)
         self.observer.attempt_finished(result.outcome, result.reason, time.monotonic() - started)

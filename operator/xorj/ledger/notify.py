@@ -18,6 +18,7 @@ from typing import Self
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from xorj.domain.trades import TradeState
 from xorj.errors import LedgerError
@@ -81,10 +82,12 @@ class TradeListener:
 
 
 class AsyncTradeListener:
-    """asyncio listener: ``async with AsyncTradeListener(dsn) as l: async for n in l: ...``."""
+    """asyncio listener: ``async with AsyncTradeListener(dsn) as l: async for n in l: ...``
+    (``application_name``: the session's, when given; the DSN's otherwise)."""
 
-    def __init__(self, dsn: str, *, strategy: str | None = None, channel: str = TRADES_CHANNEL) -> None:
-        self._dsn = dsn
+    def __init__(self, dsn: str, *, strategy: str | None = None, channel: str = TRADES_CHANNEL,
+                 application_name: str | None = None) -> None:
+        self._dsn = dsn if application_name is None else make_conninfo(dsn, application_name=application_name)
         self._channel = channel
         self.strategy = strategy
         self._conn: psycopg.AsyncConnection | None = None

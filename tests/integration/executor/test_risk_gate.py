@@ -78,3 +78,28 @@ def test_concurrent_workers_of_one_vault_stay_within_its_daily_trade_limit(ledge
     since = datetime.now(UTC) - timedelta(hours=1)
     # counted at the notional computed from the amount and the price: 10 tokens at 1 USD each
     assert ledger.vault_activity(vault, since) == (Decimal(10) * DAILY_TRADES, DAILY_TRADES)
+
+
+def test_a_halt_wins_over_a_valuation_that_fails_at_the_same_time(ledger: Ledger, ledger_dsn: str, local_chain):
+    """The halt is read while the trade is valued; a price source answering garbage at that moment
+    must not turn a halted cluster's refusal into a malformed-answer error (or anything else)."""
+    vault = local_chain.take_vault()
+    ledger.admit_trade(_on_chain(100, vault, local_chain))
+    trade = ledger.claim_trades("alpha", "ex", limit=1)[0]
+
+    async def check():
+        async with AsyncLedger.for_dsn(ledger_dsn) as on_loop:
+            gate = _gate(on_loop, "ex", local_chain)
+            return await gate.check(trade, QUOTE, await gate.assess(trade), fencing_token=trade.fencing_token)
+
+    local_chain.set_price_answer('{"usdPrice": [1, 2')
+    ledger.set_trading_halt(True, reason="halt under a broken price source", actor="test")
+    try:
+        decision = asyncio.run(check())
+    finally:
+        ledger.set_trading_halt(False, reason=None, actor="test")
+        local_chain.set_price_answer(None)
+    assert not decision.allowed
+    assert decision.message == "kill_switch.global: all trading is halted (halt under a broken price source)"
+    since = datetime.now(UTC) - timedelta(hours=1)
+    assert ledger.vault_activity(vault, since) == (Decimal(0), 0)  # nothing counted

@@ -54,3 +54,47 @@ async def test_no_valid_blockhash_reads_no_latest_and_a_later_build_starts_a_new
     assert (stale.valid, stale.latest) == (False, None)
     assert fresh.valid and fresh.latest is not None
     assert calls == [f"isBlockhashValid:{STALE}", f"isBlockhashValid:{FRESH}", "getLatestBlockhash"]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_valid_answer_is_reused_within_a_slot_with_the_same_bound_and_read_again_after_it() -> None:
+    calls: list[str] = []
+    clock = _Clock()
+    async with SolanaRpc("http://node.test/", transport=httpx.MockTransport(_node(calls))) as rpc:
+        reader = ValidityReader(rpc, reuse_for=0.4, clock=clock)
+        first = await reader.read(FRESH)
+        clock.now += 0.3
+        reused = await reader.read(FRESH)
+        assert calls == [f"isBlockhashValid:{FRESH}", "getLatestBlockhash"]  # nothing asked the second time
+        assert reused == first and reused.latest is not None and reused.latest.last_valid_block_height == 500
+        clock.now += 0.2  # past the reuse window: the RPC is asked again
+        again = await reader.read(FRESH)
+    assert again.valid
+    assert calls == [f"isBlockhashValid:{FRESH}", "getLatestBlockhash"] * 2
+
+
+async def test_an_invalid_answer_is_never_reused_our_rpc_may_only_be_behind() -> None:
+    calls: list[str] = []
+    clock = _Clock()
+    async with SolanaRpc("http://node.test/", transport=httpx.MockTransport(_node(calls))) as rpc:
+        reader = ValidityReader(rpc, reuse_for=0.4, clock=clock)
+        assert not (await reader.read(STALE)).valid
+        assert not (await reader.read(STALE)).valid
+    assert calls == [f"isBlockhashValid:{STALE}"] * 2
+
+
+async def test_a_reused_answer_is_only_for_the_blockhash_it_was_read_for() -> None:
+    calls: list[str] = []
+    async with SolanaRpc("http://node.test/", transport=httpx.MockTransport(_node(calls))) as rpc:
+        reader = ValidityReader(rpc, clock=_Clock())
+        await reader.read(FRESH)
+        other = await reader.read(STALE)
+    assert not other.valid and other.latest is None
+    assert calls == [f"isBlockhashValid:{FRESH}", "getLatestBlockhash", f"isBlockhashValid:{STALE}"]

@@ -36,7 +36,10 @@ class _SwapApi:
 
 
 class _Risk:
-    async def check(self, trade: Trade, quote: object) -> object:
+    async def assess(self, trade: Trade) -> object:
+        return None
+
+    async def check(self, trade: Trade, quote: object, assessment: object = None) -> object:
         return SimpleNamespace(allowed=True, message="")
 
 
