@@ -50,7 +50,7 @@ from xorj.executor.signing import KeyringSigner, SignerClient, keyring_of
 from xorj.executor.submission import STEPS, ConfirmationPolicy, SubmissionSettings, Submitter
 from xorj.ledger import transactions as tx
 from xorj.ledger.aio import AsyncLedger
-from xorj.ledger.notify import AsyncTradeListener
+from xorj.ledger.notify import AsyncAdmissionListener
 from xorj.ledger.pool_metrics import LedgerPoolCollector
 from xorj.ledger.records import AlertSeverity
 
@@ -325,16 +325,15 @@ class ExecutorService:
         backoff = 0.5
         while True:
             try:
-                async with AsyncTradeListener(self.settings.ledger_dsn.get_secret_value(),
-                                              strategy=self.settings.strategy,
-                                              application_name=f"{LEDGER_APPLICATION_NAME}-listener") as listener:
+                async with AsyncAdmissionListener(self.settings.ledger_dsn.get_secret_value(),
+                                                  strategy=self.settings.strategy,
+                                                  application_name=f"{LEDGER_APPLICATION_NAME}-listener") as listener:
                     if not self.listening:
                         log.info("listening for admissions", extra={"strategy": self.settings.strategy})
                     self.listening, backoff = True, 0.5
                     self._admitted.set()
-                    async for note in listener:
-                        if note.state is TradeState.PENDING:
-                            self._admitted.set()
+                    async for _ in listener:
+                        self._admitted.set()
             except Exception as exc:  # the claim loop's polling does not depend on this one
                 if self.listening:
                     log.warning("admission listener lost; claiming on the interval until it is back",

@@ -7,7 +7,7 @@ See :mod:`xorj.ledger.transactions` for the operations and their guarantees.
 
 from xorj.domain.trades import Attempt, IdempotencyKey, Trade
 from xorj.ledger.migrate import migrate
-from xorj.ledger.notify import AsyncTradeListener, TradeListener
+from xorj.ledger.notify import AsyncAdmissionListener, AsyncTradeListener, TradeListener
 from xorj.ledger.records import (
     AdmitResult,
     Alert,
@@ -26,6 +26,7 @@ __all__ = [
     "AdmitResult",
     "Alert",
     "AlertSeverity",
+    "AsyncAdmissionListener",
     "AsyncTradeListener",
     "Attempt",
     "IdempotencyKey",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
-from typing import Self
+from typing import Generic, Self, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -27,7 +27,11 @@ from xorj.ledger.records import TradeNotification
 
 log = logging.getLogger(__name__)
 
+_Note = TypeVar("_Note")
+
 TRADES_CHANNEL = "xorj_trades"
+# An admission of PENDING trades, payload the strategy key alone: what wakes executors (migration 0015)
+ADMISSIONS_CHANNEL = "xorj_admissions"
 ALERTS_CHANNEL = "xorj_alerts"
 
 
@@ -81,16 +85,20 @@ class TradeListener:
         self.close()
 
 
-class AsyncTradeListener:
-    """asyncio listener: ``async with AsyncTradeListener(dsn) as l: async for n in l: ...``
-    (``application_name``: the session's, when given; the DSN's otherwise)."""
+class _AsyncListener(Generic[_Note]):
+    """An asyncio LISTEN session on one channel: ``async with ... as l: async for n in l: ...``
+    (``application_name``: the session's, when given; the DSN's otherwise). :meth:`_parse` turns a
+    payload into what the listener yields, or None for a notification it does not want."""
 
-    def __init__(self, dsn: str, *, strategy: str | None = None, channel: str = TRADES_CHANNEL,
-                 application_name: str | None = None) -> None:
+    _name = "listener"
+
+    def __init__(self, dsn: str, *, channel: str, application_name: str | None = None) -> None:
         self._dsn = dsn if application_name is None else make_conninfo(dsn, application_name=application_name)
         self._channel = channel
-        self.strategy = strategy
         self._conn: psycopg.AsyncConnection | None = None
+
+    def _parse(self, payload: str) -> _Note | None:
+        raise NotImplementedError
 
     async def __aenter__(self) -> Self:
         with translated_errors():
@@ -102,21 +110,48 @@ class AsyncTradeListener:
         if self._conn is not None:
             await self._conn.close()
 
-    async def wait(self, timeout: float, max_count: int | None = None) -> list[TradeNotification]:
+    async def wait(self, timeout: float, max_count: int | None = None) -> list[_Note]:
         """Notifications received within ``timeout`` seconds (returns early once ``max_count`` arrived)."""
-        assert self._conn is not None, "use 'async with AsyncTradeListener(...)'"
-        received: list[TradeNotification] = []
+        assert self._conn is not None, f"use 'async with {type(self).__name__}(...)'"
+        received: list[_Note] = []
         with translated_errors():
             async for notify in self._conn.notifies(timeout=timeout, stop_after=max_count):
-                note = parse_trade_notification(notify.payload)
-                if self.strategy is None or note.strategy == self.strategy:
+                note = self._parse(notify.payload)
+                if note is not None:
                     received.append(note)
         return received
 
-    async def __aiter__(self) -> AsyncIterator[TradeNotification]:
-        assert self._conn is not None, "use 'async with AsyncTradeListener(...)'"
+    async def __aiter__(self) -> AsyncIterator[_Note]:
+        assert self._conn is not None, f"use 'async with {type(self).__name__}(...)'"
         with translated_errors():
             async for notify in self._conn.notifies():
-                note = parse_trade_notification(notify.payload)
-                if self.strategy is None or note.strategy == self.strategy:
+                note = self._parse(notify.payload)
+                if note is not None:
                     yield note
+
+
+class AsyncTradeListener(_AsyncListener[TradeNotification]):
+    """asyncio listener of trade changes: ``async with AsyncTradeListener(dsn) as l: async for n in l: ...``;
+    ``strategy`` filters notifications to one strategy."""
+
+    def __init__(self, dsn: str, *, strategy: str | None = None, channel: str = TRADES_CHANNEL,
+                 application_name: str | None = None) -> None:
+        super().__init__(dsn, channel=channel, application_name=application_name)
+        self.strategy = strategy
+
+    def _parse(self, payload: str) -> TradeNotification | None:
+        note = parse_trade_notification(payload)
+        return note if self.strategy is None or note.strategy == self.strategy else None
+
+
+class AsyncAdmissionListener(_AsyncListener[str]):
+    """asyncio listener of admissions (channel ``xorj_admissions``, migration 0015): yields the
+    strategy of each admission transaction that admitted PENDING trades of ``strategy``. Postgres
+    folds identical notifications of one transaction, so a fan-out's thousand admissions are one."""
+
+    def __init__(self, dsn: str, *, strategy: str, application_name: str | None = None) -> None:
+        super().__init__(dsn, channel=ADMISSIONS_CHANNEL, application_name=application_name)
+        self.strategy = strategy
+
+    def _parse(self, payload: str) -> str | None:
+        return payload if payload == self.strategy else None

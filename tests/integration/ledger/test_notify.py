@@ -1,4 +1,5 @@
-"""LISTEN/NOTIFY: admissions and transitions are announced on xorj_trades at commit, and only then."""
+"""LISTEN/NOTIFY: admissions and transitions are announced on xorj_trades at commit, and only then;
+admissions of PENDING trades also on xorj_admissions, once per strategy per transaction."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import pytest
 
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
 from xorj.errors import LeaseLostError, LedgerUnavailableError
-from xorj.ledger import AsyncTradeListener, Ledger, TradeListener, TradeNotification
+from xorj.ledger import AsyncAdmissionListener, AsyncTradeListener, Ledger, TradeListener, TradeNotification
+from xorj.ledger import transactions as tx
 
 from .helpers import current_token, intent, raw_tx
 
@@ -74,3 +76,24 @@ def test_attempt_changes_inside_submitted_are_announced_without_duplicates(ledge
         TradeNotification(trade_id, "alpha", TradeState.SUBMITTED),
         TradeNotification(trade_id, "alpha", TradeState.CONFIRMED),
     ]
+
+
+async def test_admissions_wake_once_per_strategy_per_transaction_and_nothing_else_does(ledger: Ledger, ledger_dsn):
+    def a_fan_out():  # five trades of alpha and one of beta, admitted in ONE transaction
+        for n in range(5):
+            yield from tx.admit_trade(intent(n, vault=f"vault-{n}"))
+        yield from tx.admit_trade(intent(9, strategy="beta"))
+
+    async with AsyncAdmissionListener(ledger_dsn, strategy="alpha") as listener:
+        ledger.run(a_fan_out())
+        assert await listener.wait(timeout=2) == ["alpha"]  # five admissions, one wake-up
+
+        trade = ledger.claim_trades("alpha", "ex", limit=1)[0]  # state changes and attempts: no wake-up
+        ledger.record_attempt(trade.trade_id, "ex", "sig-1", raw_tx("1"), 1, 1, fencing_token=trade.fencing_token)
+        ledger.confirm_trade(trade.trade_id, "ex", "sig-1", fencing_token=trade.fencing_token)
+        ledger.admit_trade(intent(1, vault="vault-1"))  # a replay admits nothing
+        ledger.admit_trade(intent(22, strategy="beta"))  # another strategy's admission
+        assert await listener.wait(timeout=1) == []
+
+        ledger.admit_trade(intent(21))
+        assert await listener.wait(timeout=2) == ["alpha"]
