@@ -81,6 +81,27 @@ def lead_copies_note(value: dict[str, Any]) -> str:
     return note
 
 
+def _short(value: Any, limit: int = 160) -> str:
+    text = json.dumps(value, default=str, sort_keys=True) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def unmet_probes(journal: dict[str, Any]) -> list[str]:
+    """One line per steady-state probe that broke its hypothesis (failed to run, or out of tolerance):
+    which hypothesis, which probe, and its output or the last line of its error. A run that is "NOT
+    STEADY BEFORE" says why without opening the journal."""
+    lines = []
+    for phase in ("before", "after"):
+        for probe in (journal.get("steady_states", {}).get(phase) or {}).get("probes") or []:
+            name = probe.get("activity", {}).get("name", "?")
+            if probe.get("status") == "failed":
+                error = [line.strip() for line in probe.get("exception") or [] if line.strip()]
+                lines.append(f"{phase}: {name} raised {_short(error[-1] if error else 'an error')}")
+            elif probe.get("tolerance_met") is False:
+                lines.append(f"{phase}: {name} out of tolerance: {_short(probe.get('output'))}")
+    return lines
+
+
 def row_from_journal(path: Path) -> Row:
     journal = json.loads(path.read_text())
     out = _outputs(journal)
@@ -154,6 +175,7 @@ def row_from_journal(path: Path) -> Row:
             notes.append(lead_copies_note(value))
         if name == "copytrade-status-matches-ledger" and isinstance(value, dict):
             notes.append(f"CopyTrade status mismatches {value.get('mismatches')}/{value.get('checked')}")
+    notes.extend(unmet_probes(journal))
     return Row(
         scenario=path.stem, title=journal.get("experiment", {}).get("title", path.stem),
         status=journal.get("status", "?"), deviated=bool(journal.get("deviated")),

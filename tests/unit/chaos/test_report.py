@@ -51,6 +51,23 @@ def test_not_steady_before_is_not_a_pass(tmp_path):
     assert ok.passed
 
 
+def test_a_broken_hypothesis_names_the_probe_and_what_it_saw(tmp_path):
+    path = _journal(tmp_path, "broken", before_met=False)
+    journal = json.loads(path.read_text())
+    journal["steady_states"]["before"]["probes"] = [
+        {"activity": {"name": "ledger-reachable"}, "output": True, "tolerance_met": True, "status": "succeeded"},
+        {"activity": {"name": "no-orphans"}, "output": 2, "tolerance_met": False, "status": "succeeded"},
+        {"activity": {"name": "no-duplicate-onchain-transactions"}, "status": "failed",
+         "exception": ["Traceback (most recent call last):\n", "  File x\n",
+                       "httpx.ConnectError: [Errno 111] Connection refused\n"]}]
+    path.write_text(json.dumps(journal))
+    notes = report.row_from_journal(path).notes
+    assert "before: no-orphans out of tolerance: 2" in notes
+    assert "before: no-duplicate-onchain-transactions raised httpx.ConnectError: [Errno 111] Connection refused" in notes
+    assert "ledger-reachable" not in notes
+    assert "after:" not in notes
+
+
 def test_write_produces_markdown_and_html(tmp_path):
     journals = tmp_path / "journals"
     journals.mkdir()
