@@ -257,10 +257,10 @@ def fault_command(fault: str, primary: str, where: LedgerLocation) -> list[str]:
 
 
 def _run_trade_ids(target: Target) -> list[int]:
-    from xorj.chaos.probes import run_filter
+    from xorj.chaos.probes import connect_ledger, run_filter
 
     condition, params = run_filter(target)
-    with psycopg.connect(target.ledger_dsn, connect_timeout=5, autocommit=True) as conn:
+    with connect_ledger(target.ledger_dsn) as conn:
         return [row[0] for row in conn.execute(f"SELECT id FROM trades WHERE {condition} ORDER BY id", params)]
 
 
@@ -380,12 +380,12 @@ def failed_trades_admitted_before(until: str = "fault:pod-delete",
                                   configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """The run's FAILED trades among those admitted before the mark ``until`` (the switchover, a
     planned change, comes first: nothing it overlaps may fail). A missing mark counts every trade."""
-    from xorj.chaos.probes import run_filter
+    from xorj.chaos.probes import connect_ledger, run_filter
 
     target = resolve(configuration)
     cutoff = marks.read(target).get(until) or time.time()
     condition, params = run_filter(target)
-    with psycopg.connect(target.ledger_dsn, connect_timeout=5, autocommit=True) as conn:
+    with connect_ledger(target.ledger_dsn) as conn:
         rows = conn.execute(
             f"""SELECT state, reason FROM trades
                  WHERE {condition} AND created_at < to_timestamp(%(cutoff)s)""",

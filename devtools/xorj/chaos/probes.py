@@ -1,7 +1,7 @@
 """Chaos Toolkit probes: the invariants of docs/design.md measured on the real ledger, the real chain and
 the real API server. Each returns a plain value (int or dict) that the experiment's tolerance checks;
-none of them decides success by itself, and none hides a failure to measure (an unreachable ledger
-raises, which fails the hypothesis).
+none of them decides success by itself, and none hides a failure to measure (a ledger unreachable for
+CONNECT_TRIES connects raises, which fails the hypothesis).
 
 - :func:`no_duplicate_trades` (ledger): more than one trade per idempotency key, or more than one
   LANDED attempt per trade. Tolerance ``0``.
@@ -42,11 +42,28 @@ from xorj.chaos.target import Target, resolve, trade_scale
 TERMINAL = ("CONFIRMED", "FAILED")
 
 
+CONNECT_TRIES = 3
+CONNECT_RETRY_SECONDS = 1.0
+
+
+def connect_ledger(dsn: str) -> psycopg.Connection:
+    """The probes' own session. A failed connect is tried again, ``CONNECT_TRIES`` times in all, a
+    second apart: the observer's path (a relay into the cluster on a loaded machine) may drop one
+    connect, which says nothing of the system under test. A ledger still unreachable raises."""
+    for attempt in range(1, CONNECT_TRIES + 1):
+        try:
+            return psycopg.connect(dsn, connect_timeout=5, autocommit=True)
+        except psycopg.OperationalError:
+            if attempt == CONNECT_TRIES:
+                raise
+            time.sleep(CONNECT_RETRY_SECONDS)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
 @contextlib.contextmanager
 def _db(target: Target) -> Iterator[psycopg.Cursor]:
     # the probes' own eyes: a direct connection (never through the cuttable proxy), short timeouts
-    with psycopg.connect(target.ledger_dsn, connect_timeout=5, autocommit=True) as conn, \
-            conn.cursor(row_factory=dict_row) as cur:
+    with connect_ledger(target.ledger_dsn) as conn, conn.cursor(row_factory=dict_row) as cur:
         cur.execute("SET statement_timeout = '10s'")
         yield cur
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 import uuid
@@ -314,3 +315,31 @@ def test_a_refused_swap_with_an_attempt_fails_the_refusal_probe(ledger, ledger_d
                         VALUES (%s, 1, %s, 'raw', 100, 50, 'EXPIRED', now())""", (trade_id, f"p-{uuid.uuid4().hex}"))
     signed = probes.hostile_swaps_refused(configuration=target)
     assert signed["ok"] is False and signed["signed_for_refused"] == 1
+
+
+def test_the_probes_try_a_failed_connect_again_and_a_ledger_that_stays_down_still_raises(ledger_dsn, monkeypatch):
+    """A connect the observer's path drops is tried again (the probe then measures); a ledger that
+    stays unreachable raises after CONNECT_TRIES, which fails the hypothesis."""
+    monkeypatch.setattr(probes, "CONNECT_RETRY_SECONDS", 0.05)
+    real_connect = psycopg.connect
+    calls: list[str] = []
+
+    def first_connect_dropped(dsn, **kwargs):
+        calls.append(dsn)
+        if len(calls) == 1:
+            raise psycopg.OperationalError("connection dropped on the way")
+        return real_connect(dsn, **kwargs)
+
+    monkeypatch.setattr(psycopg, "connect", first_connect_dropped)
+    with probes.connect_ledger(ledger_dsn) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert len(calls) == 2
+
+    monkeypatch.setattr(psycopg, "connect", real_connect)
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(psycopg.OperationalError):
+            probes.connect_ledger(f"postgresql://postgres@127.0.0.1:{port}/xorj")
+    assert time.monotonic() - started >= (probes.CONNECT_TRIES - 1) * 0.05
