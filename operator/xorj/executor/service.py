@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -70,7 +71,7 @@ ADMISSION_CLAIM_GAP = 0.01
 ADMISSION_CLAIM_HOLD = 0.05
 
 
-async def hold_for_crowd(preparing: Callable[[], int], stop: asyncio.Future, *, until: float,
+async def hold_for_crowd(preparing: Callable[[], int], stop: asyncio.Future[Any], *, until: float,
                          poll: float = 0.002) -> None:
     """Return when nothing is being prepared, ``stop`` is done, or the monotonic clock reaches
     ``until``, whichever comes first (the admission claim's group commit, ADMISSION_CLAIM_HOLD)."""
