@@ -26,6 +26,7 @@ CONNECT_TRIES connects raises, which fails the hypothesis).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import time
 from collections.abc import Iterator
@@ -50,14 +51,13 @@ def connect_ledger(dsn: str) -> psycopg.Connection:
     """The probes' own session. A failed connect is tried again, ``CONNECT_TRIES`` times in all, a
     second apart: the observer's path (a relay into the cluster on a loaded machine) may drop one
     connect, which says nothing of the system under test. A ledger still unreachable raises."""
-    for attempt in range(1, CONNECT_TRIES + 1):
+    connect = functools.partial(psycopg.connect, dsn, connect_timeout=5, autocommit=True)
+    for _ in range(CONNECT_TRIES - 1):
         try:
-            return psycopg.connect(dsn, connect_timeout=5, autocommit=True)
+            return connect()
         except psycopg.OperationalError:
-            if attempt == CONNECT_TRIES:
-                raise
             time.sleep(CONNECT_RETRY_SECONDS)
-    raise AssertionError("unreachable")  # the loop returns or raises
+    return connect()
 
 
 @contextlib.contextmanager
