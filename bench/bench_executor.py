@@ -29,10 +29,10 @@ in shared calls, and are checked, recorded and confirmed in batched ledger trans
 largest ``--vaults`` count.
 
 Each fan-out run also prints claim to first send (p50/p99), where a confirmed trade's wall time goes per
-step (from the executor's "trade timing" log: claim + quote, valuation + daily-limit reservation, swap
-build, sign, write-ahead commit, send, confirm) and the machine's load average at its start and end: the
-machine may be shared, so compare wall figures only within runs at a similar load; CPU per trade is the
-load-independent figure.
+step (from the executor's "trade timing" log: claim + quote, swap build, the rest of the valuation and the
+risk check, sign, daily-limit count with the write-ahead commit, send, confirm) and the machine's load
+average at its start and end: the machine may be shared, so compare wall figures only within runs at a
+similar load; CPU per trade is the load-independent figure.
 
 Each run also prints what the executors asked the local chain and swap API for (requests per trade,
 per method) and the chain server's CPU per method, so the stand-ins' share of a run is visible.
@@ -81,7 +81,7 @@ from tests.integration.executor.harness import (
 )
 from xorj.chain.http import pooled_transport
 from xorj.devenv.postgres import PostgresServer
-from xorj.domain.risk import RiskDecision
+from xorj.domain.risk import DailyShare, RiskDecision
 from xorj.domain.trades import TradeState
 from xorj.ledger import Ledger, migrate
 from xorj.ledger.records import TradeIntent
@@ -129,10 +129,10 @@ def admit(ledger: Ledger, scenario: Scenario, n: int, offered_rate: float | None
 
 # The executor's steps in the order a fresh trade passes them (the "trade timing" log's steps_s: seconds
 # from the claim to the first time each step ended); "sent" is the first broadcast, "final" the end.
-STEP_ORDER = ("quoted", "reserved", "built", "signed", "committed", "sent", "final")
-STEP_NAMES = {"quoted": "claim + quote", "reserved": "valuation + daily-limit reserve",
-              "built": "swap build (swap API)", "signed": "sign (guard: validity, simulation)", "committed": "write-ahead commit",
-              "sent": "send", "final": "confirm (poll + ledger)"}
+STEP_ORDER = ("quoted", "built", "checked", "signed", "committed", "sent", "final")
+STEP_NAMES = {"quoted": "claim + quote", "built": "swap build (swap API)",
+              "checked": "rest of the valuation, risk check", "signed": "sign (guard: validity, simulation)",
+              "committed": "daily-limit count + write-ahead commit", "sent": "send", "final": "confirm (poll + ledger)"}
 
 
 def step_timings(log_paths: list[Path]) -> dict[str, list[float]]:
@@ -277,10 +277,9 @@ def ledger_ceiling(pg: PostgresServer, scenario_vault: str, mints: dict[str, str
                     for trade in claimed:
                         token = trade.fencing_token
                         own.trading_halt()
-                        own.reserve_daily_share(trade.trade_id, owner, Decimal(1), allow, fencing_token=token)
                         signature = uuid.uuid4().hex * 2
                         own.record_attempt(trade.trade_id, owner, signature, b"\x01" * 600, 1_000, 50, 1,
-                                           fencing_token=token)
+                                           fencing_token=token, share=DailyShare(Decimal(1), allow))
                         own.confirm_trade(trade.trade_id, owner, signature, fencing_token=token)
                         done[index] += 1
             finally:

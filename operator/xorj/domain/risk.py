@@ -9,13 +9,13 @@ never float. A refusal names the rule that refused, and the trade is then FAILED
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation, localcontext
 
 from xorj.domain.trades import ReasonCode
-from xorj.errors import InvalidInputError
+from xorj.errors import InvalidInputError, XorjError
 
 DEFAULT_MAX_TRADE_NOTIONAL_USD = Decimal(1000)
 DEFAULT_MAX_DAILY_VOLUME_USD = Decimal(10000)
@@ -204,6 +204,31 @@ def _refuse(rule: RiskRule, text: str) -> RiskDecision:
 def globally_halted(why: str | None = None) -> RiskDecision:
     """The refusal of every trade while the cluster-wide halt is on."""
     return _refuse(RiskRule.GLOBAL_KILL_SWITCH, "all trading is halted" + (f" ({why})" if why else ""))
+
+
+# The pure risk check of one trade with everything but its vault's usage today already bound.
+RiskCheck = Callable[[DailyUsage], RiskDecision]
+
+
+@dataclass(frozen=True, eq=False)
+class DailyShare:
+    """A trade's share of its vault's daily limits, still to be decided and counted: what is left of
+    its risk check once every rule that needs no ledger passed. The ledger gives ``decide`` the
+    vault's usage today and, if it allows the trade, counts it at ``notional_usd``, in the
+    transaction that records the attempt it allows (so an allowed trade costs one ledger transaction
+    before its send, and the halt is read as late as it can be). Compared by identity: each carries
+    its own check."""
+
+    notional_usd: Decimal
+    decide: RiskCheck
+
+
+class RiskRefusedError(XorjError):
+    """The ledger refused a trade's daily share (``decision``, a refusal): nothing was recorded."""
+
+    def __init__(self, decision: RiskDecision) -> None:
+        super().__init__(decision.message)
+        self.decision = decision
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """Adapters between the submission algorithm's ports and the real parts: the Postgres ledger on the
-event loop (:class:`~xorj.ledger.aio.AsyncLedger` running :mod:`xorj.ledger.transactions`), and the risk gate over :mod:`xorj.domain.risk` with the ledger's
-counts (checked and reserved atomically per vault by the ledger).
+event loop (:class:`~xorj.ledger.aio.AsyncLedger` running :mod:`xorj.ledger.transactions`), and the
+risk gate over :mod:`xorj.domain.risk`, whose daily limits the ledger checks and counts atomically
+per vault, in the attempt's write-ahead transaction.
 
-Fencing: the algorithm works on one claim of one trade at a time. The ports it is given for that work
-(:meth:`OwnedLedger.for_claim`, :meth:`LedgerRiskGate.for_claim`) carry that claim's fencing token and
-present it with every write, so a task that outlived its claim (a pause past its lease, then a
+Fencing: the algorithm works on one claim of one trade at a time. The ledger port it is given for that
+work (:meth:`OwnedLedger.for_claim`) carries that claim's fencing token and presents it with every
+write (the daily-limit count included), so a task that outlived its claim (a pause past its lease, then a
 re-claim, even by this same executor) has every write refused with :class:`LeaseLostError`. The token
 is bound when the work starts, never taken from a trade read later: a fresh read carries the newest
 claim's token, which would let the stale task through.
@@ -31,6 +32,7 @@ from xorj.chain.ticks import Crowd, TickBatcher
 from xorj.domain.risk import (
     BreakerStatus,
     CircuitBreaker,
+    DailyShare,
     DailyUsage,
     KillSwitch,
     RiskDecision,
@@ -69,7 +71,7 @@ WRITE_AHEAD_WINDOW = 0.002
 
 # The most trades one batched ledger transaction (LedgerTick) carries: more wait for the next one, which
 # runs at the same time on another pooled connection. Each step of a batch is a few set-based statements
-# whatever its size (xorj.ledger.transactions.record_attempts, reserve_daily_shares, confirm_trades), so a
+# whatever its size (xorj.ledger.transactions.record_attempts with its daily-limit counts, confirm_trades), so a
 # batch may be large; the bound keeps one refused statement's retry (each key alone) small.
 LEDGER_BATCH = 256
 
@@ -221,12 +223,13 @@ class ClaimedTradeLedger:
         return trade
 
     async def record_attempt(self, trade_id: int, *, attempt_no: int, signature: str, raw_tx: bytes,
-                             last_valid_block_height: int, slippage_bps: int, quote_out_amount: int | None) -> None:
+                             last_valid_block_height: int, slippage_bps: int, quote_out_amount: int | None,
+                             share: DailyShare | None = None) -> None:
         self._check(trade_id)
         del attempt_no  # the ledger numbers attempts itself (the next in sequence, under the row lock)
         await self.owned.write_ahead.one(tx.AttemptRecord(
             trade_id, self.owned.owner, signature, bytes(raw_tx), last_valid_block_height, slippage_bps,
-            quote_out_amount, self.fencing_token))
+            quote_out_amount, self.fencing_token, share))
 
     async def resolve_attempt(self, trade_id: int, signature: str, outcome: AttemptOutcome,
                               reason: ReasonCode | None, detail: str | None, *,
@@ -322,11 +325,13 @@ class LedgerRiskGate:
     from the CopyTrade: a stated ``notional_usd`` that disagrees with the computed one beyond
     ``notional_tolerance`` is recorded (an alert, and the refusal's detail), and the computed one wins.
 
-    An allowed trade is counted against its vault's daily limits in the same ledger transaction that
-    read them and the halt (:func:`xorj.ledger.transactions.reserve_daily_share`, fenced by ``owner``'s lease and the
-    claim's fencing token), so executors checking trades of one vault at once cannot all take the last
-    slot, and none approves a trade after the halt committed. The algorithm gets the gate of one claim
-    from :meth:`for_claim`."""
+    What needs the ledger's count, the vault's daily limits, is left to the write-ahead transaction
+    of the attempt (:class:`~xorj.domain.risk.DailyShare`, decided and counted by
+    :func:`xorj.ledger.transactions.record_attempts` under the claim's fence): it reads them and the
+    halt, serialised per vault, so executors checking trades of one vault at once cannot all take the
+    last slot, and no attempt is recorded, so none is sent, after the halt committed.
+
+    ``owner`` names the executor in its alerts and logs."""
 
     def __init__(self, ledger: AsyncLedger, *, strategy: str, owner: str, limits: RiskLimits, kill_switch: KillSwitch,
                  breaker: CircuitBreaker, valuer: TradeValuer,
@@ -345,11 +350,8 @@ class LedgerRiskGate:
         self._on_halt = on_halt or (lambda halted: None)
         self._breaker_cache: tuple[float, BreakerStatus] | None = None
         self._breaker_read: asyncio.Future[BreakerStatus] | None = None
-        # The checks of one tick (a fan-out's trades are checked together) share one read of the halt
-        # and count their daily shares in one transaction.
+        # The assessments of one tick (a fan-out's trades are valued together) share one read of the halt.
         self._halts = HaltReader(ledger, window=WRITE_AHEAD_WINDOW, crowd=crowd)
-        self._reservations: LedgerTick[tx.Reservation, RiskDecision] = LedgerTick(
-            ledger.run, tx.reserve_daily_shares, window=WRITE_AHEAD_WINDOW, crowd=crowd)
 
     async def breaker_status(self) -> BreakerStatus:
         now_mono = time.monotonic()
@@ -369,14 +371,11 @@ class LedgerRiskGate:
         self._on_breaker(status)
         return status
 
-    def for_claim(self, fencing_token: int) -> ClaimRiskGate:
-        return ClaimRiskGate(self, fencing_token)
-
     async def assess(self, trade: Trade) -> RiskAssessment:
         """The half of the check that needs no quote (it runs while the trade is quoted): the halts,
         and the trade's valuation, read at the same time. A halt wins over whatever the valuation
         found, so a halted cluster refuses even when the price source is down. (The ledger's halt is
-        read again, atomically, by the reservation in :meth:`check`.)"""
+        read again, atomically, by the write-ahead transaction that counts the trade.)"""
         if self.kill_switch.global_halt:
             self._on_halt(True)
             return RiskAssessment(refusal=globally_halted("executor setting XORJ_GLOBAL_HALT"))
@@ -407,10 +406,12 @@ class LedgerRiskGate:
                 f"trade {trade.trade_id}: {disagreement}"[:1000], strategy=self.strategy, trade_id=trade.trade_id))
         return RiskAssessment(valuation=valued, disagreement=disagreement)
 
-    async def check(self, trade: Trade, quote: Quote, assessment: RiskAssessment | None = None, *,
-                    fencing_token: int) -> RiskDecision:
-        """Decide on ``trade`` and, if allowed, count it, under the claim with ``fencing_token``
-        (``assessment``: what :meth:`assess` found for this attempt; assessed now when not given)."""
+    async def check(self, trade: Trade, quote: Quote, assessment: RiskAssessment | None = None
+                    ) -> RiskDecision | DailyShare:
+        """A refusal of ``trade``, or its daily share, which the write-ahead record of the attempt decides
+        and counts (``assessment``: what :meth:`assess` found for this attempt; assessed now when not
+        given). Every rule is decided in the share, with the vault's usage; the ones that need none
+        refuse here already, before anything is signed."""
         if assessment is None:
             assessment = await self.assess(trade)
         if assessment.refusal is not None:
@@ -429,8 +430,8 @@ class LedgerRiskGate:
                 return replace(decision, message=f"{decision.message} ({disagreement})")
             return decision
 
-        return await self._reservations.one(tx.Reservation(trade.trade_id, self.owner, trade.vault, notional, decide,
-                                                           fencing_token))
+        unused = decide(DailyUsage())  # a refusal that no usage can change needs no ledger
+        return unused if not unused.allowed else DailyShare(notional, decide)
 
 
 class HaltReader(TickBatcher[None, TradingHalt]):
@@ -444,18 +445,3 @@ class HaltReader(TickBatcher[None, TradingHalt]):
     async def answer(self, keys: list[None]) -> dict[None, TradingHalt]:
         halt = await self.ledger.run(tx.trading_halt())
         return {key: halt for key in keys}
-
-
-class ClaimRiskGate:
-    """The algorithm's risk gate (:class:`xorj.executor.ports.RiskGate`) for one claim: the daily-limit
-    reservation presents the claim's fencing token (never the one of a trade read later)."""
-
-    def __init__(self, gate: LedgerRiskGate, fencing_token: int) -> None:
-        self.gate = gate
-        self.fencing_token = fencing_token
-
-    async def assess(self, trade: Trade) -> RiskAssessment:
-        return await self.gate.assess(trade)
-
-    async def check(self, trade: Trade, quote: Quote, assessment: RiskAssessment | None = None) -> RiskDecision:
-        return await self.gate.check(trade, quote, assessment, fencing_token=self.fencing_token)

@@ -12,7 +12,7 @@ from typing import Protocol
 from solders.pubkey import Pubkey
 
 from xorj.chain.jupiter import Quote, SignedSwap, SwapResponse
-from xorj.domain.risk import RiskDecision
+from xorj.domain.risk import DailyShare, RiskDecision
 from xorj.domain.trades import AttemptOutcome, ReasonCode, Trade, TradeState
 from xorj.domain.valuation import Valuation
 
@@ -24,7 +24,10 @@ class TradeLedger(Protocol):
 
     async def record_attempt(self, trade_id: int, *, attempt_no: int, signature: str, raw_tx: bytes,
                              last_valid_block_height: int, slippage_bps: int,
-                             quote_out_amount: int | None) -> None: ...
+                             quote_out_amount: int | None, share: DailyShare | None = None) -> None:
+        """The write-ahead record; with ``share``, the trade's daily-limit check decided and counted in
+        the same transaction (raises :class:`~xorj.domain.risk.RiskRefusedError`, recording nothing,
+        when it refuses)."""
 
     async def resolve_attempt(self, trade_id: int, signature: str, outcome: AttemptOutcome,
                               reason: ReasonCode | None, detail: str | None, *,
@@ -46,16 +49,19 @@ class RiskAssessment:
 
 
 class RiskGate(Protocol):
-    """Allows or refuses the next attempt of a trade. An allowed trade is counted against its vault's
-    daily limits atomically with the check (concurrent checks of one vault must not all take the last
-    slot), and only once: checking the same trade again (a retry, a takeover) counts nothing new.
+    """Refuses the next attempt of a trade, or leaves its vault's daily limits to the ledger: the
+    :class:`~xorj.domain.risk.DailyShare` it returns is decided and counted atomically with the
+    attempt's write-ahead record (concurrent checks of one vault must not all take the last slot), and
+    only once: recording the same trade's next attempt (a retry, a takeover) counts nothing new.
 
-    The check comes in two halves so that the first runs while the trade is quoted: :meth:`assess`
-    needs only the trade (the halts, the valuation), :meth:`check` adds the quote and reserves."""
+    The check comes in two halves so that the first runs while the trade is quoted and built:
+    :meth:`assess` needs only the trade (the halts, the valuation), :meth:`check` adds the quote.
+    A :class:`~xorj.domain.risk.RiskDecision` from :meth:`check` is a refusal."""
 
     async def assess(self, trade: Trade) -> RiskAssessment: ...
 
-    async def check(self, trade: Trade, quote: Quote, assessment: RiskAssessment | None = None) -> RiskDecision: ...
+    async def check(self, trade: Trade, quote: Quote, assessment: RiskAssessment | None = None
+                    ) -> RiskDecision | DailyShare: ...
 
 
 class SwapApi(Protocol):

@@ -182,7 +182,7 @@ class ExecutorService:
         # A template: each trade's work runs a copy with the ports of its claim (see _handle).
         self.submitter = Submitter(
             rpc=self.rpc, swap_api=self.swap_api, signer=self.signer, ledger=NoClaimPorts(), policy=policy,
-            risk=NoClaimPorts(),
+            risk=self.risk,
             settings=SubmissionSettings(
                 poll_interval=settings.poll_interval_seconds,
                 rebroadcast_interval=settings.rebroadcast_interval_seconds,
@@ -383,8 +383,7 @@ class ExecutorService:
         token = trade.fencing_token
         assert token is not None
         # The algorithm's ports for this claim: every write presents this claim's fencing token.
-        submitter = self.submitter.with_ports(ledger=self.port.for_claim(trade.trade_id, token),
-                                              risk=self.risk.for_claim(token))
+        submitter = self.submitter.with_ports(ledger=self.port.for_claim(trade.trade_id, token))
         this_task = asyncio.current_task()
         try:
             while True:

@@ -68,6 +68,7 @@ from xorj.chain.rpc import SignatureStatus, SolanaRpc
 from xorj.chain.status_batch import StatusBatcher, StatusReading
 from xorj.chain.ticks import Crowd, TickBatcher
 from xorj.domain.expiry import ExpiryVerdict, expiry_verdict
+from xorj.domain.risk import DailyShare, RiskDecision, RiskRefusedError
 from xorj.domain.slippage import SlippageAction, SlippagePolicy, decide_retry
 from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, Trade, TradeState
 from xorj.errors import LedgerConstraintError
@@ -262,11 +263,12 @@ class Submitter:
         executor's trades that are not these are the ones that may still prepare an attempt."""
         return self._following.count
 
-    def with_ports(self, *, ledger: TradeLedger, risk: RiskGate) -> Submitter:
-        """This submitter writing through other ledger and risk ports (the executor's ports of one claim,
-        which carry its fencing token); the RPC client, swap API, signer, hook and status batcher stay shared."""
+    def with_ports(self, *, ledger: TradeLedger) -> Submitter:
+        """This submitter writing through another ledger port (the executor's port of one claim, which
+        carries its fencing token); the RPC client, swap API, signer, risk gate, hook and status
+        batcher stay shared."""
         clone = copy.copy(self)
-        clone.ledger, clone.risk = ledger, risk
+        clone.ledger = ledger
         return clone
 
     # ---- the trade loop ----------------------------------------------------------------------
@@ -307,30 +309,35 @@ class Submitter:
             fresh_signature = await self._new_attempt(trade, slippage)
 
     async def _new_attempt(self, trade: Trade, slippage_bps: int) -> str | None:
-        """Quote, check risk, sign, commit. Returns the committed signature (None if the trade failed)."""
+        """Quote, build, check risk, sign, commit (with the daily-limit count). Returns the committed
+        signature (None if the trade failed)."""
         attempt_no = len(trade.attempts) + 1
         signed: SignedSwap | None = None
+        share: DailyShare | None = None
         error: ChainCallError | None = None
         tries, left, rpc_waited, live_waited = 0, self.settings.prepare_retries, 0.0, 0.0
         while left > 0:
             tries, left = tries + 1, left - 1
             try:
                 vault = await self.signer.public_key(trade.vault)  # before any quote: a vault not held fails here
-                # the trade is valued while it is quoted: the valuation does not need the quote
+                # The trade is valued while it is quoted and built (the valuation needs neither), and
+                # checked before anything is signed. Its daily-limit count is left to the write-ahead
+                # record below: one ledger transaction before the send, not two.
                 assessing = asyncio.ensure_future(self.risk.assess(trade))
                 try:
                     quote = await self.quotes.quote(trade, slippage_bps)
                     self.hook("quoted")
                     self.observer.step(trade.trade_id, "quoted")
-                    decision = await self.risk.check(trade, quote, await assessing)
+                    answer = await self.swap_api.swap_transaction(quote, vault)
+                    self.observer.step(trade.trade_id, "built")
+                    checked = await self.risk.check(trade, quote, await assessing)
                 finally:
                     _drop(assessing)
-                self.observer.step(trade.trade_id, "reserved")
-                if not decision.allowed:
-                    await self._fail(trade, ReasonCode.RISK_LIMIT, decision.message)
+                self.observer.step(trade.trade_id, "checked")
+                if isinstance(checked, RiskDecision):
+                    await self._fail(trade, ReasonCode.RISK_LIMIT, checked.message)
                     return None
-                answer = await self.swap_api.swap_transaction(quote, vault)
-                self.observer.step(trade.trade_id, "built")
+                share = checked
                 signed = await self.signer.sign_swap(trade, answer, quote)
                 self.hook("signed")
                 self.observer.step(trade.trade_id, "signed")
@@ -373,7 +380,7 @@ class Submitter:
                     # signed yet, so waiting for it is safe; the swap/price APIs keep their few tries
                     left, rpc_waited = left + 1, rpc_waited + delay
                 await self._sleep(delay)
-        if signed is None:
+        if signed is None or share is None:
             assert error is not None
             await self._fail(trade, error.reason, f"attempt {attempt_no} could not be prepared: {error}")
             return None
@@ -382,7 +389,11 @@ class Submitter:
             await self.ledger.record_attempt(
                 trade.trade_id, attempt_no=attempt_no, signature=str(signed.signature), raw_tx=signed.tx_bytes,
                 last_valid_block_height=signed.last_valid_block_height, slippage_bps=slippage_bps,
-                quote_out_amount=signed.quote.model.out_amount or None)
+                quote_out_amount=signed.quote.model.out_amount or None, share=share)
+        except RiskRefusedError as exc:
+            # the vault's daily limits (or the halt) refused it: the signed bytes are dropped, never sent
+            await self._fail(trade, ReasonCode.RISK_LIMIT, exc.decision.message)
+            return None
         except LedgerConstraintError as exc:
             if exc.constraint != "attempts_signature_unique":
                 raise

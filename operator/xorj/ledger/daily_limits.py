@@ -16,18 +16,23 @@ Functions here are transaction steps (:mod:`xorj.ledger.statements`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from xorj.domain.risk import DailyUsage, RiskDecision, VaultLimits, check_vault, globally_halted, utc_day_start
+from xorj.domain.risk import (
+    DailyUsage,
+    RiskCheck,
+    RiskDecision,
+    VaultLimits,
+    check_vault,
+    globally_halted,
+    utc_day_start,
+)
 from xorj.ledger.records import VaultActivity
 from xorj.ledger.rows import Row
 from xorj.ledger.statements import Step, one, rowcount, rows
-
-# The pure risk check with everything but the vault's usage already bound (see xorj.domain.risk).
-RiskCheck = Callable[[DailyUsage], RiskDecision]
 
 # First key of every per-vault lock (the two-int advisory key space, apart from the migration lock's).
 VAULT_LOCK_SPACE = 0x786F726A  # "xorj"

@@ -22,12 +22,11 @@ from typing import Self, TypeVar
 
 import psycopg_pool
 
-from xorj.domain.risk import BreakerEvent, RiskDecision
+from xorj.domain.risk import BreakerEvent, DailyShare, RiskCheck, RiskDecision
 from xorj.domain.trades import Attempt, AttemptOutcome, IdempotencyKey, ReasonCode, Trade, TradeState
 from xorj.errors import LedgerError
 from xorj.ledger import daily_limits, outbox, scores, statements
 from xorj.ledger import transactions as tx
-from xorj.ledger.daily_limits import RiskCheck
 from xorj.ledger.migrate import migrate
 from xorj.ledger.pool import open_pool, pool_stats, translated_errors
 from xorj.ledger.records import (
@@ -152,9 +151,10 @@ class Ledger:
         quote_out_amount: int | None = None,
         *,
         fencing_token: int,
+        share: DailyShare | None = None,
     ) -> Attempt:
         return self.run(tx.record_attempt(trade_id, owner, signature, raw_tx, last_valid_block_height, slippage_bps,
-                                          quote_out_amount, fencing_token=fencing_token))
+                                          quote_out_amount, fencing_token=fencing_token, share=share))
 
     def resolve_attempt(
         self,

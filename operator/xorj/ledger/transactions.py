@@ -20,13 +20,13 @@ back.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from xorj.domain import trades
-from xorj.domain.risk import UNCOUNTED_FAILURES, BreakerEvent, RiskDecision
+from xorj.domain.risk import UNCOUNTED_FAILURES, BreakerEvent, DailyShare, RiskCheck, RiskDecision, RiskRefusedError
 from xorj.domain.trades import Attempt, AttemptOutcome, IdempotencyKey, ReasonCode, Trade, TradeState
 from xorj.errors import (
     IllegalTransitionError,
@@ -38,7 +38,6 @@ from xorj.errors import (
     XorjError,
 )
 from xorj.ledger import daily_limits, outbox, queue
-from xorj.ledger.daily_limits import RiskCheck
 from xorj.ledger.records import (
     AdmitResult,
     Alert,
@@ -160,17 +159,24 @@ def reserve_daily_share(trade_id: int, owner: str, notional_usd: Decimal, decide
 
 
 def record_attempt(trade_id: int, owner: str, signature: str, raw_tx: bytes, last_valid_block_height: int,
-                   slippage_bps: int, quote_out_amount: int | None = None, *, fencing_token: int) -> Step[Attempt]:
+                   slippage_bps: int, quote_out_amount: int | None = None, *, fencing_token: int,
+                   share: DailyShare | None = None) -> Step[Attempt]:
     """The write-ahead record of a signed transaction: COMMIT this before the first send.
 
     Moves a PENDING trade to SUBMITTED in the same transaction. Recording the same signature and
-    bytes again is a no-op returning the stored attempt.
+    bytes again is a no-op returning the stored attempt. With ``share``, the trade's daily-limit
+    check is decided and counted first, in this transaction (:func:`xorj.ledger.daily_limits.reserve`):
+    a refusal raises :class:`~xorj.domain.risk.RiskRefusedError` and records nothing.
     """
     row, held = yield from queue.lock_for_owner(trade_id, owner, fencing_token, recorded=(signature, bytes(raw_tx)))
     if row["recorded_attempt_id"] is not None:  # already recorded: a repeat changes nothing
         return (yield from _attempt(row["recorded_attempt_id"]))
     if not held:
         raise queue.lease_lost(row, owner, fencing_token, "record_attempt")
+    if share is not None:
+        decision = yield from daily_limits.reserve(row, share.notional_usd, share.decide)
+        if not decision.allowed:
+            raise RiskRefusedError(decision)
     [trade] = yield from queue.with_attempts([row])
     new = Attempt(trade_id=trade_id, attempt_no=len(trade.attempts) + 1, signature=signature,
                   raw_tx=bytes(raw_tx), last_valid_block_height=last_valid_block_height,
@@ -200,10 +206,11 @@ class AttemptRecord:
     slippage_bps: int
     quote_out_amount: int | None
     fencing_token: int
+    share: DailyShare | None = field(default=None, compare=False)  # the daily-limit check it must pass
 
 
 # What refuses one record of a batch before it writes anything (the row lock it took is harmless).
-_REFUSALS = (LeaseLostError, RefusedTransitionError, TradeNotFoundError, InvalidInputError)
+_REFUSALS = (LeaseLostError, RefusedTransitionError, TradeNotFoundError, InvalidInputError, RiskRefusedError)
 
 
 def record_attempts(batch: Sequence[AttemptRecord]) -> Step[dict[AttemptRecord, Attempt | XorjError]]:
@@ -214,7 +221,11 @@ def record_attempts(batch: Sequence[AttemptRecord]) -> Step[dict[AttemptRecord, 
     statement and every trade moved (with its audit row) in one statement. A record refused on its
     own (lease lost, transition refused, unknown trade, bad input) is that record's result and writes
     nothing; the others commit. A database error (a broken constraint, a lost connection) fails the
-    whole transaction: nothing of it is written, and the caller may record each alone."""
+    whole transaction: nothing of it is written, and the caller may record each alone.
+
+    The daily shares the records carry are decided and counted first, all in one go
+    (:func:`xorj.ledger.daily_limits.reserve_many`): a record whose share is refused gets
+    :class:`~xorj.domain.risk.RiskRefusedError` and writes nothing."""
     ordered = sorted(set(batch), key=lambda r: (r.trade_id, r.signature))
     results: dict[AttemptRecord, Attempt | XorjError] = {}
     locked = yield from _lock_batch([queue.ClaimedWrite(r.trade_id, r.owner, r.fencing_token, r.signature,
@@ -222,7 +233,8 @@ def record_attempts(batch: Sequence[AttemptRecord]) -> Step[dict[AttemptRecord, 
     if not locked:
         return (yield from _each_alone(ordered, lambda r: record_attempt(
             r.trade_id, r.owner, r.signature, r.raw_tx, r.last_valid_block_height, r.slippage_bps,
-            r.quote_out_amount, fencing_token=r.fencing_token)))
+            r.quote_out_amount, fencing_token=r.fencing_token, share=r.share)))
+    risk_refused = yield from _reserve_shares(ordered, locked)
     trades_now = yield from _locked_trades(locked)
     recorded: dict[AttemptRecord, int] = {}
     new: list[tuple[AttemptRecord, Trade, Trade, Attempt]] = []
@@ -235,6 +247,8 @@ def record_attempts(batch: Sequence[AttemptRecord]) -> Step[dict[AttemptRecord, 
                 continue
             if not row["lease_held"]:
                 raise queue.lease_lost(row, record.owner, record.fencing_token, "record_attempt")
+            if record.trade_id in risk_refused:
+                raise risk_refused[record.trade_id]
             trade = trades_now[record.trade_id]
             attempt = Attempt(trade_id=record.trade_id, attempt_no=len(trade.attempts) + 1,
                               signature=record.signature, raw_tx=bytes(record.raw_tx),
@@ -270,23 +284,27 @@ def record_attempts(batch: Sequence[AttemptRecord]) -> Step[dict[AttemptRecord, 
     return results
 
 
+def _reserve_shares(ordered: Sequence[AttemptRecord], locked: Sequence[Row | None]
+                    ) -> Step[dict[int, RiskRefusedError]]:
+    """The daily shares of a batch's records, decided and counted in one go: one per trade (its first
+    record's), for trades found, held under the record's claim and not recorded yet (a repeat was
+    checked when it was first recorded). Returns the refused trades."""
+    checks: dict[int, daily_limits.BatchCheck] = {}
+    for record, row in zip(ordered, locked, strict=True):
+        if record.share is not None and row is not None and row["lease_held"] \
+                and row["recorded_attempt_id"] is None and record.trade_id not in checks:
+            checks[record.trade_id] = daily_limits.BatchCheck(row, record.share.notional_usd, record.share.decide)
+    if not checks:
+        return {}
+    decisions = yield from daily_limits.reserve_many(list(checks.values()))
+    return {trade_id: RiskRefusedError(decision)
+            for trade_id, decision in zip(checks, decisions, strict=True) if not decision.allowed}
+
+
 def _locked_trades(locked: Sequence[Row | None]) -> Step[dict[int, Trade]]:
     """The trades of rows :func:`xorj.ledger.queue.lock_many` locked, with their attempts (one query)."""
     unique = {row["trade_id"]: row for row in locked if row is not None}
     return {t.trade_id: t for t in (yield from queue.with_attempts(list(unique.values())))}
-
-
-@dataclass(frozen=True, eq=False)
-class Reservation:
-    """One daily-limit check and count (the arguments of :func:`reserve_daily_share`), for
-    :func:`reserve_daily_shares`. Compared by identity: each check carries its own decision."""
-
-    trade_id: int
-    owner: str
-    vault: str
-    notional_usd: Decimal
-    decide: RiskCheck
-    fencing_token: int
 
 
 _Item = TypeVar("_Item")
@@ -313,41 +331,6 @@ def _each_alone(items: Sequence[_Item], one: Callable[[_Item], Step[_Result]]
             results[item] = yield from one(item)
         except _REFUSALS as refused:
             results[item] = refused
-    return results
-
-
-def reserve_daily_shares(batch: Sequence[Reservation]) -> Step[dict[Reservation, RiskDecision | XorjError]]:
-    """The daily-limit checks of several trades (those one executor checked at about the same time, a
-    fan-out's trades most of all) in ONE transaction of a few set-based statements, whatever the
-    batch's size: every trade row locked at once (:func:`xorj.ledger.queue.lock_many`), then
-    :func:`xorj.ledger.daily_limits.reserve_many` (the halt and every vault's lock in one statement,
-    usage in one, the counts in one). Checks run in (vault, trade id) order; two trades of one vault
-    in a batch are serialised like two transactions: the second sees the first's count. A check
-    refused on its own (lease lost, unknown trade, or a second check of a trade already in the batch)
-    is that check's result and counts nothing; a database error fails the whole transaction, and the
-    caller may check each alone."""
-    ordered = sorted(batch, key=lambda r: (r.vault, r.trade_id))
-    results: dict[Reservation, RiskDecision | XorjError] = {}
-    locked = yield from _lock_batch([queue.ClaimedWrite(c.trade_id, c.owner, c.fencing_token) for c in ordered])
-    if not locked:
-        return (yield from _each_alone(ordered, lambda check: reserve_daily_share(
-            check.trade_id, check.owner, check.notional_usd, check.decide, fencing_token=check.fencing_token)))
-    checks: list[tuple[Reservation, daily_limits.BatchCheck]] = []
-    seen: set[int] = set()
-    for check, row in zip(ordered, locked, strict=True):
-        if row is None:
-            results[check] = TradeNotFoundError(f"trade {check.trade_id} does not exist")
-        elif not row["lease_held"]:
-            results[check] = queue.lease_lost(row, check.owner, check.fencing_token, "reserve_daily_share")
-        elif check.trade_id in seen:  # only a stale claim's repeat: one check per trade and transaction
-            results[check] = LeaseLostError(
-                f"reserve_daily_share on trade {check.trade_id} refused: it is already checked in this batch")
-        else:
-            seen.add(check.trade_id)
-            checks.append((check, daily_limits.BatchCheck(row, check.notional_usd, check.decide)))
-    decisions = yield from daily_limits.reserve_many([c for _, c in checks])
-    for (check, _), decision in zip(checks, decisions, strict=True):
-        results[check] = decision
     return results
 
 

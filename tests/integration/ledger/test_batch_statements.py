@@ -1,8 +1,9 @@
-"""The executor's batched ledger steps (daily-limit reservations, write-ahead records, confirmations
-of many trades at once, a fan-out's most of all) are set-based: a few statements per batch and step,
-whatever the batch's size, not a few per trade. What each trade is told stays its own: one trade over
-its vault's limit is refused alone, two trades of one vault in a batch are counted one after the
-other, and batches racing over the same vaults approve exactly what the daily limit allows."""
+"""The executor's batched ledger steps (write-ahead records with their daily-limit counts,
+confirmations of many trades at once, a fan-out's most of all) are set-based: a few statements per
+batch and step, whatever the batch's size, not a few per trade. What each trade is told stays its own:
+one trade over its vault's limit is refused alone (and recorded nowhere), two trades of one vault in a
+batch are counted one after the other, and batches racing over the same vaults record exactly what the
+daily limit allows."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from xorj.domain.risk import RiskDecision, RiskLimits, RiskRule, VaultLimits
-from xorj.domain.trades import Trade, TradeState
-from xorj.errors import LeaseLostError
+from xorj.domain.risk import DailyShare, RiskLimits, RiskRefusedError, RiskRule, VaultLimits
+from xorj.domain.trades import Attempt, Trade, TradeState
+from xorj.errors import LeaseLostError, XorjError
 from xorj.ledger import Ledger
 from xorj.ledger import transactions as tx
 from xorj.ledger.statements import Step
@@ -40,6 +41,19 @@ def counting(body: Step[Any], statements: list[str]) -> Step[Any]:
         return done.value
 
 
+def _record(trade: Trade, owner: str, share: DailyShare, *, fencing_token: int | None = None) -> tx.AttemptRecord:
+    return tx.AttemptRecord(trade.trade_id, owner, f"sig-{trade.trade_id}", raw_tx(str(trade.trade_id)), 100, 50, 7,
+                            trade.fencing_token if fencing_token is None else fencing_token, share)
+
+
+def _verdict(result: Attempt | XorjError) -> RiskRule | None:
+    """None for a recorded attempt, the refusing rule for a refused daily share."""
+    if isinstance(result, RiskRefusedError):
+        return result.decision.rule
+    assert isinstance(result, Attempt), result
+    return None
+
+
 def _admit_and_claim(ledger: Ledger, vaults: list[str], per_vault: int, owner: str = "ex") -> list[Trade]:
     for v, vault in enumerate(vaults):
         for k in range(per_vault):
@@ -52,13 +66,7 @@ def test_each_batched_step_is_a_few_statements_whatever_the_batch_size(ledger: L
     assert len(claimed) == BATCH
     unlimited = RiskLimits(max_daily_trades=1000, max_daily_volume_usd=Decimal(10**9))
 
-    reserve: list[str] = []
-    decisions = ledger.run(counting(tx.reserve_daily_shares(
-        [tx.Reservation(t.trade_id, "ex", t.vault, Decimal(10), decide_with(unlimited, Decimal(10)), t.fencing_token)
-         for t in claimed]), reserve))
-    assert all(isinstance(d, RiskDecision) and d.allowed for d in decisions.values()), decisions
-    records = [tx.AttemptRecord(t.trade_id, "ex", f"sig-{t.trade_id}", raw_tx(str(t.trade_id)), 100, 50, 7,
-                                t.fencing_token) for t in claimed]
+    records = [_record(t, "ex", DailyShare(Decimal(10), decide_with(unlimited, Decimal(10)))) for t in claimed]
     write_ahead: list[str] = []
     attempts = ledger.run(counting(tx.record_attempts(records), write_ahead))
     assert [attempts[r].signature for r in records] == [r.signature for r in records]  # type: ignore[union-attr]
@@ -68,8 +76,7 @@ def test_each_batched_step_is_a_few_statements_whatever_the_batch_size(ledger: L
     assert all(isinstance(t, Trade) and t.state is TradeState.CONFIRMED for t in confirmed.values()), confirmed
 
     # one statement per trade and step would be 60 or more each
-    assert len(reserve) <= 4, reserve
-    assert len(write_ahead) <= 4, write_ahead
+    assert len(write_ahead) <= 7, write_ahead  # 4 to write ahead, 3 to count the daily shares
     assert len(confirm) <= 6, confirm
     for trade in claimed:
         stored = ledger.get_trade(trade.trade_id)
@@ -90,25 +97,24 @@ def test_a_batch_refuses_only_the_trades_over_their_vault_limits(ledger: Ledger)
     stale, *fresh = claimed
     strategy_limits = RiskLimits(max_daily_trades=1000, max_daily_volume_usd=Decimal(10**9),
                                  max_trade_notional_usd=Decimal(1000))
-    batch = [tx.Reservation(t.trade_id, "ex", t.vault, Decimal(10), decide_with(strategy_limits, Decimal(10)),
-                            t.fencing_token + (1 if t is stale else 0)) for t in claimed]
-    results = ledger.run(tx.reserve_daily_shares(batch))
+    batch = [_record(t, "ex", DailyShare(Decimal(10), decide_with(strategy_limits, Decimal(10))),
+                     fencing_token=t.fencing_token + (1 if t is stale else 0)) for t in claimed]
+    results = ledger.run(tx.record_attempts(batch))
 
     assert isinstance(results[batch[0]], LeaseLostError)  # a stale claim is refused alone, counts nothing
-    by_vault: dict[str, list[RiskDecision]] = {}
-    for check in batch[1:]:
-        decision = results[check]
-        assert isinstance(decision, RiskDecision), decision
-        by_vault.setdefault(check.vault, []).append(decision)
+    by_vault: dict[str, list[RiskRule | None]] = {}
+    for trade, record in zip(claimed[1:], batch[1:], strict=True):
+        by_vault.setdefault(trade.vault, []).append(_verdict(results[record]))
     # two trades of one vault in one batch are counted one after the other: the second sees the first
-    count = [d.allowed for d in by_vault["vault-count"]]
-    assert sorted(count) == [False, True] or count == [True], by_vault["vault-count"]
-    assert {d.rule for d in by_vault["vault-count"] if not d.allowed} <= {RiskRule.MAX_DAILY_TRADES}
-    assert all(not d.allowed and d.rule is RiskRule.MAX_TRADE_NOTIONAL for d in by_vault["vault-notional"])
-    assert all(d.allowed for d in by_vault["vault-free"]) and len(by_vault["vault-free"]) == 2
+    count = by_vault["vault-count"]
+    assert sorted(count, key=str) == [None, RiskRule.MAX_DAILY_TRADES] or count == [None], count
+    assert by_vault["vault-notional"] == [RiskRule.MAX_TRADE_NOTIONAL] * 2
+    assert by_vault["vault-free"] == [None, None]
     counted = {t.trade_id for t in fresh if ledger.get_trade(t.trade_id).risk_reserved_at is not None}
-    approved = {c.trade_id for c in batch[1:] if results[c].allowed}  # type: ignore[union-attr]
-    assert counted == approved
+    recorded = {t.trade_id for t in fresh if ledger.get_trade(t.trade_id).attempts}
+    approved = {r.trade_id for r in batch[1:] if _verdict(results[r]) is None}
+    assert counted == recorded == approved
+    assert all(ledger.get_trade(t).state is TradeState.PENDING for t in {t.trade_id for t in fresh} - approved)
     since = datetime.now(UTC) - timedelta(hours=1)
     assert ledger.vault_activity("vault-count", since).trade_count == 1
     assert ledger.vault_activity("vault-notional", since).trade_count == 0
@@ -132,16 +138,15 @@ def test_racing_batches_over_shared_vaults_approve_exactly_what_the_daily_limit_
         claims = [executor.claim_trades("alpha", f"executor-{i}", limit=len(vaults))
                   for i, executor in enumerate(executors)]
         start = threading.Barrier(RACERS)
-        decisions: dict[int, RiskDecision] = {}
+        decisions: dict[int, RiskRule | None] = {}
 
         def race(i: int) -> None:
-            batch = [tx.Reservation(t.trade_id, f"executor-{i}", t.vault, Decimal(10),
-                                    decide_with(limits, Decimal(10), seconds=0.05), t.fencing_token) for t in claims[i]]
+            batch = [_record(t, f"executor-{i}", DailyShare(Decimal(10), decide_with(limits, Decimal(10), seconds=0.05)))
+                     for t in claims[i]]
             executors[i].ping()
             start.wait()
-            for check, decision in executors[i].run(tx.reserve_daily_shares(batch)).items():
-                assert isinstance(decision, RiskDecision), decision
-                decisions[check.trade_id] = decision
+            for record, result in executors[i].run(tx.record_attempts(batch)).items():
+                decisions[record.trade_id] = _verdict(result)
 
         threads = [threading.Thread(target=race, args=(i,)) for i in range(RACERS)]
         for thread in threads:
@@ -156,5 +161,5 @@ def test_racing_batches_over_shared_vaults_approve_exactly_what_the_daily_limit_
     since = datetime.now(UTC) - timedelta(hours=1)
     for vault in vaults:
         assert ledger.vault_activity(vault, since).trade_count == PER_VAULT_LIMIT, vault
-    assert sum(d.allowed for d in decisions.values()) == PER_VAULT_LIMIT * len(vaults)
-    assert {d.rule for d in decisions.values() if not d.allowed} == {RiskRule.MAX_DAILY_TRADES}
+    assert sum(rule is None for rule in decisions.values()) == PER_VAULT_LIMIT * len(vaults)
+    assert set(decisions.values()) == {None, RiskRule.MAX_DAILY_TRADES}

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
 from solders.pubkey import Pubkey
 
+from xorj.domain.risk import ALLOWED, DailyShare
 from xorj.domain.signing import SigningRefusal
 from xorj.domain.slippage import SlippagePolicy
 from xorj.domain.trades import ReasonCode, Trade, TradeState
@@ -39,8 +41,8 @@ class _Risk:
     async def assess(self, trade: Trade) -> object:
         return None
 
-    async def check(self, trade: Trade, quote: object, assessment: object = None) -> object:
-        return SimpleNamespace(allowed=True, message="")
+    async def check(self, trade: Trade, quote: object, assessment: object = None) -> DailyShare:
+        return DailyShare(Decimal(1), lambda usage: ALLOWED)
 
 
 class _Signer:

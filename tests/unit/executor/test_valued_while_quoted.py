@@ -1,5 +1,5 @@
-"""The risk gate's first half (the halts and the trade's valuation) runs while the trade is quoted, and
-an attempt that stops (the quote refused) leaves no valuation running behind it.
+"""The risk gate's first half (the halts and the trade's valuation) runs while the trade is quoted and
+built, and an attempt that stops (the quote refused) leaves no valuation running behind it.
 
 The swap API, risk gate, signer and ledger are in-process stand-ins for the ports: the point is the
 order of the algorithm's own calls, which needs no server."""
@@ -7,10 +7,12 @@ order of the algorithm's own calls, which needs no server."""
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from typing import Any
 
 from tests.unit.executor.test_live_signature_wait import TRADE, _Ledger, _Signer
 from xorj.chain.errors import QuoteRejectedError
+from xorj.domain.risk import ALLOWED, DailyShare
 from xorj.domain.slippage import SlippagePolicy
 from xorj.domain.trades import ReasonCode
 from xorj.executor.ports import RiskAssessment
@@ -52,9 +54,9 @@ class _Valuing:
         self.assessments.append(assessment)
         return assessment
 
-    async def check(self, trade: object, quote: object, assessment: RiskAssessment | None = None) -> object:
+    async def check(self, trade: object, quote: object, assessment: RiskAssessment | None = None) -> DailyShare:
         assert assessment is not None and assessment in self.assessments, "checked with the attempt's assessment"
-        return type("D", (), {"allowed": True, "message": ""})()
+        return DailyShare(Decimal(1), lambda usage: ALLOWED)
 
 
 def _attempt(*, refuse: bool) -> tuple[str | None, _Ledger, _Valuing]:
