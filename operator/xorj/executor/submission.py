@@ -161,6 +161,14 @@ _OFF_CHAIN_APIS = frozenset({"quote", "swap", "price", "swap-api", ""})
 StepHook = Callable[[str], None]
 
 
+def next_poll_delay(now: float, interval: float) -> float:
+    """Seconds from ``now`` to the next poll instant, a multiple of ``interval`` on the monotonic clock.
+    Every trade an executor follows reads its status at the same instants, so one batched
+    getSignatureStatuses serves them all whenever each was sent, and trades that land together are
+    confirmed together (one ledger transaction) and free their slots together."""
+    return interval - now % interval
+
+
 def _no_hook(step: str) -> None:
     return None
 
@@ -455,6 +463,7 @@ class Submitter:
         if fresh:
             await self._send(trade, sends)
             next_send = time.monotonic() + self.settings.rebroadcast_interval
+            await self._until_next_poll()  # bytes sent a moment ago have not landed yet: no read for them
 
         while True:
             try:
@@ -470,7 +479,7 @@ class Submitter:
                 decided = await self._decide_landed(signature, judged.status, required, programs)
                 if decided is not None:
                     return decided
-                await self._sleep(self.settings.poll_interval)
+                await self._until_next_poll()
                 continue
             if judged.expiry is ExpiryVerdict.EXPIRED:
                 return self._expired(attempt, reading.finalized_height, sends.accepted, sends.failures,
@@ -490,7 +499,10 @@ class Submitter:
             if time.monotonic() >= next_send:
                 await self._send(trade, sends)
                 next_send = time.monotonic() + self.settings.rebroadcast_interval
-            await self._sleep(self.settings.poll_interval)
+            await self._until_next_poll()
+
+    async def _until_next_poll(self) -> None:
+        await self._sleep(next_poll_delay(time.monotonic(), self.settings.poll_interval))
 
     async def _read_status(self, signature: Signature, programs: Sequence[str]) -> StatusReading:
         """The batched poll's reading for ``signature``, a landed error classified by its programs."""

@@ -1,4 +1,5 @@
-"""Pure parts of the submission algorithm: confirmation depth by size, expiry records, program ids."""
+"""Pure parts of the submission algorithm: confirmation depth by size, expiry records, program ids,
+the status poll's instants."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
 from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
@@ -19,6 +21,7 @@ from xorj.domain.trades import Attempt, AttemptOutcome, ReasonCode, Trade, Trade
 from xorj.executor.submission import (
     ConfirmationPolicy,
     Submitter,
+    next_poll_delay,
     program_ids_of,
 )
 
@@ -126,3 +129,13 @@ def test_one_reading_is_judged_live_expired_stale_or_known_in_one_place():
     known = SignatureStatus(slot=990, confirmation="finalized", failure=None)
     found = judge(height=201, context_slot=999, status=known)
     assert found.status is known and found.expiry is None
+
+
+def test_trades_sent_at_different_times_read_their_statuses_at_the_same_instants():
+    interval = 0.2
+    sent = [1000.013, 1000.071, 1000.1999]  # three sends within one interval
+    instants = {round(now + next_poll_delay(now, interval), 9) for now in sent}
+    assert instants == {1000.2}
+    for now in sent:
+        assert 0 < next_poll_delay(now, interval) <= interval
+    assert next_poll_delay(1000.2000001, interval) == pytest.approx(interval, abs=1e-6)  # just past: the next one
