@@ -436,7 +436,7 @@ class LedgerRiskGate:
 
 class HaltReader(TickBatcher[None, TradingHalt]):
     """The cluster-wide halt as the checks of one tick see it: one read for all of them. (The
-    reservation reads it again, atomically, in its own transaction.)"""
+    write-ahead transaction that counts the trade reads it again, atomically.)"""
 
     def __init__(self, ledger: AsyncLedger, *, window: float, crowd: Crowd | None = None) -> None:
         super().__init__(window=window, crowd=crowd)

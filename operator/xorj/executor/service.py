@@ -151,8 +151,9 @@ class ExecutorService:
         self.swap_api = JupiterClient(
             settings.swap_api_url, timeout=settings.swap_api_timeout_seconds,
             api_key=settings.swap_api_key.get_secret_value() if settings.swap_api_key else None)
-        # The batchers on the way to a first send (quotes, valuation, reservation, swap checks,
-        # write-ahead) stop waiting for more trades once every trade that could join a tick has.
+        # The batchers on the way to a first send (quotes, valuation, swap checks, write-ahead with
+        # its daily-limit count) stop waiting for more trades once every trade that could join a
+        # tick has.
         crowd = self._preparing
         self.swap_guard = SwapGuard(self.rpc, SwapLimits(
             max_compute_unit_limit=settings.swap_max_compute_unit_limit,
