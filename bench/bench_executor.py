@@ -29,8 +29,8 @@ in shared calls, and are checked, recorded and confirmed in batched ledger trans
 largest ``--vaults`` count.
 
 Each fan-out run also prints claim to first send (p50/p99), where a confirmed trade's wall time goes per
-step (from the executor's "trade timing" log: claim + quote, swap build, the rest of the valuation and the
-risk check, sign, daily-limit count with the write-ahead commit, send, confirm) and the machine's load
+step (from the executor's "trade timing" log: claim + quote, the rest of the valuation and the risk check,
+swap build, sign, daily-limit count with the write-ahead commit, send, confirm) and the machine's load
 average at its start and end: the machine may be shared, so compare wall figures only within runs at a
 similar load; CPU per trade is the load-independent figure.
 
@@ -129,9 +129,9 @@ def admit(ledger: Ledger, scenario: Scenario, n: int, offered_rate: float | None
 
 # The executor's steps in the order a fresh trade passes them (the "trade timing" log's steps_s: seconds
 # from the claim to the first time each step ended); "sent" is the first broadcast, "final" the end.
-STEP_ORDER = ("quoted", "built", "checked", "signed", "committed", "sent", "final")
-STEP_NAMES = {"quoted": "claim + quote", "built": "swap build (swap API)",
-              "checked": "rest of the valuation, risk check", "signed": "sign (guard: validity, simulation)",
+STEP_ORDER = ("quoted", "checked", "built", "signed", "committed", "sent", "final")
+STEP_NAMES = {"quoted": "claim + quote", "checked": "rest of the valuation, risk check",
+              "built": "swap build (swap API)", "signed": "sign (guard: validity, simulation)",
               "committed": "daily-limit count + write-ahead commit", "sent": "send", "final": "confirm (poll + ledger)"}
 
 

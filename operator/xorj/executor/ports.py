@@ -54,8 +54,9 @@ class RiskGate(Protocol):
     attempt's write-ahead record (concurrent checks of one vault must not all take the last slot), and
     only once: recording the same trade's next attempt (a retry, a takeover) counts nothing new.
 
-    The check comes in two halves so that the first runs while the trade is quoted and built:
-    :meth:`assess` needs only the trade (the halts, the valuation), :meth:`check` adds the quote.
+    The check comes in two halves so that the first runs while the trade is quoted: :meth:`assess`
+    needs only the trade (the halts, the valuation), :meth:`check` adds the quote. A trade is checked
+    before its swap is built: a refused one asks the swap API for nothing.
     A :class:`~xorj.domain.risk.RiskDecision` from :meth:`check` is a refusal."""
 
     async def assess(self, trade: Trade) -> RiskAssessment: ...

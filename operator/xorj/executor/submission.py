@@ -317,7 +317,7 @@ class Submitter:
             fresh_signature = await self._new_attempt(trade, slippage)
 
     async def _new_attempt(self, trade: Trade, slippage_bps: int) -> str | None:
-        """Quote, build, check risk, sign, commit (with the daily-limit count). Returns the committed
+        """Quote, check risk, build, sign, commit (with the daily-limit count). Returns the committed
         signature (None if the trade failed)."""
         attempt_no = len(trade.attempts) + 1
         signed: SignedSwap | None = None
@@ -328,16 +328,16 @@ class Submitter:
             tries, left = tries + 1, left - 1
             try:
                 vault = await self.signer.public_key(trade.vault)  # before any quote: a vault not held fails here
-                # The trade is valued while it is quoted and built (the valuation needs neither), and
-                # checked before anything is signed. Its daily-limit count is left to the write-ahead
+                # The trade is valued while it is quoted (the valuation does not need the quote) and
+                # checked before its swap is built: a refused trade asks the swap API for nothing, so
+                # an open breaker or a halt stops the calls, and an attack armed for one answer stays
+                # for a trade that will be signed. Its daily-limit count is left to the write-ahead
                 # record below: one ledger transaction before the send, not two.
                 assessing = asyncio.ensure_future(self.risk.assess(trade))
                 try:
                     quote = await self.quotes.quote(trade, slippage_bps)
                     self.hook("quoted")
                     self.observer.step(trade.trade_id, "quoted")
-                    answer = await self.swap_api.swap_transaction(quote, vault)
-                    self.observer.step(trade.trade_id, "built")
                     checked = await self.risk.check(trade, quote, await assessing)
                 finally:
                     _drop(assessing)
@@ -346,6 +346,8 @@ class Submitter:
                     await self._fail(trade, ReasonCode.RISK_LIMIT, checked.message)
                     return None
                 share = checked
+                answer = await self.swap_api.swap_transaction(quote, vault)
+                self.observer.step(trade.trade_id, "built")
                 signed = await self.signer.sign_swap(trade, answer, quote)
                 self.hook("signed")
                 self.observer.step(trade.trade_id, "signed")

@@ -1,5 +1,6 @@
 """Where the risk gate's decision takes effect in an attempt: a refusal of the gate's check comes before
-anything is signed; the trade's daily share travels with its write-ahead record, and the ledger's
+the swap is built (an open breaker or a halt stops the calls to the swap API) and so before anything
+is signed; the trade's daily share travels with its write-ahead record, and the ledger's
 refusal of it there fails the trade with the refusal's own words, the signed bytes dropped unrecorded.
 
 The swap API, risk gate, signer and ledger are in-process stand-ins for the ports (the ledger side of
@@ -33,6 +34,15 @@ class _Gate:
         return self.answer
 
 
+class _CountingSwapApi(_SwapApi):
+    def __init__(self) -> None:
+        self.built = 0
+
+    async def swap_transaction(self, quote: object, vault: Any) -> object:
+        self.built += 1
+        return await super().swap_transaction(quote, vault)
+
+
 class _CountingSigner(_Signer):
     def __init__(self) -> None:
         super().__init__(0)
@@ -54,21 +64,22 @@ class _RefusingLedger(_Ledger):
         await super().record_attempt(trade_id, **fields)
 
 
-def _attempt(gate: _Gate, ledger: _Ledger) -> tuple[str | None, _CountingSigner]:
+def _attempt(gate: _Gate, ledger: _Ledger, swap_api: _CountingSwapApi | None = None
+             ) -> tuple[str | None, _CountingSigner]:
     signer = _CountingSigner()
 
     async def run() -> str | None:
-        submitter = Submitter(rpc=None, swap_api=_SwapApi(), signer=signer, ledger=ledger,  # type: ignore[arg-type]
+        submitter = Submitter(rpc=None, swap_api=swap_api or _SwapApi(), signer=signer, ledger=ledger,  # type: ignore[arg-type]
                               policy=SlippagePolicy(), risk=gate, settings=SubmissionSettings())  # type: ignore[arg-type]
         return await submitter._new_attempt(TRADE, 100)
 
     return asyncio.run(run()), signer
 
 
-def test_a_refusal_of_the_check_fails_the_trade_before_anything_is_signed():
-    ledger = _Ledger()
-    signature, signer = _attempt(_Gate(TOO_BIG), ledger)
-    assert signature is None and signer.signed == 0 and not ledger.recorded
+def test_a_refusal_of_the_check_fails_the_trade_before_its_swap_is_built():
+    ledger, swap_api = _Ledger(), _CountingSwapApi()
+    signature, signer = _attempt(_Gate(TOO_BIG), ledger, swap_api)
+    assert signature is None and swap_api.built == 0 and signer.signed == 0 and not ledger.recorded
     assert ledger.failed == [(ReasonCode.RISK_LIMIT, TOO_BIG.message)]
 
 

@@ -1,5 +1,5 @@
-"""The risk gate's first half (the halts and the trade's valuation) runs while the trade is quoted and
-built, and an attempt that stops (the quote refused) leaves no valuation running behind it.
+"""The risk gate's first half (the halts and the trade's valuation) runs while the trade is quoted, and
+an attempt that stops (the quote refused) leaves no valuation running behind it.
 
 The swap API, risk gate, signer and ledger are in-process stand-ins for the ports: the point is the
 order of the algorithm's own calls, which needs no server."""
