@@ -329,18 +329,15 @@ class LedgerRiskGate:
     of the attempt (:class:`~xorj.domain.risk.DailyShare`, decided and counted by
     :func:`xorj.ledger.transactions.record_attempts` under the claim's fence): it reads them and the
     halt, serialised per vault, so executors checking trades of one vault at once cannot all take the
-    last slot, and no attempt is recorded, so none is sent, after the halt committed.
+    last slot, and no attempt is recorded, so none is sent, after the halt committed."""
 
-    ``owner`` names the executor in its alerts and logs."""
-
-    def __init__(self, ledger: AsyncLedger, *, strategy: str, owner: str, limits: RiskLimits, kill_switch: KillSwitch,
+    def __init__(self, ledger: AsyncLedger, *, strategy: str, limits: RiskLimits, kill_switch: KillSwitch,
                  breaker: CircuitBreaker, valuer: TradeValuer,
                  notional_tolerance: Decimal = DEFAULT_NOTIONAL_TOLERANCE,
                  on_breaker: Callable[[BreakerStatus], None] | None = None,
                  on_halt: Callable[[bool], None] | None = None, crowd: Crowd | None = None) -> None:
         self.ledger = ledger
         self.strategy = strategy
-        self.owner = owner
         self.limits = limits
         self.kill_switch = kill_switch
         self.breaker = breaker

@@ -164,7 +164,7 @@ class ExecutorService:
             api_key=settings.swap_api_key.get_secret_value() if settings.swap_api_key else None)
         policy = settings.slippage_policy()
         self.risk = LedgerRiskGate(
-            self.ledger, strategy=settings.strategy, owner=self.owner,
+            self.ledger, strategy=settings.strategy,
             limits=settings.risk_limits(),
             kill_switch=KillSwitch(global_halt=settings.global_halt, strategy_paused=settings.paused),
             breaker=settings.circuit_breaker(),

@@ -44,9 +44,9 @@ WORKERS = 6
 DAILY_TRADES = 3
 
 
-def _gate(ledger: AsyncLedger, owner: str, local_chain) -> LedgerRiskGate:
+def _gate(ledger: AsyncLedger, local_chain) -> LedgerRiskGate:
     valuer = ChainValuer(SolanaRpc(local_chain.rpc_url), JupiterPriceClient(price_api_url_for(local_chain.swap_api_url)))
-    return LedgerRiskGate(ledger, strategy="alpha", owner=owner, limits=RiskLimits(max_daily_trades=DAILY_TRADES),
+    return LedgerRiskGate(ledger, strategy="alpha", limits=RiskLimits(max_daily_trades=DAILY_TRADES),
                           kill_switch=KillSwitch(), breaker=CircuitBreaker(), valuer=valuer)
 
 
@@ -85,7 +85,7 @@ def test_concurrent_workers_of_one_vault_stay_within_its_daily_trade_limit(ledge
 
     async def every_worker_at_once(trades):
         async with AsyncLedger.for_dsn(ledger_dsn, max_size=WORKERS) as on_loop:
-            gate = _gate(on_loop, "ex", local_chain)
+            gate = _gate(on_loop, local_chain)
             shared = OwnedLedger(on_loop, "ex", write_ahead_window=0.5, crowd=lambda: WORKERS)
             return await asyncio.gather(*(
                 _check_and_record(gate, shared if batched else OwnedLedger(on_loop, "ex"), trade,
@@ -94,7 +94,7 @@ def test_concurrent_workers_of_one_vault_stay_within_its_daily_trade_limit(ledge
 
     async def check_again(trade, fencing_token):
         async with AsyncLedger.for_dsn(ledger_dsn) as on_loop:
-            return await _check_and_record(_gate(on_loop, "ex", local_chain), OwnedLedger(on_loop, "ex"), trade,
+            return await _check_and_record(_gate(on_loop, local_chain), OwnedLedger(on_loop, "ex"), trade,
                                            fencing_token, f"sig-{trade.trade_id}-again")
 
     refusals = asyncio.run(every_worker_at_once(trades))
@@ -126,7 +126,7 @@ def test_a_halt_committed_after_the_check_refuses_the_write_ahead_record(ledger:
 
     async def check_halt_then_record():
         async with AsyncLedger.for_dsn(ledger_dsn) as on_loop:
-            share = await _gate(on_loop, "ex", local_chain).check(trade, QUOTE)
+            share = await _gate(on_loop, local_chain).check(trade, QUOTE)
             assert isinstance(share, DailyShare)
             ledger.set_trading_halt(True, reason="halted between check and record", actor="test")
             with pytest.raises(RiskRefusedError) as refused:
@@ -154,7 +154,7 @@ def test_a_halt_wins_over_a_valuation_that_fails_at_the_same_time(ledger: Ledger
 
     async def check():
         async with AsyncLedger.for_dsn(ledger_dsn) as on_loop:
-            gate = _gate(on_loop, "ex", local_chain)
+            gate = _gate(on_loop, local_chain)
             return await gate.check(trade, QUOTE, await gate.assess(trade))
 
     local_chain.set_price_answer('{"usdPrice": [1, 2')
