@@ -26,6 +26,7 @@ from typing import Any
 import psycopg
 
 from xorj.chaos import marks
+from xorj.chaos.probes import connect_ledger
 from xorj.chaos.sets import scaled
 from xorj.chaos.target import Target, resolve, trade_scale
 from xorj.errors import EnvironmentSetupError, InvalidInputError
@@ -178,7 +179,7 @@ def replay_trades(count: int = 10, configuration: dict[str, Any] | None = None) 
 
     count = scaled(int(count), trade_scale(configuration))
     target = resolve(configuration)
-    with psycopg.connect(target.ledger_dsn, connect_timeout=5) as conn:
+    with connect_ledger(target.ledger_dsn) as conn:
         rows = conn.execute(
             """SELECT strategy, vault, lead_signature, lead_trader, input_mint, output_mint, amount FROM trades
                 WHERE lead_signature LIKE %s ORDER BY random() LIMIT %s""",
@@ -533,7 +534,7 @@ def _terminate_sessions(target: Target, application_name: str | None = None) -> 
     ``application_name``; returns how many were ended."""
     only = "" if application_name is None else "AND application_name = %(name)s"
     try:
-        with psycopg.connect(target.ledger_dsn, connect_timeout=5, autocommit=True) as conn:
+        with connect_ledger(target.ledger_dsn) as conn:
             rows = conn.execute(f"""SELECT pg_terminate_backend(pid) FROM pg_stat_activity
                                      WHERE datname = current_database() AND pid <> pg_backend_pid() {only}""",
                                 {"name": application_name}).fetchall()

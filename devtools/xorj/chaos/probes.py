@@ -48,9 +48,10 @@ CONNECT_RETRY_SECONDS = 1.0
 
 
 def connect_ledger(dsn: str) -> psycopg.Connection:
-    """The probes' own session. A failed connect is tried again, ``CONNECT_TRIES`` times in all, a
-    second apart: the observer's path (a relay into the cluster on a loaded machine) may drop one
-    connect, which says nothing of the system under test. A ledger still unreachable raises."""
+    """The chaos suite's own session (probes, and the actions that read or signal the ledger). A failed
+    connect is tried again, ``CONNECT_TRIES`` times in all, a second apart: the observer's path (a
+    relay into the cluster on a loaded machine) may drop one connect, which says nothing of the
+    system under test. A ledger still unreachable raises."""
     connect = functools.partial(psycopg.connect, dsn, connect_timeout=5, autocommit=True)
     for _ in range(CONNECT_TRIES - 1):
         try:
