@@ -61,7 +61,7 @@ from xorj.devenv.postgres import PostgresServer
 from xorj.domain.trader_pool import PoolRanking
 from xorj.ledger import Ledger, migrate, statements
 from xorj.ledger.aio import AsyncLedger
-from xorj.ledger.notify import TRADES_CHANNEL
+from xorj.ledger.notify import listen_async
 from xorj.ledger.trader_swaps import TraderSwapStore
 from xorj.traders.backfill import refresh
 from xorj.traders.history import ChainHistory
@@ -106,7 +106,7 @@ async def _confirmations(ws_url: str, leader: str, seen: dict[str, float], ready
 async def _admissions(dsn: str, admitted: dict[int, float], ready: asyncio.Event) -> None:
     """trade id -> when the ledger's NOTIFY for its admission (state PENDING) arrived."""
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        await conn.execute(f"LISTEN {TRADES_CHANNEL}")
+        await listen_async(conn, "trades")
         ready.set()
         async for notify in conn.notifies():
             data = json.loads(notify.payload)

@@ -53,8 +53,5 @@ chain_admin_url
 # The catalogue of hostile swap answers that devenv/chain/faults.py's docstring points to.
 HOSTILE_MODES
 
-# The Postgres NOTIFY channel the ledger's alert trigger uses (ledger/notify.py names it for listeners).
-ALERTS_CHANNEL
-
 # watcher/sources.py: the Protocol a signal source implements (typing only; docs/design.md).
 SignalSource

@@ -1,8 +1,13 @@
 """LISTEN/NOTIFY on trade changes.
 
-A trigger on ``trades`` sends ``{"trade_id", "strategy", "state"}`` on channel ``xorj_trades`` for every
-admission and state change; Postgres delivers it only when the writing transaction commits. Each
+A trigger on ``trades`` sends ``{"trade_id", "strategy", "state"}`` on the ledger's trades channel for
+every admission and state change; Postgres delivers it only when the writing transaction commits. Each
 listener holds one dedicated connection (not a pooled one: LISTEN is per session).
+
+Channels are named by a secret of the ledger (migration 0016): a listener asks the ledger for the
+name of its kind of channel, and the answer depends on its login. The owner hears every namespace;
+an executor login hears only its own namespace's admissions, and no other kind. A name is a
+credential: it is never logged.
 
 Notifications are a wake-up call, not the record: one sent while a listener was disconnected is lost,
 so consumers re-read the ledger (claim_trades, get_trade) after reconnecting rather than trusting that
@@ -14,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
-from typing import Generic, Self, TypeVar
+from typing import Generic, Literal, Self, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -29,10 +34,28 @@ log = logging.getLogger(__name__)
 
 _Note = TypeVar("_Note")
 
-TRADES_CHANNEL = "xorj_trades"
-# An admission of PENDING trades, payload the strategy key alone: what wakes executors (migration 0015)
-ADMISSIONS_CHANNEL = "xorj_admissions"
-ALERTS_CHANNEL = "xorj_alerts"
+ChannelKind = Literal["trades", "admissions", "alerts"]
+"""What a channel carries: ``trades``, every admission and state change (:class:`TradeNotification`);
+``admissions``, the strategy key of each transaction that admitted PENDING trades (migration 0015);
+``alerts``, each new alert row."""
+
+_CHANNEL_OF = "SELECT ledger_channel(%s)"
+
+
+def listen(conn: psycopg.Connection, kind: ChannelKind) -> None:
+    """LISTEN on the ledger's ``kind`` channel for ``conn``'s login: the ledger names it (a login with
+    none is refused, and the refusal rises as :class:`~xorj.errors.LedgerError` under
+    :func:`~xorj.ledger.pool.translated_errors`)."""
+    row = conn.execute(_CHANNEL_OF, (kind,)).fetchone()
+    assert row is not None, "a SELECT without FROM returns one row"
+    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(row[0])))
+
+
+async def listen_async(conn: psycopg.AsyncConnection, kind: ChannelKind) -> None:
+    """:func:`listen` on an asyncio connection."""
+    row = await (await conn.execute(_CHANNEL_OF, (kind,))).fetchone()
+    assert row is not None, "a SELECT without FROM returns one row"
+    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(row[0])))
 
 
 def parse_trade_notification(payload: str) -> TradeNotification:
@@ -42,7 +65,7 @@ def parse_trade_notification(payload: str) -> TradeNotification:
             trade_id=int(data["trade_id"]), strategy=str(data["strategy"]), state=TradeState(data["state"])
         )
     except (ValueError, KeyError, TypeError) as exc:
-        raise LedgerError(f"malformed {TRADES_CHANNEL} payload {payload[:200]!r}: {exc}") from exc
+        raise LedgerError(f"malformed trades channel payload {payload[:200]!r}: {exc}") from exc
 
 
 class TradeListener:
@@ -51,11 +74,15 @@ class TradeListener:
     ``strategy`` filters notifications to one strategy (the executor's).
     """
 
-    def __init__(self, dsn: str, *, strategy: str | None = None, channel: str = TRADES_CHANNEL) -> None:
+    def __init__(self, dsn: str, *, strategy: str | None = None) -> None:
         self.strategy = strategy
         with translated_errors():
             self._conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
-            self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            try:
+                listen(self._conn, "trades")
+            except BaseException:
+                self._conn.close()
+                raise
 
     def wait(self, timeout: float, max_count: int | None = None) -> list[TradeNotification]:
         """Notifications received within ``timeout`` seconds (returns early once ``max_count`` arrived)."""
@@ -86,15 +113,15 @@ class TradeListener:
 
 
 class _AsyncListener(Generic[_Note]):
-    """An asyncio LISTEN session on one channel: ``async with ... as l: async for n in l: ...``
+    """An asyncio LISTEN session on the ledger's ``kind`` channel: ``async with ... as l: async for n in l: ...``
     (``application_name``: the session's, when given; the DSN's otherwise). :meth:`_parse` turns a
     payload into what the listener yields, or None for a notification it does not want."""
 
     _name = "listener"
 
-    def __init__(self, dsn: str, *, channel: str, application_name: str | None = None) -> None:
+    def __init__(self, dsn: str, *, kind: ChannelKind, application_name: str | None = None) -> None:
         self._dsn = dsn if application_name is None else make_conninfo(dsn, application_name=application_name)
-        self._channel = channel
+        self._kind: ChannelKind = kind
         self._conn: psycopg.AsyncConnection | None = None
 
     def _parse(self, payload: str) -> _Note | None:
@@ -103,7 +130,11 @@ class _AsyncListener(Generic[_Note]):
     async def __aenter__(self) -> Self:
         with translated_errors():
             self._conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True, connect_timeout=10)
-            await self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+            try:
+                await listen_async(self._conn, self._kind)
+            except BaseException:
+                await self._conn.close()
+                raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -134,9 +165,8 @@ class AsyncTradeListener(_AsyncListener[TradeNotification]):
     """asyncio listener of trade changes: ``async with AsyncTradeListener(dsn) as l: async for n in l: ...``;
     ``strategy`` filters notifications to one strategy."""
 
-    def __init__(self, dsn: str, *, strategy: str | None = None, channel: str = TRADES_CHANNEL,
-                 application_name: str | None = None) -> None:
-        super().__init__(dsn, channel=channel, application_name=application_name)
+    def __init__(self, dsn: str, *, strategy: str | None = None, application_name: str | None = None) -> None:
+        super().__init__(dsn, kind="trades", application_name=application_name)
         self.strategy = strategy
 
     def _parse(self, payload: str) -> TradeNotification | None:
@@ -145,12 +175,12 @@ class AsyncTradeListener(_AsyncListener[TradeNotification]):
 
 
 class AsyncAdmissionListener(_AsyncListener[str]):
-    """asyncio listener of admissions (channel ``xorj_admissions``, migration 0015): yields the
-    strategy of each admission transaction that admitted PENDING trades of ``strategy``. Postgres
+    """asyncio listener of admissions (the ledger's admissions channel, migrations 0015 and 0016): yields
+    the strategy of each admission transaction that admitted PENDING trades of ``strategy``. Postgres
     folds identical notifications of one transaction, so a fan-out's thousand admissions are one."""
 
     def __init__(self, dsn: str, *, strategy: str, application_name: str | None = None) -> None:
-        super().__init__(dsn, channel=ADMISSIONS_CHANNEL, application_name=application_name)
+        super().__init__(dsn, kind="admissions", application_name=application_name)
         self.strategy = strategy
 
     def _parse(self, payload: str) -> str | None:

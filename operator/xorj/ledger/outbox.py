@@ -1,7 +1,7 @@
 """The alert outbox: alerts are rows written in the transaction that caused them (when there is one),
 then delivered (Kubernetes Events, metrics) by :func:`claim_next` + :func:`mark_delivered` in ONE
-transaction (the operator's deliverer, :mod:`xorj.controller.alerts`). A NOTIFY on channel
-``xorj_alerts`` announces each new row.
+transaction (the operator's deliverer, :mod:`xorj.controller.alerts`). A NOTIFY on the ledger's
+alerts channel (:mod:`xorj.ledger.notify`) announces each new row.
 
 Exactly once: the claim is a row lock (``FOR UPDATE SKIP LOCKED``), so concurrent deliverers take
 different alerts; the delivery itself is idempotent (the Event's name is derived from the row), so a

@@ -156,7 +156,7 @@ class StoredTraderScore:
 
 @dataclass(frozen=True)
 class TradeNotification:
-    """Payload of a NOTIFY on channel ``xorj_trades``: sent when a trade is admitted or changes state."""
+    """Payload of a NOTIFY on the ledger's trades channel: sent when a trade is admitted or changes state."""
 
     trade_id: int
     strategy: str

@@ -5,7 +5,7 @@ asyncio :class:`~xorj.ledger.aio.AsyncLedger` run the same bodies.
 Each state change of a trade or an attempt is made by the domain's transition function
 (:mod:`xorj.domain.trades`: submit, resolve_attempt, land, confirm, fail, cancel) on the locked trade
 first, and the body writes what it returns, together with the audit row in ``trade_events``,
-announced by a NOTIFY on ``xorj_trades`` (a trigger, so it is sent only if the transaction commits).
+announced by a NOTIFY on the ledger's trades channel (a trigger, so it is sent only if the transaction commits).
 The SQL constraints re-check the same rules as a safety net.
 
 Executor writes are fenced: they name the ``owner`` that claimed the trade and the ``fencing_token``

@@ -47,6 +47,8 @@ def test_an_executor_under_its_namespace_login_trades_exactly_once(local_chain, 
     assert [e.actor for e in ledger.trade_events(refused[0])][-1] == "team-a-0"
     logs = logs_of(tmp_path)
     assert "permission denied" not in logs and "row-level security" not in logs, logs[-3000:]
+    # it woke on its namespace's admissions channel, whose name its login may ask the ledger for
+    assert "listening for admissions" in logs and "admission listener lost" not in logs, logs[-3000:]
 
 
 def test_an_executor_with_another_namespaces_login_cannot_claim_its_trades(local_chain, ledger, ledger_dsn,
