@@ -1,5 +1,6 @@
-"""LISTEN/NOTIFY: admissions and transitions are announced on xorj_trades at commit, and only then;
-admissions of PENDING trades also on xorj_admissions, once per strategy per transaction."""
+"""LISTEN/NOTIFY: admissions and transitions are announced on the ledger's trades channel at commit,
+and only then; admissions of PENDING trades also on the admissions channel, once per strategy per
+transaction. (Who may learn which channel's name: test_private_channels.py.)"""
 
 from __future__ import annotations
 
