@@ -104,3 +104,20 @@ async def test_an_executor_login_is_woken_by_its_own_admissions_and_by_no_forger
         # the owner's channel carries every namespace's admissions: A's, filtered out here, then B's
         assert await owner_run.wait(timeout=5, max_count=2) == [f"{B}/copy"]
         assert await executor_b.wait(timeout=0.3) == []
+
+
+def test_rotating_the_secret_renames_every_channel(ledger: Ledger, ledger_owner_dsn: str, executor_login) -> None:
+    """docs/security.md's rotation: a new secret, and a listener that looks its name up again hears
+    on the new name while one still on the old name hears nothing (it would claim on its poll)."""
+    login_a = executor_login(A)
+    with psycopg.connect(login_a.dsn, autocommit=True) as stale, psycopg.connect(login_a.dsn, autocommit=True) as fresh:
+        old = _channel(stale, "admissions")
+        _listen(stale, old)
+        with psycopg.connect(ledger_owner_dsn, autocommit=True) as owner:
+            owner.execute("UPDATE ledger_channel_secret SET secret = DEFAULT")
+        new = _channel(fresh, "admissions")
+        _listen(fresh, new)
+        ledger.admit_trade(intent(1, strategy=f"{A}/copy", vault="vault-a"))
+        heard = [(n.channel, n.payload) for n in fresh.notifies(timeout=5, stop_after=1)]
+        assert new != old and heard == [(new, f"{A}/copy")]
+        assert list(stale.notifies(timeout=0.3)) == []
