@@ -7,6 +7,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg
+import pytest
+
 from xorj.domain.risk import DailyUsage, RiskDecision, RiskLimits, TradeRisk, check_trade
 from xorj.errors import LedgerUnavailableError
 from xorj.ledger import Ledger, TradeIntent, migrate
@@ -117,3 +120,15 @@ def decide_with(limits: RiskLimits, notional: Decimal, *, seconds: float = 0.0) 
         return check_trade(limits, risk, usage)
 
     return decide
+
+
+def ledger_as(dsn: str) -> Ledger:
+    """A ledger client under ``dsn``'s login (a namespace's executor login, say), migrating nothing."""
+    return Ledger.connect(dsn, apply_migrations=False, max_size=2)
+
+
+def refused(conn: psycopg.Connection, statement: str, params: tuple = ()) -> psycopg.Error:
+    """Run ``statement`` as the connection's role and return the error Postgres refused it with."""
+    with pytest.raises(psycopg.Error) as refusal:
+        conn.execute(statement, params)  # an autocommit connection: one transaction per statement
+    return refusal.value

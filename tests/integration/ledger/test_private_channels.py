@@ -13,10 +13,9 @@ import uuid
 
 import psycopg
 import psycopg.errors
-import pytest
 from psycopg import sql
 
-from tests.integration.ledger.helpers import intent
+from tests.integration.ledger.helpers import intent, ledger_as, refused
 from xorj.domain.trades import ReasonCode, TradeState
 from xorj.ledger import AsyncAdmissionListener, Ledger, TradeListener, TradeNotification
 from xorj.ledger.reader_roles import ensure_reader_login
@@ -36,12 +35,6 @@ def _listen(conn: psycopg.Connection, *names: str) -> None:
         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(name)))
 
 
-def _refused(conn: psycopg.Connection, statement: str, params: tuple = ()) -> psycopg.Error:
-    with pytest.raises(psycopg.Error) as refused:
-        conn.execute(statement, params)
-    return refused.value
-
-
 def test_a_namespace_login_hears_nothing_of_another_namespace(ledger: Ledger, ledger_owner_dsn: str,
                                                               executor_login) -> None:
     login_a, login_b = executor_login(A), executor_login(B)
@@ -50,7 +43,7 @@ def test_a_namespace_login_hears_nothing_of_another_namespace(ledger: Ledger, le
         _listen(spy, *FIXED_NAMES, own)
         # namespace B's trade, from admission to FAILED by B's executor, with an alert on the way
         b_id = ledger.admit_trade(intent(2, strategy=f"{B}/copy", vault="vault-b")).trade_id
-        with Ledger.connect(login_b.dsn, apply_migrations=False, max_size=2) as as_b:
+        with ledger_as(login_b.dsn) as as_b:
             [claimed] = as_b.claim_trades(f"{B}/copy", "exec-b")
             as_b.raise_alert("BREAKER_OPEN", AlertSeverity.CRITICAL, "breaker", strategy=f"{B}/copy")
             as_b.fail_trade(b_id, "exec-b", ReasonCode.CANCELLED, "done", fencing_token=claimed.fencing_token)
@@ -77,15 +70,15 @@ def test_a_namespace_login_cannot_learn_another_channel(ledger_owner_dsn: str, e
                  _channel(owner, "trades"), _channel(owner, "alerts")}
         assert len(names) == 5 and not names & set(FIXED_NAMES)
         for kind in ("trades", "alerts"):
-            assert isinstance(_refused(as_a, "SELECT ledger_channel(%s)", (kind,)),
+            assert isinstance(refused(as_a, "SELECT ledger_channel(%s)", (kind,)),
                               psycopg.errors.InsufficientPrivilege)
-        assert isinstance(_refused(as_a, "SELECT ledger_channel('everything')"), psycopg.errors.InvalidParameterValue)
+        assert isinstance(refused(as_a, "SELECT ledger_channel('everything')"), psycopg.errors.InvalidParameterValue)
         for statement in ("SELECT secret FROM ledger_channel_secret",
                           f"SELECT xorj_channel('{B}', 'admissions')", "SELECT xorj_channel('', 'trades')"):
-            assert isinstance(_refused(as_a, statement), psycopg.errors.InsufficientPrivilege), statement
+            assert isinstance(refused(as_a, statement), psycopg.errors.InsufficientPrivilege), statement
     for dsn in (signer_a.dsn, reader):
         with psycopg.connect(dsn, autocommit=True) as other:
-            assert isinstance(_refused(other, "SELECT ledger_channel('admissions')"),
+            assert isinstance(refused(other, "SELECT ledger_channel('admissions')"),
                               psycopg.errors.InsufficientPrivilege)
 
 

@@ -18,7 +18,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from tests.fixtures.postgres import LEDGER_OWNER, LEDGER_OWNER_PASSWORD
-from tests.integration.ledger.helpers import intent, raw_tx
+from tests.integration.ledger.helpers import intent, ledger_as, raw_tx, refused
 from xorj.devenv.tls import issue
 from xorj.domain.risk import ALLOWED
 from xorj.domain.trades import AttemptOutcome, ReasonCode, TradeState
@@ -34,17 +34,6 @@ from xorj.ledger.roles import (
 )
 
 A, B = "team-a", "team-b"
-
-
-def _as(dsn: str) -> Ledger:
-    return Ledger.connect(dsn, apply_migrations=False, max_size=2)
-
-
-def _refused(conn: psycopg.Connection, statement: str, params: tuple = ()) -> psycopg.Error:
-    """Run ``statement`` as the connection's role and return the error Postgres refused it with."""
-    with pytest.raises(psycopg.Error) as refused:
-        conn.execute(statement, params)  # an autocommit connection: one transaction per statement
-    return refused.value
 
 
 @pytest.fixture
@@ -71,7 +60,7 @@ def test_the_operators_role_owns_the_schema_and_is_not_a_superuser(ledger_owner_
 
 def test_a_namespace_login_sees_claims_and_writes_only_its_namespace(ledger: Ledger, two_tenants) -> None:
     a_id, b_id, login_a, _ = two_tenants
-    with _as(login_a.dsn) as as_a:
+    with ledger_as(login_a.dsn) as as_a:
         assert as_a.claim_trades(f"{B}/copy", "thief", limit=10) == []
         assert as_a.find_trade(b_id) is None
         with pytest.raises(TradeNotFoundError):
@@ -103,8 +92,8 @@ def test_raw_sql_of_a_namespace_login_cannot_touch_another_namespace(ledger: Led
             ("INSERT INTO alerts (kind, severity, strategy, trade_id, message) VALUES ('k', 'info', %s, %s, 'm')",
              (f"{A}/copy", b_id)),
         ]:
-            assert isinstance(_refused(conn, statement, params), psycopg.errors.InsufficientPrivilege), statement
-        assert isinstance(_refused(conn, "SELECT executor_group FROM ledger_roles"),
+            assert isinstance(refused(conn, statement, params), psycopg.errors.InsufficientPrivilege), statement
+        assert isinstance(refused(conn, "SELECT executor_group FROM ledger_roles"),
                           psycopg.errors.InsufficientPrivilege)
         # SET ROLE to its group does not change whose namespace it is: the policies read session_user
         group = conn.execute("SELECT rolname FROM pg_roles WHERE pg_has_role(session_user, oid, 'MEMBER') "
@@ -153,7 +142,7 @@ def test_a_namespace_login_cannot_escalate_or_change_the_schema(
 ) -> None:
     _, _, login_a, _ = two_tenants
     with psycopg.connect(login_a.dsn, autocommit=True) as conn:
-        error = _refused(conn, statement)
+        error = refused(conn, statement)
     assert isinstance(error, psycopg.errors.InsufficientPrivilege), f"{statement}: {type(error).__name__}: {error}"
     with psycopg.connect(ledger_dsn) as setup:
         assert setup.execute("SELECT count(*) FROM trades").fetchone()[0] == 2
@@ -165,7 +154,7 @@ def test_a_namespace_login_makes_every_executor_statement(ledger: Ledger, execut
     strategy = f"{A}/copy"
     ids = [ledger.admit_trade(intent(n, strategy=strategy, vault="vault-a")).trade_id for n in (1, 2, 3, 4)]
     login = executor_login(A)
-    with _as(login.dsn) as ex:
+    with ledger_as(login.dsn) as ex:
         assert ex.ping()
         claimed = ex.claim_trades(strategy, "exec-a", limit=10, lease_seconds=60)
         assert [t.trade_id for t in claimed] == ids
@@ -271,7 +260,7 @@ def test_a_dropped_login_loses_its_namespace_and_cannot_log_in(ledger: Ledger, l
     with psycopg.connect(login.dsn, autocommit=True) as still_connected:
         assert drop_executor_login(ledger_owner_dsn, A) is True
         # its open session keeps its connection but no privilege (the role it runs as is gone)
-        assert isinstance(_refused(still_connected, "SELECT count(*) FROM trades"),
+        assert isinstance(refused(still_connected, "SELECT count(*) FROM trades"),
                           psycopg.errors.InsufficientPrivilege)
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(login.dsn, connect_timeout=5).close()
