@@ -61,6 +61,13 @@ MONITORING_MAX_FOR = "10s"  # = xorj.devenv.monitoring.DEV_MAX_FOR
 # and makes it fire about 25 s in. (A SIGKILLed watcher alone never fires it: while dead it exports
 # no series, and a new process reports no lag until its first polling round.)
 WATCHER_LAG_SECONDS = 10
+# The fault window of XorjRpcErrors, XorjOnChainFailures and XorjUnsafeSwapRefused here (the chart's
+# faultWindow, 2m by default): such an alert resolves once no failure has happened for this long, and
+# the next experiment asking for it first waits until it has (begin_run's quiet wait). With 2m those
+# waits were about 9 of the `ci` set's 17 minutes; 30 s is still three times the `for:` cap, so an
+# alert fires and holds as in a cluster. The expressions are the chart's; its promtool unit tests
+# keep checking the 2m window.
+FAULT_WINDOW = "30s"
 
 # The copy loop: the strategy the watcher copies the lead trader for, its executors and the watcher.
 FOLLOWER_NAMESPACE = MONITORING_NAMESPACE
@@ -288,8 +295,8 @@ class LocalChaosEnv:
 
     def _configure_monitoring(self) -> tuple[Any, dict[str, int], str]:
         """Render the chart's ServiceMonitors and PrometheusRule into the local Prometheus' and
-        Alertmanager's configuration (xorj.devenv.monitoring), ``for:`` capped at MONITORING_MAX_FOR
-        and the watcher's lag threshold at WATCHER_LAG_SECONDS; also the name of the chart's watcher
+        Alertmanager's configuration (xorj.devenv.monitoring), ``for:`` capped at MONITORING_MAX_FOR,
+        the watcher's lag threshold at WATCHER_LAG_SECONDS and the fault window at FAULT_WINDOW; also the name of the chart's watcher
         Service (its targets' job)."""
         from xorj.devenv import monitoring
         from xorj.devenv.demo import CHART, LEDGER_SECRET, RELEASE
@@ -299,7 +306,8 @@ class LocalChaosEnv:
         toolchain = Toolchain()
         rendered = subprocess.run([str(toolchain.path("helm")), *monitoring.template_args(
             RELEASE, CHART, MONITORING_NAMESPACE, LEDGER_SECRET),
-            "--set", f"metrics.prometheusRule.watcherLagSeconds={WATCHER_LAG_SECONDS}"], capture_output=True, text=True, timeout=120,
+            "--set", f"metrics.prometheusRule.watcherLagSeconds={WATCHER_LAG_SECONDS}",
+            "--set", f"metrics.prometheusRule.faultWindow={FAULT_WINDOW}"], capture_output=True, text=True, timeout=120,
             check=False)
         if rendered.returncode != 0:
             raise EnvironmentSetupError(f"helm template (monitoring) failed: {rendered.stderr.strip()}")

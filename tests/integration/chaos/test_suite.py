@@ -12,7 +12,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 # Fourteen experiments, eight of which wait in the background for Alertmanager to see their alert fire
-# and resolve (about two minutes each after the faults clear): about 17 minutes on two busy cores.
+# and resolve (within the local environment's 30 s fault window after the faults clear): about 10
+# minutes on two busy cores.
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.chain, pytest.mark.timeout(2700)]
 ALERTMANAGER_EXPERIMENTS = ("circuit-breaker", "ledger-partition", "watcher-killed")
 
