@@ -296,8 +296,8 @@ class LocalChaosEnv:
     def _configure_monitoring(self) -> tuple[Any, dict[str, int], str]:
         """Render the chart's ServiceMonitors and PrometheusRule into the local Prometheus' and
         Alertmanager's configuration (xorj.devenv.monitoring), ``for:`` capped at MONITORING_MAX_FOR,
-        the watcher's lag threshold at WATCHER_LAG_SECONDS and the fault window at FAULT_WINDOW; also the name of the chart's watcher
-        Service (its targets' job)."""
+        the watcher's lag threshold at WATCHER_LAG_SECONDS and the fault window at FAULT_WINDOW; also
+        the name of the chart's watcher Service (its targets' job)."""
         from xorj.devenv import monitoring
         from xorj.devenv.demo import CHART, LEDGER_SECRET, RELEASE
         from xorj.devenv.postgres import free_port
